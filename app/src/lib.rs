@@ -1,0 +1,3 @@
+//! Offboard's console: the Leptos UI, its server functions, and the types shared with the browser.
+
+pub mod model;

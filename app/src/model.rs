@@ -1,0 +1,320 @@
+//! The values Offboard talks about (site users, preview rows, run results), shared by the
+//! engine on the server and the pages in the browser.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A user's role on the Stack Internal site, from SCIM `userType`.
+/// Stack omits `userType` for ordinary users; any unknown value is kept verbatim.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Role {
+    #[default]
+    Registered,
+    Moderator,
+    Admin,
+    Other(String),
+}
+
+impl Role {
+    /// Reads SCIM `userType` (case-insensitive; absent means an ordinary user).
+    pub fn from_user_type(user_type: Option<&str>) -> Role {
+        match user_type.map(str::trim) {
+            None | Some("") => Role::Registered,
+            Some(t) if t.eq_ignore_ascii_case("registered") => Role::Registered,
+            Some(t) if t.eq_ignore_ascii_case("moderator") => Role::Moderator,
+            Some(t) if t.eq_ignore_ascii_case("admin") => Role::Admin,
+            Some(t) => Role::Other(t.to_string()),
+        }
+    }
+
+    /// Moderators and admins cannot be deleted before being demoted to Registered.
+    pub fn is_privileged(&self) -> bool {
+        matches!(self, Role::Moderator | Role::Admin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Registered => f.write_str("Registered"),
+            Role::Moderator => f.write_str("Moderator"),
+            Role::Admin => f.write_str("Admin"),
+            Role::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One account on the site as SCIM lists it. `id` is the *account ID* that DELETE takes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SiteUser {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub user_name: Option<String>,
+    pub display_name: Option<String>,
+    /// Every email value the user has, in the order the server gave them (primary not first).
+    pub emails: Vec<String>,
+    /// The email marked `primary`, else the first one.
+    pub primary_email: Option<String>,
+    pub active: bool,
+    pub role: Role,
+    /// `meta.created` as the server sent it (RFC 3339 text).
+    pub created: Option<String>,
+}
+
+impl SiteUser {
+    /// True when any of the user's emails equals `email`, ignoring case and surrounding space.
+    pub fn has_email(&self, email: &str) -> bool {
+        let wanted = email.trim();
+        self.emails
+            .iter()
+            .any(|e| e.trim().eq_ignore_ascii_case(wanted))
+    }
+
+    /// The best single email to show or report for this user.
+    pub fn display_email(&self) -> Option<&str> {
+        self.primary_email
+            .as_deref()
+            .or_else(|| self.emails.first().map(String::as_str))
+    }
+}
+
+/// What the admin asked the run to do with each selected user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Action {
+    /// Irreversible: the account is removed and its content re-attributed to a generic user.
+    #[default]
+    Delete,
+    /// Reversible: SCIM `active` is set to false.
+    Deactivate,
+}
+
+impl Action {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Delete => "DELETE",
+            Action::Deactivate => "DEACTIVATE",
+        }
+    }
+}
+
+/// What one row of the preview will lead to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum PreviewOutcome {
+    /// Resolved to exactly one account, which the run will act on.
+    Selected,
+    /// No account has this email / account ID.
+    NotFound,
+    /// Two or more accounts share this email: never acted on automatically.
+    Ambiguous,
+    /// The row is not an email or an account ID.
+    Invalid,
+    /// The same account was already selected by an earlier row.
+    Duplicate,
+    /// A Moderator or Admin, and "demote first" was not chosen.
+    Privileged,
+    /// On the protected list, or the operator's own account.
+    Protected,
+    /// The site's system account: never touched.
+    SystemAccount,
+}
+
+impl PreviewOutcome {
+    pub const ALL: [PreviewOutcome; 8] = [
+        PreviewOutcome::Selected,
+        PreviewOutcome::NotFound,
+        PreviewOutcome::Ambiguous,
+        PreviewOutcome::Invalid,
+        PreviewOutcome::Duplicate,
+        PreviewOutcome::Privileged,
+        PreviewOutcome::Protected,
+        PreviewOutcome::SystemAccount,
+    ];
+
+    /// Short label in the admin's words, as shown in the preview table and CSV.
+    pub fn label(self) -> &'static str {
+        match self {
+            PreviewOutcome::Selected => "will be processed",
+            PreviewOutcome::NotFound => "not found",
+            PreviewOutcome::Ambiguous => "ambiguous",
+            PreviewOutcome::Invalid => "invalid row",
+            PreviewOutcome::Duplicate => "duplicate",
+            PreviewOutcome::Privileged => "moderator/admin",
+            PreviewOutcome::Protected => "protected",
+            PreviewOutcome::SystemAccount => "system account",
+        }
+    }
+}
+
+/// Where the preview's rows came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PreviewSource {
+    /// An uploaded file; `column` says which column was read and why.
+    File { file_name: String, column: ColumnChoice },
+    /// Users listed as deactivated (`active == false`, checked by Offboard itself).
+    Deactivated,
+    /// Users the admin ticked by hand in the deactivated list.
+    Picked,
+}
+
+/// Which column of the admin's file held the emails or account IDs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ColumnChoice {
+    /// 0-based column index.
+    pub index: usize,
+    /// The header text, when the file has a header row.
+    pub header: Option<String>,
+    /// All column headers (or "Column 1", "Column 2", ... when there is no header row).
+    pub all_columns: Vec<String>,
+    /// Why this column was picked, in plain words.
+    pub reason: String,
+    /// Field separator detected, for the admin's information: "comma", "semicolon", "tab".
+    pub delimiter: String,
+    /// Text encoding detected: "UTF-8", "UTF-8 with BOM", "UTF-16LE", "UTF-16BE", "Windows-1252".
+    pub encoding: String,
+}
+
+/// One row of the preview: an input row (or a selected user) and what will happen to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewRow {
+    /// 1-based line number in the file (None for users picked from a listing).
+    pub line: Option<usize>,
+    /// The value as the admin gave it (trimmed), or the account ID for listed users.
+    pub input: String,
+    pub outcome: PreviewOutcome,
+    /// Resolved account (None for not found / invalid rows; the first match for ambiguous ones).
+    pub account_id: Option<String>,
+    pub user_name: Option<String>,
+    pub display_name: Option<String>,
+    pub emails: Vec<String>,
+    pub active: Option<bool>,
+    pub role: Option<Role>,
+    /// Why, in plain words (empty for plainly selected rows).
+    pub reason: String,
+}
+
+/// How many preview rows ended in each outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewCounts {
+    pub selected: usize,
+    pub not_found: usize,
+    pub ambiguous: usize,
+    pub invalid: usize,
+    pub duplicate: usize,
+    pub privileged: usize,
+    pub protected: usize,
+    pub system_account: usize,
+}
+
+impl PreviewCounts {
+    pub fn from_rows(rows: &[PreviewRow]) -> PreviewCounts {
+        let mut c = PreviewCounts::default();
+        for r in rows {
+            *c.slot(r.outcome) += 1;
+        }
+        c
+    }
+
+    fn slot(&mut self, outcome: PreviewOutcome) -> &mut usize {
+        match outcome {
+            PreviewOutcome::Selected => &mut self.selected,
+            PreviewOutcome::NotFound => &mut self.not_found,
+            PreviewOutcome::Ambiguous => &mut self.ambiguous,
+            PreviewOutcome::Invalid => &mut self.invalid,
+            PreviewOutcome::Duplicate => &mut self.duplicate,
+            PreviewOutcome::Privileged => &mut self.privileged,
+            PreviewOutcome::Protected => &mut self.protected,
+            PreviewOutcome::SystemAccount => &mut self.system_account,
+        }
+    }
+
+    pub fn get(&self, outcome: PreviewOutcome) -> usize {
+        let mut copy = self.clone();
+        *copy.slot(outcome)
+    }
+}
+
+/// The whole preview: what the admin reviews and confirms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub source: PreviewSource,
+    pub rows: Vec<PreviewRow>,
+    pub counts: PreviewCounts,
+    /// Moderators/Admins are demoted to Registered first (else they are skipped).
+    pub demote_privileged: bool,
+}
+
+impl Preview {
+    /// The rows the run will act on, in input order.
+    pub fn selected(&self) -> impl Iterator<Item = &PreviewRow> {
+        self.rows
+            .iter()
+            .filter(|r| r.outcome == PreviewOutcome::Selected)
+    }
+}
+
+/// How one selected user ended after the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum ItemOutcome {
+    /// DELETE answered 204 (possibly after demotion).
+    Deleted,
+    /// PATCH active=false succeeded.
+    Deactivated,
+    /// DELETE answered 404 and a GET confirmed the user is gone (or an unknown outcome
+    /// was settled by a GET that found no user).
+    AlreadyGone,
+    /// DELETE answered 404 but the user is still there: SCIM deletion is not enabled.
+    DeletionNotEnabled,
+    /// A Moderator/Admin that could not be deleted (demotion not allowed, or it failed).
+    Privileged,
+    /// The user created a community: only Stack support can delete them.
+    CommunityCreator,
+    /// The site refused: system account.
+    SystemAccount,
+    /// The user changed since the preview (email, role, or gone) and was left alone.
+    ChangedSincePreview,
+    /// Any other error; `message` carries the server's own words.
+    Failed,
+    /// Not attempted: the run was cancelled or stopped before reaching this user.
+    NotAttempted,
+}
+
+impl ItemOutcome {
+    /// True for outcomes where the user no longer exists / is no longer active as asked.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            ItemOutcome::Deleted | ItemOutcome::Deactivated | ItemOutcome::AlreadyGone
+        )
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ItemOutcome::Deleted => "deleted",
+            ItemOutcome::Deactivated => "deactivated",
+            ItemOutcome::AlreadyGone => "already gone",
+            ItemOutcome::DeletionNotEnabled => "deletion not enabled",
+            ItemOutcome::Privileged => "moderator/admin",
+            ItemOutcome::CommunityCreator => "community creator",
+            ItemOutcome::SystemAccount => "system account",
+            ItemOutcome::ChangedSincePreview => "changed since preview",
+            ItemOutcome::Failed => "failed",
+            ItemOutcome::NotAttempted => "not attempted",
+        }
+    }
+}
+
+/// The result for one selected user, emitted the moment it is known.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemResult {
+    pub account_id: String,
+    pub email: Option<String>,
+    pub outcome: ItemOutcome,
+    /// The server's own message, or Offboard's explanation, in plain words.
+    pub message: String,
+    /// Requests sent for this user (DELETE, GET, PATCH), retries included.
+    pub attempts: u32,
+    /// Wall time spent on this user, in milliseconds.
+    pub elapsed_ms: u64,
+    /// True when the user was demoted to Registered before deletion.
+    pub demoted: bool,
+}

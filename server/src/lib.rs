@@ -1,0 +1,8 @@
+//! Offboard's server: the web console's backend and the command-line deletion engine.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod scim;
+pub mod storage;
+pub mod web;

@@ -1,0 +1,98 @@
+//! Talking to a site's SCIM 2.0 users endpoint: where it is, the secret token, and the raw
+//! replies. What a reply *means* is decided by pure functions in `engine::classify`.
+
+use async_trait::async_trait;
+use std::fmt;
+
+pub mod endpoint;
+pub mod http;
+
+
+/// The SCIM bearer token. `Debug` and `Display` print `<hidden>` so it cannot leak into
+/// logs, error messages or reports by accident; read it only with [`ScimToken::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScimToken(String);
+
+impl ScimToken {
+    pub fn new(token: impl Into<String>) -> ScimToken {
+        ScimToken(token.into().trim().to_string())
+    }
+
+    /// The token itself: only for the `Authorization` header and for encryption at rest.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The last four characters, for "token saved, ending …ab12". Tokens shorter than
+    /// 12 characters show nothing, so the hint never reveals a meaningful share of the secret.
+    pub fn hint(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        if chars.len() < 12 {
+            String::new()
+        } else {
+            chars[chars.len() - 4..].iter().collect()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for ScimToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+impl fmt::Display for ScimToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+/// One HTTP reply from the SCIM server, kept raw so classification stays a pure function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScimReply {
+    pub status: u16,
+    /// The `Retry-After` header verbatim (seconds or an HTTP date), if any.
+    pub retry_after: Option<String>,
+    /// The `Content-Type` header, if any (HTML here means "not a SCIM endpoint").
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+/// A request that got no HTTP reply at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// No reply within the timeout. For a DELETE the outcome is *unknown*: it may have succeeded.
+    #[error("the site did not answer within {0} seconds")]
+    Timeout(u64),
+    #[error("could not find the site's address (DNS): {0}")]
+    Dns(String),
+    #[error("could not connect to the site: {0}")]
+    Connect(String),
+    #[error("secure connection (TLS) failed: {0}")]
+    Tls(String),
+    #[error("the connection failed: {0}")]
+    Other(String),
+}
+
+/// The SCIM operations the engine needs. The HTTP implementation is [`http::HttpScim`];
+/// tests may use an in-memory fake for faults a real server cannot produce.
+#[async_trait]
+pub trait ScimProvider: Send + Sync {
+    /// `GET {users}?startIndex=..&count=..` (1-based start index, as RFC 7644 says).
+    async fn list_users(&self, start_index: usize, count: usize)
+        -> Result<ScimReply, TransportError>;
+    /// `GET {users}/{account_id}`.
+    async fn get_user(&self, account_id: &str) -> Result<ScimReply, TransportError>;
+    /// `DELETE {users}/{account_id}`.
+    async fn delete_user(&self, account_id: &str) -> Result<ScimReply, TransportError>;
+    /// `PATCH {users}/{account_id}` with a SCIM PatchOp body (`application/scim+json`).
+    async fn patch_user(
+        &self,
+        account_id: &str,
+        patch: &serde_json::Value,
+    ) -> Result<ScimReply, TransportError>;
+}
