@@ -149,7 +149,10 @@ impl PreviewOutcome {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PreviewSource {
     /// An uploaded file; `column` says which column was read and why.
-    File { file_name: String, column: ColumnChoice },
+    File {
+        file_name: String,
+        column: ColumnChoice,
+    },
     /// Users listed as deactivated (`active == false`, checked by Offboard itself).
     Deactivated,
     /// Users the admin ticked by hand in the deactivated list.

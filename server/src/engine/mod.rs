@@ -10,3 +10,36 @@ pub mod listing;
 pub mod report;
 pub mod resolve;
 pub mod runner;
+
+use chrono::{DateTime, Utc};
+
+/// One user the run will act on, taken from a confirmed preview (re-checked at run start).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunTarget {
+    pub account_id: String,
+    /// The email the admin gave (or the user's primary email), for reports.
+    pub email: Option<String>,
+    /// Where the previous attempt got to: a target left `Sending` by a crash is settled with a
+    /// GET before anything is re-sent.
+    pub state: TargetState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TargetState {
+    Pending,
+    Sending,
+}
+
+/// Wall-clock time, behind a trait so reports and job records can be tested with a fixed clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

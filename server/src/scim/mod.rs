@@ -7,7 +7,6 @@ use std::fmt;
 pub mod endpoint;
 pub mod http;
 
-
 /// The SCIM bearer token. `Debug` and `Display` print `<hidden>` so it cannot leak into
 /// logs, error messages or reports by accident; read it only with [`ScimToken::expose`].
 #[derive(Clone, PartialEq, Eq)]
@@ -83,8 +82,11 @@ pub enum TransportError {
 #[async_trait]
 pub trait ScimProvider: Send + Sync {
     /// `GET {users}?startIndex=..&count=..` (1-based start index, as RFC 7644 says).
-    async fn list_users(&self, start_index: usize, count: usize)
-        -> Result<ScimReply, TransportError>;
+    async fn list_users(
+        &self,
+        start_index: usize,
+        count: usize,
+    ) -> Result<ScimReply, TransportError>;
     /// `GET {users}/{account_id}`.
     async fn get_user(&self, account_id: &str) -> Result<ScimReply, TransportError>;
     /// `DELETE {users}/{account_id}`.
