@@ -1,3 +1,17 @@
 //! Offboard's console: the Leptos UI, its server functions, and the types shared with the browser.
 
+pub mod backend;
+pub mod confirm;
 pub mod model;
+mod pages;
+mod shell;
+
+pub use shell::{shell, App};
+
+/// Entry point of the WASM bundle: attaches the browser to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

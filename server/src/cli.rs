@@ -1,1 +1,27 @@
-//! (to be written)
+//! The `offboard` command: parses flags and runs the chosen subcommand.
+
+use crate::config::{Cli, Command};
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Parses the command line and runs it; the process exit status comes from here.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    // `offboard` alone runs the console, configured from the environment.
+    let command = match cli.command {
+        Some(c) => c,
+        None => match Cli::parse_from(["offboard", "serve"]).command {
+            Some(c) => c,
+            None => return ExitCode::FAILURE,
+        },
+    };
+    match command {
+        Command::Serve(args) => match crate::web::serve(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("offboard: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,100 @@
+# Offboard: build, run and test. The README's two commands are `make run` and `make test`;
+# both install what is missing on a fresh machine and skip what is already there.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Build outputs and tools are cached outside the clone so a fresh clone (and CI) reuses them.
+CACHE            ?= $(HOME)/.cache/offboard
+export CARGO_TARGET_DIR ?= $(CACHE)/target
+TOOLS            := $(CACHE)/tools
+VENV             := $(CACHE)/venv-scim
+WASM_BINDGEN_VERSION := 0.2.130
+SCIM2_SERVER_VERSION := 0.8.3
+BINARYEN_VERSION := 132
+SITE             := target/site
+WASM_OPT         := $(TOOLS)/node_modules/.bin/wasm-opt
+SERVER_BIN       := $(CARGO_TARGET_DIR)/release/offboard
+SUDO             := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Settings `make run` passes through to the console (see `offboard serve --help`).
+export OFFBOARD_ADDR OFFBOARD_DATA_DIR DATABASE_URL OFFBOARD_LOG_FORMAT OFFBOARD_SECRET_KEY
+export LEPTOS_OUTPUT_NAME := offboard
+export SCIM2_SERVER_BIN := $(VENV)/bin/scim2-server
+export CARGO_PROFILE_DEV_DEBUG ?= line-tables-only
+
+.PHONY: help run build site server test test-unit e2e bench deps deps-build deps-test clean-site fmt lint
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+run: build ## Build (release) and run the console on http://127.0.0.1:3000 (or $$OFFBOARD_ADDR)
+	@echo "==> Starting Offboard on http://$${OFFBOARD_ADDR:-127.0.0.1:3000} (data in $${OFFBOARD_DATA_DIR:-./data}); Ctrl-C stops it"
+	LEPTOS_SITE_ROOT=$(SITE) $(SERVER_BIN) serve
+
+build: site server ## Release server binary and optimised WASM site
+
+server: deps-build
+	@echo "==> Building the server (release)"
+	cargo build --release -p server --bins
+
+site: deps-build
+	@echo "==> Building the browser bundle (WASM, release)"
+	cargo rustc -p app --lib --target wasm32-unknown-unknown --crate-type cdylib \
+		--features hydrate --no-default-features --profile wasm-release
+	@mkdir -p $(SITE)/pkg
+	wasm-bindgen --target web --no-typescript --out-dir $(SITE)/pkg --out-name offboard \
+		$(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/app.wasm
+	$(WASM_OPT) -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+		--enable-reference-types --enable-multivalue --enable-mutable-globals \
+		$(SITE)/pkg/offboard_bg.wasm -o $(SITE)/pkg/offboard.wasm
+	@rm -f $(SITE)/pkg/offboard_bg.wasm
+	cp style/main.css $(SITE)/pkg/offboard.css
+	cp -r public/. $(SITE)/
+	@echo "==> WASM size: $$(stat -c %s $(SITE)/pkg/offboard.wasm) bytes raw, $$(gzip -9c $(SITE)/pkg/offboard.wasm | wc -c) bytes gzipped"
+
+test: deps-test ## Run every test layer: unit, integration (real SCIM server), end-to-end (Chromium)
+	@bash .ci/test-all
+
+test-unit: deps-test ## Unit and integration tests only (no browser)
+	cargo test --workspace --all-targets --features app/ssr
+
+e2e: build deps-test ## End-to-end tests in Chromium against the release binary
+	cd end2end && OFFBOARD_BIN=$(SERVER_BIN) OFFBOARD_SITE_ROOT=$(abspath $(SITE)) npx playwright test
+
+bench: ## Benchmarks (engine against the fault server); see docs/benchmarks.md
+	@echo "No benchmark yet: the engine lands in issue 3."
+
+fmt: ## Format the code
+	cargo fmt --all
+
+lint: ## Formatting and clippy checks
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --features app/ssr -- -D warnings
+
+deps: deps-test ## Install everything the build and the tests need
+
+deps-build:
+	@command -v cargo >/dev/null || { echo "Rust (cargo) is needed: install it with rustup first."; exit 1; }
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || { \
+		echo "==> Installing the wasm32 Rust target"; rustup target add wasm32-unknown-unknown; }
+	@[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || { \
+		echo "==> Installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 3 minutes, once)"; \
+		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); }
+	@[ -x $(WASM_OPT) ] || { \
+		echo "==> Installing wasm-opt (npm binaryen@$(BINARYEN_VERSION)) into $(TOOLS)"; \
+		mkdir -p $(TOOLS); npm install --prefix $(TOOLS) --no-audit --no-fund --silent binaryen@$(BINARYEN_VERSION); }
+
+deps-test: deps-build
+	@command -v chromium >/dev/null || { \
+		echo "==> Installing Chromium from Debian (about 1 minute, once)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@[ -x $(SCIM2_SERVER_BIN) ] || { \
+		echo "==> Installing the reference SCIM server (PyPI scim2-server==$(SCIM2_SERVER_VERSION)) into $(VENV)"; \
+		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q scim2-server==$(SCIM2_SERVER_VERSION); }
+	@[ -d end2end/node_modules/@playwright/test ] || { \
+		echo "==> Installing Playwright (npm; it uses Debian's Chromium, no browser download)"; \
+		cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent; }
+
+clean-site:
+	rm -rf $(SITE)

@@ -1,0 +1,100 @@
+//! The page frame every screen shares: document head, header with the steps of the flow,
+//! footer with the version, and the routes.
+
+use crate::pages;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    StaticSegment,
+};
+
+/// The HTML document the server renders around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The steps of the admin's path, in order, as the navigation shows them.
+const STEPS: [(&str, &str); 5] = [
+    ("/connect", "Connect"),
+    ("/choose", "Choose users"),
+    ("/preview", "Preview"),
+    ("/run", "Run"),
+    ("/history", "History"),
+];
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects run only in the browser, so this flips once the WASM has hydrated the page:
+    // tests (and styles) can tell a live page from server-rendered HTML.
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
+    view! {
+        <Stylesheet id="offboard" href="/pkg/offboard.css" />
+        <Title text="Offboard" />
+        <Router>
+            <div class="app" data-hydrated=move || hydrated.get().to_string()>
+            <a class="skip-link" href="#main">
+                "Skip to content"
+            </a>
+            <header class="site-header">
+                <A href="/" attr:class="brand">
+                    <span class="brand-mark" aria-hidden="true">
+                        "⇥"
+                    </span>
+                    " Offboard"
+                </A>
+                <nav aria-label="Steps">
+                    <ol class="steps">
+                        {STEPS
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (href, label))| {
+                                view! {
+                                    <li>
+                                        <A href=*href>
+                                            <span class="step-number" aria-hidden="true">
+                                                {i + 1}
+                                            </span>
+                                            {*label}
+                                        </A>
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ol>
+                </nav>
+            </header>
+            <main id="main" tabindex="-1">
+                <Routes fallback=pages::NotFound>
+                    <Route path=StaticSegment("") view=pages::Overview />
+                    <Route path=StaticSegment("connect") view=pages::Connect />
+                    <Route path=StaticSegment("choose") view=pages::Choose />
+                    <Route path=StaticSegment("preview") view=pages::PreviewPage />
+                    <Route path=StaticSegment("run") view=pages::RunPage />
+                    <Route path=StaticSegment("history") view=pages::History />
+                </Routes>
+            </main>
+            <footer class="site-footer">
+                <span>"Offboard " {env!("CARGO_PKG_VERSION")}</span>
+                <span>"Deletes Stack Internal users through SCIM, with a preview and a record."</span>
+            </footer>
+            </div>
+        </Router>
+    }
+}

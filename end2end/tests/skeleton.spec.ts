@@ -1,0 +1,68 @@
+// The walking skeleton, end to end: the release binary serves a server-rendered page that
+// hydrates in Chromium, and a server function round-trips to the SQLite database.
+import { test, expect } from '@playwright/test';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Console } from './support/servers';
+
+let server: Console;
+
+test.beforeAll(async () => {
+  server = await Console.start();
+});
+
+test.afterAll(async () => {
+  await server?.stop();
+});
+
+test('health check answers with the version and a working database', async ({ request }) => {
+  const res = await request.get(`${server.baseURL}/healthz`);
+  expect(res.status()).toBe(200);
+  const body = await res.json();
+  expect(body.status).toBe('ok');
+  expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
+  expect(body.database.status).toBe('ok');
+  expect(fs.existsSync(path.join(server.dataDir, 'offboard.db'))).toBe(true);
+});
+
+test('the page arrives rendered by the server, before any script runs', async ({ request }) => {
+  const res = await request.get(`${server.baseURL}/`);
+  expect(res.status()).toBe(200);
+  const html = await res.text();
+  expect(html).toContain('<nav aria-label="Steps"');
+  for (const step of ['Connect', 'Choose users', 'Preview', 'Run', 'History']) {
+    expect(html).toContain(step);
+  }
+  expect(html).toContain('/pkg/offboard.js');
+  // Server-rendered means not hydrated yet.
+  expect(html).toContain('data-hydrated="false"');
+});
+
+test('the page hydrates and a server function round-trips to the database', async ({ page }) => {
+  await page.goto(server.baseURL);
+  await expect(page.getByRole('heading', { name: 'Offboard', level: 1 })).toBeVisible();
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+
+  const status = page.getByTestId('storage-status');
+  await expect(status).toContainText('SQLite is working');
+
+  // Only the WASM can send this request: a click on a plain button with no form.
+  const call = page.waitForResponse((r) => r.url().includes('/api/check_storage'));
+  await page.getByRole('button', { name: 'Check again' }).click();
+  const res = await call;
+  expect(res.status()).toBe(200);
+  await expect(status).toContainText('migrations applied');
+});
+
+test('navigation between the steps works without a full reload', async ({ page }) => {
+  await page.goto(server.baseURL);
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  await page.getByRole('navigation', { name: 'Steps' }).getByRole('link', { name: 'History' }).click();
+  await expect(page).toHaveURL(/\/history$/);
+  await expect(page.getByRole('heading', { name: 'History', level: 1 })).toBeVisible();
+});
+
+test('an unknown address says so in plain words', async ({ page }) => {
+  await page.goto(`${server.baseURL}/no-such-page`);
+  await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+});
