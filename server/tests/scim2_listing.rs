@@ -47,7 +47,7 @@ fn varied_user(i: usize) -> Value {
         }
         _ => user["emails"] = json!([{"value": format!("u{i}@acme.example"), "primary": true}]),
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         user["active"] = json!(false);
     }
     match i % 100 {
@@ -55,7 +55,7 @@ fn varied_user(i: usize) -> Value {
         6 => user["userType"] = json!("Moderator"),
         _ => {}
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         user["displayName"] = json!(format!("Display {i}"));
         user["externalId"] = json!(format!("ext-{i}"));
     }
@@ -75,7 +75,11 @@ async fn lists_2500_users_across_the_server_page_cap() {
         ConnectionDiagnosis::Ok { user_count: n }
     );
 
-    let index_of: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let index_of: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
     let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let mut orders = Vec::new();
     // 100 a page (25 pages, 4 at a time); and 5000 asked, which the server cuts to 1000.
@@ -86,7 +90,9 @@ async fn lists_2500_users_across_the_server_page_cap() {
         };
         let last = Mutex::new((0, 0));
         let progress = |done, total| *last.lock().unwrap() = (done, total);
-        let users = list_all_users(&scim, &opts, &progress).await.expect("listing");
+        let users = list_all_users(&scim, &opts, &progress)
+            .await
+            .expect("listing");
         assert_eq!(users.len(), n, "page size {page_size}");
         let got: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
         assert_eq!(got, want, "page size {page_size}");
@@ -94,15 +100,18 @@ async fn lists_2500_users_across_the_server_page_cap() {
 
         for user in &users {
             let i = index_of[user.id.as_str()];
-            assert_eq!(user.user_name.as_deref(), Some(format!("user{i:04}").as_str()));
-            assert_eq!(user.active, i % 7 != 0, "active of user {i}");
+            assert_eq!(
+                user.user_name.as_deref(),
+                Some(format!("user{i:04}").as_str())
+            );
+            assert_eq!(user.active, !i.is_multiple_of(7), "active of user {i}");
             let role = match i % 100 {
                 5 => Role::Admin,
                 6 => Role::Moderator,
                 _ => Role::Registered,
             };
             assert_eq!(user.role, role, "role of user {i}");
-            let display = if i % 3 == 0 {
+            let display = if i.is_multiple_of(3) {
                 format!("Display {i}")
             } else {
                 format!("Given{i} Family")
@@ -110,7 +119,7 @@ async fn lists_2500_users_across_the_server_page_cap() {
             assert_eq!(user.display_name.as_deref(), Some(display.as_str()));
             assert_eq!(
                 user.external_id,
-                (i % 3 == 0).then(|| format!("ext-{i}"))
+                i.is_multiple_of(3).then(|| format!("ext-{i}"))
             );
             assert!(user.created.is_some(), "meta.created of user {i}");
             let (emails, primary): (Vec<String>, Option<String>) = match i % 10 {
@@ -124,7 +133,10 @@ async fn lists_2500_users_across_the_server_page_cap() {
                     Some(format!("u{i}@acme.example")),
                 ),
                 3 => (
-                    vec![format!("u{i}@acme.example"), format!("other{i}@acme.example")],
+                    vec![
+                        format!("u{i}@acme.example"),
+                        format!("other{i}@acme.example"),
+                    ],
                     Some(format!("u{i}@acme.example")),
                 ),
                 _ => (
@@ -159,7 +171,11 @@ async fn a_dead_port_is_a_connect_error() {
     let scim = client(&format!("http://127.0.0.1:{port}/v2"), TOKEN);
     let d = check_connection(&scim).await;
     assert!(matches!(d, ConnectionDiagnosis::Connect { .. }), "{d:?}");
-    assert!(d.message().starts_with("Could not connect"), "{}", d.message());
+    assert!(
+        d.message().starts_with("Could not connect"),
+        "{}",
+        d.message()
+    );
 }
 
 #[tokio::test]
@@ -168,7 +184,10 @@ async fn a_path_that_is_not_scim_says_so() {
     let base = format!("http://127.0.0.1:{}/api/scim/v2", server.port());
     let scim = client(&base, TOKEN);
     let d = check_connection(&scim).await;
-    assert!(matches!(d, ConnectionDiagnosis::NotScim { status: 404, .. }), "{d:?}");
+    assert!(
+        matches!(d, ConnectionDiagnosis::NotScim { status: 404, .. }),
+        "{d:?}"
+    );
     let err = list_all_users(&scim, &ListingOptions::default(), &|_, _| {})
         .await
         .unwrap_err();
@@ -225,7 +244,8 @@ async fn a_silent_server_times_out() {
             open.push(socket);
         }
     });
-    let endpoint = ScimEndpoint::from_scim_base(&format!("http://127.0.0.1:{port}/v2"), None).unwrap();
+    let endpoint =
+        ScimEndpoint::from_scim_base(&format!("http://127.0.0.1:{port}/v2"), None).unwrap();
     let opts = HttpOptions {
         timeout: Duration::from_secs(1),
         ..HttpOptions::default()

@@ -10,15 +10,30 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectionDiagnosis {
     /// The site answered as SCIM and accepted the token.
-    Ok { user_count: usize },
+    Ok {
+        user_count: usize,
+    },
     /// 401/403.
-    BadToken { status: u16 },
+    BadToken {
+        status: u16,
+    },
     /// 404, a redirect, a web page, or JSON that is not a SCIM list.
-    NotScim { status: u16, detail: String },
-    Tls { detail: String },
-    Dns { detail: String },
-    Connect { detail: String },
-    Timeout { seconds: u64 },
+    NotScim {
+        status: u16,
+        detail: String,
+    },
+    Tls {
+        detail: String,
+    },
+    Dns {
+        detail: String,
+    },
+    Connect {
+        detail: String,
+    },
+    Timeout {
+        seconds: u64,
+    },
     /// 429: the token works but the site asks to slow down.
     Throttled,
     ServerError {
@@ -26,7 +41,9 @@ pub enum ConnectionDiagnosis {
         message: Option<String>,
     },
     /// The connection broke in some other way.
-    Failed { detail: String },
+    Failed {
+        detail: String,
+    },
 }
 
 impl ConnectionDiagnosis {
@@ -169,7 +186,11 @@ pub fn diagnose(result: Result<ScimReply, TransportError>) -> ConnectionDiagnosi
 mod tests {
     use super::*;
 
-    fn reply(status: u16, content_type: Option<&str>, body: &str) -> Result<ScimReply, TransportError> {
+    fn reply(
+        status: u16,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Result<ScimReply, TransportError> {
         Ok(ScimReply {
             status,
             retry_after: None,
@@ -182,7 +203,8 @@ mod tests {
 
     #[test]
     fn ok_reports_the_total_not_the_page() {
-        let body = r#"{"totalResults":2500,"startIndex":1,"itemsPerPage":1,"Resources":[{"id":"a"}]}"#;
+        let body =
+            r#"{"totalResults":2500,"startIndex":1,"itemsPerPage":1,"Resources":[{"id":"a"}]}"#;
         let d = diagnose(reply(200, JSON, body));
         assert_eq!(d, ConnectionDiagnosis::Ok { user_count: 2500 });
         assert!(d.is_ok());
@@ -192,7 +214,12 @@ mod tests {
             "Connected. The site lists 0 users."
         );
         assert_eq!(
-            diagnose(reply(200, JSON, r#"{"totalResults":1,"Resources":[{"id":"a"}]}"#)).message(),
+            diagnose(reply(
+                200,
+                JSON,
+                r#"{"totalResults":1,"Resources":[{"id":"a"}]}"#
+            ))
+            .message(),
             "Connected. The site lists 1 user."
         );
     }
@@ -214,7 +241,11 @@ mod tests {
             reply(404, Some("text/html"), "<html>Page not found</html>"),
             reply(302, None, ""),
             reply(405, None, ""),
-            reply(200, Some("text/html; charset=utf-8"), "<!doctype html><title>Sign in</title>"),
+            reply(
+                200,
+                Some("text/html; charset=utf-8"),
+                "<!doctype html><title>Sign in</title>",
+            ),
             reply(200, None, "  <html>"),
             reply(200, Some("text/plain"), "OK"),
             reply(200, JSON, r#"{"users":[]}"#),
@@ -224,15 +255,26 @@ mod tests {
         for case in cases {
             let shown = format!("{case:?}");
             let d = diagnose(case);
-            assert!(matches!(d, ConnectionDiagnosis::NotScim { .. }), "{shown} -> {d:?}");
-            assert!(d.message().contains("Enterprise vs Business"), "{}", d.message());
+            assert!(
+                matches!(d, ConnectionDiagnosis::NotScim { .. }),
+                "{shown} -> {d:?}"
+            );
+            assert!(
+                d.message().contains("Enterprise vs Business"),
+                "{}",
+                d.message()
+            );
         }
     }
 
     #[test]
     fn server_errors_carry_the_site_message() {
         assert_eq!(
-            diagnose(reply(500, JSON, r#"{"ErrorMessage":"Database unavailable"}"#)),
+            diagnose(reply(
+                500,
+                JSON,
+                r#"{"ErrorMessage":"Database unavailable"}"#
+            )),
             ConnectionDiagnosis::ServerError {
                 status: 500,
                 message: Some("Database unavailable".into())
@@ -247,12 +289,17 @@ mod tests {
             }
         );
         assert!(d.message().contains("HTTP 502"));
-        assert_eq!(diagnose(reply(429, None, "")), ConnectionDiagnosis::Throttled);
+        assert_eq!(
+            diagnose(reply(429, None, "")),
+            ConnectionDiagnosis::Throttled
+        );
     }
 
     #[test]
     fn transport_failures() {
-        let d = diagnose(Err(TransportError::Tls("invalid peer certificate: UnknownIssuer".into())));
+        let d = diagnose(Err(TransportError::Tls(
+            "invalid peer certificate: UnknownIssuer".into(),
+        )));
         assert!(matches!(d, ConnectionDiagnosis::Tls { .. }));
         assert!(d.message().contains("--ca-bundle") && d.message().contains("OFFBOARD_CA_BUNDLE"));
         assert!(d.message().contains("UnknownIssuer"));
@@ -260,7 +307,9 @@ mod tests {
             diagnose(Err(TransportError::Timeout(30))),
             ConnectionDiagnosis::Timeout { seconds: 30 }
         );
-        assert!(diagnose(Err(TransportError::Timeout(30))).message().contains("30 seconds"));
+        assert!(diagnose(Err(TransportError::Timeout(30)))
+            .message()
+            .contains("30 seconds"));
         assert!(matches!(
             diagnose(Err(TransportError::Dns("no such host".into()))),
             ConnectionDiagnosis::Dns { .. }

@@ -538,13 +538,20 @@ mod tests {
             (vec!["a@x".into(), "b@x".into()], Some("a@x".into()))
         );
         assert_eq!(
-            emails(json!([{"value": "a@x", "primary": false}, {"value": "b@x", "primary": "true"}])),
+            emails(
+                json!([{"value": "a@x", "primary": false}, {"value": "b@x", "primary": "true"}])
+            ),
             (vec!["a@x".into(), "b@x".into()], Some("b@x".into()))
         );
         // Two primaries: the first wins. Junk entries are skipped.
         assert_eq!(
-            emails(json!([{"primary": true}, {"value": 5}, "c@x", {"value": " d@x ", "primary": true}, {"value": "e@x", "primary": true}])),
-            (vec!["c@x".into(), "d@x".into(), "e@x".into()], Some("d@x".into()))
+            emails(
+                json!([{"primary": true}, {"value": 5}, "c@x", {"value": " d@x ", "primary": true}, {"value": "e@x", "primary": true}])
+            ),
+            (
+                vec!["c@x".into(), "d@x".into(), "e@x".into()],
+                Some("d@x".into())
+            )
         );
     }
 
@@ -585,14 +592,20 @@ mod tests {
         );
         assert_eq!(page.users.len(), 2);
         let empty = parse_list_page(r#"{"totalResults":0}"#).unwrap();
-        assert_eq!((empty.total_results, empty.start_index, empty.users.len()), (0, 1, 0));
-        let strings = parse_list_page(r#" {"totalResults":"5","startIndex":"1","resources":[{"id":"x"}]} "#).unwrap();
+        assert_eq!(
+            (empty.total_results, empty.start_index, empty.users.len()),
+            (0, 1, 0)
+        );
+        let strings =
+            parse_list_page(r#" {"totalResults":"5","startIndex":"1","resources":[{"id":"x"}]} "#)
+                .unwrap();
         assert_eq!((strings.total_results, strings.items_per_page), (5, 1));
     }
 
     #[test]
     fn list_page_refusals() {
-        let not_scim = |body: &str| matches!(parse_list_page(body), Err(ListingError::NotScim { .. }));
+        let not_scim =
+            |body: &str| matches!(parse_list_page(body), Err(ListingError::NotScim { .. }));
         assert!(not_scim("<!DOCTYPE html><html>Sign in</html>"));
         assert!(not_scim(""));
         assert!(not_scim("[]"));
@@ -665,7 +678,10 @@ mod tests {
         ));
         assert!(matches!(
             judge_page_reply(&reply(503, "<html>busy</html>"), now),
-            PageStep::Retry { wait: None, give_up: ListingError::Server { status: 503, .. } }
+            PageStep::Retry {
+                wait: None,
+                give_up: ListingError::Server { status: 503, .. }
+            }
         ));
         assert_eq!(
             judge_page_reply(&reply(500, r#"{"ErrorMessage":"Boom"}"#), now),
@@ -770,7 +786,12 @@ mod tests {
             self.calls.lock().unwrap().clone()
         }
 
-        fn page(&self, start: usize, count: usize, fault: Option<Fault>) -> Result<ScimReply, TransportError> {
+        fn page(
+            &self,
+            start: usize,
+            count: usize,
+            fault: Option<Fault>,
+        ) -> Result<ScimReply, TransportError> {
             let mut start = start;
             let mut total = self.users.len();
             let mut take = count.min(self.cap);
@@ -803,7 +824,11 @@ mod tests {
 
     #[async_trait]
     impl ScimProvider for FakeSite {
-        async fn list_users(&self, start: usize, count: usize) -> Result<ScimReply, TransportError> {
+        async fn list_users(
+            &self,
+            start: usize,
+            count: usize,
+        ) -> Result<ScimReply, TransportError> {
             self.calls.lock().unwrap().push((start, count));
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -835,8 +860,12 @@ mod tests {
             user_name: Some(format!("user {i}")),
             emails: vec![format!("u{i}@acme.example")],
             primary_email: Some(format!("u{i}@acme.example")),
-            active: i % 7 != 0,
-            role: if i % 50 == 0 { Role::Admin } else { Role::Registered },
+            active: !i.is_multiple_of(7),
+            role: if i.is_multiple_of(50) {
+                Role::Admin
+            } else {
+                Role::Registered
+            },
             ..SiteUser::default()
         }
     }
@@ -884,15 +913,21 @@ mod tests {
         let progress = |done: usize, total: usize| seen.lock().unwrap().push((done, total));
         let users = list_all_users(&site, &fast(100), &progress).await.unwrap();
         assert_eq!(ids(&users), all_ids(1234));
-        assert_eq!(users[6].active, false, "acct-7 is inactive");
+        assert!(!users[6].active, "acct-7 is inactive");
         assert_eq!(users[49].role, Role::Admin);
         assert_eq!(site.calls().len(), 13);
         let peak = site.max_in_flight.load(Ordering::SeqCst);
-        assert!((2..=4).contains(&peak), "pages fetched concurrently, at most 4: {peak}");
+        assert!(
+            (2..=4).contains(&peak),
+            "pages fetched concurrently, at most 4: {peak}"
+        );
         let seen = seen.into_inner().unwrap();
         assert_eq!(seen.first(), Some(&(100, 1234)));
         assert_eq!(seen.last(), Some(&(1234, 1234)));
-        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "progress never goes back");
+        assert!(
+            seen.windows(2).all(|w| w[0].0 <= w[1].0),
+            "progress never goes back"
+        );
     }
 
     #[tokio::test]
@@ -955,7 +990,10 @@ mod tests {
         assert_eq!(tries, 4);
 
         let site = FakeSite::new(10, 100).always(1, Fault::Status(429, Some("0")));
-        assert_eq!(list(&site, &fast(100)).await.unwrap_err(), ListingError::Throttled);
+        assert_eq!(
+            list(&site, &fast(100)).await.unwrap_err(),
+            ListingError::Throttled
+        );
         assert_eq!(site.calls().len(), 4);
     }
 
@@ -974,8 +1012,10 @@ mod tests {
             list(&site, &fast(100)).await.unwrap_err(),
             ListingError::NotScim { .. }
         ));
-        let site = FakeSite::new(10, 100)
-            .always(1, Fault::Transport(TransportError::Tls("UnknownIssuer".into())));
+        let site = FakeSite::new(10, 100).always(
+            1,
+            Fault::Transport(TransportError::Tls("UnknownIssuer".into())),
+        );
         assert!(matches!(
             list(&site, &fast(100)).await.unwrap_err(),
             ListingError::Transport(TransportError::Tls(_))
@@ -998,12 +1038,22 @@ mod tests {
     async fn a_lasting_inconsistency_fails_clearly() {
         let site = FakeSite::new(250, 100).always(101, Fault::IgnoreStart);
         let err = list(&site, &fast(100)).await.unwrap_err();
-        assert!(matches!(&err, ListingError::Inconsistent(m) if m.contains("listed twice")), "{err}");
-        assert_eq!(site.calls().iter().filter(|c| c.0 == 1).count(), 2, "listed twice, no more");
+        assert!(
+            matches!(&err, ListingError::Inconsistent(m) if m.contains("listed twice")),
+            "{err}"
+        );
+        assert_eq!(
+            site.calls().iter().filter(|c| c.0 == 1).count(),
+            2,
+            "listed twice, no more"
+        );
 
         let site = FakeSite::new(250, 100).always(201, Fault::Total(260));
         let err = list(&site, &fast(100)).await.unwrap_err();
-        assert!(matches!(&err, ListingError::Inconsistent(m) if m.contains("changed from 250 to 260")), "{err}");
+        assert!(
+            matches!(&err, ListingError::Inconsistent(m) if m.contains("changed from 250 to 260")),
+            "{err}"
+        );
 
         // The site claims more users than it can list.
         let site = FakeSite::new(250, 100)
@@ -1011,7 +1061,10 @@ mod tests {
             .always(101, Fault::Total(300))
             .always(201, Fault::Total(300));
         let err = list(&site, &fast(100)).await.unwrap_err();
-        assert!(matches!(&err, ListingError::Inconsistent(m) if m.contains("300")), "{err}");
+        assert!(
+            matches!(&err, ListingError::Inconsistent(m) if m.contains("300")),
+            "{err}"
+        );
 
         // A first page with nothing on it although the total says otherwise.
         let site = FakeSite::new(250, 100).always(1, Fault::Short(0));

@@ -23,7 +23,9 @@ pub enum EndpointError {
     Unencrypted(String),
     #[error("A Stack Overflow for Teams (Business) address must include your team, like https://stackoverflowteams.com/c/your-team (got \"{0}\").")]
     NoTeam(String),
-    #[error("The account ID \"{0}\" cannot be used in a web address, so no request was sent for it.")]
+    #[error(
+        "The account ID \"{0}\" cannot be used in a web address, so no request was sent for it."
+    )]
     UnaddressableId(String),
 }
 
@@ -168,9 +170,8 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 fn is_business(url: &Url) -> bool {
-    url.host_str().is_some_and(|host| {
-        host == BUSINESS_HOST || host.ends_with(&format!(".{BUSINESS_HOST}"))
-    })
+    url.host_str()
+        .is_some_and(|host| host == BUSINESS_HOST || host.ends_with(&format!(".{BUSINESS_HOST}")))
 }
 
 /// Enterprise: the origin. Business: the origin plus `/c/<team>` (whatever follows is dropped).
@@ -266,7 +267,8 @@ mod tests {
         ] {
             assert_eq!(users(input), want, "input {input:?}");
         }
-        let ep = ScimEndpoint::from_site_url("https://stackoverflowteams.com/c/acme/users/1").unwrap();
+        let ep =
+            ScimEndpoint::from_site_url("https://stackoverflowteams.com/c/acme/users/1").unwrap();
         assert_eq!(ep.site_url(), "https://stackoverflowteams.com/c/acme");
         assert_eq!(
             ep.account_url("77"),
@@ -307,7 +309,10 @@ mod tests {
 
     #[test]
     fn refuses_empty_foreign_schemes_and_plain_http() {
-        assert_eq!(ScimEndpoint::from_site_url("   "), Err(EndpointError::Empty));
+        assert_eq!(
+            ScimEndpoint::from_site_url("   "),
+            Err(EndpointError::Empty)
+        );
         assert!(matches!(
             ScimEndpoint::from_site_url("ftp://acme.example"),
             Err(EndpointError::NotWeb(_))
@@ -385,7 +390,10 @@ mod tests {
         // A blank site is the same as none.
         let ep = ScimEndpoint::from_scim_base("https://idp.example.com/scim", Some("  ")).unwrap();
         assert_eq!(ep.site_url(), "https://idp.example.com");
-        assert_eq!(ScimEndpoint::from_scim_base("", None), Err(EndpointError::Empty));
+        assert_eq!(
+            ScimEndpoint::from_scim_base("", None),
+            Err(EndpointError::Empty)
+        );
     }
 
     #[test]
@@ -393,12 +401,27 @@ mod tests {
         let ep = ScimEndpoint::from_site_url("acme.stackenterprise.co").unwrap();
         let users = "https://acme.stackenterprise.co/api/scim/v2/users";
         assert_eq!(ep.user_url("123").unwrap(), format!("{users}/123"));
-        assert_eq!(ep.user_url("a/b?c#d").unwrap(), format!("{users}/a%2Fb%3Fc%23d"));
+        assert_eq!(
+            ep.user_url("a/b?c#d").unwrap(),
+            format!("{users}/a%2Fb%3Fc%23d")
+        );
         assert_eq!(ep.user_url("é x").unwrap(), format!("{users}/%C3%A9%20x"));
-        assert_eq!(ep.user_url("1.5~x_y-z").unwrap(), format!("{users}/1.5~x_y-z"));
-        assert_eq!(ep.user_url("%2e%2e").unwrap(), format!("{users}/%252e%252e"));
-        assert_eq!(ep.account_url("42"), "https://acme.stackenterprise.co/accounts/42");
-        assert_eq!(ep.account_url("a/b"), "https://acme.stackenterprise.co/accounts/a%2Fb");
+        assert_eq!(
+            ep.user_url("1.5~x_y-z").unwrap(),
+            format!("{users}/1.5~x_y-z")
+        );
+        assert_eq!(
+            ep.user_url("%2e%2e").unwrap(),
+            format!("{users}/%252e%252e")
+        );
+        assert_eq!(
+            ep.account_url("42"),
+            "https://acme.stackenterprise.co/accounts/42"
+        );
+        assert_eq!(
+            ep.account_url("a/b"),
+            "https://acme.stackenterprise.co/accounts/a%2Fb"
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@ impl Default for HttpOptions {
 pub enum HttpSetupError {
     #[error("Could not read the CA bundle {path}: {detail}")]
     CaBundleUnreadable { path: PathBuf, detail: String },
-    #[error("The CA bundle {0} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)")]
+    #[error(
+        "The CA bundle {0} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)"
+    )]
     CaBundleEmpty(PathBuf),
     #[error("Could not set up the HTTP client: {0}")]
     Client(String),
@@ -109,8 +111,8 @@ impl HttpScim {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<ScimReply, TransportError> {
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.token.expose()))
-            .map_err(|_| {
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", self.token.expose())).map_err(|_| {
                 TransportError::Other(
                     "the SCIM token holds characters that cannot be sent in a header".to_string(),
                 )
@@ -336,7 +338,10 @@ mod tests {
     #[test]
     fn timeouts_carry_the_configured_seconds() {
         let c = chain(&["error sending request", "operation timed out"]);
-        assert_eq!(classify_failure(true, false, &c, 7), TransportError::Timeout(7));
+        assert_eq!(
+            classify_failure(true, false, &c, 7),
+            TransportError::Timeout(7)
+        );
     }
 
     #[test]
@@ -407,7 +412,10 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(err, HttpSetupError::CaBundleUnreadable { .. }), "{err}");
+        assert!(
+            matches!(err, HttpSetupError::CaBundleUnreadable { .. }),
+            "{err}"
+        );
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let err = HttpScim::new(

@@ -86,7 +86,8 @@ impl Scim2Server {
             if !chunk.is_empty()
                 && (chunk.len() == BULK_MAX_OPERATIONS || chunk_bytes + op_bytes > BULK_MAX_BYTES)
             {
-                self.post_bulk(&client, std::mem::take(&mut chunk), &mut ids).await;
+                self.post_bulk(&client, std::mem::take(&mut chunk), &mut ids)
+                    .await;
                 chunk_bytes = 0;
             }
             chunk_bytes += op_bytes;
@@ -120,10 +121,15 @@ impl Scim2Server {
         let text = reply.text().await.expect("Bulk reply body");
         assert!(status.is_success(), "Bulk failed with {status}: {text}");
         let reply: serde_json::Value = serde_json::from_str(&text).expect("Bulk reply is JSON");
-        let results = reply["Operations"].as_array().expect("Bulk reply Operations");
+        let results = reply["Operations"]
+            .as_array()
+            .expect("Bulk reply Operations");
         assert_eq!(results.len(), operations.len(), "one result per operation");
         for result in results {
-            assert_eq!(result["status"], "201", "a seeded user was not created: {result}");
+            assert_eq!(
+                result["status"], "201",
+                "a seeded user was not created: {result}"
+            );
             let index: usize = result["bulkId"]
                 .as_str()
                 .and_then(|b| b.parse().ok())
