@@ -257,3 +257,38 @@ async fn a_silent_server_times_out() {
     );
     hold.abort();
 }
+
+#[tokio::test]
+async fn tls_is_verified_and_an_extra_ca_is_trusted() {
+    // A stand-in HTTPS server (not scim2-server) with a certificate from a private test CA.
+    let server = support::TlsStandIn::start();
+    let endpoint = ScimEndpoint::from_scim_base(&server.base_url(), None).unwrap();
+
+    let untrusting = HttpScim::new(
+        endpoint.clone(),
+        ScimToken::new(TOKEN),
+        HttpOptions::default(),
+    )
+    .unwrap();
+    let d = check_connection(&untrusting).await;
+    assert!(
+        matches!(&d, ConnectionDiagnosis::Tls { detail } if detail.contains("UnknownIssuer")),
+        "{d:?}"
+    );
+    assert!(d.message().contains("--ca-bundle"));
+
+    let opts = HttpOptions {
+        extra_ca_bundle: Some(support::TlsStandIn::ca_bundle()),
+        ..HttpOptions::default()
+    };
+    let trusting = HttpScim::new(endpoint, ScimToken::new(TOKEN), opts).unwrap();
+    assert_eq!(
+        check_connection(&trusting).await,
+        ConnectionDiagnosis::Ok { user_count: 1 }
+    );
+    let users = list_all_users(&trusting, &ListingOptions::default(), &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].id, "tls-1");
+}

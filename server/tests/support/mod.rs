@@ -3,5 +3,7 @@
 #![allow(dead_code)]
 
 pub mod scim2_server;
+pub mod tls_stand_in;
 
 pub use scim2_server::Scim2Server;
+pub use tls_stand_in::TlsStandIn;

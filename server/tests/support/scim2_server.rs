@@ -145,18 +145,7 @@ impl Scim2Server {
     }
 
     fn wait_until_listening(&mut self, limit: Duration) -> bool {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        wait_for_port(&mut self.child, self.port, limit)
     }
 
     fn log_text(&self) -> String {
@@ -173,7 +162,7 @@ impl Drop for Scim2Server {
 }
 
 /// `SCIM2_SERVER_BIN`, else the venv `make test-deps` creates.
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     let path = match std::env::var_os("SCIM2_SERVER_BIN") {
         Some(p) => PathBuf::from(p),
         None => {
@@ -187,6 +176,23 @@ fn binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Waits until something listens on the loopback `port`; false if `child` exits first or
+/// `limit` passes.
+pub fn wait_for_port(child: &mut Child, port: u16, limit: Duration) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// A loopback port that was free a moment ago.
