@@ -88,8 +88,7 @@ impl HttpScim {
             .tcp_keepalive(Duration::from_secs(30))
             // A redirect is reported as it is (the engine calls it "not a SCIM endpoint"):
             // following one could turn a DELETE into something else or send it elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(false);
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &opts.extra_ca_bundle {
             for cert in read_ca_bundle(path)? {
                 builder = builder.add_root_certificate(cert);
