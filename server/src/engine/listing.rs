@@ -1,1 +1,1089 @@
-//! (to be written)
+//! Taking the site's full user list before anything is deleted: paging (concurrent, but
+//! tolerant of servers that cap page sizes), retries, and checks that the list is whole.
+//! Listing never deletes or changes anything.
+
+use crate::engine::classify::{parse_retry_after, server_message};
+use crate::scim::{ScimProvider, ScimReply, TransportError};
+use app::model::{Role, SiteUser};
+use futures::stream::{self, StreamExt};
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+/// One page of `GET /Users` as the server sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserPage {
+    pub total_results: usize,
+    pub start_index: usize,
+    pub items_per_page: usize,
+    pub users: Vec<SiteUser>,
+}
+
+/// Why the user list could not be taken, in words an admin can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ListingError {
+    #[error("The site refused the SCIM token (HTTP {status}). Check that it is the SCIM token (not an API token) and that it has not been regenerated since.")]
+    Unauthorized { status: u16 },
+    #[error("The site answered, but not as a SCIM user list ({detail}). Check the site URL, the edition (Enterprise or Business), and that SCIM is enabled in the site's settings.")]
+    NotScim { detail: String },
+    #[error("The site's user list could not be read: {0}")]
+    BadReply(String),
+    #[error("The site failed while listing users (HTTP {status}): {message}")]
+    Server { status: u16, message: String },
+    #[error("The site kept asking Offboard to slow down (HTTP 429) while listing users. Try again in a few minutes.")]
+    Throttled,
+    #[error("Could not list the site's users: {0}")]
+    Transport(TransportError),
+    #[error("The site's user list changed or came back incomplete while Offboard read it, twice in a row: {0}. Nothing was deleted; try again when no users are being added or removed.")]
+    Inconsistent(String),
+}
+
+/// How the listing pages and retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListingOptions {
+    /// Users asked for per page (Stack serves at most 100; others cap elsewhere).
+    pub page_size: usize,
+    /// Pages fetched at the same time.
+    pub concurrency: usize,
+    /// Tries per page for throttling, gateway errors and timeouts (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff delay; doubled per attempt, capped at [`MAX_BACKOFF`].
+    pub retry_base_delay: Duration,
+}
+
+impl Default for ListingOptions {
+    fn default() -> Self {
+        ListingOptions {
+            page_size: 100,
+            concurrency: 4,
+            max_attempts: 5,
+            retry_base_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A `Retry-After` longer than this is cut short: the admin is waiting on a screen.
+const MAX_LISTING_WAIT: Duration = Duration::from_secs(300);
+
+/// Reads one SCIM User resource. `None` when it has no usable `id` (nothing could be done to
+/// such a user). Lenient about shapes seen in the wild: numeric ids, `"false"` strings,
+/// emails with or without `primary`, missing keys.
+pub fn parse_user(v: &Value) -> Option<SiteUser> {
+    let obj = v.as_object()?;
+    let id = text_or_number(obj.get("id")?)?;
+    let name = obj.get("name").and_then(Value::as_object);
+    let display_name = text(obj.get("displayName")).or_else(|| name.and_then(full_name));
+    let (emails, primary_email) = parse_emails(obj.get("emails"));
+    Some(SiteUser {
+        id,
+        external_id: obj.get("externalId").and_then(text_or_number),
+        user_name: text(obj.get("userName")),
+        display_name,
+        emails,
+        primary_email,
+        active: parse_active(obj.get("active")),
+        role: Role::from_user_type(text(obj.get("userType")).as_deref()),
+        created: obj
+            .get("meta")
+            .and_then(Value::as_object)
+            .and_then(|meta| text(meta.get("created"))),
+    })
+}
+
+/// Reads a `ListResponse` body. `Resources` may be missing (RFC 7644 lets servers omit it
+/// when a page is empty); a listed user without an `id` makes the whole page unreadable,
+/// because silently dropping one would make the list look whole when it is not.
+pub fn parse_list_page(body: &str) -> Result<UserPage, ListingError> {
+    let value: Value = serde_json::from_str(body.trim()).map_err(|_| ListingError::NotScim {
+        detail: if looks_like_html(None, body) {
+            "a web page came back instead of SCIM data".to_string()
+        } else {
+            "the reply is not JSON".to_string()
+        },
+    })?;
+    let obj = value.as_object().ok_or_else(|| ListingError::NotScim {
+        detail: "the reply is not a SCIM list".to_string(),
+    })?;
+    let total_results = obj
+        .get("totalResults")
+        .and_then(count_value)
+        .ok_or_else(|| ListingError::NotScim {
+            detail: "the reply has no totalResults".to_string(),
+        })?;
+    let resources = match obj.get("Resources").or_else(|| obj.get("resources")) {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(items)) => items.as_slice(),
+        Some(_) => {
+            return Err(ListingError::BadReply(
+                "\"Resources\" is not a list".to_string(),
+            ))
+        }
+    };
+    let start_index = obj.get("startIndex").and_then(count_value).unwrap_or(1);
+    let users = resources
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            parse_user(item).ok_or_else(|| {
+                ListingError::BadReply(format!(
+                    "user {} of the page starting at {start_index} has no account ID",
+                    i + 1
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let items_per_page = obj
+        .get("itemsPerPage")
+        .and_then(count_value)
+        .unwrap_or(users.len());
+    Ok(UserPage {
+        total_results,
+        start_index,
+        items_per_page,
+        users,
+    })
+}
+
+/// Every user on the site, in the server's order. The first page tells the total and how many
+/// users a page really holds; the other pages are then fetched `concurrency` at a time. A
+/// listing that comes back inconsistent (duplicates, a changing total, missing users) is
+/// taken once more from scratch, then refused.
+pub async fn list_all_users(
+    provider: &dyn ScimProvider,
+    opts: &ListingOptions,
+    progress: &(dyn Fn(usize, usize) + Send + Sync),
+) -> Result<Vec<SiteUser>, ListingError> {
+    match list_once(provider, opts, progress).await {
+        Err(ListingError::Inconsistent(why)) => {
+            tracing::warn!(reason = %why, "user listing was inconsistent; taking it again");
+            list_once(provider, opts, progress).await
+        }
+        other => other,
+    }
+}
+
+async fn list_once(
+    provider: &dyn ScimProvider,
+    opts: &ListingOptions,
+    progress: &(dyn Fn(usize, usize) + Send + Sync),
+) -> Result<Vec<SiteUser>, ListingError> {
+    let first = fetch_page(provider, 1, opts.page_size.max(1), opts).await?;
+    let total = first.total_results;
+    // The server's real page size: it may cap below what was asked.
+    let step = first.users.len();
+    let mut seen = step;
+    progress(seen.min(total), total);
+    let mut pages: Vec<(usize, Vec<SiteUser>)> = vec![(1, first.users)];
+    if step < total {
+        if step == 0 {
+            return Err(ListingError::Inconsistent(format!(
+                "the site reports {total} users but its first page listed none"
+            )));
+        }
+        let starts: Vec<usize> = (1 + step..=total).step_by(step).collect();
+        let mut gaps = Vec::new();
+        let mut pending = stream::iter(starts)
+            .map(|start| async move { (start, fetch_page(provider, start, step, opts).await) })
+            .buffer_unordered(opts.concurrency.max(1));
+        while let Some((start, page)) = pending.next().await {
+            let page = page?;
+            same_total(total, &page, start)?;
+            let expected = step.min(total + 1 - start);
+            let got = page.users.len();
+            if got < expected {
+                gaps.push((start + got, start + expected));
+            }
+            seen += got;
+            progress(seen.min(total), total);
+            pages.push((start, page.users));
+        }
+        drop(pending);
+        // A page shorter than the first one (and not the last) leaves a gap: fill it in
+        // order, advancing by what each reply actually held.
+        for (from, until) in gaps {
+            let mut at = from;
+            while at < until {
+                let page = fetch_page(provider, at, until - at, opts).await?;
+                same_total(total, &page, at)?;
+                let got = page.users.len();
+                if got == 0 {
+                    return Err(ListingError::Inconsistent(format!(
+                        "the site reports {total} users but listed none from position {at}"
+                    )));
+                }
+                seen += got;
+                progress(seen.min(total), total);
+                pages.push((at, page.users));
+                at += got;
+            }
+        }
+    }
+    pages.sort_by_key(|(start, _)| *start);
+    let users: Vec<SiteUser> = pages.into_iter().flat_map(|(_, users)| users).collect();
+    check_whole(&users, total)?;
+    Ok(users)
+}
+
+fn same_total(total: usize, page: &UserPage, start: usize) -> Result<(), ListingError> {
+    if page.total_results == total {
+        return Ok(());
+    }
+    Err(ListingError::Inconsistent(format!(
+        "the number of users changed from {total} to {} while listing (page at position {start})",
+        page.total_results
+    )))
+}
+
+/// The list must hold each account once and exactly as many users as the site reported.
+fn check_whole(users: &[SiteUser], total: usize) -> Result<(), ListingError> {
+    let mut ids = HashSet::with_capacity(users.len());
+    if let Some(dup) = users.iter().find(|u| !ids.insert(u.id.as_str())) {
+        return Err(ListingError::Inconsistent(format!(
+            "account ID {} was listed twice",
+            dup.id
+        )));
+    }
+    if users.len() != total {
+        return Err(ListingError::Inconsistent(format!(
+            "the site reports {total} users but listed {}",
+            users.len()
+        )));
+    }
+    Ok(())
+}
+
+/// What to do after one list request.
+#[derive(Debug, PartialEq, Eq)]
+enum PageStep {
+    Page(UserPage),
+    /// Try again after `wait` (or the backoff delay); `give_up` is the error if no tries remain.
+    Retry {
+        wait: Option<Duration>,
+        give_up: ListingError,
+    },
+    Fail(ListingError),
+}
+
+fn judge_page_reply(reply: &ScimReply, now: SystemTime) -> PageStep {
+    let status = reply.status;
+    match status {
+        200 if looks_like_html(reply.content_type.as_deref(), &reply.body) => {
+            PageStep::Fail(ListingError::NotScim {
+                detail: "a web page came back instead of SCIM data".to_string(),
+            })
+        }
+        200 => match parse_list_page(&reply.body) {
+            Ok(page) => PageStep::Page(page),
+            Err(e) => PageStep::Fail(e),
+        },
+        401 | 403 => PageStep::Fail(ListingError::Unauthorized { status }),
+        429 => PageStep::Retry {
+            wait: reply
+                .retry_after
+                .as_deref()
+                .and_then(|v| parse_retry_after(v, now))
+                .map(|d| d.min(MAX_LISTING_WAIT)),
+            give_up: ListingError::Throttled,
+        },
+        502..=504 => PageStep::Retry {
+            wait: None,
+            give_up: server_error(reply),
+        },
+        300..=399 => PageStep::Fail(ListingError::NotScim {
+            detail: format!("HTTP {status}: the address redirects elsewhere"),
+        }),
+        404 | 405 | 410 => PageStep::Fail(ListingError::NotScim {
+            detail: format!("HTTP {status}: nothing answers at this address"),
+        }),
+        _ if looks_like_html(reply.content_type.as_deref(), &reply.body) && status < 500 => {
+            PageStep::Fail(ListingError::NotScim {
+                detail: format!("HTTP {status} with a web page instead of SCIM data"),
+            })
+        }
+        _ => PageStep::Fail(server_error(reply)),
+    }
+}
+
+fn judge_transport(err: TransportError) -> PageStep {
+    match err {
+        // Not going to change within a listing: a wrong name or a certificate problem.
+        TransportError::Dns(_) | TransportError::Tls(_) => {
+            PageStep::Fail(ListingError::Transport(err))
+        }
+        TransportError::Timeout(_) | TransportError::Connect(_) | TransportError::Other(_) => {
+            PageStep::Retry {
+                wait: None,
+                give_up: ListingError::Transport(err),
+            }
+        }
+    }
+}
+
+fn server_error(reply: &ScimReply) -> ListingError {
+    ListingError::Server {
+        status: reply.status,
+        message: server_message(&reply.body)
+            .unwrap_or_else(|| "the site gave no explanation".to_string()),
+    }
+}
+
+/// True for HTML (a login page, a proxy's error page, the site's own 404 page).
+pub(crate) fn looks_like_html(content_type: Option<&str>, body: &str) -> bool {
+    content_type.is_some_and(|ct| ct.to_ascii_lowercase().contains("html"))
+        || body.trim_start().starts_with('<')
+}
+
+/// Exponential backoff: `base * 2^(attempt-1)`, capped at [`MAX_BACKOFF`].
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(16);
+    base.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+async fn fetch_page(
+    provider: &dyn ScimProvider,
+    start: usize,
+    count: usize,
+    opts: &ListingOptions,
+) -> Result<UserPage, ListingError> {
+    let max_attempts = opts.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let step = match provider.list_users(start, count).await {
+            Ok(reply) => judge_page_reply(&reply, SystemTime::now()),
+            Err(err) => judge_transport(err),
+        };
+        match step {
+            PageStep::Page(page) => return Ok(page),
+            PageStep::Fail(err) => return Err(err),
+            PageStep::Retry { give_up, .. } if attempt >= max_attempts => return Err(give_up),
+            PageStep::Retry { wait, give_up } => {
+                let delay = wait.unwrap_or_else(|| backoff(opts.retry_base_delay, attempt));
+                tracing::info!(start, attempt, ?delay, reason = %give_up, "retrying a user page");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// A non-empty trimmed string.
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn text_or_number(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        other => text(Some(other)),
+    }
+}
+
+/// A non-negative count, sent as a number or a numeric string.
+fn count_value(v: &Value) -> Option<usize> {
+    match v {
+        Value::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn full_name(name: &Map<String, Value>) -> Option<String> {
+    text(name.get("formatted")).or_else(|| {
+        let parts: Vec<String> = ["givenName", "familyName"]
+            .iter()
+            .filter_map(|k| text(name.get(*k)))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    })
+}
+
+/// All email values in order, and the primary one (else the first). Entries may be objects
+/// `{value, primary}` or bare strings; entries without a usable value are skipped.
+fn parse_emails(v: Option<&Value>) -> (Vec<String>, Option<String>) {
+    let Some(Value::Array(items)) = v else {
+        return (Vec::new(), None);
+    };
+    let mut emails = Vec::new();
+    let mut primary = None;
+    for item in items {
+        let (value, is_primary) = match item {
+            Value::Object(o) => (text(o.get("value")), o.get("primary").is_some_and(truthy)),
+            other => (text(Some(other)), false),
+        };
+        if let Some(value) = value {
+            if is_primary && primary.is_none() {
+                primary = Some(value.clone());
+            }
+            emails.push(value);
+        }
+    }
+    let primary = primary.or_else(|| emails.first().cloned());
+    (emails, primary)
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => s.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// `active` defaults to true: only an explicit false (boolean, `"false"`, 0) marks a user as
+/// deactivated, so an unreadable value never lands a user in the "deactivated" list.
+fn parse_active(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => !s.trim().eq_ignore_ascii_case("false"),
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use serde_json::json;
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    // ---- parse_user / parse_list_page: pure ----
+
+    #[test]
+    fn parses_a_full_stack_user() {
+        let v = json!({
+            "id": "1234", "externalId": "ext-9", "userName": "Jane Doe",
+            "displayName": "Jane D.", "name": {"givenName": "Jane", "familyName": "Doe"},
+            "emails": [{"value": "jane@old.example"}, {"value": "Jane@Acme.example", "primary": true}],
+            "active": false, "userType": "Moderator",
+            "meta": {"created": "2021-03-04T05:06:07Z", "location": "https://x/users/1234"}
+        });
+        let u = parse_user(&v).unwrap();
+        assert_eq!(u.id, "1234");
+        assert_eq!(u.external_id.as_deref(), Some("ext-9"));
+        assert_eq!(u.user_name.as_deref(), Some("Jane Doe"));
+        assert_eq!(u.display_name.as_deref(), Some("Jane D."));
+        assert_eq!(u.emails, vec!["jane@old.example", "Jane@Acme.example"]);
+        assert_eq!(u.primary_email.as_deref(), Some("Jane@Acme.example"));
+        assert!(!u.active);
+        assert_eq!(u.role, Role::Moderator);
+        assert_eq!(u.created.as_deref(), Some("2021-03-04T05:06:07Z"));
+    }
+
+    #[test]
+    fn minimal_user_gets_safe_defaults() {
+        let u = parse_user(&json!({"id": 42})).unwrap();
+        assert_eq!(u.id, "42");
+        assert!(u.active, "absent active means active");
+        assert_eq!(u.role, Role::Registered);
+        assert!(u.emails.is_empty());
+        assert_eq!(u.primary_email, None);
+        assert_eq!(u.display_name, None);
+        assert_eq!(u.external_id, None);
+    }
+
+    #[test]
+    fn users_without_a_usable_id_are_rejected() {
+        for v in [
+            json!({}),
+            json!({"id": null}),
+            json!({"id": ""}),
+            json!({"id": "   "}),
+            json!({"id": true}),
+            json!({"id": ["1"]}),
+            json!("1"),
+            json!(null),
+        ] {
+            assert_eq!(parse_user(&v), None, "{v}");
+        }
+        assert_eq!(parse_user(&json!({"id": " 7 "})).unwrap().id, "7");
+    }
+
+    #[test]
+    fn display_name_falls_back_to_the_name_parts() {
+        let u = |v: Value| parse_user(&v).unwrap().display_name;
+        assert_eq!(
+            u(json!({"id":"1","name":{"givenName":"Ann","familyName":"Lee"}})).as_deref(),
+            Some("Ann Lee")
+        );
+        assert_eq!(
+            u(json!({"id":"1","name":{"familyName":"Lee"}})).as_deref(),
+            Some("Lee")
+        );
+        assert_eq!(
+            u(json!({"id":"1","displayName":" ","name":{"formatted":"Dr Ann Lee","givenName":"Ann"}})).as_deref(),
+            Some("Dr Ann Lee")
+        );
+        assert_eq!(u(json!({"id":"1","name":{}})), None);
+        assert_eq!(u(json!({"id":"1","name":"Ann"})), None);
+    }
+
+    #[test]
+    fn email_shapes() {
+        let emails = |v: Value| {
+            let u = parse_user(&json!({"id": "1", "emails": v})).unwrap();
+            (u.emails, u.primary_email)
+        };
+        assert_eq!(emails(json!([])), (vec![], None));
+        assert_eq!(emails(json!(null)), (vec![], None));
+        assert_eq!(emails(json!("a@x.example")), (vec![], None));
+        assert_eq!(
+            emails(json!([{"value": "a@x"}, {"value": "b@x"}])),
+            (vec!["a@x".into(), "b@x".into()], Some("a@x".into()))
+        );
+        assert_eq!(
+            emails(
+                json!([{"value": "a@x", "primary": false}, {"value": "b@x", "primary": "true"}])
+            ),
+            (vec!["a@x".into(), "b@x".into()], Some("b@x".into()))
+        );
+        // Two primaries: the first wins. Junk entries are skipped.
+        assert_eq!(
+            emails(
+                json!([{"primary": true}, {"value": 5}, "c@x", {"value": " d@x ", "primary": true}, {"value": "e@x", "primary": true}])
+            ),
+            (
+                vec!["c@x".into(), "d@x".into(), "e@x".into()],
+                Some("d@x".into())
+            )
+        );
+    }
+
+    #[test]
+    fn active_shapes() {
+        let active = |v: Value| parse_user(&json!({"id": "1", "active": v})).unwrap().active;
+        assert!(!active(json!(false)));
+        assert!(!active(json!("false")));
+        assert!(!active(json!(" FALSE ")));
+        assert!(!active(json!(0)));
+        assert!(active(json!(true)));
+        assert!(active(json!("True")));
+        assert!(active(json!(null)));
+        assert!(active(json!("maybe")));
+        assert!(active(json!(1)));
+        assert!(active(json!({})));
+    }
+
+    #[test]
+    fn user_type_becomes_a_role() {
+        let role = |v: Value| parse_user(&json!({"id": "1", "userType": v})).unwrap().role;
+        assert_eq!(role(json!("Admin")), Role::Admin);
+        assert_eq!(role(json!("moderator")), Role::Moderator);
+        assert_eq!(role(json!("Registered")), Role::Registered);
+        assert_eq!(role(json!("Employee")), Role::Other("Employee".into()));
+        assert_eq!(role(json!(3)), Role::Registered);
+    }
+
+    #[test]
+    fn list_page_shapes() {
+        let page = parse_list_page(
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":3,"startIndex":2,"itemsPerPage":2,"Resources":[{"id":"a"},{"id":"b"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (page.total_results, page.start_index, page.items_per_page),
+            (3, 2, 2)
+        );
+        assert_eq!(page.users.len(), 2);
+        let empty = parse_list_page(r#"{"totalResults":0}"#).unwrap();
+        assert_eq!(
+            (empty.total_results, empty.start_index, empty.users.len()),
+            (0, 1, 0)
+        );
+        let strings =
+            parse_list_page(r#" {"totalResults":"5","startIndex":"1","resources":[{"id":"x"}]} "#)
+                .unwrap();
+        assert_eq!((strings.total_results, strings.items_per_page), (5, 1));
+    }
+
+    #[test]
+    fn list_page_refusals() {
+        let not_scim =
+            |body: &str| matches!(parse_list_page(body), Err(ListingError::NotScim { .. }));
+        assert!(not_scim("<!DOCTYPE html><html>Sign in</html>"));
+        assert!(not_scim(""));
+        assert!(not_scim("[]"));
+        assert!(not_scim(r#"{"Resources":[]}"#));
+        assert!(not_scim(r#"{"totalResults":-1}"#));
+        assert!(matches!(
+            parse_list_page(r#"{"totalResults":2,"Resources":[{"id":"a"},{"userName":"no id"}]}"#),
+            Err(ListingError::BadReply(m)) if m.contains("user 2")
+        ));
+        assert!(matches!(
+            parse_list_page(r#"{"totalResults":2,"Resources":{"id":"a"}}"#),
+            Err(ListingError::BadReply(_))
+        ));
+    }
+
+    fn reply(status: u16, body: &str) -> ScimReply {
+        ScimReply {
+            status,
+            retry_after: None,
+            content_type: Some("application/scim+json".into()),
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn judging_replies() {
+        let now = SystemTime::UNIX_EPOCH;
+        assert!(matches!(
+            judge_page_reply(&reply(200, r#"{"totalResults":0}"#), now),
+            PageStep::Page(_)
+        ));
+        for status in [401, 403] {
+            assert_eq!(
+                judge_page_reply(&reply(status, "{}"), now),
+                PageStep::Fail(ListingError::Unauthorized { status })
+            );
+        }
+        for status in [301, 302, 404, 405] {
+            assert!(matches!(
+                judge_page_reply(&reply(status, ""), now),
+                PageStep::Fail(ListingError::NotScim { .. })
+            ));
+        }
+        let html = ScimReply {
+            content_type: Some("text/html; charset=utf-8".into()),
+            ..reply(200, "Welcome")
+        };
+        assert!(matches!(
+            judge_page_reply(&html, now),
+            PageStep::Fail(ListingError::NotScim { .. })
+        ));
+        let throttled = ScimReply {
+            retry_after: Some("7".into()),
+            ..reply(429, "")
+        };
+        assert_eq!(
+            judge_page_reply(&throttled, now),
+            PageStep::Retry {
+                wait: Some(Duration::from_secs(7)),
+                give_up: ListingError::Throttled
+            }
+        );
+        let long = ScimReply {
+            retry_after: Some("3000".into()),
+            ..reply(429, "")
+        };
+        assert!(matches!(
+            judge_page_reply(&long, now),
+            PageStep::Retry { wait: Some(w), .. } if w == MAX_LISTING_WAIT
+        ));
+        assert!(matches!(
+            judge_page_reply(&reply(503, "<html>busy</html>"), now),
+            PageStep::Retry {
+                wait: None,
+                give_up: ListingError::Server { status: 503, .. }
+            }
+        ));
+        assert_eq!(
+            judge_page_reply(&reply(500, r#"{"ErrorMessage":"Boom"}"#), now),
+            PageStep::Fail(ListingError::Server {
+                status: 500,
+                message: "Boom".into()
+            })
+        );
+        assert!(matches!(
+            judge_page_reply(&reply(400, r#"{"detail":"bad count"}"#), now),
+            PageStep::Fail(ListingError::Server { status: 400, message }) if message == "bad count"
+        ));
+    }
+
+    #[test]
+    fn transport_failures_retry_only_when_they_may_pass() {
+        assert!(matches!(
+            judge_transport(TransportError::Timeout(30)),
+            PageStep::Retry { .. }
+        ));
+        assert!(matches!(
+            judge_transport(TransportError::Connect("refused".into())),
+            PageStep::Retry { .. }
+        ));
+        assert!(matches!(
+            judge_transport(TransportError::Dns("x".into())),
+            PageStep::Fail(_)
+        ));
+        assert!(matches!(
+            judge_transport(TransportError::Tls("x".into())),
+            PageStep::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_millis(500);
+        assert_eq!(backoff(base, 1), Duration::from_millis(500));
+        assert_eq!(backoff(base, 2), Duration::from_secs(1));
+        assert_eq!(backoff(base, 4), Duration::from_secs(4));
+        assert_eq!(backoff(base, 10), MAX_BACKOFF);
+        assert_eq!(backoff(base, u32::MAX), MAX_BACKOFF);
+        assert_eq!(backoff(base, 0), base);
+    }
+
+    // ---- paging: these tests use FakeSite, an in-memory fake ScimProvider ----
+
+    /// A fault injected into one `list_users` call at a given start index (consumed once).
+    #[derive(Clone, Debug)]
+    enum Fault {
+        Status(u16, Option<&'static str>),
+        Transport(TransportError),
+        /// Serve only this many users on that page.
+        Short(usize),
+        /// Report this totalResults on that page.
+        Total(usize),
+        /// Serve the first page whatever was asked (a server ignoring startIndex).
+        IgnoreStart,
+    }
+
+    /// Serves `users` as SCIM ListResponse pages, capped at `cap` users per page.
+    struct FakeSite {
+        users: Vec<SiteUser>,
+        cap: usize,
+        faults: Mutex<HashMap<usize, VecDeque<Fault>>>,
+        /// Faults applied to every call at a start index (never consumed).
+        always: HashMap<usize, Fault>,
+        calls: Mutex<Vec<(usize, usize)>>,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+    }
+
+    impl FakeSite {
+        fn new(n: usize, cap: usize) -> FakeSite {
+            FakeSite {
+                users: (1..=n).map(test_user).collect(),
+                cap,
+                faults: Mutex::new(HashMap::new()),
+                always: HashMap::new(),
+                calls: Mutex::new(Vec::new()),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
+            }
+        }
+
+        fn fault(self, start: usize, fault: Fault) -> FakeSite {
+            self.faults
+                .lock()
+                .unwrap()
+                .entry(start)
+                .or_default()
+                .push_back(fault);
+            self
+        }
+
+        fn always(mut self, start: usize, fault: Fault) -> FakeSite {
+            self.always.insert(start, fault);
+            self
+        }
+
+        fn calls(&self) -> Vec<(usize, usize)> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn page(
+            &self,
+            start: usize,
+            count: usize,
+            fault: Option<Fault>,
+        ) -> Result<ScimReply, TransportError> {
+            let mut start = start;
+            let mut total = self.users.len();
+            let mut take = count.min(self.cap);
+            match fault {
+                Some(Fault::Status(status, retry_after)) => {
+                    return Ok(ScimReply {
+                        status,
+                        retry_after: retry_after.map(str::to_string),
+                        content_type: Some("application/json".into()),
+                        body: r#"{"ErrorMessage":"injected"}"#.into(),
+                    })
+                }
+                Some(Fault::Transport(e)) => return Err(e),
+                Some(Fault::Short(n)) => take = take.min(n),
+                Some(Fault::Total(t)) => total = t,
+                Some(Fault::IgnoreStart) => start = 1,
+                None => {}
+            }
+            let from = start.saturating_sub(1).min(self.users.len());
+            let until = (from + take).min(self.users.len());
+            let resources: Vec<Value> = self.users[from..until].iter().map(to_scim_json).collect();
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                "totalResults": total, "startIndex": start,
+                "itemsPerPage": resources.len(), "Resources": resources,
+            });
+            Ok(reply(200, &body.to_string()))
+        }
+    }
+
+    #[async_trait]
+    impl ScimProvider for FakeSite {
+        async fn list_users(
+            &self,
+            start: usize,
+            count: usize,
+        ) -> Result<ScimReply, TransportError> {
+            self.calls.lock().unwrap().push((start, count));
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let fault = self
+                .faults
+                .lock()
+                .unwrap()
+                .get_mut(&start)
+                .and_then(VecDeque::pop_front)
+                .or_else(|| self.always.get(&start).cloned());
+            self.page(start, count, fault)
+        }
+        async fn get_user(&self, _: &str) -> Result<ScimReply, TransportError> {
+            panic!("listing must not GET single users")
+        }
+        async fn delete_user(&self, _: &str) -> Result<ScimReply, TransportError> {
+            panic!("listing must never delete")
+        }
+        async fn patch_user(&self, _: &str, _: &Value) -> Result<ScimReply, TransportError> {
+            panic!("listing must never change a user")
+        }
+    }
+
+    fn test_user(i: usize) -> SiteUser {
+        SiteUser {
+            id: format!("acct-{i}"),
+            user_name: Some(format!("user {i}")),
+            emails: vec![format!("u{i}@acme.example")],
+            primary_email: Some(format!("u{i}@acme.example")),
+            active: !i.is_multiple_of(7),
+            role: if i.is_multiple_of(50) {
+                Role::Admin
+            } else {
+                Role::Registered
+            },
+            ..SiteUser::default()
+        }
+    }
+
+    fn to_scim_json(u: &SiteUser) -> Value {
+        let mut v = json!({
+            "id": u.id, "userName": u.user_name, "active": u.active,
+            "emails": u.emails.iter().map(|e| json!({"value": e, "primary": Some(e) == u.primary_email.as_ref()})).collect::<Vec<_>>(),
+        });
+        if u.role != Role::Registered {
+            v["userType"] = json!(u.role.to_string());
+        }
+        v
+    }
+
+    fn fast(page_size: usize) -> ListingOptions {
+        ListingOptions {
+            page_size,
+            concurrency: 4,
+            max_attempts: 4,
+            retry_base_delay: Duration::from_millis(1),
+        }
+    }
+
+    fn no_progress() -> impl Fn(usize, usize) + Send + Sync {
+        |_, _| {}
+    }
+
+    async fn list(site: &FakeSite, opts: &ListingOptions) -> Result<Vec<SiteUser>, ListingError> {
+        list_all_users(site, opts, &no_progress()).await
+    }
+
+    fn ids(users: &[SiteUser]) -> Vec<String> {
+        users.iter().map(|u| u.id.clone()).collect()
+    }
+
+    fn all_ids(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("acct-{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn lists_every_user_in_order_with_bounded_concurrency() {
+        let site = FakeSite::new(1234, 100);
+        let seen = Mutex::new(Vec::new());
+        let progress = |done: usize, total: usize| seen.lock().unwrap().push((done, total));
+        let users = list_all_users(&site, &fast(100), &progress).await.unwrap();
+        assert_eq!(ids(&users), all_ids(1234));
+        assert!(!users[6].active, "acct-7 is inactive");
+        assert_eq!(users[49].role, Role::Admin);
+        assert_eq!(site.calls().len(), 13);
+        let peak = site.max_in_flight.load(Ordering::SeqCst);
+        assert!(
+            (2..=4).contains(&peak),
+            "pages fetched concurrently, at most 4: {peak}"
+        );
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen.first(), Some(&(100, 1234)));
+        assert_eq!(seen.last(), Some(&(1234, 1234)));
+        assert!(
+            seen.windows(2).all(|w| w[0].0 <= w[1].0),
+            "progress never goes back"
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_and_single_page_sites() {
+        let site = FakeSite::new(0, 100);
+        assert_eq!(list(&site, &fast(100)).await.unwrap(), vec![]);
+        assert_eq!(site.calls(), vec![(1, 100)]);
+        let site = FakeSite::new(100, 100);
+        assert_eq!(ids(&list(&site, &fast(100)).await.unwrap()), all_ids(100));
+        assert_eq!(site.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn follows_a_server_page_cap_below_the_asked_size() {
+        // Asks for 1000, the server serves 30 a page: later pages start every 30 and ask 30.
+        let site = FakeSite::new(95, 30);
+        let users = list(&site, &fast(1000)).await.unwrap();
+        assert_eq!(ids(&users), all_ids(95));
+        let mut calls = site.calls();
+        calls.sort();
+        assert_eq!(calls, vec![(1, 1000), (31, 30), (61, 30), (91, 30)]);
+    }
+
+    #[tokio::test]
+    async fn fills_the_gap_left_by_a_short_middle_page() {
+        let site = FakeSite::new(250, 100)
+            .fault(101, Fault::Short(40))
+            .fault(141, Fault::Short(25));
+        let users = list(&site, &fast(100)).await.unwrap();
+        assert_eq!(ids(&users), all_ids(250));
+        let calls = site.calls();
+        // The gap 141..=200 is filled in order: 141 (25 served), then 166 for the rest.
+        assert!(calls.ends_with(&[(141, 60), (166, 35)]), "{calls:?}");
+    }
+
+    #[tokio::test]
+    async fn retries_throttling_gateway_errors_and_timeouts() {
+        let site = FakeSite::new(300, 100)
+            .fault(1, Fault::Status(429, Some("0")))
+            .fault(101, Fault::Status(503, None))
+            .fault(101, Fault::Status(502, None))
+            .fault(201, Fault::Transport(TransportError::Timeout(30)));
+        let users = list(&site, &fast(100)).await.unwrap();
+        assert_eq!(ids(&users), all_ids(300));
+        assert_eq!(site.calls().len(), 3 + 4);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_max_attempts() {
+        let site = FakeSite::new(300, 100).always(101, Fault::Status(504, None));
+        let err = list(&site, &fast(100)).await.unwrap_err();
+        assert_eq!(
+            err,
+            ListingError::Server {
+                status: 504,
+                message: "injected".into()
+            }
+        );
+        let tries = site.calls().iter().filter(|c| c.0 == 101).count();
+        assert_eq!(tries, 4);
+
+        let site = FakeSite::new(10, 100).always(1, Fault::Status(429, Some("0")));
+        assert_eq!(
+            list(&site, &fast(100)).await.unwrap_err(),
+            ListingError::Throttled
+        );
+        assert_eq!(site.calls().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn refusals_are_not_retried() {
+        for (status, want) in [
+            (401, ListingError::Unauthorized { status: 401 }),
+            (403, ListingError::Unauthorized { status: 403 }),
+        ] {
+            let site = FakeSite::new(10, 100).always(1, Fault::Status(status, None));
+            assert_eq!(list(&site, &fast(100)).await.unwrap_err(), want);
+            assert_eq!(site.calls().len(), 1);
+        }
+        let site = FakeSite::new(10, 100).always(1, Fault::Status(404, None));
+        assert!(matches!(
+            list(&site, &fast(100)).await.unwrap_err(),
+            ListingError::NotScim { .. }
+        ));
+        let site = FakeSite::new(10, 100).always(
+            1,
+            Fault::Transport(TransportError::Tls("UnknownIssuer".into())),
+        );
+        assert!(matches!(
+            list(&site, &fast(100)).await.unwrap_err(),
+            ListingError::Transport(TransportError::Tls(_))
+        ));
+        assert_eq!(site.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_one_off_inconsistency_is_cured_by_listing_again() {
+        // Page 101 repeats page 1 once (duplicates): the second full listing is clean.
+        let site = FakeSite::new(250, 100).fault(101, Fault::IgnoreStart);
+        assert_eq!(ids(&list(&site, &fast(100)).await.unwrap()), all_ids(250));
+        assert_eq!(site.calls().iter().filter(|c| c.0 == 1).count(), 2);
+        // The total changes on one page once.
+        let site = FakeSite::new(250, 100).fault(201, Fault::Total(251));
+        assert_eq!(ids(&list(&site, &fast(100)).await.unwrap()), all_ids(250));
+    }
+
+    #[tokio::test]
+    async fn a_lasting_inconsistency_fails_clearly() {
+        let site = FakeSite::new(250, 100).always(101, Fault::IgnoreStart);
+        let err = list(&site, &fast(100)).await.unwrap_err();
+        assert!(
+            matches!(&err, ListingError::Inconsistent(m) if m.contains("listed twice")),
+            "{err}"
+        );
+        assert_eq!(
+            site.calls().iter().filter(|c| c.0 == 1).count(),
+            2,
+            "listed twice, no more"
+        );
+
+        let site = FakeSite::new(250, 100).always(201, Fault::Total(260));
+        let err = list(&site, &fast(100)).await.unwrap_err();
+        assert!(
+            matches!(&err, ListingError::Inconsistent(m) if m.contains("changed from 250 to 260")),
+            "{err}"
+        );
+
+        // The site claims more users than it can list.
+        let site = FakeSite::new(250, 100)
+            .always(1, Fault::Total(300))
+            .always(101, Fault::Total(300))
+            .always(201, Fault::Total(300));
+        let err = list(&site, &fast(100)).await.unwrap_err();
+        assert!(
+            matches!(&err, ListingError::Inconsistent(m) if m.contains("300")),
+            "{err}"
+        );
+
+        // A first page with nothing on it although the total says otherwise.
+        let site = FakeSite::new(250, 100).always(1, Fault::Short(0));
+        assert!(matches!(
+            list(&site, &fast(100)).await.unwrap_err(),
+            ListingError::Inconsistent(_)
+        ));
+        assert!(err.to_string().contains("Nothing was deleted"));
+    }
+
+    #[tokio::test]
+    async fn silly_options_are_made_sensible() {
+        let site = FakeSite::new(5, 100);
+        let opts = ListingOptions {
+            page_size: 0,
+            concurrency: 0,
+            max_attempts: 0,
+            retry_base_delay: Duration::ZERO,
+        };
+        assert_eq!(ids(&list(&site, &opts).await.unwrap()), all_ids(5));
+    }
+}

@@ -7,6 +7,8 @@ use std::fmt;
 pub mod endpoint;
 pub mod http;
 
+pub use endpoint::ScimEndpoint;
+
 /// The SCIM bearer token. `Debug` and `Display` print `<hidden>` so it cannot leak into
 /// logs, error messages or reports by accident; read it only with [`ScimToken::expose`].
 #[derive(Clone, PartialEq, Eq)]

@@ -1,0 +1,9 @@
+//! Shared pieces for integration tests: real SCIM servers started as child processes.
+//! Each test file that needs them says `mod support;`.
+#![allow(dead_code)]
+
+pub mod scim2_server;
+pub mod tls_stand_in;
+
+pub use scim2_server::Scim2Server;
+pub use tls_stand_in::TlsStandIn;
