@@ -9,7 +9,10 @@ pub enum ScriptedReply {
     Normal,
     /// Answer with this status without doing anything. `message` overrides the
     /// `ErrorMessage`; 2xx answers have no body (a server claiming success it never did).
-    Status { status: u16, message: Option<String> },
+    Status {
+        status: u16,
+        message: Option<String>,
+    },
     /// A 429 whose `Retry-After` is an HTTP date rather than seconds.
     TooManyWithDate,
     /// Do the work (delete the user), then stay silent for longer than the client waits.

@@ -47,7 +47,9 @@ impl App {
 
     /// A panic in one handler must not wedge every later request, so a poisoned lock is reused.
     fn site(&self) -> MutexGuard<'_, Site> {
-        self.site.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.site
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sleeps, but wakes at once when the server is shutting down.
@@ -160,8 +162,10 @@ async fn list_users(
 }
 
 async fn create_user(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    app.respond(&headers, RequestKind::Create, None, |site| site.create(&body))
-        .await
+    app.respond(&headers, RequestKind::Create, None, |site| {
+        site.create(&body)
+    })
+    .await
 }
 
 async fn get_user(

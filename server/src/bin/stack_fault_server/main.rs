@@ -201,7 +201,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     let (stop_sender, stop_receiver) = watch::channel(false);
     let app = App::new(startup, stop_receiver);
-    let service = http::router(app, cli.edition).into_make_service_with_connect_info::<SocketAddr>();
+    let service =
+        http::router(app, cli.edition).into_make_service_with_connect_info::<SocketAddr>();
     let mut stop_watch = stop_sender.subscribe();
     let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         stop_requested().await;

@@ -335,7 +335,9 @@ impl Site {
         let cap = self.settings.page_cap;
         let count = param("count")
             .and_then(|v| v.trim().parse::<i64>().ok())
-            .map_or(cap, |c| usize::try_from(c.max(0)).unwrap_or(usize::MAX).min(cap));
+            .map_or(cap, |c| {
+                usize::try_from(c.max(0)).unwrap_or(usize::MAX).min(cap)
+            });
         let filter = match param("filter") {
             Some(text) if !self.settings.ignore_filter && !text.trim().is_empty() => {
                 match users::parse_filter(text) {
@@ -577,11 +579,17 @@ mod tests {
     #[test]
     fn listing_caps_pages_and_counts_from_one() {
         let site = Site::new(&startup(250));
-        let page = site.list(&query(&[("startIndex", "1"), ("count", "500")])).body.unwrap();
+        let page = site
+            .list(&query(&[("startIndex", "1"), ("count", "500")]))
+            .body
+            .unwrap();
         assert_eq!(page["totalResults"], 251);
         assert_eq!(page["itemsPerPage"], 100);
         assert_eq!(page["Resources"][0]["id"], "1");
-        let last = site.list(&query(&[("startIndex", "201"), ("count", "100")])).body.unwrap();
+        let last = site
+            .list(&query(&[("startIndex", "201"), ("count", "100")]))
+            .body
+            .unwrap();
         assert_eq!(last["itemsPerPage"], 51);
         assert_eq!(last["Resources"][50]["id"], "1250");
         let beyond = site.list(&query(&[("startIndex", "9999")])).body.unwrap();
@@ -666,7 +674,12 @@ mod tests {
     #[test]
     fn admission_checks_token_then_counts() {
         let mut site = Site::new(&startup(3));
-        for bad in [None, Some("Bearer nope"), Some("Basic t0ken"), Some("Bearer")] {
+        for bad in [
+            None,
+            Some("Bearer nope"),
+            Some("Basic t0ken"),
+            Some("Bearer"),
+        ] {
             assert_eq!(
                 replied(site.admit(bad, RequestKind::List, None)).status,
                 401
@@ -700,7 +713,11 @@ mod tests {
         let throttled = replied(site.admit(AUTH, RequestKind::Delete, Some("1001")));
         assert_eq!(throttled.status, 429);
         assert_eq!(throttled.retry_after.as_deref(), Some("1"));
-        assert!(admitted(site.admit(AUTH, RequestKind::Delete, Some("1001"))));
+        assert!(admitted(site.admit(
+            AUTH,
+            RequestKind::Delete,
+            Some("1001")
+        )));
         assert!(matches!(
             site.admit(AUTH, RequestKind::Delete, Some("1001")),
             Admission::Proceed {
@@ -709,15 +726,25 @@ mod tests {
         ));
         let boom = replied(site.admit(AUTH, RequestKind::Delete, Some("1001")));
         assert_eq!(boom.body.unwrap()["ErrorMessage"], "boom");
-        assert!(admitted(site.admit(AUTH, RequestKind::Delete, Some("1001"))));
+        assert!(admitted(site.admit(
+            AUTH,
+            RequestKind::Delete,
+            Some("1001")
+        )));
     }
 
     #[test]
     fn burst_and_rate_limit() {
         let mut site = Site::new(&startup(3));
         site.set_burst(2, 503);
-        assert_eq!(replied(site.admit(AUTH, RequestKind::List, None)).status, 503);
-        assert_eq!(replied(site.admit(AUTH, RequestKind::List, None)).status, 503);
+        assert_eq!(
+            replied(site.admit(AUTH, RequestKind::List, None)).status,
+            503
+        );
+        assert_eq!(
+            replied(site.admit(AUTH, RequestKind::List, None)).status,
+            503
+        );
         assert!(admitted(site.admit(AUTH, RequestKind::List, None)));
         site.change_settings(SettingsChange {
             rate_limit: Some(2.0),

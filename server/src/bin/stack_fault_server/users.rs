@@ -28,7 +28,10 @@ pub struct StoredUser {
 
 impl StoredUser {
     pub fn id(&self) -> &str {
-        self.resource.get("id").and_then(Value::as_str).unwrap_or("")
+        self.resource
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// Moderators and Admins carry `userType`; Stack refuses to delete them until demoted.
@@ -105,7 +108,7 @@ fn generated_user(i: u64, deactivated_every: u64) -> StoredUser {
         json!({"givenName": "User", "familyName": i.to_string()}),
     );
     resource.insert("emails".into(), Value::Array(emails));
-    let deactivated = deactivated_every > 0 && i % deactivated_every == 0;
+    let deactivated = deactivated_every > 0 && i.is_multiple_of(deactivated_every);
     resource.insert("active".into(), json!(!deactivated));
     match i % 50 {
         7 => {
@@ -209,7 +212,9 @@ pub fn parse_filter(text: &str) -> Result<Filter, String> {
         return Err(format!("cannot read the filter {text:?}"));
     };
     if !operator.eq_ignore_ascii_case("eq") {
-        return Err(format!("only the eq operator is supported, not {operator:?}"));
+        return Err(format!(
+            "only the eq operator is supported, not {operator:?}"
+        ));
     }
     let attribute = match attribute.to_ascii_lowercase().as_str() {
         "id" => FilterAttribute::Id,
