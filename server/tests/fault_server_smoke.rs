@@ -40,7 +40,7 @@ impl FaultServer {
         FaultServer {
             child,
             base,
-            http: Client::new(),
+            http: Client::builder().no_proxy().build().unwrap(),
         }
     }
 
@@ -365,10 +365,26 @@ async fn burst_seed_users_and_peak_in_flight() {
 #[tokio::test]
 async fn stops_cleanly_on_sigterm() {
     let mut server = FaultServer::start(&["--users", "1"]);
+    server
+        .control(
+            "/_control/faults",
+            json!({"account_id": "1001", "script": ["timeout_after_delete:60000"]}),
+        )
+        .await;
+    // A request stuck in scripted silence must not hold shutdown up.
+    let stuck = tokio::spawn(
+        server
+            .http
+            .delete(server.url(&format!("{ENTERPRISE_USERS}/1001")))
+            .bearer_auth(TOKEN)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.state().await["in_flight"], 1);
     let pid = server.child.id().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         if let Some(status) = server.child.try_wait().unwrap() {
             assert!(status.success(), "{status}");
@@ -377,4 +393,5 @@ async fn stops_cleanly_on_sigterm() {
         assert!(Instant::now() < deadline, "still running after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = stuck.await;
 }
