@@ -24,8 +24,7 @@
 //!   and how (GET first or not), depends on the classified reply and on the operation.
 
 use crate::engine::classify::{
-    classify_delete, classify_get, classify_patch, plain_message, DeleteReply, GetReply,
-    PatchReply,
+    classify_delete, classify_get, classify_patch, plain_message, DeleteReply, GetReply, PatchReply,
 };
 use crate::engine::{RunTarget, TargetState};
 use crate::scim::{ScimProvider, ScimReply, TransportError};
@@ -127,7 +126,12 @@ impl RunControl {
 
     /// Resolves when the run is cancelled; never, if it cannot be any more.
     async fn cancelled(&mut self) {
-        if self.0.wait_for(|s| *s == RunState::Cancelled).await.is_err() {
+        if self
+            .0
+            .wait_for(|s| *s == RunState::Cancelled)
+            .await
+            .is_err()
+        {
             std::future::pending::<()>().await;
         }
     }
@@ -389,7 +393,6 @@ impl Pace {
                     _ if s.in_flight < s.limit => {
                         s.in_flight += 1;
                         s.peak = s.peak.max(s.in_flight);
-                        s.requests += 1;
                         return Some(InFlight(self));
                     }
                     _ => None,
@@ -407,6 +410,11 @@ impl Pace {
                 _ = control.cancelled() => return None,
             }
         }
+    }
+
+    /// A request is going out now (counted here, after the journal said yes).
+    fn sent(&self) {
+        lock(&self.state).requests += 1;
     }
 
     /// The site asked us to slow down: close the gate for everybody and lower the limit. The
@@ -669,7 +677,10 @@ impl Budget {
         if self.tries >= max_attempts.max(1) {
             return Err(Finish::new(
                 ItemOutcome::Failed,
-                format!("No usable answer after {} tries: {}.", self.tries, self.problem),
+                format!(
+                    "No usable answer after {} tries: {}.",
+                    self.tries, self.problem
+                ),
             ));
         }
         Ok(())
@@ -748,6 +759,7 @@ impl Item<'_> {
             }
         }
         self.attempts += 1;
+        run.pace.sent();
         let provider = &run.provider;
         let reply = match op {
             Op::Get => provider.get_user(self.id()).await,
@@ -1072,6 +1084,8 @@ mod tests {
         TimeoutAfterApplying,
         /// Lose the request: nothing happens, the client times out.
         TimeoutBeforeApplying,
+        /// The user disappears (as if an earlier request landed late) and the reply is 404.
+        VanishWith404,
     }
 
     #[derive(Clone, Debug)]
@@ -1176,7 +1190,8 @@ mod tests {
             v.to_string()
         }
 
-        /// What the site does with one request, decided the moment it arrives.
+        /// What the site does with one request, decided the moment it arrives; the reply's
+        /// status is logged with the request.
         fn decide(
             &self,
             method: Method,
@@ -1184,6 +1199,19 @@ mod tests {
             patch: Option<&serde_json::Value>,
         ) -> (Result<ScimReply, TransportError>, bool) {
             let mut s = lock(&self.state);
+            let answer = FakeSite::apply(&mut s, method, id, patch);
+            if let (Ok(r), Some(last)) = (&answer.0, s.log.last_mut()) {
+                last.status = Some(r.status);
+            }
+            answer
+        }
+
+        fn apply(
+            s: &mut SiteState,
+            method: Method,
+            id: &str,
+            patch: Option<&serde_json::Value>,
+        ) -> (Result<ScimReply, TransportError>, bool) {
             let now = Instant::now();
             s.log.push(Request {
                 at: now,
@@ -1229,8 +1257,14 @@ mod tests {
                         };
                         return (reply(status, retry, body), false);
                     }
-                    Fault::TimeoutBeforeApplying => return (Err(TransportError::Timeout(30)), true),
+                    Fault::TimeoutBeforeApplying => {
+                        return (Err(TransportError::Timeout(30)), true)
+                    }
                     Fault::TimeoutAfterApplying => apply_then_time_out = true,
+                    Fault::VanishWith404 => {
+                        s.users.remove(id);
+                        return (reply(404, None, String::new()), false);
+                    }
                 }
             }
             let answer = match method {
@@ -1276,7 +1310,9 @@ mod tests {
                         Some(user) => {
                             for op in patch["Operations"].as_array().into_iter().flatten() {
                                 match (op["path"].as_str(), &op["value"]) {
-                                    (Some("active"), serde_json::Value::Bool(b)) => user.active = *b,
+                                    (Some("active"), serde_json::Value::Bool(b)) => {
+                                        user.active = *b
+                                    }
                                     (Some("userType"), v) if promotion_allowed => {
                                         user.user_type = v
                                             .as_str()
@@ -1295,9 +1331,6 @@ mod tests {
             };
             if apply_then_time_out {
                 return (Err(TransportError::Timeout(30)), true);
-            }
-            if let (Ok(r), Some(last)) = (&answer, s.log.last_mut()) {
-                last.status = Some(r.status);
             }
             (answer, false)
         }
@@ -1464,12 +1497,20 @@ mod tests {
         // Nothing sent for anyone else.
         let target_ids: HashSet<&str> = targets.iter().map(|t| t.account_id.as_str()).collect();
         for r in &state.log {
-            assert!(target_ids.contains(r.id.as_str()), "request for non-target {}", r.id);
+            assert!(
+                target_ids.contains(r.id.as_str()),
+                "request for non-target {}",
+                r.id
+            );
         }
         // No second DELETE after the site deleted a user.
         assert_eq!(state.second_deletes, 0, "a user got a second DELETE");
         // Concurrency bound, seen from both sides.
-        assert!(state.peak <= concurrency.max(1), "site saw {} in flight", state.peak);
+        assert!(
+            state.peak <= concurrency.max(1),
+            "site saw {} in flight",
+            state.peak
+        );
         assert!(summary.peak_concurrency <= concurrency.max(1));
         assert_eq!(summary.requests, state.log.len() as u64);
         // `sending` was journaled before every DELETE/PATCH, and not for GETs.
@@ -1480,12 +1521,22 @@ mod tests {
             .enumerate()
             .filter(|(_, r)| r.method != Method::Get)
             .collect();
-        assert_eq!(sending.len(), mutations.len(), "one `sending` per DELETE/PATCH");
+        assert_eq!(
+            sending.len(),
+            mutations.len(),
+            "one `sending` per DELETE/PATCH"
+        );
         for id in &target_ids {
-            let journal_marks: Vec<usize> =
-                sending.iter().filter(|(i, _)| i == id).map(|(_, n)| *n).collect();
-            let sent_at: Vec<usize> =
-                mutations.iter().filter(|(_, r)| r.id == *id).map(|(n, _)| *n).collect();
+            let journal_marks: Vec<usize> = sending
+                .iter()
+                .filter(|(i, _)| i == id)
+                .map(|(_, n)| *n)
+                .collect();
+            let sent_at: Vec<usize> = mutations
+                .iter()
+                .filter(|(_, r)| r.id == *id)
+                .map(|(n, _)| *n)
+                .collect();
             assert_eq!(journal_marks.len(), sent_at.len());
             for (mark, at) in journal_marks.iter().zip(&sent_at) {
                 assert!(mark <= at, "`sending` for {id} came after the request");
@@ -1493,9 +1544,22 @@ mod tests {
         }
         // Attempts count every request for the user (targets are unique in these tests).
         for result in &summary.results {
-            if targets.iter().filter(|t| t.account_id == result.account_id).count() == 1 {
-                let sent = state.log.iter().filter(|r| r.id == result.account_id).count();
-                assert_eq!(result.attempts as usize, sent, "attempts for {}", result.account_id);
+            if targets
+                .iter()
+                .filter(|t| t.account_id == result.account_id)
+                .count()
+                == 1
+            {
+                let sent = state
+                    .log
+                    .iter()
+                    .filter(|r| r.id == result.account_id)
+                    .count();
+                assert_eq!(
+                    result.attempts as usize, sent,
+                    "attempts for {}",
+                    result.account_id
+                );
             }
         }
     }
@@ -1592,7 +1656,9 @@ mod tests {
                 r.at - started
             );
         }
-        assert!(log.iter().any(|r| r.at >= throttled_at + Duration::from_secs(5)));
+        assert!(log
+            .iter()
+            .any(|r| r.at >= throttled_at + Duration::from_secs(5)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -1609,9 +1675,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(3)).await;
         pace.throttled(None);
         assert_eq!(lock(&pace.state).limit, 2);
-        pace.throttled(Some(Duration::ZERO));
-        pace.throttled(Some(Duration::ZERO));
-        pace.throttled(Some(Duration::ZERO));
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_secs(61)).await;
+            pace.throttled(Some(Duration::ZERO));
+        }
         assert_eq!(lock(&pace.state).limit, 1, "never below one");
         for _ in 0..RECOVER_AFTER {
             pace.calm();
@@ -1636,7 +1703,11 @@ mod tests {
         let log = site.with(|s| s.log.clone());
         assert_eq!(log.len(), 2);
         // HTTP dates have one-second precision.
-        assert!(log[1].at - started >= Duration::from_secs(5), "{:?}", log[1].at - started);
+        assert!(
+            log[1].at - started >= Duration::from_secs(5),
+            "{:?}",
+            log[1].at - started
+        );
     }
 
     #[test]
@@ -1689,7 +1760,9 @@ mod tests {
         let (summary, _) = go(&site, targets(&["u1"]), opts()).await;
         let r = result(&summary, "u1");
         assert_eq!(r.outcome, ItemOutcome::Deleted);
-        assert!(r.message.contains("confirmed gone after an unanswered request"));
+        assert!(r
+            .message
+            .contains("confirmed gone after an unanswered request"));
         assert_eq!(site.requests_for("u1"), vec![Method::Delete, Method::Get]);
     }
 
@@ -1724,26 +1797,16 @@ mod tests {
         // The first DELETE timed out, the check found the user, the second DELETE found it gone:
         // the first one was carried out late.
         let site = Arc::new(FakeSite::new(1));
-        site.fault(Method::Delete, "u1", vec![Fault::TimeoutBeforeApplying]);
-        site.fault(Method::Delete, "u1", vec![Fault::Reply(404, None, "")]);
-        site.fault(Method::Get, "u1", vec![]);
-        // After the 404 the user must really be gone for the GET to say so.
-        let (summary, _) = {
-            let s = site.clone();
-            let journal = Arc::new(FakeJournal::new(&site));
-            // Remove the user between the check and the second DELETE, as a late DELETE would.
-            s.fault(Method::Get, "u1", vec![]);
-            let t = targets(&["u1"]);
-            let control = RunControl::always_running();
-            let handle = tokio::spawn({
-                let (site, journal) = (site.clone(), journal.clone());
-                async move { run(site, t, opts(), journal, control).await }
-            });
-            // The timeout takes 30 s, the check happens after that and a backoff.
-            tokio::time::sleep(Duration::from_secs(31)).await;
-            site.with(|s| s.users.remove("u1"));
-            (handle.await.expect("run"), journal)
-        };
+        site.fault(
+            Method::Delete,
+            "u1",
+            vec![Fault::TimeoutBeforeApplying, Fault::VanishWith404],
+        );
+        let (summary, _) = go(&site, targets(&["u1"]), opts()).await;
+        assert_eq!(
+            site.requests_for("u1"),
+            vec![Method::Delete, Method::Get, Method::Delete, Method::Get]
+        );
         let r = result(&summary, "u1");
         assert_eq!(r.outcome, ItemOutcome::Deleted, "{}", r.message);
         assert!(r.message.contains("unanswered"), "{}", r.message);
@@ -1799,7 +1862,9 @@ mod tests {
         for id in &wanted[3..] {
             assert_eq!(outcome(&summary, id), ItemOutcome::NotAttempted);
             assert!(site.requests_for(id).is_empty());
-            assert!(result(&summary, id).message.contains("not seem to be enabled"));
+            assert!(result(&summary, id)
+                .message
+                .contains("not seem to be enabled"));
         }
         assert_eq!(site.with(|s| s.users.len()), 10);
     }
@@ -1937,7 +2002,11 @@ mod tests {
         let odd = result(&summary, "u3");
         assert_eq!(odd.outcome, ItemOutcome::Failed);
         assert_eq!(odd.message, "Something odd happened");
-        assert_eq!(site.requests_for("u3"), vec![Method::Delete], "a 500 is not retried");
+        assert_eq!(
+            site.requests_for("u3"),
+            vec![Method::Delete],
+            "a 500 is not retried"
+        );
         assert_eq!(outcome(&summary, "u4"), ItemOutcome::Deleted);
         assert_eq!(summary.stopped, None);
     }
@@ -2039,8 +2108,17 @@ mod tests {
             concurrency: 1,
             ..opts()
         };
-        let summary = go_with(&site, targets(&as_refs(&wanted)), options, Arc::new(journal)).await;
-        assert!(matches!(summary.stopped, Some(StopReason::JournalFailed(_))));
+        let summary = go_with(
+            &site,
+            targets(&as_refs(&wanted)),
+            options,
+            Arc::new(journal),
+        )
+        .await;
+        assert!(matches!(
+            summary.stopped,
+            Some(StopReason::JournalFailed(_))
+        ));
         assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deleted);
         let r = result(&summary, "u2");
         assert_eq!(r.outcome, ItemOutcome::NotAttempted);
@@ -2062,8 +2140,17 @@ mod tests {
             concurrency: 1,
             ..opts()
         };
-        let summary = go_with(&site, targets(&as_refs(&wanted)), options, Arc::new(journal)).await;
-        assert!(matches!(summary.stopped, Some(StopReason::JournalFailed(_))));
+        let summary = go_with(
+            &site,
+            targets(&as_refs(&wanted)),
+            options,
+            Arc::new(journal),
+        )
+        .await;
+        assert!(matches!(
+            summary.stopped,
+            Some(StopReason::JournalFailed(_))
+        ));
         assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deleted);
         for id in ["u2", "u3", "u4", "u5"] {
             assert_eq!(outcome(&summary, id), ItemOutcome::NotAttempted);
@@ -2080,7 +2167,15 @@ mod tests {
         use ItemOutcome::*;
         assert_eq!(
             outcomes,
-            vec![Deleted, NotAttempted, NotAttempted, NotAttempted, NotAttempted, NotAttempted, Deleted]
+            vec![
+                Deleted,
+                NotAttempted,
+                NotAttempted,
+                NotAttempted,
+                NotAttempted,
+                NotAttempted,
+                Deleted
+            ]
         );
         assert_eq!(site.requests_for("u1"), vec![Method::Delete]);
         assert!(summary.results[1].message.contains("listed twice"));
@@ -2136,7 +2231,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn cancel_interrupts_a_long_throttling_wait() {
         let site = Arc::new(FakeSite::new(3));
-        site.fault(Method::Delete, "u1", vec![Fault::Reply(429, Some("3600"), "")]);
+        site.fault(
+            Method::Delete,
+            "u1",
+            vec![Fault::Reply(429, Some("3600"), "")],
+        );
         let journal = Arc::new(FakeJournal::new(&site));
         let t = targets(&["u1", "u2", "u3"]);
         let (buttons, control) = RunControl::channel();
