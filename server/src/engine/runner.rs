@@ -976,11 +976,17 @@ impl Item<'_> {
         match self.call(Op::Patch(&payload), patch_answer).await? {
             PatchReply::Applied => {}
             PatchReply::NotFound => {
-                return Err(Finish::new(
-                    ItemOutcome::Privileged,
-                    "Could not demote this Moderator/Admin to Registered: the site answered \
-                     \"not found\".",
-                ))
+                return Err(match self.get_user().await? {
+                    None => Finish::new(
+                        ItemOutcome::AlreadyGone,
+                        "Already gone: the user disappeared while being demoted.",
+                    ),
+                    Some(_) => Finish::new(
+                        ItemOutcome::Privileged,
+                        "Could not demote this Moderator/Admin to Registered: the site answered \
+                         \"not found\", yet the user still exists.",
+                    ),
+                })
             }
             PatchReply::Failed { message, .. } => {
                 return Err(Finish::new(
@@ -2280,6 +2286,91 @@ mod tests {
         let r = result(&summary, "u1");
         assert_eq!(r.outcome, ItemOutcome::Failed);
         assert!(r.message.contains("check this user"), "{}", r.message);
+    }
+
+    /// Random faults everywhere (seeded, so a failure can be replayed): whatever happens, every
+    /// result tells the truth about the site, and the invariants hold.
+    #[tokio::test(start_paused = true)]
+    async fn results_tell_the_truth_under_random_faults() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..60u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let site = Arc::new(FakeSite::new(0));
+            let wanted = ids("u", 12);
+            for id in &wanted {
+                let role = match rng.gen_range(0..6) {
+                    0 => Some("Admin"),
+                    1 => Some("Moderator"),
+                    _ => None,
+                };
+                site.add(id, role);
+                match rng.gen_range(0..12) {
+                    0 => site.with(|s| s.system_accounts.insert(id.clone())),
+                    1 => site.with(|s| s.community_creators.insert(id.clone())),
+                    2 => site.with(|s| s.users.remove(id).is_some()),
+                    _ => false,
+                };
+                for method in [Method::Get, Method::Delete, Method::Patch] {
+                    let faults = (0..rng.gen_range(0..4))
+                        .map(|_| match rng.gen_range(0..8) {
+                            0 => Fault::Reply(429, Some("2"), ""),
+                            1 => Fault::Reply(429, None, ""),
+                            2 => Fault::Reply(503, None, ""),
+                            3 => Fault::Reply(502, None, ""),
+                            4 => Fault::TimeoutBeforeApplying,
+                            5 => Fault::TimeoutAfterApplying,
+                            // A GET that answers 404 for a user who exists would be a lie
+                            // no runner can see through; DELETE and PATCH may do it.
+                            6 if method != Method::Get => Fault::Reply(404, None, ""),
+                            6 => Fault::Reply(503, None, ""),
+                            _ => Fault::VanishWith404,
+                        })
+                        .collect();
+                    site.fault(method, id, faults);
+                }
+            }
+            site.with(|s| s.promotion_allowed = rng.gen_bool(0.5));
+            let mut t = targets(&as_refs(&wanted));
+            for target in &mut t {
+                if rng.gen_bool(0.2) {
+                    target.state = TargetState::Sending;
+                }
+            }
+            let options = RunOptions {
+                concurrency: rng.gen_range(1..=8),
+                demote_privileged: rng.gen_bool(0.5),
+                action: if rng.gen_bool(0.8) {
+                    Action::Delete
+                } else {
+                    Action::Deactivate
+                },
+                not_enabled_threshold: 100,
+                ..opts()
+            };
+            let action = options.action;
+            let (summary, _) = go(&site, t, options).await;
+            for r in &summary.results {
+                let exists = site.exists(&r.account_id);
+                let context = format!("seed {seed}: {r:?}");
+                match r.outcome {
+                    ItemOutcome::Deleted | ItemOutcome::AlreadyGone => {
+                        assert!(!exists, "{context}")
+                    }
+                    ItemOutcome::Deactivated => {
+                        assert!(site.with(|s| !s.users[&r.account_id].active), "{context}")
+                    }
+                    ItemOutcome::Failed => {}
+                    _ => assert!(exists, "{context}"),
+                }
+                if action == Action::Deactivate {
+                    assert!(!site.requests_for(&r.account_id).contains(&Method::Delete));
+                }
+                if !exists && r.outcome == ItemOutcome::Failed {
+                    // Only an unconfirmed request may leave the admin unsure.
+                    assert!(r.message.contains("check this user"), "{context}");
+                }
+            }
+        }
     }
 
     #[test]
