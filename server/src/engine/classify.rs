@@ -1,6 +1,8 @@
 //! What a SCIM reply means: the server's own message, throttling delays, and (for DELETE and
 //! PATCH) the outcome class the runner acts on. Pure functions over [`ScimReply`] values.
 
+use crate::scim::ScimReply;
+use app::model::{Role, SiteUser};
 use std::time::{Duration, SystemTime};
 
 /// The server's own error message: Stack's `{"ErrorMessage": "..."}` or RFC 7644's
@@ -37,9 +39,603 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(CAP))
 }
 
+/// What a DELETE reply means for the runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteReply {
+    /// 204 (or 200): the user is deleted.
+    Deleted,
+    /// 404: the user does not exist, *or* SCIM deletion is not enabled: only a GET can tell.
+    NotFound,
+    /// The site refuses to delete its system account.
+    SystemAccount,
+    /// The user is a Moderator/Admin and must be demoted to Registered first.
+    NeedsDemotion,
+    /// The user created a community: only Stack support can delete them.
+    CommunityCreator,
+    /// 429 (or 503 with a `Retry-After`): every request should wait.
+    Throttled { retry_after: Option<Duration> },
+    /// 408, 502, 503, 504: worth retrying later.
+    Transient { status: u16 },
+    /// 401/403: the token is wrong or lacks rights; nothing else will work either.
+    Unauthorized,
+    /// Anything else, with the server's own words (see [`plain_message`]).
+    Failed { status: u16, message: String },
+}
+
+/// What a PATCH reply (deactivate, demote) means for the runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PatchReply {
+    /// 200 or 204. Stack answers 200 even when it silently ignored a `userType` change, so
+    /// the runner confirms a demotion with a GET.
+    Applied,
+    NotFound,
+    Throttled {
+        retry_after: Option<Duration>,
+    },
+    Transient {
+        status: u16,
+    },
+    Unauthorized,
+    Failed {
+        status: u16,
+        message: String,
+    },
+}
+
+/// What a `GET .../users/{id}` reply means for the runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GetReply {
+    /// The user exists; its current state as the server reports it.
+    Present(SiteUser),
+    /// 404 or 410: no such user.
+    Gone,
+    Throttled {
+        retry_after: Option<Duration>,
+    },
+    Transient {
+        status: u16,
+    },
+    Unauthorized,
+    Failed {
+        status: u16,
+        message: String,
+    },
+}
+
+/// The reply classes every SCIM operation shares: the runner treats them the same way
+/// whatever it asked for.
+enum Common {
+    Throttled(Option<Duration>),
+    Transient(u16),
+    Unauthorized,
+}
+
+fn common_class(reply: &ScimReply, now: SystemTime) -> Option<Common> {
+    let retry_after = reply
+        .retry_after
+        .as_deref()
+        .and_then(|v| parse_retry_after(v, now));
+    match reply.status {
+        401 | 403 => Some(Common::Unauthorized),
+        429 => Some(Common::Throttled(retry_after)),
+        // A 503 that says when to come back is the server shedding load, like a 429: the whole
+        // run should slow down, not just this request.
+        503 if retry_after.is_some() => Some(Common::Throttled(retry_after)),
+        408 | 502 | 503 | 504 => Some(Common::Transient(reply.status)),
+        _ => None,
+    }
+}
+
+/// The text the runner matches known Stack errors against: the server's message, or the raw
+/// body when it is not JSON (some proxies and older servers answer in plain text). Only used
+/// for matching, never shown.
+fn matchable_text(reply: &ScimReply) -> String {
+    server_message(&reply.body)
+        .unwrap_or_else(|| reply.body.clone())
+        .to_lowercase()
+}
+
+fn is_success(status: u16) -> bool {
+    status == 200 || status == 204
+}
+
+/// Classifies the reply to `DELETE .../users/{id}` (see scim-notes.md for Stack's replies).
+/// Stack's specific errors are recognised by their message whatever the status, because the
+/// message is the stable part: a 400 "System Accounts" and a 500 "Adjust role to User" are what
+/// Stack sends today, and the message is what tells them apart from other errors.
+pub fn classify_delete(reply: &ScimReply, now: SystemTime) -> DeleteReply {
+    if is_success(reply.status) {
+        return DeleteReply::Deleted;
+    }
+    if let Some(common) = common_class(reply, now) {
+        return match common {
+            Common::Throttled(retry_after) => DeleteReply::Throttled { retry_after },
+            Common::Transient(status) => DeleteReply::Transient { status },
+            Common::Unauthorized => DeleteReply::Unauthorized,
+        };
+    }
+    if reply.status == 404 || reply.status == 410 {
+        return DeleteReply::NotFound;
+    }
+    if reply.status >= 400 {
+        let text = matchable_text(reply);
+        if text.contains("system account") {
+            return DeleteReply::SystemAccount;
+        }
+        if text.contains("adjust role to user") {
+            return DeleteReply::NeedsDemotion;
+        }
+        if text.contains("fk_communitymemberships_creationuser") {
+            return DeleteReply::CommunityCreator;
+        }
+    }
+    DeleteReply::Failed {
+        status: reply.status,
+        message: plain_message(reply),
+    }
+}
+
+/// Classifies the reply to `PATCH .../users/{id}`.
+pub fn classify_patch(reply: &ScimReply, now: SystemTime) -> PatchReply {
+    if is_success(reply.status) {
+        return PatchReply::Applied;
+    }
+    match common_class(reply, now) {
+        Some(Common::Throttled(retry_after)) => PatchReply::Throttled { retry_after },
+        Some(Common::Transient(status)) => PatchReply::Transient { status },
+        Some(Common::Unauthorized) => PatchReply::Unauthorized,
+        None if reply.status == 404 || reply.status == 410 => PatchReply::NotFound,
+        None => PatchReply::Failed {
+            status: reply.status,
+            message: plain_message(reply),
+        },
+    }
+}
+
+/// Classifies the reply to `GET .../users/{id}`. A 200 whose body is not a SCIM user (an HTML
+/// login page, say) is a failure, never "present": the runner must not act on a guess.
+pub fn classify_get(reply: &ScimReply, now: SystemTime) -> GetReply {
+    if reply.status == 200 {
+        let user = serde_json::from_str::<serde_json::Value>(reply.body.trim())
+            .ok()
+            .and_then(|v| user_from_json(&v));
+        return match user {
+            Some(user) => GetReply::Present(user),
+            None => GetReply::Failed {
+                status: 200,
+                message: "the site's reply was not a SCIM user".to_string(),
+            },
+        };
+    }
+    match common_class(reply, now) {
+        Some(Common::Throttled(retry_after)) => GetReply::Throttled { retry_after },
+        Some(Common::Transient(status)) => GetReply::Transient { status },
+        Some(Common::Unauthorized) => GetReply::Unauthorized,
+        None if reply.status == 404 || reply.status == 410 => GetReply::Gone,
+        None => GetReply::Failed {
+            status: reply.status,
+            message: plain_message(reply),
+        },
+    }
+}
+
+/// Reads a SCIM user resource. `None` unless it has a non-empty string `id`: without the
+/// account ID nothing can be confirmed about the user.
+fn user_from_json(v: &serde_json::Value) -> Option<SiteUser> {
+    let text = |key: &str| {
+        v.get(key)
+            .and_then(|x| x.as_str())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let id = text("id")?;
+    let mut emails = Vec::new();
+    let mut primary_email = None;
+    for entry in v
+        .get("emails")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let Some(value) = entry
+            .get("value")
+            .and_then(|x| x.as_str())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        else {
+            continue;
+        };
+        if primary_email.is_none() && entry.get("primary").and_then(|p| p.as_bool()) == Some(true) {
+            primary_email = Some(value.to_string());
+        }
+        emails.push(value.to_string());
+    }
+    if primary_email.is_none() {
+        primary_email = emails.first().cloned();
+    }
+    // RFC 7643 does not say what a missing `active` means; Stack always sends it. Reading a
+    // missing or odd value as "active" errs towards "this user still has access".
+    let active = match v.get("active") {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => !s.trim().eq_ignore_ascii_case("false"),
+        _ => true,
+    };
+    Some(SiteUser {
+        id,
+        external_id: text("externalId"),
+        user_name: text("userName"),
+        display_name: text("displayName"),
+        emails,
+        primary_email,
+        active,
+        role: Role::from_user_type(text("userType").as_deref()),
+        created: v
+            .get("meta")
+            .and_then(|m| m.get("created"))
+            .and_then(|c| c.as_str())
+            .map(str::to_string),
+    })
+}
+
+/// What to tell the admin about a failed reply: the server's own message; else a short
+/// plain-text body (some proxies answer that way); else "HTTP 500 with no message". Never raw
+/// HTML or JSON.
+pub fn plain_message(reply: &ScimReply) -> String {
+    if let Some(message) = server_message(&reply.body) {
+        return one_line(&message);
+    }
+    let is_plain_text = reply
+        .content_type
+        .as_deref()
+        .map(|c| c.trim().to_ascii_lowercase().starts_with("text/plain"))
+        .unwrap_or(false);
+    let body = one_line(&reply.body);
+    if is_plain_text && !body.is_empty() && body.chars().count() <= 200 && !body.contains('<') {
+        return format!("HTTP {}: {}", reply.status, body);
+    }
+    let looks_like_page = reply
+        .content_type
+        .as_deref()
+        .map(|c| c.to_ascii_lowercase().contains("html"))
+        .unwrap_or(false)
+        || reply.body.trim_start().starts_with('<');
+    if looks_like_page {
+        format!(
+            "HTTP {} with no message (the reply was a web page, not a SCIM answer)",
+            reply.status
+        )
+    } else {
+        format!("HTTP {} with no message", reply.status)
+    }
+}
+
+/// Collapses whitespace and drops control characters so a message fits one report cell.
+fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reply(status: u16, body: &str) -> ScimReply {
+        ScimReply {
+            status,
+            retry_after: None,
+            content_type: Some("application/json".to_string()),
+            body: body.to_string(),
+        }
+    }
+
+    fn with_retry_after(mut r: ScimReply, value: &str) -> ScimReply {
+        r.retry_after = Some(value.to_string());
+        r
+    }
+
+    fn now() -> SystemTime {
+        httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").expect("date")
+    }
+
+    fn stack_error(status: u16, message: &str) -> ScimReply {
+        reply(
+            status,
+            &serde_json::json!({ "ErrorMessage": message }).to_string(),
+        )
+    }
+
+    #[test]
+    fn delete_success_codes() {
+        assert_eq!(
+            classify_delete(&reply(204, ""), now()),
+            DeleteReply::Deleted
+        );
+        assert_eq!(
+            classify_delete(&reply(200, "{}"), now()),
+            DeleteReply::Deleted
+        );
+        // 201/202 are not what a DELETE answers: not taken as success.
+        assert!(matches!(
+            classify_delete(&reply(202, ""), now()),
+            DeleteReply::Failed { status: 202, .. }
+        ));
+    }
+
+    #[test]
+    fn delete_stack_errors_by_message() {
+        assert_eq!(
+            classify_delete(
+                &stack_error(400, "You cannot delete or destroy System Accounts."),
+                now()
+            ),
+            DeleteReply::SystemAccount
+        );
+        assert_eq!(
+            classify_delete(
+                &stack_error(
+                    500,
+                    "User is a moderator or admin. Adjust role to User before deleting."
+                ),
+                now()
+            ),
+            DeleteReply::NeedsDemotion
+        );
+        assert_eq!(
+            classify_delete(&stack_error(500, "ADJUST ROLE TO USER"), now()),
+            DeleteReply::NeedsDemotion
+        );
+        assert_eq!(
+            classify_delete(
+                &stack_error(
+                    500,
+                    "The DELETE statement conflicted with the REFERENCE constraint \"FK_CommunityMemberships_CreationUser\"."
+                ),
+                now()
+            ),
+            DeleteReply::CommunityCreator
+        );
+        // RFC 7644 `detail` works the same.
+        let rfc = reply(
+            400,
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","detail":"You cannot delete or destroy system accounts."}"#,
+        );
+        assert_eq!(classify_delete(&rfc, now()), DeleteReply::SystemAccount);
+        // Plain-text bodies are matched too.
+        let text = ScimReply {
+            content_type: Some("text/plain".into()),
+            ..reply(500, "Adjust role to User")
+        };
+        assert_eq!(classify_delete(&text, now()), DeleteReply::NeedsDemotion);
+    }
+
+    #[test]
+    fn delete_other_500_keeps_server_words() {
+        assert_eq!(
+            classify_delete(&stack_error(500, "Database timeout"), now()),
+            DeleteReply::Failed {
+                status: 500,
+                message: "Database timeout".into()
+            }
+        );
+        assert_eq!(
+            classify_delete(&reply(500, "<html><body>Oops</body></html>"), now()),
+            DeleteReply::Failed {
+                status: 500,
+                message: "HTTP 500 with no message (the reply was a web page, not a SCIM answer)"
+                    .into()
+            }
+        );
+        // Other 400s are not system accounts.
+        assert!(matches!(
+            classify_delete(&stack_error(400, "Bad request"), now()),
+            DeleteReply::Failed { status: 400, .. }
+        ));
+    }
+
+    #[test]
+    fn delete_not_found_auth_throttle_transient() {
+        assert_eq!(
+            classify_delete(&reply(404, ""), now()),
+            DeleteReply::NotFound
+        );
+        assert_eq!(
+            classify_delete(&reply(410, ""), now()),
+            DeleteReply::NotFound
+        );
+        assert_eq!(
+            classify_delete(&reply(401, ""), now()),
+            DeleteReply::Unauthorized
+        );
+        assert_eq!(
+            classify_delete(&stack_error(403, "System Account"), now()),
+            DeleteReply::Unauthorized
+        );
+        assert_eq!(
+            classify_delete(&with_retry_after(reply(429, ""), "12"), now()),
+            DeleteReply::Throttled {
+                retry_after: Some(Duration::from_secs(12))
+            }
+        );
+        assert_eq!(
+            classify_delete(
+                &with_retry_after(reply(429, ""), "Sun, 06 Nov 1994 08:49:40 GMT"),
+                now()
+            ),
+            DeleteReply::Throttled {
+                retry_after: Some(Duration::from_secs(3))
+            }
+        );
+        assert_eq!(
+            classify_delete(&with_retry_after(reply(429, ""), "later"), now()),
+            DeleteReply::Throttled { retry_after: None }
+        );
+        assert_eq!(
+            classify_delete(&reply(429, ""), now()),
+            DeleteReply::Throttled { retry_after: None }
+        );
+        for status in [408, 502, 503, 504] {
+            assert_eq!(
+                classify_delete(&reply(status, "<html>busy</html>"), now()),
+                DeleteReply::Transient { status }
+            );
+        }
+        // A 503 that says when to come back is throttling.
+        assert_eq!(
+            classify_delete(&with_retry_after(reply(503, ""), "5"), now()),
+            DeleteReply::Throttled {
+                retry_after: Some(Duration::from_secs(5))
+            }
+        );
+    }
+
+    #[test]
+    fn patch_classes() {
+        assert_eq!(
+            classify_patch(&reply(200, "{}"), now()),
+            PatchReply::Applied
+        );
+        assert_eq!(classify_patch(&reply(204, ""), now()), PatchReply::Applied);
+        assert_eq!(classify_patch(&reply(404, ""), now()), PatchReply::NotFound);
+        assert_eq!(
+            classify_patch(&reply(403, ""), now()),
+            PatchReply::Unauthorized
+        );
+        assert_eq!(
+            classify_patch(&with_retry_after(reply(429, ""), "1"), now()),
+            PatchReply::Throttled {
+                retry_after: Some(Duration::from_secs(1))
+            }
+        );
+        assert_eq!(
+            classify_patch(&reply(504, ""), now()),
+            PatchReply::Transient { status: 504 }
+        );
+        assert_eq!(
+            classify_patch(&stack_error(400, "Unsupported path"), now()),
+            PatchReply::Failed {
+                status: 400,
+                message: "Unsupported path".into()
+            }
+        );
+    }
+
+    #[test]
+    fn get_reads_the_user() {
+        let body = r#"{"id":"42","externalId":"e-42","userName":"Ann","displayName":"Ann A",
+            "emails":[{"value":"ann@old.example"},{"value":" Ann@Example.com ","primary":true}],
+            "active":false,"userType":"Moderator","meta":{"created":"2020-01-01T00:00:00Z"}}"#;
+        let GetReply::Present(user) = classify_get(&reply(200, body), now()) else {
+            panic!("expected a user");
+        };
+        assert_eq!(user.id, "42");
+        assert_eq!(user.external_id.as_deref(), Some("e-42"));
+        assert_eq!(user.user_name.as_deref(), Some("Ann"));
+        assert_eq!(user.display_name.as_deref(), Some("Ann A"));
+        assert_eq!(user.emails, vec!["ann@old.example", "Ann@Example.com"]);
+        assert_eq!(user.primary_email.as_deref(), Some("Ann@Example.com"));
+        assert!(!user.active);
+        assert_eq!(user.role, Role::Moderator);
+        assert_eq!(user.created.as_deref(), Some("2020-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn get_minimal_and_odd_users() {
+        let GetReply::Present(user) = classify_get(&reply(200, r#"{"id":"7"}"#), now()) else {
+            panic!("expected a user");
+        };
+        assert!(user.emails.is_empty());
+        assert_eq!(user.primary_email, None);
+        assert!(user.active);
+        assert_eq!(user.role, Role::Registered);
+
+        let body = r#"{"id":"8","emails":[{"primary":true},{"value":""},{"value":"b@x.io"}],
+            "active":"false","userType":""}"#;
+        let GetReply::Present(user) = classify_get(&reply(200, body), now()) else {
+            panic!("expected a user");
+        };
+        assert_eq!(user.emails, vec!["b@x.io"]);
+        assert_eq!(user.primary_email.as_deref(), Some("b@x.io"));
+        assert!(!user.active);
+        assert_eq!(user.role, Role::Registered);
+    }
+
+    #[test]
+    fn get_rejects_things_that_are_not_users() {
+        for body in [
+            "",
+            "<html>Sign in</html>",
+            "[]",
+            r#"{"id":""}"#,
+            r#"{"id":42}"#,
+            r#"{"userName":"x"}"#,
+        ] {
+            assert!(
+                matches!(
+                    classify_get(&reply(200, body), now()),
+                    GetReply::Failed { status: 200, .. }
+                ),
+                "body {body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn get_other_classes() {
+        assert_eq!(classify_get(&reply(404, ""), now()), GetReply::Gone);
+        assert_eq!(classify_get(&reply(410, ""), now()), GetReply::Gone);
+        assert_eq!(classify_get(&reply(401, ""), now()), GetReply::Unauthorized);
+        assert_eq!(
+            classify_get(&reply(502, ""), now()),
+            GetReply::Transient { status: 502 }
+        );
+        assert_eq!(
+            classify_get(&with_retry_after(reply(429, ""), "2"), now()),
+            GetReply::Throttled {
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
+        assert_eq!(
+            classify_get(&stack_error(500, "boom"), now()),
+            GetReply::Failed {
+                status: 500,
+                message: "boom".into()
+            }
+        );
+    }
+
+    #[test]
+    fn plain_messages() {
+        assert_eq!(plain_message(&reply(500, "")), "HTTP 500 with no message");
+        assert_eq!(
+            plain_message(&stack_error(500, "line one\n\tline two ")),
+            "line one line two"
+        );
+        let text = ScimReply {
+            content_type: Some("text/plain; charset=utf-8".into()),
+            ..reply(502, "upstream connect error\r\n")
+        };
+        assert_eq!(plain_message(&text), "HTTP 502: upstream connect error");
+        // HTML served as text/plain is still not shown.
+        let sneaky = ScimReply {
+            content_type: Some("text/plain".into()),
+            ..reply(502, "<html><script>x</script></html>")
+        };
+        assert!(!plain_message(&sneaky).contains('<'));
+        // A long plain-text body is not dumped into the report.
+        let long = ScimReply {
+            content_type: Some("text/plain".into()),
+            ..reply(500, &"x".repeat(500))
+        };
+        assert_eq!(plain_message(&long), "HTTP 500 with no message");
+        // Raw JSON without a message key is not shown either.
+        assert_eq!(
+            plain_message(&reply(500, r#"{"code":17}"#)),
+            "HTTP 500 with no message"
+        );
+    }
 
     #[test]
     fn reads_stack_error_message() {
