@@ -198,7 +198,7 @@ pub fn classify_get(reply: &ScimReply, now: SystemTime) -> GetReply {
     if reply.status == 200 {
         let user = serde_json::from_str::<serde_json::Value>(reply.body.trim())
             .ok()
-            .and_then(|v| user_from_json(&v));
+            .and_then(|v| crate::engine::listing::parse_user(&v));
         return match user {
             Some(user) => GetReply::Present(user),
             None => GetReply::Failed {
@@ -217,65 +217,6 @@ pub fn classify_get(reply: &ScimReply, now: SystemTime) -> GetReply {
             message: plain_message(reply),
         },
     }
-}
-
-/// Reads a SCIM user resource. `None` unless it has a non-empty string `id`: without the
-/// account ID nothing can be confirmed about the user.
-fn user_from_json(v: &serde_json::Value) -> Option<SiteUser> {
-    let text = |key: &str| {
-        v.get(key)
-            .and_then(|x| x.as_str())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let id = text("id")?;
-    let mut emails = Vec::new();
-    let mut primary_email = None;
-    for entry in v
-        .get("emails")
-        .and_then(|e| e.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let Some(value) = entry
-            .get("value")
-            .and_then(|x| x.as_str())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        else {
-            continue;
-        };
-        if primary_email.is_none() && entry.get("primary").and_then(|p| p.as_bool()) == Some(true) {
-            primary_email = Some(value.to_string());
-        }
-        emails.push(value.to_string());
-    }
-    if primary_email.is_none() {
-        primary_email = emails.first().cloned();
-    }
-    // RFC 7643 does not say what a missing `active` means; Stack always sends it. Reading a
-    // missing or odd value as "active" errs towards "this user still has access".
-    let active = match v.get("active") {
-        Some(serde_json::Value::Bool(b)) => *b,
-        Some(serde_json::Value::String(s)) => !s.trim().eq_ignore_ascii_case("false"),
-        _ => true,
-    };
-    Some(SiteUser {
-        id,
-        external_id: text("externalId"),
-        user_name: text("userName"),
-        display_name: text("displayName"),
-        emails,
-        primary_email,
-        active,
-        role: Role::from_user_type(text("userType").as_deref()),
-        created: v
-            .get("meta")
-            .and_then(|m| m.get("created"))
-            .and_then(|c| c.as_str())
-            .map(str::to_string),
-    })
 }
 
 /// What to tell the admin about a failed reply: the server's own message; else a short
