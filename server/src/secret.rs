@@ -46,6 +46,7 @@ pub enum SecretError {
 }
 
 /// Encrypts and decrypts SCIM tokens with the server's key. `Debug` never shows the key.
+#[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
 }

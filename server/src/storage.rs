@@ -1896,6 +1896,11 @@ mod tests {
             .expect("job");
         assert_eq!((job.done, job.total), (4, 4));
         assert_eq!(job.count(ItemOutcome::NotAttempted), 2);
+        let err = s
+            .record_not_attempted("nope", "cancelled")
+            .await
+            .expect_err("no such job");
+        assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
     }
 
     #[tokio::test]
