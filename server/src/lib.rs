@@ -5,5 +5,6 @@ pub mod config;
 pub mod console;
 pub mod engine;
 pub mod scim;
+pub mod secret;
 pub mod storage;
 pub mod web;
