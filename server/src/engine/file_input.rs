@@ -382,8 +382,8 @@ impl Delimiter {
 }
 
 /// Picks the separator that splits the first rows into the most email/ID cells (so a name
-/// like `Doe, John` in a `;` file does not mislead it), then into the most consistent number
-/// of columns. On a tie (one column, nothing to split) it is a comma.
+/// like `Doe, John` in a `;` file does not mislead it), then into the most rows of several
+/// filled columns. On a tie (one column, nothing to split) it is a comma.
 fn detect_delimiter(text: &str) -> Delimiter {
     const SAMPLE_ROWS: usize = 200;
     let mut best = (Delimiter::Comma, 0usize, 0usize);
@@ -394,9 +394,9 @@ fn detect_delimiter(text: &str) -> Delimiter {
             .flat_map(|r| r.iter())
             .filter(|c| is_usable(c))
             .count();
-        let consistent = consistent_width_rows(&rows);
-        if (usable, consistent) > (best.1, best.2) {
-            best = (delimiter, usable, consistent);
+        let multi_column = multi_column_rows(&rows);
+        if (usable, multi_column) > (best.1, best.2) {
+            best = (delimiter, usable, multi_column);
         }
     }
     best.0
@@ -412,17 +412,12 @@ fn sample_rows(text: &str, delimiter: u8, limit: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Rows having the most common column count, or zero when most rows are a single column (a
-/// stray separator in one row must not outvote a file that has none).
-fn consistent_width_rows(rows: &[Vec<String>]) -> usize {
-    let mut counts = std::collections::HashMap::new();
-    for row in rows {
-        *counts.entry(row.len()).or_insert(0usize) += 1;
-    }
-    match counts.into_iter().max_by_key(|(width, n)| (*n, *width)) {
-        Some((width, n)) if width > 1 => n,
-        _ => 0,
-    }
+/// Rows split into two or more non-blank cells: real columns, not padding around one value
+/// (a comma file with tab-padded cells must not read as a tab file).
+fn multi_column_rows(rows: &[Vec<String>]) -> usize {
+    rows.iter()
+        .filter(|r| r.iter().filter(|c| !trim_cell(c).is_empty()).count() > 1)
+        .count()
 }
 
 fn csv_reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
@@ -585,7 +580,11 @@ fn pick_by_header(rows: &[Row]) -> Option<Pick> {
         .filter(|(_, i)| !is_usable(cell(first, *i)))
         // Best rank, then most usable values, then leftmost.
         .map(|(rank, i)| (rank, std::cmp::Reverse(usable_below(i)), i))
-        .filter(|(_, usable, _)| usable.0 > 0 || rows.len() == 1)
+        // A lone row is a header only if nothing in it is usable ("Email" alone, not
+        // "Mail Smith,a@x.com").
+        .filter(|(_, usable, _)| {
+            usable.0 > 0 || (rows.len() == 1 && !first.cells.iter().any(|c| is_usable(c)))
+        })
         .min()
         .map(|(_, _, index)| Pick {
             index,
@@ -596,10 +595,14 @@ fn pick_by_header(rows: &[Row]) -> Option<Pick> {
 
 /// No header names the column: take the one with the most emails, or, when no column has an
 /// email, the one with the most numeric account IDs. Emails win because a column of numbers
-/// may be employee numbers, and a wrong number could match some other account.
+/// may be employee numbers, and a wrong number could match some other account. The first
+/// rows decide (plenty to tell columns apart; keeps wide, long files fast).
 fn pick_by_content(rows: &[Row]) -> Option<Pick> {
-    let width = rows.iter().map(|r| r.cells.len()).max().unwrap_or(0);
-    let count = |i: usize, test: fn(&str) -> bool| rows.iter().filter(|r| test(cell(r, i))).count();
+    const SAMPLE_ROWS: usize = 2_000;
+    let sample = &rows[..rows.len().min(SAMPLE_ROWS)];
+    let width = sample.iter().map(|r| r.cells.len()).max().unwrap_or(0);
+    let count =
+        |i: usize, test: fn(&str) -> bool| sample.iter().filter(|r| test(cell(r, i))).count();
     let best = |test: fn(&str) -> bool| {
         (0..width)
             .map(|i| (count(i, test), std::cmp::Reverse(i)))
@@ -794,6 +797,16 @@ mod tests {
     }
 
     #[test]
+    fn tab_padding_does_not_make_a_tab_file() {
+        let file = read("a@x.com\n\tb@x.com\t\n");
+        assert_eq!(file.column.delimiter, "comma");
+        assert_eq!(
+            values(&file),
+            vec![(1, email("a@x.com")), (2, email("b@x.com"))]
+        );
+    }
+
+    #[test]
     fn encodings() {
         let mut bom = b"\xEF\xBB\xBFEmail\r\na@x.com\r\n".to_vec();
         let file = read_admin_file(&bom, None).unwrap();
@@ -932,6 +945,13 @@ mod tests {
     fn mixed_emails_and_ids_in_one_column() {
         let file = read("a@x.com\n123\n");
         assert_eq!(values(&file), vec![(1, email("a@x.com")), (2, id("123"))]);
+    }
+
+    #[test]
+    fn a_single_data_row_is_not_taken_for_a_header() {
+        let file = read("Mail Smith,a@x.com\n");
+        assert_eq!(file.column.index, 1);
+        assert_eq!(values(&file), vec![(1, email("a@x.com"))]);
     }
 
     #[test]
