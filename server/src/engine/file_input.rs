@@ -309,7 +309,7 @@ fn utf16(bytes: &[u8], little_endian: bool) -> String {
 /// every other byte is zero: that pattern decides, and the side of the zeros gives the order.
 fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
     let sample = &bytes[..bytes.len().min(4096)];
-    if sample.len() < 4 || sample.len() % 2 != 0 {
+    if sample.len() < 4 || !sample.len().is_multiple_of(2) {
         return None;
     }
     let pairs = sample.len() / 2;
