@@ -305,11 +305,12 @@ fn utf16(bytes: &[u8], little_endian: bool) -> String {
     encoding.decode_without_bom_handling(bytes).0.into_owned()
 }
 
-/// Some tools write UTF-16 without a BOM. Text of user lists is almost all ASCII, so in UTF-16
-/// every other byte is zero: that pattern decides, and the side of the zeros gives the order.
+/// Some tools write UTF-16 without a BOM. Text files in UTF-8 or Windows-1252 have no zero
+/// bytes, while UTF-16 text of user lists (mostly ASCII) has one in nearly every pair: a fair
+/// share of zeros, almost all on one side, decides, and the side gives the byte order.
 fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
     let sample = &bytes[..bytes.len().min(4096)];
-    if sample.len() < 4 || !sample.len().is_multiple_of(2) {
+    if sample.len() < 2 || !sample.len().is_multiple_of(2) {
         return None;
     }
     let pairs = sample.len() / 2;
@@ -322,10 +323,10 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
             .count()
     };
     let (even, odd) = (zeros_at(0), zeros_at(1));
-    // Real UTF-8 or 1252 text has no zero bytes at all; require a clear majority on one side.
-    if odd * 10 >= pairs * 7 && even * 10 < pairs {
+    let one_sided = |many: usize, few: usize| many * 5 >= pairs && few * 4 < many;
+    if one_sided(odd, even) {
         Some(true)
-    } else if even * 10 >= pairs * 7 && odd * 10 < pairs {
+    } else if one_sided(even, odd) {
         Some(false)
     } else {
         None
@@ -830,6 +831,15 @@ mod tests {
         let file = read_admin_file(&utf16le("a@x.com\nb@x.com\n", false), None).unwrap();
         assert_eq!(file.column.encoding, "UTF-16LE");
         assert_eq!(file.entries.len(), 2);
+        // Tiny, and padded with zero-width spaces (no zero byte in their pairs).
+        let file = read_admin_file(&utf16le("\u{200B}00\u{200B}", false), None).unwrap();
+        assert_eq!(file.column.encoding, "UTF-16LE");
+        assert_eq!(values(&file), vec![(1, id("00"))]);
+        let mut be = vec![];
+        be.extend("7\n".encode_utf16().flat_map(u16::to_be_bytes));
+        let file = read_admin_file(&be, None).unwrap();
+        assert_eq!(file.column.encoding, "UTF-16BE");
+        assert_eq!(values(&file), vec![(1, id("7"))]);
 
         // Windows-1252: "Zoë" with a single 0xEB byte is not UTF-8.
         bom.clear();
