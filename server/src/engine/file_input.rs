@@ -409,7 +409,8 @@ fn sample_rows(text: &str, delimiter: u8, limit: usize) -> Vec<Vec<String>> {
         .filter_map(Result::ok)
         .filter(|r| r.iter().any(|c| !trim_cell(c).is_empty()))
         .take(limit)
-        .map(|r| r.iter().map(str::to_string).collect())
+        // A line of a million separators must not become a million strings per guess.
+        .map(|r| r.iter().take(MAX_COLUMNS + 1).map(str::to_string).collect())
         .collect()
 }
 
