@@ -1023,6 +1023,22 @@ mod tests {
     }
 
     #[test]
+    fn files_at_the_size_limit_are_refused_quickly() {
+        let started = std::time::Instant::now();
+        let commas = vec![b','; MAX_FILE_BYTES];
+        assert!(matches!(
+            read_admin_file(&commas, None),
+            Err(FileError::TooManyColumns { .. })
+        ));
+        let lines = "a@x.com\n".repeat(MAX_FILE_BYTES / 8);
+        assert_eq!(
+            read_admin_file(lines.as_bytes(), None),
+            Err(FileError::TooManyRows { max: MAX_ROWS })
+        );
+        assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    }
+
+    #[test]
     fn classify_cell_agrees_with_the_file_reader() {
         let file = read("Email\n \"A@x.com\" \n  42\nbad one\n");
         for e in &file.entries {
