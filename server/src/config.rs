@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the web console (the default).
     Serve(ServeArgs),
+    /// Delete (or deactivate) users from the command line: the same engine as the console.
+    Delete(Box<DeleteArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,6 +59,119 @@ pub struct ServeArgs {
     /// Mark the session cookie `Secure` (set this when the console is served over HTTPS).
     #[arg(long, env = "OFFBOARD_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+}
+
+/// Which users to act on.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct Selection {
+    /// A CSV (or text) file of emails or account IDs, one a row; a header row, extra columns,
+    /// `;`/tab separators, UTF-16 and Windows-1252 files are understood.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Every user the site lists as deactivated (`active` false, as checked by Offboard).
+    #[arg(long)]
+    pub deactivated: bool,
+}
+
+/// What to do with the selected users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActionArg {
+    /// Remove the account for good; its content is re-attributed to a generic user.
+    Delete,
+    /// Set the account inactive (reversible).
+    Deactivate,
+}
+
+/// Deletes users through SCIM with the same safety rules as the console: the full user list
+/// is read first, every row is resolved and previewed, ambiguous emails, moderators/admins
+/// (unless --demote-privileged), protected and system accounts are never touched, and nothing
+/// is deleted until you type the confirmation phrase (or pass --yes).
+///
+/// Reports are written to --out: all_users.json (the listing taken before deleting),
+/// preview.csv, results.csv / results.json (every row) and
+/// failed_deletions_YYYY-MM-DD_HH-MM-SS.json (the old script's format, for Stack support).
+///
+/// Exit status: 0 when every row of the input ended deleted (or, with --dry-run, when the
+/// preview was written); 1 when any row was not deleted (not found, ambiguous, skipped or
+/// failed: see the failures file); 2 for a bad command line or an unreadable file;
+/// 3 when the site could not be reached or listed; 4 when the confirmation was not given.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:\n  \
+    OFFBOARD_TOKEN=... offboard delete --url https://acme.stackenterprise.co --csv leavers.csv\n  \
+    offboard delete --url https://stackoverflowteams.com/c/acme --token-file token.txt --deactivated --dry-run")]
+pub struct DeleteArgs {
+    /// The site URL, e.g. https://acme.stackenterprise.co (Enterprise) or
+    /// https://stackoverflowteams.com/c/acme (Business). The SCIM path is derived from it.
+    #[arg(long, env = "OFFBOARD_URL", required_unless_present = "scim_base_url")]
+    pub url: Option<String>,
+
+    /// An explicit SCIM base URL for any RFC 7644 provider (users at {base}/Users).
+    #[arg(long, env = "OFFBOARD_SCIM_BASE_URL")]
+    pub scim_base_url: Option<String>,
+
+    /// The SCIM token (not the API v3 token). Prefer --token-file or OFFBOARD_TOKEN so the
+    /// token does not end up in your shell history.
+    #[arg(long, env = "OFFBOARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Read the SCIM token from this file (surrounding whitespace is ignored).
+    #[arg(
+        long,
+        env = "OFFBOARD_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "token"
+    )]
+    pub token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// Which column of the CSV holds the emails or IDs (1 = first). Default: picked by header
+    /// name ("Email" preferred), else by content.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub column: Option<u16>,
+
+    /// Delete (default) or deactivate the selected users.
+    #[arg(long, value_enum, default_value = "delete")]
+    pub action: ActionArg,
+
+    /// Requests sent at once while deleting. Lowered automatically when the site throttles.
+    #[arg(long, env = "OFFBOARD_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Seconds to wait for each SCIM request before treating it as unanswered.
+    #[arg(long, env = "OFFBOARD_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+
+    /// Demote Moderators/Admins to Registered before deleting them (otherwise they are
+    /// skipped). Needs the site setting "Allow Moderator/Admin Promotion via a userType property".
+    #[arg(long)]
+    pub demote_privileged: bool,
+
+    /// Never touch the account with this email (repeatable). Use it for your own account.
+    #[arg(long, value_name = "EMAIL")]
+    pub protect: Vec<String>,
+
+    /// Resolve and write the preview, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Skip the typed confirmation. Required when standard input is not a terminal.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Folder for the reports (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+
+    /// Extra CA certificates (PEM) to trust, for sites behind a private certificate authority.
+    /// TLS is always verified.
+    #[arg(long, env = "OFFBOARD_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl ServeArgs {

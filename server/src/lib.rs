@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod delete_command;
 pub mod engine;
 pub mod scim;
 pub mod secret;

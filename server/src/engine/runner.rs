@@ -150,6 +150,16 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// Why the run stopped, in plain words for the admin.
+    pub fn message(&self) -> String {
+        match self {
+            StopReason::Cancelled => "the run was cancelled.".to_string(),
+            StopReason::DeletionNotEnabled(how)
+            | StopReason::Unauthorized(how)
+            | StopReason::JournalFailed(how) => how.clone(),
+        }
+    }
+
     /// Why the users the run did not reach were left alone, for their report rows.
     fn not_attempted_message(&self) -> &'static str {
         match self {

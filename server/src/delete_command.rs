@@ -1,0 +1,390 @@
+//! `offboard delete`: the old script's command line on the console's engine: list, resolve,
+//! preview, confirm, run, report. Progress goes to stderr; reports to `--out`.
+
+use crate::config::{ActionArg, DeleteArgs};
+use crate::engine::file_input::read_admin_file;
+use crate::engine::listing::{list_all_users, ListingOptions};
+use crate::engine::report;
+use crate::engine::resolve::{recheck, resolve_file, select_deactivated, Policy};
+use crate::engine::runner::{run, RunControl, RunJournal, RunOptions, RunState, RunSummary};
+use crate::scim::http::{HttpOptions, HttpScim};
+use crate::scim::{ScimEndpoint, ScimProvider, ScimToken};
+use app::confirm::{confirmation_phrase, phrase_matches};
+use app::model::{Action, ItemResult, Preview, PreviewOutcome, SiteUser};
+use async_trait::async_trait;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Exit statuses, as `offboard delete --help` documents them.
+const EXIT_NOT_ALL_DELETED: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_SITE_UNREACHABLE: u8 = 3;
+const EXIT_NOT_CONFIRMED: u8 = 4;
+
+/// A failure that ends the command early, with its exit status and a plain message.
+struct Stop {
+    code: u8,
+    message: String,
+}
+
+impl Stop {
+    fn new(code: u8, message: impl Into<String>) -> Stop {
+        Stop {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+pub async fn run_delete(args: DeleteArgs) -> ExitCode {
+    match delete(args).await {
+        Ok(code) => ExitCode::from(code),
+        Err(stop) => {
+            eprintln!("offboard: {}", stop.message);
+            ExitCode::from(stop.code)
+        }
+    }
+}
+
+fn read_token(args: &DeleteArgs) -> Result<ScimToken, Stop> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => ScimToken::new(t.as_str()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Stop::new(
+                    EXIT_BAD_INPUT,
+                    format!("could not read the token file {}: {e}", path.display()),
+                )
+            })?;
+            ScimToken::new(text)
+        }
+        (None, None) => {
+            return Err(Stop::new(
+                EXIT_BAD_INPUT,
+                "no SCIM token: pass --token-file FILE, set OFFBOARD_TOKEN, or use --token",
+            ))
+        }
+    };
+    if token.is_empty() {
+        return Err(Stop::new(EXIT_BAD_INPUT, "the SCIM token is empty"));
+    }
+    Ok(token)
+}
+
+fn endpoint(args: &DeleteArgs) -> Result<ScimEndpoint, Stop> {
+    let result = match &args.scim_base_url {
+        Some(base) => ScimEndpoint::from_scim_base(base, args.url.as_deref()),
+        None => ScimEndpoint::from_site_url(args.url.as_deref().unwrap_or_default()),
+    };
+    result.map_err(|e| Stop::new(EXIT_BAD_INPUT, e.to_string()))
+}
+
+fn write_report(dir: &Path, name: &str, contents: &str) -> Result<(), Stop> {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).map_err(|e| {
+        Stop::new(
+            EXIT_BAD_INPUT,
+            format!("could not write {}: {e}", path.display()),
+        )
+    })?;
+    eprintln!("  wrote {}", path.display());
+    Ok(())
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
+    let token = read_token(&args)?;
+    let endpoint = endpoint(&args)?;
+    let action = match args.action {
+        ActionArg::Delete => Action::Delete,
+        ActionArg::Deactivate => Action::Deactivate,
+    };
+    // Read the file before touching the network: a bad file costs nothing.
+    let admin_file = match &args.selection.csv {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                Stop::new(
+                    EXIT_BAD_INPUT,
+                    format!("could not read {}: {e}", path.display()),
+                )
+            })?;
+            let column = args.column.map(|c| usize::from(c) - 1);
+            let file = read_admin_file(&bytes, column)
+                .map_err(|e| Stop::new(EXIT_BAD_INPUT, format!("{}: {e}", path.display())))?;
+            eprintln!(
+                "Read {} rows from {} (column {}: {}).",
+                file.entries.len(),
+                path.display(),
+                file.column.index + 1,
+                file.column.reason
+            );
+            Some((path.display().to_string(), file))
+        }
+        None => None,
+    };
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        Stop::new(
+            EXIT_BAD_INPUT,
+            format!("could not create {}: {e}", args.out.display()),
+        )
+    })?;
+
+    let provider: Arc<dyn ScimProvider> = Arc::new(
+        HttpScim::new(
+            endpoint.clone(),
+            token,
+            HttpOptions {
+                timeout: Duration::from_secs(args.timeout),
+                extra_ca_bundle: args.ca_bundle.clone(),
+            },
+        )
+        .map_err(|e| Stop::new(EXIT_BAD_INPUT, e.to_string()))?,
+    );
+
+    eprintln!("Listing the users of {} …", endpoint.site_url());
+    let users = list_users(provider.as_ref()).await?;
+    eprintln!("Found {} users on the site.", users.len());
+    write_report(
+        &args.out,
+        "all_users.json",
+        &pretty(&report::all_users_json(&users)),
+    )?;
+
+    let policy = Policy {
+        demote_privileged: args.demote_privileged,
+        protected_emails: args.protect.clone(),
+        operator_email: None,
+    };
+    let preview = match &admin_file {
+        Some((name, file)) => resolve_file(file, name, &users, &policy),
+        None => select_deactivated(&users, &policy),
+    };
+    write_report(&args.out, "preview.csv", &report::preview_csv(&preview))?;
+    print_preview(&preview);
+    let skipped_rows = preview
+        .rows
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.outcome,
+                PreviewOutcome::Selected | PreviewOutcome::Duplicate
+            )
+        })
+        .count();
+    let count = preview.counts.selected;
+
+    if args.dry_run {
+        eprintln!("Dry run: nothing was changed.");
+        return Ok(0);
+    }
+    if count == 0 {
+        eprintln!("Nobody to {}.", action.verb().to_lowercase());
+        write_failures(&args, &endpoint, &[], &preview)?;
+        return Ok(if skipped_rows == 0 {
+            0
+        } else {
+            EXIT_NOT_ALL_DELETED
+        });
+    }
+    confirm(&args, action, count)?;
+
+    // The listing may be minutes old by now (the admin read the preview): take it again and
+    // act only on users that still match what was shown.
+    let fresh = list_users(provider.as_ref()).await?;
+    let checked = recheck(&preview, &fresh, &policy);
+    for changed in &checked.changed {
+        eprintln!("  left alone: {} ({})", changed.account_id, changed.message);
+    }
+
+    let started = Instant::now();
+    let summary = run_with_progress(provider, checked.targets, action, &args).await;
+    let elapsed = started.elapsed();
+    let mut results: Vec<ItemResult> = checked.changed.clone();
+    results.extend(summary.results.iter().cloned());
+
+    write_report(&args.out, "results.csv", &report::results_csv(&results))?;
+    write_report(
+        &args.out,
+        "results.json",
+        &pretty(&report::results_json(&results)),
+    )?;
+    write_failures(&args, &endpoint, &results, &preview)?;
+
+    let done = results.iter().filter(|r| r.outcome.is_success()).count();
+    eprintln!(
+        "Done: {done} of {} selected users {}; {} requests in {:.1} s.",
+        results.len(),
+        match action {
+            Action::Delete => "deleted",
+            Action::Deactivate => "deactivated",
+        },
+        summary.requests,
+        elapsed.as_secs_f64()
+    );
+    if let Some(reason) = &summary.stopped {
+        eprintln!("The run stopped early: {}", reason.message());
+    }
+    let all_done = done == results.len() && summary.stopped.is_none();
+    Ok(if all_done && skipped_rows == 0 {
+        0
+    } else {
+        EXIT_NOT_ALL_DELETED
+    })
+}
+
+async fn list_users(provider: &dyn ScimProvider) -> Result<Vec<SiteUser>, Stop> {
+    let progress = |done: usize, total: usize| {
+        if total > 0 {
+            eprint!("\r  listed {done} of {total} users");
+            if done >= total {
+                eprintln!();
+            }
+        }
+    };
+    list_all_users(provider, &ListingOptions::default(), &progress)
+        .await
+        .map_err(|e| Stop::new(EXIT_SITE_UNREACHABLE, e.to_string()))
+}
+
+fn print_preview(preview: &Preview) {
+    let c = &preview.counts;
+    eprintln!(
+        "Preview: {} selected; {} not found, {} ambiguous, {} invalid, {} duplicate, {} moderator/admin, {} protected, {} system account.",
+        c.selected, c.not_found, c.ambiguous, c.invalid, c.duplicate, c.privileged, c.protected, c.system_account
+    );
+    const SHOWN: usize = 20;
+    let skipped: Vec<_> = preview
+        .rows
+        .iter()
+        .filter(|r| r.outcome != PreviewOutcome::Selected)
+        .collect();
+    for row in skipped.iter().take(SHOWN) {
+        let line = row.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+        eprintln!(
+            "  skipped {line}{} — {}: {}",
+            row.input,
+            row.outcome.label(),
+            row.reason
+        );
+    }
+    if skipped.len() > SHOWN {
+        eprintln!("  … and {} more (see preview.csv)", skipped.len() - SHOWN);
+    }
+}
+
+fn confirm(args: &DeleteArgs, action: Action, count: usize) -> Result<(), Stop> {
+    if args.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Stop::new(
+            EXIT_NOT_CONFIRMED,
+            "standard input is not a terminal, so nobody can type the confirmation: pass --yes to proceed without it",
+        ));
+    }
+    let phrase = confirmation_phrase(action, count);
+    match action {
+        Action::Delete => eprintln!(
+            "\nThis permanently deletes {count} users from the site. Their content is re-attributed to a generic user. This cannot be undone."
+        ),
+        Action::Deactivate => eprintln!("\nThis deactivates {count} users (reversible)."),
+    }
+    eprint!("Type {phrase} to continue: ");
+    let _ = std::io::stderr().flush();
+    let mut typed = String::new();
+    std::io::stdin().read_line(&mut typed).map_err(|e| {
+        Stop::new(
+            EXIT_NOT_CONFIRMED,
+            format!("could not read the confirmation: {e}"),
+        )
+    })?;
+    if phrase_matches(&phrase, &typed) {
+        Ok(())
+    } else {
+        Err(Stop::new(
+            EXIT_NOT_CONFIRMED,
+            "the confirmation did not match; nothing was changed",
+        ))
+    }
+}
+
+/// Prints each result as it arrives: the CLI's journal (the console's writes to the database).
+struct ProgressJournal {
+    total: usize,
+    done: AtomicUsize,
+}
+
+#[async_trait]
+impl RunJournal for ProgressJournal {
+    async fn sending(&self, _account_id: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn finished(&self, result: &ItemResult) -> Result<(), String> {
+        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        let width = self.total.to_string().len();
+        let email = result.email.as_deref().unwrap_or("-");
+        let detail = if result.outcome.is_success() && !result.demoted {
+            String::new()
+        } else {
+            format!(": {}", result.message)
+        };
+        eprintln!(
+            "[{done:>width$}/{}] {} {} {email}{detail} ({} requests, {} ms)",
+            self.total,
+            result.outcome.label(),
+            result.account_id,
+            result.attempts,
+            result.elapsed_ms
+        );
+        Ok(())
+    }
+}
+
+async fn run_with_progress(
+    provider: Arc<dyn ScimProvider>,
+    targets: Vec<crate::engine::RunTarget>,
+    action: Action,
+    args: &DeleteArgs,
+) -> RunSummary {
+    let journal = Arc::new(ProgressJournal {
+        total: targets.len(),
+        done: AtomicUsize::new(0),
+    });
+    let (control_tx, control) = RunControl::channel();
+    // Ctrl-C stops taking new users; requests in flight finish and are reported.
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nStopping after the requests in flight (Ctrl-C again to abort)…");
+            let _ = control_tx.send(RunState::Cancelled);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let options = RunOptions {
+        action,
+        concurrency: usize::from(args.concurrency),
+        demote_privileged: args.demote_privileged,
+        ..RunOptions::default()
+    };
+    run(provider, targets, options, journal, control).await
+}
+
+fn write_failures(
+    args: &DeleteArgs,
+    endpoint: &ScimEndpoint,
+    results: &[ItemResult],
+    preview: &Preview,
+) -> Result<(), Stop> {
+    let name = report::failures_file_name(chrono::Local::now());
+    let json = report::failures_json_with_preview(preview, results, endpoint.site_url());
+    write_report(&args.out, &name, &pretty(&json))
+}
