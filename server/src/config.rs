@@ -20,6 +20,20 @@ pub enum Command {
     /// Run the web console (the default).
     Serve(ServeArgs),
     /// Delete (or deactivate) users from the command line: the same engine as the console.
+    ///
+    /// It deletes users through SCIM with the same safety rules as the console: the full user list
+    /// is read first, every row is resolved and previewed, ambiguous emails, moderators/admins
+    /// (unless --demote-privileged), protected and system accounts are never touched, and nothing
+    /// is deleted until you type the confirmation phrase (or pass --yes).
+    ///
+    /// Reports are written to --out: all_users.json (the listing taken before deleting),
+    /// preview.csv, results.csv / results.json (every row) and
+    /// failed_deletions_YYYY-MM-DD_HH-MM-SS.json (the old script's format, for Stack support).
+    ///
+    /// Exit status: 0 when every row of the input ended deleted (or, with --dry-run, when the
+    /// preview was written); 1 when any row was not deleted (not found, ambiguous, skipped or
+    /// failed: see the failures file); 2 for a bad command line or an unreadable file;
+    /// 3 when the site could not be reached or listed; 4 when the confirmation was not given.
     Delete(Box<DeleteArgs>),
 }
 
@@ -84,19 +98,7 @@ pub enum ActionArg {
     Deactivate,
 }
 
-/// Deletes users through SCIM with the same safety rules as the console: the full user list
-/// is read first, every row is resolved and previewed, ambiguous emails, moderators/admins
-/// (unless --demote-privileged), protected and system accounts are never touched, and nothing
-/// is deleted until you type the confirmation phrase (or pass --yes).
-///
-/// Reports are written to --out: all_users.json (the listing taken before deleting),
-/// preview.csv, results.csv / results.json (every row) and
-/// failed_deletions_YYYY-MM-DD_HH-MM-SS.json (the old script's format, for Stack support).
-///
-/// Exit status: 0 when every row of the input ended deleted (or, with --dry-run, when the
-/// preview was written); 1 when any row was not deleted (not found, ambiguous, skipped or
-/// failed: see the failures file); 2 for a bad command line or an unreadable file;
-/// 3 when the site could not be reached or listed; 4 when the confirmation was not given.
+// What `offboard delete --help` shows comes from the `Command::Delete` variant.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:\n  \
     OFFBOARD_TOKEN=... offboard delete --url https://acme.stackenterprise.co --csv leavers.csv\n  \

@@ -2,8 +2,10 @@
 //! Each test file that needs them says `mod support;`.
 #![allow(dead_code)]
 
+pub mod fault_server;
 pub mod scim2_server;
 pub mod tls_stand_in;
 
+pub use fault_server::FaultServer;
 pub use scim2_server::Scim2Server;
 pub use tls_stand_in::TlsStandIn;

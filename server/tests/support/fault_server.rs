@@ -1,0 +1,118 @@
+//! Runs the project's Stack-shaped `stack-fault-server` binary for one test (killed on drop).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+/// The bearer token every fault server in the tests accepts.
+pub const TOKEN: &str = "smoke-test-token";
+/// Where the Enterprise edition serves users.
+pub const ENTERPRISE_USERS: &str = "/api/scim/v2/users";
+
+/// A running fault server; killed when dropped so a failing test never leaks a process.
+pub struct FaultServer {
+    child: Child,
+    pub base: String,
+    pub http: Client,
+}
+
+impl FaultServer {
+    pub fn start(extra: &[&str]) -> FaultServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stack-fault-server"))
+            .args(["--port", "0", "--token", TOKEN])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start stack-fault-server");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut first_line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first_line)
+            .expect("read the listening line");
+        let base = first_line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"))
+            .to_string();
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        FaultServer {
+            child,
+            base,
+            http: Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn scim(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("SCIM request")
+    }
+
+    pub async fn delete(&self, id: &str) -> (StatusCode, String) {
+        let reply = self
+            .scim(reqwest::Method::DELETE, &format!("{ENTERPRISE_USERS}/{id}"))
+            .await;
+        let status = reply.status();
+        (status, reply.text().await.unwrap())
+    }
+
+    pub async fn patch_user_type(&self, users_path: &str, id: &str, role: &str) -> Value {
+        let reply = self
+            .http
+            .patch(self.url(&format!("{users_path}/{id}")))
+            .bearer_auth(TOKEN)
+            .header("Content-Type", "application/scim+json")
+            .body(
+                json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "userType", "value": role}]
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+        reply.json().await.unwrap()
+    }
+
+    pub async fn control(&self, path: &str, body: Value) -> Value {
+        let reply = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::OK, "{path}");
+        reply.json().await.unwrap()
+    }
+
+    pub async fn state(&self) -> Value {
+        self.http
+            .get(self.url("/_control/state"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
