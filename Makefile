@@ -21,7 +21,6 @@ SUDO             := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export OFFBOARD_ADDR OFFBOARD_DATA_DIR DATABASE_URL OFFBOARD_LOG_FORMAT OFFBOARD_SECRET_KEY
 export LEPTOS_OUTPUT_NAME := offboard
 export SCIM2_SERVER_BIN := $(VENV)/bin/scim2-server
-export CARGO_PROFILE_DEV_DEBUG ?= line-tables-only
 
 .PHONY: help run build site server test test-unit e2e bench deps deps-build deps-test clean-site fmt lint
 
@@ -62,8 +61,8 @@ test-unit: deps-test ## Unit and integration tests only (no browser)
 e2e: build deps-test ## End-to-end tests in Chromium against the release binary
 	cd end2end && OFFBOARD_BIN=$(SERVER_BIN) OFFBOARD_SITE_ROOT=$(abspath $(SITE)) npx playwright test
 
-bench: ## Benchmarks (engine against the fault server); see docs/benchmarks.md
-	@echo "No benchmark yet: the engine lands in issue 3."
+bench: server ## Benchmark the engine against the old script on the fault server (docs/benchmarks.md)
+	python3 server/bench/bench.py
 
 fmt: ## Format the code
 	cargo fmt --all

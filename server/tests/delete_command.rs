@@ -378,7 +378,7 @@ async fn throttling_bursts_and_unanswered_deletes_lose_nothing_and_repeat_nothin
         "--rate-limit",
         "40",
         "--burst-503",
-        "5",
+        "4",
         "--latency-ms",
         "5",
     ]);

@@ -1,10 +1,9 @@
 //! Starts the real `stack-fault-server` binary and checks the Stack behaviours tests rely on.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 mod support;

@@ -56,7 +56,7 @@ impl Default for ListingOptions {
         ListingOptions {
             page_size: 100,
             concurrency: 4,
-            max_attempts: 5,
+            max_attempts: 6,
             retry_base_delay: Duration::from_millis(500),
         }
     }

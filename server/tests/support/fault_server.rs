@@ -13,7 +13,7 @@ pub const ENTERPRISE_USERS: &str = "/api/scim/v2/users";
 
 /// A running fault server; killed when dropped so a failing test never leaks a process.
 pub struct FaultServer {
-    child: Child,
+    pub child: Child,
     pub base: String,
     pub http: Client,
 }

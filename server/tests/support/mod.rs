@@ -1,6 +1,6 @@
 //! Shared pieces for integration tests: real SCIM servers started as child processes.
 //! Each test file that needs them says `mod support;`.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod fault_server;
 pub mod scim2_server;
