@@ -75,6 +75,7 @@ def run_offboard(server, out_dir, *extra):
 
 
 def run_old_script(server, out_dir):
+    os.makedirs(out_dir, exist_ok=True)  # the script writes into an existing folder only
     cmd = [sys.executable, OLD_SCRIPT, "--token", TOKEN, "--url", server.url,
            "--scim-url", f"{server.url}/api/scim/v2/users", "--deactivated",
            "--out-dir", out_dir, "--summary-json", os.path.join(out_dir, "summary.json")]
@@ -135,7 +136,7 @@ def main():
             st = s.state()
             ok = proc.returncode == 0 and not st["deleted"]
             failures += [] if ok else [f"listing failed: {proc.stderr[-2000:]}"]
-            lines.append(row("Offboard: list 50,000 users (dry run)", secs, st, 4,
+            lines.append(row("Offboard: list 50,000 users (dry run)", secs, st, 8,
                              f"pages: {st['requests'].get('LIST', 0)}, deleted: {len(st['deleted'])}"))
     print("\n".join(lines))
     print(f"\nDeleting deactivated users: Offboard {ob_secs:.2f} s vs old script {old_secs:.2f} s "

@@ -193,12 +193,17 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
             EXIT_NOT_ALL_DELETED
         });
     }
-    confirm(&args, action, count)?;
+    let typed_by_a_person = confirm(&args, action, count)?;
 
-    // The listing may be minutes old by now (the admin read the preview): take it again and
-    // act only on users that still match what was shown.
-    let fresh = list_users(provider.as_ref()).await?;
-    let checked = recheck(&preview, &fresh, &policy);
+    // After a person read the preview and typed the phrase, the listing may be minutes old:
+    // take it again and act only on users that still match what was shown. With --yes the
+    // run follows the listing at once, so a second listing would only repeat the first.
+    let checked = if typed_by_a_person {
+        let fresh = list_users(provider.as_ref()).await?;
+        recheck(&preview, &fresh, &policy)
+    } else {
+        recheck(&preview, &users, &policy)
+    };
     for changed in &checked.changed {
         eprintln!("  left alone: {} ({})", changed.account_id, changed.message);
     }
@@ -279,9 +284,10 @@ fn print_preview(preview: &Preview) {
     }
 }
 
-fn confirm(args: &DeleteArgs, action: Action, count: usize) -> Result<(), Stop> {
+/// Asks for the typed phrase unless --yes; true when a person typed it.
+fn confirm(args: &DeleteArgs, action: Action, count: usize) -> Result<bool, Stop> {
     if args.yes {
-        return Ok(());
+        return Ok(false);
     }
     if !std::io::stdin().is_terminal() {
         return Err(Stop::new(
@@ -306,7 +312,7 @@ fn confirm(args: &DeleteArgs, action: Action, count: usize) -> Result<(), Stop> 
         )
     })?;
     if phrase_matches(&phrase, &typed) {
-        Ok(())
+        Ok(true)
     } else {
         Err(Stop::new(
             EXIT_NOT_CONFIRMED,

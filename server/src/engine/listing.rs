@@ -55,7 +55,8 @@ impl Default for ListingOptions {
     fn default() -> Self {
         ListingOptions {
             page_size: 100,
-            concurrency: 4,
+            // Stack allows bursts of 50 requests in 2 s: 8 pages at once stays well inside.
+            concurrency: 8,
             max_attempts: 6,
             retry_base_delay: Duration::from_millis(500),
         }
