@@ -17,8 +17,9 @@ WASM_OPT         := $(TOOLS)/node_modules/.bin/wasm-opt
 SERVER_BIN       := $(CARGO_TARGET_DIR)/release/offboard
 SUDO             := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Settings `make run` passes through to the console (see `offboard serve --help`).
-export OFFBOARD_ADDR OFFBOARD_DATA_DIR DATABASE_URL OFFBOARD_LOG_FORMAT OFFBOARD_SECRET_KEY
+# Settings such as OFFBOARD_ADDR, OFFBOARD_DATA_DIR and DATABASE_URL reach `make run` from the
+# environment or the make command line (make passes both on); they are not exported here,
+# because exporting an unset variable would hand the console an empty value.
 export LEPTOS_OUTPUT_NAME := offboard
 export SCIM2_SERVER_BIN := $(VENV)/bin/scim2-server
 

@@ -179,9 +179,9 @@ pub struct DeleteArgs {
 impl ServeArgs {
     /// The database URL in force: the flag, or the SQLite file in the data folder.
     pub fn effective_database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!(
+        match self.database_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url.to_string(),
+            _ => format!(
                 "sqlite://{}",
                 self.data_dir.join("offboard.db").to_string_lossy()
             ),
