@@ -247,6 +247,17 @@ pub struct Preview {
 }
 
 impl Preview {
+    /// Rows the run will not act on and that nobody else covers (a duplicate row is covered
+    /// by the row that selected its account), in input order.
+    pub fn skipped(&self) -> impl Iterator<Item = &PreviewRow> {
+        self.rows.iter().filter(|r| {
+            !matches!(
+                r.outcome,
+                PreviewOutcome::Selected | PreviewOutcome::Duplicate
+            )
+        })
+    }
+
     /// The rows the run will act on, in input order.
     pub fn selected(&self) -> impl Iterator<Item = &PreviewRow> {
         self.rows

@@ -168,16 +168,7 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
     };
     write_report(&args.out, "preview.csv", &report::preview_csv(&preview))?;
     print_preview(&preview);
-    let skipped_rows = preview
-        .rows
-        .iter()
-        .filter(|r| {
-            !matches!(
-                r.outcome,
-                PreviewOutcome::Selected | PreviewOutcome::Duplicate
-            )
-        })
-        .count();
+    let skipped_rows = preview.skipped().count();
     let count = preview.counts.selected;
 
     if args.dry_run {

@@ -66,38 +66,29 @@ pub fn failures_json_with_preview(
     results: &[ItemResult],
     site_url: &str,
 ) -> Value {
-    let skipped = preview
-        .rows
-        .iter()
-        .filter(|r| {
-            !matches!(
-                r.outcome,
-                PreviewOutcome::Selected | PreviewOutcome::Duplicate
-            )
-        })
-        .map(|r| {
-            let message = if r.reason.is_empty() {
-                r.outcome.label().to_string()
-            } else {
-                format!("{}: {}", r.outcome.label(), r.reason)
-            };
-            let email = r
-                .input
-                .contains('@')
-                .then_some(r.input.as_str())
-                .or_else(|| r.emails.first().map(String::as_str));
-            failure_entry(
-                // An ambiguous row names one of several accounts: pointing support at it alone
-                // would mislead, so it is reported by email only.
-                r.account_id
-                    .as_deref()
-                    .filter(|_| r.outcome != PreviewOutcome::Ambiguous),
-                site_url,
-                "failed",
-                &message,
-                email,
-            )
-        });
+    let skipped = preview.skipped().map(|r| {
+        let message = if r.reason.is_empty() {
+            r.outcome.label().to_string()
+        } else {
+            format!("{}: {}", r.outcome.label(), r.reason)
+        };
+        let email = r
+            .input
+            .contains('@')
+            .then_some(r.input.as_str())
+            .or_else(|| r.emails.first().map(String::as_str));
+        failure_entry(
+            // An ambiguous row names one of several accounts: pointing support at it alone
+            // would mislead, so it is reported by email only.
+            r.account_id
+                .as_deref()
+                .filter(|_| r.outcome != PreviewOutcome::Ambiguous),
+            site_url,
+            "failed",
+            &message,
+            email,
+        )
+    });
     failures_or_success(skipped.chain(run_failures(results, site_url)).collect())
 }
 
