@@ -17,6 +17,106 @@ pub struct StorageStatus {
     pub checked_at: String,
 }
 
+/// The team's saved connection, as the browser may see it: never the token, only its hint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionView {
+    pub site_url: Option<String>,
+    pub scim_base_url: Option<String>,
+    /// True when a token is saved.
+    pub token_saved: bool,
+    /// The token's last 4 characters, for "token saved, ending …ab12" (empty for short tokens).
+    pub token_hint: String,
+    /// The admin's own email: their account is never touched by a run.
+    pub operator_email: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+/// What the admin submits on the Connect screen. An empty `token` keeps the saved one (the
+/// browser never has it to send back); changing the site without a new token forgets the old
+/// one, so a token is never sent to a site it was not saved for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionForm {
+    pub site_url: String,
+    pub scim_base_url: Option<String>,
+    pub token: Option<String>,
+    pub operator_email: Option<String>,
+}
+
+/// The connection check's verdict in plain words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub ok: bool,
+    /// A short machine name: "ok", "bad_token", "not_scim", "tls", "dns", "connect", "timeout",
+    /// "throttled", "server_error", "failed", "not_connected".
+    pub kind: String,
+    pub message: String,
+    pub user_count: Option<usize>,
+}
+
+/// A stored preview as the Preview and Confirm screens show it (rows come page by page).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewSummary {
+    pub id: String,
+    pub created_at: String,
+    pub action: crate::model::Action,
+    pub source: crate::model::PreviewSource,
+    pub counts: crate::model::PreviewCounts,
+    pub total_rows: usize,
+    pub demote_privileged: bool,
+    /// What the admin must type to start the run, e.g. `DELETE 37 USERS`.
+    pub phrase: String,
+    /// True once a job was started from it (a preview runs at most once).
+    pub used: bool,
+}
+
+/// One page of preview rows, optionally filtered by outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewRowsPage {
+    pub rows: Vec<crate::model::PreviewRow>,
+    /// Rows matching the filter, all pages together.
+    pub matching: usize,
+    pub offset: usize,
+}
+
+/// A run, as the Run and History screens show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub site_url: String,
+    pub action: crate::model::Action,
+    /// "queued", "running", "paused", "cancelling", "finished", "stopped", "failed".
+    pub state: String,
+    /// Why it paused, stopped or failed, in plain words.
+    pub reason: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub total: u64,
+    pub done: u64,
+    /// Final results per outcome, outcomes with no users left out.
+    pub counts: Vec<(crate::model::ItemOutcome, u64)>,
+}
+
+/// One entry of a run's live log; watchers resume after the last `seq` they saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEventView {
+    pub seq: i64,
+    pub at: String,
+    pub result: Option<crate::model::ItemResult>,
+    /// The job's new state, when this event is a change of state.
+    pub state: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// What the admin can ask of a running job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobCommand {
+    Pause,
+    Resume,
+    Cancel,
+}
+
 #[cfg(feature = "ssr")]
 pub use server_side::*;
 
@@ -41,10 +141,75 @@ mod server_side {
         }
     }
 
-    /// Everything the console's server functions need from the server.
+    use crate::model::{Action, PreviewOutcome, SiteUser};
+
+    /// Everything the console's server functions need from the server. All of it is scoped
+    /// to the caller's team (one default team until accounts arrive).
     #[async_trait::async_trait]
     pub trait ConsoleBackend: Send + Sync {
         async fn storage_status(&self) -> Result<StorageStatus, ConsoleError>;
+
+        // Connect
+        async fn connection(&self) -> Result<ConnectionView, ConsoleError>;
+        /// Saves (token encrypted) and checks the connection.
+        async fn save_connection(
+            &self,
+            form: ConnectionForm,
+        ) -> Result<(ConnectionView, Diagnosis), ConsoleError>;
+        async fn forget_token(&self) -> Result<ConnectionView, ConsoleError>;
+        async fn check_connection(&self) -> Result<Diagnosis, ConsoleError>;
+
+        // Choose users -> preview (the listing is taken fresh for each preview)
+        async fn preview_file(
+            &self,
+            file_name: String,
+            bytes: Vec<u8>,
+            column: Option<usize>,
+            action: Action,
+            demote_privileged: bool,
+        ) -> Result<PreviewSummary, ConsoleError>;
+        async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError>;
+        async fn preview_picked(
+            &self,
+            account_ids: Vec<String>,
+            action: Action,
+            demote_privileged: bool,
+        ) -> Result<PreviewSummary, ConsoleError>;
+        /// The same input resolved again with other options (action, demotion, column).
+        async fn revise_preview(
+            &self,
+            preview_id: String,
+            action: Action,
+            demote_privileged: bool,
+            column: Option<usize>,
+        ) -> Result<PreviewSummary, ConsoleError>;
+        async fn preview(&self, preview_id: String) -> Result<PreviewSummary, ConsoleError>;
+        async fn preview_rows(
+            &self,
+            preview_id: String,
+            outcome: Option<PreviewOutcome>,
+            offset: usize,
+            limit: usize,
+        ) -> Result<PreviewRowsPage, ConsoleError>;
+
+        // Confirm -> run
+        /// Checks `typed` against the stored preview's phrase, re-lists the site, and starts
+        /// the job in the background. A replayed or forged confirmation is refused.
+        async fn start_job(&self, preview_id: String, typed: String)
+            -> Result<JobView, ConsoleError>;
+        async fn job(&self, job_id: String) -> Result<JobView, ConsoleError>;
+        async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError>;
+        async fn control_job(
+            &self,
+            job_id: String,
+            command: JobCommand,
+        ) -> Result<JobView, ConsoleError>;
+        async fn job_events(
+            &self,
+            job_id: String,
+            after_seq: i64,
+            limit: u32,
+        ) -> Result<Vec<JobEventView>, ConsoleError>;
     }
 
     /// The backend from Leptos context, as a server function sees it.
