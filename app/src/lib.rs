@@ -1,5 +1,6 @@
 //! Offboard's console: the Leptos UI, its server functions, and the types shared with the browser.
 
+pub mod api;
 pub mod backend;
 pub mod confirm;
 pub mod model;

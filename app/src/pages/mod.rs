@@ -1,7 +1,18 @@
 //! One module a screen of the admin's path.
 
+mod choose;
+mod connect;
+mod history;
 mod overview;
+mod parts;
+mod preview;
+mod run;
 mod steps;
 
+pub use choose::Choose;
+pub use connect::Connect;
+pub use history::History;
 pub use overview::Overview;
-pub use steps::{Choose, Connect, History, NotFound, PreviewPage, RunPage};
+pub use preview::PreviewPage;
+pub use run::RunPage;
+pub use steps::NotFound;

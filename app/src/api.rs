@@ -1,0 +1,297 @@
+//! The console's server functions: each one calls one `ConsoleBackend` method and turns its
+//! error into plain words the page can show. Arguments are flat strings, numbers and bools so
+//! the default URL-encoded codec (and a plain HTML form) can carry them.
+
+use crate::backend::{
+    ConnectionView, Diagnosis, JobCommand, JobEventView, JobView, PreviewRowsPage, PreviewSummary,
+};
+use crate::model::{Action, PreviewOutcome, SiteUser};
+use leptos::prelude::*;
+
+/// Reads the action a form sent ("delete" or "deactivate", any case). Anything else is refused
+/// rather than guessed, because guessing could turn a deactivation into a deletion.
+pub fn parse_action(text: &str) -> Option<Action> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "delete" => Some(Action::Delete),
+        "deactivate" => Some(Action::Deactivate),
+        _ => None,
+    }
+}
+
+/// The form value for an action, the reverse of [`parse_action`].
+pub fn action_key(action: Action) -> &'static str {
+    match action {
+        Action::Delete => "delete",
+        Action::Deactivate => "deactivate",
+    }
+}
+
+/// The name of an outcome in URLs and forms (`not_found`, …).
+pub fn outcome_key(outcome: PreviewOutcome) -> &'static str {
+    match outcome {
+        PreviewOutcome::Selected => "selected",
+        PreviewOutcome::NotFound => "not_found",
+        PreviewOutcome::Ambiguous => "ambiguous",
+        PreviewOutcome::Invalid => "invalid",
+        PreviewOutcome::Duplicate => "duplicate",
+        PreviewOutcome::Privileged => "privileged",
+        PreviewOutcome::Protected => "protected",
+        PreviewOutcome::SystemAccount => "system_account",
+    }
+}
+
+/// Reads an outcome name from a URL; unknown names mean "no filter".
+pub fn parse_outcome(text: &str) -> Option<PreviewOutcome> {
+    PreviewOutcome::ALL
+        .into_iter()
+        .find(|o| outcome_key(*o) == text.trim())
+}
+
+/// Reads a run command ("pause", "resume", "cancel").
+pub fn parse_command(text: &str) -> Option<JobCommand> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "pause" => Some(JobCommand::Pause),
+        "resume" => Some(JobCommand::Resume),
+        "cancel" => Some(JobCommand::Cancel),
+        _ => None,
+    }
+}
+
+/// Splits a list of account IDs sent as one text (one per line, or separated by commas).
+pub fn split_ids(text: &str) -> Vec<String> {
+    text.split(['\n', '\r', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// An optional form field: blank means "not given".
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+fn given(text: String) -> Option<String> {
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+fn action_arg(text: &str) -> Result<Action, ServerFnError> {
+    parse_action(text).ok_or_else(|| ServerFnError::new("Choose either Delete or Deactivate."))
+}
+
+#[cfg(feature = "ssr")]
+fn plain(e: crate::backend::ConsoleError) -> ServerFnError {
+    ServerFnError::new(e.message)
+}
+
+/// The saved connection (never the token itself).
+#[server(endpoint = "connection")]
+pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
+    crate::backend::backend()?.connection().await.map_err(plain)
+}
+
+/// Saves the Connect form and checks the connection. A blank token keeps the saved one.
+#[server(endpoint = "save_connection")]
+pub async fn save_connection(
+    site_url: String,
+    scim_base_url: String,
+    token: String,
+    operator_email: String,
+) -> Result<(ConnectionView, Diagnosis), ServerFnError> {
+    let form = crate::backend::ConnectionForm {
+        site_url: site_url.trim().to_string(),
+        scim_base_url: given(scim_base_url),
+        // The token is kept verbatim apart from surrounding space: copy-paste adds newlines.
+        token: given(token),
+        operator_email: given(operator_email),
+    };
+    crate::backend::backend()?
+        .save_connection(form)
+        .await
+        .map_err(plain)
+}
+
+#[server(endpoint = "forget_token")]
+pub async fn forget_token() -> Result<ConnectionView, ServerFnError> {
+    crate::backend::backend()?
+        .forget_token()
+        .await
+        .map_err(plain)
+}
+
+#[server(endpoint = "check_connection")]
+pub async fn check_connection() -> Result<Diagnosis, ServerFnError> {
+    crate::backend::backend()?
+        .check_connection()
+        .await
+        .map_err(plain)
+}
+
+/// A preview from a pasted list or a file's text (files normally go through `/choose/upload`).
+/// `column` is 0-based, as in [`crate::model::ColumnChoice::index`].
+#[server(endpoint = "preview_text")]
+pub async fn preview_text(
+    file_name: String,
+    text: String,
+    column: Option<usize>,
+    action: String,
+    demote: bool,
+) -> Result<PreviewSummary, ServerFnError> {
+    let action = action_arg(&action)?;
+    crate::backend::backend()?
+        .preview_file(file_name, text.into_bytes(), column, action, demote)
+        .await
+        .map_err(plain)
+}
+
+#[server(endpoint = "deactivated_users")]
+pub async fn deactivated_users() -> Result<Vec<SiteUser>, ServerFnError> {
+    crate::backend::backend()?
+        .deactivated_users()
+        .await
+        .map_err(plain)
+}
+
+/// A preview of users ticked in the deactivated list; `account_ids` one per line.
+#[server(endpoint = "preview_picked")]
+pub async fn preview_picked(
+    account_ids: String,
+    action: String,
+    demote: bool,
+) -> Result<PreviewSummary, ServerFnError> {
+    let action = action_arg(&action)?;
+    let ids = split_ids(&account_ids);
+    if ids.is_empty() {
+        return Err(ServerFnError::new("Tick at least one user first."));
+    }
+    crate::backend::backend()?
+        .preview_picked(ids, action, demote)
+        .await
+        .map_err(plain)
+}
+
+/// The same input again with other options; `column` is 0-based.
+#[server(endpoint = "revise_preview")]
+pub async fn revise_preview(
+    preview_id: String,
+    action: String,
+    demote: bool,
+    column: Option<usize>,
+) -> Result<PreviewSummary, ServerFnError> {
+    let action = action_arg(&action)?;
+    crate::backend::backend()?
+        .revise_preview(preview_id, action, demote, column)
+        .await
+        .map_err(plain)
+}
+
+#[server(endpoint = "preview")]
+pub async fn load_preview(preview_id: String) -> Result<PreviewSummary, ServerFnError> {
+    crate::backend::backend()?
+        .preview(preview_id)
+        .await
+        .map_err(plain)
+}
+
+/// One page of rows; `outcome` is an [`outcome_key`] or empty for every row.
+#[server(endpoint = "preview_rows")]
+pub async fn preview_rows(
+    preview_id: String,
+    outcome: String,
+    offset: usize,
+    limit: usize,
+) -> Result<PreviewRowsPage, ServerFnError> {
+    crate::backend::backend()?
+        .preview_rows(preview_id, parse_outcome(&outcome), offset, limit.min(500))
+        .await
+        .map_err(plain)
+}
+
+/// Starts the run; the server checks `typed` against the stored preview's phrase.
+#[server(endpoint = "start_job")]
+pub async fn start_job(preview_id: String, typed: String) -> Result<JobView, ServerFnError> {
+    crate::backend::backend()?
+        .start_job(preview_id, typed)
+        .await
+        .map_err(plain)
+}
+
+#[server(endpoint = "job")]
+pub async fn load_job(job_id: String) -> Result<JobView, ServerFnError> {
+    crate::backend::backend()?.job(job_id).await.map_err(plain)
+}
+
+#[server(endpoint = "jobs")]
+pub async fn list_jobs() -> Result<Vec<JobView>, ServerFnError> {
+    crate::backend::backend()?.jobs().await.map_err(plain)
+}
+
+/// `command` is "pause", "resume" or "cancel".
+#[server(endpoint = "control_job")]
+pub async fn control_job(job_id: String, command: String) -> Result<JobView, ServerFnError> {
+    let command = parse_command(&command)
+        .ok_or_else(|| ServerFnError::new("Choose pause, resume or cancel."))?;
+    crate::backend::backend()?
+        .control_job(job_id, command)
+        .await
+        .map_err(plain)
+}
+
+#[server(endpoint = "job_events")]
+pub async fn job_events(
+    job_id: String,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<JobEventView>, ServerFnError> {
+    crate::backend::backend()?
+        .job_events(job_id, after_seq, limit.min(1000))
+        .await
+        .map_err(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_read_strictly() {
+        assert_eq!(parse_action("delete"), Some(Action::Delete));
+        assert_eq!(parse_action(" DEACTIVATE "), Some(Action::Deactivate));
+        assert_eq!(parse_action(""), None);
+        assert_eq!(parse_action("del"), None);
+        assert_eq!(parse_action("Delete;drop"), None);
+        for a in [Action::Delete, Action::Deactivate] {
+            assert_eq!(parse_action(action_key(a)), Some(a));
+        }
+    }
+
+    #[test]
+    fn outcome_keys_round_trip_and_unknown_means_no_filter() {
+        for o in PreviewOutcome::ALL {
+            assert_eq!(parse_outcome(outcome_key(o)), Some(o));
+        }
+        assert_eq!(parse_outcome(""), None);
+        assert_eq!(parse_outcome("NotFound"), None);
+        assert_eq!(parse_outcome("everything"), None);
+    }
+
+    #[test]
+    fn commands_are_read_strictly() {
+        assert_eq!(parse_command("Pause"), Some(JobCommand::Pause));
+        assert_eq!(parse_command("resume"), Some(JobCommand::Resume));
+        assert_eq!(parse_command("cancel\n"), Some(JobCommand::Cancel));
+        assert_eq!(parse_command("stop"), None);
+    }
+
+    #[test]
+    fn ids_split_on_lines_and_commas_without_blanks() {
+        assert_eq!(split_ids("a\r\nb,,c\n\n  d  "), vec!["a", "b", "c", "d"]);
+        assert!(split_ids(" \n , ").is_empty());
+        assert_eq!(split_ids("only"), vec!["only"]);
+    }
+
+    #[test]
+    fn blank_fields_are_not_given() {
+        assert_eq!(given("  ".into()), None);
+        assert_eq!(given(" x@y.z ".into()), Some("x@y.z".into()));
+    }
+}

@@ -1,0 +1,212 @@
+//! The Connect screen: the site, its SCIM token (write-only), the admin's own email, and a
+//! check of the connection in plain words.
+
+use super::parts::{error_text, ErrorBox};
+use crate::api::{load_connection, CheckConnection, ForgetToken, SaveConnection};
+use crate::backend::{ConnectionView, Diagnosis};
+use leptos::prelude::*;
+
+/// The verdict of a connection check: calm when it works, an alert when it does not.
+#[component]
+fn DiagnosisNote(diagnosis: Diagnosis) -> impl IntoView {
+    let users = diagnosis
+        .user_count
+        .map(|n| format!(" The site lists {n} users."))
+        .unwrap_or_default();
+    let text = format!("{}{}", diagnosis.message, users);
+    if diagnosis.ok {
+        view! { <p role="status" class="ok" data-testid="diagnosis">{text}</p> }.into_any()
+    } else {
+        view! { <p role="alert" class="error" data-testid="diagnosis">{text}</p> }.into_any()
+    }
+}
+
+/// "Token saved, ending …ab12" or "No token saved".
+fn token_sentence(view: &ConnectionView) -> String {
+    match (view.token_saved, view.token_hint.is_empty()) {
+        (false, _) => "No token saved".into(),
+        (true, true) => "Token saved".into(),
+        (true, false) => format!("Token saved, ending …{}", view.token_hint),
+    }
+}
+
+#[component]
+pub fn Connect() -> impl IntoView {
+    let save = ServerAction::<SaveConnection>::new();
+    let forget = ServerAction::<ForgetToken>::new();
+    let check = ServerAction::<CheckConnection>::new();
+    let saved = Resource::new(
+        move || (save.version().get(), forget.version().get()),
+        |_| load_connection(),
+    );
+    // The latest verdict, whichever button produced it.
+    let verdict = move || -> Option<Result<Diagnosis, ServerFnError>> {
+        let from_check = check.value().get();
+        let from_save = save.value().get().map(|r| r.map(|(_, d)| d));
+        // The most recent action wins: a pending one hides the older answer.
+        if check.pending().get() || save.pending().get() {
+            return None;
+        }
+        from_check.or(from_save)
+    };
+    view! {
+        <section class="card" aria-labelledby="connect-heading">
+            <h1 id="connect-heading">"Connect a site"</h1>
+            <p class="lead">
+                "Enter your Stack Internal site address and its SCIM token. The token is stored encrypted on this server and is never shown again, not even to you."
+            </p>
+            <Transition fallback=|| view! { <p>"Loading the saved connection…"</p> }>
+                {move || {
+                    saved
+                        .get()
+                        .map(|r| match r {
+                            Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
+                            Ok(current) => {
+                                view! { <ConnectForm current save forget /> }.into_any()
+                            }
+                        })
+                }}
+            </Transition>
+        </section>
+        <section class="card" aria-labelledby="check-heading">
+            <h2 id="check-heading">"Connection check"</h2>
+            <div aria-live="polite">
+                {move || {
+                    if save.pending().get() || check.pending().get() {
+                        return view! { <p role="status">"Checking the connection…"</p> }
+                            .into_any();
+                    }
+                    match verdict() {
+                        None => {
+                            view! {
+                                <p>"Save your settings, or check the saved connection, to see whether Offboard can reach your site."</p>
+                            }
+                                .into_any()
+                        }
+                        Some(Ok(d)) => view! { <DiagnosisNote diagnosis=d /> }.into_any(),
+                        Some(Err(e)) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
+                    }
+                }}
+            </div>
+            <ActionForm action=check>
+                <button type="submit" class="button">
+                    "Check the saved connection"
+                </button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn ConnectForm(
+    current: ConnectionView,
+    save: ServerAction<SaveConnection>,
+    forget: ServerAction<ForgetToken>,
+) -> impl IntoView {
+    let token_line = token_sentence(&current);
+    let has_token = current.token_saved;
+    let advanced_open = current.scim_base_url.is_some();
+    view! {
+        <ActionForm action=save attr:class="form">
+            <div class="field">
+                <label for="site_url">"Site address"</label>
+                <input
+                    id="site_url"
+                    name="site_url"
+                    type="url"
+                    required
+                    placeholder="https://yourcompany.stackenterprise.co"
+                    autocomplete="url"
+                    value=current.site_url.clone().unwrap_or_default()
+                />
+                <p class="hint">"The address you open in your browser to use your Stack Internal site."</p>
+            </div>
+            <div class="field">
+                <label for="token">"SCIM token"</label>
+                <p class="hint" id="token-state" data-testid="token-state">
+                    {token_line}
+                    {if has_token {
+                        " To replace it, type a new one; leave this empty to keep it."
+                    } else {
+                        " Create one in your site's admin settings under SCIM."
+                    }}
+                </p>
+                <input
+                    id="token"
+                    name="token"
+                    type="password"
+                    autocomplete="off"
+                    spellcheck="false"
+                    aria-describedby="token-state"
+                />
+            </div>
+            <div class="field">
+                <label for="operator_email">"Your email"</label>
+                <input
+                    id="operator_email"
+                    name="operator_email"
+                    type="email"
+                    autocomplete="email"
+                    aria-describedby="operator-hint"
+                    value=current.operator_email.clone().unwrap_or_default()
+                />
+                <p class="hint" id="operator-hint">
+                    "Your own account is protected: a run never deletes or deactivates it."
+                </p>
+            </div>
+            <details open=advanced_open>
+                <summary>"Advanced"</summary>
+                <div class="field">
+                    <label for="scim_base_url">"SCIM base URL"</label>
+                    <input
+                        id="scim_base_url"
+                        name="scim_base_url"
+                        type="url"
+                        aria-describedby="scim-hint"
+                        value=current.scim_base_url.clone().unwrap_or_default()
+                    />
+                    <p class="hint" id="scim-hint">
+                        "Only if your site's SCIM address is not the usual one. Leave empty otherwise."
+                    </p>
+                </div>
+            </details>
+            <button type="submit" class="button primary">
+                "Save and check"
+            </button>
+        </ActionForm>
+        {has_token
+            .then(|| {
+                view! {
+                    <ActionForm action=forget attr:class="inline-form">
+                        <button type="submit" class="button">
+                            "Remove token"
+                        </button>
+                    </ActionForm>
+                }
+            })}
+        {move || {
+            forget
+                .value()
+                .get()
+                .and_then(|r| r.err())
+                .map(|e| view! { <ErrorBox message=error_text(&e) /> })
+        }}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_sentence_never_needs_the_token() {
+        let mut v = ConnectionView::default();
+        assert_eq!(token_sentence(&v), "No token saved");
+        v.token_saved = true;
+        assert_eq!(token_sentence(&v), "Token saved");
+        v.token_hint = "ab12".into();
+        assert_eq!(token_sentence(&v), "Token saved, ending …ab12");
+        v.token_saved = false;
+        assert_eq!(token_sentence(&v), "No token saved");
+    }
+}

@@ -1,0 +1,99 @@
+//! The History screen: the team's past runs, who ran them, and their reports.
+
+use super::parts::{error_text, short_time, thousands, ErrorBox};
+use super::preview::encode;
+use super::run::state_words;
+use crate::api::list_jobs;
+use crate::model::Action;
+use leptos::prelude::*;
+
+#[component]
+pub fn History() -> impl IntoView {
+    let jobs = Resource::new(|| (), |_| list_jobs());
+    view! {
+        <section class="card" aria-labelledby="history-heading">
+            <h1 id="history-heading">"History"</h1>
+            <p class="lead">"Every run for your team, newest first, with its reports."</p>
+            <Transition fallback=|| view! { <p>"Loading history…"</p> }>
+                {move || {
+                    jobs.get()
+                        .map(|r| match r {
+                            Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
+                            Ok(list) if list.is_empty() => {
+                                view! { <p>"No runs yet."</p> }.into_any()
+                            }
+                            Ok(mut list) => {
+                                list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+                                view! {
+                                    <div class="table-wrap">
+                                        <table>
+                                            <thead>
+                                                <tr>
+                                                    <th scope="col">"When"</th>
+                                                    <th scope="col">"Site"</th>
+                                                    <th scope="col">"Action"</th>
+                                                    <th scope="col">"Who"</th>
+                                                    <th scope="col">"State"</th>
+                                                    <th scope="col">"Results"</th>
+                                                    <th scope="col">"Reports"</th>
+                                                </tr>
+                                            </thead>
+                                            <tbody>
+                                                {list
+                                                    .into_iter()
+                                                    .map(|j| {
+                                                        let id = encode(&j.id);
+                                                        let counts = j
+                                                            .counts
+                                                            .iter()
+                                                            .map(|(o, n)| format!("{} {}", thousands(*n), o.label()))
+                                                            .collect::<Vec<_>>()
+                                                            .join(", ");
+                                                        let when = short_time(&j.created_at);
+                                                        view! {
+                                                            <tr>
+                                                                <td>
+                                                                    <a href=format!("/run?id={id}") aria-label=format!("Open the run of {when}")>
+                                                                        {when.clone()}
+                                                                    </a>
+                                                                </td>
+                                                                <td>{j.site_url}</td>
+                                                                <td>
+                                                                    {match j.action {
+                                                                        Action::Delete => "Delete",
+                                                                        Action::Deactivate => "Deactivate",
+                                                                    }}
+                                                                </td>
+                                                                <td>{j.created_by}</td>
+                                                                <td>
+                                                                    {state_words(&j.state).to_string()}
+                                                                    {j.reason.map(|r| format!(": {r}"))}
+                                                                </td>
+                                                                <td>
+                                                                    {format!("{} of {} done", thousands(j.done), thousands(j.total))}
+                                                                    <br />
+                                                                    {counts}
+                                                                </td>
+                                                                <td class="links">
+                                                                    <a href=format!("/downloads/jobs/{id}/failures.json") download="" aria-label=format!("Failures JSON of the run of {when}")>"failures"</a>
+                                                                    " · "
+                                                                    <a href=format!("/downloads/jobs/{id}/results.csv") download="" aria-label=format!("Results CSV of the run of {when}")>"CSV"</a>
+                                                                    " · "
+                                                                    <a href=format!("/downloads/jobs/{id}/results.json") download="" aria-label=format!("Results JSON of the run of {when}")>"JSON"</a>
+                                                                </td>
+                                                            </tr>
+                                                        }
+                                                    })
+                                                    .collect_view()}
+                                            </tbody>
+                                        </table>
+                                    </div>
+                                }
+                                    .into_any()
+                            }
+                        })
+                }}
+            </Transition>
+        </section>
+    }
+}

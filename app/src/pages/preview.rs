@@ -1,0 +1,520 @@
+//! The Preview screen: counts per outcome (which filter the table), every row page by page,
+//! the options (action, demotion, column), and the confirm box with the typed phrase.
+
+use super::choose::ActionChoice;
+use super::parts::{error_text, page_window, parse_page, thousands, users, ErrorBox, Pager};
+use crate::api::{
+    action_key, load_preview, outcome_key, parse_outcome, preview_rows, revise_preview, start_job,
+};
+use crate::backend::PreviewSummary;
+use crate::confirm::phrase_matches;
+use crate::model::{Action as UserAction, PreviewOutcome, PreviewSource};
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_query_map};
+
+const ROWS_PER_PAGE: usize = 100;
+
+/// The preview page's address for a filter and a page.
+pub fn preview_href(id: &str, outcome: Option<PreviewOutcome>, page: usize) -> String {
+    let mut href = format!("/preview?id={}", encode(id));
+    if let Some(o) = outcome {
+        href.push_str("&outcome=");
+        href.push_str(outcome_key(o));
+    }
+    if page > 1 {
+        href.push_str(&format!("&page={page}"));
+    }
+    href
+}
+
+/// Percent-encodes an id for a query string (ids are normally plain, but never trust that).
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The confirm button's words: "Delete 37 users" / "Deactivate 1 user".
+pub fn run_button_text(action: UserAction, count: usize) -> String {
+    let verb = match action {
+        UserAction::Delete => "Delete",
+        UserAction::Deactivate => "Deactivate",
+    };
+    format!("{verb} {}", users(count as u64))
+}
+
+#[component]
+pub fn PreviewPage() -> impl IntoView {
+    let query = use_query_map();
+    let id = Memo::new(move |_| query.with(|q| q.get("id")).unwrap_or_default());
+    let outcome = Memo::new(move |_| {
+        query
+            .with(|q| q.get("outcome"))
+            .and_then(|o| parse_outcome(&o))
+    });
+    let page = Memo::new(move |_| parse_page(query.with(|q| q.get("page"))));
+    let summary = Resource::new(
+        move || id.get(),
+        |id| async move {
+            if id.is_empty() {
+                Ok(None)
+            } else {
+                load_preview(id).await.map(Some)
+            }
+        },
+    );
+    view! {
+        <Transition fallback=|| view! { <section class="card"><p>"Loading the preview…"</p></section> }>
+            {move || {
+                summary
+                    .get()
+                    .map(|r| match r {
+                        Ok(None) => {
+                            view! {
+                                <section class="card">
+                                    <h1>"Preview"</h1>
+                                    <p>
+                                        "There is no preview to show yet. "
+                                        <a href="/choose">"Choose users first"</a>
+                                        "."
+                                    </p>
+                                </section>
+                            }
+                                .into_any()
+                        }
+                        Ok(Some(s)) => view! { <PreviewView summary=s outcome page /> }.into_any(),
+                        Err(e) => {
+                            view! {
+                                <section class="card">
+                                    <h1>"Preview"</h1>
+                                    <ErrorBox message=error_text(&e) />
+                                    <p><a href="/choose">"Choose users again"</a></p>
+                                </section>
+                            }
+                                .into_any()
+                        }
+                    })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn PreviewView(
+    summary: PreviewSummary,
+    outcome: Memo<Option<PreviewOutcome>>,
+    page: Memo<usize>,
+) -> impl IntoView {
+    let id = summary.id.clone();
+    let source_line = match &summary.source {
+        PreviewSource::File { file_name, .. } => format!("From the file {file_name}"),
+        PreviewSource::Deactivated => "From the site's deactivated users".to_string(),
+        PreviewSource::Picked => "Users you picked from the deactivated list".to_string(),
+    };
+    let verb_ing = match summary.action {
+        UserAction::Delete => "to delete",
+        UserAction::Deactivate => "to deactivate",
+    };
+    let counts = summary.counts.clone();
+    let total_rows = summary.total_rows;
+    let count_buttons = PreviewOutcome::ALL
+        .into_iter()
+        .map(|o| {
+            let n = counts.get(o);
+            let label = if o == PreviewOutcome::Selected {
+                verb_ing.to_string()
+            } else {
+                o.label().to_string()
+            };
+            (Some(o), label, n)
+        })
+        .collect::<Vec<_>>();
+    let id_for_filters = id.clone();
+    view! {
+        <section class="card" aria-labelledby="preview-heading">
+            <h1 id="preview-heading">"Preview"</h1>
+            <p class="lead">
+                {source_line} ", " {format!("{} rows. ", thousands(total_rows as u64))}
+                "Nothing has been changed on your site."
+            </p>
+            <div class="counts" role="group" aria-label="Filter rows by outcome">
+                {
+                    let href = preview_href(&id_for_filters, None, 1);
+                    view! { <FilterButton href label="all rows".into() count=total_rows active=move || outcome.get().is_none() /> }
+                }
+                {count_buttons
+                    .into_iter()
+                    .map(|(o, label, n)| {
+                        let href = preview_href(&id_for_filters, o, 1);
+                        view! { <FilterButton href label count=n active=move || outcome.get() == o /> }
+                    })
+                    .collect_view()}
+            </div>
+            <p class="warning">
+                "Remove these users from your identity provider (Okta, Entra ID, …) first. Otherwise single sign-on re-creates their accounts the next time they sign in or the next sync runs."
+            </p>
+        </section>
+        <RowsTable id=id.clone() outcome page />
+        <OptionsCard summary=summary.clone() />
+        <ConfirmCard summary />
+    }
+}
+
+/// A count that filters the table; it works as a plain link-like form before the script loads.
+#[component]
+fn FilterButton(
+    href: String,
+    label: String,
+    count: usize,
+    active: impl Fn() -> bool + Send + Sync + 'static,
+) -> impl IntoView {
+    let navigate = use_navigate();
+    let target = href.clone();
+    view! {
+        <button
+            type="button"
+            class="count"
+            aria-pressed=move || active().to_string()
+            data-href=href
+            on:click=move |_| navigate(&target, Default::default())
+        >
+            <span class="count-number">{thousands(count as u64)}</span>
+            <span class="count-label">{label}</span>
+        </button>
+    }
+}
+
+#[component]
+fn RowsTable(
+    id: String,
+    outcome: Memo<Option<PreviewOutcome>>,
+    page: Memo<usize>,
+) -> impl IntoView {
+    let id_for_rows = id.clone();
+    let download = format!("/downloads/previews/{}/preview.csv", encode(&id));
+    let rows = Resource::new(
+        move || (id_for_rows.clone(), outcome.get(), page.get()),
+        |(id, outcome, page)| async move {
+            let offset = (page.max(1) - 1) * ROWS_PER_PAGE;
+            preview_rows(
+                id,
+                outcome.map(outcome_key).unwrap_or("").to_string(),
+                offset,
+                ROWS_PER_PAGE,
+            )
+            .await
+        },
+    );
+    view! {
+        <section class="card" aria-labelledby="rows-heading">
+            <h2 id="rows-heading">
+                {move || match outcome.get() {
+                    None => "Every row".to_string(),
+                    Some(o) => format!("Rows: {}", o.label()),
+                }}
+            </h2>
+            <Transition fallback=|| view! { <p>"Loading rows…"</p> }>
+                {
+                    let id = id.clone();
+                    move || {
+                        let id = id.clone();
+                        rows.get()
+                            .map(move |r| match r {
+                                Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
+                                Ok(p) => {
+                                    let (_, pages) = page_window(p.matching, ROWS_PER_PAGE, page.get_untracked());
+                                    let current = page.get_untracked().clamp(1, pages);
+                                    let filter = outcome.get_untracked();
+                                    let href_id = id.clone();
+                                    view! {
+                                        <div class="table-wrap">
+                                            <table class="rows">
+                                                <thead>
+                                                    <tr>
+                                                        <th scope="col">"Line"</th>
+                                                        <th scope="col">"Input"</th>
+                                                        <th scope="col">"Outcome"</th>
+                                                        <th scope="col">"Account ID"</th>
+                                                        <th scope="col">"Name"</th>
+                                                        <th scope="col">"Emails"</th>
+                                                        <th scope="col">"Role"</th>
+                                                        <th scope="col">"Reason"</th>
+                                                    </tr>
+                                                </thead>
+                                                <tbody>
+                                                    {p.rows
+                                                        .into_iter()
+                                                        .map(|r| {
+                                                            let name = r.display_name.clone().or(r.user_name.clone()).unwrap_or_default();
+                                                            view! {
+                                                                <tr class=format!("outcome-{}", outcome_key(r.outcome))>
+                                                                    <td>{r.line.map(|l| l.to_string()).unwrap_or_default()}</td>
+                                                                    <td class="mono">{r.input}</td>
+                                                                    <td><span class="tag">{r.outcome.label()}</span></td>
+                                                                    <td class="mono">{r.account_id.unwrap_or_default()}</td>
+                                                                    <td>{name}</td>
+                                                                    <td>{r.emails.join(", ")}</td>
+                                                                    <td>{r.role.map(|x| x.to_string()).unwrap_or_default()}</td>
+                                                                    <td>{r.reason}</td>
+                                                                </tr>
+                                                            }
+                                                        })
+                                                        .collect_view()}
+                                                </tbody>
+                                            </table>
+                                        </div>
+                                        <Pager
+                                            total=p.matching
+                                            per_page=ROWS_PER_PAGE
+                                            page=current
+                                            href=move |n| preview_href(&href_id, filter, n)
+                                        />
+                                    }
+                                        .into_any()
+                                }
+                            })
+                    }
+                }
+            </Transition>
+            <p>
+                <a class="button" href=download download="">
+                    "Download the preview (CSV)"
+                </a>
+            </p>
+        </section>
+    }
+}
+
+/// Action, demotion and column: any change makes a new preview and shows it.
+#[component]
+fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
+    let navigate = use_navigate();
+    let id = summary.id.clone();
+    let action = RwSignal::new(action_key(summary.action).to_string());
+    let demote = RwSignal::new(summary.demote_privileged);
+    let column = RwSignal::new(match &summary.source {
+        PreviewSource::File { column, .. } => Some(column.index),
+        _ => None,
+    });
+    let revise = Action::new(move |_: &()| {
+        revise_preview(
+            id.clone(),
+            action.get_untracked(),
+            demote.get_untracked(),
+            column.get_untracked(),
+        )
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(s)) = revise.value().get() {
+            navigate(&preview_href(&s.id, None, 1), Default::default());
+        }
+    });
+    let column_picker = match &summary.source {
+        PreviewSource::File { column: choice, .. } if !choice.all_columns.is_empty() => {
+            let choice = choice.clone();
+            Some(view! {
+                <div class="field">
+                    <p>
+                        {format!("Offboard read column “{}”: {}", choice.header.clone().unwrap_or_else(|| format!("Column {}", choice.index + 1)), choice.reason)}
+                        {format!(" (file read as {}, separated by {}).", choice.encoding, choice.delimiter)}
+                    </p>
+                    <label for="column">"Column with emails or account IDs"</label>
+                    <select
+                        id="column"
+                        on:change=move |ev| {
+                            if let Ok(i) = event_target_value(&ev).parse::<usize>() {
+                                column.set(Some(i));
+                                revise.dispatch(());
+                            }
+                        }
+                    >
+                        {choice
+                            .all_columns
+                            .iter()
+                            .enumerate()
+                            .map(|(i, name)| {
+                                view! { <option value=i.to_string() selected=i == choice.index>{name.clone()}</option> }
+                            })
+                            .collect_view()}
+                    </select>
+                </div>
+            })
+        }
+        _ => None,
+    };
+    view! {
+        <section class="card" aria-labelledby="options-heading">
+            <h2 id="options-heading">"Options"</h2>
+            {column_picker}
+            <ActionChoice
+                name="preview-action"
+                deactivate=summary.action == UserAction::Deactivate
+                on_pick=Callback::new(move |a: String| {
+                    action.set(a);
+                    revise.dispatch(());
+                })
+            />
+            <div class="field checkbox">
+                <input
+                    id="preview-demote"
+                    type="checkbox"
+                    checked=summary.demote_privileged
+                    on:change=move |ev| {
+                        demote.set(event_target_checked(&ev));
+                        revise.dispatch(());
+                    }
+                />
+                <label for="preview-demote">
+                    "Demote moderators and admins to ordinary users first (otherwise they are skipped)"
+                </label>
+            </div>
+            <div aria-live="polite">
+                {move || revise.pending().get().then(|| view! { <p role="status">"Updating the preview…"</p> })}
+                {move || {
+                    revise
+                        .value()
+                        .get()
+                        .and_then(|r| r.err())
+                        .map(|e| view! { <ErrorBox message=error_text(&e) /> })
+                }}
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
+    let count = summary.counts.selected;
+    if summary.used {
+        return view! {
+            <section class="card" aria-labelledby="confirm-heading">
+                <h2 id="confirm-heading">"Already run"</h2>
+                <p>
+                    "A run was already started from this preview; a preview runs only once. See it in "
+                    <a href="/history">"History"</a> ", or " <a href="/choose">"choose users again"</a> "."
+                </p>
+            </section>
+        }
+        .into_any();
+    }
+    if count == 0 {
+        return view! {
+            <section class="card" aria-labelledby="confirm-heading">
+                <h2 id="confirm-heading">"Nothing to do"</h2>
+                <p>"No row of this preview leads to a user that can be processed, so there is nothing to run."</p>
+            </section>
+        }
+        .into_any();
+    }
+    let navigate = use_navigate();
+    let phrase = summary.phrase.clone();
+    let typed = RwSignal::new(String::new());
+    let id = summary.id.clone();
+    let start = Action::new(move |typed: &String| start_job(id.clone(), typed.clone()));
+    Effect::new(move |_| {
+        if let Some(Ok(job)) = start.value().get() {
+            navigate(&format!("/run?id={}", encode(&job.id)), Default::default());
+        }
+    });
+    let warning = match summary.action {
+        UserAction::Delete => format!(
+            "Deleting {} cannot be undone: the accounts are removed for good and their posts are credited to a generic user.",
+            users(count as u64)
+        ),
+        UserAction::Deactivate => format!(
+            "Deactivating {} blocks their sign-in; you can reactivate them later from the site's admin settings.",
+            users(count as u64)
+        ),
+    };
+    let button_text = run_button_text(summary.action, count);
+    let matches_phrase = {
+        let phrase = phrase.clone();
+        move || phrase_matches(&phrase, &typed.get())
+    };
+    let can_start = {
+        let m = matches_phrase.clone();
+        move || m() && !start.pending().get()
+    };
+    view! {
+        <section class="card confirm" aria-labelledby="confirm-heading">
+            <h2 id="confirm-heading">"Confirm"</h2>
+            <p class="danger-text">{warning}</p>
+            <p>"To go ahead, type this phrase exactly: " <code data-testid="phrase">{phrase.clone()}</code></p>
+            <form
+                class="form"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    if matches_phrase() {
+                        start.dispatch(typed.get_untracked());
+                    }
+                }
+            >
+                <div class="field">
+                    <label for="typed-phrase">"Type the phrase to confirm"</label>
+                    <input
+                        id="typed-phrase"
+                        type="text"
+                        autocomplete="off"
+                        spellcheck="false"
+                        prop:value=move || typed.get()
+                        on:input=move |ev| typed.set(event_target_value(&ev))
+                    />
+                </div>
+                <button
+                    type="submit"
+                    class=match summary.action {
+                        UserAction::Delete => "button danger",
+                        UserAction::Deactivate => "button primary",
+                    }
+                    disabled=move || !can_start()
+                >
+                    {button_text}
+                </button>
+            </form>
+            <div aria-live="polite">
+                {move || start.pending().get().then(|| view! { <p role="status">"Checking the site again and starting the run…"</p> })}
+                {move || {
+                    start
+                        .value()
+                        .get()
+                        .and_then(|r| r.err())
+                        .map(|e| view! { <ErrorBox message=error_text(&e) /> })
+                }}
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hrefs_keep_filter_and_page() {
+        assert_eq!(preview_href("p1", None, 1), "/preview?id=p1");
+        assert_eq!(
+            preview_href("p1", Some(PreviewOutcome::NotFound), 3),
+            "/preview?id=p1&outcome=not_found&page=3"
+        );
+        assert_eq!(preview_href("a b&c", None, 0), "/preview?id=a%20b%26c");
+    }
+
+    #[test]
+    fn run_button_names_action_and_count() {
+        assert_eq!(run_button_text(UserAction::Delete, 37), "Delete 37 users");
+        assert_eq!(
+            run_button_text(UserAction::Deactivate, 1),
+            "Deactivate 1 user"
+        );
+        assert_eq!(
+            run_button_text(UserAction::Delete, 12000),
+            "Delete 12,000 users"
+        );
+    }
+}
