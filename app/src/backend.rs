@@ -146,6 +146,7 @@ mod server_side {
     /// Everything the console's server functions need from the server. All of it is scoped
     /// to the caller's team (one default team until accounts arrive).
     #[async_trait::async_trait]
+    #[allow(unused_variables)] // the temporary default bodies below ignore their arguments
     pub trait ConsoleBackend: Send + Sync {
         async fn storage_status(&self) -> Result<StorageStatus, ConsoleError>;
 
