@@ -55,8 +55,10 @@ impl Default for ListingOptions {
     fn default() -> Self {
         ListingOptions {
             page_size: 100,
-            // Stack allows bursts of 50 requests in 2 s: 8 pages at once stays well inside.
-            concurrency: 8,
+            // Listing only reads, and every page is a round trip the admin waits for. Stack
+            // allows bursts of 50 requests in 2 s: 20 pages at once stays inside that, and a
+            // throttled page waits for Retry-After like any other.
+            concurrency: 20,
             max_attempts: 6,
             retry_base_delay: Duration::from_millis(500),
         }
