@@ -280,7 +280,13 @@ fn RunView(job: JobView) -> impl IntoView {
         </section>
         <section class="card" aria-labelledby="live-heading">
             <h2 id="live-heading">"Latest results"</h2>
-            <p class="hint">{format!("Newest first; the last {LIVE_ROWS} are shown. The reports hold every row.")}</p>
+            <p class="hint">
+                {if ended_at_load {
+                    "This run had already ended when you opened it: the reports above hold every row.".to_string()
+                } else {
+                    format!("Newest first; the last {LIVE_ROWS} are shown. The reports hold every row.")
+                }}
+            </p>
             <div class="table-wrap">
                 <table data-testid="live-rows">
                     <thead>

@@ -1,0 +1,145 @@
+// The admin's path end to end, in Chromium, against the release binary and the Stack-shaped
+// fault server: connect (wrong token, then right), upload a CSV, preview, type the phrase,
+// watch the live rows, download the failures report; then pick a deactivated user and delete it.
+import { test, expect, Page } from '@playwright/test';
+import { spawn, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { Console, offboardBin } from './support/servers';
+
+const TOKEN = 'e2e-token-0123456789abcd';
+const faultBin = process.env.FAULT_SERVER_BIN ?? path.join(path.dirname(offboardBin), 'stack_fault_server');
+
+/** The fault server on a free port; resolves with its base URL once it prints it. */
+async function startFaultServer(args: string[]): Promise<{ child: ChildProcess; base: string }> {
+  if (!fs.existsSync(faultBin)) throw new Error(`${faultBin} is missing: run \`make build\` first`);
+  const child = spawn(faultBin, ['--port', '0', '--token', TOKEN, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = readline.createInterface({ input: child.stdout! });
+  const base = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('fault server did not start')), 15_000);
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      const m = /listening on (http:\/\/\S+)/.exec(line);
+      m ? resolve(m[1]) : reject(new Error(`unexpected first line: ${line}`));
+    });
+    child.once('exit', (code) => reject(new Error(`fault server exited with ${code}`)));
+  });
+  return { child, base };
+}
+
+let server: Console;
+let fault: { child: ChildProcess; base: string };
+
+test.beforeAll(async () => {
+  // 30 users; every 5th is deactivated (user5, user10, …).
+  fault = await startFaultServer(['--users', '30', '--deactivated-every', '5']);
+  server = await Console.start();
+});
+
+test.afterAll(async () => {
+  await server?.stop();
+  if (fault?.child.exitCode === null) fault.child.kill('SIGTERM');
+});
+
+async function open(page: Page, url: string) {
+  await page.goto(`${server.baseURL}${url}`);
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+}
+
+async function connect(page: Page, token: string) {
+  await open(page, '/connect');
+  await page.getByLabel('Site address').fill(fault.base);
+  await page.getByText('Advanced').click();
+  await page.getByLabel('SCIM base URL').fill(`${fault.base}/api/scim/v2`);
+  await page.getByLabel('SCIM token').fill(token);
+  await page.getByLabel('Your email').fill('operator@example.com');
+  await page.getByRole('button', { name: 'Save and check' }).click();
+}
+
+async function faultState(): Promise<{ deleted: string[] }> {
+  const res = await fetch(`${fault.base}/_control/state`);
+  return res.json();
+}
+
+/** Types the phrase the page shows and starts the run; returns the job id. */
+async function confirmAndRun(page: Page, buttonName: string): Promise<string> {
+  const phrase = (await page.getByTestId('phrase').textContent())!.trim();
+  const run = page.getByRole('button', { name: buttonName });
+  await expect(run).toBeDisabled();
+  await page.getByLabel('Type the phrase to confirm').fill(phrase.replace(/\d+/, '999'));
+  await expect(run).toBeDisabled();
+  await page.getByLabel('Type the phrase to confirm').fill(phrase.toLowerCase());
+  await expect(run).toBeEnabled();
+  await run.click();
+  await page.waitForURL(/\/run\?id=/);
+  await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
+  return new URL(page.url()).searchParams.get('id')!;
+}
+
+test('a wrong token is reported in plain words and never shown back', async ({ page }) => {
+  await connect(page, 'wrong-token-zzzz');
+  const alert = page.getByTestId('diagnosis');
+  await expect(alert).toHaveAttribute('role', 'alert');
+  await expect(alert).toContainText(/token/i);
+  await expect(page.getByLabel('SCIM token')).toHaveValue('');
+  expect(await page.content()).not.toContain('wrong-token-zzzz');
+});
+
+test('upload a CSV, preview, confirm, watch the run, download the failures', async ({ page }) => {
+  await connect(page, TOKEN);
+  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(page.getByTestId('token-state')).toContainText(`Token saved, ending …${TOKEN.slice(-4)}`);
+  expect(await page.content()).not.toContain(TOKEN);
+
+  await open(page, '/choose');
+  await page.getByLabel(/File with emails or account IDs/).setInputFiles({
+    name: 'leavers.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.from('email\nuser1@example.com\nuser2@example.com\nnobody@example.com\n'),
+  });
+  await page.getByRole('button', { name: 'Preview these users' }).click();
+  await page.waitForURL(/\/preview\?id=/);
+  await expect(page.getByRole('button', { name: /2\s*to delete/ })).toBeVisible();
+  await page.getByRole('button', { name: /1\s*not found/ }).click();
+  await expect(page.getByRole('table')).toContainText('nobody@example.com');
+  await expect(page.getByRole('table')).not.toContainText('user1@example.com');
+  await expect(page.getByText(/identity provider/)).toBeVisible();
+
+  const jobId = await confirmAndRun(page, 'Delete 2 users');
+  await expect(page.getByTestId('live-rows')).toContainText('user1@example.com');
+  await expect(page.getByRole('progressbar', { name: 'Users processed' })).toBeVisible();
+  expect((await faultState()).deleted).toEqual(expect.arrayContaining(['1001', '1002']));
+
+  const download = page.waitForEvent('download');
+  await page.getByRole('link', { name: /Failures \(JSON/ }).click();
+  const file = await (await download).path();
+  const failures = JSON.parse(fs.readFileSync(file!, 'utf8'));
+  expect(JSON.stringify(failures)).toContain('nobody@example.com');
+
+  await open(page, '/history');
+  await expect(page.getByRole('link', { name: /Open the run of/ }).first()).toHaveAttribute('href', `/run?id=${jobId}`);
+});
+
+test('pick a deactivated user from the list and delete it', async ({ page }) => {
+  await connect(page, TOKEN);
+  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await open(page, '/choose');
+  await page.getByRole('button', { name: 'Show deactivated users' }).click();
+  await expect(page.getByTestId('picked-count')).toContainText('0 selected of 6 deactivated users');
+  await page.getByLabel('Search by name, email or account ID').fill('user15@');
+  await page.getByRole('button', { name: 'Select all' }).click();
+  await page.getByLabel('Search by name, email or account ID').fill('');
+  await page.getByRole('checkbox', { name: 'Select User 5', exact: true }).check();
+  await expect(page.getByTestId('picked-count')).toContainText('2 selected');
+  await page.getByRole('button', { name: 'Select none' }).click();
+  await expect(page.getByTestId('picked-count')).toContainText('0 selected');
+  await page.getByRole('checkbox', { name: 'Select User 5', exact: true }).check();
+  await page.getByRole('button', { name: 'Preview selected' }).click();
+  await page.waitForURL(/\/preview\?id=/);
+  await confirmAndRun(page, 'Delete 1 user');
+  expect((await faultState()).deleted).toContain('1005');
+  expect((await faultState()).deleted).not.toContain('1015');
+});
