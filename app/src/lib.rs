@@ -1,4 +1,6 @@
 //! Offboard's console: the Leptos UI, its server functions, and the types shared with the browser.
+// The pages' view types nest deeply; the optimised WASM build needs more than the default 128.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod backend;

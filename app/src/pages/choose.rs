@@ -59,6 +59,7 @@ pub fn Choose() -> impl IntoView {
         <UploadForm />
         <DeactivatedList />
     }
+    .into_any()
 }
 
 #[component]
@@ -133,6 +134,7 @@ fn UploadForm() -> impl IntoView {
             </form>
         </section>
     }
+    .into_any()
 }
 
 /// Delete (irreversible) or Deactivate (reversible), as radio buttons.
@@ -177,6 +179,7 @@ pub fn ActionChoice(
             </p>
         </fieldset>
     }
+    .into_any()
 }
 
 /// The name of the file the admin chose, read from the input itself.
@@ -333,6 +336,7 @@ fn DeactivatedList() -> impl IntoView {
             </Show>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -424,6 +428,7 @@ fn UserTable(
             </nav>
         </Show>
     }
+    .into_any()
 }
 
 #[cfg(test)]

@@ -95,6 +95,7 @@ pub fn Connect() -> impl IntoView {
             </ActionForm>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -192,6 +193,7 @@ fn ConnectForm(
                 .map(|e| view! { <ErrorBox message=error_text(&e) /> })
         }}
     }
+    .into_any()
 }
 
 #[cfg(test)]

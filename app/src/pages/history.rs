@@ -96,4 +96,5 @@ pub fn History() -> impl IntoView {
             </Transition>
         </section>
     }
+    .into_any()
 }

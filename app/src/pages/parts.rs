@@ -22,6 +22,7 @@ pub fn ErrorBox(message: String) -> impl IntoView {
             {message}
         </p>
     }
+    .into_any()
 }
 
 /// Which rows one page shows: 0-based `offset`, and how many pages there are (at least 1).
@@ -70,6 +71,7 @@ pub fn Pager(
             {next.map(|h| view! { <a class="button" href=h rel="next">"Next page"</a> })}
         </nav>
     }
+    .into_any()
 }
 
 /// 12345 → "12,345", so big counts read at a glance.

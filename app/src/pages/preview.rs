@@ -102,6 +102,7 @@ pub fn PreviewPage() -> impl IntoView {
             }}
         </Transition>
     }
+    .into_any()
 }
 
 #[component]
@@ -163,6 +164,7 @@ fn PreviewView(
         <OptionsCard summary=summary.clone() />
         <ConfirmCard summary />
     }
+    .into_any()
 }
 
 /// A count that filters the table; it works as a plain link-like form before the script loads.
@@ -187,6 +189,7 @@ fn FilterButton(
             <span class="count-label">{label}</span>
         </button>
     }
+    .into_any()
 }
 
 #[component]
@@ -288,6 +291,7 @@ fn RowsTable(
             </p>
         </section>
     }
+    .into_any()
 }
 
 /// Action, demotion and column: any change makes a new preview and shows it.
@@ -385,6 +389,7 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
             </div>
         </section>
     }
+    .into_any()
 }
 
 #[component]

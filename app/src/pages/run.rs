@@ -152,6 +152,7 @@ pub fn RunPage() -> impl IntoView {
             }}
         </Transition>
     }
+    .into_any()
 }
 
 #[component]
@@ -319,6 +320,7 @@ fn RunView(job: JobView) -> impl IntoView {
             </div>
         </section>
     }
+    .into_any()
 }
 
 /// The job's reports.
@@ -333,6 +335,7 @@ pub fn Downloads(id: String) -> impl IntoView {
             <a class="button" href=format!("{base}/all_users.json") download="">"Site users at the start (JSON)"</a>
         </nav>
     }
+    .into_any()
 }
 
 /// Follows `/jobs/{id}/events` in the browser; the browser resumes with Last-Event-ID itself.
