@@ -244,6 +244,17 @@ mod tests {
     }
 
     #[test]
+    fn the_secret_key_is_read_but_never_printed() {
+        let key = "c2VjcmV0LWtleS12YWx1ZQ==";
+        let cli = Cli::parse_from(["offboard", "serve", "--secret-key", key]);
+        assert!(!format!("{cli:?}").contains(key));
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("expected serve");
+        };
+        assert_eq!(args.secret_key.map(|k| k.0).as_deref(), Some(key));
+    }
+
+    #[test]
     fn no_subcommand_means_serve() {
         let cli = Cli::parse_from(["offboard"]);
         assert!(cli.command.is_none());

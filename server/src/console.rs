@@ -290,7 +290,13 @@ impl Console {
     }
 
     async fn site(&self) -> Result<Site, ConsoleError> {
-        open_site(self.storage.as_ref(), &self.secrets, &self.http, DEFAULT_TEAM).await
+        open_site(
+            self.storage.as_ref(),
+            &self.secrets,
+            &self.http,
+            DEFAULT_TEAM,
+        )
+        .await
     }
 
     async fn stored_preview(
@@ -490,7 +496,7 @@ impl ConsoleBackend for Console {
             .connection(DEFAULT_TEAM)
             .await
             .map_err(storage_failed)?;
-        if !record.is_some_and(|r| r.token_ciphertext.is_some()) {
+        if record.is_none_or(|r| r.token_ciphertext.is_none()) {
             return Ok(not_connected_diagnosis(
                 "No site is connected yet: enter the site URL and its SCIM token.",
             ));
@@ -559,7 +565,9 @@ impl ConsoleBackend for Console {
             .filter(|id| !id.is_empty())
             .collect();
         if account_ids.is_empty() {
-            return Err(ConsoleError::new("No user was ticked: tick at least one user."));
+            return Err(ConsoleError::new(
+                "No user was ticked: tick at least one user.",
+            ));
         }
         let site = self.site().await?;
         let users = list_site(site.provider.as_ref()).await?;
@@ -649,7 +657,10 @@ impl ConsoleBackend for Console {
     }
 
     async fn start_job(&self, preview_id: String, typed: String) -> Result<JobView, ConsoleError> {
-        let job = self.jobs.start(DEFAULT_TEAM, preview_id.trim(), &typed).await?;
+        let job = self
+            .jobs
+            .start(DEFAULT_TEAM, preview_id.trim(), &typed)
+            .await?;
         Ok(job_view(&job))
     }
 

@@ -168,7 +168,10 @@ impl JobSupervisor {
             preview_id: record.id.clone(),
             items,
         };
-        self.storage.create_job(&job).await.map_err(storage_failed)?;
+        self.storage
+            .create_job(&job)
+            .await
+            .map_err(storage_failed)?;
         if let Err(e) = self.save_listing(&job.id, &fresh) {
             tracing::warn!(job_id = %job.id, error = %e, "could not keep the listing snapshot");
         }
@@ -291,7 +294,11 @@ impl JobSupervisor {
                 },
             }
         };
-        if let Err(e) = self.storage.set_job_state(&job_id, ending.0, ending.1).await {
+        if let Err(e) = self
+            .storage
+            .set_job_state(&job_id, ending.0, ending.1)
+            .await
+        {
             tracing::error!(job_id = %job_id, error = %e, "could not record the job's end");
         }
         tracing::info!(job_id = %job_id, state = %ending.0, "job ended");
@@ -321,8 +328,12 @@ impl JobSupervisor {
                 if let Some(s) = &sender {
                     s.send_replace(RunState::Paused);
                 }
-                self.set_state(&job.id, JobState::Paused, Some("Paused by the admin.".into()))
-                    .await?;
+                self.set_state(
+                    &job.id,
+                    JobState::Paused,
+                    Some("Paused by the admin.".into()),
+                )
+                .await?;
             }
             JobCommand::Resume => {
                 if job.state == JobState::Cancelling {
@@ -380,8 +391,18 @@ impl JobSupervisor {
     /// Starts the runner again for a job nobody runs (after a restart, or resumed from a pause
     /// that outlived its runner), with the team's saved connection, if it still points at the
     /// job's site.
-    async fn respawn(self: &Arc<Self>, job: &JobRecord, then_cancel: bool) -> Result<(), ConsoleError> {
-        let site = open_site(self.storage.as_ref(), &self.secrets, &self.http, job.team_id).await?;
+    async fn respawn(
+        self: &Arc<Self>,
+        job: &JobRecord,
+        then_cancel: bool,
+    ) -> Result<(), ConsoleError> {
+        let site = open_site(
+            self.storage.as_ref(),
+            &self.secrets,
+            &self.http,
+            job.team_id,
+        )
+        .await?;
         if site.endpoint.site_url() != job.site_url {
             return Err(ConsoleError::new(
                 "The saved connection now points at another site than this run's; reconnect to \
@@ -390,7 +411,11 @@ impl JobSupervisor {
         }
         let demote = match &job.preview_id {
             Some(id) => match self.storage.preview(job.team_id, id).await {
-                Ok(Some(record)) => StoredPreview::from_record(&record)?.preview.demote_privileged,
+                Ok(Some(record)) => {
+                    StoredPreview::from_record(&record)?
+                        .preview
+                        .demote_privileged
+                }
                 Ok(None) => false,
                 Err(e) => return Err(storage_failed(e)),
             },
@@ -401,7 +426,8 @@ impl JobSupervisor {
             demote_privileged: demote,
             ..self.run_options.clone()
         };
-        self.launch(&job.id, site.provider, options, then_cancel).await
+        self.launch(&job.id, site.provider, options, then_cancel)
+            .await
     }
 
     /// At server start: picks up every queued, running or cancelling job. A job that cannot
@@ -428,7 +454,9 @@ impl JobSupervisor {
             tracing::info!(job_id = %job.id, state = %job.state, "resuming job after start");
             if let Err(e) = self.respawn(&job, then_cancel).await {
                 tracing::warn!(job_id = %job.id, reason = %e.message, "job cannot resume");
-                let _ = self.set_state(&job.id, JobState::Paused, Some(e.message)).await;
+                let _ = self
+                    .set_state(&job.id, JobState::Paused, Some(e.message))
+                    .await;
             }
         }
     }
@@ -482,7 +510,7 @@ impl RunJournal for DbJournal {
                 Ok(()) => return Ok(()),
                 // Paused between the runner's check and this request: wait for the admin.
                 Err(StorageError::JobNotRunning {
-                    state: JobState::Paused | JobState::Queued | JobState::Running,
+                    state: JobState::Paused | JobState::Queued,
                     ..
                 }) => {
                     let mut control = self.control.clone();

@@ -283,7 +283,11 @@ async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
         .start_job(preview.id.clone(), "DELETE 4 USERS".into())
         .await
         .unwrap_err();
-    assert!(wrong.message.contains("does not match"), "{}", wrong.message);
+    assert!(
+        wrong.message.contains("does not match"),
+        "{}",
+        wrong.message
+    );
     assert!(deleted(&site.state().await).is_empty());
 
     let job = console
@@ -295,14 +299,21 @@ async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
         .start_job(preview.id.clone(), "DELETE 3 USERS".into())
         .await
         .unwrap_err();
-    assert!(replay.message.contains("already used"), "{}", replay.message);
+    assert!(
+        replay.message.contains("already used"),
+        "{}",
+        replay.message
+    );
     assert!(console.preview(preview.id.clone()).await.unwrap().used);
 
     let done = wait_for(console, &job.id, |j| j.state == "finished").await;
     assert_eq!(done.done, 3);
     assert_eq!(done.counts, vec![(ItemOutcome::Deleted, 3)]);
     let state = site.state().await;
-    assert_eq!(deleted(&state), ids(1..=2).into_iter().chain(["1004".to_string()]).collect());
+    assert_eq!(
+        deleted(&state),
+        ids(1..=2).into_iter().chain(["1004".to_string()]).collect()
+    );
     at_most_one_delete_each(&state);
 
     let events = console.job_events(job.id.clone(), 0, 100).await.unwrap();
@@ -380,7 +391,10 @@ async fn a_run_pauses_resumes_and_cancels_without_touching_anyone_twice() {
         .filter_map(|e| e.result.as_ref())
         .filter(|r| r.outcome == ItemOutcome::NotAttempted)
         .count();
-    assert!(not_attempted > 0, "the cancel came too late to test anything");
+    assert!(
+        not_attempted > 0,
+        "the cancel came too late to test anything"
+    );
     assert_eq!(gone.len() + not_attempted, 10);
     let state = site.state().await;
     assert_eq!(deleted(&state), gone);
@@ -434,7 +448,10 @@ async fn a_job_cut_off_mid_run_resumes_after_a_restart_and_deletes_nobody_twice(
     at_most_one_delete_each(&state);
     let results = s.storage.job_results(1, &job_id).await.unwrap();
     assert_eq!(results.len(), 20);
-    assert!(results.iter().all(|r| r.outcome.is_success()), "{results:?}");
+    assert!(
+        results.iter().all(|r| r.outcome.is_success()),
+        "{results:?}"
+    );
     let order: Vec<String> = results.iter().map(|r| r.account_id.clone()).collect();
     assert_eq!(order, ids(20..=39).into_iter().collect::<Vec<_>>());
 }
@@ -538,7 +555,10 @@ async fn the_plain_routes_upload_stream_and_download() {
     assert_eq!(response.status(), StatusCode::OK);
     let text = body_text(response).await;
     assert!(!text.contains("id: 1\n"), "{text}");
-    assert!(text.contains("id: 2\n") && text.contains("event: job"), "{text}");
+    assert!(
+        text.contains("id: 2\n") && text.contains("event: job"),
+        "{text}"
+    );
     assert!(text.contains("event: end"), "{text}");
     assert!(!text.contains(TOKEN));
 
