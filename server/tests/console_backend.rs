@@ -598,3 +598,32 @@ async fn the_plain_routes_upload_stream_and_download() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_site_without_scim_deletion_stops_the_run_with_the_reason() {
+    let site = FaultServer::start(&["--users", "12", "--deletion-disabled"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    connect(&s.console, &site).await;
+    let list = emails(1..=2)
+        .into_iter()
+        .chain(emails(4..=6))
+        .collect::<Vec<_>>();
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let preview = s
+        .console
+        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, false)
+        .await
+        .unwrap();
+    assert_eq!(preview.counts.selected, 5);
+    let job = s
+        .console
+        .start_job(preview.id.clone(), preview.phrase.clone())
+        .await
+        .unwrap();
+    let ended = wait_for(&s.console, &job.id, |j| j.state == "stopped").await;
+    assert_eq!(ended.done, 5);
+    let reason = ended.reason.unwrap_or_default();
+    assert!(reason.contains("not enabled"), "{reason}");
+    assert!(deleted(&site.state().await).is_empty());
+}
