@@ -195,11 +195,8 @@ mod server_side {
         // Confirm -> run
         /// Checks `typed` against the stored preview's phrase, re-lists the site, and starts
         /// the job in the background. A replayed or forged confirmation is refused.
-        async fn start_job(
-            &self,
-            preview_id: String,
-            typed: String,
-        ) -> Result<JobView, ConsoleError>;
+        async fn start_job(&self, preview_id: String, typed: String)
+            -> Result<JobView, ConsoleError>;
         async fn job(&self, job_id: String) -> Result<JobView, ConsoleError>;
         async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError>;
         async fn control_job(
