@@ -161,7 +161,13 @@ impl JobSupervisor {
         let job = NewJob {
             id: uuid::Uuid::new_v4().to_string(),
             team_id,
-            created_by: CONSOLE_ADMIN.to_string(),
+            // Until accounts arrive, the admin is known by the email saved on Connect.
+            created_by: site
+                .record
+                .operator_email
+                .clone()
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or_else(|| CONSOLE_ADMIN.to_string()),
             created_at: chrono::Utc::now(),
             site_url: site.endpoint.site_url().to_string(),
             action: record.action,
