@@ -146,27 +146,18 @@ mod server_side {
     /// Everything the console's server functions need from the server. All of it is scoped
     /// to the caller's team (one default team until accounts arrive).
     #[async_trait::async_trait]
-    #[allow(unused_variables)] // the temporary default bodies below ignore their arguments
     pub trait ConsoleBackend: Send + Sync {
         async fn storage_status(&self) -> Result<StorageStatus, ConsoleError>;
 
         // Connect
-        async fn connection(&self) -> Result<ConnectionView, ConsoleError> {
-            Err(not_built_yet())
-        }
+        async fn connection(&self) -> Result<ConnectionView, ConsoleError>;
         /// Saves (token encrypted) and checks the connection.
         async fn save_connection(
             &self,
             form: ConnectionForm,
-        ) -> Result<(ConnectionView, Diagnosis), ConsoleError> {
-            Err(not_built_yet())
-        }
-        async fn forget_token(&self) -> Result<ConnectionView, ConsoleError> {
-            Err(not_built_yet())
-        }
-        async fn check_connection(&self) -> Result<Diagnosis, ConsoleError> {
-            Err(not_built_yet())
-        }
+        ) -> Result<(ConnectionView, Diagnosis), ConsoleError>;
+        async fn forget_token(&self) -> Result<ConnectionView, ConsoleError>;
+        async fn check_connection(&self) -> Result<Diagnosis, ConsoleError>;
 
         // Choose users -> preview (the listing is taken fresh for each preview)
         async fn preview_file(
@@ -176,20 +167,14 @@ mod server_side {
             column: Option<usize>,
             action: Action,
             demote_privileged: bool,
-        ) -> Result<PreviewSummary, ConsoleError> {
-            Err(not_built_yet())
-        }
-        async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError> {
-            Err(not_built_yet())
-        }
+        ) -> Result<PreviewSummary, ConsoleError>;
+        async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError>;
         async fn preview_picked(
             &self,
             account_ids: Vec<String>,
             action: Action,
             demote_privileged: bool,
-        ) -> Result<PreviewSummary, ConsoleError> {
-            Err(not_built_yet())
-        }
+        ) -> Result<PreviewSummary, ConsoleError>;
         /// The same input resolved again with other options (action, demotion, column).
         async fn revise_preview(
             &self,
@@ -197,21 +182,15 @@ mod server_side {
             action: Action,
             demote_privileged: bool,
             column: Option<usize>,
-        ) -> Result<PreviewSummary, ConsoleError> {
-            Err(not_built_yet())
-        }
-        async fn preview(&self, preview_id: String) -> Result<PreviewSummary, ConsoleError> {
-            Err(not_built_yet())
-        }
+        ) -> Result<PreviewSummary, ConsoleError>;
+        async fn preview(&self, preview_id: String) -> Result<PreviewSummary, ConsoleError>;
         async fn preview_rows(
             &self,
             preview_id: String,
             outcome: Option<PreviewOutcome>,
             offset: usize,
             limit: usize,
-        ) -> Result<PreviewRowsPage, ConsoleError> {
-            Err(not_built_yet())
-        }
+        ) -> Result<PreviewRowsPage, ConsoleError>;
 
         // Confirm -> run
         /// Checks `typed` against the stored preview's phrase, re-lists the site, and starts
@@ -220,36 +199,20 @@ mod server_side {
             &self,
             preview_id: String,
             typed: String,
-        ) -> Result<JobView, ConsoleError> {
-            Err(not_built_yet())
-        }
-        async fn job(&self, job_id: String) -> Result<JobView, ConsoleError> {
-            Err(not_built_yet())
-        }
-        async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError> {
-            Err(not_built_yet())
-        }
+        ) -> Result<JobView, ConsoleError>;
+        async fn job(&self, job_id: String) -> Result<JobView, ConsoleError>;
+        async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError>;
         async fn control_job(
             &self,
             job_id: String,
             command: JobCommand,
-        ) -> Result<JobView, ConsoleError> {
-            Err(not_built_yet())
-        }
+        ) -> Result<JobView, ConsoleError>;
         async fn job_events(
             &self,
             job_id: String,
             after_seq: i64,
             limit: u32,
-        ) -> Result<Vec<JobEventView>, ConsoleError> {
-            Err(not_built_yet())
-        }
-    }
-
-    // Temporary while the console's server side is being written on its own branch: keeps
-    // every build green; each implementation overrides all of these. Remove when merged.
-    fn not_built_yet() -> ConsoleError {
-        ConsoleError::new("This part of the console is not available in this build yet.")
+        ) -> Result<Vec<JobEventView>, ConsoleError>;
     }
 
     /// The backend from Leptos context, as a server function sees it.

@@ -73,6 +73,26 @@ pub struct ServeArgs {
     /// Mark the session cookie `Secure` (set this when the console is served over HTTPS).
     #[arg(long, env = "OFFBOARD_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+
+    /// The key that encrypts saved SCIM tokens: base64 of 32 random bytes
+    /// (`openssl rand -base64 32`). Default: the `secret.key` file in the data folder, created
+    /// on first start.
+    #[arg(long, env = "OFFBOARD_SECRET_KEY", hide_env_values = true, value_parser = hidden_value)]
+    pub secret_key: Option<HiddenValue>,
+}
+
+/// A setting that must never be printed (a key): `Debug` shows `<hidden>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HiddenValue(pub String);
+
+impl std::fmt::Debug for HiddenValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+fn hidden_value(text: &str) -> Result<HiddenValue, String> {
+    Ok(HiddenValue(text.to_string()))
 }
 
 /// Which users to act on.
@@ -221,6 +241,17 @@ mod tests {
             panic!("expected serve");
         };
         assert_eq!(args.effective_database_url(), "sqlite:///elsewhere.db");
+    }
+
+    #[test]
+    fn the_secret_key_is_read_but_never_printed() {
+        let key = "c2VjcmV0LWtleS12YWx1ZQ==";
+        let cli = Cli::parse_from(["offboard", "serve", "--secret-key", key]);
+        assert!(!format!("{cli:?}").contains(key));
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("expected serve");
+        };
+        assert_eq!(args.secret_key.map(|k| k.0).as_deref(), Some(key));
     }
 
     #[test]

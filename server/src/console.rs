@@ -1,15 +1,389 @@
 //! The server's side of the console contract: implements `app::backend::ConsoleBackend` on top
 //! of storage, the engine and the clock. Detail goes to the log; the admin sees plain words.
 
+use crate::engine::connection::{check_connection, ConnectionDiagnosis};
+use crate::engine::file_input::read_admin_file;
+use crate::engine::listing::{list_all_users, ListingOptions};
+use crate::engine::resolve::{is_system_account, resolve_file, select_picked, Policy};
 use crate::engine::Clock;
-use crate::storage::{Storage, DEFAULT_TEAM};
-use app::backend::{ConsoleBackend, ConsoleError, StorageStatus};
+use crate::jobs::JobSupervisor;
+use crate::scim::http::{HttpOptions, HttpScim};
+use crate::scim::{ScimEndpoint, ScimProvider, ScimToken};
+use crate::secret::SecretBox;
+use crate::storage::{ConnectionRecord, JobEvent, JobRecord, PreviewRecord, Storage, DEFAULT_TEAM};
+use app::backend::{
+    ConnectionForm, ConnectionView, ConsoleBackend, ConsoleError, Diagnosis, JobCommand,
+    JobEventView, JobView, PreviewRowsPage, PreviewSummary, StorageStatus,
+};
+use app::confirm::confirmation_phrase;
+use app::model::{Action, Preview, PreviewOutcome, SiteUser};
 use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// Most preview rows one page may ask for.
+pub const MAX_ROWS_PER_PAGE: usize = 500;
+/// Most events one `job_events` call returns.
+const MAX_EVENTS_PER_CALL: u32 = 1000;
+/// How many past jobs the History screen (and the "preview used" check) looks at.
+const JOBS_LISTED: u32 = 10_000;
 
 pub struct Console {
     pub storage: Arc<dyn Storage>,
     pub clock: Arc<dyn Clock>,
+    pub secrets: SecretBox,
+    pub http: HttpOptions,
+    pub jobs: Arc<JobSupervisor>,
+}
+
+/// What the admin chose, kept with the preview so `revise_preview` can resolve it again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PreviewInput {
+    File {
+        file_name: String,
+        bytes_base64: String,
+        /// 1-based, as the admin gave it.
+        column: Option<usize>,
+    },
+    Picked {
+        account_ids: Vec<String>,
+    },
+}
+
+/// What `PreviewRecord::preview_json` holds for console previews: the preview, the input it
+/// came from, and the SCIM users URL it was resolved against (a run goes only to that site).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredPreview {
+    pub preview: Preview,
+    pub input: PreviewInput,
+    pub users_url: String,
+}
+
+impl StoredPreview {
+    pub fn from_record(record: &PreviewRecord) -> Result<StoredPreview, ConsoleError> {
+        serde_json::from_str(&record.preview_json).map_err(|e| {
+            tracing::error!(preview_id = %record.id, error = %e, "stored preview unreadable");
+            ConsoleError::new("This preview is damaged and cannot be used; make a new preview.")
+        })
+    }
+}
+
+/// The saved connection, ready to talk to the site with the decrypted token.
+pub struct Site {
+    pub record: ConnectionRecord,
+    pub endpoint: ScimEndpoint,
+    pub provider: Arc<dyn ScimProvider>,
+}
+
+/// The endpoint a saved (or submitted) connection points at.
+pub fn connection_endpoint(
+    site_url: &str,
+    scim_base_url: Option<&str>,
+) -> Result<ScimEndpoint, ConsoleError> {
+    let result = match scim_base_url.map(str::trim).filter(|b| !b.is_empty()) {
+        Some(base) => ScimEndpoint::from_scim_base(base, Some(site_url)),
+        None => ScimEndpoint::from_site_url(site_url),
+    };
+    result.map_err(|e| ConsoleError::new(e.to_string()))
+}
+
+/// Opens the team's saved connection; an admin-readable error when there is none usable.
+pub async fn open_site(
+    storage: &dyn Storage,
+    secrets: &SecretBox,
+    http: &HttpOptions,
+    team_id: i64,
+) -> Result<Site, ConsoleError> {
+    let record = storage
+        .connection(team_id)
+        .await
+        .map_err(storage_failed)?
+        .ok_or_else(not_connected)?;
+    let Some(ciphertext) = record.token_ciphertext.as_deref() else {
+        return Err(not_connected());
+    };
+    let token = secrets
+        .decrypt(team_id, ciphertext)
+        .map_err(|e| ConsoleError::new(e.to_string()))?;
+    let endpoint = connection_endpoint(&record.site_url, record.scim_base_url.as_deref())?;
+    let provider = provider_for(&endpoint, token, http)?;
+    Ok(Site {
+        record,
+        endpoint,
+        provider,
+    })
+}
+
+fn provider_for(
+    endpoint: &ScimEndpoint,
+    token: ScimToken,
+    http: &HttpOptions,
+) -> Result<Arc<dyn ScimProvider>, ConsoleError> {
+    let client = HttpScim::new(endpoint.clone(), token, http.clone()).map_err(|e| {
+        tracing::error!(error = %e, "could not set up the HTTP client");
+        ConsoleError::new(format!("Offboard could not prepare its connection: {e}"))
+    })?;
+    Ok(Arc::new(client))
+}
+
+fn not_connected() -> ConsoleError {
+    ConsoleError::new(
+        "No site is connected yet: open Connect, enter the site URL and its SCIM token.",
+    )
+}
+
+/// Logs a storage failure and gives the admin plain words.
+pub fn storage_failed(e: crate::storage::StorageError) -> ConsoleError {
+    tracing::error!(error = %e, "storage failed");
+    ConsoleError::new("The console's database did not answer as expected. Check the server log.")
+}
+
+pub fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Lists every user of the site, with the listing's own plain-words errors.
+pub async fn list_site(provider: &dyn ScimProvider) -> Result<Vec<SiteUser>, ConsoleError> {
+    list_all_users(provider, &ListingOptions::default(), &|_, _| {})
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "listing the site's users failed");
+            ConsoleError::new(e.to_string())
+        })
+}
+
+/// The policy a console preview and its run follow.
+pub fn policy_for(record: &ConnectionRecord, demote_privileged: bool) -> Policy {
+    Policy {
+        demote_privileged,
+        protected_emails: Vec::new(),
+        operator_email: record.operator_email.clone(),
+    }
+}
+
+pub fn job_view(job: &JobRecord) -> JobView {
+    JobView {
+        id: job.id.clone(),
+        created_at: stamp(job.created_at),
+        created_by: job.created_by.clone(),
+        site_url: job.site_url.clone(),
+        action: job.action,
+        state: job.state.as_str().to_string(),
+        reason: job.reason.clone(),
+        started_at: job.started_at.map(stamp),
+        finished_at: job.finished_at.map(stamp),
+        total: job.total,
+        done: job.done,
+        counts: job.counts.iter().map(|(o, n)| (*o, *n)).collect(),
+    }
+}
+
+pub fn event_view(event: &JobEvent) -> JobEventView {
+    JobEventView {
+        seq: event.seq,
+        at: stamp(event.at),
+        result: event.result.clone(),
+        state: event.state_change.map(|s| s.as_str().to_string()),
+        reason: event.reason.clone(),
+    }
+}
+
+fn diagnosis(found: &ConnectionDiagnosis) -> Diagnosis {
+    Diagnosis {
+        ok: found.is_ok(),
+        kind: found.kind().to_string(),
+        message: found.message(),
+        user_count: match found {
+            ConnectionDiagnosis::Ok { user_count } => Some(*user_count),
+            _ => None,
+        },
+    }
+}
+
+fn not_connected_diagnosis(message: &str) -> Diagnosis {
+    Diagnosis {
+        ok: false,
+        kind: "not_connected".to_string(),
+        message: message.to_string(),
+        user_count: None,
+    }
+}
+
+fn connection_view(record: Option<&ConnectionRecord>) -> ConnectionView {
+    match record {
+        None => ConnectionView::default(),
+        Some(r) => ConnectionView {
+            site_url: Some(r.site_url.clone()),
+            scim_base_url: r.scim_base_url.clone(),
+            token_saved: r.token_ciphertext.is_some(),
+            token_hint: if r.token_ciphertext.is_some() {
+                r.token_hint.clone()
+            } else {
+                String::new()
+            },
+            operator_email: r.operator_email.clone(),
+            updated_at: Some(stamp(r.updated_at)),
+        },
+    }
+}
+
+fn trimmed(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// Resolves `input` against `users`: the one place a console preview is computed.
+pub fn resolve_input(
+    input: &PreviewInput,
+    users: &[SiteUser],
+    policy: &Policy,
+) -> Result<Preview, ConsoleError> {
+    match input {
+        PreviewInput::File {
+            file_name,
+            bytes_base64,
+            column,
+        } => {
+            let bytes = BASE64.decode(bytes_base64).map_err(|_| {
+                ConsoleError::new("The stored file is damaged; upload the file again.")
+            })?;
+            let column = match column {
+                Some(0) => {
+                    return Err(ConsoleError::new(
+                        "Column numbers start at 1 (the first column).",
+                    ))
+                }
+                Some(n) => Some(n - 1),
+                None => None,
+            };
+            let file = read_admin_file(&bytes, column)
+                .map_err(|e| ConsoleError::new(format!("{file_name}: {e}")))?;
+            Ok(resolve_file(&file, file_name, users, policy))
+        }
+        PreviewInput::Picked { account_ids } => Ok(select_picked(account_ids, users, policy)),
+    }
+}
+
+impl Console {
+    /// A console on `storage`, with its job supervisor (not yet resuming old jobs: call
+    /// [`JobSupervisor::resume_unfinished`]).
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        secrets: SecretBox,
+        http: HttpOptions,
+        jobs: Arc<JobSupervisor>,
+    ) -> Console {
+        Console {
+            storage,
+            clock,
+            secrets,
+            http,
+            jobs,
+        }
+    }
+
+    async fn site(&self) -> Result<Site, ConsoleError> {
+        open_site(
+            self.storage.as_ref(),
+            &self.secrets,
+            &self.http,
+            DEFAULT_TEAM,
+        )
+        .await
+    }
+
+    async fn stored_preview(
+        &self,
+        preview_id: &str,
+    ) -> Result<(PreviewRecord, StoredPreview), ConsoleError> {
+        let record = self
+            .storage
+            .preview(DEFAULT_TEAM, preview_id.trim())
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(|| ConsoleError::new("This preview does not exist; make a new preview."))?;
+        let stored = StoredPreview::from_record(&record)?;
+        Ok((record, stored))
+    }
+
+    /// Resolves, stores and summarises a new preview.
+    async fn make_preview(
+        &self,
+        input: PreviewInput,
+        users: Vec<SiteUser>,
+        users_url: String,
+        record: &ConnectionRecord,
+        action: Action,
+        demote_privileged: bool,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let policy = policy_for(record, demote_privileged);
+        let preview = resolve_input(&input, &users, &policy)?;
+        let phrase = confirmation_phrase(action, preview.counts.selected);
+        let stored = StoredPreview {
+            preview,
+            input,
+            users_url,
+        };
+        let preview_record = PreviewRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: self.clock.now(),
+            action,
+            preview_json: serde_json::to_string(&stored).map_err(|e| {
+                tracing::error!(error = %e, "could not encode a preview");
+                ConsoleError::new("Offboard could not store the preview. Check the server log.")
+            })?,
+            listing_json: serde_json::to_string(&users).map_err(|e| {
+                tracing::error!(error = %e, "could not encode a listing");
+                ConsoleError::new("Offboard could not store the preview. Check the server log.")
+            })?,
+            phrase,
+        };
+        self.storage
+            .save_preview(DEFAULT_TEAM, &preview_record)
+            .await
+            .map_err(storage_failed)?;
+        Ok(summary(&preview_record, &stored, false))
+    }
+
+    async fn preview_used(&self, preview_id: &str) -> Result<bool, ConsoleError> {
+        let jobs = self
+            .storage
+            .list_jobs(DEFAULT_TEAM, JOBS_LISTED)
+            .await
+            .map_err(storage_failed)?;
+        Ok(jobs
+            .iter()
+            .any(|j| j.preview_id.as_deref() == Some(preview_id)))
+    }
+
+    async fn team_job(&self, job_id: &str) -> Result<JobRecord, ConsoleError> {
+        self.storage
+            .job(DEFAULT_TEAM, job_id.trim())
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(|| ConsoleError::new("This run does not exist."))
+    }
+}
+
+fn summary(record: &PreviewRecord, stored: &StoredPreview, used: bool) -> PreviewSummary {
+    PreviewSummary {
+        id: record.id.clone(),
+        created_at: stamp(record.created_at),
+        action: record.action,
+        source: stored.preview.source.clone(),
+        counts: stored.preview.counts.clone(),
+        total_rows: stored.preview.rows.len(),
+        demote_privileged: stored.preview.demote_privileged,
+        phrase: record.phrase.clone(),
+        used,
+    }
 }
 
 #[async_trait]
@@ -23,10 +397,313 @@ impl ConsoleBackend for Console {
             database: health.database.to_string(),
             migrations: health.migrations,
             jobs: health.jobs,
-            checked_at: self
-                .clock
-                .now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            checked_at: stamp(self.clock.now()),
         })
+    }
+
+    async fn connection(&self) -> Result<ConnectionView, ConsoleError> {
+        let record = self
+            .storage
+            .connection(DEFAULT_TEAM)
+            .await
+            .map_err(storage_failed)?;
+        Ok(connection_view(record.as_ref()))
+    }
+
+    async fn save_connection(
+        &self,
+        form: ConnectionForm,
+    ) -> Result<(ConnectionView, Diagnosis), ConsoleError> {
+        let existing = self
+            .storage
+            .connection(DEFAULT_TEAM)
+            .await
+            .map_err(storage_failed)?;
+        let site_url = form.site_url.trim().to_string();
+        let scim_base_url = trimmed(form.scim_base_url.as_deref());
+        let endpoint = match connection_endpoint(&site_url, scim_base_url.as_deref()) {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                // Nothing is saved: an unusable address must not replace a working one.
+                let found = Diagnosis {
+                    ok: false,
+                    kind: "bad_url".to_string(),
+                    message: e.message,
+                    user_count: None,
+                };
+                return Ok((connection_view(existing.as_ref()), found));
+            }
+        };
+        let new_token = form
+            .token
+            .as_deref()
+            .map(ScimToken::new)
+            .filter(|t| !t.is_empty());
+        // A saved token only stays with the very site (and SCIM base) it was saved for.
+        let same_site = existing
+            .as_ref()
+            .is_some_and(|r| r.site_url == site_url && r.scim_base_url == scim_base_url);
+        let (token_ciphertext, token_hint) = match &new_token {
+            Some(token) => (
+                Some(self.secrets.encrypt(DEFAULT_TEAM, token).map_err(|e| {
+                    tracing::error!(error = %e, "could not encrypt the token");
+                    ConsoleError::new("Offboard could not encrypt the token. Check the server log.")
+                })?),
+                token.hint(),
+            ),
+            None => match existing.as_ref().filter(|_| same_site) {
+                Some(r) => (r.token_ciphertext.clone(), r.token_hint.clone()),
+                None => (None, String::new()),
+            },
+        };
+        let record = ConnectionRecord {
+            site_url,
+            scim_base_url,
+            token_ciphertext,
+            token_hint,
+            operator_email: trimmed(form.operator_email.as_deref()),
+            updated_at: self.clock.now(),
+        };
+        self.storage
+            .save_connection(DEFAULT_TEAM, &record)
+            .await
+            .map_err(storage_failed)?;
+        let view = connection_view(Some(&record));
+        let found = match (&new_token, record.token_ciphertext.is_some()) {
+            (Some(token), _) => {
+                let provider = provider_for(&endpoint, token.clone(), &self.http)?;
+                diagnosis(&check_connection(provider.as_ref()).await)
+            }
+            (None, true) => self.check_connection().await?,
+            (None, false) => not_connected_diagnosis(
+                "The site is saved, but no SCIM token is: paste the site's SCIM token.",
+            ),
+        };
+        Ok((view, found))
+    }
+
+    async fn forget_token(&self) -> Result<ConnectionView, ConsoleError> {
+        self.storage
+            .forget_token(DEFAULT_TEAM)
+            .await
+            .map_err(storage_failed)?;
+        self.connection().await
+    }
+
+    async fn check_connection(&self) -> Result<Diagnosis, ConsoleError> {
+        let record = self
+            .storage
+            .connection(DEFAULT_TEAM)
+            .await
+            .map_err(storage_failed)?;
+        if record.is_none_or(|r| r.token_ciphertext.is_none()) {
+            return Ok(not_connected_diagnosis(
+                "No site is connected yet: enter the site URL and its SCIM token.",
+            ));
+        }
+        match self.site().await {
+            Ok(site) => Ok(diagnosis(&check_connection(site.provider.as_ref()).await)),
+            Err(e) => Ok(Diagnosis {
+                ok: false,
+                kind: "failed".to_string(),
+                message: e.message,
+                user_count: None,
+            }),
+        }
+    }
+
+    async fn preview_file(
+        &self,
+        file_name: String,
+        bytes: Vec<u8>,
+        column: Option<usize>,
+        action: Action,
+        demote_privileged: bool,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let file_name = match file_name.trim() {
+            "" => "uploaded file".to_string(),
+            name => name.to_string(),
+        };
+        let input = PreviewInput::File {
+            file_name,
+            bytes_base64: BASE64.encode(&bytes),
+            column,
+        };
+        // A bad file costs nothing: read it before listing the site.
+        resolve_input(&input, &[], &Policy::default())?;
+        let site = self.site().await?;
+        let users = list_site(site.provider.as_ref()).await?;
+        self.make_preview(
+            input,
+            users,
+            site.endpoint.users_url().to_string(),
+            &site.record,
+            action,
+            demote_privileged,
+        )
+        .await
+    }
+
+    async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError> {
+        let site = self.site().await?;
+        let users = list_site(site.provider.as_ref()).await?;
+        Ok(users
+            .into_iter()
+            .filter(|u| !u.active && !is_system_account(u))
+            .collect())
+    }
+
+    async fn preview_picked(
+        &self,
+        account_ids: Vec<String>,
+        action: Action,
+        demote_privileged: bool,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let account_ids: Vec<String> = account_ids
+            .iter()
+            .map(|id| id.trim().to_string())
+            .filter(|id| !id.is_empty())
+            .collect();
+        if account_ids.is_empty() {
+            return Err(ConsoleError::new(
+                "No user was ticked: tick at least one user.",
+            ));
+        }
+        let site = self.site().await?;
+        let users = list_site(site.provider.as_ref()).await?;
+        self.make_preview(
+            PreviewInput::Picked { account_ids },
+            users,
+            site.endpoint.users_url().to_string(),
+            &site.record,
+            action,
+            demote_privileged,
+        )
+        .await
+    }
+
+    async fn revise_preview(
+        &self,
+        preview_id: String,
+        action: Action,
+        demote_privileged: bool,
+        column: Option<usize>,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let (record, stored) = self.stored_preview(&preview_id).await?;
+        let users: Vec<SiteUser> = serde_json::from_str(&record.listing_json).map_err(|e| {
+            tracing::error!(preview_id = %record.id, error = %e, "stored listing unreadable");
+            ConsoleError::new("This preview is damaged and cannot be revised; make a new preview.")
+        })?;
+        let input = match stored.input {
+            PreviewInput::File {
+                file_name,
+                bytes_base64,
+                column: old,
+            } => PreviewInput::File {
+                file_name,
+                bytes_base64,
+                column: column.or(old),
+            },
+            picked => picked,
+        };
+        let connection = self
+            .storage
+            .connection(DEFAULT_TEAM)
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(not_connected)?;
+        self.make_preview(
+            input,
+            users,
+            stored.users_url,
+            &connection,
+            action,
+            demote_privileged,
+        )
+        .await
+    }
+
+    async fn preview(&self, preview_id: String) -> Result<PreviewSummary, ConsoleError> {
+        let (record, stored) = self.stored_preview(&preview_id).await?;
+        let used = self.preview_used(&record.id).await?;
+        Ok(summary(&record, &stored, used))
+    }
+
+    async fn preview_rows(
+        &self,
+        preview_id: String,
+        outcome: Option<PreviewOutcome>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<PreviewRowsPage, ConsoleError> {
+        let (_, stored) = self.stored_preview(&preview_id).await?;
+        let matching: Vec<_> = stored
+            .preview
+            .rows
+            .into_iter()
+            .filter(|r| outcome.is_none_or(|o| r.outcome == o))
+            .collect();
+        let count = matching.len();
+        let rows = matching
+            .into_iter()
+            .skip(offset)
+            .take(limit.min(MAX_ROWS_PER_PAGE))
+            .collect();
+        Ok(PreviewRowsPage {
+            rows,
+            matching: count,
+            offset,
+        })
+    }
+
+    async fn start_job(&self, preview_id: String, typed: String) -> Result<JobView, ConsoleError> {
+        let job = self
+            .jobs
+            .start(DEFAULT_TEAM, preview_id.trim(), &typed)
+            .await?;
+        Ok(job_view(&job))
+    }
+
+    async fn job(&self, job_id: String) -> Result<JobView, ConsoleError> {
+        Ok(job_view(&self.team_job(&job_id).await?))
+    }
+
+    async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError> {
+        let jobs = self
+            .storage
+            .list_jobs(DEFAULT_TEAM, JOBS_LISTED)
+            .await
+            .map_err(storage_failed)?;
+        Ok(jobs.iter().map(job_view).collect())
+    }
+
+    async fn control_job(
+        &self,
+        job_id: String,
+        command: JobCommand,
+    ) -> Result<JobView, ConsoleError> {
+        let job = self.team_job(&job_id).await?;
+        let job = self.jobs.control(&job, command).await?;
+        Ok(job_view(&job))
+    }
+
+    async fn job_events(
+        &self,
+        job_id: String,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<JobEventView>, ConsoleError> {
+        let job = self.team_job(&job_id).await?;
+        let events = self
+            .storage
+            .events_since(
+                DEFAULT_TEAM,
+                &job.id,
+                after_seq.max(0),
+                limit.clamp(1, MAX_EVENTS_PER_CALL),
+            )
+            .await
+            .map_err(storage_failed)?;
+        Ok(events.iter().map(event_view).collect())
     }
 }

@@ -3,8 +3,10 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod console_routes;
 pub mod delete_command;
 pub mod engine;
+pub mod jobs;
 pub mod scim;
 pub mod secret;
 pub mod storage;

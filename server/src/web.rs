@@ -4,7 +4,11 @@
 
 use crate::config::{LogFormat, ServeArgs};
 use crate::console::Console;
+use crate::engine::runner::RunOptions;
 use crate::engine::SystemClock;
+use crate::jobs::JobSupervisor;
+use crate::scim::http::HttpOptions;
+use crate::secret::SecretBox;
 use crate::storage::{self, Storage, DEFAULT_TEAM};
 use anyhow::Context;
 use app::backend::ConsoleBackend;
@@ -27,6 +31,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub storage: Arc<dyn Storage>,
     pub backend: Arc<dyn ConsoleBackend>,
+    pub jobs: Arc<JobSupervisor>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -81,14 +86,32 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .site_pkg_dir("pkg")
         .site_addr(args.addr)
         .build();
-    let backend: Arc<dyn ConsoleBackend> = Arc::new(Console {
-        storage: db.storage.clone(),
-        clock: Arc::new(SystemClock),
-    });
+    let secrets = SecretBox::load_or_create(
+        &args.data_dir,
+        args.secret_key.as_ref().map(|k| k.0.as_str()),
+    )
+    .context("could not load the key that encrypts SCIM tokens")?;
+    let http = HttpOptions::default();
+    let jobs = JobSupervisor::new(
+        db.storage.clone(),
+        secrets.clone(),
+        http.clone(),
+        RunOptions::default(),
+        args.data_dir.clone(),
+    );
+    jobs.resume_unfinished().await;
+    let backend: Arc<dyn ConsoleBackend> = Arc::new(Console::new(
+        db.storage.clone(),
+        Arc::new(SystemClock),
+        secrets,
+        http,
+        jobs.clone(),
+    ));
     let state = AppState {
         leptos_options,
         storage: db.storage.clone(),
         backend,
+        jobs,
     };
     let app = router(state).layer(sessions);
 
@@ -117,6 +140,7 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(crate::console_routes::routes())
         .route(
             "/api/{*fn_name}",
             get(server_fn_handler).post(server_fn_handler),

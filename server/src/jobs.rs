@@ -1,0 +1,556 @@
+//! Runs the console's jobs in the background: starts them from a confirmed preview, records
+//! every step in storage, obeys pause/resume/cancel, and picks unfinished jobs up again after a
+//! restart. A run keeps going when the browser closes.
+//!
+//! Decision: when the site says SCIM deletion is not enabled, the job ends as `stopped` with
+//! the runner's explanation (the users it had not reached are recorded "not attempted"); after
+//! fixing the setting the admin makes a new preview, which selects exactly the users still
+//! there. Pausing instead would leave nothing to resume, since the runner settles every user.
+
+use crate::console::{list_site, open_site, policy_for, StoredPreview};
+use crate::engine::resolve::recheck;
+use crate::engine::runner::{run, RunControl, RunJournal, RunOptions, RunState, StopReason};
+use crate::engine::RunTarget;
+use crate::scim::http::HttpOptions;
+use crate::scim::ScimProvider;
+use crate::secret::SecretBox;
+use crate::storage::{JobRecord, JobState, NewJob, PlannedItem, Storage, StorageError};
+use app::backend::{ConsoleError, JobCommand};
+use app::confirm::phrase_matches;
+use app::model::{ItemResult, SiteUser};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Who starts console jobs until accounts arrive.
+pub const CONSOLE_ADMIN: &str = "console admin";
+const CANCELLED_REASON: &str = "Cancelled by the admin.";
+const NOT_ATTEMPTED_CANCELLED: &str = "Not attempted: the run was cancelled.";
+
+/// A job whose runner is alive in this process.
+struct LiveRun {
+    control: watch::Sender<RunState>,
+    task: JoinHandle<()>,
+}
+
+/// Owns every running job of this server process.
+pub struct JobSupervisor {
+    storage: Arc<dyn Storage>,
+    secrets: SecretBox,
+    http: HttpOptions,
+    run_options: RunOptions,
+    /// Where the listing taken at each job's start is kept (`jobs/{id}/all_users.json`).
+    data_dir: PathBuf,
+    runs: Mutex<HashMap<String, LiveRun>>,
+    /// Bumped after every stored change of any job: watchers wake and read what is new.
+    changes: watch::Sender<u64>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn storage_failed(e: StorageError) -> ConsoleError {
+    crate::console::storage_failed(e)
+}
+
+/// The listing snapshot file of a job.
+pub fn listing_path(data_dir: &Path, job_id: &str) -> PathBuf {
+    data_dir.join("jobs").join(job_id).join("all_users.json")
+}
+
+impl JobSupervisor {
+    /// `run_options.action` and `demote_privileged` are replaced per job.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        secrets: SecretBox,
+        http: HttpOptions,
+        run_options: RunOptions,
+        data_dir: PathBuf,
+    ) -> Arc<JobSupervisor> {
+        Arc::new(JobSupervisor {
+            storage,
+            secrets,
+            http,
+            run_options,
+            data_dir,
+            runs: Mutex::new(HashMap::new()),
+            changes: watch::channel(0).0,
+        })
+    }
+
+    /// Wakes (changed) after any job's stored state moved on.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// True while this process runs the job.
+    pub fn is_live(&self, job_id: &str) -> bool {
+        lock(&self.runs)
+            .get(job_id)
+            .is_some_and(|r| !r.task.is_finished())
+    }
+
+    /// Stops every runner at once, as a crash would (nothing more is recorded). For tests and
+    /// shutdown; the jobs resume at the next start.
+    pub fn abort_all(&self) {
+        for (_, live) in lock(&self.runs).drain() {
+            live.task.abort();
+        }
+    }
+
+    /// Checks the typed phrase, re-lists the site, creates the job from what still matches the
+    /// preview, and starts it in the background.
+    pub async fn start(
+        self: &Arc<Self>,
+        team_id: i64,
+        preview_id: &str,
+        typed: &str,
+    ) -> Result<JobRecord, ConsoleError> {
+        let record = self
+            .storage
+            .preview(team_id, preview_id)
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(|| ConsoleError::new("This preview does not exist; make a new preview."))?;
+        if !phrase_matches(&record.phrase, typed) {
+            return Err(ConsoleError::new(format!(
+                "The confirmation does not match: type {} exactly to start the run.",
+                record.phrase
+            )));
+        }
+        let stored = StoredPreview::from_record(&record)?;
+        let site = open_site(self.storage.as_ref(), &self.secrets, &self.http, team_id).await?;
+        if site.endpoint.users_url() != stored.users_url {
+            return Err(ConsoleError::new(
+                "The site connection changed since this preview was made; make a new preview.",
+            ));
+        }
+        if stored.preview.counts.selected == 0 {
+            return Err(ConsoleError::new(
+                "This preview selects nobody, so there is nothing to run.",
+            ));
+        }
+        // The preview may be minutes old: act only on users that still match what was shown.
+        let fresh = list_site(site.provider.as_ref()).await?;
+        if !self
+            .storage
+            .claim_preview(team_id, &record.id)
+            .await
+            .map_err(storage_failed)?
+        {
+            return Err(ConsoleError::new(
+                "This preview was already used to start a run; make a new preview.",
+            ));
+        }
+        let policy = policy_for(&site.record, stored.preview.demote_privileged);
+        let checked = recheck(&stored.preview, &fresh, &policy);
+        let items = planned_in_preview_order(&stored, checked.targets, checked.changed);
+        let job = NewJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            team_id,
+            // Until accounts arrive, the admin is known by the email saved on Connect.
+            created_by: site
+                .record
+                .operator_email
+                .clone()
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or_else(|| CONSOLE_ADMIN.to_string()),
+            created_at: chrono::Utc::now(),
+            site_url: site.endpoint.site_url().to_string(),
+            action: record.action,
+            preview_id: record.id.clone(),
+            items,
+        };
+        self.storage
+            .create_job(&job)
+            .await
+            .map_err(storage_failed)?;
+        if let Err(e) = self.save_listing(&job.id, &fresh) {
+            tracing::warn!(job_id = %job.id, error = %e, "could not keep the listing snapshot");
+        }
+        let options = RunOptions {
+            action: record.action,
+            demote_privileged: stored.preview.demote_privileged,
+            ..self.run_options.clone()
+        };
+        self.launch(&job.id, site.provider, options, false).await?;
+        self.job_record(team_id, &job.id).await
+    }
+
+    fn save_listing(&self, job_id: &str, users: &[SiteUser]) -> std::io::Result<()> {
+        let path = listing_path(&self.data_dir, job_id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = crate::engine::report::all_users_json(users);
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
+    }
+
+    async fn job_record(&self, team_id: i64, job_id: &str) -> Result<JobRecord, ConsoleError> {
+        self.storage
+            .job(team_id, job_id)
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(|| ConsoleError::new("This run does not exist."))
+    }
+
+    /// Sets the job running and spawns its runner on the users still without a result.
+    /// `then_cancel`: the job was being cancelled when the server stopped; only the users a
+    /// request was in flight for are settled, then it ends as cancelled.
+    async fn launch(
+        self: &Arc<Self>,
+        job_id: &str,
+        provider: Arc<dyn ScimProvider>,
+        options: RunOptions,
+        then_cancel: bool,
+    ) -> Result<(), ConsoleError> {
+        if self.is_live(job_id) {
+            return Ok(());
+        }
+        let targets = self
+            .storage
+            .job_targets(job_id)
+            .await
+            .map_err(storage_failed)?;
+        self.storage
+            .set_job_state(job_id, JobState::Running, None)
+            .await
+            .map_err(storage_failed)?;
+        self.changed();
+        let (control, receiver) = watch::channel(RunState::Running);
+        let supervisor = self.clone();
+        let id = job_id.to_string();
+        let mut runs = lock(&self.runs);
+        let task = tokio::spawn(async move {
+            supervisor
+                .drive(id, targets, provider, options, receiver, then_cancel)
+                .await
+        });
+        runs.insert(job_id.to_string(), LiveRun { control, task });
+        Ok(())
+    }
+
+    async fn drive(
+        self: Arc<Self>,
+        job_id: String,
+        targets: Vec<RunTarget>,
+        provider: Arc<dyn ScimProvider>,
+        options: RunOptions,
+        control: watch::Receiver<RunState>,
+        then_cancel: bool,
+    ) {
+        let journal = Arc::new(DbJournal {
+            supervisor: self.clone(),
+            job_id: job_id.clone(),
+            control: control.clone(),
+        });
+        let summary = run(
+            provider,
+            targets,
+            options,
+            journal,
+            RunControl::new(control.clone()),
+        )
+        .await;
+        let cancelled = then_cancel
+            || *control.borrow() == RunState::Cancelled
+            || summary.stopped == Some(StopReason::Cancelled);
+        let ending = if cancelled {
+            if let Err(e) = self
+                .storage
+                .record_not_attempted(&job_id, NOT_ATTEMPTED_CANCELLED)
+                .await
+            {
+                tracing::error!(job_id = %job_id, error = %e, "could not settle cancelled users");
+            }
+            (JobState::Stopped, Some(CANCELLED_REASON.to_string()))
+        } else {
+            match &summary.stopped {
+                Some(StopReason::JournalFailed(why)) => (JobState::Failed, Some(why.clone())),
+                Some(reason) => (JobState::Stopped, Some(reason.message())),
+                None => match self.storage.job_targets(&job_id).await {
+                    Ok(left) if left.is_empty() => (JobState::Finished, None),
+                    Ok(left) => (
+                        JobState::Failed,
+                        Some(format!(
+                            "{} users have no recorded result; check them on the site.",
+                            left.len()
+                        )),
+                    ),
+                    Err(e) => {
+                        tracing::error!(job_id = %job_id, error = %e, "could not read the job");
+                        (
+                            JobState::Failed,
+                            Some("Offboard could not read the job's results.".to_string()),
+                        )
+                    }
+                },
+            }
+        };
+        if let Err(e) = self
+            .storage
+            .set_job_state(&job_id, ending.0, ending.1)
+            .await
+        {
+            tracing::error!(job_id = %job_id, error = %e, "could not record the job's end");
+        }
+        tracing::info!(job_id = %job_id, state = %ending.0, "job ended");
+        lock(&self.runs).remove(&job_id);
+        self.changed();
+    }
+
+    /// Pause, resume or cancel `job` (already checked to be the caller's team's).
+    pub async fn control(
+        self: &Arc<Self>,
+        job: &JobRecord,
+        command: JobCommand,
+    ) -> Result<JobRecord, ConsoleError> {
+        if job.state.has_ended() {
+            return Err(ConsoleError::new(format!(
+                "This run has already ended ({}).",
+                job.state
+            )));
+        }
+        let sender = lock(&self.runs).get(&job.id).map(|r| r.control.clone());
+        match command {
+            JobCommand::Pause => {
+                if job.state == JobState::Cancelling {
+                    return Err(ConsoleError::new("This run is being cancelled."));
+                }
+                // The runner first, so no new user is taken while the state is written.
+                if let Some(s) = &sender {
+                    s.send_replace(RunState::Paused);
+                }
+                self.set_state(
+                    &job.id,
+                    JobState::Paused,
+                    Some("Paused by the admin.".into()),
+                )
+                .await?;
+            }
+            JobCommand::Resume => {
+                if job.state == JobState::Cancelling {
+                    return Err(ConsoleError::new("This run is being cancelled."));
+                }
+                match sender {
+                    Some(s) if self.is_live(&job.id) => {
+                        self.set_state(&job.id, JobState::Running, None).await?;
+                        s.send_replace(RunState::Running);
+                    }
+                    _ => self.respawn(job, false).await?,
+                }
+            }
+            JobCommand::Cancel => {
+                if let Some(s) = &sender {
+                    s.send_replace(RunState::Cancelled);
+                }
+                if self.is_live(&job.id) {
+                    self.set_state(&job.id, JobState::Cancelling, None).await?;
+                } else {
+                    // Nobody is running it (paused before a restart): settle it here.
+                    self.storage
+                        .record_not_attempted(&job.id, NOT_ATTEMPTED_CANCELLED)
+                        .await
+                        .map_err(storage_failed)?;
+                    self.set_state(
+                        &job.id,
+                        JobState::Stopped,
+                        Some(CANCELLED_REASON.to_string()),
+                    )
+                    .await?;
+                }
+            }
+        }
+        self.job_record(job.team_id, &job.id).await
+    }
+
+    async fn set_state(
+        &self,
+        job_id: &str,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<(), ConsoleError> {
+        let result = self.storage.set_job_state(job_id, state, reason).await;
+        self.changed();
+        match result {
+            Ok(_) => Ok(()),
+            Err(StorageError::JobEnded { state, .. }) => Err(ConsoleError::new(format!(
+                "This run has already ended ({state})."
+            ))),
+            Err(e) => Err(storage_failed(e)),
+        }
+    }
+
+    /// Starts the runner again for a job nobody runs (after a restart, or resumed from a pause
+    /// that outlived its runner), with the team's saved connection, if it still points at the
+    /// job's site.
+    async fn respawn(
+        self: &Arc<Self>,
+        job: &JobRecord,
+        then_cancel: bool,
+    ) -> Result<(), ConsoleError> {
+        let site = open_site(
+            self.storage.as_ref(),
+            &self.secrets,
+            &self.http,
+            job.team_id,
+        )
+        .await?;
+        if site.endpoint.site_url() != job.site_url {
+            return Err(ConsoleError::new(
+                "The saved connection now points at another site than this run's; reconnect to \
+                 the run's site to resume it.",
+            ));
+        }
+        let demote = match &job.preview_id {
+            Some(id) => match self.storage.preview(job.team_id, id).await {
+                Ok(Some(record)) => {
+                    StoredPreview::from_record(&record)?
+                        .preview
+                        .demote_privileged
+                }
+                Ok(None) => false,
+                Err(e) => return Err(storage_failed(e)),
+            },
+            None => false,
+        };
+        let options = RunOptions {
+            action: job.action,
+            demote_privileged: demote,
+            ..self.run_options.clone()
+        };
+        self.launch(&job.id, site.provider, options, then_cancel)
+            .await
+    }
+
+    /// At server start: picks up every queued, running or cancelling job. A job that cannot
+    /// resume (no token, another site) is paused with the reason, for the admin to act on.
+    pub async fn resume_unfinished(self: &Arc<Self>) {
+        let jobs = match self.storage.unfinished_jobs().await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!(error = %e, "could not list unfinished jobs");
+                return;
+            }
+        };
+        for job in jobs {
+            let then_cancel = job.state == JobState::Cancelling;
+            if then_cancel {
+                if let Err(e) = self
+                    .storage
+                    .record_not_attempted(&job.id, NOT_ATTEMPTED_CANCELLED)
+                    .await
+                {
+                    tracing::error!(job_id = %job.id, error = %e, "could not settle cancelled users");
+                }
+            }
+            tracing::info!(job_id = %job.id, state = %job.state, "resuming job after start");
+            if let Err(e) = self.respawn(&job, then_cancel).await {
+                tracing::warn!(job_id = %job.id, reason = %e.message, "job cannot resume");
+                let _ = self
+                    .set_state(&job.id, JobState::Paused, Some(e.message))
+                    .await;
+            }
+        }
+    }
+}
+
+/// Every selected preview row's item, in the preview's order.
+fn planned_in_preview_order(
+    stored: &StoredPreview,
+    targets: Vec<RunTarget>,
+    changed: Vec<ItemResult>,
+) -> Vec<PlannedItem> {
+    let mut by_account: HashMap<String, PlannedItem> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for target in targets {
+        order.push(target.account_id.clone());
+        by_account.insert(target.account_id.clone(), PlannedItem::Run(target));
+    }
+    for result in changed {
+        order.push(result.account_id.clone());
+        by_account.insert(result.account_id.clone(), PlannedItem::Settled(result));
+    }
+    let mut items = Vec::with_capacity(by_account.len());
+    for row in stored.preview.selected() {
+        let key = row.account_id.clone().unwrap_or_else(|| row.input.clone());
+        if let Some(item) = by_account.remove(&key) {
+            items.push(item);
+        }
+    }
+    // Anything recheck returned that no row names (never expected) still goes in, last.
+    for key in order {
+        if let Some(item) = by_account.remove(&key) {
+            items.push(item);
+        }
+    }
+    items
+}
+
+/// The runner's journal for a console job: every step is in the database before it happens.
+struct DbJournal {
+    supervisor: Arc<JobSupervisor>,
+    job_id: String,
+    control: watch::Receiver<RunState>,
+}
+
+#[async_trait]
+impl RunJournal for DbJournal {
+    async fn sending(&self, account_id: &str) -> Result<(), String> {
+        let storage = &self.supervisor.storage;
+        loop {
+            match storage.mark_sending(&self.job_id, account_id).await {
+                Ok(()) => return Ok(()),
+                // Paused between the runner's check and this request: wait for the admin.
+                Err(StorageError::JobNotRunning {
+                    state: JobState::Paused | JobState::Queued,
+                    ..
+                }) => {
+                    let mut control = self.control.clone();
+                    let state = control
+                        .wait_for(|s| *s != RunState::Paused)
+                        .await
+                        .map(|s| *s)
+                        .unwrap_or(RunState::Cancelled);
+                    if state == RunState::Cancelled {
+                        return Err("the run was cancelled".to_string());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(StorageError::JobNotRunning { .. }) => {
+                    return Err("the run was cancelled".to_string())
+                }
+                Err(e) => {
+                    tracing::error!(job_id = %self.job_id, error = %e, "could not mark sending");
+                    return Err(e.to_string());
+                }
+            }
+        }
+    }
+
+    async fn finished(&self, result: &ItemResult) -> Result<(), String> {
+        let recorded = self
+            .supervisor
+            .storage
+            .record_result(&self.job_id, result)
+            .await;
+        self.supervisor.changed();
+        recorded.map(|_| ()).map_err(|e| {
+            tracing::error!(job_id = %self.job_id, error = %e, "could not record a result");
+            e.to_string()
+        })
+    }
+}

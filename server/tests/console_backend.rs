@@ -1,0 +1,629 @@
+//! The console backend end to end: real SQLite in a temporary folder, the real HTTP client,
+//! and the project's Stack-shaped fault server. Every run checks the exact set of users the
+//! server deleted, and how many DELETEs each got.
+
+mod support;
+
+use app::backend::{ConnectionForm, ConsoleBackend, JobCommand, JobView};
+use app::model::{Action, ItemOutcome, PreviewOutcome};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+use server::console::Console;
+use server::engine::runner::RunOptions;
+use server::engine::SystemClock;
+use server::jobs::JobSupervisor;
+use server::scim::http::HttpOptions;
+use server::secret::SecretBox;
+use server::storage;
+use server::web::AppState;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::fault_server::{FaultServer, TOKEN};
+use tower::ServiceExt;
+
+struct Setup {
+    console: Arc<Console>,
+    jobs: Arc<JobSupervisor>,
+    storage: Arc<dyn storage::Storage>,
+}
+
+async fn setup(dir: &Path) -> Setup {
+    let db = storage::open(&format!("sqlite://{}", dir.join("offboard.db").display()))
+        .await
+        .expect("open db");
+    let secrets = SecretBox::load_or_create(dir, None).expect("key");
+    let http = HttpOptions {
+        timeout: Duration::from_secs(5),
+        extra_ca_bundle: None,
+    };
+    let jobs = JobSupervisor::new(
+        db.storage.clone(),
+        secrets.clone(),
+        http.clone(),
+        RunOptions {
+            concurrency: 2,
+            max_backoff: Duration::from_millis(200),
+            ..RunOptions::default()
+        },
+        dir.to_path_buf(),
+    );
+    let console = Arc::new(Console::new(
+        db.storage.clone(),
+        Arc::new(SystemClock),
+        secrets,
+        http,
+        jobs.clone(),
+    ));
+    Setup {
+        console,
+        jobs,
+        storage: db.storage,
+    }
+}
+
+async fn connect(console: &Console, site: &FaultServer) {
+    let (view, found) = console
+        .save_connection(ConnectionForm {
+            site_url: site.base.clone(),
+            scim_base_url: None,
+            token: Some(TOKEN.to_string()),
+            operator_email: Some("user3@example.com".to_string()),
+        })
+        .await
+        .expect("save");
+    assert!(found.ok, "{found:?}");
+    assert!(view.token_saved);
+}
+
+fn file_of(emails: &[&str]) -> Vec<u8> {
+    let mut text = String::from("Email\n");
+    for e in emails {
+        text.push_str(e);
+        text.push('\n');
+    }
+    text.into_bytes()
+}
+
+fn emails(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    range.map(|i| format!("user{i}@example.com")).collect()
+}
+
+async fn wait_for(console: &Console, job_id: &str, what: impl Fn(&JobView) -> bool) -> JobView {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let job = console.job(job_id.to_string()).await.expect("job");
+        if what(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "timed out; job is {job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn deleted(state: &Value) -> BTreeSet<String> {
+    state["deleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+fn ids(range: std::ops::RangeInclusive<u32>) -> BTreeSet<String> {
+    range.map(|i| (1000 + i).to_string()).collect()
+}
+
+fn at_most_one_delete_each(state: &Value) {
+    for (id, n) in state["delete_requests_by_account"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        assert!(n.as_u64().unwrap_or(0) <= 1, "{id} got {n} DELETEs");
+    }
+}
+
+#[tokio::test]
+async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
+    let site = FaultServer::start(&["--users", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let console = &s.console;
+
+    assert_eq!(
+        console.check_connection().await.unwrap().kind,
+        "not_connected"
+    );
+    let (view, found) = console
+        .save_connection(ConnectionForm {
+            site_url: site.base.clone(),
+            scim_base_url: None,
+            token: Some(format!("  {TOKEN} ")),
+            operator_email: Some(" ".to_string()),
+        })
+        .await
+        .unwrap();
+    assert!(found.ok, "{found:?}");
+    assert_eq!(found.kind, "ok");
+    assert_eq!(found.user_count, Some(6));
+    assert!(view.token_saved);
+    assert_eq!(view.token_hint, "oken");
+    assert_eq!(view.operator_email, None);
+    for text in [
+        format!("{view:?}"),
+        format!("{found:?}"),
+        serde_json::to_string(&view).unwrap(),
+        format!("{:?}", s.storage.connection(1).await.unwrap()),
+    ] {
+        assert!(!text.contains(TOKEN), "token leaked: {text}");
+    }
+    let stored = s.storage.connection(1).await.unwrap().unwrap();
+    assert!(!stored.token_ciphertext.unwrap().contains(TOKEN));
+
+    // An empty token keeps the saved one for the same site.
+    let (view, found) = console
+        .save_connection(ConnectionForm {
+            site_url: site.base.clone(),
+            scim_base_url: None,
+            token: Some(String::new()),
+            operator_email: Some("me@example.com".into()),
+        })
+        .await
+        .unwrap();
+    assert!(view.token_saved && found.ok, "{found:?}");
+    assert_eq!(view.operator_email.as_deref(), Some("me@example.com"));
+
+    // A wrong token is diagnosed, not an error.
+    let (_, found) = console
+        .save_connection(ConnectionForm {
+            site_url: site.base.clone(),
+            scim_base_url: None,
+            token: Some("wrong-token-0000000".into()),
+            operator_email: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.kind, "bad_token");
+
+    // An unusable address is a diagnosis, and nothing is saved.
+    let (view, found) = console
+        .save_connection(ConnectionForm {
+            site_url: "http://acme.example.com".into(),
+            scim_base_url: None,
+            token: None,
+            operator_email: None,
+        })
+        .await
+        .unwrap();
+    assert!(!found.ok);
+    assert_eq!(found.kind, "bad_url");
+    assert!(found.message.contains("plain http"), "{}", found.message);
+    assert_eq!(view.site_url.as_deref(), Some(site.base.as_str()));
+
+    // Another site without a new token: the old token is forgotten, never sent there.
+    let other = FaultServer::start(&["--users", "1"]);
+    let (view, found) = console
+        .save_connection(ConnectionForm {
+            site_url: other.base.clone(),
+            scim_base_url: None,
+            token: None,
+            operator_email: None,
+        })
+        .await
+        .unwrap();
+    assert!(!view.token_saved);
+    assert_eq!(found.kind, "not_connected");
+    assert_eq!(other.state().await["unauthorized"], 0);
+    assert_eq!(other.state().await["requests"]["LIST"], 0);
+
+    let view = console.forget_token().await.unwrap();
+    assert!(!view.token_saved && view.token_hint.is_empty());
+    assert_eq!(
+        console.check_connection().await.unwrap().kind,
+        "not_connected"
+    );
+    let err = console.deactivated_users().await.unwrap_err();
+    assert!(err.message.contains("Connect"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
+    let site = FaultServer::start(&["--users", "12"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let console = &s.console;
+    connect(console, &site).await;
+
+    let bad = console
+        .preview_file("x.csv".into(), Vec::new(), None, Action::Delete, false)
+        .await
+        .unwrap_err();
+    assert!(bad.message.contains("empty"), "{}", bad.message);
+
+    // user7 is a Moderator (skipped), user3 the operator (protected), nobody@ unknown.
+    let file = file_of(&[
+        "user2@example.com",
+        "user1@example.com",
+        "nobody@example.com",
+        "user7@example.com",
+        "user3@example.com",
+        "user4@example.com",
+    ]);
+    let preview = console
+        .preview_file("leavers.csv".into(), file, None, Action::Delete, false)
+        .await
+        .unwrap();
+    assert_eq!(preview.counts.selected, 3);
+    assert_eq!(preview.counts.not_found, 1);
+    assert_eq!(preview.counts.privileged, 1);
+    assert_eq!(preview.counts.protected, 1);
+    assert_eq!(preview.phrase, "DELETE 3 USERS");
+    assert!(!preview.used);
+    let page = console
+        .preview_rows(preview.id.clone(), Some(PreviewOutcome::Selected), 1, 1)
+        .await
+        .unwrap();
+    assert_eq!(page.matching, 3);
+    assert_eq!(page.rows.len(), 1);
+    assert_eq!(page.rows[0].input, "user1@example.com");
+
+    // Revising makes a new preview with the new options.
+    let revised = console
+        .revise_preview(preview.id.clone(), Action::Delete, true, None)
+        .await
+        .unwrap();
+    assert_ne!(revised.id, preview.id);
+    assert_eq!(revised.counts.selected, 4);
+    assert_eq!(revised.phrase, "DELETE 4 USERS");
+
+    let wrong = console
+        .start_job(preview.id.clone(), "DELETE 4 USERS".into())
+        .await
+        .unwrap_err();
+    assert!(
+        wrong.message.contains("does not match"),
+        "{}",
+        wrong.message
+    );
+    assert!(deleted(&site.state().await).is_empty());
+
+    let job = console
+        .start_job(preview.id.clone(), " delete 3 users ".into())
+        .await
+        .unwrap();
+    assert_eq!(job.total, 3);
+    let replay = console
+        .start_job(preview.id.clone(), "DELETE 3 USERS".into())
+        .await
+        .unwrap_err();
+    assert!(
+        replay.message.contains("already used"),
+        "{}",
+        replay.message
+    );
+    assert!(console.preview(preview.id.clone()).await.unwrap().used);
+
+    let done = wait_for(console, &job.id, |j| j.state == "finished").await;
+    assert_eq!(done.done, 3);
+    assert_eq!(done.counts, vec![(ItemOutcome::Deleted, 3)]);
+    let state = site.state().await;
+    assert_eq!(
+        deleted(&state),
+        ids(1..=2).into_iter().chain(["1004".to_string()]).collect()
+    );
+    at_most_one_delete_each(&state);
+
+    let events = console.job_events(job.id.clone(), 0, 100).await.unwrap();
+    let results: Vec<_> = events.iter().filter_map(|e| e.result.clone()).collect();
+    assert_eq!(results.len(), 3);
+    assert_eq!(events.last().unwrap().state.as_deref(), Some("finished"));
+    let later = console
+        .job_events(job.id.clone(), events[1].seq, 100)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), events.len() - 2);
+    assert_eq!(console.jobs().await.unwrap()[0].id, job.id);
+}
+
+#[tokio::test]
+async fn a_run_pauses_resumes_and_cancels_without_touching_anyone_twice() {
+    let site = FaultServer::start(&["--users", "30"]);
+    site.control("/_control/settings", json!({"latency_ms": 120}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let console = &s.console;
+    connect(console, &site).await;
+    // 20..=29 has no Moderator/Admin (27 would be i % 50 == 27? no: 7 and 17 only).
+    let list = emails(20..=29);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let preview = console
+        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, false)
+        .await
+        .unwrap();
+    assert_eq!(preview.counts.selected, 10);
+    let job = console
+        .start_job(preview.id.clone(), preview.phrase.clone())
+        .await
+        .unwrap();
+
+    wait_for(console, &job.id, |j| j.done >= 2).await;
+    let paused = console
+        .control_job(job.id.clone(), JobCommand::Pause)
+        .await
+        .unwrap();
+    assert_eq!(paused.state, "paused");
+    // Requests in flight finish; then nothing moves while paused.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let still = console.job(job.id.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let later = console.job(job.id.clone()).await.unwrap();
+    assert_eq!(still.done, later.done);
+    assert_eq!(later.state, "paused");
+    assert!(later.done < 10);
+
+    let resumed = console
+        .control_job(job.id.clone(), JobCommand::Resume)
+        .await
+        .unwrap();
+    assert_eq!(resumed.state, "running");
+    wait_for(console, &job.id, |j| j.done > later.done).await;
+    console
+        .control_job(job.id.clone(), JobCommand::Cancel)
+        .await
+        .unwrap();
+    let ended = wait_for(console, &job.id, |j| j.state == "stopped").await;
+    assert_eq!(ended.done, 10);
+    assert_eq!(ended.reason.as_deref(), Some("Cancelled by the admin."));
+
+    let events = console.job_events(job.id.clone(), 0, 1000).await.unwrap();
+    let gone: BTreeSet<String> = events
+        .iter()
+        .filter_map(|e| e.result.as_ref())
+        .filter(|r| r.outcome == ItemOutcome::Deleted)
+        .map(|r| r.account_id.clone())
+        .collect();
+    let not_attempted = events
+        .iter()
+        .filter_map(|e| e.result.as_ref())
+        .filter(|r| r.outcome == ItemOutcome::NotAttempted)
+        .count();
+    assert!(
+        not_attempted > 0,
+        "the cancel came too late to test anything"
+    );
+    assert_eq!(gone.len() + not_attempted, 10);
+    let state = site.state().await;
+    assert_eq!(deleted(&state), gone);
+    at_most_one_delete_each(&state);
+    let err = console
+        .control_job(job.id.clone(), JobCommand::Resume)
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("already ended"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_job_cut_off_mid_run_resumes_after_a_restart_and_deletes_nobody_twice() {
+    let site = FaultServer::start(&["--users", "40"]);
+    site.control("/_control/settings", json!({"latency_ms": 100}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = emails(20..=39);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let job_id = {
+        let s = setup(dir.path()).await;
+        connect(&s.console, &site).await;
+        let preview = s
+            .console
+            .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, true)
+            .await
+            .unwrap();
+        assert_eq!(preview.counts.selected, 20);
+        let job = s
+            .console
+            .start_job(preview.id.clone(), preview.phrase.clone())
+            .await
+            .unwrap();
+        wait_for(&s.console, &job.id, |j| j.done >= 4).await;
+        // As a crash would: the runner vanishes with requests in flight.
+        s.jobs.abort_all();
+        let cut = s.console.job(job.id.clone()).await.unwrap();
+        assert_eq!(cut.state, "running");
+        assert!(cut.done < 20);
+        job.id
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let s = setup(dir.path()).await;
+    s.jobs.resume_unfinished().await;
+    let done = wait_for(&s.console, &job_id, |j| j.state == "finished").await;
+    assert_eq!(done.done, 20);
+    let state = site.state().await;
+    // Everyone asked for is gone, each with one DELETE at most.
+    assert_eq!(deleted(&state), ids(20..=39));
+    at_most_one_delete_each(&state);
+    let results = s.storage.job_results(1, &job_id).await.unwrap();
+    assert_eq!(results.len(), 20);
+    assert!(
+        results.iter().all(|r| r.outcome.is_success()),
+        "{results:?}"
+    );
+    let order: Vec<String> = results.iter().map(|r| r.account_id.clone()).collect();
+    assert_eq!(order, ids(20..=39).into_iter().collect::<Vec<_>>());
+}
+
+async fn body_text(response: axum::response::Response) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn the_plain_routes_upload_stream_and_download() {
+    let site = FaultServer::start(&["--users", "6"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    connect(&s.console, &site).await;
+    let state = AppState {
+        leptos_options: leptos::prelude::LeptosOptions::builder()
+            .output_name("offboard")
+            .build(),
+        storage: s.storage.clone(),
+        backend: s.console.clone(),
+        jobs: s.jobs.clone(),
+    };
+    let app = server::console_routes::routes().with_state(state);
+
+    let boundary = "XBOUNDARYX";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"pasted\"\r\n\r\n\
+         user1@example.com\r\nuser2@example.com\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"action\"\r\n\r\ndelete\r\n\
+         --{boundary}--\r\n"
+    );
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/choose/upload")
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let preview_id = location
+        .strip_prefix("/preview?id=")
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_string();
+
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/choose/picked")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("action=explode"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(response.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/choose?error="));
+
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(format!("/downloads/previews/{preview_id}/preview.csv"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(body_text(response).await.contains("user2@example.com"));
+
+    let job = s
+        .console
+        .start_job(preview_id.clone(), "DELETE 2 USERS".into())
+        .await
+        .unwrap();
+    wait_for(&s.console, &job.id, |j| j.state == "finished").await;
+
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(format!("/jobs/{}/events?after=1", job.id))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = body_text(response).await;
+    assert!(!text.contains("id: 1\n"), "{text}");
+    assert!(
+        text.contains("id: 2\n") && text.contains("event: job"),
+        "{text}"
+    );
+    assert!(text.contains("event: end"), "{text}");
+    assert!(!text.contains(TOKEN));
+
+    for (file, kind) in [
+        ("failures.json", "application/json"),
+        ("results.csv", "text/csv; charset=utf-8"),
+        ("results.json", "application/json"),
+        ("all_users.json", "application/json"),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get(format!("/downloads/jobs/{}/{file}", job.id))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{file}");
+        assert_eq!(response.headers()["content-type"], kind, "{file}");
+        let disposition = response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        if file == "failures.json" {
+            assert!(disposition.contains("failed_deletions_"), "{disposition}");
+        }
+        assert!(!body_text(response).await.contains(TOKEN));
+    }
+    let response = app
+        .oneshot(
+            Request::get("/downloads/jobs/nope/results.csv")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_site_without_scim_deletion_stops_the_run_with_the_reason() {
+    let site = FaultServer::start(&["--users", "12", "--deletion-disabled"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    connect(&s.console, &site).await;
+    let list = emails(1..=2)
+        .into_iter()
+        .chain(emails(4..=6))
+        .collect::<Vec<_>>();
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let preview = s
+        .console
+        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, false)
+        .await
+        .unwrap();
+    assert_eq!(preview.counts.selected, 5);
+    let job = s
+        .console
+        .start_job(preview.id.clone(), preview.phrase.clone())
+        .await
+        .unwrap();
+    let ended = wait_for(&s.console, &job.id, |j| j.state == "stopped").await;
+    assert_eq!(ended.done, 5);
+    let reason = ended.reason.unwrap_or_default();
+    assert!(reason.contains("not enabled"), "{reason}");
+    assert!(deleted(&site.state().await).is_empty());
+}
