@@ -127,7 +127,7 @@ pub async fn check_connection() -> Result<Diagnosis, ServerFnError> {
 }
 
 /// A preview from a pasted list or a file's text (files normally go through `/choose/upload`).
-/// `column` is 0-based, as in [`crate::model::ColumnChoice::index`].
+/// `column` is 1-based (1 = the first column), as the admin counts.
 #[server(endpoint = "preview_text")]
 pub async fn preview_text(
     file_name: String,
@@ -169,7 +169,7 @@ pub async fn preview_picked(
         .map_err(plain)
 }
 
-/// The same input again with other options; `column` is 0-based.
+/// The same input again with other options; `column` is 1-based (1 = the first column).
 #[server(endpoint = "revise_preview")]
 pub async fn revise_preview(
     preview_id: String,

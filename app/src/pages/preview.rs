@@ -310,7 +310,8 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
             id.clone(),
             action.get_untracked(),
             demote.get_untracked(),
-            column.get_untracked(),
+            // The page holds the 0-based index; the backend counts columns from 1.
+            column.get_untracked().map(|c| c + 1),
         )
     });
     Effect::new(move |_| {
