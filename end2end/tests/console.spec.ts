@@ -9,7 +9,7 @@ import * as readline from 'node:readline';
 import { Console, offboardBin } from './support/servers';
 
 const TOKEN = 'e2e-token-0123456789abcd';
-const faultBin = process.env.FAULT_SERVER_BIN ?? path.join(path.dirname(offboardBin), 'stack_fault_server');
+const faultBin = process.env.FAULT_SERVER_BIN ?? path.join(path.dirname(offboardBin), 'stack-fault-server');
 
 /** The fault server on a free port; resolves with its base URL once it prints it. */
 async function startFaultServer(args: string[]): Promise<{ child: ChildProcess; base: string }> {
@@ -53,7 +53,7 @@ async function connect(page: Page, token: string) {
   await open(page, '/connect');
   await page.getByLabel('Site address').fill(fault.base);
   await page.getByText('Advanced').click();
-  await page.getByLabel('SCIM base URL').fill(`${fault.base}/api/scim/v2`);
+  await page.getByLabel('SCIM base URL').fill(`${fault.base}/v2`);
   await page.getByLabel('SCIM token').fill(token);
   await page.getByLabel('Your email').fill('operator@example.com');
   await page.getByRole('button', { name: 'Save and check' }).click();

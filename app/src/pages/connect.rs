@@ -107,6 +107,13 @@ fn ConnectForm(
     let token_line = token_sentence(&current);
     let has_token = current.token_saved;
     let advanced_open = current.scim_base_url.is_some();
+    // The token box empties after every save, so a typed token never lingers on screen.
+    let typed_token = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if save.version().get() > 0 {
+            typed_token.set(String::new());
+        }
+    });
     view! {
         <ActionForm action=save attr:class="form">
             <div class="field">
@@ -139,6 +146,8 @@ fn ConnectForm(
                     autocomplete="off"
                     spellcheck="false"
                     aria-describedby="token-state"
+                    prop:value=move || typed_token.get()
+                    on:input=move |ev| typed_token.set(event_target_value(&ev))
                 />
             </div>
             <div class="field">

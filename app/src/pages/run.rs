@@ -158,7 +158,6 @@ pub fn RunPage() -> impl IntoView {
 #[component]
 fn RunView(job: JobView) -> impl IntoView {
     let id = job.id.clone();
-    let ended_at_load = has_ended(&job.state);
     let job = RwSignal::new(job);
     let tally = RwSignal::new(LiveTally::default());
     let control = Action::new(move |command: &&'static str| {
@@ -170,9 +169,9 @@ fn RunView(job: JobView) -> impl IntoView {
             job.set(j);
         }
     });
-    if !ended_at_load {
-        watch_events(id.clone(), job, tally);
-    }
+    // Even for a run that has ended: the stream replays its results (only the newest are
+    // kept) and then closes.
+    watch_events(id.clone(), job, tally);
     let live = move || tally.with(|t| t.last_seq > 0);
     let done = move || {
         let from_job = job.with(|j| j.done);
@@ -282,11 +281,7 @@ fn RunView(job: JobView) -> impl IntoView {
         <section class="card" aria-labelledby="live-heading">
             <h2 id="live-heading">"Latest results"</h2>
             <p class="hint">
-                {if ended_at_load {
-                    "This run had already ended when you opened it: the reports above hold every row.".to_string()
-                } else {
-                    format!("Newest first; the last {LIVE_ROWS} are shown. The reports hold every row.")
-                }}
+                {format!("Newest first; the last {LIVE_ROWS} are shown. The reports hold every row.")}
             </p>
             <div class="table-wrap">
                 <table data-testid="live-rows">
