@@ -134,9 +134,9 @@ fn ConnectForm(
                 <p class="hint" id="token-state" data-testid="token-state">
                     {token_line}
                     {if has_token {
-                        " To replace it, type a new one; leave this empty to keep it."
+                        ". To replace it, type a new one; leave this empty to keep it."
                     } else {
-                        " Create one in your site's admin settings under SCIM."
+                        ". Create one in your site's admin settings under SCIM."
                     }}
                 </p>
                 <input
