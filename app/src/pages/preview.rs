@@ -156,6 +156,9 @@ fn PreviewView(
                     })
                     .collect_view()}
             </div>
+            <p>
+                <a href="#options-heading">"Skip to the options and the confirmation"</a>
+            </p>
             <p class="warning">
                 "Remove these users from your identity provider (Okta, Entra ID, …) first. Otherwise single sign-on re-creates their accounts the next time they sign in or the next sync runs."
             </p>
