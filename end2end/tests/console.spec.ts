@@ -2,82 +2,33 @@
 // fault server: connect (wrong token, then right), upload a CSV, preview, type the phrase,
 // watch the live rows, download the failures report; then pick a deactivated user and delete it.
 import { test, expect, Page } from '@playwright/test';
-import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import * as readline from 'node:readline';
-import { Console, offboardBin } from './support/servers';
-
-const TOKEN = 'e2e-token-0123456789abcd';
-const faultBin = process.env.FAULT_SERVER_BIN ?? path.join(path.dirname(offboardBin), 'stack-fault-server');
-
-/** The fault server on a free port; resolves with its base URL once it prints it. */
-async function startFaultServer(args: string[]): Promise<{ child: ChildProcess; base: string }> {
-  if (!fs.existsSync(faultBin)) throw new Error(`${faultBin} is missing: run \`make build\` first`);
-  const child = spawn(faultBin, ['--port', '0', '--token', TOKEN, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = readline.createInterface({ input: child.stdout! });
-  const base = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('fault server did not start')), 15_000);
-    lines.once('line', (line) => {
-      clearTimeout(timer);
-      const m = /listening on (http:\/\/\S+)/.exec(line);
-      m ? resolve(m[1]) : reject(new Error(`unexpected first line: ${line}`));
-    });
-    child.once('exit', (code) => reject(new Error(`fault server exited with ${code}`)));
-  });
-  return { child, base };
-}
+import { Console } from './support/servers';
+import { FaultServer, TOKEN, connect as connectTo, confirmRun, open as openAt } from './support/flow';
 
 let server: Console;
-let fault: { child: ChildProcess; base: string };
+let fault: FaultServer;
 
 test.beforeAll(async () => {
   // 30 users; every 5th is deactivated (user5, user10, …).
-  fault = await startFaultServer(['--users', '30', '--deactivated-every', '5']);
+  fault = await FaultServer.start(['--users', '30', '--deactivated-every', '5']);
   server = await Console.start();
 });
 
 test.afterAll(async () => {
   await server?.stop();
-  if (fault?.child.exitCode === null) fault.child.kill('SIGTERM');
+  fault?.stop();
 });
 
-async function open(page: Page, url: string) {
-  await page.goto(`${server.baseURL}${url}`);
-  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
-}
+const open = (page: Page, url: string) => openAt(page, server.baseURL, url);
+const connect = (page: Page, token: string) => connectTo(page, server.baseURL, fault, token);
+const faultState = () => fault.state();
 
-async function connect(page: Page, token: string) {
-  await open(page, '/connect');
-  await page.getByLabel('Site address').fill(fault.base);
-  // The Advanced section opens by itself once a SCIM base URL is saved.
-  if (!(await page.getByLabel('SCIM base URL').isVisible())) await page.getByText('Advanced').click();
-  await page.getByLabel('SCIM base URL').fill(`${fault.base}/v2`);
-  await page.getByLabel('SCIM token').fill(token);
-  await page.getByLabel('Your email').fill('operator@example.com');
-  await page.getByRole('button', { name: 'Save and check' }).click();
-}
-
-async function faultState(): Promise<{ deleted: string[] }> {
-  const res = await fetch(`${fault.base}/_control/state`);
-  return res.json();
-}
-
-/** Types the phrase the page shows and starts the run; returns the job id. */
+/** Starts the run with the typed phrase and waits until it has finished. */
 async function confirmAndRun(page: Page, buttonName: string): Promise<string> {
-  const phrase = (await page.getByTestId('phrase').textContent())!.trim();
-  const run = page.getByRole('button', { name: buttonName });
-  await expect(run).toBeDisabled();
-  await page.getByLabel('Type the phrase to confirm').fill(phrase.replace(/\d+/, '999'));
-  await expect(run).toBeDisabled();
-  await page.getByLabel('Type the phrase to confirm').fill(phrase.toLowerCase());
-  await expect(run).toBeEnabled();
-  await run.click();
-  await page.waitForURL(/\/run\?id=/);
+  const jobId = await confirmRun(page, buttonName);
   await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
-  return new URL(page.url()).searchParams.get('id')!;
+  return jobId;
 }
 
 test('a wrong token is reported in plain words and never shown back', async ({ page }) => {

@@ -1,0 +1,91 @@
+// Shared steps of the console's end-to-end tests: the fault server process, and the admin's
+// actions on the pages, found by role and accessible name as a screen reader would.
+import { expect, Page } from '@playwright/test';
+import { spawn, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { offboardBin } from './servers';
+
+export const TOKEN = 'e2e-token-0123456789abcd';
+const faultBin =
+  process.env.FAULT_SERVER_BIN ?? path.join(path.dirname(offboardBin), 'stack-fault-server');
+
+/** The project's Stack-shaped SCIM server (a test double) on a free port, stopped by PID. */
+export class FaultServer {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly base: string,
+  ) {}
+
+  static async start(args: string[]): Promise<FaultServer> {
+    if (!fs.existsSync(faultBin)) throw new Error(`${faultBin} is missing: run \`make build\` first`);
+    const child = spawn(faultBin, ['--port', '0', '--token', TOKEN, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const lines = readline.createInterface({ input: child.stdout! });
+    const base = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('fault server did not start')), 15_000);
+      lines.once('line', (line) => {
+        clearTimeout(timer);
+        const m = /listening on (http:\/\/\S+)/.exec(line);
+        m ? resolve(m[1]) : reject(new Error(`unexpected first line: ${line}`));
+      });
+      child.once('exit', (code) => reject(new Error(`fault server exited with ${code}`)));
+    });
+    return new FaultServer(child, base);
+  }
+
+  async state(): Promise<{
+    deleted: string[];
+    inactive: string[];
+    delete_requests_by_account: Record<string, number>;
+    replies_by_status: Record<string, number>;
+  }> {
+    const res = await fetch(`${this.base}/_control/state`);
+    return res.json();
+  }
+
+  stop(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGTERM');
+  }
+}
+
+/** Opens a page of the console and waits until it is hydrated. */
+export async function open(page: Page, baseURL: string, url: string): Promise<void> {
+  await page.goto(`${baseURL}${url}`);
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+}
+
+/** Fills the Connect screen for the fault server and saves. */
+export async function connect(page: Page, baseURL: string, fault: FaultServer, token: string) {
+  await open(page, baseURL, '/connect');
+  await page.getByLabel('Site address').fill(fault.base);
+  // The Advanced section opens by itself once a SCIM base URL is saved.
+  if (!(await page.getByLabel('SCIM base URL').isVisible())) await page.getByText('Advanced').click();
+  await page.getByLabel('SCIM base URL').fill(`${fault.base}/v2`);
+  await page.getByLabel('SCIM token').fill(token);
+  await page.getByLabel('Your email').fill('operator@example.com');
+  await page.getByRole('button', { name: 'Save and check' }).click();
+}
+
+/** Types the phrase the page shows (first a wrong count, which must keep the button disabled,
+ * then the phrase in lower case, which is accepted) and starts the run; returns the job id. */
+export async function confirmRun(page: Page, buttonName: string | RegExp): Promise<string> {
+  const phrase = (await page.getByTestId('phrase').textContent())!.trim();
+  const run = page.getByRole('button', { name: buttonName });
+  await expect(run).toBeDisabled();
+  await page.getByLabel('Type the phrase to confirm').fill(phrase.replace(/\d+/, '999'));
+  await expect(run).toBeDisabled();
+  await page.getByLabel('Type the phrase to confirm').fill(phrase.toLowerCase());
+  await expect(run).toBeEnabled();
+  await run.click();
+  await page.waitForURL(/\/run\?id=/);
+  return new URL(page.url()).searchParams.get('id')!;
+}
+
+/** Saves a screenshot of the current screen with the test's artifacts. */
+export async function screenshot(page: Page, dir: string, name: string): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
+}
