@@ -594,6 +594,12 @@ impl ConsoleBackend for Console {
             tracing::error!(preview_id = %record.id, error = %e, "stored listing unreadable");
             ConsoleError::new("This preview is damaged and cannot be revised; make a new preview.")
         })?;
+        // The page sends the column it shows; when that is the one Offboard picked by itself,
+        // keep it automatic so the preview does not claim the admin chose it.
+        let shown = match &stored.preview.source {
+            app::model::PreviewSource::File { column, .. } => Some(column.index + 1),
+            _ => None,
+        };
         let input = match stored.input {
             PreviewInput::File {
                 file_name,
@@ -602,7 +608,11 @@ impl ConsoleBackend for Console {
             } => PreviewInput::File {
                 file_name,
                 bytes_base64,
-                column: column.or(old),
+                column: if old.is_none() && column == shown {
+                    None
+                } else {
+                    column.or(old)
+                },
             },
             picked => picked,
         };

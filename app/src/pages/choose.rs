@@ -367,6 +367,7 @@ fn UserTable(
                         <th scope="col">"Email"</th>
                         <th scope="col">"Account ID"</th>
                         <th scope="col">"Role"</th>
+                        <th scope="col">"Created"</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -399,6 +400,7 @@ fn UserTable(
                                     <td>{user.display_email().unwrap_or("").to_string()}</td>
                                     <td class="mono">{user.id.clone()}</td>
                                     <td>{user.role.to_string()}</td>
+                                    <td>{created_date(user.created.as_deref())}</td>
                                 </tr>
                             }
                         }
@@ -431,9 +433,28 @@ fn UserTable(
     .into_any()
 }
 
+/// The day an account was created, from SCIM `meta.created` (RFC 3339); "—" when unknown.
+fn created_date(created: Option<&str>) -> String {
+    match created.map(str::trim) {
+        Some(text) if text.len() >= 10 && text.is_char_boundary(10) => text[..10].to_string(),
+        Some(text) if !text.is_empty() => text.to_string(),
+        _ => "—".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn created_dates_show_the_day_or_a_dash() {
+        assert_eq!(created_date(Some("2024-03-05T10:20:30Z")), "2024-03-05");
+        assert_eq!(created_date(Some(" 2024-03-05 ")), "2024-03-05");
+        assert_eq!(created_date(Some("yesterday")), "yesterday");
+        assert_eq!(created_date(Some("2024-03-0é5T")), "2024-03-0é5T");
+        assert_eq!(created_date(Some("")), "—");
+        assert_eq!(created_date(None), "—");
+    }
 
     fn user() -> SiteUser {
         SiteUser {

@@ -9,11 +9,8 @@ use leptos::prelude::*;
 /// The verdict of a connection check: calm when it works, an alert when it does not.
 #[component]
 fn DiagnosisNote(diagnosis: Diagnosis) -> impl IntoView {
-    let users = diagnosis
-        .user_count
-        .map(|n| format!(" The site lists {n} users."))
-        .unwrap_or_default();
-    let text = format!("{}{}", diagnosis.message, users);
+    // The message already says how many users the site lists.
+    let text = diagnosis.message;
     if diagnosis.ok {
         view! { <p role="status" class="ok" data-testid="diagnosis">{text}</p> }.into_any()
     } else {
