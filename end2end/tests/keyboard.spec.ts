@@ -31,7 +31,7 @@ test('an admin can preview and run with the keyboard alone', async ({ page }) =>
   await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
 
   await open(page, server.baseURL, '/choose');
-  const pasted = page.getByLabel('or paste a list');
+  const pasted = page.getByRole('textbox', { name: 'or paste a list' });
   await tabTo(page, pasted);
   await page.keyboard.type('user21@example.com\nuser22@example.com\n');
   await tabTo(page, page.getByRole('button', { name: 'Preview these users' }));
@@ -53,6 +53,7 @@ test('an admin can preview and run with the keyboard alone', async ({ page }) =>
 test('a 10,000-row preview is shown a page at a time', async ({ page }) => {
   await connect(page, server.baseURL, fault, TOKEN);
   await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  const deletedBefore = (await fault.state()).deleted.length;
   await open(page, server.baseURL, '/choose');
   const emails = Array.from({ length: 10_000 }, (_, i) => `user${i + 1}@example.com`);
   await page.getByLabel(/File with emails or account IDs/).setInputFiles({
@@ -67,5 +68,5 @@ test('a 10,000-row preview is shown a page at a time', async ({ page }) => {
   expect(rows).toBeGreaterThan(0);
   expect(rows).toBeLessThanOrEqual(100);
   // Nothing was deleted by previewing.
-  expect((await fault.state()).deleted).toEqual([]);
+  expect((await fault.state()).deleted.length).toBe(deletedBefore);
 });
