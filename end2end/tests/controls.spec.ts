@@ -15,7 +15,10 @@ test.afterEach(async () => {
   await server?.stop();
 });
 
-async function previewDeactivated(page: import('@playwright/test').Page) {
+/** Connects to the fault server and previews all of its deactivated users. */
+async function previewDeactivated(page: import('@playwright/test').Page, fault: FaultServer) {
+  await connect(page, server.baseURL, fault, TOKEN);
+  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
   await open(page, server.baseURL, '/choose');
   await page.getByRole('button', { name: 'Show deactivated users' }).click();
   await page.getByRole('button', { name: 'Select all' }).click();
@@ -28,9 +31,7 @@ test('pause holds the run and resume finishes it', async ({ page }) => {
   // to delete; 250 ms a request so the run can be steered.
   const fault = await FaultServer.start(['--users', '80', '--deactivated-every', '2', '--latency-ms', '250']);
   try {
-    await connect(page, server.baseURL, fault, TOKEN);
-    await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
-    await previewDeactivated(page);
+    await previewDeactivated(page, fault);
     await confirmRun(page, 'Delete 40 users');
 
     await page.getByRole('button', { name: 'Pause' }).click();
@@ -55,9 +56,7 @@ test('pause holds the run and resume finishes it', async ({ page }) => {
 test('cancel stops a run; the users not reached are reported as not attempted', async ({ page }) => {
   const fault = await FaultServer.start(['--users', '80', '--deactivated-every', '2', '--latency-ms', '250']);
   try {
-    await connect(page, server.baseURL, fault, TOKEN);
-    await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
-    await previewDeactivated(page);
+    await previewDeactivated(page, fault);
     await confirmRun(page, 'Delete 40 users');
     await expect.poll(async () => (await fault.state()).deleted.length, { timeout: 20_000 }).toBeGreaterThan(2);
     await page.getByRole('button', { name: 'Cancel' }).click();

@@ -313,6 +313,26 @@ impl Console {
         Ok((record, stored))
     }
 
+    /// Lists the site now, then resolves, stores and summarises a new preview of `input`.
+    async fn preview_from_fresh_listing(
+        &self,
+        input: PreviewInput,
+        action: Action,
+        demote_privileged: bool,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let site = self.site().await?;
+        let users = list_site(site.provider.as_ref()).await?;
+        self.make_preview(
+            input,
+            users,
+            site.endpoint.users_url().to_string(),
+            &site.record,
+            action,
+            demote_privileged,
+        )
+        .await
+    }
+
     /// Resolves, stores and summarises a new preview.
     async fn make_preview(
         &self,
@@ -531,17 +551,8 @@ impl ConsoleBackend for Console {
         };
         // A bad file costs nothing: read it before listing the site.
         resolve_input(&input, &[], &Policy::default())?;
-        let site = self.site().await?;
-        let users = list_site(site.provider.as_ref()).await?;
-        self.make_preview(
-            input,
-            users,
-            site.endpoint.users_url().to_string(),
-            &site.record,
-            action,
-            demote_privileged,
-        )
-        .await
+        self.preview_from_fresh_listing(input, action, demote_privileged)
+            .await
     }
 
     async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError> {
@@ -569,13 +580,8 @@ impl ConsoleBackend for Console {
                 "No user was ticked: tick at least one user.",
             ));
         }
-        let site = self.site().await?;
-        let users = list_site(site.provider.as_ref()).await?;
-        self.make_preview(
+        self.preview_from_fresh_listing(
             PreviewInput::Picked { account_ids },
-            users,
-            site.endpoint.users_url().to_string(),
-            &site.record,
             action,
             demote_privileged,
         )

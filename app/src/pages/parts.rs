@@ -25,6 +25,32 @@ pub fn ErrorBox(message: String) -> impl IntoView {
     .into_any()
 }
 
+/// What a button's server call is doing, announced to screen readers: `working` while it
+/// runs, then its error in plain words if it failed.
+#[component]
+pub fn ActionFeedback<I, T>(
+    action: Action<I, Result<T, ServerFnError>>,
+    working: &'static str,
+) -> impl IntoView
+where
+    I: Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    view! {
+        <div aria-live="polite">
+            {move || action.pending().get().then(|| view! { <p role="status">{working}</p> })}
+            {move || {
+                action
+                    .value()
+                    .get()
+                    .and_then(|r| r.err())
+                    .map(|e| view! { <ErrorBox message=error_text(&e) /> })
+            }}
+        </div>
+    }
+    .into_any()
+}
+
 /// Which rows one page shows: 0-based `offset`, and how many pages there are (at least 1).
 /// `page` is 1-based; a page past the end shows the last page.
 pub fn page_window(total: usize, per_page: usize, page: usize) -> (usize, usize) {

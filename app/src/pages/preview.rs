@@ -2,7 +2,9 @@
 //! the options (action, demotion, column), and the confirm box with the typed phrase.
 
 use super::choose::ActionChoice;
-use super::parts::{error_text, page_window, parse_page, thousands, users, ErrorBox, Pager};
+use super::parts::{
+    error_text, page_window, parse_page, thousands, users, ActionFeedback, ErrorBox, Pager,
+};
 use crate::api::{
     action_key, load_preview, outcome_key, parse_outcome, preview_rows, revise_preview, start_job,
 };
@@ -381,16 +383,7 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
                     "Demote moderators and admins to ordinary users first (otherwise they are skipped)"
                 </label>
             </div>
-            <div aria-live="polite">
-                {move || revise.pending().get().then(|| view! { <p role="status">"Updating the preview…"</p> })}
-                {move || {
-                    revise
-                        .value()
-                        .get()
-                        .and_then(|r| r.err())
-                        .map(|e| view! { <ErrorBox message=error_text(&e) /> })
-                }}
-            </div>
+            <ActionFeedback action=revise working="Updating the preview…" />
         </section>
     }
     .into_any()
@@ -485,16 +478,7 @@ fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
                     {button_text}
                 </button>
             </form>
-            <div aria-live="polite">
-                {move || start.pending().get().then(|| view! { <p role="status">"Checking the site again and starting the run…"</p> })}
-                {move || {
-                    start
-                        .value()
-                        .get()
-                        .and_then(|r| r.err())
-                        .map(|e| view! { <ErrorBox message=error_text(&e) /> })
-                }}
-            </div>
+            <ActionFeedback action=start working="Checking the site again and starting the run…" />
         </section>
     }
     .into_any()
