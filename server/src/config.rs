@@ -135,8 +135,8 @@ pub struct DeleteArgs {
 
     /// The SCIM token (not the API v3 token). Prefer --token-file or OFFBOARD_TOKEN so the
     /// token does not end up in your shell history.
-    #[arg(long, env = "OFFBOARD_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[arg(long, env = "OFFBOARD_TOKEN", hide_env_values = true, value_parser = read_token_arg)]
+    pub token: Option<crate::scim::ScimToken>,
 
     /// Read the SCIM token from this file (surrounding whitespace is ignored).
     #[arg(
@@ -196,6 +196,11 @@ pub struct DeleteArgs {
     pub ca_bundle: Option<PathBuf>,
 }
 
+/// The token as a [`crate::scim::ScimToken`] straight away, so `Debug` prints `<hidden>`.
+fn read_token_arg(text: &str) -> Result<crate::scim::ScimToken, String> {
+    Ok(crate::scim::ScimToken::new(text))
+}
+
 impl ServeArgs {
     /// The database URL in force: the flag, or the SQLite file in the data folder.
     pub fn effective_database_url(&self) -> String {
@@ -241,6 +246,28 @@ mod tests {
             panic!("expected serve");
         };
         assert_eq!(args.effective_database_url(), "sqlite:///elsewhere.db");
+    }
+
+    #[test]
+    fn the_delete_token_is_read_but_never_printed() {
+        let cli = Cli::parse_from([
+            "offboard",
+            "delete",
+            "--url",
+            "https://acme.stackenterprise.co",
+            "--token",
+            "tok-very-secret-1234",
+            "--deactivated",
+        ]);
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("tok-very-secret-1234"), "{printed}");
+        let Some(Command::Delete(args)) = cli.command else {
+            panic!("expected delete");
+        };
+        assert_eq!(
+            args.token.as_ref().map(|t| t.expose()),
+            Some("tok-very-secret-1234")
+        );
     }
 
     #[test]

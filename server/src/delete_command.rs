@@ -52,7 +52,7 @@ pub async fn run_delete(args: DeleteArgs) -> ExitCode {
 
 fn read_token(args: &DeleteArgs) -> Result<ScimToken, Stop> {
     let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => ScimToken::new(t.as_str()),
+        (Some(t), _) => t.clone(),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Stop::new(
