@@ -83,6 +83,30 @@ fn plain(e: crate::backend::ConsoleError) -> ServerFnError {
     ServerFnError::new(e.message)
 }
 
+/// The words for a Choose-page problem code: fixed words, or for a failed preview the
+/// details kept in the caller's own session. `None` for an unknown code.
+#[server(endpoint = "choose_problem")]
+pub async fn choose_problem(code: String) -> Result<Option<String>, ServerFnError> {
+    use crate::backend::ChooseProblem;
+    let Some(problem) = ChooseProblem::from_code(&code) else {
+        return Ok(None);
+    };
+    let detail = match problem {
+        ChooseProblem::PreviewFailed => {
+            match leptos_axum::extract::<tower_sessions::Session>().await {
+                Ok(session) => session
+                    .get::<String>(crate::backend::CHOOSE_PROBLEM_DETAIL)
+                    .await
+                    .ok()
+                    .flatten(),
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    Ok(Some(detail.unwrap_or_else(|| problem.words().to_string())))
+}
+
 /// The saved connection (never the token itself).
 #[server(endpoint = "connection")]
 pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {

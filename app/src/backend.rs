@@ -54,6 +54,135 @@ impl std::fmt::Debug for ConnectionForm {
     }
 }
 
+/// Why the Choose page came back after a form was sent. The address carries only this code
+/// (`/choose?error=no_file`), never words: a link from anywhere must not be able to put its
+/// own text ("your token expired, paste it at …") into the console's alert box. The details of
+/// a failed preview (a file's bad line, the site's answer) stay in the admin's own session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChooseProblem {
+    NoFile,
+    TooLarge,
+    UnreadableUpload,
+    BadColumn,
+    NoAction,
+    NoneTicked,
+    PreviewFailed,
+}
+
+impl ChooseProblem {
+    pub const ALL: [ChooseProblem; 7] = [
+        ChooseProblem::NoFile,
+        ChooseProblem::TooLarge,
+        ChooseProblem::UnreadableUpload,
+        ChooseProblem::BadColumn,
+        ChooseProblem::NoAction,
+        ChooseProblem::NoneTicked,
+        ChooseProblem::PreviewFailed,
+    ];
+
+    /// The code in the address.
+    pub fn code(self) -> &'static str {
+        match self {
+            ChooseProblem::NoFile => "no_file",
+            ChooseProblem::TooLarge => "too_large",
+            ChooseProblem::UnreadableUpload => "unreadable_upload",
+            ChooseProblem::BadColumn => "bad_column",
+            ChooseProblem::NoAction => "no_action",
+            ChooseProblem::NoneTicked => "none_ticked",
+            ChooseProblem::PreviewFailed => "preview_failed",
+        }
+    }
+
+    /// Reads a code from the address; anything else is ignored (nothing is shown).
+    pub fn from_code(code: &str) -> Option<ChooseProblem> {
+        ChooseProblem::ALL
+            .into_iter()
+            .find(|p| p.code() == code.trim())
+    }
+
+    /// What the admin reads for this code (for `PreviewFailed`, when the session no longer
+    /// holds the details).
+    pub fn words(self) -> &'static str {
+        match self {
+            ChooseProblem::NoFile => {
+                "Choose a file, or paste a list of emails or account IDs, then try again."
+            }
+            ChooseProblem::TooLarge => {
+                "The file is larger than 10 MiB; split it into smaller files and try again."
+            }
+            ChooseProblem::UnreadableUpload => {
+                "The upload could not be read (files up to 10 MiB are accepted); try again."
+            }
+            ChooseProblem::BadColumn => {
+                "The column must be a number: 1 for the first column, 2 for the second, and so on."
+            }
+            ChooseProblem::NoAction => "Choose either Delete or Deactivate, then try again.",
+            ChooseProblem::NoneTicked => "No user was ticked: tick at least one user.",
+            ChooseProblem::PreviewFailed => {
+                "The preview could not be made. Try again; if it fails again, check the server log."
+            }
+        }
+    }
+}
+
+/// The files Offboard writes for a preview or a run: the one place their names are made, for
+/// the download addresses, the command line's report folder and the job's own folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// Every row of the preview with its outcome and reason.
+    Preview,
+    /// The user listing taken when the run started (the old script's `all_users.json`).
+    AllUsers,
+    /// Every result, successes included.
+    ResultsCsv,
+    ResultsJson,
+    /// What did not succeed, in the old script's format for Stack support. Saved under a
+    /// dated name (`failed_deletions_YYYY-MM-DD_HH-MM-SS.json`); `failures.json` in addresses.
+    Failures,
+}
+
+impl ReportKind {
+    /// The reports of a run, in the order the pages offer them.
+    pub const OF_A_RUN: [ReportKind; 4] = [
+        ReportKind::Failures,
+        ReportKind::ResultsCsv,
+        ReportKind::ResultsJson,
+        ReportKind::AllUsers,
+    ];
+
+    /// The file name (in addresses, and on disk except for the dated failures report).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ReportKind::Preview => "preview.csv",
+            ReportKind::AllUsers => "all_users.json",
+            ReportKind::ResultsCsv => "results.csv",
+            ReportKind::ResultsJson => "results.json",
+            ReportKind::Failures => "failures.json",
+        }
+    }
+
+    /// The run report named `name` in a download address.
+    pub fn of_a_run(name: &str) -> Option<ReportKind> {
+        ReportKind::OF_A_RUN
+            .into_iter()
+            .find(|k| k.file_name() == name)
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ReportKind::Preview | ReportKind::ResultsCsv => "text/csv; charset=utf-8",
+            _ => "application/json",
+        }
+    }
+
+    /// Where the browser downloads this report of run `job_id`.
+    pub fn run_download(self, job_id: &str) -> String {
+        format!("/downloads/jobs/{job_id}/{}", self.file_name())
+    }
+}
+
 /// The connection check's verdict in plain words.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnosis {
@@ -227,6 +356,10 @@ mod server_side {
         ) -> Result<Vec<JobEventView>, ConsoleError>;
     }
 
+    /// The session key under which the upload routes keep the details of a failed preview
+    /// for the Choose page (see [`super::ChooseProblem`]).
+    pub const CHOOSE_PROBLEM_DETAIL: &str = "choose_problem_detail";
+
     /// The backend from Leptos context, as a server function sees it.
     pub fn backend() -> Result<Arc<dyn ConsoleBackend>, leptos::prelude::ServerFnError> {
         leptos::prelude::use_context::<Arc<dyn ConsoleBackend>>().ok_or_else(|| {
@@ -251,5 +384,21 @@ mod tests {
         assert!(!printed.contains("s3cret-token-value"), "{printed}");
         assert!(printed.contains("<hidden>"));
         assert!(printed.contains("acme.stackenterprise.co"));
+    }
+
+    #[test]
+    fn choose_problems_travel_as_codes_only() {
+        for problem in ChooseProblem::ALL {
+            assert_eq!(ChooseProblem::from_code(problem.code()), Some(problem));
+            assert!(!problem.words().is_empty());
+        }
+        for text in [
+            "",
+            "Your token expired, paste it at https://evil.example",
+            "NO_FILE",
+            "no_file; more",
+        ] {
+            assert_eq!(ChooseProblem::from_code(text), None, "{text}");
+        }
     }
 }

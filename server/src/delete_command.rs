@@ -9,6 +9,7 @@ use crate::engine::resolve::{recheck, resolve_file, select_deactivated, Policy};
 use crate::engine::runner::{run, RunControl, RunJournal, RunOptions, RunState, RunSummary};
 use crate::scim::http::{HttpOptions, HttpScim};
 use crate::scim::{ScimEndpoint, ScimProvider, ScimToken};
+use app::backend::ReportKind;
 use app::confirm::{confirmation_phrase, phrase_matches};
 use app::model::{Action, ItemResult, Preview, PreviewOutcome, SiteUser};
 use async_trait::async_trait;
@@ -83,8 +84,8 @@ fn endpoint(args: &DeleteArgs) -> Result<ScimEndpoint, Stop> {
     result.map_err(|e| Stop::new(EXIT_BAD_INPUT, e.to_string()))
 }
 
-fn write_report(dir: &Path, name: &str, contents: &str) -> Result<(), Stop> {
-    let path = dir.join(name);
+fn write_report(dir: &Path, kind: ReportKind, contents: &str) -> Result<(), Stop> {
+    let path = dir.join(report::saved_name(kind, chrono::Local::now()));
     std::fs::write(&path, contents).map_err(|e| {
         Stop::new(
             EXIT_BAD_INPUT,
@@ -153,7 +154,7 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
     eprintln!("Found {} users on the site.", users.len());
     write_report(
         &args.out,
-        "all_users.json",
+        ReportKind::AllUsers,
         &pretty(&report::all_users_json(&users)),
     )?;
 
@@ -166,7 +167,11 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
         Some((name, file)) => resolve_file(file, name, &users, &policy),
         None => select_deactivated(&users, &policy),
     };
-    write_report(&args.out, "preview.csv", &report::preview_csv(&preview))?;
+    write_report(
+        &args.out,
+        ReportKind::Preview,
+        &report::preview_csv(&preview),
+    )?;
     print_preview(&preview);
     let skipped_rows = preview.skipped().count();
     let count = preview.counts.selected;
@@ -205,10 +210,14 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
     let mut results: Vec<ItemResult> = checked.changed.clone();
     results.extend(summary.results.iter().cloned());
 
-    write_report(&args.out, "results.csv", &report::results_csv(&results))?;
     write_report(
         &args.out,
-        "results.json",
+        ReportKind::ResultsCsv,
+        &report::results_csv(&results),
+    )?;
+    write_report(
+        &args.out,
+        ReportKind::ResultsJson,
         &pretty(&report::results_json(&results)),
     )?;
     write_failures(&args, &endpoint, &results, &preview)?;
@@ -381,7 +390,6 @@ fn write_failures(
     results: &[ItemResult],
     preview: &Preview,
 ) -> Result<(), Stop> {
-    let name = report::failures_file_name(chrono::Local::now());
     let json = report::failures_json_with_preview(preview, results, endpoint.site_url());
-    write_report(&args.out, &name, &pretty(&json))
+    write_report(&args.out, ReportKind::Failures, &pretty(&json))
 }

@@ -2,7 +2,7 @@
 //! script loads), or tick users in the site's list of deactivated users.
 
 use super::parts::{error_text, thousands, ErrorBox};
-use crate::api::{deactivated_users, preview_picked};
+use crate::api::{choose_problem, deactivated_users, preview_picked};
 use crate::model::SiteUser;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
@@ -43,18 +43,31 @@ pub fn user_label(user: &SiteUser) -> String {
 #[component]
 pub fn Choose() -> impl IntoView {
     let query = use_query_map();
-    let upload_error = move || {
-        query
-            .with(|q| q.get("error"))
-            .filter(|e| !e.trim().is_empty())
-    };
+    // The address holds only a code; the words come from the server (see ChooseProblem).
+    let problem = Resource::new(
+        move || {
+            query
+                .with(|q| q.get("error"))
+                .filter(|e| !e.trim().is_empty())
+        },
+        |code| async move {
+            match code {
+                Some(code) => choose_problem(code).await.ok().flatten(),
+                None => None,
+            }
+        },
+    );
     view! {
         <section class="card" aria-labelledby="choose-heading">
             <h1 id="choose-heading">"Choose users"</h1>
             <p class="lead">
                 "Give Offboard a list of emails or account IDs, or pick from the users your site has already deactivated. Nothing happens yet: the next step shows you exactly who would be affected."
             </p>
-            {move || upload_error().map(|e| view! { <ErrorBox message=e /> })}
+            <Transition fallback=|| ()>
+                {move || {
+                    problem.get().flatten().map(|message| view! { <ErrorBox message /> })
+                }}
+            </Transition>
         </section>
         <UploadForm />
         <DeactivatedList />

@@ -102,26 +102,32 @@ pub enum GetReply {
     },
 }
 
-/// The reply classes every SCIM operation shares: the runner treats them the same way
-/// whatever it asked for.
-enum Common {
+/// The reply classes every SCIM request shares, whatever it asked for: listing a page, checking
+/// the connection, GET, DELETE or PATCH. This is the one place that decides which statuses mean
+/// "slow down", "try again" and "the token is refused"; everyone else asks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SharedReply {
+    /// 429, or a 503 that says when to come back: the site is shedding load, so every request
+    /// (not only this one) should wait `Retry-After`, or a backoff when it is absent/unreadable.
     Throttled(Option<Duration>),
+    /// 408, 502, 503 (without `Retry-After`), 504: worth another try after a backoff.
     Transient(u16),
+    /// 401/403: the token is wrong or lacks rights; nothing else will work either.
     Unauthorized,
 }
 
-fn common_class(reply: &ScimReply, now: SystemTime) -> Option<Common> {
+/// Classifies the statuses every operation treats alike; `None` for the rest, which each
+/// operation reads in its own way (a 404 means different things to a DELETE and to a listing).
+pub fn shared_reply(reply: &ScimReply, now: SystemTime) -> Option<SharedReply> {
     let retry_after = reply
         .retry_after
         .as_deref()
         .and_then(|v| parse_retry_after(v, now));
     match reply.status {
-        401 | 403 => Some(Common::Unauthorized),
-        429 => Some(Common::Throttled(retry_after)),
-        // A 503 that says when to come back is the server shedding load, like a 429: the whole
-        // run should slow down, not just this request.
-        503 if retry_after.is_some() => Some(Common::Throttled(retry_after)),
-        408 | 502 | 503 | 504 => Some(Common::Transient(reply.status)),
+        401 | 403 => Some(SharedReply::Unauthorized),
+        429 => Some(SharedReply::Throttled(retry_after)),
+        503 if retry_after.is_some() => Some(SharedReply::Throttled(retry_after)),
+        408 | 502 | 503 | 504 => Some(SharedReply::Transient(reply.status)),
         _ => None,
     }
 }
@@ -147,11 +153,11 @@ pub fn classify_delete(reply: &ScimReply, now: SystemTime) -> DeleteReply {
     if is_success(reply.status) {
         return DeleteReply::Deleted;
     }
-    if let Some(common) = common_class(reply, now) {
-        return match common {
-            Common::Throttled(retry_after) => DeleteReply::Throttled { retry_after },
-            Common::Transient(status) => DeleteReply::Transient { status },
-            Common::Unauthorized => DeleteReply::Unauthorized,
+    if let Some(shared) = shared_reply(reply, now) {
+        return match shared {
+            SharedReply::Throttled(retry_after) => DeleteReply::Throttled { retry_after },
+            SharedReply::Transient(status) => DeleteReply::Transient { status },
+            SharedReply::Unauthorized => DeleteReply::Unauthorized,
         };
     }
     if reply.status == 404 || reply.status == 410 {
@@ -180,10 +186,10 @@ pub fn classify_patch(reply: &ScimReply, now: SystemTime) -> PatchReply {
     if is_success(reply.status) {
         return PatchReply::Applied;
     }
-    match common_class(reply, now) {
-        Some(Common::Throttled(retry_after)) => PatchReply::Throttled { retry_after },
-        Some(Common::Transient(status)) => PatchReply::Transient { status },
-        Some(Common::Unauthorized) => PatchReply::Unauthorized,
+    match shared_reply(reply, now) {
+        Some(SharedReply::Throttled(retry_after)) => PatchReply::Throttled { retry_after },
+        Some(SharedReply::Transient(status)) => PatchReply::Transient { status },
+        Some(SharedReply::Unauthorized) => PatchReply::Unauthorized,
         None if reply.status == 404 || reply.status == 410 => PatchReply::NotFound,
         None => PatchReply::Failed {
             status: reply.status,
@@ -207,10 +213,10 @@ pub fn classify_get(reply: &ScimReply, now: SystemTime) -> GetReply {
             },
         };
     }
-    match common_class(reply, now) {
-        Some(Common::Throttled(retry_after)) => GetReply::Throttled { retry_after },
-        Some(Common::Transient(status)) => GetReply::Transient { status },
-        Some(Common::Unauthorized) => GetReply::Unauthorized,
+    match shared_reply(reply, now) {
+        Some(SharedReply::Throttled(retry_after)) => GetReply::Throttled { retry_after },
+        Some(SharedReply::Transient(status)) => GetReply::Transient { status },
+        Some(SharedReply::Unauthorized) => GetReply::Unauthorized,
         None if reply.status == 404 || reply.status == 410 => GetReply::Gone,
         None => GetReply::Failed {
             status: reply.status,

@@ -1,8 +1,8 @@
 //! The connection check on the Connect screen: one small list request, and what its result
 //! says about the URL, the token and the network, in plain words.
 
-use crate::engine::classify::server_message;
-use crate::engine::listing::{looks_like_html, parse_list_page};
+use crate::engine::classify::{server_message, shared_reply, SharedReply};
+use crate::engine::listing::{looks_like_html, parse_list_page, ListingError};
 use crate::scim::{ScimProvider, ScimReply, TransportError};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
@@ -34,7 +34,7 @@ pub enum ConnectionDiagnosis {
     Timeout {
         seconds: u64,
     },
-    /// 429: the token works but the site asks to slow down.
+    /// 429 (or a 503 with `Retry-After`): the token works but the site asks to slow down.
     Throttled,
     ServerError {
         status: u16,
@@ -104,7 +104,7 @@ impl ConnectionDiagnosis {
                  try again, or check the network between this server and the site."
             ),
             ConnectionDiagnosis::Throttled => "The token works, but the site asked Offboard to \
-                 slow down (HTTP 429). Wait a minute and check again."
+                 slow down (HTTP 429, or 503 with a time to come back). Wait a minute and check again."
                 .to_string(),
             ConnectionDiagnosis::ServerError { status, message } => match message {
                 Some(m) => format!("The site reported an error (HTTP {status}): {m}"),
@@ -159,19 +159,26 @@ pub fn diagnose(result: Result<ScimReply, TransportError>) -> ConnectionDiagnosi
         detail: detail.to_string(),
     };
     let html = looks_like_html(reply.content_type.as_deref(), &reply.body);
+    match shared_reply(&reply, std::time::SystemTime::now()) {
+        Some(SharedReply::Unauthorized) => return ConnectionDiagnosis::BadToken { status },
+        Some(SharedReply::Throttled(_)) => return ConnectionDiagnosis::Throttled,
+        // A temporary error is still the site's error: shown with its own words below.
+        Some(SharedReply::Transient(_)) | None => {}
+    }
     match status {
         200 if html => not_scim("a web page came back instead of SCIM data"),
         200 => match parse_list_page(&reply.body) {
             Ok(page) => ConnectionDiagnosis::Ok {
                 user_count: page.total_results,
             },
+            Err(e @ ListingError::TooMany { .. }) => ConnectionDiagnosis::Failed {
+                detail: e.to_string(),
+            },
             Err(_) if serde_json::from_str::<serde_json::Value>(&reply.body).is_err() => {
                 not_scim("the reply is not JSON")
             }
             Err(_) => not_scim("the reply is not a SCIM user list"),
         },
-        401 | 403 => ConnectionDiagnosis::BadToken { status },
-        429 => ConnectionDiagnosis::Throttled,
         300..=399 => not_scim("the address redirects elsewhere"),
         404 | 405 | 410 => not_scim("nothing answers at this address"),
         _ if html && status < 500 => not_scim("a web page came back instead of SCIM data"),
@@ -292,6 +299,23 @@ mod tests {
         assert_eq!(
             diagnose(reply(429, None, "")),
             ConnectionDiagnosis::Throttled
+        );
+        // The same rule as the listing and the runner: a 503 that says when to come back is
+        // throttling; without Retry-After it is the site's error.
+        let shedding = reply(503, None, "").map(|r| ScimReply {
+            retry_after: Some("30".into()),
+            ..r
+        });
+        assert_eq!(diagnose(shedding), ConnectionDiagnosis::Throttled);
+        assert!(matches!(
+            diagnose(reply(503, None, "")),
+            ConnectionDiagnosis::ServerError { status: 503, .. }
+        ));
+        let absurd = diagnose(reply(200, JSON, r#"{"totalResults":1e17}"#));
+        assert!(
+            absurd.message().contains("more than Offboard will list"),
+            "{}",
+            absurd.message()
         );
     }
 

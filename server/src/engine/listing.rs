@@ -2,7 +2,8 @@
 //! tolerant of servers that cap page sizes), retries, and checks that the list is whole.
 //! Listing never deletes or changes anything.
 
-use crate::engine::classify::{parse_retry_after, server_message};
+use crate::engine::backoff::backoff;
+use crate::engine::classify::{server_message, shared_reply, SharedReply};
 use crate::scim::{ScimProvider, ScimReply, TransportError};
 use app::model::{Role, SiteUser};
 use futures::stream::{self, StreamExt};
@@ -34,6 +35,8 @@ pub enum ListingError {
     Throttled,
     #[error("Could not list the site's users: {0}")]
     Transport(TransportError),
+    #[error("The site reported {reported} users, more than Offboard will list (at most {max}). Nothing was deleted. Check that the SCIM address is this site's; if the site really is that large, contact Offboard's maintainers.", max = MAX_LISTED_USERS)]
+    TooMany { reported: u64 },
     #[error("The site's user list changed or came back incomplete while Offboard read it, twice in a row: {0}. Nothing was deleted; try again when no users are being added or removed.")]
     Inconsistent(String),
 }
@@ -66,6 +69,11 @@ impl Default for ListingOptions {
 }
 
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The most users Offboard believes a site has. `totalResults` is the site's word, and it
+/// decides how many pages are asked for and how much is kept in memory: a reply claiming
+/// 10^17 users must get a plain refusal, not an attempt. Stack Internal's largest sites are
+/// far below this (see docs/engine.md, "Limits").
+pub const MAX_LISTED_USERS: usize = 1_000_000;
 /// A `Retry-After` longer than this is cut short: the admin is waiting on a screen.
 const MAX_LISTING_WAIT: Duration = Duration::from_secs(300);
 
@@ -108,12 +116,16 @@ pub fn parse_list_page(body: &str) -> Result<UserPage, ListingError> {
     let obj = value.as_object().ok_or_else(|| ListingError::NotScim {
         detail: "the reply is not a SCIM list".to_string(),
     })?;
-    let total_results = obj
+    let reported = obj
         .get("totalResults")
         .and_then(count_value)
         .ok_or_else(|| ListingError::NotScim {
             detail: "the reply has no totalResults".to_string(),
         })?;
+    let total_results = usize::try_from(reported)
+        .ok()
+        .filter(|n| *n <= MAX_LISTED_USERS)
+        .ok_or(ListingError::TooMany { reported })?;
     let resources = match obj.get("Resources").or_else(|| obj.get("resources")) {
         None | Some(Value::Null) => &[][..],
         Some(Value::Array(items)) => items.as_slice(),
@@ -123,7 +135,11 @@ pub fn parse_list_page(body: &str) -> Result<UserPage, ListingError> {
             ))
         }
     };
-    let start_index = obj.get("startIndex").and_then(count_value).unwrap_or(1);
+    let start_index = obj
+        .get("startIndex")
+        .and_then(count_value)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1);
     let users = resources
         .iter()
         .enumerate()
@@ -139,6 +155,7 @@ pub fn parse_list_page(body: &str) -> Result<UserPage, ListingError> {
     let items_per_page = obj
         .get("itemsPerPage")
         .and_then(count_value)
+        .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(users.len());
     Ok(UserPage {
         total_results,
@@ -184,7 +201,9 @@ async fn list_once(
                 "the site reports {total} users but its first page listed none"
             )));
         }
-        let starts: Vec<usize> = (1 + step..=total).step_by(step).collect();
+        // Page starts are produced as the pages are fetched, never collected up front: the
+        // total is the site's word (bounded by MAX_LISTED_USERS when parsed).
+        let starts = (1 + step..=total).step_by(step);
         let mut gaps = Vec::new();
         let mut pending = stream::iter(starts)
             .map(|start| async move { (start, fetch_page(provider, start, step, opts).await) })
@@ -270,6 +289,24 @@ enum PageStep {
 
 fn judge_page_reply(reply: &ScimReply, now: SystemTime) -> PageStep {
     let status = reply.status;
+    match shared_reply(reply, now) {
+        Some(SharedReply::Unauthorized) => {
+            return PageStep::Fail(ListingError::Unauthorized { status })
+        }
+        Some(SharedReply::Throttled(wait)) => {
+            return PageStep::Retry {
+                wait: wait.map(|d| d.min(MAX_LISTING_WAIT)),
+                give_up: ListingError::Throttled,
+            }
+        }
+        Some(SharedReply::Transient(_)) => {
+            return PageStep::Retry {
+                wait: None,
+                give_up: server_error(reply),
+            }
+        }
+        None => {}
+    }
     match status {
         200 if looks_like_html(reply.content_type.as_deref(), &reply.body) => {
             PageStep::Fail(ListingError::NotScim {
@@ -279,19 +316,6 @@ fn judge_page_reply(reply: &ScimReply, now: SystemTime) -> PageStep {
         200 => match parse_list_page(&reply.body) {
             Ok(page) => PageStep::Page(page),
             Err(e) => PageStep::Fail(e),
-        },
-        401 | 403 => PageStep::Fail(ListingError::Unauthorized { status }),
-        429 => PageStep::Retry {
-            wait: reply
-                .retry_after
-                .as_deref()
-                .and_then(|v| parse_retry_after(v, now))
-                .map(|d| d.min(MAX_LISTING_WAIT)),
-            give_up: ListingError::Throttled,
-        },
-        502..=504 => PageStep::Retry {
-            wait: None,
-            give_up: server_error(reply),
         },
         300..=399 => PageStep::Fail(ListingError::NotScim {
             detail: format!("HTTP {status}: the address redirects elsewhere"),
@@ -337,12 +361,6 @@ pub(crate) fn looks_like_html(content_type: Option<&str>, body: &str) -> bool {
         || body.trim_start().starts_with('<')
 }
 
-/// Exponential backoff: `base * 2^(attempt-1)`, capped at [`MAX_BACKOFF`].
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let factor = 1u32 << attempt.saturating_sub(1).min(16);
-    base.saturating_mul(factor).min(MAX_BACKOFF)
-}
-
 async fn fetch_page(
     provider: &dyn ScimProvider,
     start: usize,
@@ -361,7 +379,8 @@ async fn fetch_page(
             PageStep::Fail(err) => return Err(err),
             PageStep::Retry { give_up, .. } if attempt >= max_attempts => return Err(give_up),
             PageStep::Retry { wait, give_up } => {
-                let delay = wait.unwrap_or_else(|| backoff(opts.retry_base_delay, attempt));
+                let delay =
+                    wait.unwrap_or_else(|| backoff(attempt, opts.retry_base_delay, MAX_BACKOFF));
                 tracing::info!(start, attempt, ?delay, reason = %give_up, "retrying a user page");
                 tokio::time::sleep(delay).await;
                 attempt += 1;
@@ -385,11 +404,18 @@ fn text_or_number(v: &Value) -> Option<String> {
     }
 }
 
-/// A non-negative count, sent as a number or a numeric string.
-fn count_value(v: &Value) -> Option<usize> {
+/// A non-negative whole count, sent as a number (`100`, `1e17`, `100.0`) or a numeric string.
+/// Values past `u64` saturate, so an absurd count is reported as absurd rather than unreadable.
+fn count_value(v: &Value) -> Option<u64> {
+    let whole = |f: f64| (f.is_finite() && f >= 0.0 && f.fract() == 0.0).then_some(f as u64);
     match v {
-        Value::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().and_then(whole)),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<u64>()
+                .ok()
+                .or_else(|| s.parse::<f64>().ok().and_then(whole))
+        }
         _ => None,
     }
 }
@@ -624,6 +650,53 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn absurd_totals_are_refused_in_plain_words() {
+        for (body, reported) in [
+            (r#"{"totalResults":18446744073709551615}"#, u64::MAX),
+            (r#"{"totalResults":1e17}"#, 100_000_000_000_000_000),
+            (r#"{"totalResults":"1e17"}"#, 100_000_000_000_000_000),
+            (r#"{"totalResults":1e300}"#, u64::MAX),
+            (r#"{"totalResults":1000001}"#, 1_000_001),
+        ] {
+            let err = parse_list_page(body).unwrap_err();
+            assert_eq!(err, ListingError::TooMany { reported }, "{body}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("reported {reported} users")),
+                "{text}"
+            );
+            assert!(text.contains("Nothing was deleted"), "{text}");
+        }
+        // At the cap, and whole numbers written as floats, are believed.
+        assert_eq!(
+            parse_list_page(r#"{"totalResults":1000000}"#)
+                .unwrap()
+                .total_results,
+            MAX_LISTED_USERS
+        );
+        assert_eq!(
+            parse_list_page(r#"{"totalResults":2.0}"#)
+                .unwrap()
+                .total_results,
+            2
+        );
+        for unreadable in [
+            r#"{"totalResults":2.5}"#,
+            r#"{"totalResults":-3}"#,
+            r#"{"totalResults":"NaN"}"#,
+            r#"{"totalResults":"-inf"}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_list_page(unreadable),
+                    Err(ListingError::NotScim { .. })
+                ),
+                "{unreadable}"
+            );
+        }
+    }
+
     fn reply(status: u16, body: &str) -> ScimReply {
         ScimReply {
             status,
@@ -679,6 +752,22 @@ mod tests {
             judge_page_reply(&long, now),
             PageStep::Retry { wait: Some(w), .. } if w == MAX_LISTING_WAIT
         ));
+        // The same statuses the runner retries: 408, and 503 with Retry-After as throttling.
+        assert!(matches!(
+            judge_page_reply(&reply(408, ""), now),
+            PageStep::Retry { wait: None, .. }
+        ));
+        let shedding = ScimReply {
+            retry_after: Some("4".into()),
+            ..reply(503, "")
+        };
+        assert_eq!(
+            judge_page_reply(&shedding, now),
+            PageStep::Retry {
+                wait: Some(Duration::from_secs(4)),
+                give_up: ListingError::Throttled
+            }
+        );
         assert!(matches!(
             judge_page_reply(&reply(503, "<html>busy</html>"), now),
             PageStep::Retry {
@@ -717,17 +806,6 @@ mod tests {
             judge_transport(TransportError::Tls("x".into())),
             PageStep::Fail(_)
         ));
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let base = Duration::from_millis(500);
-        assert_eq!(backoff(base, 1), Duration::from_millis(500));
-        assert_eq!(backoff(base, 2), Duration::from_secs(1));
-        assert_eq!(backoff(base, 4), Duration::from_secs(4));
-        assert_eq!(backoff(base, 10), MAX_BACKOFF);
-        assert_eq!(backoff(base, u32::MAX), MAX_BACKOFF);
-        assert_eq!(backoff(base, 0), base);
     }
 
     // ---- paging: these tests use FakeSite, an in-memory fake ScimProvider ----
@@ -1024,6 +1102,19 @@ mod tests {
             ListingError::Transport(TransportError::Tls(_))
         ));
         assert_eq!(site.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_absurd_total_stops_the_listing_after_one_request() {
+        // Before the cap, this total made the listing collect 10^18 page starts and abort.
+        let site = FakeSite::new(250, 100).always(1, Fault::Total(usize::MAX));
+        let err = list(&site, &fast(100)).await.unwrap_err();
+        assert!(matches!(err, ListingError::TooMany { .. }), "{err}");
+        assert_eq!(site.calls().len(), 1);
+        // A later page claiming an absurd total is refused the same way, not believed.
+        let site = FakeSite::new(250, 100).always(101, Fault::Total(MAX_LISTED_USERS + 1));
+        let err = list(&site, &fast(100)).await.unwrap_err();
+        assert!(matches!(err, ListingError::TooMany { .. }), "{err}");
     }
 
     #[tokio::test]

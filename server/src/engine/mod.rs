@@ -2,6 +2,7 @@
 //! run, report. Pure pieces take values and return values; only `listing`, `connection` and
 //! `runner` talk to a [`crate::scim::ScimProvider`].
 
+pub mod backoff;
 pub mod classify;
 pub mod confirm;
 pub mod connection;

@@ -1,6 +1,7 @@
 //! The files a run leaves behind: the failures report in the old script's format (for Stack
 //! support), full results and the preview as CSV/JSON, and the listing snapshot.
 
+use app::backend::ReportKind;
 use app::model::{ItemOutcome, ItemResult, Preview, PreviewOutcome, SiteUser};
 use chrono::{DateTime, TimeZone};
 use serde_json::{json, Value};
@@ -12,6 +13,18 @@ where
 {
     at.format("failed_deletions_%Y-%m-%d_%H-%M-%S.json")
         .to_string()
+}
+
+/// The name a report is saved under: the dated name for the failures report (as the old script
+/// names it), the kind's own name for the others.
+pub fn saved_name<Tz: TimeZone>(kind: ReportKind, at: DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    match kind {
+        ReportKind::Failures => failures_file_name(at),
+        other => other.file_name().to_string(),
+    }
 }
 
 /// The old script's `status` for a result, or None for a success (successes are not listed).
@@ -226,11 +239,14 @@ pub fn all_users_json(users: &[SiteUser]) -> Value {
     )
 }
 
-/// CSV text with every cell guarded against formula injection: admins open these files in
-/// Excel, and a user-controlled display name like `=HYPERLINK(...)` must stay text.
+/// CSV text with every cell quoted and guarded against formula injection: admins open these
+/// files in Excel or LibreOffice, and a user-controlled display name like `=HYPERLINK(...)`
+/// must stay text. Quoting every field keeps each cell one cell whatever separator the
+/// spreadsheet assumes (a `;` locale would otherwise split an unquoted `a;b`).
 fn spreadsheet_csv(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Always)
         .from_writer(Vec::new());
     // Writing to a Vec cannot fail; a failure would only lose the rows after it, never panic.
     let _ = writer.write_record(header);
@@ -242,9 +258,15 @@ fn spreadsheet_csv(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> 
 }
 
 /// Prefixes an apostrophe to cells a spreadsheet would run as a formula (OWASP's list: `=`,
-/// `+`, `-`, `@`, tab, carriage return), so `-1` reads back as `'-1`, by design.
-fn guard_formula(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+/// `+`, `-`, `@`, tab, carriage return), so `-1` reads back as `'-1`, by design. Leading
+/// spaces and quotes are looked through, since spreadsheets skip them too (` =1+1`, `"=1+1`).
+pub fn guard_formula(cell: &str) -> String {
+    const TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+    if cell.starts_with(TRIGGERS)
+        || cell
+            .trim_start_matches([' ', '"', '\''])
+            .starts_with(TRIGGERS)
+    {
         format!("'{cell}")
     } else {
         cell.to_string()
@@ -499,7 +521,44 @@ mod tests {
         assert_eq!(rows[2][0], "'-1");
         assert_eq!(rows[2][3], "'+cmd");
         assert_eq!(rows[2][1], "");
-        assert!(text.starts_with("account_id,email,outcome"));
+        assert!(text.starts_with("\"account_id\",\"email\",\"outcome\""));
+    }
+
+    #[test]
+    fn every_field_is_quoted_so_no_separator_splits_a_cell() {
+        let results = vec![result("7", ItemOutcome::Failed, "a;b\tc", Some("x@y.z"))];
+        let text = results_csv(&results);
+        for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+            for cell in line.split("\",\"") {
+                assert!(!cell.is_empty(), "{line}");
+            }
+            assert!(line.starts_with('"') && line.ends_with('"'), "{line}");
+        }
+        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(
+            &row[3], "a;b\tc",
+            "a quote-aware reader gets the cell back whole"
+        );
+    }
+
+    #[test]
+    fn formulas_behind_spaces_or_quotes_are_guarded() {
+        for cell in [
+            "=1+1",
+            " =1+1",
+            "  +cmd",
+            "\"=HYPERLINK()",
+            "' @SUM(A1)",
+            "\t=x",
+            "\r=x",
+            "-2",
+        ] {
+            assert_eq!(guard_formula(cell), format!("'{cell}"), "{cell:?}");
+        }
+        for cell in ["", "ann@x.com", "Ann = Bob", "1-2", " plain", "\"quoted\""] {
+            assert_eq!(guard_formula(cell), cell, "{cell:?}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! - The retry loop is written here rather than with a retry crate because what may be retried,
 //!   and how (GET first or not), depends on the classified reply and on the operation.
 
+use crate::engine::backoff::backoff;
 use crate::engine::classify::{
     classify_delete, classify_get, classify_patch, plain_message, DeleteReply, GetReply, PatchReply,
 };
@@ -322,21 +323,6 @@ fn not_attempted(target: &RunTarget, message: &str) -> ItemResult {
 /// Locks a mutex; a panic elsewhere must not take the run's bookkeeping down with it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Exponential backoff with jitter: `base * 2^(round-1)`, capped, then a random point in its
-/// upper half so workers that failed together do not retry together.
-fn backoff(round: u32, base: Duration, cap: Duration) -> Duration {
-    let factor = 2u32.saturating_pow(round.saturating_sub(1).min(20));
-    let full = base.saturating_mul(factor).min(cap);
-    let half = full / 2;
-    let spread = (full - half).as_millis() as u64;
-    let extra = if spread == 0 {
-        0
-    } else {
-        rand::Rng::gen_range(&mut rand::thread_rng(), 0..=spread)
-    };
-    half + Duration::from_millis(extra)
 }
 
 /// The run's shared pace: how many requests may be in flight, and until when everybody waits
@@ -1724,21 +1710,6 @@ mod tests {
             "{:?}",
             log[1].at - started
         );
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let cap = Duration::from_secs(10);
-        let base = Duration::from_millis(500);
-        for _ in 0..50 {
-            let first = backoff(1, base, cap);
-            assert!(first >= Duration::from_millis(250) && first <= base);
-            let third = backoff(3, base, cap);
-            assert!(third >= Duration::from_secs(1) && third <= Duration::from_secs(2));
-            let late = backoff(40, base, cap);
-            assert!(late >= cap / 2 && late <= cap);
-        }
-        assert_eq!(backoff(1, Duration::ZERO, cap), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
