@@ -79,6 +79,20 @@ pub struct ServeArgs {
     /// on first start.
     #[arg(long, env = "OFFBOARD_SECRET_KEY", hide_env_values = true, value_parser = hidden_value)]
     pub secret_key: Option<HiddenValue>,
+
+    /// Most browsers that may follow one run's live progress at once; one more gets a plain
+    /// "503, too many watchers" (each holds a connection and a file descriptor).
+    #[arg(long, env = "OFFBOARD_MAX_WATCHERS_PER_RUN", default_value_t = 250)]
+    pub max_watchers_per_run: usize,
+
+    /// Most live-progress streams the console keeps open in all, across every run.
+    #[arg(long, env = "OFFBOARD_MAX_WATCHERS", default_value_t = 500)]
+    pub max_watchers: usize,
+
+    /// How long a preview nobody confirmed is kept (hours), with its uploaded file and the
+    /// site listing it was made from. Confirmed previews stay with their run.
+    #[arg(long, env = "OFFBOARD_PREVIEW_HOURS", default_value_t = 24)]
+    pub preview_hours: u32,
 }
 
 /// A setting that must never be printed (a key): `Debug` shows `<hidden>`.

@@ -10,13 +10,16 @@ use crate::jobs::JobSupervisor;
 use crate::scim::http::{HttpOptions, HttpScim};
 use crate::scim::{ScimEndpoint, ScimProvider, ScimToken};
 use crate::secret::SecretBox;
-use crate::storage::{ConnectionRecord, JobEvent, JobRecord, PreviewRecord, Storage, DEFAULT_TEAM};
+use crate::storage::{
+    ConnectionRecord, JobEvent, JobRecord, PreviewRecord, PreviewSourceRecord, Storage,
+    DEFAULT_TEAM,
+};
 use app::backend::{
     ConnectionForm, ConnectionView, ConsoleBackend, ConsoleError, Diagnosis, JobCommand,
     JobEventView, JobView, PreviewRowsPage, PreviewSummary, StorageStatus,
 };
 use app::confirm::confirmation_phrase;
-use app::model::{Action, Preview, PreviewOutcome, SiteUser};
+use app::model::{Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -28,7 +31,7 @@ use std::sync::Arc;
 pub const MAX_ROWS_PER_PAGE: usize = 500;
 /// Most events one `job_events` call returns.
 const MAX_EVENTS_PER_CALL: u32 = 1000;
-/// How many past jobs the History screen (and the "preview used" check) looks at.
+/// How many past jobs the History screen looks at.
 const JOBS_LISTED: u32 = 10_000;
 
 pub struct Console {
@@ -54,29 +57,100 @@ pub enum PreviewInput {
     },
 }
 
-/// What `PreviewRecord::preview_json` holds for console previews: the preview, the input it
-/// came from, and the SCIM users URL it was resolved against (a run goes only to that site).
+/// What a preview shows above its rows, kept as `PreviewRecord::summary_json` (the rows are
+/// stored one by one beside it).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+struct PreviewHeadline {
+    source: PreviewSource,
+    counts: PreviewCounts,
+    demote_privileged: bool,
+}
+
+fn damaged_preview(id: &str, what: &str, e: impl std::fmt::Display) -> ConsoleError {
+    tracing::error!(preview_id = %id, error = %e, "stored {what} unreadable");
+    ConsoleError::new("This preview is damaged and cannot be used; make a new preview.")
+}
+
+fn headline(record: &PreviewRecord) -> Result<PreviewHeadline, ConsoleError> {
+    serde_json::from_str(&record.summary_json)
+        .map_err(|e| damaged_preview(&record.id, "summary", e))
+}
+
+/// A stored preview with all its rows: what a run starts from and what its reports cite.
 pub struct StoredPreview {
+    pub record: PreviewRecord,
     pub preview: Preview,
-    pub input: PreviewInput,
-    pub users_url: String,
 }
 
 impl StoredPreview {
-    pub fn from_record(record: &PreviewRecord) -> Result<StoredPreview, ConsoleError> {
-        serde_json::from_str(&record.preview_json).map_err(|e| {
-            tracing::error!(preview_id = %record.id, error = %e, "stored preview unreadable");
-            ConsoleError::new("This preview is damaged and cannot be used; make a new preview.")
+    /// The team's preview `preview_id` with every row; a plain error when there is none.
+    pub async fn load(
+        storage: &dyn Storage,
+        team_id: i64,
+        preview_id: &str,
+    ) -> Result<StoredPreview, ConsoleError> {
+        let record = storage
+            .preview(team_id, preview_id.trim())
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(no_such_preview)?;
+        let headline = headline(&record)?;
+        let rows = storage
+            .all_preview_rows(team_id, &record.id)
+            .await
+            .map_err(storage_failed)?;
+        Ok(StoredPreview {
+            preview: Preview {
+                source: headline.source,
+                rows,
+                counts: headline.counts,
+                demote_privileged: headline.demote_privileged,
+            },
+            record,
         })
     }
+
+    /// What the preview was made from; gone once the preview is older than the previews kept
+    /// (see `--preview-hours`).
+    pub async fn source(
+        storage: &dyn Storage,
+        team_id: i64,
+        record: &PreviewRecord,
+    ) -> Result<PreviewSourceRecord, ConsoleError> {
+        storage
+            .preview_source(team_id, &record.source_id)
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(|| {
+                ConsoleError::new(
+                    "This preview is too old: the site listing it was made from is no longer \
+                     kept. Make a new preview.",
+                )
+            })
+    }
+}
+
+fn no_such_preview() -> ConsoleError {
+    ConsoleError::new("This preview does not exist (previews nobody confirms are removed after a day); make a new preview.")
 }
 
 /// The saved connection, ready to talk to the site with the decrypted token.
 pub struct Site {
     pub record: ConnectionRecord,
     pub endpoint: ScimEndpoint,
+    /// Which token this is (see `SecretBox::fingerprint`), to bind previews and runs to it.
+    pub token_fingerprint: String,
     pub provider: Arc<dyn ScimProvider>,
+}
+
+impl Site {
+    /// The exact connection in use: a run resumes only on the one it was confirmed on.
+    pub fn job_connection(&self) -> crate::storage::JobConnection {
+        crate::storage::JobConnection {
+            users_url: self.endpoint.users_url().to_string(),
+            token_fingerprint: self.token_fingerprint.clone(),
+        }
+    }
 }
 
 /// The endpoint a saved (or submitted) connection points at.
@@ -110,10 +184,12 @@ pub async fn open_site(
         .decrypt(team_id, ciphertext)
         .map_err(|e| ConsoleError::new(e.to_string()))?;
     let endpoint = connection_endpoint(&record.site_url, record.scim_base_url.as_deref())?;
+    let token_fingerprint = secrets.fingerprint(team_id, &token);
     let provider = provider_for(&endpoint, token, http)?;
     Ok(Site {
         record,
         endpoint,
+        token_fingerprint,
         provider,
     })
 }
@@ -299,21 +375,16 @@ impl Console {
         .await
     }
 
-    async fn stored_preview(
-        &self,
-        preview_id: &str,
-    ) -> Result<(PreviewRecord, StoredPreview), ConsoleError> {
-        let record = self
-            .storage
+    async fn preview_record(&self, preview_id: &str) -> Result<PreviewRecord, ConsoleError> {
+        self.storage
             .preview(DEFAULT_TEAM, preview_id.trim())
             .await
             .map_err(storage_failed)?
-            .ok_or_else(|| ConsoleError::new("This preview does not exist; make a new preview."))?;
-        let stored = StoredPreview::from_record(&record)?;
-        Ok((record, stored))
+            .ok_or_else(no_such_preview)
     }
 
-    /// Lists the site now, then resolves, stores and summarises a new preview of `input`.
+    /// Lists the site now, keeps the input and the listing as a new source, then resolves,
+    /// stores and summarises a preview of it.
     async fn preview_from_fresh_listing(
         &self,
         input: PreviewInput,
@@ -322,10 +393,22 @@ impl Console {
     ) -> Result<PreviewSummary, ConsoleError> {
         let site = self.site().await?;
         let users = list_site(site.provider.as_ref()).await?;
+        let source = PreviewSourceRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: self.clock.now(),
+            users_url: site.endpoint.users_url().to_string(),
+            token_fingerprint: site.token_fingerprint.clone(),
+            input_json: encode_for_storage(&input)?,
+            listing_json: encode_for_storage(&users)?,
+        };
+        self.storage
+            .save_preview_source(DEFAULT_TEAM, &source)
+            .await
+            .map_err(storage_failed)?;
         self.make_preview(
-            input,
-            users,
-            site.endpoint.users_url().to_string(),
+            &source.id,
+            &input,
+            &users,
             &site.record,
             action,
             demote_privileged,
@@ -333,54 +416,38 @@ impl Console {
         .await
     }
 
-    /// Resolves, stores and summarises a new preview.
+    /// Resolves, stores and summarises a new preview of `source_id`'s input and listing.
     async fn make_preview(
         &self,
-        input: PreviewInput,
-        users: Vec<SiteUser>,
-        users_url: String,
+        source_id: &str,
+        input: &PreviewInput,
+        users: &[SiteUser],
         record: &ConnectionRecord,
         action: Action,
         demote_privileged: bool,
     ) -> Result<PreviewSummary, ConsoleError> {
         let policy = policy_for(record, demote_privileged);
-        let preview = resolve_input(&input, &users, &policy)?;
+        let preview = resolve_input(input, users, &policy)?;
         let phrase = confirmation_phrase(action, preview.counts.selected);
-        let stored = StoredPreview {
-            preview,
-            input,
-            users_url,
-        };
         let preview_record = PreviewRecord {
             id: uuid::Uuid::new_v4().to_string(),
             created_at: self.clock.now(),
             action,
-            preview_json: serde_json::to_string(&stored).map_err(|e| {
-                tracing::error!(error = %e, "could not encode a preview");
-                ConsoleError::new("Offboard could not store the preview. Check the server log.")
+            source_id: source_id.to_string(),
+            summary_json: encode_for_storage(&PreviewHeadline {
+                source: preview.source.clone(),
+                counts: preview.counts.clone(),
+                demote_privileged: preview.demote_privileged,
             })?,
-            listing_json: serde_json::to_string(&users).map_err(|e| {
-                tracing::error!(error = %e, "could not encode a listing");
-                ConsoleError::new("Offboard could not store the preview. Check the server log.")
-            })?,
+            total_rows: preview.rows.len(),
             phrase,
+            claimed: false,
         };
         self.storage
-            .save_preview(DEFAULT_TEAM, &preview_record)
+            .save_preview(DEFAULT_TEAM, &preview_record, &preview.rows)
             .await
             .map_err(storage_failed)?;
-        Ok(summary(&preview_record, &stored, false))
-    }
-
-    async fn preview_used(&self, preview_id: &str) -> Result<bool, ConsoleError> {
-        let jobs = self
-            .storage
-            .list_jobs(DEFAULT_TEAM, JOBS_LISTED)
-            .await
-            .map_err(storage_failed)?;
-        Ok(jobs
-            .iter()
-            .any(|j| j.preview_id.as_deref() == Some(preview_id)))
+        summary(&preview_record)
     }
 
     async fn team_job(&self, job_id: &str) -> Result<JobRecord, ConsoleError> {
@@ -392,17 +459,43 @@ impl Console {
     }
 }
 
-fn summary(record: &PreviewRecord, stored: &StoredPreview, used: bool) -> PreviewSummary {
-    PreviewSummary {
+fn summary(record: &PreviewRecord) -> Result<PreviewSummary, ConsoleError> {
+    let headline = headline(record)?;
+    Ok(PreviewSummary {
         id: record.id.clone(),
         created_at: stamp(record.created_at),
         action: record.action,
-        source: stored.preview.source.clone(),
-        counts: stored.preview.counts.clone(),
-        total_rows: stored.preview.rows.len(),
-        demote_privileged: stored.preview.demote_privileged,
+        source: headline.source,
+        counts: headline.counts,
+        total_rows: record.total_rows,
+        demote_privileged: headline.demote_privileged,
         phrase: record.phrase.clone(),
-        used,
+        used: record.claimed,
+    })
+}
+
+/// JSON for a stored value; a failure (never expected) is logged and reported plainly.
+fn encode_for_storage<T: Serialize>(value: &T) -> Result<String, ConsoleError> {
+    serde_json::to_string(value).map_err(|e| {
+        tracing::error!(error = %e, "could not encode a preview for storage");
+        ConsoleError::new("Offboard could not store the preview. Check the server log.")
+    })
+}
+
+impl Console {
+    /// Removes previews nobody confirmed within `keep`, with their files and listings.
+    pub async fn expire_previews(&self, keep: chrono::Duration) {
+        let before = self.clock.now() - keep;
+        match self.storage.expire_previews(before).await {
+            Ok(gone) if gone.previews + gone.sources > 0 => tracing::info!(
+                previews = gone.previews,
+                sources = gone.sources,
+                "removed unconfirmed previews older than {} hours",
+                keep.num_hours()
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not remove old previews"),
+        }
     }
 }
 
@@ -595,18 +688,19 @@ impl ConsoleBackend for Console {
         demote_privileged: bool,
         column: Option<usize>,
     ) -> Result<PreviewSummary, ConsoleError> {
-        let (record, stored) = self.stored_preview(&preview_id).await?;
-        let users: Vec<SiteUser> = serde_json::from_str(&record.listing_json).map_err(|e| {
-            tracing::error!(preview_id = %record.id, error = %e, "stored listing unreadable");
-            ConsoleError::new("This preview is damaged and cannot be revised; make a new preview.")
-        })?;
-        // The page sends the column it shows; when that is the one Offboard picked by itself,
-        // keep it automatic so the preview does not claim the admin chose it.
-        let shown = match &stored.preview.source {
-            app::model::PreviewSource::File { column, .. } => Some(column.index + 1),
+        let record = self.preview_record(&preview_id).await?;
+        let shown = match headline(&record)?.source {
+            PreviewSource::File { column, .. } => Some(column.index + 1),
             _ => None,
         };
-        let input = match stored.input {
+        let source = StoredPreview::source(self.storage.as_ref(), DEFAULT_TEAM, &record).await?;
+        let stored_input: PreviewInput = serde_json::from_str(&source.input_json)
+            .map_err(|e| damaged_preview(&record.id, "input", e))?;
+        let users: Vec<SiteUser> = serde_json::from_str(&source.listing_json)
+            .map_err(|e| damaged_preview(&record.id, "listing", e))?;
+        // The page sends the column it shows; when that is the one Offboard picked by itself,
+        // keep it automatic so the preview does not claim the admin chose it.
+        let input = match stored_input {
             PreviewInput::File {
                 file_name,
                 bytes_base64,
@@ -628,10 +722,12 @@ impl ConsoleBackend for Console {
             .await
             .map_err(storage_failed)?
             .ok_or_else(not_connected)?;
+        // The revision shares the original's source (file and listing): it costs its own rows
+        // only. The original stays usable (another tab may show it) until it expires.
         self.make_preview(
-            input,
-            users,
-            stored.users_url,
+            &source.id,
+            &input,
+            &users,
             &connection,
             action,
             demote_privileged,
@@ -640,9 +736,7 @@ impl ConsoleBackend for Console {
     }
 
     async fn preview(&self, preview_id: String) -> Result<PreviewSummary, ConsoleError> {
-        let (record, stored) = self.stored_preview(&preview_id).await?;
-        let used = self.preview_used(&record.id).await?;
-        Ok(summary(&record, &stored, used))
+        summary(&self.preview_record(&preview_id).await?)
     }
 
     async fn preview_rows(
@@ -652,22 +746,21 @@ impl ConsoleBackend for Console {
         offset: usize,
         limit: usize,
     ) -> Result<PreviewRowsPage, ConsoleError> {
-        let (_, stored) = self.stored_preview(&preview_id).await?;
-        let matching: Vec<_> = stored
-            .preview
-            .rows
-            .into_iter()
-            .filter(|r| outcome.is_none_or(|o| r.outcome == o))
-            .collect();
-        let count = matching.len();
-        let rows = matching
-            .into_iter()
-            .skip(offset)
-            .take(limit.min(MAX_ROWS_PER_PAGE))
-            .collect();
+        let record = self.preview_record(&preview_id).await?;
+        let (rows, matching) = self
+            .storage
+            .preview_rows(
+                DEFAULT_TEAM,
+                &record.id,
+                outcome,
+                offset,
+                limit.min(MAX_ROWS_PER_PAGE),
+            )
+            .await
+            .map_err(storage_failed)?;
         Ok(PreviewRowsPage {
             rows,
-            matching: count,
+            matching,
             offset,
         })
     }

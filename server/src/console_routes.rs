@@ -6,7 +6,8 @@ use crate::engine::report;
 use crate::jobs::listing_path;
 use crate::storage::{JobRecord, DEFAULT_TEAM};
 use crate::web::AppState;
-use app::backend::ConsoleError;
+use app::api::parse_action;
+use app::backend::{ChooseProblem, ConsoleError, ReportKind, CHOOSE_PROBLEM_DETAIL};
 use app::model::Action;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
@@ -14,10 +15,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
+use tower_sessions::Session;
 
 /// The largest file the upload takes.
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -46,40 +49,53 @@ fn to_preview(id: &str) -> Response {
     Redirect::to(&format!("/preview?id={}", encoded(id))).into_response()
 }
 
-fn back_to_choose(message: &str) -> Response {
-    Redirect::to(&format!("/choose?error={}", encoded(message))).into_response()
+/// Back to the Choose page with a problem code. The address carries only the code; a failed
+/// preview's own words wait in the admin's session (see [`ChooseProblem`]).
+async fn back_to_choose(
+    session: Option<&Session>,
+    problem: ChooseProblem,
+    detail: Option<&str>,
+) -> Response {
+    if let (Some(session), Some(detail)) = (session, detail) {
+        if let Err(e) = session
+            .insert(CHOOSE_PROBLEM_DETAIL, detail.to_string())
+            .await
+        {
+            tracing::warn!(error = %e, "could not keep the problem's details in the session");
+        }
+    }
+    Redirect::to(&format!("/choose?error={}", problem.code())).into_response()
 }
 
 fn encoded(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-fn parse_action(text: Option<&str>) -> Result<Action, String> {
-    match text.map(str::trim).unwrap_or("") {
-        "" | "delete" => Ok(Action::Delete),
-        "deactivate" => Ok(Action::Deactivate),
-        other => Err(format!(
-            "\"{other}\" is not an action Offboard knows: choose delete or deactivate."
-        )),
-    }
+/// The action a form sent. A missing or unknown action is refused, never guessed: guessing
+/// could turn a deactivation into a deletion.
+fn form_action(text: Option<&str>) -> Result<Action, ChooseProblem> {
+    text.and_then(parse_action).ok_or(ChooseProblem::NoAction)
 }
 
-fn parse_column(text: Option<&str>) -> Result<Option<usize>, String> {
+fn parse_column(text: Option<&str>) -> Result<Option<usize>, ChooseProblem> {
     match text.map(str::trim).unwrap_or("") {
         "" => Ok(None),
         n => match n.parse::<usize>() {
             Ok(n) if n >= 1 => Ok(Some(n)),
-            _ => Err(format!(
-                "\"{n}\" is not a column number: give 1 for the first column, 2 for the second…"
-            )),
+            _ => Err(ChooseProblem::BadColumn),
         },
     }
 }
 
 /// `POST /choose/upload`.
-async fn upload(State(state): State<AppState>, multipart: Multipart) -> Response {
+async fn upload(
+    State(state): State<AppState>,
+    session: Option<Extension<Session>>,
+    multipart: Multipart,
+) -> Response {
+    let session = session.as_ref().map(|Extension(s)| s);
     match read_upload(multipart).await {
-        Err(message) => back_to_choose(&message),
+        Err(problem) => back_to_choose(session, problem, None).await,
         Ok(form) => {
             let result = state
                 .backend
@@ -93,7 +109,9 @@ async fn upload(State(state): State<AppState>, multipart: Multipart) -> Response
                 .await;
             match result {
                 Ok(summary) => to_preview(&summary.id),
-                Err(e) => back_to_choose(&e.message),
+                Err(e) => {
+                    back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await
+                }
             }
         }
     }
@@ -107,13 +125,10 @@ struct UploadForm {
     demote: bool,
 }
 
-async fn read_upload(mut multipart: Multipart) -> Result<UploadForm, String> {
+async fn read_upload(mut multipart: Multipart) -> Result<UploadForm, ChooseProblem> {
     let unreadable = |e: axum::extract::multipart::MultipartError| {
         tracing::warn!(error = %e, "unreadable upload");
-        format!(
-            "The upload could not be read (files up to {} MiB are accepted); try again.",
-            MAX_UPLOAD_BYTES / (1024 * 1024)
-        )
+        ChooseProblem::UnreadableUpload
     };
     let mut file: Option<(String, Vec<u8>)> = None;
     let mut pasted = String::new();
@@ -125,10 +140,7 @@ async fn read_upload(mut multipart: Multipart) -> Result<UploadForm, String> {
                 let file_name = field.file_name().unwrap_or_default().to_string();
                 let bytes = field.bytes().await.map_err(unreadable)?;
                 if bytes.len() > MAX_UPLOAD_BYTES {
-                    return Err(format!(
-                        "The file is larger than {} MiB; split it into smaller files.",
-                        MAX_UPLOAD_BYTES / (1024 * 1024)
-                    ));
+                    return Err(ChooseProblem::TooLarge);
                 }
                 if !bytes.is_empty() {
                     file = Some((file_name, bytes.to_vec()));
@@ -144,24 +156,24 @@ async fn read_upload(mut multipart: Multipart) -> Result<UploadForm, String> {
     let (file_name, bytes) = match file {
         Some(file) => file,
         None if !pasted.trim().is_empty() => ("pasted list".to_string(), pasted.into_bytes()),
-        None => {
-            return Err(
-                "Choose a file, or paste a list of emails or account IDs, then try again."
-                    .to_string(),
-            )
-        }
+        None => return Err(ChooseProblem::NoFile),
     };
     Ok(UploadForm {
         file_name,
         bytes,
         column: parse_column(column.as_deref())?,
-        action: parse_action(action.as_deref())?,
+        action: form_action(action.as_deref())?,
         demote,
     })
 }
 
 /// `POST /choose/picked`: `account_id` repeated, `action`, `demote`.
-async fn picked(State(state): State<AppState>, body: Bytes) -> Response {
+async fn picked(
+    State(state): State<AppState>,
+    session: Option<Extension<Session>>,
+    body: Bytes,
+) -> Response {
+    let session = session.as_ref().map(|Extension(s)| s);
     let mut account_ids = Vec::new();
     let (mut action, mut demote) = (None, false);
     for (key, value) in url::form_urlencoded::parse(&body) {
@@ -172,17 +184,20 @@ async fn picked(State(state): State<AppState>, body: Bytes) -> Response {
             _ => {}
         }
     }
-    let action = match parse_action(action.as_deref()) {
+    let action = match form_action(action.as_deref()) {
         Ok(a) => a,
-        Err(message) => return back_to_choose(&message),
+        Err(problem) => return back_to_choose(session, problem, None).await,
     };
+    if account_ids.iter().all(|id| id.trim().is_empty()) {
+        return back_to_choose(session, ChooseProblem::NoneTicked, None).await;
+    }
     match state
         .backend
         .preview_picked(account_ids, action, demote)
         .await
     {
         Ok(summary) => to_preview(&summary.id),
-        Err(e) => back_to_choose(&e.message),
+        Err(e) => back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await,
     }
 }
 
@@ -227,7 +242,72 @@ fn resume_point(headers: &HeaderMap, query: &After) -> i64 {
         .max(0)
 }
 
+/// How many live-progress streams are open, per run and in all. Each stream holds a
+/// connection and a file descriptor for as long as the browser stays: without a cap, a page
+/// left open in 800 tabs (or a script) exhausts the server's descriptors.
+pub struct WatcherSlots {
+    per_run: usize,
+    total: usize,
+    taken: std::sync::Mutex<(usize, std::collections::HashMap<String, usize>)>,
+}
+
+/// One open stream's place; given back when the stream ends (the browser left).
+pub struct WatcherSlot {
+    slots: std::sync::Arc<WatcherSlots>,
+    job_id: String,
+}
+
+impl WatcherSlots {
+    pub fn new(per_run: usize, total: usize) -> std::sync::Arc<WatcherSlots> {
+        std::sync::Arc::new(WatcherSlots {
+            per_run: per_run.max(1),
+            total: total.max(1),
+            taken: std::sync::Mutex::new((0, std::collections::HashMap::new())),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, std::collections::HashMap<String, usize>)> {
+        self.taken.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for one more watcher of `job_id`, or `None` when either cap is reached.
+    pub fn take(self: &std::sync::Arc<Self>, job_id: &str) -> Option<WatcherSlot> {
+        let mut taken = self.lock();
+        let (all, per_run) = &mut *taken;
+        let this_run = per_run.entry(job_id.to_string()).or_insert(0);
+        if *all >= self.total || *this_run >= self.per_run {
+            return None;
+        }
+        *this_run += 1;
+        *all += 1;
+        Some(WatcherSlot {
+            slots: self.clone(),
+            job_id: job_id.to_string(),
+        })
+    }
+
+    /// Streams open now, in all.
+    pub fn open(&self) -> usize {
+        self.lock().0
+    }
+}
+
+impl Drop for WatcherSlot {
+    fn drop(&mut self) {
+        let mut taken = self.slots.lock();
+        let (all, per_run) = &mut *taken;
+        *all = all.saturating_sub(1);
+        if let Some(n) = per_run.get_mut(&self.job_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_run.remove(&self.job_id);
+            }
+        }
+    }
+}
+
 struct Watch {
+    _slot: WatcherSlot,
     state: AppState,
     job_id: String,
     after: i64,
@@ -308,7 +388,16 @@ async fn job_events(
         Ok(job) => job,
         Err(response) => return response,
     };
+    let Some(slot) = state.watchers.take(&job.id) else {
+        tracing::warn!(job_id = %job.id, open = state.watchers.open(), "live-progress stream refused: too many watchers");
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many browsers are following runs on this console right now. Close other \
+             tabs showing this run, or reload this page in a minute.",
+        );
+    };
     let watch = Watch {
+        _slot: slot,
         changes: state.jobs.subscribe(),
         state,
         job_id: job.id,
@@ -345,12 +434,11 @@ fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
-const CSV: &str = "text/csv; charset=utf-8";
-const JSON: &str = "application/json";
-
 async fn stored_preview(state: &AppState, preview_id: &str) -> Result<StoredPreview, Response> {
     match state.storage.preview(DEFAULT_TEAM, preview_id).await {
-        Ok(Some(record)) => StoredPreview::from_record(&record).map_err(failed),
+        Ok(Some(_)) => StoredPreview::load(state.storage.as_ref(), DEFAULT_TEAM, preview_id)
+            .await
+            .map_err(failed),
         Ok(None) => Err(not_found("This preview")),
         Err(e) => Err(failed(storage_failed(e))),
     }
@@ -359,7 +447,11 @@ async fn stored_preview(state: &AppState, preview_id: &str) -> Result<StoredPrev
 /// `GET /downloads/previews/{preview_id}/preview.csv`.
 async fn preview_csv(State(state): State<AppState>, Path(preview_id): Path<String>) -> Response {
     match stored_preview(&state, &preview_id).await {
-        Ok(stored) => attachment(CSV, "preview.csv", report::preview_csv(&stored.preview)),
+        Ok(stored) => attachment(
+            ReportKind::Preview.content_type(),
+            ReportKind::Preview.file_name(),
+            report::preview_csv(&stored.preview),
+        ),
         Err(response) => response,
     }
 }
@@ -369,19 +461,17 @@ async fn job_download(
     State(state): State<AppState>,
     Path((job_id, file)): Path<(String, String)>,
 ) -> Response {
-    if !matches!(
-        file.as_str(),
-        "failures.json" | "results.csv" | "results.json" | "all_users.json"
-    ) {
+    let Some(kind) = ReportKind::of_a_run(&file) else {
         return not_found("This download");
-    }
+    };
     let job = match team_job(&state, &job_id).await {
         Ok(job) => job,
         Err(response) => return response,
     };
-    if file == "all_users.json" {
-        return match std::fs::read_to_string(listing_path(state.jobs.data_dir(), &job.id)) {
-            Ok(text) => attachment(JSON, "all_users.json", text),
+    if kind == ReportKind::AllUsers {
+        let path = listing_path(state.jobs.data_dir(), &job.id);
+        return match tokio::fs::read_to_string(path).await {
+            Ok(text) => attachment(kind.content_type(), kind.file_name(), text),
             Err(_) => not_found("The user listing of this run"),
         };
     }
@@ -389,13 +479,13 @@ async fn job_download(
         Ok(results) => results,
         Err(e) => return failed(storage_failed(e)),
     };
-    match file.as_str() {
-        "results.csv" => attachment(CSV, "results.csv", report::results_csv(&results)),
-        "results.json" => attachment(
-            JSON,
-            "results.json",
-            pretty(&report::results_json(&results)),
-        ),
+    let at = job
+        .finished_at
+        .unwrap_or_else(chrono::Utc::now)
+        .with_timezone(&chrono::Local);
+    let body = match kind {
+        ReportKind::ResultsCsv => report::results_csv(&results),
+        ReportKind::ResultsJson => pretty(&report::results_json(&results)),
         _ => {
             let json = match &job.preview_id {
                 Some(id) => match stored_preview(&state, id).await {
@@ -406,9 +496,8 @@ async fn job_download(
                 },
                 None => report::failures_json(&results, &job.site_url),
             };
-            let at = job.finished_at.unwrap_or_else(chrono::Utc::now);
-            let name = report::failures_file_name(at.with_timezone(&chrono::Local));
-            attachment(JSON, &name, pretty(&json))
+            pretty(&json)
         }
-    }
+    };
+    attachment(kind.content_type(), &report::saved_name(kind, at), body)
 }

@@ -7,9 +7,11 @@
 //! fixing the setting the admin makes a new preview, which selects exactly the users still
 //! there. Pausing instead would leave nothing to resume, since the runner settles every user.
 
-use crate::console::{list_site, open_site, policy_for, StoredPreview};
-use crate::engine::resolve::recheck;
-use crate::engine::runner::{run, RunControl, RunJournal, RunOptions, RunState, StopReason};
+use crate::console::{list_site, open_site, policy_for, Site, StoredPreview};
+use crate::engine::resolve::{recheck, target_checks};
+use crate::engine::runner::{
+    run, Rereads, RunControl, RunJournal, RunOptions, RunState, StopReason,
+};
 use crate::engine::RunTarget;
 use crate::scim::http::HttpOptions;
 use crate::scim::ScimProvider;
@@ -34,6 +36,8 @@ const NOT_ATTEMPTED_CANCELLED: &str = "Not attempted: the run was cancelled.";
 /// A job whose runner is alive in this process.
 struct LiveRun {
     control: watch::Sender<RunState>,
+    /// Started when the run resumes: users not yet acted on are re-read first.
+    rereads: Arc<Rereads>,
     task: JoinHandle<()>,
 }
 
@@ -60,7 +64,10 @@ fn storage_failed(e: StorageError) -> ConsoleError {
 
 /// The listing snapshot file of a job.
 pub fn listing_path(data_dir: &Path, job_id: &str) -> PathBuf {
-    data_dir.join("jobs").join(job_id).join("all_users.json")
+    data_dir
+        .join("jobs")
+        .join(job_id)
+        .join(app::backend::ReportKind::AllUsers.file_name())
 }
 
 impl JobSupervisor {
@@ -119,23 +126,27 @@ impl JobSupervisor {
         preview_id: &str,
         typed: &str,
     ) -> Result<JobRecord, ConsoleError> {
-        let record = self
-            .storage
-            .preview(team_id, preview_id)
-            .await
-            .map_err(storage_failed)?
-            .ok_or_else(|| ConsoleError::new("This preview does not exist; make a new preview."))?;
+        let stored = StoredPreview::load(self.storage.as_ref(), team_id, preview_id).await?;
+        let record = &stored.record;
         if !phrase_matches(&record.phrase, typed) {
             return Err(ConsoleError::new(format!(
                 "The confirmation does not match: type {} exactly to start the run.",
                 record.phrase
             )));
         }
-        let stored = StoredPreview::from_record(&record)?;
+        let source = StoredPreview::source(self.storage.as_ref(), team_id, record).await?;
         let site = open_site(self.storage.as_ref(), &self.secrets, &self.http, team_id).await?;
-        if site.endpoint.users_url() != stored.users_url {
+        if site.endpoint.users_url() != source.users_url {
             return Err(ConsoleError::new(
                 "The site connection changed since this preview was made; make a new preview.",
+            ));
+        }
+        // Previews kept from before fingerprints were recorded have none ('').
+        if !source.token_fingerprint.is_empty()
+            && site.token_fingerprint != source.token_fingerprint
+        {
+            return Err(ConsoleError::new(
+                "The SCIM token was replaced since this preview was made; make a new preview.",
             ));
         }
         if stored.preview.counts.selected == 0 {
@@ -172,6 +183,7 @@ impl JobSupervisor {
             site_url: site.endpoint.site_url().to_string(),
             action: record.action,
             preview_id: record.id.clone(),
+            connection: site.job_connection(),
             items,
         };
         self.storage
@@ -186,7 +198,12 @@ impl JobSupervisor {
             demote_privileged: stored.preview.demote_privileged,
             ..self.run_options.clone()
         };
-        self.launch(&job.id, site.provider, options, false).await?;
+        let rereads = Rereads::new(
+            target_checks(&stored.preview, options.demote_privileged),
+            policy,
+        );
+        self.launch(&job.id, site.provider, options, false, rereads)
+            .await?;
         self.job_record(team_id, &job.id).await
     }
 
@@ -216,6 +233,7 @@ impl JobSupervisor {
         provider: Arc<dyn ScimProvider>,
         options: RunOptions,
         then_cancel: bool,
+        rereads: Arc<Rereads>,
     ) -> Result<(), ConsoleError> {
         if self.is_live(job_id) {
             return Ok(());
@@ -234,12 +252,28 @@ impl JobSupervisor {
         let supervisor = self.clone();
         let id = job_id.to_string();
         let mut runs = lock(&self.runs);
+        let run_rereads = rereads.clone();
         let task = tokio::spawn(async move {
             supervisor
-                .drive(id, targets, provider, options, receiver, then_cancel)
+                .drive(
+                    id,
+                    targets,
+                    provider,
+                    options,
+                    receiver,
+                    then_cancel,
+                    run_rereads,
+                )
                 .await
         });
-        runs.insert(job_id.to_string(), LiveRun { control, task });
+        runs.insert(
+            job_id.to_string(),
+            LiveRun {
+                control,
+                rereads,
+                task,
+            },
+        );
         Ok(())
     }
 
@@ -251,6 +285,7 @@ impl JobSupervisor {
         options: RunOptions,
         control: watch::Receiver<RunState>,
         then_cancel: bool,
+        rereads: Arc<Rereads>,
     ) {
         let journal = Arc::new(DbJournal {
             supervisor: self.clone(),
@@ -262,7 +297,7 @@ impl JobSupervisor {
             targets,
             options,
             journal,
-            RunControl::new(control.clone()),
+            RunControl::new(control.clone()).with_rereads(rereads),
         )
         .await;
         let cancelled = then_cancel
@@ -324,7 +359,10 @@ impl JobSupervisor {
                 job.state
             )));
         }
-        let sender = lock(&self.runs).get(&job.id).map(|r| r.control.clone());
+        let live = lock(&self.runs)
+            .get(&job.id)
+            .map(|r| (r.control.clone(), r.rereads.clone()));
+        let sender = live.as_ref().map(|(control, _)| control.clone());
         match command {
             JobCommand::Pause => {
                 if job.state == JobState::Cancelling {
@@ -345,8 +383,12 @@ impl JobSupervisor {
                 if job.state == JobState::Cancelling {
                     return Err(ConsoleError::new("This run is being cancelled."));
                 }
-                match sender {
-                    Some(s) if self.is_live(&job.id) => {
+                match live {
+                    Some((s, rereads)) if self.is_live(&job.id) => {
+                        // The same checks as a restart: the exact connection, then a re-read
+                        // of every user not yet acted on.
+                        self.bound_site(job).await?;
+                        rereads.start();
                         self.set_state(&job.id, JobState::Running, None).await?;
                         s.send_replace(RunState::Running);
                     }
@@ -394,14 +436,10 @@ impl JobSupervisor {
         }
     }
 
-    /// Starts the runner again for a job nobody runs (after a restart, or resumed from a pause
-    /// that outlived its runner), with the team's saved connection, if it still points at the
-    /// job's site.
-    async fn respawn(
-        self: &Arc<Self>,
-        job: &JobRecord,
-        then_cancel: bool,
-    ) -> Result<(), ConsoleError> {
+    /// The team's saved connection, if it is exactly the one `job` was confirmed on (users
+    /// endpoint and token); otherwise why the run will not continue, in plain words. Account
+    /// IDs mean something only on the endpoint that listed them.
+    async fn bound_site(&self, job: &JobRecord) -> Result<Site, ConsoleError> {
         let site = open_site(
             self.storage.as_ref(),
             &self.secrets,
@@ -409,30 +447,60 @@ impl JobSupervisor {
             job.team_id,
         )
         .await?;
-        if site.endpoint.site_url() != job.site_url {
+        let Some(bound) = &job.connection else {
             return Err(ConsoleError::new(
-                "The saved connection now points at another site than this run's; reconnect to \
-                 the run's site to resume it.",
+                "This run was started by an earlier version of Offboard, which did not record \
+                 the exact connection it was confirmed on, so it will not continue. Make a new \
+                 preview of the same users: those already deleted will show as not found.",
+            ));
+        };
+        if site.endpoint.users_url() != bound.users_url {
+            return Err(ConsoleError::new(format!(
+                "The saved connection now points at another SCIM address ({}) than the one \
+                 this run was confirmed on ({}). Account IDs only mean something on the address \
+                 that listed them, so the run will not continue there. Save the connection with \
+                 the run's address to resume it, or make a new preview.",
+                site.endpoint.users_url(),
+                bound.users_url
+            )));
+        }
+        if site.token_fingerprint != bound.token_fingerprint {
+            return Err(ConsoleError::new(
+                "The SCIM token was changed since this run was confirmed, and a run only \
+                 continues with the token it was confirmed with. Save that token again to resume \
+                 it, or make a new preview of the same users.",
             ));
         }
-        let demote = match &job.preview_id {
-            Some(id) => match self.storage.preview(job.team_id, id).await {
-                Ok(Some(record)) => {
-                    StoredPreview::from_record(&record)?
-                        .preview
-                        .demote_privileged
-                }
-                Ok(None) => false,
-                Err(e) => return Err(storage_failed(e)),
-            },
-            None => false,
-        };
+        Ok(site)
+    }
+
+    /// Starts the runner again for a job nobody runs (after a restart, or resumed from a pause
+    /// that outlived its runner), on the exact connection it was confirmed on; every user not
+    /// yet acted on is re-read against the preview before anything is sent.
+    async fn respawn(
+        self: &Arc<Self>,
+        job: &JobRecord,
+        then_cancel: bool,
+    ) -> Result<(), ConsoleError> {
+        let site = self.bound_site(job).await?;
+        let preview_id = job.preview_id.as_deref().ok_or_else(|| {
+            ConsoleError::new(
+                "This run has no preview to check its users against, so it will not continue.",
+            )
+        })?;
+        let stored = StoredPreview::load(self.storage.as_ref(), job.team_id, preview_id).await?;
+        let demote = stored.preview.demote_privileged;
         let options = RunOptions {
             action: job.action,
             demote_privileged: demote,
             ..self.run_options.clone()
         };
-        self.launch(&job.id, site.provider, options, then_cancel)
+        let rereads = Rereads::new(
+            target_checks(&stored.preview, demote),
+            policy_for(&site.record, demote),
+        );
+        rereads.start();
+        self.launch(&job.id, site.provider, options, then_cancel, rereads)
             .await
     }
 

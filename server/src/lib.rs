@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod console_routes;
+pub mod data_folder;
 pub mod delete_command;
 pub mod engine;
 pub mod jobs;

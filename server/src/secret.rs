@@ -49,6 +49,8 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// Keys token fingerprints; derived from the key, never the key itself.
+    fingerprint_key: [u8; KEY_LEN],
 }
 
 impl fmt::Debug for SecretBox {
@@ -74,7 +76,22 @@ impl SecretBox {
     fn from_key(key: &[u8; KEY_LEN]) -> SecretBox {
         SecretBox {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
+            fingerprint_key: hmac_sha256(key, b"offboard token fingerprint key v1"),
         }
+    }
+
+    /// A fingerprint of `token` for `team_id`: HMAC-SHA256 under a key derived from the
+    /// server's key, as hex. Equal fingerprints mean the same token, and the fingerprint says
+    /// nothing about the token to whoever lacks the key. A run records the fingerprint of the
+    /// token it was confirmed with and resumes only with the same token.
+    pub fn fingerprint(&self, team_id: i64, token: &ScimToken) -> String {
+        let mut message = associated_data(team_id);
+        message.push(0);
+        message.extend_from_slice(token.expose().as_bytes());
+        hmac_sha256(&self.fingerprint_key, &message)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// `v1:` + base64(nonce || ciphertext+tag). The team id is bound as associated data, so a
@@ -124,6 +141,15 @@ impl SecretBox {
         let text = String::from_utf8(plain).map_err(|_| SecretError::CannotDecrypt)?;
         Ok(ScimToken::new(text))
     }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; KEY_LEN] {
+    use hmac::{Hmac, Mac};
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 fn associated_data(team_id: i64) -> Vec<u8> {
@@ -314,6 +340,22 @@ mod tests {
             secrets.decrypt(2, &stored),
             Err(SecretError::CannotDecrypt)
         ));
+    }
+
+    #[test]
+    fn fingerprints_tell_tokens_apart_without_showing_them() {
+        let a = env_box(1);
+        let token = token();
+        let print = a.fingerprint(1, &token);
+        assert_eq!(print, a.fingerprint(1, &token), "stable");
+        assert_eq!(print.len(), 64);
+        assert!(!print.contains(token.expose()));
+        assert_ne!(
+            print,
+            a.fingerprint(1, &ScimToken::new("another-token-value"))
+        );
+        assert_ne!(print, a.fingerprint(2, &token), "bound to the team");
+        assert_ne!(print, env_box(2).fingerprint(1, &token), "bound to the key");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::config::{LogFormat, ServeArgs};
 use crate::console::Console;
+use crate::console_routes::WatcherSlots;
 use crate::engine::runner::RunOptions;
 use crate::engine::SystemClock;
 use crate::jobs::JobSupervisor;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub backend: Arc<dyn ConsoleBackend>,
     pub jobs: Arc<JobSupervisor>,
+    /// Caps on open live-progress streams.
+    pub watchers: Arc<WatcherSlots>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -57,12 +60,9 @@ pub fn init_logging(format: LogFormat) {
 /// Runs the console until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
-    std::fs::create_dir_all(&args.data_dir).with_context(|| {
-        format!(
-            "could not create the data folder {}",
-            args.data_dir.display()
-        )
-    })?;
+    if let Some(warning) = crate::data_folder::prepare(&args.data_dir)? {
+        tracing::warn!("{warning}");
+    }
     let db = storage::open(&args.effective_database_url())
         .await
         .context("could not open the database")?;
@@ -100,18 +100,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.data_dir.clone(),
     );
     jobs.resume_unfinished().await;
-    let backend: Arc<dyn ConsoleBackend> = Arc::new(Console::new(
+    let console = Arc::new(Console::new(
         db.storage.clone(),
         Arc::new(SystemClock),
         secrets,
         http,
         jobs.clone(),
     ));
+    spawn_preview_sweep(console.clone(), args.preview_hours);
+    let backend: Arc<dyn ConsoleBackend> = console;
     let state = AppState {
         leptos_options,
         storage: db.storage.clone(),
         backend,
         jobs,
+        watchers: WatcherSlots::new(args.max_watchers_per_run, args.max_watchers),
     };
     let app = router(state).layer(sessions);
 
@@ -180,6 +183,19 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Removes unconfirmed previews older than `hours` at start and then every hour, so uploads
+/// and listings do not pile up in the data folder.
+fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
+    let keep = chrono::Duration::hours(i64::from(hours.max(1)));
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            console.expire_previews(keep).await;
+        }
+    });
 }
 
 async fn shutdown_signal() {

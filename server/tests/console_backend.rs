@@ -476,6 +476,7 @@ async fn the_plain_routes_upload_stream_and_download() {
         storage: s.storage.clone(),
         backend: s.console.clone(),
         jobs: s.jobs.clone(),
+        watchers: server::console_routes::WatcherSlots::new(250, 500),
     };
     let app = server::console_routes::routes().with_state(state);
 

@@ -180,10 +180,7 @@ pub fn recheck(preview: &Preview, fresh_users: &[SiteUser], policy: &Policy) -> 
         changed: Vec::new(),
     };
     for row in preview.selected() {
-        let input_email = match classify_cell(&row.input) {
-            EntryValue::Email(e) if from_file => Some(e),
-            _ => None,
-        };
+        let input_email = file_email(row, from_file);
         let Some(account_id) = row.account_id.as_deref() else {
             result.changed.push(changed(
                 row.input.clone(),
@@ -222,6 +219,14 @@ pub fn recheck(preview: &Preview, fresh_users: &[SiteUser], policy: &Policy) -> 
     result
 }
 
+/// The email a file row selected its user by (None for picked users and account-ID rows).
+fn file_email(row: &PreviewRow, from_file: bool) -> Option<String> {
+    match classify_cell(&row.input) {
+        EntryValue::Email(e) if from_file => Some(e),
+        _ => None,
+    }
+}
+
 fn what_changed(
     row: &PreviewRow,
     fresh: Option<&SiteUser>,
@@ -234,19 +239,12 @@ fn what_changed(
     let Some(user) = fresh else {
         return Some("no longer on the site".to_string());
     };
-    if is_system_account(user) {
-        return Some("now looks like the site's system account".to_string());
+    let check = TargetCheck::for_row(row, input_email, demote, source);
+    if let Some(why) = check.changed(user, policy) {
+        return Some(why);
     }
-    if let Some(why) = policy.protection(user) {
-        return Some(format!("now protected: {why}"));
-    }
-    if user.role.is_privileged() && !demote {
-        return Some(format!("now has role {}", user.role));
-    }
+    // Only the whole listing can tell that another account now has the same email.
     if let Some(email) = input_email {
-        if !user.has_email(email) {
-            return Some(format!("no longer has the email {email}"));
-        }
         let others: Vec<&str> = directory
             .with_email(email)
             .iter()
@@ -260,16 +258,77 @@ fn what_changed(
             ));
         }
     }
-    let was_inactive = row.active == Some(false);
-    let must_stay_inactive = match source {
-        PreviewSource::Deactivated => true,
-        PreviewSource::Picked => was_inactive,
-        PreviewSource::File { .. } => false,
-    };
-    if must_stay_inactive && user.active {
-        return Some("was re-activated".to_string());
-    }
     None
+}
+
+/// What a selected user must still look like for the run to act on them: checked against the
+/// whole listing when a run starts ([`recheck`]), and against a fresh GET of that one user when
+/// a paused or interrupted run resumes (the runner's re-read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetCheck {
+    /// The email from the admin's file that selected the user (file previews only).
+    pub email: Option<String>,
+    /// Deactivated when previewed, and chosen because of it: must still be.
+    pub must_stay_inactive: bool,
+    /// A Moderator/Admin may be acted on (the admin confirmed "demote first").
+    pub privileged_allowed: bool,
+}
+
+impl TargetCheck {
+    fn for_row(
+        row: &PreviewRow,
+        input_email: Option<&str>,
+        demote: bool,
+        source: &PreviewSource,
+    ) -> TargetCheck {
+        let was_inactive = row.active == Some(false);
+        TargetCheck {
+            email: input_email.map(str::to_string),
+            must_stay_inactive: match source {
+                PreviewSource::Deactivated => true,
+                PreviewSource::Picked => was_inactive,
+                PreviewSource::File { .. } => false,
+            },
+            privileged_allowed: demote,
+        }
+    }
+
+    /// Why `user` no longer matches, in the words a result shows; None when it still does.
+    pub fn changed(&self, user: &SiteUser, policy: &Policy) -> Option<String> {
+        if is_system_account(user) {
+            return Some("now looks like the site's system account".to_string());
+        }
+        if let Some(why) = policy.protection(user) {
+            return Some(format!("now protected: {why}"));
+        }
+        if user.role.is_privileged() && !self.privileged_allowed {
+            return Some(format!("now has role {}", user.role));
+        }
+        if let Some(email) = self.email.as_deref() {
+            if !user.has_email(email) {
+                return Some(format!("no longer has the email {email}"));
+            }
+        }
+        if self.must_stay_inactive && user.active {
+            return Some("was re-activated".to_string());
+        }
+        None
+    }
+}
+
+/// The check for every user a confirmed preview selected, by account ID, for a run that
+/// resumes: `demote` is whether the run demotes (the preview and today's policy both allow it).
+pub fn target_checks(preview: &Preview, demote: bool) -> HashMap<String, TargetCheck> {
+    let from_file = matches!(preview.source, PreviewSource::File { .. });
+    preview
+        .selected()
+        .filter_map(|row| {
+            let account_id = row.account_id.as_deref()?.trim().to_string();
+            let input_email = file_email(row, from_file);
+            let check = TargetCheck::for_row(row, input_email.as_deref(), demote, &preview.source);
+            Some((account_id, check))
+        })
+        .collect()
 }
 
 fn changed(account_id: String, email: Option<String>, message: String) -> ItemResult {

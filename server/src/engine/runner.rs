@@ -27,11 +27,12 @@ use crate::engine::backoff::backoff;
 use crate::engine::classify::{
     classify_delete, classify_get, classify_patch, plain_message, DeleteReply, GetReply, PatchReply,
 };
+use crate::engine::resolve::{Policy, TargetCheck};
 use crate::engine::{RunTarget, TargetState};
 use crate::scim::{ScimProvider, ScimReply, TransportError};
 use app::model::{Action, ItemOutcome, ItemResult, SiteUser};
 use async_trait::async_trait;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{watch, Notify};
@@ -98,17 +99,54 @@ pub enum RunState {
 /// The run's view of the pause/resume/cancel buttons. Workers look at it between users: a pause
 /// lets requests in flight finish, a cancel stops taking new users (and interrupts waits).
 #[derive(Clone, Debug)]
-pub struct RunControl(watch::Receiver<RunState>);
+pub struct RunControl {
+    state: watch::Receiver<RunState>,
+    rereads: Option<Arc<Rereads>>,
+}
+
+/// The users a resumed run re-reads (GET) before acting on them, and what each must still look
+/// like. While a run was paused or the server was down, anyone could have changed a user: from
+/// the moment the run resumes, each user not yet acted on is read again and left alone
+/// ("changed since the preview") when it no longer matches.
+#[derive(Debug)]
+pub struct Rereads {
+    active: std::sync::atomic::AtomicBool,
+    checks: HashMap<String, TargetCheck>,
+    policy: Policy,
+}
+
+impl Rereads {
+    /// Checks by account ID (see `resolve::target_checks`); inactive until [`Rereads::start`].
+    pub fn new(checks: HashMap<String, TargetCheck>, policy: Policy) -> Arc<Rereads> {
+        Arc::new(Rereads {
+            active: std::sync::atomic::AtomicBool::new(false),
+            checks,
+            policy,
+        })
+    }
+
+    /// From now on, every user not yet acted on is re-read first.
+    pub fn start(&self) {
+        self.active.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn active(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
 
 impl RunControl {
     pub fn new(receiver: watch::Receiver<RunState>) -> RunControl {
-        RunControl(receiver)
+        RunControl {
+            state: receiver,
+            rereads: None,
+        }
     }
 
     /// A control and the sender that drives it, starting in `Running`.
     pub fn channel() -> (watch::Sender<RunState>, RunControl) {
         let (sender, receiver) = watch::channel(RunState::Running);
-        (sender, RunControl(receiver))
+        (sender, RunControl::new(receiver))
     }
 
     /// For runs nobody can pause (the command line).
@@ -116,10 +154,21 @@ impl RunControl {
         RunControl::channel().1
     }
 
+    /// Re-reads users before acting on them once `rereads` is started.
+    pub fn with_rereads(mut self, rereads: Arc<Rereads>) -> RunControl {
+        self.rereads = Some(rereads);
+        self
+    }
+
+    /// The rereads in force now, if any.
+    fn rereads(&self) -> Option<Arc<Rereads>> {
+        self.rereads.clone().filter(|r| r.active())
+    }
+
     /// Waits while paused; returns `Running` or `Cancelled`. A pause nobody can lift any more
     /// (the sender is gone) counts as a cancel.
     async fn until_not_paused(&mut self) -> RunState {
-        match self.0.wait_for(|s| *s != RunState::Paused).await {
+        match self.state.wait_for(|s| *s != RunState::Paused).await {
             Ok(state) => *state,
             Err(_) => RunState::Cancelled,
         }
@@ -128,7 +177,7 @@ impl RunControl {
     /// Resolves when the run is cancelled; never, if it cannot be any more.
     async fn cancelled(&mut self) {
         if self
-            .0
+            .state
             .wait_for(|s| *s == RunState::Cancelled)
             .await
             .is_err()
@@ -879,12 +928,17 @@ impl Item<'_> {
     }
 
     async fn delete_steps(&mut self) -> Step<Finish> {
-        if self.target.state == TargetState::Sending && self.get_user().await?.is_none() {
-            return Ok(Finish::new(
-                ItemOutcome::Deleted,
-                "Deleted: confirmed gone. The previous run was interrupted right after sending \
-                 the request for this user, and a check found the user gone.",
-            ));
+        match self.look_before_acting().await? {
+            Looked::Nothing | Looked::Present(_) => {}
+            Looked::Settled(finish) => return Ok(finish),
+            Looked::Gone if self.target.state == TargetState::Sending => {
+                return Ok(Finish::new(
+                    ItemOutcome::Deleted,
+                    "Deleted: confirmed gone. The previous run was interrupted right after \
+                     sending the request for this user, and a check found the user gone.",
+                ))
+            }
+            Looked::Gone => return Ok(gone_before_acting()),
         }
         loop {
             match self.delete_answered().await? {
@@ -1014,19 +1068,19 @@ impl Item<'_> {
     }
 
     async fn deactivate_steps(&mut self) -> Step<Finish> {
-        if self.target.state == TargetState::Sending {
-            match self.get_user().await? {
-                // Deactivating never deletes: someone else removed this user.
-                None => return Ok(gone_before_deactivation()),
-                Some(user) if !user.active => {
-                    return Ok(Finish::new(
-                        ItemOutcome::Deactivated,
-                        "Deactivated: confirmed after the previous run was interrupted right \
-                         after sending the request.",
-                    ))
-                }
-                Some(_) => {}
+        match self.look_before_acting().await? {
+            Looked::Nothing => {}
+            Looked::Settled(finish) => return Ok(finish),
+            // Deactivating never deletes: someone else removed this user.
+            Looked::Gone => return Ok(gone_before_deactivation()),
+            Looked::Present(user) if !user.active && self.target.state == TargetState::Sending => {
+                return Ok(Finish::new(
+                    ItemOutcome::Deactivated,
+                    "Deactivated: confirmed after the previous run was interrupted right \
+                     after sending the request.",
+                ))
             }
+            Looked::Present(_) => {}
         }
         let payload = deactivate_payload();
         match self.call(Op::Patch(&payload), patch_answer).await? {
@@ -1043,6 +1097,51 @@ impl Item<'_> {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+/// What a look at the user before acting found.
+enum Looked {
+    /// No look was needed (a fresh target of a run that has not resumed).
+    Nothing,
+    Gone,
+    Present(SiteUser),
+    /// The user changed since the preview: left alone with this result.
+    Settled(Finish),
+}
+
+impl Item<'_> {
+    /// Reads the user first when a previous attempt may have gone through (left `Sending`) or
+    /// the run resumed (re-read against the preview; see [`Rereads`]).
+    async fn look_before_acting(&mut self) -> Step<Looked> {
+        let rereads = self.control.rereads();
+        if self.target.state != TargetState::Sending && rereads.is_none() {
+            return Ok(Looked::Nothing);
+        }
+        let Some(user) = self.get_user().await? else {
+            return Ok(Looked::Gone);
+        };
+        if let Some(rereads) = rereads {
+            let why = match rereads.checks.get(self.id().trim()) {
+                Some(check) => check.changed(&user, &rereads.policy),
+                // When in doubt, do not delete.
+                None => Some("Offboard has no record of how the preview showed this user".into()),
+            };
+            if let Some(why) = why {
+                return Ok(Looked::Settled(Finish::new(
+                    ItemOutcome::ChangedSincePreview,
+                    format!("Left alone: {why} (re-read when the run resumed)."),
+                )));
+            }
+        }
+        Ok(Looked::Present(user))
+    }
+}
+
+fn gone_before_acting() -> Finish {
+    Finish::new(
+        ItemOutcome::AlreadyGone,
+        "Already gone: the user was no longer on the site when the resumed run re-read it.",
+    )
 }
 
 fn gone_before_deactivation() -> Finish {
