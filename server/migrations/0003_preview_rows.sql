@@ -38,23 +38,22 @@ CREATE INDEX preview_rows_by_outcome ON preview_rows (preview_id, outcome, posit
 -- Previews stored whole by earlier versions are split into the new shape.
 INSERT INTO preview_sources (id, team_id, created_at, users_url, token_fingerprint, input_json,
                              listing_json)
-SELECT 'legacy-' || id, team_id, created_at, json_extract(preview_json, '$.users_url'), '',
-       json_extract(preview_json, '$.input'), listing_json
+SELECT 'legacy-' || id, team_id, created_at, preview_json ->> '$.users_url', '',
+       preview_json -> '$.input', listing_json
 FROM previews WHERE preview_json <> '';
 
 INSERT INTO preview_rows (preview_id, position, outcome, row_json)
-SELECT p.id, CAST(r.key AS INTEGER), json_extract(r.value, '$.outcome'), r.value
+SELECT p.id, CAST(r.key AS INTEGER), r.value ->> '$.outcome', r.value
 FROM previews p, json_each(p.preview_json, '$.preview.rows') r
 WHERE p.preview_json <> '';
 
 UPDATE previews
 SET source_id = 'legacy-' || id,
+    -- `->` keeps JSON as JSON (a string stays quoted), so json() can embed it as it was.
     summary_json = json_object(
-        'source', json(json_extract(preview_json, '$.preview.source')),
-        'counts', json(json_extract(preview_json, '$.preview.counts')),
-        'demote_privileged',
-        json(CASE WHEN json_extract(preview_json, '$.preview.demote_privileged') THEN 'true'
-                  ELSE 'false' END)),
+        'source', json(preview_json -> '$.preview.source'),
+        'counts', json(preview_json -> '$.preview.counts'),
+        'demote_privileged', json(preview_json -> '$.preview.demote_privileged')),
     total_rows = json_array_length(preview_json, '$.preview.rows'),
     preview_json = '',
     listing_json = ''

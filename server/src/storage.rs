@@ -1639,6 +1639,319 @@ mod tests {
         );
     }
 
+    fn preview_row(position: usize, outcome: PreviewOutcome) -> PreviewRow {
+        PreviewRow {
+            line: Some(position + 2),
+            input: format!("user{position}@example.com"),
+            outcome,
+            account_id: Some(format!("{}", 1000 + position)),
+            user_name: None,
+            display_name: Some(format!("User {position}")),
+            emails: vec![format!("user{position}@example.com")],
+            active: Some(true),
+            role: None,
+            reason: String::new(),
+        }
+    }
+
+    fn source_record(id: &str) -> PreviewSourceRecord {
+        PreviewSourceRecord {
+            id: id.to_string(),
+            created_at: at(1),
+            users_url: "https://acme.stackenterprise.co/api/scim/v2/users".to_string(),
+            token_fingerprint: "fp-1".to_string(),
+            input_json: r#"{"kind":"picked","account_ids":["secret-listing-a1"]}"#.to_string(),
+            listing_json: r#"[{"id":"secret-listing-a1"}]"#.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn preview_rows_are_paged_and_filtered_by_sql_per_team() {
+        let t = TestDb::new().await;
+        let s = t.storage();
+        let source = source_record("source-1");
+        s.save_preview_source(DEFAULT_TEAM, &source)
+            .await
+            .expect("source");
+        assert_eq!(
+            s.preview_source(DEFAULT_TEAM, "source-1")
+                .await
+                .expect("read"),
+            Some(source.clone())
+        );
+        assert_eq!(s.preview_source(2, "source-1").await.expect("read"), None);
+        assert!(
+            !format!("{source:?}").contains("secret-listing"),
+            "sizes, not contents"
+        );
+
+        // 1,203 rows (more than one INSERT batch): every third is "not found".
+        let rows: Vec<PreviewRow> = (0..1203)
+            .map(|i| {
+                let outcome = if i % 3 == 0 {
+                    PreviewOutcome::NotFound
+                } else {
+                    PreviewOutcome::Selected
+                };
+                preview_row(i, outcome)
+            })
+            .collect();
+        let record = PreviewRecord {
+            total_rows: rows.len(),
+            ..preview_record("p-rows", Action::Delete)
+        };
+        s.save_preview(DEFAULT_TEAM, &record, &rows)
+            .await
+            .expect("save");
+        assert_eq!(
+            s.preview(DEFAULT_TEAM, "p-rows").await.expect("read"),
+            Some(record)
+        );
+
+        let (page, matching) = s
+            .preview_rows(DEFAULT_TEAM, "p-rows", None, 500, 3)
+            .await
+            .expect("page");
+        assert_eq!(matching, 1203);
+        assert_eq!(page, rows[500..503].to_vec());
+        let (page, matching) = s
+            .preview_rows(DEFAULT_TEAM, "p-rows", Some(PreviewOutcome::NotFound), 2, 2)
+            .await
+            .expect("filtered page");
+        assert_eq!(matching, 401);
+        assert_eq!(page, vec![rows[6].clone(), rows[9].clone()]);
+        let (page, matching) = s
+            .preview_rows(
+                DEFAULT_TEAM,
+                "p-rows",
+                Some(PreviewOutcome::Ambiguous),
+                0,
+                10,
+            )
+            .await
+            .expect("empty filter");
+        assert_eq!((page.len(), matching), (0, 0));
+        let (page, _) = s
+            .preview_rows(DEFAULT_TEAM, "p-rows", None, 5000, 10)
+            .await
+            .expect("past the end");
+        assert!(page.is_empty());
+        assert_eq!(
+            s.all_preview_rows(DEFAULT_TEAM, "p-rows")
+                .await
+                .expect("all"),
+            rows
+        );
+        // Another team sees nothing of it.
+        let (page, matching) = s
+            .preview_rows(2, "p-rows", None, 0, 10)
+            .await
+            .expect("other team");
+        assert_eq!((page.len(), matching), (0, 0));
+        assert!(s
+            .all_preview_rows(2, "p-rows")
+            .await
+            .expect("other team")
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn unconfirmed_previews_and_unused_sources_expire() {
+        let t = TestDb::new().await;
+        let s = t.storage();
+        s.save_preview_source(DEFAULT_TEAM, &source_record("source-1"))
+            .await
+            .expect("source");
+        let rows = vec![preview_row(0, PreviewOutcome::Selected)];
+        let old = PreviewRecord {
+            created_at: at(1),
+            ..preview_record("old", Action::Delete)
+        };
+        let young = PreviewRecord {
+            created_at: at(30),
+            ..preview_record("young", Action::Delete)
+        };
+        let confirmed = PreviewRecord {
+            created_at: at(1),
+            ..preview_record("confirmed", Action::Delete)
+        };
+        for record in [&old, &young, &confirmed] {
+            s.save_preview(DEFAULT_TEAM, record, &rows)
+                .await
+                .expect("save");
+        }
+        assert!(s
+            .claim_preview(DEFAULT_TEAM, "confirmed")
+            .await
+            .expect("claim"));
+
+        // The young revision still uses the source: only the old preview goes.
+        let gone = s.expire_previews(at(10)).await.expect("sweep");
+        assert_eq!(
+            gone,
+            Expired {
+                previews: 1,
+                sources: 0
+            }
+        );
+        assert_eq!(s.preview(DEFAULT_TEAM, "old").await.expect("read"), None);
+        assert!(s
+            .all_preview_rows(DEFAULT_TEAM, "old")
+            .await
+            .expect("rows")
+            .is_empty());
+        assert!(s
+            .preview(DEFAULT_TEAM, "young")
+            .await
+            .expect("read")
+            .is_some());
+        assert!(s
+            .preview_source(DEFAULT_TEAM, "source-1")
+            .await
+            .expect("read")
+            .is_some());
+
+        // Later the young one expires too, and its source with it; the confirmed preview and
+        // its rows stay with the run.
+        let gone = s.expire_previews(at(40)).await.expect("sweep");
+        assert_eq!(
+            gone,
+            Expired {
+                previews: 1,
+                sources: 1
+            }
+        );
+        assert_eq!(
+            s.preview_source(DEFAULT_TEAM, "source-1")
+                .await
+                .expect("read"),
+            None
+        );
+        assert!(s
+            .preview(DEFAULT_TEAM, "confirmed")
+            .await
+            .expect("read")
+            .is_some());
+        assert_eq!(
+            s.all_preview_rows(DEFAULT_TEAM, "confirmed")
+                .await
+                .expect("rows"),
+            rows
+        );
+        assert_eq!(t.count("SELECT COUNT(*) FROM preview_rows").await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_job_keeps_the_connection_it_was_confirmed_on() {
+        let t = TestDb::new().await;
+        let s = t.storage();
+        queued_job(s, "job-1").await;
+        let job = s
+            .job(DEFAULT_TEAM, "job-1")
+            .await
+            .expect("read")
+            .expect("job");
+        assert_eq!(
+            job.connection,
+            Some(JobConnection {
+                users_url: "https://acme.stackenterprise.co/api/scim/v2/users".to_string(),
+                token_fingerprint: "fp-1".to_string(),
+            })
+        );
+    }
+
+    /// Previews written whole by the earlier schema are split into source, summary and rows
+    /// by migration 0003 (run here on a database left at migration 0002).
+    #[tokio::test]
+    async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .expect("url")
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .expect("pool");
+        let mut migrator = sqlx::migrate!("./migrations");
+        let all = migrator.migrations.to_vec();
+        migrator.migrations =
+            std::borrow::Cow::Owned(all.iter().filter(|m| m.version < 3).cloned().collect());
+        migrator.run(&pool).await.expect("migrations 1 and 2");
+        let rows = vec![
+            preview_row(0, PreviewOutcome::Selected),
+            preview_row(1, PreviewOutcome::NotFound),
+        ];
+        let whole = serde_json::json!({
+            "preview": {
+                "source": "Picked",
+                "rows": rows,
+                "counts": {"selected": 1, "not_found": 1, "ambiguous": 0, "invalid": 0,
+                           "duplicate": 0, "privileged": 0, "protected": 0, "system_account": 0},
+                "demote_privileged": true
+            },
+            "input": {"kind": "picked", "account_ids": ["1000", "1001"]},
+            "users_url": "https://acme.stackenterprise.co/api/scim/v2/users"
+        });
+        sqlx::query(
+            "INSERT INTO previews (id, team_id, created_at, action, preview_json, listing_json, \
+             phrase) VALUES ('legacy', 1, ?, 'Delete', ?, '[{\"id\":\"1000\"}]', 'DELETE 1 USER')",
+        )
+        .bind(stamp(at(1)))
+        .bind(whole.to_string())
+        .execute(&pool)
+        .await
+        .expect("legacy preview");
+        pool.close().await;
+
+        let db = open_with_clock(&url, Arc::new(FixedClock(now())))
+            .await
+            .expect("upgrade");
+        let s = db.storage.as_ref();
+        let record = s
+            .preview(DEFAULT_TEAM, "legacy")
+            .await
+            .expect("read")
+            .expect("kept");
+        assert_eq!(record.total_rows, 2);
+        assert_eq!(record.phrase, "DELETE 1 USER");
+        let summary: serde_json::Value =
+            serde_json::from_str(&record.summary_json).expect("summary");
+        assert_eq!(summary["demote_privileged"], serde_json::json!(true));
+        assert_eq!(summary["counts"]["selected"], serde_json::json!(1));
+        assert_eq!(summary["source"], serde_json::json!("Picked"));
+        assert_eq!(
+            s.all_preview_rows(DEFAULT_TEAM, "legacy")
+                .await
+                .expect("rows"),
+            rows
+        );
+        let (page, matching) = s
+            .preview_rows(
+                DEFAULT_TEAM,
+                "legacy",
+                Some(PreviewOutcome::NotFound),
+                0,
+                10,
+            )
+            .await
+            .expect("page");
+        assert_eq!((page, matching), (vec![rows[1].clone()], 1));
+        let source = s
+            .preview_source(DEFAULT_TEAM, &record.source_id)
+            .await
+            .expect("read")
+            .expect("source");
+        assert_eq!(
+            source.users_url,
+            "https://acme.stackenterprise.co/api/scim/v2/users"
+        );
+        assert_eq!(source.token_fingerprint, "", "unknown for old previews");
+        assert_eq!(source.listing_json, r#"[{"id":"1000"}]"#);
+        let input: serde_json::Value = serde_json::from_str(&source.input_json).expect("input");
+        assert_eq!(input["account_ids"], serde_json::json!(["1000", "1001"]));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_confirmations_claim_a_preview_exactly_once() {
         let t = TestDb::new().await;
