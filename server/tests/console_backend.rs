@@ -628,3 +628,324 @@ async fn a_site_without_scim_deletion_stops_the_run_with_the_reason() {
     assert!(reason.contains("not enabled"), "{reason}");
     assert!(deleted(&site.state().await).is_empty());
 }
+
+async fn save(console: &Console, site: &FaultServer, scim_base_url: Option<String>) {
+    let (_, found) = console
+        .save_connection(ConnectionForm {
+            site_url: site.base.clone(),
+            scim_base_url,
+            token: Some(TOKEN.to_string()),
+            operator_email: Some("user3@example.com".to_string()),
+        })
+        .await
+        .expect("save");
+    assert!(found.ok, "{found:?}");
+}
+
+fn delete_requests(state: &Value) -> u64 {
+    state["requests"]["DELETE"].as_u64().unwrap_or(0)
+}
+
+/// A paused run, the connection saved again with another SCIM address for the same site (the
+/// fault server serves the same users at `/api/scim/v2/users` and `/v2/Users`): Resume is
+/// refused and nothing is sent anywhere; back on the confirmed address it resumes, re-reading
+/// each remaining user, and leaves alone the ones changed while it was paused.
+#[tokio::test]
+async fn a_paused_run_resumes_only_on_its_own_connection_and_rereads_its_users() {
+    let site = FaultServer::start(&["--users", "40", "--promotion-allowed"]);
+    site.control("/_control/settings", json!({"latency_ms": 120}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let console = &s.console;
+    connect(console, &site).await;
+    let list = emails(20..=39);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let preview = console
+        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, false)
+        .await
+        .unwrap();
+    assert_eq!(preview.counts.selected, 20);
+    let job = console
+        .start_job(preview.id.clone(), preview.phrase.clone())
+        .await
+        .unwrap();
+    wait_for(console, &job.id, |j| j.done >= 2).await;
+    console
+        .control_job(job.id.clone(), JobCommand::Pause)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let paused = console.job(job.id.clone()).await.unwrap();
+    assert!(paused.done < 15, "{paused:?}");
+    let sent = delete_requests(&site.state().await);
+
+    // The same site, another SCIM address (the RFC path), the same token.
+    save(console, &site, Some(format!("{}/v2", site.base))).await;
+    let refused = console
+        .control_job(job.id.clone(), JobCommand::Resume)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message.contains("another SCIM address"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(console.job(job.id.clone()).await.unwrap().state, "paused");
+
+    // Meanwhile, on the site: 39 becomes a Moderator and 38 is deleted by someone else.
+    site.patch_user_type(support::fault_server::ENTERPRISE_USERS, "1039", "Moderator")
+        .await;
+    assert_eq!(site.delete("1038").await.0, reqwest::StatusCode::NO_CONTENT);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        delete_requests(&site.state().await),
+        sent + 1,
+        "only the test's own DELETE"
+    );
+
+    // Back on the confirmed address: the run resumes and re-reads the users left.
+    save(console, &site, None).await;
+    let resumed = console
+        .control_job(job.id.clone(), JobCommand::Resume)
+        .await
+        .unwrap();
+    assert_eq!(resumed.state, "running");
+    let done = wait_for(console, &job.id, |j| j.state == "finished").await;
+    assert_eq!(done.done, 20);
+    let results = s.storage.job_results(1, &job.id).await.unwrap();
+    let of = |id: &str| {
+        results
+            .iter()
+            .find(|r| r.account_id == id)
+            .unwrap_or_else(|| panic!("{id} in {results:?}"))
+    };
+    assert_eq!(of("1039").outcome, ItemOutcome::ChangedSincePreview);
+    assert!(
+        of("1039").message.contains("Moderator"),
+        "{}",
+        of("1039").message
+    );
+    assert_eq!(of("1038").outcome, ItemOutcome::AlreadyGone);
+    let state = site.state().await;
+    at_most_one_delete_each(&state);
+    assert_eq!(deleted(&state), ids(20..=38));
+}
+
+/// A run cut off by a crash, and the connection changed before the server comes back: the
+/// restarted server pauses the run with the reason instead of resuming it elsewhere.
+#[tokio::test]
+async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() {
+    let site = FaultServer::start(&["--users", "40"]);
+    site.control("/_control/settings", json!({"latency_ms": 100}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = emails(20..=39);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let job_id = {
+        let s = setup(dir.path()).await;
+        connect(&s.console, &site).await;
+        let preview = s
+            .console
+            .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, true)
+            .await
+            .unwrap();
+        let job = s
+            .console
+            .start_job(preview.id.clone(), preview.phrase.clone())
+            .await
+            .unwrap();
+        wait_for(&s.console, &job.id, |j| j.done >= 3).await;
+        s.jobs.abort_all();
+        save(&s.console, &site, Some(format!("{}/v2", site.base))).await;
+        job.id
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = delete_requests(&site.state().await);
+
+    let s = setup(dir.path()).await;
+    s.jobs.resume_unfinished().await;
+    let job = s.console.job(job_id.clone()).await.unwrap();
+    assert_eq!(job.state, "paused");
+    let reason = job.reason.unwrap_or_default();
+    assert!(reason.contains("another SCIM address"), "{reason}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(delete_requests(&site.state().await), sent);
+
+    // Another token for the confirmed address is refused too (the fingerprint differs).
+    s.console
+        .save_connection(ConnectionForm {
+            site_url: site.base.clone(),
+            scim_base_url: None,
+            token: Some("another-token-for-the-same-site".to_string()),
+            operator_email: None,
+        })
+        .await
+        .unwrap();
+    let refused = s
+        .console
+        .control_job(job_id.clone(), JobCommand::Resume)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message.contains("token was changed"),
+        "{}",
+        refused.message
+    );
+    for text in [refused.message.clone(), reason] {
+        assert!(
+            !text.contains(TOKEN) && !text.contains("another-token"),
+            "{text}"
+        );
+    }
+    assert_eq!(delete_requests(&site.state().await), sent);
+}
+
+/// Revising a preview shares its file and listing: ten revisions add rows, not copies.
+#[tokio::test]
+async fn revisions_share_the_file_and_the_listing() {
+    let site = FaultServer::start(&["--users", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    connect(&s.console, &site).await;
+    let list = emails(1..=40);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let mut preview = s
+        .console
+        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, false)
+        .await
+        .unwrap();
+    for i in 0..10 {
+        preview = s
+            .console
+            .revise_preview(preview.id.clone(), Action::Delete, i % 2 == 0, None)
+            .await
+            .unwrap();
+    }
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("offboard.db").display()
+    ))
+    .await
+    .unwrap();
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM preview_sources").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM previews").await, 11);
+    assert_eq!(count("SELECT COUNT(*) FROM preview_rows").await, 11 * 40);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM previews WHERE preview_json <> '' OR listing_json <> ''").await,
+        0
+    );
+    // A preview older than a day is gone with its source; a page of it says so plainly.
+    s.console.expire_previews(chrono::Duration::zero()).await;
+    let err = s.console.preview(preview.id.clone()).await.unwrap_err();
+    assert!(
+        err.message.contains("make a new preview"),
+        "{}",
+        err.message
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM preview_sources").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM preview_rows").await, 0);
+}
+
+/// The Choose page's problems travel as codes; live-progress streams are capped.
+#[tokio::test]
+async fn the_plain_routes_speak_in_codes_and_cap_watchers() {
+    use app::backend::ChooseProblem;
+    let site = FaultServer::start(&["--users", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    connect(&s.console, &site).await;
+    let state = AppState {
+        leptos_options: leptos::prelude::LeptosOptions::builder()
+            .output_name("offboard")
+            .build(),
+        storage: s.storage.clone(),
+        backend: s.console.clone(),
+        jobs: s.jobs.clone(),
+        watchers: server::console_routes::WatcherSlots::new(1, 2),
+    };
+    let app = server::console_routes::routes().with_state(state);
+    let post = |path: &'static str, body: &'static str| {
+        let app = app.clone();
+        async move {
+            let response = app
+                .oneshot(
+                    Request::post(path)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(Body::from(body))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::SEE_OTHER);
+            response.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    // A missing action is refused, never taken for Delete.
+    assert_eq!(
+        post("/choose/picked", "account_id=1001").await,
+        format!("/choose?error={}", ChooseProblem::NoAction.code())
+    );
+    assert_eq!(
+        post("/choose/picked", "action=delete").await,
+        format!("/choose?error={}", ChooseProblem::NoneTicked.code())
+    );
+    // A failed preview (no token saved): a code in the address, never the words.
+    s.console.forget_token().await.unwrap();
+    assert_eq!(
+        post("/choose/picked", "action=deactivate&account_id=1001").await,
+        "/choose?error=preview_failed"
+    );
+    connect(&s.console, &site).await;
+    assert_eq!(
+        server::console_routes::MAX_UPLOAD_BYTES,
+        10 * 1024 * 1024,
+        "the words of ChooseProblem::TooLarge say 10 MiB"
+    );
+
+    // Watchers: one per run here; the second gets a plain 503.
+    let preview = s
+        .console
+        .preview_file(
+            "l.csv".into(),
+            file_of(&["user1@example.com"]),
+            None,
+            Action::Deactivate,
+            false,
+        )
+        .await
+        .unwrap();
+    let job = s
+        .console
+        .start_job(preview.id.clone(), preview.phrase.clone())
+        .await
+        .unwrap();
+    let watch = || {
+        app.clone().oneshot(
+            Request::get(format!("/jobs/{}/events", job.id))
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    let first = watch().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let second = watch().await.unwrap();
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body_text(second).await.contains("Too many browsers"));
+    drop(first);
+    let again = watch().await.unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "a closed stream gives its place back"
+    );
+}

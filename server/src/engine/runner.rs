@@ -1915,6 +1915,116 @@ mod tests {
         assert_eq!(site.requests_for("u2"), vec![Method::Get, Method::Delete]);
     }
 
+    /// Rereads for `ids`, each selected by the email `{id}@example.com`, already started (as
+    /// when a run resumes).
+    fn resumed_rereads(ids: &[&str], must_stay_inactive: bool) -> Arc<Rereads> {
+        let checks = ids
+            .iter()
+            .map(|id| {
+                (
+                    id.to_string(),
+                    TargetCheck {
+                        email: Some(format!("{id}@example.com")),
+                        must_stay_inactive,
+                        privileged_allowed: false,
+                    },
+                )
+            })
+            .collect();
+        let rereads = Rereads::new(checks, Policy::default());
+        rereads.start();
+        rereads
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resumed_run_rereads_each_user_and_leaves_changed_ones_alone() {
+        // FAKE site: u2 became a Moderator and u3 was removed while the run was paused; u5 has
+        // no record in the preview at all.
+        let site = Arc::new(FakeSite::new(5));
+        site.add("u2", Some("Moderator"));
+        site.with(|s| s.users.remove("u3"));
+        let t = targets(&["u1", "u2", "u3", "u4", "u5"]);
+        let journal = Arc::new(FakeJournal::new(&site));
+        let control = RunControl::always_running()
+            .with_rereads(resumed_rereads(&["u1", "u2", "u3", "u4"], false));
+        let summary = run(site.clone(), t.clone(), opts(), journal.clone(), control).await;
+        check_invariants(&site, &journal, &t, &summary, opts().concurrency);
+
+        for id in ["u1", "u4"] {
+            assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
+            assert_eq!(site.requests_for(id), vec![Method::Get, Method::Delete]);
+        }
+        let privileged = result(&summary, "u2");
+        assert_eq!(privileged.outcome, ItemOutcome::ChangedSincePreview);
+        assert!(
+            privileged.message.contains("now has role Moderator"),
+            "{}",
+            privileged.message
+        );
+        assert_eq!(
+            site.requests_for("u2"),
+            vec![Method::Get],
+            "nothing sent after the read"
+        );
+        let gone = result(&summary, "u3");
+        assert_eq!(gone.outcome, ItemOutcome::AlreadyGone);
+        assert_eq!(site.requests_for("u3"), vec![Method::Get]);
+        let unknown = result(&summary, "u5");
+        assert_eq!(unknown.outcome, ItemOutcome::ChangedSincePreview);
+        assert!(unknown.message.contains("no record"), "{}", unknown.message);
+        assert!(site.exists("u5"), "when in doubt, do not delete");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rereads_wait_until_the_run_resumes_and_cover_deactivation() {
+        // Not started: a fresh run sends its DELETE without a read first.
+        let site = Arc::new(FakeSite::new(1));
+        let t = targets(&["u1"]);
+        let rereads = Rereads::new(HashMap::new(), Policy::default());
+        let control = RunControl::always_running().with_rereads(rereads);
+        let summary = run(
+            site.clone(),
+            t,
+            opts(),
+            Arc::new(FakeJournal::new(&site)),
+            control,
+        )
+        .await;
+        assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deleted);
+        assert_eq!(site.requests_for("u1"), vec![Method::Delete]);
+
+        // Deactivating picked users who must stay inactive: one was re-activated meanwhile.
+        let site = Arc::new(FakeSite::new(2));
+        site.with(|s| {
+            if let Some(u) = s.users.get_mut("u1") {
+                u.active = false;
+            }
+        });
+        let t = targets(&["u1", "u2"]);
+        let control =
+            RunControl::always_running().with_rereads(resumed_rereads(&["u1", "u2"], true));
+        let summary = run(
+            site.clone(),
+            t,
+            RunOptions {
+                action: Action::Deactivate,
+                ..opts()
+            },
+            Arc::new(FakeJournal::new(&site)),
+            control,
+        )
+        .await;
+        assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deactivated);
+        let reactivated = result(&summary, "u2");
+        assert_eq!(reactivated.outcome, ItemOutcome::ChangedSincePreview);
+        assert!(
+            reactivated.message.contains("re-activated"),
+            "{}",
+            reactivated.message
+        );
+        assert_eq!(site.requests_for("u2"), vec![Method::Get]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn delete_404_for_a_gone_user_is_already_gone() {
         let site = Arc::new(FakeSite::new(3));
