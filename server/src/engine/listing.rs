@@ -192,9 +192,8 @@ async fn list_once(
     let total = first.total_results;
     // The server's real page size: it may cap below what was asked.
     let step = first.users.len();
-    let mut seen = step;
-    progress(seen.min(total), total);
-    let mut pages: Vec<(usize, Vec<SiteUser>)> = vec![(1, first.users)];
+    let mut taken = Taken::new(total, progress);
+    taken.add(1, first.users)?;
     if step < total {
         if step == 0 {
             return Err(ListingError::Inconsistent(format!(
@@ -216,9 +215,7 @@ async fn list_once(
             if got < expected {
                 gaps.push((start + got, start + expected));
             }
-            seen += got;
-            progress(seen.min(total), total);
-            pages.push((start, page.users));
+            taken.add(start, page.users)?;
         }
         drop(pending);
         // A page shorter than the first one (and not the last) leaves a gap: fill it in
@@ -229,22 +226,73 @@ async fn list_once(
                 let page = fetch_page(provider, at, until - at, opts).await?;
                 same_total(total, &page, at)?;
                 let got = page.users.len();
-                if got == 0 {
-                    return Err(ListingError::Inconsistent(format!(
-                        "the site reports {total} users but listed none from position {at}"
-                    )));
-                }
-                seen += got;
-                progress(seen.min(total), total);
-                pages.push((at, page.users));
+                taken.add(at, page.users)?;
                 at += got;
             }
         }
     }
-    pages.sort_by_key(|(start, _)| *start);
-    let users: Vec<SiteUser> = pages.into_iter().flat_map(|(_, users)| users).collect();
-    check_whole(&users, total)?;
-    Ok(users)
+    taken.whole()
+}
+
+/// The pages taken so far. Every page is checked as it arrives, so a site that claims more
+/// users than it has (empty pages, the same users again and again) is refused after a few
+/// requests instead of being asked for every page up to its claim.
+struct Taken<'p> {
+    total: usize,
+    pages: Vec<(usize, Vec<SiteUser>)>,
+    ids: HashSet<String>,
+    progress: &'p (dyn Fn(usize, usize) + Send + Sync),
+}
+
+impl<'p> Taken<'p> {
+    fn new(total: usize, progress: &'p (dyn Fn(usize, usize) + Send + Sync)) -> Taken<'p> {
+        Taken {
+            total,
+            pages: Vec::new(),
+            ids: HashSet::new(),
+            progress,
+        }
+    }
+
+    fn add(&mut self, start: usize, users: Vec<SiteUser>) -> Result<(), ListingError> {
+        let total = self.total;
+        if users.is_empty() && start <= total {
+            return Err(ListingError::Inconsistent(format!(
+                "the site reports {total} users but listed none from position {start}"
+            )));
+        }
+        if let Some(dup) = users.iter().find(|u| !self.ids.insert(u.id.clone())) {
+            return Err(ListingError::Inconsistent(format!(
+                "account ID {} was listed twice",
+                dup.id
+            )));
+        }
+        if self.ids.len() > total {
+            return Err(ListingError::Inconsistent(format!(
+                "the site reports {total} users but listed more"
+            )));
+        }
+        (self.progress)(self.ids.len(), total);
+        self.pages.push((start, users));
+        Ok(())
+    }
+
+    /// Every user in the server's order, once the list holds exactly the reported total.
+    fn whole(mut self) -> Result<Vec<SiteUser>, ListingError> {
+        if self.ids.len() != self.total {
+            return Err(ListingError::Inconsistent(format!(
+                "the site reports {} users but listed {}",
+                self.total,
+                self.ids.len()
+            )));
+        }
+        self.pages.sort_by_key(|(start, _)| *start);
+        Ok(self
+            .pages
+            .into_iter()
+            .flat_map(|(_, users)| users)
+            .collect())
+    }
 }
 
 fn same_total(total: usize, page: &UserPage, start: usize) -> Result<(), ListingError> {
@@ -255,24 +303,6 @@ fn same_total(total: usize, page: &UserPage, start: usize) -> Result<(), Listing
         "the number of users changed from {total} to {} while listing (page at position {start})",
         page.total_results
     )))
-}
-
-/// The list must hold each account once and exactly as many users as the site reported.
-fn check_whole(users: &[SiteUser], total: usize) -> Result<(), ListingError> {
-    let mut ids = HashSet::with_capacity(users.len());
-    if let Some(dup) = users.iter().find(|u| !ids.insert(u.id.as_str())) {
-        return Err(ListingError::Inconsistent(format!(
-            "account ID {} was listed twice",
-            dup.id
-        )));
-    }
-    if users.len() != total {
-        return Err(ListingError::Inconsistent(format!(
-            "the site reports {total} users but listed {}",
-            users.len()
-        )));
-    }
-    Ok(())
 }
 
 /// What to do after one list request.

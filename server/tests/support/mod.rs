@@ -2,6 +2,7 @@
 //! Each test file that needs them says `mod support;`.
 #![allow(dead_code, unused_imports)]
 
+pub mod console_process;
 pub mod fault_server;
 pub mod scim2_server;
 pub mod tls_stand_in;

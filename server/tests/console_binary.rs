@@ -1,0 +1,189 @@
+//! The real `offboard serve` binary, driven over HTTP as the browser drives it, against the
+//! project's Stack-shaped fault server: what a careless second admin can do between a pause
+//! and a Resume, what the data folder looks like on disk, and what an address can make the
+//! Choose page say.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use support::console_process::ConsoleProcess;
+use support::fault_server::{FaultServer, TOKEN};
+
+async fn job(console: &ConsoleProcess, id: &str) -> Value {
+    console.call("job", &[("job_id", id)]).await.expect("job")
+}
+
+async fn wait_for(console: &ConsoleProcess, id: &str, what: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = job(console, id).await;
+        if what(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "timed out; job is {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn connect(console: &ConsoleProcess, site: &FaultServer, scim_base_url: &str) {
+    let (_view, diagnosis) = serde_json::from_value::<(Value, Value)>(
+        console
+            .call(
+                "save_connection",
+                &[
+                    ("site_url", site.base.as_str()),
+                    ("scim_base_url", scim_base_url),
+                    ("token", TOKEN),
+                    ("operator_email", ""),
+                ],
+            )
+            .await
+            .expect("save_connection"),
+    )
+    .expect("view and diagnosis");
+    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+}
+
+fn deleted(state: &Value) -> BTreeSet<String> {
+    state["deleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The reviewer's reproduction: preview on `/api/scim/v2/users`, pause, save the same site
+/// with another SCIM base under Advanced, press Resume. Before the fix the remaining DELETEs
+/// went to the other endpoint; now Resume is refused in plain words, across a restart too.
+#[tokio::test]
+async fn resume_after_the_scim_address_changed_is_refused_through_the_real_binary() {
+    let site = FaultServer::start(&["--users", "40"]);
+    site.control("/_control/settings", json!({"latency_ms": 150}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut console = ConsoleProcess::start(&data).await;
+    connect(&console, &site, "").await;
+
+    let mut text = String::from("Email\n");
+    for i in 20..=39 {
+        text.push_str(&format!("user{i}@example.com\n"));
+    }
+    let preview = console
+        .call(
+            "preview_text",
+            &[
+                ("file_name", "leavers.csv"),
+                ("text", &text),
+                ("action", "delete"),
+                ("demote", "false"),
+            ],
+        )
+        .await
+        .expect("preview");
+    assert_eq!(preview["counts"]["selected"], json!(20));
+    let phrase = preview["phrase"].as_str().unwrap().to_string();
+    let started = console
+        .call(
+            "start_job",
+            &[
+                ("preview_id", preview["id"].as_str().unwrap()),
+                ("typed", &phrase),
+            ],
+        )
+        .await
+        .expect("start");
+    let job_id = started["id"].as_str().unwrap().to_string();
+    wait_for(&console, &job_id, |j| j["done"].as_u64() >= Some(2)).await;
+    console
+        .call("control_job", &[("job_id", &job_id), ("command", "pause")])
+        .await
+        .expect("pause");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let sent = site.state().await["requests"]["DELETE"].as_u64().unwrap();
+
+    // A second admin saves the same site with the RFC base under Advanced, and resumes.
+    connect(&console, &site, &format!("{}/v2", site.base)).await;
+    let refused = console
+        .call("control_job", &[("job_id", &job_id), ("command", "resume")])
+        .await
+        .unwrap_err();
+    assert!(refused.contains("another SCIM address"), "{refused}");
+    // Across a crash and restart, it still waits for the admin, with the reason.
+    console.kill();
+    console = ConsoleProcess::start(&data).await;
+    let refused = console
+        .call("control_job", &[("job_id", &job_id), ("command", "resume")])
+        .await
+        .unwrap_err();
+    assert!(refused.contains("another SCIM address"), "{refused}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        site.state().await["requests"]["DELETE"].as_u64().unwrap(),
+        sent,
+        "no DELETE was sent after the pause"
+    );
+
+    // The confirmed address again: the run finishes, each user deleted once.
+    connect(&console, &site, "").await;
+    console
+        .call("control_job", &[("job_id", &job_id), ("command", "resume")])
+        .await
+        .expect("resume on the confirmed address");
+    let done = wait_for(&console, &job_id, |j| j["state"] == json!("finished")).await;
+    assert_eq!(done["done"], json!(20));
+    let state = site.state().await;
+    let expected: BTreeSet<String> = (20..=39).map(|i| (1000 + i).to_string()).collect();
+    assert_eq!(deleted(&state), expected);
+    for (id, n) in state["delete_requests_by_account"].as_object().unwrap() {
+        assert!(n.as_u64().unwrap_or(0) <= 1, "{id} got {n} DELETEs");
+    }
+    assert!(!console.log_text().contains(TOKEN), "token in the log");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_folder_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let console = ConsoleProcess::start(&data).await;
+    assert_eq!(mode(&data), 0o700);
+    for file in ["offboard.db", "offboard.db-wal", "secret.key"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    drop(console);
+
+    // An existing folder that others can read is reported at start (and left as it is).
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let console = ConsoleProcess::start(&data).await;
+    let log = console.log_text();
+    assert!(log.contains("can be read by other users"), "{log}");
+    assert_eq!(mode(&data), 0o755);
+}
+
+#[tokio::test]
+async fn the_choose_page_shows_only_words_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start(&dir.path().join("data")).await;
+    let page = |query: &str| {
+        let url = console.url(&format!("/choose?error={query}"));
+        let http = console.http.clone();
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let forged = page("Your%20token%20expired%2C%20paste%20it%20at%20evil.example").await;
+    assert!(!forged.contains("token expired"), "{forged}");
+    assert!(!forged.contains("evil.example"), "{forged}");
+    let known = page("no_file").await;
+    assert!(known.contains("Choose a file, or paste a list"), "{known}");
+}

@@ -1,0 +1,105 @@
+//! Runs the real `offboard serve` binary for one test on a free loopback port, with its own
+//! data folder; killed (SIGKILL, as a crash would) when dropped or restarted.
+
+use super::scim2_server::free_port;
+use reqwest::Client;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ConsoleProcess {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    pub http: Client,
+}
+
+impl ConsoleProcess {
+    pub async fn start(data_dir: &Path) -> ConsoleProcess {
+        let port = free_port();
+        let log = data_dir.with_extension("log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--site-root")
+            .arg(data_dir.with_extension("site"))
+            .env_remove("OFFBOARD_SECRET_KEY")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("start offboard serve");
+        let console = ConsoleProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            log,
+            http: Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(reply) = console.http.get(console.url("/healthz")).send().await {
+                if reply.status().is_success() {
+                    return console;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "offboard did not answer; log:\n{}",
+                console.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Calls a server function with form fields; Ok(JSON) on success, Err(body) otherwise.
+    pub async fn call(&self, name: &str, fields: &[(&str, &str)]) -> Result<Value, String> {
+        let reply = self
+            .http
+            .post(self.url(&format!("/api/{name}")))
+            .header("Accept", "application/json")
+            .form(fields)
+            .send()
+            .await
+            .expect("server function request");
+        let ok = reply.status().is_success();
+        let text = reply.text().await.expect("body");
+        if ok {
+            Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        } else {
+            Err(text)
+        }
+    }
+
+    /// Kills the process at once, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ConsoleProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
