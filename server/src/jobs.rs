@@ -252,20 +252,14 @@ impl JobSupervisor {
         let supervisor = self.clone();
         let id = job_id.to_string();
         let mut runs = lock(&self.runs);
-        let run_rereads = rereads.clone();
-        let task = tokio::spawn(async move {
-            supervisor
-                .drive(
-                    id,
-                    targets,
-                    provider,
-                    options,
-                    receiver,
-                    then_cancel,
-                    run_rereads,
-                )
-                .await
-        });
+        let plan = RunPlan {
+            targets,
+            provider,
+            options,
+            control: RunControl::new(receiver.clone()).with_rereads(rereads.clone()),
+            then_cancel,
+        };
+        let task = tokio::spawn(async move { supervisor.drive(id, plan, receiver).await });
         runs.insert(
             job_id.to_string(),
             LiveRun {
@@ -280,12 +274,8 @@ impl JobSupervisor {
     async fn drive(
         self: Arc<Self>,
         job_id: String,
-        targets: Vec<RunTarget>,
-        provider: Arc<dyn ScimProvider>,
-        options: RunOptions,
+        plan: RunPlan,
         control: watch::Receiver<RunState>,
-        then_cancel: bool,
-        rereads: Arc<Rereads>,
     ) {
         let journal = Arc::new(DbJournal {
             supervisor: self.clone(),
@@ -293,14 +283,14 @@ impl JobSupervisor {
             control: control.clone(),
         });
         let summary = run(
-            provider,
-            targets,
-            options,
+            plan.provider,
+            plan.targets,
+            plan.options,
             journal,
-            RunControl::new(control.clone()).with_rereads(rereads),
+            plan.control,
         )
         .await;
-        let cancelled = then_cancel
+        let cancelled = plan.then_cancel
             || *control.borrow() == RunState::Cancelled
             || summary.stopped == Some(StopReason::Cancelled);
         let ending = if cancelled {
@@ -534,6 +524,16 @@ impl JobSupervisor {
             }
         }
     }
+}
+
+/// What one runner task runs: the users left, on which connection, how, and under which control.
+struct RunPlan {
+    targets: Vec<RunTarget>,
+    provider: Arc<dyn ScimProvider>,
+    options: RunOptions,
+    control: RunControl,
+    /// The job was being cancelled when the server stopped: settle, then end as cancelled.
+    then_cancel: bool,
 }
 
 /// Every selected preview row's item, in the preview's order.
