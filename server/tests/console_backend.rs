@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fault_server::{FaultServer, TOKEN};
+use support::fault_server::{at_most_one_delete_each, deleted, FaultServer, TOKEN};
 use tower::ServiceExt;
 
 struct Setup {
@@ -103,27 +103,29 @@ async fn wait_for(console: &Console, job_id: &str, what: impl Fn(&JobView) -> bo
     }
 }
 
-fn deleted(state: &Value) -> BTreeSet<String> {
-    state["deleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
+/// A delete run of `user{range}@example.com`, started from a file preview; checks that the
+/// preview selected `selected` of them.
+async fn started_run(
+    console: &Console,
+    range: std::ops::RangeInclusive<u32>,
+    demote: bool,
+    selected: usize,
+) -> JobView {
+    let list = emails(range);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let preview = console
+        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, demote)
+        .await
+        .unwrap();
+    assert_eq!(preview.counts.selected, selected);
+    console
+        .start_job(preview.id.clone(), preview.phrase.clone())
+        .await
+        .unwrap()
 }
 
 fn ids(range: std::ops::RangeInclusive<u32>) -> BTreeSet<String> {
     range.map(|i| (1000 + i).to_string()).collect()
-}
-
-fn at_most_one_delete_each(state: &Value) {
-    for (id, n) in state["delete_requests_by_account"]
-        .as_object()
-        .into_iter()
-        .flatten()
-    {
-        assert!(n.as_u64().unwrap_or(0) <= 1, "{id} got {n} DELETEs");
-    }
 }
 
 #[tokio::test]
@@ -338,17 +340,7 @@ async fn a_run_pauses_resumes_and_cancels_without_touching_anyone_twice() {
     let console = &s.console;
     connect(console, &site).await;
     // 20..=29 has no Moderator/Admin (27 would be i % 50 == 27? no: 7 and 17 only).
-    let list = emails(20..=29);
-    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
-    let preview = console
-        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, false)
-        .await
-        .unwrap();
-    assert_eq!(preview.counts.selected, 10);
-    let job = console
-        .start_job(preview.id.clone(), preview.phrase.clone())
-        .await
-        .unwrap();
+    let job = started_run(console, 20..=29, false, 10).await;
 
     wait_for(console, &job.id, |j| j.done >= 2).await;
     let paused = console
@@ -659,17 +651,7 @@ async fn a_paused_run_resumes_only_on_its_own_connection_and_rereads_its_users()
     let s = setup(dir.path()).await;
     let console = &s.console;
     connect(console, &site).await;
-    let list = emails(20..=39);
-    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
-    let preview = console
-        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, false)
-        .await
-        .unwrap();
-    assert_eq!(preview.counts.selected, 20);
-    let job = console
-        .start_job(preview.id.clone(), preview.phrase.clone())
-        .await
-        .unwrap();
+    let job = started_run(console, 20..=39, false, 20).await;
     wait_for(console, &job.id, |j| j.done >= 2).await;
     console
         .control_job(job.id.clone(), JobCommand::Pause)
@@ -740,21 +722,10 @@ async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() 
     site.control("/_control/settings", json!({"latency_ms": 100}))
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let list = emails(20..=39);
-    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
     let job_id = {
         let s = setup(dir.path()).await;
         connect(&s.console, &site).await;
-        let preview = s
-            .console
-            .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, true)
-            .await
-            .unwrap();
-        let job = s
-            .console
-            .start_job(preview.id.clone(), preview.phrase.clone())
-            .await
-            .unwrap();
+        let job = started_run(&s.console, 20..=39, true, 20).await;
         wait_for(&s.console, &job.id, |j| j.done >= 3).await;
         s.jobs.abort_all();
         save(&s.console, &site, Some(format!("{}/v2", site.base))).await;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::console_process::ConsoleProcess;
-use support::fault_server::{FaultServer, TOKEN};
+use support::fault_server::{at_most_one_delete_each, deleted, FaultServer, TOKEN};
 
 async fn job(console: &ConsoleProcess, id: &str) -> Value {
     console.call("job", &[("job_id", id)]).await.expect("job")
@@ -44,15 +44,6 @@ async fn connect(console: &ConsoleProcess, site: &FaultServer, scim_base_url: &s
     )
     .expect("view and diagnosis");
     assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
-}
-
-fn deleted(state: &Value) -> BTreeSet<String> {
-    state["deleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
 }
 
 /// The reviewer's reproduction: preview on `/api/scim/v2/users`, pause, save the same site
@@ -138,9 +129,7 @@ async fn resume_after_the_scim_address_changed_is_refused_through_the_real_binar
     let state = site.state().await;
     let expected: BTreeSet<String> = (20..=39).map(|i| (1000 + i).to_string()).collect();
     assert_eq!(deleted(&state), expected);
-    for (id, n) in state["delete_requests_by_account"].as_object().unwrap() {
-        assert!(n.as_u64().unwrap_or(0) <= 1, "{id} got {n} DELETEs");
-    }
+    at_most_one_delete_each(&state);
     assert!(!console.log_text().contains(TOKEN), "token in the log");
 }
 

@@ -56,6 +56,14 @@ async fn hostile_site(body: String) -> (HttpScim, Arc<AtomicUsize>) {
     (client, requests)
 }
 
+/// The default listing, retrying without the half-second waits.
+fn quick_retries() -> ListingOptions {
+    ListingOptions {
+        retry_base_delay: Duration::from_millis(1),
+        ..ListingOptions::default()
+    }
+}
+
 fn page(total: &str, resources: &str) -> String {
     format!(
         r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":{total},"startIndex":1,"itemsPerPage":1,"Resources":{resources}}}"#
@@ -101,11 +109,7 @@ async fn a_site_claiming_more_users_than_it_lists_is_refused_quickly() {
     // 1,000,000 claimed (within the cap), one user listed, then empty pages: the listing stops
     // at the first empty page instead of asking for a million of them.
     let (client, requests) = hostile_site(page("1000000", r#"[{"id":"1"}]"#)).await;
-    let opts = ListingOptions {
-        retry_base_delay: Duration::from_millis(1),
-        ..ListingOptions::default()
-    };
-    let err = list_all_users(&client, &opts, &|_, _| {})
+    let err = list_all_users(&client, &quick_retries(), &|_, _| {})
         .await
         .unwrap_err();
     assert!(matches!(err, ListingError::Inconsistent(_)), "{err}");
@@ -122,11 +126,7 @@ async fn an_oversized_page_is_refused_not_buffered_whole() {
     let body = page("2", &format!("[{}]", many.trim_end_matches(',')));
     assert!(body.len() > MAX_REPLY_BYTES);
     let (client, _) = hostile_site(body).await;
-    let opts = ListingOptions {
-        retry_base_delay: Duration::from_millis(1),
-        ..ListingOptions::default()
-    };
-    let err = list_all_users(&client, &opts, &|_, _| {})
+    let err = list_all_users(&client, &quick_retries(), &|_, _| {})
         .await
         .unwrap_err();
     let text = err.to_string();

@@ -110,6 +110,27 @@ impl FaultServer {
     }
 }
 
+/// The account IDs the server deleted, from a `/_control/state` snapshot.
+pub fn deleted(state: &Value) -> std::collections::BTreeSet<String> {
+    state["deleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// No account got more than one DELETE.
+pub fn at_most_one_delete_each(state: &Value) {
+    for (id, n) in state["delete_requests_by_account"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        assert!(n.as_u64().unwrap_or(0) <= 1, "{id} got {n} DELETEs");
+    }
+}
+
 impl Drop for FaultServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
