@@ -21,6 +21,9 @@ CREATE INDEX preview_sources_by_age ON preview_sources (created_at);
 ALTER TABLE previews ADD COLUMN source_id    TEXT;
 ALTER TABLE previews ADD COLUMN summary_json TEXT    NOT NULL DEFAULT '';
 ALTER TABLE previews ADD COLUMN total_rows   INTEGER NOT NULL DEFAULT 0;
+-- A revision replaces the unconfirmed preview it revises: the old one keeps only this pointer
+-- (its rows are removed), so revising ten times keeps one set of rows, not ten.
+ALTER TABLE previews ADD COLUMN replaced_by  TEXT;
 
 CREATE INDEX previews_by_claim_and_age ON previews (claimed_at, created_at);
 
@@ -31,7 +34,7 @@ CREATE TABLE preview_rows (
     outcome     TEXT    NOT NULL,
     row_json    TEXT    NOT NULL,
     PRIMARY KEY (preview_id, position)
-);
+) WITHOUT ROWID;
 
 CREATE INDEX preview_rows_by_outcome ON preview_rows (preview_id, outcome, position);
 

@@ -31,6 +31,8 @@ use std::sync::Arc;
 pub const MAX_ROWS_PER_PAGE: usize = 500;
 /// Most events one `job_events` call returns.
 const MAX_EVENTS_PER_CALL: u32 = 1000;
+/// How many revisions an old preview address is followed through to the newest.
+const MAX_REVISIONS_FOLLOWED: usize = 1000;
 /// How many past jobs the History screen looks at.
 const JOBS_LISTED: u32 = 10_000;
 
@@ -375,12 +377,24 @@ impl Console {
         .await
     }
 
+    /// The preview `preview_id`, or the newest revision of it: an address of a preview that
+    /// was revised since shows what replaced it.
     async fn preview_record(&self, preview_id: &str) -> Result<PreviewRecord, ConsoleError> {
-        self.storage
-            .preview(DEFAULT_TEAM, preview_id.trim())
-            .await
-            .map_err(storage_failed)?
-            .ok_or_else(no_such_preview)
+        let mut id = preview_id.trim().to_string();
+        // Each revision points at the next; the bound only guards against a damaged chain.
+        for _ in 0..MAX_REVISIONS_FOLLOWED {
+            let record = self
+                .storage
+                .preview(DEFAULT_TEAM, &id)
+                .await
+                .map_err(storage_failed)?
+                .ok_or_else(no_such_preview)?;
+            match record.replaced_by {
+                Some(next) => id = next,
+                None => return Ok(record),
+            }
+        }
+        Err(no_such_preview())
     }
 
     /// Lists the site now, keeps the input and the listing as a new source, then resolves,
@@ -406,6 +420,7 @@ impl Console {
             .await
             .map_err(storage_failed)?;
         self.make_preview(
+            None,
             &source.id,
             &input,
             &users,
@@ -416,9 +431,12 @@ impl Console {
         .await
     }
 
-    /// Resolves, stores and summarises a new preview of `source_id`'s input and listing.
+    /// Resolves, stores and summarises a new preview of `source_id`'s input and listing; as
+    /// the replacement of the preview `revises`, when given.
+    #[allow(clippy::too_many_arguments)] // each is one of the admin's choices or their source
     async fn make_preview(
         &self,
+        revises: Option<&str>,
         source_id: &str,
         input: &PreviewInput,
         users: &[SiteUser],
@@ -442,11 +460,21 @@ impl Console {
             total_rows: preview.rows.len(),
             phrase,
             claimed: false,
+            replaced_by: None,
         };
-        self.storage
-            .save_preview(DEFAULT_TEAM, &preview_record, &preview.rows)
-            .await
-            .map_err(storage_failed)?;
+        let stored = match revises {
+            Some(replaced) => {
+                self.storage
+                    .replace_preview(DEFAULT_TEAM, replaced, &preview_record, &preview.rows)
+                    .await
+            }
+            None => {
+                self.storage
+                    .save_preview(DEFAULT_TEAM, &preview_record, &preview.rows)
+                    .await
+            }
+        };
+        stored.map_err(storage_failed)?;
         summary(&preview_record)
     }
 
@@ -722,9 +750,12 @@ impl ConsoleBackend for Console {
             .await
             .map_err(storage_failed)?
             .ok_or_else(not_connected)?;
-        // The revision shares the original's source (file and listing): it costs its own rows
-        // only. The original stays usable (another tab may show it) until it expires.
+        // The revision shares the original's source (file and listing) and replaces it: an
+        // unconfirmed original keeps only a pointer to the revision, so revising ten times
+        // keeps one set of rows. Its address shows the revision; its phrase no longer starts
+        // anything.
         self.make_preview(
+            Some(&record.id),
             &source.id,
             &input,
             &users,

@@ -128,6 +128,12 @@ impl JobSupervisor {
     ) -> Result<JobRecord, ConsoleError> {
         let stored = StoredPreview::load(self.storage.as_ref(), team_id, preview_id).await?;
         let record = &stored.record;
+        if record.replaced_by.is_some() {
+            return Err(ConsoleError::new(
+                "This preview was replaced by a newer one with other options: check the newest \
+                 preview and type its phrase.",
+            ));
+        }
         if !phrase_matches(&record.phrase, typed) {
             return Err(ConsoleError::new(format!(
                 "The confirmation does not match: type {} exactly to start the run.",

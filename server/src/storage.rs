@@ -108,6 +108,8 @@ pub struct PreviewRecord {
     pub phrase: String,
     /// True once a job was started from it.
     pub claimed: bool,
+    /// The revision that replaced it (its rows are gone then).
+    pub replaced_by: Option<String>,
 }
 
 /// What a preview was made from: the admin's input and the site listing, with the connection
@@ -345,6 +347,16 @@ pub trait Storage: Send + Sync {
         rows: &[PreviewRow],
     ) -> Result<()>;
     async fn preview(&self, team_id: i64, preview_id: &str) -> Result<Option<PreviewRecord>>;
+    /// Stores `revision` (with its rows) as the replacement of `replaced`: an unconfirmed
+    /// `replaced` loses its rows and points at the revision; a confirmed one stays as it is
+    /// (its run cites it).
+    async fn replace_preview(
+        &self,
+        team_id: i64,
+        replaced: &str,
+        revision: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()>;
     /// One page of a preview's rows in input order, optionally of one outcome, and how many
     /// rows match in all.
     async fn preview_rows(
@@ -430,6 +442,9 @@ pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Databas
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
+        // A large preview is one big transaction; without a limit its WAL file would keep
+        // that size on disk after the checkpoint.
+        .pragma("journal_size_limit", "67108864")
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
@@ -494,6 +509,53 @@ fn to_i64(value: u64) -> i64 {
 
 fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+/// Writes a preview and its rows inside `tx`.
+async fn insert_preview(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    team_id: i64,
+    preview: &PreviewRecord,
+    rows: &[PreviewRow],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO previews (id, team_id, created_at, action, preview_json, listing_json, \
+         phrase, source_id, summary_json, total_rows) VALUES (?, ?, ?, ?, '', '', ?, ?, ?, ?)",
+    )
+    .bind(&preview.id)
+    .bind(team_id)
+    .bind(stamp(preview.created_at))
+    .bind(enum_name(&preview.action)?)
+    .bind(&preview.phrase)
+    .bind(&preview.source_id)
+    .bind(&preview.summary_json)
+    .bind(to_i64(rows.len() as u64))
+    .execute(&mut **tx)
+    .await?;
+    // Many rows per statement: a 100,000-row preview is 200 statements, not 100,000.
+    for (chunk_index, chunk) in rows.chunks(PREVIEW_ROWS_PER_INSERT).enumerate() {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO preview_rows (preview_id, position, outcome, row_json) ",
+        );
+        let mut encoded = Vec::with_capacity(chunk.len());
+        for (i, row) in chunk.iter().enumerate() {
+            let position = chunk_index * PREVIEW_ROWS_PER_INSERT + i;
+            encoded.push((
+                to_i64(position as u64),
+                enum_name(&row.outcome)?,
+                serde_json::to_string(row)?,
+            ));
+        }
+        insert.push_values(encoded, |mut values, (position, outcome, json)| {
+            values
+                .push_bind(&preview.id)
+                .push_bind(position)
+                .push_bind(outcome)
+                .push_bind(json);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Preview rows written per INSERT statement (4 values each; SQLite allows 32,766).
@@ -835,42 +897,34 @@ impl Storage for SqliteStorage {
         rows: &[PreviewRow],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO previews (id, team_id, created_at, action, preview_json, listing_json, \
-             phrase, source_id, summary_json, total_rows) VALUES (?, ?, ?, ?, '', '', ?, ?, ?, ?)",
+        insert_preview(&mut tx, team_id, preview, rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_preview(
+        &self,
+        team_id: i64,
+        replaced: &str,
+        revision: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_preview(&mut tx, team_id, revision, rows).await?;
+        let unclaimed = sqlx::query(
+            "UPDATE previews SET replaced_by = ? WHERE team_id = ? AND id = ? \
+             AND claimed_at IS NULL",
         )
-        .bind(&preview.id)
+        .bind(&revision.id)
         .bind(team_id)
-        .bind(stamp(preview.created_at))
-        .bind(enum_name(&preview.action)?)
-        .bind(&preview.phrase)
-        .bind(&preview.source_id)
-        .bind(&preview.summary_json)
-        .bind(to_i64(rows.len() as u64))
+        .bind(replaced)
         .execute(&mut *tx)
         .await?;
-        // Many rows per statement: a 100,000-row preview is 200 statements, not 100,000.
-        for (chunk_index, chunk) in rows.chunks(PREVIEW_ROWS_PER_INSERT).enumerate() {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO preview_rows (preview_id, position, outcome, row_json) ",
-            );
-            let mut encoded = Vec::with_capacity(chunk.len());
-            for (i, row) in chunk.iter().enumerate() {
-                let position = chunk_index * PREVIEW_ROWS_PER_INSERT + i;
-                encoded.push((
-                    to_i64(position as u64),
-                    enum_name(&row.outcome)?,
-                    serde_json::to_string(row)?,
-                ));
-            }
-            insert.push_values(encoded, |mut values, (position, outcome, json)| {
-                values
-                    .push_bind(&preview.id)
-                    .push_bind(position)
-                    .push_bind(outcome)
-                    .push_bind(json);
-            });
-            insert.build().execute(&mut *tx).await?;
+        if unclaimed.rows_affected() == 1 {
+            sqlx::query("DELETE FROM preview_rows WHERE preview_id = ?")
+                .bind(replaced)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -879,7 +933,8 @@ impl Storage for SqliteStorage {
     async fn preview(&self, team_id: i64, preview_id: &str) -> Result<Option<PreviewRecord>> {
         let row = sqlx::query(
             "SELECT id, created_at, action, phrase, source_id, summary_json, total_rows, \
-             claimed_at IS NOT NULL AS claimed FROM previews WHERE team_id = ? AND id = ?",
+             claimed_at IS NOT NULL AS claimed, replaced_by FROM previews \
+             WHERE team_id = ? AND id = ?",
         )
         .bind(team_id)
         .bind(preview_id)
@@ -898,6 +953,7 @@ impl Storage for SqliteStorage {
             total_rows: to_u64(row.try_get("total_rows")?) as usize,
             phrase: row.try_get("phrase")?,
             claimed: row.try_get("claimed")?,
+            replaced_by: row.try_get("replaced_by")?,
         }))
     }
 
@@ -1389,6 +1445,7 @@ mod tests {
             total_rows: 0,
             phrase: "DELETE 3 USERS".to_string(),
             claimed: false,
+            replaced_by: None,
         }
     }
 
@@ -1753,6 +1810,72 @@ mod tests {
             .await
             .expect("other team")
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one() {
+        let t = TestDb::new().await;
+        let s = t.storage();
+        let rows = vec![
+            preview_row(0, PreviewOutcome::Selected),
+            preview_row(1, PreviewOutcome::Privileged),
+        ];
+        s.save_preview(
+            DEFAULT_TEAM,
+            &preview_record("first", Action::Delete),
+            &rows,
+        )
+        .await
+        .expect("save");
+        for (replaced, revision) in [("first", "second"), ("second", "third")] {
+            s.replace_preview(
+                DEFAULT_TEAM,
+                replaced,
+                &preview_record(revision, Action::Delete),
+                &rows,
+            )
+            .await
+            .expect("revise");
+        }
+        let first = s
+            .preview(DEFAULT_TEAM, "first")
+            .await
+            .expect("read")
+            .expect("kept");
+        assert_eq!(first.replaced_by.as_deref(), Some("second"));
+        assert!(s
+            .all_preview_rows(DEFAULT_TEAM, "first")
+            .await
+            .expect("rows")
+            .is_empty());
+        assert_eq!(
+            t.count("SELECT COUNT(*) FROM preview_rows").await,
+            2,
+            "one set of rows"
+        );
+
+        // A confirmed preview is left whole: its run cites it.
+        assert!(s.claim_preview(DEFAULT_TEAM, "third").await.expect("claim"));
+        s.replace_preview(
+            DEFAULT_TEAM,
+            "third",
+            &preview_record("fourth", Action::Delete),
+            &rows,
+        )
+        .await
+        .expect("revise");
+        let third = s
+            .preview(DEFAULT_TEAM, "third")
+            .await
+            .expect("read")
+            .expect("kept");
+        assert_eq!(third.replaced_by, None);
+        assert_eq!(
+            s.all_preview_rows(DEFAULT_TEAM, "third")
+                .await
+                .expect("rows"),
+            rows
+        );
     }
 
     #[tokio::test]

@@ -272,7 +272,7 @@ async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
     assert_eq!(page.rows.len(), 1);
     assert_eq!(page.rows[0].input, "user1@example.com");
 
-    // Revising makes a new preview with the new options.
+    // Revising makes a new preview with the new options, which replaces the old one.
     let revised = console
         .revise_preview(preview.id.clone(), Action::Delete, true, None)
         .await
@@ -280,9 +280,28 @@ async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
     assert_ne!(revised.id, preview.id);
     assert_eq!(revised.counts.selected, 4);
     assert_eq!(revised.phrase, "DELETE 4 USERS");
+    let back = console
+        .revise_preview(revised.id.clone(), Action::Delete, false, None)
+        .await
+        .unwrap();
+    assert_eq!(back.phrase, "DELETE 3 USERS");
+    // An old address shows the newest revision; its phrase no longer starts anything.
+    assert_eq!(
+        console.preview(preview.id.clone()).await.unwrap().id,
+        back.id
+    );
+    let replaced = console
+        .start_job(preview.id.clone(), "DELETE 3 USERS".into())
+        .await
+        .unwrap_err();
+    assert!(
+        replaced.message.contains("replaced by a newer one"),
+        "{}",
+        replaced.message
+    );
 
     let wrong = console
-        .start_job(preview.id.clone(), "DELETE 4 USERS".into())
+        .start_job(back.id.clone(), "DELETE 4 USERS".into())
         .await
         .unwrap_err();
     assert!(
@@ -293,12 +312,12 @@ async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
     assert!(deleted(&site.state().await).is_empty());
 
     let job = console
-        .start_job(preview.id.clone(), " delete 3 users ".into())
+        .start_job(back.id.clone(), " delete 3 users ".into())
         .await
         .unwrap();
     assert_eq!(job.total, 3);
     let replay = console
-        .start_job(preview.id.clone(), "DELETE 3 USERS".into())
+        .start_job(back.id.clone(), "DELETE 3 USERS".into())
         .await
         .unwrap_err();
     assert!(
@@ -306,7 +325,7 @@ async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
         "{}",
         replay.message
     );
-    assert!(console.preview(preview.id.clone()).await.unwrap().used);
+    assert!(console.preview(back.id.clone()).await.unwrap().used);
 
     let done = wait_for(console, &job.id, |j| j.state == "finished").await;
     assert_eq!(done.done, 3);
@@ -772,7 +791,8 @@ async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() 
     assert_eq!(delete_requests(&site.state().await), sent);
 }
 
-/// Revising a preview shares its file and listing: ten revisions add rows, not copies.
+/// Revising a preview shares its file and listing and replaces its rows: ten revisions cost
+/// what one does.
 #[tokio::test]
 async fn revisions_share_the_file_and_the_listing() {
     let site = FaultServer::start(&["--users", "50"]);
@@ -810,7 +830,11 @@ async fn revisions_share_the_file_and_the_listing() {
     };
     assert_eq!(count("SELECT COUNT(*) FROM preview_sources").await, 1);
     assert_eq!(count("SELECT COUNT(*) FROM previews").await, 11);
-    assert_eq!(count("SELECT COUNT(*) FROM preview_rows").await, 11 * 40);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM preview_rows").await,
+        40,
+        "the newest revision's rows only"
+    );
     assert_eq!(
         count("SELECT COUNT(*) FROM previews WHERE preview_json <> '' OR listing_json <> ''").await,
         0
