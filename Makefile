@@ -63,8 +63,9 @@ test-unit: deps-test ## Unit and integration tests only (no browser)
 e2e: build deps-test ## End-to-end tests in Chromium against the release binary
 	cd end2end && OFFBOARD_BIN=$(SERVER_BIN) OFFBOARD_SITE_ROOT=$(abspath $(SITE)) npx playwright test
 
-bench: server ## Benchmark the engine against the old script on the fault server (docs/benchmarks.md)
+bench: build ## Benchmarks: the engine vs the old script, then the console under load (docs/benchmarks.md)
 	python3 server/bench/bench.py
+	python3 server/bench/console_bench.py
 
 fmt: ## Format the code
 	cargo fmt --all
