@@ -15,7 +15,9 @@ use crate::job_feed::{JobFeed, JobFeeds, Watcher};
 use crate::scim::http::HttpOptions;
 use crate::scim::ScimProvider;
 use crate::secret::SecretBox;
-use crate::storage::{JobEvent, JobRecord, JobState, NewJob, PlannedItem, Storage, StorageError};
+use crate::storage::{
+    JobEvent, JobRecord, JobState, NewJob, PlannedItem, PreviewRecord, Storage, StorageError,
+};
 use app::backend::{ConsoleError, JobCommand};
 use app::confirm::phrase_matches;
 use app::model::{ItemResult, SiteUser};
@@ -155,6 +157,14 @@ impl JobSupervisor {
             )));
         }
         let stored = StoredPreview::from_record(&record)?;
+        // Only the id, action and phrase are needed from here on: the stored texts (the
+        // preview's JSON and the listing's, tens of MB for a large site) go before the site
+        // is listed again, so the two listings are not in memory at once.
+        let record = PreviewRecord {
+            preview_json: String::new(),
+            listing_json: String::new(),
+            ..record
+        };
         let site = open_site(self.storage.as_ref(), &self.secrets, &self.http, team_id).await?;
         if site.endpoint.users_url() != stored.users_url {
             return Err(ConsoleError::new(
