@@ -42,7 +42,7 @@ site: deps-build
 	@echo "==> Building the browser bundle (WASM, release)"
 	cargo rustc -p app --lib --target wasm32-unknown-unknown --crate-type cdylib \
 		--features hydrate --no-default-features --profile wasm-release
-	@mkdir -p $(SITE)/pkg
+	@rm -rf $(SITE)/pkg && mkdir -p $(SITE)/pkg
 	wasm-bindgen --target web --no-typescript --out-dir $(SITE)/pkg --out-name offboard \
 		$(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/app.wasm
 	$(WASM_OPT) -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
@@ -51,7 +51,8 @@ site: deps-build
 	@rm -f $(SITE)/pkg/offboard_bg.wasm
 	cp style/main.css $(SITE)/pkg/offboard.css
 	cp -r public/. $(SITE)/
-	@echo "==> WASM size: $$(stat -c %s $(SITE)/pkg/offboard.wasm) bytes raw, $$(gzip -9c $(SITE)/pkg/offboard.wasm | wc -c) bytes gzipped"
+	@echo "==> Content-hashed names and brotli/gzip copies (scripts/finish-site.mjs)"
+	node scripts/finish-site.mjs $(SITE)
 
 test: deps-test ## Run every test layer: unit, integration (real SCIM server), end-to-end (Chromium)
 	@bash .ci/test-all
@@ -62,8 +63,9 @@ test-unit: deps-test ## Unit and integration tests only (no browser)
 e2e: build deps-test ## End-to-end tests in Chromium against the release binary
 	cd end2end && OFFBOARD_BIN=$(SERVER_BIN) OFFBOARD_SITE_ROOT=$(abspath $(SITE)) npx playwright test
 
-bench: server ## Benchmark the engine against the old script on the fault server (docs/benchmarks.md)
+bench: build ## Benchmarks: the engine vs the old script, then the console under load (docs/benchmarks.md)
 	python3 server/bench/bench.py
+	python3 server/bench/console_bench.py
 
 fmt: ## Format the code
 	cargo fmt --all

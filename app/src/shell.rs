@@ -3,7 +3,7 @@
 
 use crate::pages;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
     StaticSegment,
@@ -18,6 +18,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                // The server-only head names the content-hashed bundle files (`make site`).
+                <HashedStylesheet options=options.clone() id="offboard" />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -45,7 +47,6 @@ pub fn App() -> impl IntoView {
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     view! {
-        <Stylesheet id="offboard" href="/pkg/offboard.css" />
         <Title text="Offboard" />
         <Router>
             <div class="app" data-hydrated=move || hydrated.get().to_string()>

@@ -3,7 +3,7 @@
 import { test, expect } from '@playwright/test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Console } from './support/servers';
+import { Console, siteRoot } from './support/servers';
 
 let server: Console;
 
@@ -33,9 +33,33 @@ test('the page arrives rendered by the server, before any script runs', async ({
   for (const step of ['Connect', 'Choose users', 'Preview', 'Run', 'History']) {
     expect(html).toContain(step);
   }
-  expect(html).toContain('/pkg/offboard.js');
+  // The bundle's names carry a hash of their content (make site).
+  expect(html).toMatch(/\/pkg\/offboard\.[0-9a-f]{16}\.js/);
+  expect(html).toMatch(/\/pkg\/offboard\.[0-9a-f]{16}\.css/);
   // Server-rendered means not hydrated yet.
   expect(html).toContain('data-hydrated="false"');
+  // A page is always checked with the server before use, so a new build shows at once.
+  expect(res.headers()['cache-control']).toBe('no-cache');
+});
+
+test('the bundle is sent compressed when the browser accepts it, and kept for good', async ({ request }) => {
+  const html = await (await request.get(`${server.baseURL}/`)).text();
+  const wasm = /href="(\/pkg\/offboard\.[0-9a-f]{16}\.wasm)"/.exec(html)?.[1];
+  expect(wasm).toBeTruthy();
+  const raw = fs.readFileSync(path.join(siteRoot, wasm!));
+  for (const [accept, encoding] of [
+    ['gzip, deflate, br', 'br'],
+    ['gzip', 'gzip'],
+    ['identity', undefined],
+  ] as const) {
+    const res = await request.get(`${server.baseURL}${wasm}`, { headers: { 'Accept-Encoding': accept } });
+    expect(res.status()).toBe(200);
+    expect(res.headers()['content-encoding']).toBe(encoding);
+    expect(res.headers()['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(res.headers()['content-type']).toBe('application/wasm');
+    // Whatever travelled, the browser ends up with the file as built.
+    expect(Buffer.compare(await res.body(), raw)).toBe(0);
+  }
 });
 
 test('the page hydrates and a server function round-trips to the database', async ({ page }) => {

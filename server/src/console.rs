@@ -263,7 +263,8 @@ pub fn job_view(job: &JobRecord) -> JobView {
 pub fn event_view(event: &JobEvent) -> JobEventView {
     JobEventView {
         seq: event.seq,
-        at: stamp(event.at),
+        // Milliseconds: the page's rate and the delivery benchmark read this stamp.
+        at: event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
         result: event.result.clone(),
         state: event.state_change.map(|s| s.as_str().to_string()),
         reason: event.reason.clone(),

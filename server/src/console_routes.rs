@@ -3,6 +3,7 @@
 
 use crate::console::{event_view, job_view, storage_failed, StoredPreview};
 use crate::engine::report;
+use crate::job_feed::WatchItem;
 use crate::jobs::listing_path;
 use crate::storage::{JobRecord, DEFAULT_TEAM};
 use crate::web::AppState;
@@ -17,17 +18,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Extension;
 use axum::Router;
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 use tower_sessions::Session;
 
 /// The largest file the upload takes.
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
-/// Events read from storage per round trip while streaming.
-const EVENTS_PER_READ: u32 = 500;
-/// How often a watcher looks for news even when nobody woke it.
-const POLL_EVERY: Duration = Duration::from_secs(1);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -306,77 +302,6 @@ impl Drop for WatcherSlot {
     }
 }
 
-struct Watch {
-    _slot: WatcherSlot,
-    state: AppState,
-    job_id: String,
-    after: i64,
-    pending: VecDeque<Event>,
-    ended: bool,
-    changes: tokio::sync::watch::Receiver<u64>,
-}
-
-impl Watch {
-    /// The next event to send; None once the end was sent.
-    async fn next(&mut self) -> Option<Event> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(event);
-            }
-            if self.ended {
-                return None;
-            }
-            // The job first: a job already ended has logged everything, so an empty read
-            // after it means the stream is complete.
-            let job = match self.state.storage.job(DEFAULT_TEAM, &self.job_id).await {
-                Ok(Some(job)) => job,
-                Ok(None) => return None,
-                Err(e) => {
-                    tracing::error!(error = %e, "job watcher could not read the job");
-                    return None;
-                }
-            };
-            let events = match self
-                .state
-                .storage
-                .events_since(DEFAULT_TEAM, &self.job_id, self.after, EVENTS_PER_READ)
-                .await
-            {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::error!(error = %e, "job watcher could not read events");
-                    return None;
-                }
-            };
-            if !events.is_empty() {
-                for event in &events {
-                    self.after = event.seq;
-                    let sse = Event::default()
-                        .id(event.seq.to_string())
-                        .event("job")
-                        .json_data(event_view(event));
-                    if let Ok(sse) = sse {
-                        self.pending.push_back(sse);
-                    }
-                }
-                continue;
-            }
-            if job.state.has_ended() {
-                self.ended = true;
-                if let Ok(end) = Event::default().event("end").json_data(job_view(&job)) {
-                    self.pending.push_back(end);
-                }
-                continue;
-            }
-            self.changes.mark_unchanged();
-            tokio::select! {
-                _ = self.changes.changed() => {}
-                _ = tokio::time::sleep(POLL_EVERY) => {}
-            }
-        }
-    }
-}
-
 /// `GET /jobs/{id}/events`.
 async fn job_events(
     State(state): State<AppState>,
@@ -396,20 +321,21 @@ async fn job_events(
              tabs showing this run, or reload this page in a minute.",
         );
     };
-    let watch = Watch {
-        _slot: slot,
-        changes: state.jobs.subscribe(),
-        state,
-        job_id: job.id,
-        after: resume_point(&headers, &query),
-        pending: VecDeque::new(),
-        ended: false,
-    };
-    let stream = futures::stream::unfold(watch, |mut watch| async move {
-        watch
-            .next()
-            .await
-            .map(|event| (Ok::<Event, Infallible>(event), watch))
+    let watcher = state
+        .jobs
+        .watch(DEFAULT_TEAM, &job.id, resume_point(&headers, &query));
+    // The slot travels with the stream and is given back when the browser leaves.
+    let stream = futures::stream::unfold((slot, watcher), |(slot, mut watcher)| async move {
+        let event = match watcher.next().await? {
+            WatchItem::Event(published) => Event::default()
+                .id(published.event.seq.to_string())
+                .event("job")
+                .data(published.json(|e| json_text(&event_view(e)))),
+            WatchItem::End(job) => Event::default()
+                .event("end")
+                .data(json_text(&job_view(&job))),
+        };
+        Some((Ok::<Event, Infallible>(event), (slot, watcher)))
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -428,6 +354,11 @@ fn attachment(content_type: &str, file_name: &str, body: String) -> Response {
         body,
     )
         .into_response()
+}
+
+/// One SSE `data:` line of JSON (our views always serialise).
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
 }
 
 fn pretty(value: &serde_json::Value) -> String {

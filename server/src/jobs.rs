@@ -13,10 +13,11 @@ use crate::engine::runner::{
     run, Rereads, RunControl, RunJournal, RunOptions, RunState, StopReason,
 };
 use crate::engine::RunTarget;
+use crate::job_feed::{JobFeed, JobFeeds, Watcher};
 use crate::scim::http::HttpOptions;
 use crate::scim::ScimProvider;
 use crate::secret::SecretBox;
-use crate::storage::{JobRecord, JobState, NewJob, PlannedItem, Storage, StorageError};
+use crate::storage::{JobEvent, JobRecord, JobState, NewJob, PlannedItem, Storage, StorageError};
 use app::backend::{ConsoleError, JobCommand};
 use app::confirm::phrase_matches;
 use app::model::{ItemResult, SiteUser};
@@ -50,8 +51,8 @@ pub struct JobSupervisor {
     /// Where the listing taken at each job's start is kept (`jobs/{id}/all_users.json`).
     data_dir: PathBuf,
     runs: Mutex<HashMap<String, LiveRun>>,
-    /// Bumped after every stored change of any job: watchers wake and read what is new.
-    changes: watch::Sender<u64>,
+    /// Each job's log, pushed to its watchers as it is written.
+    feeds: JobFeeds,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,17 +87,39 @@ impl JobSupervisor {
             run_options,
             data_dir,
             runs: Mutex::new(HashMap::new()),
-            changes: watch::channel(0).0,
+            feeds: JobFeeds::default(),
         })
     }
 
-    /// Wakes (changed) after any job's stored state moved on.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
+    /// Follows a job's log from the event after `after_seq` (see [`crate::job_feed`]).
+    pub fn watch(&self, team_id: i64, job_id: &str, after_seq: i64) -> Watcher {
+        self.feeds
+            .watch(self.storage.clone(), team_id, job_id, after_seq)
     }
 
-    fn changed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    /// Changes a job's state and pushes the logged change to its watchers.
+    async fn log_state(
+        &self,
+        job_id: &str,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent, StorageError> {
+        self.feeds
+            .feed(job_id)
+            .write(self.storage.set_job_state(job_id, state, reason))
+            .await
+    }
+
+    /// Settles the job's pending users as not attempted, and pushes their results.
+    async fn log_not_attempted(
+        &self,
+        job_id: &str,
+        message: &str,
+    ) -> Result<Vec<JobEvent>, StorageError> {
+        self.feeds
+            .feed(job_id)
+            .write(self.storage.record_not_attempted(job_id, message))
+            .await
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -218,8 +241,7 @@ impl JobSupervisor {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let json = crate::engine::report::all_users_json(users);
-        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
+        crate::engine::report::write_all_users_json(users, std::fs::File::create(path)?)
     }
 
     async fn job_record(&self, team_id: i64, job_id: &str) -> Result<JobRecord, ConsoleError> {
@@ -249,11 +271,9 @@ impl JobSupervisor {
             .job_targets(job_id)
             .await
             .map_err(storage_failed)?;
-        self.storage
-            .set_job_state(job_id, JobState::Running, None)
+        self.log_state(job_id, JobState::Running, None)
             .await
             .map_err(storage_failed)?;
-        self.changed();
         let (control, receiver) = watch::channel(RunState::Running);
         let supervisor = self.clone();
         let id = job_id.to_string();
@@ -285,6 +305,7 @@ impl JobSupervisor {
     ) {
         let journal = Arc::new(DbJournal {
             supervisor: self.clone(),
+            feed: self.feeds.feed(&job_id),
             job_id: job_id.clone(),
             control: control.clone(),
         });
@@ -301,8 +322,7 @@ impl JobSupervisor {
             || summary.stopped == Some(StopReason::Cancelled);
         let ending = if cancelled {
             if let Err(e) = self
-                .storage
-                .record_not_attempted(&job_id, NOT_ATTEMPTED_CANCELLED)
+                .log_not_attempted(&job_id, NOT_ATTEMPTED_CANCELLED)
                 .await
             {
                 tracing::error!(job_id = %job_id, error = %e, "could not settle cancelled users");
@@ -331,16 +351,11 @@ impl JobSupervisor {
                 },
             }
         };
-        if let Err(e) = self
-            .storage
-            .set_job_state(&job_id, ending.0, ending.1)
-            .await
-        {
+        if let Err(e) = self.log_state(&job_id, ending.0, ending.1).await {
             tracing::error!(job_id = %job_id, error = %e, "could not record the job's end");
         }
         tracing::info!(job_id = %job_id, state = %ending.0, "job ended");
         lock(&self.runs).remove(&job_id);
-        self.changed();
     }
 
     /// Pause, resume or cancel `job` (already checked to be the caller's team's).
@@ -399,8 +414,7 @@ impl JobSupervisor {
                     self.set_state(&job.id, JobState::Cancelling, None).await?;
                 } else {
                     // Nobody is running it (paused before a restart): settle it here.
-                    self.storage
-                        .record_not_attempted(&job.id, NOT_ATTEMPTED_CANCELLED)
+                    self.log_not_attempted(&job.id, NOT_ATTEMPTED_CANCELLED)
                         .await
                         .map_err(storage_failed)?;
                     self.set_state(
@@ -421,9 +435,7 @@ impl JobSupervisor {
         state: JobState,
         reason: Option<String>,
     ) -> Result<(), ConsoleError> {
-        let result = self.storage.set_job_state(job_id, state, reason).await;
-        self.changed();
-        match result {
+        match self.log_state(job_id, state, reason).await {
             Ok(_) => Ok(()),
             Err(StorageError::JobEnded { state, .. }) => Err(ConsoleError::new(format!(
                 "This run has already ended ({state})."
@@ -514,8 +526,7 @@ impl JobSupervisor {
             let then_cancel = job.state == JobState::Cancelling;
             if then_cancel {
                 if let Err(e) = self
-                    .storage
-                    .record_not_attempted(&job.id, NOT_ATTEMPTED_CANCELLED)
+                    .log_not_attempted(&job.id, NOT_ATTEMPTED_CANCELLED)
                     .await
                 {
                     tracing::error!(job_id = %job.id, error = %e, "could not settle cancelled users");
@@ -577,6 +588,8 @@ fn planned_in_preview_order(
 /// The runner's journal for a console job: every step is in the database before it happens.
 struct DbJournal {
     supervisor: Arc<JobSupervisor>,
+    /// Where each stored result is pushed to the job's watchers.
+    feed: Arc<JobFeed>,
     job_id: String,
     control: watch::Receiver<RunState>,
 }
@@ -617,11 +630,9 @@ impl RunJournal for DbJournal {
 
     async fn finished(&self, result: &ItemResult) -> Result<(), String> {
         let recorded = self
-            .supervisor
-            .storage
-            .record_result(&self.job_id, result)
+            .feed
+            .write(self.supervisor.storage.record_result(&self.job_id, result))
             .await;
-        self.supervisor.changed();
         recorded.map(|_| ()).map_err(|e| {
             tracing::error!(job_id = %self.job_id, error = %e, "could not record a result");
             e.to_string()

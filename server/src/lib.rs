@@ -7,6 +7,7 @@ pub mod console_routes;
 pub mod data_folder;
 pub mod delete_command;
 pub mod engine;
+pub mod job_feed;
 pub mod jobs;
 pub mod scim;
 pub mod secret;

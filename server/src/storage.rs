@@ -448,12 +448,20 @@ pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Databas
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
+    // SQLite writes one transaction at a time anyway; one connection of their own means the
+    // jobs' writes queue in order here, never behind readers holding the other connections,
+    // and never in SQLite's busy-wait sleeps.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
     Ok(Database {
         storage: Arc::new(SqliteStorage {
             pool: pool.clone(),
+            writer,
             clock,
         }),
         sqlite: pool,
@@ -573,6 +581,8 @@ const ITEM_RESULT_COLUMNS: &str =
 
 pub struct SqliteStorage {
     pool: SqlitePool,
+    /// The jobs' writes (creation, states, sending marks, results).
+    writer: SqlitePool,
     clock: Arc<dyn Clock>,
 }
 
@@ -1069,7 +1079,7 @@ impl Storage for SqliteStorage {
         let queued_seq = 1i64;
         let at = job.created_at;
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // The job row is written only if its preview is this team's, of the same action and
         // claimed: a job can never start from an unconfirmed preview.
         let inserted = sqlx::query(
@@ -1140,7 +1150,7 @@ impl Storage for SqliteStorage {
         let at = self.clock.now();
         let started = (state == JobState::Running).then(|| stamp(at));
         let finished = state.has_ended().then(|| stamp(at));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let seq: Option<i64> = sqlx::query_scalar(
             "UPDATE jobs SET state = ?, reason = ?, last_seq = last_seq + 1, \
              started_at = COALESCE(started_at, ?), finished_at = COALESCE(?, finished_at) \
@@ -1264,7 +1274,7 @@ impl Storage for SqliteStorage {
         .bind(ITEM_SENDING)
         .bind(job_id)
         .bind(JobState::Running.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if updated.rows_affected() == 1 {
             return Ok(());
@@ -1281,7 +1291,7 @@ impl Storage for SqliteStorage {
 
     async fn record_result(&self, job_id: &str, result: &ItemResult) -> Result<JobEvent> {
         let at = self.clock.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         if !finish_item(&mut tx, job_id, result, at).await? {
             drop(tx);
             return Err(self.item_refusal(job_id, &result.account_id).await);
@@ -1294,7 +1304,7 @@ impl Storage for SqliteStorage {
 
     async fn record_not_attempted(&self, job_id: &str, message: &str) -> Result<Vec<JobEvent>> {
         let at = self.clock.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // Take the lock first (see next_seq), then read what is still pending.
         let first = next_seq(&mut tx, job_id).await?;
         let pending = sqlx::query(

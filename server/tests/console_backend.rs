@@ -944,3 +944,77 @@ async fn the_plain_routes_speak_in_codes_and_cap_watchers() {
         "a closed stream gives its place back"
     );
 }
+
+/// The `id:` lines of an SSE text, in order.
+fn event_ids(text: &str) -> Vec<i64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.trim().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_watcher_that_reconnects_with_last_event_id_resumes_where_it_left_off() {
+    // Slow enough that the run is still going when the first watcher leaves.
+    let site = FaultServer::start(&["--users", "40", "--latency-ms", "40"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    connect(&s.console, &site).await;
+    let state = AppState {
+        leptos_options: leptos::prelude::LeptosOptions::builder()
+            .output_name("offboard")
+            .build(),
+        storage: s.storage.clone(),
+        backend: s.console.clone(),
+        jobs: s.jobs.clone(),
+        watchers: server::console_routes::WatcherSlots::new(250, 500),
+    };
+    let app = server::console_routes::routes().with_state(state);
+    let job = started_run(&s.console, 20..=39, false, 20).await;
+
+    // The first watcher reads a few events as they are pushed, then its connection drops.
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(format!("/jobs/{}/events", job.id))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = response.into_body().into_data_stream();
+    let mut seen = String::new();
+    while event_ids(&seen).len() < 5 {
+        use futures::StreamExt;
+        let chunk = tokio::time::timeout(Duration::from_secs(20), body.next())
+            .await
+            .expect("events keep coming")
+            .expect("the stream is open")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(body);
+    let first = event_ids(&seen);
+    assert_eq!(first, (1..=first.len() as i64).collect::<Vec<_>>());
+    let last = *first.last().unwrap();
+
+    // The browser reconnects with the last id it saw; the rest comes once each, then the end.
+    let response = app
+        .oneshot(
+            Request::get(format!("/jobs/{}/events", job.id))
+                .header("last-event-id", last.to_string())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let rest = body_text(response).await;
+    let resumed = event_ids(&rest);
+    let total = resumed.last().copied().unwrap_or(last);
+    assert_eq!(resumed, ((last + 1)..=total).collect::<Vec<_>>(), "{rest}");
+    assert!(rest.contains("event: end"), "{rest}");
+    let finished = wait_for(&s.console, &job.id, |j| j.state == "finished").await;
+    // queued, running, one result per user, finished.
+    assert_eq!(total, 2 + finished.total as i64 + 1);
+    assert_eq!(deleted(&site.state().await), ids(20..=39));
+}

@@ -217,26 +217,51 @@ pub fn preview_csv(preview: &Preview) -> String {
     spreadsheet_csv(&header, rows)
 }
 
+/// One user of the listing snapshot, borrowed from the listing (no copy of its text). Fields
+/// in alphabetical order: the order the file always had (it was built as a sorted JSON map).
+#[derive(serde::Serialize)]
+struct SnapshotUser<'a> {
+    account_id: &'a str,
+    active: bool,
+    created: &'a Option<String>,
+    display_name: &'a Option<String>,
+    emails: &'a [String],
+    external_id: &'a Option<String>,
+    primary_email: &'a Option<String>,
+    role: String,
+    user_name: &'a Option<String>,
+}
+
+impl<'a> From<&'a SiteUser> for SnapshotUser<'a> {
+    fn from(u: &'a SiteUser) -> Self {
+        SnapshotUser {
+            account_id: &u.id,
+            external_id: &u.external_id,
+            user_name: &u.user_name,
+            display_name: &u.display_name,
+            emails: &u.emails,
+            primary_email: &u.primary_email,
+            active: u.active,
+            role: u.role.to_string(),
+            created: &u.created,
+        }
+    }
+}
+
 /// The user listing as Offboard saw it, kept with the job (the old script's `all_users.json`).
 pub fn all_users_json(users: &[SiteUser]) -> Value {
-    Value::Array(
-        users
-            .iter()
-            .map(|u| {
-                json!({
-                    "account_id": u.id,
-                    "external_id": u.external_id,
-                    "user_name": u.user_name,
-                    "display_name": u.display_name,
-                    "emails": u.emails,
-                    "primary_email": u.primary_email,
-                    "active": u.active,
-                    "role": u.role.to_string(),
-                    "created": u.created,
-                })
-            })
-            .collect(),
-    )
+    serde_json::to_value(users.iter().map(SnapshotUser::from).collect::<Vec<_>>())
+        .unwrap_or_else(|_| Value::Array(Vec::new()))
+}
+
+/// Writes [`all_users_json`] (pretty-printed) to `out` user by user, without building it in
+/// memory first: a 50,000-user site would otherwise hold the listing twice more.
+pub fn write_all_users_json(users: &[SiteUser], out: impl std::io::Write) -> std::io::Result<()> {
+    use serde::Serializer;
+    let mut out = std::io::BufWriter::new(out);
+    let mut json = serde_json::Serializer::pretty(&mut out);
+    json.collect_seq(users.iter().map(SnapshotUser::from))?;
+    std::io::Write::flush(&mut out)
 }
 
 /// CSV text with every cell quoted and guarded against formula injection: admins open these
@@ -648,5 +673,25 @@ mod tests {
         assert_eq!(v[0]["active"], false);
         assert_eq!(v[0]["emails"], json!(["a@x.com"]));
         assert_eq!(all_users_json(&[]), json!([]));
+    }
+
+    #[test]
+    fn the_streamed_snapshot_is_the_same_document() {
+        let users: Vec<SiteUser> = (0..3)
+            .map(|i| SiteUser {
+                id: format!("{i}"),
+                display_name: Some(format!("User \"{i}\"")),
+                emails: vec![format!("u{i}@x.com"), "shared@x.com".into()],
+                active: i % 2 == 0,
+                role: Role::Moderator,
+                ..SiteUser::default()
+            })
+            .collect();
+        for users in [&users[..], &[]] {
+            let mut written = Vec::new();
+            write_all_users_json(users, &mut written).unwrap();
+            let expected = serde_json::to_string_pretty(&all_users_json(users)).unwrap();
+            assert_eq!(String::from_utf8(written).unwrap(), expected);
+        }
     }
 }

@@ -1,0 +1,572 @@
+//! Pushes each job's log to the people watching it, as the runner stores it.
+//!
+//! One in-process broadcast per job, fed by the writes themselves ([`JobFeed::write`]): a
+//! stored result reaches every open `/jobs/{id}/events` stream without any of them asking the
+//! database. The database stays the record. A watcher starts (or resumes, after a reconnect
+//! with `Last-Event-ID`) by reading the log from its last sequence number, then follows the
+//! broadcast; when it falls too far behind (the broadcast keeps the last [`FEED_CAPACITY`]
+//! events), or sees a gap in the numbers, it reads the missing part from the database again.
+//! While waiting it holds no database connection.
+//!
+//! Why writes take a turn: sequence numbers are handed out inside each write's transaction,
+//! and SQLite commits writes one at a time in that order. Publishing while holding the job's
+//! turn makes the broadcast carry the events in sequence order too, so a gap means "missed",
+//! never "not yet".
+
+use crate::storage::{JobEvent, JobRecord, Storage};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+
+/// Events a job's broadcast keeps for watchers that are momentarily behind.
+pub const FEED_CAPACITY: usize = 1024;
+/// Events read from the database per round trip when a watcher catches up.
+const EVENTS_PER_READ: u32 = 500;
+/// A watcher also looks at the database this often when nothing arrived: a safety net for a
+/// change logged by something other than this process's runner (the broadcast covers the rest).
+const LOOK_AGAIN_AFTER: Duration = Duration::from_secs(2);
+/// After an event arrives, a watcher waits this long for the ones right behind it, so they
+/// leave in one write. A run stores hundreds of results a second: sent one by one to 200
+/// watchers, the writes and wake-ups alone took a core away from the run itself.
+const GATHER_FOR: Duration = Duration::from_millis(25);
+
+/// One stored event as the broadcast carries it. Its JSON is made once, by the first watcher
+/// that sends it, and shared by all the others.
+pub struct PublishedEvent {
+    pub event: JobEvent,
+    json: OnceLock<String>,
+}
+
+impl PublishedEvent {
+    fn new(event: JobEvent) -> Arc<PublishedEvent> {
+        Arc::new(PublishedEvent {
+            event,
+            json: OnceLock::new(),
+        })
+    }
+
+    /// The event's JSON, made by `render` the first time it is asked for.
+    pub fn json(&self, render: impl FnOnce(&JobEvent) -> String) -> &str {
+        self.json.get_or_init(|| render(&self.event))
+    }
+
+    fn ends_job(&self) -> bool {
+        self.event.state_change.is_some_and(|s| s.has_ended())
+    }
+}
+
+/// What a storage write logged, for [`JobFeed::write`].
+pub trait Logged {
+    fn logged(&self) -> Vec<JobEvent>;
+}
+
+impl Logged for JobEvent {
+    fn logged(&self) -> Vec<JobEvent> {
+        vec![self.clone()]
+    }
+}
+
+impl Logged for Vec<JobEvent> {
+    fn logged(&self) -> Vec<JobEvent> {
+        self.clone()
+    }
+}
+
+/// A job's broadcast.
+pub struct JobFeed {
+    sender: broadcast::Sender<Arc<PublishedEvent>>,
+    /// One event-logging write of this job at a time (see the module comment).
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl JobFeed {
+    fn new() -> JobFeed {
+        JobFeed {
+            sender: broadcast::channel(FEED_CAPACITY).0,
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Runs `write` (a storage call that logs events of this job) in the job's turn, then
+    /// publishes what it logged. A failed write publishes nothing: it logged nothing.
+    pub async fn write<T: Logged, E>(
+        &self,
+        write: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let _turn = self.turn.lock().await;
+        let result = write.await;
+        if let Ok(logged) = &result {
+            for event in logged.logged() {
+                // No receiver is fine: nobody is watching.
+                let _ = self.sender.send(PublishedEvent::new(event));
+            }
+        }
+        result
+    }
+
+    /// How many watchers follow this job now.
+    pub fn watchers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
+
+/// Every job's broadcast, made when the first writer or watcher asks, dropped when the last
+/// one lets go.
+#[derive(Default)]
+pub struct JobFeeds {
+    feeds: Mutex<HashMap<String, Weak<JobFeed>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl JobFeeds {
+    pub fn feed(&self, job_id: &str) -> Arc<JobFeed> {
+        let mut feeds = lock(&self.feeds);
+        if let Some(feed) = feeds.get(job_id).and_then(Weak::upgrade) {
+            return feed;
+        }
+        feeds.retain(|_, feed| feed.strong_count() > 0);
+        let feed = Arc::new(JobFeed::new());
+        feeds.insert(job_id.to_string(), Arc::downgrade(&feed));
+        feed
+    }
+
+    /// Follows `job_id` (of `team_id`) from the event after `after_seq`.
+    pub fn watch(
+        &self,
+        storage: Arc<dyn Storage>,
+        team_id: i64,
+        job_id: &str,
+        after_seq: i64,
+    ) -> Watcher {
+        let feed = self.feed(job_id);
+        // Subscribed before the first read, so nothing stored after that read is missed.
+        let receiver = feed.sender.subscribe();
+        Watcher {
+            storage,
+            team_id,
+            job_id: job_id.to_string(),
+            _feed: feed,
+            receiver,
+            after: after_seq.max(0),
+            pending: VecDeque::new(),
+            catching_up: true,
+            first_read: true,
+            state: WatchState::Following,
+        }
+    }
+}
+
+/// What a watcher receives next.
+pub enum WatchItem {
+    Event(Arc<PublishedEvent>),
+    /// The job has ended and everything it logged was sent; the stream closes after this.
+    End(JobRecord),
+}
+
+#[derive(PartialEq, Eq)]
+enum WatchState {
+    Following,
+    /// The job's last event is queued: send what is left, then the end.
+    Ending,
+    Done,
+}
+
+/// One watcher's position in one job's log.
+pub struct Watcher {
+    storage: Arc<dyn Storage>,
+    team_id: i64,
+    job_id: String,
+    /// Keeps the broadcast alive while someone watches.
+    _feed: Arc<JobFeed>,
+    receiver: broadcast::Receiver<Arc<PublishedEvent>>,
+    /// The last sequence number queued for sending.
+    after: i64,
+    pending: VecDeque<Arc<PublishedEvent>>,
+    /// Reading from the database instead of the broadcast.
+    catching_up: bool,
+    /// The first read also asks whether the job has already ended (nothing more will come).
+    first_read: bool,
+    state: WatchState,
+}
+
+impl Watcher {
+    /// The next thing to send; None once the end was sent, or when the job is gone or the
+    /// database fails (logged): the browser then reconnects and resumes.
+    pub async fn next(&mut self) -> Option<WatchItem> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(WatchItem::Event(event));
+            }
+            match self.state {
+                WatchState::Done => return None,
+                WatchState::Ending => {
+                    self.state = WatchState::Done;
+                    return self.job_now().await.map(WatchItem::End);
+                }
+                WatchState::Following => {}
+            }
+            if self.catching_up {
+                self.catch_up().await?;
+                continue;
+            }
+            let received = tokio::select! {
+                received = self.receiver.recv() => Some(received),
+                _ = tokio::time::sleep(LOOK_AGAIN_AFTER) => None,
+            };
+            match received {
+                Some(received) => {
+                    self.take(received);
+                    if !self.pending.is_empty() && !self.catching_up {
+                        tokio::time::sleep(GATHER_FOR).await;
+                        while let Some(received) = self.ready() {
+                            self.take(received);
+                        }
+                    }
+                }
+                // Quiet for a while: read the database.
+                None => self.catching_up = true,
+            }
+        }
+    }
+
+    /// An event the broadcast already holds, without waiting; None when there is none (or the
+    /// watcher must read the database anyway).
+    fn ready(&mut self) -> Option<Result<Arc<PublishedEvent>, RecvError>> {
+        if self.catching_up {
+            return None;
+        }
+        match self.receiver.try_recv() {
+            Ok(event) => Some(Ok(event)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+        }
+    }
+
+    /// Queues the next event, skips one already sent, or switches to the database.
+    fn take(&mut self, received: Result<Arc<PublishedEvent>, RecvError>) {
+        match received {
+            Ok(event) if event.event.seq <= self.after => {}
+            Ok(event) if event.event.seq == self.after + 1 => self.queue(event),
+            // A gap, or fallen behind the broadcast: the database has the rest.
+            Ok(_) | Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
+                self.catching_up = true;
+            }
+        }
+    }
+
+    fn queue(&mut self, event: Arc<PublishedEvent>) {
+        self.after = event.event.seq;
+        if event.ends_job() {
+            self.state = WatchState::Ending;
+        }
+        self.pending.push_back(event);
+    }
+
+    /// Reads the next page of the log from the database; None when it cannot.
+    async fn catch_up(&mut self) -> Option<()> {
+        // Everything the broadcast holds now is at most as new as what this read returns.
+        self.receiver = self.receiver.resubscribe();
+        if self.first_read {
+            self.first_read = false;
+            if self.job_now().await?.state.has_ended() {
+                // Nothing more will be logged: what the read below returns is all there is.
+                self.state = WatchState::Ending;
+            }
+        }
+        let events = match self
+            .storage
+            .events_since(self.team_id, &self.job_id, self.after, EVENTS_PER_READ)
+            .await
+        {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::error!(job_id = %self.job_id, error = %e, "job watcher could not read events");
+                return None;
+            }
+        };
+        let whole_page = events.len() == EVENTS_PER_READ as usize;
+        for event in events {
+            self.queue(PublishedEvent::new(event));
+        }
+        if whole_page && self.state == WatchState::Ending {
+            // More pages before the end: keep reading.
+            self.state = WatchState::Following;
+            self.first_read = true;
+        }
+        self.catching_up = whole_page;
+        Some(())
+    }
+
+    async fn job_now(&self) -> Option<JobRecord> {
+        match self.storage.job(self.team_id, &self.job_id).await {
+            Ok(Some(job)) => Some(job),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(job_id = %self.job_id, error = %e, "job watcher could not read the job");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against a real SQLite file: the feed's promise is about what the database holds.
+    use super::*;
+    use crate::engine::{RunTarget, TargetState};
+    use crate::storage::{JobState, NewJob, PlannedItem, PreviewRecord, DEFAULT_TEAM};
+    use app::model::{Action, ItemOutcome, ItemResult};
+
+    const JOB: &str = "job-1";
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        storage: Arc<dyn Storage>,
+        feeds: JobFeeds,
+    }
+
+    /// A running job of `users` users (u1, u2, …); its log holds `queued` and `running` (seq 1, 2).
+    async fn running_job(users: usize) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
+        let storage = crate::storage::open(&url).await.unwrap().storage;
+        let preview = PreviewRecord {
+            id: "preview-1".into(),
+            created_at: chrono::Utc::now(),
+            action: Action::Delete,
+            source_id: "source-1".into(),
+            summary_json: "{}".into(),
+            total_rows: 0,
+            phrase: "DELETE 1 USER".into(),
+            claimed: false,
+            replaced_by: None,
+        };
+        storage
+            .save_preview(DEFAULT_TEAM, &preview, &[])
+            .await
+            .unwrap();
+        assert!(storage
+            .claim_preview(DEFAULT_TEAM, "preview-1")
+            .await
+            .unwrap());
+        let items = (1..=users)
+            .map(|i| {
+                PlannedItem::Run(RunTarget {
+                    account_id: format!("u{i}"),
+                    email: None,
+                    state: TargetState::Pending,
+                })
+            })
+            .collect();
+        let job = NewJob {
+            id: JOB.into(),
+            team_id: DEFAULT_TEAM,
+            created_by: "admin".into(),
+            created_at: chrono::Utc::now(),
+            site_url: "https://acme.example".into(),
+            action: Action::Delete,
+            preview_id: "preview-1".into(),
+            connection: crate::storage::JobConnection {
+                users_url: "https://acme.example/api/scim/v2/users".into(),
+                token_fingerprint: "fp".into(),
+            },
+            items,
+        };
+        storage.create_job(&job).await.unwrap();
+        storage
+            .set_job_state(JOB, JobState::Running, None)
+            .await
+            .unwrap();
+        Setup {
+            _dir: dir,
+            storage,
+            feeds: JobFeeds::default(),
+        }
+    }
+
+    fn deleted(i: usize) -> ItemResult {
+        ItemResult {
+            account_id: format!("u{i}"),
+            email: None,
+            outcome: ItemOutcome::Deleted,
+            message: "Deleted.".into(),
+            attempts: 1,
+            elapsed_ms: 20,
+            demoted: false,
+        }
+    }
+
+    impl Setup {
+        /// Stores user `i`'s result the way the runner does: through the job's feed.
+        async fn result(&self, i: usize) {
+            self.feeds
+                .feed(JOB)
+                .write(self.storage.record_result(JOB, &deleted(i)))
+                .await
+                .unwrap();
+        }
+
+        async fn finish(&self) {
+            self.feeds
+                .feed(JOB)
+                .write(self.storage.set_job_state(JOB, JobState::Finished, None))
+                .await
+                .unwrap();
+        }
+
+        fn watch(&self, after: i64) -> Watcher {
+            self.feeds
+                .watch(self.storage.clone(), DEFAULT_TEAM, JOB, after)
+        }
+    }
+
+    /// Everything a watcher sends until the end: the sequence numbers, and the job it ended on.
+    async fn drain(watcher: &mut Watcher) -> (Vec<i64>, Option<JobRecord>) {
+        let mut seqs = Vec::new();
+        let wait = Duration::from_secs(20);
+        while let Some(item) = tokio::time::timeout(wait, watcher.next()).await.unwrap() {
+            match item {
+                WatchItem::Event(e) => seqs.push(e.event.seq),
+                WatchItem::End(job) => {
+                    assert!(tokio::time::timeout(wait, watcher.next())
+                        .await
+                        .unwrap()
+                        .is_none());
+                    return (seqs, Some(job));
+                }
+            }
+        }
+        (seqs, None)
+    }
+
+    #[tokio::test]
+    async fn a_watcher_gets_every_stored_result_in_order_then_the_end() {
+        let s = running_job(5).await;
+        let mut watcher = s.watch(0);
+        let first = watcher.next().await;
+        assert!(matches!(first, Some(WatchItem::Event(ref e)) if e.event.seq == 1));
+        for i in 1..=5 {
+            s.result(i).await;
+        }
+        s.finish().await;
+        let (seqs, job) = drain(&mut watcher).await;
+        // queued (1) was sent; running (2), five results (3..=7), finished (8).
+        assert_eq!(seqs, (2..=8).collect::<Vec<_>>());
+        let job = job.expect("the end");
+        assert_eq!(job.state, JobState::Finished);
+        assert_eq!(job.done, 5);
+    }
+
+    #[tokio::test]
+    async fn the_broadcast_delivers_without_reading_the_database() {
+        let s = running_job(3).await;
+        let mut watcher = s.watch(0);
+        // Caught up: queued and running, read from the database.
+        for seq in 1..=2 {
+            assert!(
+                matches!(watcher.next().await, Some(WatchItem::Event(e)) if e.event.seq == seq)
+            );
+        }
+        assert!(!watcher.catching_up);
+        s.result(1).await;
+        let Some(WatchItem::Event(pushed)) = watcher.next().await else {
+            panic!("no event");
+        };
+        assert_eq!(pushed.event.seq, 3);
+        assert_eq!(pushed.event.result, Some(deleted(1)));
+        assert!(!watcher.catching_up, "came through the broadcast");
+        // The JSON is made once for every watcher.
+        let made = pushed.json(|_| "first".into()).to_string();
+        assert_eq!(pushed.json(|_| "second".into()), made);
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_resumes_from_the_database() {
+        let users = FEED_CAPACITY + 200;
+        let s = running_job(users).await;
+        let mut watcher = s.watch(0);
+        assert!(watcher.next().await.is_some());
+        // The watcher reads nothing while more results are stored than the broadcast keeps.
+        for i in 1..=users {
+            s.result(i).await;
+        }
+        s.finish().await;
+        let (seqs, job) = drain(&mut watcher).await;
+        let last = 2 + users as i64 + 1;
+        assert_eq!(
+            seqs,
+            (2..=last).collect::<Vec<_>>(),
+            "each event once, in order"
+        );
+        assert_eq!(job.unwrap().done, users as u64);
+    }
+
+    #[tokio::test]
+    async fn a_reconnecting_watcher_resumes_after_its_last_event() {
+        let s = running_job(4).await;
+        for i in 1..=2 {
+            s.result(i).await;
+        }
+        // It saw up to seq 3 before it lost its connection.
+        let mut watcher = s.watch(3);
+        for i in 3..=4 {
+            s.result(i).await;
+        }
+        s.finish().await;
+        let (seqs, job) = drain(&mut watcher).await;
+        assert_eq!(seqs, vec![4, 5, 6, 7]);
+        assert!(job.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_event_stored_outside_the_feed_is_read_from_the_database() {
+        let s = running_job(3).await;
+        let mut watcher = s.watch(2);
+        // The first read (nothing after seq 2 yet): from now on it follows the broadcast.
+        watcher.catch_up().await.unwrap();
+        assert!(watcher.pending.is_empty() && !watcher.catching_up);
+        // u1's result skips the broadcast (as a write by another process would); u2's does not.
+        s.storage.record_result(JOB, &deleted(1)).await.unwrap();
+        s.result(2).await;
+        for seq in [3, 4] {
+            assert!(
+                matches!(watcher.next().await, Some(WatchItem::Event(e)) if e.event.seq == seq)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_of_an_ended_job_gets_the_rest_and_the_end() {
+        let s = running_job(2).await;
+        s.result(1).await;
+        s.result(2).await;
+        s.finish().await;
+        let (seqs, job) = drain(&mut s.watch(2)).await;
+        assert_eq!(seqs, vec![3, 4, 5]);
+        assert_eq!(job.unwrap().state, JobState::Finished);
+        let (seqs, job) = drain(&mut s.watch(5)).await;
+        assert!(seqs.is_empty());
+        assert!(
+            job.is_some(),
+            "a watcher already at the end gets the end at once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_feed_lives_while_someone_writes_or_watches() {
+        let s = running_job(1).await;
+        let watcher = s.watch(0);
+        assert_eq!(s.feeds.feed(JOB).watchers(), 1);
+        drop(watcher);
+        assert_eq!(lock(&s.feeds.feeds).len(), 1);
+        // Asking for another job's feed drops the entries nobody holds.
+        let _other = s.feeds.feed("job-2");
+        assert_eq!(lock(&s.feeds.feeds).len(), 1);
+    }
+}
