@@ -165,7 +165,7 @@ impl JobFeeds {
 pub enum WatchItem {
     Event(Arc<PublishedEvent>),
     /// The job has ended and everything it logged was sent; the stream closes after this.
-    End(JobRecord),
+    End(Box<JobRecord>),
 }
 
 #[derive(PartialEq, Eq)]
@@ -206,7 +206,10 @@ impl Watcher {
                 WatchState::Done => return None,
                 WatchState::Ending => {
                     self.state = WatchState::Done;
-                    return self.job_now().await.map(WatchItem::End);
+                    return self
+                        .job_now()
+                        .await
+                        .map(|job| WatchItem::End(Box::new(job)));
                 }
                 WatchState::Following => {}
             }
@@ -438,7 +441,7 @@ mod tests {
                         .await
                         .unwrap()
                         .is_none());
-                    return (seqs, Some(job));
+                    return (seqs, Some(*job));
                 }
             }
         }
