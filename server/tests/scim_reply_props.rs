@@ -221,8 +221,9 @@ proptest! {
         let opts = ListingOptions { retry_base_delay: Duration::ZERO, ..ListingOptions::default() };
         let result = runtime.block_on(list_all_users(&site, &opts, &|_, _| {}));
         if let Ok(users) = &result {
+            // The site's total is believed (up to the cap), never more than it really lists.
             prop_assert_eq!(Some(users.len() as u64), total.as_u64());
-            prop_assert_eq!(users.len(), listed);
+            prop_assert!(users.len() <= listed);
         }
         // Two listings at most, each of the pages really listed plus the pages in flight
         // (20 at a time) when the first empty one came back, plus its gaps.
