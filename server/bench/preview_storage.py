@@ -129,14 +129,22 @@ def main():
         print(f"| empty console | {start / 1e6:.1f} | |")
         print(f"| after the upload | {first / 1e6:.1f} | {time.time() - t0:.2f} |")
         t0 = time.time()
+        steps = []
         for i in range(REVISIONS):
             summary = call(base, "revise_preview", {"preview_id": preview_id,
                                                     "action": "deactivate" if i % 2 else "delete",
                                                     "demote": "true" if i % 3 == 0 else "false"})
             preview_id = summary["id"]
+            steps.append(folder_bytes(data) / 1e6)
+        print("after each revision (MB): " + ", ".join(f"{mb:.0f}" for mb in steps))
         after = folder_bytes(data)
         print(f"| after {REVISIONS} revisions | {after / 1e6:.1f} | {time.time() - t0:.2f} |")
-        print(f"\nper revision: {(after - first) / REVISIONS / 1e6:.1f} MB")
+        sizes = {f: os.path.getsize(os.path.join(data, f)) / 1e6 for f in sorted(os.listdir(data))
+                 if f.startswith("offboard.db")}
+        print("files: " + ", ".join(f"{f} {mb:.1f} MB" for f, mb in sizes.items()))
+        print(f"\nper revision, on average: {(after - first) / REVISIONS / 1e6:.1f} MB; "
+              f"from the 1st to the {REVISIONS}th revision: "
+              f"{(steps[-1] - steps[0]) / (REVISIONS - 1):.1f} MB each")
         before_rss = peak_rss_kib(server.pid)
         times = []
         for p in range(PAGES):
