@@ -403,6 +403,7 @@ mod tests {
             active: None,
             role: None,
             reason: String::new(),
+            candidates: vec![],
         }
     }
 
