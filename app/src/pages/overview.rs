@@ -2,7 +2,7 @@
 //! end, and what to do next. (The console's own health is for operators: `/healthz` and logs.)
 
 use super::history::action_words;
-use super::parts::{error_text, short_time, ErrorBox, OutcomeBar};
+use super::parts::{error_text, short_time, users, ErrorBox, OutcomeBar};
 use super::preview::encode;
 use super::run::{has_ended, state_words};
 use crate::api::{check_connection, list_jobs, load_connection};
@@ -88,7 +88,13 @@ pub fn Overview() -> impl IntoView {
                         (Some(Ok(c)), Some(d)) => {
                             let site = c.site_url.unwrap_or_default();
                             let verdict = match d {
-                                Ok(d) if d.ok => view! { <p class="ok" role="status" data-testid="site-status">{format!("{site} is connected and answering. {}", d.message)}</p> }.into_any(),
+                                Ok(d) if d.ok => {
+                                    let text = match d.user_count {
+                                        Some(n) => format!("{site} is connected and answering: it lists {}.", users(n as u64)),
+                                        None => format!("{site} is connected and answering."),
+                                    };
+                                    view! { <p class="ok" role="status" data-testid="site-status">{text}</p> }.into_any()
+                                }
                                 Ok(d) => view! { <p class="error" role="alert" data-testid="site-status">{format!("{site}: {}", d.message)} " " <a href="/connect">"Check the connection settings"</a></p> }.into_any(),
                                 Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
                             };
