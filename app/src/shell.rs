@@ -3,7 +3,6 @@
 
 use crate::pages;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
     StaticSegment,
@@ -18,8 +17,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                // The title and the stylesheet never change, so they are plain server-rendered
+                // tags: managing them from the browser (leptos_meta) only added to the WASM.
+                <title>"Offboard"</title>
+                <link id="offboard" rel="stylesheet" href="/pkg/offboard.css" />
                 <HydrationScripts options />
-                <MetaTags />
             </head>
             <body>
                 <App />
@@ -39,14 +41,11 @@ const STEPS: [(&str, &str); 5] = [
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     // Effects run only in the browser, so this flips once the WASM has hydrated the page:
     // tests (and styles) can tell a live page from server-rendered HTML.
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     view! {
-        <Stylesheet id="offboard" href="/pkg/offboard.css" />
-        <Title text="Offboard" />
         <Router>
             <div class="app" data-hydrated=move || hydrated.get().to_string()>
             <a class="skip-link" href="#main">
