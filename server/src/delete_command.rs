@@ -276,6 +276,7 @@ impl ListingProgress {
             Some(bar) => {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
+                bar.set_message(rate_words(bar.per_sec()));
             }
             None => {
                 let tenth = tenths(done, total);
@@ -303,15 +304,20 @@ fn tenths(done: usize, total: usize) -> usize {
 
 /// The listing's bar: users listed, rate, time left.
 const LISTING_BAR: &str =
-    "  listing [{bar:30.cyan/blue}] {pos}/{len} users · {per_sec} · about {eta} left";
+    "  listing [{bar:30.cyan/blue}] {pos}/{len} users · {msg} · about {eta} left";
 /// The run's bar: users done, rate, time left, and the counts per outcome below it.
-const RUN_BAR: &str = "  [{bar:30.green/red}] {pos}/{len} · {per_sec} · about {eta} left\n  {msg}";
+const RUN_BAR: &str = "  [{bar:30.green/red}] {pos}/{len} · about {eta} left\n  {msg}";
 
 fn bar_style(template: &str) -> ProgressStyle {
     // The templates are fixed strings of this file; a typo falls back to the plain default.
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
+}
+
+/// "12.3 users/s": one decimal is all a person reads.
+fn rate_words(per_sec: f64) -> String {
+    format!("{per_sec:.1} users/s")
 }
 
 /// "3 deleted · 1 failed", in the order outcomes are declared; empty before any result.
@@ -454,8 +460,8 @@ impl RunJournal for ProgressJournal {
                 if !plain {
                     bar.println(&line);
                 }
-                bar.set_message(counts);
                 bar.inc(1);
+                bar.set_message(format!("{counts} · {}", rate_words(bar.per_sec())));
             }
             None => eprintln!("{line}"),
         }
@@ -524,6 +530,12 @@ mod tests {
             .map(|d| tenths(d, 100_000))
             .collect();
         assert_eq!(lines.len(), 11);
+    }
+
+    #[test]
+    fn rates_read_with_one_decimal() {
+        assert_eq!(rate_words(75.2460), "75.2 users/s");
+        assert_eq!(rate_words(0.0), "0.0 users/s");
     }
 
     #[test]
