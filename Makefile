@@ -17,11 +17,13 @@ WASM_OPT         := $(TOOLS)/node_modules/.bin/wasm-opt
 SERVER_BIN       := $(CARGO_TARGET_DIR)/release/offboard
 SUDO             := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO_HOME       ?= $(HOME)/.cargo
-# The browser bundle only: the remap keeps this machine's registry paths out of panic messages
-# (shorter, and nothing about the build machine in the download). `--cfg erase_components`
-# would cut the gzipped WASM by a fifth, but only with the server built the same way (its
-# server-rendered markup must match what the browser hydrates): see docs/benchmarks.md.
-WASM_RUSTFLAGS   := --remap-path-prefix=$(CARGO_HOME)/registry/src/=
+# Both release builds use Leptos's `erase_components`: each component becomes one type-erased
+# view instead of a deeply nested generic type, which cut the gzipped WASM by a fifth (to under
+# 400 KB, docs/benchmarks.md). The server must be built the same way, so the markup it renders
+# is the markup the browser hydrates. The WASM also remaps the registry paths out of its panic
+# messages (shorter, and nothing about the build machine in the download).
+LEPTOS_RUSTFLAGS := --cfg erase_components
+WASM_RUSTFLAGS   := $(LEPTOS_RUSTFLAGS) --remap-path-prefix=$(CARGO_HOME)/registry/src/=
 
 # Settings such as OFFBOARD_ADDR, OFFBOARD_DATA_DIR and DATABASE_URL reach `make run` from the
 # environment or the make command line (make passes both on); they are not exported here,
@@ -42,7 +44,7 @@ build: site server ## Release server binary and optimised WASM site
 
 server: deps-build
 	@echo "==> Building the server (release)"
-	cargo build --release -p server --bins
+	RUSTFLAGS="$(LEPTOS_RUSTFLAGS)" cargo build --release -p server --bins
 
 site: deps-build
 	@echo "==> Building the browser bundle (WASM, release)"
