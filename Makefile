@@ -16,6 +16,14 @@ SITE             := target/site
 WASM_OPT         := $(TOOLS)/node_modules/.bin/wasm-opt
 SERVER_BIN       := $(CARGO_TARGET_DIR)/release/offboard
 SUDO             := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CARGO_HOME       ?= $(HOME)/.cargo
+# Both release builds use Leptos's `erase_components`: each component becomes one type-erased
+# view instead of a deeply nested generic type, which cut the gzipped WASM by a fifth (to under
+# 400 KB, docs/benchmarks.md). The server must be built the same way, so the markup it renders
+# is the markup the browser hydrates. The WASM also remaps the registry paths out of its panic
+# messages (shorter, and nothing about the build machine in the download).
+LEPTOS_RUSTFLAGS := --cfg erase_components
+WASM_RUSTFLAGS   := $(LEPTOS_RUSTFLAGS) --remap-path-prefix=$(CARGO_HOME)/registry/src/=
 
 # Settings such as OFFBOARD_ADDR, OFFBOARD_DATA_DIR and DATABASE_URL reach `make run` from the
 # environment or the make command line (make passes both on); they are not exported here,
@@ -36,16 +44,17 @@ build: site server ## Release server binary and optimised WASM site
 
 server: deps-build
 	@echo "==> Building the server (release)"
-	cargo build --release -p server --bins
+	RUSTFLAGS="$(LEPTOS_RUSTFLAGS)" cargo build --release -p server --bins
 
 site: deps-build
 	@echo "==> Building the browser bundle (WASM, release)"
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$(WASM_RUSTFLAGS)" \
 	cargo rustc -p app --lib --target wasm32-unknown-unknown --crate-type cdylib \
 		--features hydrate --no-default-features --profile wasm-release
 	@rm -rf $(SITE)/pkg && mkdir -p $(SITE)/pkg
 	wasm-bindgen --target web --no-typescript --out-dir $(SITE)/pkg --out-name offboard \
 		$(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/app.wasm
-	$(WASM_OPT) -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	$(WASM_OPT) -Oz --converge --strip-producers --strip-target-features --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 		--enable-reference-types --enable-multivalue --enable-mutable-globals \
 		$(SITE)/pkg/offboard_bg.wasm -o $(SITE)/pkg/offboard.wasm
 	@rm -f $(SITE)/pkg/offboard_bg.wasm

@@ -3,7 +3,8 @@
 //! the default URL-encoded codec (and a plain HTML form) can carry them.
 
 use crate::backend::{
-    ConnectionView, Diagnosis, JobCommand, JobEventView, JobView, PreviewRowsPage, PreviewSummary,
+    ConnectionView, Diagnosis, JobCommand, JobEventView, JobResultsPage, JobView, PreviewRowsPage,
+    PreviewSummary,
 };
 use crate::model::{Action, PreviewOutcome, SiteUser};
 use leptos::prelude::*;
@@ -268,6 +269,19 @@ pub async fn job_events(
 ) -> Result<Vec<JobEventView>, ServerFnError> {
     crate::backend::backend()?
         .job_events(job_id, after_seq, limit.min(1000))
+        .await
+        .map_err(plain)
+}
+
+/// A page of a run's results, newest first; `before_seq` 0 means the newest.
+#[server(endpoint = "job_results_page")]
+pub async fn load_results_page(
+    job_id: String,
+    before_seq: i64,
+    limit: u32,
+) -> Result<JobResultsPage, ServerFnError> {
+    crate::backend::backend()?
+        .job_results_page(job_id, (before_seq > 0).then_some(before_seq), limit)
         .await
         .map_err(plain)
 }

@@ -250,6 +250,19 @@ pub struct JobEventView {
     pub reason: Option<String>,
 }
 
+/// A page of a run's results, newest first: the Run page opens with the newest page and asks
+/// for older ones on demand, instead of replaying the whole log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResultsPage {
+    /// Result events only, newest first.
+    pub results: Vec<JobEventView>,
+    /// The job's newest event of any kind when the page was read (0 when none): the live log
+    /// resumes after it.
+    pub last_seq: i64,
+    /// True when results older than the last one here exist.
+    pub more: bool,
+}
+
 /// What the admin can ask of a running job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobCommand {
@@ -354,6 +367,13 @@ mod server_side {
             after_seq: i64,
             limit: u32,
         ) -> Result<Vec<JobEventView>, ConsoleError>;
+        /// The results before `before_seq` (None = the newest), newest first.
+        async fn job_results_page(
+            &self,
+            job_id: String,
+            before_seq: Option<i64>,
+            limit: u32,
+        ) -> Result<JobResultsPage, ConsoleError>;
     }
 
     /// The session key under which the upload routes keep the details of a failed preview

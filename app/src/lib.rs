@@ -15,6 +15,9 @@ pub use shell::{shell, App};
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    // Panic messages in the browser console help while developing; the release bundle
+    // (panic = "abort", no debug assertions) leaves the hook out to stay under its size budget.
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
 }

@@ -130,7 +130,19 @@ impl PreviewOutcome {
         PreviewOutcome::SystemAccount,
     ];
 
-    /// Short label in the admin's words, as shown in the preview table and CSV.
+    /// What a row with this outcome will lead to, in the words the Preview page uses for
+    /// `action`: "will be deleted" / "will be deactivated" for selected rows, else [`label`].
+    ///
+    /// [`label`]: PreviewOutcome::label
+    pub fn label_for(self, action: Action) -> &'static str {
+        match (self, action) {
+            (PreviewOutcome::Selected, Action::Delete) => "will be deleted",
+            (PreviewOutcome::Selected, Action::Deactivate) => "will be deactivated",
+            (other, _) => other.label(),
+        }
+    }
+
+    /// Short label in the admin's words, as shown in the CSV (which does not know the action).
     pub fn label(self) -> &'static str {
         match self {
             PreviewOutcome::Selected => "will be processed",
@@ -184,7 +196,7 @@ pub struct PreviewRow {
     /// The value as the admin gave it (trimmed), or the account ID for listed users.
     pub input: String,
     pub outcome: PreviewOutcome,
-    /// Resolved account (None for not found / invalid rows; the first match for ambiguous ones).
+    /// Resolved account (None for not found / invalid / ambiguous rows).
     pub account_id: Option<String>,
     pub user_name: Option<String>,
     pub display_name: Option<String>,
@@ -193,6 +205,30 @@ pub struct PreviewRow {
     pub role: Option<Role>,
     /// Why, in plain words (empty for plainly selected rows).
     pub reason: String,
+    /// Every account an ambiguous row could mean, none of which will be touched (empty for
+    /// other rows). Absent in previews stored before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+}
+
+/// One of the accounts an ambiguous row could mean, shown so the admin can tell them apart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub account_id: String,
+    pub display_name: Option<String>,
+    pub user_name: Option<String>,
+    pub emails: Vec<String>,
+}
+
+impl Candidate {
+    pub fn of(user: &SiteUser) -> Candidate {
+        Candidate {
+            account_id: user.id.clone(),
+            display_name: user.display_name.clone(),
+            user_name: user.user_name.clone(),
+            emails: user.emails.clone(),
+        }
+    }
 }
 
 /// How many preview rows ended in each outcome.

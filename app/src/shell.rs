@@ -3,7 +3,6 @@
 
 use crate::pages;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
     StaticSegment,
@@ -18,16 +17,34 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
-                // The server-only head names the content-hashed bundle files (`make site`).
-                <HashedStylesheet options=options.clone() id="offboard" />
+                // The title and the stylesheet never change, so they are plain server-rendered
+                // tags: managing them from the browser (leptos_meta) only added to the WASM.
+                <title>"Offboard"</title>
+                <link id="offboard" rel="stylesheet" href=stylesheet_href(&options) />
                 <HydrationScripts options />
-                <MetaTags />
             </head>
             <body>
                 <App />
             </body>
         </html>
     }
+}
+
+/// The stylesheet's address. `make site` names it with a hash of its content and lists the
+/// hash in the site's hash file (see `server/src/web.rs`), so browsers may keep it for good.
+fn stylesheet_href(options: &LeptosOptions) -> String {
+    let mut name = options.output_name.to_string();
+    if options.hash_files {
+        let hashes = std::fs::read_to_string(options.hash_file.as_ref()).unwrap_or_default();
+        let css = hashes
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(kind, _)| kind.trim() == "css");
+        if let Some((_, hash)) = css {
+            name = format!("{name}.{}", hash.trim());
+        }
+    }
+    format!("/{}/{name}.css", options.site_pkg_dir)
 }
 
 /// The steps of the admin's path, in order, as the navigation shows them.
@@ -41,13 +58,11 @@ const STEPS: [(&str, &str); 5] = [
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     // Effects run only in the browser, so this flips once the WASM has hydrated the page:
     // tests (and styles) can tell a live page from server-rendered HTML.
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     view! {
-        <Title text="Offboard" />
         <Router>
             <div class="app" data-hydrated=move || hydrated.get().to_string()>
             <a class="skip-link" href="#main">

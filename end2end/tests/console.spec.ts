@@ -54,7 +54,7 @@ test('upload a CSV, preview, confirm, watch the run, download the failures', asy
   });
   await page.getByRole('button', { name: 'Preview these users' }).click();
   await page.waitForURL(/\/preview\?id=/);
-  await expect(page.getByRole('button', { name: /2\s*to delete/ })).toBeVisible();
+  await expect(page.getByRole('button', { name: /2\s*will be deleted/ })).toBeVisible();
   await page.getByRole('button', { name: /1\s*not found/ }).click();
   await expect(page.getByRole('table')).toContainText('nobody@example.com');
   await expect(page.getByRole('table')).not.toContainText('user1@example.com');

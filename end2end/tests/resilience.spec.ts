@@ -54,9 +54,23 @@ test('a server killed mid-run resumes the job to the exact final state', async (
     const atCrash = (await fault.state()).deleted.length;
     expect(atCrash).toBeLessThan(59);
 
+    // The open Run page says the connection is lost instead of a frozen "Running"...
+    await expect(page.getByTestId('connection-state')).toContainText('connection to the console was lost', { timeout: 20_000 });
+    await screenshot(page, screens, 'run-connection-lost');
     await server.launch();
-    await open(page, server.baseURL, `/run?id=${jobId}`);
+    // ...reconnects by itself, catches up from the last event it saw, and follows to the end.
+    await expect(page.getByTestId('connection-state')).toHaveText('', { timeout: 30_000 });
     await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 60_000 });
+    await expect(page.getByTestId('progress-text')).toContainText('60 of 60 users processed');
+
+    // A fresh page on the finished run opens on its newest results and pages older ones.
+    await open(page, server.baseURL, `/run?id=${jobId}`);
+    await expect(page.getByTestId('run-state')).toContainText('Finished');
+    const liveRows = page.getByTestId('live-rows').getByRole('row');
+    await expect(liveRows).toHaveCount(51);
+    await page.getByRole('button', { name: 'Show 50 older results' }).click();
+    await expect(liveRows).toHaveCount(61);
+    await expect(page.getByRole('button', { name: 'Show 50 older results' })).toHaveCount(0);
 
     // Every deactivated user but the community creator (1042, which Stack refuses) is gone,
     // and no account got a second DELETE: the in-flight ones were settled with a GET.

@@ -16,7 +16,7 @@ use crate::storage::{
 };
 use app::backend::{
     ConnectionForm, ConnectionView, ConsoleBackend, ConsoleError, Diagnosis, JobCommand,
-    JobEventView, JobView, PreviewRowsPage, PreviewSummary, StorageStatus,
+    JobEventView, JobResultsPage, JobView, PreviewRowsPage, PreviewSummary, StorageStatus,
 };
 use app::confirm::confirmation_phrase;
 use app::model::{Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser};
@@ -846,5 +846,28 @@ impl ConsoleBackend for Console {
             .await
             .map_err(storage_failed)?;
         Ok(events.iter().map(event_view).collect())
+    }
+
+    async fn job_results_page(
+        &self,
+        job_id: String,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<JobResultsPage, ConsoleError> {
+        let job = self.team_job(&job_id).await?;
+        let limit = limit.clamp(1, MAX_EVENTS_PER_CALL);
+        // One more than asked tells whether older results remain.
+        let (mut events, last_seq) = self
+            .storage
+            .latest_results(DEFAULT_TEAM, &job.id, before_seq, limit + 1)
+            .await
+            .map_err(storage_failed)?;
+        let more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        Ok(JobResultsPage {
+            results: events.iter().map(event_view).collect(),
+            last_seq,
+            more,
+        })
     }
 }

@@ -11,13 +11,15 @@ use crate::scim::http::{HttpOptions, HttpScim};
 use crate::scim::{ScimEndpoint, ScimProvider, ScimToken};
 use app::backend::ReportKind;
 use app::confirm::{confirmation_phrase, phrase_matches};
-use app::model::{Action, ItemResult, Preview, PreviewOutcome, SiteUser};
+use app::model::{Action, ItemOutcome, ItemResult, Preview, PreviewOutcome, SiteUser};
 use async_trait::async_trait;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Exit statuses, as `offboard delete --help` documents them.
@@ -245,17 +247,95 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
 }
 
 async fn list_users(provider: &dyn ScimProvider) -> Result<Vec<SiteUser>, Stop> {
-    let progress = |done: usize, total: usize| {
-        if total > 0 {
-            eprint!("\r  listed {done} of {total} users");
-            if done >= total {
-                eprintln!();
+    let progress = ListingProgress::new(std::io::stderr().is_terminal());
+    let report = |done: usize, total: usize| progress.update(done, total);
+    let users = list_all_users(provider, &ListingOptions::default(), &report)
+        .await
+        .map_err(|e| Stop::new(EXIT_SITE_UNREACHABLE, e.to_string()));
+    progress.finish();
+    users
+}
+
+/// How far the listing is: a bar with rate and time left in a terminal; in a log (CI, a
+/// pipe) a plain line every tenth of the way, since a carriage return there is just noise.
+struct ListingProgress {
+    bar: Option<ProgressBar>,
+    /// The last tenth printed as a plain line.
+    printed_tenth: AtomicUsize,
+}
+
+impl ListingProgress {
+    fn new(terminal: bool) -> ListingProgress {
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(bar_style(LISTING_BAR));
+            bar
+        });
+        ListingProgress {
+            bar,
+            printed_tenth: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    fn update(&self, done: usize, total: usize) {
+        if total == 0 {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(rate_words(bar.per_sec()));
+            }
+            None => {
+                let tenth = tenths(done, total);
+                if self.printed_tenth.swap(tenth, Ordering::SeqCst) != tenth {
+                    eprintln!("  listed {done} of {total} users");
+                }
             }
         }
-    };
-    list_all_users(provider, &ListingOptions::default(), &progress)
-        .await
-        .map_err(|e| Stop::new(EXIT_SITE_UNREACHABLE, e.to_string()))
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Which tenth of the way `done` of `total` is (0 to 10), so a log gets at most 11 lines.
+fn tenths(done: usize, total: usize) -> usize {
+    if total == 0 {
+        return 10;
+    }
+    (done.min(total) * 10) / total
+}
+
+/// The listing's bar: users listed, rate, time left.
+const LISTING_BAR: &str =
+    "  listing [{bar:30.cyan/blue}] {pos}/{len} users · {msg} · about {eta} left";
+/// The run's bar: users done, rate, time left, and the counts per outcome below it.
+const RUN_BAR: &str = "  [{bar:30.green/red}] {pos}/{len} · about {eta} left\n  {msg}";
+
+fn bar_style(template: &str) -> ProgressStyle {
+    // The templates are fixed strings of this file; a typo falls back to the plain default.
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// "12.3 users/s": one decimal is all a person reads.
+fn rate_words(per_sec: f64) -> String {
+    format!("{per_sec:.1} users/s")
+}
+
+/// "3 deleted · 1 failed", in the order outcomes are declared; empty before any result.
+fn counts_line(counts: &BTreeMap<ItemOutcome, u64>) -> String {
+    counts
+        .iter()
+        .map(|(outcome, n)| format!("{n} {}", outcome.label()))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 fn print_preview(preview: &Preview) {
@@ -298,9 +378,9 @@ fn confirm(args: &DeleteArgs, action: Action, count: usize) -> Result<bool, Stop
     let phrase = confirmation_phrase(action, count);
     match action {
         Action::Delete => eprintln!(
-            "\nThis permanently deletes {count} users from the site. Their content is re-attributed to a generic user. This cannot be undone."
+            "\nThis permanently deletes up to {count} users from the site (the site may refuse some, such as community creators). Their content is re-attributed to a generic user. This cannot be undone."
         ),
-        Action::Deactivate => eprintln!("\nThis deactivates {count} users (reversible)."),
+        Action::Deactivate => eprintln!("\nThis deactivates up to {count} users (reversible)."),
     }
     eprint!("Type {phrase} to continue: ");
     let _ = std::io::stderr().flush();
@@ -321,10 +401,36 @@ fn confirm(args: &DeleteArgs, action: Action, count: usize) -> Result<bool, Stop
     }
 }
 
-/// Prints each result as it arrives: the CLI's journal (the console's writes to the database).
+/// Reports each result as it arrives: the CLI's journal (the console's writes to the
+/// database). In a terminal, a bar with rate, time left and counts per outcome, and a line
+/// above it for each result that needs a look; otherwise one plain line a result.
 struct ProgressJournal {
     total: usize,
     done: AtomicUsize,
+    bar: Option<ProgressBar>,
+    counts: Mutex<BTreeMap<ItemOutcome, u64>>,
+}
+
+impl ProgressJournal {
+    fn new(total: usize, terminal: bool) -> ProgressJournal {
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(bar_style(RUN_BAR));
+            bar
+        });
+        ProgressJournal {
+            total,
+            done: AtomicUsize::new(0),
+            bar,
+            counts: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
 }
 
 #[async_trait]
@@ -337,12 +443,13 @@ impl RunJournal for ProgressJournal {
         let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
         let width = self.total.to_string().len();
         let email = result.email.as_deref().unwrap_or("-");
-        let detail = if result.outcome.is_success() && !result.demoted {
+        let plain = result.outcome.is_success() && !result.demoted;
+        let detail = if plain {
             String::new()
         } else {
             format!(": {}", result.message)
         };
-        eprintln!(
+        let line = format!(
             "[{done:>width$}/{}] {} {} {email}{detail} ({} requests, {} ms)",
             self.total,
             result.outcome.label(),
@@ -350,6 +457,23 @@ impl RunJournal for ProgressJournal {
             result.attempts,
             result.elapsed_ms
         );
+        match &self.bar {
+            Some(bar) => {
+                let counts = {
+                    // A poisoned lock only means another result's update panicked: the
+                    // counts are still the best we have.
+                    let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+                    *counts.entry(result.outcome).or_default() += 1;
+                    counts_line(&counts)
+                };
+                if !plain {
+                    bar.println(&line);
+                }
+                bar.inc(1);
+                bar.set_message(format!("{counts} · {}", rate_words(bar.per_sec())));
+            }
+            None => eprintln!("{line}"),
+        }
         Ok(())
     }
 }
@@ -360,10 +484,10 @@ async fn run_with_progress(
     action: Action,
     args: &DeleteArgs,
 ) -> RunSummary {
-    let journal = Arc::new(ProgressJournal {
-        total: targets.len(),
-        done: AtomicUsize::new(0),
-    });
+    let journal = Arc::new(ProgressJournal::new(
+        targets.len(),
+        std::io::stderr().is_terminal(),
+    ));
     let (control_tx, control) = RunControl::channel();
     // Ctrl-C stops taking new users; requests in flight finish and are reported.
     tokio::spawn(async move {
@@ -381,7 +505,9 @@ async fn run_with_progress(
         demote_privileged: args.demote_privileged,
         ..RunOptions::default()
     };
-    run(provider, targets, options, journal, control).await
+    let summary = run(provider, targets, options, journal.clone(), control).await;
+    journal.finish();
+    summary
 }
 
 fn write_failures(
@@ -392,4 +518,52 @@ fn write_failures(
 ) -> Result<(), Stop> {
     let json = report::failures_json_with_preview(preview, results, endpoint.site_url());
     write_report(&args.out, ReportKind::Failures, &pretty(&json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_gets_a_line_every_tenth_of_the_listing() {
+        assert_eq!(tenths(0, 1000), 0);
+        assert_eq!(tenths(99, 1000), 0);
+        assert_eq!(tenths(100, 1000), 1);
+        assert_eq!(tenths(999, 1000), 9);
+        assert_eq!(tenths(1000, 1000), 10);
+        assert_eq!(tenths(1200, 1000), 10);
+        assert_eq!(tenths(0, 0), 10);
+        let lines: std::collections::BTreeSet<usize> = (0..=100_000)
+            .step_by(100)
+            .map(|d| tenths(d, 100_000))
+            .collect();
+        assert_eq!(lines.len(), 11);
+    }
+
+    #[test]
+    fn rates_read_with_one_decimal() {
+        assert_eq!(rate_words(75.2460), "75.2 users/s");
+        assert_eq!(rate_words(0.0), "0.0 users/s");
+    }
+
+    #[test]
+    fn counts_read_in_outcome_order() {
+        let mut counts = BTreeMap::new();
+        assert_eq!(counts_line(&counts), "");
+        counts.insert(ItemOutcome::Failed, 1);
+        counts.insert(ItemOutcome::Deleted, 3);
+        counts.insert(ItemOutcome::CommunityCreator, 2);
+        assert_eq!(
+            counts_line(&counts),
+            "3 deleted · 2 community creator · 1 failed"
+        );
+    }
+
+    #[test]
+    fn the_bar_templates_are_valid() {
+        // bar_style falls back silently; the templates themselves must parse.
+        for t in [LISTING_BAR, RUN_BAR] {
+            assert!(ProgressStyle::with_template(t).is_ok(), "{t}");
+        }
+    }
 }

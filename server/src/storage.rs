@@ -411,6 +411,16 @@ pub trait Storage: Send + Sync {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<JobEvent>>;
+    /// The job's result events before `before_seq` (None = the newest), newest first, and the
+    /// seq of the job's newest event of any kind (0 when none): what the Run page opens with,
+    /// instead of replaying the whole log.
+    async fn latest_results(
+        &self,
+        team_id: i64,
+        job_id: &str,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<JobEvent>, i64)>;
     /// Every final result of the job (settled rows included), in input order. Users still
     /// without a result are absent: compare with [`JobRecord::total`].
     async fn job_results(&self, team_id: i64, job_id: &str) -> Result<Vec<ItemResult>>;
@@ -1364,6 +1374,40 @@ impl Storage for SqliteStorage {
         rows.iter().map(job_event).collect()
     }
 
+    async fn latest_results(
+        &self,
+        team_id: i64,
+        job_id: &str,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<JobEvent>, i64)> {
+        // Read together so no event can fall between the page and the resume point.
+        let mut tx = self.pool.begin().await?;
+        let last_seq: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(e.seq), 0) FROM job_events e JOIN jobs j ON j.id = e.job_id \
+             WHERE j.team_id = ? AND e.job_id = ?",
+        )
+        .bind(team_id)
+        .bind(job_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT e.seq, e.at, e.result_json, e.state_change, e.reason \
+             FROM job_events e JOIN jobs j ON j.id = e.job_id \
+             WHERE j.team_id = ? AND e.job_id = ? AND e.seq < ? AND e.result_json IS NOT NULL \
+             ORDER BY e.seq DESC LIMIT ?",
+        )
+        .bind(team_id)
+        .bind(job_id)
+        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let events = rows.iter().map(job_event).collect::<Result<Vec<_>>>()?;
+        Ok((events, last_seq))
+    }
+
     async fn job_results(&self, team_id: i64, job_id: &str) -> Result<Vec<ItemResult>> {
         let rows = sqlx::query(&format!(
             "SELECT {ITEM_RESULT_COLUMNS} FROM job_items \
@@ -1718,6 +1762,7 @@ mod tests {
             active: Some(true),
             role: None,
             reason: String::new(),
+            candidates: Vec::new(),
         }
     }
 

@@ -311,8 +311,20 @@ async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
     );
     assert!(deleted(&site.state().await).is_empty());
 
+    // The phrase must be typed in capitals: a lower-case one is refused like a wrong count.
+    let lower = console
+        .start_job(back.id.clone(), "delete 3 users".into())
+        .await
+        .unwrap_err();
+    assert!(
+        lower.message.contains("does not match"),
+        "{}",
+        lower.message
+    );
+    assert!(deleted(&site.state().await).is_empty());
+
     let job = console
-        .start_job(back.id.clone(), " delete 3 users ".into())
+        .start_job(back.id.clone(), " DELETE  3 USERS ".into())
         .await
         .unwrap();
     assert_eq!(job.total, 3);

@@ -245,7 +245,13 @@ fn DeactivatedList() -> impl IntoView {
     let picked = RwSignal::new(HashSet::<String>::new());
     let page = RwSignal::new(1usize);
     let navigate = use_navigate();
-    let preview = Action::new(|ids: &String| preview_picked(ids.clone(), "delete".into(), false));
+    // The same choices as the upload form, so deactivated moderators can be demoted and
+    // deleted from here instead of showing up as skipped on the Preview.
+    let action = RwSignal::new("delete".to_string());
+    let demote = RwSignal::new(false);
+    let preview = Action::new(move |ids: &String| {
+        preview_picked(ids.clone(), action.get_untracked(), demote.get_untracked())
+    });
     Effect::new(move |_| {
         if let Some(Ok(summary)) = preview.value().get() {
             navigate(&format!("/preview?id={}", summary.id), Default::default());
@@ -327,6 +333,21 @@ fn DeactivatedList() -> impl IntoView {
                     }}
                 </p>
                 <UserTable matching picked page />
+                <ActionChoice
+                    name="picked-action"
+                    on_pick=Callback::new(move |a: String| action.set(a))
+                />
+                <div class="field checkbox">
+                    <input
+                        id="picked-demote"
+                        type="checkbox"
+                        prop:checked=move || demote.get()
+                        on:change=move |ev| demote.set(event_target_checked(&ev))
+                    />
+                    <label for="picked-demote">
+                        "Demote moderators and admins to ordinary users first (otherwise they are skipped)"
+                    </label>
+                </div>
                 <button
                     type="button"
                     class="button primary"
@@ -371,7 +392,7 @@ fn UserTable(
     };
     view! {
         <div class="table-wrap">
-            <table>
+            <table class="stack">
                 <caption class="visually-hidden">"Deactivated users"</caption>
                 <thead>
                     <tr>
@@ -391,7 +412,7 @@ fn UserTable(
                             let label = format!("Select {}", user_label(&user));
                             view! {
                                 <tr>
-                                    <td>
+                                    <td data-label="Select">
                                         <input
                                             type="checkbox"
                                             aria-label=label
@@ -409,11 +430,11 @@ fn UserTable(
                                             }
                                         />
                                     </td>
-                                    <td>{user_label(&user)}</td>
-                                    <td>{user.display_email().unwrap_or("").to_string()}</td>
-                                    <td class="mono">{user.id.clone()}</td>
-                                    <td>{user.role.to_string()}</td>
-                                    <td>{created_date(user.created.as_deref())}</td>
+                                    <td data-label="Name">{user_label(&user)}</td>
+                                    <td data-label="Email">{user.display_email().map(str::to_string)}</td>
+                                    <td data-label="Account ID" class="mono">{user.id.clone()}</td>
+                                    <td data-label="Role">{user.role.to_string()}</td>
+                                    <td data-label="Created">{created_date(user.created.as_deref())}</td>
                                 </tr>
                             }
                         }

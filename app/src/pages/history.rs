@@ -1,11 +1,20 @@
 //! The History screen: the team's past runs, who ran them, and their reports.
 
-use super::parts::{error_text, short_time, thousands, ErrorBox};
+use super::parts::{error_text, short_time, thousands, ErrorBox, OutcomeBar};
 use super::preview::encode;
 use super::run::state_words;
 use crate::api::list_jobs;
+use crate::backend::ReportKind;
 use crate::model::Action;
 use leptos::prelude::*;
+
+/// "Delete" / "Deactivate", as a run's title says it.
+pub fn action_words(action: Action) -> &'static str {
+    match action {
+        Action::Delete => "Delete",
+        Action::Deactivate => "Deactivate",
+    }
+}
 
 #[component]
 pub fn History() -> impl IntoView {
@@ -26,7 +35,8 @@ pub fn History() -> impl IntoView {
                                 list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
                                 view! {
                                     <div class="table-wrap">
-                                        <table>
+                                        <table class="stack history">
+                                            <caption class="visually-hidden">"Past runs"</caption>
                                             <thead>
                                                 <tr>
                                                     <th scope="col">"When"</th>
@@ -43,43 +53,37 @@ pub fn History() -> impl IntoView {
                                                     .into_iter()
                                                     .map(|j| {
                                                         let id = encode(&j.id);
-                                                        let counts = j
-                                                            .counts
-                                                            .iter()
-                                                            .map(|(o, n)| format!("{} {}", thousands(*n), o.label()))
-                                                            .collect::<Vec<_>>()
-                                                            .join(", ");
                                                         let when = short_time(&j.created_at);
                                                         view! {
                                                             <tr>
-                                                                <td>
+                                                                <td data-label="When">
                                                                     <a href=format!("/run?id={id}") aria-label=format!("Open the run of {when}")>
                                                                         {when.clone()}
                                                                     </a>
                                                                 </td>
-                                                                <td>{j.site_url}</td>
-                                                                <td>
-                                                                    {match j.action {
-                                                                        Action::Delete => "Delete",
-                                                                        Action::Deactivate => "Deactivate",
-                                                                    }}
+                                                                <td data-label="Site" class="site">{j.site_url}</td>
+                                                                <td data-label="Action">{action_words(j.action)}</td>
+                                                                <td data-label="Who">{j.created_by}</td>
+                                                                <td data-label="State">
+                                                                    <span>
+                                                                        {state_words(&j.state).to_string()}
+                                                                        {j.reason.map(|r| format!(": {r}"))}
+                                                                    </span>
                                                                 </td>
-                                                                <td>{j.created_by}</td>
-                                                                <td>
-                                                                    {state_words(&j.state).to_string()}
-                                                                    {j.reason.map(|r| format!(": {r}"))}
+                                                                <td data-label="Results" class="results">
+                                                                    <div>
+                                                                        {format!("{} of {} done", thousands(j.done), thousands(j.total))}
+                                                                        <OutcomeBar counts=j.counts total=j.total action=j.action />
+                                                                    </div>
                                                                 </td>
-                                                                <td>
-                                                                    {format!("{} of {} done", thousands(j.done), thousands(j.total))}
-                                                                    <br />
-                                                                    {counts}
-                                                                </td>
-                                                                <td class="links">
-                                                                    <a href=format!("/downloads/jobs/{id}/failures.json") download="" aria-label=format!("Failures JSON of the run of {when}")>"failures"</a>
-                                                                    " · "
-                                                                    <a href=format!("/downloads/jobs/{id}/results.csv") download="" aria-label=format!("Results CSV of the run of {when}")>"CSV"</a>
-                                                                    " · "
-                                                                    <a href=format!("/downloads/jobs/{id}/results.json") download="" aria-label=format!("Results JSON of the run of {when}")>"JSON"</a>
+                                                                <td data-label="Reports" class="links">
+                                                                    <span>
+                                                                        <a href=ReportKind::Failures.run_download(&id) download="" aria-label=format!("Failures JSON of the run of {when}")>"failures"</a>
+                                                                        " · "
+                                                                        <a href=ReportKind::ResultsCsv.run_download(&id) download="" aria-label=format!("Results CSV of the run of {when}")>"CSV"</a>
+                                                                        " · "
+                                                                        <a href=ReportKind::ResultsJson.run_download(&id) download="" aria-label=format!("Results JSON of the run of {when}")>"JSON"</a>
+                                                                    </span>
                                                                 </td>
                                                             </tr>
                                                         }

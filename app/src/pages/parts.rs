@@ -1,5 +1,7 @@
-//! Pieces several screens share: plain-words errors, paging, and small formatting helpers.
+//! Pieces several screens share: plain-words errors, paging, the bar of a run's outcomes,
+//! and small formatting helpers.
 
+use crate::model::{Action as UserAction, ItemOutcome};
 use leptos::prelude::*;
 
 /// The words to show for a failed server call: the backend's own plain message, or a
@@ -51,6 +53,22 @@ where
     .into_any()
 }
 
+/// Puts the keyboard focus on the element with this id, if the page has one (browser only).
+pub fn focus_by_id(id: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        if let Some(el) = document()
+            .get_element_by_id(id)
+            .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let _ = el.focus();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = id;
+}
+
 /// Which rows one page shows: 0-based `offset`, and how many pages there are (at least 1).
 /// `page` is 1-based; a page past the end shows the last page.
 pub fn page_window(total: usize, per_page: usize, page: usize) -> (usize, usize) {
@@ -96,6 +114,142 @@ pub fn Pager(
             {prev.map(|h| view! { <a class="button" href=h rel="prev">"Previous page"</a> })}
             {next.map(|h| view! { <a class="button" href=h rel="next">"Next page"</a> })}
         </nav>
+    }
+    .into_any()
+}
+
+/// How the bar and the badges group a run's results: one colour each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeGroup {
+    /// Deleted, deactivated, or already gone: nothing left to do.
+    Done,
+    /// The site refused or an error stopped it: the admin (or Stack support) must look.
+    Failed,
+    /// Left alone on purpose: the user changed since the preview.
+    Skipped,
+    /// The run stopped before reaching the user.
+    NotAttempted,
+}
+
+impl OutcomeGroup {
+    pub const ALL: [OutcomeGroup; 4] = [
+        OutcomeGroup::Done,
+        OutcomeGroup::Failed,
+        OutcomeGroup::Skipped,
+        OutcomeGroup::NotAttempted,
+    ];
+
+    pub fn of(outcome: ItemOutcome) -> OutcomeGroup {
+        match outcome {
+            o if o.is_success() => OutcomeGroup::Done,
+            ItemOutcome::ChangedSincePreview => OutcomeGroup::Skipped,
+            ItemOutcome::NotAttempted => OutcomeGroup::NotAttempted,
+            _ => OutcomeGroup::Failed,
+        }
+    }
+
+    /// The CSS name of the group's colour (the same for the bar and the badges).
+    pub fn key(self) -> &'static str {
+        match self {
+            OutcomeGroup::Done => "done",
+            OutcomeGroup::Failed => "failed",
+            OutcomeGroup::Skipped => "skipped",
+            OutcomeGroup::NotAttempted => "not-attempted",
+        }
+    }
+
+    pub fn words(self, action: UserAction) -> &'static str {
+        match (self, action) {
+            (OutcomeGroup::Done, UserAction::Delete) => "deleted",
+            (OutcomeGroup::Done, UserAction::Deactivate) => "deactivated",
+            (OutcomeGroup::Failed, _) => "failed",
+            (OutcomeGroup::Skipped, _) => "skipped",
+            (OutcomeGroup::NotAttempted, _) => "not attempted",
+        }
+    }
+}
+
+/// Results per group, in [`OutcomeGroup::ALL`] order.
+pub fn group_totals(counts: &[(ItemOutcome, u64)]) -> [(OutcomeGroup, u64); 4] {
+    OutcomeGroup::ALL.map(|g| {
+        let n = counts
+            .iter()
+            .filter(|(o, _)| OutcomeGroup::of(*o) == g)
+            .map(|(_, n)| *n)
+            .sum();
+        (g, n)
+    })
+}
+
+/// The bar's sentence, for screen readers and as its caption: "12 deleted, 1 failed,
+/// 0 skipped, 0 not attempted, 27 still to do"; the last part only while users are left.
+pub fn outcome_sentence(counts: &[(ItemOutcome, u64)], total: u64, action: UserAction) -> String {
+    let totals = group_totals(counts);
+    let done: u64 = totals.iter().map(|(_, n)| n).sum();
+    let mut parts: Vec<String> = totals
+        .iter()
+        .map(|(g, n)| format!("{} {}", thousands(*n), g.words(action)))
+        .collect();
+    let left = total.saturating_sub(done);
+    if left > 0 {
+        parts.push(format!("{} still to do", thousands(left)));
+    }
+    format!(
+        "Outcome of {}: {}",
+        users(total.max(done)),
+        parts.join(", ")
+    )
+}
+
+/// Each group's share of the bar in percent of `total` (never below a thin visible sliver for
+/// a group that has users, so one failure among thousands still shows).
+pub fn bar_shares(counts: &[(ItemOutcome, u64)], total: u64) -> [(OutcomeGroup, f64); 4] {
+    let totals = group_totals(counts);
+    let done: u64 = totals.iter().map(|(_, n)| n).sum();
+    let whole = total.max(done).max(1) as f64;
+    totals.map(|(g, n)| {
+        let share = if n == 0 {
+            0.0
+        } else {
+            (n as f64 / whole * 100.0).max(0.5)
+        };
+        (g, share)
+    })
+}
+
+/// A run's results as one bar in the badges' colours, with the numbers as text: the bar is
+/// an image named by its sentence; the legend repeats the numbers for sighted readers.
+#[component]
+pub fn OutcomeBar(
+    counts: Vec<(ItemOutcome, u64)>,
+    total: u64,
+    action: UserAction,
+) -> impl IntoView {
+    let sentence = outcome_sentence(&counts, total, action);
+    let segments = bar_shares(&counts, total)
+        .into_iter()
+        .filter(|(_, share)| *share > 0.0)
+        .map(|(g, share)| {
+            view! { <span class=format!("seg seg-{}", g.key()) style=format!("width:{share:.2}%")></span> }
+        })
+        .collect_view();
+    let legend = group_totals(&counts)
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(g, n)| {
+            view! {
+                <li>
+                    <span class=format!("swatch seg-{}", g.key()) aria-hidden="true"></span>
+                    {format!("{} {}", thousands(n), g.words(action))}
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="outcome-bar" role="img" aria-label=sentence data-testid="outcome-bar">
+            {segments}
+        </div>
+        <ul class="outcome-legend" aria-hidden="true">{legend}</ul>
     }
     .into_any()
 }
@@ -176,6 +330,61 @@ mod tests {
         );
         assert_eq!(short_time("yesterday"), "yesterday");
         assert_eq!(short_time("ééééééééééééééééééééé"), "ééééééééééééééééééééé");
+    }
+
+    #[test]
+    fn outcomes_fall_into_four_groups() {
+        use OutcomeGroup::*;
+        assert_eq!(OutcomeGroup::of(ItemOutcome::Deleted), Done);
+        assert_eq!(OutcomeGroup::of(ItemOutcome::Deactivated), Done);
+        assert_eq!(OutcomeGroup::of(ItemOutcome::AlreadyGone), Done);
+        assert_eq!(OutcomeGroup::of(ItemOutcome::ChangedSincePreview), Skipped);
+        assert_eq!(OutcomeGroup::of(ItemOutcome::NotAttempted), NotAttempted);
+        for o in [
+            ItemOutcome::DeletionNotEnabled,
+            ItemOutcome::Privileged,
+            ItemOutcome::CommunityCreator,
+            ItemOutcome::SystemAccount,
+            ItemOutcome::Failed,
+        ] {
+            assert_eq!(OutcomeGroup::of(o), Failed, "{o:?}");
+        }
+    }
+
+    #[test]
+    fn the_bar_says_its_numbers() {
+        let counts = vec![
+            (ItemOutcome::Deleted, 10),
+            (ItemOutcome::AlreadyGone, 2),
+            (ItemOutcome::CommunityCreator, 1),
+        ];
+        assert_eq!(
+            outcome_sentence(&counts, 40, UserAction::Delete),
+            "Outcome of 40 users: 12 deleted, 1 failed, 0 skipped, 0 not attempted, 27 still to do"
+        );
+        assert_eq!(
+            outcome_sentence(&[(ItemOutcome::Deactivated, 1)], 1, UserAction::Deactivate),
+            "Outcome of 1 user: 1 deactivated, 0 failed, 0 skipped, 0 not attempted"
+        );
+        // More results than the total (a stale total) never reads as negative work left.
+        assert_eq!(
+            outcome_sentence(&[(ItemOutcome::Failed, 3)], 2, UserAction::Delete),
+            "Outcome of 3 users: 0 deleted, 3 failed, 0 skipped, 0 not attempted"
+        );
+    }
+
+    #[test]
+    fn bar_shares_are_proportional_and_small_groups_stay_visible() {
+        let shares = bar_shares(
+            &[(ItemOutcome::Deleted, 9_999), (ItemOutcome::Failed, 1)],
+            10_000,
+        );
+        assert!((shares[0].1 - 99.99).abs() < 1e-9);
+        assert_eq!(shares[1], (OutcomeGroup::Failed, 0.5));
+        assert_eq!(shares[2], (OutcomeGroup::Skipped, 0.0));
+        let half = bar_shares(&[(ItemOutcome::Deleted, 5)], 10);
+        assert_eq!(half[0].1, 50.0);
+        assert_eq!(bar_shares(&[], 0)[0].1, 0.0);
     }
 
     #[test]

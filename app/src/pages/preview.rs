@@ -3,16 +3,18 @@
 
 use super::choose::ActionChoice;
 use super::parts::{
-    error_text, page_window, parse_page, thousands, users, ActionFeedback, ErrorBox, Pager,
+    error_text, focus_by_id, page_window, parse_page, thousands, users, ActionFeedback, ErrorBox,
+    Pager,
 };
 use crate::api::{
     action_key, load_preview, outcome_key, parse_outcome, preview_rows, revise_preview, start_job,
 };
 use crate::backend::PreviewSummary;
-use crate::confirm::phrase_matches;
-use crate::model::{Action as UserAction, PreviewOutcome, PreviewSource};
+use crate::confirm::{phrase_matches, phrase_problem};
+use crate::model::{Action as UserAction, PreviewOutcome, PreviewRow, PreviewSource, Role};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::NavigateOptions;
 
 const ROWS_PER_PAGE: usize = 100;
 
@@ -50,6 +52,10 @@ pub fn run_button_text(action: UserAction, count: usize) -> String {
     format!("{verb} {}", users(count as u64))
 }
 
+/// The id of the option the admin just changed, kept across the preview it replaces.
+#[derive(Clone, Copy)]
+struct RefocusAfterRevise(RwSignal<Option<&'static str>>);
+
 #[component]
 pub fn PreviewPage() -> impl IntoView {
     let query = use_query_map();
@@ -60,6 +66,7 @@ pub fn PreviewPage() -> impl IntoView {
             .and_then(|o| parse_outcome(&o))
     });
     let page = Memo::new(move |_| parse_page(query.with(|q| q.get("page"))));
+    provide_context(RefocusAfterRevise(RwSignal::new(None)));
     let summary = Resource::new(
         move || id.get(),
         |id| async move {
@@ -119,23 +126,12 @@ fn PreviewView(
         PreviewSource::Deactivated => "From the site's deactivated users".to_string(),
         PreviewSource::Picked => "Users you picked from the deactivated list".to_string(),
     };
-    let verb_ing = match summary.action {
-        UserAction::Delete => "to delete",
-        UserAction::Deactivate => "to deactivate",
-    };
+    let action = summary.action;
     let counts = summary.counts.clone();
     let total_rows = summary.total_rows;
     let count_buttons = PreviewOutcome::ALL
         .into_iter()
-        .map(|o| {
-            let n = counts.get(o);
-            let label = if o == PreviewOutcome::Selected {
-                verb_ing.to_string()
-            } else {
-                o.label().to_string()
-            };
-            (Some(o), label, n)
-        })
+        .map(|o| (Some(o), o.label_for(action).to_string(), counts.get(o)))
         .collect::<Vec<_>>();
     let id_for_filters = id.clone();
     view! {
@@ -165,7 +161,7 @@ fn PreviewView(
                 "Remove these users from your identity provider (Okta, Entra ID, …) first. Otherwise single sign-on re-creates their accounts the next time they sign in or the next sync runs."
             </p>
         </section>
-        <RowsTable id=id.clone() outcome page />
+        <RowsTable id=id.clone() action outcome page />
         <OptionsCard summary=summary.clone() />
         <ConfirmCard summary />
     }
@@ -200,6 +196,7 @@ fn FilterButton(
 #[component]
 fn RowsTable(
     id: String,
+    action: UserAction,
     outcome: Memo<Option<PreviewOutcome>>,
     page: Memo<usize>,
 ) -> impl IntoView {
@@ -223,7 +220,7 @@ fn RowsTable(
             <h2 id="rows-heading">
                 {move || match outcome.get() {
                     None => "Every row".to_string(),
-                    Some(o) => format!("Rows: {}", o.label()),
+                    Some(o) => format!("Rows: {}", o.label_for(action)),
                 }}
             </h2>
             <Transition fallback=|| view! { <p>"Loading rows…"</p> }>
@@ -241,37 +238,21 @@ fn RowsTable(
                                     let href_id = id.clone();
                                     view! {
                                         <div class="table-wrap">
-                                            <table class="rows">
+                                            <table class="rows stack">
+                                                <caption class="visually-hidden">"Preview rows"</caption>
                                                 <thead>
                                                     <tr>
-                                                        <th scope="col">"Line"</th>
-                                                        <th scope="col">"Input"</th>
-                                                        <th scope="col">"Outcome"</th>
-                                                        <th scope="col">"Account ID"</th>
-                                                        <th scope="col">"Name"</th>
-                                                        <th scope="col">"Emails"</th>
-                                                        <th scope="col">"Role"</th>
+                                                        <th scope="col" class="col-line">"Line"</th>
+                                                        <th scope="col" class="col-input">"Input"</th>
+                                                        <th scope="col" class="col-outcome">"Outcome"</th>
+                                                        <th scope="col" class="col-account">"Account"</th>
                                                         <th scope="col">"Reason"</th>
                                                     </tr>
                                                 </thead>
                                                 <tbody>
                                                     {p.rows
                                                         .into_iter()
-                                                        .map(|r| {
-                                                            let name = r.display_name.clone().or(r.user_name.clone()).unwrap_or_default();
-                                                            view! {
-                                                                <tr class=format!("outcome-{}", outcome_key(r.outcome))>
-                                                                    <td>{r.line.map(|l| l.to_string()).unwrap_or_default()}</td>
-                                                                    <td class="mono">{r.input}</td>
-                                                                    <td><span class="tag">{r.outcome.label()}</span></td>
-                                                                    <td class="mono">{r.account_id.unwrap_or_default()}</td>
-                                                                    <td>{name}</td>
-                                                                    <td>{r.emails.join(", ")}</td>
-                                                                    <td>{r.role.map(|x| x.to_string()).unwrap_or_default()}</td>
-                                                                    <td>{r.reason}</td>
-                                                                </tr>
-                                                            }
-                                                        })
+                                                        .map(|r| view! { <PreviewRowLine row=r action /> })
                                                         .collect_view()}
                                                 </tbody>
                                             </table>
@@ -299,6 +280,79 @@ fn RowsTable(
     .into_any()
 }
 
+/// The other emails of an account: the input already shows the one the admin gave.
+pub fn other_emails(emails: &[String], input: &str) -> Vec<String> {
+    emails
+        .iter()
+        .filter(|e| !e.trim().eq_ignore_ascii_case(input.trim()))
+        .cloned()
+        .collect()
+}
+
+/// One preview row: a table row on a laptop, a card on a phone (the `data-label`s name each
+/// value when the header row is hidden). At most two lines for an ordinary row.
+#[component]
+fn PreviewRowLine(row: PreviewRow, action: UserAction) -> impl IntoView {
+    let account = if !row.candidates.is_empty() {
+        let items = row
+            .candidates
+            .iter()
+            .map(|c| {
+                let name = c
+                    .display_name
+                    .clone()
+                    .or(c.user_name.clone())
+                    .unwrap_or_default();
+                let emails = c.emails.join(", ");
+                view! {
+                    <li>
+                        <span class="mono">{c.account_id.clone()}</span>
+                        " " {name}
+                        <span class="muted">" · " {emails}</span>
+                        " " <span class="not-touched">"not touched"</span>
+                    </li>
+                }
+            })
+            .collect_view();
+        view! { <ul class="candidates" aria-label="Possible accounts, none touched">{items}</ul> }
+            .into_any()
+    } else if let Some(account_id) = row.account_id.clone() {
+        let name = row
+            .display_name
+            .clone()
+            .or(row.user_name.clone())
+            .unwrap_or_default();
+        let role = row
+            .role
+            .clone()
+            .filter(|r| *r != Role::Registered)
+            .map(|r| format!(" · {r}"));
+        let others = other_emails(&row.emails, &row.input);
+        let others = (!others.is_empty()).then(|| format!(" · {}", others.join(", ")));
+        view! {
+            <div class="account">
+                <span>{name} {role}</span>
+                <span class="muted small">
+                    "ID " <span class="mono">{account_id}</span> {others}
+                </span>
+            </div>
+        }
+        .into_any()
+    } else {
+        ().into_any()
+    };
+    view! {
+        <tr class=format!("outcome-{}", outcome_key(row.outcome))>
+            <td data-label="Line">{row.line.map(|l| l.to_string())}</td>
+            <td data-label="Input" class="mono input">{row.input.clone()}</td>
+            <td data-label="Outcome"><span class="tag">{row.outcome.label_for(action)}</span></td>
+            <td data-label="Account">{account}</td>
+            <td data-label="Reason">{(!row.reason.is_empty()).then(|| row.reason.clone())}</td>
+        </tr>
+    }
+    .into_any()
+}
+
 /// Action, demotion and column: any change makes a new preview and shows it.
 #[component]
 fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
@@ -309,6 +363,22 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
     let column = RwSignal::new(match &summary.source {
         PreviewSource::File { column, .. } => Some(column.index),
         _ => None,
+    });
+    // Which control the admin changed, so the same control has the focus again once the new
+    // preview replaces this one (and the page does not jump back to the top).
+    let refocus = use_context::<RefocusAfterRevise>();
+    let mark = move |control: &'static str| {
+        if let Some(RefocusAfterRevise(r)) = refocus {
+            r.set(Some(control));
+        }
+    };
+    Effect::new(move |_| {
+        if let Some(RefocusAfterRevise(r)) = refocus {
+            if let Some(control) = r.get_untracked() {
+                r.set(None);
+                focus_by_id(control);
+            }
+        }
     });
     let revise = Action::new(move |_: &()| {
         revise_preview(
@@ -321,7 +391,13 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
     });
     Effect::new(move |_| {
         if let Some(Ok(s)) = revise.value().get() {
-            navigate(&preview_href(&s.id, None, 1), Default::default());
+            navigate(
+                &preview_href(&s.id, None, 1),
+                NavigateOptions {
+                    scroll: false,
+                    ..Default::default()
+                },
+            );
         }
     });
     let column_picker = match &summary.source {
@@ -339,6 +415,7 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
                         on:change=move |ev| {
                             if let Ok(i) = event_target_value(&ev).parse::<usize>() {
                                 column.set(Some(i));
+                                mark("column");
                                 revise.dispatch(());
                             }
                         }
@@ -365,6 +442,7 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
                 name="preview-action"
                 deactivate=summary.action == UserAction::Deactivate
                 on_pick=Callback::new(move |a: String| {
+                    mark(if a == "deactivate" { "preview-action-deactivate" } else { "preview-action-delete" });
                     action.set(a);
                     revise.dispatch(());
                 })
@@ -376,6 +454,7 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
                     checked=summary.demote_privileged
                     on:change=move |ev| {
                         demote.set(event_target_checked(&ev));
+                        mark("preview-demote");
                         revise.dispatch(());
                     }
                 />
@@ -425,15 +504,21 @@ fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
     });
     let warning = match summary.action {
         UserAction::Delete => format!(
-            "Deleting {} cannot be undone: the accounts are removed for good and their posts are credited to a generic user.",
+            "Deleting up to {} cannot be undone: the accounts are removed for good and their posts are credited to a generic user.",
             users(count as u64)
         ),
         UserAction::Deactivate => format!(
-            "Deactivating {} blocks their sign-in; you can reactivate them later from the site's admin settings.",
+            "Deactivating up to {} blocks their sign-in; you can reactivate them later from the site's admin settings.",
             users(count as u64)
         ),
     };
+    // "Up to": the site may still refuse some users when the run reaches them (a community
+    // creator, a user changed since the preview), and only then says so.
+    let refusals = "The site may refuse some of them when the run reaches them (for example users who created a community); the results list each one.";
     let button_text = run_button_text(summary.action, count);
+    // Set once the admin tries to start (Enter or the button) with a phrase that does not
+    // match yet: from then on the hint also says what is missing, not only what is wrong.
+    let tried = RwSignal::new(false);
     let matches_phrase = {
         let phrase = phrase.clone();
         move || phrase_matches(&phrase, &typed.get())
@@ -442,17 +527,26 @@ fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
         let m = matches_phrase.clone();
         move || m() && !start.pending().get()
     };
+    let problem = {
+        let phrase = phrase.clone();
+        move || phrase_problem(&phrase, &typed.get(), tried.get())
+    };
     view! {
         <section class="card confirm" aria-labelledby="confirm-heading">
             <h2 id="confirm-heading">"Confirm"</h2>
             <p class="danger-text">{warning}</p>
+            <p class="hint">{refusals}</p>
             <p>"To go ahead, type this phrase exactly: " <code data-testid="phrase">{phrase.clone()}</code></p>
             <form
                 class="form"
                 on:submit=move |ev| {
                     ev.prevent_default();
                     if matches_phrase() {
-                        start.dispatch(typed.get_untracked());
+                        if !start.pending().get_untracked() {
+                            start.dispatch(typed.get_untracked());
+                        }
+                    } else {
+                        tried.set(true);
                     }
                 }
             >
@@ -462,18 +556,26 @@ fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
                         id="typed-phrase"
                         type="text"
                         autocomplete="off"
+                        autocapitalize="characters"
                         spellcheck="false"
+                        aria-describedby="phrase-hint"
                         prop:value=move || typed.get()
                         on:input=move |ev| typed.set(event_target_value(&ev))
                     />
+                    // Polite and live: said after the admin pauses, never instead of the phrase.
+                    <p id="phrase-hint" class="phrase-hint" aria-live="polite" data-testid="phrase-hint">
+                        {problem}
+                    </p>
                 </div>
+                // aria-disabled, not disabled: a disabled default button makes Enter do nothing
+                // at all, where the admin should hear why the phrase is not accepted.
                 <button
                     type="submit"
                     class=match summary.action {
                         UserAction::Delete => "button danger",
                         UserAction::Deactivate => "button primary",
                     }
-                    disabled=move || !can_start()
+                    aria-disabled=move || (!can_start()).to_string()
                 >
                     {button_text}
                 </button>

@@ -1,17 +1,22 @@
-//! The Run screen: progress, counts, rate and time left, the newest results as they arrive
-//! (Server-Sent Events, resumed by the browser), pause/resume/cancel, and the reports.
+//! The Run screen: progress, counts and a bar of outcomes, rate and time left, the newest
+//! results (older ones a page at a time on demand) and the live log (Server-Sent Events,
+//! reconnected after a lost connection), pause/resume/cancel, and the reports.
 
-use super::parts::{error_text, short_time, thousands, ErrorBox};
+use super::history::action_words;
+use super::parts::{error_text, short_time, thousands, users, ErrorBox, OutcomeBar, OutcomeGroup};
 use super::preview::encode;
-use crate::api::{control_job, list_jobs, load_job};
-use crate::backend::{JobEventView, JobView};
+use crate::api::{action_key, control_job, list_jobs, load_job, load_results_page, preview_picked};
+use crate::backend::{JobEventView, JobResultsPage, JobView, ReportKind};
 use crate::model::{ItemOutcome, ItemResult};
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
-use std::collections::{BTreeMap, VecDeque};
+use leptos_router::hooks::{use_navigate, use_query_map};
+use std::collections::VecDeque;
 
 /// Live rows kept on the page: enough to watch, never thousands of DOM rows.
 pub const LIVE_ROWS: usize = 200;
+/// Results the page opens with, and each "older results" page: the page never replays a
+/// whole log (a run can have 100,000 events) to show its newest rows.
+pub const RESULTS_PAGE: u32 = 50;
 // Only the browser follows the live log; the server renders the first state.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 /// The rate is measured over the last minute of results, so a pause does not haunt it forever.
@@ -36,34 +41,56 @@ pub fn state_words(state: &str) -> &str {
     }
 }
 
-/// What the page knows from the live log: results so far, per outcome, the newest rows, and
-/// (time, done) samples for the rate.
+/// What the page knows from the results it loaded and the live log: the rows shown (newest
+/// first, with their log position), where the log stands, and (time, done) samples for the rate.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LiveTally {
     pub last_seq: i64,
+    /// Results that arrived live since the page opened.
     pub done: u64,
-    pub counts: BTreeMap<ItemOutcome, u64>,
-    /// Newest first, at most [`LIVE_ROWS`].
-    pub rows: VecDeque<ItemResult>,
+    /// Newest first: at most [`LIVE_ROWS`] plus the older pages the admin asked for.
+    pub rows: VecDeque<(i64, ItemResult)>,
+    /// Rows the admin asked for beyond the newest: kept when new results arrive.
+    older_loaded: usize,
+    /// True when results older than the last row exist.
+    pub more_older: bool,
     samples: VecDeque<(f64, u64)>,
 }
 
 impl LiveTally {
+    /// The page's first state: the newest results and where the live log resumes.
+    pub fn opening(page: &JobResultsPage) -> LiveTally {
+        let mut t = LiveTally {
+            last_seq: page.last_seq,
+            more_older: page.more,
+            ..LiveTally::default()
+        };
+        t.rows = page
+            .results
+            .iter()
+            .filter_map(|e| e.result.clone().map(|r| (e.seq, r)))
+            .collect();
+        t
+    }
+
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     /// Takes one event; `at_ms` is its time in milliseconds when it could be read. An event
-    /// already seen (a replay after reconnecting) is ignored.
-    pub fn apply(&mut self, event: &JobEventView, at_ms: Option<f64>) {
+    /// already seen (a replay after reconnecting) is ignored. True when it was a new result.
+    pub fn apply(&mut self, event: &JobEventView, at_ms: Option<f64>) -> bool {
         if event.seq <= self.last_seq {
-            return;
+            return false;
         }
         self.last_seq = event.seq;
         let Some(result) = &event.result else {
-            return;
+            return false;
         };
         self.done += 1;
-        *self.counts.entry(result.outcome).or_default() += 1;
-        self.rows.push_front(result.clone());
-        self.rows.truncate(LIVE_ROWS);
+        self.rows.push_front((event.seq, result.clone()));
+        let keep = LIVE_ROWS + self.older_loaded;
+        if self.rows.len() > keep {
+            self.rows.truncate(keep);
+            self.more_older = true;
+        }
         if let Some(t) = at_ms.filter(|t| t.is_finite()) {
             self.samples.push_back((t, self.done));
             while self
@@ -74,6 +101,29 @@ impl LiveTally {
                 self.samples.pop_front();
             }
         }
+        true
+    }
+
+    /// Where the next "older results" page starts: before the oldest row shown (0 = newest).
+    pub fn oldest_seq(&self) -> i64 {
+        self.rows.back().map(|(seq, _)| *seq).unwrap_or(0)
+    }
+
+    /// Appends a page of older results (newest first); rows already shown are not repeated.
+    pub fn add_older(&mut self, page: &JobResultsPage) {
+        let oldest = self.rows.back().map(|(seq, _)| *seq);
+        let mut added = 0;
+        for event in &page.results {
+            if oldest.is_some_and(|o| event.seq >= o) {
+                continue;
+            }
+            if let Some(r) = &event.result {
+                self.rows.push_back((event.seq, r.clone()));
+                added += 1;
+            }
+        }
+        self.older_loaded += added;
+        self.more_older = page.more;
     }
 
     /// Users per second over the recent window, once there is at least a second of data.
@@ -104,6 +154,31 @@ pub fn duration_words(seconds: f64) -> String {
     }
 }
 
+/// True when the run stopped because the site has SCIM deletion switched off: the users it did
+/// not reach can only be deleted by a new run once Stack support turns deletion on.
+pub fn stopped_for_deletion_not_enabled(job: &JobView) -> bool {
+    job.state == "stopped"
+        && job
+            .counts
+            .iter()
+            .any(|(o, n)| *o == ItemOutcome::DeletionNotEnabled && *n > 0)
+}
+
+/// The users a new run must take over after deletion was not enabled: the refused ones and
+/// the ones never reached.
+pub fn still_to_delete(job: &JobView) -> u64 {
+    job.counts
+        .iter()
+        .filter(|(o, _)| {
+            matches!(
+                o,
+                ItemOutcome::DeletionNotEnabled | ItemOutcome::NotAttempted
+            )
+        })
+        .map(|(_, n)| *n)
+        .sum()
+}
+
 #[component]
 pub fn RunPage() -> impl IntoView {
     let query = use_query_map();
@@ -111,13 +186,19 @@ pub fn RunPage() -> impl IntoView {
     let job = Resource::new(
         move || id.get(),
         |id| async move {
-            if id.is_empty() {
+            let job = if id.is_empty() {
                 let jobs = list_jobs().await?;
-                Ok(jobs
-                    .into_iter()
-                    .max_by(|a, b| a.created_at.cmp(&b.created_at)))
+                jobs.into_iter()
+                    .max_by(|a, b| a.created_at.cmp(&b.created_at))
             } else {
-                load_job(id).await.map(Some)
+                Some(load_job(id).await?)
+            };
+            match job {
+                None => Ok(None),
+                Some(j) => {
+                    let page = load_results_page(j.id.clone(), 0, RESULTS_PAGE).await?;
+                    Ok(Some((j, page)))
+                }
             }
         },
     );
@@ -126,7 +207,7 @@ pub fn RunPage() -> impl IntoView {
             {move || {
                 job.get()
                     .map(|r| match r {
-                        Ok(Some(j)) => view! { <RunView job=j /> }.into_any(),
+                        Ok(Some((j, page))) => view! { <RunView job=j page /> }.into_any(),
                         Ok(None) => {
                             view! {
                                 <section class="card">
@@ -156,10 +237,15 @@ pub fn RunPage() -> impl IntoView {
 }
 
 #[component]
-fn RunView(job: JobView) -> impl IntoView {
+fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
     let id = job.id.clone();
+    let action = job.action;
+    let ended_at_load = has_ended(&job.state);
     let job = RwSignal::new(job);
-    let tally = RwSignal::new(LiveTally::default());
+    let tally = RwSignal::new(LiveTally::opening(&page));
+    // False while the live log's connection is lost (the console restarted or the network
+    // dropped); the page says so and reconnects by itself.
+    let connected = RwSignal::new(true);
     let control = Action::new(move |command: &&'static str| {
         let id = job.get_untracked().id;
         control_job(id, command.to_string())
@@ -169,37 +255,30 @@ fn RunView(job: JobView) -> impl IntoView {
             job.set(j);
         }
     });
-    // Even for a run that has ended: the stream replays its results (only the newest are
-    // kept) and then closes.
-    watch_events(id.clone(), job, tally);
-    let live = move || tally.with(|t| t.last_seq > 0);
-    let done = move || {
-        let from_job = job.with(|j| j.done);
-        if live() {
-            tally.with(|t| t.done).max(from_job)
-        } else {
-            from_job
-        }
+    let older = {
+        let id = id.clone();
+        Action::new(move |_: &()| {
+            let before = tally.with_untracked(LiveTally::oldest_seq);
+            load_results_page(id.clone(), before, RESULTS_PAGE)
+        })
     };
+    Effect::new(move |_| {
+        if let Some(Ok(p)) = older.value().get() {
+            tally.update(|t| t.add_older(&p));
+        }
+    });
+    // A run that has ended will not change: its newest results are already on the page.
+    if !ended_at_load {
+        watch_events(id.clone(), job, tally, connected);
+    }
+    let done = move || job.with(|j| j.done);
     let total = move || job.with(|j| j.total);
-    let counts = move || -> Vec<(ItemOutcome, u64)> {
-        let final_counts = job.with(|j| j.counts.clone());
-        if has_ended(&job.with(|j| j.state.clone())) && !final_counts.is_empty() || !live() {
-            final_counts
-        } else {
-            tally.with(|t| t.counts.iter().map(|(o, n)| (*o, *n)).collect())
-        }
-    };
     let rate = move || tally.with(LiveTally::rate);
     let state = move || job.with(|j| j.state.clone());
     let ended = move || has_ended(&state());
-    let action_word = match job.get_untracked().action {
-        crate::model::Action::Delete => "Delete",
-        crate::model::Action::Deactivate => "Deactivate",
-    };
     view! {
         <section class="card" aria-labelledby="run-heading">
-            <h1 id="run-heading">{format!("Run: {action_word} users")}</h1>
+            <h1 id="run-heading">{format!("Run: {} users", action_words(action))}</h1>
             <p class="muted">
                 {move || {
                     job.with(|j| {
@@ -218,6 +297,13 @@ fn RunView(job: JobView) -> impl IntoView {
                     format!("{}{}", state_words(&state()), reason)
                 }}
             </p>
+            <div role="alert" data-testid="connection-state">
+                {move || (!connected.get() && !ended()).then(|| view! {
+                    <p class="warning">
+                        "The connection to the console was lost. Reconnecting by itself… The results below may be behind until it is back."
+                    </p>
+                })}
+            </div>
             <progress
                 aria-label="Users processed"
                 max=move || total().max(1).to_string()
@@ -237,13 +323,17 @@ fn RunView(job: JobView) -> impl IntoView {
                     line
                 }}
             </p>
+            {move || {
+                let (counts, total) = job.with(|j| (j.counts.clone(), j.total));
+                view! { <OutcomeBar counts total action /> }
+            }}
             <ul class="outcome-counts" aria-label="Results so far">
                 {move || {
-                    counts()
+                    job.with(|j| j.counts.clone())
                         .into_iter()
                         .map(|(o, n)| {
                             view! {
-                                <li class=if o.is_success() { "good" } else { "bad" }>
+                                <li class=format!("group-{}", OutcomeGroup::of(o).key())>
                                     <strong>{thousands(n)}</strong> " " {o.label()}
                                 </li>
                             }
@@ -274,17 +364,17 @@ fn RunView(job: JobView) -> impl IntoView {
                 </div>
             </Show>
             {move || control.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=error_text(&e) /> })}
+            {move || job.with(stopped_for_deletion_not_enabled).then(|| view! { <RunAgainCard job=job.get() /> })}
             <Show when=ended>
                 <Downloads id=id.clone() />
             </Show>
         </section>
         <section class="card" aria-labelledby="live-heading">
             <h2 id="live-heading">"Latest results"</h2>
-            <p class="hint">
-                {format!("Newest first; the last {LIVE_ROWS} are shown. The reports hold every row.")}
-            </p>
+            <p class="hint">"Newest first. The reports hold every row."</p>
             <div class="table-wrap">
-                <table data-testid="live-rows">
+                <table class="stack" data-testid="live-rows">
+                    <caption class="visually-hidden">"Latest results"</caption>
                     <thead>
                         <tr>
                             <th scope="col">"Account ID"</th>
@@ -296,15 +386,15 @@ fn RunView(job: JobView) -> impl IntoView {
                     <tbody>
                         {move || {
                             tally
-                                .with(|t| t.rows.iter().cloned().collect::<Vec<_>>())
+                                .with(|t| t.rows.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>())
                                 .into_iter()
                                 .map(|r| {
                                     view! {
-                                        <tr class=if r.outcome.is_success() { "good" } else { "bad" }>
-                                            <td class="mono">{r.account_id}</td>
-                                            <td>{r.email.unwrap_or_default()}</td>
-                                            <td><span class="tag">{r.outcome.label()}</span></td>
-                                            <td>{r.message}</td>
+                                        <tr class=format!("group-{}", OutcomeGroup::of(r.outcome).key())>
+                                            <td data-label="Account ID" class="mono">{r.account_id}</td>
+                                            <td data-label="Email">{r.email}</td>
+                                            <td data-label="Result"><span class="tag">{r.outcome.label()}</span></td>
+                                            <td data-label="Message">{(!r.message.is_empty()).then_some(r.message)}</td>
                                         </tr>
                                     }
                                 })
@@ -313,71 +403,291 @@ fn RunView(job: JobView) -> impl IntoView {
                     </tbody>
                 </table>
             </div>
+            <Show when=move || tally.with(|t| t.more_older)>
+                <button
+                    type="button"
+                    class="button"
+                    disabled=move || older.pending().get()
+                    on:click=move |_| {
+                        older.dispatch(());
+                    }
+                >
+                    {format!("Show {RESULTS_PAGE} older results")}
+                </button>
+            </Show>
+            {move || older.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=error_text(&e) /> })}
         </section>
     }
     .into_any()
 }
 
+/// What to do after a run stopped because SCIM deletion is not enabled: a stopped run cannot
+/// be resumed, so the way on is a new preview of the users it did not delete, one click away.
+#[component]
+fn RunAgainCard(job: JobView) -> impl IntoView {
+    let left = still_to_delete(&job);
+    let navigate = use_navigate();
+    let id = job.id.clone();
+    let action = job.action;
+    let again = Action::new(move |_: &()| {
+        let id = id.clone();
+        async move {
+            let ids = remaining_account_ids(&id).await?;
+            if ids.is_empty() {
+                return Err(ServerFnError::new(
+                    "This run has no user left to delete: every one was deleted or settled.",
+                ));
+            }
+            preview_picked(ids.join("\n"), action_key(action).to_string(), false).await
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(summary)) = again.value().get() {
+            navigate(
+                &format!("/preview?id={}", encode(&summary.id)),
+                Default::default(),
+            );
+        }
+    });
+    view! {
+        <div class="next-steps" aria-labelledby="again-heading">
+            <h2 id="again-heading">"What to do now"</h2>
+            <ol>
+                <li>"Ask Stack support to enable SCIM user deletion for your site (or turn it on in the site's SCIM admin settings, if your site shows that option)."</li>
+                <li>{format!("Once it is on, make a new preview of the {} this run did not delete, check it, and confirm it. A stopped run cannot be resumed; the new run picks up where this one stopped.", users(left))}</li>
+            </ol>
+            <button
+                type="button"
+                class="button primary"
+                disabled=move || again.pending().get()
+                on:click=move |_| {
+                    again.dispatch(());
+                }
+            >
+                {format!("Preview the {} again", users(left))}
+            </button>
+            <div aria-live="polite">
+                {move || again.pending().get().then(|| view! { <p role="status">"Listing the site's users and making a new preview…"</p> })}
+                {move || again.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=error_text(&e) /> })}
+            </div>
+        </div>
+    }
+    .into_any()
+}
+
+/// The account IDs a new run must take over: refused because deletion was not enabled, or
+/// never reached. Read page by page from the run's log, oldest last.
+async fn remaining_account_ids(job_id: &str) -> Result<Vec<String>, ServerFnError> {
+    let mut ids = Vec::new();
+    let mut before = 0;
+    loop {
+        let page = load_results_page(job_id.to_string(), before, 1000).await?;
+        for event in &page.results {
+            if let Some(r) = &event.result {
+                if matches!(
+                    r.outcome,
+                    ItemOutcome::DeletionNotEnabled | ItemOutcome::NotAttempted
+                ) {
+                    ids.push(r.account_id.clone());
+                }
+            }
+        }
+        match page.results.last() {
+            Some(last) if page.more => before = last.seq,
+            _ => break,
+        }
+    }
+    ids.reverse();
+    ids.dedup();
+    Ok(ids)
+}
+
 /// The job's reports.
 #[component]
 pub fn Downloads(id: String) -> impl IntoView {
-    let base = format!("/downloads/jobs/{}", encode(&id));
+    let id = encode(&id);
+    let href = |kind: ReportKind| kind.run_download(&id);
     view! {
         <nav class="downloads" aria-label="Reports">
-            <a class="button" href=format!("{base}/failures.json") download="">"Failures (JSON for Stack support)"</a>
-            <a class="button" href=format!("{base}/results.csv") download="">"All results (CSV)"</a>
-            <a class="button" href=format!("{base}/results.json") download="">"All results (JSON)"</a>
-            <a class="button" href=format!("{base}/all_users.json") download="">"Site users at the start (JSON)"</a>
+            <a class="button" href=href(ReportKind::Failures) download="">"Failures (JSON for Stack support)"</a>
+            <a class="button" href=href(ReportKind::ResultsCsv) download="">"All results (CSV)"</a>
+            <a class="button" href=href(ReportKind::ResultsJson) download="">"All results (JSON)"</a>
+            <a class="button" href=href(ReportKind::AllUsers) download="">"Site users at the start (JSON)"</a>
         </nav>
     }
     .into_any()
 }
 
-/// Follows `/jobs/{id}/events` in the browser; the browser resumes with Last-Event-ID itself.
+/// Follows `/jobs/{id}/events` in the browser from the newest event the page has. The browser
+/// resumes by itself (Last-Event-ID) after a network error; when it gives up (the console
+/// answered with an error while restarting) the page opens a new stream after the last event
+/// it saw. The job's counts and state are re-read at most once a second while results arrive,
+/// and after every reconnection, so the page catches up with what it missed.
 #[cfg(feature = "hydrate")]
-fn watch_events(id: String, job: RwSignal<JobView>, tally: RwSignal<LiveTally>) {
+fn watch_events(
+    id: String,
+    job: RwSignal<JobView>,
+    tally: RwSignal<LiveTally>,
+    connected: RwSignal<bool>,
+) {
+    use std::cell::RefCell;
+    use std::rc::Rc;
     use wasm_bindgen::{closure::Closure, JsCast};
-    use web_sys::{EventSource, MessageEvent};
+    use web_sys::{Event, EventSource, MessageEvent};
 
-    let Ok(source) = EventSource::new(&format!("/jobs/{}/events", encode(&id))) else {
-        return;
-    };
-    let on_job = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-        let Some(data) = ev.data().as_string() else {
+    type Handlers = (
+        EventSource,
+        Closure<dyn FnMut(MessageEvent)>,
+        Closure<dyn FnMut(MessageEvent)>,
+        Closure<dyn FnMut(Event)>,
+        Closure<dyn FnMut(Event)>,
+    );
+    #[derive(Default)]
+    struct Watch {
+        current: Option<Handlers>,
+        stopped: bool,
+        refresh_pending: bool,
+    }
+
+    /// Re-reads the job (counts, done, state) once, unless a re-read is already on its way.
+    fn refresh(watch: &Rc<RefCell<Watch>>, id: &str, job: RwSignal<JobView>, delay_ms: u64) {
+        if std::mem::replace(&mut watch.borrow_mut().refresh_pending, true) {
+            return;
+        }
+        let watch = send_wrapper::SendWrapper::new(watch.clone());
+        let id = id.to_string();
+        set_timeout(
+            move || {
+                leptos::task::spawn_local(async move {
+                    if let Ok(view) = load_job(id).await {
+                        // An ended view is final: never overwrite it with an older read.
+                        if !has_ended(&job.with_untracked(|j| j.state.clone())) {
+                            job.set(view);
+                        }
+                    }
+                    watch.borrow_mut().refresh_pending = false;
+                });
+            },
+            std::time::Duration::from_millis(delay_ms),
+        );
+    }
+
+    fn open(
+        watch: Rc<RefCell<Watch>>,
+        id: String,
+        job: RwSignal<JobView>,
+        tally: RwSignal<LiveTally>,
+        connected: RwSignal<bool>,
+    ) {
+        if watch.borrow().stopped {
+            return;
+        }
+        if let Some(old) = watch.borrow_mut().current.take() {
+            old.0.close();
+        }
+        let after = tally.with_untracked(|t| t.last_seq);
+        let Ok(source) = EventSource::new(&format!("/jobs/{}/events?after={after}", encode(&id)))
+        else {
             return;
         };
-        let Ok(event) = serde_json::from_str::<JobEventView>(&data) else {
-            return;
+        let on_job = {
+            let (watch, id) = (watch.clone(), id.clone());
+            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+                let Some(data) = ev.data().as_string() else {
+                    return;
+                };
+                let Ok(event) = serde_json::from_str::<JobEventView>(&data) else {
+                    return;
+                };
+                let at = js_sys::Date::parse(&event.at);
+                let mut new_result = false;
+                tally.update(|t| new_result = t.apply(&event, (!at.is_nan()).then_some(at)));
+                if let Some(state) = event.state.clone() {
+                    job.update(|j| {
+                        j.state = state;
+                        j.reason = event.reason.clone();
+                    });
+                }
+                if new_result {
+                    refresh(&watch, &id, job, 1000);
+                }
+            })
         };
-        let at = js_sys::Date::parse(&event.at);
-        tally.update(|t| t.apply(&event, (!at.is_nan()).then_some(at)));
-        if let Some(state) = event.state.clone() {
-            job.update(|j| {
-                j.state = state;
-                j.reason = event.reason.clone();
-            });
+        let on_end = {
+            let watch = watch.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+                // Closing first: otherwise the browser reconnects to a stream that has ended.
+                watch.borrow_mut().stopped = true;
+                if let Some(current) = watch.borrow().current.as_ref() {
+                    current.0.close();
+                }
+                connected.set(true);
+                if let Some(view) = ev
+                    .data()
+                    .as_string()
+                    .and_then(|d| serde_json::from_str::<JobView>(&d).ok())
+                {
+                    job.set(view);
+                }
+            })
+        };
+        let on_open = {
+            let (watch, id) = (watch.clone(), id.clone());
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+                if !connected.get_untracked() {
+                    connected.set(true);
+                    refresh(&watch, &id, job, 0);
+                }
+            })
+        };
+        let on_error = {
+            let (watch, id) = (watch.clone(), id.clone());
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+                if watch.borrow().stopped {
+                    return;
+                }
+                connected.set(false);
+                let closed = watch
+                    .borrow()
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.0.ready_state() == EventSource::CLOSED);
+                if closed {
+                    let (watch, id) = (send_wrapper::SendWrapper::new(watch.clone()), id.clone());
+                    set_timeout(
+                        move || open(watch.take(), id, job, tally, connected),
+                        std::time::Duration::from_secs(3),
+                    );
+                }
+            })
+        };
+        let _ = source.add_event_listener_with_callback("job", on_job.as_ref().unchecked_ref());
+        let _ = source.add_event_listener_with_callback("end", on_end.as_ref().unchecked_ref());
+        let _ = source.add_event_listener_with_callback("open", on_open.as_ref().unchecked_ref());
+        let _ = source.add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref());
+        watch.borrow_mut().current = Some((source, on_job, on_end, on_open, on_error));
+    }
+
+    let watch = Rc::new(RefCell::new(Watch::default()));
+    open(watch.clone(), id, job, tally, connected);
+    let held = send_wrapper::SendWrapper::new(watch);
+    on_cleanup(move || {
+        let mut w = held.borrow_mut();
+        w.stopped = true;
+        if let Some(current) = w.current.take() {
+            current.0.close();
         }
     });
-    let closer = source.clone();
-    let on_end = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-        // Closing first: otherwise the browser reconnects to a stream that has ended.
-        closer.close();
-        if let Some(view) = ev
-            .data()
-            .as_string()
-            .and_then(|d| serde_json::from_str::<JobView>(&d).ok())
-        {
-            job.set(view);
-        }
-    });
-    let _ = source.add_event_listener_with_callback("job", on_job.as_ref().unchecked_ref());
-    let _ = source.add_event_listener_with_callback("end", on_end.as_ref().unchecked_ref());
-    let held = send_wrapper::SendWrapper::new((source, on_job, on_end));
-    on_cleanup(move || held.0.close());
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn watch_events(_id: String, _job: RwSignal<JobView>, _tally: RwSignal<LiveTally>) {}
+fn watch_events(
+    _id: String,
+    _job: RwSignal<JobView>,
+    _tally: RwSignal<LiveTally>,
+    _connected: RwSignal<bool>,
+) {
+}
 
 #[cfg(test)]
 mod tests {
@@ -405,8 +715,23 @@ mod tests {
         }
     }
 
+    fn page(seqs: std::ops::RangeInclusive<i64>, last_seq: i64, more: bool) -> JobResultsPage {
+        JobResultsPage {
+            results: seqs
+                .rev()
+                .map(|s| event(s, Some(result(s as u64, ItemOutcome::Deleted))))
+                .collect(),
+            last_seq,
+            more,
+        }
+    }
+
+    fn shown(t: &LiveTally) -> Vec<i64> {
+        t.rows.iter().map(|(seq, _)| *seq).collect()
+    }
+
     #[test]
-    fn tally_counts_results_once_and_keeps_newest_rows() {
+    fn tally_takes_each_result_once_and_keeps_newest_rows() {
         let mut t = LiveTally::default();
         for seq in 1..=250 {
             let outcome = if seq % 10 == 0 {
@@ -414,21 +739,79 @@ mod tests {
             } else {
                 ItemOutcome::Deleted
             };
-            t.apply(
+            assert!(t.apply(
                 &event(seq, Some(result(seq as u64, outcome))),
                 Some(seq as f64 * 100.0),
-            );
+            ));
         }
         // A replay after reconnecting changes nothing.
-        t.apply(&event(200, Some(result(200, ItemOutcome::Deleted))), None);
+        assert!(!t.apply(&event(200, Some(result(200, ItemOutcome::Deleted))), None));
         // A state change is not a result.
-        t.apply(&event(251, None), None);
+        assert!(!t.apply(&event(251, None), None));
         assert_eq!(t.done, 250);
-        assert_eq!(t.counts[&ItemOutcome::Failed], 25);
-        assert_eq!(t.counts[&ItemOutcome::Deleted], 225);
         assert_eq!(t.rows.len(), LIVE_ROWS);
-        assert_eq!(t.rows.front().map(|r| r.account_id.as_str()), Some("250"));
+        assert!(
+            t.more_older,
+            "rows were dropped, so older ones can be asked for"
+        );
+        assert_eq!(
+            t.rows.front().map(|(_, r)| r.account_id.as_str()),
+            Some("250")
+        );
         assert_eq!(t.last_seq, 251);
+    }
+
+    #[test]
+    fn the_page_opens_on_the_newest_results_and_pages_older_ones() {
+        // 100,000 results: the page holds the newest 50 and resumes the log after the last event.
+        let mut t = LiveTally::opening(&page(99_951..=100_000, 100_002, true));
+        assert_eq!(t.rows.len(), 50);
+        assert_eq!(t.last_seq, 100_002);
+        assert_eq!(t.oldest_seq(), 99_951);
+        assert!(t.more_older);
+        // Events up to where the page opened are not counted again.
+        assert!(!t.apply(&event(100_001, Some(result(1, ItemOutcome::Deleted))), None));
+        t.add_older(&page(99_901..=99_950, 0, true));
+        assert_eq!(t.rows.len(), 100);
+        assert_eq!(t.oldest_seq(), 99_901);
+        // The same page twice (a double click) adds nothing.
+        t.add_older(&page(99_901..=99_950, 0, true));
+        assert_eq!(t.rows.len(), 100);
+        t.add_older(&page(1..=3, 0, false));
+        assert!(!t.more_older);
+        let seqs = shown(&t);
+        assert!(
+            seqs.windows(2).all(|w| w[0] > w[1]),
+            "newest first, no repeats"
+        );
+    }
+
+    #[test]
+    fn live_results_never_push_out_the_older_pages_asked_for() {
+        let mut t = LiveTally::opening(&page(151..=200, 200, true));
+        t.add_older(&page(101..=150, 0, true));
+        for seq in 201..=400 {
+            t.apply(
+                &event(seq, Some(result(seq as u64, ItemOutcome::Deleted))),
+                None,
+            );
+        }
+        assert_eq!(t.rows.len(), LIVE_ROWS + 50);
+        // What was dropped is older than what is shown, so "older results" continues from there.
+        assert!(t.more_older);
+        assert_eq!(t.oldest_seq(), 151);
+    }
+
+    #[test]
+    fn an_empty_run_opens_empty() {
+        let t = LiveTally::opening(&JobResultsPage {
+            results: vec![],
+            last_seq: 0,
+            more: false,
+        });
+        assert!(t.rows.is_empty());
+        assert_eq!(t.oldest_seq(), 0);
+        assert!(!t.more_older);
     }
 
     #[test]
@@ -486,5 +869,38 @@ mod tests {
         }
         assert_eq!(state_words("paused"), "Paused");
         assert_eq!(state_words("weird"), "weird");
+    }
+
+    #[test]
+    fn a_run_stopped_for_deletion_not_enabled_offers_the_rest_again() {
+        let mut job = JobView {
+            id: "j".into(),
+            created_at: String::new(),
+            created_by: String::new(),
+            site_url: String::new(),
+            action: crate::model::Action::Delete,
+            state: "stopped".into(),
+            reason: None,
+            started_at: None,
+            finished_at: None,
+            total: 10,
+            done: 10,
+            counts: vec![
+                (ItemOutcome::Deleted, 2),
+                (ItemOutcome::DeletionNotEnabled, 3),
+                (ItemOutcome::CommunityCreator, 1),
+                (ItemOutcome::NotAttempted, 4),
+            ],
+        };
+        assert!(stopped_for_deletion_not_enabled(&job));
+        assert_eq!(still_to_delete(&job), 7);
+        job.state = "finished".into();
+        assert!(!stopped_for_deletion_not_enabled(&job));
+        job.state = "stopped".into();
+        job.counts = vec![(ItemOutcome::NotAttempted, 4)];
+        assert!(
+            !stopped_for_deletion_not_enabled(&job),
+            "a cancelled run is not this case"
+        );
     }
 }

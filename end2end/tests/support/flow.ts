@@ -1,6 +1,7 @@
 // Shared steps of the console's end-to-end tests: the fault server process, and the admin's
 // actions on the pages, found by role and accessible name as a screen reader would.
 import { expect, Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
 import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -69,19 +70,59 @@ export async function connect(page: Page, baseURL: string, fault: FaultServer, t
   await page.getByRole('button', { name: 'Save and check' }).click();
 }
 
-/** Types the phrase the page shows (first a wrong count, which must keep the button disabled,
- * then the phrase in lower case, which is accepted) and starts the run; returns the job id. */
+/** Types the phrase the page shows and starts the run; returns the job id. On the way, a wrong
+ * count and a lower-case phrase are each refused with a polite live hint saying what differs,
+ * and Enter on them starts nothing. */
 export async function confirmRun(page: Page, buttonName: string | RegExp): Promise<string> {
   const phrase = (await page.getByTestId('phrase').textContent())!.trim();
   const run = page.getByRole('button', { name: buttonName });
+  const box = page.getByLabel('Type the phrase to confirm');
+  const hint = page.getByTestId('phrase-hint');
+  await expect(hint).toHaveAttribute('aria-live', 'polite');
   await expect(run).toBeDisabled();
-  await page.getByLabel('Type the phrase to confirm').fill(phrase.replace(/\d+/, '999'));
+  await box.fill(phrase.replace(/\d+/, '999'));
   await expect(run).toBeDisabled();
-  await page.getByLabel('Type the phrase to confirm').fill(phrase.toLowerCase());
+  const count = /\d+/.exec(phrase)![0];
+  await expect(hint).toHaveText(`The count is ${count}, not 999. Type ${phrase}.`);
+  await box.fill(phrase.toLowerCase());
+  await expect(hint).toHaveText(`Type the words in capitals: ${phrase}.`);
+  await box.press('Enter');
+  await expect(run).toBeDisabled();
+  expect(page.url()).toContain('/preview?id=');
+  await box.fill(phrase);
+  await expect(hint).toHaveText('');
   await expect(run).toBeEnabled();
   await run.click();
   await page.waitForURL(/\/run\?id=/);
   return new URL(page.url()).searchParams.get('id')!;
+}
+
+/** Where the screenshots of every screen go (gitignored): end2end/screenshots/NAME-WIDTH.png. */
+export const screenshotDir = path.join(__dirname, '..', '..', 'screenshots');
+
+/** At a laptop's 1280 px and a phone's 390 px: saves a screenshot, checks the page does not
+ * scroll sideways, and runs axe-core (WCAG 2.1 A/AA, colour contrast included): no serious or
+ * critical violation. Leaves the page at 1280 px. */
+export async function checkScreen(page: Page, name: string): Promise<void> {
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 800 });
+    // Let the layout settle at the new width before measuring it.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(null))));
+    const sideways = await page.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
+    expect(sideways, `${name} at ${width}px scrolls sideways by ${sideways}px`).toBeLessThanOrEqual(0);
+    fs.mkdirSync(screenshotDir, { recursive: true });
+    await page.screenshot({ path: path.join(screenshotDir, `${name}-${width}.png`), fullPage: true });
+    const audit = await new AxeBuilder({ page })
+      .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
+      .analyze();
+    const serious = audit.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(' | ')}`);
+    expect(serious, `axe-core on ${name} at ${width}px`).toEqual([]);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
 }
 
 /** Saves a screenshot of the current screen with the test's artifacts. */

@@ -450,6 +450,7 @@ mod tests {
             active: None,
             role: None,
             reason: String::new(),
+            candidates: vec![],
         }
     }
 

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use app::model::{
-    ItemOutcome, ItemResult, Preview, PreviewCounts, PreviewOutcome, PreviewRow, PreviewSource,
-    SiteUser,
+    Candidate, ItemOutcome, ItemResult, Preview, PreviewCounts, PreviewOutcome, PreviewRow,
+    PreviewSource, SiteUser,
 };
 
 use crate::engine::file_input::{classify_cell, AdminFile, EntryValue};
@@ -78,17 +78,22 @@ pub fn resolve_file(
                         "no account on the site has this email".to_string(),
                     ),
                     [user] => selection.decide(&entry.raw, user),
-                    matches @ [first, ..] => {
+                    matches @ [_, _, ..] => {
                         let ids = matches
                             .iter()
                             .map(|u| u.id.as_str())
                             .collect::<Vec<_>>()
                             .join(", ");
-                        let mut row = row_for_user(&entry.raw, first);
-                        row.outcome = PreviewOutcome::Ambiguous;
-                        row.reason = format!(
-                            "this email belongs to several accounts ({ids}); none will be touched"
+                        // No account is picked: showing the first one's details would read
+                        // as if it were the one chosen, so every candidate is listed instead.
+                        let mut row = blank_row(
+                            &entry.raw,
+                            PreviewOutcome::Ambiguous,
+                            format!(
+                                "this email belongs to several accounts ({ids}); none will be touched"
+                            ),
                         );
+                        row.candidates = matches.iter().map(|u| Candidate::of(u)).collect();
                         row
                     }
                 },
@@ -463,6 +468,7 @@ fn row_for_user(input: &str, user: &SiteUser) -> PreviewRow {
         active: Some(user.active),
         role: Some(user.role.clone()),
         reason: String::new(),
+        candidates: Vec::new(),
     }
 }
 
@@ -478,6 +484,7 @@ fn blank_row(input: &str, outcome: PreviewOutcome, reason: String) -> PreviewRow
         active: None,
         role: None,
         reason,
+        candidates: Vec::new(),
     }
 }
 
@@ -572,7 +579,7 @@ mod tests {
             vec![
                 (Some(2), Selected, Some("10")),
                 (Some(3), Selected, Some("11")),
-                (Some(4), Ambiguous, Some("12")),
+                (Some(4), Ambiguous, None),
                 (Some(5), NotFound, None),
                 (Some(6), Invalid, None),
                 (Some(7), Privileged, Some("14")),
@@ -584,6 +591,19 @@ mod tests {
             ]
         );
         assert!(p.rows[2].reason.contains("12, 13"), "{}", p.rows[2].reason);
+        // An ambiguous row names no account of its own; it lists every candidate instead.
+        let candidates: Vec<&str> = p.rows[2]
+            .candidates
+            .iter()
+            .map(|c| c.account_id.as_str())
+            .collect();
+        assert_eq!(candidates, vec!["12", "13"]);
+        assert!(p.rows[2].display_name.is_none() && p.rows[2].emails.is_empty());
+        assert!(p
+            .rows
+            .iter()
+            .enumerate()
+            .all(|(i, r)| i == 2 || r.candidates.is_empty()));
         assert_eq!(p.rows[6].reason, "this is your own account (ME@x.com)");
         assert_eq!(p.counts.selected, 2);
         assert_eq!(p.counts.duplicate, 2);

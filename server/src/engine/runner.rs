@@ -247,7 +247,7 @@ pub const HOW_TO_ENABLE_DELETION: &str = "The site answers \"not found\" when as
 users who still exist: SCIM user deletion is not enabled for this site. On Stack Internal it is \
 a separate switch from SCIM itself: ask Stack support to enable SCIM user deletion for your site \
 (or turn it on in the site's admin settings for SCIM, if your site shows that option), then \
-resume the run.";
+start a new run for the users this run did not delete.";
 
 const NOT_PROMOTABLE: &str = "The site accepted the demotion to Registered but the user's role \
 did not change: Stack ignores role changes through SCIM unless the admin setting \"Allow \
