@@ -103,9 +103,11 @@ deps-test: deps-build
 	@[ -x $(SCIM2_SERVER_BIN) ] || { \
 		echo "==> Installing the reference SCIM server (PyPI scim2-server==$(SCIM2_SERVER_VERSION)) into $(VENV)"; \
 		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q scim2-server==$(SCIM2_SERVER_VERSION); }
-	@[ -d end2end/node_modules/@playwright/test ] || { \
-		echo "==> Installing Playwright (npm; it uses Debian's Chromium, no browser download)"; \
-		cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent; }
+	@# Reinstalled whenever package-lock.json changed since the last install (a copy is kept).
+	@cmp -s end2end/package-lock.json end2end/node_modules/.offboard-installed-lock || { \
+		echo "==> Installing the end-to-end test tools (npm: Playwright, axe-core; no browser download)"; \
+		cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent \
+		&& cp package-lock.json node_modules/.offboard-installed-lock; }
 
 clean-site:
 	rm -rf $(SITE)
