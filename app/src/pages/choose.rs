@@ -44,18 +44,10 @@ pub fn user_label(user: &SiteUser) -> String {
 pub fn Choose() -> impl IntoView {
     let query = use_query_map();
     // The address holds only a code; the words come from the server (see ChooseProblem).
+    // An empty or unknown code has no words (the server answers None).
     let problem = Resource::new(
-        move || {
-            query
-                .with(|q| q.get("error"))
-                .filter(|e| !e.trim().is_empty())
-        },
-        |code| async move {
-            match code {
-                Some(code) => choose_problem(code).await.ok().flatten(),
-                None => None,
-            }
-        },
+        move || query.with(|q| q.get("error")).unwrap_or_default(),
+        choose_problem,
     );
     view! {
         <section class="card" aria-labelledby="choose-heading">
@@ -65,7 +57,11 @@ pub fn Choose() -> impl IntoView {
             </p>
             <Transition fallback=|| ()>
                 {move || {
-                    problem.get().flatten().map(|message| view! { <ErrorBox message /> })
+                    problem
+                        .get()
+                        .and_then(Result::ok)
+                        .flatten()
+                        .map(|message| view! { <ErrorBox message /> })
                 }}
             </Transition>
         </section>
