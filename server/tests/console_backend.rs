@@ -64,6 +64,21 @@ async fn setup(dir: &Path) -> Setup {
     }
 }
 
+/// The console's plain routes on `s`, with room for `per_run` watchers of a run and `total`
+/// in all.
+fn plain_routes(s: &Setup, per_run: usize, total: usize) -> axum::Router {
+    let state = AppState {
+        leptos_options: leptos::prelude::LeptosOptions::builder()
+            .output_name("offboard")
+            .build(),
+        storage: s.storage.clone(),
+        backend: s.console.clone(),
+        jobs: s.jobs.clone(),
+        watchers: server::console_routes::WatcherSlots::new(per_run, total),
+    };
+    server::console_routes::routes().with_state(state)
+}
+
 async fn connect(console: &Console, site: &FaultServer) {
     let (view, found) = console
         .save_connection(ConnectionForm {
@@ -492,16 +507,7 @@ async fn the_plain_routes_upload_stream_and_download() {
     let dir = tempfile::tempdir().unwrap();
     let s = setup(dir.path()).await;
     connect(&s.console, &site).await;
-    let state = AppState {
-        leptos_options: leptos::prelude::LeptosOptions::builder()
-            .output_name("offboard")
-            .build(),
-        storage: s.storage.clone(),
-        backend: s.console.clone(),
-        jobs: s.jobs.clone(),
-        watchers: server::console_routes::WatcherSlots::new(250, 500),
-    };
-    let app = server::console_routes::routes().with_state(state);
+    let app = plain_routes(&s, 250, 500);
 
     let boundary = "XBOUNDARYX";
     let form = format!(
@@ -871,16 +877,7 @@ async fn the_plain_routes_speak_in_codes_and_cap_watchers() {
     let dir = tempfile::tempdir().unwrap();
     let s = setup(dir.path()).await;
     connect(&s.console, &site).await;
-    let state = AppState {
-        leptos_options: leptos::prelude::LeptosOptions::builder()
-            .output_name("offboard")
-            .build(),
-        storage: s.storage.clone(),
-        backend: s.console.clone(),
-        jobs: s.jobs.clone(),
-        watchers: server::console_routes::WatcherSlots::new(1, 2),
-    };
-    let app = server::console_routes::routes().with_state(state);
+    let app = plain_routes(&s, 1, 2);
     let post = |path: &'static str, body: &'static str| {
         let app = app.clone();
         async move {
@@ -972,16 +969,7 @@ async fn a_watcher_that_reconnects_with_last_event_id_resumes_where_it_left_off(
     let dir = tempfile::tempdir().unwrap();
     let s = setup(dir.path()).await;
     connect(&s.console, &site).await;
-    let state = AppState {
-        leptos_options: leptos::prelude::LeptosOptions::builder()
-            .output_name("offboard")
-            .build(),
-        storage: s.storage.clone(),
-        backend: s.console.clone(),
-        jobs: s.jobs.clone(),
-        watchers: server::console_routes::WatcherSlots::new(250, 500),
-    };
-    let app = server::console_routes::routes().with_state(state);
+    let app = plain_routes(&s, 250, 500);
     let job = started_run(&s.console, 20..=39, false, 20).await;
 
     // The first watcher reads a few events as they are pushed, then its connection drops.
