@@ -7,12 +7,11 @@
 use async_trait::async_trait;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use server::engine::classify::{
+use server::engine::listing::{list_all_users, parse_list_page, ListingOptions, MAX_LISTED_USERS};
+use server::scim::replies::{
     classify_delete, classify_get, classify_patch, parse_retry_after, plain_message, server_message,
 };
-use server::engine::listing::{
-    list_all_users, parse_list_page, parse_user, ListingOptions, MAX_LISTED_USERS,
-};
+use server::scim::users::parse_user;
 use server::scim::{ScimProvider, ScimReply, TransportError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};

@@ -1,8 +1,8 @@
 //! The connection check on the Connect screen: one small list request, and what its result
 //! says about the URL, the token and the network, in plain words.
 
-use crate::engine::classify::{server_message, shared_reply, SharedReply};
 use crate::engine::listing::{looks_like_html, parse_list_page, ListingError};
+use crate::scim::replies::{server_message, shared_reply, SharedReply};
 use crate::scim::{ScimProvider, ScimReply, TransportError};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 

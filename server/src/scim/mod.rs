@@ -1,11 +1,14 @@
 //! Talking to a site's SCIM 2.0 users endpoint: where it is, the secret token, and the raw
-//! replies. What a reply *means* is decided by pure functions in `engine::classify`.
+//! replies. What a reply *means* is decided by one table of pure functions in [`replies`].
 
 use async_trait::async_trait;
 use std::fmt;
 
 pub mod endpoint;
 pub mod http;
+pub mod patch;
+pub mod replies;
+pub mod users;
 
 pub use endpoint::ScimEndpoint;
 

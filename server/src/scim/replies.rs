@@ -54,8 +54,11 @@ pub enum DeleteReply {
     CommunityCreator,
     /// 429 (or 503 with a `Retry-After`): every request should wait.
     Throttled { retry_after: Option<Duration> },
-    /// 408, 502, 503, 504: worth retrying later.
-    Transient { status: u16 },
+    /// 408, 502, 503, 504: worth retrying later. `maybe_applied`: the DELETE may have been
+    /// carried out anyway, so a retry must first look whether the user is still there. 408 and
+    /// 503 say the request was not processed; a 502/504 comes from a proxy that may have passed
+    /// the DELETE on before giving up.
+    Transient { status: u16, maybe_applied: bool },
     /// 401/403: the token is wrong or lacks rights; nothing else will work either.
     Unauthorized,
     /// Anything else, with the server's own words (see [`plain_message`]).
@@ -145,7 +148,7 @@ fn is_success(status: u16) -> bool {
     status == 200 || status == 204
 }
 
-/// Classifies the reply to `DELETE .../users/{id}` (see scim-notes.md for Stack's replies).
+/// Classifies the reply to `DELETE .../users/{id}` (docs/engine.md, "Which replies mean what", has Stack's replies).
 /// Stack's specific errors are recognised by their message whatever the status, because the
 /// message is the stable part: a 400 "System Accounts" and a 500 "Adjust role to User" are what
 /// Stack sends today, and the message is what tells them apart from other errors.
@@ -156,7 +159,10 @@ pub fn classify_delete(reply: &ScimReply, now: SystemTime) -> DeleteReply {
     if let Some(shared) = shared_reply(reply, now) {
         return match shared {
             SharedReply::Throttled(retry_after) => DeleteReply::Throttled { retry_after },
-            SharedReply::Transient(status) => DeleteReply::Transient { status },
+            SharedReply::Transient(status) => DeleteReply::Transient {
+                status,
+                maybe_applied: !matches!(status, 408 | 503),
+            },
             SharedReply::Unauthorized => DeleteReply::Unauthorized,
         };
     }
@@ -204,7 +210,7 @@ pub fn classify_get(reply: &ScimReply, now: SystemTime) -> GetReply {
     if reply.status == 200 {
         let user = serde_json::from_str::<serde_json::Value>(reply.body.trim())
             .ok()
-            .and_then(|v| crate::engine::listing::parse_user(&v));
+            .and_then(|v| crate::scim::users::parse_user(&v));
         return match user {
             Some(user) => GetReply::Present(user),
             None => GetReply::Failed {
@@ -424,10 +430,13 @@ mod tests {
             classify_delete(&reply(429, ""), now()),
             DeleteReply::Throttled { retry_after: None }
         );
-        for status in [408, 502, 503, 504] {
+        for (status, maybe_applied) in [(408, false), (502, true), (503, false), (504, true)] {
             assert_eq!(
                 classify_delete(&reply(status, "<html>busy</html>"), now()),
-                DeleteReply::Transient { status }
+                DeleteReply::Transient {
+                    status,
+                    maybe_applied
+                }
             );
         }
         // A 503 that says when to come back is throttling.
