@@ -1,0 +1,460 @@
+//! Offboard's own records (teams, connections, previews, jobs), behind the [`Storage`] trait so
+//! callers do not care which database holds them. SQLite is built in; the URL scheme picks the
+//! driver, so PostgreSQL can be added as a second implementation without touching callers.
+
+mod sqlite;
+
+pub use sqlite::SqliteStorage;
+
+use crate::engine::{Clock, RunTarget, SystemClock, TargetState};
+use app::model::{Action, ItemOutcome, ItemResult, PreviewOutcome, PreviewRow};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("unsupported database URL (expected sqlite://...): {0}")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("a stored record is damaged: {0}")]
+    Damaged(String),
+    #[error("could not store a result: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error("job {0} does not exist")]
+    JobNotFound(String),
+    #[error("job {job_id} has already ended ({state}); its state cannot change any more")]
+    JobEnded { job_id: String, state: JobState },
+    #[error("job {job_id} is {state}, not running: no request may be sent for it")]
+    JobNotRunning { job_id: String, state: JobState },
+    #[error("user {account_id} is not part of job {job_id}")]
+    UnknownItem { job_id: String, account_id: String },
+    #[error(
+        "user {account_id} already has a result in job {job_id}; nothing is sent or recorded twice"
+    )]
+    ItemFinished { job_id: String, account_id: String },
+    #[error("user {0} appears twice in the job; each user is planned once")]
+    DuplicateAccount(String),
+    #[error("user {0} cannot have succeeded before any request was sent")]
+    SettledAsSuccess(String),
+    #[error("preview {0} was not confirmed for this team and action, or it does not exist: a job starts only from a confirmed preview")]
+    PreviewNotConfirmed(String),
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// What a health check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageHealth {
+    pub database: &'static str,
+    pub migrations: i64,
+    pub jobs: i64,
+}
+
+/// A team's saved connection to its site. `Debug` hides the encrypted token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    pub site_url: String,
+    /// An explicit SCIM base URL, when the admin overrides the one derived from `site_url`.
+    pub scim_base_url: Option<String>,
+    /// The token as [`crate::secret::SecretBox::encrypt`] stored it; None when no token is saved.
+    pub token_ciphertext: Option<String>,
+    /// The token's last characters ([`crate::scim::ScimToken::hint`]), to show "ends in …x7Q9".
+    pub token_hint: String,
+    /// The admin's own email: the run never touches this account.
+    pub operator_email: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for ConnectionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionRecord")
+            .field("site_url", &self.site_url)
+            .field("scim_base_url", &self.scim_base_url)
+            .field(
+                "token_ciphertext",
+                &self.token_ciphertext.as_ref().map(|_| "<hidden>"),
+            )
+            .field("token_hint", &self.token_hint)
+            .field("operator_email", &self.operator_email)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// A preview as the admin saw it, kept so the server (not the browser) checks the typed phrase
+/// and runs exactly what was shown. Its rows are stored beside it, one by one
+/// ([`Storage::preview_rows`]); what it was made from is its [`PreviewSourceRecord`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviewRecord {
+    /// A UUID.
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub action: Action,
+    /// The source it was resolved from (shared with its revisions).
+    pub source_id: String,
+    /// What the pages show above the rows (source, counts, options), as JSON.
+    pub summary_json: String,
+    pub total_rows: usize,
+    /// What the admin must type to confirm, e.g. `DELETE 37 USERS`.
+    pub phrase: String,
+    /// True once a job was started from it.
+    pub claimed: bool,
+    /// The revision that replaced it (its rows are gone then).
+    pub replaced_by: Option<String>,
+}
+
+/// What a preview was made from: the admin's input and the site listing, with the connection
+/// that produced the listing. One source serves a preview and all its revisions, so revising
+/// costs the new rows only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PreviewSourceRecord {
+    /// A UUID.
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    /// The SCIM users URL the listing came from; account IDs mean something only there.
+    pub users_url: String,
+    /// HMAC of the token the listing was taken with (see `SecretBox::fingerprint`).
+    pub token_fingerprint: String,
+    /// The admin's input (file or ticked IDs), as JSON.
+    pub input_json: String,
+    /// The full user listing, as JSON.
+    pub listing_json: String,
+}
+
+impl fmt::Debug for PreviewSourceRecord {
+    // The listing can hold thousands of users and the input a whole file: print their sizes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreviewSourceRecord")
+            .field("id", &self.id)
+            .field("created_at", &self.created_at)
+            .field("users_url", &self.users_url)
+            .field(
+                "input_json",
+                &format_args!("<{} bytes>", self.input_json.len()),
+            )
+            .field(
+                "listing_json",
+                &format_args!("<{} bytes>", self.listing_json.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the preview sweep removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub previews: u64,
+    pub sources: u64,
+}
+
+/// The exact connection a run was confirmed on; it resumes only on the same one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobConnection {
+    pub users_url: String,
+    pub token_fingerprint: String,
+}
+
+/// Where a job is. `Finished`, `Stopped` and `Failed` are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Created, waiting for the runner.
+    Queued,
+    Running,
+    /// Waiting for the admin (by request, or because the site needs a setting changed).
+    Paused,
+    /// The admin cancelled; the runner is finishing the request in flight.
+    Cancelling,
+    /// Every user has a result.
+    Finished,
+    /// Ended before every user was processed (cancelled, or a stop condition); see the reason.
+    Stopped,
+    /// Could not continue because of an error in Offboard itself; see the reason.
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 7] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Paused,
+        JobState::Cancelling,
+        JobState::Finished,
+        JobState::Stopped,
+        JobState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Paused => "paused",
+            JobState::Cancelling => "cancelling",
+            JobState::Finished => "finished",
+            JobState::Stopped => "stopped",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// True once the job can no longer change.
+    pub fn has_ended(self) -> bool {
+        matches!(
+            self,
+            JobState::Finished | JobState::Stopped | JobState::Failed
+        )
+    }
+
+    /// States the server picks up again after a restart (a paused job waits for the admin).
+    pub fn resumes_at_start(self) -> bool {
+        matches!(
+            self,
+            JobState::Queued | JobState::Running | JobState::Cancelling
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One user in a new job, in the admin's input order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlannedItem {
+    /// Still matches the preview: the run will act on it.
+    Run(RunTarget),
+    /// Already decided when the job was created, typically `ChangedSincePreview`: recorded as
+    /// final, never sent. A success outcome is refused (nothing was sent yet).
+    Settled(ItemResult),
+}
+
+impl PlannedItem {
+    fn account_id(&self) -> &str {
+        match self {
+            PlannedItem::Run(t) => &t.account_id,
+            PlannedItem::Settled(r) => &r.account_id,
+        }
+    }
+}
+
+/// A job about to be created from a confirmed preview.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJob {
+    /// A UUID.
+    pub id: String,
+    pub team_id: i64,
+    /// Who started it, as the console names the admin.
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub site_url: String,
+    pub action: Action,
+    /// Must be a preview of the same team and action, already claimed with
+    /// [`Storage::claim_preview`].
+    pub preview_id: String,
+    /// The connection the admin confirmed it on.
+    pub connection: JobConnection,
+    /// Every selected user of the preview, in input order.
+    pub items: Vec<PlannedItem>,
+}
+
+/// A job as the console lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub team_id: i64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub site_url: String,
+    pub action: Action,
+    pub preview_id: Option<String>,
+    /// None for runs started before Offboard recorded it.
+    pub connection: Option<JobConnection>,
+    pub state: JobState,
+    /// Why it paused, stopped or failed, in plain words.
+    pub reason: Option<String>,
+    /// When it first ran.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Users in the job.
+    pub total: u64,
+    /// Users with a final result.
+    pub done: u64,
+    /// Final results per outcome (outcomes with no users are absent).
+    pub counts: BTreeMap<ItemOutcome, u64>,
+}
+
+impl JobRecord {
+    pub fn count(&self, outcome: ItemOutcome) -> u64 {
+        self.counts.get(&outcome).copied().unwrap_or(0)
+    }
+}
+
+/// One entry of a job's log, in `seq` order: either a user's result or a change of state.
+/// Watchers resume with the last `seq` they saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEvent {
+    /// Increases by one per event within a job, starting at 1.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub result: Option<ItemResult>,
+    pub state_change: Option<JobState>,
+    /// Why the state changed, when it says.
+    pub reason: Option<String>,
+}
+
+/// The records Offboard keeps. One implementation a database kind.
+///
+/// Methods taking a `team_id` only ever see that team's records. The runner-side methods
+/// (`set_job_state`, `job_targets`, `mark_sending`, `record_result`, `record_not_attempted`)
+/// take a job id the server got from `create_job` or `unfinished_jobs`.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// A real round trip: counts applied migrations and the team's jobs.
+    async fn health(&self, team_id: i64) -> Result<StorageHealth>;
+
+    /// Replaces the team's connection with `record` as given (a None token means no token).
+    async fn save_connection(&self, team_id: i64, record: &ConnectionRecord) -> Result<()>;
+    async fn connection(&self, team_id: i64) -> Result<Option<ConnectionRecord>>;
+    /// Drops the saved token (and its hint); the site settings stay.
+    async fn forget_token(&self, team_id: i64) -> Result<()>;
+
+    async fn save_preview_source(&self, team_id: i64, source: &PreviewSourceRecord) -> Result<()>;
+    async fn preview_source(
+        &self,
+        team_id: i64,
+        source_id: &str,
+    ) -> Result<Option<PreviewSourceRecord>>;
+    /// Stores a preview and its rows together (or neither).
+    async fn save_preview(
+        &self,
+        team_id: i64,
+        preview: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()>;
+    async fn preview(&self, team_id: i64, preview_id: &str) -> Result<Option<PreviewRecord>>;
+    /// Stores `revision` (with its rows) as the replacement of `replaced`: an unconfirmed
+    /// `replaced` loses its rows and points at the revision; a confirmed one stays as it is
+    /// (its run cites it).
+    async fn replace_preview(
+        &self,
+        team_id: i64,
+        replaced: &str,
+        revision: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()>;
+    /// One page of a preview's rows in input order, optionally of one outcome, and how many
+    /// rows match in all.
+    async fn preview_rows(
+        &self,
+        team_id: i64,
+        preview_id: &str,
+        outcome: Option<PreviewOutcome>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<PreviewRow>, usize)>;
+    /// Every row of a preview, in input order (to start a run or write a report).
+    async fn all_preview_rows(&self, team_id: i64, preview_id: &str) -> Result<Vec<PreviewRow>>;
+    /// Removes previews nobody confirmed that were made before `before`, with their rows, and
+    /// the sources no remaining unclaimed preview uses that were made before `before`.
+    async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired>;
+    /// Marks the preview used. True exactly once per preview: a replayed confirmation gets false.
+    async fn claim_preview(&self, team_id: i64, preview_id: &str) -> Result<bool>;
+
+    /// Creates the job (queued), its users and their first events in one transaction.
+    async fn create_job(&self, job: &NewJob) -> Result<()>;
+    /// Changes the job's state (a final state is never left) and logs the change.
+    async fn set_job_state(
+        &self,
+        job_id: &str,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent>;
+    async fn job(&self, team_id: i64, job_id: &str) -> Result<Option<JobRecord>>;
+    /// The team's jobs, newest first.
+    async fn list_jobs(&self, team_id: i64, limit: u32) -> Result<Vec<JobRecord>>;
+    /// Every team's queued, running or cancelling jobs, oldest first: resumed at server start.
+    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>>;
+
+    /// The users still without a result, in input order; one left `Sending` by a crash comes
+    /// back as [`TargetState::Sending`] so it is checked before anything is re-sent.
+    async fn job_targets(&self, job_id: &str) -> Result<Vec<RunTarget>>;
+    /// Persists "a request is about to be sent for this user". Refused unless the job is
+    /// running and the user has no result yet, so a cancel or a finished user stops the send.
+    async fn mark_sending(&self, job_id: &str, account_id: &str) -> Result<()>;
+    /// Stores the user's final result and logs it, in one transaction. A second result for
+    /// the same user is refused with [`StorageError::ItemFinished`].
+    async fn record_result(&self, job_id: &str, result: &ItemResult) -> Result<JobEvent>;
+    /// Gives every user still pending (never sent) the outcome `NotAttempted`, e.g. after a
+    /// cancel. Users left `Sending` are untouched: their outcome is unknown until checked.
+    async fn record_not_attempted(&self, job_id: &str, message: &str) -> Result<Vec<JobEvent>>;
+
+    /// The job's events after `after_seq` (0 = from the start), oldest first.
+    async fn events_since(
+        &self,
+        team_id: i64,
+        job_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<JobEvent>>;
+    /// The job's result events before `before_seq` (None = the newest), newest first, and the
+    /// seq of the job's newest event of any kind (0 when none): what the Run page opens with,
+    /// instead of replaying the whole log.
+    async fn latest_results(
+        &self,
+        team_id: i64,
+        job_id: &str,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<JobEvent>, i64)>;
+    /// Every final result of the job (settled rows included), in input order. Users still
+    /// without a result are absent: compare with [`JobRecord::total`].
+    async fn job_results(&self, team_id: i64, job_id: &str) -> Result<Vec<ItemResult>>;
+}
+
+/// The team everything belongs to until accounts and teams arrive.
+pub const DEFAULT_TEAM: i64 = 1;
+
+/// An opened database: the records, plus the pool the session store shares.
+pub struct Database {
+    pub storage: Arc<dyn Storage>,
+    pub sqlite: SqlitePool,
+}
+
+/// Opens (creating if needed) the database at `url` and applies migrations.
+pub async fn open(url: &str) -> Result<Database> {
+    open_with_clock(url, Arc::new(SystemClock)).await
+}
+
+/// [`open`], with the clock that stamps job state changes and results.
+pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
+    if !(url.starts_with("sqlite:")) {
+        return Err(StorageError::UnsupportedUrl(redact_url(url)));
+    }
+    sqlite::open(url, clock).await
+}
+
+/// Database URLs can carry passwords (postgres://user:pw@host): never print them whole.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, _)) => format!("{scheme}://…"),
+        None => "(unrecognised URL)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,980 @@
+//! The SQLite implementation of [`Storage`]: the embedded default (one file in the data folder).
+
+use super::*;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::Row;
+use std::str::FromStr;
+
+/// Opens (creating if needed) the SQLite database at `url` and applies its migrations.
+pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        // WAL lets the console read while a job writes; NORMAL is durable across process
+        // crashes (what resuming a job needs), only an OS crash can lose the last commit.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        // A large preview is one big transaction; without a limit its WAL file would keep
+        // that size on disk after the checkpoint.
+        .pragma("journal_size_limit", "67108864")
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options.clone())
+        .await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+    // SQLite writes one transaction at a time anyway; one connection of their own means the
+    // jobs' writes queue in order here, never behind readers holding the other connections,
+    // and never in SQLite's busy-wait sleeps.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    Ok(Database {
+        storage: Arc::new(SqliteStorage {
+            pool: pool.clone(),
+            writer,
+            clock,
+        }),
+        sqlite: pool,
+    })
+}
+
+/// Fixed fraction digits, so stored times sort correctly as text.
+pub(super) fn stamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(super) fn parse_stamp(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StorageError::Damaged(format!("unreadable time {text:?}")))
+}
+
+fn parse_optional_stamp(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(parse_stamp).transpose()
+}
+
+/// Enums are stored by their serde name ("Delete", "Deleted"), the same text JSON carries.
+fn enum_name<T: Serialize>(value: &T) -> Result<String> {
+    match serde_json::to_value(value)? {
+        serde_json::Value::String(name) => Ok(name),
+        other => Err(StorageError::Damaged(format!(
+            "expected a plain name, got {other}"
+        ))),
+    }
+}
+
+fn enum_from_name<T: serde::de::DeserializeOwned>(what: &str, name: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_string()))
+        .map_err(|_| StorageError::Damaged(format!("unknown {what} {name:?}")))
+}
+
+fn parse_job_state(text: &str) -> Result<JobState> {
+    JobState::parse(text)
+        .ok_or_else(|| StorageError::Damaged(format!("unknown job state {text:?}")))
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Writes a preview and its rows inside `tx`.
+async fn insert_preview(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    team_id: i64,
+    preview: &PreviewRecord,
+    rows: &[PreviewRow],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO previews (id, team_id, created_at, action, preview_json, listing_json, \
+         phrase, source_id, summary_json, total_rows) VALUES (?, ?, ?, ?, '', '', ?, ?, ?, ?)",
+    )
+    .bind(&preview.id)
+    .bind(team_id)
+    .bind(stamp(preview.created_at))
+    .bind(enum_name(&preview.action)?)
+    .bind(&preview.phrase)
+    .bind(&preview.source_id)
+    .bind(&preview.summary_json)
+    .bind(to_i64(rows.len() as u64))
+    .execute(&mut **tx)
+    .await?;
+    // Many rows per statement: a 100,000-row preview is 200 statements, not 100,000.
+    for (chunk_index, chunk) in rows.chunks(PREVIEW_ROWS_PER_INSERT).enumerate() {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO preview_rows (preview_id, position, outcome, row_json) ",
+        );
+        let mut encoded = Vec::with_capacity(chunk.len());
+        for (i, row) in chunk.iter().enumerate() {
+            let position = chunk_index * PREVIEW_ROWS_PER_INSERT + i;
+            encoded.push((
+                to_i64(position as u64),
+                enum_name(&row.outcome)?,
+                serde_json::to_string(row)?,
+            ));
+        }
+        insert.push_values(encoded, |mut values, (position, outcome, json)| {
+            values
+                .push_bind(&preview.id)
+                .push_bind(position)
+                .push_bind(outcome)
+                .push_bind(json);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Preview rows written per INSERT statement (4 values each; SQLite allows 32,766).
+const PREVIEW_ROWS_PER_INSERT: usize = 500;
+
+const ITEM_PENDING: &str = "pending";
+const ITEM_SENDING: &str = "sending";
+const ITEM_DONE: &str = "done";
+
+const JOB_COLUMNS: &str = "id, team_id, created_by, created_at, site_url, action, preview_id, \
+                           state, reason, started_at, finished_at, users_url, token_fingerprint";
+
+const ITEM_RESULT_COLUMNS: &str =
+    "account_id, email, outcome, message, attempts, elapsed_ms, demoted";
+
+pub struct SqliteStorage {
+    pool: SqlitePool,
+    /// The jobs' writes (creation, states, sending marks, results).
+    writer: SqlitePool,
+    clock: Arc<dyn Clock>,
+}
+
+impl SqliteStorage {
+    async fn job_record(&self, row: &SqliteRow) -> Result<JobRecord> {
+        let id: String = row.try_get("id")?;
+        let action: String = row.try_get("action")?;
+        let state: String = row.try_get("state")?;
+        let created_at: String = row.try_get("created_at")?;
+
+        let tallies = sqlx::query(
+            "SELECT state, outcome, COUNT(*) AS n FROM job_items WHERE job_id = ? \
+             GROUP BY state, outcome",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await?;
+        let (mut total, mut done, mut counts) = (0u64, 0u64, BTreeMap::new());
+        for tally in &tallies {
+            let n = to_u64(tally.try_get("n")?);
+            total += n;
+            let item_state: String = tally.try_get("state")?;
+            if item_state == ITEM_DONE {
+                done += n;
+                let outcome: Option<String> = tally.try_get("outcome")?;
+                let outcome = outcome.ok_or_else(|| {
+                    StorageError::Damaged(format!("a finished user of job {id} has no outcome"))
+                })?;
+                *counts
+                    .entry(enum_from_name::<ItemOutcome>("outcome", &outcome)?)
+                    .or_insert(0) += n;
+            }
+        }
+
+        Ok(JobRecord {
+            team_id: row.try_get("team_id")?,
+            created_by: row.try_get("created_by")?,
+            created_at: parse_stamp(&created_at)?,
+            site_url: row.try_get("site_url")?,
+            action: enum_from_name("action", &action)?,
+            preview_id: row.try_get("preview_id")?,
+            connection: match (
+                row.try_get::<Option<String>, _>("users_url")?,
+                row.try_get::<Option<String>, _>("token_fingerprint")?,
+            ) {
+                (Some(users_url), Some(token_fingerprint)) => Some(JobConnection {
+                    users_url,
+                    token_fingerprint,
+                }),
+                _ => None,
+            },
+            state: parse_job_state(&state)?,
+            reason: row.try_get("reason")?,
+            started_at: parse_optional_stamp(row.try_get("started_at")?)?,
+            finished_at: parse_optional_stamp(row.try_get("finished_at")?)?,
+            total,
+            done,
+            counts,
+            id,
+        })
+    }
+
+    async fn job_records(&self, rows: Vec<SqliteRow>) -> Result<Vec<JobRecord>> {
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            jobs.push(self.job_record(row).await?);
+        }
+        Ok(jobs)
+    }
+
+    /// The job's state, or why it cannot be found.
+    async fn current_state(&self, job_id: &str) -> Result<JobState> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match state {
+            Some(state) => parse_job_state(&state),
+            None => Err(StorageError::JobNotFound(job_id.to_string())),
+        }
+    }
+
+    /// Why an item update touched no row.
+    async fn item_refusal(&self, job_id: &str, account_id: &str) -> StorageError {
+        let state: std::result::Result<Option<String>, sqlx::Error> =
+            sqlx::query_scalar("SELECT state FROM job_items WHERE job_id = ? AND account_id = ?")
+                .bind(job_id)
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await;
+        match state {
+            Err(e) => e.into(),
+            Ok(Some(state)) if state == ITEM_DONE => StorageError::ItemFinished {
+                job_id: job_id.to_string(),
+                account_id: account_id.to_string(),
+            },
+            Ok(_) => StorageError::UnknownItem {
+                job_id: job_id.to_string(),
+                account_id: account_id.to_string(),
+            },
+        }
+    }
+}
+
+/// Takes the job's next event number. Run it first in a transaction: the write lock it takes
+/// makes concurrent writers of the same database wait instead of failing mid-transaction.
+async fn next_seq(tx: &mut sqlx::SqliteConnection, job_id: &str) -> Result<i64> {
+    let seq: Option<i64> = sqlx::query_scalar(
+        "UPDATE jobs SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+    )
+    .bind(job_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    seq.ok_or_else(|| StorageError::JobNotFound(job_id.to_string()))
+}
+
+async fn append_result_event(
+    tx: &mut sqlx::SqliteConnection,
+    job_id: &str,
+    seq: i64,
+    at: DateTime<Utc>,
+    result: &ItemResult,
+) -> Result<JobEvent> {
+    sqlx::query("INSERT INTO job_events (job_id, seq, at, result_json) VALUES (?, ?, ?, ?)")
+        .bind(job_id)
+        .bind(seq)
+        .bind(stamp(at))
+        .bind(serde_json::to_string(result)?)
+        .execute(&mut *tx)
+        .await?;
+    Ok(JobEvent {
+        seq,
+        at,
+        result: Some(result.clone()),
+        state_change: None,
+        reason: None,
+    })
+}
+
+/// Sets a not-yet-finished item's final result; false when it is unknown or already finished.
+async fn finish_item(
+    tx: &mut sqlx::SqliteConnection,
+    job_id: &str,
+    result: &ItemResult,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE job_items SET state = ?, outcome = ?, message = ?, attempts = ?, \
+         elapsed_ms = ?, demoted = ?, email = COALESCE(?, email), finished_at = ? \
+         WHERE job_id = ? AND account_id = ? AND state <> ?",
+    )
+    .bind(ITEM_DONE)
+    .bind(enum_name(&result.outcome)?)
+    .bind(&result.message)
+    .bind(i64::from(result.attempts))
+    .bind(to_i64(result.elapsed_ms))
+    .bind(i64::from(result.demoted))
+    .bind(&result.email)
+    .bind(stamp(at))
+    .bind(job_id)
+    .bind(&result.account_id)
+    .bind(ITEM_DONE)
+    .execute(&mut *tx)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+fn item_result(row: &SqliteRow) -> Result<ItemResult> {
+    let outcome: Option<String> = row.try_get("outcome")?;
+    let account_id: String = row.try_get("account_id")?;
+    let outcome = outcome.ok_or_else(|| {
+        StorageError::Damaged(format!("finished user {account_id} has no outcome"))
+    })?;
+    let attempts: i64 = row.try_get("attempts")?;
+    let elapsed_ms: i64 = row.try_get("elapsed_ms")?;
+    let demoted: i64 = row.try_get("demoted")?;
+    Ok(ItemResult {
+        account_id,
+        email: row.try_get("email")?,
+        outcome: enum_from_name("outcome", &outcome)?,
+        message: row.try_get("message")?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        elapsed_ms: to_u64(elapsed_ms),
+        demoted: demoted != 0,
+    })
+}
+
+fn job_event(row: &SqliteRow) -> Result<JobEvent> {
+    let at: String = row.try_get("at")?;
+    let result_json: Option<String> = row.try_get("result_json")?;
+    let state_change: Option<String> = row.try_get("state_change")?;
+    Ok(JobEvent {
+        seq: row.try_get("seq")?,
+        at: parse_stamp(&at)?,
+        result: result_json
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| StorageError::Damaged(format!("unreadable result in the job log: {e}")))?,
+        state_change: state_change.as_deref().map(parse_job_state).transpose()?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn health(&self, team_id: i64) -> Result<StorageHealth> {
+        let migrations: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE team_id = ?")
+            .bind(team_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(StorageHealth {
+            database: "SQLite",
+            migrations,
+            jobs,
+        })
+    }
+
+    async fn save_connection(&self, team_id: i64, record: &ConnectionRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO connections (team_id, site_url, scim_base_url, token_ciphertext, \
+             token_hint, operator_email, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (team_id) DO UPDATE SET site_url = excluded.site_url, \
+             scim_base_url = excluded.scim_base_url, token_ciphertext = excluded.token_ciphertext, \
+             token_hint = excluded.token_hint, operator_email = excluded.operator_email, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(team_id)
+        .bind(&record.site_url)
+        .bind(&record.scim_base_url)
+        .bind(&record.token_ciphertext)
+        .bind(&record.token_hint)
+        .bind(&record.operator_email)
+        .bind(stamp(record.updated_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn connection(&self, team_id: i64) -> Result<Option<ConnectionRecord>> {
+        let row = sqlx::query(
+            "SELECT site_url, scim_base_url, token_ciphertext, token_hint, operator_email, \
+             updated_at FROM connections WHERE team_id = ?",
+        )
+        .bind(team_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let updated_at: String = row.try_get("updated_at")?;
+        Ok(Some(ConnectionRecord {
+            site_url: row.try_get("site_url")?,
+            scim_base_url: row.try_get("scim_base_url")?,
+            token_ciphertext: row.try_get("token_ciphertext")?,
+            token_hint: row.try_get("token_hint")?,
+            operator_email: row.try_get("operator_email")?,
+            updated_at: parse_stamp(&updated_at)?,
+        }))
+    }
+
+    async fn forget_token(&self, team_id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET token_ciphertext = NULL, token_hint = '', updated_at = ? \
+             WHERE team_id = ?",
+        )
+        .bind(stamp(self.clock.now()))
+        .bind(team_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_preview_source(&self, team_id: i64, source: &PreviewSourceRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO preview_sources (id, team_id, created_at, users_url, token_fingerprint, \
+             input_json, listing_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&source.id)
+        .bind(team_id)
+        .bind(stamp(source.created_at))
+        .bind(&source.users_url)
+        .bind(&source.token_fingerprint)
+        .bind(&source.input_json)
+        .bind(&source.listing_json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn preview_source(
+        &self,
+        team_id: i64,
+        source_id: &str,
+    ) -> Result<Option<PreviewSourceRecord>> {
+        let row = sqlx::query(
+            "SELECT id, created_at, users_url, token_fingerprint, input_json, listing_json \
+             FROM preview_sources WHERE team_id = ? AND id = ?",
+        )
+        .bind(team_id)
+        .bind(source_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let created_at: String = row.try_get("created_at")?;
+        Ok(Some(PreviewSourceRecord {
+            id: row.try_get("id")?,
+            created_at: parse_stamp(&created_at)?,
+            users_url: row.try_get("users_url")?,
+            token_fingerprint: row.try_get("token_fingerprint")?,
+            input_json: row.try_get("input_json")?,
+            listing_json: row.try_get("listing_json")?,
+        }))
+    }
+
+    async fn save_preview(
+        &self,
+        team_id: i64,
+        preview: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_preview(&mut tx, team_id, preview, rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_preview(
+        &self,
+        team_id: i64,
+        replaced: &str,
+        revision: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_preview(&mut tx, team_id, revision, rows).await?;
+        let unclaimed = sqlx::query(
+            "UPDATE previews SET replaced_by = ? WHERE team_id = ? AND id = ? \
+             AND claimed_at IS NULL",
+        )
+        .bind(&revision.id)
+        .bind(team_id)
+        .bind(replaced)
+        .execute(&mut *tx)
+        .await?;
+        if unclaimed.rows_affected() == 1 {
+            sqlx::query("DELETE FROM preview_rows WHERE preview_id = ?")
+                .bind(replaced)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn preview(&self, team_id: i64, preview_id: &str) -> Result<Option<PreviewRecord>> {
+        let row = sqlx::query(
+            "SELECT id, created_at, action, phrase, source_id, summary_json, total_rows, \
+             claimed_at IS NOT NULL AS claimed, replaced_by FROM previews \
+             WHERE team_id = ? AND id = ?",
+        )
+        .bind(team_id)
+        .bind(preview_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let created_at: String = row.try_get("created_at")?;
+        let action: String = row.try_get("action")?;
+        let source_id: Option<String> = row.try_get("source_id")?;
+        Ok(Some(PreviewRecord {
+            id: row.try_get("id")?,
+            created_at: parse_stamp(&created_at)?,
+            action: enum_from_name("action", &action)?,
+            source_id: source_id.unwrap_or_default(),
+            summary_json: row.try_get("summary_json")?,
+            total_rows: to_u64(row.try_get("total_rows")?) as usize,
+            phrase: row.try_get("phrase")?,
+            claimed: row.try_get("claimed")?,
+            replaced_by: row.try_get("replaced_by")?,
+        }))
+    }
+
+    async fn preview_rows(
+        &self,
+        team_id: i64,
+        preview_id: &str,
+        outcome: Option<PreviewOutcome>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<PreviewRow>, usize)> {
+        let outcome = outcome.map(|o| enum_name(&o)).transpose()?;
+        // `?3 IS NULL` keeps one statement for "all rows" and "rows of one outcome"; the
+        // (preview_id, outcome, position) index serves the filtered case.
+        let matching: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
+             WHERE p.team_id = ?1 AND r.preview_id = ?2 AND (?3 IS NULL OR r.outcome = ?3)",
+        )
+        .bind(team_id)
+        .bind(preview_id)
+        .bind(&outcome)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT r.row_json FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
+             WHERE p.team_id = ?1 AND r.preview_id = ?2 AND (?3 IS NULL OR r.outcome = ?3) \
+             ORDER BY r.position LIMIT ?4 OFFSET ?5",
+        )
+        .bind(team_id)
+        .bind(preview_id)
+        .bind(&outcome)
+        .bind(to_i64(limit as u64))
+        .bind(to_i64(offset as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|json| serde_json::from_str(json))
+            .collect::<std::result::Result<Vec<PreviewRow>, _>>()?;
+        Ok((rows, to_u64(matching) as usize))
+    }
+
+    async fn all_preview_rows(&self, team_id: i64, preview_id: &str) -> Result<Vec<PreviewRow>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT r.row_json FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
+             WHERE p.team_id = ? AND r.preview_id = ? ORDER BY r.position",
+        )
+        .bind(team_id)
+        .bind(preview_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|json| serde_json::from_str(json))
+            .collect::<std::result::Result<Vec<PreviewRow>, _>>()?)
+    }
+
+    async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired> {
+        let before = stamp(before);
+        let mut tx = self.pool.begin().await?;
+        // Rows go with their preview (ON DELETE CASCADE).
+        let previews =
+            sqlx::query("DELETE FROM previews WHERE claimed_at IS NULL AND created_at < ?")
+                .bind(&before)
+                .execute(&mut *tx)
+                .await?;
+        let sources = sqlx::query(
+            "DELETE FROM preview_sources WHERE created_at < ? AND id NOT IN \
+             (SELECT source_id FROM previews WHERE claimed_at IS NULL AND source_id IS NOT NULL)",
+        )
+        .bind(&before)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Expired {
+            previews: previews.rows_affected(),
+            sources: sources.rows_affected(),
+        })
+    }
+
+    async fn claim_preview(&self, team_id: i64, preview_id: &str) -> Result<bool> {
+        let claimed = sqlx::query(
+            "UPDATE previews SET claimed_at = ? WHERE team_id = ? AND id = ? \
+             AND claimed_at IS NULL",
+        )
+        .bind(stamp(self.clock.now()))
+        .bind(team_id)
+        .bind(preview_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn create_job(&self, job: &NewJob) -> Result<()> {
+        let mut seen = HashSet::new();
+        for item in &job.items {
+            if !seen.insert(item.account_id()) {
+                return Err(StorageError::DuplicateAccount(
+                    item.account_id().to_string(),
+                ));
+            }
+            if let PlannedItem::Settled(result) = item {
+                if result.outcome.is_success() {
+                    return Err(StorageError::SettledAsSuccess(result.account_id.clone()));
+                }
+            }
+        }
+        let settled = job
+            .items
+            .iter()
+            .filter(|i| matches!(i, PlannedItem::Settled(_)))
+            .count();
+        let queued_seq = 1i64;
+        let at = job.created_at;
+
+        let mut tx = self.writer.begin().await?;
+        // The job row is written only if its preview is this team's, of the same action and
+        // claimed: a job can never start from an unconfirmed preview.
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, team_id, created_at, state, created_by, site_url, action, \
+             users_url, token_fingerprint, preview_id, last_seq) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, id, ? FROM previews \
+             WHERE id = ? AND team_id = ? AND action = ? AND claimed_at IS NOT NULL",
+        )
+        .bind(&job.id)
+        .bind(job.team_id)
+        .bind(stamp(at))
+        .bind(JobState::Queued.as_str())
+        .bind(&job.created_by)
+        .bind(&job.site_url)
+        .bind(enum_name(&job.action)?)
+        .bind(&job.connection.users_url)
+        .bind(&job.connection.token_fingerprint)
+        .bind(queued_seq + to_i64(settled as u64))
+        .bind(&job.preview_id)
+        .bind(job.team_id)
+        .bind(enum_name(&job.action)?)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() != 1 {
+            return Err(StorageError::PreviewNotConfirmed(job.preview_id.clone()));
+        }
+        sqlx::query("INSERT INTO job_events (job_id, seq, at, state_change) VALUES (?, ?, ?, ?)")
+            .bind(&job.id)
+            .bind(queued_seq)
+            .bind(stamp(at))
+            .bind(JobState::Queued.as_str())
+            .execute(&mut *tx)
+            .await?;
+
+        let mut seq = queued_seq;
+        for (position, item) in job.items.iter().enumerate() {
+            let (account_id, email) = match item {
+                PlannedItem::Run(t) => (&t.account_id, &t.email),
+                PlannedItem::Settled(r) => (&r.account_id, &r.email),
+            };
+            sqlx::query(
+                "INSERT INTO job_items (job_id, position, account_id, email, state) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&job.id)
+            .bind(to_i64(position as u64))
+            .bind(account_id)
+            .bind(email)
+            .bind(ITEM_PENDING)
+            .execute(&mut *tx)
+            .await?;
+            if let PlannedItem::Settled(result) = item {
+                finish_item(&mut tx, &job.id, result, at).await?;
+                seq += 1;
+                append_result_event(&mut tx, &job.id, seq, at, result).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_job_state(
+        &self,
+        job_id: &str,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent> {
+        let at = self.clock.now();
+        let started = (state == JobState::Running).then(|| stamp(at));
+        let finished = state.has_ended().then(|| stamp(at));
+        let mut tx = self.writer.begin().await?;
+        let seq: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET state = ?, reason = ?, last_seq = last_seq + 1, \
+             started_at = COALESCE(started_at, ?), finished_at = COALESCE(?, finished_at) \
+             WHERE id = ? AND state NOT IN (?, ?, ?) RETURNING last_seq",
+        )
+        .bind(state.as_str())
+        .bind(&reason)
+        .bind(started)
+        .bind(finished)
+        .bind(job_id)
+        .bind(JobState::Finished.as_str())
+        .bind(JobState::Stopped.as_str())
+        .bind(JobState::Failed.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(seq) = seq else {
+            drop(tx);
+            let current = self.current_state(job_id).await?;
+            return Err(StorageError::JobEnded {
+                job_id: job_id.to_string(),
+                state: current,
+            });
+        };
+        sqlx::query(
+            "INSERT INTO job_events (job_id, seq, at, state_change, reason) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(job_id)
+        .bind(seq)
+        .bind(stamp(at))
+        .bind(state.as_str())
+        .bind(&reason)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(JobEvent {
+            seq,
+            at,
+            result: None,
+            state_change: Some(state),
+            reason,
+        })
+    }
+
+    async fn job(&self, team_id: i64, job_id: &str) -> Result<Option<JobRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE team_id = ? AND id = ?"
+        ))
+        .bind(team_id)
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(self.job_record(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_jobs(&self, team_id: i64, limit: u32) -> Result<Vec<JobRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE team_id = ? \
+             ORDER BY created_at DESC, id DESC LIMIT ?"
+        ))
+        .bind(team_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        self.job_records(rows).await
+    }
+
+    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (?, ?, ?) \
+             ORDER BY created_at, id"
+        ))
+        .bind(JobState::Queued.as_str())
+        .bind(JobState::Running.as_str())
+        .bind(JobState::Cancelling.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        self.job_records(rows).await
+    }
+
+    async fn job_targets(&self, job_id: &str) -> Result<Vec<RunTarget>> {
+        let rows = sqlx::query(
+            "SELECT account_id, email, state FROM job_items WHERE job_id = ? AND state <> ? \
+             ORDER BY position",
+        )
+        .bind(job_id)
+        .bind(ITEM_DONE)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                Ok(RunTarget {
+                    account_id: row.try_get("account_id")?,
+                    email: row.try_get("email")?,
+                    state: match state.as_str() {
+                        ITEM_PENDING => TargetState::Pending,
+                        ITEM_SENDING => TargetState::Sending,
+                        other => {
+                            return Err(StorageError::Damaged(format!(
+                                "unknown user state {other:?} in job {job_id}"
+                            )))
+                        }
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_sending(&self, job_id: &str, account_id: &str) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE job_items SET state = ? WHERE job_id = ? AND account_id = ? \
+             AND state IN (?, ?) AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state = ?)",
+        )
+        .bind(ITEM_SENDING)
+        .bind(job_id)
+        .bind(account_id)
+        .bind(ITEM_PENDING)
+        .bind(ITEM_SENDING)
+        .bind(job_id)
+        .bind(JobState::Running.as_str())
+        .execute(&self.writer)
+        .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
+        }
+        let state = self.current_state(job_id).await?;
+        if state != JobState::Running {
+            return Err(StorageError::JobNotRunning {
+                job_id: job_id.to_string(),
+                state,
+            });
+        }
+        Err(self.item_refusal(job_id, account_id).await)
+    }
+
+    async fn record_result(&self, job_id: &str, result: &ItemResult) -> Result<JobEvent> {
+        let at = self.clock.now();
+        let mut tx = self.writer.begin().await?;
+        if !finish_item(&mut tx, job_id, result, at).await? {
+            drop(tx);
+            return Err(self.item_refusal(job_id, &result.account_id).await);
+        }
+        let seq = next_seq(&mut tx, job_id).await?;
+        let event = append_result_event(&mut tx, job_id, seq, at, result).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn record_not_attempted(&self, job_id: &str, message: &str) -> Result<Vec<JobEvent>> {
+        let at = self.clock.now();
+        let mut tx = self.writer.begin().await?;
+        // Take the lock first (see next_seq), then read what is still pending.
+        let first = next_seq(&mut tx, job_id).await?;
+        let pending = sqlx::query(
+            "SELECT account_id, email FROM job_items WHERE job_id = ? AND state = ? \
+             ORDER BY position",
+        )
+        .bind(job_id)
+        .bind(ITEM_PENDING)
+        .fetch_all(&mut *tx)
+        .await?;
+        if pending.is_empty() {
+            // Nothing to log: leave the sequence where it was.
+            return Ok(Vec::new());
+        }
+        let mut events = Vec::with_capacity(pending.len());
+        for (offset, row) in pending.iter().enumerate() {
+            let result = ItemResult {
+                account_id: row.try_get("account_id")?,
+                email: row.try_get("email")?,
+                outcome: ItemOutcome::NotAttempted,
+                message: message.to_string(),
+                attempts: 0,
+                elapsed_ms: 0,
+                demoted: false,
+            };
+            finish_item(&mut tx, job_id, &result, at).await?;
+            let seq = first + to_i64(offset as u64);
+            events.push(append_result_event(&mut tx, job_id, seq, at, &result).await?);
+        }
+        sqlx::query("UPDATE jobs SET last_seq = ? WHERE id = ?")
+            .bind(first + to_i64(pending.len() as u64) - 1)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn events_since(
+        &self,
+        team_id: i64,
+        job_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<JobEvent>> {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.at, e.result_json, e.state_change, e.reason \
+             FROM job_events e JOIN jobs j ON j.id = e.job_id \
+             WHERE j.team_id = ? AND e.job_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?",
+        )
+        .bind(team_id)
+        .bind(job_id)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_event).collect()
+    }
+
+    async fn latest_results(
+        &self,
+        team_id: i64,
+        job_id: &str,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<JobEvent>, i64)> {
+        // Read together so no event can fall between the page and the resume point.
+        let mut tx = self.pool.begin().await?;
+        let last_seq: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(e.seq), 0) FROM job_events e JOIN jobs j ON j.id = e.job_id \
+             WHERE j.team_id = ? AND e.job_id = ?",
+        )
+        .bind(team_id)
+        .bind(job_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT e.seq, e.at, e.result_json, e.state_change, e.reason \
+             FROM job_events e JOIN jobs j ON j.id = e.job_id \
+             WHERE j.team_id = ? AND e.job_id = ? AND e.seq < ? AND e.result_json IS NOT NULL \
+             ORDER BY e.seq DESC LIMIT ?",
+        )
+        .bind(team_id)
+        .bind(job_id)
+        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let events = rows.iter().map(job_event).collect::<Result<Vec<_>>>()?;
+        Ok((events, last_seq))
+    }
+
+    async fn job_results(&self, team_id: i64, job_id: &str) -> Result<Vec<ItemResult>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ITEM_RESULT_COLUMNS} FROM job_items \
+             WHERE job_id = (SELECT id FROM jobs WHERE id = ? AND team_id = ?) AND state = ? \
+             ORDER BY position"
+        ))
+        .bind(job_id)
+        .bind(team_id)
+        .bind(ITEM_DONE)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(item_result).collect()
+    }
+}

@@ -1,0 +1,1375 @@
+//! The storage tests, on a real SQLite file in a temporary folder.
+
+use super::sqlite::{parse_stamp, stamp};
+use super::*;
+use crate::scim::ScimToken;
+use crate::secret::SecretBox;
+use chrono::TimeZone;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use std::str::FromStr;
+
+struct FixedClock(DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+fn at(minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 6, 1, 12, minute, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn now() -> DateTime<Utc> {
+    at(30)
+}
+
+struct TestDb {
+    _dir: tempfile::TempDir,
+    url: String,
+    db: Database,
+}
+
+impl TestDb {
+    async fn new() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
+        let db = open_with_clock(&url, Arc::new(FixedClock(now())))
+            .await
+            .expect("open");
+        sqlx::query("INSERT INTO teams (id, name, created_at) VALUES (2, 'Other team', ?)")
+            .bind(stamp(now()))
+            .execute(&db.sqlite)
+            .await
+            .expect("second team");
+        TestDb { _dir: dir, url, db }
+    }
+
+    fn storage(&self) -> &dyn Storage {
+        self.db.storage.as_ref()
+    }
+
+    /// Closes every connection and opens the same file again, as a restart would.
+    async fn restart(&mut self) {
+        self.db.sqlite.close().await;
+        self.db = open_with_clock(&self.url, Arc::new(FixedClock(now())))
+            .await
+            .expect("reopen");
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db.sqlite)
+            .await
+            .expect("count")
+    }
+}
+
+fn preview_record(id: &str, action: Action) -> PreviewRecord {
+    PreviewRecord {
+        id: id.to_string(),
+        created_at: at(1),
+        action,
+        source_id: "source-1".to_string(),
+        summary_json: r#"{"counts":{}}"#.to_string(),
+        total_rows: 0,
+        phrase: "DELETE 3 USERS".to_string(),
+        claimed: false,
+        replaced_by: None,
+    }
+}
+
+async fn confirmed_preview(storage: &dyn Storage, team_id: i64, id: &str) {
+    storage
+        .save_preview(team_id, &preview_record(id, Action::Delete), &[])
+        .await
+        .expect("save preview");
+    assert!(storage.claim_preview(team_id, id).await.expect("claim"));
+}
+
+fn run(account_id: &str) -> PlannedItem {
+    PlannedItem::Run(RunTarget {
+        account_id: account_id.to_string(),
+        email: Some(format!("{account_id}@example.com")),
+        state: TargetState::Pending,
+    })
+}
+
+fn result(account_id: &str, outcome: ItemOutcome) -> ItemResult {
+    ItemResult {
+        account_id: account_id.to_string(),
+        email: Some(format!("{account_id}@example.com")),
+        outcome,
+        message: format!("{} ({account_id})", outcome.label()),
+        attempts: 2,
+        elapsed_ms: 1234,
+        demoted: outcome == ItemOutcome::Deleted,
+    }
+}
+
+fn changed(account_id: &str) -> PlannedItem {
+    PlannedItem::Settled(ItemResult {
+        attempts: 0,
+        elapsed_ms: 0,
+        demoted: false,
+        ..result(account_id, ItemOutcome::ChangedSincePreview)
+    })
+}
+
+fn new_job(id: &str, team_id: i64, preview_id: &str, items: Vec<PlannedItem>) -> NewJob {
+    NewJob {
+        id: id.to_string(),
+        team_id,
+        created_by: "admin@example.com".to_string(),
+        created_at: at(2),
+        site_url: "https://acme.stackenterprise.co".to_string(),
+        action: Action::Delete,
+        preview_id: preview_id.to_string(),
+        connection: JobConnection {
+            users_url: "https://acme.stackenterprise.co/api/scim/v2/users".to_string(),
+            token_fingerprint: "fp-1".to_string(),
+        },
+        items,
+    }
+}
+
+/// A confirmed preview and a queued job: a1, a2 (changed since preview), a3, a4.
+async fn queued_job(storage: &dyn Storage, job_id: &str) {
+    let preview_id = format!("preview-of-{job_id}");
+    confirmed_preview(storage, DEFAULT_TEAM, &preview_id).await;
+    storage
+        .create_job(&new_job(
+            job_id,
+            DEFAULT_TEAM,
+            &preview_id,
+            vec![run("a1"), changed("a2"), run("a3"), run("a4")],
+        ))
+        .await
+        .expect("create job");
+}
+
+async fn running_job(storage: &dyn Storage, job_id: &str) {
+    queued_job(storage, job_id).await;
+    storage
+        .set_job_state(job_id, JobState::Running, None)
+        .await
+        .expect("start");
+}
+
+fn account_ids(targets: &[RunTarget]) -> Vec<&str> {
+    targets.iter().map(|t| t.account_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn opens_a_real_file_applies_migrations_and_reopens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested").join("offboard.db");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let url = format!("sqlite://{}", path.display());
+
+    let db = open(&url).await.expect("open");
+    let health = db.storage.health(DEFAULT_TEAM).await.expect("health");
+    assert_eq!(health.database, "SQLite");
+    assert!(health.migrations >= 2);
+    assert_eq!(health.jobs, 0);
+    assert!(path.exists(), "the SQLite file is created");
+    db.sqlite.close().await;
+
+    // Opening again must not re-run (or fail on) applied migrations.
+    let again = open(&url).await.expect("reopen");
+    let health2 = again.storage.health(DEFAULT_TEAM).await.expect("health");
+    assert_eq!(health2.migrations, health.migrations);
+}
+
+#[tokio::test]
+async fn rejects_other_databases_without_leaking_credentials() {
+    let err = match open("postgres://admin:hunter2@db.internal/offboard").await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("postgres is not built in yet"),
+    };
+    assert!(err.contains("unsupported database URL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn health_counts_only_the_teams_jobs() {
+    let t = TestDb::new().await;
+    queued_job(t.storage(), "job-1").await;
+    assert_eq!(
+        t.storage().health(DEFAULT_TEAM).await.expect("health").jobs,
+        1
+    );
+    assert_eq!(t.storage().health(2).await.expect("health").jobs, 0);
+}
+
+#[test]
+fn job_states_read_back_as_written() {
+    for state in JobState::ALL {
+        assert_eq!(JobState::parse(state.as_str()), Some(state));
+        let json = serde_json::to_string(&state).expect("json");
+        assert_eq!(json, format!("\"{}\"", state.as_str()));
+    }
+    assert_eq!(JobState::parse("Running"), None);
+    assert_eq!(JobState::parse(""), None);
+    let resumed: Vec<_> = JobState::ALL
+        .into_iter()
+        .filter(|s| s.resumes_at_start())
+        .collect();
+    assert_eq!(
+        resumed,
+        vec![JobState::Queued, JobState::Running, JobState::Cancelling]
+    );
+}
+
+#[test]
+fn stored_times_sort_as_text() {
+    let earlier = Utc
+        .with_ymd_and_hms(2025, 6, 1, 12, 0, 9)
+        .single()
+        .expect("time");
+    let later = earlier + chrono::Duration::milliseconds(1500);
+    assert!(stamp(earlier) < stamp(later));
+    assert_eq!(parse_stamp(&stamp(later)).expect("parse"), later);
+    assert!(parse_stamp("yesterday").is_err());
+}
+
+#[tokio::test]
+async fn connection_is_saved_replaced_and_its_token_forgotten() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    assert_eq!(s.connection(DEFAULT_TEAM).await.expect("read"), None);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = SecretBox::load_or_create(dir.path(), None).expect("key");
+    let token = ScimToken::new("a-long-scim-token-ending-x7Q9");
+    let record = ConnectionRecord {
+        site_url: "https://acme.stackenterprise.co".to_string(),
+        scim_base_url: None,
+        token_ciphertext: Some(secrets.encrypt(DEFAULT_TEAM, &token).expect("encrypt")),
+        token_hint: token.hint(),
+        operator_email: Some("me@acme.example".to_string()),
+        updated_at: at(3),
+    };
+    s.save_connection(DEFAULT_TEAM, &record)
+        .await
+        .expect("save");
+    let stored = s
+        .connection(DEFAULT_TEAM)
+        .await
+        .expect("read")
+        .expect("saved");
+    assert_eq!(stored, record);
+    let ciphertext = stored.token_ciphertext.clone().expect("token");
+    assert_eq!(
+        secrets.decrypt(DEFAULT_TEAM, &ciphertext).expect("decrypt"),
+        token
+    );
+    assert_eq!(s.connection(2).await.expect("read"), None, "other team");
+
+    let shown = format!("{stored:?}");
+    assert!(!shown.contains(&ciphertext[3..13]), "{shown}");
+    assert!(shown.contains("<hidden>"), "{shown}");
+
+    let replaced = ConnectionRecord {
+        scim_base_url: Some("http://127.0.0.1:9/v2".to_string()),
+        operator_email: None,
+        updated_at: at(4),
+        ..record.clone()
+    };
+    s.save_connection(DEFAULT_TEAM, &replaced)
+        .await
+        .expect("save");
+    assert_eq!(
+        s.connection(DEFAULT_TEAM).await.expect("read"),
+        Some(replaced.clone())
+    );
+
+    s.forget_token(DEFAULT_TEAM).await.expect("forget");
+    let forgotten = s
+        .connection(DEFAULT_TEAM)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(forgotten.token_ciphertext, None);
+    assert_eq!(forgotten.token_hint, "");
+    assert_eq!(forgotten.site_url, replaced.site_url);
+    assert_eq!(forgotten.scim_base_url, replaced.scim_base_url);
+    assert_eq!(forgotten.updated_at, now());
+    assert_eq!(t.count("SELECT COUNT(*) FROM connections").await, 1);
+}
+
+#[tokio::test]
+async fn preview_is_kept_per_team_and_claimed_once() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    let record = preview_record("p-1", Action::Deactivate);
+    s.save_preview(DEFAULT_TEAM, &record, &[])
+        .await
+        .expect("save");
+    assert_eq!(
+        s.preview(DEFAULT_TEAM, "p-1").await.expect("read"),
+        Some(record.clone())
+    );
+    assert_eq!(s.preview(2, "p-1").await.expect("read"), None);
+    assert_eq!(s.preview(DEFAULT_TEAM, "p-2").await.expect("read"), None);
+
+    assert!(
+        !s.claim_preview(2, "p-1").await.expect("claim"),
+        "other team"
+    );
+    assert!(!s.claim_preview(DEFAULT_TEAM, "nope").await.expect("claim"));
+    assert!(s.claim_preview(DEFAULT_TEAM, "p-1").await.expect("claim"));
+    assert!(!s.claim_preview(DEFAULT_TEAM, "p-1").await.expect("replay"));
+    assert!(
+        s.save_preview(DEFAULT_TEAM, &record, &[]).await.is_err(),
+        "an id is never reused"
+    );
+}
+
+fn preview_row(position: usize, outcome: PreviewOutcome) -> PreviewRow {
+    PreviewRow {
+        line: Some(position + 2),
+        input: format!("user{position}@example.com"),
+        outcome,
+        account_id: Some(format!("{}", 1000 + position)),
+        user_name: None,
+        display_name: Some(format!("User {position}")),
+        emails: vec![format!("user{position}@example.com")],
+        active: Some(true),
+        role: None,
+        reason: String::new(),
+        candidates: Vec::new(),
+    }
+}
+
+fn source_record(id: &str) -> PreviewSourceRecord {
+    PreviewSourceRecord {
+        id: id.to_string(),
+        created_at: at(1),
+        users_url: "https://acme.stackenterprise.co/api/scim/v2/users".to_string(),
+        token_fingerprint: "fp-1".to_string(),
+        input_json: r#"{"kind":"picked","account_ids":["secret-listing-a1"]}"#.to_string(),
+        listing_json: r#"[{"id":"secret-listing-a1"}]"#.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn preview_rows_are_paged_and_filtered_by_sql_per_team() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    let source = source_record("source-1");
+    s.save_preview_source(DEFAULT_TEAM, &source)
+        .await
+        .expect("source");
+    assert_eq!(
+        s.preview_source(DEFAULT_TEAM, "source-1")
+            .await
+            .expect("read"),
+        Some(source.clone())
+    );
+    assert_eq!(s.preview_source(2, "source-1").await.expect("read"), None);
+    assert!(
+        !format!("{source:?}").contains("secret-listing"),
+        "sizes, not contents"
+    );
+
+    // 1,203 rows (more than one INSERT batch): every third is "not found".
+    let rows: Vec<PreviewRow> = (0..1203)
+        .map(|i| {
+            let outcome = if i % 3 == 0 {
+                PreviewOutcome::NotFound
+            } else {
+                PreviewOutcome::Selected
+            };
+            preview_row(i, outcome)
+        })
+        .collect();
+    let record = PreviewRecord {
+        total_rows: rows.len(),
+        ..preview_record("p-rows", Action::Delete)
+    };
+    s.save_preview(DEFAULT_TEAM, &record, &rows)
+        .await
+        .expect("save");
+    assert_eq!(
+        s.preview(DEFAULT_TEAM, "p-rows").await.expect("read"),
+        Some(record)
+    );
+
+    let (page, matching) = s
+        .preview_rows(DEFAULT_TEAM, "p-rows", None, 500, 3)
+        .await
+        .expect("page");
+    assert_eq!(matching, 1203);
+    assert_eq!(page, rows[500..503].to_vec());
+    let (page, matching) = s
+        .preview_rows(DEFAULT_TEAM, "p-rows", Some(PreviewOutcome::NotFound), 2, 2)
+        .await
+        .expect("filtered page");
+    assert_eq!(matching, 401);
+    assert_eq!(page, vec![rows[6].clone(), rows[9].clone()]);
+    let (page, matching) = s
+        .preview_rows(
+            DEFAULT_TEAM,
+            "p-rows",
+            Some(PreviewOutcome::Ambiguous),
+            0,
+            10,
+        )
+        .await
+        .expect("empty filter");
+    assert_eq!((page.len(), matching), (0, 0));
+    let (page, _) = s
+        .preview_rows(DEFAULT_TEAM, "p-rows", None, 5000, 10)
+        .await
+        .expect("past the end");
+    assert!(page.is_empty());
+    assert_eq!(
+        s.all_preview_rows(DEFAULT_TEAM, "p-rows")
+            .await
+            .expect("all"),
+        rows
+    );
+    // Another team sees nothing of it.
+    let (page, matching) = s
+        .preview_rows(2, "p-rows", None, 0, 10)
+        .await
+        .expect("other team");
+    assert_eq!((page.len(), matching), (0, 0));
+    assert!(s
+        .all_preview_rows(2, "p-rows")
+        .await
+        .expect("other team")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    let rows = vec![
+        preview_row(0, PreviewOutcome::Selected),
+        preview_row(1, PreviewOutcome::Privileged),
+    ];
+    s.save_preview(
+        DEFAULT_TEAM,
+        &preview_record("first", Action::Delete),
+        &rows,
+    )
+    .await
+    .expect("save");
+    for (replaced, revision) in [("first", "second"), ("second", "third")] {
+        s.replace_preview(
+            DEFAULT_TEAM,
+            replaced,
+            &preview_record(revision, Action::Delete),
+            &rows,
+        )
+        .await
+        .expect("revise");
+    }
+    let first = s
+        .preview(DEFAULT_TEAM, "first")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(first.replaced_by.as_deref(), Some("second"));
+    assert!(s
+        .all_preview_rows(DEFAULT_TEAM, "first")
+        .await
+        .expect("rows")
+        .is_empty());
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM preview_rows").await,
+        2,
+        "one set of rows"
+    );
+
+    // A confirmed preview is left whole: its run cites it.
+    assert!(s.claim_preview(DEFAULT_TEAM, "third").await.expect("claim"));
+    s.replace_preview(
+        DEFAULT_TEAM,
+        "third",
+        &preview_record("fourth", Action::Delete),
+        &rows,
+    )
+    .await
+    .expect("revise");
+    let third = s
+        .preview(DEFAULT_TEAM, "third")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(third.replaced_by, None);
+    assert_eq!(
+        s.all_preview_rows(DEFAULT_TEAM, "third")
+            .await
+            .expect("rows"),
+        rows
+    );
+}
+
+#[tokio::test]
+async fn unconfirmed_previews_and_unused_sources_expire() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    s.save_preview_source(DEFAULT_TEAM, &source_record("source-1"))
+        .await
+        .expect("source");
+    let rows = vec![preview_row(0, PreviewOutcome::Selected)];
+    let old = PreviewRecord {
+        created_at: at(1),
+        ..preview_record("old", Action::Delete)
+    };
+    let young = PreviewRecord {
+        created_at: at(30),
+        ..preview_record("young", Action::Delete)
+    };
+    let confirmed = PreviewRecord {
+        created_at: at(1),
+        ..preview_record("confirmed", Action::Delete)
+    };
+    for record in [&old, &young, &confirmed] {
+        s.save_preview(DEFAULT_TEAM, record, &rows)
+            .await
+            .expect("save");
+    }
+    assert!(s
+        .claim_preview(DEFAULT_TEAM, "confirmed")
+        .await
+        .expect("claim"));
+
+    // The young revision still uses the source: only the old preview goes.
+    let gone = s.expire_previews(at(10)).await.expect("sweep");
+    assert_eq!(
+        gone,
+        Expired {
+            previews: 1,
+            sources: 0
+        }
+    );
+    assert_eq!(s.preview(DEFAULT_TEAM, "old").await.expect("read"), None);
+    assert!(s
+        .all_preview_rows(DEFAULT_TEAM, "old")
+        .await
+        .expect("rows")
+        .is_empty());
+    assert!(s
+        .preview(DEFAULT_TEAM, "young")
+        .await
+        .expect("read")
+        .is_some());
+    assert!(s
+        .preview_source(DEFAULT_TEAM, "source-1")
+        .await
+        .expect("read")
+        .is_some());
+
+    // Later the young one expires too, and its source with it; the confirmed preview and
+    // its rows stay with the run.
+    let gone = s.expire_previews(at(40)).await.expect("sweep");
+    assert_eq!(
+        gone,
+        Expired {
+            previews: 1,
+            sources: 1
+        }
+    );
+    assert_eq!(
+        s.preview_source(DEFAULT_TEAM, "source-1")
+            .await
+            .expect("read"),
+        None
+    );
+    assert!(s
+        .preview(DEFAULT_TEAM, "confirmed")
+        .await
+        .expect("read")
+        .is_some());
+    assert_eq!(
+        s.all_preview_rows(DEFAULT_TEAM, "confirmed")
+            .await
+            .expect("rows"),
+        rows
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM preview_rows").await, 1);
+}
+
+#[tokio::test]
+async fn a_job_keeps_the_connection_it_was_confirmed_on() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    queued_job(s, "job-1").await;
+    let job = s
+        .job(DEFAULT_TEAM, "job-1")
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!(
+        job.connection,
+        Some(JobConnection {
+            users_url: "https://acme.stackenterprise.co/api/scim/v2/users".to_string(),
+            token_fingerprint: "fp-1".to_string(),
+        })
+    );
+}
+
+/// Previews written whole by the earlier schema are split into source, summary and rows
+/// by migration 0003 (run here on a database left at migration 0002).
+#[tokio::test]
+async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
+    let options = SqliteConnectOptions::from_str(&url)
+        .expect("url")
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .expect("pool");
+    let mut migrator = sqlx::migrate!("./migrations");
+    let all = migrator.migrations.to_vec();
+    migrator.migrations =
+        std::borrow::Cow::Owned(all.iter().filter(|m| m.version < 3).cloned().collect());
+    migrator.run(&pool).await.expect("migrations 1 and 2");
+    let rows = vec![
+        preview_row(0, PreviewOutcome::Selected),
+        preview_row(1, PreviewOutcome::NotFound),
+    ];
+    let whole = serde_json::json!({
+        "preview": {
+            "source": "Picked",
+            "rows": rows,
+            "counts": {"selected": 1, "not_found": 1, "ambiguous": 0, "invalid": 0,
+                       "duplicate": 0, "privileged": 0, "protected": 0, "system_account": 0},
+            "demote_privileged": true
+        },
+        "input": {"kind": "picked", "account_ids": ["1000", "1001"]},
+        "users_url": "https://acme.stackenterprise.co/api/scim/v2/users"
+    });
+    sqlx::query(
+        "INSERT INTO previews (id, team_id, created_at, action, preview_json, listing_json, \
+         phrase) VALUES ('legacy', 1, ?, 'Delete', ?, '[{\"id\":\"1000\"}]', 'DELETE 1 USER')",
+    )
+    .bind(stamp(at(1)))
+    .bind(whole.to_string())
+    .execute(&pool)
+    .await
+    .expect("legacy preview");
+    pool.close().await;
+
+    let db = open_with_clock(&url, Arc::new(FixedClock(now())))
+        .await
+        .expect("upgrade");
+    let s = db.storage.as_ref();
+    let record = s
+        .preview(DEFAULT_TEAM, "legacy")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(record.total_rows, 2);
+    assert_eq!(record.phrase, "DELETE 1 USER");
+    let summary: serde_json::Value = serde_json::from_str(&record.summary_json).expect("summary");
+    assert_eq!(summary["demote_privileged"], serde_json::json!(true));
+    assert_eq!(summary["counts"]["selected"], serde_json::json!(1));
+    assert_eq!(summary["source"], serde_json::json!("Picked"));
+    assert_eq!(
+        s.all_preview_rows(DEFAULT_TEAM, "legacy")
+            .await
+            .expect("rows"),
+        rows
+    );
+    let (page, matching) = s
+        .preview_rows(
+            DEFAULT_TEAM,
+            "legacy",
+            Some(PreviewOutcome::NotFound),
+            0,
+            10,
+        )
+        .await
+        .expect("page");
+    assert_eq!((page, matching), (vec![rows[1].clone()], 1));
+    let source = s
+        .preview_source(DEFAULT_TEAM, &record.source_id)
+        .await
+        .expect("read")
+        .expect("source");
+    assert_eq!(
+        source.users_url,
+        "https://acme.stackenterprise.co/api/scim/v2/users"
+    );
+    assert_eq!(source.token_fingerprint, "", "unknown for old previews");
+    assert_eq!(source.listing_json, r#"[{"id":"1000"}]"#);
+    let input: serde_json::Value = serde_json::from_str(&source.input_json).expect("input");
+    assert_eq!(input["account_ids"], serde_json::json!(["1000", "1001"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_confirmations_claim_a_preview_exactly_once() {
+    let t = TestDb::new().await;
+    t.storage()
+        .save_preview(DEFAULT_TEAM, &preview_record("p-1", Action::Delete), &[])
+        .await
+        .expect("save");
+    let claims = (0..8).map(|_| {
+        let storage = t.db.storage.clone();
+        tokio::spawn(async move { storage.claim_preview(DEFAULT_TEAM, "p-1").await })
+    });
+    let mut won = 0;
+    for claim in futures::future::join_all(claims).await {
+        if claim.expect("task").expect("claim") {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+#[tokio::test]
+async fn a_new_job_is_queued_with_its_users_and_first_events() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    queued_job(s, "job-1").await;
+
+    let job = s
+        .job(DEFAULT_TEAM, "job-1")
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.total, 4);
+    assert_eq!(job.done, 1);
+    assert_eq!(job.count(ItemOutcome::ChangedSincePreview), 1);
+    assert_eq!(job.count(ItemOutcome::Deleted), 0);
+    assert_eq!(job.created_by, "admin@example.com");
+    assert_eq!(job.created_at, at(2));
+    assert_eq!(job.action, Action::Delete);
+    assert_eq!(job.preview_id.as_deref(), Some("preview-of-job-1"));
+    assert_eq!((job.started_at, job.finished_at), (None, None));
+
+    let targets = s.job_targets("job-1").await.expect("targets");
+    assert_eq!(account_ids(&targets), vec!["a1", "a3", "a4"]);
+    assert!(targets.iter().all(|t| t.state == TargetState::Pending));
+    assert_eq!(targets[0].email.as_deref(), Some("a1@example.com"));
+
+    let events = s
+        .events_since(DEFAULT_TEAM, "job-1", 0, 100)
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].seq, 1);
+    assert_eq!(events[0].state_change, Some(JobState::Queued));
+    assert_eq!(events[1].seq, 2);
+    let settled = events[1].result.as_ref().expect("settled row");
+    assert_eq!(settled.account_id, "a2");
+    assert_eq!(settled.outcome, ItemOutcome::ChangedSincePreview);
+}
+
+#[tokio::test]
+async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    s.save_preview(
+        DEFAULT_TEAM,
+        &preview_record("unclaimed", Action::Delete),
+        &[],
+    )
+    .await
+    .expect("save");
+    confirmed_preview(s, 2, "other-team").await;
+    s.save_preview(
+        DEFAULT_TEAM,
+        &preview_record("deactivate", Action::Deactivate),
+        &[],
+    )
+    .await
+    .expect("save");
+    assert!(s
+        .claim_preview(DEFAULT_TEAM, "deactivate")
+        .await
+        .expect("claim"));
+
+    for preview_id in ["unclaimed", "other-team", "deactivate", "missing"] {
+        let err = s
+            .create_job(&new_job("job-x", DEFAULT_TEAM, preview_id, vec![run("a1")]))
+            .await
+            .expect_err(preview_id);
+        assert!(
+            matches!(err, StorageError::PreviewNotConfirmed(_)),
+            "{preview_id}: {err:?}"
+        );
+    }
+    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
+    assert_eq!(t.count("SELECT COUNT(*) FROM job_items").await, 0);
+    assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
+}
+
+#[tokio::test]
+async fn a_preview_starts_at_most_one_job() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    queued_job(s, "job-1").await;
+    let again = new_job("job-2", DEFAULT_TEAM, "preview-of-job-1", vec![run("a9")]);
+    assert!(s.create_job(&again).await.is_err());
+    assert_eq!(s.job(DEFAULT_TEAM, "job-2").await.expect("read"), None);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM job_items WHERE job_id = 'job-2'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_job_refuses_duplicate_users_and_settled_successes() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    confirmed_preview(s, DEFAULT_TEAM, "p").await;
+    let err = s
+        .create_job(&new_job(
+            "j",
+            DEFAULT_TEAM,
+            "p",
+            vec![run("a1"), changed("a1")],
+        ))
+        .await
+        .expect_err("duplicate");
+    assert!(
+        matches!(err, StorageError::DuplicateAccount(ref a) if a == "a1"),
+        "{err:?}"
+    );
+    let err = s
+        .create_job(&new_job(
+            "j",
+            DEFAULT_TEAM,
+            "p",
+            vec![PlannedItem::Settled(result("a1", ItemOutcome::Deleted))],
+        ))
+        .await
+        .expect_err("success before sending");
+    assert!(matches!(err, StorageError::SettledAsSuccess(_)), "{err:?}");
+    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
+}
+
+#[tokio::test]
+async fn creating_a_job_is_all_or_nothing() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    confirmed_preview(s, DEFAULT_TEAM, "p").await;
+    sqlx::query(
+        "CREATE TRIGGER fail_on_boom BEFORE INSERT ON job_items WHEN NEW.account_id = 'boom' \
+         BEGIN SELECT RAISE(ABORT, 'boom'); END",
+    )
+    .execute(&t.db.sqlite)
+    .await
+    .expect("trigger");
+    let job = new_job(
+        "j",
+        DEFAULT_TEAM,
+        "p",
+        vec![run("a1"), changed("a2"), run("boom")],
+    );
+    assert!(s.create_job(&job).await.is_err());
+    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
+    assert_eq!(t.count("SELECT COUNT(*) FROM job_items").await, 0);
+    assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
+}
+
+#[tokio::test]
+async fn state_changes_are_stamped_logged_and_final_states_stay_final() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    queued_job(s, "job-1").await;
+
+    let started = s
+        .set_job_state("job-1", JobState::Running, None)
+        .await
+        .expect("start");
+    assert_eq!(started.seq, 3);
+    assert_eq!(started.state_change, Some(JobState::Running));
+    let why = "Deletion is not enabled for this site".to_string();
+    let paused = s
+        .set_job_state("job-1", JobState::Paused, Some(why.clone()))
+        .await
+        .expect("pause");
+    assert_eq!(paused.reason.as_deref(), Some(why.as_str()));
+    let job = s
+        .job(DEFAULT_TEAM, "job-1")
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!(job.state, JobState::Paused);
+    assert_eq!(job.reason, Some(why));
+    assert_eq!(job.started_at, Some(now()));
+    assert_eq!(job.finished_at, None);
+
+    s.set_job_state("job-1", JobState::Running, None)
+        .await
+        .expect("resume");
+    assert_eq!(
+        s.job(DEFAULT_TEAM, "job-1")
+            .await
+            .expect("read")
+            .expect("job")
+            .reason,
+        None,
+        "resuming clears the pause reason"
+    );
+    let stopped = s
+        .set_job_state("job-1", JobState::Stopped, Some("cancelled".to_string()))
+        .await
+        .expect("stop");
+    assert_eq!(stopped.seq, 6);
+    let job = s
+        .job(DEFAULT_TEAM, "job-1")
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!(job.state, JobState::Stopped);
+    assert_eq!(job.finished_at, Some(now()));
+
+    let err = s
+        .set_job_state("job-1", JobState::Running, None)
+        .await
+        .expect_err("ended");
+    assert!(
+        matches!(
+            err,
+            StorageError::JobEnded {
+                state: JobState::Stopped,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = s
+        .set_job_state("nope", JobState::Running, None)
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
+
+    let changes: Vec<_> = s
+        .events_since(DEFAULT_TEAM, "job-1", 0, 100)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter_map(|e| e.state_change)
+        .collect();
+    use JobState::*;
+    assert_eq!(changes, vec![Queued, Running, Paused, Running, Stopped]);
+}
+
+#[tokio::test]
+async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    queued_job(s, "job-1").await;
+    let err = s.mark_sending("job-1", "a1").await.expect_err("queued");
+    assert!(
+        matches!(
+            err,
+            StorageError::JobNotRunning {
+                state: JobState::Queued,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    s.set_job_state("job-1", JobState::Running, None)
+        .await
+        .expect("start");
+    s.mark_sending("job-1", "a1").await.expect("send");
+    s.mark_sending("job-1", "a1")
+        .await
+        .expect("again after a retry");
+    let err = s.mark_sending("job-1", "zz").await.expect_err("unknown");
+    assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
+    let err = s.mark_sending("job-1", "a2").await.expect_err("settled");
+    assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
+
+    s.set_job_state("job-1", JobState::Cancelling, None)
+        .await
+        .expect("cancel");
+    let err = s.mark_sending("job-1", "a3").await.expect_err("cancelling");
+    assert!(matches!(err, StorageError::JobNotRunning { .. }), "{err:?}");
+    let targets = s.job_targets("job-1").await.expect("targets");
+    assert_eq!(
+        targets[1].state,
+        TargetState::Pending,
+        "a3 was never marked"
+    );
+    let err = s.mark_sending("nope", "a1").await.expect_err("no job");
+    assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_result_is_recorded_once_with_its_event() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    running_job(s, "job-1").await;
+    s.mark_sending("job-1", "a1").await.expect("send");
+    let first = result("a1", ItemOutcome::Deleted);
+    let event = s.record_result("job-1", &first).await.expect("record");
+    assert_eq!(event.seq, 4);
+    assert_eq!(event.at, now());
+    assert_eq!(event.result.as_ref(), Some(&first));
+
+    let second = result("a1", ItemOutcome::Failed);
+    let err = s.record_result("job-1", &second).await.expect_err("twice");
+    assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
+    let err = s
+        .record_result("job-1", &result("a2", ItemOutcome::Deleted))
+        .await
+        .expect_err("settled at creation");
+    assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
+    let err = s
+        .record_result("job-1", &result("zz", ItemOutcome::Deleted))
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
+
+    let results = s.job_results(DEFAULT_TEAM, "job-1").await.expect("results");
+    assert_eq!(results[0], first, "the first result stands");
+    let events = s
+        .events_since(DEFAULT_TEAM, "job-1", 3, 100)
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 1, "refused results leave no event");
+    let job = s
+        .job(DEFAULT_TEAM, "job-1")
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!((job.done, job.total), (2, 4));
+    assert_eq!(job.count(ItemOutcome::Deleted), 1);
+    assert_eq!(job.count(ItemOutcome::Failed), 0);
+    assert_eq!(
+        account_ids(&s.job_targets("job-1").await.expect("targets")),
+        vec!["a3", "a4"]
+    );
+}
+
+#[tokio::test]
+async fn a_result_and_its_event_are_written_together_or_not_at_all() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    running_job(s, "job-1").await;
+    sqlx::query(
+        "CREATE TRIGGER fail_event BEFORE INSERT ON job_events WHEN NEW.result_json IS NOT NULL \
+         BEGIN SELECT RAISE(ABORT, 'no events'); END",
+    )
+    .execute(&t.db.sqlite)
+    .await
+    .expect("trigger");
+    assert!(s
+        .record_result("job-1", &result("a1", ItemOutcome::Deleted))
+        .await
+        .is_err());
+    let targets = s.job_targets("job-1").await.expect("targets");
+    assert_eq!(
+        account_ids(&targets),
+        vec!["a1", "a3", "a4"],
+        "a1 still unfinished"
+    );
+    let job = s
+        .job(DEFAULT_TEAM, "job-1")
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!(job.done, 1);
+    assert_eq!(
+        t.count("SELECT last_seq FROM jobs").await,
+        3,
+        "no number was used"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending() {
+    let mut t = TestDb::new().await;
+    running_job(t.storage(), "job-1").await;
+    let s = t.storage();
+    s.mark_sending("job-1", "a1").await.expect("send a1");
+    s.record_result("job-1", &result("a1", ItemOutcome::Deleted))
+        .await
+        .expect("a1 done");
+    s.mark_sending("job-1", "a3").await.expect("send a3");
+    // The process dies here, mid-request for a3.
+    t.restart().await;
+
+    let s = t.storage();
+    let unfinished = s.unfinished_jobs().await.expect("unfinished");
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].id, "job-1");
+    assert_eq!(unfinished[0].state, JobState::Running);
+    let targets = s.job_targets("job-1").await.expect("targets");
+    assert_eq!(
+        targets,
+        vec![
+            RunTarget {
+                account_id: "a3".to_string(),
+                email: Some("a3@example.com".to_string()),
+                state: TargetState::Sending,
+            },
+            RunTarget {
+                account_id: "a4".to_string(),
+                email: Some("a4@example.com".to_string()),
+                state: TargetState::Pending,
+            },
+        ]
+    );
+    // The log continues where it stopped.
+    let event = s
+        .record_result("job-1", &result("a3", ItemOutcome::AlreadyGone))
+        .await
+        .expect("settle a3");
+    assert_eq!(event.seq, 5);
+}
+
+#[tokio::test]
+async fn only_queued_running_and_cancelling_jobs_resume_at_start() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    for (job_id, state) in [
+        ("j-queued", None),
+        ("j-running", Some(JobState::Running)),
+        ("j-paused", Some(JobState::Paused)),
+        ("j-cancelling", Some(JobState::Cancelling)),
+        ("j-finished", Some(JobState::Finished)),
+        ("j-stopped", Some(JobState::Stopped)),
+        ("j-failed", Some(JobState::Failed)),
+    ] {
+        queued_job(s, job_id).await;
+        if let Some(state) = state {
+            s.set_job_state(job_id, state, None).await.expect("state");
+        }
+    }
+    confirmed_preview(s, 2, "p-2").await;
+    s.create_job(&new_job("j-team-2", 2, "p-2", vec![run("b1")]))
+        .await
+        .expect("team 2 job");
+
+    let mut ids: Vec<_> = s
+        .unfinished_jobs()
+        .await
+        .expect("unfinished")
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec!["j-cancelling", "j-queued", "j-running", "j-team-2"]
+    );
+}
+
+#[tokio::test]
+async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    running_job(s, "job-1").await;
+    s.mark_sending("job-1", "a3").await.expect("send");
+    let events = s
+        .record_not_attempted("job-1", "The run was cancelled before this user.")
+        .await
+        .expect("not attempted");
+    let settled: Vec<_> = events
+        .iter()
+        .map(|e| {
+            let r = e.result.as_ref().expect("result");
+            (e.seq, r.account_id.as_str(), r.outcome)
+        })
+        .collect();
+    assert_eq!(
+        settled,
+        vec![
+            (4, "a1", ItemOutcome::NotAttempted),
+            (5, "a4", ItemOutcome::NotAttempted)
+        ]
+    );
+    let targets = s.job_targets("job-1").await.expect("targets");
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0].state, TargetState::Sending);
+
+    assert!(s
+        .record_not_attempted("job-1", "again")
+        .await
+        .expect("nothing left")
+        .is_empty());
+    let next = s
+        .record_result("job-1", &result("a3", ItemOutcome::Deleted))
+        .await
+        .expect("a3");
+    assert_eq!(next.seq, 6, "no gap in the log");
+    let job = s
+        .job(DEFAULT_TEAM, "job-1")
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!((job.done, job.total), (4, 4));
+    assert_eq!(job.count(ItemOutcome::NotAttempted), 2);
+    let err = s
+        .record_not_attempted("nope", "cancelled")
+        .await
+        .expect_err("no such job");
+    assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn results_come_back_in_input_order_with_settled_rows() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    running_job(s, "job-1").await;
+    for (account, outcome) in [
+        ("a4", ItemOutcome::Failed),
+        ("a1", ItemOutcome::Deleted),
+        ("a3", ItemOutcome::CommunityCreator),
+    ] {
+        s.record_result("job-1", &result(account, outcome))
+            .await
+            .expect("record");
+    }
+    let results = s.job_results(DEFAULT_TEAM, "job-1").await.expect("results");
+    let order: Vec<_> = results
+        .iter()
+        .map(|r| (r.account_id.as_str(), r.outcome))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("a1", ItemOutcome::Deleted),
+            ("a2", ItemOutcome::ChangedSincePreview),
+            ("a3", ItemOutcome::CommunityCreator),
+            ("a4", ItemOutcome::Failed),
+        ]
+    );
+    assert_eq!(
+        results[0],
+        result("a1", ItemOutcome::Deleted),
+        "every field kept"
+    );
+    assert!(results[0].demoted);
+}
+
+#[tokio::test]
+async fn watchers_resume_from_the_last_event_they_saw() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    running_job(s, "job-1").await;
+    for account in ["a1", "a3", "a4"] {
+        s.record_result("job-1", &result(account, ItemOutcome::Deleted))
+            .await
+            .expect("record");
+    }
+    s.set_job_state("job-1", JobState::Finished, None)
+        .await
+        .expect("finish");
+    let all = s
+        .events_since(DEFAULT_TEAM, "job-1", 0, 100)
+        .await
+        .expect("all");
+    let seqs: Vec<_> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(all[6].state_change, Some(JobState::Finished));
+
+    let page = s
+        .events_since(DEFAULT_TEAM, "job-1", 3, 2)
+        .await
+        .expect("page");
+    assert_eq!(page, all[3..5].to_vec());
+    assert!(s
+        .events_since(DEFAULT_TEAM, "job-1", 7, 100)
+        .await
+        .expect("none")
+        .is_empty());
+    let json = serde_json::to_string(&all).expect("events serialize");
+    let back: Vec<JobEvent> = serde_json::from_str(&json).expect("and read back");
+    assert_eq!(back, all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_get_distinct_consecutive_event_numbers() {
+    let t = TestDb::new().await;
+    let preview_id = "p";
+    confirmed_preview(t.storage(), DEFAULT_TEAM, preview_id).await;
+    let accounts: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    t.storage()
+        .create_job(&new_job(
+            "job-1",
+            DEFAULT_TEAM,
+            preview_id,
+            accounts.iter().map(|a| run(a)).collect(),
+        ))
+        .await
+        .expect("create");
+    t.storage()
+        .set_job_state("job-1", JobState::Running, None)
+        .await
+        .expect("start");
+    let writes = accounts.iter().map(|account| {
+        let storage = t.db.storage.clone();
+        let item = result(account, ItemOutcome::Deleted);
+        tokio::spawn(async move { storage.record_result("job-1", &item).await })
+    });
+    let mut seqs: Vec<i64> = futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(|w| w.expect("task").expect("record").seq)
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, (3..43).collect::<Vec<i64>>());
+    let job = t
+        .storage()
+        .job(DEFAULT_TEAM, "job-1")
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!((job.done, job.total), (40, 40));
+}
+
+#[tokio::test]
+async fn jobs_are_listed_newest_first_and_only_to_their_team() {
+    let t = TestDb::new().await;
+    let s = t.storage();
+    for (minute, job_id) in [(5, "older"), (9, "newest"), (7, "middle")] {
+        let preview_id = format!("p-{job_id}");
+        confirmed_preview(s, DEFAULT_TEAM, &preview_id).await;
+        let mut job = new_job(job_id, DEFAULT_TEAM, &preview_id, vec![run("a1")]);
+        job.created_at = at(minute);
+        s.create_job(&job).await.expect("create");
+    }
+    let ids = |jobs: Vec<JobRecord>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_jobs(DEFAULT_TEAM, 10).await.expect("list")),
+        vec!["newest", "middle", "older"]
+    );
+    assert_eq!(
+        ids(s.list_jobs(DEFAULT_TEAM, 2).await.expect("list")),
+        vec!["newest", "middle"]
+    );
+
+    // Team 2 sees none of it.
+    assert!(s.list_jobs(2, 10).await.expect("list").is_empty());
+    assert_eq!(s.job(2, "newest").await.expect("read"), None);
+    assert!(s
+        .events_since(2, "newest", 0, 100)
+        .await
+        .expect("events")
+        .is_empty());
+    assert!(s
+        .job_results(2, "newest")
+        .await
+        .expect("results")
+        .is_empty());
+    assert_eq!(s.preview(2, "p-newest").await.expect("read"), None);
+    let err = s
+        .create_job(&new_job("stolen", 2, "p-newest", vec![run("a1")]))
+        .await
+        .expect_err("another team's preview");
+    assert!(
+        matches!(err, StorageError::PreviewNotConfirmed(_)),
+        "{err:?}"
+    );
+}
