@@ -204,7 +204,7 @@ pub async fn revise_preview(
 ) -> Result<PreviewSummary, ServerFnError> {
     let action = action_arg(&action)?;
     crate::backend::backend()?
-        .revise_preview(preview_id, action, demote, column)
+        .revise_preview(preview_id.into(), action, demote, column)
         .await
         .map_err(plain)
 }
@@ -212,7 +212,7 @@ pub async fn revise_preview(
 #[server(endpoint = "preview")]
 pub async fn load_preview(preview_id: String) -> Result<PreviewSummary, ServerFnError> {
     crate::backend::backend()?
-        .preview(preview_id)
+        .preview(preview_id.into())
         .await
         .map_err(plain)
 }
@@ -226,7 +226,12 @@ pub async fn preview_rows(
     limit: usize,
 ) -> Result<PreviewRowsPage, ServerFnError> {
     crate::backend::backend()?
-        .preview_rows(preview_id, parse_outcome(&outcome), offset, limit.min(500))
+        .preview_rows(
+            preview_id.into(),
+            parse_outcome(&outcome),
+            offset,
+            limit.min(500),
+        )
         .await
         .map_err(plain)
 }
@@ -235,14 +240,17 @@ pub async fn preview_rows(
 #[server(endpoint = "start_job")]
 pub async fn start_job(preview_id: String, typed: String) -> Result<JobView, ServerFnError> {
     crate::backend::backend()?
-        .start_job(preview_id, typed)
+        .start_job(preview_id.into(), typed)
         .await
         .map_err(plain)
 }
 
 #[server(endpoint = "job")]
 pub async fn load_job(job_id: String) -> Result<JobView, ServerFnError> {
-    crate::backend::backend()?.job(job_id).await.map_err(plain)
+    crate::backend::backend()?
+        .job(job_id.into())
+        .await
+        .map_err(plain)
 }
 
 #[server(endpoint = "jobs")]
@@ -256,7 +264,7 @@ pub async fn control_job(job_id: String, command: String) -> Result<JobView, Ser
     let command = parse_command(&command)
         .ok_or_else(|| ServerFnError::new("Choose pause, resume or cancel."))?;
     crate::backend::backend()?
-        .control_job(job_id, command)
+        .control_job(job_id.into(), command)
         .await
         .map_err(plain)
 }
@@ -268,7 +276,7 @@ pub async fn job_events(
     limit: u32,
 ) -> Result<Vec<JobEventView>, ServerFnError> {
     crate::backend::backend()?
-        .job_events(job_id, after_seq, limit.min(1000))
+        .job_events(job_id.into(), after_seq, limit.min(1000))
         .await
         .map_err(plain)
 }
@@ -281,7 +289,7 @@ pub async fn load_results_page(
     limit: u32,
 ) -> Result<JobResultsPage, ServerFnError> {
     crate::backend::backend()?
-        .job_results_page(job_id, (before_seq > 0).then_some(before_seq), limit)
+        .job_results_page(job_id.into(), (before_seq > 0).then_some(before_seq), limit)
         .await
         .map_err(plain)
 }

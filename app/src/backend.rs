@@ -187,9 +187,8 @@ impl ReportKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnosis {
     pub ok: bool,
-    /// A short machine name: "ok", "bad_token", "not_scim", "tls", "dns", "connect", "timeout",
-    /// "throttled", "server_error", "failed", "not_connected".
-    pub kind: String,
+    /// Which verdict it is (the Connect page picks its hint by it).
+    pub kind: crate::model::DiagnosisKind,
     pub message: String,
     pub user_count: Option<usize>,
 }
@@ -197,7 +196,7 @@ pub struct Diagnosis {
 /// A stored preview as the Preview and Confirm screens show it (rows come page by page).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviewSummary {
-    pub id: String,
+    pub id: crate::ids::PreviewId,
     pub created_at: String,
     pub action: crate::model::Action,
     pub source: crate::model::PreviewSource,
@@ -222,13 +221,12 @@ pub struct PreviewRowsPage {
 /// A run, as the Run and History screens show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobView {
-    pub id: String,
+    pub id: crate::ids::JobId,
     pub created_at: String,
     pub created_by: String,
     pub site_url: String,
     pub action: crate::model::Action,
-    /// "queued", "running", "paused", "cancelling", "finished", "stopped", "failed".
-    pub state: String,
+    pub state: crate::model::JobState,
     /// Why it paused, stopped or failed, in plain words.
     pub reason: Option<String>,
     pub started_at: Option<String>,
@@ -246,7 +244,7 @@ pub struct JobEventView {
     pub at: String,
     pub result: Option<crate::model::ItemResult>,
     /// The job's new state, when this event is a change of state.
-    pub state: Option<String>,
+    pub state: Option<crate::model::JobState>,
     pub reason: Option<String>,
 }
 
@@ -271,6 +269,17 @@ pub enum JobCommand {
     Cancel,
 }
 
+impl JobCommand {
+    /// The name the `control_job` server function takes (see `api::parse_command`).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobCommand::Pause => "pause",
+            JobCommand::Resume => "resume",
+            JobCommand::Cancel => "cancel",
+        }
+    }
+}
+
 #[cfg(feature = "ssr")]
 pub use server_side::*;
 
@@ -285,12 +294,39 @@ mod server_side {
     #[error("{message}")]
     pub struct ConsoleError {
         pub message: String,
+        pub kind: ConsoleErrorKind,
+    }
+
+    /// What kind of no it is, so plain HTTP routes answer with the right status.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ConsoleErrorKind {
+        /// The request cannot be carried out as asked (wrong phrase, no connection, …).
+        Refused,
+        /// The thing asked for does not exist for the caller's team.
+        NotFound,
+        /// Offboard itself failed (database, encryption); details are in the server log.
+        Failed,
     }
 
     impl ConsoleError {
         pub fn new(message: impl Into<String>) -> ConsoleError {
             ConsoleError {
                 message: message.into(),
+                kind: ConsoleErrorKind::Refused,
+            }
+        }
+
+        pub fn not_found(message: impl Into<String>) -> ConsoleError {
+            ConsoleError {
+                message: message.into(),
+                kind: ConsoleErrorKind::NotFound,
+            }
+        }
+
+        pub fn failed(message: impl Into<String>) -> ConsoleError {
+            ConsoleError {
+                message: message.into(),
+                kind: ConsoleErrorKind::Failed,
             }
         }
     }
@@ -332,15 +368,18 @@ mod server_side {
         /// The same input resolved again with other options (action, demotion, column).
         async fn revise_preview(
             &self,
-            preview_id: String,
+            preview_id: crate::ids::PreviewId,
             action: Action,
             demote_privileged: bool,
             column: Option<usize>,
         ) -> Result<PreviewSummary, ConsoleError>;
-        async fn preview(&self, preview_id: String) -> Result<PreviewSummary, ConsoleError>;
+        async fn preview(
+            &self,
+            preview_id: crate::ids::PreviewId,
+        ) -> Result<PreviewSummary, ConsoleError>;
         async fn preview_rows(
             &self,
-            preview_id: String,
+            preview_id: crate::ids::PreviewId,
             outcome: Option<PreviewOutcome>,
             offset: usize,
             limit: usize,
@@ -351,26 +390,26 @@ mod server_side {
         /// the job in the background. A replayed or forged confirmation is refused.
         async fn start_job(
             &self,
-            preview_id: String,
+            preview_id: crate::ids::PreviewId,
             typed: String,
         ) -> Result<JobView, ConsoleError>;
-        async fn job(&self, job_id: String) -> Result<JobView, ConsoleError>;
+        async fn job(&self, job_id: crate::ids::JobId) -> Result<JobView, ConsoleError>;
         async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError>;
         async fn control_job(
             &self,
-            job_id: String,
+            job_id: crate::ids::JobId,
             command: JobCommand,
         ) -> Result<JobView, ConsoleError>;
         async fn job_events(
             &self,
-            job_id: String,
+            job_id: crate::ids::JobId,
             after_seq: i64,
             limit: u32,
         ) -> Result<Vec<JobEventView>, ConsoleError>;
         /// The results before `before_seq` (None = the newest), newest first.
         async fn job_results_page(
             &self,
-            job_id: String,
+            job_id: crate::ids::JobId,
             before_seq: Option<i64>,
             limit: u32,
         ) -> Result<JobResultsPage, ConsoleError>;

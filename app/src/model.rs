@@ -368,3 +368,112 @@ pub struct ItemResult {
     /// True when the user was demoted to Registered before deletion.
     pub demoted: bool,
 }
+
+/// Where a job is. `Finished`, `Stopped` and `Failed` are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Created, waiting for the runner.
+    Queued,
+    Running,
+    /// Waiting for the admin (by request, or because the site needs a setting changed).
+    Paused,
+    /// The admin cancelled; the runner is finishing the request in flight.
+    Cancelling,
+    /// Every user has a result.
+    Finished,
+    /// Ended before every user was processed (cancelled, or a stop condition); see the reason.
+    Stopped,
+    /// Could not continue because of an error in Offboard itself; see the reason.
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 7] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Paused,
+        JobState::Cancelling,
+        JobState::Finished,
+        JobState::Stopped,
+        JobState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Paused => "paused",
+            JobState::Cancelling => "cancelling",
+            JobState::Finished => "finished",
+            JobState::Stopped => "stopped",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// True once the job can no longer change.
+    pub fn has_ended(self) -> bool {
+        matches!(
+            self,
+            JobState::Finished | JobState::Stopped | JobState::Failed
+        )
+    }
+
+    /// States the server picks up again after a restart (a paused job waits for the admin).
+    pub fn resumes_at_start(self) -> bool {
+        matches!(
+            self,
+            JobState::Queued | JobState::Running | JobState::Cancelling
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a connection check found, as the Connect page tells it apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiagnosisKind {
+    Ok,
+    BadToken,
+    NotScim,
+    Tls,
+    Dns,
+    Connect,
+    Timeout,
+    Throttled,
+    ServerError,
+    Failed,
+    /// No site or no token is saved yet.
+    NotConnected,
+    /// The address typed on Connect is not one Offboard can use (nothing was saved).
+    BadUrl,
+}
+
+impl DiagnosisKind {
+    /// The name on the wire and in the CLI's JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiagnosisKind::Ok => "ok",
+            DiagnosisKind::BadToken => "bad_token",
+            DiagnosisKind::NotScim => "not_scim",
+            DiagnosisKind::Tls => "tls",
+            DiagnosisKind::Dns => "dns",
+            DiagnosisKind::Connect => "connect",
+            DiagnosisKind::Timeout => "timeout",
+            DiagnosisKind::Throttled => "throttled",
+            DiagnosisKind::ServerError => "server_error",
+            DiagnosisKind::Failed => "failed",
+            DiagnosisKind::NotConnected => "not_connected",
+            DiagnosisKind::BadUrl => "bad_url",
+        }
+    }
+}

@@ -4,6 +4,7 @@
 use crate::scim::ScimToken;
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
+use app::ids::TeamId;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use std::fmt;
@@ -84,7 +85,7 @@ impl SecretBox {
     /// server's key, as hex. Equal fingerprints mean the same token, and the fingerprint says
     /// nothing about the token to whoever lacks the key. A run records the fingerprint of the
     /// token it was confirmed with and resumes only with the same token.
-    pub fn fingerprint(&self, team_id: i64, token: &ScimToken) -> String {
+    pub fn fingerprint(&self, team_id: TeamId, token: &ScimToken) -> String {
         let mut message = associated_data(team_id);
         message.push(0);
         message.extend_from_slice(token.expose().as_bytes());
@@ -96,7 +97,7 @@ impl SecretBox {
 
     /// `v1:` + base64(nonce || ciphertext+tag). The team id is bound as associated data, so a
     /// ciphertext copied into another team's row does not decrypt.
-    pub fn encrypt(&self, team_id: i64, token: &ScimToken) -> Result<String, SecretError> {
+    pub fn encrypt(&self, team_id: TeamId, token: &ScimToken) -> Result<String, SecretError> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let associated = associated_data(team_id);
         let sealed = self
@@ -115,7 +116,7 @@ impl SecretBox {
         Ok(format!("{FORMAT_PREFIX}{}", BASE64.encode(stored)))
     }
 
-    pub fn decrypt(&self, team_id: i64, stored: &str) -> Result<ScimToken, SecretError> {
+    pub fn decrypt(&self, team_id: TeamId, stored: &str) -> Result<ScimToken, SecretError> {
         let encoded = stored
             .trim()
             .strip_prefix(FORMAT_PREFIX)
@@ -152,7 +153,7 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; KEY_LEN] {
     mac.finalize().into_bytes().into()
 }
 
-fn associated_data(team_id: i64) -> Vec<u8> {
+fn associated_data(team_id: TeamId) -> Vec<u8> {
     format!("offboard scim token, team {team_id}").into_bytes()
 }
 
@@ -271,25 +272,32 @@ mod tests {
     #[test]
     fn round_trip_gives_back_the_token_and_hides_it_in_the_stored_text() {
         let secrets = env_box(7);
-        let stored = secrets.encrypt(1, &token()).expect("encrypt");
+        let stored = secrets.encrypt(TeamId::new(1), &token()).expect("encrypt");
         assert!(stored.starts_with("v1:"), "{stored}");
         assert!(!stored.contains("x7Q9"));
         assert!(!stored.contains(token().expose()));
-        assert_eq!(secrets.decrypt(1, &stored).expect("decrypt"), token());
+        assert_eq!(
+            secrets.decrypt(TeamId::new(1), &stored).expect("decrypt"),
+            token()
+        );
     }
 
     #[test]
     fn every_encryption_uses_a_fresh_nonce() {
         let secrets = env_box(7);
-        let a = secrets.encrypt(1, &token()).expect("encrypt");
-        let b = secrets.encrypt(1, &token()).expect("encrypt");
+        let a = secrets.encrypt(TeamId::new(1), &token()).expect("encrypt");
+        let b = secrets.encrypt(TeamId::new(1), &token()).expect("encrypt");
         assert_ne!(a, b);
     }
 
     #[test]
     fn another_key_cannot_decrypt() {
-        let stored = env_box(7).encrypt(1, &token()).expect("encrypt");
-        let err = env_box(8).decrypt(1, &stored).expect_err("wrong key");
+        let stored = env_box(7)
+            .encrypt(TeamId::new(1), &token())
+            .expect("encrypt");
+        let err = env_box(8)
+            .decrypt(TeamId::new(1), &stored)
+            .expect_err("wrong key");
         assert!(matches!(err, SecretError::CannotDecrypt), "{err:?}");
         assert!(err.to_string().contains("enter the token again"));
     }
@@ -297,19 +305,22 @@ mod tests {
     #[test]
     fn tampering_anywhere_is_detected() {
         let secrets = env_box(7);
-        let stored = secrets.encrypt(1, &token()).expect("encrypt");
+        let stored = secrets.encrypt(TeamId::new(1), &token()).expect("encrypt");
         let raw = BASE64.decode(&stored[3..]).expect("base64");
         for i in 0..raw.len() {
             let mut changed = raw.clone();
             changed[i] ^= 0x01;
             let forged = format!("v1:{}", BASE64.encode(&changed));
             assert!(
-                matches!(secrets.decrypt(1, &forged), Err(SecretError::CannotDecrypt)),
+                matches!(
+                    secrets.decrypt(TeamId::new(1), &forged),
+                    Err(SecretError::CannotDecrypt)
+                ),
                 "flipping byte {i} went unnoticed"
             );
         }
         let truncated = format!("v1:{}", BASE64.encode(&raw[..raw.len() - 1]));
-        assert!(secrets.decrypt(1, &truncated).is_err());
+        assert!(secrets.decrypt(TeamId::new(1), &truncated).is_err());
     }
 
     #[test]
@@ -324,10 +335,13 @@ mod tests {
             "v1:AAAA",
             "v1:\u{1F600}",
         ] {
-            assert!(secrets.decrypt(1, stored).is_err(), "{stored:?}");
+            assert!(
+                secrets.decrypt(TeamId::new(1), stored).is_err(),
+                "{stored:?}"
+            );
         }
         assert!(matches!(
-            secrets.decrypt(1, "v2:AAAA"),
+            secrets.decrypt(TeamId::new(1), "v2:AAAA"),
             Err(SecretError::UnknownFormat)
         ));
     }
@@ -335,9 +349,9 @@ mod tests {
     #[test]
     fn a_token_moved_to_another_team_does_not_decrypt() {
         let secrets = env_box(7);
-        let stored = secrets.encrypt(1, &token()).expect("encrypt");
+        let stored = secrets.encrypt(TeamId::new(1), &token()).expect("encrypt");
         assert!(matches!(
-            secrets.decrypt(2, &stored),
+            secrets.decrypt(TeamId::new(2), &stored),
             Err(SecretError::CannotDecrypt)
         ));
     }
@@ -346,16 +360,24 @@ mod tests {
     fn fingerprints_tell_tokens_apart_without_showing_them() {
         let a = env_box(1);
         let token = token();
-        let print = a.fingerprint(1, &token);
-        assert_eq!(print, a.fingerprint(1, &token), "stable");
+        let print = a.fingerprint(TeamId::new(1), &token);
+        assert_eq!(print, a.fingerprint(TeamId::new(1), &token), "stable");
         assert_eq!(print.len(), 64);
         assert!(!print.contains(token.expose()));
         assert_ne!(
             print,
-            a.fingerprint(1, &ScimToken::new("another-token-value"))
+            a.fingerprint(TeamId::new(1), &ScimToken::new("another-token-value"))
         );
-        assert_ne!(print, a.fingerprint(2, &token), "bound to the team");
-        assert_ne!(print, env_box(2).fingerprint(1, &token), "bound to the key");
+        assert_ne!(
+            print,
+            a.fingerprint(TeamId::new(2), &token),
+            "bound to the team"
+        );
+        assert_ne!(
+            print,
+            env_box(2).fingerprint(TeamId::new(1), &token),
+            "bound to the key"
+        );
     }
 
     #[test]
@@ -389,9 +411,12 @@ mod tests {
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from(KEY_FILE_NAME)]);
 
-        let stored = first.encrypt(1, &token()).expect("encrypt");
+        let stored = first.encrypt(TeamId::new(1), &token()).expect("encrypt");
         let second = SecretBox::load_or_create(&data_dir, None).expect("reuse");
-        assert_eq!(second.decrypt(1, &stored).expect("same key"), token());
+        assert_eq!(
+            second.decrypt(TeamId::new(1), &stored).expect("same key"),
+            token()
+        );
     }
 
     #[test]
@@ -400,9 +425,14 @@ mod tests {
         let from_file = SecretBox::load_or_create(dir.path(), None).expect("file key");
         let env_key = BASE64.encode([42u8; 32]);
         let from_env = SecretBox::load_or_create(dir.path(), Some(&env_key)).expect("env key");
-        let stored = from_env.encrypt(1, &token()).expect("encrypt");
-        assert!(from_file.decrypt(1, &stored).is_err());
-        assert_eq!(env_box(42).decrypt(1, &stored).expect("decrypt"), token());
+        let stored = from_env.encrypt(TeamId::new(1), &token()).expect("encrypt");
+        assert!(from_file.decrypt(TeamId::new(1), &stored).is_err());
+        assert_eq!(
+            env_box(42)
+                .decrypt(TeamId::new(1), &stored)
+                .expect("decrypt"),
+            token()
+        );
     }
 
     #[test]

@@ -5,18 +5,18 @@
 mod support;
 
 use app::backend::{ConnectionForm, ConsoleBackend, JobCommand, JobView};
-use app::model::{Action, ItemOutcome, PreviewOutcome};
+use app::ids::{JobId, TeamId};
+use app::model::{Action, DiagnosisKind, ItemOutcome, JobState, PreviewOutcome};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
-use server::console::Console;
 use server::engine::runner::RunOptions;
-use server::engine::SystemClock;
-use server::jobs::JobSupervisor;
+use server::http::{AppState, WatcherSlots};
 use server::scim::http::HttpOptions;
 use server::secret::SecretBox;
+use server::service::jobs::JobSupervisor;
+use server::service::{self, Console, Settings, TeamConsole};
 use server::storage;
-use server::web::AppState;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +25,9 @@ use support::fault_server::{at_most_one_delete_each, deleted, FaultServer, TOKEN
 use tower::ServiceExt;
 
 struct Setup {
-    console: Arc<Console>,
+    /// The service as the built-in team's requests see it.
+    console: TeamConsole,
+    service: Arc<Console>,
     jobs: Arc<JobSupervisor>,
     storage: Arc<dyn storage::Storage>,
 }
@@ -35,31 +37,26 @@ async fn setup(dir: &Path) -> Setup {
         .await
         .expect("open db");
     let secrets = SecretBox::load_or_create(dir, None).expect("key");
-    let http = HttpOptions {
-        timeout: Duration::from_secs(5),
-        extra_ca_bundle: None,
-    };
-    let jobs = JobSupervisor::new(
+    let service = service::build(
         db.storage.clone(),
-        secrets.clone(),
-        http.clone(),
-        RunOptions {
-            concurrency: 2,
-            max_backoff: Duration::from_millis(200),
-            ..RunOptions::default()
-        },
-        dir.to_path_buf(),
-    );
-    let console = Arc::new(Console::new(
-        db.storage.clone(),
-        Arc::new(SystemClock),
         secrets,
-        http,
-        jobs.clone(),
-    ));
+        Settings {
+            http: HttpOptions {
+                timeout: Duration::from_secs(5),
+                extra_ca_bundle: None,
+            },
+            run: RunOptions {
+                concurrency: 2,
+                max_backoff: Duration::from_millis(200),
+                ..RunOptions::default()
+            },
+            ..Settings::new(dir.to_path_buf())
+        },
+    );
     Setup {
-        console,
-        jobs,
+        console: service.for_team(TeamId::BUILT_IN),
+        jobs: service.jobs.clone(),
+        service,
         storage: db.storage,
     }
 }
@@ -71,15 +68,13 @@ fn plain_routes(s: &Setup, per_run: usize, total: usize) -> axum::Router {
         leptos_options: leptos::prelude::LeptosOptions::builder()
             .output_name("offboard")
             .build(),
-        storage: s.storage.clone(),
-        backend: s.console.clone(),
-        jobs: s.jobs.clone(),
-        watchers: server::console_routes::WatcherSlots::new(per_run, total),
+        service: s.service.clone(),
+        watchers: WatcherSlots::new(per_run, total),
     };
-    server::console_routes::routes().with_state(state)
+    server::http::plain_routes().with_state(state)
 }
 
-async fn connect(console: &Console, site: &FaultServer) {
+async fn connect(console: &TeamConsole, site: &FaultServer) {
     let (view, found) = console
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
@@ -106,10 +101,14 @@ fn emails(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
     range.map(|i| format!("user{i}@example.com")).collect()
 }
 
-async fn wait_for(console: &Console, job_id: &str, what: impl Fn(&JobView) -> bool) -> JobView {
+async fn wait_for(
+    console: &TeamConsole,
+    job_id: &JobId,
+    what: impl Fn(&JobView) -> bool,
+) -> JobView {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let job = console.job(job_id.to_string()).await.expect("job");
+        let job = console.job(job_id.clone()).await.expect("job");
         if what(&job) {
             return job;
         }
@@ -121,7 +120,7 @@ async fn wait_for(console: &Console, job_id: &str, what: impl Fn(&JobView) -> bo
 /// A delete run of `user{range}@example.com`, started from a file preview; checks that the
 /// preview selected `selected` of them.
 async fn started_run(
-    console: &Console,
+    console: &TeamConsole,
     range: std::ops::RangeInclusive<u32>,
     demote: bool,
     selected: usize,
@@ -152,7 +151,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
 
     assert_eq!(
         console.check_connection().await.unwrap().kind,
-        "not_connected"
+        DiagnosisKind::NotConnected
     );
     let (view, found) = console
         .save_connection(ConnectionForm {
@@ -164,7 +163,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
         .await
         .unwrap();
     assert!(found.ok, "{found:?}");
-    assert_eq!(found.kind, "ok");
+    assert_eq!(found.kind, DiagnosisKind::Ok);
     assert_eq!(found.user_count, Some(6));
     assert!(view.token_saved);
     assert_eq!(view.token_hint, "oken");
@@ -173,11 +172,19 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
         format!("{view:?}"),
         format!("{found:?}"),
         serde_json::to_string(&view).unwrap(),
-        format!("{:?}", s.storage.connection(1).await.unwrap()),
+        format!(
+            "{:?}",
+            s.storage.connection(TeamId::BUILT_IN).await.unwrap()
+        ),
     ] {
         assert!(!text.contains(TOKEN), "token leaked: {text}");
     }
-    let stored = s.storage.connection(1).await.unwrap().unwrap();
+    let stored = s
+        .storage
+        .connection(TeamId::BUILT_IN)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!stored.token_ciphertext.unwrap().contains(TOKEN));
 
     // An empty token keeps the saved one for the same site.
@@ -203,7 +210,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
         })
         .await
         .unwrap();
-    assert_eq!(found.kind, "bad_token");
+    assert_eq!(found.kind, DiagnosisKind::BadToken);
 
     // An unusable address is a diagnosis, and nothing is saved.
     let (view, found) = console
@@ -216,7 +223,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
         .await
         .unwrap();
     assert!(!found.ok);
-    assert_eq!(found.kind, "bad_url");
+    assert_eq!(found.kind, DiagnosisKind::BadUrl);
     assert!(found.message.contains("plain http"), "{}", found.message);
     assert_eq!(view.site_url.as_deref(), Some(site.base.as_str()));
 
@@ -232,7 +239,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
         .await
         .unwrap();
     assert!(!view.token_saved);
-    assert_eq!(found.kind, "not_connected");
+    assert_eq!(found.kind, DiagnosisKind::NotConnected);
     assert_eq!(other.state().await["unauthorized"], 0);
     assert_eq!(other.state().await["requests"]["LIST"], 0);
 
@@ -240,7 +247,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
     assert!(!view.token_saved && view.token_hint.is_empty());
     assert_eq!(
         console.check_connection().await.unwrap().kind,
-        "not_connected"
+        DiagnosisKind::NotConnected
     );
     let err = console.deactivated_users().await.unwrap_err();
     assert!(err.message.contains("Connect"), "{}", err.message);
@@ -354,7 +361,7 @@ async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
     );
     assert!(console.preview(back.id.clone()).await.unwrap().used);
 
-    let done = wait_for(console, &job.id, |j| j.state == "finished").await;
+    let done = wait_for(console, &job.id, |j| j.state == JobState::Finished).await;
     assert_eq!(done.done, 3);
     assert_eq!(done.counts, vec![(ItemOutcome::Deleted, 3)]);
     let state = site.state().await;
@@ -367,7 +374,7 @@ async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
     let events = console.job_events(job.id.clone(), 0, 100).await.unwrap();
     let results: Vec<_> = events.iter().filter_map(|e| e.result.clone()).collect();
     assert_eq!(results.len(), 3);
-    assert_eq!(events.last().unwrap().state.as_deref(), Some("finished"));
+    assert_eq!(events.last().unwrap().state, Some(JobState::Finished));
     let later = console
         .job_events(job.id.clone(), events[1].seq, 100)
         .await
@@ -393,27 +400,27 @@ async fn a_run_pauses_resumes_and_cancels_without_touching_anyone_twice() {
         .control_job(job.id.clone(), JobCommand::Pause)
         .await
         .unwrap();
-    assert_eq!(paused.state, "paused");
+    assert_eq!(paused.state, JobState::Paused);
     // Requests in flight finish; then nothing moves while paused.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let still = console.job(job.id.clone()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let later = console.job(job.id.clone()).await.unwrap();
     assert_eq!(still.done, later.done);
-    assert_eq!(later.state, "paused");
+    assert_eq!(later.state, JobState::Paused);
     assert!(later.done < 10);
 
     let resumed = console
         .control_job(job.id.clone(), JobCommand::Resume)
         .await
         .unwrap();
-    assert_eq!(resumed.state, "running");
+    assert_eq!(resumed.state, JobState::Running);
     wait_for(console, &job.id, |j| j.done > later.done).await;
     console
         .control_job(job.id.clone(), JobCommand::Cancel)
         .await
         .unwrap();
-    let ended = wait_for(console, &job.id, |j| j.state == "stopped").await;
+    let ended = wait_for(console, &job.id, |j| j.state == JobState::Stopped).await;
     assert_eq!(ended.done, 10);
     assert_eq!(ended.reason.as_deref(), Some("Cancelled by the admin."));
 
@@ -470,7 +477,7 @@ async fn a_job_cut_off_mid_run_resumes_after_a_restart_and_deletes_nobody_twice(
         // As a crash would: the runner vanishes with requests in flight.
         s.jobs.abort_all();
         let cut = s.console.job(job.id.clone()).await.unwrap();
-        assert_eq!(cut.state, "running");
+        assert_eq!(cut.state, JobState::Running);
         assert!(cut.done < 20);
         job.id
     };
@@ -478,13 +485,17 @@ async fn a_job_cut_off_mid_run_resumes_after_a_restart_and_deletes_nobody_twice(
 
     let s = setup(dir.path()).await;
     s.jobs.resume_unfinished().await;
-    let done = wait_for(&s.console, &job_id, |j| j.state == "finished").await;
+    let done = wait_for(&s.console, &job_id, |j| j.state == JobState::Finished).await;
     assert_eq!(done.done, 20);
     let state = site.state().await;
     // Everyone asked for is gone, each with one DELETE at most.
     assert_eq!(deleted(&state), ids(20..=39));
     at_most_one_delete_each(&state);
-    let results = s.storage.job_results(1, &job_id).await.unwrap();
+    let results = s
+        .storage
+        .job_results(TeamId::BUILT_IN, &job_id)
+        .await
+        .unwrap();
     assert_eq!(results.len(), 20);
     assert!(
         results.iter().all(|r| r.outcome.is_success()),
@@ -568,10 +579,10 @@ async fn the_plain_routes_upload_stream_and_download() {
 
     let job = s
         .console
-        .start_job(preview_id.clone(), "DELETE 2 USERS".into())
+        .start_job(preview_id.as_str().into(), "DELETE 2 USERS".into())
         .await
         .unwrap();
-    wait_for(&s.console, &job.id, |j| j.state == "finished").await;
+    wait_for(&s.console, &job.id, |j| j.state == JobState::Finished).await;
 
     let response = app
         .clone()
@@ -651,14 +662,14 @@ async fn a_site_without_scim_deletion_stops_the_run_with_the_reason() {
         .start_job(preview.id.clone(), preview.phrase.clone())
         .await
         .unwrap();
-    let ended = wait_for(&s.console, &job.id, |j| j.state == "stopped").await;
+    let ended = wait_for(&s.console, &job.id, |j| j.state == JobState::Stopped).await;
     assert_eq!(ended.done, 5);
     let reason = ended.reason.unwrap_or_default();
     assert!(reason.contains("not enabled"), "{reason}");
     assert!(deleted(&site.state().await).is_empty());
 }
 
-async fn save(console: &Console, site: &FaultServer, scim_base_url: Option<String>) {
+async fn save(console: &TeamConsole, site: &FaultServer, scim_base_url: Option<String>) {
     let (_, found) = console
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
@@ -710,7 +721,10 @@ async fn a_paused_run_resumes_only_on_its_own_connection_and_rereads_its_users()
         "{}",
         refused.message
     );
-    assert_eq!(console.job(job.id.clone()).await.unwrap().state, "paused");
+    assert_eq!(
+        console.job(job.id.clone()).await.unwrap().state,
+        JobState::Paused
+    );
 
     // Meanwhile, on the site: 39 becomes a Moderator and 38 is deleted by someone else.
     site.patch_user_type(support::fault_server::ENTERPRISE_USERS, "1039", "Moderator")
@@ -729,10 +743,14 @@ async fn a_paused_run_resumes_only_on_its_own_connection_and_rereads_its_users()
         .control_job(job.id.clone(), JobCommand::Resume)
         .await
         .unwrap();
-    assert_eq!(resumed.state, "running");
-    let done = wait_for(console, &job.id, |j| j.state == "finished").await;
+    assert_eq!(resumed.state, JobState::Running);
+    let done = wait_for(console, &job.id, |j| j.state == JobState::Finished).await;
     assert_eq!(done.done, 20);
-    let results = s.storage.job_results(1, &job.id).await.unwrap();
+    let results = s
+        .storage
+        .job_results(TeamId::BUILT_IN, &job.id)
+        .await
+        .unwrap();
     let of = |id: &str| {
         results
             .iter()
@@ -774,7 +792,7 @@ async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() 
     let s = setup(dir.path()).await;
     s.jobs.resume_unfinished().await;
     let job = s.console.job(job_id.clone()).await.unwrap();
-    assert_eq!(job.state, "paused");
+    assert_eq!(job.state, JobState::Paused);
     let reason = job.reason.unwrap_or_default();
     assert!(reason.contains("another SCIM address"), "{reason}");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -911,7 +929,7 @@ async fn the_plain_routes_speak_in_codes_and_cap_watchers() {
     );
     connect(&s.console, &site).await;
     assert_eq!(
-        server::console_routes::MAX_UPLOAD_BYTES,
+        server::http::MAX_UPLOAD_BYTES,
         10 * 1024 * 1024,
         "the words of ChooseProblem::TooLarge say 10 MiB"
     );
@@ -1013,7 +1031,7 @@ async fn a_watcher_that_reconnects_with_last_event_id_resumes_where_it_left_off(
     let total = resumed.last().copied().unwrap_or(last);
     assert_eq!(resumed, ((last + 1)..=total).collect::<Vec<_>>(), "{rest}");
     assert!(rest.contains("event: end"), "{rest}");
-    let finished = wait_for(&s.console, &job.id, |j| j.state == "finished").await;
+    let finished = wait_for(&s.console, &job.id, |j| j.state == JobState::Finished).await;
     // queued, running, one result per user, finished.
     assert_eq!(total, 2 + finished.total as i64 + 1);
     assert_eq!(deleted(&site.state().await), ids(20..=39));

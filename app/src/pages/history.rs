@@ -1,20 +1,12 @@
 //! The History screen: the team's past runs, who ran them, and their reports.
 
-use super::parts::{error_text, short_time, thousands, ErrorBox, OutcomeBar};
+use super::parts::{
+    action_words, error_text, short_time, state_words, thousands, ErrorBox, OutcomeBar,
+};
 use super::preview::encode;
-use super::run::state_words;
 use crate::api::list_jobs;
 use crate::backend::ReportKind;
-use crate::model::Action;
 use leptos::prelude::*;
-
-/// "Delete" / "Deactivate", as a run's title says it.
-pub fn action_words(action: Action) -> &'static str {
-    match action {
-        Action::Delete => "Delete",
-        Action::Deactivate => "Deactivate",
-    }
-}
 
 #[component]
 pub fn History() -> impl IntoView {
@@ -66,7 +58,7 @@ pub fn History() -> impl IntoView {
                                                                 <td data-label="Who">{j.created_by}</td>
                                                                 <td data-label="State">
                                                                     <span>
-                                                                        {state_words(&j.state).to_string()}
+                                                                        {state_words(j.state).to_string()}
                                                                         {j.reason.map(|r| format!(": {r}"))}
                                                                     </span>
                                                                 </td>

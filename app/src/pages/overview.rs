@@ -1,10 +1,9 @@
 //! The start screen for an admin: is a site connected and answering, how did the last runs
 //! end, and what to do next. (The console's own health is for operators: `/healthz` and logs.)
 
-use super::history::action_words;
+use super::parts::{action_words, state_words};
 use super::parts::{error_text, short_time, users, ErrorBox, OutcomeBar};
 use super::preview::encode;
-use super::run::{has_ended, state_words};
 use crate::api::{check_connection, list_jobs, load_connection};
 use crate::backend::{ConnectionView, Diagnosis, JobView};
 use leptos::prelude::*;
@@ -18,7 +17,7 @@ pub fn next_step(
     diagnosis: Option<&Diagnosis>,
     runs: &[JobView],
 ) -> (String, String) {
-    if let Some(active) = runs.iter().find(|j| !has_ended(&j.state)) {
+    if let Some(active) = runs.iter().find(|j| !j.state.has_ended()) {
         return (
             "Follow the run in progress".into(),
             format!("/run?id={}", encode(&active.id)),
@@ -165,7 +164,7 @@ fn RecentRun(job: JobView) -> impl IntoView {
         "{} · {} users · {} · {}",
         action_words(job.action),
         job.total,
-        state_words(&job.state),
+        state_words(job.state),
         when
     );
     view! {
@@ -180,16 +179,16 @@ fn RecentRun(job: JobView) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Action;
+    use crate::model::{Action, DiagnosisKind, JobState};
 
-    fn job(id: &str, state: &str) -> JobView {
+    fn job(id: &str, state: JobState) -> JobView {
         JobView {
             id: id.into(),
             created_at: "2026-11-28T12:00:00Z".into(),
             created_by: "me@example.com".into(),
             site_url: "https://acme.stackenterprise.co".into(),
             action: Action::Delete,
-            state: state.into(),
+            state,
             reason: None,
             started_at: None,
             finished_at: None,
@@ -209,7 +208,11 @@ mod tests {
     fn verdict(ok: bool) -> Diagnosis {
         Diagnosis {
             ok,
-            kind: if ok { "ok" } else { "bad_token" }.into(),
+            kind: if ok {
+                DiagnosisKind::Ok
+            } else {
+                DiagnosisKind::BadToken
+            },
             message: String::new(),
             user_count: None,
         }
@@ -229,7 +232,7 @@ mod tests {
         );
         // While the check is still running, choosing users is the way on.
         assert_eq!(next_step(&connected(), None, &[]).1, "/choose");
-        let runs = [job("old", "finished"), job("a b", "paused")];
+        let runs = [job("old", JobState::Finished), job("a b", JobState::Paused)];
         assert_eq!(
             next_step(&connected(), Some(&verdict(true)), &runs),
             (
@@ -242,7 +245,7 @@ mod tests {
             next_step(&none, None, &runs).0,
             "Follow the run in progress"
         );
-        let ended = [job("x", "finished"), job("y", "stopped")];
+        let ended = [job("x", JobState::Finished), job("y", JobState::Stopped)];
         assert_eq!(
             next_step(&connected(), Some(&verdict(true)), &ended).1,
             "/choose"

@@ -1,7 +1,7 @@
 //! Pieces several screens share: plain-words errors, paging, the bar of a run's outcomes,
 //! and small formatting helpers.
 
-use crate::model::{Action as UserAction, ItemOutcome};
+use crate::model::{Action as UserAction, ItemOutcome, JobState};
 use leptos::prelude::*;
 
 /// The words to show for a failed server call: the backend's own plain message, or a
@@ -284,6 +284,27 @@ pub fn users(n: u64) -> String {
         "1 user".into()
     } else {
         format!("{} users", thousands(n))
+    }
+}
+
+/// "Delete" / "Deactivate", as a run's title says it.
+pub fn action_words(action: UserAction) -> &'static str {
+    match action {
+        UserAction::Delete => "Delete",
+        UserAction::Deactivate => "Deactivate",
+    }
+}
+
+/// A job's state in the admin's words.
+pub fn state_words(state: JobState) -> &'static str {
+    match state {
+        JobState::Queued => "Waiting to start",
+        JobState::Running => "Running",
+        JobState::Paused => "Paused",
+        JobState::Cancelling => "Cancelling",
+        JobState::Finished => "Finished",
+        JobState::Stopped => "Stopped",
+        JobState::Failed => "Failed",
     }
 }
 

@@ -32,7 +32,8 @@ pub fn preview_href(id: &str, outcome: Option<PreviewOutcome>, page: usize) -> S
 }
 
 /// Percent-encodes an id for a query string (ids are normally plain, but never trust that).
-pub fn encode(text: &str) -> String {
+pub fn encode(text: impl AsRef<str>) -> String {
+    let text = text.as_ref();
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -120,7 +121,7 @@ fn PreviewView(
     outcome: Memo<Option<PreviewOutcome>>,
     page: Memo<usize>,
 ) -> impl IntoView {
-    let id = summary.id.clone();
+    let id = summary.id.to_string();
     let source_line = match &summary.source {
         PreviewSource::File { file_name, .. } => format!("From the file {file_name}"),
         PreviewSource::Deactivated => "From the site's deactivated users".to_string(),
@@ -357,7 +358,7 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction) -> impl IntoView {
 #[component]
 fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
     let navigate = use_navigate();
-    let id = summary.id.clone();
+    let id = summary.id.to_string();
     let action = RwSignal::new(action_key(summary.action).to_string());
     let demote = RwSignal::new(summary.demote_privileged);
     let column = RwSignal::new(match &summary.source {
@@ -392,7 +393,7 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
     Effect::new(move |_| {
         if let Some(Ok(s)) = revise.value().get() {
             navigate(
-                &preview_href(&s.id, None, 1),
+                &preview_href(s.id.as_str(), None, 1),
                 NavigateOptions {
                     scroll: false,
                     ..Default::default()
@@ -495,7 +496,7 @@ fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
     let navigate = use_navigate();
     let phrase = summary.phrase.clone();
     let typed = RwSignal::new(String::new());
-    let id = summary.id.clone();
+    let id = summary.id.to_string();
     let start = Action::new(move |typed: &String| start_job(id.clone(), typed.clone()));
     Effect::new(move |_| {
         if let Some(Ok(job)) = start.value().get() {

@@ -2,12 +2,14 @@
 //! results (older ones a page at a time on demand) and the live log (Server-Sent Events,
 //! reconnected after a lost connection), pause/resume/cancel, and the reports.
 
-use super::history::action_words;
-use super::parts::{error_text, short_time, thousands, users, ErrorBox, OutcomeBar, OutcomeGroup};
+use super::parts::{
+    action_words, error_text, short_time, state_words, thousands, users, ErrorBox, OutcomeBar,
+    OutcomeGroup,
+};
 use super::preview::encode;
 use crate::api::{action_key, control_job, list_jobs, load_job, load_results_page, preview_picked};
-use crate::backend::{JobEventView, JobResultsPage, JobView, ReportKind};
-use crate::model::{ItemOutcome, ItemResult};
+use crate::backend::{JobCommand, JobEventView, JobResultsPage, JobView, ReportKind};
+use crate::model::{ItemOutcome, ItemResult, JobState};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use std::collections::VecDeque;
@@ -21,25 +23,6 @@ pub const RESULTS_PAGE: u32 = 50;
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 /// The rate is measured over the last minute of results, so a pause does not haunt it forever.
 const RATE_WINDOW_MS: f64 = 60_000.0;
-
-/// True once a job will not change any more.
-pub fn has_ended(state: &str) -> bool {
-    matches!(state, "finished" | "stopped" | "failed")
-}
-
-/// A job's state in the admin's words.
-pub fn state_words(state: &str) -> &str {
-    match state {
-        "queued" => "Waiting to start",
-        "running" => "Running",
-        "paused" => "Paused",
-        "cancelling" => "Cancelling",
-        "finished" => "Finished",
-        "stopped" => "Stopped",
-        "failed" => "Failed",
-        other => other,
-    }
-}
 
 /// What the page knows from the results it loaded and the live log: the rows shown (newest
 /// first, with their log position), where the log stands, and (time, done) samples for the rate.
@@ -157,7 +140,7 @@ pub fn duration_words(seconds: f64) -> String {
 /// True when the run stopped because the site has SCIM deletion switched off: the users it did
 /// not reach can only be deleted by a new run once Stack support turns deletion on.
 pub fn stopped_for_deletion_not_enabled(job: &JobView) -> bool {
-    job.state == "stopped"
+    job.state == JobState::Stopped
         && job
             .counts
             .iter()
@@ -196,7 +179,7 @@ pub fn RunPage() -> impl IntoView {
             match job {
                 None => Ok(None),
                 Some(j) => {
-                    let page = load_results_page(j.id.clone(), 0, RESULTS_PAGE).await?;
+                    let page = load_results_page(j.id.to_string(), 0, RESULTS_PAGE).await?;
                     Ok(Some((j, page)))
                 }
             }
@@ -238,17 +221,17 @@ pub fn RunPage() -> impl IntoView {
 
 #[component]
 fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
-    let id = job.id.clone();
+    let id = job.id.to_string();
     let action = job.action;
-    let ended_at_load = has_ended(&job.state);
+    let ended_at_load = job.state.has_ended();
     let job = RwSignal::new(job);
     let tally = RwSignal::new(LiveTally::opening(&page));
     // False while the live log's connection is lost (the console restarted or the network
     // dropped); the page says so and reconnects by itself.
     let connected = RwSignal::new(true);
-    let control = Action::new(move |command: &&'static str| {
-        let id = job.get_untracked().id;
-        control_job(id, command.to_string())
+    let control = Action::new(move |command: &JobCommand| {
+        let id = job.get_untracked().id.to_string();
+        control_job(id, command.name().to_string())
     });
     Effect::new(move |_| {
         if let Some(Ok(j)) = control.value().get() {
@@ -274,8 +257,8 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
     let done = move || job.with(|j| j.done);
     let total = move || job.with(|j| j.total);
     let rate = move || tally.with(LiveTally::rate);
-    let state = move || job.with(|j| j.state.clone());
-    let ended = move || has_ended(&state());
+    let state = move || job.with(|j| j.state);
+    let ended = move || state().has_ended();
     view! {
         <section class="card" aria-labelledby="run-heading">
             <h1 id="run-heading">{format!("Run: {} users", action_words(action))}</h1>
@@ -294,7 +277,7 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
             <p role="status" data-testid="run-state" class="run-state">
                 {move || {
                     let reason = job.with(|j| j.reason.clone()).map(|r| format!(": {r}")).unwrap_or_default();
-                    format!("{}{}", state_words(&state()), reason)
+                    format!("{}{}", state_words(state()), reason)
                 }}
             </p>
             <div role="alert" data-testid="connection-state">
@@ -344,20 +327,20 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
             <Show when=move || !ended()>
                 <div class="controls" role="group" aria-label="Run controls">
                     <Show
-                        when=move || state() == "paused"
+                        when=move || state() == JobState::Paused
                         fallback=move || {
                             view! {
-                                <button type="button" class="button" disabled=move || control.pending().get() || state() == "cancelling" on:click=move |_| { control.dispatch("pause"); }>
+                                <button type="button" class="button" disabled=move || control.pending().get() || state() == JobState::Cancelling on:click=move |_| { control.dispatch(JobCommand::Pause); }>
                                     "Pause"
                                 </button>
                             }
                         }
                     >
-                        <button type="button" class="button" disabled=move || control.pending().get() on:click=move |_| { control.dispatch("resume"); }>
+                        <button type="button" class="button" disabled=move || control.pending().get() on:click=move |_| { control.dispatch(JobCommand::Resume); }>
                             "Resume"
                         </button>
                     </Show>
-                    <button type="button" class="button danger" disabled=move || control.pending().get() || state() == "cancelling" on:click=move |_| { control.dispatch("cancel"); }>
+                    <button type="button" class="button danger" disabled=move || control.pending().get() || state() == JobState::Cancelling on:click=move |_| { control.dispatch(JobCommand::Cancel); }>
                         "Cancel"
                     </button>
                     <p class="hint">"The run continues on the server if you close this tab."</p>
@@ -427,7 +410,7 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
 fn RunAgainCard(job: JobView) -> impl IntoView {
     let left = still_to_delete(&job);
     let navigate = use_navigate();
-    let id = job.id.clone();
+    let id = job.id.to_string();
     let action = job.action;
     let again = Action::new(move |_: &()| {
         let id = id.clone();
@@ -561,7 +544,7 @@ fn watch_events(
                 leptos::task::spawn_local(async move {
                     if let Ok(view) = load_job(id).await {
                         // An ended view is final: never overwrite it with an older read.
-                        if !has_ended(&job.with_untracked(|j| j.state.clone())) {
+                        if !job.with_untracked(|j| j.state).has_ended() {
                             job.set(view);
                         }
                     }
@@ -602,7 +585,7 @@ fn watch_events(
                 let at = js_sys::Date::parse(&event.at);
                 let mut new_result = false;
                 tally.update(|t| new_result = t.apply(&event, (!at.is_nan()).then_some(at)));
-                if let Some(state) = event.state.clone() {
+                if let Some(state) = event.state {
                     job.update(|j| {
                         j.state = state;
                         j.reason = event.reason.clone();
@@ -861,14 +844,19 @@ mod tests {
 
     #[test]
     fn only_final_states_end_a_job() {
-        for s in ["finished", "stopped", "failed"] {
-            assert!(has_ended(s));
+        for s in [JobState::Finished, JobState::Stopped, JobState::Failed] {
+            assert!(s.has_ended());
         }
-        for s in ["queued", "running", "paused", "cancelling", ""] {
-            assert!(!has_ended(s));
+        for s in [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Paused,
+            JobState::Cancelling,
+        ] {
+            assert!(!s.has_ended());
         }
-        assert_eq!(state_words("paused"), "Paused");
-        assert_eq!(state_words("weird"), "weird");
+        assert_eq!(state_words(JobState::Paused), "Paused");
+        assert_eq!(state_words(JobState::Queued), "Waiting to start");
     }
 
     #[test]
@@ -879,7 +867,7 @@ mod tests {
             created_by: String::new(),
             site_url: String::new(),
             action: crate::model::Action::Delete,
-            state: "stopped".into(),
+            state: JobState::Stopped,
             reason: None,
             started_at: None,
             finished_at: None,
@@ -894,9 +882,9 @@ mod tests {
         };
         assert!(stopped_for_deletion_not_enabled(&job));
         assert_eq!(still_to_delete(&job), 7);
-        job.state = "finished".into();
+        job.state = JobState::Finished;
         assert!(!stopped_for_deletion_not_enabled(&job));
-        job.state = "stopped".into();
+        job.state = JobState::Stopped;
         job.counts = vec![(ItemOutcome::NotAttempted, 4)];
         assert!(
             !stopped_for_deletion_not_enabled(&job),

@@ -4,6 +4,7 @@
 use crate::engine::listing::{looks_like_html, parse_list_page, ListingError};
 use crate::scim::replies::{server_message, shared_reply, SharedReply};
 use crate::scim::{ScimProvider, ScimReply, TransportError};
+use app::model::DiagnosisKind;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// What the connection check found.
@@ -52,18 +53,18 @@ impl ConnectionDiagnosis {
     }
 
     /// A stable short name for the console and the logs.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> DiagnosisKind {
         match self {
-            ConnectionDiagnosis::Ok { .. } => "ok",
-            ConnectionDiagnosis::BadToken { .. } => "bad_token",
-            ConnectionDiagnosis::NotScim { .. } => "not_scim",
-            ConnectionDiagnosis::Tls { .. } => "tls",
-            ConnectionDiagnosis::Dns { .. } => "dns",
-            ConnectionDiagnosis::Connect { .. } => "connect",
-            ConnectionDiagnosis::Timeout { .. } => "timeout",
-            ConnectionDiagnosis::Throttled => "throttled",
-            ConnectionDiagnosis::ServerError { .. } => "server_error",
-            ConnectionDiagnosis::Failed { .. } => "failed",
+            ConnectionDiagnosis::Ok { .. } => DiagnosisKind::Ok,
+            ConnectionDiagnosis::BadToken { .. } => DiagnosisKind::BadToken,
+            ConnectionDiagnosis::NotScim { .. } => DiagnosisKind::NotScim,
+            ConnectionDiagnosis::Tls { .. } => DiagnosisKind::Tls,
+            ConnectionDiagnosis::Dns { .. } => DiagnosisKind::Dns,
+            ConnectionDiagnosis::Connect { .. } => DiagnosisKind::Connect,
+            ConnectionDiagnosis::Timeout { .. } => DiagnosisKind::Timeout,
+            ConnectionDiagnosis::Throttled => DiagnosisKind::Throttled,
+            ConnectionDiagnosis::ServerError { .. } => DiagnosisKind::ServerError,
+            ConnectionDiagnosis::Failed { .. } => DiagnosisKind::Failed,
         }
     }
 
@@ -129,7 +130,7 @@ impl Serialize for ConnectionDiagnosis {
             _ => (None, None),
         };
         let mut s = serializer.serialize_struct("ConnectionDiagnosis", 5)?;
-        s.serialize_field("kind", self.kind())?;
+        s.serialize_field("kind", self.kind().as_str())?;
         s.serialize_field("ok", &self.is_ok())?;
         s.serialize_field("message", &self.message())?;
         s.serialize_field("user_count", &user_count)?;

@@ -14,6 +14,7 @@
 //! never "not yet".
 
 use crate::storage::{JobEvent, JobRecord, Storage};
+use app::ids::{JobId, TeamId};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -116,7 +117,7 @@ impl JobFeed {
 /// one lets go.
 #[derive(Default)]
 pub struct JobFeeds {
-    feeds: Mutex<HashMap<String, Weak<JobFeed>>>,
+    feeds: Mutex<HashMap<JobId, Weak<JobFeed>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,14 +125,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl JobFeeds {
-    pub fn feed(&self, job_id: &str) -> Arc<JobFeed> {
+    pub fn feed(&self, job_id: &JobId) -> Arc<JobFeed> {
         let mut feeds = lock(&self.feeds);
         if let Some(feed) = feeds.get(job_id).and_then(Weak::upgrade) {
             return feed;
         }
         feeds.retain(|_, feed| feed.strong_count() > 0);
         let feed = Arc::new(JobFeed::new());
-        feeds.insert(job_id.to_string(), Arc::downgrade(&feed));
+        feeds.insert(job_id.clone(), Arc::downgrade(&feed));
         feed
     }
 
@@ -139,8 +140,8 @@ impl JobFeeds {
     pub fn watch(
         &self,
         storage: Arc<dyn Storage>,
-        team_id: i64,
-        job_id: &str,
+        team_id: TeamId,
+        job_id: &JobId,
         after_seq: i64,
     ) -> Watcher {
         let feed = self.feed(job_id);
@@ -149,7 +150,7 @@ impl JobFeeds {
         Watcher {
             storage,
             team_id,
-            job_id: job_id.to_string(),
+            job_id: job_id.clone(),
             _feed: feed,
             receiver,
             after: after_seq.max(0),
@@ -179,8 +180,8 @@ enum WatchState {
 /// One watcher's position in one job's log.
 pub struct Watcher {
     storage: Arc<dyn Storage>,
-    team_id: i64,
-    job_id: String,
+    team_id: TeamId,
+    job_id: JobId,
     /// Keeps the broadcast alive while someone watches.
     _feed: Arc<JobFeed>,
     receiver: broadcast::Receiver<Arc<PublishedEvent>>,
@@ -323,10 +324,16 @@ mod tests {
     //! Against a real SQLite file: the feed's promise is about what the database holds.
     use super::*;
     use crate::engine::{RunTarget, TargetState};
-    use crate::storage::{JobState, NewJob, PlannedItem, PreviewRecord, DEFAULT_TEAM};
+    use crate::storage::{JobState, NewJob, PlannedItem, PreviewRecord};
+    use app::ids::PreviewId;
+
+    const DEFAULT_TEAM: TeamId = TeamId::BUILT_IN;
     use app::model::{Action, ItemOutcome, ItemResult};
 
-    const JOB: &str = "job-1";
+    /// The job every test follows.
+    fn job() -> JobId {
+        JobId::new("job-1")
+    }
 
     struct Setup {
         _dir: tempfile::TempDir,
@@ -355,7 +362,7 @@ mod tests {
             .await
             .unwrap();
         assert!(storage
-            .claim_preview(DEFAULT_TEAM, "preview-1")
+            .claim_preview(DEFAULT_TEAM, &PreviewId::new("preview-1"))
             .await
             .unwrap());
         let items = (1..=users)
@@ -367,8 +374,8 @@ mod tests {
                 })
             })
             .collect();
-        let job = NewJob {
-            id: JOB.into(),
+        let new_job = NewJob {
+            id: job(),
             team_id: DEFAULT_TEAM,
             created_by: "admin".into(),
             created_at: chrono::Utc::now(),
@@ -381,9 +388,9 @@ mod tests {
             },
             items,
         };
-        storage.create_job(&job).await.unwrap();
+        storage.create_job(&new_job).await.unwrap();
         storage
-            .set_job_state(JOB, JobState::Running, None)
+            .set_job_state(&job(), JobState::Running, None)
             .await
             .unwrap();
         Setup {
@@ -409,23 +416,23 @@ mod tests {
         /// Stores user `i`'s result the way the runner does: through the job's feed.
         async fn result(&self, i: usize) {
             self.feeds
-                .feed(JOB)
-                .write(self.storage.record_result(JOB, &deleted(i)))
+                .feed(&job())
+                .write(self.storage.record_result(&job(), &deleted(i)))
                 .await
                 .unwrap();
         }
 
         async fn finish(&self) {
             self.feeds
-                .feed(JOB)
-                .write(self.storage.set_job_state(JOB, JobState::Finished, None))
+                .feed(&job())
+                .write(self.storage.set_job_state(&job(), JobState::Finished, None))
                 .await
                 .unwrap();
         }
 
         fn watch(&self, after: i64) -> Watcher {
             self.feeds
-                .watch(self.storage.clone(), DEFAULT_TEAM, JOB, after)
+                .watch(self.storage.clone(), DEFAULT_TEAM, &job(), after)
         }
     }
 
@@ -535,7 +542,7 @@ mod tests {
         watcher.catch_up().await.unwrap();
         assert!(watcher.pending.is_empty() && !watcher.catching_up);
         // u1's result skips the broadcast (as a write by another process would); u2's does not.
-        s.storage.record_result(JOB, &deleted(1)).await.unwrap();
+        s.storage.record_result(&job(), &deleted(1)).await.unwrap();
         s.result(2).await;
         for seq in [3, 4] {
             assert!(
@@ -565,11 +572,11 @@ mod tests {
     async fn a_feed_lives_while_someone_writes_or_watches() {
         let s = running_job(1).await;
         let watcher = s.watch(0);
-        assert_eq!(s.feeds.feed(JOB).watchers(), 1);
+        assert_eq!(s.feeds.feed(&job()).watchers(), 1);
         drop(watcher);
         assert_eq!(lock(&s.feeds.feeds).len(), 1);
         // Asking for another job's feed drops the entries nobody holds.
-        let _other = s.feeds.feed("job-2");
+        let _other = s.feeds.feed(&JobId::new("job-2"));
         assert_eq!(lock(&s.feeds.feeds).len(), 1);
     }
 }

@@ -7,19 +7,21 @@
 //! fixing the setting the admin makes a new preview, which selects exactly the users still
 //! there. Pausing instead would leave nothing to resume, since the runner settles every user.
 
-use crate::console::{list_site, open_site, policy_for, Site, StoredPreview};
+use super::job_feed::{JobFeed, JobFeeds, Watcher};
+use super::sites::{list_site, open_site, policy_for, Site};
+use super::StoredPreview;
 use crate::engine::resolve::{recheck, target_checks};
 use crate::engine::runner::{
     run, Rereads, RunControl, RunJournal, RunOptions, RunState, StopReason,
 };
 use crate::engine::RunTarget;
-use crate::job_feed::{JobFeed, JobFeeds, Watcher};
 use crate::scim::http::HttpOptions;
 use crate::scim::ScimProvider;
 use crate::secret::SecretBox;
 use crate::storage::{JobEvent, JobRecord, JobState, NewJob, PlannedItem, Storage, StorageError};
 use app::backend::{ConsoleError, JobCommand};
 use app::confirm::phrase_matches;
+use app::ids::{JobId, PreviewId, TeamId};
 use app::model::{ItemResult, SiteUser};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -50,7 +52,7 @@ pub struct JobSupervisor {
     run_options: RunOptions,
     /// Where the listing taken at each job's start is kept (`jobs/{id}/all_users.json`).
     data_dir: PathBuf,
-    runs: Mutex<HashMap<String, LiveRun>>,
+    runs: Mutex<HashMap<JobId, LiveRun>>,
     /// Each job's log, pushed to its watchers as it is written.
     feeds: JobFeeds,
 }
@@ -59,15 +61,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn storage_failed(e: StorageError) -> ConsoleError {
-    crate::console::storage_failed(e)
-}
-
 /// The listing snapshot file of a job.
-pub fn listing_path(data_dir: &Path, job_id: &str) -> PathBuf {
+fn listing_path(data_dir: &Path, job_id: &JobId) -> PathBuf {
     data_dir
         .join("jobs")
-        .join(job_id)
+        .join(job_id.as_str())
         .join(app::backend::ReportKind::AllUsers.file_name())
 }
 
@@ -92,7 +90,7 @@ impl JobSupervisor {
     }
 
     /// Follows a job's log from the event after `after_seq` (see [`crate::job_feed`]).
-    pub fn watch(&self, team_id: i64, job_id: &str, after_seq: i64) -> Watcher {
+    pub fn watch(&self, team_id: TeamId, job_id: &JobId, after_seq: i64) -> Watcher {
         self.feeds
             .watch(self.storage.clone(), team_id, job_id, after_seq)
     }
@@ -100,7 +98,7 @@ impl JobSupervisor {
     /// Changes a job's state and pushes the logged change to its watchers.
     async fn log_state(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent, StorageError> {
@@ -113,7 +111,7 @@ impl JobSupervisor {
     /// Settles the job's pending users as not attempted, and pushes their results.
     async fn log_not_attempted(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         message: &str,
     ) -> Result<Vec<JobEvent>, StorageError> {
         self.feeds
@@ -122,12 +120,13 @@ impl JobSupervisor {
             .await
     }
 
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    /// Where the listing taken at job `job_id`'s start is kept.
+    pub fn listing_path(&self, job_id: &JobId) -> PathBuf {
+        listing_path(&self.data_dir, job_id)
     }
 
     /// True while this process runs the job.
-    pub fn is_live(&self, job_id: &str) -> bool {
+    pub fn is_live(&self, job_id: &JobId) -> bool {
         lock(&self.runs)
             .get(job_id)
             .is_some_and(|r| !r.task.is_finished())
@@ -145,8 +144,8 @@ impl JobSupervisor {
     /// preview, and starts it in the background.
     pub async fn start(
         self: &Arc<Self>,
-        team_id: i64,
-        preview_id: &str,
+        team_id: TeamId,
+        preview_id: &PreviewId,
         typed: &str,
     ) -> Result<JobRecord, ConsoleError> {
         let stored = StoredPreview::load(self.storage.as_ref(), team_id, preview_id).await?;
@@ -185,12 +184,7 @@ impl JobSupervisor {
         }
         // The preview may be minutes old: act only on users that still match what was shown.
         let fresh = list_site(site.provider.as_ref()).await?;
-        if !self
-            .storage
-            .claim_preview(team_id, &record.id)
-            .await
-            .map_err(storage_failed)?
-        {
+        if !self.storage.claim_preview(team_id, &record.id).await? {
             return Err(ConsoleError::new(
                 "This preview was already used to start a run; make a new preview.",
             ));
@@ -199,7 +193,7 @@ impl JobSupervisor {
         let checked = recheck(&stored.preview, &fresh, &policy);
         let items = planned_in_preview_order(&stored, checked.targets, checked.changed);
         let job = NewJob {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: JobId::new(uuid::Uuid::new_v4().to_string()),
             team_id,
             // Until accounts arrive, the admin is known by the email saved on Connect.
             created_by: site
@@ -215,10 +209,7 @@ impl JobSupervisor {
             connection: site.job_connection(),
             items,
         };
-        self.storage
-            .create_job(&job)
-            .await
-            .map_err(storage_failed)?;
+        self.storage.create_job(&job).await?;
         if let Err(e) = self.save_listing(&job.id, &fresh) {
             tracing::warn!(job_id = %job.id, error = %e, "could not keep the listing snapshot");
         }
@@ -236,7 +227,7 @@ impl JobSupervisor {
         self.job_record(team_id, &job.id).await
     }
 
-    fn save_listing(&self, job_id: &str, users: &[SiteUser]) -> std::io::Result<()> {
+    fn save_listing(&self, job_id: &JobId, users: &[SiteUser]) -> std::io::Result<()> {
         let path = listing_path(&self.data_dir, job_id);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -244,11 +235,10 @@ impl JobSupervisor {
         crate::engine::report::write_all_users_json(users, std::fs::File::create(path)?)
     }
 
-    async fn job_record(&self, team_id: i64, job_id: &str) -> Result<JobRecord, ConsoleError> {
+    async fn job_record(&self, team_id: TeamId, job_id: &JobId) -> Result<JobRecord, ConsoleError> {
         self.storage
             .job(team_id, job_id)
-            .await
-            .map_err(storage_failed)?
+            .await?
             .ok_or_else(|| ConsoleError::new("This run does not exist."))
     }
 
@@ -257,7 +247,7 @@ impl JobSupervisor {
     /// request was in flight for are settled, then it ends as cancelled.
     async fn launch(
         self: &Arc<Self>,
-        job_id: &str,
+        job_id: &JobId,
         provider: Arc<dyn ScimProvider>,
         options: RunOptions,
         then_cancel: bool,
@@ -266,17 +256,11 @@ impl JobSupervisor {
         if self.is_live(job_id) {
             return Ok(());
         }
-        let targets = self
-            .storage
-            .job_targets(job_id)
-            .await
-            .map_err(storage_failed)?;
-        self.log_state(job_id, JobState::Running, None)
-            .await
-            .map_err(storage_failed)?;
+        let targets = self.storage.job_targets(job_id).await?;
+        self.log_state(job_id, JobState::Running, None).await?;
         let (control, receiver) = watch::channel(RunState::Running);
         let supervisor = self.clone();
-        let id = job_id.to_string();
+        let id = job_id.clone();
         let mut runs = lock(&self.runs);
         let plan = RunPlan {
             targets,
@@ -287,7 +271,7 @@ impl JobSupervisor {
         };
         let task = tokio::spawn(async move { supervisor.drive(id, plan, receiver).await });
         runs.insert(
-            job_id.to_string(),
+            job_id.clone(),
             LiveRun {
                 control,
                 rereads,
@@ -299,7 +283,7 @@ impl JobSupervisor {
 
     async fn drive(
         self: Arc<Self>,
-        job_id: String,
+        job_id: JobId,
         plan: RunPlan,
         control: watch::Receiver<RunState>,
     ) {
@@ -415,8 +399,7 @@ impl JobSupervisor {
                 } else {
                     // Nobody is running it (paused before a restart): settle it here.
                     self.log_not_attempted(&job.id, NOT_ATTEMPTED_CANCELLED)
-                        .await
-                        .map_err(storage_failed)?;
+                        .await?;
                     self.set_state(
                         &job.id,
                         JobState::Stopped,
@@ -431,7 +414,7 @@ impl JobSupervisor {
 
     async fn set_state(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         state: JobState,
         reason: Option<String>,
     ) -> Result<(), ConsoleError> {
@@ -440,7 +423,7 @@ impl JobSupervisor {
             Err(StorageError::JobEnded { state, .. }) => Err(ConsoleError::new(format!(
                 "This run has already ended ({state})."
             ))),
-            Err(e) => Err(storage_failed(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -491,7 +474,7 @@ impl JobSupervisor {
         then_cancel: bool,
     ) -> Result<(), ConsoleError> {
         let site = self.bound_site(job).await?;
-        let preview_id = job.preview_id.as_deref().ok_or_else(|| {
+        let preview_id = job.preview_id.as_ref().ok_or_else(|| {
             ConsoleError::new(
                 "This run has no preview to check its users against, so it will not continue.",
             )
@@ -590,7 +573,7 @@ struct DbJournal {
     supervisor: Arc<JobSupervisor>,
     /// Where each stored result is pushed to the job's watchers.
     feed: Arc<JobFeed>,
-    job_id: String,
+    job_id: JobId,
     control: watch::Receiver<RunState>,
 }
 

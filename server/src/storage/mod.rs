@@ -7,6 +7,8 @@ mod sqlite;
 pub use sqlite::SqliteStorage;
 
 use crate::engine::{Clock, RunTarget, SystemClock, TargetState};
+use app::ids::{JobId, PreviewId, TeamId};
+pub use app::model::JobState;
 use app::model::{Action, ItemOutcome, ItemResult, PreviewOutcome, PreviewRow};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -30,23 +32,23 @@ pub enum StorageError {
     #[error("could not store a result: {0}")]
     Encoding(#[from] serde_json::Error),
     #[error("job {0} does not exist")]
-    JobNotFound(String),
+    JobNotFound(JobId),
     #[error("job {job_id} has already ended ({state}); its state cannot change any more")]
-    JobEnded { job_id: String, state: JobState },
+    JobEnded { job_id: JobId, state: JobState },
     #[error("job {job_id} is {state}, not running: no request may be sent for it")]
-    JobNotRunning { job_id: String, state: JobState },
+    JobNotRunning { job_id: JobId, state: JobState },
     #[error("user {account_id} is not part of job {job_id}")]
-    UnknownItem { job_id: String, account_id: String },
+    UnknownItem { job_id: JobId, account_id: String },
     #[error(
         "user {account_id} already has a result in job {job_id}; nothing is sent or recorded twice"
     )]
-    ItemFinished { job_id: String, account_id: String },
+    ItemFinished { job_id: JobId, account_id: String },
     #[error("user {0} appears twice in the job; each user is planned once")]
     DuplicateAccount(String),
     #[error("user {0} cannot have succeeded before any request was sent")]
     SettledAsSuccess(String),
     #[error("preview {0} was not confirmed for this team and action, or it does not exist: a job starts only from a confirmed preview")]
-    PreviewNotConfirmed(String),
+    PreviewNotConfirmed(PreviewId),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -96,7 +98,7 @@ impl fmt::Debug for ConnectionRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreviewRecord {
     /// A UUID.
-    pub id: String,
+    pub id: PreviewId,
     pub created_at: DateTime<Utc>,
     pub action: Action,
     /// The source it was resolved from (shared with its revisions).
@@ -109,7 +111,7 @@ pub struct PreviewRecord {
     /// True once a job was started from it.
     pub claimed: bool,
     /// The revision that replaced it (its rows are gone then).
-    pub replaced_by: Option<String>,
+    pub replaced_by: Option<PreviewId>,
 }
 
 /// What a preview was made from: the admin's input and the site listing, with the connection
@@ -163,75 +165,6 @@ pub struct JobConnection {
     pub token_fingerprint: String,
 }
 
-/// Where a job is. `Finished`, `Stopped` and `Failed` are final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    /// Created, waiting for the runner.
-    Queued,
-    Running,
-    /// Waiting for the admin (by request, or because the site needs a setting changed).
-    Paused,
-    /// The admin cancelled; the runner is finishing the request in flight.
-    Cancelling,
-    /// Every user has a result.
-    Finished,
-    /// Ended before every user was processed (cancelled, or a stop condition); see the reason.
-    Stopped,
-    /// Could not continue because of an error in Offboard itself; see the reason.
-    Failed,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 7] = [
-        JobState::Queued,
-        JobState::Running,
-        JobState::Paused,
-        JobState::Cancelling,
-        JobState::Finished,
-        JobState::Stopped,
-        JobState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Paused => "paused",
-            JobState::Cancelling => "cancelling",
-            JobState::Finished => "finished",
-            JobState::Stopped => "stopped",
-            JobState::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<JobState> {
-        JobState::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// True once the job can no longer change.
-    pub fn has_ended(self) -> bool {
-        matches!(
-            self,
-            JobState::Finished | JobState::Stopped | JobState::Failed
-        )
-    }
-
-    /// States the server picks up again after a restart (a paused job waits for the admin).
-    pub fn resumes_at_start(self) -> bool {
-        matches!(
-            self,
-            JobState::Queued | JobState::Running | JobState::Cancelling
-        )
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// One user in a new job, in the admin's input order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlannedItem {
@@ -255,8 +188,8 @@ impl PlannedItem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewJob {
     /// A UUID.
-    pub id: String,
-    pub team_id: i64,
+    pub id: JobId,
+    pub team_id: TeamId,
     /// Who started it, as the console names the admin.
     pub created_by: String,
     pub created_at: DateTime<Utc>,
@@ -264,7 +197,7 @@ pub struct NewJob {
     pub action: Action,
     /// Must be a preview of the same team and action, already claimed with
     /// [`Storage::claim_preview`].
-    pub preview_id: String,
+    pub preview_id: PreviewId,
     /// The connection the admin confirmed it on.
     pub connection: JobConnection,
     /// Every selected user of the preview, in input order.
@@ -274,13 +207,13 @@ pub struct NewJob {
 /// A job as the console lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
-    pub id: String,
-    pub team_id: i64,
+    pub id: JobId,
+    pub team_id: TeamId,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub site_url: String,
     pub action: Action,
-    pub preview_id: Option<String>,
+    pub preview_id: Option<PreviewId>,
     /// None for runs started before Offboard recorded it.
     pub connection: Option<JobConnection>,
     pub state: JobState,
@@ -325,35 +258,43 @@ pub struct JobEvent {
 #[async_trait]
 pub trait Storage: Send + Sync {
     /// A real round trip: counts applied migrations and the team's jobs.
-    async fn health(&self, team_id: i64) -> Result<StorageHealth>;
+    async fn health(&self, team_id: TeamId) -> Result<StorageHealth>;
 
     /// Replaces the team's connection with `record` as given (a None token means no token).
-    async fn save_connection(&self, team_id: i64, record: &ConnectionRecord) -> Result<()>;
-    async fn connection(&self, team_id: i64) -> Result<Option<ConnectionRecord>>;
+    async fn save_connection(&self, team_id: TeamId, record: &ConnectionRecord) -> Result<()>;
+    async fn connection(&self, team_id: TeamId) -> Result<Option<ConnectionRecord>>;
     /// Drops the saved token (and its hint); the site settings stay.
-    async fn forget_token(&self, team_id: i64) -> Result<()>;
+    async fn forget_token(&self, team_id: TeamId) -> Result<()>;
 
-    async fn save_preview_source(&self, team_id: i64, source: &PreviewSourceRecord) -> Result<()>;
+    async fn save_preview_source(
+        &self,
+        team_id: TeamId,
+        source: &PreviewSourceRecord,
+    ) -> Result<()>;
     async fn preview_source(
         &self,
-        team_id: i64,
+        team_id: TeamId,
         source_id: &str,
     ) -> Result<Option<PreviewSourceRecord>>;
     /// Stores a preview and its rows together (or neither).
     async fn save_preview(
         &self,
-        team_id: i64,
+        team_id: TeamId,
         preview: &PreviewRecord,
         rows: &[PreviewRow],
     ) -> Result<()>;
-    async fn preview(&self, team_id: i64, preview_id: &str) -> Result<Option<PreviewRecord>>;
+    async fn preview(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Option<PreviewRecord>>;
     /// Stores `revision` (with its rows) as the replacement of `replaced`: an unconfirmed
     /// `replaced` loses its rows and points at the revision; a confirmed one stays as it is
     /// (its run cites it).
     async fn replace_preview(
         &self,
-        team_id: i64,
-        replaced: &str,
+        team_id: TeamId,
+        replaced: &PreviewId,
         revision: &PreviewRecord,
         rows: &[PreviewRow],
     ) -> Result<()>;
@@ -361,53 +302,57 @@ pub trait Storage: Send + Sync {
     /// rows match in all.
     async fn preview_rows(
         &self,
-        team_id: i64,
-        preview_id: &str,
+        team_id: TeamId,
+        preview_id: &PreviewId,
         outcome: Option<PreviewOutcome>,
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<PreviewRow>, usize)>;
     /// Every row of a preview, in input order (to start a run or write a report).
-    async fn all_preview_rows(&self, team_id: i64, preview_id: &str) -> Result<Vec<PreviewRow>>;
+    async fn all_preview_rows(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Vec<PreviewRow>>;
     /// Removes previews nobody confirmed that were made before `before`, with their rows, and
     /// the sources no remaining unclaimed preview uses that were made before `before`.
     async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired>;
     /// Marks the preview used. True exactly once per preview: a replayed confirmation gets false.
-    async fn claim_preview(&self, team_id: i64, preview_id: &str) -> Result<bool>;
+    async fn claim_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<bool>;
 
     /// Creates the job (queued), its users and their first events in one transaction.
     async fn create_job(&self, job: &NewJob) -> Result<()>;
     /// Changes the job's state (a final state is never left) and logs the change.
     async fn set_job_state(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent>;
-    async fn job(&self, team_id: i64, job_id: &str) -> Result<Option<JobRecord>>;
+    async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>>;
     /// The team's jobs, newest first.
-    async fn list_jobs(&self, team_id: i64, limit: u32) -> Result<Vec<JobRecord>>;
+    async fn list_jobs(&self, team_id: TeamId, limit: u32) -> Result<Vec<JobRecord>>;
     /// Every team's queued, running or cancelling jobs, oldest first: resumed at server start.
     async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>>;
 
     /// The users still without a result, in input order; one left `Sending` by a crash comes
     /// back as [`TargetState::Sending`] so it is checked before anything is re-sent.
-    async fn job_targets(&self, job_id: &str) -> Result<Vec<RunTarget>>;
+    async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>>;
     /// Persists "a request is about to be sent for this user". Refused unless the job is
     /// running and the user has no result yet, so a cancel or a finished user stops the send.
-    async fn mark_sending(&self, job_id: &str, account_id: &str) -> Result<()>;
+    async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()>;
     /// Stores the user's final result and logs it, in one transaction. A second result for
     /// the same user is refused with [`StorageError::ItemFinished`].
-    async fn record_result(&self, job_id: &str, result: &ItemResult) -> Result<JobEvent>;
+    async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent>;
     /// Gives every user still pending (never sent) the outcome `NotAttempted`, e.g. after a
     /// cancel. Users left `Sending` are untouched: their outcome is unknown until checked.
-    async fn record_not_attempted(&self, job_id: &str, message: &str) -> Result<Vec<JobEvent>>;
+    async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>>;
 
     /// The job's events after `after_seq` (0 = from the start), oldest first.
     async fn events_since(
         &self,
-        team_id: i64,
-        job_id: &str,
+        team_id: TeamId,
+        job_id: &JobId,
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<JobEvent>>;
@@ -416,18 +361,15 @@ pub trait Storage: Send + Sync {
     /// instead of replaying the whole log.
     async fn latest_results(
         &self,
-        team_id: i64,
-        job_id: &str,
+        team_id: TeamId,
+        job_id: &JobId,
         before_seq: Option<i64>,
         limit: u32,
     ) -> Result<(Vec<JobEvent>, i64)>;
     /// Every final result of the job (settled rows included), in input order. Users still
     /// without a result are absent: compare with [`JobRecord::total`].
-    async fn job_results(&self, team_id: i64, job_id: &str) -> Result<Vec<ItemResult>>;
+    async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>>;
 }
-
-/// The team everything belongs to until accounts and teams arrive.
-pub const DEFAULT_TEAM: i64 = 1;
 
 /// An opened database: the records, plus the pool the session store shares.
 pub struct Database {

@@ -88,7 +88,7 @@ fn to_u64(value: i64) -> u64 {
 /// Writes a preview and its rows inside `tx`.
 async fn insert_preview(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    team_id: i64,
+    team_id: TeamId,
     preview: &PreviewRecord,
     rows: &[PreviewRow],
 ) -> Result<()> {
@@ -154,7 +154,7 @@ pub struct SqliteStorage {
 
 impl SqliteStorage {
     async fn job_record(&self, row: &SqliteRow) -> Result<JobRecord> {
-        let id: String = row.try_get("id")?;
+        let id: JobId = row.try_get("id")?;
         let action: String = row.try_get("action")?;
         let state: String = row.try_get("state")?;
         let created_at: String = row.try_get("created_at")?;
@@ -220,19 +220,19 @@ impl SqliteStorage {
     }
 
     /// The job's state, or why it cannot be found.
-    async fn current_state(&self, job_id: &str) -> Result<JobState> {
+    async fn current_state(&self, job_id: &JobId) -> Result<JobState> {
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
             .bind(job_id)
             .fetch_optional(&self.pool)
             .await?;
         match state {
             Some(state) => parse_job_state(&state),
-            None => Err(StorageError::JobNotFound(job_id.to_string())),
+            None => Err(StorageError::JobNotFound(job_id.clone())),
         }
     }
 
     /// Why an item update touched no row.
-    async fn item_refusal(&self, job_id: &str, account_id: &str) -> StorageError {
+    async fn item_refusal(&self, job_id: &JobId, account_id: &str) -> StorageError {
         let state: std::result::Result<Option<String>, sqlx::Error> =
             sqlx::query_scalar("SELECT state FROM job_items WHERE job_id = ? AND account_id = ?")
                 .bind(job_id)
@@ -242,11 +242,11 @@ impl SqliteStorage {
         match state {
             Err(e) => e.into(),
             Ok(Some(state)) if state == ITEM_DONE => StorageError::ItemFinished {
-                job_id: job_id.to_string(),
+                job_id: job_id.clone(),
                 account_id: account_id.to_string(),
             },
             Ok(_) => StorageError::UnknownItem {
-                job_id: job_id.to_string(),
+                job_id: job_id.clone(),
                 account_id: account_id.to_string(),
             },
         }
@@ -255,19 +255,19 @@ impl SqliteStorage {
 
 /// Takes the job's next event number. Run it first in a transaction: the write lock it takes
 /// makes concurrent writers of the same database wait instead of failing mid-transaction.
-async fn next_seq(tx: &mut sqlx::SqliteConnection, job_id: &str) -> Result<i64> {
+async fn next_seq(tx: &mut sqlx::SqliteConnection, job_id: &JobId) -> Result<i64> {
     let seq: Option<i64> = sqlx::query_scalar(
         "UPDATE jobs SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
     )
     .bind(job_id)
     .fetch_optional(&mut *tx)
     .await?;
-    seq.ok_or_else(|| StorageError::JobNotFound(job_id.to_string()))
+    seq.ok_or_else(|| StorageError::JobNotFound(job_id.clone()))
 }
 
 async fn append_result_event(
     tx: &mut sqlx::SqliteConnection,
-    job_id: &str,
+    job_id: &JobId,
     seq: i64,
     at: DateTime<Utc>,
     result: &ItemResult,
@@ -291,7 +291,7 @@ async fn append_result_event(
 /// Sets a not-yet-finished item's final result; false when it is unknown or already finished.
 async fn finish_item(
     tx: &mut sqlx::SqliteConnection,
-    job_id: &str,
+    job_id: &JobId,
     result: &ItemResult,
     at: DateTime<Utc>,
 ) -> Result<bool> {
@@ -355,7 +355,7 @@ fn job_event(row: &SqliteRow) -> Result<JobEvent> {
 
 #[async_trait]
 impl Storage for SqliteStorage {
-    async fn health(&self, team_id: i64) -> Result<StorageHealth> {
+    async fn health(&self, team_id: TeamId) -> Result<StorageHealth> {
         let migrations: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
                 .fetch_one(&self.pool)
@@ -371,7 +371,7 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn save_connection(&self, team_id: i64, record: &ConnectionRecord) -> Result<()> {
+    async fn save_connection(&self, team_id: TeamId, record: &ConnectionRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO connections (team_id, site_url, scim_base_url, token_ciphertext, \
              token_hint, operator_email, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
@@ -392,7 +392,7 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    async fn connection(&self, team_id: i64) -> Result<Option<ConnectionRecord>> {
+    async fn connection(&self, team_id: TeamId) -> Result<Option<ConnectionRecord>> {
         let row = sqlx::query(
             "SELECT site_url, scim_base_url, token_ciphertext, token_hint, operator_email, \
              updated_at FROM connections WHERE team_id = ?",
@@ -412,7 +412,7 @@ impl Storage for SqliteStorage {
         }))
     }
 
-    async fn forget_token(&self, team_id: i64) -> Result<()> {
+    async fn forget_token(&self, team_id: TeamId) -> Result<()> {
         sqlx::query(
             "UPDATE connections SET token_ciphertext = NULL, token_hint = '', updated_at = ? \
              WHERE team_id = ?",
@@ -424,7 +424,11 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    async fn save_preview_source(&self, team_id: i64, source: &PreviewSourceRecord) -> Result<()> {
+    async fn save_preview_source(
+        &self,
+        team_id: TeamId,
+        source: &PreviewSourceRecord,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO preview_sources (id, team_id, created_at, users_url, token_fingerprint, \
              input_json, listing_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -443,7 +447,7 @@ impl Storage for SqliteStorage {
 
     async fn preview_source(
         &self,
-        team_id: i64,
+        team_id: TeamId,
         source_id: &str,
     ) -> Result<Option<PreviewSourceRecord>> {
         let row = sqlx::query(
@@ -468,7 +472,7 @@ impl Storage for SqliteStorage {
 
     async fn save_preview(
         &self,
-        team_id: i64,
+        team_id: TeamId,
         preview: &PreviewRecord,
         rows: &[PreviewRow],
     ) -> Result<()> {
@@ -480,8 +484,8 @@ impl Storage for SqliteStorage {
 
     async fn replace_preview(
         &self,
-        team_id: i64,
-        replaced: &str,
+        team_id: TeamId,
+        replaced: &PreviewId,
         revision: &PreviewRecord,
         rows: &[PreviewRow],
     ) -> Result<()> {
@@ -506,7 +510,11 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    async fn preview(&self, team_id: i64, preview_id: &str) -> Result<Option<PreviewRecord>> {
+    async fn preview(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Option<PreviewRecord>> {
         let row = sqlx::query(
             "SELECT id, created_at, action, phrase, source_id, summary_json, total_rows, \
              claimed_at IS NOT NULL AS claimed, replaced_by FROM previews \
@@ -535,8 +543,8 @@ impl Storage for SqliteStorage {
 
     async fn preview_rows(
         &self,
-        team_id: i64,
-        preview_id: &str,
+        team_id: TeamId,
+        preview_id: &PreviewId,
         outcome: Option<PreviewOutcome>,
         offset: usize,
         limit: usize,
@@ -572,7 +580,11 @@ impl Storage for SqliteStorage {
         Ok((rows, to_u64(matching) as usize))
     }
 
-    async fn all_preview_rows(&self, team_id: i64, preview_id: &str) -> Result<Vec<PreviewRow>> {
+    async fn all_preview_rows(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Vec<PreviewRow>> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT r.row_json FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
              WHERE p.team_id = ? AND r.preview_id = ? ORDER BY r.position",
@@ -610,7 +622,7 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn claim_preview(&self, team_id: i64, preview_id: &str) -> Result<bool> {
+    async fn claim_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<bool> {
         let claimed = sqlx::query(
             "UPDATE previews SET claimed_at = ? WHERE team_id = ? AND id = ? \
              AND claimed_at IS NULL",
@@ -709,7 +721,7 @@ impl Storage for SqliteStorage {
 
     async fn set_job_state(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent> {
@@ -736,7 +748,7 @@ impl Storage for SqliteStorage {
             drop(tx);
             let current = self.current_state(job_id).await?;
             return Err(StorageError::JobEnded {
-                job_id: job_id.to_string(),
+                job_id: job_id.clone(),
                 state: current,
             });
         };
@@ -760,7 +772,7 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn job(&self, team_id: i64, job_id: &str) -> Result<Option<JobRecord>> {
+    async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE team_id = ? AND id = ?"
         ))
@@ -774,7 +786,7 @@ impl Storage for SqliteStorage {
         }
     }
 
-    async fn list_jobs(&self, team_id: i64, limit: u32) -> Result<Vec<JobRecord>> {
+    async fn list_jobs(&self, team_id: TeamId, limit: u32) -> Result<Vec<JobRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE team_id = ? \
              ORDER BY created_at DESC, id DESC LIMIT ?"
@@ -799,7 +811,7 @@ impl Storage for SqliteStorage {
         self.job_records(rows).await
     }
 
-    async fn job_targets(&self, job_id: &str) -> Result<Vec<RunTarget>> {
+    async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>> {
         let rows = sqlx::query(
             "SELECT account_id, email, state FROM job_items WHERE job_id = ? AND state <> ? \
              ORDER BY position",
@@ -828,7 +840,7 @@ impl Storage for SqliteStorage {
             .collect()
     }
 
-    async fn mark_sending(&self, job_id: &str, account_id: &str) -> Result<()> {
+    async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
         let updated = sqlx::query(
             "UPDATE job_items SET state = ? WHERE job_id = ? AND account_id = ? \
              AND state IN (?, ?) AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state = ?)",
@@ -848,14 +860,14 @@ impl Storage for SqliteStorage {
         let state = self.current_state(job_id).await?;
         if state != JobState::Running {
             return Err(StorageError::JobNotRunning {
-                job_id: job_id.to_string(),
+                job_id: job_id.clone(),
                 state,
             });
         }
         Err(self.item_refusal(job_id, account_id).await)
     }
 
-    async fn record_result(&self, job_id: &str, result: &ItemResult) -> Result<JobEvent> {
+    async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent> {
         let at = self.clock.now();
         let mut tx = self.writer.begin().await?;
         if !finish_item(&mut tx, job_id, result, at).await? {
@@ -868,7 +880,7 @@ impl Storage for SqliteStorage {
         Ok(event)
     }
 
-    async fn record_not_attempted(&self, job_id: &str, message: &str) -> Result<Vec<JobEvent>> {
+    async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>> {
         let at = self.clock.now();
         let mut tx = self.writer.begin().await?;
         // Take the lock first (see next_seq), then read what is still pending.
@@ -911,8 +923,8 @@ impl Storage for SqliteStorage {
 
     async fn events_since(
         &self,
-        team_id: i64,
-        job_id: &str,
+        team_id: TeamId,
+        job_id: &JobId,
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<JobEvent>> {
@@ -932,8 +944,8 @@ impl Storage for SqliteStorage {
 
     async fn latest_results(
         &self,
-        team_id: i64,
-        job_id: &str,
+        team_id: TeamId,
+        job_id: &JobId,
         before_seq: Option<i64>,
         limit: u32,
     ) -> Result<(Vec<JobEvent>, i64)> {
@@ -964,7 +976,7 @@ impl Storage for SqliteStorage {
         Ok((events, last_seq))
     }
 
-    async fn job_results(&self, team_id: i64, job_id: &str) -> Result<Vec<ItemResult>> {
+    async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>> {
         let rows = sqlx::query(&format!(
             "SELECT {ITEM_RESULT_COLUMNS} FROM job_items \
              WHERE job_id = (SELECT id FROM jobs WHERE id = ? AND team_id = ?) AND state = ? \

@@ -2,6 +2,18 @@
 
 use super::sqlite::{parse_stamp, stamp};
 use super::*;
+
+/// The team the tests' records belong to, and another one that must never see them.
+const DEFAULT_TEAM: TeamId = TeamId::BUILT_IN;
+const OTHER_TEAM: TeamId = TeamId::new(2);
+
+fn jid(id: &str) -> JobId {
+    JobId::new(id)
+}
+
+fn pid(id: &str) -> PreviewId {
+    PreviewId::new(id)
+}
 use crate::scim::ScimToken;
 use crate::secret::SecretBox;
 use chrono::TimeZone;
@@ -69,7 +81,7 @@ impl TestDb {
 
 fn preview_record(id: &str, action: Action) -> PreviewRecord {
     PreviewRecord {
-        id: id.to_string(),
+        id: pid(id),
         created_at: at(1),
         action,
         source_id: "source-1".to_string(),
@@ -81,12 +93,15 @@ fn preview_record(id: &str, action: Action) -> PreviewRecord {
     }
 }
 
-async fn confirmed_preview(storage: &dyn Storage, team_id: i64, id: &str) {
+async fn confirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str) {
     storage
         .save_preview(team_id, &preview_record(id, Action::Delete), &[])
         .await
         .expect("save preview");
-    assert!(storage.claim_preview(team_id, id).await.expect("claim"));
+    assert!(storage
+        .claim_preview(team_id, &pid(id))
+        .await
+        .expect("claim"));
 }
 
 fn run(account_id: &str) -> PlannedItem {
@@ -118,15 +133,15 @@ fn changed(account_id: &str) -> PlannedItem {
     })
 }
 
-fn new_job(id: &str, team_id: i64, preview_id: &str, items: Vec<PlannedItem>) -> NewJob {
+fn new_job(id: &str, team_id: TeamId, preview_id: &str, items: Vec<PlannedItem>) -> NewJob {
     NewJob {
-        id: id.to_string(),
+        id: jid(id),
         team_id,
         created_by: "admin@example.com".to_string(),
         created_at: at(2),
         site_url: "https://acme.stackenterprise.co".to_string(),
         action: Action::Delete,
-        preview_id: preview_id.to_string(),
+        preview_id: pid(preview_id),
         connection: JobConnection {
             users_url: "https://acme.stackenterprise.co/api/scim/v2/users".to_string(),
             token_fingerprint: "fp-1".to_string(),
@@ -153,7 +168,7 @@ async fn queued_job(storage: &dyn Storage, job_id: &str) {
 async fn running_job(storage: &dyn Storage, job_id: &str) {
     queued_job(storage, job_id).await;
     storage
-        .set_job_state(job_id, JobState::Running, None)
+        .set_job_state(&jid(job_id), JobState::Running, None)
         .await
         .expect("start");
 }
@@ -201,7 +216,10 @@ async fn health_counts_only_the_teams_jobs() {
         t.storage().health(DEFAULT_TEAM).await.expect("health").jobs,
         1
     );
-    assert_eq!(t.storage().health(2).await.expect("health").jobs, 0);
+    assert_eq!(
+        t.storage().health(OTHER_TEAM).await.expect("health").jobs,
+        0
+    );
 }
 
 #[test]
@@ -266,7 +284,11 @@ async fn connection_is_saved_replaced_and_its_token_forgotten() {
         secrets.decrypt(DEFAULT_TEAM, &ciphertext).expect("decrypt"),
         token
     );
-    assert_eq!(s.connection(2).await.expect("read"), None, "other team");
+    assert_eq!(
+        s.connection(OTHER_TEAM).await.expect("read"),
+        None,
+        "other team"
+    );
 
     let shown = format!("{stored:?}");
     assert!(!shown.contains(&ciphertext[3..13]), "{shown}");
@@ -309,19 +331,36 @@ async fn preview_is_kept_per_team_and_claimed_once() {
         .await
         .expect("save");
     assert_eq!(
-        s.preview(DEFAULT_TEAM, "p-1").await.expect("read"),
+        s.preview(DEFAULT_TEAM, &"p-1".into()).await.expect("read"),
         Some(record.clone())
     );
-    assert_eq!(s.preview(2, "p-1").await.expect("read"), None);
-    assert_eq!(s.preview(DEFAULT_TEAM, "p-2").await.expect("read"), None);
+    assert_eq!(
+        s.preview(OTHER_TEAM, &"p-1".into()).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        s.preview(DEFAULT_TEAM, &"p-2".into()).await.expect("read"),
+        None
+    );
 
     assert!(
-        !s.claim_preview(2, "p-1").await.expect("claim"),
+        !s.claim_preview(OTHER_TEAM, &"p-1".into())
+            .await
+            .expect("claim"),
         "other team"
     );
-    assert!(!s.claim_preview(DEFAULT_TEAM, "nope").await.expect("claim"));
-    assert!(s.claim_preview(DEFAULT_TEAM, "p-1").await.expect("claim"));
-    assert!(!s.claim_preview(DEFAULT_TEAM, "p-1").await.expect("replay"));
+    assert!(!s
+        .claim_preview(DEFAULT_TEAM, &"nope".into())
+        .await
+        .expect("claim"));
+    assert!(s
+        .claim_preview(DEFAULT_TEAM, &"p-1".into())
+        .await
+        .expect("claim"));
+    assert!(!s
+        .claim_preview(DEFAULT_TEAM, &"p-1".into())
+        .await
+        .expect("replay"));
     assert!(
         s.save_preview(DEFAULT_TEAM, &record, &[]).await.is_err(),
         "an id is never reused"
@@ -369,7 +408,12 @@ async fn preview_rows_are_paged_and_filtered_by_sql_per_team() {
             .expect("read"),
         Some(source.clone())
     );
-    assert_eq!(s.preview_source(2, "source-1").await.expect("read"), None);
+    assert_eq!(
+        s.preview_source(OTHER_TEAM, "source-1")
+            .await
+            .expect("read"),
+        None
+    );
     assert!(
         !format!("{source:?}").contains("secret-listing"),
         "sizes, not contents"
@@ -394,18 +438,26 @@ async fn preview_rows_are_paged_and_filtered_by_sql_per_team() {
         .await
         .expect("save");
     assert_eq!(
-        s.preview(DEFAULT_TEAM, "p-rows").await.expect("read"),
+        s.preview(DEFAULT_TEAM, &"p-rows".into())
+            .await
+            .expect("read"),
         Some(record)
     );
 
     let (page, matching) = s
-        .preview_rows(DEFAULT_TEAM, "p-rows", None, 500, 3)
+        .preview_rows(DEFAULT_TEAM, &"p-rows".into(), None, 500, 3)
         .await
         .expect("page");
     assert_eq!(matching, 1203);
     assert_eq!(page, rows[500..503].to_vec());
     let (page, matching) = s
-        .preview_rows(DEFAULT_TEAM, "p-rows", Some(PreviewOutcome::NotFound), 2, 2)
+        .preview_rows(
+            DEFAULT_TEAM,
+            &"p-rows".into(),
+            Some(PreviewOutcome::NotFound),
+            2,
+            2,
+        )
         .await
         .expect("filtered page");
     assert_eq!(matching, 401);
@@ -413,7 +465,7 @@ async fn preview_rows_are_paged_and_filtered_by_sql_per_team() {
     let (page, matching) = s
         .preview_rows(
             DEFAULT_TEAM,
-            "p-rows",
+            &"p-rows".into(),
             Some(PreviewOutcome::Ambiguous),
             0,
             10,
@@ -422,24 +474,24 @@ async fn preview_rows_are_paged_and_filtered_by_sql_per_team() {
         .expect("empty filter");
     assert_eq!((page.len(), matching), (0, 0));
     let (page, _) = s
-        .preview_rows(DEFAULT_TEAM, "p-rows", None, 5000, 10)
+        .preview_rows(DEFAULT_TEAM, &"p-rows".into(), None, 5000, 10)
         .await
         .expect("past the end");
     assert!(page.is_empty());
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, "p-rows")
+        s.all_preview_rows(DEFAULT_TEAM, &"p-rows".into())
             .await
             .expect("all"),
         rows
     );
     // Another team sees nothing of it.
     let (page, matching) = s
-        .preview_rows(2, "p-rows", None, 0, 10)
+        .preview_rows(OTHER_TEAM, &"p-rows".into(), None, 0, 10)
         .await
         .expect("other team");
     assert_eq!((page.len(), matching), (0, 0));
     assert!(s
-        .all_preview_rows(2, "p-rows")
+        .all_preview_rows(OTHER_TEAM, &"p-rows".into())
         .await
         .expect("other team")
         .is_empty());
@@ -463,7 +515,7 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one() 
     for (replaced, revision) in [("first", "second"), ("second", "third")] {
         s.replace_preview(
             DEFAULT_TEAM,
-            replaced,
+            &pid(replaced),
             &preview_record(revision, Action::Delete),
             &rows,
         )
@@ -471,13 +523,16 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one() 
         .expect("revise");
     }
     let first = s
-        .preview(DEFAULT_TEAM, "first")
+        .preview(DEFAULT_TEAM, &"first".into())
         .await
         .expect("read")
         .expect("kept");
-    assert_eq!(first.replaced_by.as_deref(), Some("second"));
+    assert_eq!(
+        first.replaced_by.as_ref().map(PreviewId::as_str),
+        Some("second")
+    );
     assert!(s
-        .all_preview_rows(DEFAULT_TEAM, "first")
+        .all_preview_rows(DEFAULT_TEAM, &"first".into())
         .await
         .expect("rows")
         .is_empty());
@@ -488,23 +543,26 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one() 
     );
 
     // A confirmed preview is left whole: its run cites it.
-    assert!(s.claim_preview(DEFAULT_TEAM, "third").await.expect("claim"));
+    assert!(s
+        .claim_preview(DEFAULT_TEAM, &"third".into())
+        .await
+        .expect("claim"));
     s.replace_preview(
         DEFAULT_TEAM,
-        "third",
+        &"third".into(),
         &preview_record("fourth", Action::Delete),
         &rows,
     )
     .await
     .expect("revise");
     let third = s
-        .preview(DEFAULT_TEAM, "third")
+        .preview(DEFAULT_TEAM, &"third".into())
         .await
         .expect("read")
         .expect("kept");
     assert_eq!(third.replaced_by, None);
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, "third")
+        s.all_preview_rows(DEFAULT_TEAM, &"third".into())
             .await
             .expect("rows"),
         rows
@@ -537,7 +595,7 @@ async fn unconfirmed_previews_and_unused_sources_expire() {
             .expect("save");
     }
     assert!(s
-        .claim_preview(DEFAULT_TEAM, "confirmed")
+        .claim_preview(DEFAULT_TEAM, &"confirmed".into())
         .await
         .expect("claim"));
 
@@ -550,14 +608,17 @@ async fn unconfirmed_previews_and_unused_sources_expire() {
             sources: 0
         }
     );
-    assert_eq!(s.preview(DEFAULT_TEAM, "old").await.expect("read"), None);
+    assert_eq!(
+        s.preview(DEFAULT_TEAM, &"old".into()).await.expect("read"),
+        None
+    );
     assert!(s
-        .all_preview_rows(DEFAULT_TEAM, "old")
+        .all_preview_rows(DEFAULT_TEAM, &"old".into())
         .await
         .expect("rows")
         .is_empty());
     assert!(s
-        .preview(DEFAULT_TEAM, "young")
+        .preview(DEFAULT_TEAM, &"young".into())
         .await
         .expect("read")
         .is_some());
@@ -584,12 +645,12 @@ async fn unconfirmed_previews_and_unused_sources_expire() {
         None
     );
     assert!(s
-        .preview(DEFAULT_TEAM, "confirmed")
+        .preview(DEFAULT_TEAM, &"confirmed".into())
         .await
         .expect("read")
         .is_some());
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, "confirmed")
+        s.all_preview_rows(DEFAULT_TEAM, &"confirmed".into())
             .await
             .expect("rows"),
         rows
@@ -603,7 +664,7 @@ async fn a_job_keeps_the_connection_it_was_confirmed_on() {
     let s = t.storage();
     queued_job(s, "job-1").await;
     let job = s
-        .job(DEFAULT_TEAM, "job-1")
+        .job(DEFAULT_TEAM, &"job-1".into())
         .await
         .expect("read")
         .expect("job");
@@ -665,7 +726,7 @@ async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() 
         .expect("upgrade");
     let s = db.storage.as_ref();
     let record = s
-        .preview(DEFAULT_TEAM, "legacy")
+        .preview(DEFAULT_TEAM, &"legacy".into())
         .await
         .expect("read")
         .expect("kept");
@@ -676,7 +737,7 @@ async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() 
     assert_eq!(summary["counts"]["selected"], serde_json::json!(1));
     assert_eq!(summary["source"], serde_json::json!("Picked"));
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, "legacy")
+        s.all_preview_rows(DEFAULT_TEAM, &"legacy".into())
             .await
             .expect("rows"),
         rows
@@ -684,7 +745,7 @@ async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() 
     let (page, matching) = s
         .preview_rows(
             DEFAULT_TEAM,
-            "legacy",
+            &"legacy".into(),
             Some(PreviewOutcome::NotFound),
             0,
             10,
@@ -716,7 +777,7 @@ async fn concurrent_confirmations_claim_a_preview_exactly_once() {
         .expect("save");
     let claims = (0..8).map(|_| {
         let storage = t.db.storage.clone();
-        tokio::spawn(async move { storage.claim_preview(DEFAULT_TEAM, "p-1").await })
+        tokio::spawn(async move { storage.claim_preview(DEFAULT_TEAM, &"p-1".into()).await })
     });
     let mut won = 0;
     for claim in futures::future::join_all(claims).await {
@@ -734,7 +795,7 @@ async fn a_new_job_is_queued_with_its_users_and_first_events() {
     queued_job(s, "job-1").await;
 
     let job = s
-        .job(DEFAULT_TEAM, "job-1")
+        .job(DEFAULT_TEAM, &"job-1".into())
         .await
         .expect("read")
         .expect("job");
@@ -746,16 +807,19 @@ async fn a_new_job_is_queued_with_its_users_and_first_events() {
     assert_eq!(job.created_by, "admin@example.com");
     assert_eq!(job.created_at, at(2));
     assert_eq!(job.action, Action::Delete);
-    assert_eq!(job.preview_id.as_deref(), Some("preview-of-job-1"));
+    assert_eq!(
+        job.preview_id.as_ref().map(PreviewId::as_str),
+        Some("preview-of-job-1")
+    );
     assert_eq!((job.started_at, job.finished_at), (None, None));
 
-    let targets = s.job_targets("job-1").await.expect("targets");
+    let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(account_ids(&targets), vec!["a1", "a3", "a4"]);
     assert!(targets.iter().all(|t| t.state == TargetState::Pending));
     assert_eq!(targets[0].email.as_deref(), Some("a1@example.com"));
 
     let events = s
-        .events_since(DEFAULT_TEAM, "job-1", 0, 100)
+        .events_since(DEFAULT_TEAM, &"job-1".into(), 0, 100)
         .await
         .expect("events");
     assert_eq!(events.len(), 2);
@@ -778,7 +842,7 @@ async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action(
     )
     .await
     .expect("save");
-    confirmed_preview(s, 2, "other-team").await;
+    confirmed_preview(s, OTHER_TEAM, "other-team").await;
     s.save_preview(
         DEFAULT_TEAM,
         &preview_record("deactivate", Action::Deactivate),
@@ -787,7 +851,7 @@ async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action(
     .await
     .expect("save");
     assert!(s
-        .claim_preview(DEFAULT_TEAM, "deactivate")
+        .claim_preview(DEFAULT_TEAM, &"deactivate".into())
         .await
         .expect("claim"));
 
@@ -813,7 +877,10 @@ async fn a_preview_starts_at_most_one_job() {
     queued_job(s, "job-1").await;
     let again = new_job("job-2", DEFAULT_TEAM, "preview-of-job-1", vec![run("a9")]);
     assert!(s.create_job(&again).await.is_err());
-    assert_eq!(s.job(DEFAULT_TEAM, "job-2").await.expect("read"), None);
+    assert_eq!(
+        s.job(DEFAULT_TEAM, &"job-2".into()).await.expect("read"),
+        None
+    );
     assert_eq!(
         t.count("SELECT COUNT(*) FROM job_items WHERE job_id = 'job-2'")
             .await,
@@ -883,19 +950,19 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final() {
     queued_job(s, "job-1").await;
 
     let started = s
-        .set_job_state("job-1", JobState::Running, None)
+        .set_job_state(&jid("job-1"), JobState::Running, None)
         .await
         .expect("start");
     assert_eq!(started.seq, 3);
     assert_eq!(started.state_change, Some(JobState::Running));
     let why = "Deletion is not enabled for this site".to_string();
     let paused = s
-        .set_job_state("job-1", JobState::Paused, Some(why.clone()))
+        .set_job_state(&jid("job-1"), JobState::Paused, Some(why.clone()))
         .await
         .expect("pause");
     assert_eq!(paused.reason.as_deref(), Some(why.as_str()));
     let job = s
-        .job(DEFAULT_TEAM, "job-1")
+        .job(DEFAULT_TEAM, &"job-1".into())
         .await
         .expect("read")
         .expect("job");
@@ -904,11 +971,11 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final() {
     assert_eq!(job.started_at, Some(now()));
     assert_eq!(job.finished_at, None);
 
-    s.set_job_state("job-1", JobState::Running, None)
+    s.set_job_state(&jid("job-1"), JobState::Running, None)
         .await
         .expect("resume");
     assert_eq!(
-        s.job(DEFAULT_TEAM, "job-1")
+        s.job(DEFAULT_TEAM, &"job-1".into())
             .await
             .expect("read")
             .expect("job")
@@ -917,12 +984,16 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final() {
         "resuming clears the pause reason"
     );
     let stopped = s
-        .set_job_state("job-1", JobState::Stopped, Some("cancelled".to_string()))
+        .set_job_state(
+            &jid("job-1"),
+            JobState::Stopped,
+            Some("cancelled".to_string()),
+        )
         .await
         .expect("stop");
     assert_eq!(stopped.seq, 6);
     let job = s
-        .job(DEFAULT_TEAM, "job-1")
+        .job(DEFAULT_TEAM, &"job-1".into())
         .await
         .expect("read")
         .expect("job");
@@ -930,7 +1001,7 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final() {
     assert_eq!(job.finished_at, Some(now()));
 
     let err = s
-        .set_job_state("job-1", JobState::Running, None)
+        .set_job_state(&jid("job-1"), JobState::Running, None)
         .await
         .expect_err("ended");
     assert!(
@@ -944,13 +1015,13 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final() {
         "{err:?}"
     );
     let err = s
-        .set_job_state("nope", JobState::Running, None)
+        .set_job_state(&jid("nope"), JobState::Running, None)
         .await
         .expect_err("missing");
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 
     let changes: Vec<_> = s
-        .events_since(DEFAULT_TEAM, "job-1", 0, 100)
+        .events_since(DEFAULT_TEAM, &"job-1".into(), 0, 100)
         .await
         .expect("events")
         .into_iter()
@@ -965,7 +1036,10 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished() {
     let t = TestDb::new().await;
     let s = t.storage();
     queued_job(s, "job-1").await;
-    let err = s.mark_sending("job-1", "a1").await.expect_err("queued");
+    let err = s
+        .mark_sending(&jid("job-1"), "a1")
+        .await
+        .expect_err("queued");
     assert!(
         matches!(
             err,
@@ -977,30 +1051,42 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished() {
         "{err:?}"
     );
 
-    s.set_job_state("job-1", JobState::Running, None)
+    s.set_job_state(&jid("job-1"), JobState::Running, None)
         .await
         .expect("start");
-    s.mark_sending("job-1", "a1").await.expect("send");
-    s.mark_sending("job-1", "a1")
+    s.mark_sending(&jid("job-1"), "a1").await.expect("send");
+    s.mark_sending(&jid("job-1"), "a1")
         .await
         .expect("again after a retry");
-    let err = s.mark_sending("job-1", "zz").await.expect_err("unknown");
+    let err = s
+        .mark_sending(&jid("job-1"), "zz")
+        .await
+        .expect_err("unknown");
     assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
-    let err = s.mark_sending("job-1", "a2").await.expect_err("settled");
+    let err = s
+        .mark_sending(&jid("job-1"), "a2")
+        .await
+        .expect_err("settled");
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
 
-    s.set_job_state("job-1", JobState::Cancelling, None)
+    s.set_job_state(&jid("job-1"), JobState::Cancelling, None)
         .await
         .expect("cancel");
-    let err = s.mark_sending("job-1", "a3").await.expect_err("cancelling");
+    let err = s
+        .mark_sending(&jid("job-1"), "a3")
+        .await
+        .expect_err("cancelling");
     assert!(matches!(err, StorageError::JobNotRunning { .. }), "{err:?}");
-    let targets = s.job_targets("job-1").await.expect("targets");
+    let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(
         targets[1].state,
         TargetState::Pending,
         "a3 was never marked"
     );
-    let err = s.mark_sending("nope", "a1").await.expect_err("no job");
+    let err = s
+        .mark_sending(&jid("nope"), "a1")
+        .await
+        .expect_err("no job");
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 }
 
@@ -1009,36 +1095,45 @@ async fn a_result_is_recorded_once_with_its_event() {
     let t = TestDb::new().await;
     let s = t.storage();
     running_job(s, "job-1").await;
-    s.mark_sending("job-1", "a1").await.expect("send");
+    s.mark_sending(&jid("job-1"), "a1").await.expect("send");
     let first = result("a1", ItemOutcome::Deleted);
-    let event = s.record_result("job-1", &first).await.expect("record");
+    let event = s
+        .record_result(&jid("job-1"), &first)
+        .await
+        .expect("record");
     assert_eq!(event.seq, 4);
     assert_eq!(event.at, now());
     assert_eq!(event.result.as_ref(), Some(&first));
 
     let second = result("a1", ItemOutcome::Failed);
-    let err = s.record_result("job-1", &second).await.expect_err("twice");
+    let err = s
+        .record_result(&jid("job-1"), &second)
+        .await
+        .expect_err("twice");
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
     let err = s
-        .record_result("job-1", &result("a2", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), &result("a2", ItemOutcome::Deleted))
         .await
         .expect_err("settled at creation");
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
     let err = s
-        .record_result("job-1", &result("zz", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), &result("zz", ItemOutcome::Deleted))
         .await
         .expect_err("unknown");
     assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
 
-    let results = s.job_results(DEFAULT_TEAM, "job-1").await.expect("results");
+    let results = s
+        .job_results(DEFAULT_TEAM, &"job-1".into())
+        .await
+        .expect("results");
     assert_eq!(results[0], first, "the first result stands");
     let events = s
-        .events_since(DEFAULT_TEAM, "job-1", 3, 100)
+        .events_since(DEFAULT_TEAM, &"job-1".into(), 3, 100)
         .await
         .expect("events");
     assert_eq!(events.len(), 1, "refused results leave no event");
     let job = s
-        .job(DEFAULT_TEAM, "job-1")
+        .job(DEFAULT_TEAM, &"job-1".into())
         .await
         .expect("read")
         .expect("job");
@@ -1046,7 +1141,7 @@ async fn a_result_is_recorded_once_with_its_event() {
     assert_eq!(job.count(ItemOutcome::Deleted), 1);
     assert_eq!(job.count(ItemOutcome::Failed), 0);
     assert_eq!(
-        account_ids(&s.job_targets("job-1").await.expect("targets")),
+        account_ids(&s.job_targets(&jid("job-1")).await.expect("targets")),
         vec!["a3", "a4"]
     );
 }
@@ -1064,17 +1159,17 @@ async fn a_result_and_its_event_are_written_together_or_not_at_all() {
     .await
     .expect("trigger");
     assert!(s
-        .record_result("job-1", &result("a1", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), &result("a1", ItemOutcome::Deleted))
         .await
         .is_err());
-    let targets = s.job_targets("job-1").await.expect("targets");
+    let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(
         account_ids(&targets),
         vec!["a1", "a3", "a4"],
         "a1 still unfinished"
     );
     let job = s
-        .job(DEFAULT_TEAM, "job-1")
+        .job(DEFAULT_TEAM, &"job-1".into())
         .await
         .expect("read")
         .expect("job");
@@ -1091,11 +1186,11 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending() {
     let mut t = TestDb::new().await;
     running_job(t.storage(), "job-1").await;
     let s = t.storage();
-    s.mark_sending("job-1", "a1").await.expect("send a1");
-    s.record_result("job-1", &result("a1", ItemOutcome::Deleted))
+    s.mark_sending(&jid("job-1"), "a1").await.expect("send a1");
+    s.record_result(&jid("job-1"), &result("a1", ItemOutcome::Deleted))
         .await
         .expect("a1 done");
-    s.mark_sending("job-1", "a3").await.expect("send a3");
+    s.mark_sending(&jid("job-1"), "a3").await.expect("send a3");
     // The process dies here, mid-request for a3.
     t.restart().await;
 
@@ -1104,7 +1199,7 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending() {
     assert_eq!(unfinished.len(), 1);
     assert_eq!(unfinished[0].id, "job-1");
     assert_eq!(unfinished[0].state, JobState::Running);
-    let targets = s.job_targets("job-1").await.expect("targets");
+    let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(
         targets,
         vec![
@@ -1122,7 +1217,7 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending() {
     );
     // The log continues where it stopped.
     let event = s
-        .record_result("job-1", &result("a3", ItemOutcome::AlreadyGone))
+        .record_result(&jid("job-1"), &result("a3", ItemOutcome::AlreadyGone))
         .await
         .expect("settle a3");
     assert_eq!(event.seq, 5);
@@ -1143,11 +1238,13 @@ async fn only_queued_running_and_cancelling_jobs_resume_at_start() {
     ] {
         queued_job(s, job_id).await;
         if let Some(state) = state {
-            s.set_job_state(job_id, state, None).await.expect("state");
+            s.set_job_state(&jid(job_id), state, None)
+                .await
+                .expect("state");
         }
     }
-    confirmed_preview(s, 2, "p-2").await;
-    s.create_job(&new_job("j-team-2", 2, "p-2", vec![run("b1")]))
+    confirmed_preview(s, OTHER_TEAM, "p-2").await;
+    s.create_job(&new_job("j-team-2", OTHER_TEAM, "p-2", vec![run("b1")]))
         .await
         .expect("team 2 job");
 
@@ -1170,9 +1267,9 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones() 
     let t = TestDb::new().await;
     let s = t.storage();
     running_job(s, "job-1").await;
-    s.mark_sending("job-1", "a3").await.expect("send");
+    s.mark_sending(&jid("job-1"), "a3").await.expect("send");
     let events = s
-        .record_not_attempted("job-1", "The run was cancelled before this user.")
+        .record_not_attempted(&jid("job-1"), "The run was cancelled before this user.")
         .await
         .expect("not attempted");
     let settled: Vec<_> = events
@@ -1189,29 +1286,29 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones() 
             (5, "a4", ItemOutcome::NotAttempted)
         ]
     );
-    let targets = s.job_targets("job-1").await.expect("targets");
+    let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(targets.len(), 1);
     assert_eq!(targets[0].state, TargetState::Sending);
 
     assert!(s
-        .record_not_attempted("job-1", "again")
+        .record_not_attempted(&jid("job-1"), "again")
         .await
         .expect("nothing left")
         .is_empty());
     let next = s
-        .record_result("job-1", &result("a3", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), &result("a3", ItemOutcome::Deleted))
         .await
         .expect("a3");
     assert_eq!(next.seq, 6, "no gap in the log");
     let job = s
-        .job(DEFAULT_TEAM, "job-1")
+        .job(DEFAULT_TEAM, &"job-1".into())
         .await
         .expect("read")
         .expect("job");
     assert_eq!((job.done, job.total), (4, 4));
     assert_eq!(job.count(ItemOutcome::NotAttempted), 2);
     let err = s
-        .record_not_attempted("nope", "cancelled")
+        .record_not_attempted(&jid("nope"), "cancelled")
         .await
         .expect_err("no such job");
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
@@ -1227,11 +1324,14 @@ async fn results_come_back_in_input_order_with_settled_rows() {
         ("a1", ItemOutcome::Deleted),
         ("a3", ItemOutcome::CommunityCreator),
     ] {
-        s.record_result("job-1", &result(account, outcome))
+        s.record_result(&jid("job-1"), &result(account, outcome))
             .await
             .expect("record");
     }
-    let results = s.job_results(DEFAULT_TEAM, "job-1").await.expect("results");
+    let results = s
+        .job_results(DEFAULT_TEAM, &"job-1".into())
+        .await
+        .expect("results");
     let order: Vec<_> = results
         .iter()
         .map(|r| (r.account_id.as_str(), r.outcome))
@@ -1259,15 +1359,15 @@ async fn watchers_resume_from_the_last_event_they_saw() {
     let s = t.storage();
     running_job(s, "job-1").await;
     for account in ["a1", "a3", "a4"] {
-        s.record_result("job-1", &result(account, ItemOutcome::Deleted))
+        s.record_result(&jid("job-1"), &result(account, ItemOutcome::Deleted))
             .await
             .expect("record");
     }
-    s.set_job_state("job-1", JobState::Finished, None)
+    s.set_job_state(&jid("job-1"), JobState::Finished, None)
         .await
         .expect("finish");
     let all = s
-        .events_since(DEFAULT_TEAM, "job-1", 0, 100)
+        .events_since(DEFAULT_TEAM, &"job-1".into(), 0, 100)
         .await
         .expect("all");
     let seqs: Vec<_> = all.iter().map(|e| e.seq).collect();
@@ -1275,12 +1375,12 @@ async fn watchers_resume_from_the_last_event_they_saw() {
     assert_eq!(all[6].state_change, Some(JobState::Finished));
 
     let page = s
-        .events_since(DEFAULT_TEAM, "job-1", 3, 2)
+        .events_since(DEFAULT_TEAM, &"job-1".into(), 3, 2)
         .await
         .expect("page");
     assert_eq!(page, all[3..5].to_vec());
     assert!(s
-        .events_since(DEFAULT_TEAM, "job-1", 7, 100)
+        .events_since(DEFAULT_TEAM, &"job-1".into(), 7, 100)
         .await
         .expect("none")
         .is_empty());
@@ -1305,13 +1405,13 @@ async fn concurrent_writers_get_distinct_consecutive_event_numbers() {
         .await
         .expect("create");
     t.storage()
-        .set_job_state("job-1", JobState::Running, None)
+        .set_job_state(&jid("job-1"), JobState::Running, None)
         .await
         .expect("start");
     let writes = accounts.iter().map(|account| {
         let storage = t.db.storage.clone();
         let item = result(account, ItemOutcome::Deleted);
-        tokio::spawn(async move { storage.record_result("job-1", &item).await })
+        tokio::spawn(async move { storage.record_result(&jid("job-1"), &item).await })
     });
     let mut seqs: Vec<i64> = futures::future::join_all(writes)
         .await
@@ -1322,7 +1422,7 @@ async fn concurrent_writers_get_distinct_consecutive_event_numbers() {
     assert_eq!(seqs, (3..43).collect::<Vec<i64>>());
     let job = t
         .storage()
-        .job(DEFAULT_TEAM, "job-1")
+        .job(DEFAULT_TEAM, &"job-1".into())
         .await
         .expect("read")
         .expect("job");
@@ -1351,21 +1451,29 @@ async fn jobs_are_listed_newest_first_and_only_to_their_team() {
     );
 
     // Team 2 sees none of it.
-    assert!(s.list_jobs(2, 10).await.expect("list").is_empty());
-    assert_eq!(s.job(2, "newest").await.expect("read"), None);
+    assert!(s.list_jobs(OTHER_TEAM, 10).await.expect("list").is_empty());
+    assert_eq!(
+        s.job(OTHER_TEAM, &"newest".into()).await.expect("read"),
+        None
+    );
     assert!(s
-        .events_since(2, "newest", 0, 100)
+        .events_since(OTHER_TEAM, &"newest".into(), 0, 100)
         .await
         .expect("events")
         .is_empty());
     assert!(s
-        .job_results(2, "newest")
+        .job_results(OTHER_TEAM, &"newest".into())
         .await
         .expect("results")
         .is_empty());
-    assert_eq!(s.preview(2, "p-newest").await.expect("read"), None);
+    assert_eq!(
+        s.preview(OTHER_TEAM, &"p-newest".into())
+            .await
+            .expect("read"),
+        None
+    );
     let err = s
-        .create_job(&new_job("stolen", 2, "p-newest", vec![run("a1")]))
+        .create_job(&new_job("stolen", OTHER_TEAM, "p-newest", vec![run("a1")]))
         .await
         .expect_err("another team's preview");
     assert!(

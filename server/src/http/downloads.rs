@@ -1,0 +1,65 @@
+//! The report downloads: a preview as CSV, and a run's failures, results and listing. The
+//! service decides what the caller's team may download; this only names the files.
+
+use super::error::HttpError;
+use super::{AppState, Caller};
+use crate::service::reports::Report;
+use app::backend::ReportKind;
+use app::ids::{JobId, PreviewId};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/downloads/previews/{preview_id}/preview.csv",
+            get(preview_csv),
+        )
+        .route("/downloads/jobs/{job_id}/{file}", get(job_download))
+}
+
+fn attachment(report: Report) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, report.kind.content_type().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", report.file_name),
+            ),
+        ],
+        report.body,
+    )
+        .into_response()
+}
+
+/// `GET /downloads/previews/{preview_id}/preview.csv`.
+async fn preview_csv(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(preview_id): Path<PreviewId>,
+) -> Result<Response, HttpError> {
+    let report = state
+        .service
+        .for_team(caller.team)
+        .preview_report(&preview_id)
+        .await?;
+    Ok(attachment(report))
+}
+
+/// `GET /downloads/jobs/{job_id}/{failures.json|results.csv|results.json|all_users.json}`.
+async fn job_download(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((job_id, file)): Path<(JobId, String)>,
+) -> Result<Response, HttpError> {
+    let kind = ReportKind::of_a_run(&file).ok_or_else(|| HttpError::not_found("This download"))?;
+    let report = state
+        .service
+        .for_team(caller.team)
+        .run_report(&job_id, kind)
+        .await?;
+    Ok(attachment(report))
+}

@@ -1,0 +1,267 @@
+//! Previews: what the admin chose (a file or ticked users), resolved against a fresh listing of
+//! the site, stored with its rows, revised, and loaded again for a run or a report.
+
+use super::sites::{list_site, policy_for};
+use super::views::stamp;
+use super::TeamConsole;
+use crate::engine::file_input::read_admin_file;
+use crate::engine::resolve::{resolve_file, select_picked, Policy};
+use crate::storage::{ConnectionRecord, PreviewRecord, PreviewSourceRecord, Storage};
+use app::backend::{ConsoleError, PreviewSummary};
+use app::confirm::confirmation_phrase;
+use app::ids::{PreviewId, TeamId};
+use app::model::{Action, Preview, PreviewCounts, PreviewSource, SiteUser};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+/// How many revisions an old preview address is followed through to the newest.
+const MAX_REVISIONS_FOLLOWED: usize = 1000;
+
+/// What the admin chose, kept with the preview so `revise_preview` can resolve it again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PreviewInput {
+    File {
+        file_name: String,
+        bytes_base64: String,
+        /// 1-based, as the admin gave it.
+        column: Option<usize>,
+    },
+    Picked {
+        account_ids: Vec<String>,
+    },
+}
+
+/// What a preview shows above its rows, kept as `PreviewRecord::summary_json` (the rows are
+/// stored one by one beside it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct PreviewHeadline {
+    pub(super) source: PreviewSource,
+    pub(super) counts: PreviewCounts,
+    pub(super) demote_privileged: bool,
+}
+
+pub(super) fn damaged_preview(
+    id: &PreviewId,
+    what: &str,
+    e: impl std::fmt::Display,
+) -> ConsoleError {
+    tracing::error!(preview_id = %id, error = %e, "stored {what} unreadable");
+    ConsoleError::new("This preview is damaged and cannot be used; make a new preview.")
+}
+
+pub(super) fn headline(record: &PreviewRecord) -> Result<PreviewHeadline, ConsoleError> {
+    serde_json::from_str(&record.summary_json)
+        .map_err(|e| damaged_preview(&record.id, "summary", e))
+}
+
+/// A stored preview with all its rows: what a run starts from and what its reports cite.
+pub struct StoredPreview {
+    pub record: PreviewRecord,
+    pub preview: Preview,
+}
+
+impl StoredPreview {
+    /// The team's preview `preview_id` with every row; a plain error when there is none.
+    pub async fn load(
+        storage: &dyn Storage,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<StoredPreview, ConsoleError> {
+        let record = storage
+            .preview(team_id, preview_id)
+            .await?
+            .ok_or_else(no_such_preview)?;
+        let headline = headline(&record)?;
+        let rows = storage.all_preview_rows(team_id, &record.id).await?;
+        Ok(StoredPreview {
+            preview: Preview {
+                source: headline.source,
+                rows,
+                counts: headline.counts,
+                demote_privileged: headline.demote_privileged,
+            },
+            record,
+        })
+    }
+
+    /// What the preview was made from; gone once the preview is older than the previews kept
+    /// (see `--preview-hours`).
+    pub async fn source(
+        storage: &dyn Storage,
+        team_id: TeamId,
+        record: &PreviewRecord,
+    ) -> Result<PreviewSourceRecord, ConsoleError> {
+        storage
+            .preview_source(team_id, &record.source_id)
+            .await?
+            .ok_or_else(|| {
+                ConsoleError::new(
+                    "This preview is too old: the site listing it was made from is no longer \
+                     kept. Make a new preview.",
+                )
+            })
+    }
+}
+
+pub(super) fn no_such_preview() -> ConsoleError {
+    ConsoleError::not_found("This preview does not exist (previews nobody confirms are removed after a day); make a new preview.")
+}
+
+/// Resolves `input` against `users`: the one place a console preview is computed.
+pub fn resolve_input(
+    input: &PreviewInput,
+    users: &[SiteUser],
+    policy: &Policy,
+) -> Result<Preview, ConsoleError> {
+    match input {
+        PreviewInput::File {
+            file_name,
+            bytes_base64,
+            column,
+        } => {
+            let bytes = BASE64.decode(bytes_base64).map_err(|_| {
+                ConsoleError::new("The stored file is damaged; upload the file again.")
+            })?;
+            let column = match column {
+                Some(0) => {
+                    return Err(ConsoleError::new(
+                        "Column numbers start at 1 (the first column).",
+                    ))
+                }
+                Some(n) => Some(n - 1),
+                None => None,
+            };
+            let file = read_admin_file(&bytes, column)
+                .map_err(|e| ConsoleError::new(format!("{file_name}: {e}")))?;
+            Ok(resolve_file(&file, file_name, users, policy))
+        }
+        PreviewInput::Picked { account_ids } => Ok(select_picked(account_ids, users, policy)),
+    }
+}
+
+pub(super) fn summary(record: &PreviewRecord) -> Result<PreviewSummary, ConsoleError> {
+    let headline = headline(record)?;
+    Ok(PreviewSummary {
+        id: record.id.clone(),
+        created_at: stamp(record.created_at),
+        action: record.action,
+        source: headline.source,
+        counts: headline.counts,
+        total_rows: record.total_rows,
+        demote_privileged: headline.demote_privileged,
+        phrase: record.phrase.clone(),
+        used: record.claimed,
+    })
+}
+
+/// JSON for a stored value; a failure (never expected) is logged and reported plainly.
+pub(super) fn encode_for_storage<T: Serialize>(value: &T) -> Result<String, ConsoleError> {
+    serde_json::to_string(value).map_err(|e| {
+        tracing::error!(error = %e, "could not encode a preview for storage");
+        ConsoleError::new("Offboard could not store the preview. Check the server log.")
+    })
+}
+
+impl TeamConsole {
+    /// The preview `preview_id`, or the newest revision of it: an address of a preview that
+    /// was revised since shows what replaced it.
+    pub(super) async fn preview_record(
+        &self,
+        preview_id: &PreviewId,
+    ) -> Result<PreviewRecord, ConsoleError> {
+        let mut id = preview_id.clone();
+        // Each revision points at the next; the bound only guards against a damaged chain.
+        for _ in 0..MAX_REVISIONS_FOLLOWED {
+            let record = self
+                .storage
+                .preview(self.team, &id)
+                .await?
+                .ok_or_else(no_such_preview)?;
+            match record.replaced_by {
+                Some(next) => id = next,
+                None => return Ok(record),
+            }
+        }
+        Err(no_such_preview())
+    }
+
+    /// Lists the site now, keeps the input and the listing as a new source, then resolves,
+    /// stores and summarises a preview of it.
+    pub(super) async fn preview_from_fresh_listing(
+        &self,
+        input: PreviewInput,
+        action: Action,
+        demote_privileged: bool,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let site = self.site().await?;
+        let users = list_site(site.provider.as_ref()).await?;
+        let source = PreviewSourceRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: self.clock.now(),
+            users_url: site.endpoint.users_url().to_string(),
+            token_fingerprint: site.token_fingerprint.clone(),
+            input_json: encode_for_storage(&input)?,
+            listing_json: encode_for_storage(&users)?,
+        };
+        self.storage.save_preview_source(self.team, &source).await?;
+        self.make_preview(
+            None,
+            &source.id,
+            &input,
+            &users,
+            &site.record,
+            action,
+            demote_privileged,
+        )
+        .await
+    }
+
+    /// Resolves, stores and summarises a new preview of `source_id`'s input and listing; as
+    /// the replacement of the preview `revises`, when given.
+    #[allow(clippy::too_many_arguments)] // each is one of the admin's choices or their source
+    pub(super) async fn make_preview(
+        &self,
+        revises: Option<&PreviewId>,
+        source_id: &str,
+        input: &PreviewInput,
+        users: &[SiteUser],
+        record: &ConnectionRecord,
+        action: Action,
+        demote_privileged: bool,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let policy = policy_for(record, demote_privileged);
+        let preview = resolve_input(input, users, &policy)?;
+        let phrase = confirmation_phrase(action, preview.counts.selected);
+        let preview_record = PreviewRecord {
+            id: PreviewId::new(uuid::Uuid::new_v4().to_string()),
+            created_at: self.clock.now(),
+            action,
+            source_id: source_id.to_string(),
+            summary_json: encode_for_storage(&PreviewHeadline {
+                source: preview.source.clone(),
+                counts: preview.counts.clone(),
+                demote_privileged: preview.demote_privileged,
+            })?,
+            total_rows: preview.rows.len(),
+            phrase,
+            claimed: false,
+            replaced_by: None,
+        };
+        let stored = match revises {
+            Some(replaced) => {
+                self.storage
+                    .replace_preview(self.team, replaced, &preview_record, &preview.rows)
+                    .await
+            }
+            None => {
+                self.storage
+                    .save_preview(self.team, &preview_record, &preview.rows)
+                    .await
+            }
+        };
+        stored?;
+        summary(&preview_record)
+    }
+}

@@ -1,0 +1,76 @@
+//! The reports a team downloads: a preview as CSV, and a run's failures, results and the site
+//! listing it started from. Who may download is the team's, like every other read.
+
+use super::previews::StoredPreview;
+use super::TeamConsole;
+use crate::engine::report;
+use app::backend::{ConsoleError, ReportKind};
+use app::ids::{JobId, PreviewId};
+
+/// One report, ready to send.
+pub struct Report {
+    pub kind: ReportKind,
+    /// The name the browser saves it under.
+    pub file_name: String,
+    pub body: String,
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+impl TeamConsole {
+    /// The preview `preview_id` as a spreadsheet.
+    pub async fn preview_report(&self, preview_id: &PreviewId) -> Result<Report, ConsoleError> {
+        let stored = StoredPreview::load(self.storage.as_ref(), self.team, preview_id).await?;
+        Ok(Report {
+            kind: ReportKind::Preview,
+            file_name: ReportKind::Preview.file_name().to_string(),
+            body: report::preview_csv(&stored.preview),
+        })
+    }
+
+    /// The report `kind` of run `job_id`.
+    pub async fn run_report(
+        &self,
+        job_id: &JobId,
+        kind: ReportKind,
+    ) -> Result<Report, ConsoleError> {
+        let job = self.team_job(job_id).await?;
+        if kind == ReportKind::AllUsers {
+            let path = self.jobs.listing_path(&job.id);
+            let body = tokio::fs::read_to_string(path).await.map_err(|_| {
+                ConsoleError::not_found("The user listing of this run does not exist.")
+            })?;
+            return Ok(Report {
+                kind,
+                file_name: kind.file_name().to_string(),
+                body,
+            });
+        }
+        let results = self.storage.job_results(self.team, &job.id).await?;
+        let at = job
+            .finished_at
+            .unwrap_or_else(chrono::Utc::now)
+            .with_timezone(&chrono::Local);
+        let body = match kind {
+            ReportKind::ResultsCsv => report::results_csv(&results),
+            ReportKind::ResultsJson => pretty(&report::results_json(&results)),
+            ReportKind::Failures => pretty(&match &job.preview_id {
+                Some(id) => {
+                    let stored = StoredPreview::load(self.storage.as_ref(), self.team, id).await?;
+                    report::failures_json_with_preview(&stored.preview, &results, &job.site_url)
+                }
+                None => report::failures_json(&results, &job.site_url),
+            }),
+            ReportKind::Preview | ReportKind::AllUsers => {
+                return Err(ConsoleError::not_found("This download does not exist."))
+            }
+        };
+        Ok(Report {
+            kind,
+            file_name: report::saved_name(kind, at),
+            body,
+        })
+    }
+}
