@@ -79,7 +79,8 @@ bench: build ## Benchmarks: the engine vs the old script, then the console under
 fmt: ## Format the code
 	cargo fmt --all
 
-lint: ## Formatting and clippy checks
+lint: ## Formatting, clippy and the floors of the code (scripts/check-layers.py)
+	python3 scripts/check-layers.py
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --features app/ssr -- -D warnings
 

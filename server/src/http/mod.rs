@@ -20,7 +20,6 @@ pub use state::AppState;
 use crate::config::{LogFormat, ServeArgs};
 use crate::secret::SecretBox;
 use crate::service::{self, Console, Settings};
-use crate::storage;
 use anyhow::Context;
 use app::backend::ConsoleBackend;
 use app::{shell, App};
@@ -61,7 +60,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(warning) = crate::data_folder::prepare(&args.data_dir)? {
         tracing::warn!("{warning}");
     }
-    let db = storage::open(&args.effective_database_url())
+    let db = service::open_database(&args.effective_database_url())
         .await
         .context("could not open the database")?;
 

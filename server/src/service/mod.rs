@@ -79,6 +79,12 @@ impl Settings {
     }
 }
 
+/// Opens (creating and migrating) the console's database at `url`: the records the service
+/// keeps, and the pool the sign-in sessions share.
+pub async fn open_database(url: &str) -> Result<crate::storage::Database, StorageError> {
+    crate::storage::open(url).await
+}
+
 /// The service on `storage`, with its job supervisor. Unfinished jobs are not resumed yet:
 /// call [`JobSupervisor::resume_unfinished`] (the server does at start; tests choose when).
 pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) -> Arc<Console> {
