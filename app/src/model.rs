@@ -369,9 +369,24 @@ pub struct ItemResult {
     pub demoted: bool,
 }
 
+/// Where one user of a run is. A user left `Sending` by a crash is settled with a GET before
+/// anything is sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(rename_all = "lowercase"))]
+pub enum ItemState {
+    /// Not yet acted on.
+    Pending,
+    /// A request for this user may be on its way (recorded before it is sent).
+    Sending,
+    /// Has its final result.
+    Done,
+}
+
 /// Where a job is. `Finished`, `Stopped` and `Failed` are final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(rename_all = "lowercase"))]
 pub enum JobState {
     /// Created, waiting for the runner.
     Queued,

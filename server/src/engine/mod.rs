@@ -21,14 +21,10 @@ pub struct RunTarget {
     pub email: Option<String>,
     /// Where the previous attempt got to: a target left `Sending` by a crash is settled with a
     /// GET before anything is re-sent.
-    pub state: TargetState,
+    pub state: ItemState,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum TargetState {
-    Pending,
-    Sending,
-}
+pub use app::model::ItemState;
 
 /// Wall-clock time, behind a trait so reports and job records can be tested with a fixed clock.
 pub trait Clock: Send + Sync {

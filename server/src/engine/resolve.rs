@@ -10,7 +10,7 @@ use app::model::{
 };
 
 use crate::engine::file_input::{classify_cell, AdminFile, EntryValue};
-use crate::engine::{RunTarget, TargetState};
+use crate::engine::{ItemState, RunTarget};
 
 /// The admin's safety settings for one preview.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -214,7 +214,7 @@ pub fn recheck(preview: &Preview, fresh_users: &[SiteUser], policy: &Policy) -> 
             None => result.targets.push(RunTarget {
                 account_id: account_id.to_string(),
                 email,
-                state: TargetState::Pending,
+                state: ItemState::Pending,
             }),
             Some(message) => result
                 .changed
@@ -789,12 +789,12 @@ mod tests {
                 RunTarget {
                     account_id: "1".into(),
                     email: Some("A@x.com".into()),
-                    state: TargetState::Pending
+                    state: ItemState::Pending
                 },
                 RunTarget {
                     account_id: "6".into(),
                     email: Some("f@x.com".into()),
-                    state: TargetState::Pending
+                    state: ItemState::Pending
                 },
             ]
         );
@@ -870,7 +870,7 @@ mod tests {
             vec![RunTarget {
                 account_id: "2".into(),
                 email: None,
-                state: TargetState::Pending
+                state: ItemState::Pending
             }]
         );
         let picked = select_picked(&["1".into()], &users, &policy);

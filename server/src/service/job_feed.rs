@@ -323,7 +323,7 @@ impl Watcher {
 mod tests {
     //! Against a real SQLite file: the feed's promise is about what the database holds.
     use super::*;
-    use crate::engine::{RunTarget, TargetState};
+    use crate::engine::{ItemState, RunTarget};
     use crate::storage::{JobState, NewJob, PlannedItem, PreviewRecord};
     use app::ids::PreviewId;
 
@@ -370,7 +370,7 @@ mod tests {
                 PlannedItem::Run(RunTarget {
                     account_id: format!("u{i}"),
                     email: None,
-                    state: TargetState::Pending,
+                    state: ItemState::Pending,
                 })
             })
             .collect();

@@ -2,11 +2,12 @@
 //! callers do not care which database holds them. SQLite is built in; the URL scheme picks the
 //! driver, so PostgreSQL can be added as a second implementation without touching callers.
 
+mod rows;
 mod sqlite;
 
 pub use sqlite::SqliteStorage;
 
-use crate::engine::{Clock, RunTarget, SystemClock, TargetState};
+use crate::engine::{Clock, RunTarget, SystemClock};
 use app::ids::{JobId, PreviewId, TeamId};
 pub use app::model::JobState;
 use app::model::{Action, ItemOutcome, ItemResult, PreviewOutcome, PreviewRow};
@@ -336,7 +337,7 @@ pub trait Storage: Send + Sync {
     async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>>;
 
     /// The users still without a result, in input order; one left `Sending` by a crash comes
-    /// back as [`TargetState::Sending`] so it is checked before anything is re-sent.
+    /// back as [`ItemState::Sending`] so it is checked before anything is re-sent.
     async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>>;
     /// Persists "a request is about to be sent for this user". Refused unless the job is
     /// running and the user has no result yet, so a cancel or a finished user stops the send.

@@ -1,10 +1,12 @@
 //! The SQLite implementation of [`Storage`]: the embedded default (one file in the data folder).
 
-use super::*;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+use super::rows::{
+    enum_name, to_u64, ConnectionRow, ItemResultRow, JobEventRow, JobRow, PreviewRecordRow,
+    PreviewSourceRow, TallyRow, TargetRow,
 };
-use sqlx::Row;
+use super::*;
+use crate::engine::ItemState;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 
 /// Opens (creating if needed) the SQLite database at `url` and applies its migrations.
@@ -53,36 +55,8 @@ pub(super) fn parse_stamp(text: &str) -> Result<DateTime<Utc>> {
         .map_err(|_| StorageError::Damaged(format!("unreadable time {text:?}")))
 }
 
-fn parse_optional_stamp(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
-    text.as_deref().map(parse_stamp).transpose()
-}
-
-/// Enums are stored by their serde name ("Delete", "Deleted"), the same text JSON carries.
-fn enum_name<T: Serialize>(value: &T) -> Result<String> {
-    match serde_json::to_value(value)? {
-        serde_json::Value::String(name) => Ok(name),
-        other => Err(StorageError::Damaged(format!(
-            "expected a plain name, got {other}"
-        ))),
-    }
-}
-
-fn enum_from_name<T: serde::de::DeserializeOwned>(what: &str, name: &str) -> Result<T> {
-    serde_json::from_value(serde_json::Value::String(name.to_string()))
-        .map_err(|_| StorageError::Damaged(format!("unknown {what} {name:?}")))
-}
-
-fn parse_job_state(text: &str) -> Result<JobState> {
-    JobState::parse(text)
-        .ok_or_else(|| StorageError::Damaged(format!("unknown job state {text:?}")))
-}
-
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
 }
 
 /// Writes a preview and its rows inside `tx`.
@@ -135,10 +109,6 @@ async fn insert_preview(
 /// Preview rows written per INSERT statement (4 values each; SQLite allows 32,766).
 const PREVIEW_ROWS_PER_INSERT: usize = 500;
 
-const ITEM_PENDING: &str = "pending";
-const ITEM_SENDING: &str = "sending";
-const ITEM_DONE: &str = "done";
-
 const JOB_COLUMNS: &str = "id, team_id, created_by, created_at, site_url, action, preview_id, \
                            state, reason, started_at, finished_at, users_url, token_fingerprint";
 
@@ -153,87 +123,34 @@ pub struct SqliteStorage {
 }
 
 impl SqliteStorage {
-    async fn job_record(&self, row: &SqliteRow) -> Result<JobRecord> {
-        let id: JobId = row.try_get("id")?;
-        let action: String = row.try_get("action")?;
-        let state: String = row.try_get("state")?;
-        let created_at: String = row.try_get("created_at")?;
-
-        let tallies = sqlx::query(
-            "SELECT state, outcome, COUNT(*) AS n FROM job_items WHERE job_id = ? \
-             GROUP BY state, outcome",
-        )
-        .bind(&id)
-        .fetch_all(&self.pool)
-        .await?;
-        let (mut total, mut done, mut counts) = (0u64, 0u64, BTreeMap::new());
-        for tally in &tallies {
-            let n = to_u64(tally.try_get("n")?);
-            total += n;
-            let item_state: String = tally.try_get("state")?;
-            if item_state == ITEM_DONE {
-                done += n;
-                let outcome: Option<String> = tally.try_get("outcome")?;
-                let outcome = outcome.ok_or_else(|| {
-                    StorageError::Damaged(format!("a finished user of job {id} has no outcome"))
-                })?;
-                *counts
-                    .entry(enum_from_name::<ItemOutcome>("outcome", &outcome)?)
-                    .or_insert(0) += n;
-            }
-        }
-
-        Ok(JobRecord {
-            team_id: row.try_get("team_id")?,
-            created_by: row.try_get("created_by")?,
-            created_at: parse_stamp(&created_at)?,
-            site_url: row.try_get("site_url")?,
-            action: enum_from_name("action", &action)?,
-            preview_id: row.try_get("preview_id")?,
-            connection: match (
-                row.try_get::<Option<String>, _>("users_url")?,
-                row.try_get::<Option<String>, _>("token_fingerprint")?,
-            ) {
-                (Some(users_url), Some(token_fingerprint)) => Some(JobConnection {
-                    users_url,
-                    token_fingerprint,
-                }),
-                _ => None,
-            },
-            state: parse_job_state(&state)?,
-            reason: row.try_get("reason")?,
-            started_at: parse_optional_stamp(row.try_get("started_at")?)?,
-            finished_at: parse_optional_stamp(row.try_get("finished_at")?)?,
-            total,
-            done,
-            counts,
-            id,
-        })
-    }
-
-    async fn job_records(&self, rows: Vec<SqliteRow>) -> Result<Vec<JobRecord>> {
+    /// The jobs of `rows`, each with its users counted.
+    async fn job_records(&self, rows: Vec<JobRow>) -> Result<Vec<JobRecord>> {
         let mut jobs = Vec::with_capacity(rows.len());
-        for row in &rows {
-            jobs.push(self.job_record(row).await?);
+        for row in rows {
+            let tallies: Vec<TallyRow> = sqlx::query_as(
+                "SELECT state, outcome, COUNT(*) AS n FROM job_items WHERE job_id = ? \
+                 GROUP BY state, outcome",
+            )
+            .bind(&row.id)
+            .fetch_all(&self.pool)
+            .await?;
+            jobs.push(row.into_record(tallies)?);
         }
         Ok(jobs)
     }
 
     /// The job's state, or why it cannot be found.
     async fn current_state(&self, job_id: &JobId) -> Result<JobState> {
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+        let state: Option<JobState> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
             .bind(job_id)
             .fetch_optional(&self.pool)
             .await?;
-        match state {
-            Some(state) => parse_job_state(&state),
-            None => Err(StorageError::JobNotFound(job_id.clone())),
-        }
+        state.ok_or_else(|| StorageError::JobNotFound(job_id.clone()))
     }
 
     /// Why an item update touched no row.
     async fn item_refusal(&self, job_id: &JobId, account_id: &str) -> StorageError {
-        let state: std::result::Result<Option<String>, sqlx::Error> =
+        let state: std::result::Result<Option<ItemState>, sqlx::Error> =
             sqlx::query_scalar("SELECT state FROM job_items WHERE job_id = ? AND account_id = ?")
                 .bind(job_id)
                 .bind(account_id)
@@ -241,7 +158,7 @@ impl SqliteStorage {
                 .await;
         match state {
             Err(e) => e.into(),
-            Ok(Some(state)) if state == ITEM_DONE => StorageError::ItemFinished {
+            Ok(Some(ItemState::Done)) => StorageError::ItemFinished {
                 job_id: job_id.clone(),
                 account_id: account_id.to_string(),
             },
@@ -300,7 +217,7 @@ async fn finish_item(
          elapsed_ms = ?, demoted = ?, email = COALESCE(?, email), finished_at = ? \
          WHERE job_id = ? AND account_id = ? AND state <> ?",
     )
-    .bind(ITEM_DONE)
+    .bind(ItemState::Done)
     .bind(enum_name(&result.outcome)?)
     .bind(&result.message)
     .bind(i64::from(result.attempts))
@@ -310,47 +227,10 @@ async fn finish_item(
     .bind(stamp(at))
     .bind(job_id)
     .bind(&result.account_id)
-    .bind(ITEM_DONE)
+    .bind(ItemState::Done)
     .execute(&mut *tx)
     .await?;
     Ok(updated.rows_affected() == 1)
-}
-
-fn item_result(row: &SqliteRow) -> Result<ItemResult> {
-    let outcome: Option<String> = row.try_get("outcome")?;
-    let account_id: String = row.try_get("account_id")?;
-    let outcome = outcome.ok_or_else(|| {
-        StorageError::Damaged(format!("finished user {account_id} has no outcome"))
-    })?;
-    let attempts: i64 = row.try_get("attempts")?;
-    let elapsed_ms: i64 = row.try_get("elapsed_ms")?;
-    let demoted: i64 = row.try_get("demoted")?;
-    Ok(ItemResult {
-        account_id,
-        email: row.try_get("email")?,
-        outcome: enum_from_name("outcome", &outcome)?,
-        message: row.try_get("message")?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        elapsed_ms: to_u64(elapsed_ms),
-        demoted: demoted != 0,
-    })
-}
-
-fn job_event(row: &SqliteRow) -> Result<JobEvent> {
-    let at: String = row.try_get("at")?;
-    let result_json: Option<String> = row.try_get("result_json")?;
-    let state_change: Option<String> = row.try_get("state_change")?;
-    Ok(JobEvent {
-        seq: row.try_get("seq")?,
-        at: parse_stamp(&at)?,
-        result: result_json
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| StorageError::Damaged(format!("unreadable result in the job log: {e}")))?,
-        state_change: state_change.as_deref().map(parse_job_state).transpose()?,
-        reason: row.try_get("reason")?,
-    })
 }
 
 #[async_trait]
@@ -393,23 +273,14 @@ impl Storage for SqliteStorage {
     }
 
     async fn connection(&self, team_id: TeamId) -> Result<Option<ConnectionRecord>> {
-        let row = sqlx::query(
+        let row: Option<ConnectionRow> = sqlx::query_as(
             "SELECT site_url, scim_base_url, token_ciphertext, token_hint, operator_email, \
              updated_at FROM connections WHERE team_id = ?",
         )
         .bind(team_id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let updated_at: String = row.try_get("updated_at")?;
-        Ok(Some(ConnectionRecord {
-            site_url: row.try_get("site_url")?,
-            scim_base_url: row.try_get("scim_base_url")?,
-            token_ciphertext: row.try_get("token_ciphertext")?,
-            token_hint: row.try_get("token_hint")?,
-            operator_email: row.try_get("operator_email")?,
-            updated_at: parse_stamp(&updated_at)?,
-        }))
+        row.map(ConnectionRecord::try_from).transpose()
     }
 
     async fn forget_token(&self, team_id: TeamId) -> Result<()> {
@@ -450,7 +321,7 @@ impl Storage for SqliteStorage {
         team_id: TeamId,
         source_id: &str,
     ) -> Result<Option<PreviewSourceRecord>> {
-        let row = sqlx::query(
+        let row: Option<PreviewSourceRow> = sqlx::query_as(
             "SELECT id, created_at, users_url, token_fingerprint, input_json, listing_json \
              FROM preview_sources WHERE team_id = ? AND id = ?",
         )
@@ -458,16 +329,7 @@ impl Storage for SqliteStorage {
         .bind(source_id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let created_at: String = row.try_get("created_at")?;
-        Ok(Some(PreviewSourceRecord {
-            id: row.try_get("id")?,
-            created_at: parse_stamp(&created_at)?,
-            users_url: row.try_get("users_url")?,
-            token_fingerprint: row.try_get("token_fingerprint")?,
-            input_json: row.try_get("input_json")?,
-            listing_json: row.try_get("listing_json")?,
-        }))
+        row.map(PreviewSourceRecord::try_from).transpose()
     }
 
     async fn save_preview(
@@ -515,7 +377,7 @@ impl Storage for SqliteStorage {
         team_id: TeamId,
         preview_id: &PreviewId,
     ) -> Result<Option<PreviewRecord>> {
-        let row = sqlx::query(
+        let row: Option<PreviewRecordRow> = sqlx::query_as(
             "SELECT id, created_at, action, phrase, source_id, summary_json, total_rows, \
              claimed_at IS NOT NULL AS claimed, replaced_by FROM previews \
              WHERE team_id = ? AND id = ?",
@@ -524,21 +386,7 @@ impl Storage for SqliteStorage {
         .bind(preview_id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let created_at: String = row.try_get("created_at")?;
-        let action: String = row.try_get("action")?;
-        let source_id: Option<String> = row.try_get("source_id")?;
-        Ok(Some(PreviewRecord {
-            id: row.try_get("id")?,
-            created_at: parse_stamp(&created_at)?,
-            action: enum_from_name("action", &action)?,
-            source_id: source_id.unwrap_or_default(),
-            summary_json: row.try_get("summary_json")?,
-            total_rows: to_u64(row.try_get("total_rows")?) as usize,
-            phrase: row.try_get("phrase")?,
-            claimed: row.try_get("claimed")?,
-            replaced_by: row.try_get("replaced_by")?,
-        }))
+        row.map(PreviewRecord::try_from).transpose()
     }
 
     async fn preview_rows(
@@ -669,7 +517,7 @@ impl Storage for SqliteStorage {
         .bind(&job.id)
         .bind(job.team_id)
         .bind(stamp(at))
-        .bind(JobState::Queued.as_str())
+        .bind(JobState::Queued)
         .bind(&job.created_by)
         .bind(&job.site_url)
         .bind(enum_name(&job.action)?)
@@ -688,7 +536,7 @@ impl Storage for SqliteStorage {
             .bind(&job.id)
             .bind(queued_seq)
             .bind(stamp(at))
-            .bind(JobState::Queued.as_str())
+            .bind(JobState::Queued)
             .execute(&mut *tx)
             .await?;
 
@@ -706,7 +554,7 @@ impl Storage for SqliteStorage {
             .bind(to_i64(position as u64))
             .bind(account_id)
             .bind(email)
-            .bind(ITEM_PENDING)
+            .bind(ItemState::Pending)
             .execute(&mut *tx)
             .await?;
             if let PlannedItem::Settled(result) = item {
@@ -734,14 +582,14 @@ impl Storage for SqliteStorage {
              started_at = COALESCE(started_at, ?), finished_at = COALESCE(?, finished_at) \
              WHERE id = ? AND state NOT IN (?, ?, ?) RETURNING last_seq",
         )
-        .bind(state.as_str())
+        .bind(state)
         .bind(&reason)
         .bind(started)
         .bind(finished)
         .bind(job_id)
-        .bind(JobState::Finished.as_str())
-        .bind(JobState::Stopped.as_str())
-        .bind(JobState::Failed.as_str())
+        .bind(JobState::Finished)
+        .bind(JobState::Stopped)
+        .bind(JobState::Failed)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(seq) = seq else {
@@ -758,7 +606,7 @@ impl Storage for SqliteStorage {
         .bind(job_id)
         .bind(seq)
         .bind(stamp(at))
-        .bind(state.as_str())
+        .bind(state)
         .bind(&reason)
         .execute(&mut *tx)
         .await?;
@@ -773,21 +621,18 @@ impl Storage for SqliteStorage {
     }
 
     async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>> {
-        let row = sqlx::query(&format!(
+        let rows: Vec<JobRow> = sqlx::query_as(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE team_id = ? AND id = ?"
         ))
         .bind(team_id)
         .bind(job_id)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        match row {
-            Some(row) => Ok(Some(self.job_record(&row).await?)),
-            None => Ok(None),
-        }
+        Ok(self.job_records(rows).await?.pop())
     }
 
     async fn list_jobs(&self, team_id: TeamId, limit: u32) -> Result<Vec<JobRecord>> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<JobRow> = sqlx::query_as(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE team_id = ? \
              ORDER BY created_at DESC, id DESC LIMIT ?"
         ))
@@ -799,45 +644,28 @@ impl Storage for SqliteStorage {
     }
 
     async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<JobRow> = sqlx::query_as(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (?, ?, ?) \
              ORDER BY created_at, id"
         ))
-        .bind(JobState::Queued.as_str())
-        .bind(JobState::Running.as_str())
-        .bind(JobState::Cancelling.as_str())
+        .bind(JobState::Queued)
+        .bind(JobState::Running)
+        .bind(JobState::Cancelling)
         .fetch_all(&self.pool)
         .await?;
         self.job_records(rows).await
     }
 
     async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>> {
-        let rows = sqlx::query(
+        let rows: Vec<TargetRow> = sqlx::query_as(
             "SELECT account_id, email, state FROM job_items WHERE job_id = ? AND state <> ? \
              ORDER BY position",
         )
         .bind(job_id)
-        .bind(ITEM_DONE)
+        .bind(ItemState::Done)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.try_get("state")?;
-                Ok(RunTarget {
-                    account_id: row.try_get("account_id")?,
-                    email: row.try_get("email")?,
-                    state: match state.as_str() {
-                        ITEM_PENDING => TargetState::Pending,
-                        ITEM_SENDING => TargetState::Sending,
-                        other => {
-                            return Err(StorageError::Damaged(format!(
-                                "unknown user state {other:?} in job {job_id}"
-                            )))
-                        }
-                    },
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(RunTarget::from).collect())
     }
 
     async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
@@ -845,13 +673,13 @@ impl Storage for SqliteStorage {
             "UPDATE job_items SET state = ? WHERE job_id = ? AND account_id = ? \
              AND state IN (?, ?) AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state = ?)",
         )
-        .bind(ITEM_SENDING)
+        .bind(ItemState::Sending)
         .bind(job_id)
         .bind(account_id)
-        .bind(ITEM_PENDING)
-        .bind(ITEM_SENDING)
+        .bind(ItemState::Pending)
+        .bind(ItemState::Sending)
         .bind(job_id)
-        .bind(JobState::Running.as_str())
+        .bind(JobState::Running)
         .execute(&self.writer)
         .await?;
         if updated.rows_affected() == 1 {
@@ -885,12 +713,12 @@ impl Storage for SqliteStorage {
         let mut tx = self.writer.begin().await?;
         // Take the lock first (see next_seq), then read what is still pending.
         let first = next_seq(&mut tx, job_id).await?;
-        let pending = sqlx::query(
+        let pending: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT account_id, email FROM job_items WHERE job_id = ? AND state = ? \
              ORDER BY position",
         )
         .bind(job_id)
-        .bind(ITEM_PENDING)
+        .bind(ItemState::Pending)
         .fetch_all(&mut *tx)
         .await?;
         if pending.is_empty() {
@@ -898,10 +726,11 @@ impl Storage for SqliteStorage {
             return Ok(Vec::new());
         }
         let mut events = Vec::with_capacity(pending.len());
-        for (offset, row) in pending.iter().enumerate() {
+        let count = pending.len();
+        for (offset, (account_id, email)) in pending.into_iter().enumerate() {
             let result = ItemResult {
-                account_id: row.try_get("account_id")?,
-                email: row.try_get("email")?,
+                account_id,
+                email,
                 outcome: ItemOutcome::NotAttempted,
                 message: message.to_string(),
                 attempts: 0,
@@ -913,7 +742,7 @@ impl Storage for SqliteStorage {
             events.push(append_result_event(&mut tx, job_id, seq, at, &result).await?);
         }
         sqlx::query("UPDATE jobs SET last_seq = ? WHERE id = ?")
-            .bind(first + to_i64(pending.len() as u64) - 1)
+            .bind(first + to_i64(count as u64) - 1)
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
@@ -928,7 +757,7 @@ impl Storage for SqliteStorage {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<JobEvent>> {
-        let rows = sqlx::query(
+        let rows: Vec<JobEventRow> = sqlx::query_as(
             "SELECT e.seq, e.at, e.result_json, e.state_change, e.reason \
              FROM job_events e JOIN jobs j ON j.id = e.job_id \
              WHERE j.team_id = ? AND e.job_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?",
@@ -939,7 +768,7 @@ impl Storage for SqliteStorage {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(job_event).collect()
+        rows.into_iter().map(JobEvent::try_from).collect()
     }
 
     async fn latest_results(
@@ -959,7 +788,7 @@ impl Storage for SqliteStorage {
         .bind(job_id)
         .fetch_one(&mut *tx)
         .await?;
-        let rows = sqlx::query(
+        let rows: Vec<JobEventRow> = sqlx::query_as(
             "SELECT e.seq, e.at, e.result_json, e.state_change, e.reason \
              FROM job_events e JOIN jobs j ON j.id = e.job_id \
              WHERE j.team_id = ? AND e.job_id = ? AND e.seq < ? AND e.result_json IS NOT NULL \
@@ -972,21 +801,24 @@ impl Storage for SqliteStorage {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let events = rows.iter().map(job_event).collect::<Result<Vec<_>>>()?;
+        let events = rows
+            .into_iter()
+            .map(JobEvent::try_from)
+            .collect::<Result<Vec<_>>>()?;
         Ok((events, last_seq))
     }
 
     async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<ItemResultRow> = sqlx::query_as(&format!(
             "SELECT {ITEM_RESULT_COLUMNS} FROM job_items \
              WHERE job_id = (SELECT id FROM jobs WHERE id = ? AND team_id = ?) AND state = ? \
              ORDER BY position"
         ))
         .bind(job_id)
         .bind(team_id)
-        .bind(ITEM_DONE)
+        .bind(ItemState::Done)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(item_result).collect()
+        rows.into_iter().map(ItemResult::try_from).collect()
     }
 }

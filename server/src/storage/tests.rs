@@ -2,6 +2,7 @@
 
 use super::sqlite::{parse_stamp, stamp};
 use super::*;
+use crate::engine::ItemState;
 
 /// The team the tests' records belong to, and another one that must never see them.
 const DEFAULT_TEAM: TeamId = TeamId::BUILT_IN;
@@ -108,7 +109,7 @@ fn run(account_id: &str) -> PlannedItem {
     PlannedItem::Run(RunTarget {
         account_id: account_id.to_string(),
         email: Some(format!("{account_id}@example.com")),
-        state: TargetState::Pending,
+        state: ItemState::Pending,
     })
 }
 
@@ -815,7 +816,7 @@ async fn a_new_job_is_queued_with_its_users_and_first_events() {
 
     let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(account_ids(&targets), vec!["a1", "a3", "a4"]);
-    assert!(targets.iter().all(|t| t.state == TargetState::Pending));
+    assert!(targets.iter().all(|t| t.state == ItemState::Pending));
     assert_eq!(targets[0].email.as_deref(), Some("a1@example.com"));
 
     let events = s
@@ -1078,11 +1079,7 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished() {
         .expect_err("cancelling");
     assert!(matches!(err, StorageError::JobNotRunning { .. }), "{err:?}");
     let targets = s.job_targets(&jid("job-1")).await.expect("targets");
-    assert_eq!(
-        targets[1].state,
-        TargetState::Pending,
-        "a3 was never marked"
-    );
+    assert_eq!(targets[1].state, ItemState::Pending, "a3 was never marked");
     let err = s
         .mark_sending(&jid("nope"), "a1")
         .await
@@ -1206,12 +1203,12 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending() {
             RunTarget {
                 account_id: "a3".to_string(),
                 email: Some("a3@example.com".to_string()),
-                state: TargetState::Sending,
+                state: ItemState::Sending,
             },
             RunTarget {
                 account_id: "a4".to_string(),
                 email: Some("a4@example.com".to_string()),
-                state: TargetState::Pending,
+                state: ItemState::Pending,
             },
         ]
     );
@@ -1288,7 +1285,7 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones() 
     );
     let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(targets.len(), 1);
-    assert_eq!(targets[0].state, TargetState::Sending);
+    assert_eq!(targets[0].state, ItemState::Sending);
 
     assert!(s
         .record_not_attempted(&jid("job-1"), "again")

@@ -255,7 +255,7 @@ impl Item<'_> {
         match self.look_before_acting().await? {
             Looked::Nothing | Looked::Present(_) => {}
             Looked::Settled(finish) => return Ok(finish),
-            Looked::Gone if self.target.state == TargetState::Sending => {
+            Looked::Gone if self.target.state == ItemState::Sending => {
                 return Ok(Finish::new(
                     ItemOutcome::Deleted,
                     "Deleted: confirmed gone. The previous run was interrupted right after \
@@ -397,7 +397,7 @@ impl Item<'_> {
             Looked::Settled(finish) => return Ok(finish),
             // Deactivating never deletes: someone else removed this user.
             Looked::Gone => return Ok(gone_before_deactivation()),
-            Looked::Present(user) if !user.active && self.target.state == TargetState::Sending => {
+            Looked::Present(user) if !user.active && self.target.state == ItemState::Sending => {
                 return Ok(Finish::new(
                     ItemOutcome::Deactivated,
                     "Deactivated: confirmed after the previous run was interrupted right \
@@ -438,7 +438,7 @@ impl Item<'_> {
     /// the run resumed (re-read against the preview; see [`Rereads`]).
     pub(super) async fn look_before_acting(&mut self) -> Step<Looked> {
         let rereads = self.control.rereads();
-        if self.target.state != TargetState::Sending && rereads.is_none() {
+        if self.target.state != ItemState::Sending && rereads.is_none() {
             return Ok(Looked::Nothing);
         }
         let Some(user) = self.get_user().await? else {

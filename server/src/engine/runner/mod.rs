@@ -28,7 +28,7 @@ mod pacing;
 
 use crate::engine::backoff::backoff;
 use crate::engine::resolve::{Policy, TargetCheck};
-use crate::engine::{RunTarget, TargetState};
+use crate::engine::{ItemState, RunTarget};
 use crate::scim::replies::{
     classify_delete, classify_get, classify_patch, plain_message, DeleteReply, GetReply, PatchReply,
 };

@@ -361,7 +361,7 @@ fn targets(ids: &[&str]) -> Vec<RunTarget> {
         .map(|id| RunTarget {
             account_id: id.to_string(),
             email: Some(format!("{id}@example.com")),
-            state: TargetState::Pending,
+            state: ItemState::Pending,
         })
         .collect()
 }
@@ -741,7 +741,7 @@ async fn target_left_sending_is_checked_first() {
     site.with(|s| s.users.remove("u1"));
     let mut t = targets(&["u1", "u2"]);
     for target in &mut t {
-        target.state = TargetState::Sending;
+        target.state = ItemState::Sending;
     }
     let (summary, _) = go(&site, t, opts()).await;
     let gone = result(&summary, "u1");
@@ -1117,8 +1117,8 @@ async fn deactivate_settles_a_sending_target() {
     let site = Arc::new(FakeSite::new(2));
     site.with(|s| s.users.get_mut("u1").expect("u1").active = false);
     let mut t = targets(&["u1", "u2"]);
-    t[0].state = TargetState::Sending;
-    t[1].state = TargetState::Sending;
+    t[0].state = ItemState::Sending;
+    t[1].state = ItemState::Sending;
     let options = RunOptions {
         action: Action::Deactivate,
         ..opts()
@@ -1359,7 +1359,7 @@ async fn results_tell_the_truth_under_random_faults() {
         let mut t = targets(&as_refs(&wanted));
         for target in &mut t {
             if rng.gen_bool(0.2) {
-                target.state = TargetState::Sending;
+                target.state = ItemState::Sending;
             }
         }
         let options = RunOptions {
