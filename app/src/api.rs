@@ -126,7 +126,7 @@ pub async fn save_connection(
         site_url: site_url.trim().to_string(),
         scim_base_url: given(scim_base_url),
         // The token is kept verbatim apart from surrounding space: copy-paste adds newlines.
-        token: given(token),
+        token: given(token).map(crate::hidden::Hidden::new),
         operator_email: given(operator_email),
     };
     crate::backend::backend()?

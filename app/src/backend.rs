@@ -34,24 +34,13 @@ pub struct ConnectionView {
 /// What the admin submits on the Connect screen. An empty `token` keeps the saved one (the
 /// browser never has it to send back); changing the site without a new token forgets the old
 /// one, so a token is never sent to a site it was not saved for.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionForm {
     pub site_url: String,
     pub scim_base_url: Option<String>,
-    pub token: Option<String>,
+    /// Never printed (see [`Hidden`](crate::hidden::Hidden)).
+    pub token: Option<crate::hidden::Hidden<String>>,
     pub operator_email: Option<String>,
-}
-
-// Written by hand so a debug print or a log line can never carry the token.
-impl std::fmt::Debug for ConnectionForm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionForm")
-            .field("site_url", &self.site_url)
-            .field("scim_base_url", &self.scim_base_url)
-            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
-            .field("operator_email", &self.operator_email)
-            .finish()
-    }
 }
 
 /// Why the Choose page came back after a form was sent. The address carries only this code
@@ -436,7 +425,7 @@ mod tests {
         let form = ConnectionForm {
             site_url: "https://acme.stackenterprise.co".into(),
             scim_base_url: None,
-            token: Some("s3cret-token-value".into()),
+            token: Some(crate::hidden::Hidden::new("s3cret-token-value".into())),
             operator_email: Some("me@acme.example".into()),
         };
         let printed = format!("{form:?} {form:#?}");

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod backend;
 pub mod confirm;
+pub mod hidden;
 pub mod ids;
 pub mod model;
 mod pages;

@@ -1,5 +1,6 @@
 //! Command-line and environment configuration: every flag has an environment twin.
 
+use app::hidden::Hidden;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,7 +79,7 @@ pub struct ServeArgs {
     /// (`openssl rand -base64 32`). Default: the `secret.key` file in the data folder, created
     /// on first start.
     #[arg(long, env = "OFFBOARD_SECRET_KEY", hide_env_values = true, value_parser = hidden_value)]
-    pub secret_key: Option<HiddenValue>,
+    pub secret_key: Option<Hidden<String>>,
 
     /// Most browsers that may follow one run's live progress at once; one more gets a plain
     /// "503, too many watchers" (each holds a connection and a file descriptor).
@@ -96,17 +97,8 @@ pub struct ServeArgs {
 }
 
 /// A setting that must never be printed (a key): `Debug` shows `<hidden>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct HiddenValue(pub String);
-
-impl std::fmt::Debug for HiddenValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<hidden>")
-    }
-}
-
-fn hidden_value(text: &str) -> Result<HiddenValue, String> {
-    Ok(HiddenValue(text.to_string()))
+fn hidden_value(text: &str) -> Result<Hidden<String>, String> {
+    Ok(Hidden::new(text.to_string()))
 }
 
 /// Which users to act on.
@@ -292,7 +284,10 @@ mod tests {
         let Some(Command::Serve(args)) = cli.command else {
             panic!("expected serve");
         };
-        assert_eq!(args.secret_key.map(|k| k.0).as_deref(), Some(key));
+        assert_eq!(
+            args.secret_key.as_ref().map(|k| k.expose().as_str()),
+            Some(key)
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ use crate::engine::file_input::read_admin_file;
 use crate::engine::listing::{list_all_users, ListingOptions};
 use crate::engine::report;
 use crate::engine::resolve::{recheck, resolve_file, select_deactivated, Policy};
-use crate::engine::runner::{run, RunControl, RunJournal, RunOptions, RunState, RunSummary};
+use crate::engine::runner::{
+    run, JournalError, RunControl, RunJournal, RunOptions, RunState, RunSummary,
+};
 use crate::scim::http::{HttpOptions, HttpScim};
 use crate::scim::{ScimEndpoint, ScimProvider, ScimToken};
 use app::backend::ReportKind;
@@ -435,11 +437,11 @@ impl ProgressJournal {
 
 #[async_trait]
 impl RunJournal for ProgressJournal {
-    async fn sending(&self, _account_id: &str) -> Result<(), String> {
+    async fn sending(&self, _account_id: &str) -> Result<(), JournalError> {
         Ok(())
     }
 
-    async fn finished(&self, result: &ItemResult) -> Result<(), String> {
+    async fn finished(&self, result: &ItemResult) -> Result<(), JournalError> {
         let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
         let width = self.total.to_string().len();
         let email = result.email.as_deref().unwrap_or("-");

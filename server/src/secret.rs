@@ -4,10 +4,10 @@
 use crate::scim::ScimToken;
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
+use app::hidden::Hidden;
 use app::ids::TeamId;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -47,17 +47,11 @@ pub enum SecretError {
 }
 
 /// Encrypts and decrypts SCIM tokens with the server's key. `Debug` never shows the key.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SecretBox {
-    cipher: Aes256Gcm,
+    cipher: Hidden<Aes256Gcm>,
     /// Keys token fingerprints; derived from the key, never the key itself.
-    fingerprint_key: [u8; KEY_LEN],
-}
-
-impl fmt::Debug for SecretBox {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretBox(<hidden>)")
-    }
+    fingerprint_key: Hidden<[u8; KEY_LEN]>,
 }
 
 impl SecretBox {
@@ -76,8 +70,8 @@ impl SecretBox {
 
     fn from_key(key: &[u8; KEY_LEN]) -> SecretBox {
         SecretBox {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
-            fingerprint_key: hmac_sha256(key, b"offboard token fingerprint key v1"),
+            cipher: Hidden::new(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))),
+            fingerprint_key: Hidden::new(hmac_sha256(key, b"offboard token fingerprint key v1")),
         }
     }
 
@@ -89,7 +83,7 @@ impl SecretBox {
         let mut message = associated_data(team_id);
         message.push(0);
         message.extend_from_slice(token.expose().as_bytes());
-        hmac_sha256(&self.fingerprint_key, &message)
+        hmac_sha256(self.fingerprint_key.expose(), &message)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
@@ -102,6 +96,7 @@ impl SecretBox {
         let associated = associated_data(team_id);
         let sealed = self
             .cipher
+            .expose()
             .encrypt(
                 &nonce,
                 Payload {
@@ -131,6 +126,7 @@ impl SecretBox {
         let associated = associated_data(team_id);
         let plain = self
             .cipher
+            .expose()
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
@@ -383,7 +379,10 @@ mod tests {
     #[test]
     fn debug_hides_the_key() {
         let shown = format!("{:?}", env_box(7));
-        assert_eq!(shown, "SecretBox(<hidden>)");
+        assert_eq!(
+            shown,
+            "SecretBox { cipher: <hidden>, fingerprint_key: <hidden> }"
+        );
     }
 
     #[cfg(unix)]

@@ -5,6 +5,7 @@
 mod support;
 
 use app::backend::{ConnectionForm, ConsoleBackend, JobCommand, JobView};
+use app::hidden::Hidden;
 use app::ids::{JobId, TeamId};
 use app::model::{Action, DiagnosisKind, ItemOutcome, JobState, PreviewOutcome};
 use axum::body::Body;
@@ -79,7 +80,7 @@ async fn connect(console: &TeamConsole, site: &FaultServer) {
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
             scim_base_url: None,
-            token: Some(TOKEN.to_string()),
+            token: Some(Hidden::new(TOKEN.to_string())),
             operator_email: Some("user3@example.com".to_string()),
         })
         .await
@@ -157,7 +158,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
             scim_base_url: None,
-            token: Some(format!("  {TOKEN} ")),
+            token: Some(Hidden::new(format!("  {TOKEN} "))),
             operator_email: Some(" ".to_string()),
         })
         .await
@@ -185,14 +186,14 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!stored.token_ciphertext.unwrap().contains(TOKEN));
+    assert!(!stored.token_ciphertext.unwrap().expose().contains(TOKEN));
 
     // An empty token keeps the saved one for the same site.
     let (view, found) = console
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
             scim_base_url: None,
-            token: Some(String::new()),
+            token: Some(Hidden::new(String::new())),
             operator_email: Some("me@example.com".into()),
         })
         .await
@@ -205,7 +206,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
             scim_base_url: None,
-            token: Some("wrong-token-0000000".into()),
+            token: Some(Hidden::new("wrong-token-0000000".into())),
             operator_email: None,
         })
         .await
@@ -674,7 +675,7 @@ async fn save(console: &TeamConsole, site: &FaultServer, scim_base_url: Option<S
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
             scim_base_url,
-            token: Some(TOKEN.to_string()),
+            token: Some(Hidden::new(TOKEN.to_string())),
             operator_email: Some("user3@example.com".to_string()),
         })
         .await
@@ -803,7 +804,7 @@ async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() 
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
             scim_base_url: None,
-            token: Some("another-token-for-the-same-site".to_string()),
+            token: Some(Hidden::new("another-token-for-the-same-site".to_string())),
             operator_email: None,
         })
         .await

@@ -79,7 +79,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let secrets = SecretBox::load_or_create(
         &args.data_dir,
-        args.secret_key.as_ref().map(|k| k.0.as_str()),
+        args.secret_key.as_ref().map(|k| k.expose().as_str()),
     )
     .context("could not load the key that encrypts SCIM tokens")?;
     let console = service::build(

@@ -6,7 +6,6 @@ use super::{ScimEndpoint, ScimProvider, ScimReply, ScimToken, TransportError};
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use std::error::Error as _;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,22 +48,13 @@ pub enum HttpSetupError {
     Client(String),
 }
 
-/// [`ScimProvider`] over HTTPS (reqwest + rustls).
+/// [`ScimProvider`] over HTTPS (reqwest + rustls). `Debug` shows the token as `<hidden>`.
+#[derive(Debug)]
 pub struct HttpScim {
     client: reqwest::Client,
     endpoint: ScimEndpoint,
     token: ScimToken,
     timeout: Duration,
-}
-
-impl fmt::Debug for HttpScim {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpScim")
-            .field("users_url", &self.endpoint.users_url())
-            .field("token", &self.token)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
 }
 
 impl HttpScim {

@@ -1,8 +1,8 @@
 //! Talking to a site's SCIM 2.0 users endpoint: where it is, the secret token, and the raw
 //! replies. What a reply *means* is decided by one table of pure functions in [`replies`].
 
+use app::hidden::Hidden;
 use async_trait::async_trait;
-use std::fmt;
 
 pub mod endpoint;
 pub mod http;
@@ -12,25 +12,25 @@ pub mod users;
 
 pub use endpoint::ScimEndpoint;
 
-/// The SCIM bearer token. `Debug` and `Display` print `<hidden>` so it cannot leak into
+/// The SCIM bearer token. It is [`Hidden`]: `Debug` prints `<hidden>`, so it cannot leak into
 /// logs, error messages or reports by accident; read it only with [`ScimToken::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct ScimToken(String);
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScimToken(Hidden<String>);
 
 impl ScimToken {
     pub fn new(token: impl Into<String>) -> ScimToken {
-        ScimToken(token.into().trim().to_string())
+        ScimToken(Hidden::new(token.into().trim().to_string()))
     }
 
     /// The token itself: only for the `Authorization` header and for encryption at rest.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     /// The last four characters, for "token saved, ending …ab12". Tokens shorter than
     /// 12 characters show nothing, so the hint never reveals a meaningful share of the secret.
     pub fn hint(&self) -> String {
-        let chars: Vec<char> = self.0.chars().collect();
+        let chars: Vec<char> = self.0.expose().chars().collect();
         if chars.len() < 12 {
             String::new()
         } else {
@@ -39,19 +39,7 @@ impl ScimToken {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for ScimToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<hidden>")
-    }
-}
-
-impl fmt::Display for ScimToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<hidden>")
+        self.0.expose().is_empty()
     }
 }
 

@@ -12,7 +12,7 @@ use super::sites::{list_site, open_site, policy_for, Site};
 use super::StoredPreview;
 use crate::engine::resolve::{recheck, target_checks};
 use crate::engine::runner::{
-    run, Rereads, RunControl, RunJournal, RunOptions, RunState, StopReason,
+    run, JournalError, Rereads, RunControl, RunJournal, RunOptions, RunState, StopReason,
 };
 use crate::engine::RunTarget;
 use crate::scim::http::HttpOptions;
@@ -579,7 +579,7 @@ struct DbJournal {
 
 #[async_trait]
 impl RunJournal for DbJournal {
-    async fn sending(&self, account_id: &str) -> Result<(), String> {
+    async fn sending(&self, account_id: &str) -> Result<(), JournalError> {
         let storage = &self.supervisor.storage;
         loop {
             match storage.mark_sending(&self.job_id, account_id).await {
@@ -596,29 +596,27 @@ impl RunJournal for DbJournal {
                         .map(|s| *s)
                         .unwrap_or(RunState::Cancelled);
                     if state == RunState::Cancelled {
-                        return Err("the run was cancelled".to_string());
+                        return Err(JournalError::Cancelled);
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(StorageError::JobNotRunning { .. }) => {
-                    return Err("the run was cancelled".to_string())
-                }
+                Err(StorageError::JobNotRunning { .. }) => return Err(JournalError::Cancelled),
                 Err(e) => {
                     tracing::error!(job_id = %self.job_id, error = %e, "could not mark sending");
-                    return Err(e.to_string());
+                    return Err(JournalError::NotRecorded(e.to_string()));
                 }
             }
         }
     }
 
-    async fn finished(&self, result: &ItemResult) -> Result<(), String> {
+    async fn finished(&self, result: &ItemResult) -> Result<(), JournalError> {
         let recorded = self
             .feed
             .write(self.supervisor.storage.record_result(&self.job_id, result))
             .await;
         recorded.map(|_| ()).map_err(|e| {
             tracing::error!(job_id = %self.job_id, error = %e, "could not record a result");
-            e.to_string()
+            JournalError::NotRecorded(e.to_string())
         })
     }
 }

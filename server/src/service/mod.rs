@@ -28,6 +28,7 @@ use app::backend::{
     ConnectionForm, ConnectionView, ConsoleBackend, ConsoleError, Diagnosis, JobCommand,
     JobEventView, JobResultsPage, JobView, PreviewRowsPage, PreviewSummary, StorageStatus,
 };
+use app::hidden::Hidden;
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::{Action, DiagnosisKind, PreviewOutcome, PreviewSource, SiteUser};
 use async_trait::async_trait;
@@ -219,8 +220,8 @@ impl ConsoleBackend for TeamConsole {
         };
         let new_token = form
             .token
-            .as_deref()
-            .map(ScimToken::new)
+            .as_ref()
+            .map(|t| ScimToken::new(t.expose().as_str()))
             .filter(|t| !t.is_empty());
         // A saved token only stays with the very site (and SCIM base) it was saved for.
         let same_site = existing
@@ -228,12 +229,14 @@ impl ConsoleBackend for TeamConsole {
             .is_some_and(|r| r.site_url == site_url && r.scim_base_url == scim_base_url);
         let (token_ciphertext, token_hint) = match &new_token {
             Some(token) => (
-                Some(self.secrets.encrypt(self.team, token).map_err(|e| {
-                    tracing::error!(error = %e, "could not encrypt the token");
-                    ConsoleError::failed(
-                        "Offboard could not encrypt the token. Check the server log.",
-                    )
-                })?),
+                Some(Hidden::new(
+                    self.secrets.encrypt(self.team, token).map_err(|e| {
+                        tracing::error!(error = %e, "could not encrypt the token");
+                        ConsoleError::failed(
+                            "Offboard could not encrypt the token. Check the server log.",
+                        )
+                    })?,
+                )),
                 token.hint(),
             ),
             None => match existing.as_ref().filter(|_| same_site) {

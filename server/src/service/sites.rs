@@ -56,7 +56,7 @@ pub async fn open_site(
         .connection(team_id)
         .await?
         .ok_or_else(not_connected)?;
-    let Some(ciphertext) = record.token_ciphertext.as_deref() else {
+    let Some(ciphertext) = record.token_ciphertext.as_ref().map(|t| t.expose()) else {
         return Err(not_connected());
     };
     let token = secrets

@@ -8,6 +8,7 @@ mod sqlite;
 pub use sqlite::SqliteStorage;
 
 use crate::engine::{Clock, RunTarget, SystemClock};
+use app::hidden::Hidden;
 use app::ids::{JobId, PreviewId, TeamId};
 pub use app::model::JobState;
 use app::model::{Action, ItemOutcome, ItemResult, PreviewOutcome, PreviewRow};
@@ -63,34 +64,18 @@ pub struct StorageHealth {
 }
 
 /// A team's saved connection to its site. `Debug` hides the encrypted token.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionRecord {
     pub site_url: String,
     /// An explicit SCIM base URL, when the admin overrides the one derived from `site_url`.
     pub scim_base_url: Option<String>,
     /// The token as [`crate::secret::SecretBox::encrypt`] stored it; None when no token is saved.
-    pub token_ciphertext: Option<String>,
+    pub token_ciphertext: Option<Hidden<String>>,
     /// The token's last characters ([`crate::scim::ScimToken::hint`]), to show "ends in …x7Q9".
     pub token_hint: String,
     /// The admin's own email: the run never touches this account.
     pub operator_email: Option<String>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl fmt::Debug for ConnectionRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionRecord")
-            .field("site_url", &self.site_url)
-            .field("scim_base_url", &self.scim_base_url)
-            .field(
-                "token_ciphertext",
-                &self.token_ciphertext.as_ref().map(|_| "<hidden>"),
-            )
-            .field("token_hint", &self.token_hint)
-            .field("operator_email", &self.operator_email)
-            .field("updated_at", &self.updated_at)
-            .finish()
-    }
 }
 
 /// A preview as the admin saw it, kept so the server (not the browser) checks the typed phrase

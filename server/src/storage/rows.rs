@@ -8,6 +8,7 @@ use super::{
     Result, StorageError,
 };
 use crate::engine::{ItemState, RunTarget};
+use app::hidden::Hidden;
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::{Action, ItemOutcome, ItemResult, JobState};
 use chrono::{DateTime, Utc};
@@ -207,7 +208,7 @@ impl TryFrom<ConnectionRow> for ConnectionRecord {
         Ok(ConnectionRecord {
             site_url: row.site_url,
             scim_base_url: row.scim_base_url,
-            token_ciphertext: row.token_ciphertext,
+            token_ciphertext: row.token_ciphertext.map(Hidden::new),
             token_hint: row.token_hint,
             operator_email: row.operator_email,
             updated_at: parse_stamp(&row.updated_at)?,

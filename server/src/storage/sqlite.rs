@@ -263,7 +263,7 @@ impl Storage for SqliteStorage {
         .bind(team_id)
         .bind(&record.site_url)
         .bind(&record.scim_base_url)
-        .bind(&record.token_ciphertext)
+        .bind(record.token_ciphertext.as_ref().map(|t| t.expose()))
         .bind(&record.token_hint)
         .bind(&record.operator_email)
         .bind(stamp(record.updated_at))

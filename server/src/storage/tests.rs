@@ -3,6 +3,7 @@
 use super::sqlite::{parse_stamp, stamp};
 use super::*;
 use crate::engine::ItemState;
+use app::hidden::Hidden;
 
 /// The team the tests' records belong to, and another one that must never see them.
 const DEFAULT_TEAM: TeamId = TeamId::BUILT_IN;
@@ -266,7 +267,9 @@ async fn connection_is_saved_replaced_and_its_token_forgotten() {
     let record = ConnectionRecord {
         site_url: "https://acme.stackenterprise.co".to_string(),
         scim_base_url: None,
-        token_ciphertext: Some(secrets.encrypt(DEFAULT_TEAM, &token).expect("encrypt")),
+        token_ciphertext: Some(Hidden::new(
+            secrets.encrypt(DEFAULT_TEAM, &token).expect("encrypt"),
+        )),
         token_hint: token.hint(),
         operator_email: Some("me@acme.example".to_string()),
         updated_at: at(3),
@@ -280,7 +283,11 @@ async fn connection_is_saved_replaced_and_its_token_forgotten() {
         .expect("read")
         .expect("saved");
     assert_eq!(stored, record);
-    let ciphertext = stored.token_ciphertext.clone().expect("token");
+    let ciphertext = stored
+        .token_ciphertext
+        .as_ref()
+        .map(|t| t.expose().clone())
+        .expect("token");
     assert_eq!(
         secrets.decrypt(DEFAULT_TEAM, &ciphertext).expect("decrypt"),
         token

@@ -87,10 +87,22 @@ impl Default for RunOptions {
 pub trait RunJournal: Send + Sync {
     /// Before a mutating request (DELETE/PATCH) for this user is sent; durable when it returns.
     /// An Err stops the run (nothing is sent).
-    async fn sending(&self, account_id: &str) -> Result<(), String>;
+    async fn sending(&self, account_id: &str) -> Result<(), JournalError>;
     /// Exactly once per target, the moment its outcome is known. An Err stops the run, so
     /// nothing happens that is not on record.
-    async fn finished(&self, result: &ItemResult) -> Result<(), String>;
+    async fn finished(&self, result: &ItemResult) -> Result<(), JournalError>;
+}
+
+/// Why the journal could not record a step. Either way the run stops, and the words go into
+/// the stop reason the admin reads.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    /// The run was cancelled while the step waited for a paused run to go on.
+    #[error("the run was cancelled")]
+    Cancelled,
+    /// The record could not be written (database, disk); the detail is in the server log.
+    #[error("{0}")]
+    NotRecorded(String),
 }
 
 /// What the admin wants the run to do now.

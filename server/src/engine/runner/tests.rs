@@ -339,18 +339,18 @@ impl FakeJournal {
 
 #[async_trait]
 impl RunJournal for FakeJournal {
-    async fn sending(&self, account_id: &str) -> Result<(), String> {
+    async fn sending(&self, account_id: &str) -> Result<(), JournalError> {
         if self.fail_sending_for.as_deref() == Some(account_id) {
-            return Err("disk full".into());
+            return Err(JournalError::NotRecorded("disk full".into()));
         }
         let seen = self.site.with(|s| s.log.len());
         lock(&self.sending).push((account_id.to_string(), seen));
         Ok(())
     }
-    async fn finished(&self, result: &ItemResult) -> Result<(), String> {
+    async fn finished(&self, result: &ItemResult) -> Result<(), JournalError> {
         lock(&self.finished).push(result.clone());
         if self.fail_finished {
-            return Err("database is locked".into());
+            return Err(JournalError::NotRecorded("database is locked".into()));
         }
         Ok(())
     }
