@@ -137,7 +137,12 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(cache_policy))
         .layer(middleware::from_fn(caller::identify))
-        .layer(request_log())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(request_served),
+        )
         .with_state(state)
 }
 
@@ -150,34 +155,24 @@ pub fn plain_routes() -> Router<AppState> {
         .layer(middleware::from_fn(caller::identify))
 }
 
-/// One log line per request: method, the route's template (`/jobs/{id}/events`, never the ids
-/// or the query string, which may carry personal data), status and latency. Bodies are never
-/// logged.
-fn request_log() -> TraceLayer<
-    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
-    impl Fn(&Request) -> tracing::Span + Clone,
-    (),
-    impl Fn(&Response, Duration, &tracing::Span) + Clone,
-> {
-    TraceLayer::new_for_http()
-        .make_span_with(|request: &Request| {
-            let route = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "(no route)".to_string());
-            tracing::info_span!("request", method = %request.method(), route = %route)
-        })
-        .on_request(())
-        .on_response(
-            |response: &Response, latency: Duration, _: &tracing::Span| {
-                tracing::info!(
-                    status = response.status().as_u16(),
-                    latency_ms = latency.as_secs_f64() * 1000.0,
-                    "request served"
-                );
-            },
-        )
+/// The span of one request's log line: method and the route's template (`/jobs/{id}/events`,
+/// never the ids nor the query string, which may carry personal data). Bodies are never logged.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(no route)".to_string());
+    tracing::info_span!("request", method = %request.method(), route = %route)
+}
+
+/// One log line per answered request: status and latency, in the request's span.
+fn request_served(response: &Response, latency: Duration, _: &tracing::Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request served"
+    );
 }
 
 /// Puts the service, as the caller's team sees it, where pages and server functions find it.

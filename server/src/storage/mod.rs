@@ -13,7 +13,7 @@ use app::ids::{JobId, PreviewId, TeamId};
 pub use app::model::JobState;
 use app::model::{Action, ItemOutcome, ItemResult, PreviewOutcome, PreviewRow};
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 use std::collections::{BTreeMap, HashSet};

@@ -2,7 +2,6 @@
 //! a record. Times are stored as RFC 3339 text and enums by their serde name, so those two are
 //! read here; ids and states are stored as themselves (`sqlx::Type`).
 
-use super::sqlite::parse_stamp;
 use super::{
     ConnectionRecord, JobConnection, JobEvent, JobRecord, PreviewRecord, PreviewSourceRecord,
     Result, StorageError,
@@ -11,8 +10,19 @@ use crate::engine::{ItemState, RunTarget};
 use app::hidden::Hidden;
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::{Action, ItemOutcome, ItemResult, JobState};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
+
+/// Fixed fraction digits, so stored times sort correctly as text.
+pub(super) fn stamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(super) fn parse_stamp(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StorageError::Damaged(format!("unreadable time {text:?}")))
+}
 
 /// Enums are stored by their serde name ("Delete", "Deleted"), the same text JSON carries.
 pub(super) fn enum_name<T: serde::Serialize>(value: &T) -> Result<String> {

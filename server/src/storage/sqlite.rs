@@ -1,7 +1,7 @@
 //! The SQLite implementation of [`Storage`]: the embedded default (one file in the data folder).
 
 use super::rows::{
-    enum_name, to_u64, ConnectionRow, ItemResultRow, JobEventRow, JobRow, PreviewRecordRow,
+    enum_name, stamp, to_u64, ConnectionRow, ItemResultRow, JobEventRow, JobRow, PreviewRecordRow,
     PreviewSourceRow, TallyRow, TargetRow,
 };
 use super::*;
@@ -42,17 +42,6 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
         }),
         sqlite: pool,
     })
-}
-
-/// Fixed fraction digits, so stored times sort correctly as text.
-pub(super) fn stamp(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-pub(super) fn parse_stamp(text: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| StorageError::Damaged(format!("unreadable time {text:?}")))
 }
 
 fn to_i64(value: u64) -> i64 {

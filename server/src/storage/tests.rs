@@ -1,6 +1,6 @@
 //! The storage tests, on a real SQLite file in a temporary folder.
 
-use super::sqlite::{parse_stamp, stamp};
+use super::rows::{parse_stamp, stamp};
 use super::*;
 use crate::engine::ItemState;
 use app::hidden::Hidden;
