@@ -443,7 +443,8 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
                 name="preview-action"
                 deactivate=summary.action == UserAction::Deactivate
                 on_pick=Callback::new(move |a: String| {
-                    mark(if a == "deactivate" { "preview-action-deactivate" } else { "preview-action-delete" });
+                    let deactivate = crate::api::parse_action(&a) == Some(UserAction::Deactivate);
+                    mark(if deactivate { "preview-action-deactivate" } else { "preview-action-delete" });
                     action.set(a);
                     revise.dispatch(());
                 })
