@@ -176,3 +176,50 @@ async fn the_choose_page_shows_only_words_of_its_own() {
     let known = page("no_file").await;
     assert!(known.contains("Choose a file, or paste a list"), "{known}");
 }
+
+#[tokio::test]
+async fn request_logs_name_the_route_never_the_ids_or_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start(&dir.path().join("data")).await;
+    let private = "/downloads/jobs/private-job-7f3a/results.csv?email=jane.doe%40acme.example";
+    let answer = console.http.get(console.url(private)).send().await.unwrap();
+    assert_eq!(answer.status(), 404);
+    let answer = console
+        .http
+        .get(console.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // The log line is written as the answer goes out; give the writer a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = console.log_text();
+        if log.contains("status=404") || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let served: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request served"))
+        .collect();
+    assert!(
+        served
+            .iter()
+            .any(|l| l.contains("route=/downloads/jobs/{job_id}/{file}")
+                && l.contains("method=GET")
+                && l.contains("status=404")
+                && l.contains("latency_ms=")),
+        "{log}"
+    );
+    assert!(
+        served
+            .iter()
+            .any(|l| l.contains("route=/healthz") && l.contains("status=200")),
+        "{log}"
+    );
+    for secret in ["private-job-7f3a", "jane.doe", "acme.example", "email="] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
