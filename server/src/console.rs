@@ -420,9 +420,14 @@ impl Console {
             .save_preview_source(DEFAULT_TEAM, &source)
             .await
             .map_err(storage_failed)?;
+        // The stored texts (the listing is ~250 bytes a user) are not needed to resolve: let
+        // them go before the rows are built.
+        let source_id = source.id;
+        drop(source.listing_json);
+        drop(source.input_json);
         self.make_preview(
             None,
-            &source.id,
+            &source_id,
             &input,
             &users,
             &site.record,
