@@ -18,7 +18,9 @@ use crate::engine::RunTarget;
 use crate::scim::http::HttpOptions;
 use crate::scim::ScimProvider;
 use crate::secret::SecretBox;
-use crate::storage::{JobEvent, JobRecord, JobState, NewJob, PlannedItem, Storage, StorageError};
+use crate::storage::{
+    JobEvent, JobRecord, JobState, NewJob, PlannedItem, PreviewSourceRecord, Storage, StorageError,
+};
 use app::backend::{ConsoleError, JobCommand};
 use app::confirm::phrase_matches;
 use app::ids::{JobId, PreviewId, TeamId};
@@ -162,17 +164,21 @@ impl JobSupervisor {
                 record.phrase
             )));
         }
-        let source = StoredPreview::source(self.storage.as_ref(), team_id, record).await?;
+        // Only the source's connection is needed here: its file and listing texts (tens of MB
+        // for a large site) are let go at once, before the site is listed again.
+        let PreviewSourceRecord {
+            users_url,
+            token_fingerprint,
+            ..
+        } = StoredPreview::source(self.storage.as_ref(), team_id, record).await?;
         let site = open_site(self.storage.as_ref(), &self.secrets, &self.http, team_id).await?;
-        if site.endpoint.users_url() != source.users_url {
+        if site.endpoint.users_url() != users_url {
             return Err(ConsoleError::new(
                 "The site connection changed since this preview was made; make a new preview.",
             ));
         }
         // Previews kept from before fingerprints were recorded have none ('').
-        if !source.token_fingerprint.is_empty()
-            && site.token_fingerprint != source.token_fingerprint
-        {
+        if !token_fingerprint.is_empty() && site.token_fingerprint != token_fingerprint {
             return Err(ConsoleError::new(
                 "The SCIM token was replaced since this preview was made; make a new preview.",
             ));
@@ -192,6 +198,17 @@ impl JobSupervisor {
         let policy = policy_for(&site.record, stored.preview.demote_privileged);
         let checked = recheck(&stored.preview, &fresh, &policy);
         let items = planned_in_preview_order(&stored, checked.targets, checked.changed);
+        // The run needs of the preview only each selected user's check: the rows go before
+        // the job is written, so a large preview and the fresh listing are not held together
+        // with the job's users.
+        let options = RunOptions {
+            action: record.action,
+            demote_privileged: stored.preview.demote_privileged,
+            ..self.run_options.clone()
+        };
+        let checks = target_checks(&stored.preview, options.demote_privileged);
+        let (action, confirmed) = (record.action, record.id.clone());
+        drop(stored);
         let job = NewJob {
             id: JobId::new(uuid::Uuid::new_v4().to_string()),
             team_id,
@@ -204,8 +221,8 @@ impl JobSupervisor {
                 .unwrap_or_else(|| CONSOLE_ADMIN.to_string()),
             created_at: chrono::Utc::now(),
             site_url: site.endpoint.site_url().to_string(),
-            action: record.action,
-            preview_id: record.id.clone(),
+            action,
+            preview_id: confirmed,
             connection: site.job_connection(),
             items,
         };
@@ -213,18 +230,15 @@ impl JobSupervisor {
         if let Err(e) = self.save_listing(&job.id, &fresh) {
             tracing::warn!(job_id = %job.id, error = %e, "could not keep the listing snapshot");
         }
-        let options = RunOptions {
-            action: record.action,
-            demote_privileged: stored.preview.demote_privileged,
-            ..self.run_options.clone()
-        };
-        let rereads = Rereads::new(
-            target_checks(&stored.preview, options.demote_privileged),
-            policy,
-        );
-        self.launch(&job.id, site.provider, options, false, rereads)
+        // The listing is on disk and the users are in the database: neither copy is needed
+        // while the runner starts.
+        drop(fresh);
+        let job_id = job.id;
+        drop(job.items);
+        let rereads = Rereads::new(checks, policy);
+        self.launch(&job_id, site.provider, options, false, rereads)
             .await?;
-        self.job_record(team_id, &job.id).await
+        self.job_record(team_id, &job_id).await
     }
 
     fn save_listing(&self, job_id: &JobId, users: &[SiteUser]) -> std::io::Result<()> {

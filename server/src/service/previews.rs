@@ -206,9 +206,14 @@ impl TeamConsole {
             listing_json: encode_for_storage(&users)?,
         };
         self.storage.save_preview_source(self.team, &source).await?;
+        // The stored texts (the listing is ~250 bytes a user) are not needed to resolve: let
+        // them go before the rows are built.
+        let source_id = source.id;
+        drop(source.listing_json);
+        drop(source.input_json);
         self.make_preview(
             None,
-            &source.id,
+            &source_id,
             &input,
             &users,
             &site.record,

@@ -422,18 +422,21 @@ impl Storage for SqliteStorage {
         team_id: TeamId,
         preview_id: &PreviewId,
     ) -> Result<Vec<PreviewRow>> {
-        let rows: Vec<String> = sqlx::query_scalar(
+        use futures::TryStreamExt;
+        // Each row is parsed as it arrives: collecting the JSON texts first would hold a
+        // large preview twice (texts and rows) when a run starts.
+        let mut texts = sqlx::query_scalar::<_, String>(
             "SELECT r.row_json FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
              WHERE p.team_id = ? AND r.preview_id = ? ORDER BY r.position",
         )
         .bind(team_id)
         .bind(preview_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|json| serde_json::from_str(json))
-            .collect::<std::result::Result<Vec<PreviewRow>, _>>()?)
+        .fetch(&self.pool);
+        let mut rows = Vec::new();
+        while let Some(json) = texts.try_next().await? {
+            rows.push(serde_json::from_str(&json)?);
+        }
+        Ok(rows)
     }
 
     async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired> {
