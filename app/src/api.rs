@@ -8,9 +8,7 @@ use crate::backend::{
 };
 use crate::model::{Action, PreviewOutcome, SiteUser};
 use leptos::prelude::*;
-use leptos::server_fn::{
-    codec::Post, Bytes, ContentType, Decodes, Encodes, Format, FormatType,
-};
+use leptos::server_fn::{codec::Post, Bytes, ContentType, Decodes, Encodes, Format, FormatType};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The answers of the server functions: JSON, exactly as Leptos's own `Json` sends them, but
