@@ -8,6 +8,43 @@ use crate::backend::{
 };
 use crate::model::{Action, PreviewOutcome, SiteUser};
 use leptos::prelude::*;
+use leptos::server_fn::{codec::Post, Bytes, ContentType, Decodes, Encodes, Format, FormatType};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The answers of the server functions: JSON, exactly as Leptos's own `Json` sends them, but
+/// read in the browser as text (`serde_json::from_str`). Why: the data a page finds in its HTML
+/// (resources) is read as text too, and Leptos reads server-function answers as bytes
+/// (`from_slice`); two readers made the browser bundle carry two copies of the reading code of
+/// every type (about 3 % of the gzipped WASM, docs/benchmarks.md).
+pub struct JsonText;
+
+/// How every server function below answers ([`JsonText`] in a POST response).
+pub type JsonAnswer = Post<JsonText>;
+
+impl ContentType for JsonText {
+    const CONTENT_TYPE: &'static str = "application/json";
+}
+
+impl FormatType for JsonText {
+    const FORMAT_TYPE: Format = Format::Text;
+}
+
+impl<T: Serialize> Encodes<T> for JsonText {
+    type Error = serde_json::Error;
+
+    fn encode(output: &T) -> Result<Bytes, Self::Error> {
+        serde_json::to_vec(output).map(Bytes::from)
+    }
+}
+
+impl<T: DeserializeOwned> Decodes<T> for JsonText {
+    type Error = serde_json::Error;
+
+    fn decode(bytes: Bytes) -> Result<T, Self::Error> {
+        let text = std::str::from_utf8(&bytes).map_err(serde::de::Error::custom)?;
+        serde_json::from_str(text)
+    }
+}
 
 /// Reads the action a form sent ("delete" or "deactivate", any case). Anything else is refused
 /// rather than guessed, because guessing could turn a deactivation into a deletion.
@@ -86,7 +123,7 @@ fn plain(e: crate::backend::ConsoleError) -> ServerFnError {
 
 /// The words for a Choose-page problem code: fixed words, or for a failed preview the
 /// details kept in the caller's own session. `None` for an unknown code.
-#[server(endpoint = "choose_problem")]
+#[server(endpoint = "choose_problem", output = JsonAnswer)]
 pub async fn choose_problem(code: String) -> Result<Option<String>, ServerFnError> {
     use crate::backend::ChooseProblem;
     let Some(problem) = ChooseProblem::from_code(&code) else {
@@ -109,13 +146,13 @@ pub async fn choose_problem(code: String) -> Result<Option<String>, ServerFnErro
 }
 
 /// The saved connection (never the token itself).
-#[server(endpoint = "connection")]
+#[server(endpoint = "connection", output = JsonAnswer)]
 pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
     crate::backend::backend()?.connection().await.map_err(plain)
 }
 
 /// Saves the Connect form and checks the connection. A blank token keeps the saved one.
-#[server(endpoint = "save_connection")]
+#[server(endpoint = "save_connection", output = JsonAnswer)]
 pub async fn save_connection(
     site_url: String,
     scim_base_url: String,
@@ -135,7 +172,7 @@ pub async fn save_connection(
         .map_err(plain)
 }
 
-#[server(endpoint = "forget_token")]
+#[server(endpoint = "forget_token", output = JsonAnswer)]
 pub async fn forget_token() -> Result<ConnectionView, ServerFnError> {
     crate::backend::backend()?
         .forget_token()
@@ -143,7 +180,7 @@ pub async fn forget_token() -> Result<ConnectionView, ServerFnError> {
         .map_err(plain)
 }
 
-#[server(endpoint = "check_connection")]
+#[server(endpoint = "check_connection", output = JsonAnswer)]
 pub async fn check_connection() -> Result<Diagnosis, ServerFnError> {
     crate::backend::backend()?
         .check_connection()
@@ -153,7 +190,7 @@ pub async fn check_connection() -> Result<Diagnosis, ServerFnError> {
 
 /// A preview from a pasted list or a file's text (files normally go through `/choose/upload`).
 /// `column` is 1-based (1 = the first column), as the admin counts.
-#[server(endpoint = "preview_text")]
+#[server(endpoint = "preview_text", output = JsonAnswer)]
 pub async fn preview_text(
     file_name: String,
     text: String,
@@ -168,7 +205,7 @@ pub async fn preview_text(
         .map_err(plain)
 }
 
-#[server(endpoint = "deactivated_users")]
+#[server(endpoint = "deactivated_users", output = JsonAnswer)]
 pub async fn deactivated_users() -> Result<Vec<SiteUser>, ServerFnError> {
     crate::backend::backend()?
         .deactivated_users()
@@ -177,7 +214,7 @@ pub async fn deactivated_users() -> Result<Vec<SiteUser>, ServerFnError> {
 }
 
 /// A preview of users ticked in the deactivated list; `account_ids` one per line.
-#[server(endpoint = "preview_picked")]
+#[server(endpoint = "preview_picked", output = JsonAnswer)]
 pub async fn preview_picked(
     account_ids: String,
     action: String,
@@ -195,7 +232,7 @@ pub async fn preview_picked(
 }
 
 /// The same input again with other options; `column` is 1-based (1 = the first column).
-#[server(endpoint = "revise_preview")]
+#[server(endpoint = "revise_preview", output = JsonAnswer)]
 pub async fn revise_preview(
     preview_id: String,
     action: String,
@@ -209,7 +246,7 @@ pub async fn revise_preview(
         .map_err(plain)
 }
 
-#[server(endpoint = "preview")]
+#[server(endpoint = "preview", output = JsonAnswer)]
 pub async fn load_preview(preview_id: String) -> Result<PreviewSummary, ServerFnError> {
     crate::backend::backend()?
         .preview(preview_id.into())
@@ -218,7 +255,7 @@ pub async fn load_preview(preview_id: String) -> Result<PreviewSummary, ServerFn
 }
 
 /// One page of rows; `outcome` is an [`outcome_key`] or empty for every row.
-#[server(endpoint = "preview_rows")]
+#[server(endpoint = "preview_rows", output = JsonAnswer)]
 pub async fn preview_rows(
     preview_id: String,
     outcome: String,
@@ -237,7 +274,7 @@ pub async fn preview_rows(
 }
 
 /// Starts the run; the server checks `typed` against the stored preview's phrase.
-#[server(endpoint = "start_job")]
+#[server(endpoint = "start_job", output = JsonAnswer)]
 pub async fn start_job(preview_id: String, typed: String) -> Result<JobView, ServerFnError> {
     crate::backend::backend()?
         .start_job(preview_id.into(), typed)
@@ -245,7 +282,7 @@ pub async fn start_job(preview_id: String, typed: String) -> Result<JobView, Ser
         .map_err(plain)
 }
 
-#[server(endpoint = "job")]
+#[server(endpoint = "job", output = JsonAnswer)]
 pub async fn load_job(job_id: String) -> Result<JobView, ServerFnError> {
     crate::backend::backend()?
         .job(job_id.into())
@@ -253,13 +290,13 @@ pub async fn load_job(job_id: String) -> Result<JobView, ServerFnError> {
         .map_err(plain)
 }
 
-#[server(endpoint = "jobs")]
+#[server(endpoint = "jobs", output = JsonAnswer)]
 pub async fn list_jobs() -> Result<Vec<JobView>, ServerFnError> {
     crate::backend::backend()?.jobs().await.map_err(plain)
 }
 
 /// `command` is "pause", "resume" or "cancel".
-#[server(endpoint = "control_job")]
+#[server(endpoint = "control_job", output = JsonAnswer)]
 pub async fn control_job(job_id: String, command: String) -> Result<JobView, ServerFnError> {
     let command = parse_command(&command)
         .ok_or_else(|| ServerFnError::new("Choose pause, resume or cancel."))?;
@@ -269,7 +306,7 @@ pub async fn control_job(job_id: String, command: String) -> Result<JobView, Ser
         .map_err(plain)
 }
 
-#[server(endpoint = "job_events")]
+#[server(endpoint = "job_events", output = JsonAnswer)]
 pub async fn job_events(
     job_id: String,
     after_seq: i64,
@@ -282,7 +319,7 @@ pub async fn job_events(
 }
 
 /// A page of a run's results, newest first; `before_seq` 0 means the newest.
-#[server(endpoint = "job_results_page")]
+#[server(endpoint = "job_results_page", output = JsonAnswer)]
 pub async fn load_results_page(
     job_id: String,
     before_seq: i64,

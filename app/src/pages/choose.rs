@@ -23,11 +23,25 @@ pub fn user_matches(user: &SiteUser, search: &str) -> bool {
     .flatten()
     .chain(user.emails.iter().map(String::as_str))
     .collect::<Vec<_>>()
-    .join("\n")
-    .to_lowercase();
+    .join("\n");
+    let haystack = lower_case(&haystack);
     search
         .split_whitespace()
-        .all(|word| haystack.contains(&word.to_lowercase()))
+        .all(|word| haystack.contains(&lower_case(word)))
+}
+
+/// Unicode lower case, for a search that ignores case in any language. In the browser the
+/// browser's own `toLowerCase` does it (same Unicode rules): Rust's `to_lowercase` would bring
+/// its Unicode case tables into the WASM download (docs/benchmarks.md, "Browser bundle").
+fn lower_case(text: &str) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        String::from(js_sys::JsString::from(text).to_lower_case())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        text.to_lowercase()
+    }
 }
 
 /// The name a person recognises: display name, else username, else email, else account ID.
@@ -507,6 +521,18 @@ mod tests {
         assert!(user_matches(&u, "ada 4711"));
         assert!(!user_matches(&u, "ada 4712"));
         assert!(!user_matches(&u, "babbage"));
+    }
+
+    #[test]
+    fn search_ignores_case_beyond_ascii() {
+        let u = SiteUser {
+            id: "9".into(),
+            display_name: Some("Émile Ørsted".into()),
+            ..Default::default()
+        };
+        assert!(user_matches(&u, "émile"));
+        assert!(user_matches(&u, "ØRSTED"));
+        assert!(!user_matches(&u, "emile"));
     }
 
     #[test]
