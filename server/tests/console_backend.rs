@@ -55,7 +55,7 @@ async fn setup(dir: &Path) -> Setup {
         },
     );
     Setup {
-        console: service.for_team(TeamId::BUILT_IN),
+        console: service.for_team(TeamId::BUILT_IN, service::Actor::ConsoleAdmin),
         jobs: service.jobs.clone(),
         service,
         storage: db.storage,
