@@ -136,8 +136,7 @@ fn day(text: &str) -> Option<String> {
     let shaped = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b
-            .iter()
+        && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shaped {
@@ -196,7 +195,13 @@ mod tests {
             f.csv_download(),
             "/downloads/audit.csv?action=run_ended&from=2026-11-01&to=2026-11-30"
         );
-        for bad in ["2026-13-01", "2026-11-32", "26-11-01", "2026/11/01", "x' OR 1=1"] {
+        for bad in [
+            "2026-13-01",
+            "2026-11-32",
+            "26-11-01",
+            "2026/11/01",
+            "x' OR 1=1",
+        ] {
             assert_eq!(AuditFilter::from_query("", bad, "").from, None, "{bad}");
         }
         let none = AuditFilter::from_query("nonsense", "", "");

@@ -34,7 +34,10 @@ pub async fn run() -> ExitCode {
 async fn verify_audit(db: &DatabaseArgs) -> ExitCode {
     let url = db.effective_database_url();
     // Opening a missing SQLite file would create an empty (and so "intact") trail.
-    if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+    {
         if !std::path::Path::new(path).exists() {
             eprintln!(
                 "offboard: there is no console database at {path}; pass the console's \

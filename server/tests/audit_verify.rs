@@ -47,7 +47,10 @@ async fn one_finished_run(console: &ConsoleProcess, site: &FaultServer) -> Strin
             "preview_text",
             &[
                 ("file_name", "leavers.csv"),
-                ("text", "Email\nuser20@example.com\nuser21@example.com\nuser22@example.com\n"),
+                (
+                    "text",
+                    "Email\nuser20@example.com\nuser21@example.com\nuser22@example.com\n",
+                ),
                 ("action", "delete"),
                 ("demote", "false"),
             ],
@@ -67,7 +70,10 @@ async fn one_finished_run(console: &ConsoleProcess, site: &FaultServer) -> Strin
     let job_id = started["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let job = console.call("job", &[("job_id", &job_id)]).await.expect("job");
+        let job = console
+            .call("job", &[("job_id", &job_id)])
+            .await
+            .expect("job");
         if job["state"] == json!("finished") {
             break;
         }
@@ -80,7 +86,12 @@ async fn one_finished_run(console: &ConsoleProcess, site: &FaultServer) -> Strin
         let page = console
             .call(
                 "audit_page",
-                &[("action", "run_ended"), ("from", ""), ("to", ""), ("before", "0")],
+                &[
+                    ("action", "run_ended"),
+                    ("from", ""),
+                    ("to", ""),
+                    ("before", "0"),
+                ],
             )
             .await
             .expect("audit page");
@@ -122,7 +133,10 @@ async fn verify_passes_on_a_real_trail_then_names_the_edited_entry() {
     let csv = reply.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 1 + 4, "{csv}");
-    assert!(lines[1].contains("\"run_ended\"") && lines[1].contains(&job_id), "{csv}");
+    assert!(
+        lines[1].contains("\"run_ended\"") && lines[1].contains(&job_id),
+        "{csv}"
+    );
     assert!(lines[4].contains("\"connection_saved\""), "{csv}");
     assert!(lines[4].contains("\"admin@acme.example\""), "{csv}");
     assert!(!csv.contains(TOKEN), "the token is in the CSV: {csv}");
@@ -131,7 +145,12 @@ async fn verify_passes_on_a_real_trail_then_names_the_edited_entry() {
     let data_arg = data.to_str().unwrap();
     let intact = verify(&["--data-dir", data_arg]);
     let out = text(&intact.stdout);
-    assert_eq!(intact.status.code(), Some(0), "{out}{}", text(&intact.stderr));
+    assert_eq!(
+        intact.status.code(),
+        Some(0),
+        "{out}{}",
+        text(&intact.stderr)
+    );
     assert!(out.starts_with("4 entries, chain intact\n"), "{out}");
     assert!(out.contains("team 1: newest entry 4, hash "), "{out}");
 
@@ -141,9 +160,12 @@ async fn verify_passes_on_a_real_trail_then_names_the_edited_entry() {
     assert_eq!(by_url.status.code(), Some(0), "{}", text(&by_url.stderr));
 
     // Offboard's own triggers refuse an edit; whoever drops them can edit, and is caught.
-    let refused = run_sql(&db, &["UPDATE audit_entries SET actor = 'someone else' WHERE seq = 2"])
-        .await
-        .unwrap_err();
+    let refused = run_sql(
+        &db,
+        &["UPDATE audit_entries SET actor = 'someone else' WHERE seq = 2"],
+    )
+    .await
+    .unwrap_err();
     assert!(refused.to_string().contains("append-only"), "{refused}");
     run_sql(
         &db,
@@ -156,7 +178,12 @@ async fn verify_passes_on_a_real_trail_then_names_the_edited_entry() {
     .expect("tamper");
     let broken = verify(&["--data-dir", data_arg]);
     let out = text(&broken.stdout);
-    assert_eq!(broken.status.code(), Some(1), "{out}{}", text(&broken.stderr));
+    assert_eq!(
+        broken.status.code(),
+        Some(1),
+        "{out}{}",
+        text(&broken.stderr)
+    );
     assert!(
         out.contains("The audit trail is broken: entry 2 of team 1 was changed"),
         "{out}"
@@ -172,7 +199,12 @@ async fn verify_explains_itself_and_refuses_a_missing_database() {
         .expect("help");
     let out = text(&help.stdout);
     assert_eq!(help.status.code(), Some(0));
-    for words in ["--data-dir", "--database-url", "chain intact", "Exit status"] {
+    for words in [
+        "--data-dir",
+        "--database-url",
+        "chain intact",
+        "Exit status",
+    ] {
         assert!(out.contains(words), "{words} missing from:\n{out}");
     }
 

@@ -1131,7 +1131,12 @@ async fn a_preview_and_runs_leave_their_audit_entries() {
     assert_eq!(details(3)["preview"], json!(revised.id.as_str()));
     assert_eq!(entries[4].target.as_deref(), Some(finished.id.as_str()));
     assert_eq!(details(4)["state"], json!("finished"));
-    assert_eq!(details(4)["counts"]["Deleted"], json!(3), "{}", entries[4].details);
+    assert_eq!(
+        details(4)["counts"]["Deleted"],
+        json!(3),
+        "{}",
+        entries[4].details
+    );
     assert_eq!(details(7)["state"], json!("paused"));
     assert_eq!(details(8)["state"], json!("running"));
     assert_eq!(entries[10].target.as_deref(), Some(controlled.id.as_str()));
@@ -1145,11 +1150,7 @@ async fn a_preview_and_runs_leave_their_audit_entries() {
 
     // Filtered pages and paging.
     let ended = console
-        .audit_page(
-            AuditFilter::from_query("run_ended", "", ""),
-            None,
-            100,
-        )
+        .audit_page(AuditFilter::from_query("run_ended", "", ""), None, 100)
         .await
         .unwrap();
     assert_eq!(
@@ -1184,7 +1185,10 @@ async fn a_preview_and_runs_leave_their_audit_entries() {
     let csv = body_text(response).await;
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[0].starts_with("\"seq\",\"at\",\"actor\",\"action\""), "{csv}");
+    assert!(
+        lines[0].starts_with("\"seq\",\"at\",\"actor\",\"action\""),
+        "{csv}"
+    );
     assert!(lines[1].starts_with("\"11\","), "{csv}");
     assert!(lines[1].contains("\"run_ended\""), "{csv}");
 }

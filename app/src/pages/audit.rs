@@ -38,7 +38,10 @@ pub fn AuditTrail() -> impl IntoView {
     };
     let entries = Resource::new(asked, |(filter, before)| {
         audit_page(
-            filter.action.map(|a| a.key().to_string()).unwrap_or_default(),
+            filter
+                .action
+                .map(|a| a.key().to_string())
+                .unwrap_or_default(),
             filter.from.unwrap_or_default(),
             filter.to.unwrap_or_default(),
             before,

@@ -537,7 +537,10 @@ mod tests {
         ]);
         let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
         let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-        assert_eq!(header, ["seq", "at", "actor", "action", "target", "details"]);
+        assert_eq!(
+            header,
+            ["seq", "at", "actor", "action", "target", "details"]
+        );
         let rows: Vec<Vec<String>> = reader
             .records()
             .map(|r| r.unwrap().iter().map(String::from).collect())

@@ -4,9 +4,9 @@
 use super::error::HttpError;
 use super::{AppState, Caller};
 use crate::service::reports::Report;
+use app::audit::AuditFilter;
 use app::backend::ReportKind;
 use app::ids::{JobId, PreviewId};
-use app::audit::AuditFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

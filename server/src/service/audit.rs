@@ -191,9 +191,8 @@ impl TeamConsole {
         after: &ConnectionRecord,
         token_replaced: bool,
     ) {
-        let site_changed = before.is_none_or(|b| {
-            b.site_url != after.site_url || b.scim_base_url != after.scim_base_url
-        });
+        let site_changed = before
+            .is_none_or(|b| b.site_url != after.site_url || b.scim_base_url != after.scim_base_url);
         let details = json!({
             "site_url": after.site_url,
             "scim_base_url": after.scim_base_url,
@@ -282,7 +281,10 @@ impl TeamConsole {
     }
 
     /// Every entry of the team's trail matching `filter`, newest first, as a spreadsheet.
-    pub async fn audit_report(&self, filter: &AuditFilter) -> Result<super::reports::Report, ConsoleError> {
+    pub async fn audit_report(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<super::reports::Report, ConsoleError> {
         let mut all: Vec<AuditEntryView> = Vec::new();
         let mut before = None;
         loop {

@@ -489,8 +489,15 @@ impl JobSupervisor {
             policy_for(&site.record, demote),
         );
         rereads.start();
-        self.launch(job.team_id, &job.id, site.provider, options, then_cancel, rereads)
-            .await
+        self.launch(
+            job.team_id,
+            &job.id,
+            site.provider,
+            options,
+            then_cancel,
+            rereads,
+        )
+        .await
     }
 
     /// At server start: picks up every queued, running or cancelling job. A job that cannot

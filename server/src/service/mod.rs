@@ -276,8 +276,12 @@ impl ConsoleBackend for TeamConsole {
 
     async fn forget_token(&self) -> Result<ConnectionView, ConsoleError> {
         self.storage.forget_token(self.team).await?;
-        self.record(app::audit::AuditAction::TokenForgotten, None, serde_json::json!({}))
-            .await;
+        self.record(
+            app::audit::AuditAction::TokenForgotten,
+            None,
+            serde_json::json!({}),
+        )
+        .await;
         self.connection().await
     }
 

@@ -462,23 +462,58 @@ mod tests {
     fn the_hash_covers_every_field_and_is_lowercase_hex() {
         let base = row(1, GENESIS, "a");
         assert_eq!(base.hash.len(), 64);
-        assert!(base.hash.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(base
+            .hash
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         let variants = [
-            AuditRow { seq: 2, ..row(1, GENESIS, "a") },
-            AuditRow { team_id: TeamId::new(2), ..row(1, GENESIS, "a") },
-            AuditRow { at: "2026-11-30T12:00:00.000001Z".into(), ..row(1, GENESIS, "a") },
-            AuditRow { actor: "b".into(), ..row(1, GENESIS, "a") },
-            AuditRow { action: "run_resumed".into(), ..row(1, GENESIS, "a") },
-            AuditRow { target: "job-2".into(), ..row(1, GENESIS, "a") },
-            AuditRow { details: "{\"n\":1}".into(), ..row(1, GENESIS, "a") },
-            AuditRow { prev_hash: "1".repeat(64), ..row(1, GENESIS, "a") },
+            AuditRow {
+                seq: 2,
+                ..row(1, GENESIS, "a")
+            },
+            AuditRow {
+                team_id: TeamId::new(2),
+                ..row(1, GENESIS, "a")
+            },
+            AuditRow {
+                at: "2026-11-30T12:00:00.000001Z".into(),
+                ..row(1, GENESIS, "a")
+            },
+            AuditRow {
+                actor: "b".into(),
+                ..row(1, GENESIS, "a")
+            },
+            AuditRow {
+                action: "run_resumed".into(),
+                ..row(1, GENESIS, "a")
+            },
+            AuditRow {
+                target: "job-2".into(),
+                ..row(1, GENESIS, "a")
+            },
+            AuditRow {
+                details: "{\"n\":1}".into(),
+                ..row(1, GENESIS, "a")
+            },
+            AuditRow {
+                prev_hash: "1".repeat(64),
+                ..row(1, GENESIS, "a")
+            },
         ];
         for v in &variants {
             assert_ne!(v.content_hash(), base.hash);
         }
         // Field boundaries cannot be shifted: "ab" + "" is not "a" + "b".
-        let left = AuditRow { actor: "ab".into(), target: String::new(), ..row(1, GENESIS, "") };
-        let right = AuditRow { actor: "a".into(), target: "b".into(), ..row(1, GENESIS, "") };
+        let left = AuditRow {
+            actor: "ab".into(),
+            target: String::new(),
+            ..row(1, GENESIS, "")
+        };
+        let right = AuditRow {
+            actor: "a".into(),
+            target: "b".into(),
+            ..row(1, GENESIS, "")
+        };
         assert_ne!(left.content_hash(), right.content_hash());
     }
 
@@ -498,7 +533,10 @@ mod tests {
         edited[2].actor = "someone else".into();
         let e = walk(&edited, head.clone()).unwrap_err();
         assert_eq!((e.seq, e.why.clone()), (3, BreakKind::Edited));
-        assert!(e.to_string().contains("entry 3 of team 1 was changed"), "{e}");
+        assert!(
+            e.to_string().contains("entry 3 of team 1 was changed"),
+            "{e}"
+        );
 
         let mut removed = chain(5);
         removed.remove(1);
@@ -529,7 +567,10 @@ mod tests {
         let mut cut = chain(5);
         cut.truncate(3);
         let e = walk(&cut, head.clone()).unwrap_err();
-        assert_eq!((e.seq, e.why), (5, BreakKind::TailRemoved { last_found: 3 }));
+        assert_eq!(
+            (e.seq, e.why.clone()),
+            (5, BreakKind::TailRemoved { last_found: 3 })
+        );
         assert!(e.to_string().contains("newest entries were removed"), "{e}");
 
         let mut last_replaced = chain(5);

@@ -361,8 +361,7 @@ pub trait Storage: Send + Sync {
     /// Appends an entry to the team's audit trail: numbered, timed and chained here.
     async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry>;
     /// The team's audit entries matching `query`, newest first.
-    async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery)
-        -> Result<Vec<AuditEntry>>;
+    async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
     /// Walks every team's audit chain and says where the first break is, if any.
     async fn verify_audit(&self) -> Result<ChainReport>;
 }

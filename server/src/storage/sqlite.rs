@@ -229,11 +229,7 @@ impl Storage for SqliteStorage {
         super::audit::append(&self.writer, team_id, self.clock.now(), entry).await
     }
 
-    async fn audit_entries(
-        &self,
-        team_id: TeamId,
-        query: &AuditQuery,
-    ) -> Result<Vec<AuditEntry>> {
+    async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         super::audit::entries(&self.pool, team_id, query).await
     }
 
