@@ -82,7 +82,7 @@ pub fn AuditTrail() -> impl IntoView {
                     <input id="audit-to" name="to" type="date" prop:value=move || filter().to.unwrap_or_default() />
                 </div>
                 <div class="actions">
-                    <button type="submit">"Show"</button>
+                    <button type="submit" class="button primary">"Show"</button>
                     <a href=move || filter().csv_download() download="" data-testid="audit-csv">
                         "Download these entries (CSV)"
                     </a>
@@ -138,7 +138,6 @@ pub fn AuditTrail() -> impl IntoView {
 }
 
 fn entry_row(e: AuditEntryView) -> impl IntoView {
-    let target = e.target.clone().unwrap_or_default();
     view! {
         <tr>
             <td data-label="When">
@@ -146,7 +145,7 @@ fn entry_row(e: AuditEntryView) -> impl IntoView {
             </td>
             <td data-label="Who">{e.actor}</td>
             <td data-label="What">{e.action.words()}</td>
-            <td data-label="About" class="id">{target}</td>
+            <td data-label="About" class="id">{e.target}</td>
             <td data-label="Details" class="details">
                 <code>{e.details}</code>
             </td>
