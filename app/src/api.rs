@@ -295,6 +295,26 @@ pub async fn list_jobs() -> Result<Vec<JobView>, ServerFnError> {
     crate::backend::backend()?.jobs().await.map_err(plain)
 }
 
+/// One page of the team's audit trail, newest first: `action` is an action's name (empty =
+/// all), `from`/`to` are `YYYY-MM-DD` days (empty = open), `before` the number of the last
+/// entry already shown (0 = start from the newest).
+#[server(endpoint = "audit_page")]
+pub async fn audit_page(
+    action: String,
+    from: String,
+    to: String,
+    before: i64,
+) -> Result<crate::audit::AuditPage, ServerFnError> {
+    let filter = crate::audit::AuditFilter::from_query(&action, &from, &to);
+    crate::backend::backend()?
+        .audit_page(filter, (before > 0).then_some(before), AUDIT_PAGE_SIZE)
+        .await
+        .map_err(plain)
+}
+
+/// Entries on one page of the Audit screen.
+pub const AUDIT_PAGE_SIZE: u32 = 50;
+
 /// `command` is "pause", "resume" or "cancel".
 #[server(endpoint = "control_job", output = JsonAnswer)]
 pub async fn control_job(job_id: String, command: String) -> Result<JobView, ServerFnError> {

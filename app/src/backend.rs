@@ -130,6 +130,8 @@ pub enum ReportKind {
     /// What did not succeed, in the old script's format for Stack support. Saved under a
     /// dated name (`failed_deletions_YYYY-MM-DD_HH-MM-SS.json`); `failures.json` in addresses.
     Failures,
+    /// The team's audit trail (filtered as the Audit page is).
+    AuditTrail,
 }
 
 impl ReportKind {
@@ -149,6 +151,7 @@ impl ReportKind {
             ReportKind::ResultsCsv => "results.csv",
             ReportKind::ResultsJson => "results.json",
             ReportKind::Failures => "failures.json",
+            ReportKind::AuditTrail => "audit.csv",
         }
     }
 
@@ -161,7 +164,9 @@ impl ReportKind {
 
     pub fn content_type(self) -> &'static str {
         match self {
-            ReportKind::Preview | ReportKind::ResultsCsv => "text/csv; charset=utf-8",
+            ReportKind::Preview | ReportKind::ResultsCsv | ReportKind::AuditTrail => {
+                "text/csv; charset=utf-8"
+            }
             _ => "application/json",
         }
     }
@@ -402,6 +407,16 @@ mod server_side {
             before_seq: Option<i64>,
             limit: u32,
         ) -> Result<JobResultsPage, ConsoleError>;
+
+        // Audit trail
+        /// The team's entries matching `filter` with a number below `before` (None = the
+        /// newest), newest first.
+        async fn audit_page(
+            &self,
+            filter: crate::audit::AuditFilter,
+            before: Option<i64>,
+            limit: u32,
+        ) -> Result<crate::audit::AuditPage, ConsoleError>;
     }
 
     /// The session key under which the upload routes keep the details of a failed preview

@@ -95,6 +95,10 @@ pub fn App() -> impl IntoView {
                             .collect_view()}
                     </ol>
                 </nav>
+                // Not a step of the path: the record of every step, for anyone checking.
+                <A href="/audit" attr:class="audit-link">
+                    "Audit trail"
+                </A>
             </header>
             <main id="main" tabindex="-1">
                 <Routes fallback=pages::NotFound>
@@ -104,6 +108,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("preview") view=pages::PreviewPage />
                     <Route path=StaticSegment("run") view=pages::RunPage />
                     <Route path=StaticSegment("history") view=pages::History />
+                    <Route path=StaticSegment("audit") view=pages::AuditTrail />
                 </Routes>
             </main>
             <footer class="site-footer">

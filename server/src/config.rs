@@ -36,6 +36,60 @@ pub enum Command {
     /// failed: see the failures file); 2 for a bad command line or an unreadable file;
     /// 3 when the site could not be reached or listed; 4 when the confirmation was not given.
     Delete(Box<DeleteArgs>),
+    /// Check the console's audit trail (`offboard audit verify`).
+    Audit(AuditArgs),
+}
+
+/// What to do with the audit trail.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check that no audit entry was edited, removed or moved since it was written.
+    ///
+    /// Walks every team's trail in the console's database (the same --data-dir and
+    /// --database-url as `offboard serve`; it may run while the console runs) and prints either
+    /// "N entries, chain intact" with each team's newest entry and its hash (note that hash
+    /// somewhere else to catch a rewrite of the whole trail later), or which entry is broken
+    /// and why.
+    ///
+    /// Exit status: 0 when every chain is intact; 1 when an entry was changed, removed or
+    /// moved; 2 when the database could not be opened.
+    Verify(DatabaseArgs),
+}
+
+/// Where the console's database is, for commands other than `serve` (same flags, same defaults).
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// The console's data folder (the one `offboard serve` uses).
+    #[arg(long, env = "OFFBOARD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// The console's database. Default: the SQLite file `offboard.db` in the data folder.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The database URL in force: the flag, or the SQLite file in the data folder.
+    pub fn effective_database_url(&self) -> String {
+        database_url(&self.data_dir, self.database_url.as_deref())
+    }
+}
+
+/// `url` when given, else the SQLite file `offboard.db` in `data_dir`.
+fn database_url(data_dir: &std::path::Path, url: Option<&str>) -> String {
+    match url.map(str::trim) {
+        Some(url) if !url.is_empty() => url.to_string(),
+        _ => format!(
+            "sqlite://{}",
+            data_dir.join("offboard.db").to_string_lossy()
+        ),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -210,13 +264,7 @@ fn read_token_arg(text: &str) -> Result<crate::scim::ScimToken, String> {
 impl ServeArgs {
     /// The database URL in force: the flag, or the SQLite file in the data folder.
     pub fn effective_database_url(&self) -> String {
-        match self.database_url.as_deref().map(str::trim) {
-            Some(url) if !url.is_empty() => url.to_string(),
-            _ => format!(
-                "sqlite://{}",
-                self.data_dir.join("offboard.db").to_string_lossy()
-            ),
-        }
+        database_url(&self.data_dir, self.database_url.as_deref())
     }
 }
 

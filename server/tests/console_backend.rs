@@ -55,7 +55,7 @@ async fn setup(dir: &Path) -> Setup {
         },
     );
     Setup {
-        console: service.for_team(TeamId::BUILT_IN),
+        console: service.for_team(TeamId::BUILT_IN, service::Actor::ConsoleAdmin),
         jobs: service.jobs.clone(),
         service,
         storage: db.storage,
@@ -1036,4 +1036,159 @@ async fn a_watcher_that_reconnects_with_last_event_id_resumes_where_it_left_off(
     // queued, running, one result per user, finished.
     assert_eq!(total, 2 + finished.total as i64 + 1);
     assert_eq!(deleted(&site.state().await), ids(20..=39));
+}
+
+/// The audit entries a team's work leaves: Connect, a preview and its revision, a run that
+/// finishes, a run paused, resumed and cancelled, the token forgotten. Each names who did it
+/// (the email saved on Connect, or Offboard for a run's end), carries counts and ids (never
+/// the token, never a user), and the chain verifies; the CSV download filters like the page.
+#[tokio::test]
+async fn a_preview_and_runs_leave_their_audit_entries() {
+    use app::audit::{AuditAction, AuditFilter};
+    let site = FaultServer::start(&["--users", "30"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let console = &s.console;
+    connect(console, &site).await;
+
+    let list = emails(20..=22);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let preview = console
+        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, false)
+        .await
+        .unwrap();
+    let revised = console
+        .revise_preview(preview.id.clone(), Action::Delete, true, None)
+        .await
+        .unwrap();
+    let finished = console
+        .start_job(revised.id.clone(), revised.phrase.clone())
+        .await
+        .unwrap();
+    wait_for(console, &finished.id, |j| j.state == JobState::Finished).await;
+
+    // A second run, slowed down so it can be paused, resumed and cancelled.
+    site.control("/_control/settings", json!({"latency_ms": 120}))
+        .await;
+    let controlled = started_run(console, 23..=29, false, 7).await;
+    wait_for(console, &controlled.id, |j| j.done >= 1).await;
+    for command in [JobCommand::Pause, JobCommand::Resume, JobCommand::Cancel] {
+        console
+            .control_job(controlled.id.clone(), command)
+            .await
+            .unwrap();
+    }
+    wait_for(console, &controlled.id, |j| j.state == JobState::Stopped).await;
+    console.forget_token().await.unwrap();
+
+    let page = console
+        .audit_page(AuditFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert!(!page.more);
+    // Newest first; read oldest first here.
+    let entries: Vec<_> = page.entries.iter().rev().collect();
+    let actions: Vec<AuditAction> = entries.iter().map(|e| e.action).collect();
+    use AuditAction::*;
+    assert_eq!(
+        actions,
+        [
+            ConnectionSaved,
+            PreviewMade,
+            PreviewRevised,
+            RunConfirmed,
+            RunEnded,
+            PreviewMade,
+            RunConfirmed,
+            RunPaused,
+            RunResumed,
+            RunCancelled,
+            RunEnded,
+            TokenForgotten,
+        ]
+    );
+    let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<i64>>());
+    for e in &entries {
+        let expected = match e.action {
+            RunEnded => "Offboard",
+            _ => "user3@example.com",
+        };
+        assert_eq!(e.actor, expected, "{e:?}");
+        assert!(!e.details.contains(TOKEN), "the token leaked: {e:?}");
+        assert!(!e.details.contains("@example.com"), "a user leaked: {e:?}");
+    }
+    let details = |i: usize| -> Value { serde_json::from_str(&entries[i].details).unwrap() };
+    assert_eq!(details(0)["token_replaced"], json!(true));
+    assert_eq!(details(0)["site_changed"], json!(true));
+    assert_eq!(entries[1].target.as_deref(), Some(preview.id.as_str()));
+    assert_eq!(details(1)["counts"]["selected"], json!(3));
+    assert_eq!(entries[2].target.as_deref(), Some(revised.id.as_str()));
+    assert_eq!(details(2)["revises"], json!(preview.id.as_str()));
+    assert_eq!(details(2)["demote_privileged"], json!(true));
+    assert_eq!(entries[3].target.as_deref(), Some(finished.id.as_str()));
+    assert_eq!(details(3)["users"], json!(3));
+    assert_eq!(details(3)["preview"], json!(revised.id.as_str()));
+    assert_eq!(entries[4].target.as_deref(), Some(finished.id.as_str()));
+    assert_eq!(details(4)["state"], json!("finished"));
+    assert_eq!(
+        details(4)["counts"]["Deleted"],
+        json!(3),
+        "{}",
+        entries[4].details
+    );
+    assert_eq!(details(7)["state"], json!("paused"));
+    assert_eq!(details(8)["state"], json!("running"));
+    assert_eq!(entries[10].target.as_deref(), Some(controlled.id.as_str()));
+    assert_eq!(details(10)["state"], json!("stopped"));
+    assert_eq!(details(10)["users"], json!(7));
+    assert_eq!(details(10)["done"], json!(7));
+
+    let report = s.storage.verify_audit().await.unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!(report.entries, 12);
+
+    // Filtered pages and paging.
+    let ended = console
+        .audit_page(AuditFilter::from_query("run_ended", "", ""), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [11, 5]
+    );
+    let first = console
+        .audit_page(AuditFilter::default(), None, 5)
+        .await
+        .unwrap();
+    assert!(first.more);
+    let next = console
+        .audit_page(AuditFilter::default(), Some(first.entries[4].seq), 5)
+        .await
+        .unwrap();
+    assert_eq!(next.entries[0].seq, 7);
+
+    // The CSV download, through the plain route, with the page's filter.
+    let response = plain_routes(&s, 4, 4)
+        .oneshot(
+            Request::get("/downloads/audit.csv?action=run_ended")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    let csv = body_text(response).await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[0].starts_with("\"seq\",\"at\",\"actor\",\"action\""),
+        "{csv}"
+    );
+    assert!(lines[1].starts_with("\"11\","), "{csv}");
+    assert!(lines[1].contains("\"run_ended\""), "{csv}");
 }

@@ -1,5 +1,6 @@
 //! One module a screen of the admin's path.
 
+mod audit;
 mod choose;
 mod connect;
 mod history;
@@ -9,6 +10,7 @@ mod preview;
 mod run;
 mod steps;
 
+pub use audit::AuditTrail;
 pub use choose::Choose;
 pub use connect::Connect;
 pub use history::History;

@@ -166,6 +166,23 @@ pub fn results_csv(results: &[ItemResult]) -> String {
     spreadsheet_csv(&header, rows)
 }
 
+/// A team's audit trail as a spreadsheet, one entry a row in the order given (cells guarded
+/// like every other CSV: an actor or a details text cannot become a formula).
+pub fn audit_csv(entries: &[app::audit::AuditEntryView]) -> String {
+    let header = ["seq", "at", "actor", "action", "target", "details"];
+    let rows = entries.iter().map(|e| {
+        vec![
+            e.seq.to_string(),
+            e.at.clone(),
+            e.actor.clone(),
+            e.action.key().to_string(),
+            e.target.clone().unwrap_or_default(),
+            e.details.clone(),
+        ]
+    });
+    spreadsheet_csv(&header, rows)
+}
+
 /// Every result, successes included, as JSON.
 pub fn results_json(results: &[ItemResult]) -> Value {
     Value::Array(
@@ -502,6 +519,37 @@ mod tests {
             failures_json_with_preview(&p, &results, "https://a.co")["status"],
             "success"
         );
+    }
+
+    #[test]
+    fn audit_csv_keeps_each_entry_one_guarded_row() {
+        let entry = |seq: i64, actor: &str, details: &str| app::audit::AuditEntryView {
+            seq,
+            at: "2026-11-30T12:00:00Z".into(),
+            actor: actor.into(),
+            action: app::audit::AuditAction::RunEnded,
+            target: Some("job-1".into()),
+            details: details.into(),
+        };
+        let text = audit_csv(&[
+            entry(2, "=HYPERLINK(\"http://evil\")", "{\"deleted\":3}"),
+            entry(1, "me@example.com", "{}"),
+        ]);
+        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(
+            header,
+            ["seq", "at", "actor", "action", "target", "details"]
+        );
+        let rows: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][2], "'=HYPERLINK(\"http://evil\")");
+        assert_eq!(rows[0][3], "run_ended");
+        assert_eq!(rows[0][5], "{\"deleted\":3}");
+        assert_eq!(rows[1][0], "1");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! built-in team (the console has no sign-in yet); sign-in replaces [`Caller::of`] and nothing
 //! else, because every handler and server function gets its team from here.
 
+use crate::service::Actor;
 use app::ids::TeamId;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -13,6 +14,8 @@ use axum::response::Response;
 pub struct Caller {
     /// The team whose records the request may read and change.
     pub team: TeamId,
+    /// Who is acting, for the audit trail and a run's "started by".
+    pub actor: Actor,
 }
 
 impl Caller {
@@ -20,6 +23,7 @@ impl Caller {
     fn of(_request: &Request) -> Caller {
         Caller {
             team: TeamId::BUILT_IN,
+            actor: Actor::ConsoleAdmin,
         }
     }
 

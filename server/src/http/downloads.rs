@@ -4,9 +4,10 @@
 use super::error::HttpError;
 use super::{AppState, Caller};
 use crate::service::reports::Report;
+use app::audit::AuditFilter;
 use app::backend::ReportKind;
 use app::ids::{JobId, PreviewId};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +20,7 @@ pub fn routes() -> Router<AppState> {
             get(preview_csv),
         )
         .route("/downloads/jobs/{job_id}/{file}", get(job_download))
+        .route("/downloads/audit.csv", get(audit_csv))
 }
 
 fn attachment(report: Report) -> Response {
@@ -43,7 +45,7 @@ async fn preview_csv(
 ) -> Result<Response, HttpError> {
     let report = state
         .service
-        .for_team(caller.team)
+        .for_team(caller.team, caller.actor)
         .preview_report(&preview_id)
         .await?;
     Ok(attachment(report))
@@ -58,8 +60,34 @@ async fn job_download(
     let kind = ReportKind::of_a_run(&file).ok_or_else(|| HttpError::not_found("This download"))?;
     let report = state
         .service
-        .for_team(caller.team)
+        .for_team(caller.team, caller.actor)
         .run_report(&job_id, kind)
+        .await?;
+    Ok(attachment(report))
+}
+
+/// The Audit page's filter as the download address carries it (all optional).
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// `GET /downloads/audit.csv?action=&from=&to=`: the caller's team's trail, newest first.
+async fn audit_csv(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, HttpError> {
+    let filter = AuditFilter::from_query(&query.action, &query.from, &query.to);
+    let report = state
+        .service
+        .for_team(caller.team, caller.actor)
+        .audit_report(&filter)
         .await?;
     Ok(attachment(report))
 }

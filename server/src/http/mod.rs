@@ -181,7 +181,8 @@ fn request_served(response: &Response, latency: Duration, _: &tracing::Span) {
 /// Without a caller nothing is provided, so a server function refuses rather than guess a team.
 fn team_backend(service: &Arc<Console>) {
     if let Some(caller) = Caller::from_leptos_context() {
-        let backend: Arc<dyn ConsoleBackend> = Arc::new(service.for_team(caller.team));
+        let backend: Arc<dyn ConsoleBackend> =
+            Arc::new(service.for_team(caller.team, caller.actor));
         provide_context(backend);
     }
 }

@@ -7,6 +7,7 @@
 //! fixing the setting the admin makes a new preview, which selects exactly the users still
 //! there. Pausing instead would leave nothing to resume, since the runner settles every user.
 
+use super::audit::{self, Actor};
 use super::job_feed::{JobFeed, JobFeeds, Watcher};
 use super::sites::{list_site, open_site, policy_for, Site};
 use super::StoredPreview;
@@ -33,8 +34,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Who starts console jobs until accounts arrive.
-pub const CONSOLE_ADMIN: &str = "console admin";
 const CANCELLED_REASON: &str = "Cancelled by the admin.";
 const NOT_ATTEMPTED_CANCELLED: &str = "Not attempted: the run was cancelled.";
 
@@ -149,6 +148,7 @@ impl JobSupervisor {
         team_id: TeamId,
         preview_id: &PreviewId,
         typed: &str,
+        actor: Actor,
     ) -> Result<JobRecord, ConsoleError> {
         let stored = StoredPreview::load(self.storage.as_ref(), team_id, preview_id).await?;
         let record = &stored.record;
@@ -212,13 +212,7 @@ impl JobSupervisor {
         let job = NewJob {
             id: JobId::new(uuid::Uuid::new_v4().to_string()),
             team_id,
-            // Until accounts arrive, the admin is known by the email saved on Connect.
-            created_by: site
-                .record
-                .operator_email
-                .clone()
-                .filter(|e| !e.trim().is_empty())
-                .unwrap_or_else(|| CONSOLE_ADMIN.to_string()),
+            created_by: actor.name(site.record.operator_email.as_deref()),
             created_at: chrono::Utc::now(),
             site_url: site.endpoint.site_url().to_string(),
             action,
@@ -236,7 +230,7 @@ impl JobSupervisor {
         let job_id = job.id;
         drop(job.items);
         let rereads = Rereads::new(checks, policy);
-        self.launch(&job_id, site.provider, options, false, rereads)
+        self.launch(team_id, &job_id, site.provider, options, false, rereads)
             .await?;
         self.job_record(team_id, &job_id).await
     }
@@ -261,6 +255,7 @@ impl JobSupervisor {
     /// request was in flight for are settled, then it ends as cancelled.
     async fn launch(
         self: &Arc<Self>,
+        team_id: TeamId,
         job_id: &JobId,
         provider: Arc<dyn ScimProvider>,
         options: RunOptions,
@@ -277,6 +272,7 @@ impl JobSupervisor {
         let id = job_id.clone();
         let mut runs = lock(&self.runs);
         let plan = RunPlan {
+            team_id,
             targets,
             provider,
             options,
@@ -301,6 +297,7 @@ impl JobSupervisor {
         plan: RunPlan,
         control: watch::Receiver<RunState>,
     ) {
+        let team_id = plan.team_id;
         let journal = Arc::new(DbJournal {
             supervisor: self.clone(),
             feed: self.feeds.feed(&job_id),
@@ -352,6 +349,7 @@ impl JobSupervisor {
         if let Err(e) = self.log_state(&job_id, ending.0, ending.1).await {
             tracing::error!(job_id = %job_id, error = %e, "could not record the job's end");
         }
+        audit::record_run_end(self.storage.as_ref(), team_id, &job_id).await;
         tracing::info!(job_id = %job_id, state = %ending.0, "job ended");
         lock(&self.runs).remove(&job_id);
     }
@@ -505,8 +503,15 @@ impl JobSupervisor {
             policy_for(&site.record, demote),
         );
         rereads.start();
-        self.launch(&job.id, site.provider, options, then_cancel, rereads)
-            .await
+        self.launch(
+            job.team_id,
+            &job.id,
+            site.provider,
+            options,
+            then_cancel,
+            rereads,
+        )
+        .await
     }
 
     /// At server start: picks up every queued, running or cancelling job. A job that cannot
@@ -530,18 +535,30 @@ impl JobSupervisor {
                 }
             }
             tracing::info!(job_id = %job.id, state = %job.state, "resuming job after start");
-            if let Err(e) = self.respawn(&job, then_cancel).await {
-                tracing::warn!(job_id = %job.id, reason = %e.message, "job cannot resume");
-                let _ = self
-                    .set_state(&job.id, JobState::Paused, Some(e.message))
-                    .await;
-            }
+            let (action, details) = match self.respawn(&job, then_cancel).await {
+                Ok(()) => (
+                    app::audit::AuditAction::RunResumed,
+                    serde_json::json!({ "after": "server start" }),
+                ),
+                Err(e) => {
+                    tracing::warn!(job_id = %job.id, reason = %e.message, "job cannot resume");
+                    let details = serde_json::json!({ "reason": e.message });
+                    let _ = self
+                        .set_state(&job.id, JobState::Paused, Some(e.message))
+                        .await;
+                    (app::audit::AuditAction::RunPaused, details)
+                }
+            };
+            audit::record_by_offboard(self.storage.as_ref(), job.team_id, action, &job.id, details)
+                .await;
         }
     }
 }
 
 /// What one runner task runs: the users left, on which connection, how, and under which control.
 struct RunPlan {
+    /// The team the job belongs to (its end is recorded in that team's audit trail).
+    team_id: TeamId,
     targets: Vec<RunTarget>,
     provider: Arc<dyn ScimProvider>,
     options: RunOptions,

@@ -6,6 +6,7 @@
 //! through the caller's team); previews are made in `previews.rs`, the site in `sites.rs`,
 //! runs are started, controlled and resumed in `jobs.rs`, reports in `reports.rs`.
 
+pub mod audit;
 pub mod job_feed;
 pub mod jobs;
 mod previews;
@@ -13,6 +14,7 @@ pub mod reports;
 mod sites;
 pub mod views;
 
+pub use audit::Actor;
 pub use previews::{PreviewInput, StoredPreview};
 pub use sites::Site;
 
@@ -110,6 +112,8 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
 pub struct TeamConsole {
     console: Arc<Console>,
     team: TeamId,
+    /// Who the request acts for: named in the audit trail and a run's "started by".
+    actor: Actor,
 }
 
 impl std::ops::Deref for TeamConsole {
@@ -121,11 +125,12 @@ impl std::ops::Deref for TeamConsole {
 }
 
 impl Console {
-    /// The service for `team`'s requests.
-    pub fn for_team(self: &Arc<Self>, team: TeamId) -> TeamConsole {
+    /// The service for `team`'s requests, made by `actor`.
+    pub fn for_team(self: &Arc<Self>, team: TeamId, actor: Actor) -> TeamConsole {
         TeamConsole {
             console: self.clone(),
             team,
+            actor,
         }
     }
 
@@ -253,6 +258,8 @@ impl ConsoleBackend for TeamConsole {
             updated_at: self.clock.now(),
         };
         self.storage.save_connection(self.team, &record).await?;
+        self.record_connection_saved(existing.as_ref(), &record, new_token.is_some())
+            .await;
         let view = connection_view(Some(&record));
         let found = match (&new_token, record.token_ciphertext.is_some()) {
             (Some(token), _) => {
@@ -269,6 +276,12 @@ impl ConsoleBackend for TeamConsole {
 
     async fn forget_token(&self) -> Result<ConnectionView, ConsoleError> {
         self.storage.forget_token(self.team).await?;
+        self.record(
+            app::audit::AuditAction::TokenForgotten,
+            None,
+            serde_json::json!({}),
+        )
+        .await;
         self.connection().await
     }
 
@@ -436,7 +449,11 @@ impl ConsoleBackend for TeamConsole {
         preview_id: PreviewId,
         typed: String,
     ) -> Result<JobView, ConsoleError> {
-        let job = self.jobs.start(self.team, &preview_id, &typed).await?;
+        let job = self
+            .jobs
+            .start(self.team, &preview_id, &typed, self.actor)
+            .await?;
+        self.record_run_confirmed(&job).await;
         Ok(job_view(&job))
     }
 
@@ -455,7 +472,14 @@ impl ConsoleBackend for TeamConsole {
         command: JobCommand,
     ) -> Result<JobView, ConsoleError> {
         let job = self.team_job(&job_id).await?;
+        // A run nobody is running (paused before a restart) ends right here when cancelled;
+        // a live one ends in its runner, which records the end itself.
+        let was_live = self.jobs.is_live(&job.id);
         let job = self.jobs.control(&job, command).await?;
+        self.record_run_command(command, &job).await;
+        if !was_live && job.state.has_ended() {
+            audit::record_run_end(self.storage.as_ref(), self.team, &job.id).await;
+        }
         Ok(job_view(&job))
     }
 
@@ -498,5 +522,14 @@ impl ConsoleBackend for TeamConsole {
             last_seq,
             more,
         })
+    }
+
+    async fn audit_page(
+        &self,
+        filter: app::audit::AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<app::audit::AuditPage, ConsoleError> {
+        self.audit_entries_page(filter, before, limit).await
     }
 }

@@ -267,6 +267,8 @@ impl TeamConsole {
             }
         };
         stored?;
+        self.record_preview(revises, &preview_record.id, &preview, action)
+            .await;
         summary(&preview_record)
     }
 }

@@ -63,7 +63,7 @@ impl TeamConsole {
                 }
                 None => report::failures_json(&results, &job.site_url),
             }),
-            ReportKind::Preview | ReportKind::AllUsers => {
+            ReportKind::Preview | ReportKind::AllUsers | ReportKind::AuditTrail => {
                 return Err(ConsoleError::not_found("This download does not exist."))
             }
         };

@@ -2,9 +2,11 @@
 //! callers do not care which database holds them. SQLite is built in; the URL scheme picks the
 //! driver, so PostgreSQL can be added as a second implementation without touching callers.
 
+mod audit;
 mod rows;
 mod sqlite;
 
+pub use audit::{AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, NewAuditEntry};
 pub use sqlite::SqliteStorage;
 
 use crate::engine::{Clock, RunTarget, SystemClock};
@@ -355,6 +357,13 @@ pub trait Storage: Send + Sync {
     /// Every final result of the job (settled rows included), in input order. Users still
     /// without a result are absent: compare with [`JobRecord::total`].
     async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>>;
+
+    /// Appends an entry to the team's audit trail: numbered, timed and chained here.
+    async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry>;
+    /// The team's audit entries matching `query`, newest first.
+    async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Walks every team's audit chain and says where the first break is, if any.
+    async fn verify_audit(&self) -> Result<ChainReport>;
 }
 
 /// An opened database: the records, plus the pool the session store shares.
@@ -384,5 +393,7 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod tests;

@@ -224,6 +224,19 @@ async fn finish_item(
 
 #[async_trait]
 impl Storage for SqliteStorage {
+    // The audit trail's appends share the jobs' writer: one queue of writes, in order.
+    async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry> {
+        super::audit::append(&self.writer, team_id, self.clock.now(), entry).await
+    }
+
+    async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        super::audit::entries(&self.pool, team_id, query).await
+    }
+
+    async fn verify_audit(&self) -> Result<ChainReport> {
+        super::audit::verify(&self.pool).await
+    }
+
     async fn health(&self, team_id: TeamId) -> Result<StorageHealth> {
         let migrations: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")

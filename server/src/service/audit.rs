@@ -1,0 +1,329 @@
+//! The audit trail, from the service's side: who is acting (the one place a person's name is
+//! decided, for the trail and for a run's "started by"), what each recorded action says, the
+//! Audit page and its CSV, and the chain check behind `offboard audit verify`.
+//!
+//! Decisions: an entry is written after what it records has happened, so the trail never
+//! claims something that failed; if the entry itself cannot be written the action stands and
+//! the failure is logged as an error (undoing a saved connection or a started run because of
+//! the trail would be worse). Details carry counts and ids only: never a token, never a list
+//! of users, and no entry per user (a run writes a handful of entries, not one per result).
+
+use super::views::stamp;
+use super::TeamConsole;
+use crate::engine::report;
+use crate::storage::{
+    AuditEntry, AuditQuery, ChainReport, ConnectionRecord, JobRecord, NewAuditEntry, Storage,
+    StorageError,
+};
+use app::audit::{AuditAction, AuditEntryView, AuditFilter, AuditPage};
+use app::backend::{ConsoleError, JobCommand, ReportKind};
+use app::ids::{JobId, PreviewId, TeamId};
+use app::model::Preview;
+use serde_json::{json, Value};
+
+/// The name of someone using the console when nothing better is known.
+pub const CONSOLE_ADMIN: &str = "console admin";
+/// The console itself, for what no person did (a run ending, runs picked up at start).
+pub const OFFBOARD: &str = "Offboard";
+
+/// Entries one page may ask for.
+const MAX_ENTRIES_PER_PAGE: u32 = 500;
+/// Entries read per query while writing the CSV.
+const CSV_BATCH: u32 = 1000;
+
+/// Who is acting, as the request's caller knows it (see `http::caller`). Sign-in adds the
+/// signed-in person here and in `Caller::of`; everything else asks [`Actor::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// Whoever reached the console: it has no sign-in yet, so they are named by the email
+    /// saved on Connect, else [`CONSOLE_ADMIN`].
+    ConsoleAdmin,
+}
+
+impl Actor {
+    /// The name the trail and a run's "started by" record, given the team's saved operator
+    /// email.
+    pub fn name(self, operator_email: Option<&str>) -> String {
+        match self {
+            Actor::ConsoleAdmin => operator_email
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .unwrap_or(CONSOLE_ADMIN)
+                .to_string(),
+        }
+    }
+}
+
+/// Appends an entry, logging (not returning) a failure: see the module's decisions.
+async fn append(storage: &dyn Storage, team: TeamId, entry: NewAuditEntry) {
+    if let Err(e) = storage.append_audit(team, &entry).await {
+        tracing::error!(
+            team = %team,
+            action = entry.action.key(),
+            error = %e,
+            "could not write an audit entry"
+        );
+    }
+}
+
+/// What a run's end says: its state, why, and how many users ended each way.
+fn run_end_details(job: &JobRecord) -> Value {
+    let counts: serde_json::Map<String, Value> = job
+        .counts
+        .iter()
+        .map(|(outcome, n)| {
+            let name = serde_json::to_value(outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{outcome:?}"));
+            (name, json!(n))
+        })
+        .collect();
+    json!({
+        "state": job.state,
+        "reason": job.reason,
+        "users": job.total,
+        "done": job.done,
+        "counts": counts,
+    })
+}
+
+/// Records that run `job_id` ended (its state and counts as stored now), by the console.
+pub(super) async fn record_run_end(storage: &dyn Storage, team: TeamId, job_id: &JobId) {
+    match storage.job(team, job_id).await {
+        Ok(Some(job)) => {
+            append(
+                storage,
+                team,
+                NewAuditEntry {
+                    actor: OFFBOARD.to_string(),
+                    action: AuditAction::RunEnded,
+                    target: Some(job_id.to_string()),
+                    details: run_end_details(&job),
+                },
+            )
+            .await
+        }
+        Ok(None) => tracing::error!(job_id = %job_id, "the ended run is gone: no audit entry"),
+        Err(e) => tracing::error!(job_id = %job_id, error = %e, "could not read the ended run"),
+    }
+}
+
+/// Records something the console did by itself to run `job_id` (picked up at start, or
+/// paused because it could not be).
+pub(super) async fn record_by_offboard(
+    storage: &dyn Storage,
+    team: TeamId,
+    action: AuditAction,
+    job_id: &JobId,
+    details: Value,
+) {
+    let entry = NewAuditEntry {
+        actor: OFFBOARD.to_string(),
+        action,
+        target: Some(job_id.to_string()),
+        details,
+    };
+    append(storage, team, entry).await
+}
+
+fn entry_view(e: AuditEntry) -> AuditEntryView {
+    AuditEntryView {
+        seq: e.seq,
+        at: stamp(e.at),
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        details: e.details,
+    }
+}
+
+fn query_of(filter: &AuditFilter, before: Option<i64>, limit: u32) -> AuditQuery {
+    AuditQuery {
+        action: filter.action,
+        from_day: filter.from.clone(),
+        to_day: filter.to.clone(),
+        before,
+        limit,
+    }
+}
+
+impl TeamConsole {
+    /// The name of whoever this request acts for.
+    pub(super) async fn actor_name(&self) -> String {
+        let email = match self.storage.connection(self.team).await {
+            Ok(record) => record.and_then(|r| r.operator_email),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the connection to name the actor");
+                None
+            }
+        };
+        self.actor.name(email.as_deref())
+    }
+
+    /// Records `action` by whoever this request acts for.
+    pub(super) async fn record(&self, action: AuditAction, target: Option<String>, details: Value) {
+        let actor = self.actor_name().await;
+        self.record_as(actor, action, target, details).await
+    }
+
+    /// Records `action` by `actor` (already named).
+    pub(super) async fn record_as(
+        &self,
+        actor: String,
+        action: AuditAction,
+        target: Option<String>,
+        details: Value,
+    ) {
+        let entry = NewAuditEntry {
+            actor,
+            action,
+            target,
+            details,
+        };
+        append(self.storage.as_ref(), self.team, entry).await
+    }
+
+    /// Records a saved connection: what changed, never the token.
+    pub(super) async fn record_connection_saved(
+        &self,
+        before: Option<&ConnectionRecord>,
+        after: &ConnectionRecord,
+        token_replaced: bool,
+    ) {
+        let site_changed = before
+            .is_none_or(|b| b.site_url != after.site_url || b.scim_base_url != after.scim_base_url);
+        let details = json!({
+            "site_url": after.site_url,
+            "scim_base_url": after.scim_base_url,
+            "site_changed": site_changed,
+            "token_replaced": token_replaced,
+            "token_saved": after.token_ciphertext.is_some(),
+            "operator_email_changed":
+                before.map(|b| &b.operator_email) != Some(&after.operator_email),
+        });
+        self.record(AuditAction::ConnectionSaved, None, details)
+            .await
+    }
+
+    /// Records a new preview, or a revision of `revises`: its counts, never its rows.
+    pub(super) async fn record_preview(
+        &self,
+        revises: Option<&PreviewId>,
+        id: &PreviewId,
+        preview: &Preview,
+        action: app::model::Action,
+    ) {
+        let mut details = json!({
+            "action": action,
+            "rows": preview.rows.len(),
+            "counts": preview.counts,
+            "demote_privileged": preview.demote_privileged,
+        });
+        let kind = match revises {
+            Some(old) => {
+                details["revises"] = json!(old);
+                AuditAction::PreviewRevised
+            }
+            None => AuditAction::PreviewMade,
+        };
+        self.record(kind, Some(id.to_string()), details).await
+    }
+
+    /// Records a confirmed run, named as its "started by" says.
+    pub(super) async fn record_run_confirmed(&self, job: &JobRecord) {
+        let details = json!({
+            "preview": job.preview_id,
+            "action": job.action,
+            "site_url": job.site_url,
+            "users": job.total,
+        });
+        self.record_as(
+            job.created_by.clone(),
+            AuditAction::RunConfirmed,
+            Some(job.id.to_string()),
+            details,
+        )
+        .await
+    }
+
+    /// Records a pause, resume or cancel the admin asked for, and the state it left.
+    pub(super) async fn record_run_command(&self, command: JobCommand, after: &JobRecord) {
+        let action = match command {
+            JobCommand::Pause => AuditAction::RunPaused,
+            JobCommand::Resume => AuditAction::RunResumed,
+            JobCommand::Cancel => AuditAction::RunCancelled,
+        };
+        let details = json!({ "state": after.state, "done": after.done, "users": after.total });
+        self.record(action, Some(after.id.to_string()), details)
+            .await
+    }
+
+    /// One page of the team's trail, newest first.
+    pub async fn audit_entries_page(
+        &self,
+        filter: AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<AuditPage, ConsoleError> {
+        let limit = limit.clamp(1, MAX_ENTRIES_PER_PAGE);
+        // One more than asked tells whether older entries remain.
+        let mut entries = self
+            .storage
+            .audit_entries(self.team, &query_of(&filter, before, limit + 1))
+            .await?;
+        let more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        Ok(AuditPage {
+            entries: entries.into_iter().map(entry_view).collect(),
+            more,
+        })
+    }
+
+    /// Every entry of the team's trail matching `filter`, newest first, as a spreadsheet.
+    pub async fn audit_report(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<super::reports::Report, ConsoleError> {
+        let mut all: Vec<AuditEntryView> = Vec::new();
+        let mut before = None;
+        loop {
+            let batch = self
+                .storage
+                .audit_entries(self.team, &query_of(filter, before, CSV_BATCH))
+                .await?;
+            let full = batch.len() == CSV_BATCH as usize;
+            before = batch.last().map(|e| e.seq);
+            all.extend(batch.into_iter().map(entry_view));
+            if !full {
+                break;
+            }
+        }
+        Ok(super::reports::Report {
+            kind: ReportKind::AuditTrail,
+            file_name: ReportKind::AuditTrail.file_name().to_string(),
+            body: report::audit_csv(&all),
+        })
+    }
+}
+
+/// Opens the database at `url` and walks every team's audit chain (`offboard audit verify`).
+pub async fn verify_database(url: &str) -> Result<ChainReport, StorageError> {
+    let db = crate::storage::open(url).await?;
+    let report = db.storage.verify_audit().await;
+    db.sqlite.close().await;
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_admin_is_named_by_the_saved_email_else_by_role() {
+        let admin = Actor::ConsoleAdmin;
+        assert_eq!(admin.name(Some(" me@acme.example ")), "me@acme.example");
+        assert_eq!(admin.name(Some("  ")), CONSOLE_ADMIN);
+        assert_eq!(admin.name(None), CONSOLE_ADMIN);
+    }
+}

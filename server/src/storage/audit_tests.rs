@@ -1,0 +1,299 @@
+//! The audit trail's storage tests, on a real SQLite file in a temporary folder: appends,
+//! order, teams kept apart, and `verify` catching an edited, a removed and a reordered row
+//! (the tampering done with plain SQL, as someone holding the database file would).
+
+use super::*;
+use app::audit::AuditAction;
+
+const TEAM: TeamId = TeamId::BUILT_IN;
+const OTHER_TEAM: TeamId = TeamId::new(2);
+
+struct TestDb {
+    _dir: tempfile::TempDir,
+    db: Database,
+}
+
+impl TestDb {
+    async fn new() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
+        let db = open(&url).await.expect("open");
+        sqlx::query("INSERT INTO teams (id, name, created_at) VALUES (2, 'Other team', 'x')")
+            .execute(&db.sqlite)
+            .await
+            .expect("second team");
+        TestDb { _dir: dir, db }
+    }
+
+    fn storage(&self) -> &dyn Storage {
+        self.db.storage.as_ref()
+    }
+
+    async fn append(&self, team: TeamId, action: AuditAction, n: u64) -> AuditEntry {
+        self.storage()
+            .append_audit(
+                team,
+                &NewAuditEntry {
+                    actor: "me@example.com".into(),
+                    action,
+                    target: Some(format!("job-{n}")),
+                    details: serde_json::json!({ "n": n }),
+                },
+            )
+            .await
+            .expect("append")
+    }
+
+    /// Runs `sql` on the file with the append-only triggers out of the way, as someone with
+    /// the file (not Offboard) would.
+    async fn tamper(&self, sql: &str) {
+        for statement in [
+            "DROP TRIGGER IF EXISTS audit_entries_never_change",
+            "DROP TRIGGER IF EXISTS audit_entries_never_removed",
+            sql,
+        ] {
+            sqlx::query(statement)
+                .execute(&self.db.sqlite)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+
+    async fn verify(&self) -> ChainReport {
+        self.storage().verify_audit().await.expect("verify")
+    }
+}
+
+fn everything(limit: u32) -> AuditQuery {
+    AuditQuery {
+        limit,
+        ..AuditQuery::default()
+    }
+}
+
+#[tokio::test]
+async fn entries_are_numbered_chained_and_read_newest_first() {
+    let t = TestDb::new().await;
+    let first = t.append(TEAM, AuditAction::PreviewMade, 1).await;
+    let second = t.append(TEAM, AuditAction::RunConfirmed, 2).await;
+    let third = t.append(TEAM, AuditAction::RunEnded, 3).await;
+    assert_eq!((first.seq, second.seq, third.seq), (1, 2, 3));
+    assert_eq!(first.prev_hash, audit::GENESIS);
+    assert_eq!(second.prev_hash, first.hash);
+    assert_eq!(third.prev_hash, second.hash);
+    assert_eq!(third.details, r#"{"n":3}"#);
+    assert_eq!(third.target.as_deref(), Some("job-3"));
+
+    let all = t
+        .storage()
+        .audit_entries(TEAM, &everything(10))
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [3, 2, 1]);
+    assert_eq!(all[0], third);
+
+    // Paging: below entry 3, one at a time.
+    let page = t
+        .storage()
+        .audit_entries(
+            TEAM,
+            &AuditQuery {
+                before: Some(3),
+                limit: 1,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+
+    let ended = t
+        .storage()
+        .audit_entries(
+            TEAM,
+            &AuditQuery {
+                action: Some(AuditAction::RunEnded),
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+
+    let report = t.verify().await;
+    assert_eq!(report.broken, None);
+    assert_eq!(report.entries, 3);
+    assert_eq!(report.heads, vec![(TEAM, 3, third.hash.clone())]);
+}
+
+#[tokio::test]
+async fn days_filter_on_the_stored_utc_time() {
+    let t = TestDb::new().await;
+    for n in 1..=3 {
+        t.append(TEAM, AuditAction::RunPaused, n).await;
+    }
+    // Place the entries on three days (tests may move times: the triggers are dropped).
+    for (seq, day) in [(1, "2026-11-28"), (2, "2026-11-29"), (3, "2026-11-30")] {
+        t.tamper(&format!(
+            "UPDATE audit_entries SET at = '{day}T23:59:59.999999Z' WHERE seq = {seq}"
+        ))
+        .await;
+    }
+    let days = |from: Option<&str>, to: Option<&str>| AuditQuery {
+        from_day: from.map(str::to_string),
+        to_day: to.map(str::to_string),
+        limit: 10,
+        ..AuditQuery::default()
+    };
+    for (from, to, expected) in [
+        (Some("2026-11-29"), None, vec![3, 2]),
+        (None, Some("2026-11-29"), vec![2, 1]),
+        (Some("2026-11-29"), Some("2026-11-29"), vec![2]),
+        (Some("2026-12-01"), None, vec![]),
+    ] {
+        let found = t
+            .storage()
+            .audit_entries(TEAM, &days(from, to))
+            .await
+            .unwrap();
+        let seqs: Vec<i64> = found.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, expected, "from {from:?} to {to:?}");
+    }
+}
+
+#[tokio::test]
+async fn each_team_has_its_own_chain_and_sees_only_its_entries() {
+    let t = TestDb::new().await;
+    let a1 = t.append(TEAM, AuditAction::PreviewMade, 1).await;
+    let b1 = t.append(OTHER_TEAM, AuditAction::ConnectionSaved, 2).await;
+    let a2 = t.append(TEAM, AuditAction::RunConfirmed, 3).await;
+    assert_eq!((a1.seq, b1.seq, a2.seq), (1, 1, 2));
+    assert_eq!(b1.prev_hash, audit::GENESIS);
+    assert_eq!(a2.prev_hash, a1.hash);
+
+    let mine = t
+        .storage()
+        .audit_entries(TEAM, &everything(10))
+        .await
+        .unwrap();
+    assert_eq!(mine, vec![a2.clone(), a1.clone()]);
+    let theirs = t
+        .storage()
+        .audit_entries(OTHER_TEAM, &everything(10))
+        .await
+        .unwrap();
+    assert_eq!(theirs, vec![b1.clone()]);
+
+    let report = t.verify().await;
+    assert_eq!(report.broken, None);
+    assert_eq!(report.entries, 3);
+    assert_eq!(
+        report.heads,
+        vec![(TEAM, 2, a2.hash), (OTHER_TEAM, 1, b1.hash)]
+    );
+}
+
+#[tokio::test]
+async fn offboard_itself_cannot_change_or_remove_an_entry() {
+    let t = TestDb::new().await;
+    t.append(TEAM, AuditAction::RunPaused, 1).await;
+    for sql in [
+        "UPDATE audit_entries SET actor = 'someone else'",
+        "DELETE FROM audit_entries",
+    ] {
+        let refused = sqlx::query(sql).execute(&t.db.sqlite).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("append-only"),
+            "{sql}: {refused}"
+        );
+    }
+    assert_eq!(t.verify().await.broken, None);
+}
+
+async fn five_entries() -> TestDb {
+    let t = TestDb::new().await;
+    for n in 1..=5 {
+        t.append(TEAM, AuditAction::RunResumed, n).await;
+    }
+    t.append(OTHER_TEAM, AuditAction::RunResumed, 9).await;
+    assert_eq!(t.verify().await.broken, None);
+    t
+}
+
+#[tokio::test]
+async fn verify_finds_an_edited_row() {
+    let t = five_entries().await;
+    t.tamper("UPDATE audit_entries SET details = '{\"n\":0}' WHERE team_id = 1 AND seq = 3")
+        .await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!(
+        (broken.team_id, broken.seq, broken.why),
+        (TEAM, 3, BreakKind::Edited)
+    );
+}
+
+#[tokio::test]
+async fn verify_finds_a_deleted_row_in_the_middle_and_at_the_end() {
+    let t = five_entries().await;
+    t.tamper("DELETE FROM audit_entries WHERE team_id = 1 AND seq = 2")
+        .await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!((broken.seq, broken.why), (2, BreakKind::Missing));
+
+    let t = five_entries().await;
+    t.tamper("DELETE FROM audit_entries WHERE team_id = 1 AND seq = 5")
+        .await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!(
+        (broken.seq, broken.why),
+        (5, BreakKind::TailRemoved { last_found: 4 })
+    );
+}
+
+#[tokio::test]
+async fn verify_finds_reordered_rows() {
+    let t = five_entries().await;
+    // Swap entries 2 and 3 (their numbers, so they read in the other order).
+    t.tamper("UPDATE audit_entries SET seq = -2 WHERE team_id = 1 AND seq = 2")
+        .await;
+    t.tamper("UPDATE audit_entries SET seq = 2 WHERE team_id = 1 AND seq = 3")
+        .await;
+    t.tamper("UPDATE audit_entries SET seq = 3 WHERE team_id = 1 AND seq = -2")
+        .await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!((broken.seq, broken.why.clone()), (2, BreakKind::Edited));
+    assert!(broken.to_string().contains("moved"), "{broken}");
+}
+
+#[tokio::test]
+async fn appends_keep_one_chain_when_they_race() {
+    let t = TestDb::new().await;
+    let storage = t.db.storage.clone();
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                storage
+                    .append_audit(
+                        TEAM,
+                        &NewAuditEntry {
+                            actor: "me".into(),
+                            action: AuditAction::RunPaused,
+                            target: None,
+                            details: serde_json::json!({ "n": n }),
+                        },
+                    )
+                    .await
+                    .expect("append")
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let report = t.verify().await;
+    assert_eq!(report.broken, None);
+    assert_eq!(report.entries, 20);
+}
