@@ -3,7 +3,6 @@
 //! `runner` talk to a [`crate::scim::ScimProvider`].
 
 pub mod backoff;
-pub mod confirm;
 pub mod connection;
 pub mod file_input;
 pub mod listing;
