@@ -17,6 +17,7 @@ pub async fn run() -> ExitCode {
     };
     match command {
         Command::Delete(args) => crate::delete_command::run_delete(*args).await,
+        Command::RotateKey(args) => crate::rotate_key_command::run(args).await,
         Command::Serve(args) => match crate::http::serve(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

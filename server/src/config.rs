@@ -36,6 +36,44 @@ pub enum Command {
     /// failed: see the failures file); 2 for a bad command line or an unreadable file;
     /// 3 when the site could not be reached or listed; 4 when the confirmation was not given.
     Delete(Box<DeleteArgs>),
+    /// Re-encrypt every saved SCIM token under a new key. Stop the console first.
+    ///
+    /// With the key file (the default): a new random key is written to `secret.key.new`, every
+    /// token is re-encrypted in one database transaction, and only then does the new key
+    /// replace `secret.key`. If anything fails, nothing changes and the old key file stays.
+    ///
+    /// With OFFBOARD_SECRET_KEY: give the new key in OFFBOARD_NEW_SECRET_KEY
+    /// (`openssl rand -base64 32`); after "Done", start the console with OFFBOARD_SECRET_KEY
+    /// set to the new key.
+    RotateKey(RotateKeyArgs),
+}
+
+/// Where the tokens and the keys are, for `offboard rotate-key`.
+#[derive(Debug, Clone, Args)]
+pub struct RotateKeyArgs {
+    /// The console's data folder (the one `offboard serve` uses).
+    #[arg(long, env = "OFFBOARD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// The console's database. Default: the SQLite file `offboard.db` in the data folder.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// The current key, when the console takes it from the environment.
+    #[arg(long, env = "OFFBOARD_SECRET_KEY", hide_env_values = true, value_parser = hidden_value)]
+    pub secret_key: Option<Hidden<String>>,
+
+    /// The new key (base64 of 32 random bytes). Required with OFFBOARD_SECRET_KEY; with the key
+    /// file, a random one is made when this is not given.
+    #[arg(long, env = "OFFBOARD_NEW_SECRET_KEY", hide_env_values = true, value_parser = hidden_value)]
+    pub new_secret_key: Option<Hidden<String>>,
+}
+
+impl RotateKeyArgs {
+    /// The database URL in force, as `serve` decides it.
+    pub fn effective_database_url(&self) -> String {
+        database_url_in(self.database_url.as_deref(), &self.data_dir)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -251,13 +289,18 @@ fn read_token_arg(text: &str) -> Result<crate::scim::ScimToken, String> {
 impl ServeArgs {
     /// The database URL in force: the flag, or the SQLite file in the data folder.
     pub fn effective_database_url(&self) -> String {
-        match self.database_url.as_deref().map(str::trim) {
-            Some(url) if !url.is_empty() => url.to_string(),
-            _ => format!(
-                "sqlite://{}",
-                self.data_dir.join("offboard.db").to_string_lossy()
-            ),
-        }
+        database_url_in(self.database_url.as_deref(), &self.data_dir)
+    }
+}
+
+/// The flag's database URL, or the SQLite file in the data folder.
+fn database_url_in(flag: Option<&str>, data_dir: &std::path::Path) -> String {
+    match flag.map(str::trim) {
+        Some(url) if !url.is_empty() => url.to_string(),
+        _ => format!(
+            "sqlite://{}",
+            data_dir.join("offboard.db").to_string_lossy()
+        ),
     }
 }
 

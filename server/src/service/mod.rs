@@ -8,6 +8,7 @@
 
 pub mod job_feed;
 pub mod jobs;
+pub mod keys;
 mod previews;
 pub mod reports;
 mod sites;
