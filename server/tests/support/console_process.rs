@@ -24,6 +24,14 @@ impl ConsoleProcess {
     /// As [`ConsoleProcess::start`], with more flags for `offboard serve`. The fault servers
     /// speak plain http on loopback, which the console refuses unless told otherwise.
     pub async fn start_with(data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
+        let mut args = vec!["--allow-http-loopback-sites"];
+        args.extend_from_slice(extra_args);
+        ConsoleProcess::start_with_only(data_dir, &args).await
+    }
+
+    /// `offboard serve` with exactly these flags (besides address and folders): without
+    /// `--allow-http-loopback-sites`, as a hosted console runs.
+    pub async fn start_with_only(data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
         let port = free_port();
         let log = data_dir.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
@@ -37,7 +45,6 @@ impl ConsoleProcess {
             .arg(data_dir)
             .arg("--site-root")
             .arg(data_dir.with_extension("site"))
-            .arg("--allow-http-loopback-sites")
             .args(extra_args)
             .env_remove("OFFBOARD_SECRET_KEY")
             .env_remove("DATABASE_URL")
