@@ -23,7 +23,7 @@ test.afterAll(async () => {
 
 /** Collects every CSP violation Chromium reports on the page: the DOM event (from an init
  * script, which Playwright injects outside the page's CSP) and the console's error lines. */
-function watchViolations(page: Page): string[] {
+async function watchViolations(page: Page): Promise<string[]> {
   const seen: string[] = [];
   page.on('console', (m) => {
     if (/Content Security Policy|Refused to (execute|load|apply|connect|frame)/i.test(m.text())) {
@@ -31,8 +31,8 @@ function watchViolations(page: Page): string[] {
     }
   });
   page.on('pageerror', (e) => seen.push(`page error: ${e.message}`));
-  page.exposeFunction('__reportViolation', (text: string) => seen.push(text));
-  page.addInitScript(() => {
+  await page.exposeFunction('__reportViolation', (text: string) => seen.push(text));
+  await page.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
       (window as unknown as { __reportViolation: (t: string) => void }).__reportViolation(
         `violation: ${e.violatedDirective} ${e.blockedURI}`,
@@ -43,7 +43,7 @@ function watchViolations(page: Page): string[] {
 }
 
 test('every page sends a CSP with a fresh nonce and hydrates under it, with no violation', async ({ page }) => {
-  const violations = watchViolations(page);
+  const violations = await watchViolations(page);
   const nonces = new Set<string>();
   page.on('response', (r) => {
     if (r.request().resourceType() === 'document') {

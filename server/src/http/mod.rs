@@ -100,8 +100,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let guard = guard::RequestGuard::new(args.addr, args.public_url.as_ref());
     if guard::RequestGuard::needs_public_url(args.addr, args.public_url.as_ref()) {
         tracing::warn!(
-            "the console listens on {} without --public-url: it answers only to localhost, \
-             127.0.0.1 and [::1] on port {}; set --public-url to the address people open",
+            "the console listens on {0} without --public-url: it answers only to the host \
+             names {0}, localhost:{1}, 127.0.0.1:{1} and [::1]:{1}; set --public-url to the \
+             address people open",
             args.addr,
             args.addr.port()
         );
