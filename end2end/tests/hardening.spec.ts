@@ -46,7 +46,8 @@ test('every page sends a CSP with a fresh nonce and hydrates under it, with no v
   const violations = await watchViolations(page);
   const nonces = new Set<string>();
   page.on('response', (r) => {
-    if (r.request().resourceType() === 'document') {
+    const html = (r.headers()['content-type'] ?? '').startsWith('text/html');
+    if (r.request().resourceType() === 'document' && html) {
       const csp = r.headers()['content-security-policy'] ?? '';
       expect(csp, r.url()).toContain("frame-ancestors 'none'");
       expect(csp, r.url()).not.toMatch(/script-src[^;]*'unsafe-inline'/);
@@ -80,6 +81,8 @@ test('every page sends a CSP with a fresh nonce and hydrates under it, with no v
 });
 
 test('another site can neither frame the console nor post to it', async ({ page }) => {
+  await connect(page, server.baseURL, fault, TOKEN);
+  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
   // A hostile page on another origin (a local port: the browser treats it as another site).
   const port = await freePort();
   const target = server.baseURL;
@@ -113,7 +116,7 @@ test('another site can neither frame the console nor post to it', async ({ page 
   } finally {
     evil.close();
   }
-  // The token saved by the first test is still there.
+  // The saved token is still there.
   const view = await (await fetch(`${server.baseURL}/api/connection`, { method: 'POST' })).json();
   expect(view.token_saved).toBe(true);
   expect(view.token_hint).toBe(TOKEN.slice(-4));

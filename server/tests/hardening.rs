@@ -247,7 +247,7 @@ async fn every_answer_carries_the_security_headers() {
         let headers = reply.headers().clone();
         assert_eq!(header(&headers, "x-frame-options"), "DENY");
         assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
-        assert_eq!(header(&headers, "referrer-policy"), "no-referrer");
+        assert_eq!(header(&headers, "referrer-policy"), "same-origin");
         assert_eq!(header(&headers, "cache-control"), "no-store");
         let csp = header(&headers, "content-security-policy").to_string();
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");

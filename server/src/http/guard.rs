@@ -238,9 +238,11 @@ fn security_headers(headers: &mut HeaderMap) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: under `no-referrer` Chromium sends `Origin: null` on
+    // the console's own form posts, which the same-origin check must refuse.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     let kept_for_good = headers
         .get(header::CACHE_CONTROL)
@@ -418,7 +420,7 @@ mod tests {
         assert_eq!(page["cache-control"], "no-store");
         assert_eq!(page["x-frame-options"], "DENY");
         assert_eq!(page["x-content-type-options"], "nosniff");
-        assert_eq!(page["referrer-policy"], "no-referrer");
+        assert_eq!(page["referrer-policy"], "same-origin");
         let csp = page["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         let mut bundle = headers(&[("cache-control", "public, max-age=31536000, immutable")]);
