@@ -1,6 +1,7 @@
 //! Refuses what a browser can be tricked into sending — a request for a foreign host name (DNS
 //! rebinding) and a state-changing request from another site (CSRF) — and puts the security
-//! headers (CSP, no framing, nosniff, no referrer to other sites, no caching of personal data) on every answer.
+//! headers (CSP, no framing, nosniff, no referrer to other sites, no caching of personal data)
+//! on every answer.
 //!
 //! Decisions (README "Hardening" says the same to the admin):
 //! - Without `--public-url` the console answers only to the host it listens on and to
