@@ -106,10 +106,17 @@ async fn rotate_key_re_encrypts_every_token_and_a_failure_changes_nothing() {
     assert_eq!(old_prints.len(), 1);
 
     // A damaged token: nothing changes, the old key file stays, no new key is left behind.
-    set_ciphertext(&data, "v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    set_ciphertext(
+        &data,
+        "v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    )
+    .await;
     let (ok, text) = rotate_key(&data, &[]);
     assert!(!ok, "{text}");
-    assert!(text.contains("cannot be decrypted with the current key"), "{text}");
+    assert!(
+        text.contains("cannot be decrypted with the current key"),
+        "{text}"
+    );
     assert!(text.contains("nothing was changed"), "{text}");
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), old_key);
     assert!(!data.join("secret.key.new").exists());
@@ -119,7 +126,10 @@ async fn rotate_key_re_encrypts_every_token_and_a_failure_changes_nothing() {
     // The key file: re-encrypted, the new key in place, private.
     let (ok, text) = rotate_key(&data, &[]);
     assert!(ok, "{text}");
-    assert!(text.contains("Done: 1 saved token(s) re-encrypted"), "{text}");
+    assert!(
+        text.contains("Done: 1 saved token(s) re-encrypted"),
+        "{text}"
+    );
     assert!(!text.contains(TOKEN), "{text}");
     let new_key = std::fs::read_to_string(&key_file).unwrap();
     assert_ne!(new_key, old_key);
@@ -132,7 +142,10 @@ async fn rotate_key_re_encrypts_every_token_and_a_failure_changes_nothing() {
     }
     let (new_ciphertext, new_prints) = stored(&data).await;
     assert_ne!(new_ciphertext, old_ciphertext);
-    assert_ne!(new_prints, old_prints, "the preview's fingerprint was not moved");
+    assert_ne!(
+        new_prints, old_prints,
+        "the preview's fingerprint was not moved"
+    );
 
     // The console with the new key decrypts the token, and the preview made under the old key
     // still starts its run (its fingerprint moved along).
@@ -176,7 +189,10 @@ async fn rotate_key_re_encrypts_every_token_and_a_failure_changes_nothing() {
         ],
     );
     assert!(ok, "{text}");
-    assert!(!text.contains(env_new) && !text.contains(new_key.trim()), "{text}");
+    assert!(
+        !text.contains(env_new) && !text.contains(new_key.trim()),
+        "{text}"
+    );
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), new_key);
     assert_ne!(stored(&data).await.0, before.0);
     // The console started with the new key (written where it reads it) decrypts the token.

@@ -103,13 +103,24 @@ async fn names_resolving_to_internal_addresses_are_refused_before_connecting() {
         assert!(is_refusal(&err), "{name}: {err:?}");
         let text = err.to_string();
         assert!(text.contains(name), "{text}");
-        for detail in ["10.0.0.1", "169.254", "fd00", "os error", "refused", "timed out"] {
+        for detail in [
+            "10.0.0.1",
+            "169.254",
+            "fd00",
+            "os error",
+            "refused",
+            "timed out",
+        ] {
             assert!(!text.contains(detail), "{name}: {detail} in {text}");
         }
         // Refused in the resolver: no connection attempt, so no connect timeout either.
         assert!(started.elapsed() < Duration::from_secs(2), "{name}");
     }
-    assert_eq!(lookup.asked.load(Ordering::SeqCst), 6, "every name went through the stub");
+    assert_eq!(
+        lookup.asked.load(Ordering::SeqCst),
+        6,
+        "every name went through the stub"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +136,10 @@ async fn plain_http_to_loopback_needs_the_flag_and_then_reaches_the_real_server(
     assert!(refused.contains("plain http"), "{refused}");
 
     let scim = guarded(&local, true, &[], lookup.clone()).unwrap();
-    let reply = scim.list_users(1, 1).await.expect("the fault server answers");
+    let reply = scim
+        .list_users(1, 1)
+        .await
+        .expect("the fault server answers");
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(lookup.asked.load(Ordering::SeqCst) >= 1);
 
@@ -154,12 +168,19 @@ async fn an_allow_listed_host_may_resolve_inside_the_network() {
 
     let scim = guarded(&site, false, &[], lookup.clone()).unwrap();
     assert!(is_refusal(&scim.list_users(1, 1).await.unwrap_err()));
-    assert_eq!(accepted.load(Ordering::SeqCst), 0, "a refused name was connected to");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "a refused name was connected to"
+    );
 
     let scim = guarded(&site, false, &["SCIM.Internal.Test"], lookup).unwrap();
     let err = scim.list_users(1, 1).await.unwrap_err();
     assert!(!is_refusal(&err), "{err:?}");
-    assert!(accepted.load(Ordering::SeqCst) >= 1, "the allow-listed host was not reached");
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 1,
+        "the allow-listed host was not reached"
+    );
 }
 
 #[tokio::test]
