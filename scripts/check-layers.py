@@ -16,6 +16,7 @@ FLOORS = {
     "cli": 8,
     "http": 7,
     "delete_command": 7,
+    "rotate_key_command": 7,
     "service": 6,
     "storage": 5,
     "secret": 4,

@@ -38,8 +38,9 @@ test('the page arrives rendered by the server, before any script runs', async ({
   expect(html).toMatch(/\/pkg\/offboard\.[0-9a-f]{16}\.css/);
   // Server-rendered means not hydrated yet.
   expect(html).toContain('data-hydrated="false"');
-  // A page is always checked with the server before use, so a new build shows at once.
-  expect(res.headers()['cache-control']).toBe('no-cache');
+  // A page is never kept by the browser (it can carry people's emails), so a new build
+  // shows at once too.
+  expect(res.headers()['cache-control']).toBe('no-store');
 });
 
 test('the bundle is sent compressed when the browser accepts it, and kept for good', async ({ request }) => {

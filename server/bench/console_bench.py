@@ -99,7 +99,9 @@ class Console:
         self.port = free_port()
         self.log = open(os.path.join(self.data, "server.log"), "w")
         env = dict(os.environ, OFFBOARD_ADDR=f"127.0.0.1:{self.port}", OFFBOARD_DATA_DIR=self.data,
-                   LEPTOS_SITE_ROOT=SITE_ROOT, RUST_LOG="warn")
+                   LEPTOS_SITE_ROOT=SITE_ROOT, RUST_LOG="warn",
+                   # The fault server speaks plain http on loopback (refused by default).
+                   OFFBOARD_ALLOW_HTTP_LOOPBACK_SITES="true")
         self.proc = subprocess.Popen([OFFBOARD, "serve"], env=env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -20,6 +20,7 @@ pub async fn run() -> ExitCode {
         Command::Audit(args) => match args.command {
             AuditCommand::Verify(db) => verify_audit(&db).await,
         },
+        Command::RotateKey(args) => crate::rotate_key_command::run(args).await,
         Command::Serve(args) => match crate::http::serve(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -38,6 +38,16 @@ pub enum Command {
     Delete(Box<DeleteArgs>),
     /// Check the console's audit trail (`offboard audit verify`).
     Audit(AuditArgs),
+    /// Re-encrypt every saved SCIM token under a new key. Stop the console first.
+    ///
+    /// With the key file (the default): a new random key is written to `secret.key.new`, every
+    /// token is re-encrypted in one database transaction, and only then does the new key
+    /// replace `secret.key`. If anything fails, nothing changes and the old key file stays.
+    ///
+    /// With OFFBOARD_SECRET_KEY: give the new key in OFFBOARD_NEW_SECRET_KEY
+    /// (`openssl rand -base64 32`); after "Done", start the console with OFFBOARD_SECRET_KEY
+    /// set to the new key.
+    RotateKey(RotateKeyArgs),
 }
 
 /// What to do with the audit trail.
@@ -78,6 +88,29 @@ impl DatabaseArgs {
     /// The database URL in force: the flag, or the SQLite file in the data folder.
     pub fn effective_database_url(&self) -> String {
         database_url(&self.data_dir, self.database_url.as_deref())
+    }
+}
+
+/// Where the tokens and the keys are, for `offboard rotate-key`.
+#[derive(Debug, Clone, Args)]
+pub struct RotateKeyArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// The current key, when the console takes it from the environment.
+    #[arg(long, env = "OFFBOARD_SECRET_KEY", hide_env_values = true, value_parser = hidden_value)]
+    pub secret_key: Option<Hidden<String>>,
+
+    /// The new key (base64 of 32 random bytes). Required with OFFBOARD_SECRET_KEY; with the key
+    /// file, a random one is made when this is not given.
+    #[arg(long, env = "OFFBOARD_NEW_SECRET_KEY", hide_env_values = true, value_parser = hidden_value)]
+    pub new_secret_key: Option<Hidden<String>>,
+}
+
+impl RotateKeyArgs {
+    /// The database URL in force, as `serve` decides it.
+    pub fn effective_database_url(&self) -> String {
+        self.database.effective_database_url()
     }
 }
 
@@ -148,6 +181,47 @@ pub struct ServeArgs {
     /// site listing it was made from. Confirmed previews stay with their run.
     #[arg(long, env = "OFFBOARD_PREVIEW_HOURS", default_value_t = 24)]
     pub preview_hours: u32,
+
+    /// The address people open the console at, e.g. https://offboard.example.com. Requests
+    /// for any other host name are refused (this stops DNS rebinding), and so are forms and
+    /// server calls sent from any other origin. Default: only the listen address itself and
+    /// localhost / 127.0.0.1 / [::1] on its port.
+    #[arg(long, env = "OFFBOARD_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<url::Url>,
+
+    /// Let sites be reached over plain http on this machine (http://127.0.0.1:…,
+    /// http://localhost:…) and at loopback addresses. Only for local tests and benchmarks:
+    /// plain http sends the SCIM token unencrypted.
+    #[arg(
+        long,
+        env = "OFFBOARD_ALLOW_HTTP_LOOPBACK_SITES",
+        default_value_t = false
+    )]
+    pub allow_http_loopback_sites: bool,
+
+    /// A site host name that may resolve to a private, loopback or link-local address (a site
+    /// inside your own network). Repeat the flag, or separate names with commas in the
+    /// environment variable. Every other site must resolve to public addresses.
+    #[arg(
+        long,
+        env = "OFFBOARD_ALLOW_SITE_HOSTS",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub allow_site_host: Vec<String>,
+}
+
+/// `--public-url`: an http(s) address with a host, nothing else.
+fn public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text.trim()).map_err(|_| {
+        format!("\"{text}\" is not a web address, e.g. https://offboard.example.com")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "\"{text}\" must be an http or https address with a host name, e.g. https://offboard.example.com"
+        ));
+    }
+    Ok(url)
 }
 
 /// A setting that must never be printed (a key): `Debug` shows `<hidden>`.

@@ -2,7 +2,7 @@
 //!
 //! Floors, from the top (each may use the ones below it, never one above; `make lint` checks
 //! it with `scripts/check-layers.py`):
-//! - `cli`, `delete_command`: the `offboard` command;
+//! - `cli`, `delete_command`, `rotate_key_command`: the `offboard` command;
 //! - `http`: routes, forms, live events, downloads, the caller;
 //! - `service`: what the console does, per team; the only caller of `storage`;
 //! - `storage`: Offboard's records (the trait, SQLite);
@@ -16,6 +16,7 @@ pub mod data_folder;
 pub mod delete_command;
 pub mod engine;
 pub mod http;
+pub mod rotate_key_command;
 pub mod scim;
 pub mod secret;
 pub mod service;

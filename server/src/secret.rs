@@ -140,6 +140,29 @@ impl SecretBox {
     }
 }
 
+impl SecretBox {
+    /// The box for a key given as text (base64 of 32 bytes, as `OFFBOARD_SECRET_KEY` holds it).
+    pub fn from_key_text(text: &str) -> Result<SecretBox, SecretError> {
+        Ok(SecretBox::from_key(&key_from_env(text)?))
+    }
+
+    /// The box for an existing key file; never creates one.
+    pub fn from_key_file(path: &Path) -> Result<SecretBox, SecretError> {
+        Ok(SecretBox::from_key(&read_key_file(path)?))
+    }
+}
+
+/// A fresh random key as a key file holds it (base64 of 32 bytes), for `offboard rotate-key`.
+pub fn new_key_text() -> Hidden<String> {
+    Hidden::new(BASE64.encode(Aes256Gcm::generate_key(OsRng)))
+}
+
+/// Writes `key_text` to `path`, which must not exist yet, readable by its owner only.
+pub fn write_key_file(path: &Path, key_text: &Hidden<String>) -> Result<(), SecretError> {
+    write_private_file(path, format!("{}\n", key_text.expose().trim()).as_bytes())
+        .map_err(io_error(path))
+}
+
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; KEY_LEN] {
     use hmac::{Hmac, Mac};
     // HMAC accepts keys of any length, so this cannot fail.

@@ -45,6 +45,7 @@ async fn setup(dir: &Path) -> Setup {
             http: HttpOptions {
                 timeout: Duration::from_secs(5),
                 extra_ca_bundle: None,
+                site_guard: None,
             },
             run: RunOptions {
                 concurrency: 2,

@@ -50,6 +50,7 @@ async fn hostile_site(body: String) -> (HttpScim, Arc<AtomicUsize>) {
         HttpOptions {
             timeout: Duration::from_secs(20),
             extra_ca_bundle: None,
+            site_guard: None,
         },
     )
     .unwrap();

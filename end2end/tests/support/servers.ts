@@ -78,6 +78,8 @@ export class Console {
         LEPTOS_SITE_ROOT: siteRoot,
         OFFBOARD_LOG_FORMAT: 'json',
         RUST_LOG: 'info',
+        // The fault and SCIM servers speak plain http on loopback, refused by default.
+        OFFBOARD_ALLOW_HTTP_LOOPBACK_SITES: 'true',
         ...this.extraEnv,
       },
       stdio: ['ignore', log, log],

@@ -9,6 +9,7 @@ mod downloads;
 mod error;
 mod events;
 mod forms;
+pub mod guard;
 mod state;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
@@ -18,6 +19,7 @@ pub use forms::MAX_UPLOAD_BYTES;
 pub use state::AppState;
 
 use crate::config::{LogFormat, ServeArgs};
+use crate::scim::site_guard::SiteGuard;
 use crate::secret::SecretBox;
 use crate::service::{self, Console, Settings};
 use anyhow::Context;
@@ -84,11 +86,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.secret_key.as_ref().map(|k| k.expose().as_str()),
     )
     .context("could not load the key that encrypts SCIM tokens")?;
-    let console = service::build(
-        db.storage.clone(),
-        secrets,
-        Settings::new(args.data_dir.clone()),
-    );
+    let mut settings = Settings::new(args.data_dir.clone());
+    settings.http.site_guard = Some(SiteGuard::new(
+        args.allow_http_loopback_sites,
+        &args.allow_site_host,
+    ));
+    let console = service::build(db.storage.clone(), secrets, settings);
     console.jobs.resume_unfinished().await;
     spawn_preview_sweep(console.clone(), args.preview_hours);
     let state = AppState {
@@ -96,7 +99,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         service: console,
         watchers: WatcherSlots::new(args.max_watchers_per_run, args.max_watchers),
     };
-    let app = router(state).layer(sessions);
+    let guard = guard::RequestGuard::new(args.addr, args.public_url.as_ref());
+    if guard::RequestGuard::needs_public_url(args.addr, args.public_url.as_ref()) {
+        tracing::warn!(
+            "the console listens on {0} without --public-url: it answers only to the host \
+             names {0}, localhost:{1}, 127.0.0.1:{1} and [::1]:{1}; set --public-url to the \
+             address people open",
+            args.addr,
+            args.addr.port()
+        );
+    }
+    let app = router(state)
+        .layer(middleware::from_fn_with_state(
+            Arc::new(guard),
+            guard::protect,
+        ))
+        .layer(sessions);
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -121,7 +139,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let service = state.service.clone();
-    let context = move || team_backend(&service);
+    let context = move || {
+        guard::page_csp();
+        team_backend(&service);
+    };
     let options = state.leptos_options.clone();
     let site_root = PathBuf::from(state.leptos_options.site_root.to_string());
     Router::new()
@@ -136,7 +157,10 @@ pub fn router(state: AppState) -> Router {
             get(server_fn_handler).post(server_fn_handler),
         )
         .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(guard::page_csp, shell))
         .layer(middleware::from_fn(cache_policy))
         .layer(middleware::from_fn(caller::identify))
         .layer(

@@ -2,6 +2,7 @@
 //! that is always verified.
 
 use super::endpoint::EndpointError;
+use super::site_guard::{refusal_in, SiteGuard};
 use super::{ScimEndpoint, ScimProvider, ScimReply, ScimToken, TransportError};
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
@@ -12,6 +13,9 @@ use std::time::Duration;
 /// Replies larger than this are not read: no SCIM page is near it, and a hostile or broken
 /// server must not be able to exhaust memory.
 pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a guarded console says about any connection that could not be opened.
+const GUARDED_CONNECT_FAILURE: &str = "no connection could be opened to the site";
 
 /// Idle keep-alive connections kept per host; enough for the runner's highest concurrency.
 const POOL_IDLE_PER_HOST: usize = 32;
@@ -24,6 +28,9 @@ pub struct HttpOptions {
     /// A PEM file with one or more extra CA certificates to trust (a company's own CA),
     /// added to the built-in roots. There is deliberately no way to turn verification off.
     pub extra_ca_bundle: Option<PathBuf>,
+    /// Which addresses may be reached (the hosted console's guard); `None` for the command
+    /// line, where the admin names the site on their own machine.
+    pub site_guard: Option<SiteGuard>,
 }
 
 impl Default for HttpOptions {
@@ -31,6 +38,7 @@ impl Default for HttpOptions {
         HttpOptions {
             timeout: Duration::from_secs(30),
             extra_ca_bundle: None,
+            site_guard: None,
         }
     }
 }
@@ -46,6 +54,8 @@ pub enum HttpSetupError {
     CaBundleEmpty(PathBuf),
     #[error("Could not set up the HTTP client: {0}")]
     Client(String),
+    #[error("{0}")]
+    Refused(#[from] super::site_guard::SiteRefused),
 }
 
 /// [`ScimProvider`] over HTTPS (reqwest + rustls). `Debug` shows the token as `<hidden>`.
@@ -55,6 +65,8 @@ pub struct HttpScim {
     endpoint: ScimEndpoint,
     token: ScimToken,
     timeout: Duration,
+    /// Whether the site guard is on: then connection failures say nothing a port scan could use.
+    guarded: bool,
 }
 
 impl HttpScim {
@@ -79,6 +91,14 @@ impl HttpScim {
             // A redirect is reported as it is (the engine calls it "not a SCIM endpoint"):
             // following one could turn a DELETE into something else or send it elsewhere.
             .redirect(reqwest::redirect::Policy::none());
+        if let Some(guard) = &opts.site_guard {
+            let users_url = url::Url::parse(endpoint.users_url())
+                .map_err(|e| HttpSetupError::Client(e.to_string()))?;
+            guard.check_url(&users_url)?;
+            // The addresses a name resolves to are checked where the client resolves them, so
+            // the address checked is the one connected to.
+            builder = builder.dns_resolver(guard.resolver());
+        }
         if let Some(path) = &opts.extra_ca_bundle {
             for cert in read_ca_bundle(path)? {
                 builder = builder.add_root_certificate(cert);
@@ -92,6 +112,7 @@ impl HttpScim {
             endpoint,
             token,
             timeout: opts.timeout,
+            guarded: opts.site_guard.is_some(),
         })
     }
 
@@ -140,12 +161,25 @@ impl HttpScim {
     }
 
     fn transport_error(&self, err: &reqwest::Error) -> TransportError {
-        classify_failure(
+        if let Some(refused) = refusal_in(err) {
+            return TransportError::Other(refused.to_string());
+        }
+        let found = classify_failure(
             err.is_timeout(),
             err.is_connect(),
             &error_chain(err),
             self.timeout.as_secs().max(1),
-        )
+        );
+        match found {
+            // Refused, reset or unanswered connections look alike on a guarded console, so
+            // its messages cannot be used to map which ports answer where.
+            TransportError::Connect(_) | TransportError::Timeout(_)
+                if self.guarded && err.is_connect() =>
+            {
+                TransportError::Connect(GUARDED_CONNECT_FAILURE.to_string())
+            }
+            other => other,
+        }
     }
 
     fn user_request(

@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod http;
 pub mod patch;
 pub mod replies;
+pub mod site_guard;
 pub mod users;
 
 pub use endpoint::ScimEndpoint;

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod job_feed;
 pub mod jobs;
+pub mod keys;
 mod previews;
 pub mod reports;
 mod sites;
@@ -210,7 +211,9 @@ impl ConsoleBackend for TeamConsole {
         let existing = self.storage.connection(self.team).await?;
         let site_url = form.site_url.trim().to_string();
         let scim_base_url = trimmed(form.scim_base_url.as_deref());
-        let endpoint = match connection_endpoint(&site_url, scim_base_url.as_deref()) {
+        let endpoint = match connection_endpoint(&site_url, scim_base_url.as_deref())
+            .and_then(|endpoint| sites::allowed(&endpoint, &self.http).map(|()| endpoint))
+        {
             Ok(endpoint) => endpoint,
             Err(e) => {
                 // Nothing is saved: an unusable address must not replace a working one.

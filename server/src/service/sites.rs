@@ -45,6 +45,19 @@ pub fn connection_endpoint(
     result.map_err(|e| ConsoleError::new(e.to_string()))
 }
 
+/// Whether the console's site guard lets it reach `endpoint` at all (scheme, IP literal); the
+/// addresses a name resolves to are checked when the client connects.
+pub fn allowed(endpoint: &ScimEndpoint, http: &HttpOptions) -> Result<(), ConsoleError> {
+    let Some(guard) = &http.site_guard else {
+        return Ok(());
+    };
+    let url =
+        url::Url::parse(endpoint.users_url()).map_err(|e| ConsoleError::new(e.to_string()))?;
+    guard
+        .check_url(&url)
+        .map_err(|refused| ConsoleError::new(refused.to_string()))
+}
+
 /// Opens the team's saved connection; an admin-readable error when there is none usable.
 pub async fn open_site(
     storage: &dyn Storage,

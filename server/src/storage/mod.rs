@@ -57,6 +57,25 @@ pub enum StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
+/// A team's saved token as stored (encrypted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedToken {
+    pub team_id: TeamId,
+    pub ciphertext: Hidden<String>,
+}
+
+/// One saved token re-encrypted under a new key: what replaces what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenReplacement {
+    pub team_id: TeamId,
+    pub old_ciphertext: Hidden<String>,
+    pub new_ciphertext: Hidden<String>,
+    /// The fingerprints depend on the key, so previews and runs recorded under the old one are
+    /// moved to the new one (a paused run still resumes only with the same token).
+    pub old_fingerprint: String,
+    pub new_fingerprint: String,
+}
+
 /// What a health check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageHealth {
@@ -253,6 +272,12 @@ pub trait Storage: Send + Sync {
     async fn connection(&self, team_id: TeamId) -> Result<Option<ConnectionRecord>>;
     /// Drops the saved token (and its hint); the site settings stay.
     async fn forget_token(&self, team_id: TeamId) -> Result<()>;
+    /// Every saved token's ciphertext, with its team (for `offboard rotate-key`).
+    async fn saved_tokens(&self) -> Result<Vec<SavedToken>>;
+    /// Puts every replacement in place in one transaction: the connection's ciphertext, and
+    /// the token fingerprint recorded with the team's preview sources and runs. Fails, changing
+    /// nothing, when a ciphertext is no longer the one read ([`StorageError::Damaged`]).
+    async fn replace_saved_tokens(&self, replacements: &[TokenReplacement]) -> Result<()>;
 
     async fn save_preview_source(
         &self,

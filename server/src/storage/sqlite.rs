@@ -297,6 +297,58 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    async fn saved_tokens(&self) -> Result<Vec<SavedToken>> {
+        let rows: Vec<(TeamId, String)> = sqlx::query_as(
+            "SELECT team_id, token_ciphertext FROM connections \
+             WHERE token_ciphertext IS NOT NULL ORDER BY team_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(team_id, ciphertext)| SavedToken {
+                team_id,
+                ciphertext: Hidden::new(ciphertext),
+            })
+            .collect())
+    }
+
+    async fn replace_saved_tokens(&self, replacements: &[TokenReplacement]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for r in replacements {
+            let changed = sqlx::query(
+                "UPDATE connections SET token_ciphertext = ? \
+                 WHERE team_id = ? AND token_ciphertext = ?",
+            )
+            .bind(r.new_ciphertext.expose())
+            .bind(r.team_id)
+            .bind(r.old_ciphertext.expose())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed != 1 {
+                // Dropping the transaction rolls back every replacement made so far.
+                return Err(StorageError::Damaged(format!(
+                    "team {}'s saved token changed while it was being re-encrypted",
+                    r.team_id
+                )));
+            }
+            for table in ["jobs", "preview_sources"] {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET token_fingerprint = ? \
+                     WHERE team_id = ? AND token_fingerprint = ?"
+                ))
+                .bind(&r.new_fingerprint)
+                .bind(r.team_id)
+                .bind(&r.old_fingerprint)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn save_preview_source(
         &self,
         team_id: TeamId,

@@ -18,6 +18,20 @@ pub struct ConsoleProcess {
 
 impl ConsoleProcess {
     pub async fn start(data_dir: &Path) -> ConsoleProcess {
+        ConsoleProcess::start_with(data_dir, &[]).await
+    }
+
+    /// As [`ConsoleProcess::start`], with more flags for `offboard serve`. The fault servers
+    /// speak plain http on loopback, which the console refuses unless told otherwise.
+    pub async fn start_with(data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
+        let mut args = vec!["--allow-http-loopback-sites"];
+        args.extend_from_slice(extra_args);
+        ConsoleProcess::start_with_only(data_dir, &args).await
+    }
+
+    /// `offboard serve` with exactly these flags (besides address and folders): without
+    /// `--allow-http-loopback-sites`, as a hosted console runs.
+    pub async fn start_with_only(data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
         let port = free_port();
         let log = data_dir.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
@@ -31,6 +45,7 @@ impl ConsoleProcess {
             .arg(data_dir)
             .arg("--site-root")
             .arg(data_dir.with_extension("site"))
+            .args(extra_args)
             .env_remove("OFFBOARD_SECRET_KEY")
             .env_remove("DATABASE_URL")
             .stdout(Stdio::null())

@@ -1,0 +1,362 @@
+//! Which site addresses the hosted console may send requests to (its guard against server-side
+//! request forgery): https only, plain http only to this machine and only when the operator
+//! allows it, and never to an address inside a private network, this machine, a link-local
+//! range or a cloud metadata service unless the operator allow-lists the host. The address is
+//! checked after name resolution, inside the HTTP client's own resolver, so the address checked
+//! is the address connected to. The command line's `delete` has no guard: the admin names the
+//! site on their own machine (docs/architecture.md, "Decisions").
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use url::Url;
+
+/// Turns a host name into addresses. The console uses [`SystemLookup`]; tests use a stub that
+/// maps names to internal addresses without any traffic going there.
+pub trait NameLookup: Send + Sync {
+    fn lookup(
+        &self,
+        host: String,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>>;
+}
+
+/// The operating system's resolver.
+pub struct SystemLookup;
+
+impl NameLookup for SystemLookup {
+    fn lookup(
+        &self,
+        host: String,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            Ok(found.map(|a| a.ip()).collect())
+        })
+    }
+}
+
+/// The rules, set by the operator's flags (`--allow-http-loopback-sites`, `--allow-site-host`).
+#[derive(Clone)]
+pub struct SiteGuard {
+    /// Plain http to this machine, and loopback addresses at all (tests, benchmarks).
+    pub allow_loopback: bool,
+    /// Host names (lower case) that may resolve to any address.
+    pub allowed_hosts: Vec<String>,
+    pub lookup: Arc<dyn NameLookup>,
+}
+
+/// A site address the guard refuses, in plain words. It never says which kind of internal
+/// address nor whether anything listens there.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SiteRefused {
+    #[error(
+        "Offboard does not send the SCIM token over plain http (\"{0}\"). Use the site's https \
+         address."
+    )]
+    PlainHttp(String),
+    #[error(
+        "Offboard does not connect to \"{0}\": it points inside a private network or at this \
+         server, which a hosted console must not reach. If the site really is inside your \
+         network, the console's operator can allow it with --allow-site-host {0}."
+    )]
+    Internal(String),
+}
+
+impl std::fmt::Debug for SiteGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteGuard")
+            .field("allow_loopback", &self.allow_loopback)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for SiteGuard {
+    fn eq(&self, other: &Self) -> bool {
+        self.allow_loopback == other.allow_loopback
+            && self.allowed_hosts == other.allowed_hosts
+            && Arc::ptr_eq(&self.lookup, &other.lookup)
+    }
+}
+
+impl Eq for SiteGuard {}
+
+impl SiteGuard {
+    /// The guard with the system resolver.
+    pub fn new(allow_loopback: bool, allowed_hosts: &[String]) -> SiteGuard {
+        SiteGuard {
+            allow_loopback,
+            allowed_hosts: allowed_hosts
+                .iter()
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            lookup: Arc::new(SystemLookup),
+        }
+    }
+
+    /// The same rules, resolving names with `lookup` (tests).
+    pub fn with_lookup(self, lookup: Arc<dyn NameLookup>) -> SiteGuard {
+        SiteGuard { lookup, ..self }
+    }
+
+    fn allow_listed(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.allowed_hosts.contains(&host)
+    }
+
+    /// Checks an address before any request: the scheme, and the host when it is an IP
+    /// address (the client resolves no name for those, so [`GuardedResolver`] never sees them).
+    pub fn check_url(&self, url: &Url) -> Result<(), SiteRefused> {
+        let host = url.host_str().unwrap_or_default().to_string();
+        if url.scheme() != "https" && !self.allow_loopback {
+            return Err(SiteRefused::PlainHttp(url.as_str().to_string()));
+        }
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        self.check_address(&host, ip)
+    }
+
+    /// Whether `host`, resolved to `ip`, may be connected to.
+    pub fn check_address(&self, host: &str, ip: IpAddr) -> Result<(), SiteRefused> {
+        if self.allow_listed(host) || (self.allow_loopback && is_loopback(ip)) {
+            return Ok(());
+        }
+        if is_internal(ip) {
+            return Err(SiteRefused::Internal(host.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The resolver to give the HTTP client.
+    pub fn resolver(&self) -> Arc<GuardedResolver> {
+        Arc::new(GuardedResolver {
+            guard: self.clone(),
+        })
+    }
+}
+
+/// Resolves with the guard's lookup and refuses the name when any of its addresses is
+/// refused (a name that mixes public and internal addresses is not trusted with either).
+pub struct GuardedResolver {
+    guard: SiteGuard,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let guard = self.guard.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addresses = guard.lookup.lookup(host.clone()).await?;
+            for ip in &addresses {
+                guard.check_address(&host, *ip)?;
+            }
+            let addrs: Addrs = Box::new(
+                addresses
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, 0))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+            Ok(addrs)
+        })
+    }
+}
+
+/// The refusal inside a failed request's error chain, if that is why it failed.
+pub fn refusal_in(error: &(dyn std::error::Error + 'static)) -> Option<SiteRefused> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(refused) = e.downcast_ref::<SiteRefused>() {
+            return Some(refused.clone());
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// True for every address a hosted console must not reach: private (RFC 1918; unique local
+/// IPv6, where AWS's metadata service fd00:ec2::254 lives), loopback, link-local (the cloud
+/// metadata service 169.254.169.254), multicast, unspecified, broadcast, carrier-grade NAT,
+/// "this network", reserved and documentation ranges, and IPv6 forms embedding such an IPv4.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => is_internal_v6(v6),
+    }
+}
+
+fn is_internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b == 18 || b == 19))
+        || a >= 240
+}
+
+fn is_internal_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_internal_v4(v4);
+    }
+    let segments = ip.segments();
+    // NAT64 (64:ff9b::/96) and IPv4-compatible (::a.b.c.d) forms carry an IPv4 address.
+    let embedded = Ipv4Addr::new(
+        (segments[6] >> 8) as u8,
+        segments[6] as u8,
+        (segments[7] >> 8) as u8,
+        segments[7] as u8,
+    );
+    if (segments[0] == 0x64 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0])
+        || (segments[0..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified())
+    {
+        return is_internal_v4(embedded);
+    }
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (segments[0] & 0xfe00) == 0xfc00 // unique local, fd00:ec2::254 among them
+        || (segments[0] & 0xffc0) == 0xfe80 // link-local
+        || (segments[0] & 0xffc0) == 0xfec0 // old site-local
+        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for internal in [
+            "10.0.0.1",
+            "10.255.255.255",
+            "172.16.0.1",
+            "172.31.255.254",
+            "192.168.1.1",
+            "127.0.0.1",
+            "127.8.9.10",
+            "169.254.169.254",
+            "169.254.0.1",
+            "224.0.0.1",
+            "239.255.255.250",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "100.64.0.1",
+            "192.0.0.170",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fc00::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "::10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(is_internal(ip(internal)), "{internal}");
+        }
+        for public in [
+            "151.101.1.69",
+            "8.8.8.8",
+            "172.32.0.1",
+            "172.15.255.255",
+            "100.128.0.1",
+            "169.255.0.1",
+            "2606:4700::6810:84e5",
+            "::ffff:151.101.1.69",
+            "64:ff9b::808:808",
+        ] {
+            assert!(!is_internal(ip(public)), "{public}");
+        }
+    }
+
+    #[test]
+    fn loopback_is_allowed_only_with_the_flag_and_allow_listed_hosts_always() {
+        let strict = SiteGuard::new(false, &[]);
+        let local = SiteGuard::new(true, &[]);
+        let listed = SiteGuard::new(false, &[" Scim.Internal.Example. ".to_string()]);
+        assert!(strict.check_address("localhost", ip("127.0.0.1")).is_err());
+        assert!(local.check_address("localhost", ip("127.0.0.1")).is_ok());
+        assert!(local.check_address("localhost", ip("::1")).is_ok());
+        // The loopback flag does not open private networks.
+        assert!(local.check_address("intranet", ip("10.0.0.1")).is_err());
+        assert!(local.check_address("meta", ip("169.254.169.254")).is_err());
+        assert!(listed
+            .check_address("scim.internal.example", ip("10.0.0.1"))
+            .is_ok());
+        assert!(listed
+            .check_address("SCIM.internal.example", ip("10.0.0.1"))
+            .is_ok());
+        assert!(listed
+            .check_address("other.example", ip("10.0.0.1"))
+            .is_err());
+        assert!(strict
+            .check_address("acme.example", ip("151.101.1.69"))
+            .is_ok());
+    }
+
+    #[test]
+    fn plain_http_and_internal_ip_literals_are_refused_before_any_request() {
+        let strict = SiteGuard::new(false, &[]);
+        let url = |t: &str| Url::parse(t).unwrap();
+        assert!(matches!(
+            strict.check_url(&url("http://127.0.0.1:8080/v2/Users")),
+            Err(SiteRefused::PlainHttp(_))
+        ));
+        assert_eq!(
+            strict.check_url(&url("https://169.254.169.254/latest")),
+            Err(SiteRefused::Internal("169.254.169.254".into()))
+        );
+        assert!(strict.check_url(&url("https://[fd00:ec2::254]/")).is_err());
+        assert!(strict.check_url(&url("https://10.0.0.1/")).is_err());
+        assert!(strict
+            .check_url(&url("https://acme.stackenterprise.co/"))
+            .is_ok());
+        let local = SiteGuard::new(true, &[]);
+        assert!(local
+            .check_url(&url("http://127.0.0.1:8080/v2/Users"))
+            .is_ok());
+        assert!(local.check_url(&url("https://10.0.0.1/")).is_err());
+    }
+
+    #[test]
+    fn the_refusal_names_the_host_but_no_address_nor_kind() {
+        let message = SiteRefused::Internal("intranet.example".into()).to_string();
+        assert!(message.contains("intranet.example"), "{message}");
+        assert!(message.contains("--allow-site-host"), "{message}");
+        for detail in ["10.", "169.254", "refused", "timed out", "port"] {
+            assert!(!message.contains(detail), "{detail}: {message}");
+        }
+    }
+}
