@@ -30,33 +30,16 @@ fn text(bytes: &[u8]) -> String {
 
 /// A connection, a preview and a finished run of three users, through the server functions.
 async fn one_finished_run(console: &ConsoleProcess, site: &FaultServer) -> String {
-    console
-        .call(
-            "save_connection",
-            &[
-                ("site_url", site.base.as_str()),
-                ("scim_base_url", ""),
-                ("token", TOKEN),
-                ("operator_email", "admin@acme.example"),
-            ],
-        )
-        .await
-        .expect("save_connection");
+    let diagnosis = console
+        .save_connection(&site.base, "", "admin@acme.example")
+        .await;
+    assert_eq!(diagnosis["ok"], serde_json::json!(true), "{diagnosis}");
     let preview = console
-        .call(
-            "preview_text",
-            &[
-                ("file_name", "leavers.csv"),
-                (
-                    "text",
-                    "Email\nuser20@example.com\nuser21@example.com\nuser22@example.com\n",
-                ),
-                ("action", "delete"),
-                ("demote", "false"),
-            ],
+        .preview_text(
+            "Email\nuser20@example.com\nuser21@example.com\nuser22@example.com\n",
+            "delete",
         )
-        .await
-        .expect("preview");
+        .await;
     let started = console
         .call(
             "start_job",

@@ -10,25 +10,10 @@ use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::console_process::ConsoleProcess;
-use support::fault_server::{FaultServer, TOKEN};
+use support::fault_server::FaultServer;
 
 async fn connect(console: &ConsoleProcess, site_url: &str) -> Value {
-    let (_view, diagnosis) = serde_json::from_value::<(Value, Value)>(
-        console
-            .call(
-                "save_connection",
-                &[
-                    ("site_url", site_url),
-                    ("scim_base_url", ""),
-                    ("token", TOKEN),
-                    ("operator_email", ""),
-                ],
-            )
-            .await
-            .expect("save_connection"),
-    )
-    .expect("view and diagnosis");
-    diagnosis
+    console.save_connection(site_url, "", "").await
 }
 
 /// A preview of 3 users, ready to confirm: its id and phrase.

@@ -76,30 +76,11 @@ async fn rotate_key_re_encrypts_every_token_and_a_failure_changes_nothing() {
     let key_file = data.join("secret.key");
 
     let mut console = ConsoleProcess::start(&data).await;
-    console
-        .call(
-            "save_connection",
-            &[
-                ("site_url", site.base.as_str()),
-                ("scim_base_url", ""),
-                ("token", TOKEN),
-                ("operator_email", ""),
-            ],
-        )
-        .await
-        .expect("save_connection");
+    let diagnosis = console.save_connection(&site.base, "", "").await;
+    assert_eq!(diagnosis["ok"], serde_json::json!(true), "{diagnosis}");
     let preview = console
-        .call(
-            "preview_text",
-            &[
-                ("file_name", "leavers.csv"),
-                ("text", "Email\nuser1@example.com\n"),
-                ("action", "deactivate"),
-                ("demote", "false"),
-            ],
-        )
-        .await
-        .expect("preview");
+        .preview_text("Email\nuser1@example.com\n", "deactivate")
+        .await;
     console.kill();
     let old_key = std::fs::read_to_string(&key_file).unwrap();
     let (old_ciphertext, old_prints) = stored(&data).await;

@@ -87,6 +87,47 @@ impl ConsoleProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Saves the Connect form through its server function, with the fault server's token;
+    /// the connection check's verdict (`{ok, kind, message, user_count}`).
+    pub async fn save_connection(
+        &self,
+        site_url: &str,
+        scim_base_url: &str,
+        operator_email: &str,
+    ) -> Value {
+        let answer = self
+            .call(
+                "save_connection",
+                &[
+                    ("site_url", site_url),
+                    ("scim_base_url", scim_base_url),
+                    ("token", super::fault_server::TOKEN),
+                    ("operator_email", operator_email),
+                ],
+            )
+            .await
+            .expect("save_connection");
+        let (_view, diagnosis) =
+            serde_json::from_value::<(Value, Value)>(answer).expect("view and diagnosis");
+        diagnosis
+    }
+
+    /// A preview of a pasted list (`text`, with its header line) through the server
+    /// function; the preview's summary (`id`, `phrase`, `counts`, …).
+    pub async fn preview_text(&self, text: &str, action: &str) -> Value {
+        self.call(
+            "preview_text",
+            &[
+                ("file_name", "leavers.csv"),
+                ("text", text),
+                ("action", action),
+                ("demote", "false"),
+            ],
+        )
+        .await
+        .expect("preview")
+    }
+
     /// Calls a server function with form fields; Ok(JSON) on success, Err(body) otherwise.
     pub async fn call(&self, name: &str, fields: &[(&str, &str)]) -> Result<Value, String> {
         let reply = self
