@@ -12,55 +12,29 @@ Prints a Markdown table with wall time, requests/s, peak concurrency seen by the
 theoretical floor (requests x latency / concurrency). `make bench` runs it; figures recorded in
 docs/benchmarks.md. Everything listens on 127.0.0.1 and is stopped by PID.
 """
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+import fault_site
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/offboard/target"))
 OFFBOARD = os.path.join(TARGET, "release", "offboard")
 FAULT_SERVER = os.path.join(TARGET, "release", "stack-fault-server")
 OLD_SCRIPT = os.path.join(HERE, "old_script_model.py")
-TOKEN = "bench-token-0123456789"
+TOKEN = fault_site.TOKEN
 LATENCY_MS = 20
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 LISTING_CONCURRENCY = 20  # engine::listing::ListingOptions::default()
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 
 
-class FaultServer:
-    def __init__(self, *flags):
-        self.proc = subprocess.Popen(
-            [FAULT_SERVER, "--port", "0", "--token", TOKEN, "--latency-ms", str(LATENCY_MS), *flags],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"fault server did not start: {line!r}")
-        self.url = line.removeprefix("listening on ")
-
-    def state(self):
-        with urllib.request.urlopen(f"{self.url}/_control/state", timeout=30) as r:
-            return json.load(r)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+def FaultServer(*flags):
+    """The simulated site with this benchmark's latency (see fault_site.py)."""
+    return fault_site.FaultServer(FAULT_SERVER, LATENCY_MS, *flags)
 
 
 def timed(cmd, env=None):

@@ -33,13 +33,15 @@ import tempfile
 import time
 import urllib.parse
 
+import fault_site
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/offboard/target"))
 OFFBOARD = os.environ.get("OFFBOARD_BIN", os.path.join(TARGET, "release", "offboard"))
 FAULT_SERVER = os.environ.get("FAULT_SERVER_BIN", os.path.join(TARGET, "release", "stack-fault-server"))
 SITE_ROOT = os.environ.get("SITE_ROOT", os.path.join(REPO, "target", "site"))
-TOKEN = "bench-token-0123456789"
+TOKEN = fault_site.TOKEN
 LATENCY_MS = 20
 PAGE_REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "200"))
 JOB_USERS = int(os.environ.get("BENCH_JOB_USERS", "10000"))
@@ -71,24 +73,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-class FaultServer:
-    def __init__(self, users, latency_ms):
-        self.proc = subprocess.Popen(
-            [FAULT_SERVER, "--port", "0", "--token", TOKEN, "--latency-ms", str(latency_ms),
-             "--users", str(users)],
-            stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"fault server did not start: {line!r}")
-        self.url = line.removeprefix("listening on ")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+def FaultServer(users, latency_ms):
+    """The simulated site with `users` users (see fault_site.py)."""
+    return fault_site.FaultServer(FAULT_SERVER, latency_ms, "--users", str(users))
 
 
 class Console:

@@ -21,10 +21,12 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import fault_site
+
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/offboard/target"))
 OFFBOARD = os.environ.get("OFFBOARD_BIN", os.path.join(TARGET, "release", "offboard"))
 FAULT_SERVER = os.environ.get("FAULT_SERVER_BIN", os.path.join(TARGET, "release", "stack-fault-server"))
-TOKEN = "bench-token-0123456789"
+TOKEN = fault_site.TOKEN
 USERS = 50_000
 ROWS = 100_000
 REVISIONS = 10
@@ -102,13 +104,14 @@ def main():
     content = ("\r\n".join(csv_rows) + "\r\n").encode()
     work = tempfile.mkdtemp(prefix="offboard-bench-")
     data = os.path.join(work, "data")
-    fault = subprocess.Popen([FAULT_SERVER, "--port", "0", "--token", TOKEN, "--users", str(USERS)],
-                             stdout=subprocess.PIPE, text=True)
-    site = fault.stdout.readline().strip().removeprefix("listening on ")
+    fault = fault_site.FaultServer(FAULT_SERVER, 0, "--users", str(USERS))
+    site = fault.url
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    # The fault server speaks plain http on loopback, which the console refuses by default.
     server = subprocess.Popen([OFFBOARD, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data,
-                               "--site-root", os.path.join(work, "site")],
+                               "--site-root", os.path.join(work, "site"),
+                               "--allow-http-loopback-sites"],
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "server.log"), "w"))
     try:
         for _ in range(300):
@@ -159,9 +162,8 @@ def main():
               f"pages, {peak_rss_kib(server.pid) / 1024:.0f} MiB after")
     finally:
         server.terminate()
-        fault.terminate()
         server.wait(timeout=10)
-        fault.wait(timeout=10)
+        fault.stop()
 
 
 if __name__ == "__main__":
