@@ -116,9 +116,88 @@ fn action_arg(text: &str) -> Result<Action, ServerFnError> {
     parse_action(text).ok_or_else(|| ServerFnError::new("Choose either Delete or Deactivate."))
 }
 
+/// The service's refusal as the server function's error. A role that does not allow it
+/// answers 403 and something of another team (or nothing) 404, like the plain routes.
 #[cfg(feature = "ssr")]
 fn plain(e: crate::backend::ConsoleError) -> ServerFnError {
+    use crate::backend::ConsoleErrorKind;
+    let status = match e.kind {
+        ConsoleErrorKind::Forbidden => Some(leptos::server_fn::http_export::StatusCode::FORBIDDEN),
+        ConsoleErrorKind::NotFound => Some(leptos::server_fn::http_export::StatusCode::NOT_FOUND),
+        ConsoleErrorKind::Refused | ConsoleErrorKind::Failed => None,
+    };
+    if let (Some(status), Some(response)) = (status, use_context::<leptos_axum::ResponseOptions>())
+    {
+        response.set_status(status);
+    }
     ServerFnError::new(e.message)
+}
+
+/// Takes (and removes) what a form left in the visitor's session for the next page.
+#[cfg(feature = "ssr")]
+async fn take_from_session<T: DeserializeOwned>(key: &str) -> Option<T> {
+    let session = leptos_axum::extract::<tower_sessions::Session>()
+        .await
+        .ok()?;
+    session.remove::<T>(key).await.ok().flatten()
+}
+
+/// Who is signed in (None for a visitor who is not), for the header and the Account page.
+#[server(endpoint = "whoami", output = JsonAnswer)]
+pub async fn whoami() -> Result<Option<crate::team::SignedInView>, ServerFnError> {
+    crate::backend::accounts_backend()?
+        .whoami()
+        .await
+        .map_err(plain)
+}
+
+/// How one may sign in here (is single sign-on set up).
+#[server(endpoint = "sign_in_options", output = JsonAnswer)]
+pub async fn sign_in_options() -> Result<crate::team::SignInOptions, ServerFnError> {
+    crate::backend::accounts_backend()?
+        .sign_in_options()
+        .await
+        .map_err(plain)
+}
+
+/// Words a refused account form left for the page (shown once).
+#[server(endpoint = "account_notice", output = JsonAnswer)]
+pub async fn account_notice() -> Result<Option<String>, ServerFnError> {
+    Ok(take_from_session::<String>(crate::backend::ACCOUNT_NOTICE).await)
+}
+
+/// The Team page: the team, its members, and a link an owner just made (shown once).
+#[server(endpoint = "team_page", output = JsonAnswer)]
+pub async fn team_page() -> Result<crate::team::TeamPage, ServerFnError> {
+    let link = take_from_session::<crate::team::NewLink>(crate::backend::NEW_LINK).await;
+    crate::backend::accounts_backend()?
+        .team_page(link)
+        .await
+        .map_err(plain)
+}
+
+/// The console owner's Teams page: every team, and a reset link just made (shown once).
+#[server(endpoint = "console_teams", output = JsonAnswer)]
+pub async fn console_teams(
+) -> Result<(Vec<crate::team::TeamSummary>, Option<crate::team::NewLink>), ServerFnError> {
+    let teams = crate::backend::accounts_backend()?
+        .console_teams()
+        .await
+        .map_err(plain)?;
+    let link = take_from_session::<crate::team::NewLink>(crate::backend::NEW_LINK).await;
+    Ok((teams, link))
+}
+
+/// Whether a setup, invitation or reset link still works (and an invitation's team and role).
+#[server(endpoint = "link_info", output = JsonAnswer)]
+pub async fn link_info(
+    purpose: String,
+    code: String,
+) -> Result<crate::team::LinkInfo, ServerFnError> {
+    crate::backend::accounts_backend()?
+        .link_info(purpose, code)
+        .await
+        .map_err(plain)
 }
 
 /// The words for a Choose-page problem code: fixed words, or for a failed preview the

@@ -23,14 +23,24 @@ pub enum AuditAction {
     RunCancelled,
     /// The run ended (finished, stopped or failed), with its counts.
     RunEnded,
-    /// Reserved for sign-in (not built yet): recorded by the accounts work.
+    /// Someone signed in (recorded in each of their teams' trails).
     SignIn,
-    /// Reserved for sign-in (not built yet).
+    /// A wrong password for a known account (or a throttled attempt).
     SignInFailed,
+    PasswordChanged,
+    PasswordResetLinkMade,
+    SignedOutEverywhere,
+    TeamCreated,
+    /// An owner added a member by email (or the first owner was set up).
+    MemberAdded,
+    MemberRoleChanged,
+    MemberRemoved,
+    InvitationMade,
+    InvitationAccepted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 20] = [
         AuditAction::ConnectionSaved,
         AuditAction::TokenForgotten,
         AuditAction::PreviewMade,
@@ -42,6 +52,15 @@ impl AuditAction {
         AuditAction::RunEnded,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
+        AuditAction::PasswordChanged,
+        AuditAction::PasswordResetLinkMade,
+        AuditAction::SignedOutEverywhere,
+        AuditAction::TeamCreated,
+        AuditAction::MemberAdded,
+        AuditAction::MemberRoleChanged,
+        AuditAction::MemberRemoved,
+        AuditAction::InvitationMade,
+        AuditAction::InvitationAccepted,
     ];
 
     /// The name in the database, addresses and the CSV (its serde name).
@@ -58,6 +77,15 @@ impl AuditAction {
             AuditAction::RunEnded => "run_ended",
             AuditAction::SignIn => "sign_in",
             AuditAction::SignInFailed => "sign_in_failed",
+            AuditAction::PasswordChanged => "password_changed",
+            AuditAction::PasswordResetLinkMade => "password_reset_link_made",
+            AuditAction::SignedOutEverywhere => "signed_out_everywhere",
+            AuditAction::TeamCreated => "team_created",
+            AuditAction::MemberAdded => "member_added",
+            AuditAction::MemberRoleChanged => "member_role_changed",
+            AuditAction::MemberRemoved => "member_removed",
+            AuditAction::InvitationMade => "invitation_made",
+            AuditAction::InvitationAccepted => "invitation_accepted",
         }
     }
 
@@ -80,6 +108,15 @@ impl AuditAction {
             AuditAction::RunEnded => "Run ended",
             AuditAction::SignIn => "Signed in",
             AuditAction::SignInFailed => "Sign-in failed",
+            AuditAction::PasswordChanged => "Password changed",
+            AuditAction::PasswordResetLinkMade => "Password-reset link made",
+            AuditAction::SignedOutEverywhere => "Signed out everywhere",
+            AuditAction::TeamCreated => "Team created",
+            AuditAction::MemberAdded => "Member added",
+            AuditAction::MemberRoleChanged => "Role changed",
+            AuditAction::MemberRemoved => "Member removed",
+            AuditAction::InvitationMade => "Invitation made",
+            AuditAction::InvitationAccepted => "Invitation accepted",
         }
     }
 }

@@ -300,6 +300,8 @@ mod server_side {
         NotFound,
         /// Offboard itself failed (database, encryption); details are in the server log.
         Failed,
+        /// The caller's role in the team does not allow it (a viewer starting a run).
+        Forbidden,
     }
 
     impl ConsoleError {
@@ -321,6 +323,13 @@ mod server_side {
             ConsoleError {
                 message: message.into(),
                 kind: ConsoleErrorKind::Failed,
+            }
+        }
+
+        pub fn forbidden(message: impl Into<String>) -> ConsoleError {
+            ConsoleError {
+                message: message.into(),
+                kind: ConsoleErrorKind::Forbidden,
             }
         }
     }
@@ -418,6 +427,44 @@ mod server_side {
             limit: u32,
         ) -> Result<crate::audit::AuditPage, ConsoleError>;
     }
+
+    /// What the Account, Team and Teams pages need from the server, for whoever is visiting
+    /// (signed in or not, with or without a team).
+    #[async_trait::async_trait]
+    pub trait AccountsBackend: Send + Sync {
+        /// How one may sign in here.
+        async fn sign_in_options(&self) -> Result<crate::team::SignInOptions, ConsoleError>;
+        /// Who is signed in; None for a visitor who is not.
+        async fn whoami(&self) -> Result<Option<crate::team::SignedInView>, ConsoleError>;
+        /// The caller's team and its members, with a link made just before (shown once).
+        async fn team_page(
+            &self,
+            new_link: Option<crate::team::NewLink>,
+        ) -> Result<crate::team::TeamPage, ConsoleError>;
+        /// Every team (console owners only).
+        async fn console_teams(&self) -> Result<Vec<crate::team::TeamSummary>, ConsoleError>;
+        /// What a setup, invitation or reset link is, if it still works.
+        async fn link_info(
+            &self,
+            purpose: String,
+            code: String,
+        ) -> Result<crate::team::LinkInfo, ConsoleError>;
+    }
+
+    /// The accounts backend from Leptos context.
+    pub fn accounts_backend() -> Result<Arc<dyn AccountsBackend>, leptos::prelude::ServerFnError> {
+        leptos::prelude::use_context::<Arc<dyn AccountsBackend>>().ok_or_else(|| {
+            leptos::prelude::ServerFnError::new("The console is not wired to its backend.")
+        })
+    }
+
+    /// The session key under which a link just made (invitation, reset) waits for the page
+    /// that shows it once.
+    pub const NEW_LINK: &str = "new_link";
+
+    /// The session key for words to show once on the Account, Team or Teams page (an account
+    /// or team form that was refused).
+    pub const ACCOUNT_NOTICE: &str = "account_notice";
 
     /// The session key under which the upload routes keep the details of a failed preview
     /// for the Choose page (see [`super::ChooseProblem`]).

@@ -4,31 +4,47 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The team a request acts for. Every record belongs to exactly one team.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(transparent))]
-pub struct TeamId(i64);
+/// Declares a number id: a row the database numbered (a team, an account).
+macro_rules! number_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        #[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(transparent))]
+        pub struct $name(i64);
 
-impl TeamId {
-    /// The team every record belongs to until accounts and teams arrive (the first team a
-    /// database holds).
-    pub const BUILT_IN: TeamId = TeamId(1);
+        impl $name {
+            pub const fn new(id: i64) -> $name {
+                $name(id)
+            }
 
-    pub const fn new(id: i64) -> TeamId {
-        TeamId(id)
-    }
+            /// The number stored in the database.
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
 
-    /// The number stored in the database.
-    pub fn get(self) -> i64 {
-        self.0
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for TeamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
+number_id!(
+    /// A team: every record (connection, preview, run, audit entry) belongs to exactly one.
+    TeamId
+);
+number_id!(
+    /// A person who can sign in.
+    AccountId
+);
+
+impl TeamId {
+    /// The team the first database holds ("Default team"): records made before teams
+    /// existed belong to it, and the first owner is its owner.
+    pub const BUILT_IN: TeamId = TeamId(1);
 }
 
 /// Declares a text id: a UUID the console made, or an id read from an address or a form.

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod model;
 mod pages;
 mod shell;
+pub mod team;
 
 pub use shell::{shell, App};
 

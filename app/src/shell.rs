@@ -56,6 +56,61 @@ const STEPS: [(&str, &str); 5] = [
     ("/history", "History"),
 ];
 
+/// The steps, the team and the person, for someone signed in; nothing for a visitor who is
+/// not (the sign-in, setup and invitation pages stand alone).
+#[component]
+fn SignedInNav() -> impl IntoView {
+    let me = Resource::new(|| (), |_| crate::api::whoami());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                me.get().and_then(Result::ok).flatten().map(|me| {
+                    let team = me.team.clone();
+                    view! {
+                        {team.is_some().then(steps_nav)}
+                        <nav aria-label="Account" class="account-nav">
+                            {team.map(|t| view! {
+                                <A href="/team" attr:class="team-link" attr:data-testid="team-name">
+                                    {format!("{} · {}", t.name, t.role.key())}
+                                </A>
+                            })}
+                            <A href="/audit" attr:class="audit-link">"Audit trail"</A>
+                            <A href="/account" attr:class="account-link" attr:data-testid="account-link">
+                                {me.name.clone()}
+                            </A>
+                        </nav>
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+fn steps_nav() -> impl IntoView {
+    view! {
+        <nav aria-label="Steps">
+            <ol class="steps">
+                {STEPS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (href, label))| {
+                        view! {
+                            <li>
+                                <A href=*href>
+                                    <span class="step-number" aria-hidden="true">
+                                        {i + 1}
+                                    </span>
+                                    {*label}
+                                </A>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ol>
+        </nav>
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     // Effects run only in the browser, so this flips once the WASM has hydrated the page:
@@ -75,30 +130,7 @@ pub fn App() -> impl IntoView {
                     </span>
                     " Offboard"
                 </A>
-                <nav aria-label="Steps">
-                    <ol class="steps">
-                        {STEPS
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (href, label))| {
-                                view! {
-                                    <li>
-                                        <A href=*href>
-                                            <span class="step-number" aria-hidden="true">
-                                                {i + 1}
-                                            </span>
-                                            {*label}
-                                        </A>
-                                    </li>
-                                }
-                            })
-                            .collect_view()}
-                    </ol>
-                </nav>
-                // Not a step of the path: the record of every step, for anyone checking.
-                <A href="/audit" attr:class="audit-link">
-                    "Audit trail"
-                </A>
+                <SignedInNav />
             </header>
             <main id="main" tabindex="-1">
                 <Routes fallback=pages::NotFound>
@@ -109,6 +141,13 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("run") view=pages::RunPage />
                     <Route path=StaticSegment("history") view=pages::History />
                     <Route path=StaticSegment("audit") view=pages::AuditTrail />
+                    <Route path=StaticSegment("sign-in") view=pages::SignIn />
+                    <Route path=StaticSegment("setup") view=pages::Setup />
+                    <Route path=StaticSegment("join") view=pages::Join />
+                    <Route path=StaticSegment("reset") view=pages::Reset />
+                    <Route path=StaticSegment("account") view=pages::Account />
+                    <Route path=StaticSegment("team") view=pages::Team />
+                    <Route path=StaticSegment("teams") view=pages::Teams />
                 </Routes>
             </main>
             <footer class="site-footer">

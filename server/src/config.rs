@@ -158,7 +158,9 @@ pub struct ServeArgs {
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
 
-    /// Mark the session cookie `Secure` (set this when the console is served over HTTPS).
+    /// Always mark the sign-in cookie `Secure`. Without this flag it is `Secure` unless the
+    /// console is plain http on this machine (no --public-url and a loopback --addr, or an
+    /// http://localhost / 127.0.0.1 --public-url).
     #[arg(long, env = "OFFBOARD_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
@@ -209,6 +211,27 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allow_site_host: Vec<String>,
+}
+
+impl ServeArgs {
+    /// Whether the sign-in cookie is `Secure`: always, unless the console is plain http on
+    /// loopback (browsers refuse `Secure` cookies over plain http elsewhere, and a console
+    /// reachable over plain http from other machines should not be signed in to at all).
+    pub fn cookies_secure(&self) -> bool {
+        let plain_loopback = match &self.public_url {
+            Some(url) => {
+                url.scheme() == "http"
+                    && match url.host() {
+                        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                        None => false,
+                    }
+            }
+            None => self.addr.ip().is_loopback(),
+        };
+        self.secure_cookies || !plain_loopback
+    }
 }
 
 /// `--public-url`: an http(s) address with a host, nothing else.

@@ -45,7 +45,7 @@ async fn preview_csv(
 ) -> Result<Response, HttpError> {
     let report = state
         .service
-        .for_team(caller.team, caller.actor)
+        .for_member(&caller.member)
         .preview_report(&preview_id)
         .await?;
     Ok(attachment(report))
@@ -60,7 +60,7 @@ async fn job_download(
     let kind = ReportKind::of_a_run(&file).ok_or_else(|| HttpError::not_found("This download"))?;
     let report = state
         .service
-        .for_team(caller.team, caller.actor)
+        .for_member(&caller.member)
         .run_report(&job_id, kind)
         .await?;
     Ok(attachment(report))
@@ -86,7 +86,7 @@ async fn audit_csv(
     let filter = AuditFilter::from_query(&query.action, &query.from, &query.to);
     let report = state
         .service
-        .for_team(caller.team, caller.actor)
+        .for_member(&caller.member)
         .audit_report(&filter)
         .await?;
     Ok(attachment(report))

@@ -11,6 +11,13 @@ pub struct HttpError {
 }
 
 impl HttpError {
+    pub fn new(status: StatusCode, message: &str) -> HttpError {
+        HttpError {
+            status,
+            message: message.to_string(),
+        }
+    }
+
     pub fn not_found(what: &str) -> HttpError {
         HttpError {
             status: StatusCode::NOT_FOUND,
@@ -40,6 +47,7 @@ impl From<ConsoleError> for HttpError {
             ConsoleErrorKind::NotFound => StatusCode::NOT_FOUND,
             ConsoleErrorKind::Refused => StatusCode::CONFLICT,
             ConsoleErrorKind::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+            ConsoleErrorKind::Forbidden => StatusCode::FORBIDDEN,
         };
         HttpError {
             status,

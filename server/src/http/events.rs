@@ -106,7 +106,7 @@ async fn job_events(
     Query(query): Query<After>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let team = state.service.for_team(caller.team, caller.actor);
+    let team = state.service.for_member(&caller.member);
     let job = team.team_job(&job_id).await?;
     let Some(slot) = state.watchers.take(&job.id) else {
         tracing::warn!(job_id = %job.id, open = state.watchers.open(), "live-progress stream refused: too many watchers");

@@ -82,7 +82,7 @@ async fn upload(
         Ok(form) => {
             let result = state
                 .service
-                .for_team(caller.team, caller.actor)
+                .for_member(&caller.member)
                 .preview_file(
                     form.file_name,
                     form.bytes,
@@ -178,7 +178,7 @@ async fn picked(
     }
     match state
         .service
-        .for_team(caller.team, caller.actor)
+        .for_member(&caller.member)
         .preview_picked(account_ids, action, demote)
         .await
     {

@@ -3,6 +3,7 @@
 //! (`caller.rs`), call the service for the caller's team, and map its answer. `router()` is
 //! separate from `serve()` so tests drive it without a socket.
 
+mod accounts;
 mod assets;
 pub mod caller;
 mod downloads;
@@ -23,14 +24,14 @@ use crate::scim::site_guard::SiteGuard;
 use crate::secret::SecretBox;
 use crate::service::{self, Console, Settings};
 use anyhow::Context;
-use app::backend::ConsoleBackend;
+use app::backend::{AccountsBackend, ConsoleBackend};
 use app::{shell, App};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::{Listener, ListenerExt};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
@@ -73,13 +74,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .migrate()
         .await
         .context("could not prepare the session table")?;
-    let sessions = SessionManagerLayer::new(session_store)
-        .with_secure(args.secure_cookies)
-        .with_same_site(SameSite::Strict)
-        .with_http_only(true)
-        .with_expiry(Expiry::OnInactivity(
-            tower_sessions::cookie::time::Duration::hours(8),
-        ));
+    let secure = args.cookies_secure();
+    if secure && args.addr.ip().is_loopback() && args.public_url.is_none() {
+        tracing::warn!("--secure-cookies is set but the console is plain http: browsers will not keep the sign-in cookie");
+    }
+    let sessions = session_layer(session_store, secure);
 
     let secrets = SecretBox::load_or_create(
         &args.data_dir,
@@ -92,12 +91,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.allow_site_host,
     ));
     let console = service::build(db.storage.clone(), secrets, settings);
+    announce_setup_link(&console, &args).await;
     console.jobs.resume_unfinished().await;
     spawn_preview_sweep(console.clone(), args.preview_hours);
     let state = AppState {
         leptos_options: leptos_options(&args.site_root, args.addr),
         service: console,
         watchers: WatcherSlots::new(args.max_watchers_per_run, args.max_watchers),
+        public_url: args.public_url.clone(),
     };
     let guard = guard::RequestGuard::new(args.addr, args.public_url.as_ref());
     if guard::RequestGuard::needs_public_url(args.addr, args.public_url.as_ref()) {
@@ -125,12 +126,52 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "Offboard console listening on http://{}",
         args.addr
     );
-    axum::serve(without_delay(listener), app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the web server stopped with an error")?;
+    axum::serve(
+        without_delay(listener),
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the web server stopped with an error")?;
     tracing::info!("Offboard console stopped");
     Ok(())
+}
+
+/// Sessions: kept in the database, cookie `HttpOnly`, `SameSite=Lax` (Strict would drop the
+/// cookie on the way back from the company's sign-in page, a cross-site redirect), `Secure`
+/// unless the console is plain http on loopback, ended after 8 idle hours (and 12 hours after
+/// sign-in whatever happens: `http::caller`).
+pub fn session_layer<S: tower_sessions::SessionStore + Clone>(
+    store: S,
+    secure: bool,
+) -> SessionManagerLayer<S> {
+    SessionManagerLayer::new(store)
+        .with_name("offboard_session")
+        .with_secure(secure)
+        .with_same_site(SameSite::Lax)
+        .with_http_only(true)
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::hours(8),
+        ))
+}
+
+/// While the console has no account, prints a one-time link that creates the first owner.
+/// It is in the log on purpose: whoever can read the server's log runs the server.
+async fn announce_setup_link(console: &Console, args: &ServeArgs) {
+    match console.setup_link().await {
+        Ok(Some(secret)) => {
+            let base = match &args.public_url {
+                Some(url) => url.as_str().trim_end_matches('/').to_string(),
+                None => format!("http://{}", args.addr),
+            };
+            tracing::warn!(
+                "No one can sign in yet. Open {base}/setup?code={secret} to create the first                  owner account (the link works once, for {} hours; restart the console for a new one).",
+                service::accounts::SETUP_LINK_HOURS
+            );
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e.message, "could not make the setup link"),
+    }
 }
 
 /// The console's routes: health check, server functions, pages, plain routes, static files.
@@ -162,7 +203,10 @@ pub fn router(state: AppState) -> Router {
             _,
         >(guard::page_csp, shell))
         .layer(middleware::from_fn(cache_policy))
-        .layer(middleware::from_fn(caller::identify))
+        .layer(middleware::from_fn_with_state(
+            state.service.clone(),
+            caller::identify,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -172,13 +216,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The plain routes (forms, live events, downloads), for the router and for tests that drive
-/// them alone.
+/// The plain routes (forms, live events, downloads, sign-in and account forms), for the
+/// router and for tests that drive them alone (those put a [`Caller`] in the request).
 pub fn plain_routes() -> Router<AppState> {
     forms::routes()
         .merge(events::routes())
         .merge(downloads::routes())
-        .layer(middleware::from_fn(caller::identify))
+        .merge(accounts::routes())
 }
 
 /// The span of one request's log line: method and the route's template (`/jobs/{id}/events`,
@@ -205,8 +249,15 @@ fn request_served(response: &Response, latency: Duration, _: &tracing::Span) {
 /// Without a caller nothing is provided, so a server function refuses rather than guess a team.
 fn team_backend(service: &Arc<Console>) {
     if let Some(caller) = Caller::from_leptos_context() {
-        let backend: Arc<dyn ConsoleBackend> =
-            Arc::new(service.for_team(caller.team, caller.actor));
+        let backend: Arc<dyn ConsoleBackend> = Arc::new(service.for_member(&caller.member));
+        provide_context(backend);
+    }
+    if let Some(visitor) = caller::Visitor::from_leptos_context() {
+        let backend: Arc<dyn AccountsBackend> = Arc::new(accounts::VisitorConsole::new(
+            service.clone(),
+            visitor,
+            None,
+        ));
         provide_context(backend);
     }
 }
@@ -261,12 +312,15 @@ fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
 /// on Linux, on every request of a kept-alive connection.
 pub fn without_delay(
     listener: tokio::net::TcpListener,
-) -> impl Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
-    listener.tap_io(|tcp| {
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    // A named function type (not a closure), so the listener's type can be spelled out and
+    // axum can tell each connection's address (sign-in throttling counts per address).
+    fn no_delay(tcp: &mut tokio::net::TcpStream) {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
         }
-    })
+    }
+    listener.tap_io(no_delay as fn(&mut tokio::net::TcpStream))
 }
 
 async fn shutdown_signal() {

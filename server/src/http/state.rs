@@ -13,6 +13,8 @@ pub struct AppState {
     pub service: Arc<Console>,
     /// Caps on open live-progress streams.
     pub watchers: Arc<WatcherSlots>,
+    /// `--public-url`: the address links (invitations, resets) are made with.
+    pub public_url: Option<url::Url>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -31,20 +31,23 @@ const MAX_ENTRIES_PER_PAGE: u32 = 500;
 /// Entries read per query while writing the CSV.
 const CSV_BATCH: u32 = 1000;
 
-/// Who is acting, as the request's caller knows it (see `http::caller`). Sign-in adds the
-/// signed-in person here and in `Caller::of`; everything else asks [`Actor::name`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Who is acting, as the request's caller knows it (see `http::caller`); everything that
+/// names a person asks [`Actor::name`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
-    /// Whoever reached the console: it has no sign-in yet, so they are named by the email
-    /// saved on Connect, else [`CONSOLE_ADMIN`].
+    /// A signed-in person.
+    Person { name: String, email: String },
+    /// Someone acting without a console account: the service driven directly (tests, tools).
+    /// Named by the email saved on Connect, else [`CONSOLE_ADMIN`].
     ConsoleAdmin,
 }
 
 impl Actor {
     /// The name the trail and a run's "started by" record, given the team's saved operator
     /// email.
-    pub fn name(self, operator_email: Option<&str>) -> String {
+    pub fn name(&self, operator_email: Option<&str>) -> String {
         match self {
+            Actor::Person { name, email } => format!("{name} <{email}>"),
             Actor::ConsoleAdmin => operator_email
                 .map(str::trim)
                 .filter(|e| !e.is_empty())
@@ -52,6 +55,33 @@ impl Actor {
                 .to_string(),
         }
     }
+
+    /// The signed-in person's email: their own Stack account is never deleted by their run.
+    pub fn email(&self) -> Option<&str> {
+        match self {
+            Actor::Person { email, .. } => Some(email),
+            Actor::ConsoleAdmin => None,
+        }
+    }
+}
+
+/// Appends an entry made of its parts (for records outside one team's request: sign-ins,
+/// membership), logging a failure like [`append`].
+pub(super) async fn append_entry(
+    storage: &dyn Storage,
+    team: TeamId,
+    actor: String,
+    action: AuditAction,
+    target: Option<String>,
+    details: Value,
+) {
+    let entry = NewAuditEntry {
+        actor,
+        action,
+        target,
+        details,
+    };
+    append(storage, team, entry).await
 }
 
 /// Appends an entry, logging (not returning) a failure: see the module's decisions.
@@ -175,13 +205,15 @@ impl TeamConsole {
         target: Option<String>,
         details: Value,
     ) {
-        let entry = NewAuditEntry {
+        append_entry(
+            self.storage.as_ref(),
+            self.team,
             actor,
             action,
             target,
             details,
-        };
-        append(self.storage.as_ref(), self.team, entry).await
+        )
+        .await
     }
 
     /// Records a saved connection: what changed, never the token.
@@ -266,6 +298,7 @@ impl TeamConsole {
         before: Option<i64>,
         limit: u32,
     ) -> Result<AuditPage, ConsoleError> {
+        self.may::<super::accounts::permits::View>()?;
         let limit = limit.clamp(1, MAX_ENTRIES_PER_PAGE);
         // One more than asked tells whether older entries remain.
         let mut entries = self
@@ -285,6 +318,7 @@ impl TeamConsole {
         &self,
         filter: &AuditFilter,
     ) -> Result<super::reports::Report, ConsoleError> {
+        self.may::<super::accounts::permits::View>()?;
         let mut all: Vec<AuditEntryView> = Vec::new();
         let mut before = None;
         loop {
@@ -325,5 +359,19 @@ mod tests {
         assert_eq!(admin.name(Some(" me@acme.example ")), "me@acme.example");
         assert_eq!(admin.name(Some("  ")), CONSOLE_ADMIN);
         assert_eq!(admin.name(None), CONSOLE_ADMIN);
+        assert_eq!(admin.email(), None);
+    }
+
+    #[test]
+    fn a_signed_in_person_is_named_by_their_account_not_the_saved_email() {
+        let ada = Actor::Person {
+            name: "Ada Lovelace".into(),
+            email: "ada@acme.example".into(),
+        };
+        assert_eq!(
+            ada.name(Some("someone@else.example")),
+            "Ada Lovelace <ada@acme.example>"
+        );
+        assert_eq!(ada.email(), Some("ada@acme.example"));
     }
 }

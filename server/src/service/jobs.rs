@@ -7,6 +7,7 @@
 //! fixing the setting the admin makes a new preview, which selects exactly the users still
 //! there. Pausing instead would leave nothing to resume, since the runner settles every user.
 
+use super::accounts::permits::{Operate, Permit};
 use super::audit::{self, Actor};
 use super::job_feed::{JobFeed, JobFeeds, Watcher};
 use super::sites::{list_site, open_site, policy_for, Site};
@@ -145,11 +146,12 @@ impl JobSupervisor {
     /// preview, and starts it in the background.
     pub async fn start(
         self: &Arc<Self>,
-        team_id: TeamId,
+        permit: &Permit<Operate>,
         preview_id: &PreviewId,
         typed: &str,
         actor: Actor,
     ) -> Result<JobRecord, ConsoleError> {
+        let team_id = permit.team;
         let stored = StoredPreview::load(self.storage.as_ref(), team_id, preview_id).await?;
         let record = &stored.record;
         if record.replaced_by.is_some() {
@@ -195,7 +197,11 @@ impl JobSupervisor {
                 "This preview was already used to start a run; make a new preview.",
             ));
         }
-        let policy = policy_for(&site.record, stored.preview.demote_privileged);
+        let policy = policy_for(
+            &site.record,
+            stored.preview.demote_privileged,
+            actor.email(),
+        );
         let checked = recheck(&stored.preview, &fresh, &policy);
         let items = planned_in_preview_order(&stored, checked.targets, checked.changed);
         // The run needs of the preview only each selected user's check: the rows go before
@@ -357,6 +363,7 @@ impl JobSupervisor {
     /// Pause, resume or cancel `job` (already checked to be the caller's team's).
     pub async fn control(
         self: &Arc<Self>,
+        _permit: &Permit<Operate>,
         job: &JobRecord,
         command: JobCommand,
     ) -> Result<JobRecord, ConsoleError> {
@@ -500,7 +507,9 @@ impl JobSupervisor {
         };
         let rereads = Rereads::new(
             target_checks(&stored.preview, demote),
-            policy_for(&site.record, demote),
+            // Resumed with nobody signed in: the saved email stays protected; the starter's own
+            // account was already left out when the run was created.
+            policy_for(&site.record, demote, None),
         );
         rereads.start();
         self.launch(

@@ -6,6 +6,7 @@
 //! through the caller's team); previews are made in `previews.rs`, the site in `sites.rs`,
 //! runs are started, controlled and resumed in `jobs.rs`, reports in `reports.rs`.
 
+pub mod accounts;
 pub mod audit;
 pub mod job_feed;
 pub mod jobs;
@@ -15,6 +16,7 @@ pub mod reports;
 mod sites;
 pub mod views;
 
+pub use accounts::{Member, Person};
 pub use audit::Actor;
 pub use previews::{PreviewInput, StoredPreview};
 pub use sites::Site;
@@ -27,6 +29,7 @@ use crate::scim::http::HttpOptions;
 use crate::scim::ScimToken;
 use crate::secret::SecretBox;
 use crate::storage::{ConnectionRecord, JobRecord, Storage, StorageError, StorageHealth};
+use accounts::permits::{self, Need, Operate, Own, Permit, View};
 use app::backend::{
     ConnectionForm, ConnectionView, ConsoleBackend, ConsoleError, Diagnosis, JobCommand,
     JobEventView, JobResultsPage, JobView, PreviewRowsPage, PreviewSummary, StorageStatus,
@@ -34,6 +37,7 @@ use app::backend::{
 use app::hidden::Hidden;
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::{Action, DiagnosisKind, PreviewOutcome, PreviewSource, SiteUser};
+use app::team::Role;
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -113,6 +117,10 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
 pub struct TeamConsole {
     console: Arc<Console>,
     team: TeamId,
+    team_name: String,
+    /// What the request may do in the team: every method below first obtains the permit it
+    /// needs from this (see `accounts::permits`).
+    role: Role,
     /// Who the request acts for: named in the audit trail and a run's "started by".
     actor: Actor,
 }
@@ -126,12 +134,27 @@ impl std::ops::Deref for TeamConsole {
 }
 
 impl Console {
-    /// The service for `team`'s requests, made by `actor`.
+    /// The service for `team`'s requests, made by `actor` with every right of an owner: for
+    /// the service driven directly (tests, tools), never for a request from a browser, which
+    /// gets [`Console::for_member`].
     pub fn for_team(self: &Arc<Self>, team: TeamId, actor: Actor) -> TeamConsole {
         TeamConsole {
             console: self.clone(),
             team,
+            team_name: format!("team {team}"),
+            role: Role::Owner,
             actor,
+        }
+    }
+
+    /// The service for a signed-in member's requests: their team, their role, their name.
+    pub fn for_member(self: &Arc<Self>, member: &Member) -> TeamConsole {
+        TeamConsole {
+            console: self.clone(),
+            team: member.team,
+            team_name: member.team_name.clone(),
+            role: member.role,
+            actor: member.person.actor(),
         }
     }
 
@@ -167,6 +190,11 @@ impl From<StorageError> for ConsoleError {
 }
 
 impl TeamConsole {
+    /// The permit for `N`, or a refusal naming the role needed.
+    fn may<N: Need>(&self) -> Result<Permit<N>, ConsoleError> {
+        permits::check(self.role, self.team, &self.team_name)
+    }
+
     /// The team's saved site, ready to talk to.
     async fn site(&self) -> Result<Site, ConsoleError> {
         sites::open_site(self.storage.as_ref(), &self.secrets, &self.http, self.team).await
@@ -180,6 +208,7 @@ impl TeamConsole {
 
     /// The team's job `job_id`; "does not exist" for another team's.
     pub async fn team_job(&self, job_id: &JobId) -> Result<JobRecord, ConsoleError> {
+        self.may::<View>()?;
         self.storage
             .job(self.team, job_id)
             .await?
@@ -190,6 +219,7 @@ impl TeamConsole {
 #[async_trait]
 impl ConsoleBackend for TeamConsole {
     async fn storage_status(&self) -> Result<StorageStatus, ConsoleError> {
+        self.may::<View>()?;
         let health = self.storage.health(self.team).await?;
         Ok(StorageStatus {
             database: health.database.to_string(),
@@ -200,6 +230,7 @@ impl ConsoleBackend for TeamConsole {
     }
 
     async fn connection(&self) -> Result<ConnectionView, ConsoleError> {
+        self.may::<View>()?;
         let record = self.storage.connection(self.team).await?;
         Ok(connection_view(record.as_ref()))
     }
@@ -208,6 +239,7 @@ impl ConsoleBackend for TeamConsole {
         &self,
         form: ConnectionForm,
     ) -> Result<(ConnectionView, Diagnosis), ConsoleError> {
+        self.may::<Own>()?;
         let existing = self.storage.connection(self.team).await?;
         let site_url = form.site_url.trim().to_string();
         let scim_base_url = trimmed(form.scim_base_url.as_deref());
@@ -278,6 +310,7 @@ impl ConsoleBackend for TeamConsole {
     }
 
     async fn forget_token(&self) -> Result<ConnectionView, ConsoleError> {
+        self.may::<Own>()?;
         self.storage.forget_token(self.team).await?;
         self.record(
             app::audit::AuditAction::TokenForgotten,
@@ -289,6 +322,7 @@ impl ConsoleBackend for TeamConsole {
     }
 
     async fn check_connection(&self) -> Result<Diagnosis, ConsoleError> {
+        self.may::<Operate>()?;
         let record = self.storage.connection(self.team).await?;
         if record.is_none_or(|r| r.token_ciphertext.is_none()) {
             return Ok(not_connected_diagnosis(
@@ -314,6 +348,7 @@ impl ConsoleBackend for TeamConsole {
         action: Action,
         demote_privileged: bool,
     ) -> Result<PreviewSummary, ConsoleError> {
+        self.may::<Operate>()?;
         let file_name = match file_name.trim() {
             "" => "uploaded file".to_string(),
             name => name.to_string(),
@@ -330,6 +365,7 @@ impl ConsoleBackend for TeamConsole {
     }
 
     async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError> {
+        self.may::<Operate>()?;
         let site = self.site().await?;
         let users = list_site(site.provider.as_ref()).await?;
         Ok(users
@@ -344,6 +380,7 @@ impl ConsoleBackend for TeamConsole {
         action: Action,
         demote_privileged: bool,
     ) -> Result<PreviewSummary, ConsoleError> {
+        self.may::<Operate>()?;
         let account_ids: Vec<String> = account_ids
             .iter()
             .map(|id| id.trim().to_string())
@@ -369,6 +406,7 @@ impl ConsoleBackend for TeamConsole {
         demote_privileged: bool,
         column: Option<usize>,
     ) -> Result<PreviewSummary, ConsoleError> {
+        self.may::<Operate>()?;
         let record = self.preview_record(&preview_id).await?;
         let shown = match headline(&record)?.source {
             PreviewSource::File { column, .. } => Some(column.index + 1),
@@ -419,6 +457,7 @@ impl ConsoleBackend for TeamConsole {
     }
 
     async fn preview(&self, preview_id: PreviewId) -> Result<PreviewSummary, ConsoleError> {
+        self.may::<View>()?;
         summary(&self.preview_record(&preview_id).await?)
     }
 
@@ -429,6 +468,7 @@ impl ConsoleBackend for TeamConsole {
         offset: usize,
         limit: usize,
     ) -> Result<PreviewRowsPage, ConsoleError> {
+        self.may::<View>()?;
         let record = self.preview_record(&preview_id).await?;
         let (rows, matching) = self
             .storage
@@ -452,19 +492,22 @@ impl ConsoleBackend for TeamConsole {
         preview_id: PreviewId,
         typed: String,
     ) -> Result<JobView, ConsoleError> {
+        let permit = self.may::<Operate>()?;
         let job = self
             .jobs
-            .start(self.team, &preview_id, &typed, self.actor)
+            .start(&permit, &preview_id, &typed, self.actor.clone())
             .await?;
         self.record_run_confirmed(&job).await;
         Ok(job_view(&job))
     }
 
     async fn job(&self, job_id: JobId) -> Result<JobView, ConsoleError> {
+        self.may::<View>()?;
         Ok(job_view(&self.team_job(&job_id).await?))
     }
 
     async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError> {
+        self.may::<View>()?;
         let jobs = self.storage.list_jobs(self.team, JOBS_LISTED).await?;
         Ok(jobs.iter().map(job_view).collect())
     }
@@ -474,11 +517,12 @@ impl ConsoleBackend for TeamConsole {
         job_id: JobId,
         command: JobCommand,
     ) -> Result<JobView, ConsoleError> {
+        let permit = self.may::<Operate>()?;
         let job = self.team_job(&job_id).await?;
         // A run nobody is running (paused before a restart) ends right here when cancelled;
         // a live one ends in its runner, which records the end itself.
         let was_live = self.jobs.is_live(&job.id);
-        let job = self.jobs.control(&job, command).await?;
+        let job = self.jobs.control(&permit, &job, command).await?;
         self.record_run_command(command, &job).await;
         if !was_live && job.state.has_ended() {
             audit::record_run_end(self.storage.as_ref(), self.team, &job.id).await;
@@ -492,6 +536,7 @@ impl ConsoleBackend for TeamConsole {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<JobEventView>, ConsoleError> {
+        self.may::<View>()?;
         let job = self.team_job(&job_id).await?;
         let events = self
             .storage
@@ -511,6 +556,7 @@ impl ConsoleBackend for TeamConsole {
         before_seq: Option<i64>,
         limit: u32,
     ) -> Result<JobResultsPage, ConsoleError> {
+        self.may::<View>()?;
         let job = self.team_job(&job_id).await?;
         let limit = limit.clamp(1, MAX_EVENTS_PER_CALL);
         // One more than asked tells whether older results remain.
@@ -533,6 +579,7 @@ impl ConsoleBackend for TeamConsole {
         before: Option<i64>,
         limit: u32,
     ) -> Result<app::audit::AuditPage, ConsoleError> {
+        self.may::<View>()?;
         self.audit_entries_page(filter, before, limit).await
     }
 }

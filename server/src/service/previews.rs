@@ -236,7 +236,7 @@ impl TeamConsole {
         action: Action,
         demote_privileged: bool,
     ) -> Result<PreviewSummary, ConsoleError> {
-        let policy = policy_for(record, demote_privileged);
+        let policy = policy_for(record, demote_privileged, self.actor.email());
         let preview = resolve_input(input, users, &policy)?;
         let phrase = confirmation_phrase(action, preview.counts.selected);
         let preview_record = PreviewRecord {

@@ -114,12 +114,26 @@ pub async fn list_site(provider: &dyn ScimProvider) -> Result<Vec<SiteUser>, Con
         })
 }
 
-/// The policy a console preview and its run follow.
-pub fn policy_for(record: &ConnectionRecord, demote_privileged: bool) -> Policy {
-    Policy {
-        demote_privileged,
-        protected_emails: Vec::new(),
-        operator_email: record.operator_email.clone(),
+/// The policy a console preview and its run follow. The signed-in person's own Stack account
+/// is the one never touched (their identity, not a typed field); an email also saved on
+/// Connect stays protected beside it.
+pub fn policy_for(
+    record: &ConnectionRecord,
+    demote_privileged: bool,
+    signed_in: Option<&str>,
+) -> Policy {
+    let saved = record.operator_email.clone();
+    match signed_in {
+        Some(me) => Policy {
+            demote_privileged,
+            protected_emails: saved.into_iter().collect(),
+            operator_email: Some(me.to_string()),
+        },
+        None => Policy {
+            demote_privileged,
+            protected_emails: Vec::new(),
+            operator_email: saved,
+        },
     }
 }
 

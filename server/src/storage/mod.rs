@@ -1,11 +1,15 @@
-//! Offboard's own records (teams, connections, previews, jobs), behind the [`Storage`] trait so
+//! Offboard's own records (accounts, teams, connections, previews, jobs, the audit trail), behind the [`Storage`] trait so
 //! callers do not care which database holds them. SQLite is built in; the URL scheme picks the
 //! driver, so PostgreSQL can be added as a second implementation without touching callers.
 
+mod accounts;
 mod audit;
 mod rows;
 mod sqlite;
 
+pub use accounts::{
+    AccountRecord, AccountStorage, LinkPurpose, LinkRecord, MemberRecord, NewAccount, TeamRecord,
+};
 pub use audit::{AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, NewAuditEntry};
 pub use sqlite::SqliteStorage;
 
@@ -51,6 +55,8 @@ pub enum StorageError {
     DuplicateAccount(String),
     #[error("user {0} cannot have succeeded before any request was sent")]
     SettledAsSuccess(String),
+    #[error("an account with this email exists already")]
+    EmailTaken,
     #[error("preview {0} was not confirmed for this team and action, or it does not exist: a job starts only from a confirmed preview")]
     PreviewNotConfirmed(PreviewId),
 }
@@ -263,7 +269,7 @@ pub struct JobEvent {
 /// (`set_job_state`, `job_targets`, `mark_sending`, `record_result`, `record_not_attempted`)
 /// take a job id the server got from `create_job` or `unfinished_jobs`.
 #[async_trait]
-pub trait Storage: Send + Sync {
+pub trait Storage: AccountStorage + Send + Sync {
     /// A real round trip: counts applied migrations and the team's jobs.
     async fn health(&self, team_id: TeamId) -> Result<StorageHealth>;
 

@@ -105,10 +105,10 @@ const ITEM_RESULT_COLUMNS: &str =
     "account_id, email, outcome, message, attempts, elapsed_ms, demoted";
 
 pub struct SqliteStorage {
-    pool: SqlitePool,
-    /// The jobs' writes (creation, states, sending marks, results).
-    writer: SqlitePool,
-    clock: Arc<dyn Clock>,
+    pub(super) pool: SqlitePool,
+    /// The jobs' writes (creation, states, sending marks, results), and the accounts'.
+    pub(super) writer: SqlitePool,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 impl SqliteStorage {

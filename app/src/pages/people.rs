@@ -1,0 +1,577 @@
+//! Signing in and the people screens: sign-in, the first owner's setup, joining a team from an
+//! invitation, a password reset, the Account page, the Team page (members, invitations) and
+//! the console owner's Teams page. Every form is a plain HTML form posted to the server
+//! (`server/src/http/accounts.rs`), so it works before the page's script has loaded.
+
+use super::parts::{error_text, ErrorBox};
+use crate::api::{account_notice, console_teams, link_info, team_page, whoami};
+use crate::team::{AccountProblem, LinkInfo, NewLink, Role, MIN_PASSWORD_CHARS};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+/// A query value of the current address ("" when absent).
+fn query_value(key: &'static str) -> impl Fn() -> String + Copy {
+    let query = use_query_map();
+    move || query.with(|q| q.get(key)).unwrap_or_default()
+}
+
+/// The words for `?problem=…`, if the address carries a known code.
+#[component]
+fn ProblemNote() -> impl IntoView {
+    let code = query_value("problem");
+    move || {
+        AccountProblem::from_code(&code()).map(|p| {
+            let class = match p {
+                AccountProblem::Done | AccountProblem::SignedOut => "notice",
+                _ => "error",
+            };
+            view! {
+                <p role="alert" class=class data-testid="problem">
+                    {p.words()}
+                </p>
+            }
+        })
+    }
+}
+
+/// Words a refused form left in the session (shown once).
+#[component]
+fn SessionNotice() -> impl IntoView {
+    let notice = Resource::new(|| (), |_| account_notice());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                notice
+                    .get()
+                    .and_then(Result::ok)
+                    .flatten()
+                    .map(|message| view! { <ErrorBox message /> })
+            }}
+        </Suspense>
+    }
+}
+
+fn password_fields(label: &'static str) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for="password">{label}</label>
+            <input
+                id="password"
+                name="password"
+                type="password"
+                required
+                minlength=MIN_PASSWORD_CHARS
+                autocomplete="new-password"
+            />
+            <p class="hint">
+                {format!("At least {MIN_PASSWORD_CHARS} characters; a few words together work well.")}
+            </p>
+        </div>
+        <div class="field">
+            <label for="again">"The same password again"</label>
+            <input id="again" name="again" type="password" required autocomplete="new-password" />
+        </div>
+    }
+}
+
+fn new_person_fields() -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for="name">"Your name"</label>
+            <input id="name" name="name" type="text" required maxlength="100" autocomplete="name" />
+        </div>
+        <div class="field">
+            <label for="email">"Your work email"</label>
+            <input id="email" name="email" type="email" required autocomplete="email" />
+        </div>
+        {password_fields("Choose a password")}
+    }
+}
+
+#[component]
+pub fn SignIn() -> impl IntoView {
+    let next = query_value("next");
+    view! {
+        <section class="card narrow" aria-labelledby="sign-in-heading">
+            <h1 id="sign-in-heading">"Sign in to Offboard"</h1>
+            <ProblemNote />
+            <SessionNotice />
+            <form method="post" action="/sign-in" class="form">
+                <input type="hidden" name="next" value=next />
+                <div class="field">
+                    <label for="email">"Email"</label>
+                    <input id="email" name="email" type="email" required autocomplete="username" autofocus />
+                </div>
+                <div class="field">
+                    <label for="password">"Password"</label>
+                    <input id="password" name="password" type="password" required autocomplete="current-password" />
+                </div>
+                <button type="submit" class="button primary">"Sign in"</button>
+            </form>
+            <SsoChoice />
+            <p class="hint">
+                "Forgot your password? Ask a console owner for a reset link. New here? Ask a team owner for an invitation."
+            </p>
+        </section>
+    }
+}
+
+/// The single sign-on button, when the console has a company sign-in service configured.
+#[component]
+fn SsoChoice() -> impl IntoView {
+    let options = Resource::new(|| (), |_| crate::api::sign_in_options());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                options
+                    .get()
+                    .and_then(Result::ok)
+                    .and_then(|o| o.sso)
+                    .map(|label| {
+                        view! {
+                            <p class="or">"or"</p>
+                            <p>
+                                <a class="button" href="/sign-in/sso" data-testid="sso">
+                                    {format!("Sign in with {label}")}
+                                </a>
+                            </p>
+                        }
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+/// What a one-time link's page shows while the link is being checked, when it no longer
+/// works, or its form.
+fn with_link<V: IntoView + 'static>(
+    purpose: &'static str,
+    form: impl Fn(String, LinkInfo) -> V + Send + Sync + 'static,
+) -> impl IntoView {
+    let code = query_value("code");
+    let info = Resource::new(code, move |code| link_info(purpose.to_string(), code));
+    view! {
+        <Suspense fallback=|| view! { <p>"Checking the link…"</p> }>
+            {move || {
+                info.get()
+                    .map(|answer| match answer {
+                        Ok(found) if found.valid => form(code(), found).into_any(),
+                        Ok(_) => {
+                            view! {
+                                <p role="alert" class="error" data-testid="link-invalid">
+                                    {AccountProblem::LinkInvalid.words()}
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn Setup() -> impl IntoView {
+    view! {
+        <section class="card narrow" aria-labelledby="setup-heading">
+            <h1 id="setup-heading">"Create the first owner account"</h1>
+            <p>
+                "You will own this console: you create teams, invite their owners, and can give anyone a password-reset link."
+            </p>
+            <ProblemNote />
+            <SessionNotice />
+            {with_link(
+                "setup",
+                |code, _| {
+                    view! {
+                        <form method="post" action="/setup" class="form">
+                            <input type="hidden" name="code" value=code />
+                            {new_person_fields()}
+                            <button type="submit" class="button primary">"Create my account"</button>
+                        </form>
+                    }
+                },
+            )}
+        </section>
+    }
+}
+
+#[component]
+pub fn Join() -> impl IntoView {
+    view! {
+        <section class="card narrow" aria-labelledby="join-heading">
+            <h1 id="join-heading">"Join a team"</h1>
+            <ProblemNote />
+            <SessionNotice />
+            {with_link(
+                "invitation",
+                |code, info| {
+                    let team = info.team_name.clone().unwrap_or_default();
+                    let role = info.role.unwrap_or(Role::Viewer);
+                    let intro = format!(
+                        "You are invited to {team} as {}: {}.",
+                        role.key(),
+                        role.allows(),
+                    );
+                    let sign_in = format!(
+                        "/sign-in?next={}",
+                        super::preview::encode(&format!("/join?code={code}")),
+                    );
+                    match info.signed_in_as {
+                        Some(email) => {
+                            view! {
+                                <p data-testid="invitation">{intro}</p>
+                                <form method="post" action="/join" class="form">
+                                    <input type="hidden" name="code" value=code />
+                                    <button type="submit" class="button primary">
+                                        {format!("Join {team} as {email}")}
+                                    </button>
+                                </form>
+                            }
+                                .into_any()
+                        }
+                        None => {
+                            view! {
+                                <p data-testid="invitation">{intro}</p>
+                                <p>
+                                    "Already have an account here? "
+                                    <a href=sign_in>"Sign in first"</a>
+                                    ", then open this link again."
+                                </p>
+                                <form method="post" action="/join" class="form">
+                                    <input type="hidden" name="code" value=code />
+                                    {new_person_fields()}
+                                    <button type="submit" class="button primary">"Create my account and join"</button>
+                                </form>
+                            }
+                                .into_any()
+                        }
+                    }
+                },
+            )}
+        </section>
+    }
+}
+
+#[component]
+pub fn Reset() -> impl IntoView {
+    view! {
+        <section class="card narrow" aria-labelledby="reset-heading">
+            <h1 id="reset-heading">"Choose a new password"</h1>
+            <ProblemNote />
+            <SessionNotice />
+            {with_link(
+                "reset",
+                |code, _| {
+                    view! {
+                        <form method="post" action="/reset" class="form">
+                            <input type="hidden" name="code" value=code />
+                            {password_fields("New password")}
+                            <button type="submit" class="button primary">"Save and sign in"</button>
+                        </form>
+                    }
+                },
+            )}
+        </section>
+    }
+}
+
+#[component]
+pub fn Account() -> impl IntoView {
+    let me = Resource::new(|| (), |_| whoami());
+    view! {
+        <section class="card" aria-labelledby="account-heading">
+            <h1 id="account-heading">"Your account"</h1>
+            <ProblemNote />
+            <SessionNotice />
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || {
+                    me.get()
+                        .map(|answer| match answer {
+                            Ok(Some(me)) => account_view(me).into_any(),
+                            Ok(None) => view! { <p>"You are not signed in."</p> }.into_any(),
+                            Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
+                        })
+                }}
+            </Suspense>
+        </section>
+    }
+}
+
+fn account_view(me: crate::team::SignedInView) -> impl IntoView {
+    let current = me.team.as_ref().map(|t| t.id);
+    let teams = me.teams.clone();
+    view! {
+        <p data-testid="signed-in-as">{format!("Signed in as {} ({})", me.name, me.email)}</p>
+        {if teams.is_empty() {
+            view! {
+                <p class="error" role="alert" data-testid="no-team">
+                    "You are not a member of any team yet. Ask a team owner for an invitation link."
+                </p>
+            }
+                .into_any()
+        } else {
+            view! {
+                <h2>"Your teams"</h2>
+                <form method="post" action="/account/team" class="form inline">
+                    <label for="team">"Show the console for"</label>
+                    <select id="team" name="team">
+                        {teams
+                            .into_iter()
+                            .map(|t| {
+                                let selected = Some(t.id) == current;
+                                view! {
+                                    <option value=t.id.get().to_string() selected=selected>
+                                        {format!("{} ({})", t.name, t.role.key())}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                    <button type="submit" class="button">"Switch"</button>
+                </form>
+            }
+                .into_any()
+        }}
+        {me
+            .console_owner
+            .then(|| {
+                view! {
+                    <p>
+                        <a href="/teams">"Teams of this console"</a>
+                        " (you are a console owner)"
+                    </p>
+                }
+            })}
+        {me
+            .has_password
+            .then(|| {
+                view! {
+                    <h2>"Change your password"</h2>
+                    <form method="post" action="/account/password" class="form">
+                        <div class="field">
+                            <label for="current">"Current password"</label>
+                            <input id="current" name="current" type="password" required autocomplete="current-password" />
+                        </div>
+                        {password_fields("New password")}
+                        <button type="submit" class="button">"Change password"</button>
+                    </form>
+                }
+            })}
+        <h2>"Sign out"</h2>
+        <div class="actions">
+            <form method="post" action="/sign-out">
+                <button type="submit" class="button">"Sign out"</button>
+            </form>
+            <form method="post" action="/account/sign-out-everywhere">
+                <button type="submit" class="button danger">"Sign out everywhere"</button>
+            </form>
+        </div>
+        <p class="hint">"Sign out everywhere ends your sessions on every browser and device."</p>
+    }
+}
+
+/// A link just made, shown once with a note to pass it on privately.
+fn new_link_view(link: NewLink) -> impl IntoView {
+    view! {
+        <div class="notice" role="status" data-testid="new-link">
+            <p>{link.what}</p>
+            <p>
+                <code data-testid="new-link-url">{link.url}</code>
+            </p>
+            <p class="hint">
+                {format!(
+                    "Send it privately; it works once, until {}. It is not shown again.",
+                    link.expires,
+                )}
+            </p>
+        </div>
+    }
+}
+
+fn role_options(selected: Role) -> impl IntoView {
+    Role::ALL
+        .into_iter()
+        .map(move |r| {
+            view! {
+                <option value=r.key() selected=r == selected>
+                    {r.words()}
+                </option>
+            }
+        })
+        .collect_view()
+}
+
+#[component]
+pub fn Team() -> impl IntoView {
+    let page = Resource::new(|| (), |_| team_page());
+    view! {
+        <section class="card" aria-labelledby="team-heading">
+            <Suspense fallback=|| view! { <p>"Loading the team…"</p> }>
+                {move || {
+                    page.get()
+                        .map(|answer| match answer {
+                            Ok(page) => team_view(page).into_any(),
+                            Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
+                        })
+                }}
+            </Suspense>
+        </section>
+    }
+}
+
+fn team_view(page: crate::team::TeamPage) -> impl IntoView {
+    let owner = page.team.role == Role::Owner;
+    view! {
+        <h1 id="team-heading">{page.team.name.clone()}</h1>
+        <p>{format!("You are {} here: you {}.", page.team.role.key(), page.team.role.allows())}</p>
+        <ProblemNote />
+        <SessionNotice />
+        {page.new_link.map(new_link_view)}
+        <table class="table" data-testid="members">
+            <caption>"Members"</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"Person"</th>
+                    <th scope="col">"Role"</th>
+                    <th scope="col">"Added by"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {page
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let who = match &m.name {
+                            Some(name) => format!("{name} ({})", m.email),
+                            None => format!("{} (has not signed in yet)", m.email),
+                        };
+                        let email = m.email.clone();
+                        let role_cell = if owner {
+                            view! {
+                                <form method="post" action="/team/members" class="inline">
+                                    <input type="hidden" name="email" value=email.clone() />
+                                    <label class="visually-hidden" for=format!("role-{email}")>
+                                        {format!("Role of {email}")}
+                                    </label>
+                                    <select id=format!("role-{email}") name="role">
+                                        {role_options(m.role)}
+                                    </select>
+                                    <button type="submit" class="button small">"Change"</button>
+                                </form>
+                                <form method="post" action="/team/members/remove" class="inline">
+                                    <input type="hidden" name="email" value=email.clone() />
+                                    <button type="submit" class="button small danger">
+                                        {format!("Remove {email}")}
+                                    </button>
+                                </form>
+                            }
+                                .into_any()
+                        } else {
+                            view! { <span>{m.role.words()}</span> }.into_any()
+                        };
+                        view! {
+                            <tr>
+                                <td>{who}</td>
+                                <td>{role_cell}</td>
+                                <td>{m.added_by}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+        {owner
+            .then(|| {
+                view! {
+                    <h2>"Invite someone"</h2>
+                    <form method="post" action="/team/invitations" class="form inline">
+                        <label for="invite-role">"Role"</label>
+                        <select id="invite-role" name="role">
+                            {role_options(Role::Operator)}
+                        </select>
+                        <button type="submit" class="button primary">"Make an invitation link"</button>
+                    </form>
+                    <h2>"Add by email"</h2>
+                    <p class="hint">
+                        "For colleagues who sign in through your company's sign-in service: they are members as soon as they sign in."
+                    </p>
+                    <form method="post" action="/team/members" class="form inline">
+                        <label for="member-email">"Email"</label>
+                        <input id="member-email" name="email" type="email" required />
+                        <label for="member-role">"Role"</label>
+                        <select id="member-role" name="role">
+                            {role_options(Role::Viewer)}
+                        </select>
+                        <button type="submit" class="button">"Add"</button>
+                    </form>
+                }
+            })}
+    }
+}
+
+#[component]
+pub fn Teams() -> impl IntoView {
+    let teams = Resource::new(|| (), |_| console_teams());
+    view! {
+        <section class="card" aria-labelledby="teams-heading">
+            <h1 id="teams-heading">"Teams of this console"</h1>
+            <ProblemNote />
+            <SessionNotice />
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || {
+                    teams
+                        .get()
+                        .map(|answer| match answer {
+                            Ok((teams, link)) => {
+                                view! {
+                                    {link.map(new_link_view)}
+                                    <table class="table" data-testid="teams">
+                                        <thead>
+                                            <tr>
+                                                <th scope="col">"Team"</th>
+                                                <th scope="col">"Members"</th>
+                                                <th scope="col">"Owners"</th>
+                                            </tr>
+                                        </thead>
+                                        <tbody>
+                                            {teams
+                                                .into_iter()
+                                                .map(|t| {
+                                                    view! {
+                                                        <tr>
+                                                            <td>{t.name}</td>
+                                                            <td>{t.members}</td>
+                                                            <td>{t.owners.join(", ")}</td>
+                                                        </tr>
+                                                    }
+                                                })
+                                                .collect_view()}
+                                        </tbody>
+                                    </table>
+                                }
+                                    .into_any()
+                            }
+                            Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
+                        })
+                }}
+            </Suspense>
+            <h2>"Create a team"</h2>
+            <p class="hint">
+                "You become its first owner: invite its owners from its Team page (switch to it on your Account page), then leave it if you like."
+            </p>
+            <form method="post" action="/teams" class="form inline">
+                <label for="team-name">"Team name"</label>
+                <input id="team-name" name="name" type="text" required maxlength="100" />
+                <button type="submit" class="button primary">"Create team"</button>
+            </form>
+            <h2>"Password-reset link"</h2>
+            <form method="post" action="/teams/reset-links" class="form inline">
+                <label for="reset-email">"Email of the account"</label>
+                <input id="reset-email" name="email" type="email" required />
+                <button type="submit" class="button">"Make a reset link"</button>
+            </form>
+        </section>
+    }
+}

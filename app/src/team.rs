@@ -1,0 +1,254 @@
+//! Teams, roles and the signed-in person, as the pages show them (the rules are the server's:
+//! `server/src/service/accounts.rs`).
+
+use crate::ids::TeamId;
+use serde::{Deserialize, Serialize};
+
+/// What a member may do in a team. Each role may do everything the ones below it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// History, runs' progress and reports.
+    Viewer,
+    /// Also previews and runs.
+    Operator,
+    /// Also members, invitations, the site connection and team settings.
+    Owner,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Owner, Role::Operator, Role::Viewer];
+
+    /// The name in forms and the database.
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// Reads a role from a form; anything else is refused, never guessed.
+    pub fn from_key(key: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.key() == key.trim().to_ascii_lowercase())
+    }
+
+    pub fn words(self) -> &'static str {
+        match self {
+            Role::Viewer => "Viewer",
+            Role::Operator => "Operator",
+            Role::Owner => "Owner",
+        }
+    }
+
+    /// One line for the member list and the invitation form.
+    pub fn allows(self) -> &'static str {
+        match self {
+            Role::Viewer => "sees history, live progress and reports",
+            Role::Operator => "also makes previews and starts, pauses and cancels runs",
+            Role::Owner => "also manages members, the site connection and team settings",
+        }
+    }
+}
+
+/// A team the signed-in person belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamChoice {
+    pub id: TeamId,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Who is signed in, for the header and the Account page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedInView {
+    pub email: String,
+    pub name: String,
+    /// May create teams and give password-reset links.
+    pub console_owner: bool,
+    /// Signs in with a password here (false: through the company's sign-in service).
+    pub has_password: bool,
+    /// The team the console is showing, if the person belongs to any.
+    pub team: Option<TeamChoice>,
+    pub teams: Vec<TeamChoice>,
+}
+
+/// One member of a team.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub email: String,
+    /// None until the person has signed in once.
+    pub name: Option<String>,
+    pub role: Role,
+    pub added_by: String,
+    pub added_at: String,
+}
+
+/// The Team page: the team, its members, and a link just made (shown once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamPage {
+    pub team: TeamChoice,
+    pub members: Vec<MemberView>,
+    pub new_link: Option<NewLink>,
+}
+
+/// A one-time link just made: an invitation or a password reset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewLink {
+    /// What it is for, in words ("Invitation for …, as operator").
+    pub what: String,
+    pub url: String,
+    pub expires: String,
+}
+
+/// What a one-time link opens, for its page: whether it still works and, for an invitation,
+/// the team and role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkInfo {
+    pub valid: bool,
+    pub team_name: Option<String>,
+    pub role: Option<Role>,
+    /// Someone is signed in already (an invitation then joins them without a new account).
+    pub signed_in_as: Option<String>,
+}
+
+/// How one may sign in here, for the sign-in page.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInOptions {
+    /// The button's name for single sign-on ("your company's sign-in"), when it is set up.
+    pub sso: Option<String>,
+}
+
+/// A team, for the console owner's Teams page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamSummary {
+    pub id: TeamId,
+    pub name: String,
+    pub members: u32,
+    pub owners: Vec<String>,
+}
+
+/// Why a sign-in, setup, invitation or password form was sent back: a fixed code in the
+/// address (`?problem=…`), never free text an attacker could put there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountProblem {
+    WrongPassword,
+    Throttled,
+    LinkInvalid,
+    WeakPassword,
+    PasswordsDiffer,
+    EmailInvalid,
+    EmailTaken,
+    NameMissing,
+    NotAllowed,
+    SsoFailed,
+    SignedOut,
+    SessionExpired,
+    Done,
+}
+
+impl AccountProblem {
+    const ALL: [AccountProblem; 13] = [
+        AccountProblem::WrongPassword,
+        AccountProblem::Throttled,
+        AccountProblem::LinkInvalid,
+        AccountProblem::WeakPassword,
+        AccountProblem::PasswordsDiffer,
+        AccountProblem::EmailInvalid,
+        AccountProblem::EmailTaken,
+        AccountProblem::NameMissing,
+        AccountProblem::NotAllowed,
+        AccountProblem::SsoFailed,
+        AccountProblem::SignedOut,
+        AccountProblem::SessionExpired,
+        AccountProblem::Done,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            AccountProblem::WrongPassword => "wrong-password",
+            AccountProblem::Throttled => "throttled",
+            AccountProblem::LinkInvalid => "link-invalid",
+            AccountProblem::WeakPassword => "weak-password",
+            AccountProblem::PasswordsDiffer => "passwords-differ",
+            AccountProblem::EmailInvalid => "email-invalid",
+            AccountProblem::EmailTaken => "email-taken",
+            AccountProblem::NameMissing => "name-missing",
+            AccountProblem::NotAllowed => "not-allowed",
+            AccountProblem::SsoFailed => "sso-failed",
+            AccountProblem::SignedOut => "signed-out",
+            AccountProblem::SessionExpired => "session-expired",
+            AccountProblem::Done => "done",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<AccountProblem> {
+        AccountProblem::ALL.into_iter().find(|p| p.code() == code)
+    }
+
+    pub fn words(self) -> &'static str {
+        match self {
+            AccountProblem::WrongPassword => {
+                "That email and password do not match an account here. Check both and try again."
+            }
+            AccountProblem::Throttled => {
+                "Too many failed sign-ins. Wait 15 minutes, then try again (or ask a console \
+                 owner for a password-reset link)."
+            }
+            AccountProblem::LinkInvalid => {
+                "This link is not valid any more: it was used already or it expired. Ask for a \
+                 new one."
+            }
+            AccountProblem::WeakPassword => {
+                "Choose a password of at least 12 characters (a few words together work well)."
+            }
+            AccountProblem::PasswordsDiffer => "The two passwords are not the same.",
+            AccountProblem::EmailInvalid => "Enter an email address like name@example.com.",
+            AccountProblem::EmailTaken => {
+                "There is already an account with this email: sign in with it instead."
+            }
+            AccountProblem::NameMissing => "Enter your name, as your colleagues know you.",
+            AccountProblem::NotAllowed => "Only a team owner can do that.",
+            AccountProblem::SsoFailed => "Single sign-on did not work: see the message below.",
+            AccountProblem::SignedOut => "You are signed out.",
+            AccountProblem::SessionExpired => "Your session ended. Sign in again to go on.",
+            AccountProblem::Done => "Done.",
+        }
+    }
+}
+
+/// Shortest password a local account may have. Length is what makes a password strong;
+/// no composition rules (they make people write passwords down).
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_and_read_strictly() {
+        assert!(Role::Owner > Role::Operator && Role::Operator > Role::Viewer);
+        for r in Role::ALL {
+            assert_eq!(Role::from_key(r.key()), Some(r));
+        }
+        assert_eq!(Role::from_key(" OWNER "), Some(Role::Owner));
+        assert_eq!(Role::from_key("admin"), None);
+        assert_eq!(Role::from_key(""), None);
+        assert_eq!(
+            serde_json::to_string(&Role::Operator).unwrap(),
+            "\"operator\""
+        );
+    }
+
+    #[test]
+    fn problem_codes_round_trip_and_unknown_codes_say_nothing() {
+        for p in AccountProblem::ALL {
+            assert_eq!(AccountProblem::from_code(p.code()), Some(p));
+            assert!(!p.words().is_empty());
+        }
+        assert_eq!(AccountProblem::from_code("<script>"), None);
+        assert_eq!(AccountProblem::from_code(""), None);
+    }
+}

@@ -1,0 +1,617 @@
+//! Sign-in and the account and team forms, as plain HTML form posts (they work before the
+//! page's script loads): each reads its fields, calls the service, and redirects back with a
+//! fixed problem code (`?problem=…`) or with words kept in the session for the next page.
+//! Also the server functions' view of the visitor ([`VisitorConsole`]).
+
+use super::caller::{Visitor, SIGNED_IN};
+use super::{AppState, Caller};
+use crate::service::accounts::permits::Own;
+use crate::service::accounts::{AccountRefusal, NewPerson, Person};
+use crate::service::Console;
+use crate::storage::LinkPurpose;
+use app::backend::{AccountsBackend, ConsoleError, ACCOUNT_NOTICE as NOTICE, NEW_LINK};
+use app::ids::TeamId;
+use app::team::{
+    AccountProblem, LinkInfo, NewLink, Role, SignInOptions, SignedInView, TeamPage, TeamSummary,
+};
+use async_trait::async_trait;
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_sessions::Session;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sign-in", post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/setup", post(setup))
+        .route("/join", post(join))
+        .route("/reset", post(reset))
+        .route("/account/password", post(change_password))
+        .route("/account/sign-out-everywhere", post(sign_out_everywhere))
+        .route("/account/team", post(switch_team))
+        .route("/team/invitations", post(invite))
+        .route("/team/members", post(set_member))
+        .route("/team/members/remove", post(remove_member))
+        .route("/teams", post(create_team))
+        .route("/teams/reset-links", post(reset_link))
+}
+
+/// Where to go after signing in: a path on this console only (never `//host` or a full URL,
+/// which would make the sign-in form an open redirect).
+pub fn safe_next(next: &str) -> &str {
+    let plain = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control());
+    if plain && !next.starts_with("/sign-in") {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn with_problem(path: &str, problem: AccountProblem) -> Response {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{path}{sep}problem={}", problem.code())).into_response()
+}
+
+/// A refusal as the form's page shows it: a fixed problem, or Offboard failing (its words
+/// kept for the page in the session, the address says only "failed").
+async fn refused(session: &Session, path: &str, refusal: AccountRefusal) -> Response {
+    match refusal {
+        AccountRefusal::Problem(p) => with_problem(path, p),
+        AccountRefusal::Failed(e) => notice(session, path, &e).await,
+    }
+}
+
+/// Back to `path` with `error`'s words waiting in the session.
+async fn notice(session: &Session, path: &str, error: &ConsoleError) -> Response {
+    if let Err(e) = session.insert(NOTICE, error.message.clone()).await {
+        tracing::warn!(error = %e, "could not keep a notice in the session");
+    }
+    Redirect::to(path).into_response()
+}
+
+/// Starts a fresh session for `person` (a new id: whatever id the browser had before is
+/// dropped, so a planted session id is useless) and keeps the team they were in, if any.
+pub async fn start_session(
+    console: &Console,
+    session: &Session,
+    person: &Person,
+    team: Option<TeamId>,
+) -> Result<(), ConsoleError> {
+    let mut signed_in = console.session_for(person).await?;
+    signed_in.team = team;
+    session.cycle_id().await.map_err(session_failed)?;
+    session
+        .insert(SIGNED_IN, signed_in)
+        .await
+        .map_err(session_failed)
+}
+
+fn session_failed(e: tower_sessions::session::Error) -> ConsoleError {
+    tracing::error!(error = %e, "the session store failed");
+    ConsoleError::failed("Offboard could not keep your session; see the server log.")
+}
+
+/// The address a sign-in is counted against. Behind a reverse proxy this is the proxy's:
+/// the per-account limit still holds (docs/sign-in.md).
+fn address_of(info: Option<&ConnectInfo<SocketAddr>>) -> String {
+    info.map(|ConnectInfo(a)| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /sign-in`.
+async fn sign_in(
+    State(state): State<AppState>,
+    session: Session,
+    connected: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let address = address_of(connected.as_ref().map(|Extension(c)| c));
+    let back = format!(
+        "/sign-in?next={}",
+        url::form_urlencoded::byte_serialize(form.next.as_bytes()).collect::<String>()
+    );
+    match state
+        .service
+        .sign_in_with_password(&form.email, &form.password, &address)
+        .await
+    {
+        Ok(person) => match start_session(&state.service, &session, &person, None).await {
+            Ok(()) => Redirect::to(safe_next(&form.next)).into_response(),
+            Err(e) => notice(&session, &back, &e).await,
+        },
+        Err(refusal) => refused(&session, &back, refusal).await,
+    }
+}
+
+/// `POST /sign-out`: this session only.
+async fn sign_out(session: Session) -> Response {
+    let _ = session.flush().await;
+    with_problem("/sign-in", AccountProblem::SignedOut)
+}
+
+#[derive(Deserialize)]
+struct NewPersonForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    again: String,
+}
+
+impl NewPersonForm {
+    fn person(&self) -> NewPerson<'_> {
+        NewPerson {
+            email: &self.email,
+            name: &self.name,
+            password: &self.password,
+            again: &self.again,
+        }
+    }
+
+    fn back(&self, page: &str) -> String {
+        format!(
+            "{page}?code={}",
+            url::form_urlencoded::byte_serialize(self.code.as_bytes()).collect::<String>()
+        )
+    }
+}
+
+/// `POST /setup`: the first owner's account, from the link printed in the log.
+async fn setup(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<NewPersonForm>,
+) -> Response {
+    match state
+        .service
+        .complete_setup(&form.code, form.person())
+        .await
+    {
+        Ok(person) => signed_in_to(&state, &session, &person, None, "/teams").await,
+        Err(refusal) => refused(&session, &form.back("/setup"), refusal).await,
+    }
+}
+
+/// `POST /join`: accepts an invitation, as the signed-in person or as a new account.
+async fn join(
+    State(state): State<AppState>,
+    session: Session,
+    visitor: Visitor,
+    Form(form): Form<NewPersonForm>,
+) -> Response {
+    let signed_in = visitor.person().cloned();
+    let new_person = form.person();
+    let answer = state
+        .service
+        .join(
+            &form.code,
+            signed_in.as_ref(),
+            signed_in.is_none().then_some(new_person),
+        )
+        .await;
+    match answer {
+        Ok((person, team)) => signed_in_to(&state, &session, &person, Some(team), "/").await,
+        Err(refusal) => refused(&session, &form.back("/join"), refusal).await,
+    }
+}
+
+async fn signed_in_to(
+    state: &AppState,
+    session: &Session,
+    person: &Person,
+    team: Option<TeamId>,
+    to: &str,
+) -> Response {
+    match start_session(&state.service, session, person, team).await {
+        Ok(()) => Redirect::to(to).into_response(),
+        Err(e) => notice(session, "/sign-in", &e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct ResetForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    again: String,
+}
+
+/// `POST /reset`: a new password from a console owner's reset link.
+async fn reset(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<ResetForm>,
+) -> Response {
+    match state
+        .service
+        .complete_reset(&form.code, &form.password, &form.again)
+        .await
+    {
+        Ok(person) => signed_in_to(&state, &session, &person, None, "/").await,
+        Err(refusal) => {
+            let back = format!(
+                "/reset?code={}",
+                url::form_urlencoded::byte_serialize(form.code.as_bytes()).collect::<String>()
+            );
+            refused(&session, &back, refusal).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    again: String,
+}
+
+/// `POST /account/password`: every other session ends; this one goes on with a new id.
+async fn change_password(
+    State(state): State<AppState>,
+    session: Session,
+    visitor: Visitor,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let Visitor::SignedIn {
+        person,
+        session: kept,
+        ..
+    } = visitor
+    else {
+        return with_problem("/sign-in", AccountProblem::SessionExpired);
+    };
+    match state
+        .service
+        .change_password(&person, &form.current, &form.password, &form.again)
+        .await
+    {
+        Ok(()) => match start_session(&state.service, &session, &person, kept.team).await {
+            Ok(()) => with_problem("/account", AccountProblem::Done),
+            Err(e) => notice(&session, "/sign-in", &e).await,
+        },
+        Err(refusal) => refused(&session, "/account", refusal).await,
+    }
+}
+
+/// `POST /account/sign-out-everywhere`: every session of the account ends, this one too.
+async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    session: Session,
+    visitor: Visitor,
+) -> Response {
+    if let Some(person) = visitor.person() {
+        if let Err(e) = state.service.sign_out_everywhere(person).await {
+            return notice(&session, "/account", &e).await;
+        }
+    }
+    let _ = session.flush().await;
+    with_problem("/sign-in", AccountProblem::SignedOut)
+}
+
+#[derive(Deserialize)]
+struct TeamForm {
+    #[serde(default)]
+    team: i64,
+}
+
+/// `POST /account/team`: shows another of the person's teams.
+async fn switch_team(
+    State(state): State<AppState>,
+    session: Session,
+    visitor: Visitor,
+    Form(form): Form<TeamForm>,
+) -> Response {
+    let Visitor::SignedIn {
+        person,
+        session: mut kept,
+        ..
+    } = visitor
+    else {
+        return with_problem("/sign-in", AccountProblem::SessionExpired);
+    };
+    let wanted = TeamId::new(form.team);
+    match state.service.member(&person, Some(wanted)).await {
+        Ok(Some(member)) if member.team == wanted => {
+            kept.team = Some(wanted);
+            if let Err(e) = session.insert(SIGNED_IN, kept).await {
+                return notice(&session, "/account", &session_failed(e)).await;
+            }
+            Redirect::to("/").into_response()
+        }
+        // Not one of theirs: the same answer as a team that does not exist.
+        Ok(_) => {
+            notice(
+                &session,
+                "/account",
+                &ConsoleError::not_found("That team does not exist."),
+            )
+            .await
+        }
+        Err(e) => notice(&session, "/account", &e).await,
+    }
+}
+
+/// The address links are made with: `--public-url` when set, else the address this request
+/// came to (its Host was checked against the allowed names by the request guard).
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.as_str().trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+async fn keep_link(session: &Session, link: NewLink, back: &str) -> Response {
+    if let Err(e) = session.insert(NEW_LINK, link).await {
+        return notice(session, back, &session_failed(e)).await;
+    }
+    Redirect::to(back).into_response()
+}
+
+#[derive(Deserialize)]
+struct InviteForm {
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /team/invitations`: an owner makes a one-time invitation link.
+async fn invite(
+    State(state): State<AppState>,
+    session: Session,
+    caller: Caller,
+    headers: HeaderMap,
+    Form(form): Form<InviteForm>,
+) -> Response {
+    let answer = async {
+        let permit = caller.member.permit::<Own>()?;
+        let role = Role::from_key(&form.role)
+            .ok_or_else(|| ConsoleError::new("Choose the role the invitation gives."))?;
+        state
+            .service
+            .invite(&permit, &caller.member, role, &base_url(&state, &headers))
+            .await
+    }
+    .await;
+    match answer {
+        Ok(link) => keep_link(&session, link, "/team").await,
+        Err(e) => notice(&session, "/team", &e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /team/members`: an owner adds a member by email or changes a role.
+async fn set_member(
+    State(state): State<AppState>,
+    session: Session,
+    caller: Caller,
+    Form(form): Form<MemberForm>,
+) -> Response {
+    let answer = async {
+        let permit = caller.member.permit::<Own>()?;
+        let role = Role::from_key(&form.role)
+            .ok_or_else(|| ConsoleError::new("Choose a role: owner, operator or viewer."))?;
+        state
+            .service
+            .set_member(&permit, &caller.member, &form.email, role)
+            .await
+    }
+    .await;
+    match answer {
+        Ok(()) => with_problem("/team", AccountProblem::Done),
+        Err(e) => notice(&session, "/team", &e).await,
+    }
+}
+
+/// `POST /team/members/remove`.
+async fn remove_member(
+    State(state): State<AppState>,
+    session: Session,
+    caller: Caller,
+    Form(form): Form<MemberForm>,
+) -> Response {
+    let answer = async {
+        let permit = caller.member.permit::<Own>()?;
+        state
+            .service
+            .remove_member(&permit, &caller.member, &form.email)
+            .await
+    }
+    .await;
+    match answer {
+        Ok(()) => with_problem("/team", AccountProblem::Done),
+        Err(e) => notice(&session, "/team", &e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct NewTeamForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /teams`: a console owner creates a team (and is its first owner).
+async fn create_team(
+    State(state): State<AppState>,
+    session: Session,
+    visitor: Visitor,
+    Form(form): Form<NewTeamForm>,
+) -> Response {
+    let Some(person) = visitor.person() else {
+        return with_problem("/sign-in", AccountProblem::SessionExpired);
+    };
+    match state.service.create_team(person, &form.name).await {
+        Ok(_) => with_problem("/teams", AccountProblem::Done),
+        Err(e) => notice(&session, "/teams", &e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct ResetLinkForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /teams/reset-links`: a console owner makes a password-reset link for someone.
+async fn reset_link(
+    State(state): State<AppState>,
+    session: Session,
+    visitor: Visitor,
+    headers: HeaderMap,
+    Form(form): Form<ResetLinkForm>,
+) -> Response {
+    let Some(person) = visitor.person() else {
+        return with_problem("/sign-in", AccountProblem::SessionExpired);
+    };
+    match state
+        .service
+        .reset_link(person, &form.email, &base_url(&state, &headers))
+        .await
+    {
+        Ok(link) => keep_link(&session, link, "/teams").await,
+        Err(e) => notice(&session, "/teams", &e).await,
+    }
+}
+
+/// The server functions' view of the visitor: what the Account, Team and Teams pages read.
+pub struct VisitorConsole {
+    console: Arc<Console>,
+    visitor: Visitor,
+    /// The single sign-on button's name, when single sign-on is set up.
+    sso: Option<String>,
+}
+
+impl VisitorConsole {
+    pub fn new(console: Arc<Console>, visitor: Visitor, sso: Option<String>) -> VisitorConsole {
+        VisitorConsole {
+            console,
+            visitor,
+            sso,
+        }
+    }
+
+    fn person(&self) -> Result<&Person, ConsoleError> {
+        self.visitor
+            .person()
+            .ok_or_else(|| ConsoleError::forbidden("Sign in first."))
+    }
+}
+
+#[async_trait]
+impl AccountsBackend for VisitorConsole {
+    async fn sign_in_options(&self) -> Result<SignInOptions, ConsoleError> {
+        Ok(SignInOptions {
+            sso: self.sso.clone(),
+        })
+    }
+
+    async fn whoami(&self) -> Result<Option<SignedInView>, ConsoleError> {
+        match self.visitor.person() {
+            Some(person) => Ok(Some(
+                self.console
+                    .signed_in_view(person, self.visitor.member())
+                    .await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn team_page(&self, new_link: Option<NewLink>) -> Result<TeamPage, ConsoleError> {
+        let member = self
+            .visitor
+            .member()
+            .ok_or_else(|| ConsoleError::not_found("You are not a member of any team yet."))?;
+        let mut page = self.console.team_page(member).await?;
+        page.new_link = new_link;
+        Ok(page)
+    }
+
+    async fn console_teams(&self) -> Result<Vec<TeamSummary>, ConsoleError> {
+        self.console.all_teams(self.person()?).await
+    }
+
+    async fn link_info(&self, purpose: String, code: String) -> Result<LinkInfo, ConsoleError> {
+        let signed_in_as = self.visitor.person().map(|p| p.email.clone());
+        let purpose = match purpose.as_str() {
+            "setup" => LinkPurpose::Setup,
+            "invitation" => LinkPurpose::Invitation,
+            "reset" => LinkPurpose::Reset,
+            _ => return Err(ConsoleError::not_found("Unknown kind of link.")),
+        };
+        let (team_name, role) = match purpose {
+            LinkPurpose::Invitation => match self.console.invitation(&code).await {
+                Some((team, role)) => (Some(team), Some(role)),
+                None => (None, None),
+            },
+            _ => (None, None),
+        };
+        let valid = self.console.link_is_open(&code, purpose).await;
+        Ok(LinkInfo {
+            valid,
+            team_name,
+            role,
+            signed_in_as,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_only_returns_to_paths_of_this_console() {
+        assert_eq!(safe_next("/history"), "/history");
+        assert_eq!(safe_next("/run?job=1&x=2"), "/run?job=1&x=2");
+        for outside in [
+            "",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "history",
+            "/sign-in?next=/x",
+            "/ok\r\nSet-Cookie: x=1",
+        ] {
+            assert_eq!(safe_next(outside), "/", "{outside:?}");
+        }
+    }
+}

@@ -1,0 +1,1213 @@
+//! Sign-in, people, teams and roles: who may use the console and what each may do in a team.
+//!
+//! Decisions (docs/sign-in.md says more):
+//! - One account per email (lower-cased). Local accounts have an argon2id password; people who
+//!   come through single sign-on have none.
+//! - Membership is by email, so an owner can add a colleague before their first sign-on.
+//! - Roles nest: an owner may do all an operator may, an operator all a viewer may. What a
+//!   request may do is a [`Permit`] obtained from its [`Member`] (see `permits` below); the
+//!   service's team methods take one, so none can be reached without the check.
+//! - A session remembers the account and the account's "session epoch"; changing the password
+//!   or "sign out everywhere" raises the epoch, which ends every other session at once.
+//! - Failed sign-ins are counted per account and per address over 15 minutes; past the limit
+//!   the form refuses even the right password until the window passes. Counting is in the
+//!   database, so several console processes share it.
+//! - Links (setup, invitation, reset) carry 32 random bytes; only their SHA-256 is stored.
+
+use super::audit::Actor;
+use super::Console;
+use crate::storage::{
+    AccountRecord, LinkPurpose, LinkRecord, MemberRecord, NewAccount, StorageError,
+};
+use app::audit::AuditAction;
+use app::backend::ConsoleError;
+use app::hidden::Hidden;
+use app::ids::{AccountId, TeamId};
+use app::team::{
+    AccountProblem, MemberView, NewLink, Role, SignedInView, TeamChoice, TeamPage, TeamSummary,
+    MIN_PASSWORD_CHARS,
+};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// How long the first owner's setup link works.
+pub const SETUP_LINK_HOURS: i64 = 24;
+/// How long an invitation works.
+pub const INVITATION_DAYS: i64 = 7;
+/// How long a password-reset link works.
+pub const RESET_LINK_HOURS: i64 = 24;
+/// The window failed sign-ins are counted over.
+pub const THROTTLE_MINUTES: i64 = 15;
+/// Failed sign-ins one account may have in the window.
+pub const FAILURES_PER_ACCOUNT: u32 = 5;
+/// Failed sign-ins one address may have in the window (several people may share one).
+pub const FAILURES_PER_ADDRESS: u32 = 20;
+/// Longest name a person or a team may have.
+const MAX_NAME_CHARS: usize = 100;
+
+/// What a session remembers between requests (stored server-side by tower-sessions).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub account: AccountId,
+    /// The account's session epoch when the session began.
+    pub epoch: i64,
+    /// For the absolute expiry: a session ends this long after sign-in, however busy.
+    pub since: DateTime<Utc>,
+    /// The team the console shows (switched on the Account page).
+    pub team: Option<TeamId>,
+}
+
+/// A signed-in person, as read at the start of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    pub account: AccountId,
+    pub email: String,
+    pub name: String,
+    pub console_owner: bool,
+    pub has_password: bool,
+}
+
+impl Person {
+    fn of(record: &AccountRecord) -> Person {
+        Person {
+            account: record.id,
+            email: record.email.clone(),
+            name: record.name.clone(),
+            console_owner: record.console_owner,
+            has_password: record.password_hash.is_some(),
+        }
+    }
+
+    /// How the audit trail and a run's "started by" name them.
+    pub fn actor(&self) -> Actor {
+        Actor::Person {
+            name: self.name.clone(),
+            email: self.email.clone(),
+        }
+    }
+}
+
+/// A signed-in person in the team a request acts for, with their role there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub person: Person,
+    pub team: TeamId,
+    pub team_name: String,
+    pub role: Role,
+}
+
+/// Typed permissions: a value of one of these proves the request's member has the role it
+/// needs in `team`. Only [`Member::permit`] makes them (the field is private to this module),
+/// and the service's methods for previews, runs, members and the connection take one.
+pub mod permits {
+    use super::*;
+
+    /// What a kind of permit needs.
+    pub trait Need {
+        const ROLE: Role;
+        /// The words of a refusal, e.g. "start runs".
+        const TO: &'static str;
+    }
+
+    /// May read history, progress, reports and the audit trail.
+    pub struct View;
+    /// May make previews and start, pause, resume and cancel runs.
+    pub struct Operate;
+    /// May manage members, invitations and the site connection.
+    pub struct Own;
+
+    impl Need for View {
+        const ROLE: Role = Role::Viewer;
+        const TO: &'static str = "see this team's work";
+    }
+    impl Need for Operate {
+        const ROLE: Role = Role::Operator;
+        const TO: &'static str = "make previews or start, pause and cancel runs";
+    }
+    impl Need for Own {
+        const ROLE: Role = Role::Owner;
+        const TO: &'static str = "manage members, invitations or the site connection";
+    }
+
+    /// Proof that the request may do `N`'s things in `team`.
+    pub struct Permit<N: Need> {
+        pub team: TeamId,
+        _need: std::marker::PhantomData<N>,
+    }
+
+    impl Member {
+        /// The permit for `N`, or a refusal in plain words naming the role needed.
+        pub fn permit<N: Need>(&self) -> Result<Permit<N>, ConsoleError> {
+            check(self.role, self.team, &self.team_name)
+        }
+    }
+
+    /// The permit for `N` in `team` for someone with `role`.
+    pub(in crate::service) fn check<N: Need>(
+        role: Role,
+        team: TeamId,
+        team_name: &str,
+    ) -> Result<Permit<N>, ConsoleError> {
+        if role >= N::ROLE {
+            Ok(Permit {
+                team,
+                _need: std::marker::PhantomData,
+            })
+        } else {
+            Err(ConsoleError::forbidden(format!(
+                "You are {} in {team_name}: only {}s may {}. Ask an owner of the team if you \
+                 need to.",
+                article(role),
+                N::ROLE.key(),
+                N::TO
+            )))
+        }
+    }
+
+    fn article(role: Role) -> String {
+        match role {
+            Role::Operator | Role::Owner => format!("an {}", role.key()),
+            Role::Viewer => format!("a {}", role.key()),
+        }
+    }
+}
+
+use permits::{Own, Permit};
+
+/// Lower-cases and checks an email address: one `@`, something on each side, a dot in the
+/// domain, no spaces or angle brackets. Not RFC 5322: enough to catch typing mistakes.
+pub fn normalise_email(text: &str) -> Option<String> {
+    let email = text.trim().to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let plausible = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && email.len() <= 254
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'));
+    plausible.then_some(email)
+}
+
+/// A person's or a team's name: trimmed, not empty, not too long, no control characters.
+pub fn clean_name(text: &str) -> Option<String> {
+    let name = text.trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_NAME_CHARS
+        && !name.chars().any(char::is_control);
+    ok.then(|| name.to_string())
+}
+
+/// A new password's problem, if any: too short, or the two copies differ.
+pub fn new_password_problem(password: &str, again: &str) -> Option<AccountProblem> {
+    if password != again {
+        Some(AccountProblem::PasswordsDiffer)
+    } else if password.chars().count() < MIN_PASSWORD_CHARS {
+        Some(AccountProblem::WeakPassword)
+    } else {
+        None
+    }
+}
+
+/// The argon2id hash (PHC string) of `password`, with a fresh salt.
+pub fn hash_password(password: &str) -> Result<Hidden<String>, ConsoleError> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| Hidden::new(h.to_string()))
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not hash a password");
+            ConsoleError::failed("Offboard could not store the password; see the server log.")
+        })
+}
+
+/// True if `password` matches the stored hash. A damaged hash never matches.
+pub fn password_matches(password: &str, hash: &Hidden<String>) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    match PasswordHash::new(hash.expose()) {
+        Ok(parsed) => argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash to compare against when the email has no password, so a sign-in for an unknown
+/// email takes as long as one for a known one (no account probing by timing).
+fn decoy_hash() -> &'static Hidden<String> {
+    static DECOY: std::sync::OnceLock<Hidden<String>> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        hash_password("offboard decoy password, never a real one")
+            .unwrap_or_else(|_| Hidden::new(String::new()))
+    })
+}
+
+/// A link's secret (32 random bytes, URL-safe) and the hash stored for it.
+pub fn new_link_secret() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = link_hash(&secret);
+    (secret, hash)
+}
+
+/// What is stored for a link's secret.
+pub fn link_hash(secret: &str) -> String {
+    let digest = Sha256::digest(secret.trim().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn subject_of_account(email: &str) -> String {
+    format!("account:{email}")
+}
+
+fn subject_of_address(address: &str) -> String {
+    format!("address:{address}")
+}
+
+fn storage_failed(e: StorageError) -> ConsoleError {
+    tracing::error!(error = %e, "accounts: storage failed");
+    ConsoleError::failed("Offboard could not read or save its records; see the server log.")
+}
+
+/// What a form about accounts gets back: a fixed problem (shown with its words), or Offboard
+/// itself failing.
+#[derive(Debug)]
+pub enum AccountRefusal {
+    Problem(AccountProblem),
+    Failed(ConsoleError),
+}
+
+impl From<AccountProblem> for AccountRefusal {
+    fn from(p: AccountProblem) -> Self {
+        AccountRefusal::Problem(p)
+    }
+}
+
+impl From<StorageError> for AccountRefusal {
+    fn from(e: StorageError) -> Self {
+        AccountRefusal::Failed(storage_failed(e))
+    }
+}
+
+impl From<ConsoleError> for AccountRefusal {
+    fn from(e: ConsoleError) -> Self {
+        AccountRefusal::Failed(e)
+    }
+}
+
+/// The fields of a form that creates a local account (setup, invitation).
+pub struct NewPerson<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub password: &'a str,
+    pub again: &'a str,
+}
+
+impl NewPerson<'_> {
+    /// The account to create, once every field is right.
+    fn checked(&self, console_owner: bool) -> Result<NewAccount, AccountRefusal> {
+        let email = normalise_email(self.email).ok_or(AccountProblem::EmailInvalid)?;
+        let name = clean_name(self.name).ok_or(AccountProblem::NameMissing)?;
+        if let Some(problem) = new_password_problem(self.password, self.again) {
+            return Err(problem.into());
+        }
+        Ok(NewAccount {
+            email,
+            name,
+            password_hash: Some(hash_password(self.password)?),
+            console_owner,
+        })
+    }
+}
+
+impl Console {
+    /// A new setup link's secret while the console has no account (a new one each start:
+    /// the old ones stay valid until they expire); None once someone has an account.
+    pub async fn setup_link(&self) -> Result<Option<String>, ConsoleError> {
+        if self.storage.account_count().await.map_err(storage_failed)? > 0 {
+            return Ok(None);
+        }
+        let (secret, hash) = new_link_secret();
+        let now = self.clock.now();
+        self.storage
+            .save_link(&LinkRecord {
+                secret_hash: hash,
+                purpose: LinkPurpose::Setup,
+                team_id: None,
+                role: None,
+                email: None,
+                created_by: super::audit::OFFBOARD.to_string(),
+                created_at: now,
+                expires_at: now + Duration::hours(SETUP_LINK_HOURS),
+            })
+            .await
+            .map_err(storage_failed)?;
+        Ok(Some(secret))
+    }
+
+    /// True if `secret` opens a link for `purpose` now (to show its form, or an error first).
+    pub async fn link_is_open(&self, secret: &str, purpose: LinkPurpose) -> bool {
+        matches!(
+            self.storage
+                .open_link(&link_hash(secret), purpose, self.clock.now())
+                .await,
+            Ok(Some(_))
+        )
+    }
+
+    /// The team an invitation is for, and the role it gives, to show on the Join page.
+    pub async fn invitation(&self, secret: &str) -> Option<(String, Role)> {
+        let link = self
+            .storage
+            .open_link(
+                &link_hash(secret),
+                LinkPurpose::Invitation,
+                self.clock.now(),
+            )
+            .await
+            .ok()??;
+        let team = self.storage.team(link.team_id?).await.ok()??;
+        Some((team.name, link.role?))
+    }
+
+    /// Creates the first owner from the setup link: a console owner, and owner of the
+    /// built-in team.
+    pub async fn complete_setup(
+        &self,
+        secret: &str,
+        form: NewPerson<'_>,
+    ) -> Result<Person, AccountRefusal> {
+        let account = form.checked(true)?;
+        if self.storage.account_count().await? > 0
+            || self
+                .storage
+                .use_link(&link_hash(secret), LinkPurpose::Setup, self.clock.now())
+                .await?
+                .is_none()
+        {
+            return Err(AccountProblem::LinkInvalid.into());
+        }
+        let record = self.create_account(&account).await?;
+        let person = Person::of(&record);
+        self.storage
+            .set_member(TeamId::BUILT_IN, &person.email, Role::Owner, &person.email)
+            .await?;
+        self.record_for(
+            TeamId::BUILT_IN,
+            &person,
+            AuditAction::MemberAdded,
+            json!({ "email": person.email, "role": "owner", "how": "first owner (setup link)" }),
+        )
+        .await;
+        Ok(person)
+    }
+
+    async fn create_account(&self, account: &NewAccount) -> Result<AccountRecord, AccountRefusal> {
+        match self.storage.create_account(account).await {
+            Err(StorageError::EmailTaken) => Err(AccountProblem::EmailTaken.into()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Signs in with email and password, counting failures per account and per address.
+    /// Every failure says the same (no account probing); past the limit even the right
+    /// password is refused until the window passes.
+    pub async fn sign_in_with_password(
+        &self,
+        email: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<Person, AccountRefusal> {
+        let email = normalise_email(email).unwrap_or_else(|| email.trim().to_lowercase());
+        let now = self.clock.now();
+        let since = now - Duration::minutes(THROTTLE_MINUTES);
+        let (by_account, by_address) = (subject_of_account(&email), subject_of_address(address));
+        let throttled = self.storage.sign_in_failures(&by_account, since).await?
+            >= FAILURES_PER_ACCOUNT
+            || self.storage.sign_in_failures(&by_address, since).await? >= FAILURES_PER_ADDRESS;
+        let record = self.storage.account_by_email(&email).await?;
+        let hash = record
+            .as_ref()
+            .and_then(|r| r.password_hash.clone())
+            .unwrap_or_else(|| decoy_hash().clone());
+        let attempt = password.to_string();
+        let matches = tokio::task::spawn_blocking(move || password_matches(&attempt, &hash))
+            .await
+            .unwrap_or(false);
+        let record = match record {
+            Some(r) if matches && r.password_hash.is_some() && !throttled => r,
+            known => {
+                self.storage
+                    .add_sign_in_failure(&[by_account, by_address], now, since)
+                    .await?;
+                tracing::warn!(address, throttled, "a sign-in failed");
+                if let Some(r) = known {
+                    self.record_sign_in(&Person::of(&r), AuditAction::SignInFailed, throttled)
+                        .await;
+                }
+                return Err(if throttled {
+                    AccountProblem::Throttled
+                } else {
+                    AccountProblem::WrongPassword
+                }
+                .into());
+            }
+        };
+        self.storage.clear_sign_in_failures(&by_account).await?;
+        let person = Person::of(&record);
+        self.record_sign_in(&person, AuditAction::SignIn, false)
+            .await;
+        Ok(person)
+    }
+
+    /// Signs in someone whose email their company's sign-in service verified. Their account
+    /// is made on first sign-on, but only if a team has added their email: a verified email
+    /// alone does not let anyone in.
+    pub async fn sign_in_with_sso(
+        &self,
+        email: &str,
+        name: Option<&str>,
+    ) -> Result<Person, AccountRefusal> {
+        let email = normalise_email(email).ok_or(AccountProblem::EmailInvalid)?;
+        let record = match self.storage.account_by_email(&email).await? {
+            Some(r) => r,
+            None => {
+                if self.storage.memberships(&email).await?.is_empty() {
+                    return Err(AccountProblem::NotAllowed.into());
+                }
+                let name = name
+                    .and_then(clean_name)
+                    .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+                self.create_account(&NewAccount {
+                    email: email.clone(),
+                    name,
+                    password_hash: None,
+                    console_owner: false,
+                })
+                .await?
+            }
+        };
+        let person = Person::of(&record);
+        self.record_sign_in(&person, AuditAction::SignIn, false)
+            .await;
+        Ok(person)
+    }
+
+    /// Sign-ins are recorded in the trail of every team the person belongs to (a team's
+    /// owners see who came in); a failed sign-in for an unknown email is only logged.
+    async fn record_sign_in(&self, person: &Person, action: AuditAction, throttled: bool) {
+        let teams = match self.storage.memberships(&person.email).await {
+            Ok(teams) => teams,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read memberships to record a sign-in");
+                return;
+            }
+        };
+        for (team, _) in teams {
+            let details = if throttled {
+                json!({ "throttled": true })
+            } else {
+                json!({})
+            };
+            self.record_for(team.id, person, action, details).await;
+        }
+    }
+
+    async fn record_for(
+        &self,
+        team: TeamId,
+        person: &Person,
+        action: AuditAction,
+        details: serde_json::Value,
+    ) {
+        super::audit::append_entry(
+            self.storage.as_ref(),
+            team,
+            person.actor().name(None),
+            action,
+            None,
+            details,
+        )
+        .await
+    }
+
+    /// The person a session belongs to, if the session is still valid: the account exists,
+    /// its epoch has not moved, and the absolute lifetime has not passed.
+    pub async fn person(
+        &self,
+        session: &SignedIn,
+        lifetime: Duration,
+    ) -> Result<Option<Person>, ConsoleError> {
+        if self.clock.now() - session.since > lifetime {
+            return Ok(None);
+        }
+        let record = self
+            .storage
+            .account(session.account)
+            .await
+            .map_err(storage_failed)?;
+        Ok(record
+            .filter(|r| r.session_epoch == session.epoch)
+            .map(|r| Person::of(&r)))
+    }
+
+    /// A new session's contents for `person`.
+    pub async fn session_for(&self, person: &Person) -> Result<SignedIn, ConsoleError> {
+        let record = self
+            .storage
+            .account(person.account)
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(|| ConsoleError::not_found("This account does not exist any more."))?;
+        Ok(SignedIn {
+            account: record.id,
+            epoch: record.session_epoch,
+            since: self.clock.now(),
+            team: None,
+        })
+    }
+
+    /// The person as a member of `wanted` (when they belong to it), else of their first team;
+    /// None when they belong to no team.
+    pub async fn member(
+        &self,
+        person: &Person,
+        wanted: Option<TeamId>,
+    ) -> Result<Option<Member>, ConsoleError> {
+        let teams = self
+            .storage
+            .memberships(&person.email)
+            .await
+            .map_err(storage_failed)?;
+        let chosen = wanted
+            .and_then(|w| teams.iter().find(|(t, _)| t.id == w))
+            .or_else(|| teams.first());
+        Ok(chosen.map(|(team, role)| Member {
+            person: person.clone(),
+            team: team.id,
+            team_name: team.name.clone(),
+            role: *role,
+        }))
+    }
+
+    /// What the header and the Account page show.
+    pub async fn signed_in_view(
+        &self,
+        person: &Person,
+        member: Option<&Member>,
+    ) -> Result<SignedInView, ConsoleError> {
+        let teams = self
+            .storage
+            .memberships(&person.email)
+            .await
+            .map_err(storage_failed)?;
+        Ok(SignedInView {
+            email: person.email.clone(),
+            name: person.name.clone(),
+            console_owner: person.console_owner,
+            has_password: person.has_password,
+            team: member.map(choice_of),
+            teams: teams
+                .into_iter()
+                .map(|(t, role)| TeamChoice {
+                    id: t.id,
+                    name: t.name,
+                    role,
+                })
+                .collect(),
+        })
+    }
+
+    /// Changes the person's own password; every other session of theirs ends.
+    pub async fn change_password(
+        &self,
+        person: &Person,
+        current: &str,
+        new: &str,
+        again: &str,
+    ) -> Result<(), AccountRefusal> {
+        let record = self
+            .storage
+            .account(person.account)
+            .await?
+            .ok_or(AccountProblem::WrongPassword)?;
+        let current_ok = record
+            .password_hash
+            .as_ref()
+            .is_some_and(|h| password_matches(current, h));
+        if !current_ok {
+            return Err(AccountProblem::WrongPassword.into());
+        }
+        if let Some(problem) = new_password_problem(new, again) {
+            return Err(problem.into());
+        }
+        self.storage
+            .set_password(person.account, &hash_password(new)?)
+            .await?;
+        self.record_everywhere(person, AuditAction::PasswordChanged, json!({}))
+            .await;
+        Ok(())
+    }
+
+    /// Ends every session of the person (this one included).
+    pub async fn sign_out_everywhere(&self, person: &Person) -> Result<(), ConsoleError> {
+        self.storage
+            .end_sessions(person.account)
+            .await
+            .map_err(storage_failed)?;
+        self.record_everywhere(person, AuditAction::SignedOutEverywhere, json!({}))
+            .await;
+        Ok(())
+    }
+
+    async fn record_everywhere(
+        &self,
+        person: &Person,
+        action: AuditAction,
+        details: serde_json::Value,
+    ) {
+        if let Ok(teams) = self.storage.memberships(&person.email).await {
+            for (team, _) in teams {
+                self.record_for(team.id, person, action, details.clone())
+                    .await;
+            }
+        }
+    }
+
+    /// A console owner makes a password-reset link for a local account (the only way back in
+    /// for someone who forgot their password). Its secret goes into the returned link only.
+    pub async fn reset_link(
+        &self,
+        owner: &Person,
+        email: &str,
+        base: &str,
+    ) -> Result<NewLink, ConsoleError> {
+        if !owner.console_owner {
+            return Err(ConsoleError::forbidden(
+                "Only a console owner can make password-reset links.",
+            ));
+        }
+        let email = normalise_email(email)
+            .ok_or_else(|| ConsoleError::new(AccountProblem::EmailInvalid.words()))?;
+        let account = self
+            .storage
+            .account_by_email(&email)
+            .await
+            .map_err(storage_failed)?
+            .filter(|a| a.password_hash.is_some())
+            .ok_or_else(|| {
+                ConsoleError::not_found(format!(
+                    "{email} has no password here (no account, or they sign in through single \
+                     sign-on)."
+                ))
+            })?;
+        let link = self
+            .new_link(
+                LinkPurpose::Reset,
+                None,
+                None,
+                Some(account.email.clone()),
+                owner,
+                Duration::hours(RESET_LINK_HOURS),
+            )
+            .await?;
+        self.record_everywhere(
+            &Person::of(&account),
+            AuditAction::PasswordResetLinkMade,
+            json!({ "by": owner.actor().name(None) }),
+        )
+        .await;
+        Ok(NewLink {
+            what: format!("Password reset for {email}"),
+            url: format!("{base}/reset?code={}", link.0),
+            expires: super::views::stamp(link.1),
+        })
+    }
+
+    /// Sets a new password from a reset link; every session of the account ends.
+    pub async fn complete_reset(
+        &self,
+        secret: &str,
+        password: &str,
+        again: &str,
+    ) -> Result<Person, AccountRefusal> {
+        if let Some(problem) = new_password_problem(password, again) {
+            return Err(problem.into());
+        }
+        let link = self
+            .storage
+            .use_link(&link_hash(secret), LinkPurpose::Reset, self.clock.now())
+            .await?
+            .ok_or(AccountProblem::LinkInvalid)?;
+        let email = link.email.ok_or(AccountProblem::LinkInvalid)?;
+        let account = self
+            .storage
+            .account_by_email(&email)
+            .await?
+            .ok_or(AccountProblem::LinkInvalid)?;
+        self.storage
+            .set_password(account.id, &hash_password(password)?)
+            .await?;
+        let person = Person::of(&account);
+        self.record_everywhere(
+            &person,
+            AuditAction::PasswordChanged,
+            json!({ "how": "reset link" }),
+        )
+        .await;
+        Ok(person)
+    }
+
+    async fn new_link(
+        &self,
+        purpose: LinkPurpose,
+        team_id: Option<TeamId>,
+        role: Option<Role>,
+        email: Option<String>,
+        by: &Person,
+        lasts: Duration,
+    ) -> Result<(String, DateTime<Utc>), ConsoleError> {
+        let (secret, hash) = new_link_secret();
+        let now = self.clock.now();
+        let expires_at = now + lasts;
+        self.storage
+            .save_link(&LinkRecord {
+                secret_hash: hash,
+                purpose,
+                team_id,
+                role,
+                email,
+                created_by: by.email.clone(),
+                created_at: now,
+                expires_at,
+            })
+            .await
+            .map_err(storage_failed)?;
+        Ok((secret, expires_at))
+    }
+
+    /// Joins the team of an invitation: as `person` when signed in, else as a new local
+    /// account made from the form. The invitation works once.
+    pub async fn join(
+        &self,
+        secret: &str,
+        person: Option<&Person>,
+        form: Option<NewPerson<'_>>,
+    ) -> Result<(Person, TeamId), AccountRefusal> {
+        let account = match (person, &form) {
+            (Some(_), _) => None,
+            (None, Some(form)) => Some(form.checked(false)?),
+            (None, None) => return Err(AccountProblem::NameMissing.into()),
+        };
+        let link = self
+            .storage
+            .use_link(
+                &link_hash(secret),
+                LinkPurpose::Invitation,
+                self.clock.now(),
+            )
+            .await?
+            .ok_or(AccountProblem::LinkInvalid)?;
+        let (Some(team), Some(role)) = (link.team_id, link.role) else {
+            return Err(AccountProblem::LinkInvalid.into());
+        };
+        let person = match (person, account) {
+            (Some(p), _) => p.clone(),
+            (None, Some(account)) => Person::of(&self.create_account(&account).await?),
+            (None, None) => return Err(AccountProblem::NameMissing.into()),
+        };
+        let current = self
+            .storage
+            .memberships(&person.email)
+            .await?
+            .into_iter()
+            .find(|(t, _)| t.id == team)
+            .map(|(_, r)| r);
+        // An invitation never lowers a role someone already has.
+        let role = current.map_or(role, |r| r.max(role));
+        self.storage
+            .set_member(team, &person.email, role, &link.created_by)
+            .await?;
+        self.record_for(
+            team,
+            &person,
+            AuditAction::InvitationAccepted,
+            json!({ "email": person.email, "role": role.key(), "invited_by": link.created_by }),
+        )
+        .await;
+        Ok((person, team))
+    }
+
+    /// Every team, for a console owner's Teams page.
+    pub async fn all_teams(&self, person: &Person) -> Result<Vec<TeamSummary>, ConsoleError> {
+        require_console_owner(person)?;
+        let teams = self.storage.teams().await.map_err(storage_failed)?;
+        let mut out = Vec::with_capacity(teams.len());
+        for team in teams {
+            let members = self
+                .storage
+                .members(team.id)
+                .await
+                .map_err(storage_failed)?;
+            out.push(TeamSummary {
+                id: team.id,
+                name: team.name,
+                members: u32::try_from(members.len()).unwrap_or(u32::MAX),
+                owners: members
+                    .into_iter()
+                    .filter(|m| m.role == Role::Owner)
+                    .map(|m| m.email)
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A console owner creates a team and becomes its first owner (they can add other
+    /// owners and leave later).
+    pub async fn create_team(&self, person: &Person, name: &str) -> Result<TeamId, ConsoleError> {
+        require_console_owner(person)?;
+        let name = clean_name(name)
+            .ok_or_else(|| ConsoleError::new("Give the team a name (up to 100 characters)."))?;
+        let team = self
+            .storage
+            .create_team(&name)
+            .await
+            .map_err(storage_failed)?;
+        self.storage
+            .set_member(team.id, &person.email, Role::Owner, &person.email)
+            .await
+            .map_err(storage_failed)?;
+        self.record_for(
+            team.id,
+            person,
+            AuditAction::TeamCreated,
+            json!({ "name": team.name }),
+        )
+        .await;
+        Ok(team.id)
+    }
+
+    /// The Team page: the team and its members (any member may see who is in their team).
+    pub async fn team_page(&self, member: &Member) -> Result<TeamPage, ConsoleError> {
+        let members = self
+            .storage
+            .members(member.team)
+            .await
+            .map_err(storage_failed)?;
+        Ok(TeamPage {
+            team: choice_of(member),
+            members: members.into_iter().map(member_view).collect(),
+            new_link: None,
+        })
+    }
+
+    /// An owner makes an invitation link to their team with `role`.
+    pub async fn invite(
+        &self,
+        permit: &Permit<Own>,
+        by: &Member,
+        role: Role,
+        base: &str,
+    ) -> Result<NewLink, ConsoleError> {
+        let (secret, expires) = self
+            .new_link(
+                LinkPurpose::Invitation,
+                Some(permit.team),
+                Some(role),
+                None,
+                &by.person,
+                Duration::days(INVITATION_DAYS),
+            )
+            .await?;
+        self.record_for(
+            permit.team,
+            &by.person,
+            AuditAction::InvitationMade,
+            json!({ "role": role.key(), "expires_at": super::views::stamp(expires) }),
+        )
+        .await;
+        Ok(NewLink {
+            what: format!(
+                "Invitation to {} as {} (works once)",
+                by.team_name,
+                role.key()
+            ),
+            url: format!("{base}/join?code={secret}"),
+            expires: super::views::stamp(expires),
+        })
+    }
+
+    /// An owner adds a member by email (they join at their first single sign-on, or through
+    /// an invitation), or changes a member's role. The last owner cannot step down.
+    pub async fn set_member(
+        &self,
+        permit: &Permit<Own>,
+        by: &Member,
+        email: &str,
+        role: Role,
+    ) -> Result<(), ConsoleError> {
+        let email = normalise_email(email)
+            .ok_or_else(|| ConsoleError::new(AccountProblem::EmailInvalid.words()))?;
+        let members = self
+            .storage
+            .members(permit.team)
+            .await
+            .map_err(storage_failed)?;
+        let before = members.iter().find(|m| m.email == email).map(|m| m.role);
+        if before == Some(Role::Owner) && role != Role::Owner {
+            last_owner_guard(&members, &email)?;
+        }
+        self.storage
+            .set_member(permit.team, &email, role, &by.person.email)
+            .await
+            .map_err(storage_failed)?;
+        let (action, details) = match before {
+            None => (
+                AuditAction::MemberAdded,
+                json!({ "email": email, "role": role.key() }),
+            ),
+            Some(was) => (
+                AuditAction::MemberRoleChanged,
+                json!({ "email": email, "role": role.key(), "was": was.key() }),
+            ),
+        };
+        self.record_for(permit.team, &by.person, action, details)
+            .await;
+        Ok(())
+    }
+
+    /// An owner removes a member (or themselves, unless they are the last owner).
+    pub async fn remove_member(
+        &self,
+        permit: &Permit<Own>,
+        by: &Member,
+        email: &str,
+    ) -> Result<(), ConsoleError> {
+        let email = email.trim().to_lowercase();
+        let members = self
+            .storage
+            .members(permit.team)
+            .await
+            .map_err(storage_failed)?;
+        let Some(found) = members.iter().find(|m| m.email == email) else {
+            return Err(ConsoleError::not_found(format!(
+                "{email} is not a member of this team."
+            )));
+        };
+        if found.role == Role::Owner {
+            last_owner_guard(&members, &email)?;
+        }
+        self.storage
+            .remove_member(permit.team, &email)
+            .await
+            .map_err(storage_failed)?;
+        self.record_for(
+            permit.team,
+            &by.person,
+            AuditAction::MemberRemoved,
+            json!({ "email": email, "role": found.role.key() }),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// Refuses to leave the team without an owner.
+fn last_owner_guard(members: &[MemberRecord], leaving: &str) -> Result<(), ConsoleError> {
+    let other_owners = members
+        .iter()
+        .filter(|m| m.role == Role::Owner && m.email != leaving)
+        .count();
+    if other_owners == 0 {
+        return Err(ConsoleError::new(
+            "A team needs at least one owner: make someone else an owner first.",
+        ));
+    }
+    Ok(())
+}
+
+fn require_console_owner(person: &Person) -> Result<(), ConsoleError> {
+    if person.console_owner {
+        Ok(())
+    } else {
+        Err(ConsoleError::forbidden(
+            "Only a console owner can see and create teams.",
+        ))
+    }
+}
+
+fn choice_of(member: &Member) -> TeamChoice {
+    TeamChoice {
+        id: member.team,
+        name: member.team_name.clone(),
+        role: member.role,
+    }
+}
+
+fn member_view(m: MemberRecord) -> MemberView {
+    MemberView {
+        email: m.email,
+        name: m.name,
+        role: m.role,
+        added_by: m.added_by,
+        added_at: super::views::stamp(m.added_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lower_cased_and_checked() {
+        assert_eq!(
+            normalise_email("  Ada.Lovelace@Example.COM "),
+            Some("ada.lovelace@example.com".into())
+        );
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@.example.com",
+            "ada@example.com.",
+            "ada lovelace@example.com",
+            "ada@exa@mple.com",
+            "<ada@example.com>",
+            "ada@example.com, bob@example.com",
+        ] {
+            assert_eq!(normalise_email(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            normalise_email(&format!("{}@example.com", "a".repeat(250))),
+            None
+        );
+        // Surrounding white space (a pasted line) is trimmed, not refused.
+        assert_eq!(
+            normalise_email("ada@example.com\n"),
+            Some("ada@example.com".into())
+        );
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(clean_name("  Ada  "), Some("Ada".into()));
+        assert_eq!(clean_name("   "), None);
+        assert_eq!(clean_name("a\u{0}b"), None);
+        assert_eq!(clean_name(&"é".repeat(100)), Some("é".repeat(100)));
+        assert_eq!(clean_name(&"é".repeat(101)), None);
+    }
+
+    #[test]
+    fn new_passwords_need_length_and_two_equal_copies() {
+        assert_eq!(
+            new_password_problem("short", "short"),
+            Some(AccountProblem::WeakPassword)
+        );
+        assert_eq!(
+            new_password_problem("correct horse battery", "correct horse batterz"),
+            Some(AccountProblem::PasswordsDiffer)
+        );
+        assert_eq!(
+            new_password_problem("correct horse battery", "correct horse battery"),
+            None
+        );
+        // Length is counted in characters, not bytes.
+        assert_eq!(
+            new_password_problem("ééééééééééé", "ééééééééééé"),
+            Some(AccountProblem::WeakPassword)
+        );
+    }
+
+    #[test]
+    fn passwords_are_hashed_with_argon2id_and_verified() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.expose().starts_with("$argon2id$"));
+        assert!(!hash.expose().contains("correct horse"));
+        assert!(password_matches("correct horse battery", &hash));
+        assert!(!password_matches("correct horse batterY", &hash));
+        assert!(!password_matches("", &hash));
+        // A damaged hash never matches, whatever is typed.
+        assert!(!password_matches("x", &Hidden::new("not a hash".into())));
+        assert!(!password_matches("", &Hidden::new(String::new())));
+        // Two hashes of one password differ (fresh salt).
+        assert_ne!(hash, hash_password("correct horse battery").unwrap());
+    }
+
+    #[test]
+    fn link_secrets_are_random_and_only_their_hash_is_kept() {
+        let (a, hash_a) = new_link_secret();
+        let (b, _) = new_link_secret();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_eq!(link_hash(&a), hash_a);
+        assert_eq!(link_hash(&format!(" {a}\n")), hash_a);
+        assert_eq!(hash_a.len(), 64);
+        assert!(!hash_a.contains(&a));
+    }
+
+    fn member(role: Role) -> Member {
+        Member {
+            person: Person {
+                account: AccountId::new(1),
+                email: "ada@example.com".into(),
+                name: "Ada".into(),
+                console_owner: false,
+                has_password: true,
+            },
+            team: TeamId::new(3),
+            team_name: "Support".into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn permits_follow_the_role_order() {
+        use permits::{Operate, Own, View};
+        let viewer = member(Role::Viewer);
+        assert!(viewer.permit::<View>().is_ok());
+        let refused = viewer.permit::<Operate>().err().unwrap();
+        assert_eq!(refused.kind, app::backend::ConsoleErrorKind::Forbidden);
+        assert!(
+            refused.message.contains("You are a viewer in Support"),
+            "{}",
+            refused.message
+        );
+        assert!(viewer.permit::<Own>().is_err());
+        let operator = member(Role::Operator);
+        assert!(operator.permit::<Operate>().is_ok());
+        assert!(operator.permit::<Own>().is_err());
+        let owner = member(Role::Owner);
+        assert_eq!(owner.permit::<Own>().unwrap().team, TeamId::new(3));
+        assert!(owner.permit::<View>().is_ok());
+    }
+
+    #[test]
+    fn the_last_owner_cannot_leave() {
+        let m = |email: &str, role| MemberRecord {
+            email: email.into(),
+            role,
+            added_by: "x".into(),
+            added_at: Utc::now(),
+            name: None,
+        };
+        let one_owner = [m("a@x.io", Role::Owner), m("b@x.io", Role::Operator)];
+        assert!(last_owner_guard(&one_owner, "a@x.io").is_err());
+        assert!(last_owner_guard(&one_owner, "b@x.io").is_ok());
+        let two_owners = [m("a@x.io", Role::Owner), m("c@x.io", Role::Owner)];
+        assert!(last_owner_guard(&two_owners, "a@x.io").is_ok());
+    }
+}
