@@ -117,7 +117,10 @@ test('another site can neither frame the console nor post to it', async ({ page 
     evil.close();
   }
   // The saved token is still there.
-  const view = await (await fetch(`${server.baseURL}/api/connection`, { method: 'POST' })).json();
+  const view = await (await fetch(`${server.baseURL}/api/connection`, {
+    method: 'POST',
+    headers: { cookie: server.cookieHeader },
+  })).json();
   expect(view.token_saved).toBe(true);
   expect(view.token_hint).toBe(TOKEN.slice(-4));
 });

@@ -4,6 +4,7 @@ import { test, expect } from '@playwright/test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Console, siteRoot } from './support/servers';
+import { signedIn } from './support/flow';
 
 let server: Console;
 
@@ -26,7 +27,7 @@ test('health check answers with the version and a working database', async ({ re
 });
 
 test('the page arrives rendered by the server, before any script runs', async ({ request }) => {
-  const res = await request.get(`${server.baseURL}/`);
+  const res = await request.get(`${server.baseURL}/`, { headers: { cookie: server.cookieHeader } });
   expect(res.status()).toBe(200);
   const html = await res.text();
   expect(html).toContain('<nav aria-label="Steps"');
@@ -44,7 +45,7 @@ test('the page arrives rendered by the server, before any script runs', async ({
 });
 
 test('the bundle is sent compressed when the browser accepts it, and kept for good', async ({ request }) => {
-  const html = await (await request.get(`${server.baseURL}/`)).text();
+  const html = await (await request.get(`${server.baseURL}/`, { headers: { cookie: server.cookieHeader } })).text();
   const wasm = /href="(\/pkg\/offboard\.[0-9a-f]{16}\.wasm)"/.exec(html)?.[1];
   expect(wasm).toBeTruthy();
   const raw = fs.readFileSync(path.join(siteRoot, wasm!));
@@ -64,6 +65,7 @@ test('the bundle is sent compressed when the browser accepts it, and kept for go
 });
 
 test('the page hydrates and a server function round-trips to the database', async ({ page }) => {
+  await signedIn(page, server.baseURL);
   await page.goto(server.baseURL);
   await expect(page.getByRole('heading', { name: 'Offboard', level: 1 })).toBeVisible();
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
@@ -81,6 +83,7 @@ test('the page hydrates and a server function round-trips to the database', asyn
 });
 
 test('navigation between the steps works without a full reload', async ({ page }) => {
+  await signedIn(page, server.baseURL);
   await page.goto(server.baseURL);
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
   await page.getByRole('navigation', { name: 'Steps' }).getByRole('link', { name: 'History' }).click();
@@ -89,6 +92,7 @@ test('navigation between the steps works without a full reload', async ({ page }
 });
 
 test('an unknown address says so in plain words', async ({ page }) => {
+  await signedIn(page, server.baseURL);
   await page.goto(`${server.baseURL}/no-such-page`);
   await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
 });

@@ -21,6 +21,16 @@ pub async fn run() -> ExitCode {
             AuditCommand::Verify(db) => verify_audit(&db).await,
         },
         Command::RotateKey(args) => crate::rotate_key_command::run(args).await,
+        Command::Endpoints => {
+            let mut paths: Vec<String> = leptos::server_fn::axum::server_fn_paths()
+                .map(|(path, method)| format!("{method} {path}"))
+                .collect();
+            paths.sort();
+            for path in paths {
+                println!("{path}");
+            }
+            ExitCode::SUCCESS
+        }
         Command::Serve(args) => match crate::http::serve(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

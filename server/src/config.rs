@@ -38,6 +38,9 @@ pub enum Command {
     Delete(Box<DeleteArgs>),
     /// Check the console's audit trail (`offboard audit verify`).
     Audit(AuditArgs),
+    /// List the console's server functions (the addresses under /api/), one per line, for
+    /// proxy rules and access reviews. docs/sign-in.md says which role each one needs.
+    Endpoints,
     /// Re-encrypt every saved SCIM token under a new key. Stop the console first.
     ///
     /// With the key file (the default): a new random key is written to `secret.key.new`, every

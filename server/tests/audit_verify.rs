@@ -115,13 +115,21 @@ async fn verify_passes_on_a_real_trail_then_names_the_edited_entry() {
     assert_eq!(reply.status(), 200);
     let csv = reply.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 1 + 4, "{csv}");
+    // Newest first: the run's end, its confirmation, the preview, the connection, and the
+    // first owner joining the built-in team through the setup link.
+    assert_eq!(lines.len(), 1 + 5, "{csv}");
     assert!(
         lines[1].contains("\"run_ended\"") && lines[1].contains(&job_id),
         "{csv}"
     );
     assert!(lines[4].contains("\"connection_saved\""), "{csv}");
-    assert!(lines[4].contains("\"admin@acme.example\""), "{csv}");
+    // Named by the signed-in account, not by the email typed on Connect.
+    assert!(
+        lines[4].contains("\"Olive Owner <olive@offboard.test>\""),
+        "{csv}"
+    );
+    assert!(!lines[4].contains("admin@acme.example"), "{csv}");
+    assert!(lines[5].contains("\"member_added\""), "{csv}");
     assert!(!csv.contains(TOKEN), "the token is in the CSV: {csv}");
     console.kill();
 
@@ -134,8 +142,8 @@ async fn verify_passes_on_a_real_trail_then_names_the_edited_entry() {
         "{out}{}",
         text(&intact.stderr)
     );
-    assert!(out.starts_with("4 entries, chain intact\n"), "{out}");
-    assert!(out.contains("team 1: newest entry 4, hash "), "{out}");
+    assert!(out.starts_with("5 entries, chain intact\n"), "{out}");
+    assert!(out.contains("team 1: newest entry 5, hash "), "{out}");
 
     // The same through --database-url.
     let db = data.join("offboard.db");

@@ -6,17 +6,19 @@ mod support;
 
 use app::backend::{ConnectionForm, ConsoleBackend, JobCommand, JobView};
 use app::hidden::Hidden;
+use app::ids::AccountId;
 use app::ids::{JobId, TeamId};
 use app::model::{Action, DiagnosisKind, ItemOutcome, JobState, PreviewOutcome};
+use app::team::Role;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use server::engine::runner::RunOptions;
-use server::http::{AppState, WatcherSlots};
+use server::http::{AppState, Caller, WatcherSlots};
 use server::scim::http::HttpOptions;
 use server::secret::SecretBox;
 use server::service::jobs::JobSupervisor;
-use server::service::{self, Console, Settings, TeamConsole};
+use server::service::{self, Console, Member, Person, Settings, TeamConsole};
 use server::storage;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -72,8 +74,27 @@ fn plain_routes(s: &Setup, per_run: usize, total: usize) -> axum::Router {
             .build(),
         service: s.service.clone(),
         watchers: WatcherSlots::new(per_run, total),
+        public_url: None,
     };
-    server::http::plain_routes().with_state(state)
+    // The routes alone have no sign-in in front of them: every request comes from an owner
+    // of the built-in team, as `http::caller::identify` would say for a signed-in owner.
+    let owner = Caller {
+        member: Member {
+            person: Person {
+                account: AccountId::new(1),
+                email: "olive@offboard.test".into(),
+                name: "Olive Owner".into(),
+                console_owner: true,
+                has_password: true,
+            },
+            team: TeamId::BUILT_IN,
+            team_name: "Default team".into(),
+            role: Role::Owner,
+        },
+    };
+    server::http::plain_routes()
+        .layer(axum::Extension(owner))
+        .with_state(state)
 }
 
 async fn connect(console: &TeamConsole, site: &FaultServer) {

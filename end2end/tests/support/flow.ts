@@ -6,7 +6,7 @@ import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { offboardBin } from './servers';
+import { offboardBin, sessions } from './servers';
 
 export const TOKEN = 'e2e-token-0123456789abcd';
 const faultBin =
@@ -53,7 +53,20 @@ export class FaultServer {
 }
 
 /** Opens a page of the console and waits until it is hydrated. */
+/**
+ * Gives the page's browser the first owner's session for the console at `baseURL`, unless
+ * it has a session there already (a test of several people signs each browser in itself).
+ */
+export async function signedIn(page: Page, baseURL: string): Promise<void> {
+  const owner = sessions.get(baseURL);
+  const cookies = await page.context().cookies(baseURL);
+  if (owner && !cookies.some((c) => c.name === 'offboard_session')) {
+    await page.context().addCookies([{ name: 'offboard_session', value: owner, url: baseURL }]);
+  }
+}
+
 export async function open(page: Page, baseURL: string, url: string): Promise<void> {
+  await signedIn(page, baseURL);
   await page.goto(`${baseURL}${url}`);
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
 }

@@ -41,6 +41,22 @@ async function waitFor(url: string, child: ChildProcess, timeoutMs = 30_000): Pr
   throw new Error(`${url} did not answer within ${timeoutMs} ms`);
 }
 
+/** The account every console is set up with (through the setup link its log prints). */
+export const FIRST_OWNER = {
+  email: 'olive@offboard.test',
+  name: 'Olive Owner',
+  password: 'correct horse battery staple',
+};
+
+/** The first owner's session per console address, for `open()` (support/flow.ts). */
+export const sessions = new Map<string, string>();
+
+/** The session cookie (`offboard_session` value) a response set, if any. */
+export function sessionCookie(res: Response): string | undefined {
+  const set = res.headers.getSetCookie().find((c) => c.startsWith('offboard_session='));
+  return set?.split(';')[0].slice('offboard_session='.length);
+}
+
 /** A running offboard console with its own data folder and log file. */
 export class Console {
   child!: ChildProcess;
@@ -57,14 +73,54 @@ export class Console {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  static async start(extraEnv: Record<string, string> = {}): Promise<Console> {
+  /** The first owner's session cookie once set up (see `setUpFirstOwner`). */
+  cookie = '';
+
+  get cookieHeader(): string {
+    return `offboard_session=${this.cookie}`;
+  }
+
+  /**
+   * Starts a console; unless `setUp` is false, creates the first owner from the setup link
+   * in its log and keeps their session (used by `open()` for every page).
+   */
+  static async start(extraEnv: Record<string, string> = {}, setUp = true): Promise<Console> {
     if (!fs.existsSync(offboardBin)) {
       throw new Error(`${offboardBin} is missing: run \`make build\` first`);
     }
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'offboard-e2e-'));
     const c = new Console(await freePort(), dataDir, extraEnv);
     await c.launch();
+    if (setUp) await c.setUpFirstOwner();
     return c;
+  }
+
+  /** The code of the newest setup link the log printed, if any. */
+  setupCode(): string | undefined {
+    const found = [...this.log().matchAll(/\/setup\?code=([A-Za-z0-9_-]+)/g)];
+    return found.length ? found[found.length - 1][1] : undefined;
+  }
+
+  /** Posts a form the way a browser without script would; the raw answer (no redirects). */
+  async post(pathname: string, fields: Record<string, string>, cookie?: string): Promise<Response> {
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (cookie) headers.cookie = `offboard_session=${cookie}`;
+    return fetch(`${this.baseURL}${pathname}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers,
+      body: new URLSearchParams(fields).toString(),
+    });
+  }
+
+  async setUpFirstOwner(): Promise<void> {
+    const code = this.setupCode();
+    if (!code) throw new Error(`no setup link in the log:\n${this.log()}`);
+    const res = await this.post('/setup', { code, ...FIRST_OWNER, again: FIRST_OWNER.password });
+    const cookie = sessionCookie(res);
+    if (!cookie) throw new Error(`setup failed (${res.status} ${res.headers.get('location')}):\n${this.log()}`);
+    this.cookie = cookie;
+    sessions.set(this.baseURL, cookie);
   }
 
   /** Starts (or restarts) the process on the same port and data folder. */

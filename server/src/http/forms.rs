@@ -1,9 +1,10 @@
 //! The console's plain forms (docs/console-contract.md §2): an upload and the ticked users,
 //! posted as ordinary forms so they work before the page's script has loaded.
 
+use super::error::HttpError;
 use super::{AppState, Caller};
 use app::api::parse_action;
-use app::backend::{ChooseProblem, ConsoleBackend, CHOOSE_PROBLEM_DETAIL};
+use app::backend::{ChooseProblem, ConsoleBackend, ConsoleErrorKind, CHOOSE_PROBLEM_DETAIL};
 use app::ids::PreviewId;
 use app::model::Action;
 use axum::body::Bytes;
@@ -93,6 +94,9 @@ async fn upload(
                 .await;
             match result {
                 Ok(summary) => to_preview(&summary.id),
+                Err(e) if e.kind == ConsoleErrorKind::Forbidden => {
+                    HttpError::from(e).into_response()
+                }
                 Err(e) => {
                     back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await
                 }
@@ -183,6 +187,8 @@ async fn picked(
         .await
     {
         Ok(summary) => to_preview(&summary.id),
+        // The Choose page is not offered to viewers: a forged form gets a plain 403.
+        Err(e) if e.kind == ConsoleErrorKind::Forbidden => HttpError::from(e).into_response(),
         Err(e) => back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await,
     }
 }

@@ -348,6 +348,8 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
+    use axum::serve::Listener;
+
     #[tokio::test]
     async fn accepted_connections_send_without_delay() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,7 +13,46 @@ pub struct ConsoleProcess {
     pub base: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// Signed in as the first owner ([`FIRST_OWNER`]) once the console is up.
     pub http: Client,
+    /// The first owner's session cookie (`offboard_session=…`).
+    pub cookie: String,
+}
+
+/// The account every started console is set up with: (email, name, password).
+pub const FIRST_OWNER: (&str, &str, &str) = (
+    "olive@offboard.test",
+    "Olive Owner",
+    "correct horse battery staple",
+);
+
+/// A client that follows no redirects and sends `cookie` (if any) with every request.
+pub fn client_with(cookie: Option<&str>) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(cookie) = cookie {
+        headers.insert(
+            reqwest::header::COOKIE,
+            reqwest::header::HeaderValue::from_str(cookie).expect("cookie header"),
+        );
+    }
+    Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// The session cookie a response set (`offboard_session=…`), if any.
+pub fn session_cookie(reply: &reqwest::Response) -> Option<String> {
+    reply
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("offboard_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
 }
 
 impl ConsoleProcess {
@@ -52,21 +91,26 @@ impl ConsoleProcess {
             .stderr(Stdio::from(log_file))
             .spawn()
             .expect("start offboard serve");
-        let console = ConsoleProcess {
+        // With --public-url the console answers only to that host name.
+        let host = extra_args
+            .iter()
+            .position(|a| *a == "--public-url")
+            .and_then(|i| extra_args.get(i + 1))
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_string));
+        let mut console = ConsoleProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
             log,
-            http: Client::builder()
-                .no_proxy()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: client_with(None),
+            cookie: String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(reply) = console.http.get(console.url("/healthz")).send().await {
                 if reply.status().is_success() {
+                    console.set_up_first_owner(host.as_deref()).await;
                     return console;
                 }
             }
@@ -77,6 +121,73 @@ impl ConsoleProcess {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Creates the first owner from the setup link the log printed, and keeps their session
+    /// for [`ConsoleProcess::http`]. A console that has accounts already (a restart on the
+    /// same data folder) prints no link: then it signs in with the password.
+    async fn set_up_first_owner(&mut self, host: Option<&str>) {
+        let (email, name, password) = FIRST_OWNER;
+        let port = self.base.rsplit(':').next().unwrap_or_default().to_string();
+        let host = host.map_or_else(|| format!("127.0.0.1:{port}"), str::to_string);
+        let mut reply = None;
+        if let Some(code) = self.setup_code() {
+            let answer = self
+                .http
+                .post(self.url("/setup"))
+                .header(reqwest::header::HOST, &host)
+                .form(&[
+                    ("code", code.as_str()),
+                    ("email", email),
+                    ("name", name),
+                    ("password", password),
+                    ("again", password),
+                ])
+                .send()
+                .await
+                .expect("setup");
+            // An old link in an appended log is used already: sign in instead.
+            if session_cookie(&answer).is_some() {
+                reply = Some(answer);
+            }
+        }
+        let reply = match reply {
+            Some(reply) => reply,
+            None => self
+                .http
+                .post(self.url("/sign-in"))
+                .header(reqwest::header::HOST, &host)
+                .form(&[("email", email), ("password", password), ("next", "/")])
+                .send()
+                .await
+                .expect("sign-in"),
+        };
+        let cookie = session_cookie(&reply).unwrap_or_else(|| {
+            panic!(
+                "the first owner could not sign in ({}); log:\n{}",
+                reply.status(),
+                self.log_text()
+            )
+        });
+        self.http = client_with(Some(&cookie));
+        self.cookie = cookie;
+    }
+
+    /// The code of the newest setup link in the log, if one was printed.
+    pub fn setup_code(&self) -> Option<String> {
+        let log = self.log_text();
+        let at = log.rfind("/setup?code=")? + "/setup?code=".len();
+        Some(
+            log[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect(),
+        )
+    }
+
+    /// A client with no session: someone who is not signed in.
+    pub fn anonymous(&self) -> Client {
+        client_with(None)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -145,6 +256,39 @@ impl ConsoleProcess {
         } else {
             Err(text)
         }
+    }
+
+    /// Calls a server function as whoever `client` is signed in as: the status and the body.
+    pub async fn call_as(
+        &self,
+        client: &Client,
+        name: &str,
+        fields: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, String) {
+        let reply = client
+            .post(self.url(&format!("/api/{name}")))
+            .header("Accept", "application/json")
+            .form(fields)
+            .send()
+            .await
+            .expect("server function request");
+        let status = reply.status();
+        (status, reply.text().await.expect("body"))
+    }
+
+    /// Posts a plain form as whoever `client` is: the raw answer (redirects not followed).
+    pub async fn post_form(
+        &self,
+        client: &Client,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .expect("form post")
     }
 
     /// Kills the process at once, as a crash would.
