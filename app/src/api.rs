@@ -361,6 +361,30 @@ pub async fn start_job(preview_id: String, typed: String) -> Result<JobView, Ser
         .map_err(plain)
 }
 
+/// Asks a second operator to approve this preview's run; `typed` is the phrase.
+#[server(endpoint = "request_approval", output = JsonAnswer)]
+pub async fn request_approval(
+    preview_id: String,
+    typed: String,
+) -> Result<crate::team::ApprovalView, ServerFnError> {
+    crate::backend::backend()?
+        .request_approval(preview_id.into(), typed)
+        .await
+        .map_err(plain)
+}
+
+/// Declines a request for approval (or withdraws one's own), with a reason.
+#[server(endpoint = "decline_approval", output = JsonAnswer)]
+pub async fn decline_approval(
+    preview_id: String,
+    reason: String,
+) -> Result<crate::team::ApprovalView, ServerFnError> {
+    crate::backend::backend()?
+        .decline_approval(preview_id.into(), reason)
+        .await
+        .map_err(plain)
+}
+
 #[server(endpoint = "job", output = JsonAnswer)]
 pub async fn load_job(job_id: String) -> Result<JobView, ServerFnError> {
     crate::backend::backend()?

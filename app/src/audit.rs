@@ -37,10 +37,16 @@ pub enum AuditAction {
     MemberRemoved,
     InvitationMade,
     InvitationAccepted,
+    /// An operator asked a second operator to approve a preview's run.
+    ApprovalRequested,
+    /// A second operator typed the phrase: the run started (both names in the details).
+    ApprovalGiven,
+    ApprovalDeclined,
+    TeamSettingsChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 20] = [
+    pub const ALL: [AuditAction; 24] = [
         AuditAction::ConnectionSaved,
         AuditAction::TokenForgotten,
         AuditAction::PreviewMade,
@@ -61,6 +67,10 @@ impl AuditAction {
         AuditAction::MemberRemoved,
         AuditAction::InvitationMade,
         AuditAction::InvitationAccepted,
+        AuditAction::ApprovalRequested,
+        AuditAction::ApprovalGiven,
+        AuditAction::ApprovalDeclined,
+        AuditAction::TeamSettingsChanged,
     ];
 
     /// The name in the database, addresses and the CSV (its serde name).
@@ -86,6 +96,10 @@ impl AuditAction {
             AuditAction::MemberRemoved => "member_removed",
             AuditAction::InvitationMade => "invitation_made",
             AuditAction::InvitationAccepted => "invitation_accepted",
+            AuditAction::ApprovalRequested => "approval_requested",
+            AuditAction::ApprovalGiven => "approval_given",
+            AuditAction::ApprovalDeclined => "approval_declined",
+            AuditAction::TeamSettingsChanged => "team_settings_changed",
         }
     }
 
@@ -117,6 +131,10 @@ impl AuditAction {
             AuditAction::MemberRemoved => "Member removed",
             AuditAction::InvitationMade => "Invitation made",
             AuditAction::InvitationAccepted => "Invitation accepted",
+            AuditAction::ApprovalRequested => "Approval requested",
+            AuditAction::ApprovalGiven => "Approved and started",
+            AuditAction::ApprovalDeclined => "Approval declined",
+            AuditAction::TeamSettingsChanged => "Team settings changed",
         }
     }
 }

@@ -201,6 +201,12 @@ pub struct PreviewSummary {
     pub phrase: String,
     /// True once a job was started from it (a preview runs at most once).
     pub used: bool,
+    /// Its run needs a second operator's approval (the team's setting).
+    #[serde(default)]
+    pub needs_approval: bool,
+    /// The request for approval made from it, if any.
+    #[serde(default)]
+    pub approval: Option<crate::team::ApprovalView>,
 }
 
 /// One page of preview rows, optionally filtered by outcome.
@@ -229,6 +235,9 @@ pub struct JobView {
     pub done: u64,
     /// Final results per outcome, outcomes with no users left out.
     pub counts: Vec<(crate::model::ItemOutcome, u64)>,
+    /// The second operator who approved it, when the team needs approval.
+    #[serde(default)]
+    pub approved_by: Option<String>,
 }
 
 /// One entry of a run's live log; watchers resume after the last `seq` they saw.
@@ -396,6 +405,19 @@ mod server_side {
             preview_id: crate::ids::PreviewId,
             typed: String,
         ) -> Result<JobView, ConsoleError>;
+        /// Asks another operator to approve the run of this preview (the phrase typed as for
+        /// a start); the run starts when one of them types it too ([`Self::start_job`]).
+        async fn request_approval(
+            &self,
+            preview_id: crate::ids::PreviewId,
+            typed: String,
+        ) -> Result<crate::team::ApprovalView, ConsoleError>;
+        /// Declines (or, by its requester, withdraws) a request, with a reason.
+        async fn decline_approval(
+            &self,
+            preview_id: crate::ids::PreviewId,
+            reason: String,
+        ) -> Result<crate::team::ApprovalView, ConsoleError>;
         async fn job(&self, job_id: crate::ids::JobId) -> Result<JobView, ConsoleError>;
         async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError>;
         async fn control_job(

@@ -92,6 +92,7 @@ pub struct TeamPage {
     pub team: TeamChoice,
     pub members: Vec<MemberView>,
     pub new_link: Option<NewLink>,
+    pub settings: TeamSettings,
 }
 
 /// A one-time link just made: an invitation or a password reset.
@@ -119,6 +120,92 @@ pub struct LinkInfo {
 pub struct SignInOptions {
     /// The button's name for single sign-on ("your company's sign-in"), when it is set up.
     pub sso: Option<String>,
+}
+
+/// When a delete run needs a second operator's approval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalPolicy {
+    /// Once the team has two or more operators (owners count): a team of one cannot.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ApprovalPolicy {
+    pub const ALL: [ApprovalPolicy; 3] = [
+        ApprovalPolicy::Auto,
+        ApprovalPolicy::Always,
+        ApprovalPolicy::Never,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            ApprovalPolicy::Auto => "auto",
+            ApprovalPolicy::Always => "always",
+            ApprovalPolicy::Never => "never",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<ApprovalPolicy> {
+        ApprovalPolicy::ALL.into_iter().find(|p| p.key() == key.trim())
+    }
+
+    pub fn words(self) -> &'static str {
+        match self {
+            ApprovalPolicy::Auto => "When the team has two or more operators (recommended)",
+            ApprovalPolicy::Always => "Always",
+            ApprovalPolicy::Never => "Never: one operator may start any run",
+        }
+    }
+}
+
+/// A team's settings (owners change them on the Team page).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamSettings {
+    pub approval: ApprovalPolicy,
+    /// Deactivations (reversible) need approval too; by default they do not.
+    pub approve_deactivations: bool,
+}
+
+/// Whether a run of `action` needs a second operator, for a team with `operators` members
+/// who may run (owners and operators).
+pub fn needs_approval(
+    settings: TeamSettings,
+    operators: usize,
+    action: crate::model::Action,
+) -> bool {
+    let by_policy = match settings.approval {
+        ApprovalPolicy::Auto => operators >= 2,
+        ApprovalPolicy::Always => true,
+        ApprovalPolicy::Never => false,
+    };
+    by_policy && (action == crate::model::Action::Delete || settings.approve_deactivations)
+}
+
+/// Where a request for approval stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    Awaiting,
+    Approved,
+    Declined,
+    /// Nobody approved within the time allowed.
+    Expired,
+}
+
+/// A request for a second operator's approval of a preview's run, as the pages show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub state: ApprovalState,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub expires_at: String,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+    /// The person looking asked for it (they cannot approve it).
+    pub yours: bool,
 }
 
 /// A team, for the console owner's Teams page.
@@ -240,6 +327,31 @@ mod tests {
             serde_json::to_string(&Role::Operator).unwrap(),
             "\"operator\""
         );
+    }
+
+    #[test]
+    fn approval_is_needed_by_policy_operators_and_action() {
+        use crate::model::Action::{Deactivate, Delete};
+        let auto = TeamSettings::default();
+        assert!(!needs_approval(auto, 0, Delete));
+        assert!(!needs_approval(auto, 1, Delete), "a team of one cannot approve itself");
+        assert!(needs_approval(auto, 2, Delete));
+        assert!(!needs_approval(auto, 2, Deactivate), "deactivations skip it by default");
+        let strict = TeamSettings {
+            approval: ApprovalPolicy::Always,
+            approve_deactivations: true,
+        };
+        assert!(needs_approval(strict, 1, Delete));
+        assert!(needs_approval(strict, 1, Deactivate));
+        let never = TeamSettings {
+            approval: ApprovalPolicy::Never,
+            approve_deactivations: true,
+        };
+        assert!(!needs_approval(never, 5, Delete));
+        for p in ApprovalPolicy::ALL {
+            assert_eq!(ApprovalPolicy::from_key(p.key()), Some(p));
+        }
+        assert_eq!(ApprovalPolicy::from_key("sometimes"), None);
     }
 
     #[test]

@@ -49,13 +49,16 @@ test('the audit page lists a run, filters it and downloads it as CSV', async ({ 
     await page.reload();
     await expect(rows.first()).toContainText('Run ended', { timeout: 1000 });
   }).toPass({ timeout: 15_000 });
-  await expect(rows).toHaveCount(4);
+  // The run, its preview and connection, and the first owner joining the team at setup.
+  await expect(rows).toHaveCount(5);
   await expect(rows.nth(0)).toContainText('Offboard');
   await expect(rows.nth(0)).toContainText(jobId);
   await expect(rows.nth(1)).toContainText('Run confirmed');
-  await expect(rows.nth(1)).toContainText('operator@example.com');
+  // Named by who is signed in, not by the email typed on Connect.
+  await expect(rows.nth(1)).toContainText('Olive Owner <olive@offboard.test>');
   await expect(rows.nth(2)).toContainText('Preview made');
   await expect(rows.nth(3)).toContainText('Connection saved');
+  await expect(rows.nth(4)).toContainText('Member added');
   await expect(table).not.toContainText(TOKEN);
   await checkScreen(page, '20-audit');
 
@@ -69,7 +72,7 @@ test('the audit page lists a run, filters it and downloads it as CSV', async ({ 
   // By day: today (UTC) has everything, a day long past has nothing.
   const today = new Date().toISOString().slice(0, 10);
   await open(page, server.baseURL, `/audit?from=${today}&to=${today}`);
-  await expect(rows).toHaveCount(4);
+  await expect(rows).toHaveCount(5);
   await open(page, server.baseURL, '/audit?to=2001-01-01');
   await expect(page.getByTestId('audit-empty')).toHaveText('No entries match.');
 

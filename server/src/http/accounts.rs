@@ -12,7 +12,8 @@ use crate::storage::LinkPurpose;
 use app::backend::{AccountsBackend, ConsoleError, ACCOUNT_NOTICE as NOTICE, NEW_LINK};
 use app::ids::TeamId;
 use app::team::{
-    AccountProblem, LinkInfo, NewLink, Role, SignInOptions, SignedInView, TeamPage, TeamSummary,
+    AccountProblem, ApprovalPolicy, LinkInfo, NewLink, Role, SignInOptions, SignedInView, TeamPage,
+    TeamSettings, TeamSummary,
 };
 use async_trait::async_trait;
 use axum::extract::{ConnectInfo, Form, State};
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/team/invitations", post(invite))
         .route("/team/members", post(set_member))
         .route("/team/members/remove", post(remove_member))
+        .route("/team/settings", post(save_settings))
         .route("/teams", post(create_team))
         .route("/teams/reset-links", post(reset_link))
 }
@@ -457,6 +459,42 @@ async fn remove_member(
         state
             .service
             .remove_member(&permit, &caller.member, &form.email)
+            .await
+    }
+    .await;
+    match answer {
+        Ok(()) => with_problem("/team", AccountProblem::Done),
+        Err(e) => notice(&session, "/team", &e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct SettingsForm {
+    #[serde(default)]
+    approval: String,
+    /// A checkbox: present ("on") when ticked.
+    #[serde(default)]
+    approve_deactivations: Option<String>,
+}
+
+/// `POST /team/settings`: an owner changes when runs need a second operator.
+async fn save_settings(
+    State(state): State<AppState>,
+    session: Session,
+    caller: Caller,
+    Form(form): Form<SettingsForm>,
+) -> Response {
+    let answer = async {
+        let permit = caller.member.permit::<Own>()?;
+        let approval = ApprovalPolicy::from_key(&form.approval)
+            .ok_or_else(|| ConsoleError::new("Choose when runs need a second operator."))?;
+        let settings = TeamSettings {
+            approval,
+            approve_deactivations: form.approve_deactivations.is_some(),
+        };
+        state
+            .service
+            .save_settings(&permit, &caller.member, settings)
             .await
     }
     .await;

@@ -903,11 +903,41 @@ impl Console {
             .members(member.team)
             .await
             .map_err(storage_failed)?;
+        let settings = self
+            .storage
+            .team_settings(member.team)
+            .await
+            .map_err(storage_failed)?;
         Ok(TeamPage {
             team: choice_of(member),
             members: members.into_iter().map(member_view).collect(),
             new_link: None,
+            settings,
         })
+    }
+
+    /// An owner changes the team's settings (two-person approval).
+    pub async fn save_settings(
+        &self,
+        permit: &Permit<Own>,
+        by: &Member,
+        settings: app::team::TeamSettings,
+    ) -> Result<(), ConsoleError> {
+        self.storage
+            .save_team_settings(permit.team, &settings)
+            .await
+            .map_err(storage_failed)?;
+        self.record_for(
+            permit.team,
+            &by.person,
+            AuditAction::TeamSettingsChanged,
+            json!({
+                "approval": settings.approval.key(),
+                "approve_deactivations": settings.approve_deactivations,
+            }),
+        )
+        .await;
+        Ok(())
     }
 
     /// An owner makes an invitation link to their team with `role`.

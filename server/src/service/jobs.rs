@@ -8,6 +8,7 @@
 //! there. Pausing instead would leave nothing to resume, since the runner settles every user.
 
 use super::accounts::permits::{Operate, Permit};
+use crate::storage::ApprovalRecord;
 use super::audit::{self, Actor};
 use super::job_feed::{JobFeed, JobFeeds, Watcher};
 use super::sites::{list_site, open_site, policy_for, Site};
@@ -150,6 +151,7 @@ impl JobSupervisor {
         preview_id: &PreviewId,
         typed: &str,
         actor: Actor,
+        approval: Option<&ApprovalRecord>,
     ) -> Result<JobRecord, ConsoleError> {
         let team_id = permit.team;
         let stored = StoredPreview::load(self.storage.as_ref(), team_id, preview_id).await?;
@@ -197,11 +199,15 @@ impl JobSupervisor {
                 "This preview was already used to start a run; make a new preview.",
             ));
         }
-        let policy = policy_for(
+        let mut policy = policy_for(
             &site.record,
             stored.preview.demote_privileged,
             actor.email(),
         );
+        // The person who asked for the run is as protected as the one who started it.
+        if let Some(request) = approval {
+            policy.protected_emails.push(request.requester_email.clone());
+        }
         let checked = recheck(&stored.preview, &fresh, &policy);
         let items = planned_in_preview_order(&stored, checked.targets, checked.changed);
         // The run needs of the preview only each selected user's check: the rows go before
@@ -218,7 +224,11 @@ impl JobSupervisor {
         let job = NewJob {
             id: JobId::new(uuid::Uuid::new_v4().to_string()),
             team_id,
-            created_by: actor.name(site.record.operator_email.as_deref()),
+            // Started by the person who asked; the approver is on the approval.
+            created_by: match approval {
+                Some(request) => request.requested_by.clone(),
+                None => actor.name(site.record.operator_email.as_deref()),
+            },
             created_at: chrono::Utc::now(),
             site_url: site.endpoint.site_url().to_string(),
             action,

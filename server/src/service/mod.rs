@@ -7,6 +7,7 @@
 //! runs are started, controlled and resumed in `jobs.rs`, reports in `reports.rs`.
 
 pub mod accounts;
+pub mod approvals;
 pub mod audit;
 pub mod job_feed;
 pub mod jobs;
@@ -204,6 +205,23 @@ impl TeamConsole {
     /// after `after_seq`.
     pub fn watch_job(&self, job: &JobRecord, after_seq: i64) -> job_feed::Watcher {
         self.jobs.watch(self.team, &job.id, after_seq)
+    }
+
+    /// What the pages show of `job`: its record, and who approved it.
+    async fn job_view_of(&self, job: &JobRecord) -> Result<JobView, ConsoleError> {
+        let approved_by = match &job.preview_id {
+            Some(preview) => self
+                .storage
+                .approval(self.team, preview)
+                .await?
+                .filter(|a| a.decision == Some(crate::storage::Decision::Approved))
+                .and_then(|a| a.decided_by),
+            None => None,
+        };
+        Ok(JobView {
+            approved_by,
+            ..job_view(job)
+        })
     }
 
     /// The team's job `job_id`; "does not exist" for another team's.
@@ -458,7 +476,11 @@ impl ConsoleBackend for TeamConsole {
 
     async fn preview(&self, preview_id: PreviewId) -> Result<PreviewSummary, ConsoleError> {
         self.may::<View>()?;
-        summary(&self.preview_record(&preview_id).await?)
+        let record = self.preview_record(&preview_id).await?;
+        let mut found = summary(&record)?;
+        found.needs_approval = self.approval_needed(record.action).await?;
+        found.approval = self.approval_view(&record.id).await?;
+        Ok(found)
     }
 
     async fn preview_rows(
@@ -493,23 +515,64 @@ impl ConsoleBackend for TeamConsole {
         typed: String,
     ) -> Result<JobView, ConsoleError> {
         let permit = self.may::<Operate>()?;
+        let record = self.preview_record(&preview_id).await?;
+        let approval = self.approval_to_give(&record).await?;
         let job = self
             .jobs
-            .start(&permit, &preview_id, &typed, self.actor.clone())
+            .start(
+                &permit,
+                &record.id,
+                &typed,
+                self.actor.clone(),
+                approval.as_ref(),
+            )
             .await?;
         self.record_run_confirmed(&job).await;
-        Ok(job_view(&job))
+        if let Some(request) = &approval {
+            self.record_approval(request, &job.id).await;
+        }
+        self.job_view_of(&job).await
+
+    }
+
+    async fn request_approval(
+        &self,
+        preview_id: PreviewId,
+        typed: String,
+    ) -> Result<app::team::ApprovalView, ConsoleError> {
+        let permit = self.may::<Operate>()?;
+        self.ask_for_approval(&permit, &preview_id, &typed).await
+    }
+
+    async fn decline_approval(
+        &self,
+        preview_id: PreviewId,
+        reason: String,
+    ) -> Result<app::team::ApprovalView, ConsoleError> {
+        let permit = self.may::<Operate>()?;
+        self.decline(&permit, &preview_id, &reason).await
     }
 
     async fn job(&self, job_id: JobId) -> Result<JobView, ConsoleError> {
         self.may::<View>()?;
-        Ok(job_view(&self.team_job(&job_id).await?))
+        self.job_view_of(&self.team_job(&job_id).await?).await
     }
 
     async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError> {
         self.may::<View>()?;
         let jobs = self.storage.list_jobs(self.team, JOBS_LISTED).await?;
-        Ok(jobs.iter().map(job_view).collect())
+        let approvers: std::collections::HashMap<PreviewId, String> =
+            self.storage.approvers(self.team).await?.into_iter().collect();
+        Ok(jobs
+            .iter()
+            .map(|job| JobView {
+                approved_by: job
+                    .preview_id
+                    .as_ref()
+                    .and_then(|p| approvers.get(p).cloned()),
+                ..job_view(job)
+            })
+            .collect())
     }
 
     async fn control_job(
@@ -527,7 +590,7 @@ impl ConsoleBackend for TeamConsole {
         if !was_live && job.state.has_ended() {
             audit::record_run_end(self.storage.as_ref(), self.team, &job.id).await;
         }
-        Ok(job_view(&job))
+        self.job_view_of(&job).await
     }
 
     async fn job_events(

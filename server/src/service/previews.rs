@@ -153,6 +153,8 @@ pub(super) fn summary(record: &PreviewRecord) -> Result<PreviewSummary, ConsoleE
         demote_privileged: headline.demote_privileged,
         phrase: record.phrase.clone(),
         used: record.claimed,
+        needs_approval: false,
+        approval: None,
     })
 }
 

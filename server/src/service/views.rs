@@ -22,6 +22,7 @@ pub fn job_view(job: &JobRecord) -> JobView {
         total: job.total,
         done: job.done,
         counts: job.counts.iter().map(|(o, n)| (*o, *n)).collect(),
+        approved_by: None,
     }
 }
 

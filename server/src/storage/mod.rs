@@ -3,6 +3,7 @@
 //! driver, so PostgreSQL can be added as a second implementation without touching callers.
 
 mod accounts;
+mod approvals;
 mod audit;
 mod rows;
 mod sqlite;
@@ -10,6 +11,7 @@ mod sqlite;
 pub use accounts::{
     AccountRecord, AccountStorage, LinkPurpose, LinkRecord, MemberRecord, NewAccount, TeamRecord,
 };
+pub use approvals::{ApprovalRecord, ApprovalStorage, Decision};
 pub use audit::{AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, NewAuditEntry};
 pub use sqlite::SqliteStorage;
 
@@ -269,7 +271,7 @@ pub struct JobEvent {
 /// (`set_job_state`, `job_targets`, `mark_sending`, `record_result`, `record_not_attempted`)
 /// take a job id the server got from `create_job` or `unfinished_jobs`.
 #[async_trait]
-pub trait Storage: AccountStorage + Send + Sync {
+pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
     /// A real round trip: counts applied migrations and the team's jobs.
     async fn health(&self, team_id: TeamId) -> Result<StorageHealth>;
 

@@ -1,0 +1,323 @@
+//! Two-person approval: when the team's setting asks for it, a run waits as "awaiting
+//! approval" until another operator opens the same preview, sees the same counts and rows,
+//! and types the phrase; only then does it start (after the usual re-read of the site).
+//!
+//! Decisions: the request is tied to the preview (its counts and rows are what both people
+//! saw; a revision is a new preview and needs a new request). It expires after
+//! [`APPROVAL_HOURS`]. Anyone who may run may decline it with a reason, its requester too
+//! (withdrawing it). The approver's typed phrase is the start: there is no separate "approve"
+//! button that a second click could turn into a run. Both names are on the run (started by
+//! the requester, approved by the approver) and in the audit trail.
+
+use super::accounts::permits::{Operate, Permit};
+use super::previews::headline;
+use super::TeamConsole;
+use crate::storage::{ApprovalRecord, Decision, PreviewRecord};
+use app::audit::AuditAction;
+use app::backend::ConsoleError;
+use app::confirm::phrase_matches;
+use app::ids::PreviewId;
+use app::model::Action;
+use app::team::{needs_approval, ApprovalState, ApprovalView, Role};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+/// How long a request waits for a second operator.
+pub const APPROVAL_HOURS: i64 = 24;
+/// Longest reason a decline may give.
+const MAX_REASON_CHARS: usize = 500;
+
+/// Where a request stands at `now`.
+pub fn state_of(record: &ApprovalRecord, now: DateTime<Utc>) -> ApprovalState {
+    match record.decision {
+        Some(Decision::Approved) => ApprovalState::Approved,
+        Some(Decision::Declined) => ApprovalState::Declined,
+        None if now >= record.expires_at => ApprovalState::Expired,
+        None => ApprovalState::Awaiting,
+    }
+}
+
+/// Whether `me` may give the approval `record` asks for at `now`; the refusal in plain words.
+pub fn may_approve(
+    record: &ApprovalRecord,
+    me: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), ConsoleError> {
+    match state_of(record, now) {
+        ApprovalState::Declined => Err(ConsoleError::new(format!(
+            "{} declined this run: {}. Make a new preview to ask again.",
+            record.decided_by.as_deref().unwrap_or("Another operator"),
+            record.reason.as_deref().unwrap_or("no reason given")
+        ))),
+        ApprovalState::Expired => Err(ConsoleError::new(format!(
+            "Nobody approved this run within {APPROVAL_HOURS} hours, so the request expired. \
+             Make a new preview to ask again."
+        ))),
+        ApprovalState::Awaiting | ApprovalState::Approved
+            if me.is_some_and(|me| me.eq_ignore_ascii_case(&record.requester_email)) =>
+        {
+            Err(ConsoleError::new(
+                "You asked for this run yourself: another operator must approve it by typing \
+                 the phrase on this preview.",
+            ))
+        }
+        ApprovalState::Awaiting | ApprovalState::Approved => Ok(()),
+    }
+}
+
+/// A decline's reason: trimmed, required, bounded.
+pub fn clean_reason(text: &str) -> Result<String, ConsoleError> {
+    let reason = text.trim();
+    if reason.is_empty() {
+        return Err(ConsoleError::new(
+            "Say why you decline: the person who asked will read it.",
+        ));
+    }
+    Ok(reason.chars().take(MAX_REASON_CHARS).collect())
+}
+
+impl TeamConsole {
+    /// Whether a run of `action` needs a second operator in this team now.
+    pub(super) async fn approval_needed(&self, action: Action) -> Result<bool, ConsoleError> {
+        let settings = self.storage.team_settings(self.team).await?;
+        let operators = self
+            .storage
+            .members(self.team)
+            .await?
+            .iter()
+            .filter(|m| m.role >= Role::Operator)
+            .count();
+        Ok(needs_approval(settings, operators, action))
+    }
+
+    /// The request made from `preview_id`, as the person asking sees it.
+    pub(super) async fn approval_view(
+        &self,
+        preview_id: &PreviewId,
+    ) -> Result<Option<ApprovalView>, ConsoleError> {
+        let now = self.clock.now();
+        Ok(self
+            .storage
+            .approval(self.team, preview_id)
+            .await?
+            .map(|r| ApprovalView {
+                state: state_of(&r, now),
+                yours: self
+                    .actor
+                    .email()
+                    .is_some_and(|me| me.eq_ignore_ascii_case(&r.requester_email)),
+                requested_by: r.requested_by,
+                requested_at: super::views::stamp(r.requested_at),
+                expires_at: super::views::stamp(r.expires_at),
+                decided_by: r.decided_by,
+                reason: r.reason,
+            }))
+    }
+
+    /// The request the run of `record` starts under, if the team needs one: checked to be
+    /// one `self` may give.
+    pub(super) async fn approval_to_give(
+        &self,
+        record: &PreviewRecord,
+    ) -> Result<Option<ApprovalRecord>, ConsoleError> {
+        if !self.approval_needed(record.action).await? {
+            return Ok(None);
+        }
+        let request = self
+            .storage
+            .approval(self.team, &record.id)
+            .await?
+            .ok_or_else(|| {
+                ConsoleError::new(
+                    "This team needs a second operator's approval before this run starts: ask \
+                     for it with the phrase, then another operator types it on this preview.",
+                )
+            })?;
+        may_approve(&request, self.actor.email(), self.clock.now())?;
+        Ok(Some(request))
+    }
+
+    /// Notes the approval of a run that has just started, and records both names.
+    pub(super) async fn record_approval(
+        &self,
+        request: &ApprovalRecord,
+        job_id: &app::ids::JobId,
+    ) {
+        let approver = self.actor_name().await;
+        match self
+            .storage
+            .decide_approval(
+                self.team,
+                &request.preview_id,
+                Decision::Approved,
+                &approver,
+                None,
+                self.clock.now(),
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(preview = %request.preview_id, "an approval was decided twice"),
+            Err(e) => tracing::error!(error = %e, "could not note an approval"),
+        }
+        self.record(
+            AuditAction::ApprovalGiven,
+            Some(job_id.to_string()),
+            json!({
+                "preview": request.preview_id,
+                "requested_by": request.requested_by,
+                "approved_by": approver,
+            }),
+        )
+        .await;
+    }
+
+    pub(super) async fn ask_for_approval(
+        &self,
+        _permit: &Permit<Operate>,
+        preview_id: &PreviewId,
+        typed: &str,
+    ) -> Result<ApprovalView, ConsoleError> {
+        let record = self.preview_record(preview_id).await?;
+        if record.replaced_by.is_some() || record.claimed {
+            return Err(ConsoleError::new(
+                "This preview was replaced or already used: open the newest preview.",
+            ));
+        }
+        if !self.approval_needed(record.action).await? {
+            return Err(ConsoleError::new(
+                "This run does not need a second operator: type the phrase to start it.",
+            ));
+        }
+        if !phrase_matches(&record.phrase, typed) {
+            return Err(ConsoleError::new(format!(
+                "The confirmation does not match: type {} exactly to ask for approval.",
+                record.phrase
+            )));
+        }
+        if headline(&record)?.counts.selected == 0 {
+            return Err(ConsoleError::new(
+                "This preview selects nobody, so there is nothing to approve.",
+            ));
+        }
+        let now = self.clock.now();
+        let request = ApprovalRecord {
+            preview_id: record.id.clone(),
+            requested_by: self.actor_name().await,
+            requester_email: self.actor.email().unwrap_or_default().to_string(),
+            requested_at: now,
+            expires_at: now + Duration::hours(APPROVAL_HOURS),
+            decision: None,
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+        };
+        if !self.storage.request_approval(self.team, &request).await? {
+            return Err(ConsoleError::new(
+                "Approval was asked for this preview already: see its state above.",
+            ));
+        }
+        self.record(
+            AuditAction::ApprovalRequested,
+            Some(record.id.to_string()),
+            json!({
+                "action": record.action,
+                "phrase": record.phrase,
+                "expires_at": super::views::stamp(request.expires_at),
+            }),
+        )
+        .await;
+        self.approval_view(&record.id)
+            .await?
+            .ok_or_else(|| ConsoleError::failed("The request was not kept; see the server log."))
+    }
+
+    pub(super) async fn decline(
+        &self,
+        _permit: &Permit<Operate>,
+        preview_id: &PreviewId,
+        reason: &str,
+    ) -> Result<ApprovalView, ConsoleError> {
+        let reason = clean_reason(reason)?;
+        let record = self.preview_record(preview_id).await?;
+        let by = self.actor_name().await;
+        let decided = self
+            .storage
+            .decide_approval(
+                self.team,
+                &record.id,
+                Decision::Declined,
+                &by,
+                Some(&reason),
+                self.clock.now(),
+            )
+            .await?;
+        if !decided {
+            return Err(ConsoleError::new(
+                "There is no request waiting for approval on this preview (it was decided, it \
+                 expired, or none was made).",
+            ));
+        }
+        self.record(
+            AuditAction::ApprovalDeclined,
+            Some(record.id.to_string()),
+            json!({ "reason": reason }),
+        )
+        .await;
+        self.approval_view(&record.id)
+            .await?
+            .ok_or_else(|| ConsoleError::failed("The request was not found; see the server log."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(decision: Option<Decision>) -> ApprovalRecord {
+        let at = Utc::now();
+        ApprovalRecord {
+            preview_id: PreviewId::new("p1"),
+            requested_by: "Ada <ada@acme.example>".into(),
+            requester_email: "ada@acme.example".into(),
+            requested_at: at,
+            expires_at: at + Duration::hours(APPROVAL_HOURS),
+            decision,
+            decided_by: decision.map(|_| "Bob <bob@acme.example>".into()),
+            decided_at: decision.map(|_| at),
+            reason: (decision == Some(Decision::Declined)).then(|| "wrong list".into()),
+        }
+    }
+
+    #[test]
+    fn a_request_awaits_then_expires_unless_decided() {
+        let r = request(None);
+        assert_eq!(state_of(&r, r.requested_at), ApprovalState::Awaiting);
+        let later = r.expires_at - Duration::seconds(1);
+        assert_eq!(state_of(&r, later), ApprovalState::Awaiting);
+        assert_eq!(state_of(&r, r.expires_at), ApprovalState::Expired);
+        let declined = request(Some(Decision::Declined));
+        assert_eq!(state_of(&declined, declined.expires_at), ApprovalState::Declined);
+    }
+
+    #[test]
+    fn only_someone_else_approves_and_only_in_time() {
+        let r = request(None);
+        let now = r.requested_at;
+        assert!(may_approve(&r, Some("bob@acme.example"), now).is_ok());
+        let own = may_approve(&r, Some("ADA@acme.example"), now).unwrap_err();
+        assert!(own.message.contains("You asked for this run yourself"), "{}", own.message);
+        let late = may_approve(&r, Some("bob@acme.example"), r.expires_at).unwrap_err();
+        assert!(late.message.contains("expired"), "{}", late.message);
+        let declined = request(Some(Decision::Declined));
+        let no = may_approve(&declined, Some("carol@acme.example"), now).unwrap_err();
+        assert!(no.message.contains("Bob <bob@acme.example> declined this run: wrong list"));
+    }
+
+    #[test]
+    fn a_decline_needs_a_reason_of_sensible_length() {
+        assert!(clean_reason("   ").is_err());
+        assert_eq!(clean_reason("  wrong list \n").unwrap(), "wrong list");
+        assert_eq!(clean_reason(&"x".repeat(2000)).unwrap().len(), MAX_REASON_CHARS);
+    }
+}

@@ -1,0 +1,202 @@
+//! Two-person approval's records: each team's setting, and the request made from a preview
+//! ([`ApprovalStorage`], part of every [`super::Storage`]), with their SQLite implementation.
+
+use super::rows::{enum_from_name, parse_stamp, stamp};
+use super::sqlite::SqliteStorage;
+use super::{Result, StorageError};
+use app::ids::{PreviewId, TeamId};
+use app::team::{ApprovalPolicy, TeamSettings};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a second operator decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approved,
+    Declined,
+}
+
+/// A request for approval of a preview's run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    pub preview_id: PreviewId,
+    /// As the trail names them ("Name <email>").
+    pub requested_by: String,
+    pub requester_email: String,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub decision: Option<Decision>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+#[async_trait]
+pub trait ApprovalStorage: Send + Sync {
+    /// The team's settings (the defaults when never saved).
+    async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings>;
+    async fn save_team_settings(&self, team_id: TeamId, settings: &TeamSettings) -> Result<()>;
+    /// Records a request; false (nothing written) when the preview has one already.
+    async fn request_approval(&self, team_id: TeamId, request: &ApprovalRecord) -> Result<bool>;
+    async fn approval(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Option<ApprovalRecord>>;
+    /// Who approved each approved request of the team: (preview, approver).
+    async fn approvers(&self, team_id: TeamId) -> Result<Vec<(PreviewId, String)>>;
+    /// Decides a request still undecided and not expired at `at`; false if it was not.
+    async fn decide_approval(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+        decision: Decision,
+        by: &str,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+}
+
+#[derive(sqlx::FromRow)]
+struct ApprovalRow {
+    preview_id: PreviewId,
+    requested_by: String,
+    requester_email: String,
+    requested_at: String,
+    expires_at: String,
+    decision: Option<String>,
+    decided_by: Option<String>,
+    decided_at: Option<String>,
+    reason: Option<String>,
+}
+
+impl TryFrom<ApprovalRow> for ApprovalRecord {
+    type Error = StorageError;
+
+    fn try_from(r: ApprovalRow) -> Result<ApprovalRecord> {
+        Ok(ApprovalRecord {
+            decision: r
+                .decision
+                .as_deref()
+                .map(|d| enum_from_name("decision", d))
+                .transpose()?,
+            decided_at: r.decided_at.as_deref().map(parse_stamp).transpose()?,
+            requested_at: parse_stamp(&r.requested_at)?,
+            expires_at: parse_stamp(&r.expires_at)?,
+            preview_id: r.preview_id,
+            requested_by: r.requested_by,
+            requester_email: r.requester_email,
+            decided_by: r.decided_by,
+            reason: r.reason,
+        })
+    }
+}
+
+#[async_trait]
+impl ApprovalStorage for SqliteStorage {
+    async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
+        let row: Option<(String, bool)> = sqlx::query_as(
+            "SELECT approval, approve_deactivations FROM team_settings WHERE team_id = ?",
+        )
+        .bind(team_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(TeamSettings::default()),
+            Some((approval, approve_deactivations)) => Ok(TeamSettings {
+                approval: ApprovalPolicy::from_key(&approval).ok_or_else(|| {
+                    StorageError::Damaged(format!("unknown approval setting {approval:?}"))
+                })?,
+                approve_deactivations,
+            }),
+        }
+    }
+
+    async fn save_team_settings(&self, team_id: TeamId, settings: &TeamSettings) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO team_settings (team_id, approval, approve_deactivations) VALUES (?, ?, ?) \
+             ON CONFLICT (team_id) DO UPDATE SET approval = excluded.approval, \
+             approve_deactivations = excluded.approve_deactivations",
+        )
+        .bind(team_id)
+        .bind(settings.approval.key())
+        .bind(settings.approve_deactivations)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn request_approval(&self, team_id: TeamId, request: &ApprovalRecord) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO approvals (preview_id, team_id, requested_by, requester_email, \
+             requested_at, expires_at) SELECT ?, ?, ?, ?, ?, ? \
+             WHERE EXISTS (SELECT 1 FROM previews WHERE id = ? AND team_id = ?) \
+             ON CONFLICT (preview_id) DO NOTHING",
+        )
+        .bind(&request.preview_id)
+        .bind(team_id)
+        .bind(&request.requested_by)
+        .bind(&request.requester_email)
+        .bind(stamp(request.requested_at))
+        .bind(stamp(request.expires_at))
+        .bind(&request.preview_id)
+        .bind(team_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn approval(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Option<ApprovalRecord>> {
+        let row: Option<ApprovalRow> = sqlx::query_as(
+            "SELECT preview_id, requested_by, requester_email, requested_at, expires_at, \
+             decision, decided_by, decided_at, reason FROM approvals \
+             WHERE team_id = ? AND preview_id = ?",
+        )
+        .bind(team_id)
+        .bind(preview_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(ApprovalRecord::try_from).transpose()
+    }
+
+    async fn approvers(&self, team_id: TeamId) -> Result<Vec<(PreviewId, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT preview_id, decided_by FROM approvals \
+             WHERE team_id = ? AND decision = 'approved' AND decided_by IS NOT NULL",
+        )
+        .bind(team_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn decide_approval(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+        decision: Decision,
+        by: &str,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE approvals SET decision = ?, decided_by = ?, decided_at = ?, reason = ? \
+             WHERE team_id = ? AND preview_id = ? AND decision IS NULL AND expires_at > ?",
+        )
+        .bind(super::rows::enum_name(&decision)?)
+        .bind(by)
+        .bind(stamp(at))
+        .bind(reason)
+        .bind(team_id)
+        .bind(preview_id)
+        .bind(stamp(at))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
