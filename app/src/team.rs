@@ -149,7 +149,9 @@ impl ApprovalPolicy {
     }
 
     pub fn from_key(key: &str) -> Option<ApprovalPolicy> {
-        ApprovalPolicy::ALL.into_iter().find(|p| p.key() == key.trim())
+        ApprovalPolicy::ALL
+            .into_iter()
+            .find(|p| p.key() == key.trim())
     }
 
     pub fn words(self) -> &'static str {
@@ -334,9 +336,15 @@ mod tests {
         use crate::model::Action::{Deactivate, Delete};
         let auto = TeamSettings::default();
         assert!(!needs_approval(auto, 0, Delete));
-        assert!(!needs_approval(auto, 1, Delete), "a team of one cannot approve itself");
+        assert!(
+            !needs_approval(auto, 1, Delete),
+            "a team of one cannot approve itself"
+        );
         assert!(needs_approval(auto, 2, Delete));
-        assert!(!needs_approval(auto, 2, Deactivate), "deactivations skip it by default");
+        assert!(
+            !needs_approval(auto, 2, Deactivate),
+            "deactivations skip it by default"
+        );
         let strict = TeamSettings {
             approval: ApprovalPolicy::Always,
             approve_deactivations: true,

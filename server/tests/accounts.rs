@@ -1,7 +1,8 @@
-//! Sign-in, teams and roles through the real `offboard serve` binary over HTTP: the setup
-//! link, password sign-in and its throttling, the session cookie and its endings, invitations,
-//! the role matrix on every server function and route, and one team never seeing another's
-//! records. The site is the project's real fault server; the console is the real binary.
+//! Sign-in, teams, roles and two-person approval through the real `offboard serve` binary over
+//! HTTP: the setup link, password sign-in and its throttling, the session cookie and its
+//! endings, invitations, the role matrix on every server function and route, one team never
+//! seeing another's records, and a delete run that waits for a second operator. The site is
+//! the project's real fault server; the console is the real binary.
 
 mod support;
 
@@ -377,6 +378,33 @@ async fn two_teams(dir: &std::path::Path) -> TwoTeams {
     // Team A is the built-in team the first owner owns.
     let diagnosis = console.save_connection(&site.base, "", "").await;
     assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    // A run in team A by the owner, while they are its only operator (no approval needed).
+    let (_, body) = console
+        .call_as(
+            &owner,
+            "preview_text",
+            &[
+                ("file_name", "one.csv"),
+                ("text", "Email\nuser3@example.com\n"),
+                ("action", "delete"),
+                ("demote", "false"),
+            ],
+        )
+        .await;
+    let other: Value = serde_json::from_str(&body).unwrap();
+    let (status, body) = console
+        .call_as(
+            &owner,
+            "start_job",
+            &[
+                ("preview_id", other["id"].as_str().unwrap()),
+                ("typed", other["phrase"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let job: Value = serde_json::from_str(&body).unwrap();
+    let job_a = job["id"].as_str().unwrap().to_string();
     let viewer_a = join(
         &console,
         &invite(&console, &owner, "viewer").await,
@@ -412,7 +440,7 @@ async fn two_teams(dir: &std::path::Path) -> TwoTeams {
         location(&removed)
     );
 
-    // A run in team A: a preview by the operator, run to its end.
+    // A preview by the operator, not started.
     let (status, body) = console
         .call_as(
             &operator_a.client,
@@ -429,32 +457,6 @@ async fn two_teams(dir: &std::path::Path) -> TwoTeams {
     let preview: Value = serde_json::from_str(&body).unwrap();
     let preview_a = preview["id"].as_str().unwrap().to_string();
     let phrase_a = preview["phrase"].as_str().unwrap().to_string();
-    let (_, body) = console
-        .call_as(
-            &owner,
-            "preview_text",
-            &[
-                ("file_name", "one.csv"),
-                ("text", "Email\nuser3@example.com\n"),
-                ("action", "delete"),
-                ("demote", "false"),
-            ],
-        )
-        .await;
-    let other: Value = serde_json::from_str(&body).unwrap();
-    let (status, body) = console
-        .call_as(
-            &owner,
-            "start_job",
-            &[
-                ("preview_id", other["id"].as_str().unwrap()),
-                ("typed", other["phrase"].as_str().unwrap()),
-            ],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let job: Value = serde_json::from_str(&body).unwrap();
-    let job_a = job["id"].as_str().unwrap().to_string();
 
     // Team B, made by the console owner, with an operator of its own.
     let made = console
@@ -631,7 +633,12 @@ async fn a_viewer_cannot_start_a_run_and_an_operator_cannot_delete_their_own_acc
     let rows: Value = serde_json::from_str(&rows).unwrap();
     assert_eq!(rows["matching"], json!(1), "{rows}");
     assert!(rows.to_string().contains("user2@example.com"), "{rows}");
-    let (status, body) = c.call_as(&t.operator_a.client, "start_job", &fields).await;
+    // Two may run in team A, so Opal asks and the owner approves.
+    let (status, body) = c
+        .call_as(&t.operator_a.client, "request_approval", &fields)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = c.call_as(&t.owner, "start_job", &fields).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let job: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -741,6 +748,16 @@ const SERVER_FUNCTIONS: &[(&str, Need, &[(&str, &str)])] = &[
         &[("job_id", "nope"), ("command", "pause")],
     ),
     (
+        "request_approval",
+        Need::Operate,
+        &[("preview_id", "nope"), ("typed", "x")],
+    ),
+    (
+        "decline_approval",
+        Need::Operate,
+        &[("preview_id", "nope"), ("reason", "no")],
+    ),
+    (
         "save_connection",
         Need::Own,
         &[
@@ -812,6 +829,12 @@ const ROUTES: &[(&str, &str, Need, &[(&str, &str)])] = &[
         "/team/members/remove",
         Need::Own,
         &[("email", "nobody@a.example")],
+    ),
+    (
+        "POST",
+        "/team/settings",
+        Need::Own,
+        &[("approval", "sometimes")],
     ),
 ];
 
@@ -987,4 +1010,255 @@ fn expect(who: &str, what: &str, need: Need, meets: &[Need], status: StatusCode,
         StatusCode::FORBIDDEN
     };
     assert_eq!(status, expected, "refused the wrong way: {case}");
+}
+
+/// A fresh preview of `emails` by `who`: its id and phrase.
+async fn preview_as(console: &ConsoleProcess, who: &Client, emails: &[&str]) -> (String, String) {
+    let text = format!("Email\n{}\n", emails.join("\n"));
+    let (status, body) = console
+        .call_as(
+            who,
+            "preview_text",
+            &[
+                ("file_name", "leavers.csv"),
+                ("text", &text),
+                ("action", "delete"),
+                ("demote", "false"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let preview: Value = serde_json::from_str(&body).unwrap();
+    (
+        preview["id"].as_str().unwrap().to_string(),
+        preview["phrase"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_delete_run_waits_for_a_second_operator_who_types_the_phrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = two_teams(dir.path()).await;
+    let c = &t.console;
+    let opal = &t.operator_a.client;
+    // Team A has two who may run (the owner and Opal): approval is on by default.
+    let (id, phrase) = preview_as(c, opal, &["user5@example.com", "user6@example.com"]).await;
+    let summary = json_of_with(c, opal, "preview", &[("preview_id", &id)]).await;
+    assert_eq!(summary["needs_approval"], json!(true), "{summary}");
+    // Typing the phrase alone does not start it.
+    let (status, body) = c
+        .call_as(
+            opal,
+            "start_job",
+            &[("preview_id", &id), ("typed", &phrase)],
+        )
+        .await;
+    assert!(
+        status.is_server_error() || status == StatusCode::CONFLICT,
+        "{status} {body}"
+    );
+    assert!(
+        body.contains("needs a second operator's approval"),
+        "{body}"
+    );
+    let (status, body) = c
+        .call_as(
+            opal,
+            "request_approval",
+            &[("preview_id", &id), ("typed", "DELETE 1 USERS")],
+        )
+        .await;
+    assert!(
+        !status.is_success() && body.contains("does not match"),
+        "{body}"
+    );
+    let (status, body) = c
+        .call_as(
+            opal,
+            "request_approval",
+            &[("preview_id", &id), ("typed", &phrase)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let asked: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(asked["state"], json!("awaiting"));
+    assert_eq!(asked["yours"], json!(true));
+    assert_eq!(asked["requested_by"], json!("Opal <user2@example.com>"));
+    // The requester cannot approve their own request; a viewer cannot approve at all.
+    let (_, own) = c
+        .call_as(
+            opal,
+            "start_job",
+            &[("preview_id", &id), ("typed", &phrase)],
+        )
+        .await;
+    assert!(own.contains("You asked for this run yourself"), "{own}");
+    let (status, _) = c
+        .call_as(
+            &t.viewer_a.client,
+            "start_job",
+            &[("preview_id", &id), ("typed", &phrase)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        json_of(c, &t.owner, "jobs").await.as_array().unwrap().len(),
+        1,
+        "nothing started yet"
+    );
+    // On the site, only the earlier run's user is gone.
+    let before = support::fault_server::deleted(&t.site.state().await);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // The owner sees the request on the same preview and approves it by typing the phrase.
+    let seen = json_of_with(c, &t.owner, "preview", &[("preview_id", &id)]).await;
+    assert_eq!(seen["approval"]["state"], json!("awaiting"), "{seen}");
+    assert_eq!(seen["approval"]["yours"], json!(false));
+    let (status, body) = c
+        .call_as(
+            &t.owner,
+            "start_job",
+            &[("preview_id", &id), ("typed", &phrase)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let job: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(job["created_by"], json!("Opal <user2@example.com>"));
+    assert_eq!(
+        job["approved_by"],
+        json!("Olive Owner <olive@offboard.test>")
+    );
+    let listed = json_of(c, &t.viewer_a.client, "jobs").await;
+    assert_eq!(
+        listed[0]["approved_by"],
+        json!("Olive Owner <olive@offboard.test>"),
+        "{listed}"
+    );
+    // Both names are in the trail.
+    let fields = [
+        ("action", "approval_given"),
+        ("from", ""),
+        ("to", ""),
+        ("before", "0"),
+    ];
+    let (_, trail) = c.call_as(&t.owner, "audit_page", &fields).await;
+    assert!(
+        trail.contains("Opal <user2@example.com>") && trail.contains("Olive Owner"),
+        "{trail}"
+    );
+    // A second approval of the same request starts nothing more.
+    let (status, again) = c
+        .call_as(
+            &t.owner,
+            "start_job",
+            &[("preview_id", &id), ("typed", &phrase)],
+        )
+        .await;
+    assert!(!status.is_success(), "{again}");
+    // The approved run deletes its two users, once each.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let state = t.site.state().await;
+        if support::fault_server::deleted(&state).len() == 3 {
+            support::fault_server::at_most_one_delete_each(&state);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the approved run did not finish: {state}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_declined_request_never_starts_and_owners_can_turn_approval_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = two_teams(dir.path()).await;
+    let c = &t.console;
+    let opal = &t.operator_a.client;
+    let (id, phrase) = preview_as(c, opal, &["user5@example.com"]).await;
+    let (status, body) = c
+        .call_as(
+            opal,
+            "request_approval",
+            &[("preview_id", &id), ("typed", &phrase)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = c
+        .call_as(
+            &t.viewer_a.client,
+            "decline_approval",
+            &[("preview_id", &id), ("reason", "no")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, blank) = c
+        .call_as(
+            &t.owner,
+            "decline_approval",
+            &[("preview_id", &id), ("reason", "  ")],
+        )
+        .await;
+    assert!(blank.contains("Say why"), "{blank}");
+    let (status, body) = c
+        .call_as(
+            &t.owner,
+            "decline_approval",
+            &[("preview_id", &id), ("reason", "user5 stays until Friday")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, refused) = c
+        .call_as(
+            &t.owner,
+            "start_job",
+            &[("preview_id", &id), ("typed", &phrase)],
+        )
+        .await;
+    assert!(
+        refused.contains("declined this run: user5 stays until Friday"),
+        "{refused}"
+    );
+    assert_eq!(
+        json_of(c, &t.owner, "jobs").await.as_array().unwrap().len(),
+        1
+    );
+
+    // An operator cannot change the setting; the owner can, and then one operator suffices.
+    let tried = c
+        .post_form(opal, "/team/settings", &[("approval", "never")])
+        .await;
+    assert_eq!(tried.status(), StatusCode::FORBIDDEN);
+    let saved = c
+        .post_form(&t.owner, "/team/settings", &[("approval", "never")])
+        .await;
+    assert!(
+        location(&saved).contains("problem=done"),
+        "{}",
+        location(&saved)
+    );
+    let (id, phrase) = preview_as(c, opal, &["user6@example.com"]).await;
+    let (status, body) = c
+        .call_as(
+            opal,
+            "start_job",
+            &[("preview_id", &id), ("typed", &phrase)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let job: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(job["approved_by"], Value::Null);
+}
+
+async fn json_of_with(
+    console: &ConsoleProcess,
+    client: &Client,
+    name: &str,
+    fields: &[(&str, &str)],
+) -> Value {
+    let (status, body) = console.call_as(client, name, fields).await;
+    assert_eq!(status, StatusCode::OK, "{name}: {body}");
+    serde_json::from_str(&body).expect("json")
 }

@@ -55,7 +55,12 @@ pub fn History() -> impl IntoView {
                                                                 </td>
                                                                 <td data-label="Site" class="site">{j.site_url}</td>
                                                                 <td data-label="Action">{action_words(j.action)}</td>
-                                                                <td data-label="Who">{j.created_by}</td>
+                                                                <td data-label="Who">
+                                                                    {match &j.approved_by {
+                                                                        Some(a) => format!("{}, approved by {a}", j.created_by),
+                                                                        None => j.created_by.clone(),
+                                                                    }}
+                                                                </td>
                                                                 <td data-label="State">
                                                                     <span>
                                                                         {state_words(j.state).to_string()}

@@ -195,6 +195,7 @@ mod tests {
             total: 3,
             done: 1,
             counts: vec![],
+            approved_by: None,
         }
     }
 

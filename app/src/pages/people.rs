@@ -482,6 +482,8 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
                     .collect_view()}
             </tbody>
         </table>
+        <h2>"Two-person approval"</h2>
+        {settings_view(page.settings, owner)}
         {owner
             .then(|| {
                 view! {
@@ -509,6 +511,50 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
                 }
             })}
     }
+}
+
+/// When runs need a second operator: a form for owners, words for everyone else.
+fn settings_view(settings: crate::team::TeamSettings, owner: bool) -> impl IntoView {
+    use crate::team::ApprovalPolicy;
+    let deactivations = if settings.approve_deactivations {
+        "Deactivations need approval too."
+    } else {
+        "Deactivations (reversible) start without a second operator."
+    };
+    if !owner {
+        return view! {
+            <p data-testid="approval-setting">
+                {format!("Delete runs need a second operator: {}. {deactivations}", settings.approval.words().to_lowercase())}
+            </p>
+        }
+        .into_any();
+    }
+    view! {
+        <form method="post" action="/team/settings" class="form">
+            <div class="field">
+                <label for="approval">"A delete run needs a second operator's approval"</label>
+                <select id="approval" name="approval">
+                    {ApprovalPolicy::ALL
+                        .into_iter()
+                        .map(|p| view! {
+                            <option value=p.key() selected=p == settings.approval>{p.words()}</option>
+                        })
+                        .collect_view()}
+                </select>
+            </div>
+            <div class="field checkbox">
+                <input
+                    id="approve_deactivations"
+                    name="approve_deactivations"
+                    type="checkbox"
+                    checked=settings.approve_deactivations
+                />
+                <label for="approve_deactivations">"Deactivations need approval too"</label>
+            </div>
+            <button type="submit" class="button">"Save settings"</button>
+        </form>
+    }
+    .into_any()
 }
 
 #[component]

@@ -265,8 +265,13 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
             <p class="muted">
                 {move || {
                     job.with(|j| {
+                        let approved = j
+                            .approved_by
+                            .as_ref()
+                            .map(|a| format!(" · approved by {a}"))
+                            .unwrap_or_default();
                         format!(
-                            "On {} · started by {} · created {}",
+                            "On {} · started by {}{approved} · created {}",
                             j.site_url,
                             j.created_by,
                             short_time(&j.created_at),
@@ -873,6 +878,7 @@ mod tests {
             finished_at: None,
             total: 10,
             done: 10,
+            approved_by: None,
             counts: vec![
                 (ItemOutcome::Deleted, 2),
                 (ItemOutcome::DeletionNotEnabled, 3),

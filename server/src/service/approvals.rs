@@ -138,11 +138,7 @@ impl TeamConsole {
     }
 
     /// Notes the approval of a run that has just started, and records both names.
-    pub(super) async fn record_approval(
-        &self,
-        request: &ApprovalRecord,
-        job_id: &app::ids::JobId,
-    ) {
+    pub(super) async fn record_approval(&self, request: &ApprovalRecord, job_id: &app::ids::JobId) {
         let approver = self.actor_name().await;
         match self
             .storage
@@ -157,7 +153,9 @@ impl TeamConsole {
             .await
         {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(preview = %request.preview_id, "an approval was decided twice"),
+            Ok(false) => {
+                tracing::warn!(preview = %request.preview_id, "an approval was decided twice")
+            }
             Err(e) => tracing::error!(error = %e, "could not note an approval"),
         }
         self.record(
@@ -297,7 +295,10 @@ mod tests {
         assert_eq!(state_of(&r, later), ApprovalState::Awaiting);
         assert_eq!(state_of(&r, r.expires_at), ApprovalState::Expired);
         let declined = request(Some(Decision::Declined));
-        assert_eq!(state_of(&declined, declined.expires_at), ApprovalState::Declined);
+        assert_eq!(
+            state_of(&declined, declined.expires_at),
+            ApprovalState::Declined
+        );
     }
 
     #[test]
@@ -306,18 +307,27 @@ mod tests {
         let now = r.requested_at;
         assert!(may_approve(&r, Some("bob@acme.example"), now).is_ok());
         let own = may_approve(&r, Some("ADA@acme.example"), now).unwrap_err();
-        assert!(own.message.contains("You asked for this run yourself"), "{}", own.message);
+        assert!(
+            own.message.contains("You asked for this run yourself"),
+            "{}",
+            own.message
+        );
         let late = may_approve(&r, Some("bob@acme.example"), r.expires_at).unwrap_err();
         assert!(late.message.contains("expired"), "{}", late.message);
         let declined = request(Some(Decision::Declined));
         let no = may_approve(&declined, Some("carol@acme.example"), now).unwrap_err();
-        assert!(no.message.contains("Bob <bob@acme.example> declined this run: wrong list"));
+        assert!(no
+            .message
+            .contains("Bob <bob@acme.example> declined this run: wrong list"));
     }
 
     #[test]
     fn a_decline_needs_a_reason_of_sensible_length() {
         assert!(clean_reason("   ").is_err());
         assert_eq!(clean_reason("  wrong list \n").unwrap(), "wrong list");
-        assert_eq!(clean_reason(&"x".repeat(2000)).unwrap().len(), MAX_REASON_CHARS);
+        assert_eq!(
+            clean_reason(&"x".repeat(2000)).unwrap().len(),
+            MAX_REASON_CHARS
+        );
     }
 }

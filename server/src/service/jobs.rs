@@ -8,7 +8,6 @@
 //! there. Pausing instead would leave nothing to resume, since the runner settles every user.
 
 use super::accounts::permits::{Operate, Permit};
-use crate::storage::ApprovalRecord;
 use super::audit::{self, Actor};
 use super::job_feed::{JobFeed, JobFeeds, Watcher};
 use super::sites::{list_site, open_site, policy_for, Site};
@@ -21,6 +20,7 @@ use crate::engine::RunTarget;
 use crate::scim::http::HttpOptions;
 use crate::scim::ScimProvider;
 use crate::secret::SecretBox;
+use crate::storage::ApprovalRecord;
 use crate::storage::{
     JobEvent, JobRecord, JobState, NewJob, PlannedItem, PreviewSourceRecord, Storage, StorageError,
 };
@@ -206,7 +206,9 @@ impl JobSupervisor {
         );
         // The person who asked for the run is as protected as the one who started it.
         if let Some(request) = approval {
-            policy.protected_emails.push(request.requester_email.clone());
+            policy
+                .protected_emails
+                .push(request.requester_email.clone());
         }
         let checked = recheck(&stored.preview, &fresh, &policy);
         let items = planned_in_preview_order(&stored, checked.targets, checked.changed);

@@ -532,7 +532,6 @@ impl ConsoleBackend for TeamConsole {
             self.record_approval(request, &job.id).await;
         }
         self.job_view_of(&job).await
-
     }
 
     async fn request_approval(
@@ -561,8 +560,12 @@ impl ConsoleBackend for TeamConsole {
     async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError> {
         self.may::<View>()?;
         let jobs = self.storage.list_jobs(self.team, JOBS_LISTED).await?;
-        let approvers: std::collections::HashMap<PreviewId, String> =
-            self.storage.approvers(self.team).await?.into_iter().collect();
+        let approvers: std::collections::HashMap<PreviewId, String> = self
+            .storage
+            .approvers(self.team)
+            .await?
+            .into_iter()
+            .collect();
         Ok(jobs
             .iter()
             .map(|job| JobView {
