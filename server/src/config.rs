@@ -39,7 +39,7 @@ pub enum Command {
     /// Check the console's audit trail (`offboard audit verify`).
     Audit(AuditArgs),
     /// List the console's server functions (the addresses under /api/), one per line, for
-    /// proxy rules and access reviews. docs/sign-in.md says which role each one needs.
+    /// proxy rules and access reviews. docs/accounts.md says which role each one needs.
     Endpoints,
     /// Re-encrypt every saved SCIM token under a new key. Stop the console first.
     ///
@@ -186,6 +186,20 @@ pub struct ServeArgs {
     /// site listing it was made from. Confirmed previews stay with their run.
     #[arg(long, env = "OFFBOARD_PREVIEW_HOURS", default_value_t = 24)]
     pub preview_hours: u32,
+
+    /// Previews one team may make in an hour (each lists the whole site); one more is refused
+    /// in plain words until the hour has passed.
+    #[arg(long, env = "OFFBOARD_PREVIEWS_PER_HOUR", default_value_t = 120)]
+    pub previews_per_hour: u32,
+
+    /// Runs one team may start in an hour.
+    #[arg(long, env = "OFFBOARD_RUNS_PER_HOUR", default_value_t = 30)]
+    pub runs_per_hour: u32,
+
+    /// Runs that may go on at once against one site, all teams together (a second run would
+    /// share the site's request limit with the first).
+    #[arg(long, env = "OFFBOARD_RUNS_PER_SITE", default_value_t = 1)]
+    pub runs_per_site: usize,
 
     /// The address people open the console at, e.g. https://offboard.example.com. Requests
     /// for any other host name are refused (this stops DNS rebinding), and so are forms and

@@ -1214,3 +1214,46 @@ async fn a_preview_and_runs_leave_their_audit_entries() {
     assert!(lines[1].starts_with("\"11\","), "{csv}");
     assert!(lines[1].contains("\"run_ended\""), "{csv}");
 }
+
+/// One run at a time per site (the default `--runs-per-site 1`): a second run is refused in
+/// plain words while the first goes on, deletes nothing, and starts once the first has ended.
+#[tokio::test]
+async fn a_second_run_against_a_busy_site_waits_for_the_first() {
+    // Slow replies keep the first run going while the second is asked for.
+    let site = FaultServer::start(&["--users", "12", "--latency-ms", "400"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let console = &s.console;
+    connect(console, &site).await;
+    // user3 is the operator (protected), user7 a moderator: 4, 5 and 6 are plain users.
+    let first = started_run(console, 4..=6, false, 3).await;
+    let list = emails(8..=9);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let second = console
+        .preview_file("l.csv".into(), file_of(&refs), None, Action::Delete, false)
+        .await
+        .unwrap();
+    let busy = console
+        .start_job(second.id.clone(), second.phrase.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        busy.message.contains("A run is already going on against"),
+        "{}",
+        busy.message
+    );
+    // Refused before anything was claimed: the same preview starts once the site is free.
+    assert!(!console.preview(second.id.clone()).await.unwrap().used);
+    wait_for(console, &first.id, |j| j.state == JobState::Finished).await;
+    let job = console
+        .start_job(second.id.clone(), second.phrase.clone())
+        .await
+        .unwrap();
+    wait_for(console, &job.id, |j| j.state == JobState::Finished).await;
+    let state = site.state().await;
+    assert_eq!(
+        deleted(&state),
+        ids(4..=6).into_iter().chain(ids(8..=9)).collect()
+    );
+    at_most_one_delete_each(&state);
+}

@@ -489,7 +489,7 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
                 view! {
                     <h2>"Invite someone"</h2>
                     <form method="post" action="/team/invitations" class="form inline">
-                        <label for="invite-role">"Role"</label>
+                        <label for="invite-role">"Invite as"</label>
                         <select id="invite-role" name="role">
                             {role_options(Role::Operator)}
                         </select>
@@ -502,7 +502,7 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
                     <form method="post" action="/team/members" class="form inline">
                         <label for="member-email">"Email"</label>
                         <input id="member-email" name="email" type="email" required />
-                        <label for="member-role">"Role"</label>
+                        <label for="member-role">"Their role"</label>
                         <select id="member-role" name="role">
                             {role_options(Role::Viewer)}
                         </select>

@@ -107,7 +107,7 @@ fn session_failed(e: tower_sessions::session::Error) -> ConsoleError {
 }
 
 /// The address a sign-in is counted against. Behind a reverse proxy this is the proxy's:
-/// the per-account limit still holds (docs/sign-in.md).
+/// the per-account limit still holds (docs/accounts.md).
 fn address_of(info: Option<&ConnectInfo<SocketAddr>>) -> String {
     info.map(|ConnectInfo(a)| a.ip().to_string())
         .unwrap_or_else(|| "unknown".to_string())

@@ -86,6 +86,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .context("could not load the key that encrypts SCIM tokens")?;
     let mut settings = Settings::new(args.data_dir.clone());
+    settings.limits = service::limits::Limits {
+        previews_per_hour: args.previews_per_hour,
+        runs_per_hour: args.runs_per_hour,
+        runs_per_site: args.runs_per_site.max(1),
+    };
     settings.http.site_guard = Some(SiteGuard::new(
         args.allow_http_loopback_sites,
         &args.allow_site_host,

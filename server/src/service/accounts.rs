@@ -1,6 +1,6 @@
 //! Sign-in, people, teams and roles: who may use the console and what each may do in a team.
 //!
-//! Decisions (docs/sign-in.md says more):
+//! Decisions (docs/accounts.md says more):
 //! - One account per email (lower-cased). Local accounts have an argon2id password; people who
 //!   come through single sign-on have none.
 //! - Membership is by email, so an owner can add a colleague before their first sign-on.

@@ -176,7 +176,7 @@ impl TeamConsole {
         preview_id: &PreviewId,
         typed: &str,
     ) -> Result<ApprovalView, ConsoleError> {
-        let record = self.preview_record(preview_id).await?;
+        let record = self.exact_preview(preview_id).await?;
         if record.replaced_by.is_some() || record.claimed {
             return Err(ConsoleError::new(
                 "This preview was replaced or already used: open the newest preview.",
@@ -237,7 +237,7 @@ impl TeamConsole {
         reason: &str,
     ) -> Result<ApprovalView, ConsoleError> {
         let reason = clean_reason(reason)?;
-        let record = self.preview_record(preview_id).await?;
+        let record = self.exact_preview(preview_id).await?;
         let by = self.actor_name().await;
         let decided = self
             .storage

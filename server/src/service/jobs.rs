@@ -56,6 +56,8 @@ pub struct JobSupervisor {
     /// Where the listing taken at each job's start is kept (`jobs/{id}/all_users.json`).
     data_dir: PathBuf,
     runs: Mutex<HashMap<JobId, LiveRun>>,
+    /// Runs that may go on at once against one site, all teams together.
+    runs_per_site: usize,
     /// Each job's log, pushed to its watchers as it is written.
     feeds: JobFeeds,
 }
@@ -80,6 +82,7 @@ impl JobSupervisor {
         http: HttpOptions,
         run_options: RunOptions,
         data_dir: PathBuf,
+        runs_per_site: usize,
     ) -> Arc<JobSupervisor> {
         Arc::new(JobSupervisor {
             storage,
@@ -87,6 +90,7 @@ impl JobSupervisor {
             http,
             run_options,
             data_dir,
+            runs_per_site,
             runs: Mutex::new(HashMap::new()),
             feeds: JobFeeds::default(),
         })
@@ -162,6 +166,11 @@ impl JobSupervisor {
                  preview and type its phrase.",
             ));
         }
+        if record.claimed {
+            return Err(ConsoleError::new(
+                "This preview was already used to start a run; make a new preview.",
+            ));
+        }
         if !phrase_matches(&record.phrase, typed) {
             return Err(ConsoleError::new(format!(
                 "The confirmation does not match: type {} exactly to start the run.",
@@ -192,6 +201,19 @@ impl JobSupervisor {
                 "This preview selects nobody, so there is nothing to run.",
             ));
         }
+        let site_url = site.endpoint.site_url().to_string();
+        let running = self
+            .storage
+            .unfinished_jobs()
+            .await?
+            .iter()
+            .filter(|j| j.site_url == site_url)
+            .count();
+        let limits = super::limits::Limits {
+            runs_per_site: self.runs_per_site,
+            ..Default::default()
+        };
+        super::limits::site_has_room(running, &limits, &site_url)?;
         // The preview may be minutes old: act only on users that still match what was shown.
         let fresh = list_site(site.provider.as_ref()).await?;
         if !self.storage.claim_preview(team_id, &record.id).await? {

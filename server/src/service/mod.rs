@@ -12,6 +12,7 @@ pub mod audit;
 pub mod job_feed;
 pub mod jobs;
 pub mod keys;
+pub mod limits;
 mod previews;
 pub mod reports;
 mod sites;
@@ -43,6 +44,7 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use jobs::JobSupervisor;
+use limits::Counted;
 use previews::{damaged_preview, headline, resolve_input, summary};
 use sites::{
     connection_endpoint, diagnosis, list_site, not_connected, not_connected_diagnosis,
@@ -66,6 +68,8 @@ pub struct Console {
     pub secrets: SecretBox,
     pub http: HttpOptions,
     pub jobs: Arc<JobSupervisor>,
+    pub limits: limits::Limits,
+    counters: limits::TeamCounters,
 }
 
 /// How [`build`] sets the service up; `Settings::new` has the defaults `offboard serve` uses.
@@ -75,6 +79,7 @@ pub struct Settings {
     pub http: HttpOptions,
     pub run: RunOptions,
     pub clock: Arc<dyn Clock>,
+    pub limits: limits::Limits,
 }
 
 impl Settings {
@@ -84,6 +89,7 @@ impl Settings {
             http: HttpOptions::default(),
             run: RunOptions::default(),
             clock: Arc::new(SystemClock),
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -103,6 +109,7 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
         settings.http.clone(),
         settings.run,
         settings.data_dir,
+        settings.limits.runs_per_site,
     );
     Arc::new(Console {
         storage,
@@ -110,6 +117,8 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
         secrets,
         http: settings.http,
         jobs,
+        limits: settings.limits,
+        counters: limits::TeamCounters::default(),
     })
 }
 
@@ -426,6 +435,7 @@ impl ConsoleBackend for TeamConsole {
     ) -> Result<PreviewSummary, ConsoleError> {
         self.may::<Operate>()?;
         let record = self.preview_record(&preview_id).await?;
+        self.count_preview()?;
         let shown = match headline(&record)?.source {
             PreviewSource::File { column, .. } => Some(column.index + 1),
             _ => None,
@@ -515,8 +525,11 @@ impl ConsoleBackend for TeamConsole {
         typed: String,
     ) -> Result<JobView, ConsoleError> {
         let permit = self.may::<Operate>()?;
-        let record = self.preview_record(&preview_id).await?;
+        let record = self.exact_preview(&preview_id).await?;
         let approval = self.approval_to_give(&record).await?;
+        let runs = (Counted::Run, self.limits.runs_per_hour);
+        self.counters
+            .check(self.team, runs.0, runs.1, self.clock.now())?;
         let job = self
             .jobs
             .start(
@@ -527,6 +540,7 @@ impl ConsoleBackend for TeamConsole {
                 approval.as_ref(),
             )
             .await?;
+        self.counters.count(self.team, runs.0, self.clock.now());
         self.record_run_confirmed(&job).await;
         if let Some(request) = &approval {
             self.record_approval(request, &job.id).await;

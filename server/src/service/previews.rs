@@ -167,8 +167,30 @@ pub(super) fn encode_for_storage<T: Serialize>(value: &T) -> Result<String, Cons
 }
 
 impl TeamConsole {
+    /// Counts a preview against the team's hourly limit (refused past it).
+    pub(super) fn count_preview(&self) -> Result<(), ConsoleError> {
+        self.counters.take(
+            self.team,
+            super::limits::Counted::Preview,
+            self.limits.previews_per_hour,
+            self.clock.now(),
+        )
+    }
+
     /// The preview `preview_id`, or the newest revision of it: an address of a preview that
     /// was revised since shows what replaced it.
+    /// The preview `preview_id` itself, not its newest revision: what a confirmation or a
+    /// request for approval is about (a replaced preview's phrase starts nothing).
+    pub(super) async fn exact_preview(
+        &self,
+        preview_id: &PreviewId,
+    ) -> Result<PreviewRecord, ConsoleError> {
+        self.storage
+            .preview(self.team, preview_id)
+            .await?
+            .ok_or_else(no_such_preview)
+    }
+
     pub(super) async fn preview_record(
         &self,
         preview_id: &PreviewId,
@@ -197,6 +219,7 @@ impl TeamConsole {
         action: Action,
         demote_privileged: bool,
     ) -> Result<PreviewSummary, ConsoleError> {
+        self.count_preview()?;
         let site = self.site().await?;
         let users = list_site(site.provider.as_ref()).await?;
         let source = PreviewSourceRecord {

@@ -1,0 +1,161 @@
+// Signing in and sharing the console, as people meet it in Chromium: the first owner sets up
+// the console from the link in its log, signs out and in again, invites an operator who joins
+// in another browser; and a delete run that waits for a second operator (two browsers, two
+// people). Pages read clearly at 1280 and 390 px and pass axe-core. SCIM side: the project's
+// Stack-shaped fault server (a test double); console: the real release binary.
+import { test, expect, Browser, BrowserContext, Page } from '@playwright/test';
+import { Console, FIRST_OWNER, sessionCookie } from './support/servers';
+import { FaultServer, TOKEN, checkScreen, connect, open } from './support/flow';
+
+const OPERATOR = { name: 'Opal Operator', email: 'user2@example.com', password: 'another long password' };
+
+/** An invitation link made by whoever `cookie` belongs to, for their current team. */
+async function invitation(server: Console, cookie: string, role: string): Promise<string> {
+  const made = await server.post('/team/invitations', { role }, cookie);
+  expect(made.status).toBe(303);
+  const page = await fetch(`${server.baseURL}/api/team_page`, {
+    method: 'POST',
+    headers: { cookie: `offboard_session=${cookie}` },
+  });
+  return (await page.json()).new_link.url;
+}
+
+/** A browser of its own for someone else, signed in with `cookie`. */
+async function browserOf(browser: Browser, server: Console, cookie: string): Promise<BrowserContext> {
+  const context = await browser.newContext();
+  await context.addCookies([{ name: 'offboard_session', value: cookie, url: server.baseURL }]);
+  return context;
+}
+
+async function typePhrase(page: Page, button: string | RegExp): Promise<void> {
+  const phrase = (await page.getByTestId('phrase').textContent())!.trim();
+  await page.getByLabel('Type the phrase to confirm').fill(phrase);
+  await page.getByRole('button', { name: button }).click();
+}
+
+test('the first owner sets up the console, signs in again and invites an operator', async ({ page, browser }) => {
+  test.setTimeout(120_000);
+  const server = await Console.start({}, false);
+  try {
+    // Nobody is signed in: every page leads to the sign-in page, and back after.
+    await page.goto(`${server.baseURL}/history`);
+    await expect(page).toHaveURL(/\/sign-in\?next=%2Fhistory/);
+    await expect(page.getByRole('heading', { name: 'Sign in to Offboard' })).toBeVisible();
+    await expect(page.getByRole('navigation', { name: 'Steps' })).toHaveCount(0);
+    await checkScreen(page, '30-sign-in');
+
+    // The setup link from the log.
+    const code = server.setupCode()!;
+    await page.goto(`${server.baseURL}/setup?code=${code}`);
+    await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+    await page.getByLabel('Your name').fill(FIRST_OWNER.name);
+    await page.getByLabel('Your work email').fill(FIRST_OWNER.email);
+    await page.getByLabel('Choose a password').fill('too short');
+    await page.getByLabel('The same password again').fill('too short');
+    await page.getByRole('button', { name: 'Create my account' }).click();
+    // The browser checks the length first (minlength); the server checks it again.
+    await expect(page).toHaveURL(/\/setup\?code=/);
+    await page.getByLabel('Choose a password').fill(FIRST_OWNER.password);
+    await page.getByLabel('The same password again').fill(FIRST_OWNER.password);
+    await page.getByRole('button', { name: 'Create my account' }).click();
+    await expect(page).toHaveURL(/\/teams$/);
+    await expect(page.getByRole('heading', { name: 'Teams of this console' })).toBeVisible();
+    await expect(page.getByTestId('teams')).toContainText('Default team');
+    await checkScreen(page, '31-teams');
+    // The link is spent.
+    await page.goto(`${server.baseURL}/setup?code=${code}`);
+    await expect(page.getByTestId('link-invalid')).toBeVisible();
+
+    // Sign out, a wrong password, then in again, back where the person was going.
+    await open(page, server.baseURL, '/account');
+    await expect(page.getByTestId('signed-in-as')).toContainText(FIRST_OWNER.email);
+    await checkScreen(page, '32-account');
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await expect(page.getByTestId('problem')).toHaveText('You are signed out.');
+    await page.goto(`${server.baseURL}/audit`);
+    await page.getByLabel('Email').fill(FIRST_OWNER.email);
+    await page.getByLabel('Password').fill('not my password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.getByTestId('problem')).toContainText('do not match an account');
+    await page.getByLabel('Email').fill(FIRST_OWNER.email);
+    await page.getByLabel('Password').fill(FIRST_OWNER.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page).toHaveURL(/\/audit$/);
+    await expect(page.getByTestId('team-name')).toHaveText('Default team · owner');
+
+    // An invitation, made on the Team page and opened in another browser.
+    await page.getByTestId('team-name').click();
+    await page.getByLabel('Invite as').selectOption('operator');
+    await page.getByRole('button', { name: 'Make an invitation link' }).click();
+    const link = (await page.getByTestId('new-link-url').textContent())!.trim();
+    expect(link).toMatch(new RegExp(`^${server.baseURL}/join\\?code=`));
+    await checkScreen(page, '33-team');
+    const other = await browser.newContext();
+    const opal = await other.newPage();
+    await opal.goto(link);
+    await expect(opal.getByTestId('invitation')).toContainText('invited to Default team as operator');
+    await opal.getByLabel('Your name').fill(OPERATOR.name);
+    await opal.getByLabel('Your work email').fill(OPERATOR.email);
+    await opal.getByLabel('Choose a password').fill(OPERATOR.password);
+    await opal.getByLabel('The same password again').fill(OPERATOR.password);
+    await opal.getByRole('button', { name: 'Create my account and join' }).click();
+    await expect(opal.getByTestId('team-name')).toHaveText('Default team · operator');
+    await other.close();
+    // The owner sees them in the team.
+    await page.reload();
+    await expect(page.getByTestId('members')).toContainText(`${OPERATOR.name} (${OPERATOR.email})`);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a delete run waits until a second operator types the phrase (two people, two browsers)', async ({ page, browser }) => {
+  test.setTimeout(150_000);
+  const fault = await FaultServer.start(['--users', '30']);
+  const server = await Console.start();
+  let opalBrowser: BrowserContext | undefined;
+  try {
+    await connect(page, server.baseURL, fault, TOKEN);
+    const link = await invitation(server, server.cookie, 'operator');
+    const joined = await server.post('/join', {
+      code: new URL(link).searchParams.get('code')!,
+      ...OPERATOR,
+      again: OPERATOR.password,
+    });
+    const opalCookie = sessionCookie(joined)!;
+    expect(opalCookie).toBeTruthy();
+
+    // Opal makes the preview and asks for approval.
+    opalBrowser = await browserOf(browser, server, opalCookie);
+    const opal = await opalBrowser.newPage();
+    await open(opal, server.baseURL, '/choose');
+    await opal.getByLabel(/File with emails or account IDs/).setInputFiles({
+      name: 'leavers.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from('Email\nuser20@example.com\nuser21@example.com\n'),
+    });
+    await opal.getByRole('button', { name: 'Preview these users' }).click();
+    await opal.waitForURL(/\/preview\?id=/);
+    await expect(opal.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+    await expect(opal.getByTestId('approval-needed')).toBeVisible();
+    await typePhrase(opal, 'Ask a second operator to approve');
+    await expect(opal.getByTestId('approval-state')).toContainText('Waiting for a second operator');
+    const previewUrl = opal.url();
+    await opal.reload();
+    await expect(opal.getByTestId('approval-state')).toContainText('Waiting for a second operator');
+    await checkScreen(opal, '34-awaiting-approval');
+
+    // The owner opens the same preview, sees who asked, and approves by typing the phrase.
+    await open(page, server.baseURL, new URL(previewUrl).pathname + new URL(previewUrl).search);
+    await expect(page.getByTestId('approval-request')).toContainText(`${OPERATOR.name} <${OPERATOR.email}> asked for this run`);
+    await checkScreen(page, '35-approve');
+    await typePhrase(page, 'Delete 2 users');
+    await page.waitForURL(/\/run\?id=/);
+    await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
+    await expect(page.getByText(`started by ${OPERATOR.name} <${OPERATOR.email}> · approved by ${FIRST_OWNER.name} <${FIRST_OWNER.email}>`)).toBeVisible();
+  } finally {
+    await opalBrowser?.close();
+    await server.stop();
+    fault.stop();
+  }
+});
