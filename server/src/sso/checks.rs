@@ -37,7 +37,10 @@ impl std::fmt::Debug for Callback {
 pub fn same_secret(expected: &str, got: &str) -> bool {
     let a = Sha256::digest(expected.as_bytes());
     let b = Sha256::digest(got.as_bytes());
-    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
     // An empty expected value never matches: a pending sign-in always has a state.
     diff == 0 && !expected.is_empty()
 }
@@ -79,7 +82,9 @@ pub fn refusal_reason(error: &str, description: Option<&str>) -> String {
         return text;
     }
     match error.trim() {
-        "access_denied" => "access denied (you cancelled, or you are not assigned to Offboard)".into(),
+        "access_denied" => {
+            "access denied (you cancelled, or you are not assigned to Offboard)".into()
+        }
         "login_required" | "interaction_required" => "you need to sign in to it first".into(),
         "consent_required" => "Offboard has not been approved for your account".into(),
         "temporarily_unavailable" => "it is unavailable for the moment: try again later".into(),
@@ -116,7 +121,11 @@ fn tidy(text: &str) -> String {
 /// `@`, no trailing dot. Refuses what is not a plain domain name (wildcards, addresses, spaces):
 /// an entry must name exactly one domain, so a typo cannot silently allow more.
 pub fn allowed_domain(text: &str) -> Result<String, String> {
-    let domain = text.trim().trim_start_matches('@').trim_end_matches('.').to_lowercase();
+    let domain = text
+        .trim()
+        .trim_start_matches('@')
+        .trim_end_matches('.')
+        .to_lowercase();
     let plain = !domain.is_empty()
         && domain.len() <= 253
         && domain.split('.').all(|label| {
@@ -147,7 +156,10 @@ pub fn accepted_email(
     trust_missing_verified: bool,
     allowed_domains: &[String],
 ) -> Result<String, SsoError> {
-    let raw = email.map(str::trim).filter(|e| !e.is_empty()).ok_or(SsoError::NoEmail)?;
+    let raw = email
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .ok_or(SsoError::NoEmail)?;
     let email = raw.to_lowercase();
     let domain = email_domain(&email).ok_or_else(|| SsoError::Untrusted {
         reason: "the email address it gave is not a usable address".into(),
@@ -287,7 +299,10 @@ mod tests {
     fn refusal_reasons_are_tidy_and_short() {
         assert_eq!(refusal_reason("weird_code", None), "error \"weird_code\"");
         assert_eq!(refusal_reason("", Some("  ")), "no reason given");
-        assert_eq!(refusal_reason("x", Some("\u{7}bell\u{1b}[31m red")), "bell[31m red");
+        assert_eq!(
+            refusal_reason("x", Some("\u{7}bell\u{1b}[31m red")),
+            "bell[31m red"
+        );
         let long = "a".repeat(1000);
         let reason = refusal_reason("x", Some(&long));
         assert_eq!(reason.chars().count(), 200);
@@ -300,15 +315,35 @@ mod tests {
 
     #[test]
     fn allowed_domains_are_plain_names() {
-        assert_eq!(allowed_domain(" Example.COM ").as_deref(), Ok("example.com"));
+        assert_eq!(
+            allowed_domain(" Example.COM ").as_deref(),
+            Ok("example.com")
+        );
         assert_eq!(allowed_domain("@example.com").as_deref(), Ok("example.com"));
         assert_eq!(allowed_domain("example.com.").as_deref(), Ok("example.com"));
-        assert_eq!(allowed_domain("sub.example.co.uk").as_deref(), Ok("sub.example.co.uk"));
-        assert_eq!(allowed_domain("bücher.example").as_deref(), Ok("bücher.example"));
+        assert_eq!(
+            allowed_domain("sub.example.co.uk").as_deref(),
+            Ok("sub.example.co.uk")
+        );
+        assert_eq!(
+            allowed_domain("bücher.example").as_deref(),
+            Ok("bücher.example")
+        );
         for bad in [
-            "", " ", "*.example.com", "alice@example.com", "example .com", "example..com",
-            ".example.com", "-example.com", "example-.com", "exa_mple.com", "example.com/x",
-            "@", ".", "example.com,example.org",
+            "",
+            " ",
+            "*.example.com",
+            "alice@example.com",
+            "example .com",
+            "example..com",
+            ".example.com",
+            "-example.com",
+            "example-.com",
+            "exa_mple.com",
+            "example.com/x",
+            "@",
+            ".",
+            "example.com,example.org",
         ] {
             assert!(allowed_domain(bad).is_err(), "{bad:?} should be refused");
         }
@@ -321,11 +356,21 @@ mod tests {
     #[test]
     fn a_verified_email_in_an_allowed_domain_is_accepted_lower_cased() {
         assert_eq!(
-            accepted_email(Some("Alice.Admin@EXAMPLE.com"), Some(true), false, &allowed()),
+            accepted_email(
+                Some("Alice.Admin@EXAMPLE.com"),
+                Some(true),
+                false,
+                &allowed()
+            ),
             Ok("alice.admin@example.com".into())
         );
         assert_eq!(
-            accepted_email(Some(" bob@corp.example.net "), Some(true), false, &allowed()),
+            accepted_email(
+                Some(" bob@corp.example.net "),
+                Some(true),
+                false,
+                &allowed()
+            ),
             Ok("bob@corp.example.net".into())
         );
         // A trailing dot is the same domain.
@@ -381,7 +426,10 @@ mod tests {
             "alice@.",
         ] {
             let got = accepted_email(Some(email), Some(true), false, &[]);
-            assert!(matches!(got, Err(SsoError::Untrusted { .. })), "{email:?}: {got:?}");
+            assert!(
+                matches!(got, Err(SsoError::Untrusted { .. })),
+                "{email:?}: {got:?}"
+            );
         }
     }
 
@@ -400,10 +448,19 @@ mod tests {
         let not_verified = Err(SsoError::EmailNotVerified {
             email: "alice@example.com".into(),
         });
-        assert_eq!(accepted_email(Some("alice@example.com"), Some(false), false, &allowed()), not_verified);
-        assert_eq!(accepted_email(Some("alice@example.com"), None, false, &allowed()), not_verified);
+        assert_eq!(
+            accepted_email(Some("alice@example.com"), Some(false), false, &allowed()),
+            not_verified
+        );
+        assert_eq!(
+            accepted_email(Some("alice@example.com"), None, false, &allowed()),
+            not_verified
+        );
         // Explicitly false stays refused even when the admin trusts a missing claim.
-        assert_eq!(accepted_email(Some("alice@example.com"), Some(false), true, &allowed()), not_verified);
+        assert_eq!(
+            accepted_email(Some("alice@example.com"), Some(false), true, &allowed()),
+            not_verified
+        );
         assert_eq!(
             accepted_email(Some("alice@example.com"), None, true, &allowed()),
             Ok("alice@example.com".into())
@@ -418,6 +475,9 @@ mod tests {
     #[test]
     fn a_callback_never_prints_its_code_or_state() {
         let printed = format!("{:?}", cb(Some("code-123456"), Some("state-abcdef"), None));
-        assert!(!printed.contains("code-123456") && !printed.contains("state-abcdef"), "{printed}");
+        assert!(
+            !printed.contains("code-123456") && !printed.contains("state-abcdef"),
+            "{printed}"
+        );
     }
 }

@@ -37,11 +37,15 @@ pub enum SsoError {
     ClientRejected,
 
     /// The service could not be reached (network, timeout).
-    #[error("Offboard could not reach your company's sign-in service ({reason}): try again in a moment")]
+    #[error(
+        "Offboard could not reach your company's sign-in service ({reason}): try again in a moment"
+    )]
     Unreachable { reason: String },
 
     /// The service's answer was not a valid, verifiable ID token for this console.
-    #[error("Offboard could not trust the sign-in service's answer ({reason}), so nobody was signed in")]
+    #[error(
+        "Offboard could not trust the sign-in service's answer ({reason}), so nobody was signed in"
+    )]
     Untrusted { reason: String },
 
     /// The verified token carries no email address.

@@ -253,7 +253,9 @@ impl SsoClient {
             .map_err(|_| SsoError::Untrusted {
                 reason: "the service names no token endpoint".into(),
             })?
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.expose().clone()));
+            .set_pkce_verifier(PkceCodeVerifier::new(
+                pending.pkce_verifier.expose().clone(),
+            ));
         let response = request
             .request_async(&self.http)
             .await
@@ -318,7 +320,10 @@ impl SsoClient {
         let keys = CoreJsonWebKeySet::fetch_async(&self.jwks_uri, &self.http)
             .await
             .map_err(|err| SsoError::Untrusted {
-                reason: format!("its signing keys could not be read: {}", discovery_reason(&err)),
+                reason: format!(
+                    "its signing keys could not be read: {}",
+                    discovery_reason(&err)
+                ),
             })?;
         match self.keys.write() {
             Ok(mut current) => *current = keys,
@@ -396,7 +401,9 @@ fn token_error(
 fn claims_error(err: &ClaimsVerificationError) -> SsoError {
     let reason = match err {
         ClaimsVerificationError::Expired(_) => "the token has expired (check this machine's clock)",
-        ClaimsVerificationError::InvalidAudience(_) => "the token was issued for another application",
+        ClaimsVerificationError::InvalidAudience(_) => {
+            "the token was issued for another application"
+        }
         ClaimsVerificationError::InvalidIssuer(_) => "the token was issued by another service",
         ClaimsVerificationError::InvalidNonce(_) => "the token belongs to another sign-in attempt",
         ClaimsVerificationError::SignatureVerification(_) => {
