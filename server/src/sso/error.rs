@@ -15,6 +15,11 @@ pub enum SsoError {
     )]
     Discovery { issuer: String, reason: String },
 
+    /// The settings given to [`super::SsoClient::discover`] are not usable (a bad allowed
+    /// domain); `config.rs` refuses these earlier, with the flag's name.
+    #[error("Single sign-on is not set up correctly: {0}")]
+    Settings(String),
+
     /// The sign-in service answered the browser with an error (the person cancelled, or is not
     /// assigned to the application, …). `reason` is the service's own words, tidied.
     #[error("Your company's sign-in service said no: {reason}")]

@@ -52,7 +52,7 @@ pub struct SsoSettings {
     pub client_secret: Hidden<String>,
     /// `<public-url>/sign-in/sso/callback` (see [`callback_url`]).
     pub redirect_url: Url,
-    /// Lower-case email domains allowed to sign in (exact match); empty = any verified email.
+    /// Email domains allowed to sign in (exact match, any case); empty = any verified email.
     pub allowed_domains: Vec<String>,
     /// Accept an email whose token has no `email_verified` claim at all (never one that says
     /// `false`). Off by default; for a service that never sends the claim but owns every
@@ -136,6 +136,14 @@ impl SsoClient {
     /// Called once at start: a wrong issuer stops the console with a clear message instead of
     /// failing at the first sign-in.
     pub async fn discover(settings: SsoSettings) -> Result<SsoClient, SsoError> {
+        // Compared exactly later, so made comparable here; one bad entry fails the start
+        // rather than being dropped (dropping every entry would allow every domain).
+        let allowed_domains = settings
+            .allowed_domains
+            .iter()
+            .map(|domain| checks::allowed_domain(domain))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SsoError::Settings)?;
         let issuer_text = settings.issuer.clone();
         let failed = |reason: String| SsoError::Discovery {
             issuer: issuer_text.clone(),
@@ -195,7 +203,7 @@ impl SsoClient {
             jwks_uri,
             keys: RwLock::new(keys),
             signing_algs,
-            allowed_domains: settings.allowed_domains,
+            allowed_domains,
             trust_email_without_verified_claim: settings.trust_email_without_verified_claim,
         })
     }
