@@ -211,6 +211,16 @@ pub struct ServeArgs {
     )]
     pub allow_site_host: Vec<String>,
 
+    /// Single sign-on (OpenID Connect); boxed, as it is large and most consoles leave it off.
+    #[command(flatten)]
+    pub oidc: Box<OidcArgs>,
+}
+
+/// `--oidc-*`: single sign-on with the company's OpenID Connect sign-in service
+/// (docs/sign-in.md). Turned into [`SsoSettings`] by [`ServeArgs::sso_settings`].
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Single sign-on")]
+pub struct OidcArgs {
     /// Single sign-on: the issuer of your company's OpenID Connect sign-in service, exactly as
     /// the service writes it, e.g. https://acme.okta.com,
     /// https://login.microsoftonline.com/<tenant-id>/v2.0 or https://accounts.google.com.
@@ -389,20 +399,23 @@ impl ServeArgs {
     /// flag either), else complete settings, or what is missing or wrong in plain words.
     pub fn sso_settings(&self) -> Result<Option<SsoSettings>, String> {
         let set = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
-        if !set(&self.oidc_issuer) {
+        if !set(&self.oidc.oidc_issuer) {
             let stray = [
-                (set(&self.oidc_client_id), "--oidc-client-id"),
-                (self.oidc_client_secret.is_some(), "--oidc-client-secret"),
+                (set(&self.oidc.oidc_client_id), "--oidc-client-id"),
                 (
-                    self.oidc_client_secret_file.is_some(),
+                    self.oidc.oidc_client_secret.is_some(),
+                    "--oidc-client-secret",
+                ),
+                (
+                    self.oidc.oidc_client_secret_file.is_some(),
                     "--oidc-client-secret-file",
                 ),
                 (
-                    !self.oidc_allowed_domain.is_empty(),
+                    !self.oidc.oidc_allowed_domain.is_empty(),
                     "--oidc-allowed-domain",
                 ),
                 (
-                    self.oidc_trust_email_without_verified_claim,
+                    self.oidc.oidc_trust_email_without_verified_claim,
                     "--oidc-trust-email-without-verified-claim",
                 ),
             ];
@@ -414,8 +427,9 @@ impl ServeArgs {
                 None => Ok(None),
             };
         }
-        let issuer = oidc_issuer(self.oidc_issuer.as_deref().unwrap_or_default())?;
+        let issuer = oidc_issuer(self.oidc.oidc_issuer.as_deref().unwrap_or_default())?;
         let client_id = self
+            .oidc
             .oidc_client_id
             .as_deref()
             .map(str::trim)
@@ -429,6 +443,7 @@ impl ServeArgs {
         )?;
         let mut allowed_domains = Vec::new();
         for entry in self
+            .oidc
             .oidc_allowed_domain
             .iter()
             .filter(|d| !d.trim().is_empty())
@@ -445,13 +460,16 @@ impl ServeArgs {
             client_secret,
             redirect_url: crate::sso::callback_url(public_url),
             allowed_domains,
-            trust_email_without_verified_claim: self.oidc_trust_email_without_verified_claim,
+            trust_email_without_verified_claim: self.oidc.oidc_trust_email_without_verified_claim,
         }))
     }
 
     /// The client secret from exactly one of the flag and the file.
     fn oidc_secret(&self) -> Result<Hidden<String>, String> {
-        let secret = match (&self.oidc_client_secret, &self.oidc_client_secret_file) {
+        let secret = match (
+            &self.oidc.oidc_client_secret,
+            &self.oidc.oidc_client_secret_file,
+        ) {
             (Some(_), Some(_)) => {
                 return Err("give the client secret once: --oidc-client-secret or \
                             --oidc-client-secret-file, not both"
