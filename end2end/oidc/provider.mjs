@@ -4,12 +4,15 @@
 //   node end2end/oidc/provider.mjs [port]
 //
 // Environment: OIDC_PORT (when no argument; 0 = any free port), OIDC_CLIENT_ID,
-// OIDC_CLIENT_SECRET, OIDC_REDIRECT_URI (comma-separated for several). When listening it prints
-// one line `ready <issuer URL>` on stdout.
+// OIDC_CLIENT_SECRET, OIDC_REDIRECT_URI (comma-separated for several), and OIDC_KEY_ID: when
+// set, ID tokens are signed with a fresh RSA key of that key id (a restart on the same port with
+// another id is a key rotation; with the same id, an impostor signing under a trusted key's
+// name). When listening it prints one line `ready <issuer URL>` on stdout.
 //
 // Sign-in is oidc-provider's development login form (a `login` and a `password` field; any
 // password is accepted: these are test accounts). Consent is given automatically, as for a
 // company's own application, so the form is the only page a browser sees.
+import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const port = Number(process.argv[2] ?? process.env.OIDC_PORT ?? 0);
@@ -86,6 +89,12 @@ const configuration = {
   cookies: { keys: ['offboard-test-only-cookie-key'] },
   ttl: { AuthorizationCode: 60, IdToken: 300, AccessToken: 300, Interaction: 600, Session: 600, Grant: 600 },
 };
+
+if (process.env.OIDC_KEY_ID) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  configuration.jwks = { keys: [{ ...jwk, kid: process.env.OIDC_KEY_ID, alg: 'RS256', use: 'sig' }] };
+}
 
 const server = (await import('node:http')).createServer();
 server.listen(port, '127.0.0.1', () => {

@@ -349,3 +349,38 @@ async fn a_bad_allowed_domain_stops_the_start_instead_of_allowing_everyone() {
     let got = SsoClient::discover(settings(&provider, SECRET, &["*.example.com"])).await;
     assert!(matches!(got, Err(SsoError::Settings(_))), "{got:?}");
 }
+
+/// The same provider address restarted with a new signing key, as a service rotating its keys
+/// does: the console fetches the keys again and the sign-in goes through.
+#[tokio::test]
+async fn rotated_signing_keys_are_fetched_again() {
+    let first = OidcProvider::start_on(SECRET, REDIRECT, 0, Some("key-2026-11"));
+    let port = first.port();
+    let sso = console(&first, &[]).await;
+    drop(first);
+    let rotated = OidcProvider::start_on(SECRET, REDIRECT, port, Some("key-2026-12"));
+    let (pending, callback) = signed_in_at_provider(&rotated, &sso, "alice").await;
+    let identity = sso.finish(pending, callback).await;
+    assert_eq!(
+        identity.map(|i| i.email),
+        Ok("alice@example.com".to_string())
+    );
+}
+
+/// An impostor at the provider's address signing with its own key under the name of the key
+/// the console trusts: a real provider, a real RS256 signature, the wrong key. Refused.
+#[tokio::test]
+async fn a_token_signed_by_another_key_under_a_trusted_name_is_refused() {
+    let genuine = OidcProvider::start_on(SECRET, REDIRECT, 0, Some("key-2026-11"));
+    let port = genuine.port();
+    let sso = console(&genuine, &[]).await;
+    drop(genuine);
+    let impostor = OidcProvider::start_on(SECRET, REDIRECT, port, Some("key-2026-11"));
+    let (pending, callback) = signed_in_at_provider(&impostor, &sso, "alice").await;
+    assert_eq!(
+        sso.finish(pending, callback).await,
+        Err(SsoError::Untrusted {
+            reason: "the token's signature does not match the service's keys".into()
+        })
+    );
+}

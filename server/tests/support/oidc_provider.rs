@@ -23,6 +23,17 @@ impl OidcProvider {
     /// Starts a provider with one confidential client (`CLIENT_ID`, `secret`) that may return to
     /// `redirect_uri`.
     pub fn start(secret: &str, redirect_uri: &str) -> OidcProvider {
+        OidcProvider::start_on(secret, redirect_uri, 0, None)
+    }
+
+    /// Like [`OidcProvider::start`], on `port` (0: any free port), signing with a fresh key
+    /// named `key_id` when given (the provider's own development key otherwise).
+    pub fn start_on(
+        secret: &str,
+        redirect_uri: &str,
+        port: u16,
+        key_id: Option<&str>,
+    ) -> OidcProvider {
         let root = repo_root();
         let script = root.join("end2end/oidc/provider.mjs");
         assert!(
@@ -31,9 +42,13 @@ impl OidcProvider {
         );
         let log = tempfile::NamedTempFile::new().expect("temp log file");
         // Port 0: the provider binds a free port itself and prints it, so no race for a port.
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        if let Some(kid) = key_id {
+            command.env("OIDC_KEY_ID", kid);
+        }
+        let mut child = command
             .arg(&script)
-            .arg("0")
+            .arg(port.to_string())
             .current_dir(root.join("end2end"))
             .env("OIDC_CLIENT_ID", CLIENT_ID)
             .env("OIDC_CLIENT_SECRET", secret)
@@ -66,6 +81,13 @@ impl OidcProvider {
             ),
         }
         provider
+    }
+
+    pub fn port(&self) -> u16 {
+        url::Url::parse(&self.issuer)
+            .ok()
+            .and_then(|u| u.port())
+            .expect("the issuer has a port")
     }
 
     /// `http://127.0.0.1:PORT`, exactly as the provider names itself.
