@@ -384,3 +384,212 @@ async fn a_token_signed_by_another_key_under_a_trusted_name_is_refused() {
         })
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A FAKE sign-in service, in addition to the real one above: it hands out ID tokens a real
+// provider never would (another audience, another issuer, expired, a second audience, signed
+// with another secret), to show each is refused. It serves only discovery, keys and the token
+// endpoint; the tokens are minted with the openidconnect crate and signed HS256 with the client
+// secret (the test chooses the claims; the browser trip is skipped: the callback is built here).
+
+mod fake_idp {
+    use axum::extract::State;
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use openidconnect::core::{
+        CoreHmacKey, CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm,
+    };
+    use openidconnect::{
+        Audience, EmptyAdditionalClaims, EndUserEmail, IssuerUrl, Nonce, StandardClaims,
+        SubjectIdentifier,
+    };
+    use serde_json::{json, Value};
+    use std::sync::{Arc, Mutex};
+
+    /// What the next token will say, set by the test.
+    #[derive(Clone)]
+    pub struct Mint {
+        pub issuer: String,
+        pub audiences: Vec<String>,
+        pub expires_in_secs: i64,
+        pub nonce: String,
+        pub signing_secret: String,
+    }
+
+    pub struct FakeIdp {
+        pub issuer: String,
+        next: Arc<Mutex<Option<Mint>>>,
+        server: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for FakeIdp {
+        fn drop(&mut self) {
+            self.server.abort();
+        }
+    }
+
+    impl FakeIdp {
+        pub async fn start() -> FakeIdp {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let issuer = format!("http://{}", listener.local_addr().unwrap());
+            let next: Arc<Mutex<Option<Mint>>> = Arc::default();
+            let state = (issuer.clone(), next.clone());
+            let app = Router::new()
+                .route("/.well-known/openid-configuration", get(discovery))
+                .route("/jwks", get(|| async { Json(json!({ "keys": [] })) }))
+                .route("/token", post(token))
+                .with_state(state);
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            FakeIdp {
+                issuer,
+                next,
+                server,
+            }
+        }
+
+        pub fn will_mint(&self, mint: Mint) {
+            *self.next.lock().unwrap() = Some(mint);
+        }
+    }
+
+    type Shared = (String, Arc<Mutex<Option<Mint>>>);
+
+    async fn discovery(State((issuer, _)): State<Shared>) -> Json<Value> {
+        Json(json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["HS256"],
+        }))
+    }
+
+    async fn token(State((_, next)): State<Shared>) -> Json<Value> {
+        let mint = next.lock().unwrap().clone().expect("the test set a token");
+        let now = chrono::Utc::now();
+        let claims = CoreIdTokenClaims::new(
+            IssuerUrl::new(mint.issuer).unwrap(),
+            mint.audiences.into_iter().map(Audience::new).collect(),
+            now + chrono::Duration::seconds(mint.expires_in_secs),
+            now - chrono::Duration::seconds(600),
+            StandardClaims::new(SubjectIdentifier::new("alice".into()))
+                .set_email(Some(EndUserEmail::new("alice@example.com".into())))
+                .set_email_verified(Some(true)),
+            EmptyAdditionalClaims {},
+        )
+        .set_nonce(Some(Nonce::new(mint.nonce)));
+        let id_token = CoreIdToken::new(
+            claims,
+            &CoreHmacKey::new(mint.signing_secret.into_bytes()),
+            CoreJwsSigningAlgorithm::HmacSha256,
+            None,
+            None,
+        )
+        .unwrap();
+        Json(json!({
+            "access_token": "fake-access-token",
+            "token_type": "Bearer",
+            "expires_in": 60,
+            "id_token": id_token.to_string(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn tokens_a_real_provider_would_not_mint_are_refused_fake_service() {
+    let idp = fake_idp::FakeIdp::start().await;
+    let sso = SsoClient::discover(SsoSettings {
+        issuer: idp.issuer.clone(),
+        client_id: CLIENT_ID.into(),
+        client_secret: Hidden::new(SECRET.into()),
+        redirect_url: Url::parse(REDIRECT).unwrap(),
+        allowed_domains: vec![],
+        trust_email_without_verified_claim: false,
+    })
+    .await
+    .unwrap();
+    let good = |nonce: String| fake_idp::Mint {
+        issuer: idp.issuer.clone(),
+        audiences: vec![CLIENT_ID.into()],
+        expires_in_secs: 300,
+        nonce,
+        signing_secret: SECRET.into(),
+    };
+    let cases: Vec<(
+        &str,
+        Box<dyn Fn(fake_idp::Mint) -> fake_idp::Mint>,
+        Option<&str>,
+    )> = vec![
+        ("a well-formed token", Box::new(|m| m), None),
+        (
+            "another audience",
+            Box::new(|m| fake_idp::Mint {
+                audiences: vec!["someone-else".into()],
+                ..m
+            }),
+            Some("the token was issued for another application"),
+        ),
+        (
+            "a second audience",
+            Box::new(|m| fake_idp::Mint {
+                audiences: vec![CLIENT_ID.into(), "someone-else".into()],
+                ..m
+            }),
+            Some("the token was issued for another application"),
+        ),
+        (
+            "another issuer",
+            Box::new(|m| fake_idp::Mint {
+                issuer: "https://impostor.example.com".into(),
+                ..m
+            }),
+            Some("the token was issued by another service"),
+        ),
+        (
+            "an expired token",
+            Box::new(|m| fake_idp::Mint {
+                expires_in_secs: -120,
+                ..m
+            }),
+            Some("the token has expired (check this machine's clock)"),
+        ),
+        (
+            "a token signed with another secret",
+            Box::new(|m| fake_idp::Mint {
+                signing_secret: "not-the-client-secret".into(),
+                ..m
+            }),
+            Some("the token's signature does not match the service's keys"),
+        ),
+    ];
+    for (what, change, refused) in cases {
+        let (_to_provider, pending) = sso.start();
+        let nonce = field(&pending, "nonce").as_str().unwrap().to_string();
+        idp.will_mint(change(good(nonce)));
+        let callback = Callback {
+            code: Some("any-code".into()),
+            state: field(&pending, "state").as_str().map(String::from),
+            error: None,
+            error_description: None,
+        };
+        let got = sso.finish(pending, callback).await;
+        match refused {
+            None => assert_eq!(
+                got.map(|i| i.email),
+                Ok("alice@example.com".into()),
+                "{what}"
+            ),
+            Some(reason) => assert_eq!(
+                got,
+                Err(SsoError::Untrusted {
+                    reason: reason.into()
+                }),
+                "{what}"
+            ),
+        }
+    }
+}
