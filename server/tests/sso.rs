@@ -519,50 +519,47 @@ async fn tokens_a_real_provider_would_not_mint_are_refused_fake_service() {
         nonce,
         signing_secret: SECRET.into(),
     };
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(fake_idp::Mint) -> fake_idp::Mint>,
-        Option<&str>,
-    )> = vec![
-        ("a well-formed token", Box::new(|m| m), None),
+    type Change = fn(fake_idp::Mint) -> fake_idp::Mint;
+    let cases: Vec<(&str, Change, Option<&str>)> = vec![
+        ("a well-formed token", |m| m, None),
         (
             "another audience",
-            Box::new(|m| fake_idp::Mint {
+            |m| fake_idp::Mint {
                 audiences: vec!["someone-else".into()],
                 ..m
-            }),
+            },
             Some("the token was issued for another application"),
         ),
         (
             "a second audience",
-            Box::new(|m| fake_idp::Mint {
+            |m| fake_idp::Mint {
                 audiences: vec![CLIENT_ID.into(), "someone-else".into()],
                 ..m
-            }),
+            },
             Some("the token was issued for another application"),
         ),
         (
             "another issuer",
-            Box::new(|m| fake_idp::Mint {
+            |m| fake_idp::Mint {
                 issuer: "https://impostor.example.com".into(),
                 ..m
-            }),
+            },
             Some("the token was issued by another service"),
         ),
         (
             "an expired token",
-            Box::new(|m| fake_idp::Mint {
+            |m| fake_idp::Mint {
                 expires_in_secs: -120,
                 ..m
-            }),
+            },
             Some("the token has expired (check this machine's clock)"),
         ),
         (
             "a token signed with another secret",
-            Box::new(|m| fake_idp::Mint {
+            |m| fake_idp::Mint {
                 signing_secret: "not-the-client-secret".into(),
                 ..m
-            }),
+            },
             Some("the token's signature does not match the service's keys"),
         ),
     ];
