@@ -411,7 +411,11 @@ impl ServeArgs {
                     "--oidc-client-secret-file",
                 ),
                 (
-                    !self.oidc.oidc_allowed_domain.is_empty(),
+                    // An empty OFFBOARD_OIDC_ALLOWED_DOMAINS (a template's blank) is no setting.
+                    self.oidc
+                        .oidc_allowed_domain
+                        .iter()
+                        .any(|d| !d.trim().is_empty()),
                     "--oidc-allowed-domain",
                 ),
                 (
@@ -780,6 +784,18 @@ mod tests {
         }
         let err = with_issuer("https://admin:hunter2@acme.okta.com").unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn blank_allowed_domains_are_no_setting() {
+        assert!(matches!(
+            serve(&["--oidc-allowed-domain", " "]).sso_settings(),
+            Ok(None)
+        ));
+        let mut args = SSO.to_vec();
+        args.extend(["--oidc-allowed-domain", ""]);
+        let settings = serve(&args).sso_settings().unwrap().unwrap();
+        assert!(settings.allowed_domains.is_empty());
     }
 
     #[test]

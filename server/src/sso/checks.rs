@@ -147,7 +147,7 @@ pub fn allowed_domain(text: &str) -> Result<String, String> {
 /// address, verified by the sign-in service, and (when the console has a list) in an allowed
 /// domain. Returned lower-cased, the form the console keeps.
 ///
-/// `email_verified` missing is refused unless `trust_unverified_claim` (the admin's decision
+/// `email_verified` missing is refused unless `trust_missing_verified` (the admin's decision
 /// for a service that never sends the claim but controls every address itself): an unverified
 /// address could be anyone's, and the console gives power over a site's users.
 pub fn accepted_email(
