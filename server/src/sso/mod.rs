@@ -429,6 +429,21 @@ fn claims_error(err: &ClaimsVerificationError) -> SsoError {
 mod tests {
     use super::*;
 
+    /// The router keeps one client in its state and awaits `finish` in a handler: both must
+    /// cross threads. (A compile-time check: it fails to build, not to run.)
+    #[test]
+    fn the_client_and_its_futures_can_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        fn send<T: Send>(_: &T) {}
+        send_sync::<SsoClient>();
+        send_sync::<PendingSignIn>();
+        fn finishing(client: &SsoClient, pending: PendingSignIn) {
+            let future = client.finish(pending, Callback::default());
+            send(&future);
+        }
+        let _ = finishing;
+    }
+
     #[test]
     fn the_callback_url_sits_under_the_public_url() {
         let at = |u: &str| callback_url(&Url::parse(u).unwrap()).to_string();
