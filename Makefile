@@ -109,7 +109,7 @@ deps-test: deps-build
 		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q scim2-server==$(SCIM2_SERVER_VERSION); }
 	@# Reinstalled whenever package-lock.json changed since the last install (a copy is kept).
 	@cmp -s end2end/package-lock.json end2end/node_modules/.offboard-installed-lock || { \
-		echo "==> Installing the end-to-end test tools (npm: Playwright, axe-core; no browser download)"; \
+		echo "==> Installing the end-to-end test tools (npm: Playwright, axe-core, oidc-provider; no browser download)"; \
 		cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent \
 		&& cp package-lock.json node_modules/.offboard-installed-lock; }
 

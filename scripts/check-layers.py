@@ -23,6 +23,7 @@ FLOORS = {
     "config": 4,
     "engine": 3,
     "scim": 2,
+    "sso": 2,
     "data_folder": 1,
 }
 # Floors only some may reach: the service is the only caller of storage.

@@ -1,5 +1,6 @@
 //! Command-line and environment configuration: every flag has an environment twin.
 
+use crate::sso::SsoSettings;
 use app::hidden::Hidden;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -228,6 +229,59 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allow_site_host: Vec<String>,
+
+    /// Single sign-on (OpenID Connect); boxed, as it is large and most consoles leave it off.
+    #[command(flatten)]
+    pub oidc: Box<OidcArgs>,
+}
+
+/// `--oidc-*`: single sign-on with the company's OpenID Connect sign-in service
+/// (docs/sign-in.md). Turned into [`SsoSettings`] by [`ServeArgs::sso_settings`].
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Single sign-on")]
+pub struct OidcArgs {
+    /// Single sign-on: the issuer of your company's OpenID Connect sign-in service, exactly as
+    /// the service writes it, e.g. https://acme.okta.com,
+    /// https://login.microsoftonline.com/<tenant-id>/v2.0 or https://accounts.google.com.
+    /// Needs --oidc-client-id, a client secret and --public-url. See docs/sign-in.md.
+    #[arg(long, env = "OFFBOARD_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+
+    /// The client ID the sign-in service gave this console.
+    #[arg(long, env = "OFFBOARD_OIDC_CLIENT_ID", value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// The client secret the sign-in service gave this console. Prefer
+    /// OFFBOARD_OIDC_CLIENT_SECRET or --oidc-client-secret-file: a flag is visible to other
+    /// users of the machine while the console runs.
+    #[arg(long, env = "OFFBOARD_OIDC_CLIENT_SECRET", hide_env_values = true, value_parser = hidden_value)]
+    pub oidc_client_secret: Option<Hidden<String>>,
+
+    /// Read the client secret from this file (surrounding whitespace is ignored).
+    #[arg(long, env = "OFFBOARD_OIDC_CLIENT_SECRET_FILE", value_name = "FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+
+    /// Only people whose email is in this domain may sign in with single sign-on (exact match:
+    /// example.com does not allow sub.example.com). Repeat the flag, or separate domains with
+    /// commas in the environment variable. Default: any verified email the service gives.
+    #[arg(
+        long,
+        env = "OFFBOARD_OIDC_ALLOWED_DOMAINS",
+        value_name = "DOMAIN",
+        value_delimiter = ','
+    )]
+    pub oidc_allowed_domain: Vec<String>,
+
+    /// Accept an email when the sign-in service's token does not say whether it is verified
+    /// (no `email_verified` claim; an email marked unverified is always refused). Only for a
+    /// service that never sends the claim and whose addresses your company assigns itself,
+    /// together with --oidc-allowed-domain. See docs/sign-in.md.
+    #[arg(
+        long,
+        env = "OFFBOARD_OIDC_TRUST_EMAIL_WITHOUT_VERIFIED_CLAIM",
+        default_value_t = false
+    )]
+    pub oidc_trust_email_without_verified_claim: bool,
 }
 
 impl ServeArgs {
@@ -380,6 +434,149 @@ impl ServeArgs {
     pub fn effective_database_url(&self) -> String {
         database_url(&self.data_dir, self.database_url.as_deref())
     }
+
+    /// Single sign-on as configured: `None` when no issuer is set (and no other `--oidc-*`
+    /// flag either), else complete settings, or what is missing or wrong in plain words.
+    pub fn sso_settings(&self) -> Result<Option<SsoSettings>, String> {
+        let set = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+        if !set(&self.oidc.oidc_issuer) {
+            let stray = [
+                (set(&self.oidc.oidc_client_id), "--oidc-client-id"),
+                (
+                    self.oidc.oidc_client_secret.is_some(),
+                    "--oidc-client-secret",
+                ),
+                (
+                    self.oidc.oidc_client_secret_file.is_some(),
+                    "--oidc-client-secret-file",
+                ),
+                (
+                    // An empty OFFBOARD_OIDC_ALLOWED_DOMAINS (a template's blank) is no setting.
+                    self.oidc
+                        .oidc_allowed_domain
+                        .iter()
+                        .any(|d| !d.trim().is_empty()),
+                    "--oidc-allowed-domain",
+                ),
+                (
+                    self.oidc.oidc_trust_email_without_verified_claim,
+                    "--oidc-trust-email-without-verified-claim",
+                ),
+            ];
+            return match stray.iter().find(|(is_set, _)| *is_set) {
+                Some((_, flag)) => Err(format!(
+                    "{flag} is set but --oidc-issuer is not: set the issuer to turn on single \
+                     sign-on, or remove {flag}"
+                )),
+                None => Ok(None),
+            };
+        }
+        let issuer = oidc_issuer(self.oidc.oidc_issuer.as_deref().unwrap_or_default())?;
+        let client_id = self
+            .oidc
+            .oidc_client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .ok_or("single sign-on needs --oidc-client-id (the client ID your sign-in service gave this console)")?
+            .to_string();
+        let client_secret = self.oidc_secret()?;
+        let public_url = self.public_url.as_ref().ok_or(
+            "single sign-on needs --public-url (the address people open the console at): the \
+             sign-in service sends them back to <public-url>/sign-in/sso/callback",
+        )?;
+        let mut allowed_domains = Vec::new();
+        for entry in self
+            .oidc
+            .oidc_allowed_domain
+            .iter()
+            .filter(|d| !d.trim().is_empty())
+        {
+            let domain = crate::sso::checks::allowed_domain(entry)
+                .map_err(|why| format!("--oidc-allowed-domain: {why}"))?;
+            if !allowed_domains.contains(&domain) {
+                allowed_domains.push(domain);
+            }
+        }
+        Ok(Some(SsoSettings {
+            issuer,
+            client_id,
+            client_secret,
+            redirect_url: crate::sso::callback_url(public_url),
+            allowed_domains,
+            trust_email_without_verified_claim: self.oidc.oidc_trust_email_without_verified_claim,
+        }))
+    }
+
+    /// The client secret from exactly one of the flag and the file.
+    fn oidc_secret(&self) -> Result<Hidden<String>, String> {
+        let secret = match (
+            &self.oidc.oidc_client_secret,
+            &self.oidc.oidc_client_secret_file,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err("give the client secret once: --oidc-client-secret or \
+                            --oidc-client-secret-file, not both"
+                    .into())
+            }
+            (None, None) => {
+                return Err(
+                    "single sign-on needs the client secret: --oidc-client-secret-file \
+                            (or OFFBOARD_OIDC_CLIENT_SECRET)"
+                        .into(),
+                )
+            }
+            (Some(secret), None) => secret.expose().trim().to_string(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map_err(|err| {
+                    format!(
+                        "could not read the client secret file {}: {}",
+                        file.display(),
+                        err.kind()
+                    )
+                })?
+                .trim()
+                .to_string(),
+        };
+        if secret.is_empty() {
+            return Err("the single sign-on client secret is empty".into());
+        }
+        Ok(Hidden::new(secret))
+    }
+}
+
+/// `--oidc-issuer`: https, or plain http on this machine only (a test service); kept exactly
+/// as written (see [`SsoSettings::issuer`]) but without surrounding spaces.
+fn oidc_issuer(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let url = url::Url::parse(text).map_err(|_| {
+        format!("--oidc-issuer \"{text}\" is not a web address, e.g. https://acme.okta.com")
+    })?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !scheme_ok || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "--oidc-issuer \"{text}\" must be an https address (plain http only on this machine, \
+             for tests), e.g. https://acme.okta.com"
+        ));
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(
+            // Not echoed: a user name part may carry a password.
+            "--oidc-issuer must be the bare issuer address, without ?query, #fragment or user name"
+                .to_string(),
+        );
+    }
+    Ok(text.to_string())
 }
 
 #[cfg(test)]
@@ -449,6 +646,206 @@ mod tests {
         assert_eq!(
             args.secret_key.as_ref().map(|k| k.expose().as_str()),
             Some(key)
+        );
+    }
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let mut argv = vec!["offboard", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).map(|cli| cli.command) {
+            Ok(Some(Command::Serve(args))) => args,
+            other => panic!("expected serve: {other:?}"),
+        }
+    }
+
+    const SSO: [&str; 8] = [
+        "--oidc-issuer",
+        "https://acme.okta.com",
+        "--oidc-client-id",
+        "offboard-console",
+        "--oidc-client-secret",
+        "oidc-very-secret-42",
+        "--public-url",
+        "https://offboard.example.com",
+    ];
+
+    #[test]
+    fn no_issuer_means_no_single_sign_on() {
+        assert!(matches!(serve(&[]).sso_settings(), Ok(None)));
+        assert!(matches!(
+            serve(&["--oidc-issuer", " "]).sso_settings(),
+            Ok(None)
+        ));
+    }
+
+    #[test]
+    fn complete_single_sign_on_settings() {
+        let mut args = SSO.to_vec();
+        args.extend([
+            "--oidc-allowed-domain",
+            "Example.com",
+            "--oidc-allowed-domain",
+            "@corp.example.net",
+            "--oidc-allowed-domain",
+            "example.com.",
+        ]);
+        let settings = serve(&args).sso_settings().unwrap().unwrap();
+        assert_eq!(settings.issuer, "https://acme.okta.com");
+        assert_eq!(settings.client_id, "offboard-console");
+        assert_eq!(settings.client_secret.expose(), "oidc-very-secret-42");
+        assert_eq!(
+            settings.redirect_url.as_str(),
+            "https://offboard.example.com/sign-in/sso/callback"
+        );
+        assert_eq!(
+            settings.allowed_domains,
+            ["example.com", "corp.example.net"]
+        );
+        assert!(!settings.trust_email_without_verified_claim);
+        // The issuer is kept as written: no `/` added (Google's issuer has none).
+        let mut google = SSO.to_vec();
+        google[1] = "https://accounts.google.com";
+        let settings = serve(&google).sso_settings().unwrap().unwrap();
+        assert_eq!(settings.issuer, "https://accounts.google.com");
+    }
+
+    #[test]
+    fn the_client_secret_never_prints() {
+        let args = serve(&SSO);
+        let settings = args.sso_settings().unwrap().unwrap();
+        let printed = format!("{args:?} {settings:?} {settings:#?}");
+        assert!(!printed.contains("oidc-very-secret-42"), "{printed}");
+        let help = Cli::command()
+            .find_subcommand_mut("serve")
+            .map(|c| c.render_long_help().to_string())
+            .unwrap_or_default();
+        assert!(help.contains("--oidc-client-secret"), "{help}");
+        assert!(!help.contains("oidc-very-secret-42"));
+    }
+
+    #[test]
+    fn the_client_secret_comes_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret.txt");
+        std::fs::write(&file, "  from-a-file-secret\n").unwrap();
+        let path = file.to_string_lossy().to_string();
+        let mut args: Vec<&str> = SSO[..4].to_vec();
+        args.extend([
+            "--public-url",
+            "https://o.example.com",
+            "--oidc-client-secret-file",
+            &path,
+        ]);
+        let settings = serve(&args).sso_settings().unwrap().unwrap();
+        assert_eq!(settings.client_secret.expose(), "from-a-file-secret");
+
+        // Both the secret and the file: refused, whichever is right.
+        let mut both = SSO.to_vec();
+        both.extend(["--oidc-client-secret-file", &path]);
+        let err = serve(&both).sso_settings().unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+
+        // A missing file: its path and why, never a secret.
+        let missing = dir.path().join("nope.txt").to_string_lossy().to_string();
+        let mut args: Vec<&str> = SSO[..4].to_vec();
+        args.extend([
+            "--public-url",
+            "https://o.example.com",
+            "--oidc-client-secret-file",
+            &missing,
+        ]);
+        let err = serve(&args).sso_settings().unwrap_err();
+        assert!(
+            err.contains("nope.txt") && err.contains("not found"),
+            "{err}"
+        );
+
+        // An empty file is no secret.
+        std::fs::write(&file, " \n").unwrap();
+        let mut args: Vec<&str> = SSO[..4].to_vec();
+        args.extend([
+            "--public-url",
+            "https://o.example.com",
+            "--oidc-client-secret-file",
+            &path,
+        ]);
+        let err = serve(&args).sso_settings().unwrap_err();
+        assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn incomplete_single_sign_on_is_refused_with_what_is_missing() {
+        let cases: [(&[&str], &str); 5] = [
+            (
+                &SSO[2..],
+                "--oidc-client-id is set but --oidc-issuer is not",
+            ),
+            (&[&SSO[..2], &SSO[4..]].concat(), "--oidc-client-id"),
+            (&[&SSO[..4], &SSO[6..]].concat(), "client secret"),
+            (&SSO[..6], "--public-url"),
+            (
+                &["--oidc-allowed-domain", "example.com"],
+                "--oidc-allowed-domain is set but --oidc-issuer is not",
+            ),
+        ];
+        for (args, expected) in cases {
+            let err = serve(args).sso_settings().unwrap_err();
+            assert!(err.contains(expected), "{args:?}: {err}");
+            assert!(!err.contains("oidc-very-secret-42"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_must_be_https_unless_on_this_machine() {
+        let with_issuer = |issuer: &'static str| {
+            let mut args = SSO.to_vec();
+            args[1] = issuer;
+            serve(&args).sso_settings()
+        };
+        for ok in [
+            "https://login.microsoftonline.com/0b1e2c3d-0000-4000-8000-000000000000/v2.0",
+            "http://127.0.0.1:4444",
+            "http://localhost:4444/realms/x",
+            "http://[::1]:4444",
+            " https://acme.okta.com/oauth2/default ",
+        ] {
+            assert!(with_issuer(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://acme.okta.com",
+            "http://10.0.0.1",
+            "http://localhost.evil.com",
+            "ftp://acme.okta.com",
+            "acme.okta.com",
+            "https://acme.okta.com?x=1",
+            "https://acme.okta.com#f",
+        ] {
+            assert!(with_issuer(bad).is_err(), "{bad}");
+        }
+        let err = with_issuer("https://admin:hunter2@acme.okta.com").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn blank_allowed_domains_are_no_setting() {
+        assert!(matches!(
+            serve(&["--oidc-allowed-domain", " "]).sso_settings(),
+            Ok(None)
+        ));
+        let mut args = SSO.to_vec();
+        args.extend(["--oidc-allowed-domain", ""]);
+        let settings = serve(&args).sso_settings().unwrap().unwrap();
+        assert!(settings.allowed_domains.is_empty());
+    }
+
+    #[test]
+    fn a_bad_allowed_domain_is_refused() {
+        let mut args = SSO.to_vec();
+        args.extend(["--oidc-allowed-domain", "*.example.com"]);
+        let err = serve(&args).sso_settings().unwrap_err();
+        assert!(
+            err.contains("--oidc-allowed-domain") && err.contains("*.example.com"),
+            "{err}"
         );
     }
 

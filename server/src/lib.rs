@@ -20,4 +20,5 @@ pub mod rotate_key_command;
 pub mod scim;
 pub mod secret;
 pub mod service;
+pub mod sso;
 pub mod storage;
