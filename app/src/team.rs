@@ -46,9 +46,9 @@ impl Role {
     /// One line for the member list and the invitation form.
     pub fn allows(self) -> &'static str {
         match self {
-            Role::Viewer => "sees history, live progress and reports",
-            Role::Operator => "also makes previews and starts, pauses and cancels runs",
-            Role::Owner => "also manages members, the site connection and team settings",
+            Role::Viewer => "see history, live progress and reports",
+            Role::Operator => "make previews and start, pause and cancel runs, and see everything a viewer sees",
+            Role::Owner => "manage members, the site connection and team settings, and do everything an operator does",
         }
     }
 }

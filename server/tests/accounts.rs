@@ -830,6 +830,8 @@ const ROUTES: &[(&str, &str, Need, &[(&str, &str)])] = &[
         Need::Own,
         &[("email", "nobody@a.example")],
     ),
+    ("GET", "/sign-in/sso", Need::Public, &[]),
+    ("GET", "/sign-in/sso/callback", Need::Public, &[]),
     (
         "POST",
         "/team/settings",

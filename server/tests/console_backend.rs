@@ -75,6 +75,7 @@ fn plain_routes(s: &Setup, per_run: usize, total: usize) -> axum::Router {
         service: s.service.clone(),
         watchers: WatcherSlots::new(per_run, total),
         public_url: None,
+        sso: None,
     };
     // The routes alone have no sign-in in front of them: every request comes from an owner
     // of the built-in team, as `http::caller::identify` would say for a signed-in owner.

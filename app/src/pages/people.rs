@@ -210,7 +210,7 @@ pub fn Join() -> impl IntoView {
                     let team = info.team_name.clone().unwrap_or_default();
                     let role = info.role.unwrap_or(Role::Viewer);
                     let intro = format!(
-                        "You are invited to {team} as {}: {}.",
+                        "You are invited to {team} as {0}: {0}s may {1}.",
                         role.key(),
                         role.allows(),
                     );
@@ -425,10 +425,11 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
     let owner = page.team.role == Role::Owner;
     view! {
         <h1 id="team-heading">{page.team.name.clone()}</h1>
-        <p>{format!("You are {} here: you {}.", page.team.role.key(), page.team.role.allows())}</p>
+        <p>{format!("You are {} here: you may {}.", page.team.role.key(), page.team.role.allows())}</p>
         <ProblemNote />
         <SessionNotice />
         {page.new_link.map(new_link_view)}
+        <div class="table-wrap">
         <table class="table" data-testid="members">
             <caption>"Members"</caption>
             <thead>
@@ -482,6 +483,7 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
                     .collect_view()}
             </tbody>
         </table>
+        </div>
         <h2>"Two-person approval"</h2>
         {settings_view(page.settings, owner)}
         {owner
@@ -573,6 +575,7 @@ pub fn Teams() -> impl IntoView {
                             Ok((teams, link)) => {
                                 view! {
                                     {link.map(new_link_view)}
+                                    <div class="table-wrap">
                                     <table class="table" data-testid="teams">
                                         <thead>
                                             <tr>
@@ -596,6 +599,7 @@ pub fn Teams() -> impl IntoView {
                                                 .collect_view()}
                                         </tbody>
                                     </table>
+                                    </div>
                                 }
                                     .into_any()
                             }

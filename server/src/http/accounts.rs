@@ -74,7 +74,7 @@ async fn refused(session: &Session, path: &str, refusal: AccountRefusal) -> Resp
 
 /// Back to `path` with `error`'s words waiting in the session. A role that does not allow
 /// the form is answered 403 at once (the pages never offer such a form: it was forged).
-async fn notice(session: &Session, path: &str, error: &ConsoleError) -> Response {
+pub(super) async fn notice(session: &Session, path: &str, error: &ConsoleError) -> Response {
     if error.kind == app::backend::ConsoleErrorKind::Forbidden {
         return super::error::HttpError::from(error.clone()).into_response();
     }

@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod forms;
 pub mod guard;
+mod sign_on;
 mod state;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
@@ -95,6 +96,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.allow_http_loopback_sites,
         &args.allow_site_host,
     ));
+    // Single sign-on is checked (and the service's settings read) before the console starts:
+    // a typo in an issuer is said at once, not at the first sign-in.
+    let sso = match args.sso_settings().map_err(anyhow::Error::msg)? {
+        Some(settings) => Some(Arc::new(
+            crate::sso::SsoClient::discover(settings)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
+        None => None,
+    };
     let console = service::build(db.storage.clone(), secrets, settings);
     announce_setup_link(&console, &args).await;
     console.jobs.resume_unfinished().await;
@@ -104,6 +115,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         service: console,
         watchers: WatcherSlots::new(args.max_watchers_per_run, args.max_watchers),
         public_url: args.public_url.clone(),
+        sso,
     };
     let guard = guard::RequestGuard::new(args.addr, args.public_url.as_ref());
     if guard::RequestGuard::needs_public_url(args.addr, args.public_url.as_ref()) {
@@ -185,9 +197,10 @@ async fn announce_setup_link(console: &Console, args: &ServeArgs) {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let service = state.service.clone();
+    let sso = state.sso.clone();
     let context = move || {
         guard::page_csp();
-        team_backend(&service);
+        team_backend(&service, sso.as_deref());
     };
     let options = state.leptos_options.clone();
     let site_root = PathBuf::from(state.leptos_options.site_root.to_string());
@@ -228,6 +241,7 @@ pub fn plain_routes() -> Router<AppState> {
         .merge(events::routes())
         .merge(downloads::routes())
         .merge(accounts::routes())
+        .merge(sign_on::routes())
 }
 
 /// The span of one request's log line: method and the route's template (`/jobs/{id}/events`,
@@ -252,7 +266,7 @@ fn request_served(response: &Response, latency: Duration, _: &tracing::Span) {
 
 /// Puts the service, as the caller's team sees it, where pages and server functions find it.
 /// Without a caller nothing is provided, so a server function refuses rather than guess a team.
-fn team_backend(service: &Arc<Console>) {
+fn team_backend(service: &Arc<Console>, sso: Option<&crate::sso::SsoClient>) {
     if let Some(caller) = Caller::from_leptos_context() {
         let backend: Arc<dyn ConsoleBackend> = Arc::new(service.for_member(&caller.member));
         provide_context(backend);
@@ -261,15 +275,26 @@ fn team_backend(service: &Arc<Console>) {
         let backend: Arc<dyn AccountsBackend> = Arc::new(accounts::VisitorConsole::new(
             service.clone(),
             visitor,
-            None,
+            sso.map(sso_label),
         ));
         provide_context(backend);
     }
 }
 
+/// The single sign-on button's words: the sign-in service's host ("login.acme.example").
+fn sso_label(sso: &crate::sso::SsoClient) -> String {
+    let issuer = sso.issuer();
+    let host = url::Url::parse(issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| issuer.to_string());
+    format!("your company's sign-in ({host})")
+}
+
 async fn server_fn_handler(State(state): State<AppState>, request: Request) -> Response {
     let service = state.service.clone();
-    handle_server_fns_with_context(move || team_backend(&service), request)
+    let sso = state.sso.clone();
+    handle_server_fns_with_context(move || team_backend(&service, sso.as_deref()), request)
         .await
         .into_response()
 }

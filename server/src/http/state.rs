@@ -15,6 +15,8 @@ pub struct AppState {
     pub watchers: Arc<WatcherSlots>,
     /// `--public-url`: the address links (invitations, resets) are made with.
     pub public_url: Option<url::Url>,
+    /// Single sign-on, when `--oidc-issuer` is set.
+    pub sso: Option<Arc<crate::sso::SsoClient>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

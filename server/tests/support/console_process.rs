@@ -71,7 +71,12 @@ impl ConsoleProcess {
     /// `offboard serve` with exactly these flags (besides address and folders): without
     /// `--allow-http-loopback-sites`, as a hosted console runs.
     pub async fn start_with_only(data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
-        let port = free_port();
+        ConsoleProcess::start_at(free_port(), data_dir, extra_args).await
+    }
+
+    /// `offboard serve` on `port` (for flags that must name it, like `--public-url`), with
+    /// exactly these flags besides address and folders.
+    pub async fn start_at(port: u16, data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
         let log = data_dir.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -97,7 +102,13 @@ impl ConsoleProcess {
             .position(|a| *a == "--public-url")
             .and_then(|i| extra_args.get(i + 1))
             .and_then(|u| url::Url::parse(u).ok())
-            .and_then(|u| u.host_str().map(str::to_string));
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            });
         let mut console = ConsoleProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),
