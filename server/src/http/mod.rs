@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod forms;
 pub mod guard;
+mod sessions;
 mod state;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
@@ -40,7 +41,6 @@ use std::time::Duration;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 /// Installs the log subscriber (text or JSON lines on stderr).
 pub fn init_logging(format: LogFormat) {
@@ -68,9 +68,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("could not open the database")?;
 
-    let session_store = SqliteStore::new(db.sqlite.clone());
-    session_store
-        .migrate()
+    let session_store = sessions::SessionTable::open(&db.sqlite)
         .await
         .context("could not prepare the session table")?;
     let sessions = SessionManagerLayer::new(session_store)

@@ -40,7 +40,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
             writer,
             clock,
         }),
-        sqlite: pool,
+        sqlite: Pool::Sqlite(pool),
     })
 }
 
@@ -147,14 +147,7 @@ impl SqliteStorage {
                 .await;
         match state {
             Err(e) => e.into(),
-            Ok(Some(ItemState::Done)) => StorageError::ItemFinished {
-                job_id: job_id.clone(),
-                account_id: account_id.to_string(),
-            },
-            Ok(_) => StorageError::UnknownItem {
-                job_id: job_id.clone(),
-                account_id: account_id.to_string(),
-            },
+            Ok(state) => super::item_refusal(job_id, account_id, state),
         }
     }
 }
@@ -541,24 +534,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn create_job(&self, job: &NewJob) -> Result<()> {
-        let mut seen = HashSet::new();
-        for item in &job.items {
-            if !seen.insert(item.account_id()) {
-                return Err(StorageError::DuplicateAccount(
-                    item.account_id().to_string(),
-                ));
-            }
-            if let PlannedItem::Settled(result) = item {
-                if result.outcome.is_success() {
-                    return Err(StorageError::SettledAsSuccess(result.account_id.clone()));
-                }
-            }
-        }
-        let settled = job
-            .items
-            .iter()
-            .filter(|i| matches!(i, PlannedItem::Settled(_)))
-            .count();
+        let settled = job.check_items()?;
         let queued_seq = 1i64;
         let at = job.created_at;
 
