@@ -475,4 +475,9 @@ fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+#[path = "../../tests/support/pg_cluster.rs"]
+mod pg_cluster;
+#[cfg(test)]
+mod test_db;
+#[cfg(test)]
 mod tests;
