@@ -1,5 +1,5 @@
 //! The HTTP floor: wiring of Leptos pages and server functions, sessions, the plain routes,
-//! static files, request logs and the health check. Handlers are thin: they learn the caller
+//! static files, request logs, the health check and the readiness check. Handlers are thin: they learn the caller
 //! (`caller.rs`), call the service for the caller's team, and map its answer. `router()` is
 //! separate from `serve()` so tests drive it without a socket.
 
@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod forms;
 pub mod guard;
+mod readiness;
 mod sessions;
 mod state;
 
@@ -64,6 +65,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(warning) = crate::data_folder::prepare(&args.data_dir)? {
         tracing::warn!("{warning}");
     }
+    // Listening comes first, so `/readyz` answers 503 while the database opens and migrates.
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("could not listen on {}", args.addr))?;
+    let starting = readiness::Starting::default();
+    let server = tokio::spawn({
+        let routes = starting.router();
+        async move {
+            axum::serve(without_delay(listener), routes)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    });
     let db = service::open_database(&args.effective_database_url())
         .await
         .context("could not open the database")?;
@@ -107,25 +121,23 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.addr.port()
         );
     }
+    let service = state.service.clone();
     let app = router(state)
         .layer(middleware::from_fn_with_state(
             Arc::new(guard),
             guard::protect,
         ))
         .layer(sessions);
-
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("could not listen on {}", args.addr))?;
+    starting.ready(app, service);
     tracing::info!(
         addr = %args.addr,
         data_dir = %args.data_dir.display(),
         "Offboard console listening on http://{}",
         args.addr
     );
-    axum::serve(without_delay(listener), app)
-        .with_graceful_shutdown(shutdown_signal())
+    server
         .await
+        .context("the web server stopped unexpectedly")?
         .context("the web server stopped with an error")?;
     tracing::info!("Offboard console stopped");
     Ok(())

@@ -486,10 +486,10 @@ impl Storage for PostgresStorage {
         .bind(to_i64(offset as u64))
         .fetch_all(&self.pool)
         .await?;
-        let matching = match page.first() {
-            Some((_, total)) => *total,
-            None => {
-                sqlx::query_scalar(
+        let matching =
+            match page.first() {
+                Some((_, total)) => *total,
+                None => sqlx::query_scalar(
                     "SELECT COUNT(*) FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
                      WHERE p.team_id = $1 AND r.preview_id = $2 \
                      AND ($3::text IS NULL OR r.outcome = $3)",
@@ -498,9 +498,8 @@ impl Storage for PostgresStorage {
                 .bind(preview_id)
                 .bind(&outcome)
                 .fetch_one(&self.pool)
-                .await?
-            }
-        };
+                .await?,
+            };
         let rows = page
             .iter()
             .map(|(json, _)| serde_json::from_str(json))
@@ -787,7 +786,8 @@ impl Storage for PostgresStorage {
             .await?;
             return Err(item_refusal(job_id, &result.account_id, state));
         }
-        let mut events = log_results(&mut tx, job_id, seq, at, std::slice::from_ref(result)).await?;
+        let mut events =
+            log_results(&mut tx, job_id, seq, at, std::slice::from_ref(result)).await?;
         tx.commit().await?;
         events
             .pop()

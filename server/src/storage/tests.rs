@@ -16,10 +16,10 @@ fn jid(id: &str) -> JobId {
 fn pid(id: &str) -> PreviewId {
     PreviewId::new(id)
 }
+use super::test_db::{on_both_databases, Backend, FixedClock, TestDb};
 use crate::scim::ScimToken;
 use crate::secret::SecretBox;
 use chrono::TimeZone;
-use super::test_db::{on_both_databases, Backend, FixedClock, TestDb};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use std::str::FromStr;
 

@@ -32,6 +32,26 @@ impl ConsoleProcess {
     /// `offboard serve` with exactly these flags (besides address and folders): without
     /// `--allow-http-loopback-sites`, as a hosted console runs.
     pub async fn start_with_only(data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
+        let console = ConsoleProcess::launch(data_dir, extra_args);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(reply) = console.http.get(console.url("/healthz")).send().await {
+                if reply.status().is_success() {
+                    return console;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "offboard did not answer; log:\n{}",
+                console.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts `offboard serve` with exactly these flags and returns at once, without waiting
+    /// for it to answer (to watch it start).
+    pub fn launch(data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
         let port = free_port();
         let log = data_dir.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
@@ -52,7 +72,7 @@ impl ConsoleProcess {
             .stderr(Stdio::from(log_file))
             .spawn()
             .expect("start offboard serve");
-        let console = ConsoleProcess {
+        ConsoleProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
@@ -62,20 +82,6 @@ impl ConsoleProcess {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(reply) = console.http.get(console.url("/healthz")).send().await {
-                if reply.status().is_success() {
-                    return console;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "offboard did not answer; log:\n{}",
-                console.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

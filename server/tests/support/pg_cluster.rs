@@ -39,9 +39,7 @@ fn fail(what: &str, detail: impl std::fmt::Display) -> String {
 
 fn bin_dir() -> Result<PathBuf, String> {
     let wanted = std::env::var_os("OFFBOARD_PG_BIN").map(PathBuf::from);
-    let candidates = wanted
-        .into_iter()
-        .chain(BIN_DIRS.iter().map(PathBuf::from));
+    let candidates = wanted.into_iter().chain(BIN_DIRS.iter().map(PathBuf::from));
     for dir in candidates {
         if dir.join("initdb").is_file() && dir.join("postgres").is_file() {
             return Ok(dir);
@@ -86,8 +84,7 @@ fn command(program: PathBuf, user: Option<(u32, u32)>) -> Command {
 }
 
 fn free_port() -> Result<u16, String> {
-    let socket =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("no free port", e))?;
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("no free port", e))?;
     socket
         .local_addr()
         .map(|a| a.port())
