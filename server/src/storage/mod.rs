@@ -3,6 +3,7 @@
 //! (`sqlite://`, the embedded default) or PostgreSQL (`postgres://`, for a hosted console).
 
 mod audit;
+mod portable;
 mod postgres;
 mod rows;
 mod sqlite;

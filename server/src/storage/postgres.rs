@@ -7,13 +7,10 @@
 //! last_seq`), then the users' rows, always in that order, so two writers of one job queue
 //! instead of deadlocking or taking the same number.
 
-use super::rows::{
-    enum_name, stamp, to_u64, ConnectionRow, ItemResultRow, JobEventRow, JobRow, PreviewRecordRow,
-    PreviewSourceRow, TallyRow, TargetRow,
-};
+use super::rows::{enum_name, stamp, to_u64, JobEventRow, JobRow, TallyRow};
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, Postgres};
+use sqlx::PgConnection;
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -280,63 +277,19 @@ impl Storage for PostgresStorage {
     }
 
     async fn save_connection(&self, team_id: TeamId, record: &ConnectionRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO connections (team_id, site_url, scim_base_url, token_ciphertext, \
-             token_hint, operator_email, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (team_id) DO UPDATE SET (site_url, scim_base_url, token_ciphertext, \
-             token_hint, operator_email, updated_at) = (EXCLUDED.site_url, \
-             EXCLUDED.scim_base_url, EXCLUDED.token_ciphertext, EXCLUDED.token_hint, \
-             EXCLUDED.operator_email, EXCLUDED.updated_at)",
-        )
-        .bind(team_id)
-        .bind(&record.site_url)
-        .bind(&record.scim_base_url)
-        .bind(record.token_ciphertext.as_ref().map(|t| t.expose()))
-        .bind(&record.token_hint)
-        .bind(&record.operator_email)
-        .bind(stamp(record.updated_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        super::portable::on_postgres::save_connection(&self.pool, team_id, record).await
     }
 
     async fn connection(&self, team_id: TeamId) -> Result<Option<ConnectionRecord>> {
-        let row: Option<ConnectionRow> = sqlx::query_as(
-            "SELECT site_url, scim_base_url, token_ciphertext, token_hint, operator_email, \
-             updated_at FROM connections WHERE team_id = $1",
-        )
-        .bind(team_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(ConnectionRecord::try_from).transpose()
+        super::portable::on_postgres::connection(&self.pool, team_id).await
     }
 
     async fn forget_token(&self, team_id: TeamId) -> Result<()> {
-        sqlx::query(
-            "UPDATE connections SET (token_ciphertext, token_hint, updated_at) = (NULL, '', $2) \
-             WHERE team_id = $1",
-        )
-        .bind(team_id)
-        .bind(stamp(self.clock.now()))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        super::portable::on_postgres::forget_token(&self.pool, team_id, self.clock.now()).await
     }
 
     async fn saved_tokens(&self) -> Result<Vec<SavedToken>> {
-        let rows: Vec<(TeamId, String)> = sqlx::query_as(
-            "SELECT team_id, token_ciphertext FROM connections \
-             WHERE token_ciphertext IS NOT NULL ORDER BY team_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(team_id, ciphertext)| SavedToken {
-                team_id,
-                ciphertext: Hidden::new(ciphertext),
-            })
-            .collect())
+        super::portable::on_postgres::saved_tokens(&self.pool).await
     }
 
     async fn replace_saved_tokens(&self, replacements: &[TokenReplacement]) -> Result<()> {
@@ -377,20 +330,7 @@ impl Storage for PostgresStorage {
         team_id: TeamId,
         source: &PreviewSourceRecord,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO preview_sources (id, team_id, created_at, users_url, token_fingerprint, \
-             input_json, listing_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&source.id)
-        .bind(team_id)
-        .bind(stamp(source.created_at))
-        .bind(&source.users_url)
-        .bind(&source.token_fingerprint)
-        .bind(&source.input_json)
-        .bind(&source.listing_json)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        super::portable::on_postgres::save_preview_source(&self.pool, team_id, source).await
     }
 
     async fn preview_source(
@@ -398,15 +338,7 @@ impl Storage for PostgresStorage {
         team_id: TeamId,
         source_id: &str,
     ) -> Result<Option<PreviewSourceRecord>> {
-        let row: Option<PreviewSourceRow> = sqlx::query_as(
-            "SELECT id, created_at, users_url, token_fingerprint, input_json, listing_json \
-             FROM preview_sources WHERE team_id = $1 AND id = $2",
-        )
-        .bind(team_id)
-        .bind(source_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(PreviewSourceRecord::try_from).transpose()
+        super::portable::on_postgres::preview_source(&self.pool, team_id, source_id).await
     }
 
     async fn save_preview(
@@ -426,16 +358,7 @@ impl Storage for PostgresStorage {
         team_id: TeamId,
         preview_id: &PreviewId,
     ) -> Result<Option<PreviewRecord>> {
-        let row: Option<PreviewRecordRow> = sqlx::query_as(
-            "SELECT id, created_at, action, phrase, source_id, summary_json, total_rows, \
-             claimed_at IS NOT NULL AS claimed, replaced_by FROM previews \
-             WHERE team_id = $1 AND id = $2",
-        )
-        .bind(team_id)
-        .bind(preview_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(PreviewRecord::try_from).transpose()
+        super::portable::on_postgres::preview(&self.pool, team_id, preview_id).await
     }
 
     async fn replace_preview(
@@ -512,56 +435,21 @@ impl Storage for PostgresStorage {
         team_id: TeamId,
         preview_id: &PreviewId,
     ) -> Result<Vec<PreviewRow>> {
-        use futures::TryStreamExt;
-        // Parsed as they arrive, so a large preview is never held twice (texts and rows).
-        let mut texts = sqlx::query_scalar::<Postgres, String>(
-            "SELECT r.row_json FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
-             WHERE p.team_id = $1 AND r.preview_id = $2 ORDER BY r.position",
-        )
-        .bind(team_id)
-        .bind(preview_id)
-        .fetch(&self.pool);
-        let mut rows = Vec::new();
-        while let Some(json) = texts.try_next().await? {
-            rows.push(serde_json::from_str(&json)?);
-        }
-        Ok(rows)
+        super::portable::on_postgres::all_preview_rows(&self.pool, team_id, preview_id).await
     }
 
     async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired> {
-        // One statement: the previews (their rows go by ON DELETE CASCADE), then the old
-        // sources no unclaimed preview still uses. The sources' subquery sees the previews
-        // as they were before this statement, so it also excludes the ones it deletes:
-        // `NOT IN … AND NOT IN (deleted)` keeps the same meaning as SQLite's two steps.
-        let (previews, sources): (i64, i64) = sqlx::query_as(
-            "WITH gone AS (DELETE FROM previews WHERE claimed_at IS NULL AND created_at < $1 \
-             RETURNING id), \
-             unused AS (DELETE FROM preview_sources WHERE created_at < $1 AND id NOT IN \
-             (SELECT source_id FROM previews WHERE claimed_at IS NULL AND source_id IS NOT NULL \
-             AND id NOT IN (SELECT id FROM gone)) RETURNING id) \
-             SELECT (SELECT COUNT(*) FROM gone), (SELECT COUNT(*) FROM unused)",
-        )
-        .bind(stamp(before))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Expired {
-            previews: to_u64(previews),
-            sources: to_u64(sources),
-        })
+        super::portable::on_postgres::expire_previews(&self.pool, before).await
     }
 
     async fn claim_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<bool> {
-        // A concurrent claim waits for this row's lock, then finds claimed_at set.
-        let claimed = sqlx::query(
-            "UPDATE previews SET claimed_at = $3 WHERE team_id = $1 AND id = $2 \
-             AND claimed_at IS NULL",
+        super::portable::on_postgres::claim_preview(
+            &self.pool,
+            team_id,
+            preview_id,
+            self.clock.now(),
         )
-        .bind(team_id)
-        .bind(preview_id)
-        .bind(stamp(self.clock.now()))
-        .execute(&self.pool)
-        .await?;
-        Ok(claimed.rows_affected() == 1)
+        .await
     }
 
     async fn create_job(&self, job: &NewJob) -> Result<()> {
@@ -706,14 +594,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>> {
-        let rows: Vec<TargetRow> = sqlx::query_as(
-            "SELECT account_id, email, state FROM job_items \
-             WHERE job_id = $1 AND state <> 'done' ORDER BY position",
-        )
-        .bind(job_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(RunTarget::from).collect())
+        super::portable::on_postgres::job_targets(&self.pool, job_id).await
     }
 
     async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
@@ -840,18 +721,8 @@ impl Storage for PostgresStorage {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<JobEvent>> {
-        let rows: Vec<JobEventRow> = sqlx::query_as(
-            "SELECT e.seq, e.at, e.result_json, e.state_change, e.reason \
-             FROM job_events e JOIN jobs j ON j.id = e.job_id \
-             WHERE j.team_id = $1 AND e.job_id = $2 AND e.seq > $3 ORDER BY e.seq LIMIT $4",
-        )
-        .bind(team_id)
-        .bind(job_id)
-        .bind(after_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(JobEvent::try_from).collect()
+        super::portable::on_postgres::events_since(&self.pool, team_id, job_id, after_seq, limit)
+            .await
     }
 
     async fn latest_results(
@@ -896,15 +767,6 @@ impl Storage for PostgresStorage {
     }
 
     async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>> {
-        let rows: Vec<ItemResultRow> = sqlx::query_as(
-            "SELECT i.account_id, i.email, i.outcome, i.message, i.attempts, i.elapsed_ms, \
-             i.demoted FROM job_items i JOIN jobs j ON j.id = i.job_id \
-             WHERE j.id = $1 AND j.team_id = $2 AND i.state = 'done' ORDER BY i.position",
-        )
-        .bind(job_id)
-        .bind(team_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(ItemResult::try_from).collect()
+        super::portable::on_postgres::job_results(&self.pool, team_id, job_id).await
     }
 }
