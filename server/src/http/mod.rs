@@ -11,7 +11,6 @@ mod events;
 mod forms;
 pub mod guard;
 mod readiness;
-mod sessions;
 mod state;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
@@ -82,7 +81,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("could not open the database")?;
 
-    let session_store = sessions::SessionTable::open(&db.sqlite)
+    let session_store = db
+        .sqlite
+        .session_store()
         .await
         .context("could not prepare the session table")?;
     let sessions = SessionManagerLayer::new(session_store)

@@ -6,10 +6,12 @@ mod audit;
 mod portable;
 mod postgres;
 mod rows;
+mod sessions;
 mod sqlite;
 
 pub use audit::{AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, NewAuditEntry};
 pub use postgres::PostgresStorage;
+pub use sessions::SessionTable;
 pub use sqlite::SqliteStorage;
 
 use crate::engine::{Clock, ItemState, RunTarget, SystemClock};
@@ -416,6 +418,11 @@ impl Pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
+    }
+
+    /// The browser sessions' store in this database, its table created if missing.
+    pub async fn session_store(&self) -> Result<SessionTable> {
+        Ok(SessionTable::open(self).await?)
     }
 }
 

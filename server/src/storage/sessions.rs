@@ -1,7 +1,8 @@
 //! Where browser sessions are kept: in the console's own database, whichever driver it runs
-//! on (SQLite or PostgreSQL), so every replica of a hosted console knows every session.
+//! on (SQLite or PostgreSQL), so every replica of a hosted console knows every session. The
+//! table itself belongs to tower-sessions' stores; this picks the one for the driver.
 
-use crate::storage::Pool;
+use super::Pool;
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Result, SessionStore};
@@ -16,7 +17,7 @@ pub enum SessionTable {
 
 impl SessionTable {
     /// The session store on `pool`'s database, its table created if missing.
-    pub async fn open(pool: &Pool) -> sqlx::Result<SessionTable> {
+    pub(super) async fn open(pool: &Pool) -> sqlx::Result<SessionTable> {
         match pool {
             Pool::Sqlite(pool) => {
                 let store = SqliteStore::new(pool.clone());
