@@ -137,3 +137,25 @@ async fn a_console_on_postgres_is_ready_only_when_migrated_and_its_database_answ
     assert_eq!(gone, json!({"status": "database unreachable"}));
     assert_eq!(get(&console, "/healthz").await.map(|(s, _)| s), Some(503));
 }
+
+/// A PostgreSQL URL can carry a password: `--help` names the variable, never its value.
+#[test]
+fn help_never_shows_the_database_urls_password() {
+    for command in [&["serve", "--help"][..], &["audit", "verify", "--help"][..]] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .args(command)
+            .env(
+                "DATABASE_URL",
+                "postgres://offboard:hunter2@db.internal/offboard",
+            )
+            .output()
+            .expect("offboard --help");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command:?}: {help}");
+        assert!(help.contains("DATABASE_URL"), "{command:?}: {help}");
+        assert!(
+            !help.contains("hunter2"),
+            "{command:?} shows the password: {help}"
+        );
+    }
+}
