@@ -26,6 +26,8 @@ pub struct PgCluster {
     /// The temporary folder holding the data directory, the socket and the log.
     dir: PathBuf,
     server: Mutex<Option<Child>>,
+    /// Stops the server if this process dies without stopping it (SIGKILL, a CI timeout).
+    watchdog: Mutex<Option<Child>>,
 }
 
 /// Why no cluster could be started, in words that say what to install or check.
@@ -141,10 +143,12 @@ impl PgCluster {
             .stderr(log_err)
             .spawn()
             .map_err(|e| fail("postgres could not be run", e))?;
+        let watchdog = watchdog(server.id(), &dir);
         let cluster = PgCluster {
             port,
             dir,
             server: Mutex::new(Some(server)),
+            watchdog: Mutex::new(watchdog),
         };
         cluster.wait_ready()?;
         Ok(cluster)
@@ -214,11 +218,12 @@ impl PgCluster {
     /// Stops the server by its PID (a fast shutdown: sessions are ended) and waits for it;
     /// removes the folder. Stopping twice is harmless.
     pub fn stop(&self) {
-        let server = match self.server.lock() {
-            Ok(mut server) => server.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        if let Some(mut server) = server {
+        // The watchdog first: once the server is reaped its PID could be someone else's.
+        if let Some(mut watchdog) = take(&self.watchdog) {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        if let Some(mut server) = take(&self.server) {
             // SIGINT is PostgreSQL's "fast shutdown".
             // SAFETY: kill with a PID we spawned and have not yet reaped.
             unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGINT) };
@@ -235,6 +240,34 @@ impl PgCluster {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+fn take(slot: &Mutex<Option<Child>>) -> Option<Child> {
+    match slot.lock() {
+        Ok(mut child) => child.take(),
+        Err(poisoned) => poisoned.into_inner().take(),
+    }
+}
+
+/// A shell loop that waits for this process to end and then stops the server (by its PID)
+/// and removes its folder: a test binary killed before its exit handler ran leaves nothing
+/// running. Without `sh` there is no watchdog, only the exit handler.
+fn watchdog(server: u32, dir: &Path) -> Option<Child> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
+               kill -INT "$2" 2>/dev/null; sleep 10; kill -KILL "$2" 2>/dev/null; rm -rf "$3""#,
+        )
+        .arg("offboard-pg-watchdog")
+        .arg(std::process::id().to_string())
+        .arg(server.to_string())
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
 }
 
 impl Drop for PgCluster {
