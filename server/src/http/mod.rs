@@ -80,6 +80,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let db = service::open_database(&args.effective_database_url())
         .await
         .context("could not open the database")?;
+    if server.is_finished() {
+        // Told to stop while the database was opening: stop before any run resumes.
+        server
+            .await
+            .context("the web server stopped unexpectedly")?
+            .context("the web server stopped with an error")?;
+        tracing::info!("Offboard console stopped before it was ready");
+        return Ok(());
+    }
 
     let session_store = db
         .sqlite

@@ -1451,3 +1451,111 @@ on_both_databases!(
     jobs_are_listed_newest_first_and_only_to_their_team;
     multi_thread: concurrent_confirmations_claim_a_preview_exactly_once, concurrent_writers_get_distinct_consecutive_event_numbers
 );
+
+/// Two consoles on one PostgreSQL database (two connection pools, as two replicas have): row
+/// locks, not one process's writer, must keep a preview claimed once, every user of a job
+/// finished once with distinct consecutive event numbers while results and a cancel race, and
+/// one audit chain. (PostgreSQL only: two SQLite consoles never share a file.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
+    let t = TestDb::new(Backend::Postgres, now()).await;
+    let other = open_with_clock(&t.url, Arc::new(FixedClock(now())))
+        .await
+        .expect("second console");
+    let consoles = [t.db.storage.clone(), other.storage.clone()];
+
+    t.storage()
+        .save_preview(DEFAULT_TEAM, &preview_record("p-1", Action::Delete), &[])
+        .await
+        .expect("save");
+    let claims = futures::future::join_all((0..8).map(|i| {
+        let storage = consoles[i % 2].clone();
+        async move { storage.claim_preview(DEFAULT_TEAM, &pid("p-1")).await }
+    }))
+    .await;
+    let won = claims
+        .into_iter()
+        .filter(|c| *c.as_ref().expect("claim"))
+        .count();
+    assert_eq!(won, 1, "claimed once across both consoles");
+
+    confirmed_preview(t.storage(), DEFAULT_TEAM, "p-2").await;
+    let accounts: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    t.storage()
+        .create_job(&new_job(
+            "job-1",
+            DEFAULT_TEAM,
+            "p-2",
+            accounts.iter().map(|a| run(a)).collect(),
+        ))
+        .await
+        .expect("create");
+    t.storage()
+        .set_job_state(&jid("job-1"), JobState::Running, None)
+        .await
+        .expect("start");
+    // Results through both consoles, racing a cancel on the second one.
+    let results = accounts.iter().enumerate().map(|(i, account)| {
+        let storage = consoles[i % 2].clone();
+        let item = result(account, ItemOutcome::Deleted);
+        tokio::spawn(async move { storage.record_result(&jid("job-1"), &item).await })
+    });
+    let canceller = consoles[1].clone();
+    let cancel = tokio::spawn(async move {
+        canceller
+            .set_job_state(&jid("job-1"), JobState::Cancelling, None)
+            .await
+            .expect("cancel");
+        canceller
+            .record_not_attempted(&jid("job-1"), "cancelled")
+            .await
+            .expect("not attempted")
+    });
+    for written in futures::future::join_all(results).await {
+        match written.expect("task") {
+            Ok(_) | Err(StorageError::ItemFinished { .. }) => {}
+            Err(e) => panic!("a result failed: {e}"),
+        }
+    }
+    cancel.await.expect("cancel task");
+    let job = t
+        .storage()
+        .job(DEFAULT_TEAM, &jid("job-1"))
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!((job.done, job.total), (40, 40));
+    assert_eq!(
+        job.count(ItemOutcome::Deleted) + job.count(ItemOutcome::NotAttempted),
+        40
+    );
+    let events = t
+        .storage()
+        .events_since(DEFAULT_TEAM, &jid("job-1"), 0, 1000)
+        .await
+        .expect("events");
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    // queued, running, cancelling and one result per user: no number skipped or repeated.
+    assert_eq!(seqs, (1..=43).collect::<Vec<i64>>());
+
+    let appends = futures::future::join_all((0..20).map(|n| {
+        let storage = consoles[n % 2].clone();
+        async move {
+            storage
+                .append_audit(
+                    DEFAULT_TEAM,
+                    &NewAuditEntry {
+                        actor: "me".into(),
+                        action: app::audit::AuditAction::RunPaused,
+                        target: None,
+                        details: serde_json::json!({ "n": n }),
+                    },
+                )
+                .await
+        }
+    }))
+    .await;
+    assert!(appends.iter().all(Result::is_ok), "{appends:?}");
+    let report = other.storage.verify_audit().await.expect("verify");
+    assert_eq!((report.broken, report.entries), (None, 20));
+}

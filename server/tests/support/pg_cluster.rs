@@ -74,8 +74,10 @@ fn run_as() -> Result<Option<(u32, u32)>, String> {
     Ok(Some((uid, gid)))
 }
 
-fn command(program: PathBuf, user: Option<(u32, u32)>) -> Command {
+fn command(program: PathBuf, user: Option<(u32, u32)>, dir: &Path) -> Command {
     let mut command = Command::new(program);
+    // A folder the unprivileged user can enter (the test's own may be root's).
+    command.current_dir(dir);
     if let Some((uid, gid)) = user {
         use std::os::unix::process::CommandExt;
         // std drops root's supplementary groups too when it changes the uid.
@@ -109,7 +111,7 @@ impl PgCluster {
                 .map_err(|e| fail("could not hand the temporary folder to `postgres`", e))?;
         }
         let data = dir.join("data");
-        let init = command(bin.join("initdb"), user)
+        let init = command(bin.join("initdb"), user, &dir)
             .arg("--pgdata")
             .arg(&data)
             .args(["--username", USER, "--auth", "trust", "--encoding", "UTF8"])
@@ -129,7 +131,7 @@ impl PgCluster {
         let log_err = log
             .try_clone()
             .map_err(|e| fail("could not create the server log", e))?;
-        let server = command(bin.join("postgres"), user)
+        let server = command(bin.join("postgres"), user, &dir)
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
