@@ -1335,12 +1335,11 @@ async fn watchers_resume_from_the_last_event_they_saw(backend: Backend) {
     assert_eq!(back, all);
 }
 
-async fn concurrent_writers_get_distinct_consecutive_event_numbers(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
-    let preview_id = "p";
-    confirmed_preview(t.storage(), DEFAULT_TEAM, preview_id).await;
+/// Job `job-1`, running, of users u0…u39 (events 1 and 2: queued, running); their ids.
+async fn running_job_of_40(storage: &dyn Storage, preview_id: &str) -> Vec<String> {
+    confirmed_preview(storage, DEFAULT_TEAM, preview_id).await;
     let accounts: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
-    t.storage()
+    storage
         .create_job(&new_job(
             "job-1",
             DEFAULT_TEAM,
@@ -1349,10 +1348,16 @@ async fn concurrent_writers_get_distinct_consecutive_event_numbers(backend: Back
         ))
         .await
         .expect("create");
-    t.storage()
+    storage
         .set_job_state(&jid("job-1"), JobState::Running, None)
         .await
         .expect("start");
+    accounts
+}
+
+async fn concurrent_writers_get_distinct_consecutive_event_numbers(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let accounts = running_job_of_40(t.storage(), "p").await;
     let writes = accounts.iter().map(|account| {
         let storage = t.db.storage.clone();
         let item = result(account, ItemOutcome::Deleted);
@@ -1479,21 +1484,7 @@ async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
         .count();
     assert_eq!(won, 1, "claimed once across both consoles");
 
-    confirmed_preview(t.storage(), DEFAULT_TEAM, "p-2").await;
-    let accounts: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
-    t.storage()
-        .create_job(&new_job(
-            "job-1",
-            DEFAULT_TEAM,
-            "p-2",
-            accounts.iter().map(|a| run(a)).collect(),
-        ))
-        .await
-        .expect("create");
-    t.storage()
-        .set_job_state(&jid("job-1"), JobState::Running, None)
-        .await
-        .expect("start");
+    let accounts = running_job_of_40(t.storage(), "p-2").await;
     // Results through both consoles, racing a cancel on the second one.
     let results = accounts.iter().enumerate().map(|(i, account)| {
         let storage = consoles[i % 2].clone();
