@@ -1,7 +1,8 @@
 //! The real `offboard serve` binary on PostgreSQL (`--database-url postgres://…`), on a
 //! throwaway cluster of its own (tests/support/pg_cluster.rs) and the project's Stack-shaped
 //! fault server: readiness while migrations run, a whole run stored in PostgreSQL and found
-//! again after a restart, and readiness once the database is gone.
+//! again after a restart, its audit trail verified (and an edit caught), and readiness once
+//! the database is gone.
 
 mod support;
 
@@ -41,6 +42,15 @@ async fn wait_for(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `offboard audit verify` on the database at `url`.
+fn verify_audit(url: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .args(["audit", "verify", "--database-url", url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("offboard audit verify")
 }
 
 async fn job(console: &ConsoleProcess, id: &str) -> Value {
@@ -129,6 +139,27 @@ async fn a_console_on_postgres_is_ready_only_when_migrated_and_its_database_answ
     assert_eq!(
         (again["state"].clone(), again["done"].clone()),
         (json!("finished"), json!(8))
+    );
+
+    // The run's audit trail, kept in PostgreSQL, verifies; an edit made behind Offboard's
+    // back (its append-only triggers dropped first) is caught.
+    let intact = verify_audit(&url);
+    let out = String::from_utf8_lossy(&intact.stdout).into_owned();
+    assert!(intact.status.success(), "{out}");
+    assert!(out.contains("entries, chain intact"), "{out}");
+    let mut owner = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        "DROP TRIGGER audit_entries_never_change ON audit_entries; \
+         UPDATE audit_entries SET actor = 'someone else' WHERE seq = 1",
+    )
+    .execute(&mut owner)
+    .await
+    .expect("tamper");
+    let broken = verify_audit(&url);
+    assert!(
+        !broken.status.success(),
+        "{}",
+        String::from_utf8_lossy(&broken.stdout)
     );
 
     // The database goes away: not ready any more, in seconds, while the process lives on.
