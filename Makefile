@@ -15,6 +15,9 @@ BINARYEN_VERSION := 132
 SITE             := target/site
 WASM_OPT         := $(TOOLS)/node_modules/.bin/wasm-opt
 SERVER_BIN       := $(CARGO_TARGET_DIR)/release/offboard
+# PostgreSQL's programs for the PostgreSQL tests (Debian's package keeps them off PATH).
+PG_VERSION       := 15
+PG_BIN           := /usr/lib/postgresql/$(PG_VERSION)/bin
 SUDO             := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO_HOME       ?= $(HOME)/.cargo
 # Both release builds use Leptos's `erase_components`: each component becomes one type-erased
@@ -66,7 +69,7 @@ site: deps-build
 	@echo "==> Content-hashed names and brotli/gzip copies (scripts/finish-site.mjs)"
 	node scripts/finish-site.mjs $(SITE)
 
-test: deps-test ## Run every test layer: unit, integration (real SCIM server), end-to-end (Chromium)
+test: deps-test ## Run every test layer: unit, integration (real SCIM and PostgreSQL servers), end-to-end (Chromium)
 	@bash .ci/test-all
 
 test-unit: deps-test ## Unit and integration tests only (no browser)
@@ -104,6 +107,13 @@ deps-test: deps-build
 	@command -v chromium >/dev/null || { \
 		echo "==> Installing Chromium from Debian (about 1 minute, once)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@# The PostgreSQL tests start a throwaway cluster of their own (server/tests/support/pg_cluster.rs):
+	@# only the programs are needed, so the package is told not to create or start a cluster.
+	@[ -x $(PG_BIN)/initdb ] || { \
+		echo "==> Installing PostgreSQL $(PG_VERSION) from Debian (for the PostgreSQL tests; about 1 minute, once)"; \
+		$(SUDO) mkdir -p /etc/postgresql-common/createcluster.d; \
+		echo "create_main_cluster = false" | $(SUDO) tee /etc/postgresql-common/createcluster.d/offboard.conf >/dev/null; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-$(PG_VERSION) >/dev/null; }
 	@[ -x $(SCIM2_SERVER_BIN) ] || { \
 		echo "==> Installing the reference SCIM server (PyPI scim2-server==$(SCIM2_SERVER_VERSION)) into $(VENV)"; \
 		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q scim2-server==$(SCIM2_SERVER_VERSION); }

@@ -83,8 +83,9 @@ pub struct DatabaseArgs {
     #[arg(long, env = "OFFBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// The console's database. Default: the SQLite file `offboard.db` in the data folder.
-    #[arg(long, env = "DATABASE_URL")]
+    /// The console's database. Default: the SQLite file `offboard.db` in the data folder;
+    /// `postgres://user:password@host/db` for PostgreSQL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 }
 
@@ -150,8 +151,10 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
 
     /// Database to use. Default: the SQLite file `offboard.db` in the data folder.
-    /// Example: `sqlite:///var/lib/offboard/offboard.db`.
-    #[arg(long, env = "DATABASE_URL")]
+    /// Examples: `sqlite:///var/lib/offboard/offboard.db`,
+    /// `postgres://offboard:PASSWORD@db.internal:5432/offboard` (see docs/deployment.md).
+    /// Its value is never shown in this help: a PostgreSQL URL can carry a password.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Log line format.

@@ -1,5 +1,5 @@
 //! The HTTP floor: wiring of Leptos pages and server functions, sessions, the plain routes,
-//! static files, request logs and the health check. Handlers are thin: they learn the caller
+//! static files, request logs, the health check and the readiness check. Handlers are thin: they learn the caller
 //! (`caller.rs`), call the service for the caller's team, and map its answer. `router()` is
 //! separate from `serve()` so tests drive it without a socket.
 
@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod forms;
 pub mod guard;
+mod readiness;
 mod sign_on;
 mod state;
 
@@ -42,7 +43,6 @@ use std::time::Duration;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 /// Installs the log subscriber (text or JSON lines on stderr).
 pub fn init_logging(format: LogFormat) {
@@ -66,13 +66,40 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(warning) = crate::data_folder::prepare(&args.data_dir)? {
         tracing::warn!("{warning}");
     }
+    // Listening comes first, so `/readyz` answers 503 while the database opens and migrates.
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("could not listen on {}", args.addr))?;
+    let starting = readiness::Starting::default();
+    let server = tokio::spawn({
+        let routes = starting.router();
+        async move {
+            // Each connection's address reaches the handlers (sign-in throttling counts per
+            // address) through the readiness router, which hands requests on unchanged.
+            axum::serve(
+                without_delay(listener),
+                routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+        }
+    });
     let db = service::open_database(&args.effective_database_url())
         .await
         .context("could not open the database")?;
+    if server.is_finished() {
+        // Told to stop while the database was opening: stop before any run resumes.
+        server
+            .await
+            .context("the web server stopped unexpectedly")?
+            .context("the web server stopped with an error")?;
+        tracing::info!("Offboard console stopped before it was ready");
+        return Ok(());
+    }
 
-    let session_store = SqliteStore::new(db.sqlite.clone());
-    session_store
-        .migrate()
+    let session_store = db
+        .sqlite
+        .session_store()
         .await
         .context("could not prepare the session table")?;
     let secure = args.cookies_secure();
@@ -127,29 +154,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.addr.port()
         );
     }
+    let service = state.service.clone();
     let app = router(state)
         .layer(middleware::from_fn_with_state(
             Arc::new(guard),
             guard::protect,
         ))
         .layer(sessions);
-
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("could not listen on {}", args.addr))?;
+    starting.ready(app, service);
     tracing::info!(
         addr = %args.addr,
         data_dir = %args.data_dir.display(),
         "Offboard console listening on http://{}",
         args.addr
     );
-    axum::serve(
-        without_delay(listener),
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("the web server stopped with an error")?;
+    server
+        .await
+        .context("the web server stopped unexpectedly")?
+        .context("the web server stopped with an error")?;
     tracing::info!("Offboard console stopped");
     Ok(())
 }

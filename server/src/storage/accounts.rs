@@ -3,7 +3,6 @@
 //! SQLite implementation.
 
 use super::rows::{enum_from_name, parse_stamp, stamp};
-use super::sqlite::SqliteStorage;
 use super::{Result, StorageError};
 use app::hidden::Hidden;
 use app::ids::{AccountId, TeamId};
@@ -248,11 +247,16 @@ const ACCOUNT_COLUMNS: &str =
 const LINK_COLUMNS: &str =
     "secret_hash, purpose, team_id, role, email, created_by, created_at, expires_at";
 
+/// The statements of [`AccountStorage`], written once with `$n` placeholders (both
+/// databases take them) and implemented for each storage: `$read` is the pool reads use,
+/// `$write` the one writes use (SQLite has one writer connection of its own).
+macro_rules! account_queries {
+    ($storage:ty, $read:ident, $write:ident) => {
 #[async_trait]
-impl AccountStorage for SqliteStorage {
+        impl AccountStorage for $storage {
     async fn account_count(&self) -> Result<u64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.$read)
             .await?;
         Ok(super::rows::to_u64(n))
     }
@@ -260,14 +264,14 @@ impl AccountStorage for SqliteStorage {
     async fn create_account(&self, account: &NewAccount) -> Result<AccountRecord> {
         let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
             "INSERT INTO accounts (email, name, password_hash, console_owner, created_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING {ACCOUNT_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5) RETURNING {ACCOUNT_COLUMNS}"
         ))
         .bind(&account.email)
         .bind(&account.name)
         .bind(account.password_hash.as_ref().map(|h| h.expose()))
         .bind(account.console_owner)
         .bind(stamp(self.clock.now()))
-        .fetch_one(&self.writer)
+        .fetch_one(&self.$write)
         .await;
         match row {
             Ok(row) => row.try_into(),
@@ -280,54 +284,54 @@ impl AccountStorage for SqliteStorage {
 
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>> {
         let row: Option<AccountRow> = sqlx::query_as(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = ?"
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"
         ))
         .bind(email)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.$read)
         .await?;
         row.map(AccountRecord::try_from).transpose()
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>> {
         let row: Option<AccountRow> = sqlx::query_as(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?"
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.$read)
         .await?;
         row.map(AccountRecord::try_from).transpose()
     }
 
     async fn set_password(&self, id: AccountId, hash: &Hidden<String>) -> Result<()> {
         sqlx::query(
-            "UPDATE accounts SET password_hash = ?, session_epoch = session_epoch + 1 \
-             WHERE id = ?",
+            "UPDATE accounts SET password_hash = $1, session_epoch = session_epoch + 1 \
+             WHERE id = $2",
         )
         .bind(hash.expose())
         .bind(id)
-        .execute(&self.writer)
+        .execute(&self.$write)
         .await?;
         Ok(())
     }
 
     async fn end_sessions(&self, id: AccountId) -> Result<i64> {
         let (epoch,): (i64,) = sqlx::query_as(
-            "UPDATE accounts SET session_epoch = session_epoch + 1 WHERE id = ? \
+            "UPDATE accounts SET session_epoch = session_epoch + 1 WHERE id = $1 \
              RETURNING session_epoch",
         )
         .bind(id)
-        .fetch_one(&self.writer)
+        .fetch_one(&self.$write)
         .await?;
         Ok(epoch)
     }
 
     async fn create_team(&self, name: &str) -> Result<TeamRecord> {
         let row: TeamRow = sqlx::query_as(
-            "INSERT INTO teams (name, created_at) VALUES (?, ?) RETURNING id, name, created_at",
+            "INSERT INTO teams (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",
         )
         .bind(name)
         .bind(stamp(self.clock.now()))
-        .fetch_one(&self.writer)
+        .fetch_one(&self.$write)
         .await?;
         row.try_into()
     }
@@ -335,16 +339,16 @@ impl AccountStorage for SqliteStorage {
     async fn teams(&self) -> Result<Vec<TeamRecord>> {
         let rows: Vec<TeamRow> =
             sqlx::query_as("SELECT id, name, created_at FROM teams ORDER BY name, id")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.$read)
                 .await?;
         rows.into_iter().map(TeamRecord::try_from).collect()
     }
 
     async fn team(&self, id: TeamId) -> Result<Option<TeamRecord>> {
         let row: Option<TeamRow> =
-            sqlx::query_as("SELECT id, name, created_at FROM teams WHERE id = ?")
+            sqlx::query_as("SELECT id, name, created_at FROM teams WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.$read)
                 .await?;
         row.map(TeamRecord::try_from).transpose()
     }
@@ -352,10 +356,10 @@ impl AccountStorage for SqliteStorage {
     async fn memberships(&self, email: &str) -> Result<Vec<(TeamRecord, Role)>> {
         let rows: Vec<(TeamId, String, String, String)> = sqlx::query_as(
             "SELECT t.id, t.name, t.created_at, m.role FROM team_members m \
-             JOIN teams t ON t.id = m.team_id WHERE m.email = ? ORDER BY t.name, t.id",
+             JOIN teams t ON t.id = m.team_id WHERE m.email = $1 ORDER BY t.name, t.id",
         )
         .bind(email)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.$read)
         .await?;
         rows.into_iter()
             .map(|(id, name, created_at, role)| {
@@ -372,11 +376,11 @@ impl AccountStorage for SqliteStorage {
     async fn members(&self, team_id: TeamId) -> Result<Vec<MemberRecord>> {
         let rows: Vec<MemberRow> = sqlx::query_as(
             "SELECT m.email, m.role, m.added_by, m.added_at, a.name FROM team_members m \
-             LEFT JOIN accounts a ON a.email = m.email WHERE m.team_id = ? \
+             LEFT JOIN accounts a ON a.email = m.email WHERE m.team_id = $1 \
              ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'operator' THEN 1 ELSE 2 END, m.email",
         )
         .bind(team_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.$read)
         .await?;
         rows.into_iter().map(MemberRecord::try_from).collect()
     }
@@ -384,30 +388,30 @@ impl AccountStorage for SqliteStorage {
     async fn set_member(&self, team_id: TeamId, email: &str, role: Role, by: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO team_members (team_id, email, role, added_by, added_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (team_id, email) DO UPDATE SET role = excluded.role",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, email) DO UPDATE SET role = excluded.role",
         )
         .bind(team_id)
         .bind(email)
         .bind(role.key())
         .bind(by)
         .bind(stamp(self.clock.now()))
-        .execute(&self.writer)
+        .execute(&self.$write)
         .await?;
         Ok(())
     }
 
     async fn remove_member(&self, team_id: TeamId, email: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM team_members WHERE team_id = ? AND email = ?")
+        let done = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND email = $2")
             .bind(team_id)
             .bind(email)
-            .execute(&self.writer)
+            .execute(&self.$write)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn save_link(&self, link: &LinkRecord) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO account_links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO account_links ({LINK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(&link.secret_hash)
         .bind(super::rows::enum_name(&link.purpose)?)
@@ -417,7 +421,7 @@ impl AccountStorage for SqliteStorage {
         .bind(&link.created_by)
         .bind(stamp(link.created_at))
         .bind(stamp(link.expires_at))
-        .execute(&self.writer)
+        .execute(&self.$write)
         .await?;
         Ok(())
     }
@@ -429,13 +433,13 @@ impl AccountStorage for SqliteStorage {
         now: DateTime<Utc>,
     ) -> Result<Option<LinkRecord>> {
         let row: Option<LinkRow> = sqlx::query_as(&format!(
-            "SELECT {LINK_COLUMNS} FROM account_links WHERE secret_hash = ? AND purpose = ? \
-             AND used_at IS NULL AND expires_at > ?"
+            "SELECT {LINK_COLUMNS} FROM account_links WHERE secret_hash = $1 AND purpose = $2 \
+             AND used_at IS NULL AND expires_at > $3"
         ))
         .bind(secret_hash)
         .bind(super::rows::enum_name(&purpose)?)
         .bind(stamp(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.$read)
         .await?;
         row.map(LinkRecord::try_from).transpose()
     }
@@ -447,14 +451,14 @@ impl AccountStorage for SqliteStorage {
         now: DateTime<Utc>,
     ) -> Result<Option<LinkRecord>> {
         let row: Option<LinkRow> = sqlx::query_as(&format!(
-            "UPDATE account_links SET used_at = ? WHERE secret_hash = ? AND purpose = ? \
-             AND used_at IS NULL AND expires_at > ? RETURNING {LINK_COLUMNS}"
+            "UPDATE account_links SET used_at = $1 WHERE secret_hash = $2 AND purpose = $3 \
+             AND used_at IS NULL AND expires_at > $4 RETURNING {LINK_COLUMNS}"
         ))
         .bind(stamp(now))
         .bind(secret_hash)
         .bind(super::rows::enum_name(&purpose)?)
         .bind(stamp(now))
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.$write)
         .await?;
         row.map(LinkRecord::try_from).transpose()
     }
@@ -465,13 +469,13 @@ impl AccountStorage for SqliteStorage {
         at: DateTime<Utc>,
         forget_before: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM sign_in_failures WHERE at < ?")
+        let mut tx = self.$write.begin().await?;
+        sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
             .bind(stamp(forget_before))
             .execute(&mut *tx)
             .await?;
         for subject in subjects {
-            sqlx::query("INSERT INTO sign_in_failures (subject, at) VALUES (?, ?)")
+            sqlx::query("INSERT INTO sign_in_failures (subject, at) VALUES ($1, $2)")
                 .bind(subject)
                 .bind(stamp(at))
                 .execute(&mut *tx)
@@ -483,19 +487,24 @@ impl AccountStorage for SqliteStorage {
 
     async fn sign_in_failures(&self, subject: &str, since: DateTime<Utc>) -> Result<u32> {
         let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM sign_in_failures WHERE subject = ? AND at >= ?")
+            sqlx::query_as("SELECT COUNT(*) FROM sign_in_failures WHERE subject = $1 AND at >= $2")
                 .bind(subject)
                 .bind(stamp(since))
-                .fetch_one(&self.pool)
+                .fetch_one(&self.$read)
                 .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sign_in_failures WHERE subject = ?")
+        sqlx::query("DELETE FROM sign_in_failures WHERE subject = $1")
             .bind(subject)
-            .execute(&self.writer)
+            .execute(&self.$write)
             .await?;
         Ok(())
     }
 }
+    };
+}
+
+account_queries!(super::sqlite::SqliteStorage, pool, writer);
+account_queries!(super::postgres::PostgresStorage, pool, pool);

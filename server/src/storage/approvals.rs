@@ -2,7 +2,6 @@
 //! ([`ApprovalStorage`], part of every [`super::Storage`]), with their SQLite implementation.
 
 use super::rows::{enum_from_name, parse_stamp, stamp};
-use super::sqlite::SqliteStorage;
 use super::{Result, StorageError};
 use app::ids::{PreviewId, TeamId};
 use app::team::{ApprovalPolicy, TeamSettings};
@@ -94,14 +93,19 @@ impl TryFrom<ApprovalRow> for ApprovalRecord {
     }
 }
 
+/// The statements of [`ApprovalStorage`], written once with `$n` placeholders (both
+/// databases take them) and implemented for each storage: `$read` is the pool reads use,
+/// `$write` the one writes use (SQLite has one writer connection of its own).
+macro_rules! approval_queries {
+    ($storage:ty, $read:ident, $write:ident) => {
 #[async_trait]
-impl ApprovalStorage for SqliteStorage {
+        impl ApprovalStorage for $storage {
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
         let row: Option<(String, bool)> = sqlx::query_as(
-            "SELECT approval, approve_deactivations FROM team_settings WHERE team_id = ?",
+            "SELECT approval, approve_deactivations FROM team_settings WHERE team_id = $1",
         )
         .bind(team_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.$read)
         .await?;
         match row {
             None => Ok(TeamSettings::default()),
@@ -116,14 +120,14 @@ impl ApprovalStorage for SqliteStorage {
 
     async fn save_team_settings(&self, team_id: TeamId, settings: &TeamSettings) -> Result<()> {
         sqlx::query(
-            "INSERT INTO team_settings (team_id, approval, approve_deactivations) VALUES (?, ?, ?) \
+            "INSERT INTO team_settings (team_id, approval, approve_deactivations) VALUES ($1, $2, $3) \
              ON CONFLICT (team_id) DO UPDATE SET approval = excluded.approval, \
              approve_deactivations = excluded.approve_deactivations",
         )
         .bind(team_id)
         .bind(settings.approval.key())
         .bind(settings.approve_deactivations)
-        .execute(&self.writer)
+        .execute(&self.$write)
         .await?;
         Ok(())
     }
@@ -131,8 +135,8 @@ impl ApprovalStorage for SqliteStorage {
     async fn request_approval(&self, team_id: TeamId, request: &ApprovalRecord) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO approvals (preview_id, team_id, requested_by, requester_email, \
-             requested_at, expires_at) SELECT ?, ?, ?, ?, ?, ? \
-             WHERE EXISTS (SELECT 1 FROM previews WHERE id = ? AND team_id = ?) \
+             requested_at, expires_at) SELECT $1, $2, $3, $4, $5, $6 \
+             WHERE EXISTS (SELECT 1 FROM previews WHERE id = $7 AND team_id = $8) \
              ON CONFLICT (preview_id) DO NOTHING",
         )
         .bind(&request.preview_id)
@@ -143,7 +147,7 @@ impl ApprovalStorage for SqliteStorage {
         .bind(stamp(request.expires_at))
         .bind(&request.preview_id)
         .bind(team_id)
-        .execute(&self.writer)
+        .execute(&self.$write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -156,11 +160,11 @@ impl ApprovalStorage for SqliteStorage {
         let row: Option<ApprovalRow> = sqlx::query_as(
             "SELECT preview_id, requested_by, requester_email, requested_at, expires_at, \
              decision, decided_by, decided_at, reason FROM approvals \
-             WHERE team_id = ? AND preview_id = ?",
+             WHERE team_id = $1 AND preview_id = $2",
         )
         .bind(team_id)
         .bind(preview_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.$read)
         .await?;
         row.map(ApprovalRecord::try_from).transpose()
     }
@@ -168,10 +172,10 @@ impl ApprovalStorage for SqliteStorage {
     async fn approvers(&self, team_id: TeamId) -> Result<Vec<(PreviewId, String)>> {
         Ok(sqlx::query_as(
             "SELECT preview_id, decided_by FROM approvals \
-             WHERE team_id = ? AND decision = 'approved' AND decided_by IS NOT NULL",
+             WHERE team_id = $1 AND decision = 'approved' AND decided_by IS NOT NULL",
         )
         .bind(team_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.$read)
         .await?)
     }
 
@@ -185,8 +189,8 @@ impl ApprovalStorage for SqliteStorage {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE approvals SET decision = ?, decided_by = ?, decided_at = ?, reason = ? \
-             WHERE team_id = ? AND preview_id = ? AND decision IS NULL AND expires_at > ?",
+            "UPDATE approvals SET decision = $1, decided_by = $2, decided_at = $3, reason = $4 \
+             WHERE team_id = $5 AND preview_id = $6 AND decision IS NULL AND expires_at > $7",
         )
         .bind(super::rows::enum_name(&decision)?)
         .bind(by)
@@ -195,8 +199,13 @@ impl ApprovalStorage for SqliteStorage {
         .bind(team_id)
         .bind(preview_id)
         .bind(stamp(at))
-        .execute(&self.writer)
+        .execute(&self.$write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 }
+    };
+}
+
+approval_queries!(super::sqlite::SqliteStorage, pool, writer);
+approval_queries!(super::postgres::PostgresStorage, pool, pool);

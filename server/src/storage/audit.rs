@@ -19,7 +19,6 @@ use app::audit::AuditAction;
 use app::ids::TeamId;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::SqlitePool;
 use std::fmt;
 
 /// The "previous hash" of a team's first entry.
@@ -144,99 +143,168 @@ fn entry_hash(c: &Content<'_>) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Appends `entry` to `team_id`'s chain at time `at`, in one transaction on `writer`.
-pub(super) async fn append(
-    writer: &SqlitePool,
-    team_id: TeamId,
-    at: DateTime<Utc>,
-    entry: &NewAuditEntry,
-) -> Result<AuditEntry> {
-    let mut tx = writer.begin().await?;
-    // A write first: it takes the database's write lock, so a concurrent append waits here
-    // instead of reading the same head and failing (or forking the chain) later.
-    sqlx::query(
-        "INSERT INTO audit_heads (team_id, last_seq, last_hash) VALUES (?, 0, ?) \
-         ON CONFLICT (team_id) DO NOTHING",
-    )
-    .bind(team_id)
-    .bind(GENESIS)
-    .execute(&mut *tx)
-    .await?;
-    let (last_seq, last_hash): (i64, String) =
-        sqlx::query_as("SELECT last_seq, last_hash FROM audit_heads WHERE team_id = ?")
+/// The chain's SQL, written once for both databases (`$n` placeholders work on both). The
+/// head row is read `$head_lock`: PostgreSQL must lock it so a concurrent append of the same
+/// team waits; SQLite's single writer already makes appends take turns.
+macro_rules! chain_queries {
+    ($module:ident, $db:ty, $head_lock:literal) => {
+        pub(super) mod $module {
+            use super::*;
+
+            type Pool = sqlx::Pool<$db>;
+
+        /// Appends `entry` to `team_id`'s chain at time `at`, in one transaction on `writer`.
+        pub async fn append(
+            writer: &Pool,
+            team_id: TeamId,
+            at: DateTime<Utc>,
+            entry: &NewAuditEntry,
+        ) -> Result<AuditEntry> {
+            let mut tx = writer.begin().await?;
+            // A write first: it takes the database's write lock, so a concurrent append waits here
+            // instead of reading the same head and failing (or forking the chain) later.
+            sqlx::query(
+                "INSERT INTO audit_heads (team_id, last_seq, last_hash) VALUES ($1, 0, $2) \
+                 ON CONFLICT (team_id) DO NOTHING",
+            )
             .bind(team_id)
-            .fetch_one(&mut *tx)
+            .bind(GENESIS)
+            .execute(&mut *tx)
             .await?;
-    let row = AuditRow {
-        team_id,
-        seq: last_seq + 1,
-        at: stamp(at),
-        actor: entry.actor.clone(),
-        action: entry.action.key().to_string(),
-        target: entry.target.clone().unwrap_or_default(),
-        details: entry.details.to_string(),
-        prev_hash: last_hash,
-        hash: String::new(),
+            let (last_seq, last_hash): (i64, String) =
+                sqlx::query_as(concat!("SELECT last_seq, last_hash FROM audit_heads WHERE team_id = $1", $head_lock))
+                    .bind(team_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let row = AuditRow {
+                team_id,
+                seq: last_seq + 1,
+                at: stamp(at),
+                actor: entry.actor.clone(),
+                action: entry.action.key().to_string(),
+                target: entry.target.clone().unwrap_or_default(),
+                details: entry.details.to_string(),
+                prev_hash: last_hash,
+                hash: String::new(),
+            };
+            let row = AuditRow {
+                hash: row.content_hash(),
+                ..row
+            };
+            sqlx::query(
+                "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
+                 prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(row.team_id)
+            .bind(row.seq)
+            .bind(&row.at)
+            .bind(&row.actor)
+            .bind(&row.action)
+            .bind(&row.target)
+            .bind(&row.details)
+            .bind(&row.prev_hash)
+            .bind(&row.hash)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE audit_heads SET last_seq = $1, last_hash = $2 WHERE team_id = $3")
+                .bind(row.seq)
+                .bind(&row.hash)
+                .bind(team_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            row.into_entry()
+        }
+
+        /// The team's entries matching `query`, newest first.
+        pub async fn entries(
+            pool: &Pool,
+            team_id: TeamId,
+            query: &AuditQuery,
+        ) -> Result<Vec<AuditEntry>> {
+            let mut sql = sqlx::QueryBuilder::<$db>::new(
+                "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash \
+                 FROM audit_entries WHERE team_id = ",
+            );
+            sql.push_bind(team_id);
+            if let Some(action) = query.action {
+                sql.push(" AND action = ").push_bind(action.key());
+            }
+            // Stored times are RFC 3339 UTC text, so a day compares as a prefix: from the day's
+            // start, and up to (not including) the text just after the day's last instant.
+            if let Some(day) = &query.from_day {
+                sql.push(" AND at >= ").push_bind(day.clone());
+            }
+            if let Some(day) = &query.to_day {
+                sql.push(" AND at < ").push_bind(format!("{day}U"));
+            }
+            if let Some(before) = query.before {
+                sql.push(" AND seq < ").push_bind(before);
+            }
+            sql.push(" ORDER BY seq DESC LIMIT ")
+                .push_bind(i64::from(query.limit));
+            let rows: Vec<AuditRow> = sql.build_query_as().fetch_all(pool).await?;
+            rows.into_iter().map(AuditRow::into_entry).collect()
+        }
+
+        /// Walks every team's chain, stopping at the first break.
+        pub async fn verify(pool: &Pool) -> Result<ChainReport> {
+            let teams: Vec<TeamId> = sqlx::query_scalar(
+                "SELECT team_id FROM audit_entries UNION SELECT team_id FROM audit_heads ORDER BY 1",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut report = ChainReport {
+                entries: 0,
+                heads: Vec::new(),
+                broken: None,
+            };
+            for team_id in teams {
+                let mut walk = ChainWalk::new(team_id);
+                let mut after = 0_i64;
+                loop {
+                    let rows: Vec<AuditRow> = sqlx::query_as(
+                        "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash \
+                         FROM audit_entries WHERE team_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    )
+                    .bind(team_id)
+                    .bind(after)
+                    .bind(VERIFY_BATCH)
+                    .fetch_all(pool)
+                    .await?;
+                    let Some(last) = rows.last() else { break };
+                    after = last.seq;
+                    for row in &rows {
+                        if let Err(broken) = walk.step(row) {
+                            report.broken = Some(broken);
+                            return Ok(report);
+                        }
+                        report.entries += 1;
+                    }
+                }
+                let head: Option<(i64, String)> =
+                    sqlx::query_as("SELECT last_seq, last_hash FROM audit_heads WHERE team_id = $1")
+                        .bind(team_id)
+                        .fetch_optional(pool)
+                        .await?;
+                if let Err(broken) = walk.finish(head) {
+                    report.broken = Some(broken);
+                    return Ok(report);
+                }
+                report
+                    .heads
+                    .push((team_id, walk.last_seq, walk.last_hash.clone()));
+            }
+            Ok(report)
+        }
+
+        }
     };
-    let row = AuditRow {
-        hash: row.content_hash(),
-        ..row
-    };
-    sqlx::query(
-        "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
-         prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(row.team_id)
-    .bind(row.seq)
-    .bind(&row.at)
-    .bind(&row.actor)
-    .bind(&row.action)
-    .bind(&row.target)
-    .bind(&row.details)
-    .bind(&row.prev_hash)
-    .bind(&row.hash)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE audit_heads SET last_seq = ?, last_hash = ? WHERE team_id = ?")
-        .bind(row.seq)
-        .bind(&row.hash)
-        .bind(team_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    row.into_entry()
 }
 
-/// The team's entries matching `query`, newest first.
-pub(super) async fn entries(
-    pool: &SqlitePool,
-    team_id: TeamId,
-    query: &AuditQuery,
-) -> Result<Vec<AuditEntry>> {
-    let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash \
-         FROM audit_entries WHERE team_id = ",
-    );
-    sql.push_bind(team_id);
-    if let Some(action) = query.action {
-        sql.push(" AND action = ").push_bind(action.key());
-    }
-    // Stored times are RFC 3339 UTC text, so a day compares as a prefix: from the day's
-    // start, and up to (not including) the text just after the day's last instant.
-    if let Some(day) = &query.from_day {
-        sql.push(" AND at >= ").push_bind(day.clone());
-    }
-    if let Some(day) = &query.to_day {
-        sql.push(" AND at < ").push_bind(format!("{day}U"));
-    }
-    if let Some(before) = query.before {
-        sql.push(" AND seq < ").push_bind(before);
-    }
-    sql.push(" ORDER BY seq DESC LIMIT ")
-        .push_bind(i64::from(query.limit));
-    let rows: Vec<AuditRow> = sql.build_query_as().fetch_all(pool).await?;
-    rows.into_iter().map(AuditRow::into_entry).collect()
-}
+chain_queries!(on_sqlite, sqlx::Sqlite, "");
+chain_queries!(on_postgres, sqlx::Postgres, " FOR UPDATE");
+pub(super) use on_sqlite::{append, entries, verify};
 
 /// What walking the chains found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -362,57 +430,6 @@ impl ChainWalk {
         }
         Ok(())
     }
-}
-
-/// Walks every team's chain, stopping at the first break.
-pub(super) async fn verify(pool: &SqlitePool) -> Result<ChainReport> {
-    let teams: Vec<TeamId> = sqlx::query_scalar(
-        "SELECT team_id FROM audit_entries UNION SELECT team_id FROM audit_heads ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut report = ChainReport {
-        entries: 0,
-        heads: Vec::new(),
-        broken: None,
-    };
-    for team_id in teams {
-        let mut walk = ChainWalk::new(team_id);
-        let mut after = 0_i64;
-        loop {
-            let rows: Vec<AuditRow> = sqlx::query_as(
-                "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash \
-                 FROM audit_entries WHERE team_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            )
-            .bind(team_id)
-            .bind(after)
-            .bind(VERIFY_BATCH)
-            .fetch_all(pool)
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.seq;
-            for row in &rows {
-                if let Err(broken) = walk.step(row) {
-                    report.broken = Some(broken);
-                    return Ok(report);
-                }
-                report.entries += 1;
-            }
-        }
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT last_seq, last_hash FROM audit_heads WHERE team_id = ?")
-                .bind(team_id)
-                .fetch_optional(pool)
-                .await?;
-        if let Err(broken) = walk.finish(head) {
-            report.broken = Some(broken);
-            return Ok(report);
-        }
-        report
-            .heads
-            .push((team_id, walk.last_seq, walk.last_hash.clone()));
-    }
-    Ok(report)
 }
 
 #[cfg(test)]

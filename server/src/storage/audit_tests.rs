@@ -1,34 +1,16 @@
-//! The audit trail's storage tests, on a real SQLite file in a temporary folder: appends,
+//! The audit trail's storage tests, on both databases (see test_db.rs): appends,
 //! order, teams kept apart, and `verify` catching an edited, a removed and a reordered row
-//! (the tampering done with plain SQL, as someone holding the database file would).
+//! (the tampering done with plain SQL, as someone holding the database would).
 
+use super::test_db::{on_both_databases, Backend, TestDb};
 use super::*;
 use app::audit::AuditAction;
+use chrono::TimeZone;
 
 const TEAM: TeamId = TeamId::BUILT_IN;
 const OTHER_TEAM: TeamId = TeamId::new(2);
 
-struct TestDb {
-    _dir: tempfile::TempDir,
-    db: Database,
-}
-
 impl TestDb {
-    async fn new() -> TestDb {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
-        let db = open(&url).await.expect("open");
-        sqlx::query("INSERT INTO teams (id, name, created_at) VALUES (2, 'Other team', 'x')")
-            .execute(&db.sqlite)
-            .await
-            .expect("second team");
-        TestDb { _dir: dir, db }
-    }
-
-    fn storage(&self) -> &dyn Storage {
-        self.db.storage.as_ref()
-    }
-
     async fn append(&self, team: TeamId, action: AuditAction, n: u64) -> AuditEntry {
         self.storage()
             .append_audit(
@@ -47,16 +29,10 @@ impl TestDb {
     /// Runs `sql` on the file with the append-only triggers out of the way, as someone with
     /// the file (not Offboard) would.
     async fn tamper(&self, sql: &str) {
-        for statement in [
-            "DROP TRIGGER IF EXISTS audit_entries_never_change",
-            "DROP TRIGGER IF EXISTS audit_entries_never_removed",
-            sql,
-        ] {
-            sqlx::query(statement)
-                .execute(&self.db.sqlite)
-                .await
-                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        for trigger in ["audit_entries_never_change", "audit_entries_never_removed"] {
+            self.drop_trigger(trigger, "audit_entries").await;
         }
+        self.execute(sql).await;
     }
 
     async fn verify(&self) -> ChainReport {
@@ -71,9 +47,8 @@ fn everything(limit: u32) -> AuditQuery {
     }
 }
 
-#[tokio::test]
-async fn entries_are_numbered_chained_and_read_newest_first() {
-    let t = TestDb::new().await;
+async fn entries_are_numbered_chained_and_read_newest_first(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
     let first = t.append(TEAM, AuditAction::PreviewMade, 1).await;
     let second = t.append(TEAM, AuditAction::RunConfirmed, 2).await;
     let third = t.append(TEAM, AuditAction::RunEnded, 3).await;
@@ -128,9 +103,8 @@ async fn entries_are_numbered_chained_and_read_newest_first() {
     assert_eq!(report.heads, vec![(TEAM, 3, third.hash.clone())]);
 }
 
-#[tokio::test]
-async fn days_filter_on_the_stored_utc_time() {
-    let t = TestDb::new().await;
+async fn days_filter_on_the_stored_utc_time(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
     for n in 1..=3 {
         t.append(TEAM, AuditAction::RunPaused, n).await;
     }
@@ -163,9 +137,8 @@ async fn days_filter_on_the_stored_utc_time() {
     }
 }
 
-#[tokio::test]
-async fn each_team_has_its_own_chain_and_sees_only_its_entries() {
-    let t = TestDb::new().await;
+async fn each_team_has_its_own_chain_and_sees_only_its_entries(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
     let a1 = t.append(TEAM, AuditAction::PreviewMade, 1).await;
     let b1 = t.append(OTHER_TEAM, AuditAction::ConnectionSaved, 2).await;
     let a2 = t.append(TEAM, AuditAction::RunConfirmed, 3).await;
@@ -195,15 +168,14 @@ async fn each_team_has_its_own_chain_and_sees_only_its_entries() {
     );
 }
 
-#[tokio::test]
-async fn offboard_itself_cannot_change_or_remove_an_entry() {
-    let t = TestDb::new().await;
+async fn offboard_itself_cannot_change_or_remove_an_entry(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
     t.append(TEAM, AuditAction::RunPaused, 1).await;
     for sql in [
         "UPDATE audit_entries SET actor = 'someone else'",
         "DELETE FROM audit_entries",
     ] {
-        let refused = sqlx::query(sql).execute(&t.db.sqlite).await.unwrap_err();
+        let refused = t.try_execute(sql).await.unwrap_err();
         assert!(
             refused.to_string().contains("append-only"),
             "{sql}: {refused}"
@@ -212,8 +184,8 @@ async fn offboard_itself_cannot_change_or_remove_an_entry() {
     assert_eq!(t.verify().await.broken, None);
 }
 
-async fn five_entries() -> TestDb {
-    let t = TestDb::new().await;
+async fn five_entries(backend: Backend) -> TestDb {
+    let t = TestDb::new(backend, stamp_time()).await;
     for n in 1..=5 {
         t.append(TEAM, AuditAction::RunResumed, n).await;
     }
@@ -222,9 +194,8 @@ async fn five_entries() -> TestDb {
     t
 }
 
-#[tokio::test]
-async fn verify_finds_an_edited_row() {
-    let t = five_entries().await;
+async fn verify_finds_an_edited_row(backend: Backend) {
+    let t = five_entries(backend).await;
     t.tamper("UPDATE audit_entries SET details = '{\"n\":0}' WHERE team_id = 1 AND seq = 3")
         .await;
     let broken = t.verify().await.broken.expect("a break");
@@ -234,15 +205,14 @@ async fn verify_finds_an_edited_row() {
     );
 }
 
-#[tokio::test]
-async fn verify_finds_a_deleted_row_in_the_middle_and_at_the_end() {
-    let t = five_entries().await;
+async fn verify_finds_a_deleted_row_in_the_middle_and_at_the_end(backend: Backend) {
+    let t = five_entries(backend).await;
     t.tamper("DELETE FROM audit_entries WHERE team_id = 1 AND seq = 2")
         .await;
     let broken = t.verify().await.broken.expect("a break");
     assert_eq!((broken.seq, broken.why), (2, BreakKind::Missing));
 
-    let t = five_entries().await;
+    let t = five_entries(backend).await;
     t.tamper("DELETE FROM audit_entries WHERE team_id = 1 AND seq = 5")
         .await;
     let broken = t.verify().await.broken.expect("a break");
@@ -252,9 +222,8 @@ async fn verify_finds_a_deleted_row_in_the_middle_and_at_the_end() {
     );
 }
 
-#[tokio::test]
-async fn verify_finds_reordered_rows() {
-    let t = five_entries().await;
+async fn verify_finds_reordered_rows(backend: Backend) {
+    let t = five_entries(backend).await;
     // Swap entries 2 and 3 (their numbers, so they read in the other order).
     t.tamper("UPDATE audit_entries SET seq = -2 WHERE team_id = 1 AND seq = 2")
         .await;
@@ -267,9 +236,8 @@ async fn verify_finds_reordered_rows() {
     assert!(broken.to_string().contains("moved"), "{broken}");
 }
 
-#[tokio::test]
-async fn appends_keep_one_chain_when_they_race() {
-    let t = TestDb::new().await;
+async fn appends_keep_one_chain_when_they_race(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
     let storage = t.db.storage.clone();
     let tasks: Vec<_> = (0..20)
         .map(|n| {
@@ -297,3 +265,21 @@ async fn appends_keep_one_chain_when_they_race() {
     assert_eq!(report.broken, None);
     assert_eq!(report.entries, 20);
 }
+
+/// The clock of the tests' databases (the trail stamps entries with it).
+fn stamp_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+on_both_databases!(
+    entries_are_numbered_chained_and_read_newest_first,
+    days_filter_on_the_stored_utc_time,
+    each_team_has_its_own_chain_and_sees_only_its_entries,
+    offboard_itself_cannot_change_or_remove_an_entry,
+    appends_keep_one_chain_when_they_race,
+    verify_finds_an_edited_row,
+    verify_finds_a_deleted_row_in_the_middle_and_at_the_end,
+    verify_finds_reordered_rows
+);

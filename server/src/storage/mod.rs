@@ -1,11 +1,15 @@
-//! Offboard's own records (accounts, teams, connections, previews, jobs, the audit trail), behind the [`Storage`] trait so
-//! callers do not care which database holds them. SQLite is built in; the URL scheme picks the
-//! driver, so PostgreSQL can be added as a second implementation without touching callers.
+//! Offboard's own records (accounts, teams, connections, previews, jobs, the audit trail),
+//! behind the [`Storage`] trait so callers do not care which database holds them. The URL
+//! scheme picks the driver: SQLite (`sqlite://`, the embedded default) or PostgreSQL
+//! (`postgres://`, for a hosted console).
 
 mod accounts;
 mod approvals;
 mod audit;
+mod portable;
+mod postgres;
 mod rows;
+mod sessions;
 mod sqlite;
 
 pub use accounts::{
@@ -13,9 +17,11 @@ pub use accounts::{
 };
 pub use approvals::{ApprovalRecord, ApprovalStorage, Decision};
 pub use audit::{AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, NewAuditEntry};
+pub use postgres::PostgresStorage;
+pub use sessions::SessionTable;
 pub use sqlite::SqliteStorage;
 
-use crate::engine::{Clock, RunTarget, SystemClock};
+use crate::engine::{Clock, ItemState, RunTarget, SystemClock};
 use app::hidden::Hidden;
 use app::ids::{JobId, PreviewId, TeamId};
 pub use app::model::JobState;
@@ -23,7 +29,7 @@ use app::model::{Action, ItemOutcome, ItemResult, PreviewOutcome, PreviewRow};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -31,7 +37,7 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("unsupported database URL (expected sqlite://...): {0}")]
+    #[error("unsupported database URL (expected sqlite://... or postgres://...): {0}")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -399,10 +405,34 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
     async fn verify_audit(&self) -> Result<ChainReport>;
 }
 
-/// An opened database: the records, plus the pool the session store shares.
+/// An opened database: the records, plus the connections the session store shares.
 pub struct Database {
     pub storage: Arc<dyn Storage>,
-    pub sqlite: SqlitePool,
+    /// Either driver's connections. The field keeps its first name because
+    /// `service::audit::verify_database` closes it as `db.sqlite`.
+    pub sqlite: Pool,
+}
+
+/// The connections of an opened database, for what lives beside the records (the sessions).
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    /// Waits for the connections in use to be returned, then closes them all.
+    pub async fn close(&self) {
+        match self {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// The browser sessions' store in this database, its table created if missing.
+    pub async fn session_store(&self) -> Result<SessionTable> {
+        Ok(SessionTable::open(self).await?)
+    }
 }
 
 /// Opens (creating if needed) the database at `url` and applies migrations.
@@ -412,10 +442,43 @@ pub async fn open(url: &str) -> Result<Database> {
 
 /// [`open`], with the clock that stamps job state changes and results.
 pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
-    if !(url.starts_with("sqlite:")) {
-        return Err(StorageError::UnsupportedUrl(redact_url(url)));
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("sqlite") => sqlite::open(url, clock).await,
+        Some("postgres" | "postgresql") => postgres::open(url, clock).await,
+        _ => Err(StorageError::UnsupportedUrl(redact_url(url))),
     }
-    sqlite::open(url, clock).await
+}
+
+impl NewJob {
+    /// Checks the planned users before anything is written: each user once, and no settled
+    /// success (nothing was sent yet). Returns how many are settled.
+    fn check_items(&self) -> Result<usize> {
+        let mut seen = HashSet::new();
+        let mut settled = 0;
+        for item in &self.items {
+            if !seen.insert(item.account_id()) {
+                return Err(StorageError::DuplicateAccount(
+                    item.account_id().to_string(),
+                ));
+            }
+            if let PlannedItem::Settled(result) = item {
+                if result.outcome.is_success() {
+                    return Err(StorageError::SettledAsSuccess(result.account_id.clone()));
+                }
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+}
+
+/// Why a change to a user of a job touched no row, from the user's state (None: not found).
+fn item_refusal(job_id: &JobId, account_id: &str, state: Option<ItemState>) -> StorageError {
+    let (job_id, account_id) = (job_id.clone(), account_id.to_string());
+    match state {
+        Some(ItemState::Done) => StorageError::ItemFinished { job_id, account_id },
+        _ => StorageError::UnknownItem { job_id, account_id },
+    }
 }
 
 /// Database URLs can carry passwords (postgres://user:pw@host): never print them whole.
@@ -427,6 +490,13 @@ fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+mod accounts_tests;
+#[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+#[path = "../../tests/support/pg_cluster.rs"]
+mod pg_cluster;
+#[cfg(test)]
+mod test_db;
 #[cfg(test)]
 mod tests;

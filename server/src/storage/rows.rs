@@ -1,6 +1,8 @@
-//! The rows SQLite hands back (`sqlx::FromRow`, one struct per query shape) and how each becomes
-//! a record. Times are stored as RFC 3339 text and enums by their serde name, so those two are
-//! read here; ids and states are stored as themselves (`sqlx::Type`).
+//! The rows either database hands back (`sqlx::FromRow`, one struct per query shape, generic
+//! over the driver) and how each becomes a record. Times are stored as RFC 3339 text and enums
+//! by their serde name, so those two are read here; ids and states are stored as themselves
+//! (`sqlx::Type`: text and integers on SQLite, the `jobstate`/`itemstate` enum types on
+//! PostgreSQL).
 
 use super::{
     ConnectionRecord, JobConnection, JobEvent, JobRecord, PreviewRecord, PreviewSourceRecord,

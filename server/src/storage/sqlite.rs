@@ -1,9 +1,6 @@
 //! The SQLite implementation of [`Storage`]: the embedded default (one file in the data folder).
 
-use super::rows::{
-    enum_name, stamp, to_u64, ConnectionRow, ItemResultRow, JobEventRow, JobRow, PreviewRecordRow,
-    PreviewSourceRow, TallyRow, TargetRow,
-};
+use super::rows::{enum_name, stamp, to_u64, JobEventRow, JobRow, TallyRow};
 use super::*;
 use crate::engine::ItemState;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -40,7 +37,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
             writer,
             clock,
         }),
-        sqlite: pool,
+        sqlite: Pool::Sqlite(pool),
     })
 }
 
@@ -101,9 +98,6 @@ const PREVIEW_ROWS_PER_INSERT: usize = 500;
 const JOB_COLUMNS: &str = "id, team_id, created_by, created_at, site_url, action, preview_id, \
                            state, reason, started_at, finished_at, users_url, token_fingerprint";
 
-const ITEM_RESULT_COLUMNS: &str =
-    "account_id, email, outcome, message, attempts, elapsed_ms, demoted";
-
 pub struct SqliteStorage {
     pub(super) pool: SqlitePool,
     /// The jobs' writes (creation, states, sending marks, results), and the accounts'.
@@ -147,14 +141,7 @@ impl SqliteStorage {
                 .await;
         match state {
             Err(e) => e.into(),
-            Ok(Some(ItemState::Done)) => StorageError::ItemFinished {
-                job_id: job_id.clone(),
-                account_id: account_id.to_string(),
-            },
-            Ok(_) => StorageError::UnknownItem {
-                job_id: job_id.clone(),
-                account_id: account_id.to_string(),
-            },
+            Ok(state) => super::item_refusal(job_id, account_id, state),
         }
     }
 }
@@ -254,63 +241,19 @@ impl Storage for SqliteStorage {
     }
 
     async fn save_connection(&self, team_id: TeamId, record: &ConnectionRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO connections (team_id, site_url, scim_base_url, token_ciphertext, \
-             token_hint, operator_email, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (team_id) DO UPDATE SET site_url = excluded.site_url, \
-             scim_base_url = excluded.scim_base_url, token_ciphertext = excluded.token_ciphertext, \
-             token_hint = excluded.token_hint, operator_email = excluded.operator_email, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(team_id)
-        .bind(&record.site_url)
-        .bind(&record.scim_base_url)
-        .bind(record.token_ciphertext.as_ref().map(|t| t.expose()))
-        .bind(&record.token_hint)
-        .bind(&record.operator_email)
-        .bind(stamp(record.updated_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        super::portable::on_sqlite::save_connection(&self.pool, team_id, record).await
     }
 
     async fn connection(&self, team_id: TeamId) -> Result<Option<ConnectionRecord>> {
-        let row: Option<ConnectionRow> = sqlx::query_as(
-            "SELECT site_url, scim_base_url, token_ciphertext, token_hint, operator_email, \
-             updated_at FROM connections WHERE team_id = ?",
-        )
-        .bind(team_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(ConnectionRecord::try_from).transpose()
+        super::portable::on_sqlite::connection(&self.pool, team_id).await
     }
 
     async fn forget_token(&self, team_id: TeamId) -> Result<()> {
-        sqlx::query(
-            "UPDATE connections SET token_ciphertext = NULL, token_hint = '', updated_at = ? \
-             WHERE team_id = ?",
-        )
-        .bind(stamp(self.clock.now()))
-        .bind(team_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        super::portable::on_sqlite::forget_token(&self.pool, team_id, self.clock.now()).await
     }
 
     async fn saved_tokens(&self) -> Result<Vec<SavedToken>> {
-        let rows: Vec<(TeamId, String)> = sqlx::query_as(
-            "SELECT team_id, token_ciphertext FROM connections \
-             WHERE token_ciphertext IS NOT NULL ORDER BY team_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(team_id, ciphertext)| SavedToken {
-                team_id,
-                ciphertext: Hidden::new(ciphertext),
-            })
-            .collect())
+        super::portable::on_sqlite::saved_tokens(&self.pool).await
     }
 
     async fn replace_saved_tokens(&self, replacements: &[TokenReplacement]) -> Result<()> {
@@ -354,20 +297,7 @@ impl Storage for SqliteStorage {
         team_id: TeamId,
         source: &PreviewSourceRecord,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO preview_sources (id, team_id, created_at, users_url, token_fingerprint, \
-             input_json, listing_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&source.id)
-        .bind(team_id)
-        .bind(stamp(source.created_at))
-        .bind(&source.users_url)
-        .bind(&source.token_fingerprint)
-        .bind(&source.input_json)
-        .bind(&source.listing_json)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        super::portable::on_sqlite::save_preview_source(&self.pool, team_id, source).await
     }
 
     async fn preview_source(
@@ -375,15 +305,7 @@ impl Storage for SqliteStorage {
         team_id: TeamId,
         source_id: &str,
     ) -> Result<Option<PreviewSourceRecord>> {
-        let row: Option<PreviewSourceRow> = sqlx::query_as(
-            "SELECT id, created_at, users_url, token_fingerprint, input_json, listing_json \
-             FROM preview_sources WHERE team_id = ? AND id = ?",
-        )
-        .bind(team_id)
-        .bind(source_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(PreviewSourceRecord::try_from).transpose()
+        super::portable::on_sqlite::preview_source(&self.pool, team_id, source_id).await
     }
 
     async fn save_preview(
@@ -431,16 +353,7 @@ impl Storage for SqliteStorage {
         team_id: TeamId,
         preview_id: &PreviewId,
     ) -> Result<Option<PreviewRecord>> {
-        let row: Option<PreviewRecordRow> = sqlx::query_as(
-            "SELECT id, created_at, action, phrase, source_id, summary_json, total_rows, \
-             claimed_at IS NOT NULL AS claimed, replaced_by FROM previews \
-             WHERE team_id = ? AND id = ?",
-        )
-        .bind(team_id)
-        .bind(preview_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(PreviewRecord::try_from).transpose()
+        super::portable::on_sqlite::preview(&self.pool, team_id, preview_id).await
     }
 
     async fn preview_rows(
@@ -487,78 +400,20 @@ impl Storage for SqliteStorage {
         team_id: TeamId,
         preview_id: &PreviewId,
     ) -> Result<Vec<PreviewRow>> {
-        use futures::TryStreamExt;
-        // Each row is parsed as it arrives: collecting the JSON texts first would hold a
-        // large preview twice (texts and rows) when a run starts.
-        let mut texts = sqlx::query_scalar::<_, String>(
-            "SELECT r.row_json FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
-             WHERE p.team_id = ? AND r.preview_id = ? ORDER BY r.position",
-        )
-        .bind(team_id)
-        .bind(preview_id)
-        .fetch(&self.pool);
-        let mut rows = Vec::new();
-        while let Some(json) = texts.try_next().await? {
-            rows.push(serde_json::from_str(&json)?);
-        }
-        Ok(rows)
+        super::portable::on_sqlite::all_preview_rows(&self.pool, team_id, preview_id).await
     }
 
     async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired> {
-        let before = stamp(before);
-        let mut tx = self.pool.begin().await?;
-        // Rows go with their preview (ON DELETE CASCADE).
-        let previews =
-            sqlx::query("DELETE FROM previews WHERE claimed_at IS NULL AND created_at < ?")
-                .bind(&before)
-                .execute(&mut *tx)
-                .await?;
-        let sources = sqlx::query(
-            "DELETE FROM preview_sources WHERE created_at < ? AND id NOT IN \
-             (SELECT source_id FROM previews WHERE claimed_at IS NULL AND source_id IS NOT NULL)",
-        )
-        .bind(&before)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Expired {
-            previews: previews.rows_affected(),
-            sources: sources.rows_affected(),
-        })
+        super::portable::on_sqlite::expire_previews(&self.pool, before).await
     }
 
     async fn claim_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<bool> {
-        let claimed = sqlx::query(
-            "UPDATE previews SET claimed_at = ? WHERE team_id = ? AND id = ? \
-             AND claimed_at IS NULL",
-        )
-        .bind(stamp(self.clock.now()))
-        .bind(team_id)
-        .bind(preview_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(claimed.rows_affected() == 1)
+        super::portable::on_sqlite::claim_preview(&self.pool, team_id, preview_id, self.clock.now())
+            .await
     }
 
     async fn create_job(&self, job: &NewJob) -> Result<()> {
-        let mut seen = HashSet::new();
-        for item in &job.items {
-            if !seen.insert(item.account_id()) {
-                return Err(StorageError::DuplicateAccount(
-                    item.account_id().to_string(),
-                ));
-            }
-            if let PlannedItem::Settled(result) = item {
-                if result.outcome.is_success() {
-                    return Err(StorageError::SettledAsSuccess(result.account_id.clone()));
-                }
-            }
-        }
-        let settled = job
-            .items
-            .iter()
-            .filter(|i| matches!(i, PlannedItem::Settled(_)))
-            .count();
+        let settled = job.check_items()?;
         let queued_seq = 1i64;
         let at = job.created_at;
 
@@ -714,15 +569,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>> {
-        let rows: Vec<TargetRow> = sqlx::query_as(
-            "SELECT account_id, email, state FROM job_items WHERE job_id = ? AND state <> ? \
-             ORDER BY position",
-        )
-        .bind(job_id)
-        .bind(ItemState::Done)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(RunTarget::from).collect())
+        super::portable::on_sqlite::job_targets(&self.pool, job_id).await
     }
 
     async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
@@ -814,18 +661,8 @@ impl Storage for SqliteStorage {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<JobEvent>> {
-        let rows: Vec<JobEventRow> = sqlx::query_as(
-            "SELECT e.seq, e.at, e.result_json, e.state_change, e.reason \
-             FROM job_events e JOIN jobs j ON j.id = e.job_id \
-             WHERE j.team_id = ? AND e.job_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?",
-        )
-        .bind(team_id)
-        .bind(job_id)
-        .bind(after_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(JobEvent::try_from).collect()
+        super::portable::on_sqlite::events_since(&self.pool, team_id, job_id, after_seq, limit)
+            .await
     }
 
     async fn latest_results(
@@ -866,16 +703,6 @@ impl Storage for SqliteStorage {
     }
 
     async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>> {
-        let rows: Vec<ItemResultRow> = sqlx::query_as(&format!(
-            "SELECT {ITEM_RESULT_COLUMNS} FROM job_items \
-             WHERE job_id = (SELECT id FROM jobs WHERE id = ? AND team_id = ?) AND state = ? \
-             ORDER BY position"
-        ))
-        .bind(job_id)
-        .bind(team_id)
-        .bind(ItemState::Done)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(ItemResult::try_from).collect()
+        super::portable::on_sqlite::job_results(&self.pool, team_id, job_id).await
     }
 }

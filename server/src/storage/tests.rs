@@ -1,4 +1,4 @@
-//! The storage tests, on a real SQLite file in a temporary folder.
+//! The storage tests, run on both databases: a real SQLite file and a real PostgreSQL server (see test_db.rs).
 
 use super::rows::{parse_stamp, stamp};
 use super::*;
@@ -16,19 +16,12 @@ fn jid(id: &str) -> JobId {
 fn pid(id: &str) -> PreviewId {
     PreviewId::new(id)
 }
+use super::test_db::{on_both_databases, Backend, FixedClock, TestDb};
 use crate::scim::ScimToken;
 use crate::secret::SecretBox;
 use chrono::TimeZone;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use std::str::FromStr;
-
-struct FixedClock(DateTime<Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-}
 
 fn at(minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 6, 1, 12, minute, 0)
@@ -38,47 +31,6 @@ fn at(minute: u32) -> DateTime<Utc> {
 
 fn now() -> DateTime<Utc> {
     at(30)
-}
-
-struct TestDb {
-    _dir: tempfile::TempDir,
-    url: String,
-    db: Database,
-}
-
-impl TestDb {
-    async fn new() -> TestDb {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
-        let db = open_with_clock(&url, Arc::new(FixedClock(now())))
-            .await
-            .expect("open");
-        sqlx::query("INSERT INTO teams (id, name, created_at) VALUES (2, 'Other team', ?)")
-            .bind(stamp(now()))
-            .execute(&db.sqlite)
-            .await
-            .expect("second team");
-        TestDb { _dir: dir, url, db }
-    }
-
-    fn storage(&self) -> &dyn Storage {
-        self.db.storage.as_ref()
-    }
-
-    /// Closes every connection and opens the same file again, as a restart would.
-    async fn restart(&mut self) {
-        self.db.sqlite.close().await;
-        self.db = open_with_clock(&self.url, Arc::new(FixedClock(now())))
-            .await
-            .expect("reopen");
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.db.sqlite)
-            .await
-            .expect("count")
-    }
 }
 
 fn preview_record(id: &str, action: Action) -> PreviewRecord {
@@ -201,18 +153,39 @@ async fn opens_a_real_file_applies_migrations_and_reopens() {
 }
 
 #[tokio::test]
-async fn rejects_other_databases_without_leaking_credentials() {
-    let err = match open("postgres://admin:hunter2@db.internal/offboard").await {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("postgres is not built in yet"),
-    };
-    assert!(err.contains("unsupported database URL"), "{err}");
-    assert!(!err.contains("hunter2"), "{err}");
+async fn postgres_applies_its_migrations_once_and_reopens() {
+    let url = super::pg_cluster::shared().fresh_database().await;
+    let db = open(&url).await.expect("open");
+    let health = db.storage.health(DEFAULT_TEAM).await.expect("health");
+    assert_eq!(health.database, "PostgreSQL");
+    assert_eq!(
+        health.migrations,
+        sqlx::migrate!("./migrations-postgres").migrations.len() as i64
+    );
+    db.sqlite.close().await;
+    let again = open(&url).await.expect("reopen");
+    let health2 = again.storage.health(DEFAULT_TEAM).await.expect("health");
+    assert_eq!(health2.migrations, health.migrations);
 }
 
 #[tokio::test]
-async fn health_counts_only_the_teams_jobs() {
-    let t = TestDb::new().await;
+async fn rejects_other_databases_without_leaking_credentials() {
+    let err = match open("mysql://admin:hunter2@db.internal/offboard").await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("mysql is not supported"),
+    };
+    assert!(err.contains("unsupported database URL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    // A PostgreSQL server that does not answer: the error says so, without the password.
+    let err = match open("postgres://admin:hunter2@127.0.0.1:1/offboard").await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("nothing listens on port 1"),
+    };
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+async fn health_counts_only_the_teams_jobs(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     queued_job(t.storage(), "job-1").await;
     assert_eq!(
         t.storage().health(DEFAULT_TEAM).await.expect("health").jobs,
@@ -255,9 +228,8 @@ fn stored_times_sort_as_text() {
     assert!(parse_stamp("yesterday").is_err());
 }
 
-#[tokio::test]
-async fn connection_is_saved_replaced_and_its_token_forgotten() {
-    let t = TestDb::new().await;
+async fn connection_is_saved_replaced_and_its_token_forgotten(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     assert_eq!(s.connection(DEFAULT_TEAM).await.expect("read"), None);
 
@@ -330,9 +302,8 @@ async fn connection_is_saved_replaced_and_its_token_forgotten() {
     assert_eq!(t.count("SELECT COUNT(*) FROM connections").await, 1);
 }
 
-#[tokio::test]
-async fn preview_is_kept_per_team_and_claimed_once() {
-    let t = TestDb::new().await;
+async fn preview_is_kept_per_team_and_claimed_once(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     let record = preview_record("p-1", Action::Deactivate);
     s.save_preview(DEFAULT_TEAM, &record, &[])
@@ -402,9 +373,8 @@ fn source_record(id: &str) -> PreviewSourceRecord {
     }
 }
 
-#[tokio::test]
-async fn preview_rows_are_paged_and_filtered_by_sql_per_team() {
-    let t = TestDb::new().await;
+async fn preview_rows_are_paged_and_filtered_by_sql_per_team(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     let source = source_record("source-1");
     s.save_preview_source(DEFAULT_TEAM, &source)
@@ -505,9 +475,8 @@ async fn preview_rows_are_paged_and_filtered_by_sql_per_team() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one() {
-    let t = TestDb::new().await;
+async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     let rows = vec![
         preview_row(0, PreviewOutcome::Selected),
@@ -577,9 +546,8 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one() 
     );
 }
 
-#[tokio::test]
-async fn unconfirmed_previews_and_unused_sources_expire() {
-    let t = TestDb::new().await;
+async fn unconfirmed_previews_and_unused_sources_expire(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     s.save_preview_source(DEFAULT_TEAM, &source_record("source-1"))
         .await
@@ -666,9 +634,8 @@ async fn unconfirmed_previews_and_unused_sources_expire() {
     assert_eq!(t.count("SELECT COUNT(*) FROM preview_rows").await, 1);
 }
 
-#[tokio::test]
-async fn a_job_keeps_the_connection_it_was_confirmed_on() {
-    let t = TestDb::new().await;
+async fn a_job_keeps_the_connection_it_was_confirmed_on(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
     let job = s
@@ -776,9 +743,8 @@ async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() 
     assert_eq!(input["account_ids"], serde_json::json!(["1000", "1001"]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_confirmations_claim_a_preview_exactly_once() {
-    let t = TestDb::new().await;
+async fn concurrent_confirmations_claim_a_preview_exactly_once(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     t.storage()
         .save_preview(DEFAULT_TEAM, &preview_record("p-1", Action::Delete), &[])
         .await
@@ -796,9 +762,8 @@ async fn concurrent_confirmations_claim_a_preview_exactly_once() {
     assert_eq!(won, 1);
 }
 
-#[tokio::test]
-async fn a_new_job_is_queued_with_its_users_and_first_events() {
-    let t = TestDb::new().await;
+async fn a_new_job_is_queued_with_its_users_and_first_events(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
 
@@ -839,9 +804,8 @@ async fn a_new_job_is_queued_with_its_users_and_first_events() {
     assert_eq!(settled.outcome, ItemOutcome::ChangedSincePreview);
 }
 
-#[tokio::test]
-async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action() {
-    let t = TestDb::new().await;
+async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     s.save_preview(
         DEFAULT_TEAM,
@@ -878,9 +842,8 @@ async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action(
     assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
 }
 
-#[tokio::test]
-async fn a_preview_starts_at_most_one_job() {
-    let t = TestDb::new().await;
+async fn a_preview_starts_at_most_one_job(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
     let again = new_job("job-2", DEFAULT_TEAM, "preview-of-job-1", vec![run("a9")]);
@@ -896,9 +859,8 @@ async fn a_preview_starts_at_most_one_job() {
     );
 }
 
-#[tokio::test]
-async fn a_job_refuses_duplicate_users_and_settled_successes() {
-    let t = TestDb::new().await;
+async fn a_job_refuses_duplicate_users_and_settled_successes(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     confirmed_preview(s, DEFAULT_TEAM, "p").await;
     let err = s
@@ -927,18 +889,12 @@ async fn a_job_refuses_duplicate_users_and_settled_successes() {
     assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
 }
 
-#[tokio::test]
-async fn creating_a_job_is_all_or_nothing() {
-    let t = TestDb::new().await;
+async fn creating_a_job_is_all_or_nothing(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     confirmed_preview(s, DEFAULT_TEAM, "p").await;
-    sqlx::query(
-        "CREATE TRIGGER fail_on_boom BEFORE INSERT ON job_items WHEN NEW.account_id = 'boom' \
-         BEGIN SELECT RAISE(ABORT, 'boom'); END",
-    )
-    .execute(&t.db.sqlite)
-    .await
-    .expect("trigger");
+    t.fail_inserts("fail_on_boom", "job_items", "NEW.account_id = 'boom'")
+        .await;
     let job = new_job(
         "j",
         DEFAULT_TEAM,
@@ -951,9 +907,8 @@ async fn creating_a_job_is_all_or_nothing() {
     assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
 }
 
-#[tokio::test]
-async fn state_changes_are_stamped_logged_and_final_states_stay_final() {
-    let t = TestDb::new().await;
+async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
 
@@ -1039,9 +994,8 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final() {
     assert_eq!(changes, vec![Queued, Running, Paused, Running, Stopped]);
 }
 
-#[tokio::test]
-async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished() {
-    let t = TestDb::new().await;
+async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
     let err = s
@@ -1094,9 +1048,8 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished() {
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn a_result_is_recorded_once_with_its_event() {
-    let t = TestDb::new().await;
+async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     running_job(s, "job-1").await;
     s.mark_sending(&jid("job-1"), "a1").await.expect("send");
@@ -1150,18 +1103,12 @@ async fn a_result_is_recorded_once_with_its_event() {
     );
 }
 
-#[tokio::test]
-async fn a_result_and_its_event_are_written_together_or_not_at_all() {
-    let t = TestDb::new().await;
+async fn a_result_and_its_event_are_written_together_or_not_at_all(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     running_job(s, "job-1").await;
-    sqlx::query(
-        "CREATE TRIGGER fail_event BEFORE INSERT ON job_events WHEN NEW.result_json IS NOT NULL \
-         BEGIN SELECT RAISE(ABORT, 'no events'); END",
-    )
-    .execute(&t.db.sqlite)
-    .await
-    .expect("trigger");
+    t.fail_inserts("fail_event", "job_events", "NEW.result_json IS NOT NULL")
+        .await;
     assert!(s
         .record_result(&jid("job-1"), &result("a1", ItemOutcome::Deleted))
         .await
@@ -1185,9 +1132,8 @@ async fn a_result_and_its_event_are_written_together_or_not_at_all() {
     );
 }
 
-#[tokio::test]
-async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending() {
-    let mut t = TestDb::new().await;
+async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending(backend: Backend) {
+    let mut t = TestDb::new(backend, now()).await;
     running_job(t.storage(), "job-1").await;
     let s = t.storage();
     s.mark_sending(&jid("job-1"), "a1").await.expect("send a1");
@@ -1227,9 +1173,8 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending() {
     assert_eq!(event.seq, 5);
 }
 
-#[tokio::test]
-async fn only_queued_running_and_cancelling_jobs_resume_at_start() {
-    let t = TestDb::new().await;
+async fn only_queued_running_and_cancelling_jobs_resume_at_start(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     for (job_id, state) in [
         ("j-queued", None),
@@ -1266,9 +1211,8 @@ async fn only_queued_running_and_cancelling_jobs_resume_at_start() {
     );
 }
 
-#[tokio::test]
-async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones() {
-    let t = TestDb::new().await;
+async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     running_job(s, "job-1").await;
     s.mark_sending(&jid("job-1"), "a3").await.expect("send");
@@ -1318,9 +1262,8 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones() 
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn results_come_back_in_input_order_with_settled_rows() {
-    let t = TestDb::new().await;
+async fn results_come_back_in_input_order_with_settled_rows(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     running_job(s, "job-1").await;
     for (account, outcome) in [
@@ -1357,9 +1300,8 @@ async fn results_come_back_in_input_order_with_settled_rows() {
     assert!(results[0].demoted);
 }
 
-#[tokio::test]
-async fn watchers_resume_from_the_last_event_they_saw() {
-    let t = TestDb::new().await;
+async fn watchers_resume_from_the_last_event_they_saw(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     running_job(s, "job-1").await;
     for account in ["a1", "a3", "a4"] {
@@ -1393,13 +1335,11 @@ async fn watchers_resume_from_the_last_event_they_saw() {
     assert_eq!(back, all);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_get_distinct_consecutive_event_numbers() {
-    let t = TestDb::new().await;
-    let preview_id = "p";
-    confirmed_preview(t.storage(), DEFAULT_TEAM, preview_id).await;
+/// Job `job-1`, running, of users u0…u39 (events 1 and 2: queued, running); their ids.
+async fn running_job_of_40(storage: &dyn Storage, preview_id: &str) -> Vec<String> {
+    confirmed_preview(storage, DEFAULT_TEAM, preview_id).await;
     let accounts: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
-    t.storage()
+    storage
         .create_job(&new_job(
             "job-1",
             DEFAULT_TEAM,
@@ -1408,10 +1348,16 @@ async fn concurrent_writers_get_distinct_consecutive_event_numbers() {
         ))
         .await
         .expect("create");
-    t.storage()
+    storage
         .set_job_state(&jid("job-1"), JobState::Running, None)
         .await
         .expect("start");
+    accounts
+}
+
+async fn concurrent_writers_get_distinct_consecutive_event_numbers(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let accounts = running_job_of_40(t.storage(), "p").await;
     let writes = accounts.iter().map(|account| {
         let storage = t.db.storage.clone();
         let item = result(account, ItemOutcome::Deleted);
@@ -1433,9 +1379,8 @@ async fn concurrent_writers_get_distinct_consecutive_event_numbers() {
     assert_eq!((job.done, job.total), (40, 40));
 }
 
-#[tokio::test]
-async fn jobs_are_listed_newest_first_and_only_to_their_team() {
-    let t = TestDb::new().await;
+async fn jobs_are_listed_newest_first_and_only_to_their_team(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     for (minute, job_id) in [(5, "older"), (9, "newest"), (7, "middle")] {
         let preview_id = format!("p-{job_id}");
@@ -1484,4 +1429,124 @@ async fn jobs_are_listed_newest_first_and_only_to_their_team() {
         matches!(err, StorageError::PreviewNotConfirmed(_)),
         "{err:?}"
     );
+}
+
+on_both_databases!(
+    health_counts_only_the_teams_jobs,
+    connection_is_saved_replaced_and_its_token_forgotten,
+    preview_is_kept_per_team_and_claimed_once,
+    preview_rows_are_paged_and_filtered_by_sql_per_team,
+    a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one,
+    unconfirmed_previews_and_unused_sources_expire,
+    a_job_keeps_the_connection_it_was_confirmed_on,
+    a_new_job_is_queued_with_its_users_and_first_events,
+    a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action,
+    a_preview_starts_at_most_one_job,
+    a_job_refuses_duplicate_users_and_settled_successes,
+    creating_a_job_is_all_or_nothing,
+    state_changes_are_stamped_logged_and_final_states_stay_final,
+    sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished,
+    a_result_is_recorded_once_with_its_event,
+    a_result_and_its_event_are_written_together_or_not_at_all,
+    a_restart_resumes_unfinished_users_and_flags_those_left_sending,
+    only_queued_running_and_cancelling_jobs_resume_at_start,
+    cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones,
+    results_come_back_in_input_order_with_settled_rows,
+    watchers_resume_from_the_last_event_they_saw,
+    jobs_are_listed_newest_first_and_only_to_their_team;
+    multi_thread: concurrent_confirmations_claim_a_preview_exactly_once, concurrent_writers_get_distinct_consecutive_event_numbers
+);
+
+/// Two consoles on one PostgreSQL database (two connection pools, as two replicas have): row
+/// locks, not one process's writer, must keep a preview claimed once, every user of a job
+/// finished once with distinct consecutive event numbers while results and a cancel race, and
+/// one audit chain. (PostgreSQL only: two SQLite consoles never share a file.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
+    let t = TestDb::new(Backend::Postgres, now()).await;
+    let other = open_with_clock(&t.url, Arc::new(FixedClock(now())))
+        .await
+        .expect("second console");
+    let consoles = [t.db.storage.clone(), other.storage.clone()];
+
+    t.storage()
+        .save_preview(DEFAULT_TEAM, &preview_record("p-1", Action::Delete), &[])
+        .await
+        .expect("save");
+    let claims = futures::future::join_all((0..8).map(|i| {
+        let storage = consoles[i % 2].clone();
+        async move { storage.claim_preview(DEFAULT_TEAM, &pid("p-1")).await }
+    }))
+    .await;
+    let won = claims
+        .into_iter()
+        .filter(|c| *c.as_ref().expect("claim"))
+        .count();
+    assert_eq!(won, 1, "claimed once across both consoles");
+
+    let accounts = running_job_of_40(t.storage(), "p-2").await;
+    // Results through both consoles, racing a cancel on the second one.
+    let results = accounts.iter().enumerate().map(|(i, account)| {
+        let storage = consoles[i % 2].clone();
+        let item = result(account, ItemOutcome::Deleted);
+        tokio::spawn(async move { storage.record_result(&jid("job-1"), &item).await })
+    });
+    let canceller = consoles[1].clone();
+    let cancel = tokio::spawn(async move {
+        canceller
+            .set_job_state(&jid("job-1"), JobState::Cancelling, None)
+            .await
+            .expect("cancel");
+        canceller
+            .record_not_attempted(&jid("job-1"), "cancelled")
+            .await
+            .expect("not attempted")
+    });
+    for written in futures::future::join_all(results).await {
+        match written.expect("task") {
+            Ok(_) | Err(StorageError::ItemFinished { .. }) => {}
+            Err(e) => panic!("a result failed: {e}"),
+        }
+    }
+    cancel.await.expect("cancel task");
+    let job = t
+        .storage()
+        .job(DEFAULT_TEAM, &jid("job-1"))
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!((job.done, job.total), (40, 40));
+    assert_eq!(
+        job.count(ItemOutcome::Deleted) + job.count(ItemOutcome::NotAttempted),
+        40
+    );
+    let events = t
+        .storage()
+        .events_since(DEFAULT_TEAM, &jid("job-1"), 0, 1000)
+        .await
+        .expect("events");
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    // queued, running, cancelling and one result per user: no number skipped or repeated.
+    assert_eq!(seqs, (1..=43).collect::<Vec<i64>>());
+
+    let appends = futures::future::join_all((0..20).map(|n| {
+        let storage = consoles[n % 2].clone();
+        async move {
+            storage
+                .append_audit(
+                    DEFAULT_TEAM,
+                    &NewAuditEntry {
+                        actor: "me".into(),
+                        action: app::audit::AuditAction::RunPaused,
+                        target: None,
+                        details: serde_json::json!({ "n": n }),
+                    },
+                )
+                .await
+        }
+    }))
+    .await;
+    assert!(appends.iter().all(Result::is_ok), "{appends:?}");
+    let report = other.storage.verify_audit().await.expect("verify");
+    assert_eq!((report.broken, report.entries), (None, 20));
 }

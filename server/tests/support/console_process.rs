@@ -75,8 +75,34 @@ impl ConsoleProcess {
     }
 
     /// `offboard serve` on `port` (for flags that must name it, like `--public-url`), with
-    /// exactly these flags besides address and folders.
+    /// exactly these flags besides address and folders; signed in as the first owner.
     pub async fn start_at(port: u16, data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
+        let mut console = ConsoleProcess::launch_at(port, data_dir, extra_args);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(reply) = console.http.get(console.url("/healthz")).send().await {
+                if reply.status().is_success() {
+                    console.set_up_first_owner(extra_args).await;
+                    return console;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "offboard did not answer; log:\n{}",
+                console.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts `offboard serve` with exactly these flags and returns at once, without waiting
+    /// for it to answer (to watch it start) and without signing in
+    /// ([`ConsoleProcess::set_up_first_owner`] does, once it answers).
+    pub fn launch(data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
+        ConsoleProcess::launch_at(free_port(), data_dir, extra_args)
+    }
+
+    fn launch_at(port: u16, data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
         let log = data_dir.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -96,6 +122,20 @@ impl ConsoleProcess {
             .stderr(Stdio::from(log_file))
             .spawn()
             .expect("start offboard serve");
+        ConsoleProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            log,
+            http: client_with(None),
+            cookie: String::new(),
+        }
+    }
+
+    /// Creates the first owner from the setup link the log printed, and keeps their session
+    /// for [`ConsoleProcess::http`]. A console that has accounts already (a restart on the
+    /// same data folder) prints no link: then it signs in with the password.
+    pub async fn set_up_first_owner(&mut self, extra_args: &[&str]) {
         // With --public-url the console answers only to that host name.
         let host = extra_args
             .iter()
@@ -109,35 +149,7 @@ impl ConsoleProcess {
                     None => host,
                 })
             });
-        let mut console = ConsoleProcess {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            data_dir: data_dir.to_path_buf(),
-            log,
-            http: client_with(None),
-            cookie: String::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(reply) = console.http.get(console.url("/healthz")).send().await {
-                if reply.status().is_success() {
-                    console.set_up_first_owner(host.as_deref()).await;
-                    return console;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "offboard did not answer; log:\n{}",
-                console.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Creates the first owner from the setup link the log printed, and keeps their session
-    /// for [`ConsoleProcess::http`]. A console that has accounts already (a restart on the
-    /// same data folder) prints no link: then it signs in with the password.
-    async fn set_up_first_owner(&mut self, host: Option<&str>) {
+        let host = host.as_deref();
         let (email, name, password) = FIRST_OWNER;
         let port = self.base.rsplit(':').next().unwrap_or_default().to_string();
         let host = host.map_or_else(|| format!("127.0.0.1:{port}"), str::to_string);
