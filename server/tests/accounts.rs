@@ -666,7 +666,10 @@ enum Need {
 }
 
 /// Every server function, with what it needs and arguments that reach its check.
-const SERVER_FUNCTIONS: &[(&str, Need, &[(&str, &str)])] = &[
+/// Form fields: (name, value).
+type Fields = &'static [(&'static str, &'static str)];
+
+const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
     ("whoami", Need::Public, &[]),
     ("sign_in_options", Need::Public, &[]),
     (
@@ -771,7 +774,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, &[(&str, &str)])] = &[
 ];
 
 /// Every plain route: method, path (with sample ids), what it needs, and form fields.
-const ROUTES: &[(&str, &str, Need, &[(&str, &str)])] = &[
+const ROUTES: &[(&str, &str, Need, Fields)] = &[
     ("GET", "/healthz", Need::Public, &[]),
     (
         "POST",

@@ -216,7 +216,7 @@ pub fn Join() -> impl IntoView {
                     );
                     let sign_in = format!(
                         "/sign-in?next={}",
-                        super::preview::encode(&format!("/join?code={code}")),
+                        super::preview::encode(format!("/join?code={code}")),
                     );
                     match info.signed_in_as {
                         Some(email) => {

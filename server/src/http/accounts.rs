@@ -3,12 +3,11 @@
 //! fixed problem code (`?problem=…`) or with words kept in the session for the next page.
 //! Also the server functions' view of the visitor ([`VisitorConsole`]).
 
-use super::caller::{Visitor, SIGNED_IN};
+use super::caller::{SignedInVisitor, Visitor, SIGNED_IN};
 use super::{AppState, Caller};
-use crate::service::accounts::permits::Own;
 use crate::service::accounts::{AccountRefusal, NewPerson, Person};
+use crate::service::permits::Own;
 use crate::service::Console;
-use crate::storage::LinkPurpose;
 use app::backend::{AccountsBackend, ConsoleError, ACCOUNT_NOTICE as NOTICE, NEW_LINK};
 use app::ids::TeamId;
 use app::team::{
@@ -287,14 +286,14 @@ async fn change_password(
     visitor: Visitor,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let Visitor::SignedIn {
+    let Visitor::SignedIn(signed_in) = visitor else {
+        return with_problem("/sign-in", AccountProblem::SessionExpired);
+    };
+    let SignedInVisitor {
         person,
         session: kept,
         ..
-    } = visitor
-    else {
-        return with_problem("/sign-in", AccountProblem::SessionExpired);
-    };
+    } = *signed_in;
     match state
         .service
         .change_password(&person, &form.current, &form.password, &form.again)
@@ -336,14 +335,14 @@ async fn switch_team(
     visitor: Visitor,
     Form(form): Form<TeamForm>,
 ) -> Response {
-    let Visitor::SignedIn {
+    let Visitor::SignedIn(signed_in) = visitor else {
+        return with_problem("/sign-in", AccountProblem::SessionExpired);
+    };
+    let SignedInVisitor {
         person,
         session: mut kept,
         ..
-    } = visitor
-    else {
-        return with_problem("/sign-in", AccountProblem::SessionExpired);
-    };
+    } = *signed_in;
     let wanted = TeamId::new(form.team);
     match state.service.member(&person, Some(wanted)).await {
         Ok(Some(member)) if member.team == wanted => {
@@ -612,26 +611,7 @@ impl AccountsBackend for VisitorConsole {
 
     async fn link_info(&self, purpose: String, code: String) -> Result<LinkInfo, ConsoleError> {
         let signed_in_as = self.visitor.person().map(|p| p.email.clone());
-        let purpose = match purpose.as_str() {
-            "setup" => LinkPurpose::Setup,
-            "invitation" => LinkPurpose::Invitation,
-            "reset" => LinkPurpose::Reset,
-            _ => return Err(ConsoleError::not_found("Unknown kind of link.")),
-        };
-        let (team_name, role) = match purpose {
-            LinkPurpose::Invitation => match self.console.invitation(&code).await {
-                Some((team, role)) => (Some(team), Some(role)),
-                None => (None, None),
-            },
-            _ => (None, None),
-        };
-        let valid = self.console.link_is_open(&code, purpose).await;
-        Ok(LinkInfo {
-            valid,
-            team_name,
-            role,
-            signed_in_as,
-        })
+        self.console.link_info(&purpose, &code, signed_in_as).await
     }
 }
 

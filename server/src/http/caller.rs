@@ -25,25 +25,30 @@ pub const SESSION_LIFETIME_HOURS: i64 = 12;
 pub enum Visitor {
     /// Not signed in; `expired` when the request carried a session that has ended.
     Anonymous { expired: bool },
-    SignedIn {
-        person: Person,
-        session: SignedIn,
-        /// Their membership in the team the console shows; None if they belong to no team.
-        member: Option<Member>,
-    },
+    /// Boxed: a visitor is made once per request and moved around, an anonymous one is tiny.
+    SignedIn(Box<SignedInVisitor>),
+}
+
+/// A signed-in visitor: the person, their session, and their membership in the team the
+/// console shows (None if they belong to no team).
+#[derive(Clone, Debug)]
+pub struct SignedInVisitor {
+    pub person: Person,
+    pub session: SignedIn,
+    pub member: Option<Member>,
 }
 
 impl Visitor {
     pub fn person(&self) -> Option<&Person> {
         match self {
-            Visitor::SignedIn { person, .. } => Some(person),
+            Visitor::SignedIn(v) => Some(&v.person),
             Visitor::Anonymous { .. } => None,
         }
     }
 
     pub fn member(&self) -> Option<&Member> {
         match self {
-            Visitor::SignedIn { member, .. } => member.as_ref(),
+            Visitor::SignedIn(v) => v.member.as_ref(),
             Visitor::Anonymous { .. } => None,
         }
     }
@@ -143,11 +148,11 @@ pub async fn visitor_of(console: &Console, session: Option<&Session>) -> Visitor
         Err(_) => return Visitor::Anonymous { expired: false },
     };
     let member = console.member(&person, stored.team).await.ok().flatten();
-    Visitor::SignedIn {
+    Visitor::SignedIn(Box::new(SignedInVisitor {
         person,
         session: stored,
         member,
-    }
+    }))
 }
 
 /// Middleware: learns the visitor and keeps it (and the [`Caller`], for a member) with the
@@ -167,7 +172,7 @@ pub async fn identify(
     let refusal = match (&visitor, needs) {
         (_, Reach::Public) => None,
         (Visitor::Anonymous { expired }, _) => Some(not_signed_in(&request, *expired)),
-        (Visitor::SignedIn { member: None, .. }, Reach::Member) => Some(no_team(&request)),
+        (Visitor::SignedIn(v), Reach::Member) if v.member.is_none() => Some(no_team(&request)),
         _ => None,
     };
     if let Some(refusal) = refusal {

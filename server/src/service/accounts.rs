@@ -15,6 +15,7 @@
 //! - Links (setup, invitation, reset) carry 32 random bytes; only their SHA-256 is stored.
 
 use super::audit::Actor;
+use super::permits::{self, Need, Own, Permit};
 use super::Console;
 use crate::storage::{
     AccountRecord, LinkPurpose, LinkRecord, MemberRecord, NewAccount, StorageError,
@@ -100,83 +101,12 @@ pub struct Member {
     pub role: Role,
 }
 
-/// Typed permissions: a value of one of these proves the request's member has the role it
-/// needs in `team`. Only [`Member::permit`] makes them (the field is private to this module),
-/// and the service's methods for previews, runs, members and the connection take one.
-pub mod permits {
-    use super::*;
-
-    /// What a kind of permit needs.
-    pub trait Need {
-        const ROLE: Role;
-        /// The words of a refusal, e.g. "start runs".
-        const TO: &'static str;
-    }
-
-    /// May read history, progress, reports and the audit trail.
-    pub struct View;
-    /// May make previews and start, pause, resume and cancel runs.
-    pub struct Operate;
-    /// May manage members, invitations and the site connection.
-    pub struct Own;
-
-    impl Need for View {
-        const ROLE: Role = Role::Viewer;
-        const TO: &'static str = "see this team's work";
-    }
-    impl Need for Operate {
-        const ROLE: Role = Role::Operator;
-        const TO: &'static str = "make previews or start, pause and cancel runs";
-    }
-    impl Need for Own {
-        const ROLE: Role = Role::Owner;
-        const TO: &'static str = "manage members, invitations or the site connection";
-    }
-
-    /// Proof that the request may do `N`'s things in `team`.
-    pub struct Permit<N: Need> {
-        pub team: TeamId,
-        _need: std::marker::PhantomData<N>,
-    }
-
-    impl Member {
-        /// The permit for `N`, or a refusal in plain words naming the role needed.
-        pub fn permit<N: Need>(&self) -> Result<Permit<N>, ConsoleError> {
-            check(self.role, self.team, &self.team_name)
-        }
-    }
-
-    /// The permit for `N` in `team` for someone with `role`.
-    pub(in crate::service) fn check<N: Need>(
-        role: Role,
-        team: TeamId,
-        team_name: &str,
-    ) -> Result<Permit<N>, ConsoleError> {
-        if role >= N::ROLE {
-            Ok(Permit {
-                team,
-                _need: std::marker::PhantomData,
-            })
-        } else {
-            Err(ConsoleError::forbidden(format!(
-                "You are {} in {team_name}: only {}s may {}. Ask an owner of the team if you \
-                 need to.",
-                article(role),
-                N::ROLE.key(),
-                N::TO
-            )))
-        }
-    }
-
-    fn article(role: Role) -> String {
-        match role {
-            Role::Operator | Role::Owner => format!("an {}", role.key()),
-            Role::Viewer => format!("a {}", role.key()),
-        }
+impl Member {
+    /// The permit for `N`, or a refusal in plain words naming the role needed.
+    pub fn permit<N: Need>(&self) -> Result<Permit<N>, ConsoleError> {
+        permits::check(self.role, self.team, &self.team_name)
     }
 }
-
-use permits::{Own, Permit};
 
 /// Lower-cases and checks an email address: one `@`, something on each side, a dot in the
 /// domain, no spaces or angle brackets. Not RFC 5322: enough to catch typing mistakes.
@@ -361,6 +291,35 @@ impl Console {
                 .await,
             Ok(Some(_))
         )
+    }
+
+    /// What a setup (`setup`), invitation (`invitation`) or reset (`reset`) link is, for its
+    /// page: whether it still works, and an invitation's team and role.
+    pub async fn link_info(
+        &self,
+        purpose: &str,
+        secret: &str,
+        signed_in_as: Option<String>,
+    ) -> Result<app::team::LinkInfo, ConsoleError> {
+        let purpose = match purpose {
+            "setup" => LinkPurpose::Setup,
+            "invitation" => LinkPurpose::Invitation,
+            "reset" => LinkPurpose::Reset,
+            _ => return Err(ConsoleError::not_found("Unknown kind of link.")),
+        };
+        let (team_name, role) = match purpose {
+            LinkPurpose::Invitation => match self.invitation(secret).await {
+                Some((team, role)) => (Some(team), Some(role)),
+                None => (None, None),
+            },
+            _ => (None, None),
+        };
+        Ok(app::team::LinkInfo {
+            valid: self.link_is_open(secret, purpose).await,
+            team_name,
+            role,
+            signed_in_as,
+        })
     }
 
     /// The team an invitation is for, and the role it gives, to show on the Join page.

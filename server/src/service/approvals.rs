@@ -9,7 +9,7 @@
 //! button that a second click could turn into a run. Both names are on the run (started by
 //! the requester, approved by the approver) and in the audit trail.
 
-use super::accounts::permits::{Operate, Permit};
+use super::permits::{Operate, Permit};
 use super::previews::headline;
 use super::TeamConsole;
 use crate::storage::{ApprovalRecord, Decision, PreviewRecord};

@@ -298,7 +298,7 @@ impl TeamConsole {
         before: Option<i64>,
         limit: u32,
     ) -> Result<AuditPage, ConsoleError> {
-        self.may::<super::accounts::permits::View>()?;
+        self.may::<super::permits::View>()?;
         let limit = limit.clamp(1, MAX_ENTRIES_PER_PAGE);
         // One more than asked tells whether older entries remain.
         let mut entries = self
@@ -318,7 +318,7 @@ impl TeamConsole {
         &self,
         filter: &AuditFilter,
     ) -> Result<super::reports::Report, ConsoleError> {
-        self.may::<super::accounts::permits::View>()?;
+        self.may::<super::permits::View>()?;
         let mut all: Vec<AuditEntryView> = Vec::new();
         let mut before = None;
         loop {

@@ -7,9 +7,9 @@
 //! fixing the setting the admin makes a new preview, which selects exactly the users still
 //! there. Pausing instead would leave nothing to resume, since the runner settles every user.
 
-use super::accounts::permits::{Operate, Permit};
 use super::audit::{self, Actor};
 use super::job_feed::{JobFeed, JobFeeds, Watcher};
+use super::permits::{Operate, Permit};
 use super::sites::{list_site, open_site, policy_for, Site};
 use super::StoredPreview;
 use crate::engine::resolve::{recheck, target_checks};

@@ -40,10 +40,13 @@ pub enum Counted {
     Run,
 }
 
+/// When each counted thing happened, oldest first.
+type Times = VecDeque<DateTime<Utc>>;
+
 /// The sliding-hour counters of every team.
 #[derive(Default)]
 pub struct TeamCounters {
-    seen: Mutex<HashMap<(TeamId, Counted), VecDeque<DateTime<Utc>>>>,
+    seen: Mutex<HashMap<(TeamId, Counted), Times>>,
 }
 
 impl TeamCounters {

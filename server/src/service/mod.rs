@@ -13,6 +13,7 @@ pub mod job_feed;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
+pub mod permits;
 mod previews;
 pub mod reports;
 mod sites;
@@ -31,7 +32,6 @@ use crate::scim::http::HttpOptions;
 use crate::scim::ScimToken;
 use crate::secret::SecretBox;
 use crate::storage::{ConnectionRecord, JobRecord, Storage, StorageError, StorageHealth};
-use accounts::permits::{self, Need, Operate, Own, Permit, View};
 use app::backend::{
     ConnectionForm, ConnectionView, ConsoleBackend, ConsoleError, Diagnosis, JobCommand,
     JobEventView, JobResultsPage, JobView, PreviewRowsPage, PreviewSummary, StorageStatus,
@@ -45,6 +45,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use jobs::JobSupervisor;
 use limits::Counted;
+use permits::{Need, Operate, Own, Permit, View};
 use previews::{damaged_preview, headline, resolve_input, summary};
 use sites::{
     connection_endpoint, diagnosis, list_site, not_connected, not_connected_diagnosis,
@@ -129,7 +130,7 @@ pub struct TeamConsole {
     team: TeamId,
     team_name: String,
     /// What the request may do in the team: every method below first obtains the permit it
-    /// needs from this (see `accounts::permits`).
+    /// needs from this (see `permits.rs`).
     role: Role,
     /// Who the request acts for: named in the audit trail and a run's "started by".
     actor: Actor,

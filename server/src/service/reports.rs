@@ -22,7 +22,7 @@ fn pretty(value: &serde_json::Value) -> String {
 impl TeamConsole {
     /// The preview `preview_id` as a spreadsheet.
     pub async fn preview_report(&self, preview_id: &PreviewId) -> Result<Report, ConsoleError> {
-        self.may::<super::accounts::permits::View>()?;
+        self.may::<super::permits::View>()?;
         let stored = StoredPreview::load(self.storage.as_ref(), self.team, preview_id).await?;
         Ok(Report {
             kind: ReportKind::Preview,
@@ -37,7 +37,7 @@ impl TeamConsole {
         job_id: &JobId,
         kind: ReportKind,
     ) -> Result<Report, ConsoleError> {
-        self.may::<super::accounts::permits::View>()?;
+        self.may::<super::permits::View>()?;
         let job = self.team_job(job_id).await?;
         if kind == ReportKind::AllUsers {
             let path = self.jobs.listing_path(&job.id);

@@ -1,0 +1,69 @@
+//! Typed permissions: a value of one of these proves the request's member has the role it
+//! needs in a team. Only [`check`] makes them (the marker field is private to this module),
+//! and the service's methods for previews, runs, members and the connection take one.
+
+use app::backend::ConsoleError;
+use app::ids::TeamId;
+use app::team::Role;
+
+/// What a kind of permit needs.
+pub trait Need {
+    const ROLE: Role;
+    /// The words of a refusal, e.g. "start runs".
+    const TO: &'static str;
+}
+
+/// May read history, progress, reports and the audit trail.
+pub struct View;
+/// May make previews and start, pause, resume and cancel runs.
+pub struct Operate;
+/// May manage members, invitations and the site connection.
+pub struct Own;
+
+impl Need for View {
+    const ROLE: Role = Role::Viewer;
+    const TO: &'static str = "see this team's work";
+}
+impl Need for Operate {
+    const ROLE: Role = Role::Operator;
+    const TO: &'static str = "make previews or start, pause and cancel runs";
+}
+impl Need for Own {
+    const ROLE: Role = Role::Owner;
+    const TO: &'static str = "manage members, invitations or the site connection";
+}
+
+/// Proof that the request may do `N`'s things in `team`.
+pub struct Permit<N: Need> {
+    pub team: TeamId,
+    _need: std::marker::PhantomData<N>,
+}
+
+/// The permit for `N` in `team` for someone with `role`.
+pub(super) fn check<N: Need>(
+    role: Role,
+    team: TeamId,
+    team_name: &str,
+) -> Result<Permit<N>, ConsoleError> {
+    if role >= N::ROLE {
+        Ok(Permit {
+            team,
+            _need: std::marker::PhantomData,
+        })
+    } else {
+        Err(ConsoleError::forbidden(format!(
+            "You are {} in {team_name}: only {}s may {}. Ask an owner of the team if you \
+             need to.",
+            article(role),
+            N::ROLE.key(),
+            N::TO
+        )))
+    }
+}
+
+fn article(role: Role) -> String {
+    match role {
+        Role::Operator | Role::Owner => format!("an {}", role.key()),
+        Role::Viewer => format!("a {}", role.key()),
+    }
+}
