@@ -132,15 +132,18 @@ pub enum ReportKind {
     Failures,
     /// The team's audit trail (filtered as the Audit page is).
     AuditTrail,
+    /// The run itself: site, action, state, times, counts, who started it and who approved it.
+    RunSummary,
 }
 
 impl ReportKind {
     /// The reports of a run, in the order the pages offer them.
-    pub const OF_A_RUN: [ReportKind; 4] = [
+    pub const OF_A_RUN: [ReportKind; 5] = [
         ReportKind::Failures,
         ReportKind::ResultsCsv,
         ReportKind::ResultsJson,
         ReportKind::AllUsers,
+        ReportKind::RunSummary,
     ];
 
     /// The file name (in addresses, and on disk except for the dated failures report).
@@ -152,6 +155,7 @@ impl ReportKind {
             ReportKind::ResultsJson => "results.json",
             ReportKind::Failures => "failures.json",
             ReportKind::AuditTrail => "audit.csv",
+            ReportKind::RunSummary => "run.json",
         }
     }
 

@@ -4,8 +4,12 @@
 // people). Pages read clearly at 1280 and 390 px and pass axe-core. SCIM side: the project's
 // Stack-shaped fault server (a test double); console: the real release binary.
 import { test, expect, Browser, BrowserContext, Page } from '@playwright/test';
-import { Console, FIRST_OWNER, sessionCookie } from './support/servers';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Console, FIRST_OWNER, freePort, sessionCookie } from './support/servers';
 import { FaultServer, TOKEN, checkScreen, connect, open } from './support/flow';
+import { OidcProvider, people, signInAtProvider } from './support/oidc';
 
 const OPERATOR = { name: 'Opal Operator', email: 'user2@example.com', password: 'another long password' };
 
@@ -157,5 +161,47 @@ test('a delete run waits until a second operator types the phrase (two people, t
     await opalBrowser?.close();
     await server.stop();
     fault.stop();
+  }
+});
+
+test('a colleague signs in through the company sign-in service once an owner has added them', async ({ browser }) => {
+  test.setTimeout(120_000);
+  // The console's address is known first: the provider sends browsers back to it.
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const idp = await OidcProvider.start({ redirectUri: `${publicUrl}/sign-in/sso/callback` });
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'offboard-e2e-'));
+  const server = new Console(port, dataDir, idp.consoleEnv(publicUrl, ['example.com']));
+  try {
+    await server.launch();
+    await server.setUpFirstOwner();
+    const added = await server.post('/team/members', { email: 'alice@example.com', role: 'operator' }, server.cookie);
+    expect(added.headers.get('location')).toContain('problem=done');
+
+    // Alice: added by email, verified at the provider.
+    const aliceBrowser = await browser.newContext();
+    const alice = await aliceBrowser.newPage();
+    await alice.goto(`${publicUrl}/history`);
+    await expect(alice).toHaveURL(/\/sign-in\?next=/);
+    await alice.getByTestId('sso').click();
+    await signInAtProvider(alice, people.verified);
+    await expect(alice.getByTestId('team-name')).toHaveText('Default team · operator');
+    await expect(alice.getByTestId('account-link')).toHaveText('Alice Admin');
+    await aliceBrowser.close();
+
+    // Carol: verified, but her domain is not allowed here. Said on the sign-in page.
+    const carolBrowser = await browser.newContext();
+    const carol = await carolBrowser.newPage();
+    await carol.goto(`${publicUrl}/sign-in`);
+    await carol.getByTestId('sso').click();
+    await signInAtProvider(carol, people.otherDomain);
+    await expect(carol.getByTestId('problem')).toContainText('Single sign-on did not work');
+    await expect(carol.getByRole('alert').filter({ hasText: 'example.org' })).toBeVisible();
+    await checkScreen(carol, '36-sso-refused');
+    await carolBrowser.close();
+    expect(server.log()).not.toContain(idp.clientSecret);
+  } finally {
+    await server.stop();
+    await idp.stop();
   }
 });

@@ -1139,6 +1139,30 @@ async fn a_delete_run_waits_for_a_second_operator_who_types_the_phrase() {
         json!("Olive Owner <olive@offboard.test>"),
         "{listed}"
     );
+    // …and in the run's own report.
+    let summary: Value = t
+        .viewer_a
+        .client
+        .get(c.url(&format!(
+            "/downloads/jobs/{}/run.json",
+            job["id"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary["created_by"],
+        json!("Opal <user2@example.com>"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["approved_by"],
+        json!("Olive Owner <olive@offboard.test>"),
+        "{summary}"
+    );
     // Both names are in the trail.
     let fields = [
         ("action", "approval_given"),
@@ -1266,4 +1290,83 @@ async fn json_of_with(
     let (status, body) = console.call_as(client, name, fields).await;
     assert_eq!(status, StatusCode::OK, "{name}: {body}");
     serde_json::from_str(&body).expect("json")
+}
+
+/// Passwords, their hashes and the SCIM token never reach a page, a server function's answer,
+/// a download or the log, whoever asks.
+#[tokio::test]
+async fn passwords_hashes_and_tokens_never_reach_a_page_an_answer_or_the_log() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let t = two_teams(dir.path()).await;
+    let c = &t.console;
+    let db = dir.path().join("data").join("offboard.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let hashes: Vec<(String,)> =
+        sqlx::query_as("SELECT password_hash FROM accounts WHERE password_hash IS NOT NULL")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(hashes.len(), 5, "every local account has a hash");
+    let secrets: Vec<String> = hashes
+        .into_iter()
+        .map(|(h,)| h)
+        .chain([
+            FIRST_OWNER.2.to_string(),
+            PASSWORD.to_string(),
+            support::fault_server::TOKEN.to_string(),
+            "$argon2id$".to_string(),
+        ])
+        .collect();
+
+    let (status, body) = c
+        .call_as(&t.owner, "job", &[("job_id", t.job_a.as_str())])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut seen = vec![body];
+    for who in [&t.owner, &t.operator_a.client, &t.viewer_a.client] {
+        for page in [
+            "/".to_string(),
+            "/connect".to_string(),
+            "/account".to_string(),
+            "/team".to_string(),
+            "/teams".to_string(),
+            "/history".to_string(),
+            "/audit".to_string(),
+            format!("/preview?id={}", t.preview_a),
+            format!("/run?id={}", t.job_a),
+            "/downloads/audit.csv".to_string(),
+            format!("/downloads/jobs/{}/results.csv", t.job_a),
+            format!("/downloads/jobs/{}/failures.json", t.job_a),
+            format!("/downloads/previews/{}/preview.csv", t.preview_a),
+        ] {
+            let reply = who.get(c.url(&page)).send().await.unwrap();
+            seen.push(reply.text().await.unwrap());
+        }
+        for (name, fields) in [
+            ("whoami", vec![]),
+            ("team_page", vec![]),
+            ("console_teams", vec![]),
+            ("connection", vec![]),
+            ("jobs", vec![]),
+            (
+                "audit_page",
+                vec![("action", ""), ("from", ""), ("to", ""), ("before", "0")],
+            ),
+        ] {
+            seen.push(c.call_as(who, name, &fields).await.1);
+        }
+    }
+    seen.push(c.log_text());
+    assert!(seen.len() > 40);
+    for text in &seen {
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret reached an answer: {text}"
+            );
+        }
+    }
 }

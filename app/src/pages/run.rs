@@ -501,6 +501,7 @@ pub fn Downloads(id: String) -> impl IntoView {
             <a class="button" href=href(ReportKind::ResultsCsv) download="">"All results (CSV)"</a>
             <a class="button" href=href(ReportKind::ResultsJson) download="">"All results (JSON)"</a>
             <a class="button" href=href(ReportKind::AllUsers) download="">"Site users at the start (JSON)"</a>
+            <a class="button" href=href(ReportKind::RunSummary) download="">"The run: who started and approved it (JSON)"</a>
         </nav>
     }
     .into_any()

@@ -218,7 +218,7 @@ impl TeamConsole {
     }
 
     /// What the pages show of `job`: its record, and who approved it.
-    async fn job_view_of(&self, job: &JobRecord) -> Result<JobView, ConsoleError> {
+    pub(super) async fn job_view_of(&self, job: &JobRecord) -> Result<JobView, ConsoleError> {
         let approved_by = match &job.preview_id {
             Some(preview) => self
                 .storage

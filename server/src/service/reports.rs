@@ -50,6 +50,14 @@ impl TeamConsole {
                 body,
             });
         }
+        if kind == ReportKind::RunSummary {
+            let view = self.job_view_of(&job).await?;
+            return Ok(Report {
+                kind,
+                file_name: kind.file_name().to_string(),
+                body: pretty(&serde_json::to_value(&view).unwrap_or_default()),
+            });
+        }
         let results = self.storage.job_results(self.team, &job.id).await?;
         let at = job
             .finished_at
@@ -65,7 +73,10 @@ impl TeamConsole {
                 }
                 None => report::failures_json(&results, &job.site_url),
             }),
-            ReportKind::Preview | ReportKind::AllUsers | ReportKind::AuditTrail => {
+            ReportKind::Preview
+            | ReportKind::AllUsers
+            | ReportKind::AuditTrail
+            | ReportKind::RunSummary => {
                 return Err(ConsoleError::not_found("This download does not exist."))
             }
         };
