@@ -677,7 +677,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
         Need::Public,
         &[("purpose", "invitation"), ("code", "x")],
     ),
-    ("account_notice", Need::Person, &[]),
+    ("account_notice", Need::Public, &[]),
     ("console_teams", Need::ConsoleOwner, &[]),
     ("team_page", Need::Member, &[]),
     ("choose_problem", Need::Member, &[("code", "no-file")]),
@@ -776,6 +776,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
 /// Every plain route: method, path (with sample ids), what it needs, and form fields.
 const ROUTES: &[(&str, &str, Need, Fields)] = &[
     ("GET", "/healthz", Need::Public, &[]),
+    ("GET", "/readyz", Need::Public, &[]),
     (
         "POST",
         "/sign-in",

@@ -91,13 +91,14 @@ pub enum Reach {
 
 /// The reach of `path`. Anything not listed needs a team member.
 pub fn reach(path: &str) -> Reach {
-    const PUBLIC: [&str; 10] = [
+    const PUBLIC: [&str; 12] = [
         "/sign-in",
         "/sign-out",
         "/setup",
         "/join",
         "/reset",
         "/healthz",
+        "/readyz",
         "/favicon.svg",
         // Answers None to a visitor who is not signed in (the header asks on every page).
         "/api/whoami",
@@ -105,13 +106,10 @@ pub fn reach(path: &str) -> Reach {
         "/api/link_info",
         // Whether the sign-in page shows a single sign-on button.
         "/api/sign_in_options",
-    ];
-    const PERSON: [&str; 4] = [
-        "/account",
-        "/teams",
-        "/api/console_teams",
+        // Words a refused form left in the visitor's own session (a failed sign-in too).
         "/api/account_notice",
     ];
+    const PERSON: [&str; 3] = ["/account", "/teams", "/api/console_teams"];
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     if PUBLIC.iter().any(|p| under(p))
         || path.starts_with(&format!("/{}/", super::assets::BUNDLE_DIR))
