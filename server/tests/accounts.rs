@@ -81,6 +81,17 @@ async fn join(console: &ConsoleProcess, code: &str, email: &str, name: &str) -> 
     }
 }
 
+/// A new member of `owner`'s current team, joined through an invitation with `role`.
+async fn invited(
+    console: &ConsoleProcess,
+    owner: &Client,
+    role: &str,
+    email: &str,
+    name: &str,
+) -> Person {
+    join(console, &invite(console, owner, role).await, email, name).await
+}
+
 async fn sign_in(console: &ConsoleProcess, email: &str, password: &str) -> reqwest::Response {
     console
         .post_form(
@@ -405,28 +416,10 @@ async fn two_teams(dir: &std::path::Path) -> TwoTeams {
     assert_eq!(status, StatusCode::OK, "{body}");
     let job: Value = serde_json::from_str(&body).unwrap();
     let job_a = job["id"].as_str().unwrap().to_string();
-    let viewer_a = join(
-        &console,
-        &invite(&console, &owner, "viewer").await,
-        "vic@a.example",
-        "Vic",
-    )
-    .await;
+    let viewer_a = invited(&console, &owner, "viewer", "vic@a.example", "Vic").await;
     // The operator is one of the site's own users (user2), as an admin of a real site is.
-    let operator_a = join(
-        &console,
-        &invite(&console, &owner, "operator").await,
-        "user2@example.com",
-        "Opal",
-    )
-    .await;
-    let loner = join(
-        &console,
-        &invite(&console, &owner, "viewer").await,
-        "lone@a.example",
-        "Lone",
-    )
-    .await;
+    let operator_a = invited(&console, &owner, "operator", "user2@example.com", "Opal").await;
+    let loner = invited(&console, &owner, "viewer", "lone@a.example", "Lone").await;
     let removed = console
         .post_form(
             &owner,
@@ -476,13 +469,7 @@ async fn two_teams(dir: &std::path::Path) -> TwoTeams {
         .post_form(&owner, "/account/team", &[("team", &team_b)])
         .await;
     assert_eq!(location(&switched), "/");
-    let operator_b = join(
-        &console,
-        &invite(&console, &owner, "operator").await,
-        "otto@b.example",
-        "Otto",
-    )
-    .await;
+    let operator_b = invited(&console, &owner, "operator", "otto@b.example", "Otto").await;
     let back = console
         .post_form(&owner, "/account/team", &[("team", "1")])
         .await;

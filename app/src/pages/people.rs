@@ -131,7 +131,9 @@ fn SsoChoice() -> impl IntoView {
                         view! {
                             <p class="or">"or"</p>
                             <p>
-                                <a class="button" href="/sign-in/sso" data-testid="sso">
+                                // rel=external: a server route, not a page of the app (the
+                                // router would otherwise look for a page there).
+                                <a class="button" href="/sign-in/sso" rel="external" data-testid="sso">
                                     {format!("Sign in with {label}")}
                                 </a>
                             </p>

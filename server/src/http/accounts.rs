@@ -71,6 +71,18 @@ async fn refused(session: &Session, path: &str, refusal: AccountRefusal) -> Resp
     }
 }
 
+/// Back to `path`: "Done." when the form did what it asked, else its refusal's words.
+async fn done_or_notice(
+    session: &Session,
+    path: &str,
+    answer: Result<(), ConsoleError>,
+) -> Response {
+    match answer {
+        Ok(()) => with_problem(path, AccountProblem::Done),
+        Err(e) => notice(session, path, &e).await,
+    }
+}
+
 /// Back to `path` with `error`'s words waiting in the session. A role that does not allow
 /// the form is answered 403 at once (the pages never offer such a form: it was forged).
 pub(super) async fn notice(session: &Session, path: &str, error: &ConsoleError) -> Response {
@@ -269,6 +281,14 @@ async fn reset(
     }
 }
 
+/// The signed-in visitor a form needs (None: back to the sign-in page).
+fn signed_in(visitor: Visitor) -> Option<SignedInVisitor> {
+    match visitor {
+        Visitor::SignedIn(v) => Some(*v),
+        Visitor::Anonymous { .. } => None,
+    }
+}
+
 #[derive(Deserialize)]
 struct PasswordForm {
     #[serde(default)]
@@ -286,14 +306,14 @@ async fn change_password(
     visitor: Visitor,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let Visitor::SignedIn(signed_in) = visitor else {
-        return with_problem("/sign-in", AccountProblem::SessionExpired);
-    };
     let SignedInVisitor {
         person,
         session: kept,
         ..
-    } = *signed_in;
+    } = match signed_in(visitor) {
+        Some(v) => v,
+        None => return with_problem("/sign-in", AccountProblem::SessionExpired),
+    };
     match state
         .service
         .change_password(&person, &form.current, &form.password, &form.again)
@@ -335,14 +355,14 @@ async fn switch_team(
     visitor: Visitor,
     Form(form): Form<TeamForm>,
 ) -> Response {
-    let Visitor::SignedIn(signed_in) = visitor else {
-        return with_problem("/sign-in", AccountProblem::SessionExpired);
-    };
     let SignedInVisitor {
         person,
         session: mut kept,
         ..
-    } = *signed_in;
+    } = match signed_in(visitor) {
+        Some(v) => v,
+        None => return with_problem("/sign-in", AccountProblem::SessionExpired),
+    };
     let wanted = TeamId::new(form.team);
     match state.service.member(&person, Some(wanted)).await {
         Ok(Some(member)) if member.team == wanted => {
@@ -440,10 +460,7 @@ async fn set_member(
             .await
     }
     .await;
-    match answer {
-        Ok(()) => with_problem("/team", AccountProblem::Done),
-        Err(e) => notice(&session, "/team", &e).await,
-    }
+    done_or_notice(&session, "/team", answer).await
 }
 
 /// `POST /team/members/remove`.
@@ -461,10 +478,7 @@ async fn remove_member(
             .await
     }
     .await;
-    match answer {
-        Ok(()) => with_problem("/team", AccountProblem::Done),
-        Err(e) => notice(&session, "/team", &e).await,
-    }
+    done_or_notice(&session, "/team", answer).await
 }
 
 #[derive(Deserialize)]
@@ -497,10 +511,7 @@ async fn save_settings(
             .await
     }
     .await;
-    match answer {
-        Ok(()) => with_problem("/team", AccountProblem::Done),
-        Err(e) => notice(&session, "/team", &e).await,
-    }
+    done_or_notice(&session, "/team", answer).await
 }
 
 #[derive(Deserialize)]
@@ -519,10 +530,8 @@ async fn create_team(
     let Some(person) = visitor.person() else {
         return with_problem("/sign-in", AccountProblem::SessionExpired);
     };
-    match state.service.create_team(person, &form.name).await {
-        Ok(_) => with_problem("/teams", AccountProblem::Done),
-        Err(e) => notice(&session, "/teams", &e).await,
-    }
+    let answer = state.service.create_team(person, &form.name).await;
+    done_or_notice(&session, "/teams", answer.map(|_| ())).await
 }
 
 #[derive(Deserialize)]
