@@ -204,7 +204,9 @@ async fn announce_setup_link(console: &Console, args: &ServeArgs) {
                 None => format!("http://{}", args.addr),
             };
             tracing::warn!(
-                "No one can sign in yet. Open {base}/setup?code={secret} to create the first                  owner account (the link works once, for {} hours; restart the console for a new one).",
+                "No one can sign in yet. Open {base}/setup?code={secret} to create the first \
+                 owner account (the link works once, for {} hours; restart the console for a \
+                 new one).",
                 service::accounts::SETUP_LINK_HOURS
             );
         }
