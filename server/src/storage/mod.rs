@@ -388,7 +388,8 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
 
     /// Claims the unfinished jobs (queued, running, cancelling) nobody holds, oldest first:
     /// those without a lease, with an expired one, or with one of `holder`'s own, leaving out
-    /// the jobs `holder` is `driving` (and, with `only`, every other job). Each claimed lease
+    /// the jobs `holder` is `driving`. With `only`, just that job, paused ones too (a new run
+    /// about to start, or a paused one the admin resumes). Each claimed lease
     /// gets the next fence and lasts `lease`. PostgreSQL locks the leases it takes with
     /// `FOR UPDATE SKIP LOCKED`, so replicas claiming together never wait on each other or
     /// take the same job; SQLite (one process) takes every lease but those `driving`.

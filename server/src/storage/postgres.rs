@@ -758,7 +758,8 @@ impl Storage for PostgresStorage {
         sqlx::query(
             "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
              SELECT id, '', 0, '-infinity' FROM jobs \
-             WHERE state IN ('queued', 'running', 'cancelling') \
+             WHERE (state IN ('queued', 'running', 'cancelling') \
+             OR (state = 'paused' AND $1::text IS NOT NULL)) \
              AND ($1::text IS NULL OR id = $1) ON CONFLICT (job_id) DO NOTHING",
         )
         .bind(only)
@@ -768,7 +769,8 @@ impl Storage for PostgresStorage {
         // now, is skipped: that job is somebody's this instant.
         let claimed: Vec<(JobId, i64)> = sqlx::query_as(
             "WITH free AS (SELECT l.job_id FROM job_leases l JOIN jobs j ON j.id = l.job_id \
-             WHERE j.state IN ('queued', 'running', 'cancelling') \
+             WHERE (j.state IN ('queued', 'running', 'cancelling') \
+             OR (j.state = 'paused' AND $3::text IS NOT NULL)) \
              AND ($3::text IS NULL OR l.job_id = $3) AND NOT (l.job_id = ANY($4)) \
              AND (l.expires_at < now() OR l.holder = $1) \
              ORDER BY j.created_at, j.id FOR UPDATE OF l SKIP LOCKED) \

@@ -690,18 +690,21 @@ impl Storage for SqliteStorage {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
-             SELECT id, '', 0, '' FROM jobs WHERE state IN ($1, $2, $3) \
+             SELECT id, '', 0, '' FROM jobs \
+             WHERE (state IN ($1, $2, $3) OR (state = $5 AND $4 IS NOT NULL)) \
              AND ($4 IS NULL OR id = $4) ON CONFLICT (job_id) DO NOTHING",
         )
         .bind(JobState::Queued)
         .bind(JobState::Running)
         .bind(JobState::Cancelling)
         .bind(only)
+        .bind(JobState::Paused)
         .execute(&mut *tx)
         .await?;
         let claimed: Vec<(JobId, i64)> = sqlx::query_as(
             "UPDATE job_leases SET holder = $5, fence = fence + 1, expires_at = $6 \
-             WHERE job_id IN (SELECT id FROM jobs WHERE state IN ($1, $2, $3) \
+             WHERE job_id IN (SELECT id FROM jobs \
+             WHERE (state IN ($1, $2, $3) OR (state = $8 AND $4 IS NOT NULL)) \
              AND ($4 IS NULL OR id = $4)) \
              AND job_id NOT IN (SELECT value FROM json_each($7)) RETURNING job_id, fence",
         )
@@ -712,6 +715,7 @@ impl Storage for SqliteStorage {
         .bind(holder)
         .bind(stamp(until))
         .bind(&driving)
+        .bind(JobState::Paused)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
