@@ -119,7 +119,10 @@ impl JobSupervisor {
     }
 
     /// Claims the jobs nobody drives (or just `only`), leaving out those this process drives.
-    async fn claim(&self, only: Option<&JobId>) -> Result<Vec<(JobRecord, JobLease)>, StorageError> {
+    async fn claim(
+        &self,
+        only: Option<&JobId>,
+    ) -> Result<Vec<(JobRecord, JobLease)>, StorageError> {
         let driving: Vec<JobId> = lock(&self.runs).keys().cloned().collect();
         self.storage
             .claim_jobs(&self.replica, self.lease, &driving, only)
@@ -388,8 +391,16 @@ impl JobSupervisor {
         // that replica drives it (re-reading every user first), and this one does not.
         if let Some((_, lease)) = self.claim(Some(&job_id)).await?.pop() {
             let rereads = Rereads::new(checks, policy);
-            self.launch(team_id, &job_id, lease, site.provider, options, false, rereads)
-                .await?;
+            self.launch(
+                team_id,
+                &job_id,
+                lease,
+                site.provider,
+                options,
+                false,
+                rereads,
+            )
+            .await?;
         }
         self.job_record(team_id, &job_id).await
     }

@@ -65,7 +65,9 @@ pub enum StorageError {
     SettledAsSuccess(String),
     #[error("an account with this email exists already")]
     EmailTaken,
-    #[error("another console replica now drives job {0}: this one stops and writes nothing more for it")]
+    #[error(
+        "another console replica now drives job {0}: this one stops and writes nothing more for it"
+    )]
     LeaseLost(JobId),
     #[error("preview {0} was not confirmed for this team and action, or it does not exist: a job starts only from a confirmed preview")]
     PreviewNotConfirmed(PreviewId),
@@ -544,6 +546,8 @@ fn redact_url(url: &str) -> String {
 mod accounts_tests;
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 #[path = "../../tests/support/pg_cluster.rs"]
 mod pg_cluster;

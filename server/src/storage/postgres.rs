@@ -108,13 +108,12 @@ impl PostgresStorage {
 /// the lease row until the transaction ends: a claim (which locks it for update) cannot slip
 /// between this check and the write that follows.
 async fn hold_lease(conn: &mut PgConnection, lease: &JobLease) -> Result<()> {
-    let held: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM job_leases WHERE job_id = $1 AND fence = $2 FOR SHARE",
-    )
-    .bind(&lease.job_id)
-    .bind(lease.fence)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let held: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM job_leases WHERE job_id = $1 AND fence = $2 FOR SHARE")
+            .bind(&lease.job_id)
+            .bind(lease.fence)
+            .fetch_optional(&mut *conn)
+            .await?;
     match held {
         Some(_) => Ok(()),
         None => Err(StorageError::LeaseLost(lease.job_id.clone())),
@@ -268,7 +267,6 @@ impl ItemColumns {
         Ok(c)
     }
 }
-
 
 /// The runner's writes on one connection, inside the caller's transaction: the trait's plain
 /// methods run them alone, the `_fenced` ones after [`hold_lease`] in the same transaction.
@@ -437,7 +435,6 @@ impl PostgresStorage {
         let first = take_seqs(tx, job_id, to_i64(results.len() as u64)).await?;
         log_results(tx, job_id, first, at, &results).await
     }
-
 }
 
 #[async_trait]
@@ -739,7 +736,9 @@ impl Storage for PostgresStorage {
 
     async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>> {
         let mut tx = self.pool.begin().await?;
-        let events = self.record_not_attempted_on(&mut tx, job_id, message).await?;
+        let events = self
+            .record_not_attempted_on(&mut tx, job_id, message)
+            .await?;
         tx.commit().await?;
         Ok(events)
     }
@@ -861,7 +860,9 @@ impl Storage for PostgresStorage {
     ) -> Result<JobEvent> {
         let mut tx = self.pool.begin().await?;
         hold_lease(&mut tx, lease).await?;
-        let event = self.record_result_on(&mut tx, &lease.job_id, result).await?;
+        let event = self
+            .record_result_on(&mut tx, &lease.job_id, result)
+            .await?;
         tx.commit().await?;
         Ok(event)
     }

@@ -683,9 +683,8 @@ impl Storage for SqliteStorage {
         // One process: a lease this process is not driving belongs to nobody alive (an
         // earlier run of this console that stopped), so it is taken at once, whatever its
         // holder and expiry. The fence still goes up, as on PostgreSQL.
-        let driving = serde_json::to_string(
-            &driving.iter().map(|id| id.as_str()).collect::<Vec<_>>(),
-        )?;
+        let driving =
+            serde_json::to_string(&driving.iter().map(|id| id.as_str()).collect::<Vec<_>>())?;
         let until = self.clock.now() + chrono::Duration::milliseconds(lease_ms(lease));
         let mut tx = self.writer.begin().await?;
         sqlx::query(
