@@ -137,7 +137,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let console = service::build(db.storage.clone(), secrets, settings);
     announce_setup_link(&console, &args).await;
     console.jobs.resume_unfinished().await;
-    console.jobs.keep_claiming();
+    // Other replicas exist only on PostgreSQL: one SQLite process resumes its runs at start.
+    if args.effective_database_url().starts_with("postgres") {
+        console.jobs.keep_claiming();
+    }
     // Told to stop: the runs are handed back at once, not after the open pages close.
     tokio::spawn({
         let jobs = console.jobs.clone();

@@ -79,6 +79,8 @@ pub struct JobSupervisor {
     replica: String,
     /// How long a claimed job stays this replica's without a heartbeat.
     lease: Duration,
+    /// Set once the process is told to stop: it takes no job any more.
+    stopping: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -115,6 +117,7 @@ impl JobSupervisor {
             feeds: JobFeeds::default(),
             replica: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             lease: lease.max(Duration::from_secs(1)),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -188,6 +191,7 @@ impl JobSupervisor {
     /// user stays "sending" and is checked by the next holder before anything is re-sent) and
     /// hands every lease back, so another replica takes the jobs over at once.
     pub async fn hand_back(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         self.abort_all();
         match self.storage.release_leases(&self.replica).await {
             Ok(n) if n > 0 => tracing::info!(jobs = n, "handed the running jobs back"),
@@ -738,6 +742,9 @@ impl JobSupervisor {
 
     /// Claims the unfinished jobs nobody holds and drives them (`after`: why, for the trail).
     async fn take_over(self: &Arc<Self>, after: &str) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
         let jobs = match self.claim(None).await {
             Ok(jobs) => jobs,
             Err(e) => {

@@ -389,8 +389,8 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
     async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>>;
 
     /// Claims the unfinished jobs (queued, running, cancelling) nobody holds, oldest first:
-    /// those without a lease, with an expired one, or with one of `holder`'s own, leaving out
-    /// the jobs `holder` is `driving`. With `only`, just that job, paused ones too (a new run
+    /// those without a lease or with an expired (or released) one, leaving out the jobs
+    /// `holder` is `driving`. With `only`, just that job, paused ones too (a new run
     /// about to start, or a paused one the admin resumes). Each claimed lease
     /// gets the next fence and lasts `lease`. PostgreSQL locks the leases it takes with
     /// `FOR UPDATE SKIP LOCKED`, so replicas claiming together never wait on each other or

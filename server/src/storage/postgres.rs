@@ -771,7 +771,7 @@ impl Storage for PostgresStorage {
              WHERE (j.state IN ('queued', 'running', 'cancelling') \
              OR (j.state = 'paused' AND $3::text IS NOT NULL)) \
              AND ($3::text IS NULL OR l.job_id = $3) AND NOT (l.job_id = ANY($4)) \
-             AND (l.expires_at < now() OR l.holder = $1) \
+             AND l.expires_at < now() \
              ORDER BY j.created_at, j.id FOR UPDATE OF l SKIP LOCKED) \
              UPDATE job_leases l SET holder = $1, fence = l.fence + 1, \
              expires_at = now() + $2 * interval '1 millisecond' \
