@@ -141,9 +141,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.effective_database_url().starts_with("postgres") {
         console.jobs.keep_claiming();
     }
-    // Told to stop: the runs are handed back at once, not after the open pages close.
+    // Told to stop: the runs are handed back at once, not after the open pages close (and
+    // again below, in case the server stopped before this task's turn came).
+    let jobs = console.jobs.clone();
     tokio::spawn({
-        let jobs = console.jobs.clone();
+        let jobs = jobs.clone();
         async move {
             shutdown_signal().await;
             jobs.hand_back().await;
@@ -185,6 +187,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("the web server stopped unexpectedly")?
         .context("the web server stopped with an error")?;
+    jobs.hand_back().await;
     tracing::info!("Offboard console stopped");
     Ok(())
 }
