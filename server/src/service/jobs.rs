@@ -126,7 +126,11 @@ impl JobSupervisor {
         &self,
         only: Option<&JobId>,
     ) -> Result<Vec<(JobRecord, JobLease)>, StorageError> {
-        let driving: Vec<JobId> = lock(&self.runs).keys().cloned().collect();
+        let driving: Vec<JobId> = lock(&self.runs)
+            .iter()
+            .filter(|(_, r)| !r.task.is_finished())
+            .map(|(id, _)| id.clone())
+            .collect();
         self.storage
             .claim_jobs(&self.replica, self.lease, &driving, only)
             .await
