@@ -87,18 +87,7 @@ async fn run_outlives_its_replica(stop: Stop, lease: &str) {
         json!(chosen.len()),
         "{preview}"
     );
-    let phrase = preview["phrase"].as_str().expect("phrase").to_string();
-    let started = a
-        .call(
-            "start_job",
-            &[
-                ("preview_id", preview["id"].as_str().expect("id")),
-                ("typed", &phrase),
-            ],
-        )
-        .await
-        .expect("start");
-    let job_id = started["id"].as_str().expect("job id").to_string();
+    let job_id = a.start_run(&preview).await;
 
     // Stopped mid-run: some users done, not all.
     let before = wait_for_job(&a, &job_id, 60, |j| j["done"].as_u64().unwrap_or(0) >= 5).await;
