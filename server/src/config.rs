@@ -205,6 +205,13 @@ pub struct ServeArgs {
     #[arg(long, env = "OFFBOARD_RUNS_PER_SITE", default_value_t = 1)]
     pub runs_per_site: usize,
 
+    /// Seconds a run stays this console's after its last heartbeat (sent every third of it,
+    /// at most every 5 s). When several consoles share one PostgreSQL database and the one
+    /// driving a run dies, another takes the run over this long after. 1 to 3600.
+    #[arg(long, env = "OFFBOARD_JOB_LEASE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub job_lease_seconds: u64,
+
     /// The address people open the console at, e.g. https://offboard.example.com. Requests
     /// for any other host name are refused (this stops DNS rebinding), and so are forms and
     /// server calls sent from any other origin. Default: only the listen address itself and

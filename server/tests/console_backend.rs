@@ -1258,3 +1258,65 @@ async fn a_second_run_against_a_busy_site_waits_for_the_first() {
     );
     at_most_one_delete_each(&state);
 }
+
+/// Another replica claims a job while this one drives it (here: a claim made straight on the
+/// storage, which on SQLite takes any lease this process is not driving, as a replica would
+/// after the lease expired): the runner's next write is refused, so it stops at once and does
+/// not write the run's end. The claim's new holder then finishes the run through the restart
+/// path, each user deleted once.
+#[tokio::test]
+async fn a_runner_whose_lease_was_taken_stops_without_ending_the_run() {
+    let site = FaultServer::start(&["--users", "40"]);
+    site.control("/_control/settings", json!({"latency_ms": 100}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    connect(&s.console, &site).await;
+    let job = started_run(&s.console, 20..=39, true, 20).await;
+    wait_for(&s.console, &job.id, |j| j.done >= 4).await;
+    let stolen = s
+        .storage
+        .claim_jobs(
+            "another replica",
+            Duration::from_secs(60),
+            &[],
+            Some(&job.id),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(stolen.len(), 1, "the job is claimed away");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.jobs.is_live(&job.id) {
+        assert!(
+            Instant::now() < deadline,
+            "the runner kept going after losing its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cut = s.console.job(job.id.clone()).await.unwrap();
+    assert_eq!(cut.state, JobState::Running, "the old runner wrote no end");
+    assert!(cut.done < 20, "{cut:?}");
+
+    // Whoever holds the job now drives it to its end (here this process again, through the
+    // same path as a restart: users left "sending" are read back before anything is re-sent).
+    s.jobs.resume_unfinished().await;
+    let done = wait_for(&s.console, &job.id, |j| j.state == JobState::Finished).await;
+    assert_eq!(done.done, 20);
+    let state = site.state().await;
+    assert_eq!(deleted(&state), ids(20..=39));
+    at_most_one_delete_each(&state);
+    let ends: Vec<JobState> = s
+        .storage
+        .events_since(TeamId::BUILT_IN, &job.id, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.state_change)
+        .filter(|state| state.has_ended())
+        .collect();
+    assert_eq!(
+        ends,
+        [JobState::Finished],
+        "one end, written by the new holder"
+    );
+}

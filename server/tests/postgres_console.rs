@@ -107,18 +107,7 @@ async fn a_console_on_postgres_is_ready_only_when_migrated_and_its_database_answ
     }
     let preview = console.preview_text(&text, "delete").await;
     assert_eq!(preview["counts"]["selected"], json!(8), "{preview}");
-    let phrase = preview["phrase"].as_str().expect("phrase").to_string();
-    let started = console
-        .call(
-            "start_job",
-            &[
-                ("preview_id", preview["id"].as_str().expect("id")),
-                ("typed", &phrase),
-            ],
-        )
-        .await
-        .expect("start");
-    let job_id = started["id"].as_str().expect("job id").to_string();
+    let job_id = console.start_run(&preview).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while job(&console, &job_id).await["state"] != json!("finished") {
         assert!(

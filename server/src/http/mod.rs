@@ -119,6 +119,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runs_per_hour: args.runs_per_hour,
         runs_per_site: args.runs_per_site.max(1),
     };
+    settings.job_lease = Duration::from_secs(args.job_lease_seconds);
     settings.http.site_guard = Some(SiteGuard::new(
         args.allow_http_loopback_sites,
         &args.allow_site_host,
@@ -136,6 +137,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let console = service::build(db.storage.clone(), secrets, settings);
     announce_setup_link(&console, &args).await;
     console.jobs.resume_unfinished().await;
+    // Other replicas exist only on PostgreSQL: one SQLite process resumes its runs at start.
+    if args.effective_database_url().starts_with("postgres") {
+        console.jobs.keep_claiming();
+    }
+    // Told to stop: the runs are handed back at once, not after the open pages close (and
+    // again below, in case the server stopped before this task's turn came).
+    let jobs = console.jobs.clone();
+    tokio::spawn({
+        let jobs = jobs.clone();
+        async move {
+            shutdown_signal().await;
+            jobs.hand_back().await;
+        }
+    });
     spawn_preview_sweep(console.clone(), args.preview_hours);
     let state = AppState {
         leptos_options: leptos_options(&args.site_root, args.addr),
@@ -172,6 +187,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("the web server stopped unexpectedly")?
         .context("the web server stopped with an error")?;
+    jobs.hand_back().await;
     tracing::info!("Offboard console stopped");
     Ok(())
 }

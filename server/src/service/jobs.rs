@@ -2,6 +2,13 @@
 //! every step in storage, obeys pause/resume/cancel, and picks unfinished jobs up again after a
 //! restart. A run keeps going when the browser closes.
 //!
+//! Several console replicas may share one PostgreSQL database: a replica drives a job only
+//! while it holds the job's lease ([`Storage::claim_jobs`]), renews it from a heartbeat, and
+//! makes every runner write with it (the `_fenced` writes), so a replica that lost the lease
+//! cannot write, hence cannot send, for that job any more. Replicas claim jobs nobody holds at
+//! start and every few seconds after; a job whose replica died is taken over once its lease
+//! expires, through the same path as a restart (users left "sending" are checked first).
+//!
 //! Decision: when the site says SCIM deletion is not enabled, the job ends as `stopped` with
 //! the runner's explanation (the users it had not reached are recorded "not attempted"); after
 //! fixing the setting the admin makes a new preview, which selects exactly the users still
@@ -22,7 +29,8 @@ use crate::scim::ScimProvider;
 use crate::secret::SecretBox;
 use crate::storage::ApprovalRecord;
 use crate::storage::{
-    JobEvent, JobRecord, JobState, NewJob, PlannedItem, PreviewSourceRecord, Storage, StorageError,
+    JobEvent, JobLease, JobRecord, JobState, NewJob, PlannedItem, PreviewSourceRecord, Storage,
+    StorageError,
 };
 use app::backend::{ConsoleError, JobCommand};
 use app::confirm::phrase_matches;
@@ -31,6 +39,7 @@ use app::model::{ItemResult, SiteUser};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -39,8 +48,14 @@ use tokio::task::JoinHandle;
 const CANCELLED_REASON: &str = "Cancelled by the admin.";
 const NOT_ATTEMPTED_CANCELLED: &str = "Not attempted: the run was cancelled.";
 
+/// How long a claimed job stays this replica's without a heartbeat, unless set otherwise
+/// (`--job-lease-seconds`).
+pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(30);
+
 /// A job whose runner is alive in this process.
 struct LiveRun {
+    /// The lease it is driven under (every write of its runner carries it).
+    lease: JobLease,
     control: watch::Sender<RunState>,
     /// Started when the run resumes: users not yet acted on are re-read first.
     rereads: Arc<Rereads>,
@@ -60,6 +75,12 @@ pub struct JobSupervisor {
     runs_per_site: usize,
     /// Each job's log, pushed to its watchers as it is written.
     feeds: JobFeeds,
+    /// This process, as the job leases name their holder: random at every start.
+    replica: String,
+    /// How long a claimed job stays this replica's without a heartbeat.
+    lease: Duration,
+    /// Set once the process is told to stop: it takes no job any more.
+    stopping: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,6 +104,7 @@ impl JobSupervisor {
         run_options: RunOptions,
         data_dir: PathBuf,
         runs_per_site: usize,
+        lease: Duration,
     ) -> Arc<JobSupervisor> {
         Arc::new(JobSupervisor {
             storage,
@@ -93,7 +115,93 @@ impl JobSupervisor {
             runs_per_site,
             runs: Mutex::new(HashMap::new()),
             feeds: JobFeeds::default(),
+            replica: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            lease: lease.max(Duration::from_secs(1)),
+            stopping: AtomicBool::new(false),
         })
+    }
+
+    /// Claims the jobs nobody drives (or just `only`), leaving out those this process drives.
+    async fn claim(
+        &self,
+        only: Option<&JobId>,
+    ) -> Result<Vec<(JobRecord, JobLease)>, StorageError> {
+        let driving: Vec<JobId> = lock(&self.runs)
+            .iter()
+            .filter(|(_, r)| !r.task.is_finished())
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.storage
+            .claim_jobs(&self.replica, self.lease, &driving, only)
+            .await
+    }
+
+    /// How often leases are renewed and free jobs looked for: a third of the lease (two
+    /// heartbeats may fail before it expires), at most every 5 s.
+    fn heartbeat_every(&self) -> Duration {
+        (self.lease / 3).clamp(Duration::from_millis(200), Duration::from_secs(5))
+    }
+
+    /// Renews the lease of every run of this process; a run whose lease was lost (another
+    /// replica claimed the job) stops at once, writing nothing more.
+    async fn heartbeat(&self) {
+        let leases: Vec<JobLease> = lock(&self.runs)
+            .values()
+            .filter(|r| !r.task.is_finished())
+            .map(|r| r.lease.clone())
+            .collect();
+        for lease in leases {
+            match self.storage.renew_lease(&lease, self.lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(job_id = %lease.job_id, "lost the job's lease: another replica drives it now");
+                    self.stop_run(&lease);
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %lease.job_id, error = %e, "could not renew the job's lease")
+                }
+            }
+        }
+    }
+
+    /// Stops the run held under `lease` (if it still is this process's), like a crash.
+    fn stop_run(&self, lease: &JobLease) {
+        let mut runs = lock(&self.runs);
+        if runs.get(&lease.job_id).is_some_and(|r| r.lease == *lease) {
+            if let Some(live) = runs.remove(&lease.job_id) {
+                live.task.abort();
+            }
+        }
+    }
+
+    /// From now on, every few seconds: renews this process's leases, then takes over the
+    /// jobs nobody holds (their replica stopped or died). The server calls it once, after
+    /// [`JobSupervisor::resume_unfinished`].
+    pub fn keep_claiming(self: &Arc<Self>) -> JoinHandle<()> {
+        let supervisor = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(supervisor.heartbeat_every());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                supervisor.heartbeat().await;
+                supervisor.take_over("lease expired").await;
+            }
+        })
+    }
+
+    /// For a replica told to stop: stops its runners (a request in flight is dropped; its
+    /// user stays "sending" and is checked by the next holder before anything is re-sent) and
+    /// hands every lease back, so another replica takes the jobs over at once.
+    pub async fn hand_back(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.abort_all();
+        match self.storage.release_leases(&self.replica).await {
+            Ok(n) if n > 0 => tracing::info!(jobs = n, "handed the running jobs back"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not hand the running jobs back"),
+        }
     }
 
     /// Follows a job's log from the event after `after_seq` (see [`crate::job_feed`]).
@@ -102,29 +210,47 @@ impl JobSupervisor {
             .watch(self.storage.clone(), team_id, job_id, after_seq)
     }
 
-    /// Changes a job's state and pushes the logged change to its watchers.
+    /// Changes a job's state and pushes the logged change to its watchers. With a lease (the
+    /// runner's writes), only while it holds the job.
     async fn log_state(
         &self,
         job_id: &JobId,
+        lease: Option<&JobLease>,
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent, StorageError> {
-        self.feeds
-            .feed(job_id)
-            .write(self.storage.set_job_state(job_id, state, reason))
-            .await
+        let feed = self.feeds.feed(job_id);
+        match lease {
+            Some(lease) => {
+                feed.write(self.storage.set_job_state_fenced(lease, state, reason))
+                    .await
+            }
+            None => {
+                feed.write(self.storage.set_job_state(job_id, state, reason))
+                    .await
+            }
+        }
     }
 
-    /// Settles the job's pending users as not attempted, and pushes their results.
+    /// Settles the job's pending users as not attempted, and pushes their results. With a
+    /// lease, only while it holds the job.
     async fn log_not_attempted(
         &self,
         job_id: &JobId,
+        lease: Option<&JobLease>,
         message: &str,
     ) -> Result<Vec<JobEvent>, StorageError> {
-        self.feeds
-            .feed(job_id)
-            .write(self.storage.record_not_attempted(job_id, message))
-            .await
+        let feed = self.feeds.feed(job_id);
+        match lease {
+            Some(lease) => {
+                feed.write(self.storage.record_not_attempted_fenced(lease, message))
+                    .await
+            }
+            None => {
+                feed.write(self.storage.record_not_attempted(job_id, message))
+                    .await
+            }
+        }
     }
 
     /// Where the listing taken at job `job_id`'s start is kept.
@@ -269,9 +395,21 @@ impl JobSupervisor {
         drop(fresh);
         let job_id = job.id;
         drop(job.items);
-        let rereads = Rereads::new(checks, policy);
-        self.launch(team_id, &job_id, site.provider, options, false, rereads)
+        // Another replica's periodic claim may have taken the new job in the meantime: then
+        // that replica drives it (re-reading every user first), and this one does not.
+        if let Some((_, lease)) = self.claim(Some(&job_id)).await?.pop() {
+            let rereads = Rereads::new(checks, policy);
+            self.launch(
+                team_id,
+                &job_id,
+                lease,
+                site.provider,
+                options,
+                false,
+                rereads,
+            )
             .await?;
+        }
         self.job_record(team_id, &job_id).await
     }
 
@@ -293,10 +431,12 @@ impl JobSupervisor {
     /// Sets the job running and spawns its runner on the users still without a result.
     /// `then_cancel`: the job was being cancelled when the server stopped; only the users a
     /// request was in flight for are settled, then it ends as cancelled.
+    #[allow(clippy::too_many_arguments)]
     async fn launch(
         self: &Arc<Self>,
         team_id: TeamId,
         job_id: &JobId,
+        lease: JobLease,
         provider: Arc<dyn ScimProvider>,
         options: RunOptions,
         then_cancel: bool,
@@ -306,7 +446,8 @@ impl JobSupervisor {
             return Ok(());
         }
         let targets = self.storage.job_targets(job_id).await?;
-        self.log_state(job_id, JobState::Running, None).await?;
+        self.log_state(job_id, Some(&lease), JobState::Running, None)
+            .await?;
         let (control, receiver) = watch::channel(RunState::Running);
         let supervisor = self.clone();
         let id = job_id.clone();
@@ -318,11 +459,13 @@ impl JobSupervisor {
             options,
             control: RunControl::new(receiver.clone()).with_rereads(rereads.clone()),
             then_cancel,
+            lease: lease.clone(),
         };
         let task = tokio::spawn(async move { supervisor.drive(id, plan, receiver).await });
         runs.insert(
             job_id.clone(),
             LiveRun {
+                lease,
                 control,
                 rereads,
                 task,
@@ -338,26 +481,35 @@ impl JobSupervisor {
         control: watch::Receiver<RunState>,
     ) {
         let team_id = plan.team_id;
+        let lease = plan.lease;
         let journal = Arc::new(DbJournal {
             supervisor: self.clone(),
             feed: self.feeds.feed(&job_id),
             job_id: job_id.clone(),
+            lease: lease.clone(),
+            lease_lost: AtomicBool::new(false),
             control: control.clone(),
         });
         let summary = run(
             plan.provider,
             plan.targets,
             plan.options,
-            journal,
+            journal.clone(),
             plan.control,
         )
         .await;
+        if journal.lease_lost.load(Ordering::SeqCst) {
+            // Another replica drives the job now: it records the rest, and the end.
+            tracing::warn!(job_id = %job_id, "stopped: another replica took the job over");
+            self.stop_run(&lease);
+            return;
+        }
         let cancelled = plan.then_cancel
             || *control.borrow() == RunState::Cancelled
             || summary.stopped == Some(StopReason::Cancelled);
         let ending = if cancelled {
             if let Err(e) = self
-                .log_not_attempted(&job_id, NOT_ATTEMPTED_CANCELLED)
+                .log_not_attempted(&job_id, Some(&lease), NOT_ATTEMPTED_CANCELLED)
                 .await
             {
                 tracing::error!(job_id = %job_id, error = %e, "could not settle cancelled users");
@@ -386,11 +538,25 @@ impl JobSupervisor {
                 },
             }
         };
-        if let Err(e) = self.log_state(&job_id, ending.0, ending.1).await {
-            tracing::error!(job_id = %job_id, error = %e, "could not record the job's end");
+        match self
+            .log_state(&job_id, Some(&lease), ending.0, ending.1)
+            .await
+        {
+            Err(StorageError::LeaseLost(_)) => {
+                tracing::warn!(job_id = %job_id, "another replica took the job over before its end");
+                self.stop_run(&lease);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(job_id = %job_id, error = %e, "could not record the job's end")
+            }
+            Ok(_) => {}
         }
         audit::record_run_end(self.storage.as_ref(), team_id, &job_id).await;
         tracing::info!(job_id = %job_id, state = %ending.0, "job ended");
+        if let Err(e) = self.storage.release_lease(&lease).await {
+            tracing::warn!(job_id = %job_id, error = %e, "could not release the ended job's lease");
+        }
         lock(&self.runs).remove(&job_id);
     }
 
@@ -440,7 +606,19 @@ impl JobSupervisor {
                         self.set_state(&job.id, JobState::Running, None).await?;
                         s.send_replace(RunState::Running);
                     }
-                    _ => self.respawn(job, false).await?,
+                    _ => {
+                        // A paused run nobody drives: this replica claims it first.
+                        let Some((_, lease)) = self.claim(Some(&job.id)).await?.pop() else {
+                            return Err(ConsoleError::new(
+                                "Another Offboard server is running this job right now; try \
+                                 again in a minute.",
+                            ));
+                        };
+                        if let Err(e) = self.respawn(job, lease.clone(), false).await {
+                            let _ = self.storage.release_lease(&lease).await;
+                            return Err(e);
+                        }
+                    }
                 }
             }
             JobCommand::Cancel => {
@@ -451,7 +629,7 @@ impl JobSupervisor {
                     self.set_state(&job.id, JobState::Cancelling, None).await?;
                 } else {
                     // Nobody is running it (paused before a restart): settle it here.
-                    self.log_not_attempted(&job.id, NOT_ATTEMPTED_CANCELLED)
+                    self.log_not_attempted(&job.id, None, NOT_ATTEMPTED_CANCELLED)
                         .await?;
                     self.set_state(
                         &job.id,
@@ -471,7 +649,7 @@ impl JobSupervisor {
         state: JobState,
         reason: Option<String>,
     ) -> Result<(), ConsoleError> {
-        match self.log_state(job_id, state, reason).await {
+        match self.log_state(job_id, None, state, reason).await {
             Ok(_) => Ok(()),
             Err(StorageError::JobEnded { state, .. }) => Err(ConsoleError::new(format!(
                 "This run has already ended ({state})."
@@ -524,6 +702,7 @@ impl JobSupervisor {
     async fn respawn(
         self: &Arc<Self>,
         job: &JobRecord,
+        lease: JobLease,
         then_cancel: bool,
     ) -> Result<(), ConsoleError> {
         let site = self.bound_site(job).await?;
@@ -549,6 +728,7 @@ impl JobSupervisor {
         self.launch(
             job.team_id,
             &job.id,
+            lease,
             site.provider,
             options,
             then_cancel,
@@ -557,38 +737,48 @@ impl JobSupervisor {
         .await
     }
 
-    /// At server start: picks up every queued, running or cancelling job. A job that cannot
-    /// resume (no token, another site) is paused with the reason, for the admin to act on.
+    /// At server start: claims and picks up every queued, running or cancelling job nobody
+    /// else drives. A job that cannot resume (no token, another site) is paused with the
+    /// reason, for the admin to act on.
     pub async fn resume_unfinished(self: &Arc<Self>) {
-        let jobs = match self.storage.unfinished_jobs().await {
+        self.take_over("server start").await;
+    }
+
+    /// Claims the unfinished jobs nobody holds and drives them (`after`: why, for the trail).
+    async fn take_over(self: &Arc<Self>, after: &str) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let jobs = match self.claim(None).await {
             Ok(jobs) => jobs,
             Err(e) => {
-                tracing::error!(error = %e, "could not list unfinished jobs");
+                tracing::error!(error = %e, "could not claim unfinished jobs");
                 return;
             }
         };
-        for job in jobs {
+        for (job, lease) in jobs {
             let then_cancel = job.state == JobState::Cancelling;
             if then_cancel {
                 if let Err(e) = self
-                    .log_not_attempted(&job.id, NOT_ATTEMPTED_CANCELLED)
+                    .log_not_attempted(&job.id, Some(&lease), NOT_ATTEMPTED_CANCELLED)
                     .await
                 {
                     tracing::error!(job_id = %job.id, error = %e, "could not settle cancelled users");
                 }
             }
-            tracing::info!(job_id = %job.id, state = %job.state, "resuming job after start");
-            let (action, details) = match self.respawn(&job, then_cancel).await {
+            tracing::info!(job_id = %job.id, state = %job.state, after, "resuming job");
+            let (action, details) = match self.respawn(&job, lease.clone(), then_cancel).await {
                 Ok(()) => (
                     app::audit::AuditAction::RunResumed,
-                    serde_json::json!({ "after": "server start" }),
+                    serde_json::json!({ "after": after }),
                 ),
                 Err(e) => {
                     tracing::warn!(job_id = %job.id, reason = %e.message, "job cannot resume");
                     let details = serde_json::json!({ "reason": e.message });
                     let _ = self
-                        .set_state(&job.id, JobState::Paused, Some(e.message))
+                        .log_state(&job.id, Some(&lease), JobState::Paused, Some(e.message))
                         .await;
+                    let _ = self.storage.release_lease(&lease).await;
                     (app::audit::AuditAction::RunPaused, details)
                 }
             };
@@ -608,6 +798,8 @@ struct RunPlan {
     control: RunControl,
     /// The job was being cancelled when the server stopped: settle, then end as cancelled.
     then_cancel: bool,
+    /// The lease the job is driven under.
+    lease: JobLease,
 }
 
 /// Every selected preview row's item, in the preview's order.
@@ -648,7 +840,23 @@ struct DbJournal {
     /// Where each stored result is pushed to the job's watchers.
     feed: Arc<JobFeed>,
     job_id: JobId,
+    /// Every write carries it; once one is refused, the run stops and records nothing more.
+    lease: JobLease,
+    lease_lost: AtomicBool,
     control: watch::Receiver<RunState>,
+}
+
+impl DbJournal {
+    /// A write refused because another replica claimed the job: nothing more may be sent.
+    fn refused(&self, e: StorageError, what: &str) -> JournalError {
+        if matches!(e, StorageError::LeaseLost(_)) {
+            self.lease_lost.store(true, Ordering::SeqCst);
+            tracing::warn!(job_id = %self.job_id, "another replica took the job over");
+            return JournalError::NotRecorded(e.to_string());
+        }
+        tracing::error!(job_id = %self.job_id, error = %e, "could not {what}");
+        JournalError::NotRecorded(e.to_string())
+    }
 }
 
 #[async_trait]
@@ -656,7 +864,7 @@ impl RunJournal for DbJournal {
     async fn sending(&self, account_id: &str) -> Result<(), JournalError> {
         let storage = &self.supervisor.storage;
         loop {
-            match storage.mark_sending(&self.job_id, account_id).await {
+            match storage.mark_sending_fenced(&self.lease, account_id).await {
                 Ok(()) => return Ok(()),
                 // Paused between the runner's check and this request: wait for the admin.
                 Err(StorageError::JobNotRunning {
@@ -675,10 +883,7 @@ impl RunJournal for DbJournal {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(StorageError::JobNotRunning { .. }) => return Err(JournalError::Cancelled),
-                Err(e) => {
-                    tracing::error!(job_id = %self.job_id, error = %e, "could not mark sending");
-                    return Err(JournalError::NotRecorded(e.to_string()));
-                }
+                Err(e) => return Err(self.refused(e, "mark sending")),
             }
         }
     }
@@ -686,11 +891,14 @@ impl RunJournal for DbJournal {
     async fn finished(&self, result: &ItemResult) -> Result<(), JournalError> {
         let recorded = self
             .feed
-            .write(self.supervisor.storage.record_result(&self.job_id, result))
+            .write(
+                self.supervisor
+                    .storage
+                    .record_result_fenced(&self.lease, result),
+            )
             .await;
-        recorded.map(|_| ()).map_err(|e| {
-            tracing::error!(job_id = %self.job_id, error = %e, "could not record a result");
-            JournalError::NotRecorded(e.to_string())
-        })
+        recorded
+            .map(|_| ())
+            .map_err(|e| self.refused(e, "record a result"))
     }
 }

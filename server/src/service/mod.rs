@@ -81,6 +81,8 @@ pub struct Settings {
     pub run: RunOptions,
     pub clock: Arc<dyn Clock>,
     pub limits: limits::Limits,
+    /// How long a job claimed by this console stays its own without a heartbeat.
+    pub job_lease: std::time::Duration,
 }
 
 impl Settings {
@@ -91,6 +93,7 @@ impl Settings {
             run: RunOptions::default(),
             clock: Arc::new(SystemClock),
             limits: limits::Limits::default(),
+            job_lease: jobs::DEFAULT_JOB_LEASE,
         }
     }
 }
@@ -111,6 +114,7 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
         settings.run,
         settings.data_dir,
         settings.limits.runs_per_site,
+        settings.job_lease,
     );
     Arc::new(Console {
         storage,

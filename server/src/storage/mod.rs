@@ -65,6 +65,10 @@ pub enum StorageError {
     SettledAsSuccess(String),
     #[error("an account with this email exists already")]
     EmailTaken,
+    #[error(
+        "another console replica now drives job {0}: this one stops and writes nothing more for it"
+    )]
+    LeaseLost(JobId),
     #[error("preview {0} was not confirmed for this team and action, or it does not exist: a job starts only from a confirmed preview")]
     PreviewNotConfirmed(PreviewId),
 }
@@ -271,6 +275,15 @@ pub struct JobEvent {
     pub reason: Option<String>,
 }
 
+/// The right to drive one job, as claimed with [`Storage::claim_jobs`]. Every write the runner
+/// makes for the job carries it, and is refused ([`StorageError::LeaseLost`]) once another
+/// replica has claimed the job since: its `fence` went up by one at that claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobLease {
+    pub job_id: JobId,
+    pub fence: i64,
+}
+
 /// The records Offboard keeps. One implementation a database kind.
 ///
 /// Methods taking a `team_id` only ever see that team's records. The runner-side methods
@@ -374,6 +387,46 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
     /// Gives every user still pending (never sent) the outcome `NotAttempted`, e.g. after a
     /// cancel. Users left `Sending` are untouched: their outcome is unknown until checked.
     async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>>;
+
+    /// Claims the unfinished jobs (queued, running, cancelling) nobody holds, oldest first:
+    /// those without a lease or with an expired (or released) one, leaving out the jobs
+    /// `holder` is `driving`. With `only`, just that job, paused ones too (a new run
+    /// about to start, or a paused one the admin resumes). Each claimed lease
+    /// gets the next fence and lasts `lease`. PostgreSQL locks the leases it takes with
+    /// `FOR UPDATE SKIP LOCKED`, so replicas claiming together never wait on each other or
+    /// take the same job; SQLite (one process) takes every lease but those `driving`.
+    async fn claim_jobs(
+        &self,
+        holder: &str,
+        lease: Duration,
+        driving: &[JobId],
+        only: Option<&JobId>,
+    ) -> Result<Vec<(JobRecord, JobLease)>>;
+    /// The holder's heartbeat: the lease lasts `lease` from now. False when it was lost (the
+    /// fence changed: another replica claimed the job), and then the runner must stop.
+    async fn renew_lease(&self, lease: &JobLease, duration: Duration) -> Result<bool>;
+    /// Ends one lease now (its job ended, or cannot go on here); the fence stays.
+    async fn release_lease(&self, lease: &JobLease) -> Result<()>;
+    /// Ends every lease `holder` has (the replica is stopping): others claim them at once.
+    async fn release_leases(&self, holder: &str) -> Result<u64>;
+    /// [`Storage::mark_sending`], only while `lease` still holds the job.
+    async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()>;
+    /// [`Storage::record_result`], only while `lease` still holds the job.
+    async fn record_result_fenced(&self, lease: &JobLease, result: &ItemResult)
+        -> Result<JobEvent>;
+    /// [`Storage::record_not_attempted`], only while `lease` still holds the job.
+    async fn record_not_attempted_fenced(
+        &self,
+        lease: &JobLease,
+        message: &str,
+    ) -> Result<Vec<JobEvent>>;
+    /// [`Storage::set_job_state`], only while `lease` still holds the job.
+    async fn set_job_state_fenced(
+        &self,
+        lease: &JobLease,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent>;
 
     /// The job's events after `after_seq` (0 = from the start), oldest first.
     async fn events_since(
@@ -493,6 +546,8 @@ fn redact_url(url: &str) -> String {
 mod accounts_tests;
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 #[path = "../../tests/support/pg_cluster.rs"]
 mod pg_cluster;

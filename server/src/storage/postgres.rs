@@ -104,6 +104,27 @@ impl PostgresStorage {
     }
 }
 
+/// Checks inside the caller's transaction that `lease` still holds its job, and share-locks
+/// the lease row until the transaction ends: a claim (which locks it for update) cannot slip
+/// between this check and the write that follows.
+async fn hold_lease(conn: &mut PgConnection, lease: &JobLease) -> Result<()> {
+    let held: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM job_leases WHERE job_id = $1 AND fence = $2 FOR SHARE")
+            .bind(&lease.job_id)
+            .bind(lease.fence)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StorageError::LeaseLost(lease.job_id.clone())),
+    }
+}
+
+/// A lease's length in whole milliseconds, as the interval arithmetic takes it.
+fn lease_ms(lease: Duration) -> f64 {
+    lease.as_millis() as f64
+}
+
 /// Locks the job's row and takes its next `count` event numbers; returns the first.
 async fn take_seqs(conn: &mut PgConnection, job_id: &JobId, count: i64) -> Result<i64> {
     let last: Option<i64> = sqlx::query_scalar(
@@ -244,6 +265,175 @@ impl ItemColumns {
             }
         }
         Ok(c)
+    }
+}
+
+/// The runner's writes on one connection, inside the caller's transaction: the trait's plain
+/// methods run them alone, the `_fenced` ones after [`hold_lease`] in the same transaction.
+impl PostgresStorage {
+    async fn set_job_state_on(
+        &self,
+        conn: &mut PgConnection,
+        job_id: &JobId,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent> {
+        let at = self.clock.now();
+        let started = (state == JobState::Running).then(|| stamp(at));
+        let finished = state.has_ended().then(|| stamp(at));
+        // The change and its event in one statement; a final state is never left.
+        let seq: Option<i64> = sqlx::query_scalar(
+            "WITH changed AS (UPDATE jobs SET state = $2, reason = $3, \
+             last_seq = last_seq + 1, started_at = COALESCE(started_at, $4), \
+             finished_at = COALESCE($5, finished_at) \
+             WHERE id = $1 AND state NOT IN ('finished', 'stopped', 'failed') \
+             RETURNING id, last_seq) \
+             INSERT INTO job_events (job_id, seq, at, state_change, reason) \
+             SELECT id, last_seq, $6, $2, $3 FROM changed RETURNING seq",
+        )
+        .bind(job_id)
+        .bind(state)
+        .bind(&reason)
+        .bind(started)
+        .bind(finished)
+        .bind(stamp(at))
+        .fetch_optional(&mut *conn)
+        .await?;
+        match seq {
+            Some(seq) => Ok(JobEvent {
+                seq,
+                at,
+                result: None,
+                state_change: Some(state),
+                reason,
+            }),
+            None => Err(self.ended(job_id).await),
+        }
+    }
+    async fn mark_sending_on(
+        &self,
+        conn: &mut PgConnection,
+        job_id: &JobId,
+        account_id: &str,
+    ) -> Result<()> {
+        // The job's row is share-locked first: a concurrent cancel either lands before (and
+        // this refuses) or waits until the mark is written (and the runner sees the cancel).
+        let updated = sqlx::query(
+            "UPDATE job_items SET state = 'sending' WHERE job_id = $1 AND account_id = $2 \
+             AND state IN ('pending', 'sending') \
+             AND EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND state = 'running' FOR SHARE)",
+        )
+        .bind(job_id)
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
+        }
+        let found: Option<(JobState, Option<ItemState>)> = sqlx::query_as(
+            "SELECT j.state, i.state FROM jobs j \
+             LEFT JOIN job_items i ON i.job_id = j.id AND i.account_id = $2 WHERE j.id = $1",
+        )
+        .bind(job_id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match found {
+            None => Err(StorageError::JobNotFound(job_id.clone())),
+            Some((state, _)) if state != JobState::Running => Err(StorageError::JobNotRunning {
+                job_id: job_id.clone(),
+                state,
+            }),
+            Some((_, item)) => Err(item_refusal(job_id, account_id, item)),
+        }
+    }
+
+    async fn record_result_on(
+        &self,
+        tx: &mut PgConnection,
+        job_id: &JobId,
+        result: &ItemResult,
+    ) -> Result<JobEvent> {
+        let at = self.clock.now();
+        let seq = match take_seqs(tx, job_id, 1).await {
+            // As on SQLite: a result for a job that does not exist names the unknown user.
+            Err(StorageError::JobNotFound(_)) => {
+                return Err(item_refusal(job_id, &result.account_id, None))
+            }
+            taken => taken?,
+        };
+        let item: Option<ItemState> = sqlx::query_scalar(
+            "UPDATE job_items SET state = 'done', outcome = $3, message = $4, attempts = $5, \
+             elapsed_ms = $6, demoted = $7, email = COALESCE($8, email), finished_at = $9 \
+             WHERE job_id = $1 AND account_id = $2 AND state <> 'done' RETURNING state",
+        )
+        .bind(job_id)
+        .bind(&result.account_id)
+        .bind(enum_name(&result.outcome)?)
+        .bind(&result.message)
+        .bind(i64::from(result.attempts))
+        .bind(to_i64(result.elapsed_ms))
+        .bind(result.demoted)
+        .bind(&result.email)
+        .bind(stamp(at))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if item.is_none() {
+            // Nothing written: the sequence number goes back with the rollback.
+            let state: Option<ItemState> = sqlx::query_scalar(
+                "SELECT state FROM job_items WHERE job_id = $1 AND account_id = $2",
+            )
+            .bind(job_id)
+            .bind(&result.account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Err(item_refusal(job_id, &result.account_id, state));
+        }
+        let mut events = log_results(tx, job_id, seq, at, std::slice::from_ref(result)).await?;
+        events
+            .pop()
+            .ok_or_else(|| StorageError::Damaged("a logged result has no event".into()))
+    }
+
+    async fn record_not_attempted_on(
+        &self,
+        tx: &mut PgConnection,
+        job_id: &JobId,
+        message: &str,
+    ) -> Result<Vec<JobEvent>> {
+        let at = self.clock.now();
+        // The job's row first (see the module comment), then every pending user at once.
+        take_seqs(tx, job_id, 0).await?;
+        let mut pending: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "UPDATE job_items SET state = 'done', outcome = $2, message = $3, attempts = 0, \
+             elapsed_ms = 0, demoted = FALSE, finished_at = $4 \
+             WHERE job_id = $1 AND state = 'pending' RETURNING position, account_id, email",
+        )
+        .bind(job_id)
+        .bind(enum_name(&ItemOutcome::NotAttempted)?)
+        .bind(message)
+        .bind(stamp(at))
+        .fetch_all(&mut *tx)
+        .await?;
+        if pending.is_empty() {
+            // Nothing to log: the sequence stays where it was.
+            return Ok(Vec::new());
+        }
+        pending.sort_by_key(|(position, _, _)| *position);
+        let results: Vec<ItemResult> = pending
+            .into_iter()
+            .map(|(_, account_id, email)| ItemResult {
+                account_id,
+                email,
+                outcome: ItemOutcome::NotAttempted,
+                message: message.to_string(),
+                attempts: 0,
+                elapsed_ms: 0,
+                demoted: false,
+            })
+            .collect();
+        let first = take_seqs(tx, job_id, to_i64(results.len() as u64)).await?;
+        log_results(tx, job_id, first, at, &results).await
     }
 }
 
@@ -527,37 +717,183 @@ impl Storage for PostgresStorage {
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent> {
-        let at = self.clock.now();
-        let started = (state == JobState::Running).then(|| stamp(at));
-        let finished = state.has_ended().then(|| stamp(at));
-        // The change and its event in one statement; a final state is never left.
-        let seq: Option<i64> = sqlx::query_scalar(
-            "WITH changed AS (UPDATE jobs SET state = $2, reason = $3, \
-             last_seq = last_seq + 1, started_at = COALESCE(started_at, $4), \
-             finished_at = COALESCE($5, finished_at) \
-             WHERE id = $1 AND state NOT IN ('finished', 'stopped', 'failed') \
-             RETURNING id, last_seq) \
-             INSERT INTO job_events (job_id, seq, at, state_change, reason) \
-             SELECT id, last_seq, $6, $2, $3 FROM changed RETURNING seq",
+        let mut conn = self.pool.acquire().await?;
+        self.set_job_state_on(&mut conn, job_id, state, reason)
+            .await
+    }
+
+    async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        self.mark_sending_on(&mut conn, job_id, account_id).await
+    }
+
+    async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent> {
+        let mut tx = self.pool.begin().await?;
+        let event = self.record_result_on(&mut tx, job_id, result).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>> {
+        let mut tx = self.pool.begin().await?;
+        let events = self
+            .record_not_attempted_on(&mut tx, job_id, message)
+            .await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn claim_jobs(
+        &self,
+        holder: &str,
+        lease: Duration,
+        driving: &[JobId],
+        only: Option<&JobId>,
+    ) -> Result<Vec<(JobRecord, JobLease)>> {
+        let driving: Vec<String> = driving.iter().map(|id| id.to_string()).collect();
+        // Every unfinished job gets its lease row first (free, fence 0), so the claim below
+        // locks lease rows only, never a job's row: a holder's fenced write (lease row
+        // share-locked, then the job's row) and a claim cannot wait on each other in a cycle.
+        sqlx::query(
+            "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
+             SELECT id, '', 0, '-infinity' FROM jobs \
+             WHERE (state IN ('queued', 'running', 'cancelling') \
+             OR (state = 'paused' AND $1::text IS NOT NULL)) \
+             AND ($1::text IS NULL OR id = $1) ON CONFLICT (job_id) DO NOTHING",
         )
-        .bind(job_id)
-        .bind(state)
-        .bind(&reason)
-        .bind(started)
-        .bind(finished)
-        .bind(stamp(at))
-        .fetch_optional(&self.pool)
+        .bind(only)
+        .execute(&self.pool)
         .await?;
-        match seq {
-            Some(seq) => Ok(JobEvent {
-                seq,
-                at,
-                result: None,
-                state_change: Some(state),
-                reason,
-            }),
-            None => Err(self.ended(job_id).await),
+        // A lease row locked by another claim, or share-locked by its holder writing right
+        // now, is skipped: that job is somebody's this instant.
+        let claimed: Vec<(JobId, i64)> = sqlx::query_as(
+            "WITH free AS (SELECT l.job_id FROM job_leases l JOIN jobs j ON j.id = l.job_id \
+             WHERE (j.state IN ('queued', 'running', 'cancelling') \
+             OR (j.state = 'paused' AND $3::text IS NOT NULL)) \
+             AND ($3::text IS NULL OR l.job_id = $3) AND NOT (l.job_id = ANY($4)) \
+             AND l.expires_at < now() \
+             ORDER BY j.created_at, j.id FOR UPDATE OF l SKIP LOCKED) \
+             UPDATE job_leases l SET holder = $1, fence = l.fence + 1, \
+             expires_at = now() + $2 * interval '1 millisecond' \
+             FROM free WHERE l.job_id = free.job_id RETURNING l.job_id, l.fence",
+        )
+        .bind(holder)
+        .bind(lease_ms(lease))
+        .bind(only)
+        .bind(&driving)
+        .fetch_all(&self.pool)
+        .await?;
+        let fences: HashMap<JobId, i64> = claimed.into_iter().collect();
+        if fences.is_empty() {
+            return Ok(Vec::new());
         }
+        let ids: Vec<String> = fences.keys().map(|id| id.to_string()).collect();
+        let rows: Vec<JobRow> = sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1) ORDER BY created_at, id"
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self
+            .job_records(rows)
+            .await?
+            .into_iter()
+            .filter_map(|job| {
+                let fence = *fences.get(&job.id)?;
+                let lease = JobLease {
+                    job_id: job.id.clone(),
+                    fence,
+                };
+                Some((job, lease))
+            })
+            .collect())
+    }
+
+    async fn renew_lease(&self, lease: &JobLease, duration: Duration) -> Result<bool> {
+        let renewed = sqlx::query(
+            "UPDATE job_leases SET expires_at = now() + $3 * interval '1 millisecond' \
+             WHERE job_id = $1 AND fence = $2",
+        )
+        .bind(&lease.job_id)
+        .bind(lease.fence)
+        .bind(lease_ms(duration))
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, lease: &JobLease) -> Result<()> {
+        sqlx::query(
+            "UPDATE job_leases SET expires_at = '-infinity' WHERE job_id = $1 AND fence = $2",
+        )
+        .bind(&lease.job_id)
+        .bind(lease.fence)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, holder: &str) -> Result<u64> {
+        let released = sqlx::query(
+            "UPDATE job_leases SET expires_at = '-infinity' WHERE holder = $1 \
+             AND expires_at > '-infinity'",
+        )
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(released.rows_affected())
+    }
+
+    async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        hold_lease(&mut tx, lease).await?;
+        self.mark_sending_on(&mut tx, &lease.job_id, account_id)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_result_fenced(
+        &self,
+        lease: &JobLease,
+        result: &ItemResult,
+    ) -> Result<JobEvent> {
+        let mut tx = self.pool.begin().await?;
+        hold_lease(&mut tx, lease).await?;
+        let event = self
+            .record_result_on(&mut tx, &lease.job_id, result)
+            .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn record_not_attempted_fenced(
+        &self,
+        lease: &JobLease,
+        message: &str,
+    ) -> Result<Vec<JobEvent>> {
+        let mut tx = self.pool.begin().await?;
+        hold_lease(&mut tx, lease).await?;
+        let events = self
+            .record_not_attempted_on(&mut tx, &lease.job_id, message)
+            .await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn set_job_state_fenced(
+        &self,
+        lease: &JobLease,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent> {
+        let mut tx = self.pool.begin().await?;
+        hold_lease(&mut tx, lease).await?;
+        let event = self
+            .set_job_state_on(&mut tx, &lease.job_id, state, reason)
+            .await?;
+        tx.commit().await?;
+        Ok(event)
     }
 
     async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>> {
@@ -595,123 +931,6 @@ impl Storage for PostgresStorage {
 
     async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>> {
         super::portable::on_postgres::job_targets(&self.pool, job_id).await
-    }
-
-    async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
-        // The job's row is share-locked first: a concurrent cancel either lands before (and
-        // this refuses) or waits until the mark is written (and the runner sees the cancel).
-        let updated = sqlx::query(
-            "UPDATE job_items SET state = 'sending' WHERE job_id = $1 AND account_id = $2 \
-             AND state IN ('pending', 'sending') \
-             AND EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND state = 'running' FOR SHARE)",
-        )
-        .bind(job_id)
-        .bind(account_id)
-        .execute(&self.pool)
-        .await?;
-        if updated.rows_affected() == 1 {
-            return Ok(());
-        }
-        let found: Option<(JobState, Option<ItemState>)> = sqlx::query_as(
-            "SELECT j.state, i.state FROM jobs j \
-             LEFT JOIN job_items i ON i.job_id = j.id AND i.account_id = $2 WHERE j.id = $1",
-        )
-        .bind(job_id)
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        match found {
-            None => Err(StorageError::JobNotFound(job_id.clone())),
-            Some((state, _)) if state != JobState::Running => Err(StorageError::JobNotRunning {
-                job_id: job_id.clone(),
-                state,
-            }),
-            Some((_, item)) => Err(item_refusal(job_id, account_id, item)),
-        }
-    }
-
-    async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent> {
-        let at = self.clock.now();
-        let mut tx = self.pool.begin().await?;
-        let seq = match take_seqs(&mut tx, job_id, 1).await {
-            // As on SQLite: a result for a job that does not exist names the unknown user.
-            Err(StorageError::JobNotFound(_)) => {
-                return Err(item_refusal(job_id, &result.account_id, None))
-            }
-            taken => taken?,
-        };
-        let item: Option<ItemState> = sqlx::query_scalar(
-            "UPDATE job_items SET state = 'done', outcome = $3, message = $4, attempts = $5, \
-             elapsed_ms = $6, demoted = $7, email = COALESCE($8, email), finished_at = $9 \
-             WHERE job_id = $1 AND account_id = $2 AND state <> 'done' RETURNING state",
-        )
-        .bind(job_id)
-        .bind(&result.account_id)
-        .bind(enum_name(&result.outcome)?)
-        .bind(&result.message)
-        .bind(i64::from(result.attempts))
-        .bind(to_i64(result.elapsed_ms))
-        .bind(result.demoted)
-        .bind(&result.email)
-        .bind(stamp(at))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if item.is_none() {
-            // Nothing written: the sequence number goes back with the rollback.
-            let state: Option<ItemState> = sqlx::query_scalar(
-                "SELECT state FROM job_items WHERE job_id = $1 AND account_id = $2",
-            )
-            .bind(job_id)
-            .bind(&result.account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Err(item_refusal(job_id, &result.account_id, state));
-        }
-        let mut events =
-            log_results(&mut tx, job_id, seq, at, std::slice::from_ref(result)).await?;
-        tx.commit().await?;
-        events
-            .pop()
-            .ok_or_else(|| StorageError::Damaged("a logged result has no event".into()))
-    }
-
-    async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>> {
-        let at = self.clock.now();
-        let mut tx = self.pool.begin().await?;
-        // The job's row first (see the module comment), then every pending user at once.
-        take_seqs(&mut tx, job_id, 0).await?;
-        let mut pending: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-            "UPDATE job_items SET state = 'done', outcome = $2, message = $3, attempts = 0, \
-             elapsed_ms = 0, demoted = FALSE, finished_at = $4 \
-             WHERE job_id = $1 AND state = 'pending' RETURNING position, account_id, email",
-        )
-        .bind(job_id)
-        .bind(enum_name(&ItemOutcome::NotAttempted)?)
-        .bind(message)
-        .bind(stamp(at))
-        .fetch_all(&mut *tx)
-        .await?;
-        if pending.is_empty() {
-            // Nothing to log: the sequence stays where it was.
-            return Ok(Vec::new());
-        }
-        pending.sort_by_key(|(position, _, _)| *position);
-        let results: Vec<ItemResult> = pending
-            .into_iter()
-            .map(|(_, account_id, email)| ItemResult {
-                account_id,
-                email,
-                outcome: ItemOutcome::NotAttempted,
-                message: message.to_string(),
-                attempts: 0,
-                elapsed_ms: 0,
-                demoted: false,
-            })
-            .collect();
-        let first = take_seqs(&mut tx, job_id, to_i64(results.len() as u64)).await?;
-        let events = log_results(&mut tx, job_id, first, at, &results).await?;
-        tx.commit().await?;
-        Ok(events)
     }
 
     async fn events_since(

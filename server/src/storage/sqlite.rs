@@ -41,6 +41,11 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
     })
 }
 
+/// A lease's length in whole milliseconds.
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -120,6 +125,20 @@ impl SqliteStorage {
             jobs.push(row.into_record(tallies)?);
         }
         Ok(jobs)
+    }
+
+    /// Refuses with [`StorageError::LeaseLost`] unless `lease` still holds its job.
+    async fn hold_lease(&self, lease: &JobLease) -> Result<()> {
+        let held: Option<i64> =
+            sqlx::query_scalar("SELECT fence FROM job_leases WHERE job_id = ? AND fence = ?")
+                .bind(&lease.job_id)
+                .bind(lease.fence)
+                .fetch_optional(&self.writer)
+                .await?;
+        match held {
+            Some(_) => Ok(()),
+            None => Err(StorageError::LeaseLost(lease.job_id.clone())),
+        }
     }
 
     /// The job's state, or why it cannot be found.
@@ -652,6 +671,132 @@ impl Storage for SqliteStorage {
             .await?;
         tx.commit().await?;
         Ok(events)
+    }
+
+    async fn claim_jobs(
+        &self,
+        holder: &str,
+        lease: Duration,
+        driving: &[JobId],
+        only: Option<&JobId>,
+    ) -> Result<Vec<(JobRecord, JobLease)>> {
+        // One process: a lease this process is not driving belongs to nobody alive (an
+        // earlier run of this console that stopped), so it is taken at once, whatever its
+        // holder and expiry. The fence still goes up, as on PostgreSQL.
+        let driving =
+            serde_json::to_string(&driving.iter().map(|id| id.as_str()).collect::<Vec<_>>())?;
+        let until = self.clock.now() + chrono::Duration::milliseconds(lease_ms(lease));
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
+             SELECT id, '', 0, '' FROM jobs \
+             WHERE (state IN ($1, $2, $3) OR (state = $5 AND $4 IS NOT NULL)) \
+             AND ($4 IS NULL OR id = $4) ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(JobState::Queued)
+        .bind(JobState::Running)
+        .bind(JobState::Cancelling)
+        .bind(only)
+        .bind(JobState::Paused)
+        .execute(&mut *tx)
+        .await?;
+        let claimed: Vec<(JobId, i64)> = sqlx::query_as(
+            "UPDATE job_leases SET holder = $5, fence = fence + 1, expires_at = $6 \
+             WHERE job_id IN (SELECT id FROM jobs \
+             WHERE (state IN ($1, $2, $3) OR (state = $8 AND $4 IS NOT NULL)) \
+             AND ($4 IS NULL OR id = $4)) \
+             AND job_id NOT IN (SELECT value FROM json_each($7)) RETURNING job_id, fence",
+        )
+        .bind(JobState::Queued)
+        .bind(JobState::Running)
+        .bind(JobState::Cancelling)
+        .bind(only)
+        .bind(holder)
+        .bind(stamp(until))
+        .bind(&driving)
+        .bind(JobState::Paused)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut claims = Vec::with_capacity(claimed.len());
+        for (job_id, fence) in claimed {
+            let rows: Vec<JobRow> =
+                sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+                    .bind(&job_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+            if let Some(job) = self.job_records(rows).await?.pop() {
+                claims.push((job, JobLease { job_id, fence }));
+            }
+        }
+        claims.sort_by(|(a, _), (b, _)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(claims)
+    }
+
+    async fn renew_lease(&self, lease: &JobLease, duration: Duration) -> Result<bool> {
+        let until = self.clock.now() + chrono::Duration::milliseconds(lease_ms(duration));
+        let renewed =
+            sqlx::query("UPDATE job_leases SET expires_at = ? WHERE job_id = ? AND fence = ?")
+                .bind(stamp(until))
+                .bind(&lease.job_id)
+                .bind(lease.fence)
+                .execute(&self.writer)
+                .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, lease: &JobLease) -> Result<()> {
+        sqlx::query("UPDATE job_leases SET expires_at = '' WHERE job_id = ? AND fence = ?")
+            .bind(&lease.job_id)
+            .bind(lease.fence)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, holder: &str) -> Result<u64> {
+        let released = sqlx::query(
+            "UPDATE job_leases SET expires_at = '' WHERE holder = ? AND expires_at <> ''",
+        )
+        .bind(holder)
+        .execute(&self.writer)
+        .await?;
+        Ok(released.rows_affected())
+    }
+
+    // One process, one writer connection: the fence is checked just before the write (no
+    // other process can claim between the two), then the plain write runs.
+    async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()> {
+        self.hold_lease(lease).await?;
+        self.mark_sending(&lease.job_id, account_id).await
+    }
+
+    async fn record_result_fenced(
+        &self,
+        lease: &JobLease,
+        result: &ItemResult,
+    ) -> Result<JobEvent> {
+        self.hold_lease(lease).await?;
+        self.record_result(&lease.job_id, result).await
+    }
+
+    async fn record_not_attempted_fenced(
+        &self,
+        lease: &JobLease,
+        message: &str,
+    ) -> Result<Vec<JobEvent>> {
+        self.hold_lease(lease).await?;
+        self.record_not_attempted(&lease.job_id, message).await
+    }
+
+    async fn set_job_state_fenced(
+        &self,
+        lease: &JobLease,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent> {
+        self.hold_lease(lease).await?;
+        self.set_job_state(&lease.job_id, state, reason).await
     }
 
     async fn events_since(

@@ -262,6 +262,23 @@ impl ConsoleProcess {
         .expect("preview")
     }
 
+    /// Starts the run of `preview` (as [`ConsoleProcess::preview_text`] returned it) by typing
+    /// its phrase; the new run's id.
+    pub async fn start_run(&self, preview: &Value) -> String {
+        let phrase = preview["phrase"].as_str().expect("phrase");
+        let started = self
+            .call(
+                "start_job",
+                &[
+                    ("preview_id", preview["id"].as_str().expect("preview id")),
+                    ("typed", phrase),
+                ],
+            )
+            .await
+            .expect("start the run");
+        started["id"].as_str().expect("job id").to_string()
+    }
+
     /// Calls a server function with form fields; Ok(JSON) on success, Err(body) otherwise.
     pub async fn call(&self, name: &str, fields: &[(&str, &str)]) -> Result<Value, String> {
         let reply = self
@@ -312,6 +329,22 @@ impl ConsoleProcess {
             .send()
             .await
             .expect("form post")
+    }
+
+    /// Tells the process to stop (SIGTERM, as a supervisor does) and waits until it exited
+    /// (killed after 20 s).
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
     }
 
     /// Kills the process at once, as a crash would.

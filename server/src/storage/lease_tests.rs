@@ -1,0 +1,311 @@
+//! The job lease's storage tests (claim, expiry, renewal, fencing, release), run on both
+//! databases (see test_db.rs), and two consoles claiming on one PostgreSQL database.
+
+use super::test_db::{on_both_databases, Backend, FixedClock, TestDb};
+use super::*;
+use crate::engine::ItemState;
+use chrono::TimeZone;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 6, 1, 12, 30, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn jid(id: &str) -> JobId {
+    JobId::new(id)
+}
+
+fn deleted(account_id: &str) -> ItemResult {
+    ItemResult {
+        account_id: account_id.to_string(),
+        email: None,
+        outcome: ItemOutcome::Deleted,
+        message: "Deleted".to_string(),
+        attempts: 1,
+        elapsed_ms: 10,
+        demoted: false,
+    }
+}
+
+/// A confirmed preview and a queued job of users a1, a2, a3.
+async fn queued_job(storage: &dyn Storage, job_id: &str) {
+    let preview_id = PreviewId::new(format!("preview-of-{job_id}"));
+    let preview = PreviewRecord {
+        id: preview_id.clone(),
+        created_at: now(),
+        action: Action::Delete,
+        source_id: "source-1".to_string(),
+        summary_json: "{}".to_string(),
+        total_rows: 0,
+        phrase: "DELETE 3 USERS".to_string(),
+        claimed: false,
+        replaced_by: None,
+    };
+    storage
+        .save_preview(TeamId::BUILT_IN, &preview, &[])
+        .await
+        .expect("save preview");
+    assert!(storage
+        .claim_preview(TeamId::BUILT_IN, &preview_id)
+        .await
+        .expect("claim preview"));
+    let items = ["a1", "a2", "a3"]
+        .iter()
+        .map(|a| {
+            PlannedItem::Run(RunTarget {
+                account_id: a.to_string(),
+                email: None,
+                state: ItemState::Pending,
+            })
+        })
+        .collect();
+    storage
+        .create_job(&NewJob {
+            id: jid(job_id),
+            team_id: TeamId::BUILT_IN,
+            created_by: "admin@example.com".to_string(),
+            created_at: now(),
+            site_url: "https://acme.stackenterprise.co".to_string(),
+            action: Action::Delete,
+            preview_id,
+            connection: JobConnection {
+                users_url: "https://acme.stackenterprise.co/api/scim/v2/users".to_string(),
+                token_fingerprint: "fp-1".to_string(),
+            },
+            items,
+        })
+        .await
+        .expect("create job");
+}
+
+fn job_ids(claims: &[(JobRecord, JobLease)]) -> Vec<&str> {
+    claims.iter().map(|(job, _)| job.id.as_str()).collect()
+}
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A stale holder (its lease expired and another replica claimed the job) can write nothing
+/// for the job: not a sending mark, a result, a settlement or a state.
+async fn a_stale_holder_is_refused_every_write(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    queued_job(s, "job-1").await;
+    let short = Duration::from_millis(300);
+    let a = s
+        .claim_jobs("replica-a", short, &[], None)
+        .await
+        .expect("a claims");
+    assert_eq!(job_ids(&a), ["job-1"]);
+    let (job, lease_a) = &a[0];
+    assert_eq!(
+        job.state,
+        JobState::Queued,
+        "the claim returns the job as it is"
+    );
+    assert_eq!(lease_a.fence, 1);
+    s.set_job_state_fenced(lease_a, JobState::Running, None)
+        .await
+        .expect("a starts it");
+    s.mark_sending_fenced(lease_a, "a1")
+        .await
+        .expect("a sends a1");
+    assert!(s.renew_lease(lease_a, short).await.expect("renew"));
+
+    if backend == Backend::Postgres {
+        // Held and not expired: another replica gets nothing until it expires.
+        let early = s.claim_jobs("replica-b", LONG, &[], None).await.expect("b");
+        assert!(
+            early.is_empty(),
+            "a live lease is not taken: {:?}",
+            job_ids(&early)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Expired on PostgreSQL; on SQLite (one process) any lease not driving is taken at once.
+    let b = s
+        .claim_jobs("replica-b", LONG, &[], None)
+        .await
+        .expect("b claims");
+    assert_eq!(job_ids(&b), ["job-1"]);
+    let lease_b = &b[0].1;
+    assert_eq!(lease_b.fence, 2, "the fence goes up at every claim");
+    assert_eq!(b[0].0.state, JobState::Running);
+
+    let lost =
+        |r: Result<()>| matches!(r, Err(StorageError::LeaseLost(ref id)) if *id == jid("job-1"));
+    assert!(lost(s.mark_sending_fenced(lease_a, "a2").await));
+    assert!(lost(
+        s.record_result_fenced(lease_a, &deleted("a1"))
+            .await
+            .map(drop)
+    ));
+    assert!(lost(
+        s.record_not_attempted_fenced(lease_a, "x").await.map(drop)
+    ));
+    assert!(lost(
+        s.set_job_state_fenced(lease_a, JobState::Finished, None)
+            .await
+            .map(drop)
+    ));
+    assert!(
+        !s.renew_lease(lease_a, LONG).await.expect("renew"),
+        "a's heartbeat learns it lost the job"
+    );
+    // Nothing of a's late writes landed: a1 is still "sending", a2 pending, the job running.
+    let targets = s.job_targets(&jid("job-1")).await.expect("targets");
+    let states: Vec<(&str, ItemState)> = targets
+        .iter()
+        .map(|t| (t.account_id.as_str(), t.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("a1", ItemState::Sending),
+            ("a2", ItemState::Pending),
+            ("a3", ItemState::Pending)
+        ]
+    );
+    let job = s
+        .job(TeamId::BUILT_IN, &jid("job-1"))
+        .await
+        .expect("job")
+        .expect("exists");
+    assert_eq!((job.state, job.done), (JobState::Running, 0));
+
+    // The new holder's writes go through.
+    s.record_result_fenced(lease_b, &deleted("a1"))
+        .await
+        .expect("b settles a1");
+    s.mark_sending_fenced(lease_b, "a2")
+        .await
+        .expect("b sends a2");
+    let job = s
+        .job(TeamId::BUILT_IN, &jid("job-1"))
+        .await
+        .expect("job")
+        .expect("exists");
+    assert_eq!(job.done, 1);
+}
+
+/// A claim leaves out the jobs the claimer drives, ended and paused jobs (unless asked for
+/// that one job), and a released lease is free at once.
+async fn claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    for id in ["job-1", "job-2", "job-3"] {
+        queued_job(s, id).await;
+    }
+    s.set_job_state(&jid("job-2"), JobState::Paused, None)
+        .await
+        .expect("pause");
+    s.set_job_state(&jid("job-3"), JobState::Stopped, None)
+        .await
+        .expect("stop");
+    let a = s
+        .claim_jobs("replica-a", LONG, &[jid("job-1")], None)
+        .await
+        .expect("a");
+    assert!(
+        a.is_empty(),
+        "job-1 is being driven, job-2 paused, job-3 ended: {:?}",
+        job_ids(&a)
+    );
+    let a = s.claim_jobs("replica-a", LONG, &[], None).await.expect("a");
+    assert_eq!(job_ids(&a), ["job-1"]);
+    // A paused job is claimed only by name (its admin resumes it).
+    let paused = s
+        .claim_jobs("replica-a", LONG, &[], Some(&jid("job-2")))
+        .await
+        .expect("paused one");
+    assert_eq!(job_ids(&paused), ["job-2"]);
+    let ended = s
+        .claim_jobs("replica-a", LONG, &[], Some(&jid("job-3")))
+        .await
+        .expect("ended one");
+    assert!(ended.is_empty(), "an ended job is never claimed");
+
+    // Handed back (the replica is stopping): another claims both at once, no expiry waited.
+    assert_eq!(s.release_leases("replica-a").await.expect("release"), 2);
+    s.set_job_state(&jid("job-2"), JobState::Running, None)
+        .await
+        .expect("resume");
+    let b = s.claim_jobs("replica-b", LONG, &[], None).await.expect("b");
+    assert_eq!(job_ids(&b), ["job-1", "job-2"]);
+    assert!(b.iter().all(|(_, lease)| lease.fence == 2));
+    // One lease released (its job ended there): the fence stays, the next claim goes past it.
+    s.release_lease(&b[0].1).await.expect("release one");
+    let c = s.claim_jobs("replica-c", LONG, &[], None).await.expect("c");
+    // job-2 is still b's on PostgreSQL; SQLite (one process) takes every lease not driving.
+    let expected: &[&str] = match backend {
+        Backend::Postgres => &["job-1"],
+        Backend::Sqlite => &["job-1", "job-2"],
+    };
+    assert_eq!(job_ids(&c), expected);
+    assert_eq!(c[0].1.fence, 3);
+    assert!(lost_lease(s.mark_sending_fenced(&b[0].1, "a1").await));
+}
+
+fn lost_lease(r: Result<()>) -> bool {
+    matches!(r, Err(StorageError::LeaseLost(_)))
+}
+
+on_both_databases!(
+    a_stale_holder_is_refused_every_write,
+    claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once
+);
+
+/// Two consoles on one PostgreSQL database (two pools, as two replicas have) claiming many
+/// jobs at the same moment (eight claimers, four on each): each job is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
+    let t = TestDb::new(Backend::Postgres, now()).await;
+    let other = open_with_clock(&t.url, Arc::new(FixedClock(now())))
+        .await
+        .expect("second console");
+    let ids: Vec<String> = (0..20).map(|i| format!("job-{i:02}")).collect();
+    for id in &ids {
+        queued_job(t.storage(), id).await;
+    }
+    let consoles = [t.db.storage.clone(), other.storage.clone()];
+    let claims = futures::future::join_all((0..8).map(|i| {
+        let storage = consoles[i % 2].clone();
+        async move {
+            storage
+                .claim_jobs(&format!("replica-{i}"), LONG, &[], None)
+                .await
+                .expect("claim")
+                .into_iter()
+                .map(|(job, lease)| (i % 2, job.id.to_string(), lease.fence))
+                .collect::<Vec<_>>()
+        }
+    }))
+    .await;
+    let mut claimed: Vec<(usize, String, i64)> = claims.into_iter().flatten().collect();
+    claimed.sort_by(|a, b| a.1.cmp(&b.1));
+    let claimed_ids: Vec<&str> = claimed.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(claimed_ids, ids, "every job claimed, none twice");
+    assert!(claimed.iter().all(|c| c.2 == 1));
+    // Each claimed job is held by the replica that claimed it: the other's fenced write fails.
+    for (replica, id, fence) in &claimed {
+        let lease = JobLease {
+            job_id: jid(id),
+            fence: *fence,
+        };
+        consoles[*replica]
+            .set_job_state_fenced(&lease, JobState::Running, None)
+            .await
+            .expect("the holder writes");
+        let stale = JobLease {
+            job_id: jid(id),
+            fence: fence - 1,
+        };
+        assert!(matches!(
+            consoles[1 - replica]
+                .set_job_state_fenced(&stale, JobState::Paused, None)
+                .await,
+            Err(StorageError::LeaseLost(_))
+        ));
+    }
+    other.sqlite.close().await;
+}

@@ -1,0 +1,175 @@
+//! Two real `offboard serve` replicas on one PostgreSQL database (the test binary's throwaway
+//! cluster, tests/support/pg_cluster.rs), each with its own data folder and the same token key,
+//! and the project's Stack-shaped fault server (a real HTTP server, slowed with
+//! `--latency-ms`): the replica driving a run is stopped mid-run, killed with SIGKILL (the
+//! other takes the run over once the lease expires) or told to stop with SIGTERM (it hands the
+//! run back at once); either way the other finishes the run, with no DELETE sent twice and one
+//! result per user.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use support::console_process::ConsoleProcess;
+use support::fault_server::{at_most_one_delete_each, deleted, FaultServer};
+
+/// A fixed token key (base64 of 32 bytes): both replicas must decrypt the saved token.
+const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+async fn job(console: &ConsoleProcess, id: &str) -> Value {
+    console.call("job", &[("job_id", id)]).await.expect("job")
+}
+
+/// Polls the job through `console` until `what` holds (at most `seconds`).
+async fn wait_for_job(
+    console: &ConsoleProcess,
+    id: &str,
+    seconds: u64,
+    what: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let now = job(console, id).await;
+        if what(&now) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now}; log:\n{}",
+            console.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How replica A stops in the middle of the run.
+enum Stop {
+    /// SIGKILL: nothing handed back; B waits for the lease to expire.
+    Crash,
+    /// SIGTERM: A hands the run back as it stops.
+    Told,
+}
+
+/// Starts a run of 57 users on replica A, stops A mid-run as `stop` says, and checks that
+/// replica B finishes it: each user deleted once, one result each. `lease` is
+/// `--job-lease-seconds` for both replicas.
+async fn run_outlives_its_replica(stop: Stop, lease: &str) {
+    let url = support::pg_cluster::shared().fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--database-url",
+        url.as_str(),
+        "--secret-key",
+        SECRET_KEY,
+        "--job-lease-seconds",
+        lease,
+    ];
+    let mut a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
+    let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
+
+    // Every request waits 400 ms, so the run lasts seconds, not milliseconds.
+    let site = FaultServer::start(&["--users", "180", "--latency-ms", "400"]);
+    let diagnosis = a.save_connection(&site.base, "", "").await;
+    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    // Users 120..=179, less the moderator (157), the admin (167) and the community creator
+    // (142, whose DELETE the site refuses): 57 users the run deletes.
+    let chosen: Vec<u32> = (120..=179)
+        .filter(|i| ![142, 157, 167].contains(i))
+        .collect();
+    let mut text = String::from("Email\n");
+    for i in &chosen {
+        text.push_str(&format!("user{i}@example.com\n"));
+    }
+    let preview = a.preview_text(&text, "delete").await;
+    assert_eq!(
+        preview["counts"]["selected"],
+        json!(chosen.len()),
+        "{preview}"
+    );
+    let job_id = a.start_run(&preview).await;
+
+    // Stopped mid-run: some users done, not all.
+    let before = wait_for_job(&a, &job_id, 60, |j| j["done"].as_u64().unwrap_or(0) >= 5).await;
+    match stop {
+        Stop::Crash => a.kill(),
+        Stop::Told => a.terminate(),
+    }
+    let at_stop = job(&b, &job_id).await;
+    assert!(
+        at_stop["done"].as_u64().expect("done") < chosen.len() as u64,
+        "the run ended before replica A stopped: {before}"
+    );
+    let log_a = a.log_text();
+    assert!(
+        !log_a.contains("job ended"),
+        "replica A finished the run before it stopped"
+    );
+    if let Stop::Told = stop {
+        assert!(
+            log_a.contains("handed the running jobs back"),
+            "replica A did not hand the run back; log:\n{log_a}"
+        );
+    }
+
+    // Replica B takes the run over and finishes it.
+    let finished = wait_for_job(&b, &job_id, 120, |j| j["state"] == json!("finished")).await;
+    assert_eq!(finished["done"], json!(chosen.len()), "{finished}");
+    assert_eq!(finished["total"], json!(chosen.len()), "{finished}");
+    let log_b = b.log_text();
+    assert!(
+        log_b.contains("resuming job") && log_b.contains("lease expired"),
+        "replica B did not take the run over; log:\n{log_b}"
+    );
+    assert!(log_b.contains("job ended"), "{log_b}");
+
+    // The site saw every chosen user deleted, none twice.
+    let state = site.state().await;
+    at_most_one_delete_each(&state);
+    let expected: BTreeSet<String> = chosen.iter().map(|i| (1000 + i).to_string()).collect();
+    assert_eq!(deleted(&state), expected);
+
+    // The report (read through B) is complete: exactly one result per user.
+    let results: Value = b
+        .http
+        .get(b.url(&format!("/downloads/jobs/{job_id}/results.json")))
+        .send()
+        .await
+        .expect("results")
+        .json()
+        .await
+        .expect("results JSON");
+    let mut per_user: BTreeMap<String, usize> = BTreeMap::new();
+    for r in results.as_array().expect("an array of results") {
+        *per_user
+            .entry(r["account_id"].as_str().expect("account").to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        per_user.keys().cloned().collect::<BTreeSet<_>>(),
+        expected,
+        "{results}"
+    );
+    assert!(per_user.values().all(|n| *n == 1), "{per_user:?}");
+    // The "all users" listing was kept in A's data folder only: B says it does not have it.
+    let listing = b
+        .http
+        .get(b.url(&format!("/downloads/jobs/{job_id}/all_users.json")))
+        .send()
+        .await
+        .expect("listing");
+    assert_eq!(listing.status().as_u16(), 404);
+}
+
+/// SIGKILL: B takes the run over once A's lease (3 s here) expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_replica_is_killed_is_finished_by_the_other_with_nothing_sent_twice() {
+    run_outlives_its_replica(Stop::Crash, "3").await;
+}
+
+/// SIGTERM: A hands the run back as it stops. The lease is an hour, so B can only finish the
+/// run within the test's two minutes if A released it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_told_to_stop_hands_its_run_back_to_the_other_at_once() {
+    run_outlives_its_replica(Stop::Told, "3600").await;
+}
