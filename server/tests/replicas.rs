@@ -173,3 +173,106 @@ async fn a_run_whose_replica_is_killed_is_finished_by_the_other_with_nothing_sen
 async fn a_replica_told_to_stop_hands_its_run_back_to_the_other_at_once() {
     run_outlives_its_replica(Stop::Told, "3600").await;
 }
+
+/// Pause, resume and cancel pressed on replica B act on the run replica A drives: A stops
+/// sending while paused, goes on after the resume (re-reading the users not yet acted on),
+/// and settles the rest itself on the cancel, so every user ends with exactly one result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_cancel_on_one_replica_act_on_the_run_the_other_drives() {
+    let url = support::pg_cluster::shared().fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A one-second lease: the replicas look at the stored state every ~330 ms.
+    let args = [
+        "--database-url",
+        url.as_str(),
+        "--secret-key",
+        SECRET_KEY,
+        "--job-lease-seconds",
+        "1",
+    ];
+    let a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
+    let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
+    let site = FaultServer::start(&["--users", "180", "--latency-ms", "300"]);
+    let diagnosis = a.save_connection(&site.base, "", "").await;
+    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    let chosen: Vec<u32> = (120..=179)
+        .filter(|i| ![142, 157, 167].contains(i))
+        .collect();
+    let mut text = String::from("Email\n");
+    for i in &chosen {
+        text.push_str(&format!("user{i}@example.com\n"));
+    }
+    let preview = a.preview_text(&text, "delete").await;
+    let job_id = a.start_run(&preview).await;
+    wait_for_job(&a, &job_id, 120, |j| j["done"].as_u64().unwrap_or(0) >= 3).await;
+
+    let command = |name: &'static str| {
+        let job_id = job_id.clone();
+        let b = &b;
+        async move {
+            b.call(
+                "control_job",
+                &[("job_id", job_id.as_str()), ("command", name)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name} on B: {e}"))
+        }
+    };
+    // Pause on B: A stops sending (what was in flight settles first).
+    assert_eq!(command("pause").await["state"], json!("paused"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let settled = deleted(&site.state().await).len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        deleted(&site.state().await).len(),
+        settled,
+        "replica A went on deleting while paused on B"
+    );
+    assert!(settled < chosen.len(), "the run ended before the pause");
+    assert!(
+        a.log_text().contains("paused on another replica"),
+        "{}",
+        a.log_text()
+    );
+
+    // Resume on B: A goes on.
+    assert_eq!(command("resume").await["state"], json!("running"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while deleted(&site.state().await).len() < settled + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "A did not go on after the resume on B"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(a.log_text().contains("resumed on another replica"));
+
+    // Cancel on B: A settles the rest; every user has one result, none deleted twice.
+    command("cancel").await;
+    let ended = wait_for_job(&b, &job_id, 120, |j| j["state"] == json!("stopped")).await;
+    assert_eq!(ended["done"], json!(chosen.len()), "{ended}");
+    let state = site.state().await;
+    at_most_one_delete_each(&state);
+    assert!(
+        deleted(&state).len() < chosen.len(),
+        "the cancel came too late to test"
+    );
+    let results: Value = b
+        .http
+        .get(b.url(&format!("/downloads/jobs/{job_id}/results.json")))
+        .send()
+        .await
+        .expect("results")
+        .json()
+        .await
+        .expect("results JSON");
+    let accounts: Vec<&str> = results
+        .as_array()
+        .expect("an array of results")
+        .iter()
+        .filter_map(|r| r["account_id"].as_str())
+        .collect();
+    let unique: BTreeSet<&str> = accounts.iter().copied().collect();
+    assert_eq!(accounts.len(), chosen.len(), "{results}");
+    assert_eq!(unique.len(), chosen.len(), "{results}");
+}

@@ -54,6 +54,7 @@ pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(30);
 
 /// A job whose runner is alive in this process.
 struct LiveRun {
+    team_id: TeamId,
     /// The lease it is driven under (every write of its runner carries it).
     lease: JobLease,
     control: watch::Sender<RunState>,
@@ -164,6 +165,45 @@ impl JobSupervisor {
         }
     }
 
+    /// Pause, resume and cancel pressed on another replica reach this one's runners through
+    /// the stored state: at each heartbeat, a run driven here whose stored state says paused,
+    /// running or cancelling is told so. A resume re-reads the users not yet acted on first,
+    /// as a resume pressed here does (the other replica checked the connection already).
+    async fn follow_stored_commands(&self) {
+        let live: Vec<(TeamId, JobId, watch::Sender<RunState>, Arc<Rereads>)> = lock(&self.runs)
+            .iter()
+            .filter(|(_, r)| !r.task.is_finished())
+            .map(|(id, r)| (r.team_id, id.clone(), r.control.clone(), r.rereads.clone()))
+            .collect();
+        for (team_id, job_id, control, rereads) in live {
+            let stored = match self.storage.job(team_id, &job_id).await {
+                Ok(Some(job)) => job.state,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(job_id = %job_id, error = %e, "could not read a run's state");
+                    continue;
+                }
+            };
+            let here = *control.borrow();
+            match (stored, here) {
+                (JobState::Cancelling, RunState::Running | RunState::Paused) => {
+                    tracing::info!(job_id = %job_id, "cancelled on another replica");
+                    control.send_replace(RunState::Cancelled);
+                }
+                (JobState::Paused, RunState::Running) => {
+                    tracing::info!(job_id = %job_id, "paused on another replica");
+                    control.send_replace(RunState::Paused);
+                }
+                (JobState::Running, RunState::Paused) => {
+                    tracing::info!(job_id = %job_id, "resumed on another replica");
+                    rereads.start();
+                    control.send_replace(RunState::Running);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Stops the run held under `lease` (if it still is this process's), like a crash.
     fn stop_run(&self, lease: &JobLease) {
         let mut runs = lock(&self.runs);
@@ -186,6 +226,7 @@ impl JobSupervisor {
             loop {
                 tick.tick().await;
                 supervisor.heartbeat().await;
+                supervisor.follow_stored_commands().await;
                 supervisor.take_over("lease expired").await;
             }
         })
@@ -465,6 +506,7 @@ impl JobSupervisor {
         runs.insert(
             job_id.clone(),
             LiveRun {
+                team_id,
                 lease,
                 control,
                 rereads,
@@ -607,16 +649,21 @@ impl JobSupervisor {
                         s.send_replace(RunState::Running);
                     }
                     _ => {
-                        // A paused run nobody drives: this replica claims it first.
-                        let Some((_, lease)) = self.claim(Some(&job.id)).await?.pop() else {
-                            return Err(ConsoleError::new(
-                                "Another Offboard server is running this job right now; try \
-                                 again in a minute.",
-                            ));
-                        };
-                        if let Err(e) = self.respawn(job, lease.clone(), false).await {
-                            let _ = self.storage.release_lease(&lease).await;
-                            return Err(e);
+                        // A paused run nobody drives here: this replica claims it first.
+                        match self.claim(Some(&job.id)).await?.pop() {
+                            Some((_, lease)) => {
+                                if let Err(e) = self.respawn(job, lease.clone(), false).await {
+                                    let _ = self.storage.release_lease(&lease).await;
+                                    return Err(e);
+                                }
+                            }
+                            None => {
+                                // Another replica drives it: the same connection check as
+                                // here, then the stored state tells that replica to go on
+                                // (it re-reads the users not yet acted on first).
+                                self.bound_site(job).await?;
+                                self.set_state(&job.id, JobState::Running, None).await?;
+                            }
                         }
                     }
                 }
@@ -628,15 +675,29 @@ impl JobSupervisor {
                 if self.is_live(&job.id) {
                     self.set_state(&job.id, JobState::Cancelling, None).await?;
                 } else {
-                    // Nobody is running it (paused before a restart): settle it here.
-                    self.log_not_attempted(&job.id, None, NOT_ATTEMPTED_CANCELLED)
-                        .await?;
-                    self.set_state(
-                        &job.id,
-                        JobState::Stopped,
-                        Some(CANCELLED_REASON.to_string()),
-                    )
-                    .await?;
+                    match self.claim(Some(&job.id)).await?.pop() {
+                        // Another replica drives it: it reads "cancelling" at its next user
+                        // (or heartbeat) and settles the rest itself, so a request it has in
+                        // flight still gets its result.
+                        None => {
+                            self.set_state(&job.id, JobState::Cancelling, None).await?;
+                        }
+                        // Nobody is running it (paused before a restart): settle it here.
+                        Some((_, lease)) => {
+                            self.log_not_attempted(&job.id, Some(&lease), NOT_ATTEMPTED_CANCELLED)
+                                .await?;
+                            self.log_state(
+                                &job.id,
+                                Some(&lease),
+                                JobState::Stopped,
+                                Some(CANCELLED_REASON.to_string()),
+                            )
+                            .await?;
+                            if let Err(e) = self.storage.release_lease(&lease).await {
+                                tracing::warn!(job_id = %job.id, error = %e, "could not release a settled job's lease");
+                            }
+                        }
+                    }
                 }
             }
         }
