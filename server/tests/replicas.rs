@@ -276,3 +276,64 @@ async fn pause_resume_and_cancel_on_one_replica_act_on_the_run_the_other_drives(
     assert_eq!(accounts.len(), chosen.len(), "{results}");
     assert_eq!(unique.len(), chosen.len(), "{results}");
 }
+
+/// A browser on replica B follows, live, a run replica A drives: B's `/jobs/{id}/events`
+/// stream carries every result and ends with the run's end, though no runner of B's wrote them
+/// (B reads them from the shared database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_on_one_replica_follows_a_run_the_other_drives() {
+    let url = support::pg_cluster::shared().fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--database-url", url.as_str(), "--secret-key", SECRET_KEY];
+    let a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
+    let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
+    let site = FaultServer::start(&["--users", "60", "--latency-ms", "100"]);
+    let diagnosis = a.save_connection(&site.base, "", "").await;
+    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    let mut text = String::from("Email\n");
+    for i in 20..=39 {
+        text.push_str(&format!("user{i}@example.com\n"));
+    }
+    let preview = a.preview_text(&text, "delete").await;
+    assert_eq!(preview["counts"]["selected"], json!(20), "{preview}");
+    let job_id = a.start_run(&preview).await;
+
+    let mut stream = b
+        .http
+        .get(b.url(&format!("/jobs/{job_id}/events")))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .expect("events on B");
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !text.contains("event: end") {
+        assert!(Instant::now() < deadline, "no end on B's stream:\n{text}");
+        match tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => panic!("B's stream failed: {e}"),
+            Err(_) => {}
+        }
+    }
+    // Every user's result came through B, once, and the end says finished.
+    let results: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|e| e["result"]["account_id"].as_str().map(str::to_string))
+        .collect();
+    let expected: BTreeSet<String> = (20..=39).map(|i| (1000 + i).to_string()).collect();
+    assert_eq!(results, expected, "{text}");
+    let end = text
+        .split("event: end")
+        .nth(1)
+        .and_then(|rest| rest.lines().find_map(|l| l.strip_prefix("data: ")))
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        .expect("the end event");
+    assert_eq!(end["state"], json!("finished"), "{end}");
+    // A drove it: B's log has no run of its own.
+    assert!(!b.log_text().contains("job ended"), "{}", b.log_text());
+    at_most_one_delete_each(&site.state().await);
+}
