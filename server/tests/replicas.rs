@@ -116,6 +116,11 @@ async fn run_outlives_its_replica(stop: Stop, lease: &str) {
     let finished = wait_for_job(&b, &job_id, 120, |j| j["state"] == json!("finished")).await;
     assert_eq!(finished["done"], json!(chosen.len()), "{finished}");
     assert_eq!(finished["total"], json!(chosen.len()), "{finished}");
+    // The end is logged just after it is stored: give the line a moment under load.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !b.log_text().contains("job ended") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let log_b = b.log_text();
     assert!(
         log_b.contains("resuming job") && log_b.contains("lease expired"),

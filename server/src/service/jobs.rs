@@ -546,7 +546,14 @@ impl JobSupervisor {
             self.stop_run(&lease);
             return;
         }
+        // A cancel pressed on another replica is in the stored state; the runner may have met
+        // it (its "sending" mark refused) before this replica's heartbeat passed it on.
+        let cancelled_elsewhere = matches!(
+            self.storage.job(team_id, &job_id).await,
+            Ok(Some(job)) if job.state == JobState::Cancelling
+        );
         let cancelled = plan.then_cancel
+            || cancelled_elsewhere
             || *control.borrow() == RunState::Cancelled
             || summary.stopped == Some(StopReason::Cancelled);
         let ending = if cancelled {
