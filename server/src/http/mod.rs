@@ -140,6 +140,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Other replicas exist only on PostgreSQL: one SQLite process resumes its runs at start.
     if args.effective_database_url().starts_with("postgres") {
         console.jobs.keep_claiming();
+        console.jobs.follow_other_replicas().await;
     }
     // Told to stop: the runs are handed back at once, not after the open pages close (and
     // again below, in case the server stopped before this task's turn came).

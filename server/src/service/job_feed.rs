@@ -78,6 +78,9 @@ impl Logged for Vec<JobEvent> {
 /// A job's broadcast.
 pub struct JobFeed {
     sender: broadcast::Sender<Arc<PublishedEvent>>,
+    /// Woken when another process stored events of this job (PostgreSQL's notices): its
+    /// watchers read the database at once instead of at their next periodic look.
+    stored_elsewhere: tokio::sync::Notify,
     /// One event-logging write of this job at a time (see the module comment).
     turn: tokio::sync::Mutex<()>,
 }
@@ -86,6 +89,7 @@ impl JobFeed {
     fn new() -> JobFeed {
         JobFeed {
             sender: broadcast::channel(FEED_CAPACITY).0,
+            stored_elsewhere: tokio::sync::Notify::new(),
             turn: tokio::sync::Mutex::new(()),
         }
     }
@@ -134,6 +138,14 @@ impl JobFeeds {
         let feed = Arc::new(JobFeed::new());
         feeds.insert(job_id.clone(), Arc::downgrade(&feed));
         feed
+    }
+
+    /// Another process stored events of `job_id`: its watchers here read them now.
+    pub fn stored_elsewhere(&self, job_id: &JobId) {
+        let feed = lock(&self.feeds).get(job_id).and_then(Weak::upgrade);
+        if let Some(feed) = feed {
+            feed.stored_elsewhere.notify_waiters();
+        }
     }
 
     /// Follows `job_id` (of `team_id`) from the event after `after_seq`.
@@ -220,6 +232,7 @@ impl Watcher {
             }
             let received = tokio::select! {
                 received = self.receiver.recv() => Some(received),
+                _ = self._feed.stored_elsewhere.notified() => None,
                 _ = tokio::time::sleep(LOOK_AGAIN_AFTER) => None,
             };
             match received {
@@ -232,7 +245,7 @@ impl Watcher {
                         }
                     }
                 }
-                // Quiet for a while: read the database.
+                // Stored by another process, or quiet for a while: read the database.
                 None => self.catching_up = true,
             }
         }

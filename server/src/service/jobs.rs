@@ -232,6 +232,21 @@ impl JobSupervisor {
         })
     }
 
+    /// From now on, wakes the browsers following a run here as soon as another replica stores
+    /// its events (PostgreSQL's notices; nothing to do on SQLite, where this process stores
+    /// everything).
+    pub async fn follow_other_replicas(self: &Arc<Self>) {
+        let Some(mut notices) = self.storage.job_event_notices().await else {
+            return;
+        };
+        let supervisor = self.clone();
+        tokio::spawn(async move {
+            while let Some(job_id) = notices.recv().await {
+                supervisor.feeds.stored_elsewhere(&job_id);
+            }
+        });
+    }
+
     /// For a replica told to stop: stops its runners (a request in flight is dropped; its
     /// user stays "sending" and is checked by the next holder before anything is re-sent) and
     /// hands every lease back, so another replica takes the jobs over at once.

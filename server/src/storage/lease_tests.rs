@@ -309,3 +309,39 @@ async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
     }
     other.sqlite.close().await;
 }
+
+/// On PostgreSQL, events one console stores are announced to every other console listening
+/// on the database (`job_event_notices`): what wakes a browser on a replica that is not
+/// driving the run. SQLite has no such notices (one process stores everything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stored_by_one_console_are_announced_to_the_others() {
+    let t = TestDb::new(Backend::Postgres, now()).await;
+    let other = open_with_clock(&t.url, Arc::new(FixedClock(now())))
+        .await
+        .expect("second console");
+    let mut notices = other
+        .storage
+        .job_event_notices()
+        .await
+        .expect("PostgreSQL announces stored events");
+    // Creating a job stores its first events: announced, with the job's id.
+    queued_job(t.storage(), "job-announced").await;
+    let announced = tokio::time::timeout(Duration::from_secs(30), notices.recv())
+        .await
+        .expect("a notice within 30 s")
+        .expect("the listener is alive");
+    assert_eq!(announced, JobId::new("job-announced"));
+    // A state change is announced too.
+    t.storage()
+        .set_job_state(&JobId::new("job-announced"), JobState::Running, None)
+        .await
+        .expect("state");
+    let again = tokio::time::timeout(Duration::from_secs(30), notices.recv())
+        .await
+        .expect("a second notice within 30 s")
+        .expect("the listener is alive");
+    assert_eq!(again, JobId::new("job-announced"));
+    // SQLite: nothing to listen to.
+    let sqlite = TestDb::new(Backend::Sqlite, now()).await;
+    assert!(sqlite.storage().job_event_notices().await.is_none());
+}

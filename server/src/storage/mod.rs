@@ -456,6 +456,12 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
     async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
     /// Walks every team's audit chain and says where the first break is, if any.
     async fn verify_audit(&self) -> Result<ChainReport>;
+
+    /// The runs whose events other console processes store, as they are stored (PostgreSQL:
+    /// `LISTEN offboard_job_events`); None where one process writes everything (SQLite).
+    async fn job_event_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {
+        None
+    }
 }
 
 /// An opened database: the records, plus the connections the session store shares.

@@ -439,6 +439,39 @@ impl PostgresStorage {
 
 #[async_trait]
 impl Storage for PostgresStorage {
+    async fn job_event_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&self.pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not listen for other replicas' run events");
+                return None;
+            }
+        };
+        if let Err(e) = listener.listen("offboard_job_events").await {
+            tracing::warn!(error = %e, "could not listen for other replicas' run events");
+            return None;
+        }
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                // `recv` reconnects by itself after a lost connection (notices sent meanwhile
+                // are lost: the watchers' periodic look at the database covers them).
+                match listener.recv().await {
+                    Ok(notice) => {
+                        if sender.send(JobId::new(notice.payload())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for run events failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Some(receiver)
+    }
+
     async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry> {
         super::audit::on_postgres::append(&self.pool, team_id, self.clock.now(), entry).await
     }
