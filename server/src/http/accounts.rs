@@ -281,14 +281,6 @@ async fn reset(
     }
 }
 
-/// The signed-in visitor a form needs (None: back to the sign-in page).
-fn signed_in(visitor: Visitor) -> Option<SignedInVisitor> {
-    match visitor {
-        Visitor::SignedIn(v) => Some(*v),
-        Visitor::Anonymous { .. } => None,
-    }
-}
-
 #[derive(Deserialize)]
 struct PasswordForm {
     #[serde(default)]
@@ -303,17 +295,13 @@ struct PasswordForm {
 async fn change_password(
     State(state): State<AppState>,
     session: Session,
-    visitor: Visitor,
-    Form(form): Form<PasswordForm>,
-) -> Response {
-    let SignedInVisitor {
+    SignedInVisitor {
         person,
         session: kept,
         ..
-    } = match signed_in(visitor) {
-        Some(v) => v,
-        None => return with_problem("/sign-in", AccountProblem::SessionExpired),
-    };
+    }: SignedInVisitor,
+    Form(form): Form<PasswordForm>,
+) -> Response {
     match state
         .service
         .change_password(&person, &form.current, &form.password, &form.again)
@@ -352,17 +340,13 @@ struct TeamForm {
 async fn switch_team(
     State(state): State<AppState>,
     session: Session,
-    visitor: Visitor,
-    Form(form): Form<TeamForm>,
-) -> Response {
-    let SignedInVisitor {
+    SignedInVisitor {
         person,
         session: mut kept,
         ..
-    } = match signed_in(visitor) {
-        Some(v) => v,
-        None => return with_problem("/sign-in", AccountProblem::SessionExpired),
-    };
+    }: SignedInVisitor,
+    Form(form): Form<TeamForm>,
+) -> Response {
     let wanted = TeamId::new(form.team);
     match state.service.member(&person, Some(wanted)).await {
         Ok(Some(member)) if member.team == wanted => {
@@ -524,13 +508,13 @@ struct NewTeamForm {
 async fn create_team(
     State(state): State<AppState>,
     session: Session,
-    visitor: Visitor,
+    signed_in: SignedInVisitor,
     Form(form): Form<NewTeamForm>,
 ) -> Response {
-    let Some(person) = visitor.person() else {
-        return with_problem("/sign-in", AccountProblem::SessionExpired);
-    };
-    let answer = state.service.create_team(person, &form.name).await;
+    let answer = state
+        .service
+        .create_team(&signed_in.person, &form.name)
+        .await;
     done_or_notice(&session, "/teams", answer.map(|_| ())).await
 }
 
@@ -544,16 +528,13 @@ struct ResetLinkForm {
 async fn reset_link(
     State(state): State<AppState>,
     session: Session,
-    visitor: Visitor,
+    SignedInVisitor { person, .. }: SignedInVisitor,
     headers: HeaderMap,
     Form(form): Form<ResetLinkForm>,
 ) -> Response {
-    let Some(person) = visitor.person() else {
-        return with_problem("/sign-in", AccountProblem::SessionExpired);
-    };
     match state
         .service
-        .reset_link(person, &form.email, &base_url(&state, &headers))
+        .reset_link(&person, &form.email, &base_url(&state, &headers))
         .await
     {
         Ok(link) => keep_link(&session, link, "/teams").await,

@@ -261,6 +261,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Visitor {
     }
 }
 
+/// A handler's `SignedInVisitor` argument: the account forms need someone signed in; anyone
+/// else is sent back to the sign-in page, told their session ended.
+impl<S: Send + Sync> FromRequestParts<S> for SignedInVisitor {
+    type Rejection = Redirect;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<SignedInVisitor, Self::Rejection> {
+        match parts.extensions.get::<Visitor>() {
+            Some(Visitor::SignedIn(v)) => Ok((**v).clone()),
+            _ => Err(Redirect::to("/sign-in?problem=session-expired")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
