@@ -31,7 +31,7 @@ pub async fn run() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Serve(args) => match crate::http::serve(args).await {
+        Command::Serve(args) => match crate::http::serve(*args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("offboard: {e:#}");

@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web console (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Delete (or deactivate) users from the command line: the same engine as the console.
     ///
     /// It deletes users through SCIM with the same safety rules as the console: the full user list
@@ -204,6 +204,12 @@ pub struct ServeArgs {
     /// share the site's request limit with the first).
     #[arg(long, env = "OFFBOARD_RUNS_PER_SITE", default_value_t = 1)]
     pub runs_per_site: usize,
+
+    /// Requests sent at once to one site, all its runs together (on every replica). Each run
+    /// gets an equal share: this divided by --runs-per-site. 1 to 32.
+    #[arg(long, env = "OFFBOARD_SITE_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub site_concurrency: u16,
 
     /// Seconds a run stays this console's after its last heartbeat (sent every third of it,
     /// at most every 5 s). When several consoles share one PostgreSQL database and the one
@@ -663,7 +669,7 @@ mod tests {
         let mut argv = vec!["offboard", "serve"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).map(|cli| cli.command) {
-            Ok(Some(Command::Serve(args))) => args,
+            Ok(Some(Command::Serve(args))) => *args,
             other => panic!("expected serve: {other:?}"),
         }
     }

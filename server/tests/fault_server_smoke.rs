@@ -245,6 +245,14 @@ async fn burst_seed_users_and_peak_in_flight() {
     assert_eq!(state["users"], json!(["501", "502"]));
     assert_eq!(state["peak_in_flight"], 5);
     assert_eq!(state["in_flight"], 0);
+    assert_eq!(state["peak_deletes_in_flight"], 0, "GETs are not DELETEs");
+    let deletes = (0..3).map(|_| server.scim(reqwest::Method::DELETE, "/v2/Users/999"));
+    for reply in futures::future::join_all(deletes).await {
+        assert_eq!(reply.status(), StatusCode::NOT_FOUND);
+    }
+    let state = server.state().await;
+    assert_eq!(state["peak_deletes_in_flight"], 3);
+    assert_eq!(state["deletes_in_flight"], 0);
     assert_eq!(state["requests"]["GET"], 5);
     assert_eq!(state["requests"]["LIST"], 3);
     assert_eq!(state["replies_by_status"]["503"], 2);

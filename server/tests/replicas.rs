@@ -342,3 +342,91 @@ async fn a_browser_on_one_replica_follows_a_run_the_other_drives() {
     assert!(!b.log_text().contains("job ended"), "{}", b.log_text());
     at_most_one_delete_each(&site.state().await);
 }
+
+/// A pasted list of the fault server's users `user{i}@example.com`.
+fn pasted(users: impl IntoIterator<Item = u32>) -> String {
+    let mut text = String::from("Email\n");
+    for i in users {
+        text.push_str(&format!("user{i}@example.com\n"));
+    }
+    text
+}
+
+/// Two runs against one site at once, one driven by each replica (`--runs-per-site 2`): the
+/// site never has more than its 8 DELETEs in flight from both together (each run gets 4), a
+/// third run is refused in plain words while both go on, and starts once they have ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_sites_request_limit() {
+    let url = support::pg_cluster::shared().fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--database-url",
+        url.as_str(),
+        "--secret-key",
+        SECRET_KEY,
+        "--runs-per-site",
+        "2",
+    ];
+    let a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
+    let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
+    // 150 ms a request: 40 users a run at 8 in flight would take under a second, at 4 about
+    // 1.5 s; the two runs overlap either way.
+    let site = FaultServer::start(&["--users", "200", "--latency-ms", "150"]);
+    let diagnosis = a.save_connection(&site.base, "", "").await;
+    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    // Plain users only: no moderator (i % 50 == 7 or 17), no community creator (i % 100 ==
+    // 42), no shared email (user98@example.com is held by 1098 and 1099).
+    let plain = |range: std::ops::RangeInclusive<u32>| -> Vec<u32> {
+        range
+            .filter(|i| ![7, 17].contains(&(i % 50)) && ![42, 98, 99].contains(&(i % 100)))
+            .take(40)
+            .collect()
+    };
+    let (first, second, third) = (plain(1..=60), plain(61..=120), plain(121..=190));
+    let on_a = a.preview_text(&pasted(first.clone()), "delete").await;
+    let on_b = b.preview_text(&pasted(second.clone()), "delete").await;
+    let later = a.preview_text(&pasted(third.clone()), "delete").await;
+
+    let (job_a, job_b) = tokio::join!(a.start_run(&on_a), b.start_run(&on_b));
+    let refused = a
+        .call(
+            "start_job",
+            &[
+                ("preview_id", later["id"].as_str().expect("id")),
+                ("typed", later["phrase"].as_str().expect("phrase")),
+            ],
+        )
+        .await
+        .expect_err("a third run on the site");
+    assert!(
+        refused.contains("A run is already going on against") && refused.contains("2 at a time"),
+        "{refused}"
+    );
+    for (console, job_id, users) in [(&a, &job_a, &first), (&b, &job_b, &second)] {
+        let done = wait_for_job(console, job_id, 120, |j| j["state"] == json!("finished")).await;
+        assert_eq!(done["done"], json!(users.len()), "{done}");
+    }
+    // Each replica drove the run it started.
+    for (console, job_id) in [(&a, &job_a), (&b, &job_b)] {
+        let log = console.log_text();
+        assert!(log.contains(job_id.as_str()), "{log}");
+    }
+    let state = site.state().await;
+    at_most_one_delete_each(&state);
+    let peak = state["peak_deletes_in_flight"].as_u64().expect("peak");
+    assert!(peak <= 8, "the site had {peak} DELETEs in flight at once");
+    assert!(
+        peak > 4,
+        "the two runs never sent at the same time (peak {peak}): nothing was shared"
+    );
+
+    // Both ended: the third run starts, and deletes its users.
+    let job_c = a.start_run(&later).await;
+    wait_for_job(&a, &job_c, 120, |j| j["state"] == json!("finished")).await;
+    let expected: BTreeSet<String> = [first, second, third]
+        .concat()
+        .iter()
+        .map(|i| (1000 + i).to_string())
+        .collect();
+    assert_eq!(deleted(&site.state().await), expected);
+}

@@ -118,7 +118,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         previews_per_hour: args.previews_per_hour,
         runs_per_hour: args.runs_per_hour,
         runs_per_site: args.runs_per_site.max(1),
+        site_concurrency: usize::from(args.site_concurrency),
     };
+    settings.limits.check().map_err(anyhow::Error::msg)?;
+    // A run alone on its site may use all of the site's requests.
+    settings.run.concurrency = settings.limits.site_concurrency;
     settings.job_lease = Duration::from_secs(args.job_lease_seconds);
     settings.http.site_guard = Some(SiteGuard::new(
         args.allow_http_loopback_sites,

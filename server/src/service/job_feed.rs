@@ -400,6 +400,7 @@ mod tests {
                 token_fingerprint: "fp".into(),
             },
             items,
+            runs_per_site: 1,
         };
         storage.create_job(&new_job).await.unwrap();
         storage

@@ -16,6 +16,7 @@
 
 use super::audit::{self, Actor};
 use super::job_feed::{JobFeed, JobFeeds, Watcher};
+use super::limits::site_has_room;
 use super::permits::{Operate, Permit};
 use super::sites::{list_site, open_site, policy_for, Site};
 use super::StoredPreview;
@@ -384,18 +385,13 @@ impl JobSupervisor {
             ));
         }
         let site_url = site.endpoint.site_url().to_string();
-        let running = self
-            .storage
-            .unfinished_jobs()
-            .await?
-            .iter()
-            .filter(|j| j.site_url == site_url)
-            .count();
+        // Said now, before the site is listed; create_job checks again where it counts.
+        let running = self.storage.runs_on_site(&site_url).await?;
         let limits = super::limits::Limits {
             runs_per_site: self.runs_per_site,
             ..Default::default()
         };
-        super::limits::site_has_room(running, &limits, &site_url)?;
+        site_has_room(running, &limits, &site_url)?;
         // The preview may be minutes old: act only on users that still match what was shown.
         let fresh = list_site(site.provider.as_ref()).await?;
         if !self.storage.claim_preview(team_id, &record.id).await? {
@@ -441,8 +437,20 @@ impl JobSupervisor {
             preview_id: confirmed,
             connection: site.job_connection(),
             items,
+            runs_per_site: self.runs_per_site,
         };
-        self.storage.create_job(&job).await?;
+        match self.storage.create_job(&job).await {
+            Ok(()) => {}
+            // Another run on this site was written since the check above (on this console or
+            // another replica): the preview was not used, so it is given back.
+            Err(StorageError::SiteBusy { running, .. }) => {
+                self.storage
+                    .release_preview(team_id, &job.preview_id)
+                    .await?;
+                site_has_room(running, &limits, &job.site_url)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         if let Err(e) = self.save_listing(&job.id, &fresh) {
             tracing::warn!(job_id = %job.id, error = %e, "could not keep the listing snapshot");
         }

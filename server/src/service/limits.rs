@@ -6,6 +6,14 @@
 //! hour (a restart forgets them; with several console processes each counts its own). Runs per
 //! site are counted from the database (every team's unfinished runs), so they hold across
 //! processes and restarts. A revision counts as a preview: it re-resolves the whole list.
+//!
+//! A site's request limit is shared by splitting it, not by asking a shared counter before
+//! each request: every run gets `site_concurrency / runs_per_site` requests in flight, and at
+//! most `runs_per_site` runs go on against a site at once (all replicas together, checked in
+//! the transaction that writes the run), so the site never sees more than `site_concurrency`
+//! at once from the whole console. A counter in the database would cost a round trip per
+//! request and still need leases for replicas that die holding a slot; the price of the split
+//! is that a run alone on its site uses only its share when `runs_per_site` is above 1.
 
 use app::backend::ConsoleError;
 use app::ids::TeamId;
@@ -21,6 +29,8 @@ pub struct Limits {
     pub runs_per_hour: u32,
     /// Runs queued or running at once against one site, all teams together.
     pub runs_per_site: usize,
+    /// Requests in flight at once against one site, all its runs together.
+    pub site_concurrency: usize,
 }
 
 impl Default for Limits {
@@ -29,7 +39,28 @@ impl Default for Limits {
             previews_per_hour: 120,
             runs_per_hour: 30,
             runs_per_site: 1,
+            site_concurrency: 8,
         }
+    }
+}
+
+impl Limits {
+    /// Requests one run may have in flight: its equal share of the site's (at least 1).
+    pub fn requests_per_run(&self) -> usize {
+        (self.site_concurrency / self.runs_per_site.max(1)).max(1)
+    }
+
+    /// Refuses limits under which the runs of one site could together send more than the
+    /// site's requests at once.
+    pub fn check(&self) -> Result<(), String> {
+        if self.runs_per_site > self.site_concurrency.max(1) {
+            return Err(format!(
+                "--runs-per-site ({}) cannot be more than --site-concurrency ({}): each run \
+                 needs at least one request of the site's share.",
+                self.runs_per_site, self.site_concurrency
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -111,8 +142,8 @@ pub fn site_has_room(running: usize, limits: &Limits, site_url: &str) -> Result<
     if running >= limits.runs_per_site {
         return Err(ConsoleError::new(format!(
             "A run is already going on against {site_url} (this console allows {} at a time per \
-             site, so the site's request limit is not shared between runs). Start this one when \
-             it has ended.",
+             site, so the site's request limit is not shared between runs; a paused run counts \
+             until it is cancelled). Start this one when it has ended.",
             limits.runs_per_site
         )));
     }
@@ -171,5 +202,41 @@ mod tests {
             ..limits
         };
         assert!(site_has_room(1, &two, "x").is_ok());
+    }
+
+    #[test]
+    fn the_runs_of_one_site_never_add_up_to_more_than_its_requests() {
+        for site_concurrency in 1..=20 {
+            for runs_per_site in 1..=site_concurrency {
+                let limits = Limits {
+                    runs_per_site,
+                    site_concurrency,
+                    ..Limits::default()
+                };
+                assert!(limits.check().is_ok());
+                let each = limits.requests_per_run();
+                assert!(each >= 1);
+                assert!(
+                    each * runs_per_site <= site_concurrency,
+                    "{runs_per_site} runs x {each} > {site_concurrency}"
+                );
+            }
+        }
+        assert_eq!(
+            Limits::default().requests_per_run(),
+            8,
+            "one run alone uses all 8"
+        );
+        let three = Limits {
+            runs_per_site: 3,
+            ..Limits::default()
+        };
+        assert_eq!(three.requests_per_run(), 2);
+        let too_many = Limits {
+            runs_per_site: 9,
+            ..Limits::default()
+        };
+        let refused = too_many.check().unwrap_err();
+        assert!(refused.contains("--runs-per-site (9)"), "{refused}");
     }
 }

@@ -107,11 +107,19 @@ pub async fn open_database(url: &str) -> Result<crate::storage::Database, Storag
 /// The service on `storage`, with its job supervisor. Unfinished jobs are not resumed yet:
 /// call [`JobSupervisor::resume_unfinished`] (the server does at start; tests choose when).
 pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) -> Arc<Console> {
+    // Each run sends at most its share of the site's requests (see limits.rs).
+    let run = RunOptions {
+        concurrency: settings
+            .run
+            .concurrency
+            .min(settings.limits.requests_per_run()),
+        ..settings.run
+    };
     let jobs = JobSupervisor::new(
         storage.clone(),
         secrets.clone(),
         settings.http.clone(),
-        settings.run,
+        run,
         settings.data_dir,
         settings.limits.runs_per_site,
         settings.job_lease,

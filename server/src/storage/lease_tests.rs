@@ -1,5 +1,6 @@
-//! The job lease's storage tests (claim, expiry, renewal, fencing, release), run on both
-//! databases (see test_db.rs), and two consoles claiming on one PostgreSQL database.
+//! The job lease's storage tests (claim, expiry, renewal, fencing, release) and the limit of
+//! runs per site, run on both databases (see test_db.rs), and two consoles claiming jobs and
+//! starting runs on one PostgreSQL database.
 
 use super::test_db::{on_both_databases, Backend, FixedClock, TestDb};
 use super::*;
@@ -30,6 +31,24 @@ fn deleted(account_id: &str) -> ItemResult {
 
 /// A confirmed preview and a queued job of users a1, a2, a3.
 async fn queued_job(storage: &dyn Storage, job_id: &str) {
+    start_job(
+        storage,
+        job_id,
+        "https://acme.stackenterprise.co",
+        usize::MAX,
+    )
+    .await
+    .expect("create job");
+}
+
+/// A confirmed preview and, if the site has room, a queued job of users a1, a2, a3 on
+/// `site_url`, as the service writes them.
+async fn start_job(
+    storage: &dyn Storage,
+    job_id: &str,
+    site_url: &str,
+    runs_per_site: usize,
+) -> Result<()> {
     let preview_id = PreviewId::new(format!("preview-of-{job_id}"));
     let preview = PreviewRecord {
         id: preview_id.clone(),
@@ -66,17 +85,17 @@ async fn queued_job(storage: &dyn Storage, job_id: &str) {
             team_id: TeamId::BUILT_IN,
             created_by: "admin@example.com".to_string(),
             created_at: now(),
-            site_url: "https://acme.stackenterprise.co".to_string(),
+            site_url: site_url.to_string(),
             action: Action::Delete,
             preview_id,
             connection: JobConnection {
-                users_url: "https://acme.stackenterprise.co/api/scim/v2/users".to_string(),
+                users_url: format!("{site_url}/api/scim/v2/users"),
                 token_fingerprint: "fp-1".to_string(),
             },
             items,
+            runs_per_site,
         })
         .await
-        .expect("create job");
 }
 
 fn job_ids(claims: &[(JobRecord, JobLease)]) -> Vec<&str> {
@@ -250,10 +269,121 @@ fn lost_lease(r: Result<()>) -> bool {
     matches!(r, Err(StorageError::LeaseLost(_)))
 }
 
+/// A site takes no more unfinished runs than allowed, all teams together; an ended run makes
+/// room; a run refused after its preview was claimed gets the preview back.
+async fn a_site_takes_no_more_unfinished_runs_than_allowed(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    const ACME: &str = "https://acme.stackenterprise.co";
+    start_job(s, "job-1", ACME, 1).await.expect("room for one");
+    match start_job(s, "job-2", ACME, 1).await {
+        Err(StorageError::SiteBusy { site_url, running }) => {
+            assert_eq!((site_url.as_str(), running), (ACME, 1));
+        }
+        other => panic!("a second run on a busy site: {other:?}"),
+    }
+    assert!(s
+        .job(TeamId::BUILT_IN, &jid("job-2"))
+        .await
+        .expect("read")
+        .is_none());
+    // Another site is not busy; two allowed means two.
+    start_job(s, "job-3", "https://other.stackenterprise.co", 1)
+        .await
+        .expect("another site");
+    start_job(s, "job-4", ACME, 2).await.expect("room for two");
+    assert!(matches!(
+        start_job(s, "job-5", ACME, 2).await,
+        Err(StorageError::SiteBusy { running: 2, .. })
+    ));
+
+    // job-2's preview was claimed before the refusal: released, it can be claimed again.
+    let refused = PreviewId::new("preview-of-job-2");
+    s.release_preview(TeamId::BUILT_IN, &refused)
+        .await
+        .expect("release");
+    assert!(s
+        .claim_preview(TeamId::BUILT_IN, &refused)
+        .await
+        .expect("claim"));
+    // A preview a job was written from stays used.
+    let used = PreviewId::new("preview-of-job-1");
+    s.release_preview(TeamId::BUILT_IN, &used)
+        .await
+        .expect("release");
+    assert!(!s
+        .claim_preview(TeamId::BUILT_IN, &used)
+        .await
+        .expect("claim"));
+
+    // Ended runs make room (a stopped one too); a paused or cancelling one does not.
+    s.set_job_state(&jid("job-4"), JobState::Running, None)
+        .await
+        .expect("run");
+    s.set_job_state(&jid("job-4"), JobState::Finished, None)
+        .await
+        .expect("end");
+    assert_eq!(s.runs_on_site(ACME).await.expect("count"), 1);
+    for state in [JobState::Running, JobState::Paused, JobState::Cancelling] {
+        s.set_job_state(&jid("job-1"), state, None)
+            .await
+            .expect("state");
+        assert!(
+            matches!(
+                start_job(s, &format!("job-{state:?}"), ACME, 1).await,
+                Err(StorageError::SiteBusy { running: 1, .. })
+            ),
+            "a {state:?} run holds its site"
+        );
+    }
+    s.set_job_state(&jid("job-1"), JobState::Stopped, None)
+        .await
+        .expect("end");
+    assert_eq!(s.runs_on_site(ACME).await.expect("count"), 0);
+    start_job(s, "job-7", ACME, 1).await.expect("room again");
+}
+
 on_both_databases!(
     a_stale_holder_is_refused_every_write,
-    claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once
+    claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once,
+    a_site_takes_no_more_unfinished_runs_than_allowed
 );
+
+/// Two consoles on one PostgreSQL database starting runs on one site at the same moment
+/// (eight starts, four on each, two allowed): exactly two runs are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_consoles_starting_runs_on_one_site_at_once_write_no_more_than_allowed() {
+    let t = TestDb::new(Backend::Postgres, now()).await;
+    let other = open_with_clock(&t.url, Arc::new(FixedClock(now())))
+        .await
+        .expect("second console");
+    let consoles = [t.db.storage.clone(), other.storage.clone()];
+    let starts = futures::future::join_all((0..8).map(|i| {
+        let storage = consoles[i % 2].clone();
+        async move {
+            start_job(
+                storage.as_ref(),
+                &format!("job-{i}"),
+                "https://acme.example",
+                2,
+            )
+            .await
+        }
+    }))
+    .await;
+    let written = starts.iter().filter(|r| r.is_ok()).count();
+    let busy = starts
+        .iter()
+        .filter(|r| matches!(r, Err(StorageError::SiteBusy { .. })))
+        .count();
+    assert_eq!((written, busy), (2, 6), "{starts:?}");
+    assert_eq!(
+        t.count("SELECT count(*) FROM jobs WHERE site_url = 'https://acme.example'")
+            .await,
+        2
+    );
+    other.sqlite.close().await;
+}
 
 /// Two consoles on one PostgreSQL database (two pools, as two replicas have) claiming many
 /// jobs at the same moment (eight claimers, four on each): each job is claimed exactly once.

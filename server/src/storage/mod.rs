@@ -69,6 +69,10 @@ pub enum StorageError {
         "another console replica now drives job {0}: this one stops and writes nothing more for it"
     )]
     LeaseLost(JobId),
+    /// As many runs as the console allows go on against the site already (checked in the same
+    /// transaction that writes the job, so two consoles starting at once cannot both pass).
+    #[error("{running} runs already go on against {site_url}, the most allowed at once")]
+    SiteBusy { site_url: String, running: usize },
     #[error("preview {0} was not confirmed for this team and action, or it does not exist: a job starts only from a confirmed preview")]
     PreviewNotConfirmed(PreviewId),
 }
@@ -227,6 +231,10 @@ pub struct NewJob {
     pub connection: JobConnection,
     /// Every selected user of the preview, in input order.
     pub items: Vec<PlannedItem>,
+    /// Most runs that may be queued, running or cancelling at once against `site_url`, this one
+    /// included, all teams together: the job is refused with [`StorageError::SiteBusy`] when
+    /// as many go on already.
+    pub runs_per_site: usize,
 }
 
 /// A job as the console lists it.
@@ -359,7 +367,12 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
     async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired>;
     /// Marks the preview used. True exactly once per preview: a replayed confirmation gets false.
     async fn claim_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<bool>;
+    /// Makes a claimed preview usable again, if no job was written from it (its run was
+    /// refused after the claim, e.g. because the site was busy).
+    async fn release_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<()>;
 
+    /// The runs against `site_url` that have not ended (paused ones included), all teams.
+    async fn runs_on_site(&self, site_url: &str) -> Result<usize>;
     /// Creates the job (queued), its users and their first events in one transaction.
     async fn create_job(&self, job: &NewJob) -> Result<()>;
     /// Changes the job's state (a final state is never left) and logs the change.

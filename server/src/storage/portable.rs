@@ -176,6 +176,48 @@ macro_rules! portable_queries {
                     Ok(claimed.rows_affected() == 1)
                 }
 
+            pub async fn release_preview(pool: &Pool, team_id: TeamId, preview_id: &PreviewId) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE previews SET claimed_at = NULL WHERE team_id = $1 AND id = $2 \
+                         AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.preview_id = previews.id)",
+                    )
+                    .bind(team_id)
+                    .bind(preview_id)
+                    .execute(pool)
+                    .await?;
+                    Ok(())
+                }
+
+            /// The site's runs not ended yet (queued, running, paused or cancelling), all teams
+            /// together: a paused run will go on, so it keeps its place.
+            pub async fn runs_on_site<'c, E>(executor: E, site_url: &str) -> Result<usize>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                    let running: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM jobs WHERE site_url = $1 AND state IN ($2, $3, $4, $5)",
+                    )
+                    .bind(site_url)
+                    .bind(JobState::Queued)
+                    .bind(JobState::Running)
+                    .bind(JobState::Paused)
+                    .bind(JobState::Cancelling)
+                    .fetch_one(executor)
+                    .await?;
+                    Ok(usize::try_from(running).unwrap_or(usize::MAX))
+                }
+
+            /// Refuses `job` when its site has `job.runs_per_site` unfinished runs already. Run
+            /// inside the transaction that writes the job, after whatever makes that
+            /// transaction the only one writing a job for this site.
+            pub async fn site_has_room(conn: &mut <$db as sqlx::Database>::Connection, job: &NewJob) -> Result<()> {
+                    let running = runs_on_site(&mut *conn, &job.site_url).await?;
+                    if running >= job.runs_per_site.max(1) {
+                        return Err(StorageError::SiteBusy { site_url: job.site_url.clone(), running });
+                    }
+                    Ok(())
+                }
+
             pub async fn job_targets(pool: &Pool, job_id: &JobId) -> Result<Vec<RunTarget>> {
                     let rows: Vec<TargetRow> = sqlx::query_as(
                         "SELECT account_id, email, state FROM job_items WHERE job_id = $1 AND state <> $2 \

@@ -675,11 +675,26 @@ impl Storage for PostgresStorage {
         .await
     }
 
+    async fn release_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<()> {
+        super::portable::on_postgres::release_preview(&self.pool, team_id, preview_id).await
+    }
+
+    async fn runs_on_site(&self, site_url: &str) -> Result<usize> {
+        super::portable::on_postgres::runs_on_site(&self.pool, site_url).await
+    }
+
     async fn create_job(&self, job: &NewJob) -> Result<()> {
         let settled = job.check_items()?;
         let at = job.created_at;
         let columns = ItemColumns::of(&job.items)?;
         let mut tx = self.pool.begin().await?;
+        // Replicas may start runs on the same site at the same moment: a lock per site, held
+        // until this transaction ends, makes them count and write one after the other.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('offboard site ' || $1, 0))")
+            .bind(&job.site_url)
+            .execute(&mut *tx)
+            .await?;
+        super::portable::on_postgres::site_has_room(&mut tx, job).await?;
         // Written only if its preview is this team's, of the same action and claimed: a job
         // can never start from an unconfirmed preview. Its log starts with `queued` (seq 1).
         let inserted = sqlx::query(

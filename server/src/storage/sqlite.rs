@@ -431,12 +431,23 @@ impl Storage for SqliteStorage {
             .await
     }
 
+    async fn release_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<()> {
+        super::portable::on_sqlite::release_preview(&self.writer, team_id, preview_id).await
+    }
+
+    async fn runs_on_site(&self, site_url: &str) -> Result<usize> {
+        super::portable::on_sqlite::runs_on_site(&self.pool, site_url).await
+    }
+
     async fn create_job(&self, job: &NewJob) -> Result<()> {
         let settled = job.check_items()?;
         let queued_seq = 1i64;
         let at = job.created_at;
 
         let mut tx = self.writer.begin().await?;
+        // One process writes an SQLite file and its jobs queue on one writer connection: the
+        // count below cannot change before this transaction ends.
+        super::portable::on_sqlite::site_has_room(&mut tx, job).await?;
         // The job row is written only if its preview is this team's, of the same action and
         // claimed: a job can never start from an unconfirmed preview.
         let inserted = sqlx::query(

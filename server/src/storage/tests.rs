@@ -101,6 +101,8 @@ fn new_job(id: &str, team_id: TeamId, preview_id: &str, items: Vec<PlannedItem>)
             token_fingerprint: "fp-1".to_string(),
         },
         items,
+        // The per-site limit has its own tests; the others start as many jobs as they need.
+        runs_per_site: usize::MAX,
     }
 }
 

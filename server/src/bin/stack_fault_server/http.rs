@@ -124,20 +124,23 @@ fn into_response(reply: Reply) -> Response {
 async fn track_scim_request(State(app): State<App>, request: Request, next: Next) -> Response {
     struct InFlight<'a> {
         app: &'a App,
+        delete: bool,
         status: Option<u16>,
     }
     impl Drop for InFlight<'_> {
         fn drop(&mut self) {
-            self.app.site().request_finished(self.status);
+            self.app.site().request_finished(self.delete, self.status);
         }
     }
+    let delete = request.method() == axum::http::Method::DELETE;
     let latency = {
         let mut site = app.site();
-        site.request_started();
+        site.request_started(delete);
         site.settings.latency_ms
     };
     let mut guard = InFlight {
         app: &app,
+        delete,
         status: None,
     };
     if latency > 0 {

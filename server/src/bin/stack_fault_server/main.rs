@@ -42,7 +42,8 @@
 //! - `GET /_control/state` → `{"users":[ids in order],"deleted":[ids in order],"inactive":[ids],
 //!   "user_types":{id:type},"requests":{"LIST","GET","POST","PATCH","PUT","DELETE": n},
 //!   "delete_requests_by_account":{id:n},"replies_by_status":{"204":n},"unauthorized":n,
-//!   "in_flight":n,"peak_in_flight":n,"burst_remaining":n,"scripts_left":{id:n}}`.
+//!   "in_flight":n,"peak_in_flight":n,"deletes_in_flight":n,"peak_deletes_in_flight":n,
+//!   "burst_remaining":n,"scripts_left":{id:n}}`.
 //!   `requests` counts authorised requests, including those answered by a fault.
 //! - `POST /_control/reset` → back to the start-up users, settings and burst; counters zeroed.
 //! - `POST /_control/users` with a JSON array → replaces the user set (counters kept).

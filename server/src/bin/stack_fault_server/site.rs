@@ -143,6 +143,9 @@ pub struct Site {
     bucket: Option<TokenBucket>,
     in_flight: u64,
     peak_in_flight: u64,
+    /// DELETEs alone: what a site's request limit is about when several runs share it.
+    deletes_in_flight: u64,
+    peak_deletes_in_flight: u64,
 }
 
 const SYSTEM_ACCOUNT_MESSAGE: &str = "You cannot delete or destroy System Accounts.";
@@ -163,6 +166,8 @@ impl Site {
             bucket: None,
             in_flight: 0,
             peak_in_flight: 0,
+            deletes_in_flight: 0,
+            peak_deletes_in_flight: 0,
         };
         site.rebuild_bucket();
         site
@@ -170,10 +175,12 @@ impl Site {
 
     /// Back to the start-up state; requests still being answered keep counting in flight.
     pub fn reset(&mut self, startup: &Startup) {
-        let in_flight = self.in_flight;
+        let (in_flight, deletes) = (self.in_flight, self.deletes_in_flight);
         *self = Site::new(startup);
         self.in_flight = in_flight;
         self.peak_in_flight = in_flight;
+        self.deletes_in_flight = deletes;
+        self.peak_deletes_in_flight = deletes;
     }
 
     fn rebuild_bucket(&mut self) {
@@ -226,13 +233,20 @@ impl Site {
         self.burst_status = status;
     }
 
-    pub fn request_started(&mut self) {
+    pub fn request_started(&mut self, delete: bool) {
         self.in_flight += 1;
         self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
+        if delete {
+            self.deletes_in_flight += 1;
+            self.peak_deletes_in_flight = self.peak_deletes_in_flight.max(self.deletes_in_flight);
+        }
     }
 
-    pub fn request_finished(&mut self, status: Option<u16>) {
+    pub fn request_finished(&mut self, delete: bool, status: Option<u16>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if delete {
+            self.deletes_in_flight = self.deletes_in_flight.saturating_sub(1);
+        }
         if let Some(status) = status {
             *self.replies_by_status.entry(status).or_default() += 1;
         }
@@ -516,6 +530,8 @@ impl Site {
             "unauthorized": self.unauthorized,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
+            "deletes_in_flight": self.deletes_in_flight,
+            "peak_deletes_in_flight": self.peak_deletes_in_flight,
             "burst_remaining": self.burst_remaining,
             "scripts_left": scripts_left,
         })
@@ -769,15 +785,27 @@ mod tests {
         let start = startup(3);
         let mut site = Site::new(&start);
         site.delete("1002");
-        site.request_started();
+        site.request_started(false);
+        site.request_started(true);
+        site.request_started(true);
+        site.request_finished(true, Some(204));
+        assert_eq!(site.state_json()["peak_deletes_in_flight"], 2);
         site.settings.promotion_allowed = true;
         site.reset(&start);
         assert_eq!(site.get("1002").status, 200);
         assert!(!site.settings.promotion_allowed);
-        assert_eq!(site.state_json()["in_flight"], 1);
-        site.request_finished(Some(204));
+        assert_eq!(site.state_json()["in_flight"], 2);
+        assert_eq!(site.state_json()["deletes_in_flight"], 1);
+        assert_eq!(
+            site.state_json()["peak_deletes_in_flight"],
+            1,
+            "peak restarts from now"
+        );
+        site.request_finished(true, Some(204));
+        site.request_finished(false, Some(204));
         assert_eq!(site.state_json()["in_flight"], 0);
-        assert_eq!(site.state_json()["replies_by_status"]["204"], 1);
+        assert_eq!(site.state_json()["deletes_in_flight"], 0);
+        assert_eq!(site.state_json()["replies_by_status"]["204"], 2);
     }
 
     #[test]
