@@ -43,6 +43,35 @@ async fn wait_for_job(
     }
 }
 
+/// Two replicas on a fresh database of the shared cluster (each with its own data folder, both
+/// with `flags` too) and a fault server started with `site_flags`, saved as the team's site
+/// through replica A.
+struct TwoReplicas {
+    a: ConsoleProcess,
+    b: ConsoleProcess,
+    site: FaultServer,
+    /// Holds the data folders until the test ends.
+    _dir: tempfile::TempDir,
+}
+
+async fn two_replicas(flags: &[&str], site_flags: &[&str]) -> TwoReplicas {
+    let url = support::pg_cluster::shared().fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["--database-url", url.as_str(), "--secret-key", SECRET_KEY];
+    args.extend_from_slice(flags);
+    let a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
+    let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
+    let site = FaultServer::start(site_flags);
+    let diagnosis = a.save_connection(&site.base, "", "").await;
+    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    TwoReplicas {
+        a,
+        b,
+        site,
+        _dir: dir,
+    }
+}
+
 /// How replica A stops in the middle of the run.
 enum Stop {
     /// SIGKILL: nothing handed back; B waits for the lease to expire.
@@ -55,33 +84,23 @@ enum Stop {
 /// replica B finishes it: each user deleted once, one result each. `lease` is
 /// `--job-lease-seconds` for both replicas.
 async fn run_outlives_its_replica(stop: Stop, lease: &str) {
-    let url = support::pg_cluster::shared().fresh_database().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let args = [
-        "--database-url",
-        url.as_str(),
-        "--secret-key",
-        SECRET_KEY,
-        "--job-lease-seconds",
-        lease,
-    ];
-    let mut a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
-    let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
-
     // Every request waits 400 ms, so the run lasts seconds, not milliseconds.
-    let site = FaultServer::start(&["--users", "180", "--latency-ms", "400"]);
-    let diagnosis = a.save_connection(&site.base, "", "").await;
-    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    let TwoReplicas {
+        mut a,
+        b,
+        site,
+        _dir,
+    } = two_replicas(
+        &["--job-lease-seconds", lease],
+        &["--users", "180", "--latency-ms", "400"],
+    )
+    .await;
     // Users 120..=179, less the moderator (157), the admin (167) and the community creator
     // (142, whose DELETE the site refuses): 57 users the run deletes.
     let chosen: Vec<u32> = (120..=179)
         .filter(|i| ![142, 157, 167].contains(i))
         .collect();
-    let mut text = String::from("Email\n");
-    for i in &chosen {
-        text.push_str(&format!("user{i}@example.com\n"));
-    }
-    let preview = a.preview_text(&text, "delete").await;
+    let preview = a.preview_text(&pasted(chosen.clone()), "delete").await;
     assert_eq!(
         preview["counts"]["selected"],
         json!(chosen.len()),
@@ -184,30 +203,16 @@ async fn a_replica_told_to_stop_hands_its_run_back_to_the_other_at_once() {
 /// and settles the rest itself on the cancel, so every user ends with exactly one result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_and_cancel_on_one_replica_act_on_the_run_the_other_drives() {
-    let url = support::pg_cluster::shared().fresh_database().await;
-    let dir = tempfile::tempdir().expect("tempdir");
     // A one-second lease: the replicas look at the stored state every ~330 ms.
-    let args = [
-        "--database-url",
-        url.as_str(),
-        "--secret-key",
-        SECRET_KEY,
-        "--job-lease-seconds",
-        "1",
-    ];
-    let a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
-    let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
-    let site = FaultServer::start(&["--users", "180", "--latency-ms", "300"]);
-    let diagnosis = a.save_connection(&site.base, "", "").await;
-    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    let TwoReplicas { a, b, site, _dir } = two_replicas(
+        &["--job-lease-seconds", "1"],
+        &["--users", "180", "--latency-ms", "300"],
+    )
+    .await;
     let chosen: Vec<u32> = (120..=179)
         .filter(|i| ![142, 157, 167].contains(i))
         .collect();
-    let mut text = String::from("Email\n");
-    for i in &chosen {
-        text.push_str(&format!("user{i}@example.com\n"));
-    }
-    let preview = a.preview_text(&text, "delete").await;
+    let preview = a.preview_text(&pasted(chosen.clone()), "delete").await;
     let job_id = a.start_run(&preview).await;
     wait_for_job(&a, &job_id, 120, |j| j["done"].as_u64().unwrap_or(0) >= 3).await;
 
@@ -287,19 +292,9 @@ async fn pause_resume_and_cancel_on_one_replica_act_on_the_run_the_other_drives(
 /// (B reads them from the shared database).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_on_one_replica_follows_a_run_the_other_drives() {
-    let url = support::pg_cluster::shared().fresh_database().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let args = ["--database-url", url.as_str(), "--secret-key", SECRET_KEY];
-    let a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
-    let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
-    let site = FaultServer::start(&["--users", "60", "--latency-ms", "100"]);
-    let diagnosis = a.save_connection(&site.base, "", "").await;
-    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
-    let mut text = String::from("Email\n");
-    for i in 20..=39 {
-        text.push_str(&format!("user{i}@example.com\n"));
-    }
-    let preview = a.preview_text(&text, "delete").await;
+    let TwoReplicas { a, b, site, _dir } =
+        two_replicas(&[], &["--users", "60", "--latency-ms", "100"]).await;
+    let preview = a.preview_text(&pasted(20..=39), "delete").await;
     assert_eq!(preview["counts"]["selected"], json!(20), "{preview}");
     let job_id = a.start_run(&preview).await;
 
@@ -357,23 +352,13 @@ fn pasted(users: impl IntoIterator<Item = u32>) -> String {
 /// third run is refused in plain words while both go on, and starts once they have ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_sites_request_limit() {
-    let url = support::pg_cluster::shared().fresh_database().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let args = [
-        "--database-url",
-        url.as_str(),
-        "--secret-key",
-        SECRET_KEY,
-        "--runs-per-site",
-        "2",
-    ];
-    let a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
-    let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
     // 150 ms a request: 40 users a run at 8 in flight would take under a second, at 4 about
     // 1.5 s; the two runs overlap either way.
-    let site = FaultServer::start(&["--users", "200", "--latency-ms", "150"]);
-    let diagnosis = a.save_connection(&site.base, "", "").await;
-    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    let TwoReplicas { a, b, site, _dir } = two_replicas(
+        &["--runs-per-site", "2"],
+        &["--users", "200", "--latency-ms", "150"],
+    )
+    .await;
     // Plain users only: no moderator (i % 50 == 7 or 17), no community creator (i % 100 ==
     // 42), no shared email (user98@example.com is held by 1098 and 1099).
     let plain = |range: std::ops::RangeInclusive<u32>| -> Vec<u32> {
