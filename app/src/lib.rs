@@ -13,6 +13,8 @@ mod pages;
 mod shell;
 pub mod team;
 
+#[cfg(feature = "ssr")]
+pub use shell::{people_shell, PeopleApp};
 pub use shell::{shell, App};
 
 /// Entry point of the WASM bundle: attaches the browser to the server-rendered page.

@@ -1,8 +1,18 @@
 //! The page frame every screen shares: document head, header with the steps of the flow,
-//! footer with the version, and the routes.
+//! footer with the version, and the routes: the app's screens (hydrated by the WASM) and the
+//! people screens (sign-in, setup, invitations, account, team, teams), which the server
+//! renders whole and which load no script.
+//!
+//! Why two: the people screens are plain HTML forms posted to server routes, so they need no
+//! script, and kept in the hydrated app they cost the browser bundle 40 KB gzipped (their
+//! views, resources and data types), 10% of it (docs/benchmarks.md). Links to them from the
+//! app carry `rel="external"`, so the app's router loads them from the server instead of
+//! looking for them among its own screens.
 
 use crate::pages;
 use leptos::prelude::*;
+#[cfg(feature = "ssr")]
+use leptos_router::SsrMode;
 use leptos_router::{
     components::{Route, Router, Routes, A},
     StaticSegment,
@@ -10,6 +20,21 @@ use leptos_router::{
 
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let scripts = view! { <HydrationScripts options=options.clone() /> };
+    document(&options, scripts, App)
+}
+
+/// The HTML document of a people screen: the same head without the app's script.
+#[cfg(feature = "ssr")]
+pub fn people_shell(options: LeptosOptions) -> impl IntoView {
+    document(&options, (), PeopleApp)
+}
+
+fn document<S: IntoView, B: IntoView>(
+    options: &LeptosOptions,
+    scripts: S,
+    body: impl Fn() -> B,
+) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -20,12 +45,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // The title and the stylesheet never change, so they are plain server-rendered
                 // tags: managing them from the browser (leptos_meta) only added to the WASM.
                 <title>"Offboard"</title>
-                <link id="offboard" rel="stylesheet" href=stylesheet_href(&options) />
-                <HydrationScripts options />
+                <link id="offboard" rel="stylesheet" href=stylesheet_href(options) />
+                {scripts}
             </head>
-            <body>
-                <App />
-            </body>
+            <body>{body()}</body>
         </html>
     }
 }
@@ -69,15 +92,16 @@ fn SignedInNav() -> impl IntoView {
                     view! {
                         {team.is_some().then(steps_nav)}
                         <nav aria-label="Account" class="account-nav">
+                            // rel=external: the people screens are the server's (see above).
                             {team.map(|t| view! {
-                                <A href="/team" attr:class="team-link" attr:data-testid="team-name">
+                                <a href="/team" rel="external" class="team-link" data-testid="team-name">
                                     {format!("{} · {}", t.name, t.role.key())}
-                                </A>
+                                </a>
                             })}
                             <A href="/audit" attr:class="audit-link">"Audit trail"</A>
-                            <A href="/account" attr:class="account-link" attr:data-testid="account-link">
+                            <a href="/account" rel="external" class="account-link" data-testid="account-link">
                                 {me.name.clone()}
-                            </A>
+                            </a>
                         </nav>
                     }
                 })
@@ -119,7 +143,50 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| set_hydrated.set(true));
     view! {
         <Router>
-            <div class="app" data-hydrated=move || hydrated.get().to_string()>
+            <Frame state=Signal::derive(move || hydrated.get().to_string())>
+                <Routes fallback=pages::NotFound>
+                    <Route path=StaticSegment("") view=pages::Overview />
+                    <Route path=StaticSegment("connect") view=pages::Connect />
+                    <Route path=StaticSegment("choose") view=pages::Choose />
+                    <Route path=StaticSegment("preview") view=pages::PreviewPage />
+                    <Route path=StaticSegment("run") view=pages::RunPage />
+                    <Route path=StaticSegment("history") view=pages::History />
+                    <Route path=StaticSegment("audit") view=pages::AuditTrail />
+                </Routes>
+            </Frame>
+        </Router>
+    }
+}
+
+/// The people screens, rendered by the server once their data is read (`SsrMode::Async`: the
+/// page arrives whole, with no script to fill it in later).
+#[cfg(feature = "ssr")]
+#[component]
+pub fn PeopleApp() -> impl IntoView {
+    view! {
+        <Router>
+            // "static": never hydrated, and complete as served.
+            <Frame state=Signal::stored("static".to_string())>
+                <Routes fallback=pages::NotFound>
+                    <Route path=StaticSegment("sign-in") view=pages::SignIn ssr=SsrMode::Async />
+                    <Route path=StaticSegment("setup") view=pages::Setup ssr=SsrMode::Async />
+                    <Route path=StaticSegment("join") view=pages::Join ssr=SsrMode::Async />
+                    <Route path=StaticSegment("reset") view=pages::Reset ssr=SsrMode::Async />
+                    <Route path=StaticSegment("account") view=pages::Account ssr=SsrMode::Async />
+                    <Route path=StaticSegment("team") view=pages::Team ssr=SsrMode::Async />
+                    <Route path=StaticSegment("teams") view=pages::Teams ssr=SsrMode::Async />
+                </Routes>
+            </Frame>
+        </Router>
+    }
+}
+
+/// Skip link, header, the screen, footer. `state` is the frame's `data-hydrated`: "false"
+/// until the WASM has taken the page over, then "true"; "static" on the people screens.
+#[component]
+fn Frame(state: Signal<String>, children: Children) -> impl IntoView {
+    view! {
+        <div class="app" data-hydrated=move || state.get()>
             <a class="skip-link" href="#main">
                 "Skip to content"
             </a>
@@ -133,28 +200,12 @@ pub fn App() -> impl IntoView {
                 <SignedInNav />
             </header>
             <main id="main" tabindex="-1">
-                <Routes fallback=pages::NotFound>
-                    <Route path=StaticSegment("") view=pages::Overview />
-                    <Route path=StaticSegment("connect") view=pages::Connect />
-                    <Route path=StaticSegment("choose") view=pages::Choose />
-                    <Route path=StaticSegment("preview") view=pages::PreviewPage />
-                    <Route path=StaticSegment("run") view=pages::RunPage />
-                    <Route path=StaticSegment("history") view=pages::History />
-                    <Route path=StaticSegment("audit") view=pages::AuditTrail />
-                    <Route path=StaticSegment("sign-in") view=pages::SignIn />
-                    <Route path=StaticSegment("setup") view=pages::Setup />
-                    <Route path=StaticSegment("join") view=pages::Join />
-                    <Route path=StaticSegment("reset") view=pages::Reset />
-                    <Route path=StaticSegment("account") view=pages::Account />
-                    <Route path=StaticSegment("team") view=pages::Team />
-                    <Route path=StaticSegment("teams") view=pages::Teams />
-                </Routes>
+                {children()}
             </main>
             <footer class="site-footer">
                 <span>"Offboard " {env!("CARGO_PKG_VERSION")}</span>
                 <span>"Deletes Stack Internal users through SCIM, with a preview and a record."</span>
             </footer>
-            </div>
-        </Router>
+        </div>
     }
 }

@@ -6,6 +6,8 @@ mod connect;
 mod history;
 mod overview;
 mod parts;
+// Rendered by the server only (plain forms, no script): see `shell::people_shell`.
+#[cfg(feature = "ssr")]
 mod people;
 mod preview;
 mod run;
@@ -16,6 +18,7 @@ pub use choose::Choose;
 pub use connect::Connect;
 pub use history::History;
 pub use overview::Overview;
+#[cfg(feature = "ssr")]
 pub use people::{Account, Join, Reset, Setup, SignIn, Team, Teams};
 pub use preview::PreviewPage;
 pub use run::RunPage;

@@ -52,7 +52,6 @@ export class FaultServer {
   }
 }
 
-/** Opens a page of the console and waits until it is hydrated. */
 /**
  * Gives the page's browser the first owner's session for the console at `baseURL`, unless
  * it has a session there already (a test of several people signs each browser in itself).
@@ -65,11 +64,16 @@ export async function signedIn(page: Page, baseURL: string): Promise<void> {
   }
 }
 
+/** Opens a page of the console and waits until it is ready (hydrated, or a static page). */
 export async function open(page: Page, baseURL: string, url: string): Promise<void> {
   await signedIn(page, baseURL);
   await page.goto(`${baseURL}${url}`);
-  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', LIVE_OR_STATIC);
 }
+
+/** `data-hydrated` of a page ready to use: "true" once the WASM has hydrated one of the app's
+ * screens; "static" on the people screens (sign-in, account, team…), which load no script. */
+export const LIVE_OR_STATIC = /^(true|static)$/;
 
 /** Fills the Connect screen for the fault server and saves. */
 export async function connect(page: Page, baseURL: string, fault: FaultServer, token: string) {
