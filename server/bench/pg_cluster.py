@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 from console_process import free_port
@@ -115,12 +116,15 @@ class Query:
         self.proc = subprocess.Popen(cluster.psql(database), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True, bufsize=1)
+        # One question at a time: the sampler thread and the benchmark share the session.
+        self.lock = threading.Lock()
 
     def one_row(self, sql):
         """The fields of the single row `sql` returns (it must return exactly one)."""
-        self.proc.stdin.write(sql.strip().rstrip(";") + ";\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().rstrip("\n").split("|")
+        with self.lock:
+            self.proc.stdin.write(sql.strip().rstrip(";") + ";\n")
+            self.proc.stdin.flush()
+            return self.proc.stdout.readline().rstrip("\n").split("|")
 
     def close(self):
         self.proc.stdin.close()

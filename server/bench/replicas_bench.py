@@ -105,6 +105,7 @@ class Replicas:
         self.peaks = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.errors = []
         self.sampler = threading.Thread(target=self.sample_forever, daemon=True)
         self.sampler.start()
 
@@ -120,7 +121,11 @@ class Replicas:
 
     def sample_forever(self):
         while not self.stopping.wait(SAMPLE_SECONDS):
-            self.sample()
+            try:
+                self.sample()
+            except (OSError, ValueError) as e:
+                # A replica gone, or an answer not understood: said in the output, not hidden.
+                self.errors.append(repr(e))
 
     def sample(self):
         total, active = (int(x) for x in self.query.one_row(
@@ -267,7 +272,7 @@ def watchers_scenario(cluster):
             peaks=dict(replicas.peaks["watchers"]),
             hwm={replicas.name(c): c.peak_rss_mb() for c in replicas.both},
             drivers={j: list(replicas.holders.get(j, [])) for j in job_ids},
-            checks=checks)
+            checks=checks, sampler_errors=list(replicas.errors))
         return result
     finally:
         stop_sites(teams)
@@ -325,7 +330,7 @@ def print_watchers(r):
           f"B {sum(1 for d in drivers.values() if d and d[-1] == 'B')}, "
           f"never seen {sum(1 for d in drivers.values() if not d)}"
           + (f"; lease moved between replicas: {moved}" if moved else "; no lease changed hands"))
-    print_checks(r["checks"])
+    print_checks(r["checks"], r["sampler_errors"])
     print(f"all runs ended: {r['all_ended']}; bench client CPU {r['client_cpu']:.1f} s\n", flush=True)
 
 
@@ -341,7 +346,9 @@ def print_resources(r, span):
     print(f"\ntotal time ({span}): {r['total']:.1f} s")
 
 
-def print_checks(checks):
+def print_checks(checks, sampler_errors):
+    if sampler_errors:
+        print(f"SAMPLER ERRORS ({len(sampler_errors)}): {sampler_errors[:3]}")
     bad = [found for ok, found, _ in checks if not ok]
     print(f"runs checked: {len(checks) - len(bad)}/{len(checks)} finished with one result per "
           f"selected user and no account got two DELETEs")
@@ -379,7 +386,8 @@ def teams_scenario(cluster):
                 "client_cpu": client1 - client0, "peaks": dict(replicas.peaks[label]),
                 "hwm": {replicas.name(c): c.peak_rss_mb() for c in replicas.both},
                 "checks": checks,
-                "drivers": [replicas.driver(t.job["id"]) for t in group]})
+                "drivers": [replicas.driver(t.job["id"]) for t in group],
+                "sampler_errors": list(replicas.errors)})
         return rows
     finally:
         stop_sites(teams)
@@ -406,7 +414,7 @@ def print_teams(rows):
     for r in rows:
         print(f"\n{r['label']}: all runs ended: {r['all_ended']}; VmHWM A {r['hwm']['A']:.0f} MB, "
               f"B {r['hwm']['B']:.0f} MB; bench client CPU {r['client_cpu']:.1f} s")
-        print_checks(r["checks"])
+        print_checks(r["checks"], r["sampler_errors"])
     print(flush=True)
 
 
