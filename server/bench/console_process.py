@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -46,11 +47,34 @@ def require_binaries():
             raise SystemExit(f"{path} is missing: run `make build` first")
 
 
-def cpu_seconds(pid):
-    """User + system CPU time a process has used so far."""
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (field 3, the state, is [0])."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid, children=False):
+    """User + system CPU time a process has used so far; `children`: plus that of its
+    children it has reaped."""
+    fields = proc_stat(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+def tree_cpu_seconds(pid):
+    """CPU time of a process and its children, living and reaped (PostgreSQL: the postmaster
+    and its backends)."""
+    total = cpu_seconds(pid, children=True)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(proc_stat(entry)[1]) == pid:
+                    total += cpu_seconds(entry)
+            except (OSError, IndexError, ValueError):
+                pass  # gone meanwhile
+    return total
 
 
 def own_cpu_seconds():
@@ -74,6 +98,17 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def end_process(proc, first=signal.SIGTERM, timeout=15):
+    """Sends `first` to a child we started (by its PID), SIGKILL after `timeout` s; reaps it."""
+    if proc.poll() is None:
+        proc.send_signal(first)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def percentile(values, p):
@@ -250,13 +285,7 @@ class Console:
 
     def stop(self, keep_data=False):
         """SIGTERM (a replica hands its runs back), SIGKILL after 15 s."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc)
         self.log.close()
         if not keep_data:
             shutil.rmtree(self.data, ignore_errors=True)

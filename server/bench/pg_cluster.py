@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 
-from console_process import free_port
+from console_process import end_process, free_port
 
 BIN_DIRS = [d for d in [os.environ.get("OFFBOARD_PG_BIN"), "/usr/lib/postgresql/15/bin",
                         "/usr/lib/postgresql/16/bin"] if d]
@@ -98,13 +98,7 @@ class PgCluster:
         """Fast shutdown (SIGINT) by PID, SIGKILL after 20 s; removes the folder."""
         self.watchdog.kill()
         self.watchdog.wait()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc, signal.SIGINT, 20)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -128,8 +122,4 @@ class Query:
 
     def close(self):
         self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc, signal.SIGTERM, 10)

@@ -35,9 +35,9 @@ import statistics
 import threading
 import time
 
-from console_process import (ENDED, OFFBOARD, Console, fault_server, gather_watchers,
-                             memory_mb, own_cpu_seconds, percentile, require_binaries, stamp,
-                             watch)
+from console_process import (OFFBOARD, Console, cpu_seconds, fault_server, gather_watchers,
+                             memory_mb, own_cpu_seconds, percentile, require_binaries,
+                             tree_cpu_seconds, watch)
 from pg_cluster import PgCluster, Query
 
 LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "20"))
@@ -116,7 +116,7 @@ class Replicas:
         """Peaks sampled from now on are `phase`'s."""
         with self.lock:
             self.phase = phase
-            self.peaks[phase] = {"db": 0, "db_active": 0, "A_conn": 0, "B_conn": 0,
+            self.peaks[phase] = {"db": 0, "db_busy": 0, "busy_sum": 0, "A_conn": 0, "B_conn": 0,
                                  "A_rss": 0.0, "B_rss": 0.0, "samples": 0}
 
     def sample_forever(self):
@@ -128,8 +128,9 @@ class Replicas:
                 self.errors.append(repr(e))
 
     def sample(self):
-        total, active = (int(x) for x in self.query.one_row(
-            "SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
+        # Busy: running a statement or holding a transaction open (not waiting for work).
+        total, busy = (int(x) for x in self.query.one_row(
+            "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity "
             f"WHERE datname = '{self.database}' AND application_name = 'offboard'"))
         leases = self.query.one_row("SELECT coalesce(string_agg(job_id || '=' || holder, ','), '') "
                                     "FROM job_leases WHERE holder <> ''")[0]
@@ -149,7 +150,8 @@ class Replicas:
                 return
             peaks["samples"] += 1
             peaks["db"] = max(peaks["db"], total)
-            peaks["db_active"] = max(peaks["db_active"], active)
+            peaks["db_busy"] = max(peaks["db_busy"], busy)
+            peaks["busy_sum"] += busy
             for r in ("A", "B"):
                 peaks[f"{r}_conn"] = max(peaks[f"{r}_conn"], own[r])
                 peaks[f"{r}_rss"] = max(peaks[f"{r}_rss"], rss[r])
@@ -158,8 +160,13 @@ class Replicas:
         return int(self.query.one_row(
             "SELECT count(*) FROM jobs WHERE state::text NOT IN ('finished', 'stopped', 'failed')")[0])
 
-    def cpu(self):
-        return {self.name(c): c.cpu_seconds() for c in self.both}
+    def cpu(self, teams):
+        """CPU seconds so far of each replica, PostgreSQL, the teams' sites and this script."""
+        seconds = {self.name(c): c.cpu_seconds() for c in self.both}
+        seconds["pg"] = tree_cpu_seconds(self.cluster.proc.pid)
+        seconds["sites"] = sum(cpu_seconds(t.site.proc.pid) for t in teams)
+        seconds["client"] = own_cpu_seconds()
+        return seconds
 
     def driver(self, job_id):
         with self.lock:
@@ -257,18 +264,18 @@ def watchers_scenario(cluster):
     try:
         teams = set_up_teams(replicas, WATCH_TEAMS, WATCH_USERS)
         replicas.begin("watchers")
-        cpu0, client0 = replicas.cpu(), own_cpu_seconds()
+        cpu0, load0 = replicas.cpu(teams), os.getloadavg()[0]
         first = time.time()
         job_ids = start_all(teams)
         result = asyncio.run(follow(replicas, teams, job_ids))
         ended = wait_until_ended(replicas, JOB_TIMEOUT)
         time.sleep(2 * SAMPLE_SECONDS)
-        cpu1, client1 = replicas.cpu(), own_cpu_seconds()
+        cpu1 = replicas.cpu(teams)
         last = max(filter(None, (last_event_time(t) for t in teams)), default=None)
         checks = [t.check() for t in teams]
         result.update(
             all_ended=ended, total=(last - first) if last else float("nan"),
-            cpu={r: cpu1[r] - cpu0[r] for r in cpu0}, client_cpu=client1 - client0,
+            cpu={r: cpu1[r] - cpu0[r] for r in cpu0}, load=(load0, os.getloadavg()[0]),
             peaks=dict(replicas.peaks["watchers"]),
             hwm={replicas.name(c): c.peak_rss_mb() for c in replicas.both},
             drivers={j: list(replicas.holders.get(j, [])) for j in job_ids},
@@ -331,19 +338,32 @@ def print_watchers(r):
           f"never seen {sum(1 for d in drivers.values() if not d)}"
           + (f"; lease moved between replicas: {moved}" if moved else "; no lease changed hands"))
     print_checks(r["checks"], r["sampler_errors"])
-    print(f"all runs ended: {r['all_ended']}; bench client CPU {r['client_cpu']:.1f} s\n", flush=True)
+    print(f"all runs ended: {r['all_ended']}\n", flush=True)
 
 
 def print_resources(r, span):
     p = r["peaks"]
-    print(f"| replica | console CPU | peak RSS (sampled / VmHWM) | peak DB connections open |")
+    print("| replica | console CPU | peak RSS (sampled / VmHWM) | peak DB connections open |")
     print("|---|---|---|---|")
     for name in ("A", "B"):
         print(f"| {name} | {r['cpu'][name]:.1f} s | {p[name + '_rss']:.0f} MB / {r['hwm'][name]:.0f} MB | "
               f"{p[name + '_conn']} |")
-    print(f"| both | {sum(r['cpu'].values()):.1f} s | | {p['db']} in `pg_stat_activity` "
-          f"(at most {p['db_active']} active at once); {p['samples']} samples |")
-    print(f"\ntotal time ({span}): {r['total']:.1f} s")
+    print(f"| both | {r['cpu']['A'] + r['cpu']['B']:.1f} s | | {db_connections(p)} |")
+    print(f"\ntotal time ({span}): {r['total']:.1f} s; {elsewhere(r)}")
+
+
+def db_connections(p):
+    busy = p["busy_sum"] / p["samples"] if p["samples"] else float("nan")
+    return (f"{p['db']} in `pg_stat_activity`, busy at most {p['db_busy']} at once "
+            f"(mean {busy:.1f}; {p['samples']} samples)")
+
+
+def elsewhere(r):
+    """The CPU the rest of the machine's work took meanwhile, and its load."""
+    c = r["cpu"]
+    return (f"CPU of PostgreSQL {c['pg']:.1f} s, of the sites {c['sites']:.1f} s, of this script "
+            f"{c['client']:.1f} s; load average (1 min) {r['load'][0]:.1f} at the start, "
+            f"{r['load'][1]:.1f} at the end")
 
 
 def print_checks(checks, sampler_errors):
@@ -368,12 +388,12 @@ def teams_scenario(cluster):
         rows = []
         for label, group in [("1 team alone", [alone]), (f"{TEAMS} teams at once", together)]:
             replicas.begin(label)
-            cpu0, client0 = replicas.cpu(), own_cpu_seconds()
+            cpu0, load0 = replicas.cpu(group), os.getloadavg()[0]
             first = time.time()
             start_all(group)
             ended = wait_until_ended(replicas, JOB_TIMEOUT)
             time.sleep(2 * SAMPLE_SECONDS)
-            cpu1, client1 = replicas.cpu(), own_cpu_seconds()
+            cpu1 = replicas.cpu(group)
             spans = [t.console.run_span(t.job["id"], t.cookie) for t in group]
             last = max((e for _, e in spans if e), default=None)
             runs = [e - s for s, e in spans if s and e]
@@ -383,7 +403,8 @@ def teams_scenario(cluster):
                 "total": (last - first) if last else float("nan"),
                 "users": sum(c[2]["done"] for c in checks),
                 "runs": runs, "cpu": {r: cpu1[r] - cpu0[r] for r in cpu0},
-                "client_cpu": client1 - client0, "peaks": dict(replicas.peaks[label]),
+                "load": (load0, os.getloadavg()[0]),
+                "peaks": dict(replicas.peaks[label]),
                 "hwm": {replicas.name(c): c.peak_rss_mb() for c in replicas.both},
                 "checks": checks,
                 "drivers": [replicas.driver(t.job["id"]) for t in group],
@@ -413,7 +434,7 @@ def print_teams(rows):
               f"team alone, for {TEAMS}× the users.")
     for r in rows:
         print(f"\n{r['label']}: all runs ended: {r['all_ended']}; VmHWM A {r['hwm']['A']:.0f} MB, "
-              f"B {r['hwm']['B']:.0f} MB; bench client CPU {r['client_cpu']:.1f} s")
+              f"B {r['hwm']['B']:.0f} MB; DB connections: {db_connections(r['peaks'])}; {elsewhere(r)}")
         print_checks(r["checks"], r["sampler_errors"])
     print(flush=True)
 
