@@ -55,6 +55,10 @@ class PgCluster:
                     "max_connections=300"]
         if not durable:
             settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+        # Where the database's time goes, per statement (contrib, shipped with the server).
+        self.statements = os.path.isfile(os.path.join(self.bin, "..", "lib", "pg_stat_statements.so"))
+        if self.statements:
+            settings.append("shared_preload_libraries=pg_stat_statements")
         self.log = open(os.path.join(self.dir, "postgres.log"), "w")
         args = [os.path.join(self.bin, "postgres"), "-D", data, "-p", str(self.port)]
         for setting in settings:
@@ -89,10 +93,34 @@ class PgCluster:
         """The argument list of `psql` on `database` (unaligned, tuples only)."""
         return ["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "-d", database]
 
+    def rows(self, sql, database="postgres", fields=1):
+        """The rows `sql` returns, each a list of its `fields` fields (the last may hold a `|`)."""
+        out = subprocess.run(self.psql(database) + ["-c", sql], check=True, capture_output=True,
+                             text=True).stdout
+        return [line.split("|", fields - 1) for line in out.splitlines() if line]
+
     def create_database(self, name):
-        subprocess.run(self.psql() + ["-c", f"CREATE DATABASE {name}"], check=True,
-                       capture_output=True)
+        self.rows(f"CREATE DATABASE {name}")
+        if self.statements:
+            self.rows("CREATE EXTENSION pg_stat_statements", name)
         return self.url(name)
+
+    def top_statements(self, database, count=6):
+        """(milliseconds, calls, statement) of the statements that took the most time in
+        `database` since the last reset, and the total of all (None without the extension)."""
+        if not self.statements:
+            return None
+        mine = f"dbid = (SELECT oid FROM pg_database WHERE datname = '{database}')"
+        total = self.rows(f"SELECT round(sum(total_exec_time)), sum(calls) FROM pg_stat_statements "
+                          f"WHERE {mine}", database, 2)[0]
+        top = self.rows(f"SELECT round(total_exec_time), calls, "
+                        f"left(regexp_replace(query, '\\s+', ' ', 'g'), 110) FROM pg_stat_statements "
+                        f"WHERE {mine} ORDER BY total_exec_time DESC LIMIT {count}", database, 3)
+        return total, top
+
+    def reset_statements(self, database):
+        if self.statements:
+            self.rows("SELECT pg_stat_statements_reset()", database)
 
     def stop(self):
         """Fast shutdown (SIGINT) by PID, SIGKILL after 20 s; removes the folder."""

@@ -22,7 +22,8 @@ the default, so each team has a site of its own. Prints Markdown tables:
      user and that every site saw each DELETE once (`/_control/state`).
 Both report peak database connections (every BENCH_SAMPLE_MS (250) ms: `pg_stat_activity` of
 the benchmark's database, and each replica's open TCP connections to PostgreSQL from /proc) and
-peak RSS per replica (VmRSS sampled, and VmHWM at the end).
+peak RSS per replica (VmRSS sampled, and VmHWM at the end), and where PostgreSQL spent its time
+(pg_stat_statements, top statements by execution time, when the extension is installed).
 Environment: OFFBOARD_BIN, FAULT_SERVER_BIN, SITE_ROOT (as console_bench.py), OFFBOARD_PG_BIN,
 BENCH_SCENARIOS (watchers,teams), BENCH_LATENCY_MS (20), BENCH_JOB_TIMEOUT (seconds, 900),
 BENCH_PG_DURABLE=1 (PostgreSQL's durable defaults instead of the test cluster's fsync=off).
@@ -113,7 +114,8 @@ class Replicas:
         return "A" if console is self.a else "B"
 
     def begin(self, phase):
-        """Peaks sampled from now on are `phase`'s."""
+        """Peaks sampled (and statements counted) from now on are `phase`'s."""
+        self.cluster.reset_statements(self.database)
         with self.lock:
             self.phase = phase
             self.peaks[phase] = {"db": 0, "db_busy": 0, "busy_sum": 0, "A_conn": 0, "B_conn": 0,
@@ -155,6 +157,9 @@ class Replicas:
             for r in ("A", "B"):
                 peaks[f"{r}_conn"] = max(peaks[f"{r}_conn"], own[r])
                 peaks[f"{r}_rss"] = max(peaks[f"{r}_rss"], rss[r])
+
+    def statements(self):
+        return self.cluster.top_statements(self.database)
 
     def unfinished_jobs(self):
         return int(self.query.one_row(
@@ -279,7 +284,8 @@ def watchers_scenario(cluster):
             peaks=dict(replicas.peaks["watchers"]),
             hwm={replicas.name(c): c.peak_rss_mb() for c in replicas.both},
             drivers={j: list(replicas.holders.get(j, [])) for j in job_ids},
-            checks=checks, sampler_errors=list(replicas.errors))
+            checks=checks, sampler_errors=list(replicas.errors),
+            statements=replicas.statements())
         return result
     finally:
         stop_sites(teams)
@@ -338,7 +344,8 @@ def print_watchers(r):
           f"never seen {sum(1 for d in drivers.values() if not d)}"
           + (f"; lease moved between replicas: {moved}" if moved else "; no lease changed hands"))
     print_checks(r["checks"], r["sampler_errors"])
-    print(f"all runs ended: {r['all_ended']}\n", flush=True)
+    print(f"all runs ended: {r['all_ended']}\n")
+    print_statements(r["statements"], f"{WATCHERS} watchers")
 
 
 def print_resources(r, span):
@@ -364,6 +371,19 @@ def elsewhere(r):
     return (f"CPU of PostgreSQL {c['pg']:.1f} s, of the sites {c['sites']:.1f} s, of this script "
             f"{c['client']:.1f} s; load average (1 min) {r['load'][0]:.1f} at the start, "
             f"{r['load'][1]:.1f} at the end")
+
+
+def print_statements(statements, label):
+    """Where PostgreSQL's time went during a phase (pg_stat_statements)."""
+    if not statements:
+        return
+    (total_ms, total_calls), top = statements
+    print(f"| {label}: PostgreSQL statements by time ({float(total_ms) / 1000:.1f} s in "
+          f"{int(total_calls):,} statements in all) | time | calls |")
+    print("|---|---|---|")
+    for ms, calls, text in top:
+        print(f"| `{text.replace('|', '¦')}` | {float(ms) / 1000:.1f} s | {int(calls):,} |")
+    print(flush=True)
 
 
 def print_checks(checks, sampler_errors):
@@ -408,7 +428,8 @@ def teams_scenario(cluster):
                 "hwm": {replicas.name(c): c.peak_rss_mb() for c in replicas.both},
                 "checks": checks,
                 "drivers": [replicas.driver(t.job["id"]) for t in group],
-                "sampler_errors": list(replicas.errors)})
+                "sampler_errors": list(replicas.errors),
+                "statements": replicas.statements()})
         return rows
     finally:
         stop_sites(teams)
@@ -432,6 +453,8 @@ def print_teams(rows):
     if len(rows) == 2 and rows[0]["total"] > 0:
         print(f"\n{TEAMS} teams at once took {rows[1]['total'] / rows[0]['total']:.1f}× the time of one "
               f"team alone, for {TEAMS}× the users.")
+    print()
+    print_statements(rows[-1]["statements"], rows[-1]["label"])
     for r in rows:
         print(f"\n{r['label']}: all runs ended: {r['all_ended']}; VmHWM A {r['hwm']['A']:.0f} MB, "
               f"B {r['hwm']['B']:.0f} MB; DB connections: {db_connections(r['peaks'])}; {elsewhere(r)}")
