@@ -19,7 +19,7 @@ the default, so each team has a site of its own. Prints Markdown tables:
      start the same run at once (previews made beforehand, start requests alternately on A
      and B): wall time from the first start request to the last run's final event, users/s,
      CPU seconds per replica, and checks that every run finished with one result per selected
-     user and that every site saw each DELETE once (`/_control/state`).
+     user and that no account of any site got two DELETEs (`/_control/state`).
 Both report peak database connections (every BENCH_SAMPLE_MS (250) ms: `pg_stat_activity` of
 the benchmark's database, and each replica's open TCP connections to PostgreSQL from /proc) and
 peak RSS per replica (VmRSS sampled, and VmHWM at the end), and where PostgreSQL spent its time
