@@ -277,6 +277,11 @@ class Console:
                 ended = stamp(event["at"])
         return started, ended
 
+    def log_problems(self):
+        """The log's warnings and errors, but the setup link (printed as a warning)."""
+        return [line for line in self.log_text().splitlines()
+                if (" WARN " in line or " ERROR " in line) and "/setup?code=" not in line]
+
     def cpu_seconds(self):
         return cpu_seconds(self.pid)
 
@@ -286,6 +291,7 @@ class Console:
     def stop(self, keep_data=False):
         """SIGTERM (a replica hands its runs back), SIGKILL after 15 s."""
         end_process(self.proc)
+        self.problems = self.log_problems()
         self.log.close()
         if not keep_data:
             shutil.rmtree(self.data, ignore_errors=True)

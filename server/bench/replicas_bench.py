@@ -179,11 +179,18 @@ class Replicas:
         return seen[-1] if seen else None
 
     def stop(self):
+        """Stops both replicas (SIGTERM) and prints what their logs warned about."""
         self.stopping.set()
         self.sampler.join(timeout=10)
         self.query.close()
         for c in self.both:
             c.stop()
+            problems = getattr(c, "problems", [])
+            print(f"replica {self.name(c)} ({self.database}): {len(problems)} warnings or errors "
+                  "in its log" + (":" if problems else ""))
+            for line in problems[:10]:
+                print(f"    {line}")
+        print(flush=True)
 
 
 class Team:
