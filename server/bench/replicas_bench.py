@@ -209,16 +209,15 @@ class Team:
             self.site.stop()
             raise
         self.job = None
-        self.started_at = None
 
     def start(self):
-        self.started_at = time.time()
         self.job = self.console.start_job(self.preview, self.cookie)
         return self.job["id"]
 
     def check(self):
-        """Whether the run ended `finished` with one result per selected user and the site saw
-        each of those users deleted with exactly one DELETE; (ok, what was found)."""
+        """Whether the run ended `finished` with one result per selected user, each of them
+        got exactly one DELETE on the site and no other account got any; (ok, what was found,
+        the run's view)."""
         job = self.console.job(self.job["id"], self.cookie)
         selected = self.preview["counts"]["selected"]
         state = self.site.state()
@@ -227,7 +226,8 @@ class Team:
         deleted = len(state.get("deleted", []))
         # (A site refuses some DELETEs, e.g. of its community's creator: those users get a
         # DELETE and stay; what matters is that none got two.)
-        ok = job["state"] == "finished" and job["done"] == job["total"] == selected and not twice
+        ok = (job["state"] == "finished" and job["done"] == job["total"] == selected
+              and not twice and len(per_account) == selected)
         found = (f"{job['state']} {job['done']}/{job['total']} of {selected} selected, "
                  f"{len(per_account)} accounts got a DELETE ({deleted} deleted)"
                  + (f", DELETE twice: {twice[:5]}" if twice else ""))
@@ -398,7 +398,7 @@ def print_checks(checks, sampler_errors):
         print(f"SAMPLER ERRORS ({len(sampler_errors)}): {sampler_errors[:3]}")
     bad = [found for ok, found, _ in checks if not ok]
     print(f"runs checked: {len(checks) - len(bad)}/{len(checks)} finished with one result per "
-          f"selected user and no account got two DELETEs")
+          f"selected user, and each selected user got one DELETE, none two")
     for found in bad:
         print(f"  NOT AS EXPECTED: {found}")
 
