@@ -3,7 +3,8 @@
 
 Starts the release console (`offboard serve`, fresh data folder) and the project's Stack-shaped
 fault server, drives the console through its own HTTP API (the server functions the pages call
-and `/jobs/{id}/events`), and prints Markdown tables:
+and `/jobs/{id}/events`), signed in as the console's first owner (console_process.py), and
+prints Markdown tables:
   1. page latency on one kept-alive connection: `GET /`, `GET /preview`, the stylesheet
      (median and p95 of PAGE_REQUESTS each), plus the bytes the WASM costs a browser;
   2. a 10,000-user job (site at 20 ms a request) with 0, 20 and 200 watchers on the live log:
