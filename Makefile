@@ -37,7 +37,7 @@ WASM_RUSTFLAGS   := $(LEPTOS_RUSTFLAGS) --remap-path-prefix=$(CARGO_HOME)/regist
 export LEPTOS_OUTPUT_NAME := offboard
 export SCIM2_SERVER_BIN := $(VENV)/bin/scim2-server
 
-.PHONY: help run build site server test test-unit e2e bench deps deps-build deps-test clean-site fmt lint
+.PHONY: help run build site server test test-unit e2e bench bench-replicas deps deps-build deps-test clean-site fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,9 +78,13 @@ test-unit: deps-test ## Unit and integration tests only (no browser)
 e2e: build deps-test ## End-to-end tests in Chromium against the release binary
 	cd end2end && OFFBOARD_BIN=$(SERVER_BIN) OFFBOARD_SITE_ROOT=$(abspath $(SITE)) npx playwright test
 
-bench: build ## Benchmarks: the engine vs the old script, then the console under load (docs/benchmarks.md)
+bench: build ## Benchmarks: the engine vs the old script, the console under load, two replicas on PostgreSQL (docs/benchmarks.md)
 	python3 server/bench/bench.py
 	python3 server/bench/console_bench.py
+	python3 server/bench/replicas_bench.py
+
+bench-replicas: build ## Only the two-replica benchmark on a throwaway PostgreSQL (docs/benchmarks.md)
+	python3 server/bench/replicas_bench.py
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -3,7 +3,8 @@
 
 Starts the release console (`offboard serve`, fresh data folder) and the project's Stack-shaped
 fault server, drives the console through its own HTTP API (the server functions the pages call
-and `/jobs/{id}/events`), and prints Markdown tables:
+and `/jobs/{id}/events`), signed in as the console's first owner (console_process.py), and
+prints Markdown tables:
   1. page latency on one kept-alive connection: `GET /`, `GET /preview`, the stylesheet
      (median and p95 of PAGE_REQUESTS each), plus the bytes the WASM costs a browser;
   2. a 10,000-user job (site at 20 ms a request) with 0, 20 and 200 watchers on the live log:
@@ -19,29 +20,16 @@ BENCH_BIG_LATENCY_MS (5), BENCH_JOB_TIMEOUT (seconds, 600). No test asserts a ti
 Every process listens on 127.0.0.1 and is stopped by its PID.
 """
 import asyncio
-import datetime
 import http.client
-import json
 import os
 import re
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.parse
 
-import fault_site
+from console_process import (ENDED, Console, OFFBOARD, SITE_ROOT, cpu_seconds,
+                             fault_server, gather_watchers, own_cpu_seconds, percentile,
+                             require_binaries, wait_for_end, watch)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/offboard/target"))
-OFFBOARD = os.environ.get("OFFBOARD_BIN", os.path.join(TARGET, "release", "offboard"))
-FAULT_SERVER = os.environ.get("FAULT_SERVER_BIN", os.path.join(TARGET, "release", "stack-fault-server"))
-SITE_ROOT = os.environ.get("SITE_ROOT", os.path.join(REPO, "target", "site"))
-TOKEN = fault_site.TOKEN
 LATENCY_MS = 20
 PAGE_REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "200"))
 JOB_USERS = int(os.environ.get("BENCH_JOB_USERS", "10000"))
@@ -52,107 +40,6 @@ WATCHERS = [int(n) for n in os.environ.get("BENCH_WATCHERS", "0,20,200").split("
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "pages,watchers,big").split(",")
 MEASURED_WATCHERS = 20
 BROWSER_ENCODINGS = "gzip, deflate, br, zstd"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    """User + system CPU time a process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def own_cpu_seconds():
-    t = os.times()
-    return t.user + t.system
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def FaultServer(users, latency_ms):
-    """The simulated site with `users` users (see fault_site.py)."""
-    return fault_site.FaultServer(FAULT_SERVER, latency_ms, "--users", str(users))
-
-
-class Console:
-    """`offboard serve` on a free port with its own data folder."""
-
-    def __init__(self):
-        self.data = tempfile.mkdtemp(prefix="offboard-bench-")
-        self.port = free_port()
-        self.log = open(os.path.join(self.data, "server.log"), "w")
-        env = dict(os.environ, OFFBOARD_ADDR=f"127.0.0.1:{self.port}", OFFBOARD_DATA_DIR=self.data,
-                   LEPTOS_SITE_ROOT=SITE_ROOT, RUST_LOG="warn",
-                   # The fault server speaks plain http on loopback (refused by default).
-                   OFFBOARD_ALLOW_HTTP_LOOPBACK_SITES="true")
-        self.proc = subprocess.Popen([OFFBOARD, "serve"], env=env, stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the console did not start")
-
-    def call(self, name, **fields):
-        """A server function, as the pages call it (form-encoded POST, JSON answer)."""
-        body = urllib.parse.urlencode({k: v for k, v in fields.items() if v is not None})
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
-        c.request("POST", f"/api/{name}", body=body,
-                  headers={"Content-Type": "application/x-www-form-urlencoded"})
-        r = c.getresponse()
-        text = r.read().decode()
-        if r.status != 200:
-            raise RuntimeError(f"{name}: HTTP {r.status}: {text[:500]}")
-        return json.loads(text)
-
-    def cpu_seconds(self):
-        return cpu_seconds(self.proc.pid)
-
-    def peak_rss_mb(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def connect(console, fault):
-    console.call("save_connection", site_url=fault.url, scim_base_url=f"{fault.url}/v2",
-                 token=TOKEN, operator_email="")
-
-
-def preview_everyone(console, users):
-    text = "\n".join(f"user{i}@example.com" for i in range(1, users + 1))
-    return console.call("preview_text", file_name="bench.txt", text=text, action="delete",
-                        demote="false")
-
-
-def stamp(text):
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 # ---------------------------------------------------------------- 1. pages
@@ -160,7 +47,8 @@ def stamp(text):
 
 def page_latency(console):
     conn = http.client.HTTPConnection("127.0.0.1", console.port, timeout=30)
-    headers = {"Accept-Encoding": BROWSER_ENCODINGS}
+    # Signed in: the pages a team member sees (without the cookie they redirect to sign-in).
+    headers = {"Accept-Encoding": BROWSER_ENCODINGS, "Cookie": console.cookie}
     conn.request("GET", "/", headers=headers)
     home = conn.getresponse().read().decode()
     css = re.search(r'<link[^>]*rel="stylesheet"[^>]*href="([^"]+)"|<link[^>]*href="([^"]+\.css)"', home)
@@ -190,96 +78,36 @@ def page_latency(console):
 # ---------------------------------------------------------------- 2. watchers
 
 
-async def watch(port, job_id, measure, latencies, ended):
-    """One watcher on the live log. `measure`: parse every event (else just drain the bytes)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-    writer.write(f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                 f"Accept: text/event-stream\r\n\r\n".encode())
-    await writer.drain()
-    tail = b""
-    try:
-        if measure:
-            kind = None
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                if line.startswith(b"event: "):
-                    kind = line[7:].strip()
-                elif line.startswith(b"data: ") and kind == b"job":
-                    now = time.time()
-                    event = json.loads(line[6:])
-                    if event.get("result") is not None:
-                        latencies.append(now - stamp(event["at"]))
-                elif line.startswith(b"data: ") and kind == b"end":
-                    ended.append(time.time())
-                    break
-        else:
-            while True:
-                chunk = await reader.read(1 << 16)
-                if not chunk:
-                    break
-                if b"event: end" in tail + chunk:
-                    ended.append(time.time())
-                    break
-                tail = chunk[-16:]
-    finally:
-        writer.close()
-
-
 async def follow_job(console, job_id, watchers):
     latencies, ended = [], []
     step = max(1, watchers // MEASURED_WATCHERS)
-    tasks = [asyncio.create_task(watch(console.port, job_id, i % step == 0, latencies, ended))
+    tasks = [asyncio.create_task(watch(console.port, job_id, console.cookie, i % step == 0,
+                                       latencies, ended))
              for i in range(watchers)]
-    deadline = time.monotonic() + JOB_TIMEOUT
-    job = None
-    while time.monotonic() < deadline:
-        await asyncio.sleep(1)
-        job = await asyncio.to_thread(console.call, "job", job_id=job_id)
-        if job["state"] not in ("queued", "running", "cancelling"):
-            break
-    if tasks:
-        done, pending = await asyncio.wait(tasks, timeout=30)
-        for t in pending:
-            t.cancel()
+    job = await wait_for_end(console, job_id, None, JOB_TIMEOUT)
+    await gather_watchers(tasks)
     return job, latencies, len(ended)
 
 
-def run_span(console, job_id):
-    """Seconds from the job's `running` event to its final one, read from its log after the end
-    (the log's stamps have milliseconds; JobView's started_at/finished_at only seconds)."""
-    conn = http.client.HTTPConnection("127.0.0.1", console.port, timeout=120)
-    conn.request("GET", f"/jobs/{job_id}/events")
-    started = ended = None
-    for line in conn.getresponse().read().decode().splitlines():
-        if not line.startswith("data: ") or '"seq"' not in line:
-            continue
-        event = json.loads(line[6:])
-        if event.get("state") == "running" and started is None:
-            started = stamp(event["at"])
-        elif event.get("state") in ("finished", "stopped", "failed"):
-            ended = stamp(event["at"])
-    conn.close()
-    return ended - started if started and ended else None
-
-
 def watcher_run(watchers):
-    fault = FaultServer(JOB_USERS, LATENCY_MS)
+    fault = fault_server(JOB_USERS, LATENCY_MS)
     console = Console()
     try:
-        connect(console, fault)
-        preview = preview_everyone(console, JOB_USERS)
+        console.connect(fault)
+        preview = console.preview_everyone(JOB_USERS)
         cpu0, site_cpu0, client_cpu0 = console.cpu_seconds(), cpu_seconds(fault.proc.pid), own_cpu_seconds()
         started = time.monotonic()
-        job = console.call("start_job", preview_id=preview["id"], typed=preview["phrase"])
+        job = console.start_job(preview)
         job, latencies, ended = asyncio.run(follow_job(console, job["id"], watchers))
         wall = time.monotonic() - started
         cpu = console.cpu_seconds() - cpu0
         site_cpu = cpu_seconds(fault.proc.pid) - site_cpu0
         client_cpu = own_cpu_seconds() - client_cpu0
-        finished = job["state"] not in ("queued", "running", "cancelling")
-        span = run_span(console, job["id"]) if finished else None
+        finished = job["state"] in ENDED
+        span = None
+        if finished:
+            began, ended_at = console.run_span(job["id"])
+            span = ended_at - began if began and ended_at else None
         # Cut off: users/s so far, from the start request.
         seconds = span or wall
         return {
@@ -300,16 +128,16 @@ def watcher_run(watchers):
 
 
 def big_run():
-    fault = FaultServer(BIG_USERS, BIG_LATENCY_MS)
+    fault = fault_server(BIG_USERS, BIG_LATENCY_MS)
     console = Console()
     try:
-        connect(console, fault)
+        console.connect(fault)
         started = time.monotonic()
-        preview = preview_everyone(console, BIG_USERS)
+        preview = console.preview_everyone(BIG_USERS)
         preview_secs = time.monotonic() - started
         preview_rss = console.peak_rss_mb()
         started = time.monotonic()
-        job = console.call("start_job", preview_id=preview["id"], typed=preview["phrase"])
+        job = console.start_job(preview)
         job, _, _ = asyncio.run(follow_job(console, job["id"], 0))
         run_secs = time.monotonic() - started
         return {"preview": preview_secs, "preview_rss": preview_rss, "run": run_secs,
@@ -321,9 +149,7 @@ def big_run():
 
 
 def main():
-    for path in (OFFBOARD, FAULT_SERVER):
-        if not os.path.exists(path):
-            sys.exit(f"{path} is missing: run `make build` first")
+    require_binaries()
     print(f"console: {OFFBOARD}\nsite: {SITE_ROOT}\nload average at start: {os.getloadavg()}\n")
     if "pages" in SCENARIOS:
         console = Console()
