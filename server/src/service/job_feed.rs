@@ -8,6 +8,11 @@
 //! events), or sees a gap in the numbers, it reads the missing part from the database again.
 //! While waiting it holds no database connection.
 //!
+//! On PostgreSQL another replica may drive the job: its writes reach this process as notices
+//! ([`JobFeeds::stored_elsewhere`]). The feed then reads the new events once and publishes them
+//! on the same broadcast (the *relay*), so a hundred watchers here cost one read per notice,
+//! not a hundred. A watcher that sees a gap still reads the database itself.
+//!
 //! Why writes take a turn: sequence numbers are handed out inside each write's transaction,
 //! and SQLite commits writes one at a time in that order. Publishing while holding the job's
 //! turn makes the broadcast carry the events in sequence order too, so a gap means "missed",
@@ -17,6 +22,7 @@ use crate::storage::{JobEvent, JobRecord, Storage};
 use app::ids::{JobId, TeamId};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -78,11 +84,18 @@ impl Logged for Vec<JobEvent> {
 /// A job's broadcast.
 pub struct JobFeed {
     sender: broadcast::Sender<Arc<PublishedEvent>>,
-    /// Woken when another process stored events of this job (PostgreSQL's notices): its
-    /// watchers read the database at once instead of at their next periodic look.
+    /// Woken when the relay could not read what another process stored: the watchers read the
+    /// database themselves at once instead of at their next periodic look.
     stored_elsewhere: tokio::sync::Notify,
-    /// One event-logging write of this job at a time (see the module comment).
+    /// One event-logging write (or relay read) of this job at a time (see the module comment).
     turn: tokio::sync::Mutex<()>,
+    /// The job's team, as its first watcher here named it (the relay reads the team's log).
+    team: OnceLock<TeamId>,
+    /// The newest event this process published or a watcher read: the relay reads after it.
+    newest: AtomicI64,
+    /// A relay task runs for this feed; `relay_again`: a notice came in since it last read.
+    relaying: AtomicBool,
+    relay_again: AtomicBool,
 }
 
 impl JobFeed {
@@ -91,6 +104,60 @@ impl JobFeed {
             sender: broadcast::channel(FEED_CAPACITY).0,
             stored_elsewhere: tokio::sync::Notify::new(),
             turn: tokio::sync::Mutex::new(()),
+            team: OnceLock::new(),
+            newest: AtomicI64::new(0),
+            relaying: AtomicBool::new(false),
+            relay_again: AtomicBool::new(false),
+        }
+    }
+
+    fn publish(&self, event: JobEvent) {
+        self.newest.fetch_max(event.seq, Ordering::SeqCst);
+        // No receiver is fine: nobody is watching.
+        let _ = self.sender.send(PublishedEvent::new(event));
+    }
+
+    /// Reads what another process stored after the newest event known here and publishes it,
+    /// until no notice is left unanswered. One task per feed at a time.
+    async fn relay(self: Arc<Self>, storage: Arc<dyn Storage>, job_id: JobId) {
+        loop {
+            self.relay_again.store(false, Ordering::SeqCst);
+            let Some(&team_id) = self.team.get() else {
+                // Nobody watches here (only this process's runner wrote): nothing to relay.
+                self.relaying.store(false, Ordering::SeqCst);
+                break;
+            };
+            let whole_page = {
+                let _turn = self.turn.lock().await;
+                let after = self.newest.load(Ordering::SeqCst);
+                match storage
+                    .events_since(team_id, &job_id, after, EVENTS_PER_READ)
+                    .await
+                {
+                    Ok(events) => {
+                        let whole_page = events.len() == EVENTS_PER_READ as usize;
+                        for event in events {
+                            self.publish(event);
+                        }
+                        whole_page
+                    }
+                    Err(e) => {
+                        tracing::warn!(job_id = %job_id, error = %e, "could not relay a run's events from the database; its watchers read them themselves");
+                        self.stored_elsewhere.notify_waiters();
+                        false
+                    }
+                }
+            };
+            if whole_page || self.relay_again.load(Ordering::SeqCst) {
+                continue;
+            }
+            self.relaying.store(false, Ordering::SeqCst);
+            // A notice that came in just before the flag went down would otherwise wait: go on
+            // if there is one and no other relay task has started for it.
+            let missed = self.relay_again.load(Ordering::SeqCst);
+            if !missed || self.relaying.swap(true, Ordering::SeqCst) {
+                break;
+            }
         }
     }
 
@@ -104,8 +171,7 @@ impl JobFeed {
         let result = write.await;
         if let Ok(logged) = &result {
             for event in logged.logged() {
-                // No receiver is fine: nobody is watching.
-                let _ = self.sender.send(PublishedEvent::new(event));
+                self.publish(event);
             }
         }
         result
@@ -140,11 +206,15 @@ impl JobFeeds {
         feed
     }
 
-    /// Another process stored events of `job_id`: its watchers here read them now.
-    pub fn stored_elsewhere(&self, job_id: &JobId) {
+    /// Another process stored events of `job_id`: if anybody here follows it, the relay reads
+    /// them once from `storage` and publishes them to every watcher.
+    pub fn stored_elsewhere(&self, storage: &Arc<dyn Storage>, job_id: &JobId) {
         let feed = lock(&self.feeds).get(job_id).and_then(Weak::upgrade);
         if let Some(feed) = feed {
-            feed.stored_elsewhere.notify_waiters();
+            feed.relay_again.store(true, Ordering::SeqCst);
+            if !feed.relaying.swap(true, Ordering::SeqCst) {
+                tokio::spawn(feed.relay(storage.clone(), job_id.clone()));
+            }
         }
     }
 
@@ -157,6 +227,7 @@ impl JobFeeds {
         after_seq: i64,
     ) -> Watcher {
         let feed = self.feed(job_id);
+        let _ = feed.team.set(team_id);
         // Subscribed before the first read, so nothing stored after that read is missed.
         let receiver = feed.sender.subscribe();
         Watcher {
@@ -311,6 +382,8 @@ impl Watcher {
         for event in events {
             self.queue(PublishedEvent::new(event));
         }
+        // The relay need not publish again what this watcher has just read.
+        self._feed.newest.fetch_max(self.after, Ordering::SeqCst);
         if whole_page && self.state == WatchState::Ending {
             // More pages before the end: keep reading.
             self.state = WatchState::Following;
@@ -562,6 +635,54 @@ mod tests {
             assert!(
                 matches!(watcher.next().await, Some(WatchItem::Event(e)) if e.event.seq == seq)
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn events_another_replica_stored_are_read_once_and_pushed_to_every_watcher() {
+        let s = running_job(3).await;
+        let mut watchers = [s.watch(0), s.watch(0)];
+        for watcher in &mut watchers {
+            for seq in 1..=2 {
+                assert!(
+                    matches!(watcher.next().await, Some(WatchItem::Event(e)) if e.event.seq == seq)
+                );
+            }
+            assert!(!watcher.catching_up);
+        }
+        // Stored by "another replica": not through this process's feed, then announced.
+        for i in 1..=2 {
+            s.storage.record_result(&job(), &deleted(i)).await.unwrap();
+        }
+        s.feeds.stored_elsewhere(&s.storage, &job());
+        let mut received = Vec::new();
+        for watcher in &mut watchers {
+            for (seq, i) in [(3, 1), (4, 2)] {
+                let Some(WatchItem::Event(e)) = watcher.next().await else {
+                    panic!("no event");
+                };
+                assert_eq!(
+                    (e.event.seq, e.event.result.clone()),
+                    (seq, Some(deleted(i)))
+                );
+                received.push(e);
+            }
+        }
+        // One read for both: the very same published events (a watcher reading the database
+        // itself would have made its own).
+        assert!(Arc::ptr_eq(&received[0], &received[2]));
+        assert!(Arc::ptr_eq(&received[1], &received[3]));
+        assert_eq!(s.feeds.feed(&job()).newest.load(Ordering::SeqCst), 4);
+        // The end, stored elsewhere too, reaches both with the job's final record.
+        s.storage
+            .set_job_state(&job(), JobState::Finished, None)
+            .await
+            .unwrap();
+        s.feeds.stored_elsewhere(&s.storage, &job());
+        for watcher in &mut watchers {
+            let (seqs, job) = drain(watcher).await;
+            assert_eq!(seqs, vec![5]);
+            assert_eq!(job.map(|j| j.state), Some(JobState::Finished));
         }
     }
 

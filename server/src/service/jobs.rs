@@ -243,7 +243,9 @@ impl JobSupervisor {
         let supervisor = self.clone();
         tokio::spawn(async move {
             while let Some(job_id) = notices.recv().await {
-                supervisor.feeds.stored_elsewhere(&job_id);
+                supervisor
+                    .feeds
+                    .stored_elsewhere(&supervisor.storage, &job_id);
             }
         });
     }
