@@ -87,7 +87,7 @@ pub struct JobFeed {
     /// Woken when the relay could not read what another process stored: the watchers read the
     /// database themselves at once instead of at their next periodic look.
     stored_elsewhere: tokio::sync::Notify,
-    /// One event-logging write (or relay read) of this job at a time (see the module comment).
+    /// One event-logging write of this job at a time (see the module comment).
     turn: tokio::sync::Mutex<()>,
     /// The job's team, as its first watcher here named it (the relay reads the team's log).
     team: OnceLock<TeamId>,
@@ -127,8 +127,10 @@ impl JobFeed {
                 self.relaying.store(false, Ordering::SeqCst);
                 break;
             };
+            // Read without taking the job's turn: on the replica driving the run (notices reach
+            // it too) the runner's writes must not wait for this read. An event relayed after a
+            // newer one is harmless: watchers skip what they have and read a gap themselves.
             let whole_page = {
-                let _turn = self.turn.lock().await;
                 let after = self.newest.load(Ordering::SeqCst);
                 match storage
                     .events_since(team_id, &job_id, after, EVENTS_PER_READ)
