@@ -14,8 +14,9 @@ use sqlx::PgConnection;
 use std::collections::HashMap;
 use std::str::FromStr;
 
-/// Connections one console keeps open. Several replicas share the server's
-/// `max_connections` (100 by default): 16 each leaves room for a handful of replicas.
+/// Connections one console keeps open for its work. Several replicas share the server's
+/// `max_connections` (100 by default): 16 each (plus one listening for the others' run events)
+/// leaves room for a handful of replicas.
 const MAX_CONNECTIONS: u32 = 16;
 
 /// Preview rows sent per INSERT (as four arrays): bounds what one statement holds in memory.
@@ -24,6 +25,11 @@ const PREVIEW_ROWS_PER_INSERT: usize = 5000;
 /// Opens the PostgreSQL database at `url` and applies its migrations.
 pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
     let options = PgConnectOptions::from_str(url)?.application_name("offboard");
+    // The LISTEN connection stays checked out for good: a pool of its own, so the work keeps
+    // all 16 (opened only if `job_event_notices` is asked for).
+    let listening = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(options.clone());
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         // A database that does not answer fails a request (or the readiness check) in
@@ -37,6 +43,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
     Ok(Database {
         storage: Arc::new(PostgresStorage {
             pool: pool.clone(),
+            listening,
             clock,
         }),
         sqlite: Pool::Postgres(pool),
@@ -60,6 +67,8 @@ struct JobTally {
 
 pub struct PostgresStorage {
     pub(super) pool: PgPool,
+    /// Where `job_event_notices` listens (one connection, apart from `pool`).
+    listening: PgPool,
     pub(super) clock: Arc<dyn Clock>,
 }
 
@@ -440,7 +449,7 @@ impl PostgresStorage {
 #[async_trait]
 impl Storage for PostgresStorage {
     async fn job_event_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(&self.pool).await {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&self.listening).await {
             Ok(listener) => listener,
             Err(e) => {
                 tracing::warn!(error = %e, "could not listen for other replicas' run events");
