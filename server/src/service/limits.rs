@@ -2,10 +2,12 @@
 //! may go on at once against one site. They keep one team (or one stuck script) from making
 //! the console list a site over and over or hammer a site with parallel runs.
 //!
-//! Decisions: previews and runs per hour are counted in this process's memory over a sliding
-//! hour (a restart forgets them; with several console processes each counts its own). Runs per
-//! site are counted from the database (every team's unfinished runs), so they hold across
-//! processes and restarts. A revision counts as a preview: it re-resolves the whole list.
+//! Decisions: previews and runs per hour are counted in the database over a sliding hour (one
+//! row each, table `team_usage`), so every replica counts the same hour and a restart forgets
+//! nothing; two requests at the very same moment may both pass the count (a rate limit, not a
+//! safety rule, so no lock). Runs per site are counted from the database too (every team's
+//! unfinished runs, in the transaction that writes a run). A revision counts as a preview: it
+//! re-resolves the whole list, and so does a preview that fails.
 //!
 //! A site's request limit is shared by splitting it, not by asking a shared counter before
 //! each request: every run gets `site_concurrency / runs_per_site` requests in flight, and at
@@ -15,11 +17,10 @@
 //! request and still need leases for replicas that die holding a slot; the price of the split
 //! is that a run alone on its site uses only its share when `runs_per_site` is above 1.
 
+use crate::storage::{Storage, StorageError};
 use app::backend::ConsoleError;
 use app::ids::TeamId;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 
 /// The limits `offboard serve` applies (flags `--previews-per-hour`, `--runs-per-hour`,
 /// `--runs-per-site`).
@@ -71,70 +72,69 @@ pub enum Counted {
     Run,
 }
 
-/// When each counted thing happened, oldest first.
-type Times = VecDeque<DateTime<Utc>>;
-
-/// The sliding-hour counters of every team.
-#[derive(Default)]
-pub struct TeamCounters {
-    seen: Mutex<HashMap<(TeamId, Counted), Times>>,
+impl Counted {
+    /// How the database names it.
+    fn key(self) -> &'static str {
+        match self {
+            Counted::Preview => "preview",
+            Counted::Run => "run",
+        }
+    }
 }
 
-impl TeamCounters {
-    /// Counts one more `what` for `team` at `now`, or refuses (counting nothing) when the team
-    /// has had `limit` in the hour before.
-    pub fn take(
-        &self,
-        team: TeamId,
-        what: Counted,
-        limit: u32,
-        now: DateTime<Utc>,
-    ) -> Result<(), ConsoleError> {
-        self.check(team, what, limit, now)?;
-        self.count(team, what, now);
-        Ok(())
+/// Refuses one more `what` when the team has had `limit` of them in the hour before `now`
+/// (`used` of them, the oldest at `oldest`), saying when the next one will be allowed.
+pub fn hourly_room(
+    what: Counted,
+    used: usize,
+    oldest: Option<DateTime<Utc>>,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> Result<(), ConsoleError> {
+    if used < limit as usize {
+        return Ok(());
     }
+    let wait = oldest
+        .map(|oldest| (oldest + Duration::hours(1) - now).num_minutes() + 1)
+        .unwrap_or(60)
+        .clamp(1, 60);
+    let (things, flag) = match what {
+        Counted::Preview => ("previews", "--previews-per-hour"),
+        Counted::Run => ("runs", "--runs-per-hour"),
+    };
+    Err(ConsoleError::new(format!(
+        "Your team has made {limit} {things} in the last hour, the most this console allows. \
+         Try again in about {wait} minutes (the console's operator can raise the limit with \
+         {flag})."
+    )))
+}
 
-    /// Counts one more `what` (made after [`TeamCounters::check`] allowed it: a run is counted
-    /// once it has started, so a mistyped phrase costs nothing).
-    pub fn count(&self, team: TeamId, what: Counted, now: DateTime<Utc>) {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.entry((team, what)).or_default().push_back(now);
-    }
+/// Refuses one more `what` for `team` past its hourly `limit`. Counted in the database, so
+/// every replica counts the same hour and a restart forgets nothing.
+pub async fn check_hourly(
+    storage: &dyn Storage,
+    team: TeamId,
+    what: Counted,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> Result<(), ConsoleError> {
+    let (used, oldest) = storage
+        .usage_since(team, what.key(), now - Duration::hours(1))
+        .await?;
+    hourly_room(what, used, oldest, limit, now)
+}
 
-    /// Refuses when `team` has had `limit` of `what` in the hour before `now`.
-    pub fn check(
-        &self,
-        team: TeamId,
-        what: Counted,
-        limit: u32,
-        now: DateTime<Utc>,
-    ) -> Result<(), ConsoleError> {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let times = seen.entry((team, what)).or_default();
-        while times
-            .front()
-            .is_some_and(|t| now - *t >= Duration::hours(1))
-        {
-            times.pop_front();
-        }
-        if times.len() >= limit as usize {
-            let wait = times
-                .front()
-                .map(|oldest| (*oldest + Duration::hours(1) - now).num_minutes() + 1)
-                .unwrap_or(60);
-            let (things, flag) = match what {
-                Counted::Preview => ("previews", "--previews-per-hour"),
-                Counted::Run => ("runs", "--runs-per-hour"),
-            };
-            return Err(ConsoleError::new(format!(
-                "Your team has made {limit} {things} in the last hour, the most this console \
-                 allows. Try again in about {wait} minutes (the console's operator can raise \
-                 the limit with {flag})."
-            )));
-        }
-        Ok(())
-    }
+/// Counts one more `what` for `team` at `now` (after [`check_hourly`] allowed it: a run is
+/// counted once it has started, so a mistyped phrase costs nothing).
+pub async fn count_hourly(
+    storage: &dyn Storage,
+    team: TeamId,
+    what: Counted,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    storage
+        .record_usage(team, what.key(), now, now - Duration::hours(1))
+        .await
 }
 
 /// Refuses a new run when `running` runs already go on against the site.
@@ -155,38 +155,88 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_team_gets_its_limit_per_sliding_hour_and_teams_do_not_share_it() {
-        let counters = TeamCounters::default();
-        let (a, b) = (TeamId::new(1), TeamId::new(2));
+    fn the_hour_allows_the_limit_then_says_when_the_next_one_is_allowed() {
         let start = Utc::now();
-        for i in 0..3 {
-            counters
-                .take(a, Counted::Run, 3, start + Duration::minutes(i))
-                .unwrap();
-        }
-        let refused = counters
-            .take(a, Counted::Run, 3, start + Duration::minutes(10))
-            .unwrap_err();
+        assert!(hourly_room(Counted::Run, 0, None, 3, start).is_ok());
+        assert!(hourly_room(Counted::Run, 2, Some(start), 3, start).is_ok());
+        let refused = hourly_room(
+            Counted::Run,
+            3,
+            Some(start),
+            3,
+            start + Duration::minutes(10),
+        )
+        .unwrap_err();
         assert!(
-            refused.message.contains("3 runs in the last hour"),
+            refused.message.contains("3 runs in the last hour")
+                && refused.message.contains("about 51 minutes")
+                && refused.message.contains("--runs-per-hour"),
             "{}",
             refused.message
         );
+        let previews = hourly_room(Counted::Preview, 5, None, 5, start).unwrap_err();
+        assert!(previews.message.contains("5 previews") && previews.message.contains("about 60"));
+        // A clock that went back never makes the wait negative or longer than the hour.
+        let odd =
+            hourly_room(Counted::Run, 1, Some(start + Duration::hours(3)), 1, start).unwrap_err();
+        assert!(odd.message.contains("about 60 minutes"), "{}", odd.message);
+        let late =
+            hourly_room(Counted::Run, 1, Some(start - Duration::hours(3)), 1, start).unwrap_err();
+        assert!(late.message.contains("about 1 minutes"), "{}", late.message);
+    }
+
+    /// The counts live in the database: a second console on the same file (a replica, or the
+    /// same console after a restart) sees them; teams and kinds are counted apart.
+    #[tokio::test]
+    async fn every_console_on_the_database_counts_the_same_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
+        let first = crate::storage::open(&url).await.unwrap().storage;
+        let a = TeamId::BUILT_IN;
+        let b = first.create_team("Support").await.unwrap().id;
+        // Whole seconds: the database keeps microseconds.
+        let start = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0) - Duration::minutes(30);
+        for i in 0..3 {
+            let at = start + Duration::minutes(i);
+            check_hourly(first.as_ref(), a, Counted::Run, 3, at)
+                .await
+                .unwrap();
+            count_hourly(first.as_ref(), a, Counted::Run, at)
+                .await
+                .unwrap();
+        }
+        let second = crate::storage::open(&url).await.unwrap().storage;
+        let now = start + Duration::minutes(10);
+        let refused = check_hourly(second.as_ref(), a, Counted::Run, 3, now)
+            .await
+            .unwrap_err();
         assert!(
             refused.message.contains("about 51 minutes"),
             "{}",
             refused.message
         );
-        // Another team, and another kind, are counted apart.
-        counters.take(b, Counted::Run, 3, start).unwrap();
-        counters.take(a, Counted::Preview, 3, start).unwrap();
-        // An hour after the first, one more is allowed.
-        counters
-            .take(a, Counted::Run, 3, start + Duration::minutes(60))
+        assert!(check_hourly(second.as_ref(), b, Counted::Run, 3, now)
+            .await
+            .is_ok());
+        assert!(check_hourly(second.as_ref(), a, Counted::Preview, 3, now)
+            .await
+            .is_ok());
+        // An hour after the first, one more is allowed; the old rows are forgotten as it counts.
+        let later = start + Duration::minutes(60);
+        check_hourly(second.as_ref(), a, Counted::Run, 3, later)
+            .await
             .unwrap();
-        assert!(counters
-            .take(a, Counted::Run, 3, start + Duration::minutes(60))
+        count_hourly(second.as_ref(), a, Counted::Run, later)
+            .await
+            .unwrap();
+        assert!(check_hourly(first.as_ref(), a, Counted::Run, 3, later)
+            .await
             .is_err());
+        let (kept, _) = first
+            .usage_since(a, "run", later - Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(kept, 3, "the one from more than an hour before is gone");
     }
 
     #[test]

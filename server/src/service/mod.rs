@@ -70,7 +70,6 @@ pub struct Console {
     pub http: HttpOptions,
     pub jobs: Arc<JobSupervisor>,
     pub limits: limits::Limits,
-    counters: limits::TeamCounters,
 }
 
 /// How [`build`] sets the service up; `Settings::new` has the defaults `offboard serve` uses.
@@ -131,7 +130,6 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
         http: settings.http,
         jobs,
         limits: settings.limits,
-        counters: limits::TeamCounters::default(),
     })
 }
 
@@ -448,7 +446,7 @@ impl ConsoleBackend for TeamConsole {
     ) -> Result<PreviewSummary, ConsoleError> {
         self.may::<Operate>()?;
         let record = self.preview_record(&preview_id).await?;
-        self.count_preview()?;
+        self.count_preview().await?;
         let shown = match headline(&record)?.source {
             PreviewSource::File { column, .. } => Some(column.index + 1),
             _ => None,
@@ -540,9 +538,15 @@ impl ConsoleBackend for TeamConsole {
         let permit = self.may::<Operate>()?;
         let record = self.exact_preview(&preview_id).await?;
         let approval = self.approval_to_give(&record).await?;
-        let runs = (Counted::Run, self.limits.runs_per_hour);
-        self.counters
-            .check(self.team, runs.0, runs.1, self.clock.now())?;
+        let now = self.clock.now();
+        limits::check_hourly(
+            self.storage.as_ref(),
+            self.team,
+            Counted::Run,
+            self.limits.runs_per_hour,
+            now,
+        )
+        .await?;
         let job = self
             .jobs
             .start(
@@ -553,7 +557,12 @@ impl ConsoleBackend for TeamConsole {
                 approval.as_ref(),
             )
             .await?;
-        self.counters.count(self.team, runs.0, self.clock.now());
+        // The run goes on either way: a count that could not be written is only logged.
+        if let Err(e) =
+            limits::count_hourly(self.storage.as_ref(), self.team, Counted::Run, now).await
+        {
+            tracing::warn!(error = %e, "could not count a run against the team's hourly limit");
+        }
         self.record_run_confirmed(&job).await;
         if let Some(request) = &approval {
             self.record_approval(request, &job.id).await;

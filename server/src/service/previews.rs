@@ -168,13 +168,15 @@ pub(super) fn encode_for_storage<T: Serialize>(value: &T) -> Result<String, Cons
 
 impl TeamConsole {
     /// Counts a preview against the team's hourly limit (refused past it).
-    pub(super) fn count_preview(&self) -> Result<(), ConsoleError> {
-        self.counters.take(
-            self.team,
+    pub(super) async fn count_preview(&self) -> Result<(), ConsoleError> {
+        let (storage, what, now) = (
+            self.storage.as_ref(),
             super::limits::Counted::Preview,
-            self.limits.previews_per_hour,
             self.clock.now(),
-        )
+        );
+        super::limits::check_hourly(storage, self.team, what, self.limits.previews_per_hour, now)
+            .await?;
+        Ok(super::limits::count_hourly(storage, self.team, what, now).await?)
     }
 
     /// The preview `preview_id`, or the newest revision of it: an address of a preview that
@@ -219,7 +221,7 @@ impl TeamConsole {
         action: Action,
         demote_privileged: bool,
     ) -> Result<PreviewSummary, ConsoleError> {
-        self.count_preview()?;
+        self.count_preview().await?;
         let site = self.site().await?;
         let users = list_site(site.provider.as_ref()).await?;
         let source = PreviewSourceRecord {

@@ -371,6 +371,23 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
     /// refused after the claim, e.g. because the site was busy).
     async fn release_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<()>;
 
+    /// How many `what` ("preview", "run") the team used after `since`, and when the oldest of
+    /// those was: the hourly limits, shared by every replica.
+    async fn usage_since(
+        &self,
+        team_id: TeamId,
+        what: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(usize, Option<DateTime<Utc>>)>;
+    /// Records one `what` of the team at `at`, and forgets the team's records made at or
+    /// before `forget_before` (those `usage_since(forget_before)` no longer counts).
+    async fn record_usage(
+        &self,
+        team_id: TeamId,
+        what: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()>;
     /// The runs against `site_url` that have not ended (paused ones included), all teams.
     async fn runs_on_site(&self, site_url: &str) -> Result<usize>;
     /// Creates the job (queued), its users and their first events in one transaction.

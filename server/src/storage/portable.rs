@@ -188,6 +188,37 @@ macro_rules! portable_queries {
                     Ok(())
                 }
 
+            pub async fn usage_since(pool: &Pool, team_id: TeamId, what: &str, since: DateTime<Utc>) -> Result<(usize, Option<DateTime<Utc>>)> {
+                    let (count, oldest): (i64, Option<String>) = sqlx::query_as(
+                        "SELECT count(*), min(at) FROM team_usage WHERE team_id = $1 AND what = $2 \
+                         AND at > $3",
+                    )
+                    .bind(team_id)
+                    .bind(what)
+                    .bind(stamp(since))
+                    .fetch_one(pool)
+                    .await?;
+                    let oldest = oldest.as_deref().map(super::super::rows::parse_stamp).transpose()?;
+                    Ok((usize::try_from(count).unwrap_or(usize::MAX), oldest))
+                }
+
+            pub async fn record_usage(pool: &Pool, team_id: TeamId, what: &str, at: DateTime<Utc>, forget_before: DateTime<Utc>) -> Result<()> {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("DELETE FROM team_usage WHERE team_id = $1 AND at <= $2")
+                        .bind(team_id)
+                        .bind(stamp(forget_before))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO team_usage (team_id, what, at) VALUES ($1, $2, $3)")
+                        .bind(team_id)
+                        .bind(what)
+                        .bind(stamp(at))
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
             /// The site's runs not ended yet (queued, running, paused or cancelling), all teams
             /// together: a paused run will go on, so it keeps its place.
             pub async fn runs_on_site<'c, E>(executor: E, site_url: &str) -> Result<usize>

@@ -688,6 +688,26 @@ impl Storage for PostgresStorage {
         super::portable::on_postgres::release_preview(&self.pool, team_id, preview_id).await
     }
 
+    async fn usage_since(
+        &self,
+        team_id: TeamId,
+        what: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(usize, Option<DateTime<Utc>>)> {
+        super::portable::on_postgres::usage_since(&self.pool, team_id, what, since).await
+    }
+
+    async fn record_usage(
+        &self,
+        team_id: TeamId,
+        what: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()> {
+        super::portable::on_postgres::record_usage(&self.pool, team_id, what, at, forget_before)
+            .await
+    }
+
     async fn runs_on_site(&self, site_url: &str) -> Result<usize> {
         super::portable::on_postgres::runs_on_site(&self.pool, site_url).await
     }

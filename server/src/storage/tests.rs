@@ -1433,7 +1433,63 @@ async fn jobs_are_listed_newest_first_and_only_to_their_team(backend: Backend) {
     );
 }
 
+/// The hourly limits' records: counted per team and kind after a moment, the oldest named,
+/// and a team's old ones forgotten as a new one is written.
+async fn team_usage_is_counted_per_team_and_kind_and_forgotten_after(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    let other = s.create_team("Support").await.expect("team").id;
+    for minute in [1, 2, 3] {
+        s.record_usage(DEFAULT_TEAM, "run", at(minute), at(0))
+            .await
+            .expect("record");
+    }
+    s.record_usage(DEFAULT_TEAM, "preview", at(4), at(0))
+        .await
+        .expect("record");
+    s.record_usage(other, "run", at(4), at(0))
+        .await
+        .expect("record");
+    assert_eq!(
+        s.usage_since(DEFAULT_TEAM, "run", at(0))
+            .await
+            .expect("count"),
+        (3, Some(at(1)))
+    );
+    assert_eq!(
+        s.usage_since(DEFAULT_TEAM, "run", at(1))
+            .await
+            .expect("count"),
+        (2, Some(at(2))),
+        "after the moment, not at it"
+    );
+    assert_eq!(
+        s.usage_since(other, "run", at(0)).await.expect("count"),
+        (1, Some(at(4)))
+    );
+    assert_eq!(
+        s.usage_since(other, "preview", at(0)).await.expect("count"),
+        (0, None)
+    );
+    // Writing at minute 5 with everything up to minute 2 forgotten: the team's 1 and 2 go.
+    s.record_usage(DEFAULT_TEAM, "run", at(5), at(2))
+        .await
+        .expect("record");
+    assert_eq!(
+        s.usage_since(DEFAULT_TEAM, "run", at(0))
+            .await
+            .expect("count"),
+        (2, Some(at(3)))
+    );
+    assert_eq!(
+        s.usage_since(other, "run", at(0)).await.expect("count").0,
+        1,
+        "another team's records stay"
+    );
+}
+
 on_both_databases!(
+    team_usage_is_counted_per_team_and_kind_and_forgotten_after,
     health_counts_only_the_teams_jobs,
     connection_is_saved_replaced_and_its_token_forgotten,
     preview_is_kept_per_team_and_claimed_once,
