@@ -653,6 +653,38 @@ async fn the_plain_routes_upload_stream_and_download() {
         }
         assert!(!body_text(response).await.contains(TOKEN));
     }
+
+    // A run started before listings were kept in the database has its listing in the data
+    // folder of the console that started it: still served from there.
+    let all_users = format!("/downloads/jobs/{}/all_users.json", job.id);
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("offboard.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM job_listings")
+        .execute(&db)
+        .await
+        .unwrap();
+    let older = dir.path().join("jobs").join(job.id.as_str());
+    std::fs::create_dir_all(&older).unwrap();
+    std::fs::write(
+        older.join("all_users.json"),
+        "[\"kept in the data folder\"]",
+    )
+    .unwrap();
+    let download = |path: String| {
+        app.clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+    };
+    let response = download(all_users.clone()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(response).await, "[\"kept in the data folder\"]");
+    std::fs::remove_file(older.join("all_users.json")).unwrap();
+    let response = download(all_users).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
     let response = app
         .oneshot(
             Request::get("/downloads/jobs/nope/results.csv")

@@ -4,7 +4,7 @@
 //! `--latency-ms`): the replica driving a run is stopped mid-run, killed with SIGKILL (the
 //! other takes the run over once the lease expires) or told to stop with SIGTERM (it hands the
 //! run back at once); either way the other finishes the run, with no DELETE sent twice and one
-//! result per user.
+//! result per user, and serves its reports (the "all users" listing A took included).
 
 mod support;
 
@@ -175,14 +175,25 @@ async fn run_outlives_its_replica(stop: Stop, lease: &str) {
         "{results}"
     );
     assert!(per_user.values().all(|n| *n == 1), "{per_user:?}");
-    // The "all users" listing was kept in A's data folder only: B says it does not have it.
-    let listing = b
+    // The "all users" listing A took at the start is kept in the database: B serves it, the
+    // whole site as it was then (the system account and the 180 users, deleted ones included).
+    let listing: Value = b
         .http
         .get(b.url(&format!("/downloads/jobs/{job_id}/all_users.json")))
         .send()
         .await
-        .expect("listing");
-    assert_eq!(listing.status().as_u16(), 404);
+        .expect("listing")
+        .json()
+        .await
+        .expect("listing JSON");
+    let listed: BTreeSet<&str> = listing
+        .as_array()
+        .expect("an array of users")
+        .iter()
+        .filter_map(|u| u["account_id"].as_str())
+        .collect();
+    assert_eq!(listed.len(), 181, "{listing}");
+    assert!(expected.iter().all(|id| listed.contains(id.as_str())));
 }
 
 /// SIGKILL: B takes the run over once A's lease (3 s here) expires.

@@ -453,9 +453,7 @@ impl JobSupervisor {
             }
             Err(e) => return Err(e.into()),
         }
-        if let Err(e) = self.save_listing(&job.id, &fresh) {
-            tracing::warn!(job_id = %job.id, error = %e, "could not keep the listing snapshot");
-        }
+        self.save_listing(&job.id, &fresh).await;
         // The listing is on disk and the users are in the database: neither copy is needed
         // while the runner starts.
         drop(fresh);
@@ -479,12 +477,21 @@ impl JobSupervisor {
         self.job_record(team_id, &job_id).await
     }
 
-    fn save_listing(&self, job_id: &JobId, users: &[SiteUser]) -> std::io::Result<()> {
-        let path = listing_path(&self.data_dir, job_id);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+    /// Keeps the listing in the database, where every replica finds it. The run goes on
+    /// without it if it cannot be kept (it is a report, not a record the run needs).
+    async fn save_listing(&self, job_id: &JobId, users: &[SiteUser]) {
+        let mut json = Vec::new();
+        let kept = match crate::engine::report::write_all_users_json(users, &mut json) {
+            Ok(()) => self
+                .storage
+                .save_listing(job_id, &json)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = kept {
+            tracing::warn!(job_id = %job_id, error = %e, "could not keep the listing snapshot");
         }
-        crate::engine::report::write_all_users_json(users, std::fs::File::create(path)?)
     }
 
     async fn job_record(&self, team_id: TeamId, job_id: &JobId) -> Result<JobRecord, ConsoleError> {

@@ -40,10 +40,16 @@ impl TeamConsole {
         self.may::<super::permits::View>()?;
         let job = self.team_job(job_id).await?;
         if kind == ReportKind::AllUsers {
-            let path = self.jobs.listing_path(&job.id);
-            let body = tokio::fs::read_to_string(path).await.map_err(|_| {
-                ConsoleError::not_found("The user listing of this run does not exist.")
-            })?;
+            let missing =
+                || ConsoleError::not_found("The user listing of this run does not exist.");
+            let body = match self.storage.listing(self.team, &job.id).await? {
+                Some(json) => String::from_utf8(json).map_err(|_| missing())?,
+                // Runs started before listings were kept in the database: the data folder of
+                // the console that started them.
+                None => tokio::fs::read_to_string(self.jobs.listing_path(&job.id))
+                    .await
+                    .map_err(|_| missing())?,
+            };
             return Ok(Report {
                 kind,
                 file_name: kind.file_name().to_string(),

@@ -388,6 +388,10 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
         at: DateTime<Utc>,
         forget_before: DateTime<Utc>,
     ) -> Result<()>;
+    /// Keeps the site's user list taken when the run started (the "all users" report, JSON).
+    async fn save_listing(&self, job_id: &JobId, users_json: &[u8]) -> Result<()>;
+    /// The run's kept user list, if the team has that run and the list was kept here.
+    async fn listing(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<Vec<u8>>>;
     /// The runs against `site_url` that have not ended (paused ones included), all teams.
     async fn runs_on_site(&self, site_url: &str) -> Result<usize>;
     /// Creates the job (queued), its users and their first events in one transaction.

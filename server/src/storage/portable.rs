@@ -219,6 +219,26 @@ macro_rules! portable_queries {
                     Ok(())
                 }
 
+            pub async fn save_listing(pool: &Pool, job_id: &JobId, users_json: &[u8]) -> Result<()> {
+                    sqlx::query("INSERT INTO job_listings (job_id, users_json) VALUES ($1, $2)")
+                        .bind(job_id)
+                        .bind(users_json)
+                        .execute(pool)
+                        .await?;
+                    Ok(())
+                }
+
+            pub async fn listing(pool: &Pool, team_id: TeamId, job_id: &JobId) -> Result<Option<Vec<u8>>> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT l.users_json FROM job_listings l JOIN jobs j ON j.id = l.job_id \
+                         WHERE l.job_id = $1 AND j.team_id = $2",
+                    )
+                    .bind(job_id)
+                    .bind(team_id)
+                    .fetch_optional(pool)
+                    .await?)
+                }
+
             /// The site's runs not ended yet (queued, running, paused or cancelling), all teams
             /// together: a paused run will go on, so it keeps its place.
             pub async fn runs_on_site<'c, E>(executor: E, site_url: &str) -> Result<usize>

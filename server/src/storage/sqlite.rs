@@ -455,6 +455,14 @@ impl Storage for SqliteStorage {
             .await
     }
 
+    async fn save_listing(&self, job_id: &JobId, users_json: &[u8]) -> Result<()> {
+        super::portable::on_sqlite::save_listing(&self.writer, job_id, users_json).await
+    }
+
+    async fn listing(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<Vec<u8>>> {
+        super::portable::on_sqlite::listing(&self.pool, team_id, job_id).await
+    }
+
     async fn runs_on_site(&self, site_url: &str) -> Result<usize> {
         super::portable::on_sqlite::runs_on_site(&self.pool, site_url).await
     }

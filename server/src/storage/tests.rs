@@ -1488,7 +1488,36 @@ async fn team_usage_is_counted_per_team_and_kind_and_forgotten_after(backend: Ba
     );
 }
 
+/// A run's "all users" listing is kept as given, and read back by its own team only.
+async fn listing_is_kept_with_its_run_for_its_team_only(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    queued_job(s, "job-1").await;
+    assert_eq!(
+        s.listing(DEFAULT_TEAM, &jid("job-1")).await.expect("read"),
+        None
+    );
+    let json = "[{\"account_id\":\"1001\",\"display_name\":\"Zoë\"}]".as_bytes();
+    s.save_listing(&jid("job-1"), json).await.expect("keep");
+    assert_eq!(
+        s.listing(DEFAULT_TEAM, &jid("job-1"))
+            .await
+            .expect("read")
+            .as_deref(),
+        Some(json)
+    );
+    assert_eq!(
+        s.listing(OTHER_TEAM, &jid("job-1")).await.expect("read"),
+        None
+    );
+    assert!(
+        s.save_listing(&jid("no-such-job"), json).await.is_err(),
+        "a listing belongs to a run"
+    );
+}
+
 on_both_databases!(
+    listing_is_kept_with_its_run_for_its_team_only,
     team_usage_is_counted_per_team_and_kind_and_forgotten_after,
     health_counts_only_the_teams_jobs,
     connection_is_saved_replaced_and_its_token_forgotten,
