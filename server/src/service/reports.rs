@@ -43,7 +43,18 @@ impl TeamConsole {
             let missing =
                 || ConsoleError::not_found("The user listing of this run does not exist.");
             let body = match self.storage.listing(self.team, &job.id).await? {
-                Some(json) => String::from_utf8(json).map_err(|_| missing())?,
+                Some(gzipped) => {
+                    let mut json = String::new();
+                    std::io::Read::read_to_string(
+                        &mut flate2::read::GzDecoder::new(gzipped.as_slice()),
+                        &mut json,
+                    )
+                    .map_err(|e| {
+                        tracing::error!(job_id = %job.id, error = %e, "a kept listing is unreadable");
+                        missing()
+                    })?;
+                    json
+                }
                 // Runs started before listings were kept in the database: the data folder of
                 // the console that started them.
                 None => tokio::fs::read_to_string(self.jobs.listing_path(&job.id))

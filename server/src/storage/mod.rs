@@ -388,7 +388,8 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
         at: DateTime<Utc>,
         forget_before: DateTime<Utc>,
     ) -> Result<()>;
-    /// Keeps the site's user list taken when the run started (the "all users" report, JSON).
+    /// Keeps the site's user list taken when the run started (the "all users" report; the
+    /// service stores it gzipped, storage keeps the bytes as given).
     async fn save_listing(&self, job_id: &JobId, users_json: &[u8]) -> Result<()>;
     /// The run's kept user list, if the team has that run and the list was kept here.
     async fn listing(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<Vec<u8>>>;
