@@ -154,15 +154,7 @@ async fn run_outlives_its_replica(stop: Stop, lease: &str) {
     assert_eq!(deleted(&state), expected);
 
     // The report (read through B) is complete: exactly one result per user.
-    let results: Value = b
-        .http
-        .get(b.url(&format!("/downloads/jobs/{job_id}/results.json")))
-        .send()
-        .await
-        .expect("results")
-        .json()
-        .await
-        .expect("results JSON");
+    let results = downloaded_json(&b, &job_id, "results.json").await;
     let mut per_user: BTreeMap<String, usize> = BTreeMap::new();
     for r in results.as_array().expect("an array of results") {
         *per_user
@@ -177,15 +169,7 @@ async fn run_outlives_its_replica(stop: Stop, lease: &str) {
     assert!(per_user.values().all(|n| *n == 1), "{per_user:?}");
     // The "all users" listing A took at the start is kept in the database: B serves it, the
     // whole site as it was then (the system account and the 180 users, deleted ones included).
-    let listing: Value = b
-        .http
-        .get(b.url(&format!("/downloads/jobs/{job_id}/all_users.json")))
-        .send()
-        .await
-        .expect("listing")
-        .json()
-        .await
-        .expect("listing JSON");
+    let listing = downloaded_json(&b, &job_id, "all_users.json").await;
     let listed: BTreeSet<&str> = listing
         .as_array()
         .expect("an array of users")
@@ -278,15 +262,7 @@ async fn pause_resume_and_cancel_on_one_replica_act_on_the_run_the_other_drives(
         deleted(&state).len() < chosen.len(),
         "the cancel came too late to test"
     );
-    let results: Value = b
-        .http
-        .get(b.url(&format!("/downloads/jobs/{job_id}/results.json")))
-        .send()
-        .await
-        .expect("results")
-        .json()
-        .await
-        .expect("results JSON");
+    let results = downloaded_json(&b, &job_id, "results.json").await;
     let accounts: Vec<&str> = results
         .as_array()
         .expect("an array of results")
@@ -347,6 +323,19 @@ async fn a_browser_on_one_replica_follows_a_run_the_other_drives() {
     // A drove it: B's log has no run of its own.
     assert!(!b.log_text().contains("job ended"), "{}", b.log_text());
     at_most_one_delete_each(&site.state().await);
+}
+
+/// The report `file` of run `job_id`, downloaded through `console` and read as JSON.
+async fn downloaded_json(console: &ConsoleProcess, job_id: &str, file: &str) -> Value {
+    console
+        .http
+        .get(console.url(&format!("/downloads/jobs/{job_id}/{file}")))
+        .send()
+        .await
+        .expect(file)
+        .json()
+        .await
+        .expect(file)
 }
 
 /// A pasted list of the fault server's users `user{i}@example.com`.
