@@ -136,11 +136,7 @@ async fn run_outlives_its_replica(stop: Stop, lease: &str) {
     assert_eq!(finished["done"], json!(chosen.len()), "{finished}");
     assert_eq!(finished["total"], json!(chosen.len()), "{finished}");
     // The end is logged just after it is stored: give the line a moment under load.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !b.log_text().contains("job ended") && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let log_b = b.log_text();
+    let log_b = b.log_once_it_says("job ended").await;
     assert!(
         log_b.contains("resuming job") && log_b.contains("lease expired"),
         "replica B did not take the run over; log:\n{log_b}"
@@ -234,11 +230,8 @@ async fn pause_resume_and_cancel_on_one_replica_act_on_the_run_the_other_drives(
         "replica A went on deleting while paused on B"
     );
     assert!(settled < chosen.len(), "the run ended before the pause");
-    assert!(
-        a.log_text().contains("paused on another replica"),
-        "{}",
-        a.log_text()
-    );
+    let log_a = a.log_once_it_says("paused on another replica").await;
+    assert!(log_a.contains("paused on another replica"), "{log_a}");
 
     // Resume on B: A goes on.
     assert_eq!(command("resume").await["state"], json!("running"));
@@ -250,7 +243,8 @@ async fn pause_resume_and_cancel_on_one_replica_act_on_the_run_the_other_drives(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(a.log_text().contains("resumed on another replica"));
+    let log_a = a.log_once_it_says("resumed on another replica").await;
+    assert!(log_a.contains("resumed on another replica"), "{log_a}");
 
     // Cancel on B: A settles the rest; every user has one result, none deleted twice.
     command("cancel").await;
@@ -391,10 +385,11 @@ async fn two_replicas_share_one_sites_request_limit() {
         let done = wait_for_job(console, job_id, 120, |j| j["state"] == json!("finished")).await;
         assert_eq!(done["done"], json!(users.len()), "{done}");
     }
-    // Each replica drove the run it started.
+    // Each replica drove the run it started (it logs the run's end, a moment after storing it).
     for (console, job_id) in [(&a, &job_a), (&b, &job_b)] {
-        let log = console.log_text();
-        assert!(log.contains(job_id.as_str()), "{log}");
+        let ended = format!("job_id={job_id} state=finished");
+        let log = console.log_once_it_says(&ended).await;
+        assert!(log.contains(&ended), "{log}");
     }
     let state = site.state().await;
     at_most_one_delete_each(&state);

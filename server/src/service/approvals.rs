@@ -137,16 +137,16 @@ impl TeamConsole {
         Ok(Some(request))
     }
 
-    /// Notes the approval of a run that has just started, and records both names.
-    pub(super) async fn record_approval(&self, request: &ApprovalRecord, job_id: &app::ids::JobId) {
-        let approver = self.actor_name().await;
+    /// Notes the approval of a run that has just started (its trail entry was written with
+    /// the run).
+    pub(super) async fn note_approval(&self, request: &ApprovalRecord, approver: &str) {
         match self
             .storage
             .decide_approval(
                 self.team,
                 &request.preview_id,
                 Decision::Approved,
-                &approver,
+                approver,
                 None,
                 self.clock.now(),
             )
@@ -158,16 +158,6 @@ impl TeamConsole {
             }
             Err(e) => tracing::error!(error = %e, "could not note an approval"),
         }
-        self.record(
-            AuditAction::ApprovalGiven,
-            Some(job_id.to_string()),
-            json!({
-                "preview": request.preview_id,
-                "requested_by": request.requested_by,
-                "approved_by": approver,
-            }),
-        )
-        .await;
     }
 
     pub(super) async fn ask_for_approval(

@@ -4,16 +4,19 @@
 //!
 //! Decisions: an entry is written after what it records has happened, so the trail never
 //! claims something that failed; if the entry itself cannot be written the action stands and
-//! the failure is logged as an error (undoing a saved connection or a started run because of
-//! the trail would be worse). Details carry counts and ids only: never a token, never a list
+//! the failure is logged as an error (undoing a saved connection or a paused run because of
+//! the trail would be worse). One exception: a run's confirmation (and approval) is written
+//! in the very transaction that writes the run, because its runner may end it, and record
+//! the end, before the request that started it gets its turn again; written after, the trail
+//! showed a quick run ending before it was confirmed. Details carry counts and ids only: never a token, never a list
 //! of users, and no entry per user (a run writes a handful of entries, not one per result).
 
 use super::views::stamp;
 use super::TeamConsole;
 use crate::engine::report;
 use crate::storage::{
-    AuditEntry, AuditQuery, ChainReport, ConnectionRecord, JobRecord, NewAuditEntry, Storage,
-    StorageError,
+    ApprovalRecord, AuditEntry, AuditQuery, ChainReport, ConnectionRecord, JobRecord,
+    NewAuditEntry, NewJob, Storage, StorageError,
 };
 use app::audit::{AuditAction, AuditEntryView, AuditFilter, AuditPage};
 use app::backend::{ConsoleError, JobCommand, ReportKind};
@@ -94,6 +97,39 @@ async fn append(storage: &dyn Storage, team: TeamId, entry: NewAuditEntry) {
             "could not write an audit entry"
         );
     }
+}
+
+/// What the trail says when a run is written: who confirmed it (named as its "started by"
+/// says) and, for an approved run, who approved it. Written with the run itself (see
+/// `NewJob::audit`), so a run that ends at once cannot be recorded ending before it started.
+pub(super) fn run_start_entries(
+    job: &NewJob,
+    approval: Option<(&ApprovalRecord, String)>,
+) -> Vec<NewAuditEntry> {
+    let mut entries = vec![NewAuditEntry {
+        actor: job.created_by.clone(),
+        action: AuditAction::RunConfirmed,
+        target: Some(job.id.to_string()),
+        details: json!({
+            "preview": job.preview_id,
+            "action": job.action,
+            "site_url": job.site_url,
+            "users": job.items.len(),
+        }),
+    }];
+    if let Some((request, approver)) = approval {
+        entries.push(NewAuditEntry {
+            actor: approver.clone(),
+            action: AuditAction::ApprovalGiven,
+            target: Some(job.id.to_string()),
+            details: json!({
+                "preview": request.preview_id,
+                "requested_by": request.requested_by,
+                "approved_by": approver,
+            }),
+        });
+    }
+    entries
 }
 
 /// What a run's end says: its state, why, and how many users ended each way.
@@ -260,23 +296,6 @@ impl TeamConsole {
             None => AuditAction::PreviewMade,
         };
         self.record(kind, Some(id.to_string()), details).await
-    }
-
-    /// Records a confirmed run, named as its "started by" says.
-    pub(super) async fn record_run_confirmed(&self, job: &JobRecord) {
-        let details = json!({
-            "preview": job.preview_id,
-            "action": job.action,
-            "site_url": job.site_url,
-            "users": job.total,
-        });
-        self.record_as(
-            job.created_by.clone(),
-            AuditAction::RunConfirmed,
-            Some(job.id.to_string()),
-            details,
-        )
-        .await
     }
 
     /// Records a pause, resume or cancel the admin asked for, and the state it left.

@@ -476,6 +476,7 @@ mod tests {
             },
             items,
             runs_per_site: 1,
+            audit: Vec::new(),
         };
         storage.create_job(&new_job).await.unwrap();
         storage

@@ -425,7 +425,7 @@ impl JobSupervisor {
         let checks = target_checks(&stored.preview, options.demote_privileged);
         let (action, confirmed) = (record.action, record.id.clone());
         drop(stored);
-        let job = NewJob {
+        let mut job = NewJob {
             id: JobId::new(uuid::Uuid::new_v4().to_string()),
             team_id,
             // Started by the person who asked; the approver is on the approval.
@@ -440,7 +440,10 @@ impl JobSupervisor {
             connection: site.job_connection(),
             items,
             runs_per_site: self.runs_per_site,
+            audit: Vec::new(),
         };
+        let approver = actor.name(site.record.operator_email.as_deref());
+        job.audit = audit::run_start_entries(&job, approval.map(|request| (request, approver)));
         match self.storage.create_job(&job).await {
             Ok(()) => {}
             // Another run on this site was written since the check above (on this console or

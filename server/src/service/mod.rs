@@ -563,9 +563,8 @@ impl ConsoleBackend for TeamConsole {
         {
             tracing::warn!(error = %e, "could not count a run against the team's hourly limit");
         }
-        self.record_run_confirmed(&job).await;
         if let Some(request) = &approval {
-            self.record_approval(request, &job.id).await;
+            self.note_approval(request, &self.actor_name().await).await;
         }
         self.job_view_of(&job).await
     }

@@ -28,7 +28,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 const VERIFY_BATCH: i64 = 1000;
 
 /// An entry about to be appended; the storage numbers, times and chains it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAuditEntry {
     /// Who did it, as the console names them.
     pub actor: String,
@@ -161,6 +161,19 @@ macro_rules! chain_queries {
             entry: &NewAuditEntry,
         ) -> Result<AuditEntry> {
             let mut tx = writer.begin().await?;
+            let appended = append_in(&mut tx, team_id, at, entry).await?;
+            tx.commit().await?;
+            Ok(appended)
+        }
+
+        /// Appends `entry` inside the caller's transaction: the entry is kept exactly when
+        /// what it records is (a run and its confirmation, see `create_job`).
+        pub async fn append_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            team_id: TeamId,
+            at: DateTime<Utc>,
+            entry: &NewAuditEntry,
+        ) -> Result<AuditEntry> {
             // A write first: it takes the database's write lock, so a concurrent append waits here
             // instead of reading the same head and failing (or forking the chain) later.
             sqlx::query(
@@ -169,12 +182,12 @@ macro_rules! chain_queries {
             )
             .bind(team_id)
             .bind(GENESIS)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             let (last_seq, last_hash): (i64, String) =
                 sqlx::query_as(concat!("SELECT last_seq, last_hash FROM audit_heads WHERE team_id = $1", $head_lock))
                     .bind(team_id)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?;
             let row = AuditRow {
                 team_id,
@@ -204,15 +217,14 @@ macro_rules! chain_queries {
             .bind(&row.details)
             .bind(&row.prev_hash)
             .bind(&row.hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             sqlx::query("UPDATE audit_heads SET last_seq = $1, last_hash = $2 WHERE team_id = $3")
                 .bind(row.seq)
                 .bind(&row.hash)
                 .bind(team_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
-            tx.commit().await?;
             row.into_entry()
         }
 

@@ -94,6 +94,7 @@ async fn start_job(
             },
             items,
             runs_per_site,
+            audit: Vec::new(),
         })
         .await
 }

@@ -235,6 +235,10 @@ pub struct NewJob {
     /// included, all teams together: the job is refused with [`StorageError::SiteBusy`] when
     /// as many go on already.
     pub runs_per_site: usize,
+    /// What the team's audit trail records about the start (the confirmation, an approval),
+    /// appended in the transaction that writes the job: the trail holds them exactly when the
+    /// run exists, and before anything its runner (here or on another replica) records.
+    pub audit: Vec<NewAuditEntry>,
 }
 
 /// A job as the console lists it.

@@ -792,6 +792,10 @@ impl Storage for PostgresStorage {
             .collect();
         // Settled users' results follow `queued`: seq 2, 3, …
         log_results(&mut tx, &job.id, 2, at, &results).await?;
+        for entry in &job.audit {
+            super::audit::on_postgres::append_in(&mut tx, job.team_id, self.clock.now(), entry)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -533,6 +533,10 @@ impl Storage for SqliteStorage {
                 append_result_event(&mut tx, &job.id, seq, at, result).await?;
             }
         }
+        for entry in &job.audit {
+            super::audit::on_sqlite::append_in(&mut tx, job.team_id, self.clock.now(), entry)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -3,6 +3,7 @@
 use super::rows::{parse_stamp, stamp};
 use super::*;
 use crate::engine::ItemState;
+use app::audit::AuditAction;
 use app::hidden::Hidden;
 
 /// The team the tests' records belong to, and another one that must never see them.
@@ -103,6 +104,12 @@ fn new_job(id: &str, team_id: TeamId, preview_id: &str, items: Vec<PlannedItem>)
         items,
         // The per-site limit has its own tests; the others start as many jobs as they need.
         runs_per_site: usize::MAX,
+        audit: vec![NewAuditEntry {
+            actor: "admin@example.com".to_string(),
+            action: AuditAction::RunConfirmed,
+            target: Some(id.to_string()),
+            details: serde_json::json!({ "users": 1 }),
+        }],
     }
 }
 
@@ -788,6 +795,23 @@ async fn a_new_job_is_queued_with_its_users_and_first_events(backend: Backend) {
     );
     assert_eq!((job.started_at, job.finished_at), (None, None));
 
+    // Its confirmation is in the team's trail, written with it.
+    let trail = s
+        .audit_entries(
+            DEFAULT_TEAM,
+            &AuditQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("trail");
+    let trail: Vec<_> = trail
+        .iter()
+        .map(|e| (e.action, e.target.as_deref()))
+        .collect();
+    assert_eq!(trail, vec![(AuditAction::RunConfirmed, Some("job-1"))]);
+
     let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(account_ids(&targets), vec!["a1", "a3", "a4"]);
     assert!(targets.iter().all(|t| t.state == ItemState::Pending));
@@ -842,6 +866,7 @@ async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action(
     assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
     assert_eq!(t.count("SELECT COUNT(*) FROM job_items").await, 0);
     assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
+    assert_eq!(t.count("SELECT COUNT(*) FROM audit_entries").await, 0);
 }
 
 async fn a_preview_starts_at_most_one_job(backend: Backend) {
@@ -907,6 +932,7 @@ async fn creating_a_job_is_all_or_nothing(backend: Backend) {
     assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
     assert_eq!(t.count("SELECT COUNT(*) FROM job_items").await, 0);
     assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
+    assert_eq!(t.count("SELECT COUNT(*) FROM audit_entries").await, 0);
 }
 
 async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: Backend) {
@@ -1635,5 +1661,6 @@ async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
     .await;
     assert!(appends.iter().all(Result::is_ok), "{appends:?}");
     let report = other.storage.verify_audit().await.expect("verify");
-    assert_eq!((report.broken, report.entries), (None, 20));
+    // The 20 appends and the run's confirmation, written with it.
+    assert_eq!((report.broken, report.entries), (None, 21));
 }

@@ -221,6 +221,20 @@ impl ConsoleProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log once it holds `line` (up to 20 s; the whole log either way). A line the console
+    /// writes just after storing what the test waited for (a run's end, a pause seen from
+    /// another replica) can lag behind it on a loaded machine: read it once and the test races.
+    pub async fn log_once_it_says(&self, line: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log_text();
+            if log.contains(line) || Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Saves the Connect form through its server function, with the fault server's token;
     /// the connection check's verdict (`{ok, kind, message, user_count}`).
     pub async fn save_connection(
