@@ -178,14 +178,7 @@ async fn request_logs_name_the_route_never_the_ids_or_the_query() {
         .unwrap();
     assert_eq!(answer.status(), 200);
     // The log line is written as the answer goes out; give the writer a moment.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let log = loop {
-        let log = console.log_text();
-        if log.contains("status=404") || Instant::now() > deadline {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let log = console.log_once_it_says("status=404").await;
     let served: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("request served"))
