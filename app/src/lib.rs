@@ -13,9 +13,9 @@ mod pages;
 mod shell;
 pub mod team;
 
-#[cfg(feature = "ssr")]
-pub use shell::{people_shell, PeopleApp};
 pub use shell::{shell, App};
+#[cfg(feature = "ssr")]
+pub use shell::{static_shell, StaticApp};
 
 /// Entry point of the WASM bundle: attaches the browser to the server-rendered page.
 #[cfg(feature = "hydrate")]

@@ -1,13 +1,13 @@
 //! The page frame every screen shares: document head, header with the steps of the flow,
 //! footer with the version, and the routes: the app's screens (hydrated by the WASM) and the
-//! people screens (sign-in, setup, invitations, account, team, teams), which the server
-//! renders whole and which load no script.
+//! screens the server renders whole, which load no script: the people screens (sign-in,
+//! setup, invitations, account, team, teams) and the records (History, Audit trail).
 //!
-//! Why two: the people screens are plain HTML forms posted to server routes, so they need no
-//! script, and kept in the hydrated app they cost the browser bundle 40 KB gzipped (their
-//! views, resources and data types), 10% of it (docs/benchmarks.md). Links to them from the
-//! app carry `rel="external"`, so the app's router loads them from the server instead of
-//! looking for them among its own screens.
+//! Why two: those screens are plain HTML forms posted to server routes, GET filters and
+//! links, so they need no script, and kept in the hydrated app they cost the browser bundle
+//! their views, resources and data types: 40 KB gzipped for the people screens, 14 KB for the
+//! Audit trail (docs/benchmarks.md). Links to them from the app carry `rel="external"`, so the
+//! app's router loads them from the server instead of looking for them among its own screens.
 
 use crate::pages;
 use leptos::prelude::*;
@@ -24,10 +24,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     document(&options, scripts, App)
 }
 
-/// The HTML document of a people screen: the same head without the app's script.
+/// The HTML document of a screen the server renders whole: the same head without the app's
+/// script.
 #[cfg(feature = "ssr")]
-pub fn people_shell(options: LeptosOptions) -> impl IntoView {
-    document(&options, (), PeopleApp)
+pub fn static_shell(options: LeptosOptions) -> impl IntoView {
+    document(&options, (), StaticApp)
 }
 
 fn document<S: IntoView, B: IntoView>(
@@ -70,13 +71,14 @@ fn stylesheet_href(options: &LeptosOptions) -> String {
     format!("/{}/{name}.css", options.site_pkg_dir)
 }
 
-/// The steps of the admin's path, in order, as the navigation shows them.
-const STEPS: [(&str, &str); 5] = [
-    ("/connect", "Connect"),
-    ("/choose", "Choose users"),
-    ("/preview", "Preview"),
-    ("/run", "Run"),
-    ("/history", "History"),
+/// The steps of the admin's path, in order, as the navigation shows them, and whether the
+/// server renders the step's screen whole (its link then leaves the app: `rel="external"`).
+const STEPS: [(&str, &str, bool); 5] = [
+    ("/connect", "Connect", false),
+    ("/choose", "Choose users", false),
+    ("/preview", "Preview", false),
+    ("/run", "Run", false),
+    ("/history", "History", true),
 ];
 
 /// The steps, the team and the person, for someone signed in; nothing for a visitor who is
@@ -92,13 +94,13 @@ fn SignedInNav() -> impl IntoView {
                     view! {
                         {team.is_some().then(steps_nav)}
                         <nav aria-label="Account" class="account-nav">
-                            // rel=external: the people screens are the server's (see above).
+                            // rel=external: these screens are the server's (see above).
                             {team.map(|t| view! {
                                 <a href="/team" rel="external" class="team-link" data-testid="team-name">
                                     {format!("{} · {}", t.name, t.role.key())}
                                 </a>
                             })}
-                            <A href="/audit" attr:class="audit-link">"Audit trail"</A>
+                            <A href="/audit" attr:rel="external" attr:class="audit-link">"Audit trail"</A>
                             <a href="/account" rel="external" class="account-link" data-testid="account-link">
                                 {me.name.clone()}
                             </a>
@@ -117,10 +119,10 @@ fn steps_nav() -> impl IntoView {
                 {STEPS
                     .iter()
                     .enumerate()
-                    .map(|(i, (href, label))| {
+                    .map(|(i, (href, label, served_whole))| {
                         view! {
                             <li>
-                                <A href=*href>
+                                <A href=*href attr:rel=served_whole.then_some("external")>
                                     <span class="step-number" aria-hidden="true">
                                         {i + 1}
                                     </span>
@@ -150,19 +152,17 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("choose") view=pages::Choose />
                     <Route path=StaticSegment("preview") view=pages::PreviewPage />
                     <Route path=StaticSegment("run") view=pages::RunPage />
-                    <Route path=StaticSegment("history") view=pages::History />
-                    <Route path=StaticSegment("audit") view=pages::AuditTrail />
                 </Routes>
             </Frame>
         </Router>
     }
 }
 
-/// The people screens, rendered by the server once their data is read (`SsrMode::Async`: the
-/// page arrives whole, with no script to fill it in later).
+/// The screens rendered by the server once their data is read (`SsrMode::Async`: the page
+/// arrives whole, with no script to fill it in later).
 #[cfg(feature = "ssr")]
 #[component]
-pub fn PeopleApp() -> impl IntoView {
+pub fn StaticApp() -> impl IntoView {
     view! {
         <Router>
             // "static": never hydrated, and complete as served.
@@ -175,6 +175,8 @@ pub fn PeopleApp() -> impl IntoView {
                     <Route path=StaticSegment("account") view=pages::Account ssr=SsrMode::Async />
                     <Route path=StaticSegment("team") view=pages::Team ssr=SsrMode::Async />
                     <Route path=StaticSegment("teams") view=pages::Teams ssr=SsrMode::Async />
+                    <Route path=StaticSegment("history") view=pages::History ssr=SsrMode::Async />
+                    <Route path=StaticSegment("audit") view=pages::AuditTrail ssr=SsrMode::Async />
                 </Routes>
             </Frame>
         </Router>
@@ -182,7 +184,8 @@ pub fn PeopleApp() -> impl IntoView {
 }
 
 /// Skip link, header, the screen, footer. `state` is the frame's `data-hydrated`: "false"
-/// until the WASM has taken the page over, then "true"; "static" on the people screens.
+/// until the WASM has taken the page over, then "true"; "static" on the screens the server
+/// renders whole.
 #[component]
 fn Frame(state: Signal<String>, children: Children) -> impl IntoView {
     view! {

@@ -1,6 +1,6 @@
-// The Audit page as an admin meets it after a run: reached from the header, it lists the run
-// (confirmed by the email saved on Connect, ended by Offboard) newest first, filters by kind
-// and by day with a plain form, downloads the same entries as CSV, reads clearly at 1280 and
+// The Audit page as an admin meets it after a run: reached from the header (the server renders
+// it whole, without script), it lists the run (confirmed by the email saved on Connect, ended
+// by Offboard) newest first, filters by kind and by day with a plain form, downloads the same entries as CSV, reads clearly at 1280 and
 // 390 px and passes axe-core. SCIM side: the project's Stack-shaped fault server (a test
 // double); console: the real release binary.
 import { test, expect } from '@playwright/test';
@@ -41,7 +41,9 @@ test('the audit page lists a run, filters it and downloads it as CSV', async ({ 
   // From the header, as an admin finds it.
   await page.getByRole('link', { name: 'Audit trail' }).click();
   await page.waitForURL(/\/audit$/);
-  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  // A record, not a tool: the server renders it whole, with no script.
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'static');
+  expect(await page.locator('script[src], link[rel=modulepreload]').count()).toBe(0);
   const table = page.getByRole('table', { name: 'Audit entries, newest first' });
   const rows = table.locator('tbody tr');
   // The run's end may be written a moment after the page says Finished.

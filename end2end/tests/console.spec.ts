@@ -71,7 +71,12 @@ test('upload a CSV, preview, confirm, watch the run, download the failures', asy
   const failures = JSON.parse(fs.readFileSync(file!, 'utf8'));
   expect(JSON.stringify(failures)).toContain('nobody@example.com');
 
-  await open(page, '/history');
+  // From the run, by the steps: History is served whole by the server (the app's router must
+  // let the browser load it, not look for it among its own screens).
+  await page.getByRole('navigation', { name: 'Steps' }).getByRole('link', { name: 'History' }).click();
+  await page.waitForURL(/\/history$/);
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'static');
+  await expect(page.getByRole('heading', { name: 'History' })).toBeVisible();
   await expect(page.getByRole('link', { name: /Open the run of/ }).first()).toHaveAttribute('href', `/run?id=${jobId}`);
 });
 

@@ -74,21 +74,31 @@ test('the page hydrates and a server function round-trips to the database', asyn
   await expect(page.getByText(/migrations applied|SQLite/)).toHaveCount(0);
 
   // Only the WASM can send this request: a navigation inside the page, no reload, whose
-  // History list is read from the database through a server function.
-  const call = page.waitForResponse((r) => r.url().includes('/api/jobs'));
-  await page.getByRole('navigation', { name: 'Steps' }).getByRole('link', { name: 'History' }).click();
+  // saved connection (none yet) is read from the database through a server function.
+  const call = page.waitForResponse((r) => r.url().includes('/api/connection'));
+  await page.getByRole('navigation', { name: 'Steps' }).getByRole('link', { name: 'Connect' }).click();
   const res = await call;
   expect(res.status()).toBe(200);
-  await expect(page.getByText('No runs yet.')).toBeVisible();
+  await expect(page.getByLabel('Site address')).toHaveValue('');
 });
 
 test('navigation between the steps works without a full reload', async ({ page }) => {
   await signedIn(page, server.baseURL);
   await page.goto(server.baseURL);
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
-  await page.getByRole('navigation', { name: 'Steps' }).getByRole('link', { name: 'History' }).click();
+  // A mark on the window survives navigation inside the app and is lost on a reload.
+  await page.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+  const steps = page.getByRole('navigation', { name: 'Steps' });
+  await steps.getByRole('link', { name: 'Choose users' }).click();
+  await expect(page).toHaveURL(/\/choose$/);
+  await expect(page.getByRole('heading', { level: 1 }).first()).toBeVisible();
+  expect(await page.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
+  // History is served whole by the server: its link leaves the app (a reload, by design).
+  await steps.getByRole('link', { name: 'History' }).click();
   await expect(page).toHaveURL(/\/history$/);
   await expect(page.getByRole('heading', { name: 'History', level: 1 })).toBeVisible();
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'static');
+  expect(await page.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBeUndefined();
 });
 
 test('an unknown address says so in plain words', async ({ page }) => {

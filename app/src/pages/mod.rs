@@ -1,21 +1,25 @@
 //! One module a screen of the admin's path.
 
+// Rendered by the server only (plain forms and links, no script): see `shell::static_shell`.
+#[cfg(feature = "ssr")]
 mod audit;
 mod choose;
 mod connect;
+#[cfg(feature = "ssr")]
 mod history;
 mod overview;
 mod parts;
-// Rendered by the server only (plain forms, no script): see `shell::people_shell`.
 #[cfg(feature = "ssr")]
 mod people;
 mod preview;
 mod run;
 mod steps;
 
+#[cfg(feature = "ssr")]
 pub use audit::AuditTrail;
 pub use choose::Choose;
 pub use connect::Connect;
+#[cfg(feature = "ssr")]
 pub use history::History;
 pub use overview::Overview;
 #[cfg(feature = "ssr")]

@@ -135,7 +135,7 @@ pub fn Overview() -> impl IntoView {
                                     .collect_view();
                                 view! {
                                     <ul class="recent-runs">{items}</ul>
-                                    <p><a href="/history">"See every run in History"</a></p>
+                                    <p><a href="/history" rel="external">"See every run in History"</a></p>
                                 }
                                     .into_any()
                             }

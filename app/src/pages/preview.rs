@@ -481,7 +481,7 @@ fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
                 <h2 id="confirm-heading">"Already run"</h2>
                 <p>
                     "A run was already started from this preview; a preview runs only once. See it in "
-                    <a href="/history">"History"</a> ", or " <a href="/choose">"choose users again"</a> "."
+                    <a href="/history" rel="external">"History"</a> ", or " <a href="/choose">"choose users again"</a> "."
                 </p>
             </section>
         }

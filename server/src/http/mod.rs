@@ -27,7 +27,7 @@ use crate::secret::SecretBox;
 use crate::service::{self, Console, Settings};
 use anyhow::Context;
 use app::backend::{AccountsBackend, ConsoleBackend};
-use app::{people_shell, shell, App, PeopleApp};
+use app::{shell, static_shell, App, StaticApp};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware;
@@ -248,7 +248,7 @@ pub fn router(state: AppState) -> Router {
         team_backend(&service, sso.as_deref());
     };
     let options = state.leptos_options.clone();
-    let people_options = state.leptos_options.clone();
+    let static_options = state.leptos_options.clone();
     let site_root = PathBuf::from(state.leptos_options.site_root.to_string());
     Router::new()
         .route("/healthz", get(healthz))
@@ -261,7 +261,7 @@ pub fn router(state: AppState) -> Router {
             "/api/{*fn_name}",
             get(server_fn_handler).post(server_fn_handler),
         )
-        .merge(people_pages(context.clone(), people_options))
+        .merge(static_pages(context.clone(), static_options))
         .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
@@ -281,16 +281,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The people screens (sign-in, account, team…): rendered whole by the server once their data
-/// is read, without the app's script (see `app::shell`). Their paths come from
-/// [`PeopleApp`]'s own routes.
-fn people_pages(
+/// The screens the server renders whole (sign-in, account, team…, History, Audit trail) once
+/// their data is read, without the app's script (see `app::shell`). Their paths come from
+/// [`StaticApp`]'s own routes.
+fn static_pages(
     context: impl Fn() + Clone + Send + Sync + 'static,
     options: leptos::prelude::LeptosOptions,
 ) -> Router<AppState> {
     let render =
-        leptos_axum::render_app_async_with_context(context, move || people_shell(options.clone()));
-    generate_route_list(PeopleApp)
+        leptos_axum::render_app_async_with_context(context, move || static_shell(options.clone()));
+    generate_route_list(StaticApp)
         .into_iter()
         .fold(Router::new(), |router, listing| {
             let render = render.clone();
