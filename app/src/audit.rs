@@ -217,6 +217,75 @@ pub struct AuditEntryView {
     pub details: String,
 }
 
+/// An entry's details (its JSON text) as the Audit page reads them to an admin: one
+/// "Label: value" line per field, in the stored order. Empty fields (null, an empty list)
+/// and zero counts are left out; yes/no for true/false; a group (a run's counts) on one line.
+/// Text that is not a JSON object is shown as it is: the page never hides what was stored.
+/// The CSV keeps the JSON itself, for tools and for Stack support.
+pub fn details_in_words(details: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(details) else {
+        return match details.trim() {
+            "" => Vec::new(),
+            text => vec![text.to_string()],
+        };
+    };
+    fields
+        .iter()
+        .filter_map(|(key, value)| Some(format!("{}: {}", label(key), value_in_words(value)?)))
+        .collect()
+}
+
+/// A field's name in words: `site_url` → "Site", `token_replaced` → "Token replaced",
+/// `NotFound` (an outcome) → "Not found".
+fn label(key: &str) -> String {
+    match key {
+        "site_url" => return "Site".to_string(),
+        "scim_base_url" => return "SCIM base URL".to_string(),
+        "demote_privileged" => return "Demote admins and moderators first".to_string(),
+        _ => {}
+    }
+    let mut words = String::new();
+    for (i, c) in key.chars().enumerate() {
+        match c {
+            '_' | '-' => words.push(' '),
+            c if c.is_uppercase() && i > 0 && !words.ends_with(' ') => {
+                words.push(' ');
+                words.extend(c.to_lowercase());
+            }
+            c if i == 0 => words.extend(c.to_uppercase()),
+            c => words.extend(c.to_lowercase()),
+        }
+    }
+    words
+}
+
+/// A value in words, or None when there is nothing to say.
+fn value_in_words(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::Null => None,
+        Value::Bool(true) => Some("yes".to_string()),
+        Value::Bool(false) => Some("no".to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().filter_map(value_in_words).collect();
+            (!items.is_empty()).then(|| items.join(", "))
+        }
+        Value::Object(group) => {
+            let parts: Vec<String> = group
+                .iter()
+                .filter(|(_, v)| v.as_i64() != Some(0))
+                .filter_map(|(k, v)| Some(format!("{} {}", label(k), value_in_words(v)?)))
+                .collect();
+            Some(match parts.is_empty() {
+                true => "none".to_string(),
+                false => parts.join(", "),
+            })
+        }
+    }
+}
+
 /// A page of the trail, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {
@@ -239,6 +308,56 @@ mod tests {
         }
         assert_eq!(AuditAction::from_key("RUN_ENDED"), None);
         assert_eq!(AuditAction::from_key(""), None);
+    }
+
+    #[test]
+    fn details_read_as_words() {
+        // A run's end, as the service writes it.
+        let ended = r#"{"counts":{"Deleted":2,"NotFound":0,"ServerError":1},"done":3,"reason":null,"state":"finished","users":3}"#;
+        assert_eq!(
+            details_in_words(ended),
+            [
+                "Counts: Deleted 2, Server error 1",
+                "Done: 3",
+                "State: finished",
+                "Users: 3"
+            ]
+        );
+        let saved = r#"{"scim_base_url":"https://a.example/api/scim/v2","site_changed":true,"site_url":"https://a.example","token_replaced":false}"#;
+        assert_eq!(
+            details_in_words(saved),
+            [
+                "SCIM base URL: https://a.example/api/scim/v2",
+                "Site changed: yes",
+                "Site: https://a.example",
+                "Token replaced: no"
+            ]
+        );
+        // Nothing to say, empty groups, lists.
+        assert_eq!(details_in_words("{}"), Vec::<String>::new());
+        assert_eq!(
+            details_in_words(r#"{"counts":{"Deleted":0},"emails":[]}"#),
+            ["Counts: none"]
+        );
+        assert_eq!(
+            details_in_words(r#"{"roles":["owner",null,"viewer"]}"#),
+            ["Roles: owner, viewer"]
+        );
+        // What is not a JSON object is shown as stored, never dropped.
+        assert_eq!(details_in_words("not json {"), ["not json {"]);
+        assert_eq!(details_in_words("[1,2]"), ["[1,2]"]);
+        assert_eq!(details_in_words("  "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn field_names_become_words() {
+        assert_eq!(label("token_replaced"), "Token replaced");
+        assert_eq!(label("NotFound"), "Not found");
+        assert_eq!(label("not_found"), "Not found");
+        assert_eq!(label("site_url"), "Site");
+        assert_eq!(label("x"), "X");
+        assert_eq!(label(""), "");
+        assert_eq!(label("ÉtéLong"), "Été long");
     }
 
     #[test]

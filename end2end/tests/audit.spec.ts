@@ -55,6 +55,13 @@ test('the audit page lists a run, filters it and downloads it as CSV', async ({ 
   await expect(rows).toHaveCount(5);
   await expect(rows.nth(0)).toContainText('Offboard');
   await expect(rows.nth(0)).toContainText(jobId);
+  // Details in words, not JSON (the CSV keeps the JSON).
+  await expect(rows.nth(0)).toContainText('State: finished');
+  await expect(rows.nth(0)).toContainText('Counts: Deleted 2');
+  await expect(rows.nth(3)).toContainText('Token replaced: yes');
+  await expect(table).not.toContainText('{"');
+  // The run an entry is about is a link to its page.
+  await expect(rows.nth(0).getByRole('link', { name: jobId })).toHaveAttribute('href', `/run?id=${jobId}`);
   await expect(rows.nth(1)).toContainText('Run confirmed');
   // Named by who is signed in, not by the email typed on Connect.
   await expect(rows.nth(1)).toContainText('Olive Owner <olive@offboard.test>');

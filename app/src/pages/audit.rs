@@ -3,8 +3,9 @@
 //! works before the WASM loads and every view has its own address.
 
 use super::parts::{error_text, short_time, ErrorBox};
+use super::preview::encode;
 use crate::api::audit_page;
-use crate::audit::{AuditAction, AuditEntryView, AuditFilter};
+use crate::audit::{details_in_words, AuditAction, AuditEntryView, AuditFilter};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -137,7 +138,23 @@ pub fn AuditTrail() -> impl IntoView {
     .into_any()
 }
 
+/// The screen an entry is about: a run's page for what happened to a run, a preview's page for
+/// a preview and the approval asked on it. None for the rest (a connection, a member…).
+fn about_address(action: AuditAction, target: &str) -> Option<String> {
+    use AuditAction::*;
+    let page = match action {
+        RunConfirmed | RunPaused | RunResumed | RunCancelled | RunEnded | ApprovalGiven => "run",
+        PreviewMade | PreviewRevised | ApprovalRequested | ApprovalDeclined => "preview",
+        _ => return None,
+    };
+    (!target.is_empty()).then(|| format!("/{page}?id={}", encode(target)))
+}
+
 fn entry_row(e: AuditEntryView) -> impl IntoView {
+    let about = e.target.map(|id| match about_address(e.action, &id) {
+        Some(href) => view! { <a href=href>{id}</a> }.into_any(),
+        None => id.into_any(),
+    });
     view! {
         <tr>
             <td data-label="When">
@@ -145,9 +162,14 @@ fn entry_row(e: AuditEntryView) -> impl IntoView {
             </td>
             <td data-label="Who">{e.actor}</td>
             <td data-label="What">{e.action.words()}</td>
-            <td data-label="About" class="id">{e.target}</td>
+            <td data-label="About" class="id">{about}</td>
             <td data-label="Details" class="details">
-                <code>{e.details}</code>
+                <ul class="audit-details">
+                    {details_in_words(&e.details)
+                        .into_iter()
+                        .map(|line| view! { <li>{line}</li> })
+                        .collect_view()}
+                </ul>
             </td>
         </tr>
     }
@@ -156,6 +178,29 @@ fn entry_row(e: AuditEntryView) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_link_to_the_run_or_preview_they_are_about() {
+        use AuditAction::*;
+        assert_eq!(
+            about_address(RunEnded, "9f0c-1").as_deref(),
+            Some("/run?id=9f0c-1")
+        );
+        assert_eq!(
+            about_address(ApprovalGiven, "j").as_deref(),
+            Some("/run?id=j")
+        );
+        assert_eq!(
+            about_address(PreviewRevised, "a b&c").as_deref(),
+            Some("/preview?id=a%20b%26c")
+        );
+        assert_eq!(
+            about_address(ApprovalDeclined, "p").as_deref(),
+            Some("/preview?id=p")
+        );
+        assert_eq!(about_address(MemberAdded, "someone"), None);
+        assert_eq!(about_address(RunEnded, ""), None);
+    }
 
     #[test]
     fn page_addresses_keep_the_filter() {
