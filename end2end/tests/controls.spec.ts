@@ -28,16 +28,18 @@ async function previewDeactivated(page: import('@playwright/test').Page, fault: 
 
 test('pause holds the run and resume finishes it', async ({ page }) => {
   // 80 users, every 2nd deactivated: 40, among them 1042, a community creator Stack refuses
-  // to delete; 250 ms a request so the run can be steered.
-  const fault = await FaultServer.start(['--users', '80', '--deactivated-every', '2', '--latency-ms', '250']);
+  // to delete; 500 ms a request so the run (about 2.5 s at 8 in flight) can be steered even
+  // when the machine is slow to click.
+  const fault = await FaultServer.start(['--users', '80', '--deactivated-every', '2', '--latency-ms', '500']);
   try {
     await previewDeactivated(page, fault);
     await confirmRun(page, 'Delete 40 users');
 
     await page.getByRole('button', { name: 'Pause' }).click();
     await expect(page.getByTestId('run-state')).toContainText('Paused');
-    // Requests already in flight may land; after that nothing moves while paused.
-    await page.waitForTimeout(1_000);
+    // Requests already in flight land (the site says when none is left); after that nothing
+    // moves while paused.
+    await expect.poll(async () => (await fault.state()).deletes_in_flight, { timeout: 20_000 }).toBe(0);
     const held = (await fault.state()).deleted.length;
     await page.waitForTimeout(1_500);
     expect((await fault.state()).deleted.length).toBe(held);

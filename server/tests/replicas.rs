@@ -346,11 +346,12 @@ fn pasted(users: impl IntoIterator<Item = u32>) -> String {
 /// third run is refused in plain words while both go on, and starts once they have ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_sites_request_limit() {
-    // 150 ms a request: 40 users a run at 8 in flight would take under a second, at 4 about
-    // 1.5 s; the two runs overlap either way.
+    // 400 ms a request: 40 users a run at 8 in flight would take 2 s, at 4 about 4 s, so the
+    // two runs overlap even when one replica starts its run a few seconds after the other on
+    // a loaded machine (at 150 ms they could miss each other, and the peak said nothing).
     let TwoReplicas { a, b, site, _dir } = two_replicas(
         &["--runs-per-site", "2"],
-        &["--users", "200", "--latency-ms", "150"],
+        &["--users", "200", "--latency-ms", "400"],
     )
     .await;
     // Plain users only: no moderator (i % 50 == 7 or 17), no community creator (i % 100 ==

@@ -42,6 +42,8 @@ export class FaultServer {
     inactive: string[];
     delete_requests_by_account: Record<string, number>;
     replies_by_status: Record<string, number>;
+    /** DELETEs the site has received and not yet answered. */
+    deletes_in_flight: number;
   }> {
     const res = await fetch(`${this.base}/_control/state`);
     return res.json();
