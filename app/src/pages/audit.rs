@@ -1,6 +1,7 @@
 //! The Audit screen: the team's audit trail, newest first, filtered by kind and by day, a page
-//! at a time, with the same entries as a CSV download. The filter is a plain GET form, so it
-//! works before the WASM loads and every view has its own address.
+//! at a time, with the same entries as a CSV download. Rendered whole by the server, without
+//! script: the filter is a plain GET form and paging is links, so every view has its own
+//! address. Details are shown in words; the CSV keeps their JSON.
 
 use super::parts::{error_text, short_time, ErrorBox};
 use super::preview::encode;
