@@ -1,6 +1,7 @@
 // The admin's path end to end, in Chromium, against the release binary and the Stack-shaped
 // fault server: connect (wrong token, then right), upload a CSV, preview, type the phrase,
-// watch the live rows, download the failures report; then pick a deactivated user and delete it.
+// watch the live rows, download the failures report; then pick a deactivated user and delete it;
+// last, the Connect screen's three forms (save, check the saved connection, remove the token).
 import { test, expect, Page } from '@playwright/test';
 import * as fs from 'node:fs';
 import { Console } from './support/servers';
@@ -99,4 +100,39 @@ test('pick a deactivated user from the list and delete it', async ({ page }) => 
   await confirmAndRun(page, 'Delete 1 user');
   expect((await faultState()).deleted).toContain('1005');
   expect((await faultState()).deleted).not.toContain('1015');
+});
+
+test('the Connect forms: save keeps what was typed, a blank token keeps the saved one, check again, remove the token', async ({ page }) => {
+  await connect(page, TOKEN);
+  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(page.getByLabel('SCIM token')).toHaveValue('');
+
+  // Every field reached the server: a fresh page shows them saved.
+  await open(page, '/connect');
+  await expect(page.getByLabel('Site address')).toHaveValue(fault.base);
+  await expect(page.getByLabel('SCIM base URL')).toHaveValue(`${fault.base}/v2`);
+  await expect(page.getByLabel('Your email')).toHaveValue('operator@example.com');
+  await expect(page.getByTestId('token-state')).toContainText(`Token saved, ending …${TOKEN.slice(-4)}`);
+
+  // Saved again with the token box left empty: the email changes, the token stays.
+  await page.getByLabel('Your email').fill('second@example.com');
+  await page.getByRole('button', { name: 'Save and check' }).click();
+  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await open(page, '/connect');
+  await expect(page.getByLabel('Your email')).toHaveValue('second@example.com');
+  await expect(page.getByTestId('token-state')).toContainText(`Token saved, ending …${TOKEN.slice(-4)}`);
+
+  // Check the saved connection without saving anything.
+  await expect(page.getByTestId('diagnosis')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Check the saved connection' }).click();
+  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(page.getByTestId('diagnosis')).toContainText(/lists \d+ users/);
+
+  // Remove the token: the page says so, and a check now says what is missing.
+  await page.getByRole('button', { name: 'Remove token' }).click();
+  await expect(page.getByTestId('token-state')).toContainText('No token saved');
+  await expect(page.getByRole('button', { name: 'Remove token' })).toHaveCount(0);
+  await page.getByRole('button', { name: 'Check the saved connection' }).click();
+  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'alert');
+  expect(await page.content()).not.toContain(TOKEN);
 });

@@ -1,10 +1,17 @@
 //! The Connect screen: the site, its SCIM token (write-only), the admin's own email, and a
 //! check of the connection in plain words.
+//!
+//! The forms post to their server functions, so they work before the WASM has loaded; once it
+//! has, a submit is caught and sent with `dispatch` from the fields' values. Not `ActionForm`:
+//! reading a form into the function's arguments brings `serde_qs`'s decoder into the browser
+//! bundle, for three forms (docs/benchmarks.md).
 
 use super::parts::{error_text, ErrorBox};
 use crate::api::{load_connection, CheckConnection, ForgetToken, SaveConnection};
 use crate::backend::{ConnectionView, Diagnosis};
+use leptos::html::Input;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 /// The verdict of a connection check: calm when it works, an alert when it does not.
 #[component]
@@ -85,11 +92,18 @@ pub fn Connect() -> impl IntoView {
                     }
                 }}
             </div>
-            <ActionForm action=check>
+            <form
+                method="post"
+                action=CheckConnection::url()
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    check.dispatch(CheckConnection {});
+                }
+            >
                 <button type="submit" class="button">
                     "Check the saved connection"
                 </button>
-            </ActionForm>
+            </form>
         </section>
     }
     .into_any()
@@ -111,13 +125,29 @@ fn ConnectForm(
             typed_token.set(String::new());
         }
     });
+    let (site_url, operator_email, scim_base_url) = (
+        NodeRef::<Input>::new(),
+        NodeRef::<Input>::new(),
+        NodeRef::<Input>::new(),
+    );
+    let value_of = |field: NodeRef<Input>| field.get().map(|i| i.value()).unwrap_or_default();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        save.dispatch(SaveConnection {
+            site_url: value_of(site_url),
+            scim_base_url: value_of(scim_base_url),
+            token: typed_token.get_untracked(),
+            operator_email: value_of(operator_email),
+        });
+    };
     view! {
-        <ActionForm action=save attr:class="form">
+        <form class="form" method="post" action=SaveConnection::url() on:submit=submit>
             <div class="field">
                 <label for="site_url">"Site address"</label>
                 <input
                     id="site_url"
                     name="site_url"
+                    node_ref=site_url
                     type="url"
                     required
                     placeholder="https://yourcompany.stackenterprise.co"
@@ -152,6 +182,7 @@ fn ConnectForm(
                 <input
                     id="operator_email"
                     name="operator_email"
+                    node_ref=operator_email
                     type="email"
                     autocomplete="email"
                     aria-describedby="operator-hint"
@@ -168,6 +199,7 @@ fn ConnectForm(
                     <input
                         id="scim_base_url"
                         name="scim_base_url"
+                        node_ref=scim_base_url
                         type="url"
                         aria-describedby="scim-hint"
                         value=current.scim_base_url.clone().unwrap_or_default()
@@ -180,15 +212,23 @@ fn ConnectForm(
             <button type="submit" class="button primary">
                 "Save and check"
             </button>
-        </ActionForm>
+        </form>
         {has_token
             .then(|| {
                 view! {
-                    <ActionForm action=forget attr:class="inline-form">
+                    <form
+                        class="inline-form"
+                        method="post"
+                        action=ForgetToken::url()
+                        on:submit=move |ev| {
+                            ev.prevent_default();
+                            forget.dispatch(ForgetToken {});
+                        }
+                    >
                         <button type="submit" class="button">
                             "Remove token"
                         </button>
-                    </ActionForm>
+                    </form>
                 }
             })}
         {move || {
