@@ -183,24 +183,20 @@ mod tests {
     #[test]
     fn entries_link_to_the_run_or_preview_they_are_about() {
         use AuditAction::*;
-        assert_eq!(
-            about_address(RunEnded, "9f0c-1").as_deref(),
-            Some("/run?id=9f0c-1")
-        );
-        assert_eq!(
-            about_address(ApprovalGiven, "j").as_deref(),
-            Some("/run?id=j")
-        );
-        assert_eq!(
-            about_address(PreviewRevised, "a b&c").as_deref(),
-            Some("/preview?id=a%20b%26c")
-        );
-        assert_eq!(
-            about_address(ApprovalDeclined, "p").as_deref(),
-            Some("/preview?id=p")
-        );
-        assert_eq!(about_address(MemberAdded, "someone"), None);
-        assert_eq!(about_address(RunEnded, ""), None);
+        for (action, target, expected) in [
+            (RunEnded, "9f0c-1", Some("/run?id=9f0c-1")),
+            (ApprovalGiven, "j", Some("/run?id=j")),
+            (PreviewRevised, "a b&c", Some("/preview?id=a%20b%26c")),
+            (ApprovalDeclined, "p", Some("/preview?id=p")),
+            (MemberAdded, "someone", None),
+            (RunEnded, "", None),
+        ] {
+            assert_eq!(
+                about_address(action, target).as_deref(),
+                expected,
+                "{action:?} {target}"
+            );
+        }
     }
 
     #[test]
