@@ -37,6 +37,10 @@ pub enum AuditAction {
     MemberRemoved,
     InvitationMade,
     InvitationAccepted,
+    /// An owner revoked an open invitation (or it was voided: its maker stopped being an owner).
+    InvitationRevoked,
+    /// A person tied their company's sign-in to their account while signed in to both.
+    SignOnLinked,
     /// An operator asked a second operator to approve a preview's run.
     ApprovalRequested,
     /// A second operator typed the phrase: the run started (both names in the details).
@@ -46,7 +50,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 24] = [
+    pub const ALL: [AuditAction; 26] = [
         AuditAction::ConnectionSaved,
         AuditAction::TokenForgotten,
         AuditAction::PreviewMade,
@@ -67,6 +71,8 @@ impl AuditAction {
         AuditAction::MemberRemoved,
         AuditAction::InvitationMade,
         AuditAction::InvitationAccepted,
+        AuditAction::InvitationRevoked,
+        AuditAction::SignOnLinked,
         AuditAction::ApprovalRequested,
         AuditAction::ApprovalGiven,
         AuditAction::ApprovalDeclined,
@@ -96,6 +102,8 @@ impl AuditAction {
             AuditAction::MemberRemoved => "member_removed",
             AuditAction::InvitationMade => "invitation_made",
             AuditAction::InvitationAccepted => "invitation_accepted",
+            AuditAction::InvitationRevoked => "invitation_revoked",
+            AuditAction::SignOnLinked => "sign_on_linked",
             AuditAction::ApprovalRequested => "approval_requested",
             AuditAction::ApprovalGiven => "approval_given",
             AuditAction::ApprovalDeclined => "approval_declined",
@@ -131,6 +139,8 @@ impl AuditAction {
             AuditAction::MemberRemoved => "Member removed",
             AuditAction::InvitationMade => "Invitation made",
             AuditAction::InvitationAccepted => "Invitation accepted",
+            AuditAction::InvitationRevoked => "Invitation revoked",
+            AuditAction::SignOnLinked => "Single sign-on linked",
             AuditAction::ApprovalRequested => "Approval requested",
             AuditAction::ApprovalGiven => "Approved and started",
             AuditAction::ApprovalDeclined => "Approval declined",

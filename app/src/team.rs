@@ -84,6 +84,22 @@ pub struct MemberView {
     pub role: Role,
     pub added_by: String,
     pub added_at: String,
+    /// False while a membership granted by email waits for someone to prove that email
+    /// (single sign-on with a verified email); an account with only a password never takes
+    /// one up: invite it instead.
+    pub joined: bool,
+}
+
+/// An invitation that still opens, for the Team page's owners (never its link).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationView {
+    /// Names the invitation for "Revoke" (the stored hash of its secret: it opens nothing).
+    pub id: String,
+    /// The only email that may accept it.
+    pub email: String,
+    pub role: Role,
+    pub made_by: String,
+    pub expires: String,
 }
 
 /// The Team page: the team, its members, and a link just made (shown once).
@@ -91,6 +107,8 @@ pub struct MemberView {
 pub struct TeamPage {
     pub team: TeamChoice,
     pub members: Vec<MemberView>,
+    /// Open invitations (owners only; empty for everyone else).
+    pub invitations: Vec<InvitationView>,
     pub new_link: Option<NewLink>,
     pub settings: TeamSettings,
 }
@@ -111,6 +129,9 @@ pub struct LinkInfo {
     pub valid: bool,
     pub team_name: Option<String>,
     pub role: Option<Role>,
+    /// The email an invitation is for (only an account with it may accept).
+    #[serde(default)]
+    pub email: Option<String>,
     /// Someone is signed in already (an invitation then joins them without a new account).
     pub signed_in_as: Option<String>,
 }
@@ -235,11 +256,13 @@ pub enum AccountProblem {
     SsoFailed,
     SignedOut,
     SessionExpired,
+    InvitationForAnotherEmail,
+    PasswordAccountExists,
     Done,
 }
 
 impl AccountProblem {
-    const ALL: [AccountProblem; 13] = [
+    const ALL: [AccountProblem; 15] = [
         AccountProblem::WrongPassword,
         AccountProblem::Throttled,
         AccountProblem::LinkInvalid,
@@ -252,6 +275,8 @@ impl AccountProblem {
         AccountProblem::SsoFailed,
         AccountProblem::SignedOut,
         AccountProblem::SessionExpired,
+        AccountProblem::InvitationForAnotherEmail,
+        AccountProblem::PasswordAccountExists,
         AccountProblem::Done,
     ];
 
@@ -269,6 +294,8 @@ impl AccountProblem {
             AccountProblem::SsoFailed => "sso-failed",
             AccountProblem::SignedOut => "signed-out",
             AccountProblem::SessionExpired => "session-expired",
+            AccountProblem::InvitationForAnotherEmail => "invitation-for-another-email",
+            AccountProblem::PasswordAccountExists => "password-account-exists",
             AccountProblem::Done => "done",
         }
     }
@@ -303,6 +330,15 @@ impl AccountProblem {
             AccountProblem::SsoFailed => "Single sign-on did not work: see the message below.",
             AccountProblem::SignedOut => "You are signed out.",
             AccountProblem::SessionExpired => "Your session ended. Sign in again to go on.",
+            AccountProblem::InvitationForAnotherEmail => {
+                "This invitation was made for another email address. Sign in with that address, \
+                 or ask the team's owner for an invitation for yours."
+            }
+            AccountProblem::PasswordAccountExists => {
+                "An account with a password already uses this email, so your company's sign-in \
+                 cannot open it by itself. Sign in with your password, then choose \"Link your \
+                 company's sign-in\" on your Account page."
+            }
             AccountProblem::Done => "Done.",
         }
     }

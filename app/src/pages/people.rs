@@ -144,6 +144,37 @@ fn SsoChoice() -> impl IntoView {
     }
 }
 
+/// For a password account on a console with single sign-on: link the company's sign-in to
+/// this account (signed in to both), so it opens this account from then on.
+#[component]
+fn LinkSignOn() -> impl IntoView {
+    let options = Resource::new(|| (), |_| crate::api::sign_in_options());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                options
+                    .get()
+                    .and_then(Result::ok)
+                    .and_then(|o| o.sso)
+                    .map(|label| {
+                        view! {
+                            <h2>"Your company's sign-in"</h2>
+                            <p class="hint">
+                                "Link it to this account to sign in with it from now on. It must \
+                                 say the same email as this account."
+                            </p>
+                            <p>
+                                <a class="button" href="/sign-in/sso" rel="external" data-testid="link-sso">
+                                    {format!("Link your company's sign-in ({label})")}
+                                </a>
+                            </p>
+                        }
+                    })
+            }}
+        </Suspense>
+    }
+}
+
 /// What a one-time link's page shows while the link is being checked, when it no longer
 /// works, or its form.
 fn with_link<V: IntoView + 'static>(
@@ -220,8 +251,9 @@ pub fn Join() -> impl IntoView {
                         "/sign-in?next={}",
                         super::preview::encode(format!("/join?code={code}")),
                     );
+                    let invited = info.email.clone().unwrap_or_default();
                     match info.signed_in_as {
-                        Some(email) => {
+                        Some(email) if email == invited => {
                             view! {
                                 <p data-testid="invitation">{intro}</p>
                                 <form method="post" action="/join" class="form">
@@ -233,17 +265,52 @@ pub fn Join() -> impl IntoView {
                             }
                                 .into_any()
                         }
+                        Some(email) => {
+                            view! {
+                                <p data-testid="invitation">{intro}</p>
+                                <p role="alert" class="error" data-testid="invitation-other-email">
+                                    {format!(
+                                        "This invitation is for {invited}, and you are signed in as \
+                                         {email}. Only {invited} can accept it: sign out and open the \
+                                         link again, or ask the team's owner for an invitation for \
+                                         {email}.",
+                                    )}
+                                </p>
+                                <form method="post" action="/sign-out">
+                                    <button type="submit" class="button">"Sign out"</button>
+                                </form>
+                            }
+                                .into_any()
+                        }
                         None => {
                             view! {
                                 <p data-testid="invitation">{intro}</p>
                                 <p>
-                                    "Already have an account here? "
+                                    "Already have an account here with "
+                                    <strong>{invited.clone()}</strong>
+                                    "? "
                                     <a href=sign_in>"Sign in first"</a>
                                     ", then open this link again."
                                 </p>
                                 <form method="post" action="/join" class="form">
                                     <input type="hidden" name="code" value=code />
-                                    {new_person_fields()}
+                                    <div class="field">
+                                        <label for="name">"Your name"</label>
+                                        <input id="name" name="name" type="text" required maxlength="100" autocomplete="name" />
+                                    </div>
+                                    <div class="field">
+                                        <label for="email">"Your work email"</label>
+                                        <input
+                                            id="email"
+                                            name="email"
+                                            type="email"
+                                            value=invited.clone()
+                                            readonly
+                                            autocomplete="email"
+                                        />
+                                        <p class="hint">"The invitation was made for this address: only it can join."</p>
+                                    </div>
+                                    {password_fields("Choose a password")}
                                     <button type="submit" class="button primary">"Create my account and join"</button>
                                 </form>
                             }
@@ -361,6 +428,7 @@ fn account_view(me: crate::team::SignedInView) -> impl IntoView {
                     </form>
                 }
             })}
+        {me.has_password.then(|| view! { <LinkSignOn /> })}
         <h2>"Sign out"</h2>
         <div class="actions">
             <form method="post" action="/sign-out">
@@ -425,6 +493,7 @@ pub fn Team() -> impl IntoView {
 
 fn team_view(page: crate::team::TeamPage) -> impl IntoView {
     let owner = page.team.role == Role::Owner;
+    let invitations = page.invitations.clone();
     view! {
         <h1 id="team-heading">{page.team.name.clone()}</h1>
         <p>{format!("You are {} here: you may {}.", page.team.role.key(), page.team.role.allows())}</p>
@@ -446,9 +515,12 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
                     .members
                     .into_iter()
                     .map(|m| {
-                        let who = match &m.name {
-                            Some(name) => format!("{name} ({})", m.email),
-                            None => format!("{} (has not signed in yet)", m.email),
+                        let who = match (&m.name, m.joined) {
+                            (Some(name), true) => format!("{name} ({})", m.email),
+                            _ => format!(
+                                "{} (waits for them to sign in with your company's sign-in)",
+                                m.email,
+                            ),
                         };
                         let email = m.email.clone();
                         let role_cell = if owner {
@@ -492,16 +564,22 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
             .then(|| {
                 view! {
                     <h2>"Invite someone"</h2>
+                    <p class="hint">
+                        "An invitation is for one person: only an account with the email you enter can accept it."
+                    </p>
                     <form method="post" action="/team/invitations" class="form inline">
+                        <label for="invite-email">"Their email"</label>
+                        <input id="invite-email" name="email" type="email" required />
                         <label for="invite-role">"Invite as"</label>
                         <select id="invite-role" name="role">
                             {role_options(Role::Operator)}
                         </select>
                         <button type="submit" class="button primary">"Make an invitation link"</button>
                     </form>
+                    {invitations_view(invitations.clone())}
                     <h2>"Add by email"</h2>
                     <p class="hint">
-                        "For colleagues who sign in through your company's sign-in service: they are members as soon as they sign in."
+                        "For colleagues who sign in through your company's sign-in service: they are members as soon as they sign in with it. An account with only a password does not take this up: invite it instead."
                     </p>
                     <form method="post" action="/team/members" class="form inline">
                         <label for="member-email">"Email"</label>
@@ -515,6 +593,54 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
                 }
             })}
     }
+}
+
+/// The invitations that still open, each with "Revoke" (owners only).
+fn invitations_view(invitations: Vec<crate::team::InvitationView>) -> impl IntoView {
+    if invitations.is_empty() {
+        return view! { <p class="hint" data-testid="no-invitations">"No invitation is open."</p> }
+            .into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="table" data-testid="invitations">
+                <caption>"Open invitations"</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"For"</th>
+                        <th scope="col">"Role"</th>
+                        <th scope="col">"Made by"</th>
+                        <th scope="col">"Works until"</th>
+                        <th scope="col">"Action"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {invitations
+                        .into_iter()
+                        .map(|i| {
+                            view! {
+                                <tr>
+                                    <td>{i.email.clone()}</td>
+                                    <td>{i.role.words()}</td>
+                                    <td>{i.made_by}</td>
+                                    <td>{i.expires}</td>
+                                    <td>
+                                        <form method="post" action="/team/invitations/revoke" class="inline">
+                                            <input type="hidden" name="id" value=i.id />
+                                            <button type="submit" class="button small danger">
+                                                {format!("Revoke the invitation for {}", i.email)}
+                                            </button>
+                                        </form>
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
 }
 
 /// When runs need a second operator: a form for owners, words for everyone else.
@@ -561,6 +687,20 @@ fn settings_view(settings: crate::team::TeamSettings, owner: bool) -> impl IntoV
     .into_any()
 }
 
+/// A team with no owner left: a console owner gives it one (nobody else can).
+fn ownerless_view(team: i64, name: String) -> impl IntoView {
+    let field = format!("owner-{team}");
+    view! {
+        <p class="error" data-testid="ownerless">"No owner"</p>
+        <form method="post" action="/teams/owner" class="form inline">
+            <input type="hidden" name="team" value=team.to_string() />
+            <label for=field.clone()>{format!("Owner for {name} (email)")}</label>
+            <input id=field name="email" type="email" required />
+            <button type="submit" class="button small">"Make owner"</button>
+        </form>
+    }
+}
+
 #[component]
 pub fn Teams() -> impl IntoView {
     let teams = Resource::new(|| (), |_| console_teams());
@@ -590,11 +730,16 @@ pub fn Teams() -> impl IntoView {
                                             {teams
                                                 .into_iter()
                                                 .map(|t| {
+                                                    let owners = if t.owners.is_empty() {
+                                                        ownerless_view(t.id.get(), t.name.clone()).into_any()
+                                                    } else {
+                                                        view! { <span>{t.owners.join(", ")}</span> }.into_any()
+                                                    };
                                                     view! {
                                                         <tr>
                                                             <td>{t.name}</td>
                                                             <td>{t.members}</td>
-                                                            <td>{t.owners.join(", ")}</td>
+                                                            <td>{owners}</td>
                                                         </tr>
                                                     }
                                                 })

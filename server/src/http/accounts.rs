@@ -36,11 +36,13 @@ pub fn routes() -> Router<AppState> {
         .route("/account/sign-out-everywhere", post(sign_out_everywhere))
         .route("/account/team", post(switch_team))
         .route("/team/invitations", post(invite))
+        .route("/team/invitations/revoke", post(revoke_invitation))
         .route("/team/members", post(set_member))
         .route("/team/members/remove", post(remove_member))
         .route("/team/settings", post(save_settings))
         .route("/teams", post(create_team))
         .route("/teams/reset-links", post(reset_link))
+        .route("/teams/owner", post(give_owner))
 }
 
 /// Where to go after signing in: a path on this console only (never `//host` or a full URL,
@@ -392,6 +394,8 @@ async fn keep_link(session: &Session, link: NewLink, back: &str) -> Response {
 #[derive(Deserialize)]
 struct InviteForm {
     #[serde(default)]
+    email: String,
+    #[serde(default)]
     role: String,
 }
 
@@ -409,7 +413,13 @@ async fn invite(
             .ok_or_else(|| ConsoleError::new("Choose the role the invitation gives."))?;
         state
             .service
-            .invite(&permit, &caller.member, role, &base_url(&state, &headers))
+            .invite(
+                &permit,
+                &caller.member,
+                &form.email,
+                role,
+                &base_url(&state, &headers),
+            )
             .await
     }
     .await;
@@ -417,6 +427,30 @@ async fn invite(
         Ok(link) => keep_link(&session, link, "/team").await,
         Err(e) => notice(&session, "/team", &e).await,
     }
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    id: String,
+}
+
+/// `POST /team/invitations/revoke`: an owner revokes an open invitation.
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    session: Session,
+    caller: Caller,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    let answer = async {
+        let permit = caller.member.permit::<Own>()?;
+        state
+            .service
+            .revoke_invitation(&permit, &caller.member, &form.id)
+            .await
+    }
+    .await;
+    done_or_notice(&session, "/team", answer).await
 }
 
 #[derive(Deserialize)]
@@ -540,6 +574,28 @@ async fn reset_link(
         Ok(link) => keep_link(&session, link, "/teams").await,
         Err(e) => notice(&session, "/teams", &e).await,
     }
+}
+
+#[derive(Deserialize)]
+struct OwnerForm {
+    #[serde(default)]
+    team: i64,
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /teams/owner`: a console owner gives a team that has no owner an owner.
+async fn give_owner(
+    State(state): State<AppState>,
+    session: Session,
+    SignedInVisitor { person, .. }: SignedInVisitor,
+    Form(form): Form<OwnerForm>,
+) -> Response {
+    let answer = state
+        .service
+        .give_owner(&person, TeamId::new(form.team), &form.email)
+        .await;
+    done_or_notice(&session, "/teams", answer).await
 }
 
 /// The server functions' view of the visitor: what the Account, Team and Teams pages read.

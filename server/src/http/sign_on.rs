@@ -4,7 +4,9 @@
 //! email in, if a team has added it (`service::accounts`).
 
 use super::accounts::{notice, start_session};
+use super::caller::Visitor;
 use super::AppState;
+use crate::service::accounts::SsoIdentity;
 use crate::sso::{Callback, PendingSignIn, SsoError};
 use app::backend::ConsoleError;
 use app::team::AccountProblem;
@@ -55,6 +57,7 @@ async fn start(State(state): State<AppState>, session: Session) -> Response {
 async fn callback(
     State(state): State<AppState>,
     session: Session,
+    visitor: Visitor,
     Query(answer): Query<Callback>,
 ) -> Response {
     let Some(sso) = state.sso.as_ref() else {
@@ -83,11 +86,16 @@ async fn callback(
             return notice(&session, &sso_failed(), &ConsoleError::new(e.to_string())).await;
         }
     };
-    match state
-        .service
-        .sign_in_with_sso(&identity.email, identity.name.as_deref())
-        .await
-    {
+    // Someone already signed in here who comes back from the company's sign-in is linking
+    // the two (signed in to both); anyone else signs in.
+    let linking = visitor.person().cloned();
+    let who = SsoIdentity {
+        issuer: sso.issuer(),
+        subject: &identity.subject,
+        email: &identity.email,
+        name: identity.name.as_deref(),
+    };
+    match state.service.sign_in_with_sso(&who, linking.as_ref()).await {
         Ok(person) => match start_session(&state.service, &session, &person, None).await {
             Ok(()) => Redirect::to("/").into_response(),
             Err(e) => notice(&session, &sso_failed(), &e).await,

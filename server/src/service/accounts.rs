@@ -2,31 +2,36 @@
 //!
 //! Decisions (docs/accounts.md says more):
 //! - One account per email (lower-cased). Local accounts have an argon2id password; people who
-//!   come through single sign-on have none.
-//! - Membership is by email, so an owner can add a colleague before their first sign-on.
+//!   come through single sign-on have none. Single sign-on identities are kept by issuer and
+//!   subject, never matched by email alone: a sign-on never lands in a password account, and a
+//!   password account takes a sign-on only when the person links them while signed in.
+//! - A membership belongs to an account. An owner may also grant one to an email before its
+//!   owner has an account: only a sign-in that proves the email (single sign-on with a verified
+//!   email) takes it up. An invitation is made for one email and only that account accepts it.
 //! - Roles nest: an owner may do all an operator may, an operator all a viewer may. What a
 //!   request may do is a [`Permit`] obtained from its [`Member`] (see `permits` below); the
 //!   service's team methods take one, so none can be reached without the check.
 //! - A session remembers the account and the account's "session epoch"; changing the password
 //!   or "sign out everywhere" raises the epoch, which ends every other session at once.
-//! - Failed sign-ins are counted per account and per address over 15 minutes; past the limit
-//!   the form refuses even the right password until the window passes. Counting is in the
-//!   database, so several console processes share it.
+//! - Sign-in attempts are reserved (counted) before the password is checked, per account and
+//!   per address over 15 minutes. Past 5 failures an account refuses even the right password
+//!   until the window passes; past 20 from one address, each further attempt from there waits
+//!   longer before it is checked (a flood is slowed down, nobody is locked out by strangers).
+//!   Counting is in the database, so several console processes share it.
 //! - Links (setup, invitation, reset) carry 32 random bytes; only their SHA-256 is stored.
 
 use super::audit::Actor;
 use super::permits::{self, Need, Own, Permit};
 use super::Console;
 use crate::storage::{
-    AccountRecord, LinkPurpose, LinkRecord, MemberRecord, NewAccount, StorageError,
+    AccountRecord, Joiner, LinkPurpose, LinkRecord, MemberRecord, NewAccount, StorageError,
 };
 use app::audit::AuditAction;
 use app::backend::ConsoleError;
-use app::hidden::Hidden;
 use app::ids::{AccountId, TeamId};
 use app::team::{
-    AccountProblem, MemberView, NewLink, Role, SignedInView, TeamChoice, TeamPage, TeamSummary,
-    MIN_PASSWORD_CHARS,
+    AccountProblem, InvitationView, MemberView, NewLink, Role, SignedInView, TeamChoice, TeamPage,
+    TeamSummary, MIN_PASSWORD_CHARS,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -45,8 +50,12 @@ pub const RESET_LINK_HOURS: i64 = 24;
 pub const THROTTLE_MINUTES: i64 = 15;
 /// Failed sign-ins one account may have in the window.
 pub const FAILURES_PER_ACCOUNT: u32 = 5;
-/// Failed sign-ins one address may have in the window (several people may share one).
+/// Failed sign-ins one address may have in the window before its attempts are slowed down
+/// (several people may share one address; it is never locked out).
 pub const FAILURES_PER_ADDRESS: u32 = 20;
+/// How much longer each attempt past the address's allowance waits, and the longest wait.
+const ADDRESS_SLOWDOWN_STEP: std::time::Duration = std::time::Duration::from_millis(250);
+const ADDRESS_SLOWDOWN_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest name a person or a team may have.
 const MAX_NAME_CHARS: usize = 100;
 
@@ -108,6 +117,18 @@ impl Member {
     }
 }
 
+/// Who the company's sign-in service says someone is (checked by `crate::sso`).
+#[derive(Clone, Copy, Debug)]
+pub struct SsoIdentity<'a> {
+    /// The issuer, exactly as configured.
+    pub issuer: &'a str,
+    /// The issuer's stable id for the person.
+    pub subject: &'a str,
+    /// Verified by the service, in an allowed domain.
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+}
+
 /// Lower-cases and checks an email address: one `@`, something on each side, a dot in the
 /// domain, no spaces or angle brackets. Not RFC 5322: enough to catch typing mistakes.
 pub fn normalise_email(text: &str) -> Option<String> {
@@ -145,38 +166,17 @@ pub fn new_password_problem(password: &str, again: &str) -> Option<AccountProble
     }
 }
 
-/// The argon2id hash (PHC string) of `password`, with a fresh salt.
-pub fn hash_password(password: &str) -> Result<Hidden<String>, ConsoleError> {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| Hidden::new(h.to_string()))
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not hash a password");
-            ConsoleError::failed("Offboard could not store the password; see the server log.")
-        })
-}
-
-/// True if `password` matches the stored hash. A damaged hash never matches.
-pub fn password_matches(password: &str, hash: &Hidden<String>) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    match PasswordHash::new(hash.expose()) {
-        Ok(parsed) => argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// A hash to compare against when the email has no password, so a sign-in for an unknown
-/// email takes as long as one for a known one (no account probing by timing).
-fn decoy_hash() -> &'static Hidden<String> {
-    static DECOY: std::sync::OnceLock<Hidden<String>> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        hash_password("offboard decoy password, never a real one")
-            .unwrap_or_else(|_| Hidden::new(String::new()))
-    })
+/// How long an attempt from an address with `failures` failed sign-ins in the window waits
+/// before its password is checked: nothing within the allowance, then a step more for each
+/// failure past it, up to a cap. A flood from one address (or from everyone behind one proxy)
+/// is slowed down; the right password still gets in.
+pub fn address_slowdown(failures: u32) -> Option<std::time::Duration> {
+    let past = failures.checked_sub(FAILURES_PER_ADDRESS)?;
+    Some(
+        ADDRESS_SLOWDOWN_STEP
+            .saturating_mul(past.saturating_add(1))
+            .min(ADDRESS_SLOWDOWN_MAX),
+    )
 }
 
 /// A link's secret (32 random bytes, URL-safe) and the hash stored for it.
@@ -242,19 +242,15 @@ pub struct NewPerson<'a> {
 }
 
 impl NewPerson<'_> {
-    /// The account to create, once every field is right.
-    fn checked(&self, console_owner: bool) -> Result<NewAccount, AccountRefusal> {
+    /// The email and name, once every field is right. The password is hashed later, once the
+    /// link was found open: a hash costs far more than a look-up, and must not be free to ask.
+    fn checked(&self) -> Result<(String, String), AccountRefusal> {
         let email = normalise_email(self.email).ok_or(AccountProblem::EmailInvalid)?;
         let name = clean_name(self.name).ok_or(AccountProblem::NameMissing)?;
         if let Some(problem) = new_password_problem(self.password, self.again) {
             return Err(problem.into());
         }
-        Ok(NewAccount {
-            email,
-            name,
-            password_hash: Some(hash_password(self.password)?),
-            console_owner,
-        })
+        Ok((email, name))
     }
 }
 
@@ -307,23 +303,25 @@ impl Console {
             "reset" => LinkPurpose::Reset,
             _ => return Err(ConsoleError::not_found("Unknown kind of link.")),
         };
-        let (team_name, role) = match purpose {
+        let (team_name, role, email) = match purpose {
             LinkPurpose::Invitation => match self.invitation(secret).await {
-                Some((team, role)) => (Some(team), Some(role)),
-                None => (None, None),
+                Some((team, role, email)) => (Some(team), Some(role), Some(email)),
+                None => (None, None, None),
             },
-            _ => (None, None),
+            _ => (None, None, None),
         };
         Ok(app::team::LinkInfo {
             valid: self.link_is_open(secret, purpose).await,
             team_name,
             role,
+            email,
             signed_in_as,
         })
     }
 
-    /// The team an invitation is for, and the role it gives, to show on the Join page.
-    pub async fn invitation(&self, secret: &str) -> Option<(String, Role)> {
+    /// The team an invitation is for, the role it gives and the email it was made for, to
+    /// show on the Join page.
+    pub async fn invitation(&self, secret: &str) -> Option<(String, Role, String)> {
         let link = self
             .storage
             .open_link(
@@ -334,7 +332,7 @@ impl Console {
             .await
             .ok()??;
         let team = self.storage.team(link.team_id?).await.ok()??;
-        Some((team.name, link.role?))
+        Some((team.name, link.role?, link.email?))
     }
 
     /// Creates the first owner from the setup link: a console owner, and owner of the
@@ -344,20 +342,40 @@ impl Console {
         secret: &str,
         form: NewPerson<'_>,
     ) -> Result<Person, AccountRefusal> {
-        let account = form.checked(true)?;
+        let (email, name) = form.checked()?;
+        // The cheap checks first: a password is hashed only for a link that opens.
         if self.storage.account_count().await? > 0
-            || self
-                .storage
-                .use_link(&link_hash(secret), LinkPurpose::Setup, self.clock.now())
-                .await?
-                .is_none()
+            || !self.link_is_open(secret, LinkPurpose::Setup).await
         {
             return Err(AccountProblem::LinkInvalid.into());
         }
-        let record = self.create_account(&account).await?;
+        let password_hash = self.passwords.hash(form.password).await?;
+        if self
+            .storage
+            .use_link(&link_hash(secret), LinkPurpose::Setup, self.clock.now())
+            .await?
+            .is_none()
+        {
+            return Err(AccountProblem::LinkInvalid.into());
+        }
+        let record = self
+            .create_account(&NewAccount {
+                email,
+                name,
+                password_hash: Some(password_hash),
+                console_owner: true,
+                email_proven: false,
+            })
+            .await?;
         let person = Person::of(&record);
         self.storage
-            .set_member(TeamId::BUILT_IN, &person.email, Role::Owner, &person.email)
+            .set_member(
+                TeamId::BUILT_IN,
+                &person.email,
+                Role::Owner,
+                &person.email,
+                Some(person.account),
+            )
             .await?;
         self.record_for(
             TeamId::BUILT_IN,
@@ -376,9 +394,12 @@ impl Console {
         }
     }
 
-    /// Signs in with email and password, counting failures per account and per address.
-    /// Every failure says the same (no account probing); past the limit even the right
-    /// password is refused until the window passes.
+    /// Signs in with email and password. The attempt is reserved (counted as a failure of the
+    /// account and of the address) before the password is checked, so any number sent at once
+    /// get no more tries than one after another; a success takes its reservation back. Every
+    /// failure says the same (no account probing); past the account's limit even the right
+    /// password is refused until the window passes; past the address's allowance each attempt
+    /// waits longer first ([`address_slowdown`]).
     pub async fn sign_in_with_password(
         &self,
         email: &str,
@@ -389,37 +410,41 @@ impl Console {
         let now = self.clock.now();
         let since = now - Duration::minutes(THROTTLE_MINUTES);
         let (by_account, by_address) = (subject_of_account(&email), subject_of_address(address));
-        let throttled = self.storage.sign_in_failures(&by_account, since).await?
-            >= FAILURES_PER_ACCOUNT
-            || self.storage.sign_in_failures(&by_address, since).await? >= FAILURES_PER_ADDRESS;
+        let attempt = uuid::Uuid::new_v4().to_string();
+        let counts = self
+            .storage
+            .reserve_sign_in(&[by_account.clone(), by_address], &attempt, now, since)
+            .await?;
+        let (account_failures, address_failures) = (
+            counts.first().copied().unwrap_or(u32::MAX),
+            counts.get(1).copied().unwrap_or(u32::MAX),
+        );
         let record = self.storage.account_by_email(&email).await?;
-        let hash = record
-            .as_ref()
-            .and_then(|r| r.password_hash.clone())
-            .unwrap_or_else(|| decoy_hash().clone());
-        let attempt = password.to_string();
-        let matches = tokio::task::spawn_blocking(move || password_matches(&attempt, &hash))
-            .await
-            .unwrap_or(false);
+        if account_failures >= FAILURES_PER_ACCOUNT {
+            tracing::warn!(address, "a sign-in was throttled");
+            if let Some(r) = &record {
+                self.record_sign_in(&Person::of(r), AuditAction::SignInFailed, true)
+                    .await;
+            }
+            return Err(AccountProblem::Throttled.into());
+        }
+        if let Some(wait) = address_slowdown(address_failures) {
+            tokio::time::sleep(wait).await;
+        }
+        let hash = record.as_ref().and_then(|r| r.password_hash.clone());
+        let matches = self.passwords.matches(password, hash).await;
         let record = match record {
-            Some(r) if matches && r.password_hash.is_some() && !throttled => r,
+            Some(r) if matches && r.password_hash.is_some() => r,
             known => {
-                self.storage
-                    .add_sign_in_failure(&[by_account, by_address], now, since)
-                    .await?;
-                tracing::warn!(address, throttled, "a sign-in failed");
+                tracing::warn!(address, "a sign-in failed");
                 if let Some(r) = known {
-                    self.record_sign_in(&Person::of(&r), AuditAction::SignInFailed, throttled)
+                    self.record_sign_in(&Person::of(&r), AuditAction::SignInFailed, false)
                         .await;
                 }
-                return Err(if throttled {
-                    AccountProblem::Throttled
-                } else {
-                    AccountProblem::WrongPassword
-                }
-                .into());
+                return Err(AccountProblem::WrongPassword.into());
             }
         };
+        self.storage.release_sign_in(&attempt).await?;
         self.storage.clear_sign_in_failures(&by_account).await?;
         let person = Person::of(&record);
         self.record_sign_in(&person, AuditAction::SignIn, false)
@@ -427,43 +452,138 @@ impl Console {
         Ok(person)
     }
 
-    /// Signs in someone whose email their company's sign-in service verified. Their account
-    /// is made on first sign-on, but only if a team has added their email: a verified email
-    /// alone does not let anyone in.
+    /// Signs in someone their company's sign-in service vouched for (`issuer`, `subject`, a
+    /// verified email in an allowed domain). The identity is the issuer and subject:
+    /// - known: its account, whatever the email says now;
+    /// - new, with someone signed in here (`linking`): tied to that account, if the emails
+    ///   agree (the person is signed in to both);
+    /// - new, nobody signed in: a new account, but only if a team has granted the email a
+    ///   membership (a verified email alone lets nobody in); never an existing account with a
+    ///   password, nor one another subject of this issuer holds.
+    ///
+    /// A sign-on whose email is the account's proves that email: memberships granted to it
+    /// are taken up.
     pub async fn sign_in_with_sso(
         &self,
-        email: &str,
-        name: Option<&str>,
+        identity: &SsoIdentity<'_>,
+        linking: Option<&Person>,
     ) -> Result<Person, AccountRefusal> {
-        let email = normalise_email(email).ok_or(AccountProblem::EmailInvalid)?;
-        let record = match self.storage.account_by_email(&email).await? {
-            Some(r) => r,
-            None => {
-                if self.storage.memberships(&email).await?.is_empty() {
-                    return Err(AccountProblem::NotAllowed.into());
-                }
-                let name = name
-                    .and_then(clean_name)
-                    .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
-                self.create_account(&NewAccount {
-                    email: email.clone(),
-                    name,
-                    password_hash: None,
-                    console_owner: false,
-                })
-                .await?
+        let email = normalise_email(identity.email).ok_or(AccountProblem::EmailInvalid)?;
+        let known = self
+            .storage
+            .sso_account(identity.issuer, identity.subject)
+            .await?;
+        let record = match (known, linking) {
+            (Some(id), Some(person)) if id != person.account => {
+                return Err(ConsoleError::new(
+                    "This sign-in of your company belongs to another account here. Sign out \
+                     first to use it.",
+                )
+                .into())
             }
+            (Some(id), _) => self
+                .storage
+                .account(id)
+                .await?
+                .ok_or(AccountProblem::NotAllowed)?,
+            (None, Some(person)) => {
+                if person.email != email {
+                    return Err(ConsoleError::new(format!(
+                        "You are signed in here as {}, but your company's sign-in says {email}. \
+                         Only the same email can be linked.",
+                        person.email
+                    ))
+                    .into());
+                }
+                self.link_identity(identity, person.account).await?;
+                let person = person.clone();
+                self.record_everywhere(&person, AuditAction::SignOnLinked, json!({}))
+                    .await;
+                self.storage
+                    .account(person.account)
+                    .await?
+                    .ok_or(AccountProblem::NotAllowed)?
+            }
+            (None, None) => self.first_sign_on(identity, &email).await?,
         };
+        if record.email == email {
+            self.storage.prove_email(record.id).await?;
+        }
         let person = Person::of(&record);
         self.record_sign_in(&person, AuditAction::SignIn, false)
             .await;
         Ok(person)
     }
 
+    /// The account a new sign-on identity lands in, when nobody is signed in.
+    async fn first_sign_on(
+        &self,
+        identity: &SsoIdentity<'_>,
+        email: &str,
+    ) -> Result<AccountRecord, AccountRefusal> {
+        match self.storage.account_by_email(email).await? {
+            Some(existing) if existing.password_hash.is_some() => {
+                Err(AccountProblem::PasswordAccountExists.into())
+            }
+            // An account made by single sign-on before identities were kept (or through
+            // another issuer): it takes this identity, unless this issuer already vouched
+            // for it as another subject (the email was given to someone else since).
+            Some(existing) => {
+                if self.storage.has_sso(existing.id, identity.issuer).await? {
+                    return Err(ConsoleError::new(
+                        "Another person of your company's sign-in already uses this email here. \
+                         Ask a console owner to sort the accounts out.",
+                    )
+                    .into());
+                }
+                self.link_identity(identity, existing.id).await?;
+                Ok(existing)
+            }
+            None => {
+                if self.storage.waiting_memberships(email).await? == 0 {
+                    return Err(AccountProblem::NotAllowed.into());
+                }
+                let name = identity
+                    .name
+                    .and_then(clean_name)
+                    .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+                let record = self
+                    .create_account(&NewAccount {
+                        email: email.to_string(),
+                        name,
+                        password_hash: None,
+                        console_owner: false,
+                        email_proven: true,
+                    })
+                    .await?;
+                self.link_identity(identity, record.id).await?;
+                Ok(record)
+            }
+        }
+    }
+
+    async fn link_identity(
+        &self,
+        identity: &SsoIdentity<'_>,
+        account: AccountId,
+    ) -> Result<(), AccountRefusal> {
+        match self
+            .storage
+            .link_sso(identity.issuer, identity.subject, account)
+            .await
+        {
+            Err(StorageError::IdentityTaken) => Err(ConsoleError::new(
+                "This sign-in of your company belongs to another account here.",
+            )
+            .into()),
+            other => Ok(other?),
+        }
+    }
+
     /// Sign-ins are recorded in the trail of every team the person belongs to (a team's
     /// owners see who came in); a failed sign-in for an unknown email is only logged.
     async fn record_sign_in(&self, person: &Person, action: AuditAction, throttled: bool) {
-        let teams = match self.storage.memberships(&person.email).await {
+        let teams = match self.storage.memberships(person.account).await {
             Ok(teams) => teams,
             Err(e) => {
                 tracing::error!(error = %e, "could not read memberships to record a sign-in");
@@ -543,7 +663,7 @@ impl Console {
     ) -> Result<Option<Member>, ConsoleError> {
         let teams = self
             .storage
-            .memberships(&person.email)
+            .memberships(person.account)
             .await
             .map_err(storage_failed)?;
         let chosen = wanted
@@ -565,7 +685,7 @@ impl Console {
     ) -> Result<SignedInView, ConsoleError> {
         let teams = self
             .storage
-            .memberships(&person.email)
+            .memberships(person.account)
             .await
             .map_err(storage_failed)?;
         Ok(SignedInView {
@@ -598,19 +718,17 @@ impl Console {
             .account(person.account)
             .await?
             .ok_or(AccountProblem::WrongPassword)?;
-        let current_ok = record
-            .password_hash
-            .as_ref()
-            .is_some_and(|h| password_matches(current, h));
-        if !current_ok {
-            return Err(AccountProblem::WrongPassword.into());
-        }
         if let Some(problem) = new_password_problem(new, again) {
             return Err(problem.into());
         }
-        self.storage
-            .set_password(person.account, &hash_password(new)?)
-            .await?;
+        let Some(current_hash) = record.password_hash.clone() else {
+            return Err(AccountProblem::WrongPassword.into());
+        };
+        if !self.passwords.matches(current, Some(current_hash)).await {
+            return Err(AccountProblem::WrongPassword.into());
+        }
+        let hash = self.passwords.hash(new).await?;
+        self.storage.set_password(person.account, &hash).await?;
         self.record_everywhere(person, AuditAction::PasswordChanged, json!({}))
             .await;
         Ok(())
@@ -633,7 +751,7 @@ impl Console {
         action: AuditAction,
         details: serde_json::Value,
     ) {
-        if let Ok(teams) = self.storage.memberships(&person.email).await {
+        if let Ok(teams) = self.storage.memberships(person.account).await {
             for (team, _) in teams {
                 self.record_for(team.id, person, action, details.clone())
                     .await;
@@ -701,6 +819,11 @@ impl Console {
         if let Some(problem) = new_password_problem(password, again) {
             return Err(problem.into());
         }
+        // The cheap check first: a password is hashed only for a link that opens.
+        if !self.link_is_open(secret, LinkPurpose::Reset).await {
+            return Err(AccountProblem::LinkInvalid.into());
+        }
+        let hash = self.passwords.hash(password).await?;
         let link = self
             .storage
             .use_link(&link_hash(secret), LinkPurpose::Reset, self.clock.now())
@@ -712,9 +835,7 @@ impl Console {
             .account_by_email(&email)
             .await?
             .ok_or(AccountProblem::LinkInvalid)?;
-        self.storage
-            .set_password(account.id, &hash_password(password)?)
-            .await?;
+        self.storage.set_password(account.id, &hash).await?;
         let person = Person::of(&account);
         self.record_everywhere(
             &person,
@@ -754,47 +875,78 @@ impl Console {
     }
 
     /// Joins the team of an invitation: as `person` when signed in, else as a new local
-    /// account made from the form. The invitation works once.
+    /// account made from the form. An invitation is for one email: only the account with that
+    /// email accepts it (a new account gets exactly that email), and only while its maker is
+    /// still an owner. It works once; the account gets this team's membership and nothing
+    /// else (memberships granted to the email by other teams wait for a proven sign-in).
     pub async fn join(
         &self,
         secret: &str,
         person: Option<&Person>,
         form: Option<NewPerson<'_>>,
     ) -> Result<(Person, TeamId), AccountRefusal> {
-        let account = match (person, &form) {
-            (Some(_), _) => None,
-            (None, Some(form)) => Some(form.checked(false)?),
-            (None, None) => return Err(AccountProblem::NameMissing.into()),
-        };
+        let hash = link_hash(secret);
+        let now = self.clock.now();
+        // The cheap checks first: the link opens, and names this person.
         let link = self
             .storage
-            .use_link(
-                &link_hash(secret),
-                LinkPurpose::Invitation,
-                self.clock.now(),
-            )
+            .open_link(&hash, LinkPurpose::Invitation, now)
             .await?
             .ok_or(AccountProblem::LinkInvalid)?;
-        let (Some(team), Some(role)) = (link.team_id, link.role) else {
-            return Err(AccountProblem::LinkInvalid.into());
-        };
-        let person = match (person, account) {
-            (Some(p), _) => p.clone(),
-            (None, Some(account)) => Person::of(&self.create_account(&account).await?),
+        // Invitations made before they named a person open for nobody.
+        let invited = link.email.clone().ok_or(AccountProblem::LinkInvalid)?;
+        let accepted = match (person, form) {
+            (Some(person), _) => {
+                if person.email != invited {
+                    return Err(AccountProblem::InvitationForAnotherEmail.into());
+                }
+                let account = self
+                    .storage
+                    .account(person.account)
+                    .await?
+                    .ok_or(AccountProblem::LinkInvalid)?;
+                self.storage
+                    .accept_invitation(&hash, Joiner::Existing(&account), now)
+                    .await?
+            }
+            (None, Some(form)) => {
+                let typed = if form.email.trim().is_empty() {
+                    invited.clone()
+                } else {
+                    normalise_email(form.email).ok_or(AccountProblem::EmailInvalid)?
+                };
+                if typed != invited {
+                    return Err(AccountProblem::InvitationForAnotherEmail.into());
+                }
+                let (_, name) = NewPerson {
+                    email: &invited,
+                    ..form
+                }
+                .checked()?;
+                if self.storage.account_by_email(&invited).await?.is_some() {
+                    return Err(AccountProblem::EmailTaken.into());
+                }
+                let password_hash = self.passwords.hash(form.password).await?;
+                let account = NewAccount {
+                    email: invited.clone(),
+                    name,
+                    password_hash: Some(password_hash),
+                    console_owner: false,
+                    email_proven: false,
+                };
+                match self
+                    .storage
+                    .accept_invitation(&hash, Joiner::New(&account), now)
+                    .await
+                {
+                    Err(StorageError::EmailTaken) => return Err(AccountProblem::EmailTaken.into()),
+                    other => other?,
+                }
+            }
             (None, None) => return Err(AccountProblem::NameMissing.into()),
         };
-        let current = self
-            .storage
-            .memberships(&person.email)
-            .await?
-            .into_iter()
-            .find(|(t, _)| t.id == team)
-            .map(|(_, r)| r);
-        // An invitation never lowers a role someone already has.
-        let role = current.map_or(role, |r| r.max(role));
-        self.storage
-            .set_member(team, &person.email, role, &link.created_by)
-            .await?;
+        let (account, team, role, link) = accepted.ok_or(AccountProblem::LinkInvalid)?;
+        let person = Person::of(&account);
         self.record_for(
             team,
             &person,
@@ -842,7 +994,13 @@ impl Console {
             .await
             .map_err(storage_failed)?;
         self.storage
-            .set_member(team.id, &person.email, Role::Owner, &person.email)
+            .set_member(
+                team.id,
+                &person.email,
+                Role::Owner,
+                &person.email,
+                Some(person.account),
+            )
             .await
             .map_err(storage_failed)?;
         self.record_for(
@@ -855,7 +1013,8 @@ impl Console {
         Ok(team.id)
     }
 
-    /// The Team page: the team and its members (any member may see who is in their team).
+    /// The Team page: the team and its members (any member may see who is in their team);
+    /// owners also see the invitations that still open.
     pub async fn team_page(&self, member: &Member) -> Result<TeamPage, ConsoleError> {
         let members = self
             .storage
@@ -867,9 +1026,21 @@ impl Console {
             .team_settings(member.team)
             .await
             .map_err(storage_failed)?;
+        let invitations = if member.role == Role::Owner {
+            self.storage
+                .open_invitations(member.team, self.clock.now())
+                .await
+                .map_err(storage_failed)?
+                .into_iter()
+                .filter_map(invitation_view)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(TeamPage {
             team: choice_of(member),
             members: members.into_iter().map(member_view).collect(),
+            invitations,
             new_link: None,
             settings,
         })
@@ -899,20 +1070,27 @@ impl Console {
         Ok(())
     }
 
-    /// An owner makes an invitation link to their team with `role`.
+    /// An owner makes an invitation link to their team with `role`, for one person's email:
+    /// only an account with that email can accept it.
     pub async fn invite(
         &self,
         permit: &Permit<Own>,
         by: &Member,
+        email: &str,
         role: Role,
         base: &str,
     ) -> Result<NewLink, ConsoleError> {
+        let email = normalise_email(email).ok_or_else(|| {
+            ConsoleError::new(
+                "Enter the email address of the person you invite: only they can accept it.",
+            )
+        })?;
         let (secret, expires) = self
             .new_link(
                 LinkPurpose::Invitation,
                 Some(permit.team),
                 Some(role),
-                None,
+                Some(email.clone()),
                 &by.person,
                 Duration::days(INVITATION_DAYS),
             )
@@ -921,12 +1099,16 @@ impl Console {
             permit.team,
             &by.person,
             AuditAction::InvitationMade,
-            json!({ "role": role.key(), "expires_at": super::views::stamp(expires) }),
+            json!({
+                "email": email,
+                "role": role.key(),
+                "expires_at": super::views::stamp(expires),
+            }),
         )
         .await;
         Ok(NewLink {
             what: format!(
-                "Invitation to {} as {} (works once)",
+                "Invitation for {email} to {} as {} (works once, only for {email})",
                 by.team_name,
                 role.key()
             ),
@@ -935,8 +1117,53 @@ impl Console {
         })
     }
 
-    /// An owner adds a member by email (they join at their first single sign-on, or through
-    /// an invitation), or changes a member's role. The last owner cannot step down.
+    /// An owner revokes one of the team's open invitations.
+    pub async fn revoke_invitation(
+        &self,
+        permit: &Permit<Own>,
+        by: &Member,
+        id: &str,
+    ) -> Result<(), ConsoleError> {
+        let now = self.clock.now();
+        let open = self
+            .storage
+            .open_invitations(permit.team, now)
+            .await
+            .map_err(storage_failed)?;
+        let Some(link) = open.into_iter().find(|l| l.secret_hash == id.trim()) else {
+            return Err(ConsoleError::not_found(
+                "That invitation is not open any more (used, expired or revoked).",
+            ));
+        };
+        if !self
+            .storage
+            .revoke_invitation(permit.team, &link.secret_hash, now)
+            .await
+            .map_err(storage_failed)?
+        {
+            return Err(ConsoleError::not_found(
+                "That invitation is not open any more (used, expired or revoked).",
+            ));
+        }
+        self.record_for(
+            permit.team,
+            &by.person,
+            AuditAction::InvitationRevoked,
+            json!({
+                "email": link.email,
+                "role": link.role.map(Role::key),
+                "made_by": link.created_by,
+            }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// An owner adds a member by email or changes a member's role. A new member's membership
+    /// belongs to their account at once if that account has proven its email; otherwise it
+    /// waits for a sign-in that proves it (an account with only a password is invited
+    /// instead). The last owner cannot step down: checked in the same transaction as the
+    /// change, so two owners demoting each other at once cannot both pass.
     pub async fn set_member(
         &self,
         permit: &Permit<Own>,
@@ -946,20 +1173,8 @@ impl Console {
     ) -> Result<(), ConsoleError> {
         let email = normalise_email(email)
             .ok_or_else(|| ConsoleError::new(AccountProblem::EmailInvalid.words()))?;
-        let members = self
-            .storage
-            .members(permit.team)
-            .await
-            .map_err(storage_failed)?;
-        let before = members.iter().find(|m| m.email == email).map(|m| m.role);
-        if before == Some(Role::Owner) && role != Role::Owner {
-            last_owner_guard(&members, &email)?;
-        }
-        self.storage
-            .set_member(permit.team, &email, role, &by.person.email)
-            .await
-            .map_err(storage_failed)?;
-        let (action, details) = match before {
+        let change = self.grant(permit.team, &email, role, &by.person).await?;
+        let (action, details) = match change.before {
             None => (
                 AuditAction::MemberAdded,
                 json!({ "email": email, "role": role.key() }),
@@ -974,6 +1189,30 @@ impl Console {
         Ok(())
     }
 
+    /// Gives `email` `role` in `team`, bound to their account if it proved its email.
+    async fn grant(
+        &self,
+        team: TeamId,
+        email: &str,
+        role: Role,
+        by: &Person,
+    ) -> Result<crate::storage::MemberChange, ConsoleError> {
+        let account = if email == by.email {
+            Some(by.account)
+        } else {
+            self.storage
+                .account_by_email(email)
+                .await
+                .map_err(storage_failed)?
+                .filter(|a| a.email_proven)
+                .map(|a| a.id)
+        };
+        self.storage
+            .set_member(team, email, role, &by.email, account)
+            .await
+            .map_err(member_change_failed)
+    }
+
     /// An owner removes a member (or themselves, unless they are the last owner).
     pub async fn remove_member(
         &self,
@@ -982,46 +1221,74 @@ impl Console {
         email: &str,
     ) -> Result<(), ConsoleError> {
         let email = email.trim().to_lowercase();
-        let members = self
+        let Some(role) = self
             .storage
-            .members(permit.team)
+            .remove_member(permit.team, &email)
             .await
-            .map_err(storage_failed)?;
-        let Some(found) = members.iter().find(|m| m.email == email) else {
+            .map_err(member_change_failed)?
+        else {
             return Err(ConsoleError::not_found(format!(
                 "{email} is not a member of this team."
             )));
         };
-        if found.role == Role::Owner {
-            last_owner_guard(&members, &email)?;
-        }
-        self.storage
-            .remove_member(permit.team, &email)
-            .await
-            .map_err(storage_failed)?;
         self.record_for(
             permit.team,
             &by.person,
             AuditAction::MemberRemoved,
-            json!({ "email": email, "role": found.role.key() }),
+            json!({ "email": email, "role": role.key() }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// A console owner gives a team that has no owner left an owner (`email`, themselves
+    /// included). Only an ownerless team: a console owner does not otherwise reach into teams.
+    pub async fn give_owner(
+        &self,
+        person: &Person,
+        team: TeamId,
+        email: &str,
+    ) -> Result<(), ConsoleError> {
+        require_console_owner(person)?;
+        let email = normalise_email(email)
+            .ok_or_else(|| ConsoleError::new(AccountProblem::EmailInvalid.words()))?;
+        let record = self
+            .storage
+            .team(team)
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(|| ConsoleError::not_found("That team does not exist."))?;
+        let members = self.storage.members(team).await.map_err(storage_failed)?;
+        if members.iter().any(|m| m.role == Role::Owner) {
+            return Err(ConsoleError::new(format!(
+                "{} has an owner: its owners manage its members.",
+                record.name
+            )));
+        }
+        let change = self.grant(team, &email, Role::Owner, person).await?;
+        self.record_for(
+            team,
+            person,
+            AuditAction::MemberAdded,
+            json!({
+                "email": email,
+                "role": "owner",
+                "was": change.before.map(Role::key),
+                "how": "a console owner gave the ownerless team an owner",
+            }),
         )
         .await;
         Ok(())
     }
 }
 
-/// Refuses to leave the team without an owner.
-fn last_owner_guard(members: &[MemberRecord], leaving: &str) -> Result<(), ConsoleError> {
-    let other_owners = members
-        .iter()
-        .filter(|m| m.role == Role::Owner && m.email != leaving)
-        .count();
-    if other_owners == 0 {
-        return Err(ConsoleError::new(
-            "A team needs at least one owner: make someone else an owner first.",
-        ));
+fn member_change_failed(e: StorageError) -> ConsoleError {
+    match e {
+        StorageError::LastOwner => {
+            ConsoleError::new("A team needs at least one owner: make someone else an owner first.")
+        }
+        other => storage_failed(other),
     }
-    Ok(())
 }
 
 fn require_console_owner(person: &Person) -> Result<(), ConsoleError> {
@@ -1049,7 +1316,18 @@ fn member_view(m: MemberRecord) -> MemberView {
         role: m.role,
         added_by: m.added_by,
         added_at: super::views::stamp(m.added_at),
+        joined: m.account.is_some(),
     }
+}
+
+fn invitation_view(link: LinkRecord) -> Option<InvitationView> {
+    Some(InvitationView {
+        email: link.email?,
+        role: link.role?,
+        id: link.secret_hash,
+        made_by: link.created_by,
+        expires: super::views::stamp(link.expires_at),
+    })
 }
 
 #[cfg(test)]
@@ -1119,21 +1397,6 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_hashed_with_argon2id_and_verified() {
-        let hash = hash_password("correct horse battery").unwrap();
-        assert!(hash.expose().starts_with("$argon2id$"));
-        assert!(!hash.expose().contains("correct horse"));
-        assert!(password_matches("correct horse battery", &hash));
-        assert!(!password_matches("correct horse batterY", &hash));
-        assert!(!password_matches("", &hash));
-        // A damaged hash never matches, whatever is typed.
-        assert!(!password_matches("x", &Hidden::new("not a hash".into())));
-        assert!(!password_matches("", &Hidden::new(String::new())));
-        // Two hashes of one password differ (fresh salt).
-        assert_ne!(hash, hash_password("correct horse battery").unwrap());
-    }
-
-    #[test]
     fn link_secrets_are_random_and_only_their_hash_is_kept() {
         let (a, hash_a) = new_link_secret();
         let (b, _) = new_link_secret();
@@ -1185,18 +1448,20 @@ mod tests {
     }
 
     #[test]
-    fn the_last_owner_cannot_leave() {
-        let m = |email: &str, role| MemberRecord {
-            email: email.into(),
-            role,
-            added_by: "x".into(),
-            added_at: Utc::now(),
-            name: None,
-        };
-        let one_owner = [m("a@x.io", Role::Owner), m("b@x.io", Role::Operator)];
-        assert!(last_owner_guard(&one_owner, "a@x.io").is_err());
-        assert!(last_owner_guard(&one_owner, "b@x.io").is_ok());
-        let two_owners = [m("a@x.io", Role::Owner), m("c@x.io", Role::Owner)];
-        assert!(last_owner_guard(&two_owners, "a@x.io").is_ok());
+    fn a_flood_from_one_address_is_slowed_more_and_more_never_stopped() {
+        use std::time::Duration as Wait;
+        assert_eq!(address_slowdown(0), None);
+        assert_eq!(address_slowdown(FAILURES_PER_ADDRESS - 1), None);
+        assert_eq!(
+            address_slowdown(FAILURES_PER_ADDRESS),
+            Some(Wait::from_millis(250))
+        );
+        assert_eq!(
+            address_slowdown(FAILURES_PER_ADDRESS + 3),
+            Some(Wait::from_millis(1000))
+        );
+        // Capped: however many strangers failed, the right password waits at most this long.
+        assert_eq!(address_slowdown(800), Some(Wait::from_secs(5)));
+        assert_eq!(address_slowdown(u32::MAX), Some(Wait::from_secs(5)));
     }
 }

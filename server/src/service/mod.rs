@@ -13,6 +13,7 @@ pub mod job_feed;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
+pub mod passwords;
 pub mod permits;
 mod previews;
 pub mod reports;
@@ -70,6 +71,8 @@ pub struct Console {
     pub http: HttpOptions,
     pub jobs: Arc<JobSupervisor>,
     pub limits: limits::Limits,
+    /// Password hashes and checks, a few at a time off the request threads.
+    pub passwords: passwords::Passwords,
 }
 
 /// How [`build`] sets the service up; `Settings::new` has the defaults `offboard serve` uses.
@@ -130,6 +133,7 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
         http: settings.http,
         jobs,
         limits: settings.limits,
+        passwords: passwords::Passwords::default(),
     })
 }
 

@@ -21,6 +21,9 @@ pub struct AccountRecord {
     /// argon2id, PHC string; None for a person who signs in through single sign-on only.
     pub password_hash: Option<Hidden<String>>,
     pub console_owner: bool,
+    /// The account has proven it owns its email (single sign-on with a verified email): only
+    /// then does it take up memberships granted to the email (docs/accounts.md).
+    pub email_proven: bool,
     /// Sessions made before the epoch last changed are no longer valid.
     pub session_epoch: i64,
     pub created_at: DateTime<Utc>,
@@ -33,6 +36,7 @@ pub struct NewAccount {
     pub name: String,
     pub password_hash: Option<Hidden<String>>,
     pub console_owner: bool,
+    pub email_proven: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +53,33 @@ pub struct MemberRecord {
     pub role: Role,
     pub added_by: String,
     pub added_at: DateTime<Utc>,
+    /// The account's name, once the membership belongs to an account.
     pub name: Option<String>,
+    /// The account the membership belongs to; None while it waits, granted by email, for
+    /// someone who proves that email.
+    pub account: Option<AccountId>,
+}
+
+/// Who accepts an invitation: an account that exists, or one made in the same transaction.
+#[derive(Clone, Copy, Debug)]
+pub enum Joiner<'a> {
+    Existing(&'a AccountRecord),
+    New(&'a NewAccount),
+}
+
+impl Joiner<'_> {
+    fn email(&self) -> &str {
+        match self {
+            Joiner::Existing(a) => &a.email,
+            Joiner::New(a) => &a.email,
+        }
+    }
+}
+
+/// What a change of membership did: the role before (None: a new member).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberChange {
+    pub before: Option<Role>,
 }
 
 /// What a one-time link is for.
@@ -90,21 +120,47 @@ pub trait AccountStorage: Send + Sync {
     async fn set_password(&self, id: AccountId, hash: &Hidden<String>) -> Result<()>;
     /// Ends every session of the account (raises its epoch); the new epoch.
     async fn end_sessions(&self, id: AccountId) -> Result<i64>;
+    /// Notes that the account proved its email, and gives it every membership that was
+    /// granted to that email and waits for its owner; how many it took up.
+    async fn prove_email(&self, id: AccountId) -> Result<u64>;
+
+    /// The account a single sign-on identity (issuer + subject) belongs to.
+    async fn sso_account(&self, issuer: &str, subject: &str) -> Result<Option<AccountId>>;
+    /// Ties a single sign-on identity to an account; [`StorageError::IdentityTaken`] if it
+    /// belongs to an account already.
+    async fn link_sso(&self, issuer: &str, subject: &str, account: AccountId) -> Result<()>;
+    /// True if the account has a single sign-on identity with this issuer.
+    async fn has_sso(&self, account: AccountId, issuer: &str) -> Result<bool>;
 
     async fn create_team(&self, name: &str) -> Result<TeamRecord>;
     async fn teams(&self) -> Result<Vec<TeamRecord>>;
     async fn team(&self, id: TeamId) -> Result<Option<TeamRecord>>;
-    /// The teams `email` belongs to, with the role in each, by team name.
-    async fn memberships(&self, email: &str) -> Result<Vec<(TeamRecord, Role)>>;
+    /// The teams the account belongs to, with the role in each, by team name (memberships
+    /// still waiting for someone to prove the email are not anyone's yet).
+    async fn memberships(&self, account: AccountId) -> Result<Vec<(TeamRecord, Role)>>;
+    /// Memberships granted to `email` that wait for someone to prove it.
+    async fn waiting_memberships(&self, email: &str) -> Result<u64>;
     /// The team's members, owners first, then by email.
     async fn members(&self, team_id: TeamId) -> Result<Vec<MemberRecord>>;
-    /// Adds the member, or changes their role.
-    async fn set_member(&self, team_id: TeamId, email: &str, role: Role, by: &str) -> Result<()>;
-    /// True if they were a member.
-    async fn remove_member(&self, team_id: TeamId, email: &str) -> Result<bool>;
+    /// Adds the member, or changes their role, in one transaction that keeps the team an owner:
+    /// [`StorageError::LastOwner`] if this would demote its last owner. `account`: the account
+    /// it is granted to, or None for a grant to whoever proves the email. A demoted owner's
+    /// open invitations are voided in the same transaction.
+    async fn set_member(
+        &self,
+        team_id: TeamId,
+        email: &str,
+        role: Role,
+        by: &str,
+        account: Option<AccountId>,
+    ) -> Result<MemberChange>;
+    /// Removes the member under the same rule as [`AccountStorage::set_member`]; their role,
+    /// or None if they were not a member.
+    async fn remove_member(&self, team_id: TeamId, email: &str) -> Result<Option<Role>>;
 
     async fn save_link(&self, link: &LinkRecord) -> Result<()>;
-    /// The link, if it exists for `purpose`, is unused and has not expired at `now`.
+    /// The link, if it exists for `purpose`, is unused, not revoked and has not expired at
+    /// `now`; an invitation also only while its maker is still an owner of its team.
     async fn open_link(
         &self,
         secret_hash: &str,
@@ -119,15 +175,43 @@ pub trait AccountStorage: Send + Sync {
         purpose: LinkPurpose,
         now: DateTime<Utc>,
     ) -> Result<Option<LinkRecord>>;
+    /// Uses an invitation for `joiner` (whose email the invitation must name), making the
+    /// account if it is new, and makes the account a member, all in one transaction: the
+    /// account, the team and the role it now has there (never lower than a role it had), or
+    /// None if the invitation does not open (then nothing was made).
+    async fn accept_invitation(
+        &self,
+        secret_hash: &str,
+        joiner: Joiner<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(AccountRecord, TeamId, Role, LinkRecord)>>;
+    /// The team's invitations that still open, soonest to expire first.
+    async fn open_invitations(
+        &self,
+        team_id: TeamId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LinkRecord>>;
+    /// Revokes one of the team's open invitations; false if there was none to revoke.
+    async fn revoke_invitation(
+        &self,
+        team_id: TeamId,
+        secret_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 
-    /// Notes one failed sign-in for each subject (`account:…`, `address:…`), and forgets
-    /// failures older than `forget_before`.
-    async fn add_sign_in_failure(
+    /// Reserves a sign-in attempt before the password is checked: in one step per subject,
+    /// counts the subjects' failures since `since` and notes this attempt as a failure of
+    /// each (under `attempt`, so a success can take it back). The counts are from before this
+    /// attempt; failures older than `since` are forgotten.
+    async fn reserve_sign_in(
         &self,
         subjects: &[String],
+        attempt: &str,
         at: DateTime<Utc>,
-        forget_before: DateTime<Utc>,
-    ) -> Result<()>;
+        since: DateTime<Utc>,
+    ) -> Result<Vec<u32>>;
+    /// Takes back a reserved attempt (it succeeded).
+    async fn release_sign_in(&self, attempt: &str) -> Result<()>;
     /// Failed sign-ins of `subject` since `since`.
     async fn sign_in_failures(&self, subject: &str, since: DateTime<Utc>) -> Result<u32>;
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<()>;
@@ -140,6 +224,7 @@ struct AccountRow {
     name: String,
     password_hash: Option<String>,
     console_owner: bool,
+    email_proven: bool,
     session_epoch: i64,
     created_at: String,
 }
@@ -154,6 +239,7 @@ impl TryFrom<AccountRow> for AccountRecord {
             name: r.name,
             password_hash: r.password_hash.map(Hidden::new),
             console_owner: r.console_owner,
+            email_proven: r.email_proven,
             session_epoch: r.session_epoch,
             created_at: parse_stamp(&r.created_at)?,
         })
@@ -193,6 +279,7 @@ struct MemberRow {
     added_by: String,
     added_at: String,
     name: Option<String>,
+    account_id: Option<AccountId>,
 }
 
 impl TryFrom<MemberRow> for MemberRecord {
@@ -205,6 +292,7 @@ impl TryFrom<MemberRow> for MemberRecord {
             added_by: r.added_by,
             added_at: parse_stamp(&r.added_at)?,
             name: r.name,
+            account: r.account_id,
         })
     }
 }
@@ -243,15 +331,91 @@ impl TryFrom<LinkRow> for LinkRecord {
 }
 
 const ACCOUNT_COLUMNS: &str =
-    "id, email, name, password_hash, console_owner, session_epoch, created_at";
+    "id, email, name, password_hash, console_owner, email_proven, session_epoch, created_at";
 const LINK_COLUMNS: &str =
     "secret_hash, purpose, team_id, role, email, created_by, created_at, expires_at";
+/// Where a link opens: unused, not revoked, not expired (`$now`), and an invitation only while
+/// its maker is still an owner of its team (their invitations are voided when they stop being
+/// one, and this checks again at use). Written with `{now}` for the time's placeholder.
+fn link_opens(now: &str) -> String {
+    format!(
+        "used_at IS NULL AND revoked_at IS NULL AND expires_at > {now} \
+         AND (purpose <> 'invitation' OR EXISTS (SELECT 1 FROM team_members m \
+              WHERE m.team_id = account_links.team_id AND m.email = account_links.created_by \
+              AND m.role = 'owner'))"
+    )
+}
 
 /// The statements of [`AccountStorage`], written once with `$n` placeholders (both
 /// databases take them) and implemented for each storage: `$read` is the pool reads use,
-/// `$write` the one writes use (SQLite has one writer connection of its own).
+/// `$write` the one writes use (SQLite has one writer connection of its own, so its
+/// transactions never interleave; on PostgreSQL the transactions below lock a row first).
 macro_rules! account_queries {
-    ($storage:ty, $read:ident, $write:ident) => {
+    ($storage:ty, $db:ty, $read:ident, $write:ident) => {
+        impl $storage {
+            /// Locks the team's row for the rest of the transaction (every change of a team's
+            /// owners and every use of its invitations takes it first, so they happen one
+            /// after another) and reads `email`'s role there.
+            async fn lock_team_and_read_role(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                team_id: TeamId,
+                email: &str,
+            ) -> Result<Option<Role>> {
+                sqlx::query("UPDATE teams SET name = name WHERE id = $1")
+                    .bind(team_id)
+                    .execute(&mut **tx)
+                    .await?;
+                let row: Option<(String,)> = sqlx::query_as(
+                    "SELECT role FROM team_members WHERE team_id = $1 AND email = $2",
+                )
+                .bind(team_id)
+                .bind(email)
+                .fetch_optional(&mut **tx)
+                .await?;
+                row.map(|(role,)| enum_from_name("role", &role)).transpose()
+            }
+
+            /// [`StorageError::LastOwner`] unless the team has an owner besides `email`.
+            async fn refuse_last_owner(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                team_id: TeamId,
+                email: &str,
+            ) -> Result<()> {
+                let (others,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM team_members WHERE team_id = $1 AND role = 'owner' \
+                     AND email <> $2",
+                )
+                .bind(team_id)
+                .bind(email)
+                .fetch_one(&mut **tx)
+                .await?;
+                if others == 0 {
+                    return Err(StorageError::LastOwner);
+                }
+                Ok(())
+            }
+
+            /// Voids the open invitations `email` made to the team (they stop being an owner).
+            async fn void_invitations_of(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                team_id: TeamId,
+                email: &str,
+                now: DateTime<Utc>,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE account_links SET revoked_at = $1 WHERE purpose = 'invitation' \
+                     AND team_id = $2 AND created_by = $3 AND used_at IS NULL \
+                     AND revoked_at IS NULL",
+                )
+                .bind(stamp(now))
+                .bind(team_id)
+                .bind(email)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+
 #[async_trait]
         impl AccountStorage for $storage {
     async fn account_count(&self) -> Result<u64> {
@@ -263,13 +427,14 @@ macro_rules! account_queries {
 
     async fn create_account(&self, account: &NewAccount) -> Result<AccountRecord> {
         let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
-            "INSERT INTO accounts (email, name, password_hash, console_owner, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING {ACCOUNT_COLUMNS}"
+            "INSERT INTO accounts (email, name, password_hash, console_owner, email_proven, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ACCOUNT_COLUMNS}"
         ))
         .bind(&account.email)
         .bind(&account.name)
         .bind(account.password_hash.as_ref().map(|h| h.expose()))
         .bind(account.console_owner)
+        .bind(account.email_proven)
         .bind(stamp(self.clock.now()))
         .fetch_one(&self.$write)
         .await;
@@ -325,6 +490,65 @@ macro_rules! account_queries {
         Ok(epoch)
     }
 
+    async fn prove_email(&self, id: AccountId) -> Result<u64> {
+        let mut tx = self.$write.begin().await?;
+        sqlx::query("UPDATE accounts SET email_proven = TRUE WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let taken = sqlx::query(
+            "UPDATE team_members SET account_id = $1 WHERE account_id IS NULL \
+             AND email = (SELECT email FROM accounts WHERE id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(taken.rows_affected())
+    }
+
+    async fn sso_account(&self, issuer: &str, subject: &str) -> Result<Option<AccountId>> {
+        let row: Option<(AccountId,)> = sqlx::query_as(
+            "SELECT account_id FROM sso_identities WHERE issuer = $1 AND subject = $2",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.$read)
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    async fn link_sso(&self, issuer: &str, subject: &str, account: AccountId) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO sso_identities (issuer, subject, account_id, linked_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(account)
+        .bind(stamp(self.clock.now()))
+        .execute(&self.$write)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StorageError::IdentityTaken)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn has_sso(&self, account: AccountId, issuer: &str) -> Result<bool> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM sso_identities WHERE account_id = $1 AND issuer = $2",
+        )
+        .bind(account)
+        .bind(issuer)
+        .fetch_one(&self.$read)
+        .await?;
+        Ok(n > 0)
+    }
+
     async fn create_team(&self, name: &str) -> Result<TeamRecord> {
         let row: TeamRow = sqlx::query_as(
             "INSERT INTO teams (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",
@@ -353,12 +577,12 @@ macro_rules! account_queries {
         row.map(TeamRecord::try_from).transpose()
     }
 
-    async fn memberships(&self, email: &str) -> Result<Vec<(TeamRecord, Role)>> {
+    async fn memberships(&self, account: AccountId) -> Result<Vec<(TeamRecord, Role)>> {
         let rows: Vec<(TeamId, String, String, String)> = sqlx::query_as(
             "SELECT t.id, t.name, t.created_at, m.role FROM team_members m \
-             JOIN teams t ON t.id = m.team_id WHERE m.email = $1 ORDER BY t.name, t.id",
+             JOIN teams t ON t.id = m.team_id WHERE m.account_id = $1 ORDER BY t.name, t.id",
         )
-        .bind(email)
+        .bind(account)
         .fetch_all(&self.$read)
         .await?;
         rows.into_iter()
@@ -373,10 +597,21 @@ macro_rules! account_queries {
             .collect()
     }
 
+    async fn waiting_memberships(&self, email: &str) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM team_members WHERE email = $1 AND account_id IS NULL",
+        )
+        .bind(email)
+        .fetch_one(&self.$read)
+        .await?;
+        Ok(super::rows::to_u64(n))
+    }
+
     async fn members(&self, team_id: TeamId) -> Result<Vec<MemberRecord>> {
         let rows: Vec<MemberRow> = sqlx::query_as(
-            "SELECT m.email, m.role, m.added_by, m.added_at, a.name FROM team_members m \
-             LEFT JOIN accounts a ON a.email = m.email WHERE m.team_id = $1 \
+            "SELECT m.email, m.role, m.added_by, m.added_at, a.name, m.account_id \
+             FROM team_members m LEFT JOIN accounts a ON a.id = m.account_id \
+             WHERE m.team_id = $1 \
              ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'operator' THEN 1 ELSE 2 END, m.email",
         )
         .bind(team_id)
@@ -385,28 +620,52 @@ macro_rules! account_queries {
         rows.into_iter().map(MemberRecord::try_from).collect()
     }
 
-    async fn set_member(&self, team_id: TeamId, email: &str, role: Role, by: &str) -> Result<()> {
+    async fn set_member(
+        &self,
+        team_id: TeamId,
+        email: &str,
+        role: Role,
+        by: &str,
+        account: Option<AccountId>,
+    ) -> Result<MemberChange> {
+        let mut tx = self.$write.begin().await?;
+        let before = Self::lock_team_and_read_role(&mut tx, team_id, email).await?;
+        if before == Some(Role::Owner) && role != Role::Owner {
+            Self::refuse_last_owner(&mut tx, team_id, email).await?;
+            Self::void_invitations_of(&mut tx, team_id, email, self.clock.now()).await?;
+        }
         sqlx::query(
-            "INSERT INTO team_members (team_id, email, role, added_by, added_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, email) DO UPDATE SET role = excluded.role",
+            "INSERT INTO team_members (team_id, email, role, added_by, added_at, account_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (team_id, email) DO UPDATE \
+             SET role = excluded.role, \
+                 account_id = COALESCE(team_members.account_id, excluded.account_id)",
         )
         .bind(team_id)
         .bind(email)
         .bind(role.key())
         .bind(by)
         .bind(stamp(self.clock.now()))
-        .execute(&self.$write)
+        .bind(account)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(MemberChange { before })
     }
 
-    async fn remove_member(&self, team_id: TeamId, email: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND email = $2")
+    async fn remove_member(&self, team_id: TeamId, email: &str) -> Result<Option<Role>> {
+        let mut tx = self.$write.begin().await?;
+        let before = Self::lock_team_and_read_role(&mut tx, team_id, email).await?;
+        if before == Some(Role::Owner) {
+            Self::refuse_last_owner(&mut tx, team_id, email).await?;
+            Self::void_invitations_of(&mut tx, team_id, email, self.clock.now()).await?;
+        }
+        sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND email = $2")
             .bind(team_id)
             .bind(email)
-            .execute(&self.$write)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        tx.commit().await?;
+        Ok(before)
     }
 
     async fn save_link(&self, link: &LinkRecord) -> Result<()> {
@@ -434,7 +693,8 @@ macro_rules! account_queries {
     ) -> Result<Option<LinkRecord>> {
         let row: Option<LinkRow> = sqlx::query_as(&format!(
             "SELECT {LINK_COLUMNS} FROM account_links WHERE secret_hash = $1 AND purpose = $2 \
-             AND used_at IS NULL AND expires_at > $3"
+             AND {}",
+            link_opens("$3")
         ))
         .bind(secret_hash)
         .bind(super::rows::enum_name(&purpose)?)
@@ -452,36 +712,184 @@ macro_rules! account_queries {
     ) -> Result<Option<LinkRecord>> {
         let row: Option<LinkRow> = sqlx::query_as(&format!(
             "UPDATE account_links SET used_at = $1 WHERE secret_hash = $2 AND purpose = $3 \
-             AND used_at IS NULL AND expires_at > $4 RETURNING {LINK_COLUMNS}"
+             AND {} RETURNING {LINK_COLUMNS}",
+            link_opens("$1")
         ))
         .bind(stamp(now))
         .bind(secret_hash)
         .bind(super::rows::enum_name(&purpose)?)
-        .bind(stamp(now))
         .fetch_optional(&self.$write)
         .await?;
         row.map(LinkRecord::try_from).transpose()
     }
 
-    async fn add_sign_in_failure(
+    async fn accept_invitation(
+        &self,
+        secret_hash: &str,
+        joiner: Joiner<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(AccountRecord, TeamId, Role, LinkRecord)>> {
+        let mut tx = self.$write.begin().await?;
+        // The team's row is locked before the link's, in the order an owner's demotion takes
+        // them (team, then their invitations), so the two never wait on each other.
+        let team: Option<(Option<TeamId>,)> = sqlx::query_as(
+            "SELECT team_id FROM account_links WHERE secret_hash = $1 AND purpose = 'invitation'",
+        )
+        .bind(secret_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((Some(team_id),)) = team else {
+            return Ok(None);
+        };
+        let before = Self::lock_team_and_read_role(&mut tx, team_id, joiner.email()).await?;
+        // Used only by the account its email names: the same statement that marks it used.
+        let row: Option<LinkRow> = sqlx::query_as(&format!(
+            "UPDATE account_links SET used_at = $1 WHERE secret_hash = $2 \
+             AND purpose = 'invitation' AND email = $3 AND {} RETURNING {LINK_COLUMNS}",
+            link_opens("$1")
+        ))
+        .bind(stamp(now))
+        .bind(secret_hash)
+        .bind(joiner.email())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(link) = row.map(LinkRecord::try_from).transpose()? else {
+            return Ok(None);
+        };
+        let Some(role) = link.role.filter(|_| link.team_id == Some(team_id)) else {
+            return Ok(None);
+        };
+        let account = match joiner {
+            Joiner::Existing(account) => account.clone(),
+            Joiner::New(account) => {
+                let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
+                    "INSERT INTO accounts (email, name, password_hash, console_owner, \
+                     email_proven, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     RETURNING {ACCOUNT_COLUMNS}"
+                ))
+                .bind(&account.email)
+                .bind(&account.name)
+                .bind(account.password_hash.as_ref().map(|h| h.expose()))
+                .bind(account.console_owner)
+                .bind(account.email_proven)
+                .bind(stamp(now))
+                .fetch_one(&mut *tx)
+                .await;
+                match row {
+                    Ok(row) => AccountRecord::try_from(row)?,
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StorageError::EmailTaken)
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        // An invitation never lowers a role someone already has.
+        let role = before.map_or(role, |was| was.max(role));
+        sqlx::query(
+            "INSERT INTO team_members (team_id, email, role, added_by, added_at, account_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (team_id, email) DO UPDATE \
+             SET role = excluded.role, account_id = excluded.account_id",
+        )
+        .bind(team_id)
+        .bind(&account.email)
+        .bind(role.key())
+        .bind(&link.created_by)
+        .bind(stamp(now))
+        .bind(account.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some((account, team_id, role, link)))
+    }
+
+    async fn open_invitations(
+        &self,
+        team_id: TeamId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LinkRecord>> {
+        let rows: Vec<LinkRow> = sqlx::query_as(&format!(
+            "SELECT {LINK_COLUMNS} FROM account_links WHERE purpose = 'invitation' \
+             AND team_id = $1 AND {} ORDER BY expires_at, secret_hash",
+            link_opens("$2")
+        ))
+        .bind(team_id)
+        .bind(stamp(now))
+        .fetch_all(&self.$read)
+        .await?;
+        rows.into_iter().map(LinkRecord::try_from).collect()
+    }
+
+    async fn revoke_invitation(
+        &self,
+        team_id: TeamId,
+        secret_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE account_links SET revoked_at = $1 WHERE purpose = 'invitation' \
+             AND team_id = $2 AND secret_hash = $3 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(stamp(now))
+        .bind(team_id)
+        .bind(secret_hash)
+        .execute(&self.$write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn reserve_sign_in(
         &self,
         subjects: &[String],
+        attempt: &str,
         at: DateTime<Utc>,
-        forget_before: DateTime<Utc>,
-    ) -> Result<()> {
+        since: DateTime<Utc>,
+    ) -> Result<Vec<u32>> {
         let mut tx = self.$write.begin().await?;
-        sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
-            .bind(stamp(forget_before))
+        // One row per subject, written first: on PostgreSQL a second attempt for the same
+        // subject waits here until this one commits, so its count includes this attempt.
+        // Sorted, so two attempts sharing subjects lock them in the same order.
+        let mut ordered: Vec<&String> = subjects.iter().collect();
+        ordered.sort();
+        for subject in &ordered {
+            sqlx::query(
+                "INSERT INTO sign_in_subjects (subject) VALUES ($1) \
+                 ON CONFLICT (subject) DO UPDATE SET subject = excluded.subject",
+            )
+            .bind(subject.as_str())
             .execute(&mut *tx)
             .await?;
+        }
+        sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
+            .bind(stamp(since))
+            .execute(&mut *tx)
+            .await?;
+        let mut counts = Vec::with_capacity(subjects.len());
         for subject in subjects {
-            sqlx::query("INSERT INTO sign_in_failures (subject, at) VALUES ($1, $2)")
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM sign_in_failures WHERE subject = $1 AND at >= $2",
+            )
+            .bind(subject)
+            .bind(stamp(since))
+            .fetch_one(&mut *tx)
+            .await?;
+            counts.push(u32::try_from(n).unwrap_or(u32::MAX));
+            sqlx::query("INSERT INTO sign_in_failures (subject, at, attempt) VALUES ($1, $2, $3)")
                 .bind(subject)
                 .bind(stamp(at))
+                .bind(attempt)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn release_sign_in(&self, attempt: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sign_in_failures WHERE attempt = $1")
+            .bind(attempt)
+            .execute(&self.$write)
+            .await?;
         Ok(())
     }
 
@@ -506,5 +914,5 @@ macro_rules! account_queries {
     };
 }
 
-account_queries!(super::sqlite::SqliteStorage, pool, writer);
-account_queries!(super::postgres::PostgresStorage, pool, pool);
+account_queries!(super::sqlite::SqliteStorage, sqlx::Sqlite, pool, writer);
+account_queries!(super::postgres::PostgresStorage, sqlx::Postgres, pool, pool);

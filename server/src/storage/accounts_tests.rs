@@ -17,7 +17,18 @@ fn person(email: &str) -> NewAccount {
         name: format!("Name of {email}"),
         password_hash: Some(Hidden::new("$argon2id$v=19$fake".to_string())),
         console_owner: false,
+        email_proven: false,
     }
+}
+
+/// The (team name, role) pairs of an account.
+async fn teams_of(s: &dyn Storage, account: AccountId) -> Vec<(String, Role)> {
+    s.memberships(account)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(team, role)| (team.name, role))
+        .collect()
 }
 
 async fn accounts_are_unique_and_sessions_end_by_epoch(backend: Backend) {
@@ -61,49 +72,68 @@ async fn teams_list_their_members_owners_first(backend: Backend) {
         support.id.get() > 2,
         "numbered after the teams already there"
     );
-    s.create_account(&person("bob@x.io")).await.unwrap();
-    s.set_member(support.id, "bob@x.io", Role::Viewer, "ada@x.io")
+    let bob = s.create_account(&person("bob@x.io")).await.unwrap();
+    s.set_member(
+        support.id,
+        "bob@x.io",
+        Role::Viewer,
+        "ada@x.io",
+        Some(bob.id),
+    )
+    .await
+    .unwrap();
+    // Ada has no account yet: her membership waits for whoever proves her email.
+    s.set_member(support.id, "ada@x.io", Role::Owner, "ada@x.io", None)
         .await
         .unwrap();
-    s.set_member(support.id, "ada@x.io", Role::Owner, "ada@x.io")
-        .await
-        .unwrap();
-    s.set_member(TeamId::BUILT_IN, "bob@x.io", Role::Operator, "ada@x.io")
-        .await
-        .unwrap();
+    s.set_member(
+        TeamId::BUILT_IN,
+        "bob@x.io",
+        Role::Operator,
+        "ada@x.io",
+        Some(bob.id),
+    )
+    .await
+    .unwrap();
     let members = s.members(support.id).await.unwrap();
-    let order: Vec<(&str, Role, Option<&str>)> = members
+    let order: Vec<(&str, Role, Option<&str>, bool)> = members
         .iter()
-        .map(|m| (m.email.as_str(), m.role, m.name.as_deref()))
+        .map(|m| {
+            (
+                m.email.as_str(),
+                m.role,
+                m.name.as_deref(),
+                m.account.is_some(),
+            )
+        })
         .collect();
     assert_eq!(
         order,
         vec![
-            ("ada@x.io", Role::Owner, None),
-            ("bob@x.io", Role::Viewer, Some("Name of bob@x.io")),
+            ("ada@x.io", Role::Owner, None, false),
+            ("bob@x.io", Role::Viewer, Some("Name of bob@x.io"), true),
         ]
     );
-    // A second set changes the role, not the row.
-    s.set_member(support.id, "bob@x.io", Role::Operator, "ada@x.io")
+    // A second set changes the role, not the row, and says what it was.
+    let change = s
+        .set_member(support.id, "bob@x.io", Role::Operator, "ada@x.io", None)
         .await
         .unwrap();
-    let bob: Vec<(String, Role)> = s
-        .memberships("bob@x.io")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(team, role)| (team.name, role))
-        .collect();
+    assert_eq!(change.before, Some(Role::Viewer));
     assert_eq!(
-        bob,
+        teams_of(s, bob.id).await,
         vec![
             ("Default team".to_string(), Role::Operator),
             ("Support".to_string(), Role::Operator)
-        ]
+        ],
+        "a role change keeps the membership the account's"
     );
-    assert!(s.remove_member(support.id, "bob@x.io").await.unwrap());
-    assert!(!s.remove_member(support.id, "bob@x.io").await.unwrap());
-    assert_eq!(s.memberships("bob@x.io").await.unwrap().len(), 1);
+    assert_eq!(
+        s.remove_member(support.id, "bob@x.io").await.unwrap(),
+        Some(Role::Operator)
+    );
+    assert_eq!(s.remove_member(support.id, "bob@x.io").await.unwrap(), None);
+    assert_eq!(teams_of(s, bob.id).await.len(), 1);
     let names: Vec<String> = s
         .teams()
         .await
@@ -114,13 +144,127 @@ async fn teams_list_their_members_owners_first(backend: Backend) {
     assert!(names.contains(&"Support".to_string()) && names.contains(&"Default team".to_string()));
 }
 
+/// A membership granted to an email is nobody's until an account proves that email: an
+/// account with the email that has not proven it (a password account) does not get it.
+async fn a_grant_by_email_waits_for_a_proven_account(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    let bravo = s.create_team("Bravo").await.unwrap();
+    s.set_member(bravo.id, "carol@x.io", Role::Operator, "olive@x.io", None)
+        .await
+        .unwrap();
+    assert_eq!(s.waiting_memberships("carol@x.io").await.unwrap(), 1);
+    assert_eq!(s.waiting_memberships("dave@x.io").await.unwrap(), 0);
+    let carol = s.create_account(&person("carol@x.io")).await.unwrap();
+    assert!(!carol.email_proven);
+    assert_eq!(teams_of(s, carol.id).await, vec![], "unproven: nothing");
+    // Proving the email takes every waiting grant up, once.
+    assert_eq!(s.prove_email(carol.id).await.unwrap(), 1);
+    assert_eq!(s.prove_email(carol.id).await.unwrap(), 0);
+    assert!(s.account(carol.id).await.unwrap().unwrap().email_proven);
+    assert_eq!(
+        teams_of(s, carol.id).await,
+        vec![("Bravo".to_string(), Role::Operator)]
+    );
+    assert_eq!(s.waiting_memberships("carol@x.io").await.unwrap(), 0);
+}
+
+/// Two owners demoting each other (or removing each other) at once: exactly one wins, the
+/// team always keeps an owner, and the last owner can neither step down nor be removed.
+async fn the_last_owner_stays_however_owners_race(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.db.storage.clone();
+    for round in 0..12 {
+        let team = s.create_team(&format!("Race {round}")).await.unwrap();
+        for email in ["a@x.io", "b@x.io"] {
+            s.set_member(team.id, email, Role::Owner, "a@x.io", None)
+                .await
+                .unwrap();
+        }
+        let (first, second) = if round % 2 == 0 {
+            ("a@x.io", "b@x.io")
+        } else {
+            ("b@x.io", "a@x.io")
+        };
+        let demote = |email: &'static str| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                if round % 3 == 0 {
+                    s.remove_member(team.id, email).await.map(|_| ())
+                } else {
+                    s.set_member(team.id, email, Role::Viewer, "x", None)
+                        .await
+                        .map(|_| ())
+                }
+            })
+        };
+        let (one, two) = tokio::join!(demote(first), demote(second));
+        let outcomes = [one.unwrap(), two.unwrap()];
+        let refused = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(StorageError::LastOwner)))
+            .count();
+        assert_eq!(refused, 1, "round {round}: {outcomes:?}");
+        assert!(outcomes
+            .iter()
+            .all(|o| o.is_ok() || matches!(o, Err(StorageError::LastOwner))));
+        let owners = s
+            .members(team.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .count();
+        assert_eq!(owners, 1, "round {round}");
+    }
+    let alone = s.create_team("Alone").await.unwrap();
+    s.set_member(alone.id, "a@x.io", Role::Owner, "a@x.io", None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.set_member(alone.id, "a@x.io", Role::Operator, "a@x.io", None)
+            .await,
+        Err(StorageError::LastOwner)
+    ));
+    assert!(matches!(
+        s.remove_member(alone.id, "a@x.io").await,
+        Err(StorageError::LastOwner)
+    ));
+}
+
+async fn a_sign_on_identity_belongs_to_one_account(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    let ada = s.create_account(&person("ada@x.io")).await.unwrap();
+    let bob = s.create_account(&person("bob@x.io")).await.unwrap();
+    let issuer = "https://login.x.io";
+    assert_eq!(s.sso_account(issuer, "sub-1").await.unwrap(), None);
+    assert!(!s.has_sso(ada.id, issuer).await.unwrap());
+    s.link_sso(issuer, "sub-1", ada.id).await.unwrap();
+    assert_eq!(s.sso_account(issuer, "sub-1").await.unwrap(), Some(ada.id));
+    assert!(s.has_sso(ada.id, issuer).await.unwrap());
+    assert!(!s.has_sso(ada.id, "https://other.x.io").await.unwrap());
+    assert!(matches!(
+        s.link_sso(issuer, "sub-1", bob.id).await,
+        Err(StorageError::IdentityTaken)
+    ));
+    // The same subject at another issuer is another identity.
+    s.link_sso("https://other.x.io", "sub-1", bob.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.sso_account("https://other.x.io", "sub-1").await.unwrap(),
+        Some(bob.id)
+    );
+}
+
 fn link(hash: &str, purpose: LinkPurpose, expires_at: DateTime<Utc>) -> LinkRecord {
     LinkRecord {
         secret_hash: hash.to_string(),
         purpose,
         team_id: Some(TeamId::BUILT_IN),
         role: Some(Role::Operator),
-        email: None,
+        email: Some("carol@x.io".to_string()),
         created_by: "ada@x.io".to_string(),
         created_at: now(),
         expires_at,
@@ -130,6 +274,10 @@ fn link(hash: &str, purpose: LinkPurpose, expires_at: DateTime<Utc>) -> LinkReco
 async fn a_link_works_once_for_its_purpose_until_it_expires(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
+    // An invitation opens only while its maker is an owner of its team.
+    s.set_member(TeamId::BUILT_IN, "ada@x.io", Role::Owner, "ada@x.io", None)
+        .await
+        .unwrap();
     let later = now() + Duration::days(7);
     s.save_link(&link("h1", LinkPurpose::Invitation, later))
         .await
@@ -178,7 +326,160 @@ async fn a_link_works_once_for_its_purpose_until_it_expires(backend: Backend) {
     );
 }
 
-async fn failed_sign_ins_are_counted_in_their_window(backend: Backend) {
+/// An invitation is accepted only by the account its email names, together with the
+/// membership in one step; revoked, or made by someone who is no longer an owner, it opens
+/// for nobody; it never lowers a role.
+async fn an_invitation_opens_only_for_its_email_while_its_maker_owns(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    let team = TeamId::BUILT_IN;
+    s.set_member(team, "ada@x.io", Role::Owner, "ada@x.io", None)
+        .await
+        .unwrap();
+    s.set_member(team, "zoe@x.io", Role::Owner, "zoe@x.io", None)
+        .await
+        .unwrap();
+    let later = now() + Duration::days(7);
+    s.save_link(&link("for-carol", LinkPurpose::Invitation, later))
+        .await
+        .unwrap();
+    // Mallory holds Carol's link: her own account cannot use it, nor can a new one under
+    // her email.
+    let mallory = s.create_account(&person("mallory@x.io")).await.unwrap();
+    assert_eq!(
+        s.accept_invitation("for-carol", Joiner::Existing(&mallory), now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.accept_invitation("for-carol", Joiner::New(&person("eve@x.io")), now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.account_by_email("eve@x.io").await.unwrap(),
+        None,
+        "nothing made"
+    );
+    // Carol, new here: her account and her membership, at once; the link is then used.
+    let (carol, joined, role, made) = s
+        .accept_invitation("for-carol", Joiner::New(&person("carol@x.io")), now())
+        .await
+        .unwrap()
+        .expect("accepted");
+    assert_eq!(
+        (joined, role, made.created_by.as_str()),
+        (team, Role::Operator, "ada@x.io")
+    );
+    assert_eq!(
+        teams_of(s, carol.id).await,
+        vec![("Default team".to_string(), Role::Operator)]
+    );
+    assert_eq!(
+        s.accept_invitation("for-carol", Joiner::Existing(&carol), now())
+            .await
+            .unwrap(),
+        None,
+        "once"
+    );
+    // Never lower: a viewer invitation leaves an owner an owner.
+    let mut viewer = link("viewer-for-zoe", LinkPurpose::Invitation, later);
+    viewer.role = Some(Role::Viewer);
+    viewer.email = Some("zoe@x.io".to_string());
+    s.save_link(&viewer).await.unwrap();
+    let zoe = s.create_account(&person("zoe@x.io")).await.unwrap();
+    let (_, _, role, _) = s
+        .accept_invitation("viewer-for-zoe", Joiner::Existing(&zoe), now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(role, Role::Owner);
+    // Listed while open; revoked, it opens for nobody.
+    let mut second = link("second", LinkPurpose::Invitation, later);
+    second.email = Some("dave@x.io".to_string());
+    s.save_link(&second).await.unwrap();
+    let open: Vec<String> = s
+        .open_invitations(team, now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.secret_hash)
+        .collect();
+    assert_eq!(open, vec!["second".to_string()]);
+    assert!(s.revoke_invitation(team, "second", now()).await.unwrap());
+    assert!(!s.revoke_invitation(team, "second", now()).await.unwrap());
+    assert!(s
+        .open_link("second", LinkPurpose::Invitation, now())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.open_invitations(team, now()).await.unwrap().is_empty());
+    // Another team cannot revoke this team's invitation.
+    let mut third = link("third", LinkPurpose::Invitation, later);
+    third.email = Some("dave@x.io".to_string());
+    s.save_link(&third).await.unwrap();
+    assert!(!s
+        .revoke_invitation(TeamId::new(2), "third", now())
+        .await
+        .unwrap());
+    // Its maker demoted: voided at once (and it would be refused at use anyway).
+    s.set_member(team, "ada@x.io", Role::Operator, "zoe@x.io", None)
+        .await
+        .unwrap();
+    assert!(s.open_invitations(team, now()).await.unwrap().is_empty());
+    let dave = s.create_account(&person("dave@x.io")).await.unwrap();
+    assert_eq!(
+        s.accept_invitation("third", Joiner::Existing(&dave), now())
+            .await
+            .unwrap(),
+        None
+    );
+    // Made back an owner, the maker's old links stay void.
+    s.set_member(team, "ada@x.io", Role::Owner, "zoe@x.io", None)
+        .await
+        .unwrap();
+    assert!(s
+        .open_link("third", LinkPurpose::Invitation, now())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// A maker who stops being an owner by a path that voids nothing (a row written behind the
+/// console's back) is still checked when the invitation is used.
+async fn an_invitation_is_checked_against_its_maker_at_use(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    let team = TeamId::BUILT_IN;
+    s.set_member(team, "ada@x.io", Role::Owner, "ada@x.io", None)
+        .await
+        .unwrap();
+    s.save_link(&link(
+        "h",
+        LinkPurpose::Invitation,
+        now() + Duration::days(1),
+    ))
+    .await
+    .unwrap();
+    t.execute("UPDATE team_members SET role = 'viewer' WHERE email = 'ada@x.io'")
+        .await;
+    assert!(s
+        .open_link("h", LinkPurpose::Invitation, now())
+        .await
+        .unwrap()
+        .is_none());
+    let carol = s.create_account(&person("carol@x.io")).await.unwrap();
+    assert_eq!(
+        s.accept_invitation("h", Joiner::Existing(&carol), now())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn sign_in_attempts_are_reserved_and_counted_in_their_window(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     let subjects = [
@@ -186,12 +487,17 @@ async fn failed_sign_ins_are_counted_in_their_window(backend: Backend) {
         "address:10.0.0.9".to_string(),
     ];
     let window = Duration::minutes(15);
-    for minute in [0, 5, 20] {
+    let mut seen = Vec::new();
+    for (i, minute) in [0, 5, 20].into_iter().enumerate() {
         let at = now() + Duration::minutes(minute);
-        s.add_sign_in_failure(&subjects, at, at - window)
-            .await
-            .unwrap();
+        seen.push(
+            s.reserve_sign_in(&subjects, &format!("attempt-{i}"), at, at - window)
+                .await
+                .unwrap(),
+        );
     }
+    // Each count is from before the attempt; the one at minute 0 is forgotten by minute 20.
+    assert_eq!(seen, vec![vec![0, 0], vec![1, 1], vec![1, 1]]);
     let at = now() + Duration::minutes(20);
     assert_eq!(
         s.sign_in_failures("account:ada@x.io", at - window)
@@ -199,10 +505,11 @@ async fn failed_sign_ins_are_counted_in_their_window(backend: Backend) {
             .unwrap(),
         2
     );
-    // The failure at minute 0 was forgotten when the one at minute 20 came (older than 15).
+    // A success takes back its own reservation only.
+    s.release_sign_in("attempt-2").await.unwrap();
     assert_eq!(
         s.sign_in_failures("address:10.0.0.9", now()).await.unwrap(),
-        2
+        1
     );
     s.clear_sign_in_failures("account:ada@x.io").await.unwrap();
     assert_eq!(
@@ -211,8 +518,39 @@ async fn failed_sign_ins_are_counted_in_their_window(backend: Backend) {
     );
     assert_eq!(
         s.sign_in_failures("address:10.0.0.9", now()).await.unwrap(),
-        2
+        1
     );
+}
+
+/// Sixty attempts for one account at once: each is counted before the next is, so exactly
+/// five see fewer than five failures before them (the rest are refused by the service).
+async fn simultaneous_attempts_each_see_the_ones_before(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.db.storage.clone();
+    let attempts = (0..60).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let subjects = [
+                "account:ada@x.io".to_string(),
+                format!("address:10.0.0.{i}"),
+            ];
+            s.reserve_sign_in(
+                &subjects,
+                &format!("a{i}"),
+                now(),
+                now() - Duration::minutes(15),
+            )
+            .await
+            .unwrap()[0]
+        })
+    });
+    let mut before: Vec<u32> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("attempt"))
+        .collect();
+    before.sort_unstable();
+    assert_eq!(before, (0..60).collect::<Vec<u32>>());
 }
 
 fn request(preview: &str) -> ApprovalRecord {
@@ -310,6 +648,12 @@ on_both_databases!(
     accounts_are_unique_and_sessions_end_by_epoch,
     teams_list_their_members_owners_first,
     a_link_works_once_for_its_purpose_until_it_expires,
-    failed_sign_ins_are_counted_in_their_window,
-    an_approval_is_asked_once_and_decided_once_in_time,
+    a_grant_by_email_waits_for_a_proven_account,
+    a_sign_on_identity_belongs_to_one_account,
+    an_invitation_opens_only_for_its_email_while_its_maker_owns,
+    an_invitation_is_checked_against_its_maker_at_use,
+    sign_in_attempts_are_reserved_and_counted_in_their_window,
+    an_approval_is_asked_once_and_decided_once_in_time;
+    multi_thread: the_last_owner_stays_however_owners_race,
+    simultaneous_attempts_each_see_the_ones_before,
 );

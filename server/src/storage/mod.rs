@@ -13,7 +13,8 @@ mod sessions;
 mod sqlite;
 
 pub use accounts::{
-    AccountRecord, AccountStorage, LinkPurpose, LinkRecord, MemberRecord, NewAccount, TeamRecord,
+    AccountRecord, AccountStorage, Joiner, LinkPurpose, LinkRecord, MemberChange, MemberRecord,
+    NewAccount, TeamRecord,
 };
 pub use approvals::{ApprovalRecord, ApprovalStorage, Decision};
 pub use audit::{AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, NewAuditEntry};
@@ -65,6 +66,12 @@ pub enum StorageError {
     SettledAsSuccess(String),
     #[error("an account with this email exists already")]
     EmailTaken,
+    #[error("this single sign-on identity belongs to another account")]
+    IdentityTaken,
+    /// Checked inside the transaction that changes the role, so two owners demoting each
+    /// other at once cannot both pass.
+    #[error("a team needs at least one owner")]
+    LastOwner,
     #[error(
         "another console replica now drives job {0}: this one stops and writes nothing more for it"
     )]
