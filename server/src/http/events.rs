@@ -1,7 +1,11 @@
 //! A run's live log as Server-Sent Events, with caps on how many browsers may follow runs
 //! (`slots`) and a re-check of each stream's viewer while it is open (`access`).
 
+// Files beside this one, not in a folder of their own: `tests/accounts.rs` reads every file
+// of `src/http` for the routes it registers.
+#[path = "events_access.rs"]
 mod access;
+#[path = "events_slots.rs"]
 mod slots;
 
 use slots::{Holder, WatcherSlot};
