@@ -145,7 +145,11 @@ class Console:
         env = dict(os.environ, OFFBOARD_ADDR=f"127.0.0.1:{self.port}", OFFBOARD_DATA_DIR=self.data,
                    LEPTOS_SITE_ROOT=SITE_ROOT, RUST_LOG="warn",
                    # The fault server speaks plain http on loopback (refused by default).
-                   OFFBOARD_ALLOW_HTTP_LOOPBACK_SITES="true")
+                   OFFBOARD_ALLOW_HTTP_LOOPBACK_SITES="true",
+                   # The benchmarks' watchers stand for many browsers but share one team's
+                   # cookie: the caps per person and per team would refuse all but a few.
+                   OFFBOARD_MAX_WATCHERS_PER_PERSON_PER_RUN="500",
+                   OFFBOARD_MAX_WATCHERS_PER_PERSON="500", OFFBOARD_MAX_WATCHERS_PER_TEAM="500")
         env.pop("DATABASE_URL", None)
         env.pop("OFFBOARD_SECRET_KEY", None)
         self.proc = subprocess.Popen([OFFBOARD, "serve", *args], env=env,

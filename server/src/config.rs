@@ -186,6 +186,30 @@ pub struct ServeArgs {
     #[arg(long, env = "OFFBOARD_MAX_WATCHERS", default_value_t = 500)]
     pub max_watchers: usize,
 
+    /// Most live-progress streams one person may hold on one run (a few tabs); one more gets a
+    /// plain 429. No one can take a run's every place and lock its owner out.
+    #[arg(
+        long,
+        env = "OFFBOARD_MAX_WATCHERS_PER_PERSON_PER_RUN",
+        default_value_t = 5
+    )]
+    pub max_watchers_per_person_per_run: usize,
+
+    /// Most live-progress streams one person may hold in all, across runs (then a plain 429).
+    #[arg(long, env = "OFFBOARD_MAX_WATCHERS_PER_PERSON", default_value_t = 20)]
+    pub max_watchers_per_person: usize,
+
+    /// Most live-progress streams one team's members may hold in all (then a plain 503), so one
+    /// team never takes every place of --max-watchers. Default: half of --max-watchers.
+    #[arg(long, env = "OFFBOARD_MAX_WATCHERS_PER_TEAM")]
+    pub max_watchers_per_team: Option<usize>,
+
+    /// Seconds between the checks an open live-progress stream makes that its viewer is still
+    /// signed in and a member of the run's team; when not, the stream ends. 1 to 60.
+    #[arg(long, env = "OFFBOARD_WATCHER_RECHECK_SECONDS", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub watcher_recheck_seconds: u64,
+
     /// How long a preview nobody confirmed is kept (hours), with its uploaded file and the
     /// site listing it was made from. Confirmed previews stay with their run.
     #[arg(long, env = "OFFBOARD_PREVIEW_HOURS", default_value_t = 24)]
@@ -684,6 +708,34 @@ mod tests {
         "--public-url",
         "https://offboard.example.com",
     ];
+
+    #[test]
+    fn live_progress_caps_have_defaults_and_the_recheck_a_range() {
+        let args = serve(&[]);
+        assert_eq!(
+            (
+                args.max_watchers_per_person_per_run,
+                args.max_watchers_per_person,
+                args.max_watchers_per_team,
+                args.watcher_recheck_seconds,
+            ),
+            (5, 20, None, 2)
+        );
+        let set = serve(&[
+            "--max-watchers-per-team",
+            "40",
+            "--watcher-recheck-seconds",
+            "5",
+        ]);
+        assert_eq!(
+            (set.max_watchers_per_team, set.watcher_recheck_seconds),
+            (Some(40), 5)
+        );
+        for bad in ["0", "61"] {
+            let argv = ["offboard", "serve", "--watcher-recheck-seconds", bad];
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn no_issuer_means_no_single_sign_on() {

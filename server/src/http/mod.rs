@@ -160,7 +160,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         leptos_options: leptos_options(&args.site_root, args.addr),
         service: console,
-        watchers: WatcherSlots::new(args.max_watchers_per_run, args.max_watchers),
+        watchers: WatcherSlots::with_limits(events::WatcherLimits::of(&args)),
         public_url: args.public_url.clone(),
         sso,
     };
