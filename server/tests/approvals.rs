@@ -148,11 +148,11 @@ impl Team {
 async fn a_request_withdrawn_while_the_start_lists_the_site_starts_nothing(t: &Team) {
     let (id, phrase) = t
         .requested(&[
+            "user1@example.com",
+            "user2@example.com",
+            "user3@example.com",
+            "user4@example.com",
             "user5@example.com",
-            "user6@example.com",
-            "user7@example.com",
-            "user8@example.com",
-            "user9@example.com",
         ])
         .await;
     t.slow_site(SLOW_SITE_MS).await;
