@@ -8,11 +8,17 @@
 //! (withdrawing it). The approver's typed phrase is the start: there is no separate "approve"
 //! button that a second click could turn into a run. Both names are on the run (started by
 //! the requester, approved by the approver) and in the audit trail.
+//!
+//! The approval and the run are one write: the request turns approved in the transaction that
+//! creates the run, only if it still awaits, and a decline only happens while it still awaits
+//! and no run exists (see `storage::approvals`). The long part of a start (listing the site)
+//! comes before that transaction, so a decline during it wins and the approver is told;
+//! a decline after it loses and is told the run started.
 
 use super::permits::{Operate, Permit};
 use super::previews::headline;
 use super::TeamConsole;
-use crate::storage::{ApprovalRecord, Decision, PreviewRecord};
+use crate::storage::{ApprovalRecord, Decision, NewAuditEntry, PreviewRecord};
 use app::audit::AuditAction;
 use app::backend::ConsoleError;
 use app::confirm::phrase_matches;
@@ -63,6 +69,75 @@ pub fn may_approve(
         }
         ApprovalState::Awaiting | ApprovalState::Approved => Ok(()),
     }
+}
+
+/// Whether the request was declined by the person who made it (withdrawn). Both names come
+/// from `Actor::name` ("Name <email>", or the bare saved email without an account).
+fn withdrawn_by_requester(record: &ApprovalRecord) -> bool {
+    let email = record.requester_email.trim();
+    !email.is_empty()
+        && record.decided_by.as_deref().is_some_and(|by| {
+            let by = by.trim().to_ascii_lowercase();
+            let email = email.to_ascii_lowercase();
+            by == email || by.ends_with(&format!("<{email}>"))
+        })
+}
+
+/// Why an approver's start created nothing: the request (as stored now) stopped awaiting
+/// between their check and the run's creation, while the site was being listed.
+pub fn not_approved_in_time(record: Option<&ApprovalRecord>, now: DateTime<Utc>) -> ConsoleError {
+    let Some(record) = record else {
+        return ConsoleError::new(
+            "The request for approval is gone (its preview was removed) while you were \
+             confirming; nothing was started.",
+        );
+    };
+    let by = record.decided_by.as_deref().unwrap_or("another operator");
+    let reason = record.reason.as_deref().unwrap_or("no reason given");
+    ConsoleError::new(match state_of(record, now) {
+        ApprovalState::Declined if withdrawn_by_requester(record) => format!(
+            "This request was withdrawn: {by}, who asked for it, declined it while you were \
+             confirming ({reason}). Nothing was started."
+        ),
+        ApprovalState::Declined => format!(
+            "This request was declined by {by} while you were confirming ({reason}). Nothing \
+             was started."
+        ),
+        ApprovalState::Expired | ApprovalState::Awaiting => format!(
+            "This request expired while you were confirming (nobody may approve it after \
+             {APPROVAL_HOURS} hours). Nothing was started; make a new preview to ask again."
+        ),
+        ApprovalState::Approved => format!(
+            "{by} approved and started this run while you were confirming; nothing more was \
+             started."
+        ),
+    })
+}
+
+/// Why a decline changed nothing: the request (as stored now) no longer awaited, or a run was
+/// started from it already.
+pub fn not_declined(record: Option<&ApprovalRecord>, now: DateTime<Utc>) -> ConsoleError {
+    let Some(record) = record else {
+        return ConsoleError::new(
+            "There is no request for approval on this preview, so there is nothing to decline.",
+        );
+    };
+    let by = record.decided_by.as_deref().unwrap_or("another operator");
+    ConsoleError::new(match state_of(record, now) {
+        ApprovalState::Approved => format!(
+            "This run was already approved by {by} and started: there is nothing to decline. \
+             Pause or cancel it on its Run page if it must stop."
+        ),
+        ApprovalState::Declined => format!("This request was already declined by {by}."),
+        ApprovalState::Expired => {
+            "This request expired already: nobody can approve it any more.".to_string()
+        }
+        // Undecided yet not declinable: a run was started from the preview (before approvals
+        // were written with their run).
+        ApprovalState::Awaiting => "This run was already started: there is nothing to decline. \
+             Pause or cancel it on its Run page if it must stop."
+            .to_string(),
+    })
 }
 
 /// A decline's reason: trimmed, required, bounded.
@@ -137,29 +212,6 @@ impl TeamConsole {
         Ok(Some(request))
     }
 
-    /// Notes the approval of a run that has just started (its trail entry was written with
-    /// the run).
-    pub(super) async fn note_approval(&self, request: &ApprovalRecord, approver: &str) {
-        match self
-            .storage
-            .decide_approval(
-                self.team,
-                &request.preview_id,
-                Decision::Approved,
-                approver,
-                None,
-                self.clock.now(),
-            )
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(preview = %request.preview_id, "an approval was decided twice")
-            }
-            Err(e) => tracing::error!(error = %e, "could not note an approval"),
-        }
-    }
-
     pub(super) async fn ask_for_approval(
         &self,
         _permit: &Permit<Operate>,
@@ -229,29 +281,23 @@ impl TeamConsole {
         let reason = clean_reason(reason)?;
         let record = self.exact_preview(preview_id).await?;
         let by = self.actor_name().await;
-        let decided = self
+        let now = self.clock.now();
+        let entry = NewAuditEntry {
+            actor: by.clone(),
+            action: AuditAction::ApprovalDeclined,
+            target: Some(record.id.to_string()),
+            details: json!({ "reason": reason }),
+        };
+        // The decline and its trail entry are one write, and happen only while the request
+        // still awaits and no run was started from it.
+        let declined = self
             .storage
-            .decide_approval(
-                self.team,
-                &record.id,
-                Decision::Declined,
-                &by,
-                Some(&reason),
-                self.clock.now(),
-            )
+            .decline_approval(self.team, &record.id, &by, &reason, now, &entry)
             .await?;
-        if !decided {
-            return Err(ConsoleError::new(
-                "There is no request waiting for approval on this preview (it was decided, it \
-                 expired, or none was made).",
-            ));
+        if !declined {
+            let request = self.storage.approval(self.team, &record.id).await?;
+            return Err(not_declined(request.as_ref(), now));
         }
-        self.record(
-            AuditAction::ApprovalDeclined,
-            Some(record.id.to_string()),
-            json!({ "reason": reason }),
-        )
-        .await;
         self.approval_view(&record.id)
             .await?
             .ok_or_else(|| ConsoleError::failed("The request was not found; see the server log."))
@@ -309,6 +355,71 @@ mod tests {
         assert!(no
             .message
             .contains("Bob <bob@acme.example> declined this run: wrong list"));
+    }
+
+    #[test]
+    fn an_approver_who_lost_the_race_is_told_why_nothing_started() {
+        let mut withdrawn = request(Some(Decision::Declined));
+        withdrawn.decided_by = Some("Ada <ADA@acme.example>".into());
+        let told = not_approved_in_time(Some(&withdrawn), withdrawn.requested_at).message;
+        assert!(
+            told.contains("withdrawn")
+                && told.contains("declined it while you were confirming (wrong list)")
+                && told.contains("Nothing was started"),
+            "{told}"
+        );
+        // Without an account the requester is named by their saved email alone.
+        withdrawn.requester_email = "ops@acme.example".into();
+        withdrawn.decided_by = Some("ops@acme.example".into());
+        assert!(
+            not_approved_in_time(Some(&withdrawn), withdrawn.requested_at)
+                .message
+                .contains("withdrawn")
+        );
+        let declined = request(Some(Decision::Declined));
+        let told = not_approved_in_time(Some(&declined), declined.requested_at).message;
+        assert!(
+            told.contains("declined by Bob <bob@acme.example> while you were confirming")
+                && !told.contains("withdrawn"),
+            "{told}"
+        );
+        let waiting = request(None);
+        let told = not_approved_in_time(Some(&waiting), waiting.expires_at).message;
+        assert!(told.contains("expired while you were confirming"), "{told}");
+        let approved = request(Some(Decision::Approved));
+        let told = not_approved_in_time(Some(&approved), approved.requested_at).message;
+        assert!(told.contains("nothing more was started"), "{told}");
+        assert!(not_approved_in_time(None, Utc::now())
+            .message
+            .contains("nothing was started"));
+        // Someone whose name merely contains the requester's email did not withdraw it.
+        let mut other = request(Some(Decision::Declined));
+        other.decided_by = Some("Eve <eve+ada@acme.example>".into());
+        assert!(!withdrawn_by_requester(&other));
+    }
+
+    #[test]
+    fn a_decline_that_lost_says_the_run_started() {
+        let approved = request(Some(Decision::Approved));
+        let told = not_declined(Some(&approved), approved.requested_at).message;
+        assert!(
+            told.contains("already approved by Bob <bob@acme.example> and started"),
+            "{told}"
+        );
+        let declined = request(Some(Decision::Declined));
+        assert!(not_declined(Some(&declined), declined.requested_at)
+            .message
+            .contains("already declined by Bob"));
+        let waiting = request(None);
+        assert!(not_declined(Some(&waiting), waiting.expires_at)
+            .message
+            .contains("expired"));
+        assert!(not_declined(Some(&waiting), waiting.requested_at)
+            .message
+            .contains("already started"));
+        assert!(not_declined(None, Utc::now())
+            .message
+            .contains("no request"));
     }
 
     #[test]

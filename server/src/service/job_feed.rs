@@ -477,6 +477,7 @@ mod tests {
             items,
             runs_per_site: 1,
             audit: Vec::new(),
+            approval: None,
         };
         storage.create_job(&new_job).await.unwrap();
         storage

@@ -28,10 +28,9 @@ use crate::engine::RunTarget;
 use crate::scim::http::HttpOptions;
 use crate::scim::ScimProvider;
 use crate::secret::SecretBox;
-use crate::storage::ApprovalRecord;
 use crate::storage::{
-    JobEvent, JobLease, JobRecord, JobState, NewJob, PlannedItem, PreviewSourceRecord, Storage,
-    StorageError,
+    ApprovalRecord, JobEvent, JobLease, JobRecord, JobState, NewJob, PlannedItem,
+    PreviewSourceRecord, RunApproval, Storage, StorageError,
 };
 use app::backend::{ConsoleError, JobCommand};
 use app::confirm::phrase_matches;
@@ -333,7 +332,10 @@ impl JobSupervisor {
     }
 
     /// Checks the typed phrase, re-lists the site, creates the job from what still matches the
-    /// preview, and starts it in the background.
+    /// preview, and starts it in the background. With `approval` (the request `actor` gives
+    /// by typing the phrase), creating the job is approving it: both happen in one transaction
+    /// or neither does, so a request declined, withdrawn or expired while the site was listed
+    /// starts nothing and the answer says so.
     pub async fn start(
         self: &Arc<Self>,
         permit: &Permit<Operate>,
@@ -425,6 +427,8 @@ impl JobSupervisor {
         let checks = target_checks(&stored.preview, options.demote_privileged);
         let (action, confirmed) = (record.action, record.id.clone());
         drop(stored);
+        let created_at = chrono::Utc::now();
+        let approver = actor.name(site.record.operator_email.as_deref());
         let mut job = NewJob {
             id: JobId::new(uuid::Uuid::new_v4().to_string()),
             team_id,
@@ -433,7 +437,7 @@ impl JobSupervisor {
                 Some(request) => request.requested_by.clone(),
                 None => actor.name(site.record.operator_email.as_deref()),
             },
-            created_at: chrono::Utc::now(),
+            created_at,
             site_url: site.endpoint.site_url().to_string(),
             action,
             preview_id: confirmed,
@@ -441,8 +445,11 @@ impl JobSupervisor {
             items,
             runs_per_site: self.runs_per_site,
             audit: Vec::new(),
+            approval: approval.map(|_| RunApproval {
+                by: approver.clone(),
+                at: created_at,
+            }),
         };
-        let approver = actor.name(site.record.operator_email.as_deref());
         job.audit = audit::run_start_entries(&job, approval.map(|request| (request, approver)));
         match self.storage.create_job(&job).await {
             Ok(()) => {}
@@ -453,6 +460,18 @@ impl JobSupervisor {
                     .release_preview(team_id, &job.preview_id)
                     .await?;
                 site_has_room(running, &limits, &job.site_url)?;
+            }
+            // The request was declined, withdrawn or expired while the site was listed:
+            // nothing was written, and the preview is given back as above.
+            Err(StorageError::ApprovalNotAwaiting(_)) => {
+                self.storage
+                    .release_preview(team_id, &job.preview_id)
+                    .await?;
+                let request = self.storage.approval(team_id, &job.preview_id).await?;
+                return Err(super::approvals::not_approved_in_time(
+                    request.as_ref(),
+                    created_at,
+                ));
             }
             Err(e) => return Err(e.into()),
         }

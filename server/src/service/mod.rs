@@ -233,14 +233,16 @@ impl TeamConsole {
 
     /// What the pages show of `job`: its record, and who approved it.
     pub(super) async fn job_view_of(&self, job: &JobRecord) -> Result<JobView, ConsoleError> {
-        let approved_by = match &job.preview_id {
-            Some(preview) => self
+        // Runs approved before the approver was written with the run: from the request.
+        let approved_by = match (&job.approved_by, &job.preview_id) {
+            (Some(by), _) => Some(by.clone()),
+            (None, Some(preview)) => self
                 .storage
                 .approval(self.team, preview)
                 .await?
                 .filter(|a| a.decision == Some(crate::storage::Decision::Approved))
                 .and_then(|a| a.decided_by),
-            None => None,
+            (None, None) => None,
         };
         Ok(JobView {
             approved_by,
@@ -567,9 +569,6 @@ impl ConsoleBackend for TeamConsole {
         {
             tracing::warn!(error = %e, "could not count a run against the team's hourly limit");
         }
-        if let Some(request) = &approval {
-            self.note_approval(request, &self.actor_name().await).await;
-        }
         self.job_view_of(&job).await
     }
 
@@ -608,10 +607,11 @@ impl ConsoleBackend for TeamConsole {
         Ok(jobs
             .iter()
             .map(|job| JobView {
-                approved_by: job
-                    .preview_id
-                    .as_ref()
-                    .and_then(|p| approvers.get(p).cloned()),
+                approved_by: job.approved_by.clone().or_else(|| {
+                    job.preview_id
+                        .as_ref()
+                        .and_then(|p| approvers.get(p).cloned())
+                }),
                 ..job_view(job)
             })
             .collect())

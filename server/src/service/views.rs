@@ -22,7 +22,7 @@ pub fn job_view(job: &JobRecord) -> JobView {
         total: job.total,
         done: job.done,
         counts: job.counts.iter().map(|(o, n)| (*o, *n)).collect(),
-        approved_by: None,
+        approved_by: job.approved_by.clone(),
     }
 }
 

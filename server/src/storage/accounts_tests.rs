@@ -612,36 +612,48 @@ async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
             .unwrap(),
         None
     );
+    // Declined once (approving is creating the run: see approval_tests.rs).
     let p1 = PreviewId::new("p1");
+    let entry = |actor: &str| NewAuditEntry {
+        actor: actor.to_string(),
+        action: app::audit::AuditAction::ApprovalDeclined,
+        target: Some("p1".to_string()),
+        details: serde_json::json!({ "reason": "no" }),
+    };
     assert!(s
-        .decide_approval(team, &p1, Decision::Approved, "Bob <bob@x.io>", None, now())
+        .decline_approval(team, &p1, "Bob <bob@x.io>", "no", now(), &entry("Bob"))
         .await
         .unwrap());
     assert!(!s
-        .decide_approval(team, &p1, Decision::Declined, "Carol", Some("no"), now())
+        .decline_approval(team, &p1, "Carol", "no", now(), &entry("Carol"))
         .await
         .unwrap());
     let decided = s.approval(team, &p1).await.unwrap().unwrap();
-    assert_eq!(decided.decision, Some(Decision::Approved));
+    assert_eq!(decided.decision, Some(Decision::Declined));
     assert_eq!(decided.decided_by.as_deref(), Some("Bob <bob@x.io>"));
-    assert_eq!(
-        s.approvers(team).await.unwrap(),
-        vec![(p1.clone(), "Bob <bob@x.io>".to_string())]
-    );
+    assert_eq!(s.approvers(team).await.unwrap(), vec![]);
     // Too late: nothing is decided.
     assert!(s.request_approval(team, &request("p2")).await.unwrap());
     let late = now() + Duration::hours(25);
     assert!(!s
-        .decide_approval(
+        .decline_approval(
             team,
             &PreviewId::new("p2"),
-            Decision::Approved,
             "Bob",
-            None,
-            late
+            "no",
+            late,
+            &entry("Bob")
         )
         .await
         .unwrap());
+    assert_eq!(
+        s.approval(team, &PreviewId::new("p2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .decision,
+        None
+    );
 }
 
 on_both_databases!(

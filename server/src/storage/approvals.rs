@@ -1,8 +1,15 @@
 //! Two-person approval's records: each team's setting, and the request made from a preview
-//! ([`ApprovalStorage`], part of every [`super::Storage`]), with their SQLite implementation.
+//! ([`ApprovalStorage`], part of every [`super::Storage`]), with their implementation on both
+//! databases.
+//!
+//! A request leaves "awaiting" once, by one guarded update (`… WHERE decision IS NULL AND
+//! expires_at > now`): approved only in the transaction that creates its run
+//! ([`approve_in`](on_sqlite::approve_in), called by `create_job`), declined only while no run
+//! exists ([`ApprovalStorage::decline_approval`]). Whichever commits first wins; the other
+//! changes nothing, so a declined request never has a run and an approved one never a decline.
 
 use super::rows::{enum_from_name, parse_stamp, stamp};
-use super::{Result, StorageError};
+use super::{NewAuditEntry, Result, StorageError};
 use app::ids::{PreviewId, TeamId};
 use app::team::{ApprovalPolicy, TeamSettings};
 use async_trait::async_trait;
@@ -32,6 +39,14 @@ pub struct ApprovalRecord {
     pub reason: Option<String>,
 }
 
+/// The approval a run is created under (see `NewJob::approval`): who gave it, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunApproval {
+    /// As the trail names them ("Name <email>").
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait ApprovalStorage: Send + Sync {
     /// The team's settings (the defaults when never saved).
@@ -46,15 +61,18 @@ pub trait ApprovalStorage: Send + Sync {
     ) -> Result<Option<ApprovalRecord>>;
     /// Who approved each approved request of the team: (preview, approver).
     async fn approvers(&self, team_id: TeamId) -> Result<Vec<(PreviewId, String)>>;
-    /// Decides a request still undecided and not expired at `at`; false if it was not.
-    async fn decide_approval(
+    /// Declines a request still awaiting at `at` (undecided, not expired, and no run started
+    /// from its preview) and appends `audit` to the team's trail, in one transaction; false,
+    /// writing nothing, when it no longer awaited. (Approving is creating the run: see
+    /// `NewJob::approval`.)
+    async fn decline_approval(
         &self,
         team_id: TeamId,
         preview_id: &PreviewId,
-        decision: Decision,
         by: &str,
-        reason: Option<&str>,
+        reason: &str,
         at: DateTime<Utc>,
+        audit: &NewAuditEntry,
     ) -> Result<bool>;
 }
 
@@ -97,7 +115,7 @@ impl TryFrom<ApprovalRow> for ApprovalRecord {
 /// databases take them) and implemented for each storage: `$read` is the pool reads use,
 /// `$write` the one writes use (SQLite has one writer connection of its own).
 macro_rules! approval_queries {
-    ($storage:ty, $read:ident, $write:ident) => {
+    ($storage:ty, $read:ident, $write:ident, $audit:ident) => {
 #[async_trait]
         impl ApprovalStorage for $storage {
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
@@ -179,33 +197,84 @@ macro_rules! approval_queries {
         .await?)
     }
 
-    async fn decide_approval(
+    async fn decline_approval(
         &self,
         team_id: TeamId,
         preview_id: &PreviewId,
-        decision: Decision,
         by: &str,
-        reason: Option<&str>,
+        reason: &str,
         at: DateTime<Utc>,
+        audit: &NewAuditEntry,
     ) -> Result<bool> {
+        let mut tx = self.$write.begin().await?;
+        // On PostgreSQL the update waits for a run being created from the same request (its
+        // transaction holds the row), then finds it decided and changes nothing.
         let done = sqlx::query(
-            "UPDATE approvals SET decision = $1, decided_by = $2, decided_at = $3, reason = $4 \
-             WHERE team_id = $5 AND preview_id = $6 AND decision IS NULL AND expires_at > $7",
+            "UPDATE approvals SET decision = 'declined', decided_by = $1, decided_at = $2, \
+             reason = $3 WHERE team_id = $4 AND preview_id = $5 AND decision IS NULL \
+             AND expires_at > $6 \
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.preview_id = approvals.preview_id)",
         )
-        .bind(super::rows::enum_name(&decision)?)
         .bind(by)
         .bind(stamp(at))
         .bind(reason)
         .bind(team_id)
         .bind(preview_id)
         .bind(stamp(at))
-        .execute(&self.$write)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        super::audit::$audit::append_in(&mut tx, team_id, at, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
     };
 }
 
-approval_queries!(super::sqlite::SqliteStorage, pool, writer);
-approval_queries!(super::postgres::PostgresStorage, pool, pool);
+approval_queries!(super::sqlite::SqliteStorage, pool, writer, on_sqlite);
+approval_queries!(super::postgres::PostgresStorage, pool, pool, on_postgres);
+
+/// The approval's side of creating a run, for `create_job` on each database (module
+/// `$module`).
+macro_rules! approval_in_transaction {
+    ($module:ident, $db:ty) => {
+        pub(super) mod $module {
+            use super::*;
+
+            /// Turns the request of `preview_id` from awaiting to approved inside the
+            /// transaction that creates its run; [`StorageError::ApprovalNotAwaiting`] when it
+            /// no longer awaits at `approval.at` (declined, withdrawn, expired, or approved
+            /// already), and then the caller's transaction must not commit. On PostgreSQL the
+            /// row stays locked until that transaction ends, so a decline waits for it.
+            pub async fn approve_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                team_id: TeamId,
+                preview_id: &PreviewId,
+                approval: &RunApproval,
+            ) -> Result<()> {
+                let done = sqlx::query(
+                    "UPDATE approvals SET decision = 'approved', decided_by = $1, \
+                     decided_at = $2 WHERE team_id = $3 AND preview_id = $4 \
+                     AND decision IS NULL AND expires_at > $5",
+                )
+                .bind(&approval.by)
+                .bind(stamp(approval.at))
+                .bind(team_id)
+                .bind(preview_id)
+                .bind(stamp(approval.at))
+                .execute(&mut **tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StorageError::ApprovalNotAwaiting(preview_id.clone()));
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+approval_in_transaction!(on_sqlite, sqlx::Sqlite);
+approval_in_transaction!(on_postgres, sqlx::Postgres);

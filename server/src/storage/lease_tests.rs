@@ -95,6 +95,7 @@ async fn start_job(
             items,
             runs_per_site,
             audit: Vec::new(),
+            approval: None,
         })
         .await
 }

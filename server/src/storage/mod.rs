@@ -16,7 +16,7 @@ pub use accounts::{
     AccountRecord, AccountStorage, Joiner, LinkPurpose, LinkRecord, MemberChange, MemberRecord,
     NewAccount, TeamRecord,
 };
-pub use approvals::{ApprovalRecord, ApprovalStorage, Decision};
+pub use approvals::{ApprovalRecord, ApprovalStorage, Decision, RunApproval};
 pub use audit::{AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, NewAuditEntry};
 pub use postgres::PostgresStorage;
 pub use sessions::SessionTable;
@@ -82,6 +82,12 @@ pub enum StorageError {
     SiteBusy { site_url: String, running: usize },
     #[error("preview {0} was not confirmed for this team and action, or it does not exist: a job starts only from a confirmed preview")]
     PreviewNotConfirmed(PreviewId),
+    /// The run's request for approval was declined, withdrawn, expired or approved already
+    /// when the run was about to be created: nothing was written.
+    #[error(
+        "the request for approval of preview {0} no longer awaits approval: no run was created"
+    )]
+    ApprovalNotAwaiting(PreviewId),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -246,6 +252,11 @@ pub struct NewJob {
     /// appended in the transaction that writes the job: the trail holds them exactly when the
     /// run exists, and before anything its runner (here or on another replica) records.
     pub audit: Vec<NewAuditEntry>,
+    /// The second operator's approval it starts under, if the team needs one: in the same
+    /// transaction, the preview's request goes from awaiting to approved, or, if it no longer
+    /// awaits, nothing is written ([`StorageError::ApprovalNotAwaiting`]). The job keeps it
+    /// ([`JobRecord::approved_by`]).
+    pub approval: Option<RunApproval>,
 }
 
 /// A job as the console lists it.
@@ -273,6 +284,10 @@ pub struct JobRecord {
     pub done: u64,
     /// Final results per outcome (outcomes with no users are absent).
     pub counts: BTreeMap<ItemOutcome, u64>,
+    /// Who approved it, written with the job (None without approval, and for runs approved
+    /// before Offboard kept it here: their approver is on the request, see `approvers`).
+    pub approved_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
 }
 
 impl JobRecord {
@@ -596,6 +611,8 @@ fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod accounts_tests;
+#[cfg(test)]
+mod approval_tests;
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]

@@ -55,7 +55,8 @@ fn to_i64(value: u64) -> i64 {
 }
 
 const JOB_COLUMNS: &str = "id, team_id, created_by, created_at, site_url, action, preview_id, \
-                           state, reason, started_at, finished_at, users_url, token_fingerprint";
+                           state, reason, started_at, finished_at, users_url, token_fingerprint, \
+                           approved_by, approved_at";
 
 /// A tally row of one of several jobs (see [`PostgresStorage::job_records`]).
 #[derive(sqlx::FromRow)]
@@ -725,6 +726,17 @@ impl Storage for PostgresStorage {
         let at = job.created_at;
         let columns = ItemColumns::of(&job.items)?;
         let mut tx = self.pool.begin().await?;
+        // Approving is creating the run: the request turns approved here (its row locked
+        // until the commit, so a decline waits and then finds it decided) or nothing is written.
+        if let Some(approval) = &job.approval {
+            super::approvals::on_postgres::approve_in(
+                &mut tx,
+                job.team_id,
+                &job.preview_id,
+                approval,
+            )
+            .await?;
+        }
         // Replicas may start runs on the same site at the same moment: a lock per site, held
         // until this transaction ends, makes them count and write one after the other.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('offboard site ' || $1, 0))")
@@ -736,8 +748,9 @@ impl Storage for PostgresStorage {
         // can never start from an unconfirmed preview. Its log starts with `queued` (seq 1).
         let inserted = sqlx::query(
             "WITH job AS (INSERT INTO jobs (id, team_id, created_at, state, created_by, \
-             site_url, action, users_url, token_fingerprint, preview_id, last_seq) \
-             SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $8, id, 1 + $9 FROM previews \
+             site_url, action, users_url, token_fingerprint, preview_id, last_seq, \
+             approved_by, approved_at) \
+             SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $8, id, 1 + $9, $11, $12 FROM previews \
              WHERE id = $10 AND team_id = $2 AND action = $6 AND claimed_at IS NOT NULL \
              RETURNING id) \
              INSERT INTO job_events (job_id, seq, at, state_change) \
@@ -753,6 +766,8 @@ impl Storage for PostgresStorage {
         .bind(&job.connection.token_fingerprint)
         .bind(to_i64(settled as u64))
         .bind(&job.preview_id)
+        .bind(job.approval.as_ref().map(|a| &a.by))
+        .bind(job.approval.as_ref().map(|a| stamp(a.at)))
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() != 1 {

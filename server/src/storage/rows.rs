@@ -65,6 +65,8 @@ pub(super) struct JobRow {
     finished_at: Option<String>,
     users_url: Option<String>,
     token_fingerprint: Option<String>,
+    approved_by: Option<String>,
+    approved_at: Option<String>,
 }
 
 /// `SELECT state, outcome, COUNT(*) AS n FROM job_items … GROUP BY state, outcome`
@@ -113,6 +115,8 @@ impl JobRow {
             reason: self.reason,
             started_at: optional_stamp(self.started_at)?,
             finished_at: optional_stamp(self.finished_at)?,
+            approved_by: self.approved_by,
+            approved_at: optional_stamp(self.approved_at)?,
             total,
             done,
             counts,

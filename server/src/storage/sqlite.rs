@@ -101,7 +101,8 @@ async fn insert_preview(
 const PREVIEW_ROWS_PER_INSERT: usize = 500;
 
 const JOB_COLUMNS: &str = "id, team_id, created_by, created_at, site_url, action, preview_id, \
-                           state, reason, started_at, finished_at, users_url, token_fingerprint";
+                           state, reason, started_at, finished_at, users_url, token_fingerprint, \
+                           approved_by, approved_at";
 
 pub struct SqliteStorage {
     pub(super) pool: SqlitePool,
@@ -473,6 +474,16 @@ impl Storage for SqliteStorage {
         let at = job.created_at;
 
         let mut tx = self.writer.begin().await?;
+        // Approving is creating the run: the request turns approved here or nothing is written.
+        if let Some(approval) = &job.approval {
+            super::approvals::on_sqlite::approve_in(
+                &mut tx,
+                job.team_id,
+                &job.preview_id,
+                approval,
+            )
+            .await?;
+        }
         // One process writes an SQLite file and its jobs queue on one writer connection: the
         // count below cannot change before this transaction ends.
         super::portable::on_sqlite::site_has_room(&mut tx, job).await?;
@@ -480,8 +491,8 @@ impl Storage for SqliteStorage {
         // claimed: a job can never start from an unconfirmed preview.
         let inserted = sqlx::query(
             "INSERT INTO jobs (id, team_id, created_at, state, created_by, site_url, action, \
-             users_url, token_fingerprint, preview_id, last_seq) \
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, id, ? FROM previews \
+             users_url, token_fingerprint, preview_id, last_seq, approved_by, approved_at) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, id, ?, ?, ? FROM previews \
              WHERE id = ? AND team_id = ? AND action = ? AND claimed_at IS NOT NULL",
         )
         .bind(&job.id)
@@ -494,6 +505,8 @@ impl Storage for SqliteStorage {
         .bind(&job.connection.users_url)
         .bind(&job.connection.token_fingerprint)
         .bind(queued_seq + to_i64(settled as u64))
+        .bind(job.approval.as_ref().map(|a| &a.by))
+        .bind(job.approval.as_ref().map(|a| stamp(a.at)))
         .bind(&job.preview_id)
         .bind(job.team_id)
         .bind(enum_name(&job.action)?)

@@ -110,6 +110,7 @@ fn new_job(id: &str, team_id: TeamId, preview_id: &str, items: Vec<PlannedItem>)
             target: Some(id.to_string()),
             details: serde_json::json!({ "users": 1 }),
         }],
+        approval: None,
     }
 }
 

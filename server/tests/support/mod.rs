@@ -6,6 +6,7 @@
 pub mod console_process;
 pub mod fault_server;
 pub mod oidc_provider;
+pub mod people;
 pub mod pg_cluster;
 pub mod scim2_server;
 pub mod tls_stand_in;
