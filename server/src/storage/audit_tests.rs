@@ -1,6 +1,8 @@
 //! The audit trail's storage tests, on both databases (see test_db.rs): appends,
-//! order, teams kept apart, and `verify` catching an edited, a removed and a reordered row
-//! (the tampering done with plain SQL, as someone holding the database would).
+//! order, teams kept apart, and `verify` catching an edited, a removed and a reordered row,
+//! a head or a whole trail erased, a trail cut back below heads recorded earlier, and entries
+//! signed with another key (the tampering done with plain SQL, as someone holding the
+//! database would); an old unkeyed trail still verifying, and the keyed entries after it.
 
 use super::test_db::{on_both_databases, Backend, TestDb};
 use super::*;
@@ -100,7 +102,14 @@ async fn entries_are_numbered_chained_and_read_newest_first(backend: Backend) {
     let report = t.verify().await;
     assert_eq!(report.broken, None);
     assert_eq!(report.entries, 3);
-    assert_eq!(report.heads, vec![(TEAM, 3, third.hash.clone())]);
+    // Team 2 has written nothing: its head is the empty trail's, made with the team.
+    assert_eq!(
+        report.heads,
+        vec![
+            (TEAM, 3, third.hash.clone()),
+            (OTHER_TEAM, 0, audit::GENESIS.to_string())
+        ]
+    );
 }
 
 async fn days_filter_on_the_stored_utc_time(backend: Backend) {
@@ -273,7 +282,142 @@ fn stamp_time() -> DateTime<Utc> {
         .expect("valid time")
 }
 
+/// Every team has a head from its creation (migration 0013), so an erased trail shows.
+async fn a_new_team_starts_with_an_empty_head(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
+    let team = t.storage().create_team("Third team").await.expect("team");
+    let heads = t.storage().audit_heads().await.expect("heads");
+    assert!(
+        heads.contains(&(team.id, 0, audit::GENESIS.to_string())),
+        "{heads:?}"
+    );
+    let report = t.verify().await;
+    assert_eq!((report.broken, report.entries), (None, 0));
+}
+
+async fn verify_finds_an_erased_trail_and_a_removed_head(backend: Backend) {
+    let t = five_entries(backend).await;
+    t.tamper("DELETE FROM audit_entries WHERE team_id = 1").await;
+    t.execute("DELETE FROM audit_heads WHERE team_id = 1").await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!(
+        (broken.team_id, broken.seq, broken.why.clone()),
+        (TEAM, 0, BreakKind::TrailErased)
+    );
+    assert!(broken.to_string().contains("team 1 exists"), "{broken}");
+
+    let t = five_entries(backend).await;
+    t.execute("DELETE FROM audit_heads WHERE team_id = 2").await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!(
+        (broken.team_id, broken.seq, broken.why),
+        (OTHER_TEAM, 1, BreakKind::HeadRemoved)
+    );
+}
+
+async fn heads_recorded_earlier_catch_entries_cut_from_the_end(backend: Backend) {
+    let t = five_entries(backend).await;
+    // What the console logged: every team's head, as `verify` reports them too.
+    let logged: String = t
+        .storage()
+        .audit_heads()
+        .await
+        .expect("heads")
+        .iter()
+        .map(|(team, seq, hash)| format!("{}\n", head_line(*team, *seq, hash)))
+        .collect();
+    let recorded = ExpectedHeads::parse(&logged).expect("parse");
+    let report = t
+        .storage()
+        .verify_audit_against(&recorded)
+        .await
+        .expect("verify");
+    assert_eq!((report.broken, report.recorded_found), (None, 2));
+
+    // Entries 4 and 5 deleted and the head moved back to entry 3: intact in itself…
+    t.tamper("DELETE FROM audit_entries WHERE team_id = 1 AND seq > 3")
+        .await;
+    t.execute(
+        "UPDATE audit_heads SET last_seq = 3, last_hash = \
+         (SELECT hash FROM audit_entries WHERE team_id = 1 AND seq = 3) WHERE team_id = 1",
+    )
+    .await;
+    assert_eq!(t.verify().await.broken, None);
+    // …but not what was recorded.
+    let broken = t
+        .storage()
+        .verify_audit_against(&recorded)
+        .await
+        .expect("verify")
+        .broken
+        .expect("a break");
+    assert_eq!(
+        (broken.team_id, broken.seq, broken.why),
+        (TEAM, 5, BreakKind::ShorterThanRecorded { last_found: 3 })
+    );
+}
+
+async fn entries_signed_with_another_key_do_not_verify(backend: Backend) {
+    let t = five_entries(backend).await;
+    let other_key = crate::secret::AuditKey::from_bytes([3; 32]);
+    let other = open_keyed(&t.url, Arc::new(test_db::FixedClock(stamp_time())), other_key)
+        .await
+        .expect("open");
+    let broken = other
+        .storage
+        .verify_audit()
+        .await
+        .expect("verify")
+        .broken
+        .expect("a break");
+    assert_eq!((broken.seq, broken.why), (1, BreakKind::Edited));
+    other.sqlite.close().await;
+}
+
+/// A trail written before the key (plain SHA-256, `chain` 1) keeps verifying, and the keyed
+/// entries appended after it link to it.
+async fn an_old_unkeyed_trail_verifies_and_keyed_entries_follow_it(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
+    // The test vector of storage/audit.rs: team 1's first entry, sealed with SHA-256.
+    let old = "f928ce94c91753d0730e373195f17e72ef93bc7f7d81b94f6ab2426b03e0f650";
+    t.execute(&format!(
+        "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
+         prev_hash, hash, chain) VALUES (1, 1, '2026-11-30T12:00:00.000000Z', \
+         'me@example.com', 'run_paused', 'job-1', '{{\"n\":1}}', '{}', '{old}', 1)",
+        audit::GENESIS
+    ))
+    .await;
+    t.execute(&format!(
+        "UPDATE audit_heads SET last_seq = 1, last_hash = '{old}' WHERE team_id = 1"
+    ))
+    .await;
+    let report = t.verify().await;
+    assert_eq!((report.broken, report.entries, report.unkeyed), (None, 1, 1));
+
+    let keyed = t.append(TEAM, AuditAction::RunResumed, 2).await;
+    assert_eq!((keyed.seq, keyed.prev_hash.as_str()), (2, old));
+    let report = t.verify().await;
+    assert_eq!((report.broken, report.entries, report.unkeyed), (None, 2, 1));
+
+    // No way back: an unkeyed entry after the keyed one is a break, whatever its hash.
+    t.execute(&format!(
+        "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
+         prev_hash, hash, chain) VALUES (1, 3, '2026-11-30T12:00:00.000000Z', 'x', \
+         'run_paused', '', '{{}}', '{}', '{}', 1)",
+        keyed.hash,
+        "0".repeat(64)
+    ))
+    .await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!((broken.seq, broken.why), (3, BreakKind::Downgraded));
+}
+
 on_both_databases!(
+    a_new_team_starts_with_an_empty_head,
+    verify_finds_an_erased_trail_and_a_removed_head,
+    heads_recorded_earlier_catch_entries_cut_from_the_end,
+    entries_signed_with_another_key_do_not_verify,
+    an_old_unkeyed_trail_verifies_and_keyed_entries_follow_it,
     entries_are_numbered_chained_and_read_newest_first,
     days_filter_on_the_stored_utc_time,
     each_team_has_its_own_chain_and_sees_only_its_entries,
