@@ -130,8 +130,8 @@ async fn verify_audit(args: &VerifyArgs) -> ExitCode {
 
 /// The heads in `file`; a file that names none is refused (it would anchor nothing).
 fn read_expected_heads(file: &std::path::Path) -> Result<ExpectedHeads, String> {
-    let text = std::fs::read(file)
-        .map_err(|e| format!("could not read {}: {e}", file.display()))?;
+    let text =
+        std::fs::read(file).map_err(|e| format!("could not read {}: {e}", file.display()))?;
     let heads = ExpectedHeads::parse(&String::from_utf8_lossy(&text))
         .map_err(|why| format!("{}, {why}", file.display()))?;
     if heads.is_empty() {

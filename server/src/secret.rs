@@ -606,4 +606,72 @@ mod tests {
             Err(SecretError::KeyFileDamaged { .. })
         ));
     }
+
+    #[test]
+    fn the_audit_key_file_is_its_own_created_private_reused_and_never_made_by_find() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        assert!(AuditKey::find(&data_dir, None).expect("find").is_none());
+        assert!(!data_dir.exists(), "find creates nothing");
+
+        let first = AuditKey::load_or_create(&data_dir, None).expect("create");
+        let path = data_dir.join(AUDIT_KEY_FILE_NAME);
+        #[cfg(unix)]
+        assert_eq!(mode_of(&path), 0o600);
+        let leftovers: Vec<_> = std::fs::read_dir(&data_dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            vec![std::ffi::OsString::from(AUDIT_KEY_FILE_NAME)]
+        );
+        let again = AuditKey::load_or_create(&data_dir, None).expect("reuse");
+        let found = AuditKey::find(&data_dir, None)
+            .expect("find")
+            .expect("a key");
+        assert_eq!(first.mac(b"entry"), again.mac(b"entry"));
+        assert_eq!(first.mac(b"entry"), found.mac(b"entry"));
+
+        // Apart from the token key: making (or rotating) that one leaves it alone.
+        SecretBox::load_or_create(&data_dir, None).expect("token key");
+        let after = AuditKey::load_or_create(&data_dir, None).expect("reuse");
+        assert_eq!(first.mac(b"entry"), after.mac(b"entry"));
+    }
+
+    #[test]
+    fn the_audit_key_from_the_environment_wins_and_is_checked_in_its_own_words() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = BASE64.encode([5u8; 32]);
+        let from_env = AuditKey::load_or_create(dir.path(), Some(&text)).expect("env key");
+        assert!(!dir.path().join(AUDIT_KEY_FILE_NAME).exists());
+        assert_eq!(
+            from_env.mac(b"x"),
+            AuditKey::from_bytes([5u8; 32]).mac(b"x")
+        );
+        let err = AuditKey::find(dir.path(), Some("c2hvcnQ=")).expect_err("short");
+        assert!(matches!(err, SecretError::BadAuditEnvKey(_)), "{err:?}");
+        assert!(err.to_string().contains(AUDIT_KEY_ENV_VAR), "{err}");
+        assert!(!err.to_string().contains("c2hvcnQ="), "{err}");
+
+        write_private_file(&dir.path().join(AUDIT_KEY_FILE_NAME), b"damaged").expect("write");
+        let err = AuditKey::find(dir.path(), None).expect_err("damaged");
+        assert!(
+            matches!(err, SecretError::AuditKeyFileDamaged { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("audit key file"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_the_audit_key_and_this_process_key_is_stable() {
+        assert_eq!(
+            format!("{:?}", AuditKey::from_bytes([7; 32])),
+            "AuditKey(<hidden>)"
+        );
+        assert_eq!(
+            AuditKey::this_process().mac(b"x"),
+            AuditKey::this_process().mac(b"x")
+        );
+    }
 }

@@ -16,12 +16,12 @@ use super::views::stamp;
 use super::TeamConsole;
 use crate::engine::report;
 use crate::secret::AuditKey;
+/// The head line's format and its reader, for `offboard audit verify`.
+pub use crate::storage::{head_line, ExpectedHeads};
 use crate::storage::{
     ApprovalRecord, AuditEntry, AuditQuery, ChainReport, ConnectionRecord, JobRecord,
     NewAuditEntry, NewJob, Storage, StorageError,
 };
-/// The head line's format and its reader, for `offboard audit verify`.
-pub use crate::storage::{head_line, ExpectedHeads};
 use app::audit::{AuditAction, AuditEntryView, AuditFilter, AuditPage};
 use app::backend::{ConsoleError, JobCommand, ReportKind};
 use app::ids::{JobId, PreviewId, TeamId};
@@ -367,12 +367,23 @@ impl TeamConsole {
 }
 
 /// Opens (creating and migrating) the console's database at `url`, its audit trail signed
-/// with `audit_key` (what `offboard serve` does; see `crate::secret::AuditKey`).
+/// with `audit_key` (what `offboard serve` does; see `crate::secret::AuditKey`), and seals the
+/// entries written before the trail was keyed, before anything else can append (the first
+/// start after the upgrade does; later starts find something keyed and leave it).
 pub async fn open_signed(
     url: &str,
     audit_key: AuditKey,
 ) -> Result<crate::storage::Database, StorageError> {
-    crate::storage::open_keyed(url, Arc::new(crate::engine::SystemClock), audit_key).await
+    let db =
+        crate::storage::open_keyed(url, Arc::new(crate::engine::SystemClock), audit_key).await?;
+    let sealed = db.storage.seal_old_audit_entries().await?;
+    if sealed > 0 {
+        tracing::info!(
+            teams = sealed,
+            "the audit trail is keyed from now on; its older entries are sealed with the key"
+        );
+    }
+    Ok(db)
 }
 
 /// Opens the database at `url` and walks every team's audit chain with `audit_key`, comparing
@@ -382,7 +393,9 @@ pub async fn verify_database(
     audit_key: AuditKey,
     recorded: &ExpectedHeads,
 ) -> Result<ChainReport, StorageError> {
-    let db = open_signed(url, audit_key).await?;
+    // Verifying never seals: a wrong key given here must not become the trail's seal.
+    let db =
+        crate::storage::open_keyed(url, Arc::new(crate::engine::SystemClock), audit_key).await?;
     let report = db.storage.verify_audit_against(recorded).await;
     db.sqlite.close().await;
     report

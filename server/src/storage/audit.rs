@@ -311,6 +311,41 @@ macro_rules! chain_queries {
             .await?)
         }
 
+        /// Seals each team's entries from before the trail was keyed (migration 0013 noted
+        /// how many and the last one's hash) with `key`, once per database: only while no
+        /// keyed entry and no seal exist. Returns how many teams were sealed.
+        ///
+        /// Decision: once anything is keyed this never runs again, so whoever clears a seal
+        /// (to pass off a rewritten trail as old) cannot get it made again by a restart; an
+        /// unsealed team is held to the strict rule (no unkeyed entry at all).
+        pub async fn seal_old_entries(writer: &Pool, key: &AuditKey) -> Result<u64> {
+            let mut tx = writer.begin().await?;
+            let keyed: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM audit_entries WHERE chain = 2) \
+                 OR EXISTS (SELECT 1 FROM audit_heads WHERE legacy_seal <> '')",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if keyed {
+                return Ok(0);
+            }
+            let old: Vec<(TeamId, i64, String)> = sqlx::query_as(
+                "SELECT team_id, legacy_until, legacy_hash FROM audit_heads \
+                 WHERE legacy_until > 0 ORDER BY team_id",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for (team_id, until, hash) in &old {
+                sqlx::query("UPDATE audit_heads SET legacy_seal = $1 WHERE team_id = $2")
+                    .bind(old_entries_seal(key, *team_id, *until, hash))
+                    .bind(team_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(old.len() as u64)
+        }
+
         /// Walks the chain of every team (every team in `teams`, and any other that has
         /// entries, a head or a recorded head) with `key`, comparing it with `recorded`;
         /// stops at the first break.
@@ -336,7 +371,17 @@ macro_rules! chain_queries {
                 .collect();
             let mut report = ChainReport::default();
             for team_id in teams {
+                let head: Option<HeadRow> = sqlx::query_as(
+                    "SELECT last_seq, last_hash, legacy_until, legacy_hash, legacy_seal \
+                     FROM audit_heads WHERE team_id = $1",
+                )
+                .bind(team_id)
+                .fetch_optional(pool)
+                .await?;
                 let mut walk = ChainWalk::new(team_id, key, recorded.of(team_id));
+                if let Some(head) = &head {
+                    walk.old_entries = head.sealed_old_entries(team_id, key);
+                }
                 let mut after = 0_i64;
                 loop {
                     let rows: Vec<AuditRow> = sqlx::query_as(
@@ -362,11 +407,7 @@ macro_rules! chain_queries {
                         }
                     }
                 }
-                let head: Option<(i64, String)> =
-                    sqlx::query_as("SELECT last_seq, last_hash FROM audit_heads WHERE team_id = $1")
-                        .bind(team_id)
-                        .fetch_optional(pool)
-                        .await?;
+                let head = head.map(|h| (h.last_seq, h.last_hash));
                 if let Err(broken) = walk.finish(head, existing.contains(&team_id)) {
                     report.broken = Some(broken);
                     return Ok(report);
@@ -385,7 +426,43 @@ macro_rules! chain_queries {
 
 chain_queries!(on_sqlite, sqlx::Sqlite, "");
 chain_queries!(on_postgres, sqlx::Postgres, " FOR UPDATE");
-pub(super) use on_sqlite::{append, entries, heads, verify};
+pub(super) use on_sqlite::{append, entries, heads, seal_old_entries, verify};
+
+/// A team's head row, with what migration 0013 noted of its entries from before the key.
+#[derive(sqlx::FromRow)]
+struct HeadRow {
+    last_seq: i64,
+    last_hash: String,
+    /// The last entry written before the trail was keyed (0: none), and its hash.
+    legacy_until: i64,
+    legacy_hash: String,
+    /// [`old_entries_seal`] of the two, made once with the key ('' while unsealed).
+    legacy_seal: String,
+}
+
+impl HeadRow {
+    /// The team's entries from before the key (the last one's number and hash), if the
+    /// console sealed them with `key`; None (no unkeyed entry allowed) otherwise.
+    fn sealed_old_entries(&self, team_id: TeamId, key: &AuditKey) -> Option<(i64, String)> {
+        (self.legacy_until > 0
+            && self.legacy_seal
+                == old_entries_seal(key, team_id, self.legacy_until, &self.legacy_hash))
+        .then(|| (self.legacy_until, self.legacy_hash.clone()))
+    }
+}
+
+/// HMAC-SHA256 under `key` of the `offboard-audit-old-v2` form of a team's last unkeyed
+/// entry (number and hash): what lets those entries keep verifying, and no other.
+fn old_entries_seal(key: &AuditKey, team_id: TeamId, until: i64, hash: &str) -> String {
+    let form = serde_json::json!([
+        "offboard-audit-old-v2",
+        team_id.get().to_string(),
+        until.to_string(),
+        hash
+    ])
+    .to_string();
+    hex(&key.mac(form.as_bytes()))
+}
 
 /// What walking the chains found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -425,6 +502,12 @@ pub enum BreakKind {
     HeadMismatch,
     /// An unkeyed entry after a keyed one: written (or rewritten) without the audit key.
     Downgraded,
+    /// An unkeyed entry beyond the team's sealed entries from before the key (or in a team
+    /// that has none): written (or rewritten) without the audit key.
+    NotKeyed,
+    /// The last entry from before the key no longer has the hash sealed when the trail was
+    /// keyed: the old entries were rewritten.
+    OldEntriesChanged,
     /// The team has entries but no head: the head was removed.
     HeadRemoved,
     /// The team exists but has neither entries nor a head (every team gets a head when it is
@@ -471,6 +554,18 @@ impl fmt::Display for ChainBreak {
                 f,
                 "entry {seq} of team {team} is sealed without the audit key although entries \
                  before it are keyed: it was written or rewritten by someone without the key"
+            ),
+            BreakKind::NotKeyed => write!(
+                f,
+                "entry {seq} of team {team} is not signed with the audit key and is not one of \
+                 the team's entries from before the trail was keyed: it was written or \
+                 rewritten by someone without the key (or the console has not started since \
+                 the upgrade that keyed the trail: start it once)"
+            ),
+            BreakKind::OldEntriesChanged => write!(
+                f,
+                "entry {seq} of team {team}, the last one written before the trail was keyed, \
+                 is not the entry sealed then: the old entries were rewritten"
             ),
             BreakKind::HeadRemoved => write!(
                 f,
@@ -528,8 +623,8 @@ impl ExpectedHeads {
         let mut heads = ExpectedHeads::default();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
-            let Some((team, seq, hash)) = parse_head_line(raw)
-                .map_err(|why| format!("line {line}: {why}"))?
+            let Some((team, seq, hash)) =
+                parse_head_line(raw).map_err(|why| format!("line {line}: {why}"))?
             else {
                 continue;
             };
@@ -628,6 +723,8 @@ struct ChainWalk<'a> {
     last_hash: String,
     /// A keyed entry was seen: every later one must be keyed too.
     keyed: bool,
+    /// The team's sealed entries from before the key: the last one's number and hash.
+    old_entries: Option<(i64, String)>,
     key: &'a AuditKey,
     recorded: Option<&'a BTreeMap<i64, Vec<RecordedHead>>>,
     /// Recorded heads found in place so far.
@@ -645,6 +742,7 @@ impl<'a> ChainWalk<'a> {
             last_seq: 0,
             last_hash: GENESIS.to_string(),
             keyed: false,
+            old_entries: None,
             key,
             recorded,
             recorded_found: 0,
@@ -665,8 +763,13 @@ impl<'a> ChainWalk<'a> {
         if row.seq != expected {
             return Err(self.broken(expected, BreakKind::Missing));
         }
-        if self.keyed && row.chain != CHAIN_HMAC {
-            return Err(self.broken(row.seq, BreakKind::Downgraded));
+        if row.chain != CHAIN_HMAC {
+            if self.keyed {
+                return Err(self.broken(row.seq, BreakKind::Downgraded));
+            }
+            if row.seq > self.old_until() {
+                return Err(self.broken(row.seq, BreakKind::NotKeyed));
+            }
         }
         if row.content_hash(self.key).as_deref() != Some(row.hash.as_str()) {
             return Err(self.broken(row.seq, BreakKind::Edited));
@@ -674,7 +777,17 @@ impl<'a> ChainWalk<'a> {
         if row.prev_hash != self.last_hash {
             return Err(self.broken(row.seq, BreakKind::NotLinked));
         }
-        for recorded in self.recorded.and_then(|r| r.get(&row.seq)).into_iter().flatten() {
+        if let Some((until, hash)) = &self.old_entries {
+            if row.seq == *until && row.hash != *hash {
+                return Err(self.broken(row.seq, BreakKind::OldEntriesChanged));
+            }
+        }
+        for recorded in self
+            .recorded
+            .and_then(|r| r.get(&row.seq))
+            .into_iter()
+            .flatten()
+        {
             if recorded.hash != row.hash {
                 let line = recorded.line;
                 return Err(self.broken(row.seq, BreakKind::NotAsRecorded { line }));
@@ -685,6 +798,11 @@ impl<'a> ChainWalk<'a> {
         self.last_seq = row.seq;
         self.last_hash = row.hash.clone();
         Ok(())
+    }
+
+    /// The number of the team's last sealed entry from before the key (0: none).
+    fn old_until(&self) -> i64 {
+        self.old_entries.as_ref().map_or(0, |(until, _)| *until)
     }
 
     /// Compares the end of the walk with the head the appends kept (`exists`: the team is in
@@ -713,6 +831,14 @@ impl<'a> ChainWalk<'a> {
                     return Err(self.broken(self.last_seq, BreakKind::HeadMismatch));
                 }
             }
+        }
+        if self.old_until() > self.last_seq {
+            return Err(self.broken(
+                self.old_until(),
+                BreakKind::TailRemoved {
+                    last_found: self.last_seq,
+                },
+            ));
         }
         let furthest = self
             .recorded
@@ -794,8 +920,19 @@ mod tests {
         head: Option<(i64, String)>,
         recorded: &ExpectedHeads,
     ) -> std::result::Result<(), ChainBreak> {
+        walk_full(rows, head, recorded, None)
+    }
+
+    /// `old_entries`: the team's sealed entries from before the key (see `HeadRow`).
+    fn walk_full(
+        rows: &[AuditRow],
+        head: Option<(i64, String)>,
+        recorded: &ExpectedHeads,
+        old_entries: Option<(i64, String)>,
+    ) -> std::result::Result<(), ChainBreak> {
         let key = key();
         let mut w = ChainWalk::new(TeamId::BUILT_IN, &key, recorded.of(TeamId::BUILT_IN));
+        w.old_entries = old_entries;
         for r in rows {
             w.step(r)?;
         }
@@ -804,6 +941,21 @@ mod tests {
 
     fn walk(rows: &[AuditRow], head: Option<(i64, String)>) -> std::result::Result<(), ChainBreak> {
         walk_with(rows, head, &ExpectedHeads::default())
+    }
+
+    /// As the migration notes them: the last unkeyed entry of a genuine trail.
+    fn old_of(rows: &[AuditRow]) -> Option<(i64, String)> {
+        rows.iter()
+            .rfind(|r| r.chain == CHAIN_SHA256)
+            .map(|r| (r.seq, r.hash.clone()))
+    }
+
+    fn walk_old(
+        rows: &[AuditRow],
+        head: Option<(i64, String)>,
+        old: Option<(i64, String)>,
+    ) -> std::result::Result<(), ChainBreak> {
+        walk_full(rows, head, &ExpectedHeads::default(), old)
     }
 
     fn head_of(rows: &[AuditRow]) -> Option<(i64, String)> {
@@ -986,27 +1138,33 @@ mod tests {
 
     #[test]
     fn without_the_key_an_edit_cannot_be_hidden_by_recomputing_the_chain() {
-        // Entry 3 edited, and every seal from there on recomputed as anyone can: with
-        // SHA-256 (the old seal, marked as such) or with a key of their own.
-        for (chain_kind, forger_key) in [
-            (CHAIN_SHA256, key()),
-            (CHAIN_HMAC, AuditKey::from_bytes([9; 32])),
+        // Entry 3 edited, and every seal from there on (or from entry 1) recomputed as anyone
+        // can: with SHA-256 (the old seal, marked as such) or with a key of their own.
+        for (from, chain_kind, forger_key, expected) in [
+            (2, CHAIN_SHA256, key(), BreakKind::Downgraded),
+            (0, CHAIN_SHA256, key(), BreakKind::NotKeyed),
+            (
+                2,
+                CHAIN_HMAC,
+                AuditKey::from_bytes([9; 32]),
+                BreakKind::Edited,
+            ),
         ] {
             let mut rows = chain(5);
             rows[2].actor = "someone else".into();
-            for i in 2..rows.len() {
-                rows[i].prev_hash = rows[i - 1].hash.clone();
+            for i in from..rows.len() {
+                rows[i].prev_hash = if i == 0 {
+                    GENESIS.to_string()
+                } else {
+                    rows[i - 1].hash.clone()
+                };
                 rows[i].chain = chain_kind;
                 rows[i].hash = rows[i].content_hash(&forger_key).unwrap();
             }
             let head = head_of(&rows);
             let e = walk(&rows, head).unwrap_err();
-            let expected = if chain_kind == CHAIN_SHA256 {
-                BreakKind::Downgraded
-            } else {
-                BreakKind::Edited
-            };
-            assert_eq!((e.seq, e.why.clone()), (3, expected), "{e}");
+            let seq = if from == 0 { 1 } else { 3 };
+            assert_eq!((e.seq, e.why.clone()), (seq, expected), "{e}");
         }
     }
 
@@ -1015,20 +1173,68 @@ mod tests {
         let rows = mixed_chain(3, 2);
         assert_eq!(rows[3].chain, CHAIN_HMAC);
         assert_eq!(rows[3].prev_hash, rows[2].hash);
-        assert_eq!(walk(&rows, head_of(&rows)), Ok(()));
-        // A trail written before the key exists verifies as it did.
+        assert_eq!(walk_old(&rows, head_of(&rows), old_of(&rows)), Ok(()));
+        // A trail written before the key verifies as it did, once its old entries are sealed.
         let old = mixed_chain(4, 0);
-        assert_eq!(walk(&old, head_of(&old)), Ok(()));
+        assert_eq!(walk_old(&old, head_of(&old), old_of(&old)), Ok(()));
+        // Unsealed (or its seal removed), the strict rule holds: no unkeyed entry at all.
+        let e = walk(&old, head_of(&old)).unwrap_err();
+        assert_eq!((e.seq, e.why.clone()), (1, BreakKind::NotKeyed));
+        assert!(e.to_string().contains("start it once"), "{e}");
 
-        // An old entry rewritten with its own SHA-256 recomputed: the keyed entry after it
-        // names the original hash.
+        // An old entry rewritten with the SHA-256 of every later old entry recomputed: the
+        // sealed hash of the last old entry says so (and the keyed entry after it too).
+        let genuine = old_of(&rows);
         let mut rewritten = mixed_chain(3, 2);
         rewritten[1].actor = "forger".into();
         rewritten[1].hash = rewritten[1].content_hash(&key()).unwrap();
         rewritten[2].prev_hash = rewritten[1].hash.clone();
         rewritten[2].hash = rewritten[2].content_hash(&key()).unwrap();
-        let e = walk(&rewritten, head_of(&rewritten)).unwrap_err();
-        assert_eq!((e.seq, e.why), (4, BreakKind::NotLinked));
+        let e = walk_old(&rewritten, head_of(&rewritten), genuine.clone()).unwrap_err();
+        assert_eq!((e.seq, e.why), (3, BreakKind::OldEntriesChanged));
+
+        // Old entries cut from the end (the keyed ones too): shorter than sealed.
+        let cut = &rows[..2];
+        let e = walk_old(cut, head_of(cut), genuine).unwrap_err();
+        assert_eq!(
+            (e.seq, e.why),
+            (3, BreakKind::TailRemoved { last_found: 2 })
+        );
+    }
+
+    #[test]
+    fn old_entries_count_only_under_a_seal_made_with_the_key() {
+        let team = TeamId::BUILT_IN;
+        let hash = "ab".repeat(32);
+        let head = |until: i64, seal: String| HeadRow {
+            last_seq: until,
+            last_hash: hash.clone(),
+            legacy_until: until,
+            legacy_hash: hash.clone(),
+            legacy_seal: seal,
+        };
+        let sealed = head(3, old_entries_seal(&key(), team, 3, &hash));
+        assert_eq!(
+            sealed.sealed_old_entries(team, &key()),
+            Some((3, hash.clone()))
+        );
+        // Another key, another team, a number raised to cover more, no seal: none.
+        let other = AuditKey::from_bytes([1; 32]);
+        assert_eq!(sealed.sealed_old_entries(team, &other), None);
+        assert_eq!(sealed.sealed_old_entries(TeamId::new(2), &key()), None);
+        let raised = HeadRow {
+            legacy_until: 9,
+            ..head(3, old_entries_seal(&key(), team, 3, &hash))
+        };
+        assert_eq!(raised.sealed_old_entries(team, &key()), None);
+        assert_eq!(
+            head(3, String::new()).sealed_old_entries(team, &key()),
+            None
+        );
+        assert_eq!(
+            head(0, String::new()).sealed_old_entries(team, &key()),
+            None
+        );
     }
 
     #[test]
@@ -1036,9 +1242,9 @@ mod tests {
         let mut rows = mixed_chain(1, 3);
         let last = rows.len() - 1;
         rows[last] = row_of(CHAIN_SHA256, 4, &rows[last - 1].hash, "forger");
-        let e = walk(&rows, head_of(&rows)).unwrap_err();
+        let e = walk_old(&rows, head_of(&rows), Some((1, rows[0].hash.clone()))).unwrap_err();
         assert_eq!((e.seq, e.why.clone()), (4, BreakKind::Downgraded));
-        assert!(e.to_string().contains("without the audit key"), "{e}");
+        assert!(e.to_string().contains("without the key"), "{e}");
     }
 
     #[test]
@@ -1087,14 +1293,14 @@ mod tests {
             (e.seq, e.why.clone()),
             (6, BreakKind::ShorterThanRecorded { last_found: 4 })
         );
-        assert!(e.to_string().contains("team 1's trail ends at entry 4"), "{e}");
+        assert!(
+            e.to_string().contains("team 1's trail ends at entry 4"),
+            "{e}"
+        );
 
         // Erased whole and an empty head written: shorter than recorded too.
         let e = walk_with(&[], head_of(&[]), &anchors).unwrap_err();
-        assert_eq!(
-            e.why,
-            BreakKind::ShorterThanRecorded { last_found: 0 }
-        );
+        assert_eq!(e.why, BreakKind::ShorterThanRecorded { last_found: 0 });
 
         // Cut back and then written on (as a key holder could): entry 6 is another entry.
         let mut rewritten = full[..5].to_vec();
@@ -1147,10 +1353,22 @@ mod tests {
     fn a_damaged_head_line_is_refused_with_its_line_number() {
         let h = "ab".repeat(32);
         for (bad, why) in [
-            (format!("audit head: team 1 entry 4 hash {}", &h[..63]), "64 lowercase"),
-            (format!("audit head: team 1 entry 4 hash {}", h.to_uppercase()), "64 lowercase"),
-            (format!("audit head: team 1 entry 4 hash {h}0"), "64 lowercase"),
-            (format!("audit head: team x entry 4 hash {h}"), "T entry S hash H"),
+            (
+                format!("audit head: team 1 entry 4 hash {}", &h[..63]),
+                "64 lowercase",
+            ),
+            (
+                format!("audit head: team 1 entry 4 hash {}", h.to_uppercase()),
+                "64 lowercase",
+            ),
+            (
+                format!("audit head: team 1 entry 4 hash {h}0"),
+                "64 lowercase",
+            ),
+            (
+                format!("audit head: team x entry 4 hash {h}"),
+                "T entry S hash H",
+            ),
             ("audit head: team 1 entry 4".to_string(), "T entry S hash H"),
             (format!("audit head: team 0 entry 4 hash {h}"), "not a team"),
             (format!("1 -4 {h}"), "not an entry"),
@@ -1167,9 +1385,6 @@ mod tests {
         let h = "0123456789abcdef".repeat(4);
         let line = head_line(TeamId::new(42), 17, &h);
         assert_eq!(line, format!("audit head: team 42 entry 17 hash {h}"));
-        assert_eq!(
-            parse_head_line(&line),
-            Ok(Some((TeamId::new(42), 17, h)))
-        );
+        assert_eq!(parse_head_line(&line), Ok(Some((TeamId::new(42), 17, h))));
     }
 }

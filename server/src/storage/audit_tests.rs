@@ -297,7 +297,8 @@ async fn a_new_team_starts_with_an_empty_head(backend: Backend) {
 
 async fn verify_finds_an_erased_trail_and_a_removed_head(backend: Backend) {
     let t = five_entries(backend).await;
-    t.tamper("DELETE FROM audit_entries WHERE team_id = 1").await;
+    t.tamper("DELETE FROM audit_entries WHERE team_id = 1")
+        .await;
     t.execute("DELETE FROM audit_heads WHERE team_id = 1").await;
     let broken = t.verify().await.broken.expect("a break");
     assert_eq!(
@@ -360,9 +361,13 @@ async fn heads_recorded_earlier_catch_entries_cut_from_the_end(backend: Backend)
 async fn entries_signed_with_another_key_do_not_verify(backend: Backend) {
     let t = five_entries(backend).await;
     let other_key = crate::secret::AuditKey::from_bytes([3; 32]);
-    let other = open_keyed(&t.url, Arc::new(test_db::FixedClock(stamp_time())), other_key)
-        .await
-        .expect("open");
+    let other = open_keyed(
+        &t.url,
+        Arc::new(test_db::FixedClock(stamp_time())),
+        other_key,
+    )
+    .await
+    .expect("open");
     let broken = other
         .storage
         .verify_audit()
@@ -374,11 +379,13 @@ async fn entries_signed_with_another_key_do_not_verify(backend: Backend) {
     other.sqlite.close().await;
 }
 
-/// A trail written before the key (plain SHA-256, `chain` 1) keeps verifying, and the keyed
-/// entries appended after it link to it.
+/// A trail written before the key (plain SHA-256, `chain` 1, as migration 0013 finds it)
+/// keeps verifying once the console sealed it, and the keyed entries appended after it link
+/// to it; the seal is made once, and no unkeyed entry passes beyond it.
 async fn an_old_unkeyed_trail_verifies_and_keyed_entries_follow_it(backend: Backend) {
     let t = TestDb::new(backend, stamp_time()).await;
-    // The test vector of storage/audit.rs: team 1's first entry, sealed with SHA-256.
+    // The test vector of storage/audit.rs: team 1's first entry, sealed with SHA-256, and its
+    // head as the migration leaves it.
     let old = "f928ce94c91753d0730e373195f17e72ef93bc7f7d81b94f6ab2426b03e0f650";
     t.execute(&format!(
         "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
@@ -388,28 +395,63 @@ async fn an_old_unkeyed_trail_verifies_and_keyed_entries_follow_it(backend: Back
     ))
     .await;
     t.execute(&format!(
-        "UPDATE audit_heads SET last_seq = 1, last_hash = '{old}' WHERE team_id = 1"
+        "UPDATE audit_heads SET last_seq = 1, last_hash = '{old}', legacy_until = 1, \
+         legacy_hash = '{old}' WHERE team_id = 1"
     ))
     .await;
+    // Not sealed yet: held to the strict rule.
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!((broken.seq, broken.why), (1, BreakKind::NotKeyed));
+
+    assert_eq!(t.storage().seal_old_audit_entries().await.expect("seal"), 1);
     let report = t.verify().await;
-    assert_eq!((report.broken, report.entries, report.unkeyed), (None, 1, 1));
+    assert_eq!(
+        (report.broken, report.entries, report.unkeyed),
+        (None, 1, 1)
+    );
 
     let keyed = t.append(TEAM, AuditAction::RunResumed, 2).await;
     assert_eq!((keyed.seq, keyed.prev_hash.as_str()), (2, old));
     let report = t.verify().await;
-    assert_eq!((report.broken, report.entries, report.unkeyed), (None, 2, 1));
+    assert_eq!(
+        (report.broken, report.entries, report.unkeyed),
+        (None, 2, 1)
+    );
 
-    // No way back: an unkeyed entry after the keyed one is a break, whatever its hash.
+    // Whoever clears the seal and restarts the console gets no new one.
+    t.execute("UPDATE audit_heads SET legacy_seal = '' WHERE team_id = 1")
+        .await;
+    assert_eq!(t.storage().seal_old_audit_entries().await.expect("seal"), 0);
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!((broken.seq, broken.why), (1, BreakKind::NotKeyed));
+}
+
+/// No way back: an unkeyed entry after a keyed one is a break, whatever its hash.
+async fn an_unkeyed_entry_after_keyed_ones_is_refused(backend: Backend) {
+    let t = five_entries(backend).await;
+    let fifth: String = match &t.db.sqlite {
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT hash FROM audit_entries WHERE team_id = 1 AND seq = 5")
+                .fetch_one(pool)
+                .await
+                .expect("hash")
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar("SELECT hash FROM audit_entries WHERE team_id = 1 AND seq = 5")
+                .fetch_one(pool)
+                .await
+                .expect("hash")
+        }
+    };
     t.execute(&format!(
         "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
-         prev_hash, hash, chain) VALUES (1, 3, '2026-11-30T12:00:00.000000Z', 'x', \
-         'run_paused', '', '{{}}', '{}', '{}', 1)",
-        keyed.hash,
+         prev_hash, hash, chain) VALUES (1, 6, '2026-11-30T12:00:00.000000Z', 'x', \
+         'run_paused', '', '{{}}', '{fifth}', '{}', 1)",
         "0".repeat(64)
     ))
     .await;
     let broken = t.verify().await.broken.expect("a break");
-    assert_eq!((broken.seq, broken.why), (3, BreakKind::Downgraded));
+    assert_eq!((broken.seq, broken.why), (6, BreakKind::Downgraded));
 }
 
 on_both_databases!(
@@ -418,6 +460,7 @@ on_both_databases!(
     heads_recorded_earlier_catch_entries_cut_from_the_end,
     entries_signed_with_another_key_do_not_verify,
     an_old_unkeyed_trail_verifies_and_keyed_entries_follow_it,
+    an_unkeyed_entry_after_keyed_ones_is_refused,
     entries_are_numbered_chained_and_read_newest_first,
     days_filter_on_the_stored_utc_time,
     each_team_has_its_own_chain_and_sees_only_its_entries,

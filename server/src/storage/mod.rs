@@ -505,6 +505,9 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
     async fn verify_audit_against(&self, recorded: &ExpectedHeads) -> Result<ChainReport>;
     /// Each team's newest audit entry number and hash, as the trail's heads keep them.
     async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>>;
+    /// Seals, with this storage's audit key, the entries each team wrote before the trail was
+    /// keyed; once per database (see `audit::on_sqlite::seal_old_entries`). Teams sealed.
+    async fn seal_old_audit_entries(&self) -> Result<u64>;
 
     /// The runs whose events other console processes store, as they are stored (PostgreSQL:
     /// `LISTEN offboard_job_events`); None where one process writes everything (SQLite).
@@ -556,11 +559,7 @@ pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Databas
 }
 
 /// [`open_with_clock`], signing the audit trail with `audit_key`.
-pub async fn open_keyed(
-    url: &str,
-    clock: Arc<dyn Clock>,
-    audit_key: AuditKey,
-) -> Result<Database> {
+pub async fn open_keyed(url: &str, clock: Arc<dyn Clock>, audit_key: AuditKey) -> Result<Database> {
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some("sqlite") => sqlite::open(url, clock, audit_key).await,
         Some("postgres" | "postgresql") => postgres::open(url, clock, audit_key).await,

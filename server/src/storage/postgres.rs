@@ -489,8 +489,14 @@ impl Storage for PostgresStorage {
     }
 
     async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry> {
-        super::audit::on_postgres::append(&self.pool, &self.audit_key, team_id, self.clock.now(), entry)
-            .await
+        super::audit::on_postgres::append(
+            &self.pool,
+            &self.audit_key,
+            team_id,
+            self.clock.now(),
+            entry,
+        )
+        .await
     }
 
     async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
@@ -503,6 +509,10 @@ impl Storage for PostgresStorage {
 
     async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>> {
         super::audit::on_postgres::heads(&self.pool).await
+    }
+
+    async fn seal_old_audit_entries(&self) -> Result<u64> {
+        super::audit::on_postgres::seal_old_entries(&self.pool, &self.audit_key).await
     }
 
     async fn health(&self, team_id: TeamId) -> Result<StorageHealth> {
@@ -805,8 +815,14 @@ impl Storage for PostgresStorage {
         // Settled users' results follow `queued`: seq 2, 3, …
         log_results(&mut tx, &job.id, 2, at, &results).await?;
         for entry in &job.audit {
-            super::audit::on_postgres::append_in(&mut tx, &self.audit_key, job.team_id, self.clock.now(), entry)
-                .await?;
+            super::audit::on_postgres::append_in(
+                &mut tx,
+                &self.audit_key,
+                job.team_id,
+                self.clock.now(),
+                entry,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

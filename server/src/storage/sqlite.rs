@@ -239,7 +239,14 @@ async fn finish_item(
 impl Storage for SqliteStorage {
     // The audit trail's appends share the jobs' writer: one queue of writes, in order.
     async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry> {
-        super::audit::append(&self.writer, &self.audit_key, team_id, self.clock.now(), entry).await
+        super::audit::append(
+            &self.writer,
+            &self.audit_key,
+            team_id,
+            self.clock.now(),
+            entry,
+        )
+        .await
     }
 
     async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
@@ -252,6 +259,10 @@ impl Storage for SqliteStorage {
 
     async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>> {
         super::audit::heads(&self.pool).await
+    }
+
+    async fn seal_old_audit_entries(&self) -> Result<u64> {
+        super::audit::seal_old_entries(&self.writer, &self.audit_key).await
     }
 
     async fn health(&self, team_id: TeamId) -> Result<StorageHealth> {
@@ -545,8 +556,14 @@ impl Storage for SqliteStorage {
             }
         }
         for entry in &job.audit {
-            super::audit::on_sqlite::append_in(&mut tx, &self.audit_key, job.team_id, self.clock.now(), entry)
-                .await?;
+            super::audit::on_sqlite::append_in(
+                &mut tx,
+                &self.audit_key,
+                job.team_id,
+                self.clock.now(),
+                entry,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
