@@ -338,3 +338,36 @@ async fn a_chain_recomputed_without_the_key_is_caught_and_rotate_key_leaves_the_
         "{out}"
     );
 }
+
+/// Two consoles on one PostgreSQL database: with one `OFFBOARD_AUDIT_KEY` between them, the
+/// trail both append to verifies; each with a key file of its own, it does not (so the key
+/// must be shared, docs/deployment.md).
+#[tokio::test]
+async fn replicas_on_postgres_must_share_the_audit_key() {
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    for shared in [true, false] {
+        let url = support::pg_cluster::shared().fresh_database().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--database-url", url.as_str()];
+        if shared {
+            args.extend(["--audit-key", KEY]);
+        }
+        // Each signs the first owner in: A through the setup link, B with the password.
+        let a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
+        let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
+        drop((a, b));
+        let db = Db::Postgres(url.clone());
+        let out = if shared {
+            verify(&dir.path().join("nowhere"), &db, &["--audit-key", KEY])
+        } else {
+            verify(&dir.path().join("replica-a"), &db, &[])
+        };
+        if shared {
+            let text = assert_exit(&out, 0);
+            assert!(text.starts_with("2 entries, chain intact\n"), "{text}");
+        } else {
+            let text = assert_exit(&out, 1);
+            assert!(text.contains("entry 2 of team 1 was changed"), "{text}");
+        }
+    }
+}
