@@ -7,6 +7,8 @@
 //! (b) team 1's entries and head erased: caught, naming team 1;
 //! (c) (SQLite) an entry edited and the chain recomputed with plain SHA-256: caught;
 //! (d) the intact trail: exit 0, also after `offboard rotate-key` replaced the token key.
+//! Also: a trail written before the key, sealed at the console's first keyed start, keeps
+//! verifying; two replicas on one PostgreSQL database verify only with one shared audit key.
 
 mod support;
 
@@ -370,4 +372,84 @@ async fn replicas_on_postgres_must_share_the_audit_key() {
             assert!(text.contains("entry 2 of team 1 was changed"), "{text}");
         }
     }
+}
+
+/// A database as migration 0013 finds one written before the key: every entry sealed with
+/// SHA-256 (`chain` 1), each head noting its last old entry, nothing sealed with the key yet.
+/// The console's first start seals the old entries; they verify, and the keyed entries after
+/// them link to them.
+#[tokio::test]
+async fn an_old_trail_is_sealed_at_the_first_keyed_start_and_keeps_verifying() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db_path = data.join("offboard.db");
+    let db = Db::Sqlite(db_path.clone());
+    console_with_two_trails(&data, &db, "text").await;
+    db.drop_guards().await;
+    // Both trails as the old version wrote them, and the heads as the migration leaves them.
+    for team in [1, 2] {
+        rewrite_team_with_sha256(&db_path, team).await;
+    }
+    db.run(&["UPDATE audit_heads SET legacy_until = last_seq, legacy_seal = ''".to_string()])
+        .await;
+    // Unsealed, the old entries are held to the strict rule.
+    let out = assert_exit(&verify(&data, &db, &[]), 1);
+    assert!(out.contains("start it once"), "{out}");
+
+    // The first keyed start seals them, then appends keyed entries after them.
+    let console = ConsoleProcess::start(&data).await;
+    let log = console.log_once_it_says("older entries are sealed").await;
+    assert!(
+        log.contains("older entries are sealed with the key"),
+        "{log}"
+    );
+    drop(console);
+    let out = assert_exit(&verify(&data, &db, &[]), 0);
+    assert!(
+        out.contains("6 of them were written before the trail was keyed"),
+        "{out}"
+    );
+    assert!(
+        !out.starts_with("6 entries"),
+        "a keyed sign-in follows: {out}"
+    );
+}
+
+/// Team `team`'s entries as they are, each sealed again with SHA-256 and chained from the
+/// first, its head moved along (what an old version would have stored).
+async fn rewrite_team_with_sha256(db_path: &Path, team: i64) {
+    let url = format!("sqlite://{}", db_path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, at, actor, action, target, details FROM audit_entries \
+         WHERE team_id = ? ORDER BY seq",
+    )
+    .bind(team)
+    .fetch_all(&mut conn)
+    .await
+    .expect("rows");
+    let mut prev = "0".repeat(64);
+    for row in &rows {
+        let hash = sha256_seal(team, row, &prev);
+        sqlx::query(
+            "UPDATE audit_entries SET prev_hash = ?, hash = ?, chain = 1 \
+             WHERE team_id = ? AND seq = ?",
+        )
+        .bind(&prev)
+        .bind(&hash)
+        .bind(team)
+        .bind(row.seq)
+        .execute(&mut conn)
+        .await
+        .expect("rewrite");
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_heads SET last_hash = ?, legacy_hash = ? WHERE team_id = ?")
+        .bind(&prev)
+        .bind(&prev)
+        .bind(team)
+        .execute(&mut conn)
+        .await
+        .expect("head");
+    conn.close().await.expect("close");
 }

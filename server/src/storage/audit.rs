@@ -13,8 +13,10 @@
 //! [`CHAIN_HMAC`], an HMAC-SHA256 under the audit key ([`AuditKey`], kept outside the
 //! database), so whoever edits the database without the key cannot make an entry, or a
 //! recomputed chain, verify. Entries written before are [`CHAIN_SHA256`] (plain SHA-256) and
-//! still verify as they did; the first keyed entry names the last unkeyed one's hash, which
-//! anchors them too. No downgrade: after a keyed entry, an unkeyed one is a break.
+//! still verify as they did, up to the last one the console sealed with the key at its first
+//! start ([`on_sqlite::seal_old_entries`]); the first keyed entry names the last unkeyed one's
+//! hash, which anchors them too. No downgrade: an unkeyed entry beyond the sealed ones, or
+//! after a keyed one, is a break.
 //!
 //! What the database alone cannot prove: that nothing was cut from the end. Whoever deletes
 //! the newest entries and moves the head back (or erases a trail and writes an empty head)
