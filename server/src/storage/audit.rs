@@ -184,9 +184,12 @@ fn seal(chain: i32, c: &Content<'_>, key: &AuditKey) -> Option<String> {
 
 /// The chain's SQL, written once for both databases (`$n` placeholders work on both). The
 /// head row is read `$head_lock`: PostgreSQL must lock it so a concurrent append of the same
-/// team waits; SQLite's single writer already makes appends take turns.
+/// team waits; SQLite's single writer already makes appends take turns. `verify` reads each
+/// team in one transaction started with `$snapshot`, so an append while it reads cannot look
+/// like a break: PostgreSQL needs REPEATABLE READ for that; a SQLite (WAL) read transaction
+/// sees one snapshot anyway.
 macro_rules! chain_queries {
-    ($module:ident, $db:ty, $head_lock:literal) => {
+    ($module:ident, $db:ty, $head_lock:literal, $snapshot:literal) => {
         pub(super) mod $module {
             use super::*;
 
@@ -373,12 +376,16 @@ macro_rules! chain_queries {
                 .collect();
             let mut report = ChainReport::default();
             for team_id in teams {
+                let mut tx = pool.begin().await?;
+                if !$snapshot.is_empty() {
+                    sqlx::query($snapshot).execute(&mut *tx).await?;
+                }
                 let head: Option<HeadRow> = sqlx::query_as(
                     "SELECT last_seq, last_hash, legacy_until, legacy_hash, legacy_seal \
                      FROM audit_heads WHERE team_id = $1",
                 )
                 .bind(team_id)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *tx)
                 .await?;
                 let mut walk = ChainWalk::new(team_id, key, recorded.of(team_id));
                 if let Some(head) = &head {
@@ -394,7 +401,7 @@ macro_rules! chain_queries {
                     .bind(team_id)
                     .bind(after)
                     .bind(VERIFY_BATCH)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *tx)
                     .await?;
                     let Some(last) = rows.last() else { break };
                     after = last.seq;
@@ -409,6 +416,7 @@ macro_rules! chain_queries {
                         }
                     }
                 }
+                tx.rollback().await?;
                 let head = head.map(|h| (h.last_seq, h.last_hash));
                 if let Err(broken) = walk.finish(head, existing.contains(&team_id)) {
                     report.broken = Some(broken);
@@ -426,8 +434,13 @@ macro_rules! chain_queries {
     };
 }
 
-chain_queries!(on_sqlite, sqlx::Sqlite, "");
-chain_queries!(on_postgres, sqlx::Postgres, " FOR UPDATE");
+chain_queries!(on_sqlite, sqlx::Sqlite, "", "");
+chain_queries!(
+    on_postgres,
+    sqlx::Postgres,
+    " FOR UPDATE",
+    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+);
 pub(super) use on_sqlite::{append, entries, heads, seal_old_entries, verify};
 
 /// A team's head row, with what migration 0013 noted of its entries from before the key.

@@ -275,6 +275,36 @@ async fn appends_keep_one_chain_when_they_race(backend: Backend) {
     assert_eq!(report.entries, 20);
 }
 
+/// `verify` while the console appends (it may run beside a live console): never a false break.
+async fn verify_beside_appends_sees_no_break(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
+    let storage = t.db.storage.clone();
+    let appends = tokio::spawn(async move {
+        for n in 0..40 {
+            storage
+                .append_audit(
+                    TEAM,
+                    &NewAuditEntry {
+                        actor: "me".into(),
+                        action: AuditAction::RunPaused,
+                        target: None,
+                        details: serde_json::json!({ "n": n }),
+                    },
+                )
+                .await
+                .expect("append");
+        }
+    });
+    let mut checks = 0;
+    while !appends.is_finished() || checks == 0 {
+        assert_eq!(t.verify().await.broken, None);
+        checks += 1;
+    }
+    appends.await.expect("appends");
+    let report = t.verify().await;
+    assert_eq!((report.broken, report.entries), (None, 40));
+}
+
 /// The clock of the tests' databases (the trail stamps entries with it).
 fn stamp_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0)
@@ -468,5 +498,6 @@ on_both_databases!(
     appends_keep_one_chain_when_they_race,
     verify_finds_an_edited_row,
     verify_finds_a_deleted_row_in_the_middle_and_at_the_end,
-    verify_finds_reordered_rows
+    verify_finds_reordered_rows;
+    multi_thread: verify_beside_appends_sees_no_break
 );
