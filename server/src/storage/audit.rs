@@ -841,11 +841,12 @@ impl<'a> ChainWalk<'a> {
                     },
                 ));
             }
-            Some((head_seq, head_hash)) => {
-                if head_seq < self.last_seq || head_hash != self.last_hash {
-                    return Err(self.broken(self.last_seq, BreakKind::HeadMismatch));
-                }
+            Some((head_seq, head_hash))
+                if head_seq < self.last_seq || head_hash != self.last_hash =>
+            {
+                return Err(self.broken(self.last_seq, BreakKind::HeadMismatch));
             }
+            Some(_) => {}
         }
         if self.old_until() > self.last_seq {
             return Err(self.broken(
