@@ -95,7 +95,8 @@ async fn verify_audit(args: &VerifyArgs) -> ExitCode {
                 if report.unkeyed > 0 {
                     println!(
                         "{} of them were written before the trail was keyed (checked with \
-                         plain SHA-256; the keyed entries after them vouch for them)",
+                         plain SHA-256, up to the entry sealed with the key at the console's \
+                         first keyed start)",
                         report.unkeyed
                     );
                 }
