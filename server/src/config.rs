@@ -66,14 +66,39 @@ pub enum AuditCommand {
     /// Check that no audit entry was edited, removed or moved since it was written.
     ///
     /// Walks every team's trail in the console's database (the same --data-dir and
-    /// --database-url as `offboard serve`; it may run while the console runs) and prints either
-    /// "N entries, chain intact" with each team's newest entry and its hash (note that hash
-    /// somewhere else to catch a rewrite of the whole trail later), or which entry is broken
-    /// and why.
+    /// --database-url as `offboard serve`; it may run while the console runs) with the audit
+    /// key (--audit-key / OFFBOARD_AUDIT_KEY, else `audit.key` in the data folder) and prints
+    /// either "N entries, chain intact" with each team's newest entry ("audit head: team T
+    /// entry S hash H"), or which entry is broken and why.
+    ///
+    /// The database alone cannot show that its newest entries were removed and the head moved
+    /// back. The console logs every team's head at start and every
+    /// --audit-head-log-seconds; give that log (text or JSON lines), an earlier output of this
+    /// command, or a file of "TEAM ENTRY HASH" lines to --expect-heads: each head recorded
+    /// there must still be in the trail, at its place.
     ///
     /// Exit status: 0 when every chain is intact; 1 when an entry was changed, removed or
-    /// moved; 2 when the database could not be opened.
-    Verify(DatabaseArgs),
+    /// moved, or a recorded head is no longer in the trail; 2 when the database, the key or
+    /// the --expect-heads file could not be read.
+    Verify(VerifyArgs),
+}
+
+/// What `offboard audit verify` checks, and with what.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// The key that signs the audit trail, as `offboard serve` takes it. Default: the
+    /// `audit.key` file in the data folder.
+    #[arg(long, env = "OFFBOARD_AUDIT_KEY", hide_env_values = true, value_parser = hidden_value)]
+    pub audit_key: Option<Hidden<String>>,
+
+    /// Heads recorded earlier, to catch entries removed from the end: the console's log (any
+    /// line holding "audit head: team T entry S hash H"), an earlier output of this command,
+    /// or plain "TEAM ENTRY HASH" lines.
+    #[arg(long, value_name = "FILE")]
+    pub expect_heads: Option<PathBuf>,
 }
 
 /// Where the console's database is, for commands other than `serve` (same flags, same defaults).
@@ -176,6 +201,19 @@ pub struct ServeArgs {
     /// on first start.
     #[arg(long, env = "OFFBOARD_SECRET_KEY", hide_env_values = true, value_parser = hidden_value)]
     pub secret_key: Option<Hidden<String>>,
+
+    /// The key that signs the audit trail: base64 of 32 random bytes. Default: the
+    /// `audit.key` file in the data folder, created on first start. `rotate-key` leaves it
+    /// alone. Consoles sharing one PostgreSQL database must all use the same key.
+    #[arg(long, env = "OFFBOARD_AUDIT_KEY", hide_env_values = true, value_parser = hidden_value)]
+    pub audit_key: Option<Hidden<String>>,
+
+    /// Seconds between two log lines of every team's audit head ("audit head: team T entry S
+    /// hash H", also logged at start). Keep the log elsewhere: `offboard audit verify
+    /// --expect-heads LOG` then catches entries removed from the end. 1 to 86400.
+    #[arg(long, env = "OFFBOARD_AUDIT_HEAD_LOG_SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub audit_head_log_seconds: u64,
 
     /// Most browsers that may follow one run's live progress at once; one more gets a plain
     /// "503, too many watchers" (each holds a connection and a file descriptor).

@@ -1,5 +1,6 @@
 //! Keeps each team's SCIM token encrypted at rest (AES-256-GCM), with the key in
-//! `OFFBOARD_SECRET_KEY` or a `secret.key` file only the server's own user can read.
+//! `OFFBOARD_SECRET_KEY` or a `secret.key` file only the server's own user can read; and
+//! holds the audit trail's signing key ([`AuditKey`]: `OFFBOARD_AUDIT_KEY` or `audit.key`).
 
 use crate::scim::ScimToken;
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
@@ -16,6 +17,12 @@ pub const KEY_FILE_NAME: &str = "secret.key";
 
 /// The environment variable that, when set, holds the key instead of the key file.
 pub const KEY_ENV_VAR: &str = "OFFBOARD_SECRET_KEY";
+
+/// The audit key file's name inside the data directory.
+pub const AUDIT_KEY_FILE_NAME: &str = "audit.key";
+
+/// The environment variable that, when set, holds the audit key instead of its file.
+pub const AUDIT_KEY_ENV_VAR: &str = "OFFBOARD_AUDIT_KEY";
 
 /// Marks the stored format, so a later change of algorithm or key can be recognised.
 const FORMAT_PREFIX: &str = "v1:";
@@ -38,6 +45,10 @@ pub enum SecretError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{AUDIT_KEY_ENV_VAR} must be the base64 of 32 random bytes (for example the output of `openssl rand -base64 32`); {0}")]
+    BadAuditEnvKey(String),
+    #[error("the audit key file {path} is damaged (it must hold the base64 of 32 bytes). Restore it from a backup: the audit trail's entries are signed with it")]
+    AuditKeyFileDamaged { path: PathBuf },
     #[error("could not encrypt the SCIM token")]
     Encrypt,
     #[error("the saved SCIM token is not in a format this version of Offboard knows; enter the token again")]
@@ -163,6 +174,84 @@ pub fn write_key_file(path: &Path, key_text: &Hidden<String>) -> Result<(), Secr
         .map_err(io_error(path))
 }
 
+/// The key that signs the audit trail (HMAC-SHA256 of each entry, see `storage/audit.rs`).
+///
+/// Decision: a key of its own, not one derived from the token key. `offboard rotate-key`
+/// replaces the token key; entries signed under a key that no longer exists could never be
+/// checked again, so the audit key outlives every rotation. It lives outside the database
+/// (`OFFBOARD_AUDIT_KEY`, else `audit.key` in the data folder, created on first start like
+/// `secret.key`): whoever edits the database without it cannot sign an entry. Consoles that
+/// share one PostgreSQL database must share this key too. `Debug` never shows it.
+#[derive(Clone, Debug)]
+pub struct AuditKey(Hidden<[u8; KEY_LEN]>);
+
+impl AuditKey {
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> AuditKey {
+        AuditKey(Hidden::new(bytes))
+    }
+
+    /// A key given as text (base64 of 32 bytes, as `OFFBOARD_AUDIT_KEY` holds it).
+    pub fn from_text(text: &str) -> Result<AuditKey, SecretError> {
+        key_from_env(text)
+            .map(AuditKey::from_bytes)
+            .map_err(as_audit_error)
+    }
+
+    /// `env_key` (the value of [`AUDIT_KEY_ENV_VAR`]) when given, else `data_dir/audit.key`,
+    /// creating that file with 32 random bytes on first start (what `offboard serve` does).
+    pub fn load_or_create(data_dir: &Path, env_key: Option<&str>) -> Result<AuditKey, SecretError> {
+        match env_key {
+            Some(text) => AuditKey::from_text(text),
+            None => load_or_create_key_file(&data_dir.join(AUDIT_KEY_FILE_NAME))
+                .map(AuditKey::from_bytes)
+                .map_err(as_audit_error),
+        }
+    }
+
+    /// As [`AuditKey::load_or_create`], but never creates the file: None when there is no key
+    /// (what `offboard audit verify` does: a new key would check nothing).
+    pub fn find(data_dir: &Path, env_key: Option<&str>) -> Result<Option<AuditKey>, SecretError> {
+        if let Some(text) = env_key {
+            return AuditKey::from_text(text).map(Some);
+        }
+        let path = data_dir.join(AUDIT_KEY_FILE_NAME);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => read_key_file(&path)
+                .map(|k| Some(AuditKey::from_bytes(k)))
+                .map_err(as_audit_error),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&path)(e)),
+        }
+    }
+
+    /// A random key that lives as long as this process: for databases opened without the
+    /// console's key (tests, and commands that write no audit entry). An entry signed with it
+    /// can be checked only by this process, so such a key can never pass for the real one.
+    pub fn this_process() -> AuditKey {
+        static KEY: std::sync::OnceLock<AuditKey> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| {
+            let mut bytes = [0u8; KEY_LEN];
+            bytes.copy_from_slice(&Aes256Gcm::generate_key(OsRng));
+            AuditKey::from_bytes(bytes)
+        })
+        .clone()
+    }
+
+    /// HMAC-SHA256 of `message` under this key.
+    pub fn mac(&self, message: &[u8]) -> [u8; KEY_LEN] {
+        hmac_sha256(self.0.expose(), message)
+    }
+}
+
+/// The token key's messages, said of the audit key.
+fn as_audit_error(e: SecretError) -> SecretError {
+    match e {
+        SecretError::BadEnvKey(detail) => SecretError::BadAuditEnvKey(detail),
+        SecretError::KeyFileDamaged { path } => SecretError::AuditKeyFileDamaged { path },
+        other => other,
+    }
+}
+
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; KEY_LEN] {
     use hmac::{Hmac, Mac};
     // HMAC accepts keys of any length, so this cannot fail.
@@ -247,10 +336,10 @@ fn load_or_create_key_file(path: &Path) -> Result<[u8; KEY_LEN], SecretError> {
     // Written in full to a private temporary file, then linked into place: a crash never leaves
     // a half-written key, and when two servers start at once the loser reads the winner's key
     // instead of overwriting it (a hard link never replaces an existing file).
-    let temporary = path.with_file_name(format!(
-        "{KEY_FILE_NAME}.new-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let name = path
+        .file_name()
+        .map_or_else(|| KEY_FILE_NAME.into(), |n| n.to_string_lossy());
+    let temporary = path.with_file_name(format!("{name}.new-{}", uuid::Uuid::new_v4().simple()));
     let written = write_private_file(&temporary, format!("{}\n", BASE64.encode(fresh)).as_bytes())
         .and_then(|()| std::fs::hard_link(&temporary, path));
     let _ = std::fs::remove_file(&temporary);
@@ -516,5 +605,73 @@ mod tests {
             SecretBox::load_or_create(dir.path(), None),
             Err(SecretError::KeyFileDamaged { .. })
         ));
+    }
+
+    #[test]
+    fn the_audit_key_file_is_its_own_created_private_reused_and_never_made_by_find() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        assert!(AuditKey::find(&data_dir, None).expect("find").is_none());
+        assert!(!data_dir.exists(), "find creates nothing");
+
+        let first = AuditKey::load_or_create(&data_dir, None).expect("create");
+        let path = data_dir.join(AUDIT_KEY_FILE_NAME);
+        #[cfg(unix)]
+        assert_eq!(mode_of(&path), 0o600);
+        let leftovers: Vec<_> = std::fs::read_dir(&data_dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            vec![std::ffi::OsString::from(AUDIT_KEY_FILE_NAME)]
+        );
+        let again = AuditKey::load_or_create(&data_dir, None).expect("reuse");
+        let found = AuditKey::find(&data_dir, None)
+            .expect("find")
+            .expect("a key");
+        assert_eq!(first.mac(b"entry"), again.mac(b"entry"));
+        assert_eq!(first.mac(b"entry"), found.mac(b"entry"));
+
+        // Apart from the token key: making (or rotating) that one leaves it alone.
+        SecretBox::load_or_create(&data_dir, None).expect("token key");
+        let after = AuditKey::load_or_create(&data_dir, None).expect("reuse");
+        assert_eq!(first.mac(b"entry"), after.mac(b"entry"));
+    }
+
+    #[test]
+    fn the_audit_key_from_the_environment_wins_and_is_checked_in_its_own_words() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = BASE64.encode([5u8; 32]);
+        let from_env = AuditKey::load_or_create(dir.path(), Some(&text)).expect("env key");
+        assert!(!dir.path().join(AUDIT_KEY_FILE_NAME).exists());
+        assert_eq!(
+            from_env.mac(b"x"),
+            AuditKey::from_bytes([5u8; 32]).mac(b"x")
+        );
+        let err = AuditKey::find(dir.path(), Some("c2hvcnQ=")).expect_err("short");
+        assert!(matches!(err, SecretError::BadAuditEnvKey(_)), "{err:?}");
+        assert!(err.to_string().contains(AUDIT_KEY_ENV_VAR), "{err}");
+        assert!(!err.to_string().contains("c2hvcnQ="), "{err}");
+
+        write_private_file(&dir.path().join(AUDIT_KEY_FILE_NAME), b"damaged").expect("write");
+        let err = AuditKey::find(dir.path(), None).expect_err("damaged");
+        assert!(
+            matches!(err, SecretError::AuditKeyFileDamaged { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("audit key file"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_the_audit_key_and_this_process_key_is_stable() {
+        assert_eq!(
+            format!("{:?}", AuditKey::from_bytes([7; 32])),
+            "AuditKey(<hidden>)"
+        );
+        assert_eq!(
+            AuditKey::this_process().mac(b"x"),
+            AuditKey::this_process().mac(b"x")
+        );
     }
 }

@@ -20,6 +20,7 @@ fn verify(args: &[&str]) -> Output {
         .args(args)
         .env_remove("DATABASE_URL")
         .env_remove("OFFBOARD_DATA_DIR")
+        .env_remove("OFFBOARD_AUDIT_KEY")
         .output()
         .expect("run offboard audit verify")
 }
@@ -143,11 +144,16 @@ async fn verify_passes_on_a_real_trail_then_names_the_edited_entry() {
         text(&intact.stderr)
     );
     assert!(out.starts_with("5 entries, chain intact\n"), "{out}");
-    assert!(out.contains("team 1: newest entry 5, hash "), "{out}");
+    assert!(out.contains("audit head: team 1 entry 5 hash "), "{out}");
 
-    // The same through --database-url.
+    // The same through --database-url (the audit key still from the data folder).
     let db = data.join("offboard.db");
-    let by_url = verify(&["--database-url", &format!("sqlite://{}", db.display())]);
+    let by_url = verify(&[
+        "--data-dir",
+        data_arg,
+        "--database-url",
+        &format!("sqlite://{}", db.display()),
+    ]);
     assert_eq!(by_url.status.code(), Some(0), "{}", text(&by_url.stderr));
 
     // Offboard's own triggers refuse an edit; whoever drops them can edit, and is caught.
@@ -193,6 +199,9 @@ async fn verify_explains_itself_and_refuses_a_missing_database() {
     for words in [
         "--data-dir",
         "--database-url",
+        "--audit-key",
+        "--expect-heads",
+        "audit head: team T entry S hash H",
         "chain intact",
         "Exit status",
     ] {

@@ -44,10 +44,11 @@ async fn wait_for(
     }
 }
 
-/// `offboard audit verify` on the database at `url`.
-fn verify_audit(url: &str) -> std::process::Output {
+/// `offboard audit verify` on the database at `url`, with the audit key in `data`.
+fn verify_audit(url: &str, data: &std::path::Path) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
-        .args(["audit", "verify", "--database-url", url])
+        .args(["audit", "verify", "--database-url", url, "--data-dir"])
+        .arg(data)
         .env_remove("DATABASE_URL")
         .output()
         .expect("offboard audit verify")
@@ -132,7 +133,7 @@ async fn a_console_on_postgres_is_ready_only_when_migrated_and_its_database_answ
 
     // The run's audit trail, kept in PostgreSQL, verifies; an edit made behind Offboard's
     // back (its append-only triggers dropped first) is caught.
-    let intact = verify_audit(&url);
+    let intact = verify_audit(&url, &data);
     let out = String::from_utf8_lossy(&intact.stdout).into_owned();
     assert!(intact.status.success(), "{out}");
     assert!(out.contains("entries, chain intact"), "{out}");
@@ -144,7 +145,7 @@ async fn a_console_on_postgres_is_ready_only_when_migrated_and_its_database_answ
     .execute(&mut owner)
     .await
     .expect("tamper");
-    let broken = verify_audit(&url);
+    let broken = verify_audit(&url, &data);
     assert!(
         !broken.status.success(),
         "{}",

@@ -23,7 +23,7 @@ pub use state::AppState;
 
 use crate::config::{LogFormat, ServeArgs};
 use crate::scim::site_guard::SiteGuard;
-use crate::secret::SecretBox;
+use crate::secret::{AuditKey, SecretBox};
 use crate::service::{self, Console, Settings};
 use anyhow::Context;
 use app::backend::{AccountsBackend, ConsoleBackend};
@@ -84,7 +84,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
         }
     });
-    let db = service::open_database(&args.effective_database_url())
+    // The audit trail's signing key, apart from the token key (see `secret::AuditKey`).
+    let audit_key = AuditKey::load_or_create(
+        &args.data_dir,
+        args.audit_key.as_ref().map(|k| k.expose().as_str()),
+    )
+    .context("could not load the key that signs the audit trail")?;
+    let db = service::audit::open_signed(&args.effective_database_url(), audit_key)
         .await
         .context("could not open the database")?;
     if server.is_finished() {
@@ -157,6 +163,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     spawn_preview_sweep(console.clone(), args.preview_hours);
+    service::audit::log_heads_every(
+        db.storage.clone(),
+        Duration::from_secs(args.audit_head_log_seconds),
+    );
     let state = AppState {
         leptos_options: leptos_options(&args.site_root, args.addr),
         service: console,

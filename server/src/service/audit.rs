@@ -1,6 +1,7 @@
 //! The audit trail, from the service's side: who is acting (the one place a person's name is
 //! decided, for the trail and for a run's "started by"), what each recorded action says, the
-//! Audit page and its CSV, and the chain check behind `offboard audit verify`.
+//! Audit page and its CSV, the chain check behind `offboard audit verify`, and the regular
+//! log line of every team's head that anchors the trail outside the database.
 //!
 //! Decisions: an entry is written after what it records has happened, so the trail never
 //! claims something that failed; if the entry itself cannot be written the action stands and
@@ -14,6 +15,9 @@
 use super::views::stamp;
 use super::TeamConsole;
 use crate::engine::report;
+use crate::secret::AuditKey;
+/// The head line's format and its reader, for `offboard audit verify`.
+pub use crate::storage::{head_line, ExpectedHeads};
 use crate::storage::{
     ApprovalRecord, AuditEntry, AuditQuery, ChainReport, ConnectionRecord, JobRecord,
     NewAuditEntry, NewJob, Storage, StorageError,
@@ -23,6 +27,8 @@ use app::backend::{ConsoleError, JobCommand, ReportKind};
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::Preview;
 use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The name of someone using the console when nothing better is known.
 pub const CONSOLE_ADMIN: &str = "console admin";
@@ -360,12 +366,63 @@ impl TeamConsole {
     }
 }
 
-/// Opens the database at `url` and walks every team's audit chain (`offboard audit verify`).
-pub async fn verify_database(url: &str) -> Result<ChainReport, StorageError> {
-    let db = crate::storage::open(url).await?;
-    let report = db.storage.verify_audit().await;
+/// Opens (creating and migrating) the console's database at `url`, its audit trail signed
+/// with `audit_key` (what `offboard serve` does; see `crate::secret::AuditKey`), and seals the
+/// entries written before the trail was keyed, before anything else can append (the first
+/// start after the upgrade does; later starts find something keyed and leave it).
+pub async fn open_signed(
+    url: &str,
+    audit_key: AuditKey,
+) -> Result<crate::storage::Database, StorageError> {
+    let db =
+        crate::storage::open_keyed(url, Arc::new(crate::engine::SystemClock), audit_key).await?;
+    let sealed = db.storage.seal_old_audit_entries().await?;
+    if sealed > 0 {
+        tracing::info!(
+            teams = sealed,
+            "the audit trail is keyed from now on; its older entries are sealed with the key"
+        );
+    }
+    Ok(db)
+}
+
+/// Opens the database at `url` and walks every team's audit chain with `audit_key`, comparing
+/// it with the heads `recorded` earlier (`offboard audit verify`).
+pub async fn verify_database(
+    url: &str,
+    audit_key: AuditKey,
+    recorded: &ExpectedHeads,
+) -> Result<ChainReport, StorageError> {
+    // Verifying never seals: a wrong key given here must not become the trail's seal.
+    let db =
+        crate::storage::open_keyed(url, Arc::new(crate::engine::SystemClock), audit_key).await?;
+    let report = db.storage.verify_audit_against(recorded).await;
     db.sqlite.close().await;
     report
+}
+
+/// Logs every team's head (`audit head: team T entry S hash H`) now and then every
+/// `period`, until the process ends. Decision: the database alone cannot show that its newest
+/// entries were removed and the head moved back (what is left is a shorter, intact trail);
+/// these lines, in a log kept elsewhere (journald, a log shipper), are what
+/// `offboard audit verify --expect-heads` compares the trail with later. Every replica logs;
+/// the same head twice is harmless. Logged at info level.
+pub fn log_heads_every(storage: Arc<dyn Storage>, period: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match storage.audit_heads().await {
+                Ok(heads) => {
+                    for (team, seq, hash) in heads {
+                        tracing::info!("{}", head_line(team, seq, &hash));
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not read the audit trail's heads"),
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -226,7 +226,7 @@ macro_rules! approval_queries {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        super::audit::$audit::append_in(&mut tx, team_id, at, audit).await?;
+        super::audit::$audit::append_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

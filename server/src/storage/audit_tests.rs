@@ -1,6 +1,8 @@
 //! The audit trail's storage tests, on both databases (see test_db.rs): appends,
-//! order, teams kept apart, and `verify` catching an edited, a removed and a reordered row
-//! (the tampering done with plain SQL, as someone holding the database would).
+//! order, teams kept apart, and `verify` catching an edited, a removed and a reordered row,
+//! a head or a whole trail erased, a trail cut back below heads recorded earlier, and entries
+//! signed with another key (the tampering done with plain SQL, as someone holding the
+//! database would); an old unkeyed trail still verifying, and the keyed entries after it.
 
 use super::test_db::{on_both_databases, Backend, TestDb};
 use super::*;
@@ -100,7 +102,14 @@ async fn entries_are_numbered_chained_and_read_newest_first(backend: Backend) {
     let report = t.verify().await;
     assert_eq!(report.broken, None);
     assert_eq!(report.entries, 3);
-    assert_eq!(report.heads, vec![(TEAM, 3, third.hash.clone())]);
+    // Team 2 has written nothing: its head is the empty trail's, made with the team.
+    assert_eq!(
+        report.heads,
+        vec![
+            (TEAM, 3, third.hash.clone()),
+            (OTHER_TEAM, 0, audit::GENESIS.to_string())
+        ]
+    );
 }
 
 async fn days_filter_on_the_stored_utc_time(backend: Backend) {
@@ -266,6 +275,36 @@ async fn appends_keep_one_chain_when_they_race(backend: Backend) {
     assert_eq!(report.entries, 20);
 }
 
+/// `verify` while the console appends (it may run beside a live console): never a false break.
+async fn verify_beside_appends_sees_no_break(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
+    let storage = t.db.storage.clone();
+    let appends = tokio::spawn(async move {
+        for n in 0..40 {
+            storage
+                .append_audit(
+                    TEAM,
+                    &NewAuditEntry {
+                        actor: "me".into(),
+                        action: AuditAction::RunPaused,
+                        target: None,
+                        details: serde_json::json!({ "n": n }),
+                    },
+                )
+                .await
+                .expect("append");
+        }
+    });
+    let mut checks = 0;
+    while !appends.is_finished() || checks == 0 {
+        assert_eq!(t.verify().await.broken, None);
+        checks += 1;
+    }
+    appends.await.expect("appends");
+    let report = t.verify().await;
+    assert_eq!((report.broken, report.entries), (None, 40));
+}
+
 /// The clock of the tests' databases (the trail stamps entries with it).
 fn stamp_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0)
@@ -273,7 +312,185 @@ fn stamp_time() -> DateTime<Utc> {
         .expect("valid time")
 }
 
+/// Every team has a head from its creation (migration 0013), so an erased trail shows.
+async fn a_new_team_starts_with_an_empty_head(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
+    let team = t.storage().create_team("Third team").await.expect("team");
+    let heads = t.storage().audit_heads().await.expect("heads");
+    assert!(
+        heads.contains(&(team.id, 0, audit::GENESIS.to_string())),
+        "{heads:?}"
+    );
+    let report = t.verify().await;
+    assert_eq!((report.broken, report.entries), (None, 0));
+}
+
+async fn verify_finds_an_erased_trail_and_a_removed_head(backend: Backend) {
+    let t = five_entries(backend).await;
+    t.tamper("DELETE FROM audit_entries WHERE team_id = 1")
+        .await;
+    t.execute("DELETE FROM audit_heads WHERE team_id = 1").await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!(
+        (broken.team_id, broken.seq, broken.why.clone()),
+        (TEAM, 0, BreakKind::TrailErased)
+    );
+    assert!(broken.to_string().contains("team 1 exists"), "{broken}");
+
+    let t = five_entries(backend).await;
+    t.execute("DELETE FROM audit_heads WHERE team_id = 2").await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!(
+        (broken.team_id, broken.seq, broken.why),
+        (OTHER_TEAM, 1, BreakKind::HeadRemoved)
+    );
+}
+
+async fn heads_recorded_earlier_catch_entries_cut_from_the_end(backend: Backend) {
+    let t = five_entries(backend).await;
+    // What the console logged: every team's head, as `verify` reports them too.
+    let logged: String = t
+        .storage()
+        .audit_heads()
+        .await
+        .expect("heads")
+        .iter()
+        .map(|(team, seq, hash)| format!("{}\n", head_line(*team, *seq, hash)))
+        .collect();
+    let recorded = ExpectedHeads::parse(&logged).expect("parse");
+    let report = t
+        .storage()
+        .verify_audit_against(&recorded)
+        .await
+        .expect("verify");
+    assert_eq!((report.broken, report.recorded_found), (None, 2));
+
+    // Entries 4 and 5 deleted and the head moved back to entry 3: intact in itself…
+    t.tamper("DELETE FROM audit_entries WHERE team_id = 1 AND seq > 3")
+        .await;
+    t.execute(
+        "UPDATE audit_heads SET last_seq = 3, last_hash = \
+         (SELECT hash FROM audit_entries WHERE team_id = 1 AND seq = 3) WHERE team_id = 1",
+    )
+    .await;
+    assert_eq!(t.verify().await.broken, None);
+    // …but not what was recorded.
+    let broken = t
+        .storage()
+        .verify_audit_against(&recorded)
+        .await
+        .expect("verify")
+        .broken
+        .expect("a break");
+    assert_eq!(
+        (broken.team_id, broken.seq, broken.why),
+        (TEAM, 5, BreakKind::ShorterThanRecorded { last_found: 3 })
+    );
+}
+
+async fn entries_signed_with_another_key_do_not_verify(backend: Backend) {
+    let t = five_entries(backend).await;
+    let other_key = crate::secret::AuditKey::from_bytes([3; 32]);
+    let other = open_keyed(
+        &t.url,
+        Arc::new(test_db::FixedClock(stamp_time())),
+        other_key,
+    )
+    .await
+    .expect("open");
+    let broken = other
+        .storage
+        .verify_audit()
+        .await
+        .expect("verify")
+        .broken
+        .expect("a break");
+    assert_eq!((broken.seq, broken.why), (1, BreakKind::Edited));
+    other.sqlite.close().await;
+}
+
+/// A trail written before the key (plain SHA-256, `chain` 1, as migration 0013 finds it)
+/// keeps verifying once the console sealed it, and the keyed entries appended after it link
+/// to it; the seal is made once, and no unkeyed entry passes beyond it.
+async fn an_old_unkeyed_trail_verifies_and_keyed_entries_follow_it(backend: Backend) {
+    let t = TestDb::new(backend, stamp_time()).await;
+    // The test vector of storage/audit.rs: team 1's first entry, sealed with SHA-256, and its
+    // head as the migration leaves it.
+    let old = "f928ce94c91753d0730e373195f17e72ef93bc7f7d81b94f6ab2426b03e0f650";
+    t.execute(&format!(
+        "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
+         prev_hash, hash, chain) VALUES (1, 1, '2026-11-30T12:00:00.000000Z', \
+         'me@example.com', 'run_paused', 'job-1', '{{\"n\":1}}', '{}', '{old}', 1)",
+        audit::GENESIS
+    ))
+    .await;
+    t.execute(&format!(
+        "UPDATE audit_heads SET last_seq = 1, last_hash = '{old}', legacy_until = 1, \
+         legacy_hash = '{old}' WHERE team_id = 1"
+    ))
+    .await;
+    // Not sealed yet: held to the strict rule.
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!((broken.seq, broken.why), (1, BreakKind::NotKeyed));
+
+    assert_eq!(t.storage().seal_old_audit_entries().await.expect("seal"), 1);
+    let report = t.verify().await;
+    assert_eq!(
+        (report.broken, report.entries, report.unkeyed),
+        (None, 1, 1)
+    );
+
+    let keyed = t.append(TEAM, AuditAction::RunResumed, 2).await;
+    assert_eq!((keyed.seq, keyed.prev_hash.as_str()), (2, old));
+    let report = t.verify().await;
+    assert_eq!(
+        (report.broken, report.entries, report.unkeyed),
+        (None, 2, 1)
+    );
+
+    // Whoever clears the seal and restarts the console gets no new one.
+    t.execute("UPDATE audit_heads SET legacy_seal = '' WHERE team_id = 1")
+        .await;
+    assert_eq!(t.storage().seal_old_audit_entries().await.expect("seal"), 0);
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!((broken.seq, broken.why), (1, BreakKind::NotKeyed));
+}
+
+/// No way back: an unkeyed entry after a keyed one is a break, whatever its hash.
+async fn an_unkeyed_entry_after_keyed_ones_is_refused(backend: Backend) {
+    let t = five_entries(backend).await;
+    let fifth: String = match &t.db.sqlite {
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT hash FROM audit_entries WHERE team_id = 1 AND seq = 5")
+                .fetch_one(pool)
+                .await
+                .expect("hash")
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar("SELECT hash FROM audit_entries WHERE team_id = 1 AND seq = 5")
+                .fetch_one(pool)
+                .await
+                .expect("hash")
+        }
+    };
+    t.execute(&format!(
+        "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
+         prev_hash, hash, chain) VALUES (1, 6, '2026-11-30T12:00:00.000000Z', 'x', \
+         'run_paused', '', '{{}}', '{fifth}', '{}', 1)",
+        "0".repeat(64)
+    ))
+    .await;
+    let broken = t.verify().await.broken.expect("a break");
+    assert_eq!((broken.seq, broken.why), (6, BreakKind::Downgraded));
+}
+
 on_both_databases!(
+    a_new_team_starts_with_an_empty_head,
+    verify_finds_an_erased_trail_and_a_removed_head,
+    heads_recorded_earlier_catch_entries_cut_from_the_end,
+    entries_signed_with_another_key_do_not_verify,
+    an_old_unkeyed_trail_verifies_and_keyed_entries_follow_it,
+    an_unkeyed_entry_after_keyed_ones_is_refused,
     entries_are_numbered_chained_and_read_newest_first,
     days_filter_on_the_stored_utc_time,
     each_team_has_its_own_chain_and_sees_only_its_entries,
@@ -281,5 +498,6 @@ on_both_databases!(
     appends_keep_one_chain_when_they_race,
     verify_finds_an_edited_row,
     verify_finds_a_deleted_row_in_the_middle_and_at_the_end,
-    verify_finds_reordered_rows
+    verify_finds_reordered_rows;
+    multi_thread: verify_beside_appends_sees_no_break
 );

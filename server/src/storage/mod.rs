@@ -17,12 +17,16 @@ pub use accounts::{
     NewAccount, TeamRecord,
 };
 pub use approvals::{ApprovalRecord, ApprovalStorage, Decision, RunApproval};
-pub use audit::{AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, NewAuditEntry};
+pub use audit::{
+    head_line, AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, ExpectedHeads,
+    NewAuditEntry,
+};
 pub use postgres::PostgresStorage;
 pub use sessions::SessionTable;
 pub use sqlite::SqliteStorage;
 
 use crate::engine::{Clock, ItemState, RunTarget, SystemClock};
+use crate::secret::AuditKey;
 use app::hidden::Hidden;
 use app::ids::{JobId, PreviewId, TeamId};
 pub use app::model::JobState;
@@ -516,7 +520,16 @@ pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
     /// The team's audit entries matching `query`, newest first.
     async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
     /// Walks every team's audit chain and says where the first break is, if any.
-    async fn verify_audit(&self) -> Result<ChainReport>;
+    async fn verify_audit(&self) -> Result<ChainReport> {
+        self.verify_audit_against(&ExpectedHeads::default()).await
+    }
+    /// [`Storage::verify_audit`], also comparing each trail with heads `recorded` earlier.
+    async fn verify_audit_against(&self, recorded: &ExpectedHeads) -> Result<ChainReport>;
+    /// Each team's newest audit entry number and hash, as the trail's heads keep them.
+    async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>>;
+    /// Seals, with this storage's audit key, the entries each team wrote before the trail was
+    /// keyed; once per database (see `audit::on_sqlite::seal_old_entries`). Teams sealed.
+    async fn seal_old_audit_entries(&self) -> Result<u64>;
 
     /// The runs whose events other console processes store, as they are stored (PostgreSQL:
     /// `LISTEN offboard_job_events`); None where one process writes everything (SQLite).
@@ -560,11 +573,18 @@ pub async fn open(url: &str) -> Result<Database> {
     open_with_clock(url, Arc::new(SystemClock)).await
 }
 
-/// [`open`], with the clock that stamps job state changes and results.
+/// [`open`], with the clock that stamps job state changes and results. The audit trail is
+/// signed with a key that lives as long as this process ([`AuditKey::this_process`]): the
+/// console passes its own key to [`open_keyed`].
 pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
+    open_keyed(url, clock, AuditKey::this_process()).await
+}
+
+/// [`open_with_clock`], signing the audit trail with `audit_key`.
+pub async fn open_keyed(url: &str, clock: Arc<dyn Clock>, audit_key: AuditKey) -> Result<Database> {
     match url.split_once(':').map(|(scheme, _)| scheme) {
-        Some("sqlite") => sqlite::open(url, clock).await,
-        Some("postgres" | "postgresql") => postgres::open(url, clock).await,
+        Some("sqlite") => sqlite::open(url, clock, audit_key).await,
+        Some("postgres" | "postgresql") => postgres::open(url, clock, audit_key).await,
         _ => Err(StorageError::UnsupportedUrl(redact_url(url))),
     }
 }

@@ -23,7 +23,11 @@ const MAX_CONNECTIONS: u32 = 16;
 const PREVIEW_ROWS_PER_INSERT: usize = 5000;
 
 /// Opens the PostgreSQL database at `url` and applies its migrations.
-pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
+pub(super) async fn open(
+    url: &str,
+    clock: Arc<dyn Clock>,
+    audit_key: AuditKey,
+) -> Result<Database> {
     let options = PgConnectOptions::from_str(url)?.application_name("offboard");
     // The LISTEN connection stays checked out for good: a pool of its own, so the work keeps
     // all 16 (opened only if `job_event_notices` is asked for).
@@ -45,6 +49,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
             pool: pool.clone(),
             listening,
             clock,
+            audit_key,
         }),
         sqlite: Pool::Postgres(pool),
     })
@@ -71,6 +76,8 @@ pub struct PostgresStorage {
     /// Where `job_event_notices` listens (one connection, apart from `pool`).
     listening: PgPool,
     pub(super) clock: Arc<dyn Clock>,
+    /// Signs the audit trail's entries (storage/audit.rs).
+    pub(super) audit_key: AuditKey,
 }
 
 impl PostgresStorage {
@@ -483,15 +490,30 @@ impl Storage for PostgresStorage {
     }
 
     async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry> {
-        super::audit::on_postgres::append(&self.pool, team_id, self.clock.now(), entry).await
+        super::audit::on_postgres::append(
+            &self.pool,
+            &self.audit_key,
+            team_id,
+            self.clock.now(),
+            entry,
+        )
+        .await
     }
 
     async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         super::audit::on_postgres::entries(&self.pool, team_id, query).await
     }
 
-    async fn verify_audit(&self) -> Result<ChainReport> {
-        super::audit::on_postgres::verify(&self.pool).await
+    async fn verify_audit_against(&self, recorded: &ExpectedHeads) -> Result<ChainReport> {
+        super::audit::on_postgres::verify(&self.pool, &self.audit_key, recorded).await
+    }
+
+    async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>> {
+        super::audit::on_postgres::heads(&self.pool).await
+    }
+
+    async fn seal_old_audit_entries(&self) -> Result<u64> {
+        super::audit::on_postgres::seal_old_entries(&self.pool, &self.audit_key).await
     }
 
     async fn health(&self, team_id: TeamId) -> Result<StorageHealth> {
@@ -808,8 +830,14 @@ impl Storage for PostgresStorage {
         // Settled users' results follow `queued`: seq 2, 3, …
         log_results(&mut tx, &job.id, 2, at, &results).await?;
         for entry in &job.audit {
-            super::audit::on_postgres::append_in(&mut tx, job.team_id, self.clock.now(), entry)
-                .await?;
+            super::audit::on_postgres::append_in(
+                &mut tx,
+                &self.audit_key,
+                job.team_id,
+                self.clock.now(),
+                entry,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -7,7 +7,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use std::str::FromStr;
 
 /// Opens (creating if needed) the SQLite database at `url` and applies its migrations.
-pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
+pub(super) async fn open(
+    url: &str,
+    clock: Arc<dyn Clock>,
+    audit_key: AuditKey,
+) -> Result<Database> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         // WAL lets the console read while a job writes; NORMAL is durable across process
@@ -36,6 +40,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database> {
             pool: pool.clone(),
             writer,
             clock,
+            audit_key,
         }),
         sqlite: Pool::Sqlite(pool),
     })
@@ -109,6 +114,8 @@ pub struct SqliteStorage {
     /// The jobs' writes (creation, states, sending marks, results), and the accounts'.
     pub(super) writer: SqlitePool,
     pub(super) clock: Arc<dyn Clock>,
+    /// Signs the audit trail's entries (storage/audit.rs).
+    pub(super) audit_key: AuditKey,
 }
 
 impl SqliteStorage {
@@ -233,15 +240,30 @@ async fn finish_item(
 impl Storage for SqliteStorage {
     // The audit trail's appends share the jobs' writer: one queue of writes, in order.
     async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry> {
-        super::audit::append(&self.writer, team_id, self.clock.now(), entry).await
+        super::audit::append(
+            &self.writer,
+            &self.audit_key,
+            team_id,
+            self.clock.now(),
+            entry,
+        )
+        .await
     }
 
     async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         super::audit::entries(&self.pool, team_id, query).await
     }
 
-    async fn verify_audit(&self) -> Result<ChainReport> {
-        super::audit::verify(&self.pool).await
+    async fn verify_audit_against(&self, recorded: &ExpectedHeads) -> Result<ChainReport> {
+        super::audit::verify(&self.pool, &self.audit_key, recorded).await
+    }
+
+    async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>> {
+        super::audit::heads(&self.pool).await
+    }
+
+    async fn seal_old_audit_entries(&self) -> Result<u64> {
+        super::audit::seal_old_entries(&self.writer, &self.audit_key).await
     }
 
     async fn health(&self, team_id: TeamId) -> Result<StorageHealth> {
@@ -547,8 +569,14 @@ impl Storage for SqliteStorage {
             }
         }
         for entry in &job.audit {
-            super::audit::on_sqlite::append_in(&mut tx, job.team_id, self.clock.now(), entry)
-                .await?;
+            super::audit::on_sqlite::append_in(
+                &mut tx,
+                &self.audit_key,
+                job.team_id,
+                self.clock.now(),
+                entry,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

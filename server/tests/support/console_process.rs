@@ -117,6 +117,7 @@ impl ConsoleProcess {
             .arg(data_dir.with_extension("site"))
             .args(extra_args)
             .env_remove("OFFBOARD_SECRET_KEY")
+            .env_remove("OFFBOARD_AUDIT_KEY")
             .env_remove("DATABASE_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file))
