@@ -34,10 +34,14 @@ async fn json_of(console: &ConsoleProcess, client: &Client, name: &str) -> Value
     serde_json::from_str(&body).expect("json")
 }
 
-/// An invitation link's code, made by `owner` for their current team.
-async fn invite(console: &ConsoleProcess, owner: &Client, role: &str) -> String {
+/// An invitation link's code, made by `owner` for their current team, for `email`.
+async fn invite(console: &ConsoleProcess, owner: &Client, role: &str, email: &str) -> String {
     let made = console
-        .post_form(owner, "/team/invitations", &[("role", role)])
+        .post_form(
+            owner,
+            "/team/invitations",
+            &[("role", role), ("email", email)],
+        )
         .await;
     assert_eq!(made.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&made), "/team");
@@ -89,7 +93,7 @@ async fn invited(
     email: &str,
     name: &str,
 ) -> Person {
-    join(console, &invite(console, owner, role).await, email, name).await
+    join(console, &invite(console, owner, role, email).await, email, name).await
 }
 
 async fn sign_in(console: &ConsoleProcess, email: &str, password: &str) -> reqwest::Response {
@@ -323,7 +327,7 @@ async fn changing_the_password_or_signing_out_everywhere_ends_the_other_sessions
 async fn a_reset_link_sets_a_new_password_once() {
     let dir = tempfile::tempdir().unwrap();
     let console = ConsoleProcess::start(&dir.path().join("data")).await;
-    let code = invite(&console, &console.http, "viewer").await;
+    let code = invite(&console, &console.http, "viewer", "vera@example.com").await;
     let vera = join(&console, &code, "Vera@Example.com", "Vera Viewer").await;
     let made = console
         .post_form(
@@ -789,6 +793,12 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
     ),
     (
         "POST",
+        "/teams/owner",
+        Need::ConsoleOwner,
+        &[("team", "999"), ("email", "nobody@example.com")],
+    ),
+    (
+        "POST",
         "/choose/picked",
         Need::Operate,
         &[("account_id", "1"), ("action", "delete")],
@@ -807,7 +817,13 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
         "POST",
         "/team/invitations",
         Need::Own,
-        &[("role", "viewer")],
+        &[("role", "viewer"), ("email", "new@a.example")],
+    ),
+    (
+        "POST",
+        "/team/invitations/revoke",
+        Need::Own,
+        &[("id", "nope")],
     ),
     (
         "POST",

@@ -55,31 +55,7 @@ async fn stage(database_url: Option<&str>) -> (Stage, tempfile::TempDir) {
 /// A viewer of the first owner's team, joined through a one-time invitation link, signed in
 /// with their own cookie.
 async fn viewer(console: &ConsoleProcess) -> Client {
-    let made = console
-        .post_form(&console.http, "/team/invitations", &[("role", "viewer")])
-        .await;
-    assert_eq!(made.status(), StatusCode::SEE_OTHER);
-    let (status, page) = console.call_as(&console.http, "team_page", &[]).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let page: Value = serde_json::from_str(&page).unwrap();
-    let url = page["new_link"]["url"].as_str().expect("a new link");
-    let code = url.rsplit('=').next().unwrap();
-    let joined = console
-        .post_form(
-            &console.anonymous(),
-            "/join",
-            &[
-                ("code", code),
-                ("email", VIEWER),
-                ("name", "Vic"),
-                ("password", PASSWORD),
-                ("again", PASSWORD),
-            ],
-        )
-        .await;
-    client_with(Some(
-        &session_cookie(&joined).expect("joined and signed in"),
-    ))
+    support::people::invited(console, &console.http, "viewer", VIEWER, "Vic").await
 }
 
 /// One open SSE stream and the text it delivered so far.

@@ -8,10 +8,20 @@ use serde_json::Value;
 /// The password every invited test account gets.
 pub const PASSWORD: &str = "a long enough password";
 
-/// An invitation code made by `owner` for their current team, for `role`.
-pub async fn invitation(console: &ConsoleProcess, owner: &Client, role: &str) -> String {
+/// An invitation code made by `owner` for their current team, for `role`, that only `email`
+/// can accept.
+pub async fn invitation(
+    console: &ConsoleProcess,
+    owner: &Client,
+    role: &str,
+    email: &str,
+) -> String {
     let made = console
-        .post_form(owner, "/team/invitations", &[("role", role)])
+        .post_form(
+            owner,
+            "/team/invitations",
+            &[("role", role), ("email", email)],
+        )
         .await;
     assert_eq!(made.status(), StatusCode::SEE_OTHER);
     let (status, body) = console.call_as(owner, "team_page", &[]).await;
@@ -29,7 +39,7 @@ pub async fn invited(
     email: &str,
     name: &str,
 ) -> Client {
-    let code = invitation(console, owner, role).await;
+    let code = invitation(console, owner, role, email).await;
     let joined = console
         .post_form(
             &console.anonymous(),
