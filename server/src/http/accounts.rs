@@ -4,6 +4,7 @@
 //! Also the server functions' view of the visitor ([`VisitorConsole`]).
 
 use super::caller::{SignedInVisitor, Visitor, SIGNED_IN};
+use super::client_address::ClientAddress;
 use super::{AppState, Caller};
 use crate::service::accounts::{AccountRefusal, NewPerson, Person};
 use crate::service::permits::Own;
@@ -15,13 +16,12 @@ use app::team::{
     TeamSettings, TeamSummary,
 };
 use async_trait::async_trait;
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{Form, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_sessions::Session;
 
@@ -117,10 +117,11 @@ fn session_failed(e: tower_sessions::session::Error) -> ConsoleError {
     ConsoleError::failed("Offboard could not keep your session; see the server log.")
 }
 
-/// The address a sign-in is counted against. Behind a reverse proxy this is the proxy's:
-/// the per-account limit still holds (docs/accounts.md).
-fn address_of(info: Option<&ConnectInfo<SocketAddr>>) -> String {
-    info.map(|ConnectInfo(a)| a.ip().to_string())
+/// The address a sign-in is counted against: the client's, as the front door worked it out
+/// (behind a `--trusted-proxy`, the address that proxy forwarded; `http::client_address`).
+fn address_of(client: Option<&ClientAddress>) -> String {
+    client
+        .map(|ClientAddress(ip)| ip.to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }
 
@@ -138,10 +139,10 @@ struct SignInForm {
 async fn sign_in(
     State(state): State<AppState>,
     session: Session,
-    connected: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddress>>,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let address = address_of(connected.as_ref().map(|Extension(c)| c));
+    let address = address_of(client.as_ref().map(|Extension(c)| c));
     let back = format!(
         "/sign-in?next={}",
         url::form_urlencoded::byte_serialize(form.next.as_bytes()).collect::<String>()
