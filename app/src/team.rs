@@ -236,10 +236,12 @@ pub enum AccountProblem {
     SignedOut,
     SessionExpired,
     Done,
+    SsoOff,
+    Unavailable,
 }
 
 impl AccountProblem {
-    const ALL: [AccountProblem; 13] = [
+    const ALL: [AccountProblem; 15] = [
         AccountProblem::WrongPassword,
         AccountProblem::Throttled,
         AccountProblem::LinkInvalid,
@@ -253,6 +255,8 @@ impl AccountProblem {
         AccountProblem::SignedOut,
         AccountProblem::SessionExpired,
         AccountProblem::Done,
+        AccountProblem::SsoOff,
+        AccountProblem::Unavailable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -270,6 +274,8 @@ impl AccountProblem {
             AccountProblem::SignedOut => "signed-out",
             AccountProblem::SessionExpired => "session-expired",
             AccountProblem::Done => "done",
+            AccountProblem::SsoOff => "sso-off",
+            AccountProblem::Unavailable => "unavailable",
         }
     }
 
@@ -304,6 +310,14 @@ impl AccountProblem {
             AccountProblem::SignedOut => "You are signed out.",
             AccountProblem::SessionExpired => "Your session ended. Sign in again to go on.",
             AccountProblem::Done => "Done.",
+            AccountProblem::SsoOff => {
+                "Single sign-on is not set up on this console: sign in with your email and \
+                 password."
+            }
+            AccountProblem::Unavailable => {
+                "Offboard could not do that just now (the server log says why). Try again in a \
+                 moment."
+            }
         }
     }
 }

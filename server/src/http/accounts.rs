@@ -85,14 +85,37 @@ async fn done_or_notice(
 
 /// Back to `path` with `error`'s words waiting in the session. A role that does not allow
 /// the form is answered 403 at once (the pages never offer such a form: it was forged).
+/// A visitor with no stored session gets none for this: the words are logged and the address
+/// carries [`AccountProblem::Unavailable`] (else every anonymous failure stored a row).
 pub(super) async fn notice(session: &Session, path: &str, error: &ConsoleError) -> Response {
+    notice_or(session, path, error, AccountProblem::Unavailable).await
+}
+
+/// [`notice`], with `anonymous` the problem code a visitor without a stored session gets.
+pub(super) async fn notice_or(
+    session: &Session,
+    path: &str,
+    error: &ConsoleError,
+    anonymous: AccountProblem,
+) -> Response {
     if error.kind == app::backend::ConsoleErrorKind::Forbidden {
         return super::error::HttpError::from(error.clone()).into_response();
+    }
+    if !has_stored_session(session).await {
+        tracing::info!(notice = %error.message, "a form failed for a visitor without a session");
+        return with_problem(path, anonymous);
     }
     if let Err(e) = session.insert(NOTICE, error.message.clone()).await {
         tracing::warn!(error = %e, "could not keep a notice in the session");
     }
     Redirect::to(path).into_response()
+}
+
+/// Whether the visitor's session is one the store holds. Reading it first matters: a cookie
+/// naming no stored session (made up, or ended) still gives the session an id until it is
+/// read.
+pub(super) async fn has_stored_session(session: &Session) -> bool {
+    session.get_value(NOTICE).await.is_ok() && session.id().is_some()
 }
 
 /// Starts a fresh session for `person` (a new id: whatever id the browser had before is
