@@ -31,6 +31,13 @@ async fn sqlite_sessions(db: &mut sqlx::SqliteConnection) -> i64 {
         .expect("count sessions")
 }
 
+async fn pg_sessions(db: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions.session")
+        .fetch_one(db)
+        .await
+        .expect("count sessions")
+}
+
 fn location(reply: &reqwest::Response) -> String {
     reply
         .headers()
@@ -144,10 +151,7 @@ async fn ended_sessions_are_swept_from_postgres_and_anonymous_visitors_store_non
     )
     .await;
     let mut db = sqlx::PgConnection::connect(&url).await.expect("connect");
-    let count = |db: &mut sqlx::PgConnection| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tower_sessions.session").fetch_one(db)
-    };
-    let before = count(&mut db).await.unwrap();
+    let before = pg_sessions(&mut db).await;
     assert_eq!(before, 1, "the first owner's session");
     let anonymous = console.anonymous();
     for _ in 0..50 {
@@ -157,7 +161,7 @@ async fn ended_sessions_are_swept_from_postgres_and_anonymous_visitors_store_non
             .await
             .unwrap();
     }
-    assert_eq!(count(&mut db).await.unwrap(), before);
+    assert_eq!(pg_sessions(&mut db).await, before);
 
     sqlx::query(
         "INSERT INTO tower_sessions.session (id, data, expiry_date) \
@@ -180,7 +184,7 @@ async fn ended_sessions_are_swept_from_postgres_and_anonymous_visitors_store_non
         assert!(Instant::now() < deadline, "the ended session was not swept");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(count(&mut db).await.unwrap(), 1, "the live session is kept");
+    assert_eq!(pg_sessions(&mut db).await, 1, "the live session is kept");
 }
 
 #[tokio::test]
