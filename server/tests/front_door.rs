@@ -312,6 +312,19 @@ async fn the_header_timeout_closes_slow_and_idle_connections_but_not_slow_bodies
         "a half-sent request stayed open"
     );
 
+    // A client that sends nothing at all, or half the HTTP/2 preface: closed too.
+    let silent = TcpStream::connect(to).unwrap();
+    assert!(
+        closed_within_bound(&silent).await,
+        "a silent connection stayed open"
+    );
+    let mut half_preface = TcpStream::connect(to).unwrap();
+    half_preface.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    assert!(
+        closed_within_bound(&half_preface).await,
+        "half an HTTP/2 preface stayed open"
+    );
+
     // A kept-alive connection left idle after its answer: closed.
     let mut idle = TcpStream::connect(to).unwrap();
     idle.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {to}\r\n\r\n").as_bytes())

@@ -227,19 +227,47 @@ pub async fn serve(
             })
         };
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let header_timeout = rules.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "a connection ended with an error");
+            // hyper's header timeout starts once it knows the protocol; a client that sends
+            // nothing (or half the HTTP/2 preface) would never get that far.
+            if first_bytes_within(&tcp, header_timeout).await {
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                    .into_owned();
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!(error = %e, "a connection ended with an error");
+                }
             }
             drop(ticket);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// The HTTP/2 connection preface: a client that sends a prefix of it may still be either.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether, within `limit`, the client sent enough to tell HTTP/1 from HTTP/2 (nothing is
+/// consumed: the bytes are only peeked at). A closed or silent connection is `false`.
+async fn first_bytes_within(tcp: &TcpStream, limit: Duration) -> bool {
+    let enough = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            let n = match tcp.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            };
+            if n == H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
+                return true;
+            }
+            // Part of the preface, and peeking again at once would see the same bytes.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(limit, enough).await.unwrap_or(false)
 }
 
 /// `TCP_NODELAY` on: without it the second write of a response (the body after the headers)
@@ -318,6 +346,44 @@ mod tests {
         let first = caps.admit(ip("192.0.2.1"));
         assert!(first.is_some());
         assert!(caps.admit(ip("192.0.2.2")).is_none());
+    }
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_or_half_preface_client_is_given_up_on() {
+        use tokio::io::AsyncWriteExt;
+        let limit = Duration::from_secs(5);
+        let (_silent, server) = pair().await;
+        assert!(!first_bytes_within(&server, limit).await);
+        let (mut half, server) = pair().await;
+        half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        assert!(!first_bytes_within(&server, limit).await);
+        let (closed, server) = pair().await;
+        drop(closed);
+        assert!(!first_bytes_within(&server, limit).await);
+    }
+
+    #[tokio::test]
+    async fn http1_and_http2_clients_are_told_apart_at_once() {
+        use tokio::io::AsyncWriteExt;
+        let limit = Duration::from_secs(30);
+        let (mut h1, server) = pair().await;
+        h1.write_all(b"G").await.unwrap();
+        assert!(first_bytes_within(&server, limit).await);
+        let (mut h2, server) = pair().await;
+        h2.write_all(H2_PREFACE).await.unwrap();
+        assert!(first_bytes_within(&server, limit).await);
+        // Nothing was consumed: hyper reads the same bytes.
+        let mut buf = [0u8; 24];
+        assert_eq!(server.peek(&mut buf).await.unwrap(), 24);
     }
 
     #[test]
