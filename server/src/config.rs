@@ -932,6 +932,46 @@ mod tests {
     }
 
     #[test]
+    fn front_door_flags_parse_and_the_sites_proxy_never_prints() {
+        let args = serve(&[]);
+        assert!(args.trusted_proxy.is_empty() && args.sites_proxy.is_none());
+        assert_eq!(
+            (
+                args.max_connections,
+                args.max_connections_per_address,
+                args.header_timeout_seconds,
+                args.session_sweep_seconds
+            ),
+            (4096, 256, 15, 900)
+        );
+        let args = serve(&[
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "fd00::/8,192.0.2.7",
+            "--sites-proxy",
+            "http://user:proxy-pass-9f3@proxy.internal:3128",
+        ]);
+        let proxies: Vec<String> = args.trusted_proxy.iter().map(|c| c.to_string()).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
+        assert!(!format!("{args:?}").contains("proxy-pass-9f3"));
+        for bad in [
+            ["--trusted-proxy", "10.0.0.1/8"],
+            ["--trusted-proxy", "proxy.internal"],
+            ["--sites-proxy", "socks5://proxy.internal:1080"],
+            ["--sites-proxy", "proxy.internal:3128"],
+            ["--header-timeout-seconds", "0"],
+            ["--max-connections", "0"],
+        ] {
+            let mut argv = vec!["offboard", "serve"];
+            argv.extend_from_slice(&bad);
+            let err = Cli::try_parse_from(argv).err().map(|e| e.to_string());
+            assert!(err.is_some(), "{bad:?}");
+            assert!(!err.unwrap_or_default().contains("proxy-pass"), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn no_subcommand_means_serve() {
         let cli = Cli::parse_from(["offboard"]);
         assert!(cli.command.is_none());

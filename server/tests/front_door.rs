@@ -358,3 +358,52 @@ async fn the_header_timeout_closes_slow_and_idle_connections_but_not_slow_bodies
     assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
     assert!(answer.contains("problem=wrong-password"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_progress_stream_outlasts_the_header_timeout() {
+    use support::fault_server::FaultServer;
+    // A run of 48 deletes at 400 ms each, 8 at a time: some seconds of live progress, on a
+    // console whose header timeout is one second.
+    let site = FaultServer::start(&["--users", "60", "--latency-ms", "400"]);
+    let dir = tempfile::tempdir().unwrap();
+    let console =
+        ConsoleProcess::start_with(&dir.path().join("data"), &["--header-timeout-seconds", "1"])
+            .await;
+    let diagnosis = console.save_connection(&site.base, "", "").await;
+    assert_eq!(diagnosis["ok"], serde_json::json!(true), "{diagnosis}");
+    let mut pasted = String::from("Email\n");
+    for i in 1..=48 {
+        pasted.push_str(&format!("user{i}@example.com\n"));
+    }
+    let preview = console.preview_text(&pasted, "delete").await;
+    let job_id = console.start_run(&preview).await;
+
+    let opened = Instant::now();
+    let mut stream = console
+        .http
+        .get(console.url(&format!("/jobs/{job_id}/events")))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !text.contains("event: end") {
+        assert!(Instant::now() < deadline, "no end on the stream:\n{text}");
+        match tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) => panic!("the stream was cut before the run ended:\n{text}"),
+            Ok(Err(e)) => panic!("the stream failed: {e}\n{text}"),
+            Err(_) => {}
+        }
+    }
+    // Only meaningful if the stream was open longer than the header timeout (a lower bound:
+    // a slower machine only makes it longer).
+    assert!(
+        opened.elapsed() > Duration::from_secs(2),
+        "the run ended too soon to show anything: {:?}",
+        opened.elapsed()
+    );
+    assert!(text.contains("\"finished\""), "{text}");
+}
