@@ -128,6 +128,8 @@ pub async fn start_session(
 ) -> Result<(), ConsoleError> {
     let mut signed_in = console.session_for(person).await?;
     signed_in.team = team;
+    // The standard lifetime, whatever a pending single sign-on set before.
+    session.set_expiry(Some(super::SESSION_EXPIRY));
     session.cycle_id().await.map_err(session_failed)?;
     session
         .insert(SIGNED_IN, signed_in)

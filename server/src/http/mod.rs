@@ -224,10 +224,12 @@ pub fn session_layer<S: tower_sessions::SessionStore + Clone>(
         .with_secure(secure)
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
-        .with_expiry(Expiry::OnInactivity(
-            tower_sessions::cookie::time::Duration::hours(8),
-        ))
+        .with_expiry(SESSION_EXPIRY)
 }
+
+/// A session ends after 8 idle hours.
+pub const SESSION_EXPIRY: Expiry =
+    Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(8));
 
 /// While the console has no account, prints a one-time link that creates the first owner.
 /// It is in the log on purpose: whoever can read the server's log runs the server.

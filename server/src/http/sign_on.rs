@@ -134,6 +134,13 @@ async fn start(
     Redirect::to(to_provider.as_str()).into_response()
 }
 
+/// Back to the sign-in page with `error`'s words. A session that signs nobody in ends with
+/// its pending sign-in, not 8 hours later.
+async fn failed(session: &Session, error: &ConsoleError) -> Response {
+    briefly_if_not_signed_in(session).await;
+    notice(session, &sso_failed(), error).await
+}
+
 /// `GET /sign-in/sso/callback?code=…&state=…` (or `?error=…`).
 async fn callback(
     State(state): State<AppState>,
@@ -154,8 +161,6 @@ async fn callback(
         .await
         .ok()
         .flatten();
-    // Whatever happens next, a session that signs nobody in goes with the pending sign-in.
-    briefly_if_not_signed_in(&session).await;
     let verified = match pending {
         None => Err(SsoError::Expired),
         Some(pending) => sso.finish(pending, answer).await,
@@ -171,7 +176,7 @@ async fn callback(
                 }
                 _ => tracing::warn!(error = %e, "single sign-on refused"),
             }
-            return notice(&session, &sso_failed(), &ConsoleError::new(e.to_string())).await;
+            return failed(&session, &ConsoleError::new(e.to_string())).await;
         }
     };
     match state
@@ -181,7 +186,7 @@ async fn callback(
     {
         Ok(person) => match start_session(&state.service, &session, &person, None).await {
             Ok(()) => Redirect::to("/").into_response(),
-            Err(e) => notice(&session, &sso_failed(), &e).await,
+            Err(e) => failed(&session, &e).await,
         },
         Err(crate::service::accounts::AccountRefusal::Problem(AccountProblem::NotAllowed)) => {
             let words = format!(
@@ -189,14 +194,12 @@ async fn callback(
                  email on their Team page, then sign in again.",
                 identity.email
             );
-            notice(&session, &sso_failed(), &ConsoleError::new(words)).await
+            failed(&session, &ConsoleError::new(words)).await
         }
         Err(crate::service::accounts::AccountRefusal::Problem(p)) => {
-            notice(&session, &sso_failed(), &ConsoleError::new(p.words())).await
+            failed(&session, &ConsoleError::new(p.words())).await
         }
-        Err(crate::service::accounts::AccountRefusal::Failed(e)) => {
-            notice(&session, &sso_failed(), &e).await
-        }
+        Err(crate::service::accounts::AccountRefusal::Failed(e)) => failed(&session, &e).await,
     }
 }
 
