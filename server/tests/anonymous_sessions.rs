@@ -70,6 +70,16 @@ async fn visitors_who_are_not_signed_in_store_no_session() {
         let reply = anonymous.get(console.url("/sign-in")).send().await.unwrap();
         assert_eq!(reply.status(), StatusCode::OK);
     }
+    // The page says it in words, from the code alone.
+    let page = anonymous
+        .get(console.url("/sign-in?problem=sso-off"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Single sign-on is not set up"), "{page}");
     let failed = console
         .post_form(
             &anonymous,
