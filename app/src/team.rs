@@ -259,10 +259,12 @@ pub enum AccountProblem {
     InvitationForAnotherEmail,
     PasswordAccountExists,
     Done,
+    SsoOff,
+    Unavailable,
 }
 
 impl AccountProblem {
-    const ALL: [AccountProblem; 15] = [
+    const ALL: [AccountProblem; 17] = [
         AccountProblem::WrongPassword,
         AccountProblem::Throttled,
         AccountProblem::LinkInvalid,
@@ -278,6 +280,8 @@ impl AccountProblem {
         AccountProblem::InvitationForAnotherEmail,
         AccountProblem::PasswordAccountExists,
         AccountProblem::Done,
+        AccountProblem::SsoOff,
+        AccountProblem::Unavailable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -297,6 +301,8 @@ impl AccountProblem {
             AccountProblem::InvitationForAnotherEmail => "invitation-for-another-email",
             AccountProblem::PasswordAccountExists => "password-account-exists",
             AccountProblem::Done => "done",
+            AccountProblem::SsoOff => "sso-off",
+            AccountProblem::Unavailable => "unavailable",
         }
     }
 
@@ -340,6 +346,14 @@ impl AccountProblem {
                  company's sign-in\" on your Account page."
             }
             AccountProblem::Done => "Done.",
+            AccountProblem::SsoOff => {
+                "Single sign-on is not set up on this console: sign in with your email and \
+                 password."
+            }
+            AccountProblem::Unavailable => {
+                "Offboard could not do that just now (the server log says why). Try again in a \
+                 moment."
+            }
         }
     }
 }

@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod network;
+
 /// Offboard deletes users from a Stack Internal (Stack Overflow for Teams) site through SCIM,
 /// with a preview, a typed confirmation and a report.
 ///
@@ -307,6 +309,56 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allow_site_host: Vec<String>,
+
+    /// A reverse proxy in front of the console: an address or network (10.0.0.0/8,
+    /// 192.0.2.7, fd00::/8). Only for requests from these peers is the client's address read
+    /// from X-Forwarded-For (else Forwarded), walking from the right past these networks;
+    /// from anyone else both headers are ignored. Sign-in limits count per client address.
+    /// Repeat the flag, or separate networks with commas in the environment variable.
+    /// Trusted proxies are also exempt from --max-connections-per-address.
+    #[arg(
+        long,
+        env = "OFFBOARD_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<network::Cidr>,
+
+    /// Most connections the console keeps open at once; one more is closed at once, unread.
+    /// Lowered at start to fit the open-file limit (less 256 files for the database, sites
+    /// and reports).
+    #[arg(long, env = "OFFBOARD_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Most connections one client address may hold open at once (a browser opens about six;
+    /// an office behind one NAT address a few dozen); one more is closed at once, unread.
+    /// --trusted-proxy addresses are exempt.
+    #[arg(long, env = "OFFBOARD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
+
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// opens or its previous answer ends; a connection that sends none in time is closed (so
+    /// this also closes kept-alive connections left idle). Uploads and answers already under
+    /// way are not cut. 1 to 300.
+    #[arg(long, env = "OFFBOARD_HEADER_TIMEOUT_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout_seconds: u64,
+
+    /// Seconds between two sweeps that delete ended sessions from the database. 1 to 86400.
+    #[arg(long, env = "OFFBOARD_SESSION_SWEEP_SECONDS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub session_sweep_seconds: u64,
+
+    /// An http(s) proxy for requests to sites, e.g. http://proxy.internal:3128. Without it
+    /// sites are reached directly and HTTPS_PROXY / HTTP_PROXY / ALL_PROXY are ignored (a
+    /// proxy would resolve site names where the site check cannot see them). With it, each
+    /// site's name is resolved and checked here before the proxy is asked to connect.
+    /// Its value is never shown: a proxy address can carry a password.
+    #[arg(long, env = "OFFBOARD_SITES_PROXY", value_name = "URL", hide_env_values = true,
+          value_parser = sites_proxy)]
+    pub sites_proxy: Option<Hidden<url::Url>>,
 
     /// Single sign-on (OpenID Connect); boxed, as it is large and most consoles leave it off.
     #[command(flatten)]
@@ -621,6 +673,20 @@ impl ServeArgs {
         }
         Ok(Hidden::new(secret))
     }
+}
+
+/// `--sites-proxy`: an http or https proxy address with a host (a user name and password in
+/// it are kept, never printed: the refusal does not echo the value).
+fn sites_proxy(text: &str) -> Result<Hidden<url::Url>, String> {
+    url::Url::parse(text.trim())
+        .ok()
+        .filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+        })
+        .map(Hidden::new)
+        .ok_or_else(|| {
+            "--sites-proxy must be an http(s) address, e.g. http://proxy.internal:3128".to_string()
+        })
 }
 
 /// `--oidc-issuer`: https, or plain http on this machine only (a test service); kept exactly
@@ -953,6 +1019,46 @@ mod tests {
             err.contains("--oidc-allowed-domain") && err.contains("*.example.com"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn front_door_flags_parse_and_the_sites_proxy_never_prints() {
+        let args = serve(&[]);
+        assert!(args.trusted_proxy.is_empty() && args.sites_proxy.is_none());
+        assert_eq!(
+            (
+                args.max_connections,
+                args.max_connections_per_address,
+                args.header_timeout_seconds,
+                args.session_sweep_seconds
+            ),
+            (4096, 256, 15, 900)
+        );
+        let args = serve(&[
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "fd00::/8,192.0.2.7",
+            "--sites-proxy",
+            "http://user:proxy-pass-9f3@proxy.internal:3128",
+        ]);
+        let proxies: Vec<String> = args.trusted_proxy.iter().map(|c| c.to_string()).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
+        assert!(!format!("{args:?}").contains("proxy-pass-9f3"));
+        for bad in [
+            ["--trusted-proxy", "10.0.0.1/8"],
+            ["--trusted-proxy", "proxy.internal"],
+            ["--sites-proxy", "socks5://proxy.internal:1080"],
+            ["--sites-proxy", "proxy.internal:3128"],
+            ["--header-timeout-seconds", "0"],
+            ["--max-connections", "0"],
+        ] {
+            let mut argv = vec!["offboard", "serve"];
+            argv.extend_from_slice(&bad);
+            let err = Cli::try_parse_from(argv).err().map(|e| e.to_string());
+            assert!(err.is_some(), "{bad:?}");
+            assert!(!err.unwrap_or_default().contains("proxy-pass"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -179,7 +179,7 @@ async fn the_setup_link_works_once_and_nothing_else_is_open_before_sign_in() {
 }
 
 #[tokio::test]
-async fn sign_in_sets_a_fresh_strict_cookie_and_failed_attempts_are_throttled() {
+async fn sign_in_sets_a_fresh_lax_cookie_and_failed_attempts_are_throttled() {
     let dir = tempfile::tempdir().unwrap();
     let console = ConsoleProcess::start(&dir.path().join("data")).await;
     let (email, _, password) = FIRST_OWNER;

@@ -88,15 +88,25 @@ async fn names_resolving_to_internal_addresses_are_refused_before_connecting() {
         ("mapped.example", &["::ffff:10.0.0.1"]),
         ("mixed.example", &["151.101.1.69", "10.0.0.1"]),
         ("loopback.example", &["127.0.0.1"]),
+        // IPv6 forms that carry the metadata service's IPv4 address.
+        ("six-to-four.example", &["2002:a9fe:a9fe::"]),
+        ("siit.example", &["::ffff:0:a9fe:a9fe"]),
+        ("local-nat64.example", &["64:ff9b:1::a9fe:a9fe"]),
+        ("teredo.example", &["2001:0:808:808::5601:5601"]),
     ]);
-    for name in [
+    let names = [
         "intranet.example",
         "metadata.example",
         "v6-metadata.example",
         "mapped.example",
         "mixed.example",
         "loopback.example",
-    ] {
+        "six-to-four.example",
+        "siit.example",
+        "local-nat64.example",
+        "teredo.example",
+    ];
+    for name in names {
         let scim = guarded(&format!("https://{name}"), false, &[], lookup.clone()).unwrap();
         let started = std::time::Instant::now();
         let err = scim.list_users(1, 1).await.unwrap_err();
@@ -118,9 +128,22 @@ async fn names_resolving_to_internal_addresses_are_refused_before_connecting() {
     }
     assert_eq!(
         lookup.asked.load(Ordering::SeqCst),
-        6,
+        names.len(),
         "every name went through the stub"
     );
+    // The same forms written as the site's address are refused before any request.
+    for literal in [
+        "https://[2002:a9fe:a9fe::]",
+        "https://[::ffff:0:a9fe:a9fe]",
+        "https://[64:ff9b:1::a9fe:a9fe]",
+        "https://[2001:0:a9fe:a9fe::1]",
+    ] {
+        let refused = guarded(literal, false, &[], lookup.clone()).unwrap_err();
+        assert!(
+            refused.contains("points inside a private network"),
+            "{literal}: {refused}"
+        );
+    }
 }
 
 #[tokio::test]

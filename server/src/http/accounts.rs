@@ -4,6 +4,7 @@
 //! Also the server functions' view of the visitor ([`VisitorConsole`]).
 
 use super::caller::{SignedInVisitor, Visitor, SIGNED_IN};
+use super::client_address::ClientAddress;
 use super::{AppState, Caller};
 use crate::service::accounts::{AccountRefusal, NewPerson, Person};
 use crate::service::permits::Own;
@@ -15,13 +16,12 @@ use app::team::{
     TeamSettings, TeamSummary,
 };
 use async_trait::async_trait;
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{Form, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_sessions::Session;
 
@@ -87,14 +87,37 @@ async fn done_or_notice(
 
 /// Back to `path` with `error`'s words waiting in the session. A role that does not allow
 /// the form is answered 403 at once (the pages never offer such a form: it was forged).
+/// A visitor with no stored session gets none for this: the words are logged and the address
+/// carries [`AccountProblem::Unavailable`] (else every anonymous failure stored a row).
 pub(super) async fn notice(session: &Session, path: &str, error: &ConsoleError) -> Response {
+    notice_or(session, path, error, AccountProblem::Unavailable).await
+}
+
+/// [`notice`], with `anonymous` the problem code a visitor without a stored session gets.
+pub(super) async fn notice_or(
+    session: &Session,
+    path: &str,
+    error: &ConsoleError,
+    anonymous: AccountProblem,
+) -> Response {
     if error.kind == app::backend::ConsoleErrorKind::Forbidden {
         return super::error::HttpError::from(error.clone()).into_response();
+    }
+    if !has_stored_session(session).await {
+        tracing::info!(notice = %error.message, "a form failed for a visitor without a session");
+        return with_problem(path, anonymous);
     }
     if let Err(e) = session.insert(NOTICE, error.message.clone()).await {
         tracing::warn!(error = %e, "could not keep a notice in the session");
     }
     Redirect::to(path).into_response()
+}
+
+/// Whether the visitor's session is one the store holds. Reading it first matters: a cookie
+/// naming no stored session (made up, or ended) still gives the session an id until it is
+/// read.
+pub(super) async fn has_stored_session(session: &Session) -> bool {
+    session.get_value(NOTICE).await.is_ok() && session.id().is_some()
 }
 
 /// Starts a fresh session for `person` (a new id: whatever id the browser had before is
@@ -107,6 +130,8 @@ pub async fn start_session(
 ) -> Result<(), ConsoleError> {
     let mut signed_in = console.session_for(person).await?;
     signed_in.team = team;
+    // The standard lifetime, whatever a pending single sign-on set before.
+    session.set_expiry(Some(super::SESSION_EXPIRY));
     session.cycle_id().await.map_err(session_failed)?;
     session
         .insert(SIGNED_IN, signed_in)
@@ -119,10 +144,11 @@ fn session_failed(e: tower_sessions::session::Error) -> ConsoleError {
     ConsoleError::failed("Offboard could not keep your session; see the server log.")
 }
 
-/// The address a sign-in is counted against. Behind a reverse proxy this is the proxy's:
-/// the per-account limit still holds (docs/accounts.md).
-fn address_of(info: Option<&ConnectInfo<SocketAddr>>) -> String {
-    info.map(|ConnectInfo(a)| a.ip().to_string())
+/// The address a sign-in is counted against: the client's, as the front door worked it out
+/// (behind a `--trusted-proxy`, the address that proxy forwarded; `http::client_address`).
+fn address_of(client: Option<&ClientAddress>) -> String {
+    client
+        .map(|ClientAddress(ip)| ip.to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }
 
@@ -140,10 +166,10 @@ struct SignInForm {
 async fn sign_in(
     State(state): State<AppState>,
     session: Session,
-    connected: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddress>>,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let address = address_of(connected.as_ref().map(|Extension(c)| c));
+    let address = address_of(client.as_ref().map(|Extension(c)| c));
     let back = format!(
         "/sign-in?next={}",
         url::form_urlencoded::byte_serialize(form.next.as_bytes()).collect::<String>()

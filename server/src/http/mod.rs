@@ -6,10 +6,12 @@
 mod accounts;
 mod assets;
 pub mod caller;
+pub mod client_address;
 mod downloads;
 mod error;
 mod events;
 mod forms;
+pub mod front_door;
 pub mod guard;
 mod readiness;
 mod sign_on;
@@ -33,7 +35,6 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
@@ -70,19 +71,30 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("could not listen on {}", args.addr))?;
+    let open_files = front_door::raise_open_file_limit();
+    let max_connections = front_door::fit_to_files(args.max_connections as usize, open_files);
+    if max_connections < args.max_connections as usize {
+        tracing::warn!(
+            open_files,
+            max_connections,
+            "the open-file limit allows fewer connections than --max-connections; raise the \
+             limit (LimitNOFILE= under systemd, --ulimit nofile= in Docker)"
+        );
+    }
+    let rules = front_door::DoorRules {
+        header_timeout: Duration::from_secs(args.header_timeout_seconds),
+        max_connections,
+        max_per_address: args.max_connections_per_address as usize,
+        trusted: Arc::new(client_address::TrustedProxies::new(
+            args.trusted_proxy.clone(),
+        )),
+    };
     let starting = readiness::Starting::default();
     let server = tokio::spawn({
         let routes = starting.router();
-        async move {
-            // Each connection's address reaches the handlers (sign-in throttling counts per
-            // address) through the readiness router, which hands requests on unchanged.
-            axum::serve(
-                without_delay(listener),
-                routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-        }
+        // Each request learns its connection's peer and its client's address (sign-in
+        // throttling counts per client address) before the readiness router hands it on.
+        front_door::serve(listener, routes, rules, shutdown_signal())
     });
     // The audit trail's signing key, apart from the token key (see `secret::AuditKey`).
     let audit_key = AuditKey::load_or_create(
@@ -97,8 +109,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Told to stop while the database was opening: stop before any run resumes.
         server
             .await
-            .context("the web server stopped unexpectedly")?
-            .context("the web server stopped with an error")?;
+            .context("the web server stopped unexpectedly")?;
         tracing::info!("Offboard console stopped before it was ready");
         return Ok(());
     }
@@ -108,6 +119,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .session_store()
         .await
         .context("could not prepare the session table")?;
+    spawn_session_sweep(
+        session_store.clone(),
+        Duration::from_secs(args.session_sweep_seconds),
+    );
     let secure = args.cookies_secure();
     if secure && args.addr.ip().is_loopback() && args.public_url.is_none() {
         tracing::warn!("--secure-cookies is set but the console is plain http: browsers will not keep the sign-in cookie");
@@ -130,10 +145,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // A run alone on its site may use all of the site's requests.
     settings.run.concurrency = settings.limits.site_concurrency;
     settings.job_lease = Duration::from_secs(args.job_lease_seconds);
-    settings.http.site_guard = Some(SiteGuard::new(
-        args.allow_http_loopback_sites,
-        &args.allow_site_host,
-    ));
+    settings.http.site_guard = Some(
+        SiteGuard::new(args.allow_http_loopback_sites, &args.allow_site_host)
+            .through_proxy(args.sites_proxy.clone()),
+    );
     // Single sign-on is checked (and the service's settings read) before the console starts:
     // a typo in an issuer is said at once, not at the first sign-in.
     let sso = match args.sso_settings().map_err(anyhow::Error::msg)? {
@@ -200,8 +215,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     server
         .await
-        .context("the web server stopped unexpectedly")?
-        .context("the web server stopped with an error")?;
+        .context("the web server stopped unexpectedly")?;
     jobs.hand_back().await;
     tracing::info!("Offboard console stopped");
     Ok(())
@@ -220,10 +234,12 @@ pub fn session_layer<S: tower_sessions::SessionStore + Clone>(
         .with_secure(secure)
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
-        .with_expiry(Expiry::OnInactivity(
-            tower_sessions::cookie::time::Duration::hours(8),
-        ))
+        .with_expiry(SESSION_EXPIRY)
 }
+
+/// A session ends after 8 idle hours.
+pub const SESSION_EXPIRY: Expiry =
+    Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(8));
 
 /// While the console has no account, prints a one-time link that creates the first owner.
 /// It is in the log on purpose: whoever can read the server's log runs the server.
@@ -398,6 +414,25 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Deletes ended sessions from the database at start and then every `period` (the store only
+/// ignores them when read, so without this every forgotten session stayed forever). A failed
+/// sweep is said and the next one tried.
+fn spawn_session_sweep<S>(store: S, period: Duration)
+where
+    S: tower_sessions::session_store::ExpiredDeletion + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = store.delete_expired().await {
+                tracing::warn!(error = %e, "could not delete ended sessions");
+            }
+        }
+    });
+}
+
 /// Removes unconfirmed previews older than `hours` at start and then every hour, so uploads
 /// and listings do not pile up in the data folder.
 fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
@@ -409,22 +444,6 @@ fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
             console.expire_previews(keep).await;
         }
     });
-}
-
-/// `listener`, with `TCP_NODELAY` on every connection it accepts. Without it the second write
-/// of a response (the body after the headers) waits for the browser's delayed ACK, about 40 ms
-/// on Linux, on every request of a kept-alive connection.
-pub fn without_delay(
-    listener: tokio::net::TcpListener,
-) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
-    // A named function type (not a closure), so the listener's type can be spelled out and
-    // axum can tell each connection's address (sign-in throttling counts per address).
-    fn no_delay(tcp: &mut tokio::net::TcpStream) {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
-        }
-    }
-    listener.tap_io(no_delay as fn(&mut tokio::net::TcpStream))
 }
 
 async fn shutdown_signal() {
@@ -450,18 +469,15 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    use axum::serve::Listener;
-
     #[tokio::test]
     async fn accepted_connections_send_without_delay() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut listener = without_delay(listener);
         let client = tokio::spawn(tokio::net::TcpStream::connect(addr));
-        let (accepted, _) = listener.accept().await;
+        let (accepted, _) = listener.accept().await.unwrap();
         // A plain accepted socket has Nagle's algorithm on (the ~40 ms stall this prevents).
+        assert!(!accepted.nodelay().unwrap());
+        super::front_door::without_delay(&accepted);
         assert!(accepted.nodelay().unwrap());
         client.await.unwrap().unwrap();
     }

@@ -67,6 +67,9 @@ pub struct HttpScim {
     timeout: Duration,
     /// Whether the site guard is on: then connection failures say nothing a port scan could use.
     guarded: bool,
+    /// With a proxy for sites, the guard and the site's host name, checked before each request
+    /// (the proxy resolves the name, so the resolver guard never sees it).
+    before_proxy: Option<(SiteGuard, String)>,
 }
 
 impl HttpScim {
@@ -91,13 +94,27 @@ impl HttpScim {
             // A redirect is reported as it is (the engine calls it "not a SCIM endpoint"):
             // following one could turn a DELETE into something else or send it elsewhere.
             .redirect(reqwest::redirect::Policy::none());
+        let mut before_proxy = None;
         if let Some(guard) = &opts.site_guard {
             let users_url = url::Url::parse(endpoint.users_url())
                 .map_err(|e| HttpSetupError::Client(e.to_string()))?;
             guard.check_url(&users_url)?;
-            // The addresses a name resolves to are checked where the client resolves them, so
-            // the address checked is the one connected to.
-            builder = builder.dns_resolver(guard.resolver());
+            match &guard.proxy {
+                // Only the operator's own proxy, never one from the environment; the site's
+                // name is checked before each request instead of in a resolver.
+                Some(proxy) => {
+                    let proxy = reqwest::Proxy::all(proxy.expose().as_str()).map_err(|_| {
+                        HttpSetupError::Client("the --sites-proxy address cannot be used".into())
+                    })?;
+                    builder = builder.no_proxy().proxy(proxy);
+                    let host = users_url.host_str().unwrap_or_default().to_string();
+                    before_proxy = Some((guard.clone(), host));
+                }
+                // No proxy, whatever HTTPS_PROXY says: the addresses a name resolves to are
+                // checked where the client resolves them, so the address checked is the one
+                // connected to.
+                None => builder = builder.no_proxy().dns_resolver(guard.resolver()),
+            }
         }
         if let Some(path) = &opts.extra_ca_bundle {
             for cert in read_ca_bundle(path)? {
@@ -113,6 +130,7 @@ impl HttpScim {
             token,
             timeout: opts.timeout,
             guarded: opts.site_guard.is_some(),
+            before_proxy,
         })
     }
 
@@ -121,6 +139,12 @@ impl HttpScim {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<ScimReply, TransportError> {
+        if let Some((guard, host)) = &self.before_proxy {
+            guard
+                .check_host_before_proxy(host)
+                .await
+                .map_err(|refused| TransportError::Other(refused.to_string()))?;
+        }
         let mut auth =
             HeaderValue::from_str(&format!("Bearer {}", self.token.expose())).map_err(|_| {
                 TransportError::Other(

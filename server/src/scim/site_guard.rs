@@ -6,6 +6,7 @@
 //! is the address connected to. The command line's `delete` has no guard: the admin names the
 //! site on their own machine (docs/architecture.md, "Decisions").
 
+use app::hidden::Hidden;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -45,6 +46,10 @@ pub struct SiteGuard {
     /// Host names (lower case) that may resolve to any address.
     pub allowed_hosts: Vec<String>,
     pub lookup: Arc<dyn NameLookup>,
+    /// The proxy requests to sites go through (`--sites-proxy`). `None`: straight to the site,
+    /// whatever HTTPS_PROXY and its kin say (a proxy resolves names where the resolver guard
+    /// cannot see the addresses).
+    pub proxy: Option<Hidden<Url>>,
 }
 
 /// A site address the guard refuses, in plain words. It never says which kind of internal
@@ -62,6 +67,11 @@ pub enum SiteRefused {
          network, the console's operator can allow it with --allow-site-host {0}."
     )]
     Internal(String),
+    #[error(
+        "Offboard could not find the address of \"{0}\" to check it before asking the proxy \
+         to connect. Check the site address."
+    )]
+    Unresolved(String),
 }
 
 impl std::fmt::Debug for SiteGuard {
@@ -69,6 +79,7 @@ impl std::fmt::Debug for SiteGuard {
         f.debug_struct("SiteGuard")
             .field("allow_loopback", &self.allow_loopback)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("proxy", &self.proxy.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +89,7 @@ impl PartialEq for SiteGuard {
         self.allow_loopback == other.allow_loopback
             && self.allowed_hosts == other.allowed_hosts
             && Arc::ptr_eq(&self.lookup, &other.lookup)
+            && self.proxy == other.proxy
     }
 }
 
@@ -94,7 +106,13 @@ impl SiteGuard {
                 .filter(|h| !h.is_empty())
                 .collect(),
             lookup: Arc::new(SystemLookup),
+            proxy: None,
         }
+    }
+
+    /// The same rules, with requests sent through `proxy` (`--sites-proxy`) when given.
+    pub fn through_proxy(self, proxy: Option<Hidden<Url>>) -> SiteGuard {
+        SiteGuard { proxy, ..self }
     }
 
     /// The same rules, resolving names with `lookup` (tests).
@@ -129,6 +147,36 @@ impl SiteGuard {
         }
         if is_internal(ip) {
             return Err(SiteRefused::Internal(host.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Before a request through the proxy, which resolves the name itself: a name that is
+    /// internal by its look (`localhost`, `metadata.google.internal`, one label) is refused,
+    /// and so is one that resolves here to any refused address, or not at all. What the proxy
+    /// resolves later may still differ (DNS can change in between): the proxy's own rules
+    /// should keep it off internal addresses too (docs/deployment.md).
+    pub async fn check_host_before_proxy(&self, host: &str) -> Result<(), SiteRefused> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return self.check_address(host, ip);
+        }
+        if self.allow_listed(host) {
+            return Ok(());
+        }
+        if internal_by_name(host) {
+            return Err(SiteRefused::Internal(host.to_string()));
+        }
+        let addresses = self
+            .lookup
+            .lookup(host.to_string())
+            .await
+            .map_err(|_| SiteRefused::Unresolved(host.to_string()))?;
+        if addresses.is_empty() {
+            return Err(SiteRefused::Unresolved(host.to_string()));
+        }
+        for ip in addresses {
+            self.check_address(host, ip)?;
         }
         Ok(())
     }
@@ -180,6 +228,18 @@ pub fn refusal_in(error: &(dyn std::error::Error + 'static)) -> Option<SiteRefus
     None
 }
 
+/// Names that can only mean something inside a network, whatever they resolve to here: one
+/// label (the proxy would complete it with its own search domains), and the special-use
+/// names `localhost`, `.local`, `.internal` (metadata.google.internal), `.localdomain` and
+/// `.home.arpa`.
+fn internal_by_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    !host.contains('.')
+        || ["localhost", "local", "internal", "localdomain", "home.arpa"]
+            .iter()
+            .any(|suffix| host == *suffix || host.ends_with(&format!(".{suffix}")))
+}
+
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
@@ -216,22 +276,10 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_internal_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_internal_v4(v4);
+    if embedded_v4(ip).iter().any(|v4| is_internal_v4(*v4)) {
+        return true;
     }
     let segments = ip.segments();
-    // NAT64 (64:ff9b::/96) and IPv4-compatible (::a.b.c.d) forms carry an IPv4 address.
-    let embedded = Ipv4Addr::new(
-        (segments[6] >> 8) as u8,
-        segments[6] as u8,
-        (segments[7] >> 8) as u8,
-        segments[7] as u8,
-    );
-    if (segments[0] == 0x64 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0])
-        || (segments[0..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified())
-    {
-        return is_internal_v4(embedded);
-    }
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
@@ -239,6 +287,31 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
         || (segments[0] & 0xffc0) == 0xfe80 // link-local
         || (segments[0] & 0xffc0) == 0xfec0 // old site-local
         || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
+        // Local-use NAT64 in a layout other than /96: where its IPv4 address sits depends on
+        // the local translator's prefix length, so it cannot be read; it is local by name.
+        || (segments[0..3] == [0x64, 0xff9b, 1] && segments[3..6] != [0, 0, 0])
+}
+
+/// The IPv4 addresses an IPv6 address carries, in the forms a router or translator turns
+/// into IPv4 traffic: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated / SIIT
+/// (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96` and the
+/// local-use `64:ff9b:1::/48` with its address in the last 32 bits), 6to4 (`2002:AABB:CCDD::`)
+/// and Teredo (`2001:0::/32`: the server in bits 32-63, the client inverted in the last 32).
+fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    let last = v4(s[6], s[7]);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => vec![last],
+        // `::` and `::1` are themselves, not 0.0.0.0 and 0.0.0.1.
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => Vec::new(),
+        [0, 0, 0, 0, 0, 0, _, _] => vec![last],
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => vec![last],
+        [0x64, 0xff9b, 1, 0, 0, 0, _, _] => vec![last],
+        [0x2002, high, low, ..] => vec![v4(high, low)],
+        [0x2001, 0, high, low, ..] => vec![v4(high, low), v4(!s[6], !s[7])],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +356,25 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "::10.0.0.1",
             "2001:db8::1",
+            // 6to4 around an internal IPv4 address.
+            "2002:a9fe:a9fe::",
+            "2002:a00:1::1",
+            "2002:7f00:1:ffff::",
+            // IPv4-translated (SIIT).
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:a00:1",
+            "::ffff:0:7f00:1",
+            // Local-use NAT64, /96 layout, and any other layout.
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "64:ff9b::7f00:1",
+            "::2",
+            // Teredo: an internal server (bits 32-63) or client (last 32 bits, inverted).
+            "2001:0:a9fe:a9fe::",
+            "2001:0:808:808:0:0:5601:5601", // client 169.254.169.254 inverted
+            "2001:0:808:808:0:0:80ff:fffe", // client 127.0.0.1 inverted
+            "2001::",
         ] {
             assert!(is_internal(ip(internal)), "{internal}");
         }
@@ -296,6 +388,18 @@ mod tests {
             "2606:4700::6810:84e5",
             "::ffff:151.101.1.69",
             "64:ff9b::808:808",
+            // Neighbours of the embedding forms that carry a public address, or none.
+            "2002:808:808::",
+            "2002:9765:145::1",
+            "::ffff:0:808:808",
+            "64:ff9b:1::808:808",
+            "2001:0:808:808:0:0:f7f7:f7f7", // client 8.8.8.8 inverted
+            "2001:1::1",
+            "2001:4860:4860::8888",
+            "2003::1",
+            "2001:db9::1",
+            "64:ff9a::a9fe:a9fe",
+            "::1:0:a9fe:a9fe",
         ] {
             assert!(!is_internal(ip(public)), "{public}");
         }
@@ -348,6 +452,83 @@ mod tests {
             .check_url(&url("http://127.0.0.1:8080/v2/Users"))
             .is_ok());
         assert!(local.check_url(&url("https://10.0.0.1/")).is_err());
+    }
+
+    #[test]
+    fn internal_names_are_known_by_their_look() {
+        for internal in [
+            "localhost",
+            "LOCALHOST.",
+            "api.localhost",
+            "metadata.google.internal",
+            "metadata",
+            "intranet",
+            "printer.local",
+            "router.home.arpa",
+            "box.localdomain",
+            "internal",
+        ] {
+            assert!(internal_by_name(internal), "{internal}");
+        }
+        for public in [
+            "acme.stackenterprise.co",
+            "localhost.example.com",
+            "internal.example.com",
+            "local.example.org",
+            "metadata.google.com",
+        ] {
+            assert!(!internal_by_name(public), "{public}");
+        }
+    }
+
+    struct Fixed(Vec<IpAddr>);
+
+    impl NameLookup for Fixed {
+        fn lookup(
+            &self,
+            _host: String,
+        ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+            let found = self.0.clone();
+            Box::pin(async move { Ok(found) })
+        }
+    }
+
+    #[tokio::test]
+    async fn names_are_checked_here_before_a_proxy_is_asked() {
+        let with = |answers: &[&str], allowed: &[&str]| {
+            let allowed: Vec<String> = allowed.iter().map(|h| h.to_string()).collect();
+            SiteGuard::new(false, &allowed)
+                .with_lookup(Arc::new(Fixed(answers.iter().map(|a| ip(a)).collect())))
+        };
+        let public = with(&["151.101.1.69"], &[]);
+        assert!(public
+            .check_host_before_proxy("acme.stackenterprise.co")
+            .await
+            .is_ok());
+        // Internal by name, whatever it resolves to here.
+        for name in ["localhost", "metadata.google.internal", "intranet"] {
+            assert_eq!(
+                public.check_host_before_proxy(name).await,
+                Err(SiteRefused::Internal(name.into()))
+            );
+        }
+        // Resolving here to any internal address, or to none.
+        let mixed = with(&["151.101.1.69", "2002:a9fe:a9fe::"], &[]);
+        assert!(mixed.check_host_before_proxy("acme.example").await.is_err());
+        let nothing = with(&[], &[]);
+        assert_eq!(
+            nothing.check_host_before_proxy("acme.example").await,
+            Err(SiteRefused::Unresolved("acme.example".into()))
+        );
+        // Address literals are checked as addresses.
+        assert!(public.check_host_before_proxy("10.0.0.1").await.is_err());
+        assert!(public.check_host_before_proxy("[fd00::1]").await.is_err());
+        // An allow-listed host passes, even with an internal look.
+        let listed = with(&["10.0.0.1"], &["scim.internal"]);
+        assert!(listed
+            .check_host_before_proxy("scim.internal")
+            .await
+            .is_ok());
     }
 
     #[test]

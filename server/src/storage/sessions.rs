@@ -5,7 +5,7 @@
 use super::Pool;
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{Result, SessionStore};
+use tower_sessions::session_store::{ExpiredDeletion, Result, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 /// The session table of the database the console opened.
@@ -56,5 +56,16 @@ impl SessionStore for SessionTable {
 
     async fn delete(&self, id: &Id) -> Result<()> {
         self.store().delete(id).await
+    }
+}
+
+/// Ended sessions are deleted by the console's sweep (`http::serve`), not only ignored.
+#[async_trait]
+impl ExpiredDeletion for SessionTable {
+    async fn delete_expired(&self) -> Result<()> {
+        match self {
+            SessionTable::Sqlite(store) => store.delete_expired().await,
+            SessionTable::Postgres(store) => store.delete_expired().await,
+        }
     }
 }

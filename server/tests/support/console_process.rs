@@ -77,7 +77,26 @@ impl ConsoleProcess {
     /// `offboard serve` on `port` (for flags that must name it, like `--public-url`), with
     /// exactly these flags besides address and folders; signed in as the first owner.
     pub async fn start_at(port: u16, data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
-        let mut console = ConsoleProcess::launch_at(port, data_dir, extra_args);
+        ConsoleProcess::start_at_with_env(port, data_dir, extra_args, &[]).await
+    }
+
+    /// As [`ConsoleProcess::start_with_only`], with these environment variables set for the
+    /// process.
+    pub async fn start_with_env(
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ConsoleProcess {
+        ConsoleProcess::start_at_with_env(free_port(), data_dir, extra_args, env).await
+    }
+
+    async fn start_at_with_env(
+        port: u16,
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ConsoleProcess {
+        let mut console = ConsoleProcess::launch_at(port, data_dir, extra_args, env);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(reply) = console.http.get(console.url("/healthz")).send().await {
@@ -99,10 +118,15 @@ impl ConsoleProcess {
     /// for it to answer (to watch it start) and without signing in
     /// ([`ConsoleProcess::set_up_first_owner`] does, once it answers).
     pub fn launch(data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
-        ConsoleProcess::launch_at(free_port(), data_dir, extra_args)
+        ConsoleProcess::launch_at(free_port(), data_dir, extra_args, &[])
     }
 
-    fn launch_at(port: u16, data_dir: &Path, extra_args: &[&str]) -> ConsoleProcess {
+    fn launch_at(
+        port: u16,
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ConsoleProcess {
         let log = data_dir.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -119,6 +143,7 @@ impl ConsoleProcess {
             .env_remove("OFFBOARD_SECRET_KEY")
             .env_remove("OFFBOARD_AUDIT_KEY")
             .env_remove("DATABASE_URL")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file))
             .spawn()
