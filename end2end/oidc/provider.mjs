@@ -32,6 +32,7 @@ if (!clientSecret || redirectUris.length === 0) {
 //   dave:  no email at all
 //   frank: says nothing about verification (no email_verified claim)
 //   mallory: verified, in a look-alike domain (evil-example.com)
+//   alice2: another person the provider later gave alice's address (same email, other subject)
 const ACCOUNTS = {
   alice: { email: 'alice@example.com', email_verified: true, name: 'Alice Admin' },
   bob: { email: 'bob@example.com', email_verified: false, name: 'Bob Unverified' },
@@ -40,6 +41,7 @@ const ACCOUNTS = {
   dave: { name: 'Dave No-Email' },
   frank: { email: 'frank@example.com', name: 'Frank Unsaid' },
   mallory: { email: 'mallory@evil-example.com', email_verified: true, name: 'Mallory' },
+  alice2: { email: 'alice@example.com', email_verified: true, name: 'Alice Again' },
 };
 
 const configuration = {

@@ -13,9 +13,10 @@ import { OidcProvider, people, signInAtProvider } from './support/oidc';
 
 const OPERATOR = { name: 'Opal Operator', email: 'user2@example.com', password: 'another long password' };
 
-/** An invitation link made by whoever `cookie` belongs to, for their current team. */
-async function invitation(server: Console, cookie: string, role: string): Promise<string> {
-  const made = await server.post('/team/invitations', { role }, cookie);
+/** An invitation link made by whoever `cookie` belongs to, for their current team, that only
+ * `email` can accept. */
+async function invitation(server: Console, cookie: string, role: string, email: string): Promise<string> {
+  const made = await server.post('/team/invitations', { role, email }, cookie);
   expect(made.status).toBe(303);
   const page = await fetch(`${server.baseURL}/api/team_page`, {
     method: 'POST',
@@ -91,17 +92,22 @@ test('the first owner sets up the console, signs in again and invites an operato
 
     // An invitation, made on the Team page and opened in another browser.
     await page.getByTestId('team-name').click();
+    await page.getByLabel('Their email').fill(OPERATOR.email);
     await page.getByLabel('Invite as').selectOption('operator');
     await page.getByRole('button', { name: 'Make an invitation link' }).click();
     const link = (await page.getByTestId('new-link-url').textContent())!.trim();
     expect(link).toMatch(new RegExp(`^${server.baseURL}/join\\?code=`));
+    // Listed for the owners until it is used, with whom it is for.
+    await expect(page.getByRole('table', { name: 'Open invitations' })).toContainText(OPERATOR.email);
+    await expect(page.getByRole('button', { name: `Revoke the invitation for ${OPERATOR.email}` })).toBeVisible();
     await checkScreen(page, '33-team');
     const other = await browser.newContext();
     const opal = await other.newPage();
     await opal.goto(link);
     await expect(opal.getByTestId('invitation')).toContainText('invited to Default team as operator');
     await opal.getByLabel('Your name').fill(OPERATOR.name);
-    await opal.getByLabel('Your work email').fill(OPERATOR.email);
+    // The invitation names its person: the email is set, not typed.
+    await expect(opal.getByLabel('Your work email')).toHaveValue(OPERATOR.email);
     await opal.getByLabel('Choose a password').fill(OPERATOR.password);
     await opal.getByLabel('The same password again').fill(OPERATOR.password);
     await opal.getByRole('button', { name: 'Create my account and join' }).click();
@@ -110,6 +116,7 @@ test('the first owner sets up the console, signs in again and invites an operato
     // The owner sees them in the team.
     await page.reload();
     await expect(page.getByTestId('members')).toContainText(`${OPERATOR.name} (${OPERATOR.email})`);
+    await expect(page.getByText('No invitation is open.')).toBeVisible();
   } finally {
     await server.stop();
   }
@@ -122,7 +129,7 @@ test('a delete run waits until a second operator types the phrase (two people, t
   let opalBrowser: BrowserContext | undefined;
   try {
     await connect(page, server.baseURL, fault, TOKEN);
-    const link = await invitation(server, server.cookie, 'operator');
+    const link = await invitation(server, server.cookie, 'operator', OPERATOR.email);
     const joined = await server.post('/join', {
       code: new URL(link).searchParams.get('code')!,
       ...OPERATOR,

@@ -93,7 +93,13 @@ async fn invited(
     email: &str,
     name: &str,
 ) -> Person {
-    join(console, &invite(console, owner, role, email).await, email, name).await
+    join(
+        console,
+        &invite(console, owner, role, email).await,
+        email,
+        name,
+    )
+    .await
 }
 
 async fn sign_in(console: &ConsoleProcess, email: &str, password: &str) -> reqwest::Response {

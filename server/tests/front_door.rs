@@ -63,8 +63,13 @@ async fn behind_a_trusted_proxy_each_forwarded_address_has_its_own_count() {
         let answer = sign_in_from(&console, Some("198.51.100.1"), &email, "guess").await;
         assert_eq!(answer, "wrong-password", "attempt {i}");
     }
+    // Past its allowance the address is slowed down (never locked out: each attempt is still
+    // checked, later), as its own address.
     let answer = sign_in_from(&console, Some("198.51.100.1"), "late@example.com", "x").await;
-    assert_eq!(answer, "throttled");
+    assert_eq!(answer, "wrong-password");
+    console
+        .log_once_it_says("sign-ins from 198.51.100.1 are slowed down")
+        .await;
     // Entries the client wrote left of what the proxy appended change nothing.
     let answer = sign_in_from(
         &console,
@@ -73,14 +78,27 @@ async fn behind_a_trusted_proxy_each_forwarded_address_has_its_own_count() {
         "x",
     )
     .await;
-    assert_eq!(answer, "throttled");
-    // Someone else behind the same proxy is counted apart: not throttled, and the owner's
-    // right password works.
+    assert_eq!(answer, "wrong-password");
+    // Someone else behind the same proxy is counted apart: not slowed, and the owner's right
+    // password works.
     let answer = sign_in_from(&console, Some("198.51.100.2"), "typo@example.com", "x").await;
     assert_eq!(answer, "wrong-password");
     let (email, _, password) = FIRST_OWNER;
     let answer = sign_in_from(&console, Some("198.51.100.2"), email, password).await;
     assert_eq!(answer, "signed-in", "log:\n{}", console.log_text());
+    let log = console.log_text();
+    assert_eq!(
+        log.matches("sign-ins from 198.51.100.1 are slowed down")
+            .count(),
+        2,
+        "{log}"
+    );
+    for other in ["203.0.113.9", "198.51.100.2", "127.0.0.1"] {
+        assert!(
+            !log.contains(&format!("sign-ins from {other} are slowed")),
+            "{other}: {log}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -93,9 +111,10 @@ async fn without_a_trusted_proxy_a_forged_forwarded_for_dodges_nothing() {
         let answer = sign_in_from(&console, Some(&forged), &email, "guess").await;
         assert_eq!(answer, "wrong-password", "attempt {i}");
     }
-    // A new forged address each time, and RFC 7239's header too: still this peer's count.
+    // A new forged address each time, and RFC 7239's header too: still this peer's count,
+    // so this peer is the one slowed down.
     let answer = sign_in_from(&console, Some("203.0.113.77"), "late@example.com", "x").await;
-    assert_eq!(answer, "throttled");
+    assert_eq!(answer, "wrong-password");
     let reply = client_with(None)
         .post(console.url("/sign-in"))
         .header("Forwarded", "for=203.0.113.78")
@@ -104,7 +123,18 @@ async fn without_a_trusted_proxy_a_forged_forwarded_for_dodges_nothing() {
         .await
         .unwrap();
     let location = reply.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.contains("problem=throttled"), "{location}");
+    assert!(location.contains("problem=wrong-password"), "{location}");
+    console
+        .log_once_it_says("sign-ins from 127.0.0.1 are slowed down")
+        .await;
+    let log = console.log_text();
+    assert_eq!(
+        log.matches("sign-ins from 127.0.0.1 are slowed down")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("sign-ins from 203.0.113"), "{log}");
 }
 
 /// Lets this test process hold a thousand sockets where the soft open-file limit is 1,024.

@@ -29,14 +29,26 @@ async fn sign_on(
     provider: &OidcProvider,
     login: &str,
 ) -> (reqwest::Response, String) {
-    let browser = console.anonymous();
+    sign_on_from(console, provider, login, None).await
+}
+
+/// [`sign_on`] from a browser that holds `cookie` already (someone signed in here).
+async fn sign_on_from(
+    console: &ConsoleProcess,
+    provider: &OidcProvider,
+    login: &str,
+    cookie: Option<&str>,
+) -> (reqwest::Response, String) {
+    let browser = client_with(cookie);
     let start = browser
         .get(console.url("/sign-in/sso"))
         .send()
         .await
         .unwrap();
     assert_eq!(start.status(), StatusCode::SEE_OTHER);
-    let pending = session_cookie(&start).expect("a session for the pending sign-in");
+    let pending = session_cookie(&start)
+        .or_else(|| cookie.map(str::to_string))
+        .expect("a session for the pending sign-in");
     let to_provider = url::Url::parse(&location(&start)).unwrap();
     assert!(
         to_provider.as_str().starts_with(provider.issuer()),
@@ -58,6 +70,186 @@ async fn notice(console: &ConsoleProcess, cookie: &str) -> String {
         .call_as(&client_with(Some(cookie)), "account_notice", &[])
         .await;
     body
+}
+
+/// A console with single sign-on through `provider`'s test accounts (example.com allowed).
+async fn console_with_sso(dir: &std::path::Path) -> (ConsoleProcess, OidcProvider) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let provider = OidcProvider::start(SECRET, &format!("{base}/sign-in/sso/callback"));
+    let console = ConsoleProcess::start_at(
+        port,
+        &dir.join("data"),
+        &[
+            "--public-url",
+            &base,
+            "--oidc-issuer",
+            provider.issuer(),
+            "--oidc-client-id",
+            CLIENT_ID,
+            "--oidc-client-secret",
+            SECRET,
+            "--oidc-allowed-domain",
+            "example.com",
+        ],
+    )
+    .await;
+    (console, provider)
+}
+
+async fn whoami(console: &ConsoleProcess, cookie: &str) -> Value {
+    let (_, me) = console
+        .call_as(&client_with(Some(cookie)), "whoami", &[])
+        .await;
+    serde_json::from_str(&me).unwrap()
+}
+
+/// Issue 18, item 1: a sign-on used to land in whatever account had its email, a password
+/// account made by someone else included, and that someone could still sign in as the person.
+/// Now a sign-on never lands in a password account: the person signs in with the password
+/// and links the two while signed in to both; from then on the sign-on opens that account, and
+/// the memberships granted to the email are taken up only then (the email is proven).
+#[tokio::test]
+async fn a_sign_on_never_lands_in_a_password_account_unless_linked_by_its_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (console, provider) = console_with_sso(dir.path()).await;
+    // Team B grants alice@example.com operator, by email.
+    let made = console
+        .post_form(&console.http, "/teams", &[("name", "Team B")])
+        .await;
+    assert!(location(&made).contains("problem=done"));
+    let (_, teams) = console.call_as(&console.http, "console_teams", &[]).await;
+    let teams: Value = serde_json::from_str(&teams).unwrap();
+    let team_b = teams[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == json!("Team B"))
+        .unwrap()["id"]
+        .to_string();
+    console
+        .post_form(&console.http, "/account/team", &[("team", &team_b)])
+        .await;
+    let granted = console
+        .post_form(
+            &console.http,
+            "/team/members",
+            &[("email", "alice@example.com"), ("role", "operator")],
+        )
+        .await;
+    assert!(location(&granted).contains("problem=done"));
+    console
+        .post_form(&console.http, "/account/team", &[("team", "1")])
+        .await;
+    // A password account for alice@example.com (someone holding an invitation for it).
+    let password_account = support::people::invited(
+        &console,
+        &console.http,
+        "viewer",
+        "alice@example.com",
+        "Alice Password",
+    )
+    .await;
+    let (_, me) = console.call_as(&password_account, "whoami", &[]).await;
+    let me: Value = serde_json::from_str(&me).unwrap();
+    assert_eq!(
+        me["teams"].as_array().unwrap().len(),
+        1,
+        "no by-email grant: {me}"
+    );
+
+    // Alice's sign-on does not open that account.
+    let (refused, cookie) = sign_on(&console, &provider, "alice").await;
+    assert_eq!(
+        location(&refused),
+        "/sign-in?problem=password-account-exists"
+    );
+    assert_eq!(whoami(&console, &cookie).await, Value::Null);
+
+    // Signed in with the password, she links her sign-on (same email): now the account is
+    // proven, and Team B's grant is hers.
+    let signed_in = console
+        .post_form(
+            &console.anonymous(),
+            "/sign-in",
+            &[
+                ("email", "alice@example.com"),
+                ("password", support::people::PASSWORD),
+                ("next", "/account"),
+            ],
+        )
+        .await;
+    let password_cookie = session_cookie(&signed_in).expect("signed in");
+    let (linked, linked_cookie) =
+        sign_on_from(&console, &provider, "alice", Some(&password_cookie)).await;
+    assert_eq!(location(&linked), "/", "{linked:?}");
+    let linked_cookie = session_cookie(&linked).unwrap_or(linked_cookie);
+    let me = whoami(&console, &linked_cookie).await;
+    assert_eq!(me["email"], json!("alice@example.com"));
+    let teams: Vec<&str> = me["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(teams, vec!["Default team", "Team B"]);
+    let (_, trail) = console
+        .call_as(
+            &console.http,
+            "audit_page",
+            &[
+                ("action", "sign_on_linked"),
+                ("from", ""),
+                ("to", ""),
+                ("before", "0"),
+            ],
+        )
+        .await;
+    assert!(trail.contains("alice@example.com"), "{trail}");
+    // From a fresh browser, her sign-on now opens the same account.
+    let (again, _) = sign_on(&console, &provider, "alice").await;
+    assert_eq!(location(&again), "/");
+    let me = whoami(&console, &session_cookie(&again).unwrap()).await;
+    assert_eq!(me["has_password"], json!(true));
+    assert_eq!(me["name"], json!("Alice Password"));
+
+    // Another subject the provider later gave the same email does not get in.
+    let (other, cookie) = sign_on(&console, &provider, "alice2").await;
+    assert_eq!(location(&other), "/sign-in?problem=password-account-exists");
+    assert_eq!(whoami(&console, &cookie).await, Value::Null);
+}
+
+/// A sign-on account (no password) never gets one by a side way: no reset link is made for it,
+/// and another subject with its email is refused.
+#[tokio::test]
+async fn a_sign_on_account_stays_its_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let (console, provider) = console_with_sso(dir.path()).await;
+    let added = console
+        .post_form(
+            &console.http,
+            "/team/members",
+            &[("email", "alice@example.com"), ("role", "viewer")],
+        )
+        .await;
+    assert!(location(&added).contains("problem=done"));
+    let (welcome, _) = sign_on(&console, &provider, "alice").await;
+    assert_eq!(location(&welcome), "/");
+    let (other, cookie) = sign_on(&console, &provider, "alice2").await;
+    assert_eq!(location(&other), "/sign-in?problem=sso-failed");
+    let words = notice(&console, &cookie).await;
+    assert!(words.contains("already uses this email"), "{words}");
+    assert_eq!(whoami(&console, &cookie).await, Value::Null);
+    let reset = console
+        .post_form(
+            &console.http,
+            "/teams/reset-links",
+            &[("email", "alice@example.com")],
+        )
+        .await;
+    assert_eq!(location(&reset), "/teams");
+    let words = notice(&console, &console.cookie).await;
+    assert!(words.contains("has no password here"), "{words}");
 }
 
 #[tokio::test]

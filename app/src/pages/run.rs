@@ -229,6 +229,9 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
     // False while the live log's connection is lost (the console restarted or the network
     // dropped); the page says so and reconnects by itself.
     let connected = RwSignal::new(true);
+    // Set when the console ended this page's live log because the person's access ended
+    // (signed out, removed from the team): its words, and no more reconnecting.
+    let access_ended = RwSignal::new(None::<String>);
     let control = Action::new(move |command: &JobCommand| {
         let id = job.get_untracked().id.to_string();
         control_job(id, command.name().to_string())
@@ -252,7 +255,7 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
     });
     // A run that has ended will not change: its newest results are already on the page.
     if !ended_at_load {
-        watch_events(id.clone(), job, tally, connected);
+        watch_events(id.clone(), job, tally, connected, access_ended);
     }
     let done = move || job.with(|j| j.done);
     let total = move || job.with(|j| j.total);
@@ -286,11 +289,18 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
                 }}
             </p>
             <div role="alert" data-testid="connection-state">
-                {move || (!connected.get() && !ended()).then(|| view! {
-                    <p class="warning">
-                        "The connection to the console was lost. Reconnecting by itself… The results below may be behind until it is back."
-                    </p>
-                })}
+                {move || match access_ended.get() {
+                    Some(words) => Some(view! {
+                        <p class="warning">
+                            {words} " " <a href="/sign-in" rel="external">"Sign in again"</a>
+                        </p>
+                    }.into_any()),
+                    None => (!connected.get() && !ended()).then(|| view! {
+                        <p class="warning">
+                            "The connection to the console was lost. Reconnecting by itself… The results below may be behind until it is back."
+                        </p>
+                    }.into_any()),
+                }}
             </div>
             <progress
                 aria-label="Users processed"
@@ -518,6 +528,7 @@ fn watch_events(
     job: RwSignal<JobView>,
     tally: RwSignal<LiveTally>,
     connected: RwSignal<bool>,
+    access_ended: RwSignal<Option<String>>,
 ) {
     use std::cell::RefCell;
     use std::rc::Rc;
@@ -526,8 +537,7 @@ fn watch_events(
 
     type Handlers = (
         EventSource,
-        Closure<dyn FnMut(MessageEvent)>,
-        Closure<dyn FnMut(MessageEvent)>,
+        [Closure<dyn FnMut(MessageEvent)>; 3],
         Closure<dyn FnMut(Event)>,
         Closure<dyn FnMut(Event)>,
     );
@@ -567,6 +577,7 @@ fn watch_events(
         job: RwSignal<JobView>,
         tally: RwSignal<LiveTally>,
         connected: RwSignal<bool>,
+        access_ended: RwSignal<Option<String>>,
     ) {
         if watch.borrow().stopped {
             return;
@@ -620,6 +631,18 @@ fn watch_events(
                 }
             })
         };
+        // The console ended the stream because the person's access ended: say so, and stop.
+        let on_ended = {
+            let watch = watch.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+                watch.borrow_mut().stopped = true;
+                if let Some(current) = watch.borrow().current.as_ref() {
+                    current.0.close();
+                }
+                connected.set(true);
+                access_ended.set(Some(ev.data().as_string().unwrap_or_default()));
+            })
+        };
         let on_open = {
             let (watch, id) = (watch.clone(), id.clone());
             Closure::<dyn FnMut(Event)>::new(move |_: Event| {
@@ -644,7 +667,7 @@ fn watch_events(
                 if closed {
                     let (watch, id) = (send_wrapper::SendWrapper::new(watch.clone()), id.clone());
                     set_timeout(
-                        move || open(watch.take(), id, job, tally, connected),
+                        move || open(watch.take(), id, job, tally, connected, access_ended),
                         std::time::Duration::from_secs(3),
                     );
                 }
@@ -652,13 +675,14 @@ fn watch_events(
         };
         let _ = source.add_event_listener_with_callback("job", on_job.as_ref().unchecked_ref());
         let _ = source.add_event_listener_with_callback("end", on_end.as_ref().unchecked_ref());
+        let _ = source.add_event_listener_with_callback("ended", on_ended.as_ref().unchecked_ref());
         let _ = source.add_event_listener_with_callback("open", on_open.as_ref().unchecked_ref());
         let _ = source.add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref());
-        watch.borrow_mut().current = Some((source, on_job, on_end, on_open, on_error));
+        watch.borrow_mut().current = Some((source, [on_job, on_end, on_ended], on_open, on_error));
     }
 
     let watch = Rc::new(RefCell::new(Watch::default()));
-    open(watch.clone(), id, job, tally, connected);
+    open(watch.clone(), id, job, tally, connected, access_ended);
     let held = send_wrapper::SendWrapper::new(watch);
     on_cleanup(move || {
         let mut w = held.borrow_mut();
@@ -675,6 +699,7 @@ fn watch_events(
     _job: RwSignal<JobView>,
     _tally: RwSignal<LiveTally>,
     _connected: RwSignal<bool>,
+    _access_ended: RwSignal<Option<String>>,
 ) {
 }
 

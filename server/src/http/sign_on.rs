@@ -202,6 +202,10 @@ async fn callback(
             );
             failed(&session, &ConsoleError::new(words)).await
         }
+        // Fixed words: the address carries them, no session needed.
+        Err(crate::service::accounts::AccountRefusal::Problem(
+            p @ AccountProblem::PasswordAccountExists,
+        )) => Redirect::to(&format!("/sign-in?problem={}", p.code())).into_response(),
         Err(crate::service::accounts::AccountRefusal::Problem(p)) => {
             failed(&session, &ConsoleError::new(p.words())).await
         }

@@ -429,6 +429,12 @@ impl Console {
             return Err(AccountProblem::Throttled.into());
         }
         if let Some(wait) = address_slowdown(address_failures) {
+            tracing::warn!(
+                "sign-ins from {address} are slowed down: {} failed in {THROTTLE_MINUTES} \
+                 minutes, {} ms before this one is checked",
+                address_failures,
+                wait.as_millis()
+            );
             tokio::time::sleep(wait).await;
         }
         let hash = record.as_ref().and_then(|r| r.password_hash.clone());
