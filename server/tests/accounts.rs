@@ -2,7 +2,8 @@
 //! HTTP: the setup link, password sign-in and its throttling, the session cookie and its
 //! endings, invitations, the role matrix on every server function and route, one team never
 //! seeing another's records, and a delete run that waits for a second operator. The site is
-//! the project's real fault server; the console is the real binary.
+//! the project's fault server, a FAKE Stack site (a Stack-shaped test double, not Stack); the
+//! console is the real binary.
 
 mod support;
 
@@ -571,7 +572,30 @@ async fn a_member_of_team_b_gets_404_for_everything_of_team_a() {
     // Nothing of team A changed: its run is intact, its preview still starts.
     let job = json_of(c, &t.owner, "jobs").await;
     assert_eq!(job[0]["id"], json!(t.job_a));
-    let _ = &t.site;
+    let (status, body) = c
+        .call_as(
+            &t.operator_a.client,
+            "preview",
+            &[("preview_id", &t.preview_a)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let preview: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(preview["used"], json!(false), "{preview}");
+    assert_eq!(preview["phrase"], json!(t.phrase_a), "{preview}");
+    // Team A has two operators, so its phrase starts the run by asking for approval.
+    let (status, body) = c
+        .call_as(
+            &t.operator_a.client,
+            "request_approval",
+            &[("preview_id", &t.preview_a), ("typed", &t.phrase_a)],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "team A's preview no longer starts: {body}"
+    );
 }
 
 #[tokio::test]

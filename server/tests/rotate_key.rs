@@ -1,5 +1,5 @@
 //! `offboard rotate-key` on a real SQLite file: the real binary saves a token (through the real
-//! console, against the project's fault server), the command re-encrypts it, and the console
+//! console, against the project's fault server, a FAKE Stack site), the command re-encrypts it, and the console
 //! restarted with the new key still decrypts it and still accepts the preview made before.
 //! A failure changes nothing: not the database, not the key file.
 
