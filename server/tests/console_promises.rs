@@ -92,7 +92,8 @@ async fn secure_cookies_marks_the_session_cookie_secure() {
     assert!(!cookie.to_ascii_lowercase().contains("secure"), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
 
-    let secure = ConsoleProcess::start_with(&dir.path().join("secure"), &["--secure-cookies"]).await;
+    let secure =
+        ConsoleProcess::start_with(&dir.path().join("secure"), &["--secure-cookies"]).await;
     let cookie = sign_in_cookie_header(&secure).await;
     let attributes: Vec<String> = cookie
         .split(';')
@@ -155,9 +156,7 @@ async fn previews_and_runs_per_hour_are_refused_through_the_console() {
         "{third}"
     );
     // Only the first run's user is ever deleted.
-    let state = site
-        .state_once(|s| !deleted(s).is_empty())
-        .await;
+    let state = site.state_once(|s| !deleted(s).is_empty()).await;
     assert_eq!(deleted(&state), ["1001".to_string()].into_iter().collect());
     let state = site.no_delete_during(Duration::from_millis(300)).await;
     assert_eq!(deleted(&state).len(), 1);
