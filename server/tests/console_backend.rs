@@ -987,10 +987,41 @@ async fn the_plain_routes_speak_in_codes_and_cap_watchers() {
         "/choose?error=preview_failed"
     );
     connect(&s.console, &site).await;
+    // A file one byte over the limit is refused with the too-large code, whose words name the
+    // limit the server really applies.
+    let limit = server::http::MAX_UPLOAD_BYTES;
+    let boundary = "XBOUNDARYX";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"action\"\r\n\r\ndelete\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend(std::iter::repeat_n(b'a', limit + 1));
+    form.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/choose/upload")
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
-        server::http::MAX_UPLOAD_BYTES,
-        10 * 1024 * 1024,
-        "the words of ChooseProblem::TooLarge say 10 MiB"
+        response.headers()["location"].to_str().unwrap(),
+        format!("/choose?error={}", ChooseProblem::TooLarge.code())
+    );
+    let mib = format!("{} MiB", limit / (1024 * 1024));
+    assert!(
+        ChooseProblem::TooLarge.words().contains(&mib),
+        "the words say another size than {mib}: {}",
+        ChooseProblem::TooLarge.words()
     );
 
     // Watchers: one per run here; the second gets a plain 503.
