@@ -1,7 +1,7 @@
 //! Promises the console's flags and documentation make, checked on the real `offboard serve`
 //! binary: it refuses to start on a database it cannot open (and says why), `--secure-cookies`
-//! marks the session cookie Secure, and `--previews-per-hour` / `--runs-per-hour` refuse one
-//! more through the console in plain words. The site is the project's fault server, a FAKE
+//! marks the session cookie Secure, `--previews-per-hour` / `--runs-per-hour` refuse one more
+//! through the console in plain words, and a session ends 12 hours after sign-in (8 idle). The site is the project's fault server, a FAKE
 //! Stack site (a Stack-shaped test double).
 
 mod support;
@@ -160,4 +160,62 @@ async fn previews_and_runs_per_hour_are_refused_through_the_console() {
     assert_eq!(deleted(&state), ["1001".to_string()].into_iter().collect());
     let state = site.no_delete_during(Duration::from_millis(300)).await;
     assert_eq!(deleted(&state).len(), 1);
+}
+
+/// Sets the sign-in time of the session behind `cookie` (`offboard_session=ID`) to `hours_ago`
+/// hours before now, as the console's own session table holds it (the clock cannot be wound
+/// forward in a running binary; the stored sign-in time can be wound back).
+async fn signed_in_hours_ago(console: &ConsoleProcess, cookie: &str, hours_ago: i64) {
+    use std::str::FromStr;
+    use tower_sessions::SessionStore;
+    let id = cookie
+        .strip_prefix("offboard_session=")
+        .expect("a session cookie");
+    let id = tower_sessions::session::Id::from_str(id).expect("a session id");
+    let url = format!(
+        "sqlite://{}",
+        console.data_dir.join("offboard.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("the console's database");
+    let store = tower_sessions_sqlx_store::SqliteStore::new(pool.clone());
+    let mut record = store
+        .load(&id)
+        .await
+        .expect("load")
+        .expect("a stored session");
+    let signed_in = record.data.get_mut("signed_in").expect("signed in");
+    let since = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
+    signed_in["since"] = json!(since);
+    store.save(&record).await.expect("save");
+    pool.close().await;
+}
+
+/// A session ends 12 hours after sign-in however busy it is (the absolute lifetime), and
+/// its cookie lasts 8 hours from the last request (Max-Age, renewed by each answer).
+#[tokio::test]
+async fn a_session_ends_twelve_hours_after_sign_in_and_its_cookie_lasts_eight_idle_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start(&dir.path().join("data")).await;
+    let header = sign_in_cookie_header(&console).await;
+    let max_age = header
+        .split(';')
+        .find_map(|a| a.trim().strip_prefix("Max-Age="))
+        .unwrap_or_else(|| panic!("no Max-Age: {header}"));
+    assert_eq!(max_age, (8 * 3600).to_string(), "{header}");
+    let cookie = header.split(';').next().unwrap().to_string();
+    let client = client_with(Some(&cookie));
+    let jobs = |client: reqwest::Client| {
+        let console = &console;
+        async move { console.call_as(&client, "jobs", &[]).await.0 }
+    };
+    assert_eq!(jobs(client.clone()).await, StatusCode::OK);
+    // Signed in 11 hours ago and busy since: still in.
+    signed_in_hours_ago(&console, &cookie, 11).await;
+    assert_eq!(jobs(client.clone()).await, StatusCode::OK);
+    // Past 12 hours: out, however busy, and for good.
+    signed_in_hours_ago(&console, &cookie, 13).await;
+    assert_eq!(jobs(client.clone()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(jobs(client).await, StatusCode::UNAUTHORIZED);
 }
