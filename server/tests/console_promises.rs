@@ -193,7 +193,7 @@ async fn signed_in_hours_ago(console: &ConsoleProcess, cookie: &str, hours_ago: 
 }
 
 /// A session ends 12 hours after sign-in however busy it is (the absolute lifetime), and
-/// its cookie lasts 8 hours from the last request (Max-Age, renewed by each answer).
+/// its cookie is set to last 8 hours (Max-Age; the idle limit, `Expiry::OnInactivity`).
 #[tokio::test]
 async fn a_session_ends_twelve_hours_after_sign_in_and_its_cookie_lasts_eight_idle_hours() {
     let dir = tempfile::tempdir().unwrap();
