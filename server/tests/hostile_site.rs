@@ -121,7 +121,7 @@ async fn a_site_claiming_more_users_than_it_lists_is_refused_quickly() {
 }
 
 #[tokio::test]
-async fn an_oversized_page_is_refused_not_buffered_whole() {
+async fn an_oversized_page_is_refused_in_plain_words() {
     let user =
         r#"{"id":"1","userName":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"#;
     let many = user.repeat(MAX_REPLY_BYTES / user.len() + 10);
