@@ -297,3 +297,28 @@ async fn stops_cleanly_on_sigterm() {
     }
     let _ = stuck.await;
 }
+
+/// `hold_deletes`: a DELETE waits, counted in flight and with nothing done, until the hold is
+/// released; then it is carried out as usual. Other requests are not held.
+#[tokio::test]
+async fn held_deletes_wait_until_released() {
+    let server = FaultServer::start(&["--users", "2"]);
+    server.hold_deletes().await;
+    let held = tokio::spawn({
+        let request = server
+            .http
+            .delete(server.url(&format!("{ENTERPRISE_USERS}/1001")))
+            .bearer_auth(TOKEN);
+        async move { request.send().await.map(|r| r.status()) }
+    });
+    let state = server.state_once(|s| s["deletes_in_flight"] == 1).await;
+    assert_eq!(state["deleted"], json!([]));
+    // A listing goes through meanwhile.
+    let listing = server.scim(reqwest::Method::GET, ENTERPRISE_USERS).await;
+    assert_eq!(listing.status(), StatusCode::OK);
+    assert!(!held.is_finished(), "the DELETE was answered while held");
+    server.release_deletes().await;
+    assert_eq!(held.await.unwrap().unwrap(), StatusCode::NO_CONTENT);
+    let state = server.settled().await;
+    assert_eq!(state["deleted"], json!(["1001"]));
+}
