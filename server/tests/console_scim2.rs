@@ -116,6 +116,15 @@ async fn the_console_deletes_on_scim2_server_and_reports_the_run() {
     assert_eq!(before.len(), 12);
     let dir = tempfile::tempdir().unwrap();
     let console = ConsoleProcess::start(&dir.path().join("data")).await;
+    // The database it runs on: SQLite, or PostgreSQL when the suite is run on it
+    // (OFFBOARD_TEST_DATABASE=postgres, see support/console_process.rs).
+    let (_, health) = get(&console, &console.http, "/healthz").await;
+    let health: Value = serde_json::from_str(&health).expect("healthz");
+    let expected = match std::env::var("OFFBOARD_TEST_DATABASE").as_deref() {
+        Ok("postgres") => "PostgreSQL",
+        _ => "SQLite",
+    };
+    assert_eq!(health["database"]["kind"], json!(expected), "{health}");
     let job_id = finished_run(&console, &server).await;
 
     // Really gone from scim2-server, and nobody else.
