@@ -164,32 +164,52 @@ async fn previews_and_runs_per_hour_are_refused_through_the_console() {
 
 /// Sets the sign-in time of the session behind `cookie` (`offboard_session=ID`) to `hours_ago`
 /// hours before now, as the console's own session table holds it (the clock cannot be wound
-/// forward in a running binary; the stored sign-in time can be wound back).
+/// forward in a running binary; the stored sign-in time can be wound back). On SQLite, or on
+/// PostgreSQL when the suite runs there (support/console_process.rs keeps its URL).
 async fn signed_in_hours_ago(console: &ConsoleProcess, cookie: &str, hours_ago: i64) {
     use std::str::FromStr;
-    use tower_sessions::SessionStore;
     let id = cookie
         .strip_prefix("offboard_session=")
         .expect("a session cookie");
     let id = tower_sessions::session::Id::from_str(id).expect("a session id");
-    let url = format!(
-        "sqlite://{}",
-        console.data_dir.join("offboard.db").display()
-    );
-    let pool = sqlx::SqlitePool::connect(&url)
-        .await
-        .expect("the console's database");
-    let store = tower_sessions_sqlx_store::SqliteStore::new(pool.clone());
+    let since = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
+    match std::fs::read_to_string(console.data_dir.with_extension("database-url")) {
+        Ok(url) => {
+            let pool = sqlx::PgPool::connect(&url)
+                .await
+                .expect("the console's database");
+            let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
+            wind_back(&store, &id, since).await;
+            pool.close().await;
+        }
+        Err(_) => {
+            let url = format!(
+                "sqlite://{}",
+                console.data_dir.join("offboard.db").display()
+            );
+            let pool = sqlx::SqlitePool::connect(&url)
+                .await
+                .expect("the console's database");
+            let store = tower_sessions_sqlx_store::SqliteStore::new(pool.clone());
+            wind_back(&store, &id, since).await;
+            pool.close().await;
+        }
+    }
+}
+
+async fn wind_back(
+    store: &impl tower_sessions::SessionStore,
+    id: &tower_sessions::session::Id,
+    since: chrono::DateTime<chrono::Utc>,
+) {
     let mut record = store
-        .load(&id)
+        .load(id)
         .await
         .expect("load")
         .expect("a stored session");
     let signed_in = record.data.get_mut("signed_in").expect("signed in");
-    let since = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
     signed_in["since"] = json!(since);
     store.save(&record).await.expect("save");
-    pool.close().await;
 }
 
 /// A session ends 12 hours after sign-in however busy it is (the absolute lifetime), and
