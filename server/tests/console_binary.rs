@@ -133,7 +133,9 @@ async fn the_data_folder_and_its_files_are_private() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let console = ConsoleProcess::start(&data).await;
+    // The SQLite file's own modes: on SQLite even when the suite runs on PostgreSQL.
+    let sqlite = format!("sqlite://{}", data.join("offboard.db").display());
+    let console = ConsoleProcess::start_with(&data, &["--database-url", &sqlite]).await;
     assert_eq!(mode(&data), 0o700);
     for file in ["offboard.db", "offboard.db-wal", "secret.key"] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
