@@ -9,7 +9,8 @@ export default defineConfig({
   // One worker: the machine has two cores and every test file starts its own servers.
   workers: 1,
   fullyParallel: false,
-  forbidOnly: !!process.env.CI,
+  // A stray test.only must never pass for the whole suite, with or without CI set.
+  forbidOnly: true,
   reporter: [['list'], ['html', { open: 'never', outputFolder: 'playwright-report' }]],
   outputDir: 'test-results',
   use: {

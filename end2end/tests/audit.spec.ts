@@ -10,9 +10,13 @@ import { FaultServer, TOKEN, checkScreen, confirmRun, connect, open } from './su
 
 let server: Console;
 let fault: FaultServer;
+// The UTC day before the console wrote its first entry: with the day after its last, a range
+// that holds every entry even when the run crosses midnight.
+let firstDay: string;
 
 test.beforeAll(async () => {
   fault = await FaultServer.start(['--users', '30']);
+  firstDay = new Date().toISOString().slice(0, 10);
   server = await Console.start();
 });
 
@@ -78,9 +82,10 @@ test('the audit page lists a run, filters it and downloads it as CSV', async ({ 
   await expect(rows).toHaveCount(1);
   await expect(rows.first()).toContainText(jobId);
 
-  // By day: today (UTC) has everything, a day long past has nothing.
-  const today = new Date().toISOString().slice(0, 10);
-  await open(page, server.baseURL, `/audit?from=${today}&to=${today}`);
+  // By day: the days (UTC) the entries were written in have everything, a day long past has
+  // nothing. Both ends are read from the clock around the entries, not assumed to be one day.
+  const lastDay = new Date().toISOString().slice(0, 10);
+  await open(page, server.baseURL, `/audit?from=${firstDay}&to=${lastDay}`);
   await expect(rows).toHaveCount(5);
   await open(page, server.baseURL, '/audit?to=2001-01-01');
   await expect(page.getByTestId('audit-empty')).toHaveText('No entries match.');

@@ -10,12 +10,8 @@ use std::process::ExitCode;
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     // `offboard` alone runs the console, configured from the environment.
-    let command = match cli.command {
-        Some(c) => c,
-        None => match Cli::parse_from(["offboard", "serve"]).command {
-            Some(c) => c,
-            None => return ExitCode::FAILURE,
-        },
+    let Some(command) = cli.command_or_serve() else {
+        return ExitCode::FAILURE;
     };
     match command {
         Command::Delete(args) => crate::delete_command::run_delete(*args).await,

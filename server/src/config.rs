@@ -19,6 +19,15 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// The subcommand to run: `offboard` alone runs the console (`serve`, configured from the
+    /// environment).
+    pub fn command_or_serve(self) -> Option<Command> {
+        self.command
+            .or_else(|| Cli::parse_from(["offboard", "serve"]).command)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web console (the default).
@@ -1065,5 +1074,15 @@ mod tests {
     fn no_subcommand_means_serve() {
         let cli = Cli::parse_from(["offboard"]);
         assert!(cli.command.is_none());
+        // What `offboard` alone runs: the console, with serve's own defaults.
+        let Some(Command::Serve(args)) = cli.command_or_serve() else {
+            panic!("`offboard` alone does not run the console");
+        };
+        let named = serve(&[]);
+        assert_eq!(args.addr, named.addr);
+        assert_eq!(args.data_dir, named.data_dir);
+        // A named subcommand is kept.
+        let cli = Cli::parse_from(["offboard", "endpoints"]);
+        assert!(matches!(cli.command_or_serve(), Some(Command::Endpoints)));
     }
 }

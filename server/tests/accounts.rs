@@ -2,7 +2,8 @@
 //! HTTP: the setup link, password sign-in and its throttling, the session cookie and its
 //! endings, invitations, the role matrix on every server function and route, one team never
 //! seeing another's records, and a delete run that waits for a second operator. The site is
-//! the project's real fault server; the console is the real binary.
+//! the project's fault server, a FAKE Stack site (a Stack-shaped test double, not Stack); the
+//! console is the real binary.
 
 mod support;
 
@@ -581,7 +582,30 @@ async fn a_member_of_team_b_gets_404_for_everything_of_team_a() {
     // Nothing of team A changed: its run is intact, its preview still starts.
     let job = json_of(c, &t.owner, "jobs").await;
     assert_eq!(job[0]["id"], json!(t.job_a));
-    let _ = &t.site;
+    let (status, body) = c
+        .call_as(
+            &t.operator_a.client,
+            "preview",
+            &[("preview_id", &t.preview_a)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let preview: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(preview["used"], json!(false), "{preview}");
+    assert_eq!(preview["phrase"], json!(t.phrase_a), "{preview}");
+    // Team A has two operators, so its phrase starts the run by asking for approval.
+    let (status, body) = c
+        .call_as(
+            &t.operator_a.client,
+            "request_approval",
+            &[("preview_id", &t.preview_a), ("typed", &t.phrase_a)],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "team A's preview no longer starts: {body}"
+    );
 }
 
 #[tokio::test]
@@ -1006,13 +1030,77 @@ async fn every_endpoint_obeys_the_role_matrix() {
     }
 }
 
+/// What each endpoint answers anyone allowed to ask, given the sample fields of its row: 200
+/// for what reads or succeeds, 404 for a made-up id ("nope"), 303 for a form (it redirects with
+/// its notice, done or refused in words).
+const ALLOWED: &[(&str, u16)] = &[
+    ("/account/password", 303),
+    ("/account/team", 303),
+    ("/choose/picked", 303),
+    ("/choose/upload", 303),
+    ("/downloads/audit.csv", 200),
+    ("/downloads/jobs/nope/results.csv", 404),
+    ("/downloads/previews/nope/preview.csv", 404),
+    ("/healthz", 200),
+    ("/jobs/nope/events", 404),
+    ("/join", 303),
+    ("/readyz", 200),
+    ("/reset", 303),
+    ("/setup", 303),
+    ("/sign-in", 303),
+    ("/sign-in/sso", 303),
+    ("/sign-in/sso/callback", 303),
+    ("/team/invitations", 303),
+    ("/team/invitations/revoke", 303),
+    ("/team/members", 303),
+    ("/team/members/remove", 303),
+    ("/team/settings", 303),
+    ("/teams", 303),
+    ("/teams/owner", 303),
+    ("/teams/reset-links", 303),
+    ("account_notice", 200),
+    ("audit_page", 200),
+    ("check_connection", 200),
+    ("choose_problem", 200),
+    ("connection", 200),
+    ("console_teams", 200),
+    ("control_job", 404),
+    ("deactivated_users", 200),
+    ("decline_approval", 404),
+    ("forget_token", 200),
+    ("job", 404),
+    ("job_events", 404),
+    ("job_results_page", 404),
+    ("jobs", 200),
+    ("link_info", 200),
+    ("preview", 404),
+    ("preview_picked", 200),
+    ("preview_rows", 404),
+    ("preview_text", 200),
+    ("request_approval", 404),
+    ("revise_preview", 404),
+    ("save_connection", 200),
+    ("sign_in_options", 200),
+    ("start_job", 404),
+    ("team_page", 200),
+    ("whoami", 200),
+];
+
 /// What `who` must get from `what`, given the need and what they meet.
 fn expect(who: &str, what: &str, need: Need, meets: &[Need], status: StatusCode, body: &str) {
     let case = format!("{who} → {what} ({need:?}): {status} {body}");
     if meets.contains(&need) {
-        assert!(
-            status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
-            "allowed but refused: {case}"
+        // Allowed: the endpoint's own answer to the sample fields, for everyone allowed. Not
+        // merely "not refused": an operator wrongly getting 404 or 500 fails here.
+        let wanted = ALLOWED
+            .iter()
+            .find(|(name, _)| *name == what)
+            .map(|(_, status)| *status)
+            .unwrap_or_else(|| panic!("no expected answer in ALLOWED for {what}"));
+        assert_eq!(
+            status.as_u16(),
+            wanted,
+            "allowed, but not answered as expected: {case}"
         );
         return;
     }

@@ -1,5 +1,5 @@
 //! Two-person approval through the real `offboard serve` binary, on SQLite and on PostgreSQL,
-//! against the project's Stack-shaped fault server slowed to seconds a request:
+//! against the project's Stack-shaped fault server (a FAKE Stack site) slowed to seconds a request:
 //!
 //! - a request withdrawn while the approver's start is listing the site starts nothing: no
 //!   run, no DELETE at the site, the approver told it was declined, no `approval_given`;

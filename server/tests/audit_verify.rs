@@ -1,6 +1,6 @@
 //! `offboard audit verify`, the real binary, on the database a real `offboard serve` wrote
 //! while an admin connected, previewed and ran a deletion against the project's Stack-shaped
-//! fault server: intact first (exit 0, "N entries, chain intact"), then broken after one row
+//! fault server (a FAKE Stack site): intact first (exit 0, "N entries, chain intact"), then broken after one row
 //! is edited with plain SQL, as someone holding the database file would (exit 1, which entry
 //! and why). Also the trail's CSV download from the running console.
 

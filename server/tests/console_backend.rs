@@ -1,5 +1,5 @@
 //! The console backend end to end: real SQLite in a temporary folder, the real HTTP client,
-//! and the project's Stack-shaped fault server. Every run checks the exact set of users the
+//! and the project's Stack-shaped fault server (a FAKE Stack site). Every run checks the exact set of users the
 //! server deleted, and how many DELETEs each got.
 
 mod support;
@@ -425,10 +425,11 @@ async fn a_run_pauses_resumes_and_cancels_without_touching_anyone_twice() {
         .await
         .unwrap();
     assert_eq!(paused.state, JobState::Paused);
-    // Requests in flight finish; then nothing moves while paused.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Requests in flight finish (the site says when none is left); then nothing moves while
+    // paused.
+    site.settled().await;
     let still = console.job(job.id.clone()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    site.no_delete_during(Duration::from_millis(600)).await;
     let later = console.job(job.id.clone()).await.unwrap();
     assert_eq!(still.done, later.done);
     assert_eq!(later.state, JobState::Paused);
@@ -505,7 +506,8 @@ async fn a_job_cut_off_mid_run_resumes_after_a_restart_and_deletes_nobody_twice(
         assert!(cut.done < 20);
         job.id
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // What the cut-off runner had in flight lands before the restart reads the run back.
+    site.settled().await;
 
     let s = setup(dir.path()).await;
     s.jobs.resume_unfinished().await;
@@ -761,7 +763,7 @@ async fn a_paused_run_resumes_only_on_its_own_connection_and_rereads_its_users()
         .control_job(job.id.clone(), JobCommand::Pause)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    site.settled().await;
     let paused = console.job(job.id.clone()).await.unwrap();
     assert!(paused.done < 15, "{paused:?}");
     let sent = delete_requests(&site.state().await);
@@ -786,7 +788,7 @@ async fn a_paused_run_resumes_only_on_its_own_connection_and_rereads_its_users()
     site.patch_user_type(support::fault_server::ENTERPRISE_USERS, "1039", "Moderator")
         .await;
     assert_eq!(site.delete("1038").await.0, reqwest::StatusCode::NO_CONTENT);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    site.no_delete_during(Duration::from_millis(300)).await;
     assert_eq!(
         delete_requests(&site.state().await),
         sent + 1,
@@ -842,8 +844,7 @@ async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() 
         save(&s.console, &site, Some(format!("{}/v2", site.base))).await;
         job.id
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let sent = delete_requests(&site.state().await);
+    let sent = delete_requests(&site.settled().await);
 
     let s = setup(dir.path()).await;
     s.jobs.resume_unfinished().await;
@@ -851,8 +852,10 @@ async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() 
     assert_eq!(job.state, JobState::Paused);
     let reason = job.reason.unwrap_or_default();
     assert!(reason.contains("another SCIM address"), "{reason}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(delete_requests(&site.state().await), sent);
+    assert_eq!(
+        delete_requests(&site.no_delete_during(Duration::from_millis(300)).await),
+        sent
+    );
 
     // Another token for the confirmed address is refused too (the fingerprint differs).
     s.console
@@ -984,10 +987,41 @@ async fn the_plain_routes_speak_in_codes_and_cap_watchers() {
         "/choose?error=preview_failed"
     );
     connect(&s.console, &site).await;
+    // A file one byte over the limit is refused with the too-large code, whose words name the
+    // limit the server really applies.
+    let limit = server::http::MAX_UPLOAD_BYTES;
+    let boundary = "XBOUNDARYX";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"action\"\r\n\r\ndelete\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend(std::iter::repeat_n(b'a', limit + 1));
+    form.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/choose/upload")
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
-        server::http::MAX_UPLOAD_BYTES,
-        10 * 1024 * 1024,
-        "the words of ChooseProblem::TooLarge say 10 MiB"
+        response.headers()["location"].to_str().unwrap(),
+        format!("/choose?error={}", ChooseProblem::TooLarge.code())
+    );
+    let mib = format!("{} MiB", limit / (1024 * 1024));
+    assert!(
+        ChooseProblem::TooLarge.words().contains(&mib),
+        "the words say another size than {mib}: {}",
+        ChooseProblem::TooLarge.words()
     );
 
     // Watchers: one per run here; the second gets a plain 503.
@@ -1252,14 +1286,18 @@ async fn a_preview_and_runs_leave_their_audit_entries() {
 /// plain words while the first goes on, deletes nothing, and starts once the first has ended.
 #[tokio::test]
 async fn a_second_run_against_a_busy_site_waits_for_the_first() {
-    // Slow replies keep the first run going while the second is asked for.
-    let site = FaultServer::start(&["--users", "12", "--latency-ms", "400"]);
+    let site = FaultServer::start(&["--users", "12"]);
     let dir = tempfile::tempdir().unwrap();
     let s = setup(dir.path()).await;
     let console = &s.console;
     connect(console, &site).await;
-    // user3 is the operator (protected), user7 a moderator: 4, 5 and 6 are plain users.
+    // The first run's DELETEs are held at the site, so it is certainly still going while the
+    // second is asked for. user3 is the operator (protected), user7 a moderator: 4, 5 and 6
+    // are plain users.
+    site.hold_deletes().await;
     let first = started_run(console, 4..=6, false, 3).await;
+    site.state_once(|s| s["deletes_in_flight"].as_u64() >= Some(1))
+        .await;
     let list = emails(8..=9);
     let refs: Vec<&str> = list.iter().map(String::as_str).collect();
     let second = console
@@ -1277,6 +1315,7 @@ async fn a_second_run_against_a_busy_site_waits_for_the_first() {
     );
     // Refused before anything was claimed: the same preview starts once the site is free.
     assert!(!console.preview(second.id.clone()).await.unwrap().used);
+    site.release_deletes().await;
     wait_for(console, &first.id, |j| j.state == JobState::Finished).await;
     let job = console
         .start_job(second.id.clone(), second.phrase.clone())

@@ -1,5 +1,5 @@
 //! The real `offboard serve` binary, driven over HTTP as the browser drives it, against the
-//! project's Stack-shaped fault server: what a careless second admin can do between a pause
+//! project's Stack-shaped fault server (a FAKE Stack site): what a careless second admin can do between a pause
 //! and a Resume, what the data folder looks like on disk, and what an address can make the
 //! Choose page say.
 
@@ -79,8 +79,8 @@ async fn resume_after_the_scim_address_changed_is_refused_through_the_real_binar
         .call("control_job", &[("job_id", &job_id), ("command", "pause")])
         .await
         .expect("pause");
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let sent = site.state().await["requests"]["DELETE"].as_u64().unwrap();
+    // What was in flight lands (the site says when none is left).
+    let sent = site.settled().await["requests"]["DELETE"].as_u64().unwrap();
 
     // A second admin saves the same site with the RFC base under Advanced, and resumes.
     connect(&console, &site, &format!("{}/v2", site.base)).await;
@@ -97,9 +97,10 @@ async fn resume_after_the_scim_address_changed_is_refused_through_the_real_binar
         .await
         .unwrap_err();
     assert!(refused.contains("another SCIM address"), "{refused}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        site.state().await["requests"]["DELETE"].as_u64().unwrap(),
+        site.no_delete_during(Duration::from_millis(300)).await["requests"]["DELETE"]
+            .as_u64()
+            .unwrap(),
         sent,
         "no DELETE was sent after the pause"
     );
@@ -132,7 +133,9 @@ async fn the_data_folder_and_its_files_are_private() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let console = ConsoleProcess::start(&data).await;
+    // The SQLite file's own modes: on SQLite even when the suite runs on PostgreSQL.
+    let sqlite = format!("sqlite://{}", data.join("offboard.db").display());
+    let console = ConsoleProcess::start_with(&data, &["--database-url", &sqlite]).await;
     assert_eq!(mode(&data), 0o700);
     for file in ["offboard.db", "offboard.db-wal", "secret.key"] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");

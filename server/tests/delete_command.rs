@@ -538,3 +538,151 @@ async fn a_site_without_scim_deletion_stops_the_run_and_says_how_to_enable_it() 
         "{res:?}"
     );
 }
+
+/// `offboard delete` with the token read from a file only (no OFFBOARD_TOKEN) and stdin
+/// closed.
+fn offboard_delete_with_token_file(token_file: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .arg("delete")
+        .arg("--token-file")
+        .arg(token_file)
+        .args(args)
+        .env_remove("OFFBOARD_TOKEN")
+        .env_remove("OFFBOARD_TOKEN_FILE")
+        .env_remove("OFFBOARD_URL")
+        .env_remove("OFFBOARD_SCIM_BASE_URL")
+        .env_remove("OFFBOARD_CA_BUNDLE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run offboard")
+}
+
+/// `active` of user `id` on scim2-server, read from it directly; None once it is gone.
+async fn scim2_active(server: &Scim2Server, id: &str) -> Option<bool> {
+    let reply = reqwest::Client::new()
+        .get(format!("{}/Users/{id}", server.base_url()))
+        .bearer_auth(SCIM2_TOKEN)
+        .send()
+        .await
+        .expect("get user");
+    if reply.status() == reqwest::StatusCode::NOT_FOUND {
+        return None;
+    }
+    let user: Value = reply.json().await.expect("json");
+    Some(user["active"].as_bool().unwrap_or(true))
+}
+
+/// `--token-file` (the token only in a file, with whitespace around it), `--column 2` (the
+/// header would pick column 1, "Email"), `--protect` (user 2, listed, is never touched) and
+/// `--action deactivate` (users 1 and 4 set inactive, nobody deleted), on a real scim2-server.
+#[tokio::test]
+async fn token_file_column_protect_and_deactivate_on_scim2_server() {
+    let (server, ids) = seeded_scim2().await;
+    let before = scim2_user_ids(&server).await;
+    let out = temp_out();
+    let token_file = out.path().join("token.txt");
+    std::fs::write(&token_file, format!("  {SCIM2_TOKEN}\n")).expect("token file");
+    let csv = out.path().join("leavers.csv");
+    std::fs::write(
+        &csv,
+        "Email,Leaving\n\
+         user5@corp.test,user1@corp.test\n\
+         user6@corp.test,user2@corp.test\n\
+         user8@corp.test,user4@corp.test\n",
+    )
+    .expect("csv");
+    let out_dir = out.path().join("reports");
+    let output = offboard_delete_with_token_file(
+        &token_file,
+        &[
+            "--scim-base-url",
+            &server.base_url(),
+            "--csv",
+            csv.to_str().expect("path"),
+            "--column",
+            "2",
+            "--protect",
+            "USER2@corp.test",
+            "--action",
+            "deactivate",
+            "--yes",
+            "--out",
+            out_dir.to_str().expect("path"),
+        ],
+    );
+    let err = stderr(&output);
+    // User 2 was asked for and skipped (protected): not everything asked was done.
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    // Nobody deleted; 1 and 4 inactive; 2 (protected) and the first column's 5, 6, 8 untouched.
+    assert_eq!(scim2_user_ids(&server).await, before, "{err}");
+    for i in [1, 4] {
+        assert_eq!(
+            scim2_active(&server, &ids[i]).await,
+            Some(false),
+            "user {i}"
+        );
+    }
+    for i in [2, 5, 6, 8] {
+        assert_eq!(scim2_active(&server, &ids[i]).await, Some(true), "user {i}");
+    }
+    let results = results(&out_dir);
+    assert_eq!(outcome_of(&results, &ids[1]), outcome_of(&results, &ids[4]));
+    assert!(
+        results.iter().all(|r| r["account_id"] != ids[5].as_str()),
+        "the first column was read: {results:?}"
+    );
+    assert_token_absent(SCIM2_TOKEN, &output, &out_dir);
+}
+
+/// `--ca-bundle`: a site behind a private CA is refused without it (TLS is always verified)
+/// and read with it. The site is a stand-in HTTPS server (not a SCIM implementation: it answers
+/// every GET with one user), enough for a dry run's listing.
+#[tokio::test]
+async fn ca_bundle_lets_the_command_reach_a_site_behind_a_private_ca() {
+    let site = support::TlsStandIn::start();
+    let out = temp_out();
+    let token_file = out.path().join("token.txt");
+    std::fs::write(&token_file, SCIM2_TOKEN).expect("token file");
+    let base = site.base_url();
+    let args = |out_dir: &Path| {
+        vec![
+            "--scim-base-url".to_string(),
+            base.clone(),
+            "--deactivated".to_string(),
+            "--dry-run".to_string(),
+            "--out".to_string(),
+            out_dir.to_str().expect("path").to_string(),
+        ]
+    };
+    let refused_dir = out.path().join("refused");
+    let refused_args = args(&refused_dir);
+    let refused = offboard_delete_with_token_file(
+        &token_file,
+        &refused_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_ne!(refused.status.code(), Some(0), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("UnknownIssuer"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let trusted_dir = out.path().join("trusted");
+    let mut trusted_args = args(&trusted_dir);
+    trusted_args.push("--ca-bundle".to_string());
+    trusted_args.push(
+        support::TlsStandIn::ca_bundle()
+            .to_str()
+            .expect("path")
+            .to_string(),
+    );
+    let trusted = offboard_delete_with_token_file(
+        &token_file,
+        &trusted_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(trusted.status.code(), Some(0), "{}", stderr(&trusted));
+    let listing =
+        std::fs::read_to_string(trusted_dir.join("all_users.json")).expect("all_users.json");
+    assert!(listing.contains("tls-1"), "{listing}");
+    assert_token_absent(SCIM2_TOKEN, &trusted, &trusted_dir);
+}

@@ -2,7 +2,8 @@
 //! cross-site requests and foreign Host names are refused (and change nothing), every answer
 //! carries the security headers, the page's CSP nonce is the one on its inline script, and a
 //! site address that is plain http or an internal IP is refused before any request is sent.
-//! The site is the project's real fault server; the console is the real binary.
+//! The site is the project's fault server, a FAKE Stack site (a Stack-shaped test double, not
+//! Stack); the console is the real binary.
 
 mod support;
 

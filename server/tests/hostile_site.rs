@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use futures::StreamExt;
 use server::engine::connection::check_connection;
 use server::engine::listing::{list_all_users, ListingError, ListingOptions};
 use server::scim::http::{HttpOptions, HttpScim, MAX_REPLY_BYTES};
@@ -120,7 +121,7 @@ async fn a_site_claiming_more_users_than_it_lists_is_refused_quickly() {
 }
 
 #[tokio::test]
-async fn an_oversized_page_is_refused_not_buffered_whole() {
+async fn an_oversized_page_is_refused_in_plain_words() {
     let user =
         r#"{"id":"1","userName":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"#;
     let many = user.repeat(MAX_REPLY_BYTES / user.len() + 10);
@@ -132,4 +133,71 @@ async fn an_oversized_page_is_refused_not_buffered_whole() {
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("MiB") || text.contains("large"), "{text}");
+}
+
+/// An endless page, counted as the server hands it out: a client that buffered the whole
+/// reply before looking at its size would never finish (and end on its timeout, not on the
+/// size); Offboard's stops reading past the limit, so the server hands out a bounded amount.
+#[tokio::test]
+async fn an_endless_page_is_cut_off_at_the_limit_while_it_streams() {
+    const CHUNK: usize = 64 * 1024;
+    let handed_out = Arc::new(AtomicUsize::new(0));
+    let counter = handed_out.clone();
+    let app = Router::new().route(
+        "/scim/v2/Users",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                let head = page("2", "[").into_bytes();
+                let filler = axum::body::Bytes::from(vec![b' '; CHUNK]);
+                let endless = futures::stream::iter(std::iter::once(axum::body::Bytes::from(head)))
+                    .chain(futures::stream::repeat(filler))
+                    .map(move |chunk| {
+                        counter.fetch_add(chunk.len(), Ordering::SeqCst);
+                        Ok::<_, std::convert::Infallible>(chunk)
+                    });
+                (
+                    [(header::CONTENT_TYPE, "application/scim+json")],
+                    axum::body::Body::from_stream(endless),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let endpoint = ScimEndpoint::from_scim_base(&format!("http://{addr}/scim/v2"), None).unwrap();
+    let client = HttpScim::new(
+        endpoint,
+        ScimToken::new("hostile-test-token"),
+        HttpOptions {
+            timeout: Duration::from_secs(60),
+            extra_ca_bundle: None,
+            site_guard: None,
+        },
+    )
+    .unwrap();
+    let options = ListingOptions {
+        concurrency: 1,
+        max_attempts: 1,
+        ..quick_retries()
+    };
+    let err = list_all_users(&client, &options, &|_, _| {})
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        (text.contains("MiB") || text.contains("large")) && !text.contains("timed out"),
+        "{text}"
+    );
+    // One try, which read at most the limit (plus what sat in the sockets' and the server's
+    // buffers), never the endless rest.
+    let sent = handed_out.load(Ordering::SeqCst);
+    assert!(
+        sent <= MAX_REPLY_BYTES + 16 * 1024 * 1024,
+        "{} MiB handed out",
+        sent / (1024 * 1024)
+    );
 }

@@ -1,6 +1,6 @@
 //! The real `offboard serve` binary on PostgreSQL (`--database-url postgres://…`), on a
 //! throwaway cluster of its own (tests/support/pg_cluster.rs) and the project's Stack-shaped
-//! fault server: readiness while migrations run, a whole run stored in PostgreSQL and found
+//! fault server (a FAKE Stack site): readiness while migrations run, a whole run stored in PostgreSQL and found
 //! again after a restart, its audit trail verified (and an edit caught), and readiness once
 //! the database is gone.
 
@@ -77,9 +77,40 @@ async fn a_console_on_postgres_is_ready_only_when_migrated_and_its_database_answ
     let mut console = ConsoleProcess::launch(&data, &args);
     let (status, body) = wait_for(&console, "/readyz", 30, |_, _| true).await;
     assert_eq!((status, body), (503, json!({"status": "starting"})));
-    // Pages wait too, and say so with the same status.
-    assert_eq!(get(&console, "/").await.map(|(s, _)| s), Some(503));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Pages wait too, and say so with the same status, and when to ask again.
+    for path in ["/readyz", "/"] {
+        let reply = console
+            .http
+            .get(console.url(path))
+            .send()
+            .await
+            .expect(path);
+        assert_eq!(reply.status().as_u16(), 503, "{path}");
+        assert_eq!(
+            reply.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"1"[..]),
+            "{path} while starting"
+        );
+    }
+    // The migration is really waiting on the test's lock (PostgreSQL says so), not merely slow.
+    // Asked on a connection of its own: inside the blocker's transaction the statistics would
+    // stay as first read.
+    let mut watcher = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the migration never waited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         get(&console, "/readyz").await.map(|(s, _)| s),
         Some(503),

@@ -1,6 +1,6 @@
 //! Two real `offboard serve` replicas on one PostgreSQL database (the test binary's throwaway
 //! cluster, tests/support/pg_cluster.rs), each with its own data folder and the same token key,
-//! and the project's Stack-shaped fault server (a real HTTP server, slowed with
+//! and the project's Stack-shaped fault server (a FAKE Stack site over real HTTP, slowed with
 //! `--latency-ms`): the replica driving a run is stopped mid-run, killed with SIGKILL (the
 //! other takes the run over once the lease expires) or told to stop with SIGTERM (it hands the
 //! run back at once); either way the other finishes the run, with no DELETE sent twice and one
@@ -221,17 +221,17 @@ async fn pause_resume_and_cancel_on_one_replica_act_on_the_run_the_other_drives(
     };
     // Pause on B: A stops sending (what was in flight settles first).
     assert_eq!(command("pause").await["state"], json!("paused"));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let settled = deleted(&site.state().await).len();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A says when it saw the pause; then what it had in flight lands (the site says when none
+    // is left), and after that it sends nothing more (watched for a while, as a check).
+    let log_a = a.log_once_it_says("paused on another replica").await;
+    assert!(log_a.contains("paused on another replica"), "{log_a}");
+    let settled = deleted(&site.settled().await).len();
     assert_eq!(
-        deleted(&site.state().await).len(),
+        deleted(&site.no_delete_during(Duration::from_secs(1)).await).len(),
         settled,
         "replica A went on deleting while paused on B"
     );
     assert!(settled < chosen.len(), "the run ended before the pause");
-    let log_a = a.log_once_it_says("paused on another replica").await;
-    assert!(log_a.contains("paused on another replica"), "{log_a}");
 
     // Resume on B: A goes on.
     assert_eq!(command("resume").await["state"], json!("running"));
@@ -346,12 +346,11 @@ fn pasted(users: impl IntoIterator<Item = u32>) -> String {
 /// third run is refused in plain words while both go on, and starts once they have ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_sites_request_limit() {
-    // 400 ms a request: 40 users a run at 8 in flight would take 2 s, at 4 about 4 s, so the
-    // two runs overlap even when one replica starts its run a few seconds after the other on
-    // a loaded machine (at 150 ms they could miss each other, and the peak said nothing).
+    // The site holds every DELETE until both runs have theirs in flight, so the two runs
+    // certainly overlap however slowly either replica starts.
     let TwoReplicas { a, b, site, _dir } = two_replicas(
         &["--runs-per-site", "2"],
-        &["--users", "200", "--latency-ms", "400"],
+        &["--users", "200", "--latency-ms", "50"],
     )
     .await;
     // Plain users only: no moderator (i % 50 == 7 or 17), no community creator (i % 100 ==
@@ -367,7 +366,10 @@ async fn two_replicas_share_one_sites_request_limit() {
     let on_b = b.preview_text(&pasted(second.clone()), "delete").await;
     let later = a.preview_text(&pasted(third.clone()), "delete").await;
 
+    site.hold_deletes().await;
     let (job_a, job_b) = tokio::join!(a.start_run(&on_a), b.start_run(&on_b));
+    // Each run's 4 DELETEs wait at the site together: both runs are sending at once.
+    site.state_once(|s| s["deletes_in_flight"] == 8).await;
     let refused = a
         .call(
             "start_job",
@@ -382,6 +384,7 @@ async fn two_replicas_share_one_sites_request_limit() {
         refused.contains("A run is already going on against") && refused.contains("2 at a time"),
         "{refused}"
     );
+    site.release_deletes().await;
     for (console, job_id, users) in [(&a, &job_a, &first), (&b, &job_b, &second)] {
         let done = wait_for_job(console, job_id, 120, |j| j["state"] == json!("finished")).await;
         assert_eq!(done["done"], json!(users.len()), "{done}");

@@ -1,5 +1,5 @@
 //! `offboard rotate-key` on a real SQLite file: the real binary saves a token (through the real
-//! console, against the project's fault server), the command re-encrypts it, and the console
+//! console, against the project's fault server, a FAKE Stack site), the command re-encrypts it, and the console
 //! restarted with the new key still decrypts it and still accepts the preview made before.
 //! A failure changes nothing: not the database, not the key file.
 
@@ -193,4 +193,62 @@ async fn rotate_key_re_encrypts_every_token_and_a_failure_changes_nothing() {
     console = ConsoleProcess::start(&data).await;
     let found = check(&console).await;
     assert_eq!(found["ok"], json!(true), "{found}");
+}
+
+/// The connection's ciphertext as PostgreSQL stores it.
+async fn stored_on_postgres(url: &str) -> String {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query_scalar("SELECT token_ciphertext FROM connections WHERE team_id = 1")
+        .fetch_one(&mut db)
+        .await
+        .expect("ciphertext")
+}
+
+/// `offboard rotate-key --database-url postgres://…`: the token a console on PostgreSQL saved
+/// is re-encrypted there, and the console restarted with the new key decrypts it and starts the
+/// preview made under the old one.
+#[tokio::test]
+async fn rotate_key_re_encrypts_the_tokens_of_a_console_on_postgres() {
+    let cluster = support::pg_cluster::PgCluster::start().unwrap_or_else(|why| panic!("{why}"));
+    let url = cluster.fresh_database().await;
+    let site = FaultServer::start(&["--users", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key_file = data.join("secret.key");
+    let args = ["--database-url", url.as_str()];
+
+    let mut console = ConsoleProcess::start_with(&data, &args).await;
+    let diagnosis = console.save_connection(&site.base, "", "").await;
+    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    let preview = console
+        .preview_text("Email\nuser1@example.com\n", "deactivate")
+        .await;
+    console.kill();
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    let old_ciphertext = stored_on_postgres(&url).await;
+
+    let (ok, text) = rotate_key(&data, &[("DATABASE_URL", url.as_str())]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("Done: 1 saved token(s) re-encrypted"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN), "{text}");
+    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_key);
+    assert_ne!(stored_on_postgres(&url).await, old_ciphertext);
+
+    console = ConsoleProcess::start_with(&data, &args).await;
+    let found = check(&console).await;
+    assert_eq!(found["ok"], json!(true), "{found}");
+    let started = console
+        .call(
+            "start_job",
+            &[
+                ("preview_id", preview["id"].as_str().unwrap()),
+                ("typed", preview["phrase"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert!(started.is_ok(), "{started:?}");
 }

@@ -292,3 +292,36 @@ async fn tls_is_verified_and_an_extra_ca_is_trusted() {
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].id, "tls-1");
 }
+
+/// A bundle of two company CAs (the `--ca-bundle` file of a company with two): a site signed by
+/// either is trusted, proved by connecting to one of each; the second is refused without it.
+#[tokio::test]
+async fn both_cas_of_a_two_ca_bundle_are_trusted() {
+    let first = support::TlsStandIn::start();
+    let second = support::TlsStandIn::start_second();
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("company-cas.pem");
+    let mut pem = std::fs::read_to_string(support::TlsStandIn::ca_bundle()).unwrap();
+    pem.push_str(&std::fs::read_to_string(support::TlsStandIn::second_ca()).unwrap());
+    std::fs::write(&both, pem).unwrap();
+    let client = |server: &support::TlsStandIn, bundle: &std::path::Path| {
+        let endpoint = ScimEndpoint::from_scim_base(&server.base_url(), None).unwrap();
+        let opts = HttpOptions {
+            extra_ca_bundle: Some(bundle.to_path_buf()),
+            ..HttpOptions::default()
+        };
+        HttpScim::new(endpoint, ScimToken::new(TOKEN), opts).unwrap()
+    };
+    for server in [&first, &second] {
+        assert_eq!(
+            check_connection(&client(server, &both)).await,
+            ConnectionDiagnosis::Ok { user_count: 1 }
+        );
+    }
+    // The second site really needs the second CA: with the first alone it is refused.
+    let d = check_connection(&client(&second, &support::TlsStandIn::ca_bundle())).await;
+    assert!(
+        matches!(&d, ConnectionDiagnosis::Tls { detail } if detail.contains("UnknownIssuer")),
+        "{d:?}"
+    );
+}

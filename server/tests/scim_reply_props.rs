@@ -9,7 +9,8 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use server::engine::listing::{list_all_users, parse_list_page, ListingOptions, MAX_LISTED_USERS};
 use server::scim::replies::{
-    classify_delete, classify_get, classify_patch, parse_retry_after, plain_message, server_message,
+    classify_delete, classify_get, classify_patch, parse_retry_after, plain_message,
+    server_message, DeleteReply, GetReply, PatchReply,
 };
 use server::scim::users::parse_user;
 use server::scim::{ScimProvider, ScimReply, TransportError};
@@ -125,8 +126,21 @@ proptest! {
     #[test]
     fn arbitrary_bytes_are_not_a_page(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         let text = String::from_utf8_lossy(&bytes);
-        let _ = parse_list_page(&text);
-        let _ = server_message(&text);
+        let is_object = serde_json::from_str::<Value>(text.trim()).is_ok_and(|v| v.is_object());
+        match parse_list_page(&text) {
+            // Only a JSON object can be a page; anything else is "not SCIM", never a page.
+            Err(error) => prop_assert!(
+                is_object || matches!(error, server::engine::listing::ListingError::NotScim { .. }),
+                "{error:?}"
+            ),
+            Ok(page) => {
+                prop_assert!(is_object, "bytes that are not a JSON object made a page");
+                prop_assert!(page.total_results <= MAX_LISTED_USERS);
+            }
+        }
+        if let Some(message) = server_message(&text) {
+            prop_assert!(!message.trim().is_empty());
+        }
     }
 
     #[test]
@@ -165,10 +179,180 @@ proptest! {
     #[test]
     fn every_reply_is_classified_without_panic(reply in reply()) {
         let now = SystemTime::now();
-        let _ = classify_delete(&reply, now);
-        let _ = classify_patch(&reply, now);
-        let _ = classify_get(&reply, now);
+        let delete = classify_delete(&reply, now);
+        let patch = classify_patch(&reply, now);
+        let get = classify_get(&reply, now);
+        check_classes(&reply, now, &delete, &patch, &get)?;
     }
+}
+
+/// The classification invariants every reply keeps, whatever its body: the statuses the three
+/// operations share are read alike (401/403 refused, 429 or a dated 503 throttled, 408/502/503/504
+/// transient), success is success, 404/410 is "not there", a throttle never waits past the cap,
+/// and a failure keeps the reply's status and a one-line message.
+fn check_classes(
+    reply: &ScimReply,
+    now: SystemTime,
+    delete: &DeleteReply,
+    patch: &PatchReply,
+    get: &GetReply,
+) -> Result<(), TestCaseError> {
+    let status = reply.status;
+    let dated = reply
+        .retry_after
+        .as_deref()
+        .and_then(|v| parse_retry_after(v, now))
+        .is_some();
+    let cap = Duration::from_secs(3600);
+    match status {
+        200 | 204 => {
+            prop_assert_eq!(delete, &DeleteReply::Deleted);
+            prop_assert_eq!(patch, &PatchReply::Applied);
+        }
+        401 | 403 => {
+            prop_assert_eq!(delete, &DeleteReply::Unauthorized);
+            prop_assert_eq!(patch, &PatchReply::Unauthorized);
+            prop_assert_eq!(get, &GetReply::Unauthorized);
+        }
+        429 => {
+            prop_assert!(
+                matches!(delete, DeleteReply::Throttled { .. }),
+                "{delete:?}"
+            );
+            prop_assert!(matches!(patch, PatchReply::Throttled { .. }), "{patch:?}");
+            prop_assert!(matches!(get, GetReply::Throttled { .. }), "{get:?}");
+        }
+        503 if dated => {
+            prop_assert!(
+                matches!(
+                    delete,
+                    DeleteReply::Throttled {
+                        retry_after: Some(_)
+                    }
+                ),
+                "{delete:?}"
+            );
+            prop_assert!(
+                matches!(
+                    patch,
+                    PatchReply::Throttled {
+                        retry_after: Some(_)
+                    }
+                ),
+                "{patch:?}"
+            );
+            prop_assert!(
+                matches!(
+                    get,
+                    GetReply::Throttled {
+                        retry_after: Some(_)
+                    }
+                ),
+                "{get:?}"
+            );
+        }
+        408 | 502 | 503 | 504 => {
+            // 408 and 503 say the request was not processed; a 502/504 may have passed it on.
+            let maybe_applied = matches!(status, 502 | 504);
+            prop_assert_eq!(
+                delete,
+                &DeleteReply::Transient {
+                    status,
+                    maybe_applied
+                }
+            );
+            prop_assert_eq!(patch, &PatchReply::Transient { status });
+            prop_assert_eq!(get, &GetReply::Transient { status });
+        }
+        404 | 410 => {
+            prop_assert_eq!(delete, &DeleteReply::NotFound);
+            prop_assert_eq!(patch, &PatchReply::NotFound);
+            prop_assert_eq!(get, &GetReply::Gone);
+        }
+        _ => {
+            // Nothing outside the shared statuses is throttled, transient or refused.
+            prop_assert!(
+                !matches!(
+                    delete,
+                    DeleteReply::Throttled { .. }
+                        | DeleteReply::Transient { .. }
+                        | DeleteReply::Unauthorized
+                ),
+                "{delete:?}"
+            );
+            prop_assert!(
+                !matches!(
+                    patch,
+                    PatchReply::Throttled { .. }
+                        | PatchReply::Transient { .. }
+                        | PatchReply::Unauthorized
+                ),
+                "{patch:?}"
+            );
+            prop_assert!(
+                !matches!(
+                    get,
+                    GetReply::Throttled { .. }
+                        | GetReply::Transient { .. }
+                        | GetReply::Unauthorized
+                ),
+                "{get:?}"
+            );
+        }
+    }
+    if status != 200 {
+        prop_assert!(!matches!(get, GetReply::Present(_)), "{get:?}");
+    }
+    // Stack's own refusals are only ever read from an error reply.
+    if status < 400 {
+        prop_assert!(
+            !matches!(
+                delete,
+                DeleteReply::SystemAccount
+                    | DeleteReply::NeedsDemotion
+                    | DeleteReply::CommunityCreator
+            ),
+            "{delete:?}"
+        );
+    }
+    for waited in [
+        match delete {
+            DeleteReply::Throttled { retry_after } => *retry_after,
+            _ => None,
+        },
+        match patch {
+            PatchReply::Throttled { retry_after } => *retry_after,
+            _ => None,
+        },
+        match get {
+            GetReply::Throttled { retry_after } => *retry_after,
+            _ => None,
+        },
+    ]
+    .into_iter()
+    .flatten()
+    {
+        prop_assert!(waited <= cap);
+    }
+    let failures = [
+        match delete {
+            DeleteReply::Failed { status, message } => Some((*status, message)),
+            _ => None,
+        },
+        match patch {
+            PatchReply::Failed { status, message } => Some((*status, message)),
+            _ => None,
+        },
+        match get {
+            GetReply::Failed { status, message } => Some((*status, message)),
+            _ => None,
+        },
+    ];
+    for (failed_status, message) in failures.into_iter().flatten() {
+        prop_assert_eq!(failed_status, status);
+        prop_assert!(!message.is_empty() && !message.contains('\n') && !message.contains('\r'));
+    }
+    Ok(())
 }
 
 /// A FAKE provider: serves `listed` users in pages of `cap`, but claims `total` (any JSON).

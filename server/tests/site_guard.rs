@@ -94,7 +94,7 @@ async fn names_resolving_to_internal_addresses_are_refused_before_connecting() {
         ("local-nat64.example", &["64:ff9b:1::a9fe:a9fe"]),
         ("teredo.example", &["2001:0:808:808::5601:5601"]),
     ]);
-    let names = [
+    for (asked, name) in [
         "intranet.example",
         "metadata.example",
         "v6-metadata.example",
@@ -105,10 +105,11 @@ async fn names_resolving_to_internal_addresses_are_refused_before_connecting() {
         "siit.example",
         "local-nat64.example",
         "teredo.example",
-    ];
-    for name in names {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let scim = guarded(&format!("https://{name}"), false, &[], lookup.clone()).unwrap();
-        let started = std::time::Instant::now();
         let err = scim.list_users(1, 1).await.unwrap_err();
         assert!(is_refusal(&err), "{name}: {err:?}");
         let text = err.to_string();
@@ -123,14 +124,10 @@ async fn names_resolving_to_internal_addresses_are_refused_before_connecting() {
         ] {
             assert!(!text.contains(detail), "{name}: {detail} in {text}");
         }
-        // Refused in the resolver: no connection attempt, so no connect timeout either.
-        assert!(started.elapsed() < Duration::from_secs(2), "{name}");
+        // Refused in the resolver: the name was looked up once, and no connection was tried
+        // (no connect error or timeout in the answer, checked above).
+        assert_eq!(lookup.asked.load(Ordering::SeqCst), asked + 1, "{name}");
     }
-    assert_eq!(
-        lookup.asked.load(Ordering::SeqCst),
-        names.len(),
-        "every name went through the stub"
-    );
     // The same forms written as the site's address are refused before any request.
     for literal in [
         "https://[2002:a9fe:a9fe::]",

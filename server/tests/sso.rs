@@ -1,8 +1,9 @@
 //! Single sign-on against a real OpenID Connect provider (the npm `oidc-provider`, started on
 //! loopback by `end2end/oidc/provider.mjs`): discovery, the browser's trip through the
 //! provider's sign-in form, the code exchange with PKCE, and the ID token's checks. Every
-//! refusal here is produced by the real provider or by Offboard's own checks of its real
-//! answers; nothing is faked.
+//! refusal in the first part is produced by the real provider or by Offboard's own checks of
+//! its real answers. The last part uses a FAKE provider (`fake_idp`, labelled where it starts)
+//! for tokens a real provider never hands out.
 
 mod support;
 

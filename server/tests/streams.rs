@@ -1,7 +1,8 @@
 //! Live-progress streams (`GET /jobs/{id}/events`) through the real `offboard serve` binary:
 //! a stream ends, saying why, once its viewer is removed from the team, signs out everywhere
 //! or signs out, and delivers nothing more; one person cannot take every place of a run.
-//! The site is the project's real fault server, slowed so the run goes on meanwhile.
+//! The site is the project's fault server, a FAKE Stack site (a Stack-shaped test double, not
+//! Stack), slowed so the run goes on meanwhile.
 
 mod support;
 

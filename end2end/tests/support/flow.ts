@@ -41,6 +41,8 @@ export class FaultServer {
     deleted: string[];
     inactive: string[];
     delete_requests_by_account: Record<string, number>;
+    /** Authorised SCIM requests received, by method. */
+    requests: Record<string, number>;
     replies_by_status: Record<string, number>;
     /** DELETEs the site has received and not yet answered. */
     deletes_in_flight: number;

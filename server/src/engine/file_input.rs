@@ -1023,8 +1023,8 @@ mod tests {
     }
 
     #[test]
-    fn files_at_the_size_limit_are_refused_quickly() {
-        let started = std::time::Instant::now();
+    fn files_at_the_size_limit_are_refused() {
+        // What is refused, not how fast: speed is the benchmark's business.
         let commas = vec![b','; MAX_FILE_BYTES];
         assert!(matches!(
             read_admin_file(&commas, None),
@@ -1035,7 +1035,6 @@ mod tests {
             read_admin_file(lines.as_bytes(), None),
             Err(FileError::TooManyRows { max: MAX_ROWS })
         );
-        assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
     }
 
     #[test]

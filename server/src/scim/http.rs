@@ -482,6 +482,8 @@ mod tests {
 
     #[test]
     fn a_bundle_with_several_certificates_is_accepted() {
+        // Read and built here; that both are trusted is proved by connecting to a server of
+        // each (tests/scim2_listing.rs, both_cas_of_a_two_ca_bundle_are_trusted).
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("company-cas.pem");
         std::fs::write(&bundle, TWO_CAS).unwrap();

@@ -112,9 +112,10 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
-    let short = Duration::from_millis(300);
+    // A long lease, expired below on purpose: a short one could run out on a loaded machine
+    // before the checks that need it still held.
     let a = s
-        .claim_jobs("replica-a", short, &[], None)
+        .claim_jobs("replica-a", LONG, &[], None)
         .await
         .expect("a claims");
     assert_eq!(job_ids(&a), ["job-1"]);
@@ -131,7 +132,7 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
     s.mark_sending_fenced(lease_a, "a1")
         .await
         .expect("a sends a1");
-    assert!(s.renew_lease(lease_a, short).await.expect("renew"));
+    assert!(s.renew_lease(lease_a, LONG).await.expect("renew"));
 
     if backend == Backend::Postgres {
         // Held and not expired: another replica gets nothing until it expires.
@@ -141,7 +142,11 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
             "a live lease is not taken: {:?}",
             job_ids(&early)
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The lease runs out (set in the past as plain SQL: the clock is PostgreSQL's).
+        t.execute(
+            "UPDATE job_leases SET expires_at = now() - interval '1 second' WHERE job_id = 'job-1'",
+        )
+        .await;
     }
     // Expired on PostgreSQL; on SQLite (one process) any lease not driving is taken at once.
     let b = s

@@ -96,6 +96,12 @@ impl ConsoleProcess {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> ConsoleProcess {
+        let database = on_postgres_if_asked(data_dir, extra_args).await;
+        let mut args: Vec<&str> = extra_args.to_vec();
+        if let Some(url) = &database {
+            args.extend(["--database-url", url.as_str()]);
+        }
+        let extra_args = args.as_slice();
         let mut console = ConsoleProcess::launch_at(port, data_dir, extra_args, env);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -392,6 +398,26 @@ impl ConsoleProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// With `OFFBOARD_TEST_DATABASE=postgres`, a console started without `--database-url` runs on
+/// a fresh database of the test binary's PostgreSQL cluster instead of its SQLite file: the
+/// same console-level suite, on the other database (`OFFBOARD_TEST_DATABASE=postgres cargo test
+/// -p server --features app/ssr --test hardening`). A restart on the same data folder finds the
+/// same database again (its URL is kept next to the folder).
+async fn on_postgres_if_asked(data_dir: &Path, extra_args: &[&str]) -> Option<String> {
+    if std::env::var("OFFBOARD_TEST_DATABASE").as_deref() != Ok("postgres")
+        || extra_args.contains(&"--database-url")
+    {
+        return None;
+    }
+    let kept = data_dir.with_extension("database-url");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return Some(url);
+    }
+    let url = super::pg_cluster::shared().fresh_database().await;
+    std::fs::write(&kept, &url).expect("keep the database URL");
+    Some(url)
 }
 
 impl Drop for ConsoleProcess {

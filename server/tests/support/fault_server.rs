@@ -1,7 +1,9 @@
-//! Runs the project's Stack-shaped `stack-fault-server` binary for one test (killed on drop).
+//! Runs the project's Stack-shaped `stack-fault-server` binary (a FAKE Stack site, a test
+//! double) for one test (killed on drop).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -107,6 +109,61 @@ impl FaultServer {
             .json()
             .await
             .unwrap()
+    }
+
+    /// The state once `what` holds of it (polled, up to 30 s): waiting for the condition, not
+    /// for a guess at how long it takes.
+    pub async fn state_once(&self, what: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self.state().await;
+            if what(&state) {
+                return state;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the site never got there: {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The state once no DELETE is in flight: what a pause or a crash left to land has landed.
+    pub async fn settled(&self) -> Value {
+        self.state_once(|s| s["deletes_in_flight"] == 0).await
+    }
+
+    /// Holds every DELETE the site receives (they wait, counted in `deletes_in_flight`) until
+    /// [`FaultServer::release_deletes`]: the first piece of a run held on purpose, so what the
+    /// test does meanwhile certainly overlaps it.
+    pub async fn hold_deletes(&self) {
+        self.control("/_control/settings", json!({"hold_deletes": true}))
+            .await;
+    }
+
+    pub async fn release_deletes(&self) {
+        self.control("/_control/settings", json!({"hold_deletes": false}))
+            .await;
+    }
+
+    /// Watches the site for `window` (an observation, not a synchronisation: the caller waited
+    /// for its condition already) and fails as soon as a DELETE is asked for; the last state.
+    pub async fn no_delete_during(&self, window: Duration) -> Value {
+        let before = self.state().await;
+        let sent = before["requests"]["DELETE"].as_u64().unwrap_or(0);
+        let until = Instant::now() + window;
+        loop {
+            let state = self.state().await;
+            assert_eq!(
+                state["requests"]["DELETE"].as_u64().unwrap_or(0),
+                sent,
+                "a DELETE was sent while none should be"
+            );
+            if Instant::now() >= until {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 }
 

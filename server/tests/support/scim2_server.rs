@@ -161,7 +161,7 @@ impl Drop for Scim2Server {
     }
 }
 
-/// `SCIM2_SERVER_BIN`, else the venv `make test-deps` creates.
+/// `SCIM2_SERVER_BIN`, else the venv `make deps-test` creates.
 pub fn binary() -> PathBuf {
     let path = match std::env::var_os("SCIM2_SERVER_BIN") {
         Some(p) => PathBuf::from(p),
@@ -172,7 +172,7 @@ pub fn binary() -> PathBuf {
     };
     assert!(
         path.exists(),
-        "scim2-server not found at {}. Run `make test-deps` (or set SCIM2_SERVER_BIN).",
+        "scim2-server not found at {}. Run `make deps-test` (or set SCIM2_SERVER_BIN).",
         path.display()
     );
     path

@@ -1,6 +1,8 @@
 //! A stand-in HTTPS server (Python's ssl module, not a SCIM implementation) whose certificate
 //! is signed by a private test CA, for checking TLS verification and the extra-CA option.
-//! The certificates in `tls/` were made with openssl for these tests only.
+//! The certificates in `tls/` were made with openssl for these tests only (TEST-ONLY keys, no
+//! use anywhere else): `ca.pem` signed `server.pem`; a second CA, `ca2.pem`, signed
+//! `server2.pem`, for a bundle of two company CAs.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -35,6 +37,15 @@ pub struct TlsStandIn {
 
 impl TlsStandIn {
     pub fn start() -> TlsStandIn {
+        TlsStandIn::start_with("server.pem", "server.key")
+    }
+
+    /// A stand-in whose certificate the second test CA ([`TlsStandIn::second_ca`]) signed.
+    pub fn start_second() -> TlsStandIn {
+        TlsStandIn::start_with("server2.pem", "server2.key")
+    }
+
+    fn start_with(cert: &str, key: &str) -> TlsStandIn {
         let python = super::scim2_server::binary().with_file_name("python3");
         for _ in 0..3 {
             let port = super::scim2_server::free_port();
@@ -42,8 +53,8 @@ impl TlsStandIn {
                 .arg("-c")
                 .arg(SCRIPT)
                 .arg(port.to_string())
-                .arg(tls_file("server.pem"))
-                .arg(tls_file("server.key"))
+                .arg(tls_file(cert))
+                .arg(tls_file(key))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
@@ -66,6 +77,11 @@ impl TlsStandIn {
     /// The PEM file of the CA that signed the server's certificate.
     pub fn ca_bundle() -> PathBuf {
         tls_file("ca.pem")
+    }
+
+    /// The PEM file of the second test CA, which signed [`TlsStandIn::start_second`]'s.
+    pub fn second_ca() -> PathBuf {
+        tls_file("ca2.pem")
     }
 }
 

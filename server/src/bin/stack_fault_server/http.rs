@@ -146,6 +146,10 @@ async fn track_scim_request(State(app): State<App>, request: Request, next: Next
     if latency > 0 {
         app.sleep(Duration::from_millis(latency)).await;
     }
+    // A held DELETE waits here until the test lets it go (or the server stops).
+    while delete && app.site().settings.hold_deletes && !*app.shutdown.borrow() {
+        app.sleep(Duration::from_millis(10)).await;
+    }
     let response = next.run(request).await;
     guard.status = Some(response.status().as_u16());
     response
@@ -329,6 +333,7 @@ async fn control_settings(
         "deletion_disabled": settings.deletion_disabled,
         "promotion_allowed": settings.promotion_allowed,
         "timeout_sleep_ms": settings.timeout_sleep_ms,
+        "hold_deletes": settings.hold_deletes,
     }))
 }
 

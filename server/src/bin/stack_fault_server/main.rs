@@ -57,7 +57,9 @@
 //!   A new script for an account replaces the old one.
 //! - `POST /_control/burst` `{"count":N,"status":503}` → the next N SCIM requests get that status.
 //! - `POST /_control/settings` with any of `latency_ms, rate_limit (0 = off), retry_after_date,
-//!   page_cap, ignore_filter, deletion_disabled, promotion_allowed, timeout_sleep_ms`.
+//!   page_cap, ignore_filter, deletion_disabled, promotion_allowed, timeout_sleep_ms,
+//!   hold_deletes`. `hold_deletes: true` makes every DELETE wait, counted in `deletes_in_flight`,
+//!   before anything is done, until `hold_deletes: false` (tests hold a run's first requests).
 //!
 //! Order of faults for a SCIM request: latency, token check, rate limit (429), burst, script.
 
@@ -157,6 +159,7 @@ fn startup(cli: &Cli) -> Result<Startup, String> {
             deletion_disabled: cli.deletion_disabled,
             promotion_allowed: cli.promotion_allowed,
             timeout_sleep_ms: cli.timeout_sleep_ms,
+            hold_deletes: false,
         },
         users,
         burst_503: cli.burst_503,

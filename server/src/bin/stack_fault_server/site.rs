@@ -22,6 +22,9 @@ pub struct Settings {
     pub deletion_disabled: bool,
     pub promotion_allowed: bool,
     pub timeout_sleep_ms: u64,
+    /// DELETEs wait (counted in flight, before any work) until this is switched off again: a
+    /// test holds the first piece of a run deliberately instead of hoping it is slow enough.
+    pub hold_deletes: bool,
 }
 
 /// Changes sent to `POST /_control/settings`; absent fields stay as they are.
@@ -37,6 +40,7 @@ pub struct SettingsChange {
     pub deletion_disabled: Option<bool>,
     pub promotion_allowed: Option<bool>,
     pub timeout_sleep_ms: Option<u64>,
+    pub hold_deletes: Option<bool>,
 }
 
 /// What the server started with, so `POST /_control/reset` can return to it.
@@ -210,6 +214,9 @@ impl Site {
         }
         if let Some(value) = change.promotion_allowed {
             settings.promotion_allowed = value;
+        }
+        if let Some(value) = change.hold_deletes {
+            settings.hold_deletes = value;
         }
         if let Some(value) = change.timeout_sleep_ms {
             settings.timeout_sleep_ms = value;
@@ -566,6 +573,7 @@ mod tests {
                 deletion_disabled: false,
                 promotion_allowed: false,
                 timeout_sleep_ms: 1000,
+                hold_deletes: false,
             },
             users: users::generate(users, 3),
             burst_503: 0,

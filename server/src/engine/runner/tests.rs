@@ -648,6 +648,33 @@ async fn retry_after_as_http_date_is_honoured() {
     );
 }
 
+/// The promise in the module's header: throttled answers are retried, but a user the site
+/// throttles more than [`MAX_THROTTLED_RETRIES`] times in a row is given up (failed, in words),
+/// after exactly one more request than that, and the others are still done.
+#[tokio::test(start_paused = true)]
+async fn a_user_throttled_past_the_limit_is_given_up_after_exactly_that_many() {
+    let site = Arc::new(FakeSite::new(2));
+    let throttled = Fault::Reply(429, Some("1"), "");
+    site.fault(
+        Method::Delete,
+        "u1",
+        vec![throttled; MAX_THROTTLED_RETRIES as usize + 10],
+    );
+    let (summary, _) = go(&site, targets(&["u1", "u2"]), opts()).await;
+    assert_eq!(outcome(&summary, "u1"), ItemOutcome::Failed);
+    let message = &result(&summary, "u1").message;
+    assert!(
+        message.contains(&format!("{} times in a row", MAX_THROTTLED_RETRIES + 1)),
+        "{message}"
+    );
+    assert_eq!(
+        site.requests_for("u1"),
+        vec![Method::Delete; MAX_THROTTLED_RETRIES as usize + 1]
+    );
+    assert!(site.exists("u1"), "a throttled DELETE applies nothing");
+    assert_eq!(outcome(&summary, "u2"), ItemOutcome::Deleted);
+}
+
 #[tokio::test(start_paused = true)]
 async fn transient_503_is_retried_without_a_check() {
     let site = Arc::new(FakeSite::new(2));

@@ -1,0 +1,307 @@
+//! The web console (the real `offboard serve` binary, over HTTP as the browser drives it)
+//! against a REAL SCIM server, PyPI `scim2-server` (RFC replies at `/v2/Users`, plain http on
+//! loopback, hence `--allow-http-loopback-sites`): connect through the Advanced SCIM base URL,
+//! preview a pasted list, run it, read every report of the run, and find the users really gone
+//! from scim2-server. Then a second team: it can read nothing of the first team's run (404 for
+//! each report, nothing of it on its Audit page or in its audit CSV). No fake anywhere here.
+
+mod support;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use support::console_process::{client_with, session_cookie, ConsoleProcess};
+use support::Scim2Server;
+
+const TOKEN: &str = "console-scim2-token-5e6f7a8b9c";
+const PASSWORD: &str = "a long enough password";
+
+/// scim2-server with 12 users, `user{i}@corp.test` for i in 0..12; their ids in order of i.
+async fn seeded() -> (Scim2Server, Vec<String>) {
+    let server = Scim2Server::start(TOKEN);
+    let ids = server
+        .seed_users(12, |i| {
+            json!({
+                "userName": format!("user{i}"),
+                "emails": [{"value": format!("user{i}@corp.test"), "primary": true}],
+                "active": true,
+            })
+        })
+        .await;
+    (server, ids)
+}
+
+/// The ids scim2-server holds now, read from it directly.
+async fn ids_on(server: &Scim2Server) -> BTreeSet<String> {
+    let body: Value = reqwest::Client::new()
+        .get(format!("{}/Users?count=1000", server.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    body["Resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A console whose first owner connected to `server` (through the Advanced SCIM base URL),
+/// previewed users 1, 2 and 3 (and one unknown address) and ran the deletion to its end; the
+/// run's id.
+async fn finished_run(console: &ConsoleProcess, server: &Scim2Server) -> String {
+    let site = format!("http://127.0.0.1:{}", server.port());
+    let answer = console
+        .call(
+            "save_connection",
+            &[
+                ("site_url", site.as_str()),
+                ("scim_base_url", server.base_url().as_str()),
+                ("token", TOKEN),
+                ("operator_email", ""),
+            ],
+        )
+        .await
+        .expect("save_connection");
+    let (_view, diagnosis) = serde_json::from_value::<(Value, Value)>(answer).expect("diagnosis");
+    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
+    assert_eq!(diagnosis["user_count"], json!(12), "{diagnosis}");
+
+    let preview = console
+        .preview_text(
+            "Email\nuser1@corp.test\nUSER2@corp.test\nuser3@corp.test\nnobody@corp.test\n",
+            "delete",
+        )
+        .await;
+    assert_eq!(preview["counts"]["selected"], json!(3), "{preview}");
+    assert_eq!(preview["counts"]["not_found"], json!(1), "{preview}");
+    assert_eq!(preview["phrase"], json!("DELETE 3 USERS"), "{preview}");
+    let job_id = console.start_run(&preview).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = console
+            .call("job", &[("job_id", job_id.as_str())])
+            .await
+            .expect("job");
+        if job["state"] == json!("finished") {
+            assert_eq!(job["done"], json!(3), "{job}");
+            break;
+        }
+        assert!(
+            job["state"] == json!("running") || job["state"] == json!("queued"),
+            "{job}"
+        );
+        assert!(Instant::now() < deadline, "the run did not finish: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    job_id
+}
+
+/// `GET path` as `client`: status and body.
+async fn get(console: &ConsoleProcess, client: &Client, path: &str) -> (StatusCode, String) {
+    let reply = client.get(console.url(path)).send().await.expect(path);
+    let status = reply.status();
+    (status, reply.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_console_deletes_on_scim2_server_and_reports_the_run() {
+    let (server, ids) = seeded().await;
+    let before = ids_on(&server).await;
+    assert_eq!(before.len(), 12);
+    let dir = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start(&dir.path().join("data")).await;
+    // The database it runs on: SQLite, or PostgreSQL when the suite is run on it
+    // (OFFBOARD_TEST_DATABASE=postgres, see support/console_process.rs).
+    let (_, health) = get(&console, &console.http, "/healthz").await;
+    let health: Value = serde_json::from_str(&health).expect("healthz");
+    let expected = match std::env::var("OFFBOARD_TEST_DATABASE").as_deref() {
+        Ok("postgres") => "PostgreSQL",
+        _ => "SQLite",
+    };
+    assert_eq!(health["database"]["kind"], json!(expected), "{health}");
+    let job_id = finished_run(&console, &server).await;
+
+    // Really gone from scim2-server, and nobody else.
+    let gone: BTreeSet<String> = before.difference(&ids_on(&server).await).cloned().collect();
+    let asked: BTreeSet<String> = [1, 2, 3].iter().map(|&i| ids[i].clone()).collect();
+    assert_eq!(gone, asked);
+
+    let owner = &console.http;
+    let report = |file: &str| format!("/downloads/jobs/{job_id}/{file}");
+    let (status, csv) = get(&console, owner, &report("results.csv")).await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    for id in &asked {
+        assert!(csv.contains(id.as_str()), "{id} not in results.csv:\n{csv}");
+    }
+    assert_eq!(
+        csv.trim().lines().count(),
+        4,
+        "a header and three rows:\n{csv}"
+    );
+
+    let (status, body) = get(&console, owner, &report("results.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results: Value = serde_json::from_str(&body).expect("results.json");
+    let results = results.as_array().expect("a list");
+    assert_eq!(results.len(), 3, "{body}");
+    let reported: BTreeSet<String> = results
+        .iter()
+        .map(|r| {
+            assert!(
+                r["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.eq_ignore_ascii_case("deleted")),
+                "{r}"
+            );
+            r["account_id"].as_str().expect("account_id").to_string()
+        })
+        .collect();
+    assert_eq!(reported, asked);
+
+    let (status, body) = get(&console, owner, &report("failures.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Only the unknown address is reported, in the old script's format: every run user went.
+    let failures: Value = serde_json::from_str(&body).expect("failures.json");
+    let failures = failures.as_array().expect("a list of failures");
+    assert_eq!(failures.len(), 1, "{body}");
+    assert_eq!(failures[0]["email"], json!("nobody@corp.test"), "{body}");
+    assert_eq!(failures[0]["status"], json!("failed"), "{body}");
+
+    // The listing taken before deleting: all 12.
+    let (status, body) = get(&console, owner, &report("all_users.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for id in &before {
+        assert!(body.contains(id.as_str()), "{id} not in all_users.json");
+    }
+
+    let (status, body) = get(&console, owner, &report("run.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run: Value = serde_json::from_str(&body).expect("run.json");
+    assert_eq!(run["id"], json!(job_id), "{run}");
+    assert_eq!(run["state"], json!("finished"), "{run}");
+
+    // No report carries the token.
+    for file in [
+        "results.csv",
+        "results.json",
+        "failures.json",
+        "all_users.json",
+        "run.json",
+    ] {
+        assert!(!get(&console, owner, &report(file)).await.1.contains(TOKEN));
+    }
+    assert!(
+        !console.log_text().contains(TOKEN),
+        "the token is in the log"
+    );
+}
+
+/// Makes team B (as the console owner), invites `email` into it as an operator (the
+/// invitation names the email and the role; only that email may join), and switches the
+/// owner back to their first team; the new operator's signed-in client.
+async fn team_b_operator(console: &ConsoleProcess, email: &str) -> Client {
+    let owner = &console.http;
+    let made = console
+        .post_form(owner, "/teams", &[("name", "Team B")])
+        .await;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let (status, body) = console.call_as(owner, "console_teams", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let teams: Value = serde_json::from_str(&body).expect("teams");
+    let team_b = teams[0]
+        .as_array()
+        .expect("teams")
+        .iter()
+        .find(|t| t["name"] == json!("Team B"))
+        .expect("team B")["id"]
+        .to_string();
+    let switched = console
+        .post_form(owner, "/account/team", &[("team", &team_b)])
+        .await;
+    assert_eq!(switched.status(), StatusCode::SEE_OTHER);
+    let invited = console
+        .post_form(
+            owner,
+            "/team/invitations",
+            &[("email", email), ("role", "operator")],
+        )
+        .await;
+    assert_eq!(invited.status(), StatusCode::SEE_OTHER);
+    let (status, body) = console.call_as(owner, "team_page", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let page: Value = serde_json::from_str(&body).expect("team page");
+    let url = page["new_link"]["url"].as_str().expect("a new link");
+    let code = url.rsplit('=').next().expect("a code").to_string();
+    let joined = console
+        .post_form(
+            &console.anonymous(),
+            "/join",
+            &[
+                ("code", code.as_str()),
+                ("email", email),
+                ("name", "Otto"),
+                ("password", PASSWORD),
+                ("again", PASSWORD),
+            ],
+        )
+        .await;
+    let cookie = session_cookie(&joined).unwrap_or_else(|| panic!("join refused: {joined:?}"));
+    let back = console
+        .post_form(owner, "/account/team", &[("team", "1")])
+        .await;
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    client_with(Some(&cookie))
+}
+
+#[tokio::test]
+async fn another_team_reads_nothing_of_a_run_its_reports_or_its_audit_entries() {
+    let (server, _) = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start(&dir.path().join("data")).await;
+    let job_id = finished_run(&console, &server).await;
+    let b = team_b_operator(&console, "otto@b.example").await;
+    let (status, body) = console.call_as(&b, "whoami", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Team B"), "{body}");
+
+    // Every report of team A's run: 404 for team B, 200 for team A (the same addresses).
+    for file in [
+        "results.json",
+        "all_users.json",
+        "run.json",
+        "results.csv",
+        "failures.json",
+    ] {
+        let path = format!("/downloads/jobs/{job_id}/{file}");
+        let (status, body) = get(&console, &b, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert!(!body.contains("corp.test"), "{path}: {body}");
+        assert_eq!(get(&console, &console.http, &path).await.0, StatusCode::OK);
+    }
+
+    // The audit trail: team A's has the run; team B's page and CSV show nothing of it.
+    let fields = [("action", ""), ("from", ""), ("to", ""), ("before", "0")];
+    let (status, a_page) = console.call_as(&console.http, "audit_page", &fields).await;
+    assert_eq!(status, StatusCode::OK, "{a_page}");
+    assert!(a_page.contains(&job_id), "team A's own trail lacks the run");
+    let (status, b_page) = console.call_as(&b, "audit_page", &fields).await;
+    assert_eq!(status, StatusCode::OK, "{b_page}");
+    assert!(!b_page.contains(&job_id), "{b_page}");
+    assert!(!b_page.contains("corp.test"), "{b_page}");
+    let (status, a_csv) = get(&console, &console.http, "/downloads/audit.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(a_csv.contains(&job_id));
+    let (status, b_csv) = get(&console, &b, "/downloads/audit.csv").await;
+    assert_eq!(status, StatusCode::OK, "{b_csv}");
+    assert!(!b_csv.contains(&job_id), "{b_csv}");
+    assert!(!b_csv.contains("corp.test"), "{b_csv}");
+    // Asking for team A's entries by their kind changes nothing.
+    let (_, b_csv) = get(&console, &b, "/downloads/audit.csv?action=run_ended").await;
+    assert!(!b_csv.contains(&job_id), "{b_csv}");
+}
