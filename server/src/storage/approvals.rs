@@ -4,7 +4,7 @@
 //!
 //! A request leaves "awaiting" once, by one guarded update (`… WHERE decision IS NULL AND
 //! expires_at > now`): approved only in the transaction that creates its run
-//! ([`approve_in`](on_sqlite::approve_in), called by `create_job`), declined only while no run
+//! (`approval_step::on_sqlite::approve_in`, called by `create_job`), declined only while no run
 //! exists ([`ApprovalStorage::decline_approval`]). Whichever commits first wins; the other
 //! changes nothing, so a declined request never has a run and an approved one never a decline.
 
@@ -37,14 +37,6 @@ pub struct ApprovalRecord {
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub reason: Option<String>,
-}
-
-/// The approval a run is created under (see `NewJob::approval`): who gave it, and when.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunApproval {
-    /// As the trail names them ("Name <email>").
-    pub by: String,
-    pub at: DateTime<Utc>,
 }
 
 #[async_trait]
@@ -236,45 +228,3 @@ macro_rules! approval_queries {
 
 approval_queries!(super::sqlite::SqliteStorage, pool, writer, on_sqlite);
 approval_queries!(super::postgres::PostgresStorage, pool, pool, on_postgres);
-
-/// The approval's side of creating a run, for `create_job` on each database (module
-/// `$module`).
-macro_rules! approval_in_transaction {
-    ($module:ident, $db:ty) => {
-        pub(super) mod $module {
-            use super::*;
-
-            /// Turns the request of `preview_id` from awaiting to approved inside the
-            /// transaction that creates its run; [`StorageError::ApprovalNotAwaiting`] when it
-            /// no longer awaits at `approval.at` (declined, withdrawn, expired, or approved
-            /// already), and then the caller's transaction must not commit. On PostgreSQL the
-            /// row stays locked until that transaction ends, so a decline waits for it.
-            pub async fn approve_in(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                team_id: TeamId,
-                preview_id: &PreviewId,
-                approval: &RunApproval,
-            ) -> Result<()> {
-                let done = sqlx::query(
-                    "UPDATE approvals SET decision = 'approved', decided_by = $1, \
-                     decided_at = $2 WHERE team_id = $3 AND preview_id = $4 \
-                     AND decision IS NULL AND expires_at > $5",
-                )
-                .bind(&approval.by)
-                .bind(stamp(approval.at))
-                .bind(team_id)
-                .bind(preview_id)
-                .bind(stamp(approval.at))
-                .execute(&mut **tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StorageError::ApprovalNotAwaiting(preview_id.clone()));
-                }
-                Ok(())
-            }
-        }
-    };
-}
-
-approval_in_transaction!(on_sqlite, sqlx::Sqlite);
-approval_in_transaction!(on_postgres, sqlx::Postgres);

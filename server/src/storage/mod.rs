@@ -4,6 +4,7 @@
 //! (`postgres://`, for a hosted console).
 
 mod accounts;
+mod approval_step;
 mod approvals;
 mod audit;
 mod portable;
@@ -16,7 +17,8 @@ pub use accounts::{
     AccountRecord, AccountStorage, Joiner, LinkPurpose, LinkRecord, MemberChange, MemberRecord,
     NewAccount, TeamRecord,
 };
-pub use approvals::{ApprovalRecord, ApprovalStorage, Decision, RunApproval};
+pub use approval_step::RunApproval;
+pub use approvals::{ApprovalRecord, ApprovalStorage, Decision};
 pub use audit::{
     head_line, AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, ExpectedHeads,
     NewAuditEntry,

@@ -751,7 +751,7 @@ impl Storage for PostgresStorage {
         // Approving is creating the run: the request turns approved here (its row locked
         // until the commit, so a decline waits and then finds it decided) or nothing is written.
         if let Some(approval) = &job.approval {
-            super::approvals::on_postgres::approve_in(
+            super::approval_step::on_postgres::approve_in(
                 &mut tx,
                 job.team_id,
                 &job.preview_id,

@@ -498,7 +498,7 @@ impl Storage for SqliteStorage {
         let mut tx = self.writer.begin().await?;
         // Approving is creating the run: the request turns approved here or nothing is written.
         if let Some(approval) = &job.approval {
-            super::approvals::on_sqlite::approve_in(
+            super::approval_step::on_sqlite::approve_in(
                 &mut tx,
                 job.team_id,
                 &job.preview_id,
