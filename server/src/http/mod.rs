@@ -434,7 +434,7 @@ where
 }
 
 /// Removes unconfirmed previews older than `hours` at start and then every hour, so uploads
-/// and listings do not pile up in the data folder.
+/// and listings do not pile up in the data folder; and forgets old sign-in failures.
 fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
     let keep = chrono::Duration::hours(i64::from(hours.max(1)));
     tokio::spawn(async move {
@@ -442,6 +442,7 @@ fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
         loop {
             every_hour.tick().await;
             console.expire_previews(keep).await;
+            console.forget_old_sign_in_failures().await;
         }
     });
 }

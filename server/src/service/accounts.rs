@@ -458,6 +458,17 @@ impl Console {
         Ok(person)
     }
 
+    /// Forgets sign-in failures older than the throttling window, and the subjects (accounts,
+    /// addresses) with none left, so strangers' random emails do not pile up (hourly).
+    pub async fn forget_old_sign_in_failures(&self) {
+        let before = self.clock.now() - Duration::minutes(THROTTLE_MINUTES);
+        match self.storage.forget_sign_in_subjects(before).await {
+            Ok(0) => {}
+            Ok(gone) => tracing::info!(subjects = gone, "forgot old sign-in failures"),
+            Err(e) => tracing::warn!(error = %e, "could not forget old sign-in failures"),
+        }
+    }
+
     /// Signs in someone their company's sign-in service vouched for (`issuer`, `subject`, a
     /// verified email in an allowed domain). The identity is the issuer and subject:
     /// - known: its account, whatever the email says now;

@@ -212,6 +212,10 @@ pub trait AccountStorage: Send + Sync {
     ) -> Result<Vec<u32>>;
     /// Takes back a reserved attempt (it succeeded).
     async fn release_sign_in(&self, attempt: &str) -> Result<()>;
+    /// Forgets failures older than `before`, and the subjects with no failure left (each
+    /// subject's row only serialises its attempts: without a failure it holds nothing); how
+    /// many subjects were forgotten.
+    async fn forget_sign_in_subjects(&self, before: DateTime<Utc>) -> Result<u64>;
     /// Failed sign-ins of `subject` since `since`.
     async fn sign_in_failures(&self, subject: &str, since: DateTime<Utc>) -> Result<u32>;
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<()>;
@@ -891,6 +895,22 @@ macro_rules! account_queries {
             .execute(&self.$write)
             .await?;
         Ok(())
+    }
+
+    async fn forget_sign_in_subjects(&self, before: DateTime<Utc>) -> Result<u64> {
+        sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
+            .bind(stamp(before))
+            .execute(&self.$write)
+            .await?;
+        // A reservation that commits meanwhile keeps its failure row; if its subject's row
+        // went, the next attempt writes it again. Nothing is lost either way.
+        let gone = sqlx::query(
+            "DELETE FROM sign_in_subjects WHERE NOT EXISTS \
+             (SELECT 1 FROM sign_in_failures f WHERE f.subject = sign_in_subjects.subject)",
+        )
+        .execute(&self.$write)
+        .await?;
+        Ok(gone.rows_affected())
     }
 
     async fn sign_in_failures(&self, subject: &str, since: DateTime<Utc>) -> Result<u32> {

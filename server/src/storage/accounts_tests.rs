@@ -520,6 +520,17 @@ async fn sign_in_attempts_are_reserved_and_counted_in_their_window(backend: Back
         s.sign_in_failures("address:10.0.0.9", now()).await.unwrap(),
         1
     );
+    // The hourly sweep: nothing of the window is forgotten, then everything older is, with the
+    // subjects that have no failure left.
+    assert_eq!(t.count("SELECT COUNT(*) FROM sign_in_subjects").await, 2);
+    assert_eq!(s.forget_sign_in_subjects(at - window).await.unwrap(), 1);
+    assert_eq!(t.count("SELECT COUNT(*) FROM sign_in_subjects").await, 1);
+    assert_eq!(
+        s.forget_sign_in_subjects(at + window).await.unwrap(),
+        1,
+        "the address's last failure is forgotten, then its subject"
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM sign_in_subjects").await, 0);
 }
 
 /// Sixty attempts for one account at once: each is counted before the next is, so exactly
