@@ -374,18 +374,13 @@ async fn a_console_owner_gives_an_ownerless_team_an_owner() {
     let (_, notice) = console.call_as(&olive, "account_notice", &[]).await;
     assert!(notice.contains("has an owner"), "{notice}");
     // Left ownerless behind the console's back (an old bug, or a hand edit).
-    let db = format!(
-        "sqlite://{}",
-        console.data_dir.join("offboard.db").display()
-    );
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE team_members SET role = 'operator' WHERE team_id = $1")
-        .bind(bravo.parse::<i64>().unwrap())
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    console
+        .sql(
+            "UPDATE team_members SET role = 'operator' WHERE team_id = CAST($1 AS INTEGER) \
+             RETURNING email",
+            &[bravo.as_str()],
+        )
+        .await;
     let teams = json_of(&console, &olive, "console_teams").await;
     let listed = teams[0]
         .as_array()

@@ -400,6 +400,42 @@ impl ConsoleProcess {
     }
 }
 
+impl ConsoleProcess {
+    /// The database this console keeps its records in: its SQLite file, or the PostgreSQL
+    /// database `OFFBOARD_TEST_DATABASE=postgres` gave it.
+    pub fn database_url(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("database-url"))
+            .unwrap_or_else(|_| format!("sqlite://{}", self.data_dir.join("offboard.db").display()))
+    }
+
+    /// Runs `sql` (with `$1`… bound to `text`) on the console's database behind its back, as
+    /// someone with the database (not Offboard) would; the first column of each row, as text.
+    pub async fn sql(&self, sql: &str, text: &[&str]) -> Vec<String> {
+        use sqlx::Connection;
+        let url = self.database_url();
+        macro_rules! run {
+            ($conn:ty) => {{
+                let mut conn = <$conn>::connect(&url)
+                    .await
+                    .expect("connect to the database");
+                let mut query = sqlx::query_scalar::<_, String>(sql);
+                for value in text {
+                    query = query.bind(*value);
+                }
+                query
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("the statement runs")
+            }};
+        }
+        if url.starts_with("postgres") {
+            run!(sqlx::PgConnection)
+        } else {
+            run!(sqlx::SqliteConnection)
+        }
+    }
+}
+
 /// With `OFFBOARD_TEST_DATABASE=postgres`, a console started without `--database-url` runs on
 /// a fresh database of the test binary's PostgreSQL cluster instead of its SQLite file: the
 /// same console-level suite, on the other database (`OFFBOARD_TEST_DATABASE=postgres cargo test
