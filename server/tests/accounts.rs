@@ -435,7 +435,7 @@ async fn two_teams(dir: &std::path::Path) -> TwoTeams {
         .post_form(
             &owner,
             "/team/members/remove",
-            &[("email", "lone@a.example")],
+            &[("email", "lone@a.example"), ("confirm", "yes")],
         )
         .await;
     assert!(
