@@ -105,11 +105,12 @@ test('the deactivated list pages through all of its pages, with the selection in
     await table.getByRole('checkbox', { name: 'Select User 1505', exact: true }).check();
     await checkPage(page, '51-choose-deactivated-page-4');
 
-    // Scrolled to the top of a long page, the selection and its button stay in sight.
+    // Scrolled to the top of a long list, the selection and its button stay in sight.
     const bar = page.getByRole('group', { name: 'Selected users' });
     for (const width of [1280, 390]) {
       await page.setViewportSize({ width, height: 800 });
-      await page.evaluate(() => window.scrollTo(0, 0));
+      await table.evaluate((t) => t.scrollIntoView({ block: 'start' }));
+      await expect(table.getByRole('row').nth(1)).toBeInViewport();
       await expect(bar).toBeInViewport();
       await expect(bar).toContainText('3 selected');
       await expect(bar.getByRole('button', { name: 'Preview selected' })).toBeInViewport();
@@ -177,96 +178,93 @@ test('a cancelled run says who cancelled and when, and counts the users not atte
   }
 });
 
-test('the Team page asks before removing someone and every form says what it did', async ({ browser }) => {
+test('the Team page asks before removing someone and every form says what it did', async ({ page }) => {
   test.setTimeout(180_000);
-  // The Team and Account pages are plain forms: they must work without any script.
-  const context = await browser.newContext({ javaScriptEnabled: false });
-  await context.addCookies([{ name: 'offboard_session', value: server.cookie, url: server.baseURL }]);
-  const page = await context.newPage();
-  try {
-    await page.goto(`${server.baseURL}/team`);
-    await expect(page.getByRole('heading', { name: 'Default team', level: 1 })).toBeVisible();
-    await checkPage(page, '55-team');
+  await open(page, server.baseURL, '/team');
+  // The Team and Account pages are plain forms the server renders whole: no script at all,
+  // so everything below is what a browser without script does.
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'static');
+  expect(await page.locator('script[src], link[rel=modulepreload]').count()).toBe(0);
+  await expect(page.getByRole('heading', { name: 'Default team', level: 1 })).toBeVisible();
+  await checkPage(page, '55-team');
 
-    // Add a colleague by email: the page says who is now what.
-    await page.getByLabel('Email', { exact: true }).fill('ana@example.com');
-    await page.getByLabel('Their role').selectOption('viewer');
-    await page.getByRole('button', { name: 'Add', exact: true }).click();
-    await expect(page.getByRole('status').filter({ hasText: 'ana@example.com is now Viewer in Default team' })).toBeVisible();
-    await expect(page.getByText('Done.', { exact: true })).toHaveCount(0);
+  // Add a colleague by email: the page says who is now what.
+  await page.getByLabel('Email', { exact: true }).fill('ana@example.com');
+  await page.getByLabel('Their role').selectOption('viewer');
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'ana@example.com is now Viewer in Default team' })).toBeVisible();
+  await expect(page.getByText('Done.', { exact: true })).toHaveCount(0);
 
-    // Remove: first a question naming the person and what they lose; nothing is removed yet.
-    await page.getByRole('button', { name: 'Remove ana@example.com', exact: true }).click();
-    await expect(page.getByRole('heading', { name: 'Remove ana@example.com from Default team?' })).toBeVisible();
-    await expect(page.getByTestId('members')).toContainText('ana@example.com');
-    const consent = page.getByLabel("Yes, remove ana@example.com: they lose access to Default team's runs and reports.");
-    await expect(consent).not.toBeChecked();
-    await checkPage(page, '56-team-confirm-removal');
-    // Without the tick, the browser holds the form back (and the server refuses it too).
-    await page.getByRole('button', { name: 'Remove ana@example.com now' }).click();
-    await expect(page.getByTestId('members')).toContainText('ana@example.com');
-    const unticked = await server.post('/team/members/remove', { email: 'ana@example.com' }, server.cookie);
-    expect(unticked.status).toBe(303);
-    expect(unticked.headers.get('location')).toContain('/team?remove=ana%40example.com');
-    await page.reload();
-    await expect(page.getByText('Nobody was removed: tick the box')).toBeVisible();
-    await expect(page.getByTestId('members')).toContainText('ana@example.com');
-    // "Keep" leads back without removing anyone.
-    await page.getByRole('link', { name: 'Keep ana@example.com' }).click();
-    await expect(page.getByRole('heading', { name: /Remove ana@example.com/ })).toHaveCount(0);
-    await page.getByRole('button', { name: 'Remove ana@example.com', exact: true }).click();
-    await consent.check();
-    await page.getByRole('button', { name: 'Remove ana@example.com now' }).click();
-    await expect(
-      page.getByRole('status').filter({ hasText: 'ana@example.com was removed from Default team' }),
-    ).toBeVisible();
-    await expect(page.getByTestId('members')).not.toContainText('ana@example.com');
-    await checkPage(page, '57-team-removed');
+  // Remove: first a question naming the person and what they lose; nothing is removed yet.
+  await page.getByRole('button', { name: 'Remove ana@example.com', exact: true }).click();
+  await expect(page.getByRole('heading', { name: 'Remove ana@example.com from Default team?' })).toBeVisible();
+  await expect(page.getByTestId('members')).toContainText('ana@example.com');
+  const consent = page.getByLabel("Yes, remove ana@example.com: they lose access to Default team's runs and reports.");
+  await expect(consent).not.toBeChecked();
+  await checkPage(page, '56-team-confirm-removal');
+  // Without the tick, the browser holds the form back (and the server refuses it too).
+  await page.getByRole('button', { name: 'Remove ana@example.com now' }).click();
+  await expect(page.getByTestId('members')).toContainText('ana@example.com');
+  const unticked = await server.post('/team/members/remove', { email: 'ana@example.com' }, server.cookie);
+  expect(unticked.status).toBe(303);
+  expect(unticked.headers.get('location')).toContain('/team?remove=ana%40example.com');
+  await page.reload();
+  await expect(page.getByText('Nobody was removed: tick the box')).toBeVisible();
+  await expect(page.getByTestId('members')).toContainText('ana@example.com');
+  // "Keep" leads back without removing anyone.
+  await page.getByRole('link', { name: 'Keep ana@example.com' }).click();
+  await expect(page.getByRole('heading', { name: /Remove ana@example.com/ })).toHaveCount(0);
+  await page.getByRole('button', { name: 'Remove ana@example.com', exact: true }).click();
+  await consent.check();
+  await page.getByRole('button', { name: 'Remove ana@example.com now' }).click();
+  await expect(
+    page.getByRole('status').filter({ hasText: 'ana@example.com was removed from Default team' }),
+  ).toBeVisible();
+  await expect(page.getByTestId('members')).not.toContainText('ana@example.com');
+  await checkPage(page, '57-team-removed');
 
-    // Removing yourself says so, and a team is never left without an owner.
-    await page.getByRole('button', { name: `Remove yourself (${FIRST_OWNER.email})` }).click();
-    await expect(page.getByRole('heading', { name: 'Remove yourself from Default team?' })).toBeVisible();
-    await page.getByLabel(/Yes, remove myself/).check();
-    await page.getByRole('button', { name: 'Remove myself' }).click();
-    await expect(page.getByRole('alert').filter({ hasText: 'A team needs at least one owner' })).toBeVisible();
-    await expect(page.getByTestId('members')).toContainText(FIRST_OWNER.email);
+  // Removing yourself says so, and a team is never left without an owner.
+  await page.getByRole('button', { name: `Remove yourself (${FIRST_OWNER.email})` }).click();
+  await expect(page.getByRole('heading', { name: 'Remove yourself from Default team?' })).toBeVisible();
+  await page.getByLabel(/Yes, remove myself/).check();
+  await page.getByRole('button', { name: 'Remove myself' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: 'A team needs at least one owner' })).toBeVisible();
+  await expect(page.getByTestId('members')).toContainText(FIRST_OWNER.email);
 
-    // Settings: the words say what they are now.
-    await page.getByLabel("A delete run needs a second operator's approval").selectOption('always');
-    await page.getByRole('button', { name: 'Save settings' }).click();
-    await expect(
-      page.getByRole('status').filter({
-        hasText:
-          "Settings saved: a delete run needs a second operator's approval always; deactivations start without a second operator.",
-      }),
-    ).toBeVisible();
-    await checkPage(page, '58-team-settings-saved');
+  // Settings: the words say what they are now.
+  await page.getByLabel("A delete run needs a second operator's approval").selectOption('always');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await expect(
+    page.getByRole('status').filter({
+      hasText:
+        "Settings saved: a delete run needs a second operator's approval always; deactivations start without a second operator.",
+    }),
+  ).toBeVisible();
+  await checkPage(page, '58-team-settings-saved');
 
-    // A phone: every member's buttons fit (checkScreen checked no sideways scrolling).
-    await page.setViewportSize({ width: 390, height: 800 });
-    for (const button of await page.getByTestId('members').getByRole('button').all()) {
-      const box = (await button.boundingBox())!;
-      expect(box.x).toBeGreaterThanOrEqual(0);
-      expect(box.x + box.width).toBeLessThanOrEqual(390);
-    }
-    await page.setViewportSize({ width: 1280, height: 800 });
-
-    // The password: a wrong current one is named as such, then the change says it was made.
-    await page.goto(`${server.baseURL}/account`);
-    await page.getByLabel('Current password').fill('not my password at all');
-    await page.getByLabel('New password').fill('a brand new long password');
-    await page.getByLabel('The same password again').fill('a brand new long password');
-    await page.getByRole('button', { name: 'Change password' }).click();
-    await expect(page.getByTestId('problem')).toContainText('The current password is not right');
-    await expect(page.getByText(/do not match an account/)).toHaveCount(0);
-    await checkPage(page, '59-account-wrong-current-password');
-    await page.getByLabel('Current password').fill(FIRST_OWNER.password);
-    await page.getByLabel('New password').fill('a brand new long password');
-    await page.getByLabel('The same password again').fill('a brand new long password');
-    await page.getByRole('button', { name: 'Change password' }).click();
-    await expect(page.getByTestId('problem')).toContainText('Your password was changed.');
-    await checkPage(page, '60-account-password-changed');
-  } finally {
-    await context.close();
+  // A phone: every member's buttons fit (checkScreen checked no sideways scrolling).
+  await page.setViewportSize({ width: 390, height: 800 });
+  for (const button of await page.getByTestId('members').getByRole('button').all()) {
+    const box = (await button.boundingBox())!;
+    expect(box.x).toBeGreaterThanOrEqual(0);
+    expect(box.x + box.width).toBeLessThanOrEqual(390);
   }
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // The password: a wrong current one is named as such, then the change says it was made.
+  await open(page, server.baseURL, '/account');
+  expect(await page.locator('script[src], link[rel=modulepreload]').count()).toBe(0);
+  await page.getByLabel('Current password').fill('not my password at all');
+  await page.getByLabel('New password').fill('a brand new long password');
+  await page.getByLabel('The same password again').fill('a brand new long password');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByTestId('problem')).toContainText('The current password is not right');
+  await expect(page.getByText(/do not match an account/)).toHaveCount(0);
+  await checkPage(page, '59-account-wrong-current-password');
+  await page.getByLabel('Current password').fill(FIRST_OWNER.password);
+  await page.getByLabel('New password').fill('a brand new long password');
+  await page.getByLabel('The same password again').fill('a brand new long password');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByTestId('problem')).toContainText('Your password was changed.');
+  await checkPage(page, '60-account-password-changed');
 });

@@ -38,7 +38,15 @@ fn ProblemNote() -> impl IntoView {
 /// when the address says done and the words were lost).
 #[component]
 fn SessionNotice() -> impl IntoView {
-    let notice = Resource::new(|| (), |_| account_notice());
+    session_notice(Resource::new(|| (), |_| account_notice()))
+}
+
+/// The words a form left in the session, shown once: the resource reading them must be made
+/// once per page (the words are taken as they are read), so a page that renders its body again
+/// when its data arrives makes it outside that body and passes it in.
+type NoticeResource = Resource<Result<(Option<String>, Option<String>), ServerFnError>>;
+
+fn session_notice(notice: NoticeResource) -> impl IntoView {
     let code = query_value("problem");
     view! {
         <Suspense fallback=|| ()>
@@ -485,6 +493,7 @@ fn role_options(selected: Role) -> impl IntoView {
 pub fn Team() -> impl IntoView {
     let page = Resource::new(|| (), |_| team_page());
     let me = Resource::new(|| (), |_| whoami());
+    let notice: NoticeResource = Resource::new(|| (), |_| account_notice());
     let removing = query_value("remove");
     view! {
         <section class="card" aria-labelledby="team-heading">
@@ -493,7 +502,7 @@ pub fn Team() -> impl IntoView {
                     let my_email = me.get().and_then(Result::ok).flatten().map(|m| m.email).unwrap_or_default();
                     page.get()
                         .map(|answer| match answer {
-                            Ok(page) => team_view(page, &my_email, &removing()).into_any(),
+                            Ok(page) => team_view(page, &my_email, &removing(), notice).into_any(),
                             Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
                         })
                 }}
@@ -543,7 +552,12 @@ fn confirm_removal_view(
     }
 }
 
-fn team_view(page: crate::team::TeamPage, my_email: &str, removing: &str) -> impl IntoView {
+fn team_view(
+    page: crate::team::TeamPage,
+    my_email: &str,
+    removing: &str,
+    notice: NoticeResource,
+) -> impl IntoView {
     let owner = page.team.role == Role::Owner;
     let invitations = page.invitations.clone();
     let team_name = page.team.name.clone();
@@ -561,7 +575,7 @@ fn team_view(page: crate::team::TeamPage, my_email: &str, removing: &str) -> imp
         <h1 id="team-heading">{page.team.name.clone()}</h1>
         <p>{format!("You are {} here: you may {}.", page.team.role.key(), page.team.role.allows())}</p>
         <ProblemNote />
-        <SessionNotice />
+        {session_notice(notice)}
         {confirm}
         {page.new_link.map(new_link_view)}
         <div class="table-wrap">

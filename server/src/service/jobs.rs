@@ -58,14 +58,24 @@ pub fn run_command_words(by: &str, what: &str, at: chrono::DateTime<chrono::Utc>
     format!("{by} {what} the run at {} UTC", at.format("%H:%M"))
 }
 
-/// The words a cancelled run's state carries: the canceller's, kept from the cancel, if any.
-fn cancelled_reason(stored: Option<&JobRecord>) -> String {
-    stored
-        .filter(|job| job.state == JobState::Cancelling || job.state == JobState::Stopped)
-        .and_then(|job| job.reason.clone())
-        .filter(|reason| !reason.trim().is_empty())
-        .map(|reason| format!("{}.", reason.trim().trim_end_matches('.')))
-        .unwrap_or_else(|| CANCELLED_REASON.to_string())
+/// Who cancelled a run and when ("Priya cancelled the run at 12:17 UTC"), from its stored
+/// state and reason: kept from the cancel, if any.
+fn canceller(state: Option<JobState>, reason: Option<&str>) -> Option<String> {
+    let cancelling = matches!(state, Some(JobState::Cancelling | JobState::Stopped));
+    reason
+        .map(|r| r.trim().trim_end_matches('.').trim_end())
+        .filter(|r| cancelling && !r.is_empty())
+        .map(str::to_string)
+}
+
+/// A cancelled run's end: its reason, and the words for the rows it did not reach.
+fn cancelled_words(state: Option<JobState>, reason: Option<&str>) -> (String, String) {
+    let by = canceller(state, reason);
+    let ending = by
+        .as_ref()
+        .map(|w| format!("{w}."))
+        .unwrap_or_else(|| CANCELLED_REASON.to_string());
+    (ending, not_attempted_cancelled(by.as_deref()))
 }
 
 /// How long a claimed job stays this replica's without a heartbeat, unless set otherwise
@@ -639,8 +649,10 @@ impl JobSupervisor {
             || *control.borrow() == RunState::Cancelled
             || summary.stopped == Some(StopReason::Cancelled);
         let ending = if cancelled {
-            let reason = cancelled_reason(stored.as_ref());
-            let rows = not_attempted_cancelled(Some(&reason));
+            let (reason, rows) = cancelled_words(
+                stored.as_ref().map(|job| job.state),
+                stored.as_ref().and_then(|job| job.reason.as_deref()),
+            );
             if let Err(e) = self.log_not_attempted(&job_id, Some(&lease), &rows).await {
                 tracing::error!(job_id = %job_id, error = %e, "could not settle cancelled users");
             }
@@ -783,13 +795,9 @@ impl JobSupervisor {
                         }
                         // Nobody is running it (paused before a restart): settle it here.
                         Some((_, lease)) => {
-                            let reason = format!("{cancelled}.");
-                            self.log_not_attempted(
-                                &job.id,
-                                Some(&lease),
-                                &not_attempted_cancelled(Some(&reason)),
-                            )
-                            .await?;
+                            let (reason, rows) =
+                                cancelled_words(Some(JobState::Cancelling), Some(&cancelled));
+                            self.log_not_attempted(&job.id, Some(&lease), &rows).await?;
                             self.log_state(&job.id, Some(&lease), JobState::Stopped, Some(reason))
                                 .await?;
                             if let Err(e) = self.storage.release_lease(&lease).await {
@@ -923,7 +931,7 @@ impl JobSupervisor {
                     .log_not_attempted(
                         &job.id,
                         Some(&lease),
-                        &not_attempted_cancelled(Some(&cancelled_reason(Some(&job)))),
+                        &cancelled_words(Some(job.state), job.reason.as_deref()).1,
                     )
                     .await
                 {
@@ -1107,5 +1115,41 @@ mod words_tests {
             run_command_words("Émile Ørsted", "cancelled", early),
             "Émile Ørsted cancelled the run at 03:04 UTC"
         );
+    }
+
+    #[test]
+    fn a_cancelled_run_ends_with_its_cancellers_words_or_plain_ones() {
+        let words = Some("Priya cancelled the run at 12:17 UTC");
+        let named = (
+            "Priya cancelled the run at 12:17 UTC.".to_string(),
+            "Not attempted: Priya cancelled the run at 12:17 UTC.".to_string(),
+        );
+        assert_eq!(cancelled_words(Some(JobState::Cancelling), words), named);
+        assert_eq!(cancelled_words(Some(JobState::Stopped), words), named);
+        assert_eq!(
+            cancelled_words(
+                Some(JobState::Cancelling),
+                Some(" Priya cancelled the run at 12:17 UTC. ")
+            ),
+            named
+        );
+        let plain = (
+            "The run was cancelled.".to_string(),
+            "Not attempted: the run was cancelled.".to_string(),
+        );
+        // A reason kept from another state (a pause) does not say who cancelled.
+        assert_eq!(
+            cancelled_words(
+                Some(JobState::Paused),
+                Some("Priya paused the run at 12:10 UTC.")
+            ),
+            plain
+        );
+        assert_eq!(
+            cancelled_words(Some(JobState::Cancelling), Some(" . ")),
+            plain
+        );
+        assert_eq!(cancelled_words(Some(JobState::Cancelling), None), plain);
+        assert_eq!(cancelled_words(None, words), plain);
     }
 }
