@@ -275,6 +275,16 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
     }
     let done = move || job.with(|j| j.done);
     let total = move || job.with(|j| j.total);
+    // Users the run left alone (cancelled, stopped) have a result but were not processed.
+    let skipped = move || {
+        job.with(|j| {
+            j.counts
+                .iter()
+                .filter(|(o, _)| *o == ItemOutcome::NotAttempted)
+                .map(|(_, n)| *n)
+                .sum::<u64>()
+        })
+    };
     let rate = move || tally.with(LiveTally::rate);
     let state = move || job.with(|j| j.state);
     let ended = move || state().has_ended();
@@ -321,14 +331,11 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
             <progress
                 aria-label="Users processed"
                 max=move || total().max(1).to_string()
-                value=move || done().to_string()
+                value=move || done().saturating_sub(skipped()).to_string()
             ></progress>
             <p data-testid="progress-text">
                 {move || {
-                    let skipped = job.with(|j| {
-                        j.counts.iter().filter(|(o, _)| *o == ItemOutcome::NotAttempted).map(|(_, n)| *n).sum()
-                    });
-                    let mut line = progress_words(done(), skipped, total());
+                    let mut line = progress_words(done(), skipped(), total());
                     if !ended() {
                         if let Some(r) = rate() {
                             line.push_str(&format!(" · {r:.1} users per second"));
