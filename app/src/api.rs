@@ -162,8 +162,11 @@ pub async fn sign_in_options() -> Result<crate::team::SignInOptions, ServerFnErr
 
 /// Words a refused account form left for the page (shown once).
 #[server(endpoint = "account_notice", output = JsonAnswer)]
-pub async fn account_notice() -> Result<Option<String>, ServerFnError> {
-    Ok(take_from_session::<String>(crate::backend::ACCOUNT_NOTICE).await)
+pub async fn account_notice() -> Result<(Option<String>, Option<String>), ServerFnError> {
+    // A refusal's words, then what a form did: each shown once.
+    let refused = take_from_session::<String>(crate::backend::ACCOUNT_NOTICE).await;
+    let done = take_from_session::<String>(crate::backend::ACCOUNT_DONE).await;
+    Ok((refused, done))
 }
 
 /// The Team page: the team, its members, and a link an owner just made (shown once).

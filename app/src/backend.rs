@@ -492,6 +492,10 @@ mod server_side {
     /// or team form that was refused).
     pub const ACCOUNT_NOTICE: &str = "account_notice";
 
+    /// The session key for words saying what an account or team form did ("<email> was
+    /// removed from <team>…"), shown once on the page it leads to.
+    pub const ACCOUNT_DONE: &str = "account_done";
+
     /// The session key under which the upload routes keep the details of a failed preview
     /// for the Choose page (see [`super::ChooseProblem`]).
     pub const CHOOSE_PROBLEM_DETAIL: &str = "choose_problem_detail";

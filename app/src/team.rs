@@ -261,10 +261,13 @@ pub enum AccountProblem {
     Done,
     SsoOff,
     Unavailable,
+    /// The Account page's password form: the current password typed is not the one.
+    CurrentPasswordWrong,
+    PasswordChanged,
 }
 
 impl AccountProblem {
-    const ALL: [AccountProblem; 17] = [
+    const ALL: [AccountProblem; 19] = [
         AccountProblem::WrongPassword,
         AccountProblem::Throttled,
         AccountProblem::LinkInvalid,
@@ -282,6 +285,8 @@ impl AccountProblem {
         AccountProblem::Done,
         AccountProblem::SsoOff,
         AccountProblem::Unavailable,
+        AccountProblem::CurrentPasswordWrong,
+        AccountProblem::PasswordChanged,
     ];
 
     pub fn code(self) -> &'static str {
@@ -303,6 +308,8 @@ impl AccountProblem {
             AccountProblem::Done => "done",
             AccountProblem::SsoOff => "sso-off",
             AccountProblem::Unavailable => "unavailable",
+            AccountProblem::CurrentPasswordWrong => "current-password-wrong",
+            AccountProblem::PasswordChanged => "password-changed",
         }
     }
 
@@ -354,8 +361,73 @@ impl AccountProblem {
                 "Offboard could not do that just now (the server log says why). Try again in a \
                  moment."
             }
+            AccountProblem::CurrentPasswordWrong => {
+                "The current password is not right: type the password you signed in with. \
+                 Your password was not changed."
+            }
+            AccountProblem::PasswordChanged => {
+                "Your password was changed. You stay signed in here; every other session of \
+                 yours was signed out."
+            }
         }
     }
+
+    /// Whether the words report something done (shown as a notice, not as an error).
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            AccountProblem::Done | AccountProblem::SignedOut | AccountProblem::PasswordChanged
+        )
+    }
+}
+
+/// The box an owner ticks to remove a member, naming the person and what they lose.
+pub fn removal_consent(email: &str, team: &str, yourself: bool) -> String {
+    if yourself {
+        format!(
+            "Yes, remove myself ({email}) from {team}: I lose access to {team}'s runs and \
+             reports, and only an owner can let me back in."
+        )
+    } else {
+        format!("Yes, remove {email}: they lose access to {team}'s runs and reports.")
+    }
+}
+
+/// What a removal did, said on the page the owner lands on.
+pub fn removed_words(email: &str, team: &str, yourself: bool) -> String {
+    if yourself {
+        format!(
+            "You removed yourself ({email}) from {team}: you no longer see its runs and reports."
+        )
+    } else {
+        format!("{email} was removed from {team}: they no longer see its runs and reports.")
+    }
+}
+
+/// What a role change or an addition by email did.
+pub fn member_set_words(email: &str, role: Role, team: &str) -> String {
+    format!(
+        "{email} is now {} in {team}: they may {}.",
+        role.words(),
+        role.allows()
+    )
+}
+
+/// What saving the team's settings changed them to.
+pub fn settings_words(settings: TeamSettings) -> String {
+    let deactivations = if settings.approve_deactivations {
+        "deactivations need approval too"
+    } else {
+        "deactivations start without a second operator"
+    };
+    format!(
+        "Settings saved: a delete run needs a second operator's approval {}; {deactivations}.",
+        match settings.approval {
+            ApprovalPolicy::Auto => "when the team has two or more operators",
+            ApprovalPolicy::Always => "always",
+            ApprovalPolicy::Never => "never",
+        }
+    )
 }
 
 /// Shortest password a local account may have. Length is what makes a password strong;
@@ -410,6 +482,67 @@ mod tests {
             assert_eq!(ApprovalPolicy::from_key(p.key()), Some(p));
         }
         assert_eq!(ApprovalPolicy::from_key("sometimes"), None);
+    }
+
+    #[test]
+    fn removals_name_the_person_the_team_and_what_they_lose() {
+        assert_eq!(
+            removal_consent("ana@example.com", "Support", false),
+            "Yes, remove ana@example.com: they lose access to Support's runs and reports."
+        );
+        let me = removal_consent("me@example.com", "Support", true);
+        assert!(
+            me.starts_with("Yes, remove myself (me@example.com) from Support"),
+            "{me}"
+        );
+        assert!(me.contains("only an owner can let me back in"), "{me}");
+        assert_eq!(
+            removed_words("ana@example.com", "Support", false),
+            "ana@example.com was removed from Support: they no longer see its runs and reports."
+        );
+        assert!(
+            removed_words("me@example.com", "Support", true).starts_with("You removed yourself")
+        );
+    }
+
+    #[test]
+    fn saved_settings_and_roles_say_what_they_are_now() {
+        let words = settings_words(TeamSettings {
+            approval: ApprovalPolicy::Always,
+            approve_deactivations: true,
+        });
+        assert_eq!(
+            words,
+            "Settings saved: a delete run needs a second operator's approval always; \
+             deactivations need approval too."
+        );
+        let words = settings_words(TeamSettings::default());
+        assert!(
+            words.contains("when the team has two or more operators"),
+            "{words}"
+        );
+        assert!(
+            words.contains("deactivations start without a second operator"),
+            "{words}"
+        );
+        assert!(settings_words(TeamSettings {
+            approval: ApprovalPolicy::Never,
+            approve_deactivations: false
+        })
+        .contains("approval never"));
+        assert_eq!(
+            member_set_words("ana@example.com", Role::Viewer, "Support"),
+            "ana@example.com is now Viewer in Support: they may see history, live progress and reports."
+        );
+    }
+
+    #[test]
+    fn wrong_current_password_is_not_a_failed_sign_in() {
+        let words = AccountProblem::CurrentPasswordWrong.words();
+        assert!(words.contains("current password is not right"), "{words}");
+        assert_ne!(words, AccountProblem::WrongPassword.words());
+        assert!(AccountProblem::PasswordChanged.is_success());
+        assert!(!AccountProblem::CurrentPasswordWrong.is_success());
     }
 
     #[test]

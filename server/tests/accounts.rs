@@ -291,6 +291,23 @@ async fn changing_the_password_or_signing_out_everywhere_ends_the_other_sessions
         )
         .await;
     assert!(location(&short).contains("problem=weak-password"));
+    // A wrong current password is named as such, not as a failed sign-in, and changes nothing.
+    let wrong = console
+        .post_form(
+            &console.http,
+            "/account/password",
+            &[
+                ("current", "not the current password"),
+                ("password", PASSWORD),
+                ("again", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(
+        location(&wrong).ends_with("/account?problem=current-password-wrong"),
+        "{}",
+        location(&wrong)
+    );
     let changed = console
         .post_form(
             &console.http,
@@ -303,7 +320,7 @@ async fn changing_the_password_or_signing_out_everywhere_ends_the_other_sessions
         )
         .await;
     assert!(
-        location(&changed).contains("problem=done"),
+        location(&changed).contains("problem=password-changed"),
         "{}",
         location(&changed)
     );
@@ -435,7 +452,7 @@ async fn two_teams(dir: &std::path::Path) -> TwoTeams {
         .post_form(
             &owner,
             "/team/members/remove",
-            &[("email", "lone@a.example")],
+            &[("email", "lone@a.example"), ("confirm", "yes")],
         )
         .await;
     assert!(

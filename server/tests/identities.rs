@@ -338,7 +338,11 @@ async fn two_owners_demoting_each_other_leave_one_owner(postgres: bool) {
             assert!(location(&restored).contains("problem=done"));
         }
         let gone = console
-            .post_form(&olive, "/team/members/remove", &[("email", email.as_str())])
+            .post_form(
+                &olive,
+                "/team/members/remove",
+                &[("email", email.as_str()), ("confirm", "yes")],
+            )
             .await;
         assert!(location(&gone).contains("problem=done"), "{gone:?}");
     }

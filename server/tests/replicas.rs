@@ -266,6 +266,27 @@ async fn pause_resume_and_cancel_on_one_replica_act_on_the_run_the_other_drives(
     let unique: BTreeSet<&str> = accounts.iter().copied().collect();
     assert_eq!(accounts.len(), chosen.len(), "{results}");
     assert_eq!(unique.len(), chosen.len(), "{results}");
+    // The end names who cancelled on B and when, and so does every user A did not reach:
+    // never "could not record its progress" (A met the cancel as a refused "sending" mark).
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(" cancelled the run at ") && reason.ends_with(" UTC."),
+        "{ended}"
+    );
+    let not_attempted: Vec<&Value> = results
+        .as_array()
+        .expect("an array of results")
+        .iter()
+        .filter(|r| r["outcome"] == json!("not attempted"))
+        .collect();
+    assert!(!not_attempted.is_empty(), "{results}");
+    for row in not_attempted {
+        assert_eq!(
+            row["message"],
+            json!(format!("Not attempted: {reason}")),
+            "{row}"
+        );
+    }
 }
 
 /// A browser on replica B follows, live, a run replica A drives: B's `/jobs/{id}/events`

@@ -174,7 +174,11 @@ async fn removed_from_the_team(stage: &Stage) {
         stage,
         |_| async {
             let removed = console
-                .post_form(&console.http, "/team/members/remove", &[("email", VIEWER)])
+                .post_form(
+                    &console.http,
+                    "/team/members/remove",
+                    &[("email", VIEWER), ("confirm", "yes")],
+                )
                 .await;
             let to = removed
                 .headers()

@@ -358,18 +358,24 @@ fn DeactivatedList() -> impl IntoView {
                         "Demote moderators and admins to ordinary users first (otherwise they are skipped)"
                     </label>
                 </div>
-                <button
-                    type="button"
-                    class="button primary"
-                    disabled=move || picked.with(HashSet::is_empty) || preview.pending().get()
-                    on:click=move |_| {
-                        let mut ids: Vec<String> = picked.get().into_iter().collect();
-                        ids.sort();
-                        preview.dispatch(ids.join("\n"));
-                    }
-                >
-                    "Preview selected"
-                </button>
+                // Stays in sight at the bottom of the window while a long list scrolls by.
+                <div class="sticky-bar" role="group" aria-label="Selected users">
+                    <span data-testid="sticky-count">
+                        {move || format!("{} selected", thousands(picked.with(HashSet::len) as u64))}
+                    </span>
+                    <button
+                        type="button"
+                        class="button primary"
+                        disabled=move || picked.with(HashSet::is_empty) || preview.pending().get()
+                        on:click=move |_| {
+                            let mut ids: Vec<String> = picked.get().into_iter().collect();
+                            ids.sort();
+                            preview.dispatch(ids.join("\n"));
+                        }
+                    >
+                        "Preview selected"
+                    </button>
+                </div>
                 {move || {
                     preview
                         .value()
@@ -400,6 +406,10 @@ fn UserTable(
                 .collect::<Vec<_>>()
         })
     };
+    // A comparison written inside a `view!` attribute (`disabled=move || a >= b`) ends the
+    // tag at its `>` and prints the rest as text: the closures are named out here instead.
+    let on_first = move || page.get() <= 1;
+    let on_last = move || page.get() >= pages();
     view! {
         <div class="table-wrap">
             <table class="stack">
@@ -458,7 +468,7 @@ fn UserTable(
                 <button
                     type="button"
                     class="button"
-                    disabled=move || page.get() <= 1
+                    disabled=on_first
                     on:click=move |_| page.update(|p| *p = p.saturating_sub(1).max(1))
                 >
                     "Previous page"
@@ -466,7 +476,7 @@ fn UserTable(
                 <button
                     type="button"
                     class="button"
-                    disabled=move || page.get() >= pages()
+                    disabled=on_last
                     on:click=move |_| page.update(|p| *p = (*p + 1).min(pages()))
                 >
                     "Next page"

@@ -5,7 +5,7 @@
 
 use super::parts::{error_text, ErrorBox};
 use crate::api::{account_notice, console_teams, link_info, team_page, whoami};
-use crate::team::{AccountProblem, LinkInfo, NewLink, Role, MIN_PASSWORD_CHARS};
+use crate::team::{removal_consent, AccountProblem, LinkInfo, NewLink, Role, MIN_PASSWORD_CHARS};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -15,37 +15,53 @@ fn query_value(key: &'static str) -> impl Fn() -> String + Copy {
     move || query.with(|q| q.get(key)).unwrap_or_default()
 }
 
-/// The words for `?problem=…`, if the address carries a known code.
+/// The words for `?problem=…`, if the address carries a known code. "done" is said by
+/// [`SessionNotice`], which has the words saying what was done.
 #[component]
 fn ProblemNote() -> impl IntoView {
     let code = query_value("problem");
     move || {
-        AccountProblem::from_code(&code()).map(|p| {
-            let class = match p {
-                AccountProblem::Done | AccountProblem::SignedOut => "notice",
-                _ => "error",
-            };
-            view! {
-                <p role="alert" class=class data-testid="problem">
-                    {p.words()}
-                </p>
-            }
-        })
+        AccountProblem::from_code(&code())
+            .filter(|p| *p != AccountProblem::Done)
+            .map(|p| {
+                let class = if p.is_success() { "notice" } else { "error" };
+                view! {
+                    <p role="alert" class=class data-testid="problem">
+                        {p.words()}
+                    </p>
+                }
+            })
     }
 }
 
-/// Words a refused form left in the session (shown once).
+/// Words a form left in the session, shown once: why it was refused, or what it did ("Done."
+/// when the address says done and the words were lost).
 #[component]
 fn SessionNotice() -> impl IntoView {
-    let notice = Resource::new(|| (), |_| account_notice());
+    session_notice(Resource::new(|| (), |_| account_notice()))
+}
+
+/// The words a form left in the session, shown once: the resource reading them must be made
+/// once per page (the words are taken as they are read), so a page that renders its body again
+/// when its data arrives makes it outside that body and passes it in.
+type NoticeResource = Resource<Result<(Option<String>, Option<String>), ServerFnError>>;
+
+fn session_notice(notice: NoticeResource) -> impl IntoView {
+    let code = query_value("problem");
     view! {
         <Suspense fallback=|| ()>
             {move || {
-                notice
-                    .get()
-                    .and_then(Result::ok)
-                    .flatten()
-                    .map(|message| view! { <ErrorBox message /> })
+                let (refused, done) = notice.get().and_then(Result::ok).unwrap_or_default();
+                let done = done.or_else(|| {
+                    (AccountProblem::from_code(&code()) == Some(AccountProblem::Done))
+                        .then(|| AccountProblem::Done.words().to_string())
+                });
+                view! {
+                    {refused.map(|message| view! { <ErrorBox message /> })}
+                    {done.map(|words| view! {
+                        <p role="status" class="notice" data-testid="done">{words}</p>
+                    })}
+                }
             }}
         </Suspense>
     }
@@ -476,13 +492,17 @@ fn role_options(selected: Role) -> impl IntoView {
 #[component]
 pub fn Team() -> impl IntoView {
     let page = Resource::new(|| (), |_| team_page());
+    let me = Resource::new(|| (), |_| whoami());
+    let notice: NoticeResource = Resource::new(|| (), |_| account_notice());
+    let removing = query_value("remove");
     view! {
         <section class="card" aria-labelledby="team-heading">
             <Suspense fallback=|| view! { <p>"Loading the team…"</p> }>
                 {move || {
+                    let my_email = me.get().and_then(Result::ok).flatten().map(|m| m.email).unwrap_or_default();
                     page.get()
                         .map(|answer| match answer {
-                            Ok(page) => team_view(page).into_any(),
+                            Ok(page) => team_view(page, &my_email, &removing(), notice).into_any(),
                             Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
                         })
                 }}
@@ -491,17 +511,75 @@ pub fn Team() -> impl IntoView {
     }
 }
 
-fn team_view(page: crate::team::TeamPage) -> impl IntoView {
+/// The step between "Remove" and the removal: who, from which team, and what they lose, with a
+/// box to tick (it works without script: the page is rendered whole by the server).
+fn confirm_removal_view(
+    member: &crate::team::MemberView,
+    team: &str,
+    yourself: bool,
+) -> impl IntoView {
+    let email = member.email.clone();
+    let heading = if yourself {
+        format!("Remove yourself from {team}?")
+    } else {
+        format!("Remove {email} from {team}?")
+    };
+    let what = format!(
+        "{} is {} here and may {}. Removing {} takes that away at once; their past runs and reports stay.",
+        email,
+        member.role.words(),
+        member.role.allows(),
+        if yourself { "yourself" } else { "them" },
+    );
+    view! {
+        <section id="confirm-remove" class="confirm-remove" aria-labelledby="confirm-remove-heading">
+            <h2 id="confirm-remove-heading">{heading}</h2>
+            <p>{what}</p>
+            <form method="post" action="/team/members/remove" class="form">
+                <input type="hidden" name="email" value=email.clone() />
+                <div class="field checkbox">
+                    <input id="confirm-remove-box" name="confirm" type="checkbox" value="yes" required />
+                    <label for="confirm-remove-box">{removal_consent(&email, team, yourself)}</label>
+                </div>
+                <div class="member-actions">
+                    <button type="submit" class="button danger">
+                        {if yourself { "Remove myself".to_string() } else { format!("Remove {email} now") }}
+                    </button>
+                    <a class="button" href="/team">{format!("Keep {email}")}</a>
+                </div>
+            </form>
+        </section>
+    }
+}
+
+fn team_view(
+    page: crate::team::TeamPage,
+    my_email: &str,
+    removing: &str,
+    notice: NoticeResource,
+) -> impl IntoView {
     let owner = page.team.role == Role::Owner;
     let invitations = page.invitations.clone();
+    let team_name = page.team.name.clone();
+    let is_me = |email: &str| !my_email.is_empty() && email.eq_ignore_ascii_case(my_email);
+    // Only a member of this team is ever asked about: `?remove=` names nobody else.
+    let confirm = owner
+        .then(|| {
+            page.members
+                .iter()
+                .find(|m| !removing.is_empty() && m.email.eq_ignore_ascii_case(removing.trim()))
+        })
+        .flatten()
+        .map(|m| confirm_removal_view(m, &team_name, is_me(&m.email)));
     view! {
         <h1 id="team-heading">{page.team.name.clone()}</h1>
         <p>{format!("You are {} here: you may {}.", page.team.role.key(), page.team.role.allows())}</p>
         <ProblemNote />
-        <SessionNotice />
+        {session_notice(notice)}
+        {confirm}
         {page.new_link.map(new_link_view)}
         <div class="table-wrap">
-        <table class="table" data-testid="members">
+        <table class="table stack" data-testid="members">
             <caption>"Members"</caption>
             <thead>
                 <tr>
@@ -523,24 +601,30 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
                             ),
                         };
                         let email = m.email.clone();
+                        let remove_label = if is_me(&email) {
+                            format!("Remove yourself ({email})")
+                        } else {
+                            format!("Remove {email}")
+                        };
                         let role_cell = if owner {
                             view! {
-                                <form method="post" action="/team/members" class="inline">
-                                    <input type="hidden" name="email" value=email.clone() />
-                                    <label class="visually-hidden" for=format!("role-{email}")>
-                                        {format!("Role of {email}")}
-                                    </label>
-                                    <select id=format!("role-{email}") name="role">
-                                        {role_options(m.role)}
-                                    </select>
-                                    <button type="submit" class="button small">"Change"</button>
-                                </form>
-                                <form method="post" action="/team/members/remove" class="inline">
-                                    <input type="hidden" name="email" value=email.clone() />
-                                    <button type="submit" class="button small danger">
-                                        {format!("Remove {email}")}
-                                    </button>
-                                </form>
+                                <div class="member-actions">
+                                    <form method="post" action="/team/members" class="inline">
+                                        <input type="hidden" name="email" value=email.clone() />
+                                        <label class="visually-hidden" for=format!("role-{email}")>
+                                            {format!("Role of {email}")}
+                                        </label>
+                                        <select id=format!("role-{email}") name="role">
+                                            {role_options(m.role)}
+                                        </select>
+                                        <button type="submit" class="button small">"Change"</button>
+                                    </form>
+                                    // Asks first: the removal itself is the form on the next page.
+                                    <form method="get" action="/team#confirm-remove" class="inline">
+                                        <input type="hidden" name="remove" value=email.clone() />
+                                        <button type="submit" class="button small danger">{remove_label}</button>
+                                    </form>
+                                </div>
                             }
                                 .into_any()
                         } else {
@@ -548,9 +632,9 @@ fn team_view(page: crate::team::TeamPage) -> impl IntoView {
                         };
                         view! {
                             <tr>
-                                <td>{who}</td>
-                                <td>{role_cell}</td>
-                                <td>{m.added_by}</td>
+                                <td data-label="Person">{who}</td>
+                                <td data-label="Role">{role_cell}</td>
+                                <td data-label="Added by">{m.added_by}</td>
                             </tr>
                         }
                     })

@@ -118,6 +118,22 @@ impl LiveTally {
     }
 }
 
+/// "16 of 33 users processed, 17 not attempted": users a run left alone (cancelled, stopped)
+/// have a row in the report but were not processed, so they are counted apart.
+pub fn progress_words(done: u64, not_attempted: u64, total: u64) -> String {
+    let not_attempted = not_attempted.min(done);
+    let processed = done - not_attempted;
+    let mut line = format!(
+        "{} of {} users processed",
+        thousands(processed),
+        thousands(total)
+    );
+    if not_attempted > 0 {
+        line.push_str(&format!(", {} not attempted", thousands(not_attempted)));
+    }
+    line
+}
+
 /// Seconds left at `rate` users per second.
 pub fn eta_seconds(done: u64, total: u64, rate: Option<f64>) -> Option<f64> {
     let rate = rate.filter(|r| *r > 0.0 && r.is_finite())?;
@@ -259,6 +275,16 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
     }
     let done = move || job.with(|j| j.done);
     let total = move || job.with(|j| j.total);
+    // Users the run left alone (cancelled, stopped) have a result but were not processed.
+    let skipped = move || {
+        job.with(|j| {
+            j.counts
+                .iter()
+                .filter(|(o, _)| *o == ItemOutcome::NotAttempted)
+                .map(|(_, n)| *n)
+                .sum::<u64>()
+        })
+    };
     let rate = move || tally.with(LiveTally::rate);
     let state = move || job.with(|j| j.state);
     let ended = move || state().has_ended();
@@ -305,11 +331,11 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
             <progress
                 aria-label="Users processed"
                 max=move || total().max(1).to_string()
-                value=move || done().to_string()
+                value=move || done().saturating_sub(skipped()).to_string()
             ></progress>
             <p data-testid="progress-text">
                 {move || {
-                    let mut line = format!("{} of {} users processed", thousands(done()), thousands(total()));
+                    let mut line = progress_words(done(), skipped(), total());
                     if !ended() {
                         if let Some(r) = rate() {
                             line.push_str(&format!(" · {r:.1} users per second"));
@@ -706,6 +732,29 @@ fn watch_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_counts_users_left_alone_apart() {
+        assert_eq!(
+            progress_words(33, 17, 33),
+            "16 of 33 users processed, 17 not attempted"
+        );
+        assert_eq!(progress_words(60, 0, 60), "60 of 60 users processed");
+        assert_eq!(progress_words(0, 0, 0), "0 of 0 users processed");
+        assert_eq!(
+            progress_words(3, 3, 5),
+            "0 of 5 users processed, 3 not attempted"
+        );
+        // More "not attempted" than done is never stored; it must not underflow or go negative.
+        assert_eq!(
+            progress_words(2, 9, 5),
+            "0 of 5 users processed, 2 not attempted"
+        );
+        assert_eq!(
+            progress_words(1_500, 250, 2_000),
+            "1,250 of 2,000 users processed, 250 not attempted"
+        );
+    }
 
     fn result(n: u64, outcome: ItemOutcome) -> ItemResult {
         ItemResult {

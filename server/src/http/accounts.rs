@@ -9,11 +9,13 @@ use super::{AppState, Caller};
 use crate::service::accounts::{AccountRefusal, NewPerson, Person};
 use crate::service::permits::Own;
 use crate::service::Console;
-use app::backend::{AccountsBackend, ConsoleError, ACCOUNT_NOTICE as NOTICE, NEW_LINK};
+use app::backend::{
+    AccountsBackend, ConsoleError, ACCOUNT_DONE, ACCOUNT_NOTICE as NOTICE, NEW_LINK,
+};
 use app::ids::TeamId;
 use app::team::{
-    AccountProblem, ApprovalPolicy, LinkInfo, NewLink, Role, SignInOptions, SignedInView, TeamPage,
-    TeamSettings, TeamSummary,
+    member_set_words, removed_words, settings_words, AccountProblem, ApprovalPolicy, LinkInfo,
+    NewLink, Role, SignInOptions, SignedInView, TeamPage, TeamSettings, TeamSummary,
 };
 use async_trait::async_trait;
 use axum::extract::{Form, State};
@@ -73,14 +75,23 @@ async fn refused(session: &Session, path: &str, refusal: AccountRefusal) -> Resp
     }
 }
 
-/// Back to `path`: "Done." when the form did what it asked, else its refusal's words.
+/// Back to `path`: `done` (what the form did, in words shown once) when it did what it asked,
+/// else its refusal's words.
 async fn done_or_notice(
     session: &Session,
     path: &str,
     answer: Result<(), ConsoleError>,
+    done: impl FnOnce() -> String,
 ) -> Response {
     match answer {
-        Ok(()) => with_problem(path, AccountProblem::Done),
+        Ok(()) => {
+            // The address says "done"; the words saying what was done wait in the session
+            // (the page shows "Done." only if they are lost).
+            if let Err(e) = session.insert(ACCOUNT_DONE, done()).await {
+                tracing::warn!(error = %e, "could not keep what a form did in the session");
+            }
+            with_problem(path, AccountProblem::Done)
+        }
         Err(e) => notice(session, path, &e).await,
     }
 }
@@ -336,9 +347,13 @@ async fn change_password(
         .await
     {
         Ok(()) => match start_session(&state.service, &session, &person, kept.team).await {
-            Ok(()) => with_problem("/account", AccountProblem::Done),
+            Ok(()) => with_problem("/account", AccountProblem::PasswordChanged),
             Err(e) => notice(&session, "/sign-in", &e).await,
         },
+        // Here the password typed is the current one, not a sign-in: say so.
+        Err(AccountRefusal::Problem(AccountProblem::WrongPassword)) => {
+            with_problem("/account", AccountProblem::CurrentPasswordWrong)
+        }
         Err(refusal) => refused(&session, "/account", refusal).await,
     }
 }
@@ -476,7 +491,10 @@ async fn revoke_invitation(
             .await
     }
     .await;
-    done_or_notice(&session, "/team", answer).await
+    done_or_notice(&session, "/team", answer, || {
+        "The invitation was revoked: its link no longer opens.".to_string()
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -494,35 +512,77 @@ async fn set_member(
     caller: Caller,
     Form(form): Form<MemberForm>,
 ) -> Response {
+    let role = Role::from_key(&form.role);
     let answer = async {
         let permit = caller.member.permit::<Own>()?;
-        let role = Role::from_key(&form.role)
-            .ok_or_else(|| ConsoleError::new("Choose a role: owner, operator or viewer."))?;
+        let role =
+            role.ok_or_else(|| ConsoleError::new("Choose a role: owner, operator or viewer."))?;
         state
             .service
             .set_member(&permit, &caller.member, &form.email, role)
             .await
     }
     .await;
-    done_or_notice(&session, "/team", answer).await
+    done_or_notice(&session, "/team", answer, || {
+        let role = role.unwrap_or(Role::Viewer);
+        member_set_words(
+            &form.email.trim().to_lowercase(),
+            role,
+            &caller.member.team_name,
+        )
+    })
+    .await
 }
 
-/// `POST /team/members/remove`.
+#[derive(Deserialize)]
+struct RemoveForm {
+    #[serde(default)]
+    email: String,
+    /// The Team page's confirmation box: present ("yes") only when ticked.
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// `POST /team/members/remove`: only with the confirmation box ticked (the Team page asks
+/// first, naming the person and what they lose). Removing yourself lands on the Account page,
+/// since the Team page is not yours any more.
 async fn remove_member(
     State(state): State<AppState>,
     session: Session,
     caller: Caller,
-    Form(form): Form<MemberForm>,
+    Form(form): Form<RemoveForm>,
 ) -> Response {
-    let answer = async {
-        let permit = caller.member.permit::<Own>()?;
-        state
-            .service
-            .remove_member(&permit, &caller.member, &form.email)
-            .await
+    let email = form.email.trim().to_lowercase();
+    let yourself = email == caller.member.person.email.trim().to_lowercase();
+    let team = caller.member.team_name.clone();
+    // A role that may not remove anyone is refused first, confirmed or not.
+    let permit = match caller.member.permit::<Own>() {
+        Ok(permit) => permit,
+        Err(e) => return notice(&session, "/team", &e).await,
+    };
+    if form.confirm.as_deref() != Some("yes") {
+        let back = format!(
+            "/team?remove={}#confirm-remove",
+            url::form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
+        );
+        let ask = ConsoleError::new(format!(
+            "Nobody was removed: tick the box to confirm that you want to remove {email}."
+        ));
+        return notice(&session, &back, &ask).await;
     }
-    .await;
-    done_or_notice(&session, "/team", answer).await
+    let answer = state
+        .service
+        .remove_member(&permit, &caller.member, &email)
+        .await;
+    let back = if yourself && answer.is_ok() {
+        "/account"
+    } else {
+        "/team"
+    };
+    done_or_notice(&session, back, answer, || {
+        removed_words(&email, &team, yourself)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -553,9 +613,14 @@ async fn save_settings(
             .service
             .save_settings(&permit, &caller.member, settings)
             .await
+            .map(|()| settings)
     }
     .await;
-    done_or_notice(&session, "/team", answer).await
+    let (answer, words) = match answer {
+        Ok(settings) => (Ok(()), settings_words(settings)),
+        Err(e) => (Err(e), String::new()),
+    };
+    done_or_notice(&session, "/team", answer, || words).await
 }
 
 #[derive(Deserialize)]
@@ -575,7 +640,13 @@ async fn create_team(
         .service
         .create_team(&signed_in.person, &form.name)
         .await;
-    done_or_notice(&session, "/teams", answer.map(|_| ())).await
+    done_or_notice(&session, "/teams", answer.map(|_| ()), || {
+        format!(
+            "The team {} was created, with you as its owner.",
+            form.name.trim()
+        )
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -621,7 +692,13 @@ async fn give_owner(
         .service
         .give_owner(&person, TeamId::new(form.team), &form.email)
         .await;
-    done_or_notice(&session, "/teams", answer).await
+    done_or_notice(&session, "/teams", answer, || {
+        format!(
+            "{} is now an owner of that team.",
+            form.email.trim().to_lowercase()
+        )
+    })
+    .await
 }
 
 /// The server functions' view of the visitor: what the Account, Team and Teams pages read.

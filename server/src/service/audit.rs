@@ -65,6 +65,16 @@ impl Actor {
         }
     }
 
+    /// The name a sentence about the person uses ("Priya cancelled the run…"): their name
+    /// alone, or what [`Actor::name`] gives for the console's own admin.
+    pub fn short_name(&self, operator_email: Option<&str>) -> String {
+        match self {
+            Actor::Person { name, email } if name.trim().is_empty() => email.clone(),
+            Actor::Person { name, .. } => name.trim().to_string(),
+            Actor::ConsoleAdmin => self.name(operator_email),
+        }
+    }
+
     /// The signed-in person's email: their own Stack account is never deleted by their run.
     pub fn email(&self) -> Option<&str> {
         match self {
@@ -223,14 +233,24 @@ fn query_of(filter: &AuditFilter, before: Option<i64>, limit: u32) -> AuditQuery
 impl TeamConsole {
     /// The name of whoever this request acts for.
     pub(super) async fn actor_name(&self) -> String {
-        let email = match self.storage.connection(self.team).await {
+        self.actor.name(self.operator_email().await.as_deref())
+    }
+
+    /// The short name of whoever this request acts for, for sentences about them.
+    pub(super) async fn actor_short_name(&self) -> String {
+        self.actor
+            .short_name(self.operator_email().await.as_deref())
+    }
+
+    /// The team's saved operator email, which names the console's own admin.
+    async fn operator_email(&self) -> Option<String> {
+        match self.storage.connection(self.team).await {
             Ok(record) => record.and_then(|r| r.operator_email),
             Err(e) => {
                 tracing::error!(error = %e, "could not read the connection to name the actor");
                 None
             }
-        };
-        self.actor.name(email.as_deref())
+        }
     }
 
     /// Records `action` by whoever this request acts for.

@@ -22,7 +22,8 @@ use super::sites::{list_site, open_site, policy_for, Site};
 use super::StoredPreview;
 use crate::engine::resolve::{recheck, target_checks};
 use crate::engine::runner::{
-    run, JournalError, Rereads, RunControl, RunJournal, RunOptions, RunState, StopReason,
+    not_attempted_cancelled, run, JournalError, Rereads, RunControl, RunJournal, RunOptions,
+    RunState, StopReason,
 };
 use crate::engine::RunTarget;
 use crate::scim::http::HttpOptions;
@@ -45,8 +46,37 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-const CANCELLED_REASON: &str = "Cancelled by the admin.";
-const NOT_ATTEMPTED_CANCELLED: &str = "Not attempted: the run was cancelled.";
+/// A cancelled run's end when nobody is on record as its canceller (a run cancelled before
+/// this version kept names).
+const CANCELLED_REASON: &str = "The run was cancelled.";
+
+/// Who did `what` to a run and when, as its state and its report rows say it: "Priya
+/// cancelled the run at 12:17 UTC". `by` is the person's name as the console knows it.
+pub fn run_command_words(by: &str, what: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let by = by.trim();
+    let by = if by.is_empty() { "Someone" } else { by };
+    format!("{by} {what} the run at {} UTC", at.format("%H:%M"))
+}
+
+/// Who cancelled a run and when ("Priya cancelled the run at 12:17 UTC"), from its stored
+/// state and reason: kept from the cancel, if any.
+fn canceller(state: Option<JobState>, reason: Option<&str>) -> Option<String> {
+    let cancelling = matches!(state, Some(JobState::Cancelling | JobState::Stopped));
+    reason
+        .map(|r| r.trim().trim_end_matches('.').trim_end())
+        .filter(|r| cancelling && !r.is_empty())
+        .map(str::to_string)
+}
+
+/// A cancelled run's end: its reason, and the words for the rows it did not reach.
+fn cancelled_words(state: Option<JobState>, reason: Option<&str>) -> (String, String) {
+    let by = canceller(state, reason);
+    let ending = by
+        .as_ref()
+        .map(|w| format!("{w}."))
+        .unwrap_or_else(|| CANCELLED_REASON.to_string());
+    (ending, not_attempted_cancelled(by.as_deref()))
+}
 
 /// How long a claimed job stays this replica's without a heartbeat, unless set otherwise
 /// (`--job-lease-seconds`).
@@ -586,6 +616,7 @@ impl JobSupervisor {
         let team_id = plan.team_id;
         let lease = plan.lease;
         let journal = Arc::new(DbJournal {
+            team_id,
             supervisor: self.clone(),
             feed: self.feeds.feed(&job_id),
             job_id: job_id.clone(),
@@ -609,22 +640,23 @@ impl JobSupervisor {
         }
         // A cancel pressed on another replica is in the stored state; the runner may have met
         // it (its "sending" mark refused) before this replica's heartbeat passed it on.
-        let cancelled_elsewhere = matches!(
-            self.storage.job(team_id, &job_id).await,
-            Ok(Some(job)) if job.state == JobState::Cancelling
-        );
+        let stored = self.storage.job(team_id, &job_id).await.ok().flatten();
+        let cancelled_elsewhere = stored
+            .as_ref()
+            .is_some_and(|job| job.state == JobState::Cancelling);
         let cancelled = plan.then_cancel
             || cancelled_elsewhere
             || *control.borrow() == RunState::Cancelled
             || summary.stopped == Some(StopReason::Cancelled);
         let ending = if cancelled {
-            if let Err(e) = self
-                .log_not_attempted(&job_id, Some(&lease), NOT_ATTEMPTED_CANCELLED)
-                .await
-            {
+            let (reason, rows) = cancelled_words(
+                stored.as_ref().map(|job| job.state),
+                stored.as_ref().and_then(|job| job.reason.as_deref()),
+            );
+            if let Err(e) = self.log_not_attempted(&job_id, Some(&lease), &rows).await {
                 tracing::error!(job_id = %job_id, error = %e, "could not settle cancelled users");
             }
-            (JobState::Stopped, Some(CANCELLED_REASON.to_string()))
+            (JobState::Stopped, Some(reason))
         } else {
             match &summary.stopped {
                 Some(StopReason::JournalFailed(why)) => (JobState::Failed, Some(why.clone())),
@@ -670,13 +702,16 @@ impl JobSupervisor {
         lock(&self.runs).remove(&job_id);
     }
 
-    /// Pause, resume or cancel `job` (already checked to be the caller's team's).
+    /// Pause, resume or cancel `job` (already checked to be the caller's team's) for `by`
+    /// (the person's name: the run's state and its report rows say who did it, and when).
     pub async fn control(
         self: &Arc<Self>,
         _permit: &Permit<Operate>,
         job: &JobRecord,
         command: JobCommand,
+        by: &str,
     ) -> Result<JobRecord, ConsoleError> {
+        let now = chrono::Utc::now();
         if job.state.has_ended() {
             return Err(ConsoleError::new(format!(
                 "This run has already ended ({}).",
@@ -699,7 +734,7 @@ impl JobSupervisor {
                 self.set_state(
                     &job.id,
                     JobState::Paused,
-                    Some("Paused by the admin.".into()),
+                    Some(format!("{}.", run_command_words(by, "paused", now))),
                 )
                 .await?;
             }
@@ -737,30 +772,34 @@ impl JobSupervisor {
                 }
             }
             JobCommand::Cancel => {
-                if let Some(s) = &sender {
-                    s.send_replace(RunState::Cancelled);
-                }
+                let cancelled = run_command_words(by, "cancelled", now);
+                // The words are stored before the runner hears of the cancel, so the rows it
+                // does not reach say who cancelled (it reads them back at its end).
                 if self.is_live(&job.id) {
-                    self.set_state(&job.id, JobState::Cancelling, None).await?;
+                    self.set_state(&job.id, JobState::Cancelling, Some(cancelled))
+                        .await?;
+                    if let Some(s) = &sender {
+                        s.send_replace(RunState::Cancelled);
+                    }
                 } else {
+                    if let Some(s) = &sender {
+                        s.send_replace(RunState::Cancelled);
+                    }
                     match self.claim(Some(&job.id)).await?.pop() {
                         // Another replica drives it: it reads "cancelling" at its next user
                         // (or heartbeat) and settles the rest itself, so a request it has in
                         // flight still gets its result.
                         None => {
-                            self.set_state(&job.id, JobState::Cancelling, None).await?;
+                            self.set_state(&job.id, JobState::Cancelling, Some(cancelled))
+                                .await?;
                         }
                         // Nobody is running it (paused before a restart): settle it here.
                         Some((_, lease)) => {
-                            self.log_not_attempted(&job.id, Some(&lease), NOT_ATTEMPTED_CANCELLED)
+                            let (reason, rows) =
+                                cancelled_words(Some(JobState::Cancelling), Some(&cancelled));
+                            self.log_not_attempted(&job.id, Some(&lease), &rows).await?;
+                            self.log_state(&job.id, Some(&lease), JobState::Stopped, Some(reason))
                                 .await?;
-                            self.log_state(
-                                &job.id,
-                                Some(&lease),
-                                JobState::Stopped,
-                                Some(CANCELLED_REASON.to_string()),
-                            )
-                            .await?;
                             if let Err(e) = self.storage.release_lease(&lease).await {
                                 tracing::warn!(job_id = %job.id, error = %e, "could not release a settled job's lease");
                             }
@@ -889,7 +928,11 @@ impl JobSupervisor {
             let then_cancel = job.state == JobState::Cancelling;
             if then_cancel {
                 if let Err(e) = self
-                    .log_not_attempted(&job.id, Some(&lease), NOT_ATTEMPTED_CANCELLED)
+                    .log_not_attempted(
+                        &job.id,
+                        Some(&lease),
+                        &cancelled_words(Some(job.state), job.reason.as_deref()).1,
+                    )
                     .await
                 {
                     tracing::error!(job_id = %job.id, error = %e, "could not settle cancelled users");
@@ -965,6 +1008,7 @@ fn planned_in_preview_order(
 
 /// The runner's journal for a console job: every step is in the database before it happens.
 struct DbJournal {
+    team_id: TeamId,
     supervisor: Arc<JobSupervisor>,
     /// Where each stored result is pushed to the job's watchers.
     feed: Arc<JobFeed>,
@@ -1029,5 +1073,83 @@ impl RunJournal for DbJournal {
         recorded
             .map(|_| ())
             .map_err(|e| self.refused(e, "record a result"))
+    }
+
+    async fn cancelled_by(&self) -> Option<String> {
+        match self
+            .supervisor
+            .storage
+            .job(self.team_id, &self.job_id)
+            .await
+        {
+            Ok(Some(job)) if job.state == JobState::Cancelling => job.reason,
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(job_id = %self.job_id, error = %e, "could not read who cancelled the run");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod words_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn run_commands_name_the_person_and_the_minute() {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 12, 7, 12, 17, 59)
+            .unwrap();
+        assert_eq!(
+            run_command_words("Priya", "cancelled", at),
+            "Priya cancelled the run at 12:17 UTC"
+        );
+        assert_eq!(
+            run_command_words("  ", "paused", at),
+            "Someone paused the run at 12:17 UTC"
+        );
+        let early = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(
+            run_command_words("Émile Ørsted", "cancelled", early),
+            "Émile Ørsted cancelled the run at 03:04 UTC"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_run_ends_with_its_cancellers_words_or_plain_ones() {
+        let words = Some("Priya cancelled the run at 12:17 UTC");
+        let named = (
+            "Priya cancelled the run at 12:17 UTC.".to_string(),
+            "Not attempted: Priya cancelled the run at 12:17 UTC.".to_string(),
+        );
+        assert_eq!(cancelled_words(Some(JobState::Cancelling), words), named);
+        assert_eq!(cancelled_words(Some(JobState::Stopped), words), named);
+        assert_eq!(
+            cancelled_words(
+                Some(JobState::Cancelling),
+                Some(" Priya cancelled the run at 12:17 UTC. ")
+            ),
+            named
+        );
+        let plain = (
+            "The run was cancelled.".to_string(),
+            "Not attempted: the run was cancelled.".to_string(),
+        );
+        // A reason kept from another state (a pause) does not say who cancelled.
+        assert_eq!(
+            cancelled_words(
+                Some(JobState::Paused),
+                Some("Priya paused the run at 12:10 UTC.")
+            ),
+            plain
+        );
+        assert_eq!(
+            cancelled_words(Some(JobState::Cancelling), Some(" . ")),
+            plain
+        );
+        assert_eq!(cancelled_words(Some(JobState::Cancelling), None), plain);
+        assert_eq!(cancelled_words(None, words), plain);
     }
 }

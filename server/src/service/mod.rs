@@ -627,7 +627,8 @@ impl ConsoleBackend for TeamConsole {
         // A run nobody is running (paused before a restart) ends right here when cancelled;
         // a live one ends in its runner, which records the end itself.
         let was_live = self.jobs.is_live(&job.id);
-        let job = self.jobs.control(&permit, &job, command).await?;
+        let by = self.actor_short_name().await;
+        let job = self.jobs.control(&permit, &job, command, &by).await?;
         self.record_run_command(command, &job).await;
         if !was_live && job.state.has_ended() {
             audit::record_run_end(self.storage.as_ref(), self.team, &job.id).await;

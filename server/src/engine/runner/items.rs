@@ -93,15 +93,27 @@ impl Item<'_> {
         finish.stopping(reason)
     }
 
-    pub(super) fn cancelled(&self) -> Finish {
-        self.abandon("The run was cancelled", StopReason::Cancelled)
+    /// Ends the item because the run was cancelled, naming who cancelled and when if the
+    /// journal has it on record.
+    pub(super) async fn cancelled(&self) -> Finish {
+        let by = self.run.journal.cancelled_by().await;
+        if !self.unanswered && !self.demoted {
+            // Nothing was sent for this user: the same words as the users never reached.
+            let message = not_attempted_cancelled(by.as_deref());
+            return Finish::new(ItemOutcome::NotAttempted, message).stopping(StopReason::Cancelled);
+        }
+        let why = by
+            .map(|w| w.trim().trim_end_matches('.').to_string())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "The run was cancelled".to_string());
+        self.abandon(&why, StopReason::Cancelled)
     }
 
     /// Waits, unless the run is cancelled meanwhile.
     pub(super) async fn wait(&mut self, duration: Duration) -> Step<()> {
         tokio::select! {
             _ = tokio::time::sleep(duration) => Ok(()),
-            _ = self.control.cancelled() => Err(self.cancelled()),
+            _ = self.control.cancelled() => Err(self.cancelled().await),
         }
     }
 
@@ -109,18 +121,24 @@ impl Item<'_> {
     pub(super) async fn send(&mut self, op: Op<'_>) -> Step<Result<ScimReply, TransportError>> {
         let run = self.run;
         let Some(slot) = run.pace.acquire(self.control).await else {
-            return Err(self.cancelled());
+            return Err(self.cancelled().await);
         };
         if op.mutates() {
-            if let Err(e) = run.journal.sending(self.id()).await {
-                let why = format!(
-                    "Not sent: Offboard could not record that it was about to act on this \
+            match run.journal.sending(self.id()).await {
+                Ok(()) => {}
+                // Refused because the run was cancelled (here or on another replica): that is
+                // a cancel, not a failure to keep records.
+                Err(JournalError::Cancelled) => return Err(self.cancelled().await),
+                Err(e) => {
+                    let why = format!(
+                        "Not sent: Offboard could not record that it was about to act on this \
                      user ({e})"
-                );
-                let reason = StopReason::JournalFailed(format!(
-                    "{why}. The run stopped so that nothing happens that is not on record."
-                ));
-                return Err(self.abandon(&why, reason));
+                    );
+                    let reason = StopReason::JournalFailed(format!(
+                        "{why}. The run stopped so that nothing happens that is not on record."
+                    ));
+                    return Err(self.abandon(&why, reason));
+                }
             }
         }
         self.attempts += 1;

@@ -91,6 +91,11 @@ pub trait RunJournal: Send + Sync {
     /// Exactly once per target, the moment its outcome is known. An Err stops the run, so
     /// nothing happens that is not on record.
     async fn finished(&self, result: &ItemResult) -> Result<(), JournalError>;
+    /// Who cancelled the run and when, in words ("Priya cancelled the run at 12:17 UTC"), for
+    /// the rows the run did not reach; `None` when nobody is on record.
+    async fn cancelled_by(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Why the journal could not record a step. Either way the run stops, and the words go into
@@ -228,7 +233,15 @@ impl StopReason {
     }
 
     /// Why the users the run did not reach were left alone, for their report rows.
-    fn not_attempted_message(&self) -> &'static str {
+    /// `cancelled_by` says who cancelled and when, if that is on record.
+    fn not_attempted_message(&self, cancelled_by: Option<&str>) -> String {
+        match self {
+            StopReason::Cancelled => not_attempted_cancelled(cancelled_by),
+            other => other.not_attempted_reason().to_string(),
+        }
+    }
+
+    fn not_attempted_reason(&self) -> &'static str {
         match self {
             StopReason::Cancelled => "Not attempted: the run was cancelled.",
             StopReason::DeletionNotEnabled(_) => {
@@ -242,6 +255,15 @@ impl StopReason {
                 "Not attempted: the run stopped because Offboard could not record its progress."
             }
         }
+    }
+}
+
+/// The report row of a user a cancelled run did not reach: who cancelled it and when, when
+/// that is on record ("Not attempted: Priya cancelled the run at 12:17 UTC.").
+pub fn not_attempted_cancelled(cancelled_by: Option<&str>) -> String {
+    match cancelled_by.map(str::trim).filter(|w| !w.is_empty()) {
+        Some(words) => format!("Not attempted: {}.", words.trim_end_matches('.')),
+        None => "Not attempted: the run was cancelled.".to_string(),
     }
 }
 
@@ -315,12 +337,16 @@ pub async fn run(
 
     let stopped = lock(&run.stop).clone();
     let left: Vec<usize> = lock(&run.queue).drain(..).collect();
+    let cancelled_by = match stopped {
+        Some(StopReason::Cancelled) if !left.is_empty() => run.journal.cancelled_by().await,
+        _ => None,
+    };
     let message = stopped
         .as_ref()
-        .map(StopReason::not_attempted_message)
-        .unwrap_or("Not attempted.");
+        .map(|s| s.not_attempted_message(cancelled_by.as_deref()))
+        .unwrap_or_else(|| "Not attempted.".to_string());
     for index in left {
-        let result = not_attempted(&run.targets[index], message);
+        let result = not_attempted(&run.targets[index], &message);
         run.record(index, result).await;
     }
 

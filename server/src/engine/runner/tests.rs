@@ -323,6 +323,10 @@ struct FakeJournal {
     finished: Mutex<Vec<ItemResult>>,
     fail_sending_for: Option<String>,
     fail_finished: bool,
+    /// Refuses the mark for this account as a journal does once the run was cancelled.
+    cancelled_at: Option<String>,
+    /// Who cancelled, as the console's journal reads it back.
+    cancelled_by: Option<String>,
 }
 
 impl FakeJournal {
@@ -333,6 +337,8 @@ impl FakeJournal {
             finished: Mutex::new(Vec::new()),
             fail_sending_for: None,
             fail_finished: false,
+            cancelled_at: None,
+            cancelled_by: None,
         }
     }
 }
@@ -342,6 +348,9 @@ impl RunJournal for FakeJournal {
     async fn sending(&self, account_id: &str) -> Result<(), JournalError> {
         if self.fail_sending_for.as_deref() == Some(account_id) {
             return Err(JournalError::NotRecorded("disk full".into()));
+        }
+        if self.cancelled_at.as_deref() == Some(account_id) {
+            return Err(JournalError::Cancelled);
         }
         let seen = self.site.with(|s| s.log.len());
         lock(&self.sending).push((account_id.to_string(), seen));
@@ -353,6 +362,9 @@ impl RunJournal for FakeJournal {
             return Err(JournalError::NotRecorded("database is locked".into()));
         }
         Ok(())
+    }
+    async fn cancelled_by(&self) -> Option<String> {
+        self.cancelled_by.clone()
     }
 }
 
@@ -1187,6 +1199,66 @@ async fn journal_failure_stops_before_sending() {
         assert_eq!(outcome(&summary, id), ItemOutcome::NotAttempted);
         assert!(site.exists(id));
     }
+}
+
+/// A cancel that reaches the runner as a refused "sending" mark (pressed on another replica,
+/// or between the runner's check and the mark) is a cancel: the rows not reached say who
+/// cancelled and when, never that Offboard could not record its progress.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_met_at_the_sending_mark_is_a_cancel_by_its_person() {
+    let site = Arc::new(FakeSite::new(5));
+    let mut journal = FakeJournal::new(&site);
+    journal.cancelled_at = Some("u3".into());
+    journal.cancelled_by = Some("Priya cancelled the run at 12:17 UTC".into());
+    let wanted = ids("u", 5);
+    let options = RunOptions {
+        concurrency: 1,
+        ..opts()
+    };
+    let summary = go_with(
+        &site,
+        targets(&as_refs(&wanted)),
+        options,
+        Arc::new(journal),
+    )
+    .await;
+    assert_eq!(summary.stopped, Some(StopReason::Cancelled));
+    for id in ["u1", "u2"] {
+        assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
+    }
+    assert!(site.requests_for("u3").is_empty());
+    for id in ["u3", "u4", "u5"] {
+        let r = result(&summary, id);
+        assert_eq!(r.outcome, ItemOutcome::NotAttempted);
+        assert_eq!(
+            r.message,
+            "Not attempted: Priya cancelled the run at 12:17 UTC."
+        );
+        assert!(site.exists(id));
+    }
+    for r in &summary.results {
+        assert!(!r.message.contains("could not record"), "{}", r.message);
+    }
+}
+
+#[test]
+fn not_attempted_words_name_who_cancelled_when_known() {
+    assert_eq!(
+        not_attempted_cancelled(Some("Priya cancelled the run at 12:17 UTC.")),
+        "Not attempted: Priya cancelled the run at 12:17 UTC."
+    );
+    assert_eq!(
+        not_attempted_cancelled(Some("  Priya cancelled the run at 12:17 UTC  ")),
+        "Not attempted: Priya cancelled the run at 12:17 UTC."
+    );
+    assert_eq!(
+        not_attempted_cancelled(None),
+        "Not attempted: the run was cancelled."
+    );
+    assert_eq!(
+        not_attempted_cancelled(Some("   ")),
+        "Not attempted: the run was cancelled."
+    );
 }
 
 #[tokio::test(start_paused = true)]
