@@ -357,6 +357,34 @@ fn link_opens(now: &str) -> String {
 macro_rules! account_queries {
     ($storage:ty, $db:ty, $read:ident, $write:ident) => {
         impl $storage {
+            /// Inserts `account`; [`StorageError::EmailTaken`] if one has the email already.
+            async fn insert_account(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                account: &NewAccount,
+                at: DateTime<Utc>,
+            ) -> Result<AccountRecord> {
+                let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
+                    "INSERT INTO accounts (email, name, password_hash, console_owner, \
+                     email_proven, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     RETURNING {ACCOUNT_COLUMNS}"
+                ))
+                .bind(&account.email)
+                .bind(&account.name)
+                .bind(account.password_hash.as_ref().map(|h| h.expose()))
+                .bind(account.console_owner)
+                .bind(account.email_proven)
+                .bind(stamp(at))
+                .fetch_one(&mut *conn)
+                .await;
+                match row {
+                    Ok(row) => row.try_into(),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err(StorageError::EmailTaken)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
             /// Locks the team's row for the rest of the transaction (every change of a team's
             /// owners and every use of its invitations takes it first, so they happen one
             /// after another) and reads `email`'s role there.
@@ -430,25 +458,8 @@ macro_rules! account_queries {
     }
 
     async fn create_account(&self, account: &NewAccount) -> Result<AccountRecord> {
-        let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
-            "INSERT INTO accounts (email, name, password_hash, console_owner, email_proven, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ACCOUNT_COLUMNS}"
-        ))
-        .bind(&account.email)
-        .bind(&account.name)
-        .bind(account.password_hash.as_ref().map(|h| h.expose()))
-        .bind(account.console_owner)
-        .bind(account.email_proven)
-        .bind(stamp(self.clock.now()))
-        .fetch_one(&self.$write)
-        .await;
-        match row {
-            Ok(row) => row.try_into(),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StorageError::EmailTaken)
-            }
-            Err(e) => Err(e.into()),
-        }
+        let mut conn = self.$write.acquire().await?;
+        Self::insert_account(&mut conn, account, self.clock.now()).await
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>> {
@@ -765,28 +776,7 @@ macro_rules! account_queries {
         };
         let account = match joiner {
             Joiner::Existing(account) => account.clone(),
-            Joiner::New(account) => {
-                let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
-                    "INSERT INTO accounts (email, name, password_hash, console_owner, \
-                     email_proven, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                     RETURNING {ACCOUNT_COLUMNS}"
-                ))
-                .bind(&account.email)
-                .bind(&account.name)
-                .bind(account.password_hash.as_ref().map(|h| h.expose()))
-                .bind(account.console_owner)
-                .bind(account.email_proven)
-                .bind(stamp(now))
-                .fetch_one(&mut *tx)
-                .await;
-                match row {
-                    Ok(row) => AccountRecord::try_from(row)?,
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        return Err(StorageError::EmailTaken)
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            Joiner::New(account) => Self::insert_account(&mut tx, account, now).await?,
         };
         // An invitation never lowers a role someone already has.
         let role = before.map_or(role, |was| was.max(role));
