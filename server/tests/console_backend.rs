@@ -1219,7 +1219,10 @@ async fn a_preview_and_runs_leave_their_audit_entries() {
         };
         assert_eq!(e.actor, expected, "{e:?}");
         assert!(!e.details.contains(TOKEN), "the token leaked: {e:?}");
-        assert!(!e.details.contains("@example.com"), "a user leaked: {e:?}");
+        // The run's users never appear; the operator who acted may be named (a cancelled
+        // run's ending says who cancelled it), and this harness names them by email.
+        let others = e.details.replace("user3@example.com", "");
+        assert!(!others.contains("@example.com"), "a user leaked: {e:?}");
     }
     let details = |i: usize| -> Value { serde_json::from_str(&entries[i].details).unwrap() };
     assert_eq!(details(0)["token_replaced"], json!(true));
