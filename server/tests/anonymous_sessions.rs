@@ -199,25 +199,11 @@ async fn ended_sessions_are_swept_from_postgres_and_anonymous_visitors_store_non
 
 #[tokio::test]
 async fn started_single_sign_ons_are_bounded_per_address_and_short_lived() {
-    use support::oidc_provider::{OidcProvider, CLIENT_ID};
-    let port = support::scim2_server::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let secret = "bounded-sso-test-secret-7c2d";
-    let provider = OidcProvider::start(secret, &format!("{base}/sign-in/sso/callback"));
     let dir = tempfile::tempdir().unwrap();
-    let console = ConsoleProcess::start_at(
-        port,
+    let (console, provider) = support::oidc_provider::console_signing_on_with(
+        "bounded-sso-test-secret-7c2d",
         &dir.path().join("data"),
-        &[
-            "--public-url",
-            &base,
-            "--oidc-issuer",
-            provider.issuer(),
-            "--oidc-client-id",
-            CLIENT_ID,
-            "--oidc-client-secret",
-            secret,
-        ],
+        &[],
     )
     .await;
     let mut db = sqlite(&console).await;

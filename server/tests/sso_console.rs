@@ -8,8 +8,7 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::console_process::{client_with, session_cookie, ConsoleProcess};
-use support::oidc_provider::{OidcProvider, CLIENT_ID};
-use support::scim2_server::free_port;
+use support::oidc_provider::{console_signing_on_with, OidcProvider};
 
 const SECRET: &str = "console-test-secret-5b1e";
 
@@ -74,27 +73,12 @@ async fn notice(console: &ConsoleProcess, cookie: &str) -> String {
 
 /// A console with single sign-on through `provider`'s test accounts (example.com allowed).
 async fn console_with_sso(dir: &std::path::Path) -> (ConsoleProcess, OidcProvider) {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let provider = OidcProvider::start(SECRET, &format!("{base}/sign-in/sso/callback"));
-    let console = ConsoleProcess::start_at(
-        port,
+    console_signing_on_with(
+        SECRET,
         &dir.join("data"),
-        &[
-            "--public-url",
-            &base,
-            "--oidc-issuer",
-            provider.issuer(),
-            "--oidc-client-id",
-            CLIENT_ID,
-            "--oidc-client-secret",
-            SECRET,
-            "--oidc-allowed-domain",
-            "example.com",
-        ],
+        &["--oidc-allowed-domain", "example.com"],
     )
-    .await;
-    (console, provider)
+    .await
 }
 
 async fn whoami(console: &ConsoleProcess, cookie: &str) -> Value {
@@ -254,27 +238,8 @@ async fn a_sign_on_account_stays_its_subjects() {
 
 #[tokio::test]
 async fn a_verified_email_signs_on_once_a_team_has_added_it() {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let provider = OidcProvider::start(SECRET, &format!("{base}/sign-in/sso/callback"));
     let dir = tempfile::tempdir().unwrap();
-    let console = ConsoleProcess::start_at(
-        port,
-        &dir.path().join("data"),
-        &[
-            "--public-url",
-            &base,
-            "--oidc-issuer",
-            provider.issuer(),
-            "--oidc-client-id",
-            CLIENT_ID,
-            "--oidc-client-secret",
-            SECRET,
-            "--oidc-allowed-domain",
-            "example.com",
-        ],
-    )
-    .await;
+    let (console, provider) = console_with_sso(dir.path()).await;
     // The sign-in page offers it.
     let (_, options) = console
         .call_as(&console.anonymous(), "sign_in_options", &[])

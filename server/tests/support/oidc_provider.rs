@@ -11,6 +11,31 @@ use std::time::Duration;
 /// The client the provider knows.
 pub const CLIENT_ID: &str = "offboard-test";
 
+/// A provider and the real `offboard serve` signing people on with it (on its own port, with
+/// `--public-url`), with these flags besides: e.g. `--oidc-allowed-domain example.com`.
+pub async fn console_signing_on_with(
+    secret: &str,
+    data_dir: &std::path::Path,
+    extra: &[&str],
+) -> (super::console_process::ConsoleProcess, OidcProvider) {
+    let port = super::scim2_server::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let provider = OidcProvider::start(secret, &format!("{base}/sign-in/sso/callback"));
+    let mut args = vec![
+        "--public-url",
+        &base,
+        "--oidc-issuer",
+        provider.issuer(),
+        "--oidc-client-id",
+        CLIENT_ID,
+        "--oidc-client-secret",
+        secret,
+    ];
+    args.extend_from_slice(extra);
+    let console = super::console_process::ConsoleProcess::start_at(port, data_dir, &args).await;
+    (console, provider)
+}
+
 /// A running provider; killed (by PID) when dropped, also when the test panics.
 pub struct OidcProvider {
     child: Child,
