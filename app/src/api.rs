@@ -227,6 +227,13 @@ pub async fn choose_problem(code: String) -> Result<Option<String>, ServerFnErro
     Ok(Some(detail.unwrap_or_else(|| problem.words().to_string())))
 }
 
+/// The list the admin pasted before a preview failed, to show it again (their own session).
+#[server(endpoint = "choose_pasted", output = JsonAnswer)]
+pub async fn choose_pasted() -> Result<Option<String>, ServerFnError> {
+    // Shown once: a later visit to the page starts with an empty box.
+    Ok(take_from_session::<String>(crate::backend::CHOOSE_PASTED).await)
+}
+
 /// The saved connection (never the token itself).
 #[server(endpoint = "connection", output = JsonAnswer)]
 pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
@@ -384,6 +391,16 @@ pub async fn decline_approval(
 ) -> Result<crate::team::ApprovalView, ServerFnError> {
     crate::backend::backend()?
         .decline_approval(preview_id.into(), reason)
+        .await
+        .map_err(plain)
+}
+
+/// The team's requests for approval that no run came from (Overview and History list them).
+#[server(endpoint = "approval_requests", output = JsonAnswer)]
+pub async fn approval_requests() -> Result<Vec<crate::backend::ApprovalRequestView>, ServerFnError>
+{
+    crate::backend::backend()?
+        .approval_requests()
         .await
         .map_err(plain)
 }

@@ -213,6 +213,17 @@ pub struct PreviewSummary {
     pub approval: Option<crate::team::ApprovalView>,
 }
 
+/// A request for approval no run came from (awaiting, declined or expired), as Overview and
+/// History list it beside the runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRequestView {
+    pub preview_id: crate::ids::PreviewId,
+    pub action: crate::model::Action,
+    /// Users the run would process.
+    pub users: u64,
+    pub approval: crate::team::ApprovalView,
+}
+
 /// One page of preview rows, optionally filtered by outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviewRowsPage {
@@ -422,6 +433,14 @@ mod server_side {
             preview_id: crate::ids::PreviewId,
             reason: String,
         ) -> Result<crate::team::ApprovalView, ConsoleError>;
+        /// A new preview of the same users as `preview_id` (a fresh listing of the site, same
+        /// action and options): the way on after a request was declined or expired.
+        async fn preview_again(
+            &self,
+            preview_id: crate::ids::PreviewId,
+        ) -> Result<PreviewSummary, ConsoleError>;
+        /// The team's requests for approval that no run came from, newest first.
+        async fn approval_requests(&self) -> Result<Vec<ApprovalRequestView>, ConsoleError>;
         async fn job(&self, job_id: crate::ids::JobId) -> Result<JobView, ConsoleError>;
         async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError>;
         async fn control_job(
@@ -499,6 +518,9 @@ mod server_side {
     /// The session key under which the upload routes keep the details of a failed preview
     /// for the Choose page (see [`super::ChooseProblem`]).
     pub const CHOOSE_PROBLEM_DETAIL: &str = "choose_problem_detail";
+    /// The pasted list of a preview that failed, shown again in the box (the admin's own
+    /// session only, never the address).
+    pub const CHOOSE_PASTED: &str = "choose_pasted";
 
     /// The backend from Leptos context, as a server function sees it.
     pub fn backend() -> Result<Arc<dyn ConsoleBackend>, leptos::prelude::ServerFnError> {

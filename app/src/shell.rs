@@ -91,7 +91,13 @@ fn SignedInNav() -> impl IntoView {
             {move || {
                 me.get().and_then(Result::ok).flatten().map(|me| {
                     let team = me.team.clone();
+                    // One disclosure holds the navigation: on a phone it folds into a "Menu"
+                    // button (a plain <details>, so it works without script and with the
+                    // keyboard); from 600 px on it is always open and the button hidden
+                    // (style/main.css, `.site-menu`).
                     view! {
+                        <details class="site-menu">
+                        <summary class="menu-button"><span aria-hidden="true">"☰"</span>"Menu"</summary>
                         {team.is_some().then(steps_nav)}
                         <nav aria-label="Account" class="account-nav">
                             // rel=external: these screens are the server's (see above).
@@ -105,6 +111,7 @@ fn SignedInNav() -> impl IntoView {
                                 {me.name.clone()}
                             </a>
                         </nav>
+                        </details>
                     }
                 })
             }}

@@ -141,6 +141,10 @@ pub struct LinkInfo {
 pub struct SignInOptions {
     /// The button's name for single sign-on ("your company's sign-in"), when it is set up.
     pub sso: Option<String>,
+    /// Nobody has an account yet: the first owner must use the setup link the console
+    /// printed in its log when it started.
+    #[serde(default)]
+    pub needs_setup: bool,
 }
 
 /// When a delete run needs a second operator's approval.

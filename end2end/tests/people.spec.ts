@@ -10,27 +10,9 @@ import * as path from 'node:path';
 import { Console, FIRST_OWNER, freePort, sessionCookie } from './support/servers';
 import { FaultServer, TOKEN, checkScreen, connect, open } from './support/flow';
 import { OidcProvider, people, signInAtProvider } from './support/oidc';
+import { browserOf, invitation } from './support/people';
 
 const OPERATOR = { name: 'Opal Operator', email: 'user2@example.com', password: 'another long password' };
-
-/** An invitation link made by whoever `cookie` belongs to, for their current team, that only
- * `email` can accept. */
-async function invitation(server: Console, cookie: string, role: string, email: string): Promise<string> {
-  const made = await server.post('/team/invitations', { role, email }, cookie);
-  expect(made.status).toBe(303);
-  const page = await fetch(`${server.baseURL}/api/team_page`, {
-    method: 'POST',
-    headers: { cookie: `offboard_session=${cookie}` },
-  });
-  return (await page.json()).new_link.url;
-}
-
-/** A browser of its own for someone else, signed in with `cookie`. */
-async function browserOf(browser: Browser, server: Console, cookie: string): Promise<BrowserContext> {
-  const context = await browser.newContext();
-  await context.addCookies([{ name: 'offboard_session', value: cookie, url: server.baseURL }]);
-  return context;
-}
 
 async function typePhrase(page: Page, button: string | RegExp): Promise<void> {
   const phrase = (await page.getByTestId('phrase').textContent())!.trim();
@@ -65,7 +47,10 @@ test('the first owner sets up the console, signs in again and invites an operato
     await page.getByLabel('Choose a password').fill(FIRST_OWNER.password);
     await page.getByLabel('The same password again').fill(FIRST_OWNER.password);
     await page.getByRole('button', { name: 'Create my account' }).click();
-    await expect(page).toHaveURL(/\/teams$/);
+    // A new console's first need is its site: the owner lands on the Connect page (issue 23).
+    await expect(page).toHaveURL(/\/connect$/);
+    await expect(page.getByRole('heading', { name: 'Connect your site', level: 1 })).toBeVisible();
+    await page.goto(`${server.baseURL}/teams`);
     await expect(page.getByRole('heading', { name: 'Teams of this console' })).toBeVisible();
     await expect(page.getByTestId('teams')).toContainText('Default team');
     await checkScreen(page, '31-teams');

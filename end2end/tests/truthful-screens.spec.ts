@@ -7,9 +7,10 @@
 // attribute cut short by a `>` once printed its own source on a button).
 // SCIM side: the project's Stack-shaped fault server (a test double); console: the real
 // release binary.
-import { test, expect, Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
 import { Console, FIRST_OWNER } from './support/servers';
-import { FaultServer, TOKEN, checkScreen, confirmRun, connect, open } from './support/flow';
+import { FaultServer, TOKEN, confirmRun, connect, open } from './support/flow';
+import { PROGRAM_TEXT, checkPage, expectNoProgramText } from './support/program-text';
 
 let server: Console;
 
@@ -20,38 +21,6 @@ test.beforeEach(async () => {
 test.afterEach(async () => {
   await server?.stop();
 });
-
-/** Patterns of program text that no sentence for a person contains. */
-const PROGRAM_TEXT: RegExp[] = [
-  /move\s*\|/,
-  /\|\s*_\s*\|/,
-  /\.update\(/,
-  /\.get\(\)/,
-  /\.set\(/,
-  /=>/,
-  /::/,
-  /\bon\s*:\s*(click|input|change|submit)\b/,
-  /\bprop\s*:\s*\w+/,
-  /\bSome\(|\bNone\b\s*[,)]/,
-  // A `{ … }` pair holding code: a statement end or an assignment inside braces.
-  /\{[^{}]*[;=][^{}]*\}/,
-];
-
-/** Fails if any visible text of the page looks like program text, naming the line. */
-async function expectNoProgramText(page: Page, where: string): Promise<void> {
-  const text = await page.locator('body').innerText();
-  const found = text
-    .split('\n')
-    .filter((line) => PROGRAM_TEXT.some((p) => p.test(line)))
-    .map((line) => line.trim());
-  expect(found, `program text shown on ${where}`).toEqual([]);
-}
-
-/** Both checks of a screen: layout and axe at 1280 and 390 px, and no program text. */
-async function checkPage(page: Page, name: string): Promise<void> {
-  await expectNoProgramText(page, name);
-  await checkScreen(page, name);
-}
 
 test('the program-text check catches the text a broken view printed', async ({ page }) => {
   // The check itself must be able to fail: the words once shown on the Next page button.

@@ -224,8 +224,9 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
     assert!(view.token_saved && found.ok, "{found:?}");
     assert_eq!(view.operator_email.as_deref(), Some("me@example.com"));
 
-    // A wrong token is diagnosed, not an error.
-    let (_, found) = console
+    // A wrong token is diagnosed, not an error, and not kept: the working one stays.
+    let before = console.connection().await.unwrap();
+    let (view, found) = console
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
             scim_base_url: None,
@@ -235,6 +236,9 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
         .await
         .unwrap();
     assert_eq!(found.kind, DiagnosisKind::BadToken);
+    assert_eq!(view, before);
+    assert_eq!(console.connection().await.unwrap(), before);
+    assert!(before.token_saved && !before.token_hint.is_empty());
 
     // An unusable address is a diagnosis, and nothing is saved.
     let (view, found) = console

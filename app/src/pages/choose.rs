@@ -2,7 +2,7 @@
 //! script loads), or tick users in the site's list of deactivated users.
 
 use super::parts::{error_text, thousands, ErrorBox};
-use crate::api::{choose_problem, deactivated_users, preview_picked};
+use crate::api::{choose_pasted, choose_problem, deactivated_users, preview_picked};
 use crate::model::SiteUser;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
@@ -79,14 +79,25 @@ pub fn Choose() -> impl IntoView {
                 }}
             </Transition>
         </section>
-        <UploadForm />
+        <UploadForm failed=Signal::derive(move || query.with(|q| q.get("error")).as_deref() == Some("preview_failed")) />
         <DeactivatedList />
     }
     .into_any()
 }
 
 #[component]
-fn UploadForm() -> impl IntoView {
+fn UploadForm(failed: Signal<bool>) -> impl IntoView {
+    // After a failed preview of a pasted list, the list is shown again as it was sent.
+    let pasted_before = Resource::new(
+        move || failed.get(),
+        |failed| async move {
+            if failed {
+                choose_pasted().await.ok().flatten()
+            } else {
+                None
+            }
+        },
+    );
     let file_name = RwSignal::new(String::new());
     let dragging = RwSignal::new(false);
     let input_ref = NodeRef::<leptos::html::Input>::new();
@@ -137,12 +148,23 @@ fn UploadForm() -> impl IntoView {
                 </div>
                 <div class="field">
                     <label for="pasted">"or paste a list"</label>
-                    <textarea
-                        id="pasted"
-                        name="pasted"
-                        rows="5"
-                        placeholder="one email or account ID per line"
-                    ></textarea>
+                    <Transition fallback=|| view! {
+                        <textarea id="pasted" name="pasted" rows="5" placeholder="one email or account ID per line"></textarea>
+                    }>
+                        {move || {
+                            let before = pasted_before.get().flatten().unwrap_or_default();
+                            view! {
+                                <textarea
+                                    id="pasted"
+                                    name="pasted"
+                                    rows="5"
+                                    placeholder="one email or account ID per line"
+                                >
+                                    {before}
+                                </textarea>
+                            }
+                        }}
+                    </Transition>
                 </div>
                 <ActionChoice name="action" />
                 <div class="field checkbox">

@@ -1,5 +1,7 @@
 //! The Connect screen: the site, its SCIM token (write-only), the admin's own email, and a
-//! check of the connection in plain words.
+//! check of the connection in plain words. Only a team owner may change them: anyone else
+//! sees them read-only, with the reason. A token the site refuses is not kept, and the refusal
+//! stands under the token field.
 //!
 //! The forms post to their server functions, so they work before the WASM has loaded; once it
 //! has, a submit is caught and sent with `dispatch` from the fields' values. Not `ActionForm`:
@@ -9,19 +11,33 @@
 use super::parts::{error_text, ErrorBox};
 use crate::api::{load_connection, CheckConnection, ForgetToken, SaveConnection};
 use crate::backend::{ConnectionView, Diagnosis};
+use crate::model::DiagnosisKind;
+use crate::team::Role;
 use leptos::html::Input;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
 /// The verdict of a connection check: calm when it works, an alert when it does not.
 #[component]
-fn DiagnosisNote(diagnosis: Diagnosis) -> impl IntoView {
+fn DiagnosisNote(
+    diagnosis: Diagnosis,
+    #[prop(optional)] id: Option<&'static str>,
+) -> impl IntoView {
     // The message already says how many users the site lists.
     let text = diagnosis.message;
     if diagnosis.ok {
-        view! { <p role="status" class="ok" data-testid="diagnosis">{text}</p> }.into_any()
+        view! { <p role="status" class="ok" data-testid="diagnosis" id=id>{text}</p> }.into_any()
     } else {
-        view! { <p role="alert" class="error" data-testid="diagnosis">{text}</p> }.into_any()
+        view! { <p role="alert" class="error" data-testid="diagnosis" id=id>{text}</p> }.into_any()
+    }
+}
+
+/// "a viewer", "an operator": the person's role in a sentence.
+fn role_in_words(role: Role) -> &'static str {
+    match role {
+        Role::Viewer => "a viewer",
+        Role::Operator => "an operator",
+        Role::Owner => "an owner",
     }
 }
 
@@ -39,6 +55,21 @@ pub fn Connect() -> impl IntoView {
     let save = ServerAction::<SaveConnection>::new();
     let forget = ServerAction::<ForgetToken>::new();
     let check = ServerAction::<CheckConnection>::new();
+    let me = Resource::new(|| (), |_| crate::api::whoami());
+    // The person's role in the team (None: not known, the server decides alone).
+    let role = move || {
+        me.get()
+            .and_then(Result::ok)
+            .flatten()
+            .and_then(|me| me.team)
+            .map(|t| t.role)
+    };
+    // The site's refusal of a token just typed: said under the token field, which it is
+    // about (the token was not kept).
+    let refused = Signal::derive(move || match save.value().get() {
+        Some(Ok((_, d))) if d.kind == DiagnosisKind::BadToken && !save.pending().get() => Some(d),
+        _ => None,
+    });
     let saved = Resource::new(
         move || (save.version().get(), forget.version().get()),
         |_| load_connection(),
@@ -55,7 +86,7 @@ pub fn Connect() -> impl IntoView {
     };
     view! {
         <section class="card" aria-labelledby="connect-heading">
-            <h1 id="connect-heading">"Connect a site"</h1>
+            <h1 id="connect-heading">"Connect your site"</h1>
             <p class="lead">
                 "Enter your Stack Internal site address and its SCIM token. The token is stored encrypted on this server and is never shown again, not even to you."
             </p>
@@ -65,9 +96,12 @@ pub fn Connect() -> impl IntoView {
                         .get()
                         .map(|r| match r {
                             Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
-                            Ok(current) => {
-                                view! { <ConnectForm current save forget /> }.into_any()
-                            }
+                            Ok(current) => match role() {
+                                Some(role) if role < Role::Owner => {
+                                    view! { <ReadOnlyConnection current role /> }.into_any()
+                                }
+                                _ => view! { <ConnectForm current save forget refused /> }.into_any(),
+                            },
                         })
                 }}
             </Transition>
@@ -87,26 +121,60 @@ pub fn Connect() -> impl IntoView {
                             }
                                 .into_any()
                         }
+                        Some(Ok(d)) if refused.get().is_some() && check.value().get().is_none() => {
+                            let _ = d;
+                            view! {
+                                <p>"The site refused the token you typed, so it was not kept: see the SCIM token field above."</p>
+                            }
+                                .into_any()
+                        }
                         Some(Ok(d)) => view! { <DiagnosisNote diagnosis=d /> }.into_any(),
                         Some(Err(e)) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
                     }
                 }}
             </div>
-            <form
-                method="post"
-                action=CheckConnection::url()
-                on:submit=move |ev| {
-                    ev.prevent_default();
-                    check.dispatch(CheckConnection {});
-                }
-            >
-                <button type="submit" class="button">
-                    "Check the saved connection"
-                </button>
-            </form>
+            // A viewer may not check (it asks the site); an operator may.
+            {move || {
+                (role() != Some(Role::Viewer)).then(|| view! {
+                    <form
+                        method="post"
+                        action=CheckConnection::url()
+                        on:submit=move |ev| {
+                            ev.prevent_default();
+                            check.dispatch(CheckConnection {});
+                        }
+                    >
+                        <button type="submit" class="button">
+                            "Check the saved connection"
+                        </button>
+                    </form>
+                })
+            }}
         </section>
     }
     .into_any()
+}
+
+/// The saved connection for someone who may not change it: what it is, and why there is no
+/// form.
+#[component]
+fn ReadOnlyConnection(current: ConnectionView, role: Role) -> impl IntoView {
+    view! {
+        <p class="notice" data-testid="read-only-connection">
+            {format!(
+                "You are {} in this team: only a team owner may change the site, its token or the protected email, so this page only shows them. Ask an owner of your team if they must change.",
+                role_in_words(role),
+            )}
+        </p>
+        <dl class="facts">
+            <dt>"Site address"</dt>
+            <dd>{current.site_url.clone().unwrap_or_else(|| "None yet".to_string())}</dd>
+            <dt>"SCIM token"</dt>
+            <dd>{token_sentence(&current)}</dd>
+            <dt>"Protected email"</dt>
+            <dd>{current.operator_email.clone().unwrap_or_else(|| "None".to_string())}</dd>
+        </dl>
+    }
 }
 
 #[component]
@@ -114,6 +182,7 @@ fn ConnectForm(
     current: ConnectionView,
     save: ServerAction<SaveConnection>,
     forget: ServerAction<ForgetToken>,
+    refused: Signal<Option<Diagnosis>>,
 ) -> impl IntoView {
     let token_line = token_sentence(&current);
     let has_token = current.token_saved;
@@ -172,10 +241,14 @@ fn ConnectForm(
                     type="password"
                     autocomplete="off"
                     spellcheck="false"
-                    aria-describedby="token-state"
+                    aria-describedby=move || {
+                        if refused.get().is_some() { "token-state token-error" } else { "token-state" }
+                    }
+                    aria-invalid=move || refused.get().is_some().then_some("true")
                     prop:value=move || typed_token.get()
                     on:input=move |ev| typed_token.set(event_target_value(&ev))
                 />
+                {move || refused.get().map(|d| view! { <DiagnosisNote diagnosis=d id="token-error" /> })}
             </div>
             <div class="field">
                 <label for="operator_email">"Your email"</label>

@@ -4,6 +4,7 @@ use super::parts::{
     action_words, error_text, short_time, state_words, thousands, ErrorBox, OutcomeBar,
 };
 use super::preview::encode;
+use super::requests::ApprovalRequests;
 use crate::api::list_jobs;
 use crate::backend::ReportKind;
 use leptos::prelude::*;
@@ -96,6 +97,7 @@ pub fn History() -> impl IntoView {
                 }}
             </Transition>
         </section>
+        <ApprovalRequests />
     }
     .into_any()
 }

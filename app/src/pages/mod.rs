@@ -14,6 +14,7 @@ mod parts;
 #[cfg(feature = "ssr")]
 mod people;
 mod preview;
+mod requests;
 mod run;
 mod steps;
 

@@ -4,8 +4,10 @@
 use super::parts::{action_words, state_words};
 use super::parts::{error_text, short_time, users, ErrorBox, OutcomeBar};
 use super::preview::encode;
+use super::requests::ApprovalRequests;
 use crate::api::{check_connection, list_jobs, load_connection};
 use crate::backend::{ConnectionView, Diagnosis, JobView};
+use crate::team::Role;
 use leptos::prelude::*;
 
 /// Runs shown on the start screen; History has the rest.
@@ -16,12 +18,17 @@ pub fn next_step(
     connection: &ConnectionView,
     diagnosis: Option<&Diagnosis>,
     runs: &[JobView],
+    may_run: bool,
 ) -> (String, String) {
     if let Some(active) = runs.iter().find(|j| !j.state.has_ended()) {
         return (
             "Follow the run in progress".into(),
             format!("/run?id={}", encode(&active.id)),
         );
+    }
+    // A viewer may not connect, choose or start: the way on is what they may read.
+    if !may_run {
+        return ("See the runs in History".into(), "/history".into());
     }
     if !connection.token_saved {
         return ("Connect your site".into(), "/connect".into());
@@ -35,6 +42,7 @@ pub fn next_step(
 #[component]
 pub fn Overview() -> impl IntoView {
     let recheck = Action::new(|_: &()| check_connection());
+    let me = Resource::new(|| (), |_| crate::api::whoami());
     let connection = Resource::new(|| (), |_| load_connection());
     let diagnosis = Resource::new(move || recheck.version().get(), |_| check_connection());
     let runs = Resource::new(
@@ -56,10 +64,23 @@ pub fn Overview() -> impl IntoView {
                     let conn = connection.get()?.ok()?;
                     let diag = diagnosis.get().and_then(Result::ok);
                     let jobs = runs.get().and_then(Result::ok).unwrap_or_default();
-                    let (label, href) = next_step(&conn, diag.as_ref(), &jobs);
+                    let role = me.get()?.ok().flatten().and_then(|me| me.team).map(|t| t.role);
+                    let may_run = role.is_none_or(|r| r >= Role::Operator);
+                    let (label, href) = next_step(&conn, diag.as_ref(), &jobs, may_run);
                     Some(view! {
+                        {(!may_run).then(|| view! {
+                            <p data-testid="role-note">
+                                "You are a viewer in this team: you can follow runs and download their reports, but not connect the site, choose users or start a run. A team owner can make you an operator."
+                            </p>
+                        })}
                         <p>
-                            <a class="button primary" href=href data-testid="next-step">
+                            // rel=external: History is served whole by the server.
+                            <a
+                                class="button primary"
+                                rel=(href == "/history").then_some("external")
+                                href=href
+                                data-testid="next-step"
+                            >
                                 {label}
                             </a>
                         </p>
@@ -67,6 +88,7 @@ pub fn Overview() -> impl IntoView {
                 }}
             </Transition>
         </section>
+        <ApprovalRequests />
         <section class="card" aria-labelledby="site-heading">
             <h2 id="site-heading">"Your site"</h2>
             <Transition fallback=|| view! { <p>"Checking the connection…"</p> }>
@@ -222,20 +244,20 @@ mod tests {
     #[test]
     fn the_next_step_follows_where_the_admin_is() {
         let none = ConnectionView::default();
-        assert_eq!(next_step(&none, None, &[]).1, "/connect");
+        assert_eq!(next_step(&none, None, &[], true).1, "/connect");
         assert_eq!(
-            next_step(&connected(), Some(&verdict(false)), &[]).0,
+            next_step(&connected(), Some(&verdict(false)), &[], true).0,
             "Fix the connection"
         );
         assert_eq!(
-            next_step(&connected(), Some(&verdict(true)), &[]).1,
+            next_step(&connected(), Some(&verdict(true)), &[], true).1,
             "/choose"
         );
         // While the check is still running, choosing users is the way on.
-        assert_eq!(next_step(&connected(), None, &[]).1, "/choose");
+        assert_eq!(next_step(&connected(), None, &[], true).1, "/choose");
         let runs = [job("old", JobState::Finished), job("a b", JobState::Paused)];
         assert_eq!(
-            next_step(&connected(), Some(&verdict(true)), &runs),
+            next_step(&connected(), Some(&verdict(true)), &runs, true),
             (
                 "Follow the run in progress".to_string(),
                 "/run?id=a%20b".to_string()
@@ -243,12 +265,26 @@ mod tests {
         );
         // A run in progress matters more than a connection that broke since it started.
         assert_eq!(
-            next_step(&none, None, &runs).0,
+            next_step(&none, None, &runs, true).0,
+            "Follow the run in progress"
+        );
+        // A viewer is led to what they may read, never to choosing users.
+        assert_eq!(
+            next_step(&connected(), Some(&verdict(true)), &[], false),
+            (
+                "See the runs in History".to_string(),
+                "/history".to_string()
+            )
+        );
+        assert_eq!(next_step(&none, None, &[], false).1, "/history");
+        // A run in progress is theirs to follow too.
+        assert_eq!(
+            next_step(&none, None, &runs, false).0,
             "Follow the run in progress"
         );
         let ended = [job("x", JobState::Finished), job("y", JobState::Stopped)];
         assert_eq!(
-            next_step(&connected(), Some(&verdict(true)), &ended).1,
+            next_step(&connected(), Some(&verdict(true)), &ended, true).1,
             "/choose"
         );
     }

@@ -247,7 +247,8 @@ async fn setup(
         .complete_setup(&form.code, form.person())
         .await
     {
-        Ok(person) => signed_in_to(&state, &session, &person, None, "/teams").await,
+        // The first thing a new console needs is its site: straight to the Connect page.
+        Ok(person) => signed_in_to(&state, &session, &person, None, "/connect").await,
         Err(refusal) => refused(&session, &form.back("/setup"), refusal).await,
     }
 }
@@ -730,6 +731,7 @@ impl AccountsBackend for VisitorConsole {
     async fn sign_in_options(&self) -> Result<SignInOptions, ConsoleError> {
         Ok(SignInOptions {
             sso: self.sso.clone(),
+            needs_setup: self.console.needs_setup().await?,
         })
     }
 

@@ -4,7 +4,9 @@
 use super::error::HttpError;
 use super::{AppState, Caller};
 use app::api::parse_action;
-use app::backend::{ChooseProblem, ConsoleBackend, ConsoleErrorKind, CHOOSE_PROBLEM_DETAIL};
+use app::backend::{
+    ChooseProblem, ConsoleBackend, ConsoleErrorKind, CHOOSE_PASTED, CHOOSE_PROBLEM_DETAIL,
+};
 use app::ids::PreviewId;
 use app::model::Action;
 use axum::body::Bytes;
@@ -14,6 +16,26 @@ use axum::routing::post;
 use axum::Extension;
 use axum::Router;
 use tower_sessions::Session;
+
+/// The longest pasted list kept to show again after a failed preview.
+const MAX_PASTED_KEPT: usize = 64 * 1024;
+
+/// The words of a failed preview of `what` (a file's name, or the pasted list): always naming
+/// it, and saying how to go on.
+fn failed_preview_words(what: &str, message: &str, pasted: bool) -> String {
+    let named = if message.starts_with(what) {
+        message.to_string()
+    } else if pasted {
+        format!("The pasted list was not previewed: {message}")
+    } else {
+        format!("{what} was not previewed: {message}")
+    };
+    if pasted {
+        format!("{named} The list is in the box below again.")
+    } else {
+        format!("{named} Choose the file again below (or another one) to try again.")
+    }
+}
 
 /// The largest file the upload takes.
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -26,6 +48,7 @@ pub fn routes() -> Router<AppState> {
             post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024)),
         )
         .route("/choose/picked", post(picked))
+        .route("/preview/again", post(preview_again))
 }
 
 fn to_preview(id: &PreviewId) -> Response {
@@ -81,6 +104,8 @@ async fn upload(
     match read_upload(multipart).await {
         Err(problem) => back_to_choose(session, problem, None).await,
         Ok(form) => {
+            let (name, pasted) = (form.file_name.clone(), form.pasted);
+            let kept = pasted.then(|| String::from_utf8_lossy(&form.bytes).into_owned());
             let result = state
                 .service
                 .for_member(&caller.member)
@@ -98,7 +123,15 @@ async fn upload(
                     HttpError::from(e).into_response()
                 }
                 Err(e) => {
-                    back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await
+                    if let (Some(session), Some(text)) = (session, kept) {
+                        if text.len() <= MAX_PASTED_KEPT {
+                            if let Err(e) = session.insert(CHOOSE_PASTED, text).await {
+                                tracing::warn!(error = %e, "could not keep the pasted list");
+                            }
+                        }
+                    }
+                    let words = failed_preview_words(&name, &e.message, pasted);
+                    back_to_choose(session, ChooseProblem::PreviewFailed, Some(&words)).await
                 }
             }
         }
@@ -107,6 +140,8 @@ async fn upload(
 
 struct UploadForm {
     file_name: String,
+    /// The list was pasted, not a file.
+    pasted: bool,
     bytes: Vec<u8>,
     column: Option<usize>,
     action: Action,
@@ -141,12 +176,14 @@ async fn read_upload(mut multipart: Multipart) -> Result<UploadForm, ChooseProbl
             _ => {}
         }
     }
+    let was_pasted = file.is_none();
     let (file_name, bytes) = match file {
         Some(file) => file,
         None if !pasted.trim().is_empty() => ("pasted list".to_string(), pasted.into_bytes()),
         None => return Err(ChooseProblem::NoFile),
     };
     Ok(UploadForm {
+        pasted: was_pasted,
         file_name,
         bytes,
         column: parse_column(column.as_deref())?,
@@ -190,5 +227,55 @@ async fn picked(
         // The Choose page is not offered to viewers: a forged form gets a plain 403.
         Err(e) if e.kind == ConsoleErrorKind::Forbidden => HttpError::from(e).into_response(),
         Err(e) => back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await,
+    }
+}
+
+/// `POST /preview/again`: `preview`. A new preview of the same users (after a request for
+/// approval was declined or expired), from any page, with or without script.
+async fn preview_again(
+    State(state): State<AppState>,
+    caller: Caller,
+    session: Option<Extension<Session>>,
+    body: Bytes,
+) -> Response {
+    let session = session.as_ref().map(|Extension(s)| s);
+    let preview = url::form_urlencoded::parse(&body)
+        .find(|(key, _)| key == "preview")
+        .map(|(_, value)| value.trim().to_string())
+        .unwrap_or_default();
+    match state
+        .service
+        .for_member(&caller.member)
+        .preview_again(PreviewId::new(preview))
+        .await
+    {
+        Ok(summary) => to_preview(&summary.id),
+        Err(e) if e.kind == ConsoleErrorKind::Forbidden => HttpError::from(e).into_response(),
+        Err(e) => back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failed_preview_words;
+
+    #[test]
+    fn a_failed_preview_names_what_failed_and_the_way_on() {
+        assert_eq!(
+            failed_preview_words("leavers.csv", "The site did not answer.", false),
+            "leavers.csv was not previewed: The site did not answer. Choose the file again below (or another one) to try again."
+        );
+        // A message that names the file already is not prefixed twice.
+        assert_eq!(
+            failed_preview_words("leavers.csv", "leavers.csv: line 3 is not UTF-8.", false),
+            "leavers.csv: line 3 is not UTF-8. Choose the file again below (or another one) to try again."
+        );
+        assert_eq!(
+            failed_preview_words("pasted list", "The site did not answer.", true),
+            "The pasted list was not previewed: The site did not answer. The list is in the box below again."
+        );
+        // A file called like the pasted list's name is still a file.
+        assert!(failed_preview_words("pasted list", "x", false).contains("Choose the file again"));
+        assert!(failed_preview_words("", "", false).contains("was not previewed"));
     }
 }

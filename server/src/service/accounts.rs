@@ -255,6 +255,11 @@ impl NewPerson<'_> {
 }
 
 impl Console {
+    /// Whether nobody has an account yet (the setup link is still the way in).
+    pub async fn needs_setup(&self) -> Result<bool, ConsoleError> {
+        Ok(self.storage.account_count().await.map_err(storage_failed)? == 0)
+    }
+
     /// A new setup link's secret while the console has no account (a new one each start:
     /// the old ones stay valid until they expire); None once someone has an account.
     pub async fn setup_link(&self) -> Result<Option<String>, ConsoleError> {

@@ -20,7 +20,7 @@ use super::previews::headline;
 use super::TeamConsole;
 use crate::storage::{ApprovalRecord, Decision, NewAuditEntry, PreviewRecord};
 use app::audit::AuditAction;
-use app::backend::ConsoleError;
+use app::backend::{ApprovalRequestView, ConsoleError};
 use app::confirm::phrase_matches;
 use app::ids::PreviewId;
 use app::model::Action;
@@ -30,6 +30,8 @@ use serde_json::json;
 
 /// How long a request waits for a second operator.
 pub const APPROVAL_HOURS: i64 = 24;
+/// Most requests Overview and History list.
+const REQUESTS_LISTED: u32 = 20;
 /// Longest reason a decline may give.
 const MAX_REASON_CHARS: usize = 500;
 
@@ -175,18 +177,47 @@ impl TeamConsole {
             .storage
             .approval(self.team, preview_id)
             .await?
-            .map(|r| ApprovalView {
-                state: state_of(&r, now),
-                yours: self
-                    .actor
-                    .email()
-                    .is_some_and(|me| me.eq_ignore_ascii_case(&r.requester_email)),
-                requested_by: r.requested_by,
-                requested_at: super::views::stamp(r.requested_at),
-                expires_at: super::views::stamp(r.expires_at),
-                decided_by: r.decided_by,
-                reason: r.reason,
-            }))
+            .map(|r| self.approval_view_of(r, now)))
+    }
+
+    /// A stored request as the person looking sees it at `now`.
+    fn approval_view_of(&self, r: ApprovalRecord, now: DateTime<Utc>) -> ApprovalView {
+        ApprovalView {
+            state: state_of(&r, now),
+            yours: self
+                .actor
+                .email()
+                .is_some_and(|me| me.eq_ignore_ascii_case(&r.requester_email)),
+            requested_by: r.requested_by,
+            requested_at: super::views::stamp(r.requested_at),
+            expires_at: super::views::stamp(r.expires_at),
+            decided_by: r.decided_by,
+            reason: r.reason,
+        }
+    }
+
+    /// The team's requests no run came from, with what each would run: the same states the
+    /// Preview page shows, for Overview and History. A request whose preview was removed
+    /// (previews are kept a day) is left out: nothing can be done with it any more.
+    pub(super) async fn unrun_requests(&self) -> Result<Vec<ApprovalRequestView>, ConsoleError> {
+        let now = self.clock.now();
+        let mut listed = Vec::new();
+        for r in self
+            .storage
+            .unrun_approvals(self.team, REQUESTS_LISTED)
+            .await?
+        {
+            let Some(preview) = self.storage.preview(self.team, &r.preview_id).await? else {
+                continue;
+            };
+            listed.push(ApprovalRequestView {
+                preview_id: preview.id.clone(),
+                action: preview.action,
+                users: headline(&preview)?.counts.selected as u64,
+                approval: self.approval_view_of(r, now),
+            });
+        }
+        Ok(listed)
     }
 
     /// The request the run of `record` starts under, if the team needs one: checked to be

@@ -328,6 +328,19 @@ impl ConsoleBackend for TeamConsole {
                 None => (None, String::new()),
             },
         };
+        // A new token is tried before anything is saved: one the site refuses is not kept,
+        // and the saved connection (with its working token, if any) stays as it was.
+        let tried = match &new_token {
+            Some(token) => {
+                let provider = provider_for(&endpoint, token.clone(), &self.http)?;
+                let found = diagnosis(&check_connection(provider.as_ref()).await);
+                if found.kind == DiagnosisKind::BadToken {
+                    return Ok((connection_view(existing.as_ref()), found));
+                }
+                Some(found)
+            }
+            None => None,
+        };
         let record = ConnectionRecord {
             site_url,
             scim_base_url,
@@ -340,11 +353,8 @@ impl ConsoleBackend for TeamConsole {
         self.record_connection_saved(existing.as_ref(), &record, new_token.is_some())
             .await;
         let view = connection_view(Some(&record));
-        let found = match (&new_token, record.token_ciphertext.is_some()) {
-            (Some(token), _) => {
-                let provider = provider_for(&endpoint, token.clone(), &self.http)?;
-                diagnosis(&check_connection(provider.as_ref()).await)
-            }
+        let found = match (tried, record.token_ciphertext.is_some()) {
+            (Some(found), _) => found,
             (None, true) => self.check_connection().await?,
             (None, false) => not_connected_diagnosis(
                 "The site is saved, but no SCIM token is: paste the site's SCIM token.",
@@ -588,6 +598,24 @@ impl ConsoleBackend for TeamConsole {
     ) -> Result<app::team::ApprovalView, ConsoleError> {
         let permit = self.may::<Operate>()?;
         self.decline(&permit, &preview_id, &reason).await
+    }
+
+    async fn preview_again(&self, preview_id: PreviewId) -> Result<PreviewSummary, ConsoleError> {
+        self.may::<Operate>()?;
+        let record = self.exact_preview(&preview_id).await?;
+        let source = StoredPreview::source(self.storage.as_ref(), self.team, &record).await?;
+        let input: PreviewInput = serde_json::from_str(&source.input_json)
+            .map_err(|e| damaged_preview(&record.id, "input", e))?;
+        let demote = headline(&record)?.demote_privileged;
+        self.preview_from_fresh_listing(input, record.action, demote)
+            .await
+    }
+
+    async fn approval_requests(
+        &self,
+    ) -> Result<Vec<app::backend::ApprovalRequestView>, ConsoleError> {
+        self.may::<View>()?;
+        self.unrun_requests().await
     }
 
     async fn job(&self, job_id: JobId) -> Result<JobView, ConsoleError> {

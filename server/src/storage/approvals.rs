@@ -51,6 +51,9 @@ pub trait ApprovalStorage: Send + Sync {
         team_id: TeamId,
         preview_id: &PreviewId,
     ) -> Result<Option<ApprovalRecord>>;
+    /// The team's requests that no run came from (awaiting, declined or expired), newest
+    /// first, at most `limit`: what Overview and History list beside the runs.
+    async fn unrun_approvals(&self, team_id: TeamId, limit: u32) -> Result<Vec<ApprovalRecord>>;
     /// Who approved each approved request of the team: (preview, approver).
     async fn approvers(&self, team_id: TeamId) -> Result<Vec<(PreviewId, String)>>;
     /// Declines a request still awaiting at `at` (undecided, not expired, and no run started
@@ -177,6 +180,21 @@ macro_rules! approval_queries {
         .fetch_optional(&self.$read)
         .await?;
         row.map(ApprovalRecord::try_from).transpose()
+    }
+
+    async fn unrun_approvals(&self, team_id: TeamId, limit: u32) -> Result<Vec<ApprovalRecord>> {
+        let rows: Vec<ApprovalRow> = sqlx::query_as(
+            "SELECT preview_id, requested_by, requester_email, requested_at, expires_at, \
+             decision, decided_by, decided_at, reason FROM approvals \
+             WHERE team_id = $1 AND (decision IS NULL OR decision = 'declined') \
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.preview_id = approvals.preview_id) \
+             ORDER BY requested_at DESC LIMIT $2",
+        )
+        .bind(team_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.$read)
+        .await?;
+        rows.into_iter().map(ApprovalRecord::try_from).collect()
     }
 
     async fn approvers(&self, team_id: TeamId) -> Result<Vec<(PreviewId, String)>> {

@@ -14,6 +14,7 @@ pub fn SignIn() -> impl IntoView {
     view! {
         <section class="card narrow" aria-labelledby="sign-in-heading">
             <h1 id="sign-in-heading">"Sign in to Offboard"</h1>
+            <SetupHint />
             <ProblemNote />
             <SessionNotice />
             <form method="post" action="/sign-in" class="form">
@@ -33,6 +34,25 @@ pub fn SignIn() -> impl IntoView {
                 "Forgot your password? Ask a console owner for a reset link. New here? Ask a team owner for an invitation."
             </p>
         </section>
+    }
+}
+
+/// Before anyone has an account: where the first owner's way in is.
+#[component]
+fn SetupHint() -> impl IntoView {
+    let options = Resource::new(|| (), |_| crate::api::sign_in_options());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                options.get().and_then(Result::ok).filter(|o| o.needs_setup).map(|_| {
+                    view! {
+                        <p class="notice" role="status" data-testid="setup-hint">
+                            "Nobody has an account here yet. The console printed a one-time setup link in its log when it started: ask whoever runs it for that link, and open it to create the first owner account."
+                        </p>
+                    }
+                })
+            }}
+        </Suspense>
     }
 }
 

@@ -61,7 +61,14 @@ pub(super) fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
             navigate(&format!("/run?id={}", encode(&job.id)), Default::default());
         }
     });
-    let asked = move || ask.value().get().and_then(Result::ok);
+    // A request made here, or declined here by the approver: its state replaces the phrase
+    // box, so the page never shows a run button beside a request that can no longer start.
+    let decided = RwSignal::new(None::<ApprovalView>);
+    let asked = move || {
+        decided
+            .get()
+            .or_else(|| ask.value().get().and_then(Result::ok))
+    };
     let warning = match summary.action {
         UserAction::Delete => format!(
             "Deleting up to {} cannot be undone: the accounts are removed for good and their posts are credited to a generic user.",
@@ -165,7 +172,11 @@ pub(super) fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
             <ActionFeedback action=start working="Checking the site again and starting the run…" />
             <ActionFeedback action=ask working="Asking for approval…" />
             {approving.map(|request| view! {
-                <DeclineForm preview_id=id.clone() own=request.yours />
+                <DeclineForm
+                    preview_id=id.clone()
+                    own=request.yours
+                    on_decided=Callback::new(move |view| decided.set(Some(view)))
+                />
             })}
         </section>
     };
@@ -183,43 +194,102 @@ pub(super) fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
     .into_any()
 }
 
-/// A request for approval this person cannot approve: their own (waiting, with a way to
-/// withdraw it), or one that was declined or expired.
-#[component]
-fn ApprovalCard(request: ApprovalView, preview_id: String) -> impl IntoView {
-    let words = match request.state {
-        ApprovalState::Awaiting => format!(
-            "Waiting for a second operator since {}. Ask another operator of your team to open this page and type the phrase; the request expires at {}.",
-            request.requested_at, request.expires_at,
+/// The heading and the sentence a request's state is told in: the same words on the Preview
+/// page (the requester's and the approver's), Overview and History.
+pub(crate) fn approval_words(request: &ApprovalView) -> (&'static str, String) {
+    let by = request.decided_by.as_deref().unwrap_or("Another operator");
+    match request.state {
+        ApprovalState::Awaiting => (
+            "Awaiting approval",
+            format!(
+                "Waiting for a second operator since {} ({} asked); the request expires at {}.",
+                request.requested_at, request.requested_by, request.expires_at,
+            ),
         ),
-        ApprovalState::Declined => format!(
-            "{} declined this run: {}",
-            request.decided_by.clone().unwrap_or_default(),
-            request.reason.clone().unwrap_or_default(),
+        ApprovalState::Declined => (
+            "Declined",
+            format!(
+                "{by} declined this run: {}. Nothing was run.",
+                request
+                    .reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+                    .trim_end_matches('.'),
+            ),
         ),
-        ApprovalState::Expired => "Nobody approved this run in time, so the request expired. Make a new preview to ask again.".to_string(),
-        ApprovalState::Approved => format!(
-            "{} approved this run.",
-            request.decided_by.clone().unwrap_or_default()
+        ApprovalState::Expired => (
+            "Request expired",
+            "Nobody approved this run in time, so the request expired. Nothing was run."
+                .to_string(),
         ),
-    };
-    let waiting = request.state == ApprovalState::Awaiting;
-    view! {
-        <section class="card confirm" aria-labelledby="approval-heading">
-            <h2 id="approval-heading">"Awaiting approval"</h2>
-            <p role="status" data-testid="approval-state">{words}</p>
-            {waiting.then(|| view! { <DeclineForm preview_id own=request.yours /> })}
-            {(!waiting).then(|| view! { <p><a href="/choose">"Choose users again"</a></p> })}
-        </section>
+        ApprovalState::Approved => ("Approved", format!("{by} approved this run.")),
     }
 }
 
-/// Declining a request (or withdrawing one's own) with a reason.
+/// A request for approval this person cannot approve: their own (waiting, with a way to
+/// withdraw it), or one that was declined or expired (with a way to preview the same users
+/// again). Withdrawing turns the card into the declined one in place.
 #[component]
-fn DeclineForm(preview_id: String, own: bool) -> impl IntoView {
+fn ApprovalCard(request: ApprovalView, preview_id: String) -> impl IntoView {
+    let shown = RwSignal::new(request);
+    move || {
+        let request = shown.get();
+        let (heading, words) = approval_words(&request);
+        let waiting = request.state == ApprovalState::Awaiting;
+        let ask_others = (waiting && request.yours)
+            .then_some("Ask another operator of your team to open this page and type the phrase.");
+        let preview_id = preview_id.clone();
+        view! {
+            <section class="card confirm" aria-labelledby="approval-heading">
+                <h2 id="approval-heading">{heading}</h2>
+                <p role="status" data-testid="approval-state">{words}</p>
+                {ask_others.map(|text| view! { <p class="hint">{text}</p> })}
+                {if waiting {
+                    view! {
+                        <DeclineForm
+                            preview_id
+                            own=request.yours
+                            on_decided=Callback::new(move |view| shown.set(view))
+                        />
+                    }
+                        .into_any()
+                } else {
+                    view! {
+                        <p>"Preview again to make a new preview of the same users, with the site as it is now."</p>
+                        <PreviewAgain preview_id label="Preview again".to_string() />
+                        <p><a href="/choose">"Choose other users"</a></p>
+                    }
+                        .into_any()
+                }}
+            </section>
+        }
+    }
+}
+
+/// "Preview again": a new preview of the same users (a fresh listing of the site), as a plain
+/// form so it works on every page, with or without script (`POST /preview/again`).
+#[component]
+pub(crate) fn PreviewAgain(preview_id: String, label: String) -> impl IntoView {
+    view! {
+        <form class="form inline" method="post" action="/preview/again">
+            <input type="hidden" name="preview" value=preview_id />
+            <button type="submit" class="button primary" aria-label=label>"Preview again"</button>
+        </form>
+    }
+}
+
+/// Declining a request (or withdrawing one's own) with a reason; `on_decided` gets the
+/// request as it stands after.
+#[component]
+fn DeclineForm(preview_id: String, own: bool, on_decided: Callback<ApprovalView>) -> impl IntoView {
     let reason = RwSignal::new(String::new());
     let decline = Action::new(move |reason: &String| {
         crate::api::decline_approval(preview_id.clone(), reason.clone())
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(view)) = decline.value().get() {
+            on_decided.run(view);
+        }
     });
     let label = if own {
         "Withdraw the request"
@@ -245,8 +315,55 @@ fn DeclineForm(preview_id: String, own: bool) -> impl IntoView {
             <button type="submit" class="button">{label}</button>
         </form>
         <ActionFeedback action=decline working="Saving…" />
-        {move || decline.value().get().and_then(Result::ok).map(|_| view! {
-            <p role="status" class="notice" data-testid="declined">"Done: the run will not start from this request."</p>
-        })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::approval_words;
+    use crate::team::{ApprovalState, ApprovalView};
+
+    fn request(state: ApprovalState) -> ApprovalView {
+        ApprovalView {
+            state,
+            requested_by: "Opal <opal@example.com>".into(),
+            requested_at: "2026-12-07 12:00 UTC".into(),
+            expires_at: "2026-12-08 12:00 UTC".into(),
+            decided_by: Some("Olive <olive@example.com>".into()),
+            reason: Some("Wrong list.".into()),
+            yours: false,
+        }
+    }
+
+    #[test]
+    fn each_state_has_its_own_heading_and_never_reads_as_waiting_once_decided() {
+        let (h, w) = approval_words(&request(ApprovalState::Declined));
+        assert_eq!(h, "Declined");
+        assert_eq!(
+            w,
+            "Olive <olive@example.com> declined this run: Wrong list. Nothing was run."
+        );
+        for state in [
+            ApprovalState::Declined,
+            ApprovalState::Expired,
+            ApprovalState::Approved,
+        ] {
+            let (h, w) = approval_words(&request(state));
+            assert_ne!(h, "Awaiting approval");
+            assert!(!w.contains("Waiting"), "{w}");
+        }
+        let (h, w) = approval_words(&request(ApprovalState::Awaiting));
+        assert_eq!(h, "Awaiting approval");
+        assert!(
+            w.starts_with("Waiting for a second operator since 2026-12-07 12:00 UTC"),
+            "{w}"
+        );
+        let mut no_reason = request(ApprovalState::Declined);
+        no_reason.reason = None;
+        no_reason.decided_by = None;
+        assert_eq!(
+            approval_words(&no_reason).1,
+            "Another operator declined this run: no reason given. Nothing was run."
+        );
     }
 }

@@ -17,6 +17,7 @@ use leptos_router::NavigateOptions;
 
 mod confirm;
 use confirm::ConfirmCard;
+pub(crate) use confirm::{approval_words, PreviewAgain};
 
 const ROWS_PER_PAGE: usize = 100;
 
