@@ -1,8 +1,8 @@
 //! Command-line and environment configuration: every flag has an environment twin.
 
 use crate::sso::SsoSettings;
-use app::hidden::Hidden;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use model::hidden::Hidden;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 use crate::engine::listing::{looks_like_html, parse_list_page, ListingError};
 use crate::scim::replies::{server_message, shared_reply, SharedReply};
 use crate::scim::{ScimProvider, ScimReply, TransportError};
-use app::model::DiagnosisKind;
+use model::deletion::DiagnosisKind;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// What the connection check found.

@@ -1,8 +1,8 @@
 //! Reads the file an admin uploads (emails or account IDs, in whatever shape Excel and HR tools
 //! produce) into numbered entries, and says which column was read and why.
 
-use app::model::ColumnChoice;
 use encoding_rs::{UTF_16BE, UTF_16LE, WINDOWS_1252};
+use model::deletion::ColumnChoice;
 
 /// Larger uploads are refused before any parsing (a team's user list is far below this).
 pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;

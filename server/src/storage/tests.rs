@@ -3,8 +3,8 @@
 use super::rows::{parse_stamp, stamp};
 use super::*;
 use crate::engine::ItemState;
-use app::audit::AuditAction;
-use app::hidden::Hidden;
+use model::audit::AuditAction;
+use model::hidden::Hidden;
 
 /// The team the tests' records belong to, and another one that must never see them.
 const DEFAULT_TEAM: TeamId = TeamId::BUILT_IN;
@@ -1651,7 +1651,7 @@ async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
                     DEFAULT_TEAM,
                     &NewAuditEntry {
                         actor: "me".into(),
-                        action: app::audit::AuditAction::RunPaused,
+                        action: model::audit::AuditAction::RunPaused,
                         target: None,
                         details: serde_json::json!({ "n": n }),
                     },
