@@ -12,7 +12,7 @@ pub mod team;
 
 // The shared vocabulary (crate `model`, at app/model/) under the names the pages have always used.
 pub use ::model::deletion as model;
-pub use ::model::{hidden, ids};
+pub use ::model::{hidden, ids, Named};
 pub use shell::{shell, App};
 #[cfg(feature = "ssr")]
 pub use shell::{static_shell, StaticApp};

@@ -7,6 +7,9 @@ pub use ::model::team::*;
 /// Why a sign-in, setup, invitation or password form was sent back: a fixed code in the
 /// address (`?problem=…`), never free text an attacker could put there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// The code in the address (`wrong-password`, …: `Named`).
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
 pub enum AccountProblem {
     WrongPassword,
     Throttled,
@@ -31,56 +34,6 @@ pub enum AccountProblem {
 }
 
 impl AccountProblem {
-    const ALL: [AccountProblem; 19] = [
-        AccountProblem::WrongPassword,
-        AccountProblem::Throttled,
-        AccountProblem::LinkInvalid,
-        AccountProblem::WeakPassword,
-        AccountProblem::PasswordsDiffer,
-        AccountProblem::EmailInvalid,
-        AccountProblem::EmailTaken,
-        AccountProblem::NameMissing,
-        AccountProblem::NotAllowed,
-        AccountProblem::SsoFailed,
-        AccountProblem::SignedOut,
-        AccountProblem::SessionExpired,
-        AccountProblem::InvitationForAnotherEmail,
-        AccountProblem::PasswordAccountExists,
-        AccountProblem::Done,
-        AccountProblem::SsoOff,
-        AccountProblem::Unavailable,
-        AccountProblem::CurrentPasswordWrong,
-        AccountProblem::PasswordChanged,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            AccountProblem::WrongPassword => "wrong-password",
-            AccountProblem::Throttled => "throttled",
-            AccountProblem::LinkInvalid => "link-invalid",
-            AccountProblem::WeakPassword => "weak-password",
-            AccountProblem::PasswordsDiffer => "passwords-differ",
-            AccountProblem::EmailInvalid => "email-invalid",
-            AccountProblem::EmailTaken => "email-taken",
-            AccountProblem::NameMissing => "name-missing",
-            AccountProblem::NotAllowed => "not-allowed",
-            AccountProblem::SsoFailed => "sso-failed",
-            AccountProblem::SignedOut => "signed-out",
-            AccountProblem::SessionExpired => "session-expired",
-            AccountProblem::InvitationForAnotherEmail => "invitation-for-another-email",
-            AccountProblem::PasswordAccountExists => "password-account-exists",
-            AccountProblem::Done => "done",
-            AccountProblem::SsoOff => "sso-off",
-            AccountProblem::Unavailable => "unavailable",
-            AccountProblem::CurrentPasswordWrong => "current-password-wrong",
-            AccountProblem::PasswordChanged => "password-changed",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<AccountProblem> {
-        AccountProblem::ALL.into_iter().find(|p| p.code() == code)
-    }
-
     pub fn words(self) -> &'static str {
         match self {
             AccountProblem::WrongPassword => {
@@ -265,11 +218,33 @@ mod tests {
 
     #[test]
     fn problem_codes_round_trip_and_unknown_codes_say_nothing() {
-        for p in AccountProblem::ALL {
-            assert_eq!(AccountProblem::from_code(p.code()), Some(p));
+        use crate::Named;
+        model::names::assert_names::<AccountProblem>(&[
+            "wrong-password",
+            "throttled",
+            "link-invalid",
+            "weak-password",
+            "passwords-differ",
+            "email-invalid",
+            "email-taken",
+            "name-missing",
+            "not-allowed",
+            "sso-failed",
+            "signed-out",
+            "session-expired",
+            "invitation-for-another-email",
+            "password-account-exists",
+            "done",
+            "sso-off",
+            "unavailable",
+            "current-password-wrong",
+            "password-changed",
+        ]);
+        for p in <AccountProblem as strum::VariantArray>::VARIANTS {
+            assert_eq!(AccountProblem::from_key(p.key()), Some(*p));
             assert!(!p.words().is_empty());
         }
-        assert_eq!(AccountProblem::from_code("<script>"), None);
-        assert_eq!(AccountProblem::from_code(""), None);
+        assert_eq!(AccountProblem::from_key("<script>"), None);
+        assert_eq!(AccountProblem::from_key(""), None);
     }
 }

@@ -1,12 +1,16 @@
 //! The audit trail's plain data: what kinds of things are recorded, one entry, and the
 //! filters the page and the CSV download share.
 
+use crate::names::Named;
 use serde::{Deserialize, Serialize};
 
 /// What someone (or the console itself) did. Stored and filtered by its serde name
 /// (`connection_saved`, …), never by its words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+// The name in the database, addresses and the CSV: the serde name (a test holds them equal).
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum AuditAction {
     /// The Connect form was saved (site changed, token replaced: never the token itself).
     ConnectionSaved,
@@ -78,43 +82,6 @@ impl AuditAction {
         AuditAction::ApprovalDeclined,
         AuditAction::TeamSettingsChanged,
     ];
-
-    /// The name in the database, addresses and the CSV (its serde name).
-    pub fn key(self) -> &'static str {
-        match self {
-            AuditAction::ConnectionSaved => "connection_saved",
-            AuditAction::TokenForgotten => "token_forgotten",
-            AuditAction::PreviewMade => "preview_made",
-            AuditAction::PreviewRevised => "preview_revised",
-            AuditAction::RunConfirmed => "run_confirmed",
-            AuditAction::RunPaused => "run_paused",
-            AuditAction::RunResumed => "run_resumed",
-            AuditAction::RunCancelled => "run_cancelled",
-            AuditAction::RunEnded => "run_ended",
-            AuditAction::SignIn => "sign_in",
-            AuditAction::SignInFailed => "sign_in_failed",
-            AuditAction::PasswordChanged => "password_changed",
-            AuditAction::PasswordResetLinkMade => "password_reset_link_made",
-            AuditAction::SignedOutEverywhere => "signed_out_everywhere",
-            AuditAction::TeamCreated => "team_created",
-            AuditAction::MemberAdded => "member_added",
-            AuditAction::MemberRoleChanged => "member_role_changed",
-            AuditAction::MemberRemoved => "member_removed",
-            AuditAction::InvitationMade => "invitation_made",
-            AuditAction::InvitationAccepted => "invitation_accepted",
-            AuditAction::InvitationRevoked => "invitation_revoked",
-            AuditAction::SignOnLinked => "sign_on_linked",
-            AuditAction::ApprovalRequested => "approval_requested",
-            AuditAction::ApprovalGiven => "approval_given",
-            AuditAction::ApprovalDeclined => "approval_declined",
-            AuditAction::TeamSettingsChanged => "team_settings_changed",
-        }
-    }
-
-    /// Reads a name from an address; unknown names mean "no filter".
-    pub fn from_key(key: &str) -> Option<AuditAction> {
-        AuditAction::ALL.into_iter().find(|a| a.key() == key.trim())
-    }
 
     /// What the admin reads.
     pub fn words(self) -> &'static str {
@@ -238,9 +205,42 @@ pub struct AuditPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::assert_names;
 
     #[test]
     fn every_action_travels_by_its_serde_name() {
+        assert_names::<AuditAction>(&[
+            "connection_saved",
+            "token_forgotten",
+            "preview_made",
+            "preview_revised",
+            "run_confirmed",
+            "run_paused",
+            "run_resumed",
+            "run_cancelled",
+            "run_ended",
+            "sign_in",
+            "sign_in_failed",
+            "password_changed",
+            "password_reset_link_made",
+            "signed_out_everywhere",
+            "team_created",
+            "member_added",
+            "member_role_changed",
+            "member_removed",
+            "invitation_made",
+            "invitation_accepted",
+            "invitation_revoked",
+            "sign_on_linked",
+            "approval_requested",
+            "approval_given",
+            "approval_declined",
+            "team_settings_changed",
+        ]);
+        assert_eq!(
+            AuditAction::ALL.as_slice(),
+            <AuditAction as strum::VariantArray>::VARIANTS
+        );
         for action in AuditAction::ALL {
             let json = serde_json::to_string(&action).unwrap();
             assert_eq!(json, format!("\"{}\"", action.key()));

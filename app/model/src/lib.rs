@@ -9,10 +9,16 @@
 //! Why it lives at `app/model/`: the repository keeps its top-level shape (Cargo.toml, app/,
 //! server/, style/, public/, end2end/), and the shared vocabulary sits beside the browser crate
 //! that also uses it. `app` re-exports these modules, so its pages name them as before.
+//!
+//! Enum names (in addresses, forms and the database) are derived once, by strum, and read
+//! through [`Named`]: see `names.rs` for why.
 
 pub mod audit;
 pub mod deletion;
 pub mod hidden;
 pub mod ids;
+pub mod names;
 pub mod report;
 pub mod team;
+
+pub use names::Named;

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 /// What a member may do in a team. Each role may do everything the ones below it may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+// The name in forms and the database; a form may send it in any case.
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "snake_case", ascii_case_insensitive)]
 pub enum Role {
     /// History, runs' progress and reports.
     Viewer,
@@ -18,22 +21,6 @@ pub enum Role {
 
 impl Role {
     pub const ALL: [Role; 3] = [Role::Owner, Role::Operator, Role::Viewer];
-
-    /// The name in forms and the database.
-    pub fn key(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Owner => "owner",
-        }
-    }
-
-    /// Reads a role from a form; anything else is refused, never guessed.
-    pub fn from_key(key: &str) -> Option<Role> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.key() == key.trim().to_ascii_lowercase())
-    }
 
     pub fn words(self) -> &'static str {
         match self {
@@ -146,6 +133,8 @@ pub struct SignInOptions {
 /// When a delete run needs a second operator's approval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum ApprovalPolicy {
     /// Once the team has two or more operators (owners count): a team of one cannot.
     #[default]
@@ -160,20 +149,6 @@ impl ApprovalPolicy {
         ApprovalPolicy::Always,
         ApprovalPolicy::Never,
     ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            ApprovalPolicy::Auto => "auto",
-            ApprovalPolicy::Always => "always",
-            ApprovalPolicy::Never => "never",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<ApprovalPolicy> {
-        ApprovalPolicy::ALL
-            .into_iter()
-            .find(|p| p.key() == key.trim())
-    }
 
     pub fn words(self) -> &'static str {
         match self {
@@ -243,9 +218,11 @@ pub struct TeamSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::{assert_names, Named};
 
     #[test]
     fn roles_are_ordered_and_read_strictly() {
+        assert_names::<Role>(&["viewer", "operator", "owner"]);
         assert!(Role::Owner > Role::Operator && Role::Operator > Role::Viewer);
         for r in Role::ALL {
             assert_eq!(Role::from_key(r.key()), Some(r));
@@ -288,5 +265,15 @@ mod tests {
             assert_eq!(ApprovalPolicy::from_key(p.key()), Some(p));
         }
         assert_eq!(ApprovalPolicy::from_key("sometimes"), None);
+    }
+
+    #[test]
+    fn approval_policy_names_are_pinned_and_match_the_json() {
+        assert_names::<ApprovalPolicy>(&["auto", "always", "never"]);
+        for p in ApprovalPolicy::ALL {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.key()));
+        }
+        assert_eq!(ApprovalPolicy::from_key("AUTO"), None);
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, TimeZone};
 use model::deletion::{ItemOutcome, ItemResult, Preview, PreviewOutcome, SiteUser};
 use model::report::ReportKind;
+use model::Named;
 use serde_json::{json, Value};
 
 /// `failed_deletions_YYYY-MM-DD_HH-MM-SS.json`, as the old script names it, in `at`'s time zone.

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use model::hidden::Hidden;
 use model::ids::{AccountId, TeamId};
 use model::team::Role;
+use model::Named;
 use serde::{Deserialize, Serialize};
 
 /// A person who can sign in. `Debug` hides the password hash.

@@ -7,6 +7,7 @@ use super::*;
 use crate::engine::ItemState;
 use chrono::{Duration as Hours, TimeZone};
 use model::audit::AuditAction;
+use model::Named;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use model::ids::{PreviewId, TeamId};
 use model::team::{ApprovalPolicy, TeamSettings};
+use model::Named;
 use serde::{Deserialize, Serialize};
 
 /// What a second operator decided.

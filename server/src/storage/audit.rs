@@ -30,6 +30,7 @@ use crate::secret::AuditKey;
 use chrono::{DateTime, Utc};
 use model::audit::AuditAction;
 use model::ids::TeamId;
+use model::Named;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;

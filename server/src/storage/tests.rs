@@ -21,6 +21,7 @@ use super::test_db::{on_both_databases, Backend, FixedClock, TestDb};
 use crate::scim::ScimToken;
 use crate::secret::SecretBox;
 use chrono::TimeZone;
+use model::Named;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use std::str::FromStr;
 
@@ -210,12 +211,12 @@ async fn health_counts_only_the_teams_jobs(backend: Backend) {
 #[test]
 fn job_states_read_back_as_written() {
     for state in JobState::ALL {
-        assert_eq!(JobState::parse(state.as_str()), Some(state));
+        assert_eq!(JobState::from_key(state.key()), Some(state));
         let json = serde_json::to_string(&state).expect("json");
-        assert_eq!(json, format!("\"{}\"", state.as_str()));
+        assert_eq!(json, format!("\"{}\"", state.key()));
     }
-    assert_eq!(JobState::parse("Running"), None);
-    assert_eq!(JobState::parse(""), None);
+    assert_eq!(JobState::from_key("Running"), None);
+    assert_eq!(JobState::from_key(""), None);
     let resumed: Vec<_> = JobState::ALL
         .into_iter()
         .filter(|s| s.resumes_at_start())
