@@ -3,10 +3,10 @@
 //! the default URL-encoded codec (and a plain HTML form) can carry them.
 
 use crate::backend::{
-    ConnectionView, Diagnosis, JobCommand, JobEventView, JobResultsPage, JobView, PreviewRowsPage,
+    ConnectionView, Diagnosis, JobEventView, JobResultsPage, JobView, PreviewRowsPage,
     PreviewSummary,
 };
-use crate::model::{Action, PreviewOutcome, SiteUser};
+use crate::model::{Action, SiteUser};
 use crate::Named;
 use leptos::prelude::*;
 use leptos::server_fn::{codec::Post, Bytes, ContentType, Decodes, Encodes, Format, FormatType};
@@ -288,7 +288,7 @@ pub async fn load_preview(preview_id: String) -> Result<PreviewSummary, ServerFn
         .map_err(plain)
 }
 
-/// One page of rows; `outcome` is a [`PreviewOutcome`]'s name (`not_found`, …: [`Named`]) or
+/// One page of rows; `outcome` is a [`PreviewOutcome`](crate::model::PreviewOutcome)'s name (`not_found`, …: [`Named`]) or
 /// empty (or unknown) for every row.
 #[server(endpoint = "preview_rows", output = JsonAnswer)]
 pub async fn preview_rows(
@@ -300,7 +300,7 @@ pub async fn preview_rows(
     crate::backend::backend()?
         .preview_rows(
             preview_id.into(),
-            PreviewOutcome::from_key(&outcome),
+            crate::model::PreviewOutcome::from_key(&outcome),
             offset,
             limit.min(500),
         )
@@ -377,7 +377,7 @@ pub const AUDIT_PAGE_SIZE: u32 = 50;
 /// `command` is "pause", "resume" or "cancel".
 #[server(endpoint = "control_job", output = JsonAnswer)]
 pub async fn control_job(job_id: String, command: String) -> Result<JobView, ServerFnError> {
-    let command = JobCommand::from_key(&command)
+    let command = crate::backend::JobCommand::from_key(&command)
         .ok_or_else(|| ServerFnError::new("Choose pause, resume or cancel."))?;
     crate::backend::backend()?
         .control_job(job_id.into(), command)
@@ -413,6 +413,8 @@ pub async fn load_results_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::JobCommand;
+    use crate::model::PreviewOutcome;
 
     #[test]
     fn actions_are_read_strictly() {
