@@ -4,11 +4,12 @@
 
 use super::rows::{enum_from_name, parse_stamp, stamp};
 use super::{Result, StorageError};
-use app::hidden::Hidden;
-use app::ids::{AccountId, TeamId};
-use app::team::Role;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use model::hidden::Hidden;
+use model::ids::{AccountId, TeamId};
+use model::team::Role;
+use model::Named;
 use serde::{Deserialize, Serialize};
 
 /// A person who can sign in. `Debug` hides the password hash.

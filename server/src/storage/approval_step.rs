@@ -5,8 +5,8 @@
 
 use super::rows::stamp;
 use super::{Result, StorageError};
-use app::ids::{PreviewId, TeamId};
 use chrono::{DateTime, Utc};
+use model::ids::{PreviewId, TeamId};
 
 /// The approval a run is created under (see `NewJob::approval`): who gave it, and when.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,10 +10,11 @@
 
 use super::rows::{enum_from_name, parse_stamp, stamp};
 use super::{NewAuditEntry, Result, StorageError};
-use app::ids::{PreviewId, TeamId};
-use app::team::{ApprovalPolicy, TeamSettings};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use model::ids::{PreviewId, TeamId};
+use model::team::{ApprovalPolicy, TeamSettings};
+use model::Named;
 use serde::{Deserialize, Serialize};
 
 /// What a second operator decided.

@@ -27,9 +27,10 @@
 use super::rows::{parse_stamp, stamp};
 use super::{Result, StorageError};
 use crate::secret::AuditKey;
-use app::audit::AuditAction;
-use app::ids::TeamId;
 use chrono::{DateTime, Utc};
+use model::audit::AuditAction;
+use model::ids::TeamId;
+use model::Named;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;

@@ -9,10 +9,10 @@ use super::{
     Result, StorageError,
 };
 use crate::engine::{ItemState, RunTarget};
-use app::hidden::Hidden;
-use app::ids::{JobId, PreviewId, TeamId};
-use app::model::{Action, ItemOutcome, ItemResult, JobState};
 use chrono::{DateTime, SecondsFormat, Utc};
+use model::deletion::{Action, ItemOutcome, ItemResult, JobState};
+use model::hidden::Hidden;
+use model::ids::{JobId, PreviewId, TeamId};
 use std::collections::BTreeMap;
 
 /// Fixed fraction digits, so stored times sort correctly as text.
