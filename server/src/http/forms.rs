@@ -23,6 +23,10 @@ const MAX_PASTED_KEPT: usize = 64 * 1024;
 /// The words of a failed preview of `what` (a file's name, or the pasted list): always naming
 /// it, and saying how to go on.
 fn failed_preview_words(what: &str, message: &str, pasted: bool) -> String {
+    let what = match what.trim() {
+        "" => "The uploaded file",
+        name => name,
+    };
     let named = if message.starts_with(what) {
         message.to_string()
     } else if pasted {
