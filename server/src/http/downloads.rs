@@ -46,6 +46,7 @@ async fn preview_csv(
     let report = state
         .service
         .for_member(&caller.member)
+        .as_viewer()?
         .preview_report(&preview_id)
         .await?;
     Ok(attachment(report))
@@ -61,6 +62,7 @@ async fn job_download(
     let report = state
         .service
         .for_member(&caller.member)
+        .as_viewer()?
         .run_report(&job_id, kind)
         .await?;
     Ok(attachment(report))
@@ -87,6 +89,7 @@ async fn audit_csv(
     let report = state
         .service
         .for_member(&caller.member)
+        .as_viewer()?
         .audit_report(&filter)
         .await?;
     Ok(attachment(report))

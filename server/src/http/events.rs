@@ -56,7 +56,8 @@ async fn job_events(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let team = state.service.for_member(&caller.member);
-    let job = team.team_job(&job_id).await?;
+    let viewer = team.as_viewer()?;
+    let job = viewer.team_job(&job_id).await?;
     let holder = Holder {
         person: caller.member.person.account,
         team: caller.team(),
@@ -91,7 +92,7 @@ async fn job_events(
     };
     let live = Live {
         _slot: slot,
-        watcher: team.watch_job(&job, resume_point(&headers, &query)),
+        watcher: viewer.watch_job(&job, resume_point(&headers, &query)),
         access,
     };
     let stream = futures::stream::unfold(Some(live), |live| async move {

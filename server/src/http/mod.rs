@@ -16,6 +16,7 @@ pub mod guard;
 mod readiness;
 mod sign_on;
 mod state;
+mod team_forms;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
 pub use caller::Caller;
@@ -331,6 +332,7 @@ pub fn plain_routes() -> Router<AppState> {
         .merge(events::routes())
         .merge(downloads::routes())
         .merge(accounts::routes())
+        .merge(team_forms::routes())
         .merge(sign_on::routes())
 }
 
@@ -362,9 +364,10 @@ fn team_backend(service: &Arc<Console>, sso: Option<&crate::sso::SsoClient>) {
         provide_context(backend);
     }
     if let Some(visitor) = caller::Visitor::from_leptos_context() {
-        let backend: Arc<dyn AccountsBackend> = Arc::new(accounts::VisitorConsole::new(
+        let backend: Arc<dyn AccountsBackend> = Arc::new(service::accounts::VisitorConsole::new(
             service.clone(),
-            visitor,
+            visitor.person().cloned(),
+            visitor.member().cloned(),
             sso.map(sso_label),
         ));
         provide_context(backend);
