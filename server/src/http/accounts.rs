@@ -3,7 +3,7 @@
 //! fixed problem code (`?problem=…`) or with words kept in the session for the next page.
 //! The Team and Teams pages' forms are in `team_forms.rs`.
 
-use super::caller::{SignedInVisitor, Visitor, SIGNED_IN};
+use super::caller::{for_person, open, GatedRoutes, SignedInVisitor, Visitor, SIGNED_IN};
 use super::client_address::ClientAddress;
 use super::AppState;
 use crate::service::accounts::{AccountRefusal, NewPerson, Person};
@@ -15,20 +15,23 @@ use axum::extract::{Form, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
+use axum::Extension;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sign-in", post(sign_in))
-        .route("/sign-out", post(sign_out))
-        .route("/setup", post(setup))
-        .route("/join", post(join))
-        .route("/reset", post(reset))
-        .route("/account/password", post(change_password))
-        .route("/account/sign-out-everywhere", post(sign_out_everywhere))
-        .route("/account/team", post(switch_team))
+pub fn routes() -> GatedRoutes {
+    GatedRoutes::new()
+        .route("/sign-in", open(post(sign_in)))
+        .route("/sign-out", open(post(sign_out)))
+        .route("/setup", open(post(setup)))
+        .route("/join", open(post(join)))
+        .route("/reset", open(post(reset)))
+        .route("/account/password", for_person(post(change_password)))
+        .route(
+            "/account/sign-out-everywhere",
+            for_person(post(sign_out_everywhere)),
+        )
+        .route("/account/team", for_person(post(switch_team)))
 }
 
 /// Where to go after signing in: a path on this console only (never `//host` or a full URL,

@@ -3,7 +3,7 @@
 //! (through the console owner's handle). Each redirects back as `accounts.rs` describes.
 
 use super::accounts::{base_url, done_or_notice, keep_link, notice};
-use super::caller::SignedInVisitor;
+use super::caller::{for_member, for_person, GatedRoutes, SignedInVisitor};
 use super::{AppState, Caller};
 use app::backend::ConsoleError;
 use app::ids::TeamId;
@@ -14,20 +14,24 @@ use axum::extract::{Form, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
-use axum::Router;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/team/invitations", post(invite))
-        .route("/team/invitations/revoke", post(revoke_invitation))
-        .route("/team/members", post(set_member))
-        .route("/team/members/remove", post(remove_member))
-        .route("/team/settings", post(save_settings))
-        .route("/teams", post(create_team))
-        .route("/teams/reset-links", post(reset_link))
-        .route("/teams/owner", post(give_owner))
+pub fn routes() -> GatedRoutes {
+    GatedRoutes::new()
+        .route("/team/invitations", for_member(post(invite)))
+        .route(
+            "/team/invitations/revoke",
+            for_member(post(revoke_invitation)),
+        )
+        .route("/team/members", for_member(post(set_member)))
+        .route("/team/members/remove", for_member(post(remove_member)))
+        .route("/team/settings", for_member(post(save_settings)))
+        // A console owner's forms: anyone signed in reaches them; the console owner's handle
+        // refuses everyone else.
+        .route("/teams", for_person(post(create_team)))
+        .route("/teams/reset-links", for_person(post(reset_link)))
+        .route("/teams/owner", for_person(post(give_owner)))
 }
 
 #[derive(Deserialize)]
