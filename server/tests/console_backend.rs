@@ -950,7 +950,7 @@ async fn revisions_share_the_file_and_the_listing() {
         0
     );
     // A preview older than a day is gone with its source; a page of it says so plainly.
-    s.console.expire_previews(chrono::Duration::zero()).await;
+    s.service.expire_previews(chrono::Duration::zero()).await;
     let err = s.console.preview(preview.id.clone()).await.unwrap_err();
     assert!(
         err.message.contains("make a new preview"),

@@ -11,6 +11,7 @@ mod slots;
 use slots::{Holder, WatcherSlot};
 pub use slots::{WatcherLimits, WatcherSlots};
 
+use super::caller::{for_member, GatedRoutes};
 use super::error::HttpError;
 use super::{AppState, Caller};
 use crate::service::job_feed::{WatchItem, Watcher};
@@ -21,13 +22,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use std::convert::Infallible;
 use std::time::Duration;
 use tower_sessions::Session;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/jobs/{id}/events", get(job_events))
+pub fn routes() -> GatedRoutes {
+    GatedRoutes::new().route("/jobs/{id}/events", for_member(get(job_events)))
 }
 
 #[derive(serde::Deserialize)]
@@ -56,7 +57,8 @@ async fn job_events(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let team = state.service.for_member(&caller.member);
-    let job = team.team_job(&job_id).await?;
+    let viewer = team.as_viewer()?;
+    let job = viewer.team_job(&job_id).await?;
     let holder = Holder {
         person: caller.member.person.account,
         team: caller.team(),
@@ -91,7 +93,7 @@ async fn job_events(
     };
     let live = Live {
         _slot: slot,
-        watcher: team.watch_job(&job, resume_point(&headers, &query)),
+        watcher: viewer.watch_job(&job, resume_point(&headers, &query)),
         access,
     };
     let stream = futures::stream::unfold(Some(live), |live| async move {

@@ -16,9 +16,11 @@ pub mod guard;
 mod readiness;
 mod sign_on;
 mod state;
+mod team_forms;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
 pub use caller::Caller;
+use caller::{open, Doors, GatedRoutes, Reach};
 pub use events::WatcherSlots;
 pub use forms::MAX_UPLOAD_BYTES;
 pub use state::AppState;
@@ -280,17 +282,15 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let static_options = state.leptos_options.clone();
     let site_root = PathBuf::from(state.leptos_options.site_root.to_string());
+    let (plain, mut doors) = plain_route_set().into_parts();
+    declare_pages_and_files(&mut doors);
     Router::new()
-        .route("/healthz", get(healthz))
+        .merge(plain)
         .nest_service(
             &format!("/{}", assets::BUNDLE_DIR),
             bundle_files(&site_root),
         )
-        .merge(plain_routes())
-        .route(
-            "/api/{*fn_name}",
-            get(server_fn_handler).post(server_fn_handler),
-        )
+        .route(SERVER_FNS, get(server_fn_handler).post(server_fn_handler))
         .merge(static_pages(context.clone(), static_options))
         .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<
@@ -299,7 +299,7 @@ pub fn router(state: AppState) -> Router {
         >(guard::page_csp, shell))
         .layer(middleware::from_fn(cache_policy))
         .layer(middleware::from_fn_with_state(
-            state.service.clone(),
+            (state.service.clone(), Arc::new(doors)),
             caller::identify,
         ))
         .layer(
@@ -328,14 +328,54 @@ fn static_pages(
         })
 }
 
-/// The plain routes (forms, live events, downloads, sign-in and account forms), for the
+/// The plain routes (health, forms, live events, downloads, sign-in and account forms), for the
 /// router and for tests that drive them alone (those put a [`Caller`] in the request).
 pub fn plain_routes() -> Router<AppState> {
-    forms::routes()
+    plain_route_set().into_parts().0
+}
+
+/// The plain routes with what each declared it needs.
+fn plain_route_set() -> GatedRoutes {
+    GatedRoutes::new()
+        .route("/healthz", open(get(healthz)))
+        .merge(forms::routes())
         .merge(events::routes())
         .merge(downloads::routes())
         .merge(accounts::routes())
+        .merge(team_forms::routes())
         .merge(sign_on::routes())
+}
+
+/// The server functions' one route.
+const SERVER_FNS: &str = "/api/{*fn_name}";
+
+/// What the app's pages and server functions, the script bundle and the static files need
+/// (declared here, where they are registered; the app declares only their paths). Anything
+/// not named needs a team member.
+fn declare_pages_and_files(doors: &mut Doors) {
+    for page in ["/sign-in", "/setup", "/join", "/reset"] {
+        doors.declare(page, Reach::Public);
+    }
+    for page in ["/account", "/teams"] {
+        doors.declare(page, Reach::Person);
+    }
+    doors.declare_server_fns(
+        "/api/",
+        &[
+            // Answers None to a visitor who is not signed in (the header asks on every page).
+            ("whoami", Reach::Public),
+            // Says whether a link still works, for the setup, join and reset pages.
+            ("link_info", Reach::Public),
+            // Whether the sign-in page shows a single sign-on button.
+            ("sign_in_options", Reach::Public),
+            // Words a refused form left in the visitor's own session (a failed sign-in too).
+            ("account_notice", Reach::Public),
+            // A console owner's Teams page (the console owner's handle refuses others).
+            ("console_teams", Reach::Person),
+        ],
+    );
+    doors.declare_open_prefix(&format!("/{}", assets::BUNDLE_DIR));
+    doors.declare_open_file("/favicon.svg");
 }
 
 /// The span of one request's log line: method and the route's template (`/jobs/{id}/events`,
@@ -366,9 +406,10 @@ fn team_backend(service: &Arc<Console>, sso: Option<&crate::sso::SsoClient>) {
         provide_context(backend);
     }
     if let Some(visitor) = caller::Visitor::from_leptos_context() {
-        let backend: Arc<dyn AccountsBackend> = Arc::new(accounts::VisitorConsole::new(
+        let backend: Arc<dyn AccountsBackend> = Arc::new(service::accounts::VisitorConsole::new(
             service.clone(),
-            visitor,
+            visitor.person().cloned(),
+            visitor.member().cloned(),
             sso.map(sso_label),
         ));
         provide_context(backend);

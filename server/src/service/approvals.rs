@@ -154,8 +154,9 @@ pub fn clean_reason(text: &str) -> Result<String, ConsoleError> {
 impl TeamConsole {
     /// Whether a run of `action` needs a second operator in this team now.
     pub(super) async fn approval_needed(&self, action: Action) -> Result<bool, ConsoleError> {
-        let settings = self.storage.team_settings(self.team).await?;
+        let settings = self.console.storage.team_settings(self.team).await?;
         let operators = self
+            .console
             .storage
             .members(self.team)
             .await?
@@ -170,8 +171,9 @@ impl TeamConsole {
         &self,
         preview_id: &PreviewId,
     ) -> Result<Option<ApprovalView>, ConsoleError> {
-        let now = self.clock.now();
+        let now = self.console.clock.now();
         Ok(self
+            .console
             .storage
             .approval(self.team, preview_id)
             .await?
@@ -199,6 +201,7 @@ impl TeamConsole {
             return Ok(None);
         }
         let request = self
+            .console
             .storage
             .approval(self.team, &record.id)
             .await?
@@ -208,7 +211,7 @@ impl TeamConsole {
                      for it with the phrase, then another operator types it on this preview.",
                 )
             })?;
-        may_approve(&request, self.actor.email(), self.clock.now())?;
+        may_approve(&request, self.actor.email(), self.console.clock.now())?;
         Ok(Some(request))
     }
 
@@ -240,7 +243,7 @@ impl TeamConsole {
                 "This preview selects nobody, so there is nothing to approve.",
             ));
         }
-        let now = self.clock.now();
+        let now = self.console.clock.now();
         let request = ApprovalRecord {
             preview_id: record.id.clone(),
             requested_by: self.actor_name().await,
@@ -252,7 +255,12 @@ impl TeamConsole {
             decided_at: None,
             reason: None,
         };
-        if !self.storage.request_approval(self.team, &request).await? {
+        if !self
+            .console
+            .storage
+            .request_approval(self.team, &request)
+            .await?
+        {
             return Err(ConsoleError::new(
                 "Approval was asked for this preview already: see its state above.",
             ));
@@ -281,7 +289,7 @@ impl TeamConsole {
         let reason = clean_reason(reason)?;
         let record = self.exact_preview(preview_id).await?;
         let by = self.actor_name().await;
-        let now = self.clock.now();
+        let now = self.console.clock.now();
         let entry = NewAuditEntry {
             actor: by.clone(),
             action: AuditAction::ApprovalDeclined,
@@ -291,11 +299,12 @@ impl TeamConsole {
         // The decline and its trail entry are one write, and happen only while the request
         // still awaits and no run was started from it.
         let declined = self
+            .console
             .storage
             .decline_approval(self.team, &record.id, &by, &reason, now, &entry)
             .await?;
         if !declined {
-            let request = self.storage.approval(self.team, &record.id).await?;
+            let request = self.console.storage.approval(self.team, &record.id).await?;
             return Err(not_declined(request.as_ref(), now));
         }
         self.approval_view(&record.id)

@@ -12,6 +12,7 @@
 //! showed a quick run ending before it was confirmed. Details carry counts and ids only: never a token, never a list
 //! of users, and no entry per user (a run writes a handful of entries, not one per result).
 
+use super::desks::ViewerDesk;
 use super::views::stamp;
 use super::TeamConsole;
 use crate::engine::report;
@@ -245,7 +246,7 @@ impl TeamConsole {
 
     /// The team's saved operator email, which names the console's own admin.
     async fn operator_email(&self) -> Option<String> {
-        match self.storage.connection(self.team).await {
+        match self.console.storage.connection(self.team).await {
             Ok(record) => record.and_then(|r| r.operator_email),
             Err(e) => {
                 tracing::error!(error = %e, "could not read the connection to name the actor");
@@ -269,7 +270,7 @@ impl TeamConsole {
         details: Value,
     ) {
         append_entry(
-            self.storage.as_ref(),
+            self.console.storage.as_ref(),
             self.team,
             actor,
             action,
@@ -336,6 +337,17 @@ impl TeamConsole {
         self.record(action, Some(after.id.to_string()), details)
             .await
     }
+}
+
+impl ViewerDesk<'_> {
+    pub async fn audit_page(
+        &self,
+        filter: app::audit::AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<app::audit::AuditPage, ConsoleError> {
+        self.audit_entries_page(filter, before, limit).await
+    }
 
     /// One page of the team's trail, newest first.
     pub async fn audit_entries_page(
@@ -344,10 +356,10 @@ impl TeamConsole {
         before: Option<i64>,
         limit: u32,
     ) -> Result<AuditPage, ConsoleError> {
-        self.may::<super::permits::View>()?;
         let limit = limit.clamp(1, MAX_ENTRIES_PER_PAGE);
         // One more than asked tells whether older entries remain.
         let mut entries = self
+            .console
             .storage
             .audit_entries(self.team, &query_of(&filter, before, limit + 1))
             .await?;
@@ -364,11 +376,11 @@ impl TeamConsole {
         &self,
         filter: &AuditFilter,
     ) -> Result<super::reports::Report, ConsoleError> {
-        self.may::<super::permits::View>()?;
         let mut all: Vec<AuditEntryView> = Vec::new();
         let mut before = None;
         loop {
             let batch = self
+                .console
                 .storage
                 .audit_entries(self.team, &query_of(filter, before, CSV_BATCH))
                 .await?;
