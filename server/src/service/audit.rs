@@ -13,6 +13,7 @@
 //! of users, and no entry per user (a run writes a handful of entries, not one per result).
 
 use super::desks::ViewerDesk;
+pub use super::people::{Actor, CONSOLE_ADMIN};
 use super::views::stamp;
 use super::TeamConsole;
 use crate::engine::report;
@@ -32,8 +33,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The name of someone using the console when nothing better is known.
-pub const CONSOLE_ADMIN: &str = "console admin";
 /// The console itself, for what no person did (a run ending, runs picked up at start).
 pub const OFFBOARD: &str = "Offboard";
 
@@ -41,50 +40,6 @@ pub const OFFBOARD: &str = "Offboard";
 const MAX_ENTRIES_PER_PAGE: u32 = 500;
 /// Entries read per query while writing the CSV.
 const CSV_BATCH: u32 = 1000;
-
-/// Who is acting, as the request's caller knows it (see `http::caller`); everything that
-/// names a person asks [`Actor::name`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Actor {
-    /// A signed-in person.
-    Person { name: String, email: String },
-    /// Someone acting without a console account: the service driven directly (tests, tools).
-    /// Named by the email saved on Connect, else [`CONSOLE_ADMIN`].
-    ConsoleAdmin,
-}
-
-impl Actor {
-    /// The name the trail and a run's "started by" record, given the team's saved operator
-    /// email.
-    pub fn name(&self, operator_email: Option<&str>) -> String {
-        match self {
-            Actor::Person { name, email } => format!("{name} <{email}>"),
-            Actor::ConsoleAdmin => operator_email
-                .map(str::trim)
-                .filter(|e| !e.is_empty())
-                .unwrap_or(CONSOLE_ADMIN)
-                .to_string(),
-        }
-    }
-
-    /// The name a sentence about the person uses ("Priya cancelled the run…"): their name
-    /// alone, or what [`Actor::name`] gives for the console's own admin.
-    pub fn short_name(&self, operator_email: Option<&str>) -> String {
-        match self {
-            Actor::Person { name, email } if name.trim().is_empty() => email.clone(),
-            Actor::Person { name, .. } => name.trim().to_string(),
-            Actor::ConsoleAdmin => self.name(operator_email),
-        }
-    }
-
-    /// The signed-in person's email: their own Stack account is never deleted by their run.
-    pub fn email(&self) -> Option<&str> {
-        match self {
-            Actor::Person { email, .. } => Some(email),
-            Actor::ConsoleAdmin => None,
-        }
-    }
-}
 
 /// Appends an entry made of its parts (for records outside one team's request: sign-ins,
 /// membership), logging a failure like [`append`].

@@ -7,7 +7,7 @@
 //! an operator's, without checking again. The server functions' [`ConsoleBackend`] is only a
 //! dispatch: each of its methods takes the handle it needs, then calls it.
 
-use super::accounts::Person;
+use super::people::Person;
 use super::permits::{self, Need, Operate, Own, Permit, View};
 use super::{Console, TeamConsole};
 use app::backend::{

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod passwords;
+pub mod people;
 pub mod permits;
 mod previews;
 pub mod reports;

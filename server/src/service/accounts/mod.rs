@@ -24,8 +24,8 @@
 //!   Counting is in the database, so several console processes share it.
 //! - Links (setup, invitation, reset) carry 32 random bytes; only their SHA-256 is stored.
 
-use super::audit::Actor;
 use super::desks::{ConsoleOwnerDesk, OwnerDesk, ViewerDesk};
+pub use super::people::Person;
 use super::Console;
 use crate::storage::{
     AccountRecord, Joiner, LinkPurpose, LinkRecord, MemberRecord, NewAccount, StorageError,
@@ -93,36 +93,6 @@ pub struct SignedIn {
     pub since: DateTime<Utc>,
     /// The team the console shows (switched on the Account page).
     pub team: Option<TeamId>,
-}
-
-/// A signed-in person, as read at the start of a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Person {
-    pub account: AccountId,
-    pub email: String,
-    pub name: String,
-    pub console_owner: bool,
-    pub has_password: bool,
-}
-
-impl Person {
-    pub(super) fn of(record: &AccountRecord) -> Person {
-        Person {
-            account: record.id,
-            email: record.email.clone(),
-            name: record.name.clone(),
-            console_owner: record.console_owner,
-            has_password: record.password_hash.is_some(),
-        }
-    }
-
-    /// How the audit trail and a run's "started by" name them.
-    pub fn actor(&self) -> Actor {
-        Actor::Person {
-            name: self.name.clone(),
-            email: self.email.clone(),
-        }
-    }
 }
 
 /// A signed-in person in the team a request acts for, with their role there.
