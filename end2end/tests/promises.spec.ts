@@ -30,7 +30,7 @@ test('a CSV dropped on the upload area is the file the preview reads', async ({ 
   // the file (what dragging it from the file manager gives the page).
   const files = await page.evaluateHandle(() => {
     const dt = new DataTransfer();
-    dt.items.add(new File(['email\nuser7@example.com\nuser8@example.com\n'], 'dropped.csv', { type: 'text/csv' }));
+    dt.items.add(new File(['email\nuser1@example.com\nuser2@example.com\n'], 'dropped.csv', { type: 'text/csv' }));
     return dt;
   });
   const area = page.getByText(/^Or drag a file here/);
@@ -42,8 +42,8 @@ test('a CSV dropped on the upload area is the file the preview reads', async ({ 
   await page.waitForURL(/\/preview\?id=/);
   await expect(page.getByRole('button', { name: /2\s*will be deleted/ })).toBeVisible();
   const rows = bodyRows(page.getByRole('table', { name: 'Preview rows' }));
-  await expect(rows.filter({ hasText: 'user7@example.com' })).toContainText('1007');
-  await expect(rows.filter({ hasText: 'user8@example.com' })).toContainText('1008');
+  await expect(rows.filter({ hasText: 'user1@example.com' })).toContainText('1001');
+  await expect(rows.filter({ hasText: 'user2@example.com' })).toContainText('1002');
   await expect(rows).toHaveCount(2);
 });
 
