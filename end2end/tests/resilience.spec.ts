@@ -66,10 +66,10 @@ test('a server killed mid-run resumes the job to the exact final state', async (
     // A fresh page on the finished run opens on its newest results and pages older ones.
     await open(page, server.baseURL, `/run?id=${jobId}`);
     await expect(runState(page)).toContainText('Finished');
-    const liveRows = liveRows(page).getByRole('row');
-    await expect(liveRows).toHaveCount(51);
+    const latest = liveRows(page).getByRole('row');
+    await expect(latest).toHaveCount(51);
     await page.getByRole('button', { name: 'Show 50 older results' }).click();
-    await expect(liveRows).toHaveCount(61);
+    await expect(latest).toHaveCount(61);
     await expect(page.getByRole('button', { name: 'Show 50 older results' })).toHaveCount(0);
 
     // Every deactivated user but the community creator (1042, which Stack refuses) is gone,
