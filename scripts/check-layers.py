@@ -17,6 +17,7 @@ FLOORS = {
     "http": 7,
     "delete_command": 7,
     "rotate_key_command": 7,
+    "check_config_command": 7,
     "service": 6,
     "storage": 5,
     "secret": 4,
@@ -25,6 +26,7 @@ FLOORS = {
     "scim": 2,
     "sso": 2,
     "data_folder": 1,
+    "metrics": 1,
 }
 # Floors only some may reach: the service is the only caller of storage.
 ONLY_FROM = {"storage": {"service"}}
