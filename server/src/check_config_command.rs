@@ -58,7 +58,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         listen_addresses(&args),
         public_url(&args),
         data_folder(&args.data_dir),
-        site_files(&args.site_root),
+        site_files(&args.site_root_in_force()),
         token_key(&args),
         audit_key(&args),
         trusted_proxies(&args),

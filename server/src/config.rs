@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 pub mod key_files;
 pub mod network;
+pub mod site_root;
 
 /// Offboard deletes users from a Stack Internal (Stack Overflow for Teams) site through SCIM,
 /// with a preview, a typed confirmation and a report.

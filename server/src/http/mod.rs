@@ -189,7 +189,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.audit_head_log_seconds),
     );
     let state = AppState {
-        leptos_options: leptos_options(&args.site_root, args.addr),
+        leptos_options: leptos_options(&args.site_root_in_force(), args.addr),
         service: console,
         watchers: WatcherSlots::with_limits(events::WatcherLimits::of(&args)),
         public_url: args.public_url.clone(),
