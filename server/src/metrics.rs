@@ -127,8 +127,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 impl Metrics {
     fn new() -> Metrics {
+        // The series first, then the registry that names them (it keeps handles to each).
         let m = Metrics {
-            registry: Registry::with_prefix("offboard"),
+            registry: Registry::default(),
             runs_started: Counter::default(),
             runs_ended: Family::default(),
             runs_live: Gauge::default(),
