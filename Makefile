@@ -37,7 +37,7 @@ WASM_RUSTFLAGS   := $(LEPTOS_RUSTFLAGS) --remap-path-prefix=$(CARGO_HOME)/regist
 export LEPTOS_OUTPUT_NAME := offboard
 export SCIM2_SERVER_BIN := $(VENV)/bin/scim2-server
 
-.PHONY: help run build site server test test-unit e2e bench bench-replicas deps deps-build deps-test clean-site fmt lint
+.PHONY: help run build dist site server test test-unit e2e bench bench-replicas deps deps-build deps-test clean-site fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ run: build ## Build (release) and run the console on http://127.0.0.1:3000 (or $
 	LEPTOS_SITE_ROOT=$(SITE) $(SERVER_BIN) serve
 
 build: site server ## Release server binary and optimised WASM site
+
+dist: build ## Release archive in target/dist: binary, site, systemd unit, docs (runs from any folder)
+	@echo "==> Packing the release archive"
+	scripts/dist.sh $(SERVER_BIN) $(SITE) target/dist
 
 server: deps-build
 	@echo "==> Building the server (release)"

@@ -173,11 +173,12 @@ async fn sign_in(
         "/sign-in?next={}",
         url::form_urlencoded::byte_serialize(form.next.as_bytes()).collect::<String>()
     );
-    match state
+    let signed_in = state
         .service
         .sign_in_with_password(&form.email, &form.password, &address)
-        .await
-    {
+        .await;
+    crate::metrics::sign_in(crate::metrics::SignInMethod::Password, signed_in.is_ok());
+    match signed_in {
         Ok(person) => match start_session(&state.service, &session, &person, None).await {
             Ok(()) => Redirect::to(safe_next(&form.next)).into_response(),
             Err(e) => notice(&session, &back, &e).await,

@@ -73,6 +73,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("could not listen on {}", args.addr))?;
+    crate::metrics::listen(args.metrics_addr).await?;
     let open_files = front_door::raise_open_file_limit();
     let max_connections = front_door::fit_to_files(args.max_connections as usize, open_files);
     if max_connections < args.max_connections as usize {
@@ -99,14 +100,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         front_door::serve(listener, routes, rules, shutdown_signal())
     });
     // The audit trail's signing key, apart from the token key (see `secret::AuditKey`).
+    let audit_key_text = args.audit_key_text().map_err(anyhow::Error::msg)?;
     let audit_key = AuditKey::load_or_create(
         &args.database.data_dir,
-        args.audit_key.as_ref().map(|k| k.expose().as_str()),
+        audit_key_text.as_ref().map(|k| k.expose().as_str()),
     )
     .context("could not load the key that signs the audit trail")?;
     let db = service::audit::open_signed(&args.database.effective_database_url(), audit_key)
         .await
         .context("could not open the database")?;
+    crate::metrics::watch_pool(db.sqlite.usage_reader());
     if server.is_finished() {
         // Told to stop while the database was opening: stop before any run resumes.
         server
@@ -131,9 +134,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let sessions = session_layer(session_store, secure);
 
+    let secret_key_text = args.secret_key_text().map_err(anyhow::Error::msg)?;
     let secrets = SecretBox::load_or_create(
         &args.database.data_dir,
-        args.secret_key.as_ref().map(|k| k.expose().as_str()),
+        secret_key_text.as_ref().map(|k| k.expose().as_str()),
     )
     .context("could not load the key that encrypts SCIM tokens")?;
     let mut settings = Settings::new(args.database.data_dir.clone());
@@ -178,8 +182,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let jobs = console.jobs.clone();
     tokio::spawn({
         let jobs = jobs.clone();
+        let starting = starting.clone();
         async move {
             shutdown_signal().await;
+            starting.shutting_down();
             jobs.hand_back().await;
         }
     });
@@ -189,7 +195,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.audit_head_log_seconds),
     );
     let state = AppState {
-        leptos_options: leptos_options(&args.site_root, args.addr),
+        leptos_options: leptos_options(&args.site_root_in_force(), args.addr),
         service: console,
         watchers: WatcherSlots::with_limits(events::WatcherLimits::of(&args)),
         public_url: args.public_url.clone(),

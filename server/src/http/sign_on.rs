@@ -191,7 +191,9 @@ async fn callback(
         email: &identity.email,
         name: identity.name.as_deref(),
     };
-    match state.service.sign_in_with_sso(&who, linking.as_ref()).await {
+    let signed_in = state.service.sign_in_with_sso(&who, linking.as_ref()).await;
+    crate::metrics::sign_in(crate::metrics::SignInMethod::Sso, signed_in.is_ok());
+    match signed_in {
         Ok(person) => match start_session(&state.service, &session, &person, None).await {
             Ok(()) => Redirect::to("/").into_response(),
             Err(e) => failed(&session, &e).await,

@@ -564,6 +564,15 @@ impl Pool {
         }
     }
 
+    /// Reads the pool's connections and idle connections, for the metrics.
+    pub fn usage_reader(&self) -> Box<dyn Fn() -> (u32, usize) + Send + Sync> {
+        let pool = self.clone();
+        Box::new(move || match &pool {
+            Pool::Sqlite(p) => (p.size(), p.num_idle()),
+            Pool::Postgres(p) => (p.size(), p.num_idle()),
+        })
+    }
+
     /// The browser sessions' store in this database, its table created if missing.
     pub async fn session_store(&self) -> Result<SessionTable> {
         Ok(SessionTable::open(self).await?)

@@ -166,6 +166,7 @@ impl JobSupervisor {
         plan: RunPlan,
         control: watch::Receiver<RunState>,
     ) {
+        let _live = crate::metrics::run_live();
         let team_id = plan.team_id;
         let lease = plan.lease;
         let journal = Arc::new(DbJournal {
@@ -249,6 +250,7 @@ impl JobSupervisor {
         }
         audit::record_run_end(self.storage.as_ref(), team_id, &job_id).await;
         tracing::info!(job_id = %job_id, state = %ending.0, "job ended");
+        crate::metrics::run_ended(ending.0);
         if let Err(e) = self.storage.release_lease(&lease).await {
             tracing::warn!(job_id = %job_id, error = %e, "could not release the ended job's lease");
         }
@@ -330,6 +332,7 @@ impl JobSupervisor {
                 }
             }
             tracing::info!(job_id = %job.id, state = %job.state, after, "resuming job");
+            crate::metrics::lease_taken_over(after);
             let (action, details) = match self.respawn(&job, lease.clone(), then_cancel).await {
                 Ok(()) => (
                     app::audit::AuditAction::RunResumed,
