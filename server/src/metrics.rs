@@ -12,7 +12,7 @@
 //! one process-wide registry. The command line (`offboard delete`) records too, but serves
 //! nothing, so its figures simply go away with it.
 
-use app::model::{ItemOutcome, JobState};
+use model::deletion::{ItemOutcome, JobState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -2,7 +2,7 @@
 //! console (systemd's `LoadCredential=`), so a key never sits in the environment or the unit.
 
 use super::ServeArgs;
-use app::hidden::Hidden;
+use model::hidden::Hidden;
 use std::path::Path;
 
 impl ServeArgs {
