@@ -30,6 +30,8 @@ struct Built {
 #[derive(Clone, Default)]
 pub struct Starting {
     built: Arc<OnceLock<Built>>,
+    /// Set when the console is told to stop: `/readyz` says so (`super::shutdown`).
+    pub shutting_down: super::shutdown::ShuttingDown,
 }
 
 impl Starting {
@@ -70,8 +72,16 @@ fn starting() -> Response {
         .into_response()
 }
 
-/// `GET /readyz`: 200 when the console is built and its database answers, 503 otherwise.
+/// `GET /readyz`: 200 when the console is built and its database answers, 503 otherwise
+/// (and 503 "shutting down" once it was told to stop).
 async fn readyz(State(starting): State<Starting>) -> Response {
+    if starting.shutting_down.is_set() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "shutting down" })),
+        )
+            .into_response();
+    }
     let Some(console) = starting.built.get() else {
         return self::starting();
     };
@@ -95,4 +105,31 @@ fn unreachable_database() -> Response {
         Json(serde_json::json!({ "status": "database unreachable" })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn readyz_of(starting: &Starting) -> (StatusCode, String) {
+        let request = Request::get("/readyz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = starting.router().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_console_told_to_stop_is_not_ready() {
+        let starting = Starting::default();
+        assert_eq!(readyz_of(&starting).await.1, r#"{"status":"starting"}"#);
+        starting.shutting_down.begin();
+        let (status, body) = readyz_of(&starting).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, r#"{"status":"shutting down"}"#);
+    }
 }
