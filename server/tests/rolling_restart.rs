@@ -161,12 +161,17 @@ async fn a_replica_told_to_stop_ends_its_streams_hands_its_runs_over_and_exits_c
         "{log_a}"
     );
     // Nothing of A's is still leased once it is gone (read behind the consoles' backs).
-    let still_held = b
-        .sql(
+    let still_held: Vec<String> = {
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&url).await.expect("the database");
+        sqlx::query_scalar(
             "SELECT job_id FROM job_leases WHERE holder LIKE $1 AND expires_at > '-infinity'",
-            &[&format!("{}-%", a.pid())],
         )
-        .await;
+        .bind(format!("{}-%", a.pid()))
+        .fetch_all(&mut db)
+        .await
+        .expect("the leases")
+    };
     assert!(still_held.is_empty(), "A still holds {still_held:?}");
 
     // The browser comes back, to B, after the last event it saw: nothing missed, nothing twice.
