@@ -78,10 +78,11 @@ test-unit: deps-test ## Unit and integration tests only (no browser)
 e2e: build deps-test ## End-to-end tests in Chromium against the release binary
 	cd end2end && OFFBOARD_BIN=$(SERVER_BIN) OFFBOARD_SITE_ROOT=$(abspath $(SITE)) npx playwright test
 
-bench: build ## Benchmarks: the engine vs the old script, the console under load, two replicas on PostgreSQL (docs/benchmarks.md)
+bench: build ## Benchmarks: the engine vs the old script, the console under load, two replicas on PostgreSQL, a rolling restart (docs/benchmarks.md)
 	python3 server/bench/bench.py
 	python3 server/bench/console_bench.py
 	python3 server/bench/replicas_bench.py
+	python3 server/bench/rolling_restart_bench.py
 
 bench-replicas: build ## Only the two-replica benchmark on a throwaway PostgreSQL (docs/benchmarks.md)
 	python3 server/bench/replicas_bench.py
