@@ -21,6 +21,7 @@ Environment: OFFBOARD_BIN, FAULT_SERVER_BIN, SITE_ROOT (as console_bench.py), OF
 BENCH_USERS, BENCH_LATENCY_MS, BENCH_ROUNDS (3). No test asserts a time. Every process listens
 on 127.0.0.1 and is stopped by its PID.
 """
+import json
 import os
 import socket
 import statistics
@@ -100,8 +101,10 @@ class Watcher(threading.Thread):
                     event = line[7:]
                     if event == "end":
                         return True
-                elif line.startswith("data: ") and event == "job" and '"result"' in line:
-                    self.arrivals.append(time.monotonic())
+                elif line.startswith("data: ") and event == "job":
+                    # State changes carry `"result": null`; only a user's result counts.
+                    if json.loads(line[6:]).get("result"):
+                        self.arrivals.append(time.monotonic())
 
 
 def start_replica(url):
