@@ -163,7 +163,9 @@ async fn a_replica_told_to_stop_ends_its_streams_hands_its_runs_over_and_exits_c
     // Nothing of A's is still leased once it is gone (read behind the consoles' backs).
     let still_held: Vec<String> = {
         use sqlx::Connection;
-        let mut db = sqlx::PgConnection::connect(&url).await.expect("the database");
+        let mut db = sqlx::PgConnection::connect(&url)
+            .await
+            .expect("the database");
         sqlx::query_scalar(
             "SELECT job_id FROM job_leases WHERE holder LIKE $1 AND expires_at > '-infinity'",
         )
