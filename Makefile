@@ -82,10 +82,11 @@ test-unit: deps-test ## Unit and integration tests only (no browser)
 e2e: build deps-test ## End-to-end tests in Chromium against the release binary
 	cd end2end && OFFBOARD_BIN=$(SERVER_BIN) OFFBOARD_SITE_ROOT=$(abspath $(SITE)) npx playwright test
 
-bench: build ## Benchmarks: the engine vs the old script, the console under load, two replicas on PostgreSQL (docs/benchmarks.md)
+bench: build ## Benchmarks: the engine vs the old script, the console under load, two replicas on PostgreSQL, a rolling restart (docs/benchmarks.md)
 	python3 server/bench/bench.py
 	python3 server/bench/console_bench.py
 	python3 server/bench/replicas_bench.py
+	python3 server/bench/rolling_restart_bench.py
 
 bench-replicas: build ## Only the two-replica benchmark on a throwaway PostgreSQL (docs/benchmarks.md)
 	python3 server/bench/replicas_bench.py
@@ -122,6 +123,12 @@ deps-test: deps-build
 		$(SUDO) mkdir -p /etc/postgresql-common/createcluster.d; \
 		echo "create_main_cluster = false" | $(SUDO) tee /etc/postgresql-common/createcluster.d/offboard.conf >/dev/null; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-$(PG_VERSION) >/dev/null; }
+	@# The reverse-proxy end-to-end test (end2end/tests/proxy.spec.ts) runs its own nginx from a
+	@# temp folder on a free port: only the program is needed, the package's service is turned off.
+	@[ -x /usr/sbin/nginx ] || { \
+		echo "==> Installing nginx from Debian (for the reverse-proxy end-to-end test; once)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+		if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || true; fi; }
 	@[ -x $(SCIM2_SERVER_BIN) ] || { \
 		echo "==> Installing the reference SCIM server (PyPI scim2-server==$(SCIM2_SERVER_VERSION)) into $(VENV)"; \
 		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q scim2-server==$(SCIM2_SERVER_VERSION); }

@@ -13,6 +13,7 @@ pub use slots::{WatcherLimits, WatcherSlots};
 
 use super::caller::{for_member, GatedRoutes};
 use super::error::HttpError;
+use super::shutdown::{reconnect_event, ShuttingDown};
 use super::{AppState, Caller};
 use crate::service::job_feed::{WatchItem, Watcher};
 use crate::service::views::{event_view, job_view};
@@ -52,6 +53,7 @@ async fn job_events(
     State(state): State<AppState>,
     caller: Caller,
     session: Option<Extension<Session>>,
+    stopping: Option<Extension<ShuttingDown>>,
     Path(job_id): Path<JobId>,
     Query(query): Query<After>,
     headers: HeaderMap,
@@ -95,13 +97,16 @@ async fn job_events(
         _slot: slot,
         watcher: viewer.watch_job(&job, resume_point(&headers, &query)),
         access,
+        stopping: stopping.map(|Extension(s)| s).unwrap_or_default(),
     };
     let stream = futures::stream::unfold(Some(live), |live| async move {
         let mut live = live?;
         let next = tokio::select! {
             // Access is looked at first: once it has ended, nothing more is sent.
             biased;
-            ending = live.access.ended() => Err(ending),
+            ending = live.access.ended() => Err(Some(ending)),
+            // The console stops: the browser is told to come back (to another replica).
+            () = live.stopping.wait() => Err(None),
             item = live.watcher.next() => Ok(item?),
         };
         let event = match next {
@@ -113,7 +118,8 @@ async fn job_events(
                 .event("end")
                 .data(json_text(&job_view(&job))),
             // The last event says why; the stream closes and its place is given back.
-            Err(ending) => {
+            Err(None) => return Some((Ok(reconnect_event()), None)),
+            Err(Some(ending)) => {
                 return Some((
                     Ok::<Event, Infallible>(Event::default().event("ended").data(ending.words())),
                     None,
@@ -133,6 +139,8 @@ struct Live {
     _slot: WatcherSlot,
     watcher: Watcher,
     access: access::Access,
+    /// Set when the console is told to stop: the stream ends with a reconnect hint.
+    stopping: ShuttingDown,
 }
 
 /// One SSE `data:` line of JSON (our views always serialise).

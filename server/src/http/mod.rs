@@ -14,6 +14,7 @@ mod forms;
 pub mod front_door;
 pub mod guard;
 mod readiness;
+pub mod shutdown;
 mod sign_on;
 mod state;
 mod team_forms;
@@ -93,11 +94,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )),
     };
     let starting = readiness::Starting::default();
+    let shutting_down = starting.shutting_down.clone();
+    shutting_down.on_signal();
     let server = tokio::spawn({
         let routes = starting.router();
+        let stop = shutting_down.clone();
         // Each request learns its connection's peer and its client's address (sign-in
         // throttling counts per client address) before the readiness router hands it on.
-        front_door::serve(listener, routes, rules, shutdown_signal())
+        front_door::serve(listener, routes, rules, async move { stop.wait().await })
     });
     // The audit trail's signing key, apart from the token key (see `secret::AuditKey`).
     let audit_key_text = args.audit_key_text().map_err(anyhow::Error::msg)?;
@@ -181,11 +185,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // again below, in case the server stopped before this task's turn came).
     let jobs = console.jobs.clone();
     tokio::spawn({
-        let jobs = jobs.clone();
-        let starting = starting.clone();
+        let (jobs, stop) = (jobs.clone(), shutting_down.clone());
         async move {
-            shutdown_signal().await;
-            starting.shutting_down();
+            stop.wait().await;
             jobs.hand_back().await;
         }
     });
@@ -217,7 +219,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Arc::new(guard),
             guard::protect,
         ))
-        .layer(sessions);
+        .layer(sessions)
+        // Open live-progress streams end with a reconnect hint when the console stops.
+        .layer(axum::Extension(shutting_down));
     starting.ready(app, service);
     tracing::info!(
         addr = %args.addr,
@@ -496,27 +500,6 @@ fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
             console.forget_old_sign_in_failures().await;
         }
     });
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
 }
 
 #[cfg(test)]

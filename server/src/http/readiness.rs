@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower::ServiceExt;
@@ -32,9 +31,10 @@ struct Built {
 #[derive(Clone, Default)]
 pub struct Starting {
     built: Arc<OnceLock<Built>>,
-    /// Set once the process is told to stop: from then on `/readyz` says so, so the load
-    /// balancer sends new people to another replica while this one hands its runs back.
-    shutting_down: Arc<AtomicBool>,
+    /// Set once the process is told to stop (`super::shutdown`): from then on `/readyz` says
+    /// so, so the load balancer sends new people to another replica while this one hands its
+    /// runs back.
+    pub shutting_down: super::shutdown::ShuttingDown,
 }
 
 /// Why the console is not ready: the check `/readyz` names.
@@ -106,11 +106,6 @@ impl Starting {
             })
     }
 
-    /// From now on `/readyz` answers "shutting down" (set when the process is told to stop).
-    pub fn shutting_down(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
-    }
-
     /// Hands requests to the built console from now on.
     pub fn ready(&self, routes: Router, service: Arc<Console>) {
         if self.built.set(Built { routes, service }).is_err() {
@@ -130,7 +125,7 @@ async fn readyz(State(starting): State<Starting>) -> Response {
 
 /// The first check that fails, in the order a load balancer cares about.
 async fn readiness(starting: &Starting) -> Result<(), NotReady> {
-    if starting.shutting_down.load(Ordering::SeqCst) {
+    if starting.shutting_down.is_set() {
         return Err(NotReady::ShuttingDown);
     }
     let console = starting.built.get().ok_or(NotReady::Starting)?;
@@ -174,7 +169,7 @@ mod tests {
         assert_eq!(body["status"], "starting", "{body}");
 
         // Told to stop: said before anything else, even while starting.
-        starting.shutting_down();
+        starting.shutting_down.begin();
         let (status, body) = ask(starting.router()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["check"], "shutting down", "{body}");
