@@ -80,6 +80,7 @@ impl SiteUser {
 
 /// What the admin asked the run to do with each selected user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(type_name = "text"))]
 pub enum Action {
     /// Irreversible: the account is removed and its content re-attributed to a generic user.
     #[default]
@@ -99,6 +100,7 @@ impl Action {
 
 /// What one row of the preview will lead to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(type_name = "text"))]
 pub enum PreviewOutcome {
     /// Resolved to exactly one account, which the run will act on.
     Selected,
@@ -304,6 +306,7 @@ impl Preview {
 
 /// How one selected user ended after the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(type_name = "text"))]
 pub enum ItemOutcome {
     /// DELETE answered 204 (possibly after demotion).
     Deleted,

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 /// What a member may do in a team. Each role may do everything the ones below it may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "ssr",
+    derive(sqlx::Type),
+    sqlx(type_name = "text", rename_all = "snake_case")
+)]
 pub enum Role {
     /// History, runs' progress and reports.
     Viewer,
@@ -146,6 +151,11 @@ pub struct SignInOptions {
 /// When a delete run needs a second operator's approval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "ssr",
+    derive(sqlx::Type),
+    sqlx(type_name = "text", rename_all = "snake_case")
+)]
 pub enum ApprovalPolicy {
     /// Once the team has two or more operators (owners count): a team of one cannot.
     #[default]

@@ -115,7 +115,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let session_store = db
-        .sqlite
+        .pool
         .session_store()
         .await
         .context("could not prepare the session table")?;

@@ -1,8 +1,9 @@
 //! People, teams, memberships, one-time links and failed sign-ins: the records sign-in and
-//! the team pages need ([`AccountStorage`], part of every [`super::Storage`]), and their
-//! SQLite implementation.
+//! the team pages need ([`AccountStorage`], part of every [`super::Storage`]), written once
+//! for both databases.
 
-use super::rows::{enum_from_name, parse_stamp, stamp};
+use super::column::{to_u64, Stamp};
+use super::store::{Affected, Dialect, Store};
 use super::{Result, StorageError};
 use app::hidden::Hidden;
 use app::ids::{AccountId, TeamId};
@@ -39,24 +40,27 @@ pub struct NewAccount {
     pub email_proven: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TeamRecord {
     pub id: TeamId,
     pub name: String,
+    #[sqlx(try_from = "Stamp")]
     pub created_at: DateTime<Utc>,
 }
 
 /// One member of a team (by email), with the name of their account once they have one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct MemberRecord {
     pub email: String,
     pub role: Role,
     pub added_by: String,
+    #[sqlx(try_from = "Stamp")]
     pub added_at: DateTime<Utc>,
     /// The account's name, once the membership belongs to an account.
     pub name: Option<String>,
     /// The account the membership belongs to; None while it waits, granted by email, for
     /// someone who proves that email.
+    #[sqlx(rename = "account_id")]
     pub account: Option<AccountId>,
 }
 
@@ -83,8 +87,9 @@ pub struct MemberChange {
 }
 
 /// What a one-time link is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum LinkPurpose {
     /// The first owner's account, printed in the log while the console has no account.
     Setup,
@@ -95,7 +100,7 @@ pub enum LinkPurpose {
 }
 
 /// A one-time link as stored: only the hash of its secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct LinkRecord {
     pub secret_hash: String,
     pub purpose: LinkPurpose,
@@ -103,7 +108,9 @@ pub struct LinkRecord {
     pub role: Option<Role>,
     pub email: Option<String>,
     pub created_by: String,
+    #[sqlx(try_from = "Stamp")]
     pub created_at: DateTime<Utc>,
+    #[sqlx(try_from = "Stamp")]
     pub expires_at: DateTime<Utc>,
 }
 
@@ -230,14 +237,12 @@ struct AccountRow {
     console_owner: bool,
     email_proven: bool,
     session_epoch: i64,
-    created_at: String,
+    created_at: Stamp,
 }
 
-impl TryFrom<AccountRow> for AccountRecord {
-    type Error = StorageError;
-
-    fn try_from(r: AccountRow) -> Result<AccountRecord> {
-        Ok(AccountRecord {
+impl From<AccountRow> for AccountRecord {
+    fn from(r: AccountRow) -> AccountRecord {
+        AccountRecord {
             id: r.id,
             email: r.email,
             name: r.name,
@@ -245,92 +250,8 @@ impl TryFrom<AccountRow> for AccountRecord {
             console_owner: r.console_owner,
             email_proven: r.email_proven,
             session_epoch: r.session_epoch,
-            created_at: parse_stamp(&r.created_at)?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct TeamRow {
-    id: TeamId,
-    name: String,
-    created_at: String,
-}
-
-impl TryFrom<TeamRow> for TeamRecord {
-    type Error = StorageError;
-
-    fn try_from(r: TeamRow) -> Result<TeamRecord> {
-        Ok(TeamRecord {
-            id: r.id,
-            name: r.name,
-            created_at: parse_stamp(&r.created_at).or_else(|_| legacy_stamp(&r.created_at))?,
-        })
-    }
-}
-
-/// The built-in team's row was stamped by SQLite's `strftime` (no fraction digits).
-fn legacy_stamp(text: &str) -> Result<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
-        .map(|t| t.and_utc())
-        .map_err(|_| StorageError::Damaged(format!("unreadable time {text:?}")))
-}
-
-#[derive(sqlx::FromRow)]
-struct MemberRow {
-    email: String,
-    role: String,
-    added_by: String,
-    added_at: String,
-    name: Option<String>,
-    account_id: Option<AccountId>,
-}
-
-impl TryFrom<MemberRow> for MemberRecord {
-    type Error = StorageError;
-
-    fn try_from(r: MemberRow) -> Result<MemberRecord> {
-        Ok(MemberRecord {
-            role: enum_from_name("role", &r.role)?,
-            email: r.email,
-            added_by: r.added_by,
-            added_at: parse_stamp(&r.added_at)?,
-            name: r.name,
-            account: r.account_id,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct LinkRow {
-    secret_hash: String,
-    purpose: String,
-    team_id: Option<TeamId>,
-    role: Option<String>,
-    email: Option<String>,
-    created_by: String,
-    created_at: String,
-    expires_at: String,
-}
-
-impl TryFrom<LinkRow> for LinkRecord {
-    type Error = StorageError;
-
-    fn try_from(r: LinkRow) -> Result<LinkRecord> {
-        Ok(LinkRecord {
-            purpose: enum_from_name("link purpose", &r.purpose)?,
-            role: r
-                .role
-                .as_deref()
-                .map(|role| enum_from_name("role", role))
-                .transpose()?,
-            secret_hash: r.secret_hash,
-            team_id: r.team_id,
-            email: r.email,
-            created_by: r.created_by,
-            created_at: parse_stamp(&r.created_at)?,
-            expires_at: parse_stamp(&r.expires_at)?,
-        })
+            created_at: r.created_at.0,
+        }
     }
 }
 
@@ -350,115 +271,172 @@ fn link_opens(now: &str) -> String {
     )
 }
 
-/// The statements of [`AccountStorage`], written once with `$n` placeholders (both
-/// databases take them) and implemented for each storage: `$read` is the pool reads use,
-/// `$write` the one writes use (SQLite has one writer connection of its own, so its
-/// transactions never interleave; on PostgreSQL the transactions below lock a row first).
-macro_rules! account_queries {
-    ($storage:ty, $db:ty, $read:ident, $write:ident) => {
-        impl $storage {
-            /// Inserts `account`; [`StorageError::EmailTaken`] if one has the email already.
-            async fn insert_account(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                account: &NewAccount,
-                at: DateTime<Utc>,
-            ) -> Result<AccountRecord> {
-                let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
-                    "INSERT INTO accounts (email, name, password_hash, console_owner, \
-                     email_proven, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                     RETURNING {ACCOUNT_COLUMNS}"
-                ))
-                .bind(&account.email)
-                .bind(&account.name)
-                .bind(account.password_hash.as_ref().map(|h| h.expose()))
-                .bind(account.console_owner)
-                .bind(account.email_proven)
-                .bind(stamp(at))
-                .fetch_one(&mut *conn)
-                .await;
-                match row {
-                    Ok(row) => row.try_into(),
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        Err(StorageError::EmailTaken)
-                    }
-                    Err(e) => Err(e.into()),
-                }
+impl<DB> Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: super::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: super::column::Column<DB>,
+    i32: super::column::Column<DB>,
+    bool: super::column::Column<DB>,
+    String: super::column::Column<DB>,
+    Vec<u8>: super::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<super::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::model::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::team::Role>: sqlx::Encode<'q, DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB>,
+    app::model::JobState: super::column::Column<DB>,
+    crate::engine::ItemState: super::column::Column<DB>,
+    app::model::Action: super::column::Column<DB>,
+    app::model::ItemOutcome: super::column::Column<DB>,
+    app::model::PreviewOutcome: super::column::Column<DB>,
+    app::team::Role: super::column::Column<DB>,
+    app::team::ApprovalPolicy: super::column::Column<DB>,
+    super::approvals::Decision: super::column::Column<DB>,
+    super::accounts::LinkPurpose: super::column::Column<DB>,
+{
+    /// Inserts `account`; [`StorageError::EmailTaken`] if one has the email already.
+    async fn insert_account(
+        conn: &mut DB::Connection,
+        account: &NewAccount,
+        at: DateTime<Utc>,
+    ) -> Result<AccountRecord> {
+        let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
+            "INSERT INTO accounts (email, name, password_hash, console_owner, \
+             email_proven, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING {ACCOUNT_COLUMNS}"
+        ))
+        .bind(&account.email)
+        .bind(&account.name)
+        .bind(account.password_hash.as_ref().map(|h| h.expose().as_str()))
+        .bind(account.console_owner)
+        .bind(account.email_proven)
+        .bind(Stamp(at))
+        .fetch_one(&mut *conn)
+        .await;
+        match row {
+            Ok(row) => Ok(row.into()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StorageError::EmailTaken)
             }
-
-            /// Locks the team's row for the rest of the transaction (every change of a team's
-            /// owners and every use of its invitations takes it first, so they happen one
-            /// after another) and reads `email`'s role there.
-            async fn lock_team_and_read_role(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                team_id: TeamId,
-                email: &str,
-            ) -> Result<Option<Role>> {
-                sqlx::query("UPDATE teams SET name = name WHERE id = $1")
-                    .bind(team_id)
-                    .execute(&mut **tx)
-                    .await?;
-                let row: Option<(String,)> = sqlx::query_as(
-                    "SELECT role FROM team_members WHERE team_id = $1 AND email = $2",
-                )
-                .bind(team_id)
-                .bind(email)
-                .fetch_optional(&mut **tx)
-                .await?;
-                row.map(|(role,)| enum_from_name("role", &role)).transpose()
-            }
-
-            /// [`StorageError::LastOwner`] unless the team has an owner besides `email`.
-            async fn refuse_last_owner(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                team_id: TeamId,
-                email: &str,
-            ) -> Result<()> {
-                let (others,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM team_members WHERE team_id = $1 AND role = 'owner' \
-                     AND email <> $2",
-                )
-                .bind(team_id)
-                .bind(email)
-                .fetch_one(&mut **tx)
-                .await?;
-                if others == 0 {
-                    return Err(StorageError::LastOwner);
-                }
-                Ok(())
-            }
-
-            /// Voids the open invitations `email` made to the team (they stop being an owner).
-            async fn void_invitations_of(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                team_id: TeamId,
-                email: &str,
-                now: DateTime<Utc>,
-            ) -> Result<()> {
-                sqlx::query(
-                    "UPDATE account_links SET revoked_at = $1 WHERE purpose = 'invitation' \
-                     AND team_id = $2 AND created_by = $3 AND used_at IS NULL \
-                     AND revoked_at IS NULL",
-                )
-                .bind(stamp(now))
-                .bind(team_id)
-                .bind(email)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// Locks the team's row for the rest of the transaction (every change of a team's
+    /// owners and every use of its invitations takes it first, so they happen one
+    /// after another) and reads `email`'s role there.
+    async fn lock_team_and_read_role(
+        conn: &mut DB::Connection,
+        team_id: TeamId,
+        email: &str,
+    ) -> Result<Option<Role>> {
+        sqlx::query("UPDATE teams SET name = name WHERE id = $1")
+            .bind(team_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = $1 AND email = $2")
+                .bind(team_id)
+                .bind(email)
+                .fetch_optional(&mut *conn)
+                .await?,
+        )
+    }
+
+    /// [`StorageError::LastOwner`] unless the team has an owner besides `email`.
+    async fn refuse_last_owner(
+        conn: &mut DB::Connection,
+        team_id: TeamId,
+        email: &str,
+    ) -> Result<()> {
+        let (others,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM team_members WHERE team_id = $1 AND role = 'owner' \
+             AND email <> $2",
+        )
+        .bind(team_id)
+        .bind(email)
+        .fetch_one(&mut *conn)
+        .await?;
+        if others == 0 {
+            return Err(StorageError::LastOwner);
+        }
+        Ok(())
+    }
+
+    /// Voids the open invitations `email` made to the team (they stop being an owner).
+    async fn void_invitations_of(
+        conn: &mut DB::Connection,
+        team_id: TeamId,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE account_links SET revoked_at = $1 WHERE purpose = 'invitation' \
+             AND team_id = $2 AND created_by = $3 AND used_at IS NULL \
+             AND revoked_at IS NULL",
+        )
+        .bind(Stamp(now))
+        .bind(team_id)
+        .bind(email)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
 
 #[async_trait]
-        impl AccountStorage for $storage {
+impl<DB> AccountStorage for Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: super::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: super::column::Column<DB>,
+    i32: super::column::Column<DB>,
+    bool: super::column::Column<DB>,
+    String: super::column::Column<DB>,
+    Vec<u8>: super::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<super::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::model::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::team::Role>: sqlx::Encode<'q, DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB>,
+    app::model::JobState: super::column::Column<DB>,
+    crate::engine::ItemState: super::column::Column<DB>,
+    app::model::Action: super::column::Column<DB>,
+    app::model::ItemOutcome: super::column::Column<DB>,
+    app::model::PreviewOutcome: super::column::Column<DB>,
+    app::team::Role: super::column::Column<DB>,
+    app::team::ApprovalPolicy: super::column::Column<DB>,
+    super::approvals::Decision: super::column::Column<DB>,
+    super::accounts::LinkPurpose: super::column::Column<DB>,
+{
     async fn account_count(&self) -> Result<u64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts")
-            .fetch_one(&self.$read)
+            .fetch_one(&self.pool)
             .await?;
-        Ok(super::rows::to_u64(n))
+        Ok(to_u64(n))
     }
 
     async fn create_account(&self, account: &NewAccount) -> Result<AccountRecord> {
-        let mut conn = self.$write.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         Self::insert_account(&mut conn, account, self.clock.now()).await
     }
 
@@ -467,9 +445,9 @@ macro_rules! account_queries {
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"
         ))
         .bind(email)
-        .fetch_optional(&self.$read)
+        .fetch_optional(&self.pool)
         .await?;
-        row.map(AccountRecord::try_from).transpose()
+        Ok(row.map(AccountRecord::from))
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>> {
@@ -477,9 +455,9 @@ macro_rules! account_queries {
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.$read)
+        .fetch_optional(&self.pool)
         .await?;
-        row.map(AccountRecord::try_from).transpose()
+        Ok(row.map(AccountRecord::from))
     }
 
     async fn set_password(&self, id: AccountId, hash: &Hidden<String>) -> Result<()> {
@@ -489,7 +467,7 @@ macro_rules! account_queries {
         )
         .bind(hash.expose())
         .bind(id)
-        .execute(&self.$write)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -500,13 +478,13 @@ macro_rules! account_queries {
              RETURNING session_epoch",
         )
         .bind(id)
-        .fetch_one(&self.$write)
+        .fetch_one(&self.writer)
         .await?;
         Ok(epoch)
     }
 
     async fn prove_email(&self, id: AccountId) -> Result<u64> {
-        let mut tx = self.$write.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("UPDATE accounts SET email_proven = TRUE WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -528,7 +506,7 @@ macro_rules! account_queries {
         )
         .bind(issuer)
         .bind(subject)
-        .fetch_optional(&self.$read)
+        .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|(id,)| id))
     }
@@ -541,8 +519,8 @@ macro_rules! account_queries {
         .bind(issuer)
         .bind(subject)
         .bind(account)
-        .bind(stamp(self.clock.now()))
-        .execute(&self.$write)
+        .bind(Stamp(self.clock.now()))
+        .execute(&self.writer)
         .await;
         match done {
             Ok(_) => Ok(()),
@@ -559,57 +537,60 @@ macro_rules! account_queries {
         )
         .bind(account)
         .bind(issuer)
-        .fetch_one(&self.$read)
+        .fetch_one(&self.pool)
         .await?;
         Ok(n > 0)
     }
 
     async fn create_team(&self, name: &str) -> Result<TeamRecord> {
-        let row: TeamRow = sqlx::query_as(
+        Ok(sqlx::query_as(
             "INSERT INTO teams (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",
         )
         .bind(name)
-        .bind(stamp(self.clock.now()))
-        .fetch_one(&self.$write)
-        .await?;
-        row.try_into()
+        .bind(Stamp(self.clock.now()))
+        .fetch_one(&self.writer)
+        .await?)
     }
 
     async fn teams(&self) -> Result<Vec<TeamRecord>> {
-        let rows: Vec<TeamRow> =
+        Ok(
             sqlx::query_as("SELECT id, name, created_at FROM teams ORDER BY name, id")
-                .fetch_all(&self.$read)
-                .await?;
-        rows.into_iter().map(TeamRecord::try_from).collect()
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn team(&self, id: TeamId) -> Result<Option<TeamRecord>> {
-        let row: Option<TeamRow> =
+        Ok(
             sqlx::query_as("SELECT id, name, created_at FROM teams WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.$read)
-                .await?;
-        row.map(TeamRecord::try_from).transpose()
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn memberships(&self, account: AccountId) -> Result<Vec<(TeamRecord, Role)>> {
-        let rows: Vec<(TeamId, String, String, String)> = sqlx::query_as(
+        let rows: Vec<(TeamId, String, Stamp, Role)> = sqlx::query_as(
             "SELECT t.id, t.name, t.created_at, m.role FROM team_members m \
              JOIN teams t ON t.id = m.team_id WHERE m.account_id = $1 ORDER BY t.name, t.id",
         )
         .bind(account)
-        .fetch_all(&self.$read)
+        .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
+        Ok(rows
+            .into_iter()
             .map(|(id, name, created_at, role)| {
-                let team = TeamRecord::try_from(TeamRow {
-                    id,
-                    name,
-                    created_at,
-                })?;
-                Ok((team, enum_from_name("role", &role)?))
+                let created_at = created_at.0;
+                (
+                    TeamRecord {
+                        id,
+                        name,
+                        created_at,
+                    },
+                    role,
+                )
             })
-            .collect()
+            .collect())
     }
 
     async fn waiting_memberships(&self, email: &str) -> Result<u64> {
@@ -617,22 +598,21 @@ macro_rules! account_queries {
             "SELECT COUNT(*) FROM team_members WHERE email = $1 AND account_id IS NULL",
         )
         .bind(email)
-        .fetch_one(&self.$read)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(super::rows::to_u64(n))
+        Ok(to_u64(n))
     }
 
     async fn members(&self, team_id: TeamId) -> Result<Vec<MemberRecord>> {
-        let rows: Vec<MemberRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT m.email, m.role, m.added_by, m.added_at, a.name, m.account_id \
              FROM team_members m LEFT JOIN accounts a ON a.id = m.account_id \
              WHERE m.team_id = $1 \
              ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'operator' THEN 1 ELSE 2 END, m.email",
         )
         .bind(team_id)
-        .fetch_all(&self.$read)
-        .await?;
-        rows.into_iter().map(MemberRecord::try_from).collect()
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn set_member(
@@ -643,7 +623,7 @@ macro_rules! account_queries {
         by: &str,
         account: Option<AccountId>,
     ) -> Result<MemberChange> {
-        let mut tx = self.$write.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let before = Self::lock_team_and_read_role(&mut tx, team_id, email).await?;
         if before == Some(Role::Owner) && role != Role::Owner {
             Self::refuse_last_owner(&mut tx, team_id, email).await?;
@@ -657,9 +637,9 @@ macro_rules! account_queries {
         )
         .bind(team_id)
         .bind(email)
-        .bind(role.key())
+        .bind(role)
         .bind(by)
-        .bind(stamp(self.clock.now()))
+        .bind(Stamp(self.clock.now()))
         .bind(account)
         .execute(&mut *tx)
         .await?;
@@ -668,7 +648,7 @@ macro_rules! account_queries {
     }
 
     async fn remove_member(&self, team_id: TeamId, email: &str) -> Result<Option<Role>> {
-        let mut tx = self.$write.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let before = Self::lock_team_and_read_role(&mut tx, team_id, email).await?;
         if before == Some(Role::Owner) {
             Self::refuse_last_owner(&mut tx, team_id, email).await?;
@@ -688,14 +668,14 @@ macro_rules! account_queries {
             "INSERT INTO account_links ({LINK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(&link.secret_hash)
-        .bind(super::rows::enum_name(&link.purpose)?)
+        .bind(link.purpose)
         .bind(link.team_id)
-        .bind(link.role.map(Role::key))
+        .bind(link.role)
         .bind(&link.email)
         .bind(&link.created_by)
-        .bind(stamp(link.created_at))
-        .bind(stamp(link.expires_at))
-        .execute(&self.$write)
+        .bind(Stamp(link.created_at))
+        .bind(Stamp(link.expires_at))
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -706,17 +686,17 @@ macro_rules! account_queries {
         purpose: LinkPurpose,
         now: DateTime<Utc>,
     ) -> Result<Option<LinkRecord>> {
-        let row: Option<LinkRow> = sqlx::query_as(&format!(
+        let row: Option<LinkRecord> = sqlx::query_as(&format!(
             "SELECT {LINK_COLUMNS} FROM account_links WHERE secret_hash = $1 AND purpose = $2 \
              AND {}",
             link_opens("$3")
         ))
         .bind(secret_hash)
-        .bind(super::rows::enum_name(&purpose)?)
-        .bind(stamp(now))
-        .fetch_optional(&self.$read)
+        .bind(purpose)
+        .bind(Stamp(now))
+        .fetch_optional(&self.pool)
         .await?;
-        row.map(LinkRecord::try_from).transpose()
+        Ok(row)
     }
 
     async fn use_link(
@@ -725,17 +705,17 @@ macro_rules! account_queries {
         purpose: LinkPurpose,
         now: DateTime<Utc>,
     ) -> Result<Option<LinkRecord>> {
-        let row: Option<LinkRow> = sqlx::query_as(&format!(
+        let row: Option<LinkRecord> = sqlx::query_as(&format!(
             "UPDATE account_links SET used_at = $1 WHERE secret_hash = $2 AND purpose = $3 \
              AND {} RETURNING {LINK_COLUMNS}",
             link_opens("$1")
         ))
-        .bind(stamp(now))
+        .bind(Stamp(now))
         .bind(secret_hash)
-        .bind(super::rows::enum_name(&purpose)?)
-        .fetch_optional(&self.$write)
+        .bind(purpose)
+        .fetch_optional(&self.writer)
         .await?;
-        row.map(LinkRecord::try_from).transpose()
+        Ok(row)
     }
 
     async fn accept_invitation(
@@ -744,7 +724,7 @@ macro_rules! account_queries {
         joiner: Joiner<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<(AccountRecord, TeamId, Role, LinkRecord)>> {
-        let mut tx = self.$write.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // The team's row is locked before the link's, in the order an owner's demotion takes
         // them (team, then their invitations), so the two never wait on each other.
         let team: Option<(Option<TeamId>,)> = sqlx::query_as(
@@ -758,17 +738,17 @@ macro_rules! account_queries {
         };
         let before = Self::lock_team_and_read_role(&mut tx, team_id, joiner.email()).await?;
         // Used only by the account its email names: the same statement that marks it used.
-        let row: Option<LinkRow> = sqlx::query_as(&format!(
+        let row: Option<LinkRecord> = sqlx::query_as(&format!(
             "UPDATE account_links SET used_at = $1 WHERE secret_hash = $2 \
              AND purpose = 'invitation' AND email = $3 AND {} RETURNING {LINK_COLUMNS}",
             link_opens("$1")
         ))
-        .bind(stamp(now))
+        .bind(Stamp(now))
         .bind(secret_hash)
         .bind(joiner.email())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(link) = row.map(LinkRecord::try_from).transpose()? else {
+        let Some(link) = row else {
             return Ok(None);
         };
         let Some(role) = link.role.filter(|_| link.team_id == Some(team_id)) else {
@@ -787,9 +767,9 @@ macro_rules! account_queries {
         )
         .bind(team_id)
         .bind(&account.email)
-        .bind(role.key())
+        .bind(role)
         .bind(&link.created_by)
-        .bind(stamp(now))
+        .bind(Stamp(now))
         .bind(account.id)
         .execute(&mut *tx)
         .await?;
@@ -802,16 +782,15 @@ macro_rules! account_queries {
         team_id: TeamId,
         now: DateTime<Utc>,
     ) -> Result<Vec<LinkRecord>> {
-        let rows: Vec<LinkRow> = sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {LINK_COLUMNS} FROM account_links WHERE purpose = 'invitation' \
              AND team_id = $1 AND {} ORDER BY expires_at, secret_hash",
             link_opens("$2")
         ))
         .bind(team_id)
-        .bind(stamp(now))
-        .fetch_all(&self.$read)
-        .await?;
-        rows.into_iter().map(LinkRecord::try_from).collect()
+        .bind(Stamp(now))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn revoke_invitation(
@@ -824,10 +803,10 @@ macro_rules! account_queries {
             "UPDATE account_links SET revoked_at = $1 WHERE purpose = 'invitation' \
              AND team_id = $2 AND secret_hash = $3 AND used_at IS NULL AND revoked_at IS NULL",
         )
-        .bind(stamp(now))
+        .bind(Stamp(now))
         .bind(team_id)
         .bind(secret_hash)
-        .execute(&self.$write)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -839,7 +818,7 @@ macro_rules! account_queries {
         at: DateTime<Utc>,
         since: DateTime<Utc>,
     ) -> Result<Vec<u32>> {
-        let mut tx = self.$write.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // One row per subject, written first: on PostgreSQL a second attempt for the same
         // subject waits here until this one commits, so its count includes this attempt.
         // Sorted, so two attempts sharing subjects lock them in the same order.
@@ -855,7 +834,7 @@ macro_rules! account_queries {
             .await?;
         }
         sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
-            .bind(stamp(since))
+            .bind(Stamp(since))
             .execute(&mut *tx)
             .await?;
         let mut counts = Vec::with_capacity(subjects.len());
@@ -864,13 +843,13 @@ macro_rules! account_queries {
                 "SELECT COUNT(*) FROM sign_in_failures WHERE subject = $1 AND at >= $2",
             )
             .bind(subject)
-            .bind(stamp(since))
+            .bind(Stamp(since))
             .fetch_one(&mut *tx)
             .await?;
             counts.push(u32::try_from(n).unwrap_or(u32::MAX));
             sqlx::query("INSERT INTO sign_in_failures (subject, at, attempt) VALUES ($1, $2, $3)")
                 .bind(subject)
-                .bind(stamp(at))
+                .bind(Stamp(at))
                 .bind(attempt)
                 .execute(&mut *tx)
                 .await?;
@@ -882,15 +861,15 @@ macro_rules! account_queries {
     async fn release_sign_in(&self, attempt: &str) -> Result<()> {
         sqlx::query("DELETE FROM sign_in_failures WHERE attempt = $1")
             .bind(attempt)
-            .execute(&self.$write)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     async fn forget_sign_in_subjects(&self, before: DateTime<Utc>) -> Result<u64> {
         sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
-            .bind(stamp(before))
-            .execute(&self.$write)
+            .bind(Stamp(before))
+            .execute(&self.writer)
             .await?;
         // A reservation that commits meanwhile keeps its failure row; if its subject's row
         // went, the next attempt writes it again. Nothing is lost either way.
@@ -898,7 +877,7 @@ macro_rules! account_queries {
             "DELETE FROM sign_in_subjects WHERE NOT EXISTS \
              (SELECT 1 FROM sign_in_failures f WHERE f.subject = sign_in_subjects.subject)",
         )
-        .execute(&self.$write)
+        .execute(&self.writer)
         .await?;
         Ok(gone.rows_affected())
     }
@@ -907,8 +886,8 @@ macro_rules! account_queries {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM sign_in_failures WHERE subject = $1 AND at >= $2")
                 .bind(subject)
-                .bind(stamp(since))
-                .fetch_one(&self.$read)
+                .bind(Stamp(since))
+                .fetch_one(&self.pool)
                 .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
@@ -916,13 +895,8 @@ macro_rules! account_queries {
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<()> {
         sqlx::query("DELETE FROM sign_in_failures WHERE subject = $1")
             .bind(subject)
-            .execute(&self.$write)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
 }
-    };
-}
-
-account_queries!(super::sqlite::SqliteStorage, sqlx::Sqlite, pool, writer);
-account_queries!(super::postgres::PostgresStorage, sqlx::Postgres, pool, pool);

@@ -14,7 +14,7 @@
 //! database), so whoever edits the database without the key cannot make an entry, or a
 //! recomputed chain, verify. Entries written before are [`CHAIN_SHA256`] (plain SHA-256) and
 //! still verify as they did, up to the last one the console sealed with the key at its first
-//! start ([`on_sqlite::seal_old_entries`]); the first keyed entry names the last unkeyed one's
+//! start ([`AuditStorage::seal_old_audit_entries`]); the first keyed entry names the last unkeyed one's
 //! hash, which anchors them too. No downgrade: an unkeyed entry beyond the sealed ones, or
 //! after a keyed one, is a break.
 //!
@@ -24,11 +24,13 @@
 //! regularly ([`head_line`]); `verify` compared with those lines ([`ExpectedHeads`]) catches
 //! it. See docs/architecture.md, "Audit trail".
 
-use super::rows::{parse_stamp, stamp};
+use super::column::Stamp;
+use super::store::{Dialect, Store};
 use super::{Result, StorageError};
 use crate::secret::AuditKey;
 use app::audit::AuditAction;
 use app::ids::TeamId;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -84,7 +86,7 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-/// One stored row, as text: verifying seals exactly what is stored.
+/// One stored row, as text (its time too): verifying seals exactly what is stored.
 #[derive(Clone, sqlx::FromRow)]
 struct AuditRow {
     team_id: TeamId,
@@ -104,7 +106,7 @@ impl AuditRow {
         Ok(AuditEntry {
             team_id: self.team_id,
             seq: self.seq,
-            at: parse_stamp(&self.at)?,
+            at: Stamp::parse(&self.at)?.0,
             actor: self.actor,
             action: AuditAction::from_key(&self.action).ok_or_else(|| {
                 StorageError::Damaged(format!("unknown audit action {:?}", self.action))
@@ -182,266 +184,316 @@ fn seal(chain: i32, c: &Content<'_>, key: &AuditKey) -> Option<String> {
     }
 }
 
-/// The chain's SQL, written once for both databases (`$n` placeholders work on both). The
-/// head row is read `$head_lock`: PostgreSQL must lock it so a concurrent append of the same
-/// team waits; SQLite's single writer already makes appends take turns. `verify` reads each
-/// team in one transaction started with `$snapshot`, so an append while it reads cannot look
-/// like a break: PostgreSQL needs REPEATABLE READ for that; a SQLite (WAL) read transaction
-/// sees one snapshot anyway.
-macro_rules! chain_queries {
-    ($module:ident, $db:ty, $head_lock:literal, $snapshot:literal) => {
-        pub(super) mod $module {
-            use super::*;
-
-            type Pool = sqlx::Pool<$db>;
-
-        /// Appends `entry` to `team_id`'s chain at time `at`, signed with `key`, in one
-        /// transaction on `writer`.
-        pub async fn append(
-            writer: &Pool,
-            key: &AuditKey,
-            team_id: TeamId,
-            at: DateTime<Utc>,
-            entry: &NewAuditEntry,
-        ) -> Result<AuditEntry> {
-            let mut tx = writer.begin().await?;
-            let appended = append_in(&mut tx, key, team_id, at, entry).await?;
-            tx.commit().await?;
-            Ok(appended)
-        }
-
-        /// Appends `entry` inside the caller's transaction: the entry is kept exactly when
-        /// what it records is (a run and its confirmation, see `create_job`).
-        pub async fn append_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            key: &AuditKey,
-            team_id: TeamId,
-            at: DateTime<Utc>,
-            entry: &NewAuditEntry,
-        ) -> Result<AuditEntry> {
-            // A write first: it takes the database's write lock, so a concurrent append waits here
-            // instead of reading the same head and failing (or forking the chain) later.
-            sqlx::query(
-                "INSERT INTO audit_heads (team_id, last_seq, last_hash) VALUES ($1, 0, $2) \
-                 ON CONFLICT (team_id) DO NOTHING",
-            )
-            .bind(team_id)
-            .bind(GENESIS)
-            .execute(&mut **tx)
-            .await?;
-            let (last_seq, last_hash): (i64, String) =
-                sqlx::query_as(concat!("SELECT last_seq, last_hash FROM audit_heads WHERE team_id = $1", $head_lock))
-                    .bind(team_id)
-                    .fetch_one(&mut **tx)
-                    .await?;
-            // Every new entry is keyed; the first one names the last unkeyed entry's hash.
-            let row = AuditRow {
-                team_id,
-                seq: last_seq + 1,
-                at: stamp(at),
-                actor: entry.actor.clone(),
-                action: entry.action.key().to_string(),
-                target: entry.target.clone().unwrap_or_default(),
-                details: entry.details.to_string(),
-                prev_hash: last_hash,
-                hash: String::new(),
-                chain: CHAIN_HMAC,
-            };
-            let hash = row.content_hash(key).ok_or_else(|| {
-                StorageError::Damaged("the audit trail's seal is unknown".to_string())
-            })?;
-            let row = AuditRow { hash, ..row };
-            sqlx::query(
-                "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
-                 prev_hash, hash, chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(row.team_id)
-            .bind(row.seq)
-            .bind(&row.at)
-            .bind(&row.actor)
-            .bind(&row.action)
-            .bind(&row.target)
-            .bind(&row.details)
-            .bind(&row.prev_hash)
-            .bind(&row.hash)
-            .bind(row.chain)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query("UPDATE audit_heads SET last_seq = $1, last_hash = $2 WHERE team_id = $3")
-                .bind(row.seq)
-                .bind(&row.hash)
-                .bind(team_id)
-                .execute(&mut **tx)
-                .await?;
-            row.into_entry()
-        }
-
-        /// The team's entries matching `query`, newest first.
-        pub async fn entries(
-            pool: &Pool,
-            team_id: TeamId,
-            query: &AuditQuery,
-        ) -> Result<Vec<AuditEntry>> {
-            let mut sql = sqlx::QueryBuilder::<$db>::new(
-                "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash, chain \
-                 FROM audit_entries WHERE team_id = ",
-            );
-            sql.push_bind(team_id);
-            if let Some(action) = query.action {
-                sql.push(" AND action = ").push_bind(action.key());
-            }
-            // Stored times are RFC 3339 UTC text, so a day compares as a prefix: from the day's
-            // start, and up to (not including) the text just after the day's last instant.
-            if let Some(day) = &query.from_day {
-                sql.push(" AND at >= ").push_bind(day.clone());
-            }
-            if let Some(day) = &query.to_day {
-                sql.push(" AND at < ").push_bind(format!("{day}U"));
-            }
-            if let Some(before) = query.before {
-                sql.push(" AND seq < ").push_bind(before);
-            }
-            sql.push(" ORDER BY seq DESC LIMIT ")
-                .push_bind(i64::from(query.limit));
-            let rows: Vec<AuditRow> = sql.build_query_as().fetch_all(pool).await?;
-            rows.into_iter().map(AuditRow::into_entry).collect()
-        }
-
-        /// Each team's head (newest entry number and hash) as `audit_heads` keeps it.
-        pub async fn heads(pool: &Pool) -> Result<Vec<(TeamId, i64, String)>> {
-            Ok(sqlx::query_as(
-                "SELECT team_id, last_seq, last_hash FROM audit_heads ORDER BY team_id",
-            )
-            .fetch_all(pool)
-            .await?)
-        }
-
-        /// Seals each team's entries from before the trail was keyed (migration 0013 noted
-        /// how many and the last one's hash) with `key`, once per database: only while no
-        /// keyed entry and no seal exist. Returns how many teams were sealed.
-        ///
-        /// Decision: once anything is keyed this never runs again, so whoever clears a seal
-        /// (to pass off a rewritten trail as old) cannot get it made again by a restart; an
-        /// unsealed team is held to the strict rule (no unkeyed entry at all).
-        pub async fn seal_old_entries(writer: &Pool, key: &AuditKey) -> Result<u64> {
-            let mut tx = writer.begin().await?;
-            let keyed: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM audit_entries WHERE chain = 2) \
-                 OR EXISTS (SELECT 1 FROM audit_heads WHERE legacy_seal <> '')",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            if keyed {
-                return Ok(0);
-            }
-            let old: Vec<(TeamId, i64, String)> = sqlx::query_as(
-                "SELECT team_id, legacy_until, legacy_hash FROM audit_heads \
-                 WHERE legacy_until > 0 ORDER BY team_id",
-            )
-            .fetch_all(&mut *tx)
-            .await?;
-            for (team_id, until, hash) in &old {
-                sqlx::query("UPDATE audit_heads SET legacy_seal = $1 WHERE team_id = $2")
-                    .bind(old_entries_seal(key, *team_id, *until, hash))
-                    .bind(team_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(old.len() as u64)
-        }
-
-        /// Walks the chain of every team (every team in `teams`, and any other that has
-        /// entries, a head or a recorded head) with `key`, comparing it with `recorded`;
-        /// stops at the first break.
-        pub async fn verify(
-            pool: &Pool,
-            key: &AuditKey,
-            recorded: &ExpectedHeads,
-        ) -> Result<ChainReport> {
-            let existing: Vec<TeamId> = sqlx::query_scalar("SELECT id FROM teams")
-                .fetch_all(pool)
-                .await?;
-            let with_trail: Vec<TeamId> = sqlx::query_scalar(
-                "SELECT team_id FROM audit_entries UNION SELECT team_id FROM audit_heads",
-            )
-            .fetch_all(pool)
-            .await?;
-            let existing: HashSet<TeamId> = existing.into_iter().collect();
-            let teams: BTreeSet<TeamId> = existing
-                .iter()
-                .copied()
-                .chain(with_trail)
-                .chain(recorded.teams())
-                .collect();
-            let mut report = ChainReport::default();
-            for team_id in teams {
-                let mut tx = pool.begin().await?;
-                if !$snapshot.is_empty() {
-                    sqlx::query($snapshot).execute(&mut *tx).await?;
-                }
-                let head: Option<HeadRow> = sqlx::query_as(
-                    "SELECT last_seq, last_hash, legacy_until, legacy_hash, legacy_seal \
-                     FROM audit_heads WHERE team_id = $1",
-                )
-                .bind(team_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let mut walk = ChainWalk::new(team_id, key, recorded.of(team_id));
-                if let Some(head) = &head {
-                    walk.old_entries = head.sealed_old_entries(team_id, key);
-                }
-                let mut after = 0_i64;
-                loop {
-                    let rows: Vec<AuditRow> = sqlx::query_as(
-                        "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash, \
-                         chain FROM audit_entries WHERE team_id = $1 AND seq > $2 ORDER BY seq \
-                         LIMIT $3",
-                    )
-                    .bind(team_id)
-                    .bind(after)
-                    .bind(VERIFY_BATCH)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let Some(last) = rows.last() else { break };
-                    after = last.seq;
-                    for row in &rows {
-                        if let Err(broken) = walk.step(row) {
-                            report.broken = Some(broken);
-                            return Ok(report);
-                        }
-                        report.entries += 1;
-                        if row.chain != CHAIN_HMAC {
-                            report.unkeyed += 1;
-                        }
-                    }
-                }
-                tx.rollback().await?;
-                let head = head.map(|h| (h.last_seq, h.last_hash));
-                if let Err(broken) = walk.finish(head, existing.contains(&team_id)) {
-                    report.broken = Some(broken);
-                    return Ok(report);
-                }
-                report.recorded_found += walk.recorded_found;
-                report
-                    .heads
-                    .push((team_id, walk.last_seq, walk.last_hash.clone()));
-            }
-            Ok(report)
-        }
-
-        }
-    };
+/// The teams' audit trails.
+#[async_trait]
+pub trait AuditStorage: Send + Sync {
+    /// Appends an entry to the team's audit trail: numbered, timed and chained here.
+    async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry>;
+    /// The team's audit entries matching `query`, newest first.
+    async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Walks every team's audit chain and says where the first break is, if any.
+    async fn verify_audit(&self) -> Result<ChainReport> {
+        self.verify_audit_against(&ExpectedHeads::default()).await
+    }
+    /// [`AuditStorage::verify_audit`], also comparing each trail with heads `recorded`
+    /// earlier; stops at the first break. Each team is read in one transaction that sees one
+    /// snapshot, so an append while it reads cannot look like a break.
+    async fn verify_audit_against(&self, recorded: &ExpectedHeads) -> Result<ChainReport>;
+    /// Each team's newest audit entry number and hash, as the trail's heads keep them.
+    async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>>;
+    /// Seals, with this storage's audit key, the entries each team wrote before the trail was
+    /// keyed; once per database. Teams sealed.
+    async fn seal_old_audit_entries(&self) -> Result<u64>;
 }
 
-chain_queries!(on_sqlite, sqlx::Sqlite, "", "");
-chain_queries!(
-    on_postgres,
-    sqlx::Postgres,
-    " FOR UPDATE",
-    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-);
-pub(super) use on_sqlite::{append, entries, heads, seal_old_entries, verify};
+impl<DB> Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: super::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: super::column::Column<DB>,
+    i32: super::column::Column<DB>,
+    bool: super::column::Column<DB>,
+    String: super::column::Column<DB>,
+    Vec<u8>: super::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<super::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::model::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::team::Role>: sqlx::Encode<'q, DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB>,
+    app::model::JobState: super::column::Column<DB>,
+    crate::engine::ItemState: super::column::Column<DB>,
+    app::model::Action: super::column::Column<DB>,
+    app::model::ItemOutcome: super::column::Column<DB>,
+    app::model::PreviewOutcome: super::column::Column<DB>,
+    app::team::Role: super::column::Column<DB>,
+    app::team::ApprovalPolicy: super::column::Column<DB>,
+    super::approvals::Decision: super::column::Column<DB>,
+    super::accounts::LinkPurpose: super::column::Column<DB>,
+{
+    /// Appends `entry` inside the caller's transaction: the entry is kept exactly when
+    /// what it records is (a run and its confirmation, see `create_job`).
+    pub(super) async fn append_audit_in(
+        conn: &mut DB::Connection,
+        key: &AuditKey,
+        team_id: TeamId,
+        at: DateTime<Utc>,
+        entry: &NewAuditEntry,
+    ) -> Result<AuditEntry> {
+        // A write first: it takes the database's write lock, so a concurrent append waits here
+        // instead of reading the same head and failing (or forking the chain) later.
+        sqlx::query(
+            "INSERT INTO audit_heads (team_id, last_seq, last_hash) VALUES ($1, 0, $2) \
+             ON CONFLICT (team_id) DO NOTHING",
+        )
+        .bind(team_id)
+        .bind(GENESIS)
+        .execute(&mut *conn)
+        .await?;
+        let (last_seq, last_hash): (i64, String) = sqlx::query_as(&format!(
+            "SELECT last_seq, last_hash FROM audit_heads WHERE team_id = $1{}",
+            DB::FOR_UPDATE
+        ))
+        .bind(team_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        // Every new entry is keyed; the first one names the last unkeyed entry's hash.
+        let row = AuditRow {
+            team_id,
+            seq: last_seq + 1,
+            at: Stamp::text(at),
+            actor: entry.actor.clone(),
+            action: entry.action.key().to_string(),
+            target: entry.target.clone().unwrap_or_default(),
+            details: entry.details.to_string(),
+            prev_hash: last_hash,
+            hash: String::new(),
+            chain: CHAIN_HMAC,
+        };
+        let hash = row.content_hash(key).ok_or_else(|| {
+            StorageError::Damaged("the audit trail's seal is unknown".to_string())
+        })?;
+        let row = AuditRow { hash, ..row };
+        sqlx::query(
+            "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
+             prev_hash, hash, chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(row.team_id)
+        .bind(row.seq)
+        .bind(&row.at)
+        .bind(&row.actor)
+        .bind(&row.action)
+        .bind(&row.target)
+        .bind(&row.details)
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
+        .bind(row.chain)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("UPDATE audit_heads SET last_seq = $1, last_hash = $2 WHERE team_id = $3")
+            .bind(row.seq)
+            .bind(&row.hash)
+            .bind(team_id)
+            .execute(&mut *conn)
+            .await?;
+        row.into_entry()
+    }
+}
+
+#[async_trait]
+impl<DB> AuditStorage for Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: super::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: super::column::Column<DB>,
+    i32: super::column::Column<DB>,
+    bool: super::column::Column<DB>,
+    String: super::column::Column<DB>,
+    Vec<u8>: super::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<super::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::model::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<app::team::Role>: sqlx::Encode<'q, DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB>,
+    app::model::JobState: super::column::Column<DB>,
+    crate::engine::ItemState: super::column::Column<DB>,
+    app::model::Action: super::column::Column<DB>,
+    app::model::ItemOutcome: super::column::Column<DB>,
+    app::model::PreviewOutcome: super::column::Column<DB>,
+    app::team::Role: super::column::Column<DB>,
+    app::team::ApprovalPolicy: super::column::Column<DB>,
+    super::approvals::Decision: super::column::Column<DB>,
+    super::accounts::LinkPurpose: super::column::Column<DB>,
+{
+    /// Appends in one transaction on the writer: the audit trail's appends queue with the runs'
+    /// writes on SQLite.
+    async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry> {
+        let mut tx = self.writer.begin().await?;
+        let now = self.clock.now();
+        let appended = Self::append_audit_in(&mut tx, &self.audit_key, team_id, now, entry).await?;
+        tx.commit().await?;
+        Ok(appended)
+    }
+
+    /// The team's entries matching `query`, newest first.
+    async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        // Stored times are RFC 3339 UTC text, so a day compares as a prefix: from the day's
+        // start, and up to (not including) the text just after the day's last instant. A
+        // filter left out is bound as NULL, which lets every entry through.
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash, chain \
+             FROM audit_entries WHERE team_id = $1 AND ($2 IS NULL OR action = $2) \
+             AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) \
+             AND ($5 IS NULL OR seq < $5) ORDER BY seq DESC LIMIT $6",
+        )
+        .bind(team_id)
+        .bind(query.action.map(|action| action.key()))
+        .bind(query.from_day.clone())
+        .bind(query.to_day.as_ref().map(|day| format!("{day}U")))
+        .bind(query.before)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(AuditRow::into_entry).collect()
+    }
+
+    /// Walks the chain of every team (every team in `teams`, and any other that has
+    /// entries, a head or a recorded head) with `key`, comparing it with `recorded`;
+    /// stops at the first break.
+    async fn verify_audit_against(&self, recorded: &ExpectedHeads) -> Result<ChainReport> {
+        let (pool, key) = (&self.pool, &self.audit_key);
+        let existing: Vec<TeamId> = sqlx::query_scalar("SELECT id FROM teams")
+            .fetch_all(pool)
+            .await?;
+        let with_trail: Vec<TeamId> = sqlx::query_scalar(
+            "SELECT team_id FROM audit_entries UNION SELECT team_id FROM audit_heads",
+        )
+        .fetch_all(pool)
+        .await?;
+        let existing: HashSet<TeamId> = existing.into_iter().collect();
+        let teams: BTreeSet<TeamId> = existing
+            .iter()
+            .copied()
+            .chain(with_trail)
+            .chain(recorded.teams())
+            .collect();
+        let mut report = ChainReport::default();
+        for team_id in teams {
+            let mut tx = pool.begin().await?;
+            if !DB::SNAPSHOT.is_empty() {
+                sqlx::query(DB::SNAPSHOT).execute(&mut *tx).await?;
+            }
+            let head: Option<HeadRow> = sqlx::query_as(
+                "SELECT last_seq, last_hash, legacy_until, legacy_hash, legacy_seal \
+                 FROM audit_heads WHERE team_id = $1",
+            )
+            .bind(team_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let mut walk = ChainWalk::new(team_id, key, recorded.of(team_id));
+            if let Some(head) = &head {
+                walk.old_entries = head.sealed_old_entries(team_id, key);
+            }
+            let mut after = 0_i64;
+            loop {
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash, \
+                     chain FROM audit_entries WHERE team_id = $1 AND seq > $2 ORDER BY seq \
+                     LIMIT $3",
+                )
+                .bind(team_id)
+                .bind(after)
+                .bind(VERIFY_BATCH)
+                .fetch_all(&mut *tx)
+                .await?;
+                let Some(last) = rows.last() else { break };
+                after = last.seq;
+                for row in &rows {
+                    if let Err(broken) = walk.step(row) {
+                        report.broken = Some(broken);
+                        return Ok(report);
+                    }
+                    report.entries += 1;
+                    if row.chain != CHAIN_HMAC {
+                        report.unkeyed += 1;
+                    }
+                }
+            }
+            tx.rollback().await?;
+            let head = head.map(|h| (h.last_seq, h.last_hash));
+            if let Err(broken) = walk.finish(head, existing.contains(&team_id)) {
+                report.broken = Some(broken);
+                return Ok(report);
+            }
+            report.recorded_found += walk.recorded_found;
+            report
+                .heads
+                .push((team_id, walk.last_seq, walk.last_hash.clone()));
+        }
+        Ok(report)
+    }
+
+    /// Each team's head (newest entry number and hash) as `audit_heads` keeps it.
+    async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>> {
+        Ok(
+            sqlx::query_as("SELECT team_id, last_seq, last_hash FROM audit_heads ORDER BY team_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Seals each team's entries from before the trail was keyed (migration 0013 noted
+    /// how many and the last one's hash) with `key`, once per database: only while no
+    /// keyed entry and no seal exist. Returns how many teams were sealed.
+    ///
+    /// Decision: once anything is keyed this never runs again, so whoever clears a seal
+    /// (to pass off a rewritten trail as old) cannot get it made again by a restart; an
+    /// unsealed team is held to the strict rule (no unkeyed entry at all).
+    async fn seal_old_audit_entries(&self) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        let keyed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM audit_entries WHERE chain = 2) \
+             OR EXISTS (SELECT 1 FROM audit_heads WHERE legacy_seal <> '')",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if keyed {
+            return Ok(0);
+        }
+        let old: Vec<(TeamId, i64, String)> = sqlx::query_as(
+            "SELECT team_id, legacy_until, legacy_hash FROM audit_heads \
+             WHERE legacy_until > 0 ORDER BY team_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (team_id, until, hash) in &old {
+            sqlx::query("UPDATE audit_heads SET legacy_seal = $1 WHERE team_id = $2")
+                .bind(old_entries_seal(&self.audit_key, *team_id, *until, hash))
+                .bind(team_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(old.len() as u64)
+    }
+}
 
 /// A team's head row, with what migration 0013 noted of its entries from before the key.
 #[derive(sqlx::FromRow)]
