@@ -497,6 +497,14 @@ mod tests {
         );
     }
 
+    /// The names in a folder: a key written through a temporary file leaves nothing else.
+    fn files_in(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
     #[cfg(unix)]
     fn mode_of(path: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt;
@@ -516,11 +524,7 @@ mod tests {
         assert!(path.exists());
         #[cfg(unix)]
         assert_eq!(mode_of(&path), 0o600);
-        let leftovers: Vec<_> = std::fs::read_dir(&data_dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(leftovers, vec![std::ffi::OsString::from(KEY_FILE_NAME)]);
+        assert_eq!(files_in(&data_dir), [KEY_FILE_NAME]);
 
         let stored = first.encrypt(TeamId::new(1), &token()).expect("encrypt");
         let second = SecretBox::load_or_create(&data_dir, None).expect("reuse");
@@ -618,14 +622,7 @@ mod tests {
         let path = data_dir.join(AUDIT_KEY_FILE_NAME);
         #[cfg(unix)]
         assert_eq!(mode_of(&path), 0o600);
-        let leftovers: Vec<_> = std::fs::read_dir(&data_dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(
-            leftovers,
-            vec![std::ffi::OsString::from(AUDIT_KEY_FILE_NAME)]
-        );
+        assert_eq!(files_in(&data_dir), [AUDIT_KEY_FILE_NAME]);
         let again = AuditKey::load_or_create(&data_dir, None).expect("reuse");
         let found = AuditKey::find(&data_dir, None)
             .expect("find")

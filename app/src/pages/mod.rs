@@ -7,6 +7,8 @@ mod choose;
 mod connect;
 #[cfg(feature = "ssr")]
 mod history;
+#[cfg(feature = "hydrate")]
+mod live_stream;
 mod overview;
 mod parts;
 #[cfg(feature = "ssr")]

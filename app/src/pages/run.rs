@@ -545,9 +545,10 @@ pub fn Downloads(id: String) -> impl IntoView {
 
 /// Follows `/jobs/{id}/events` in the browser from the newest event the page has. The browser
 /// resumes by itself (Last-Event-ID) after a network error; when it gives up (the console
-/// answered with an error while restarting) the page opens a new stream after the last event
-/// it saw. The job's counts and state are re-read at most once a second while results arrive,
-/// and after every reconnection, so the page catches up with what it missed.
+/// answered with an error while restarting) a new stream opens after the last event the page
+/// saw (see [`super::live_stream`]). The job's counts and state are re-read at most once a
+/// second while results arrive, and after every reconnection, so the page catches up with what
+/// it missed.
 #[cfg(feature = "hydrate")]
 fn watch_events(
     id: String,
@@ -556,30 +557,16 @@ fn watch_events(
     connected: RwSignal<bool>,
     access_ended: RwSignal<Option<String>>,
 ) {
-    use std::cell::RefCell;
+    use super::live_stream::{follow, Follow, Next};
+    use std::cell::Cell;
     use std::rc::Rc;
-    use wasm_bindgen::{closure::Closure, JsCast};
-    use web_sys::{Event, EventSource, MessageEvent};
-
-    type Handlers = (
-        EventSource,
-        [Closure<dyn FnMut(MessageEvent)>; 3],
-        Closure<dyn FnMut(Event)>,
-        Closure<dyn FnMut(Event)>,
-    );
-    #[derive(Default)]
-    struct Watch {
-        current: Option<Handlers>,
-        stopped: bool,
-        refresh_pending: bool,
-    }
 
     /// Re-reads the job (counts, done, state) once, unless a re-read is already on its way.
-    fn refresh(watch: &Rc<RefCell<Watch>>, id: &str, job: RwSignal<JobView>, delay_ms: u64) {
-        if std::mem::replace(&mut watch.borrow_mut().refresh_pending, true) {
+    fn refresh(pending: &Rc<Cell<bool>>, id: &str, job: RwSignal<JobView>, delay_ms: u64) {
+        if pending.replace(true) {
             return;
         }
-        let watch = send_wrapper::SendWrapper::new(watch.clone());
+        let pending = send_wrapper::SendWrapper::new(pending.clone());
         let id = id.to_string();
         set_timeout(
             move || {
@@ -590,132 +577,75 @@ fn watch_events(
                             job.set(view);
                         }
                     }
-                    watch.borrow_mut().refresh_pending = false;
+                    pending.set(false);
                 });
             },
             std::time::Duration::from_millis(delay_ms),
         );
     }
 
-    fn open(
-        watch: Rc<RefCell<Watch>>,
-        id: String,
-        job: RwSignal<JobView>,
-        tally: RwSignal<LiveTally>,
-        connected: RwSignal<bool>,
-        access_ended: RwSignal<Option<String>>,
-    ) {
-        if watch.borrow().stopped {
-            return;
+    let pending = Rc::new(Cell::new(false));
+    let on_job = {
+        let (pending, id) = (pending.clone(), id.clone());
+        move |data: String| {
+            let Ok(event) = serde_json::from_str::<JobEventView>(&data) else {
+                return Next::Listen;
+            };
+            let at = js_sys::Date::parse(&event.at);
+            let mut new_result = false;
+            tally.update(|t| new_result = t.apply(&event, (!at.is_nan()).then_some(at)));
+            if let Some(state) = event.state {
+                job.update(|j| {
+                    j.state = state;
+                    j.reason = event.reason.clone();
+                });
+            }
+            if new_result {
+                refresh(&pending, &id, job, 1000);
+            }
+            Next::Listen
         }
-        if let Some(old) = watch.borrow_mut().current.take() {
-            old.0.close();
+    };
+    // The run ended: its final view comes with the event.
+    let on_end = move |data: String| {
+        connected.set(true);
+        if let Ok(view) = serde_json::from_str::<JobView>(&data) {
+            job.set(view);
         }
-        let after = tally.with_untracked(|t| t.last_seq);
-        let Ok(source) = EventSource::new(&format!("/jobs/{}/events?after={after}", encode(&id)))
-        else {
-            return;
-        };
-        let on_job = {
-            let (watch, id) = (watch.clone(), id.clone());
-            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-                let Some(data) = ev.data().as_string() else {
-                    return;
-                };
-                let Ok(event) = serde_json::from_str::<JobEventView>(&data) else {
-                    return;
-                };
-                let at = js_sys::Date::parse(&event.at);
-                let mut new_result = false;
-                tally.update(|t| new_result = t.apply(&event, (!at.is_nan()).then_some(at)));
-                if let Some(state) = event.state {
-                    job.update(|j| {
-                        j.state = state;
-                        j.reason = event.reason.clone();
-                    });
-                }
-                if new_result {
-                    refresh(&watch, &id, job, 1000);
-                }
-            })
-        };
-        let on_end = {
-            let watch = watch.clone();
-            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-                // Closing first: otherwise the browser reconnects to a stream that has ended.
-                watch.borrow_mut().stopped = true;
-                if let Some(current) = watch.borrow().current.as_ref() {
-                    current.0.close();
-                }
+        Next::Stop
+    };
+    // The console ended the stream because the person's access ended: say so, and stop.
+    let on_ended = move |data: String| {
+        connected.set(true);
+        access_ended.set(Some(data));
+        Next::Stop
+    };
+    let on_open = {
+        let (pending, id) = (pending.clone(), id.clone());
+        move || {
+            if !connected.get_untracked() {
                 connected.set(true);
-                if let Some(view) = ev
-                    .data()
-                    .as_string()
-                    .and_then(|d| serde_json::from_str::<JobView>(&d).ok())
-                {
-                    job.set(view);
-                }
-            })
-        };
-        // The console ended the stream because the person's access ended: say so, and stop.
-        let on_ended = {
-            let watch = watch.clone();
-            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-                watch.borrow_mut().stopped = true;
-                if let Some(current) = watch.borrow().current.as_ref() {
-                    current.0.close();
-                }
-                connected.set(true);
-                access_ended.set(Some(ev.data().as_string().unwrap_or_default()));
-            })
-        };
-        let on_open = {
-            let (watch, id) = (watch.clone(), id.clone());
-            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-                if !connected.get_untracked() {
-                    connected.set(true);
-                    refresh(&watch, &id, job, 0);
-                }
-            })
-        };
-        let on_error = {
-            let (watch, id) = (watch.clone(), id.clone());
-            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-                if watch.borrow().stopped {
-                    return;
-                }
-                connected.set(false);
-                let closed = watch
-                    .borrow()
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| c.0.ready_state() == EventSource::CLOSED);
-                if closed {
-                    let (watch, id) = (send_wrapper::SendWrapper::new(watch.clone()), id.clone());
-                    set_timeout(
-                        move || open(watch.take(), id, job, tally, connected, access_ended),
-                        std::time::Duration::from_secs(3),
-                    );
-                }
-            })
-        };
-        let _ = source.add_event_listener_with_callback("job", on_job.as_ref().unchecked_ref());
-        let _ = source.add_event_listener_with_callback("end", on_end.as_ref().unchecked_ref());
-        let _ = source.add_event_listener_with_callback("ended", on_ended.as_ref().unchecked_ref());
-        let _ = source.add_event_listener_with_callback("open", on_open.as_ref().unchecked_ref());
-        let _ = source.add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref());
-        watch.borrow_mut().current = Some((source, [on_job, on_end, on_ended], on_open, on_error));
-    }
-
-    let watch = Rc::new(RefCell::new(Watch::default()));
-    open(watch.clone(), id, job, tally, connected, access_ended);
-    let held = send_wrapper::SendWrapper::new(watch);
-    on_cleanup(move || {
-        let mut w = held.borrow_mut();
-        w.stopped = true;
-        if let Some(current) = w.current.take() {
-            current.0.close();
+                refresh(&pending, &id, job, 0);
+            }
         }
+    };
+    let address = {
+        let id = encode(&id);
+        move || {
+            let after = tally.with_untracked(|t| t.last_seq);
+            format!("/jobs/{id}/events?after={after}")
+        }
+    };
+    follow(Follow {
+        address: Box::new(address),
+        events: vec![
+            ("job", Box::new(on_job)),
+            ("end", Box::new(on_end)),
+            ("ended", Box::new(on_ended)),
+        ],
+        on_open: Box::new(on_open),
+        on_lost: Box::new(move || connected.set(false)),
+        reopen_after: std::time::Duration::from_secs(3),
     });
 }
 

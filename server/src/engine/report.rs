@@ -322,6 +322,23 @@ mod tests {
     use chrono::{FixedOffset, Utc};
     use std::collections::BTreeSet;
 
+    /// A CSV download read back by a quote-aware reader: its header joined with commas, and
+    /// its rows cell by cell.
+    fn csv_table(text: &str) -> (String, Vec<Vec<String>>) {
+        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let header = reader
+            .headers()
+            .expect("header")
+            .iter()
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = reader
+            .records()
+            .map(|r| r.expect("row").iter().map(String::from).collect())
+            .collect();
+        (header, rows)
+    }
+
     fn result(id: &str, outcome: ItemOutcome, message: &str, email: Option<&str>) -> ItemResult {
         ItemResult {
             account_id: id.to_string(),
@@ -535,16 +552,8 @@ mod tests {
             entry(2, "=HYPERLINK(\"http://evil\")", "{\"deleted\":3}"),
             entry(1, "me@example.com", "{}"),
         ]);
-        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
-        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-        assert_eq!(
-            header,
-            ["seq", "at", "actor", "action", "target", "details"]
-        );
-        let rows: Vec<Vec<String>> = reader
-            .records()
-            .map(|r| r.unwrap().iter().map(String::from).collect())
-            .collect();
+        let (header, rows) = csv_table(&text);
+        assert_eq!(header, "seq,at,actor,action,target,details");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][2], "'=HYPERLINK(\"http://evil\")");
         assert_eq!(rows[0][3], "run_ended");
@@ -565,24 +574,11 @@ mod tests {
             result("-1", ItemOutcome::SystemAccount, "+cmd", None),
         ];
         let text = results_csv(&results);
-        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
-        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        let (header, rows) = csv_table(&text);
         assert_eq!(
             header,
-            vec![
-                "account_id",
-                "email",
-                "outcome",
-                "message",
-                "attempts",
-                "elapsed_ms",
-                "demoted"
-            ]
+            "account_id,email,outcome,message,attempts,elapsed_ms,demoted"
         );
-        let rows: Vec<Vec<String>> = reader
-            .records()
-            .map(|r| r.unwrap().iter().map(String::from).collect())
-            .collect();
         assert_eq!(
             rows[0],
             vec!["1", "a@x.com", "deleted", "ok", "2", "150", "false"]
@@ -666,26 +662,11 @@ mod tests {
         let mut picked = preview_row(1, "11", PreviewOutcome::NotFound);
         picked.line = None;
         let text = preview_csv(&preview(vec![row, picked]));
-        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let (header, rows) = csv_table(&text);
         assert_eq!(
-            reader.headers().unwrap().iter().collect::<Vec<_>>(),
-            vec![
-                "line",
-                "input",
-                "outcome",
-                "account_id",
-                "user_name",
-                "display_name",
-                "emails",
-                "active",
-                "role",
-                "reason"
-            ]
+            header,
+            "line,input,outcome,account_id,user_name,display_name,emails,active,role,reason"
         );
-        let rows: Vec<Vec<String>> = reader
-            .records()
-            .map(|r| r.unwrap().iter().map(String::from).collect())
-            .collect();
         assert_eq!(
             rows[0],
             vec![
