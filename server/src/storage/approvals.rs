@@ -3,13 +3,13 @@
 //!
 //! A request leaves "awaiting" once, by one guarded update (`… WHERE decision IS NULL AND
 //! expires_at > now`): approved only in the transaction that creates its run
-//! (`Store::approve_in`, called by `create_job`), declined only while no run
+//! (`Store::approve_in` in jobs.rs, called by `create_job`), declined only while no run
 //! exists ([`ApprovalStorage::decline_approval`]). Whichever commits first wins; the other
 //! changes nothing, so a declined request never has a run and an approved one never a decline.
 
 use super::column::{MaybeStamp, Stamp};
 use super::store::{Affected, Dialect, Store};
-use super::{NewAuditEntry, Result, StorageError};
+use super::{NewAuditEntry, Result};
 use app::ids::{PreviewId, TeamId};
 use app::team::{ApprovalPolicy, TeamSettings};
 use async_trait::async_trait;
@@ -80,102 +80,36 @@ pub trait ApprovalStorage: Send + Sync {
     ) -> Result<bool>;
 }
 
-impl<DB> Store<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: super::store::Affected,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: super::column::Column<DB>,
-    i32: super::column::Column<DB>,
-    bool: super::column::Column<DB>,
-    String: super::column::Column<DB>,
-    Vec<u8>: super::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<super::column::Stamp>: sqlx::Encode<'q, DB>,
-    for<'q> Option<app::model::PreviewOutcome>: sqlx::Encode<'q, DB>,
-    for<'q> Option<app::ids::TeamId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<app::ids::AccountId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<app::team::Role>: sqlx::Encode<'q, DB>,
-    for<'q> Option<i64>: sqlx::Encode<'q, DB>,
-    app::model::JobState: super::column::Column<DB>,
-    crate::engine::ItemState: super::column::Column<DB>,
-    app::model::Action: super::column::Column<DB>,
-    app::model::ItemOutcome: super::column::Column<DB>,
-    app::model::PreviewOutcome: super::column::Column<DB>,
-    app::team::Role: super::column::Column<DB>,
-    app::team::ApprovalPolicy: super::column::Column<DB>,
-    super::approvals::Decision: super::column::Column<DB>,
-    super::accounts::LinkPurpose: super::column::Column<DB>,
-{
-    /// Turns the request of `preview_id` from awaiting to approved inside the
-    /// transaction that creates its run; [`StorageError::ApprovalNotAwaiting`] when it
-    /// no longer awaits at `approval.at` (declined, withdrawn, expired, or approved
-    /// already), and then the caller's transaction must not commit. On PostgreSQL the
-    /// row stays locked until that transaction ends, so a decline waits for it.
-    pub(super) async fn approve_in(
-        conn: &mut DB::Connection,
-        team_id: TeamId,
-        preview_id: &PreviewId,
-        approval: &RunApproval,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE approvals SET decision = 'approved', decided_by = $1, \
-             decided_at = $2 WHERE team_id = $3 AND preview_id = $4 \
-             AND decision IS NULL AND expires_at > $5",
-        )
-        .bind(&approval.by)
-        .bind(Stamp(approval.at))
-        .bind(team_id)
-        .bind(preview_id)
-        .bind(Stamp(approval.at))
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(StorageError::ApprovalNotAwaiting(preview_id.clone()));
-        }
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl<DB> ApprovalStorage for Store<DB>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: super::store::Affected,
+    DB::QueryResult: crate::storage::store::Affected,
     usize: sqlx::ColumnIndex<DB::Row>,
     for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: super::column::Column<DB>,
-    i32: super::column::Column<DB>,
-    bool: super::column::Column<DB>,
-    String: super::column::Column<DB>,
-    Vec<u8>: super::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+    i64: crate::storage::column::Column<DB>,
+    i32: crate::storage::column::Column<DB>,
+    bool: crate::storage::column::Column<DB>,
+    String: crate::storage::column::Column<DB>,
+    Vec<u8>: crate::storage::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<super::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
     for<'q> Option<app::model::PreviewOutcome>: sqlx::Encode<'q, DB>,
     for<'q> Option<app::ids::TeamId>: sqlx::Encode<'q, DB>,
     for<'q> Option<app::ids::AccountId>: sqlx::Encode<'q, DB>,
     for<'q> Option<app::team::Role>: sqlx::Encode<'q, DB>,
-    for<'q> Option<i64>: sqlx::Encode<'q, DB>,
-    app::model::JobState: super::column::Column<DB>,
-    crate::engine::ItemState: super::column::Column<DB>,
-    app::model::Action: super::column::Column<DB>,
-    app::model::ItemOutcome: super::column::Column<DB>,
-    app::model::PreviewOutcome: super::column::Column<DB>,
-    app::team::Role: super::column::Column<DB>,
-    app::team::ApprovalPolicy: super::column::Column<DB>,
-    super::approvals::Decision: super::column::Column<DB>,
-    super::accounts::LinkPurpose: super::column::Column<DB>,
+    app::model::JobState: crate::storage::column::Column<DB>,
+    crate::engine::ItemState: crate::storage::column::Column<DB>,
+    app::model::Action: crate::storage::column::Column<DB>,
+    app::model::ItemOutcome: crate::storage::column::Column<DB>,
+    app::model::PreviewOutcome: crate::storage::column::Column<DB>,
+    app::team::Role: crate::storage::column::Column<DB>,
+    app::team::ApprovalPolicy: crate::storage::column::Column<DB>,
+    crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
+    crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
 {
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
         let row: Option<(ApprovalPolicy, bool)> = sqlx::query_as(

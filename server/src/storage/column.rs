@@ -157,6 +157,17 @@ pub(super) fn to_i64(value: usize) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// A plain value both ways on `DB` (shortens the bounds in store.rs).
+pub trait Column<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+impl<DB: Database, T> Column<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,15 +188,4 @@ mod tests {
         let later = t + chrono::Duration::microseconds(1);
         assert!(Stamp::text(t) < Stamp::text(later));
     }
-}
-
-/// A plain value both ways on `DB` (shortens the bounds in store.rs).
-pub trait Column<DB: Database>:
-    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
-{
-}
-
-impl<DB: Database, T> Column<DB> for T where
-    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
-{
 }

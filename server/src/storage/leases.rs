@@ -2,7 +2,7 @@
 //! heartbeat, and the runner's writes fenced by the lease they were made under.
 
 use super::jobs::{placeholders, JOB_COLUMNS};
-use super::store::{Dialect, LeaseEnd, Store};
+use super::store::{Affected, Dialect, Store};
 use super::*;
 
 /// The right to drive runs. Every write the runner makes for a job carries its lease and is
@@ -61,33 +61,30 @@ where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: super::store::Affected,
+    DB::QueryResult: crate::storage::store::Affected,
     usize: sqlx::ColumnIndex<DB::Row>,
     for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: super::column::Column<DB>,
-    i32: super::column::Column<DB>,
-    bool: super::column::Column<DB>,
-    String: super::column::Column<DB>,
-    Vec<u8>: super::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+    i64: crate::storage::column::Column<DB>,
+    i32: crate::storage::column::Column<DB>,
+    bool: crate::storage::column::Column<DB>,
+    String: crate::storage::column::Column<DB>,
+    Vec<u8>: crate::storage::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<super::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
     for<'q> Option<app::model::PreviewOutcome>: sqlx::Encode<'q, DB>,
     for<'q> Option<app::ids::TeamId>: sqlx::Encode<'q, DB>,
     for<'q> Option<app::ids::AccountId>: sqlx::Encode<'q, DB>,
     for<'q> Option<app::team::Role>: sqlx::Encode<'q, DB>,
-    for<'q> Option<i64>: sqlx::Encode<'q, DB>,
-    app::model::JobState: super::column::Column<DB>,
-    crate::engine::ItemState: super::column::Column<DB>,
-    app::model::Action: super::column::Column<DB>,
-    app::model::ItemOutcome: super::column::Column<DB>,
-    app::model::PreviewOutcome: super::column::Column<DB>,
-    app::team::Role: super::column::Column<DB>,
-    app::team::ApprovalPolicy: super::column::Column<DB>,
-    super::approvals::Decision: super::column::Column<DB>,
-    super::accounts::LinkPurpose: super::column::Column<DB>,
+    app::model::JobState: crate::storage::column::Column<DB>,
+    crate::engine::ItemState: crate::storage::column::Column<DB>,
+    app::model::Action: crate::storage::column::Column<DB>,
+    app::model::ItemOutcome: crate::storage::column::Column<DB>,
+    app::model::PreviewOutcome: crate::storage::column::Column<DB>,
+    app::team::Role: crate::storage::column::Column<DB>,
+    app::team::ApprovalPolicy: crate::storage::column::Column<DB>,
+    crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
+    crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
 {
     async fn claim_jobs(
         &self,
@@ -123,11 +120,27 @@ where
     }
 
     async fn release_lease(&self, lease: &JobLease) -> Result<()> {
-        DB::end_leases(self, LeaseEnd::One(lease)).await.map(drop)
+        let ended = DB::LEASE_ENDED;
+        sqlx::query(&format!(
+            "UPDATE job_leases SET expires_at = {ended} WHERE job_id = $1 AND fence = $2"
+        ))
+        .bind(&lease.job_id)
+        .bind(lease.fence)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 
     async fn release_leases(&self, holder: &str) -> Result<u64> {
-        DB::end_leases(self, LeaseEnd::Holder(holder)).await
+        let ended = DB::LEASE_ENDED;
+        let released = sqlx::query(&format!(
+            "UPDATE job_leases SET expires_at = {ended} WHERE holder = $1 \
+             AND expires_at <> {ended}"
+        ))
+        .bind(holder)
+        .execute(&self.writer)
+        .await?;
+        Ok(released.rows_affected())
     }
 
     async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()> {

@@ -8,7 +8,7 @@
 //! a claim locks lease rows only, and skips those others hold.
 
 use super::column::{to_i64, Stamp};
-use super::store::{Dialect, LeaseEnd, Store};
+use super::store::{Dialect, Store};
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, Postgres};
@@ -68,6 +68,7 @@ impl Dialect for Postgres {
     const LABEL: &'static str = "PostgreSQL";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const FOR_SHARE: &'static str = " FOR SHARE";
+    const LEASE_ENDED: &'static str = "'-infinity'";
     const SNAPSHOT: &'static str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
     /// Where `job_event_notices` listens (one connection, apart from the pool).
     type Extra = PgPool;
@@ -284,19 +285,6 @@ impl Dialect for Postgres {
         .execute(&store.pool)
         .await?;
         Ok(renewed.rows_affected() == 1)
-    }
-
-    async fn end_leases(store: &Store<Postgres>, which: LeaseEnd<'_>) -> Result<u64> {
-        let sql = format!(
-            "UPDATE job_leases SET expires_at = '-infinity' WHERE {} \
-             AND expires_at > '-infinity'",
-            which.condition()
-        );
-        let ended = match which {
-            LeaseEnd::One(lease) => sqlx::query(&sql).bind(&lease.job_id).bind(lease.fence),
-            LeaseEnd::Holder(holder) => sqlx::query(&sql).bind(holder),
-        };
-        Ok(ended.execute(&store.pool).await?.rows_affected())
     }
 
     async fn job_event_notices(

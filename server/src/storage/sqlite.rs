@@ -3,7 +3,7 @@
 //! here locks rows; a lease not driven by this process belongs to nobody alive.
 
 use super::column::{to_i64, Stamp};
-use super::store::{Dialect, LeaseEnd, Store};
+use super::store::{Dialect, Store};
 use super::*;
 use crate::engine::ItemState;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -25,6 +25,7 @@ impl Dialect for Sqlite {
     const LABEL: &'static str = "SQLite";
     const FOR_UPDATE: &'static str = "";
     const FOR_SHARE: &'static str = "";
+    const LEASE_ENDED: &'static str = "''";
     const SNAPSHOT: &'static str = "";
     type Extra = ();
 
@@ -242,18 +243,6 @@ impl Dialect for Sqlite {
                 .execute(&store.writer)
                 .await?;
         Ok(renewed.rows_affected() == 1)
-    }
-
-    async fn end_leases(store: &Store<Sqlite>, which: LeaseEnd<'_>) -> Result<u64> {
-        let sql = format!(
-            "UPDATE job_leases SET expires_at = '' WHERE {} AND expires_at <> ''",
-            which.condition()
-        );
-        let ended = match which {
-            LeaseEnd::One(lease) => sqlx::query(&sql).bind(&lease.job_id).bind(lease.fence),
-            LeaseEnd::Holder(holder) => sqlx::query(&sql).bind(holder),
-        };
-        Ok(ended.execute(&store.writer).await?.rows_affected())
     }
 
     async fn job_event_notices(

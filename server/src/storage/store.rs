@@ -48,6 +48,9 @@ pub trait Dialect: SqlxDatabase + Sized {
     /// Appended to a `SELECT` that must keep its rows from changing until the transaction
     /// ends (PostgreSQL: " FOR SHARE").
     const FOR_SHARE: &'static str;
+    /// `job_leases.expires_at` of a lease that has ended (released, never claimed): before
+    /// any time.
+    const LEASE_ENDED: &'static str;
     /// Run first in a read transaction that must see one snapshot (PostgreSQL: REPEATABLE
     /// READ; empty on SQLite, whose WAL read transactions see one anyway).
     const SNAPSHOT: &'static str;
@@ -99,9 +102,6 @@ pub trait Dialect: SqlxDatabase + Sized {
     async fn renew_lease(store: &Store<Self>, lease: &JobLease, duration: Duration)
         -> Result<bool>;
 
-    /// Ends the leases of `job` (with that fence) or of `holder` now; how many ended.
-    async fn end_leases(store: &Store<Self>, which: LeaseEnd<'_>) -> Result<u64>;
-
     /// [`JobStorage::job_event_notices`].
     async fn job_event_notices(
         store: &Store<Self>,
@@ -122,21 +122,5 @@ impl Affected for sqlx::sqlite::SqliteQueryResult {
 impl Affected for sqlx::postgres::PgQueryResult {
     fn rows_affected(&self) -> u64 {
         self.rows_affected()
-    }
-}
-
-/// Which leases [`Dialect::end_leases`] ends.
-pub enum LeaseEnd<'a> {
-    One(&'a JobLease),
-    Holder(&'a str),
-}
-
-impl<'a> LeaseEnd<'a> {
-    /// The condition on `job_leases` and its one or two values.
-    pub(super) fn condition(&self) -> &'static str {
-        match self {
-            LeaseEnd::One(_) => "job_id = $1 AND fence = $2",
-            LeaseEnd::Holder(_) => "holder = $1",
-        }
     }
 }
