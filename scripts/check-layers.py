@@ -5,7 +5,9 @@ import each other (directly or round a longer loop). Reads `use crate::…` / `c
 offending imports and exits 1 when a rule is broken.
 
 The floors are in FLOORS below (a module may use any floor below its own); ONLY_FROM names
-floors that only some modules may reach (storage: only the service).
+floors that only some modules may reach (storage: only the service). Floors up to
+APP_CRATE_FROM's never name the `app` crate (the Leptos UI), tests included: they speak the
+shared vocabulary of the `model` crate (app/model/).
 """
 import re
 import sys
@@ -28,7 +30,10 @@ FLOORS = {
 }
 # Floors only some may reach: the service is the only caller of storage.
 ONLY_FROM = {"storage": {"service"}}
-ROOTS = [Path("server/src"), Path("app/src")]
+# The lowest floor that may name the `app` crate (`app::…`); the ones below use `model::…`.
+APP_CRATE_FROM = 6
+APP_RE = re.compile(r"(?<![\w:])app::")
+ROOTS = [Path("server/src"), Path("app/src"), Path("app/model/src")]
 # The binary crates (main.rs, bin/) sit apart: they only call `cli::run` or are test tools.
 SKIP = {Path("server/src/main.rs"), Path("server/src/lib.rs"), Path("app/src/lib.rs")}
 
@@ -97,6 +102,12 @@ def main() -> int:
         known = files_of(root)
         graph = {m: imports(root, m, f, known) for m, f in known.items()}
         if root == Path("server/src"):
+            for m, file in known.items():
+                code = re.sub(r"//[^\n]*", "", file.read_text())
+                if FLOORS.get(m[0], 0) < APP_CRATE_FROM and APP_RE.search(code):
+                    problems.append(
+                        f"{file} names the `app` crate: `{m[0]}` is below the service, use `model::…`"
+                    )
             for m, targets in graph.items():
                 for t in targets:
                     if m[0] != t[0] and FLOORS.get(t[0], 0) > FLOORS.get(m[0], 0):

@@ -3,10 +3,11 @@
 //! the default URL-encoded codec (and a plain HTML form) can carry them.
 
 use crate::backend::{
-    ConnectionView, Diagnosis, JobCommand, JobEventView, JobResultsPage, JobView, PreviewRowsPage,
+    ConnectionView, Diagnosis, JobEventView, JobResultsPage, JobView, PreviewRowsPage,
     PreviewSummary,
 };
-use crate::model::{Action, PreviewOutcome, SiteUser};
+use crate::model::{Action, SiteUser};
+use crate::Named;
 use leptos::prelude::*;
 use leptos::server_fn::{codec::Post, Bytes, ContentType, Decodes, Encodes, Format, FormatType};
 use serde::{de::DeserializeOwned, Serialize};
@@ -46,55 +47,6 @@ impl<T: DeserializeOwned> Decodes<T> for JsonText {
     }
 }
 
-/// Reads the action a form sent ("delete" or "deactivate", any case). Anything else is refused
-/// rather than guessed, because guessing could turn a deactivation into a deletion.
-pub fn parse_action(text: &str) -> Option<Action> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "delete" => Some(Action::Delete),
-        "deactivate" => Some(Action::Deactivate),
-        _ => None,
-    }
-}
-
-/// The form value for an action, the reverse of [`parse_action`].
-pub fn action_key(action: Action) -> &'static str {
-    match action {
-        Action::Delete => "delete",
-        Action::Deactivate => "deactivate",
-    }
-}
-
-/// The name of an outcome in URLs and forms (`not_found`, …).
-pub fn outcome_key(outcome: PreviewOutcome) -> &'static str {
-    match outcome {
-        PreviewOutcome::Selected => "selected",
-        PreviewOutcome::NotFound => "not_found",
-        PreviewOutcome::Ambiguous => "ambiguous",
-        PreviewOutcome::Invalid => "invalid",
-        PreviewOutcome::Duplicate => "duplicate",
-        PreviewOutcome::Privileged => "privileged",
-        PreviewOutcome::Protected => "protected",
-        PreviewOutcome::SystemAccount => "system_account",
-    }
-}
-
-/// Reads an outcome name from a URL; unknown names mean "no filter".
-pub fn parse_outcome(text: &str) -> Option<PreviewOutcome> {
-    PreviewOutcome::ALL
-        .into_iter()
-        .find(|o| outcome_key(*o) == text.trim())
-}
-
-/// Reads a run command ("pause", "resume", "cancel").
-pub fn parse_command(text: &str) -> Option<JobCommand> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "pause" => Some(JobCommand::Pause),
-        "resume" => Some(JobCommand::Resume),
-        "cancel" => Some(JobCommand::Cancel),
-        _ => None,
-    }
-}
-
 /// Splits a list of account IDs sent as one text (one per line, or separated by commas).
 pub fn split_ids(text: &str) -> Vec<String> {
     text.split(['\n', '\r', ','])
@@ -113,7 +65,7 @@ fn given(text: String) -> Option<String> {
 
 #[cfg_attr(not(feature = "ssr"), allow(dead_code))]
 fn action_arg(text: &str) -> Result<Action, ServerFnError> {
-    parse_action(text).ok_or_else(|| ServerFnError::new("Choose either Delete or Deactivate."))
+    Action::from_key(text).ok_or_else(|| ServerFnError::new("Choose either Delete or Deactivate."))
 }
 
 /// The service's refusal as the server function's error. A role that does not allow it
@@ -208,7 +160,7 @@ pub async fn link_info(
 #[server(endpoint = "choose_problem", output = JsonAnswer)]
 pub async fn choose_problem(code: String) -> Result<Option<String>, ServerFnError> {
     use crate::backend::ChooseProblem;
-    let Some(problem) = ChooseProblem::from_code(&code) else {
+    let Some(problem) = ChooseProblem::from_key(&code) else {
         return Ok(None);
     };
     let detail = match problem {
@@ -336,7 +288,8 @@ pub async fn load_preview(preview_id: String) -> Result<PreviewSummary, ServerFn
         .map_err(plain)
 }
 
-/// One page of rows; `outcome` is an [`outcome_key`] or empty for every row.
+/// One page of rows; `outcome` is a [`PreviewOutcome`](crate::model::PreviewOutcome)'s name (`not_found`, …: [`Named`]) or
+/// empty (or unknown) for every row.
 #[server(endpoint = "preview_rows", output = JsonAnswer)]
 pub async fn preview_rows(
     preview_id: String,
@@ -347,7 +300,7 @@ pub async fn preview_rows(
     crate::backend::backend()?
         .preview_rows(
             preview_id.into(),
-            parse_outcome(&outcome),
+            crate::model::PreviewOutcome::from_key(&outcome),
             offset,
             limit.min(500),
         )
@@ -424,7 +377,7 @@ pub const AUDIT_PAGE_SIZE: u32 = 50;
 /// `command` is "pause", "resume" or "cancel".
 #[server(endpoint = "control_job", output = JsonAnswer)]
 pub async fn control_job(job_id: String, command: String) -> Result<JobView, ServerFnError> {
-    let command = parse_command(&command)
+    let command = crate::backend::JobCommand::from_key(&command)
         .ok_or_else(|| ServerFnError::new("Choose pause, resume or cancel."))?;
     crate::backend::backend()?
         .control_job(job_id.into(), command)
@@ -460,35 +413,38 @@ pub async fn load_results_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::JobCommand;
+    use crate::model::PreviewOutcome;
 
     #[test]
     fn actions_are_read_strictly() {
-        assert_eq!(parse_action("delete"), Some(Action::Delete));
-        assert_eq!(parse_action(" DEACTIVATE "), Some(Action::Deactivate));
-        assert_eq!(parse_action(""), None);
-        assert_eq!(parse_action("del"), None);
-        assert_eq!(parse_action("Delete;drop"), None);
+        assert_eq!(Action::from_key("delete"), Some(Action::Delete));
+        assert_eq!(Action::from_key(" DEACTIVATE "), Some(Action::Deactivate));
+        assert_eq!(Action::from_key(""), None);
+        assert_eq!(Action::from_key("del"), None);
+        assert_eq!(Action::from_key("Delete;drop"), None);
         for a in [Action::Delete, Action::Deactivate] {
-            assert_eq!(parse_action(action_key(a)), Some(a));
+            assert_eq!(Action::from_key(a.key()), Some(a));
         }
+        assert!(action_arg("drop").is_err());
     }
 
     #[test]
     fn outcome_keys_round_trip_and_unknown_means_no_filter() {
         for o in PreviewOutcome::ALL {
-            assert_eq!(parse_outcome(outcome_key(o)), Some(o));
+            assert_eq!(PreviewOutcome::from_key(o.key()), Some(o));
         }
-        assert_eq!(parse_outcome(""), None);
-        assert_eq!(parse_outcome("NotFound"), None);
-        assert_eq!(parse_outcome("everything"), None);
+        assert_eq!(PreviewOutcome::from_key(""), None);
+        assert_eq!(PreviewOutcome::from_key("NotFound"), None);
+        assert_eq!(PreviewOutcome::from_key("everything"), None);
     }
 
     #[test]
     fn commands_are_read_strictly() {
-        assert_eq!(parse_command("Pause"), Some(JobCommand::Pause));
-        assert_eq!(parse_command("resume"), Some(JobCommand::Resume));
-        assert_eq!(parse_command("cancel\n"), Some(JobCommand::Cancel));
-        assert_eq!(parse_command("stop"), None);
+        assert_eq!(JobCommand::from_key("Pause"), Some(JobCommand::Pause));
+        assert_eq!(JobCommand::from_key("resume"), Some(JobCommand::Resume));
+        assert_eq!(JobCommand::from_key("cancel\n"), Some(JobCommand::Cancel));
+        assert_eq!(JobCommand::from_key("stop"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// What the storage check reports (shown on the overview and by /healthz).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StorageStatus {
-    /// "SQLite" (PostgreSQL later).
+    /// The database in use: "SQLite" or "PostgreSQL".
     pub database: String,
     /// Number of schema migrations applied.
     pub migrations: i64,
@@ -49,6 +49,9 @@ pub struct ConnectionForm {
 /// a failed preview (a file's bad line, the site's answer) stay in the admin's own session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+// The code in the address (`no_file`, …: `Named`); anything else is ignored (nothing is shown).
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum ChooseProblem {
     NoFile,
     TooLarge,
@@ -60,36 +63,6 @@ pub enum ChooseProblem {
 }
 
 impl ChooseProblem {
-    pub const ALL: [ChooseProblem; 7] = [
-        ChooseProblem::NoFile,
-        ChooseProblem::TooLarge,
-        ChooseProblem::UnreadableUpload,
-        ChooseProblem::BadColumn,
-        ChooseProblem::NoAction,
-        ChooseProblem::NoneTicked,
-        ChooseProblem::PreviewFailed,
-    ];
-
-    /// The code in the address.
-    pub fn code(self) -> &'static str {
-        match self {
-            ChooseProblem::NoFile => "no_file",
-            ChooseProblem::TooLarge => "too_large",
-            ChooseProblem::UnreadableUpload => "unreadable_upload",
-            ChooseProblem::BadColumn => "bad_column",
-            ChooseProblem::NoAction => "no_action",
-            ChooseProblem::NoneTicked => "none_ticked",
-            ChooseProblem::PreviewFailed => "preview_failed",
-        }
-    }
-
-    /// Reads a code from the address; anything else is ignored (nothing is shown).
-    pub fn from_code(code: &str) -> Option<ChooseProblem> {
-        ChooseProblem::ALL
-            .into_iter()
-            .find(|p| p.code() == code.trim())
-    }
-
     /// What the admin reads for this code (for `PreviewFailed`, when the session no longer
     /// holds the details).
     pub fn words(self) -> &'static str {
@@ -115,71 +88,7 @@ impl ChooseProblem {
     }
 }
 
-/// The files Offboard writes for a preview or a run: the one place their names are made, for
-/// the download addresses, the command line's report folder and the job's own folder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportKind {
-    /// Every row of the preview with its outcome and reason.
-    Preview,
-    /// The user listing taken when the run started (the old script's `all_users.json`).
-    AllUsers,
-    /// Every result, successes included.
-    ResultsCsv,
-    ResultsJson,
-    /// What did not succeed, in the old script's format for Stack support. Saved under a
-    /// dated name (`failed_deletions_YYYY-MM-DD_HH-MM-SS.json`); `failures.json` in addresses.
-    Failures,
-    /// The team's audit trail (filtered as the Audit page is).
-    AuditTrail,
-    /// The run itself: site, action, state, times, counts, who started it and who approved it.
-    RunSummary,
-}
-
-impl ReportKind {
-    /// The reports of a run, in the order the pages offer them.
-    pub const OF_A_RUN: [ReportKind; 5] = [
-        ReportKind::Failures,
-        ReportKind::ResultsCsv,
-        ReportKind::ResultsJson,
-        ReportKind::AllUsers,
-        ReportKind::RunSummary,
-    ];
-
-    /// The file name (in addresses, and on disk except for the dated failures report).
-    pub fn file_name(self) -> &'static str {
-        match self {
-            ReportKind::Preview => "preview.csv",
-            ReportKind::AllUsers => "all_users.json",
-            ReportKind::ResultsCsv => "results.csv",
-            ReportKind::ResultsJson => "results.json",
-            ReportKind::Failures => "failures.json",
-            ReportKind::AuditTrail => "audit.csv",
-            ReportKind::RunSummary => "run.json",
-        }
-    }
-
-    /// The run report named `name` in a download address.
-    pub fn of_a_run(name: &str) -> Option<ReportKind> {
-        ReportKind::OF_A_RUN
-            .into_iter()
-            .find(|k| k.file_name() == name)
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ReportKind::Preview | ReportKind::ResultsCsv | ReportKind::AuditTrail => {
-                "text/csv; charset=utf-8"
-            }
-            _ => "application/json",
-        }
-    }
-
-    /// Where the browser downloads this report of run `job_id`.
-    pub fn run_download(self, job_id: &str) -> String {
-        format!("/downloads/jobs/{job_id}/{}", self.file_name())
-    }
-}
+pub use ::model::report::ReportKind;
 
 /// The connection check's verdict in plain words.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,23 +177,25 @@ pub struct JobResultsPage {
     pub more: bool,
 }
 
-/// What the admin can ask of a running job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What the admin can ask of a running job. Its name (`pause`, `resume`, `cancel`: `Named`) is
+/// what the `control_job` server function takes, in any case.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum JobCommand {
     Pause,
     Resume,
     Cancel,
-}
-
-impl JobCommand {
-    /// The name the `control_job` server function takes (see `api::parse_command`).
-    pub fn name(self) -> &'static str {
-        match self {
-            JobCommand::Pause => "pause",
-            JobCommand::Resume => "resume",
-            JobCommand::Cancel => "cancel",
-        }
-    }
 }
 
 #[cfg(feature = "ssr")]
@@ -527,9 +438,24 @@ mod tests {
     }
 
     #[test]
+    fn job_command_names_are_pinned() {
+        model::names::assert_names::<JobCommand>(&["pause", "resume", "cancel"]);
+    }
+
+    #[test]
     fn choose_problems_travel_as_codes_only() {
-        for problem in ChooseProblem::ALL {
-            assert_eq!(ChooseProblem::from_code(problem.code()), Some(problem));
+        use crate::Named;
+        model::names::assert_names::<ChooseProblem>(&[
+            "no_file",
+            "too_large",
+            "unreadable_upload",
+            "bad_column",
+            "no_action",
+            "none_ticked",
+            "preview_failed",
+        ]);
+        for problem in <ChooseProblem as strum::VariantArray>::VARIANTS {
+            assert_eq!(ChooseProblem::from_key(problem.key()), Some(*problem));
             assert!(!problem.words().is_empty());
         }
         for text in [
@@ -538,7 +464,7 @@ mod tests {
             "NO_FILE",
             "no_file; more",
         ] {
-            assert_eq!(ChooseProblem::from_code(text), None, "{text}");
+            assert_eq!(ChooseProblem::from_key(text), None, "{text}");
         }
     }
 }

@@ -6,13 +6,13 @@ pub mod api;
 pub mod audit;
 pub mod backend;
 pub mod confirm;
-pub mod hidden;
-pub mod ids;
-pub mod model;
 mod pages;
 mod shell;
 pub mod team;
 
+// The shared vocabulary (crate `model`, at app/model/) under the names the pages have always used.
+pub use ::model::deletion as model;
+pub use ::model::{hidden, ids, Named};
 pub use shell::{shell, App};
 #[cfg(feature = "ssr")]
 pub use shell::{static_shell, StaticApp};

@@ -10,6 +10,7 @@
 //! app's router loads them from the server instead of looking for them among its own screens.
 
 use crate::pages;
+use crate::Named;
 use leptos::prelude::*;
 #[cfg(feature = "ssr")]
 use leptos_router::SsrMode;

@@ -1,258 +1,15 @@
-//! Teams, roles and the signed-in person, as the pages show them (the rules are the server's:
-//! `server/src/service/accounts.rs`).
+//! Teams and roles as the pages word them: the problems a form is sent back with and what
+//! an owner's change did. The plain data (roles, views, settings) is `model::team`, re-exported
+//! here so the pages keep naming it `crate::team::…`.
 
-use crate::ids::TeamId;
-use serde::{Deserialize, Serialize};
-
-/// What a member may do in a team. Each role may do everything the ones below it may.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(
-    feature = "ssr",
-    derive(sqlx::Type),
-    sqlx(type_name = "text", rename_all = "snake_case")
-)]
-pub enum Role {
-    /// History, runs' progress and reports.
-    Viewer,
-    /// Also previews and runs.
-    Operator,
-    /// Also members, invitations, the site connection and team settings.
-    Owner,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Owner, Role::Operator, Role::Viewer];
-
-    /// The name in forms and the database.
-    pub fn key(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Owner => "owner",
-        }
-    }
-
-    /// Reads a role from a form; anything else is refused, never guessed.
-    pub fn from_key(key: &str) -> Option<Role> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.key() == key.trim().to_ascii_lowercase())
-    }
-
-    pub fn words(self) -> &'static str {
-        match self {
-            Role::Viewer => "Viewer",
-            Role::Operator => "Operator",
-            Role::Owner => "Owner",
-        }
-    }
-
-    /// One line for the member list and the invitation form.
-    pub fn allows(self) -> &'static str {
-        match self {
-            Role::Viewer => "see history, live progress and reports",
-            Role::Operator => "make previews and start, pause and cancel runs, and see everything a viewer sees",
-            Role::Owner => "manage members, the site connection and team settings, and do everything an operator does",
-        }
-    }
-}
-
-/// A team the signed-in person belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeamChoice {
-    pub id: TeamId,
-    pub name: String,
-    pub role: Role,
-}
-
-/// Who is signed in, for the header and the Account page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedInView {
-    pub email: String,
-    pub name: String,
-    /// May create teams and give password-reset links.
-    pub console_owner: bool,
-    /// Signs in with a password here (false: through the company's sign-in service).
-    pub has_password: bool,
-    /// The team the console is showing, if the person belongs to any.
-    pub team: Option<TeamChoice>,
-    pub teams: Vec<TeamChoice>,
-}
-
-/// One member of a team.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberView {
-    pub email: String,
-    /// None until the person has signed in once.
-    pub name: Option<String>,
-    pub role: Role,
-    pub added_by: String,
-    pub added_at: String,
-    /// False while a membership granted by email waits for someone to prove that email
-    /// (single sign-on with a verified email); an account with only a password never takes
-    /// one up: invite it instead.
-    pub joined: bool,
-}
-
-/// An invitation that still opens, for the Team page's owners (never its link).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InvitationView {
-    /// Names the invitation for "Revoke" (the stored hash of its secret: it opens nothing).
-    pub id: String,
-    /// The only email that may accept it.
-    pub email: String,
-    pub role: Role,
-    pub made_by: String,
-    pub expires: String,
-}
-
-/// The Team page: the team, its members, and a link just made (shown once).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeamPage {
-    pub team: TeamChoice,
-    pub members: Vec<MemberView>,
-    /// Open invitations (owners only; empty for everyone else).
-    pub invitations: Vec<InvitationView>,
-    pub new_link: Option<NewLink>,
-    pub settings: TeamSettings,
-}
-
-/// A one-time link just made: an invitation or a password reset.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewLink {
-    /// What it is for, in words ("Invitation for …, as operator").
-    pub what: String,
-    pub url: String,
-    pub expires: String,
-}
-
-/// What a one-time link opens, for its page: whether it still works and, for an invitation,
-/// the team and role.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkInfo {
-    pub valid: bool,
-    pub team_name: Option<String>,
-    pub role: Option<Role>,
-    /// The email an invitation is for (only an account with it may accept).
-    #[serde(default)]
-    pub email: Option<String>,
-    /// Someone is signed in already (an invitation then joins them without a new account).
-    pub signed_in_as: Option<String>,
-}
-
-/// How one may sign in here, for the sign-in page.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignInOptions {
-    /// The button's name for single sign-on ("your company's sign-in"), when it is set up.
-    pub sso: Option<String>,
-}
-
-/// When a delete run needs a second operator's approval.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(
-    feature = "ssr",
-    derive(sqlx::Type),
-    sqlx(type_name = "text", rename_all = "snake_case")
-)]
-pub enum ApprovalPolicy {
-    /// Once the team has two or more operators (owners count): a team of one cannot.
-    #[default]
-    Auto,
-    Always,
-    Never,
-}
-
-impl ApprovalPolicy {
-    pub const ALL: [ApprovalPolicy; 3] = [
-        ApprovalPolicy::Auto,
-        ApprovalPolicy::Always,
-        ApprovalPolicy::Never,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            ApprovalPolicy::Auto => "auto",
-            ApprovalPolicy::Always => "always",
-            ApprovalPolicy::Never => "never",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<ApprovalPolicy> {
-        ApprovalPolicy::ALL
-            .into_iter()
-            .find(|p| p.key() == key.trim())
-    }
-
-    pub fn words(self) -> &'static str {
-        match self {
-            ApprovalPolicy::Auto => "When the team has two or more operators (recommended)",
-            ApprovalPolicy::Always => "Always",
-            ApprovalPolicy::Never => "Never: one operator may start any run",
-        }
-    }
-}
-
-/// A team's settings (owners change them on the Team page).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeamSettings {
-    pub approval: ApprovalPolicy,
-    /// Deactivations (reversible) need approval too; by default they do not.
-    pub approve_deactivations: bool,
-}
-
-/// Whether a run of `action` needs a second operator, for a team with `operators` members
-/// who may run (owners and operators).
-pub fn needs_approval(
-    settings: TeamSettings,
-    operators: usize,
-    action: crate::model::Action,
-) -> bool {
-    let by_policy = match settings.approval {
-        ApprovalPolicy::Auto => operators >= 2,
-        ApprovalPolicy::Always => true,
-        ApprovalPolicy::Never => false,
-    };
-    by_policy && (action == crate::model::Action::Delete || settings.approve_deactivations)
-}
-
-/// Where a request for approval stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalState {
-    Awaiting,
-    Approved,
-    Declined,
-    /// Nobody approved within the time allowed.
-    Expired,
-}
-
-/// A request for a second operator's approval of a preview's run, as the pages show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalView {
-    pub state: ApprovalState,
-    pub requested_by: String,
-    pub requested_at: String,
-    pub expires_at: String,
-    pub decided_by: Option<String>,
-    pub reason: Option<String>,
-    /// The person looking asked for it (they cannot approve it).
-    pub yours: bool,
-}
-
-/// A team, for the console owner's Teams page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeamSummary {
-    pub id: TeamId,
-    pub name: String,
-    pub members: u32,
-    pub owners: Vec<String>,
-}
+pub use ::model::team::*;
 
 /// Why a sign-in, setup, invitation or password form was sent back: a fixed code in the
 /// address (`?problem=…`), never free text an attacker could put there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// The code in the address (`wrong-password`, …: `Named`).
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
 pub enum AccountProblem {
     WrongPassword,
     Throttled,
@@ -277,56 +34,6 @@ pub enum AccountProblem {
 }
 
 impl AccountProblem {
-    const ALL: [AccountProblem; 19] = [
-        AccountProblem::WrongPassword,
-        AccountProblem::Throttled,
-        AccountProblem::LinkInvalid,
-        AccountProblem::WeakPassword,
-        AccountProblem::PasswordsDiffer,
-        AccountProblem::EmailInvalid,
-        AccountProblem::EmailTaken,
-        AccountProblem::NameMissing,
-        AccountProblem::NotAllowed,
-        AccountProblem::SsoFailed,
-        AccountProblem::SignedOut,
-        AccountProblem::SessionExpired,
-        AccountProblem::InvitationForAnotherEmail,
-        AccountProblem::PasswordAccountExists,
-        AccountProblem::Done,
-        AccountProblem::SsoOff,
-        AccountProblem::Unavailable,
-        AccountProblem::CurrentPasswordWrong,
-        AccountProblem::PasswordChanged,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            AccountProblem::WrongPassword => "wrong-password",
-            AccountProblem::Throttled => "throttled",
-            AccountProblem::LinkInvalid => "link-invalid",
-            AccountProblem::WeakPassword => "weak-password",
-            AccountProblem::PasswordsDiffer => "passwords-differ",
-            AccountProblem::EmailInvalid => "email-invalid",
-            AccountProblem::EmailTaken => "email-taken",
-            AccountProblem::NameMissing => "name-missing",
-            AccountProblem::NotAllowed => "not-allowed",
-            AccountProblem::SsoFailed => "sso-failed",
-            AccountProblem::SignedOut => "signed-out",
-            AccountProblem::SessionExpired => "session-expired",
-            AccountProblem::InvitationForAnotherEmail => "invitation-for-another-email",
-            AccountProblem::PasswordAccountExists => "password-account-exists",
-            AccountProblem::Done => "done",
-            AccountProblem::SsoOff => "sso-off",
-            AccountProblem::Unavailable => "unavailable",
-            AccountProblem::CurrentPasswordWrong => "current-password-wrong",
-            AccountProblem::PasswordChanged => "password-changed",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<AccountProblem> {
-        AccountProblem::ALL.into_iter().find(|p| p.code() == code)
-    }
-
     pub fn words(self) -> &'static str {
         match self {
             AccountProblem::WrongPassword => {
@@ -449,52 +156,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn roles_are_ordered_and_read_strictly() {
-        assert!(Role::Owner > Role::Operator && Role::Operator > Role::Viewer);
-        for r in Role::ALL {
-            assert_eq!(Role::from_key(r.key()), Some(r));
-        }
-        assert_eq!(Role::from_key(" OWNER "), Some(Role::Owner));
-        assert_eq!(Role::from_key("admin"), None);
-        assert_eq!(Role::from_key(""), None);
-        assert_eq!(
-            serde_json::to_string(&Role::Operator).unwrap(),
-            "\"operator\""
-        );
-    }
-
-    #[test]
-    fn approval_is_needed_by_policy_operators_and_action() {
-        use crate::model::Action::{Deactivate, Delete};
-        let auto = TeamSettings::default();
-        assert!(!needs_approval(auto, 0, Delete));
-        assert!(
-            !needs_approval(auto, 1, Delete),
-            "a team of one cannot approve itself"
-        );
-        assert!(needs_approval(auto, 2, Delete));
-        assert!(
-            !needs_approval(auto, 2, Deactivate),
-            "deactivations skip it by default"
-        );
-        let strict = TeamSettings {
-            approval: ApprovalPolicy::Always,
-            approve_deactivations: true,
-        };
-        assert!(needs_approval(strict, 1, Delete));
-        assert!(needs_approval(strict, 1, Deactivate));
-        let never = TeamSettings {
-            approval: ApprovalPolicy::Never,
-            approve_deactivations: true,
-        };
-        assert!(!needs_approval(never, 5, Delete));
-        for p in ApprovalPolicy::ALL {
-            assert_eq!(ApprovalPolicy::from_key(p.key()), Some(p));
-        }
-        assert_eq!(ApprovalPolicy::from_key("sometimes"), None);
-    }
-
-    #[test]
     fn removals_name_the_person_the_team_and_what_they_lose() {
         assert_eq!(
             removal_consent("ana@example.com", "Support", false),
@@ -557,11 +218,33 @@ mod tests {
 
     #[test]
     fn problem_codes_round_trip_and_unknown_codes_say_nothing() {
-        for p in AccountProblem::ALL {
-            assert_eq!(AccountProblem::from_code(p.code()), Some(p));
+        use crate::Named;
+        model::names::assert_names::<AccountProblem>(&[
+            "wrong-password",
+            "throttled",
+            "link-invalid",
+            "weak-password",
+            "passwords-differ",
+            "email-invalid",
+            "email-taken",
+            "name-missing",
+            "not-allowed",
+            "sso-failed",
+            "signed-out",
+            "session-expired",
+            "invitation-for-another-email",
+            "password-account-exists",
+            "done",
+            "sso-off",
+            "unavailable",
+            "current-password-wrong",
+            "password-changed",
+        ]);
+        for p in <AccountProblem as strum::VariantArray>::VARIANTS {
+            assert_eq!(AccountProblem::from_key(p.key()), Some(*p));
             assert!(!p.words().is_empty());
         }
-        assert_eq!(AccountProblem::from_code("<script>"), None);
-        assert_eq!(AccountProblem::from_code(""), None);
+        assert_eq!(AccountProblem::from_key("<script>"), None);
+        assert_eq!(AccountProblem::from_key(""), None);
     }
 }

@@ -1,8 +1,8 @@
 //! Command-line and environment configuration: every flag has an environment twin.
 
 use crate::sso::SsoSettings;
-use app::hidden::Hidden;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use model::hidden::Hidden;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -112,23 +112,34 @@ pub struct VerifyArgs {
     pub expect_heads: Option<PathBuf>,
 }
 
-/// Where the console's database is, for commands other than `serve` (same flags, same defaults).
+/// Where the console's files and database are: the same flags and defaults for `serve` and
+/// every command that opens the console's database (flattened into each).
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// The console's data folder (the one `offboard serve` uses).
+    /// Folder for Offboard's own files: the SQLite database, the encryption key file, reports.
+    /// `serve` creates it if missing.
     #[arg(long, env = "OFFBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// The console's database. Default: the SQLite file `offboard.db` in the data folder;
-    /// `postgres://user:password@host/db` for PostgreSQL.
+    /// Database to use. Default: the SQLite file `offboard.db` in the data folder.
+    /// Examples: `sqlite:///var/lib/offboard/offboard.db`,
+    /// `postgres://offboard:PASSWORD@db.internal:5432/offboard` (see docs/deployment.md).
+    /// Its value is never shown in this help: a PostgreSQL URL can carry a password.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 }
 
 impl DatabaseArgs {
-    /// The database URL in force: the flag, or the SQLite file in the data folder.
+    /// The database URL in force: the flag when given, else the SQLite file `offboard.db` in
+    /// the data folder.
     pub fn effective_database_url(&self) -> String {
-        database_url(&self.data_dir, self.database_url.as_deref())
+        match self.database_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url.to_string(),
+            _ => format!(
+                "sqlite://{}",
+                self.data_dir.join("offboard.db").to_string_lossy()
+            ),
+        }
     }
 }
 
@@ -148,24 +159,6 @@ pub struct RotateKeyArgs {
     pub new_secret_key: Option<Hidden<String>>,
 }
 
-impl RotateKeyArgs {
-    /// The database URL in force, as `serve` decides it.
-    pub fn effective_database_url(&self) -> String {
-        self.database.effective_database_url()
-    }
-}
-
-/// `url` when given, else the SQLite file `offboard.db` in `data_dir`.
-fn database_url(data_dir: &std::path::Path, url: Option<&str>) -> String {
-    match url.map(str::trim) {
-        Some(url) if !url.is_empty() => url.to_string(),
-        _ => format!(
-            "sqlite://{}",
-            data_dir.join("offboard.db").to_string_lossy()
-        ),
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -181,17 +174,8 @@ pub struct ServeArgs {
     #[arg(long, env = "OFFBOARD_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
-    /// Folder for Offboard's own files: the SQLite database, the encryption key file, reports.
-    /// Created if missing.
-    #[arg(long, env = "OFFBOARD_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-
-    /// Database to use. Default: the SQLite file `offboard.db` in the data folder.
-    /// Examples: `sqlite:///var/lib/offboard/offboard.db`,
-    /// `postgres://offboard:PASSWORD@db.internal:5432/offboard` (see docs/deployment.md).
-    /// Its value is never shown in this help: a PostgreSQL URL can carry a password.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 
     /// Log line format.
     #[arg(long, env = "OFFBOARD_LOG_FORMAT", value_enum, default_value = "text")]
@@ -569,11 +553,6 @@ fn read_token_arg(text: &str) -> Result<crate::scim::ScimToken, String> {
 }
 
 impl ServeArgs {
-    /// The database URL in force: the flag, or the SQLite file in the data folder.
-    pub fn effective_database_url(&self) -> String {
-        database_url(&self.data_dir, self.database_url.as_deref())
-    }
-
     /// Single sign-on as configured: `None` when no issuer is set (and no other `--oidc-*`
     /// flag either), else complete settings, or what is missing or wrong in plain words.
     pub fn sso_settings(&self) -> Result<Option<SsoSettings>, String> {
@@ -750,7 +729,10 @@ mod tests {
         };
         assert_eq!(args.addr.port(), 4123);
         assert_eq!(args.log_format, LogFormat::Text);
-        assert!(args.effective_database_url().ends_with("offboard.db"));
+        assert!(args
+            .database
+            .effective_database_url()
+            .ends_with("offboard.db"));
 
         let cli = Cli::parse_from([
             "offboard",
@@ -763,7 +745,10 @@ mod tests {
         let Some(Command::Serve(args)) = cli.command else {
             panic!("expected serve");
         };
-        assert_eq!(args.effective_database_url(), "sqlite:///elsewhere.db");
+        assert_eq!(
+            args.database.effective_database_url(),
+            "sqlite:///elsewhere.db"
+        );
     }
 
     #[test]
@@ -1080,7 +1065,7 @@ mod tests {
         };
         let named = serve(&[]);
         assert_eq!(args.addr, named.addr);
-        assert_eq!(args.data_dir, named.data_dir);
+        assert_eq!(args.database.data_dir, named.database.data_dir);
         // A named subcommand is kept.
         let cli = Cli::parse_from(["offboard", "endpoints"]);
         assert!(matches!(cli.command_or_serve(), Some(Command::Endpoints)));

@@ -98,7 +98,7 @@ async fn reencrypt(
     current: &SecretBox,
     new: &SecretBox,
 ) -> Result<usize, String> {
-    let db = service::open_database(&args.effective_database_url())
+    let db = service::open_database(&args.database.effective_database_url())
         .await
         .map_err(|e| format!("could not open the database: {e}"))?;
     rotate_key(db.storage.as_ref(), current, new)

@@ -5,10 +5,10 @@
 use crate::scim::ScimToken;
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use app::hidden::Hidden;
-use app::ids::TeamId;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use model::hidden::Hidden;
+use model::ids::TeamId;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

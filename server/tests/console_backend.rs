@@ -12,6 +12,7 @@ use app::model::{Action, DiagnosisKind, ItemOutcome, ItemResult, JobState, Previ
 use app::team::Role;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use model::Named;
 use serde_json::{json, Value};
 use server::engine::runner::RunOptions;
 use server::http::{AppState, Caller, WatcherSlots};
@@ -988,11 +989,11 @@ async fn the_plain_routes_speak_in_codes_and_cap_watchers() {
     // A missing action is refused, never taken for Delete.
     assert_eq!(
         post("/choose/picked", "account_id=1001").await,
-        format!("/choose?error={}", ChooseProblem::NoAction.code())
+        format!("/choose?error={}", ChooseProblem::NoAction.key())
     );
     assert_eq!(
         post("/choose/picked", "action=delete").await,
-        format!("/choose?error={}", ChooseProblem::NoneTicked.code())
+        format!("/choose?error={}", ChooseProblem::NoneTicked.key())
     );
     // A failed preview (no token saved): a code in the address, never the words.
     s.console.forget_token().await.unwrap();
@@ -1029,7 +1030,7 @@ async fn the_plain_routes_speak_in_codes_and_cap_watchers() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         response.headers()["location"].to_str().unwrap(),
-        format!("/choose?error={}", ChooseProblem::TooLarge.code())
+        format!("/choose?error={}", ChooseProblem::TooLarge.key())
     );
     let mib = format!("{} MiB", limit / (1024 * 1024));
     assert!(

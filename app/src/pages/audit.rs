@@ -7,6 +7,7 @@ use super::parts::{error_text, short_time, ErrorBox};
 use super::preview::encode;
 use crate::api::audit_page;
 use crate::audit::{details_in_words, AuditAction, AuditEntryView, AuditFilter};
+use crate::Named;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 

@@ -7,9 +7,10 @@ use super::parts::{
     OutcomeGroup,
 };
 use super::preview::encode;
-use crate::api::{action_key, control_job, list_jobs, load_job, load_results_page, preview_picked};
+use crate::api::{control_job, list_jobs, load_job, load_results_page, preview_picked};
 use crate::backend::{JobCommand, JobEventView, JobResultsPage, JobView, ReportKind};
 use crate::model::{ItemOutcome, ItemResult, JobState};
+use crate::Named;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use std::collections::VecDeque;
@@ -250,7 +251,7 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
     let access_ended = RwSignal::new(None::<String>);
     let control = Action::new(move |command: &JobCommand| {
         let id = job.get_untracked().id.to_string();
-        control_job(id, command.name().to_string())
+        control_job(id, command.key().to_string())
     });
     Effect::new(move |_| {
         if let Some(Ok(j)) = control.value().get() {
@@ -462,7 +463,7 @@ fn RunAgainCard(job: JobView) -> impl IntoView {
                     "This run has no user left to delete: every one was deleted or settled.",
                 ));
             }
-            preview_picked(ids.join("\n"), action_key(action).to_string(), false).await
+            preview_picked(ids.join("\n"), action.key().to_string(), false).await
         }
     });
     Effect::new(move |_| {

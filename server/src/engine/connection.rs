@@ -4,7 +4,8 @@
 use crate::engine::listing::{looks_like_html, parse_list_page, ListingError};
 use crate::scim::replies::{server_message, shared_reply, SharedReply};
 use crate::scim::{ScimProvider, ScimReply, TransportError};
-use app::model::DiagnosisKind;
+use model::deletion::DiagnosisKind;
+use model::Named;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// What the connection check found.
@@ -130,7 +131,7 @@ impl Serialize for ConnectionDiagnosis {
             _ => (None, None),
         };
         let mut s = serializer.serialize_struct("ConnectionDiagnosis", 5)?;
-        s.serialize_field("kind", self.kind().as_str())?;
+        s.serialize_field("kind", self.kind().key())?;
         s.serialize_field("ok", &self.is_ok())?;
         s.serialize_field("message", &self.message())?;
         s.serialize_field("user_count", &user_count)?;

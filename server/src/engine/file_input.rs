@@ -1,8 +1,8 @@
 //! Reads the file an admin uploads (emails or account IDs, in whatever shape Excel and HR tools
 //! produce) into numbered entries, and says which column was read and why.
 
-use app::model::ColumnChoice;
-use encoding_rs::{UTF_16BE, UTF_16LE, WINDOWS_1252};
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8, WINDOWS_1252};
+use model::deletion::ColumnChoice;
 
 /// Larger uploads are refused before any parsing (a team's user list is far below this).
 pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
@@ -270,14 +270,15 @@ fn shorten(value: &str) -> String {
 
 /// Text of the file, and the name of its encoding as the admin would recognise it.
 fn decode(bytes: &[u8]) -> (String, &'static str) {
-    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        return (String::from_utf8_lossy(rest).into_owned(), "UTF-8 with BOM");
-    }
-    if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
-        return (utf16(rest, true), "UTF-16LE");
-    }
-    if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
-        return (utf16(rest, false), "UTF-16BE");
+    // A byte order mark names the encoding (UTF-8, UTF-16LE or UTF-16BE) and is not text.
+    if let Some((encoding, bom_length)) = Encoding::for_bom(bytes) {
+        let label = if encoding == UTF_8 {
+            "UTF-8 with BOM"
+        } else {
+            encoding.name()
+        };
+        let text = encoding.decode_without_bom_handling(&bytes[bom_length..]).0;
+        return (text.into_owned(), label);
     }
     if let Some(little_endian) = utf16_without_bom(bytes) {
         let label = if little_endian {

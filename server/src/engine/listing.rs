@@ -6,8 +6,8 @@ use crate::engine::backoff::backoff;
 use crate::scim::replies::{server_message, shared_reply, SharedReply};
 use crate::scim::users::parse_user;
 use crate::scim::{ScimProvider, ScimReply, TransportError};
-use app::model::SiteUser;
 use futures::stream::{self, StreamExt};
+use model::deletion::SiteUser;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -416,8 +416,8 @@ fn count_value(v: &Value) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::model::Role;
     use async_trait::async_trait;
+    use model::deletion::Role;
     use serde_json::json;
     use std::collections::{HashMap, VecDeque};
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -23,7 +23,7 @@ pub struct RunTarget {
     pub state: ItemState,
 }
 
-pub use app::model::ItemState;
+pub use model::deletion::ItemState;
 
 /// Wall-clock time, behind a trait so reports and job records can be tested with a fixed clock.
 pub trait Clock: Send + Sync {

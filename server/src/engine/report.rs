@@ -1,9 +1,10 @@
 //! The files a run leaves behind: the failures report in the old script's format (for Stack
 //! support), full results and the preview as CSV/JSON, and the listing snapshot.
 
-use app::backend::ReportKind;
-use app::model::{ItemOutcome, ItemResult, Preview, PreviewOutcome, SiteUser};
 use chrono::{DateTime, TimeZone};
+use model::deletion::{ItemOutcome, ItemResult, Preview, PreviewOutcome, SiteUser};
+use model::report::ReportKind;
+use model::Named;
 use serde_json::{json, Value};
 
 /// `failed_deletions_YYYY-MM-DD_HH-MM-SS.json`, as the old script names it, in `at`'s time zone.
@@ -168,7 +169,7 @@ pub fn results_csv(results: &[ItemResult]) -> String {
 
 /// A team's audit trail as a spreadsheet, one entry a row in the order given (cells guarded
 /// like every other CSV: an actor or a details text cannot become a formula).
-pub fn audit_csv(entries: &[app::audit::AuditEntryView]) -> String {
+pub fn audit_csv(entries: &[model::audit::AuditEntryView]) -> String {
     let header = ["seq", "at", "actor", "action", "target", "details"];
     let rows = entries.iter().map(|e| {
         vec![
@@ -318,8 +319,8 @@ pub fn guard_formula(cell: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::model::{PreviewCounts, PreviewRow, PreviewSource, Role};
     use chrono::{FixedOffset, Utc};
+    use model::deletion::{PreviewCounts, PreviewRow, PreviewSource, Role};
     use std::collections::BTreeSet;
 
     /// A CSV download read back by a quote-aware reader: its header joined with commas, and
@@ -540,11 +541,11 @@ mod tests {
 
     #[test]
     fn audit_csv_keeps_each_entry_one_guarded_row() {
-        let entry = |seq: i64, actor: &str, details: &str| app::audit::AuditEntryView {
+        let entry = |seq: i64, actor: &str, details: &str| model::audit::AuditEntryView {
             seq,
             at: "2026-11-30T12:00:00Z".into(),
             actor: actor.into(),
-            action: app::audit::AuditAction::RunEnded,
+            action: model::audit::AuditAction::RunEnded,
             target: Some("job-1".into()),
             details: details.into(),
         };

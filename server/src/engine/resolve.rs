@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use app::model::{
+use model::deletion::{
     Candidate, ItemOutcome, ItemResult, Preview, PreviewCounts, PreviewOutcome, PreviewRow,
     PreviewSource, SiteUser,
 };
@@ -509,7 +509,7 @@ fn preview(source: PreviewSource, rows: Vec<PreviewRow>, policy: &Policy) -> Pre
 mod tests {
     use super::*;
     use crate::engine::file_input::read_admin_file;
-    use app::model::Role;
+    use model::deletion::Role;
 
     fn user(id: &str, emails: &[&str]) -> SiteUser {
         SiteUser {

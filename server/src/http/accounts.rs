@@ -23,6 +23,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
+use model::Named;
 use serde::Deserialize;
 use std::sync::Arc;
 use tower_sessions::Session;
@@ -63,7 +64,7 @@ pub fn safe_next(next: &str) -> &str {
 
 fn with_problem(path: &str, problem: AccountProblem) -> Response {
     let sep = if path.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{path}{sep}problem={}", problem.code())).into_response()
+    Redirect::to(&format!("{path}{sep}problem={}", problem.key())).into_response()
 }
 
 /// A refusal as the form's page shows it: a fixed problem, or Offboard failing (its words

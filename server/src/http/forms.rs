@@ -3,7 +3,6 @@
 
 use super::error::HttpError;
 use super::{AppState, Caller};
-use app::api::parse_action;
 use app::backend::{ChooseProblem, ConsoleBackend, ConsoleErrorKind, CHOOSE_PROBLEM_DETAIL};
 use app::ids::PreviewId;
 use app::model::Action;
@@ -13,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::Extension;
 use axum::Router;
+use model::Named;
 use tower_sessions::Session;
 
 /// The largest file the upload takes.
@@ -47,7 +47,7 @@ async fn back_to_choose(
             tracing::warn!(error = %e, "could not keep the problem's details in the session");
         }
     }
-    Redirect::to(&format!("/choose?error={}", problem.code())).into_response()
+    Redirect::to(&format!("/choose?error={}", problem.key())).into_response()
 }
 
 fn encoded(text: &str) -> String {
@@ -57,7 +57,8 @@ fn encoded(text: &str) -> String {
 /// The action a form sent. A missing or unknown action is refused, never guessed: guessing
 /// could turn a deactivation into a deletion.
 fn form_action(text: Option<&str>) -> Result<Action, ChooseProblem> {
-    text.and_then(parse_action).ok_or(ChooseProblem::NoAction)
+    text.and_then(Action::from_key)
+        .ok_or(ChooseProblem::NoAction)
 }
 
 fn parse_column(text: Option<&str>) -> Result<Option<usize>, ChooseProblem> {

@@ -64,7 +64,7 @@ pub fn init_logging(format: LogFormat) {
 /// Runs the console until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
-    if let Some(warning) = crate::data_folder::prepare(&args.data_dir)? {
+    if let Some(warning) = crate::data_folder::prepare(&args.database.data_dir)? {
         tracing::warn!("{warning}");
     }
     // Listening comes first, so `/readyz` answers 503 while the database opens and migrates.
@@ -98,11 +98,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     // The audit trail's signing key, apart from the token key (see `secret::AuditKey`).
     let audit_key = AuditKey::load_or_create(
-        &args.data_dir,
+        &args.database.data_dir,
         args.audit_key.as_ref().map(|k| k.expose().as_str()),
     )
     .context("could not load the key that signs the audit trail")?;
-    let db = service::audit::open_signed(&args.effective_database_url(), audit_key)
+    let db = service::audit::open_signed(&args.database.effective_database_url(), audit_key)
         .await
         .context("could not open the database")?;
     if server.is_finished() {
@@ -130,11 +130,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sessions = session_layer(session_store, secure);
 
     let secrets = SecretBox::load_or_create(
-        &args.data_dir,
+        &args.database.data_dir,
         args.secret_key.as_ref().map(|k| k.expose().as_str()),
     )
     .context("could not load the key that encrypts SCIM tokens")?;
-    let mut settings = Settings::new(args.data_dir.clone());
+    let mut settings = Settings::new(args.database.data_dir.clone());
     settings.limits = service::limits::Limits {
         previews_per_hour: args.previews_per_hour,
         runs_per_hour: args.runs_per_hour,
@@ -163,7 +163,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     announce_setup_link(&console, &args).await;
     console.jobs.resume_unfinished().await;
     // Other replicas exist only on PostgreSQL: one SQLite process resumes its runs at start.
-    if args.effective_database_url().starts_with("postgres") {
+    if args
+        .database
+        .effective_database_url()
+        .starts_with("postgres")
+    {
         console.jobs.keep_claiming();
         console.jobs.follow_other_replicas().await;
     }
@@ -209,7 +213,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     starting.ready(app, service);
     tracing::info!(
         addr = %args.addr,
-        data_dir = %args.data_dir.display(),
+        data_dir = %args.database.data_dir.display(),
         "Offboard console listening on http://{}",
         args.addr
     );

@@ -20,6 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
+use model::Named;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{LazyLock, Mutex};
@@ -86,7 +87,7 @@ static BUDGET: LazyLock<PendingBudget> =
     LazyLock::new(|| PendingBudget::new(PENDING_LIFETIME, PENDING_PER_ADDRESS, PENDING_IN_ALL));
 
 fn sso_failed() -> String {
-    format!("/sign-in?problem={}", AccountProblem::SsoFailed.code())
+    format!("/sign-in?problem={}", AccountProblem::SsoFailed.key())
 }
 
 /// A session that holds no signed-in person ends with its pending sign-in, not 8 hours later.
@@ -107,7 +108,7 @@ async fn start(
 ) -> Response {
     let Some(sso) = state.sso.as_ref() else {
         // Nothing stored: an address that is not set up costs the console nothing.
-        let to = format!("/sign-in?problem={}", AccountProblem::SsoOff.code());
+        let to = format!("/sign-in?problem={}", AccountProblem::SsoOff.key());
         return Redirect::to(&to).into_response();
     };
     let address = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(c)| c.0);
@@ -154,7 +155,7 @@ async fn callback(
     if !has_stored_session(&session).await {
         // No sign-in was started from this browser (or it ended): nothing to keep words in,
         // and nothing is stored for a made-up callback.
-        let to = format!("/sign-in?problem={}", AccountProblem::SessionExpired.code());
+        let to = format!("/sign-in?problem={}", AccountProblem::SessionExpired.key());
         return Redirect::to(&to).into_response();
     }
     let pending = session
@@ -205,7 +206,7 @@ async fn callback(
         // Fixed words: the address carries them, no session needed.
         Err(crate::service::accounts::AccountRefusal::Problem(
             p @ AccountProblem::PasswordAccountExists,
-        )) => Redirect::to(&format!("/sign-in?problem={}", p.code())).into_response(),
+        )) => Redirect::to(&format!("/sign-in?problem={}", p.key())).into_response(),
         Err(crate::service::accounts::AccountRefusal::Problem(p)) => {
             failed(&session, &ConsoleError::new(p.words())).await
         }

@@ -1,8 +1,8 @@
 //! Talking to a site's SCIM 2.0 users endpoint: where it is, the secret token, and the raw
 //! replies. What a reply *means* is decided by one table of pure functions in [`replies`].
 
-use app::hidden::Hidden;
 use async_trait::async_trait;
+use model::hidden::Hidden;
 
 pub mod endpoint;
 pub mod http;

@@ -2,7 +2,7 @@
 //! PATCH) the outcome class the runner acts on. Pure functions over [`ScimReply`] values.
 
 use crate::scim::ScimReply;
-use app::model::SiteUser;
+use model::deletion::SiteUser;
 use std::time::{Duration, SystemTime};
 
 /// The server's own error message: Stack's `{"ErrorMessage": "..."}` or RFC 7644's
@@ -274,7 +274,7 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::model::Role;
+    use model::deletion::Role;
 
     fn reply(status: u16, body: &str) -> ScimReply {
         ScimReply {

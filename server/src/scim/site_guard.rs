@@ -6,7 +6,7 @@
 //! is the address connected to. The command line's `delete` has no guard: the admin names the
 //! site on their own machine (docs/architecture.md, "Decisions").
 
-use app::hidden::Hidden;
+use model::hidden::Hidden;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -1,6 +1,6 @@
 //! Reading a SCIM User resource (RFC 7643 §4.1) as the sites really send it into a [`SiteUser`].
 
-use app::model::{Role, SiteUser};
+use model::deletion::{Role, SiteUser};
 use serde_json::{Map, Value};
 
 /// Reads one SCIM User resource. `None` when it has no usable `id` (nothing could be done to

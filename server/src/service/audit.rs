@@ -26,6 +26,7 @@ use app::audit::{AuditAction, AuditEntryView, AuditFilter, AuditPage};
 use app::backend::{ConsoleError, JobCommand, ReportKind};
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::Preview;
+use model::Named;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;

@@ -21,6 +21,7 @@ use crate::storage::{Storage, StorageError};
 use app::backend::ConsoleError;
 use app::ids::TeamId;
 use chrono::{DateTime, Duration, Utc};
+use model::Named;
 
 /// The limits `offboard serve` applies (flags `--previews-per-hour`, `--runs-per-hour`,
 /// `--runs-per-site`).
@@ -65,21 +66,22 @@ impl Limits {
     }
 }
 
-/// What is counted per team.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What is counted per team; the database names it by its `Named` key (`preview`, `run`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Counted {
     Preview,
     Run,
-}
-
-impl Counted {
-    /// How the database names it.
-    fn key(self) -> &'static str {
-        match self {
-            Counted::Preview => "preview",
-            Counted::Run => "run",
-        }
-    }
 }
 
 /// Refuses one more `what` when the team has had `limit` of them in the hour before `now`
@@ -153,6 +155,11 @@ pub fn site_has_room(running: usize, limits: &Limits, site_url: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counted_names_are_pinned() {
+        model::names::assert_names::<Counted>(&["preview", "run"]);
+    }
 
     #[test]
     fn the_hour_allows_the_limit_then_says_when_the_next_one_is_allowed() {

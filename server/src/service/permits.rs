@@ -5,6 +5,7 @@
 use app::backend::ConsoleError;
 use app::ids::TeamId;
 use app::team::Role;
+use model::Named;
 
 /// What a kind of permit needs.
 pub trait Need {

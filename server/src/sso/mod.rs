@@ -8,7 +8,7 @@
 //! query and that pending sign-in go to [`SsoClient::finish`], which gives a
 //! [`VerifiedIdentity`] or an [`SsoError`] in plain words.
 
-use app::hidden::Hidden;
+use model::hidden::Hidden;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreErrorResponseType,
     CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,

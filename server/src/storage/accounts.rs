@@ -5,11 +5,11 @@
 use super::column::Stamp;
 use super::store::{Dialect, Store};
 use super::{Result, StorageError};
-use app::hidden::Hidden;
-use app::ids::{AccountId, TeamId};
-use app::team::Role;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use model::hidden::Hidden;
+use model::ids::{AccountId, TeamId};
+use model::team::Role;
 use serde::{Deserialize, Serialize};
 
 mod sql;
@@ -277,17 +277,17 @@ where
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> Option<String>: sqlx::Encode<'q, DB>,
     for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
-    for<'q> Option<app::model::PreviewOutcome>: sqlx::Encode<'q, DB>,
-    for<'q> Option<app::ids::TeamId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<app::ids::AccountId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<app::team::Role>: sqlx::Encode<'q, DB>,
-    app::model::JobState: crate::storage::column::Column<DB>,
+    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
+    model::deletion::JobState: crate::storage::column::Column<DB>,
     crate::engine::ItemState: crate::storage::column::Column<DB>,
-    app::model::Action: crate::storage::column::Column<DB>,
-    app::model::ItemOutcome: crate::storage::column::Column<DB>,
-    app::model::PreviewOutcome: crate::storage::column::Column<DB>,
-    app::team::Role: crate::storage::column::Column<DB>,
-    app::team::ApprovalPolicy: crate::storage::column::Column<DB>,
+    model::deletion::Action: crate::storage::column::Column<DB>,
+    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
+    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
+    model::team::Role: crate::storage::column::Column<DB>,
+    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
     crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
     crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
 {

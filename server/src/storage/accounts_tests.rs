@@ -3,9 +3,9 @@
 
 use super::test_db::{on_both_databases, Backend, TestDb};
 use super::*;
-use app::ids::AccountId;
-use app::team::{ApprovalPolicy, Role, TeamSettings};
 use chrono::{Duration, TimeZone};
+use model::ids::AccountId;
+use model::team::{ApprovalPolicy, Role, TeamSettings};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
@@ -597,7 +597,7 @@ async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
         let record = PreviewRecord {
             id: PreviewId::new(id),
             created_at: now(),
-            action: app::model::Action::Delete,
+            action: model::deletion::Action::Delete,
             source_id: "s".to_string(),
             summary_json: "{}".to_string(),
             total_rows: 0,
@@ -627,7 +627,7 @@ async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
     let p1 = PreviewId::new("p1");
     let entry = |actor: &str| NewAuditEntry {
         actor: actor.to_string(),
-        action: app::audit::AuditAction::ApprovalDeclined,
+        action: model::audit::AuditAction::ApprovalDeclined,
         target: Some("p1".to_string()),
         details: serde_json::json!({ "reason": "no" }),
     };

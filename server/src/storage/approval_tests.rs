@@ -5,8 +5,9 @@
 use super::test_db::{on_both_databases, Backend, TestDb};
 use super::*;
 use crate::engine::ItemState;
-use app::audit::AuditAction;
 use chrono::{Duration as Hours, TimeZone};
+use model::audit::AuditAction;
+use model::Named;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 

@@ -27,10 +27,11 @@
 use super::column::Stamp;
 use super::{Result, StorageError};
 use crate::secret::AuditKey;
-use app::audit::AuditAction;
-use app::ids::TeamId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use model::audit::AuditAction;
+use model::ids::TeamId;
+use model::Named;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;

@@ -6,8 +6,8 @@
 
 use super::test_db::{on_both_databases, Backend, TestDb};
 use super::*;
-use app::audit::AuditAction;
 use chrono::TimeZone;
+use model::audit::AuditAction;
 
 const TEAM: TeamId = TeamId::BUILT_IN;
 const OTHER_TEAM: TeamId = TeamId::new(2);

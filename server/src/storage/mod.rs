@@ -39,12 +39,12 @@ pub use store::{PostgresStorage, SqliteStorage};
 
 use crate::engine::{Clock, ItemState, RunTarget, SystemClock};
 use crate::secret::AuditKey;
-use app::hidden::Hidden;
-use app::ids::{JobId, PreviewId, TeamId};
-pub use app::model::JobState;
-use app::model::{Action, ItemOutcome, ItemResult, PreviewOutcome, PreviewRow};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+pub use model::deletion::JobState;
+use model::deletion::{Action, ItemOutcome, ItemResult, PreviewOutcome, PreviewRow};
+use model::hidden::Hidden;
+use model::ids::{JobId, PreviewId, TeamId};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, SqlitePool};
 use std::collections::{BTreeMap, HashSet};

@@ -3,8 +3,8 @@
 use super::column::Stamp;
 use super::*;
 use crate::engine::ItemState;
-use app::audit::AuditAction;
-use app::hidden::Hidden;
+use model::audit::AuditAction;
+use model::hidden::Hidden;
 
 /// The team the tests' records belong to, and another one that must never see them.
 const DEFAULT_TEAM: TeamId = TeamId::BUILT_IN;
@@ -21,6 +21,7 @@ use super::test_db::{on_both_databases, Backend, FixedClock, TestDb};
 use crate::scim::ScimToken;
 use crate::secret::SecretBox;
 use chrono::TimeZone;
+use model::Named;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use std::str::FromStr;
 
@@ -210,12 +211,12 @@ async fn health_counts_only_the_teams_jobs(backend: Backend) {
 #[test]
 fn job_states_read_back_as_written() {
     for state in JobState::ALL {
-        assert_eq!(JobState::parse(state.as_str()), Some(state));
+        assert_eq!(JobState::from_key(state.key()), Some(state));
         let json = serde_json::to_string(&state).expect("json");
-        assert_eq!(json, format!("\"{}\"", state.as_str()));
+        assert_eq!(json, format!("\"{}\"", state.key()));
     }
-    assert_eq!(JobState::parse("Running"), None);
-    assert_eq!(JobState::parse(""), None);
+    assert_eq!(JobState::from_key("Running"), None);
+    assert_eq!(JobState::from_key(""), None);
     let resumed: Vec<_> = JobState::ALL
         .into_iter()
         .filter(|s| s.resumes_at_start())
@@ -1651,7 +1652,7 @@ async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
                     DEFAULT_TEAM,
                     &NewAuditEntry {
                         actor: "me".into(),
-                        action: app::audit::AuditAction::RunPaused,
+                        action: model::audit::AuditAction::RunPaused,
                         target: None,
                         details: serde_json::json!({ "n": n }),
                     },

@@ -4,6 +4,7 @@ use super::password_fields;
 use super::{ProblemNote, SessionNotice};
 use crate::api::whoami;
 use crate::pages::parts::{error_text, ErrorBox};
+use crate::Named;
 use leptos::prelude::*;
 
 #[component]

@@ -20,6 +20,7 @@ pub use ways_in::{Join, Reset, Setup, SignIn};
 use super::parts::ErrorBox;
 use crate::api::account_notice;
 use crate::team::{AccountProblem, NewLink, MIN_PASSWORD_CHARS};
+use crate::Named;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -35,7 +36,7 @@ fn query_value(key: &'static str) -> impl Fn() -> String + Copy {
 fn ProblemNote() -> impl IntoView {
     let code = query_value("problem");
     move || {
-        AccountProblem::from_code(&code())
+        AccountProblem::from_key(&code())
             .filter(|p| *p != AccountProblem::Done)
             .map(|p| {
                 let class = if p.is_success() { "notice" } else { "error" };
@@ -67,7 +68,7 @@ fn session_notice(notice: NoticeResource) -> impl IntoView {
             {move || {
                 let (refused, done) = notice.get().and_then(Result::ok).unwrap_or_default();
                 let done = done.or_else(|| {
-                    (AccountProblem::from_code(&code()) == Some(AccountProblem::Done))
+                    (AccountProblem::from_key(&code()) == Some(AccountProblem::Done))
                         .then(|| AccountProblem::Done.words().to_string())
                 });
                 view! {

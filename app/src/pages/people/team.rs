@@ -5,6 +5,7 @@ use super::{query_value, ProblemNote};
 use crate::api::{account_notice, team_page, whoami};
 use crate::pages::parts::{error_text, ErrorBox};
 use crate::team::{removal_consent, Role};
+use crate::Named;
 use leptos::prelude::*;
 
 fn role_options(selected: Role) -> impl IntoView {

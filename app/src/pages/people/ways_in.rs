@@ -6,6 +6,7 @@ use super::{query_value, ProblemNote, SessionNotice};
 use crate::api::link_info;
 use crate::pages::parts::{error_text, ErrorBox};
 use crate::team::{AccountProblem, LinkInfo, Role};
+use crate::Named;
 use leptos::prelude::*;
 
 #[component]

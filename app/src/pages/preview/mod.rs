@@ -6,11 +6,10 @@ use super::parts::{
     error_text, focus_by_id, page_window, parse_page, thousands, users, ActionFeedback, ErrorBox,
     Pager,
 };
-use crate::api::{
-    action_key, load_preview, outcome_key, parse_outcome, preview_rows, revise_preview,
-};
+use crate::api::{load_preview, preview_rows, revise_preview};
 use crate::backend::PreviewSummary;
 use crate::model::{Action as UserAction, PreviewOutcome, PreviewRow, PreviewSource, Role};
+use crate::Named;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
@@ -25,7 +24,7 @@ pub fn preview_href(id: &str, outcome: Option<PreviewOutcome>, page: usize) -> S
     let mut href = format!("/preview?id={}", encode(id));
     if let Some(o) = outcome {
         href.push_str("&outcome=");
-        href.push_str(outcome_key(o));
+        href.push_str(o.key());
     }
     if page > 1 {
         href.push_str(&format!("&page={page}"));
@@ -66,7 +65,7 @@ pub fn PreviewPage() -> impl IntoView {
     let outcome = Memo::new(move |_| {
         query
             .with(|q| q.get("outcome"))
-            .and_then(|o| parse_outcome(&o))
+            .and_then(|o| PreviewOutcome::from_key(&o))
     });
     let page = Memo::new(move |_| parse_page(query.with(|q| q.get("page"))));
     provide_context(RefocusAfterRevise(RwSignal::new(None)));
@@ -211,7 +210,7 @@ fn RowsTable(
             let offset = (page.max(1) - 1) * ROWS_PER_PAGE;
             preview_rows(
                 id,
-                outcome.map(outcome_key).unwrap_or("").to_string(),
+                outcome.map(PreviewOutcome::key).unwrap_or("").to_string(),
                 offset,
                 ROWS_PER_PAGE,
             )
@@ -345,7 +344,7 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction) -> impl IntoView {
         ().into_any()
     };
     view! {
-        <tr class=format!("outcome-{}", outcome_key(row.outcome))>
+        <tr class=format!("outcome-{}", row.outcome.key())>
             <td data-label="Line">{row.line.map(|l| l.to_string())}</td>
             <td data-label="Input" class="mono input">{row.input.clone()}</td>
             <td data-label="Outcome"><span class="tag">{row.outcome.label_for(action)}</span></td>
@@ -361,7 +360,7 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction) -> impl IntoView {
 fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
     let navigate = use_navigate();
     let id = summary.id.to_string();
-    let action = RwSignal::new(action_key(summary.action).to_string());
+    let action = RwSignal::new(summary.action.key().to_string());
     let demote = RwSignal::new(summary.demote_privileged);
     let column = RwSignal::new(match &summary.source {
         PreviewSource::File { column, .. } => Some(column.index),
@@ -445,7 +444,7 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
                 name="preview-action"
                 deactivate=summary.action == UserAction::Deactivate
                 on_pick=Callback::new(move |a: String| {
-                    let deactivate = crate::api::parse_action(&a) == Some(UserAction::Deactivate);
+                    let deactivate = UserAction::from_key(&a) == Some(UserAction::Deactivate);
                     mark(if deactivate { "preview-action-deactivate" } else { "preview-action-delete" });
                     action.set(a);
                     revise.dispatch(());

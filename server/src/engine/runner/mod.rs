@@ -33,9 +33,9 @@ use crate::scim::replies::{
     classify_delete, classify_get, classify_patch, plain_message, DeleteReply, GetReply, PatchReply,
 };
 use crate::scim::{ScimProvider, ScimReply, TransportError};
-use app::model::{Action, ItemOutcome, ItemResult, SiteUser};
 use async_trait::async_trait;
 use items::*;
+use model::deletion::{Action, ItemOutcome, ItemResult, SiteUser};
 use pacing::*;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

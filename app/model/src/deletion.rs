@@ -1,6 +1,7 @@
 //! The values Offboard talks about (site users, preview rows, run results), shared by the
 //! engine on the server and the pages in the browser.
 
+use crate::names::Named;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -78,9 +79,26 @@ impl SiteUser {
     }
 }
 
-/// What the admin asked the run to do with each selected user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(type_name = "text"))]
+/// What the admin asked the run to do with each selected user. Its [`Named`](crate::names::Named) name (`delete`,
+/// `deactivate`) is what forms send, read in any case: anything else is refused rather than
+/// guessed, because guessing could turn a deactivation into a deletion. Its JSON name is the
+/// variant's own (`Delete`), as stored previews and runs hold it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(type_name = "text"))]
 pub enum Action {
     /// Irreversible: the account is removed and its content re-attributed to a generic user.
     #[default]
@@ -98,9 +116,25 @@ impl Action {
     }
 }
 
-/// What one row of the preview will lead to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(type_name = "text"))]
+/// What one row of the preview will lead to. Its [`Named`](crate::names::Named) name (`not_found`, …) is the one in
+/// URLs and forms; its JSON name is the variant's own (`NotFound`), as stored previews hold it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(type_name = "text"))]
 pub enum PreviewOutcome {
     /// Resolved to exactly one account, which the run will act on.
     Selected,
@@ -306,7 +340,7 @@ impl Preview {
 
 /// How one selected user ended after the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(type_name = "text"))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(type_name = "text"))]
 pub enum ItemOutcome {
     /// DELETE answered 204 (possibly after demotion).
     Deleted,
@@ -376,7 +410,7 @@ pub struct ItemResult {
 /// anything is sent again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(rename_all = "lowercase"))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(rename_all = "lowercase"))]
 pub enum ItemState {
     /// Not yet acted on.
     Pending,
@@ -389,7 +423,9 @@ pub enum ItemState {
 /// Where a job is. `Finished`, `Stopped` and `Failed` are final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(rename_all = "lowercase"))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(rename_all = "lowercase"))]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "lowercase")]
 pub enum JobState {
     /// Created, waiting for the runner.
     Queued,
@@ -417,22 +453,6 @@ impl JobState {
         JobState::Failed,
     ];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Paused => "paused",
-            JobState::Cancelling => "cancelling",
-            JobState::Finished => "finished",
-            JobState::Stopped => "stopped",
-            JobState::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<JobState> {
-        JobState::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
     /// True once the job can no longer change.
     pub fn has_ended(self) -> bool {
         matches!(
@@ -452,13 +472,15 @@ impl JobState {
 
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.key())
     }
 }
 
 /// What a connection check found, as the Connect page tells it apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum DiagnosisKind {
     Ok,
     BadToken,
@@ -476,22 +498,84 @@ pub enum DiagnosisKind {
     BadUrl,
 }
 
-impl DiagnosisKind {
-    /// The name on the wire and in the CLI's JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DiagnosisKind::Ok => "ok",
-            DiagnosisKind::BadToken => "bad_token",
-            DiagnosisKind::NotScim => "not_scim",
-            DiagnosisKind::Tls => "tls",
-            DiagnosisKind::Dns => "dns",
-            DiagnosisKind::Connect => "connect",
-            DiagnosisKind::Timeout => "timeout",
-            DiagnosisKind::Throttled => "throttled",
-            DiagnosisKind::ServerError => "server_error",
-            DiagnosisKind::Failed => "failed",
-            DiagnosisKind::NotConnected => "not_connected",
-            DiagnosisKind::BadUrl => "bad_url",
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::assert_names;
+    use strum::VariantArray;
+
+    #[test]
+    fn action_names_are_pinned_and_read_in_any_case() {
+        assert_names::<Action>(&["delete", "deactivate"]);
+        assert_eq!(Action::from_key(" DEACTIVATE "), Some(Action::Deactivate));
+        assert_eq!(Action::from_key("del"), None);
+        assert_eq!(Action::from_key("Delete;drop"), None);
+        // Stored previews and runs hold the variant's own name.
+        assert_eq!(
+            serde_json::to_string(&Action::Delete).unwrap(),
+            "\"Delete\""
+        );
+    }
+
+    #[test]
+    fn preview_outcome_names_are_pinned() {
+        assert_names::<PreviewOutcome>(&[
+            "selected",
+            "not_found",
+            "ambiguous",
+            "invalid",
+            "duplicate",
+            "privileged",
+            "protected",
+            "system_account",
+        ]);
+        assert_eq!(PreviewOutcome::from_key("NotFound"), None);
+        assert_eq!(PreviewOutcome::ALL.as_slice(), PreviewOutcome::VARIANTS);
+        assert_eq!(
+            serde_json::to_string(&PreviewOutcome::NotFound).unwrap(),
+            "\"NotFound\""
+        );
+    }
+
+    #[test]
+    fn job_state_names_are_pinned_and_match_the_stored_json() {
+        assert_names::<JobState>(&[
+            "queued",
+            "running",
+            "paused",
+            "cancelling",
+            "finished",
+            "stopped",
+            "failed",
+        ]);
+        assert_eq!(JobState::ALL.as_slice(), JobState::VARIANTS);
+        for state in JobState::ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.key()));
+            assert_eq!(state.to_string(), state.key());
+        }
+        assert_eq!(JobState::from_key("Running"), None);
+    }
+
+    #[test]
+    fn diagnosis_names_are_pinned_and_match_the_json() {
+        assert_names::<DiagnosisKind>(&[
+            "ok",
+            "bad_token",
+            "not_scim",
+            "tls",
+            "dns",
+            "connect",
+            "timeout",
+            "throttled",
+            "server_error",
+            "failed",
+            "not_connected",
+            "bad_url",
+        ]);
+        for kind in DiagnosisKind::VARIANTS {
+            let json = serde_json::to_string(kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.key()));
         }
     }
 }
