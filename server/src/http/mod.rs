@@ -113,7 +113,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let db = service::audit::open_signed(&args.database.effective_database_url(), audit_key)
         .await
         .context("could not open the database")?;
-    crate::metrics::watch_pool(db.sqlite.usage_reader());
+    crate::metrics::watch_pool(db.pool.usage_reader());
     if server.is_finished() {
         // Told to stop while the database was opening: stop before any run resumes.
         server
@@ -124,7 +124,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let session_store = db
-        .sqlite
+        .pool
         .session_store()
         .await
         .context("could not prepare the session table")?;

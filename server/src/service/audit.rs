@@ -385,7 +385,7 @@ pub async fn verify_database(
     let db =
         crate::storage::open_keyed(url, Arc::new(crate::engine::SystemClock), audit_key).await?;
     let report = db.storage.verify_audit_against(recorded).await;
-    db.sqlite.close().await;
+    db.pool.close().await;
     report
 }
 
