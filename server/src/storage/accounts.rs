@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use model::hidden::Hidden;
 use model::ids::{AccountId, TeamId};
 use model::team::Role;
-use serde::{Deserialize, Serialize};
 
 mod sql;
 
@@ -88,18 +87,7 @@ pub struct MemberChange {
     pub before: Option<Role>,
 }
 
-/// What a one-time link is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum LinkPurpose {
-    /// The first owner's account, printed in the log while the console has no account.
-    Setup,
-    /// Joining a team with a role.
-    Invitation,
-    /// Choosing a new password (made by a console owner).
-    Reset,
-}
+pub use super::kinds::LinkPurpose;
 
 /// A one-time link as stored: only the hash of its secret.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -288,8 +276,8 @@ where
     model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
     model::team::Role: crate::storage::column::Column<DB>,
     model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
-    crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
 {
     /// Inserts `account`; [`StorageError::EmailTaken`] if one has the email already.
     async fn insert_account(

@@ -14,16 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use model::ids::{PreviewId, TeamId};
 use model::team::{ApprovalPolicy, TeamSettings};
-use serde::{Deserialize, Serialize};
 
-/// What a second operator decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum Decision {
-    Approved,
-    Declined,
-}
+pub use super::kinds::Decision;
 
 /// The approval a run is created under (see `NewJob::approval`): who gave it, and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,8 +100,8 @@ where
     model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
     model::team::Role: crate::storage::column::Column<DB>,
     model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
-    crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
 {
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
         let row: Option<(ApprovalPolicy, bool)> = sqlx::query_as(

@@ -84,8 +84,8 @@ where
     model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
     model::team::Role: crate::storage::column::Column<DB>,
     model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
-    crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
 {
     async fn health(&self, team_id: TeamId) -> Result<StorageHealth> {
         let (migrations, jobs): (i64, i64) = sqlx::query_as(
@@ -236,8 +236,8 @@ where
     model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
     model::team::Role: crate::storage::column::Column<DB>,
     model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
-    crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
 {
     async fn usage_since(
         &self,

@@ -13,6 +13,7 @@ mod audit;
 mod column;
 mod connection;
 mod jobs;
+mod kinds;
 mod leases;
 mod postgres;
 mod previews;

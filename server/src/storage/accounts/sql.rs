@@ -48,8 +48,8 @@ where
     model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
     model::team::Role: crate::storage::column::Column<DB>,
     model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
-    crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
 {
     async fn account_count(&self) -> Result<u64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts")

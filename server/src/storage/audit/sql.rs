@@ -33,8 +33,8 @@ where
     model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
     model::team::Role: crate::storage::column::Column<DB>,
     model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
-    crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
 {
     /// Appends `entry` inside the caller's transaction: the entry is kept exactly when
     /// what it records is (a run and its confirmation, see `create_job`).
@@ -133,8 +133,8 @@ where
     model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
     model::team::Role: crate::storage::column::Column<DB>,
     model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::approvals::Decision: crate::storage::column::Column<DB>,
-    crate::storage::accounts::LinkPurpose: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
 {
     /// Appends in one transaction on the writer: the audit trail's appends queue with the runs'
     /// writes on SQLite.
