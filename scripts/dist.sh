@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs a release archive that runs from any folder: the binary with its web assets in site/
 # beside it (the console finds them there), the systemd unit and its companions, the nginx
-# recipe when there is one, and the docs. Used by `make dist`, and by the dist test with the
+# recipe, and the docs. Used by `make dist`, and by the dist test with the
 # test build's binary.
 # Usage: scripts/dist.sh BINARY SITE_DIR OUT_DIR  -> prints the archive's path.
 set -euo pipefail
@@ -17,11 +17,8 @@ root="$stage/$name"
 mkdir -p "$root/deploy" "$root/docs"
 cp "$bin" "$root/offboard"
 cp -r "$site" "$root/site"
-cp "$here"/deploy/* "$root/deploy/"
-# The nginx recipe, where the source has one.
-for recipe in "$here"/deploy/nginx* "$here"/docs/nginx*; do
-  [ -e "$recipe" ] && cp -r "$recipe" "$root/deploy/"
-done
+# The unit and its companions, and the nginx recipe (deploy/nginx/).
+cp -r "$here"/deploy/. "$root/deploy/"
 cp "$here"/README.md "$root/"
 cp "$here"/docs/*.md "$root/docs/"
 mkdir -p "$out"
