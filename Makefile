@@ -37,7 +37,7 @@ WASM_RUSTFLAGS   := $(LEPTOS_RUSTFLAGS) --remap-path-prefix=$(CARGO_HOME)/regist
 export LEPTOS_OUTPUT_NAME := offboard
 export SCIM2_SERVER_BIN := $(VENV)/bin/scim2-server
 
-.PHONY: help run build site server test test-unit e2e bench bench-replicas deps deps-build deps-test clean-site fmt lint
+.PHONY: help run build dist site server test test-unit e2e bench bench-replicas deps deps-build deps-test clean-site fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ run: build ## Build (release) and run the console on http://127.0.0.1:3000 (or $
 	LEPTOS_SITE_ROOT=$(SITE) $(SERVER_BIN) serve
 
 build: site server ## Release server binary and optimised WASM site
+
+dist: build ## Release archive in target/dist: binary, site, systemd unit, docs (runs from any folder)
+	@echo "==> Packing the release archive"
+	scripts/dist.sh $(SERVER_BIN) $(SITE) target/dist
 
 server: deps-build
 	@echo "==> Building the server (release)"
@@ -78,10 +82,11 @@ test-unit: deps-test ## Unit and integration tests only (no browser)
 e2e: build deps-test ## End-to-end tests in Chromium against the release binary
 	cd end2end && OFFBOARD_BIN=$(SERVER_BIN) OFFBOARD_SITE_ROOT=$(abspath $(SITE)) npx playwright test
 
-bench: build ## Benchmarks: the engine vs the old script, the console under load, two replicas on PostgreSQL (docs/benchmarks.md)
+bench: build ## Benchmarks: the engine vs the old script, the console under load, two replicas on PostgreSQL, a rolling restart (docs/benchmarks.md)
 	python3 server/bench/bench.py
 	python3 server/bench/console_bench.py
 	python3 server/bench/replicas_bench.py
+	python3 server/bench/rolling_restart_bench.py
 
 bench-replicas: build ## Only the two-replica benchmark on a throwaway PostgreSQL (docs/benchmarks.md)
 	python3 server/bench/replicas_bench.py
@@ -118,6 +123,12 @@ deps-test: deps-build
 		$(SUDO) mkdir -p /etc/postgresql-common/createcluster.d; \
 		echo "create_main_cluster = false" | $(SUDO) tee /etc/postgresql-common/createcluster.d/offboard.conf >/dev/null; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-$(PG_VERSION) >/dev/null; }
+	@# The reverse-proxy end-to-end test (end2end/tests/proxy.spec.ts) runs its own nginx from a
+	@# temp folder on a free port: only the program is needed, the package's service is turned off.
+	@[ -x /usr/sbin/nginx ] || { \
+		echo "==> Installing nginx from Debian (for the reverse-proxy end-to-end test; once)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+		if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || true; fi; }
 	@[ -x $(SCIM2_SERVER_BIN) ] || { \
 		echo "==> Installing the reference SCIM server (PyPI scim2-server==$(SCIM2_SERVER_VERSION)) into $(VENV)"; \
 		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q scim2-server==$(SCIM2_SERVER_VERSION); }

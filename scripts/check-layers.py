@@ -19,6 +19,7 @@ FLOORS = {
     "http": 7,
     "delete_command": 7,
     "rotate_key_command": 7,
+    "check_config_command": 7,
     "service": 6,
     "storage": 5,
     "secret": 4,
@@ -27,6 +28,7 @@ FLOORS = {
     "scim": 2,
     "sso": 2,
     "data_folder": 1,
+    "metrics": 1,
 }
 # Floors only some may reach: the service is the only caller of storage.
 ONLY_FROM = {"storage": {"service"}}

@@ -188,26 +188,7 @@ pub struct JobResultsPage {
     pub more: bool,
 }
 
-/// What the admin can ask of a running job. Its name (`pause`, `resume`, `cancel`: `Named`) is
-/// what the `control_job` server function takes, in any case.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-)]
-#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
-pub enum JobCommand {
-    Pause,
-    Resume,
-    Cancel,
-}
+pub use ::model::deletion::JobCommand;
 
 #[cfg(feature = "ssr")]
 pub use server_side::*;

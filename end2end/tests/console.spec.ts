@@ -1,11 +1,12 @@
 // The admin's path end to end, in Chromium, against the release binary and the Stack-shaped
-// fault server: connect (wrong token, then right), upload a CSV, preview, type the phrase,
+// fault server, a FAKE Stack site (a test double; tests/scim2.spec.ts walks the same path
+// against the real scim2-server): connect (wrong token, then right), upload a CSV, preview, type the phrase,
 // watch the live rows, download the failures report; then pick a deactivated user and delete it;
 // last, the Connect screen's three forms (save, check the saved connection, remove the token).
 import { test, expect, Page } from '@playwright/test';
 import * as fs from 'node:fs';
 import { Console } from './support/servers';
-import { FaultServer, TOKEN, connect as connectTo, confirmRun, open as openAt } from './support/flow';
+import { FaultServer, TOKEN, connect as connectTo, confirmRun, open as openAt, connected, liveRows, pickedCount, runState } from './support/flow';
 
 let server: Console;
 let fault: FaultServer;
@@ -28,14 +29,13 @@ const faultState = () => fault.state();
 /** Starts the run with the typed phrase and waits until it has finished. */
 async function confirmAndRun(page: Page, buttonName: string): Promise<string> {
   const jobId = await confirmRun(page, buttonName);
-  await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
+  await expect(runState(page)).toContainText('Finished', { timeout: 30_000 });
   return jobId;
 }
 
 test('a wrong token is reported in plain words and never shown back', async ({ page }) => {
   await connect(page, 'wrong-token-zzzz');
-  const alert = page.getByTestId('diagnosis');
-  await expect(alert).toHaveAttribute('role', 'alert');
+  const alert = page.getByRole('alert');
   await expect(alert).toContainText(/token/i);
   await expect(page.getByLabel('SCIM token')).toHaveValue('');
   expect(await page.content()).not.toContain('wrong-token-zzzz');
@@ -43,8 +43,8 @@ test('a wrong token is reported in plain words and never shown back', async ({ p
 
 test('upload a CSV, preview, confirm, watch the run, download the failures', async ({ page }) => {
   await connect(page, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
-  await expect(page.getByTestId('token-state')).toContainText(`Token saved, ending …${TOKEN.slice(-4)}`);
+  await expect(connected(page)).toBeVisible();
+  await expect(page.getByLabel('SCIM token')).toHaveAccessibleDescription(new RegExp(`Token saved, ending …${TOKEN.slice(-4)}`));
   expect(await page.content()).not.toContain(TOKEN);
 
   await open(page, '/choose');
@@ -62,7 +62,7 @@ test('upload a CSV, preview, confirm, watch the run, download the failures', asy
   await expect(page.getByText(/identity provider/)).toBeVisible();
 
   const jobId = await confirmAndRun(page, 'Delete 2 users');
-  await expect(page.getByTestId('live-rows')).toContainText('user1@example.com');
+  await expect(liveRows(page)).toContainText('user1@example.com');
   await expect(page.getByRole('progressbar', { name: 'Users processed' })).toBeVisible();
   expect((await faultState()).deleted).toEqual(expect.arrayContaining(['1001', '1002']));
 
@@ -83,17 +83,17 @@ test('upload a CSV, preview, confirm, watch the run, download the failures', asy
 
 test('pick a deactivated user from the list and delete it', async ({ page }) => {
   await connect(page, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
   await open(page, '/choose');
   await page.getByRole('button', { name: 'Show deactivated users' }).click();
-  await expect(page.getByTestId('picked-count')).toContainText('0 selected of 6 deactivated users');
+  await expect(pickedCount(page)).toContainText('0 selected of 6 deactivated users');
   await page.getByLabel('Search by name, email or account ID').fill('user15@');
   await page.getByRole('button', { name: 'Select all' }).click();
   await page.getByLabel('Search by name, email or account ID').fill('');
   await page.getByRole('checkbox', { name: 'Select User 5', exact: true }).check();
-  await expect(page.getByTestId('picked-count')).toContainText('2 selected');
+  await expect(pickedCount(page)).toContainText('2 selected');
   await page.getByRole('button', { name: 'Select none' }).click();
-  await expect(page.getByTestId('picked-count')).toContainText('0 selected');
+  await expect(pickedCount(page)).toContainText('0 selected');
   await page.getByRole('checkbox', { name: 'Select User 5', exact: true }).check();
   await page.getByRole('button', { name: 'Preview selected' }).click();
   await page.waitForURL(/\/preview\?id=/);
@@ -104,7 +104,7 @@ test('pick a deactivated user from the list and delete it', async ({ page }) => 
 
 test('the Connect forms: save keeps what was typed, a blank token keeps the saved one, check again, remove the token', async ({ page }) => {
   await connect(page, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
   await expect(page.getByLabel('SCIM token')).toHaveValue('');
 
   // Every field reached the server: a fresh page shows them saved.
@@ -112,27 +112,28 @@ test('the Connect forms: save keeps what was typed, a blank token keeps the save
   await expect(page.getByLabel('Site address')).toHaveValue(fault.base);
   await expect(page.getByLabel('SCIM base URL')).toHaveValue(`${fault.base}/v2`);
   await expect(page.getByLabel('Your email')).toHaveValue('operator@example.com');
-  await expect(page.getByTestId('token-state')).toContainText(`Token saved, ending …${TOKEN.slice(-4)}`);
+  await expect(page.getByLabel('SCIM token')).toHaveAccessibleDescription(new RegExp(`Token saved, ending …${TOKEN.slice(-4)}`));
 
   // Saved again with the token box left empty: the email changes, the token stays.
   await page.getByLabel('Your email').fill('second@example.com');
   await page.getByRole('button', { name: 'Save and check' }).click();
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
   await open(page, '/connect');
   await expect(page.getByLabel('Your email')).toHaveValue('second@example.com');
-  await expect(page.getByTestId('token-state')).toContainText(`Token saved, ending …${TOKEN.slice(-4)}`);
+  await expect(page.getByLabel('SCIM token')).toHaveAccessibleDescription(new RegExp(`Token saved, ending …${TOKEN.slice(-4)}`));
 
   // Check the saved connection without saving anything.
-  await expect(page.getByTestId('diagnosis')).toHaveCount(0);
+  await expect(connected(page)).toHaveCount(0);
+  await expect(page.getByRole('alert')).toHaveCount(0);
   await page.getByRole('button', { name: 'Check the saved connection' }).click();
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
-  await expect(page.getByTestId('diagnosis')).toContainText(/lists \d+ users/);
+  await expect(connected(page)).toBeVisible();
+  await expect(connected(page)).toContainText(/lists \d+ users/);
 
   // Remove the token: the page says so, and a check now says what is missing.
   await page.getByRole('button', { name: 'Remove token' }).click();
-  await expect(page.getByTestId('token-state')).toContainText('No token saved');
+  await expect(page.getByLabel('SCIM token')).toHaveAccessibleDescription(/No token saved/);
   await expect(page.getByRole('button', { name: 'Remove token' })).toHaveCount(0);
   await page.getByRole('button', { name: 'Check the saved connection' }).click();
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'alert');
+  await expect(page.getByRole('alert')).toBeVisible();
   expect(await page.content()).not.toContain(TOKEN);
 });

@@ -3,7 +3,7 @@
 // double, slowed down so a run lasts long enough to steer); console: the real release binary.
 import { test, expect } from '@playwright/test';
 import { Console } from './support/servers';
-import { FaultServer, TOKEN, connect, confirmRun, open } from './support/flow';
+import { FaultServer, TOKEN, connect, confirmRun, open, connected, liveRows, runState } from './support/flow';
 
 let server: Console;
 
@@ -18,7 +18,7 @@ test.afterEach(async () => {
 /** Connects to the fault server and previews all of its deactivated users. */
 async function previewDeactivated(page: import('@playwright/test').Page, fault: FaultServer) {
   await connect(page, server.baseURL, fault, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
   await open(page, server.baseURL, '/choose');
   await page.getByRole('button', { name: 'Show deactivated users' }).click();
   await page.getByRole('button', { name: 'Select all' }).click();
@@ -36,7 +36,7 @@ test('pause holds the run and resume finishes it', async ({ page }) => {
     await confirmRun(page, 'Delete 40 users');
 
     await page.getByRole('button', { name: 'Pause' }).click();
-    await expect(page.getByTestId('run-state')).toContainText('Paused');
+    await expect(runState(page)).toContainText('Paused');
     // Requests already in flight land (the site says when none is left); after that nothing
     // moves while paused.
     await expect.poll(async () => (await fault.state()).deletes_in_flight, { timeout: 20_000 }).toBe(0);
@@ -52,7 +52,7 @@ test('pause holds the run and resume finishes it', async ({ page }) => {
     expect(held).toBeLessThan(40);
 
     await page.getByRole('button', { name: 'Resume' }).click();
-    await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 60_000 });
+    await expect(runState(page)).toContainText('Finished', { timeout: 60_000 });
     const deleted = (await fault.state()).deleted;
     expect(deleted.length).toBe(39);
     expect(deleted).not.toContain('1042');
@@ -68,7 +68,7 @@ test('cancel stops a run; the users not reached are reported as not attempted', 
     await confirmRun(page, 'Delete 40 users');
     await expect.poll(async () => (await fault.state()).deleted.length, { timeout: 20_000 }).toBeGreaterThan(2);
     await page.getByRole('button', { name: 'Cancel' }).click();
-    await expect(page.getByTestId('run-state')).toContainText('Stopped', { timeout: 30_000 });
+    await expect(runState(page)).toContainText('Stopped', { timeout: 30_000 });
     const deleted = (await fault.state()).deleted.length;
     expect(deleted).toBeLessThan(40);
     await expect(page.getByRole('list', { name: 'Results so far' })).toContainText('not attempted');
@@ -81,7 +81,7 @@ test('a user who became an admin after the preview is reported, not deleted', as
   const fault = await FaultServer.start(['--users', '10', '--promotion-allowed']);
   try {
     await connect(page, server.baseURL, fault, TOKEN);
-    await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+    await expect(connected(page)).toBeVisible();
     await open(page, server.baseURL, '/choose');
     await page.getByRole('textbox', { name: 'or paste a list' }).fill('user2@example.com\nuser3@example.com');
     await page.getByRole('button', { name: 'Preview these users' }).click();
@@ -99,8 +99,8 @@ test('a user who became an admin after the preview is reported, not deleted', as
     expect(res.status).toBe(200);
 
     await confirmRun(page, 'Delete 2 users');
-    await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
-    await expect(page.getByTestId('live-rows')).toContainText('changed since preview');
+    await expect(runState(page)).toContainText('Finished', { timeout: 30_000 });
+    await expect(liveRows(page)).toContainText('changed since preview');
     const state = await fault.state();
     expect(state.deleted).toEqual(['1002']);
     expect(state.delete_requests_by_account['1003']).toBeUndefined();

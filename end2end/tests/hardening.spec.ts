@@ -1,12 +1,12 @@
 // The console's security headers in real Chromium, against the release binary and the
-// Stack-shaped fault server: every page sends a Content-Security-Policy with a fresh nonce,
+// Stack-shaped fault server (a FAKE Stack site, a test double): every page sends a Content-Security-Policy with a fresh nonce,
 // the pages still hydrate and work under it through a whole run (the outcome bar's inline
 // widths included), Chromium reports no CSP violation anywhere, and the console refuses to
 // be framed. A cross-site form post from another origin is refused and starts nothing.
 import { test, expect, Page } from '@playwright/test';
 import * as http from 'node:http';
 import { Console, freePort } from './support/servers';
-import { FaultServer, TOKEN, connect, confirmRun, open } from './support/flow';
+import { FaultServer, TOKEN, connect, confirmRun, open, connected, runState } from './support/flow';
 
 let server: Console;
 let fault: FaultServer;
@@ -60,7 +60,7 @@ test('every page sends a CSP with a fresh nonce and hydrates under it, with no v
   });
 
   await connect(page, server.baseURL, fault, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
   await open(page, server.baseURL, '/choose');
   await page.getByLabel(/File with emails or account IDs/).setInputFiles({
     name: 'leavers.csv',
@@ -70,7 +70,7 @@ test('every page sends a CSP with a fresh nonce and hydrates under it, with no v
   await page.getByRole('button', { name: 'Preview these users' }).click();
   await page.waitForURL(/\/preview\?id=/);
   await confirmRun(page, 'Delete 2 users');
-  await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
+  await expect(runState(page)).toContainText('Finished', { timeout: 30_000 });
   // The outcome bar sets its widths with inline style attributes, which the policy allows.
   await expect(page.getByRole('progressbar', { name: 'Users processed' })).toBeVisible();
   for (const url of ['/', '/history', '/no-such-page']) {
@@ -82,7 +82,7 @@ test('every page sends a CSP with a fresh nonce and hydrates under it, with no v
 
 test('another site can neither frame the console nor post to it', async ({ page }) => {
   await connect(page, server.baseURL, fault, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
   // A hostile page on another origin (a local port: the browser treats it as another site).
   const port = await freePort();
   const target = server.baseURL;

@@ -2,7 +2,7 @@
 // SCIM side: the project's fault server (a test double); console: the real release binary.
 import { test, expect, Page, Locator } from '@playwright/test';
 import { Console } from './support/servers';
-import { FaultServer, TOKEN, connect, open } from './support/flow';
+import { FaultServer, TOKEN, connect, open, bodyRows, connected, phraseOf, runState } from './support/flow';
 
 let server: Console;
 let fault: FaultServer;
@@ -28,7 +28,7 @@ async function tabTo(page: Page, target: Locator, limit = 80): Promise<void> {
 
 test('an admin can preview and run with the keyboard alone', async ({ page }) => {
   await connect(page, server.baseURL, fault, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
 
   await open(page, server.baseURL, '/choose');
   const pasted = page.getByRole('textbox', { name: 'or paste a list' });
@@ -39,20 +39,20 @@ test('an admin can preview and run with the keyboard alone', async ({ page }) =>
   await page.waitForURL(/\/preview\?id=/);
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
 
-  const phrase = (await page.getByTestId('phrase').textContent())!.trim();
+  const phrase = await phraseOf(page);
   expect(phrase).toBe('DELETE 2 USERS');
   await tabTo(page, page.getByLabel('Type the phrase to confirm'));
   await page.keyboard.type(phrase);
   await tabTo(page, page.getByRole('button', { name: 'Delete 2 users' }));
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/run\?id=/);
-  await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
+  await expect(runState(page)).toContainText('Finished', { timeout: 30_000 });
   expect((await fault.state()).deleted.sort()).toEqual(['1021', '1022']);
 });
 
 test('a 10,000-row preview is shown a page at a time', async ({ page }) => {
   await connect(page, server.baseURL, fault, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
   const deletedBefore = (await fault.state()).deleted.length;
   await open(page, server.baseURL, '/choose');
   const emails = Array.from({ length: 10_000 }, (_, i) => `user${i + 1}@example.com`);
@@ -64,7 +64,7 @@ test('a 10,000-row preview is shown a page at a time', async ({ page }) => {
   await page.getByRole('button', { name: 'Preview these users' }).click();
   await page.waitForURL(/\/preview\?id=/, { timeout: 60_000 });
   await expect(page.getByRole('button', { name: /all rows/ })).toContainText('10,000');
-  const rows = await page.getByRole('table').locator('tbody tr').count();
+  const rows = await bodyRows(page.getByRole('table')).count();
   expect(rows).toBeGreaterThan(0);
   expect(rows).toBeLessThanOrEqual(100);
   // Nothing was deleted by previewing.

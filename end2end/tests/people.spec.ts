@@ -8,14 +8,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Console, FIRST_OWNER, freePort, sessionCookie } from './support/servers';
-import { FaultServer, TOKEN, checkScreen, connect, open } from './support/flow';
+import { FaultServer, TOKEN, checkScreen, connect, open, phraseOf, runState } from './support/flow';
 import { OidcProvider, people, signInAtProvider } from './support/oidc';
 import { browserOf, invitation } from './support/people';
 
 const OPERATOR = { name: 'Opal Operator', email: 'user2@example.com', password: 'another long password' };
 
 async function typePhrase(page: Page, button: string | RegExp): Promise<void> {
-  const phrase = (await page.getByTestId('phrase').textContent())!.trim();
+  const phrase = await phraseOf(page);
   await page.getByLabel('Type the phrase to confirm').fill(phrase);
   await page.getByRole('button', { name: button }).click();
 }
@@ -52,35 +52,35 @@ test('the first owner sets up the console, signs in again and invites an operato
     await expect(page.getByRole('heading', { name: 'Connect your site', level: 1 })).toBeVisible();
     await page.goto(`${server.baseURL}/teams`);
     await expect(page.getByRole('heading', { name: 'Teams of this console' })).toBeVisible();
-    await expect(page.getByTestId('teams')).toContainText('Default team');
+    await expect(page.getByRole('table')).toContainText('Default team');
     await checkScreen(page, '31-teams');
     // The link is spent.
     await page.goto(`${server.baseURL}/setup?code=${code}`);
-    await expect(page.getByTestId('link-invalid')).toBeVisible();
+    await expect(page.getByRole('alert')).toBeVisible();
 
     // Sign out, a wrong password, then in again, back where the person was going.
     await open(page, server.baseURL, '/account');
-    await expect(page.getByTestId('signed-in-as')).toContainText(FIRST_OWNER.email);
+    await expect(page.getByText(/^Signed in as /)).toContainText(FIRST_OWNER.email);
     await checkScreen(page, '32-account');
     await page.getByRole('button', { name: 'Sign out', exact: true }).click();
-    await expect(page.getByTestId('problem')).toHaveText('You are signed out.');
+    await expect(page.getByRole('alert')).toHaveText('You are signed out.');
     await page.goto(`${server.baseURL}/audit`);
     await page.getByLabel('Email').fill(FIRST_OWNER.email);
     await page.getByLabel('Password').fill('not my password');
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect(page.getByTestId('problem')).toContainText('do not match an account');
+    await expect(page.getByRole('alert')).toContainText('do not match an account');
     await page.getByLabel('Email').fill(FIRST_OWNER.email);
     await page.getByLabel('Password').fill(FIRST_OWNER.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect(page).toHaveURL(/\/audit$/);
-    await expect(page.getByTestId('team-name')).toHaveText('Default team · owner');
+    await expect(page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Default team · owner', exact: true })).toBeVisible();
 
     // An invitation, made on the Team page and opened in another browser.
-    await page.getByTestId('team-name').click();
+    await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: /· owner$/ }).click();
     await page.getByLabel('Their email').fill(OPERATOR.email);
     await page.getByLabel('Invite as').selectOption('operator');
     await page.getByRole('button', { name: 'Make an invitation link' }).click();
-    const link = (await page.getByTestId('new-link-url').textContent())!.trim();
+    const link = (await page.getByRole('status').getByText(/\/join\?code=/).textContent())!.trim();
     expect(link).toMatch(new RegExp(`^${server.baseURL}/join\\?code=`));
     // Listed for the owners until it is used, with whom it is for.
     await expect(page.getByRole('table', { name: 'Open invitations' })).toContainText(OPERATOR.email);
@@ -89,18 +89,18 @@ test('the first owner sets up the console, signs in again and invites an operato
     const other = await browser.newContext();
     const opal = await other.newPage();
     await opal.goto(link);
-    await expect(opal.getByTestId('invitation')).toContainText('invited to Default team as operator');
+    await expect(opal.getByText(/ invited to /)).toContainText('invited to Default team as operator');
     await opal.getByLabel('Your name').fill(OPERATOR.name);
     // The invitation names its person: the email is set, not typed.
     await expect(opal.getByLabel('Your work email')).toHaveValue(OPERATOR.email);
     await opal.getByLabel('Choose a password').fill(OPERATOR.password);
     await opal.getByLabel('The same password again').fill(OPERATOR.password);
     await opal.getByRole('button', { name: 'Create my account and join' }).click();
-    await expect(opal.getByTestId('team-name')).toHaveText('Default team · operator');
+    await expect(opal.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Default team · operator', exact: true })).toBeVisible();
     await other.close();
     // The owner sees them in the team.
     await page.reload();
-    await expect(page.getByTestId('members')).toContainText(`${OPERATOR.name} (${OPERATOR.email})`);
+    await expect(page.getByRole('table', { name: 'Members' })).toContainText(`${OPERATOR.name} (${OPERATOR.email})`);
     await expect(page.getByText('No invitation is open.')).toBeVisible();
   } finally {
     await server.stop();
@@ -135,21 +135,21 @@ test('a delete run waits until a second operator types the phrase (two people, t
     await opal.getByRole('button', { name: 'Preview these users' }).click();
     await opal.waitForURL(/\/preview\?id=/);
     await expect(opal.locator('.app')).toHaveAttribute('data-hydrated', 'true');
-    await expect(opal.getByTestId('approval-needed')).toBeVisible();
+    await expect(opal.getByText(/^Your team needs a second operator for this run/)).toBeVisible();
     await typePhrase(opal, 'Ask a second operator to approve');
-    await expect(opal.getByTestId('approval-state')).toContainText('Waiting for a second operator');
+    await expect(opal.getByRole('region', { name: 'Awaiting approval' }).getByRole('status')).toContainText('Waiting for a second operator');
     const previewUrl = opal.url();
     await opal.reload();
-    await expect(opal.getByTestId('approval-state')).toContainText('Waiting for a second operator');
+    await expect(opal.getByRole('region', { name: 'Awaiting approval' }).getByRole('status')).toContainText('Waiting for a second operator');
     await checkScreen(opal, '34-awaiting-approval');
 
     // The owner opens the same preview, sees who asked, and approves by typing the phrase.
     await open(page, server.baseURL, new URL(previewUrl).pathname + new URL(previewUrl).search);
-    await expect(page.getByTestId('approval-request')).toContainText(`${OPERATOR.name} <${OPERATOR.email}> asked for this run`);
+    await expect(page.getByRole('region', { name: 'Confirm' }).getByRole('status')).toContainText(`${OPERATOR.name} <${OPERATOR.email}> asked for this run`);
     await checkScreen(page, '35-approve');
     await typePhrase(page, 'Delete 2 users');
     await page.waitForURL(/\/run\?id=/);
-    await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
+    await expect(runState(page)).toContainText('Finished', { timeout: 30_000 });
     await expect(page.getByText(`started by ${OPERATOR.name} <${OPERATOR.email}> · approved by ${FIRST_OWNER.name} <${FIRST_OWNER.email}>`)).toBeVisible();
   } finally {
     await opalBrowser?.close();
@@ -177,19 +177,19 @@ test('a colleague signs in through the company sign-in service once an owner has
     const alice = await aliceBrowser.newPage();
     await alice.goto(`${publicUrl}/history`);
     await expect(alice).toHaveURL(/\/sign-in\?next=/);
-    await alice.getByTestId('sso').click();
+    await alice.getByRole('link', { name: /^Sign in with / }).click();
     await signInAtProvider(alice, people.verified);
-    await expect(alice.getByTestId('team-name')).toHaveText('Default team · operator');
-    await expect(alice.getByTestId('account-link')).toHaveText('Alice Admin');
+    await expect(alice.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Default team · operator', exact: true })).toBeVisible();
+    await expect(alice.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Alice Admin', exact: true })).toBeVisible();
     await aliceBrowser.close();
 
     // Carol: verified, but her domain is not allowed here. Said on the sign-in page.
     const carolBrowser = await browser.newContext();
     const carol = await carolBrowser.newPage();
     await carol.goto(`${publicUrl}/sign-in`);
-    await carol.getByTestId('sso').click();
+    await carol.getByRole('link', { name: /^Sign in with / }).click();
     await signInAtProvider(carol, people.otherDomain);
-    await expect(carol.getByTestId('problem')).toContainText('Single sign-on did not work');
+    await expect(carol.getByRole('alert').filter({ hasText: 'Single sign-on did not work' })).toBeVisible();
     await expect(carol.getByRole('alert').filter({ hasText: 'example.org' })).toBeVisible();
     await checkScreen(carol, '36-sso-refused');
     await carolBrowser.close();

@@ -7,7 +7,7 @@ import { test, expect, Page } from '@playwright/test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Console } from './support/servers';
-import { FaultServer, TOKEN, connect, confirmRun, open, screenshot } from './support/flow';
+import { FaultServer, TOKEN, connect, confirmRun, open, screenshot, connected, liveRows, pickedCount, runState } from './support/flow';
 
 const screens = path.join(__dirname, '..', 'test-results', 'screens');
 
@@ -41,7 +41,7 @@ test('a server killed mid-run resumes the job to the exact final state', async (
   const server = await Console.start();
   try {
     await connect(page, server.baseURL, fault, TOKEN);
-    await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+    await expect(connected(page)).toBeVisible();
     await open(page, server.baseURL, '/choose');
     await page.getByRole('button', { name: 'Show deactivated users' }).click();
     await page.getByRole('button', { name: 'Select all' }).click();
@@ -55,21 +55,21 @@ test('a server killed mid-run resumes the job to the exact final state', async (
     expect(atCrash).toBeLessThan(59);
 
     // The open Run page says the connection is lost instead of a frozen "Running"...
-    await expect(page.getByTestId('connection-state')).toContainText('connection to the console was lost', { timeout: 20_000 });
+    await expect(page.getByRole('alert')).toContainText('connection to the console was lost', { timeout: 20_000 });
     await screenshot(page, screens, 'run-connection-lost');
     await server.launch();
     // ...reconnects by itself, catches up from the last event it saw, and follows to the end.
-    await expect(page.getByTestId('connection-state')).toHaveText('', { timeout: 30_000 });
-    await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 60_000 });
-    await expect(page.getByTestId('progress-text')).toContainText('60 of 60 users processed');
+    await expect(page.getByRole('alert')).toHaveText('', { timeout: 30_000 });
+    await expect(runState(page)).toContainText('Finished', { timeout: 60_000 });
+    await expect(page.getByText(/ users processed/)).toContainText('60 of 60 users processed');
 
     // A fresh page on the finished run opens on its newest results and pages older ones.
     await open(page, server.baseURL, `/run?id=${jobId}`);
-    await expect(page.getByTestId('run-state')).toContainText('Finished');
-    const liveRows = page.getByTestId('live-rows').getByRole('row');
-    await expect(liveRows).toHaveCount(51);
+    await expect(runState(page)).toContainText('Finished');
+    const latest = liveRows(page).getByRole('row');
+    await expect(latest).toHaveCount(51);
     await page.getByRole('button', { name: 'Show 50 older results' }).click();
-    await expect(liveRows).toHaveCount(61);
+    await expect(latest).toHaveCount(61);
     await expect(page.getByRole('button', { name: 'Show 50 older results' })).toHaveCount(0);
 
     // Every deactivated user but the community creator (1042, which Stack refuses) is gone,
@@ -95,11 +95,11 @@ test('a throttled site: the run waits and loses nothing', async ({ page }) => {
   const server = await Console.start();
   try {
     await connect(page, server.baseURL, fault, TOKEN);
-    await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+    await expect(connected(page)).toBeVisible();
     const picked = [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20];
     await uploadEmails(page, server.baseURL, picked.map((i) => `user${i}@example.com`));
     await confirmRun(page, `Delete ${picked.length} users`);
-    await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 60_000 });
+    await expect(runState(page)).toContainText('Finished', { timeout: 60_000 });
     const state = await fault.state();
     expect([...state.deleted].sort()).toEqual(picked.map((i) => String(1000 + i)).sort());
     expect(state.replies_by_status['429'] ?? 0).toBeGreaterThan(0);
@@ -117,13 +117,13 @@ test('deactivate instead of delete, every screen saved, and the token shown nowh
     await open(page, server.baseURL, '/');
     await screenshot(page, screens, '0-overview');
     await connect(page, server.baseURL, fault, TOKEN);
-    await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+    await expect(connected(page)).toBeVisible();
     await screenshot(page, screens, '1-connect');
     seen.push(await page.content());
 
     await open(page, server.baseURL, '/choose');
     await page.getByRole('button', { name: 'Show deactivated users' }).click();
-    await expect(page.getByTestId('picked-count')).toBeVisible();
+    await expect(pickedCount(page)).toBeVisible();
     await screenshot(page, screens, '2-choose');
 
     await uploadEmails(page, server.baseURL, ['user1@example.com', 'user2@example.com', 'user7@example.com', 'nobody@example.com']);
@@ -133,7 +133,7 @@ test('deactivate instead of delete, every screen saved, and the token shown nowh
     seen.push(await page.content());
 
     const jobId = await confirmRun(page, 'Deactivate 2 users');
-    await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
+    await expect(runState(page)).toContainText('Finished', { timeout: 30_000 });
     await screenshot(page, screens, '4-run');
     seen.push(await page.content());
     const state = await fault.state();

@@ -8,7 +8,7 @@
 // deletion off and on); console: the real release binary.
 import { test, expect, Page } from '@playwright/test';
 import { Console } from './support/servers';
-import { FaultServer, TOKEN, checkScreen, confirmRun, connect, open } from './support/flow';
+import { FaultServer, TOKEN, checkScreen, confirmRun, connect, open, connected, pickedCount, runState } from './support/flow';
 
 let server: Console;
 let fault: FaultServer;
@@ -40,29 +40,29 @@ async function uploadList(page: Page, lines: string[]) {
 test('every screen reads clearly at 1280 and 390 px and passes axe-core', async ({ page }) => {
   test.setTimeout(240_000);
   await open(page, server.baseURL, '/');
-  await expect(page.getByTestId('site-status')).toContainText('No site is connected yet');
-  await expect(page.getByTestId('next-step')).toHaveText('Connect your site');
+  await expect(page.getByText('No site is connected yet.')).toBeVisible();
+  await expect(page.getByRole('region', { name: 'Offboard' }).getByRole('link', { name: 'Connect your site', exact: true })).toBeVisible();
   await expect(page.getByText(/migrations applied/)).toHaveCount(0);
   await checkScreen(page, '01-overview-empty');
 
   await open(page, server.baseURL, '/connect');
   await checkScreen(page, '02-connect-empty');
   await connect(page, server.baseURL, fault, 'wrong-token-zzzz');
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'alert');
+  await expect(page.getByRole('alert')).toBeVisible();
   await checkScreen(page, '03-connect-error');
   await connect(page, server.baseURL, fault, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
   await checkScreen(page, '04-connect-ok');
 
   await open(page, server.baseURL, '/');
-  await expect(page.getByTestId('site-status')).toContainText('connected and answering');
-  await expect(page.getByTestId('next-step')).toHaveText('Choose users to remove');
+  await expect(page.getByRole('status').filter({ hasText: 'connected and answering' })).toBeVisible();
+  await expect(page.getByRole('region', { name: 'Offboard' }).getByRole('link', { name: 'Choose users to remove', exact: true })).toBeVisible();
   await checkScreen(page, '05-overview-connected');
 
   await open(page, server.baseURL, '/choose');
   await checkScreen(page, '06-choose');
   await page.getByRole('button', { name: 'Show deactivated users' }).click();
-  await expect(page.getByTestId('picked-count')).toContainText('0 selected of 14 deactivated users');
+  await expect(pickedCount(page)).toContainText('0 selected of 14 deactivated users');
   await checkScreen(page, '07-choose-deactivated');
   // Nothing chosen: the plain form comes back with an error.
   await page.getByRole('button', { name: 'Preview these users' }).click();
@@ -130,7 +130,7 @@ test('every screen reads clearly at 1280 and 390 px and passes axe-core', async 
 
   // A wrong phrase says why, live.
   await page.getByLabel('Type the phrase to confirm').fill('DELETE 11 USERS');
-  await expect(page.getByTestId('phrase-hint')).toHaveText('The count is 17, not 11. Type DELETE 17 USERS.');
+  await expect(page.getByLabel('Type the phrase to confirm')).toHaveAccessibleDescription('The count is 17, not 11. Type DELETE 17 USERS.');
   await checkScreen(page, '10-preview-wrong-phrase');
   await page.getByLabel('Type the phrase to confirm').fill('');
 
@@ -148,7 +148,7 @@ test('every screen reads clearly at 1280 and 390 px and passes axe-core', async 
   }
 
   const jobId = await confirmRun(page, 'Delete 17 users');
-  await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 60_000 });
+  await expect(runState(page)).toContainText('Finished', { timeout: 60_000 });
   await expect(page.getByRole('img', { name: /^Outcome of 17 users: 17 deleted, 0 failed/ })).toBeVisible();
   await checkScreen(page, '11-run-finished');
 
@@ -168,7 +168,7 @@ test('every screen reads clearly at 1280 and 390 px and passes axe-core', async 
 
 test('the deactivated list offers the choices itself, and the preview keeps the admin\'s place', async ({ page }) => {
   await connect(page, server.baseURL, fault, TOKEN);
-  await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+  await expect(connected(page)).toBeVisible();
   await open(page, server.baseURL, '/choose');
   await page.getByRole('button', { name: 'Show deactivated users' }).click();
   const list = page.getByRole('region', { name: 'Deactivated users' });
@@ -199,10 +199,10 @@ test('a run stopped because deletion is not enabled says what to do, with a butt
   const off = await FaultServer.start(['--users', '12', '--deletion-disabled']);
   try {
     await connect(page, server.baseURL, off, TOKEN);
-    await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+    await expect(connected(page)).toBeVisible();
     await uploadList(page, ['user2@example.com', 'user3@example.com', 'user4@example.com']);
     await confirmRun(page, 'Delete 3 users');
-    await expect(page.getByTestId('run-state')).toContainText('Stopped', { timeout: 30_000 });
+    await expect(runState(page)).toContainText('Stopped', { timeout: 30_000 });
     await expect(page.getByRole('heading', { name: 'What to do now' })).toBeVisible();
     await expect(page.getByRole('img', { name: /Outcome of 3 users: 0 deleted, [1-3] failed/ })).toBeVisible();
     await checkScreen(page, '16-run-stopped-deletion-not-enabled');
@@ -219,7 +219,7 @@ test('a run stopped because deletion is not enabled says what to do, with a butt
     await page.waitForURL(/\/preview\?id=/);
     await expect(page.getByRole('button', { name: /3\s*will be deleted/ })).toBeVisible();
     await confirmRun(page, 'Delete 3 users');
-    await expect(page.getByTestId('run-state')).toContainText('Finished', { timeout: 30_000 });
+    await expect(runState(page)).toContainText('Finished', { timeout: 30_000 });
     expect([...(await off.state()).deleted].sort()).toEqual(['1002', '1003', '1004']);
   } finally {
     off.stop();

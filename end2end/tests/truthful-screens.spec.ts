@@ -9,7 +9,7 @@
 // release binary.
 import { test, expect } from '@playwright/test';
 import { Console, FIRST_OWNER } from './support/servers';
-import { FaultServer, TOKEN, confirmRun, connect, open } from './support/flow';
+import { FaultServer, TOKEN, confirmRun, connect, open, connected, liveRows, pickedCount, runState } from './support/flow';
 import { PROGRAM_TEXT, checkPage, expectNoProgramText } from './support/program-text';
 
 let server: Console;
@@ -39,10 +39,10 @@ test('the deactivated list pages through all of its pages, with the selection in
   const fault = await FaultServer.start(['--users', '2005', '--deactivated-every', '5']);
   try {
     await connect(page, server.baseURL, fault, TOKEN);
-    await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+    await expect(connected(page)).toBeVisible();
     await open(page, server.baseURL, '/choose');
     await page.getByRole('button', { name: 'Show deactivated users' }).click();
-    await expect(page.getByTestId('picked-count')).toContainText('0 selected of 401 deactivated users');
+    await expect(pickedCount(page)).toContainText('0 selected of 401 deactivated users');
     const pager = page.getByRole('navigation', { name: 'Pages of deactivated users' });
     const next = pager.getByRole('button', { name: 'Next page', exact: true });
     const previous = pager.getByRole('button', { name: 'Previous page', exact: true });
@@ -101,7 +101,7 @@ test('a cancelled run says who cancelled and when, and counts the users not atte
   const fault = await FaultServer.start(['--users', '66', '--deactivated-every', '2', '--latency-ms', '1500']);
   try {
     await connect(page, server.baseURL, fault, TOKEN);
-    await expect(page.getByTestId('diagnosis')).toHaveAttribute('role', 'status');
+    await expect(connected(page)).toBeVisible();
     await open(page, server.baseURL, '/choose');
     await page.getByRole('button', { name: 'Show deactivated users' }).click();
     await page.getByRole('button', { name: 'Select all' }).click();
@@ -111,7 +111,7 @@ test('a cancelled run says who cancelled and when, and counts the users not atte
     await expect.poll(async () => (await fault.state()).deleted.length, { timeout: 30_000 }).toBeGreaterThan(2);
     await page.getByRole('button', { name: 'Cancel' }).click();
 
-    const state = page.getByTestId('run-state');
+    const state = runState(page);
     await expect(state).toContainText('Stopped', { timeout: 60_000 });
     const canceller = new RegExp(`${FIRST_OWNER.name} cancelled the run at \\d{2}:\\d{2} UTC`);
     await expect(state).toContainText(canceller);
@@ -119,7 +119,7 @@ test('a cancelled run says who cancelled and when, and counts the users not atte
     await expect(page.getByText(/could not record its progress/)).toHaveCount(0);
 
     // "16 of 33 users processed, 17 not attempted": the two numbers add up to the run.
-    const progress = (await page.getByTestId('progress-text').innerText()).trim();
+    const progress = (await page.getByText(/ users processed/).innerText()).trim();
     const m = /^(\d+) of 33 users processed, (\d+) not attempted$/.exec(progress);
     expect(m, progress).not.toBeNull();
     const [processed, skipped] = [Number(m![1]), Number(m![2])];
@@ -131,7 +131,7 @@ test('a cancelled run says who cancelled and when, and counts the users not atte
     expect((await fault.state()).deleted.length).toBeLessThanOrEqual(processed);
 
     // The rows not reached say who stopped them, in the same words.
-    const rows = page.getByTestId('live-rows');
+    const rows = liveRows(page);
     const notAttempted = rows.getByRole('row').filter({ hasText: 'not attempted' });
     await expect(notAttempted.first()).toBeVisible();
     const messages = await notAttempted.allInnerTexts();
@@ -169,19 +169,19 @@ test('the Team page asks before removing someone and every form says what it did
   // Remove: first a question naming the person and what they lose; nothing is removed yet.
   await page.getByRole('button', { name: 'Remove ana@example.com', exact: true }).click();
   await expect(page.getByRole('heading', { name: 'Remove ana@example.com from Default team?' })).toBeVisible();
-  await expect(page.getByTestId('members')).toContainText('ana@example.com');
+  await expect(page.getByRole('table', { name: 'Members' })).toContainText('ana@example.com');
   const consent = page.getByLabel("Yes, remove ana@example.com: they lose access to Default team's runs and reports.");
   await expect(consent).not.toBeChecked();
   await checkPage(page, '56-team-confirm-removal');
   // Without the tick, the browser holds the form back (and the server refuses it too).
   await page.getByRole('button', { name: 'Remove ana@example.com now' }).click();
-  await expect(page.getByTestId('members')).toContainText('ana@example.com');
+  await expect(page.getByRole('table', { name: 'Members' })).toContainText('ana@example.com');
   const unticked = await server.post('/team/members/remove', { email: 'ana@example.com' }, server.cookie);
   expect(unticked.status).toBe(303);
   expect(unticked.headers.get('location')).toContain('/team?remove=ana%40example.com');
   await page.reload();
   await expect(page.getByText('Nobody was removed: tick the box')).toBeVisible();
-  await expect(page.getByTestId('members')).toContainText('ana@example.com');
+  await expect(page.getByRole('table', { name: 'Members' })).toContainText('ana@example.com');
   // "Keep" leads back without removing anyone.
   await page.getByRole('link', { name: 'Keep ana@example.com' }).click();
   await expect(page.getByRole('heading', { name: /Remove ana@example.com/ })).toHaveCount(0);
@@ -191,7 +191,7 @@ test('the Team page asks before removing someone and every form says what it did
   await expect(
     page.getByRole('status').filter({ hasText: 'ana@example.com was removed from Default team' }),
   ).toBeVisible();
-  await expect(page.getByTestId('members')).not.toContainText('ana@example.com');
+  await expect(page.getByRole('table', { name: 'Members' })).not.toContainText('ana@example.com');
   await checkPage(page, '57-team-removed');
 
   // Removing yourself says so, and a team is never left without an owner.
@@ -200,7 +200,7 @@ test('the Team page asks before removing someone and every form says what it did
   await page.getByLabel(/Yes, remove myself/).check();
   await page.getByRole('button', { name: 'Remove myself' }).click();
   await expect(page.getByRole('alert').filter({ hasText: 'A team needs at least one owner' })).toBeVisible();
-  await expect(page.getByTestId('members')).toContainText(FIRST_OWNER.email);
+  await expect(page.getByRole('table', { name: 'Members' })).toContainText(FIRST_OWNER.email);
 
   // Settings: the words say what they are now.
   await page.getByLabel("A delete run needs a second operator's approval").selectOption('always');
@@ -215,7 +215,7 @@ test('the Team page asks before removing someone and every form says what it did
 
   // A phone: every member's buttons fit (checkScreen checked no sideways scrolling).
   await page.setViewportSize({ width: 390, height: 800 });
-  for (const button of await page.getByTestId('members').getByRole('button').all()) {
+  for (const button of await page.getByRole('table', { name: 'Members' }).getByRole('button').all()) {
     const box = (await button.boundingBox())!;
     expect(box.x).toBeGreaterThanOrEqual(0);
     expect(box.x + box.width).toBeLessThanOrEqual(390);
@@ -229,13 +229,13 @@ test('the Team page asks before removing someone and every form says what it did
   await page.getByLabel('New password').fill('a brand new long password');
   await page.getByLabel('The same password again').fill('a brand new long password');
   await page.getByRole('button', { name: 'Change password' }).click();
-  await expect(page.getByTestId('problem')).toContainText('The current password is not right');
+  await expect(page.getByRole('alert')).toContainText('The current password is not right');
   await expect(page.getByText(/do not match an account/)).toHaveCount(0);
   await checkPage(page, '59-account-wrong-current-password');
   await page.getByLabel('Current password').fill(FIRST_OWNER.password);
   await page.getByLabel('New password').fill('a brand new long password');
   await page.getByLabel('The same password again').fill('a brand new long password');
   await page.getByRole('button', { name: 'Change password' }).click();
-  await expect(page.getByTestId('problem')).toContainText('Your password was changed.');
+  await expect(page.getByRole('alert')).toContainText('Your password was changed.');
   await checkPage(page, '60-account-password-changed');
 });

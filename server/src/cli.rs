@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 /// Parses the command line and runs it; the process exit status comes from here.
 pub async fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return crate::check_config_command::refused_settings(e),
+    };
     // `offboard` alone runs the console, configured from the environment.
     let Some(command) = cli.command_or_serve() else {
         return ExitCode::FAILURE;
@@ -19,6 +22,7 @@ pub async fn run() -> ExitCode {
             AuditCommand::Verify(args) => verify_audit(&args).await,
         },
         Command::RotateKey(args) => crate::rotate_key_command::run(args).await,
+        Command::CheckConfig(args) => crate::check_config_command::run(*args).await,
         Command::Endpoints => {
             let mut paths: Vec<String> = leptos::server_fn::axum::server_fn_paths()
                 .map(|(path, method)| format!("{method} {path}"))

@@ -6,7 +6,9 @@ use model::hidden::Hidden;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod key_files;
 pub mod network;
+pub mod site_root;
 
 /// Offboard deletes users from a Stack Internal (Stack Overflow for Teams) site through SCIM,
 /// with a preview, a typed confirmation and a report.
@@ -63,6 +65,14 @@ pub enum Command {
     /// (`openssl rand -base64 32`); after "Done", start the console with OFFBOARD_SECRET_KEY
     /// set to the new key.
     RotateKey(RotateKeyArgs),
+    /// Check every setting `offboard serve` would use, without starting the console.
+    ///
+    /// Takes the same flags and environment as `serve` and prints one line a check: listen
+    /// addresses, --public-url, the data folder, the web assets, the token and audit keys
+    /// (present, readable, 32 bytes; never printed), the database (reached, password never
+    /// printed), single sign-on (the issuer's settings fetched), the proxies and the limits.
+    /// Exit status: 0 when nothing failed, 1 otherwise.
+    CheckConfig(Box<ServeArgs>),
 }
 
 /// What to do with the audit trail.
@@ -352,6 +362,30 @@ pub struct ServeArgs {
     #[arg(long, env = "OFFBOARD_SITES_PROXY", value_name = "URL", hide_env_values = true,
           value_parser = sites_proxy)]
     pub sites_proxy: Option<Hidden<url::Url>>,
+
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9464), apart from
+    /// the console's own address. Off by default. See docs/operations.md.
+    #[arg(long, env = "OFFBOARD_METRICS_ADDR", value_name = "ADDRESS")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Read the token key (as --secret-key takes it) from this file, e.g. a systemd credential
+    /// (`%d/secret-key`). Not with --secret-key.
+    #[arg(
+        long,
+        env = "OFFBOARD_SECRET_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "secret_key"
+    )]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// Read the audit key (as --audit-key takes it) from this file. Not with --audit-key.
+    #[arg(
+        long,
+        env = "OFFBOARD_AUDIT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "audit_key"
+    )]
+    pub audit_key_file: Option<PathBuf>,
 
     /// Single sign-on (OpenID Connect); boxed, as it is large and most consoles leave it off.
     #[command(flatten)]

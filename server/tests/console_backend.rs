@@ -876,7 +876,14 @@ async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() 
         sent
     );
 
-    // Another token for the confirmed address is refused too (the fingerprint differs).
+    // Another token for the confirmed address is refused too (the fingerprint differs): the
+    // site's admin issues a new one, which the site accepts (a token the site refuses is never
+    // saved), and the run still waits.
+    site.control(
+        "/_control/settings",
+        json!({"token": "another-token-for-the-same-site"}),
+    )
+    .await;
     s.console
         .save_connection(ConnectionForm {
             site_url: site.base.clone(),
@@ -954,7 +961,7 @@ async fn revisions_share_the_file_and_the_listing() {
         0
     );
     // A preview older than a day is gone with its source; a page of it says so plainly.
-    s.console.expire_previews(chrono::Duration::zero()).await;
+    s.service.expire_previews(chrono::Duration::zero()).await;
     let err = s.console.preview(preview.id.clone()).await.unwrap_err();
     assert!(
         err.message.contains("make a new preview"),

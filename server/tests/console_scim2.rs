@@ -305,3 +305,145 @@ async fn another_team_reads_nothing_of_a_run_its_reports_or_its_audit_entries() 
     let (_, b_csv) = get(&console, &b, "/downloads/audit.csv?action=run_ended").await;
     assert!(!b_csv.contains(&job_id), "{b_csv}");
 }
+
+/// Runs `program` with `args`; panics with its output when it fails.
+fn run_tool(program: &std::path::Path, args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} failed: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Copies the data folder `from` to `to` (keys, `jobs/`…), leaving out the SQLite database
+/// and its WAL files: "the rest of the folder" docs/deployment.md says to keep with a backup.
+fn copy_rest_of_data_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("restore folder");
+    std::fs::set_permissions(to, std::fs::metadata(from).unwrap().permissions()).unwrap();
+    for entry in std::fs::read_dir(from).expect("data folder") {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with("offboard.db") {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_rest_of_data_folder(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).expect("copy a data file");
+        }
+    }
+}
+
+/// Backup and restore exactly as docs/deployment.md ("Backup and restore") says, on the
+/// database the suite runs on: SQLite's `.backup` through the sqlite3 program, or `pg_dump`
+/// then `pg_restore` into a fresh database; both taken while the console runs. The real binary
+/// started on the restored copy (with the data folder's keys) shows the finished run, serves
+/// its report, and still holds the saved connection, whose token it can decrypt and use.
+#[tokio::test]
+async fn a_backup_restored_as_the_deployment_guide_says_keeps_the_run_its_report_and_the_connection(
+) {
+    let (server, ids) = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut console = ConsoleProcess::start(&data).await;
+    let job_id = finished_run(&console, &server).await;
+    let source = console.database_url();
+
+    // The backup, taken while the console runs.
+    let restored = dir.path().join("restored");
+    let restored_url = if let Some(file) = source.strip_prefix("sqlite://") {
+        let copy = dir.path().join("offboard-backup.db");
+        let mut backup = std::ffi::OsString::from(".backup ");
+        backup.push(&copy);
+        run_tool(
+            std::path::Path::new("sqlite3"),
+            &[file.as_ref(), backup.as_os_str()],
+        );
+        console.terminate();
+        // Restored: the copy becomes the database file of a fresh data folder.
+        copy_rest_of_data_folder(&data, &restored);
+        std::fs::copy(&copy, restored.join("offboard.db")).expect("put the backup in place");
+        None
+    } else {
+        let dump = dir.path().join("offboard.dump");
+        let pg = |name: &str| support::pg_cluster::program(name).unwrap_or_else(|e| panic!("{e}"));
+        let mut file = std::ffi::OsString::from("--file=");
+        file.push(&dump);
+        run_tool(
+            &pg("pg_dump"),
+            &[
+                "--format=custom".as_ref(),
+                file.as_os_str(),
+                source.as_ref(),
+            ],
+        );
+        console.terminate();
+        // Restored into an empty database, with no console running on it.
+        let fresh = support::pg_cluster::shared().fresh_database().await;
+        let mut into = std::ffi::OsString::from("--dbname=");
+        into.push(&fresh);
+        run_tool(
+            &pg("pg_restore"),
+            &[
+                into.as_os_str(),
+                "--no-owner".as_ref(),
+                "--role=offboard".as_ref(),
+                "--exit-on-error".as_ref(),
+                dump.as_os_str(),
+            ],
+        );
+        copy_rest_of_data_folder(&data, &restored);
+        Some(fresh)
+    };
+
+    let args: Vec<&str> = match &restored_url {
+        Some(url) => vec!["--database-url", url.as_str()],
+        None => vec![],
+    };
+    // The same keys, from the copied folder; the first owner signs in with their password.
+    let restored_console = ConsoleProcess::start_with(&restored, &args).await;
+
+    let job = restored_console
+        .call("job", &[("job_id", job_id.as_str())])
+        .await
+        .expect("the run is there");
+    assert_eq!(job["state"], json!("finished"), "{job}");
+    assert_eq!(job["done"], json!(3), "{job}");
+    let (status, csv) = get(
+        &restored_console,
+        &restored_console.http,
+        &format!("/downloads/jobs/{job_id}/results.csv"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    for i in [1, 2, 3] {
+        assert!(
+            csv.contains(ids[i].as_str()),
+            "{} not in results.csv:\n{csv}",
+            ids[i]
+        );
+    }
+
+    let connection = restored_console
+        .call("connection", &[])
+        .await
+        .expect("connection");
+    assert!(
+        connection.to_string().contains(&server.base_url()),
+        "{connection}"
+    );
+    // The token was saved encrypted: the restored console decrypts it with the copied key and
+    // lists the users left on scim2-server.
+    let check = restored_console
+        .call("check_connection", &[])
+        .await
+        .expect("check_connection");
+    assert_eq!(check["ok"], json!(true), "{check}");
+    assert_eq!(check["user_count"], json!(9), "{check}");
+}

@@ -2,7 +2,8 @@
 //! lookup (a fake, as the issue asks: tests must never send traffic to 10.0.0.1 or a metadata
 //! service), so a name can "resolve" to an internal address; the guard must refuse it in the
 //! client's own resolver, before any connection. Where traffic is allowed it goes to REAL
-//! loopback servers: the project's fault server, or a bare TCP listener that counts accepts.
+//! loopback servers: the project's fault server (a FAKE Stack site, a test double), or a bare
+//! TCP listener that counts accepts.
 
 mod support;
 

@@ -3,7 +3,8 @@
 //! provider's sign-in form, the code exchange with PKCE, and the ID token's checks. Every
 //! refusal in the first part is produced by the real provider or by Offboard's own checks of
 //! its real answers. The last part uses a FAKE provider (`fake_idp`, labelled where it starts)
-//! for tokens a real provider never hands out.
+//! for what a real provider never does: tokens for other audiences or issuers, expired or
+//! wrongly signed, signed with `alg: none`, and endpoints that answer with redirects.
 
 mod support;
 
@@ -393,10 +394,17 @@ async fn a_token_signed_by_another_key_under_a_trusted_name_is_refused() {
 // endpoint; the tokens are minted with the openidconnect crate and signed HS256 with the client
 // secret (the test chooses the claims; the browser trip is skipped: the callback is built here).
 
+/// A FAKE OpenID Connect provider, on purpose: the faults below (a token signed with `alg: none`,
+/// endpoints that answer with redirects, tokens for other audiences or issuers) are ones a real,
+/// correctly configured provider will not produce, so only a fake can show that Offboard refuses
+/// them. Its discovery documents, redirects and token endpoint are served on loopback by axum.
 mod fake_idp {
     use axum::extract::State;
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
     use axum::routing::{get, post};
     use axum::{Json, Router};
+    use base64::Engine;
     use openidconnect::core::{
         CoreHmacKey, CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm,
     };
@@ -405,6 +413,7 @@ mod fake_idp {
         SubjectIdentifier,
     };
     use serde_json::{json, Value};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     /// What the next token will say, set by the test.
@@ -415,11 +424,21 @@ mod fake_idp {
         pub expires_in_secs: i64,
         pub nonce: String,
         pub signing_secret: String,
+        /// `alg: none` and no signature at all, instead of HS256.
+        pub unsigned: bool,
+    }
+
+    #[derive(Clone)]
+    struct Shared {
+        base: String,
+        next: Arc<Mutex<Option<Mint>>>,
+        token_requests: Arc<AtomicUsize>,
     }
 
     pub struct FakeIdp {
+        /// The issuer whose discovery document and token endpoint answer directly.
         pub issuer: String,
-        next: Arc<Mutex<Option<Mint>>>,
+        shared: Shared,
         server: tokio::task::JoinHandle<()>,
     }
 
@@ -432,45 +451,115 @@ mod fake_idp {
     impl FakeIdp {
         pub async fn start() -> FakeIdp {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let issuer = format!("http://{}", listener.local_addr().unwrap());
-            let next: Arc<Mutex<Option<Mint>>> = Arc::default();
-            let state = (issuer.clone(), next.clone());
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let shared = Shared {
+                base: base.clone(),
+                next: Arc::default(),
+                token_requests: Arc::default(),
+            };
             let app = Router::new()
                 .route("/.well-known/openid-configuration", get(discovery))
+                // Issuer `{base}/moved`: its discovery document is only reachable through a
+                // redirect (to a valid document for that issuer).
+                .route(
+                    "/moved/.well-known/openid-configuration",
+                    get(|State(s): State<Shared>| async move {
+                        redirect(StatusCode::FOUND, format!("{}/elsewhere", s.base))
+                    }),
+                )
+                .route("/elsewhere", get(moved_discovery))
+                // Issuer `{base}/token-redirects`: a valid document whose token endpoint answers
+                // every request with a redirect to the real token endpoint.
+                .route(
+                    "/token-redirects/.well-known/openid-configuration",
+                    get(token_redirects_discovery),
+                )
+                .route(
+                    "/token-moved",
+                    post(|State(s): State<Shared>| async move {
+                        redirect(StatusCode::TEMPORARY_REDIRECT, format!("{}/token", s.base))
+                    }),
+                )
                 .route("/jwks", get(|| async { Json(json!({ "keys": [] })) }))
                 .route("/token", post(token))
-                .with_state(state);
+                .with_state(shared.clone());
             let server = tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             });
             FakeIdp {
-                issuer,
-                next,
+                issuer: base,
+                shared,
                 server,
             }
         }
 
         pub fn will_mint(&self, mint: Mint) {
-            *self.next.lock().unwrap() = Some(mint);
+            *self.shared.next.lock().unwrap() = Some(mint);
+        }
+
+        /// How many requests reached the real token endpoint (`/token`).
+        pub fn token_requests(&self) -> usize {
+            self.shared.token_requests.load(Ordering::SeqCst)
         }
     }
 
-    type Shared = (String, Arc<Mutex<Option<Mint>>>);
+    fn redirect(status: StatusCode, to: String) -> impl IntoResponse {
+        (status, [(header::LOCATION, to)])
+    }
 
-    async fn discovery(State((issuer, _)): State<Shared>) -> Json<Value> {
+    fn document(issuer: &str, token_endpoint: &str, base: &str) -> Json<Value> {
         Json(json!({
             "issuer": issuer,
-            "authorization_endpoint": format!("{issuer}/auth"),
-            "token_endpoint": format!("{issuer}/token"),
-            "jwks_uri": format!("{issuer}/jwks"),
+            "authorization_endpoint": format!("{base}/auth"),
+            "token_endpoint": token_endpoint,
+            "jwks_uri": format!("{base}/jwks"),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["HS256"],
+            // `none` is listed: Offboard must refuse it whatever the document says.
+            "id_token_signing_alg_values_supported": ["HS256", "none"],
         }))
     }
 
-    async fn token(State((_, next)): State<Shared>) -> Json<Value> {
-        let mint = next.lock().unwrap().clone().expect("the test set a token");
+    async fn discovery(State(s): State<Shared>) -> Json<Value> {
+        document(&s.base, &format!("{}/token", s.base), &s.base)
+    }
+
+    async fn moved_discovery(State(s): State<Shared>) -> Json<Value> {
+        document(
+            &format!("{}/moved", s.base),
+            &format!("{}/token", s.base),
+            &s.base,
+        )
+    }
+
+    async fn token_redirects_discovery(State(s): State<Shared>) -> Json<Value> {
+        document(
+            &format!("{}/token-redirects", s.base),
+            &format!("{}/token-moved", s.base),
+            &s.base,
+        )
+    }
+
+    /// `alg: none`: a header, the claims, and an empty signature.
+    fn unsigned_token(claims: &CoreIdTokenClaims) -> String {
+        let part =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims = serde_json::to_value(claims).unwrap();
+        format!(
+            "{}.{}.",
+            part(&json!({"alg": "none", "typ": "JWT"})),
+            part(&claims)
+        )
+    }
+
+    async fn token(State(s): State<Shared>) -> Json<Value> {
+        s.token_requests.fetch_add(1, Ordering::SeqCst);
+        let mint = s
+            .next
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("the test set a token");
         let now = chrono::Utc::now();
         let claims = CoreIdTokenClaims::new(
             IssuerUrl::new(mint.issuer).unwrap(),
@@ -483,43 +572,68 @@ mod fake_idp {
             EmptyAdditionalClaims {},
         )
         .set_nonce(Some(Nonce::new(mint.nonce)));
-        let id_token = CoreIdToken::new(
-            claims,
-            &CoreHmacKey::new(mint.signing_secret.into_bytes()),
-            CoreJwsSigningAlgorithm::HmacSha256,
-            None,
-            None,
-        )
-        .unwrap();
+        let id_token = if mint.unsigned {
+            unsigned_token(&claims)
+        } else {
+            CoreIdToken::new(
+                claims,
+                &CoreHmacKey::new(mint.signing_secret.into_bytes()),
+                CoreJwsSigningAlgorithm::HmacSha256,
+                None,
+                None,
+            )
+            .unwrap()
+            .to_string()
+        };
         Json(json!({
             "access_token": "fake-access-token",
             "token_type": "Bearer",
             "expires_in": 60,
-            "id_token": id_token.to_string(),
+            "id_token": id_token,
         }))
+    }
+}
+
+/// Settings for the fake provider's issuer `issuer`.
+fn fake_settings(issuer: &str) -> SsoSettings {
+    SsoSettings {
+        issuer: issuer.to_string(),
+        client_id: CLIENT_ID.into(),
+        client_secret: Hidden::new(SECRET.into()),
+        redirect_url: Url::parse(REDIRECT).unwrap(),
+        allowed_domains: vec![],
+        trust_email_without_verified_claim: false,
+    }
+}
+
+/// A well-formed token for `issuer` and the pending sign-in's nonce.
+fn good_mint(issuer: &str, pending: &PendingSignIn) -> fake_idp::Mint {
+    fake_idp::Mint {
+        issuer: issuer.to_string(),
+        audiences: vec![CLIENT_ID.into()],
+        expires_in_secs: 300,
+        nonce: field(pending, "nonce").as_str().unwrap().to_string(),
+        signing_secret: SECRET.into(),
+        unsigned: false,
+    }
+}
+
+/// The callback the browser would bring back for `pending`.
+fn fake_callback(pending: &PendingSignIn) -> Callback {
+    Callback {
+        code: Some("any-code".into()),
+        state: field(pending, "state").as_str().map(String::from),
+        error: None,
+        error_description: None,
     }
 }
 
 #[tokio::test]
 async fn tokens_a_real_provider_would_not_mint_are_refused_fake_service() {
     let idp = fake_idp::FakeIdp::start().await;
-    let sso = SsoClient::discover(SsoSettings {
-        issuer: idp.issuer.clone(),
-        client_id: CLIENT_ID.into(),
-        client_secret: Hidden::new(SECRET.into()),
-        redirect_url: Url::parse(REDIRECT).unwrap(),
-        allowed_domains: vec![],
-        trust_email_without_verified_claim: false,
-    })
-    .await
-    .unwrap();
-    let good = |nonce: String| fake_idp::Mint {
-        issuer: idp.issuer.clone(),
-        audiences: vec![CLIENT_ID.into()],
-        expires_in_secs: 300,
-        nonce,
-        signing_secret: SECRET.into(),
-    };
+    let sso = SsoClient::discover(fake_settings(&idp.issuer))
+        .await
+        .unwrap();
     type Change = fn(fake_idp::Mint) -> fake_idp::Mint;
     let cases: Vec<(&str, Change, Option<&str>)> = vec![
         ("a well-formed token", |m| m, None),
@@ -566,14 +680,8 @@ async fn tokens_a_real_provider_would_not_mint_are_refused_fake_service() {
     ];
     for (what, change, refused) in cases {
         let (_to_provider, pending) = sso.start();
-        let nonce = field(&pending, "nonce").as_str().unwrap().to_string();
-        idp.will_mint(change(good(nonce)));
-        let callback = Callback {
-            code: Some("any-code".into()),
-            state: field(&pending, "state").as_str().map(String::from),
-            error: None,
-            error_description: None,
-        };
+        idp.will_mint(change(good_mint(&idp.issuer, &pending)));
+        let callback = fake_callback(&pending);
         let got = sso.finish(pending, callback).await;
         match refused {
             None => assert_eq!(
@@ -590,4 +698,67 @@ async fn tokens_a_real_provider_would_not_mint_are_refused_fake_service() {
             ),
         }
     }
+}
+
+/// An ID token with `alg: none` (no signature at all) carrying otherwise perfect claims is
+/// refused, although the provider's discovery document lists `none` among its algorithms.
+#[tokio::test]
+async fn an_id_token_with_alg_none_is_refused_fake_service() {
+    let idp = fake_idp::FakeIdp::start().await;
+    let sso = SsoClient::discover(fake_settings(&idp.issuer))
+        .await
+        .unwrap();
+    // The same claims, signed, sign the person in: only the missing signature is refused.
+    for unsigned in [false, true] {
+        let (_to_provider, pending) = sso.start();
+        idp.will_mint(fake_idp::Mint {
+            unsigned,
+            ..good_mint(&idp.issuer, &pending)
+        });
+        let callback = fake_callback(&pending);
+        let got = sso.finish(pending, callback).await;
+        if unsigned {
+            assert!(
+                matches!(got, Err(SsoError::Untrusted { .. })),
+                "an unsigned token was not refused as untrusted: {got:?}"
+            );
+        } else {
+            assert_eq!(got.map(|i| i.email), Ok("alice@example.com".into()));
+        }
+    }
+}
+
+/// The discovery document is read where the issuer says, never where a redirect points: a
+/// provider whose document is only reachable through a redirect (to a document that would
+/// otherwise be accepted) is refused at start-up.
+#[tokio::test]
+async fn a_redirect_from_the_discovery_endpoint_is_not_followed_fake_service() {
+    let idp = fake_idp::FakeIdp::start().await;
+    let moved = format!("{}/moved", idp.issuer);
+    let got = SsoClient::discover(fake_settings(&moved)).await;
+    assert!(
+        matches!(&got, Err(SsoError::Discovery { issuer, .. }) if *issuer == moved),
+        "a redirected discovery document was accepted: {:?}",
+        got.err()
+    );
+}
+
+/// The code is exchanged at the token endpoint the document names, and nowhere else: a token
+/// endpoint that answers with a redirect ends the sign-in, and the request (code, PKCE
+/// verifier, client secret) never reaches the redirect's target.
+#[tokio::test]
+async fn a_redirect_from_the_token_endpoint_is_not_followed_fake_service() {
+    let idp = fake_idp::FakeIdp::start().await;
+    let issuer = format!("{}/token-redirects", idp.issuer);
+    let sso = SsoClient::discover(fake_settings(&issuer)).await.unwrap();
+    let (_to_provider, pending) = sso.start();
+    // Were the redirect followed, this token would sign Alice in.
+    idp.will_mint(good_mint(&issuer, &pending));
+    let callback = fake_callback(&pending);
+    let got = sso.finish(pending, callback).await;
+    assert!(
+        got.is_err(),
+        "a redirected token request signed someone in: {got:?}"
+    );
+    assert_eq!(idp.token_requests(), 0, "the redirect was followed");
 }

@@ -98,6 +98,7 @@ impl SiteUser {
     strum::VariantArray,
 )]
 #[strum(serialize_all = "lowercase", ascii_case_insensitive)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(type_name = "text"))]
 pub enum Action {
     /// Irreversible: the account is removed and its content re-attributed to a generic user.
     #[default]
@@ -133,6 +134,7 @@ impl Action {
     strum::VariantArray,
 )]
 #[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(type_name = "text"))]
 pub enum PreviewOutcome {
     /// Resolved to exactly one account, which the run will act on.
     Selected,
@@ -338,6 +340,7 @@ impl Preview {
 
 /// How one selected user ended after the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(type_name = "text"))]
 pub enum ItemOutcome {
     /// DELETE answered 204 (possibly after demotion).
     Deleted,
@@ -575,4 +578,25 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.key()));
         }
     }
+}
+
+/// What the admin can ask of a running job. Its name (`pause`, `resume`, `cancel`: `Named`) is
+/// what the `control_job` server function takes, in any case.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
+pub enum JobCommand {
+    Pause,
+    Resume,
+    Cancel,
 }

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 // The name in forms and the database; a form may send it in any case.
 #[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
 #[strum(serialize_all = "snake_case", ascii_case_insensitive)]
+#[cfg_attr(
+    feature = "sqlx",
+    derive(sqlx::Type),
+    sqlx(type_name = "text", rename_all = "snake_case")
+)]
 pub enum Role {
     /// History, runs' progress and reports.
     Viewer,
@@ -139,6 +144,11 @@ pub struct SignInOptions {
 #[serde(rename_all = "snake_case")]
 #[derive(strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
 #[strum(serialize_all = "snake_case")]
+#[cfg_attr(
+    feature = "sqlx",
+    derive(sqlx::Type),
+    sqlx(type_name = "text", rename_all = "snake_case")
+)]
 pub enum ApprovalPolicy {
     /// Once the team has two or more operators (owners count): a team of one cannot.
     #[default]

@@ -1,6 +1,6 @@
 // Shared steps of the console's end-to-end tests: the fault server process, and the admin's
 // actions on the pages, found by role and accessible name as a screen reader would.
-import { expect, Page } from '@playwright/test';
+import { expect, Locator, Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -79,13 +79,39 @@ export async function open(page: Page, baseURL: string, url: string): Promise<vo
  * screens; "static" on the people screens (sign-in, account, team…), which load no script. */
 export const LIVE_OR_STATIC = /^(true|static)$/;
 
-/** Fills the Connect screen for the fault server and saves. */
-export async function connect(page: Page, baseURL: string, fault: FaultServer, token: string) {
+/** The Connect screen's verdict when the check passed: the status that says "Connected." (a
+ * failed check is an alert instead). */
+export const connected = (page: Page) => page.getByRole('status').filter({ hasText: /^Connected\./ });
+
+/** The run's state line: the status that starts with one of a run's states. */
+export const runState = (page: Page) =>
+  page.getByRole('status').filter({ hasText: /^(Waiting to start|Running|Paused|Cancelling|Finished|Stopped|Failed)/ });
+
+/** How many users are picked on the Choose screen: the status saying "N selected …". */
+export const pickedCount = (page: Page) => page.getByRole('status').filter({ hasText: /\d selected/ });
+
+/** The run page's table of the newest results (named by its caption). */
+export const liveRows = (page: Page) => page.getByRole('table', { name: 'Latest results' });
+
+/** A table's rows without its header row. */
+export const bodyRows = (table: Locator) =>
+  table.getByRole('row').filter({ hasNot: table.page().getByRole('columnheader') });
+
+const PHRASE_INTRO = 'To go ahead, type this phrase exactly:';
+/** The phrase the preview asks for, read from the sentence that shows it. */
+export async function phraseOf(page: Page): Promise<string> {
+  const line = await page.getByText(PHRASE_INTRO).textContent();
+  return line!.slice(line!.indexOf(PHRASE_INTRO) + PHRASE_INTRO.length).trim();
+}
+
+/** Fills the Connect screen for a SCIM server (the fault server, or the real scim2-server) at
+ * site address `site.base`, SCIM base URL `site.base/v2`, and saves. */
+export async function connect(page: Page, baseURL: string, site: { base: string }, token: string) {
   await open(page, baseURL, '/connect');
-  await page.getByLabel('Site address').fill(fault.base);
+  await page.getByLabel('Site address').fill(site.base);
   // The Advanced section opens by itself once a SCIM base URL is saved.
   if (!(await page.getByLabel('SCIM base URL').isVisible())) await page.getByText('Advanced').click();
-  await page.getByLabel('SCIM base URL').fill(`${fault.base}/v2`);
+  await page.getByLabel('SCIM base URL').fill(`${site.base}/v2`);
   await page.getByLabel('SCIM token').fill(token);
   await page.getByLabel('Your email').fill('operator@example.com');
   await page.getByRole('button', { name: 'Save and check' }).click();
@@ -95,23 +121,24 @@ export async function connect(page: Page, baseURL: string, fault: FaultServer, t
  * count and a lower-case phrase are each refused with a polite live hint saying what differs,
  * and Enter on them starts nothing. */
 export async function confirmRun(page: Page, buttonName: string | RegExp): Promise<string> {
-  const phrase = (await page.getByTestId('phrase').textContent())!.trim();
+  const phrase = await phraseOf(page);
   const run = page.getByRole('button', { name: buttonName });
   const box = page.getByLabel('Type the phrase to confirm');
-  const hint = page.getByTestId('phrase-hint');
-  await expect(hint).toHaveAttribute('aria-live', 'polite');
+  // The hint is the box's description, in a live region (an attribute no one sees, hence the
+  // test id: it is checked only for being polite and live).
+  await expect(page.getByTestId('phrase-hint')).toHaveAttribute('aria-live', 'polite');
   await expect(run).toBeDisabled();
   await box.fill(phrase.replace(/\d+/, '999'));
   await expect(run).toBeDisabled();
   const count = /\d+/.exec(phrase)![0];
-  await expect(hint).toHaveText(`The count is ${count}, not 999. Type ${phrase}.`);
+  await expect(box).toHaveAccessibleDescription(`The count is ${count}, not 999. Type ${phrase}.`);
   await box.fill(phrase.toLowerCase());
-  await expect(hint).toHaveText(`Type the words in capitals: ${phrase}.`);
+  await expect(box).toHaveAccessibleDescription(`Type the words in capitals: ${phrase}.`);
   await box.press('Enter');
   await expect(run).toBeDisabled();
   expect(page.url()).toContain('/preview?id=');
   await box.fill(phrase);
-  await expect(hint).toHaveText('');
+  await expect(box).toHaveAccessibleDescription('');
   await expect(run).toBeEnabled();
   await run.click();
   await page.waitForURL(/\/run\?id=/);

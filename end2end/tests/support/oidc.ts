@@ -119,12 +119,13 @@ export class OidcProvider {
 
 /** On the provider's sign-in page: sign in as `login` (any password; consent is automatic). */
 export async function signInAtProvider(page: Page, login: string): Promise<void> {
-  await page.locator('input[name="login"]').fill(login);
-  await page.locator('input[name="password"]').fill('any password: test accounts');
-  await page.locator('button[type="submit"]').click();
+  // The provider's development sign-in form names its boxes only by placeholder.
+  await page.getByPlaceholder('Enter any login').fill(login);
+  await page.getByPlaceholder('and password').fill('any password: test accounts');
+  await page.getByRole('button', { name: 'Sign-in' }).click();
 }
 
 /** On the provider's sign-in page: cancel (the console gets `error=access_denied`). */
 export async function cancelAtProvider(page: Page): Promise<void> {
-  await page.locator('a[href$="/abort"]').click();
+  await page.getByRole('link', { name: '[ Cancel ]' }).click();
 }

@@ -390,6 +390,7 @@ async fn fetch_page(
                 let delay =
                     wait.unwrap_or_else(|| backoff(attempt, opts.retry_base_delay, MAX_BACKOFF));
                 tracing::info!(start, attempt, ?delay, reason = %give_up, "retrying a user page");
+                crate::metrics::backoff_wait(crate::metrics::Wait::Listing, delay);
                 tokio::time::sleep(delay).await;
                 attempt += 1;
             }

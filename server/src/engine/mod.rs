@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod connection;
 pub mod file_input;
+pub mod job_state;
 pub mod listing;
 pub mod report;
 pub mod resolve;

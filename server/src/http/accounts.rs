@@ -1,51 +1,38 @@
 //! Sign-in and the account and team forms, as plain HTML form posts (they work before the
 //! page's script loads): each reads its fields, calls the service, and redirects back with a
 //! fixed problem code (`?problem=…`) or with words kept in the session for the next page.
-//! Also the server functions' view of the visitor ([`VisitorConsole`]).
+//! The Team and Teams pages' forms are in `team_forms.rs`.
 
-use super::caller::{SignedInVisitor, Visitor, SIGNED_IN};
+use super::caller::{for_person, open, GatedRoutes, SignedInVisitor, Visitor, SIGNED_IN};
 use super::client_address::ClientAddress;
-use super::{AppState, Caller};
+use super::AppState;
 use crate::service::accounts::{AccountRefusal, NewPerson, Person};
-use crate::service::permits::Own;
 use crate::service::Console;
-use app::backend::{
-    AccountsBackend, ConsoleError, ACCOUNT_DONE, ACCOUNT_NOTICE as NOTICE, NEW_LINK,
-};
+use app::backend::{ConsoleError, ACCOUNT_DONE, ACCOUNT_NOTICE as NOTICE, NEW_LINK};
 use app::ids::TeamId;
-use app::team::{
-    member_set_words, removed_words, settings_words, AccountProblem, ApprovalPolicy, LinkInfo,
-    NewLink, Role, SignInOptions, SignedInView, TeamPage, TeamSettings, TeamSummary,
-};
-use async_trait::async_trait;
+use app::team::{AccountProblem, NewLink};
 use axum::extract::{Form, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
+use axum::Extension;
 use model::Named;
 use serde::Deserialize;
-use std::sync::Arc;
 use tower_sessions::Session;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sign-in", post(sign_in))
-        .route("/sign-out", post(sign_out))
-        .route("/setup", post(setup))
-        .route("/join", post(join))
-        .route("/reset", post(reset))
-        .route("/account/password", post(change_password))
-        .route("/account/sign-out-everywhere", post(sign_out_everywhere))
-        .route("/account/team", post(switch_team))
-        .route("/team/invitations", post(invite))
-        .route("/team/invitations/revoke", post(revoke_invitation))
-        .route("/team/members", post(set_member))
-        .route("/team/members/remove", post(remove_member))
-        .route("/team/settings", post(save_settings))
-        .route("/teams", post(create_team))
-        .route("/teams/reset-links", post(reset_link))
-        .route("/teams/owner", post(give_owner))
+pub fn routes() -> GatedRoutes {
+    GatedRoutes::new()
+        .route("/sign-in", open(post(sign_in)))
+        .route("/sign-out", open(post(sign_out)))
+        .route("/setup", open(post(setup)))
+        .route("/join", open(post(join)))
+        .route("/reset", open(post(reset)))
+        .route("/account/password", for_person(post(change_password)))
+        .route(
+            "/account/sign-out-everywhere",
+            for_person(post(sign_out_everywhere)),
+        )
+        .route("/account/team", for_person(post(switch_team)))
 }
 
 /// Where to go after signing in: a path on this console only (never `//host` or a full URL,
@@ -62,7 +49,7 @@ pub fn safe_next(next: &str) -> &str {
     }
 }
 
-fn with_problem(path: &str, problem: AccountProblem) -> Response {
+pub(super) fn with_problem(path: &str, problem: AccountProblem) -> Response {
     let sep = if path.contains('?') { '&' } else { '?' };
     Redirect::to(&format!("{path}{sep}problem={}", problem.key())).into_response()
 }
@@ -78,7 +65,7 @@ async fn refused(session: &Session, path: &str, refusal: AccountRefusal) -> Resp
 
 /// Back to `path`: `done` (what the form did, in words shown once) when it did what it asked,
 /// else its refusal's words.
-async fn done_or_notice(
+pub(super) async fn done_or_notice(
     session: &Session,
     path: &str,
     answer: Result<(), ConsoleError>,
@@ -151,7 +138,7 @@ pub async fn start_session(
         .map_err(session_failed)
 }
 
-fn session_failed(e: tower_sessions::session::Error) -> ConsoleError {
+pub(super) fn session_failed(e: tower_sessions::session::Error) -> ConsoleError {
     tracing::error!(error = %e, "the session store failed");
     ConsoleError::failed("Offboard could not keep your session; see the server log.")
 }
@@ -186,11 +173,12 @@ async fn sign_in(
         "/sign-in?next={}",
         url::form_urlencoded::byte_serialize(form.next.as_bytes()).collect::<String>()
     );
-    match state
+    let signed_in = state
         .service
         .sign_in_with_password(&form.email, &form.password, &address)
-        .await
-    {
+        .await;
+    crate::metrics::sign_in(crate::metrics::SignInMethod::Password, signed_in.is_ok());
+    match signed_in {
         Ok(person) => match start_session(&state.service, &session, &person, None).await {
             Ok(()) => Redirect::to(safe_next(&form.next)).into_response(),
             Err(e) => notice(&session, &back, &e).await,
@@ -416,7 +404,7 @@ async fn switch_team(
 
 /// The address links are made with: `--public-url` when set, else the address this request
 /// came to (its Host was checked against the allowed names by the request guard).
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.public_url {
         return url.as_str().trim_end_matches('/').to_string();
     }
@@ -427,344 +415,11 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-async fn keep_link(session: &Session, link: NewLink, back: &str) -> Response {
+pub(super) async fn keep_link(session: &Session, link: NewLink, back: &str) -> Response {
     if let Err(e) = session.insert(NEW_LINK, link).await {
         return notice(session, back, &session_failed(e)).await;
     }
     Redirect::to(back).into_response()
-}
-
-#[derive(Deserialize)]
-struct InviteForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    role: String,
-}
-
-/// `POST /team/invitations`: an owner makes a one-time invitation link.
-async fn invite(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    headers: HeaderMap,
-    Form(form): Form<InviteForm>,
-) -> Response {
-    let answer = async {
-        let permit = caller.member.permit::<Own>()?;
-        let role = Role::from_key(&form.role)
-            .ok_or_else(|| ConsoleError::new("Choose the role the invitation gives."))?;
-        state
-            .service
-            .invite(
-                &permit,
-                &caller.member,
-                &form.email,
-                role,
-                &base_url(&state, &headers),
-            )
-            .await
-    }
-    .await;
-    match answer {
-        Ok(link) => keep_link(&session, link, "/team").await,
-        Err(e) => notice(&session, "/team", &e).await,
-    }
-}
-
-#[derive(Deserialize)]
-struct RevokeForm {
-    #[serde(default)]
-    id: String,
-}
-
-/// `POST /team/invitations/revoke`: an owner revokes an open invitation.
-async fn revoke_invitation(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    Form(form): Form<RevokeForm>,
-) -> Response {
-    let answer = async {
-        let permit = caller.member.permit::<Own>()?;
-        state
-            .service
-            .revoke_invitation(&permit, &caller.member, &form.id)
-            .await
-    }
-    .await;
-    done_or_notice(&session, "/team", answer, || {
-        "The invitation was revoked: its link no longer opens.".to_string()
-    })
-    .await
-}
-
-#[derive(Deserialize)]
-struct MemberForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    role: String,
-}
-
-/// `POST /team/members`: an owner adds a member by email or changes a role.
-async fn set_member(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    Form(form): Form<MemberForm>,
-) -> Response {
-    let role = Role::from_key(&form.role);
-    let answer = async {
-        let permit = caller.member.permit::<Own>()?;
-        let role =
-            role.ok_or_else(|| ConsoleError::new("Choose a role: owner, operator or viewer."))?;
-        state
-            .service
-            .set_member(&permit, &caller.member, &form.email, role)
-            .await
-    }
-    .await;
-    done_or_notice(&session, "/team", answer, || {
-        let role = role.unwrap_or(Role::Viewer);
-        member_set_words(
-            &form.email.trim().to_lowercase(),
-            role,
-            &caller.member.team_name,
-        )
-    })
-    .await
-}
-
-#[derive(Deserialize)]
-struct RemoveForm {
-    #[serde(default)]
-    email: String,
-    /// The Team page's confirmation box: present ("yes") only when ticked.
-    #[serde(default)]
-    confirm: Option<String>,
-}
-
-/// `POST /team/members/remove`: only with the confirmation box ticked (the Team page asks
-/// first, naming the person and what they lose). Removing yourself lands on the Account page,
-/// since the Team page is not yours any more.
-async fn remove_member(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    Form(form): Form<RemoveForm>,
-) -> Response {
-    let email = form.email.trim().to_lowercase();
-    let yourself = email == caller.member.person.email.trim().to_lowercase();
-    let team = caller.member.team_name.clone();
-    // A role that may not remove anyone is refused first, confirmed or not.
-    let permit = match caller.member.permit::<Own>() {
-        Ok(permit) => permit,
-        Err(e) => return notice(&session, "/team", &e).await,
-    };
-    if form.confirm.as_deref() != Some("yes") {
-        let back = format!(
-            "/team?remove={}#confirm-remove",
-            url::form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
-        );
-        let ask = ConsoleError::new(format!(
-            "Nobody was removed: tick the box to confirm that you want to remove {email}."
-        ));
-        return notice(&session, &back, &ask).await;
-    }
-    let answer = state
-        .service
-        .remove_member(&permit, &caller.member, &email)
-        .await;
-    let back = if yourself && answer.is_ok() {
-        "/account"
-    } else {
-        "/team"
-    };
-    done_or_notice(&session, back, answer, || {
-        removed_words(&email, &team, yourself)
-    })
-    .await
-}
-
-#[derive(Deserialize)]
-struct SettingsForm {
-    #[serde(default)]
-    approval: String,
-    /// A checkbox: present ("on") when ticked.
-    #[serde(default)]
-    approve_deactivations: Option<String>,
-}
-
-/// `POST /team/settings`: an owner changes when runs need a second operator.
-async fn save_settings(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    Form(form): Form<SettingsForm>,
-) -> Response {
-    let answer = async {
-        let permit = caller.member.permit::<Own>()?;
-        let approval = ApprovalPolicy::from_key(&form.approval)
-            .ok_or_else(|| ConsoleError::new("Choose when runs need a second operator."))?;
-        let settings = TeamSettings {
-            approval,
-            approve_deactivations: form.approve_deactivations.is_some(),
-        };
-        state
-            .service
-            .save_settings(&permit, &caller.member, settings)
-            .await
-            .map(|()| settings)
-    }
-    .await;
-    let (answer, words) = match answer {
-        Ok(settings) => (Ok(()), settings_words(settings)),
-        Err(e) => (Err(e), String::new()),
-    };
-    done_or_notice(&session, "/team", answer, || words).await
-}
-
-#[derive(Deserialize)]
-struct NewTeamForm {
-    #[serde(default)]
-    name: String,
-}
-
-/// `POST /teams`: a console owner creates a team (and is its first owner).
-async fn create_team(
-    State(state): State<AppState>,
-    session: Session,
-    signed_in: SignedInVisitor,
-    Form(form): Form<NewTeamForm>,
-) -> Response {
-    let answer = state
-        .service
-        .create_team(&signed_in.person, &form.name)
-        .await;
-    done_or_notice(&session, "/teams", answer.map(|_| ()), || {
-        format!(
-            "The team {} was created, with you as its owner.",
-            form.name.trim()
-        )
-    })
-    .await
-}
-
-#[derive(Deserialize)]
-struct ResetLinkForm {
-    #[serde(default)]
-    email: String,
-}
-
-/// `POST /teams/reset-links`: a console owner makes a password-reset link for someone.
-async fn reset_link(
-    State(state): State<AppState>,
-    session: Session,
-    SignedInVisitor { person, .. }: SignedInVisitor,
-    headers: HeaderMap,
-    Form(form): Form<ResetLinkForm>,
-) -> Response {
-    match state
-        .service
-        .reset_link(&person, &form.email, &base_url(&state, &headers))
-        .await
-    {
-        Ok(link) => keep_link(&session, link, "/teams").await,
-        Err(e) => notice(&session, "/teams", &e).await,
-    }
-}
-
-#[derive(Deserialize)]
-struct OwnerForm {
-    #[serde(default)]
-    team: i64,
-    #[serde(default)]
-    email: String,
-}
-
-/// `POST /teams/owner`: a console owner gives a team that has no owner an owner.
-async fn give_owner(
-    State(state): State<AppState>,
-    session: Session,
-    SignedInVisitor { person, .. }: SignedInVisitor,
-    Form(form): Form<OwnerForm>,
-) -> Response {
-    let answer = state
-        .service
-        .give_owner(&person, TeamId::new(form.team), &form.email)
-        .await;
-    done_or_notice(&session, "/teams", answer, || {
-        format!(
-            "{} is now an owner of that team.",
-            form.email.trim().to_lowercase()
-        )
-    })
-    .await
-}
-
-/// The server functions' view of the visitor: what the Account, Team and Teams pages read.
-pub struct VisitorConsole {
-    console: Arc<Console>,
-    visitor: Visitor,
-    /// The single sign-on button's name, when single sign-on is set up.
-    sso: Option<String>,
-}
-
-impl VisitorConsole {
-    pub fn new(console: Arc<Console>, visitor: Visitor, sso: Option<String>) -> VisitorConsole {
-        VisitorConsole {
-            console,
-            visitor,
-            sso,
-        }
-    }
-
-    fn person(&self) -> Result<&Person, ConsoleError> {
-        self.visitor
-            .person()
-            .ok_or_else(|| ConsoleError::forbidden("Sign in first."))
-    }
-}
-
-#[async_trait]
-impl AccountsBackend for VisitorConsole {
-    async fn sign_in_options(&self) -> Result<SignInOptions, ConsoleError> {
-        Ok(SignInOptions {
-            sso: self.sso.clone(),
-            needs_setup: self.console.needs_setup().await?,
-        })
-    }
-
-    async fn whoami(&self) -> Result<Option<SignedInView>, ConsoleError> {
-        match self.visitor.person() {
-            Some(person) => Ok(Some(
-                self.console
-                    .signed_in_view(person, self.visitor.member())
-                    .await?,
-            )),
-            None => Ok(None),
-        }
-    }
-
-    async fn team_page(&self, new_link: Option<NewLink>) -> Result<TeamPage, ConsoleError> {
-        let member = self
-            .visitor
-            .member()
-            .ok_or_else(|| ConsoleError::not_found("You are not a member of any team yet."))?;
-        let mut page = self.console.team_page(member).await?;
-        page.new_link = new_link;
-        Ok(page)
-    }
-
-    async fn console_teams(&self) -> Result<Vec<TeamSummary>, ConsoleError> {
-        self.console.all_teams(self.person()?).await
-    }
-
-    async fn link_info(&self, purpose: String, code: String) -> Result<LinkInfo, ConsoleError> {
-        let signed_in_as = self.visitor.person().map(|p| p.email.clone());
-        self.console.link_info(&purpose, &code, signed_in_as).await
-    }
 }
 
 #[cfg(test)]

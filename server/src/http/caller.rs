@@ -1,16 +1,23 @@
 //! Who is asking: the one place a request's person, team and role are decided, from its
-//! session. [`identify`] runs before every route; what a request may reach without being
-//! signed in, or without a team, is decided here too ([`Reach`]), so a new route is closed
-//! until it is listed.
+//! session. [`identify`] runs on every route, after routing: it learns the visitor and refuses
+//! what the matched route did not open to them. A route declares its [`Reach`] where it is
+//! registered ([`GatedRoutes::route`] takes one of [`open`], [`for_person`], [`for_member`];
+//! pages and server functions are declared where `http::router` registers them); a route
+//! that declared nothing needs a team member, so a new route is closed until it says
+//! otherwise. What a member may do in their team is their role's handle in the service.
 
+use super::AppState;
 use crate::service::accounts::SignedIn;
 use crate::service::{Console, Member, Person};
 use app::ids::TeamId;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::MethodRouter;
+use axum::Router;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tower_sessions::Session;
 
@@ -78,8 +85,8 @@ impl Caller {
     }
 }
 
-/// What a path needs of its visitor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a route needs of its visitor, from the least to the most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Reach {
     /// Anyone: sign-in, setup, invitations, password resets, health, static files.
     Public,
@@ -89,36 +96,139 @@ pub enum Reach {
     Member,
 }
 
-/// The reach of `path`. Anything not listed needs a team member.
-pub fn reach(path: &str) -> Reach {
-    const PUBLIC: [&str; 12] = [
-        "/sign-in",
-        "/sign-out",
-        "/setup",
-        "/join",
-        "/reset",
-        "/healthz",
-        "/readyz",
-        "/favicon.svg",
-        // Answers None to a visitor who is not signed in (the header asks on every page).
-        "/api/whoami",
-        // Says whether a link still works, for the setup, join and reset pages.
-        "/api/link_info",
-        // Whether the sign-in page shows a single sign-on button.
-        "/api/sign_in_options",
-        // Words a refused form left in the visitor's own session (a failed sign-in too).
-        "/api/account_notice",
-    ];
-    const PERSON: [&str; 3] = ["/account", "/teams", "/api/console_teams"];
-    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-    if PUBLIC.iter().any(|p| under(p))
-        || path.starts_with(&format!("/{}/", super::assets::BUNDLE_DIR))
-    {
-        Reach::Public
-    } else if PERSON.iter().any(|p| under(p)) {
-        Reach::Person
-    } else {
-        Reach::Member
+/// A route's handlers with the reach they declared.
+pub struct Gated {
+    reach: Reach,
+    method: MethodRouter<AppState>,
+}
+
+/// Open to anyone.
+pub fn open(method: MethodRouter<AppState>) -> Gated {
+    Gated {
+        reach: Reach::Public,
+        method,
+    }
+}
+
+/// Open to anyone signed in, with or without a team.
+pub fn for_person(method: MethodRouter<AppState>) -> Gated {
+    Gated {
+        reach: Reach::Person,
+        method,
+    }
+}
+
+/// Open to members of a team (the role each action needs is the service's handle).
+pub fn for_member(method: MethodRouter<AppState>) -> Gated {
+    Gated {
+        reach: Reach::Member,
+        method,
+    }
+}
+
+/// Plain routes, each registered with the reach it declared: the only way to add one.
+#[derive(Default)]
+pub struct GatedRoutes {
+    router: Router<AppState>,
+    doors: Doors,
+}
+
+impl GatedRoutes {
+    pub fn new() -> GatedRoutes {
+        GatedRoutes::default()
+    }
+
+    /// Registers `path` with what it declared.
+    pub fn route(mut self, path: &str, gated: Gated) -> GatedRoutes {
+        self.router = self.router.route(path, gated.method);
+        self.doors.declare(path, gated.reach);
+        self
+    }
+
+    pub fn merge(mut self, other: GatedRoutes) -> GatedRoutes {
+        self.router = self.router.merge(other.router);
+        self.doors.join(other.doors);
+        self
+    }
+
+    /// The router, and what its routes declared (for [`identify`]).
+    pub fn into_parts(self) -> (Router<AppState>, Doors) {
+        (self.router, self.doors)
+    }
+}
+
+/// What each route declared, by the route's template (what [`MatchedPath`] says), for
+/// [`identify`]. Anything not declared needs a team member.
+#[derive(Clone, Debug, Default)]
+pub struct Doors {
+    routes: HashMap<String, Reach>,
+    /// Server functions are declared by name: the routes under this prefix (each function's
+    /// own, and the catch-all one) are theirs.
+    server_fns: HashMap<String, Reach>,
+    server_fn_prefix: Option<String>,
+    /// Nested services open to anyone (the script bundle), by path prefix.
+    open_prefixes: Vec<String>,
+    /// Files the fallback serves to anyone (it answers everything no route matched).
+    open_files: Vec<String>,
+}
+
+impl Doors {
+    /// Declares `template`'s reach. A template declared twice (a page and its form post share
+    /// one) keeps the stricter reach: a door is never opened by accident.
+    pub fn declare(&mut self, template: &str, reach: Reach) {
+        let kept = self.routes.entry(template.to_string()).or_insert(reach);
+        *kept = (*kept).max(reach);
+    }
+
+    /// Where the server functions are (e.g. `/api/`: each has its route there) and the reach
+    /// of those that need less than a member; every other server function needs a member.
+    pub fn declare_server_fns(&mut self, prefix: &str, reaches: &[(&str, Reach)]) {
+        self.server_fn_prefix = Some(prefix.to_string());
+        for (name, reach) in reaches {
+            self.server_fns.insert(name.to_string(), *reach);
+        }
+    }
+
+    /// Everything under `prefix/` (a nested service) is open to anyone.
+    pub fn declare_open_prefix(&mut self, prefix: &str) {
+        self.open_prefixes.push(format!("{prefix}/"));
+    }
+
+    /// `path`, served by the fallback, is open to anyone.
+    pub fn declare_open_file(&mut self, path: &str) {
+        self.open_files.push(path.to_string());
+    }
+
+    fn join(&mut self, other: Doors) {
+        for (template, reach) in other.routes {
+            self.declare(&template, reach);
+        }
+        self.server_fns.extend(other.server_fns);
+        self.server_fn_prefix = self.server_fn_prefix.take().or(other.server_fn_prefix);
+        self.open_prefixes.extend(other.open_prefixes);
+        self.open_files.extend(other.open_files);
+    }
+
+    /// What a request for `path` needs, `template` being the route it matched (None: the
+    /// fallback).
+    pub fn reach(&self, template: Option<&str>, path: &str) -> Reach {
+        if self.open_prefixes.iter().any(|p| path.starts_with(p)) {
+            return Reach::Public;
+        }
+        let server_fn = |t: &str| {
+            let prefix = self.server_fn_prefix.as_deref()?;
+            t.starts_with(prefix).then(|| path.strip_prefix(prefix))
+        };
+        match template {
+            Some(t) if server_fn(t).is_some() => server_fn(t)
+                .flatten()
+                .and_then(|name| self.server_fns.get(name))
+                .copied()
+                .unwrap_or(Reach::Member),
+            Some(t) => self.routes.get(t).copied().unwrap_or(Reach::Member),
+            None if self.open_files.iter().any(|f| f == path) => Reach::Public,
+            None => Reach::Member,
+        }
     }
 }
 
@@ -153,11 +263,11 @@ pub async fn visitor_of(console: &Console, session: Option<&Session>) -> Visitor
     }))
 }
 
-/// Middleware: learns the visitor and keeps it (and the [`Caller`], for a member) with the
-/// request; refuses what the visitor may not reach. A request that already carries a
+/// Middleware, after routing: learns the visitor and keeps it (and the [`Caller`], for a
+/// member) with the request; refuses what the matched route did not open to the visitor. A request that already carries a
 /// `Caller` (put there by a test harness driving routes alone) is left as it is.
 pub async fn identify(
-    State(console): State<Arc<Console>>,
+    State((console, doors)): State<(Arc<Console>, Arc<Doors>)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -165,8 +275,11 @@ pub async fn identify(
         return next.run(request).await;
     }
     let visitor = visitor_of(&console, request.extensions().get::<Session>()).await;
-    let path = request.uri().path().to_string();
-    let needs = reach(&path);
+    let template = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let needs = doors.reach(template.as_deref(), request.uri().path());
     let refusal = match (&visitor, needs) {
         (_, Reach::Public) => None,
         (Visitor::Anonymous { expired }, _) => Some(not_signed_in(&request, *expired)),
@@ -281,43 +394,80 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedInVisitor {
 mod tests {
     use super::*;
 
+    /// The doors the console declares: its plain routes, and what `http::router` declares for
+    /// pages, server functions and static files.
+    fn console_doors() -> Doors {
+        let (_, mut doors) = super::super::plain_route_set().into_parts();
+        super::super::declare_pages_and_files(&mut doors);
+        doors
+    }
+
     #[test]
-    fn only_listed_paths_are_open_and_everything_else_needs_a_team() {
-        for public in [
-            "/sign-in",
-            "/sign-in/sso",
-            "/sign-in/sso/callback",
-            "/setup",
-            "/join",
-            "/reset",
-            "/healthz",
-            "/pkg/offboard.wasm",
-            "/api/whoami",
+    fn only_declared_routes_are_open_and_everything_else_needs_a_team() {
+        let doors = console_doors();
+        let api = Some("/api/{*fn_name}");
+        // Each server function also has its own route (Leptos registers them).
+        let whoami = Some("/api/whoami");
+        for (template, path) in [
+            (Some("/sign-in"), "/sign-in"),
+            (Some("/sign-in/sso"), "/sign-in/sso"),
+            (Some("/sign-in/sso/callback"), "/sign-in/sso/callback"),
+            (Some("/setup"), "/setup"),
+            (Some("/join"), "/join"),
+            (Some("/reset"), "/reset"),
+            (Some("/healthz"), "/healthz"),
+            (None, "/pkg/offboard.wasm"),
+            (Some("/pkg/{*rest}"), "/pkg/offboard.wasm"),
+            (None, "/favicon.svg"),
+            (api, "/api/whoami"),
+            (api, "/api/link_info"),
+            (whoami, "/api/whoami"),
         ] {
-            assert_eq!(reach(public), Reach::Public, "{public}");
+            assert_eq!(doors.reach(template, path), Reach::Public, "{path}");
         }
-        for person in [
-            "/account",
-            "/account/password",
-            "/teams",
-            "/api/console_teams",
+        for (template, path) in [
+            (Some("/account"), "/account"),
+            (Some("/account/password"), "/account/password"),
+            (Some("/teams"), "/teams"),
+            (Some("/teams/reset-links"), "/teams/reset-links"),
+            (api, "/api/console_teams"),
         ] {
-            assert_eq!(reach(person), Reach::Person, "{person}");
+            assert_eq!(doors.reach(template, path), Reach::Person, "{path}");
         }
-        for member in [
-            "/",
-            "/connect",
-            "/api/start_job",
-            "/downloads/jobs/x/failures.json",
-            "/jobs/x/events",
+        for (template, path) in [
+            (Some("/"), "/"),
+            (Some("/connect"), "/connect"),
+            (Some("/team"), "/team"),
+            (Some("/team/members"), "/team/members"),
+            (api, "/api/start_job"),
+            (Some("/api/start_job"), "/api/start_job"),
+            (
+                Some("/downloads/jobs/{job_id}/{file}"),
+                "/downloads/jobs/x/failures.json",
+            ),
+            (Some("/jobs/{id}/events"), "/jobs/x/events"),
             // Look-alikes of open paths are not open.
-            "/sign-inx",
-            "/joined",
-            "/api/whoamix",
-            "/pkgs/x",
-            "/unknown",
+            (None, "/sign-inx"),
+            (None, "/joined"),
+            (api, "/api/whoamix"),
+            (None, "/pkgs/x"),
+            (None, "/favicon.svgx"),
+            // A route nobody declared needs a team.
+            (Some("/undeclared"), "/undeclared"),
+            (None, "/unknown"),
         ] {
-            assert_eq!(reach(member), Reach::Member, "{member}");
+            assert_eq!(doors.reach(template, path), Reach::Member, "{path}");
         }
+    }
+
+    #[test]
+    fn a_template_declared_twice_keeps_the_stricter_reach() {
+        let mut doors = Doors::default();
+        doors.declare("/x", Reach::Member);
+        doors.declare("/x", Reach::Public);
+        doors.declare("/y", Reach::Public);
+        doors.declare("/y", Reach::Person);
+        assert_eq!(doors.reach(Some("/x"), "/x"), Reach::Member);
+        assert_eq!(doors.reach(Some("/y"), "/y"), Reach::Person);
     }
 }

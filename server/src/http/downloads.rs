@@ -1,6 +1,7 @@
 //! The report downloads: a preview as CSV, and a run's failures, results and listing. The
 //! service decides what the caller's team may download; this only names the files.
 
+use super::caller::{for_member, GatedRoutes};
 use super::error::HttpError;
 use super::{AppState, Caller};
 use crate::service::reports::Report;
@@ -11,16 +12,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> GatedRoutes {
+    GatedRoutes::new()
         .route(
             "/downloads/previews/{preview_id}/preview.csv",
-            get(preview_csv),
+            for_member(get(preview_csv)),
         )
-        .route("/downloads/jobs/{job_id}/{file}", get(job_download))
-        .route("/downloads/audit.csv", get(audit_csv))
+        .route(
+            "/downloads/jobs/{job_id}/{file}",
+            for_member(get(job_download)),
+        )
+        .route("/downloads/audit.csv", for_member(get(audit_csv)))
 }
 
 fn attachment(report: Report) -> Response {
@@ -46,6 +49,7 @@ async fn preview_csv(
     let report = state
         .service
         .for_member(&caller.member)
+        .as_viewer()?
         .preview_report(&preview_id)
         .await?;
     Ok(attachment(report))
@@ -61,6 +65,7 @@ async fn job_download(
     let report = state
         .service
         .for_member(&caller.member)
+        .as_viewer()?
         .run_report(&job_id, kind)
         .await?;
     Ok(attachment(report))
@@ -87,6 +92,7 @@ async fn audit_csv(
     let report = state
         .service
         .for_member(&caller.member)
+        .as_viewer()?
         .audit_report(&filter)
         .await?;
     Ok(attachment(report))

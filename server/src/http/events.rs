@@ -11,7 +11,9 @@ mod slots;
 use slots::{Holder, WatcherSlot};
 pub use slots::{WatcherLimits, WatcherSlots};
 
+use super::caller::{for_member, GatedRoutes};
 use super::error::HttpError;
+use super::shutdown::{reconnect_event, ShuttingDown};
 use super::{AppState, Caller};
 use crate::service::job_feed::{WatchItem, Watcher};
 use crate::service::views::{event_view, job_view};
@@ -21,13 +23,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use std::convert::Infallible;
 use std::time::Duration;
 use tower_sessions::Session;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/jobs/{id}/events", get(job_events))
+pub fn routes() -> GatedRoutes {
+    GatedRoutes::new().route("/jobs/{id}/events", for_member(get(job_events)))
 }
 
 #[derive(serde::Deserialize)]
@@ -51,12 +53,14 @@ async fn job_events(
     State(state): State<AppState>,
     caller: Caller,
     session: Option<Extension<Session>>,
+    stopping: Option<Extension<ShuttingDown>>,
     Path(job_id): Path<JobId>,
     Query(query): Query<After>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let team = state.service.for_member(&caller.member);
-    let job = team.team_job(&job_id).await?;
+    let viewer = team.as_viewer()?;
+    let job = viewer.team_job(&job_id).await?;
     let holder = Holder {
         person: caller.member.person.account,
         team: caller.team(),
@@ -91,15 +95,18 @@ async fn job_events(
     };
     let live = Live {
         _slot: slot,
-        watcher: team.watch_job(&job, resume_point(&headers, &query)),
+        watcher: viewer.watch_job(&job, resume_point(&headers, &query)),
         access,
+        stopping: stopping.map(|Extension(s)| s).unwrap_or_default(),
     };
     let stream = futures::stream::unfold(Some(live), |live| async move {
         let mut live = live?;
         let next = tokio::select! {
             // Access is looked at first: once it has ended, nothing more is sent.
             biased;
-            ending = live.access.ended() => Err(ending),
+            ending = live.access.ended() => Err(Some(ending)),
+            // The console stops: the browser is told to come back (to another replica).
+            () = live.stopping.wait() => Err(None),
             item = live.watcher.next() => Ok(item?),
         };
         let event = match next {
@@ -111,7 +118,8 @@ async fn job_events(
                 .event("end")
                 .data(json_text(&job_view(&job))),
             // The last event says why; the stream closes and its place is given back.
-            Err(ending) => {
+            Err(None) => return Some((Ok(reconnect_event()), None)),
+            Err(Some(ending)) => {
                 return Some((
                     Ok::<Event, Infallible>(Event::default().event("ended").data(ending.words())),
                     None,
@@ -131,6 +139,8 @@ struct Live {
     _slot: WatcherSlot,
     watcher: Watcher,
     access: access::Access,
+    /// Set when the console is told to stop: the stream ends with a reconnect hint.
+    stopping: ShuttingDown,
 }
 
 /// One SSE `data:` line of JSON (our views always serialise).

@@ -234,7 +234,7 @@ mod tests {
     async fn console_and_store(dir: &std::path::Path) -> (Arc<Console>, storage::SessionTable) {
         let url = format!("sqlite://{}", dir.join("offboard.db").display());
         let db = storage::open(&url).await.expect("open db");
-        let store = db.sqlite.session_store().await.expect("session table");
+        let store = db.pool.session_store().await.expect("session table");
         let secrets = SecretBox::load_or_create(dir, None).expect("key");
         let console = service::build(db.storage, secrets, Settings::new(dir.to_path_buf()));
         (console, store)

@@ -207,6 +207,7 @@ pub struct WatcherSlots {
 pub struct WatcherSlot {
     slots: Arc<WatcherSlots>,
     holder: Holder,
+    _open: crate::metrics::StreamOpen,
 }
 
 impl WatcherSlots {
@@ -234,10 +235,12 @@ impl WatcherSlots {
 
     /// A place for one more stream of `holder`, or the cap that refuses it.
     pub fn take(self: &Arc<Self>, holder: Holder) -> Result<WatcherSlot, Refusal> {
-        self.lock().take(&self.limits, &holder)?;
+        let taken = self.lock().take(&self.limits, &holder);
+        taken.inspect_err(|_| crate::metrics::stream_refused())?;
         Ok(WatcherSlot {
             slots: self.clone(),
             holder,
+            _open: crate::metrics::stream_opened(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The console's plain forms (docs/console-contract.md §2): an upload and the ticked users,
 //! posted as ordinary forms so they work before the page's script has loaded.
 
+use super::caller::{for_member, GatedRoutes};
 use super::error::HttpError;
 use super::{AppState, Caller};
 use app::backend::{
@@ -13,7 +14,6 @@ use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::Extension;
-use axum::Router;
 use model::Named;
 use tower_sessions::Session;
 
@@ -44,15 +44,15 @@ fn failed_preview_words(what: &str, message: &str, pasted: bool) -> String {
 /// The largest file the upload takes.
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> GatedRoutes {
+    GatedRoutes::new()
         .route(
             "/choose/upload",
             // Room for the form fields around a file of the largest size.
-            post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024)),
+            for_member(post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024))),
         )
-        .route("/choose/picked", post(picked))
-        .route("/preview/again", post(preview_again))
+        .route("/choose/picked", for_member(post(picked)))
+        .route("/preview/again", for_member(post(preview_again)))
 }
 
 fn to_preview(id: &PreviewId) -> Response {

@@ -14,11 +14,14 @@ mod forms;
 pub mod front_door;
 pub mod guard;
 mod readiness;
+pub mod shutdown;
 mod sign_on;
 mod state;
+mod team_forms;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
 pub use caller::Caller;
+use caller::{open, Doors, GatedRoutes, Reach};
 pub use events::WatcherSlots;
 pub use forms::MAX_UPLOAD_BYTES;
 pub use state::AppState;
@@ -71,6 +74,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("could not listen on {}", args.addr))?;
+    crate::metrics::listen(args.metrics_addr).await?;
     let open_files = front_door::raise_open_file_limit();
     let max_connections = front_door::fit_to_files(args.max_connections as usize, open_files);
     if max_connections < args.max_connections as usize {
@@ -90,21 +94,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )),
     };
     let starting = readiness::Starting::default();
+    let shutting_down = starting.shutting_down.clone();
+    shutting_down.on_signal();
     let server = tokio::spawn({
         let routes = starting.router();
+        let stop = shutting_down.clone();
         // Each request learns its connection's peer and its client's address (sign-in
         // throttling counts per client address) before the readiness router hands it on.
-        front_door::serve(listener, routes, rules, shutdown_signal())
+        front_door::serve(listener, routes, rules, async move { stop.wait().await })
     });
     // The audit trail's signing key, apart from the token key (see `secret::AuditKey`).
+    let audit_key_text = args.audit_key_text().map_err(anyhow::Error::msg)?;
     let audit_key = AuditKey::load_or_create(
         &args.database.data_dir,
-        args.audit_key.as_ref().map(|k| k.expose().as_str()),
+        audit_key_text.as_ref().map(|k| k.expose().as_str()),
     )
     .context("could not load the key that signs the audit trail")?;
     let db = service::audit::open_signed(&args.database.effective_database_url(), audit_key)
         .await
         .context("could not open the database")?;
+    crate::metrics::watch_pool(db.pool.usage_reader());
     if server.is_finished() {
         // Told to stop while the database was opening: stop before any run resumes.
         server
@@ -115,7 +124,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let session_store = db
-        .sqlite
+        .pool
         .session_store()
         .await
         .context("could not prepare the session table")?;
@@ -129,9 +138,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let sessions = session_layer(session_store, secure);
 
+    let secret_key_text = args.secret_key_text().map_err(anyhow::Error::msg)?;
     let secrets = SecretBox::load_or_create(
         &args.database.data_dir,
-        args.secret_key.as_ref().map(|k| k.expose().as_str()),
+        secret_key_text.as_ref().map(|k| k.expose().as_str()),
     )
     .context("could not load the key that encrypts SCIM tokens")?;
     let mut settings = Settings::new(args.database.data_dir.clone());
@@ -175,9 +185,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // again below, in case the server stopped before this task's turn came).
     let jobs = console.jobs.clone();
     tokio::spawn({
-        let jobs = jobs.clone();
+        let (jobs, stop) = (jobs.clone(), shutting_down.clone());
         async move {
-            shutdown_signal().await;
+            stop.wait().await;
             jobs.hand_back().await;
         }
     });
@@ -187,7 +197,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.audit_head_log_seconds),
     );
     let state = AppState {
-        leptos_options: leptos_options(&args.site_root, args.addr),
+        leptos_options: leptos_options(&args.site_root_in_force(), args.addr),
         service: console,
         watchers: WatcherSlots::with_limits(events::WatcherLimits::of(&args)),
         public_url: args.public_url.clone(),
@@ -209,7 +219,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Arc::new(guard),
             guard::protect,
         ))
-        .layer(sessions);
+        .layer(sessions)
+        // Open live-progress streams end with a reconnect hint when the console stops.
+        .layer(axum::Extension(shutting_down));
     starting.ready(app, service);
     tracing::info!(
         addr = %args.addr,
@@ -280,17 +292,15 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let static_options = state.leptos_options.clone();
     let site_root = PathBuf::from(state.leptos_options.site_root.to_string());
+    let (plain, mut doors) = plain_route_set().into_parts();
+    declare_pages_and_files(&mut doors);
     Router::new()
-        .route("/healthz", get(healthz))
+        .merge(plain)
         .nest_service(
             &format!("/{}", assets::BUNDLE_DIR),
             bundle_files(&site_root),
         )
-        .merge(plain_routes())
-        .route(
-            "/api/{*fn_name}",
-            get(server_fn_handler).post(server_fn_handler),
-        )
+        .route(SERVER_FNS, get(server_fn_handler).post(server_fn_handler))
         .merge(static_pages(context.clone(), static_options))
         .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<
@@ -299,7 +309,7 @@ pub fn router(state: AppState) -> Router {
         >(guard::page_csp, shell))
         .layer(middleware::from_fn(cache_policy))
         .layer(middleware::from_fn_with_state(
-            state.service.clone(),
+            (state.service.clone(), Arc::new(doors)),
             caller::identify,
         ))
         .layer(
@@ -328,14 +338,54 @@ fn static_pages(
         })
 }
 
-/// The plain routes (forms, live events, downloads, sign-in and account forms), for the
+/// The plain routes (health, forms, live events, downloads, sign-in and account forms), for the
 /// router and for tests that drive them alone (those put a [`Caller`] in the request).
 pub fn plain_routes() -> Router<AppState> {
-    forms::routes()
+    plain_route_set().into_parts().0
+}
+
+/// The plain routes with what each declared it needs.
+fn plain_route_set() -> GatedRoutes {
+    GatedRoutes::new()
+        .route("/healthz", open(get(healthz)))
+        .merge(forms::routes())
         .merge(events::routes())
         .merge(downloads::routes())
         .merge(accounts::routes())
+        .merge(team_forms::routes())
         .merge(sign_on::routes())
+}
+
+/// The server functions' one route.
+const SERVER_FNS: &str = "/api/{*fn_name}";
+
+/// What the app's pages and server functions, the script bundle and the static files need
+/// (declared here, where they are registered; the app declares only their paths). Anything
+/// not named needs a team member.
+fn declare_pages_and_files(doors: &mut Doors) {
+    for page in ["/sign-in", "/setup", "/join", "/reset"] {
+        doors.declare(page, Reach::Public);
+    }
+    for page in ["/account", "/teams"] {
+        doors.declare(page, Reach::Person);
+    }
+    doors.declare_server_fns(
+        "/api/",
+        &[
+            // Answers None to a visitor who is not signed in (the header asks on every page).
+            ("whoami", Reach::Public),
+            // Says whether a link still works, for the setup, join and reset pages.
+            ("link_info", Reach::Public),
+            // Whether the sign-in page shows a single sign-on button.
+            ("sign_in_options", Reach::Public),
+            // Words a refused form left in the visitor's own session (a failed sign-in too).
+            ("account_notice", Reach::Public),
+            // A console owner's Teams page (the console owner's handle refuses others).
+            ("console_teams", Reach::Person),
+        ],
+    );
+    doors.declare_open_prefix(&format!("/{}", assets::BUNDLE_DIR));
+    doors.declare_open_file("/favicon.svg");
 }
 
 /// The span of one request's log line: method and the route's template (`/jobs/{id}/events`,
@@ -366,9 +416,10 @@ fn team_backend(service: &Arc<Console>, sso: Option<&crate::sso::SsoClient>) {
         provide_context(backend);
     }
     if let Some(visitor) = caller::Visitor::from_leptos_context() {
-        let backend: Arc<dyn AccountsBackend> = Arc::new(accounts::VisitorConsole::new(
+        let backend: Arc<dyn AccountsBackend> = Arc::new(service::accounts::VisitorConsole::new(
             service.clone(),
-            visitor,
+            visitor.person().cloned(),
+            visitor.member().cloned(),
             sso.map(sso_label),
         ));
         provide_context(backend);
@@ -449,27 +500,6 @@ fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
             console.forget_old_sign_in_failures().await;
         }
     });
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! many may be started in that time, from one address and in all ([`PendingBudget`]).
 
 use super::accounts::{has_stored_session, notice, start_session};
+use super::caller::{open, GatedRoutes};
 use super::caller::{Visitor, SIGNED_IN};
 use super::client_address::ClientAddress;
 use super::AppState;
@@ -19,7 +20,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use model::Named;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -31,10 +32,10 @@ use tower_sessions::{Expiry, Session};
 /// back, whatever the outcome).
 const PENDING: &str = "sso_pending";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sign-in/sso", get(start))
-        .route(crate::sso::CALLBACK_PATH, get(callback))
+pub fn routes() -> GatedRoutes {
+    GatedRoutes::new()
+        .route("/sign-in/sso", open(get(start)))
+        .route(crate::sso::CALLBACK_PATH, open(get(callback)))
 }
 
 /// How long a pending sign-in is good for ([`crate::sso::checks::PENDING_LIFETIME_SECS`]).
@@ -190,7 +191,9 @@ async fn callback(
         email: &identity.email,
         name: identity.name.as_deref(),
     };
-    match state.service.sign_in_with_sso(&who, linking.as_ref()).await {
+    let signed_in = state.service.sign_in_with_sso(&who, linking.as_ref()).await;
+    crate::metrics::sign_in(crate::metrics::SignInMethod::Sso, signed_in.is_ok());
+    match signed_in {
         Ok(person) => match start_session(&state.service, &session, &person, None).await {
             Ok(()) => Redirect::to("/").into_response(),
             Err(e) => failed(&session, &e).await,

@@ -152,11 +152,11 @@ impl HttpScim {
                 )
             })?;
         auth.set_sensitive(true);
-        let response = request
-            .header(AUTHORIZATION, auth)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+        let sent = std::time::Instant::now();
+        let response = request.header(AUTHORIZATION, auth).send().await;
+        let answered = response.as_ref().ok().map(|r| r.status().as_u16());
+        crate::metrics::scim_answer(self.endpoint.users_url(), answered, sent.elapsed());
+        let response = response.map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         let header = |name| {
             response

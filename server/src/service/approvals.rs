@@ -156,8 +156,9 @@ pub fn clean_reason(text: &str) -> Result<String, ConsoleError> {
 impl TeamConsole {
     /// Whether a run of `action` needs a second operator in this team now.
     pub(super) async fn approval_needed(&self, action: Action) -> Result<bool, ConsoleError> {
-        let settings = self.storage.team_settings(self.team).await?;
+        let settings = self.console.storage.team_settings(self.team).await?;
         let operators = self
+            .console
             .storage
             .members(self.team)
             .await?
@@ -172,8 +173,9 @@ impl TeamConsole {
         &self,
         preview_id: &PreviewId,
     ) -> Result<Option<ApprovalView>, ConsoleError> {
-        let now = self.clock.now();
+        let now = self.console.clock.now();
         Ok(self
+            .console
             .storage
             .approval(self.team, preview_id)
             .await?
@@ -200,14 +202,20 @@ impl TeamConsole {
     /// Preview page shows, for Overview and History. A request whose preview was removed
     /// (previews are kept a day) is left out: nothing can be done with it any more.
     pub(super) async fn unrun_requests(&self) -> Result<Vec<ApprovalRequestView>, ConsoleError> {
-        let now = self.clock.now();
+        let now = self.console.clock.now();
         let mut listed = Vec::new();
         for r in self
+            .console
             .storage
             .unrun_approvals(self.team, REQUESTS_LISTED)
             .await?
         {
-            let Some(preview) = self.storage.preview(self.team, &r.preview_id).await? else {
+            let Some(preview) = self
+                .console
+                .storage
+                .preview(self.team, &r.preview_id)
+                .await?
+            else {
                 continue;
             };
             listed.push(ApprovalRequestView {
@@ -230,6 +238,7 @@ impl TeamConsole {
             return Ok(None);
         }
         let request = self
+            .console
             .storage
             .approval(self.team, &record.id)
             .await?
@@ -239,7 +248,7 @@ impl TeamConsole {
                      for it with the phrase, then another operator types it on this preview.",
                 )
             })?;
-        may_approve(&request, self.actor.email(), self.clock.now())?;
+        may_approve(&request, self.actor.email(), self.console.clock.now())?;
         Ok(Some(request))
     }
 
@@ -271,7 +280,7 @@ impl TeamConsole {
                 "This preview selects nobody, so there is nothing to approve.",
             ));
         }
-        let now = self.clock.now();
+        let now = self.console.clock.now();
         let request = ApprovalRecord {
             preview_id: record.id.clone(),
             requested_by: self.actor_name().await,
@@ -283,7 +292,12 @@ impl TeamConsole {
             decided_at: None,
             reason: None,
         };
-        if !self.storage.request_approval(self.team, &request).await? {
+        if !self
+            .console
+            .storage
+            .request_approval(self.team, &request)
+            .await?
+        {
             return Err(ConsoleError::new(
                 "Approval was asked for this preview already: see its state above.",
             ));
@@ -312,7 +326,7 @@ impl TeamConsole {
         let reason = clean_reason(reason)?;
         let record = self.exact_preview(preview_id).await?;
         let by = self.actor_name().await;
-        let now = self.clock.now();
+        let now = self.console.clock.now();
         let entry = NewAuditEntry {
             actor: by.clone(),
             action: AuditAction::ApprovalDeclined,
@@ -322,11 +336,12 @@ impl TeamConsole {
         // The decline and its trail entry are one write, and happen only while the request
         // still awaits and no run was started from it.
         let declined = self
+            .console
             .storage
             .decline_approval(self.team, &record.id, &by, &reason, now, &entry)
             .await?;
         if !declined {
-            let request = self.storage.approval(self.team, &record.id).await?;
+            let request = self.console.storage.approval(self.team, &record.id).await?;
             return Err(not_declined(request.as_ref(), now));
         }
         self.approval_view(&record.id)

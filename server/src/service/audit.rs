@@ -12,6 +12,8 @@
 //! showed a quick run ending before it was confirmed. Details carry counts and ids only: never a token, never a list
 //! of users, and no entry per user (a run writes a handful of entries, not one per result).
 
+use super::desks::ViewerDesk;
+pub use super::people::{Actor, CONSOLE_ADMIN};
 use super::views::stamp;
 use super::TeamConsole;
 use crate::engine::report;
@@ -31,8 +33,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The name of someone using the console when nothing better is known.
-pub const CONSOLE_ADMIN: &str = "console admin";
 /// The console itself, for what no person did (a run ending, runs picked up at start).
 pub const OFFBOARD: &str = "Offboard";
 
@@ -40,50 +40,6 @@ pub const OFFBOARD: &str = "Offboard";
 const MAX_ENTRIES_PER_PAGE: u32 = 500;
 /// Entries read per query while writing the CSV.
 const CSV_BATCH: u32 = 1000;
-
-/// Who is acting, as the request's caller knows it (see `http::caller`); everything that
-/// names a person asks [`Actor::name`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Actor {
-    /// A signed-in person.
-    Person { name: String, email: String },
-    /// Someone acting without a console account: the service driven directly (tests, tools).
-    /// Named by the email saved on Connect, else [`CONSOLE_ADMIN`].
-    ConsoleAdmin,
-}
-
-impl Actor {
-    /// The name the trail and a run's "started by" record, given the team's saved operator
-    /// email.
-    pub fn name(&self, operator_email: Option<&str>) -> String {
-        match self {
-            Actor::Person { name, email } => format!("{name} <{email}>"),
-            Actor::ConsoleAdmin => operator_email
-                .map(str::trim)
-                .filter(|e| !e.is_empty())
-                .unwrap_or(CONSOLE_ADMIN)
-                .to_string(),
-        }
-    }
-
-    /// The name a sentence about the person uses ("Priya cancelled the run…"): their name
-    /// alone, or what [`Actor::name`] gives for the console's own admin.
-    pub fn short_name(&self, operator_email: Option<&str>) -> String {
-        match self {
-            Actor::Person { name, email } if name.trim().is_empty() => email.clone(),
-            Actor::Person { name, .. } => name.trim().to_string(),
-            Actor::ConsoleAdmin => self.name(operator_email),
-        }
-    }
-
-    /// The signed-in person's email: their own Stack account is never deleted by their run.
-    pub fn email(&self) -> Option<&str> {
-        match self {
-            Actor::Person { email, .. } => Some(email),
-            Actor::ConsoleAdmin => None,
-        }
-    }
-}
 
 /// Appends an entry made of its parts (for records outside one team's request: sign-ins,
 /// membership), logging a failure like [`append`].
@@ -245,7 +201,7 @@ impl TeamConsole {
 
     /// The team's saved operator email, which names the console's own admin.
     async fn operator_email(&self) -> Option<String> {
-        match self.storage.connection(self.team).await {
+        match self.console.storage.connection(self.team).await {
             Ok(record) => record.and_then(|r| r.operator_email),
             Err(e) => {
                 tracing::error!(error = %e, "could not read the connection to name the actor");
@@ -269,7 +225,7 @@ impl TeamConsole {
         details: Value,
     ) {
         append_entry(
-            self.storage.as_ref(),
+            self.console.storage.as_ref(),
             self.team,
             actor,
             action,
@@ -336,6 +292,17 @@ impl TeamConsole {
         self.record(action, Some(after.id.to_string()), details)
             .await
     }
+}
+
+impl ViewerDesk<'_> {
+    pub async fn audit_page(
+        &self,
+        filter: app::audit::AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<app::audit::AuditPage, ConsoleError> {
+        self.audit_entries_page(filter, before, limit).await
+    }
 
     /// One page of the team's trail, newest first.
     pub async fn audit_entries_page(
@@ -344,10 +311,10 @@ impl TeamConsole {
         before: Option<i64>,
         limit: u32,
     ) -> Result<AuditPage, ConsoleError> {
-        self.may::<super::permits::View>()?;
         let limit = limit.clamp(1, MAX_ENTRIES_PER_PAGE);
         // One more than asked tells whether older entries remain.
         let mut entries = self
+            .console
             .storage
             .audit_entries(self.team, &query_of(&filter, before, limit + 1))
             .await?;
@@ -364,11 +331,11 @@ impl TeamConsole {
         &self,
         filter: &AuditFilter,
     ) -> Result<super::reports::Report, ConsoleError> {
-        self.may::<super::permits::View>()?;
         let mut all: Vec<AuditEntryView> = Vec::new();
         let mut before = None;
         loop {
             let batch = self
+                .console
                 .storage
                 .audit_entries(self.team, &query_of(filter, before, CSV_BATCH))
                 .await?;
@@ -418,7 +385,7 @@ pub async fn verify_database(
     let db =
         crate::storage::open_keyed(url, Arc::new(crate::engine::SystemClock), audit_key).await?;
     let report = db.storage.verify_audit_against(recorded).await;
-    db.sqlite.close().await;
+    db.pool.close().await;
     report
 }
 

@@ -72,8 +72,8 @@ impl Passwords {
 }
 
 /// The argon2id hash (PHC string) of `password`, with a fresh salt. Slow on purpose: call it
-/// through [`Passwords`] on a server.
-pub fn hash_password(password: &str) -> Result<Hidden<String>, ConsoleError> {
+/// through [`Passwords`], the only caller (private: no request thread can run it).
+fn hash_password(password: &str) -> Result<Hidden<String>, ConsoleError> {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let salt = SaltString::generate(&mut OsRng);
     argon2::Argon2::default()
@@ -85,8 +85,9 @@ pub fn hash_password(password: &str) -> Result<Hidden<String>, ConsoleError> {
         })
 }
 
-/// True if `password` matches the stored hash. A damaged hash never matches.
-pub fn password_matches(password: &str, hash: &Hidden<String>) -> bool {
+/// True if `password` matches the stored hash. A damaged hash never matches. Private, like
+/// [`hash_password`]: only [`Passwords`] runs it, on the blocking pool.
+fn password_matches(password: &str, hash: &Hidden<String>) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     match PasswordHash::new(hash.expose()) {
         Ok(parsed) => argon2::Argon2::default()

@@ -1,6 +1,7 @@
 //! Typed permissions: a value of one of these proves the request's member has the role it
 //! needs in a team. Only [`check`] makes them (the marker field is private to this module),
-//! and the service's methods for previews, runs, members and the connection take one.
+//! or a greater permit gives a lesser one; each role-typed handle (`desks.rs`) holds one, and
+//! the job supervisor's start and control take the operator's.
 
 use app::backend::ConsoleError;
 use app::ids::TeamId;
@@ -40,6 +41,26 @@ pub struct Permit<N: Need> {
     _need: std::marker::PhantomData<N>,
 }
 
+impl Permit<Operate> {
+    /// An operator may do all a viewer may.
+    pub(super) fn lesser(&self) -> Permit<View> {
+        Permit {
+            team: self.team,
+            _need: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Permit<Own> {
+    /// An owner may do all an operator may.
+    pub(super) fn lesser(&self) -> Permit<Operate> {
+        Permit {
+            team: self.team,
+            _need: std::marker::PhantomData,
+        }
+    }
+}
+
 /// The permit for `N` in `team` for someone with `role`.
 pub(super) fn check<N: Need>(
     role: Role,
@@ -66,5 +87,34 @@ fn article(role: Role) -> String {
     match role {
         Role::Operator | Role::Owner => format!("an {}", role.key()),
         Role::Viewer => format!("a {}", role.key()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn permit<N: Need>(role: Role) -> Result<Permit<N>, ConsoleError> {
+        check(role, TeamId::new(3), "Support")
+    }
+
+    #[test]
+    fn permits_follow_the_role_order() {
+        assert!(permit::<View>(Role::Viewer).is_ok());
+        let refused = permit::<Operate>(Role::Viewer).err().unwrap();
+        assert_eq!(refused.kind, app::backend::ConsoleErrorKind::Forbidden);
+        assert!(
+            refused.message.contains("You are a viewer in Support"),
+            "{}",
+            refused.message
+        );
+        assert!(permit::<Own>(Role::Viewer).is_err());
+        assert!(permit::<Operate>(Role::Operator).is_ok());
+        assert!(permit::<Own>(Role::Operator).is_err());
+        let owner = permit::<Own>(Role::Owner).unwrap();
+        assert_eq!(owner.team, TeamId::new(3));
+        assert!(permit::<View>(Role::Owner).is_ok());
+        // A greater permit gives the lesser ones, for the same team.
+        assert_eq!(owner.lesser().lesser().team, TeamId::new(3));
     }
 }

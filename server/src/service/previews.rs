@@ -1,16 +1,17 @@
 //! Previews: what the admin chose (a file or ticked users), resolved against a fresh listing of
 //! the site, stored with its rows, revised, and loaded again for a run or a report.
 
-use super::sites::{list_site, policy_for};
+use super::desks::{OperatorDesk, ViewerDesk};
+use super::sites::{list_site, not_connected, policy_for};
 use super::views::stamp;
-use super::TeamConsole;
+use super::{TeamConsole, MAX_ROWS_PER_PAGE};
 use crate::engine::file_input::read_admin_file;
-use crate::engine::resolve::{resolve_file, select_picked, Policy};
+use crate::engine::resolve::{is_system_account, resolve_file, select_picked, Policy};
 use crate::storage::{ConnectionRecord, PreviewRecord, PreviewSourceRecord, Storage};
-use app::backend::{ConsoleError, PreviewSummary};
+use app::backend::{ConsoleError, PreviewRowsPage, PreviewSummary};
 use app::confirm::confirmation_phrase;
 use app::ids::{PreviewId, TeamId};
-use app::model::{Action, Preview, PreviewCounts, PreviewSource, SiteUser};
+use app::model::{Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -170,12 +171,18 @@ impl TeamConsole {
     /// Counts a preview against the team's hourly limit (refused past it).
     pub(super) async fn count_preview(&self) -> Result<(), ConsoleError> {
         let (storage, what, now) = (
-            self.storage.as_ref(),
+            self.console.storage.as_ref(),
             super::limits::Counted::Preview,
-            self.clock.now(),
+            self.console.clock.now(),
         );
-        super::limits::check_hourly(storage, self.team, what, self.limits.previews_per_hour, now)
-            .await?;
+        super::limits::check_hourly(
+            storage,
+            self.team,
+            what,
+            self.console.limits.previews_per_hour,
+            now,
+        )
+        .await?;
         Ok(super::limits::count_hourly(storage, self.team, what, now).await?)
     }
 
@@ -187,7 +194,8 @@ impl TeamConsole {
         &self,
         preview_id: &PreviewId,
     ) -> Result<PreviewRecord, ConsoleError> {
-        self.storage
+        self.console
+            .storage
             .preview(self.team, preview_id)
             .await?
             .ok_or_else(no_such_preview)
@@ -201,6 +209,7 @@ impl TeamConsole {
         // Each revision points at the next; the bound only guards against a damaged chain.
         for _ in 0..MAX_REVISIONS_FOLLOWED {
             let record = self
+                .console
                 .storage
                 .preview(self.team, &id)
                 .await?
@@ -226,13 +235,16 @@ impl TeamConsole {
         let users = list_site(site.provider.as_ref()).await?;
         let source = PreviewSourceRecord {
             id: uuid::Uuid::new_v4().to_string(),
-            created_at: self.clock.now(),
+            created_at: self.console.clock.now(),
             users_url: site.endpoint.users_url().to_string(),
             token_fingerprint: site.token_fingerprint.clone(),
             input_json: encode_for_storage(&input)?,
             listing_json: encode_for_storage(&users)?,
         };
-        self.storage.save_preview_source(self.team, &source).await?;
+        self.console
+            .storage
+            .save_preview_source(self.team, &source)
+            .await?;
         // The stored texts (the listing is ~250 bytes a user) are not needed to resolve: let
         // them go before the rows are built.
         let source_id = source.id;
@@ -268,7 +280,7 @@ impl TeamConsole {
         let phrase = confirmation_phrase(action, preview.counts.selected);
         let preview_record = PreviewRecord {
             id: PreviewId::new(uuid::Uuid::new_v4().to_string()),
-            created_at: self.clock.now(),
+            created_at: self.console.clock.now(),
             action,
             source_id: source_id.to_string(),
             summary_json: encode_for_storage(&PreviewHeadline {
@@ -283,12 +295,14 @@ impl TeamConsole {
         };
         let stored = match revises {
             Some(replaced) => {
-                self.storage
+                self.console
+                    .storage
                     .replace_preview(self.team, replaced, &preview_record, &preview.rows)
                     .await
             }
             None => {
-                self.storage
+                self.console
+                    .storage
                     .save_preview(self.team, &preview_record, &preview.rows)
                     .await
             }
@@ -297,5 +311,174 @@ impl TeamConsole {
         self.record_preview(revises, &preview_record.id, &preview, action)
             .await;
         summary(&preview_record)
+    }
+}
+
+impl ViewerDesk<'_> {
+    pub async fn preview(&self, preview_id: PreviewId) -> Result<PreviewSummary, ConsoleError> {
+        let record = self.preview_record(&preview_id).await?;
+        let mut found = summary(&record)?;
+        found.needs_approval = self.approval_needed(record.action).await?;
+        found.approval = self.approval_view(&record.id).await?;
+        Ok(found)
+    }
+
+    pub async fn preview_rows(
+        &self,
+        preview_id: PreviewId,
+        outcome: Option<PreviewOutcome>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<PreviewRowsPage, ConsoleError> {
+        let record = self.preview_record(&preview_id).await?;
+        let (rows, matching) = self
+            .console
+            .storage
+            .preview_rows(
+                self.team,
+                &record.id,
+                outcome,
+                offset,
+                limit.min(MAX_ROWS_PER_PAGE),
+            )
+            .await?;
+        Ok(PreviewRowsPage {
+            rows,
+            matching,
+            offset,
+        })
+    }
+}
+
+impl OperatorDesk<'_> {
+    /// A new preview of the same users as `preview_id` (the same input, action and options)
+    /// from a fresh listing of the site: the way on after a declined or expired request.
+    pub async fn preview_again(
+        &self,
+        preview_id: PreviewId,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let record = self.exact_preview(&preview_id).await?;
+        let source =
+            StoredPreview::source(self.console.storage.as_ref(), self.team, &record).await?;
+        let input: PreviewInput = serde_json::from_str(&source.input_json)
+            .map_err(|e| damaged_preview(&record.id, "input", e))?;
+        let demote = headline(&record)?.demote_privileged;
+        self.preview_from_fresh_listing(input, record.action, demote)
+            .await
+    }
+
+    pub async fn preview_file(
+        &self,
+        file_name: String,
+        bytes: Vec<u8>,
+        column: Option<usize>,
+        action: Action,
+        demote_privileged: bool,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let file_name = match file_name.trim() {
+            "" => "uploaded file".to_string(),
+            name => name.to_string(),
+        };
+        let input = PreviewInput::File {
+            file_name,
+            bytes_base64: BASE64.encode(&bytes),
+            column,
+        };
+        // A bad file costs nothing: read it before listing the site.
+        resolve_input(&input, &[], &Policy::default())?;
+        self.preview_from_fresh_listing(input, action, demote_privileged)
+            .await
+    }
+
+    pub async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError> {
+        let site = self.site().await?;
+        let users = list_site(site.provider.as_ref()).await?;
+        Ok(users
+            .into_iter()
+            .filter(|u| !u.active && !is_system_account(u))
+            .collect())
+    }
+
+    pub async fn preview_picked(
+        &self,
+        account_ids: Vec<String>,
+        action: Action,
+        demote_privileged: bool,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let account_ids: Vec<String> = account_ids
+            .iter()
+            .map(|id| id.trim().to_string())
+            .filter(|id| !id.is_empty())
+            .collect();
+        if account_ids.is_empty() {
+            return Err(ConsoleError::new(
+                "No user was ticked: tick at least one user.",
+            ));
+        }
+        self.preview_from_fresh_listing(
+            PreviewInput::Picked { account_ids },
+            action,
+            demote_privileged,
+        )
+        .await
+    }
+
+    pub async fn revise_preview(
+        &self,
+        preview_id: PreviewId,
+        action: Action,
+        demote_privileged: bool,
+        column: Option<usize>,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        let record = self.preview_record(&preview_id).await?;
+        self.count_preview().await?;
+        let shown = match headline(&record)?.source {
+            PreviewSource::File { column, .. } => Some(column.index + 1),
+            _ => None,
+        };
+        let source =
+            StoredPreview::source(self.console.storage.as_ref(), self.team, &record).await?;
+        let stored_input: PreviewInput = serde_json::from_str(&source.input_json)
+            .map_err(|e| damaged_preview(&record.id, "input", e))?;
+        let users: Vec<SiteUser> = serde_json::from_str(&source.listing_json)
+            .map_err(|e| damaged_preview(&record.id, "listing", e))?;
+        // The page sends the column it shows; when that is the one Offboard picked by itself,
+        // keep it automatic so the preview does not claim the admin chose it.
+        let input = match stored_input {
+            PreviewInput::File {
+                file_name,
+                bytes_base64,
+                column: old,
+            } => PreviewInput::File {
+                file_name,
+                bytes_base64,
+                column: if old.is_none() && column == shown {
+                    None
+                } else {
+                    column.or(old)
+                },
+            },
+            picked => picked,
+        };
+        let connection = self
+            .console
+            .storage
+            .connection(self.team)
+            .await?
+            .ok_or_else(not_connected)?;
+        // The revision shares the original's source (file and listing) and replaces it: an
+        // unconfirmed original keeps only a pointer to the revision, so revising ten times
+        // keeps one set of rows. Its address shows the revision; its phrase no longer starts
+        // anything.
+        self.make_preview(
+            Some(&record.id),
+            &source.id,
+            &input,
+            &users,
+            &connection,
+            action,
+            demote_privileged,
+        )
+        .await
     }
 }

@@ -1,8 +1,8 @@
 //! The reports a team downloads: a preview as CSV, and a run's failures, results and the site
 //! listing it started from. Who may download is the team's, like every other read.
 
+use super::desks::ViewerDesk;
 use super::previews::StoredPreview;
-use super::TeamConsole;
 use crate::engine::report;
 use app::backend::{ConsoleError, ReportKind};
 use app::ids::{JobId, PreviewId};
@@ -19,11 +19,11 @@ fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
-impl TeamConsole {
+impl ViewerDesk<'_> {
     /// The preview `preview_id` as a spreadsheet.
     pub async fn preview_report(&self, preview_id: &PreviewId) -> Result<Report, ConsoleError> {
-        self.may::<super::permits::View>()?;
-        let stored = StoredPreview::load(self.storage.as_ref(), self.team, preview_id).await?;
+        let stored =
+            StoredPreview::load(self.console.storage.as_ref(), self.team, preview_id).await?;
         Ok(Report {
             kind: ReportKind::Preview,
             file_name: ReportKind::Preview.file_name().to_string(),
@@ -37,12 +37,11 @@ impl TeamConsole {
         job_id: &JobId,
         kind: ReportKind,
     ) -> Result<Report, ConsoleError> {
-        self.may::<super::permits::View>()?;
         let job = self.team_job(job_id).await?;
         if kind == ReportKind::AllUsers {
             let missing =
                 || ConsoleError::not_found("The user listing of this run does not exist.");
-            let body = match self.storage.listing(self.team, &job.id).await? {
+            let body = match self.console.storage.listing(self.team, &job.id).await? {
                 Some(gzipped) => {
                     let mut json = String::new();
                     std::io::Read::read_to_string(
@@ -57,7 +56,7 @@ impl TeamConsole {
                 }
                 // Runs started before listings were kept in the database: the data folder of
                 // the console that started them.
-                None => tokio::fs::read_to_string(self.jobs.listing_path(&job.id))
+                None => tokio::fs::read_to_string(self.console.jobs.listing_path(&job.id))
                     .await
                     .map_err(|_| missing())?,
             };
@@ -75,7 +74,7 @@ impl TeamConsole {
                 body: pretty(&serde_json::to_value(&view).unwrap_or_default()),
             });
         }
-        let results = self.storage.job_results(self.team, &job.id).await?;
+        let results = self.console.storage.job_results(self.team, &job.id).await?;
         let at = job
             .finished_at
             .unwrap_or_else(chrono::Utc::now)
@@ -85,7 +84,8 @@ impl TeamConsole {
             ReportKind::ResultsJson => pretty(&report::results_json(&results)),
             ReportKind::Failures => pretty(&match &job.preview_id {
                 Some(id) => {
-                    let stored = StoredPreview::load(self.storage.as_ref(), self.team, id).await?;
+                    let stored =
+                        StoredPreview::load(self.console.storage.as_ref(), self.team, id).await?;
                     report::failures_json_with_preview(&stored.preview, &results, &job.site_url)
                 }
                 None => report::failures_json(&results, &job.site_url),

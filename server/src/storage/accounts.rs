@@ -1,16 +1,17 @@
 //! People, teams, memberships, one-time links and failed sign-ins: the records sign-in and
-//! the team pages need ([`AccountStorage`], part of every [`super::Storage`]), and their
-//! SQLite implementation.
+//! the team pages need ([`AccountStorage`], part of every [`super::Storage`]), written once
+//! for both databases.
 
-use super::rows::{enum_from_name, parse_stamp, stamp};
+use super::column::Stamp;
+use super::store::{Dialect, Store};
 use super::{Result, StorageError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use model::hidden::Hidden;
 use model::ids::{AccountId, TeamId};
 use model::team::Role;
-use model::Named;
-use serde::{Deserialize, Serialize};
+
+mod sql;
 
 /// A person who can sign in. `Debug` hides the password hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,24 +41,27 @@ pub struct NewAccount {
     pub email_proven: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TeamRecord {
     pub id: TeamId,
     pub name: String,
+    #[sqlx(try_from = "Stamp")]
     pub created_at: DateTime<Utc>,
 }
 
 /// One member of a team (by email), with the name of their account once they have one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct MemberRecord {
     pub email: String,
     pub role: Role,
     pub added_by: String,
+    #[sqlx(try_from = "Stamp")]
     pub added_at: DateTime<Utc>,
     /// The account's name, once the membership belongs to an account.
     pub name: Option<String>,
     /// The account the membership belongs to; None while it waits, granted by email, for
     /// someone who proves that email.
+    #[sqlx(rename = "account_id")]
     pub account: Option<AccountId>,
 }
 
@@ -83,20 +87,10 @@ pub struct MemberChange {
     pub before: Option<Role>,
 }
 
-/// What a one-time link is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkPurpose {
-    /// The first owner's account, printed in the log while the console has no account.
-    Setup,
-    /// Joining a team with a role.
-    Invitation,
-    /// Choosing a new password (made by a console owner).
-    Reset,
-}
+pub use super::kinds::LinkPurpose;
 
 /// A one-time link as stored: only the hash of its secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct LinkRecord {
     pub secret_hash: String,
     pub purpose: LinkPurpose,
@@ -104,7 +98,9 @@ pub struct LinkRecord {
     pub role: Option<Role>,
     pub email: Option<String>,
     pub created_by: String,
+    #[sqlx(try_from = "Stamp")]
     pub created_at: DateTime<Utc>,
+    #[sqlx(try_from = "Stamp")]
     pub expires_at: DateTime<Utc>,
 }
 
@@ -231,14 +227,12 @@ struct AccountRow {
     console_owner: bool,
     email_proven: bool,
     session_epoch: i64,
-    created_at: String,
+    created_at: Stamp,
 }
 
-impl TryFrom<AccountRow> for AccountRecord {
-    type Error = StorageError;
-
-    fn try_from(r: AccountRow) -> Result<AccountRecord> {
-        Ok(AccountRecord {
+impl From<AccountRow> for AccountRecord {
+    fn from(r: AccountRow) -> AccountRecord {
+        AccountRecord {
             id: r.id,
             email: r.email,
             name: r.name,
@@ -246,684 +240,131 @@ impl TryFrom<AccountRow> for AccountRecord {
             console_owner: r.console_owner,
             email_proven: r.email_proven,
             session_epoch: r.session_epoch,
-            created_at: parse_stamp(&r.created_at)?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct TeamRow {
-    id: TeamId,
-    name: String,
-    created_at: String,
-}
-
-impl TryFrom<TeamRow> for TeamRecord {
-    type Error = StorageError;
-
-    fn try_from(r: TeamRow) -> Result<TeamRecord> {
-        Ok(TeamRecord {
-            id: r.id,
-            name: r.name,
-            created_at: parse_stamp(&r.created_at).or_else(|_| legacy_stamp(&r.created_at))?,
-        })
-    }
-}
-
-/// The built-in team's row was stamped by SQLite's `strftime` (no fraction digits).
-fn legacy_stamp(text: &str) -> Result<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
-        .map(|t| t.and_utc())
-        .map_err(|_| StorageError::Damaged(format!("unreadable time {text:?}")))
-}
-
-#[derive(sqlx::FromRow)]
-struct MemberRow {
-    email: String,
-    role: String,
-    added_by: String,
-    added_at: String,
-    name: Option<String>,
-    account_id: Option<AccountId>,
-}
-
-impl TryFrom<MemberRow> for MemberRecord {
-    type Error = StorageError;
-
-    fn try_from(r: MemberRow) -> Result<MemberRecord> {
-        Ok(MemberRecord {
-            role: enum_from_name("role", &r.role)?,
-            email: r.email,
-            added_by: r.added_by,
-            added_at: parse_stamp(&r.added_at)?,
-            name: r.name,
-            account: r.account_id,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct LinkRow {
-    secret_hash: String,
-    purpose: String,
-    team_id: Option<TeamId>,
-    role: Option<String>,
-    email: Option<String>,
-    created_by: String,
-    created_at: String,
-    expires_at: String,
-}
-
-impl TryFrom<LinkRow> for LinkRecord {
-    type Error = StorageError;
-
-    fn try_from(r: LinkRow) -> Result<LinkRecord> {
-        Ok(LinkRecord {
-            purpose: enum_from_name("link purpose", &r.purpose)?,
-            role: r
-                .role
-                .as_deref()
-                .map(|role| enum_from_name("role", role))
-                .transpose()?,
-            secret_hash: r.secret_hash,
-            team_id: r.team_id,
-            email: r.email,
-            created_by: r.created_by,
-            created_at: parse_stamp(&r.created_at)?,
-            expires_at: parse_stamp(&r.expires_at)?,
-        })
+            created_at: r.created_at.0,
+        }
     }
 }
 
 const ACCOUNT_COLUMNS: &str =
     "id, email, name, password_hash, console_owner, email_proven, session_epoch, created_at";
-const LINK_COLUMNS: &str =
-    "secret_hash, purpose, team_id, role, email, created_by, created_at, expires_at";
-/// Where a link opens: unused, not revoked, not expired (`$now`), and an invitation only while
-/// its maker is still an owner of its team (their invitations are voided when they stop being
-/// one, and this checks again at use). Written with `{now}` for the time's placeholder.
-fn link_opens(now: &str) -> String {
-    format!(
-        "used_at IS NULL AND revoked_at IS NULL AND expires_at > {now} \
-         AND (purpose <> 'invitation' OR EXISTS (SELECT 1 FROM team_members m \
-              WHERE m.team_id = account_links.team_id AND m.email = account_links.created_by \
-              AND m.role = 'owner'))"
-    )
-}
 
-/// The statements of [`AccountStorage`], written once with `$n` placeholders (both
-/// databases take them) and implemented for each storage: `$read` is the pool reads use,
-/// `$write` the one writes use (SQLite has one writer connection of its own, so its
-/// transactions never interleave; on PostgreSQL the transactions below lock a row first).
-macro_rules! account_queries {
-    ($storage:ty, $db:ty, $read:ident, $write:ident) => {
-        impl $storage {
-            /// Inserts `account`; [`StorageError::EmailTaken`] if one has the email already.
-            async fn insert_account(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                account: &NewAccount,
-                at: DateTime<Utc>,
-            ) -> Result<AccountRecord> {
-                let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
-                    "INSERT INTO accounts (email, name, password_hash, console_owner, \
-                     email_proven, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                     RETURNING {ACCOUNT_COLUMNS}"
-                ))
-                .bind(&account.email)
-                .bind(&account.name)
-                .bind(account.password_hash.as_ref().map(|h| h.expose()))
-                .bind(account.console_owner)
-                .bind(account.email_proven)
-                .bind(stamp(at))
-                .fetch_one(&mut *conn)
-                .await;
-                match row {
-                    Ok(row) => row.try_into(),
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        Err(StorageError::EmailTaken)
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-
-            /// Locks the team's row for the rest of the transaction (every change of a team's
-            /// owners and every use of its invitations takes it first, so they happen one
-            /// after another) and reads `email`'s role there.
-            async fn lock_team_and_read_role(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                team_id: TeamId,
-                email: &str,
-            ) -> Result<Option<Role>> {
-                sqlx::query("UPDATE teams SET name = name WHERE id = $1")
-                    .bind(team_id)
-                    .execute(&mut **tx)
-                    .await?;
-                let row: Option<(String,)> = sqlx::query_as(
-                    "SELECT role FROM team_members WHERE team_id = $1 AND email = $2",
-                )
-                .bind(team_id)
-                .bind(email)
-                .fetch_optional(&mut **tx)
-                .await?;
-                row.map(|(role,)| enum_from_name("role", &role)).transpose()
-            }
-
-            /// [`StorageError::LastOwner`] unless the team has an owner besides `email`.
-            async fn refuse_last_owner(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                team_id: TeamId,
-                email: &str,
-            ) -> Result<()> {
-                let (others,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM team_members WHERE team_id = $1 AND role = 'owner' \
-                     AND email <> $2",
-                )
-                .bind(team_id)
-                .bind(email)
-                .fetch_one(&mut **tx)
-                .await?;
-                if others == 0 {
-                    return Err(StorageError::LastOwner);
-                }
-                Ok(())
-            }
-
-            /// Voids the open invitations `email` made to the team (they stop being an owner).
-            async fn void_invitations_of(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                team_id: TeamId,
-                email: &str,
-                now: DateTime<Utc>,
-            ) -> Result<()> {
-                sqlx::query(
-                    "UPDATE account_links SET revoked_at = $1 WHERE purpose = 'invitation' \
-                     AND team_id = $2 AND created_by = $3 AND used_at IS NULL \
-                     AND revoked_at IS NULL",
-                )
-                .bind(stamp(now))
-                .bind(team_id)
-                .bind(email)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-        }
-
-#[async_trait]
-        impl AccountStorage for $storage {
-    async fn account_count(&self) -> Result<u64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts")
-            .fetch_one(&self.$read)
-            .await?;
-        Ok(super::rows::to_u64(n))
-    }
-
-    async fn create_account(&self, account: &NewAccount) -> Result<AccountRecord> {
-        let mut conn = self.$write.acquire().await?;
-        Self::insert_account(&mut conn, account, self.clock.now()).await
-    }
-
-    async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>> {
-        let row: Option<AccountRow> = sqlx::query_as(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"
+/// The steps of the account statements that run inside a caller's transaction.
+impl<DB> Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: crate::storage::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: crate::storage::column::Column<DB>,
+    i32: crate::storage::column::Column<DB>,
+    bool: crate::storage::column::Column<DB>,
+    String: crate::storage::column::Column<DB>,
+    Vec<u8>: crate::storage::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
+    model::deletion::JobState: crate::storage::column::Column<DB>,
+    crate::engine::ItemState: crate::storage::column::Column<DB>,
+    model::deletion::Action: crate::storage::column::Column<DB>,
+    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
+    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
+    model::team::Role: crate::storage::column::Column<DB>,
+    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+{
+    /// Inserts `account`; [`StorageError::EmailTaken`] if one has the email already.
+    async fn insert_account(
+        conn: &mut DB::Connection,
+        account: &NewAccount,
+        at: DateTime<Utc>,
+    ) -> Result<AccountRecord> {
+        let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
+            "INSERT INTO accounts (email, name, password_hash, console_owner, \
+             email_proven, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING {ACCOUNT_COLUMNS}"
         ))
-        .bind(email)
-        .fetch_optional(&self.$read)
-        .await?;
-        row.map(AccountRecord::try_from).transpose()
-    }
-
-    async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>> {
-        let row: Option<AccountRow> = sqlx::query_as(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.$read)
-        .await?;
-        row.map(AccountRecord::try_from).transpose()
-    }
-
-    async fn set_password(&self, id: AccountId, hash: &Hidden<String>) -> Result<()> {
-        sqlx::query(
-            "UPDATE accounts SET password_hash = $1, session_epoch = session_epoch + 1 \
-             WHERE id = $2",
-        )
-        .bind(hash.expose())
-        .bind(id)
-        .execute(&self.$write)
-        .await?;
-        Ok(())
-    }
-
-    async fn end_sessions(&self, id: AccountId) -> Result<i64> {
-        let (epoch,): (i64,) = sqlx::query_as(
-            "UPDATE accounts SET session_epoch = session_epoch + 1 WHERE id = $1 \
-             RETURNING session_epoch",
-        )
-        .bind(id)
-        .fetch_one(&self.$write)
-        .await?;
-        Ok(epoch)
-    }
-
-    async fn prove_email(&self, id: AccountId) -> Result<u64> {
-        let mut tx = self.$write.begin().await?;
-        sqlx::query("UPDATE accounts SET email_proven = TRUE WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let taken = sqlx::query(
-            "UPDATE team_members SET account_id = $1 WHERE account_id IS NULL \
-             AND email = (SELECT email FROM accounts WHERE id = $1)",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(taken.rows_affected())
-    }
-
-    async fn sso_account(&self, issuer: &str, subject: &str) -> Result<Option<AccountId>> {
-        let row: Option<(AccountId,)> = sqlx::query_as(
-            "SELECT account_id FROM sso_identities WHERE issuer = $1 AND subject = $2",
-        )
-        .bind(issuer)
-        .bind(subject)
-        .fetch_optional(&self.$read)
-        .await?;
-        Ok(row.map(|(id,)| id))
-    }
-
-    async fn link_sso(&self, issuer: &str, subject: &str, account: AccountId) -> Result<()> {
-        let done = sqlx::query(
-            "INSERT INTO sso_identities (issuer, subject, account_id, linked_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(issuer)
-        .bind(subject)
-        .bind(account)
-        .bind(stamp(self.clock.now()))
-        .execute(&self.$write)
+        .bind(&account.email)
+        .bind(&account.name)
+        .bind(account.password_hash.as_ref().map(|h| h.expose().clone()))
+        .bind(account.console_owner)
+        .bind(account.email_proven)
+        .bind(Stamp(at))
+        .fetch_one(&mut *conn)
         .await;
-        match done {
-            Ok(_) => Ok(()),
+        match row {
+            Ok(row) => Ok(row.into()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StorageError::IdentityTaken)
+                Err(StorageError::EmailTaken)
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn has_sso(&self, account: AccountId, issuer: &str) -> Result<bool> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM sso_identities WHERE account_id = $1 AND issuer = $2",
-        )
-        .bind(account)
-        .bind(issuer)
-        .fetch_one(&self.$read)
-        .await?;
-        Ok(n > 0)
-    }
-
-    async fn create_team(&self, name: &str) -> Result<TeamRecord> {
-        let row: TeamRow = sqlx::query_as(
-            "INSERT INTO teams (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",
-        )
-        .bind(name)
-        .bind(stamp(self.clock.now()))
-        .fetch_one(&self.$write)
-        .await?;
-        row.try_into()
-    }
-
-    async fn teams(&self) -> Result<Vec<TeamRecord>> {
-        let rows: Vec<TeamRow> =
-            sqlx::query_as("SELECT id, name, created_at FROM teams ORDER BY name, id")
-                .fetch_all(&self.$read)
-                .await?;
-        rows.into_iter().map(TeamRecord::try_from).collect()
-    }
-
-    async fn team(&self, id: TeamId) -> Result<Option<TeamRecord>> {
-        let row: Option<TeamRow> =
-            sqlx::query_as("SELECT id, name, created_at FROM teams WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.$read)
-                .await?;
-        row.map(TeamRecord::try_from).transpose()
-    }
-
-    async fn memberships(&self, account: AccountId) -> Result<Vec<(TeamRecord, Role)>> {
-        let rows: Vec<(TeamId, String, String, String)> = sqlx::query_as(
-            "SELECT t.id, t.name, t.created_at, m.role FROM team_members m \
-             JOIN teams t ON t.id = m.team_id WHERE m.account_id = $1 ORDER BY t.name, t.id",
-        )
-        .bind(account)
-        .fetch_all(&self.$read)
-        .await?;
-        rows.into_iter()
-            .map(|(id, name, created_at, role)| {
-                let team = TeamRecord::try_from(TeamRow {
-                    id,
-                    name,
-                    created_at,
-                })?;
-                Ok((team, enum_from_name("role", &role)?))
-            })
-            .collect()
-    }
-
-    async fn waiting_memberships(&self, email: &str) -> Result<u64> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM team_members WHERE email = $1 AND account_id IS NULL",
-        )
-        .bind(email)
-        .fetch_one(&self.$read)
-        .await?;
-        Ok(super::rows::to_u64(n))
-    }
-
-    async fn members(&self, team_id: TeamId) -> Result<Vec<MemberRecord>> {
-        let rows: Vec<MemberRow> = sqlx::query_as(
-            "SELECT m.email, m.role, m.added_by, m.added_at, a.name, m.account_id \
-             FROM team_members m LEFT JOIN accounts a ON a.id = m.account_id \
-             WHERE m.team_id = $1 \
-             ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'operator' THEN 1 ELSE 2 END, m.email",
-        )
-        .bind(team_id)
-        .fetch_all(&self.$read)
-        .await?;
-        rows.into_iter().map(MemberRecord::try_from).collect()
-    }
-
-    async fn set_member(
-        &self,
+    /// Locks the team's row for the rest of the transaction (every change of a team's
+    /// owners and every use of its invitations takes it first, so they happen one
+    /// after another) and reads `email`'s role there.
+    async fn lock_team_and_read_role(
+        conn: &mut DB::Connection,
         team_id: TeamId,
         email: &str,
-        role: Role,
-        by: &str,
-        account: Option<AccountId>,
-    ) -> Result<MemberChange> {
-        let mut tx = self.$write.begin().await?;
-        let before = Self::lock_team_and_read_role(&mut tx, team_id, email).await?;
-        if before == Some(Role::Owner) && role != Role::Owner {
-            Self::refuse_last_owner(&mut tx, team_id, email).await?;
-            Self::void_invitations_of(&mut tx, team_id, email, self.clock.now()).await?;
-        }
-        sqlx::query(
-            "INSERT INTO team_members (team_id, email, role, added_by, added_at, account_id) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (team_id, email) DO UPDATE \
-             SET role = excluded.role, \
-                 account_id = COALESCE(team_members.account_id, excluded.account_id)",
+    ) -> Result<Option<Role>> {
+        sqlx::query("UPDATE teams SET name = name WHERE id = $1")
+            .bind(team_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = $1 AND email = $2")
+                .bind(team_id)
+                .bind(email)
+                .fetch_optional(&mut *conn)
+                .await?,
+        )
+    }
+
+    /// [`StorageError::LastOwner`] unless the team has an owner besides `email`.
+    async fn refuse_last_owner(
+        conn: &mut DB::Connection,
+        team_id: TeamId,
+        email: &str,
+    ) -> Result<()> {
+        let (others,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM team_members WHERE team_id = $1 AND role = 'owner' \
+             AND email <> $2",
         )
         .bind(team_id)
         .bind(email)
-        .bind(role.key())
-        .bind(by)
-        .bind(stamp(self.clock.now()))
-        .bind(account)
-        .execute(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
-        tx.commit().await?;
-        Ok(MemberChange { before })
-    }
-
-    async fn remove_member(&self, team_id: TeamId, email: &str) -> Result<Option<Role>> {
-        let mut tx = self.$write.begin().await?;
-        let before = Self::lock_team_and_read_role(&mut tx, team_id, email).await?;
-        if before == Some(Role::Owner) {
-            Self::refuse_last_owner(&mut tx, team_id, email).await?;
-            Self::void_invitations_of(&mut tx, team_id, email, self.clock.now()).await?;
+        if others == 0 {
+            return Err(StorageError::LastOwner);
         }
-        sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND email = $2")
-            .bind(team_id)
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(before)
-    }
-
-    async fn save_link(&self, link: &LinkRecord) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO account_links ({LINK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(&link.secret_hash)
-        .bind(super::rows::enum_name(&link.purpose)?)
-        .bind(link.team_id)
-        .bind(link.role.map(Role::key))
-        .bind(&link.email)
-        .bind(&link.created_by)
-        .bind(stamp(link.created_at))
-        .bind(stamp(link.expires_at))
-        .execute(&self.$write)
-        .await?;
         Ok(())
     }
 
-    async fn open_link(
-        &self,
-        secret_hash: &str,
-        purpose: LinkPurpose,
+    /// Voids the open invitations `email` made to the team (they stop being an owner).
+    async fn void_invitations_of(
+        conn: &mut DB::Connection,
+        team_id: TeamId,
+        email: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<LinkRecord>> {
-        let row: Option<LinkRow> = sqlx::query_as(&format!(
-            "SELECT {LINK_COLUMNS} FROM account_links WHERE secret_hash = $1 AND purpose = $2 \
-             AND {}",
-            link_opens("$3")
-        ))
-        .bind(secret_hash)
-        .bind(super::rows::enum_name(&purpose)?)
-        .bind(stamp(now))
-        .fetch_optional(&self.$read)
-        .await?;
-        row.map(LinkRecord::try_from).transpose()
-    }
-
-    async fn use_link(
-        &self,
-        secret_hash: &str,
-        purpose: LinkPurpose,
-        now: DateTime<Utc>,
-    ) -> Result<Option<LinkRecord>> {
-        let row: Option<LinkRow> = sqlx::query_as(&format!(
-            "UPDATE account_links SET used_at = $1 WHERE secret_hash = $2 AND purpose = $3 \
-             AND {} RETURNING {LINK_COLUMNS}",
-            link_opens("$1")
-        ))
-        .bind(stamp(now))
-        .bind(secret_hash)
-        .bind(super::rows::enum_name(&purpose)?)
-        .fetch_optional(&self.$write)
-        .await?;
-        row.map(LinkRecord::try_from).transpose()
-    }
-
-    async fn accept_invitation(
-        &self,
-        secret_hash: &str,
-        joiner: Joiner<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(AccountRecord, TeamId, Role, LinkRecord)>> {
-        let mut tx = self.$write.begin().await?;
-        // The team's row is locked before the link's, in the order an owner's demotion takes
-        // them (team, then their invitations), so the two never wait on each other.
-        let team: Option<(Option<TeamId>,)> = sqlx::query_as(
-            "SELECT team_id FROM account_links WHERE secret_hash = $1 AND purpose = 'invitation'",
-        )
-        .bind(secret_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((Some(team_id),)) = team else {
-            return Ok(None);
-        };
-        let before = Self::lock_team_and_read_role(&mut tx, team_id, joiner.email()).await?;
-        // Used only by the account its email names: the same statement that marks it used.
-        let row: Option<LinkRow> = sqlx::query_as(&format!(
-            "UPDATE account_links SET used_at = $1 WHERE secret_hash = $2 \
-             AND purpose = 'invitation' AND email = $3 AND {} RETURNING {LINK_COLUMNS}",
-            link_opens("$1")
-        ))
-        .bind(stamp(now))
-        .bind(secret_hash)
-        .bind(joiner.email())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(link) = row.map(LinkRecord::try_from).transpose()? else {
-            return Ok(None);
-        };
-        let Some(role) = link.role.filter(|_| link.team_id == Some(team_id)) else {
-            return Ok(None);
-        };
-        let account = match joiner {
-            Joiner::Existing(account) => account.clone(),
-            Joiner::New(account) => Self::insert_account(&mut tx, account, now).await?,
-        };
-        // An invitation never lowers a role someone already has.
-        let role = before.map_or(role, |was| was.max(role));
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO team_members (team_id, email, role, added_by, added_at, account_id) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (team_id, email) DO UPDATE \
-             SET role = excluded.role, account_id = excluded.account_id",
-        )
-        .bind(team_id)
-        .bind(&account.email)
-        .bind(role.key())
-        .bind(&link.created_by)
-        .bind(stamp(now))
-        .bind(account.id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some((account, team_id, role, link)))
-    }
-
-    async fn open_invitations(
-        &self,
-        team_id: TeamId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<LinkRecord>> {
-        let rows: Vec<LinkRow> = sqlx::query_as(&format!(
-            "SELECT {LINK_COLUMNS} FROM account_links WHERE purpose = 'invitation' \
-             AND team_id = $1 AND {} ORDER BY expires_at, secret_hash",
-            link_opens("$2")
-        ))
-        .bind(team_id)
-        .bind(stamp(now))
-        .fetch_all(&self.$read)
-        .await?;
-        rows.into_iter().map(LinkRecord::try_from).collect()
-    }
-
-    async fn revoke_invitation(
-        &self,
-        team_id: TeamId,
-        secret_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let done = sqlx::query(
             "UPDATE account_links SET revoked_at = $1 WHERE purpose = 'invitation' \
-             AND team_id = $2 AND secret_hash = $3 AND used_at IS NULL AND revoked_at IS NULL",
+             AND team_id = $2 AND created_by = $3 AND used_at IS NULL \
+             AND revoked_at IS NULL",
         )
-        .bind(stamp(now))
+        .bind(Stamp(now))
         .bind(team_id)
-        .bind(secret_hash)
-        .execute(&self.$write)
+        .bind(email)
+        .execute(&mut *conn)
         .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn reserve_sign_in(
-        &self,
-        subjects: &[String],
-        attempt: &str,
-        at: DateTime<Utc>,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<u32>> {
-        let mut tx = self.$write.begin().await?;
-        // One row per subject, written first: on PostgreSQL a second attempt for the same
-        // subject waits here until this one commits, so its count includes this attempt.
-        // Sorted, so two attempts sharing subjects lock them in the same order.
-        let mut ordered: Vec<&String> = subjects.iter().collect();
-        ordered.sort();
-        for subject in &ordered {
-            sqlx::query(
-                "INSERT INTO sign_in_subjects (subject) VALUES ($1) \
-                 ON CONFLICT (subject) DO UPDATE SET subject = excluded.subject",
-            )
-            .bind(subject.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
-            .bind(stamp(since))
-            .execute(&mut *tx)
-            .await?;
-        let mut counts = Vec::with_capacity(subjects.len());
-        for subject in subjects {
-            let (n,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM sign_in_failures WHERE subject = $1 AND at >= $2",
-            )
-            .bind(subject)
-            .bind(stamp(since))
-            .fetch_one(&mut *tx)
-            .await?;
-            counts.push(u32::try_from(n).unwrap_or(u32::MAX));
-            sqlx::query("INSERT INTO sign_in_failures (subject, at, attempt) VALUES ($1, $2, $3)")
-                .bind(subject)
-                .bind(stamp(at))
-                .bind(attempt)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(counts)
-    }
-
-    async fn release_sign_in(&self, attempt: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sign_in_failures WHERE attempt = $1")
-            .bind(attempt)
-            .execute(&self.$write)
-            .await?;
-        Ok(())
-    }
-
-    async fn forget_sign_in_subjects(&self, before: DateTime<Utc>) -> Result<u64> {
-        sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
-            .bind(stamp(before))
-            .execute(&self.$write)
-            .await?;
-        // A reservation that commits meanwhile keeps its failure row; if its subject's row
-        // went, the next attempt writes it again. Nothing is lost either way.
-        let gone = sqlx::query(
-            "DELETE FROM sign_in_subjects WHERE NOT EXISTS \
-             (SELECT 1 FROM sign_in_failures f WHERE f.subject = sign_in_subjects.subject)",
-        )
-        .execute(&self.$write)
-        .await?;
-        Ok(gone.rows_affected())
-    }
-
-    async fn sign_in_failures(&self, subject: &str, since: DateTime<Utc>) -> Result<u32> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM sign_in_failures WHERE subject = $1 AND at >= $2")
-                .bind(subject)
-                .bind(stamp(since))
-                .fetch_one(&self.$read)
-                .await?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-    }
-
-    async fn clear_sign_in_failures(&self, subject: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sign_in_failures WHERE subject = $1")
-            .bind(subject)
-            .execute(&self.$write)
-            .await?;
         Ok(())
     }
 }
-    };
-}
-
-account_queries!(super::sqlite::SqliteStorage, sqlx::Sqlite, pool, writer);
-account_queries!(super::postgres::PostgresStorage, sqlx::Postgres, pool, pool);

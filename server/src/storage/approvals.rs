@@ -1,41 +1,44 @@
 //! Two-person approval's records: each team's setting, and the request made from a preview
-//! ([`ApprovalStorage`], part of every [`super::Storage`]), with their implementation on both
-//! databases.
+//! ([`ApprovalStorage`], part of every [`super::Storage`]), written once for both databases.
 //!
 //! A request leaves "awaiting" once, by one guarded update (`… WHERE decision IS NULL AND
 //! expires_at > now`): approved only in the transaction that creates its run
-//! (`approval_step::on_sqlite::approve_in`, called by `create_job`), declined only while no run
+//! (`Store::approve_in` in jobs.rs, called by `create_job`), declined only while no run
 //! exists ([`ApprovalStorage::decline_approval`]). Whichever commits first wins; the other
 //! changes nothing, so a declined request never has a run and an approved one never a decline.
 
-use super::rows::{enum_from_name, parse_stamp, stamp};
-use super::{NewAuditEntry, Result, StorageError};
+use super::column::{MaybeStamp, Stamp};
+use super::store::{Affected, Dialect, Store};
+use super::{NewAuditEntry, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use model::ids::{PreviewId, TeamId};
 use model::team::{ApprovalPolicy, TeamSettings};
-use model::Named;
-use serde::{Deserialize, Serialize};
 
-/// What a second operator decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Approved,
-    Declined,
+pub use super::kinds::Decision;
+
+/// The approval a run is created under (see `NewJob::approval`): who gave it, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunApproval {
+    /// As the trail names them ("Name <email>").
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A request for approval of a preview's run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ApprovalRecord {
     pub preview_id: PreviewId,
     /// As the trail names them ("Name <email>").
     pub requested_by: String,
     pub requester_email: String,
+    #[sqlx(try_from = "Stamp")]
     pub requested_at: DateTime<Utc>,
+    #[sqlx(try_from = "Stamp")]
     pub expires_at: DateTime<Utc>,
     pub decision: Option<Decision>,
     pub decided_by: Option<String>,
+    #[sqlx(try_from = "MaybeStamp")]
     pub decided_at: Option<DateTime<Utc>>,
     pub reason: Option<String>,
 }
@@ -72,64 +75,51 @@ pub trait ApprovalStorage: Send + Sync {
     ) -> Result<bool>;
 }
 
-#[derive(sqlx::FromRow)]
-struct ApprovalRow {
-    preview_id: PreviewId,
-    requested_by: String,
-    requester_email: String,
-    requested_at: String,
-    expires_at: String,
-    decision: Option<String>,
-    decided_by: Option<String>,
-    decided_at: Option<String>,
-    reason: Option<String>,
-}
-
-impl TryFrom<ApprovalRow> for ApprovalRecord {
-    type Error = StorageError;
-
-    fn try_from(r: ApprovalRow) -> Result<ApprovalRecord> {
-        Ok(ApprovalRecord {
-            decision: r
-                .decision
-                .as_deref()
-                .map(|d| enum_from_name("decision", d))
-                .transpose()?,
-            decided_at: r.decided_at.as_deref().map(parse_stamp).transpose()?,
-            requested_at: parse_stamp(&r.requested_at)?,
-            expires_at: parse_stamp(&r.expires_at)?,
-            preview_id: r.preview_id,
-            requested_by: r.requested_by,
-            requester_email: r.requester_email,
-            decided_by: r.decided_by,
-            reason: r.reason,
-        })
-    }
-}
-
-/// The statements of [`ApprovalStorage`], written once with `$n` placeholders (both
-/// databases take them) and implemented for each storage: `$read` is the pool reads use,
-/// `$write` the one writes use (SQLite has one writer connection of its own).
-macro_rules! approval_queries {
-    ($storage:ty, $read:ident, $write:ident, $audit:ident) => {
 #[async_trait]
-        impl ApprovalStorage for $storage {
+impl<DB> ApprovalStorage for Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: crate::storage::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: crate::storage::column::Column<DB>,
+    i32: crate::storage::column::Column<DB>,
+    bool: crate::storage::column::Column<DB>,
+    String: crate::storage::column::Column<DB>,
+    Vec<u8>: crate::storage::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
+    model::deletion::JobState: crate::storage::column::Column<DB>,
+    crate::engine::ItemState: crate::storage::column::Column<DB>,
+    model::deletion::Action: crate::storage::column::Column<DB>,
+    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
+    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
+    model::team::Role: crate::storage::column::Column<DB>,
+    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+{
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
-        let row: Option<(String, bool)> = sqlx::query_as(
+        let row: Option<(ApprovalPolicy, bool)> = sqlx::query_as(
             "SELECT approval, approve_deactivations FROM team_settings WHERE team_id = $1",
         )
         .bind(team_id)
-        .fetch_optional(&self.$read)
+        .fetch_optional(&self.pool)
         .await?;
-        match row {
-            None => Ok(TeamSettings::default()),
-            Some((approval, approve_deactivations)) => Ok(TeamSettings {
-                approval: ApprovalPolicy::from_key(&approval).ok_or_else(|| {
-                    StorageError::Damaged(format!("unknown approval setting {approval:?}"))
-                })?,
+        Ok(row.map_or_else(
+            TeamSettings::default,
+            |(approval, approve_deactivations)| TeamSettings {
+                approval,
                 approve_deactivations,
-            }),
-        }
+            },
+        ))
     }
 
     async fn save_team_settings(&self, team_id: TeamId, settings: &TeamSettings) -> Result<()> {
@@ -139,9 +129,9 @@ macro_rules! approval_queries {
              approve_deactivations = excluded.approve_deactivations",
         )
         .bind(team_id)
-        .bind(settings.approval.key())
+        .bind(settings.approval)
         .bind(settings.approve_deactivations)
-        .execute(&self.$write)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -157,11 +147,11 @@ macro_rules! approval_queries {
         .bind(team_id)
         .bind(&request.requested_by)
         .bind(&request.requester_email)
-        .bind(stamp(request.requested_at))
-        .bind(stamp(request.expires_at))
+        .bind(Stamp(request.requested_at))
+        .bind(Stamp(request.expires_at))
         .bind(&request.preview_id)
         .bind(team_id)
-        .execute(&self.$write)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -171,31 +161,30 @@ macro_rules! approval_queries {
         team_id: TeamId,
         preview_id: &PreviewId,
     ) -> Result<Option<ApprovalRecord>> {
-        let row: Option<ApprovalRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT preview_id, requested_by, requester_email, requested_at, expires_at, \
              decision, decided_by, decided_at, reason FROM approvals \
              WHERE team_id = $1 AND preview_id = $2",
         )
         .bind(team_id)
         .bind(preview_id)
-        .fetch_optional(&self.$read)
-        .await?;
-        row.map(ApprovalRecord::try_from).transpose()
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn unrun_approvals(&self, team_id: TeamId, limit: u32) -> Result<Vec<ApprovalRecord>> {
-        let rows: Vec<ApprovalRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT preview_id, requested_by, requester_email, requested_at, expires_at, \
              decision, decided_by, decided_at, reason FROM approvals \
-             WHERE team_id = $1 AND (decision IS NULL OR decision = 'declined') \
+             WHERE team_id = $1 AND (decision IS NULL OR decision = $2) \
              AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.preview_id = approvals.preview_id) \
-             ORDER BY requested_at DESC LIMIT $2",
+             ORDER BY requested_at DESC LIMIT $3",
         )
         .bind(team_id)
+        .bind(Decision::Declined)
         .bind(i64::from(limit))
-        .fetch_all(&self.$read)
-        .await?;
-        rows.into_iter().map(ApprovalRecord::try_from).collect()
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn approvers(&self, team_id: TeamId) -> Result<Vec<(PreviewId, String)>> {
@@ -204,7 +193,7 @@ macro_rules! approval_queries {
              WHERE team_id = $1 AND decision = 'approved' AND decided_by IS NOT NULL",
         )
         .bind(team_id)
-        .fetch_all(&self.$read)
+        .fetch_all(&self.pool)
         .await?)
     }
 
@@ -217,7 +206,7 @@ macro_rules! approval_queries {
         at: DateTime<Utc>,
         audit: &NewAuditEntry,
     ) -> Result<bool> {
-        let mut tx = self.$write.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // On PostgreSQL the update waits for a run being created from the same request (its
         // transaction holds the row), then finds it decided and changes nothing.
         let done = sqlx::query(
@@ -227,23 +216,18 @@ macro_rules! approval_queries {
              AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.preview_id = approvals.preview_id)",
         )
         .bind(by)
-        .bind(stamp(at))
+        .bind(Stamp(at))
         .bind(reason)
         .bind(team_id)
         .bind(preview_id)
-        .bind(stamp(at))
+        .bind(Stamp(at))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        super::audit::$audit::append_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
+        Self::append_audit_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
 }
-    };
-}
-
-approval_queries!(super::sqlite::SqliteStorage, pool, writer, on_sqlite);
-approval_queries!(super::postgres::PostgresStorage, pool, pool, on_postgres);

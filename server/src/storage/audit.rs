@@ -14,7 +14,7 @@
 //! database), so whoever edits the database without the key cannot make an entry, or a
 //! recomputed chain, verify. Entries written before are [`CHAIN_SHA256`] (plain SHA-256) and
 //! still verify as they did, up to the last one the console sealed with the key at its first
-//! start ([`on_sqlite::seal_old_entries`]); the first keyed entry names the last unkeyed one's
+//! start ([`AuditStorage::seal_old_audit_entries`]); the first keyed entry names the last unkeyed one's
 //! hash, which anchors them too. No downgrade: an unkeyed entry beyond the sealed ones, or
 //! after a keyed one, is a break.
 //!
@@ -24,16 +24,19 @@
 //! regularly ([`head_line`]); `verify` compared with those lines ([`ExpectedHeads`]) catches
 //! it. See docs/architecture.md, "Audit trail".
 
-use super::rows::{parse_stamp, stamp};
+use super::column::Stamp;
 use super::{Result, StorageError};
 use crate::secret::AuditKey;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use model::audit::AuditAction;
 use model::ids::TeamId;
 use model::Named;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
+
+mod sql;
 
 /// The "previous hash" of a team's first entry, and the hash of a team's empty trail.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -85,7 +88,7 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-/// One stored row, as text: verifying seals exactly what is stored.
+/// One stored row, as text (its time too): verifying seals exactly what is stored.
 #[derive(Clone, sqlx::FromRow)]
 struct AuditRow {
     team_id: TeamId,
@@ -105,7 +108,7 @@ impl AuditRow {
         Ok(AuditEntry {
             team_id: self.team_id,
             seq: self.seq,
-            at: parse_stamp(&self.at)?,
+            at: Stamp::parse(&self.at)?.0,
             actor: self.actor,
             action: AuditAction::from_key(&self.action).ok_or_else(|| {
                 StorageError::Damaged(format!("unknown audit action {:?}", self.action))
@@ -183,266 +186,27 @@ fn seal(chain: i32, c: &Content<'_>, key: &AuditKey) -> Option<String> {
     }
 }
 
-/// The chain's SQL, written once for both databases (`$n` placeholders work on both). The
-/// head row is read `$head_lock`: PostgreSQL must lock it so a concurrent append of the same
-/// team waits; SQLite's single writer already makes appends take turns. `verify` reads each
-/// team in one transaction started with `$snapshot`, so an append while it reads cannot look
-/// like a break: PostgreSQL needs REPEATABLE READ for that; a SQLite (WAL) read transaction
-/// sees one snapshot anyway.
-macro_rules! chain_queries {
-    ($module:ident, $db:ty, $head_lock:literal, $snapshot:literal) => {
-        pub(super) mod $module {
-            use super::*;
-
-            type Pool = sqlx::Pool<$db>;
-
-        /// Appends `entry` to `team_id`'s chain at time `at`, signed with `key`, in one
-        /// transaction on `writer`.
-        pub async fn append(
-            writer: &Pool,
-            key: &AuditKey,
-            team_id: TeamId,
-            at: DateTime<Utc>,
-            entry: &NewAuditEntry,
-        ) -> Result<AuditEntry> {
-            let mut tx = writer.begin().await?;
-            let appended = append_in(&mut tx, key, team_id, at, entry).await?;
-            tx.commit().await?;
-            Ok(appended)
-        }
-
-        /// Appends `entry` inside the caller's transaction: the entry is kept exactly when
-        /// what it records is (a run and its confirmation, see `create_job`).
-        pub async fn append_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            key: &AuditKey,
-            team_id: TeamId,
-            at: DateTime<Utc>,
-            entry: &NewAuditEntry,
-        ) -> Result<AuditEntry> {
-            // A write first: it takes the database's write lock, so a concurrent append waits here
-            // instead of reading the same head and failing (or forking the chain) later.
-            sqlx::query(
-                "INSERT INTO audit_heads (team_id, last_seq, last_hash) VALUES ($1, 0, $2) \
-                 ON CONFLICT (team_id) DO NOTHING",
-            )
-            .bind(team_id)
-            .bind(GENESIS)
-            .execute(&mut **tx)
-            .await?;
-            let (last_seq, last_hash): (i64, String) =
-                sqlx::query_as(concat!("SELECT last_seq, last_hash FROM audit_heads WHERE team_id = $1", $head_lock))
-                    .bind(team_id)
-                    .fetch_one(&mut **tx)
-                    .await?;
-            // Every new entry is keyed; the first one names the last unkeyed entry's hash.
-            let row = AuditRow {
-                team_id,
-                seq: last_seq + 1,
-                at: stamp(at),
-                actor: entry.actor.clone(),
-                action: entry.action.key().to_string(),
-                target: entry.target.clone().unwrap_or_default(),
-                details: entry.details.to_string(),
-                prev_hash: last_hash,
-                hash: String::new(),
-                chain: CHAIN_HMAC,
-            };
-            let hash = row.content_hash(key).ok_or_else(|| {
-                StorageError::Damaged("the audit trail's seal is unknown".to_string())
-            })?;
-            let row = AuditRow { hash, ..row };
-            sqlx::query(
-                "INSERT INTO audit_entries (team_id, seq, at, actor, action, target, details, \
-                 prev_hash, hash, chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(row.team_id)
-            .bind(row.seq)
-            .bind(&row.at)
-            .bind(&row.actor)
-            .bind(&row.action)
-            .bind(&row.target)
-            .bind(&row.details)
-            .bind(&row.prev_hash)
-            .bind(&row.hash)
-            .bind(row.chain)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query("UPDATE audit_heads SET last_seq = $1, last_hash = $2 WHERE team_id = $3")
-                .bind(row.seq)
-                .bind(&row.hash)
-                .bind(team_id)
-                .execute(&mut **tx)
-                .await?;
-            row.into_entry()
-        }
-
-        /// The team's entries matching `query`, newest first.
-        pub async fn entries(
-            pool: &Pool,
-            team_id: TeamId,
-            query: &AuditQuery,
-        ) -> Result<Vec<AuditEntry>> {
-            let mut sql = sqlx::QueryBuilder::<$db>::new(
-                "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash, chain \
-                 FROM audit_entries WHERE team_id = ",
-            );
-            sql.push_bind(team_id);
-            if let Some(action) = query.action {
-                sql.push(" AND action = ").push_bind(action.key());
-            }
-            // Stored times are RFC 3339 UTC text, so a day compares as a prefix: from the day's
-            // start, and up to (not including) the text just after the day's last instant.
-            if let Some(day) = &query.from_day {
-                sql.push(" AND at >= ").push_bind(day.clone());
-            }
-            if let Some(day) = &query.to_day {
-                sql.push(" AND at < ").push_bind(format!("{day}U"));
-            }
-            if let Some(before) = query.before {
-                sql.push(" AND seq < ").push_bind(before);
-            }
-            sql.push(" ORDER BY seq DESC LIMIT ")
-                .push_bind(i64::from(query.limit));
-            let rows: Vec<AuditRow> = sql.build_query_as().fetch_all(pool).await?;
-            rows.into_iter().map(AuditRow::into_entry).collect()
-        }
-
-        /// Each team's head (newest entry number and hash) as `audit_heads` keeps it.
-        pub async fn heads(pool: &Pool) -> Result<Vec<(TeamId, i64, String)>> {
-            Ok(sqlx::query_as(
-                "SELECT team_id, last_seq, last_hash FROM audit_heads ORDER BY team_id",
-            )
-            .fetch_all(pool)
-            .await?)
-        }
-
-        /// Seals each team's entries from before the trail was keyed (migration 0013 noted
-        /// how many and the last one's hash) with `key`, once per database: only while no
-        /// keyed entry and no seal exist. Returns how many teams were sealed.
-        ///
-        /// Decision: once anything is keyed this never runs again, so whoever clears a seal
-        /// (to pass off a rewritten trail as old) cannot get it made again by a restart; an
-        /// unsealed team is held to the strict rule (no unkeyed entry at all).
-        pub async fn seal_old_entries(writer: &Pool, key: &AuditKey) -> Result<u64> {
-            let mut tx = writer.begin().await?;
-            let keyed: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM audit_entries WHERE chain = 2) \
-                 OR EXISTS (SELECT 1 FROM audit_heads WHERE legacy_seal <> '')",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            if keyed {
-                return Ok(0);
-            }
-            let old: Vec<(TeamId, i64, String)> = sqlx::query_as(
-                "SELECT team_id, legacy_until, legacy_hash FROM audit_heads \
-                 WHERE legacy_until > 0 ORDER BY team_id",
-            )
-            .fetch_all(&mut *tx)
-            .await?;
-            for (team_id, until, hash) in &old {
-                sqlx::query("UPDATE audit_heads SET legacy_seal = $1 WHERE team_id = $2")
-                    .bind(old_entries_seal(key, *team_id, *until, hash))
-                    .bind(team_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(old.len() as u64)
-        }
-
-        /// Walks the chain of every team (every team in `teams`, and any other that has
-        /// entries, a head or a recorded head) with `key`, comparing it with `recorded`;
-        /// stops at the first break.
-        pub async fn verify(
-            pool: &Pool,
-            key: &AuditKey,
-            recorded: &ExpectedHeads,
-        ) -> Result<ChainReport> {
-            let existing: Vec<TeamId> = sqlx::query_scalar("SELECT id FROM teams")
-                .fetch_all(pool)
-                .await?;
-            let with_trail: Vec<TeamId> = sqlx::query_scalar(
-                "SELECT team_id FROM audit_entries UNION SELECT team_id FROM audit_heads",
-            )
-            .fetch_all(pool)
-            .await?;
-            let existing: HashSet<TeamId> = existing.into_iter().collect();
-            let teams: BTreeSet<TeamId> = existing
-                .iter()
-                .copied()
-                .chain(with_trail)
-                .chain(recorded.teams())
-                .collect();
-            let mut report = ChainReport::default();
-            for team_id in teams {
-                let mut tx = pool.begin().await?;
-                if !$snapshot.is_empty() {
-                    sqlx::query($snapshot).execute(&mut *tx).await?;
-                }
-                let head: Option<HeadRow> = sqlx::query_as(
-                    "SELECT last_seq, last_hash, legacy_until, legacy_hash, legacy_seal \
-                     FROM audit_heads WHERE team_id = $1",
-                )
-                .bind(team_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let mut walk = ChainWalk::new(team_id, key, recorded.of(team_id));
-                if let Some(head) = &head {
-                    walk.old_entries = head.sealed_old_entries(team_id, key);
-                }
-                let mut after = 0_i64;
-                loop {
-                    let rows: Vec<AuditRow> = sqlx::query_as(
-                        "SELECT team_id, seq, at, actor, action, target, details, prev_hash, hash, \
-                         chain FROM audit_entries WHERE team_id = $1 AND seq > $2 ORDER BY seq \
-                         LIMIT $3",
-                    )
-                    .bind(team_id)
-                    .bind(after)
-                    .bind(VERIFY_BATCH)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let Some(last) = rows.last() else { break };
-                    after = last.seq;
-                    for row in &rows {
-                        if let Err(broken) = walk.step(row) {
-                            report.broken = Some(broken);
-                            return Ok(report);
-                        }
-                        report.entries += 1;
-                        if row.chain != CHAIN_HMAC {
-                            report.unkeyed += 1;
-                        }
-                    }
-                }
-                tx.rollback().await?;
-                let head = head.map(|h| (h.last_seq, h.last_hash));
-                if let Err(broken) = walk.finish(head, existing.contains(&team_id)) {
-                    report.broken = Some(broken);
-                    return Ok(report);
-                }
-                report.recorded_found += walk.recorded_found;
-                report
-                    .heads
-                    .push((team_id, walk.last_seq, walk.last_hash.clone()));
-            }
-            Ok(report)
-        }
-
-        }
-    };
+/// The teams' audit trails.
+#[async_trait]
+pub trait AuditStorage: Send + Sync {
+    /// Appends an entry to the team's audit trail: numbered, timed and chained here.
+    async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry>;
+    /// The team's audit entries matching `query`, newest first.
+    async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Walks every team's audit chain and says where the first break is, if any.
+    async fn verify_audit(&self) -> Result<ChainReport> {
+        self.verify_audit_against(&ExpectedHeads::default()).await
+    }
+    /// [`AuditStorage::verify_audit`], also comparing each trail with heads `recorded`
+    /// earlier; stops at the first break. Each team is read in one transaction that sees one
+    /// snapshot, so an append while it reads cannot look like a break.
+    async fn verify_audit_against(&self, recorded: &ExpectedHeads) -> Result<ChainReport>;
+    /// Each team's newest audit entry number and hash, as the trail's heads keep them.
+    async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>>;
+    /// Seals, with this storage's audit key, the entries each team wrote before the trail was
+    /// keyed; once per database. Teams sealed.
+    async fn seal_old_audit_entries(&self) -> Result<u64>;
 }
-
-chain_queries!(on_sqlite, sqlx::Sqlite, "", "");
-chain_queries!(
-    on_postgres,
-    sqlx::Postgres,
-    " FOR UPDATE",
-    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-);
-pub(super) use on_sqlite::{append, entries, heads, seal_old_entries, verify};
 
 /// A team's head row, with what migration 0013 noted of its entries from before the key.
 #[derive(sqlx::FromRow)]

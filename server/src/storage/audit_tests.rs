@@ -406,7 +406,7 @@ async fn entries_signed_with_another_key_do_not_verify(backend: Backend) {
         .broken
         .expect("a break");
     assert_eq!((broken.seq, broken.why), (1, BreakKind::Edited));
-    other.sqlite.close().await;
+    other.pool.close().await;
 }
 
 /// A trail written before the key (plain SHA-256, `chain` 1, as migration 0013 finds it)
@@ -459,7 +459,7 @@ async fn an_old_unkeyed_trail_verifies_and_keyed_entries_follow_it(backend: Back
 /// No way back: an unkeyed entry after a keyed one is a break, whatever its hash.
 async fn an_unkeyed_entry_after_keyed_ones_is_refused(backend: Backend) {
     let t = five_entries(backend).await;
-    let fifth: String = match &t.db.sqlite {
+    let fifth: String = match &t.db.pool {
         Pool::Sqlite(pool) => {
             sqlx::query_scalar("SELECT hash FROM audit_entries WHERE team_id = 1 AND seq = 5")
                 .fetch_one(pool)

@@ -389,7 +389,7 @@ async fn two_consoles_starting_runs_on_one_site_at_once_write_no_more_than_allow
             .await,
         2
     );
-    other.sqlite.close().await;
+    other.pool.close().await;
 }
 
 /// Two consoles on one PostgreSQL database (two pools, as two replicas have) claiming many
@@ -444,7 +444,7 @@ async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
             Err(StorageError::LeaseLost(_))
         ));
     }
-    other.sqlite.close().await;
+    other.pool.close().await;
 }
 
 /// On PostgreSQL, events one console stores are announced to every other console listening

@@ -1,31 +1,42 @@
 //! Offboard's own records (accounts, teams, connections, previews, jobs, the audit trail),
-//! behind the [`Storage`] trait so callers do not care which database holds them. The URL
+//! behind the [`Storage`] traits so callers do not care which database holds them. The URL
 //! scheme picks the driver: SQLite (`sqlite://`, the embedded default) or PostgreSQL
-//! (`postgres://`, for a hosted console).
+//! (`postgres://`, for a hosted console). One implementation serves both (store.rs); what
+//! differs sits behind its `Dialect` (sqlite.rs, postgres.rs).
+//!
+//! Migrations: migrations/ (SQLite) and migrations-postgres/ were numbered apart before
+//! they were numbered together; see [`MIGRATION_PAIRS`].
 
 mod accounts;
-mod approval_step;
 mod approvals;
 mod audit;
-mod portable;
+mod column;
+mod connection;
+mod jobs;
+mod kinds;
+mod leases;
 mod postgres;
-mod rows;
+mod previews;
 mod sessions;
 mod sqlite;
+mod store;
 
 pub use accounts::{
     AccountRecord, AccountStorage, Joiner, LinkPurpose, LinkRecord, MemberChange, MemberRecord,
     NewAccount, TeamRecord,
 };
-pub use approval_step::RunApproval;
-pub use approvals::{ApprovalRecord, ApprovalStorage, Decision};
+pub use approvals::{ApprovalRecord, ApprovalStorage, Decision, RunApproval};
 pub use audit::{
-    head_line, AuditEntry, AuditQuery, BreakKind, ChainBreak, ChainReport, ExpectedHeads,
-    NewAuditEntry,
+    head_line, AuditEntry, AuditQuery, AuditStorage, BreakKind, ChainBreak, ChainReport,
+    ExpectedHeads, NewAuditEntry,
 };
-pub use postgres::PostgresStorage;
+pub use column::Stamp;
+pub use connection::{ConnectionStorage, UsageStorage};
+pub use jobs::JobStorage;
+pub use leases::LeaseStorage;
+pub use previews::PreviewStorage;
 pub use sessions::SessionTable;
-pub use sqlite::SqliteStorage;
+pub use store::{PostgresStorage, SqliteStorage};
 
 use crate::engine::{Clock, ItemState, RunTarget, SystemClock};
 use crate::secret::AuditKey;
@@ -142,17 +153,19 @@ pub struct ConnectionRecord {
 
 /// A preview as the admin saw it, kept so the server (not the browser) checks the typed phrase
 /// and runs exactly what was shown. Its rows are stored beside it, one by one
-/// ([`Storage::preview_rows`]); what it was made from is its [`PreviewSourceRecord`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// ([`PreviewStorage::preview_rows`]); what it was made from is its [`PreviewSourceRecord`].
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct PreviewRecord {
     /// A UUID.
     pub id: PreviewId,
+    #[sqlx(try_from = "Stamp")]
     pub created_at: DateTime<Utc>,
     pub action: Action,
     /// The source it was resolved from (shared with its revisions).
     pub source_id: String,
     /// What the pages show above the rows (source, counts, options), as JSON.
     pub summary_json: String,
+    #[sqlx(try_from = "i64")]
     pub total_rows: usize,
     /// What the admin must type to confirm, e.g. `DELETE 37 USERS`.
     pub phrase: String,
@@ -165,10 +178,11 @@ pub struct PreviewRecord {
 /// What a preview was made from: the admin's input and the site listing, with the connection
 /// that produced the listing. One source serves a preview and all its revisions, so revising
 /// costs the new rows only.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PreviewSourceRecord {
     /// A UUID.
     pub id: String,
+    #[sqlx(try_from = "Stamp")]
     pub created_at: DateTime<Utc>,
     /// The SCIM users URL the listing came from; account IDs mean something only there.
     pub users_url: String,
@@ -244,7 +258,7 @@ pub struct NewJob {
     pub site_url: String,
     pub action: Action,
     /// Must be a preview of the same team and action, already claimed with
-    /// [`Storage::claim_preview`].
+    /// [`PreviewStorage::claim_preview`].
     pub preview_id: PreviewId,
     /// The connection the admin confirmed it on.
     pub connection: JobConnection,
@@ -315,7 +329,7 @@ pub struct JobEvent {
     pub reason: Option<String>,
 }
 
-/// The right to drive one job, as claimed with [`Storage::claim_jobs`]. Every write the runner
+/// The right to drive one job, as claimed with [`LeaseStorage::claim_jobs`]. Every write the runner
 /// makes for the job carries it, and is refused ([`StorageError::LeaseLost`]) once another
 /// replica has claimed the job since: its `fence` went up by one at that claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -324,228 +338,40 @@ pub struct JobLease {
     pub fence: i64,
 }
 
-/// The records Offboard keeps. One implementation a database kind.
-///
-/// Methods taking a `team_id` only ever see that team's records. The runner-side methods
-/// (`set_job_state`, `job_targets`, `mark_sending`, `record_result`, `record_not_attempted`)
-/// take a job id the server got from `create_job` or `unfinished_jobs`.
-#[async_trait]
-pub trait Storage: AccountStorage + ApprovalStorage + Send + Sync {
-    /// A real round trip: counts applied migrations and the team's jobs.
-    async fn health(&self, team_id: TeamId) -> Result<StorageHealth>;
+/// Every record Offboard keeps, one trait per area; implemented once for both databases
+/// ([`store::Store`]). Callers hold an `Arc<dyn Storage>`.
+pub trait Storage:
+    ConnectionStorage
+    + UsageStorage
+    + PreviewStorage
+    + JobStorage
+    + LeaseStorage
+    + AuditStorage
+    + AccountStorage
+    + ApprovalStorage
+    + Send
+    + Sync
+{
+}
 
-    /// Replaces the team's connection with `record` as given (a None token means no token).
-    async fn save_connection(&self, team_id: TeamId, record: &ConnectionRecord) -> Result<()>;
-    async fn connection(&self, team_id: TeamId) -> Result<Option<ConnectionRecord>>;
-    /// Drops the saved token (and its hint); the site settings stay.
-    async fn forget_token(&self, team_id: TeamId) -> Result<()>;
-    /// Every saved token's ciphertext, with its team (for `offboard rotate-key`).
-    async fn saved_tokens(&self) -> Result<Vec<SavedToken>>;
-    /// Puts every replacement in place in one transaction: the connection's ciphertext, and
-    /// the token fingerprint recorded with the team's preview sources and runs. Fails, changing
-    /// nothing, when a ciphertext is no longer the one read ([`StorageError::Damaged`]).
-    async fn replace_saved_tokens(&self, replacements: &[TokenReplacement]) -> Result<()>;
-
-    async fn save_preview_source(
-        &self,
-        team_id: TeamId,
-        source: &PreviewSourceRecord,
-    ) -> Result<()>;
-    async fn preview_source(
-        &self,
-        team_id: TeamId,
-        source_id: &str,
-    ) -> Result<Option<PreviewSourceRecord>>;
-    /// Stores a preview and its rows together (or neither).
-    async fn save_preview(
-        &self,
-        team_id: TeamId,
-        preview: &PreviewRecord,
-        rows: &[PreviewRow],
-    ) -> Result<()>;
-    async fn preview(
-        &self,
-        team_id: TeamId,
-        preview_id: &PreviewId,
-    ) -> Result<Option<PreviewRecord>>;
-    /// Stores `revision` (with its rows) as the replacement of `replaced`: an unconfirmed
-    /// `replaced` loses its rows and points at the revision; a confirmed one stays as it is
-    /// (its run cites it).
-    async fn replace_preview(
-        &self,
-        team_id: TeamId,
-        replaced: &PreviewId,
-        revision: &PreviewRecord,
-        rows: &[PreviewRow],
-    ) -> Result<()>;
-    /// One page of a preview's rows in input order, optionally of one outcome, and how many
-    /// rows match in all.
-    async fn preview_rows(
-        &self,
-        team_id: TeamId,
-        preview_id: &PreviewId,
-        outcome: Option<PreviewOutcome>,
-        offset: usize,
-        limit: usize,
-    ) -> Result<(Vec<PreviewRow>, usize)>;
-    /// Every row of a preview, in input order (to start a run or write a report).
-    async fn all_preview_rows(
-        &self,
-        team_id: TeamId,
-        preview_id: &PreviewId,
-    ) -> Result<Vec<PreviewRow>>;
-    /// Removes previews nobody confirmed that were made before `before`, with their rows, and
-    /// the sources no remaining unclaimed preview uses that were made before `before`.
-    async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired>;
-    /// Marks the preview used. True exactly once per preview: a replayed confirmation gets false.
-    async fn claim_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<bool>;
-    /// Makes a claimed preview usable again, if no job was written from it (its run was
-    /// refused after the claim, e.g. because the site was busy).
-    async fn release_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<()>;
-
-    /// How many `what` ("preview", "run") the team used after `since`, and when the oldest of
-    /// those was: the hourly limits, shared by every replica.
-    async fn usage_since(
-        &self,
-        team_id: TeamId,
-        what: &str,
-        since: DateTime<Utc>,
-    ) -> Result<(usize, Option<DateTime<Utc>>)>;
-    /// Records one `what` of the team at `at`, and forgets the team's records made at or
-    /// before `forget_before` (those `usage_since(forget_before)` no longer counts).
-    async fn record_usage(
-        &self,
-        team_id: TeamId,
-        what: &str,
-        at: DateTime<Utc>,
-        forget_before: DateTime<Utc>,
-    ) -> Result<()>;
-    /// Keeps the site's user list taken when the run started (the "all users" report; the
-    /// service stores it gzipped, storage keeps the bytes as given).
-    async fn save_listing(&self, job_id: &JobId, users_json: &[u8]) -> Result<()>;
-    /// The run's kept user list, if the team has that run and the list was kept here.
-    async fn listing(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<Vec<u8>>>;
-    /// The runs against `site_url` that have not ended (paused ones included), all teams.
-    async fn runs_on_site(&self, site_url: &str) -> Result<usize>;
-    /// Creates the job (queued), its users and their first events in one transaction.
-    async fn create_job(&self, job: &NewJob) -> Result<()>;
-    /// Changes the job's state (a final state is never left) and logs the change.
-    async fn set_job_state(
-        &self,
-        job_id: &JobId,
-        state: JobState,
-        reason: Option<String>,
-    ) -> Result<JobEvent>;
-    async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>>;
-    /// The team's jobs, newest first.
-    async fn list_jobs(&self, team_id: TeamId, limit: u32) -> Result<Vec<JobRecord>>;
-    /// Every team's queued, running or cancelling jobs, oldest first: resumed at server start.
-    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>>;
-
-    /// The users still without a result, in input order; one left `Sending` by a crash comes
-    /// back as [`ItemState::Sending`] so it is checked before anything is re-sent.
-    async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>>;
-    /// Persists "a request is about to be sent for this user". Refused unless the job is
-    /// running and the user has no result yet, so a cancel or a finished user stops the send.
-    async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()>;
-    /// Stores the user's final result and logs it, in one transaction. A second result for
-    /// the same user is refused with [`StorageError::ItemFinished`].
-    async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent>;
-    /// Gives every user still pending (never sent) the outcome `NotAttempted`, e.g. after a
-    /// cancel. Users left `Sending` are untouched: their outcome is unknown until checked.
-    async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>>;
-
-    /// Claims the unfinished jobs (queued, running, cancelling) nobody holds, oldest first:
-    /// those without a lease or with an expired (or released) one, leaving out the jobs
-    /// `holder` is `driving`. With `only`, just that job, paused ones too (a new run
-    /// about to start, or a paused one the admin resumes). Each claimed lease
-    /// gets the next fence and lasts `lease`. PostgreSQL locks the leases it takes with
-    /// `FOR UPDATE SKIP LOCKED`, so replicas claiming together never wait on each other or
-    /// take the same job; SQLite (one process) takes every lease but those `driving`.
-    async fn claim_jobs(
-        &self,
-        holder: &str,
-        lease: Duration,
-        driving: &[JobId],
-        only: Option<&JobId>,
-    ) -> Result<Vec<(JobRecord, JobLease)>>;
-    /// The holder's heartbeat: the lease lasts `lease` from now. False when it was lost (the
-    /// fence changed: another replica claimed the job), and then the runner must stop.
-    async fn renew_lease(&self, lease: &JobLease, duration: Duration) -> Result<bool>;
-    /// Ends one lease now (its job ended, or cannot go on here); the fence stays.
-    async fn release_lease(&self, lease: &JobLease) -> Result<()>;
-    /// Ends every lease `holder` has (the replica is stopping): others claim them at once.
-    async fn release_leases(&self, holder: &str) -> Result<u64>;
-    /// [`Storage::mark_sending`], only while `lease` still holds the job.
-    async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()>;
-    /// [`Storage::record_result`], only while `lease` still holds the job.
-    async fn record_result_fenced(&self, lease: &JobLease, result: &ItemResult)
-        -> Result<JobEvent>;
-    /// [`Storage::record_not_attempted`], only while `lease` still holds the job.
-    async fn record_not_attempted_fenced(
-        &self,
-        lease: &JobLease,
-        message: &str,
-    ) -> Result<Vec<JobEvent>>;
-    /// [`Storage::set_job_state`], only while `lease` still holds the job.
-    async fn set_job_state_fenced(
-        &self,
-        lease: &JobLease,
-        state: JobState,
-        reason: Option<String>,
-    ) -> Result<JobEvent>;
-
-    /// The job's events after `after_seq` (0 = from the start), oldest first.
-    async fn events_since(
-        &self,
-        team_id: TeamId,
-        job_id: &JobId,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<JobEvent>>;
-    /// The job's result events before `before_seq` (None = the newest), newest first, and the
-    /// seq of the job's newest event of any kind (0 when none): what the Run page opens with,
-    /// instead of replaying the whole log.
-    async fn latest_results(
-        &self,
-        team_id: TeamId,
-        job_id: &JobId,
-        before_seq: Option<i64>,
-        limit: u32,
-    ) -> Result<(Vec<JobEvent>, i64)>;
-    /// Every final result of the job (settled rows included), in input order. Users still
-    /// without a result are absent: compare with [`JobRecord::total`].
-    async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>>;
-
-    /// Appends an entry to the team's audit trail: numbered, timed and chained here.
-    async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry>;
-    /// The team's audit entries matching `query`, newest first.
-    async fn audit_entries(&self, team_id: TeamId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
-    /// Walks every team's audit chain and says where the first break is, if any.
-    async fn verify_audit(&self) -> Result<ChainReport> {
-        self.verify_audit_against(&ExpectedHeads::default()).await
-    }
-    /// [`Storage::verify_audit`], also comparing each trail with heads `recorded` earlier.
-    async fn verify_audit_against(&self, recorded: &ExpectedHeads) -> Result<ChainReport>;
-    /// Each team's newest audit entry number and hash, as the trail's heads keep them.
-    async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>>;
-    /// Seals, with this storage's audit key, the entries each team wrote before the trail was
-    /// keyed; once per database (see `audit::on_sqlite::seal_old_entries`). Teams sealed.
-    async fn seal_old_audit_entries(&self) -> Result<u64>;
-
-    /// The runs whose events other console processes store, as they are stored (PostgreSQL:
-    /// `LISTEN offboard_job_events`); None where one process writes everything (SQLite).
-    async fn job_event_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {
-        None
-    }
+impl<T> Storage for T where
+    T: ConnectionStorage
+        + UsageStorage
+        + PreviewStorage
+        + JobStorage
+        + LeaseStorage
+        + AuditStorage
+        + AccountStorage
+        + ApprovalStorage
+        + ?Sized
+{
 }
 
 /// An opened database: the records, plus the connections the session store shares.
 pub struct Database {
     pub storage: Arc<dyn Storage>,
-    /// Either driver's connections. The field keeps its first name because
-    /// `service::audit::verify_database` closes it as `db.sqlite`.
-    pub sqlite: Pool,
+    /// Either driver's connections.
+    pub pool: Pool,
 }
 
 /// The connections of an opened database, for what lives beside the records (the sessions).
@@ -562,6 +388,15 @@ impl Pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
+    }
+
+    /// Reads the pool's connections and idle connections, for the metrics.
+    pub fn usage_reader(&self) -> Box<dyn Fn() -> (u32, usize) + Send + Sync> {
+        let pool = self.clone();
+        Box::new(move || match &pool {
+            Pool::Sqlite(p) => (p.size(), p.num_idle()),
+            Pool::Postgres(p) => (p.size(), p.num_idle()),
+        })
     }
 
     /// The browser sessions' store in this database, its table created if missing.
@@ -585,8 +420,10 @@ pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Databas
 /// [`open_with_clock`], signing the audit trail with `audit_key`.
 pub async fn open_keyed(url: &str, clock: Arc<dyn Clock>, audit_key: AuditKey) -> Result<Database> {
     match url.split_once(':').map(|(scheme, _)| scheme) {
-        Some("sqlite") => sqlite::open(url, clock, audit_key).await,
-        Some("postgres" | "postgresql") => postgres::open(url, clock, audit_key).await,
+        Some("sqlite") => <sqlx::Sqlite as store::Dialect>::open(url, clock, audit_key).await,
+        Some("postgres" | "postgresql") => {
+            <sqlx::Postgres as store::Dialect>::open(url, clock, audit_key).await
+        }
         _ => Err(StorageError::UnsupportedUrl(redact_url(url))),
     }
 }
@@ -622,6 +459,36 @@ fn item_refusal(job_id: &JobId, account_id: &str, state: Option<ItemState>) -> S
         _ => StorageError::UnknownItem { job_id, account_id },
     }
 }
+
+/// How the two migration folders number the same migration. They were numbered apart
+/// until 0014: PostgreSQL has one SQLite does not (0009, the triggers that NOTIFY other
+/// replicas of run events), so each later PostgreSQL number is SQLite's plus one. sqlx keeps
+/// the applied versions in `_sqlx_migrations`, so renaming files of a deployed database
+/// would make it refuse to start (or re-run them): the old files keep their numbers, and
+/// from 0015 on a migration has the same number in both folders (each folder skips the
+/// numbers the other used alone). Tested by `storage::tests::migration_numbers_agree`.
+///
+/// Pairs (SQLite, PostgreSQL) of the same migration up to 0014; `None` where one folder has
+/// none.
+pub const MIGRATION_PAIRS: &[(Option<u32>, Option<u32>)] = &[
+    (Some(1), Some(1)),
+    (Some(2), Some(2)),
+    (Some(3), Some(3)),
+    (Some(5), Some(5)),
+    (Some(6), Some(6)),
+    (Some(7), Some(7)),
+    (Some(8), Some(8)),
+    (None, Some(9)),
+    (Some(9), Some(10)),
+    (Some(10), Some(11)),
+    (Some(11), Some(12)),
+    (Some(12), Some(13)),
+    (Some(13), Some(14)),
+];
+
+/// The first migration number both folders share: each later migration has the same number
+/// on both databases.
+pub const SHARED_MIGRATION_NUMBERS_FROM: u32 = 15;
 
 /// Database URLs can carry passwords (postgres://user:pw@host): never print them whole.
 fn redact_url(url: &str) -> String {

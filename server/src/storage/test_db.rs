@@ -2,7 +2,7 @@
 //! SQLite file in a temporary folder, or a new database on the test binary's throwaway
 //! PostgreSQL cluster), and [`on_both_databases!`], which runs each test on both.
 
-use super::rows::stamp;
+use super::column::Stamp;
 use super::*;
 
 /// The database a test runs on.
@@ -53,7 +53,7 @@ impl TestDb {
         };
         t.execute(&format!(
             "INSERT INTO teams (id, name, created_at) VALUES (2, 'Other team', '{}')",
-            stamp(now)
+            Stamp::text(now)
         ))
         .await;
         if backend == Backend::Postgres {
@@ -73,7 +73,7 @@ impl TestDb {
 
     /// Closes every connection and opens the same database again, as a restart would.
     pub async fn restart(&mut self) {
-        self.db.sqlite.close().await;
+        self.db.pool.close().await;
         self.db = open_with_clock(&self.url, Arc::new(FixedClock(self.now)))
             .await
             .expect("reopen");
@@ -81,7 +81,7 @@ impl TestDb {
 
     /// Runs one statement as plain SQL, as someone with the database (not Offboard) would.
     pub async fn try_execute(&self, sql: &str) -> std::result::Result<(), sqlx::Error> {
-        match &self.db.sqlite {
+        match &self.db.pool {
             Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
             Pool::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
         }
@@ -95,7 +95,7 @@ impl TestDb {
 
     /// The one number `sql` selects.
     pub async fn count(&self, sql: &str) -> i64 {
-        let n = match &self.db.sqlite {
+        let n = match &self.db.pool {
             Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
             Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
         };

@@ -1,6 +1,6 @@
 //! The storage tests, run on both databases: a real SQLite file and a real PostgreSQL server (see test_db.rs).
 
-use super::rows::{parse_stamp, stamp};
+use super::column::Stamp;
 use super::*;
 use crate::engine::ItemState;
 use model::audit::AuditAction;
@@ -155,7 +155,7 @@ async fn opens_a_real_file_applies_migrations_and_reopens() {
     assert!(health.migrations >= 2);
     assert_eq!(health.jobs, 0);
     assert!(path.exists(), "the SQLite file is created");
-    db.sqlite.close().await;
+    db.pool.close().await;
 
     // Opening again must not re-run (or fail on) applied migrations.
     let again = open(&url).await.expect("reopen");
@@ -173,7 +173,7 @@ async fn postgres_applies_its_migrations_once_and_reopens() {
         health.migrations,
         sqlx::migrate!("./migrations-postgres").migrations.len() as i64
     );
-    db.sqlite.close().await;
+    db.pool.close().await;
     let again = open(&url).await.expect("reopen");
     let health2 = again.storage.health(DEFAULT_TEAM).await.expect("health");
     assert_eq!(health2.migrations, health.migrations);
@@ -234,9 +234,9 @@ fn stored_times_sort_as_text() {
         .single()
         .expect("time");
     let later = earlier + chrono::Duration::milliseconds(1500);
-    assert!(stamp(earlier) < stamp(later));
-    assert_eq!(parse_stamp(&stamp(later)).expect("parse"), later);
-    assert!(parse_stamp("yesterday").is_err());
+    assert!(Stamp::text(earlier) < Stamp::text(later));
+    assert_eq!(Stamp::parse(&Stamp::text(later)).expect("parse").0, later);
+    assert!(Stamp::parse("yesterday").is_err());
 }
 
 async fn connection_is_saved_replaced_and_its_token_forgotten(backend: Backend) {
@@ -700,7 +700,7 @@ async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() 
         "INSERT INTO previews (id, team_id, created_at, action, preview_json, listing_json, \
          phrase) VALUES ('legacy', 1, ?, 'Delete', ?, '[{\"id\":\"1000\"}]', 'DELETE 1 USER')",
     )
-    .bind(stamp(at(1)))
+    .bind(Stamp::text(at(1)))
     .bind(whole.to_string())
     .execute(&pool)
     .await
@@ -1665,4 +1665,60 @@ async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
     let report = other.storage.verify_audit().await.expect("verify");
     // The 20 appends and the run's confirmation, written with it.
     assert_eq!((report.broken, report.entries), (None, 21));
+}
+
+/// The two migration folders: every old file is in [`MIGRATION_PAIRS`] (a pair names the same
+/// migration in both), and from [`SHARED_MIGRATION_NUMBERS_FROM`] on each migration has one
+/// number and one name in both folders.
+#[test]
+fn migration_numbers_agree() {
+    fn folder(name: &str) -> BTreeMap<u32, String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+        std::fs::read_dir(&dir)
+            .expect("migrations folder")
+            .map(|entry| {
+                let file = entry
+                    .expect("entry")
+                    .file_name()
+                    .into_string()
+                    .expect("utf-8");
+                let (number, rest) = file.split_once('_').expect("NNNN_name.sql");
+                let name = rest.strip_suffix(".sql").expect(".sql").to_string();
+                (number.parse().expect("a number"), name)
+            })
+            .collect()
+    }
+    let (sqlite, postgres) = (folder("migrations"), folder("migrations-postgres"));
+    let mut paired = (HashSet::new(), HashSet::new());
+    for (on_sqlite, on_postgres) in MIGRATION_PAIRS {
+        let a = on_sqlite.map(|n| (n, sqlite.get(&n).expect("listed SQLite migration")));
+        let b = on_postgres.map(|n| (n, postgres.get(&n).expect("listed PostgreSQL migration")));
+        if let (Some((_, a)), Some((_, b))) = (a, b) {
+            assert_eq!(a, b, "a pair names one migration");
+        }
+        assert!(on_sqlite.is_none_or(|n| n < SHARED_MIGRATION_NUMBERS_FROM));
+        assert!(on_postgres.is_none_or(|n| n < SHARED_MIGRATION_NUMBERS_FROM));
+        paired.0.extend(*on_sqlite);
+        paired.1.extend(*on_postgres);
+    }
+    for (numbers, paired) in [(&sqlite, &paired.0), (&postgres, &paired.1)] {
+        for n in numbers
+            .keys()
+            .filter(|n| **n < SHARED_MIGRATION_NUMBERS_FROM)
+        {
+            assert!(
+                paired.contains(n),
+                "migration {n:04} is missing from MIGRATION_PAIRS"
+            );
+        }
+    }
+    let newer = |numbers: &BTreeMap<u32, String>| -> Vec<(u32, String)> {
+        let newer = numbers.range(SHARED_MIGRATION_NUMBERS_FROM..);
+        newer.map(|(n, name)| (*n, name.clone())).collect()
+    };
+    assert_eq!(
+        newer(&sqlite),
+        newer(&postgres),
+        "newer migrations share number and name"
+    );
 }

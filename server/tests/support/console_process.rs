@@ -393,6 +393,33 @@ impl ConsoleProcess {
         self.kill();
     }
 
+    /// The process's id (a replica's job leases name it: `<pid>-<random>`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM (as a supervisor stopping it does) without waiting.
+    pub fn ask_to_stop(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits until the process exited by itself and gives its status; `None` if it had not
+    /// after 60 s (a safety net so a hung console fails the test instead of hanging it; then
+    /// it is killed).
+    pub fn wait_for_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        None
+    }
+
     /// Kills the process at once, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -53,6 +53,12 @@ fn bin_dir() -> Result<PathBuf, String> {
     ))
 }
 
+/// The path of PostgreSQL's client program `name` (pg_dump, pg_restore…), from the folder the
+/// cluster's programs are found in.
+pub fn program(name: &str) -> Result<PathBuf, String> {
+    bin_dir().map(|dir| dir.join(name))
+}
+
 /// The unprivileged account to run as when we are root: (uid, gid).
 fn run_as() -> Result<Option<(u32, u32)>, String> {
     // SAFETY: getuid has no preconditions.

@@ -58,7 +58,8 @@
 //! - `POST /_control/burst` `{"count":N,"status":503}` → the next N SCIM requests get that status.
 //! - `POST /_control/settings` with any of `latency_ms, rate_limit (0 = off), retry_after_date,
 //!   page_cap, ignore_filter, deletion_disabled, promotion_allowed, timeout_sleep_ms,
-//!   hold_deletes`. `hold_deletes: true` makes every DELETE wait, counted in `deletes_in_flight`,
+//!   hold_deletes, token`. `token` replaces the accepted SCIM token (the site's admin issued a
+//!   new one; a blank one is ignored). `hold_deletes: true` makes every DELETE wait, counted in `deletes_in_flight`,
 //!   before anything is done, until `hold_deletes: false` (tests hold a run's first requests).
 //!
 //! Order of faults for a SCIM request: latency, token check, rate limit (429), burst, script.

@@ -41,6 +41,8 @@ pub struct SettingsChange {
     pub promotion_allowed: Option<bool>,
     pub timeout_sleep_ms: Option<u64>,
     pub hold_deletes: Option<bool>,
+    /// The site's admin issued a new SCIM token: from now on only it is accepted.
+    pub token: Option<String>,
 }
 
 /// What the server started with, so `POST /_control/reset` can return to it.
@@ -217,6 +219,9 @@ impl Site {
         }
         if let Some(value) = change.hold_deletes {
             settings.hold_deletes = value;
+        }
+        if let Some(value) = change.token.filter(|t| !t.trim().is_empty()) {
+            settings.token = value.trim().to_string();
         }
         if let Some(value) = change.timeout_sleep_ms {
             settings.timeout_sleep_ms = value;

@@ -185,6 +185,7 @@ impl Item<'_> {
                 budget.tries += 1;
                 budget.problem = problem;
                 let delay = backoff(budget.tries, TRANSIENT_BASE, self.run.opts.max_backoff);
+                crate::metrics::backoff_wait(crate::metrics::Wait::Transient, delay);
                 self.wait(delay).await?;
                 Ok(None)
             }

@@ -470,6 +470,7 @@ impl Run {
     }
 
     async fn record(&self, index: usize, result: ItemResult) {
+        crate::metrics::user_processed(result.outcome);
         if let Err(e) = self.journal.finished(&result).await {
             self.stop_with(StopReason::JournalFailed(format!(
                 "Offboard could not record the result for account {}: {e}. The run stopped so \

@@ -106,6 +106,7 @@ impl Pace {
         }
         let wait =
             retry_after.unwrap_or_else(|| backoff(s.throttle_round, THROTTLE_BASE, s.max_backoff));
+        crate::metrics::backoff_wait(crate::metrics::Wait::Throttled, wait);
         let until = now + wait;
         s.resume_at = Some(s.resume_at.map_or(until, |at| at.max(until)));
     }

@@ -1,0 +1,111 @@
+//! `--secret-key-file` / `--audit-key-file`: the keys read from files a supervisor hands the
+//! console (systemd's `LoadCredential=`), so a key never sits in the environment or the unit.
+
+use super::ServeArgs;
+use model::hidden::Hidden;
+use std::path::Path;
+
+impl ServeArgs {
+    /// The token key as text, from --secret-key or --secret-key-file; None: the data folder's
+    /// `secret.key`.
+    pub fn secret_key_text(&self) -> Result<Option<Hidden<String>>, String> {
+        key_text(
+            self.secret_key.as_ref(),
+            self.secret_key_file.as_deref(),
+            "--secret-key-file",
+        )
+    }
+
+    /// The audit key as text, from --audit-key or --audit-key-file; None: the data folder's
+    /// `audit.key`.
+    pub fn audit_key_text(&self) -> Result<Option<Hidden<String>>, String> {
+        key_text(
+            self.audit_key.as_ref(),
+            self.audit_key_file.as_deref(),
+            "--audit-key-file",
+        )
+    }
+}
+
+/// The value given, else the file's text (trimmed); the file's path and why it could not be
+/// read, never its content.
+fn key_text(
+    value: Option<&Hidden<String>>,
+    file: Option<&Path>,
+    flag: &str,
+) -> Result<Option<Hidden<String>>, String> {
+    if let Some(value) = value {
+        return Ok(Some(value.clone()));
+    }
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{flag}: could not read {}: {}", file.display(), e.kind()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{flag}: {} is empty", file.display()));
+    }
+    Ok(Some(Hidden::new(text.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cli, Command};
+    use clap::Parser;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let mut argv = vec!["offboard", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).map(|cli| cli.command) {
+            Ok(Some(Command::Serve(args))) => *args,
+            other => panic!("expected serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_file_is_read_trimmed_and_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret-key");
+        std::fs::write(&file, "  a2V5LWZpbGUtdmFsdWU=\n").unwrap();
+        let path = file.to_string_lossy().to_string();
+        let args = serve(&["--secret-key-file", &path, "--audit-key-file", &path]);
+        let key = args.secret_key_text().unwrap().unwrap();
+        assert_eq!(key.expose(), "a2V5LWZpbGUtdmFsdWU=");
+        assert_eq!(
+            args.audit_key_text().unwrap().unwrap().expose(),
+            key.expose()
+        );
+        assert!(!format!("{args:?}").contains("a2V5"));
+
+        std::fs::write(&file, " \n").unwrap();
+        let err = args.secret_key_text().unwrap_err();
+        assert!(err.contains("empty") && err.contains("secret-key"), "{err}");
+
+        let missing = dir.path().join("nope").to_string_lossy().to_string();
+        let err = serve(&["--audit-key-file", &missing])
+            .audit_key_text()
+            .unwrap_err();
+        assert!(
+            err.contains("--audit-key-file") && err.contains("not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn no_key_given_means_the_data_folders_file_and_both_at_once_are_refused() {
+        let args = serve(&[]);
+        assert!(args.secret_key_text().unwrap().is_none());
+        assert!(args.audit_key_text().unwrap().is_none());
+        let argv = [
+            "offboard",
+            "serve",
+            "--secret-key",
+            "x",
+            "--secret-key-file",
+            "/f",
+        ];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+}

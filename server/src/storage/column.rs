@@ -1,0 +1,191 @@
+//! How values are stored, once for both databases: times as sortable RFC 3339 text
+//! ([`Stamp`]), enums by name (`sqlx::Type` on each enum), JSON as text ([`JsonText`]),
+//! everything else as itself.
+
+use super::StorageError;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, Encode, Type};
+
+/// A time as stored: RFC 3339 UTC text with six fraction digits, so stored times sort
+/// correctly as text (and compare with `<` in SQL) on both databases. The text is what
+/// databases written by earlier versions hold: reading it back needs no migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(pub DateTime<Utc>);
+
+impl Stamp {
+    /// The stored text of `time`.
+    pub fn text(time: DateTime<Utc>) -> String {
+        time.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+
+    /// Reads a stored time. The built-in team's row was stamped by SQLite's `strftime`
+    /// (no fraction digits), which RFC 3339 allows too.
+    pub fn parse(text: &str) -> Result<Stamp, StorageError> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| Stamp(t.with_timezone(&Utc)))
+            .map_err(|_| StorageError::Damaged(format!("unreadable time {text:?}")))
+    }
+}
+
+impl From<DateTime<Utc>> for Stamp {
+    fn from(time: DateTime<Utc>) -> Stamp {
+        Stamp(time)
+    }
+}
+
+impl From<Stamp> for DateTime<Utc> {
+    fn from(stamp: Stamp) -> DateTime<Utc> {
+        stamp.0
+    }
+}
+
+impl<DB: Database> Type<DB> for Stamp
+where
+    String: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: Database> Encode<'q, DB> for Stamp
+where
+    String: Encode<'q, DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+    ) -> Result<IsNull, BoxDynError> {
+        Stamp::text(self.0).encode(buf)
+    }
+}
+
+impl<'r, DB: Database> Decode<'r, DB> for Stamp
+where
+    String: Decode<'r, DB>,
+{
+    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Stamp, BoxDynError> {
+        Ok(Stamp::parse(&String::decode(value)?)?)
+    }
+}
+
+/// A time column that may be NULL: `#[sqlx(try_from = "MaybeStamp")]` reads it into an
+/// `Option<DateTime<Utc>>` field.
+pub struct MaybeStamp(pub Option<DateTime<Utc>>);
+
+impl<DB: Database> Type<DB> for MaybeStamp
+where
+    String: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: Database> Decode<'r, DB> for MaybeStamp
+where
+    String: Decode<'r, DB>,
+{
+    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<MaybeStamp, BoxDynError> {
+        let stamp = <Option<Stamp> as Decode<'r, DB>>::decode(value)?;
+        Ok(MaybeStamp(stamp.map(|t| t.0)))
+    }
+}
+
+impl From<MaybeStamp> for Option<DateTime<Utc>> {
+    fn from(stamp: MaybeStamp) -> Option<DateTime<Utc>> {
+        stamp.0
+    }
+}
+
+/// A value stored as its JSON text. Not `sqlx::types::Json`: that one is `jsonb` on
+/// PostgreSQL, whose columns here are `text` like SQLite's (the same stored text on both).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonText<T>(pub T);
+
+impl<DB: Database, T> Type<DB> for JsonText<T>
+where
+    String: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: Database, T: serde::Serialize> Encode<'q, DB> for JsonText<T>
+where
+    String: Encode<'q, DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+    ) -> Result<IsNull, BoxDynError> {
+        serde_json::to_string(&self.0)?.encode(buf)
+    }
+}
+
+impl<'r, DB: Database, T: serde::de::DeserializeOwned> Decode<'r, DB> for JsonText<T>
+where
+    String: Decode<'r, DB>,
+{
+    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<JsonText<T>, BoxDynError> {
+        Ok(JsonText(serde_json::from_str(&String::decode(value)?)?))
+    }
+}
+
+/// A count or size read from the database (never negative there).
+pub(super) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A count or position as the database stores it.
+pub(super) fn to_i64(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A plain value both ways on `DB` (shortens the bounds in store.rs).
+pub trait Column<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+impl<DB: Database, T> Column<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn stamps_keep_todays_sortable_text() {
+        let t = Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
+        assert_eq!(Stamp::text(t), "2026-03-04T05:06:07.000000Z");
+        assert_eq!(
+            Stamp::parse("2026-03-04T05:06:07.000000Z").unwrap(),
+            Stamp(t)
+        );
+        // The built-in team's stamp, as SQLite's strftime wrote it.
+        assert_eq!(Stamp::parse("2026-03-04T05:06:07Z").unwrap(), Stamp(t));
+        assert!(Stamp::parse("yesterday").is_err());
+        assert!(Stamp::parse("").is_err());
+        let later = t + chrono::Duration::microseconds(1);
+        assert!(Stamp::text(t) < Stamp::text(later));
+    }
+}

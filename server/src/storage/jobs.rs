@@ -1,0 +1,500 @@
+//! Runs: creating one from a confirmed preview, its state, its users' results and the log
+//! watchers follow ([`JobStorage`]), written once for both databases.
+
+use super::column::{to_i64, to_u64, JsonText, Stamp};
+use super::store::{Affected, Dialect, Store};
+use super::*;
+use crate::engine::ItemState;
+
+mod writes;
+
+/// Runs and their logs. Methods taking a `team_id` only ever see that team's runs; the
+/// runner's writes (`set_job_state`, `record_not_attempted`, and the fenced ones of
+/// [`LeaseStorage`]) take a job id the server got from `create_job` or `claim_jobs`.
+#[async_trait]
+pub trait JobStorage: Send + Sync {
+    /// Keeps the site's user list taken when the run started (the "all users" report; the
+    /// service stores it gzipped, storage keeps the bytes as given).
+    async fn save_listing(&self, job_id: &JobId, users_json: &[u8]) -> Result<()>;
+    /// The run's kept user list, if the team has that run and the list was kept here.
+    async fn listing(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<Vec<u8>>>;
+    /// The runs against `site_url` that have not ended (paused ones included), all teams.
+    async fn runs_on_site(&self, site_url: &str) -> Result<usize>;
+    /// Creates the job (queued), its users and their first events in one transaction.
+    async fn create_job(&self, job: &NewJob) -> Result<()>;
+    /// Changes the job's state (a final state is never left) and logs the change.
+    async fn set_job_state(
+        &self,
+        job_id: &JobId,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent>;
+    async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>>;
+    /// The team's jobs, newest first.
+    async fn list_jobs(&self, team_id: TeamId, limit: u32) -> Result<Vec<JobRecord>>;
+    /// The users still without a result, in input order; one left `Sending` by a crash comes
+    /// back as [`ItemState::Sending`] so it is checked before anything is re-sent.
+    async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>>;
+    /// Gives every user still pending (never sent) the outcome `NotAttempted`, e.g. after a
+    /// cancel. Users left `Sending` are untouched: their outcome is unknown until checked.
+    async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>>;
+    /// The job's events after `after_seq` (0 = from the start), oldest first.
+    async fn events_since(
+        &self,
+        team_id: TeamId,
+        job_id: &JobId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<JobEvent>>;
+    /// The job's result events before `before_seq` (None = the newest), newest first, and the
+    /// seq of the job's newest event of any kind (0 when none): what the Run page opens with,
+    /// instead of replaying the whole log.
+    async fn latest_results(
+        &self,
+        team_id: TeamId,
+        job_id: &JobId,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<JobEvent>, i64)>;
+    /// Every final result of the job (settled rows included), in input order. Users still
+    /// without a result are absent: compare with [`JobRecord::total`].
+    async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>>;
+    /// The runs whose events other console processes store, as they are stored (PostgreSQL:
+    /// `LISTEN offboard_job_events`); None where one process writes everything (SQLite).
+    async fn job_event_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>>;
+
+    /// Persists "a request is about to be sent for this user". Refused unless the job is
+    /// running and the user has no result yet. The runner uses the fenced form
+    /// ([`LeaseStorage::mark_sending_fenced`]); this one is for tests.
+    #[cfg(test)]
+    async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()>;
+    /// Stores the user's final result and logs it, in one transaction. A second result for
+    /// the same user is refused with [`StorageError::ItemFinished`]. For tests, as above.
+    #[cfg(test)]
+    async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent>;
+    /// Every team's queued, running or cancelling jobs, oldest first (for tests: the runner
+    /// finds its work with [`LeaseStorage::claim_jobs`]).
+    #[cfg(test)]
+    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>>;
+}
+
+pub(super) const JOB_COLUMNS: &str =
+    "SELECT id, team_id, created_by, created_at, site_url, action, \
+                           preview_id, state, reason, started_at, finished_at, users_url, \
+                           token_fingerprint, approved_by, approved_at FROM jobs WHERE ";
+
+/// `$from, $from+1, …`: `n` placeholders of a list.
+pub(super) fn placeholders(from: usize, n: usize) -> String {
+    let numbers: Vec<String> = (from..from + n).map(|i| format!("${i}")).collect();
+    numbers.join(", ")
+}
+
+const EVENT_COLUMNS: &str = "SELECT e.seq, e.at, e.result_json, e.state_change, e.reason \
+                             FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE ";
+
+/// `SELECT {JOB_COLUMNS} …`: a job before its users are counted.
+#[derive(sqlx::FromRow)]
+pub(super) struct JobRow {
+    id: JobId,
+    team_id: TeamId,
+    created_by: String,
+    created_at: Stamp,
+    site_url: String,
+    action: Action,
+    preview_id: Option<PreviewId>,
+    state: JobState,
+    reason: Option<String>,
+    started_at: Option<Stamp>,
+    finished_at: Option<Stamp>,
+    users_url: Option<String>,
+    token_fingerprint: Option<String>,
+    approved_by: Option<String>,
+    approved_at: Option<Stamp>,
+}
+
+/// One line of a job's log as stored.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    at: Stamp,
+    result_json: Option<JsonText<ItemResult>>,
+    state_change: Option<JobState>,
+    reason: Option<String>,
+}
+
+impl From<EventRow> for JobEvent {
+    fn from(row: EventRow) -> JobEvent {
+        JobEvent {
+            seq: row.seq,
+            at: row.at.0,
+            result: row.result_json.map(|json| json.0),
+            state_change: row.state_change,
+            reason: row.reason,
+        }
+    }
+}
+
+/// A finished user as stored.
+#[derive(sqlx::FromRow)]
+struct ResultRow {
+    account_id: String,
+    email: Option<String>,
+    outcome: Option<ItemOutcome>,
+    message: String,
+    attempts: i64,
+    elapsed_ms: i64,
+    demoted: bool,
+}
+
+impl TryFrom<ResultRow> for ItemResult {
+    type Error = StorageError;
+
+    fn try_from(row: ResultRow) -> Result<ItemResult> {
+        Ok(ItemResult {
+            outcome: row.outcome.ok_or_else(|| {
+                StorageError::Damaged(format!("finished user {} has no outcome", row.account_id))
+            })?,
+            account_id: row.account_id,
+            email: row.email,
+            message: row.message,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            elapsed_ms: to_u64(row.elapsed_ms),
+            demoted: row.demoted,
+        })
+    }
+}
+
+/// How many users of one job are in one state (and outcome).
+type Tally = (JobId, ItemState, Option<ItemOutcome>, i64);
+
+fn job_record(row: JobRow, tallies: &[Tally]) -> Result<JobRecord> {
+    let (mut total, mut done, mut counts) = (0u64, 0u64, BTreeMap::new());
+    for (_, state, outcome, n) in tallies.iter().filter(|t| t.0 == row.id) {
+        let n = to_u64(*n);
+        total += n;
+        if *state == ItemState::Done {
+            done += n;
+            let outcome = outcome.ok_or_else(|| {
+                StorageError::Damaged(format!("a finished user of job {} has no outcome", row.id))
+            })?;
+            *counts.entry(outcome).or_insert(0) += n;
+        }
+    }
+    Ok(JobRecord {
+        connection: match (row.users_url, row.token_fingerprint) {
+            (Some(users_url), Some(token_fingerprint)) => Some(JobConnection {
+                users_url,
+                token_fingerprint,
+            }),
+            _ => None,
+        },
+        id: row.id,
+        team_id: row.team_id,
+        created_by: row.created_by,
+        created_at: row.created_at.0,
+        site_url: row.site_url,
+        action: row.action,
+        preview_id: row.preview_id,
+        state: row.state,
+        reason: row.reason,
+        started_at: row.started_at.map(|t| t.0),
+        finished_at: row.finished_at.map(|t| t.0),
+        approved_by: row.approved_by,
+        approved_at: row.approved_at.map(|t| t.0),
+        total,
+        done,
+        counts,
+    })
+}
+
+#[async_trait]
+impl<DB> JobStorage for Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: crate::storage::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: crate::storage::column::Column<DB>,
+    i32: crate::storage::column::Column<DB>,
+    bool: crate::storage::column::Column<DB>,
+    String: crate::storage::column::Column<DB>,
+    Vec<u8>: crate::storage::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
+    model::deletion::JobState: crate::storage::column::Column<DB>,
+    crate::engine::ItemState: crate::storage::column::Column<DB>,
+    model::deletion::Action: crate::storage::column::Column<DB>,
+    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
+    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
+    model::team::Role: crate::storage::column::Column<DB>,
+    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+{
+    async fn save_listing(&self, job_id: &JobId, users_json: &[u8]) -> Result<()> {
+        sqlx::query("INSERT INTO job_listings (job_id, users_json) VALUES ($1, $2)")
+            .bind(job_id)
+            .bind(users_json.to_vec())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn listing(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT l.users_json FROM job_listings l JOIN jobs j ON j.id = l.job_id \
+             WHERE l.job_id = $1 AND j.team_id = $2",
+        )
+        .bind(job_id)
+        .bind(team_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn runs_on_site(&self, site_url: &str) -> Result<usize> {
+        let mut conn = self.pool.acquire().await?;
+        Self::count_runs_on_site(&mut conn, site_url).await
+    }
+
+    async fn create_job(&self, job: &NewJob) -> Result<()> {
+        let settled = job.check_items()?;
+        let at = job.created_at;
+        let mut tx = self.writer.begin().await?;
+        // Approving is creating the run: the request turns approved here (on PostgreSQL its
+        // row locked until the commit, so a decline waits and then finds it decided) or
+        // nothing is written.
+        if let Some(approval) = &job.approval {
+            Self::approve_in(&mut tx, job.team_id, &job.preview_id, approval).await?;
+        }
+        // Replicas may start runs on the same site at the same moment: they count and write
+        // one after the other (SQLite's one writer already does that).
+        DB::lock_site(&mut tx, &job.site_url).await?;
+        let running = Self::count_runs_on_site(&mut tx, &job.site_url).await?;
+        if running >= job.runs_per_site.max(1) {
+            let site_url = job.site_url.clone();
+            return Err(StorageError::SiteBusy { site_url, running });
+        }
+        // Written only if its preview is this team's, of the same action and claimed: a job
+        // can never start from an unconfirmed preview. Its log starts with `queued` (seq 1),
+        // then the settled users' results (seq 2, 3, …).
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, team_id, created_at, state, created_by, site_url, action, \
+             users_url, token_fingerprint, preview_id, last_seq, approved_by, approved_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, id, $10, $11, $12 FROM previews \
+             WHERE id = $13 AND team_id = $2 AND action = $7 AND claimed_at IS NOT NULL",
+        )
+        .bind(&job.id)
+        .bind(job.team_id)
+        .bind(Stamp(at))
+        .bind(JobState::Queued)
+        .bind(&job.created_by)
+        .bind(&job.site_url)
+        .bind(job.action)
+        .bind(&job.connection.users_url)
+        .bind(&job.connection.token_fingerprint)
+        .bind(1 + to_i64(settled))
+        .bind(job.approval.as_ref().map(|a| a.by.clone()))
+        .bind(job.approval.as_ref().map(|a| Stamp(a.at)))
+        .bind(&job.preview_id)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() != 1 {
+            return Err(StorageError::PreviewNotConfirmed(job.preview_id.clone()));
+        }
+        sqlx::query(
+            "INSERT INTO job_events (job_id, seq, at, state_change) VALUES ($1, 1, $2, $3)",
+        )
+        .bind(&job.id)
+        .bind(Stamp(at))
+        .bind(JobState::Queued)
+        .execute(&mut *tx)
+        .await?;
+        DB::insert_job_items(&mut tx, &job.id, at, &job.items).await?;
+        let results: Vec<ItemResult> = job
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                PlannedItem::Settled(r) => Some(r.clone()),
+                PlannedItem::Run(_) => None,
+            })
+            .collect();
+        DB::log_results(&mut tx, &job.id, 2, at, &results).await?;
+        for entry in &job.audit {
+            let now = self.clock.now();
+            Self::append_audit_in(&mut tx, &self.audit_key, job.team_id, now, entry).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_job_state(
+        &self,
+        job_id: &JobId,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent> {
+        let mut tx = self.writer.begin().await?;
+        let event = self
+            .set_job_state_on(&mut tx, job_id, state, reason)
+            .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>> {
+        let rows = sqlx::query_as(&format!("{JOB_COLUMNS} team_id = $1 AND id = $2"))
+            .bind(team_id)
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(self.jobs_of(rows).await?.pop())
+    }
+
+    async fn list_jobs(&self, team_id: TeamId, limit: u32) -> Result<Vec<JobRecord>> {
+        let rows = sqlx::query_as(&format!(
+            "{JOB_COLUMNS} team_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(team_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        self.jobs_of(rows).await
+    }
+
+    async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>> {
+        let rows: Vec<(String, Option<String>, ItemState)> = sqlx::query_as(
+            "SELECT account_id, email, state FROM job_items WHERE job_id = $1 AND state <> $2 \
+             ORDER BY position",
+        )
+        .bind(job_id)
+        .bind(ItemState::Done)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(account_id, email, state)| RunTarget {
+                account_id,
+                email,
+                state,
+            })
+            .collect())
+    }
+
+    async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>> {
+        let mut tx = self.writer.begin().await?;
+        let events = self
+            .record_not_attempted_on(&mut tx, job_id, message)
+            .await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn events_since(
+        &self,
+        team_id: TeamId,
+        job_id: &JobId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<JobEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "{EVENT_COLUMNS} j.team_id = $1 AND e.job_id = $2 AND e.seq > $3 \
+             ORDER BY e.seq LIMIT $4"
+        ))
+        .bind(team_id)
+        .bind(job_id)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(JobEvent::from).collect())
+    }
+
+    async fn latest_results(
+        &self,
+        team_id: TeamId,
+        job_id: &JobId,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<JobEvent>, i64)> {
+        // One snapshot for both reads, so no event falls between the page and the resume
+        // point.
+        let mut tx = self.pool.begin().await?;
+        if !DB::SNAPSHOT.is_empty() {
+            sqlx::query(DB::SNAPSHOT).execute(&mut *tx).await?;
+        }
+        let last_seq: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(e.seq), 0) FROM job_events e JOIN jobs j ON j.id = e.job_id \
+             WHERE j.team_id = $1 AND e.job_id = $2",
+        )
+        .bind(team_id)
+        .bind(job_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "{EVENT_COLUMNS} j.team_id = $1 AND e.job_id = $2 AND e.seq < $3 \
+             AND e.result_json IS NOT NULL ORDER BY e.seq DESC LIMIT $4"
+        ))
+        .bind(team_id)
+        .bind(job_id)
+        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((rows.into_iter().map(JobEvent::from).collect(), last_seq))
+    }
+
+    async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>> {
+        let rows: Vec<ResultRow> = sqlx::query_as(
+            "SELECT account_id, email, outcome, message, attempts, elapsed_ms, demoted \
+             FROM job_items WHERE job_id = (SELECT id FROM jobs WHERE id = $1 AND team_id = $2) \
+             AND state = $3 ORDER BY position",
+        )
+        .bind(job_id)
+        .bind(team_id)
+        .bind(ItemState::Done)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(ItemResult::try_from).collect()
+    }
+
+    async fn job_event_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {
+        DB::job_event_notices(self).await
+    }
+
+    #[cfg(test)]
+    async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        Self::mark_sending_on(&mut tx, job_id, account_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent> {
+        let mut tx = self.writer.begin().await?;
+        let event = self.record_result_on(&mut tx, job_id, result).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    #[cfg(test)]
+    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
+        let rows = sqlx::query_as(&format!(
+            "{JOB_COLUMNS} state IN ($1, $2, $3) ORDER BY created_at, id"
+        ))
+        .bind(JobState::Queued)
+        .bind(JobState::Running)
+        .bind(JobState::Cancelling)
+        .fetch_all(&self.pool)
+        .await?;
+        self.jobs_of(rows).await
+    }
+}

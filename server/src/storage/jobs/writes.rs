@@ -1,0 +1,332 @@
+//! The runs' writes on one connection, inside the caller's transaction: creating a run's
+//! approval step, the runner's writes (plain or fenced, see leases.rs) and reading jobs back
+//! with their users counted. A child of jobs.rs, so it reads the stored rows' private parts.
+
+use super::*;
+
+/// The runner's writes on one connection, inside the caller's transaction: the plain
+/// methods run them alone, the fenced ones (leases.rs) after `hold_lease` in the same
+/// transaction. Each write that hands out event numbers locks the job's row first
+/// (`take_seqs`), then the users' rows, always in that order, so two writers of one job
+/// queue instead of deadlocking or taking the same number.
+impl<DB> Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: crate::storage::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: crate::storage::column::Column<DB>,
+    i32: crate::storage::column::Column<DB>,
+    bool: crate::storage::column::Column<DB>,
+    String: crate::storage::column::Column<DB>,
+    Vec<u8>: crate::storage::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
+    model::deletion::JobState: crate::storage::column::Column<DB>,
+    crate::engine::ItemState: crate::storage::column::Column<DB>,
+    model::deletion::Action: crate::storage::column::Column<DB>,
+    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
+    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
+    model::team::Role: crate::storage::column::Column<DB>,
+    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+{
+    /// The site's runs not ended yet (queued, running, paused or cancelling), all teams
+    /// together: a paused run will go on, so it keeps its place.
+    pub(super) async fn count_runs_on_site(
+        conn: &mut DB::Connection,
+        site_url: &str,
+    ) -> Result<usize> {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE site_url = $1 AND state IN ($2, $3, $4, $5)",
+        )
+        .bind(site_url)
+        .bind(JobState::Queued)
+        .bind(JobState::Running)
+        .bind(JobState::Paused)
+        .bind(JobState::Cancelling)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(usize::try_from(running).unwrap_or(usize::MAX))
+    }
+
+    /// The jobs `select` reads (`JOB_COLUMNS` and a condition), each with its users counted
+    /// by one more query for all of them.
+    pub(in crate::storage) async fn jobs_of(&self, rows: Vec<JobRow>) -> Result<Vec<JobRecord>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = format!(
+            "SELECT job_id, state, outcome, COUNT(*) AS n FROM job_items \
+             WHERE job_id IN ({}) GROUP BY job_id, state, outcome",
+            placeholders(1, rows.len())
+        );
+        let mut tallies = sqlx::query_as(&count);
+        for row in &rows {
+            tallies = tallies.bind(&row.id);
+        }
+        let tallies: Vec<Tally> = tallies.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| job_record(row, &tallies))
+            .collect()
+    }
+
+    /// Turns the request of `preview_id` from awaiting to approved inside the
+    /// transaction that creates its run; [`StorageError::ApprovalNotAwaiting`] when it
+    /// no longer awaits at `approval.at` (declined, withdrawn, expired, or approved
+    /// already), and then the caller's transaction must not commit. On PostgreSQL the
+    /// row stays locked until that transaction ends, so a decline waits for it.
+    pub(in crate::storage) async fn approve_in(
+        conn: &mut DB::Connection,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+        approval: &RunApproval,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE approvals SET decision = 'approved', decided_by = $1, \
+             decided_at = $2 WHERE team_id = $3 AND preview_id = $4 \
+             AND decision IS NULL AND expires_at > $5",
+        )
+        .bind(&approval.by)
+        .bind(Stamp(approval.at))
+        .bind(team_id)
+        .bind(preview_id)
+        .bind(Stamp(approval.at))
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StorageError::ApprovalNotAwaiting(preview_id.clone()));
+        }
+        Ok(())
+    }
+
+    /// Refuses with [`StorageError::LeaseLost`] unless `lease` still holds its job, and (on
+    /// PostgreSQL) share-locks the lease row until the transaction ends: a claim, which locks
+    /// it for update, cannot slip between this check and the write that follows.
+    pub(in crate::storage) async fn hold_lease(
+        conn: &mut DB::Connection,
+        lease: &JobLease,
+    ) -> Result<()> {
+        let held: Option<i32> = sqlx::query_scalar(&format!(
+            "SELECT 1 FROM job_leases WHERE job_id = $1 AND fence = $2{}",
+            DB::FOR_SHARE
+        ))
+        .bind(&lease.job_id)
+        .bind(lease.fence)
+        .fetch_optional(&mut *conn)
+        .await?;
+        held.map(drop)
+            .ok_or_else(|| StorageError::LeaseLost(lease.job_id.clone()))
+    }
+
+    /// Locks the job's row and takes its next `count` event numbers; returns the first.
+    async fn take_seqs(conn: &mut DB::Connection, job_id: &JobId, count: i64) -> Result<i64> {
+        let last: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
+        )
+        .bind(count)
+        .bind(job_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        last.map(|last| last - count + 1)
+            .ok_or_else(|| StorageError::JobNotFound(job_id.clone()))
+    }
+
+    pub(in crate::storage) async fn set_job_state_on(
+        &self,
+        conn: &mut DB::Connection,
+        job_id: &JobId,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent> {
+        let at = self.clock.now();
+        let started = (state == JobState::Running).then_some(Stamp(at));
+        let finished = state.has_ended().then_some(Stamp(at));
+        let seq: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET state = $1, reason = $2, last_seq = last_seq + 1, \
+             started_at = COALESCE(started_at, $3), finished_at = COALESCE($4, finished_at) \
+             WHERE id = $5 AND state NOT IN ($6, $7, $8) RETURNING last_seq",
+        )
+        .bind(state)
+        .bind(&reason)
+        .bind(started)
+        .bind(finished)
+        .bind(job_id)
+        .bind(JobState::Finished)
+        .bind(JobState::Stopped)
+        .bind(JobState::Failed)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(seq) = seq else {
+            let found: Option<JobState> =
+                sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+                    .bind(job_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let state = found.ok_or_else(|| StorageError::JobNotFound(job_id.clone()))?;
+            let job_id = job_id.clone();
+            return Err(StorageError::JobEnded { job_id, state });
+        };
+        sqlx::query(
+            "INSERT INTO job_events (job_id, seq, at, state_change, reason) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(job_id)
+        .bind(seq)
+        .bind(Stamp(at))
+        .bind(state)
+        .bind(&reason)
+        .execute(&mut *conn)
+        .await?;
+        Ok(JobEvent {
+            seq,
+            at,
+            result: None,
+            state_change: Some(state),
+            reason,
+        })
+    }
+
+    pub(in crate::storage) async fn mark_sending_on(
+        conn: &mut DB::Connection,
+        job_id: &JobId,
+        account_id: &str,
+    ) -> Result<()> {
+        // The job's row is share-locked first on PostgreSQL: a concurrent cancel either lands
+        // before (and this refuses) or waits until the mark is written (and the runner sees
+        // the cancel).
+        let updated = sqlx::query(&format!(
+            "UPDATE job_items SET state = $1 WHERE job_id = $2 AND account_id = $3 \
+             AND state IN ($4, $1) \
+             AND EXISTS (SELECT 1 FROM jobs WHERE id = $2 AND state = $5{})",
+            DB::FOR_SHARE
+        ))
+        .bind(ItemState::Sending)
+        .bind(job_id)
+        .bind(account_id)
+        .bind(ItemState::Pending)
+        .bind(JobState::Running)
+        .execute(&mut *conn)
+        .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
+        }
+        let found: Option<(JobState, Option<ItemState>)> = sqlx::query_as(
+            "SELECT j.state, i.state FROM jobs j \
+             LEFT JOIN job_items i ON i.job_id = j.id AND i.account_id = $2 WHERE j.id = $1",
+        )
+        .bind(job_id)
+        .bind(account_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match found {
+            None => Err(StorageError::JobNotFound(job_id.clone())),
+            Some((state, _)) if state != JobState::Running => Err(StorageError::JobNotRunning {
+                job_id: job_id.clone(),
+                state,
+            }),
+            Some((_, item)) => Err(item_refusal(job_id, account_id, item)),
+        }
+    }
+
+    pub(in crate::storage) async fn record_result_on(
+        &self,
+        conn: &mut DB::Connection,
+        job_id: &JobId,
+        result: &ItemResult,
+    ) -> Result<JobEvent> {
+        let at = self.clock.now();
+        let seq = match Self::take_seqs(conn, job_id, 1).await {
+            // A result for a job that does not exist names the unknown user.
+            Err(StorageError::JobNotFound(_)) => {
+                return Err(item_refusal(job_id, &result.account_id, None))
+            }
+            taken => taken?,
+        };
+        let updated = sqlx::query(
+            "UPDATE job_items SET state = $1, outcome = $2, message = $3, attempts = $4, \
+             elapsed_ms = $5, demoted = $6, email = COALESCE($7, email), finished_at = $8 \
+             WHERE job_id = $9 AND account_id = $10 AND state <> $1",
+        )
+        .bind(ItemState::Done)
+        .bind(result.outcome)
+        .bind(&result.message)
+        .bind(i64::from(result.attempts))
+        .bind(i64::try_from(result.elapsed_ms).unwrap_or(i64::MAX))
+        .bind(result.demoted)
+        .bind(&result.email)
+        .bind(Stamp(at))
+        .bind(job_id)
+        .bind(&result.account_id)
+        .execute(&mut *conn)
+        .await?;
+        if updated.rows_affected() != 1 {
+            // Nothing written: the sequence number goes back with the rollback.
+            let state: Option<ItemState> = sqlx::query_scalar(
+                "SELECT state FROM job_items WHERE job_id = $1 AND account_id = $2",
+            )
+            .bind(job_id)
+            .bind(&result.account_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            return Err(item_refusal(job_id, &result.account_id, state));
+        }
+        let mut events =
+            DB::log_results(conn, job_id, seq, at, std::slice::from_ref(result)).await?;
+        events
+            .pop()
+            .ok_or_else(|| StorageError::Damaged("a logged result has no event".into()))
+    }
+
+    pub(in crate::storage) async fn record_not_attempted_on(
+        &self,
+        conn: &mut DB::Connection,
+        job_id: &JobId,
+        message: &str,
+    ) -> Result<Vec<JobEvent>> {
+        let at = self.clock.now();
+        // The job's row first (see above), then every pending user at once.
+        Self::take_seqs(conn, job_id, 0).await?;
+        let mut pending: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "UPDATE job_items SET state = $1, outcome = $2, message = $3, attempts = 0, \
+             elapsed_ms = 0, demoted = $4, finished_at = $5 \
+             WHERE job_id = $6 AND state = $7 RETURNING position, account_id, email",
+        )
+        .bind(ItemState::Done)
+        .bind(ItemOutcome::NotAttempted)
+        .bind(message)
+        .bind(false)
+        .bind(Stamp(at))
+        .bind(job_id)
+        .bind(ItemState::Pending)
+        .fetch_all(&mut *conn)
+        .await?;
+        if pending.is_empty() {
+            // Nothing to log: the sequence stays where it was.
+            return Ok(Vec::new());
+        }
+        pending.sort_by_key(|(position, _, _)| *position);
+        let results: Vec<ItemResult> = pending
+            .into_iter()
+            .map(|(_, account_id, email)| ItemResult {
+                account_id,
+                email,
+                outcome: ItemOutcome::NotAttempted,
+                message: message.to_string(),
+                attempts: 0,
+                elapsed_ms: 0,
+                demoted: false,
+            })
+            .collect();
+        let first = Self::take_seqs(conn, job_id, to_i64(results.len())).await?;
+        DB::log_results(conn, job_id, first, at, &results).await
+    }
+}

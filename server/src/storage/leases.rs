@@ -1,0 +1,196 @@
+//! Which console replica drives which run ([`LeaseStorage`]): claiming runs, the holder's
+//! heartbeat, and the runner's writes fenced by the lease they were made under.
+
+use super::jobs::{placeholders, JOB_COLUMNS};
+use super::store::{Affected, Dialect, Store};
+use super::*;
+
+/// The right to drive runs. Every write the runner makes for a job carries its lease and is
+/// refused ([`StorageError::LeaseLost`]) once another replica has claimed the job since.
+#[async_trait]
+pub trait LeaseStorage: Send + Sync {
+    /// Claims the unfinished jobs (queued, running, cancelling) nobody holds, oldest first:
+    /// those without a lease or with an expired (or released) one, leaving out the jobs
+    /// `holder` is `driving`. With `only`, just that job, paused ones too (a new run
+    /// about to start, or a paused one the admin resumes). Each claimed lease
+    /// gets the next fence and lasts `lease`. PostgreSQL locks the leases it takes with
+    /// `FOR UPDATE SKIP LOCKED`, so replicas claiming together never wait on each other or
+    /// take the same job; SQLite (one process) takes every lease but those `driving`.
+    async fn claim_jobs(
+        &self,
+        holder: &str,
+        lease: Duration,
+        driving: &[JobId],
+        only: Option<&JobId>,
+    ) -> Result<Vec<(JobRecord, JobLease)>>;
+    /// The holder's heartbeat: the lease lasts `lease` from now. False when it was lost (the
+    /// fence changed: another replica claimed the job), and then the runner must stop.
+    async fn renew_lease(&self, lease: &JobLease, duration: Duration) -> Result<bool>;
+    /// Ends one lease now (its job ended, or cannot go on here); the fence stays.
+    async fn release_lease(&self, lease: &JobLease) -> Result<()>;
+    /// Ends every lease `holder` has (the replica is stopping): others claim them at once.
+    async fn release_leases(&self, holder: &str) -> Result<u64>;
+    /// Persists "a request is about to be sent for this user", only while `lease` holds the
+    /// job. Refused unless the job is running and the user has no result yet, so a cancel or
+    /// a finished user stops the send.
+    async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()>;
+    /// Stores the user's final result and logs it, in one transaction, only while `lease`
+    /// holds the job. A second result for the same user is refused
+    /// ([`StorageError::ItemFinished`]).
+    async fn record_result_fenced(&self, lease: &JobLease, result: &ItemResult)
+        -> Result<JobEvent>;
+    /// [`JobStorage::record_not_attempted`], only while `lease` still holds the job.
+    async fn record_not_attempted_fenced(
+        &self,
+        lease: &JobLease,
+        message: &str,
+    ) -> Result<Vec<JobEvent>>;
+    /// [`JobStorage::set_job_state`], only while `lease` still holds the job.
+    async fn set_job_state_fenced(
+        &self,
+        lease: &JobLease,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent>;
+}
+
+// Each fenced write checks the lease and writes in one transaction (see `hold_lease`).
+#[async_trait]
+impl<DB> LeaseStorage for Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: crate::storage::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: crate::storage::column::Column<DB>,
+    i32: crate::storage::column::Column<DB>,
+    bool: crate::storage::column::Column<DB>,
+    String: crate::storage::column::Column<DB>,
+    Vec<u8>: crate::storage::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
+    model::deletion::JobState: crate::storage::column::Column<DB>,
+    crate::engine::ItemState: crate::storage::column::Column<DB>,
+    model::deletion::Action: crate::storage::column::Column<DB>,
+    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
+    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
+    model::team::Role: crate::storage::column::Column<DB>,
+    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+{
+    async fn claim_jobs(
+        &self,
+        holder: &str,
+        lease: Duration,
+        driving: &[JobId],
+        only: Option<&JobId>,
+    ) -> Result<Vec<(JobRecord, JobLease)>> {
+        let fences = DB::claim_leases(self, holder, lease, driving, only).await?;
+        if fences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let select = format!(
+            "{JOB_COLUMNS} id IN ({}) ORDER BY created_at, id",
+            placeholders(1, fences.len())
+        );
+        let mut rows = sqlx::query_as(&select);
+        for (job_id, _) in &fences {
+            rows = rows.bind(job_id);
+        }
+        let jobs = self.jobs_of(rows.fetch_all(&self.pool).await?).await?;
+        Ok(jobs
+            .into_iter()
+            .filter_map(|job| {
+                let (job_id, fence) = fences.iter().find(|(id, _)| *id == job.id)?.clone();
+                Some((job, JobLease { job_id, fence }))
+            })
+            .collect())
+    }
+
+    async fn renew_lease(&self, lease: &JobLease, duration: Duration) -> Result<bool> {
+        DB::renew_lease(self, lease, duration).await
+    }
+
+    async fn release_lease(&self, lease: &JobLease) -> Result<()> {
+        let ended = DB::LEASE_ENDED;
+        sqlx::query(&format!(
+            "UPDATE job_leases SET expires_at = {ended} WHERE job_id = $1 AND fence = $2"
+        ))
+        .bind(&lease.job_id)
+        .bind(lease.fence)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, holder: &str) -> Result<u64> {
+        let ended = DB::LEASE_ENDED;
+        let released = sqlx::query(&format!(
+            "UPDATE job_leases SET expires_at = {ended} WHERE holder = $1 \
+             AND expires_at <> {ended}"
+        ))
+        .bind(holder)
+        .execute(&self.writer)
+        .await?;
+        Ok(released.rows_affected())
+    }
+
+    async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        Self::hold_lease(&mut tx, lease).await?;
+        Self::mark_sending_on(&mut tx, &lease.job_id, account_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_result_fenced(
+        &self,
+        lease: &JobLease,
+        result: &ItemResult,
+    ) -> Result<JobEvent> {
+        let mut tx = self.writer.begin().await?;
+        Self::hold_lease(&mut tx, lease).await?;
+        let event = self
+            .record_result_on(&mut tx, &lease.job_id, result)
+            .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn record_not_attempted_fenced(
+        &self,
+        lease: &JobLease,
+        message: &str,
+    ) -> Result<Vec<JobEvent>> {
+        let mut tx = self.writer.begin().await?;
+        Self::hold_lease(&mut tx, lease).await?;
+        let events = self
+            .record_not_attempted_on(&mut tx, &lease.job_id, message)
+            .await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn set_job_state_fenced(
+        &self,
+        lease: &JobLease,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<JobEvent> {
+        let mut tx = self.writer.begin().await?;
+        Self::hold_lease(&mut tx, lease).await?;
+        let event = self
+            .set_job_state_on(&mut tx, &lease.job_id, state, reason)
+            .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+}

@@ -1,0 +1,297 @@
+//! Previews as the admin saw them, their rows and what they were made from
+//! ([`PreviewStorage`]), written once for both databases.
+
+use super::column::{to_i64, to_u64, JsonText, Stamp};
+use super::store::{Affected, Dialect, Store};
+use super::*;
+
+/// Previews, their rows and sources. Every method sees only `team_id`'s records.
+#[async_trait]
+pub trait PreviewStorage: Send + Sync {
+    async fn save_preview_source(
+        &self,
+        team_id: TeamId,
+        source: &PreviewSourceRecord,
+    ) -> Result<()>;
+    async fn preview_source(
+        &self,
+        team_id: TeamId,
+        source_id: &str,
+    ) -> Result<Option<PreviewSourceRecord>>;
+    /// Stores a preview and its rows together (or neither).
+    async fn save_preview(
+        &self,
+        team_id: TeamId,
+        preview: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()>;
+    async fn preview(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Option<PreviewRecord>>;
+    /// Stores `revision` (with its rows) as the replacement of `replaced`: an unconfirmed
+    /// `replaced` loses its rows and points at the revision; a confirmed one stays as it is
+    /// (its run cites it).
+    async fn replace_preview(
+        &self,
+        team_id: TeamId,
+        replaced: &PreviewId,
+        revision: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()>;
+    /// One page of a preview's rows in input order, optionally of one outcome, and how many
+    /// rows match in all.
+    async fn preview_rows(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+        outcome: Option<PreviewOutcome>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<PreviewRow>, usize)>;
+    /// Every row of a preview, in input order (to start a run or write a report).
+    async fn all_preview_rows(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Vec<PreviewRow>>;
+    /// Removes previews nobody confirmed that were made before `before`, with their rows, and
+    /// the sources no remaining unclaimed preview uses that were made before `before`.
+    async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired>;
+    /// Marks the preview used. True exactly once per preview: a replayed confirmation gets false.
+    async fn claim_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<bool>;
+    /// Makes a claimed preview usable again, if no job was written from it (its run was
+    /// refused after the claim, e.g. because the site was busy).
+    async fn release_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<()>;
+}
+
+/// Which rows of a preview a page reads: the team's preview, of one outcome or all.
+const ROWS_OF: &str = "FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
+                       WHERE p.team_id = $1 AND r.preview_id = $2 \
+                       AND ($3 IS NULL OR r.outcome = $3)";
+
+#[async_trait]
+impl<DB> PreviewStorage for Store<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::QueryResult: crate::storage::store::Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+    i64: crate::storage::column::Column<DB>,
+    i32: crate::storage::column::Column<DB>,
+    bool: crate::storage::column::Column<DB>,
+    String: crate::storage::column::Column<DB>,
+    Vec<u8>: crate::storage::column::Column<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
+    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
+    model::deletion::JobState: crate::storage::column::Column<DB>,
+    crate::engine::ItemState: crate::storage::column::Column<DB>,
+    model::deletion::Action: crate::storage::column::Column<DB>,
+    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
+    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
+    model::team::Role: crate::storage::column::Column<DB>,
+    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
+    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
+    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+{
+    async fn save_preview_source(
+        &self,
+        team_id: TeamId,
+        source: &PreviewSourceRecord,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO preview_sources (id, team_id, created_at, users_url, token_fingerprint, \
+             input_json, listing_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&source.id)
+        .bind(team_id)
+        .bind(Stamp(source.created_at))
+        .bind(&source.users_url)
+        .bind(&source.token_fingerprint)
+        .bind(&source.input_json)
+        .bind(&source.listing_json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn preview_source(
+        &self,
+        team_id: TeamId,
+        source_id: &str,
+    ) -> Result<Option<PreviewSourceRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, created_at, users_url, token_fingerprint, input_json, listing_json \
+             FROM preview_sources WHERE team_id = $1 AND id = $2",
+        )
+        .bind(team_id)
+        .bind(source_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn save_preview(
+        &self,
+        team_id: TeamId,
+        preview: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        DB::insert_preview(&mut tx, team_id, preview, rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn preview(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Option<PreviewRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, created_at, action, phrase, COALESCE(source_id, '') AS source_id, \
+             summary_json, total_rows, claimed_at IS NOT NULL AS claimed, replaced_by \
+             FROM previews WHERE team_id = $1 AND id = $2",
+        )
+        .bind(team_id)
+        .bind(preview_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn replace_preview(
+        &self,
+        team_id: TeamId,
+        replaced: &PreviewId,
+        revision: &PreviewRecord,
+        rows: &[PreviewRow],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        DB::insert_preview(&mut tx, team_id, revision, rows).await?;
+        let unclaimed = sqlx::query(
+            "UPDATE previews SET replaced_by = $1 WHERE team_id = $2 AND id = $3 \
+             AND claimed_at IS NULL",
+        )
+        .bind(&revision.id)
+        .bind(team_id)
+        .bind(replaced)
+        .execute(&mut *tx)
+        .await?;
+        if unclaimed.rows_affected() == 1 {
+            sqlx::query("DELETE FROM preview_rows WHERE preview_id = $1")
+                .bind(replaced)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn preview_rows(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+        outcome: Option<PreviewOutcome>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<PreviewRow>, usize)> {
+        // `$3 IS NULL` keeps one statement for "all rows" and "rows of one outcome"; the
+        // (preview_id, outcome, position) index serves the filtered case.
+        let matching: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {ROWS_OF}"))
+            .bind(team_id)
+            .bind(preview_id)
+            .bind(outcome)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<JsonText<PreviewRow>> = sqlx::query_scalar(&format!(
+            "SELECT r.row_json {ROWS_OF} ORDER BY r.position LIMIT $4 OFFSET $5"
+        ))
+        .bind(team_id)
+        .bind(preview_id)
+        .bind(outcome)
+        .bind(to_i64(limit))
+        .bind(to_i64(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        let rows = rows.into_iter().map(|row| row.0).collect();
+        Ok((
+            rows,
+            usize::try_from(to_u64(matching)).unwrap_or(usize::MAX),
+        ))
+    }
+
+    async fn all_preview_rows(
+        &self,
+        team_id: TeamId,
+        preview_id: &PreviewId,
+    ) -> Result<Vec<PreviewRow>> {
+        use futures::TryStreamExt;
+        // Each row is parsed as it arrives: collecting the JSON texts first would hold a
+        // large preview twice (texts and rows) when a run starts.
+        let rows = sqlx::query_scalar::<_, JsonText<PreviewRow>>(
+            "SELECT r.row_json FROM preview_rows r JOIN previews p ON p.id = r.preview_id \
+             WHERE p.team_id = $1 AND r.preview_id = $2 ORDER BY r.position",
+        )
+        .bind(team_id)
+        .bind(preview_id)
+        .fetch(&self.pool)
+        .map_ok(|row| row.0)
+        .try_collect()
+        .await?;
+        Ok(rows)
+    }
+
+    async fn expire_previews(&self, before: DateTime<Utc>) -> Result<Expired> {
+        let mut tx = self.pool.begin().await?;
+        // Rows go with their preview (ON DELETE CASCADE).
+        let previews =
+            sqlx::query("DELETE FROM previews WHERE claimed_at IS NULL AND created_at < $1")
+                .bind(Stamp(before))
+                .execute(&mut *tx)
+                .await?;
+        let sources = sqlx::query(
+            "DELETE FROM preview_sources WHERE created_at < $1 AND id NOT IN \
+             (SELECT source_id FROM previews WHERE claimed_at IS NULL AND source_id IS NOT NULL)",
+        )
+        .bind(Stamp(before))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Expired {
+            previews: previews.rows_affected(),
+            sources: sources.rows_affected(),
+        })
+    }
+
+    async fn claim_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<bool> {
+        let claimed = sqlx::query(
+            "UPDATE previews SET claimed_at = $1 WHERE team_id = $2 AND id = $3 \
+             AND claimed_at IS NULL",
+        )
+        .bind(Stamp(self.clock.now()))
+        .bind(team_id)
+        .bind(preview_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn release_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<()> {
+        sqlx::query(
+            "UPDATE previews SET claimed_at = NULL WHERE team_id = $1 AND id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.preview_id = previews.id)",
+        )
+        .bind(team_id)
+        .bind(preview_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
