@@ -291,16 +291,16 @@ test('a preview that fails keeps the pasted list and names the file', async ({ p
 
     await open(page, server.baseURL, '/choose');
     const list = 'user1@example.com\nuser2@example.com';
-    await page.getByLabel('or paste a list').fill(list);
+    await page.getByRole('textbox', { name: 'or paste a list' }).fill(list);
     await page.getByRole('button', { name: 'Preview these users' }).click();
     await page.waitForURL(/\/choose\?error=preview_failed/);
     await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
     await expect(page.getByRole('alert')).toContainText('The pasted list was not previewed');
     await expect(page.getByRole('alert')).toContainText('The list is in the box below again.');
-    await expect(page.getByLabel('or paste a list')).toHaveValue(list);
+    await expect(page.getByRole('textbox', { name: 'or paste a list' })).toHaveValue(list);
     await checkPage(page, '84-choose-pasted-failed');
 
-    await page.getByLabel('or paste a list').fill('');
+    await page.getByRole('textbox', { name: 'or paste a list' }).fill('');
     await page.getByLabel(/File with emails or account IDs/).setInputFiles({
       name: 'leavers.csv',
       mimeType: 'text/csv',
@@ -313,7 +313,7 @@ test('a preview that fails keeps the pasted list and names the file', async ({ p
     await expect(page.getByRole('alert')).toContainText('Choose the file again below');
     await expect(page.getByLabel(/File with emails or account IDs/)).toBeEnabled();
     // The box is empty again: the pasted list was shown once, not kept for ever.
-    await expect(page.getByLabel('or paste a list')).toHaveValue('');
+    await expect(page.getByRole('textbox', { name: 'or paste a list' })).toHaveValue('');
     await checkPage(page, '85-choose-file-failed');
   } finally {
     await server.stop();
