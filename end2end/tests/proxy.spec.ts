@@ -239,7 +239,9 @@ test('behind nginx over HTTPS, a run outlives a rolling stop of its replica and 
     await page.getByLabel('Choose a password').fill(FIRST_OWNER.password);
     await page.getByLabel('The same password again').fill(FIRST_OWNER.password);
     await page.getByRole('button', { name: 'Create my account' }).click();
-    await expect(page).toHaveURL(/\/teams$/);
+    // A new console's first owner is led to connect the site.
+    await expect(page).toHaveURL(/\/connect$/);
+    await expect(page.getByRole('heading', { name: 'Connect your site' })).toBeVisible();
     // Signs out and in again through the sign-in form.
     await page.goto(`${publicUrl}/account`);
     await page.getByRole('button', { name: 'Sign out', exact: true }).click();
