@@ -432,8 +432,10 @@ async fn a_run_pauses_resumes_and_cancels_without_touching_anyone_twice() {
     assert_eq!(paused.state, JobState::Paused);
     // Requests in flight finish (the site says when none is left); then nothing moves while
     // paused.
-    site.settled().await;
-    let still = console.job(job.id.clone()).await.unwrap();
+    // The site answering is not the console storing the answer: wait until the console has a
+    // result for every DELETE the site carried out.
+    let landed = deleted(&site.settled().await).len() as u64;
+    let still = wait_for(console, &job.id, |j| j.done == landed).await;
     site.no_delete_during(Duration::from_millis(600)).await;
     let later = console.job(job.id.clone()).await.unwrap();
     assert_eq!(still.done, later.done);

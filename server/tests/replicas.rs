@@ -110,6 +110,10 @@ async fn run_outlives_its_replica(stop: Stop, lease: &str) {
 
     // Stopped mid-run: some users done, not all.
     let before = wait_for_job(&a, &job_id, 60, |j| j["done"].as_u64().unwrap_or(0) >= 5).await;
+    // The site holds every DELETE from here until A's stop is checked: since the graceful
+    // hand-over B takes the run at once, and without the hold it could finish all 57 before
+    // the check below reads the job. A held DELETE whose sender stops is dropped uncounted.
+    site.hold_deletes().await;
     match stop {
         Stop::Crash => a.kill(),
         Stop::Told => a.terminate(),
@@ -130,6 +134,7 @@ async fn run_outlives_its_replica(stop: Stop, lease: &str) {
             "replica A did not hand the run back; log:\n{log_a}"
         );
     }
+    site.release_deletes().await;
 
     // Replica B takes the run over and finishes it.
     let finished = wait_for_job(&b, &job_id, 120, |j| j["state"] == json!("finished")).await;
