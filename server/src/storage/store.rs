@@ -16,6 +16,7 @@
 //! and REPEATABLE READ for reads that must see one snapshot): SQLite needs none of those,
 //! since one connection of its own writes everything in order.
 
+pub use super::column::{Columns, Plain, Text};
 use super::*;
 use sqlx::Database as SqlxDatabase;
 
@@ -39,7 +40,11 @@ pub type PostgresStorage = Store<sqlx::Postgres>;
 
 /// What one database does its own way. Each method is small; everything else is shared.
 #[async_trait]
-pub trait Dialect: SqlxDatabase + Sized {
+pub trait Dialect:
+    SqlxDatabase<QueryResult: Affected>
+    + for<'q> SqlxDatabase<Arguments<'q>: sqlx::IntoArguments<'q, Self>>
+    + Sized
+{
     /// As the health check names it.
     const LABEL: &'static str;
     /// Appended to a `SELECT` whose rows must stay locked for update until the transaction
