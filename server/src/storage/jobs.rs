@@ -4,6 +4,7 @@
 use super::column::{to_i64, to_u64, JsonText, Stamp};
 use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
 use super::*;
+use crate::engine::job_state::JobEvent as Happening;
 use crate::engine::ItemState;
 
 mod writes;
@@ -82,6 +83,38 @@ pub(super) const JOB_COLUMNS: &str =
     "SELECT id, team_id, created_by, created_at, site_url, action, \
                            preview_id, state, reason, started_at, finished_at, users_url, \
                            token_fingerprint, approved_by, approved_at FROM jobs WHERE ";
+
+/// The states a run may still change from: those some happening starts from, as the one
+/// transition function says (engine/job_state.rs): every state but the ended ones.
+pub(super) fn changeable() -> Vec<JobState> {
+    let starts: Vec<JobState> = Happening::ALL
+        .into_iter()
+        .flat_map(Happening::starts_from)
+        .collect();
+    JobState::ALL
+        .into_iter()
+        .filter(|state| starts.contains(state))
+        .collect()
+}
+
+/// Which runs a claim may take, as a `WHERE` condition on `{jobs}.state` and `{jobs}.id`: those
+/// a runner may launch (engine/job_state.rs), paused ones only when one job is named (the
+/// admin resumes it). `$first` is the paused state, `$first + 1` the named job (or NULL),
+/// then the launch states ([`claimable_states`], in that order).
+pub(super) fn claimable(jobs: &str, first: usize) -> String {
+    let (paused, only) = (first, first + 1);
+    let states = placeholders(first + 2, claimable_states().len());
+    format!(
+        "{jobs}state IN ({states}) AND ({jobs}state <> ${paused} OR ${only} IS NOT NULL) \
+         AND (${only} IS NULL OR {jobs}id = ${only})"
+    )
+}
+
+/// The states a runner may launch a run from: what [`claimable`] binds after the paused
+/// state and the named job.
+pub(super) fn claimable_states() -> Vec<JobState> {
+    Happening::Launch.starts_from()
+}
 
 /// `$from, $from+1, …`: `n` placeholders of a list.
 pub(super) fn placeholders(from: usize, n: usize) -> String {

@@ -71,6 +71,33 @@ const ROWS_OF: &str = "FROM preview_rows r JOIN previews p ON p.id = r.preview_i
                        WHERE p.team_id = $1 AND r.preview_id = $2 \
                        AND ($3 IS NULL OR r.outcome = $3)";
 
+/// Writes a preview and its rows (the statement is the dialect's: SQLite's table keeps two
+/// columns of the first schema).
+async fn insert_preview<DB: Dialect>(
+    conn: &mut DB::Connection,
+    team_id: TeamId,
+    preview: &PreviewRecord,
+    rows: &[PreviewRow],
+) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
+{
+    sqlx::query(DB::INSERT_PREVIEW)
+        .bind(&preview.id)
+        .bind(team_id)
+        .bind(Stamp(preview.created_at))
+        .bind(preview.action)
+        .bind(&preview.phrase)
+        .bind(&preview.source_id)
+        .bind(&preview.summary_json)
+        .bind(to_i64(rows.len()))
+        .execute(&mut *conn)
+        .await?;
+    DB::insert_preview_rows(conn, &preview.id, rows).await
+}
+
 #[async_trait]
 impl<DB: Dialect> PreviewStorage for Store<DB>
 where
@@ -121,7 +148,7 @@ where
         rows: &[PreviewRow],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        DB::insert_preview(&mut tx, team_id, preview, rows).await?;
+        insert_preview::<DB>(&mut tx, team_id, preview, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -150,7 +177,7 @@ where
         rows: &[PreviewRow],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        DB::insert_preview(&mut tx, team_id, revision, rows).await?;
+        insert_preview::<DB>(&mut tx, team_id, revision, rows).await?;
         let unclaimed = sqlx::query(
             "UPDATE previews SET replaced_by = $1 WHERE team_id = $2 AND id = $3 \
              AND claimed_at IS NULL",

@@ -3,6 +3,7 @@
 //! here locks rows; a lease not driven by this process belongs to nobody alive.
 
 use super::column::{to_i64, Stamp};
+use super::jobs::{claimable, claimable_states};
 use super::store::{Dialect, Store};
 use super::*;
 use crate::engine::ItemState;
@@ -27,6 +28,10 @@ impl Dialect for Sqlite {
     const FOR_SHARE: &'static str = "";
     const LEASE_ENDED: &'static str = "''";
     const SNAPSHOT: &'static str = "";
+    // preview_json and listing_json are the first schema's, '' since migration 0003.
+    const INSERT_PREVIEW: &'static str = "INSERT INTO previews (id, team_id, created_at, \
+        action, preview_json, listing_json, phrase, source_id, summary_json, total_rows) \
+        VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $8)";
     type Extra = ();
 
     async fn open(url: &str, clock: Arc<dyn Clock>, audit_key: AuditKey) -> Result<Database> {
@@ -71,28 +76,11 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
-    async fn insert_preview(
+    async fn insert_preview_rows(
         conn: &mut SqliteConnection,
-        team_id: TeamId,
-        preview: &PreviewRecord,
+        preview_id: &PreviewId,
         rows: &[PreviewRow],
     ) -> Result<()> {
-        // preview_json and listing_json are the first schema's, '' since migration 0003.
-        sqlx::query(
-            "INSERT INTO previews (id, team_id, created_at, action, preview_json, listing_json, \
-             phrase, source_id, summary_json, total_rows) \
-             VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $8)",
-        )
-        .bind(&preview.id)
-        .bind(team_id)
-        .bind(Stamp(preview.created_at))
-        .bind(preview.action)
-        .bind(&preview.phrase)
-        .bind(&preview.source_id)
-        .bind(&preview.summary_json)
-        .bind(to_i64(rows.len()))
-        .execute(&mut *conn)
-        .await?;
         for (chunk_index, chunk) in rows.chunks(ROWS_PER_INSERT).enumerate() {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO preview_rows (preview_id, position, outcome, row_json) ",
@@ -104,7 +92,7 @@ impl Dialect for Sqlite {
             }
             insert.push_values(encoded, |mut values, (position, outcome, json)| {
                 values
-                    .push_bind(&preview.id)
+                    .push_bind(preview_id)
                     .push_bind(position)
                     .push_bind(outcome)
                     .push_bind(json);
@@ -197,35 +185,33 @@ impl Dialect for Sqlite {
         // holder and expiry. The fence still goes up, as on PostgreSQL.
         let driving =
             serde_json::to_string(&driving.iter().map(|id| id.as_str()).collect::<Vec<_>>())?;
-        let unfinished = "SELECT id FROM jobs WHERE (state IN ($1, $2, $3) \
-                          OR (state = $4 AND $5 IS NOT NULL)) AND ($5 IS NULL OR id = $5)";
         let mut tx = store.writer.begin().await?;
-        sqlx::query(&format!(
+        let insert = format!(
             "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
-             SELECT id, '', 0, '' FROM ({unfinished}) WHERE true ON CONFLICT (job_id) DO NOTHING"
-        ))
-        .bind(JobState::Queued)
-        .bind(JobState::Running)
-        .bind(JobState::Cancelling)
-        .bind(JobState::Paused)
-        .bind(only)
-        .execute(&mut *tx)
-        .await?;
-        let claimed = sqlx::query_as(&format!(
-            "UPDATE job_leases SET holder = $6, fence = fence + 1, expires_at = $7 \
-             WHERE job_id IN ({unfinished}) \
-             AND job_id NOT IN (SELECT value FROM json_each($8)) RETURNING job_id, fence"
-        ))
-        .bind(JobState::Queued)
-        .bind(JobState::Running)
-        .bind(JobState::Cancelling)
-        .bind(JobState::Paused)
-        .bind(only)
-        .bind(holder)
-        .bind(lease_until(store, lease))
-        .bind(&driving)
-        .fetch_all(&mut *tx)
-        .await?;
+             SELECT id, '', 0, '' FROM jobs WHERE {} ON CONFLICT (job_id) DO NOTHING",
+            claimable("", 1)
+        );
+        let mut insert = sqlx::query(&insert).bind(JobState::Paused).bind(only);
+        for state in claimable_states() {
+            insert = insert.bind(state);
+        }
+        insert.execute(&mut *tx).await?;
+        let claim = format!(
+            "UPDATE job_leases SET holder = $1, fence = fence + 1, expires_at = $2 \
+             WHERE job_id IN (SELECT id FROM jobs WHERE {}) \
+             AND job_id NOT IN (SELECT value FROM json_each($3)) RETURNING job_id, fence",
+            claimable("", 4)
+        );
+        let mut claim = sqlx::query_as(&claim)
+            .bind(holder)
+            .bind(lease_until(store, lease))
+            .bind(&driving)
+            .bind(JobState::Paused)
+            .bind(only);
+        for state in claimable_states() {
+            claim = claim.bind(state);
+        }
+        let claimed = claim.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -243,11 +229,5 @@ impl Dialect for Sqlite {
                 .execute(&store.writer)
                 .await?;
         Ok(renewed.rows_affected() == 1)
-    }
-
-    async fn job_event_notices(
-        _store: &Store<Sqlite>,
-    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {
-        None
     }
 }

@@ -69,11 +69,12 @@ pub trait Dialect:
     /// Makes runs starting on `site_url` write one after the other until the transaction ends.
     async fn lock_site(conn: &mut Self::Connection, site_url: &str) -> Result<()>;
 
-    /// Writes a preview and its rows, in order, in as few statements as the database allows.
-    async fn insert_preview(
+    /// Writes a preview (binds: id, team, created, action, phrase, source, summary, rows).
+    const INSERT_PREVIEW: &'static str;
+    /// Writes a preview's rows, in order, in as few statements as the database allows.
+    async fn insert_preview_rows(
         conn: &mut Self::Connection,
-        team_id: TeamId,
-        preview: &PreviewRecord,
+        preview_id: &PreviewId,
         rows: &[PreviewRow],
     ) -> Result<()>;
 
@@ -107,11 +108,14 @@ pub trait Dialect:
     async fn renew_lease(store: &Store<Self>, lease: &JobLease, duration: Duration)
         -> Result<bool>;
 
-    /// [`JobStorage::job_event_notices`].
-    async fn job_event_notices(
-        store: &Store<Self>,
-    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>>;
+    /// [`JobStorage::job_event_notices`]: none where one process writes everything.
+    async fn job_event_notices(_store: &Store<Self>) -> Notices {
+        None
+    }
 }
+
+/// The runs other console processes stored events of, as they store them.
+pub type Notices = Option<tokio::sync::mpsc::UnboundedReceiver<JobId>>;
 
 /// How many rows a statement changed (each driver has its own result type).
 pub trait Affected {

@@ -21,16 +21,16 @@ where
         conn: &mut DB::Connection,
         site_url: &str,
     ) -> Result<usize> {
-        let running: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE site_url = $1 AND state IN ($2, $3, $4, $5)",
-        )
-        .bind(site_url)
-        .bind(JobState::Queued)
-        .bind(JobState::Running)
-        .bind(JobState::Paused)
-        .bind(JobState::Cancelling)
-        .fetch_one(&mut *conn)
-        .await?;
+        let unended = changeable();
+        let count = format!(
+            "SELECT COUNT(*) FROM jobs WHERE site_url = $1 AND state IN ({})",
+            placeholders(2, unended.len())
+        );
+        let mut count = sqlx::query_scalar(&count).bind(site_url);
+        for state in unended {
+            count = count.bind(state);
+        }
+        let running: i64 = count.fetch_one(&mut *conn).await?;
         Ok(usize::try_from(running).unwrap_or(usize::MAX))
     }
 
@@ -126,21 +126,23 @@ where
         let at = self.clock.now();
         let started = (state == JobState::Running).then_some(Stamp(at));
         let finished = state.has_ended().then_some(Stamp(at));
-        let seq: Option<i64> = sqlx::query_scalar(
+        let from = changeable();
+        let update = format!(
             "UPDATE jobs SET state = $1, reason = $2, last_seq = last_seq + 1, \
              started_at = COALESCE(started_at, $3), finished_at = COALESCE($4, finished_at) \
-             WHERE id = $5 AND state NOT IN ($6, $7, $8) RETURNING last_seq",
-        )
-        .bind(state)
-        .bind(&reason)
-        .bind(started)
-        .bind(finished)
-        .bind(job_id)
-        .bind(JobState::Finished)
-        .bind(JobState::Stopped)
-        .bind(JobState::Failed)
-        .fetch_optional(&mut *conn)
-        .await?;
+             WHERE id = $5 AND state IN ({}) RETURNING last_seq",
+            placeholders(6, from.len())
+        );
+        let mut update = sqlx::query_scalar(&update)
+            .bind(state)
+            .bind(&reason)
+            .bind(started)
+            .bind(finished)
+            .bind(job_id);
+        for state in from {
+            update = update.bind(state);
+        }
+        let seq: Option<i64> = update.fetch_optional(&mut *conn).await?;
         let Some(seq) = seq else {
             let found: Option<JobState> =
                 sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
