@@ -73,10 +73,6 @@ pub trait JobStorage: Send + Sync {
     /// the same user is refused with [`StorageError::ItemFinished`]. For tests, as above.
     #[cfg(test)]
     async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent>;
-    /// Every team's queued, running or cancelling jobs, oldest first (for tests: the runner
-    /// finds its work with [`LeaseStorage::claim_jobs`]).
-    #[cfg(test)]
-    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>>;
 }
 
 pub(super) const JOB_COLUMNS: &str =
@@ -492,18 +488,5 @@ where
         let event = self.record_result_on(&mut tx, job_id, result).await?;
         tx.commit().await?;
         Ok(event)
-    }
-
-    #[cfg(test)]
-    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
-        let rows = sqlx::query_as(&format!(
-            "{JOB_COLUMNS} state IN ($1, $2, $3) ORDER BY created_at, id"
-        ))
-        .bind(JobState::Queued)
-        .bind(JobState::Running)
-        .bind(JobState::Cancelling)
-        .fetch_all(&self.pool)
-        .await?;
-        self.jobs_of(rows).await
     }
 }
