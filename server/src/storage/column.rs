@@ -207,6 +207,7 @@ pub trait Named {
     type MaybeTeam;
     type MaybeAccount;
     type MaybeRole;
+    type MaybeJob;
 }
 
 impl Named for Plain {
@@ -231,6 +232,7 @@ impl Named for Plain {
     type MaybeTeam = Option<model::ids::TeamId>;
     type MaybeAccount = Option<model::ids::AccountId>;
     type MaybeRole = Option<model::team::Role>;
+    type MaybeJob = Option<model::ids::JobId>;
 }
 
 /// Every column type of [`Plain`] works on `DB`: what a shared statement needs of the
@@ -258,6 +260,7 @@ pub trait Columns<DB: Database>:
     MaybeTeam: for<'q> Encode<'q, DB>,
     MaybeAccount: for<'q> Encode<'q, DB>,
     MaybeRole: for<'q> Encode<'q, DB>,
+    MaybeJob: for<'q> Encode<'q, DB>,
 >
 {
 }

@@ -1,7 +1,7 @@
 //! Which console replica drives which run ([`LeaseStorage`]): claiming runs, the holder's
 //! heartbeat, and the runner's writes fenced by the lease they were made under.
 
-use super::jobs::{placeholders, JOB_COLUMNS};
+use super::jobs::{claimable, claimable_states, placeholders, JOB_COLUMNS};
 use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
 use super::*;
 
@@ -52,6 +52,53 @@ pub trait LeaseStorage: Send + Sync {
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent>;
+}
+
+/// Gives every run a claim may take ([`claimable`]) a lease row if it has none: free (fence
+/// 0, ended), so that the claim that follows locks lease rows only, never a job's row (a
+/// holder's fenced write share-locks the lease row, then the job's: the two cannot wait on
+/// each other in a cycle).
+pub(super) async fn add_free_leases<DB: Dialect>(
+    conn: &mut DB::Connection,
+    only: Option<&JobId>,
+) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
+{
+    let insert = format!(
+        "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
+         SELECT id, '', 0, {} FROM jobs WHERE {} ON CONFLICT (job_id) DO NOTHING",
+        DB::LEASE_ENDED,
+        claimable("", 1)
+    );
+    let mut args = DB::Arguments::default();
+    add_claimable::<DB>(&mut args, only)?;
+    sqlx::query_with(&insert, args).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// A value a statement could not take.
+pub(super) fn unbindable(e: sqlx::error::BoxDynError) -> StorageError {
+    StorageError::Database(sqlx::Error::Encode(e))
+}
+
+/// Adds what [`claimable`] reads, in its order, after the values `args` holds already.
+pub(super) fn add_claimable<'q, DB: Dialect>(
+    args: &mut DB::Arguments<'q>,
+    only: Option<&JobId>,
+) -> Result<()>
+where
+    Plain: Columns<DB>,
+{
+    use sqlx::Arguments;
+    args.add(JobState::Paused).map_err(unbindable)?;
+    args.add(only.cloned()).map_err(unbindable)?;
+    for state in claimable_states() {
+        args.add(state).map_err(unbindable)?;
+    }
+    Ok(())
 }
 
 // Each fenced write checks the lease and writes in one transaction (see `hold_lease`).

@@ -8,10 +8,13 @@
 //! a claim locks lease rows only, and skips those others hold.
 
 use super::column::{to_i64, Stamp};
-use super::jobs::{claimable, claimable_states};
+use super::jobs::claimable;
+use super::leases::{add_claimable, add_free_leases, unbindable};
 use super::store::{Dialect, Notices, Store};
 use super::*;
+use sqlx::postgres::PgArguments;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Arguments;
 use sqlx::{PgConnection, Postgres};
 use std::str::FromStr;
 
@@ -225,19 +228,7 @@ impl Dialect for Postgres {
         only: Option<&JobId>,
     ) -> Result<Vec<(JobId, i64)>> {
         let driving: Vec<String> = driving.iter().map(|id| id.to_string()).collect();
-        // Every unfinished job gets its lease row first (free, fence 0), so the claim below
-        // locks lease rows only, never a job's row: a holder's fenced write (lease row
-        // share-locked, then the job's row) and a claim cannot wait on each other in a cycle.
-        let insert = format!(
-            "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
-             SELECT id, '', 0, '-infinity' FROM jobs WHERE {} ON CONFLICT (job_id) DO NOTHING",
-            claimable("", 1)
-        );
-        let mut insert = sqlx::query(&insert).bind(JobState::Paused).bind(only);
-        for state in claimable_states() {
-            insert = insert.bind(state);
-        }
-        insert.execute(&store.pool).await?;
+        add_free_leases::<Postgres>(&mut *store.pool.acquire().await?, only).await?;
         // A lease row locked by another claim, or share-locked by its holder writing right
         // now, is skipped: that job is somebody's this instant.
         let claim = format!(
@@ -249,16 +240,14 @@ impl Dialect for Postgres {
              FROM free WHERE l.job_id = free.job_id RETURNING l.job_id, l.fence",
             claimable("j.", 4)
         );
-        let mut claim = sqlx::query_as(&claim)
-            .bind(holder)
-            .bind(lease_ms(lease))
-            .bind(&driving)
-            .bind(JobState::Paused)
-            .bind(only);
-        for state in claimable_states() {
-            claim = claim.bind(state);
-        }
-        Ok(claim.fetch_all(&store.pool).await?)
+        let mut args = PgArguments::default();
+        args.add(holder).map_err(unbindable)?;
+        args.add(lease_ms(lease)).map_err(unbindable)?;
+        args.add(driving).map_err(unbindable)?;
+        add_claimable::<Postgres>(&mut args, only)?;
+        Ok(sqlx::query_as_with(&claim, args)
+            .fetch_all(&store.pool)
+            .await?)
     }
 
     async fn renew_lease(

@@ -3,11 +3,14 @@
 //! here locks rows; a lease not driven by this process belongs to nobody alive.
 
 use super::column::{to_i64, Stamp};
-use super::jobs::{claimable, claimable_states};
+use super::jobs::claimable;
+use super::leases::{add_claimable, add_free_leases, unbindable};
 use super::store::{Dialect, Store};
 use super::*;
 use crate::engine::ItemState;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Arguments;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::str::FromStr;
 
@@ -186,32 +189,21 @@ impl Dialect for Sqlite {
         let driving =
             serde_json::to_string(&driving.iter().map(|id| id.as_str()).collect::<Vec<_>>())?;
         let mut tx = store.writer.begin().await?;
-        let insert = format!(
-            "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
-             SELECT id, '', 0, '' FROM jobs WHERE {} ON CONFLICT (job_id) DO NOTHING",
-            claimable("", 1)
-        );
-        let mut insert = sqlx::query(&insert).bind(JobState::Paused).bind(only);
-        for state in claimable_states() {
-            insert = insert.bind(state);
-        }
-        insert.execute(&mut *tx).await?;
+        add_free_leases::<Sqlite>(&mut tx, only).await?;
         let claim = format!(
             "UPDATE job_leases SET holder = $1, fence = fence + 1, expires_at = $2 \
              WHERE job_id IN (SELECT id FROM jobs WHERE {}) \
              AND job_id NOT IN (SELECT value FROM json_each($3)) RETURNING job_id, fence",
             claimable("", 4)
         );
-        let mut claim = sqlx::query_as(&claim)
-            .bind(holder)
-            .bind(lease_until(store, lease))
-            .bind(&driving)
-            .bind(JobState::Paused)
-            .bind(only);
-        for state in claimable_states() {
-            claim = claim.bind(state);
-        }
-        let claimed = claim.fetch_all(&mut *tx).await?;
+        let mut args = SqliteArguments::default();
+        args.add(holder).map_err(unbindable)?;
+        args.add(lease_until(store, lease)).map_err(unbindable)?;
+        args.add(driving).map_err(unbindable)?;
+        add_claimable::<Sqlite>(&mut args, only)?;
+        let claimed = sqlx::query_as_with(&claim, args)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(claimed)
     }
