@@ -2,7 +2,7 @@
 //! heartbeat, and the runner's writes fenced by the lease they were made under.
 
 use super::jobs::{claimable, claimable_states, placeholders, JOB_COLUMNS};
-use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
+use super::store::{Affected, Claim, Columns, Dialect, Plain, Store, Text};
 use super::*;
 
 /// The right to drive runs. Every write the runner makes for a job carries its lease and is
@@ -116,7 +116,13 @@ where
         driving: &[JobId],
         only: Option<&JobId>,
     ) -> Result<Vec<(JobRecord, JobLease)>> {
-        let fences = DB::claim_leases(self, holder, lease, driving, only).await?;
+        let claim = Claim {
+            holder,
+            lease,
+            driving,
+            only,
+        };
+        let fences = DB::claim_leases(self, &claim).await?;
         if fences.is_empty() {
             return Ok(Vec::new());
         }

@@ -10,7 +10,7 @@
 use super::column::{to_i64, Stamp};
 use super::jobs::claimable;
 use super::leases::{add_claimable, add_free_leases, unbindable};
-use super::store::{Dialect, Notices, Store};
+use super::store::{Claim, Dialect, Notices, Store};
 use super::*;
 use sqlx::postgres::PgArguments;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -220,18 +220,12 @@ impl Dialect for Postgres {
             .collect())
     }
 
-    async fn claim_leases(
-        store: &Store<Postgres>,
-        holder: &str,
-        lease: Duration,
-        driving: &[JobId],
-        only: Option<&JobId>,
-    ) -> Result<Vec<(JobId, i64)>> {
-        let driving: Vec<String> = driving.iter().map(|id| id.to_string()).collect();
-        add_free_leases::<Postgres>(&mut *store.pool.acquire().await?, only).await?;
+    async fn claim_leases(store: &Store<Postgres>, claim: &Claim<'_>) -> Result<Vec<(JobId, i64)>> {
+        let driving: Vec<String> = claim.driving.iter().map(|id| id.to_string()).collect();
+        add_free_leases::<Postgres>(&mut *store.pool.acquire().await?, claim.only).await?;
         // A lease row locked by another claim, or share-locked by its holder writing right
         // now, is skipped: that job is somebody's this instant.
-        let claim = format!(
+        let update = format!(
             "WITH free AS (SELECT l.job_id FROM job_leases l JOIN jobs j ON j.id = l.job_id \
              WHERE {} AND NOT (l.job_id = ANY($3)) AND l.expires_at < now() \
              ORDER BY j.created_at, j.id FOR UPDATE OF l SKIP LOCKED) \
@@ -241,11 +235,11 @@ impl Dialect for Postgres {
             claimable("j.", 4)
         );
         let mut args = PgArguments::default();
-        args.add(holder).map_err(unbindable)?;
-        args.add(lease_ms(lease)).map_err(unbindable)?;
+        args.add(claim.holder).map_err(unbindable)?;
+        args.add(lease_ms(claim.lease)).map_err(unbindable)?;
         args.add(driving).map_err(unbindable)?;
-        add_claimable::<Postgres>(&mut args, only)?;
-        Ok(sqlx::query_as_with(&claim, args)
+        add_claimable::<Postgres>(&mut args, claim.only)?;
+        Ok(sqlx::query_as_with(&update, args)
             .fetch_all(&store.pool)
             .await?)
     }

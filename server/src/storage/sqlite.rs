@@ -5,7 +5,7 @@
 use super::column::{to_i64, Stamp};
 use super::jobs::claimable;
 use super::leases::{add_claimable, add_free_leases, unbindable};
-use super::store::{Dialect, Store};
+use super::store::{Claim, Dialect, Store};
 use super::*;
 use crate::engine::ItemState;
 use sqlx::sqlite::SqliteArguments;
@@ -176,32 +176,32 @@ impl Dialect for Sqlite {
         Ok(events)
     }
 
-    async fn claim_leases(
-        store: &Store<Sqlite>,
-        holder: &str,
-        lease: Duration,
-        driving: &[JobId],
-        only: Option<&JobId>,
-    ) -> Result<Vec<(JobId, i64)>> {
+    async fn claim_leases(store: &Store<Sqlite>, claim: &Claim<'_>) -> Result<Vec<(JobId, i64)>> {
         // One process: a lease this process is not driving belongs to nobody alive (an
         // earlier run of this console that stopped), so it is taken at once, whatever its
         // holder and expiry. The fence still goes up, as on PostgreSQL.
-        let driving =
-            serde_json::to_string(&driving.iter().map(|id| id.as_str()).collect::<Vec<_>>())?;
+        let driving = serde_json::to_string(
+            &claim
+                .driving
+                .iter()
+                .map(|id| id.as_str())
+                .collect::<Vec<_>>(),
+        )?;
         let mut tx = store.writer.begin().await?;
-        add_free_leases::<Sqlite>(&mut tx, only).await?;
-        let claim = format!(
+        add_free_leases::<Sqlite>(&mut tx, claim.only).await?;
+        let update = format!(
             "UPDATE job_leases SET holder = $1, fence = fence + 1, expires_at = $2 \
              WHERE job_id IN (SELECT id FROM jobs WHERE {}) \
              AND job_id NOT IN (SELECT value FROM json_each($3)) RETURNING job_id, fence",
             claimable("", 4)
         );
         let mut args = SqliteArguments::default();
-        args.add(holder).map_err(unbindable)?;
-        args.add(lease_until(store, lease)).map_err(unbindable)?;
+        args.add(claim.holder).map_err(unbindable)?;
+        args.add(lease_until(store, claim.lease))
+            .map_err(unbindable)?;
         args.add(driving).map_err(unbindable)?;
-        add_claimable::<Sqlite>(&mut args, only)?;
-        let claimed = sqlx::query_as_with(&claim, args)
+        add_claimable::<Sqlite>(&mut args, claim.only)?;
+        let claimed = sqlx::query_as_with(&update, args)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -96,13 +96,7 @@ pub trait Dialect:
     ) -> Result<Vec<JobEvent>>;
 
     /// Claims leases as [`LeaseStorage::claim_jobs`] says; returns each claimed job's fence.
-    async fn claim_leases(
-        store: &Store<Self>,
-        holder: &str,
-        lease: Duration,
-        driving: &[JobId],
-        only: Option<&JobId>,
-    ) -> Result<Vec<(JobId, i64)>>;
+    async fn claim_leases(store: &Store<Self>, claim: &Claim<'_>) -> Result<Vec<(JobId, i64)>>;
 
     /// [`LeaseStorage::renew_lease`].
     async fn renew_lease(store: &Store<Self>, lease: &JobLease, duration: Duration)
@@ -112,6 +106,14 @@ pub trait Dialect:
     async fn job_event_notices(_store: &Store<Self>) -> Notices {
         None
     }
+}
+
+/// What [`LeaseStorage::claim_jobs`] was asked, as the dialects' claims take it.
+pub struct Claim<'a> {
+    pub holder: &'a str,
+    pub lease: Duration,
+    pub driving: &'a [JobId],
+    pub only: Option<&'a JobId>,
 }
 
 /// The runs other console processes stored events of, as they store them.
