@@ -10,7 +10,7 @@
 use super::column::{to_i64, Stamp};
 use super::jobs::claimable;
 use super::leases::{add_claimable, add_free_leases, unbindable};
-use super::store::{Claim, Dialect, Notices, Store};
+use super::store::{Claim, Dialect, NewRows, Notices, Store};
 use super::*;
 use sqlx::postgres::PgArguments;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -118,11 +118,8 @@ impl Dialect for Postgres {
         Ok(())
     }
 
-    async fn insert_preview_rows(
-        conn: &mut PgConnection,
-        preview_id: &PreviewId,
-        rows: &[PreviewRow],
-    ) -> Result<()> {
+    async fn insert_preview_rows(conn: &mut PgConnection, new: &NewRows<'_>) -> Result<()> {
+        let (preview_id, rows) = (new.preview_id, new.rows);
         for (chunk_index, chunk) in rows.chunks(PREVIEW_ROWS_PER_INSERT).enumerate() {
             let first = chunk_index * PREVIEW_ROWS_PER_INSERT;
             let positions: Vec<i64> = (0..chunk.len()).map(|i| to_i64(first + i)).collect();

@@ -2,7 +2,7 @@
 //! ([`PreviewStorage`]), written once for both databases.
 
 use super::column::{to_i64, to_u64, JsonText, Stamp};
-use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
+use super::store::{Affected, Columns, Dialect, NewRows, Plain, Store, Text};
 use super::*;
 
 /// Previews, their rows and sources. Every method sees only `team_id`'s records.
@@ -95,7 +95,8 @@ where
         .bind(to_i64(rows.len()))
         .execute(&mut *conn)
         .await?;
-    DB::insert_preview_rows(conn, &preview.id, rows).await
+    let preview_id = &preview.id;
+    DB::insert_preview_rows(conn, &NewRows { preview_id, rows }).await
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@
 use super::column::{to_i64, Stamp};
 use super::jobs::claimable;
 use super::leases::{add_claimable, add_free_leases, unbindable};
-use super::store::{Claim, Dialect, Store};
+use super::store::{Claim, Dialect, NewRows, Store};
 use super::*;
 use crate::engine::ItemState;
 use sqlx::sqlite::SqliteArguments;
@@ -79,11 +79,8 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
-    async fn insert_preview_rows(
-        conn: &mut SqliteConnection,
-        preview_id: &PreviewId,
-        rows: &[PreviewRow],
-    ) -> Result<()> {
+    async fn insert_preview_rows(conn: &mut SqliteConnection, new: &NewRows<'_>) -> Result<()> {
+        let (preview_id, rows) = (new.preview_id, new.rows);
         for (chunk_index, chunk) in rows.chunks(ROWS_PER_INSERT).enumerate() {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO preview_rows (preview_id, position, outcome, row_json) ",

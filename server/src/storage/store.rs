@@ -72,11 +72,7 @@ pub trait Dialect:
     /// Writes a preview (binds: id, team, created, action, phrase, source, summary, rows).
     const INSERT_PREVIEW: &'static str;
     /// Writes a preview's rows, in order, in as few statements as the database allows.
-    async fn insert_preview_rows(
-        conn: &mut Self::Connection,
-        preview_id: &PreviewId,
-        rows: &[PreviewRow],
-    ) -> Result<()>;
+    async fn insert_preview_rows(conn: &mut Self::Connection, new: &NewRows<'_>) -> Result<()>;
 
     /// Writes a new job's users, in input order; settled ones finished, with their result.
     async fn insert_job_items(
@@ -106,6 +102,12 @@ pub trait Dialect:
     async fn job_event_notices(_store: &Store<Self>) -> Notices {
         None
     }
+}
+
+/// A preview's rows about to be written, in input order.
+pub struct NewRows<'a> {
+    pub preview_id: &'a PreviewId,
+    pub rows: &'a [PreviewRow],
 }
 
 /// What [`LeaseStorage::claim_jobs`] was asked, as the dialects' claims take it.
