@@ -23,6 +23,7 @@ FLOORS = {
     "service": 6,
     "storage": 5,
     "secret": 4,
+    "audit_chain": 4,
     "config": 4,
     "engine": 3,
     "scim": 2,

@@ -12,6 +12,7 @@
 //! - `config`, `secret`, `data_folder`, `metrics`: settings, secrets and figures, used from
 //!   any floor above.
 
+pub mod audit_chain;
 pub mod check_config_command;
 pub mod cli;
 pub mod config;
