@@ -390,8 +390,10 @@ impl ItemOutcome {
     }
 }
 
-/// The result for one selected user, emitted the moment it is known.
+/// The result for one selected user, emitted the moment it is known. Storage reads it as
+/// stored (`job_items`), its counts from the database's integers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct ItemResult {
     pub account_id: String,
     pub email: Option<String>,
@@ -399,8 +401,10 @@ pub struct ItemResult {
     /// The server's own message, or Offboard's explanation, in plain words.
     pub message: String,
     /// Requests sent for this user (DELETE, GET, PATCH), retries included.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub attempts: u32,
     /// Wall time spent on this user, in milliseconds.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub elapsed_ms: u64,
     /// True when the user was demoted to Registered before deletion.
     pub demoted: bool,

@@ -7,7 +7,7 @@
 //! exists ([`ApprovalStorage::decline_approval`]). Whichever commits first wins; the other
 //! changes nothing, so a declined request never has a run and an approved one never a decline.
 
-use super::column::{MaybeStamp, Stamp};
+use super::column::{Maybe, Stamp};
 use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
 use super::{NewAuditEntry, Result};
 use async_trait::async_trait;
@@ -38,7 +38,7 @@ pub struct ApprovalRecord {
     pub expires_at: DateTime<Utc>,
     pub decision: Option<Decision>,
     pub decided_by: Option<String>,
-    #[sqlx(try_from = "MaybeStamp")]
+    #[sqlx(try_from = "Maybe<Stamp>")]
     pub decided_at: Option<DateTime<Utc>>,
     pub reason: Option<String>,
 }

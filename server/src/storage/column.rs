@@ -75,36 +75,35 @@ where
     }
 }
 
-/// A time column that may be NULL: `#[sqlx(try_from = "MaybeStamp")]` reads it into an
-/// `Option<DateTime<Utc>>` field.
-pub struct MaybeStamp(pub Option<DateTime<Utc>>);
+/// A column that may be NULL, read into an `Option` field with `#[sqlx(try_from = "Maybe<…>")]`
+/// (a time: `Maybe<Stamp>`, JSON: `Maybe<JsonText<T>>`).
+pub struct Maybe<T>(pub Option<T>);
 
-impl<DB: Database> Type<DB> for MaybeStamp
-where
-    String: Type<DB>,
-{
+impl<DB: Database, T: Type<DB>> Type<DB> for Maybe<T> {
     fn type_info() -> DB::TypeInfo {
-        <String as Type<DB>>::type_info()
+        T::type_info()
     }
 
     fn compatible(ty: &DB::TypeInfo) -> bool {
-        <String as Type<DB>>::compatible(ty)
+        T::compatible(ty)
     }
 }
 
-impl<'r, DB: Database> Decode<'r, DB> for MaybeStamp
-where
-    String: Decode<'r, DB>,
-{
-    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<MaybeStamp, BoxDynError> {
-        let stamp = <Option<Stamp> as Decode<'r, DB>>::decode(value)?;
-        Ok(MaybeStamp(stamp.map(|t| t.0)))
+impl<'r, DB: Database, T: Decode<'r, DB> + Type<DB>> Decode<'r, DB> for Maybe<T> {
+    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Maybe<T>, BoxDynError> {
+        Ok(Maybe(<Option<T> as Decode<'r, DB>>::decode(value)?))
     }
 }
 
-impl From<MaybeStamp> for Option<DateTime<Utc>> {
-    fn from(stamp: MaybeStamp) -> Option<DateTime<Utc>> {
-        stamp.0
+impl From<Maybe<Stamp>> for Option<DateTime<Utc>> {
+    fn from(stamp: Maybe<Stamp>) -> Option<DateTime<Utc>> {
+        stamp.0.map(|t| t.0)
+    }
+}
+
+impl<T> From<Maybe<JsonText<T>>> for Option<T> {
+    fn from(json: Maybe<JsonText<T>>) -> Option<T> {
+        json.0.map(|j| j.0)
     }
 }
 

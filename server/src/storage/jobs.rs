@@ -1,7 +1,7 @@
 //! Runs: creating one from a confirmed preview, its state, its users' results and the log
 //! watchers follow ([`JobStorage`]), written once for both databases.
 
-use super::column::{to_i64, to_u64, JsonText, Stamp};
+use super::column::{to_i64, to_u64, Stamp};
 use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
 use super::*;
 use crate::engine::job_state::JobEvent as Happening;
@@ -139,58 +139,6 @@ pub(super) struct JobRow {
     token_fingerprint: Option<String>,
     approved_by: Option<String>,
     approved_at: Option<Stamp>,
-}
-
-/// One line of a job's log as stored.
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    seq: i64,
-    at: Stamp,
-    result_json: Option<JsonText<ItemResult>>,
-    state_change: Option<JobState>,
-    reason: Option<String>,
-}
-
-impl From<EventRow> for JobEvent {
-    fn from(row: EventRow) -> JobEvent {
-        JobEvent {
-            seq: row.seq,
-            at: row.at.0,
-            result: row.result_json.map(|json| json.0),
-            state_change: row.state_change,
-            reason: row.reason,
-        }
-    }
-}
-
-/// A finished user as stored.
-#[derive(sqlx::FromRow)]
-struct ResultRow {
-    account_id: String,
-    email: Option<String>,
-    outcome: Option<ItemOutcome>,
-    message: String,
-    attempts: i64,
-    elapsed_ms: i64,
-    demoted: bool,
-}
-
-impl TryFrom<ResultRow> for ItemResult {
-    type Error = StorageError;
-
-    fn try_from(row: ResultRow) -> Result<ItemResult> {
-        Ok(ItemResult {
-            outcome: row.outcome.ok_or_else(|| {
-                StorageError::Damaged(format!("finished user {} has no outcome", row.account_id))
-            })?,
-            account_id: row.account_id,
-            email: row.email,
-            message: row.message,
-            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
-            elapsed_ms: to_u64(row.elapsed_ms),
-            demoted: row.demoted,
-        })
-    }
 }
 
 /// How many users of one job are in one state (and outcome).
@@ -408,7 +356,7 @@ where
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<JobEvent>> {
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        let rows: Vec<JobEvent> = sqlx::query_as(&format!(
             "{EVENT_COLUMNS} j.team_id = $1 AND e.job_id = $2 AND e.seq > $3 \
              ORDER BY e.seq LIMIT $4"
         ))
@@ -418,7 +366,7 @@ where
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(JobEvent::from).collect())
+        Ok(rows)
     }
 
     async fn latest_results(
@@ -442,7 +390,7 @@ where
         .bind(job_id)
         .fetch_one(&mut *tx)
         .await?;
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        let rows: Vec<JobEvent> = sqlx::query_as(&format!(
             "{EVENT_COLUMNS} j.team_id = $1 AND e.job_id = $2 AND e.seq < $3 \
              AND e.result_json IS NOT NULL ORDER BY e.seq DESC LIMIT $4"
         ))
@@ -453,11 +401,11 @@ where
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((rows.into_iter().map(JobEvent::from).collect(), last_seq))
+        Ok((rows, last_seq))
     }
 
     async fn job_results(&self, team_id: TeamId, job_id: &JobId) -> Result<Vec<ItemResult>> {
-        let rows: Vec<ResultRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT account_id, email, outcome, message, attempts, elapsed_ms, demoted \
              FROM job_items WHERE job_id = (SELECT id FROM jobs WHERE id = $1 AND team_id = $2) \
              AND state = $3 ORDER BY position",
@@ -466,8 +414,7 @@ where
         .bind(team_id)
         .bind(ItemState::Done)
         .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(ItemResult::try_from).collect()
+        .await?)
     }
 
     async fn job_event_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {

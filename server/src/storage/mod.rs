@@ -318,11 +318,16 @@ impl JobRecord {
 
 /// One entry of a job's log, in `seq` order: either a user's result or a change of state.
 /// Watchers resume with the last `seq` they saw.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct JobEvent {
     /// Increases by one per event within a job, starting at 1.
     pub seq: i64,
+    #[sqlx(try_from = "Stamp")]
     pub at: DateTime<Utc>,
+    #[sqlx(
+        rename = "result_json",
+        try_from = "column::Maybe<column::JsonText<ItemResult>>"
+    )]
     pub result: Option<ItemResult>,
     pub state_change: Option<JobState>,
     /// Why the state changed, when it says.
