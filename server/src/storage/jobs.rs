@@ -293,12 +293,10 @@ where
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent> {
-        let mut tx = self.writer.begin().await?;
-        let event = self
-            .set_job_state_on(&mut tx, job_id, state, reason)
-            .await?;
-        tx.commit().await?;
-        Ok(event)
+        self.run_write(None, async move |c| {
+            self.set_job_state_on(c, job_id, state, reason).await
+        })
+        .await
     }
 
     async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>> {
@@ -341,12 +339,10 @@ where
     }
 
     async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>> {
-        let mut tx = self.writer.begin().await?;
-        let events = self
-            .record_not_attempted_on(&mut tx, job_id, message)
-            .await?;
-        tx.commit().await?;
-        Ok(events)
+        self.run_write(None, async |c| {
+            self.record_not_attempted_on(c, job_id, message).await
+        })
+        .await
     }
 
     async fn events_since(
@@ -423,17 +419,17 @@ where
 
     #[cfg(test)]
     async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        Self::mark_sending_on(&mut tx, job_id, account_id).await?;
-        tx.commit().await?;
-        Ok(())
+        self.run_write(None, async |c| {
+            Self::mark_sending_on(c, job_id, account_id).await
+        })
+        .await
     }
 
     #[cfg(test)]
     async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent> {
-        let mut tx = self.writer.begin().await?;
-        let event = self.record_result_on(&mut tx, job_id, result).await?;
-        tx.commit().await?;
-        Ok(event)
+        self.run_write(None, async |c| {
+            self.record_result_on(c, job_id, result).await
+        })
+        .await
     }
 }

@@ -101,7 +101,7 @@ where
     Ok(())
 }
 
-// Each fenced write checks the lease and writes in one transaction (see `hold_lease`).
+// Each fenced write checks the lease and writes in one transaction (see `run_write`).
 #[async_trait]
 impl<DB: Dialect> LeaseStorage for Store<DB>
 where
@@ -173,11 +173,11 @@ where
     }
 
     async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        Self::hold_lease(&mut tx, lease).await?;
-        Self::mark_sending_on(&mut tx, &lease.job_id, account_id).await?;
-        tx.commit().await?;
-        Ok(())
+        let job_id = &lease.job_id;
+        self.run_write(Some(lease), async |c| {
+            Self::mark_sending_on(c, job_id, account_id).await
+        })
+        .await
     }
 
     async fn record_result_fenced(
@@ -185,13 +185,11 @@ where
         lease: &JobLease,
         result: &ItemResult,
     ) -> Result<JobEvent> {
-        let mut tx = self.writer.begin().await?;
-        Self::hold_lease(&mut tx, lease).await?;
-        let event = self
-            .record_result_on(&mut tx, &lease.job_id, result)
-            .await?;
-        tx.commit().await?;
-        Ok(event)
+        let job_id = &lease.job_id;
+        self.run_write(Some(lease), async |c| {
+            self.record_result_on(c, job_id, result).await
+        })
+        .await
     }
 
     async fn record_not_attempted_fenced(
@@ -199,13 +197,11 @@ where
         lease: &JobLease,
         message: &str,
     ) -> Result<Vec<JobEvent>> {
-        let mut tx = self.writer.begin().await?;
-        Self::hold_lease(&mut tx, lease).await?;
-        let events = self
-            .record_not_attempted_on(&mut tx, &lease.job_id, message)
-            .await?;
-        tx.commit().await?;
-        Ok(events)
+        let job_id = &lease.job_id;
+        self.run_write(Some(lease), async |c| {
+            self.record_not_attempted_on(c, job_id, message).await
+        })
+        .await
     }
 
     async fn set_job_state_fenced(
@@ -214,12 +210,10 @@ where
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent> {
-        let mut tx = self.writer.begin().await?;
-        Self::hold_lease(&mut tx, lease).await?;
-        let event = self
-            .set_job_state_on(&mut tx, &lease.job_id, state, reason)
-            .await?;
-        tx.commit().await?;
-        Ok(event)
+        let job_id = &lease.job_id;
+        self.run_write(Some(lease), async move |c| {
+            self.set_job_state_on(c, job_id, state, reason).await
+        })
+        .await
     }
 }

@@ -84,13 +84,27 @@ where
         Ok(())
     }
 
+    /// One of the runner's writes in its own transaction: `write` runs after checking that
+    /// `lease` (when given: the runner's writes; None: the service's and the tests') still
+    /// holds the job, and is committed with that check.
+    pub(in crate::storage) async fn run_write<T>(
+        &self,
+        lease: Option<&JobLease>,
+        write: impl AsyncFnOnce(&mut DB::Connection) -> Result<T>,
+    ) -> Result<T> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(lease) = lease {
+            Self::hold_lease(&mut tx, lease).await?;
+        }
+        let written = write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+
     /// Refuses with [`StorageError::LeaseLost`] unless `lease` still holds its job, and (on
     /// PostgreSQL) share-locks the lease row until the transaction ends: a claim, which locks
     /// it for update, cannot slip between this check and the write that follows.
-    pub(in crate::storage) async fn hold_lease(
-        conn: &mut DB::Connection,
-        lease: &JobLease,
-    ) -> Result<()> {
+    async fn hold_lease(conn: &mut DB::Connection, lease: &JobLease) -> Result<()> {
         let held: Option<i32> = sqlx::query_scalar(&format!(
             "SELECT 1 FROM job_leases WHERE job_id = $1 AND fence = $2{}",
             DB::FOR_SHARE
