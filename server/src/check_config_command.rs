@@ -358,23 +358,31 @@ fn without_password(text: &str, url: &str) -> String {
     }
 }
 
+/// Connects with `options`, asks `SELECT 1` and closes: whether the database answers (the
+/// same question for either database).
+async fn select_one<C>(options: &C::Options) -> Result<(), String>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    for<'q> <C::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, C::Database>,
+{
+    let mut conn = C::connect_with(options).await.map_err(|e| e.to_string())?;
+    sqlx::query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
 async fn database(url: &str, data_dir: &Path) -> Check {
-    use sqlx::Connection;
     let place = database_place(url);
     let verdict = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let answer = async {
             let options: sqlx::postgres::PgConnectOptions = url
                 .parse()
                 .map_err(|_| "the address is not a PostgreSQL URL".to_string())?;
-            let mut conn = sqlx::PgConnection::connect_with(&options)
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query("SELECT 1")
-                .execute(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = conn.close().await;
-            Ok::<(), String>(())
+            select_one::<sqlx::PgConnection>(&options).await
         };
         match tokio::time::timeout(ANSWER_WITHIN, answer).await {
             Ok(Ok(())) => Verdict::Ok(format!("{place} answers")),
@@ -390,20 +398,10 @@ async fn database(url: &str, data_dir: &Path) -> Check {
     } else if url.starts_with("sqlite:") {
         let path = Path::new(sqlite_path(url));
         if path.exists() {
-            let answer = async {
-                let options = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(path)
-                    .read_only(true);
-                let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                sqlx::query("SELECT 1")
-                    .execute(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let _ = conn.close().await;
-                Ok::<(), String>(())
-            };
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .read_only(true);
+            let answer = select_one::<sqlx::SqliteConnection>(&options);
             match tokio::time::timeout(ANSWER_WITHIN, answer).await {
                 Ok(Ok(())) => Verdict::Ok(format!("{place} answers")),
                 Ok(Err(why)) => Verdict::Fail(format!("{place} could not be opened: {why}")),
