@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -132,7 +132,7 @@ async fn track_scim_request(State(app): State<App>, request: Request, next: Next
             self.app.site().request_finished(self.delete, self.status);
         }
     }
-    let delete = request.method() == axum::http::Method::DELETE;
+    let delete = request.method() == Method::DELETE;
     let latency = {
         let mut site = app.site();
         site.request_started(delete);
@@ -175,50 +175,26 @@ async fn create_user(State(app): State<App>, headers: HeaderMap, body: Bytes) ->
     .await
 }
 
-async fn get_user(
+/// GET, DELETE, PATCH or PUT on one user: the methods of one route, one handler.
+async fn one_user(
     State(app): State<App>,
     Path(params): Path<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let id = account(&params);
-    app.respond(&headers, RequestKind::Get, Some(&id), |site| site.get(&id))
-        .await
-}
-
-async fn delete_user(
-    State(app): State<App>,
-    Path(params): Path<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let id = account(&params);
-    app.respond(&headers, RequestKind::Delete, Some(&id), |site| {
-        site.delete(&id)
-    })
-    .await
-}
-
-async fn patch_user(
-    State(app): State<App>,
-    Path(params): Path<HashMap<String, String>>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let id = account(&params);
-    app.respond(&headers, RequestKind::Patch, Some(&id), |site| {
-        site.patch(&id, &body)
-    })
-    .await
-}
-
-async fn put_user(
-    State(app): State<App>,
-    Path(params): Path<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let id = account(&params);
-    app.respond(&headers, RequestKind::Put, Some(&id), |site| {
-        site.put(&id, &body)
+    let kind = match method {
+        Method::DELETE => RequestKind::Delete,
+        Method::PATCH => RequestKind::Patch,
+        Method::PUT => RequestKind::Put,
+        _ => RequestKind::Get,
+    };
+    app.respond(&headers, kind, Some(&id), |site| match kind {
+        RequestKind::Delete => site.delete(&id),
+        RequestKind::Patch => site.patch(&id, &body),
+        RequestKind::Put => site.put(&id, &body),
+        _ => site.get(&id),
     })
     .await
 }
@@ -228,10 +204,7 @@ fn scim_routes(users_path: &str) -> Router<App> {
         .route(users_path, get(list_users).post(create_user))
         .route(
             &format!("{users_path}/{{id}}"),
-            get(get_user)
-                .delete(delete_user)
-                .patch(patch_user)
-                .put(put_user),
+            get(one_user).delete(one_user).patch(one_user).put(one_user),
         )
 }
 
