@@ -36,8 +36,8 @@ use crate::scim::replies::{
 use crate::scim::{ScimProvider, ScimReply, TransportError};
 use async_trait::async_trait;
 use items::*;
-pub use outage::{site_down_words, site_stopped_answering, Silence, SITE_DOWN_AFTER};
 use model::deletion::{Action, ItemOutcome, ItemResult, SiteUser};
+pub use outage::{site_down_words, site_stopped_answering, Silence, SITE_DOWN_AFTER};
 use pacing::*;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -228,7 +228,9 @@ pub enum StopReason {
     /// The site stopped answering (see `outage.rs`) at `since`. The users it left without an
     /// answer keep no result in the journal: the console pauses the run, and a resume takes
     /// them up again.
-    SiteDown { since: SystemTime },
+    SiteDown {
+        since: SystemTime,
+    },
 }
 
 impl StopReason {

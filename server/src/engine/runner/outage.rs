@@ -100,7 +100,10 @@ mod tests {
     fn fewer_requests_than_the_threshold_are_not() {
         let s = silence(&["1", "2", "3", "4", "5"]);
         assert!(!site_stopped_answering(&s, SITE_DOWN_AFTER));
-        assert!(!site_stopped_answering(&Silence::default(), SITE_DOWN_AFTER));
+        assert!(!site_stopped_answering(
+            &Silence::default(),
+            SITE_DOWN_AFTER
+        ));
     }
 
     #[test]
@@ -134,7 +137,11 @@ mod tests {
         for i in 0..10_000u32 {
             long.unanswered(&i.to_string(), at(7));
         }
-        assert_eq!(long.users(), 2, "the set stays small however long the outage");
+        assert_eq!(
+            long.users(),
+            2,
+            "the set stays small however long the outage"
+        );
         assert!(site_stopped_answering(&long, 10_000));
         assert!(!site_stopped_answering(&long, 10_001));
         long.in_a_row = u32::MAX;

@@ -1587,13 +1587,27 @@ async fn a_site_that_stops_answering_stops_the_run_and_a_resume_finishes_it_exac
             ..target.clone()
         })
         .collect();
-    assert!(left.iter().any(|t| t.account_id == "u3" && t.state == ItemState::Sending));
+    assert!(left
+        .iter()
+        .any(|t| t.account_id == "u3" && t.state == ItemState::Sending));
     let before = site.with(|s| s.log.len());
     let resumed_journal = Arc::new(FakeJournal::new(&site));
-    let control = RunControl::always_running().with_rereads(resumed_rereads(&as_refs(&wanted), false));
-    let second = run(site.clone(), left.clone(), options, resumed_journal.clone(), control).await;
+    let control =
+        RunControl::always_running().with_rereads(resumed_rereads(&as_refs(&wanted), false));
+    let second = run(
+        site.clone(),
+        left.clone(),
+        options,
+        resumed_journal.clone(),
+        control,
+    )
+    .await;
     assert_eq!(second.stopped, None);
-    assert_eq!(lock(&resumed_journal.finished).len(), left.len(), "one result each");
+    assert_eq!(
+        lock(&resumed_journal.finished).len(),
+        left.len(),
+        "one result each"
+    );
     for r in &second.results {
         assert_eq!(r.outcome, ItemOutcome::Deleted, "{r:?}");
     }
