@@ -331,6 +331,13 @@ mod server_side {
             &self,
             preview_id: crate::ids::PreviewId,
         ) -> Result<PreviewSummary, ConsoleError>;
+        /// A new preview of the users run `job_id` did not remove (every result but deleted,
+        /// deactivated and already gone), once it has ended: the way on after a cancelled,
+        /// failed or stopped run.
+        async fn preview_not_removed(
+            &self,
+            job_id: crate::ids::JobId,
+        ) -> Result<PreviewSummary, ConsoleError>;
         /// The team's requests for approval that no run came from, newest first.
         async fn approval_requests(&self) -> Result<Vec<ApprovalRequestView>, ConsoleError>;
         async fn job(&self, job_id: crate::ids::JobId) -> Result<JobView, ConsoleError>;

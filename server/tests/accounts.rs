@@ -859,6 +859,12 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
         Need::Operate,
         &[("preview", "nope")],
     ),
+    (
+        "POST",
+        "/run/not-removed",
+        Need::Operate,
+        &[("job", "nope")],
+    ),
     ("GET", "/jobs/nope/events", Need::View, &[]),
     (
         "GET",
@@ -1064,6 +1070,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("/choose/picked", 303),
     ("/choose/upload", 303),
     ("/preview/again", 303),
+    ("/run/not-removed", 303),
     ("/downloads/audit.csv", 200),
     ("/downloads/jobs/nope/results.csv", 404),
     ("/downloads/previews/nope/preview.csv", 404),

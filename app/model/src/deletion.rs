@@ -374,6 +374,16 @@ impl ItemOutcome {
         )
     }
 
+    /// True when a user with this result is still on the site as the run found it, so a new
+    /// preview of "the users not yet removed" takes them (issue 23 item 4). The rule: every
+    /// result but deleted, deactivated and already gone. Users skipped for a reason
+    /// (moderator, community creator, changed since the preview, system account…) are taken
+    /// too: the new preview resolves them against a fresh listing and says again, row by row,
+    /// whatever still holds, so nothing is decided here on old information.
+    pub fn not_yet_removed(self) -> bool {
+        !self.is_success()
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             ItemOutcome::Deleted => "deleted",

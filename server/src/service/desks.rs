@@ -249,6 +249,10 @@ impl ConsoleBackend for TeamConsole {
         self.as_operator()?.preview_again(preview_id).await
     }
 
+    async fn preview_not_removed(&self, job_id: JobId) -> Result<PreviewSummary, ConsoleError> {
+        self.as_operator()?.preview_not_removed(job_id).await
+    }
+
     async fn approval_requests(
         &self,
     ) -> Result<Vec<app::backend::ApprovalRequestView>, ConsoleError> {
