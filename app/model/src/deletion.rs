@@ -316,6 +316,23 @@ pub struct Preview {
     pub counts: PreviewCounts,
     /// Moderators/Admins are demoted to Registered first (else they are skipped).
     pub demote_privileged: bool,
+    /// The lines of the admin's file that name nobody (absent in previews stored before it
+    /// existed, and for previews not made from a file).
+    #[serde(default)]
+    pub unread_lines: UnreadLines,
+}
+
+/// The lines of an uploaded file that hold no user: its header row and its blank lines. Kept
+/// with the preview so the results spreadsheet can account for every line of the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadLines {
+    /// The header row's line, when the file has one.
+    #[serde(default)]
+    pub header: Option<usize>,
+    /// Runs of blank lines (first and last line, both included), in file order: a run of
+    /// empty lines costs one pair, however long it is.
+    #[serde(default)]
+    pub blank: Vec<[usize; 2]>,
 }
 
 impl Preview {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use model::deletion::{
     Candidate, ItemOutcome, ItemResult, Preview, PreviewCounts, PreviewOutcome, PreviewRow,
-    PreviewSource, SiteUser,
+    PreviewSource, SiteUser, UnreadLines,
 };
 
 use crate::engine::file_input::{classify_cell, AdminFile, EntryValue};
@@ -111,14 +111,16 @@ pub fn resolve_file(
             row
         })
         .collect();
-    preview(
+    let mut preview = preview(
         PreviewSource::File {
             file_name: file_name.to_string(),
             column: file.column.clone(),
         },
         rows,
         policy,
-    )
+    );
+    preview.unread_lines = file.unread_lines.clone();
+    preview
 }
 
 /// Every user the listing shows as deactivated, checked here because a provider may ignore a
@@ -502,6 +504,7 @@ fn preview(source: PreviewSource, rows: Vec<PreviewRow>, policy: &Policy) -> Pre
         counts: PreviewCounts::from_rows(&rows),
         rows,
         demote_privileged: policy.demote_privileged,
+        unread_lines: UnreadLines::default(),
     }
 }
 

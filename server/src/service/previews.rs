@@ -11,7 +11,9 @@ use crate::storage::{ConnectionRecord, PreviewRecord, PreviewSourceRecord, Stora
 use app::backend::{ConsoleError, PreviewRowsPage, PreviewSummary};
 use app::confirm::confirmation_phrase;
 use app::ids::{PreviewId, TeamId};
-use app::model::{Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser};
+use app::model::{
+    Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser, UnreadLines,
+};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,14 @@ pub(super) struct PreviewHeadline {
     pub(super) source: PreviewSource,
     pub(super) counts: PreviewCounts,
     pub(super) demote_privileged: bool,
+    /// The header and blank lines of the file, for the results spreadsheet (absent in
+    /// previews stored before it was kept).
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub(super) unread_lines: UnreadLines,
+}
+
+fn is_unset(lines: &UnreadLines) -> bool {
+    *lines == UnreadLines::default()
 }
 
 pub(super) fn damaged_preview(
@@ -82,6 +92,7 @@ impl StoredPreview {
                 rows,
                 counts: headline.counts,
                 demote_privileged: headline.demote_privileged,
+                unread_lines: headline.unread_lines,
             },
             record,
         })
@@ -287,6 +298,7 @@ impl TeamConsole {
                 source: preview.source.clone(),
                 counts: preview.counts.clone(),
                 demote_privileged: preview.demote_privileged,
+                unread_lines: preview.unread_lines.clone(),
             })?,
             total_rows: preview.rows.len(),
             phrase,
