@@ -81,11 +81,7 @@ pub fn failures_json_with_preview(
     site_url: &str,
 ) -> Value {
     let skipped = preview.skipped().map(|r| {
-        let message = if r.reason.is_empty() {
-            r.outcome.label().to_string()
-        } else {
-            format!("{}: {}", r.outcome.label(), r.reason)
-        };
+        let message = joined_reason(r.outcome.label(), &r.reason);
         let email = r
             .input
             .contains('@')
@@ -187,9 +183,13 @@ fn result_words(result: &ItemResult, action: Action) -> (&'static str, String) {
     (outcome, reason)
 }
 
+/// "label: reason", or the reason alone when it already starts with the label ("already
+/// deleted on 7 Dec 2026 by …").
 fn joined_reason(label: &str, reason: &str) -> String {
     if reason.trim().is_empty() {
         label.to_string()
+    } else if reason.starts_with(label) {
+        reason.to_string()
     } else {
         format!("{label}: {reason}")
     }
@@ -243,6 +243,8 @@ pub fn result_lines(preview: &Preview, results: &[ItemResult], action: Action) -
                     };
                     ("duplicate", reason)
                 }
+                // Gone already, by an earlier run of Offboard: not something left undone.
+                (PreviewOutcome::AlreadyDeleted, _) => ("already deleted", row.reason.clone()),
                 (other, _) => (not_done(action), joined_reason(other.label(), &row.reason)),
             };
             ResultLine {
@@ -703,6 +705,8 @@ mod tests {
             role: None,
             reason: String::new(),
             candidates: vec![],
+            earlier_run: None,
+            may_be_refused: None,
         }
     }
 
@@ -956,6 +960,23 @@ mod tests {
         // Before the run reaches a user.
         let lines = result_lines(&p, &[], Action::Delete);
         assert_eq!(lines[0].outcome, "not processed yet");
+    }
+
+    #[test]
+    fn a_row_an_earlier_run_deleted_says_so_once() {
+        let mut row = preview_row(1, "ann@x.com", PreviewOutcome::AlreadyDeleted);
+        row.reason =
+            "already deleted on 7 Dec 2026 by Priya Shah: Offboard deleted account 7 in that run"
+                .into();
+        let p = preview(vec![row.clone()]);
+        let lines = result_lines(&p, &[], Action::Delete);
+        assert_eq!(lines[0].outcome, "already deleted");
+        assert_eq!(lines[0].reason, row.reason);
+        // The failures report keeps its shape; the label is not said twice.
+        let v = failures_json_with_preview(&p, &[], "https://a.co");
+        assert_eq!(v[0]["status"], "failed");
+        assert_eq!(v[0]["message"], row.reason.as_str());
+        assert_eq!(v[0]["email"], "ann@x.com");
     }
 
     #[test]

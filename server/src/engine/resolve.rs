@@ -471,6 +471,8 @@ fn row_for_user(input: &str, user: &SiteUser) -> PreviewRow {
         role: Some(user.role.clone()),
         reason: String::new(),
         candidates: Vec::new(),
+        earlier_run: None,
+        may_be_refused: None,
     }
 }
 
@@ -487,6 +489,8 @@ fn blank_row(input: &str, outcome: PreviewOutcome, reason: String) -> PreviewRow
         role: None,
         reason,
         candidates: Vec::new(),
+        earlier_run: None,
+        may_be_refused: None,
     }
 }
 

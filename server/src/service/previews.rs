@@ -2,9 +2,10 @@
 //! the site, stored with its rows, revised, and loaded again for a run or a report.
 
 use super::desks::{OperatorDesk, ViewerDesk};
-use super::sites::{list_site, not_connected, policy_for};
+use super::sites::{connection_endpoint, list_site, not_connected, policy_for};
 use super::views::stamp;
 use super::{TeamConsole, MAX_ROWS_PER_PAGE};
+use crate::engine::earlier::{cite_earlier_runs, CITED_OUTCOMES};
 use crate::engine::file_input::read_admin_file;
 use crate::engine::resolve::{is_system_account, resolve_file, select_picked, Policy};
 use crate::storage::{ConnectionRecord, PreviewRecord, PreviewSourceRecord, Storage};
@@ -287,7 +288,19 @@ impl TeamConsole {
         demote_privileged: bool,
     ) -> Result<PreviewSummary, ConsoleError> {
         let policy = policy_for(record, demote_privileged, self.actor.email());
-        let preview = resolve_input(input, users, &policy)?;
+        let mut preview = resolve_input(input, users, &policy)?;
+        // What the team's earlier runs on this site did to these users: "already deleted"
+        // instead of "not found", "may be refused" instead of a promise.
+        // Runs record the site as its endpoint spells it.
+        let site_url = connection_endpoint(&record.site_url, record.scim_base_url.as_deref())
+            .map(|endpoint| endpoint.site_url().to_string())
+            .unwrap_or_else(|_| record.site_url.clone());
+        let earlier = self
+            .console
+            .storage
+            .earlier_results(self.team, &site_url, &CITED_OUTCOMES)
+            .await?;
+        cite_earlier_runs(&mut preview, &earlier);
         let phrase = confirmation_phrase(action, preview.counts.selected);
         let preview_record = PreviewRecord {
             id: PreviewId::new(uuid::Uuid::new_v4().to_string()),
