@@ -59,7 +59,7 @@ pub fn cite_earlier_runs(preview: &mut Preview, earlier: &[EarlierResult]) {
         return;
     }
     let mut newest_first: Vec<&EarlierResult> = earlier.iter().collect();
-    newest_first.sort_by(|a, b| b.at.cmp(&a.at));
+    newest_first.sort_by_key(|r| std::cmp::Reverse(r.at));
     for row in &mut preview.rows {
         match row.outcome {
             PreviewOutcome::NotFound => {
