@@ -220,7 +220,7 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
     write_report(
         &args.out,
         ReportKind::ResultsCsv,
-        &report::results_csv(&results),
+        &report::results_csv(&preview, &results, action),
     )?;
     write_report(
         &args.out,

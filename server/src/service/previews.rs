@@ -2,16 +2,19 @@
 //! the site, stored with its rows, revised, and loaded again for a run or a report.
 
 use super::desks::{OperatorDesk, ViewerDesk};
-use super::sites::{list_site, not_connected, policy_for};
+use super::sites::{connection_endpoint, list_site, not_connected, policy_for};
 use super::views::stamp;
 use super::{TeamConsole, MAX_ROWS_PER_PAGE};
+use crate::engine::earlier::{cite_earlier_runs, CITED_OUTCOMES};
 use crate::engine::file_input::read_admin_file;
 use crate::engine::resolve::{is_system_account, resolve_file, select_picked, Policy};
 use crate::storage::{ConnectionRecord, PreviewRecord, PreviewSourceRecord, Storage};
 use app::backend::{ConsoleError, PreviewRowsPage, PreviewSummary};
 use app::confirm::confirmation_phrase;
 use app::ids::{JobId, PreviewId, TeamId};
-use app::model::{Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser};
+use app::model::{
+    Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser, UnreadLines,
+};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,14 @@ pub(super) struct PreviewHeadline {
     pub(super) source: PreviewSource,
     pub(super) counts: PreviewCounts,
     pub(super) demote_privileged: bool,
+    /// The header and blank lines of the file, for the results spreadsheet (absent in
+    /// previews stored before it was kept).
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub(super) unread_lines: UnreadLines,
+}
+
+fn is_unset(lines: &UnreadLines) -> bool {
+    *lines == UnreadLines::default()
 }
 
 pub(super) fn damaged_preview(
@@ -82,6 +93,7 @@ impl StoredPreview {
                 rows,
                 counts: headline.counts,
                 demote_privileged: headline.demote_privileged,
+                unread_lines: headline.unread_lines,
             },
             record,
         })
@@ -276,7 +288,19 @@ impl TeamConsole {
         demote_privileged: bool,
     ) -> Result<PreviewSummary, ConsoleError> {
         let policy = policy_for(record, demote_privileged, self.actor.email());
-        let preview = resolve_input(input, users, &policy)?;
+        let mut preview = resolve_input(input, users, &policy)?;
+        // What the team's earlier runs on this site did to these users: "already deleted"
+        // instead of "not found", "may be refused" instead of a promise.
+        // Runs record the site as its endpoint spells it.
+        let site_url = connection_endpoint(&record.site_url, record.scim_base_url.as_deref())
+            .map(|endpoint| endpoint.site_url().to_string())
+            .unwrap_or_else(|_| record.site_url.clone());
+        let earlier = self
+            .console
+            .storage
+            .earlier_results(self.team, &site_url, &CITED_OUTCOMES)
+            .await?;
+        cite_earlier_runs(&mut preview, &earlier);
         let phrase = confirmation_phrase(action, preview.counts.selected);
         let preview_record = PreviewRecord {
             id: PreviewId::new(uuid::Uuid::new_v4().to_string()),
@@ -287,6 +311,7 @@ impl TeamConsole {
                 source: preview.source.clone(),
                 counts: preview.counts.clone(),
                 demote_privileged: preview.demote_privileged,
+                unread_lines: preview.unread_lines.clone(),
             })?,
             total_rows: preview.rows.len(),
             phrase,
