@@ -509,6 +509,8 @@ mod approval_tests;
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+mod inbox_tests;
+#[cfg(test)]
 mod lease_tests;
 #[cfg(test)]
 #[path = "../../tests/support/pg_cluster.rs"]
