@@ -87,11 +87,11 @@ fn preview_href(request: &ApprovalRequestView) -> String {
 fn ToApprove(request: ApprovalRequestView) -> impl IntoView {
     let a = &request.approval;
     let asked = format!(
-        "{} asks to {} (asked {}; the request expires {}).",
+        "{} asks to {} (asked {} UTC; the request expires {} UTC).",
         a.requested_by,
         what(&request).to_lowercase(),
-        a.requested_at,
-        a.expires_at,
+        short_time(&a.requested_at),
+        short_time(&a.expires_at),
     );
     view! {
         <li>
