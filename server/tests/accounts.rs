@@ -723,6 +723,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
     ("connection", Need::View, &[]),
     ("jobs", Need::View, &[]),
     ("approval_requests", Need::View, &[]),
+    ("waiting_for_you", Need::View, &[]),
     ("job", Need::View, &[("job_id", "nope")]),
     (
         "job_events",
@@ -1107,6 +1108,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("job_results_page", 404),
     ("jobs", 200),
     ("approval_requests", 200),
+    ("waiting_for_you", 200),
     ("link_info", 200),
     ("preview", 404),
     ("preview_picked", 200),

@@ -259,6 +259,10 @@ impl ConsoleBackend for TeamConsole {
         self.as_viewer()?.approval_requests().await
     }
 
+    async fn waiting_for_you(&self) -> Result<app::backend::WaitingForYou, ConsoleError> {
+        self.as_viewer()?.waiting_for_you().await
+    }
+
     async fn job(&self, job_id: JobId) -> Result<JobView, ConsoleError> {
         self.as_viewer()?.job(job_id).await
     }

@@ -10,7 +10,7 @@ use model::hidden::Hidden;
 const DEFAULT_TEAM: TeamId = TeamId::BUILT_IN;
 const OTHER_TEAM: TeamId = TeamId::new(2);
 
-fn jid(id: &str) -> JobId {
+pub(super) fn jid(id: &str) -> JobId {
     JobId::new(id)
 }
 
@@ -31,7 +31,7 @@ fn at(minute: u32) -> DateTime<Utc> {
         .expect("valid time")
 }
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     at(30)
 }
 
@@ -49,7 +49,7 @@ fn preview_record(id: &str, action: Action) -> PreviewRecord {
     }
 }
 
-async fn confirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str) {
+pub(super) async fn confirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str) {
     storage
         .save_preview(team_id, &preview_record(id, Action::Delete), &[])
         .await
@@ -60,7 +60,7 @@ async fn confirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str) {
         .expect("claim"));
 }
 
-fn run(account_id: &str) -> PlannedItem {
+pub(super) fn run(account_id: &str) -> PlannedItem {
     PlannedItem::Run(RunTarget {
         account_id: account_id.to_string(),
         email: Some(format!("{account_id}@example.com")),
@@ -89,7 +89,12 @@ fn changed(account_id: &str) -> PlannedItem {
     })
 }
 
-fn new_job(id: &str, team_id: TeamId, preview_id: &str, items: Vec<PlannedItem>) -> NewJob {
+pub(super) fn new_job(
+    id: &str,
+    team_id: TeamId,
+    preview_id: &str,
+    items: Vec<PlannedItem>,
+) -> NewJob {
     NewJob {
         id: jid(id),
         team_id,
@@ -116,7 +121,7 @@ fn new_job(id: &str, team_id: TeamId, preview_id: &str, items: Vec<PlannedItem>)
 }
 
 /// A confirmed preview and a queued job: a1, a2 (changed since preview), a3, a4.
-async fn queued_job(storage: &dyn Storage, job_id: &str) {
+pub(super) async fn queued_job(storage: &dyn Storage, job_id: &str) {
     let preview_id = format!("preview-of-{job_id}");
     confirmed_preview(storage, DEFAULT_TEAM, &preview_id).await;
     storage
