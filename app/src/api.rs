@@ -358,6 +358,15 @@ pub async fn approval_requests() -> Result<Vec<crate::backend::ApprovalRequestVi
         .map_err(plain)
 }
 
+/// What waits for the person looking: Overview's "Waiting for you".
+#[server(endpoint = "waiting_for_you", output = JsonAnswer)]
+pub async fn waiting_for_you() -> Result<crate::backend::WaitingForYou, ServerFnError> {
+    crate::backend::backend()?
+        .waiting_for_you()
+        .await
+        .map_err(plain)
+}
+
 #[server(endpoint = "job", output = JsonAnswer)]
 pub async fn load_job(job_id: String) -> Result<JobView, ServerFnError> {
     crate::backend::backend()?

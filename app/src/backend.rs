@@ -133,6 +133,30 @@ pub struct ApprovalRequestView {
     pub approval: crate::team::ApprovalView,
 }
 
+/// What waits for the person looking, in their team: Overview's "Waiting for you", and the
+/// count beside the team's name in the header. Each list holds only what is still open, so an
+/// item leaves it once handled (approved, declined, resumed, cancelled, or out of its window).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingForYou {
+    /// Other people's requests this person may approve, oldest first (never their own; none
+    /// for a viewer).
+    pub to_approve: Vec<ApprovalRequestView>,
+    /// Their own requests still awaiting a second operator, or declined (with the reason).
+    pub yours: Vec<ApprovalRequestView>,
+    /// The team's paused runs: someone has to resume or cancel them (none for a viewer).
+    pub to_decide: Vec<JobView>,
+    /// The team's runs that ended in the last days with users not done: failed, or stopped
+    /// by something other than a person's cancel.
+    pub with_failures: Vec<JobView>,
+}
+
+impl WaitingForYou {
+    /// How many things wait: the header's count.
+    pub fn count(&self) -> usize {
+        self.to_approve.len() + self.yours.len() + self.to_decide.len() + self.with_failures.len()
+    }
+}
+
 /// One page of preview rows, optionally filtered by outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviewRowsPage {
@@ -331,8 +355,17 @@ mod server_side {
             &self,
             preview_id: crate::ids::PreviewId,
         ) -> Result<PreviewSummary, ConsoleError>;
+        /// A new preview of the users run `job_id` did not remove (every result but deleted,
+        /// deactivated and already gone), once it has ended: the way on after a cancelled,
+        /// failed or stopped run.
+        async fn preview_not_removed(
+            &self,
+            job_id: crate::ids::JobId,
+        ) -> Result<PreviewSummary, ConsoleError>;
         /// The team's requests for approval that no run came from, newest first.
         async fn approval_requests(&self) -> Result<Vec<ApprovalRequestView>, ConsoleError>;
+        /// What waits for the person looking (Overview's "Waiting for you").
+        async fn waiting_for_you(&self) -> Result<WaitingForYou, ConsoleError>;
         async fn job(&self, job_id: crate::ids::JobId) -> Result<JobView, ConsoleError>;
         async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError>;
         async fn control_job(

@@ -107,6 +107,7 @@ fn SignedInNav() -> impl IntoView {
                                     {format!("{} · {}", t.name, t.role.key())}
                                 </a>
                             })}
+                            {waiting_count(me.waiting)}
                             <A href="/audit" attr:rel="external" attr:class="audit-link">"Audit trail"</A>
                             <a href="/account" rel="external" class="account-link" data-testid="account-link">
                                 {me.name.clone()}
@@ -118,6 +119,22 @@ fn SignedInNav() -> impl IntoView {
             }}
         </Suspense>
     }
+}
+
+/// How many things wait for the person in the team shown, beside the team's name: a link to
+/// Overview's "Waiting for you" (nothing when nothing waits). Its words say what the number
+/// is, for a screen reader; rel=external reloads Overview, so the list is read afresh.
+fn waiting_count(waiting: usize) -> Option<impl IntoView> {
+    let name = match waiting {
+        0 => return None,
+        1 => "1 thing waiting for you".to_string(),
+        n => format!("{n} things waiting for you"),
+    };
+    Some(view! {
+        <a href="/#waiting-for-you" rel="external" class="waiting-count" aria-label=name.clone() title=name>
+            {waiting}
+        </a>
+    })
 }
 
 fn steps_nav() -> impl IntoView {

@@ -7,7 +7,7 @@ use crate::engine::listing::{list_all_users, ListingOptions};
 use crate::engine::report;
 use crate::engine::resolve::{recheck, resolve_file, select_deactivated, Policy};
 use crate::engine::runner::{
-    run, JournalError, RunControl, RunJournal, RunOptions, RunState, RunSummary,
+    run, JournalError, RunControl, RunJournal, RunOptions, RunState, RunSummary, StopReason,
 };
 use crate::scim::http::{HttpOptions, HttpScim};
 use crate::scim::{ScimEndpoint, ScimProvider, ScimToken};
@@ -220,7 +220,7 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
     write_report(
         &args.out,
         ReportKind::ResultsCsv,
-        &report::results_csv(&results),
+        &report::results_csv(&preview, &results, action),
     )?;
     write_report(
         &args.out,
@@ -240,8 +240,15 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
         summary.requests,
         elapsed.as_secs_f64()
     );
-    if let Some(reason) = &summary.stopped {
-        eprintln!("The run stopped early: {}", reason.message());
+    match &summary.stopped {
+        // The command line cannot be resumed: run it again on the users not yet deleted.
+        Some(StopReason::SiteDown { since }) => eprintln!(
+            "The run stopped early: the site stopped answering at {} UTC. Run the command again \
+             when it is back, on the users not yet deleted (see the reports).",
+            chrono::DateTime::<chrono::Utc>::from(*since).format("%H:%M")
+        ),
+        Some(reason) => eprintln!("The run stopped early: {}", reason.message()),
+        None => {}
     }
     let all_done = done == results.len() && summary.stopped.is_none();
     Ok(if all_done && skipped_rows == 0 {

@@ -723,6 +723,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
     ("connection", Need::View, &[]),
     ("jobs", Need::View, &[]),
     ("approval_requests", Need::View, &[]),
+    ("waiting_for_you", Need::View, &[]),
     ("job", Need::View, &[("job_id", "nope")]),
     (
         "job_events",
@@ -858,6 +859,12 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
         "/preview/again",
         Need::Operate,
         &[("preview", "nope")],
+    ),
+    (
+        "POST",
+        "/run/not-removed",
+        Need::Operate,
+        &[("job", "nope")],
     ),
     ("GET", "/jobs/nope/events", Need::View, &[]),
     (
@@ -1064,6 +1071,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("/choose/picked", 303),
     ("/choose/upload", 303),
     ("/preview/again", 303),
+    ("/run/not-removed", 303),
     ("/downloads/audit.csv", 200),
     ("/downloads/jobs/nope/results.csv", 404),
     ("/downloads/previews/nope/preview.csv", 404),
@@ -1100,6 +1108,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("job_results_page", 404),
     ("jobs", 200),
     ("approval_requests", 200),
+    ("waiting_for_you", 200),
     ("link_info", 200),
     ("preview", 404),
     ("preview_picked", 200),

@@ -205,3 +205,161 @@ async fn request_logs_name_the_route_never_the_ids_or_the_query() {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+/// Issue 23 item 3, through the real binary against the FAKE fault server: the site goes down
+/// mid-run (`down: true`, every request 503). The run pauses itself and says so, the trail and
+/// the log say the site stopped answering, a restart keeps the pause; once the site is back,
+/// Resume finishes it exactly: every chosen user deleted once, one result each, none failed.
+#[tokio::test]
+async fn a_site_that_stops_answering_pauses_the_run_and_resume_finishes_it_exactly() {
+    let site = FaultServer::start(&["--users", "60"]);
+    site.control("/_control/settings", json!({"latency_ms": 100}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut console = ConsoleProcess::start(&data).await;
+    connect(&console, &site, "").await;
+    let mut text = String::from("Email\n");
+    // 30 plain users: 42 is a community creator the site refuses to delete.
+    let chosen: Vec<u32> = (20..=50).filter(|i| *i != 42).collect();
+    for i in &chosen {
+        text.push_str(&format!("user{i}@example.com\n"));
+    }
+    let preview = console.preview_text(&text, "delete").await;
+    assert_eq!(preview["counts"]["selected"], json!(30), "{preview}");
+    let job_id = console.start_run(&preview).await;
+    wait_for(&console, &job_id, |j| j["done"].as_u64() >= Some(3)).await;
+
+    site.control("/_control/settings", json!({"down": true}))
+        .await;
+    let paused = wait_for(&console, &job_id, |j| j["state"] == json!("paused")).await;
+    let reason = paused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("your site stopped answering at ")
+            && reason.ends_with("UTC. Resume when it is back."),
+        "{paused}"
+    );
+    // Nobody is on record as failed: the users the outage reached have no result yet.
+    assert!(!paused["counts"].to_string().contains("failed"), "{paused}");
+    let done_before = paused["done"].as_u64().unwrap();
+    assert!(done_before < 30, "{paused}");
+    let (_, trail) = console
+        .call_as(
+            &console.http,
+            "audit_page",
+            &[
+                ("action", "run_paused"),
+                ("from", ""),
+                ("to", ""),
+                ("before", "0"),
+            ],
+        )
+        .await;
+    assert!(trail.contains("the site stopped answering"), "{trail}");
+    console
+        .log_once_it_says("paused: the site stopped answering")
+        .await;
+
+    // A restart keeps the pause and its words; nothing is sent while paused.
+    console.kill();
+    console = ConsoleProcess::start(&data).await;
+    let after_restart = job(&console, &job_id).await;
+    assert_eq!(after_restart["state"], json!("paused"), "{after_restart}");
+    assert_eq!(after_restart["reason"], paused["reason"]);
+
+    // The site is back: Resume finishes the run, each user deleted once, one result each.
+    site.control("/_control/settings", json!({"down": false}))
+        .await;
+    console
+        .call("control_job", &[("job_id", &job_id), ("command", "resume")])
+        .await
+        .expect("resume");
+    let done = wait_for(&console, &job_id, |j| j["state"] == json!("finished")).await;
+    assert_eq!(done["done"], json!(30), "{done}");
+    assert_eq!(done["counts"], json!([["Deleted", 30]]), "{done}");
+    let state = site.state().await;
+    let expected: BTreeSet<String> = chosen.iter().map(|i| (1000 + i).to_string()).collect();
+    assert_eq!(deleted(&state), expected);
+    at_most_one_delete_each(&state);
+}
+
+/// Issue 23 item 4, through the real binary against the FAKE fault server: after a cancelled
+/// run, "Preview the N users not yet removed" (`POST /run/not-removed`) leads to a new preview
+/// of exactly the users without a deleted or already-gone result, and starts nothing.
+#[tokio::test]
+async fn after_a_cancel_a_new_preview_takes_exactly_the_users_not_yet_removed() {
+    let site = FaultServer::start(&["--users", "60"]);
+    site.control("/_control/settings", json!({"latency_ms": 100}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start(&dir.path().join("data")).await;
+    connect(&console, &site, "").await;
+    // 20 users, 42 among them: a community creator the site refuses (not removed either).
+    let chosen: Vec<u32> = (30..=49).collect();
+    let mut text = String::from("Email\n");
+    for i in &chosen {
+        text.push_str(&format!("user{i}@example.com\n"));
+    }
+    let preview = console.preview_text(&text, "delete").await;
+    let job_id = console.start_run(&preview).await;
+    wait_for(&console, &job_id, |j| j["done"].as_u64() >= Some(4)).await;
+    console
+        .call("control_job", &[("job_id", &job_id), ("command", "cancel")])
+        .await
+        .expect("cancel");
+    let ended = wait_for(&console, &job_id, |j| j["state"] == json!("stopped")).await;
+    let state = site.settled().await;
+    let gone = deleted(&state);
+    assert!(gone.len() < chosen.len(), "cancelled mid-run: {ended}");
+    let left: BTreeSet<String> = chosen
+        .iter()
+        .map(|i| (1000 + i).to_string())
+        .filter(|id| !gone.contains(id))
+        .collect();
+    assert!(left.contains("1042"), "the refused user stays: {ended}");
+    let deletes_before = delete_requests(&state);
+
+    let reply = console
+        .post_form(&console.http, "/run/not-removed", &[("job", &job_id)])
+        .await;
+    assert_eq!(reply.status(), reqwest::StatusCode::SEE_OTHER);
+    let to = reply.headers()["location"].to_str().unwrap().to_string();
+    let new_id = to.strip_prefix("/preview?id=").expect(&to).to_string();
+    let summary = console
+        .call("preview", &[("preview_id", &new_id)])
+        .await
+        .expect("preview");
+    assert_eq!(
+        summary["counts"]["selected"],
+        json!(left.len()),
+        "{summary}"
+    );
+    let rows = console
+        .call(
+            "preview_rows",
+            &[
+                ("preview_id", &new_id),
+                ("outcome", ""),
+                ("offset", "0"),
+                ("limit", "500"),
+            ],
+        )
+        .await
+        .expect("rows");
+    let listed: BTreeSet<String> = rows["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["account_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(listed, left, "{rows}");
+    // A preview starts nothing.
+    assert_eq!(
+        delete_requests(&site.no_delete_during(Duration::from_millis(300)).await),
+        deletes_before
+    );
+}
+
+fn delete_requests(state: &Value) -> u64 {
+    state["requests"]["DELETE"].as_u64().unwrap_or(0)
+}

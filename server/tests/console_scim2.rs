@@ -51,9 +51,14 @@ async fn ids_on(server: &Scim2Server) -> BTreeSet<String> {
         .collect()
 }
 
+/// The list `finished_run` pastes: a header, a blank line, user 1 twice and an unknown address
+/// beside users 1, 2 and 3.
+const PASTED: &str =
+    "Email\nuser1@corp.test\n\nUSER2@corp.test\nuser3@corp.test\nuser1@corp.test\nnobody@corp.test\n";
+
 /// A console whose first owner connected to `server` (through the Advanced SCIM base URL),
-/// previewed users 1, 2 and 3 (and one unknown address) and ran the deletion to its end; the
-/// run's id.
+/// previewed `PASTED` (users 1, 2 and 3, one unknown address) and ran the deletion to its end;
+/// the run's id.
 async fn finished_run(console: &ConsoleProcess, server: &Scim2Server) -> String {
     let site = format!("http://127.0.0.1:{}", server.port());
     let answer = console
@@ -72,13 +77,9 @@ async fn finished_run(console: &ConsoleProcess, server: &Scim2Server) -> String 
     assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
     assert_eq!(diagnosis["user_count"], json!(12), "{diagnosis}");
 
-    let preview = console
-        .preview_text(
-            "Email\nuser1@corp.test\nUSER2@corp.test\nuser3@corp.test\nnobody@corp.test\n",
-            "delete",
-        )
-        .await;
+    let preview = console.preview_text(PASTED, "delete").await;
     assert_eq!(preview["counts"]["selected"], json!(3), "{preview}");
+    assert_eq!(preview["counts"]["duplicate"], json!(1), "{preview}");
     assert_eq!(preview["counts"]["not_found"], json!(1), "{preview}");
     assert_eq!(preview["phrase"], json!("DELETE 3 USERS"), "{preview}");
     let job_id = console.start_run(&preview).await;
@@ -134,15 +135,87 @@ async fn the_console_deletes_on_scim2_server_and_reports_the_run() {
 
     let owner = &console.http;
     let report = |file: &str| format!("/downloads/jobs/{job_id}/{file}");
-    let (status, csv) = get(&console, owner, &report("results.csv")).await;
-    assert_eq!(status, StatusCode::OK, "{csv}");
-    for id in &asked {
-        assert!(csv.contains(id.as_str()), "{id} not in results.csv:\n{csv}");
-    }
+    let reply = owner
+        .get(console.url(&report("results.csv")))
+        .send()
+        .await
+        .expect("results.csv");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let saved_as = reply
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let csv = reply.text().await.expect("results.csv");
+    // Named with the day and the site.
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
     assert_eq!(
-        csv.trim().lines().count(),
-        4,
-        "a header and three rows:\n{csv}"
+        saved_as,
+        format!(
+            "attachment; filename=\"offboard-{day}-127.0.0.1-{}-results.csv\"",
+            server.port()
+        )
+    );
+    // Every line of the pasted list, in order, read back from the spreadsheet.
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(
+        reader.headers().expect("header").iter().collect::<Vec<_>>(),
+        [
+            "Line",
+            "Input",
+            "Name",
+            "Account ID",
+            "Email",
+            "Outcome",
+            "Reason"
+        ]
+    );
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.expect("row").iter().map(str::to_string).collect())
+        .collect();
+    let expected = [
+        ("1", "", "", "", "skipped"),
+        ("2", "user1@corp.test", "user1", ids[1].as_str(), "deleted"),
+        ("3", "", "", "", "skipped"),
+        ("4", "USER2@corp.test", "user2", ids[2].as_str(), "deleted"),
+        ("5", "user3@corp.test", "user3", ids[3].as_str(), "deleted"),
+        (
+            "6",
+            "user1@corp.test",
+            "user1",
+            ids[1].as_str(),
+            "duplicate",
+        ),
+        ("7", "nobody@corp.test", "", "", "not deleted"),
+    ];
+    let read_back: Vec<(&str, &str, &str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str(),
+                r[1].as_str(),
+                r[2].as_str(),
+                r[3].as_str(),
+                r[5].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(read_back, expected, "{csv}");
+    for (line, text) in PASTED.lines().enumerate() {
+        let row = &rows[line];
+        assert_eq!(row[0], (line + 1).to_string());
+        if !text.is_empty() && line > 0 {
+            assert_eq!(row[1], text, "line {}", line + 1);
+        }
+    }
+    assert_eq!(rows[0][6], "the header row: the names of the columns");
+    assert_eq!(rows[2][6], "a blank line");
+    assert!(rows[6][6].starts_with("not found"), "{csv}");
+    assert!(
+        !csv.contains("elapsed") && !csv.contains("attempts"),
+        "{csv}"
     );
 
     let (status, body) = get(&console, owner, &report("results.json")).await;

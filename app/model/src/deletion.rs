@@ -140,6 +140,9 @@ pub enum PreviewOutcome {
     Selected,
     /// No account has this email / account ID.
     NotFound,
+    /// No account has it now because an earlier run of this team deleted it (the row names
+    /// that run).
+    AlreadyDeleted,
     /// Two or more accounts share this email: never acted on automatically.
     Ambiguous,
     /// The row is not an email or an account ID.
@@ -155,9 +158,10 @@ pub enum PreviewOutcome {
 }
 
 impl PreviewOutcome {
-    pub const ALL: [PreviewOutcome; 8] = [
+    pub const ALL: [PreviewOutcome; 9] = [
         PreviewOutcome::Selected,
         PreviewOutcome::NotFound,
+        PreviewOutcome::AlreadyDeleted,
         PreviewOutcome::Ambiguous,
         PreviewOutcome::Invalid,
         PreviewOutcome::Duplicate,
@@ -183,6 +187,7 @@ impl PreviewOutcome {
         match self {
             PreviewOutcome::Selected => "will be processed",
             PreviewOutcome::NotFound => "not found",
+            PreviewOutcome::AlreadyDeleted => "already deleted",
             PreviewOutcome::Ambiguous => "ambiguous",
             PreviewOutcome::Invalid => "invalid row",
             PreviewOutcome::Duplicate => "duplicate",
@@ -245,6 +250,24 @@ pub struct PreviewRow {
     /// other rows). Absent in previews stored before it existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<Candidate>,
+    /// The earlier run of this team that deleted this row's account (already-deleted rows),
+    /// or that the site refused it in (rows that may be refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier_run: Option<EarlierRun>,
+    /// Why the site may refuse this selected row, when Offboard can tell beforehand; the run
+    /// still tries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_be_refused: Option<String>,
+}
+
+/// An earlier run a preview row cites: which run, when and who started it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierRun {
+    pub job_id: String,
+    /// The day, as the row says it ("7 Dec 2026", UTC).
+    pub day: String,
+    /// The person who started it, by name.
+    pub by: String,
 }
 
 /// One of the accounts an ambiguous row could mean, shown so the admin can tell them apart.
@@ -254,6 +277,12 @@ pub struct Candidate {
     pub display_name: Option<String>,
     pub user_name: Option<String>,
     pub emails: Vec<String>,
+    /// Active or deactivated on the site (absent in previews stored before it was kept).
+    #[serde(default)]
+    pub active: Option<bool>,
+    /// `meta.created` as the site sent it (RFC 3339 text), when it did.
+    #[serde(default)]
+    pub created: Option<String>,
 }
 
 impl Candidate {
@@ -263,8 +292,47 @@ impl Candidate {
             display_name: user.display_name.clone(),
             user_name: user.user_name.clone(),
             emails: user.emails.clone(),
+            active: Some(user.active),
+            created: user.created.clone(),
         }
     }
+
+    /// What tells this account apart from the others, in words: "active · user name bob.ito ·
+    /// created 7 Dec 2026".
+    pub fn telling_apart(&self) -> String {
+        let mut parts = Vec::new();
+        match self.active {
+            Some(true) => parts.push("active".to_string()),
+            Some(false) => parts.push("deactivated".to_string()),
+            None => {}
+        }
+        if let Some(name) = self.user_name.as_deref().filter(|n| !n.trim().is_empty()) {
+            parts.push(format!("user name {}", name.trim()));
+        }
+        if let Some(day) = self.created.as_deref().and_then(day_in_words) {
+            parts.push(format!("created {day}"));
+        }
+        parts.join(" · ")
+    }
+}
+
+/// "7 Dec 2026" from an RFC 3339 text's date ("2026-12-07T12:15:16Z"); None when it is not one.
+pub fn day_in_words(rfc3339: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let date = rfc3339.trim().get(..10)?;
+    let mut parts = date.split('-');
+    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let month: usize = month.parse().ok()?;
+    let day: u32 = day.parse().ok()?;
+    let name = MONTHS.get(month.checked_sub(1)?)?;
+    (1..=31)
+        .contains(&day)
+        .then(|| format!("{day} {name} {year}"))
 }
 
 /// How many preview rows ended in each outcome.
@@ -272,12 +340,18 @@ impl Candidate {
 pub struct PreviewCounts {
     pub selected: usize,
     pub not_found: usize,
+    #[serde(default)]
+    pub already_deleted: usize,
     pub ambiguous: usize,
     pub invalid: usize,
     pub duplicate: usize,
     pub privileged: usize,
     pub protected: usize,
     pub system_account: usize,
+    /// Selected rows the site may refuse (counted in `selected` too): "up to N" will be
+    /// deleted when it is not zero.
+    #[serde(default)]
+    pub may_be_refused: usize,
 }
 
 impl PreviewCounts {
@@ -285,6 +359,9 @@ impl PreviewCounts {
         let mut c = PreviewCounts::default();
         for r in rows {
             *c.slot(r.outcome) += 1;
+            if r.outcome == PreviewOutcome::Selected && r.may_be_refused.is_some() {
+                c.may_be_refused += 1;
+            }
         }
         c
     }
@@ -293,6 +370,7 @@ impl PreviewCounts {
         match outcome {
             PreviewOutcome::Selected => &mut self.selected,
             PreviewOutcome::NotFound => &mut self.not_found,
+            PreviewOutcome::AlreadyDeleted => &mut self.already_deleted,
             PreviewOutcome::Ambiguous => &mut self.ambiguous,
             PreviewOutcome::Invalid => &mut self.invalid,
             PreviewOutcome::Duplicate => &mut self.duplicate,
@@ -316,6 +394,23 @@ pub struct Preview {
     pub counts: PreviewCounts,
     /// Moderators/Admins are demoted to Registered first (else they are skipped).
     pub demote_privileged: bool,
+    /// The lines of the admin's file that name nobody (absent in previews stored before it
+    /// existed, and for previews not made from a file).
+    #[serde(default)]
+    pub unread_lines: UnreadLines,
+}
+
+/// The lines of an uploaded file that hold no user: its header row and its blank lines. Kept
+/// with the preview so the results spreadsheet can account for every line of the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadLines {
+    /// The header row's line, when the file has one.
+    #[serde(default)]
+    pub header: Option<usize>,
+    /// Runs of blank lines (first and last line, both included), in file order: a run of
+    /// empty lines costs one pair, however long it is.
+    #[serde(default)]
+    pub blank: Vec<[usize; 2]>,
 }
 
 impl Preview {
@@ -372,6 +467,16 @@ impl ItemOutcome {
             self,
             ItemOutcome::Deleted | ItemOutcome::Deactivated | ItemOutcome::AlreadyGone
         )
+    }
+
+    /// True when a user with this result is still on the site as the run found it, so a new
+    /// preview of "the users not yet removed" takes them (issue 23 item 4). The rule: every
+    /// result but deleted, deactivated and already gone. Users skipped for a reason
+    /// (moderator, community creator, changed since the preview, system account…) are taken
+    /// too: the new preview resolves them against a fresh listing and says again, row by row,
+    /// whatever still holds, so nothing is decided here on old information.
+    pub fn not_yet_removed(self) -> bool {
+        !self.is_success()
     }
 
     pub fn label(self) -> &'static str {
@@ -509,6 +614,40 @@ mod tests {
     use strum::VariantArray;
 
     #[test]
+    fn a_candidate_is_told_apart_in_words() {
+        let mut c = Candidate {
+            account_id: "235".into(),
+            display_name: Some("Bob Ito".into()),
+            user_name: Some("bob.ito".into()),
+            emails: vec!["bob.ito235@example.com".into()],
+            active: Some(false),
+            created: Some("2026-12-07T12:15:16Z".into()),
+        };
+        assert_eq!(
+            c.telling_apart(),
+            "deactivated · user name bob.ito · created 7 Dec 2026"
+        );
+        c.active = Some(true);
+        c.user_name = Some("  ".into());
+        c.created = Some("yesterday".into());
+        assert_eq!(c.telling_apart(), "active");
+        c.active = None;
+        c.created = None;
+        assert_eq!(c.telling_apart(), "");
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-00-10",
+            "20-12-07T",
+            "2026-12-32",
+            "２０２６-12-07",
+        ] {
+            assert_eq!(day_in_words(bad), None, "{bad}");
+        }
+        assert_eq!(day_in_words("2026-01-31").as_deref(), Some("31 Jan 2026"));
+    }
+
+    #[test]
     fn action_names_are_pinned_and_read_in_any_case() {
         assert_names::<Action>(&["delete", "deactivate"]);
         assert_eq!(Action::from_key(" DEACTIVATE "), Some(Action::Deactivate));
@@ -526,6 +665,7 @@ mod tests {
         assert_names::<PreviewOutcome>(&[
             "selected",
             "not_found",
+            "already_deleted",
             "ambiguous",
             "invalid",
             "duplicate",

@@ -65,6 +65,10 @@ pub struct SignedInView {
     /// The team the console is showing, if the person belongs to any.
     pub team: Option<TeamChoice>,
     pub teams: Vec<TeamChoice>,
+    /// How many things wait for them in that team (the header's count; see "Waiting for
+    /// you" on Overview).
+    #[serde(default)]
+    pub waiting: usize,
 }
 
 /// One member of a team.

@@ -17,6 +17,7 @@ mod preview;
 mod requests;
 mod run;
 mod steps;
+mod waiting;
 
 #[cfg(feature = "ssr")]
 pub use audit::AuditTrail;

@@ -5,6 +5,7 @@ use super::parts::{action_words, state_words};
 use super::parts::{error_text, short_time, users, ErrorBox, OutcomeBar};
 use super::preview::encode;
 use super::requests::ApprovalRequests;
+use super::waiting::Waiting;
 use crate::api::{check_connection, list_jobs, load_connection};
 use crate::backend::{ConnectionView, Diagnosis, JobView};
 use crate::team::Role;
@@ -88,6 +89,7 @@ pub fn Overview() -> impl IntoView {
                 }}
             </Transition>
         </section>
+        <Waiting />
         <ApprovalRequests />
         <section class="card" aria-labelledby="site-heading">
             <h2 id="site-heading">"Your site"</h2>

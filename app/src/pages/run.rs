@@ -179,6 +179,28 @@ pub fn still_to_delete(job: &JobView) -> u64 {
         .sum()
 }
 
+/// The users an ended run did not remove: every result but deleted, deactivated and already
+/// gone (`ItemOutcome::not_yet_removed`), and the users with no result. The count on the
+/// "Preview the N users not yet removed" button; the server makes the preview by the same rule.
+pub fn not_yet_removed(job: &JobView) -> u64 {
+    let settled: u64 = job.counts.iter().map(|(_, n)| *n).sum();
+    job.counts
+        .iter()
+        .filter(|(o, _)| o.not_yet_removed())
+        .map(|(_, n)| *n)
+        .sum::<u64>()
+        + job.total.saturating_sub(settled)
+}
+
+/// True when the run page offers a new preview of the users not yet removed: a run that was
+/// cancelled, stopped or failed with someone left (a stop for deletion not enabled has its own
+/// card, `RunAgainCard`).
+pub fn offers_not_removed(job: &JobView) -> bool {
+    matches!(job.state, JobState::Stopped | JobState::Failed)
+        && !stopped_for_deletion_not_enabled(job)
+        && not_yet_removed(job) > 0
+}
+
 #[component]
 pub fn RunPage() -> impl IntoView {
     let query = use_query_map();
@@ -390,6 +412,7 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
             </Show>
             {move || control.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=error_text(&e) /> })}
             {move || job.with(stopped_for_deletion_not_enabled).then(|| view! { <RunAgainCard job=job.get() /> })}
+            {move || job.with(offers_not_removed).then(|| view! { <NotRemovedCard job=job.get() /> })}
             <Show when=ended>
                 <Downloads id=id.clone() />
             </Show>
@@ -498,6 +521,26 @@ fn RunAgainCard(job: JobView) -> impl IntoView {
         </div>
     }
     .into_any()
+}
+
+/// The way on after a cancelled, stopped or failed run: a new preview of exactly the users it
+/// did not remove, as a plain form (`POST /run/not-removed`) that leads to that preview.
+#[component]
+fn NotRemovedCard(job: JobView) -> impl IntoView {
+    let left = not_yet_removed(&job);
+    let label = format!("Preview the {} not yet removed", users(left));
+    view! {
+        <div class="next-steps" aria-labelledby="not-removed-heading">
+            <h2 id="not-removed-heading">"What to do now"</h2>
+            <p>
+                {format!("{} of this run {} not removed. A new preview lists them against the site as it is now, shows what will happen to each, and starts nothing until you confirm it.", users(left), if left == 1 { "was" } else { "were" })}
+            </p>
+            <form class="form inline" method="post" action="/run/not-removed">
+                <input type="hidden" name="job" value=job.id.to_string() />
+                <button type="submit" class="button primary">{label}</button>
+            </form>
+        </div>
+    }
 }
 
 /// The account IDs a new run must take over: refused because deletion was not enabled, or
@@ -902,5 +945,56 @@ mod tests {
             !stopped_for_deletion_not_enabled(&job),
             "a cancelled run is not this case"
         );
+    }
+
+    #[test]
+    fn an_ended_run_offers_the_users_it_did_not_remove() {
+        let mut job = JobView {
+            id: "j".into(),
+            created_at: String::new(),
+            created_by: String::new(),
+            site_url: String::new(),
+            action: crate::model::Action::Delete,
+            state: JobState::Stopped,
+            reason: None,
+            started_at: None,
+            finished_at: None,
+            total: 33,
+            done: 33,
+            approved_by: None,
+            counts: vec![
+                (ItemOutcome::Deleted, 14),
+                (ItemOutcome::AlreadyGone, 2),
+                (ItemOutcome::Failed, 1),
+                (ItemOutcome::NotAttempted, 16),
+            ],
+        };
+        assert_eq!(not_yet_removed(&job), 17);
+        assert!(offers_not_removed(&job));
+        // A failed run with users that never got a result counts them too.
+        job.state = JobState::Failed;
+        job.counts = vec![(ItemOutcome::Deleted, 10)];
+        job.done = 10;
+        assert_eq!(not_yet_removed(&job), 23);
+        assert!(offers_not_removed(&job));
+        // Nobody left, a finished run, a run still going: nothing offered.
+        job.counts = vec![(ItemOutcome::Deleted, 30), (ItemOutcome::Deactivated, 3)];
+        assert_eq!(not_yet_removed(&job), 0);
+        assert!(!offers_not_removed(&job));
+        job.counts = vec![(ItemOutcome::NotAttempted, 33)];
+        for state in [JobState::Finished, JobState::Paused, JobState::Running] {
+            job.state = state;
+            assert!(!offers_not_removed(&job), "{state:?}");
+        }
+        // Counts that claim more than the total do not underflow.
+        job.state = JobState::Stopped;
+        job.counts = vec![(ItemOutcome::NotAttempted, 40)];
+        assert_eq!(not_yet_removed(&job), 40);
+        // Deletion not enabled has its own card.
+        job.counts = vec![
+            (ItemOutcome::DeletionNotEnabled, 3),
+            (ItemOutcome::NotAttempted, 30),
+        ];
+        assert!(!offers_not_removed(&job));
     }
 }

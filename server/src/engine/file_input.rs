@@ -2,7 +2,7 @@
 //! produce) into numbered entries, and says which column was read and why.
 
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8, WINDOWS_1252};
-use model::deletion::ColumnChoice;
+use model::deletion::{ColumnChoice, UnreadLines};
 
 /// Larger uploads are refused before any parsing (a team's user list is far below this).
 pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
@@ -16,6 +16,9 @@ pub const MAX_COLUMNS: usize = 1_000;
 pub struct AdminFile {
     pub entries: Vec<FileEntry>,
     pub column: ColumnChoice,
+    /// The header row and the blank lines: every line of the file is an entry, part of one
+    /// (a quoted cell over several lines) or one of these.
+    pub unread_lines: UnreadLines,
 }
 
 /// One data row of the admin's file.
@@ -123,8 +126,13 @@ pub fn read_admin_file(bytes: &[u8], column: Option<usize>) -> Result<AdminFile,
         .iter()
         .map(|row| entry_for(row, pick.index))
         .collect();
+    let unread_lines = UnreadLines {
+        header: pick.has_header.then_some(rows[0].line),
+        blank: blank_runs(&rows, line_count(&text)),
+    };
     Ok(AdminFile {
         entries,
+        unread_lines,
         column: ColumnChoice {
             index: pick.index,
             header,
@@ -431,10 +439,49 @@ fn csv_reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
         .from_reader(text.as_bytes())
 }
 
-/// A non-blank row and the file line where it starts.
+/// A non-blank row and the file lines it spans (more than one for a quoted multi-line cell).
 struct Row {
     line: usize,
+    last_line: usize,
     cells: Vec<String>,
+}
+
+/// Line breaks inside a record's bytes, not counting those before or after it.
+fn inner_line_breaks(record: &[u8]) -> usize {
+    let is_break = |b: &u8| matches!(b, b'\r' | b'\n');
+    let first = record.iter().position(|b| !is_break(b));
+    let last = record.iter().rposition(|b| !is_break(b));
+    match (first, last) {
+        (Some(first), Some(last)) => record[first..=last].iter().filter(|b| **b == b'\n').count(),
+        _ => 0,
+    }
+}
+
+/// How many lines the text has (a final line break does not start another line).
+fn line_count(text: &str) -> usize {
+    let breaks = text.bytes().filter(|b| *b == b'\n').count();
+    if text.is_empty() || text.ends_with('\n') {
+        breaks
+    } else {
+        breaks + 1
+    }
+}
+
+/// The runs of lines no row covers, first and last line of each: blank lines, and lines
+/// whose cells are all empty (`,,`).
+fn blank_runs(rows: &[Row], lines: usize) -> Vec<[usize; 2]> {
+    let mut runs = Vec::new();
+    let mut next = 1;
+    for row in rows {
+        if row.line > next {
+            runs.push([next, row.line - 1]);
+        }
+        next = next.max(row.last_line + 1);
+    }
+    if lines >= next {
+        runs.push([next, lines]);
+    }
+    runs
 }
 
 fn read_rows(text: &str, delimiter: u8) -> Result<Vec<Row>, FileError> {
@@ -445,7 +492,12 @@ fn read_rows(text: &str, delimiter: u8) -> Result<Vec<Row>, FileError> {
     // The text is already valid UTF-8, so the reader's only possible error is a UTF-8 one;
     // should one appear anyway, the rest of the file is treated as ended rather than guessed at.
     while let Ok(true) = reader.read_record(&mut record) {
-        let line = lines.line_of_record_at(record.position().map_or(0, |p| p.byte() as usize));
+        let start = record.position().map_or(0, |p| p.byte() as usize);
+        let line = lines.line_of_record_at(start);
+        // The record's own text (without the line break that ends it) tells how many lines a
+        // quoted cell carried it over.
+        let end = (reader.position().byte() as usize).clamp(start, text.len());
+        let extra_lines = inner_line_breaks(&text.as_bytes()[start..end]);
         if record.len() > MAX_COLUMNS {
             return Err(FileError::TooManyColumns {
                 line,
@@ -463,6 +515,7 @@ fn read_rows(text: &str, delimiter: u8) -> Result<Vec<Row>, FileError> {
         }
         rows.push(Row {
             line,
+            last_line: line + extra_lines,
             cells: record.iter().map(str::to_string).collect(),
         });
     }
@@ -876,6 +929,48 @@ mod tests {
             values(&file),
             vec![(7, email("a@x.com")), (9, email("b@x.com"))]
         );
+    }
+
+    /// The lines an entry starts on, the header and the blank lines, in order.
+    fn accounted_lines(file: &AdminFile) -> Vec<usize> {
+        let mut lines: Vec<usize> = file.entries.iter().map(|e| e.line).collect();
+        lines.extend(file.unread_lines.header);
+        for [first, last] in &file.unread_lines.blank {
+            lines.extend(*first..=*last);
+        }
+        lines.sort_unstable();
+        lines
+    }
+
+    #[test]
+    fn the_header_and_the_blank_lines_are_kept_as_unread_lines() {
+        let text = "\n\nEmail\n\n  \n,,\na@x.com\r\n\r\n\"b@x.com\"\n\n";
+        let file = read(text);
+        assert_eq!(file.unread_lines.header, Some(3));
+        assert_eq!(
+            file.unread_lines.blank,
+            vec![[1, 2], [4, 6], [8, 8], [10, 10]]
+        );
+        assert_eq!(accounted_lines(&file), (1..=10).collect::<Vec<_>>());
+        // No header, no blank line: nothing unread.
+        let file = read("a@x.com\nb@x.com");
+        assert_eq!(file.unread_lines, UnreadLines::default());
+    }
+
+    #[test]
+    fn a_multi_line_cell_is_not_taken_for_blank_lines() {
+        let text = "Email,Note\na@x.com,\"two\n\nlines\"\n\nb@x.com,x";
+        let file = read(text);
+        assert_eq!(file.unread_lines.header, Some(1));
+        // Lines 3 and 4 are inside the quoted note of line 2; line 5 is blank.
+        assert_eq!(file.unread_lines.blank, vec![[5, 5]]);
+        assert_eq!(
+            values(&file),
+            vec![(2, email("a@x.com")), (6, email("b@x.com"))]
+        );
+        // Old Mac line ends count the same way.
+        let file = read("a@x.com\r\rb@x.com\r");
+        assert_eq!(file.unread_lines.blank, vec![[2, 2]]);
     }
 
     #[test]

@@ -25,10 +25,13 @@ pub enum JobEvent {
     Stop,
     /// Offboard itself failed.
     Fail,
+    /// The site stopped answering mid-run: the run pauses itself until the admin resumes it
+    /// (see `runner/outage.rs`). A run being cancelled stays cancelling: the cancel wins.
+    SiteDown,
 }
 
 impl JobEvent {
-    pub const ALL: [JobEvent; 8] = [
+    pub const ALL: [JobEvent; 9] = [
         JobEvent::Pause,
         JobEvent::Resume,
         JobEvent::Cancel,
@@ -37,6 +40,7 @@ impl JobEvent {
         JobEvent::Finish,
         JobEvent::Stop,
         JobEvent::Fail,
+        JobEvent::SiteDown,
     ];
 
     /// The event a pressed button is.
@@ -88,8 +92,8 @@ pub fn next_state(from: JobState, event: JobEvent) -> Result<JobState, Refused> 
         return refused;
     }
     match (from, event) {
-        (S::Cancelling, E::Pause | E::Resume) => refused,
-        (_, E::Pause | E::Halt) => Ok(S::Paused),
+        (S::Cancelling, E::Pause | E::Resume | E::SiteDown) => refused,
+        (_, E::Pause | E::Halt | E::SiteDown) => Ok(S::Paused),
         (_, E::Resume | E::Launch) => Ok(S::Running),
         (_, E::Cancel) => Ok(S::Cancelling),
         (_, E::Finish) => Ok(S::Finished),
@@ -106,15 +110,15 @@ mod tests {
 
     /// Every (state, event) pair and what it gives: `None` is refused.
     #[rustfmt::skip]
-    const TABLE: [(JobState, [Option<JobState>; 8]); 7] = [
-        //                  Pause            Resume           Cancel              Launch           Halt             Finish             Stop              Fail
-        (S::Queued,     [Some(S::Paused), Some(S::Running), Some(S::Cancelling), Some(S::Running), Some(S::Paused), Some(S::Finished), Some(S::Stopped), Some(S::Failed)]),
-        (S::Running,    [Some(S::Paused), Some(S::Running), Some(S::Cancelling), Some(S::Running), Some(S::Paused), Some(S::Finished), Some(S::Stopped), Some(S::Failed)]),
-        (S::Paused,     [Some(S::Paused), Some(S::Running), Some(S::Cancelling), Some(S::Running), Some(S::Paused), Some(S::Finished), Some(S::Stopped), Some(S::Failed)]),
-        (S::Cancelling, [None,            None,             Some(S::Cancelling), Some(S::Running), Some(S::Paused), Some(S::Finished), Some(S::Stopped), Some(S::Failed)]),
-        (S::Finished,   [None,            None,             None,                None,             None,            None,              None,             None]),
-        (S::Stopped,    [None,            None,             None,                None,             None,            None,              None,             None]),
-        (S::Failed,     [None,            None,             None,                None,             None,            None,              None,             None]),
+    const TABLE: [(JobState, [Option<JobState>; 9]); 7] = [
+        //                  Pause            Resume           Cancel              Launch           Halt             Finish             Stop              Fail             SiteDown
+        (S::Queued,     [Some(S::Paused), Some(S::Running), Some(S::Cancelling), Some(S::Running), Some(S::Paused), Some(S::Finished), Some(S::Stopped), Some(S::Failed), Some(S::Paused)]),
+        (S::Running,    [Some(S::Paused), Some(S::Running), Some(S::Cancelling), Some(S::Running), Some(S::Paused), Some(S::Finished), Some(S::Stopped), Some(S::Failed), Some(S::Paused)]),
+        (S::Paused,     [Some(S::Paused), Some(S::Running), Some(S::Cancelling), Some(S::Running), Some(S::Paused), Some(S::Finished), Some(S::Stopped), Some(S::Failed), Some(S::Paused)]),
+        (S::Cancelling, [None,            None,             Some(S::Cancelling), Some(S::Running), Some(S::Paused), Some(S::Finished), Some(S::Stopped), Some(S::Failed), None]),
+        (S::Finished,   [None,            None,             None,                None,             None,            None,              None,             None,            None]),
+        (S::Stopped,    [None,            None,             None,                None,             None,            None,              None,             None,            None]),
+        (S::Failed,     [None,            None,             None,                None,             None,            None,              None,             None,            None]),
     ];
 
     #[test]

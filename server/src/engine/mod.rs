@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod connection;
+pub mod earlier;
 pub mod file_input;
 pub mod job_state;
 pub mod listing;

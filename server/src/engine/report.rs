@@ -2,7 +2,7 @@
 //! support), full results and the preview as CSV/JSON, and the listing snapshot.
 
 use chrono::{DateTime, TimeZone};
-use model::deletion::{ItemOutcome, ItemResult, Preview, PreviewOutcome, SiteUser};
+use model::deletion::{Action, ItemOutcome, ItemResult, Preview, PreviewOutcome, SiteUser};
 use model::report::ReportKind;
 use model::Named;
 use serde_json::{json, Value};
@@ -81,11 +81,7 @@ pub fn failures_json_with_preview(
     site_url: &str,
 ) -> Value {
     let skipped = preview.skipped().map(|r| {
-        let message = if r.reason.is_empty() {
-            r.outcome.label().to_string()
-        } else {
-            format!("{}: {}", r.outcome.label(), r.reason)
-        };
+        let message = joined_reason(r.outcome.label(), &r.reason);
         let email = r
             .input
             .contains('@')
@@ -142,29 +138,252 @@ pub fn account_url(site_url: &str, account_id: &str) -> String {
     )
 }
 
-/// Every result, successes included, as CSV for spreadsheets.
-pub fn results_csv(results: &[ItemResult]) -> String {
+/// One line of the results spreadsheet: a line of the admin's input and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResultLine {
+    /// The file's line (None for users picked from a list, and for runs without a preview).
+    pub line: Option<usize>,
+    pub input: String,
+    /// The person's name as the site shows it.
+    pub name: String,
+    pub account_id: String,
+    pub email: String,
+    /// In the words the Preview page uses: "deleted", "not deleted", "skipped", ...
+    pub outcome: &'static str,
+    /// Why, in plain words.
+    pub reason: String,
+}
+
+/// A run of blank lines longer than this is one line of the spreadsheet, not one per line: a
+/// file of a million empty lines must not make a million-row spreadsheet.
+const BLANK_LINES_LISTED_ONE_BY_ONE: usize = 100;
+
+/// "not deleted" / "not deactivated": a user the run did not remove as asked.
+fn not_done(action: Action) -> &'static str {
+    match action {
+        Action::Delete => "not deleted",
+        Action::Deactivate => "not deactivated",
+    }
+}
+
+/// What a run result means for the admin, and why.
+fn result_words(result: &ItemResult, action: Action) -> (&'static str, String) {
+    let outcome = match result.outcome {
+        ItemOutcome::Deleted => "deleted",
+        ItemOutcome::Deactivated => "deactivated",
+        ItemOutcome::AlreadyGone => "already gone",
+        _ => not_done(action),
+    };
+    let reason = match (result.outcome, result.message.trim()) {
+        (ItemOutcome::Deleted | ItemOutcome::Deactivated, message) => message.to_string(),
+        (other, "") => other.label().to_string(),
+        (other, message) if message.starts_with(other.label()) => message.to_string(),
+        (other, message) => format!("{}: {message}", other.label()),
+    };
+    (outcome, reason)
+}
+
+/// "label: reason", or the reason alone when it already starts with the label ("already
+/// deleted on 7 Dec 2026 by …").
+fn joined_reason(label: &str, reason: &str) -> String {
+    if reason.trim().is_empty() {
+        label.to_string()
+    } else if reason.starts_with(label) {
+        reason.to_string()
+    } else {
+        format!("{label}: {reason}")
+    }
+}
+
+/// Every line of the admin's input in order (the header and blank lines included, with their
+/// line numbers) and what became of it in the run: the results spreadsheet's rows. A result
+/// that no preview row names (never expected) is added at the end rather than lost.
+pub fn result_lines(preview: &Preview, results: &[ItemResult], action: Action) -> Vec<ResultLine> {
+    let by_account: std::collections::HashMap<&str, &ItemResult> =
+        results.iter().map(|r| (r.account_id.trim(), r)).collect();
+    // The line that selected each account, for the duplicates that point back at it.
+    let mut selected_on: std::collections::HashMap<&str, Option<usize>> =
+        std::collections::HashMap::new();
+    for row in preview.selected() {
+        if let Some(id) = row.account_id.as_deref() {
+            selected_on.entry(id.trim()).or_insert(row.line);
+        }
+    }
+    let mut cited = std::collections::HashSet::new();
+    let mut lines: Vec<ResultLine> = preview
+        .rows
+        .iter()
+        .map(|row| {
+            let account_id = row.account_id.clone().unwrap_or_default();
+            let result = (row.outcome == PreviewOutcome::Selected)
+                .then(|| by_account.get(account_id.trim()))
+                .flatten();
+            let (outcome, reason) = match (row.outcome, result) {
+                (PreviewOutcome::Selected, Some(result)) => {
+                    cited.insert(account_id.trim().to_string());
+                    let (outcome, why) = result_words(result, action);
+                    let why = match (why.is_empty(), row.reason.is_empty()) {
+                        (true, _) => row.reason.clone(),
+                        (false, true) => why,
+                        (false, false) => format!("{why} ({})", row.reason),
+                    };
+                    (outcome, why)
+                }
+                (PreviewOutcome::Selected, None) => (
+                    "not processed yet",
+                    joined_reason("the run has not reached this user", &row.reason),
+                ),
+                (PreviewOutcome::Duplicate, _) => {
+                    let earlier = selected_on.get(account_id.trim()).copied().flatten();
+                    let reason = match earlier {
+                        Some(line) => format!(
+                            "the same account as line {line}: see that line for what became of it"
+                        ),
+                        None => row.reason.clone(),
+                    };
+                    ("duplicate", reason)
+                }
+                // Gone already, by an earlier run of Offboard: not something left undone.
+                (PreviewOutcome::AlreadyDeleted, _) => ("already deleted", row.reason.clone()),
+                (other, _) => (not_done(action), joined_reason(other.label(), &row.reason)),
+            };
+            ResultLine {
+                line: row.line,
+                input: row.input.clone(),
+                name: row
+                    .display_name
+                    .clone()
+                    .or_else(|| row.user_name.clone())
+                    .unwrap_or_default(),
+                email: result
+                    .and_then(|r| r.email.clone())
+                    .or_else(|| row.input.contains('@').then(|| row.input.clone()))
+                    .or_else(|| row.emails.first().cloned())
+                    .unwrap_or_default(),
+                account_id,
+                outcome,
+                reason,
+            }
+        })
+        .collect();
+    let unread = &preview.unread_lines;
+    if let Some(header) = unread.header {
+        lines.push(skipped_line(
+            header,
+            "the header row: the names of the columns",
+        ));
+    }
+    for &[first, last] in &unread.blank {
+        if last.saturating_sub(first) < BLANK_LINES_LISTED_ONE_BY_ONE {
+            lines.extend((first..=last).map(|line| skipped_line(line, "a blank line")));
+        } else {
+            lines.push(skipped_line(
+                first,
+                &format!("blank lines {first} to {last}"),
+            ));
+        }
+    }
+    // In file order; rows without a line (picked users) keep their order, after any line.
+    lines.sort_by_key(|l| l.line.unwrap_or(usize::MAX));
+    lines.extend(
+        results
+            .iter()
+            .filter(|r| !cited.contains(r.account_id.trim()))
+            .map(|r| {
+                let (outcome, reason) = result_words(r, action);
+                ResultLine {
+                    line: None,
+                    input: r.account_id.clone(),
+                    name: String::new(),
+                    account_id: r.account_id.clone(),
+                    email: r.email.clone().unwrap_or_default(),
+                    outcome,
+                    reason,
+                }
+            }),
+    );
+    lines
+}
+
+fn skipped_line(line: usize, reason: &str) -> ResultLine {
+    ResultLine {
+        line: Some(line),
+        input: String::new(),
+        name: String::new(),
+        account_id: String::new(),
+        email: String::new(),
+        outcome: "skipped",
+        reason: reason.to_string(),
+    }
+}
+
+/// The results spreadsheet an admin files away: every line of their input, in order, with the
+/// person's name, account ID, the outcome and the reason in words. The technical figures
+/// (attempts, time taken) are in the JSON results only.
+pub fn results_csv(preview: &Preview, results: &[ItemResult], action: Action) -> String {
     let header = [
-        "account_id",
-        "email",
-        "outcome",
-        "message",
-        "attempts",
-        "elapsed_ms",
-        "demoted",
+        "Line",
+        "Input",
+        "Name",
+        "Account ID",
+        "Email",
+        "Outcome",
+        "Reason",
     ];
-    let rows = results.iter().map(|r| {
+    let rows = result_lines(preview, results, action).into_iter().map(|l| {
         vec![
-            r.account_id.clone(),
-            r.email.clone().unwrap_or_default(),
-            r.outcome.label().to_string(),
-            r.message.clone(),
-            r.attempts.to_string(),
-            r.elapsed_ms.to_string(),
-            r.demoted.to_string(),
+            l.line.map(|n| n.to_string()).unwrap_or_default(),
+            l.input,
+            l.name,
+            l.account_id,
+            l.email,
+            l.outcome.to_string(),
+            l.reason,
         ]
     });
     spreadsheet_csv(&header, rows)
+}
+
+/// The name a run's report is downloaded under: the date and the site in it, so a folder of
+/// them sorts by date and says which site each is about
+/// (`offboard-2026-12-07-acme.stackenterprise.co-results.csv`). The failures report keeps the
+/// old script's name: Stack support knows it.
+pub fn run_report_name<Tz: TimeZone>(kind: ReportKind, site_url: &str, at: DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    if kind == ReportKind::Failures {
+        return failures_file_name(at);
+    }
+    let name = kind.file_name();
+    let (stem, extension) = name.rsplit_once('.').unwrap_or((name, ""));
+    let stem = stem.replace('_', "-");
+    let site = site_in_file_name(site_url);
+    let date = at.format("%Y-%m-%d");
+    if site.is_empty() {
+        format!("offboard-{date}-{stem}.{extension}")
+    } else {
+        format!("offboard-{date}-{site}-{stem}.{extension}")
+    }
+}
+
+/// The site's host and path as a file name part: `https://stackoverflowteams.com/c/acme/` →
+/// `stackoverflowteams.com-c-acme`. Only letters, digits, dots and dashes remain, so the name
+/// is safe in a download header and on every file system.
+pub fn site_in_file_name(site_url: &str) -> String {
+    let site = site_url.trim();
+    let site = site.split_once("://").map_or(site, |(_, rest)| rest);
+    let site = site.split(['?', '#']).next().unwrap_or_default();
+    let mut name = String::new();
+    for c in site.chars() {
+        match c {
+            c if c.is_ascii_alphanumeric() || c == '.' => name.push(c.to_ascii_lowercase()),
+            _ if name.ends_with('-') || name.is_empty() => {}
+            _ => name.push('-'),
+        }
+    }
+    let name: String = name.chars().take(80).collect();
+    name.trim_matches(['-', '.']).to_string()
 }
 
 /// A team's audit trail as a spreadsheet, one entry a row in the order given (cells guarded
@@ -486,6 +705,8 @@ mod tests {
             role: None,
             reason: String::new(),
             candidates: vec![],
+            earlier_run: None,
+            may_be_refused: None,
         }
     }
 
@@ -495,6 +716,7 @@ mod tests {
             counts: PreviewCounts::from_rows(&rows),
             rows,
             demote_privileged: false,
+            unread_lines: Default::default(),
         }
     }
 
@@ -562,55 +784,253 @@ mod tests {
         assert_eq!(rows[1][0], "1");
     }
 
+    fn selected(line: usize, input: &str, id: &str, name: &str) -> PreviewRow {
+        let mut row = preview_row(line, input, PreviewOutcome::Selected);
+        row.account_id = Some(id.into());
+        row.display_name = Some(name.into());
+        row.emails = vec![input.into()];
+        row
+    }
+
     #[test]
     fn results_csv_quotes_and_guards_cells() {
+        let p = preview(vec![
+            selected(1, "a@x.com", "1", "Ann"),
+            selected(2, "@b@x.com", "2", "=HYPERLINK(\"http://evil\")"),
+            selected(3, "-1", "-1", "Community"),
+        ]);
         let results = vec![
-            result("1", ItemOutcome::Deleted, "ok", Some("a@x.com")),
+            result("1", ItemOutcome::Deleted, "", Some("a@x.com")),
             result(
                 "2",
                 ItemOutcome::Failed,
-                "=HYPERLINK(\"http://evil\"), \"quoted\"\nnext line",
+                "=cmd, \"quoted\"\nnext line",
                 Some("@b@x.com"),
             ),
             result("-1", ItemOutcome::SystemAccount, "+cmd", None),
         ];
-        let text = results_csv(&results);
+        let text = results_csv(&p, &results, Action::Delete);
         let (header, rows) = csv_table(&text);
-        assert_eq!(
-            header,
-            "account_id,email,outcome,message,attempts,elapsed_ms,demoted"
-        );
+        assert_eq!(header, "Line,Input,Name,Account ID,Email,Outcome,Reason");
         assert_eq!(
             rows[0],
-            vec!["1", "a@x.com", "deleted", "ok", "2", "150", "false"]
+            vec!["1", "a@x.com", "Ann", "1", "a@x.com", "deleted", ""]
         );
-        assert_eq!(
-            rows[1][3],
-            "'=HYPERLINK(\"http://evil\"), \"quoted\"\nnext line"
-        );
-        assert_eq!(rows[1][1], "'@b@x.com");
-        assert_eq!(rows[2][0], "'-1");
-        assert_eq!(rows[2][3], "'+cmd");
-        assert_eq!(rows[2][1], "");
-        assert!(text.starts_with("\"account_id\",\"email\",\"outcome\""));
+        assert_eq!(rows[1][2], "'=HYPERLINK(\"http://evil\")");
+        assert_eq!(rows[1][4], "'@b@x.com");
+        assert_eq!(rows[1][5], "not deleted");
+        assert_eq!(rows[1][6], "failed: =cmd, \"quoted\"\nnext line");
+        assert_eq!(rows[2][3], "'-1");
+        assert_eq!(rows[2][6], "system account: +cmd");
+        assert!(text.starts_with("\"Line\",\"Input\",\"Name\""));
+        assert!(!text.contains("attempts") && !text.contains("elapsed"));
     }
 
     #[test]
-    fn every_field_is_quoted_so_no_separator_splits_a_cell() {
-        let results = vec![result("7", ItemOutcome::Failed, "a;b\tc", Some("x@y.z"))];
-        let text = results_csv(&results);
-        for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-            for cell in line.split("\",\"") {
-                assert!(!cell.is_empty(), "{line}");
-            }
-            assert!(line.starts_with('"') && line.ends_with('"'), "{line}");
-        }
-        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
-        let row = reader.records().next().unwrap().unwrap();
+    fn the_results_spreadsheet_has_every_line_of_the_file_in_order() {
+        // Line 1 header; 2 deleted; 3 blank; 4 not found; 5 invalid; 6 duplicate of 2;
+        // 7 community creator; 8-9 blank; 10 not reached (cancelled); 11 ambiguous.
+        let mut not_found = preview_row(4, "gone@x.com", PreviewOutcome::NotFound);
+        not_found.reason = "no account on the site has this email".into();
+        let mut invalid = preview_row(5, "ann at x", PreviewOutcome::Invalid);
+        invalid.reason = "not an email address or an account ID".into();
+        let mut duplicate = preview_row(6, "ANN@x.com", PreviewOutcome::Duplicate);
+        duplicate.account_id = Some("1".into());
+        duplicate.display_name = Some("Ann Lee".into());
+        let mut ambiguous = preview_row(11, "bob@x.com", PreviewOutcome::Ambiguous);
+        ambiguous.reason =
+            "this email belongs to several accounts (8, 9); none will be touched".into();
+        let mut p = preview(vec![
+            selected(2, "ann@x.com", "1", "Ann Lee"),
+            not_found,
+            invalid,
+            duplicate,
+            selected(7, "cc@x.com", "7", "Cat Creator"),
+            selected(10, "late@x.com", "10", "Lou Late"),
+            ambiguous,
+        ]);
+        p.unread_lines = model::deletion::UnreadLines {
+            header: Some(1),
+            blank: vec![[3, 3], [8, 9]],
+        };
+        let results = vec![
+            result("1", ItemOutcome::Deleted, "", Some("ann@x.com")),
+            result(
+                "7",
+                ItemOutcome::CommunityCreator,
+                "created a community: only Stack support can delete this user",
+                Some("cc@x.com"),
+            ),
+            result(
+                "10",
+                ItemOutcome::NotAttempted,
+                "Priya cancelled the run",
+                Some("late@x.com"),
+            ),
+        ];
+        let lines = result_lines(&p, &results, Action::Delete);
+        let numbers: Vec<_> = lines.iter().map(|l| l.line).collect();
+        assert_eq!(numbers, (1..=11).map(Some).collect::<Vec<_>>());
+        let outcome = |n: usize| (lines[n - 1].outcome, lines[n - 1].reason.as_str());
         assert_eq!(
-            &row[3], "a;b\tc",
-            "a quote-aware reader gets the cell back whole"
+            outcome(1),
+            ("skipped", "the header row: the names of the columns")
         );
+        assert_eq!(outcome(2), ("deleted", ""));
+        assert_eq!(lines[1].name, "Ann Lee");
+        assert_eq!(lines[1].account_id, "1");
+        assert_eq!(outcome(3), ("skipped", "a blank line"));
+        assert_eq!(
+            outcome(4),
+            (
+                "not deleted",
+                "not found: no account on the site has this email"
+            )
+        );
+        assert_eq!(lines[3].email, "gone@x.com");
+        assert_eq!(
+            outcome(5),
+            (
+                "not deleted",
+                "invalid row: not an email address or an account ID"
+            )
+        );
+        assert_eq!(
+            outcome(6),
+            (
+                "duplicate",
+                "the same account as line 2: see that line for what became of it"
+            )
+        );
+        assert_eq!(
+            outcome(7),
+            (
+                "not deleted",
+                "community creator: created a community: only Stack support can delete this user"
+            )
+        );
+        assert_eq!(outcome(8), ("skipped", "a blank line"));
+        assert_eq!(
+            outcome(10),
+            ("not deleted", "not attempted: Priya cancelled the run")
+        );
+        assert_eq!(outcome(11).0, "not deleted");
+        assert!(outcome(11)
+            .1
+            .starts_with("ambiguous: this email belongs to several accounts"));
+        // The CSV has the same lines, header first.
+        let (_, rows) = csv_table(&results_csv(&p, &results, Action::Delete));
+        assert_eq!(rows.len(), 11);
+        assert_eq!(rows[3][0], "4");
+    }
+
+    #[test]
+    fn deactivation_words_and_rows_without_a_line() {
+        let p = preview(vec![
+            {
+                let mut r = selected(1, "5", "5", "Eve");
+                r.line = None;
+                r
+            },
+            {
+                let mut r = selected(1, "6", "6", "Max");
+                r.line = None;
+                r
+            },
+        ]);
+        let results = vec![
+            result("6", ItemOutcome::Failed, "", None),
+            result("5", ItemOutcome::Deactivated, "", None),
+            // A result no row names still appears.
+            result("99", ItemOutcome::AlreadyGone, "already gone", None),
+        ];
+        let lines = result_lines(&p, &results, Action::Deactivate);
+        let summary: Vec<_> = lines
+            .iter()
+            .map(|l| (l.account_id.as_str(), l.outcome, l.reason.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("5", "deactivated", ""),
+                ("6", "not deactivated", "failed"),
+                ("99", "already gone", "already gone"),
+            ]
+        );
+        // Before the run reaches a user.
+        let lines = result_lines(&p, &[], Action::Delete);
+        assert_eq!(lines[0].outcome, "not processed yet");
+    }
+
+    #[test]
+    fn a_row_an_earlier_run_deleted_says_so_once() {
+        let mut row = preview_row(1, "ann@x.com", PreviewOutcome::AlreadyDeleted);
+        row.reason =
+            "already deleted on 7 Dec 2026 by Priya Shah: Offboard deleted account 7 in that run"
+                .into();
+        let p = preview(vec![row.clone()]);
+        let lines = result_lines(&p, &[], Action::Delete);
+        assert_eq!(lines[0].outcome, "already deleted");
+        assert_eq!(lines[0].reason, row.reason);
+        // The failures report keeps its shape; the label is not said twice.
+        let v = failures_json_with_preview(&p, &[], "https://a.co");
+        assert_eq!(v[0]["status"], "failed");
+        assert_eq!(v[0]["message"], row.reason.as_str());
+        assert_eq!(v[0]["email"], "ann@x.com");
+    }
+
+    #[test]
+    fn a_long_run_of_blank_lines_is_one_line() {
+        let mut p = preview(vec![selected(1, "a@x.com", "1", "Ann")]);
+        p.unread_lines.blank = vec![[2, 1_000_000]];
+        let lines = result_lines(&p, &[], Action::Delete);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].reason, "blank lines 2 to 1000000");
+        p.unread_lines.blank = vec![[2, 101]];
+        assert_eq!(result_lines(&p, &[], Action::Delete).len(), 101);
+    }
+
+    #[test]
+    fn run_report_names_carry_the_date_and_the_site() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 23, 5, 1).unwrap();
+        let site = "https://acme.stackenterprise.co/";
+        assert_eq!(
+            run_report_name(ReportKind::ResultsCsv, site, at),
+            "offboard-2026-12-07-acme.stackenterprise.co-results.csv"
+        );
+        assert_eq!(
+            run_report_name(ReportKind::ResultsJson, site, at),
+            "offboard-2026-12-07-acme.stackenterprise.co-results.json"
+        );
+        assert_eq!(
+            run_report_name(
+                ReportKind::AllUsers,
+                "https://stackoverflowteams.com/c/Acme/",
+                at
+            ),
+            "offboard-2026-12-07-stackoverflowteams.com-c-acme-all-users.json"
+        );
+        // The failures report keeps the old script's name.
+        assert_eq!(
+            run_report_name(ReportKind::Failures, site, at),
+            "failed_deletions_2026-12-07_23-05-01.json"
+        );
+        // Nothing from the address can break the download header or a path.
+        for hostile in [
+            "https://a.co/\"; rm -rf /",
+            "../../etc/passwd",
+            "héllo wörld\r\n",
+            "",
+        ] {
+            let name = run_report_name(ReportKind::ResultsCsv, hostile, at);
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-')),
+                "{name}"
+            );
+            assert!(!name.contains(".."), "{name}");
+        }
+        assert_eq!(site_in_file_name(&"x".repeat(500)).len(), 80);
     }
 
     #[test]

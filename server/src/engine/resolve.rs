@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use model::deletion::{
     Candidate, ItemOutcome, ItemResult, Preview, PreviewCounts, PreviewOutcome, PreviewRow,
-    PreviewSource, SiteUser,
+    PreviewSource, SiteUser, UnreadLines,
 };
 
 use crate::engine::file_input::{classify_cell, AdminFile, EntryValue};
@@ -111,14 +111,16 @@ pub fn resolve_file(
             row
         })
         .collect();
-    preview(
+    let mut preview = preview(
         PreviewSource::File {
             file_name: file_name.to_string(),
             column: file.column.clone(),
         },
         rows,
         policy,
-    )
+    );
+    preview.unread_lines = file.unread_lines.clone();
+    preview
 }
 
 /// Every user the listing shows as deactivated, checked here because a provider may ignore a
@@ -469,6 +471,8 @@ fn row_for_user(input: &str, user: &SiteUser) -> PreviewRow {
         role: Some(user.role.clone()),
         reason: String::new(),
         candidates: Vec::new(),
+        earlier_run: None,
+        may_be_refused: None,
     }
 }
 
@@ -485,6 +489,8 @@ fn blank_row(input: &str, outcome: PreviewOutcome, reason: String) -> PreviewRow
         role: None,
         reason,
         candidates: Vec::new(),
+        earlier_run: None,
+        may_be_refused: None,
     }
 }
 
@@ -502,6 +508,7 @@ fn preview(source: PreviewSource, rows: Vec<PreviewRow>, policy: &Policy) -> Pre
         counts: PreviewCounts::from_rows(&rows),
         rows,
         demote_privileged: policy.demote_privileged,
+        unread_lines: UnreadLines::default(),
     }
 }
 

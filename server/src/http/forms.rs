@@ -7,7 +7,7 @@ use super::{AppState, Caller};
 use app::backend::{
     ChooseProblem, ConsoleBackend, ConsoleErrorKind, CHOOSE_PASTED, CHOOSE_PROBLEM_DETAIL,
 };
-use app::ids::PreviewId;
+use app::ids::{JobId, PreviewId};
 use app::model::Action;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
@@ -53,6 +53,7 @@ pub fn routes() -> GatedRoutes {
         )
         .route("/choose/picked", for_member(post(picked)))
         .route("/preview/again", for_member(post(preview_again)))
+        .route("/run/not-removed", for_member(post(preview_not_removed)))
 }
 
 fn to_preview(id: &PreviewId) -> Response {
@@ -252,6 +253,31 @@ async fn preview_again(
         .service
         .for_member(&caller.member)
         .preview_again(PreviewId::new(preview))
+        .await
+    {
+        Ok(summary) => to_preview(&summary.id),
+        Err(e) if e.kind == ConsoleErrorKind::Forbidden => HttpError::from(e).into_response(),
+        Err(e) => back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await,
+    }
+}
+
+/// `POST /run/not-removed`: `job`. A new preview of the users an ended run did not remove
+/// (after a cancel, a failure or a stop), from the run's page, with or without script.
+async fn preview_not_removed(
+    State(state): State<AppState>,
+    caller: Caller,
+    session: Option<Extension<Session>>,
+    body: Bytes,
+) -> Response {
+    let session = session.as_ref().map(|Extension(s)| s);
+    let job = url::form_urlencoded::parse(&body)
+        .find(|(key, _)| key == "job")
+        .map(|(_, value)| value.trim().to_string())
+        .unwrap_or_default();
+    match state
+        .service
+        .for_member(&caller.member)
+        .preview_not_removed(JobId::new(job))
         .await
     {
         Ok(summary) => to_preview(&summary.id),

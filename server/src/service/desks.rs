@@ -249,10 +249,18 @@ impl ConsoleBackend for TeamConsole {
         self.as_operator()?.preview_again(preview_id).await
     }
 
+    async fn preview_not_removed(&self, job_id: JobId) -> Result<PreviewSummary, ConsoleError> {
+        self.as_operator()?.preview_not_removed(job_id).await
+    }
+
     async fn approval_requests(
         &self,
     ) -> Result<Vec<app::backend::ApprovalRequestView>, ConsoleError> {
         self.as_viewer()?.approval_requests().await
+    }
+
+    async fn waiting_for_you(&self) -> Result<app::backend::WaitingForYou, ConsoleError> {
+        self.as_viewer()?.waiting_for_you().await
     }
 
     async fn job(&self, job_id: JobId) -> Result<JobView, ConsoleError> {

@@ -13,6 +13,7 @@ pub mod approvals;
 pub mod audit;
 mod connection;
 pub mod desks;
+pub mod inbox;
 pub mod job_feed;
 pub mod jobs;
 pub mod keys;

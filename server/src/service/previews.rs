@@ -2,16 +2,19 @@
 //! the site, stored with its rows, revised, and loaded again for a run or a report.
 
 use super::desks::{OperatorDesk, ViewerDesk};
-use super::sites::{list_site, not_connected, policy_for};
+use super::sites::{connection_endpoint, list_site, not_connected, policy_for};
 use super::views::stamp;
 use super::{TeamConsole, MAX_ROWS_PER_PAGE};
+use crate::engine::earlier::{cite_earlier_runs, CITED_OUTCOMES};
 use crate::engine::file_input::read_admin_file;
 use crate::engine::resolve::{is_system_account, resolve_file, select_picked, Policy};
 use crate::storage::{ConnectionRecord, PreviewRecord, PreviewSourceRecord, Storage};
 use app::backend::{ConsoleError, PreviewRowsPage, PreviewSummary};
 use app::confirm::confirmation_phrase;
-use app::ids::{PreviewId, TeamId};
-use app::model::{Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser};
+use app::ids::{JobId, PreviewId, TeamId};
+use app::model::{
+    Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser, UnreadLines,
+};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,14 @@ pub(super) struct PreviewHeadline {
     pub(super) source: PreviewSource,
     pub(super) counts: PreviewCounts,
     pub(super) demote_privileged: bool,
+    /// The header and blank lines of the file, for the results spreadsheet (absent in
+    /// previews stored before it was kept).
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub(super) unread_lines: UnreadLines,
+}
+
+fn is_unset(lines: &UnreadLines) -> bool {
+    *lines == UnreadLines::default()
 }
 
 pub(super) fn damaged_preview(
@@ -82,6 +93,7 @@ impl StoredPreview {
                 rows,
                 counts: headline.counts,
                 demote_privileged: headline.demote_privileged,
+                unread_lines: headline.unread_lines,
             },
             record,
         })
@@ -276,7 +288,19 @@ impl TeamConsole {
         demote_privileged: bool,
     ) -> Result<PreviewSummary, ConsoleError> {
         let policy = policy_for(record, demote_privileged, self.actor.email());
-        let preview = resolve_input(input, users, &policy)?;
+        let mut preview = resolve_input(input, users, &policy)?;
+        // What the team's earlier runs on this site did to these users: "already deleted"
+        // instead of "not found", "may be refused" instead of a promise.
+        // Runs record the site as its endpoint spells it.
+        let site_url = connection_endpoint(&record.site_url, record.scim_base_url.as_deref())
+            .map(|endpoint| endpoint.site_url().to_string())
+            .unwrap_or_else(|_| record.site_url.clone());
+        let earlier = self
+            .console
+            .storage
+            .earlier_results(self.team, &site_url, &CITED_OUTCOMES)
+            .await?;
+        cite_earlier_runs(&mut preview, &earlier);
         let phrase = confirmation_phrase(action, preview.counts.selected);
         let preview_record = PreviewRecord {
             id: PreviewId::new(uuid::Uuid::new_v4().to_string()),
@@ -287,6 +311,7 @@ impl TeamConsole {
                 source: preview.source.clone(),
                 counts: preview.counts.clone(),
                 demote_privileged: preview.demote_privileged,
+                unread_lines: preview.unread_lines.clone(),
             })?,
             total_rows: preview.rows.len(),
             phrase,
@@ -365,6 +390,36 @@ impl OperatorDesk<'_> {
         let demote = headline(&record)?.demote_privileged;
         self.preview_from_fresh_listing(input, record.action, demote)
             .await
+    }
+
+    /// A new preview of the users run `job_id` did not remove (see
+    /// `ItemOutcome::not_yet_removed`, and those with no result yet), with the run's action
+    /// and demotion setting, from a fresh listing: the way on after a cancelled, failed or
+    /// stopped run. Only for a run that has ended, so no user is in two runs at once.
+    pub async fn preview_not_removed(&self, job_id: JobId) -> Result<PreviewSummary, ConsoleError> {
+        let job = self.viewer().team_job(&job_id).await?;
+        if !job.state.has_ended() {
+            return Err(ConsoleError::new(
+                "This run has not ended yet: cancel it first, or let it finish.",
+            ));
+        }
+        let storage = self.console.storage.as_ref();
+        let results = storage.job_results(self.team, &job.id).await?;
+        let unsettled = storage.job_targets(&job.id).await?;
+        let ids = users_not_yet_removed(&results, &unsettled);
+        if ids.is_empty() {
+            return Err(ConsoleError::new(
+                "Every user of this run was removed or is already gone: nobody is left to preview.",
+            ));
+        }
+        let demote = match &job.preview_id {
+            Some(preview_id) => match self.exact_preview(preview_id).await {
+                Ok(record) => headline(&record)?.demote_privileged,
+                Err(_) => false,
+            },
+            None => false,
+        };
+        self.preview_picked(ids, job.action, demote).await
     }
 
     pub async fn preview_file(
@@ -480,5 +535,75 @@ impl OperatorDesk<'_> {
             demote_privileged,
         )
         .await
+    }
+}
+
+/// The account IDs a run did not remove, each once, in the run's order: those whose result
+/// says the user is still there (`ItemOutcome::not_yet_removed`) and those with no result.
+pub(super) fn users_not_yet_removed(
+    results: &[app::model::ItemResult],
+    unsettled: &[crate::engine::RunTarget],
+) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    results
+        .iter()
+        .filter(|r| r.outcome.not_yet_removed())
+        .map(|r| r.account_id.trim())
+        .chain(unsettled.iter().map(|t| t.account_id.trim()))
+        .filter(|id| !id.is_empty() && seen.insert(id.to_string()))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod not_removed_tests {
+    use super::users_not_yet_removed;
+    use crate::engine::{ItemState, RunTarget};
+    use app::model::{ItemOutcome, ItemResult};
+
+    fn result(id: &str, outcome: ItemOutcome) -> ItemResult {
+        ItemResult {
+            account_id: id.to_string(),
+            email: None,
+            outcome,
+            message: String::new(),
+            attempts: 0,
+            elapsed_ms: 0,
+            demoted: false,
+        }
+    }
+
+    #[test]
+    fn only_users_still_on_the_site_each_once() {
+        use ItemOutcome::*;
+        let results = [
+            result("1", Deleted),
+            result("2", NotAttempted),
+            result("3", Failed),
+            result("4", AlreadyGone),
+            result("5", Deactivated),
+            result("6", CommunityCreator),
+            result("7", ChangedSincePreview),
+            result(" 2 ", Failed),
+            result("", NotAttempted),
+        ];
+        let unsettled = [
+            RunTarget {
+                account_id: "8".into(),
+                email: None,
+                state: ItemState::Sending,
+            },
+            RunTarget {
+                account_id: "3".into(),
+                email: None,
+                state: ItemState::Pending,
+            },
+        ];
+        assert_eq!(
+            users_not_yet_removed(&results, &unsettled),
+            ["2", "3", "6", "7", "8"]
+        );
+        assert!(users_not_yet_removed(&[], &[]).is_empty());
+        assert!(users_not_yet_removed(&[result("1", Deleted)], &[]).is_empty());
     }
 }

@@ -4,8 +4,10 @@
 use super::desks::ViewerDesk;
 use super::previews::StoredPreview;
 use crate::engine::report;
+use crate::storage::JobRecord;
 use app::backend::{ConsoleError, ReportKind};
 use app::ids::{JobId, PreviewId};
+use app::model::{Preview, PreviewSource};
 
 /// One report, ready to send.
 pub struct Report {
@@ -17,6 +19,19 @@ pub struct Report {
 
 fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// A run's report under the run's date and site; the failures report under the old script's
+/// name, timed when the run ended (in the server's zone, as the old script did).
+fn run_file_name(kind: ReportKind, job: &JobRecord) -> String {
+    match kind {
+        ReportKind::Failures => report::failures_file_name(
+            job.finished_at
+                .unwrap_or_else(chrono::Utc::now)
+                .with_timezone(&chrono::Local),
+        ),
+        other => report::run_report_name(other, &job.site_url, job.created_at),
+    }
 }
 
 impl ViewerDesk<'_> {
@@ -62,7 +77,7 @@ impl ViewerDesk<'_> {
             };
             return Ok(Report {
                 kind,
-                file_name: kind.file_name().to_string(),
+                file_name: run_file_name(kind, &job),
                 body,
             });
         }
@@ -70,23 +85,36 @@ impl ViewerDesk<'_> {
             let view = self.job_view_of(&job).await?;
             return Ok(Report {
                 kind,
-                file_name: kind.file_name().to_string(),
+                file_name: run_file_name(kind, &job),
                 body: pretty(&serde_json::to_value(&view).unwrap_or_default()),
             });
         }
         let results = self.console.storage.job_results(self.team, &job.id).await?;
-        let at = job
-            .finished_at
-            .unwrap_or_else(chrono::Utc::now)
-            .with_timezone(&chrono::Local);
+        let cites_preview = matches!(kind, ReportKind::ResultsCsv | ReportKind::Failures);
+        let preview = match job.preview_id.as_ref().filter(|_| cites_preview) {
+            Some(id) => Some(
+                StoredPreview::load(self.console.storage.as_ref(), self.team, id)
+                    .await?
+                    .preview,
+            ),
+            None => None,
+        };
         let body = match kind {
-            ReportKind::ResultsCsv => report::results_csv(&results),
+            ReportKind::ResultsCsv => {
+                // A run kept from before runs had previews: its results are all there is.
+                let preview = preview.unwrap_or_else(|| Preview {
+                    source: PreviewSource::Picked,
+                    rows: Vec::new(),
+                    counts: Default::default(),
+                    demote_privileged: false,
+                    unread_lines: Default::default(),
+                });
+                report::results_csv(&preview, &results, job.action)
+            }
             ReportKind::ResultsJson => pretty(&report::results_json(&results)),
-            ReportKind::Failures => pretty(&match &job.preview_id {
-                Some(id) => {
-                    let stored =
-                        StoredPreview::load(self.console.storage.as_ref(), self.team, id).await?;
-                    report::failures_json_with_preview(&stored.preview, &results, &job.site_url)
+            ReportKind::Failures => pretty(&match &preview {
+                Some(preview) => {
+                    report::failures_json_with_preview(preview, &results, &job.site_url)
                 }
                 None => report::failures_json(&results, &job.site_url),
             }),
@@ -99,7 +127,7 @@ impl ViewerDesk<'_> {
         };
         Ok(Report {
             kind,
-            file_name: report::saved_name(kind, at),
+            file_name: run_file_name(kind, &job),
             body,
         })
     }

@@ -4,6 +4,7 @@
 use super::column::{to_i64, to_u64, Stamp};
 use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
 use super::*;
+use crate::engine::earlier::EarlierResult;
 use crate::engine::job_state::JobEvent as Happening;
 use crate::engine::ItemState;
 
@@ -21,6 +22,14 @@ pub trait JobStorage: Send + Sync {
     async fn listing(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<Vec<u8>>>;
     /// The runs against `site_url` that have not ended (paused ones included), all teams.
     async fn runs_on_site(&self, site_url: &str) -> Result<usize>;
+    /// The users the team's runs on `site_url` finished with one of `outcomes` (what a new
+    /// preview cites: "already deleted", "may be refused"), in no particular order.
+    async fn earlier_results(
+        &self,
+        team_id: TeamId,
+        site_url: &str,
+        outcomes: &[ItemOutcome],
+    ) -> Result<Vec<EarlierResult>>;
     /// Creates the job (queued), its users and their first events in one transaction.
     async fn create_job(&self, job: &NewJob) -> Result<()>;
     /// Changes the job's state (a final state is never left) and logs the change.
@@ -141,6 +150,17 @@ pub(super) struct JobRow {
     approved_at: Option<Stamp>,
 }
 
+/// A user an earlier run finished, with the run's author (`earlier_results`).
+#[derive(sqlx::FromRow)]
+struct EarlierRow {
+    job_id: String,
+    account_id: String,
+    email: Option<String>,
+    outcome: ItemOutcome,
+    at: Stamp,
+    created_by: String,
+}
+
 /// How many users of one job are in one state (and outcome).
 type Tally = (JobId, ItemState, Option<ItemOutcome>, i64);
 
@@ -214,6 +234,43 @@ where
     async fn runs_on_site(&self, site_url: &str) -> Result<usize> {
         let mut conn = self.pool.acquire().await?;
         Self::count_runs_on_site(&mut conn, site_url).await
+    }
+
+    async fn earlier_results(
+        &self,
+        team_id: TeamId,
+        site_url: &str,
+        outcomes: &[ItemOutcome],
+    ) -> Result<Vec<EarlierResult>> {
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT i.job_id, i.account_id, i.email, i.outcome, \
+             COALESCE(i.finished_at, j.finished_at, j.created_at) AS at, j.created_by \
+             FROM job_items i JOIN jobs j ON j.id = i.job_id \
+             WHERE j.team_id = $1 AND j.site_url = $2 AND i.state = $3 AND i.outcome IN ({})",
+            placeholders(4, outcomes.len())
+        );
+        let mut query = sqlx::query_as::<_, EarlierRow>(&sql)
+            .bind(team_id)
+            .bind(site_url)
+            .bind(ItemState::Done);
+        for outcome in outcomes {
+            query = query.bind(*outcome);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| EarlierResult {
+                job_id: row.job_id,
+                account_id: row.account_id,
+                email: row.email,
+                outcome: row.outcome,
+                at: row.at.0,
+                started_by: row.created_by,
+            })
+            .collect())
     }
 
     async fn create_job(&self, job: &NewJob) -> Result<()> {

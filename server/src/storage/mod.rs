@@ -12,6 +12,7 @@ mod approvals;
 mod audit;
 mod column;
 mod connection;
+mod inbox;
 mod jobs;
 mod kinds;
 mod leases;
@@ -32,6 +33,7 @@ pub use audit::{
 };
 pub use column::Stamp;
 pub use connection::{ConnectionStorage, UsageStorage};
+pub use inbox::InboxStorage;
 pub use jobs::JobStorage;
 pub use leases::LeaseStorage;
 pub use previews::PreviewStorage;
@@ -354,6 +356,7 @@ pub trait Storage:
     + AuditStorage
     + AccountStorage
     + ApprovalStorage
+    + InboxStorage
     + Send
     + Sync
 {
@@ -504,6 +507,8 @@ mod accounts_tests;
 mod approval_tests;
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod inbox_tests;
 #[cfg(test)]
 mod lease_tests;
 #[cfg(test)]

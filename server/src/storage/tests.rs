@@ -10,7 +10,7 @@ use model::hidden::Hidden;
 const DEFAULT_TEAM: TeamId = TeamId::BUILT_IN;
 const OTHER_TEAM: TeamId = TeamId::new(2);
 
-fn jid(id: &str) -> JobId {
+pub(super) fn jid(id: &str) -> JobId {
     JobId::new(id)
 }
 
@@ -31,7 +31,7 @@ fn at(minute: u32) -> DateTime<Utc> {
         .expect("valid time")
 }
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     at(30)
 }
 
@@ -49,7 +49,7 @@ fn preview_record(id: &str, action: Action) -> PreviewRecord {
     }
 }
 
-async fn confirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str) {
+pub(super) async fn confirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str) {
     storage
         .save_preview(team_id, &preview_record(id, Action::Delete), &[])
         .await
@@ -60,7 +60,7 @@ async fn confirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str) {
         .expect("claim"));
 }
 
-fn run(account_id: &str) -> PlannedItem {
+pub(super) fn run(account_id: &str) -> PlannedItem {
     PlannedItem::Run(RunTarget {
         account_id: account_id.to_string(),
         email: Some(format!("{account_id}@example.com")),
@@ -89,7 +89,12 @@ fn changed(account_id: &str) -> PlannedItem {
     })
 }
 
-fn new_job(id: &str, team_id: TeamId, preview_id: &str, items: Vec<PlannedItem>) -> NewJob {
+pub(super) fn new_job(
+    id: &str,
+    team_id: TeamId,
+    preview_id: &str,
+    items: Vec<PlannedItem>,
+) -> NewJob {
     NewJob {
         id: jid(id),
         team_id,
@@ -116,7 +121,7 @@ fn new_job(id: &str, team_id: TeamId, preview_id: &str, items: Vec<PlannedItem>)
 }
 
 /// A confirmed preview and a queued job: a1, a2 (changed since preview), a3, a4.
-async fn queued_job(storage: &dyn Storage, job_id: &str) {
+pub(super) async fn queued_job(storage: &dyn Storage, job_id: &str) {
     let preview_id = format!("preview-of-{job_id}");
     confirmed_preview(storage, DEFAULT_TEAM, &preview_id).await;
     storage
@@ -370,6 +375,8 @@ fn preview_row(position: usize, outcome: PreviewOutcome) -> PreviewRow {
         role: None,
         reason: String::new(),
         candidates: Vec::new(),
+        earlier_run: None,
+        may_be_refused: None,
     }
 }
 
@@ -1545,7 +1552,80 @@ async fn listing_is_kept_with_its_run_for_its_team_only(backend: Backend) {
     );
 }
 
+/// What a new preview cites: the team's finished users on the site with the asked outcomes,
+/// with the run's id, author and time; never another team's, another site's or a pending one.
+async fn earlier_results_are_the_teams_finished_ones_on_the_site(backend: Backend) {
+    use crate::engine::earlier::CITED_OUTCOMES;
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    running_job(s, "job-1").await;
+    for (id, outcome) in [
+        ("a1", ItemOutcome::Deleted),
+        ("a3", ItemOutcome::CommunityCreator),
+    ] {
+        s.mark_sending(&jid("job-1"), id).await.expect("send");
+        s.record_result(&jid("job-1"), &result(id, outcome))
+            .await
+            .expect("record");
+    }
+    let site = "https://acme.stackenterprise.co";
+    let mut found = s
+        .earlier_results(DEFAULT_TEAM, site, &CITED_OUTCOMES)
+        .await
+        .expect("read");
+    found.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    let seen: Vec<_> = found
+        .iter()
+        .map(|r| {
+            (
+                r.account_id.as_str(),
+                r.email.as_deref(),
+                r.outcome,
+                r.job_id.as_str(),
+            )
+        })
+        .collect();
+    // a2 was settled "changed since preview", a4 is still pending: neither is cited.
+    assert_eq!(
+        seen,
+        vec![
+            ("a1", Some("a1@example.com"), ItemOutcome::Deleted, "job-1"),
+            (
+                "a3",
+                Some("a3@example.com"),
+                ItemOutcome::CommunityCreator,
+                "job-1"
+            ),
+        ]
+    );
+    assert_eq!(found[0].started_by, "admin@example.com");
+    assert_eq!(found[0].at, now());
+    assert_eq!(
+        s.earlier_results(DEFAULT_TEAM, site, &[ItemOutcome::Deleted])
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    for (team, site) in [
+        (OTHER_TEAM, site),
+        (DEFAULT_TEAM, "https://other.stackenterprise.co"),
+    ] {
+        assert!(s
+            .earlier_results(team, site, &CITED_OUTCOMES)
+            .await
+            .expect("read")
+            .is_empty());
+    }
+    assert!(s
+        .earlier_results(DEFAULT_TEAM, site, &[])
+        .await
+        .expect("read")
+        .is_empty());
+}
+
 on_both_databases!(
+    earlier_results_are_the_teams_finished_ones_on_the_site,
     listing_is_kept_with_its_run_for_its_team_only,
     team_usage_is_counted_per_team_and_kind_and_forgotten_after,
     health_counts_only_the_teams_jobs,

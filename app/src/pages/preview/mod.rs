@@ -132,10 +132,27 @@ fn PreviewView(
     let action = summary.action;
     let counts = summary.counts.clone();
     let total_rows = summary.total_rows;
+    let may_be_refused = counts.may_be_refused;
     let count_buttons = PreviewOutcome::ALL
         .into_iter()
-        .map(|o| (Some(o), o.label_for(action).to_string(), counts.get(o)))
+        .map(|o| {
+            // Rows the site may refuse are still tried: the promise is "up to N".
+            let up_to = o == PreviewOutcome::Selected && may_be_refused > 0;
+            (
+                Some(o),
+                o.label_for(action).to_string(),
+                counts.get(o),
+                up_to,
+            )
+        })
         .collect::<Vec<_>>();
+    let refused_note = (may_be_refused > 0).then(|| {
+        view! {
+            <p class="warning">
+                {refused_words(may_be_refused, counts.selected, action)}
+            </p>
+        }
+    });
     let id_for_filters = id.clone();
     view! {
         <section class="card" aria-labelledby="preview-heading">
@@ -147,16 +164,17 @@ fn PreviewView(
             <div class="counts" role="group" aria-label="Filter rows by outcome">
                 {
                     let href = preview_href(&id_for_filters, None, 1);
-                    view! { <FilterButton href label="all rows".into() count=total_rows active=move || outcome.get().is_none() /> }
+                    view! { <FilterButton href label="all rows".into() count=total_rows up_to=false active=move || outcome.get().is_none() /> }
                 }
                 {count_buttons
                     .into_iter()
-                    .map(|(o, label, n)| {
+                    .map(|(o, label, n, up_to)| {
                         let href = preview_href(&id_for_filters, o, 1);
-                        view! { <FilterButton href label count=n active=move || outcome.get() == o /> }
+                        view! { <FilterButton href label count=n up_to active=move || outcome.get() == o /> }
                     })
                     .collect_view()}
             </div>
+            {refused_note}
             <p>
                 <a href="#options-heading">"Skip to the options and the confirmation"</a>
             </p>
@@ -177,6 +195,8 @@ fn FilterButton(
     href: String,
     label: String,
     count: usize,
+    /// "up to N": some of these rows may be refused by the site.
+    up_to: bool,
     active: impl Fn() -> bool + Send + Sync + 'static,
 ) -> impl IntoView {
     let navigate = use_navigate();
@@ -189,7 +209,9 @@ fn FilterButton(
             data-href=href
             on:click=move |_| navigate(&target, Default::default())
         >
-            <span class="count-number">{thousands(count as u64)}</span>
+            <span class="count-number">
+                {up_to.then_some("up to ")} {thousands(count as u64)}
+            </span>
             <span class="count-label">{label}</span>
         </button>
     }
@@ -283,6 +305,17 @@ fn RowsTable(
     .into_any()
 }
 
+/// What the note under the counts says when the site may refuse some selected rows.
+pub fn refused_words(may_be_refused: usize, selected: usize, action: UserAction) -> String {
+    let verb = match action {
+        UserAction::Delete => "deleted",
+        UserAction::Deactivate => "deactivated",
+    };
+    format!(
+        "Up to {selected} will be {verb}: {may_be_refused} may be refused by Stack, as an earlier run found (the rows marked “may be refused” say why). Offboard still tries them."
+    )
+}
+
 /// The other emails of an account: the input already shows the one the admin gave.
 pub fn other_emails(emails: &[String], input: &str) -> Vec<String> {
     emails
@@ -307,11 +340,15 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction) -> impl IntoView {
                     .or(c.user_name.clone())
                     .unwrap_or_default();
                 let emails = c.emails.join(", ");
+                let apart = c.telling_apart();
+                let apart = (!apart.is_empty())
+                    .then(|| view! { <span class="muted small">" · " {apart}</span> });
                 view! {
                     <li>
                         <span class="mono">{c.account_id.clone()}</span>
                         " " {name}
                         <span class="muted">" · " {emails}</span>
+                        {apart}
                         " " <span class="not-touched">"not touched"</span>
                     </li>
                 }
@@ -344,13 +381,29 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction) -> impl IntoView {
     } else {
         ().into_any()
     };
+    let tag = if row.may_be_refused.is_some() {
+        "may be refused"
+    } else {
+        row.outcome.label_for(action)
+    };
+    let reason = [row.may_be_refused.clone(), Some(row.reason.clone())]
+        .into_iter()
+        .flatten()
+        .filter(|r| !r.is_empty())
+        .collect::<Vec<_>>()
+        .join(". ");
+    let earlier = row.earlier_run.clone().map(|run| {
+        let href = format!("/run?id={}", encode(&run.job_id));
+        let label = format!("The run of {} by {}", run.day, run.by);
+        view! { " " <a href=href aria-label=label>"See that run"</a> }
+    });
     view! {
         <tr class=format!("outcome-{}", row.outcome.key())>
             <td data-label="Line">{row.line.map(|l| l.to_string())}</td>
             <td data-label="Input" class="mono input">{row.input.clone()}</td>
-            <td data-label="Outcome"><span class="tag">{row.outcome.label_for(action)}</span></td>
+            <td data-label="Outcome"><span class="tag">{tag}</span></td>
             <td data-label="Account">{account}</td>
-            <td data-label="Reason">{(!row.reason.is_empty()).then(|| row.reason.clone())}</td>
+            <td data-label="Reason">{(!reason.is_empty()).then_some(reason)} {earlier}</td>
         </tr>
     }
     .into_any()
@@ -475,6 +528,16 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refusal_note_says_up_to() {
+        assert_eq!(
+            refused_words(2, 12, UserAction::Delete),
+            "Up to 12 will be deleted: 2 may be refused by Stack, as an earlier run found (the rows marked “may be refused” say why). Offboard still tries them."
+        );
+        assert!(refused_words(1, 1, UserAction::Deactivate)
+            .starts_with("Up to 1 will be deactivated: 1 may"));
+    }
 
     #[test]
     fn hrefs_keep_filter_and_page() {

@@ -150,7 +150,12 @@ async fn track_scim_request(State(app): State<App>, request: Request, next: Next
     while delete && app.site().settings.hold_deletes && !*app.shutdown.borrow() {
         app.sleep(Duration::from_millis(10)).await;
     }
-    let response = next.run(request).await;
+    let response = if app.site().settings.down {
+        // Down: nothing behind the proxy answers.
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    } else {
+        next.run(request).await
+    };
     guard.status = Some(response.status().as_u16());
     response
 }
@@ -307,6 +312,7 @@ async fn control_settings(
         "promotion_allowed": settings.promotion_allowed,
         "timeout_sleep_ms": settings.timeout_sleep_ms,
         "hold_deletes": settings.hold_deletes,
+        "down": settings.down,
     }))
 }
 

@@ -58,9 +58,11 @@
 //! - `POST /_control/burst` `{"count":N,"status":503}` → the next N SCIM requests get that status.
 //! - `POST /_control/settings` with any of `latency_ms, rate_limit (0 = off), retry_after_date,
 //!   page_cap, ignore_filter, deletion_disabled, promotion_allowed, timeout_sleep_ms,
-//!   hold_deletes, token`. `token` replaces the accepted SCIM token (the site's admin issued a
+//!   hold_deletes, down, token`. `token` replaces the accepted SCIM token (the site's admin issued a
 //!   new one; a blank one is ignored). `hold_deletes: true` makes every DELETE wait, counted in `deletes_in_flight`,
 //!   before anything is done, until `hold_deletes: false` (tests hold a run's first requests).
+//! - `down: true` answers every SCIM request 503 without `Retry-After` (a site that stopped
+//!   answering behind its proxy), applying nothing, until `down: false`.
 //!
 //! Order of faults for a SCIM request: latency, token check, rate limit (429), burst, script.
 
@@ -161,6 +163,7 @@ fn startup(cli: &Cli) -> Result<Startup, String> {
             promotion_allowed: cli.promotion_allowed,
             timeout_sleep_ms: cli.timeout_sleep_ms,
             hold_deletes: false,
+            down: false,
         },
         users,
         burst_503: cli.burst_503,

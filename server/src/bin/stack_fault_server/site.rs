@@ -25,6 +25,9 @@ pub struct Settings {
     /// DELETEs wait (counted in flight, before any work) until this is switched off again: a
     /// test holds the first piece of a run deliberately instead of hoping it is slow enough.
     pub hold_deletes: bool,
+    /// The site is down: every SCIM request is answered 503 without `Retry-After` (what a
+    /// proxy in front of a stopped site says), nothing is applied, until switched off again.
+    pub down: bool,
 }
 
 /// Changes sent to `POST /_control/settings`; absent fields stay as they are.
@@ -41,6 +44,7 @@ pub struct SettingsChange {
     pub promotion_allowed: Option<bool>,
     pub timeout_sleep_ms: Option<u64>,
     pub hold_deletes: Option<bool>,
+    pub down: Option<bool>,
     /// The site's admin issued a new SCIM token: from now on only it is accepted.
     pub token: Option<String>,
 }
@@ -219,6 +223,9 @@ impl Site {
         }
         if let Some(value) = change.hold_deletes {
             settings.hold_deletes = value;
+        }
+        if let Some(value) = change.down {
+            settings.down = value;
         }
         if let Some(value) = change.token.filter(|t| !t.trim().is_empty()) {
             settings.token = value.trim().to_string();
@@ -579,6 +586,7 @@ mod tests {
                 promotion_allowed: false,
                 timeout_sleep_ms: 1000,
                 hold_deletes: false,
+                down: false,
             },
             users: users::generate(users, 3),
             burst_503: 0,

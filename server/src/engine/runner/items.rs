@@ -10,6 +10,9 @@ pub(super) struct Finish {
     pub(super) outcome: ItemOutcome,
     pub(super) message: String,
     pub(super) stop: Option<StopReason>,
+    /// The site stopped answering before this user's work was done: no result is journaled,
+    /// the user is left for the resume (see `outage.rs`).
+    pub(super) unrecorded: bool,
 }
 
 impl Finish {
@@ -18,6 +21,7 @@ impl Finish {
             outcome,
             message: message.into(),
             stop: None,
+            unrecorded: false,
         }
     }
 
@@ -109,11 +113,44 @@ impl Item<'_> {
         self.abandon(&why, StopReason::Cancelled)
     }
 
-    /// Waits, unless the run is cancelled meanwhile.
+    /// Ends the item because the site stopped answering: no result, the resume takes the
+    /// user up again (a GET first, so a DELETE that landed unanswered is not sent twice).
+    pub(super) fn left_for_outage(&self, since: SystemTime) -> Finish {
+        let mut finish = Finish::new(
+            ItemOutcome::NotAttempted,
+            StopReason::SiteDown { since }.not_attempted_reason(),
+        )
+        .stopping(StopReason::SiteDown { since });
+        finish.unrecorded = true;
+        finish
+    }
+
+    /// Out of tries: the site stopped answering (the run pauses), or this user failed.
+    pub(super) fn out_of_tries(&self, budget: &Budget) -> Step<()> {
+        let over = budget.check(self.run.opts.max_attempts);
+        if over.is_err() && self.run.site_went_down() {
+            if let Some(since) = self.run.site_down_since() {
+                return Err(self.left_for_outage(since));
+            }
+        }
+        over
+    }
+
+    /// Waits, unless the run is cancelled or the site is found down meanwhile.
     pub(super) async fn wait(&mut self, duration: Duration) -> Step<()> {
+        let down = self.run.site_down.notified();
+        tokio::pin!(down);
+        down.as_mut().enable();
+        if let Some(since) = self.run.site_down_since() {
+            return Err(self.left_for_outage(since));
+        }
         tokio::select! {
             _ = tokio::time::sleep(duration) => Ok(()),
             _ = self.control.cancelled() => Err(self.cancelled().await),
+            _ = down => match self.run.site_down_since() {
+                Some(since) => Err(self.left_for_outage(since)),
+                None => Ok(()),
+            },
         }
     }
 
@@ -163,9 +200,11 @@ impl Item<'_> {
         match answer {
             Answer::Final(answer) => {
                 self.run.pace.calm();
+                lock(&self.run.silence).heard();
                 Ok(Some(answer))
             }
             Answer::Throttled(retry_after) => {
+                lock(&self.run.silence).heard();
                 budget.throttles += 1;
                 self.run.pace.throttled(retry_after);
                 if budget.throttles > MAX_THROTTLED_RETRIES {
@@ -180,8 +219,12 @@ impl Item<'_> {
                 }
                 Ok(None)
             }
-            Answer::Unauthorized(status) => Err(unauthorized(status)),
+            Answer::Unauthorized(status) => {
+                lock(&self.run.silence).heard();
+                Err(unauthorized(status))
+            }
             Answer::Retry { problem, .. } => {
+                lock(&self.run.silence).unanswered(self.id(), SystemTime::now());
                 budget.tries += 1;
                 budget.problem = problem;
                 let delay = backoff(budget.tries, TRANSIENT_BASE, self.run.opts.max_backoff);
@@ -209,7 +252,7 @@ impl Item<'_> {
             if let Some(answer) = self.handle(answer, &mut budget).await? {
                 return Ok(answer);
             }
-            budget.check(self.run.opts.max_attempts)?;
+            self.out_of_tries(&budget)?;
         }
     }
 
@@ -238,7 +281,7 @@ impl Item<'_> {
                 // delete anything twice.
                 self.unanswered = false;
             }
-            budget.check(self.run.opts.max_attempts)?;
+            self.out_of_tries(&budget)?;
         }
     }
 

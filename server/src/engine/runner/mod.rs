@@ -24,6 +24,7 @@
 //!   and how (GET first or not), depends on the classified reply and on the operation.
 
 mod items;
+mod outage;
 mod pacing;
 
 use crate::engine::backoff::backoff;
@@ -36,6 +37,7 @@ use crate::scim::{ScimProvider, ScimReply, TransportError};
 use async_trait::async_trait;
 use items::*;
 use model::deletion::{Action, ItemOutcome, ItemResult, SiteUser};
+pub use outage::{site_down_words, site_stopped_answering, Silence, SITE_DOWN_AFTER};
 use pacing::*;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -67,6 +69,9 @@ pub struct RunOptions {
     pub not_enabled_threshold: usize,
     /// Longest wait between two tries of a request (a `Retry-After` is honoured even if longer).
     pub max_backoff: Duration,
+    /// Requests in a row without a usable answer after which the site counts as down and the
+    /// run stops with [`StopReason::SiteDown`] (see `outage.rs`).
+    pub site_down_after: u32,
 }
 
 impl Default for RunOptions {
@@ -78,6 +83,7 @@ impl Default for RunOptions {
             max_attempts: 6,
             not_enabled_threshold: 3,
             max_backoff: Duration::from_secs(60),
+            site_down_after: SITE_DOWN_AFTER,
         }
     }
 }
@@ -219,6 +225,12 @@ pub enum StopReason {
     Unauthorized(String),
     /// Offboard could not record its progress; the text says what failed.
     JournalFailed(String),
+    /// The site stopped answering (see `outage.rs`) at `since`. The users it left without an
+    /// answer keep no result in the journal: the console pauses the run, and a resume takes
+    /// them up again.
+    SiteDown {
+        since: SystemTime,
+    },
 }
 
 impl StopReason {
@@ -229,6 +241,7 @@ impl StopReason {
             StopReason::DeletionNotEnabled(how)
             | StopReason::Unauthorized(how)
             | StopReason::JournalFailed(how) => how.clone(),
+            StopReason::SiteDown { since } => site_down_words(*since),
         }
     }
 
@@ -253,6 +266,9 @@ impl StopReason {
             }
             StopReason::JournalFailed(_) => {
                 "Not attempted: the run stopped because Offboard could not record its progress."
+            }
+            StopReason::SiteDown { .. } => {
+                "Not attempted: the run stopped because your site stopped answering."
             }
         }
     }
@@ -311,6 +327,8 @@ pub async fn run(
         results: Mutex::new(vec![None; targets.len()]),
         queue: Mutex::new(VecDeque::new()),
         stop: Mutex::new(None),
+        site_down: Notify::new(),
+        silence: Mutex::new(Silence::default()),
         not_enabled_streak: Mutex::new(0),
         targets,
     };
@@ -345,9 +363,16 @@ pub async fn run(
         .as_ref()
         .map(|s| s.not_attempted_message(cancelled_by.as_deref()))
         .unwrap_or_else(|| "Not attempted.".to_string());
+    // After an outage the users left (never reached, or given up on because the site did not
+    // answer) get no result in the journal: the run is paused, and a resume takes them up.
+    let keep_unrecorded = matches!(stopped, Some(StopReason::SiteDown { .. }));
     for index in left {
         let result = not_attempted(&run.targets[index], &message);
-        run.record(index, result).await;
+        if keep_unrecorded {
+            lock(&run.results)[index] = Some(result);
+        } else {
+            run.record(index, result).await;
+        }
     }
 
     let pace = lock(&run.pace.state).clone();
@@ -406,6 +431,10 @@ struct Run {
     results: Mutex<Vec<Option<ItemResult>>>,
     queue: Mutex<VecDeque<usize>>,
     stop: Mutex<Option<StopReason>>,
+    /// Woken when the site is found down, so workers waiting to retry give up at once.
+    site_down: Notify,
+    /// The run's current streak of requests without a usable answer.
+    silence: Mutex<Silence>,
     /// Users answering "not found" while still present, since the last 204.
     not_enabled_streak: Mutex<usize>,
 }
@@ -452,6 +481,11 @@ impl Run {
             if let Some(reason) = finish.stop {
                 self.stop_with(reason);
             }
+            if finish.unrecorded {
+                // Left for the resume, with the users never reached.
+                lock(&self.queue).push_front(index);
+                continue;
+            }
             self.record(index, result).await;
         }
     }
@@ -474,6 +508,31 @@ impl Run {
             )));
         }
         lock(&self.results)[index] = Some(result);
+    }
+
+    /// When the site stopped answering, if it did (the run stops for it).
+    fn site_down_since(&self) -> Option<SystemTime> {
+        match *lock(&self.stop) {
+            Some(StopReason::SiteDown { since }) => Some(since),
+            _ => None,
+        }
+    }
+
+    /// A user ran out of tries without an answer: true (and the run stops) if that is because
+    /// the whole site stopped answering.
+    fn site_went_down(&self) -> bool {
+        if self.site_down_since().is_some() {
+            return true;
+        }
+        let silence = lock(&self.silence).clone();
+        if !site_stopped_answering(&silence, self.opts.site_down_after) {
+            return false;
+        }
+        let since = silence.since.unwrap_or_else(SystemTime::now);
+        self.stop_with(StopReason::SiteDown { since });
+        self.site_down.notify_waiters();
+        // Another stop may have come first; then that one stands.
+        self.site_down_since().is_some()
     }
 
     fn note_deleted(&self) {

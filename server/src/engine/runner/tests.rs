@@ -57,6 +57,8 @@ struct SiteState {
     window: Option<(Instant, u32)>,
     /// After this many requests every reply is 401.
     token_revoked_after: Option<usize>,
+    /// After this many requests the site is down: every reply is 503 (scripted faults first).
+    down_after: Option<usize>,
     log: Vec<Request>,
     deleted: HashSet<String>,
     /// DELETEs that reached a user this site had already deleted.
@@ -206,6 +208,9 @@ impl FakeSite {
                     return (reply(404, None, String::new()), false);
                 }
             }
+        }
+        if !apply_then_time_out && matches!(s.down_after, Some(n) if s.log.len() > n) {
+            return (reply(503, None, String::new()), false);
         }
         let answer = match method {
             Method::Get => match s.users.get(id) {
@@ -1514,4 +1519,127 @@ async fn empty_run_does_nothing() {
     assert!(summary.results.is_empty());
     assert_eq!(summary.stopped, None);
     assert_eq!(summary.requests, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_site_that_stops_answering_stops_the_run_and_a_resume_finishes_it_exactly() {
+    // FAKE site: u1 and u2 are deleted, u3's DELETE is carried out but its answer is lost,
+    // then the site answers nothing but 503 to everyone.
+    let site = Arc::new(FakeSite::new(30));
+    site.fault(Method::Delete, "u3", vec![Fault::TimeoutAfterApplying]);
+    site.with(|s| s.down_after = Some(2));
+    let wanted = ids("u", 30);
+    let options = RunOptions {
+        concurrency: 4,
+        ..opts()
+    };
+    let journal = Arc::new(FakeJournal::new(&site));
+    let t = targets(&as_refs(&wanted));
+    let first = run(
+        site.clone(),
+        t.clone(),
+        options.clone(),
+        journal.clone(),
+        RunControl::always_running(),
+    )
+    .await;
+    assert!(
+        matches!(first.stopped, Some(StopReason::SiteDown { .. })),
+        "{:?}",
+        first.stopped
+    );
+    // Only real answers are on record: nobody "failed" because the site was down.
+    let recorded = lock(&journal.finished).clone();
+    let recorded_ids: HashSet<String> = recorded.iter().map(|r| r.account_id.clone()).collect();
+    assert_eq!(
+        recorded_ids,
+        HashSet::from(["u1".to_string(), "u2".to_string()])
+    );
+    assert!(recorded.iter().all(|r| r.outcome == ItemOutcome::Deleted));
+    for id in &wanted[2..] {
+        let r = result(&first, id);
+        assert_eq!(r.outcome, ItemOutcome::NotAttempted, "{id}");
+        assert!(r.message.contains("stopped answering"), "{}", r.message);
+    }
+    // The outage was noticed after a handful of tries, not after every user's six.
+    let sent_while_down = site.with(|s| s.log.len()) - 3;
+    assert!(
+        sent_while_down <= 4 * options.max_attempts as usize + 4,
+        "{sent_while_down} requests while the site was down"
+    );
+
+    // The site is back; the console resumes with the users that have no result, those marked
+    // "sending" as such, each re-read first.
+    site.with(|s| s.down_after = None);
+    let marked: HashSet<String> = lock(&journal.sending)
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    let left: Vec<RunTarget> = t
+        .iter()
+        .filter(|target| !recorded_ids.contains(&target.account_id))
+        .map(|target| RunTarget {
+            state: if marked.contains(&target.account_id) {
+                ItemState::Sending
+            } else {
+                ItemState::Pending
+            },
+            ..target.clone()
+        })
+        .collect();
+    assert!(left
+        .iter()
+        .any(|t| t.account_id == "u3" && t.state == ItemState::Sending));
+    let before = site.with(|s| s.log.len());
+    let resumed_journal = Arc::new(FakeJournal::new(&site));
+    let control =
+        RunControl::always_running().with_rereads(resumed_rereads(&as_refs(&wanted), false));
+    let second = run(
+        site.clone(),
+        left.clone(),
+        options,
+        resumed_journal.clone(),
+        control,
+    )
+    .await;
+    assert_eq!(second.stopped, None);
+    assert_eq!(
+        lock(&resumed_journal.finished).len(),
+        left.len(),
+        "one result each"
+    );
+    for r in &second.results {
+        assert_eq!(r.outcome, ItemOutcome::Deleted, "{r:?}");
+    }
+    // u3's DELETE had landed: the re-read found it gone, nothing was sent again.
+    let resumed_u3: Vec<Method> = site.with(|s| {
+        s.log[before..]
+            .iter()
+            .filter(|r| r.id == "u3")
+            .map(|r| r.method)
+            .collect()
+    });
+    assert_eq!(resumed_u3, vec![Method::Get]);
+    assert!(result(&second, "u3").message.contains("confirmed gone"));
+    site.with(|s| {
+        assert_eq!(s.second_deletes, 0, "nobody deleted twice");
+        assert_eq!(s.deleted.len(), 30);
+        assert!(s.users.is_empty());
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_user_the_site_will_not_answer_for_is_not_an_outage() {
+    let site = Arc::new(FakeSite::new(6));
+    site.fault(Method::Delete, "u1", vec![Fault::Reply(503, None, ""); 10]);
+    let options = RunOptions {
+        concurrency: 2,
+        ..opts()
+    };
+    let (summary, _) = go(&site, targets(&as_refs(&ids("u", 6))), options).await;
+    assert_eq!(summary.stopped, None);
+    assert_eq!(outcome(&summary, "u1"), ItemOutcome::Failed);
+    for id in ["u2", "u3", "u4", "u5", "u6"] {
+        assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
+    }
 }

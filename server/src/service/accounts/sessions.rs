@@ -88,6 +88,8 @@ impl Console {
                     role,
                 })
                 .collect(),
+            // Counted by the header's own read (`VisitorConsole::whoami`), which has the team.
+            waiting: 0,
         })
     }
 

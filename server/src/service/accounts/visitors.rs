@@ -53,14 +53,24 @@ impl AccountsBackend for VisitorConsole {
     }
 
     async fn whoami(&self) -> Result<Option<SignedInView>, ConsoleError> {
-        match self.person.as_ref() {
-            Some(person) => Ok(Some(
-                self.console
-                    .signed_in_view(person, self.member.as_ref())
-                    .await?,
-            )),
-            None => Ok(None),
+        let Some(person) = self.person.as_ref() else {
+            return Ok(None);
+        };
+        let mut view = self
+            .console
+            .signed_in_view(person, self.member.as_ref())
+            .await?;
+        // The header's count: what waits for them in the team shown (Overview lists it).
+        if let Some(member) = self.member.as_ref() {
+            view.waiting = self
+                .console
+                .for_member(member)
+                .as_viewer()?
+                .waiting_for_you()
+                .await?
+                .count();
         }
+        Ok(Some(view))
     }
 
     async fn team_page(&self, new_link: Option<NewLink>) -> Result<TeamPage, ConsoleError> {

@@ -202,6 +202,12 @@ impl JobSupervisor {
             || cancelled_elsewhere
             || *control.borrow() == RunState::Cancelled
             || summary.stopped == Some(StopReason::Cancelled);
+        if let (false, Some(StopReason::SiteDown { since })) = (cancelled, &summary.stopped) {
+            let from = stored.as_ref().map_or(JobState::Running, |job| job.state);
+            self.pause_for_outage(team_id, &job_id, &lease, from, *since)
+                .await;
+            return;
+        }
         let ending = if cancelled {
             let (reason, rows) = cancelled_words(
                 stored.as_ref().map(|job| job.state),
@@ -255,6 +261,50 @@ impl JobSupervisor {
             tracing::warn!(job_id = %job_id, error = %e, "could not release the ended job's lease");
         }
         lock(&self.runs).remove(&job_id);
+    }
+
+    /// The site stopped answering: the run pauses itself, says so (its state, its live log and
+    /// the audit trail, as Offboard), and hands its lease back. The users the outage left
+    /// without a result stay pending; Resume claims the job again and re-reads each of them
+    /// before anything is sent. Kept across restarts and replicas like any pause.
+    async fn pause_for_outage(
+        &self,
+        team_id: TeamId,
+        job_id: &JobId,
+        lease: &JobLease,
+        from: JobState,
+        since: std::time::SystemTime,
+    ) {
+        use crate::engine::job_state::{next_state, JobEvent as Happening};
+        let to = next_state(from, Happening::SiteDown).unwrap_or(JobState::Paused);
+        let words = crate::engine::runner::site_down_words(since);
+        match self
+            .log_state(job_id, Some(lease), to, Some(words.clone()))
+            .await
+        {
+            Err(StorageError::LeaseLost(_)) => {
+                tracing::warn!(job_id = %job_id, "another replica took the job over before its pause");
+                self.stop_run(lease);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(job_id = %job_id, error = %e, "could not record that the site stopped answering")
+            }
+            Ok(_) => {}
+        }
+        tracing::warn!(job_id = %job_id, "paused: the site stopped answering");
+        audit::record_by_offboard(
+            self.storage.as_ref(),
+            team_id,
+            app::audit::AuditAction::RunPaused,
+            job_id,
+            serde_json::json!({ "reason": format!("Paused: {words}"), "after": "the site stopped answering" }),
+        )
+        .await;
+        if let Err(e) = self.storage.release_lease(lease).await {
+            tracing::warn!(job_id = %job_id, error = %e, "could not release the paused job's lease");
+        }
+        lock(&self.runs).remove(job_id);
     }
 
     /// Starts the runner again for a job nobody runs (after a restart, or resumed from a pause

@@ -73,6 +73,15 @@ fn canceller(state: Option<JobState>, reason: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether a stopped run's stored reason is a person's cancel (the words
+/// [`cancelled_words`] wrote), rather than something that stopped it and needs a look.
+pub fn stopped_by_a_cancel(reason: Option<&str>) -> bool {
+    let Some(reason) = reason.map(|r| r.trim().to_lowercase()) else {
+        return false;
+    };
+    reason == CANCELLED_REASON.to_lowercase() || reason.contains(" cancelled the run at ")
+}
+
 /// A cancelled run's end: its reason, and the words for the rows it did not reach.
 fn cancelled_words(state: Option<JobState>, reason: Option<&str>) -> (String, String) {
     let by = canceller(state, reason);
@@ -197,6 +206,25 @@ mod words_tests {
             run_command_words("Émile Ørsted", "cancelled", early),
             "Émile Ørsted cancelled the run at 03:04 UTC"
         );
+    }
+
+    #[test]
+    fn a_cancel_is_told_from_other_stops_by_the_words_it_wrote() {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 5, 6, 12, 17, 0).unwrap();
+        let asked = run_command_words("Priya", "cancelled", at);
+        let (named, _) = cancelled_words(Some(JobState::Cancelling), Some(&asked));
+        let (plain, _) = cancelled_words(Some(JobState::Cancelling), None);
+        assert!(stopped_by_a_cancel(Some(&named)));
+        assert!(stopped_by_a_cancel(Some(&plain)));
+        assert!(stopped_by_a_cancel(Some(" THE RUN WAS CANCELLED. ")));
+        // What the runner's own stops say is not a cancel.
+        let refused = StopReason::Unauthorized("The site refused the token.".into());
+        assert!(!stopped_by_a_cancel(Some(&refused.message())));
+        assert!(!stopped_by_a_cancel(Some(
+            "Priya paused the run at 12:10 UTC."
+        )));
+        assert!(!stopped_by_a_cancel(Some("")));
+        assert!(!stopped_by_a_cancel(None));
     }
 
     #[test]
