@@ -120,16 +120,17 @@ fn seal(chain: i32, c: &Content<'_>, key: &AuditKey) -> Option<String> {
         _ => None,
     }
 }
+
 /// A team's head row, with what migration 0013 noted of its entries from before the key.
 #[derive(sqlx::FromRow)]
 pub(crate) struct HeadRow {
     pub(crate) last_seq: i64,
     pub(crate) last_hash: String,
     /// The last entry written before the trail was keyed (0: none), and its hash.
-    pub(crate) legacy_until: i64,
-    pub(crate) legacy_hash: String,
+    legacy_until: i64,
+    legacy_hash: String,
     /// [`old_entries_seal`] of the two, made once with the key ('' while unsealed).
-    pub(crate) legacy_seal: String,
+    legacy_seal: String,
 }
 
 impl HeadRow {
@@ -414,15 +415,15 @@ fn checked(team: i64, seq: i64, hash: &str) -> std::result::Result<(TeamId, i64,
 
 /// Walks one team's chain in seq order: pure, one row at a time.
 pub(crate) struct ChainWalk<'a> {
-    pub(crate) team_id: TeamId,
+    team_id: TeamId,
     pub(crate) last_seq: i64,
     pub(crate) last_hash: String,
     /// A keyed entry was seen: every later one must be keyed too.
-    pub(crate) keyed: bool,
+    keyed: bool,
     /// The team's sealed entries from before the key: the last one's number and hash.
     pub(crate) old_entries: Option<(i64, String)>,
-    pub(crate) key: &'a AuditKey,
-    pub(crate) recorded: Option<&'a BTreeMap<i64, Vec<RecordedHead>>>,
+    key: &'a AuditKey,
+    recorded: Option<&'a BTreeMap<i64, Vec<RecordedHead>>>,
     /// Recorded heads found in place so far.
     pub(crate) recorded_found: u64,
 }
