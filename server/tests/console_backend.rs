@@ -106,6 +106,7 @@ async fn connect(console: &TeamConsole, site: &FaultServer) {
             scim_base_url: None,
             token: Some(Hidden::new(TOKEN.to_string())),
             operator_email: Some("user3@example.com".to_string()),
+            keep_token: false,
         })
         .await
         .expect("save");
@@ -184,6 +185,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: Some(Hidden::new(format!("  {TOKEN} "))),
             operator_email: Some(" ".to_string()),
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -219,6 +221,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: Some(Hidden::new(String::new())),
             operator_email: Some("me@example.com".into()),
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -233,6 +236,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: Some(Hidden::new("wrong-token-0000000".into())),
             operator_email: None,
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -248,6 +252,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: None,
             operator_email: None,
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -264,6 +269,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: None,
             operator_email: None,
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -755,6 +761,7 @@ async fn save(console: &TeamConsole, site: &FaultServer, scim_base_url: Option<S
             scim_base_url,
             token: Some(Hidden::new(TOKEN.to_string())),
             operator_email: Some("user3@example.com".to_string()),
+            keep_token: false,
         })
         .await
         .expect("save");
@@ -892,6 +899,7 @@ async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() 
             scim_base_url: None,
             token: Some(Hidden::new("another-token-for-the-same-site".to_string())),
             operator_email: None,
+            keep_token: false,
         })
         .await
         .unwrap();
