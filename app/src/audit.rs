@@ -35,6 +35,17 @@ pub fn details_in_words(details: &str) -> Vec<String> {
         .collect()
 }
 
+/// A run's outcome as the Run page's counts say it: what the site refused is "failed: …",
+/// what was left alone "skipped: …" (the bar's words first).
+fn run_count_words(outcome: ItemOutcome) -> String {
+    match outcome {
+        o if o.is_success() => o.label().to_string(),
+        ItemOutcome::Failed | ItemOutcome::NotAttempted => outcome.label().to_string(),
+        ItemOutcome::ChangedSincePreview => format!("skipped: {}", outcome.label()),
+        o => format!("failed: {}", o.label()),
+    }
+}
+
 /// A preview's or a run's counts: "3 will be deleted, 1 moderator/admin", in the words the
 /// Preview and Run pages use for the same rows. Zero counts are left out.
 fn counts_in_words(counts: &serde_json::Map<String, serde_json::Value>, action: Action) -> String {
@@ -48,7 +59,7 @@ fn counts_in_words(counts: &serde_json::Map<String, serde_json::Value>, action: 
                 serde_json::from_value::<ItemOutcome>(serde_json::Value::String(key.clone())),
             ) {
                 (Some(outcome), _) => outcome.label_for(action).to_string(),
-                (None, Ok(outcome)) => outcome.label().to_string(),
+                (None, Ok(outcome)) => run_count_words(outcome),
                 (None, Err(_)) => label(key).to_lowercase(),
             };
             Some(format!("{n} {words}"))
@@ -161,7 +172,7 @@ mod tests {
         let ended = r#"{"counts":{"CommunityCreator":1,"Deleted":5}}"#;
         assert_eq!(
             details_in_words(ended),
-            ["Counts: 1 community creator, 5 deleted"]
+            ["Counts: 1 failed: community creator, 5 deleted"]
         );
         assert_eq!(
             details_in_words(r#"{"operator_email_changed":true}"#),

@@ -288,6 +288,81 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
     assert!(err.message.contains("Connect"), "{}", err.message);
 }
 
+/// The site moved: asked by Connect, the owner keeps the saved token for the new address, which
+/// then receives it (and the trail says so); without that answer the token is forgotten.
+#[tokio::test]
+async fn a_token_is_kept_for_a_new_address_only_when_the_owner_says_so() {
+    let site = FaultServer::start(&["--users", "2"]);
+    let moved = FaultServer::start(&["--users", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let console = &s.console;
+    connect(console, &site).await;
+    let hint = console.connection().await.unwrap().token_hint;
+
+    let (view, found) = console
+        .save_connection(ConnectionForm {
+            site_url: moved.base.clone(),
+            scim_base_url: None,
+            token: None,
+            operator_email: None,
+            keep_token: true,
+        })
+        .await
+        .unwrap();
+    assert!(found.ok, "{found:?}");
+    // The new site answered (its 3 users and its system account), not the old one (2 + 1).
+    assert_eq!(found.user_count, Some(4));
+    assert!(view.token_saved);
+    assert_eq!(view.token_hint, hint);
+    assert_eq!(moved.state().await["unauthorized"], 0);
+    assert!(moved.state().await["requests"]["LIST"].as_u64().unwrap() > 0);
+    let trail = console
+        .audit_page(app::audit::AuditFilter::default(), None, 1)
+        .await
+        .unwrap()
+        .entries;
+    assert!(
+        trail[0]
+            .details
+            .contains(r#""token_kept_for_new_site":true"#),
+        "{}",
+        trail[0].details
+    );
+
+    // Saving the same address again keeps it too, whatever the answer (there was no question).
+    let (view, _) = console
+        .save_connection(ConnectionForm {
+            site_url: moved.base.clone(),
+            scim_base_url: None,
+            token: None,
+            operator_email: None,
+            keep_token: false,
+        })
+        .await
+        .unwrap();
+    assert!(view.token_saved);
+
+    // Back to the first address without keeping it: forgotten, nothing sent there.
+    let before = site.state().await["requests"]["LIST"].as_u64().unwrap_or(0);
+    let (view, found) = console
+        .save_connection(ConnectionForm {
+            site_url: site.base.clone(),
+            scim_base_url: None,
+            token: None,
+            operator_email: None,
+            keep_token: false,
+        })
+        .await
+        .unwrap();
+    assert!(!view.token_saved);
+    assert_eq!(found.kind, DiagnosisKind::NotConnected);
+    assert_eq!(
+        site.state().await["requests"]["LIST"].as_u64().unwrap_or(0),
+        before
+    );
+}
+
 #[tokio::test]
 async fn a_confirmed_file_preview_runs_once_and_deletes_exactly_its_users() {
     let site = FaultServer::start(&["--users", "12"]);

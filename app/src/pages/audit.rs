@@ -4,8 +4,8 @@
 //! address. Details are shown in words; the CSV keeps their JSON.
 
 use super::parts::{error_text, ErrorBox};
-use super::times::When;
 use super::preview::encode;
+use super::times::When;
 use crate::api::audit_page;
 use crate::audit::{details_in_words, AuditAction, AuditEntryView, AuditFilter};
 use crate::Named;
@@ -63,7 +63,7 @@ pub fn AuditTrail() -> impl IntoView {
                 <p>
                     "Each entry is sealed with the one before it. Whoever runs the console's server can check the seals with the command "
                     <code>"offboard audit verify"</code>
-                    ", which names the first entry that was changed, removed or forged (see the operations guide)."
+                    ", which names the first entry that was changed, removed or forged (see the deployment guide)."
                 </p>
             </details>
             <form method="get" action="/audit" class="audit-filter" aria-label="Filter the audit trail">

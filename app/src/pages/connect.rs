@@ -388,7 +388,10 @@ mod tests {
         assert!(!address_changed(saved, ("https://acme.example", "")));
         assert!(!address_changed(saved, ("  https://acme.example ", " ")));
         assert!(address_changed(saved, ("https://new.example", "")));
-        assert!(address_changed(saved, ("https://acme.example", "https://acme.example/scim")));
+        assert!(address_changed(
+            saved,
+            ("https://acme.example", "https://acme.example/scim")
+        ));
         assert!(address_changed(("", ""), ("https://acme.example", "")));
     }
 

@@ -1,9 +1,9 @@
 //! The History screen: the team's past runs, who ran them, and their reports.
 
 use super::parts::{action_words, error_text, state_words, thousands, ErrorBox, OutcomeBar};
-use super::times::When;
 use super::preview::encode;
 use super::requests::ApprovalRequests;
+use super::times::When;
 use crate::api::list_jobs;
 use crate::backend::ReportKind;
 use leptos::prelude::*;

@@ -3,9 +3,9 @@
 
 use super::parts::{action_words, state_words};
 use super::parts::{error_text, users, ErrorBox, OutcomeBar, PlainMessage};
-use super::times::When;
 use super::preview::encode;
 use super::requests::ApprovalRequests;
+use super::times::When;
 use crate::api::{check_connection, list_jobs, load_connection};
 use crate::backend::{ConnectionView, Diagnosis, JobView};
 use crate::team::Role;

@@ -278,7 +278,6 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-
 /// A message from the site split in two: the sentence for the admin, without the HTTP
 /// status the server put in it, and that status for whoever looks deeper ("the site answered
 /// with HTTP status 502"). Status codes stay out of the main path (docs/glossary.md).
@@ -395,7 +394,6 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
     }
 
-
     #[test]
     fn http_statuses_leave_the_sentence() {
         let split = |m: &str| plain_and_technical(m);
@@ -414,12 +412,25 @@ mod tests {
             split("HTTP 404: nothing answers at this address").0,
             "Nothing answers at this address"
         );
-        assert_eq!(split("HTTP 500 with no message").0, "An error with no message");
+        assert_eq!(
+            split("HTTP 500 with no message").0,
+            "An error with no message"
+        );
         let (plain, tech) = split("HTTP 500: a; then HTTP 503: b");
         assert_eq!(plain, "A; then b");
-        assert_eq!(tech.as_deref(), Some("The site answered with HTTP status 500, then 503."));
+        assert_eq!(
+            tech.as_deref(),
+            Some("The site answered with HTTP status 500, then 503.")
+        );
         // Nothing to split: the message as it is.
-        for m in ["Deleted.", "", "HTTP 5", "HTTP abc", "see HTTP 12345 docs", "ééé HTTP "] {
+        for m in [
+            "Deleted.",
+            "",
+            "HTTP 5",
+            "HTTP abc",
+            "see HTTP 12345 docs",
+            "ééé HTTP ",
+        ] {
             assert_eq!(split(m), (m.trim().to_string(), None), "{m}");
         }
     }
@@ -428,8 +439,14 @@ mod tests {
     fn counts_use_the_bar_s_word_first() {
         use ItemOutcome::*;
         assert_eq!(count_words(Deleted, UserAction::Delete), "deleted");
-        assert_eq!(count_words(Deactivated, UserAction::Deactivate), "deactivated");
-        assert_eq!(count_words(AlreadyGone, UserAction::Delete), "deleted: already gone");
+        assert_eq!(
+            count_words(Deactivated, UserAction::Deactivate),
+            "deactivated"
+        );
+        assert_eq!(
+            count_words(AlreadyGone, UserAction::Delete),
+            "deleted: already gone"
+        );
         assert_eq!(count_words(Failed, UserAction::Delete), "failed");
         assert_eq!(
             count_words(CommunityCreator, UserAction::Delete),
@@ -439,7 +456,10 @@ mod tests {
             count_words(ChangedSincePreview, UserAction::Deactivate),
             "skipped: changed since preview"
         );
-        assert_eq!(count_words(NotAttempted, UserAction::Delete), "not attempted");
+        assert_eq!(
+            count_words(NotAttempted, UserAction::Delete),
+            "not attempted"
+        );
     }
 
     #[test]

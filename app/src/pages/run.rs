@@ -4,8 +4,7 @@
 
 use super::parts::{
     action_words, count_words, error_text, state_words, thousands, users, ErrorBox, OutcomeBar,
-    PlainMessage,
-    OutcomeGroup,
+    OutcomeGroup, PlainMessage,
 };
 use super::preview::encode;
 use super::times::When;

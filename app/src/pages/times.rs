@@ -55,7 +55,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 fn digits(text: &str) -> Option<u32> {
@@ -239,17 +247,35 @@ mod tests {
             utc_words("2026-12-07T12:17:31.123456Z"),
             "7 Dec 2026, 12:17 UTC"
         );
-        assert_eq!(utc_words(" 2026-01-01T00:00:00+00:00 "), "1 Jan 2026, 00:00 UTC");
+        assert_eq!(
+            utc_words(" 2026-01-01T00:00:00+00:00 "),
+            "1 Jan 2026, 00:00 UTC"
+        );
         assert_eq!(utc_words("2026-12-07 12:15"), "7 Dec 2026, 12:15 UTC");
     }
 
     #[test]
     fn offsets_move_the_time_across_days_months_and_years() {
-        assert_eq!(utc_words("2026-12-07T13:17:00+01:00"), "7 Dec 2026, 12:17 UTC");
-        assert_eq!(utc_words("2027-01-01T00:30:00+01:00"), "31 Dec 2026, 23:30 UTC");
-        assert_eq!(utc_words("2026-02-28T22:00:00-05:30"), "1 Mar 2026, 03:30 UTC");
-        assert_eq!(utc_words("2024-02-28T23:00:00-02:00"), "29 Feb 2024, 01:00 UTC");
-        assert_eq!(utc_words("1970-01-01T00:00:00+00:01"), "31 Dec 1969, 23:59 UTC");
+        assert_eq!(
+            utc_words("2026-12-07T13:17:00+01:00"),
+            "7 Dec 2026, 12:17 UTC"
+        );
+        assert_eq!(
+            utc_words("2027-01-01T00:30:00+01:00"),
+            "31 Dec 2026, 23:30 UTC"
+        );
+        assert_eq!(
+            utc_words("2026-02-28T22:00:00-05:30"),
+            "1 Mar 2026, 03:30 UTC"
+        );
+        assert_eq!(
+            utc_words("2024-02-28T23:00:00-02:00"),
+            "29 Feb 2024, 01:00 UTC"
+        );
+        assert_eq!(
+            utc_words("1970-01-01T00:00:00+00:01"),
+            "31 Dec 1969, 23:59 UTC"
+        );
     }
 
     #[test]

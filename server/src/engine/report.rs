@@ -2,7 +2,9 @@
 //! support), full results and the preview as CSV/JSON, and the listing snapshot.
 
 use chrono::{DateTime, TimeZone};
-use model::deletion::{Action, ItemOutcome, ItemResult, Preview, PreviewOutcome, PreviewSource, SiteUser};
+use model::deletion::{
+    Action, ItemOutcome, ItemResult, Preview, PreviewOutcome, PreviewSource, SiteUser,
+};
 use model::report::ReportKind;
 use model::Named;
 use serde_json::{json, Value};
