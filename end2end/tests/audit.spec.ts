@@ -62,7 +62,7 @@ test('the audit page lists a run, filters it and downloads it as CSV', async ({ 
   await expect(rows.nth(0)).toContainText(jobId);
   // Details in words, not JSON (the CSV keeps the JSON).
   await expect(rows.nth(0)).toContainText('State: finished');
-  await expect(rows.nth(0)).toContainText('Counts: Deleted 2');
+  await expect(rows.nth(0)).toContainText('Counts: 2 deleted');
   await expect(rows.nth(3)).toContainText('Token replaced: yes');
   await expect(table).not.toContainText('{"');
   // The run an entry is about is a link to its page.
