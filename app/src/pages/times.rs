@@ -109,9 +109,7 @@ fn parse(text: &str) -> Option<UtcMinute> {
     }
     // Seconds and their fraction, then the zone.
     let after = &rest[5..];
-    let zone_at = after
-        .find(|c: char| matches!(c, 'Z' | 'z' | '+' | '-'))
-        .unwrap_or(after.len());
+    let zone_at = after.find(['Z', 'z', '+', '-']).unwrap_or(after.len());
     let (seconds, zone) = after.split_at(zone_at);
     if !seconds.is_empty() {
         let s = seconds.strip_prefix(':')?;
