@@ -77,7 +77,7 @@ fn label(key: &str) -> String {
     match key {
         "site_url" => return "Site".to_string(),
         "scim_base_url" => return "SCIM base URL".to_string(),
-        "demote_privileged" => return "Demote admins and moderators first".to_string(),
+        "demote_privileged" => return "Demote moderators and admins first".to_string(),
         // One name for the email Connect protects, on every screen (docs/glossary.md).
         "operator_email" => return "Protected email".to_string(),
         "operator_email_changed" => return "Protected email changed".to_string(),

@@ -263,7 +263,7 @@ fn ConnectForm(
                             required
                             on:change=move |_| token_choice.set(Some("remove".into()))
                         />
-                        " Remove it, and type the new site's token in the SCIM token field"
+                        " Remove it: I will type the new site's token above"
                     </label>
                 </fieldset>
             }
