@@ -454,17 +454,7 @@ async fn single_sign_on(args: &ServeArgs) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Cli, Command};
-    use clap::Parser;
-
-    fn serve(args: &[&str]) -> ServeArgs {
-        let mut argv = vec!["offboard", "serve"];
-        argv.extend_from_slice(args);
-        match Cli::try_parse_from(argv).map(|cli| cli.command) {
-            Ok(Some(Command::Serve(args))) => *args,
-            other => panic!("expected serve: {other:?}"),
-        }
-    }
+    use crate::config::serve_for_test as serve;
 
     #[test]
     fn database_places_and_errors_never_carry_the_password() {

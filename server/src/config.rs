@@ -745,8 +745,21 @@ fn oidc_issuer(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// `offboard serve ARGS…` as the command line reads it: what the tests of the flags parse.
+#[cfg(test)]
+pub(crate) fn serve_for_test(args: &[&str]) -> ServeArgs {
+    use clap::Parser;
+    let mut argv = vec!["offboard", "serve"];
+    argv.extend_from_slice(args);
+    match Cli::try_parse_from(argv).map(|cli| cli.command) {
+        Ok(Some(Command::Serve(args))) => *args,
+        other => panic!("expected serve: {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::serve_for_test as serve;
     use super::*;
     use clap::CommandFactory;
 
@@ -819,15 +832,6 @@ mod tests {
             args.secret_key.as_ref().map(|k| k.expose().as_str()),
             Some(key)
         );
-    }
-
-    fn serve(args: &[&str]) -> ServeArgs {
-        let mut argv = vec!["offboard", "serve"];
-        argv.extend_from_slice(args);
-        match Cli::try_parse_from(argv).map(|cli| cli.command) {
-            Ok(Some(Command::Serve(args))) => *args,
-            other => panic!("expected serve: {other:?}"),
-        }
     }
 
     const SSO: [&str; 8] = [

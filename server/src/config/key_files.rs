@@ -51,18 +51,9 @@ fn key_text(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::config::{Cli, Command};
+    use crate::config::serve_for_test as serve;
+    use crate::config::Cli;
     use clap::Parser;
-
-    fn serve(args: &[&str]) -> ServeArgs {
-        let mut argv = vec!["offboard", "serve"];
-        argv.extend_from_slice(args);
-        match Cli::try_parse_from(argv).map(|cli| cli.command) {
-            Ok(Some(Command::Serve(args))) => *args,
-            other => panic!("expected serve: {other:?}"),
-        }
-    }
 
     #[test]
     fn a_key_file_is_read_trimmed_and_never_echoed() {

@@ -12,6 +12,14 @@ pub mod resolve;
 pub mod runner;
 
 use chrono::{DateTime, Utc};
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a mutex even when a thread panicked while holding it: the bookkeeping it guards (a
+/// run's counters, the watchers and runs a process keeps) must outlive one failed task. The
+/// one definition for every floor that keeps such state.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// One user the run will act on, taken from a confirmed preview (re-checked at run start).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

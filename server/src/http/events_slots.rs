@@ -3,10 +3,11 @@
 //! place and lock the others out.
 
 use super::access::AccessChecks;
+use crate::engine::lock;
 use app::ids::{AccountId, JobId, TeamId};
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Streams one person may hold on one run by default: a few tabs, never the run's every place.
@@ -229,13 +230,9 @@ impl WatcherSlots {
         self.limits
     }
 
-    fn lock(&self) -> MutexGuard<'_, Taken> {
-        self.taken.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// A place for one more stream of `holder`, or the cap that refuses it.
     pub fn take(self: &Arc<Self>, holder: Holder) -> Result<WatcherSlot, Refusal> {
-        let taken = self.lock().take(&self.limits, &holder);
+        let taken = lock(&self.taken).take(&self.limits, &holder);
         taken.inspect_err(|_| crate::metrics::stream_refused())?;
         Ok(WatcherSlot {
             slots: self.clone(),
@@ -246,13 +243,13 @@ impl WatcherSlots {
 
     /// Streams open now, in all.
     pub fn open(&self) -> usize {
-        self.lock().all
+        lock(&self.taken).all
     }
 }
 
 impl Drop for WatcherSlot {
     fn drop(&mut self) {
-        self.slots.lock().give_back(&self.holder);
+        lock(&self.slots.taken).give_back(&self.holder);
     }
 }
 
@@ -367,7 +364,7 @@ mod tests {
         let third = slots.take(viewer.clone()).unwrap();
         drop((second, third));
         assert_eq!(slots.open(), 0);
-        assert!(slots.lock().people_on_runs.is_empty());
+        assert!(lock(&slots.taken).people_on_runs.is_empty());
     }
 
     #[test]

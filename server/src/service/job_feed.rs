@@ -18,12 +18,13 @@
 //! turn makes the broadcast carry the events in sequence order too, so a gap means "missed",
 //! never "not yet".
 
+use crate::engine::lock;
 use crate::storage::{JobEvent, JobRecord, Storage};
 use app::ids::{JobId, TeamId};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
@@ -190,10 +191,6 @@ impl JobFeed {
 #[derive(Default)]
 pub struct JobFeeds {
     feeds: Mutex<HashMap<JobId, Weak<JobFeed>>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl JobFeeds {

@@ -1,11 +1,11 @@
-//! The account, team, link, sign-in and approval records, on SQLite and on PostgreSQL alike
+//! The account, team, link and sign-in records, on SQLite and on PostgreSQL alike
 //! (each test runs on both: `on_sqlite::…`, `on_postgres::…`).
 
 use super::test_db::{on_both_databases, Backend, TestDb};
 use super::*;
 use chrono::{Duration, TimeZone};
 use model::ids::AccountId;
-use model::team::{ApprovalPolicy, Role, TeamSettings};
+use model::team::Role;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
@@ -564,109 +564,6 @@ async fn simultaneous_attempts_each_see_the_ones_before(backend: Backend) {
     assert_eq!(before, (0..60).collect::<Vec<u32>>());
 }
 
-fn request(preview: &str) -> ApprovalRecord {
-    ApprovalRecord {
-        preview_id: PreviewId::new(preview),
-        requested_by: "Ada <ada@x.io>".to_string(),
-        requester_email: "ada@x.io".to_string(),
-        requested_at: now(),
-        expires_at: now() + Duration::hours(24),
-        decision: None,
-        decided_by: None,
-        decided_at: None,
-        reason: None,
-    }
-}
-
-async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
-    let s = t.storage();
-    let team = TeamId::BUILT_IN;
-    assert_eq!(
-        s.team_settings(team).await.unwrap(),
-        TeamSettings::default()
-    );
-    let strict = TeamSettings {
-        approval: ApprovalPolicy::Always,
-        approve_deactivations: true,
-    };
-    s.save_team_settings(team, &strict).await.unwrap();
-    assert_eq!(s.team_settings(team).await.unwrap(), strict);
-
-    for id in ["p1", "p2"] {
-        let record = PreviewRecord {
-            id: PreviewId::new(id),
-            created_at: now(),
-            action: model::deletion::Action::Delete,
-            source_id: "s".to_string(),
-            summary_json: "{}".to_string(),
-            total_rows: 0,
-            phrase: "DELETE 1 USERS".to_string(),
-            claimed: false,
-            replaced_by: None,
-        };
-        s.save_preview(team, &record, &[]).await.unwrap();
-    }
-    assert!(s.request_approval(team, &request("p1")).await.unwrap());
-    assert!(
-        !s.request_approval(team, &request("p1")).await.unwrap(),
-        "once"
-    );
-    // Another team's preview (or none at all) cannot be asked for.
-    assert!(!s
-        .request_approval(TeamId::new(2), &request("p2"))
-        .await
-        .unwrap());
-    assert_eq!(
-        s.approval(TeamId::new(2), &PreviewId::new("p1"))
-            .await
-            .unwrap(),
-        None
-    );
-    // Declined once (approving is creating the run: see approval_tests.rs).
-    let p1 = PreviewId::new("p1");
-    let entry = |actor: &str| NewAuditEntry {
-        actor: actor.to_string(),
-        action: model::audit::AuditAction::ApprovalDeclined,
-        target: Some("p1".to_string()),
-        details: serde_json::json!({ "reason": "no" }),
-    };
-    assert!(s
-        .decline_approval(team, &p1, "Bob <bob@x.io>", "no", now(), &entry("Bob"))
-        .await
-        .unwrap());
-    assert!(!s
-        .decline_approval(team, &p1, "Carol", "no", now(), &entry("Carol"))
-        .await
-        .unwrap());
-    let decided = s.approval(team, &p1).await.unwrap().unwrap();
-    assert_eq!(decided.decision, Some(Decision::Declined));
-    assert_eq!(decided.decided_by.as_deref(), Some("Bob <bob@x.io>"));
-    assert_eq!(s.approvers(team).await.unwrap(), vec![]);
-    // Too late: nothing is decided.
-    assert!(s.request_approval(team, &request("p2")).await.unwrap());
-    let late = now() + Duration::hours(25);
-    assert!(!s
-        .decline_approval(
-            team,
-            &PreviewId::new("p2"),
-            "Bob",
-            "no",
-            late,
-            &entry("Bob")
-        )
-        .await
-        .unwrap());
-    assert_eq!(
-        s.approval(team, &PreviewId::new("p2"))
-            .await
-            .unwrap()
-            .unwrap()
-            .decision,
-        None
-    );
-}
-
 on_both_databases!(
     accounts_are_unique_and_sessions_end_by_epoch,
     teams_list_their_members_owners_first,
@@ -675,8 +572,7 @@ on_both_databases!(
     a_sign_on_identity_belongs_to_one_account,
     an_invitation_opens_only_for_its_email_while_its_maker_owns,
     an_invitation_is_checked_against_its_maker_at_use,
-    sign_in_attempts_are_reserved_and_counted_in_their_window,
-    an_approval_is_asked_once_and_decided_once_in_time;
+    sign_in_attempts_are_reserved_and_counted_in_their_window;
     multi_thread: the_last_owner_stays_however_owners_race,
     simultaneous_attempts_each_see_the_ones_before,
 );

@@ -7,6 +7,7 @@ use super::*;
 use crate::engine::ItemState;
 use chrono::{Duration as Hours, TimeZone};
 use model::audit::AuditAction;
+use model::team::{ApprovalPolicy, TeamSettings};
 use model::Named;
 use std::sync::Arc;
 use tokio::sync::Barrier;
@@ -328,7 +329,111 @@ async fn a_request_whose_preview_has_a_run_is_never_declined(backend: Backend) {
     assert_eq!(job.approved_by, None);
 }
 
+fn request(preview: &str) -> ApprovalRecord {
+    ApprovalRecord {
+        preview_id: PreviewId::new(preview),
+        requested_by: "Ada <ada@x.io>".to_string(),
+        requester_email: "ada@x.io".to_string(),
+        requested_at: now(),
+        expires_at: now() + Hours::hours(24),
+        decision: None,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+    }
+}
+
+async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    let team = TeamId::BUILT_IN;
+    assert_eq!(
+        s.team_settings(team).await.unwrap(),
+        TeamSettings::default()
+    );
+    let strict = TeamSettings {
+        approval: ApprovalPolicy::Always,
+        approve_deactivations: true,
+    };
+    s.save_team_settings(team, &strict).await.unwrap();
+    assert_eq!(s.team_settings(team).await.unwrap(), strict);
+
+    for id in ["p1", "p2"] {
+        let record = PreviewRecord {
+            id: PreviewId::new(id),
+            created_at: now(),
+            action: model::deletion::Action::Delete,
+            source_id: "s".to_string(),
+            summary_json: "{}".to_string(),
+            total_rows: 0,
+            phrase: "DELETE 1 USERS".to_string(),
+            claimed: false,
+            replaced_by: None,
+        };
+        s.save_preview(team, &record, &[]).await.unwrap();
+    }
+    assert!(s.request_approval(team, &request("p1")).await.unwrap());
+    assert!(
+        !s.request_approval(team, &request("p1")).await.unwrap(),
+        "once"
+    );
+    // Another team's preview (or none at all) cannot be asked for.
+    assert!(!s
+        .request_approval(TeamId::new(2), &request("p2"))
+        .await
+        .unwrap());
+    assert_eq!(
+        s.approval(TeamId::new(2), &PreviewId::new("p1"))
+            .await
+            .unwrap(),
+        None
+    );
+    // Declined once (approving is creating the run: see approval_tests.rs).
+    let p1 = PreviewId::new("p1");
+    let entry = |actor: &str| NewAuditEntry {
+        actor: actor.to_string(),
+        action: model::audit::AuditAction::ApprovalDeclined,
+        target: Some("p1".to_string()),
+        details: serde_json::json!({ "reason": "no" }),
+    };
+    assert!(s
+        .decline_approval(team, &p1, "Bob <bob@x.io>", "no", now(), &entry("Bob"))
+        .await
+        .unwrap());
+    assert!(!s
+        .decline_approval(team, &p1, "Carol", "no", now(), &entry("Carol"))
+        .await
+        .unwrap());
+    let decided = s.approval(team, &p1).await.unwrap().unwrap();
+    assert_eq!(decided.decision, Some(Decision::Declined));
+    assert_eq!(decided.decided_by.as_deref(), Some("Bob <bob@x.io>"));
+    assert_eq!(s.approvers(team).await.unwrap(), vec![]);
+    // Too late: nothing is decided.
+    assert!(s.request_approval(team, &request("p2")).await.unwrap());
+    let late = now() + Hours::hours(25);
+    assert!(!s
+        .decline_approval(
+            team,
+            &PreviewId::new("p2"),
+            "Bob",
+            "no",
+            late,
+            &entry("Bob")
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        s.approval(team, &PreviewId::new("p2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .decision,
+        None
+    );
+}
+
 on_both_databases!(
+    an_approval_is_asked_once_and_decided_once_in_time,
     an_approval_turns_into_a_run_only_while_the_request_awaits,
     a_request_whose_preview_has_a_run_is_never_declined;
     multi_thread: a_decline_and_an_approval_race_and_exactly_one_wins,

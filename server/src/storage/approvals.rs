@@ -8,7 +8,7 @@
 //! changes nothing, so a declined request never has a run and an approved one never a decline.
 
 use super::column::{MaybeStamp, Stamp};
-use super::store::{Affected, Dialect, Store};
+use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
 use super::{NewAuditEntry, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -76,35 +76,11 @@ pub trait ApprovalStorage: Send + Sync {
 }
 
 #[async_trait]
-impl<DB> ApprovalStorage for Store<DB>
+impl<DB: Dialect> ApprovalStorage for Store<DB>
 where
-    DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: crate::storage::store::Affected,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: crate::storage::column::Column<DB>,
-    i32: crate::storage::column::Column<DB>,
-    bool: crate::storage::column::Column<DB>,
-    String: crate::storage::column::Column<DB>,
-    Vec<u8>: crate::storage::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
-    model::deletion::JobState: crate::storage::column::Column<DB>,
-    crate::engine::ItemState: crate::storage::column::Column<DB>,
-    model::deletion::Action: crate::storage::column::Column<DB>,
-    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
-    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
-    model::team::Role: crate::storage::column::Column<DB>,
-    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
-    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
 {
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
         let row: Option<(ApprovalPolicy, bool)> = sqlx::query_as(

@@ -6,7 +6,7 @@ use super::StorageError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, Encode, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Type};
 
 /// A time as stored: RFC 3339 UTC text with six fraction digits, so stored times sort
 /// correctly as text (and compare with `<` in SQL) on both databases. The text is what
@@ -157,7 +157,7 @@ pub(super) fn to_i64(value: usize) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// A plain value both ways on `DB` (shortens the bounds in store.rs).
+/// A plain value both ways on `DB`.
 pub trait Column<DB: Database>:
     for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
 {
@@ -167,6 +167,106 @@ impl<DB: Database, T> Column<DB> for T where
     T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
 {
 }
+
+/// A borrowed text both bound and used to name a column.
+pub trait Text<'s, DB: Database>: Encode<'s, DB> + Type<DB> + ColumnIndex<DB::Row> {}
+
+impl<'s, DB: Database> Text<'s, DB> for &'s str where
+    &'s str: Encode<'s, DB> + Type<DB> + ColumnIndex<DB::Row>
+{
+}
+
+/// The types the shared statements bind and read, named by the associated types of
+/// [`Columns`]. Why not one where-clause per type in every `impl` (as before): Rust carries
+/// to an impl's users only the bounds on a trait's `Self` and on its associated types, never
+/// a bound such as `i64: Encode<DB>`. A bound on `Plain` (a type without parameters) is
+/// carried, and its associated types resolve to the types they name, so the one line
+/// `Plain: Columns<DB>` stands for all of them.
+pub struct Plain;
+
+/// See [`Plain`].
+pub trait Named {
+    type Int;
+    type SmallInt;
+    type Flag;
+    type Words;
+    type Bytes;
+    type Index;
+    type JobState;
+    type ItemState;
+    type Action;
+    type ItemOutcome;
+    type PreviewOutcome;
+    type Role;
+    type Policy;
+    type Decision;
+    type Purpose;
+    type MaybeWords;
+    type MaybeStamp;
+    type MaybePreviewOutcome;
+    type MaybeTeam;
+    type MaybeAccount;
+    type MaybeRole;
+    type MaybeJob;
+}
+
+impl Named for Plain {
+    type Int = i64;
+    type SmallInt = i32;
+    type Flag = bool;
+    type Words = String;
+    type Bytes = Vec<u8>;
+    type Index = usize;
+    type JobState = model::deletion::JobState;
+    type ItemState = crate::engine::ItemState;
+    type Action = model::deletion::Action;
+    type ItemOutcome = model::deletion::ItemOutcome;
+    type PreviewOutcome = model::deletion::PreviewOutcome;
+    type Role = model::team::Role;
+    type Policy = model::team::ApprovalPolicy;
+    type Decision = super::kinds::Decision;
+    type Purpose = super::kinds::LinkPurpose;
+    type MaybeWords = Option<String>;
+    type MaybeStamp = Option<Stamp>;
+    type MaybePreviewOutcome = Option<model::deletion::PreviewOutcome>;
+    type MaybeTeam = Option<model::ids::TeamId>;
+    type MaybeAccount = Option<model::ids::AccountId>;
+    type MaybeRole = Option<model::team::Role>;
+    type MaybeJob = Option<model::ids::JobId>;
+}
+
+/// Every column type of [`Plain`] works on `DB`: what a shared statement needs of the
+/// database besides [`super::store::Dialect`].
+pub trait Columns<DB: Database>:
+    Named<
+    Int: Column<DB>,
+    SmallInt: Column<DB>,
+    Flag: Column<DB>,
+    Words: Column<DB>,
+    Bytes: Column<DB>,
+    Index: ColumnIndex<DB::Row>,
+    JobState: Column<DB>,
+    ItemState: Column<DB>,
+    Action: Column<DB>,
+    ItemOutcome: Column<DB>,
+    PreviewOutcome: Column<DB>,
+    Role: Column<DB>,
+    Policy: Column<DB>,
+    Decision: Column<DB>,
+    Purpose: Column<DB>,
+    MaybeWords: for<'q> Encode<'q, DB>,
+    MaybeStamp: for<'q> Encode<'q, DB>,
+    MaybePreviewOutcome: for<'q> Encode<'q, DB>,
+    MaybeTeam: for<'q> Encode<'q, DB>,
+    MaybeAccount: for<'q> Encode<'q, DB>,
+    MaybeRole: for<'q> Encode<'q, DB>,
+    MaybeJob: for<'q> Encode<'q, DB>,
+>
+{
+}
+
+impl Columns<sqlx::Sqlite> for Plain {}
+impl Columns<sqlx::Postgres> for Plain {}
 
 #[cfg(test)]
 mod tests {

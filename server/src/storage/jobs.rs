@@ -2,8 +2,9 @@
 //! watchers follow ([`JobStorage`]), written once for both databases.
 
 use super::column::{to_i64, to_u64, JsonText, Stamp};
-use super::store::{Affected, Dialect, Store};
+use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
 use super::*;
+use crate::engine::job_state::JobEvent as Happening;
 use crate::engine::ItemState;
 
 mod writes;
@@ -72,16 +73,44 @@ pub trait JobStorage: Send + Sync {
     /// the same user is refused with [`StorageError::ItemFinished`]. For tests, as above.
     #[cfg(test)]
     async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent>;
-    /// Every team's queued, running or cancelling jobs, oldest first (for tests: the runner
-    /// finds its work with [`LeaseStorage::claim_jobs`]).
-    #[cfg(test)]
-    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>>;
 }
 
 pub(super) const JOB_COLUMNS: &str =
     "SELECT id, team_id, created_by, created_at, site_url, action, \
                            preview_id, state, reason, started_at, finished_at, users_url, \
                            token_fingerprint, approved_by, approved_at FROM jobs WHERE ";
+
+/// The states a run may still change from: those some happening starts from, as the one
+/// transition function says (engine/job_state.rs): every state but the ended ones.
+pub(super) fn changeable() -> Vec<JobState> {
+    let starts: Vec<JobState> = Happening::ALL
+        .into_iter()
+        .flat_map(Happening::starts_from)
+        .collect();
+    JobState::ALL
+        .into_iter()
+        .filter(|state| starts.contains(state))
+        .collect()
+}
+
+/// Which runs a claim may take, as a `WHERE` condition on `{jobs}.state` and `{jobs}.id`: those
+/// a runner may launch (engine/job_state.rs), paused ones only when one job is named (the
+/// admin resumes it). `$first` is the paused state, `$first + 1` the named job (or NULL),
+/// then the launch states ([`claimable_states`], in that order).
+pub(super) fn claimable(jobs: &str, first: usize) -> String {
+    let (paused, only) = (first, first + 1);
+    let states = placeholders(first + 2, claimable_states().len());
+    format!(
+        "{jobs}state IN ({states}) AND ({jobs}state <> ${paused} OR ${only} IS NOT NULL) \
+         AND (${only} IS NULL OR {jobs}id = ${only})"
+    )
+}
+
+/// The states a runner may launch a run from: what [`claimable`] binds after the paused
+/// state and the named job.
+pub(super) fn claimable_states() -> Vec<JobState> {
+    Happening::Launch.starts_from()
+}
 
 /// `$from, $from+1, …`: `n` placeholders of a list.
 pub(super) fn placeholders(from: usize, n: usize) -> String {
@@ -208,35 +237,11 @@ fn job_record(row: JobRow, tallies: &[Tally]) -> Result<JobRecord> {
 }
 
 #[async_trait]
-impl<DB> JobStorage for Store<DB>
+impl<DB: Dialect> JobStorage for Store<DB>
 where
-    DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: crate::storage::store::Affected,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: crate::storage::column::Column<DB>,
-    i32: crate::storage::column::Column<DB>,
-    bool: crate::storage::column::Column<DB>,
-    String: crate::storage::column::Column<DB>,
-    Vec<u8>: crate::storage::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
-    model::deletion::JobState: crate::storage::column::Column<DB>,
-    crate::engine::ItemState: crate::storage::column::Column<DB>,
-    model::deletion::Action: crate::storage::column::Column<DB>,
-    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
-    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
-    model::team::Role: crate::storage::column::Column<DB>,
-    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
-    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
 {
     async fn save_listing(&self, job_id: &JobId, users_json: &[u8]) -> Result<()> {
         sqlx::query("INSERT INTO job_listings (job_id, users_json) VALUES ($1, $2)")
@@ -483,18 +488,5 @@ where
         let event = self.record_result_on(&mut tx, job_id, result).await?;
         tx.commit().await?;
         Ok(event)
-    }
-
-    #[cfg(test)]
-    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
-        let rows = sqlx::query_as(&format!(
-            "{JOB_COLUMNS} state IN ($1, $2, $3) ORDER BY created_at, id"
-        ))
-        .bind(JobState::Queued)
-        .bind(JobState::Running)
-        .bind(JobState::Cancelling)
-        .fetch_all(&self.pool)
-        .await?;
-        self.jobs_of(rows).await
     }
 }

@@ -1,8 +1,8 @@
 //! Which console replica drives which run ([`LeaseStorage`]): claiming runs, the holder's
 //! heartbeat, and the runner's writes fenced by the lease they were made under.
 
-use super::jobs::{placeholders, JOB_COLUMNS};
-use super::store::{Affected, Dialect, Store};
+use super::jobs::{claimable, claimable_states, placeholders, JOB_COLUMNS};
+use super::store::{Affected, Claim, Columns, Dialect, Plain, Store, Text};
 use super::*;
 
 /// The right to drive runs. Every write the runner makes for a job carries its lease and is
@@ -54,37 +54,60 @@ pub trait LeaseStorage: Send + Sync {
     ) -> Result<JobEvent>;
 }
 
+/// Gives every run a claim may take ([`claimable`]) a lease row if it has none: free (fence
+/// 0, ended), so that the claim that follows locks lease rows only, never a job's row (a
+/// holder's fenced write share-locks the lease row, then the job's: the two cannot wait on
+/// each other in a cycle).
+pub(super) async fn add_free_leases<DB: Dialect>(
+    conn: &mut DB::Connection,
+    only: Option<&JobId>,
+) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
+{
+    let insert = format!(
+        "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
+         SELECT id, '', 0, {} FROM jobs WHERE {} ON CONFLICT (job_id) DO NOTHING",
+        DB::LEASE_ENDED,
+        claimable("", 1)
+    );
+    let mut args = DB::Arguments::default();
+    add_claimable::<DB>(&mut args, only)?;
+    sqlx::query_with(&insert, args).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// A value a statement could not take.
+pub(super) fn unbindable(e: sqlx::error::BoxDynError) -> StorageError {
+    StorageError::Database(sqlx::Error::Encode(e))
+}
+
+/// Adds what [`claimable`] reads, in its order, after the values `args` holds already.
+pub(super) fn add_claimable<'q, DB: Dialect>(
+    args: &mut DB::Arguments<'q>,
+    only: Option<&JobId>,
+) -> Result<()>
+where
+    Plain: Columns<DB>,
+{
+    use sqlx::Arguments;
+    args.add(JobState::Paused).map_err(unbindable)?;
+    args.add(only.cloned()).map_err(unbindable)?;
+    for state in claimable_states() {
+        args.add(state).map_err(unbindable)?;
+    }
+    Ok(())
+}
+
 // Each fenced write checks the lease and writes in one transaction (see `hold_lease`).
 #[async_trait]
-impl<DB> LeaseStorage for Store<DB>
+impl<DB: Dialect> LeaseStorage for Store<DB>
 where
-    DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: crate::storage::store::Affected,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: crate::storage::column::Column<DB>,
-    i32: crate::storage::column::Column<DB>,
-    bool: crate::storage::column::Column<DB>,
-    String: crate::storage::column::Column<DB>,
-    Vec<u8>: crate::storage::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
-    model::deletion::JobState: crate::storage::column::Column<DB>,
-    crate::engine::ItemState: crate::storage::column::Column<DB>,
-    model::deletion::Action: crate::storage::column::Column<DB>,
-    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
-    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
-    model::team::Role: crate::storage::column::Column<DB>,
-    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
-    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
 {
     async fn claim_jobs(
         &self,
@@ -93,7 +116,13 @@ where
         driving: &[JobId],
         only: Option<&JobId>,
     ) -> Result<Vec<(JobRecord, JobLease)>> {
-        let fences = DB::claim_leases(self, holder, lease, driving, only).await?;
+        let claim = Claim {
+            holder,
+            lease,
+            driving,
+            only,
+        };
+        let fences = DB::claim_leases(self, &claim).await?;
         if fences.is_empty() {
             return Ok(Vec::new());
         }

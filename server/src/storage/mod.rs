@@ -354,16 +354,11 @@ pub trait Storage:
 {
 }
 
-impl<T> Storage for T where
-    T: ConnectionStorage
-        + UsageStorage
-        + PreviewStorage
-        + JobStorage
-        + LeaseStorage
-        + AuditStorage
-        + AccountStorage
-        + ApprovalStorage
-        + ?Sized
+impl<DB: store::Dialect> Storage for store::Store<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'s> &'s str: column::Text<'s, DB>,
+    column::Plain: column::Columns<DB>,
 {
 }
 

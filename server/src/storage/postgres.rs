@@ -8,9 +8,13 @@
 //! a claim locks lease rows only, and skips those others hold.
 
 use super::column::{to_i64, Stamp};
-use super::store::{Dialect, Store};
+use super::jobs::claimable;
+use super::leases::{add_claimable, add_free_leases, unbindable};
+use super::store::{Claim, Dialect, NewRows, Notices, Store};
 use super::*;
+use sqlx::postgres::PgArguments;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Arguments;
 use sqlx::{PgConnection, Postgres};
 use std::str::FromStr;
 
@@ -70,6 +74,9 @@ impl Dialect for Postgres {
     const FOR_SHARE: &'static str = " FOR SHARE";
     const LEASE_ENDED: &'static str = "'-infinity'";
     const SNAPSHOT: &'static str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+    const INSERT_PREVIEW: &'static str = "INSERT INTO previews (id, team_id, created_at, \
+        action, phrase, source_id, summary_json, total_rows) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     /// Where `job_event_notices` listens (one connection, apart from the pool).
     type Extra = PgPool;
 
@@ -111,26 +118,8 @@ impl Dialect for Postgres {
         Ok(())
     }
 
-    async fn insert_preview(
-        conn: &mut PgConnection,
-        team_id: TeamId,
-        preview: &PreviewRecord,
-        rows: &[PreviewRow],
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO previews (id, team_id, created_at, action, phrase, source_id, \
-             summary_json, total_rows) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&preview.id)
-        .bind(team_id)
-        .bind(Stamp(preview.created_at))
-        .bind(preview.action)
-        .bind(&preview.phrase)
-        .bind(&preview.source_id)
-        .bind(&preview.summary_json)
-        .bind(to_i64(rows.len()))
-        .execute(&mut *conn)
-        .await?;
+    async fn insert_preview_rows(conn: &mut PgConnection, new: &NewRows<'_>) -> Result<()> {
+        let (preview_id, rows) = (new.preview_id, new.rows);
         for (chunk_index, chunk) in rows.chunks(PREVIEW_ROWS_PER_INSERT).enumerate() {
             let first = chunk_index * PREVIEW_ROWS_PER_INSERT;
             let positions: Vec<i64> = (0..chunk.len()).map(|i| to_i64(first + i)).collect();
@@ -144,7 +133,7 @@ impl Dialect for Postgres {
                  SELECT $1, r.position, r.outcome, r.row_json \
                  FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS r(position, outcome, row_json)",
             )
-            .bind(&preview.id)
+            .bind(preview_id)
             .bind(&positions)
             .bind(&outcomes)
             .bind(&texts)
@@ -228,46 +217,28 @@ impl Dialect for Postgres {
             .collect())
     }
 
-    async fn claim_leases(
-        store: &Store<Postgres>,
-        holder: &str,
-        lease: Duration,
-        driving: &[JobId],
-        only: Option<&JobId>,
-    ) -> Result<Vec<(JobId, i64)>> {
-        let driving: Vec<String> = driving.iter().map(|id| id.to_string()).collect();
-        // Every unfinished job gets its lease row first (free, fence 0), so the claim below
-        // locks lease rows only, never a job's row: a holder's fenced write (lease row
-        // share-locked, then the job's row) and a claim cannot wait on each other in a cycle.
-        sqlx::query(
-            "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
-             SELECT id, '', 0, '-infinity' FROM jobs \
-             WHERE (state IN ('queued', 'running', 'cancelling') \
-             OR (state = 'paused' AND $1::text IS NOT NULL)) \
-             AND ($1::text IS NULL OR id = $1) ON CONFLICT (job_id) DO NOTHING",
-        )
-        .bind(only)
-        .execute(&store.pool)
-        .await?;
+    async fn claim_leases(store: &Store<Postgres>, claim: &Claim<'_>) -> Result<Vec<(JobId, i64)>> {
+        let driving: Vec<String> = claim.driving.iter().map(|id| id.to_string()).collect();
+        add_free_leases::<Postgres>(&mut *store.pool.acquire().await?, claim.only).await?;
         // A lease row locked by another claim, or share-locked by its holder writing right
         // now, is skipped: that job is somebody's this instant.
-        Ok(sqlx::query_as(
+        let update = format!(
             "WITH free AS (SELECT l.job_id FROM job_leases l JOIN jobs j ON j.id = l.job_id \
-             WHERE (j.state IN ('queued', 'running', 'cancelling') \
-             OR (j.state = 'paused' AND $3::text IS NOT NULL)) \
-             AND ($3::text IS NULL OR l.job_id = $3) AND NOT (l.job_id = ANY($4)) \
-             AND l.expires_at < now() \
+             WHERE {} AND NOT (l.job_id = ANY($3)) AND l.expires_at < now() \
              ORDER BY j.created_at, j.id FOR UPDATE OF l SKIP LOCKED) \
              UPDATE job_leases l SET holder = $1, fence = l.fence + 1, \
              expires_at = now() + $2 * interval '1 millisecond' \
              FROM free WHERE l.job_id = free.job_id RETURNING l.job_id, l.fence",
-        )
-        .bind(holder)
-        .bind(lease_ms(lease))
-        .bind(only)
-        .bind(&driving)
-        .fetch_all(&store.pool)
-        .await?)
+            claimable("j.", 4)
+        );
+        let mut args = PgArguments::default();
+        args.add(claim.holder).map_err(unbindable)?;
+        args.add(lease_ms(claim.lease)).map_err(unbindable)?;
+        args.add(driving).map_err(unbindable)?;
+        add_claimable::<Postgres>(&mut args, claim.only)?;
+        Ok(sqlx::query_as_with(&update, args)
+            .fetch_all(&store.pool)
+            .await?)
     }
 
     async fn renew_lease(
@@ -287,9 +258,7 @@ impl Dialect for Postgres {
         Ok(renewed.rows_affected() == 1)
     }
 
-    async fn job_event_notices(
-        store: &Store<Postgres>,
-    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {
+    async fn job_event_notices(store: &Store<Postgres>) -> Notices {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&store.extra).await {
             Ok(listener) => listener,
             Err(e) => {

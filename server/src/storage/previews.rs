@@ -2,7 +2,7 @@
 //! ([`PreviewStorage`]), written once for both databases.
 
 use super::column::{to_i64, to_u64, JsonText, Stamp};
-use super::store::{Affected, Dialect, Store};
+use super::store::{Affected, Columns, Dialect, NewRows, Plain, Store, Text};
 use super::*;
 
 /// Previews, their rows and sources. Every method sees only `team_id`'s records.
@@ -71,36 +71,40 @@ const ROWS_OF: &str = "FROM preview_rows r JOIN previews p ON p.id = r.preview_i
                        WHERE p.team_id = $1 AND r.preview_id = $2 \
                        AND ($3 IS NULL OR r.outcome = $3)";
 
-#[async_trait]
-impl<DB> PreviewStorage for Store<DB>
+/// Writes a preview and its rows (the statement is the dialect's: SQLite's table keeps two
+/// columns of the first schema).
+async fn insert_preview<DB: Dialect>(
+    conn: &mut DB::Connection,
+    team_id: TeamId,
+    preview: &PreviewRecord,
+    rows: &[PreviewRow],
+) -> Result<()>
 where
-    DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: crate::storage::store::Affected,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: crate::storage::column::Column<DB>,
-    i32: crate::storage::column::Column<DB>,
-    bool: crate::storage::column::Column<DB>,
-    String: crate::storage::column::Column<DB>,
-    Vec<u8>: crate::storage::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
-    model::deletion::JobState: crate::storage::column::Column<DB>,
-    crate::engine::ItemState: crate::storage::column::Column<DB>,
-    model::deletion::Action: crate::storage::column::Column<DB>,
-    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
-    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
-    model::team::Role: crate::storage::column::Column<DB>,
-    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
-    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
+{
+    sqlx::query(DB::INSERT_PREVIEW)
+        .bind(&preview.id)
+        .bind(team_id)
+        .bind(Stamp(preview.created_at))
+        .bind(preview.action)
+        .bind(&preview.phrase)
+        .bind(&preview.source_id)
+        .bind(&preview.summary_json)
+        .bind(to_i64(rows.len()))
+        .execute(&mut *conn)
+        .await?;
+    let preview_id = &preview.id;
+    DB::insert_preview_rows(conn, &NewRows { preview_id, rows }).await
+}
+
+#[async_trait]
+impl<DB: Dialect> PreviewStorage for Store<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
 {
     async fn save_preview_source(
         &self,
@@ -145,7 +149,7 @@ where
         rows: &[PreviewRow],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        DB::insert_preview(&mut tx, team_id, preview, rows).await?;
+        insert_preview::<DB>(&mut tx, team_id, preview, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -174,7 +178,7 @@ where
         rows: &[PreviewRow],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        DB::insert_preview(&mut tx, team_id, revision, rows).await?;
+        insert_preview::<DB>(&mut tx, team_id, revision, rows).await?;
         let unclaimed = sqlx::query(
             "UPDATE previews SET replaced_by = $1 WHERE team_id = $2 AND id = $3 \
              AND claimed_at IS NULL",

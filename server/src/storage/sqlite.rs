@@ -3,10 +3,14 @@
 //! here locks rows; a lease not driven by this process belongs to nobody alive.
 
 use super::column::{to_i64, Stamp};
-use super::store::{Dialect, Store};
+use super::jobs::claimable;
+use super::leases::{add_claimable, add_free_leases, unbindable};
+use super::store::{Claim, Dialect, NewRows, Store};
 use super::*;
 use crate::engine::ItemState;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Arguments;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::str::FromStr;
 
@@ -27,6 +31,10 @@ impl Dialect for Sqlite {
     const FOR_SHARE: &'static str = "";
     const LEASE_ENDED: &'static str = "''";
     const SNAPSHOT: &'static str = "";
+    // preview_json and listing_json are the first schema's, '' since migration 0003.
+    const INSERT_PREVIEW: &'static str = "INSERT INTO previews (id, team_id, created_at, \
+        action, preview_json, listing_json, phrase, source_id, summary_json, total_rows) \
+        VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $8)";
     type Extra = ();
 
     async fn open(url: &str, clock: Arc<dyn Clock>, audit_key: AuditKey) -> Result<Database> {
@@ -71,28 +79,8 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
-    async fn insert_preview(
-        conn: &mut SqliteConnection,
-        team_id: TeamId,
-        preview: &PreviewRecord,
-        rows: &[PreviewRow],
-    ) -> Result<()> {
-        // preview_json and listing_json are the first schema's, '' since migration 0003.
-        sqlx::query(
-            "INSERT INTO previews (id, team_id, created_at, action, preview_json, listing_json, \
-             phrase, source_id, summary_json, total_rows) \
-             VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $8)",
-        )
-        .bind(&preview.id)
-        .bind(team_id)
-        .bind(Stamp(preview.created_at))
-        .bind(preview.action)
-        .bind(&preview.phrase)
-        .bind(&preview.source_id)
-        .bind(&preview.summary_json)
-        .bind(to_i64(rows.len()))
-        .execute(&mut *conn)
-        .await?;
+    async fn insert_preview_rows(conn: &mut SqliteConnection, new: &NewRows<'_>) -> Result<()> {
+        let (preview_id, rows) = (new.preview_id, new.rows);
         for (chunk_index, chunk) in rows.chunks(ROWS_PER_INSERT).enumerate() {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO preview_rows (preview_id, position, outcome, row_json) ",
@@ -104,7 +92,7 @@ impl Dialect for Sqlite {
             }
             insert.push_values(encoded, |mut values, (position, outcome, json)| {
                 values
-                    .push_bind(&preview.id)
+                    .push_bind(preview_id)
                     .push_bind(position)
                     .push_bind(outcome)
                     .push_bind(json);
@@ -185,47 +173,34 @@ impl Dialect for Sqlite {
         Ok(events)
     }
 
-    async fn claim_leases(
-        store: &Store<Sqlite>,
-        holder: &str,
-        lease: Duration,
-        driving: &[JobId],
-        only: Option<&JobId>,
-    ) -> Result<Vec<(JobId, i64)>> {
+    async fn claim_leases(store: &Store<Sqlite>, claim: &Claim<'_>) -> Result<Vec<(JobId, i64)>> {
         // One process: a lease this process is not driving belongs to nobody alive (an
         // earlier run of this console that stopped), so it is taken at once, whatever its
         // holder and expiry. The fence still goes up, as on PostgreSQL.
-        let driving =
-            serde_json::to_string(&driving.iter().map(|id| id.as_str()).collect::<Vec<_>>())?;
-        let unfinished = "SELECT id FROM jobs WHERE (state IN ($1, $2, $3) \
-                          OR (state = $4 AND $5 IS NOT NULL)) AND ($5 IS NULL OR id = $5)";
+        let driving = serde_json::to_string(
+            &claim
+                .driving
+                .iter()
+                .map(|id| id.as_str())
+                .collect::<Vec<_>>(),
+        )?;
         let mut tx = store.writer.begin().await?;
-        sqlx::query(&format!(
-            "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
-             SELECT id, '', 0, '' FROM ({unfinished}) WHERE true ON CONFLICT (job_id) DO NOTHING"
-        ))
-        .bind(JobState::Queued)
-        .bind(JobState::Running)
-        .bind(JobState::Cancelling)
-        .bind(JobState::Paused)
-        .bind(only)
-        .execute(&mut *tx)
-        .await?;
-        let claimed = sqlx::query_as(&format!(
-            "UPDATE job_leases SET holder = $6, fence = fence + 1, expires_at = $7 \
-             WHERE job_id IN ({unfinished}) \
-             AND job_id NOT IN (SELECT value FROM json_each($8)) RETURNING job_id, fence"
-        ))
-        .bind(JobState::Queued)
-        .bind(JobState::Running)
-        .bind(JobState::Cancelling)
-        .bind(JobState::Paused)
-        .bind(only)
-        .bind(holder)
-        .bind(lease_until(store, lease))
-        .bind(&driving)
-        .fetch_all(&mut *tx)
-        .await?;
+        add_free_leases::<Sqlite>(&mut tx, claim.only).await?;
+        let update = format!(
+            "UPDATE job_leases SET holder = $1, fence = fence + 1, expires_at = $2 \
+             WHERE job_id IN (SELECT id FROM jobs WHERE {}) \
+             AND job_id NOT IN (SELECT value FROM json_each($3)) RETURNING job_id, fence",
+            claimable("", 4)
+        );
+        let mut args = SqliteArguments::default();
+        args.add(claim.holder).map_err(unbindable)?;
+        args.add(lease_until(store, claim.lease))
+            .map_err(unbindable)?;
+        args.add(driving).map_err(unbindable)?;
+        add_claimable::<Sqlite>(&mut args, claim.only)?;
+        let claimed = sqlx::query_as_with(&update, args)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -243,11 +218,5 @@ impl Dialect for Sqlite {
                 .execute(&store.writer)
                 .await?;
         Ok(renewed.rows_affected() == 1)
-    }
-
-    async fn job_event_notices(
-        _store: &Store<Sqlite>,
-    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {
-        None
     }
 }

@@ -16,6 +16,7 @@
 //! and REPEATABLE READ for reads that must see one snapshot): SQLite needs none of those,
 //! since one connection of its own writes everything in order.
 
+pub use super::column::{Columns, Plain, Text};
 use super::*;
 use sqlx::Database as SqlxDatabase;
 
@@ -39,7 +40,11 @@ pub type PostgresStorage = Store<sqlx::Postgres>;
 
 /// What one database does its own way. Each method is small; everything else is shared.
 #[async_trait]
-pub trait Dialect: SqlxDatabase + Sized {
+pub trait Dialect:
+    SqlxDatabase<QueryResult: Affected>
+    + for<'q> SqlxDatabase<Arguments<'q>: sqlx::IntoArguments<'q, Self>>
+    + Sized
+{
     /// As the health check names it.
     const LABEL: &'static str;
     /// Appended to a `SELECT` whose rows must stay locked for update until the transaction
@@ -64,13 +69,10 @@ pub trait Dialect: SqlxDatabase + Sized {
     /// Makes runs starting on `site_url` write one after the other until the transaction ends.
     async fn lock_site(conn: &mut Self::Connection, site_url: &str) -> Result<()>;
 
-    /// Writes a preview and its rows, in order, in as few statements as the database allows.
-    async fn insert_preview(
-        conn: &mut Self::Connection,
-        team_id: TeamId,
-        preview: &PreviewRecord,
-        rows: &[PreviewRow],
-    ) -> Result<()>;
+    /// Writes a preview (binds: id, team, created, action, phrase, source, summary, rows).
+    const INSERT_PREVIEW: &'static str;
+    /// Writes a preview's rows, in order, in as few statements as the database allows.
+    async fn insert_preview_rows(conn: &mut Self::Connection, new: &NewRows<'_>) -> Result<()>;
 
     /// Writes a new job's users, in input order; settled ones finished, with their result.
     async fn insert_job_items(
@@ -90,23 +92,34 @@ pub trait Dialect: SqlxDatabase + Sized {
     ) -> Result<Vec<JobEvent>>;
 
     /// Claims leases as [`LeaseStorage::claim_jobs`] says; returns each claimed job's fence.
-    async fn claim_leases(
-        store: &Store<Self>,
-        holder: &str,
-        lease: Duration,
-        driving: &[JobId],
-        only: Option<&JobId>,
-    ) -> Result<Vec<(JobId, i64)>>;
+    async fn claim_leases(store: &Store<Self>, claim: &Claim<'_>) -> Result<Vec<(JobId, i64)>>;
 
     /// [`LeaseStorage::renew_lease`].
     async fn renew_lease(store: &Store<Self>, lease: &JobLease, duration: Duration)
         -> Result<bool>;
 
-    /// [`JobStorage::job_event_notices`].
-    async fn job_event_notices(
-        store: &Store<Self>,
-    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>>;
+    /// [`JobStorage::job_event_notices`]: none where one process writes everything.
+    async fn job_event_notices(_store: &Store<Self>) -> Notices {
+        None
+    }
 }
+
+/// A preview's rows about to be written, in input order.
+pub struct NewRows<'a> {
+    pub preview_id: &'a PreviewId,
+    pub rows: &'a [PreviewRow],
+}
+
+/// What [`LeaseStorage::claim_jobs`] was asked, as the dialects' claims take it.
+pub struct Claim<'a> {
+    pub holder: &'a str,
+    pub lease: Duration,
+    pub driving: &'a [JobId],
+    pub only: Option<&'a JobId>,
+}
+
+/// The runs other console processes stored events of, as they store them.
+pub type Notices = Option<tokio::sync::mpsc::UnboundedReceiver<JobId>>;
 
 /// How many rows a statement changed (each driver has its own result type).
 pub trait Affected {

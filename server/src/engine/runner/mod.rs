@@ -28,7 +28,7 @@ mod pacing;
 
 use crate::engine::backoff::backoff;
 use crate::engine::resolve::{Policy, TargetCheck};
-use crate::engine::{ItemState, RunTarget};
+use crate::engine::{lock, ItemState, RunTarget};
 use crate::scim::replies::{
     classify_delete, classify_get, classify_patch, plain_message, DeleteReply, GetReply, PatchReply,
 };
@@ -38,7 +38,7 @@ use items::*;
 use model::deletion::{Action, ItemOutcome, ItemResult, SiteUser};
 use pacing::*;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -394,11 +394,6 @@ fn not_attempted(target: &RunTarget, message: &str) -> ItemResult {
         elapsed_ms: 0,
         demoted: false,
     }
-}
-
-/// Locks a mutex; a panic elsewhere must not take the run's bookkeeping down with it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The shared state of one run.

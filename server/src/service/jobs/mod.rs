@@ -30,7 +30,7 @@ use crate::engine::runner::{
     not_attempted_cancelled, run, JournalError, Rereads, RunControl, RunJournal, RunOptions,
     RunState, StopReason,
 };
-use crate::engine::RunTarget;
+use crate::engine::{lock, RunTarget};
 use crate::scim::http::HttpOptions;
 use crate::scim::ScimProvider;
 use crate::secret::SecretBox;
@@ -46,7 +46,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -117,10 +117,6 @@ pub struct JobSupervisor {
     lease: Duration,
     /// Set once the process is told to stop: it takes no job any more.
     stopping: AtomicBool,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The listing snapshot file of a job.

@@ -3,38 +3,14 @@
 //! stored rows' private parts.
 
 use super::*;
-use crate::storage::store::{Dialect, Store};
+use crate::storage::store::{Columns, Dialect, Plain, Store, Text};
 use std::collections::{BTreeSet, HashSet};
 
-impl<DB> Store<DB>
+impl<DB: Dialect> Store<DB>
 where
-    DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: crate::storage::store::Affected,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: crate::storage::column::Column<DB>,
-    i32: crate::storage::column::Column<DB>,
-    bool: crate::storage::column::Column<DB>,
-    String: crate::storage::column::Column<DB>,
-    Vec<u8>: crate::storage::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
-    model::deletion::JobState: crate::storage::column::Column<DB>,
-    crate::engine::ItemState: crate::storage::column::Column<DB>,
-    model::deletion::Action: crate::storage::column::Column<DB>,
-    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
-    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
-    model::team::Role: crate::storage::column::Column<DB>,
-    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
-    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
 {
     /// Appends `entry` inside the caller's transaction: the entry is kept exactly when
     /// what it records is (a run and its confirmation, see `create_job`).
@@ -106,35 +82,11 @@ where
 }
 
 #[async_trait]
-impl<DB> AuditStorage for Store<DB>
+impl<DB: Dialect> AuditStorage for Store<DB>
 where
-    DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: crate::storage::store::Affected,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: crate::storage::column::Column<DB>,
-    i32: crate::storage::column::Column<DB>,
-    bool: crate::storage::column::Column<DB>,
-    String: crate::storage::column::Column<DB>,
-    Vec<u8>: crate::storage::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
-    model::deletion::JobState: crate::storage::column::Column<DB>,
-    crate::engine::ItemState: crate::storage::column::Column<DB>,
-    model::deletion::Action: crate::storage::column::Column<DB>,
-    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
-    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
-    model::team::Role: crate::storage::column::Column<DB>,
-    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
-    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
 {
     /// Appends in one transaction on the writer: the audit trail's appends queue with the runs'
     /// writes on SQLite.

@@ -9,35 +9,11 @@ use super::*;
 /// transaction. Each write that hands out event numbers locks the job's row first
 /// (`take_seqs`), then the users' rows, always in that order, so two writers of one job
 /// queue instead of deadlocking or taking the same number.
-impl<DB> Store<DB>
+impl<DB: Dialect> Store<DB>
 where
-    DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    DB::QueryResult: crate::storage::store::Affected,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
-    i64: crate::storage::column::Column<DB>,
-    i32: crate::storage::column::Column<DB>,
-    bool: crate::storage::column::Column<DB>,
-    String: crate::storage::column::Column<DB>,
-    Vec<u8>: crate::storage::column::Column<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB>,
-    for<'q> Option<crate::storage::column::Stamp>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::deletion::PreviewOutcome>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::TeamId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::ids::AccountId>: sqlx::Encode<'q, DB>,
-    for<'q> Option<model::team::Role>: sqlx::Encode<'q, DB>,
-    model::deletion::JobState: crate::storage::column::Column<DB>,
-    crate::engine::ItemState: crate::storage::column::Column<DB>,
-    model::deletion::Action: crate::storage::column::Column<DB>,
-    model::deletion::ItemOutcome: crate::storage::column::Column<DB>,
-    model::deletion::PreviewOutcome: crate::storage::column::Column<DB>,
-    model::team::Role: crate::storage::column::Column<DB>,
-    model::team::ApprovalPolicy: crate::storage::column::Column<DB>,
-    crate::storage::kinds::Decision: crate::storage::column::Column<DB>,
-    crate::storage::kinds::LinkPurpose: crate::storage::column::Column<DB>,
+    for<'s> &'s str: Text<'s, DB>,
+    Plain: Columns<DB>,
 {
     /// The site's runs not ended yet (queued, running, paused or cancelling), all teams
     /// together: a paused run will go on, so it keeps its place.
@@ -45,16 +21,16 @@ where
         conn: &mut DB::Connection,
         site_url: &str,
     ) -> Result<usize> {
-        let running: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE site_url = $1 AND state IN ($2, $3, $4, $5)",
-        )
-        .bind(site_url)
-        .bind(JobState::Queued)
-        .bind(JobState::Running)
-        .bind(JobState::Paused)
-        .bind(JobState::Cancelling)
-        .fetch_one(&mut *conn)
-        .await?;
+        let unended = changeable();
+        let count = format!(
+            "SELECT COUNT(*) FROM jobs WHERE site_url = $1 AND state IN ({})",
+            placeholders(2, unended.len())
+        );
+        let mut count = sqlx::query_scalar(&count).bind(site_url);
+        for state in unended {
+            count = count.bind(state);
+        }
+        let running: i64 = count.fetch_one(&mut *conn).await?;
         Ok(usize::try_from(running).unwrap_or(usize::MAX))
     }
 
@@ -150,21 +126,23 @@ where
         let at = self.clock.now();
         let started = (state == JobState::Running).then_some(Stamp(at));
         let finished = state.has_ended().then_some(Stamp(at));
-        let seq: Option<i64> = sqlx::query_scalar(
+        let from = changeable();
+        let update = format!(
             "UPDATE jobs SET state = $1, reason = $2, last_seq = last_seq + 1, \
              started_at = COALESCE(started_at, $3), finished_at = COALESCE($4, finished_at) \
-             WHERE id = $5 AND state NOT IN ($6, $7, $8) RETURNING last_seq",
-        )
-        .bind(state)
-        .bind(&reason)
-        .bind(started)
-        .bind(finished)
-        .bind(job_id)
-        .bind(JobState::Finished)
-        .bind(JobState::Stopped)
-        .bind(JobState::Failed)
-        .fetch_optional(&mut *conn)
-        .await?;
+             WHERE id = $5 AND state IN ({}) RETURNING last_seq",
+            placeholders(6, from.len())
+        );
+        let mut update = sqlx::query_scalar(&update)
+            .bind(state)
+            .bind(&reason)
+            .bind(started)
+            .bind(finished)
+            .bind(job_id);
+        for state in from {
+            update = update.bind(state);
+        }
+        let seq: Option<i64> = update.fetch_optional(&mut *conn).await?;
         let Some(seq) = seq else {
             let found: Option<JobState> =
                 sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
