@@ -4,7 +4,7 @@
 
 use super::parts::{action_words, error_text, state_words, users, ErrorBox};
 use super::preview::{approval_words, encode, PreviewAgain};
-use super::times::When;
+use super::times::{sentence, When};
 use crate::api::waiting_for_you;
 use crate::backend::{ApprovalRequestView, JobView, WaitingForYou};
 use crate::model::ItemOutcome;
@@ -87,7 +87,11 @@ fn preview_href(request: &ApprovalRequestView) -> String {
 #[component]
 fn ToApprove(request: ApprovalRequestView) -> impl IntoView {
     let a = &request.approval;
-    let asked = format!("{} asks to {} (asked ", a.requested_by, what(&request).to_lowercase());
+    let asked = format!(
+        "{} asks to {} (asked ",
+        a.requested_by,
+        what(&request).to_lowercase()
+    );
     let (requested_at, expires_at) = (a.requested_at.clone(), a.expires_at.clone());
     view! {
         <li>
@@ -118,7 +122,7 @@ fn Yours(request: ApprovalRequestView) -> impl IntoView {
                 <strong>{format!("{heading}: ")}</strong>
                 <a href=preview_href(&request)>{what.clone()}</a>
             </p>
-            <p>{words}</p>
+            <p>{sentence(words)}</p>
             {again}
         </li>
     }
