@@ -199,6 +199,9 @@ pub async fn save_connection(
     scim_base_url: String,
     token: String,
     operator_email: String,
+    // "keep": the owner keeps the saved token for a changed address (absent from a form that
+    // did not ask: the token is then forgotten).
+    keep_token: Option<String>,
 ) -> Result<(ConnectionView, Diagnosis), ServerFnError> {
     let form = crate::backend::ConnectionForm {
         site_url: site_url.trim().to_string(),
@@ -206,6 +209,7 @@ pub async fn save_connection(
         // The token is kept verbatim apart from surrounding space: copy-paste adds newlines.
         token: given(token).map(crate::hidden::Hidden::new),
         operator_email: given(operator_email),
+        keep_token: keep_token.as_deref() == Some("keep"),
     };
     crate::backend::backend()?
         .save_connection(form)

@@ -2,6 +2,8 @@
 //! (actions, entries, filters) is `model::audit`, re-exported here.
 
 pub use ::model::audit::*;
+use ::model::deletion::{Action, ItemOutcome, PreviewOutcome};
+use ::model::Named;
 
 /// An entry's details (its JSON text) as the Audit page reads them to an admin: one
 /// "Label: value" line per field, in the stored order. Empty fields (null, an empty list)
@@ -15,10 +17,58 @@ pub fn details_in_words(details: &str) -> Vec<String> {
             text => vec![text.to_string()],
         };
     };
+    // The counts use the words of the screens: "will be deleted" (the preview's action), not
+    // the stored names ("Selected", "Privileged").
+    let action = fields
+        .get("action")
+        .and_then(|a| serde_json::from_value::<Action>(a.clone()).ok())
+        .unwrap_or_default();
     fields
         .iter()
-        .filter_map(|(key, value)| Some(format!("{}: {}", label(key), value_in_words(value)?)))
+        .filter_map(|(key, value)| {
+            let words = match (key.as_str(), value) {
+                ("counts", serde_json::Value::Object(counts)) => counts_in_words(counts, action),
+                _ => value_in_words(value)?,
+            };
+            Some(format!("{}: {}", label(key), words))
+        })
         .collect()
+}
+
+/// A run's outcome as the Run page's counts say it: what the site refused is "failed: …",
+/// what was left alone "skipped: …" (the bar's words first).
+fn run_count_words(outcome: ItemOutcome) -> String {
+    match outcome {
+        o if o.is_success() => o.label().to_string(),
+        ItemOutcome::Failed | ItemOutcome::NotAttempted => outcome.label().to_string(),
+        ItemOutcome::ChangedSincePreview => format!("skipped: {}", outcome.label()),
+        o => format!("failed: {}", o.label()),
+    }
+}
+
+/// A preview's or a run's counts: "3 will be deleted, 1 moderator/admin", in the words the
+/// Preview and Run pages use for the same rows. Zero counts are left out.
+fn counts_in_words(counts: &serde_json::Map<String, serde_json::Value>, action: Action) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| n.as_i64() != Some(0))
+        .filter_map(|(key, n)| {
+            let n = value_in_words(n)?;
+            let words = match (
+                PreviewOutcome::from_key(key),
+                serde_json::from_value::<ItemOutcome>(serde_json::Value::String(key.clone())),
+            ) {
+                (Some(outcome), _) => outcome.label_for(action).to_string(),
+                (None, Ok(outcome)) => run_count_words(outcome),
+                (None, Err(_)) => label(key).to_lowercase(),
+            };
+            Some(format!("{n} {words}"))
+        })
+        .collect();
+    match parts.is_empty() {
+        true => "none".to_string(),
+        false => parts.join(", "),
+    }
 }
 
 /// A field's name in words: `site_url` → "Site", `token_replaced` → "Token replaced",
@@ -27,7 +77,11 @@ fn label(key: &str) -> String {
     match key {
         "site_url" => return "Site".to_string(),
         "scim_base_url" => return "SCIM base URL".to_string(),
-        "demote_privileged" => return "Demote admins and moderators first".to_string(),
+        "demote_privileged" => return "Demote moderators and admins first".to_string(),
+        // One name for the email Connect protects, on every screen (docs/glossary.md).
+        "operator_email" => return "Protected email".to_string(),
+        "operator_email_changed" => return "Protected email changed".to_string(),
+        "token_kept_for_new_site" => return "Token kept for the new address".to_string(),
         _ => {}
     }
     let mut words = String::new();
@@ -83,7 +137,7 @@ mod tests {
         assert_eq!(
             details_in_words(ended),
             [
-                "Counts: Deleted 2, Server error 1",
+                "Counts: 2 deleted, 1 server error",
                 "Done: 3",
                 "State: finished",
                 "Users: 3"
@@ -104,6 +158,25 @@ mod tests {
         assert_eq!(
             details_in_words(r#"{"counts":{"Deleted":0},"emails":[]}"#),
             ["Counts: none"]
+        );
+        // A preview's counts, in the Preview page's words for its action.
+        let made = r#"{"action":"Deactivate","counts":{"selected":3,"not_found":0,"privileged":1},"rows":4}"#;
+        assert_eq!(
+            details_in_words(made),
+            [
+                "Action: Deactivate",
+                "Counts: 1 moderator/admin, 3 will be deactivated",
+                "Rows: 4"
+            ]
+        );
+        let ended = r#"{"counts":{"CommunityCreator":1,"Deleted":5}}"#;
+        assert_eq!(
+            details_in_words(ended),
+            ["Counts: 1 failed: community creator, 5 deleted"]
+        );
+        assert_eq!(
+            details_in_words(r#"{"operator_email_changed":true}"#),
+            ["Protected email changed: yes"]
         );
         assert_eq!(
             details_in_words(r#"{"roles":["owner",null,"viewer"]}"#),

@@ -32,8 +32,9 @@ pub struct ConnectionView {
 }
 
 /// What the admin submits on the Connect screen. An empty `token` keeps the saved one (the
-/// browser never has it to send back); changing the site without a new token forgets the old
-/// one, so a token is never sent to a site it was not saved for.
+/// browser never has it to send back). Changing the site without a new token forgets the old
+/// one, so a token is never sent to a site it was not saved for, unless the owner answered
+/// the page's question with "keep it for the new address" (`keep_token`: the site moved).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionForm {
     pub site_url: String,
@@ -41,6 +42,9 @@ pub struct ConnectionForm {
     /// Never printed (see [`Hidden`](crate::hidden::Hidden)).
     pub token: Option<crate::hidden::Hidden<String>>,
     pub operator_email: Option<String>,
+    /// The owner chose to keep the saved token for a changed address.
+    #[serde(default)]
+    pub keep_token: bool,
 }
 
 /// Why the Choose page came back after a form was sent. The address carries only this code
@@ -466,6 +470,7 @@ mod tests {
             scim_base_url: None,
             token: Some(crate::hidden::Hidden::new("s3cret-token-value".into())),
             operator_email: Some("me@acme.example".into()),
+            keep_token: false,
         };
         let printed = format!("{form:?} {form:#?}");
         assert!(!printed.contains("s3cret-token-value"), "{printed}");

@@ -29,7 +29,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// script.
 #[cfg(feature = "ssr")]
 pub fn static_shell(options: LeptosOptions) -> impl IntoView {
-    document(&options, (), StaticApp)
+    // The one script these screens load: it rewrites each `<time datetime>` in the reader's
+    // own zone (app/src/pages/times.rs says why); without it the times stay in UTC, named.
+    let scripts = view! { <script src="/local-times.js" defer></script> };
+    document(&options, scripts, StaticApp)
 }
 
 fn document<S: IntoView, B: IntoView>(
@@ -168,6 +171,8 @@ pub fn App() -> impl IntoView {
     // tests (and styles) can tell a live page from server-rendered HTML.
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
+    // From then on every time on screen is in the browser's own zone (pages/times.rs).
+    provide_context(pages::BrowserClock(hydrated.into()));
     view! {
         <Router>
             <Frame state=Signal::derive(move || hydrated.get().to_string())>
@@ -232,7 +237,7 @@ fn Frame(state: Signal<String>, children: Children) -> impl IntoView {
             </main>
             <footer class="site-footer">
                 <span>"Offboard " {env!("CARGO_PKG_VERSION")}</span>
-                <span>"Deletes Stack Internal users through SCIM, with a preview and a record."</span>
+                <span>"Deletes Stack Internal users, with a preview first and a record of everything."</span>
             </footer>
         </div>
     }

@@ -111,15 +111,15 @@ test('the Connect forms: save keeps what was typed, a blank token keeps the save
   await open(page, '/connect');
   await expect(page.getByLabel('Site address')).toHaveValue(fault.base);
   await expect(page.getByLabel('SCIM base URL')).toHaveValue(`${fault.base}/v2`);
-  await expect(page.getByLabel('Your email')).toHaveValue('operator@example.com');
+  await expect(page.getByLabel('Protected email')).toHaveValue('operator@example.com');
   await expect(page.getByLabel('SCIM token')).toHaveAccessibleDescription(new RegExp(`Token saved, ending …${TOKEN.slice(-4)}`));
 
   // Saved again with the token box left empty: the email changes, the token stays.
-  await page.getByLabel('Your email').fill('second@example.com');
+  await page.getByLabel('Protected email').fill('second@example.com');
   await page.getByRole('button', { name: 'Save and check' }).click();
   await expect(connected(page)).toBeVisible();
   await open(page, '/connect');
-  await expect(page.getByLabel('Your email')).toHaveValue('second@example.com');
+  await expect(page.getByLabel('Protected email')).toHaveValue('second@example.com');
   await expect(page.getByLabel('SCIM token')).toHaveAccessibleDescription(new RegExp(`Token saved, ending …${TOKEN.slice(-4)}`));
 
   // Check the saved connection without saving anything.

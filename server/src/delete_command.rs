@@ -177,7 +177,7 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
     write_report(
         &args.out,
         ReportKind::Preview,
-        &report::preview_csv(&preview),
+        &report::preview_csv(&preview, action),
     )?;
     print_preview(&preview);
     let skipped_rows = preview.skipped().count();

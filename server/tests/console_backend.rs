@@ -106,6 +106,7 @@ async fn connect(console: &TeamConsole, site: &FaultServer) {
             scim_base_url: None,
             token: Some(Hidden::new(TOKEN.to_string())),
             operator_email: Some("user3@example.com".to_string()),
+            keep_token: false,
         })
         .await
         .expect("save");
@@ -184,6 +185,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: Some(Hidden::new(format!("  {TOKEN} "))),
             operator_email: Some(" ".to_string()),
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -219,6 +221,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: Some(Hidden::new(String::new())),
             operator_email: Some("me@example.com".into()),
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -233,6 +236,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: Some(Hidden::new("wrong-token-0000000".into())),
             operator_email: None,
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -248,6 +252,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: None,
             operator_email: None,
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -264,6 +269,7 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
             scim_base_url: None,
             token: None,
             operator_email: None,
+            keep_token: false,
         })
         .await
         .unwrap();
@@ -280,6 +286,81 @@ async fn connecting_keeps_the_token_hidden_and_only_for_its_site() {
     );
     let err = console.deactivated_users().await.unwrap_err();
     assert!(err.message.contains("Connect"), "{}", err.message);
+}
+
+/// The site moved: asked by Connect, the owner keeps the saved token for the new address, which
+/// then receives it (and the trail says so); without that answer the token is forgotten.
+#[tokio::test]
+async fn a_token_is_kept_for_a_new_address_only_when_the_owner_says_so() {
+    let site = FaultServer::start(&["--users", "2"]);
+    let moved = FaultServer::start(&["--users", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let console = &s.console;
+    connect(console, &site).await;
+    let hint = console.connection().await.unwrap().token_hint;
+
+    let (view, found) = console
+        .save_connection(ConnectionForm {
+            site_url: moved.base.clone(),
+            scim_base_url: None,
+            token: None,
+            operator_email: None,
+            keep_token: true,
+        })
+        .await
+        .unwrap();
+    assert!(found.ok, "{found:?}");
+    // The new site answered (its 3 users and its system account), not the old one (2 + 1).
+    assert_eq!(found.user_count, Some(4));
+    assert!(view.token_saved);
+    assert_eq!(view.token_hint, hint);
+    assert_eq!(moved.state().await["unauthorized"], 0);
+    assert!(moved.state().await["requests"]["LIST"].as_u64().unwrap() > 0);
+    let trail = console
+        .audit_page(app::audit::AuditFilter::default(), None, 1)
+        .await
+        .unwrap()
+        .entries;
+    assert!(
+        trail[0]
+            .details
+            .contains(r#""token_kept_for_new_site":true"#),
+        "{}",
+        trail[0].details
+    );
+
+    // Saving the same address again keeps it too, whatever the answer (there was no question).
+    let (view, _) = console
+        .save_connection(ConnectionForm {
+            site_url: moved.base.clone(),
+            scim_base_url: None,
+            token: None,
+            operator_email: None,
+            keep_token: false,
+        })
+        .await
+        .unwrap();
+    assert!(view.token_saved);
+
+    // Back to the first address without keeping it: forgotten, nothing sent there.
+    let before = site.state().await["requests"]["LIST"].as_u64().unwrap_or(0);
+    let (view, found) = console
+        .save_connection(ConnectionForm {
+            site_url: site.base.clone(),
+            scim_base_url: None,
+            token: None,
+            operator_email: None,
+            keep_token: false,
+        })
+        .await
+        .unwrap();
+    assert!(!view.token_saved);
+    assert_eq!(found.kind, DiagnosisKind::NotConnected);
+    assert_eq!(
+        site.state().await["requests"]["LIST"].as_u64().unwrap_or(0),
+        before
+    );
 }
 
 #[tokio::test]
@@ -755,6 +836,7 @@ async fn save(console: &TeamConsole, site: &FaultServer, scim_base_url: Option<S
             scim_base_url,
             token: Some(Hidden::new(TOKEN.to_string())),
             operator_email: Some("user3@example.com".to_string()),
+            keep_token: false,
         })
         .await
         .expect("save");
@@ -892,6 +974,7 @@ async fn after_a_restart_a_run_whose_connection_changed_waits_with_the_reason() 
             scim_base_url: None,
             token: Some(Hidden::new("another-token-for-the-same-site".to_string())),
             operator_email: None,
+            keep_token: false,
         })
         .await
         .unwrap();

@@ -182,7 +182,8 @@ impl PreviewOutcome {
         }
     }
 
-    /// Short label in the admin's words, as shown in the CSV (which does not know the action).
+    /// Short label in the admin's words where the action is not known (the command line's
+    /// summary). The preview spreadsheet and the pages use [`label_for`](PreviewOutcome::label_for).
     pub fn label(self) -> &'static str {
         match self {
             PreviewOutcome::Selected => "will be processed",

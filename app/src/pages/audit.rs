@@ -3,8 +3,9 @@
 //! script: the filter is a plain GET form and paging is links, so every view has its own
 //! address. Details are shown in words; the CSV keeps their JSON.
 
-use super::parts::{error_text, short_time, ErrorBox};
+use super::parts::{error_text, ErrorBox};
 use super::preview::encode;
+use super::times::When;
 use crate::api::audit_page;
 use crate::audit::{details_in_words, AuditAction, AuditEntryView, AuditFilter};
 use crate::Named;
@@ -55,10 +56,16 @@ pub fn AuditTrail() -> impl IntoView {
         <section class="card" aria-labelledby="audit-heading">
             <h1 id="audit-heading">"Audit trail"</h1>
             <p class="lead">
-                "Everything done in this console for your team, newest first: who did it, when, and on which preview or run. Entries are never changed or removed; "
-                <code>"offboard audit verify"</code>
-                " checks that none was."
+                "Everything done in this console for your team, newest first: who did it, when (in your time zone), and on which preview or run. Entries are never changed or removed."
             </p>
+            <details class="more">
+                <summary>"How to prove that no entry was changed"</summary>
+                <p>
+                    "Each entry is sealed with the one before it. Whoever runs the console's server can check the seals with the command "
+                    <code>"offboard audit verify"</code>
+                    ", which names the first entry that was changed, removed or forged (see the deployment guide)."
+                </p>
+            </details>
             <form method="get" action="/audit" class="audit-filter" aria-label="Filter the audit trail">
                 <div class="field">
                     <label for="audit-action">"What"</label>
@@ -77,13 +84,16 @@ pub fn AuditTrail() -> impl IntoView {
                     </select>
                 </div>
                 <div class="field">
-                    <label for="audit-from">"From (day, UTC)"</label>
-                    <input id="audit-from" name="from" type="date" prop:value=move || filter().from.unwrap_or_default() />
+                    <label for="audit-from">"From day"</label>
+                    <input id="audit-from" name="from" type="date" aria-describedby="audit-days" prop:value=move || filter().from.unwrap_or_default() />
                 </div>
                 <div class="field">
-                    <label for="audit-to">"To (day, UTC)"</label>
-                    <input id="audit-to" name="to" type="date" prop:value=move || filter().to.unwrap_or_default() />
+                    <label for="audit-to">"To day"</label>
+                    <input id="audit-to" name="to" type="date" aria-describedby="audit-days" prop:value=move || filter().to.unwrap_or_default() />
                 </div>
+                <p class="hint" id="audit-days">
+                    "Both days are included. A day here runs from midnight to midnight in UTC, the world's reference time (London's time in winter), so near midnight an entry may fall on the day before or after the one your clock shows."
+                </p>
                 <div class="actions">
                     <button type="submit" class="button primary">"Show"</button>
                     <a href=move || filter().csv_download() download="" data-testid="audit-csv">
@@ -160,7 +170,7 @@ fn entry_row(e: AuditEntryView) -> impl IntoView {
     view! {
         <tr>
             <td data-label="When">
-                <time datetime=e.at.clone()>{short_time(&e.at)}</time>
+                <When at=e.at.clone() />
             </td>
             <td data-label="Who">{e.actor}</td>
             <td data-label="What">{e.action.words()}</td>

@@ -187,8 +187,22 @@ fn UploadForm(failed: Signal<bool>) -> impl IntoView {
 pub fn ActionChoice(
     name: &'static str,
     #[prop(optional)] deactivate: bool,
+    // Users already deactivated (the site's deactivated list): only Delete is left to do, so
+    // no choice is offered.
+    #[prop(optional)] already_deactivated: bool,
     #[prop(optional, into)] on_pick: Option<Callback<String>>,
 ) -> impl IntoView {
+    if already_deactivated {
+        return view! {
+            <div class="choice" role="group" aria-labelledby=format!("{name}-only")>
+                <p id=format!("{name}-only")>
+                    <strong>"These users will be deleted (irreversible)."</strong>
+                    " They are already deactivated, so deactivating is not offered. Delete removes the account for good and credits its posts to a generic user."
+                </p>
+            </div>
+        }
+        .into_any();
+    }
     let pick = move |value: &'static str| {
         if let Some(cb) = on_pick {
             cb.run(value.to_string());
@@ -367,6 +381,7 @@ fn DeactivatedList() -> impl IntoView {
                 <UserTable matching picked page />
                 <ActionChoice
                     name="picked-action"
+                    already_deactivated=true
                     on_pick=Callback::new(move |a: String| action.set(a))
                 />
                 <div class="field checkbox">
@@ -390,8 +405,7 @@ fn DeactivatedList() -> impl IntoView {
                         class="button primary"
                         disabled=move || picked.with(HashSet::is_empty) || preview.pending().get()
                         on:click=move |_| {
-                            let mut ids: Vec<String> = picked.get().into_iter().collect();
-                            ids.sort();
+                            let ids = in_id_order(picked.get().into_iter().collect());
                             preview.dispatch(ids.join("\n"));
                         }
                     >
@@ -509,6 +523,21 @@ fn UserTable(
     .into_any()
 }
 
+/// Account IDs in the site's order: numbers as numbers ("9" before "10", without limit on
+/// their length), anything else after them, as text.
+fn in_id_order(mut ids: Vec<String>) -> Vec<String> {
+    fn key(id: &str) -> (bool, usize, &str) {
+        let id = id.trim();
+        let digits = id.trim_start_matches('0');
+        match !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+            true => (false, digits.len(), digits),
+            false => (true, 0, id),
+        }
+    }
+    ids.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.cmp(b)));
+    ids
+}
+
 /// The day an account was created, from SCIM `meta.created` (RFC 3339); "—" when unknown.
 fn created_date(created: Option<&str>) -> String {
     match created.map(str::trim) {
@@ -521,6 +550,33 @@ fn created_date(created: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_ids_sort_as_numbers() {
+        let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            in_id_order(ids(&[
+                "10",
+                "9",
+                "100",
+                "x1",
+                "011",
+                "2",
+                "99999999999999999999999"
+            ])),
+            ids(&[
+                "2",
+                "9",
+                "10",
+                "011",
+                "100",
+                "99999999999999999999999",
+                "x1"
+            ])
+        );
+        assert_eq!(in_id_order(ids(&["", "1"])), ids(&["1", ""]));
+        assert_eq!(in_id_order(ids(&["007", "7"])), ids(&["007", "7"]));
+    }
 
     #[test]
     fn created_dates_show_the_day_or_a_dash() {

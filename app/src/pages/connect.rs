@@ -8,7 +8,7 @@
 //! reading a form into the function's arguments brings `serde_qs`'s decoder into the browser
 //! bundle, for three forms (docs/benchmarks.md).
 
-use super::parts::{error_text, ErrorBox};
+use super::parts::{error_text, ErrorBox, PlainMessage};
 use crate::api::{load_connection, CheckConnection, ForgetToken, SaveConnection};
 use crate::backend::{ConnectionView, Diagnosis};
 use crate::model::DiagnosisKind;
@@ -24,11 +24,12 @@ fn DiagnosisNote(
     #[prop(optional)] id: Option<&'static str>,
 ) -> impl IntoView {
     // The message already says how many users the site lists.
+    // The HTTP status, if the site gave one, is folded away (PlainMessage).
     let text = diagnosis.message;
     if diagnosis.ok {
-        view! { <p role="status" class="ok" data-testid="diagnosis" id=id>{text}</p> }.into_any()
+        view! { <div role="status" class="ok" data-testid="diagnosis" id=id><PlainMessage message=text /></div> }.into_any()
     } else {
-        view! { <p role="alert" class="error" data-testid="diagnosis" id=id>{text}</p> }.into_any()
+        view! { <div role="alert" class="error" data-testid="diagnosis" id=id><PlainMessage message=text /></div> }.into_any()
     }
 }
 
@@ -39,6 +40,12 @@ fn role_in_words(role: Role) -> &'static str {
         Role::Operator => "an operator",
         Role::Owner => "an owner",
     }
+}
+
+/// True when the typed address (site, SCIM base) is not the saved one, as the server compares
+/// them (surrounding space aside).
+fn address_changed(saved: (&str, &str), typed: (&str, &str)) -> bool {
+    saved.0.trim() != typed.0.trim() || saved.1.trim() != typed.1.trim()
 }
 
 /// "Token saved, ending …ab12" or "No token saved".
@@ -199,15 +206,68 @@ fn ConnectForm(
         NodeRef::<Input>::new(),
         NodeRef::<Input>::new(),
     );
+    // The address as typed: changing it with a token saved and none typed asks what to do
+    // with the token (kept for the new address, or removed), instead of losing it unasked.
+    let saved_site = current.site_url.clone().unwrap_or_default();
+    let saved_base = current.scim_base_url.clone().unwrap_or_default();
+    let typed_site = RwSignal::new(saved_site.clone());
+    let typed_base = RwSignal::new(saved_base.clone());
+    let token_choice = RwSignal::new(None::<String>);
+    let asks_about_token = {
+        let (saved_site, saved_base) = (saved_site.clone(), saved_base.clone());
+        move || {
+            has_token
+                && typed_token.with(|t| t.trim().is_empty())
+                && address_changed(
+                    (&saved_site, &saved_base),
+                    (&typed_site.get(), &typed_base.get()),
+                )
+        }
+    };
     let value_of = |field: NodeRef<Input>| field.get().map(|i| i.value()).unwrap_or_default();
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        save.dispatch(SaveConnection {
-            site_url: value_of(site_url),
-            scim_base_url: value_of(scim_base_url),
-            token: typed_token.get_untracked(),
-            operator_email: value_of(operator_email),
-        });
+    let submit = {
+        let asks = asks_about_token.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            save.dispatch(SaveConnection {
+                site_url: value_of(site_url),
+                scim_base_url: value_of(scim_base_url),
+                token: typed_token.get_untracked(),
+                operator_email: value_of(operator_email),
+                keep_token: asks().then(|| token_choice.get_untracked()).flatten(),
+            });
+        }
+    };
+    let token_question = move || {
+        asks_about_token().then(|| {
+            view! {
+                <fieldset class="field token-choice" data-testid="token-choice">
+                    <legend>
+                        {format!("The saved token was made for {saved_site}. What should happen to it?")}
+                    </legend>
+                    <label>
+                        <input
+                            type="radio"
+                            name="keep_token"
+                            value="keep"
+                            required
+                            on:change=move |_| token_choice.set(Some("keep".into()))
+                        />
+                        " Keep it for the new address (the same site moved)"
+                    </label>
+                    <label>
+                        <input
+                            type="radio"
+                            name="keep_token"
+                            value="remove"
+                            required
+                            on:change=move |_| token_choice.set(Some("remove".into()))
+                        />
+                        " Remove it: I will type the new site's token above"
+                    </label>
+                </fieldset>
+            }
+        })
     };
     view! {
         <form class="form" method="post" action=SaveConnection::url() on:submit=submit>
@@ -222,6 +282,7 @@ fn ConnectForm(
                     placeholder="https://yourcompany.stackenterprise.co"
                     autocomplete="url"
                     value=current.site_url.clone().unwrap_or_default()
+                    on:input=move |ev| typed_site.set(event_target_value(&ev))
                 />
                 <p class="hint">"The address you open in your browser to use your Stack Internal site."</p>
             </div>
@@ -250,8 +311,9 @@ fn ConnectForm(
                 />
                 {move || refused.get().map(|d| view! { <DiagnosisNote diagnosis=d id="token-error" /> })}
             </div>
+            {token_question}
             <div class="field">
-                <label for="operator_email">"Your email"</label>
+                <label for="operator_email">"Protected email"</label>
                 <input
                     id="operator_email"
                     name="operator_email"
@@ -262,7 +324,7 @@ fn ConnectForm(
                     value=current.operator_email.clone().unwrap_or_default()
                 />
                 <p class="hint" id="operator-hint">
-                    "Your own account is protected: a run never deletes or deactivates it."
+                    "Your own email on the site: that account is protected, a run never deletes or deactivates it."
                 </p>
             </div>
             <details open=advanced_open>
@@ -276,6 +338,7 @@ fn ConnectForm(
                         type="url"
                         aria-describedby="scim-hint"
                         value=current.scim_base_url.clone().unwrap_or_default()
+                        on:input=move |ev| typed_base.set(event_target_value(&ev))
                     />
                     <p class="hint" id="scim-hint">
                         "Only if your site's SCIM address is not the usual one. Leave empty otherwise."
@@ -318,6 +381,19 @@ fn ConnectForm(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_different_address_asks_about_the_token() {
+        let saved = ("https://acme.example", "");
+        assert!(!address_changed(saved, ("https://acme.example", "")));
+        assert!(!address_changed(saved, ("  https://acme.example ", " ")));
+        assert!(address_changed(saved, ("https://new.example", "")));
+        assert!(address_changed(
+            saved,
+            ("https://acme.example", "https://acme.example/scim")
+        ));
+        assert!(address_changed(("", ""), ("https://acme.example", "")));
+    }
 
     #[test]
     fn token_sentence_never_needs_the_token() {

@@ -1,10 +1,9 @@
 //! The History screen: the team's past runs, who ran them, and their reports.
 
-use super::parts::{
-    action_words, error_text, short_time, state_words, thousands, ErrorBox, OutcomeBar,
-};
+use super::parts::{action_words, error_text, state_words, thousands, ErrorBox, OutcomeBar};
 use super::preview::encode;
 use super::requests::ApprovalRequests;
+use super::times::When;
 use crate::api::list_jobs;
 use crate::backend::ReportKind;
 use leptos::prelude::*;
@@ -46,12 +45,18 @@ pub fn History() -> impl IntoView {
                                                     .into_iter()
                                                     .map(|j| {
                                                         let id = encode(&j.id);
-                                                        let when = short_time(&j.created_at);
+                                                        // The run is named by its time, in the reader's zone: a
+                                                        // <time> inside each link's name, never a time in a label.
+                                                        let at = j.created_at.clone();
+                                                        let of_run = move |what: &str| view! {
+                                                            <span class="visually-hidden">{format!("{what} of the run of ")}<When at=at.clone() /></span>
+                                                        };
                                                         view! {
                                                             <tr>
                                                                 <td data-label="When">
-                                                                    <a href=format!("/run?id={id}") aria-label=format!("Open the run of {when}")>
-                                                                        {when.clone()}
+                                                                    <a href=format!("/run?id={id}")>
+                                                                        <span class="visually-hidden">"Open the run of "</span>
+                                                                        <When at=j.created_at.clone() />
                                                                     </a>
                                                                 </td>
                                                                 <td data-label="Site" class="site">{j.site_url}</td>
@@ -76,11 +81,11 @@ pub fn History() -> impl IntoView {
                                                                 </td>
                                                                 <td data-label="Reports" class="links">
                                                                     <span>
-                                                                        <a href=ReportKind::Failures.run_download(&id) download="" aria-label=format!("Failures JSON of the run of {when}")>"failures"</a>
+                                                                        <a href=ReportKind::Failures.run_download(&id) download=""><span aria-hidden="true">"failures"</span>{of_run("Failures JSON")}</a>
                                                                         " · "
-                                                                        <a href=ReportKind::ResultsCsv.run_download(&id) download="" aria-label=format!("Results CSV of the run of {when}")>"CSV"</a>
+                                                                        <a href=ReportKind::ResultsCsv.run_download(&id) download=""><span aria-hidden="true">"CSV"</span>{of_run("Results CSV")}</a>
                                                                         " · "
-                                                                        <a href=ReportKind::ResultsJson.run_download(&id) download="" aria-label=format!("Results JSON of the run of {when}")>"JSON"</a>
+                                                                        <a href=ReportKind::ResultsJson.run_download(&id) download=""><span aria-hidden="true">"JSON"</span>{of_run("Results JSON")}</a>
                                                                     </span>
                                                                 </td>
                                                             </tr>

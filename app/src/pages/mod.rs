@@ -17,6 +17,7 @@ mod preview;
 mod requests;
 mod run;
 mod steps;
+mod times;
 mod waiting;
 
 #[cfg(feature = "ssr")]
@@ -31,3 +32,4 @@ pub use people::{Account, Join, Reset, Setup, SignIn, Team, Teams};
 pub use preview::PreviewPage;
 pub use run::RunPage;
 pub use steps::NotFound;
+pub use times::BrowserClock;

@@ -2,9 +2,10 @@
 //! end, and what to do next. (The console's own health is for operators: `/healthz` and logs.)
 
 use super::parts::{action_words, state_words};
-use super::parts::{error_text, short_time, users, ErrorBox, OutcomeBar};
+use super::parts::{error_text, users, ErrorBox, OutcomeBar, PlainMessage};
 use super::preview::encode;
 use super::requests::ApprovalRequests;
+use super::times::When;
 use super::waiting::Waiting;
 use crate::api::{check_connection, list_jobs, load_connection};
 use crate::backend::{ConnectionView, Diagnosis, JobView};
@@ -118,7 +119,7 @@ pub fn Overview() -> impl IntoView {
                                     };
                                     view! { <p class="ok" role="status" data-testid="site-status">{text}</p> }.into_any()
                                 }
-                                Ok(d) => view! { <p class="error" role="alert" data-testid="site-status">{format!("{site}: {}", d.message)} " " <a href="/connect">"Check the connection settings"</a></p> }.into_any(),
+                                Ok(d) => view! { <div class="error" role="alert" data-testid="site-status">{format!("{site}: ")}<PlainMessage message=d.message /> " " <a href="/connect">"Check the connection settings"</a></div> }.into_any(),
                                 Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
                             };
                             view! {
@@ -183,17 +184,15 @@ pub fn Overview() -> impl IntoView {
 /// One past run: when, what, how it ended, as a bar.
 #[component]
 fn RecentRun(job: JobView) -> impl IntoView {
-    let when = short_time(&job.created_at);
     let title = format!(
-        "{} · {} users · {} · {}",
+        "{} · {} · {} · ",
         action_words(job.action),
-        job.total,
+        users(job.total),
         state_words(job.state),
-        when
     );
     view! {
         <li>
-            <a href=format!("/run?id={}", encode(&job.id))>{title}</a>
+            <a href=format!("/run?id={}", encode(&job.id))>{title}<When at=job.created_at.clone() /></a>
             <OutcomeBar counts=job.counts total=job.total action=job.action />
         </li>
     }

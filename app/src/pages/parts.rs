@@ -169,6 +169,17 @@ impl OutcomeGroup {
     }
 }
 
+/// One outcome's count in the bar's words, then what exactly happened when the bar's word
+/// does not say it all: "deleted", "failed: community creator", "skipped: changed since
+/// preview". The same group word beside the bar and in the list, never two names.
+pub fn count_words(outcome: ItemOutcome, action: UserAction) -> String {
+    let group = OutcomeGroup::of(outcome).words(action);
+    match outcome.label() {
+        label if label == group => group.to_string(),
+        label => format!("{group}: {label}"),
+    }
+}
+
 /// Results per group, in [`OutcomeGroup::ALL`] order.
 pub fn group_totals(counts: &[(ItemOutcome, u64)]) -> [(OutcomeGroup, u64); 4] {
     OutcomeGroup::ALL.map(|g| {
@@ -267,14 +278,58 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// An RFC 3339 time shown without its fractions and zone noise: "2026-11-28 12:45:01".
-pub fn short_time(rfc3339: &str) -> String {
-    let t = rfc3339.trim();
-    match t.get(..19) {
-        Some(head) if t.len() >= 19 && head.as_bytes().get(10) == Some(&b'T') => {
-            head.replacen('T', " ", 1)
+/// A message from the site split in two: the sentence for the admin, without the HTTP
+/// status the server put in it, and that status for whoever looks deeper ("the site answered
+/// with HTTP status 502"). Status codes stay out of the main path (docs/glossary.md).
+pub fn plain_and_technical(message: &str) -> (String, Option<String>) {
+    let mut plain = message.to_string();
+    let mut statuses: Vec<String> = Vec::new();
+    while let Some(at) = plain.find("HTTP ") {
+        let code = &plain[at + 5..];
+        let digits = code.bytes().take_while(u8::is_ascii_digit).count();
+        if digits != 3 {
+            break;
         }
-        _ => t.to_string(),
+        statuses.push(code[..3].to_string());
+        let end = at + 8;
+        let (start, end, with) = if plain[..at].ends_with(" (") && plain[end..].starts_with(')') {
+            (at - 2, end + 1, "")
+        } else if plain[end..].starts_with(": ") {
+            (at, end + 2, "")
+        } else if at == 0 {
+            (at, end, "An error")
+        } else {
+            (at, end, "an error")
+        };
+        plain.replace_range(start..end, with);
+    }
+    let mut plain = plain.trim().to_string();
+    let removed = !statuses.is_empty();
+    if let Some(first) = plain.chars().next().filter(|c| removed && c.is_lowercase()) {
+        plain.replace_range(..first.len_utf8(), &first.to_uppercase().to_string());
+    }
+    let technical = (!statuses.is_empty()).then(|| {
+        format!(
+            "The site answered with HTTP status {}.",
+            statuses.join(", then ")
+        )
+    });
+    (plain, technical)
+}
+
+/// A message from the site: its plain sentence, and its HTTP status folded away under
+/// "Details for your IT team" when it had one.
+#[component]
+pub fn PlainMessage(#[prop(into)] message: String) -> impl IntoView {
+    let (plain, technical) = plain_and_technical(&message);
+    view! {
+        {plain}
+        {technical.map(|t| view! {
+            <details class="technical">
+                <summary>"Details for your IT team"</summary>
+                {t}
+            </details>
+        })}
     }
 }
 
@@ -340,17 +395,71 @@ mod tests {
     }
 
     #[test]
-    fn short_time_trims_only_real_timestamps() {
+    fn http_statuses_leave_the_sentence() {
+        let split = |m: &str| plain_and_technical(m);
         assert_eq!(
-            short_time("2026-11-28T12:45:01.123Z"),
-            "2026-11-28 12:45:01"
+            split("The site reported an error (HTTP 502): upstream down"),
+            (
+                "The site reported an error: upstream down".to_string(),
+                Some("The site answered with HTTP status 502.".to_string())
+            )
         );
         assert_eq!(
-            short_time("2026-11-28T12:45:01+00:00"),
-            "2026-11-28 12:45:01"
+            split("The site refused the SCIM token (HTTP 401). Check it.").0,
+            "The site refused the SCIM token. Check it."
         );
-        assert_eq!(short_time("yesterday"), "yesterday");
-        assert_eq!(short_time("ééééééééééééééééééééé"), "ééééééééééééééééééééé");
+        assert_eq!(
+            split("HTTP 404: nothing answers at this address").0,
+            "Nothing answers at this address"
+        );
+        assert_eq!(
+            split("HTTP 500 with no message").0,
+            "An error with no message"
+        );
+        let (plain, tech) = split("HTTP 500: a; then HTTP 503: b");
+        assert_eq!(plain, "A; then b");
+        assert_eq!(
+            tech.as_deref(),
+            Some("The site answered with HTTP status 500, then 503.")
+        );
+        // Nothing to split: the message as it is.
+        for m in [
+            "Deleted.",
+            "",
+            "HTTP 5",
+            "HTTP abc",
+            "see HTTP 12345 docs",
+            "ééé HTTP ",
+        ] {
+            assert_eq!(split(m), (m.trim().to_string(), None), "{m}");
+        }
+    }
+
+    #[test]
+    fn counts_use_the_bar_s_word_first() {
+        use ItemOutcome::*;
+        assert_eq!(count_words(Deleted, UserAction::Delete), "deleted");
+        assert_eq!(
+            count_words(Deactivated, UserAction::Deactivate),
+            "deactivated"
+        );
+        assert_eq!(
+            count_words(AlreadyGone, UserAction::Delete),
+            "deleted: already gone"
+        );
+        assert_eq!(count_words(Failed, UserAction::Delete), "failed");
+        assert_eq!(
+            count_words(CommunityCreator, UserAction::Delete),
+            "failed: community creator"
+        );
+        assert_eq!(
+            count_words(ChangedSincePreview, UserAction::Deactivate),
+            "skipped: changed since preview"
+        );
+        assert_eq!(
+            count_words(NotAttempted, UserAction::Delete),
+            "not attempted"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::parts::{action_words, error_text, users, ErrorBox};
 use super::preview::{approval_words, encode, PreviewAgain};
+use super::times::sentence;
 use crate::api::approval_requests;
 use crate::backend::ApprovalRequestView;
 use crate::team::ApprovalState;
@@ -65,7 +66,7 @@ fn Request(request: ApprovalRequestView) -> impl IntoView {
                 <strong>{format!("{heading}: ")}</strong>
                 <a href=href.clone()>{what.clone()}</a>
             </p>
-            <p>{words}</p>
+            <p>{sentence(words)}</p>
             {again}
         </li>
     }

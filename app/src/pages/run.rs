@@ -3,10 +3,11 @@
 //! reconnected after a lost connection), pause/resume/cancel, and the reports.
 
 use super::parts::{
-    action_words, error_text, short_time, state_words, thousands, users, ErrorBox, OutcomeBar,
-    OutcomeGroup,
+    action_words, count_words, error_text, state_words, thousands, users, ErrorBox, OutcomeBar,
+    OutcomeGroup, PlainMessage,
 };
 use super::preview::encode;
+use super::times::When;
 use crate::api::{control_job, list_jobs, load_job, load_results_page, preview_picked};
 use crate::backend::{JobCommand, JobEventView, JobResultsPage, JobView, ReportKind};
 use crate::model::{ItemOutcome, ItemResult, JobState};
@@ -322,12 +323,10 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
                             .as_ref()
                             .map(|a| format!(" · approved by {a}"))
                             .unwrap_or_default();
-                        format!(
-                            "On {} · started by {}{approved} · created {}",
-                            j.site_url,
-                            j.created_by,
-                            short_time(&j.created_at),
-                        )
+                        view! {
+                            {format!("On {} · started by {}{approved} · created ", j.site_url, j.created_by)}
+                            <When at=j.created_at.clone() />
+                        }
                     })
                 }}
             </p>
@@ -381,7 +380,7 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
                         .map(|(o, n)| {
                             view! {
                                 <li class=format!("group-{}", OutcomeGroup::of(o).key())>
-                                    <strong>{thousands(n)}</strong> " " {o.label()}
+                                    <strong>{thousands(n)}</strong> " " {count_words(o, action)}
                                 </li>
                             }
                         })
@@ -442,7 +441,7 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
                                             <td data-label="Account ID" class="mono">{r.account_id}</td>
                                             <td data-label="Email">{r.email}</td>
                                             <td data-label="Result"><span class="tag">{r.outcome.label()}</span></td>
-                                            <td data-label="Message">{(!r.message.is_empty()).then_some(r.message)}</td>
+                                            <td data-label="Message">{(!r.message.is_empty()).then(|| view! { <PlainMessage message=r.message /> })}</td>
                                         </tr>
                                     }
                                 })

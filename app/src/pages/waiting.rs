@@ -2,8 +2,9 @@
 //! the team's paused runs and the runs that ended with failures, each with its way on. The
 //! header counts the same list (`SignedInView::waiting`).
 
-use super::parts::{action_words, error_text, short_time, state_words, users, ErrorBox};
+use super::parts::{action_words, error_text, state_words, users, ErrorBox};
 use super::preview::{approval_words, encode, PreviewAgain};
+use super::times::{sentence, When};
 use crate::api::waiting_for_you;
 use crate::backend::{ApprovalRequestView, JobView, WaitingForYou};
 use crate::model::ItemOutcome;
@@ -87,15 +88,14 @@ fn preview_href(request: &ApprovalRequestView) -> String {
 fn ToApprove(request: ApprovalRequestView) -> impl IntoView {
     let a = &request.approval;
     let asked = format!(
-        "{} asks to {} (asked {} UTC; the request expires {} UTC).",
+        "{} asks to {} (asked ",
         a.requested_by,
-        what(&request).to_lowercase(),
-        short_time(&a.requested_at),
-        short_time(&a.expires_at),
+        what(&request).to_lowercase()
     );
+    let (requested_at, expires_at) = (a.requested_at.clone(), a.expires_at.clone());
     view! {
         <li>
-            <p>{asked}</p>
+            <p>{asked}<When at=requested_at />"; the request expires "<When at=expires_at />")."</p>
             <p>
                 <a class="button primary" href=preview_href(&request)>"Review and approve"</a>
             </p>
@@ -122,7 +122,7 @@ fn Yours(request: ApprovalRequestView) -> impl IntoView {
                 <strong>{format!("{heading}: ")}</strong>
                 <a href=preview_href(&request)>{what.clone()}</a>
             </p>
-            <p>{words}</p>
+            <p>{sentence(words)}</p>
             {again}
         </li>
     }
@@ -138,13 +138,13 @@ fn RunItem(job: JobView) -> impl IntoView {
         .map(|(_, n)| *n)
         .sum::<u64>();
     let title = format!(
-        "{}: {} {}, started by {} at {}",
+        "{}: {} {}, started by {} at ",
         state_words(job.state),
         action_words(job.action),
         users(job.total),
         job.created_by,
-        short_time(&job.created_at),
     );
+    let (started, started_again) = (job.created_at.clone(), job.created_at.clone());
     let counts = format!(
         "{} of {} done, {} failed.",
         job.done,
@@ -154,9 +154,9 @@ fn RunItem(job: JobView) -> impl IntoView {
     let href = format!("/run?id={}", encode(&job.id));
     view! {
         <li>
-            <p><strong>{title}</strong></p>
+            <p><strong>{title}<When at=started /></strong></p>
             <p>{counts} {job.reason.map(|r| format!(" {r}"))}</p>
-            <p><a href=href>{format!("Open the run of {}", short_time(&job.created_at))}</a></p>
+            <p><a href=href>"Open the run of "<When at=started_again /></a></p>
         </li>
     }
 }

@@ -113,7 +113,7 @@ export async function connect(page: Page, baseURL: string, site: { base: string 
   if (!(await page.getByLabel('SCIM base URL').isVisible())) await page.getByText('Advanced').click();
   await page.getByLabel('SCIM base URL').fill(`${site.base}/v2`);
   await page.getByLabel('SCIM token').fill(token);
-  await page.getByLabel('Your email').fill('operator@example.com');
+  await page.getByLabel('Protected email').fill('operator@example.com');
   await page.getByRole('button', { name: 'Save and check' }).click();
 }
 

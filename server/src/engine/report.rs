@@ -2,7 +2,9 @@
 //! support), full results and the preview as CSV/JSON, and the listing snapshot.
 
 use chrono::{DateTime, TimeZone};
-use model::deletion::{Action, ItemOutcome, ItemResult, Preview, PreviewOutcome, SiteUser};
+use model::deletion::{
+    Action, ItemOutcome, ItemResult, Preview, PreviewOutcome, PreviewSource, SiteUser,
+};
 use model::report::ReportKind;
 use model::Named;
 use serde_json::{json, Value};
@@ -389,7 +391,8 @@ pub fn site_in_file_name(site_url: &str) -> String {
 /// A team's audit trail as a spreadsheet, one entry a row in the order given (cells guarded
 /// like every other CSV: an actor or a details text cannot become a formula).
 pub fn audit_csv(entries: &[model::audit::AuditEntryView]) -> String {
-    let header = ["seq", "at", "actor", "action", "target", "details"];
+    // Times stay UTC in downloads (RFC 3339), and the header says so.
+    let header = ["seq", "at (UTC)", "actor", "action", "target", "details"];
     let rows = entries.iter().map(|e| {
         vec![
             e.seq.to_string(),
@@ -424,7 +427,9 @@ pub fn results_json(results: &[ItemResult]) -> Value {
 }
 
 /// The preview the admin reviews, as CSV.
-pub fn preview_csv(preview: &Preview) -> String {
+pub fn preview_csv(preview: &Preview, action: Action) -> String {
+    // Only a file has line numbers: a preview of site users has no empty "line" column.
+    let lines = matches!(preview.source, PreviewSource::File { .. });
     let header = [
         "line",
         "input",
@@ -437,11 +442,13 @@ pub fn preview_csv(preview: &Preview) -> String {
         "role",
         "reason",
     ];
+    let header = &header[usize::from(!lines)..];
     let rows = preview.rows.iter().map(|r| {
-        vec![
+        let mut cells = vec![
             r.line.map(|l| l.to_string()).unwrap_or_default(),
             r.input.clone(),
-            r.outcome.label().to_string(),
+            // The Preview page's words for the preview's action ("will be deleted").
+            r.outcome.label_for(action).to_string(),
             r.account_id.clone().unwrap_or_default(),
             r.user_name.clone().unwrap_or_default(),
             r.display_name.clone().unwrap_or_default(),
@@ -449,9 +456,13 @@ pub fn preview_csv(preview: &Preview) -> String {
             r.active.map(|a| a.to_string()).unwrap_or_default(),
             r.role.as_ref().map(|x| x.to_string()).unwrap_or_default(),
             r.reason.clone(),
-        ]
+        ];
+        if !lines {
+            cells.remove(0);
+        }
+        cells
     });
-    spreadsheet_csv(&header, rows)
+    spreadsheet_csv(header, rows)
 }
 
 /// One user of the listing snapshot, borrowed from the listing (no copy of its text). Fields
@@ -776,7 +787,7 @@ mod tests {
             entry(1, "me@example.com", "{}"),
         ]);
         let (header, rows) = csv_table(&text);
-        assert_eq!(header, "seq,at,actor,action,target,details");
+        assert_eq!(header, "seq,at (UTC),actor,action,target,details");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][2], "'=HYPERLINK(\"http://evil\")");
         assert_eq!(rows[0][3], "run_ended");
@@ -1082,7 +1093,12 @@ mod tests {
         row.reason = "Moderator: will be demoted to Registered first".into();
         let mut picked = preview_row(1, "11", PreviewOutcome::NotFound);
         picked.line = None;
-        let text = preview_csv(&preview(vec![row, picked]));
+        let mut from_file = preview(vec![row.clone(), picked.clone()]);
+        from_file.source = PreviewSource::File {
+            file_name: "leavers.csv".into(),
+            column: Default::default(),
+        };
+        let text = preview_csv(&from_file, Action::Delete);
         let (header, rows) = csv_table(&text);
         assert_eq!(
             header,
@@ -1093,7 +1109,7 @@ mod tests {
             vec![
                 "3",
                 "ann@x.com",
-                "will be processed",
+                "will be deleted",
                 "10",
                 "",
                 "'=1+1",
@@ -1107,6 +1123,16 @@ mod tests {
             rows[1],
             vec!["", "11", "not found", "", "", "", "", "", "", ""]
         );
+        // Users picked on the site have no lines, so no "line" column; the words follow the
+        // action, as on the Preview page.
+        let text = preview_csv(&preview(vec![row, picked]), Action::Deactivate);
+        let (header, rows) = csv_table(&text);
+        assert_eq!(
+            header,
+            "input,outcome,account_id,user_name,display_name,emails,active,role,reason"
+        );
+        assert_eq!(rows[0][..3], ["ann@x.com", "will be deactivated", "10"]);
+        assert_eq!(rows[1], vec!["11", "not found", "", "", "", "", "", "", ""]);
     }
 
     #[test]

@@ -386,6 +386,8 @@ fn declare_pages_and_files(doors: &mut Doors) {
     );
     doors.declare_open_prefix(&format!("/{}", assets::BUNDLE_DIR));
     doors.declare_open_file("/favicon.svg");
+    // The static screens' one script (app/src/pages/times.rs): sign-in and setup load it too.
+    doors.declare_open_file("/local-times.js");
 }
 
 /// The span of one request's log line: method and the route's template (`/jobs/{id}/events`,

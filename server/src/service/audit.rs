@@ -241,6 +241,7 @@ impl TeamConsole {
         before: Option<&ConnectionRecord>,
         after: &ConnectionRecord,
         token_replaced: bool,
+        token_kept_for_new_site: bool,
     ) {
         let site_changed = before
             .is_none_or(|b| b.site_url != after.site_url || b.scim_base_url != after.scim_base_url);
@@ -250,6 +251,7 @@ impl TeamConsole {
             "site_changed": site_changed,
             "token_replaced": token_replaced,
             "token_saved": after.token_ciphertext.is_some(),
+            "token_kept_for_new_site": token_kept_for_new_site,
             "operator_email_changed":
                 before.map(|b| &b.operator_email) != Some(&after.operator_email),
         });

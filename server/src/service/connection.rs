@@ -92,10 +92,13 @@ impl OwnerDesk<'_> {
             .as_ref()
             .map(|t| ScimToken::new(t.expose().as_str()))
             .filter(|t| !t.is_empty());
-        // A saved token only stays with the very site (and SCIM base) it was saved for.
+        // A saved token only stays with the very site (and SCIM base) it was saved for, unless
+        // the owner, asked by the Connect page, chose to keep it for the new address (the site
+        // moved). Only an owner may, and the trail records it (`token_kept_for_new_site`).
         let same_site = existing
             .as_ref()
             .is_some_and(|r| r.site_url == site_url && r.scim_base_url == scim_base_url);
+        let keeps_token = same_site || form.keep_token;
         let (token_ciphertext, token_hint) = match &new_token {
             Some(token) => (
                 Some(Hidden::new(
@@ -111,7 +114,7 @@ impl OwnerDesk<'_> {
                 )),
                 token.hint(),
             ),
-            None => match existing.as_ref().filter(|_| same_site) {
+            None => match existing.as_ref().filter(|_| keeps_token) {
                 Some(r) => (r.token_ciphertext.clone(), r.token_hint.clone()),
                 None => (None, String::new()),
             },
@@ -141,8 +144,15 @@ impl OwnerDesk<'_> {
             .storage
             .save_connection(self.team, &record)
             .await?;
-        self.record_connection_saved(existing.as_ref(), &record, new_token.is_some())
-            .await;
+        let kept_for_new_site =
+            !same_site && new_token.is_none() && record.token_ciphertext.is_some();
+        self.record_connection_saved(
+            existing.as_ref(),
+            &record,
+            new_token.is_some(),
+            kept_for_new_site,
+        )
+        .await;
         let view = connection_view(Some(&record));
         let found = match (tried, record.token_ciphertext.is_some()) {
             (Some(found), _) => found,

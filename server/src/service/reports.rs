@@ -42,7 +42,7 @@ impl ViewerDesk<'_> {
         Ok(Report {
             kind: ReportKind::Preview,
             file_name: ReportKind::Preview.file_name().to_string(),
-            body: report::preview_csv(&stored.preview),
+            body: report::preview_csv(&stored.preview, stored.record.action),
         })
     }
 

@@ -18,6 +18,7 @@ pub use teams::Teams;
 pub use ways_in::{Join, Reset, Setup, SignIn};
 
 use super::parts::ErrorBox;
+use super::times::When;
 use crate::api::account_notice;
 use crate::team::{AccountProblem, NewLink, MIN_PASSWORD_CHARS};
 use crate::Named;
@@ -128,10 +129,9 @@ fn new_link_view(link: NewLink) -> impl IntoView {
                 <code data-testid="new-link-url">{link.url}</code>
             </p>
             <p class="hint">
-                {format!(
-                    "Send it privately; it works once, until {}. It is not shown again.",
-                    link.expires,
-                )}
+                "Send it privately; it works once, until "
+                <When at=link.expires />
+                ". It is not shown again."
             </p>
         </div>
     }

@@ -4,6 +4,7 @@ use super::{new_link_view, session_notice, NoticeResource};
 use super::{query_value, ProblemNote};
 use crate::api::{account_notice, team_page, whoami};
 use crate::pages::parts::{error_text, ErrorBox};
+use crate::pages::times::When;
 use crate::team::{removal_consent, Role};
 use crate::Named;
 use leptos::prelude::*;
@@ -239,7 +240,7 @@ fn invitations_view(invitations: Vec<crate::team::InvitationView>) -> impl IntoV
                                     <td>{i.email.clone()}</td>
                                     <td>{i.role.words()}</td>
                                     <td>{i.made_by}</td>
-                                    <td>{i.expires}</td>
+                                    <td><When at=i.expires.clone() /></td>
                                     <td>
                                         <form method="post" action="/team/invitations/revoke" class="inline">
                                             <input type="hidden" name="id" value=i.id />

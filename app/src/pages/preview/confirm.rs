@@ -2,6 +2,7 @@
 //! approval), and the approver's card with its decline form.
 
 use super::super::parts::{users, ActionFeedback};
+use super::super::times::{sentence, Piece, When};
 use super::{encode, run_button_text};
 use crate::api::{request_approval, start_job};
 use crate::backend::PreviewSummary;
@@ -108,11 +109,10 @@ pub(super) fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
             <h2 id="confirm-heading">"Confirm"</h2>
             {approving.clone().map(|request| view! {
                 <p class="warning" role="status" data-testid="approval-request">
-                    {format!(
-                        "{} asked for this run at {} and needs a second operator. Check the counts and rows above; typing the phrase approves it and starts the run at once.",
-                        request.requested_by,
-                        request.requested_at,
-                    )}
+                    {format!("{} asked for this run at ", request.requested_by)}
+                    <When at=request.requested_at.clone() />
+                    " and needs a second operator. Check the counts and rows above; typing the phrase approves it and starts the run at once."
+
                 </p>
             })}
             {asks_approval.then(|| view! {
@@ -195,34 +195,44 @@ pub(super) fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
 }
 
 /// The heading and the sentence a request's state is told in: the same words on the Preview
-/// page (the requester's and the approver's), Overview and History.
-pub(crate) fn approval_words(request: &ApprovalView) -> (&'static str, String) {
+/// page (the requester's and the approver's), Overview and History. Times are pieces of
+/// their own, shown in the reader's zone.
+pub(crate) fn approval_words(request: &ApprovalView) -> (&'static str, Vec<Piece>) {
     let by = request.decided_by.as_deref().unwrap_or("Another operator");
+    let text = |t: String| vec![Piece::Text(t)];
     match request.state {
         ApprovalState::Awaiting => (
             "Awaiting approval",
-            format!(
-                "Waiting for a second operator since {} ({} asked); the request expires at {}.",
-                request.requested_at, request.requested_by, request.expires_at,
-            ),
+            vec![
+                Piece::Text("Waiting for a second operator since ".into()),
+                Piece::Time(request.requested_at.clone()),
+                Piece::Text(format!(
+                    " ({} asked); the request expires at ",
+                    request.requested_by
+                )),
+                Piece::Time(request.expires_at.clone()),
+                Piece::Text(".".into()),
+            ],
         ),
         ApprovalState::Declined => (
             "Declined",
-            format!(
+            text(format!(
                 "{by} declined this run: {}. Nothing was run.",
                 request
                     .reason
                     .as_deref()
                     .unwrap_or("no reason given")
                     .trim_end_matches('.'),
-            ),
+            )),
         ),
         ApprovalState::Expired => (
             "Request expired",
-            "Nobody approved this run in time, so the request expired. Nothing was run."
-                .to_string(),
+            text(
+                "Nobody approved this run in time, so the request expired. Nothing was run."
+                    .to_string(),
+            ),
         ),
-        ApprovalState::Approved => ("Approved", format!("{by} approved this run.")),
+        ApprovalState::Approved => ("Approved", text(format!("{by} approved this run."))),
     }
 }
 
@@ -242,7 +252,7 @@ fn ApprovalCard(request: ApprovalView, preview_id: String) -> impl IntoView {
         view! {
             <section class="card confirm" aria-labelledby="approval-heading">
                 <h2 id="approval-heading">{heading}</h2>
-                <p role="status" data-testid="approval-state">{words}</p>
+                <p role="status" data-testid="approval-state">{sentence(words)}</p>
                 {ask_others.map(|text| view! { <p class="hint">{text}</p> })}
                 {if waiting {
                     view! {
@@ -320,15 +330,20 @@ fn DeclineForm(preview_id: String, own: bool, on_decided: Callback<ApprovalView>
 
 #[cfg(test)]
 mod tests {
-    use super::approval_words;
+    use super::super::super::times::sentence_text;
     use crate::team::{ApprovalState, ApprovalView};
+
+    fn approval_words(request: &ApprovalView) -> (&'static str, String) {
+        let (heading, words) = super::approval_words(request);
+        (heading, sentence_text(&words))
+    }
 
     fn request(state: ApprovalState) -> ApprovalView {
         ApprovalView {
             state,
             requested_by: "Opal <opal@example.com>".into(),
-            requested_at: "2026-12-07 12:00 UTC".into(),
-            expires_at: "2026-12-08 12:00 UTC".into(),
+            requested_at: "2026-12-07T12:00:00Z".into(),
+            expires_at: "2026-12-08T12:00:00Z".into(),
             decided_by: Some("Olive <olive@example.com>".into()),
             reason: Some("Wrong list.".into()),
             yours: false,
@@ -355,7 +370,7 @@ mod tests {
         let (h, w) = approval_words(&request(ApprovalState::Awaiting));
         assert_eq!(h, "Awaiting approval");
         assert!(
-            w.starts_with("Waiting for a second operator since 2026-12-07 12:00 UTC"),
+            w.starts_with("Waiting for a second operator since 7 Dec 2026, 12:00 UTC"),
             "{w}"
         );
         let mut no_reason = request(ApprovalState::Declined);

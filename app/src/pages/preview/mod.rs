@@ -182,7 +182,8 @@ fn PreviewView(
                 "Remove these users from your identity provider (Okta, Entra ID, …) first. Otherwise single sign-on re-creates their accounts the next time they sign in or the next sync runs."
             </p>
         </section>
-        <RowsTable id=id.clone() action outcome page />
+        // Only a file has lines: a preview of site users has no empty "Line" column.
+        <RowsTable id=id.clone() action outcome page lines=matches!(summary.source, PreviewSource::File { .. }) />
         <OptionsCard summary=summary.clone() />
         <ConfirmCard summary />
     }
@@ -224,6 +225,7 @@ fn RowsTable(
     action: UserAction,
     outcome: Memo<Option<PreviewOutcome>>,
     page: Memo<usize>,
+    lines: bool,
 ) -> impl IntoView {
     let id_for_rows = id.clone();
     let download = format!("/downloads/previews/{}/preview.csv", encode(&id));
@@ -267,7 +269,7 @@ fn RowsTable(
                                                 <caption class="visually-hidden">"Preview rows"</caption>
                                                 <thead>
                                                     <tr>
-                                                        <th scope="col" class="col-line">"Line"</th>
+                                                        {lines.then(|| view! { <th scope="col" class="col-line">"Line"</th> })}
                                                         <th scope="col" class="col-input">"Input"</th>
                                                         <th scope="col" class="col-outcome">"Outcome"</th>
                                                         <th scope="col" class="col-account">"Account"</th>
@@ -277,7 +279,7 @@ fn RowsTable(
                                                 <tbody>
                                                     {p.rows
                                                         .into_iter()
-                                                        .map(|r| view! { <PreviewRowLine row=r action /> })
+                                                        .map(|r| view! { <PreviewRowLine row=r action lines /> })
                                                         .collect_view()}
                                                 </tbody>
                                             </table>
@@ -328,7 +330,7 @@ pub fn other_emails(emails: &[String], input: &str) -> Vec<String> {
 /// One preview row: a table row on a laptop, a card on a phone (the `data-label`s name each
 /// value when the header row is hidden). At most two lines for an ordinary row.
 #[component]
-fn PreviewRowLine(row: PreviewRow, action: UserAction) -> impl IntoView {
+fn PreviewRowLine(row: PreviewRow, action: UserAction, lines: bool) -> impl IntoView {
     let account = if !row.candidates.is_empty() {
         let items = row
             .candidates
@@ -399,7 +401,7 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction) -> impl IntoView {
     });
     view! {
         <tr class=format!("outcome-{}", row.outcome.key())>
-            <td data-label="Line">{row.line.map(|l| l.to_string())}</td>
+            {lines.then(|| view! { <td data-label="Line">{row.line.map(|l| l.to_string())}</td> })}
             <td data-label="Input" class="mono input">{row.input.clone()}</td>
             <td data-label="Outcome"><span class="tag">{tag}</span></td>
             <td data-label="Account">{account}</td>
@@ -497,6 +499,8 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
             <ActionChoice
                 name="preview-action"
                 deactivate=summary.action == UserAction::Deactivate
+                already_deactivated=summary.action == UserAction::Delete
+                    && !matches!(summary.source, PreviewSource::File { .. })
                 on_pick=Callback::new(move |a: String| {
                     let deactivate = UserAction::from_key(&a) == Some(UserAction::Deactivate);
                     mark(if deactivate { "preview-action-deactivate" } else { "preview-action-delete" });
