@@ -1389,7 +1389,7 @@ async fn a_preview_and_runs_leave_their_audit_entries() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(
-        lines[0].starts_with("\"seq\",\"at\",\"actor\",\"action\""),
+        lines[0].starts_with("\"seq\",\"at (UTC)\",\"actor\",\"action\""),
         "{csv}"
     );
     assert!(lines[1].starts_with("\"11\","), "{csv}");
