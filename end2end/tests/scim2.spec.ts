@@ -74,8 +74,13 @@ test('connect to scim2-server, preview a CSV with resolved IDs, run it, read the
   const asked = [ids[1], ids[2], ids[3]].sort();
   // Every report, as the admin downloads it from the run page.
   const csv = await report(page, 'All results (CSV)');
-  expect(csv.trim().split('\n'), csv).toHaveLength(4);
+  // The spreadsheet's own header, then every line of the file in order: its header row, the
+  // three users, the unknown address.
+  const lines = csv.trim().split('\n');
+  expect(lines, csv).toHaveLength(6);
   for (const id of asked) expect(csv).toContain(id);
+  expect(lines[5], csv).toContain('nobody@corp.test');
+  expect(lines[5], csv).toContain('not deleted');
   const results = JSON.parse(await report(page, 'All results (JSON)'));
   expect(results.map((r: { account_id: string }) => r.account_id).sort()).toEqual(asked);
   for (const r of results) expect(String(r.outcome).toLowerCase()).toBe('deleted');
