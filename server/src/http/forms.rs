@@ -5,7 +5,8 @@ use super::caller::{for_member, GatedRoutes};
 use super::error::HttpError;
 use super::{AppState, Caller};
 use app::backend::{
-    ChooseProblem, ConsoleBackend, ConsoleErrorKind, CHOOSE_PASTED, CHOOSE_PROBLEM_DETAIL,
+    ChooseProblem, ConsoleBackend, ConsoleError, ConsoleErrorKind, PreviewSummary, CHOOSE_PASTED,
+    CHOOSE_PROBLEM_DETAIL,
 };
 use app::ids::{JobId, PreviewId};
 use app::model::Action;
@@ -244,21 +245,13 @@ async fn preview_again(
     session: Option<Extension<Session>>,
     body: Bytes,
 ) -> Response {
-    let session = session.as_ref().map(|Extension(s)| s);
-    let preview = url::form_urlencoded::parse(&body)
-        .find(|(key, _)| key == "preview")
-        .map(|(_, value)| value.trim().to_string())
-        .unwrap_or_default();
-    match state
+    let preview = form_value(&body, "preview");
+    let made = state
         .service
         .for_member(&caller.member)
         .preview_again(PreviewId::new(preview))
-        .await
-    {
-        Ok(summary) => to_preview(&summary.id),
-        Err(e) if e.kind == ConsoleErrorKind::Forbidden => HttpError::from(e).into_response(),
-        Err(e) => back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await,
-    }
+        .await;
+    to_new_preview(session, made).await
 }
 
 /// `POST /run/not-removed`: `job`. A new preview of the users an ended run did not remove
@@ -269,17 +262,31 @@ async fn preview_not_removed(
     session: Option<Extension<Session>>,
     body: Bytes,
 ) -> Response {
-    let session = session.as_ref().map(|Extension(s)| s);
-    let job = url::form_urlencoded::parse(&body)
-        .find(|(key, _)| key == "job")
-        .map(|(_, value)| value.trim().to_string())
-        .unwrap_or_default();
-    match state
+    let job = form_value(&body, "job");
+    let made = state
         .service
         .for_member(&caller.member)
         .preview_not_removed(JobId::new(job))
-        .await
-    {
+        .await;
+    to_new_preview(session, made).await
+}
+
+/// One field of a posted form, trimmed (empty when it is missing).
+fn form_value(body: &[u8], key: &str) -> String {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == key)
+        .map(|(_, value)| value.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Where a form that makes a new preview leads: to it, to a refusal, or back to Choose with
+/// the reason in words.
+async fn to_new_preview(
+    session: Option<Extension<Session>>,
+    made: Result<PreviewSummary, ConsoleError>,
+) -> Response {
+    let session = session.as_ref().map(|Extension(s)| s);
+    match made {
         Ok(summary) => to_preview(&summary.id),
         Err(e) if e.kind == ConsoleErrorKind::Forbidden => HttpError::from(e).into_response(),
         Err(e) => back_to_choose(session, ChooseProblem::PreviewFailed, Some(&e.message)).await,
