@@ -912,9 +912,9 @@ mod tests {
         assert_eq!(state_words(JobState::Queued), "Waiting to start");
     }
 
-    #[test]
-    fn a_run_stopped_for_deletion_not_enabled_offers_the_rest_again() {
-        let mut job = JobView {
+    /// A delete run of `total` users, stopped with every user counted in `counts`.
+    fn stopped_run(total: u64, counts: Vec<(ItemOutcome, u64)>) -> JobView {
+        JobView {
             id: "j".into(),
             created_at: String::new(),
             created_by: String::new(),
@@ -924,16 +924,24 @@ mod tests {
             reason: None,
             started_at: None,
             finished_at: None,
-            total: 10,
-            done: 10,
+            total,
+            done: total,
             approved_by: None,
-            counts: vec![
+            counts,
+        }
+    }
+
+    #[test]
+    fn a_run_stopped_for_deletion_not_enabled_offers_the_rest_again() {
+        let mut job = stopped_run(
+            10,
+            vec![
                 (ItemOutcome::Deleted, 2),
                 (ItemOutcome::DeletionNotEnabled, 3),
                 (ItemOutcome::CommunityCreator, 1),
                 (ItemOutcome::NotAttempted, 4),
             ],
-        };
+        );
         assert!(stopped_for_deletion_not_enabled(&job));
         assert_eq!(still_to_delete(&job), 7);
         job.state = JobState::Finished;
@@ -948,26 +956,15 @@ mod tests {
 
     #[test]
     fn an_ended_run_offers_the_users_it_did_not_remove() {
-        let mut job = JobView {
-            id: "j".into(),
-            created_at: String::new(),
-            created_by: String::new(),
-            site_url: String::new(),
-            action: crate::model::Action::Delete,
-            state: JobState::Stopped,
-            reason: None,
-            started_at: None,
-            finished_at: None,
-            total: 33,
-            done: 33,
-            approved_by: None,
-            counts: vec![
+        let mut job = stopped_run(
+            33,
+            vec![
                 (ItemOutcome::Deleted, 14),
                 (ItemOutcome::AlreadyGone, 2),
                 (ItemOutcome::Failed, 1),
                 (ItemOutcome::NotAttempted, 16),
             ],
-        };
+        );
         assert_eq!(not_yet_removed(&job), 17);
         assert!(offers_not_removed(&job));
         // A failed run with users that never got a result counts them too.
