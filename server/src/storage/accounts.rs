@@ -2,8 +2,8 @@
 //! the team pages need ([`AccountStorage`], part of every [`super::Storage`]), written once
 //! for both databases.
 
-use super::column::Stamp;
-use super::store::{Columns, Dialect, Plain, Store, Text};
+use super::column::{Maybe, Stamp};
+use super::store::{Dialect, Store};
 use super::{Result, StorageError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,13 +14,14 @@ use model::team::Role;
 mod sql;
 
 /// A person who can sign in. `Debug` hides the password hash.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountRecord {
     pub id: AccountId,
     /// Lower-cased.
     pub email: String,
     pub name: String,
     /// argon2id, PHC string; None for a person who signs in through single sign-on only.
+    #[sqlx(try_from = "Maybe<String>")]
     pub password_hash: Option<Hidden<String>>,
     pub console_owner: bool,
     /// The account has proven it owns its email (single sign-on with a verified email): only
@@ -28,6 +29,7 @@ pub struct AccountRecord {
     pub email_proven: bool,
     /// Sessions made before the epoch last changed are no longer valid.
     pub session_epoch: i64,
+    #[sqlx(try_from = "Stamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -218,50 +220,18 @@ pub trait AccountStorage: Send + Sync {
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<()>;
 }
 
-#[derive(sqlx::FromRow)]
-struct AccountRow {
-    id: AccountId,
-    email: String,
-    name: String,
-    password_hash: Option<String>,
-    console_owner: bool,
-    email_proven: bool,
-    session_epoch: i64,
-    created_at: Stamp,
-}
-
-impl From<AccountRow> for AccountRecord {
-    fn from(r: AccountRow) -> AccountRecord {
-        AccountRecord {
-            id: r.id,
-            email: r.email,
-            name: r.name,
-            password_hash: r.password_hash.map(Hidden::new),
-            console_owner: r.console_owner,
-            email_proven: r.email_proven,
-            session_epoch: r.session_epoch,
-            created_at: r.created_at.0,
-        }
-    }
-}
-
 const ACCOUNT_COLUMNS: &str =
     "id, email, name, password_hash, console_owner, email_proven, session_epoch, created_at";
 
 /// The steps of the account statements that run inside a caller's transaction.
-impl<DB: Dialect> Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> Store<DB> {
     /// Inserts `account`; [`StorageError::EmailTaken`] if one has the email already.
     async fn insert_account(
         conn: &mut DB::Connection,
         account: &NewAccount,
         at: DateTime<Utc>,
     ) -> Result<AccountRecord> {
-        let row: std::result::Result<AccountRow, sqlx::Error> = sqlx::query_as(&format!(
+        let row: std::result::Result<AccountRecord, sqlx::Error> = sqlx::query_as(&format!(
             "INSERT INTO accounts (email, name, password_hash, console_owner, \
              email_proven, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              RETURNING {ACCOUNT_COLUMNS}"
@@ -272,10 +242,10 @@ where
         .bind(account.console_owner)
         .bind(account.email_proven)
         .bind(Stamp(at))
-        .fetch_one(&mut *conn)
+        .fetch_one(DB::on(&mut *conn))
         .await;
         match row {
-            Ok(row) => Ok(row.into()),
+            Ok(row) => Ok(row),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(StorageError::EmailTaken)
             }
@@ -293,13 +263,13 @@ where
     ) -> Result<Option<Role>> {
         sqlx::query("UPDATE teams SET name = name WHERE id = $1")
             .bind(team_id)
-            .execute(&mut *conn)
+            .execute(DB::on(&mut *conn))
             .await?;
         Ok(
             sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = $1 AND email = $2")
                 .bind(team_id)
                 .bind(email)
-                .fetch_optional(&mut *conn)
+                .fetch_optional(DB::on(&mut *conn))
                 .await?,
         )
     }
@@ -316,7 +286,7 @@ where
         )
         .bind(team_id)
         .bind(email)
-        .fetch_one(&mut *conn)
+        .fetch_one(DB::on(&mut *conn))
         .await?;
         if others == 0 {
             return Err(StorageError::LastOwner);
@@ -339,7 +309,7 @@ where
         .bind(Stamp(now))
         .bind(team_id)
         .bind(email)
-        .execute(&mut *conn)
+        .execute(DB::on(&mut *conn))
         .await?;
         Ok(())
     }

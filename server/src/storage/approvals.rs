@@ -8,7 +8,7 @@
 //! changes nothing, so a declined request never has a run and an approved one never a decline.
 
 use super::column::{Maybe, Stamp};
-use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
+use super::store::{Affected, Dialect, Store};
 use super::{NewAuditEntry, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -76,18 +76,13 @@ pub trait ApprovalStorage: Send + Sync {
 }
 
 #[async_trait]
-impl<DB: Dialect> ApprovalStorage for Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> ApprovalStorage for Store<DB> {
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
         let row: Option<(ApprovalPolicy, bool)> = sqlx::query_as(
             "SELECT approval, approve_deactivations FROM team_settings WHERE team_id = $1",
         )
         .bind(team_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.read())
         .await?;
         Ok(row.map_or_else(
             TeamSettings::default,
@@ -107,7 +102,7 @@ where
         .bind(team_id)
         .bind(settings.approval)
         .bind(settings.approve_deactivations)
-        .execute(&self.writer)
+        .execute(self.write())
         .await?;
         Ok(())
     }
@@ -127,7 +122,7 @@ where
         .bind(Stamp(request.expires_at))
         .bind(&request.preview_id)
         .bind(team_id)
-        .execute(&self.writer)
+        .execute(self.write())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -144,7 +139,7 @@ where
         )
         .bind(team_id)
         .bind(preview_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.read())
         .await?)
     }
 
@@ -159,7 +154,7 @@ where
         .bind(team_id)
         .bind(Decision::Declined)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?)
     }
 
@@ -169,7 +164,7 @@ where
              WHERE team_id = $1 AND decision = 'approved' AND decided_by IS NOT NULL",
         )
         .bind(team_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?)
     }
 
@@ -197,7 +192,7 @@ where
         .bind(team_id)
         .bind(preview_id)
         .bind(Stamp(at))
-        .execute(&mut *tx)
+        .execute(DB::on(&mut *tx))
         .await?;
         if done.rows_affected() != 1 {
             return Ok(false);

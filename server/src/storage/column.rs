@@ -76,7 +76,7 @@ where
 }
 
 /// A column that may be NULL, read into an `Option` field with `#[sqlx(try_from = "Maybe<…>")]`
-/// (a time: `Maybe<Stamp>`, JSON: `Maybe<JsonText<T>>`).
+/// (a time: `Maybe<Stamp>`, JSON: `Maybe<JsonText<T>>`, a secret: `Maybe<String>`).
 pub struct Maybe<T>(pub Option<T>);
 
 impl<DB: Database, T: Type<DB>> Type<DB> for Maybe<T> {
@@ -98,6 +98,13 @@ impl<'r, DB: Database, T: Decode<'r, DB> + Type<DB>> Decode<'r, DB> for Maybe<T>
 impl From<Maybe<Stamp>> for Option<DateTime<Utc>> {
     fn from(stamp: Maybe<Stamp>) -> Option<DateTime<Utc>> {
         stamp.0.map(|t| t.0)
+    }
+}
+
+/// A secret read back (a password hash, a token's ciphertext): hidden from `Debug` prints.
+impl From<Maybe<String>> for Option<model::hidden::Hidden<String>> {
+    fn from(text: Maybe<String>) -> Option<model::hidden::Hidden<String>> {
+        text.0.map(model::hidden::Hidden::new)
     }
 }
 
@@ -179,12 +186,14 @@ impl<'s, DB: Database> Text<'s, DB> for &'s str where
 /// [`Columns`]. Why not one where-clause per type in every `impl` (as before): Rust carries
 /// to an impl's users only the bounds on a trait's `Self` and on its associated types, never
 /// a bound such as `i64: Encode<DB>`. A bound on `Plain` (a type without parameters) is
-/// carried, and its associated types resolve to the types they name, so the one line
-/// `Plain: Columns<DB>` stands for all of them.
+/// carried, and its associated types resolve to the types they name, so `Plain: Columns<DB>`
+/// stands for all of them; `Dialect` carries that bound in turn (see [`Typed`]), so
+/// `DB: Dialect` alone says every column type works.
 pub struct Plain;
 
 /// See [`Plain`].
 pub trait Named {
+    type Str<'s>;
     type Int;
     type SmallInt;
     type Flag;
@@ -210,6 +219,7 @@ pub trait Named {
 }
 
 impl Named for Plain {
+    type Str<'s> = &'s str;
     type Int = i64;
     type SmallInt = i32;
     type Flag = bool;
@@ -237,7 +247,8 @@ impl Named for Plain {
 /// Every column type of [`Plain`] works on `DB`: what a shared statement needs of the
 /// database besides [`super::store::Dialect`].
 pub trait Columns<DB: Database>:
-    Named<
+    for<'s> Named<
+    Str<'s>: Text<'s, DB>,
     Int: Column<DB>,
     SmallInt: Column<DB>,
     Flag: Column<DB>,
@@ -266,6 +277,21 @@ pub trait Columns<DB: Database>:
 
 impl Columns<sqlx::Sqlite> for Plain {}
 impl Columns<sqlx::Postgres> for Plain {}
+
+/// Which type names a database's column types: [`Plain`] for both. Only here so that
+/// [`super::store::Dialect`] can carry `Plain: Columns<Self>` as a supertrait (`Typed<Names =
+/// Plain> + Typed<Names: Columns<Self>>`): a bound on `Self`'s associated type travels with
+/// the trait, a bound on `Plain` written in the trait's where-clause would not.
+pub trait Typed {
+    type Names;
+}
+
+impl Typed for sqlx::Sqlite {
+    type Names = Plain;
+}
+impl Typed for sqlx::Postgres {
+    type Names = Plain;
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 //! ([`UsageStorage`]) and the health check, written once for both databases.
 
 use super::column::Stamp;
-use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
+use super::store::{Affected, Dialect, Store};
 use super::*;
 
 /// The team's connection. Every method but the key rotation's sees only `team_id`'s.
@@ -46,30 +46,15 @@ pub trait UsageStorage: Send + Sync {
     ) -> Result<()>;
 }
 
-/// A connection as stored: site, SCIM base, token ciphertext and hint, operator, time.
-type ConnectionRow = (
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    Stamp,
-);
-
 #[async_trait]
-impl<DB: Dialect> ConnectionStorage for Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> ConnectionStorage for Store<DB> {
     async fn health(&self, team_id: TeamId) -> Result<StorageHealth> {
         let (migrations, jobs): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM _sqlx_migrations WHERE success), \
              (SELECT COUNT(*) FROM jobs WHERE team_id = $1)",
         )
         .bind(team_id)
-        .fetch_one(&self.pool)
+        .fetch_one(self.read())
         .await?;
         Ok(StorageHealth {
             database: DB::LABEL,
@@ -94,29 +79,19 @@ where
         .bind(&record.token_hint)
         .bind(&record.operator_email)
         .bind(Stamp(record.updated_at))
-        .execute(&self.pool)
+        .execute(self.read())
         .await?;
         Ok(())
     }
 
     async fn connection(&self, team_id: TeamId) -> Result<Option<ConnectionRecord>> {
-        let row: Option<ConnectionRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT site_url, scim_base_url, token_ciphertext, token_hint, operator_email, \
              updated_at FROM connections WHERE team_id = $1",
         )
         .bind(team_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(
-            |(site_url, scim_base_url, token, token_hint, operator_email, at)| ConnectionRecord {
-                site_url,
-                scim_base_url,
-                token_ciphertext: token.map(Hidden::new),
-                token_hint,
-                operator_email,
-                updated_at: at.0,
-            },
-        ))
+        .fetch_optional(self.read())
+        .await?)
     }
 
     async fn forget_token(&self, team_id: TeamId) -> Result<()> {
@@ -126,25 +101,18 @@ where
         )
         .bind(Stamp(self.clock.now()))
         .bind(team_id)
-        .execute(&self.pool)
+        .execute(self.read())
         .await?;
         Ok(())
     }
 
     async fn saved_tokens(&self) -> Result<Vec<SavedToken>> {
-        let rows: Vec<(TeamId, String)> = sqlx::query_as(
-            "SELECT team_id, token_ciphertext FROM connections \
+        Ok(sqlx::query_as(
+            "SELECT team_id, token_ciphertext AS ciphertext FROM connections \
              WHERE token_ciphertext IS NOT NULL ORDER BY team_id",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(team_id, ciphertext)| SavedToken {
-                team_id,
-                ciphertext: Hidden::new(ciphertext),
-            })
-            .collect())
+        .fetch_all(self.read())
+        .await?)
     }
 
     async fn replace_saved_tokens(&self, replacements: &[TokenReplacement]) -> Result<()> {
@@ -157,7 +125,7 @@ where
             .bind(r.new_ciphertext.expose())
             .bind(r.team_id)
             .bind(r.old_ciphertext.expose())
-            .execute(&mut *tx)
+            .execute(DB::on(&mut *tx))
             .await?
             .rows_affected();
             if changed != 1 {
@@ -175,7 +143,7 @@ where
                 .bind(&r.new_fingerprint)
                 .bind(r.team_id)
                 .bind(&r.old_fingerprint)
-                .execute(&mut *tx)
+                .execute(DB::on(&mut *tx))
                 .await?;
             }
         }
@@ -185,12 +153,7 @@ where
 }
 
 #[async_trait]
-impl<DB: Dialect> UsageStorage for Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> UsageStorage for Store<DB> {
     async fn usage_since(
         &self,
         team_id: TeamId,
@@ -204,7 +167,7 @@ where
         .bind(team_id)
         .bind(what)
         .bind(Stamp(since))
-        .fetch_one(&self.pool)
+        .fetch_one(self.read())
         .await?;
         Ok((
             usize::try_from(count).unwrap_or(usize::MAX),
@@ -223,13 +186,13 @@ where
         sqlx::query("DELETE FROM team_usage WHERE team_id = $1 AND at <= $2")
             .bind(team_id)
             .bind(Stamp(forget_before))
-            .execute(&mut *tx)
+            .execute(DB::on(&mut *tx))
             .await?;
         sqlx::query("INSERT INTO team_usage (team_id, what, at) VALUES ($1, $2, $3)")
             .bind(team_id)
             .bind(what)
             .bind(Stamp(at))
-            .execute(&mut *tx)
+            .execute(DB::on(&mut *tx))
             .await?;
         tx.commit().await?;
         Ok(())

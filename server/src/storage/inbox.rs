@@ -4,7 +4,7 @@
 
 use super::column::Stamp;
 use super::jobs::JOB_COLUMNS;
-use super::store::{Columns, Dialect, Plain, Store, Text};
+use super::store::{Dialect, Store};
 use super::{JobRecord, JobState, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,12 +26,7 @@ pub trait InboxStorage: Send + Sync {
 }
 
 #[async_trait]
-impl<DB: Dialect> InboxStorage for Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> InboxStorage for Store<DB> {
     async fn runs_to_look_at(
         &self,
         team_id: TeamId,
@@ -46,7 +41,7 @@ where
         .bind(JobState::Paused)
         .bind(Stamp(ended_since))
         .bind(RUNS_READ)
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?;
         self.jobs_of(rows).await
     }

@@ -2,7 +2,7 @@
 //! watchers follow ([`JobStorage`]), written once for both databases.
 
 use super::column::{to_i64, to_u64, Stamp};
-use super::store::{Affected, Columns, Dialect, Plain, Store, Text};
+use super::store::{Affected, Dialect, Store};
 use super::*;
 use crate::engine::earlier::EarlierResult;
 use crate::engine::job_state::JobEvent as Happening;
@@ -130,24 +130,13 @@ pub(super) fn placeholders(from: usize, n: usize) -> String {
 const EVENT_COLUMNS: &str = "SELECT e.seq, e.at, e.result_json, e.state_change, e.reason \
                              FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE ";
 
-/// `SELECT {JOB_COLUMNS} …`: a job before its users are counted.
+/// `SELECT {JOB_COLUMNS} …`: a job before its users are counted, and its connection's parts.
 #[derive(sqlx::FromRow)]
 pub(super) struct JobRow {
-    id: JobId,
-    team_id: TeamId,
-    created_by: String,
-    created_at: Stamp,
-    site_url: String,
-    action: Action,
-    preview_id: Option<PreviewId>,
-    state: JobState,
-    reason: Option<String>,
-    started_at: Option<Stamp>,
-    finished_at: Option<Stamp>,
+    #[sqlx(flatten)]
+    job: JobRecord,
     users_url: Option<String>,
     token_fingerprint: Option<String>,
-    approved_by: Option<String>,
-    approved_at: Option<Stamp>,
 }
 
 /// A user an earlier run finished, with the run's author (`earlier_results`).
@@ -165,57 +154,34 @@ struct EarlierRow {
 type Tally = (JobId, ItemState, Option<ItemOutcome>, i64);
 
 fn job_record(row: JobRow, tallies: &[Tally]) -> Result<JobRecord> {
-    let (mut total, mut done, mut counts) = (0u64, 0u64, BTreeMap::new());
-    for (_, state, outcome, n) in tallies.iter().filter(|t| t.0 == row.id) {
+    let mut job = row.job;
+    for (_, state, outcome, n) in tallies.iter().filter(|t| t.0 == job.id) {
         let n = to_u64(*n);
-        total += n;
+        job.total += n;
         if *state == ItemState::Done {
-            done += n;
+            job.done += n;
             let outcome = outcome.ok_or_else(|| {
-                StorageError::Damaged(format!("a finished user of job {} has no outcome", row.id))
+                StorageError::Damaged(format!("a finished user of job {} has no outcome", job.id))
             })?;
-            *counts.entry(outcome).or_insert(0) += n;
+            *job.counts.entry(outcome).or_insert(0) += n;
         }
     }
-    Ok(JobRecord {
-        connection: match (row.users_url, row.token_fingerprint) {
-            (Some(users_url), Some(token_fingerprint)) => Some(JobConnection {
-                users_url,
-                token_fingerprint,
-            }),
-            _ => None,
-        },
-        id: row.id,
-        team_id: row.team_id,
-        created_by: row.created_by,
-        created_at: row.created_at.0,
-        site_url: row.site_url,
-        action: row.action,
-        preview_id: row.preview_id,
-        state: row.state,
-        reason: row.reason,
-        started_at: row.started_at.map(|t| t.0),
-        finished_at: row.finished_at.map(|t| t.0),
-        approved_by: row.approved_by,
-        approved_at: row.approved_at.map(|t| t.0),
-        total,
-        done,
-        counts,
-    })
+    if let (Some(users_url), Some(token_fingerprint)) = (row.users_url, row.token_fingerprint) {
+        job.connection = Some(JobConnection {
+            users_url,
+            token_fingerprint,
+        });
+    }
+    Ok(job)
 }
 
 #[async_trait]
-impl<DB: Dialect> JobStorage for Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> JobStorage for Store<DB> {
     async fn save_listing(&self, job_id: &JobId, users_json: &[u8]) -> Result<()> {
         sqlx::query("INSERT INTO job_listings (job_id, users_json) VALUES ($1, $2)")
             .bind(job_id)
             .bind(users_json.to_vec())
-            .execute(&self.writer)
+            .execute(self.write())
             .await?;
         Ok(())
     }
@@ -227,7 +193,7 @@ where
         )
         .bind(job_id)
         .bind(team_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.read())
         .await?)
     }
 
@@ -259,7 +225,7 @@ where
         for outcome in outcomes {
             query = query.bind(*outcome);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(self.read()).await?;
         Ok(rows
             .into_iter()
             .map(|row| EarlierResult {
@@ -313,7 +279,7 @@ where
         .bind(job.approval.as_ref().map(|a| a.by.clone()))
         .bind(job.approval.as_ref().map(|a| Stamp(a.at)))
         .bind(&job.preview_id)
-        .execute(&mut *tx)
+        .execute(DB::on(&mut *tx))
         .await?;
         if inserted.rows_affected() != 1 {
             return Err(StorageError::PreviewNotConfirmed(job.preview_id.clone()));
@@ -324,7 +290,7 @@ where
         .bind(&job.id)
         .bind(Stamp(at))
         .bind(JobState::Queued)
-        .execute(&mut *tx)
+        .execute(DB::on(&mut *tx))
         .await?;
         DB::insert_job_items(&mut tx, &job.id, at, &job.items).await?;
         let results: Vec<ItemResult> = job
@@ -360,7 +326,7 @@ where
         let rows = sqlx::query_as(&format!("{JOB_COLUMNS} team_id = $1 AND id = $2"))
             .bind(team_id)
             .bind(job_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.read())
             .await?;
         Ok(self.jobs_of(rows).await?.pop())
     }
@@ -371,7 +337,7 @@ where
         ))
         .bind(team_id)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?;
         self.jobs_of(rows).await
     }
@@ -383,7 +349,7 @@ where
         )
         .bind(job_id)
         .bind(ItemState::Done)
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?;
         Ok(rows
             .into_iter()
@@ -417,7 +383,7 @@ where
         .bind(job_id)
         .bind(after_seq)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?;
         Ok(rows)
     }
@@ -431,17 +397,14 @@ where
     ) -> Result<(Vec<JobEvent>, i64)> {
         // One snapshot for both reads, so no event falls between the page and the resume
         // point.
-        let mut tx = self.pool.begin().await?;
-        if !DB::SNAPSHOT.is_empty() {
-            sqlx::query(DB::SNAPSHOT).execute(&mut *tx).await?;
-        }
+        let mut tx = self.snapshot().await?;
         let last_seq: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(e.seq), 0) FROM job_events e JOIN jobs j ON j.id = e.job_id \
              WHERE j.team_id = $1 AND e.job_id = $2",
         )
         .bind(team_id)
         .bind(job_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(DB::on(&mut *tx))
         .await?;
         let rows: Vec<JobEvent> = sqlx::query_as(&format!(
             "{EVENT_COLUMNS} j.team_id = $1 AND e.job_id = $2 AND e.seq < $3 \
@@ -451,7 +414,7 @@ where
         .bind(job_id)
         .bind(before_seq.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(DB::on(&mut *tx))
         .await?;
         tx.commit().await?;
         Ok((rows, last_seq))
@@ -466,7 +429,7 @@ where
         .bind(job_id)
         .bind(team_id)
         .bind(ItemState::Done)
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?)
     }
 

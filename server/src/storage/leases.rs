@@ -2,7 +2,7 @@
 //! heartbeat, and the runner's writes fenced by the lease they were made under.
 
 use super::jobs::{claimable, claimable_states, placeholders, JOB_COLUMNS};
-use super::store::{Affected, Claim, Columns, Dialect, Plain, Store, Text};
+use super::store::{Affected, Claim, Dialect, Store};
 use super::*;
 
 /// The right to drive runs. Every write the runner makes for a job carries its lease and is
@@ -61,12 +61,7 @@ pub trait LeaseStorage: Send + Sync {
 pub(super) async fn add_free_leases<DB: Dialect>(
     conn: &mut DB::Connection,
     only: Option<&JobId>,
-) -> Result<()>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+) -> Result<()> {
     let insert = format!(
         "INSERT INTO job_leases (job_id, holder, fence, expires_at) \
          SELECT id, '', 0, {} FROM jobs WHERE {} ON CONFLICT (job_id) DO NOTHING",
@@ -75,7 +70,9 @@ where
     );
     let mut args = DB::Arguments::default();
     add_claimable::<DB>(&mut args, only)?;
-    sqlx::query_with(&insert, args).execute(&mut *conn).await?;
+    sqlx::query_with(&insert, args)
+        .execute(DB::on(&mut *conn))
+        .await?;
     Ok(())
 }
 
@@ -88,10 +85,7 @@ pub(super) fn unbindable(e: sqlx::error::BoxDynError) -> StorageError {
 pub(super) fn add_claimable<'q, DB: Dialect>(
     args: &mut DB::Arguments<'q>,
     only: Option<&JobId>,
-) -> Result<()>
-where
-    Plain: Columns<DB>,
-{
+) -> Result<()> {
     use sqlx::Arguments;
     args.add(JobState::Paused).map_err(unbindable)?;
     args.add(only.cloned()).map_err(unbindable)?;
@@ -103,12 +97,7 @@ where
 
 // Each fenced write checks the lease and writes in one transaction (see `run_write`).
 #[async_trait]
-impl<DB: Dialect> LeaseStorage for Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> LeaseStorage for Store<DB> {
     async fn claim_jobs(
         &self,
         holder: &str,
@@ -134,7 +123,7 @@ where
         for (job_id, _) in &fences {
             rows = rows.bind(job_id);
         }
-        let jobs = self.jobs_of(rows.fetch_all(&self.pool).await?).await?;
+        let jobs = self.jobs_of(rows.fetch_all(self.read()).await?).await?;
         Ok(jobs
             .into_iter()
             .filter_map(|job| {
@@ -155,7 +144,7 @@ where
         ))
         .bind(&lease.job_id)
         .bind(lease.fence)
-        .execute(&self.writer)
+        .execute(self.write())
         .await?;
         Ok(())
     }
@@ -167,15 +156,14 @@ where
              AND expires_at <> {ended}"
         ))
         .bind(holder)
-        .execute(&self.writer)
+        .execute(self.write())
         .await?;
         Ok(released.rows_affected())
     }
 
     async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()> {
-        let job_id = &lease.job_id;
         self.run_write(Some(lease), async |c| {
-            Self::mark_sending_on(c, job_id, account_id).await
+            Self::mark_sending_on(c, &lease.job_id, account_id).await
         })
         .await
     }
@@ -185,9 +173,8 @@ where
         lease: &JobLease,
         result: &ItemResult,
     ) -> Result<JobEvent> {
-        let job_id = &lease.job_id;
         self.run_write(Some(lease), async |c| {
-            self.record_result_on(c, job_id, result).await
+            self.record_result_on(c, &lease.job_id, result).await
         })
         .await
     }
@@ -197,9 +184,9 @@ where
         lease: &JobLease,
         message: &str,
     ) -> Result<Vec<JobEvent>> {
-        let job_id = &lease.job_id;
         self.run_write(Some(lease), async |c| {
-            self.record_not_attempted_on(c, job_id, message).await
+            self.record_not_attempted_on(c, &lease.job_id, message)
+                .await
         })
         .await
     }
@@ -210,9 +197,8 @@ where
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent> {
-        let job_id = &lease.job_id;
         self.run_write(Some(lease), async move |c| {
-            self.set_job_state_on(c, job_id, state, reason).await
+            self.set_job_state_on(c, &lease.job_id, state, reason).await
         })
         .await
     }

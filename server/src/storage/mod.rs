@@ -112,9 +112,10 @@ pub enum StorageError {
 pub type Result<T> = std::result::Result<T, StorageError>;
 
 /// A team's saved token as stored (encrypted).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct SavedToken {
     pub team_id: TeamId,
+    #[sqlx(try_from = "String")]
     pub ciphertext: Hidden<String>,
 }
 
@@ -139,17 +140,19 @@ pub struct StorageHealth {
 }
 
 /// A team's saved connection to its site. `Debug` hides the encrypted token.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConnectionRecord {
     pub site_url: String,
     /// An explicit SCIM base URL, when the admin overrides the one derived from `site_url`.
     pub scim_base_url: Option<String>,
     /// The token as [`crate::secret::SecretBox::encrypt`] stored it; None when no token is saved.
+    #[sqlx(try_from = "column::Maybe<String>")]
     pub token_ciphertext: Option<Hidden<String>>,
     /// The token's last characters ([`crate::scim::ScimToken::hint`]), to show "ends in …x7Q9".
     pub token_hint: String,
     /// The admin's own email: the run never touches this account.
     pub operator_email: Option<String>,
+    #[sqlx(try_from = "Stamp")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -281,34 +284,43 @@ pub struct NewJob {
     pub approval: Option<RunApproval>,
 }
 
-/// A job as the console lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A job as the console lists it. Read from its row (`jobs::JobRow`); the connection and the
+/// counts are filled in after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct JobRecord {
     pub id: JobId,
     pub team_id: TeamId,
     pub created_by: String,
+    #[sqlx(try_from = "Stamp")]
     pub created_at: DateTime<Utc>,
     pub site_url: String,
     pub action: Action,
     pub preview_id: Option<PreviewId>,
     /// None for runs started before Offboard recorded it.
+    #[sqlx(skip)]
     pub connection: Option<JobConnection>,
     pub state: JobState,
     /// Why it paused, stopped or failed, in plain words.
     pub reason: Option<String>,
     /// When it first ran.
+    #[sqlx(try_from = "column::Maybe<Stamp>")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
+    #[sqlx(try_from = "column::Maybe<Stamp>")]
     pub finished_at: Option<DateTime<Utc>>,
     /// Users in the job.
+    #[sqlx(skip)]
     pub total: u64,
     /// Users with a final result.
+    #[sqlx(skip)]
     pub done: u64,
     /// Final results per outcome (outcomes with no users are absent).
+    #[sqlx(skip)]
     pub counts: BTreeMap<ItemOutcome, u64>,
     /// Who approved it, written with the job (None without approval, and for runs approved
     /// before Offboard kept it here: their approver is on the request, see `approvers`).
     pub approved_by: Option<String>,
+    #[sqlx(try_from = "column::Maybe<Stamp>")]
     pub approved_at: Option<DateTime<Utc>>,
 }
 
@@ -334,6 +346,21 @@ pub struct JobEvent {
     pub state_change: Option<JobState>,
     /// Why the state changed, when it says.
     pub reason: Option<String>,
+}
+
+impl JobEvent {
+    /// The events that log `results` as `first`, `first + 1`, … at `at` (what
+    /// `Dialect::log_results` wrote).
+    fn logged(first: i64, at: DateTime<Utc>, results: &[ItemResult]) -> Vec<JobEvent> {
+        let event = |(seq, result): (i64, &ItemResult)| JobEvent {
+            seq,
+            at,
+            result: Some(result.clone()),
+            state_change: None,
+            reason: None,
+        };
+        (first..).zip(results).map(event).collect()
+    }
 }
 
 /// The right to drive one job, as claimed with [`LeaseStorage::claim_jobs`]. Every write the runner
@@ -362,13 +389,7 @@ pub trait Storage:
 {
 }
 
-impl<DB: store::Dialect> Storage for store::Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: column::Text<'s, DB>,
-    column::Plain: column::Columns<DB>,
-{
-}
+impl<DB: store::Dialect> Storage for store::Store<DB> {}
 
 /// An opened database: the records, plus the connections the session store shares.
 pub struct Database {

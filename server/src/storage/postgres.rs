@@ -80,6 +80,10 @@ impl Dialect for Postgres {
     /// Where `job_event_notices` listens (one connection, apart from the pool).
     type Extra = PgPool;
 
+    fn pooled(pool: &sqlx::Pool<Postgres>) -> impl sqlx::Executor<'_, Database = Postgres> {
+        pool
+    }
+
     async fn open(url: &str, clock: Arc<dyn Clock>, audit_key: AuditKey) -> Result<Database> {
         let options = PgConnectOptions::from_str(url)?.application_name("offboard");
         // The LISTEN connection stays checked out for good: a pool of its own, so the work
@@ -107,6 +111,10 @@ impl Dialect for Postgres {
             }),
             pool: Pool::Postgres(pool),
         })
+    }
+
+    fn on(conn: &mut PgConnection) -> impl sqlx::Executor<'_, Database = Postgres> {
+        conn
     }
 
     async fn lock_site(conn: &mut PgConnection, site_url: &str) -> Result<()> {
@@ -204,17 +212,7 @@ impl Dialect for Postgres {
         .bind(&texts)
         .execute(&mut *conn)
         .await?;
-        Ok(seqs
-            .into_iter()
-            .zip(results)
-            .map(|(seq, result)| JobEvent {
-                seq,
-                at,
-                result: Some(result.clone()),
-                state_change: None,
-                reason: None,
-            })
-            .collect())
+        Ok(JobEvent::logged(first, at, results))
     }
 
     async fn claim_leases(store: &Store<Postgres>, claim: &Claim<'_>) -> Result<Vec<(JobId, i64)>> {

@@ -2,7 +2,7 @@
 //! ([`PreviewStorage`]), written once for both databases.
 
 use super::column::{to_i64, to_u64, JsonText, Stamp};
-use super::store::{Affected, Columns, Dialect, NewRows, Plain, Store, Text};
+use super::store::{Affected, Dialect, NewRows, Store};
 use super::*;
 
 /// Previews, their rows and sources. Every method sees only `team_id`'s records.
@@ -78,12 +78,7 @@ async fn insert_preview<DB: Dialect>(
     team_id: TeamId,
     preview: &PreviewRecord,
     rows: &[PreviewRow],
-) -> Result<()>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+) -> Result<()> {
     sqlx::query(DB::INSERT_PREVIEW)
         .bind(&preview.id)
         .bind(team_id)
@@ -93,19 +88,14 @@ where
         .bind(&preview.source_id)
         .bind(&preview.summary_json)
         .bind(to_i64(rows.len()))
-        .execute(&mut *conn)
+        .execute(DB::on(&mut *conn))
         .await?;
     let preview_id = &preview.id;
     DB::insert_preview_rows(conn, &NewRows { preview_id, rows }).await
 }
 
 #[async_trait]
-impl<DB: Dialect> PreviewStorage for Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> PreviewStorage for Store<DB> {
     async fn save_preview_source(
         &self,
         team_id: TeamId,
@@ -122,7 +112,7 @@ where
         .bind(&source.token_fingerprint)
         .bind(&source.input_json)
         .bind(&source.listing_json)
-        .execute(&self.pool)
+        .execute(self.read())
         .await?;
         Ok(())
     }
@@ -138,7 +128,7 @@ where
         )
         .bind(team_id)
         .bind(source_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.read())
         .await?)
     }
 
@@ -166,7 +156,7 @@ where
         )
         .bind(team_id)
         .bind(preview_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.read())
         .await?)
     }
 
@@ -186,12 +176,12 @@ where
         .bind(&revision.id)
         .bind(team_id)
         .bind(replaced)
-        .execute(&mut *tx)
+        .execute(DB::on(&mut *tx))
         .await?;
         if unclaimed.rows_affected() == 1 {
             sqlx::query("DELETE FROM preview_rows WHERE preview_id = $1")
                 .bind(replaced)
-                .execute(&mut *tx)
+                .execute(DB::on(&mut *tx))
                 .await?;
         }
         tx.commit().await?;
@@ -212,7 +202,7 @@ where
             .bind(team_id)
             .bind(preview_id)
             .bind(outcome)
-            .fetch_one(&self.pool)
+            .fetch_one(self.read())
             .await?;
         let rows: Vec<JsonText<PreviewRow>> = sqlx::query_scalar(&format!(
             "SELECT r.row_json {ROWS_OF} ORDER BY r.position LIMIT $4 OFFSET $5"
@@ -222,7 +212,7 @@ where
         .bind(outcome)
         .bind(to_i64(limit))
         .bind(to_i64(offset))
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?;
         let rows = rows.into_iter().map(|row| row.0).collect();
         Ok((
@@ -245,7 +235,7 @@ where
         )
         .bind(team_id)
         .bind(preview_id)
-        .fetch(&self.pool)
+        .fetch(self.read())
         .map_ok(|row| row.0)
         .try_collect()
         .await?;
@@ -258,14 +248,14 @@ where
         let previews =
             sqlx::query("DELETE FROM previews WHERE claimed_at IS NULL AND created_at < $1")
                 .bind(Stamp(before))
-                .execute(&mut *tx)
+                .execute(DB::on(&mut *tx))
                 .await?;
         let sources = sqlx::query(
             "DELETE FROM preview_sources WHERE created_at < $1 AND id NOT IN \
              (SELECT source_id FROM previews WHERE claimed_at IS NULL AND source_id IS NOT NULL)",
         )
         .bind(Stamp(before))
-        .execute(&mut *tx)
+        .execute(DB::on(&mut *tx))
         .await?;
         tx.commit().await?;
         Ok(Expired {
@@ -282,7 +272,7 @@ where
         .bind(Stamp(self.clock.now()))
         .bind(team_id)
         .bind(preview_id)
-        .execute(&self.pool)
+        .execute(self.read())
         .await?;
         Ok(claimed.rows_affected() == 1)
     }
@@ -294,7 +284,7 @@ where
         )
         .bind(team_id)
         .bind(preview_id)
-        .execute(&self.writer)
+        .execute(self.write())
         .await?;
         Ok(())
     }

@@ -37,6 +37,10 @@ impl Dialect for Sqlite {
         VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $8)";
     type Extra = ();
 
+    fn pooled(pool: &sqlx::Pool<Sqlite>) -> impl sqlx::Executor<'_, Database = Sqlite> {
+        pool
+    }
+
     async fn open(url: &str, clock: Arc<dyn Clock>, audit_key: AuditKey) -> Result<Database> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -71,6 +75,10 @@ impl Dialect for Sqlite {
             }),
             pool: Pool::Sqlite(pool),
         })
+    }
+
+    fn on(conn: &mut SqliteConnection) -> impl sqlx::Executor<'_, Database = Sqlite> {
+        conn
     }
 
     // One process writes an SQLite file and its runs queue on one writer connection: the
@@ -151,7 +159,6 @@ impl Dialect for Sqlite {
         at: DateTime<Utc>,
         results: &[ItemResult],
     ) -> Result<Vec<JobEvent>> {
-        let mut events = Vec::with_capacity(results.len());
         for (seq, result) in (first..).zip(results) {
             sqlx::query(
                 "INSERT INTO job_events (job_id, seq, at, result_json) VALUES ($1, $2, $3, $4)",
@@ -162,15 +169,8 @@ impl Dialect for Sqlite {
             .bind(serde_json::to_string(result)?)
             .execute(&mut *conn)
             .await?;
-            events.push(JobEvent {
-                seq,
-                at,
-                result: Some(result.clone()),
-                state_change: None,
-                reason: None,
-            });
         }
-        Ok(events)
+        Ok(JobEvent::logged(first, at, results))
     }
 
     async fn claim_leases(store: &Store<Sqlite>, claim: &Claim<'_>) -> Result<Vec<(JobId, i64)>> {

@@ -6,8 +6,11 @@
 //! and `itemstate` enum types and its arrays (`UNNEST`, `= ANY`), SQLite's connection pragmas
 //! and the typed pools tower-sessions' stores take. An enum of pools would still need every
 //! statement written for both arms. With the generic, each shared statement is an ordinary
-//! function, checked by the compiler and seen by rustfmt; its cost is the bounds below,
-//! written once per `impl` block (Rust does not carry a trait's where-clauses to its users).
+//! function, checked by the compiler and seen by rustfmt; its cost is that a statement runs
+//! on `DB::on(conn)` or `self.read()`/`self.write()` rather than on `&mut *conn` or `&pool`:
+//! Rust carries to a trait's users the bounds on its `Self` and associated types only, so
+//! the executor bounds are named as [`Dialect`]'s associated types, and every `impl` head is
+//! `impl<DB: Dialect> … for Store<DB>` with no where-clause.
 //!
 //! What differs stays behind [`Dialect`], implemented in sqlite.rs and postgres.rs: opening,
 //! batch inserts, claiming jobs (`FOR UPDATE SKIP LOCKED` on PostgreSQL), lease times
@@ -16,7 +19,7 @@
 //! and REPEATABLE READ for reads that must see one snapshot): SQLite needs none of those,
 //! since one connection of its own writes everything in order.
 
-pub use super::column::{Columns, Plain, Text};
+use super::column::{Columns, Plain, Typed};
 use super::*;
 use sqlx::Database as SqlxDatabase;
 
@@ -35,6 +38,27 @@ pub struct Store<DB: Dialect> {
     pub(super) extra: DB::Extra,
 }
 
+impl<DB: Dialect> Store<DB> {
+    /// Where a read runs: any connection of the pool.
+    pub(super) fn read(&self) -> impl sqlx::Executor<'_, Database = DB> {
+        DB::pooled(&self.pool)
+    }
+
+    /// Where a write runs alone: the writer (see `writer`).
+    pub(super) fn write(&self) -> impl sqlx::Executor<'_, Database = DB> {
+        DB::pooled(&self.writer)
+    }
+
+    /// A read transaction whose statements all see one snapshot (see [`Dialect::SNAPSHOT`]).
+    pub(super) async fn snapshot(&self) -> Result<sqlx::Transaction<'static, DB>> {
+        let mut tx = self.pool.begin().await?;
+        if !DB::SNAPSHOT.is_empty() {
+            sqlx::query(DB::SNAPSHOT).execute(DB::on(&mut tx)).await?;
+        }
+        Ok(tx)
+    }
+}
+
 pub type SqliteStorage = Store<sqlx::Sqlite>;
 pub type PostgresStorage = Store<sqlx::Postgres>;
 
@@ -43,6 +67,8 @@ pub type PostgresStorage = Store<sqlx::Postgres>;
 pub trait Dialect:
     SqlxDatabase<QueryResult: Affected>
     + for<'q> SqlxDatabase<Arguments<'q>: sqlx::IntoArguments<'q, Self>>
+    + Typed<Names = Plain>
+    + Typed<Names: Columns<Self>>
     + Sized
 {
     /// As the health check names it.
@@ -61,6 +87,14 @@ pub trait Dialect:
     const SNAPSHOT: &'static str;
     /// What only this database's storage keeps.
     type Extra: Send + Sync;
+
+    /// Where a statement runs on `conn` (a transaction's or an acquired connection): `conn`
+    /// itself. Through this method, and not as `&mut *conn`, so that "a borrowed connection
+    /// executes statements" is said once, by the return type, and travels with `DB: Dialect`
+    /// (a where-clause on the trait would have to be repeated on every `impl`).
+    fn on(conn: &mut Self::Connection) -> impl sqlx::Executor<'_, Database = Self>;
+    /// Where a statement runs on any connection of `pool` ([`Store::read`], [`Store::write`]).
+    fn pooled(pool: &sqlx::Pool<Self>) -> impl sqlx::Executor<'_, Database = Self>;
 
     /// Opens (creating if needed) the database at `url`, applies its migrations and returns
     /// its storage and the pool the sessions share.

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::storage::column::{to_u64, Stamp};
-use crate::storage::store::{Affected, Columns, Dialect, Plain, Store, Text};
+use crate::storage::store::{Affected, Dialect, Store};
 
 const LINK_COLUMNS: &str =
     "secret_hash, purpose, team_id, role, email, created_by, created_at, expires_at";
@@ -20,16 +20,19 @@ fn link_opens(now: &str) -> String {
     )
 }
 
+/// A team and the account's role there (`memberships`).
+#[derive(sqlx::FromRow)]
+struct Membership {
+    #[sqlx(flatten)]
+    team: TeamRecord,
+    role: Role,
+}
+
 #[async_trait]
-impl<DB: Dialect> AccountStorage for Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> AccountStorage for Store<DB> {
     async fn account_count(&self) -> Result<u64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts")
-            .fetch_one(&self.pool)
+            .fetch_one(self.read())
             .await?;
         Ok(to_u64(n))
     }
@@ -40,23 +43,21 @@ where
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>> {
-        let row: Option<AccountRow> = sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"
         ))
         .bind(email)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(AccountRecord::from))
+        .fetch_optional(self.read())
+        .await?)
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>> {
-        let row: Option<AccountRow> = sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(AccountRecord::from))
+        .fetch_optional(self.read())
+        .await?)
     }
 
     async fn set_password(&self, id: AccountId, hash: &Hidden<String>) -> Result<()> {
@@ -66,7 +67,7 @@ where
         )
         .bind(hash.expose())
         .bind(id)
-        .execute(&self.writer)
+        .execute(self.write())
         .await?;
         Ok(())
     }
@@ -77,7 +78,7 @@ where
              RETURNING session_epoch",
         )
         .bind(id)
-        .fetch_one(&self.writer)
+        .fetch_one(self.write())
         .await?;
         Ok(epoch)
     }
@@ -86,14 +87,14 @@ where
         let mut tx = self.writer.begin().await?;
         sqlx::query("UPDATE accounts SET email_proven = TRUE WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(DB::on(&mut *tx))
             .await?;
         let taken = sqlx::query(
             "UPDATE team_members SET account_id = $1 WHERE account_id IS NULL \
              AND email = (SELECT email FROM accounts WHERE id = $1)",
         )
         .bind(id)
-        .execute(&mut *tx)
+        .execute(DB::on(&mut *tx))
         .await?;
         tx.commit().await?;
         Ok(taken.rows_affected())
@@ -105,7 +106,7 @@ where
         )
         .bind(issuer)
         .bind(subject)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.read())
         .await?;
         Ok(row.map(|(id,)| id))
     }
@@ -119,7 +120,7 @@ where
         .bind(subject)
         .bind(account)
         .bind(Stamp(self.clock.now()))
-        .execute(&self.writer)
+        .execute(self.write())
         .await;
         match done {
             Ok(_) => Ok(()),
@@ -136,7 +137,7 @@ where
         )
         .bind(account)
         .bind(issuer)
-        .fetch_one(&self.pool)
+        .fetch_one(self.read())
         .await?;
         Ok(n > 0)
     }
@@ -147,14 +148,14 @@ where
         )
         .bind(name)
         .bind(Stamp(self.clock.now()))
-        .fetch_one(&self.writer)
+        .fetch_one(self.write())
         .await?)
     }
 
     async fn teams(&self) -> Result<Vec<TeamRecord>> {
         Ok(
             sqlx::query_as("SELECT id, name, created_at FROM teams ORDER BY name, id")
-                .fetch_all(&self.pool)
+                .fetch_all(self.read())
                 .await?,
         )
     }
@@ -163,33 +164,20 @@ where
         Ok(
             sqlx::query_as("SELECT id, name, created_at FROM teams WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.read())
                 .await?,
         )
     }
 
     async fn memberships(&self, account: AccountId) -> Result<Vec<(TeamRecord, Role)>> {
-        let rows: Vec<(TeamId, String, Stamp, Role)> = sqlx::query_as(
+        let rows: Vec<Membership> = sqlx::query_as(
             "SELECT t.id, t.name, t.created_at, m.role FROM team_members m \
              JOIN teams t ON t.id = m.team_id WHERE m.account_id = $1 ORDER BY t.name, t.id",
         )
         .bind(account)
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name, created_at, role)| {
-                let created_at = created_at.0;
-                (
-                    TeamRecord {
-                        id,
-                        name,
-                        created_at,
-                    },
-                    role,
-                )
-            })
-            .collect())
+        Ok(rows.into_iter().map(|m| (m.team, m.role)).collect())
     }
 
     async fn waiting_memberships(&self, email: &str) -> Result<u64> {
@@ -197,7 +185,7 @@ where
             "SELECT COUNT(*) FROM team_members WHERE email = $1 AND account_id IS NULL",
         )
         .bind(email)
-        .fetch_one(&self.pool)
+        .fetch_one(self.read())
         .await?;
         Ok(to_u64(n))
     }
@@ -210,7 +198,7 @@ where
              ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'operator' THEN 1 ELSE 2 END, m.email",
         )
         .bind(team_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?)
     }
 
@@ -240,7 +228,7 @@ where
         .bind(by)
         .bind(Stamp(self.clock.now()))
         .bind(account)
-        .execute(&mut *tx)
+        .execute(DB::on(&mut *tx))
         .await?;
         tx.commit().await?;
         Ok(MemberChange { before })
@@ -256,7 +244,7 @@ where
         sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND email = $2")
             .bind(team_id)
             .bind(email)
-            .execute(&mut *tx)
+            .execute(DB::on(&mut *tx))
             .await?;
         tx.commit().await?;
         Ok(before)
@@ -274,7 +262,7 @@ where
         .bind(&link.created_by)
         .bind(Stamp(link.created_at))
         .bind(Stamp(link.expires_at))
-        .execute(&self.writer)
+        .execute(self.write())
         .await?;
         Ok(())
     }
@@ -293,7 +281,7 @@ where
         .bind(secret_hash)
         .bind(purpose)
         .bind(Stamp(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.read())
         .await?;
         Ok(row)
     }
@@ -312,7 +300,7 @@ where
         .bind(Stamp(now))
         .bind(secret_hash)
         .bind(purpose)
-        .fetch_optional(&self.writer)
+        .fetch_optional(self.write())
         .await?;
         Ok(row)
     }
@@ -330,7 +318,7 @@ where
             "SELECT team_id FROM account_links WHERE secret_hash = $1 AND purpose = 'invitation'",
         )
         .bind(secret_hash)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(DB::on(&mut *tx))
         .await?;
         let Some((Some(team_id),)) = team else {
             return Ok(None);
@@ -345,7 +333,7 @@ where
         .bind(Stamp(now))
         .bind(secret_hash)
         .bind(joiner.email())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(DB::on(&mut *tx))
         .await?;
         let Some(link) = row else {
             return Ok(None);
@@ -370,7 +358,7 @@ where
         .bind(&link.created_by)
         .bind(Stamp(now))
         .bind(account.id)
-        .execute(&mut *tx)
+        .execute(DB::on(&mut *tx))
         .await?;
         tx.commit().await?;
         Ok(Some((account, team_id, role, link)))
@@ -388,7 +376,7 @@ where
         ))
         .bind(team_id)
         .bind(Stamp(now))
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?)
     }
 
@@ -405,7 +393,7 @@ where
         .bind(Stamp(now))
         .bind(team_id)
         .bind(secret_hash)
-        .execute(&self.writer)
+        .execute(self.write())
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -429,12 +417,12 @@ where
                  ON CONFLICT (subject) DO UPDATE SET subject = excluded.subject",
             )
             .bind(subject.as_str())
-            .execute(&mut *tx)
+            .execute(DB::on(&mut *tx))
             .await?;
         }
         sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
             .bind(Stamp(since))
-            .execute(&mut *tx)
+            .execute(DB::on(&mut *tx))
             .await?;
         let mut counts = Vec::with_capacity(subjects.len());
         for subject in subjects {
@@ -443,14 +431,14 @@ where
             )
             .bind(subject)
             .bind(Stamp(since))
-            .fetch_one(&mut *tx)
+            .fetch_one(DB::on(&mut *tx))
             .await?;
             counts.push(u32::try_from(n).unwrap_or(u32::MAX));
             sqlx::query("INSERT INTO sign_in_failures (subject, at, attempt) VALUES ($1, $2, $3)")
                 .bind(subject)
                 .bind(Stamp(at))
                 .bind(attempt)
-                .execute(&mut *tx)
+                .execute(DB::on(&mut *tx))
                 .await?;
         }
         tx.commit().await?;
@@ -460,7 +448,7 @@ where
     async fn release_sign_in(&self, attempt: &str) -> Result<()> {
         sqlx::query("DELETE FROM sign_in_failures WHERE attempt = $1")
             .bind(attempt)
-            .execute(&self.writer)
+            .execute(self.write())
             .await?;
         Ok(())
     }
@@ -468,7 +456,7 @@ where
     async fn forget_sign_in_subjects(&self, before: DateTime<Utc>) -> Result<u64> {
         sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
             .bind(Stamp(before))
-            .execute(&self.writer)
+            .execute(self.write())
             .await?;
         // A reservation that commits meanwhile keeps its failure row; if its subject's row
         // went, the next attempt writes it again. Nothing is lost either way.
@@ -476,7 +464,7 @@ where
             "DELETE FROM sign_in_subjects WHERE NOT EXISTS \
              (SELECT 1 FROM sign_in_failures f WHERE f.subject = sign_in_subjects.subject)",
         )
-        .execute(&self.writer)
+        .execute(self.write())
         .await?;
         Ok(gone.rows_affected())
     }
@@ -486,7 +474,7 @@ where
             sqlx::query_as("SELECT COUNT(*) FROM sign_in_failures WHERE subject = $1 AND at >= $2")
                 .bind(subject)
                 .bind(Stamp(since))
-                .fetch_one(&self.pool)
+                .fetch_one(self.read())
                 .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
@@ -494,7 +482,7 @@ where
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<()> {
         sqlx::query("DELETE FROM sign_in_failures WHERE subject = $1")
             .bind(subject)
-            .execute(&self.writer)
+            .execute(self.write())
             .await?;
         Ok(())
     }

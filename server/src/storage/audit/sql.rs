@@ -3,15 +3,10 @@
 //! stored rows' private parts.
 
 use super::*;
-use crate::storage::store::{Columns, Dialect, Plain, Store, Text};
+use crate::storage::store::{Dialect, Store};
 use std::collections::{BTreeSet, HashSet};
 
-impl<DB: Dialect> Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> Store<DB> {
     /// Appends `entry` inside the caller's transaction: the entry is kept exactly when
     /// what it records is (a run and its confirmation, see `create_job`).
     pub(in crate::storage) async fn append_audit_in(
@@ -29,14 +24,14 @@ where
         )
         .bind(team_id)
         .bind(GENESIS)
-        .execute(&mut *conn)
+        .execute(DB::on(&mut *conn))
         .await?;
         let (last_seq, last_hash): (i64, String) = sqlx::query_as(&format!(
             "SELECT last_seq, last_hash FROM audit_heads WHERE team_id = $1{}",
             DB::FOR_UPDATE
         ))
         .bind(team_id)
-        .fetch_one(&mut *conn)
+        .fetch_one(DB::on(&mut *conn))
         .await?;
         // Every new entry is keyed; the first one names the last unkeyed entry's hash.
         let row = AuditRow {
@@ -69,25 +64,20 @@ where
         .bind(&row.prev_hash)
         .bind(&row.hash)
         .bind(row.chain)
-        .execute(&mut *conn)
+        .execute(DB::on(&mut *conn))
         .await?;
         sqlx::query("UPDATE audit_heads SET last_seq = $1, last_hash = $2 WHERE team_id = $3")
             .bind(row.seq)
             .bind(&row.hash)
             .bind(team_id)
-            .execute(&mut *conn)
+            .execute(DB::on(&mut *conn))
             .await?;
         row.into_entry()
     }
 }
 
 #[async_trait]
-impl<DB: Dialect> AuditStorage for Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> AuditStorage for Store<DB> {
     /// Appends in one transaction on the writer: the audit trail's appends queue with the runs'
     /// writes on SQLite.
     async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry> {
@@ -115,7 +105,7 @@ where
         .bind(query.to_day.as_ref().map(|day| format!("{day}U")))
         .bind(query.before.unwrap_or(i64::MAX))
         .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.read())
         .await?;
         rows.into_iter().map(AuditRow::into_entry).collect()
     }
@@ -124,14 +114,14 @@ where
     /// entries, a head or a recorded head) with `key`, comparing it with `recorded`;
     /// stops at the first break.
     async fn verify_audit_against(&self, recorded: &ExpectedHeads) -> Result<ChainReport> {
-        let (pool, key) = (&self.pool, &self.audit_key);
+        let key = &self.audit_key;
         let existing: Vec<TeamId> = sqlx::query_scalar("SELECT id FROM teams")
-            .fetch_all(pool)
+            .fetch_all(self.read())
             .await?;
         let with_trail: Vec<TeamId> = sqlx::query_scalar(
             "SELECT team_id FROM audit_entries UNION SELECT team_id FROM audit_heads",
         )
-        .fetch_all(pool)
+        .fetch_all(self.read())
         .await?;
         let existing: HashSet<TeamId> = existing.into_iter().collect();
         let teams: BTreeSet<TeamId> = existing
@@ -142,16 +132,13 @@ where
             .collect();
         let mut report = ChainReport::default();
         for team_id in teams {
-            let mut tx = pool.begin().await?;
-            if !DB::SNAPSHOT.is_empty() {
-                sqlx::query(DB::SNAPSHOT).execute(&mut *tx).await?;
-            }
+            let mut tx = self.snapshot().await?;
             let head: Option<HeadRow> = sqlx::query_as(
                 "SELECT last_seq, last_hash, legacy_until, legacy_hash, legacy_seal \
                  FROM audit_heads WHERE team_id = $1",
             )
             .bind(team_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(DB::on(&mut *tx))
             .await?;
             let mut walk = ChainWalk::new(team_id, key, recorded.of(team_id));
             if let Some(head) = &head {
@@ -167,7 +154,7 @@ where
                 .bind(team_id)
                 .bind(after)
                 .bind(VERIFY_BATCH)
-                .fetch_all(&mut *tx)
+                .fetch_all(DB::on(&mut *tx))
                 .await?;
                 let Some(last) = rows.last() else { break };
                 after = last.seq;
@@ -200,7 +187,7 @@ where
     async fn audit_heads(&self) -> Result<Vec<(TeamId, i64, String)>> {
         Ok(
             sqlx::query_as("SELECT team_id, last_seq, last_hash FROM audit_heads ORDER BY team_id")
-                .fetch_all(&self.pool)
+                .fetch_all(self.read())
                 .await?,
         )
     }
@@ -218,7 +205,7 @@ where
             "SELECT EXISTS (SELECT 1 FROM audit_entries WHERE chain = 2) \
              OR EXISTS (SELECT 1 FROM audit_heads WHERE legacy_seal <> '')",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(DB::on(&mut *tx))
         .await?;
         if keyed {
             return Ok(0);
@@ -227,13 +214,13 @@ where
             "SELECT team_id, legacy_until, legacy_hash FROM audit_heads \
              WHERE legacy_until > 0 ORDER BY team_id",
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(DB::on(&mut *tx))
         .await?;
         for (team_id, until, hash) in &old {
             sqlx::query("UPDATE audit_heads SET legacy_seal = $1 WHERE team_id = $2")
                 .bind(old_entries_seal(&self.audit_key, *team_id, *until, hash))
                 .bind(team_id)
-                .execute(&mut *tx)
+                .execute(DB::on(&mut *tx))
                 .await?;
         }
         tx.commit().await?;

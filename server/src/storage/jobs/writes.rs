@@ -9,12 +9,7 @@ use super::*;
 /// transaction. Each write that hands out event numbers locks the job's row first
 /// (`take_seqs`), then the users' rows, always in that order, so two writers of one job
 /// queue instead of deadlocking or taking the same number.
-impl<DB: Dialect> Store<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'s> &'s str: Text<'s, DB>,
-    Plain: Columns<DB>,
-{
+impl<DB: Dialect> Store<DB> {
     /// The site's runs not ended yet (queued, running, paused or cancelling), all teams
     /// together: a paused run will go on, so it keeps its place.
     pub(super) async fn count_runs_on_site(
@@ -30,7 +25,7 @@ where
         for state in unended {
             count = count.bind(state);
         }
-        let running: i64 = count.fetch_one(&mut *conn).await?;
+        let running: i64 = count.fetch_one(DB::on(&mut *conn)).await?;
         Ok(usize::try_from(running).unwrap_or(usize::MAX))
     }
 
@@ -47,9 +42,9 @@ where
         );
         let mut tallies = sqlx::query_as(&count);
         for row in &rows {
-            tallies = tallies.bind(&row.id);
+            tallies = tallies.bind(&row.job.id);
         }
-        let tallies: Vec<Tally> = tallies.fetch_all(&self.pool).await?;
+        let tallies: Vec<Tally> = tallies.fetch_all(self.read()).await?;
         rows.into_iter()
             .map(|row| job_record(row, &tallies))
             .collect()
@@ -76,7 +71,7 @@ where
         .bind(team_id)
         .bind(preview_id)
         .bind(Stamp(approval.at))
-        .execute(&mut *conn)
+        .execute(DB::on(&mut *conn))
         .await?;
         if done.rows_affected() != 1 {
             return Err(StorageError::ApprovalNotAwaiting(preview_id.clone()));
@@ -111,7 +106,7 @@ where
         ))
         .bind(&lease.job_id)
         .bind(lease.fence)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(DB::on(&mut *conn))
         .await?;
         held.map(drop)
             .ok_or_else(|| StorageError::LeaseLost(lease.job_id.clone()))
@@ -124,7 +119,7 @@ where
         )
         .bind(count)
         .bind(job_id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(DB::on(&mut *conn))
         .await?;
         last.map(|last| last - count + 1)
             .ok_or_else(|| StorageError::JobNotFound(job_id.clone()))
@@ -156,12 +151,12 @@ where
         for state in from {
             update = update.bind(state);
         }
-        let seq: Option<i64> = update.fetch_optional(&mut *conn).await?;
+        let seq: Option<i64> = update.fetch_optional(DB::on(&mut *conn)).await?;
         let Some(seq) = seq else {
             let found: Option<JobState> =
                 sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
                     .bind(job_id)
-                    .fetch_optional(&mut *conn)
+                    .fetch_optional(DB::on(&mut *conn))
                     .await?;
             let state = found.ok_or_else(|| StorageError::JobNotFound(job_id.clone()))?;
             let job_id = job_id.clone();
@@ -176,7 +171,7 @@ where
         .bind(Stamp(at))
         .bind(state)
         .bind(&reason)
-        .execute(&mut *conn)
+        .execute(DB::on(&mut *conn))
         .await?;
         Ok(JobEvent {
             seq,
@@ -206,7 +201,7 @@ where
         .bind(account_id)
         .bind(ItemState::Pending)
         .bind(JobState::Running)
-        .execute(&mut *conn)
+        .execute(DB::on(&mut *conn))
         .await?;
         if updated.rows_affected() == 1 {
             return Ok(());
@@ -217,7 +212,7 @@ where
         )
         .bind(job_id)
         .bind(account_id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(DB::on(&mut *conn))
         .await?;
         match found {
             None => Err(StorageError::JobNotFound(job_id.clone())),
@@ -258,7 +253,7 @@ where
         .bind(Stamp(at))
         .bind(job_id)
         .bind(&result.account_id)
-        .execute(&mut *conn)
+        .execute(DB::on(&mut *conn))
         .await?;
         if updated.rows_affected() != 1 {
             // Nothing written: the sequence number goes back with the rollback.
@@ -267,7 +262,7 @@ where
             )
             .bind(job_id)
             .bind(&result.account_id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(DB::on(&mut *conn))
             .await?;
             return Err(item_refusal(job_id, &result.account_id, state));
         }
@@ -299,7 +294,7 @@ where
         .bind(Stamp(at))
         .bind(job_id)
         .bind(ItemState::Pending)
-        .fetch_all(&mut *conn)
+        .fetch_all(DB::on(&mut *conn))
         .await?;
         if pending.is_empty() {
             // Nothing to log: the sequence stays where it was.
