@@ -36,18 +36,7 @@ async fn awaiting_and_claimed(s: &dyn Storage, id: &str) {
         replaced_by: None,
     };
     s.save_preview(TEAM, &preview, &[]).await.unwrap();
-    let request = ApprovalRecord {
-        preview_id: PreviewId::new(id),
-        requested_by: REQUESTER.to_string(),
-        requester_email: "ada@x.io".to_string(),
-        requested_at: now(),
-        expires_at: now() + Hours::hours(24),
-        decision: None,
-        decided_by: None,
-        decided_at: None,
-        reason: None,
-    };
-    assert!(s.request_approval(TEAM, &request).await.unwrap());
+    assert!(s.request_approval(TEAM, &request(id)).await.unwrap());
     assert!(s.claim_preview(TEAM, &PreviewId::new(id)).await.unwrap());
 }
 
@@ -332,7 +321,7 @@ async fn a_request_whose_preview_has_a_run_is_never_declined(backend: Backend) {
 fn request(preview: &str) -> ApprovalRecord {
     ApprovalRecord {
         preview_id: PreviewId::new(preview),
-        requested_by: "Ada <ada@x.io>".to_string(),
+        requested_by: REQUESTER.to_string(),
         requester_email: "ada@x.io".to_string(),
         requested_at: now(),
         expires_at: now() + Hours::hours(24),

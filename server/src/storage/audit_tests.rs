@@ -21,7 +21,7 @@ impl TestDb {
                     actor: "me@example.com".into(),
                     action,
                     target: Some(format!("job-{n}")),
-                    details: serde_json::json!({ "n": n }),
+                    ..paused(n)
                 },
             )
             .await
@@ -39,6 +39,22 @@ impl TestDb {
 
     async fn verify(&self) -> ChainReport {
         self.storage().verify_audit().await.expect("verify")
+    }
+
+    /// Where `verify` finds the first break: the team, the entry and why.
+    async fn first_break(&self) -> (TeamId, i64, BreakKind) {
+        let broken = self.verify().await.broken.expect("a break");
+        (broken.team_id, broken.seq, broken.why)
+    }
+}
+
+/// The `n`th of the entries the racing tests append.
+fn paused(n: u64) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: "me".into(),
+        action: AuditAction::RunPaused,
+        target: None,
+        details: serde_json::json!({ "n": n }),
     }
 }
 
@@ -207,11 +223,7 @@ async fn verify_finds_an_edited_row(backend: Backend) {
     let t = five_entries(backend).await;
     t.tamper("UPDATE audit_entries SET details = '{\"n\":0}' WHERE team_id = 1 AND seq = 3")
         .await;
-    let broken = t.verify().await.broken.expect("a break");
-    assert_eq!(
-        (broken.team_id, broken.seq, broken.why),
-        (TEAM, 3, BreakKind::Edited)
-    );
+    assert_eq!(t.first_break().await, (TEAM, 3, BreakKind::Edited));
 }
 
 async fn verify_finds_a_deleted_row_in_the_middle_and_at_the_end(backend: Backend) {
@@ -253,15 +265,7 @@ async fn appends_keep_one_chain_when_they_race(backend: Backend) {
             let storage = storage.clone();
             tokio::spawn(async move {
                 storage
-                    .append_audit(
-                        TEAM,
-                        &NewAuditEntry {
-                            actor: "me".into(),
-                            action: AuditAction::RunPaused,
-                            target: None,
-                            details: serde_json::json!({ "n": n }),
-                        },
-                    )
+                    .append_audit(TEAM, &paused(n))
                     .await
                     .expect("append")
             })
@@ -282,15 +286,7 @@ async fn verify_beside_appends_sees_no_break(backend: Backend) {
     let appends = tokio::spawn(async move {
         for n in 0..40 {
             storage
-                .append_audit(
-                    TEAM,
-                    &NewAuditEntry {
-                        actor: "me".into(),
-                        action: AuditAction::RunPaused,
-                        target: None,
-                        details: serde_json::json!({ "n": n }),
-                    },
-                )
+                .append_audit(TEAM, &paused(n))
                 .await
                 .expect("append");
         }
@@ -339,9 +335,8 @@ async fn verify_finds_an_erased_trail_and_a_removed_head(backend: Backend) {
 
     let t = five_entries(backend).await;
     t.execute("DELETE FROM audit_heads WHERE team_id = 2").await;
-    let broken = t.verify().await.broken.expect("a break");
     assert_eq!(
-        (broken.team_id, broken.seq, broken.why),
+        t.first_break().await,
         (OTHER_TEAM, 1, BreakKind::HeadRemoved)
     );
 }

@@ -316,10 +316,7 @@ impl<DB: Dialect> JobStorage for Store<DB> {
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent> {
-        self.run_write(None, async move |c| {
-            self.set_job_state_on(c, job_id, state, reason).await
-        })
-        .await
+        self.set_state(None, job_id, state, reason).await
     }
 
     async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>> {
@@ -362,10 +359,7 @@ impl<DB: Dialect> JobStorage for Store<DB> {
     }
 
     async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>> {
-        self.run_write(None, async |c| {
-            self.record_not_attempted_on(c, job_id, message).await
-        })
-        .await
+        self.record_not_attempted_in(None, job_id, message).await
     }
 
     async fn events_since(
@@ -439,17 +433,11 @@ impl<DB: Dialect> JobStorage for Store<DB> {
 
     #[cfg(test)]
     async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
-        self.run_write(None, async |c| {
-            Self::mark_sending_on(c, job_id, account_id).await
-        })
-        .await
+        self.mark_sending_in(None, job_id, account_id).await
     }
 
     #[cfg(test)]
     async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent> {
-        self.run_write(None, async |c| {
-            self.record_result_on(c, job_id, result).await
-        })
-        .await
+        self.record_result_in(None, job_id, result).await
     }
 }

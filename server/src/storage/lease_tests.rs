@@ -2,7 +2,7 @@
 //! runs per site, run on both databases (see test_db.rs), and two consoles claiming jobs and
 //! starting runs on one PostgreSQL database.
 
-use super::test_db::{on_both_databases, Backend, FixedClock, TestDb};
+use super::test_db::{on_both_databases, Backend, TestDb};
 use super::*;
 use crate::engine::ItemState;
 use chrono::TimeZone;
@@ -361,9 +361,7 @@ on_both_databases!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_consoles_starting_runs_on_one_site_at_once_write_no_more_than_allowed() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = open_with_clock(&t.url, Arc::new(FixedClock(now())))
-        .await
-        .expect("second console");
+    let other = t.second_console().await;
     let consoles = [t.db.storage.clone(), other.storage.clone()];
     let starts = futures::future::join_all((0..8).map(|i| {
         let storage = consoles[i % 2].clone();
@@ -397,9 +395,7 @@ async fn two_consoles_starting_runs_on_one_site_at_once_write_no_more_than_allow
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = open_with_clock(&t.url, Arc::new(FixedClock(now())))
-        .await
-        .expect("second console");
+    let other = t.second_console().await;
     let ids: Vec<String> = (0..20).map(|i| format!("job-{i:02}")).collect();
     for id in &ids {
         queued_job(t.storage(), id).await;
@@ -453,9 +449,7 @@ async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stored_by_one_console_are_announced_to_the_others() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = open_with_clock(&t.url, Arc::new(FixedClock(now())))
-        .await
-        .expect("second console");
+    let other = t.second_console().await;
     let mut notices = other
         .storage
         .job_event_notices()

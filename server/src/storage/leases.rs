@@ -162,10 +162,8 @@ impl<DB: Dialect> LeaseStorage for Store<DB> {
     }
 
     async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()> {
-        self.run_write(Some(lease), async |c| {
-            Self::mark_sending_on(c, &lease.job_id, account_id).await
-        })
-        .await
+        self.mark_sending_in(Some(lease), &lease.job_id, account_id)
+            .await
     }
 
     async fn record_result_fenced(
@@ -173,10 +171,8 @@ impl<DB: Dialect> LeaseStorage for Store<DB> {
         lease: &JobLease,
         result: &ItemResult,
     ) -> Result<JobEvent> {
-        self.run_write(Some(lease), async |c| {
-            self.record_result_on(c, &lease.job_id, result).await
-        })
-        .await
+        self.record_result_in(Some(lease), &lease.job_id, result)
+            .await
     }
 
     async fn record_not_attempted_fenced(
@@ -184,11 +180,8 @@ impl<DB: Dialect> LeaseStorage for Store<DB> {
         lease: &JobLease,
         message: &str,
     ) -> Result<Vec<JobEvent>> {
-        self.run_write(Some(lease), async |c| {
-            self.record_not_attempted_on(c, &lease.job_id, message)
-                .await
-        })
-        .await
+        self.record_not_attempted_in(Some(lease), &lease.job_id, message)
+            .await
     }
 
     async fn set_job_state_fenced(
@@ -197,9 +190,7 @@ impl<DB: Dialect> LeaseStorage for Store<DB> {
         state: JobState,
         reason: Option<String>,
     ) -> Result<JobEvent> {
-        self.run_write(Some(lease), async move |c| {
-            self.set_job_state_on(c, &lease.job_id, state, reason).await
-        })
-        .await
+        self.set_state(Some(lease), &lease.job_id, state, reason)
+            .await
     }
 }

@@ -80,6 +80,13 @@ impl TestDb {
     }
 
     /// Runs one statement as plain SQL, as someone with the database (not Offboard) would.
+    /// Another console on the same database, with pools of its own (as another replica has).
+    pub async fn second_console(&self) -> Database {
+        open_with_clock(&self.url, Arc::new(FixedClock(self.now)))
+            .await
+            .expect("second console")
+    }
+
     pub async fn try_execute(&self, sql: &str) -> std::result::Result<(), sqlx::Error> {
         match &self.db.pool {
             Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),

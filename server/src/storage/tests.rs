@@ -1660,9 +1660,7 @@ on_both_databases!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = open_with_clock(&t.url, Arc::new(FixedClock(now())))
-        .await
-        .expect("second console");
+    let other = t.second_console().await;
     let consoles = [t.db.storage.clone(), other.storage.clone()];
 
     t.storage()
