@@ -220,6 +220,14 @@ pub trait AccountStorage: Send + Sync {
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<()>;
 }
 
+/// `result`, with a clash on a unique column (an email, an identity) reported as `taken`.
+fn taken_as<T>(result: std::result::Result<T, sqlx::Error>, taken: StorageError) -> Result<T> {
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(taken),
+        result => Ok(result?),
+    }
+}
+
 const ACCOUNT_COLUMNS: &str =
     "id, email, name, password_hash, console_owner, email_proven, session_epoch, created_at";
 
@@ -244,13 +252,7 @@ impl<DB: Dialect> Store<DB> {
         .bind(Stamp(at))
         .fetch_one(DB::on(&mut *conn))
         .await;
-        match row {
-            Ok(row) => Ok(row),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StorageError::EmailTaken)
-            }
-            Err(e) => Err(e.into()),
-        }
+        taken_as(row, StorageError::EmailTaken)
     }
 
     /// Locks the team's row for the rest of the transaction (every change of a team's

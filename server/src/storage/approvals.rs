@@ -75,6 +75,10 @@ pub trait ApprovalStorage: Send + Sync {
     ) -> Result<bool>;
 }
 
+/// `SELECT` of an [`ApprovalRecord`]'s columns, for a condition to follow.
+const APPROVAL_COLUMNS: &str = "SELECT preview_id, requested_by, requester_email, requested_at, \
+    expires_at, decision, decided_by, decided_at, reason FROM approvals";
+
 #[async_trait]
 impl<DB: Dialect> ApprovalStorage for Store<DB> {
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
@@ -132,11 +136,9 @@ impl<DB: Dialect> ApprovalStorage for Store<DB> {
         team_id: TeamId,
         preview_id: &PreviewId,
     ) -> Result<Option<ApprovalRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT preview_id, requested_by, requester_email, requested_at, expires_at, \
-             decision, decided_by, decided_at, reason FROM approvals \
-             WHERE team_id = $1 AND preview_id = $2",
-        )
+        Ok(sqlx::query_as(&format!(
+            "{APPROVAL_COLUMNS} WHERE team_id = $1 AND preview_id = $2"
+        ))
         .bind(team_id)
         .bind(preview_id)
         .fetch_optional(self.read())
@@ -144,13 +146,11 @@ impl<DB: Dialect> ApprovalStorage for Store<DB> {
     }
 
     async fn unrun_approvals(&self, team_id: TeamId, limit: u32) -> Result<Vec<ApprovalRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT preview_id, requested_by, requester_email, requested_at, expires_at, \
-             decision, decided_by, decided_at, reason FROM approvals \
-             WHERE team_id = $1 AND (decision IS NULL OR decision = $2) \
+        Ok(sqlx::query_as(&format!(
+            "{APPROVAL_COLUMNS} WHERE team_id = $1 AND (decision IS NULL OR decision = $2) \
              AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.preview_id = approvals.preview_id) \
-             ORDER BY requested_at DESC LIMIT $3",
-        )
+             ORDER BY requested_at DESC LIMIT $3"
+        ))
         .bind(team_id)
         .bind(Decision::Declined)
         .bind(i64::from(limit))

@@ -18,18 +18,15 @@ pub enum SessionTable {
 impl SessionTable {
     /// The session store on `pool`'s database, its table created if missing.
     pub(super) async fn open(pool: &Pool) -> sqlx::Result<SessionTable> {
-        match pool {
-            Pool::Sqlite(pool) => {
-                let store = SqliteStore::new(pool.clone());
-                store.migrate().await?;
-                Ok(SessionTable::Sqlite(store))
-            }
-            Pool::Postgres(pool) => {
-                let store = PostgresStore::new(pool.clone());
-                store.migrate().await?;
-                Ok(SessionTable::Postgres(store))
-            }
+        let table = match pool {
+            Pool::Sqlite(pool) => SessionTable::Sqlite(SqliteStore::new(pool.clone())),
+            Pool::Postgres(pool) => SessionTable::Postgres(PostgresStore::new(pool.clone())),
+        };
+        match &table {
+            SessionTable::Sqlite(store) => store.migrate().await?,
+            SessionTable::Postgres(store) => store.migrate().await?,
         }
+        Ok(table)
     }
 
     fn store(&self) -> &dyn SessionStore {

@@ -122,13 +122,7 @@ impl<DB: Dialect> AccountStorage for Store<DB> {
         .bind(Stamp(self.clock.now()))
         .execute(self.write())
         .await;
-        match done {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StorageError::IdentityTaken)
-            }
-            Err(e) => Err(e.into()),
-        }
+        taken_as(done, StorageError::IdentityTaken).map(drop)
     }
 
     async fn has_sso(&self, account: AccountId, issuer: &str) -> Result<bool> {
