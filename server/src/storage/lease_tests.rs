@@ -50,25 +50,7 @@ async fn start_job(
     runs_per_site: usize,
 ) -> Result<()> {
     let preview_id = PreviewId::new(format!("preview-of-{job_id}"));
-    let preview = PreviewRecord {
-        id: preview_id.clone(),
-        created_at: now(),
-        action: Action::Delete,
-        source_id: "source-1".to_string(),
-        summary_json: "{}".to_string(),
-        total_rows: 0,
-        phrase: "DELETE 3 USERS".to_string(),
-        claimed: false,
-        replaced_by: None,
-    };
-    storage
-        .save_preview(TeamId::BUILT_IN, &preview, &[])
-        .await
-        .expect("save preview");
-    assert!(storage
-        .claim_preview(TeamId::BUILT_IN, &preview_id)
-        .await
-        .expect("claim preview"));
+    super::tests::confirmed_preview(storage, TeamId::BUILT_IN, preview_id.as_str()).await;
     let items = ["a1", "a2", "a3"]
         .iter()
         .map(|a| {
