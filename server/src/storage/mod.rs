@@ -244,9 +244,14 @@ pub enum PlannedItem {
 
 impl PlannedItem {
     fn account_id(&self) -> &str {
+        self.parts().0
+    }
+
+    /// What its row stores: the account, the email, and a settled user's result.
+    fn parts(&self) -> (&str, &Option<String>, Option<&ItemResult>) {
         match self {
-            PlannedItem::Run(t) => &t.account_id,
-            PlannedItem::Settled(r) => &r.account_id,
+            PlannedItem::Run(t) => (&t.account_id, &t.email, None),
+            PlannedItem::Settled(r) => (&r.account_id, &r.email, Some(r)),
         }
     }
 }

@@ -49,11 +49,8 @@ impl ItemColumns {
         let mut c = ItemColumns::default();
         for (position, item) in items.iter().enumerate() {
             c.positions.push(to_i64(position));
-            let (account_id, email, result) = match item {
-                PlannedItem::Run(t) => (&t.account_id, &t.email, None),
-                PlannedItem::Settled(r) => (&r.account_id, &r.email, Some(r)),
-            };
-            c.account_ids.push(account_id.clone());
+            let (account_id, email, result) = item.parts();
+            c.account_ids.push(account_id.to_string());
             c.emails.push(email.clone());
             c.outcomes.push(result.map(|r| r.outcome));
             c.messages

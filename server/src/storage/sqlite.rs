@@ -123,29 +123,22 @@ impl Dialect for Sqlite {
             );
             insert.push_values(chunk.iter().enumerate(), |mut values, (i, item)| {
                 let position = to_i64(chunk_index * ROWS_PER_INSERT + i);
-                values.push_bind(job_id).push_bind(position);
-                match item {
-                    PlannedItem::Run(t) => values
-                        .push_bind(&t.account_id)
-                        .push_bind(&t.email)
-                        .push_bind(ItemState::Pending)
-                        .push_bind(None::<ItemOutcome>)
-                        .push_bind("")
-                        .push_bind(0_i64)
-                        .push_bind(0_i64)
-                        .push_bind(false)
-                        .push_bind(None::<Stamp>),
-                    PlannedItem::Settled(r) => values
-                        .push_bind(&r.account_id)
-                        .push_bind(&r.email)
-                        .push_bind(ItemState::Done)
-                        .push_bind(Some(r.outcome))
-                        .push_bind(&r.message)
-                        .push_bind(i64::from(r.attempts))
-                        .push_bind(i64::try_from(r.elapsed_ms).unwrap_or(i64::MAX))
-                        .push_bind(r.demoted)
-                        .push_bind(Some(Stamp(at))),
-                };
+                let (account_id, email, result) = item.parts();
+                let state = result.map_or(ItemState::Pending, |_| ItemState::Done);
+                values
+                    .push_bind(job_id)
+                    .push_bind(position)
+                    .push_bind(account_id)
+                    .push_bind(email)
+                    .push_bind(state)
+                    .push_bind(result.map(|r| r.outcome))
+                    .push_bind(result.map_or("", |r| r.message.as_str()))
+                    .push_bind(result.map_or(0, |r| i64::from(r.attempts)))
+                    .push_bind(
+                        result.map_or(0, |r| i64::try_from(r.elapsed_ms).unwrap_or(i64::MAX)),
+                    )
+                    .push_bind(result.is_some_and(|r| r.demoted))
+                    .push_bind(result.map(|_| Stamp(at)));
             });
             insert.build().execute(&mut *conn).await?;
         }

@@ -267,7 +267,7 @@ impl<DB: Dialect> AccountStorage for Store<DB> {
         purpose: LinkPurpose,
         now: DateTime<Utc>,
     ) -> Result<Option<LinkRecord>> {
-        let row: Option<LinkRecord> = sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {LINK_COLUMNS} FROM account_links WHERE secret_hash = $1 AND purpose = $2 \
              AND {}",
             link_opens("$3")
@@ -276,8 +276,7 @@ impl<DB: Dialect> AccountStorage for Store<DB> {
         .bind(purpose)
         .bind(Stamp(now))
         .fetch_optional(self.read())
-        .await?;
-        Ok(row)
+        .await?)
     }
 
     async fn use_link(
@@ -286,7 +285,7 @@ impl<DB: Dialect> AccountStorage for Store<DB> {
         purpose: LinkPurpose,
         now: DateTime<Utc>,
     ) -> Result<Option<LinkRecord>> {
-        let row: Option<LinkRecord> = sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "UPDATE account_links SET used_at = $1 WHERE secret_hash = $2 AND purpose = $3 \
              AND {} RETURNING {LINK_COLUMNS}",
             link_opens("$1")
@@ -295,8 +294,7 @@ impl<DB: Dialect> AccountStorage for Store<DB> {
         .bind(secret_hash)
         .bind(purpose)
         .fetch_optional(self.write())
-        .await?;
-        Ok(row)
+        .await?)
     }
 
     async fn accept_invitation(
