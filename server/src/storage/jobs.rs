@@ -369,7 +369,7 @@ impl<DB: Dialect> JobStorage for Store<DB> {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<JobEvent>> {
-        Ok(sqlx::query_as(&format!(
+        let rows: Vec<JobEvent> = sqlx::query_as(&format!(
             "{EVENT_COLUMNS} j.team_id = $1 AND e.job_id = $2 AND e.seq > $3 \
              ORDER BY e.seq LIMIT $4"
         ))
@@ -378,7 +378,8 @@ impl<DB: Dialect> JobStorage for Store<DB> {
         .bind(after_seq)
         .bind(i64::from(limit))
         .fetch_all(self.read())
-        .await?)
+        .await?;
+        Ok(rows)
     }
 
     async fn latest_results(
