@@ -50,8 +50,15 @@ pub fn safe_next(next: &str) -> &str {
 }
 
 pub(super) fn with_problem(path: &str, problem: AccountProblem) -> Response {
+    // The query goes before a `#section`, so the page still opens at that section.
+    let (path, section) = path.split_once('#').map_or((path, ""), |(p, s)| (p, s));
     let sep = if path.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{path}{sep}problem={}", problem.key())).into_response()
+    let section = if section.is_empty() {
+        String::new()
+    } else {
+        format!("#{section}")
+    };
+    Redirect::to(&format!("{path}{sep}problem={}{section}", problem.key())).into_response()
 }
 
 /// A refusal as the form's page shows it: a fixed problem, or Offboard failing (its words

@@ -292,26 +292,28 @@ impl TeamConsole {
             decided_at: None,
             reason: None,
         };
+        let entry = NewAuditEntry {
+            actor: request.requested_by.clone(),
+            action: AuditAction::ApprovalRequested,
+            target: Some(record.id.to_string()),
+            details: json!({
+                "action": record.action,
+                "phrase": record.phrase,
+                "users": headline(&record)?.counts.selected,
+                "expires_at": super::views::stamp(request.expires_at),
+            }),
+        };
+        // The request, its trail entry and the notification it makes are one write.
         if !self
             .console
             .storage
-            .request_approval(self.team, &request)
+            .request_approval(self.team, &request, &entry)
             .await?
         {
             return Err(ConsoleError::new(
                 "Approval was asked for this preview already: see its state above.",
             ));
         }
-        self.record(
-            AuditAction::ApprovalRequested,
-            Some(record.id.to_string()),
-            json!({
-                "action": record.action,
-                "phrase": record.phrase,
-                "expires_at": super::views::stamp(request.expires_at),
-            }),
-        )
-        .await;
         self.approval_view(&record.id)
             .await?
             .ok_or_else(|| ConsoleError::failed("The request was not kept; see the server log."))
