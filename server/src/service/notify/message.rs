@@ -38,7 +38,7 @@ pub fn message(
         Some(AuditAction::ApprovalRequested) => (
             "Approval requested",
             format!(
-                "{actor} asks for a second operator's approval to {} in team {team}.",
+                "{actor} asks for a second operator's approval to {} in team \"{team}\".",
                 users_phrase(text_of("action"), number("users"))
             ),
             page("/preview?id="),
@@ -46,7 +46,7 @@ pub fn message(
         Some(AuditAction::ApprovalGiven) => (
             "Approved and started",
             format!(
-                "{actor} approved {}'s run in team {team}; it has started.",
+                "{actor} approved {}'s run in team \"{team}\"; it has started.",
                 non_empty(text_of("requested_by"), "an operator")
             ),
             page("/run?id="),
@@ -54,7 +54,7 @@ pub fn message(
         Some(AuditAction::ApprovalDeclined) => (
             "Approval declined",
             format!(
-                "{actor} declined the run in team {team}. Their reason: {}",
+                "{actor} declined the run in team \"{team}\". Their reason: {}",
                 non_empty(text_of("reason"), "none given")
             ),
             page("/preview?id="),
@@ -67,14 +67,14 @@ pub fn message(
         Some(AuditAction::InvitationAccepted) => (
             "Invitation accepted",
             format!(
-                "{actor} accepted an invitation and joined team {team} as {}.",
+                "{actor} accepted an invitation and joined team \"{team}\" as {}.",
                 non_empty(text_of("role"), "a member")
             ),
             public_url.map(|base| format!("{base}/team")),
         ),
         _ => (
             "Test message",
-            format!("A test message from Offboard for team {team}: this webhook works."),
+            format!("A test message from Offboard for team \"{team}\": this webhook works."),
             public_url.map(|base| format!("{base}/team")),
         ),
     };
@@ -87,7 +87,11 @@ pub fn message(
 
 /// "delete 12 users", "deactivate 1 user".
 fn users_phrase(action: &str, users: Option<u64>) -> String {
-    let verb = if action.is_empty() { "delete" } else { action };
+    let verb = if action.is_empty() {
+        "delete".to_string()
+    } else {
+        action.to_lowercase()
+    };
     match users {
         Some(1) => format!("{verb} 1 user"),
         Some(n) => format!("{verb} {n} users"),
@@ -104,7 +108,7 @@ fn run_end_title(state: &str) -> &'static str {
     }
 }
 
-/// "The run in team Alpha finished: 12 of 12 users processed (11 deleted, 1 failed)."
+/// "The run in team \"Alpha\" finished: 12 of 12 users processed (11 deleted, 1 failed)."
 fn run_end_text(details: &Value, team: &str) -> String {
     let state = details
         .get("state")
@@ -120,7 +124,7 @@ fn run_end_text(details: &Value, team: &str) -> String {
                 .iter()
                 .filter_map(|(outcome, n)| Some((outcome, n.as_u64()?)))
                 .filter(|(_, n)| *n > 0)
-                .map(|(outcome, n)| format!("{n} {}", outcome.replace('_', " ")))
+                .map(|(outcome, n)| format!("{n} {}", spoken(outcome)))
                 .collect()
         })
         .unwrap_or_default();
@@ -136,7 +140,27 @@ fn run_end_text(details: &Value, team: &str) -> String {
         .filter(|r| !r.is_empty())
         .map(|r| format!(" {r}"))
         .unwrap_or_default();
-    format!("The run in team {team} {state}: {done} of {users} users processed{counts}.{reason}")
+    format!(
+        "The run in team \"{team}\" {state}: {done} of {users} users processed{counts}.{reason}"
+    )
+}
+
+/// An outcome's stored name as words: "AlreadyGone" or "already_gone" → "already gone".
+fn spoken(name: &str) -> String {
+    let mut words = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c == '_' {
+            words.push(' ');
+        } else if c.is_uppercase() {
+            if i > 0 {
+                words.push(' ');
+            }
+            words.extend(c.to_lowercase());
+        } else {
+            words.push(c);
+        }
+    }
+    words
 }
 
 fn non_empty<'a>(text: &'a str, otherwise: &'a str) -> &'a str {
@@ -166,43 +190,43 @@ mod tests {
                 "approval_requested",
                 json!({"action": "delete", "users": 12, "phrase": "DELETE 12 USERS"}),
                 "Approval requested",
-                "Carol <carol@x.io> asks for a second operator's approval to delete 12 users in team Alpha.",
+                "Carol <carol@x.io> asks for a second operator's approval to delete 12 users in team \"Alpha\".",
                 Some("https://offboard.example.com/preview?id=p-1"),
             ),
             (
                 "approval_given",
                 json!({"requested_by": "Carol <carol@x.io>", "approved_by": "Olive"}),
                 "Approved and started",
-                "Carol <carol@x.io> approved Carol <carol@x.io>'s run in team Alpha; it has started.",
+                "Carol <carol@x.io> approved Carol <carol@x.io>'s run in team \"Alpha\"; it has started.",
                 Some("https://offboard.example.com/run?id=p-1"),
             ),
             (
                 "approval_declined",
                 json!({"reason": "Wrong list"}),
                 "Approval declined",
-                "Carol <carol@x.io> declined the run in team Alpha. Their reason: Wrong list",
+                "Carol <carol@x.io> declined the run in team \"Alpha\". Their reason: Wrong list",
                 Some("https://offboard.example.com/preview?id=p-1"),
             ),
             (
                 "run_ended",
                 json!({"state": "finished", "users": 12, "done": 12,
-                       "counts": {"deleted": 11, "failed": 1, "not_found": 0}}),
+                       "counts": {"Deleted": 11, "Failed": 1, "NotFound": 0, "AlreadyGone": 2}}),
                 "Run finished",
-                "The run in team Alpha finished: 12 of 12 users processed (1 failed, 11 deleted).",
+                "The run in team \"Alpha\" finished: 12 of 12 users processed (1 failed, 11 deleted, 2 already gone).",
                 Some("https://offboard.example.com/run?id=p-1"),
             ),
             (
                 "invitation_accepted",
                 json!({"email": "carol@x.io", "role": "operator"}),
                 "Invitation accepted",
-                "Carol <carol@x.io> accepted an invitation and joined team Alpha as operator.",
+                "Carol <carol@x.io> accepted an invitation and joined team \"Alpha\" as operator.",
                 Some("https://offboard.example.com/team"),
             ),
             (
                 "test",
                 json!({}),
                 "Test message",
-                "A test message from Offboard for team Alpha: this webhook works.",
+                "A test message from Offboard for team \"Alpha\": this webhook works.",
                 Some("https://offboard.example.com/team"),
             ),
         ];
@@ -220,7 +244,7 @@ mod tests {
         assert_eq!(m.link, None);
         assert_eq!(
             m.text,
-            "The run in team Alpha ended: 0 of 0 users processed."
+            "The run in team \"Alpha\" ended: 0 of 0 users processed."
         );
     }
 
@@ -236,14 +260,14 @@ mod tests {
         );
         assert_eq!(
             m.text,
-            "Olive declined the run in team Alpha. Their reason: none given"
+            "Olive declined the run in team \"Alpha\". Their reason: none given"
         );
         assert_eq!(m.link, None, "no target, no page");
         let m = message(
             "approval_requested",
             "Olive",
             "p",
-            &json!({"action": "deactivate", "users": 1}),
+            &json!({"action": "Deactivate", "users": 1}),
             "Alpha",
             BASE,
         );

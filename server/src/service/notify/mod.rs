@@ -38,9 +38,10 @@ pub fn signing_secret(key: &AuditKey, team: TeamId, salt: &str) -> Hidden<String
 pub fn address_shown(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(u) => format!(
-            "{}://{}{}",
+            "{}://{}{}{}",
             u.scheme(),
             u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default(),
             if u.path().len() > 1 { "/…" } else { "" }
         ),
         Err(_) => "(an address that no longer reads)".to_string(),
