@@ -151,13 +151,11 @@ fn address_of(client: Option<&ClientAddress>) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct SignInForm {
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     next: String,
 }
 
@@ -193,17 +191,13 @@ async fn sign_out(session: Session) -> Response {
     with_problem("/sign-in", AccountProblem::SignedOut)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct NewPersonForm {
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     again: String,
 }
 
@@ -278,13 +272,11 @@ async fn signed_in_to(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct ResetForm {
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     again: String,
 }
 
@@ -310,13 +302,11 @@ async fn reset(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct PasswordForm {
-    #[serde(default)]
     current: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     again: String,
 }
 
@@ -363,9 +353,9 @@ async fn sign_out_everywhere(
     with_problem("/sign-in", AccountProblem::SignedOut)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct TeamForm {
-    #[serde(default)]
     team: i64,
 }
 

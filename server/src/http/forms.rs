@@ -299,19 +299,31 @@ mod tests {
 
     #[test]
     fn a_failed_preview_names_what_failed_and_the_way_on() {
-        assert_eq!(
-            failed_preview_words("leavers.csv", "The site did not answer.", false),
-            "leavers.csv was not previewed: The site did not answer. Choose the file again below (or another one) to try again."
-        );
-        // A message that names the file already is not prefixed twice.
-        assert_eq!(
-            failed_preview_words("leavers.csv", "leavers.csv: line 3 is not UTF-8.", false),
-            "leavers.csv: line 3 is not UTF-8. Choose the file again below (or another one) to try again."
-        );
-        assert_eq!(
-            failed_preview_words("pasted list", "The site did not answer.", true),
-            "The pasted list was not previewed: The site did not answer. The list is in the box below again."
-        );
+        // (what was sent, why it failed, pasted?, what the page says)
+        let cases = [
+            (
+                "leavers.csv",
+                "The site did not answer.",
+                false,
+                "leavers.csv was not previewed: The site did not answer. Choose the file again below (or another one) to try again.",
+            ),
+            // A message that names the file already is not prefixed twice.
+            (
+                "leavers.csv",
+                "leavers.csv: line 3 is not UTF-8.",
+                false,
+                "leavers.csv: line 3 is not UTF-8. Choose the file again below (or another one) to try again.",
+            ),
+            (
+                "pasted list",
+                "The site did not answer.",
+                true,
+                "The pasted list was not previewed: The site did not answer. The list is in the box below again.",
+            ),
+        ];
+        for (sent, why, pasted, expected) in cases {
+            assert_eq!(failed_preview_words(sent, why, pasted), expected);
+        }
         // A file called like the pasted list's name is still a file.
         assert!(failed_preview_words("pasted list", "x", false).contains("Choose the file again"));
         assert!(failed_preview_words("", "", false).contains("was not previewed"));

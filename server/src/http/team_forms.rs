@@ -35,11 +35,10 @@ pub fn routes() -> GatedRoutes {
         .route("/teams/owner", for_person(post(give_owner)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct InviteForm {
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     role: String,
 }
 
@@ -67,9 +66,9 @@ async fn invite(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct RevokeForm {
-    #[serde(default)]
     id: String,
 }
 
@@ -91,11 +90,10 @@ async fn revoke_invitation(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct MemberForm {
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     role: String,
 }
 
@@ -126,12 +124,11 @@ async fn set_member(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct RemoveForm {
-    #[serde(default)]
     email: String,
     /// The Team page's confirmation box: present ("yes") only when ticked.
-    #[serde(default)]
     confirm: Option<String>,
 }
 
@@ -175,12 +172,11 @@ async fn remove_member(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct SettingsForm {
-    #[serde(default)]
     approval: String,
     /// A checkbox: present ("on") when ticked.
-    #[serde(default)]
     approve_deactivations: Option<String>,
 }
 
@@ -210,9 +206,9 @@ async fn save_settings(
     done_or_notice(&session, "/team", answer, || words).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct NewTeamForm {
-    #[serde(default)]
     name: String,
 }
 
@@ -236,9 +232,9 @@ async fn create_team(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct ResetLinkForm {
-    #[serde(default)]
     email: String,
 }
 
@@ -264,11 +260,10 @@ async fn reset_link(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct OwnerForm {
-    #[serde(default)]
     team: i64,
-    #[serde(default)]
     email: String,
 }
 

@@ -277,12 +277,7 @@ mod tests {
     use model::deletion::Role;
 
     fn reply(status: u16, body: &str) -> ScimReply {
-        ScimReply {
-            status,
-            retry_after: None,
-            content_type: Some("application/json".to_string()),
-            body: body.to_string(),
-        }
+        ScimReply::json(status, body)
     }
 
     fn with_retry_after(mut r: ScimReply, value: &str) -> ScimReply {
