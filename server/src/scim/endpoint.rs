@@ -313,26 +313,28 @@ mod tests {
             ScimEndpoint::from_site_url("   "),
             Err(EndpointError::Empty)
         );
-        assert!(matches!(
-            ScimEndpoint::from_site_url("ftp://acme.example"),
-            Err(EndpointError::NotWeb(_))
-        ));
-        assert!(matches!(
-            ScimEndpoint::from_site_url("javascript://alert(1)"),
-            Err(EndpointError::NotWeb(_))
-        ));
-        assert!(matches!(
-            ScimEndpoint::from_site_url("http://acme.stackenterprise.co"),
-            Err(EndpointError::Unencrypted(_))
-        ));
-        assert!(matches!(
-            ScimEndpoint::from_site_url("https://"),
-            Err(EndpointError::Unreadable(_))
-        ));
-        assert!(matches!(
-            ScimEndpoint::from_site_url("https://exa mple.com"),
-            Err(EndpointError::Unreadable(_))
-        ));
+        let refused: [(&str, fn(&EndpointError) -> bool); 5] = [
+            ("ftp://acme.example", |e| {
+                matches!(e, EndpointError::NotWeb(_))
+            }),
+            ("javascript://alert(1)", |e| {
+                matches!(e, EndpointError::NotWeb(_))
+            }),
+            ("http://acme.stackenterprise.co", |e| {
+                matches!(e, EndpointError::Unencrypted(_))
+            }),
+            ("https://", |e| matches!(e, EndpointError::Unreadable(_))),
+            ("https://exa mple.com", |e| {
+                matches!(e, EndpointError::Unreadable(_))
+            }),
+        ];
+        for (input, expected) in refused {
+            let answer = ScimEndpoint::from_site_url(input);
+            assert!(
+                answer.as_ref().is_err_and(expected),
+                "{input:?}: {answer:?}"
+            );
+        }
     }
 
     #[test]

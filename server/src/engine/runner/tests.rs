@@ -411,6 +411,30 @@ fn demoting() -> RunOptions {
     }
 }
 
+/// Users u1…u`n` of `site`, run with `options`: the summary, and the ids in order.
+async fn go_numbered(
+    site: &Arc<FakeSite>,
+    n: usize,
+    options: RunOptions,
+) -> (RunSummary, Vec<String>) {
+    let wanted = ids("u", n);
+    let (summary, _) = go(site, targets(&as_refs(&wanted)), options).await;
+    (summary, wanted)
+}
+
+/// `id`'s result, which must have `outcome` and say `words`.
+fn expect<'s>(
+    summary: &'s RunSummary,
+    id: &str,
+    outcome: ItemOutcome,
+    words: &str,
+) -> &'s ItemResult {
+    let r = result(summary, id);
+    assert_eq!(r.outcome, outcome, "{id}: {}", r.message);
+    assert!(r.message.contains(words), "{id}: {}", r.message);
+    r
+}
+
 /// Users u1…u`n`, one at a time, recorded by `journal`.
 async fn go_in_order(site: &Arc<FakeSite>, n: usize, journal: FakeJournal) -> RunSummary {
     let wanted = ids("u", n);
@@ -610,8 +634,7 @@ fn as_refs(ids: &[String]) -> Vec<&str> {
 #[tokio::test(start_paused = true)]
 async fn deletes_exactly_the_targets() {
     let site = Arc::new(FakeSite::new(30));
-    let wanted = ids("u", 20);
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), opts()).await;
+    let (summary, wanted) = go_numbered(&site, 20, opts()).await;
     assert_eq!(summary.stopped, None);
     for id in &wanted {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
@@ -645,8 +668,7 @@ async fn concurrency_limit_is_respected() {
 async fn rate_limited_site_loses_nothing() {
     let site = Arc::new(FakeSite::new(150));
     site.with(|s| s.rate_limit = Some(20));
-    let wanted = ids("u", 120);
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), opts()).await;
+    let (summary, wanted) = go_numbered(&site, 120, opts()).await;
     assert_eq!(summary.stopped, None);
     for id in &wanted {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deleted, "{id}");
@@ -795,11 +817,8 @@ async fn transient_errors_give_up_after_max_attempts() {
 async fn unanswered_delete_that_went_through_is_confirmed_not_resent() {
     let (site, summary) =
         lone_user(Method::Delete, vec![Fault::TimeoutAfterApplying], opts()).await;
-    let r = result(&summary, "u1");
-    assert_eq!(r.outcome, ItemOutcome::Deleted);
-    assert!(r
-        .message
-        .contains("confirmed gone after an unanswered request"));
+    let words = "confirmed gone after an unanswered request";
+    expect(&summary, "u1", ItemOutcome::Deleted, words);
     assert_eq!(site.requests_for("u1"), vec![Method::Delete, Method::Get]);
 }
 
@@ -808,8 +827,10 @@ async fn unanswered_delete_that_was_lost_is_checked_then_resent() {
     let (site, summary) =
         lone_user(Method::Delete, vec![Fault::TimeoutBeforeApplying], opts()).await;
     let r = result(&summary, "u1");
-    assert_eq!(r.outcome, ItemOutcome::Deleted);
-    assert_eq!(r.message, "Deleted.");
+    assert_eq!(
+        (r.outcome, r.message.as_str()),
+        (ItemOutcome::Deleted, "Deleted.")
+    );
     assert_eq!(
         site.requests_for("u1"),
         vec![Method::Delete, Method::Get, Method::Delete]
@@ -841,9 +862,7 @@ async fn late_404_after_an_unanswered_delete_is_ours() {
         site.requests_for("u1"),
         vec![Method::Delete, Method::Get, Method::Delete, Method::Get]
     );
-    let r = result(&summary, "u1");
-    assert_eq!(r.outcome, ItemOutcome::Deleted, "{}", r.message);
-    assert!(r.message.contains("unanswered"), "{}", r.message);
+    expect(&summary, "u1", ItemOutcome::Deleted, "unanswered");
 }
 
 #[tokio::test(start_paused = true)]
@@ -855,9 +874,7 @@ async fn target_left_sending_is_checked_first() {
         target.state = ItemState::Sending;
     }
     let (summary, _) = go(&site, t, opts()).await;
-    let gone = result(&summary, "u1");
-    assert_eq!(gone.outcome, ItemOutcome::Deleted);
-    assert!(gone.message.contains("interrupted"), "{}", gone.message);
+    expect(&summary, "u1", ItemOutcome::Deleted, "interrupted");
     assert_eq!(site.requests_for("u1"), vec![Method::Get]);
     assert_eq!(outcome(&summary, "u2"), ItemOutcome::Deleted);
     assert_eq!(site.requests_for("u2"), vec![Method::Get, Method::Delete]);
@@ -902,12 +919,11 @@ async fn a_resumed_run_rereads_each_user_and_leaves_changed_ones_alone() {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
         assert_eq!(site.requests_for(id), vec![Method::Get, Method::Delete]);
     }
-    let privileged = result(&summary, "u2");
-    assert_eq!(privileged.outcome, ItemOutcome::ChangedSincePreview);
-    assert!(
-        privileged.message.contains("now has role Moderator"),
-        "{}",
-        privileged.message
+    expect(
+        &summary,
+        "u2",
+        ItemOutcome::ChangedSincePreview,
+        "now has role Moderator",
     );
     assert_eq!(
         site.requests_for("u2"),
@@ -917,9 +933,12 @@ async fn a_resumed_run_rereads_each_user_and_leaves_changed_ones_alone() {
     let gone = result(&summary, "u3");
     assert_eq!(gone.outcome, ItemOutcome::AlreadyGone);
     assert_eq!(site.requests_for("u3"), vec![Method::Get]);
-    let unknown = result(&summary, "u5");
-    assert_eq!(unknown.outcome, ItemOutcome::ChangedSincePreview);
-    assert!(unknown.message.contains("no record"), "{}", unknown.message);
+    expect(
+        &summary,
+        "u5",
+        ItemOutcome::ChangedSincePreview,
+        "no record",
+    );
     assert!(site.exists("u5"), "when in doubt, do not delete");
 }
 
@@ -962,12 +981,11 @@ async fn rereads_wait_until_the_run_resumes_and_cover_deactivation() {
     )
     .await;
     assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deactivated);
-    let reactivated = result(&summary, "u2");
-    assert_eq!(reactivated.outcome, ItemOutcome::ChangedSincePreview);
-    assert!(
-        reactivated.message.contains("re-activated"),
-        "{}",
-        reactivated.message
+    expect(
+        &summary,
+        "u2",
+        ItemOutcome::ChangedSincePreview,
+        "re-activated",
     );
     assert_eq!(site.requests_for("u2"), vec![Method::Get]);
 }
@@ -987,8 +1005,7 @@ async fn delete_404_for_a_gone_user_is_already_gone() {
 async fn deletion_not_enabled_stops_the_run() {
     let site = Arc::new(FakeSite::new(10));
     site.with(|s| s.deletion_disabled = true);
-    let wanted = ids("u", 10);
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), one_at_a_time()).await;
+    let (summary, wanted) = go_numbered(&site, 10, one_at_a_time()).await;
     let Some(StopReason::DeletionNotEnabled(how)) = &summary.stopped else {
         panic!("expected a stop, got {:?}", summary.stopped);
     };
@@ -1014,8 +1031,7 @@ async fn a_204_resets_the_not_enabled_count() {
     for id in ["u1", "u2", "u4", "u5"] {
         site.fault(Method::Delete, id, vec![Fault::Reply(404, None, "")]);
     }
-    let wanted = ids("u", 6);
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), one_at_a_time()).await;
+    let (summary, _) = go_numbered(&site, 6, one_at_a_time()).await;
     assert_eq!(summary.stopped, None);
     for id in ["u1", "u2", "u4", "u5"] {
         assert_eq!(outcome(&summary, id), ItemOutcome::DeletionNotEnabled);
@@ -1070,9 +1086,7 @@ async fn demotion_silently_ignored_is_reported_with_the_setting() {
 async fn privileged_user_without_demote_first_is_left_alone() {
     let site = lone_privileged("admin", "Admin", true);
     let (summary, _) = go(&site, targets(&["admin"]), opts()).await;
-    let r = result(&summary, "admin");
-    assert_eq!(r.outcome, ItemOutcome::Privileged);
-    assert!(r.message.contains("demote first"), "{}", r.message);
+    expect(&summary, "admin", ItemOutcome::Privileged, "demote first");
     assert_eq!(site.requests_for("admin"), vec![Method::Delete]);
     assert!(site.exists("admin"));
 }
@@ -1112,9 +1126,12 @@ async fn stack_refusals_are_reported_in_plain_words() {
     );
     let (summary, _) = go(&site, targets(&["u1", "u2", "u3", "u4"]), opts()).await;
     assert_eq!(outcome(&summary, "u1"), ItemOutcome::SystemAccount);
-    let creator = result(&summary, "u2");
-    assert_eq!(creator.outcome, ItemOutcome::CommunityCreator);
-    assert!(creator.message.contains("only Stack support"));
+    expect(
+        &summary,
+        "u2",
+        ItemOutcome::CommunityCreator,
+        "only Stack support",
+    );
     let odd = result(&summary, "u3");
     assert_eq!(odd.outcome, ItemOutcome::Failed);
     assert_eq!(odd.message, "Something odd happened");
@@ -1131,15 +1148,12 @@ async fn stack_refusals_are_reported_in_plain_words() {
 async fn revoked_token_stops_the_run() {
     let site = Arc::new(FakeSite::new(10));
     site.with(|s| s.token_revoked_after = Some(3));
-    let wanted = ids("u", 10);
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), one_at_a_time()).await;
+    let (summary, wanted) = go_numbered(&site, 10, one_at_a_time()).await;
     assert!(matches!(summary.stopped, Some(StopReason::Unauthorized(_))));
     for id in ["u1", "u2", "u3"] {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
     }
-    let refused = result(&summary, "u4");
-    assert_eq!(refused.outcome, ItemOutcome::Failed);
-    assert!(refused.message.contains("HTTP 401"));
+    expect(&summary, "u4", ItemOutcome::Failed, "HTTP 401");
     for id in &wanted[4..] {
         assert_eq!(outcome(&summary, id), ItemOutcome::NotAttempted);
     }
@@ -1208,9 +1222,7 @@ async fn journal_failure_stops_before_sending() {
         Some(StopReason::JournalFailed(_))
     ));
     assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deleted);
-    let r = result(&summary, "u2");
-    assert_eq!(r.outcome, ItemOutcome::NotAttempted);
-    assert!(r.message.contains("disk full"), "{}", r.message);
+    expect(&summary, "u2", ItemOutcome::NotAttempted, "disk full");
     assert!(site.requests_for("u2").is_empty());
     for id in ["u3", "u4", "u5"] {
         assert_eq!(outcome(&summary, id), ItemOutcome::NotAttempted);
@@ -1380,9 +1392,7 @@ async fn cancel_while_a_delete_is_unconfirmed_says_check_the_site() {
     buttons.send(RunState::Cancelled).expect("runner listening");
     let summary = handle.await.expect("run");
     check_invariants(&site, &journal, &t, &summary, 8);
-    let r = result(&summary, "u1");
-    assert_eq!(r.outcome, ItemOutcome::Failed);
-    assert!(r.message.contains("check this user"), "{}", r.message);
+    expect(&summary, "u1", ItemOutcome::Failed, "check this user");
 }
 
 /// Random faults everywhere (seeded, so a failure can be replayed): whatever happens, every
