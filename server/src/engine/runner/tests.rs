@@ -1046,9 +1046,10 @@ async fn privileged_user_is_demoted_confirmed_then_deleted() {
     let site = lone_privileged("admin", "Admin", true);
     let (summary, _) = go(&site, targets(&["admin"]), demoting()).await;
     let r = result(&summary, "admin");
-    assert_eq!(r.outcome, ItemOutcome::Deleted);
-    assert!(r.demoted);
-    assert_eq!(r.attempts, 4);
+    assert_eq!(
+        (r.outcome, r.demoted, r.attempts),
+        (ItemOutcome::Deleted, true, 4)
+    );
     assert_eq!(
         site.requests_for("admin"),
         vec![Method::Delete, Method::Patch, Method::Get, Method::Delete]
