@@ -514,6 +514,18 @@ fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
     });
 }
 
+/// Request headers from (name, value) pairs, a name given twice standing twice: what the
+/// tests of the front door's checks send.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
+    let mut map = axum::http::HeaderMap::new();
+    for (name, value) in pairs {
+        let value = axum::http::HeaderValue::from_str(value).expect("a header value");
+        map.append(*name, value);
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]

@@ -21,7 +21,6 @@ use super::TeamConsole;
 use crate::storage::{ApprovalRecord, Decision, NewAuditEntry, PreviewRecord};
 use app::audit::AuditAction;
 use app::backend::{ApprovalRequestView, ConsoleError};
-use app::confirm::phrase_matches;
 use app::ids::PreviewId;
 use app::model::Action;
 use app::team::{needs_approval, ApprovalState, ApprovalView, Role};
@@ -269,12 +268,7 @@ impl TeamConsole {
                 "This run does not need a second operator: type the phrase to start it.",
             ));
         }
-        if !phrase_matches(&record.phrase, typed) {
-            return Err(ConsoleError::new(format!(
-                "The confirmation does not match: type {} exactly to ask for approval.",
-                record.phrase
-            )));
-        }
+        crate::service::phrase_typed(&record.phrase, typed, "ask for approval")?;
         if headline(&record)?.counts.selected == 0 {
             return Err(ConsoleError::new(
                 "This preview selects nobody, so there is nothing to approve.",

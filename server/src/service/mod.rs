@@ -212,3 +212,21 @@ impl From<StorageError> for ConsoleError {
         )
     }
 }
+
+/// The confirmation phrase `typed` against the one a preview asked for: nothing happens
+/// unless it matches; the refusal quotes it and says what typing it does (`to`).
+pub(crate) fn phrase_typed(expected: &str, typed: &str, to: &str) -> Result<(), ConsoleError> {
+    if app::confirm::phrase_matches(expected, typed) {
+        return Ok(());
+    }
+    Err(ConsoleError::new(format!(
+        "The confirmation does not match: type {expected} exactly to {to}."
+    )))
+}
+
+/// Rows read one past a page (`limit + 1`): keeps the page and says whether more follow.
+pub(crate) fn page_of<T>(rows: &mut Vec<T>, limit: u32) -> bool {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    more
+}
