@@ -3,18 +3,19 @@
 //! it once), send a test message, remove the webhook. Each redirects back to the Team page's
 //! notifications section as `accounts.rs` describes.
 
-use super::accounts::{done_or_notice, notice};
+use super::accounts::{done_or_notice, FormPost};
 use super::caller::{for_member, GatedRoutes};
-use super::{AppState, Caller};
+use super::Caller;
 use app::backend::NEW_WEBHOOK_SECRET;
-use axum::extract::{Form, State};
+use axum::extract::Form;
 use axum::response::Response;
 use axum::routing::post;
 use serde::Deserialize;
-use tower_sessions::Session;
 
 /// Where each form leads back: the Team page, at its notifications section.
 const BACK: &str = "/team#notifications";
+
+type OwnerPost = FormPost<Caller>;
 
 pub fn routes() -> GatedRoutes {
     GatedRoutes::new()
@@ -23,27 +24,21 @@ pub fn routes() -> GatedRoutes {
         .route("/team/webhook/remove", for_member(post(remove_webhook)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct WebhookForm {
-    #[serde(default)]
     address: String,
 }
 
 /// `POST /team/webhook`: an owner saves the team's webhook address.
-async fn save_webhook(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    Form(form): Form<WebhookForm>,
-) -> Response {
-    let answer = async {
-        let team = state.service.for_member(&caller.member);
-        team.as_owner()?.save_webhook(&form.address).await
-    }
-    .await;
-    let answer = match answer {
+async fn save_webhook(post: OwnerPost, Form(form): Form<WebhookForm>) -> Response {
+    let team = post.team();
+    let saved = async { team.as_owner()?.save_webhook(&form.address).await }.await;
+    let answer = match saved {
         Ok(secret) => {
-            if let Err(e) = session
+            // Lost only if the session store fails: then the owner saves again for a new one.
+            if let Err(e) = post
+                .session
                 .insert(NEW_WEBHOOK_SECRET, secret.expose().clone())
                 .await
             {
@@ -53,7 +48,7 @@ async fn save_webhook(
         }
         Err(e) => Err(e),
     };
-    done_or_notice(&session, BACK, answer, || {
+    done_or_notice(&post.session, BACK, answer, || {
         "The webhook address was saved. Copy its signing secret below now: it is not shown again."
             .to_string()
     })
@@ -61,39 +56,22 @@ async fn save_webhook(
 }
 
 /// `POST /team/webhook/test`: an owner sends a test message.
-async fn send_test_message(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-) -> Response {
-    let answer = async {
-        let team = state.service.for_member(&caller.member);
-        team.as_owner()?.send_test_message().await
-    }
-    .await;
-    done_or_notice(&session, BACK, answer, || {
+async fn send_test_message(post: OwnerPost) -> Response {
+    let team = post.team();
+    let answer = async { team.as_owner()?.send_test_message().await }.await;
+    done_or_notice(&post.session, BACK, answer, || {
         "A test message is on its way: the delivery log below says when it arrived.".to_string()
     })
     .await
 }
 
 /// `POST /team/webhook/remove`: an owner removes the team's webhook.
-async fn remove_webhook(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-) -> Response {
-    let answer = async {
-        let team = state.service.for_member(&caller.member);
-        team.as_owner()?.remove_webhook().await
-    }
-    .await;
-    match answer {
-        Ok(()) => done_or_notice(&session, BACK, Ok(()), || {
-            "The webhook was removed: nothing more is sent to it, including messages not yet sent."
-                .to_string()
-        })
-        .await,
-        Err(e) => notice(&session, BACK, &e).await,
-    }
+async fn remove_webhook(post: OwnerPost) -> Response {
+    let team = post.team();
+    let answer = async { team.as_owner()?.remove_webhook().await }.await;
+    done_or_notice(&post.session, BACK, answer, || {
+        "The webhook was removed: nothing more is sent to it, including messages not yet sent."
+            .to_string()
+    })
+    .await
 }
