@@ -131,6 +131,16 @@ pub async fn team_page() -> Result<crate::team::TeamPage, ServerFnError> {
         .map_err(plain)
 }
 
+/// The Team page's notifications section (owners only), with a signing secret just made.
+#[server(endpoint = "webhook_page", output = JsonAnswer)]
+pub async fn webhook_page() -> Result<Option<crate::team::WebhookPage>, ServerFnError> {
+    let secret = take_from_session::<String>(crate::backend::NEW_WEBHOOK_SECRET).await;
+    crate::backend::accounts_backend()?
+        .webhook_page(secret)
+        .await
+        .map_err(plain)
+}
+
 /// The console owner's Teams page: every team, and a reset link just made (shown once).
 #[server(endpoint = "console_teams", output = JsonAnswer)]
 pub async fn console_teams(

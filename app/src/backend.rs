@@ -415,6 +415,12 @@ mod server_side {
             &self,
             new_link: Option<crate::team::NewLink>,
         ) -> Result<crate::team::TeamPage, ConsoleError>;
+        /// The Team page's notifications section, with a signing secret made just before
+        /// (shown once); None for members who are not owners.
+        async fn webhook_page(
+            &self,
+            new_secret: Option<String>,
+        ) -> Result<Option<crate::team::WebhookPage>, ConsoleError>;
         /// Every team (console owners only).
         async fn console_teams(&self) -> Result<Vec<crate::team::TeamSummary>, ConsoleError>;
         /// What a setup, invitation or reset link is, if it still works.
@@ -435,6 +441,10 @@ mod server_side {
     /// The session key under which a link just made (invitation, reset) waits for the page
     /// that shows it once.
     pub const NEW_LINK: &str = "new_link";
+
+    /// The session key under which a webhook's signing secret, just made, waits for the Team
+    /// page that shows it once.
+    pub const NEW_WEBHOOK_SECRET: &str = "new_webhook_secret";
 
     /// The session key for words to show once on the Account, Team or Teams page (an account
     /// or team form that was refused).

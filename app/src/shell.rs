@@ -101,7 +101,9 @@ fn SignedInNav() -> impl IntoView {
                     // (style/main.css, `.site-menu`).
                     view! {
                         <details class="site-menu">
-                        <summary class="menu-button"><span aria-hidden="true">"☰"</span>"Menu"</summary>
+                        <summary class="menu-button">
+                            <span aria-hidden="true">"☰"</span>"Menu"{menu_badge(me.waiting)}
+                        </summary>
                         {team.is_some().then(steps_nav)}
                         <nav aria-label="Account" class="account-nav">
                             // rel=external: these screens are the server's (see above).
@@ -137,6 +139,22 @@ fn waiting_count(waiting: usize) -> Option<impl IntoView> {
         <a href="/#waiting-for-you" rel="external" class="waiting-count" aria-label=name.clone() title=name>
             {waiting}
         </a>
+    })
+}
+
+/// The same count on the phone's folded "Menu" button, so it is seen without opening the
+/// menu; a screen reader hears "Menu, 2 things waiting for you".
+fn menu_badge(waiting: usize) -> Option<impl IntoView> {
+    (waiting > 0).then(|| {
+        let words = if waiting == 1 {
+            ", 1 thing waiting for you".to_string()
+        } else {
+            format!(", {waiting} things waiting for you")
+        };
+        view! {
+            <span class="waiting-badge" aria-hidden="true">{waiting}</span>
+            <span class="visually-hidden">{words}</span>
+        }
     })
 }
 

@@ -64,6 +64,13 @@ test('Carol asks, Olive sees it waiting for her and approves from its link', asy
     await open(page, server.baseURL, '/');
     await expect(count(page)).toHaveAccessibleName('1 thing waiting for you');
     await expect(count(page)).toHaveText('1');
+    // On a phone the header folds into "Menu": the count is on the button itself.
+    await page.setViewportSize({ width: 390, height: 800 });
+    const menu = page.getByRole('banner').locator('summary', { hasText: 'Menu' });
+    await expect(menu).toBeVisible();
+    await expect(menu).toContainText('1');
+    await expect(menu).toHaveAccessibleName(/^Menu\s*, 1 thing waiting for you$/);
+    await page.setViewportSize({ width: 1280, height: 800 });
     await expect(waiting(page)).toContainText(`${CAROL.name} <${CAROL.email}> asks to delete 2 users`);
     await checkScreen(page, '60-waiting-for-you');
     // The count is on the pages the server renders whole too.

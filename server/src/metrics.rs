@@ -268,21 +268,27 @@ fn outcome_label(outcome: ItemOutcome) -> &'static str {
     }
 }
 
-/// A run is being driven from now until the returned guard is dropped.
-#[must_use = "the run counts as live while the guard is kept"]
-pub fn run_live() -> RunLive {
-    METRICS.runs_started.inc();
-    METRICS.runs_live.inc();
-    RunLive(())
+/// One more of what a gauge counts (a run driven, a stream open) until it is dropped.
+pub struct Held(&'static Gauge);
+
+impl Held {
+    fn of(gauge: &'static Gauge) -> Held {
+        gauge.inc();
+        Held(gauge)
+    }
 }
 
-/// Held while a run is driven ([`run_live`]).
-pub struct RunLive(());
-
-impl Drop for RunLive {
+impl Drop for Held {
     fn drop(&mut self) {
-        METRICS.runs_live.dec();
+        self.0.dec();
     }
+}
+
+/// A run is being driven from now until the returned guard is dropped.
+#[must_use = "the run counts as live while the guard is kept"]
+pub fn run_live() -> Held {
+    METRICS.runs_started.inc();
+    Held::of(&METRICS.runs_live)
 }
 
 /// A run ended in `state`.
@@ -339,18 +345,8 @@ pub fn backoff_wait(reason: Wait, wait: Duration) {
 
 /// A live-progress stream opened; it counts as open until the guard is dropped.
 #[must_use = "the stream counts as open while the guard is kept"]
-pub fn stream_opened() -> StreamOpen {
-    METRICS.streams_open.inc();
-    StreamOpen(())
-}
-
-/// Held while a live-progress stream is open ([`stream_opened`]).
-pub struct StreamOpen(());
-
-impl Drop for StreamOpen {
-    fn drop(&mut self) {
-        METRICS.streams_open.dec();
-    }
+pub fn stream_opened() -> Held {
+    Held::of(&METRICS.streams_open)
 }
 
 /// A live-progress stream was refused by a cap.

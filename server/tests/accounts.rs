@@ -718,6 +718,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
     ("account_notice", Need::Public, &[]),
     ("console_teams", Need::ConsoleOwner, &[]),
     ("team_page", Need::Member, &[]),
+    ("webhook_page", Need::Member, &[]),
     ("choose_problem", Need::Member, &[("code", "no-file")]),
     ("choose_pasted", Need::Member, &[]),
     ("connection", Need::View, &[]),
@@ -907,6 +908,14 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
         Need::Own,
         &[("approval", "sometimes")],
     ),
+    (
+        "POST",
+        "/team/webhook",
+        Need::Own,
+        &[("address", "not an address")],
+    ),
+    ("POST", "/team/webhook/test", Need::Own, &[]),
+    ("POST", "/team/webhook/remove", Need::Own, &[]),
 ];
 
 /// Routes the matrix does not send as signed-in people, with why: they end the sender's
@@ -1089,6 +1098,9 @@ const ALLOWED: &[(&str, u16)] = &[
     ("/team/members", 303),
     ("/team/members/remove", 303),
     ("/team/settings", 303),
+    ("/team/webhook", 303),
+    ("/team/webhook/remove", 303),
+    ("/team/webhook/test", 303),
     ("/teams", 303),
     ("/teams/owner", 303),
     ("/teams/reset-links", 303),
@@ -1120,6 +1132,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("sign_in_options", 200),
     ("start_job", 404),
     ("team_page", 200),
+    ("webhook_page", 200),
     ("whoami", 200),
 ];
 
@@ -1482,6 +1495,7 @@ async fn passwords_hashes_and_tokens_never_reach_a_page_an_answer_or_the_log() {
         for (name, fields) in [
             ("whoami", vec![]),
             ("team_page", vec![]),
+            ("webhook_page", vec![]),
             ("console_teams", vec![]),
             ("connection", vec![]),
             ("jobs", vec![]),

@@ -295,3 +295,43 @@ mod tests {
         assert_eq!(ApprovalPolicy::from_key("AUTO"), None);
     }
 }
+
+/// The Team page's notifications section (owners only): the team's webhook, the signing
+/// secret just made (shown once), and the newest deliveries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookPage {
+    pub webhook: Option<WebhookView>,
+    pub new_secret: Option<String>,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// A saved webhook as owners see it: never its full address (Slack's and Teams' carry a
+/// secret in the path), never its signing secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookView {
+    /// Scheme and host ("https://hooks.slack.com/…").
+    pub address: String,
+    /// What it receives, in words ("Slack (a message with a link)").
+    pub receiver: String,
+    pub saved_by: String,
+    pub saved_at: String,
+}
+
+/// One line of the delivery log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    /// The delivery id receivers de-duplicate by.
+    pub id: String,
+    pub made_at: String,
+    /// "Approval requested", "Run ended", "Test message", …
+    pub what: String,
+    /// Who caused it.
+    pub by: String,
+    /// Where it goes (scheme and host only).
+    pub to: String,
+    /// "Delivered", "Will try again", "Not delivered", "Waiting to be sent".
+    pub state: String,
+    /// How it went, in words (the last error, or the tries it took).
+    pub detail: String,
+    pub sent_at: Option<String>,
+}

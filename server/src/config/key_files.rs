@@ -52,15 +52,13 @@ fn key_text(
 #[cfg(test)]
 mod tests {
     use crate::config::serve_for_test as serve;
-    use crate::config::Cli;
+    use crate::config::{file_holding, says_all, Cli};
     use clap::Parser;
 
     #[test]
     fn a_key_file_is_read_trimmed_and_never_echoed() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("secret-key");
-        std::fs::write(&file, "  a2V5LWZpbGUtdmFsdWU=\n").unwrap();
-        let path = file.to_string_lossy().to_string();
+        let path = file_holding(dir.path(), "secret-key", "  a2V5LWZpbGUtdmFsdWU=\n");
         let args = serve(&["--secret-key-file", &path, "--audit-key-file", &path]);
         let key = args.secret_key_text().unwrap().unwrap();
         assert_eq!(key.expose(), "a2V5LWZpbGUtdmFsdWU=");
@@ -70,18 +68,15 @@ mod tests {
         );
         assert!(!format!("{args:?}").contains("a2V5"));
 
-        std::fs::write(&file, " \n").unwrap();
-        let err = args.secret_key_text().unwrap_err();
-        assert!(err.contains("empty") && err.contains("secret-key"), "{err}");
+        file_holding(dir.path(), "secret-key", " \n");
+        says_all(
+            &args.secret_key_text().unwrap_err(),
+            &["empty", "secret-key"],
+        );
 
         let missing = dir.path().join("nope").to_string_lossy().to_string();
-        let err = serve(&["--audit-key-file", &missing])
-            .audit_key_text()
-            .unwrap_err();
-        assert!(
-            err.contains("--audit-key-file") && err.contains("not found"),
-            "{err}"
-        );
+        let err = serve(&["--audit-key-file", &missing]).audit_key_text();
+        says_all(&err.unwrap_err(), &["--audit-key-file", "not found"]);
     }
 
     #[test]

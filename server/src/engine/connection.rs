@@ -210,6 +210,12 @@ mod tests {
 
     const JSON: Option<&str> = Some("application/scim+json");
 
+    /// `d`'s words say `words` (shown in full when they do not).
+    fn says(d: &ConnectionDiagnosis, words: &str) {
+        let message = d.message();
+        assert!(message.contains(words), "{message}");
+    }
+
     #[test]
     fn ok_reports_the_total_not_the_page() {
         let body =
@@ -268,11 +274,7 @@ mod tests {
                 matches!(d, ConnectionDiagnosis::NotScim { .. }),
                 "{shown} -> {d:?}"
             );
-            assert!(
-                d.message().contains("Enterprise vs Business"),
-                "{}",
-                d.message()
-            );
+            says(&d, "Enterprise vs Business");
         }
     }
 
@@ -314,11 +316,7 @@ mod tests {
             ConnectionDiagnosis::ServerError { status: 503, .. }
         ));
         let absurd = diagnose(reply(200, JSON, r#"{"totalResults":1e17}"#));
-        assert!(
-            absurd.message().contains("more than Offboard will list"),
-            "{}",
-            absurd.message()
-        );
+        says(&absurd, "more than Offboard will list");
     }
 
     #[test]

@@ -118,35 +118,21 @@ pub fn cite_earlier_runs(preview: &mut Preview, earlier: &[EarlierResult]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::resolve::{self, blank_row, Policy};
     use chrono::TimeZone;
     use model::deletion::{PreviewRow, PreviewSource};
 
     fn row(line: usize, input: &str, outcome: PreviewOutcome, id: Option<&str>) -> PreviewRow {
+        let reason = "no account on the site has this email".into();
         PreviewRow {
             line: Some(line),
-            input: input.into(),
-            outcome,
             account_id: id.map(str::to_string),
-            user_name: None,
-            display_name: None,
-            emails: vec![],
-            active: None,
-            role: None,
-            reason: "no account on the site has this email".into(),
-            candidates: vec![],
-            earlier_run: None,
-            may_be_refused: None,
+            ..blank_row(input, outcome, reason)
         }
     }
 
     fn preview(rows: Vec<PreviewRow>) -> Preview {
-        Preview {
-            source: PreviewSource::Picked,
-            counts: PreviewCounts::from_rows(&rows),
-            rows,
-            demote_privileged: false,
-            unread_lines: Default::default(),
-        }
+        resolve::preview(PreviewSource::Picked, rows, &Policy::default())
     }
 
     fn earlier(

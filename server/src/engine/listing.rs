@@ -515,12 +515,7 @@ mod tests {
     }
 
     fn reply(status: u16, body: &str) -> ScimReply {
-        ScimReply {
-            status,
-            retry_after: None,
-            content_type: Some("application/scim+json".into()),
-            body: body.into(),
-        }
+        ScimReply::json(status, body)
     }
 
     #[test]
@@ -550,41 +545,30 @@ mod tests {
             judge_page_reply(&html, now),
             PageStep::Fail(ListingError::NotScim { .. })
         ));
-        let throttled = ScimReply {
-            retry_after: Some("7".into()),
-            ..reply(429, "")
+        // A Retry-After is throttling, and waited for: 429, and a 503 that says when to come
+        // back (the same statuses the runner retries).
+        let come_back = |status: u16, seconds: u64| ScimReply {
+            retry_after: Some(seconds.to_string()),
+            ..reply(status, "")
         };
-        assert_eq!(
-            judge_page_reply(&throttled, now),
-            PageStep::Retry {
-                wait: Some(Duration::from_secs(7)),
-                give_up: ListingError::Throttled
-            }
-        );
-        let long = ScimReply {
-            retry_after: Some("3000".into()),
-            ..reply(429, "")
-        };
+        for (status, seconds) in [(429, 7), (503, 4)] {
+            assert_eq!(
+                judge_page_reply(&come_back(status, seconds), now),
+                PageStep::Retry {
+                    wait: Some(Duration::from_secs(seconds)),
+                    give_up: ListingError::Throttled
+                }
+            );
+        }
         assert!(matches!(
-            judge_page_reply(&long, now),
+            judge_page_reply(&come_back(429, 3000), now),
             PageStep::Retry { wait: Some(w), .. } if w == MAX_LISTING_WAIT
         ));
-        // The same statuses the runner retries: 408, and 503 with Retry-After as throttling.
+        // A 408 is retried at once, as the runner does.
         assert!(matches!(
             judge_page_reply(&reply(408, ""), now),
             PageStep::Retry { wait: None, .. }
         ));
-        let shedding = ScimReply {
-            retry_after: Some("4".into()),
-            ..reply(503, "")
-        };
-        assert_eq!(
-            judge_page_reply(&shedding, now),
-            PageStep::Retry {
-                wait: Some(Duration::from_secs(4)),
-                give_up: ListingError::Throttled
-            }
-        );
         assert!(matches!(
             judge_page_reply(&reply(503, "<html>busy</html>"), now),
             PageStep::Retry {
@@ -696,10 +680,8 @@ mod tests {
             match fault {
                 Some(Fault::Status(status, retry_after)) => {
                     return Ok(ScimReply {
-                        status,
                         retry_after: retry_after.map(str::to_string),
-                        content_type: Some("application/json".into()),
-                        body: r#"{"ErrorMessage":"injected"}"#.into(),
+                        ..ScimReply::json(status, r#"{"ErrorMessage":"injected"}"#)
                     })
                 }
                 Some(Fault::Transport(e)) => return Err(e),

@@ -549,8 +549,9 @@ pub fn guard_formula(cell: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::resolve::{self, blank_row, Policy};
     use chrono::{FixedOffset, Utc};
-    use model::deletion::{PreviewCounts, PreviewRow, PreviewSource, Role};
+    use model::deletion::{PreviewRow, PreviewSource, Role};
     use std::collections::BTreeSet;
 
     /// A CSV download read back by a quote-aware reader: its header joined with commas, and
@@ -706,29 +707,12 @@ mod tests {
     fn preview_row(line: usize, input: &str, outcome: PreviewOutcome) -> PreviewRow {
         PreviewRow {
             line: Some(line),
-            input: input.to_string(),
-            outcome,
-            account_id: None,
-            user_name: None,
-            display_name: None,
-            emails: vec![],
-            active: None,
-            role: None,
-            reason: String::new(),
-            candidates: vec![],
-            earlier_run: None,
-            may_be_refused: None,
+            ..blank_row(input, outcome, String::new())
         }
     }
 
     fn preview(rows: Vec<PreviewRow>) -> Preview {
-        Preview {
-            source: PreviewSource::Picked,
-            counts: PreviewCounts::from_rows(&rows),
-            rows,
-            demote_privileged: false,
-            unread_lines: Default::default(),
-        }
+        resolve::preview(PreviewSource::Picked, rows, &Policy::default())
     }
 
     #[test]
@@ -810,16 +794,17 @@ mod tests {
             selected(2, "@b@x.com", "2", "=HYPERLINK(\"http://evil\")"),
             selected(3, "-1", "-1", "Community"),
         ]);
-        let results = vec![
-            result("1", ItemOutcome::Deleted, "", Some("a@x.com")),
-            result(
+        let results = [
+            ("1", ItemOutcome::Deleted, "", Some("a@x.com")),
+            (
                 "2",
                 ItemOutcome::Failed,
                 "=cmd, \"quoted\"\nnext line",
                 Some("@b@x.com"),
             ),
-            result("-1", ItemOutcome::SystemAccount, "+cmd", None),
-        ];
+            ("-1", ItemOutcome::SystemAccount, "+cmd", None),
+        ]
+        .map(|(id, outcome, message, email)| result(id, outcome, message, email));
         let text = results_csv(&p, &results, Action::Delete);
         let (header, rows) = csv_table(&text);
         assert_eq!(header, "Line,Input,Name,Account ID,Email,Outcome,Reason");
@@ -864,21 +849,18 @@ mod tests {
             header: Some(1),
             blank: vec![[3, 3], [8, 9]],
         };
-        let results = vec![
-            result("1", ItemOutcome::Deleted, "", Some("ann@x.com")),
-            result(
-                "7",
-                ItemOutcome::CommunityCreator,
-                "created a community: only Stack support can delete this user",
-                Some("cc@x.com"),
-            ),
-            result(
+        let creator = "created a community: only Stack support can delete this user";
+        let results = [
+            ("1", ItemOutcome::Deleted, "", "ann@x.com"),
+            ("7", ItemOutcome::CommunityCreator, creator, "cc@x.com"),
+            (
                 "10",
                 ItemOutcome::NotAttempted,
                 "Priya cancelled the run",
-                Some("late@x.com"),
+                "late@x.com",
             ),
-        ];
+        ]
+        .map(|(id, outcome, message, email)| result(id, outcome, message, Some(email)));
         let lines = result_lines(&p, &results, Action::Delete);
         let numbers: Vec<_> = lines.iter().map(|l| l.line).collect();
         assert_eq!(numbers, (1..=11).map(Some).collect::<Vec<_>>());

@@ -476,7 +476,8 @@ fn row_for_user(input: &str, user: &SiteUser) -> PreviewRow {
     }
 }
 
-fn blank_row(input: &str, outcome: PreviewOutcome, reason: String) -> PreviewRow {
+/// A row with no account: what a row that matched nobody starts from (and the engine's tests).
+pub(crate) fn blank_row(input: &str, outcome: PreviewOutcome, reason: String) -> PreviewRow {
     PreviewRow {
         line: None,
         input: input.to_string(),
@@ -502,7 +503,8 @@ fn join_reasons(first: &str, second: &str) -> String {
     }
 }
 
-fn preview(source: PreviewSource, rows: Vec<PreviewRow>, policy: &Policy) -> Preview {
+/// The preview of these rows, counted (also what the engine's tests build previews with).
+pub(crate) fn preview(source: PreviewSource, rows: Vec<PreviewRow>, policy: &Policy) -> Preview {
     Preview {
         source,
         counts: PreviewCounts::from_rows(&rows),

@@ -5,13 +5,14 @@
 
 use super::caller::{for_person, open, GatedRoutes, SignedInVisitor, Visitor, SIGNED_IN};
 use super::client_address::ClientAddress;
-use super::AppState;
+use super::{AppState, Caller};
 use crate::service::accounts::{AccountRefusal, NewPerson, Person};
-use crate::service::Console;
+use crate::service::{Console, TeamConsole};
 use app::backend::{ConsoleError, ACCOUNT_DONE, ACCOUNT_NOTICE as NOTICE, NEW_LINK};
 use app::ids::TeamId;
 use app::team::{AccountProblem, NewLink};
-use axum::extract::{Form, State};
+use axum::extract::{Form, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
@@ -35,6 +36,44 @@ pub fn routes() -> GatedRoutes {
         .route("/account/team", for_person(post(switch_team)))
 }
 
+/// A form post: the console, the browser's session (`S`: an `Option` where a form works
+/// without one), and who posted it (`()` for anyone, a [`Visitor`], a [`SignedInVisitor`], a
+/// [`Caller`]). Each part refuses a request as it always does.
+pub(super) struct FormPost<Who, S = Session> {
+    pub(super) state: AppState,
+    pub(super) session: S,
+    pub(super) who: Who,
+}
+
+impl<Who, S> FromRequestParts<AppState> for FormPost<Who, S>
+where
+    Who: FromRequestParts<AppState> + Send,
+    Who::Rejection: IntoResponse,
+    S: FromRequestParts<AppState> + Send,
+    S::Rejection: IntoResponse,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = S::from_request_parts(parts, state).await;
+        let session = session.map_err(IntoResponse::into_response)?;
+        let who = Who::from_request_parts(parts, state).await;
+        let who = who.map_err(IntoResponse::into_response)?;
+        Ok(FormPost {
+            state: state.clone(),
+            session,
+            who,
+        })
+    }
+}
+
+impl<S> FormPost<Caller, S> {
+    /// The caller's team, as the service lets them act on it.
+    pub(super) fn team(&self) -> TeamConsole {
+        self.state.service.for_member(&self.who.member)
+    }
+}
+
 /// Where to go after signing in: a path on this console only (never `//host` or a full URL,
 /// which would make the sign-in form an open redirect).
 pub fn safe_next(next: &str) -> &str {
@@ -50,8 +89,15 @@ pub fn safe_next(next: &str) -> &str {
 }
 
 pub(super) fn with_problem(path: &str, problem: AccountProblem) -> Response {
+    // The query goes before a `#section`, so the page still opens at that section.
+    let (path, section) = path.split_once('#').map_or((path, ""), |(p, s)| (p, s));
     let sep = if path.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{path}{sep}problem={}", problem.key())).into_response()
+    let section = if section.is_empty() {
+        String::new()
+    } else {
+        format!("#{section}")
+    };
+    Redirect::to(&format!("{path}{sep}problem={}{section}", problem.key())).into_response()
 }
 
 /// A refusal as the form's page shows it: a fixed problem, or Offboard failing (its words
@@ -151,13 +197,11 @@ fn address_of(client: Option<&ClientAddress>) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct SignInForm {
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     next: String,
 }
 
@@ -189,21 +233,22 @@ async fn sign_in(
 
 /// `POST /sign-out`: this session only.
 async fn sign_out(session: Session) -> Response {
+    signed_out(&session).await
+}
+
+/// The session ended here, and back to the sign-in page saying so.
+async fn signed_out(session: &Session) -> Response {
     let _ = session.flush().await;
     with_problem("/sign-in", AccountProblem::SignedOut)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct NewPersonForm {
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     again: String,
 }
 
@@ -226,11 +271,8 @@ impl NewPersonForm {
 }
 
 /// `POST /setup`: the first owner's account, from the link printed in the log.
-async fn setup(
-    State(state): State<AppState>,
-    session: Session,
-    Form(form): Form<NewPersonForm>,
-) -> Response {
+async fn setup(post: FormPost<()>, Form(form): Form<NewPersonForm>) -> Response {
+    let FormPost { state, session, .. } = post;
     match state
         .service
         .complete_setup(&form.code, form.person())
@@ -243,12 +285,12 @@ async fn setup(
 }
 
 /// `POST /join`: accepts an invitation, as the signed-in person or as a new account.
-async fn join(
-    State(state): State<AppState>,
-    session: Session,
-    visitor: Visitor,
-    Form(form): Form<NewPersonForm>,
-) -> Response {
+async fn join(post: FormPost<Visitor>, Form(form): Form<NewPersonForm>) -> Response {
+    let FormPost {
+        state,
+        session,
+        who: visitor,
+    } = post;
     let signed_in = visitor.person().cloned();
     let new_person = form.person();
     let answer = state
@@ -278,64 +320,42 @@ async fn signed_in_to(
     }
 }
 
-#[derive(Deserialize)]
-struct ResetForm {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    again: String,
-}
-
-/// `POST /reset`: a new password from a console owner's reset link.
-async fn reset(
-    State(state): State<AppState>,
-    session: Session,
-    Form(form): Form<ResetForm>,
-) -> Response {
-    match state
+/// `POST /reset`: a new password from a console owner's reset link (the link's code and the
+/// new password twice: [`NewPersonForm`]'s fields).
+async fn reset(post: FormPost<()>, Form(form): Form<NewPersonForm>) -> Response {
+    let FormPost { state, session, .. } = post;
+    let reset = state
         .service
-        .complete_reset(&form.code, &form.password, &form.again)
-        .await
-    {
+        .complete_reset(&form.code, &form.password, &form.again);
+    match reset.await {
         Ok(person) => signed_in_to(&state, &session, &person, None, "/").await,
-        Err(refusal) => {
-            let back = format!(
-                "/reset?code={}",
-                url::form_urlencoded::byte_serialize(form.code.as_bytes()).collect::<String>()
-            );
-            refused(&session, &back, refusal).await
-        }
+        Err(refusal) => refused(&session, &form.back("/reset"), refusal).await,
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct PasswordForm {
-    #[serde(default)]
     current: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     again: String,
 }
 
 /// `POST /account/password`: every other session ends; this one goes on with a new id.
 async fn change_password(
-    State(state): State<AppState>,
-    session: Session,
-    SignedInVisitor {
-        person,
-        session: kept,
-        ..
-    }: SignedInVisitor,
+    post: FormPost<SignedInVisitor>,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    match state
+    let FormPost {
+        state,
+        session,
+        who,
+    } = post;
+    let (person, kept) = (who.person, who.session);
+    let change = state
         .service
-        .change_password(&person, &form.current, &form.password, &form.again)
-        .await
-    {
+        .change_password(&person, &form.current, &form.password, &form.again);
+    match change.await {
         Ok(()) => match start_session(&state.service, &session, &person, kept.team).await {
             Ok(()) => with_problem("/account", AccountProblem::PasswordChanged),
             Err(e) => notice(&session, "/sign-in", &e).await,
@@ -349,37 +369,34 @@ async fn change_password(
 }
 
 /// `POST /account/sign-out-everywhere`: every session of the account ends, this one too.
-async fn sign_out_everywhere(
-    State(state): State<AppState>,
-    session: Session,
-    visitor: Visitor,
-) -> Response {
-    if let Some(person) = visitor.person() {
+async fn sign_out_everywhere(post: FormPost<Visitor>) -> Response {
+    let FormPost {
+        state,
+        session,
+        who,
+    } = post;
+    if let Some(person) = who.person() {
         if let Err(e) = state.service.sign_out_everywhere(person).await {
             return notice(&session, "/account", &e).await;
         }
     }
-    let _ = session.flush().await;
-    with_problem("/sign-in", AccountProblem::SignedOut)
+    signed_out(&session).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct TeamForm {
-    #[serde(default)]
     team: i64,
 }
 
 /// `POST /account/team`: shows another of the person's teams.
-async fn switch_team(
-    State(state): State<AppState>,
-    session: Session,
-    SignedInVisitor {
-        person,
-        session: mut kept,
-        ..
-    }: SignedInVisitor,
-    Form(form): Form<TeamForm>,
-) -> Response {
+async fn switch_team(post: FormPost<SignedInVisitor>, Form(form): Form<TeamForm>) -> Response {
+    let FormPost {
+        state,
+        session,
+        who,
+    } = post;
+    let (person, mut kept) = (who.person, who.session);
     let wanted = TeamId::new(form.team);
     match state.service.member(&person, Some(wanted)).await {
         Ok(Some(member)) if member.team == wanted => {
@@ -415,7 +432,19 @@ pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-pub(super) async fn keep_link(session: &Session, link: NewLink, back: &str) -> Response {
+/// Back to `back` with the new link shown once, or with the refusal's words.
+pub(super) async fn link_or_notice(
+    session: &Session,
+    back: &str,
+    answer: Result<NewLink, ConsoleError>,
+) -> Response {
+    match answer {
+        Ok(link) => keep_link(session, link, back).await,
+        Err(e) => notice(session, back, &e).await,
+    }
+}
+
+async fn keep_link(session: &Session, link: NewLink, back: &str) -> Response {
     if let Err(e) = session.insert(NEW_LINK, link).await {
         return notice(session, back, &session_failed(e)).await;
     }

@@ -184,6 +184,7 @@ fn is_port(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::test_headers as headers;
     use axum::http::HeaderValue;
 
     fn ip(text: &str) -> IpAddr {
@@ -194,22 +195,28 @@ mod tests {
         TrustedProxies::new(list.iter().map(|c| c.parse().unwrap()).collect())
     }
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
+    /// The client seen behind `peer` sending `pairs`, trusting the proxies `trusted`.
+    fn client(trusted: &[&str], peer: &str, pairs: &[(&'static str, &str)]) -> IpAddr {
+        proxies(trusted).client_ip(ip(peer), &headers(pairs))
+    }
+
+    /// Each (value, client) case of the header `name`, sent by the peer 10.0.0.2.
+    fn check_header(trusted: &[&str], name: &'static str, cases: &[(&str, &str)]) {
+        for (value, expected) in cases {
+            let seen = client(trusted, "10.0.0.2", &[(name, value)]);
+            assert_eq!(seen, ip(expected), "{value:?}");
         }
-        map
     }
 
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_says() {
-        let trusted = proxies(&["10.0.0.0/8"]);
-        let h = headers(&[
+        let pairs = [
             ("x-forwarded-for", "198.51.100.1"),
             ("forwarded", "for=198.51.100.2"),
-        ]);
-        assert_eq!(trusted.client_ip(ip("203.0.113.5"), &h), ip("203.0.113.5"));
+        ];
+        let seen = client(&["10.0.0.0/8"], "203.0.113.5", &pairs);
+        assert_eq!(seen, ip("203.0.113.5"));
+        let h = headers(&pairs);
         // No proxy trusted at all (the default).
         assert_eq!(
             TrustedProxies::default().client_ip(ip("127.0.0.1"), &h),
@@ -219,8 +226,6 @@ mod tests {
 
     #[test]
     fn x_forwarded_for_is_walked_from_the_right_past_trusted_hops() {
-        let trusted = proxies(&["10.0.0.0/8", "127.0.0.1"]);
-        let peer = ip("10.0.0.2");
         let cases = [
             ("198.51.100.7", "198.51.100.7"),
             // A client's own forged entries are on the left of what the proxy appended.
@@ -252,20 +257,17 @@ mod tests {
             ("0x7f.1", "10.0.0.2"),
             ("01.2.3.4", "10.0.0.2"),
         ];
-        for (value, expected) in cases {
-            let h = headers(&[("x-forwarded-for", value)]);
-            assert_eq!(trusted.client_ip(peer, &h), ip(expected), "{value:?}");
-        }
+        check_header(&["10.0.0.0/8", "127.0.0.1"], "x-forwarded-for", &cases);
     }
 
     #[test]
     fn several_x_forwarded_for_lines_are_one_list() {
-        let trusted = proxies(&["10.0.0.0/8"]);
-        let h = headers(&[
-            ("x-forwarded-for", "1.2.3.4"),
-            ("x-forwarded-for", "198.51.100.7, 10.0.0.3"),
-        ]);
-        assert_eq!(trusted.client_ip(ip("10.0.0.2"), &h), ip("198.51.100.7"));
+        let xff = "x-forwarded-for";
+        let lines = [(xff, "1.2.3.4"), (xff, "198.51.100.7, 10.0.0.3")];
+        assert_eq!(
+            client(&["10.0.0.0/8"], "10.0.0.2", &lines),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]
@@ -281,8 +283,6 @@ mod tests {
 
     #[test]
     fn forwarded_is_read_when_x_forwarded_for_is_absent() {
-        let trusted = proxies(&["10.0.0.0/8", "2001:db8:ffff::/48"]);
-        let peer = ip("10.0.0.2");
         let cases = [
             ("for=198.51.100.7", "198.51.100.7"),
             ("For=198.51.100.7;proto=https;by=10.0.0.2", "198.51.100.7"),
@@ -329,25 +329,22 @@ mod tests {
             ("for=\"[198.51.100.7]\"", "10.0.0.2"),
             ("for=\"\\\"", "10.0.0.2"),
         ];
-        for (value, expected) in cases {
-            let h = headers(&[("forwarded", value)]);
-            assert_eq!(trusted.client_ip(peer, &h), ip(expected), "{value:?}");
-        }
+        check_header(&["10.0.0.0/8", "2001:db8:ffff::/48"], "forwarded", &cases);
     }
 
     #[test]
     fn x_forwarded_for_wins_over_forwarded() {
         // Nearly every proxy appends to X-Forwarded-For; a Forwarded header beside it may be
         // the client's own forgery passed along untouched.
-        let trusted = proxies(&["10.0.0.0/8"]);
-        let h = headers(&[
+        let trusted = ["10.0.0.0/8"];
+        let both = [
             ("forwarded", "for=1.2.3.4"),
             ("x-forwarded-for", "198.51.100.7"),
-        ]);
-        assert_eq!(trusted.client_ip(ip("10.0.0.2"), &h), ip("198.51.100.7"));
+        ];
+        assert_eq!(client(&trusted, "10.0.0.2", &both), ip("198.51.100.7"));
         // A malformed X-Forwarded-For does not fall through to Forwarded.
-        let h = headers(&[("forwarded", "for=1.2.3.4"), ("x-forwarded-for", "junk")]);
-        assert_eq!(trusted.client_ip(ip("10.0.0.2"), &h), ip("10.0.0.2"));
+        let junk = [("forwarded", "for=1.2.3.4"), ("x-forwarded-for", "junk")];
+        assert_eq!(client(&trusted, "10.0.0.2", &junk), ip("10.0.0.2"));
     }
 
     #[test]

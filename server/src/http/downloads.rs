@@ -46,13 +46,10 @@ async fn preview_csv(
     caller: Caller,
     Path(preview_id): Path<PreviewId>,
 ) -> Result<Response, HttpError> {
-    let report = state
-        .service
-        .for_member(&caller.member)
-        .as_viewer()?
-        .preview_report(&preview_id)
-        .await?;
-    Ok(attachment(report))
+    let team = state.service.for_member(&caller.member);
+    Ok(attachment(
+        team.as_viewer()?.preview_report(&preview_id).await?,
+    ))
 }
 
 /// `GET /downloads/jobs/{job_id}/{failures.json|results.csv|results.json|all_users.json}`.
@@ -62,23 +59,18 @@ async fn job_download(
     Path((job_id, file)): Path<(JobId, String)>,
 ) -> Result<Response, HttpError> {
     let kind = ReportKind::of_a_run(&file).ok_or_else(|| HttpError::not_found("This download"))?;
-    let report = state
-        .service
-        .for_member(&caller.member)
-        .as_viewer()?
-        .run_report(&job_id, kind)
-        .await?;
-    Ok(attachment(report))
+    let team = state.service.for_member(&caller.member);
+    Ok(attachment(
+        team.as_viewer()?.run_report(&job_id, kind).await?,
+    ))
 }
 
 /// The Audit page's filter as the download address carries it (all optional).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct AuditQuery {
-    #[serde(default)]
     action: String,
-    #[serde(default)]
     from: String,
-    #[serde(default)]
     to: String,
 }
 
@@ -89,11 +81,6 @@ async fn audit_csv(
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, HttpError> {
     let filter = AuditFilter::from_query(&query.action, &query.from, &query.to);
-    let report = state
-        .service
-        .for_member(&caller.member)
-        .as_viewer()?
-        .audit_report(&filter)
-        .await?;
-    Ok(attachment(report))
+    let team = state.service.for_member(&caller.member);
+    Ok(attachment(team.as_viewer()?.audit_report(&filter).await?))
 }

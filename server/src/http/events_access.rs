@@ -230,17 +230,17 @@ mod tests {
     use crate::storage;
     use tower_sessions::SessionStore;
 
-    /// A console on a fresh SQLite file, and a session stored in its session table.
-    async fn console_and_store(dir: &std::path::Path) -> (Arc<Console>, storage::SessionTable) {
+    /// A console on a fresh SQLite file, a session for `account` stored in its session table,
+    /// and checks made every 0.1 s.
+    async fn signed_in(
+        dir: &std::path::Path,
+        account: AccountId,
+    ) -> (Arc<Console>, storage::SessionTable, Session, AccessChecks) {
         let url = format!("sqlite://{}", dir.join("offboard.db").display());
         let db = storage::open(&url).await.expect("open db");
         let store = db.pool.session_store().await.expect("session table");
         let secrets = SecretBox::load_or_create(dir, None).expect("key");
         let console = service::build(db.storage, secrets, Settings::new(dir.to_path_buf()));
-        (console, store)
-    }
-
-    async fn stored_session(store: &storage::SessionTable, account: AccountId) -> Session {
         let session = Session::new(Some(Id::default()), Arc::new(store.clone()), None);
         let signed_in = SignedIn {
             account,
@@ -250,7 +250,8 @@ mod tests {
         };
         session.insert(SIGNED_IN, signed_in).await.unwrap();
         session.save().await.unwrap();
-        session
+        let checks = AccessChecks::new(Duration::from_millis(100));
+        (console, store, session, checks)
     }
 
     async fn ending_of(access: &mut Access) -> Ending {
@@ -262,11 +263,9 @@ mod tests {
     #[tokio::test]
     async fn the_streams_of_one_session_share_one_check_and_all_end_with_it() {
         let dir = tempfile::tempdir().unwrap();
-        let (console, store) = console_and_store(dir.path()).await;
         // The session names an account that does not exist: as after the account is gone.
         let gone = AccountId::new(99);
-        let session = stored_session(&store, gone).await;
-        let checks = AccessChecks::new(Duration::from_millis(100));
+        let (console, _store, session, checks) = signed_in(dir.path(), gone).await;
         let (one, two) = (TeamId::new(1), TeamId::new(2));
         let mut first = checks.follow(&console, &session, gone, one).unwrap();
         let mut second = checks.follow(&console, &session, gone, one).unwrap();
@@ -286,10 +285,8 @@ mod tests {
     #[tokio::test]
     async fn a_session_deleted_from_the_store_ends_as_signed_out() {
         let dir = tempfile::tempdir().unwrap();
-        let (console, store) = console_and_store(dir.path()).await;
         let account = AccountId::new(1);
-        let session = stored_session(&store, account).await;
-        let checks = AccessChecks::new(Duration::from_millis(100));
+        let (console, store, session, checks) = signed_in(dir.path(), account).await;
         let mut access = checks
             .follow(&console, &session, account, TeamId::new(1))
             .unwrap();

@@ -208,7 +208,7 @@ pub struct WatcherSlots {
 pub struct WatcherSlot {
     slots: Arc<WatcherSlots>,
     holder: Holder,
-    _open: crate::metrics::StreamOpen,
+    _open: crate::metrics::Held,
 }
 
 impl WatcherSlots {

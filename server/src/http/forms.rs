@@ -1,9 +1,10 @@
 //! The console's plain forms (docs/console-contract.md §2): an upload and the ticked users,
 //! posted as ordinary forms so they work before the page's script has loaded.
 
+use super::accounts::FormPost;
 use super::caller::{for_member, GatedRoutes};
 use super::error::HttpError;
-use super::{AppState, Caller};
+use super::Caller;
 use app::backend::{
     ChooseProblem, ConsoleBackend, ConsoleError, ConsoleErrorKind, PreviewSummary, CHOOSE_PASTED,
     CHOOSE_PROBLEM_DETAIL,
@@ -11,7 +12,7 @@ use app::backend::{
 use app::ids::{JobId, PreviewId};
 use app::model::Action;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::{DefaultBodyLimit, Multipart};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::Extension;
@@ -57,6 +58,10 @@ pub fn routes() -> GatedRoutes {
         .route("/run/not-removed", for_member(post(preview_not_removed)))
 }
 
+/// A form posted from the Choose, Preview or Run page by a team member. Without a session
+/// the answers keep no words for the next page.
+type ChoosePost = FormPost<Caller, Option<Extension<Session>>>;
+
 fn to_preview(id: &PreviewId) -> Response {
     Redirect::to(&format!("/preview?id={}", encoded(id.as_str()))).into_response()
 }
@@ -101,21 +106,15 @@ fn parse_column(text: Option<&str>) -> Result<Option<usize>, ChooseProblem> {
 }
 
 /// `POST /choose/upload`.
-async fn upload(
-    State(state): State<AppState>,
-    caller: Caller,
-    session: Option<Extension<Session>>,
-    multipart: Multipart,
-) -> Response {
-    let session = session.as_ref().map(|Extension(s)| s);
+async fn upload(post: ChoosePost, multipart: Multipart) -> Response {
+    let session = post.session.as_ref().map(|Extension(s)| s);
     match read_upload(multipart).await {
         Err(problem) => back_to_choose(session, problem, None).await,
         Ok(form) => {
             let (name, pasted) = (form.file_name.clone(), form.pasted);
             let kept = pasted.then(|| String::from_utf8_lossy(&form.bytes).into_owned());
-            let result = state
-                .service
-                .for_member(&caller.member)
+            let result = post
+                .team()
                 .preview_file(
                     form.file_name,
                     form.bytes,
@@ -200,13 +199,8 @@ async fn read_upload(mut multipart: Multipart) -> Result<UploadForm, ChooseProbl
 }
 
 /// `POST /choose/picked`: `account_id` repeated, `action`, `demote`.
-async fn picked(
-    State(state): State<AppState>,
-    caller: Caller,
-    session: Option<Extension<Session>>,
-    body: Bytes,
-) -> Response {
-    let session = session.as_ref().map(|Extension(s)| s);
+async fn picked(post: ChoosePost, body: Bytes) -> Response {
+    let session = post.session.as_ref().map(|Extension(s)| s);
     let mut account_ids = Vec::new();
     let (mut action, mut demote) = (None, false);
     for (key, value) in url::form_urlencoded::parse(&body) {
@@ -224,9 +218,8 @@ async fn picked(
     if account_ids.iter().all(|id| id.trim().is_empty()) {
         return back_to_choose(session, ChooseProblem::NoneTicked, None).await;
     }
-    match state
-        .service
-        .for_member(&caller.member)
+    match post
+        .team()
         .preview_picked(account_ids, action, demote)
         .await
     {
@@ -239,36 +232,18 @@ async fn picked(
 
 /// `POST /preview/again`: `preview`. A new preview of the same users (after a request for
 /// approval was declined or expired), from any page, with or without script.
-async fn preview_again(
-    State(state): State<AppState>,
-    caller: Caller,
-    session: Option<Extension<Session>>,
-    body: Bytes,
-) -> Response {
+async fn preview_again(post: ChoosePost, body: Bytes) -> Response {
     let preview = form_value(&body, "preview");
-    let made = state
-        .service
-        .for_member(&caller.member)
-        .preview_again(PreviewId::new(preview))
-        .await;
-    to_new_preview(session, made).await
+    let made = post.team().preview_again(PreviewId::new(preview)).await;
+    to_new_preview(post.session, made).await
 }
 
 /// `POST /run/not-removed`: `job`. A new preview of the users an ended run did not remove
 /// (after a cancel, a failure or a stop), from the run's page, with or without script.
-async fn preview_not_removed(
-    State(state): State<AppState>,
-    caller: Caller,
-    session: Option<Extension<Session>>,
-    body: Bytes,
-) -> Response {
+async fn preview_not_removed(post: ChoosePost, body: Bytes) -> Response {
     let job = form_value(&body, "job");
-    let made = state
-        .service
-        .for_member(&caller.member)
-        .preview_not_removed(JobId::new(job))
-        .await;
-    to_new_preview(session, made).await
+    let made = post.team().preview_not_removed(JobId::new(job)).await;
+    to_new_preview(post.session, made).await
 }
 
 /// One field of a posted form, trimmed (empty when it is missing).
@@ -299,19 +274,31 @@ mod tests {
 
     #[test]
     fn a_failed_preview_names_what_failed_and_the_way_on() {
-        assert_eq!(
-            failed_preview_words("leavers.csv", "The site did not answer.", false),
-            "leavers.csv was not previewed: The site did not answer. Choose the file again below (or another one) to try again."
-        );
-        // A message that names the file already is not prefixed twice.
-        assert_eq!(
-            failed_preview_words("leavers.csv", "leavers.csv: line 3 is not UTF-8.", false),
-            "leavers.csv: line 3 is not UTF-8. Choose the file again below (or another one) to try again."
-        );
-        assert_eq!(
-            failed_preview_words("pasted list", "The site did not answer.", true),
-            "The pasted list was not previewed: The site did not answer. The list is in the box below again."
-        );
+        // (what was sent, why it failed, pasted?, what the page says)
+        let cases = [
+            (
+                "leavers.csv",
+                "The site did not answer.",
+                false,
+                "leavers.csv was not previewed: The site did not answer. Choose the file again below (or another one) to try again.",
+            ),
+            // A message that names the file already is not prefixed twice.
+            (
+                "leavers.csv",
+                "leavers.csv: line 3 is not UTF-8.",
+                false,
+                "leavers.csv: line 3 is not UTF-8. Choose the file again below (or another one) to try again.",
+            ),
+            (
+                "pasted list",
+                "The site did not answer.",
+                true,
+                "The pasted list was not previewed: The site did not answer. The list is in the box below again.",
+            ),
+        ];
+        for (sent, why, pasted, expected) in cases {
+            assert_eq!(failed_preview_words(sent, why, pasted), expected);
+        }
         // A file called like the pasted list's name is still a file.
         assert!(failed_preview_words("pasted list", "x", false).contains("Choose the file again"));
         assert!(failed_preview_words("", "", false).contains("was not previewed"));

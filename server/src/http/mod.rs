@@ -18,6 +18,7 @@ pub mod shutdown;
 mod sign_on;
 mod state;
 mod team_forms;
+mod webhook_forms;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
 pub use caller::Caller;
@@ -110,6 +111,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         audit_key_text.as_ref().map(|k| k.expose().as_str()),
     )
     .context("could not load the key that signs the audit trail")?;
+    let webhook_key = audit_key.clone();
     let db = service::audit::open_signed(&args.database.effective_database_url(), audit_key)
         .await
         .context("could not open the database")?;
@@ -155,6 +157,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // A run alone on its site may use all of the site's requests.
     settings.run.concurrency = settings.limits.site_concurrency;
     settings.job_lease = Duration::from_secs(args.job_lease_seconds);
+    settings.webhook_key = webhook_key;
+    settings.public_url = args
+        .public_url
+        .as_ref()
+        .map(|u| u.as_str().trim_end_matches('/').to_string());
     settings.http.site_guard = Some(
         SiteGuard::new(args.allow_http_loopback_sites, &args.allow_site_host)
             .through_proxy(args.sites_proxy.clone()),
@@ -192,6 +199,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     spawn_preview_sweep(console.clone(), args.preview_hours);
+    // Every process delivers notifications; each delivery is claimed by one at a time.
+    service::notify::worker::spawn(console.clone());
     service::audit::log_heads_every(
         db.storage.clone(),
         Duration::from_secs(args.audit_head_log_seconds),
@@ -353,6 +362,7 @@ fn plain_route_set() -> GatedRoutes {
         .merge(downloads::routes())
         .merge(accounts::routes())
         .merge(team_forms::routes())
+        .merge(webhook_forms::routes())
         .merge(sign_on::routes())
 }
 
@@ -502,6 +512,18 @@ fn spawn_preview_sweep(console: Arc<Console>, hours: u32) {
             console.forget_old_sign_in_failures().await;
         }
     });
+}
+
+/// Request headers from (name, value) pairs, a name given twice standing twice: what the
+/// tests of the front door's checks send.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
+    let mut map = axum::http::HeaderMap::new();
+    for (name, value) in pairs {
+        let value = axum::http::HeaderValue::from_str(value).expect("a header value");
+        map.append(*name, value);
+    }
+    map
 }
 
 #[cfg(test)]

@@ -72,15 +72,19 @@ pub fn reconnect_event() -> Event {
         .data("This console is restarting; reconnecting.")
 }
 
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// Ctrl-C or SIGTERM, whichever comes first (also how the test site server stops). A handler
+/// that cannot be installed waits forever rather than stopping at once.
+pub async fn stop_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+            Ok(mut signal) => {
+                signal.recv().await;
             }
             Err(_) => std::future::pending::<()>().await,
         }
@@ -88,8 +92,8 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        _ = interrupt => {}
+        _ = terminate => {}
     }
 }
 

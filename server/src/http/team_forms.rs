@@ -2,21 +2,21 @@
 //! and settings (through the owner's handle), a console owner's teams and reset links
 //! (through the console owner's handle). Each redirects back as `accounts.rs` describes.
 
-use super::accounts::{base_url, done_or_notice, keep_link, notice};
+use super::accounts::{base_url, done_or_notice, link_or_notice, notice, FormPost};
 use super::caller::{for_member, for_person, GatedRoutes, SignedInVisitor};
-use super::{AppState, Caller};
+use super::Caller;
+use crate::service::ConsoleOwnerDesk;
 use app::backend::ConsoleError;
 use app::ids::TeamId;
 use app::team::{
     member_set_words, removed_words, settings_words, ApprovalPolicy, Role, TeamSettings,
 };
-use axum::extract::{Form, State};
+use axum::extract::Form;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use model::Named;
 use serde::Deserialize;
-use tower_sessions::Session;
 
 pub fn routes() -> GatedRoutes {
     GatedRoutes::new()
@@ -35,123 +35,93 @@ pub fn routes() -> GatedRoutes {
         .route("/teams/owner", for_person(post(give_owner)))
 }
 
-#[derive(Deserialize)]
-struct InviteForm {
-    #[serde(default)]
+type TeamPost = FormPost<Caller>;
+type TeamsPost = FormPost<SignedInVisitor>;
+
+impl TeamsPost {
+    fn console_owner(&self) -> Result<ConsoleOwnerDesk<'_>, ConsoleError> {
+        self.state.service.as_console_owner(&self.who.person)
+    }
+}
+
+/// An email and a role: an invitation's, or a member's.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MemberForm {
     email: String,
-    #[serde(default)]
     role: String,
 }
 
 /// `POST /team/invitations`: an owner makes a one-time invitation link.
-async fn invite(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    headers: HeaderMap,
-    Form(form): Form<InviteForm>,
-) -> Response {
+async fn invite(post: TeamPost, headers: HeaderMap, Form(form): Form<MemberForm>) -> Response {
+    let team = post.team();
     let answer = async {
-        let team = state.service.for_member(&caller.member);
         let owner = team.as_owner()?;
         let role = Role::from_key(&form.role)
             .ok_or_else(|| ConsoleError::new("Choose the role the invitation gives."))?;
-        owner
-            .invite(&form.email, role, &base_url(&state, &headers))
-            .await
+        let base = base_url(&post.state, &headers);
+        owner.invite(&form.email, role, &base).await
     }
     .await;
-    match answer {
-        Ok(link) => keep_link(&session, link, "/team").await,
-        Err(e) => notice(&session, "/team", &e).await,
-    }
+    link_or_notice(&post.session, "/team", answer).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct RevokeForm {
-    #[serde(default)]
     id: String,
 }
 
 /// `POST /team/invitations/revoke`: an owner revokes an open invitation.
-async fn revoke_invitation(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    Form(form): Form<RevokeForm>,
-) -> Response {
-    let answer = async {
-        let team = state.service.for_member(&caller.member);
-        team.as_owner()?.revoke_invitation(&form.id).await
-    }
-    .await;
-    done_or_notice(&session, "/team", answer, || {
+async fn revoke_invitation(post: TeamPost, Form(form): Form<RevokeForm>) -> Response {
+    let team = post.team();
+    let answer = async { team.as_owner()?.revoke_invitation(&form.id).await }.await;
+    done_or_notice(&post.session, "/team", answer, || {
         "The invitation was revoked: its link no longer opens.".to_string()
     })
     .await
 }
 
-#[derive(Deserialize)]
-struct MemberForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    role: String,
-}
-
 /// `POST /team/members`: an owner adds a member by email or changes a role.
-async fn set_member(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    Form(form): Form<MemberForm>,
-) -> Response {
+async fn set_member(post: TeamPost, Form(form): Form<MemberForm>) -> Response {
     let role = Role::from_key(&form.role);
+    let team = post.team();
     let answer = async {
-        let team = state.service.for_member(&caller.member);
         let owner = team.as_owner()?;
         let role =
             role.ok_or_else(|| ConsoleError::new("Choose a role: owner, operator or viewer."))?;
         owner.set_member(&form.email, role).await
     }
     .await;
-    done_or_notice(&session, "/team", answer, || {
-        let role = role.unwrap_or(Role::Viewer);
-        member_set_words(
-            &form.email.trim().to_lowercase(),
-            role,
-            &caller.member.team_name,
-        )
+    let email = form.email.trim().to_lowercase();
+    let team_name = &post.who.member.team_name;
+    done_or_notice(&post.session, "/team", answer, || {
+        member_set_words(&email, role.unwrap_or(Role::Viewer), team_name)
     })
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct RemoveForm {
-    #[serde(default)]
     email: String,
     /// The Team page's confirmation box: present ("yes") only when ticked.
-    #[serde(default)]
     confirm: Option<String>,
 }
 
 /// `POST /team/members/remove`: only with the confirmation box ticked (the Team page asks
 /// first, naming the person and what they lose). Removing yourself lands on the Account page,
 /// since the Team page is not yours any more.
-async fn remove_member(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    Form(form): Form<RemoveForm>,
-) -> Response {
+async fn remove_member(post: TeamPost, Form(form): Form<RemoveForm>) -> Response {
+    let session = &post.session;
     let email = form.email.trim().to_lowercase();
-    let yourself = email == caller.member.person.email.trim().to_lowercase();
-    let team = caller.member.team_name.clone();
+    let yourself = email == post.who.member.person.email.trim().to_lowercase();
+    let team = post.who.member.team_name.clone();
     // A role that may not remove anyone is refused first, confirmed or not.
-    let console = state.service.for_member(&caller.member);
+    let console = post.team();
     let owner = match console.as_owner() {
         Ok(owner) => owner,
-        Err(e) => return notice(&session, "/team", &e).await,
+        Err(e) => return notice(session, "/team", &e).await,
     };
     if form.confirm.as_deref() != Some("yes") {
         let back = format!(
@@ -161,7 +131,7 @@ async fn remove_member(
         let ask = ConsoleError::new(format!(
             "Nobody was removed: tick the box to confirm that you want to remove {email}."
         ));
-        return notice(&session, &back, &ask).await;
+        return notice(session, &back, &ask).await;
     }
     let answer = owner.remove_member(&email).await;
     let back = if yourself && answer.is_ok() {
@@ -169,30 +139,24 @@ async fn remove_member(
     } else {
         "/team"
     };
-    done_or_notice(&session, back, answer, || {
+    done_or_notice(session, back, answer, || {
         removed_words(&email, &team, yourself)
     })
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct SettingsForm {
-    #[serde(default)]
     approval: String,
     /// A checkbox: present ("on") when ticked.
-    #[serde(default)]
     approve_deactivations: Option<String>,
 }
 
 /// `POST /team/settings`: an owner changes when runs need a second operator.
-async fn save_settings(
-    State(state): State<AppState>,
-    session: Session,
-    caller: Caller,
-    Form(form): Form<SettingsForm>,
-) -> Response {
+async fn save_settings(post: TeamPost, Form(form): Form<SettingsForm>) -> Response {
+    let team = post.team();
     let answer = async {
-        let team = state.service.for_member(&caller.member);
         let owner = team.as_owner()?;
         let approval = ApprovalPolicy::from_key(&form.approval)
             .ok_or_else(|| ConsoleError::new("Choose when runs need a second operator."))?;
@@ -207,27 +171,19 @@ async fn save_settings(
         Ok(settings) => (Ok(()), settings_words(settings)),
         Err(e) => (Err(e), String::new()),
     };
-    done_or_notice(&session, "/team", answer, || words).await
+    done_or_notice(&post.session, "/team", answer, || words).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct NewTeamForm {
-    #[serde(default)]
     name: String,
 }
 
 /// `POST /teams`: a console owner creates a team (and is its first owner).
-async fn create_team(
-    State(state): State<AppState>,
-    session: Session,
-    signed_in: SignedInVisitor,
-    Form(form): Form<NewTeamForm>,
-) -> Response {
-    let answer = match state.service.as_console_owner(&signed_in.person) {
-        Ok(console_owner) => console_owner.create_team(&form.name).await,
-        Err(e) => Err(e),
-    };
-    done_or_notice(&session, "/teams", answer.map(|_| ()), || {
+async fn create_team(post: TeamsPost, Form(form): Form<NewTeamForm>) -> Response {
+    let answer = async { post.console_owner()?.create_team(&form.name).await }.await;
+    done_or_notice(&post.session, "/teams", answer.map(|_| ()), || {
         format!(
             "The team {} was created, with you as its owner.",
             form.name.trim()
@@ -236,62 +192,37 @@ async fn create_team(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OwnerForm {
+    team: i64,
+    email: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct ResetLinkForm {
-    #[serde(default)]
     email: String,
 }
 
 /// `POST /teams/reset-links`: a console owner makes a password-reset link for someone.
 async fn reset_link(
-    State(state): State<AppState>,
-    session: Session,
-    SignedInVisitor { person, .. }: SignedInVisitor,
+    post: TeamsPost,
     headers: HeaderMap,
     Form(form): Form<ResetLinkForm>,
 ) -> Response {
-    let answer = match state.service.as_console_owner(&person) {
-        Ok(console_owner) => {
-            console_owner
-                .reset_link(&form.email, &base_url(&state, &headers))
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match answer {
-        Ok(link) => keep_link(&session, link, "/teams").await,
-        Err(e) => notice(&session, "/teams", &e).await,
-    }
-}
-
-#[derive(Deserialize)]
-struct OwnerForm {
-    #[serde(default)]
-    team: i64,
-    #[serde(default)]
-    email: String,
+    let base = base_url(&post.state, &headers);
+    let answer = async { post.console_owner()?.reset_link(&form.email, &base).await }.await;
+    link_or_notice(&post.session, "/teams", answer).await
 }
 
 /// `POST /teams/owner`: a console owner gives a team that has no owner an owner.
-async fn give_owner(
-    State(state): State<AppState>,
-    session: Session,
-    SignedInVisitor { person, .. }: SignedInVisitor,
-    Form(form): Form<OwnerForm>,
-) -> Response {
-    let answer = match state.service.as_console_owner(&person) {
-        Ok(console_owner) => {
-            console_owner
-                .give_owner(TeamId::new(form.team), &form.email)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    done_or_notice(&session, "/teams", answer, || {
-        format!(
-            "{} is now an owner of that team.",
-            form.email.trim().to_lowercase()
-        )
+async fn give_owner(post: TeamsPost, Form(form): Form<OwnerForm>) -> Response {
+    let team = TeamId::new(form.team);
+    let answer = async { post.console_owner()?.give_owner(team, &form.email).await }.await;
+    let email = form.email.trim().to_lowercase();
+    done_or_notice(&post.session, "/teams", answer, || {
+        format!("{email} is now an owner of that team.")
     })
     .await
 }

@@ -370,28 +370,6 @@ mod tests {
     }
 
     #[test]
-    fn unknown_issuer_is_tls_even_when_flagged_connect() {
-        let c = chain(&[
-            "error sending request for url (https://acme.example/api/scim/v2/users)",
-            "client error (Connect)",
-            "invalid peer certificate: UnknownIssuer",
-        ]);
-        assert_eq!(
-            classify_failure(false, true, &c, 30),
-            TransportError::Tls("invalid peer certificate: UnknownIssuer".into())
-        );
-    }
-
-    #[test]
-    fn timeouts_carry_the_configured_seconds() {
-        let c = chain(&["error sending request", "operation timed out"]);
-        assert_eq!(
-            classify_failure(true, false, &c, 7),
-            TransportError::Timeout(7)
-        );
-    }
-
-    #[test]
     fn dns_failures() {
         let c = chain(&[
             "error sending request for url (https://nope.invalid/)",
@@ -405,30 +383,58 @@ mod tests {
         ));
     }
 
+    /// (timed out?, a connect error?, the error's chain, what it is called)
     #[test]
-    fn refused_connections() {
-        let c = chain(&[
-            "error sending request for url (http://127.0.0.1:9/v2/Users)",
-            "client error (Connect)",
-            "tcp connect error",
-            "Connection refused (os error 111)",
-        ]);
-        assert_eq!(
-            classify_failure(false, true, &c, 30),
-            TransportError::Connect("Connection refused (os error 111)".into())
-        );
-    }
-
-    #[test]
-    fn anything_else_is_other_and_never_empty() {
-        assert_eq!(
-            classify_failure(false, false, &chain(&["connection reset by peer"]), 30),
-            TransportError::Other("connection reset by peer".into())
-        );
-        assert_eq!(
-            classify_failure(false, false, &[], 30),
-            TransportError::Other("no details".into())
-        );
+    fn each_failure_is_named_from_its_chain() {
+        let cases = [
+            // An unknown issuer is TLS even when flagged connect.
+            (
+                false,
+                true,
+                vec![
+                    "error sending request for url (https://acme.example/api/scim/v2/users)",
+                    "client error (Connect)",
+                    "invalid peer certificate: UnknownIssuer",
+                ],
+                TransportError::Tls("invalid peer certificate: UnknownIssuer".into()),
+            ),
+            // Timeouts carry the configured seconds.
+            (
+                true,
+                false,
+                vec!["error sending request", "operation timed out"],
+                TransportError::Timeout(7),
+            ),
+            (
+                false,
+                true,
+                vec![
+                    "error sending request for url (http://127.0.0.1:9/v2/Users)",
+                    "client error (Connect)",
+                    "tcp connect error",
+                    "Connection refused (os error 111)",
+                ],
+                TransportError::Connect("Connection refused (os error 111)".into()),
+            ),
+            // Anything else is Other, and never empty.
+            (
+                false,
+                false,
+                vec!["connection reset by peer"],
+                TransportError::Other("connection reset by peer".into()),
+            ),
+            (
+                false,
+                false,
+                vec![],
+                TransportError::Other("no details".into()),
+            ),
+        ];
+        for (timed_out, connect, parts, expected) in cases {
+            let seconds = if timed_out { 7 } else { 30 };
+            let named = classify_failure(timed_out, connect, &chain(&parts), seconds);
+            assert_eq!(named, expected, "{parts:?}");
+        }
     }
 
     #[test]

@@ -55,6 +55,19 @@ pub struct ScimReply {
     pub body: String,
 }
 
+#[cfg(test)]
+impl ScimReply {
+    /// A JSON answer with no `Retry-After`: what the tests' made-up sites send.
+    pub(crate) fn json(status: u16, body: &str) -> ScimReply {
+        ScimReply {
+            status,
+            retry_after: None,
+            content_type: Some("application/json".into()),
+            body: body.into(),
+        }
+    }
+}
+
 /// A request that got no HTTP reply at all.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {

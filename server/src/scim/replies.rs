@@ -144,6 +144,13 @@ fn matchable_text(reply: &ScimReply) -> String {
         .to_lowercase()
 }
 
+/// Whether a DELETE answered with this transient status may have been carried out anyway:
+/// 408 and 503 say the request was not processed; a 502/504 comes from a proxy that may have
+/// passed it on before giving up.
+pub fn delete_maybe_applied(status: u16) -> bool {
+    !matches!(status, 408 | 503)
+}
+
 fn is_success(status: u16) -> bool {
     status == 200 || status == 204
 }
@@ -161,7 +168,7 @@ pub fn classify_delete(reply: &ScimReply, now: SystemTime) -> DeleteReply {
             SharedReply::Throttled(retry_after) => DeleteReply::Throttled { retry_after },
             SharedReply::Transient(status) => DeleteReply::Transient {
                 status,
-                maybe_applied: !matches!(status, 408 | 503),
+                maybe_applied: delete_maybe_applied(status),
             },
             SharedReply::Unauthorized => DeleteReply::Unauthorized,
         };
@@ -277,12 +284,7 @@ mod tests {
     use model::deletion::Role;
 
     fn reply(status: u16, body: &str) -> ScimReply {
-        ScimReply {
-            status,
-            retry_after: None,
-            content_type: Some("application/json".to_string()),
-            body: body.to_string(),
-        }
+        ScimReply::json(status, body)
     }
 
     fn with_retry_after(mut r: ScimReply, value: &str) -> ScimReply {

@@ -111,15 +111,18 @@ mod tests {
             "meta": {"created": "2021-03-04T05:06:07Z", "location": "https://x/users/1234"}
         });
         let u = parse_user(&v).unwrap();
-        assert_eq!(u.id, "1234");
-        assert_eq!(u.external_id.as_deref(), Some("ext-9"));
-        assert_eq!(u.user_name.as_deref(), Some("Jane Doe"));
-        assert_eq!(u.display_name.as_deref(), Some("Jane D."));
-        assert_eq!(u.emails, vec!["jane@old.example", "Jane@Acme.example"]);
-        assert_eq!(u.primary_email.as_deref(), Some("Jane@Acme.example"));
-        assert!(!u.active);
-        assert_eq!(u.role, Role::Moderator);
-        assert_eq!(u.created.as_deref(), Some("2021-03-04T05:06:07Z"));
+        let expected = SiteUser {
+            id: "1234".into(),
+            external_id: Some("ext-9".into()),
+            user_name: Some("Jane Doe".into()),
+            display_name: Some("Jane D.".into()),
+            emails: vec!["jane@old.example".into(), "Jane@Acme.example".into()],
+            primary_email: Some("Jane@Acme.example".into()),
+            active: false,
+            role: Role::Moderator,
+            created: Some("2021-03-04T05:06:07Z".into()),
+        };
+        assert_eq!(u, expected);
     }
 
     #[test]

@@ -21,7 +21,6 @@ use super::TeamConsole;
 use crate::storage::{ApprovalRecord, Decision, NewAuditEntry, PreviewRecord};
 use app::audit::AuditAction;
 use app::backend::{ApprovalRequestView, ConsoleError};
-use app::confirm::phrase_matches;
 use app::ids::PreviewId;
 use app::model::Action;
 use app::team::{needs_approval, ApprovalState, ApprovalView, Role};
@@ -269,12 +268,7 @@ impl TeamConsole {
                 "This run does not need a second operator: type the phrase to start it.",
             ));
         }
-        if !phrase_matches(&record.phrase, typed) {
-            return Err(ConsoleError::new(format!(
-                "The confirmation does not match: type {} exactly to ask for approval.",
-                record.phrase
-            )));
-        }
+        crate::service::phrase_typed(&record.phrase, typed, "ask for approval")?;
         if headline(&record)?.counts.selected == 0 {
             return Err(ConsoleError::new(
                 "This preview selects nobody, so there is nothing to approve.",
@@ -292,26 +286,28 @@ impl TeamConsole {
             decided_at: None,
             reason: None,
         };
+        let entry = NewAuditEntry {
+            actor: request.requested_by.clone(),
+            action: AuditAction::ApprovalRequested,
+            target: Some(record.id.to_string()),
+            details: json!({
+                "action": record.action,
+                "phrase": record.phrase,
+                "users": headline(&record)?.counts.selected,
+                "expires_at": super::views::stamp(request.expires_at),
+            }),
+        };
+        // The request, its trail entry and the notification it makes are one write.
         if !self
             .console
             .storage
-            .request_approval(self.team, &request)
+            .request_approval(self.team, &request, &entry)
             .await?
         {
             return Err(ConsoleError::new(
                 "Approval was asked for this preview already: see its state above.",
             ));
         }
-        self.record(
-            AuditAction::ApprovalRequested,
-            Some(record.id.to_string()),
-            json!({
-                "action": record.action,
-                "phrase": record.phrase,
-                "expires_at": super::views::stamp(request.expires_at),
-            }),
-        )
-        .await;
         self.approval_view(&record.id)
             .await?
             .ok_or_else(|| ConsoleError::failed("The request was not kept; see the server log."))

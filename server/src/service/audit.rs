@@ -320,8 +320,7 @@ impl ViewerDesk<'_> {
             .storage
             .audit_entries(self.team, &query_of(&filter, before, limit + 1))
             .await?;
-        let more = entries.len() > limit as usize;
-        entries.truncate(limit as usize);
+        let more = crate::service::page_of(&mut entries, limit);
         Ok(AuditPage {
             entries: entries.into_iter().map(entry_view).collect(),
             more,

@@ -203,14 +203,13 @@ mod tests {
         let b = first.create_team("Support").await.unwrap().id;
         // Whole seconds: the database keeps microseconds.
         let start = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0) - Duration::minutes(30);
+        // A run of team `a` at `at`, as starting one checks and counts it (3 an hour).
+        let run_at = async |storage: &dyn Storage, at: DateTime<Utc>| {
+            check_hourly(storage, a, Counted::Run, 3, at).await.unwrap();
+            count_hourly(storage, a, Counted::Run, at).await.unwrap();
+        };
         for i in 0..3 {
-            let at = start + Duration::minutes(i);
-            check_hourly(first.as_ref(), a, Counted::Run, 3, at)
-                .await
-                .unwrap();
-            count_hourly(first.as_ref(), a, Counted::Run, at)
-                .await
-                .unwrap();
+            run_at(first.as_ref(), start + Duration::minutes(i)).await;
         }
         let second = crate::storage::open(&url).await.unwrap().storage;
         let now = start + Duration::minutes(10);
@@ -230,12 +229,7 @@ mod tests {
             .is_ok());
         // An hour after the first, one more is allowed; the old rows are forgotten as it counts.
         let later = start + Duration::minutes(60);
-        check_hourly(second.as_ref(), a, Counted::Run, 3, later)
-            .await
-            .unwrap();
-        count_hourly(second.as_ref(), a, Counted::Run, later)
-            .await
-            .unwrap();
+        run_at(second.as_ref(), later).await;
         assert!(check_hourly(first.as_ref(), a, Counted::Run, 3, later)
             .await
             .is_err());

@@ -18,6 +18,7 @@ pub mod job_feed;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
+pub mod notify;
 pub mod passwords;
 pub mod people;
 pub mod permits;
@@ -58,6 +59,12 @@ pub struct Console {
     pub limits: limits::Limits,
     /// Password hashes and checks, a few at a time off the request threads.
     pub passwords: passwords::Passwords,
+    /// Derives each team's webhook signing secret (the audit key: it outlives key rotations
+    /// and every replica has it; see `notify::signing_secret`).
+    pub webhook_key: crate::secret::AuditKey,
+    /// The console's address as people reach it (no trailing slash), for links in
+    /// notifications; None when `--public-url` is not set.
+    pub public_url: Option<String>,
 }
 
 /// How [`build`] sets the service up; `Settings::new` has the defaults `offboard serve` uses.
@@ -70,6 +77,10 @@ pub struct Settings {
     pub limits: limits::Limits,
     /// How long a job claimed by this console stays its own without a heartbeat.
     pub job_lease: std::time::Duration,
+    /// See [`Console::webhook_key`]; `offboard serve` gives the audit key.
+    pub webhook_key: crate::secret::AuditKey,
+    /// See [`Console::public_url`].
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -81,6 +92,8 @@ impl Settings {
             clock: Arc::new(SystemClock),
             limits: limits::Limits::default(),
             job_lease: jobs::DEFAULT_JOB_LEASE,
+            webhook_key: crate::secret::AuditKey::this_process(),
+            public_url: None,
         }
     }
 }
@@ -119,6 +132,8 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
         jobs,
         limits: settings.limits,
         passwords: passwords::Passwords::default(),
+        webhook_key: settings.webhook_key,
+        public_url: settings.public_url,
     })
 }
 
@@ -196,4 +211,22 @@ impl From<StorageError> for ConsoleError {
             "The console's database did not answer as expected. Check the server log.",
         )
     }
+}
+
+/// The confirmation phrase `typed` against the one a preview asked for: nothing happens
+/// unless it matches; the refusal quotes it and says what typing it does (`to`).
+pub(crate) fn phrase_typed(expected: &str, typed: &str, to: &str) -> Result<(), ConsoleError> {
+    if app::confirm::phrase_matches(expected, typed) {
+        return Ok(());
+    }
+    Err(ConsoleError::new(format!(
+        "The confirmation does not match: type {expected} exactly to {to}."
+    )))
+}
+
+/// Rows read one past a page (`limit + 1`): keeps the page and says whether more follow.
+pub(crate) fn page_of<T>(rows: &mut Vec<T>, limit: u32) -> bool {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    more
 }

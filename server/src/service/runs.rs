@@ -127,8 +127,7 @@ impl ViewerDesk<'_> {
             .storage
             .latest_results(self.team, &job.id, before_seq, limit + 1)
             .await?;
-        let more = events.len() > limit as usize;
-        events.truncate(limit as usize);
+        let more = crate::service::page_of(&mut events, limit);
         Ok(JobResultsPage {
             results: events.iter().map(event_view).collect(),
             last_seq,

@@ -36,7 +36,10 @@ async fn awaiting_and_claimed(s: &dyn Storage, id: &str) {
         replaced_by: None,
     };
     s.save_preview(TEAM, &preview, &[]).await.unwrap();
-    assert!(s.request_approval(TEAM, &request(id)).await.unwrap());
+    assert!(s
+        .request_approval(TEAM, &request(id), &asked())
+        .await
+        .unwrap());
     assert!(s.claim_preview(TEAM, &PreviewId::new(id)).await.unwrap());
 }
 
@@ -231,8 +234,9 @@ async fn a_decline_and_an_approval_race_and_exactly_one_wins(backend: Backend) {
     // Every entry of the races is on one unbroken chain.
     let chain = t.storage().verify_audit().await.unwrap();
     assert_eq!(chain.broken, None);
-    // Each round wrote two entries when approved (confirmation, approval), one when declined.
-    assert_eq!(chain.entries, (2 * approved + declined_rounds) as u64);
+    // Each round wrote its request's entry, then two entries when approved (confirmation,
+    // approval), one when declined.
+    assert_eq!(chain.entries, (3 * approved + 2 * declined_rounds) as u64);
 }
 
 /// A request that expired while the approver confirmed gets no run, no trail entry and no
@@ -251,7 +255,12 @@ async fn an_approval_turns_into_a_run_only_while_the_request_awaits(backend: Bac
     );
     assert_eq!(t.count("SELECT count(*) FROM jobs").await, 0);
     assert_eq!(t.count("SELECT count(*) FROM job_items").await, 0);
-    assert_eq!(t.count("SELECT count(*) FROM audit_entries").await, 0);
+    // Only the request's own entry: none for the refused run.
+    assert_eq!(
+        t.count("SELECT count(*) FROM audit_entries WHERE action <> 'approval_requested'")
+            .await,
+        0
+    );
     let request = s
         .approval(TEAM, &PreviewId::new("late"))
         .await
@@ -361,14 +370,19 @@ async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
         };
         s.save_preview(team, &record, &[]).await.unwrap();
     }
-    assert!(s.request_approval(team, &request("p1")).await.unwrap());
+    assert!(s
+        .request_approval(team, &request("p1"), &asked())
+        .await
+        .unwrap());
     assert!(
-        !s.request_approval(team, &request("p1")).await.unwrap(),
+        !s.request_approval(team, &request("p1"), &asked())
+            .await
+            .unwrap(),
         "once"
     );
     // Another team's preview (or none at all) cannot be asked for.
     assert!(!s
-        .request_approval(TeamId::new(2), &request("p2"))
+        .request_approval(TeamId::new(2), &request("p2"), &asked())
         .await
         .unwrap());
     assert_eq!(
@@ -398,7 +412,10 @@ async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
     assert_eq!(decided.decided_by.as_deref(), Some("Bob <bob@x.io>"));
     assert_eq!(s.approvers(team).await.unwrap(), vec![]);
     // Too late: nothing is decided.
-    assert!(s.request_approval(team, &request("p2")).await.unwrap());
+    assert!(s
+        .request_approval(team, &request("p2"), &asked())
+        .await
+        .unwrap());
     let late = now() + Hours::hours(25);
     assert!(!s
         .decline_approval(
@@ -427,3 +444,13 @@ on_both_databases!(
     a_request_whose_preview_has_a_run_is_never_declined;
     multi_thread: a_decline_and_an_approval_race_and_exactly_one_wins,
 );
+
+/// The trail entry a request is written with.
+fn asked() -> NewAuditEntry {
+    NewAuditEntry {
+        actor: REQUESTER.to_string(),
+        action: model::audit::AuditAction::ApprovalRequested,
+        target: None,
+        details: serde_json::json!({}),
+    }
+}

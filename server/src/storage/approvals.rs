@@ -48,8 +48,14 @@ pub trait ApprovalStorage: Send + Sync {
     /// The team's settings (the defaults when never saved).
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings>;
     async fn save_team_settings(&self, team_id: TeamId, settings: &TeamSettings) -> Result<()>;
-    /// Records a request; false (nothing written) when the preview has one already.
-    async fn request_approval(&self, team_id: TeamId, request: &ApprovalRecord) -> Result<bool>;
+    /// Records a request and appends `audit` to the team's trail, in one transaction; false
+    /// (nothing written) when the preview has one already.
+    async fn request_approval(
+        &self,
+        team_id: TeamId,
+        request: &ApprovalRecord,
+        audit: &NewAuditEntry,
+    ) -> Result<bool>;
     async fn approval(
         &self,
         team_id: TeamId,
@@ -111,7 +117,13 @@ impl<DB: Dialect> ApprovalStorage for Store<DB> {
         Ok(())
     }
 
-    async fn request_approval(&self, team_id: TeamId, request: &ApprovalRecord) -> Result<bool> {
+    async fn request_approval(
+        &self,
+        team_id: TeamId,
+        request: &ApprovalRecord,
+        audit: &NewAuditEntry,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "INSERT INTO approvals (preview_id, team_id, requested_by, requester_email, \
              requested_at, expires_at) SELECT $1, $2, $3, $4, $5, $6 \
@@ -126,9 +138,15 @@ impl<DB: Dialect> ApprovalStorage for Store<DB> {
         .bind(Stamp(request.expires_at))
         .bind(&request.preview_id)
         .bind(team_id)
-        .execute(self.write())
+        .execute(DB::on(&mut *tx))
         .await?;
-        Ok(done.rows_affected() == 1)
+        let made = done.rows_affected() == 1;
+        if made {
+            let at = request.requested_at;
+            Self::append_audit_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(made)
     }
 
     async fn approval(

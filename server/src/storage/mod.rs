@@ -16,6 +16,7 @@ mod inbox;
 mod jobs;
 mod kinds;
 mod leases;
+mod outbox;
 mod postgres;
 mod previews;
 mod sessions;
@@ -36,6 +37,9 @@ pub use connection::{ConnectionStorage, UsageStorage};
 pub use inbox::InboxStorage;
 pub use jobs::JobStorage;
 pub use leases::LeaseStorage;
+pub use outbox::{
+    DeliveryRecord, DueDelivery, FailedAttempt, OutboxStorage, StoredWebhook, NOTIFYING, TEST_EVENT,
+};
 pub use previews::PreviewStorage;
 pub use sessions::SessionTable;
 pub use store::{PostgresStorage, SqliteStorage};
@@ -389,6 +393,7 @@ pub trait Storage:
     + AccountStorage
     + ApprovalStorage
     + InboxStorage
+    + OutboxStorage
     + Send
     + Sync
 {
@@ -537,6 +542,8 @@ mod audit_tests;
 mod inbox_tests;
 #[cfg(test)]
 mod lease_tests;
+#[cfg(test)]
+mod outbox_tests;
 #[cfg(test)]
 #[path = "../../tests/support/pg_cluster.rs"]
 mod pg_cluster;

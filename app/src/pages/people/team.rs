@@ -41,6 +41,7 @@ pub fn Team() -> impl IntoView {
                 }}
             </Suspense>
         </section>
+        <super::notifications::TeamNotifications />
     }
 }
 

@@ -170,29 +170,6 @@ fn startup(cli: &Cli) -> Result<Startup, String> {
     })
 }
 
-async fn stop_requested() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
-    }
-}
-
 async fn run(cli: Cli) -> Result<(), String> {
     let startup = startup(&cli)?;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, cli.port))
@@ -213,7 +190,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         http::router(app, cli.edition).into_make_service_with_connect_info::<SocketAddr>();
     let mut stop_watch = stop_sender.subscribe();
     let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        stop_requested().await;
+        server::http::shutdown::stop_signal().await;
         // Wakes requests sleeping in latency or scripted silence so shutdown is quick.
         let _ = stop_sender.send(true);
     });

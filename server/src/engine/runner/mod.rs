@@ -31,7 +31,8 @@ use crate::engine::backoff::backoff;
 use crate::engine::resolve::{Policy, TargetCheck};
 use crate::engine::{lock, ItemState, RunTarget};
 use crate::scim::replies::{
-    classify_delete, classify_get, classify_patch, plain_message, DeleteReply, GetReply, PatchReply,
+    classify_delete, classify_get, classify_patch, delete_maybe_applied, plain_message,
+    shared_reply, DeleteReply, GetReply, PatchReply, SharedReply,
 };
 use crate::scim::{ScimProvider, ScimReply, TransportError};
 use async_trait::async_trait;

@@ -174,50 +174,40 @@ pub(super) fn transient_problem(reply: &ScimReply) -> String {
     format!("the site answered: {}", plain_message(reply))
 }
 
+/// Sorts a reply for the retry loop: the classes every request shares (`scim::replies`
+/// decides which), else the operation's own reading of it (`classify`). `unknown`: whether a
+/// transient answer with this status leaves the request possibly carried out.
+fn sorted<R>(
+    reply: Result<ScimReply, TransportError>,
+    classify: fn(&ScimReply, SystemTime) -> R,
+    unknown: fn(u16) -> bool,
+) -> Answer<R> {
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(e) => return transport_answer(e),
+    };
+    let now = SystemTime::now();
+    match shared_reply(&reply, now) {
+        Some(SharedReply::Throttled(retry_after)) => Answer::Throttled(retry_after),
+        Some(SharedReply::Transient(status)) => Answer::Retry {
+            problem: transient_problem(&reply),
+            unknown: unknown(status),
+        },
+        Some(SharedReply::Unauthorized) => Answer::Unauthorized(reply.status),
+        None => Answer::Final(classify(&reply, now)),
+    }
+}
+
 pub(super) fn delete_answer(reply: Result<ScimReply, TransportError>) -> Answer<DeleteReply> {
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(e) => return transport_answer(e),
-    };
-    match classify_delete(&reply, SystemTime::now()) {
-        DeleteReply::Throttled { retry_after } => Answer::Throttled(retry_after),
-        DeleteReply::Transient { maybe_applied, .. } => Answer::Retry {
-            problem: transient_problem(&reply),
-            unknown: maybe_applied,
-        },
-        DeleteReply::Unauthorized => Answer::Unauthorized(reply.status),
-        other => Answer::Final(other),
-    }
+    sorted(reply, classify_delete, delete_maybe_applied)
 }
 
+/// A PATCH not answered may have been applied: the runner looks before trying again.
 pub(super) fn patch_answer(reply: Result<ScimReply, TransportError>) -> Answer<PatchReply> {
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(e) => return transport_answer(e),
-    };
-    match classify_patch(&reply, SystemTime::now()) {
-        PatchReply::Throttled { retry_after } => Answer::Throttled(retry_after),
-        PatchReply::Transient { .. } => Answer::Retry {
-            problem: transient_problem(&reply),
-            unknown: true,
-        },
-        PatchReply::Unauthorized => Answer::Unauthorized(reply.status),
-        other => Answer::Final(other),
-    }
+    sorted(reply, classify_patch, |_| true)
 }
 
+/// A GET changes nothing, so an unanswered one is simply asked again.
 pub(super) fn get_answer(reply: Result<ScimReply, TransportError>) -> Answer<GetReply> {
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(e) => return transport_answer(e),
-    };
-    match classify_get(&reply, SystemTime::now()) {
-        GetReply::Throttled { retry_after } => Answer::Throttled(retry_after),
-        GetReply::Transient { .. } => Answer::Retry {
-            problem: transient_problem(&reply),
-            unknown: false,
-        },
-        GetReply::Unauthorized => Answer::Unauthorized(reply.status),
-        other => Answer::Final(other),
-    }
+    sorted(reply, classify_get, |_| false)
 }

@@ -165,10 +165,8 @@ impl FakeSite {
         });
         let reply = |status: u16, retry: Option<&str>, body: String| {
             Ok(ScimReply {
-                status,
                 retry_after: retry.map(str::to_string),
-                content_type: Some("application/json".into()),
-                body,
+                ..ScimReply::json(status, &body)
             })
         };
         let error = |m: &str| serde_json::json!({ "ErrorMessage": m }).to_string();
@@ -391,6 +389,104 @@ fn opts() -> RunOptions {
     RunOptions::default()
 }
 
+/// One request at a time, so the order of the users is the order of the requests.
+fn one_at_a_time() -> RunOptions {
+    RunOptions {
+        concurrency: 1,
+        ..opts()
+    }
+}
+
+fn deactivating() -> RunOptions {
+    RunOptions {
+        action: Action::Deactivate,
+        ..opts()
+    }
+}
+
+fn demoting() -> RunOptions {
+    RunOptions {
+        demote_privileged: true,
+        ..opts()
+    }
+}
+
+/// Users u1…u`n` of `site`, run with `options`: the summary, and the ids in order.
+async fn go_numbered(
+    site: &Arc<FakeSite>,
+    n: usize,
+    options: RunOptions,
+) -> (RunSummary, Vec<String>) {
+    let wanted = ids("u", n);
+    let (summary, _) = go(site, targets(&as_refs(&wanted)), options).await;
+    (summary, wanted)
+}
+
+/// `id`'s result, which must have `outcome` and say `words`.
+fn expect<'s>(
+    summary: &'s RunSummary,
+    id: &str,
+    outcome: ItemOutcome,
+    words: &str,
+) -> &'s ItemResult {
+    let r = result(summary, id);
+    assert_eq!(r.outcome, outcome, "{id}: {}", r.message);
+    assert!(r.message.contains(words), "{id}: {}", r.message);
+    r
+}
+
+/// Users u1…u`n`, one at a time, recorded by `journal`.
+async fn go_in_order(site: &Arc<FakeSite>, n: usize, journal: FakeJournal) -> RunSummary {
+    let wanted = ids("u", n);
+    go_with(
+        site,
+        targets(&as_refs(&wanted)),
+        one_at_a_time(),
+        Arc::new(journal),
+    )
+    .await
+}
+
+/// u1 alone on a site that answers its first `method` requests with `faults`.
+async fn lone_user(
+    method: Method,
+    faults: Vec<Fault>,
+    options: RunOptions,
+) -> (Arc<FakeSite>, RunSummary) {
+    let site = Arc::new(FakeSite::new(1));
+    site.fault(method, "u1", faults);
+    let (summary, _) = go(&site, targets(&["u1"]), options).await;
+    (site, summary)
+}
+
+/// A site whose one user `id` has the role `role`; `promotion_allowed` is the site setting
+/// that lets a userType PATCH demote them.
+fn lone_privileged(id: &str, role: &str, promotion_allowed: bool) -> Arc<FakeSite> {
+    let site = Arc::new(FakeSite::new(0));
+    site.add(id, Some(role));
+    site.with(|s| s.promotion_allowed = promotion_allowed);
+    site
+}
+
+/// A run started in the background, for the tests that press its buttons while it goes.
+fn spawn_run(
+    site: &Arc<FakeSite>,
+    t: &[RunTarget],
+    options: RunOptions,
+) -> (
+    tokio::sync::watch::Sender<RunState>,
+    tokio::task::JoinHandle<RunSummary>,
+    Arc<FakeJournal>,
+) {
+    let journal = Arc::new(FakeJournal::new(site));
+    let (buttons, control) = RunControl::channel();
+    let handle = tokio::spawn({
+        let (site, journal, t) = (site.clone(), journal.clone(), t.to_vec());
+        async move { run(site, t, options, journal, control).await }
+    });
+    (buttons, handle, journal)
+}
+
 async fn go(
     site: &Arc<FakeSite>,
     targets: Vec<RunTarget>,
@@ -538,8 +634,7 @@ fn as_refs(ids: &[String]) -> Vec<&str> {
 #[tokio::test(start_paused = true)]
 async fn deletes_exactly_the_targets() {
     let site = Arc::new(FakeSite::new(30));
-    let wanted = ids("u", 20);
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), opts()).await;
+    let (summary, wanted) = go_numbered(&site, 20, opts()).await;
     assert_eq!(summary.stopped, None);
     for id in &wanted {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
@@ -573,8 +668,7 @@ async fn concurrency_limit_is_respected() {
 async fn rate_limited_site_loses_nothing() {
     let site = Arc::new(FakeSite::new(150));
     site.with(|s| s.rate_limit = Some(20));
-    let wanted = ids("u", 120);
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), opts()).await;
+    let (summary, wanted) = go_numbered(&site, 120, opts()).await;
     assert_eq!(summary.stopped, None);
     for id in &wanted {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deleted, "{id}");
@@ -705,13 +799,12 @@ async fn transient_503_is_retried_without_a_check() {
 
 #[tokio::test(start_paused = true)]
 async fn transient_errors_give_up_after_max_attempts() {
-    let site = Arc::new(FakeSite::new(1));
-    site.fault(
+    let (site, summary) = lone_user(
         Method::Delete,
-        "u1",
         vec![Fault::Reply(503, None, "Service Unavailable"); 10],
-    );
-    let (summary, _) = go(&site, targets(&["u1"]), opts()).await;
+        opts(),
+    )
+    .await;
     let r = result(&summary, "u1");
     assert_eq!(r.outcome, ItemOutcome::Failed);
     assert_eq!(r.attempts, 6);
@@ -722,25 +815,22 @@ async fn transient_errors_give_up_after_max_attempts() {
 
 #[tokio::test(start_paused = true)]
 async fn unanswered_delete_that_went_through_is_confirmed_not_resent() {
-    let site = Arc::new(FakeSite::new(1));
-    site.fault(Method::Delete, "u1", vec![Fault::TimeoutAfterApplying]);
-    let (summary, _) = go(&site, targets(&["u1"]), opts()).await;
-    let r = result(&summary, "u1");
-    assert_eq!(r.outcome, ItemOutcome::Deleted);
-    assert!(r
-        .message
-        .contains("confirmed gone after an unanswered request"));
+    let (site, summary) =
+        lone_user(Method::Delete, vec![Fault::TimeoutAfterApplying], opts()).await;
+    let words = "confirmed gone after an unanswered request";
+    expect(&summary, "u1", ItemOutcome::Deleted, words);
     assert_eq!(site.requests_for("u1"), vec![Method::Delete, Method::Get]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn unanswered_delete_that_was_lost_is_checked_then_resent() {
-    let site = Arc::new(FakeSite::new(1));
-    site.fault(Method::Delete, "u1", vec![Fault::TimeoutBeforeApplying]);
-    let (summary, _) = go(&site, targets(&["u1"]), opts()).await;
+    let (site, summary) =
+        lone_user(Method::Delete, vec![Fault::TimeoutBeforeApplying], opts()).await;
     let r = result(&summary, "u1");
-    assert_eq!(r.outcome, ItemOutcome::Deleted);
-    assert_eq!(r.message, "Deleted.");
+    assert_eq!(
+        (r.outcome, r.message.as_str()),
+        (ItemOutcome::Deleted, "Deleted.")
+    );
     assert_eq!(
         site.requests_for("u1"),
         vec![Method::Delete, Method::Get, Method::Delete]
@@ -749,9 +839,8 @@ async fn unanswered_delete_that_was_lost_is_checked_then_resent() {
 
 #[tokio::test(start_paused = true)]
 async fn gateway_errors_count_as_unanswered() {
-    let site = Arc::new(FakeSite::new(1));
-    site.fault(Method::Delete, "u1", vec![Fault::Reply(504, None, "")]);
-    let (summary, _) = go(&site, targets(&["u1"]), opts()).await;
+    let (site, summary) =
+        lone_user(Method::Delete, vec![Fault::Reply(504, None, "")], opts()).await;
     assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deleted);
     assert_eq!(
         site.requests_for("u1"),
@@ -763,20 +852,17 @@ async fn gateway_errors_count_as_unanswered() {
 async fn late_404_after_an_unanswered_delete_is_ours() {
     // The first DELETE timed out, the check found the user, the second DELETE found it gone:
     // the first one was carried out late.
-    let site = Arc::new(FakeSite::new(1));
-    site.fault(
+    let (site, summary) = lone_user(
         Method::Delete,
-        "u1",
         vec![Fault::TimeoutBeforeApplying, Fault::VanishWith404],
-    );
-    let (summary, _) = go(&site, targets(&["u1"]), opts()).await;
+        opts(),
+    )
+    .await;
     assert_eq!(
         site.requests_for("u1"),
         vec![Method::Delete, Method::Get, Method::Delete, Method::Get]
     );
-    let r = result(&summary, "u1");
-    assert_eq!(r.outcome, ItemOutcome::Deleted, "{}", r.message);
-    assert!(r.message.contains("unanswered"), "{}", r.message);
+    expect(&summary, "u1", ItemOutcome::Deleted, "unanswered");
 }
 
 #[tokio::test(start_paused = true)]
@@ -788,9 +874,7 @@ async fn target_left_sending_is_checked_first() {
         target.state = ItemState::Sending;
     }
     let (summary, _) = go(&site, t, opts()).await;
-    let gone = result(&summary, "u1");
-    assert_eq!(gone.outcome, ItemOutcome::Deleted);
-    assert!(gone.message.contains("interrupted"), "{}", gone.message);
+    expect(&summary, "u1", ItemOutcome::Deleted, "interrupted");
     assert_eq!(site.requests_for("u1"), vec![Method::Get]);
     assert_eq!(outcome(&summary, "u2"), ItemOutcome::Deleted);
     assert_eq!(site.requests_for("u2"), vec![Method::Get, Method::Delete]);
@@ -835,12 +919,11 @@ async fn a_resumed_run_rereads_each_user_and_leaves_changed_ones_alone() {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
         assert_eq!(site.requests_for(id), vec![Method::Get, Method::Delete]);
     }
-    let privileged = result(&summary, "u2");
-    assert_eq!(privileged.outcome, ItemOutcome::ChangedSincePreview);
-    assert!(
-        privileged.message.contains("now has role Moderator"),
-        "{}",
-        privileged.message
+    expect(
+        &summary,
+        "u2",
+        ItemOutcome::ChangedSincePreview,
+        "now has role Moderator",
     );
     assert_eq!(
         site.requests_for("u2"),
@@ -850,9 +933,12 @@ async fn a_resumed_run_rereads_each_user_and_leaves_changed_ones_alone() {
     let gone = result(&summary, "u3");
     assert_eq!(gone.outcome, ItemOutcome::AlreadyGone);
     assert_eq!(site.requests_for("u3"), vec![Method::Get]);
-    let unknown = result(&summary, "u5");
-    assert_eq!(unknown.outcome, ItemOutcome::ChangedSincePreview);
-    assert!(unknown.message.contains("no record"), "{}", unknown.message);
+    expect(
+        &summary,
+        "u5",
+        ItemOutcome::ChangedSincePreview,
+        "no record",
+    );
     assert!(site.exists("u5"), "when in doubt, do not delete");
 }
 
@@ -895,12 +981,11 @@ async fn rereads_wait_until_the_run_resumes_and_cover_deactivation() {
     )
     .await;
     assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deactivated);
-    let reactivated = result(&summary, "u2");
-    assert_eq!(reactivated.outcome, ItemOutcome::ChangedSincePreview);
-    assert!(
-        reactivated.message.contains("re-activated"),
-        "{}",
-        reactivated.message
+    expect(
+        &summary,
+        "u2",
+        ItemOutcome::ChangedSincePreview,
+        "re-activated",
     );
     assert_eq!(site.requests_for("u2"), vec![Method::Get]);
 }
@@ -920,12 +1005,7 @@ async fn delete_404_for_a_gone_user_is_already_gone() {
 async fn deletion_not_enabled_stops_the_run() {
     let site = Arc::new(FakeSite::new(10));
     site.with(|s| s.deletion_disabled = true);
-    let wanted = ids("u", 10);
-    let options = RunOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), options).await;
+    let (summary, wanted) = go_numbered(&site, 10, one_at_a_time()).await;
     let Some(StopReason::DeletionNotEnabled(how)) = &summary.stopped else {
         panic!("expected a stop, got {:?}", summary.stopped);
     };
@@ -951,12 +1031,7 @@ async fn a_204_resets_the_not_enabled_count() {
     for id in ["u1", "u2", "u4", "u5"] {
         site.fault(Method::Delete, id, vec![Fault::Reply(404, None, "")]);
     }
-    let wanted = ids("u", 6);
-    let options = RunOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), options).await;
+    let (summary, _) = go_numbered(&site, 6, one_at_a_time()).await;
     assert_eq!(summary.stopped, None);
     for id in ["u1", "u2", "u4", "u5"] {
         assert_eq!(outcome(&summary, id), ItemOutcome::DeletionNotEnabled);
@@ -968,18 +1043,13 @@ async fn a_204_resets_the_not_enabled_count() {
 
 #[tokio::test(start_paused = true)]
 async fn privileged_user_is_demoted_confirmed_then_deleted() {
-    let site = Arc::new(FakeSite::new(0));
-    site.add("admin", Some("Admin"));
-    site.with(|s| s.promotion_allowed = true);
-    let options = RunOptions {
-        demote_privileged: true,
-        ..opts()
-    };
-    let (summary, _) = go(&site, targets(&["admin"]), options).await;
+    let site = lone_privileged("admin", "Admin", true);
+    let (summary, _) = go(&site, targets(&["admin"]), demoting()).await;
     let r = result(&summary, "admin");
-    assert_eq!(r.outcome, ItemOutcome::Deleted);
-    assert!(r.demoted);
-    assert_eq!(r.attempts, 4);
+    assert_eq!(
+        (r.outcome, r.demoted, r.attempts),
+        (ItemOutcome::Deleted, true, 4)
+    );
     assert_eq!(
         site.requests_for("admin"),
         vec![Method::Delete, Method::Patch, Method::Get, Method::Delete]
@@ -995,13 +1065,8 @@ async fn privileged_user_is_demoted_confirmed_then_deleted() {
 
 #[tokio::test(start_paused = true)]
 async fn demotion_silently_ignored_is_reported_with_the_setting() {
-    let site = Arc::new(FakeSite::new(0));
-    site.add("mod", Some("Moderator"));
-    let options = RunOptions {
-        demote_privileged: true,
-        ..opts()
-    };
-    let (summary, _) = go(&site, targets(&["mod"]), options).await;
+    let site = lone_privileged("mod", "Moderator", false);
+    let (summary, _) = go(&site, targets(&["mod"]), demoting()).await;
     let r = result(&summary, "mod");
     assert_eq!(r.outcome, ItemOutcome::Privileged);
     assert!(!r.demoted);
@@ -1020,22 +1085,16 @@ async fn demotion_silently_ignored_is_reported_with_the_setting() {
 
 #[tokio::test(start_paused = true)]
 async fn privileged_user_without_demote_first_is_left_alone() {
-    let site = Arc::new(FakeSite::new(0));
-    site.add("admin", Some("Admin"));
-    site.with(|s| s.promotion_allowed = true);
+    let site = lone_privileged("admin", "Admin", true);
     let (summary, _) = go(&site, targets(&["admin"]), opts()).await;
-    let r = result(&summary, "admin");
-    assert_eq!(r.outcome, ItemOutcome::Privileged);
-    assert!(r.message.contains("demote first"), "{}", r.message);
+    expect(&summary, "admin", ItemOutcome::Privileged, "demote first");
     assert_eq!(site.requests_for("admin"), vec![Method::Delete]);
     assert!(site.exists("admin"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn refused_again_after_demotion_is_privileged() {
-    let site = Arc::new(FakeSite::new(0));
-    site.add("admin", Some("Admin"));
-    site.with(|s| s.promotion_allowed = true);
+    let site = lone_privileged("admin", "Admin", true);
     site.fault(
         Method::Delete,
         "admin",
@@ -1044,11 +1103,7 @@ async fn refused_again_after_demotion_is_privileged() {
             Fault::Reply(500, None, "Adjust role to User"),
         ],
     );
-    let options = RunOptions {
-        demote_privileged: true,
-        ..opts()
-    };
-    let (summary, _) = go(&site, targets(&["admin"]), options).await;
+    let (summary, _) = go(&site, targets(&["admin"]), demoting()).await;
     let r = result(&summary, "admin");
     assert_eq!(r.outcome, ItemOutcome::Privileged);
     assert!(r.demoted);
@@ -1072,9 +1127,12 @@ async fn stack_refusals_are_reported_in_plain_words() {
     );
     let (summary, _) = go(&site, targets(&["u1", "u2", "u3", "u4"]), opts()).await;
     assert_eq!(outcome(&summary, "u1"), ItemOutcome::SystemAccount);
-    let creator = result(&summary, "u2");
-    assert_eq!(creator.outcome, ItemOutcome::CommunityCreator);
-    assert!(creator.message.contains("only Stack support"));
+    expect(
+        &summary,
+        "u2",
+        ItemOutcome::CommunityCreator,
+        "only Stack support",
+    );
     let odd = result(&summary, "u3");
     assert_eq!(odd.outcome, ItemOutcome::Failed);
     assert_eq!(odd.message, "Something odd happened");
@@ -1091,19 +1149,12 @@ async fn stack_refusals_are_reported_in_plain_words() {
 async fn revoked_token_stops_the_run() {
     let site = Arc::new(FakeSite::new(10));
     site.with(|s| s.token_revoked_after = Some(3));
-    let wanted = ids("u", 10);
-    let options = RunOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let (summary, _) = go(&site, targets(&as_refs(&wanted)), options).await;
+    let (summary, wanted) = go_numbered(&site, 10, one_at_a_time()).await;
     assert!(matches!(summary.stopped, Some(StopReason::Unauthorized(_))));
     for id in ["u1", "u2", "u3"] {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
     }
-    let refused = result(&summary, "u4");
-    assert_eq!(refused.outcome, ItemOutcome::Failed);
-    assert!(refused.message.contains("HTTP 401"));
+    expect(&summary, "u4", ItemOutcome::Failed, "HTTP 401");
     for id in &wanted[4..] {
         assert_eq!(outcome(&summary, id), ItemOutcome::NotAttempted);
     }
@@ -1114,11 +1165,7 @@ async fn revoked_token_stops_the_run() {
 async fn deactivate_only_patches() {
     let site = Arc::new(FakeSite::new(3));
     site.with(|s| s.users.remove("u3"));
-    let options = RunOptions {
-        action: Action::Deactivate,
-        ..opts()
-    };
-    let (summary, _) = go(&site, targets(&["u1", "u2", "u3"]), options).await;
+    let (summary, _) = go(&site, targets(&["u1", "u2", "u3"]), deactivating()).await;
     for id in ["u1", "u2"] {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deactivated);
         assert_eq!(site.requests_for(id), vec![Method::Patch]);
@@ -1136,21 +1183,16 @@ async fn deactivate_only_patches() {
 
 #[tokio::test(start_paused = true)]
 async fn deactivate_retries_throttling_and_timeouts() {
-    let site = Arc::new(FakeSite::new(1));
-    site.fault(
+    let (site, summary) = lone_user(
         Method::Patch,
-        "u1",
         vec![
             Fault::Reply(429, Some("2"), ""),
             Fault::TimeoutBeforeApplying,
             Fault::Reply(502, None, ""),
         ],
-    );
-    let options = RunOptions {
-        action: Action::Deactivate,
-        ..opts()
-    };
-    let (summary, _) = go(&site, targets(&["u1"]), options).await;
+        deactivating(),
+    )
+    .await;
     assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deactivated);
     assert_eq!(site.requests_for("u1"), vec![Method::Patch; 4]);
     assert_eq!(summary.throttled, 1);
@@ -1163,11 +1205,7 @@ async fn deactivate_settles_a_sending_target() {
     let mut t = targets(&["u1", "u2"]);
     t[0].state = ItemState::Sending;
     t[1].state = ItemState::Sending;
-    let options = RunOptions {
-        action: Action::Deactivate,
-        ..opts()
-    };
-    let (summary, _) = go(&site, t, options).await;
+    let (summary, _) = go(&site, t, deactivating()).await;
     assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deactivated);
     assert_eq!(site.requests_for("u1"), vec![Method::Get]);
     assert_eq!(outcome(&summary, "u2"), ItemOutcome::Deactivated);
@@ -1179,26 +1217,13 @@ async fn journal_failure_stops_before_sending() {
     let site = Arc::new(FakeSite::new(5));
     let mut journal = FakeJournal::new(&site);
     journal.fail_sending_for = Some("u2".into());
-    let wanted = ids("u", 5);
-    let options = RunOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let summary = go_with(
-        &site,
-        targets(&as_refs(&wanted)),
-        options,
-        Arc::new(journal),
-    )
-    .await;
+    let summary = go_in_order(&site, 5, journal).await;
     assert!(matches!(
         summary.stopped,
         Some(StopReason::JournalFailed(_))
     ));
     assert_eq!(outcome(&summary, "u1"), ItemOutcome::Deleted);
-    let r = result(&summary, "u2");
-    assert_eq!(r.outcome, ItemOutcome::NotAttempted);
-    assert!(r.message.contains("disk full"), "{}", r.message);
+    expect(&summary, "u2", ItemOutcome::NotAttempted, "disk full");
     assert!(site.requests_for("u2").is_empty());
     for id in ["u3", "u4", "u5"] {
         assert_eq!(outcome(&summary, id), ItemOutcome::NotAttempted);
@@ -1215,18 +1240,7 @@ async fn a_cancel_met_at_the_sending_mark_is_a_cancel_by_its_person() {
     let mut journal = FakeJournal::new(&site);
     journal.cancelled_at = Some("u3".into());
     journal.cancelled_by = Some("Priya cancelled the run at 12:17 UTC".into());
-    let wanted = ids("u", 5);
-    let options = RunOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let summary = go_with(
-        &site,
-        targets(&as_refs(&wanted)),
-        options,
-        Arc::new(journal),
-    )
-    .await;
+    let summary = go_in_order(&site, 5, journal).await;
     assert_eq!(summary.stopped, Some(StopReason::Cancelled));
     for id in ["u1", "u2"] {
         assert_eq!(outcome(&summary, id), ItemOutcome::Deleted);
@@ -1271,18 +1285,7 @@ async fn failing_to_record_a_result_stops_the_run() {
     let site = Arc::new(FakeSite::new(5));
     let mut journal = FakeJournal::new(&site);
     journal.fail_finished = true;
-    let wanted = ids("u", 5);
-    let options = RunOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let summary = go_with(
-        &site,
-        targets(&as_refs(&wanted)),
-        options,
-        Arc::new(journal),
-    )
-    .await;
+    let summary = go_in_order(&site, 5, journal).await;
     assert!(matches!(
         summary.stopped,
         Some(StopReason::JournalFailed(_))
@@ -1326,18 +1329,9 @@ async fn pause_and_cancel() {
     for id in ids("u", 10) {
         site.add(&id, None);
     }
-    let journal = Arc::new(FakeJournal::new(&site));
     let wanted = ids("u", 10);
     let t = targets(&as_refs(&wanted));
-    let (buttons, control) = RunControl::channel();
-    let options = RunOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let handle = tokio::spawn({
-        let (site, journal, t) = (site.clone(), journal.clone(), t.clone());
-        async move { run(site, t, options, journal, control).await }
-    });
+    let (buttons, handle, journal) = spawn_run(&site, &t, one_at_a_time());
     // Paused while u2's DELETE is in flight: it finishes, nothing more starts.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     buttons.send(RunState::Paused).expect("runner listening");
@@ -1372,17 +1366,8 @@ async fn cancel_interrupts_a_long_throttling_wait() {
         "u1",
         vec![Fault::Reply(429, Some("3600"), "")],
     );
-    let journal = Arc::new(FakeJournal::new(&site));
     let t = targets(&["u1", "u2", "u3"]);
-    let (buttons, control) = RunControl::channel();
-    let options = RunOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let handle = tokio::spawn({
-        let (site, journal, t) = (site.clone(), journal.clone(), t.clone());
-        async move { run(site, t, options, journal, control).await }
-    });
+    let (buttons, handle, journal) = spawn_run(&site, &t, one_at_a_time());
     tokio::time::sleep(Duration::from_secs(10)).await;
     buttons.send(RunState::Cancelled).expect("runner listening");
     let started = Instant::now();
@@ -1402,20 +1387,13 @@ async fn cancel_while_a_delete_is_unconfirmed_says_check_the_site() {
     // u1's DELETE times out; the run is cancelled during the backoff before the check.
     let site = Arc::new(FakeSite::new(1));
     site.fault(Method::Delete, "u1", vec![Fault::TimeoutAfterApplying]);
-    let journal = Arc::new(FakeJournal::new(&site));
     let t = targets(&["u1"]);
-    let (buttons, control) = RunControl::channel();
-    let handle = tokio::spawn({
-        let (site, journal, t) = (site.clone(), journal.clone(), t.clone());
-        async move { run(site, t, opts(), journal, control).await }
-    });
+    let (buttons, handle, journal) = spawn_run(&site, &t, opts());
     tokio::time::sleep(Duration::from_millis(30_100)).await;
     buttons.send(RunState::Cancelled).expect("runner listening");
     let summary = handle.await.expect("run");
     check_invariants(&site, &journal, &t, &summary, 8);
-    let r = result(&summary, "u1");
-    assert_eq!(r.outcome, ItemOutcome::Failed);
-    assert!(r.message.contains("check this user"), "{}", r.message);
+    expect(&summary, "u1", ItemOutcome::Failed, "check this user");
 }
 
 /// Random faults everywhere (seeded, so a failure can be replayed): whatever happens, every

@@ -227,8 +227,7 @@ impl ConsoleOwnerDesk<'_> {
     /// for someone who forgot their password). Its secret goes into the returned link only.
     pub async fn reset_link(&self, email: &str, base: &str) -> Result<NewLink, ConsoleError> {
         let owner = self.person;
-        let email = normalise_email(email)
-            .ok_or_else(|| ConsoleError::new(AccountProblem::EmailInvalid.words()))?;
+        let email = typed_email(email)?;
         let account = self
             .console
             .storage

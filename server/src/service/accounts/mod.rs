@@ -133,6 +133,12 @@ pub fn normalise_email(text: &str) -> Option<String> {
     plausible.then_some(email)
 }
 
+/// [`normalise_email`] for a form's email field: the address, or the refusal in the admin's
+/// words.
+pub(crate) fn typed_email(text: &str) -> Result<String, ConsoleError> {
+    normalise_email(text).ok_or_else(|| ConsoleError::new(AccountProblem::EmailInvalid.words()))
+}
+
 /// A person's or a team's name: trimmed, not empty, not too long, no control characters.
 pub fn clean_name(text: &str) -> Option<String> {
     let name = text.trim();

@@ -8,21 +8,14 @@ impl ViewerDesk<'_> {
     /// The Team page: the team and its members (any member may see who is in their team);
     /// owners also see the invitations that still open.
     pub async fn team_page(&self) -> Result<TeamPage, ConsoleError> {
-        let members = self
-            .console
-            .storage
-            .members(self.team)
-            .await
-            .map_err(storage_failed)?;
-        let settings = self
-            .console
-            .storage
+        let storage = self.console.storage.as_ref();
+        let members = storage.members(self.team).await.map_err(storage_failed)?;
+        let settings = storage
             .team_settings(self.team)
             .await
             .map_err(storage_failed)?;
         let invitations = if self.as_owner().is_ok() {
-            self.console
-                .storage
+            storage
                 .open_invitations(self.team, self.console.clock.now())
                 .await
                 .map_err(storage_failed)?
@@ -86,8 +79,7 @@ impl OwnerDesk<'_> {
     /// change, so two owners demoting each other at once cannot both pass.
     pub async fn set_member(&self, email: &str, role: Role) -> Result<(), ConsoleError> {
         let by = self.by()?;
-        let email = normalise_email(email)
-            .ok_or_else(|| ConsoleError::new(AccountProblem::EmailInvalid.words()))?;
+        let email = typed_email(email)?;
         let change = self.console.grant(self.team, &email, role, by).await?;
         let (action, details) = match change.before {
             None => (
@@ -162,15 +154,11 @@ impl ConsoleOwnerDesk<'_> {
     /// Every team, for a console owner's Teams page.
     pub async fn all_teams(&self) -> Result<Vec<TeamSummary>, ConsoleError> {
         let _person = self.person;
-        let teams = self.console.storage.teams().await.map_err(storage_failed)?;
+        let storage = self.console.storage.as_ref();
+        let teams = storage.teams().await.map_err(storage_failed)?;
         let mut out = Vec::with_capacity(teams.len());
         for team in teams {
-            let members = self
-                .console
-                .storage
-                .members(team.id)
-                .await
-                .map_err(storage_failed)?;
+            let members = storage.members(team.id).await.map_err(storage_failed)?;
             out.push(TeamSummary {
                 id: team.id,
                 name: team.name,
@@ -223,8 +211,7 @@ impl ConsoleOwnerDesk<'_> {
     /// included). Only an ownerless team: a console owner does not otherwise reach into teams.
     pub async fn give_owner(&self, team: TeamId, email: &str) -> Result<(), ConsoleError> {
         let person = self.person;
-        let email = normalise_email(email)
-            .ok_or_else(|| ConsoleError::new(AccountProblem::EmailInvalid.words()))?;
+        let email = typed_email(email)?;
         let record = self
             .console
             .storage

@@ -88,6 +88,20 @@ impl AccountsBackend for VisitorConsole {
         Ok(page)
     }
 
+    async fn webhook_page(
+        &self,
+        new_secret: Option<String>,
+    ) -> Result<Option<app::team::WebhookPage>, ConsoleError> {
+        let Some(member) = self.member.as_ref() else {
+            return Ok(None);
+        };
+        let team = self.console.for_member(member);
+        match team.as_owner() {
+            Ok(owner) => owner.webhook_page(new_secret).await.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     async fn console_teams(&self) -> Result<Vec<TeamSummary>, ConsoleError> {
         self.console
             .as_console_owner(self.person()?)?

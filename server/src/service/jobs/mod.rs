@@ -39,7 +39,6 @@ use crate::storage::{
     PreviewSourceRecord, RunApproval, Storage, StorageError,
 };
 use app::backend::{ConsoleError, JobCommand};
-use app::confirm::phrase_matches;
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::{ItemResult, SiteUser};
 use async_trait::async_trait;
@@ -190,22 +189,26 @@ mod words_tests {
 
     #[test]
     fn run_commands_name_the_person_and_the_minute() {
-        let at = chrono::Utc
-            .with_ymd_and_hms(2026, 12, 7, 12, 17, 59)
-            .unwrap();
-        assert_eq!(
-            run_command_words("Priya", "cancelled", at),
-            "Priya cancelled the run at 12:17 UTC"
-        );
-        assert_eq!(
-            run_command_words("  ", "paused", at),
-            "Someone paused the run at 12:17 UTC"
-        );
-        let early = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
-        assert_eq!(
-            run_command_words("Émile Ørsted", "cancelled", early),
-            "Émile Ørsted cancelled the run at 03:04 UTC"
-        );
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 7, 12, 17, 59);
+        let early = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5);
+        let cases = [
+            (
+                "Priya",
+                "cancelled",
+                at,
+                "Priya cancelled the run at 12:17 UTC",
+            ),
+            ("  ", "paused", at, "Someone paused the run at 12:17 UTC"),
+            (
+                "Émile Ørsted",
+                "cancelled",
+                early,
+                "Émile Ørsted cancelled the run at 03:04 UTC",
+            ),
+        ];
+        for (who, what, when, expected) in cases {
+            assert_eq!(run_command_words(who, what, when.unwrap()), expected);
+        }
     }
 
     #[test]

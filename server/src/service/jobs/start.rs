@@ -31,12 +31,7 @@ impl JobSupervisor {
                 "This preview was already used to start a run; make a new preview.",
             ));
         }
-        if !phrase_matches(&record.phrase, typed) {
-            return Err(ConsoleError::new(format!(
-                "The confirmation does not match: type {} exactly to start the run.",
-                record.phrase
-            )));
-        }
+        crate::service::phrase_typed(&record.phrase, typed, "start the run")?;
         // Only the source's connection is needed here: its file and listing texts (tens of MB
         // for a large site) are let go at once, before the site is listed again.
         let PreviewSourceRecord {

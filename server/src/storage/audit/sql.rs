@@ -72,6 +72,8 @@ impl<DB: Dialect> Store<DB> {
             .bind(team_id)
             .execute(DB::on(&mut *conn))
             .await?;
+        // The event's notification, if it makes one, is kept exactly when its entry is.
+        Self::queue_notification_in(conn, team_id, at, entry.action.key(), entry).await?;
         row.into_entry()
     }
 }
