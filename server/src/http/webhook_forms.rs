@@ -20,8 +20,14 @@ type OwnerPost = FormPost<Caller>;
 pub fn routes() -> GatedRoutes {
     GatedRoutes::new()
         .route("/team/webhook", for_member(post(save_webhook)))
-        .route("/team/webhook/test", for_member(post(send_test_message)))
-        .route("/team/webhook/remove", for_member(post(remove_webhook)))
+        .route(
+            "/team/webhook/test",
+            for_member(post(|p: OwnerPost| press(p, Button::Test))),
+        )
+        .route(
+            "/team/webhook/remove",
+            for_member(post(|p: OwnerPost| press(p, Button::Remove))),
+        )
 }
 
 #[derive(Deserialize, Default)]
@@ -55,23 +61,35 @@ async fn save_webhook(post: OwnerPost, Form(form): Form<WebhookForm>) -> Respons
     .await
 }
 
-/// `POST /team/webhook/test`: an owner sends a test message.
-async fn send_test_message(post: OwnerPost) -> Response {
-    let team = post.team();
-    let answer = async { team.as_owner()?.send_test_message().await }.await;
-    done_or_notice(&post.session, BACK, answer, || {
-        "A test message is on its way: the delivery log below says when it arrived.".to_string()
-    })
-    .await
+/// The two buttons that post no fields: "Send a test message" and "Remove webhook".
+#[derive(Clone, Copy)]
+enum Button {
+    Test,
+    Remove,
 }
 
-/// `POST /team/webhook/remove`: an owner removes the team's webhook.
-async fn remove_webhook(post: OwnerPost) -> Response {
+/// `POST /team/webhook/test` and `POST /team/webhook/remove`: an owner sends a test message,
+/// or removes the team's webhook (what was not sent yet is not sent).
+async fn press(post: OwnerPost, button: Button) -> Response {
     let team = post.team();
-    let answer = async { team.as_owner()?.remove_webhook().await }.await;
+    let answer = async {
+        let owner = team.as_owner()?;
+        match button {
+            Button::Test => owner.send_test_message().await,
+            Button::Remove => owner.remove_webhook().await,
+        }
+    }
+    .await;
     done_or_notice(&post.session, BACK, answer, || {
-        "The webhook was removed: nothing more is sent to it, including messages not yet sent."
-            .to_string()
+        match button {
+            Button::Test => {
+                "A test message is on its way: the delivery log below says when it arrived."
+            }
+            Button::Remove => {
+                "The webhook was removed: nothing more is sent to it, including messages not yet sent."
+            }
+        }
+        .to_string()
     })
     .await
 }

@@ -38,7 +38,8 @@ pub use inbox::InboxStorage;
 pub use jobs::JobStorage;
 pub use leases::LeaseStorage;
 pub use outbox::{
-    DeliveryRecord, DueDelivery, FailedAttempt, OutboxStorage, StoredWebhook, NOTIFYING, TEST_EVENT,
+    DeliveryClaim, DeliveryRecord, DueDelivery, FailedAttempt, OutboxStorage, StoredWebhook,
+    NOTIFYING, TEST_EVENT,
 };
 pub use previews::PreviewStorage;
 pub use sessions::SessionTable;

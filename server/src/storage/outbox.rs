@@ -77,6 +77,16 @@ pub struct DeliveryRecord {
     pub next_attempt_at: DateTime<Utc>,
 }
 
+/// What [`OutboxStorage::claim_deliveries`] asks for: at most `limit` deliveries due at
+/// `now` that nobody holds, held by `holder` until `until`.
+#[derive(Clone, Copy, Debug)]
+pub struct DeliveryClaim<'a> {
+    pub holder: &'a str,
+    pub now: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub limit: u32,
+}
+
 /// How a failed attempt is recorded: tried again at `retry_at`, or given up (None).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailedAttempt {
@@ -99,15 +109,9 @@ pub trait OutboxStorage: Send + Sync {
     async fn remove_webhook(&self, team_id: TeamId, audit: &NewAuditEntry) -> Result<bool>;
     /// Queues a test message to the team's webhook; false when it has none.
     async fn queue_test_message(&self, team_id: TeamId, actor: &str) -> Result<bool>;
-    /// Claims at most `limit` deliveries due at `now` that nobody holds, for `holder` until
-    /// `until`: a claim made by another process is never taken before it lapses.
-    async fn claim_deliveries(
-        &self,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<DueDelivery>>;
+    /// Claims the deliveries `claim` asks for: a claim made by another process is never taken
+    /// before it lapses.
+    async fn claim_deliveries(&self, claim: &DeliveryClaim<'_>) -> Result<Vec<DueDelivery>>;
     /// Records delivery `id` sent, if `holder` still holds it; false otherwise.
     async fn delivery_sent(&self, id: &str, holder: &str, at: DateTime<Utc>) -> Result<bool>;
     /// Records a failed attempt at delivery `id`, if `holder` still holds it.
@@ -239,13 +243,13 @@ impl<DB: Dialect> OutboxStorage for Store<DB> {
         Ok(queued)
     }
 
-    async fn claim_deliveries(
-        &self,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<DueDelivery>> {
+    async fn claim_deliveries(&self, claim: &DeliveryClaim<'_>) -> Result<Vec<DueDelivery>> {
+        let DeliveryClaim {
+            holder,
+            now,
+            until,
+            limit,
+        } = *claim;
         let mut tx = self.writer.begin().await?;
         // The free-and-due test is in the UPDATE itself, not only in its sub-select: on
         // PostgreSQL a second process blocked on the same rows re-checks it after the first

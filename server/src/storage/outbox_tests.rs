@@ -41,9 +41,24 @@ async fn with_webhook(t: &TestDb, team: TeamId) {
 }
 
 async fn claim(s: &dyn Storage, holder: &str, at: chrono::DateTime<Utc>) -> Vec<DueDelivery> {
-    s.claim_deliveries(holder, at, at + Duration::seconds(45), 10)
-        .await
-        .unwrap()
+    claim_at_most(s, holder, at, 10).await
+}
+
+async fn claim_at_most(
+    s: &dyn Storage,
+    holder: &str,
+    at: chrono::DateTime<Utc>,
+    limit: u32,
+) -> Vec<DueDelivery> {
+    let until = at + Duration::seconds(45);
+    s.claim_deliveries(&DeliveryClaim {
+        holder,
+        now: at,
+        until,
+        limit,
+    })
+    .await
+    .unwrap()
 }
 
 async fn a_notifying_entry_queues_one_delivery_per_receiver(backend: Backend) {
@@ -147,14 +162,21 @@ async fn a_request_its_entry_and_its_notification_are_one_write(backend: Backend
     assert_eq!(t.count("SELECT COUNT(*) FROM notifications").await, 1);
 }
 
-async fn a_claim_is_one_holders_until_it_lapses(backend: Backend) {
+/// A database whose built-in team has a webhook and one run's end queued for it.
+async fn one_queued(backend: Backend) -> TestDb {
     let t = TestDb::new(backend, now()).await;
-    let s = t.storage();
-    let team = TeamId::BUILT_IN;
-    with_webhook(&t, team).await;
-    s.append_audit(team, &entry(AuditAction::RunEnded))
+    with_webhook(&t, TeamId::BUILT_IN).await;
+    t.storage()
+        .append_audit(TeamId::BUILT_IN, &entry(AuditAction::RunEnded))
         .await
         .unwrap();
+    t
+}
+
+async fn a_claim_is_one_holders_until_it_lapses(backend: Backend) {
+    let t = one_queued(backend).await;
+    let s = t.storage();
+    let team = TeamId::BUILT_IN;
     let held = claim(s, "a", now()).await;
     assert_eq!(held.len(), 1);
     assert!(claim(s, "b", now() + Duration::seconds(44))
@@ -199,10 +221,7 @@ async fn racing_claims_never_share_a_delivery(backend: Backend) {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = s
-                    .claim_deliveries(&format!("p{i}"), now(), now() + Duration::seconds(45), 3)
-                    .await
-                    .unwrap();
+                let got = claim_at_most(s.as_ref(), &format!("p{i}"), now(), 3).await;
                 if got.is_empty() {
                     break mine;
                 }
@@ -222,13 +241,9 @@ async fn racing_claims_never_share_a_delivery(backend: Backend) {
 }
 
 async fn a_failure_is_tried_again_later_or_given_up(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = one_queued(backend).await;
     let s = t.storage();
     let team = TeamId::BUILT_IN;
-    with_webhook(&t, team).await;
-    s.append_audit(team, &entry(AuditAction::RunEnded))
-        .await
-        .unwrap();
     let d = claim(s, "a", now()).await.remove(0);
     let retry = FailedAttempt {
         error: "The receiver answered 500 Internal Server Error.".into(),
@@ -265,13 +280,9 @@ async fn a_failure_is_tried_again_later_or_given_up(backend: Backend) {
 }
 
 async fn a_removed_or_replaced_webhook_gets_nothing_more(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = one_queued(backend).await;
     let s = t.storage();
     let team = TeamId::BUILT_IN;
-    with_webhook(&t, team).await;
-    s.append_audit(team, &entry(AuditAction::RunEnded))
-        .await
-        .unwrap();
     s.save_webhook(
         team,
         &webhook("https://other.example.com/b"),

@@ -122,34 +122,19 @@ impl OwnerDesk<'_> {
             target: None,
             details: json!({ "webhook": "removed" }),
         };
-        let removed = self
-            .console
-            .storage
-            .remove_webhook(self.team, &audit)
-            .await?;
-        if removed {
-            Ok(())
-        } else {
-            Err(ConsoleError::new("This team has no webhook to remove."))
-        }
+        let removed = self.console.storage.remove_webhook(self.team, &audit);
+        done_or(removed.await?, "This team has no webhook to remove.")
     }
 
     /// Queues a test message to the team's webhook (it goes out like any notification, so the
     /// delivery log shows how it went).
     pub async fn send_test_message(&self) -> Result<(), ConsoleError> {
         let actor = self.actor_name().await;
-        let queued = self
-            .console
-            .storage
-            .queue_test_message(self.team, &actor)
-            .await?;
-        if queued {
-            Ok(())
-        } else {
-            Err(ConsoleError::new(
-                "Save a webhook address first: there is nowhere to send a test message.",
-            ))
-        }
+        let queued = self.console.storage.queue_test_message(self.team, &actor);
+        done_or(
+            queued.await?,
+            "Save a webhook address first: there is nowhere to send a test message.",
+        )
     }
 
     /// The Team page's notifications section: the webhook, and the delivery log.
@@ -178,6 +163,15 @@ impl OwnerDesk<'_> {
             new_secret,
             deliveries,
         })
+    }
+}
+
+/// Ok when the storage did it; else the words saying why there was nothing to do.
+fn done_or(done: bool, nothing_to_do: &str) -> Result<(), ConsoleError> {
+    if done {
+        Ok(())
+    } else {
+        Err(ConsoleError::new(nothing_to_do))
     }
 }
 

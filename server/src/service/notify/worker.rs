@@ -8,7 +8,7 @@ use super::message::message;
 use super::webhook::{self, Event, Receiver, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER};
 use super::{signing_secret, Console};
 use crate::scim::site_guard;
-use crate::storage::{DueDelivery, FailedAttempt};
+use crate::storage::{DeliveryClaim, DueDelivery, FailedAttempt};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
@@ -60,7 +60,12 @@ pub async fn deliver_due(
     let until = now + Duration::from_std(CLAIM).unwrap_or(Duration::seconds(45));
     let due = console
         .storage
-        .claim_deliveries(holder, now, until, BATCH)
+        .claim_deliveries(&DeliveryClaim {
+            holder,
+            now,
+            until,
+            limit: BATCH,
+        })
         .await?;
     let claimed = due.len();
     for delivery in due {
