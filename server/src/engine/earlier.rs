@@ -136,6 +136,7 @@ mod tests {
             candidates: vec![],
             earlier_run: None,
             may_be_refused: None,
+            chosen: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use super::caller::{for_member, GatedRoutes};
 use super::error::HttpError;
 use super::{AppState, Caller};
+use crate::service::RowChoice;
 use app::backend::{
     ChooseProblem, ConsoleBackend, ConsoleError, ConsoleErrorKind, PreviewSummary, CHOOSE_PASTED,
     CHOOSE_PROBLEM_DETAIL,
@@ -12,6 +13,7 @@ use app::ids::{JobId, PreviewId};
 use app::model::Action;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::Extension;
@@ -54,6 +56,7 @@ pub fn routes() -> GatedRoutes {
         )
         .route("/choose/picked", for_member(post(picked)))
         .route("/preview/again", for_member(post(preview_again)))
+        .route("/preview/choose", for_member(post(choose_account)))
         .route("/run/not-removed", for_member(post(preview_not_removed)))
 }
 
@@ -269,6 +272,37 @@ async fn preview_not_removed(
         .preview_not_removed(JobId::new(job))
         .await;
     to_new_preview(session, made).await
+}
+
+/// `POST /preview/choose`: `preview`, `line`, and `account` (one of the accounts the row's
+/// email belongs to) or `undo=yes`. Back to the preview at that row, which now says what was
+/// chosen (and the counts and phrase with it); a refusal is said in words.
+async fn choose_account(State(state): State<AppState>, caller: Caller, body: Bytes) -> Response {
+    let Ok(line) = form_value(&body, "line").parse::<usize>() else {
+        return HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "The form did not say which line of the preview to change.",
+        )
+        .into_response();
+    };
+    let choice = match form_value(&body, "undo").as_str() {
+        "yes" => RowChoice::Undo,
+        _ => RowChoice::Choose(form_value(&body, "account")),
+    };
+    let console = state.service.for_member(&caller.member);
+    let preview = PreviewId::new(form_value(&body, "preview"));
+    let chosen = match console.as_operator() {
+        Ok(desk) => desk.choose_account(preview, line, choice).await,
+        Err(refused) => Err(refused),
+    };
+    match chosen {
+        Ok(summary) => Redirect::to(&format!(
+            "/preview?id={}#line-{line}",
+            encoded(summary.id.as_str())
+        ))
+        .into_response(),
+        Err(e) => HttpError::from(e).into_response(),
+    }
 }
 
 /// One field of a posted form, trimmed (empty when it is missing).

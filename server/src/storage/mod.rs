@@ -36,7 +36,7 @@ pub use connection::{ConnectionStorage, UsageStorage};
 pub use inbox::InboxStorage;
 pub use jobs::JobStorage;
 pub use leases::LeaseStorage;
-pub use previews::PreviewStorage;
+pub use previews::{PreviewRowChange, PreviewStorage};
 pub use sessions::SessionTable;
 pub use store::{PostgresStorage, SqliteStorage};
 

@@ -377,6 +377,7 @@ fn preview_row(position: usize, outcome: PreviewOutcome) -> PreviewRow {
         candidates: Vec::new(),
         earlier_run: None,
         may_be_refused: None,
+        chosen: None,
     }
 }
 
