@@ -222,6 +222,8 @@ mod tests {
             "token_forgotten",
             "preview_made",
             "preview_revised",
+            "account_chosen",
+            "choice_undone",
             "run_confirmed",
             "run_paused",
             "run_resumed",
