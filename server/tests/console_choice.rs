@@ -11,7 +11,6 @@ mod support;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 use support::console_process::{ConsoleProcess, FIRST_OWNER};
 use support::Scim2Server;
 
@@ -39,25 +38,6 @@ async fn twins() -> (Scim2Server, [String; 3]) {
         .await;
     let ids: [String; 3] = ids.try_into().expect("three users");
     (server, ids)
-}
-
-/// The ids scim2-server holds now, read from it directly.
-async fn ids_on(server: &Scim2Server) -> BTreeSet<String> {
-    let body: Value = Client::new()
-        .get(format!("{}/Users?count=1000", server.base_url()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    body["Resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|u| u["id"].as_str().map(str::to_string))
-        .collect()
 }
 
 async fn connect(console: &ConsoleProcess, server: &Scim2Server) {
@@ -129,21 +109,6 @@ async fn audit_text(console: &ConsoleProcess) -> String {
     let (status, page) = console.call_as(&console.http, "audit_page", &fields).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     page
-}
-
-async fn wait_until_ended(console: &ConsoleProcess, job_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = console
-            .call("job", &[("job_id", job_id)])
-            .await
-            .expect("job");
-        if job["state"] == json!("finished") {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "timed out; job is {job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -238,8 +203,9 @@ async fn the_run_deletes_exactly_the_chosen_account_and_leaves_its_twin() {
 
     // The run deletes Ann and the chosen Bob; the other Bob stays.
     let job_id = console.start_run(&now).await;
-    wait_until_ended(&console, &job_id).await;
-    let left = ids_on(&server).await;
+    let job = console.run_ended(&job_id).await;
+    assert_eq!(job["state"], json!("finished"), "{job}");
+    let left = server.ids().await;
     assert_eq!(left, BTreeSet::from([old_bob.clone()]));
 
     // Once the run started, the preview's rows no longer change.
