@@ -672,31 +672,16 @@ impl OperatorDesk<'_> {
 
     /// Writes the choice (or its undoing) to the trail, in the trail's words.
     async fn record_choice(&self, preview_id: &PreviewId, before: &PreviewRow, after: &PreviewRow) {
-        let (action, words, account) = match (&after.chosen, &before.chosen) {
-            (Some(choice), _) => (
-                app::audit::AuditAction::AccountChosen,
-                format!(
-                    "Chose account {} for {}",
-                    choice.account_id,
-                    row_name(after)
-                ),
-                choice.account_id.clone(),
-            ),
-            (None, Some(undone)) => (
-                app::audit::AuditAction::ChoiceUndone,
-                format!(
-                    "Undid the choice of account {} for {}",
-                    undone.account_id,
-                    row_name(after)
-                ),
-                undone.account_id.clone(),
-            ),
+        use app::audit::AuditAction::{AccountChosen, ChoiceUndone};
+        let (action, what, choice) = match (&after.chosen, &before.chosen) {
+            (Some(made), _) => (AccountChosen, "Chose account", made),
+            (None, Some(undone)) => (ChoiceUndone, "Undid the choice of account", undone),
             (None, None) => return,
         };
         let details = serde_json::json!({
-            "choice": words,
+            "choice": format!("{what} {} for {}", choice.account_id, row_name(after)),
             "line": after.line,
-            "account_id": account,
+            "account_id": choice.account_id,
         });
         self.record(action, Some(preview_id.to_string()), details)
             .await
