@@ -867,6 +867,12 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
         Need::Operate,
         &[("job", "nope")],
     ),
+    (
+        "POST",
+        "/preview/choose",
+        Need::Operate,
+        &[("preview", "nope"), ("line", "3"), ("account", "1")],
+    ),
     ("GET", "/jobs/nope/events", Need::View, &[]),
     (
         "GET",
@@ -1081,6 +1087,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("/choose/upload", 303),
     ("/preview/again", 303),
     ("/run/not-removed", 303),
+    ("/preview/choose", 404),
     ("/downloads/audit.csv", 200),
     ("/downloads/jobs/nope/results.csv", 404),
     ("/downloads/previews/nope/preview.csv", 404),

@@ -32,25 +32,6 @@ async fn seeded() -> (Scim2Server, Vec<String>) {
     (server, ids)
 }
 
-/// The ids scim2-server holds now, read from it directly.
-async fn ids_on(server: &Scim2Server) -> BTreeSet<String> {
-    let body: Value = reqwest::Client::new()
-        .get(format!("{}/Users?count=1000", server.base_url()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    body["Resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|u| u["id"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// The list `finished_run` pastes: a header, a blank line, user 1 twice and an unknown address
 /// beside users 1, 2 and 3.
 const PASTED: &str =
@@ -113,7 +94,7 @@ async fn get(console: &ConsoleProcess, client: &Client, path: &str) -> (StatusCo
 #[tokio::test]
 async fn the_console_deletes_on_scim2_server_and_reports_the_run() {
     let (server, ids) = seeded().await;
-    let before = ids_on(&server).await;
+    let before = server.ids().await;
     assert_eq!(before.len(), 12);
     let dir = tempfile::tempdir().unwrap();
     let console = ConsoleProcess::start(&dir.path().join("data")).await;
@@ -129,7 +110,7 @@ async fn the_console_deletes_on_scim2_server_and_reports_the_run() {
     let job_id = finished_run(&console, &server).await;
 
     // Really gone from scim2-server, and nobody else.
-    let gone: BTreeSet<String> = before.difference(&ids_on(&server).await).cloned().collect();
+    let gone: BTreeSet<String> = before.difference(&server.ids().await).cloned().collect();
     let asked: BTreeSet<String> = [1, 2, 3].iter().map(|&i| ids[i].clone()).collect();
     assert_eq!(gone, asked);
 

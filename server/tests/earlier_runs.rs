@@ -7,27 +7,10 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 use support::console_process::{ConsoleProcess, FIRST_OWNER};
 use support::fault_server::FaultServer;
 
 const LIST: &str = "Email\nuser1@example.com\nuser42@example.com\nuser3@example.com\n";
-
-/// Waits until run `job_id` has ended; its last view.
-async fn ended(console: &ConsoleProcess, job_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = console
-            .call("job", &[("job_id", job_id)])
-            .await
-            .expect("job");
-        if ["finished", "stopped", "failed"].contains(&job["state"].as_str().unwrap_or("")) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "the run did not end: {job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn rows(console: &ConsoleProcess, preview: &Value) -> Vec<Value> {
     let page = console
@@ -58,7 +41,7 @@ async fn a_second_preview_cites_the_run_that_deleted_or_was_refused() {
     assert_eq!(first["counts"]["selected"], json!(3), "{first}");
     assert_eq!(first["counts"]["may_be_refused"], json!(0), "{first}");
     let job_id = console.start_run(&first).await;
-    let job = ended(&console, &job_id).await;
+    let job = console.run_ended(&job_id).await;
     assert_eq!(
         job["counts"],
         json!([["Deleted", 2], ["CommunityCreator", 1]]),

@@ -20,6 +20,10 @@ pub enum AuditAction {
     PreviewMade,
     /// A preview was made again with other options.
     PreviewRevised,
+    /// An operator chose one of the accounts an ambiguous row could mean.
+    AccountChosen,
+    /// An operator undid that choice: the row is ambiguous again.
+    ChoiceUndone,
     /// The admin typed the phrase and the run was created.
     RunConfirmed,
     RunPaused,
@@ -54,11 +58,13 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 26] = [
+    pub const ALL: [AuditAction; 28] = [
         AuditAction::ConnectionSaved,
         AuditAction::TokenForgotten,
         AuditAction::PreviewMade,
         AuditAction::PreviewRevised,
+        AuditAction::AccountChosen,
+        AuditAction::ChoiceUndone,
         AuditAction::RunConfirmed,
         AuditAction::RunPaused,
         AuditAction::RunResumed,
@@ -90,6 +96,8 @@ impl AuditAction {
             AuditAction::TokenForgotten => "Token forgotten",
             AuditAction::PreviewMade => "Preview made",
             AuditAction::PreviewRevised => "Preview revised",
+            AuditAction::AccountChosen => "Account chosen",
+            AuditAction::ChoiceUndone => "Choice undone",
             AuditAction::RunConfirmed => "Run confirmed",
             AuditAction::RunPaused => "Run paused",
             AuditAction::RunResumed => "Run resumed",
@@ -214,6 +222,8 @@ mod tests {
             "token_forgotten",
             "preview_made",
             "preview_revised",
+            "account_chosen",
+            "choice_undone",
             "run_confirmed",
             "run_paused",
             "run_resumed",

@@ -259,6 +259,20 @@ pub struct PreviewRow {
     /// still tries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub may_be_refused: Option<String>,
+    /// The candidate the admin chose for an ambiguous row, by whom and when: the row is then
+    /// selected for that one account (its `candidates` stay, so the choice can be undone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<Choice>,
+}
+
+/// An admin's pick among an ambiguous row's candidates, kept with the preview row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub account_id: String,
+    /// Who chose, by name.
+    pub by: String,
+    /// When, as RFC 3339 text (UTC).
+    pub at: String,
 }
 
 /// An earlier run a preview row cites: which run, when and who started it.
@@ -284,6 +298,10 @@ pub struct Candidate {
     /// `meta.created` as the site sent it (RFC 3339 text), when it did.
     #[serde(default)]
     pub created: Option<String>,
+    /// The account's role on the site (absent in previews stored before it was kept), so a
+    /// choice among candidates applies the same rules as any other row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
 impl Candidate {
@@ -295,6 +313,7 @@ impl Candidate {
             emails: user.emails.clone(),
             active: Some(user.active),
             created: user.created.clone(),
+            role: Some(user.role.clone()),
         }
     }
 
@@ -623,6 +642,7 @@ mod tests {
             emails: vec!["bob.ito235@example.com".into()],
             active: Some(false),
             created: Some("2026-12-07T12:15:16Z".into()),
+            role: None,
         };
         assert_eq!(
             c.telling_apart(),

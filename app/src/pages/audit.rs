@@ -156,7 +156,8 @@ fn about_address(action: AuditAction, target: &str) -> Option<String> {
     use AuditAction::*;
     let page = match action {
         RunConfirmed | RunPaused | RunResumed | RunCancelled | RunEnded | ApprovalGiven => "run",
-        PreviewMade | PreviewRevised | ApprovalRequested | ApprovalDeclined => "preview",
+        PreviewMade | PreviewRevised | AccountChosen | ChoiceUndone | ApprovalRequested
+        | ApprovalDeclined => "preview",
         _ => return None,
     };
     (!target.is_empty()).then(|| format!("/{page}?id={}", encode(target)))

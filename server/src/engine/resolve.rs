@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use model::deletion::{
-    Candidate, ItemOutcome, ItemResult, Preview, PreviewCounts, PreviewOutcome, PreviewRow,
+    Candidate, Choice, ItemOutcome, ItemResult, Preview, PreviewCounts, PreviewOutcome, PreviewRow,
     PreviewSource, SiteUser, UnreadLines,
 };
 
@@ -79,22 +79,10 @@ pub fn resolve_file(
                     ),
                     [user] => selection.decide(&entry.raw, user),
                     matches @ [_, _, ..] => {
-                        let ids = matches
-                            .iter()
-                            .map(|u| u.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ");
                         // No account is picked: showing the first one's details would read
                         // as if it were the one chosen, so every candidate is listed instead.
-                        let mut row = blank_row(
-                            &entry.raw,
-                            PreviewOutcome::Ambiguous,
-                            format!(
-                                "this email belongs to several accounts ({ids}); none will be touched"
-                            ),
-                        );
-                        row.candidates = matches.iter().map(|u| Candidate::of(u)).collect();
-                        row
+                        let candidates = matches.iter().map(|u| Candidate::of(u)).collect();
+                        ambiguous_row(&entry.raw, candidates)
                     }
                 },
                 EntryValue::AccountId(id) => match directory.by_id(id) {
@@ -250,13 +238,16 @@ fn what_changed(
     if let Some(why) = check.changed(user, policy) {
         return Some(why);
     }
-    // Only the whole listing can tell that another account now has the same email.
+    // Only the whole listing can tell that another account now has the same email. A row
+    // the admin chose an account for knew of its other candidates: only a new one counts.
+    let known =
+        |id: &str| row.chosen.is_some() && row.candidates.iter().any(|c| c.account_id.trim() == id);
     if let Some(email) = input_email {
         let others: Vec<&str> = directory
             .with_email(email)
             .iter()
             .map(|u| u.id.as_str())
-            .filter(|id| id.trim() != user.id.trim())
+            .filter(|id| id.trim() != user.id.trim() && !known(id.trim()))
             .collect();
         if !others.is_empty() {
             return Some(format!(
@@ -473,7 +464,133 @@ fn row_for_user(input: &str, user: &SiteUser) -> PreviewRow {
         candidates: Vec::new(),
         earlier_run: None,
         may_be_refused: None,
+        chosen: None,
     }
+}
+
+/// A row whose email several accounts share: none is touched until the admin chooses one.
+fn ambiguous_row(input: &str, candidates: Vec<Candidate>) -> PreviewRow {
+    let ids = candidates
+        .iter()
+        .map(|c| c.account_id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut row = blank_row(
+        input,
+        PreviewOutcome::Ambiguous,
+        format!("this email belongs to several accounts ({ids}); none will be touched"),
+    );
+    row.candidates = candidates;
+    row
+}
+
+/// Why a choice among an ambiguous row's candidates was refused, in the admin's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChoiceRefused(pub String);
+
+/// The row `row` becomes when the admin chooses `account_id` among its candidates: selected
+/// for that account, under the same rules as any other row (system account, protected,
+/// already selected by another row, moderator/admin without "demote first"), noting who
+/// chose and when. `selected_elsewhere` gives the line (or None) of another row that already
+/// selects an account. Refused for a row that is not ambiguous, already has a choice, or an
+/// account that is not one of its candidates.
+pub fn choose_candidate(
+    row: &PreviewRow,
+    account_id: &str,
+    selected_elsewhere: impl Fn(&str) -> Option<Option<usize>>,
+    policy: &Policy,
+    choice: Choice,
+) -> Result<PreviewRow, ChoiceRefused> {
+    let line = row_name(row);
+    if let Some(earlier) = &row.chosen {
+        return Err(ChoiceRefused(format!(
+            "Account {} was already chosen for {line} by {}: undo that choice first.",
+            earlier.account_id, earlier.by
+        )));
+    }
+    if row.outcome != PreviewOutcome::Ambiguous {
+        return Err(ChoiceRefused(format!(
+            "{} is not ambiguous: there is nothing to choose.",
+            capitalised(&line)
+        )));
+    }
+    let wanted = account_id.trim();
+    let Some(candidate) = row
+        .candidates
+        .iter()
+        .find(|c| c.account_id.trim() == wanted)
+    else {
+        return Err(ChoiceRefused(format!(
+            "Account {wanted} is not one of the accounts {line} could mean; nothing was chosen."
+        )));
+    };
+    if let Some(other) = selected_elsewhere(candidate.account_id.trim()) {
+        let by = other.map_or("another row".to_string(), |l| format!("line {l}"));
+        return Err(ChoiceRefused(format!(
+            "Account {} is already selected by {by}; nothing was chosen.",
+            candidate.account_id
+        )));
+    }
+    let user = SiteUser {
+        id: candidate.account_id.clone(),
+        user_name: candidate.user_name.clone(),
+        display_name: candidate.display_name.clone(),
+        emails: candidate.emails.clone(),
+        primary_email: candidate.emails.first().cloned(),
+        active: candidate.active.unwrap_or(true),
+        role: candidate.role.clone().unwrap_or_default(),
+        ..SiteUser::default()
+    };
+    let mut chosen = Selection::new(policy).decide(&row.input, &user);
+    if chosen.outcome != PreviewOutcome::Selected {
+        return Err(ChoiceRefused(format!(
+            "Account {} cannot be chosen: {}.",
+            candidate.account_id, chosen.reason
+        )));
+    }
+    chosen.line = row.line;
+    chosen.active = candidate.active;
+    chosen.role = candidate.role.clone();
+    // "chosen by …" first: the reports cite it as the reason the row was acted on.
+    chosen.reason = match chosen.reason.as_str() {
+        "" => format!("chosen by {}", choice.by),
+        rule => format!("chosen by {}; {rule}", choice.by),
+    };
+    chosen.candidates = row.candidates.clone();
+    chosen.chosen = Some(Choice {
+        account_id: candidate.account_id.clone(),
+        ..choice
+    });
+    Ok(chosen)
+}
+
+/// The ambiguous row a chosen row was, before the choice: what "Undo choice" puts back.
+pub fn undo_choice(row: &PreviewRow) -> Result<PreviewRow, ChoiceRefused> {
+    if row.chosen.is_none() || row.candidates.is_empty() {
+        return Err(ChoiceRefused(format!(
+            "No account was chosen for {}: there is nothing to undo.",
+            row_name(row)
+        )));
+    }
+    let mut ambiguous = ambiguous_row(&row.input, row.candidates.clone());
+    ambiguous.line = row.line;
+    Ok(ambiguous)
+}
+
+/// "line 4 (bob@example.com)", or the input alone for a row without a line.
+pub fn row_name(row: &PreviewRow) -> String {
+    match row.line {
+        Some(line) => format!("line {line} ({})", row.input),
+        None => row.input.clone(),
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A row with no account: what a row that matched nobody starts from (and the engine's tests).
@@ -492,6 +609,7 @@ pub(crate) fn blank_row(input: &str, outcome: PreviewOutcome, reason: String) ->
         candidates: Vec::new(),
         earlier_run: None,
         may_be_refused: None,
+        chosen: None,
     }
 }
 
@@ -901,5 +1019,132 @@ mod tests {
         let p = resolve_file(&file("nobody@x.com\n"), "f", &site(), &Policy::default());
         let r = recheck(&p, &site(), &Policy::default());
         assert!(r.targets.is_empty() && r.changed.is_empty());
+    }
+    fn choice(by: &str) -> Choice {
+        Choice {
+            account_id: String::new(),
+            by: by.to_string(),
+            at: "2026-12-07T12:00:00Z".to_string(),
+        }
+    }
+
+    fn twins() -> Vec<SiteUser> {
+        vec![
+            user("12", &["bob@x.com"]),
+            inactive(user("13", &["BOB@x.com"])),
+            user("14", &["ann@x.com"]),
+        ]
+    }
+
+    #[test]
+    fn choosing_one_candidate_selects_exactly_that_account_and_undo_restores_the_row() {
+        let p = resolve_file(
+            &file("Email\nann@x.com\nbob@x.com\n"),
+            "f",
+            &twins(),
+            &Policy::default(),
+        );
+        let row = &p.rows[1];
+        assert_eq!(row.outcome, PreviewOutcome::Ambiguous);
+        let nobody = |_: &str| None;
+        let chosen =
+            choose_candidate(row, " 13 ", nobody, &Policy::default(), choice("Olive")).unwrap();
+        assert_eq!(chosen.outcome, PreviewOutcome::Selected);
+        assert_eq!(chosen.account_id.as_deref(), Some("13"));
+        assert_eq!(chosen.line, Some(3));
+        assert_eq!(chosen.active, Some(false));
+        assert_eq!(chosen.reason, "chosen by Olive");
+        assert_eq!(chosen.chosen.as_ref().map(|c| c.by.as_str()), Some("Olive"));
+        assert_eq!(chosen.candidates.len(), 2);
+        assert_eq!(row_name(&chosen), "line 3 (bob@x.com)");
+        // A second choice on the same row is refused until the first is undone.
+        let again = choose_candidate(&chosen, "12", nobody, &Policy::default(), choice("Sam"));
+        assert!(again
+            .unwrap_err()
+            .0
+            .contains("was already chosen for line 3"));
+        let undone = undo_choice(&chosen).unwrap();
+        assert_eq!(undone, *row);
+        assert!(undo_choice(row).is_err());
+        // The run re-checks the chosen row: its known twin is no change, a new one is.
+        let mut with_choice = p.clone();
+        with_choice.rows[1] = chosen;
+        let r = recheck(&with_choice, &twins(), &Policy::default());
+        assert_eq!(r.targets.len(), 2, "{:?}", r.changed);
+        assert_eq!(r.targets[1].account_id, "13");
+        let mut fresh = twins();
+        fresh.push(user("15", &["bob@x.com"]));
+        let r = recheck(&with_choice, &fresh, &Policy::default());
+        assert_eq!(
+            messages(&r),
+            vec![("13", "email now shared with account 15")]
+        );
+    }
+
+    #[test]
+    fn a_choice_is_refused_outside_the_candidates_and_under_the_usual_rules() {
+        let p = resolve_file(
+            &file("bob@x.com\nann@x.com\n"),
+            "f",
+            &twins(),
+            &Policy::default(),
+        );
+        let row = &p.rows[0];
+        let nobody = |_: &str| None;
+        let refused = |id: &str, policy: &Policy| {
+            choose_candidate(row, id, nobody, policy, choice("Olive"))
+                .unwrap_err()
+                .0
+        };
+        assert_eq!(
+            refused("14", &Policy::default()),
+            "Account 14 is not one of the accounts line 1 (bob@x.com) could mean; nothing was chosen."
+        );
+        assert!(refused("", &Policy::default()).contains("is not one of"));
+        let mine = Policy {
+            operator_email: Some("bob@x.com".into()),
+            ..Policy::default()
+        };
+        assert_eq!(
+            refused("12", &mine),
+            "Account 12 cannot be chosen: this is your own account (bob@x.com)."
+        );
+        let elsewhere = choose_candidate(
+            row,
+            "12",
+            |_| Some(Some(9)),
+            &Policy::default(),
+            choice("O"),
+        );
+        assert_eq!(
+            elsewhere.unwrap_err().0,
+            "Account 12 is already selected by line 9; nothing was chosen."
+        );
+        // Not ambiguous: nothing to choose.
+        let plain = choose_candidate(&p.rows[1], "14", nobody, &Policy::default(), choice("O"));
+        assert!(plain
+            .unwrap_err()
+            .0
+            .starts_with("Line 2 (ann@x.com) is not ambiguous"));
+        // A moderator among the candidates follows "demote first".
+        let mut users = twins();
+        users[0].role = Role::Moderator;
+        let p = resolve_file(&file("bob@x.com\n"), "f", &users, &Policy::default());
+        let row = &p.rows[0];
+        assert!(
+            choose_candidate(row, "12", nobody, &Policy::default(), choice("O"))
+                .unwrap_err()
+                .0
+                .contains("Moderator accounts are skipped")
+        );
+        let demote = Policy {
+            demote_privileged: true,
+            ..Policy::default()
+        };
+        let chosen = choose_candidate(row, "12", nobody, &demote, choice("O")).unwrap();
+        assert_eq!(
+            chosen.reason,
+            "chosen by O; Moderator: will be demoted to Registered first"
+        );
     }
 }

@@ -5,6 +5,7 @@ use super::accounts::FormPost;
 use super::caller::{for_member, GatedRoutes};
 use super::error::HttpError;
 use super::Caller;
+use crate::service::RowChoice;
 use app::backend::{
     ChooseProblem, ConsoleBackend, ConsoleError, ConsoleErrorKind, PreviewSummary, CHOOSE_PASTED,
     CHOOSE_PROBLEM_DETAIL,
@@ -13,6 +14,7 @@ use app::ids::{JobId, PreviewId};
 use app::model::Action;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Multipart};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::Extension;
@@ -55,6 +57,7 @@ pub fn routes() -> GatedRoutes {
         )
         .route("/choose/picked", for_member(post(picked)))
         .route("/preview/again", for_member(post(preview_again)))
+        .route("/preview/choose", for_member(post(choose_account)))
         .route("/run/not-removed", for_member(post(preview_not_removed)))
 }
 
@@ -244,6 +247,37 @@ async fn preview_not_removed(post: ChoosePost, body: Bytes) -> Response {
     let job = form_value(&body, "job");
     let made = post.team().preview_not_removed(JobId::new(job)).await;
     to_new_preview(post.session, made).await
+}
+
+/// `POST /preview/choose`: `preview`, `line`, and `account` (one of the accounts the row's
+/// email belongs to) or `undo=yes`. Back to the preview at that row, which now says what was
+/// chosen (and the counts and phrase with it); a refusal is said in words.
+async fn choose_account(post: ChoosePost, body: Bytes) -> Response {
+    let Ok(line) = form_value(&body, "line").parse::<usize>() else {
+        return HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "The form did not say which line of the preview to change.",
+        )
+        .into_response();
+    };
+    let choice = match form_value(&body, "undo").as_str() {
+        "yes" => RowChoice::Undo,
+        _ => RowChoice::Choose(form_value(&body, "account")),
+    };
+    let console = post.team();
+    let preview = PreviewId::new(form_value(&body, "preview"));
+    let chosen = match console.as_operator() {
+        Ok(desk) => desk.choose_account(preview, line, choice).await,
+        Err(refused) => Err(refused),
+    };
+    match chosen {
+        Ok(summary) => Redirect::to(&format!(
+            "/preview?id={}#line-{line}",
+            encoded(summary.id.as_str())
+        ))
+        .into_response(),
+        Err(e) => HttpError::from(e).into_response(),
+    }
 }
 
 /// One field of a posted form, trimmed (empty when it is missing).

@@ -31,7 +31,7 @@ pub mod views;
 pub use accounts::{Member, Person};
 pub use audit::Actor;
 pub use desks::{ConsoleOwnerDesk, OperatorDesk, OwnerDesk, ViewerDesk};
-pub use previews::{PreviewInput, StoredPreview};
+pub use previews::{PreviewInput, RowChoice, StoredPreview};
 pub use sites::Site;
 
 use crate::engine::runner::RunOptions;

@@ -7,13 +7,19 @@ use super::views::stamp;
 use super::{TeamConsole, MAX_ROWS_PER_PAGE};
 use crate::engine::earlier::{cite_earlier_runs, CITED_OUTCOMES};
 use crate::engine::file_input::read_admin_file;
-use crate::engine::resolve::{is_system_account, resolve_file, select_picked, Policy};
-use crate::storage::{ConnectionRecord, PreviewRecord, PreviewSourceRecord, Storage};
+use crate::engine::resolve::{
+    choose_candidate, is_system_account, resolve_file, row_name, select_picked, undo_choice,
+    ChoiceRefused, Policy,
+};
+use crate::storage::{
+    ConnectionRecord, PreviewRecord, PreviewRowChange, PreviewSourceRecord, Storage,
+};
 use app::backend::{ConsoleError, PreviewRowsPage, PreviewSummary};
 use app::confirm::confirmation_phrase;
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::{
-    Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser, UnreadLines,
+    Action, Choice, Preview, PreviewCounts, PreviewOutcome, PreviewRow, PreviewSource, SiteUser,
+    UnreadLines,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -21,6 +27,19 @@ use serde::{Deserialize, Serialize};
 
 /// How many revisions an old preview address is followed through to the newest.
 const MAX_REVISIONS_FOLLOWED: usize = 1000;
+
+/// How many times a row change is tried again after another change to the same preview
+/// landed between reading the preview and writing it.
+const ROW_CHANGE_TRIES: usize = 5;
+
+/// What the admin asked of an ambiguous row on the Preview page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowChoice {
+    /// Act on this one of the row's candidates (its account ID).
+    Choose(String),
+    /// Put the row back as it was: ambiguous, nothing touched.
+    Undo,
+}
 
 /// What the admin chose, kept with the preview so `revise_preview` can resolve it again.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,6 +67,16 @@ pub(super) struct PreviewHeadline {
     /// previews stored before it was kept).
     #[serde(default, skip_serializing_if = "is_unset")]
     pub(super) unread_lines: UnreadLines,
+    /// How many times the admin changed a row since the preview was made (an account chosen,
+    /// a choice undone): every change writes a summary of its own, so a change, or a run
+    /// started, from an older reading of the preview is told apart even when the counts are
+    /// the same again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(super) changes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn is_unset(lines: &UnreadLines) -> bool {
@@ -312,6 +341,7 @@ impl TeamConsole {
                 counts: preview.counts.clone(),
                 demote_privileged: preview.demote_privileged,
                 unread_lines: preview.unread_lines.clone(),
+                changes: 0,
             })?,
             total_rows: preview.rows.len(),
             phrase,
@@ -536,6 +566,138 @@ impl OperatorDesk<'_> {
         )
         .await
     }
+}
+
+impl OperatorDesk<'_> {
+    /// Chooses one of the accounts an ambiguous row on `line` could mean (or undoes that
+    /// choice): the row, the counts and the phrase change together, and the trail records
+    /// it. Refused once the preview was used, replaced or sent for approval (the run must be
+    /// the preview that was confirmed or asked about), for an account that is not one of the
+    /// row's candidates, and under the rules every row follows. Of two choices at once for
+    /// one row, one is recorded and the other is refused as "already chosen".
+    pub async fn choose_account(
+        &self,
+        preview_id: PreviewId,
+        line: usize,
+        choice: RowChoice,
+    ) -> Result<PreviewSummary, ConsoleError> {
+        for _ in 0..ROW_CHANGE_TRIES {
+            let record = self.exact_preview(&preview_id).await?;
+            self.rows_may_change(&record).await?;
+            let storage = self.console.storage.as_ref();
+            let mut rows = storage.all_preview_rows(self.team, &record.id).await?;
+            let position = rows
+                .iter()
+                .position(|r| r.line == Some(line))
+                .ok_or_else(|| {
+                    ConsoleError::not_found(format!("This preview has no line {line}."))
+                })?;
+            let mut headline = headline(&record)?;
+            let changed = match &choice {
+                RowChoice::Choose(account_id) => {
+                    let connection = storage
+                        .connection(self.team)
+                        .await?
+                        .ok_or_else(not_connected)?;
+                    let policy =
+                        policy_for(&connection, headline.demote_privileged, self.actor.email());
+                    let by = Choice {
+                        account_id: String::new(),
+                        by: self.actor_short_name().await,
+                        at: stamp(self.console.clock.now()),
+                    };
+                    let elsewhere = |id: &str| selected_by_another(&rows, position, id);
+                    choose_candidate(&rows[position], account_id, elsewhere, &policy, by)
+                }
+                RowChoice::Undo => undo_choice(&rows[position]),
+            }
+            .map_err(|ChoiceRefused(words)| ConsoleError::new(words))?;
+            let before = std::mem::replace(&mut rows[position], changed);
+            headline.counts = PreviewCounts::from_rows(&rows);
+            headline.changes += 1;
+            let phrase = confirmation_phrase(record.action, headline.counts.selected);
+            let summary_json = encode_for_storage(&headline)?;
+            let change = PreviewRowChange {
+                preview_id: &record.id,
+                expected_summary: &record.summary_json,
+                summary: &summary_json,
+                phrase: &phrase,
+                position,
+                row: &rows[position],
+            };
+            if storage.change_preview_row(self.team, &change).await? {
+                self.record_choice(&record.id, &before, &rows[position])
+                    .await;
+                return self.viewer().preview(record.id).await;
+            }
+            // Another change landed first: read the preview again, and the row as it is now
+            // decides (a choice made meanwhile refuses this one).
+        }
+        Err(ConsoleError::new(
+            "This preview kept changing while your choice was saved; reload the page and try \
+             again.",
+        ))
+    }
+
+    /// Refuses a change to the rows of a preview a run was started from, that was replaced,
+    /// or whose run a second operator was asked to approve.
+    async fn rows_may_change(&self, record: &PreviewRecord) -> Result<(), ConsoleError> {
+        if record.replaced_by.is_some() {
+            return Err(ConsoleError::new(
+                "This preview was replaced by a newer one with other options: choose on the \
+                 newest preview.",
+            ));
+        }
+        if record.claimed {
+            return Err(ConsoleError::new(
+                "A run was already started from this preview, so its rows can no longer \
+                 change. Make a new preview to choose again.",
+            ));
+        }
+        if self
+            .console
+            .storage
+            .approval(self.team, &record.id)
+            .await?
+            .is_some()
+        {
+            return Err(ConsoleError::new(
+                "A second operator was already asked to approve this preview, so its rows can \
+                 no longer change: the run must be the preview they were asked about. To choose \
+                 another account, use Preview again for a new preview.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the choice (or its undoing) to the trail, in the trail's words.
+    async fn record_choice(&self, preview_id: &PreviewId, before: &PreviewRow, after: &PreviewRow) {
+        use app::audit::AuditAction::{AccountChosen, ChoiceUndone};
+        let (action, what, choice) = match (&after.chosen, &before.chosen) {
+            (Some(made), _) => (AccountChosen, "Chose account", made),
+            (None, Some(undone)) => (ChoiceUndone, "Undid the choice of account", undone),
+            (None, None) => return,
+        };
+        let details = serde_json::json!({
+            "choice": format!("{what} {} for {}", choice.account_id, row_name(after)),
+            "line": after.line,
+            "account_id": choice.account_id,
+        });
+        self.record(action, Some(preview_id.to_string()), details)
+            .await
+    }
+}
+
+/// The line (or None) of a row other than `position` that already selects account `id`.
+fn selected_by_another(rows: &[PreviewRow], position: usize, id: &str) -> Option<Option<usize>> {
+    rows.iter()
+        .enumerate()
+        .find(|(i, r)| {
+            *i != position
+                && r.outcome == PreviewOutcome::Selected
+                && r.account_id.as_deref().map(str::trim) == Some(id.trim())
+        })
+        .map(|(_, r)| r.line)
 }
 
 /// The account IDs a run did not remove, each once, in the run's order: those whose result

@@ -41,7 +41,7 @@ pub use outbox::{
     DeliveryClaim, DeliveryRecord, DueDelivery, FailedAttempt, OutboxStorage, StoredWebhook,
     NOTIFYING, TEST_EVENT,
 };
-pub use previews::PreviewStorage;
+pub use previews::{PreviewRowChange, PreviewStorage};
 pub use sessions::SessionTable;
 pub use store::{PostgresStorage, SqliteStorage};
 

@@ -64,6 +64,26 @@ pub trait PreviewStorage: Send + Sync {
     /// Makes a claimed preview usable again, if no job was written from it (its run was
     /// refused after the claim, e.g. because the site was busy).
     async fn release_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<()>;
+    /// Replaces one row of a preview with its new summary and phrase, together, only while
+    /// the preview is unconfirmed, not replaced, has no request for approval, and its summary
+    /// is still `expected_summary` (the one the change was computed from: every change writes
+    /// a new one). False, with nothing written, otherwise.
+    async fn change_preview_row(
+        &self,
+        team_id: TeamId,
+        change: &PreviewRowChange<'_>,
+    ) -> Result<bool>;
+}
+
+/// One row of a preview changed by the admin (an account chosen, or the choice undone).
+pub struct PreviewRowChange<'a> {
+    pub preview_id: &'a PreviewId,
+    pub expected_summary: &'a str,
+    pub summary: &'a str,
+    pub phrase: &'a str,
+    /// The row's place in the preview (0 for the first row).
+    pub position: usize,
+    pub row: &'a PreviewRow,
 }
 
 /// Which rows of a preview a page reads: the team's preview, of one outcome or all.
@@ -275,6 +295,46 @@ impl<DB: Dialect> PreviewStorage for Store<DB> {
         .execute(self.read())
         .await?;
         Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn change_preview_row(
+        &self,
+        team_id: TeamId,
+        change: &PreviewRowChange<'_>,
+    ) -> Result<bool> {
+        // The preview's own row is written first: on PostgreSQL a second change waits for its
+        // lock and then finds another summary; SQLite's single writer queues them anyway.
+        let mut tx = self.writer.begin().await?;
+        let preview = sqlx::query(
+            "UPDATE previews SET summary_json = $1, phrase = $2 WHERE team_id = $3 AND id = $4 \
+             AND summary_json = $5 AND claimed_at IS NULL AND replaced_by IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.preview_id = previews.id)",
+        )
+        .bind(change.summary)
+        .bind(change.phrase)
+        .bind(team_id)
+        .bind(change.preview_id)
+        .bind(change.expected_summary)
+        .execute(DB::on(&mut tx))
+        .await?;
+        if preview.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let row = sqlx::query(
+            "UPDATE preview_rows SET outcome = $1, row_json = $2 \
+             WHERE preview_id = $3 AND position = $4",
+        )
+        .bind(change.row.outcome)
+        .bind(serde_json::to_string(change.row)?)
+        .bind(change.preview_id)
+        .bind(to_i64(change.position))
+        .execute(DB::on(&mut tx))
+        .await?;
+        if row.rows_affected() != 1 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn release_preview(&self, team_id: TeamId, preview_id: &PreviewId) -> Result<()> {

@@ -377,6 +377,7 @@ fn preview_row(position: usize, outcome: PreviewOutcome) -> PreviewRow {
         candidates: Vec::new(),
         earlier_run: None,
         may_be_refused: None,
+        chosen: None,
     }
 }
 
@@ -778,6 +779,75 @@ async fn concurrent_confirmations_claim_a_preview_exactly_once(backend: Backend)
         }
     }
     assert_eq!(won, 1);
+}
+
+/// An account chosen on a preview row: the row, summary and phrase change together, only
+/// from the summary the change was computed from, only on the team's unconfirmed preview; of
+/// eight changes computed from one reading, exactly one is written.
+async fn a_row_change_is_written_once_from_the_summary_it_was_made_from(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    let rows = [
+        preview_row(0, PreviewOutcome::Selected),
+        preview_row(1, PreviewOutcome::Ambiguous),
+    ];
+    s.save_preview(DEFAULT_TEAM, &preview_record("p-1", Action::Delete), &rows)
+        .await
+        .expect("save");
+    let (id, chosen) = (pid("p-1"), preview_row(1, PreviewOutcome::Selected));
+    const READ: &str = r#"{"counts":{}}"#;
+    assert!(!s
+        .change_preview_row(OTHER_TEAM, &row_change(&id, &chosen, READ, "other"))
+        .await
+        .expect("other team"));
+    let changes = (0..8).map(|i| {
+        let storage = t.db.storage.clone();
+        let (id, chosen) = (id.clone(), chosen.clone());
+        let summary = if i % 2 == 0 { "even" } else { "odd" };
+        tokio::spawn(async move {
+            let change = row_change(&id, &chosen, READ, summary);
+            storage.change_preview_row(DEFAULT_TEAM, &change).await
+        })
+    });
+    let mut won = 0;
+    for written in futures::future::join_all(changes).await {
+        if written.expect("task").expect("change") {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+    let record = s.preview(DEFAULT_TEAM, &id).await.expect("read");
+    let record = record.expect("kept");
+    assert_eq!(record.phrase, "DELETE 2 USERS");
+    assert!(["even", "odd"].contains(&record.summary_json.as_str()));
+    let (selected, _) = s
+        .preview_rows(DEFAULT_TEAM, &id, Some(PreviewOutcome::Selected), 0, 10)
+        .await
+        .expect("rows");
+    assert_eq!(selected, [rows[0].clone(), chosen.clone()]);
+    // Once confirmed, nothing changes, even from the summary as it is now.
+    assert!(s.claim_preview(DEFAULT_TEAM, &id).await.expect("claim"));
+    let late = row_change(&id, &chosen, &record.summary_json, "late");
+    assert!(!s
+        .change_preview_row(DEFAULT_TEAM, &late)
+        .await
+        .expect("after the claim"));
+}
+
+fn row_change<'a>(
+    preview_id: &'a PreviewId,
+    row: &'a PreviewRow,
+    expected_summary: &'a str,
+    summary: &'a str,
+) -> PreviewRowChange<'a> {
+    PreviewRowChange {
+        preview_id,
+        expected_summary,
+        summary,
+        phrase: "DELETE 2 USERS",
+        position: 1,
+        row,
+    }
 }
 
 async fn a_new_job_is_queued_with_its_users_and_first_events(backend: Backend) {
@@ -1650,7 +1720,8 @@ on_both_databases!(
     results_come_back_in_input_order_with_settled_rows,
     watchers_resume_from_the_last_event_they_saw,
     jobs_are_listed_newest_first_and_only_to_their_team;
-    multi_thread: concurrent_confirmations_claim_a_preview_exactly_once, concurrent_writers_get_distinct_consecutive_event_numbers
+    multi_thread: concurrent_confirmations_claim_a_preview_exactly_once, concurrent_writers_get_distinct_consecutive_event_numbers,
+    a_row_change_is_written_once_from_the_summary_it_was_made_from
 );
 
 /// Two consoles on one PostgreSQL database (two connection pools, as two replicas have): row

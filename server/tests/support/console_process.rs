@@ -325,6 +325,19 @@ impl ConsoleProcess {
         started["id"].as_str().expect("job id").to_string()
     }
 
+    /// Waits (up to 60 s) until run `job_id` has ended; its last view.
+    pub async fn run_ended(&self, job_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let job = self.call("job", &[("job_id", job_id)]).await.expect("job");
+            if ["finished", "stopped", "failed"].contains(&job["state"].as_str().unwrap_or("")) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "the run did not end: {job}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Calls a server function with form fields; Ok(JSON) on success, Err(body) otherwise.
     pub async fn call(&self, name: &str, fields: &[(&str, &str)]) -> Result<Value, String> {
         let reply = self

@@ -63,6 +63,25 @@ impl Scim2Server {
         &self.token
     }
 
+    /// The ids the server holds now, read from it directly.
+    pub async fn ids(&self) -> std::collections::BTreeSet<String> {
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/Users?count=1000", self.base_url()))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        body["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["id"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Creates `n` users (`make(i)` is the User resource for i in 0..n, `schemas` may be
     /// omitted) through `POST /v2/Bulk`, and returns their ids in the order of `i`.
     pub async fn seed_users(

@@ -6,6 +6,7 @@ use super::parts::{
     error_text, focus_by_id, page_window, parse_page, thousands, users, ActionFeedback, ErrorBox,
     Pager,
 };
+use super::times::When;
 use crate::api::{load_preview, preview_rows, revise_preview};
 use crate::backend::PreviewSummary;
 use crate::model::{Action as UserAction, PreviewOutcome, PreviewRow, PreviewSource, Role};
@@ -183,7 +184,7 @@ fn PreviewView(
             </p>
         </section>
         // Only a file has lines: a preview of site users has no empty "Line" column.
-        <RowsTable id=id.clone() action outcome page lines=matches!(summary.source, PreviewSource::File { .. }) />
+        <RowsTable id=id.clone() action outcome page lines=matches!(summary.source, PreviewSource::File { .. }) choosing=rows_may_change(&summary) />
         <OptionsCard summary=summary.clone() />
         <ConfirmCard summary />
     }
@@ -219,6 +220,13 @@ fn FilterButton(
     .into_any()
 }
 
+/// Whether an account may still be chosen for an ambiguous row (or a choice undone): not once
+/// a run was started from the preview, nor once a second operator was asked to approve it
+/// (the run must be the preview they were asked about).
+pub fn rows_may_change(summary: &PreviewSummary) -> bool {
+    !summary.used && summary.approval.is_none()
+}
+
 #[component]
 fn RowsTable(
     id: String,
@@ -226,7 +234,10 @@ fn RowsTable(
     outcome: Memo<Option<PreviewOutcome>>,
     page: Memo<usize>,
     lines: bool,
+    /// Ambiguous rows offer a choice among their accounts.
+    choosing: bool,
 ) -> impl IntoView {
+    let choose_on = choosing.then(|| id.clone());
     let id_for_rows = id.clone();
     let download = format!("/downloads/previews/{}/preview.csv", encode(&id));
     let rows = Resource::new(
@@ -255,6 +266,7 @@ fn RowsTable(
                     let id = id.clone();
                     move || {
                         let id = id.clone();
+                        let choose_on = choose_on.clone();
                         rows.get()
                             .map(move |r| match r {
                                 Err(e) => view! { <ErrorBox message=error_text(&e) /> }.into_any(),
@@ -279,7 +291,7 @@ fn RowsTable(
                                                 <tbody>
                                                     {p.rows
                                                         .into_iter()
-                                                        .map(|r| view! { <PreviewRowLine row=r action lines /> })
+                                                        .map(|r| view! { <PreviewRowLine row=r action lines choose_on=choose_on.clone() /> })
                                                         .collect_view()}
                                                 </tbody>
                                             </table>
@@ -330,12 +342,25 @@ pub fn other_emails(emails: &[String], input: &str) -> Vec<String> {
 /// One preview row: a table row on a laptop, a card on a phone (the `data-label`s name each
 /// value when the header row is hidden). At most two lines for an ordinary row.
 #[component]
-fn PreviewRowLine(row: PreviewRow, action: UserAction, lines: bool) -> impl IntoView {
-    let account = if !row.candidates.is_empty() {
+fn PreviewRowLine(
+    row: PreviewRow,
+    action: UserAction,
+    lines: bool,
+    /// The preview's id when an account may be chosen for an ambiguous row.
+    choose_on: Option<String>,
+) -> impl IntoView {
+    // Choosing needs the row's line: only a file's rows can be ambiguous, and all have one.
+    let choose_on = choose_on.zip(row.line);
+    let account = if !row.candidates.is_empty() && row.chosen.is_none() {
         let items = row
             .candidates
             .iter()
             .map(|c| {
+                let choose = choose_on.clone().map(|(preview, line)| {
+                    view! {
+                        <ChooseForm preview line account=c.account_id.clone() action />
+                    }
+                });
                 let name = c
                     .display_name
                     .clone()
@@ -352,6 +377,7 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction, lines: bool) -> impl Into
                         <span class="muted">" · " {emails}</span>
                         {apart}
                         " " <span class="not-touched">"not touched"</span>
+                        {choose}
                     </li>
                 }
             })
@@ -371,12 +397,17 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction, lines: bool) -> impl Into
             .map(|r| format!(" · {r}"));
         let others = other_emails(&row.emails, &row.input);
         let others = (!others.is_empty()).then(|| format!(" · {}", others.join(", ")));
+        // A chosen row names the accounts it was chosen among and left alone.
+        let left_alone = left_alone_words(&row).map(|words| {
+            view! { <span class="muted small">{words}</span> }
+        });
         view! {
             <div class="account">
                 <span>{name} {role}</span>
                 <span class="muted small">
                     "ID " <span class="mono">{account_id}</span> {others}
                 </span>
+                {left_alone}
             </div>
         }
         .into_any()
@@ -388,7 +419,38 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction, lines: bool) -> impl Into
     } else {
         row.outcome.label_for(action)
     };
-    let reason = [row.may_be_refused.clone(), Some(row.reason.clone())]
+    // A chosen row says who chose and when instead of the stored "chosen by …" (which the
+    // reports keep), with the way back.
+    let chosen_note = row.chosen.clone().map(|choice| {
+        let undo = choose_on.clone().map(|(preview, line)| {
+            view! {
+                <form class="form inline" method="post" action="/preview/choose">
+                    <input type="hidden" name="preview" value=preview />
+                    <input type="hidden" name="line" value=line.to_string() />
+                    <input type="hidden" name="undo" value="yes" />
+                    <button type="submit" class="button" aria-label=format!("Undo choice for line {line}")>
+                        "Undo choice"
+                    </button>
+                </form>
+            }
+        });
+        view! {
+            <span class="chosen-note" data-testid="chosen-note">
+                {format!("Chosen by {} on ", choice.by)} <When at=choice.at.clone() />
+            </span>
+            {undo}
+        }
+    });
+    let stored_reason = match &row.chosen {
+        Some(choice) => row
+            .reason
+            .strip_prefix(&format!("chosen by {}", choice.by))
+            .unwrap_or(&row.reason)
+            .trim_start_matches("; ")
+            .to_string(),
+        None => row.reason.clone(),
+    };
+    let reason = [row.may_be_refused.clone(), Some(stored_reason)]
         .into_iter()
         .flatten()
         .filter(|r| !r.is_empty())
@@ -400,15 +462,59 @@ fn PreviewRowLine(row: PreviewRow, action: UserAction, lines: bool) -> impl Into
         view! { " " <a href=href aria-label=label>"See that run"</a> }
     });
     view! {
-        <tr class=format!("outcome-{}", row.outcome.key())>
+        <tr class=format!("outcome-{}", row.outcome.key()) id=row.line.map(|l| format!("line-{l}"))>
             {lines.then(|| view! { <td data-label="Line">{row.line.map(|l| l.to_string())}</td> })}
             <td data-label="Input" class="mono input">{row.input.clone()}</td>
             <td data-label="Outcome"><span class="tag">{tag}</span></td>
             <td data-label="Account">{account}</td>
-            <td data-label="Reason">{(!reason.is_empty()).then_some(reason)} {earlier}</td>
+            <td data-label="Reason">
+                {chosen_note} {(!reason.is_empty()).then_some(reason)} {earlier}
+            </td>
         </tr>
     }
     .into_any()
+}
+
+/// "Delete this account" beside one of an ambiguous row's accounts: a plain form
+/// (`POST /preview/choose`), so it works before the page's script has loaded.
+#[component]
+fn ChooseForm(preview: String, line: usize, account: String, action: UserAction) -> impl IntoView {
+    let verb = match action {
+        UserAction::Delete => "Delete this account",
+        UserAction::Deactivate => "Deactivate this account",
+    };
+    view! {
+        <form class="form inline choose" method="post" action="/preview/choose">
+            <input type="hidden" name="preview" value=preview />
+            <input type="hidden" name="line" value=line.to_string() />
+            <input type="hidden" name="account" value=account.clone() />
+            <button type="submit" class="button" aria-label=format!("{verb}: {account}")>
+                {verb}
+            </button>
+        </form>
+    }
+}
+
+/// "The other account with this email, 236, is not touched." for a row whose account was
+/// chosen among several; None for other rows.
+pub fn left_alone_words(row: &PreviewRow) -> Option<String> {
+    let chosen = row.chosen.as_ref()?;
+    let others: Vec<&str> = row
+        .candidates
+        .iter()
+        .map(|c| c.account_id.as_str())
+        .filter(|id| id.trim() != chosen.account_id.trim())
+        .collect();
+    match others.as_slice() {
+        [] => None,
+        [one] => Some(format!(
+            "The other account with this email, {one}, is not touched."
+        )),
+        many => Some(format!(
+            "The other accounts with this email, {}, are not touched.",
+            many.join(", ")
+        )),
+    }
 }
 
 /// Action, demotion and column: any change makes a new preview and shows it.

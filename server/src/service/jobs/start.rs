@@ -71,6 +71,17 @@ impl JobSupervisor {
                 "This preview was already used to start a run; make a new preview.",
             ));
         }
+        // An account chosen (or a choice undone) after the preview was read above changed its
+        // rows and phrase: the run must be the preview as confirmed, so it starts nothing.
+        // Once claimed, the rows can no longer change.
+        let now = self.storage.preview(team_id, &record.id).await?;
+        if now.map(|now| now.summary_json) != Some(record.summary_json.clone()) {
+            self.storage.release_preview(team_id, &record.id).await?;
+            return Err(ConsoleError::new(
+                "This preview changed while the run was starting (an account was chosen or a \
+                 choice undone): check its rows and type its phrase again.",
+            ));
+        }
         let mut policy = policy_for(
             &site.record,
             stored.preview.demote_privileged,
