@@ -5,7 +5,8 @@
 // deletes exactly the chosen account on a REAL SCIM server (PyPI `scim2-server`) and the other
 // stays. Each screen is checked at 1280 and 390 px with axe-core and for program text.
 import { test, expect } from '@playwright/test';
-import { Console, FIRST_OWNER } from './support/servers';
+import { Console, FIRST_OWNER, sessionCookie } from './support/servers';
+import { browserOf, invitation } from './support/people';
 import { Scim2Server } from './support/scim2';
 import { bodyRows, confirmRun, connect, connected, open, phraseOf, runState } from './support/flow';
 import { checkPage } from './support/program-text';
@@ -26,7 +27,7 @@ test.afterEach(async () => {
   scim?.stop();
 });
 
-test('one of two identical accounts is chosen, undone, chosen again, and only it is deleted', async ({ page }) => {
+test('one of two identical accounts is chosen, undone, chosen again, and only it is deleted', async ({ page, browser }) => {
   test.setTimeout(120_000);
   // Two Bob Itos with the same name and email, told apart by their user names and status.
   const [, bob, oldBob] = await scim.seed([
@@ -57,6 +58,23 @@ test('one of two identical accounts is chosen, undone, chosen again, and only it
   );
   await expect(bobRow.getByRole('button', { name: /^Delete this account/ })).toHaveCount(2);
   await checkPage(page, '86-preview-ambiguous-with-choice');
+
+  // A viewer reads the same accounts but is offered no choice (only an operator may change a preview).
+  const code = new URL(await invitation(server, server.cookie, 'viewer', 'vera@corp.test')).searchParams.get('code')!;
+  const joined = await server.post('/join', {
+    code,
+    email: 'vera@corp.test',
+    name: 'Vera',
+    password: 'a long enough password',
+    again: 'a long enough password',
+  });
+  const vera = await (await browserOf(browser, server, sessionCookie(joined)!)).newPage();
+  await vera.goto(page.url());
+  await expect(vera.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  const veraBob = bodyRows(vera.getByRole('table', { name: 'Preview rows' })).filter({ hasText: BOB });
+  await expect(veraBob.getByRole('listitem').filter({ hasText: oldBob })).toContainText('deactivated · user name bob.ito.old');
+  await expect(veraBob.getByRole('button', { name: /^Delete this account/ })).toHaveCount(0);
+  await vera.context().close();
 
   // Choose the old account, then think better of it.
   await bobRow.getByRole('button', { name: `Delete this account: ${oldBob}` }).click();

@@ -71,6 +71,8 @@ pub fn PreviewPage() -> impl IntoView {
     });
     let page = Memo::new(move |_| parse_page(query.with(|q| q.get("page"))));
     provide_context(RefocusAfterRevise(RwSignal::new(None)));
+    // A viewer may read a preview but not change it: the choice buttons are an operator's.
+    let me = Resource::new(|| (), |_| crate::api::whoami());
     let summary = Resource::new(
         move || id.get(),
         |id| async move {
@@ -100,7 +102,11 @@ pub fn PreviewPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Ok(Some(s)) => view! { <PreviewView summary=s outcome page /> }.into_any(),
+                        Ok(Some(s)) => {
+                            let role = me.get().and_then(Result::ok).flatten().and_then(|m| m.team).map(|t| t.role);
+                            let may_change = role.is_none_or(|r| r >= crate::team::Role::Operator);
+                            view! { <PreviewView summary=s outcome page may_change /> }.into_any()
+                        }
                         Err(e) => {
                             view! {
                                 <section class="card">
@@ -123,6 +129,9 @@ fn PreviewView(
     summary: PreviewSummary,
     outcome: Memo<Option<PreviewOutcome>>,
     page: Memo<usize>,
+    /// Whether this person may change the preview (an operator or owner): else no choice
+    /// buttons, only what the site says of each account.
+    may_change: bool,
 ) -> impl IntoView {
     let id = summary.id.to_string();
     let source_line = match &summary.source {
@@ -184,7 +193,7 @@ fn PreviewView(
             </p>
         </section>
         // Only a file has lines: a preview of site users has no empty "Line" column.
-        <RowsTable id=id.clone() action outcome page lines=matches!(summary.source, PreviewSource::File { .. }) choosing=rows_may_change(&summary) />
+        <RowsTable id=id.clone() action outcome page lines=matches!(summary.source, PreviewSource::File { .. }) choosing=may_change && rows_may_change(&summary) />
         <OptionsCard summary=summary.clone() />
         <ConfirmCard summary />
     }
