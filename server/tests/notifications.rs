@@ -189,6 +189,25 @@ async fn json_of(
     serde_json::from_str(&body).expect("json")
 }
 
+/// The delivery log's newest line once its state is `state` (failing after `seconds`).
+async fn newest_delivery_once(
+    console: &ConsoleProcess,
+    owner: &Client,
+    state: &str,
+    seconds: u64,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let page = json_of(console, owner, "webhook_page", &[]).await;
+        let line = page["deliveries"][0].clone();
+        if line["state"] == json!(state) {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "never {state}: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Olive saves the receiver's address; the secret the page shows once.
 async fn save_webhook(console: &ConsoleProcess, olive: &Client, address: &str) -> String {
     let saved = console
@@ -411,42 +430,22 @@ async fn webhooks_reach_the_team_signed(database_url: Option<&str>) {
     let test = console.post_form(&olive, "/team/webhook/test", &[]).await;
     assert_eq!(test.status(), StatusCode::SEE_OTHER);
     receiver.until("test", 1, Duration::from_secs(30)).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let page = json_of(console, &olive, "webhook_page", &[]).await;
-        let line = &page["deliveries"][0];
-        if line["state"] == json!("Will try again") {
-            assert!(
-                line["detail"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("The receiver answered 500"),
-                "{line}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the failure never reached the log: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let line = newest_delivery_once(console, &olive, "Will try again", 30).await;
+    assert!(
+        line["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("The receiver answered 500"),
+        "{line}"
+    );
     // The first retry comes 30 s later.
     let tries = receiver.until("test", 2, Duration::from_secs(60)).await;
     assert_eq!(
         tries[0].delivery, tries[1].delivery,
         "one delivery id for every try"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let page = json_of(console, &olive, "webhook_page", &[]).await;
-        if page["deliveries"][0]["state"] == json!("Delivered") {
-            assert_eq!(page["deliveries"][0]["detail"], json!("after 2 tries"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "{page}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let line = newest_delivery_once(console, &olive, "Delivered", 10).await;
+    assert_eq!(line["detail"], json!("after 2 tries"));
     // Every delivery was sent once (the test message twice, by design), none to anyone else.
     let got = receiver.got.lock().unwrap().clone();
     assert_eq!(got.len(), 2 + 1 + 1 + 2 + 1 + 2, "{got:?}");
@@ -479,15 +478,7 @@ async fn a_killed_console_s_delivery_is_sent_after_take_over(database_url: Optio
     let tries = receiver.until("test", 2, Duration::from_secs(90)).await;
     assert_eq!(tries[1].delivery, first[0].delivery, "the same delivery id");
     assert!(tries[1].signed);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let page = json_of(&again, &again.http, "webhook_page", &[]).await;
-        if page["deliveries"][0]["state"] == json!("Delivered") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{page}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    newest_delivery_once(&again, &again.http, "Delivered", 10).await;
     // Nothing more comes: delivered is delivered.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.of("test").len(), 2);
