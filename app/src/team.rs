@@ -33,6 +33,10 @@ pub enum AccountProblem {
     PasswordChanged,
     /// The Account page's email choices were saved.
     EmailChoicesSaved,
+    /// A link to confirm the account's email address was mailed to it.
+    ConfirmationSent,
+    /// The account's email address is confirmed.
+    EmailConfirmed,
 }
 
 impl AccountProblem {
@@ -89,6 +93,13 @@ impl AccountProblem {
                  yours was signed out."
             }
             AccountProblem::EmailChoicesSaved => "Your email choices were saved.",
+            AccountProblem::ConfirmationSent => {
+                "We emailed you a link to confirm your address. Open it while signed in here; \
+                 it works for 24 hours."
+            }
+            AccountProblem::EmailConfirmed => {
+                "Your email address is confirmed. Memberships teams gave to it are yours now."
+            }
         }
     }
 
@@ -100,6 +111,8 @@ impl AccountProblem {
                 | AccountProblem::SignedOut
                 | AccountProblem::PasswordChanged
                 | AccountProblem::EmailChoicesSaved
+                | AccountProblem::ConfirmationSent
+                | AccountProblem::EmailConfirmed
         )
     }
 }

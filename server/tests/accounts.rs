@@ -842,6 +842,13 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
         Need::Person,
         &[("approval_requested", "on")],
     ),
+    ("POST", "/account/confirm-email/send", Need::Person, &[]),
+    (
+        "POST",
+        "/account/confirm-email",
+        Need::Person,
+        &[("code", "x")],
+    ),
     ("POST", "/teams", Need::ConsoleOwner, &[("name", "")]),
     (
         "POST",
@@ -1091,6 +1098,8 @@ const ALLOWED: &[(&str, u16)] = &[
     ("/account/password", 303),
     ("/account/team", 303),
     ("/account/email", 303),
+    ("/account/confirm-email/send", 303),
+    ("/account/confirm-email", 303),
     ("/choose/picked", 303),
     ("/choose/upload", 303),
     ("/preview/again", 303),

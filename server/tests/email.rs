@@ -9,7 +9,9 @@
 //!   other operators and owners (not the one who asked, not a viewer); the approval the one who
 //!   asked; the run's end whoever started and approved it, unless they turned that off on their
 //!   Account page; an accepted invitation the owner who made it;
-//! - a mail has a plain text and an HTML part, a link from --public-url, and no user's email.
+//! - a mail has a plain text and an HTML part, a link from --public-url, and no user's email;
+//! - a local account confirms its address by the link mailed to it, and only then takes up the
+//!   membership a team gave that address by email; the link works only for its account, once.
 
 mod support;
 
@@ -295,4 +297,171 @@ async fn email_reaches_the_people_concerned_on_postgres() {
     let cluster = PgCluster::start().unwrap_or_else(|why| panic!("{why}"));
     let url = cluster.fresh_database().await;
     email_reaches_the_people_concerned(Some(&url)).await;
+}
+
+fn location(reply: &reqwest::Response) -> String {
+    reply.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// The team names `who` belongs to, sorted.
+async fn teams_of(console: &ConsoleProcess, who: &Client) -> Vec<String> {
+    let me = json_of(console, who, "whoami", &[]).await;
+    let mut names: Vec<String> = me["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{} ({})",
+                t["name"].as_str().unwrap(),
+                t["role"].as_str().unwrap()
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+async fn a_local_account_confirms_its_address(database_url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = SmtpSink::start_on(free_port());
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let smtp_url = format!("smtp://127.0.0.1:{}", mail.port);
+    let mut flags = vec![
+        "--public-url",
+        public_url.as_str(),
+        "--smtp-url",
+        smtp_url.as_str(),
+        "--smtp-from",
+        "offboard@offboard.test",
+    ];
+    if let Some(url) = database_url {
+        flags.extend(["--database-url", url]);
+    }
+    let console = ConsoleProcess::start_at(port, &dir.path().join("data"), &flags).await;
+    let olive = console.http.clone();
+    // Team B, where Pat and Mallory join by invitation (local accounts: nothing proven).
+    let made = console
+        .post_form(&olive, "/teams", &[("name", "Team B")])
+        .await;
+    assert!(location(&made).contains("problem=done"), "{made:?}");
+    let teams = json_of(&console, &olive, "console_teams", &[]).await;
+    let team_b = teams[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == json!("Team B"))
+        .expect("team B")["id"]
+        .to_string();
+    console
+        .post_form(&olive, "/account/team", &[("team", &team_b)])
+        .await;
+    let pat =
+        support::people::invited(&console, &olive, "viewer", "pat@offboard.test", "Pat").await;
+    let mallory = support::people::invited(
+        &console,
+        &olive,
+        "viewer",
+        "mallory@offboard.test",
+        "Mallory",
+    )
+    .await;
+    // Olive's first team gives pat@ a membership by email: it waits for a proof.
+    console
+        .post_form(&olive, "/account/team", &[("team", "1")])
+        .await;
+    let first = json_of(&console, &olive, "whoami", &[]).await["team"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let granted = console
+        .post_form(
+            &olive,
+            "/team/members",
+            &[("email", "pat@offboard.test"), ("role", "operator")],
+        )
+        .await;
+    assert_eq!(granted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(teams_of(&console, &pat).await, vec!["Team B (viewer)"]);
+    let choices = json_of(&console, &pat, "email_choices", &[]).await;
+    assert_eq!(
+        (choices["mail_on"].clone(), choices["confirmed"].clone()),
+        (json!(true), json!(false))
+    );
+
+    // Pat asks for a link; it arrives, for her only.
+    let sent = console
+        .post_form(&pat, "/account/confirm-email/send", &[])
+        .await;
+    assert_eq!(location(&sent), "/account?problem=confirmation-sent");
+    let got = mail
+        .until(
+            "pat@offboard.test",
+            "Confirm your email address",
+            1,
+            Duration::from_secs(20),
+        )
+        .await;
+    let text = got[0]["text"].as_str().unwrap();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{public_url}/account?confirm=")))
+        .unwrap_or_else(|| panic!("a link in {text}"));
+    let code = link
+        .split("confirm=")
+        .nth(1)
+        .and_then(|c| c.split('#').next())
+        .unwrap()
+        .to_string();
+    // The code lands nowhere but in the mail: not in the console's log.
+    assert!(
+        !console.log_text().contains(&code),
+        "the code stays out of the log"
+    );
+
+    // Mallory, holding Pat's link, is refused, and the link stays good for Pat.
+    let stolen = console
+        .post_form(&mallory, "/account/confirm-email", &[("code", &code)])
+        .await;
+    assert_eq!(location(&stolen), "/account");
+    assert_eq!(teams_of(&console, &mallory).await, vec!["Team B (viewer)"]);
+    let confirmed = console
+        .post_form(&pat, "/account/confirm-email", &[("code", &code)])
+        .await;
+    assert_eq!(location(&confirmed), "/account?problem=email-confirmed");
+    assert_eq!(
+        teams_of(&console, &pat).await,
+        vec![format!("{first} (operator)"), "Team B (viewer)".to_string()]
+    );
+    let choices = json_of(&console, &pat, "email_choices", &[]).await;
+    assert_eq!(choices["confirmed"], json!(true), "{choices}");
+    // Once: the same link again, or a new one for a proven address, is refused.
+    let again = console
+        .post_form(&pat, "/account/confirm-email", &[("code", &code)])
+        .await;
+    assert_eq!(location(&again), "/account");
+    let resend = console
+        .post_form(&pat, "/account/confirm-email/send", &[])
+        .await;
+    assert_eq!(location(&resend), "/account");
+    assert_eq!(
+        mail.messages()
+            .iter()
+            .filter(|m| m["to"][0] == json!("pat@offboard.test"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_local_account_confirms_its_address_on_sqlite() {
+    a_local_account_confirms_its_address(None).await;
+}
+
+#[tokio::test]
+async fn a_local_account_confirms_its_address_on_postgres() {
+    let cluster = PgCluster::start().unwrap_or_else(|why| panic!("{why}"));
+    let url = cluster.fresh_database().await;
+    a_local_account_confirms_its_address(Some(&url)).await;
 }

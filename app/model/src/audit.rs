@@ -49,6 +49,8 @@ pub enum AuditAction {
     InvitationRevoked,
     /// A person tied their company's sign-in to their account while signed in to both.
     SignOnLinked,
+    /// A local account confirmed its email address by the link mailed to it.
+    EmailConfirmed,
     /// An operator asked a second operator to approve a preview's run.
     ApprovalRequested,
     /// A second operator typed the phrase: the run started (both names in the details).
@@ -58,7 +60,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 29] = [
         AuditAction::ConnectionSaved,
         AuditAction::TokenForgotten,
         AuditAction::PreviewMade,
@@ -83,6 +85,7 @@ impl AuditAction {
         AuditAction::InvitationAccepted,
         AuditAction::InvitationRevoked,
         AuditAction::SignOnLinked,
+        AuditAction::EmailConfirmed,
         AuditAction::ApprovalRequested,
         AuditAction::ApprovalGiven,
         AuditAction::ApprovalDeclined,
@@ -116,6 +119,7 @@ impl AuditAction {
             AuditAction::InvitationAccepted => "Invitation accepted",
             AuditAction::InvitationRevoked => "Invitation revoked",
             AuditAction::SignOnLinked => "Single sign-on linked",
+            AuditAction::EmailConfirmed => "Email confirmed",
             AuditAction::ApprovalRequested => "Approval requested",
             AuditAction::ApprovalGiven => "Approved and started",
             AuditAction::ApprovalDeclined => "Approval declined",

@@ -330,6 +330,10 @@ pub struct EmailChoices {
     pub email: String,
     /// False when this console has no mail server (the choices are kept for when it has).
     pub mail_on: bool,
+    /// The address is proven (single sign-on vouched for it, or the person confirmed it by
+    /// the link mailed to it): memberships granted to it by email reach this account.
+    #[serde(default)]
+    pub confirmed: bool,
     pub choices: Vec<EmailChoice>,
 }
 

@@ -35,6 +35,44 @@ pub fn routes() -> GatedRoutes {
         )
         .route("/account/team", for_person(post(switch_team)))
         .route("/account/email", for_person(post(save_email_choices)))
+        .route(
+            "/account/confirm-email/send",
+            for_person(post(send_email_confirmation)),
+        )
+        .route("/account/confirm-email", for_person(post(confirm_email)))
+}
+
+/// `POST /account/confirm-email/send`: mails the signed-in person a link that confirms their
+/// address.
+async fn send_email_confirmation(post: FormPost<SignedInVisitor>) -> Response {
+    let FormPost {
+        state,
+        session,
+        who,
+    } = post;
+    match state.service.send_email_confirmation(&who.person).await {
+        Ok(()) => with_problem("/account", AccountProblem::ConfirmationSent),
+        Err(e) => notice(&session, "/account", &e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    code: String,
+}
+
+/// `POST /account/confirm-email`: confirms the signed-in person's address with the code the
+/// mailed link carried (a form on the Account page: opening the link changes nothing).
+async fn confirm_email(post: FormPost<SignedInVisitor>, Form(form): Form<ConfirmForm>) -> Response {
+    let FormPost {
+        state,
+        session,
+        who,
+    } = post;
+    match state.service.confirm_email(&who.person, &form.code).await {
+        Ok(_) => with_problem("/account", AccountProblem::EmailConfirmed),
+        Err(e) => notice(&session, "/account", &e).await,
+    }
 }
 
 /// The Account page's email choices: a ticked box sends its event's key with the value "on"

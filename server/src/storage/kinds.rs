@@ -15,6 +15,8 @@ pub enum LinkPurpose {
     Invitation,
     /// Choosing a new password (made by a console owner).
     Reset,
+    /// Confirming a local account's email address (mailed to it; docs/accounts.md).
+    ConfirmEmail,
 }
 
 /// What a second operator decided.

@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+mod confirm_email;
 mod invitations;
 mod links;
 mod sessions;

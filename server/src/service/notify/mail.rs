@@ -212,30 +212,33 @@ pub struct MailText {
     pub html: String,
 }
 
-/// The mail for `words`: the notification's title as the subject, its text, a link to the
-/// console page, and why the person gets it (with `account_page`, where they choose).
-pub fn mail_text(words: &Message, account_page: Option<&str>) -> MailText {
+/// Why a person gets a notification, and where they choose (with `account_page`).
+pub fn notification_footer(account_page: Option<&str>) -> String {
     let why = "You get this because you are a member of an Offboard team.";
-    let choose = match account_page {
-        Some(page) => format!("Choose which emails you get on your Account page: {page}"),
-        None => "Choose which emails you get on your Account page.".to_string(),
-    };
+    match account_page {
+        Some(page) => format!("{why} Choose which emails you get on your Account page: {page}"),
+        None => format!("{why} Choose which emails you get on your Account page."),
+    }
+}
+
+/// The mail for `words`: the notification's title as the subject, its text, a link to the
+/// console page, and `footer` (why the person gets it).
+pub fn mail_text(words: &Message, footer: &str) -> MailText {
     let mut text = format!("{}\n\n{}\n", words.title, words.text);
     let mut link = String::new();
     if let Some(to) = &words.link {
         text.push_str(&format!("\nOpen it in Offboard: {to}\n"));
         link = format!("<p><a href=\"{}\">Open it in Offboard</a></p>", escape(to));
     }
-    text.push_str(&format!("\n-- \n{why}\n{choose}\n"));
+    text.push_str(&format!("\n-- \n{footer}\n"));
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
          <body style=\"font-family: sans-serif; line-height: 1.5; color: #1a1a1a\">\
          <h1 style=\"font-size: 1.25rem\">{title}</h1><p>{body}</p>{link}\
-         <hr><p style=\"font-size: 0.875rem; color: #4a4a4a\">{why} {choose}</p></body></html>\n",
+         <hr><p style=\"font-size: 0.875rem; color: #4a4a4a\">{footer}</p></body></html>\n",
         title = escape(&words.title),
         body = escape(&words.text),
-        why = escape(why),
-        choose = escape(&choose),
+        footer = escape(footer),
     );
     MailText {
         subject: format!("Offboard: {}", words.title),
@@ -359,14 +362,14 @@ mod tests {
     fn the_text_and_html_parts_say_the_same_and_names_cannot_become_markup() {
         let m = mail_text(
             &words(Some("https://o.example/preview?id=p1&x=\"y")),
-            Some("https://o.example/account"),
+            &notification_footer(Some("https://o.example/account")),
         );
         assert_eq!(m.subject, "Offboard: Approval requested");
         assert_eq!(
             m.text,
             "Approval requested\n\nCarol <carol@example.com> asks to delete 3 users in team \
              \"A&B\".\n\nOpen it in Offboard: https://o.example/preview?id=p1&x=\"y\n\n-- \n\
-             You get this because you are a member of an Offboard team.\n\
+             You get this because you are a member of an Offboard team. \
              Choose which emails you get on your Account page: https://o.example/account\n"
         );
         assert!(m.html.contains("<html lang=\"en\">"), "{}", m.html);
@@ -389,7 +392,7 @@ mod tests {
 
     #[test]
     fn without_a_public_address_there_is_no_link() {
-        let m = mail_text(&words(None), None);
+        let m = mail_text(&words(None), &notification_footer(None));
         assert!(!m.text.contains("Open it in Offboard"), "{}", m.text);
         assert!(!m.html.contains("<a "), "{}", m.html);
         assert!(m.text.ends_with("on your Account page.\n"), "{}", m.text);
@@ -399,7 +402,7 @@ mod tests {
     fn a_mail_has_both_parts_and_a_message_id_made_of_the_delivery_id() {
         let from: Mailbox = "Offboard <offboard@example.com>".parse().unwrap();
         let mail = compose(
-            mail_text(&words(None), None),
+            mail_text(&words(None), &notification_footer(None)),
             &from,
             "olive@example.com",
             "d-1",
@@ -417,7 +420,13 @@ mod tests {
         ] {
             assert!(raw.contains(header), "{header} in {raw}");
         }
-        let e = compose(mail_text(&words(None), None), &from, "not an address", "d").unwrap_err();
+        let e = compose(
+            mail_text(&words(None), &notification_footer(None)),
+            &from,
+            "not an address",
+            "d",
+        )
+        .unwrap_err();
         assert_eq!(e.0, "The recipient's address is not an email address.");
     }
 }

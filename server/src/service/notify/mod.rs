@@ -62,9 +62,15 @@ impl Console {
     /// unless they turned it off.
     pub async fn email_choices(&self, person: &Person) -> Result<EmailChoices, ConsoleError> {
         let off = self.storage.email_opt_outs(person.account).await?;
+        let confirmed = self
+            .storage
+            .account(person.account)
+            .await?
+            .is_some_and(|a| a.email_proven);
         Ok(EmailChoices {
             email: person.email.clone(),
             mail_on: self.mail.is_some(),
+            confirmed,
             choices: EMAIL_EVENTS
                 .iter()
                 .map(|(event, label)| EmailChoice {

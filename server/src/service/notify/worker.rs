@@ -4,7 +4,7 @@
 //! claim. A failed delivery is tried again with back-off for a day ([`next_try`]); the delivery
 //! id stays the same on every try, so a receiver can drop a repeat.
 
-use super::mail::{compose, mail_text};
+use super::mail::{compose, mail_text, notification_footer};
 use super::message::{message, Message};
 use super::webhook::{self, Event, Receiver, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER};
 use super::{signing_secret, Console};
@@ -216,7 +216,7 @@ async fn send_mail(
         .as_deref()
         .map(|base| format!("{base}/account"));
     let mail = compose(
-        mail_text(words, account_page.as_deref()),
+        mail_text(words, &notification_footer(account_page.as_deref())),
         &mailer.from,
         &delivery.address,
         &delivery.id,
