@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use support::console_process::ConsoleProcess;
 use support::fault_server::FaultServer;
 use support::pg_cluster::PgCluster;
+use support::scim2_server::free_port;
 use support::smtp_sink::SmtpSink;
 
 const OLIVE: &str = "olive@offboard.test";
@@ -30,23 +31,13 @@ const VERA: &str = "vera@offboard.test";
 /// Longer than the first retry (30 s) and the second (60 s) after a failed try.
 const RETRIED: Duration = Duration::from_secs(150);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn json_of(
     console: &ConsoleProcess,
     who: &Client,
     name: &str,
     fields: &[(&str, &str)],
 ) -> Value {
-    let (status, body) = console.call_as(who, name, fields).await;
-    assert_eq!(status, StatusCode::OK, "{name}: {body}");
-    serde_json::from_str(&body).expect("json")
+    console.json_as(who, name, fields).await
 }
 
 /// The delivery log's line about `what` to `to`, once its detail contains `words` (failing
@@ -126,18 +117,7 @@ async fn email_reaches_the_people_concerned(database_url: Option<&str>) {
     mail.refuse(true);
     let emails = ["user1@example.com", "user2@example.com"];
     let text = format!("Email\n{}\n", emails.join("\n"));
-    let preview = json_of(
-        &console,
-        &carol,
-        "preview_text",
-        &[
-            ("file_name", "leavers.csv"),
-            ("text", &text),
-            ("action", "delete"),
-            ("demote", "false"),
-        ],
-    )
-    .await;
+    let preview = console.preview_text_as(&carol, &text).await;
     let preview_id = preview["id"].as_str().unwrap().to_string();
     let phrase = preview["phrase"].as_str().unwrap().to_string();
     json_of(

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use support::console_process::ConsoleProcess;
 use support::fault_server::FaultServer;
 use support::pg_cluster::PgCluster;
+use support::scim2_server::free_port;
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
@@ -139,14 +140,6 @@ impl Receiver {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Stage {
     console: ConsoleProcess,
     _site: FaultServer,
@@ -184,9 +177,7 @@ async fn json_of(
     name: &str,
     fields: &[(&str, &str)],
 ) -> Value {
-    let (status, body) = console.call_as(who, name, fields).await;
-    assert_eq!(status, StatusCode::OK, "{name}: {body}");
-    serde_json::from_str(&body).expect("json")
+    console.json_as(who, name, fields).await
 }
 
 /// The delivery log's newest line once its state is `state` (failing after `seconds`).
@@ -292,18 +283,7 @@ async fn webhooks_reach_the_team_signed(database_url: Option<&str>) {
         "user3@example.com",
     ];
     let text = format!("Email\n{}\n", emails.join("\n"));
-    let preview = json_of(
-        console,
-        &carol,
-        "preview_text",
-        &[
-            ("file_name", "leavers.csv"),
-            ("text", &text),
-            ("action", "delete"),
-            ("demote", "false"),
-        ],
-    )
-    .await;
+    let preview = console.preview_text_as(&carol, &text).await;
     let preview_id = preview["id"].as_str().unwrap().to_string();
     let phrase = preview["phrase"].as_str().unwrap().to_string();
     json_of(
@@ -361,18 +341,7 @@ async fn webhooks_reach_the_team_signed(database_url: Option<&str>) {
         .contains("Wrong list"));
 
     // Carol asks again; Olive approves by starting it: "approved and started", then the end.
-    let preview = json_of(
-        console,
-        &carol,
-        "preview_text",
-        &[
-            ("file_name", "leavers.csv"),
-            ("text", &text),
-            ("action", "delete"),
-            ("demote", "false"),
-        ],
-    )
-    .await;
+    let preview = console.preview_text_as(&carol, &text).await;
     let again_id = preview["id"].as_str().unwrap().to_string();
     let phrase = preview["phrase"].as_str().unwrap().to_string();
     json_of(

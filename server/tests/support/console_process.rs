@@ -308,6 +308,28 @@ impl ConsoleProcess {
         .expect("preview")
     }
 
+    /// As [`ConsoleProcess::preview_text`] (a delete preview), made by whoever `who` is.
+    pub async fn preview_text_as(&self, who: &Client, text: &str) -> Value {
+        self.json_as(
+            who,
+            "preview_text",
+            &[
+                ("file_name", "leavers.csv"),
+                ("text", text),
+                ("action", "delete"),
+                ("demote", "false"),
+            ],
+        )
+        .await
+    }
+
+    /// Calls a server function as whoever `who` is, expecting 200: its JSON answer.
+    pub async fn json_as(&self, who: &Client, name: &str, fields: &[(&str, &str)]) -> Value {
+        let (status, body) = self.call_as(who, name, fields).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{name}: {body}");
+        serde_json::from_str(&body).expect("json")
+    }
+
     /// Starts the run of `preview` (as [`ConsoleProcess::preview_text`] returned it) by typing
     /// its phrase; the new run's id.
     pub async fn start_run(&self, preview: &Value) -> String {
