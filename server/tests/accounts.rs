@@ -716,7 +716,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
         &[("purpose", "invitation"), ("code", "x")],
     ),
     ("account_notice", Need::Public, &[]),
-    ("email_choices", Need::Public, &[]),
+    ("email_choices", Need::Person, &[]),
     ("console_teams", Need::ConsoleOwner, &[]),
     ("team_page", Need::Member, &[]),
     ("webhook_page", Need::Member, &[]),
@@ -1158,6 +1158,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("team_page", 200),
     ("webhook_page", 200),
     ("whoami", 200),
+    ("email_choices", 200),
 ];
 
 /// What `who` must get from `what`, given the need and what they meet.

@@ -399,6 +399,9 @@ fn declare_pages_and_files(doors: &mut Doors) {
             ("account_notice", Reach::Public),
             // A console owner's Teams page (the console owner's handle refuses others).
             ("console_teams", Reach::Person),
+            // The Account page's email choices and confirmation: anyone signed in, a team or
+            // not (confirming the address is how a membership granted by email arrives).
+            ("email_choices", Reach::Person),
         ],
     );
     doors.declare_open_prefix(&format!("/{}", assets::BUNDLE_DIR));
