@@ -1,13 +1,117 @@
 //! `--smtp-*`: email notifications through the company's mail server (docs/notifications.md,
-//! "Email"). Turned into [`MailSettings`] by [`ServeArgs::mail_settings`]; the password comes
-//! from the environment or a file, never a flag on the command line.
+//! "Email"), read and checked into [`MailSettings`] by [`ServeArgs::mail_settings`]; the
+//! password comes from the environment or a file, never a flag on the command line.
 
 use super::key_files::key_text;
 use super::{hidden_value, ServeArgs};
-use crate::service::notify::mail::MailSettings;
 use clap::Args;
+use lettre::message::Mailbox;
 use model::hidden::Hidden;
 use std::path::PathBuf;
+
+/// Where mail goes and as whom, checked (see [`MailSettings::from_url`]).
+#[derive(Clone)]
+pub struct MailSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub user: Option<String>,
+    pub password: Option<Hidden<String>>,
+    pub from: Mailbox,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// `smtps://`: TLS from the first byte (port 465 by default).
+    Tls,
+    /// `smtp://` to another machine: STARTTLS, required (port 587 by default).
+    StartTls,
+    /// `smtp://` to this machine only (a local relay, the tests' mail server): no TLS.
+    PlainOnThisMachine,
+}
+
+impl MailSettings {
+    /// Reads `--smtp-url` (`smtps://[user@]host[:port]` or `smtp://[user@]host[:port]`),
+    /// `--smtp-from` and the password. Refuses, in words, a password inside the address (it
+    /// would show wherever the address does), anything after the host, and an address that
+    /// is not a mail server's.
+    pub fn from_url(
+        url: &str,
+        from: &str,
+        password: Option<Hidden<String>>,
+    ) -> Result<MailSettings, String> {
+        let parsed = url::Url::parse(url.trim()).map_err(|_| {
+            "--smtp-url is not an address: write it like smtps://mail.example.com or \
+             smtp://user@mail.example.com:587"
+                .to_string()
+        })?;
+        if parsed.password().is_some() {
+            return Err("--smtp-url must not carry the password: give it in \
+                        OFFBOARD_SMTP_PASSWORD or --smtp-password-file"
+                .into());
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            _ => return Err("--smtp-url needs the mail server's host name".into()),
+        };
+        if parsed.path().len() > 1 || parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(
+                "--smtp-url is only the scheme, an optional user name, the host and \
+                        an optional port, e.g. smtps://offboard@mail.example.com:465"
+                    .into(),
+            );
+        }
+        // smtp:// is not a scheme the url crate knows, so an IP address may come as a name.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = bare.eq_ignore_ascii_case("localhost")
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let (security, default_port) = match parsed.scheme() {
+            "smtps" => (Security::Tls, 465),
+            "smtp" if loopback => (Security::PlainOnThisMachine, 25),
+            "smtp" => (Security::StartTls, 587),
+            other => {
+                return Err(format!(
+                    "--smtp-url must start with smtps:// or smtp:// (STARTTLS), not {other}://"
+                ))
+            }
+        };
+        let user = percent_encoding::percent_decode_str(parsed.username())
+            .decode_utf8()
+            .map_err(|_| "--smtp-url's user name is not readable text".to_string())?
+            .to_string();
+        let from: Mailbox = from.trim().parse().map_err(|_| {
+            "--smtp-from must be an email address, optionally with a name: \
+             \"Offboard <offboard@example.com>\""
+                .to_string()
+        })?;
+        Ok(MailSettings {
+            host,
+            port: parsed.port().unwrap_or(default_port),
+            security,
+            user: (!user.is_empty()).then_some(user),
+            password,
+            from,
+        })
+    }
+}
 
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Email notifications")]
@@ -88,8 +192,55 @@ impl ServeArgs {
 
 #[cfg(test)]
 mod tests {
+    use super::{MailSettings, Security};
     use crate::config::serve_for_test as serve;
     use crate::config::{file_holding, says_all};
+
+    fn settings(url: &str) -> Result<MailSettings, String> {
+        MailSettings::from_url(url, "Offboard <offboard@example.com>", None)
+    }
+
+    #[test]
+    fn the_address_decides_how_the_connection_is_protected() {
+        let s = settings("smtps://mail.example.com").unwrap();
+        assert_eq!((s.security, s.port), (Security::Tls, 465));
+        let s = settings("smtp://relay@mail.example.com").unwrap();
+        assert_eq!((s.security, s.port), (Security::StartTls, 587));
+        assert_eq!(s.user.as_deref(), Some("relay"));
+        let s = settings("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!((s.security, s.port), (Security::PlainOnThisMachine, 2525));
+        let s = settings("smtp://localhost").unwrap();
+        assert_eq!(s.security, Security::PlainOnThisMachine);
+        let s = settings("smtp://[::1]:25").unwrap();
+        assert_eq!(s.security, Security::PlainOnThisMachine);
+        let s = settings("smtp://o%40ffboard@10.0.0.5").unwrap();
+        assert_eq!(
+            (s.security, s.user.as_deref()),
+            (Security::StartTls, Some("o@ffboard")),
+            "only loopback goes without TLS; user names are decoded"
+        );
+    }
+
+    #[test]
+    fn bad_addresses_are_refused_in_words() {
+        let says = |url: &str, words: &str| {
+            let e = settings(url).unwrap_err();
+            assert!(e.contains(words), "{url}: {e}");
+        };
+        says(
+            "smtps://user:hunter2@mail.example.com",
+            "must not carry the password",
+        );
+        says("https://mail.example.com", "must start with smtps://");
+        says("mail.example.com", "not an address");
+        says("smtps://mail.example.com/inbox", "only the scheme");
+        says("smtps://mail.example.com?x=1", "only the scheme");
+        let e = settings("smtps://user:hunter2@mail.example.com").unwrap_err();
+        assert!(!e.contains("hunter2"), "the password is not repeated: {e}");
+        let e =
+            MailSettings::from_url("smtps://mail.example.com", "not an address", None).unwrap_err();
+        assert!(e.contains("--smtp-from"), "{e}");
+    }
 
     #[test]
     fn email_is_off_without_an_address_and_says_what_else_it_needs() {
