@@ -21,7 +21,9 @@ async fn paused_runs_and_runs_ended_in_the_window_are_read(backend: Backend) {
     ] {
         queued_job(s, job_id).await;
         if let Some(state) = state {
-            s.set_job_state(&jid(job_id), state, None).await.unwrap();
+            s.set_job_state(&jid(job_id), None, state, None)
+                .await
+                .unwrap();
         }
     }
     let since = now() - chrono::Duration::days(7);
@@ -40,7 +42,7 @@ async fn paused_runs_and_runs_ended_in_the_window_are_read(backend: Backend) {
     s.create_job(&new_job("j-team-2", OTHER_TEAM, "p-2", vec![run("b1")]))
         .await
         .unwrap();
-    s.set_job_state(&jid("j-team-2"), JobState::Paused, None)
+    s.set_job_state(&jid("j-team-2"), None, JobState::Paused, None)
         .await
         .unwrap();
 

@@ -108,10 +108,10 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
         "the claim returns the job as it is"
     );
     assert_eq!(lease_a.fence, 1);
-    s.set_job_state_fenced(lease_a, JobState::Running, None)
+    s.set_job_state(&lease_a.job_id, Some(lease_a), JobState::Running, None)
         .await
         .expect("a starts it");
-    s.mark_sending_fenced(lease_a, "a1")
+    s.mark_sending(&lease_a.job_id, Some(lease_a), "a1")
         .await
         .expect("a sends a1");
     assert!(s.renew_lease(lease_a, LONG).await.expect("renew"));
@@ -142,17 +142,21 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
 
     let lost =
         |r: Result<()>| matches!(r, Err(StorageError::LeaseLost(ref id)) if *id == jid("job-1"));
-    assert!(lost(s.mark_sending_fenced(lease_a, "a2").await));
     assert!(lost(
-        s.record_result_fenced(lease_a, &deleted("a1"))
+        s.mark_sending(&lease_a.job_id, Some(lease_a), "a2").await
+    ));
+    assert!(lost(
+        s.record_result(&lease_a.job_id, Some(lease_a), &deleted("a1"))
             .await
             .map(drop)
     ));
     assert!(lost(
-        s.record_not_attempted_fenced(lease_a, "x").await.map(drop)
+        s.record_not_attempted(&lease_a.job_id, Some(lease_a), "x")
+            .await
+            .map(drop)
     ));
     assert!(lost(
-        s.set_job_state_fenced(lease_a, JobState::Finished, None)
+        s.set_job_state(&lease_a.job_id, Some(lease_a), JobState::Finished, None)
             .await
             .map(drop)
     ));
@@ -182,10 +186,10 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
     assert_eq!((job.state, job.done), (JobState::Running, 0));
 
     // The new holder's writes go through.
-    s.record_result_fenced(lease_b, &deleted("a1"))
+    s.record_result(&lease_b.job_id, Some(lease_b), &deleted("a1"))
         .await
         .expect("b settles a1");
-    s.mark_sending_fenced(lease_b, "a2")
+    s.mark_sending(&lease_b.job_id, Some(lease_b), "a2")
         .await
         .expect("b sends a2");
     let job = s
@@ -204,10 +208,10 @@ async fn claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once(back
     for id in ["job-1", "job-2", "job-3"] {
         queued_job(s, id).await;
     }
-    s.set_job_state(&jid("job-2"), JobState::Paused, None)
+    s.set_job_state(&jid("job-2"), None, JobState::Paused, None)
         .await
         .expect("pause");
-    s.set_job_state(&jid("job-3"), JobState::Stopped, None)
+    s.set_job_state(&jid("job-3"), None, JobState::Stopped, None)
         .await
         .expect("stop");
     let a = s
@@ -235,7 +239,7 @@ async fn claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once(back
 
     // Handed back (the replica is stopping): another claims both at once, no expiry waited.
     assert_eq!(s.release_leases("replica-a").await.expect("release"), 2);
-    s.set_job_state(&jid("job-2"), JobState::Running, None)
+    s.set_job_state(&jid("job-2"), None, JobState::Running, None)
         .await
         .expect("resume");
     let b = s.claim_jobs("replica-b", LONG, &[], None).await.expect("b");
@@ -251,7 +255,9 @@ async fn claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once(back
     };
     assert_eq!(job_ids(&c), expected);
     assert_eq!(c[0].1.fence, 3);
-    assert!(lost_lease(s.mark_sending_fenced(&b[0].1, "a1").await));
+    assert!(lost_lease(
+        s.mark_sending(&b[0].1.job_id, Some(&b[0].1), "a1").await
+    ));
 }
 
 fn lost_lease(r: Result<()>) -> bool {
@@ -306,15 +312,15 @@ async fn a_site_takes_no_more_unfinished_runs_than_allowed(backend: Backend) {
         .expect("claim"));
 
     // Ended runs make room (a stopped one too); a paused or cancelling one does not.
-    s.set_job_state(&jid("job-4"), JobState::Running, None)
+    s.set_job_state(&jid("job-4"), None, JobState::Running, None)
         .await
         .expect("run");
-    s.set_job_state(&jid("job-4"), JobState::Finished, None)
+    s.set_job_state(&jid("job-4"), None, JobState::Finished, None)
         .await
         .expect("end");
     assert_eq!(s.runs_on_site(ACME).await.expect("count"), 1);
     for state in [JobState::Running, JobState::Paused, JobState::Cancelling] {
-        s.set_job_state(&jid("job-1"), state, None)
+        s.set_job_state(&jid("job-1"), None, state, None)
             .await
             .expect("state");
         assert!(
@@ -325,7 +331,7 @@ async fn a_site_takes_no_more_unfinished_runs_than_allowed(backend: Backend) {
             "a {state:?} run holds its site"
         );
     }
-    s.set_job_state(&jid("job-1"), JobState::Stopped, None)
+    s.set_job_state(&jid("job-1"), None, JobState::Stopped, None)
         .await
         .expect("end");
     assert_eq!(s.runs_on_site(ACME).await.expect("count"), 0);
@@ -408,7 +414,7 @@ async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
             fence: *fence,
         };
         consoles[*replica]
-            .set_job_state_fenced(&lease, JobState::Running, None)
+            .set_job_state(&lease.job_id, Some(&lease), JobState::Running, None)
             .await
             .expect("the holder writes");
         let stale = JobLease {
@@ -417,7 +423,7 @@ async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
         };
         assert!(matches!(
             consoles[1 - replica]
-                .set_job_state_fenced(&stale, JobState::Paused, None)
+                .set_job_state(&stale.job_id, Some(&stale), JobState::Paused, None)
                 .await,
             Err(StorageError::LeaseLost(_))
         ));
@@ -446,7 +452,7 @@ async fn events_stored_by_one_console_are_announced_to_the_others() {
     assert_eq!(announced, JobId::new("job-announced"));
     // A state change is announced too.
     t.storage()
-        .set_job_state(&JobId::new("job-announced"), JobState::Running, None)
+        .set_job_state(&JobId::new("job-announced"), None, JobState::Running, None)
         .await
         .expect("state");
     let again = tokio::time::timeout(Duration::from_secs(30), notices.recv())

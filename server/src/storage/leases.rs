@@ -30,28 +30,6 @@ pub trait LeaseStorage: Send + Sync {
     async fn release_lease(&self, lease: &JobLease) -> Result<()>;
     /// Ends every lease `holder` has (the replica is stopping): others claim them at once.
     async fn release_leases(&self, holder: &str) -> Result<u64>;
-    /// Persists "a request is about to be sent for this user", only while `lease` holds the
-    /// job. Refused unless the job is running and the user has no result yet, so a cancel or
-    /// a finished user stops the send.
-    async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()>;
-    /// Stores the user's final result and logs it, in one transaction, only while `lease`
-    /// holds the job. A second result for the same user is refused
-    /// ([`StorageError::ItemFinished`]).
-    async fn record_result_fenced(&self, lease: &JobLease, result: &ItemResult)
-        -> Result<JobEvent>;
-    /// [`JobStorage::record_not_attempted`], only while `lease` still holds the job.
-    async fn record_not_attempted_fenced(
-        &self,
-        lease: &JobLease,
-        message: &str,
-    ) -> Result<Vec<JobEvent>>;
-    /// [`JobStorage::set_job_state`], only while `lease` still holds the job.
-    async fn set_job_state_fenced(
-        &self,
-        lease: &JobLease,
-        state: JobState,
-        reason: Option<String>,
-    ) -> Result<JobEvent>;
 }
 
 /// Gives every run a claim may take ([`claimable`]) a lease row if it has none: free (fence
@@ -95,7 +73,6 @@ pub(super) fn add_claimable<'q, DB: Dialect>(
     Ok(())
 }
 
-// Each fenced write checks the lease and writes in one transaction (see `run_write`).
 #[async_trait]
 impl<DB: Dialect> LeaseStorage for Store<DB> {
     async fn claim_jobs(
@@ -159,38 +136,5 @@ impl<DB: Dialect> LeaseStorage for Store<DB> {
         .execute(self.write())
         .await?;
         Ok(released.rows_affected())
-    }
-
-    async fn mark_sending_fenced(&self, lease: &JobLease, account_id: &str) -> Result<()> {
-        self.mark_sending_in(Some(lease), &lease.job_id, account_id)
-            .await
-    }
-
-    async fn record_result_fenced(
-        &self,
-        lease: &JobLease,
-        result: &ItemResult,
-    ) -> Result<JobEvent> {
-        self.record_result_in(Some(lease), &lease.job_id, result)
-            .await
-    }
-
-    async fn record_not_attempted_fenced(
-        &self,
-        lease: &JobLease,
-        message: &str,
-    ) -> Result<Vec<JobEvent>> {
-        self.record_not_attempted_in(Some(lease), &lease.job_id, message)
-            .await
-    }
-
-    async fn set_job_state_fenced(
-        &self,
-        lease: &JobLease,
-        state: JobState,
-        reason: Option<String>,
-    ) -> Result<JobEvent> {
-        self.set_state(Some(lease), &lease.job_id, state, reason)
-            .await
     }
 }

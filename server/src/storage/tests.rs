@@ -138,7 +138,7 @@ pub(super) async fn queued_job(storage: &dyn Storage, job_id: &str) {
 async fn running_job(storage: &dyn Storage, job_id: &str) {
     queued_job(storage, job_id).await;
     storage
-        .set_job_state(&jid(job_id), JobState::Running, None)
+        .set_job_state(&jid(job_id), None, JobState::Running, None)
         .await
         .expect("start");
 }
@@ -1020,14 +1020,14 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
     queued_job(s, "job-1").await;
 
     let started = s
-        .set_job_state(&jid("job-1"), JobState::Running, None)
+        .set_job_state(&jid("job-1"), None, JobState::Running, None)
         .await
         .expect("start");
     assert_eq!(started.seq, 3);
     assert_eq!(started.state_change, Some(JobState::Running));
     let why = "Deletion is not enabled for this site".to_string();
     let paused = s
-        .set_job_state(&jid("job-1"), JobState::Paused, Some(why.clone()))
+        .set_job_state(&jid("job-1"), None, JobState::Paused, Some(why.clone()))
         .await
         .expect("pause");
     assert_eq!(paused.reason.as_deref(), Some(why.as_str()));
@@ -1041,7 +1041,7 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
     assert_eq!(job.started_at, Some(now()));
     assert_eq!(job.finished_at, None);
 
-    s.set_job_state(&jid("job-1"), JobState::Running, None)
+    s.set_job_state(&jid("job-1"), None, JobState::Running, None)
         .await
         .expect("resume");
     assert_eq!(
@@ -1056,6 +1056,7 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
     let stopped = s
         .set_job_state(
             &jid("job-1"),
+            None,
             JobState::Stopped,
             Some("cancelled".to_string()),
         )
@@ -1071,7 +1072,7 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
     assert_eq!(job.finished_at, Some(now()));
 
     let err = s
-        .set_job_state(&jid("job-1"), JobState::Running, None)
+        .set_job_state(&jid("job-1"), None, JobState::Running, None)
         .await
         .expect_err("ended");
     assert!(
@@ -1085,7 +1086,7 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
         "{err:?}"
     );
     let err = s
-        .set_job_state(&jid("nope"), JobState::Running, None)
+        .set_job_state(&jid("nope"), None, JobState::Running, None)
         .await
         .expect_err("missing");
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
@@ -1106,7 +1107,7 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished(backe
     let s = t.storage();
     queued_job(s, "job-1").await;
     let err = s
-        .mark_sending(&jid("job-1"), "a1")
+        .mark_sending(&jid("job-1"), None, "a1")
         .await
         .expect_err("queued");
     assert!(
@@ -1120,36 +1121,38 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished(backe
         "{err:?}"
     );
 
-    s.set_job_state(&jid("job-1"), JobState::Running, None)
+    s.set_job_state(&jid("job-1"), None, JobState::Running, None)
         .await
         .expect("start");
-    s.mark_sending(&jid("job-1"), "a1").await.expect("send");
-    s.mark_sending(&jid("job-1"), "a1")
+    s.mark_sending(&jid("job-1"), None, "a1")
+        .await
+        .expect("send");
+    s.mark_sending(&jid("job-1"), None, "a1")
         .await
         .expect("again after a retry");
     let err = s
-        .mark_sending(&jid("job-1"), "zz")
+        .mark_sending(&jid("job-1"), None, "zz")
         .await
         .expect_err("unknown");
     assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
     let err = s
-        .mark_sending(&jid("job-1"), "a2")
+        .mark_sending(&jid("job-1"), None, "a2")
         .await
         .expect_err("settled");
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
 
-    s.set_job_state(&jid("job-1"), JobState::Cancelling, None)
+    s.set_job_state(&jid("job-1"), None, JobState::Cancelling, None)
         .await
         .expect("cancel");
     let err = s
-        .mark_sending(&jid("job-1"), "a3")
+        .mark_sending(&jid("job-1"), None, "a3")
         .await
         .expect_err("cancelling");
     assert!(matches!(err, StorageError::JobNotRunning { .. }), "{err:?}");
     let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(targets[1].state, ItemState::Pending, "a3 was never marked");
     let err = s
-        .mark_sending(&jid("nope"), "a1")
+        .mark_sending(&jid("nope"), None, "a1")
         .await
         .expect_err("no job");
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
@@ -1159,10 +1162,12 @@ async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     running_job(s, "job-1").await;
-    s.mark_sending(&jid("job-1"), "a1").await.expect("send");
+    s.mark_sending(&jid("job-1"), None, "a1")
+        .await
+        .expect("send");
     let first = result("a1", ItemOutcome::Deleted);
     let event = s
-        .record_result(&jid("job-1"), &first)
+        .record_result(&jid("job-1"), None, &first)
         .await
         .expect("record");
     assert_eq!(event.seq, 4);
@@ -1171,17 +1176,17 @@ async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
 
     let second = result("a1", ItemOutcome::Failed);
     let err = s
-        .record_result(&jid("job-1"), &second)
+        .record_result(&jid("job-1"), None, &second)
         .await
         .expect_err("twice");
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
     let err = s
-        .record_result(&jid("job-1"), &result("a2", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), None, &result("a2", ItemOutcome::Deleted))
         .await
         .expect_err("settled at creation");
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
     let err = s
-        .record_result(&jid("job-1"), &result("zz", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), None, &result("zz", ItemOutcome::Deleted))
         .await
         .expect_err("unknown");
     assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
@@ -1217,7 +1222,7 @@ async fn a_result_and_its_event_are_written_together_or_not_at_all(backend: Back
     t.fail_inserts("fail_event", "job_events", "NEW.result_json IS NOT NULL")
         .await;
     assert!(s
-        .record_result(&jid("job-1"), &result("a1", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), None, &result("a1", ItemOutcome::Deleted))
         .await
         .is_err());
     let targets = s.job_targets(&jid("job-1")).await.expect("targets");
@@ -1243,11 +1248,15 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending(backend
     let mut t = TestDb::new(backend, now()).await;
     running_job(t.storage(), "job-1").await;
     let s = t.storage();
-    s.mark_sending(&jid("job-1"), "a1").await.expect("send a1");
-    s.record_result(&jid("job-1"), &result("a1", ItemOutcome::Deleted))
+    s.mark_sending(&jid("job-1"), None, "a1")
+        .await
+        .expect("send a1");
+    s.record_result(&jid("job-1"), None, &result("a1", ItemOutcome::Deleted))
         .await
         .expect("a1 done");
-    s.mark_sending(&jid("job-1"), "a3").await.expect("send a3");
+    s.mark_sending(&jid("job-1"), None, "a3")
+        .await
+        .expect("send a3");
     // The process dies here, mid-request for a3.
     t.restart().await;
 
@@ -1274,7 +1283,7 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending(backend
     );
     // The log continues where it stopped.
     let event = s
-        .record_result(&jid("job-1"), &result("a3", ItemOutcome::AlreadyGone))
+        .record_result(&jid("job-1"), None, &result("a3", ItemOutcome::AlreadyGone))
         .await
         .expect("settle a3");
     assert_eq!(event.seq, 5);
@@ -1301,7 +1310,7 @@ async fn only_queued_running_and_cancelling_jobs_resume_at_start(backend: Backen
     ] {
         queued_job(s, job_id).await;
         if let Some(state) = state {
-            s.set_job_state(&jid(job_id), state, None)
+            s.set_job_state(&jid(job_id), None, state, None)
                 .await
                 .expect("state");
         }
@@ -1323,9 +1332,15 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones(ba
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     running_job(s, "job-1").await;
-    s.mark_sending(&jid("job-1"), "a3").await.expect("send");
+    s.mark_sending(&jid("job-1"), None, "a3")
+        .await
+        .expect("send");
     let events = s
-        .record_not_attempted(&jid("job-1"), "The run was cancelled before this user.")
+        .record_not_attempted(
+            &jid("job-1"),
+            None,
+            "The run was cancelled before this user.",
+        )
         .await
         .expect("not attempted");
     let settled: Vec<_> = events
@@ -1347,12 +1362,12 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones(ba
     assert_eq!(targets[0].state, ItemState::Sending);
 
     assert!(s
-        .record_not_attempted(&jid("job-1"), "again")
+        .record_not_attempted(&jid("job-1"), None, "again")
         .await
         .expect("nothing left")
         .is_empty());
     let next = s
-        .record_result(&jid("job-1"), &result("a3", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), None, &result("a3", ItemOutcome::Deleted))
         .await
         .expect("a3");
     assert_eq!(next.seq, 6, "no gap in the log");
@@ -1364,7 +1379,7 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones(ba
     assert_eq!((job.done, job.total), (4, 4));
     assert_eq!(job.count(ItemOutcome::NotAttempted), 2);
     let err = s
-        .record_not_attempted(&jid("nope"), "cancelled")
+        .record_not_attempted(&jid("nope"), None, "cancelled")
         .await
         .expect_err("no such job");
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
@@ -1379,7 +1394,7 @@ async fn results_come_back_in_input_order_with_settled_rows(backend: Backend) {
         ("a1", ItemOutcome::Deleted),
         ("a3", ItemOutcome::CommunityCreator),
     ] {
-        s.record_result(&jid("job-1"), &result(account, outcome))
+        s.record_result(&jid("job-1"), None, &result(account, outcome))
             .await
             .expect("record");
     }
@@ -1413,11 +1428,11 @@ async fn watchers_resume_from_the_last_event_they_saw(backend: Backend) {
     let s = t.storage();
     running_job(s, "job-1").await;
     for account in ["a1", "a3", "a4"] {
-        s.record_result(&jid("job-1"), &result(account, ItemOutcome::Deleted))
+        s.record_result(&jid("job-1"), None, &result(account, ItemOutcome::Deleted))
             .await
             .expect("record");
     }
-    s.set_job_state(&jid("job-1"), JobState::Finished, None)
+    s.set_job_state(&jid("job-1"), None, JobState::Finished, None)
         .await
         .expect("finish");
     let all = s
@@ -1457,7 +1472,7 @@ async fn running_job_of_40(storage: &dyn Storage, preview_id: &str) -> Vec<Strin
         .await
         .expect("create");
     storage
-        .set_job_state(&jid("job-1"), JobState::Running, None)
+        .set_job_state(&jid("job-1"), None, JobState::Running, None)
         .await
         .expect("start");
     accounts
@@ -1469,7 +1484,7 @@ async fn concurrent_writers_get_distinct_consecutive_event_numbers(backend: Back
     let writes = accounts.iter().map(|account| {
         let storage = t.db.storage.clone();
         let item = result(account, ItemOutcome::Deleted);
-        tokio::spawn(async move { storage.record_result(&jid("job-1"), &item).await })
+        tokio::spawn(async move { storage.record_result(&jid("job-1"), None, &item).await })
     });
     let mut seqs: Vec<i64> = futures::future::join_all(writes)
         .await
@@ -1633,8 +1648,8 @@ async fn earlier_results_are_the_teams_finished_ones_on_the_site(backend: Backen
         ("a1", ItemOutcome::Deleted),
         ("a3", ItemOutcome::CommunityCreator),
     ] {
-        s.mark_sending(&jid("job-1"), id).await.expect("send");
-        s.record_result(&jid("job-1"), &result(id, outcome))
+        s.mark_sending(&jid("job-1"), None, id).await.expect("send");
+        s.record_result(&jid("job-1"), None, &result(id, outcome))
             .await
             .expect("record");
     }
@@ -1754,16 +1769,16 @@ async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
     let results = accounts.iter().enumerate().map(|(i, account)| {
         let storage = consoles[i % 2].clone();
         let item = result(account, ItemOutcome::Deleted);
-        tokio::spawn(async move { storage.record_result(&jid("job-1"), &item).await })
+        tokio::spawn(async move { storage.record_result(&jid("job-1"), None, &item).await })
     });
     let canceller = consoles[1].clone();
     let cancel = tokio::spawn(async move {
         canceller
-            .set_job_state(&jid("job-1"), JobState::Cancelling, None)
+            .set_job_state(&jid("job-1"), None, JobState::Cancelling, None)
             .await
             .expect("cancel");
         canceller
-            .record_not_attempted(&jid("job-1"), "cancelled")
+            .record_not_attempted(&jid("job-1"), None, "cancelled")
             .await
             .expect("not attempted")
     });
