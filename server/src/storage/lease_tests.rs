@@ -3,6 +3,7 @@
 //! starting runs on one PostgreSQL database.
 
 use super::test_db::{on_both_databases, Backend, TestDb};
+use super::tests::set_state;
 use super::*;
 use crate::engine::ItemState;
 use chrono::TimeZone;
@@ -208,12 +209,8 @@ async fn claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once(back
     for id in ["job-1", "job-2", "job-3"] {
         queued_job(s, id).await;
     }
-    s.set_job_state(&jid("job-2"), None, JobState::Paused, None)
-        .await
-        .expect("pause");
-    s.set_job_state(&jid("job-3"), None, JobState::Stopped, None)
-        .await
-        .expect("stop");
+    set_state(s, "job-2", JobState::Paused).await;
+    set_state(s, "job-3", JobState::Stopped).await;
     let a = s
         .claim_jobs("replica-a", LONG, &[jid("job-1")], None)
         .await
@@ -239,9 +236,7 @@ async fn claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once(back
 
     // Handed back (the replica is stopping): another claims both at once, no expiry waited.
     assert_eq!(s.release_leases("replica-a").await.expect("release"), 2);
-    s.set_job_state(&jid("job-2"), None, JobState::Running, None)
-        .await
-        .expect("resume");
+    set_state(s, "job-2", JobState::Running).await;
     let b = s.claim_jobs("replica-b", LONG, &[], None).await.expect("b");
     assert_eq!(job_ids(&b), ["job-1", "job-2"]);
     assert!(b.iter().all(|(_, lease)| lease.fence == 2));
@@ -312,17 +307,11 @@ async fn a_site_takes_no_more_unfinished_runs_than_allowed(backend: Backend) {
         .expect("claim"));
 
     // Ended runs make room (a stopped one too); a paused or cancelling one does not.
-    s.set_job_state(&jid("job-4"), None, JobState::Running, None)
-        .await
-        .expect("run");
-    s.set_job_state(&jid("job-4"), None, JobState::Finished, None)
-        .await
-        .expect("end");
+    set_state(s, "job-4", JobState::Running).await;
+    set_state(s, "job-4", JobState::Finished).await;
     assert_eq!(s.runs_on_site(ACME).await.expect("count"), 1);
     for state in [JobState::Running, JobState::Paused, JobState::Cancelling] {
-        s.set_job_state(&jid("job-1"), None, state, None)
-            .await
-            .expect("state");
+        set_state(s, "job-1", state).await;
         assert!(
             matches!(
                 start_job(s, &format!("job-{state:?}"), ACME, 1).await,
@@ -331,9 +320,7 @@ async fn a_site_takes_no_more_unfinished_runs_than_allowed(backend: Backend) {
             "a {state:?} run holds its site"
         );
     }
-    s.set_job_state(&jid("job-1"), None, JobState::Stopped, None)
-        .await
-        .expect("end");
+    set_state(s, "job-1", JobState::Stopped).await;
     assert_eq!(s.runs_on_site(ACME).await.expect("count"), 0);
     start_job(s, "job-7", ACME, 1).await.expect("room again");
 }
@@ -349,8 +336,7 @@ on_both_databases!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_consoles_starting_runs_on_one_site_at_once_write_no_more_than_allowed() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = t.second_console().await;
-    let consoles = [t.db.storage.clone(), other.storage.clone()];
+    let (consoles, other) = t.two_consoles().await;
     let starts = futures::future::join_all((0..8).map(|i| {
         let storage = consoles[i % 2].clone();
         async move {
@@ -383,12 +369,11 @@ async fn two_consoles_starting_runs_on_one_site_at_once_write_no_more_than_allow
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = t.second_console().await;
+    let (consoles, other) = t.two_consoles().await;
     let ids: Vec<String> = (0..20).map(|i| format!("job-{i:02}")).collect();
     for id in &ids {
         queued_job(t.storage(), id).await;
     }
-    let consoles = [t.db.storage.clone(), other.storage.clone()];
     let claims = futures::future::join_all((0..8).map(|i| {
         let storage = consoles[i % 2].clone();
         async move {

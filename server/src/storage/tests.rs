@@ -35,7 +35,7 @@ pub(super) fn now() -> DateTime<Utc> {
     at(30)
 }
 
-fn preview_record(id: &str, action: Action) -> PreviewRecord {
+pub(super) fn preview_record(id: &str, action: Action) -> PreviewRecord {
     PreviewRecord {
         id: pid(id),
         created_at: at(1),
@@ -137,10 +137,32 @@ pub(super) async fn queued_job(storage: &dyn Storage, job_id: &str) {
 
 async fn running_job(storage: &dyn Storage, job_id: &str) {
     queued_job(storage, job_id).await;
-    storage
-        .set_job_state(&jid(job_id), None, JobState::Running, None)
+    set_state(storage, job_id, JobState::Running).await;
+}
+
+/// Moves the job to `state` as the service does (without a lease), and returns the logged change.
+pub(super) async fn set_state(s: &dyn Storage, job_id: &str, state: JobState) -> JobEvent {
+    let changed = s.set_job_state(&jid(job_id), None, state, None).await;
+    changed.expect("change the job's state")
+}
+
+/// A queued job (see [`queued_job`]) for each id, then moved to its state (None: left queued).
+pub(super) async fn jobs_in(s: &dyn Storage, jobs: &[(&str, Option<JobState>)]) {
+    for (job_id, state) in jobs {
+        queued_job(s, job_id).await;
+        if let Some(state) = state {
+            set_state(s, job_id, *state).await;
+        }
+    }
+}
+
+/// The default team's job, as the console lists it.
+pub(super) async fn job_of(s: &dyn Storage, job_id: &str) -> JobRecord {
+    let found = s
+        .job(DEFAULT_TEAM, &jid(job_id))
         .await
-        .expect("start");
+        .expect("read the job");
+    found.expect("the job exists")
 }
 
 fn account_ids(targets: &[RunTarget]) -> Vec<&str> {
@@ -657,11 +679,7 @@ async fn a_job_keeps_the_connection_it_was_confirmed_on(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(
         job.connection,
         Some(JobConnection {
@@ -855,11 +873,7 @@ async fn a_new_job_is_queued_with_its_users_and_first_events(backend: Backend) {
     let s = t.storage();
     queued_job(s, "job-1").await;
 
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(job.state, JobState::Queued);
     assert_eq!(job.total, 4);
     assert_eq!(job.done, 1);
@@ -1019,10 +1033,7 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
     let s = t.storage();
     queued_job(s, "job-1").await;
 
-    let started = s
-        .set_job_state(&jid("job-1"), None, JobState::Running, None)
-        .await
-        .expect("start");
+    let started = set_state(s, "job-1", JobState::Running).await;
     assert_eq!(started.seq, 3);
     assert_eq!(started.state_change, Some(JobState::Running));
     let why = "Deletion is not enabled for this site".to_string();
@@ -1031,25 +1042,15 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
         .await
         .expect("pause");
     assert_eq!(paused.reason.as_deref(), Some(why.as_str()));
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(job.state, JobState::Paused);
     assert_eq!(job.reason, Some(why));
     assert_eq!(job.started_at, Some(now()));
     assert_eq!(job.finished_at, None);
 
-    s.set_job_state(&jid("job-1"), None, JobState::Running, None)
-        .await
-        .expect("resume");
+    set_state(s, "job-1", JobState::Running).await;
     assert_eq!(
-        s.job(DEFAULT_TEAM, &"job-1".into())
-            .await
-            .expect("read")
-            .expect("job")
-            .reason,
+        job_of(s, "job-1").await.reason,
         None,
         "resuming clears the pause reason"
     );
@@ -1063,11 +1064,7 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
         .await
         .expect("stop");
     assert_eq!(stopped.seq, 6);
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(job.state, JobState::Stopped);
     assert_eq!(job.finished_at, Some(now()));
 
@@ -1121,9 +1118,7 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished(backe
         "{err:?}"
     );
 
-    s.set_job_state(&jid("job-1"), None, JobState::Running, None)
-        .await
-        .expect("start");
+    set_state(s, "job-1", JobState::Running).await;
     s.mark_sending(&jid("job-1"), None, "a1")
         .await
         .expect("send");
@@ -1141,9 +1136,7 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished(backe
         .expect_err("settled");
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
 
-    s.set_job_state(&jid("job-1"), None, JobState::Cancelling, None)
-        .await
-        .expect("cancel");
+    set_state(s, "job-1", JobState::Cancelling).await;
     let err = s
         .mark_sending(&jid("job-1"), None, "a3")
         .await
@@ -1201,11 +1194,7 @@ async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
         .await
         .expect("events");
     assert_eq!(events.len(), 1, "refused results leave no event");
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!((job.done, job.total), (2, 4));
     assert_eq!(job.count(ItemOutcome::Deleted), 1);
     assert_eq!(job.count(ItemOutcome::Failed), 0);
@@ -1231,11 +1220,7 @@ async fn a_result_and_its_event_are_written_together_or_not_at_all(backend: Back
         vec!["a1", "a3", "a4"],
         "a1 still unfinished"
     );
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(job.done, 1);
     assert_eq!(
         t.count("SELECT last_seq FROM jobs").await,
@@ -1299,22 +1284,19 @@ async fn claim_all(s: &dyn Storage) -> Vec<JobRecord> {
 async fn only_queued_running_and_cancelling_jobs_resume_at_start(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
-    for (job_id, state) in [
-        ("j-queued", None),
-        ("j-running", Some(JobState::Running)),
-        ("j-paused", Some(JobState::Paused)),
-        ("j-cancelling", Some(JobState::Cancelling)),
-        ("j-finished", Some(JobState::Finished)),
-        ("j-stopped", Some(JobState::Stopped)),
-        ("j-failed", Some(JobState::Failed)),
-    ] {
-        queued_job(s, job_id).await;
-        if let Some(state) = state {
-            s.set_job_state(&jid(job_id), None, state, None)
-                .await
-                .expect("state");
-        }
-    }
+    jobs_in(
+        s,
+        &[
+            ("j-queued", None),
+            ("j-running", Some(JobState::Running)),
+            ("j-paused", Some(JobState::Paused)),
+            ("j-cancelling", Some(JobState::Cancelling)),
+            ("j-finished", Some(JobState::Finished)),
+            ("j-stopped", Some(JobState::Stopped)),
+            ("j-failed", Some(JobState::Failed)),
+        ],
+    )
+    .await;
     confirmed_preview(s, OTHER_TEAM, "p-2").await;
     s.create_job(&new_job("j-team-2", OTHER_TEAM, "p-2", vec![run("b1")]))
         .await
@@ -1371,11 +1353,7 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones(ba
         .await
         .expect("a3");
     assert_eq!(next.seq, 6, "no gap in the log");
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!((job.done, job.total), (4, 4));
     assert_eq!(job.count(ItemOutcome::NotAttempted), 2);
     let err = s
@@ -1432,9 +1410,7 @@ async fn watchers_resume_from_the_last_event_they_saw(backend: Backend) {
             .await
             .expect("record");
     }
-    s.set_job_state(&jid("job-1"), None, JobState::Finished, None)
-        .await
-        .expect("finish");
+    set_state(s, "job-1", JobState::Finished).await;
     let all = s
         .events_since(DEFAULT_TEAM, &"job-1".into(), 0, 100)
         .await
@@ -1471,10 +1447,7 @@ async fn running_job_of_40(storage: &dyn Storage, preview_id: &str) -> Vec<Strin
         ))
         .await
         .expect("create");
-    storage
-        .set_job_state(&jid("job-1"), None, JobState::Running, None)
-        .await
-        .expect("start");
+    set_state(storage, "job-1", JobState::Running).await;
     accounts
 }
 
@@ -1746,8 +1719,7 @@ on_both_databases!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = t.second_console().await;
-    let consoles = [t.db.storage.clone(), other.storage.clone()];
+    let (consoles, other) = t.two_consoles().await;
 
     t.storage()
         .save_preview(DEFAULT_TEAM, &preview_record("p-1", Action::Delete), &[])
