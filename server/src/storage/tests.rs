@@ -49,11 +49,14 @@ pub(super) fn preview_record(id: &str, action: Action) -> PreviewRecord {
     }
 }
 
+/// Saves the team's preview `id` (no rows), not confirmed.
+async fn unconfirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str, action: Action) {
+    let record = preview_record(id, action);
+    ok(storage.save_preview(team_id, &record, &[])).await;
+}
+
 pub(super) async fn confirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str) {
-    storage
-        .save_preview(team_id, &preview_record(id, Action::Delete), &[])
-        .await
-        .expect("save preview");
+    unconfirmed_preview(storage, team_id, id, Action::Delete).await;
     assert!(storage
         .claim_preview(team_id, &pid(id))
         .await
@@ -165,8 +168,48 @@ pub(super) async fn job_of(s: &dyn Storage, job_id: &str) -> JobRecord {
     found.expect("the job exists")
 }
 
+/// The default team's preview, which must exist.
+async fn preview_of(s: &dyn Storage, id: &str) -> PreviewRecord {
+    let found = s.preview(DEFAULT_TEAM, &pid(id)).await;
+    found
+        .expect("read the preview")
+        .expect("the preview exists")
+}
+
+/// What a storage call that must succeed returns.
+async fn ok<T>(call: impl std::future::Future<Output = Result<T>>) -> T {
+    call.await.expect("the storage call succeeds")
+}
+
+/// The error a write or read that must be refused returns.
+fn refused<T: fmt::Debug>(result: Result<T>) -> StorageError {
+    result.expect_err("refused")
+}
+
+/// Nothing of a job was kept: no job, user, event or audit entry.
+async fn assert_no_job_written(t: &TestDb) {
+    for table in ["jobs", "job_items", "job_events", "audit_entries"] {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        assert_eq!(t.count(&sql).await, 0, "{table}");
+    }
+}
+
+/// A fresh database (see [`TestDb::new`]) with a running job, "job-1" (see [`queued_job`]).
+async fn with_running_job(backend: Backend) -> TestDb {
+    let t = TestDb::new(backend, now()).await;
+    running_job(t.storage(), "job-1").await;
+    t
+}
+
 fn account_ids(targets: &[RunTarget]) -> Vec<&str> {
     targets.iter().map(|t| t.account_id.as_str()).collect()
+}
+
+/// Opening `url` again neither re-runs nor fails on the `migrations` applied already.
+async fn assert_reopens(url: &str, migrations: i64) {
+    let again = open(url).await.expect("reopen");
+    let health = again.storage.health(DEFAULT_TEAM).await.expect("health");
+    assert_eq!(health.migrations, migrations);
 }
 
 #[tokio::test]
@@ -184,10 +227,7 @@ async fn opens_a_real_file_applies_migrations_and_reopens() {
     assert!(path.exists(), "the SQLite file is created");
     db.pool.close().await;
 
-    // Opening again must not re-run (or fail on) applied migrations.
-    let again = open(&url).await.expect("reopen");
-    let health2 = again.storage.health(DEFAULT_TEAM).await.expect("health");
-    assert_eq!(health2.migrations, health.migrations);
+    assert_reopens(&url, health.migrations).await;
 }
 
 #[tokio::test]
@@ -201,9 +241,7 @@ async fn postgres_applies_its_migrations_once_and_reopens() {
         sqlx::migrate!("./migrations-postgres").migrations.len() as i64
     );
     db.pool.close().await;
-    let again = open(&url).await.expect("reopen");
-    let health2 = again.storage.health(DEFAULT_TEAM).await.expect("health");
-    assert_eq!(health2.migrations, health.migrations);
+    assert_reopens(&url, health.migrations).await;
 }
 
 #[tokio::test]
@@ -348,36 +386,19 @@ async fn preview_is_kept_per_team_and_claimed_once(backend: Backend) {
         .await
         .expect("save");
     assert_eq!(
-        s.preview(DEFAULT_TEAM, &"p-1".into()).await.expect("read"),
+        ok(s.preview(DEFAULT_TEAM, &pid("p-1"))).await,
         Some(record.clone())
     );
-    assert_eq!(
-        s.preview(OTHER_TEAM, &"p-1".into()).await.expect("read"),
-        None
-    );
-    assert_eq!(
-        s.preview(DEFAULT_TEAM, &"p-2".into()).await.expect("read"),
-        None
-    );
+    assert_eq!(ok(s.preview(OTHER_TEAM, &pid("p-1"))).await, None);
+    assert_eq!(ok(s.preview(DEFAULT_TEAM, &pid("p-2"))).await, None);
 
     assert!(
-        !s.claim_preview(OTHER_TEAM, &"p-1".into())
-            .await
-            .expect("claim"),
+        !ok(s.claim_preview(OTHER_TEAM, &pid("p-1"))).await,
         "other team"
     );
-    assert!(!s
-        .claim_preview(DEFAULT_TEAM, &"nope".into())
-        .await
-        .expect("claim"));
-    assert!(s
-        .claim_preview(DEFAULT_TEAM, &"p-1".into())
-        .await
-        .expect("claim"));
-    assert!(!s
-        .claim_preview(DEFAULT_TEAM, &"p-1".into())
-        .await
-        .expect("replay"));
+    assert!(!ok(s.claim_preview(DEFAULT_TEAM, &pid("nope"))).await);
+    assert!(ok(s.claim_preview(DEFAULT_TEAM, &pid("p-1"))).await);
+    assert!(!ok(s.claim_preview(DEFAULT_TEAM, &pid("p-1"))).await);
     assert!(
         s.save_preview(DEFAULT_TEAM, &record, &[]).await.is_err(),
         "an id is never reused"
@@ -457,50 +478,24 @@ async fn preview_rows_are_paged_and_filtered_by_sql_per_team(backend: Backend) {
         .await
         .expect("save");
     assert_eq!(
-        s.preview(DEFAULT_TEAM, &"p-rows".into())
-            .await
-            .expect("read"),
+        ok(s.preview(DEFAULT_TEAM, &pid("p-rows"))).await,
         Some(record)
     );
 
-    let (page, matching) = s
-        .preview_rows(DEFAULT_TEAM, &"p-rows".into(), None, 500, 3)
-        .await
-        .expect("page");
+    let (page, matching) = ok(s.preview_rows(DEFAULT_TEAM, &pid("p-rows"), None, 500, 3)).await;
     assert_eq!(matching, 1203);
     assert_eq!(page, rows[500..503].to_vec());
-    let (page, matching) = s
-        .preview_rows(
-            DEFAULT_TEAM,
-            &"p-rows".into(),
-            Some(PreviewOutcome::NotFound),
-            2,
-            2,
-        )
-        .await
-        .expect("filtered page");
+    let only = Some(PreviewOutcome::NotFound);
+    let (page, matching) = ok(s.preview_rows(DEFAULT_TEAM, &pid("p-rows"), only, 2, 2)).await;
     assert_eq!(matching, 401);
     assert_eq!(page, vec![rows[6].clone(), rows[9].clone()]);
-    let (page, matching) = s
-        .preview_rows(
-            DEFAULT_TEAM,
-            &"p-rows".into(),
-            Some(PreviewOutcome::Ambiguous),
-            0,
-            10,
-        )
-        .await
-        .expect("empty filter");
+    let only = Some(PreviewOutcome::Ambiguous);
+    let (page, matching) = ok(s.preview_rows(DEFAULT_TEAM, &pid("p-rows"), only, 0, 10)).await;
     assert_eq!((page.len(), matching), (0, 0));
-    let (page, _) = s
-        .preview_rows(DEFAULT_TEAM, &"p-rows".into(), None, 5000, 10)
-        .await
-        .expect("past the end");
+    let (page, _) = ok(s.preview_rows(DEFAULT_TEAM, &pid("p-rows"), None, 5000, 10)).await;
     assert!(page.is_empty());
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, &"p-rows".into())
-            .await
-            .expect("all"),
+        ok(s.all_preview_rows(DEFAULT_TEAM, &pid("p-rows"))).await,
         rows
     );
     // Another team sees nothing of it.
@@ -509,10 +504,8 @@ async fn preview_rows_are_paged_and_filtered_by_sql_per_team(backend: Backend) {
         .await
         .expect("other team");
     assert_eq!((page.len(), matching), (0, 0));
-    assert!(s
-        .all_preview_rows(OTHER_TEAM, &"p-rows".into())
+    assert!(ok(s.all_preview_rows(OTHER_TEAM, &pid("p-rows")))
         .await
-        .expect("other team")
         .is_empty());
 }
 
@@ -540,19 +533,13 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one(ba
         .await
         .expect("revise");
     }
-    let first = s
-        .preview(DEFAULT_TEAM, &"first".into())
-        .await
-        .expect("read")
-        .expect("kept");
+    let first = preview_of(s, "first").await;
     assert_eq!(
         first.replaced_by.as_ref().map(PreviewId::as_str),
         Some("second")
     );
-    assert!(s
-        .all_preview_rows(DEFAULT_TEAM, &"first".into())
+    assert!(ok(s.all_preview_rows(DEFAULT_TEAM, &pid("first")))
         .await
-        .expect("rows")
         .is_empty());
     assert_eq!(
         t.count("SELECT COUNT(*) FROM preview_rows").await,
@@ -561,10 +548,7 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one(ba
     );
 
     // A confirmed preview is left whole: its run cites it.
-    assert!(s
-        .claim_preview(DEFAULT_TEAM, &"third".into())
-        .await
-        .expect("claim"));
+    assert!(ok(s.claim_preview(DEFAULT_TEAM, &pid("third"))).await);
     s.replace_preview(
         DEFAULT_TEAM,
         &"third".into(),
@@ -573,16 +557,9 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one(ba
     )
     .await
     .expect("revise");
-    let third = s
-        .preview(DEFAULT_TEAM, &"third".into())
-        .await
-        .expect("read")
-        .expect("kept");
-    assert_eq!(third.replaced_by, None);
+    assert_eq!(preview_of(s, "third").await.replaced_by, None);
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, &"third".into())
-            .await
-            .expect("rows"),
+        ok(s.all_preview_rows(DEFAULT_TEAM, &pid("third"))).await,
         rows
     );
 }
@@ -611,10 +588,7 @@ async fn unconfirmed_previews_and_unused_sources_expire(backend: Backend) {
             .await
             .expect("save");
     }
-    assert!(s
-        .claim_preview(DEFAULT_TEAM, &"confirmed".into())
-        .await
-        .expect("claim"));
+    assert!(ok(s.claim_preview(DEFAULT_TEAM, &pid("confirmed"))).await);
 
     // The young revision still uses the source: only the old preview goes.
     let gone = s.expire_previews(at(10)).await.expect("sweep");
@@ -625,20 +599,11 @@ async fn unconfirmed_previews_and_unused_sources_expire(backend: Backend) {
             sources: 0
         }
     );
-    assert_eq!(
-        s.preview(DEFAULT_TEAM, &"old".into()).await.expect("read"),
-        None
-    );
-    assert!(s
-        .all_preview_rows(DEFAULT_TEAM, &"old".into())
+    assert_eq!(ok(s.preview(DEFAULT_TEAM, &pid("old"))).await, None);
+    assert!(ok(s.all_preview_rows(DEFAULT_TEAM, &pid("old")))
         .await
-        .expect("rows")
         .is_empty());
-    assert!(s
-        .preview(DEFAULT_TEAM, &"young".into())
-        .await
-        .expect("read")
-        .is_some());
+    assert!(ok(s.preview(DEFAULT_TEAM, &pid("young"))).await.is_some());
     assert!(s
         .preview_source(DEFAULT_TEAM, "source-1")
         .await
@@ -661,15 +626,11 @@ async fn unconfirmed_previews_and_unused_sources_expire(backend: Backend) {
             .expect("read"),
         None
     );
-    assert!(s
-        .preview(DEFAULT_TEAM, &"confirmed".into())
+    assert!(ok(s.preview(DEFAULT_TEAM, &pid("confirmed")))
         .await
-        .expect("read")
         .is_some());
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, &"confirmed".into())
-            .await
-            .expect("rows"),
+        ok(s.all_preview_rows(DEFAULT_TEAM, &pid("confirmed"))).await,
         rows
     );
     assert_eq!(t.count("SELECT COUNT(*) FROM preview_rows").await, 1);
@@ -737,11 +698,7 @@ async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() 
         .await
         .expect("upgrade");
     let s = db.storage.as_ref();
-    let record = s
-        .preview(DEFAULT_TEAM, &"legacy".into())
-        .await
-        .expect("read")
-        .expect("kept");
+    let record = preview_of(s, "legacy").await;
     assert_eq!(record.total_rows, 2);
     assert_eq!(record.phrase, "DELETE 1 USER");
     let summary: serde_json::Value = serde_json::from_str(&record.summary_json).expect("summary");
@@ -749,21 +706,11 @@ async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() 
     assert_eq!(summary["counts"]["selected"], serde_json::json!(1));
     assert_eq!(summary["source"], serde_json::json!("Picked"));
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, &"legacy".into())
-            .await
-            .expect("rows"),
+        ok(s.all_preview_rows(DEFAULT_TEAM, &pid("legacy"))).await,
         rows
     );
-    let (page, matching) = s
-        .preview_rows(
-            DEFAULT_TEAM,
-            &"legacy".into(),
-            Some(PreviewOutcome::NotFound),
-            0,
-            10,
-        )
-        .await
-        .expect("page");
+    let only = Some(PreviewOutcome::NotFound);
+    let (page, matching) = ok(s.preview_rows(DEFAULT_TEAM, &pid("legacy"), only, 0, 10)).await;
     assert_eq!((page, matching), (vec![rows[1].clone()], 1));
     let source = s
         .preview_source(DEFAULT_TEAM, &record.source_id)
@@ -926,25 +873,10 @@ async fn a_new_job_is_queued_with_its_users_and_first_events(backend: Backend) {
 async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
-    s.save_preview(
-        DEFAULT_TEAM,
-        &preview_record("unclaimed", Action::Delete),
-        &[],
-    )
-    .await
-    .expect("save");
+    unconfirmed_preview(s, DEFAULT_TEAM, "unclaimed", Action::Delete).await;
     confirmed_preview(s, OTHER_TEAM, "other-team").await;
-    s.save_preview(
-        DEFAULT_TEAM,
-        &preview_record("deactivate", Action::Deactivate),
-        &[],
-    )
-    .await
-    .expect("save");
-    assert!(s
-        .claim_preview(DEFAULT_TEAM, &"deactivate".into())
-        .await
-        .expect("claim"));
+    unconfirmed_preview(s, DEFAULT_TEAM, "deactivate", Action::Deactivate).await;
+    assert!(ok(s.claim_preview(DEFAULT_TEAM, &pid("deactivate"))).await);
 
     for preview_id in ["unclaimed", "other-team", "deactivate", "missing"] {
         let err = s
@@ -956,10 +888,7 @@ async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action(
             "{preview_id}: {err:?}"
         );
     }
-    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM job_items").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM audit_entries").await, 0);
+    assert_no_job_written(&t).await;
 }
 
 async fn a_preview_starts_at_most_one_job(backend: Backend) {
@@ -983,28 +912,28 @@ async fn a_job_refuses_duplicate_users_and_settled_successes(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     confirmed_preview(s, DEFAULT_TEAM, "p").await;
-    let err = s
-        .create_job(&new_job(
+    let err = refused(
+        s.create_job(&new_job(
             "j",
             DEFAULT_TEAM,
             "p",
             vec![run("a1"), changed("a1")],
         ))
-        .await
-        .expect_err("duplicate");
+        .await,
+    );
     assert!(
         matches!(err, StorageError::DuplicateAccount(ref a) if a == "a1"),
         "{err:?}"
     );
-    let err = s
-        .create_job(&new_job(
+    let err = refused(
+        s.create_job(&new_job(
             "j",
             DEFAULT_TEAM,
             "p",
             vec![PlannedItem::Settled(result("a1", ItemOutcome::Deleted))],
         ))
-        .await
-        .expect_err("success before sending");
+        .await,
+    );
     assert!(matches!(err, StorageError::SettledAsSuccess(_)), "{err:?}");
     assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
 }
@@ -1022,10 +951,7 @@ async fn creating_a_job_is_all_or_nothing(backend: Backend) {
         vec![run("a1"), changed("a2"), run("boom")],
     );
     assert!(s.create_job(&job).await.is_err());
-    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM job_items").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM audit_entries").await, 0);
+    assert_no_job_written(&t).await;
 }
 
 async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: Backend) {
@@ -1068,10 +994,10 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
     assert_eq!(job.state, JobState::Stopped);
     assert_eq!(job.finished_at, Some(now()));
 
-    let err = s
-        .set_job_state(&jid("job-1"), None, JobState::Running, None)
-        .await
-        .expect_err("ended");
+    let err = refused(
+        s.set_job_state(&jid("job-1"), None, JobState::Running, None)
+            .await,
+    );
     assert!(
         matches!(
             err,
@@ -1082,10 +1008,10 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
         ),
         "{err:?}"
     );
-    let err = s
-        .set_job_state(&jid("nope"), None, JobState::Running, None)
-        .await
-        .expect_err("missing");
+    let err = refused(
+        s.set_job_state(&jid("nope"), None, JobState::Running, None)
+            .await,
+    );
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 
     let changes: Vec<_> = s
@@ -1103,10 +1029,7 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished(backe
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
-    let err = s
-        .mark_sending(&jid("job-1"), None, "a1")
-        .await
-        .expect_err("queued");
+    let err = refused(s.mark_sending(&jid("job-1"), None, "a1").await);
     assert!(
         matches!(
             err,
@@ -1119,45 +1042,26 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished(backe
     );
 
     set_state(s, "job-1", JobState::Running).await;
-    s.mark_sending(&jid("job-1"), None, "a1")
-        .await
-        .expect("send");
-    s.mark_sending(&jid("job-1"), None, "a1")
-        .await
-        .expect("again after a retry");
-    let err = s
-        .mark_sending(&jid("job-1"), None, "zz")
-        .await
-        .expect_err("unknown");
+    ok(s.mark_sending(&jid("job-1"), None, "a1")).await;
+    ok(s.mark_sending(&jid("job-1"), None, "a1")).await;
+    let err = refused(s.mark_sending(&jid("job-1"), None, "zz").await);
     assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
-    let err = s
-        .mark_sending(&jid("job-1"), None, "a2")
-        .await
-        .expect_err("settled");
+    let err = refused(s.mark_sending(&jid("job-1"), None, "a2").await);
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
 
     set_state(s, "job-1", JobState::Cancelling).await;
-    let err = s
-        .mark_sending(&jid("job-1"), None, "a3")
-        .await
-        .expect_err("cancelling");
+    let err = refused(s.mark_sending(&jid("job-1"), None, "a3").await);
     assert!(matches!(err, StorageError::JobNotRunning { .. }), "{err:?}");
     let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(targets[1].state, ItemState::Pending, "a3 was never marked");
-    let err = s
-        .mark_sending(&jid("nope"), None, "a1")
-        .await
-        .expect_err("no job");
+    let err = refused(s.mark_sending(&jid("nope"), None, "a1").await);
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 }
 
 async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
-    s.mark_sending(&jid("job-1"), None, "a1")
-        .await
-        .expect("send");
+    ok(s.mark_sending(&jid("job-1"), None, "a1")).await;
     let first = result("a1", ItemOutcome::Deleted);
     let event = s
         .record_result(&jid("job-1"), None, &first)
@@ -1168,26 +1072,20 @@ async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
     assert_eq!(event.result.as_ref(), Some(&first));
 
     let second = result("a1", ItemOutcome::Failed);
-    let err = s
-        .record_result(&jid("job-1"), None, &second)
-        .await
-        .expect_err("twice");
+    let err = refused(s.record_result(&jid("job-1"), None, &second).await);
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
-    let err = s
-        .record_result(&jid("job-1"), None, &result("a2", ItemOutcome::Deleted))
-        .await
-        .expect_err("settled at creation");
+    let err = refused(
+        s.record_result(&jid("job-1"), None, &result("a2", ItemOutcome::Deleted))
+            .await,
+    );
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
-    let err = s
-        .record_result(&jid("job-1"), None, &result("zz", ItemOutcome::Deleted))
-        .await
-        .expect_err("unknown");
+    let err = refused(
+        s.record_result(&jid("job-1"), None, &result("zz", ItemOutcome::Deleted))
+            .await,
+    );
     assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
 
-    let results = s
-        .job_results(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("results");
+    let results = ok(s.job_results(DEFAULT_TEAM, &jid("job-1"))).await;
     assert_eq!(results[0], first, "the first result stands");
     let events = s
         .events_since(DEFAULT_TEAM, &"job-1".into(), 3, 100)
@@ -1205,9 +1103,8 @@ async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
 }
 
 async fn a_result_and_its_event_are_written_together_or_not_at_all(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
     t.fail_inserts("fail_event", "job_events", "NEW.result_json IS NOT NULL")
         .await;
     assert!(s
@@ -1233,15 +1130,11 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending(backend
     let mut t = TestDb::new(backend, now()).await;
     running_job(t.storage(), "job-1").await;
     let s = t.storage();
-    s.mark_sending(&jid("job-1"), None, "a1")
-        .await
-        .expect("send a1");
+    ok(s.mark_sending(&jid("job-1"), None, "a1")).await;
     s.record_result(&jid("job-1"), None, &result("a1", ItemOutcome::Deleted))
         .await
         .expect("a1 done");
-    s.mark_sending(&jid("job-1"), None, "a3")
-        .await
-        .expect("send a3");
+    ok(s.mark_sending(&jid("job-1"), None, "a3")).await;
     // The process dies here, mid-request for a3.
     t.restart().await;
 
@@ -1311,12 +1204,9 @@ async fn only_queued_running_and_cancelling_jobs_resume_at_start(backend: Backen
 }
 
 async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
-    s.mark_sending(&jid("job-1"), None, "a3")
-        .await
-        .expect("send");
+    ok(s.mark_sending(&jid("job-1"), None, "a3")).await;
     let events = s
         .record_not_attempted(
             &jid("job-1"),
@@ -1356,30 +1246,28 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones(ba
     let job = job_of(s, "job-1").await;
     assert_eq!((job.done, job.total), (4, 4));
     assert_eq!(job.count(ItemOutcome::NotAttempted), 2);
-    let err = s
-        .record_not_attempted(&jid("nope"), None, "cancelled")
-        .await
-        .expect_err("no such job");
+    let err = refused(
+        s.record_not_attempted(&jid("nope"), None, "cancelled")
+            .await,
+    );
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 }
 
 async fn results_come_back_in_input_order_with_settled_rows(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
-    for (account, outcome) in [
+    // Recorded out of input order, as concurrent workers finish.
+    let finished = [
         ("a4", ItemOutcome::Failed),
         ("a1", ItemOutcome::Deleted),
         ("a3", ItemOutcome::CommunityCreator),
-    ] {
+    ];
+    for (account, outcome) in finished {
         s.record_result(&jid("job-1"), None, &result(account, outcome))
             .await
             .expect("record");
     }
-    let results = s
-        .job_results(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("results");
+    let results = ok(s.job_results(DEFAULT_TEAM, &jid("job-1"))).await;
     let order: Vec<_> = results
         .iter()
         .map(|r| (r.account_id.as_str(), r.outcome))
@@ -1402,9 +1290,8 @@ async fn results_come_back_in_input_order_with_settled_rows(backend: Backend) {
 }
 
 async fn watchers_resume_from_the_last_event_they_saw(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
     for account in ["a1", "a3", "a4"] {
         s.record_result(&jid("job-1"), None, &result(account, ItemOutcome::Deleted))
             .await
@@ -1506,21 +1393,14 @@ async fn jobs_are_listed_newest_first_and_only_to_their_team(backend: Backend) {
         .await
         .expect("events")
         .is_empty());
-    assert!(s
-        .job_results(OTHER_TEAM, &"newest".into())
+    assert!(ok(s.job_results(OTHER_TEAM, &jid("newest")))
         .await
-        .expect("results")
         .is_empty());
-    assert_eq!(
-        s.preview(OTHER_TEAM, &"p-newest".into())
-            .await
-            .expect("read"),
-        None
+    assert_eq!(ok(s.preview(OTHER_TEAM, &pid("p-newest"))).await, None);
+    let err = refused(
+        s.create_job(&new_job("stolen", OTHER_TEAM, "p-newest", vec![run("a1")]))
+            .await,
     );
-    let err = s
-        .create_job(&new_job("stolen", OTHER_TEAM, "p-newest", vec![run("a1")]))
-        .await
-        .expect_err("another team's preview");
     assert!(
         matches!(err, StorageError::PreviewNotConfirmed(_)),
         "{err:?}"
@@ -1534,49 +1414,32 @@ async fn team_usage_is_counted_per_team_and_kind_and_forgotten_after(backend: Ba
     let s = t.storage();
     let other = s.create_team("Support").await.expect("team").id;
     for minute in [1, 2, 3] {
-        s.record_usage(DEFAULT_TEAM, "run", at(minute), at(0))
-            .await
-            .expect("record");
+        ok(s.record_usage(DEFAULT_TEAM, "run", at(minute), at(0))).await;
     }
-    s.record_usage(DEFAULT_TEAM, "preview", at(4), at(0))
-        .await
-        .expect("record");
-    s.record_usage(other, "run", at(4), at(0))
-        .await
-        .expect("record");
+    ok(s.record_usage(DEFAULT_TEAM, "preview", at(4), at(0))).await;
+    ok(s.record_usage(other, "run", at(4), at(0))).await;
     assert_eq!(
-        s.usage_since(DEFAULT_TEAM, "run", at(0))
-            .await
-            .expect("count"),
+        ok(s.usage_since(DEFAULT_TEAM, "run", at(0))).await,
         (3, Some(at(1)))
     );
     assert_eq!(
-        s.usage_since(DEFAULT_TEAM, "run", at(1))
-            .await
-            .expect("count"),
+        ok(s.usage_since(DEFAULT_TEAM, "run", at(1))).await,
         (2, Some(at(2))),
         "after the moment, not at it"
     );
     assert_eq!(
-        s.usage_since(other, "run", at(0)).await.expect("count"),
+        ok(s.usage_since(other, "run", at(0))).await,
         (1, Some(at(4)))
     );
-    assert_eq!(
-        s.usage_since(other, "preview", at(0)).await.expect("count"),
-        (0, None)
-    );
+    assert_eq!(ok(s.usage_since(other, "preview", at(0))).await, (0, None));
     // Writing at minute 5 with everything up to minute 2 forgotten: the team's 1 and 2 go.
-    s.record_usage(DEFAULT_TEAM, "run", at(5), at(2))
-        .await
-        .expect("record");
+    ok(s.record_usage(DEFAULT_TEAM, "run", at(5), at(2))).await;
     assert_eq!(
-        s.usage_since(DEFAULT_TEAM, "run", at(0))
-            .await
-            .expect("count"),
+        ok(s.usage_since(DEFAULT_TEAM, "run", at(0))).await,
         (2, Some(at(3)))
     );
     assert_eq!(
-        s.usage_since(other, "run", at(0)).await.expect("count").0,
+        ok(s.usage_since(other, "run", at(0))).await.0,
         1,
         "another team's records stay"
     );
@@ -1614,14 +1477,13 @@ async fn listing_is_kept_with_its_run_for_its_team_only(backend: Backend) {
 /// with the run's id, author and time; never another team's, another site's or a pending one.
 async fn earlier_results_are_the_teams_finished_ones_on_the_site(backend: Backend) {
     use crate::engine::earlier::CITED_OUTCOMES;
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
     for (id, outcome) in [
         ("a1", ItemOutcome::Deleted),
         ("a3", ItemOutcome::CommunityCreator),
     ] {
-        s.mark_sending(&jid("job-1"), None, id).await.expect("send");
+        ok(s.mark_sending(&jid("job-1"), None, id)).await;
         s.record_result(&jid("job-1"), None, &result(id, outcome))
             .await
             .expect("record");
