@@ -89,6 +89,23 @@ fn job_ids(claims: &[(JobRecord, JobLease)]) -> Vec<&str> {
 
 const LONG: Duration = Duration::from_secs(60);
 
+/// What `holder` claims, for leases of [`LONG`], leaving out the jobs it is `driving`.
+async fn claim(
+    s: &dyn Storage,
+    holder: &str,
+    driving: &[JobId],
+    only: Option<&JobId>,
+) -> Vec<(JobRecord, JobLease)> {
+    let lease = LONG;
+    let claim = Claim {
+        holder,
+        lease,
+        driving,
+        only,
+    };
+    s.claim_jobs(&claim).await.expect("claim")
+}
+
 /// A stale holder (its lease expired and another replica claimed the job) can write nothing
 /// for the job: not a sending mark, a result, a settlement or a state.
 async fn a_stale_holder_is_refused_every_write(backend: Backend) {
@@ -97,10 +114,7 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
     queued_job(s, "job-1").await;
     // A long lease, expired below on purpose: a short one could run out on a loaded machine
     // before the checks that need it still held.
-    let a = s
-        .claim_jobs("replica-a", LONG, &[], None)
-        .await
-        .expect("a claims");
+    let a = claim(s, "replica-a", &[], None).await;
     assert_eq!(job_ids(&a), ["job-1"]);
     let (job, lease_a) = &a[0];
     assert_eq!(
@@ -119,7 +133,7 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
 
     if backend == Backend::Postgres {
         // Held and not expired: another replica gets nothing until it expires.
-        let early = s.claim_jobs("replica-b", LONG, &[], None).await.expect("b");
+        let early = claim(s, "replica-b", &[], None).await;
         assert!(
             early.is_empty(),
             "a live lease is not taken: {:?}",
@@ -132,10 +146,7 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
         .await;
     }
     // Expired on PostgreSQL; on SQLite (one process) any lease not driving is taken at once.
-    let b = s
-        .claim_jobs("replica-b", LONG, &[], None)
-        .await
-        .expect("b claims");
+    let b = claim(s, "replica-b", &[], None).await;
     assert_eq!(job_ids(&b), ["job-1"]);
     let lease_b = &b[0].1;
     assert_eq!(lease_b.fence, 2, "the fence goes up at every claim");
@@ -211,38 +222,29 @@ async fn claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once(back
     }
     set_state(s, "job-2", JobState::Paused).await;
     set_state(s, "job-3", JobState::Stopped).await;
-    let a = s
-        .claim_jobs("replica-a", LONG, &[jid("job-1")], None)
-        .await
-        .expect("a");
+    let a = claim(s, "replica-a", &[jid("job-1")], None).await;
     assert!(
         a.is_empty(),
         "job-1 is being driven, job-2 paused, job-3 ended: {:?}",
         job_ids(&a)
     );
-    let a = s.claim_jobs("replica-a", LONG, &[], None).await.expect("a");
+    let a = claim(s, "replica-a", &[], None).await;
     assert_eq!(job_ids(&a), ["job-1"]);
     // A paused job is claimed only by name (its admin resumes it).
-    let paused = s
-        .claim_jobs("replica-a", LONG, &[], Some(&jid("job-2")))
-        .await
-        .expect("paused one");
+    let paused = claim(s, "replica-a", &[], Some(&jid("job-2"))).await;
     assert_eq!(job_ids(&paused), ["job-2"]);
-    let ended = s
-        .claim_jobs("replica-a", LONG, &[], Some(&jid("job-3")))
-        .await
-        .expect("ended one");
+    let ended = claim(s, "replica-a", &[], Some(&jid("job-3"))).await;
     assert!(ended.is_empty(), "an ended job is never claimed");
 
     // Handed back (the replica is stopping): another claims both at once, no expiry waited.
     assert_eq!(s.release_leases("replica-a").await.expect("release"), 2);
     set_state(s, "job-2", JobState::Running).await;
-    let b = s.claim_jobs("replica-b", LONG, &[], None).await.expect("b");
+    let b = claim(s, "replica-b", &[], None).await;
     assert_eq!(job_ids(&b), ["job-1", "job-2"]);
     assert!(b.iter().all(|(_, lease)| lease.fence == 2));
     // One lease released (its job ended there): the fence stays, the next claim goes past it.
     s.release_lease(&b[0].1).await.expect("release one");
-    let c = s.claim_jobs("replica-c", LONG, &[], None).await.expect("c");
+    let c = claim(s, "replica-c", &[], None).await;
     // job-2 is still b's on PostgreSQL; SQLite (one process) takes every lease not driving.
     let expected: &[&str] = match backend {
         Backend::Postgres => &["job-1"],
@@ -377,10 +379,8 @@ async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
     let claims = futures::future::join_all((0..8).map(|i| {
         let storage = consoles[i % 2].clone();
         async move {
-            storage
-                .claim_jobs(&format!("replica-{i}"), LONG, &[], None)
+            claim(&*storage, &format!("replica-{i}"), &[], None)
                 .await
-                .expect("claim")
                 .into_iter()
                 .map(|(job, lease)| (i % 2, job.id.to_string(), lease.fence))
                 .collect::<Vec<_>>()

@@ -11,18 +11,12 @@ use super::*;
 pub trait LeaseStorage: Send + Sync {
     /// Claims the unfinished jobs (queued, running, cancelling) nobody holds, oldest first:
     /// those without a lease or with an expired (or released) one, leaving out the jobs
-    /// `holder` is `driving`. With `only`, just that job, paused ones too (a new run
+    /// `claim.holder` is `driving`. With `only`, just that job, paused ones too (a new run
     /// about to start, or a paused one the admin resumes). Each claimed lease
-    /// gets the next fence and lasts `lease`. PostgreSQL locks the leases it takes with
+    /// gets the next fence and lasts `claim.lease`. PostgreSQL locks the leases it takes with
     /// `FOR UPDATE SKIP LOCKED`, so replicas claiming together never wait on each other or
     /// take the same job; SQLite (one process) takes every lease but those `driving`.
-    async fn claim_jobs(
-        &self,
-        holder: &str,
-        lease: Duration,
-        driving: &[JobId],
-        only: Option<&JobId>,
-    ) -> Result<Vec<(JobRecord, JobLease)>>;
+    async fn claim_jobs(&self, claim: &Claim<'_>) -> Result<Vec<(JobRecord, JobLease)>>;
     /// The holder's heartbeat: the lease lasts `lease` from now. False when it was lost (the
     /// fence changed: another replica claimed the job), and then the runner must stop.
     async fn renew_lease(&self, lease: &JobLease, duration: Duration) -> Result<bool>;
@@ -75,20 +69,8 @@ pub(super) fn add_claimable<'q, DB: Dialect>(
 
 #[async_trait]
 impl<DB: Dialect> LeaseStorage for Store<DB> {
-    async fn claim_jobs(
-        &self,
-        holder: &str,
-        lease: Duration,
-        driving: &[JobId],
-        only: Option<&JobId>,
-    ) -> Result<Vec<(JobRecord, JobLease)>> {
-        let claim = Claim {
-            holder,
-            lease,
-            driving,
-            only,
-        };
-        let fences = DB::claim_leases(self, &claim).await?;
+    async fn claim_jobs(&self, claim: &Claim<'_>) -> Result<Vec<(JobRecord, JobLease)>> {
+        let fences = DB::claim_leases(self, claim).await?;
         if fences.is_empty() {
             return Ok(Vec::new());
         }

@@ -1169,7 +1169,14 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending(backend
 
 /// What a console starting up claims to drive: every run not paused or ended, all teams.
 async fn claim_all(s: &dyn Storage) -> Vec<JobRecord> {
-    let claimed = s.claim_jobs("starting", Duration::from_secs(60), &[], None);
+    let lease = Duration::from_secs(60);
+    let claim = Claim {
+        holder: "starting",
+        lease,
+        driving: &[],
+        only: None,
+    };
+    let claimed = s.claim_jobs(&claim);
     let claimed = claimed.await.expect("claim");
     claimed.into_iter().map(|(job, _)| job).collect()
 }
