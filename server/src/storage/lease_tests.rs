@@ -327,8 +327,35 @@ async fn a_site_takes_no_more_unfinished_runs_than_allowed(backend: Backend) {
     start_job(s, "job-7", ACME, 1).await.expect("room again");
 }
 
+/// A lease holds its own job only: a write to another job under it is refused, and nothing
+/// of it lands, even while the lease still holds its job.
+async fn a_lease_is_refused_for_another_job(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    queued_job(s, "job-1").await;
+    queued_job(s, "job-2").await;
+    let claimed = claim(s, "replica-a", &[], None).await;
+    assert_eq!(job_ids(&claimed), ["job-1", "job-2"]);
+    let lease_1 = &claimed[0].1;
+    let refused = s
+        .set_job_state(&jid("job-2"), Some(lease_1), JobState::Running, None)
+        .await;
+    assert!(
+        matches!(refused, Err(StorageError::LeaseLost(ref id)) if *id == jid("job-2")),
+        "{refused:?}"
+    );
+    let job_2 = s.job(TeamId::BUILT_IN, &jid("job-2")).await.expect("read");
+    assert_eq!(job_2.expect("job-2").state, JobState::Queued);
+    let own = s
+        .set_job_state(&jid("job-1"), Some(lease_1), JobState::Running, None)
+        .await
+        .expect("its own job");
+    assert_eq!(own.state_change, Some(JobState::Running));
+}
+
 on_both_databases!(
     a_stale_holder_is_refused_every_write,
+    a_lease_is_refused_for_another_job,
     claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once,
     a_site_takes_no_more_unfinished_runs_than_allowed
 );
