@@ -36,6 +36,9 @@ WASM_RUSTFLAGS   := $(LEPTOS_RUSTFLAGS) --remap-path-prefix=$(CARGO_HOME)/regist
 # because exporting an unset variable would hand the console an empty value.
 export LEPTOS_OUTPUT_NAME := offboard
 export SCIM2_SERVER_BIN := $(VENV)/bin/scim2-server
+# The tests' mail server (server/tests/support/smtp_sink.py) runs on this Python, with aiosmtpd.
+export SMTP_SINK_PYTHON := $(VENV)/bin/python
+AIOSMTPD_VERSION := 1.4.6
 
 .PHONY: help run build dist site server test test-unit e2e bench bench-replicas deps deps-build deps-test clean-site fmt lint
 
@@ -132,6 +135,9 @@ deps-test: deps-build
 	@[ -x $(SCIM2_SERVER_BIN) ] || { \
 		echo "==> Installing the reference SCIM server (PyPI scim2-server==$(SCIM2_SERVER_VERSION)) into $(VENV)"; \
 		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q scim2-server==$(SCIM2_SERVER_VERSION); }
+	@[ -x $(VENV)/bin/aiosmtpd ] || { \
+		echo "==> Installing the tests' mail server (PyPI aiosmtpd==$(AIOSMTPD_VERSION)) into $(VENV)"; \
+		$(VENV)/bin/pip install -q aiosmtpd==$(AIOSMTPD_VERSION); }
 	@# Reinstalled whenever package-lock.json changed since the last install (a copy is kept).
 	@cmp -s end2end/package-lock.json end2end/node_modules/.offboard-installed-lock || { \
 		echo "==> Installing the end-to-end test tools (npm: Playwright, axe-core, oidc-provider; no browser download)"; \

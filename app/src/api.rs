@@ -141,6 +141,15 @@ pub async fn webhook_page() -> Result<Option<crate::team::WebhookPage>, ServerFn
         .map_err(plain)
 }
 
+/// The Account page's email choices (None when not signed in).
+#[server(endpoint = "email_choices", output = JsonAnswer)]
+pub async fn email_choices() -> Result<Option<crate::team::EmailChoices>, ServerFnError> {
+    crate::backend::accounts_backend()?
+        .email_choices()
+        .await
+        .map_err(plain)
+}
+
 /// The console owner's Teams page: every team, and a reset link just made (shown once).
 #[server(endpoint = "console_teams", output = JsonAnswer)]
 pub async fn console_teams(

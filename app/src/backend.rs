@@ -421,6 +421,8 @@ mod server_side {
             &self,
             new_secret: Option<String>,
         ) -> Result<Option<crate::team::WebhookPage>, ConsoleError>;
+        /// The Account page's email choices; None for a visitor who is not signed in.
+        async fn email_choices(&self) -> Result<Option<crate::team::EmailChoices>, ConsoleError>;
         /// Every team (console owners only).
         async fn console_teams(&self) -> Result<Vec<crate::team::TeamSummary>, ConsoleError>;
         /// What a setup, invitation or reset link is, if it still works.

@@ -31,6 +31,8 @@ pub enum AccountProblem {
     /// The Account page's password form: the current password typed is not the one.
     CurrentPasswordWrong,
     PasswordChanged,
+    /// The Account page's email choices were saved.
+    EmailChoicesSaved,
 }
 
 impl AccountProblem {
@@ -86,6 +88,7 @@ impl AccountProblem {
                 "Your password was changed. You stay signed in here; every other session of \
                  yours was signed out."
             }
+            AccountProblem::EmailChoicesSaved => "Your email choices were saved.",
         }
     }
 
@@ -93,7 +96,10 @@ impl AccountProblem {
     pub fn is_success(self) -> bool {
         matches!(
             self,
-            AccountProblem::Done | AccountProblem::SignedOut | AccountProblem::PasswordChanged
+            AccountProblem::Done
+                | AccountProblem::SignedOut
+                | AccountProblem::PasswordChanged
+                | AccountProblem::EmailChoicesSaved
         )
     }
 }

@@ -5,7 +5,7 @@
 // Stack-shaped fault server (a FAKE Stack site, a test double); console: the real release binary.
 import { test, expect, BrowserContext, Page } from '@playwright/test';
 import { Console, sessionCookie } from './support/servers';
-import { FaultServer, TOKEN, checkScreen, connect, open, phraseOf, runState } from './support/flow';
+import { FaultServer, TOKEN, askForApproval, checkScreen, connect, open, phraseOf, runState } from './support/flow';
 import { browserOf, invitation } from './support/people';
 
 const CAROL = { name: 'Carol', email: 'user3@example.com', password: 'another long password' };
@@ -40,19 +40,7 @@ test('Carol asks, Olive sees it waiting for her and approves from its link', asy
     // Carol makes a preview and asks for approval.
     carolBrowser = await browserOf(browser, server, carolCookie);
     const carol = await carolBrowser.newPage();
-    await open(carol, server.baseURL, '/choose');
-    await carol.getByLabel(/File with emails or account IDs/).setInputFiles({
-      name: 'leavers.csv',
-      mimeType: 'text/csv',
-      buffer: Buffer.from('Email\nuser20@example.com\nuser21@example.com\n'),
-    });
-    await carol.getByRole('button', { name: 'Preview these users' }).click();
-    await carol.waitForURL(/\/preview\?id=/);
-    await expect(carol.locator('.app')).toHaveAttribute('data-hydrated', 'true');
-    await carol.getByLabel('Type the phrase to confirm').fill(await phraseOf(carol));
-    await carol.getByRole('button', { name: 'Ask a second operator to approve' }).click();
-    await expect(carol.getByRole('region', { name: 'Awaiting approval' }).getByRole('status')).toContainText('Waiting for a second operator');
-    const previewPath = new URL(carol.url()).pathname + new URL(carol.url()).search;
+    const previewPath = await askForApproval(carol, server.baseURL, 'Email\nuser20@example.com\nuser21@example.com\n');
 
     // Carol's own Overview: her request waits, and there is nothing for her to approve.
     await open(carol, server.baseURL, '/');

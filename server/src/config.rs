@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub mod key_files;
+pub mod mail;
 pub mod network;
 pub mod site_root;
 
@@ -390,6 +391,10 @@ pub struct ServeArgs {
     /// Single sign-on (OpenID Connect); boxed, as it is large and most consoles leave it off.
     #[command(flatten)]
     pub oidc: Box<OidcArgs>,
+
+    /// Email notifications (`config/mail.rs`).
+    #[command(flatten)]
+    pub mail: mail::MailArgs,
 }
 
 /// `--oidc-*`: single sign-on with the company's OpenID Connect sign-in service
@@ -762,6 +767,16 @@ pub(crate) fn says_all(refusal: &str, words: &[&str]) {
     }
 }
 
+/// What `offboard serve --help` prints.
+#[cfg(test)]
+pub(crate) fn serve_help() -> String {
+    use clap::CommandFactory;
+    Cli::command()
+        .find_subcommand_mut("serve")
+        .map(|c| c.render_long_help().to_string())
+        .unwrap_or_default()
+}
+
 /// `offboard serve ARGS…` as the command line reads it: what the tests of the flags parse.
 #[cfg(test)]
 pub(crate) fn serve_for_test(args: &[&str]) -> ServeArgs {
@@ -936,10 +951,7 @@ mod tests {
         let settings = args.sso_settings().unwrap().unwrap();
         let printed = format!("{args:?} {settings:?} {settings:#?}");
         assert!(!printed.contains("oidc-very-secret-42"), "{printed}");
-        let help = Cli::command()
-            .find_subcommand_mut("serve")
-            .map(|c| c.render_long_help().to_string())
-            .unwrap_or_default();
+        let help = serve_help();
         assert!(help.contains("--oidc-client-secret"), "{help}");
         assert!(!help.contains("oidc-very-secret-42"));
     }

@@ -716,6 +716,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
         &[("purpose", "invitation"), ("code", "x")],
     ),
     ("account_notice", Need::Public, &[]),
+    ("email_choices", Need::Public, &[]),
     ("console_teams", Need::ConsoleOwner, &[]),
     ("team_page", Need::Member, &[]),
     ("webhook_page", Need::Member, &[]),
@@ -835,6 +836,12 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
         &[("current", "wrong")],
     ),
     ("POST", "/account/team", Need::Person, &[("team", "999")]),
+    (
+        "POST",
+        "/account/email",
+        Need::Person,
+        &[("approval_requested", "on")],
+    ),
     ("POST", "/teams", Need::ConsoleOwner, &[("name", "")]),
     (
         "POST",
@@ -1083,6 +1090,7 @@ async fn every_endpoint_obeys_the_role_matrix() {
 const ALLOWED: &[(&str, u16)] = &[
     ("/account/password", 303),
     ("/account/team", 303),
+    ("/account/email", 303),
     ("/choose/picked", 303),
     ("/choose/upload", 303),
     ("/preview/again", 303),

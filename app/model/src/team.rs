@@ -296,6 +296,43 @@ mod tests {
     }
 }
 
+/// The events a person can be emailed about, with the Account page's words for each: every
+/// one is on until the person turns it off (docs/notifications.md, "Who gets an email").
+pub const EMAIL_EVENTS: [(crate::audit::AuditAction, &str); 5] = {
+    use crate::audit::AuditAction::*;
+    [
+        (
+            ApprovalRequested,
+            "Someone in my team asks for a second operator's approval (operators and owners)",
+        ),
+        (
+            ApprovalGiven,
+            "My request for approval was approved and the run started",
+        ),
+        (ApprovalDeclined, "My request for approval was declined"),
+        (RunEnded, "A run I started or approved ended"),
+        (InvitationAccepted, "Someone accepted an invitation I made"),
+    ]
+};
+
+/// One line of the Account page's email choices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailChoice {
+    /// The event's key (the form's field name).
+    pub event: String,
+    pub label: String,
+    pub on: bool,
+}
+
+/// The Account page's email choices: where mail goes, and which events reach it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailChoices {
+    pub email: String,
+    /// False when this console has no mail server (the choices are kept for when it has).
+    pub mail_on: bool,
+    pub choices: Vec<EmailChoice>,
+}
+
 /// The Team page's notifications section (owners only): the team's webhook, the signing
 /// secret just made (shown once), and the newest deliveries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -178,3 +178,23 @@ export async function screenshot(page: Page, dir: string, name: string): Promise
   fs.mkdirSync(dir, { recursive: true });
   await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
 }
+
+/** Makes a preview of `csv` as whoever `page` is signed in as and asks a second operator to
+ * approve it; the preview's path and query. */
+export async function askForApproval(page: Page, baseURL: string, csv: string): Promise<string> {
+  await open(page, baseURL, '/choose');
+  await page.getByLabel(/File with emails or account IDs/).setInputFiles({
+    name: 'leavers.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.from(csv),
+  });
+  await page.getByRole('button', { name: 'Preview these users' }).click();
+  await page.waitForURL(/\/preview\?id=/);
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  await page.getByLabel('Type the phrase to confirm').fill(await phraseOf(page));
+  await page.getByRole('button', { name: 'Ask a second operator to approve' }).click();
+  await expect(page.getByRole('region', { name: 'Awaiting approval' }).getByRole('status')).toContainText(
+    'Waiting for a second operator',
+  );
+  return new URL(page.url()).pathname + new URL(page.url()).search;
+}

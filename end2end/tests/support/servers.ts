@@ -190,15 +190,16 @@ export class Console {
   }
 
   /**
-   * Starts a console; unless `setUp` is false, creates the first owner from the setup link
+   * Starts a console (on `port`, for settings that must name it, like OFFBOARD_PUBLIC_URL;
+   * else a free one); unless `setUp` is false, creates the first owner from the setup link
    * in its log and keeps their session (used by `open()` for every page).
    */
-  static async start(extraEnv: Record<string, string> = {}, setUp = true): Promise<Console> {
+  static async start(extraEnv: Record<string, string> = {}, setUp = true, port?: number): Promise<Console> {
     if (!fs.existsSync(offboardBin)) {
       throw new Error(`${offboardBin} is missing: run \`make build\` first`);
     }
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'offboard-e2e-'));
-    const c = new Console(await freePort(), dataDir, extraEnv);
+    const c = new Console(port ?? (await freePort()), dataDir, extraEnv);
     await c.launch();
     if (setUp) await c.setUpFirstOwner();
     return c;

@@ -29,7 +29,7 @@ impl ServeArgs {
 
 /// The value given, else the file's text (trimmed); the file's path and why it could not be
 /// read, never its content.
-fn key_text(
+pub(super) fn key_text(
     value: Option<&Hidden<String>>,
     file: Option<&Path>,
     flag: &str,

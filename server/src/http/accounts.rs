@@ -34,6 +34,37 @@ pub fn routes() -> GatedRoutes {
             for_person(post(sign_out_everywhere)),
         )
         .route("/account/team", for_person(post(switch_team)))
+        .route("/account/email", for_person(post(save_email_choices)))
+}
+
+/// The Account page's email choices: a ticked box sends its event's key with the value "on"
+/// (an unticked one sends nothing).
+#[derive(Deserialize)]
+struct EmailChoicesForm {
+    #[serde(flatten)]
+    ticked: std::collections::BTreeMap<String, String>,
+}
+
+/// `POST /account/email`: keeps which events reach the signed-in person by email.
+async fn save_email_choices(
+    post: FormPost<SignedInVisitor>,
+    Form(form): Form<EmailChoicesForm>,
+) -> Response {
+    let FormPost {
+        state,
+        session,
+        who,
+    } = post;
+    let on: Vec<&str> = form
+        .ticked
+        .iter()
+        .filter(|(_, value)| value.as_str() == "on")
+        .map(|(event, _)| event.as_str())
+        .collect();
+    match state.service.set_email_choices(&who.person, &on).await {
+        Ok(()) => with_problem("/account", AccountProblem::EmailChoicesSaved),
+        Err(e) => notice(&session, "/account", &e).await,
+    }
 }
 
 /// A form post: the console, the browser's session (`S`: an `Option` where a form works

@@ -176,6 +176,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    settings.mail = match args.mail_settings().map_err(anyhow::Error::msg)? {
+        Some(mail) => Some(service::notify::Mailer {
+            server: Arc::new(service::notify::mail::Smtp::new(&mail).map_err(anyhow::Error::msg)?),
+            from: mail.from.clone(),
+        }),
+        None => None,
+    };
     let console = service::build(db.storage.clone(), secrets, settings);
     announce_setup_link(&console, &args).await;
     console.jobs.resume_unfinished().await;

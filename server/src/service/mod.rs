@@ -65,6 +65,9 @@ pub struct Console {
     /// The console's address as people reach it (no trailing slash), for links in
     /// notifications; None when `--public-url` is not set.
     pub public_url: Option<String>,
+    /// The mail server notifications go through; None without `--smtp-url` (then nobody is
+    /// emailed, and the team's webhook still hears of every event).
+    pub mail: Option<notify::Mailer>,
 }
 
 /// How [`build`] sets the service up; `Settings::new` has the defaults `offboard serve` uses.
@@ -81,6 +84,8 @@ pub struct Settings {
     pub webhook_key: crate::secret::AuditKey,
     /// See [`Console::public_url`].
     pub public_url: Option<String>,
+    /// See [`Console::mail`].
+    pub mail: Option<notify::Mailer>,
 }
 
 impl Settings {
@@ -94,6 +99,7 @@ impl Settings {
             job_lease: jobs::DEFAULT_JOB_LEASE,
             webhook_key: crate::secret::AuditKey::this_process(),
             public_url: None,
+            mail: None,
         }
     }
 }
@@ -124,6 +130,8 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
         settings.limits.runs_per_site,
         settings.job_lease,
     );
+    // With a mail server, each notification is also queued as email to the people it concerns.
+    storage.email_people(settings.mail.is_some());
     Arc::new(Console {
         storage,
         clock: settings.clock,
@@ -134,6 +142,7 @@ pub fn build(storage: Arc<dyn Storage>, secrets: SecretBox, settings: Settings) 
         passwords: passwords::Passwords::default(),
         webhook_key: settings.webhook_key,
         public_url: settings.public_url,
+        mail: settings.mail,
     })
 }
 

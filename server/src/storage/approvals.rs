@@ -143,7 +143,7 @@ impl<DB: Dialect> ApprovalStorage for Store<DB> {
         let made = done.rows_affected() == 1;
         if made {
             let at = request.requested_at;
-            Self::append_audit_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
+            Self::append_audit_in(&mut tx, self, team_id, at, audit).await?;
         }
         tx.commit().await?;
         Ok(made)
@@ -215,7 +215,7 @@ impl<DB: Dialect> ApprovalStorage for Store<DB> {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        Self::append_audit_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
+        Self::append_audit_in(&mut tx, self, team_id, at, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -7,7 +7,6 @@ pub use crate::audit_chain::{
     head_line, BreakKind, ChainBreak, ChainReport, ExpectedHeads, GENESIS,
 };
 use crate::audit_chain::{old_entries_seal, AuditRow, ChainWalk, HeadRow, CHAIN_HMAC};
-use crate::secret::AuditKey;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use model::audit::AuditAction;

@@ -322,7 +322,7 @@ impl<DB: Dialect> JobStorage for Store<DB> {
         DB::log_results(&mut tx, &job.id, 2, at, &results).await?;
         for entry in &job.audit {
             let now = self.clock.now();
-            Self::append_audit_in(&mut tx, &self.audit_key, job.team_id, now, entry).await?;
+            Self::append_audit_in(&mut tx, self, job.team_id, now, entry).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -38,8 +38,8 @@ pub use inbox::InboxStorage;
 pub use jobs::JobStorage;
 pub use leases::LeaseStorage;
 pub use outbox::{
-    DeliveryClaim, DeliveryRecord, DueDelivery, FailedAttempt, OutboxStorage, StoredWebhook,
-    NOTIFYING, TEST_EVENT,
+    email_in, Concerned, DeliveryClaim, DeliveryRecord, DueDelivery, FailedAttempt, OutboxStorage,
+    StoredWebhook, NOTIFYING, TEST_EVENT,
 };
 pub use previews::{PreviewRowChange, PreviewStorage};
 pub use sessions::SessionTable;
@@ -544,6 +544,8 @@ mod audit_tests;
 mod inbox_tests;
 #[cfg(test)]
 mod lease_tests;
+#[cfg(test)]
+mod outbox_email_tests;
 #[cfg(test)]
 mod outbox_tests;
 #[cfg(test)]

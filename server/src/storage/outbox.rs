@@ -12,8 +12,9 @@ use super::{NewAuditEntry, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use model::audit::AuditAction;
-use model::ids::TeamId;
+use model::ids::{AccountId, TeamId};
 use model::Named;
+use std::sync::atomic::Ordering;
 
 /// The audit actions that notify the team (the rest stay in the trail only): a request for
 /// approval and its answer, and the end of a run.
@@ -27,6 +28,31 @@ pub const NOTIFYING: [AuditAction; 5] = [
 
 /// What a test message's notification is called (no audit action: it records nothing).
 pub const TEST_EVENT: &str = "test";
+
+/// Who an event concerns by email (besides the team's webhook, which hears of every event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Concerned {
+    /// The team's operators and owners, but not this address (the one who asked).
+    OperatorsBut(String),
+    /// These people (lower-case emails), if they are members of the team.
+    People(Vec<String>),
+}
+
+/// The email inside a name as the console writes it ("Carol <carol@example.com>"), or the
+/// name itself when it is a bare email; lower-case. None for a name with no email (the
+/// console's own admin).
+pub fn email_in(name: &str) -> Option<String> {
+    let name = name.trim();
+    let email = match name.strip_suffix('>').and_then(|n| n.rsplit_once('<')) {
+        Some((_, inside)) => inside.trim(),
+        None => name,
+    };
+    let (local, domain) = email.split_once('@')?;
+    let plain = |part: &str| {
+        !part.is_empty() && !part.contains(|c: char| c.is_whitespace() || "<>@,;".contains(c))
+    };
+    (plain(local) && plain(domain)).then(|| email.to_lowercase())
+}
 
 /// A team's webhook as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -45,6 +71,8 @@ pub struct DueDelivery {
     /// The stable delivery id (the receiver's de-duplication key).
     pub id: String,
     pub team_id: TeamId,
+    /// 'webhook' or 'email'.
+    pub channel: String,
     /// An audit action's key, or [`TEST_EVENT`].
     pub event: String,
     pub actor: String,
@@ -66,6 +94,8 @@ pub struct DeliveryRecord {
     pub actor: String,
     #[sqlx(try_from = "Stamp")]
     pub created_at: DateTime<Utc>,
+    /// 'webhook' or 'email'.
+    pub channel: String,
     pub address: String,
     /// 'pending', 'sent' or 'given_up'.
     pub state: String,
@@ -119,6 +149,13 @@ pub trait OutboxStorage: Send + Sync {
         -> Result<bool>;
     /// The team's newest deliveries, newest first.
     async fn delivery_log(&self, team_id: TeamId, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// From now on, also queue each notification as an email to each member it concerns
+    /// ([`Concerned`]) who did not opt out of its event (the console has a mail server).
+    fn email_people(&self, on: bool);
+    /// The events (audit action keys) account `account` chose not to be emailed about.
+    async fn email_opt_outs(&self, account: AccountId) -> Result<Vec<String>>;
+    /// Replaces account `account`'s opt-outs with `events`.
+    async fn set_email_opt_outs(&self, account: AccountId, events: &[String]) -> Result<()>;
 }
 
 impl<DB: Dialect> Store<DB> {
@@ -127,6 +164,7 @@ impl<DB: Dialect> Store<DB> {
     /// key; anything else writes nothing.
     pub(in crate::storage) async fn queue_notification_in(
         conn: &mut DB::Connection,
+        store: &Self,
         team_id: TeamId,
         at: DateTime<Utc>,
         event: &str,
@@ -135,42 +173,164 @@ impl<DB: Dialect> Store<DB> {
         if event != TEST_EVENT && !NOTIFYING.iter().any(|a| a.key() == event) {
             return Ok(false);
         }
-        let receivers: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM team_webhooks WHERE team_id = $1")
+        let webhook: Option<String> =
+            sqlx::query_scalar("SELECT url FROM team_webhooks WHERE team_id = $1")
                 .bind(team_id)
-                .fetch_one(DB::on(&mut *conn))
+                .fetch_optional(DB::on(&mut *conn))
                 .await?;
-        if receivers == 0 {
-            // Nobody to tell (email recipients are not built yet: docs/notifications.md).
-            return Ok(false);
+        let emails = if store.emails_on.load(Ordering::Relaxed) && event != TEST_EVENT {
+            email_recipients::<DB>(conn, team_id, event, entry).await?
+        } else {
+            Vec::new()
+        };
+        let receivers = webhook
+            .into_iter()
+            .map(|url| ("webhook", url))
+            .chain(emails.into_iter().map(|email| ("email", email)));
+        let mut id = None;
+        for (channel, address) in receivers {
+            let notification = match &id {
+                Some(id) => id,
+                None => {
+                    id.insert(insert_notification::<DB>(conn, team_id, at, event, entry).await?)
+                }
+            };
+            sqlx::query(
+                "INSERT INTO notification_deliveries (id, notification_id, team_id, channel, \
+                 address, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (notification_id, channel, address) DO NOTHING",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(notification.as_str())
+            .bind(team_id)
+            .bind(channel)
+            .bind(address)
+            .bind(Stamp(at))
+            .execute(DB::on(&mut *conn))
+            .await?;
         }
-        let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO notifications (id, team_id, event, actor, target, details, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&id)
-        .bind(team_id)
-        .bind(event)
-        .bind(&entry.actor)
-        .bind(entry.target.clone().unwrap_or_default())
-        .bind(entry.details.to_string())
-        .bind(Stamp(at))
-        .execute(DB::on(&mut *conn))
-        .await?;
-        sqlx::query(
-            "INSERT INTO notification_deliveries (id, notification_id, team_id, channel, \
-             address, next_attempt_at) SELECT $1, $2, team_id, 'webhook', url, $3 \
-             FROM team_webhooks WHERE team_id = $4",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(&id)
-        .bind(Stamp(at))
-        .bind(team_id)
-        .execute(DB::on(&mut *conn))
-        .await?;
-        Ok(true)
+        Ok(id.is_some())
     }
+}
+
+/// Writes the notification itself (what every delivery of it says); returns its id.
+async fn insert_notification<DB: Dialect>(
+    conn: &mut DB::Connection,
+    team_id: TeamId,
+    at: DateTime<Utc>,
+    event: &str,
+    entry: &NewAuditEntry,
+) -> Result<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO notifications (id, team_id, event, actor, target, details, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(team_id)
+    .bind(event)
+    .bind(&entry.actor)
+    .bind(entry.target.clone().unwrap_or_default())
+    .bind(entry.details.to_string())
+    .bind(Stamp(at))
+    .execute(DB::on(&mut *conn))
+    .await?;
+    Ok(id)
+}
+
+/// Who `event` concerns (docs/notifications.md, "Who gets an email"), read from the records
+/// it is about inside the event's own transaction.
+async fn concerned<DB: Dialect>(
+    conn: &mut DB::Connection,
+    event: &str,
+    entry: &NewAuditEntry,
+) -> Result<Concerned> {
+    let target = entry.target.clone().unwrap_or_default();
+    let detail = |key: &str| {
+        entry
+            .details
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+    };
+    Ok(match AuditAction::from_key(event) {
+        Some(AuditAction::ApprovalRequested) => {
+            Concerned::OperatorsBut(email_in(&entry.actor).unwrap_or_default())
+        }
+        Some(AuditAction::ApprovalDeclined) => requester::<DB>(conn, &target).await?,
+        Some(AuditAction::ApprovalGiven) => requester::<DB>(conn, detail("preview")).await?,
+        Some(AuditAction::RunEnded) => {
+            let names: Option<(String, Option<String>)> =
+                sqlx::query_as("SELECT created_by, approved_by FROM jobs WHERE id = $1")
+                    .bind(target)
+                    .fetch_optional(DB::on(&mut *conn))
+                    .await?;
+            let (started, approved) = names.unwrap_or_default();
+            Concerned::People(
+                [Some(started), approved]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|name| email_in(&name))
+                    .collect(),
+            )
+        }
+        Some(AuditAction::InvitationAccepted) => {
+            Concerned::People(email_in(detail("invited_by")).into_iter().collect())
+        }
+        _ => Concerned::People(Vec::new()),
+    })
+}
+
+/// Whoever asked for approval of `preview`.
+async fn requester<DB: Dialect>(conn: &mut DB::Connection, preview: &str) -> Result<Concerned> {
+    let email: Option<String> =
+        sqlx::query_scalar("SELECT requester_email FROM approvals WHERE preview_id = $1")
+            .bind(preview)
+            .fetch_optional(DB::on(&mut *conn))
+            .await?;
+    Ok(Concerned::People(
+        email.and_then(|e| email_in(&e)).into_iter().collect(),
+    ))
+}
+
+/// The emails `event` goes to: the members of the team it concerns who are signed up (an
+/// account holds the membership) and did not opt out of it.
+async fn email_recipients<DB: Dialect>(
+    conn: &mut DB::Connection,
+    team_id: TeamId,
+    event: &str,
+    entry: &NewAuditEntry,
+) -> Result<Vec<String>> {
+    let (operators, people) = match concerned::<DB>(conn, event, entry).await? {
+        Concerned::OperatorsBut(but) => (Some(but), Vec::new()),
+        Concerned::People(people) => (None, people),
+    };
+    let wanted = "SELECT m.email FROM team_members m WHERE m.team_id = $1 \
+        AND m.account_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM notification_opt_outs o \
+        WHERE o.account_id = m.account_id AND o.event = $2)";
+    let mut emails: Vec<String> = match operators {
+        Some(but) => {
+            sqlx::query_scalar(&format!(
+                "{wanted} AND m.role IN ('owner', 'operator') AND m.email <> $3 ORDER BY m.email"
+            ))
+            .bind(team_id)
+            .bind(event)
+            .bind(but)
+            .fetch_all(DB::on(&mut *conn))
+            .await?
+        }
+        None => Vec::new(),
+    };
+    for person in people {
+        let member: Option<String> = sqlx::query_scalar(&format!("{wanted} AND m.email = $3"))
+            .bind(team_id)
+            .bind(event)
+            .bind(person)
+            .fetch_optional(DB::on(&mut *conn))
+            .await?;
+        emails.extend(member.filter(|m| !emails.contains(m)));
+    }
+    Ok(emails)
 }
 
 #[async_trait]
@@ -206,7 +366,7 @@ impl<DB: Dialect> OutboxStorage for Store<DB> {
         .await?;
         // Deliveries still waiting for the old address are not sent there any more.
         drop_unsent::<DB>(&mut tx, team_id).await?;
-        Self::append_audit_in(&mut tx, &self.audit_key, team_id, self.clock.now(), audit).await?;
+        Self::append_audit_in(&mut tx, self, team_id, self.clock.now(), audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -221,8 +381,7 @@ impl<DB: Dialect> OutboxStorage for Store<DB> {
             == 1;
         if removed {
             drop_unsent::<DB>(&mut tx, team_id).await?;
-            Self::append_audit_in(&mut tx, &self.audit_key, team_id, self.clock.now(), audit)
-                .await?;
+            Self::append_audit_in(&mut tx, self, team_id, self.clock.now(), audit).await?;
         }
         tx.commit().await?;
         Ok(removed)
@@ -236,9 +395,9 @@ impl<DB: Dialect> OutboxStorage for Store<DB> {
             target: None,
             details: serde_json::json!({}),
         };
+        let now = self.clock.now();
         let queued =
-            Self::queue_notification_in(&mut tx, team_id, self.clock.now(), TEST_EVENT, &entry)
-                .await?;
+            Self::queue_notification_in(&mut tx, self, team_id, now, TEST_EVENT, &entry).await?;
         tx.commit().await?;
         Ok(queued)
     }
@@ -273,8 +432,8 @@ impl<DB: Dialect> OutboxStorage for Store<DB> {
         let mut due = Vec::with_capacity(claimed.len());
         for id in claimed {
             let delivery: DueDelivery = sqlx::query_as(
-                "SELECT d.id, d.team_id, n.event, n.actor, n.target, n.details, n.created_at, \
-                 d.address, d.attempts FROM notification_deliveries d \
+                "SELECT d.id, d.team_id, d.channel, n.event, n.actor, n.target, n.details, \
+                 n.created_at, d.address, d.attempts FROM notification_deliveries d \
                  JOIN notifications n ON n.id = d.notification_id WHERE d.id = $1",
             )
             .bind(&id)
@@ -329,7 +488,7 @@ impl<DB: Dialect> OutboxStorage for Store<DB> {
 
     async fn delivery_log(&self, team_id: TeamId, limit: u32) -> Result<Vec<DeliveryRecord>> {
         Ok(sqlx::query_as(
-            "SELECT d.id, n.event, n.actor, n.created_at, d.address, d.state, d.attempts, \
+            "SELECT d.id, n.event, n.actor, n.created_at, d.channel, d.address, d.state, d.attempts, \
              d.last_error, d.sent_at, d.next_attempt_at FROM notification_deliveries d \
              JOIN notifications n ON n.id = d.notification_id WHERE d.team_id = $1 \
              ORDER BY n.created_at DESC, d.id DESC LIMIT $2",
@@ -338,6 +497,39 @@ impl<DB: Dialect> OutboxStorage for Store<DB> {
         .bind(i64::from(limit))
         .fetch_all(self.read())
         .await?)
+    }
+
+    fn email_people(&self, on: bool) {
+        self.emails_on.store(on, Ordering::Relaxed);
+    }
+
+    async fn email_opt_outs(&self, account: AccountId) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT event FROM notification_opt_outs WHERE account_id = $1 ORDER BY event",
+        )
+        .bind(account)
+        .fetch_all(self.read())
+        .await?)
+    }
+
+    async fn set_email_opt_outs(&self, account: AccountId, events: &[String]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM notification_opt_outs WHERE account_id = $1")
+            .bind(account)
+            .execute(DB::on(&mut *tx))
+            .await?;
+        for event in events {
+            sqlx::query(
+                "INSERT INTO notification_opt_outs (account_id, event) VALUES ($1, $2) \
+                 ON CONFLICT (account_id, event) DO NOTHING",
+            )
+            .bind(account)
+            .bind(event)
+            .execute(DB::on(&mut *tx))
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 

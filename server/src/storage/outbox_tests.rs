@@ -11,7 +11,7 @@ use model::ids::PreviewId;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-fn entry(action: AuditAction) -> NewAuditEntry {
+pub(super) fn entry(action: AuditAction) -> NewAuditEntry {
     NewAuditEntry {
         actor: "Carol <carol@x.io>".into(),
         action,
@@ -40,7 +40,11 @@ async fn with_webhook(t: &TestDb, team: TeamId) {
         .unwrap();
 }
 
-async fn claim(s: &dyn Storage, holder: &str, at: chrono::DateTime<Utc>) -> Vec<DueDelivery> {
+pub(super) async fn claim(
+    s: &dyn Storage,
+    holder: &str,
+    at: chrono::DateTime<Utc>,
+) -> Vec<DueDelivery> {
     claim_at_most(s, holder, at, 10).await
 }
 

@@ -104,6 +104,7 @@ impl Dialect for Postgres {
                 writer: pool.clone(),
                 clock,
                 audit_key,
+                emails_on: Default::default(),
                 extra: listening,
             }),
             pool: Pool::Postgres(pool),

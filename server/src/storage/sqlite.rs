@@ -71,6 +71,7 @@ impl Dialect for Sqlite {
                 writer,
                 clock,
                 audit_key,
+                emails_on: Default::default(),
                 extra: (),
             }),
             pool: Pool::Sqlite(pool),

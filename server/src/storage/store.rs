@@ -34,6 +34,9 @@ pub struct Store<DB: Dialect> {
     pub(super) clock: Arc<dyn Clock>,
     /// Signs the audit trail's entries (storage/audit.rs).
     pub(super) audit_key: AuditKey,
+    /// Whether notifications are also queued as emails to the people they concern (the
+    /// console has a mail server: `OutboxStorage::email_people`).
+    pub(super) emails_on: std::sync::atomic::AtomicBool,
     /// What only this database needs (PostgreSQL: the connection LISTEN uses).
     pub(super) extra: DB::Extra,
 }

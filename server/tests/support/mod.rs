@@ -9,6 +9,7 @@ pub mod oidc_provider;
 pub mod people;
 pub mod pg_cluster;
 pub mod scim2_server;
+pub mod smtp_sink;
 pub mod tls_stand_in;
 
 pub use fault_server::FaultServer;

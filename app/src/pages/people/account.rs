@@ -1,5 +1,7 @@
-//! The Account page: who you are, your teams, your password and your sessions.
+//! The Account page: who you are, your teams, your password, your email choices and your
+//! sessions.
 
+use super::email_choices::EmailChoicesForm;
 use super::password_fields;
 use super::{ProblemNote, SessionNotice};
 use crate::api::whoami;
@@ -90,6 +92,7 @@ fn account_view(me: crate::team::SignedInView) -> impl IntoView {
                 }
             })}
         {me.has_password.then(|| view! { <LinkSignOn /> })}
+        <EmailChoicesForm />
         <h2>"Sign out"</h2>
         <div class="actions">
             <form method="post" action="/sign-out">

@@ -8,6 +8,7 @@
 //! file holds the pieces they share (notices, password fields, a link shown once).
 
 mod account;
+mod email_choices;
 mod notifications;
 mod team;
 mod teams;

@@ -102,6 +102,13 @@ impl AccountsBackend for VisitorConsole {
         }
     }
 
+    async fn email_choices(&self) -> Result<Option<app::team::EmailChoices>, ConsoleError> {
+        match &self.person {
+            Some(person) => self.console.email_choices(person).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn console_teams(&self) -> Result<Vec<TeamSummary>, ConsoleError> {
         self.console
             .as_console_owner(self.person()?)?

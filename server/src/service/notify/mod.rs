@@ -6,11 +6,13 @@
 //! `message.rs`; what each kind of receiver gets and how it is signed in `webhook.rs`; when a
 //! failed delivery is tried again in `worker.rs`. See docs/notifications.md.
 
+pub mod mail;
 pub mod message;
 pub mod webhook;
 pub mod worker;
 
 use super::desks::OwnerDesk;
+use super::people::Person;
 use super::Console;
 use crate::secret::AuditKey;
 use crate::storage::{DeliveryRecord, NewAuditEntry, StoredWebhook};
@@ -18,9 +20,16 @@ use app::audit::AuditAction;
 use app::backend::ConsoleError;
 use app::hidden::Hidden;
 use app::ids::TeamId;
-use app::team::{DeliveryView, WebhookPage, WebhookView};
+use app::team::{DeliveryView, EmailChoice, EmailChoices, WebhookPage, WebhookView, EMAIL_EVENTS};
 use serde_json::json;
 use webhook::Receiver;
+
+/// The console's mail server and the sender its mails name (`--smtp-url`, `--smtp-from`).
+#[derive(Clone)]
+pub struct Mailer {
+    pub server: std::sync::Arc<dyn mail::MailServer>,
+    pub from: lettre::message::Mailbox,
+}
 
 /// Deliveries the Team page's log shows.
 const LOG_LINES: u32 = 50;
@@ -49,6 +58,43 @@ pub fn address_shown(url: &str) -> String {
 }
 
 impl Console {
+    /// The Account page's email choices for `person`: every event of [`EMAIL_EVENTS`], on
+    /// unless they turned it off.
+    pub async fn email_choices(&self, person: &Person) -> Result<EmailChoices, ConsoleError> {
+        let off = self.storage.email_opt_outs(person.account).await?;
+        Ok(EmailChoices {
+            email: person.email.clone(),
+            mail_on: self.mail.is_some(),
+            choices: EMAIL_EVENTS
+                .iter()
+                .map(|(event, label)| EmailChoice {
+                    event: event.key().to_string(),
+                    label: label.to_string(),
+                    on: !off.iter().any(|o| o == event.key()),
+                })
+                .collect(),
+        })
+    }
+
+    /// Keeps `person`'s choices: the events of [`EMAIL_EVENTS`] named in `on` reach them by
+    /// email, the others do not (names that are not such an event are ignored).
+    pub async fn set_email_choices(
+        &self,
+        person: &Person,
+        on: &[&str],
+    ) -> Result<(), ConsoleError> {
+        let off: Vec<String> = EMAIL_EVENTS
+            .iter()
+            .map(|(event, _)| event.key())
+            .filter(|key| !on.contains(key))
+            .map(str::to_string)
+            .collect();
+        Ok(self
+            .storage
+            .set_email_opt_outs(person.account, &off)
+            .await?)
+    }
+
     /// Checks a webhook address as a site address is checked: https (plain http only where
     /// loopback sites are allowed, for tests), and not an internal address.
     async fn checked_webhook_address(&self, address: &str) -> Result<url::Url, ConsoleError> {
@@ -216,7 +262,11 @@ fn delivery_view(d: DeliveryRecord) -> DeliveryView {
         made_at: super::views::stamp(d.created_at),
         what: what.to_string(),
         by: d.actor,
-        to: address_shown(&d.address),
+        to: if d.channel == "email" {
+            format!("Email to {}", d.address)
+        } else {
+            address_shown(&d.address)
+        },
         state: state.to_string(),
         detail,
         sent_at: d.sent_at.map(super::views::stamp),

@@ -4,7 +4,8 @@
 //! claim. A failed delivery is tried again with back-off for a day ([`next_try`]); the delivery
 //! id stays the same on every try, so a receiver can drop a repeat.
 
-use super::message::message;
+use super::mail::{compose, mail_text};
+use super::message::{message, Message};
 use super::webhook::{self, Event, Receiver, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER};
 use super::{signing_secret, Console};
 use crate::scim::site_guard;
@@ -125,19 +126,6 @@ impl Problem {
 }
 
 async fn send(console: &Console, delivery: &DueDelivery) -> Result<(), Problem> {
-    let url = url::Url::parse(&delivery.address).map_err(|_| Problem {
-        words: "The saved address is not a web address.".into(),
-        final_: true,
-    })?;
-    let webhook = console
-        .storage
-        .webhook(delivery.team_id)
-        .await
-        .map_err(|_| Problem::again("Could not read the team's webhook."))?
-        .ok_or(Problem {
-            words: "The webhook was removed before this went out.".into(),
-            final_: true,
-        })?;
     let team = console
         .storage
         .team(delivery.team_id)
@@ -156,6 +144,22 @@ async fn send(console: &Console, delivery: &DueDelivery) -> Result<(), Problem> 
         &team,
         console.public_url.as_deref(),
     );
+    if delivery.channel == "email" {
+        return send_mail(console, delivery, &words).await;
+    }
+    let url = url::Url::parse(&delivery.address).map_err(|_| Problem {
+        words: "The saved address is not a web address.".into(),
+        final_: true,
+    })?;
+    let webhook = console
+        .storage
+        .webhook(delivery.team_id)
+        .await
+        .map_err(|_| Problem::again("Could not read the team's webhook."))?
+        .ok_or(Problem {
+            words: "The webhook was removed before this went out.".into(),
+            final_: true,
+        })?;
     let receiver = Receiver::of(&url);
     let event = Event {
         delivery_id: &delivery.id,
@@ -192,6 +196,40 @@ async fn send(console: &Console, delivery: &DueDelivery) -> Result<(), Problem> 
             .replace(" .", "."),
         ))
     }
+}
+
+/// Sends one delivery by email through the console's mail server. A console without one (a
+/// replica started without --smtp-url) leaves it to try again: another replica, or this one
+/// once restarted with it, sends it.
+async fn send_mail(
+    console: &Console,
+    delivery: &DueDelivery,
+    words: &Message,
+) -> Result<(), Problem> {
+    let Some(mailer) = &console.mail else {
+        return Err(Problem::again(
+            "This console has no mail server set up (--smtp-url).",
+        ));
+    };
+    let account_page = console
+        .public_url
+        .as_deref()
+        .map(|base| format!("{base}/account"));
+    let mail = compose(
+        mail_text(words, account_page.as_deref()),
+        &mailer.from,
+        &delivery.address,
+        &delivery.id,
+    )
+    .map_err(|p| Problem {
+        words: p.0,
+        final_: true,
+    })?;
+    mailer
+        .server
+        .send(mail)
+        .await
+        .map_err(|p| Problem::again(p.0))
 }
 
 /// A client for one webhook address, reaching only what the site guard allows (the same

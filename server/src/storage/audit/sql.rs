@@ -11,11 +11,12 @@ impl<DB: Dialect> Store<DB> {
     /// what it records is (a run and its confirmation, see `create_job`).
     pub(in crate::storage) async fn append_audit_in(
         conn: &mut DB::Connection,
-        key: &AuditKey,
+        store: &Self,
         team_id: TeamId,
         at: DateTime<Utc>,
         entry: &NewAuditEntry,
     ) -> Result<AuditEntry> {
+        let key = &store.audit_key;
         // A write first: it takes the database's write lock, so a concurrent append waits here
         // instead of reading the same head and failing (or forking the chain) later.
         sqlx::query(
@@ -73,7 +74,7 @@ impl<DB: Dialect> Store<DB> {
             .execute(DB::on(&mut *conn))
             .await?;
         // The event's notification, if it makes one, is kept exactly when its entry is.
-        Self::queue_notification_in(conn, team_id, at, entry.action.key(), entry).await?;
+        Self::queue_notification_in(conn, store, team_id, at, entry.action.key(), entry).await?;
         row.into_entry()
     }
 }
@@ -85,7 +86,7 @@ impl<DB: Dialect> AuditStorage for Store<DB> {
     async fn append_audit(&self, team_id: TeamId, entry: &NewAuditEntry) -> Result<AuditEntry> {
         let mut tx = self.writer.begin().await?;
         let now = self.clock.now();
-        let appended = Self::append_audit_in(&mut tx, &self.audit_key, team_id, now, entry).await?;
+        let appended = Self::append_audit_in(&mut tx, self, team_id, now, entry).await?;
         tx.commit().await?;
         Ok(appended)
     }
