@@ -117,7 +117,7 @@ impl<DB: Dialect> Store<DB> {
     }
 
     /// Locks the job's row and takes its next `count` event numbers; returns the first.
-    pub(super) async fn take_seqs(
+    pub(in crate::storage) async fn take_seqs(
         conn: &mut DB::Connection,
         job_id: &JobId,
         count: i64,
