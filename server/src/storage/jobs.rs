@@ -1,5 +1,6 @@
-//! Runs: creating one from a confirmed preview, its state, its users' results and the log
-//! watchers follow ([`JobStorage`]), written once for both databases.
+//! Runs: creating one from a confirmed preview, reading it back, its users' results and the
+//! log watchers follow ([`JobStorage`]), written once for both databases. The runner's writes
+//! (state changes, sends, results) are [`LeaseStorage`]'s, in leases.rs.
 
 use super::column::{to_i64, to_u64, Stamp};
 use super::store::{Affected, Dialect, Store};

@@ -1,14 +1,16 @@
-//! The runs' writes on one connection, inside the caller's transaction: creating a run's
-//! approval step, the runner's writes (plain or fenced, see leases.rs) and reading jobs back
-//! with their users counted. A child of jobs.rs, so it reads the stored rows' private parts.
+//! The steps the runs' statements share, on one connection inside the caller's transaction:
+//! counting a site's runs, a run's approval step, the transaction and lease check every runner
+//! write starts with (the writes themselves are in leases.rs), handing out event numbers, and
+//! reading jobs back with their users counted. A child of jobs.rs, so it reads the stored
+//! rows' private parts.
 
 use super::*;
 
-/// The runner's writes on one connection, inside the caller's transaction: the plain
-/// methods run them alone, the fenced ones (leases.rs) after `hold_lease` in the same
-/// transaction. Each write that hands out event numbers locks the job's row first
-/// (`take_seqs`), then the users' rows, always in that order, so two writers of one job
-/// queue instead of deadlocking or taking the same number.
+/// The steps of the runs' writes. Each runner write (leases.rs) runs in `run_write`'s
+/// transaction, after `hold_lease` when it is made under a lease. Each write that hands out
+/// event numbers locks the job's row first (`take_seqs`), then the users' rows, always in
+/// that order, so two writers of one job queue instead of deadlocking or taking the same
+/// number.
 impl<DB: Dialect> Store<DB> {
     /// The site's runs not ended yet (queued, running, paused or cancelling), all teams
     /// together: a paused run will go on, so it keeps its place.
