@@ -4,8 +4,8 @@
 //!
 //! Several console replicas may share one PostgreSQL database: a replica drives a job only
 //! while it holds the job's lease ([`Storage::claim_jobs`]), renews it from a heartbeat, and
-//! makes every runner write with it (each write is given the lease), so a replica that lost the lease
-//! cannot write, hence cannot send, for that job any more. Replicas claim jobs nobody holds at
+//! makes every runner write with it (each write is given the lease), so a replica that lost
+//! the lease cannot write, hence cannot send, for that job any more. Replicas claim jobs nobody holds at
 //! start and every few seconds after; a job whose replica died is taken over once its lease
 //! expires, through the same path as a restart (users left "sending" are checked first).
 //!
