@@ -1461,12 +1461,12 @@ async fn a_runner_whose_lease_was_taken_stops_without_ending_the_run() {
     wait_for(&s.console, &job.id, |j| j.done >= 4).await;
     let stolen = s
         .storage
-        .claim_jobs(
-            "another replica",
-            Duration::from_secs(60),
-            &[],
-            Some(&job.id),
-        )
+        .claim_jobs(&storage::Claim {
+            holder: "another replica",
+            lease: Duration::from_secs(60),
+            driving: &[],
+            only: Some(&job.id),
+        })
         .await
         .expect("claim");
     assert_eq!(stolen.len(), 1, "the job is claimed away");

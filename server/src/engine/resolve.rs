@@ -1036,14 +1036,14 @@ mod tests {
         ]
     }
 
+    /// `text` resolved against [`twins`] under the default policy.
+    fn resolve_twins(text: &str) -> Preview {
+        resolve_file(&file(text), "f", &twins(), &Policy::default())
+    }
+
     #[test]
     fn choosing_one_candidate_selects_exactly_that_account_and_undo_restores_the_row() {
-        let p = resolve_file(
-            &file("Email\nann@x.com\nbob@x.com\n"),
-            "f",
-            &twins(),
-            &Policy::default(),
-        );
+        let p = resolve_twins("Email\nann@x.com\nbob@x.com\n");
         let row = &p.rows[1];
         assert_eq!(row.outcome, PreviewOutcome::Ambiguous);
         let nobody = |_: &str| None;
@@ -1083,12 +1083,7 @@ mod tests {
 
     #[test]
     fn a_choice_is_refused_outside_the_candidates_and_under_the_usual_rules() {
-        let p = resolve_file(
-            &file("bob@x.com\nann@x.com\n"),
-            "f",
-            &twins(),
-            &Policy::default(),
-        );
+        let p = resolve_twins("bob@x.com\nann@x.com\n");
         let row = &p.rows[0];
         let nobody = |_: &str| None;
         let refused = |id: &str, policy: &Policy| {

@@ -304,6 +304,27 @@ fn describe_chain(err: &reqwest::Error) -> String {
     error_chain(err).join(": ")
 }
 
+/// Words in a failure's messages that say the TLS handshake failed (lower case).
+const TLS_WORDS: &[&str] = &[
+    "certificate",
+    "unknownissuer",
+    "tls",
+    "handshake",
+    "rustls",
+    "peer sent",
+    "alert",
+];
+
+/// Words in a failure's messages that say the site's name did not resolve (lower case).
+const DNS_WORDS: &[&str] = &[
+    "dns error",
+    "failed to lookup address",
+    "name or service not known",
+    "no such host",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+];
+
 /// Sorts a failed request into the [`TransportError`] kinds from reqwest's flags and the
 /// messages of its source chain (hyper and rustls errors are not reachable as types without
 /// depending on their crates directly, and their messages are stable enough for this).
@@ -326,28 +347,13 @@ fn classify_failure(
         .find(|m| !m.trim().is_empty())
         .cloned()
         .unwrap_or_else(|| "no details".to_string());
-    if any(&[
-        "certificate",
-        "unknownissuer",
-        "tls",
-        "handshake",
-        "rustls",
-        "peer sent",
-        "alert",
-    ]) {
+    if any(TLS_WORDS) {
         return TransportError::Tls(detail);
     }
     if is_timeout {
         return TransportError::Timeout(timeout_secs);
     }
-    if any(&[
-        "dns error",
-        "failed to lookup address",
-        "name or service not known",
-        "no such host",
-        "nodename nor servname",
-        "temporary failure in name resolution",
-    ]) {
+    if any(DNS_WORDS) {
         return TransportError::Dns(detail);
     }
     if is_connect {

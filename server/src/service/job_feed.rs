@@ -478,7 +478,7 @@ mod tests {
         };
         storage.create_job(&new_job).await.unwrap();
         storage
-            .set_job_state(&job(), JobState::Running, None)
+            .set_job_state(&job(), None, JobState::Running, None)
             .await
             .unwrap();
         Setup {
@@ -505,7 +505,7 @@ mod tests {
         async fn result(&self, i: usize) {
             self.feeds
                 .feed(&job())
-                .write(self.storage.record_result(&job(), &deleted(i)))
+                .write(self.storage.record_result(&job(), None, &deleted(i)))
                 .await
                 .unwrap();
         }
@@ -513,7 +513,10 @@ mod tests {
         async fn finish(&self) {
             self.feeds
                 .feed(&job())
-                .write(self.storage.set_job_state(&job(), JobState::Finished, None))
+                .write(
+                    self.storage
+                        .set_job_state(&job(), None, JobState::Finished, None),
+                )
                 .await
                 .unwrap();
         }
@@ -630,7 +633,10 @@ mod tests {
         watcher.catch_up().await.unwrap();
         assert!(watcher.pending.is_empty() && !watcher.catching_up);
         // u1's result skips the broadcast (as a write by another process would); u2's does not.
-        s.storage.record_result(&job(), &deleted(1)).await.unwrap();
+        s.storage
+            .record_result(&job(), None, &deleted(1))
+            .await
+            .unwrap();
         s.result(2).await;
         for seq in [3, 4] {
             assert!(
@@ -653,7 +659,10 @@ mod tests {
         }
         // Stored by "another replica": not through this process's feed, then announced.
         for i in 1..=2 {
-            s.storage.record_result(&job(), &deleted(i)).await.unwrap();
+            s.storage
+                .record_result(&job(), None, &deleted(i))
+                .await
+                .unwrap();
         }
         s.feeds.stored_elsewhere(&s.storage, &job());
         let mut received = Vec::new();
@@ -676,7 +685,7 @@ mod tests {
         assert_eq!(s.feeds.feed(&job()).newest.load(Ordering::SeqCst), 4);
         // The end, stored elsewhere too, reaches both with the job's final record.
         s.storage
-            .set_job_state(&job(), JobState::Finished, None)
+            .set_job_state(&job(), None, JobState::Finished, None)
             .await
             .unwrap();
         s.feeds.stored_elsewhere(&s.storage, &job());

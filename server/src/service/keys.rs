@@ -35,11 +35,10 @@ pub async fn rotate_key(
             .encrypt(token.team_id, &plain)
             .map_err(|_| RotationError::Encrypt)?;
         replacements.push(TokenReplacement {
-            team_id: token.team_id,
             old_fingerprint: current.fingerprint(token.team_id, &plain),
             new_fingerprint: new.fingerprint(token.team_id, &plain),
-            old_ciphertext: token.ciphertext,
             new_ciphertext: Hidden::new(new_ciphertext),
+            saved: token,
         });
     }
     storage.replace_saved_tokens(&replacements).await?;

@@ -83,9 +83,7 @@ async fn teams_list_their_members_owners_first(backend: Backend) {
     .await
     .unwrap();
     // Ada has no account yet: her membership waits for whoever proves her email.
-    s.set_member(support.id, "ada@x.io", Role::Owner, "ada@x.io", None)
-        .await
-        .unwrap();
+    member(s, support.id, "ada@x.io", Role::Owner, "ada@x.io").await;
     s.set_member(
         TeamId::BUILT_IN,
         "bob@x.io",
@@ -150,9 +148,7 @@ async fn a_grant_by_email_waits_for_a_proven_account(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     let bravo = s.create_team("Bravo").await.unwrap();
-    s.set_member(bravo.id, "carol@x.io", Role::Operator, "olive@x.io", None)
-        .await
-        .unwrap();
+    member(s, bravo.id, "carol@x.io", Role::Operator, "olive@x.io").await;
     assert_eq!(s.waiting_memberships("carol@x.io").await.unwrap(), 1);
     assert_eq!(s.waiting_memberships("dave@x.io").await.unwrap(), 0);
     let carol = s.create_account(&person("carol@x.io")).await.unwrap();
@@ -177,9 +173,7 @@ async fn the_last_owner_stays_however_owners_race(backend: Backend) {
     for round in 0..12 {
         let team = s.create_team(&format!("Race {round}")).await.unwrap();
         for email in ["a@x.io", "b@x.io"] {
-            s.set_member(team.id, email, Role::Owner, "a@x.io", None)
-                .await
-                .unwrap();
+            member(&*s, team.id, email, Role::Owner, "a@x.io").await;
         }
         let (first, second) = if round % 2 == 0 {
             ("a@x.io", "b@x.io")
@@ -218,9 +212,7 @@ async fn the_last_owner_stays_however_owners_race(backend: Backend) {
         assert_eq!(owners, 1, "round {round}");
     }
     let alone = s.create_team("Alone").await.unwrap();
-    s.set_member(alone.id, "a@x.io", Role::Owner, "a@x.io", None)
-        .await
-        .unwrap();
+    member(&*s, alone.id, "a@x.io", Role::Owner, "a@x.io").await;
     assert!(matches!(
         s.set_member(alone.id, "a@x.io", Role::Operator, "a@x.io", None)
             .await,
@@ -258,6 +250,24 @@ async fn a_sign_on_identity_belongs_to_one_account(backend: Backend) {
     );
 }
 
+/// Makes `email` a member of `team` with `role`, granted by `by` to whoever proves the email.
+async fn member(s: &dyn Storage, team: TeamId, email: &str, role: Role, by: &str) {
+    s.set_member(team, email, role, by, None).await.unwrap();
+}
+
+async fn save_link(s: &dyn Storage, link: &LinkRecord) {
+    s.save_link(link).await.unwrap();
+}
+
+/// What accepting the invitation `hash` now gives `joiner` (None: it does not open for them).
+async fn accept(
+    s: &dyn Storage,
+    hash: &str,
+    joiner: Joiner<'_>,
+) -> Option<(AccountRecord, TeamId, Role, LinkRecord)> {
+    s.accept_invitation(hash, joiner, now()).await.unwrap()
+}
+
 fn link(hash: &str, purpose: LinkPurpose, expires_at: DateTime<Utc>) -> LinkRecord {
     LinkRecord {
         secret_hash: hash.to_string(),
@@ -275,20 +285,14 @@ async fn a_link_works_once_for_its_purpose_until_it_expires(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     // An invitation opens only while its maker is an owner of its team.
-    s.set_member(TeamId::BUILT_IN, "ada@x.io", Role::Owner, "ada@x.io", None)
-        .await
-        .unwrap();
+    member(s, TeamId::BUILT_IN, "ada@x.io", Role::Owner, "ada@x.io").await;
     let later = now() + Duration::days(7);
-    s.save_link(&link("h1", LinkPurpose::Invitation, later))
-        .await
-        .unwrap();
-    s.save_link(&link(
-        "h2",
-        LinkPurpose::Invitation,
-        now() + Duration::minutes(5),
-    ))
-    .await
-    .unwrap();
+    save_link(s, &link("h1", LinkPurpose::Invitation, later)).await;
+    save_link(
+        s,
+        &link("h2", LinkPurpose::Invitation, now() + Duration::minutes(5)),
+    )
+    .await;
     // Another purpose, or too late, opens nothing.
     assert_eq!(
         s.open_link("h1", LinkPurpose::Reset, now()).await.unwrap(),
@@ -333,29 +337,19 @@ async fn an_invitation_opens_only_for_its_email_while_its_maker_owns(backend: Ba
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     let team = TeamId::BUILT_IN;
-    s.set_member(team, "ada@x.io", Role::Owner, "ada@x.io", None)
-        .await
-        .unwrap();
-    s.set_member(team, "zoe@x.io", Role::Owner, "zoe@x.io", None)
-        .await
-        .unwrap();
+    member(s, team, "ada@x.io", Role::Owner, "ada@x.io").await;
+    member(s, team, "zoe@x.io", Role::Owner, "zoe@x.io").await;
     let later = now() + Duration::days(7);
-    s.save_link(&link("for-carol", LinkPurpose::Invitation, later))
-        .await
-        .unwrap();
+    save_link(s, &link("for-carol", LinkPurpose::Invitation, later)).await;
     // Mallory holds Carol's link: her own account cannot use it, nor can a new one under
     // her email.
     let mallory = s.create_account(&person("mallory@x.io")).await.unwrap();
     assert_eq!(
-        s.accept_invitation("for-carol", Joiner::Existing(&mallory), now())
-            .await
-            .unwrap(),
+        accept(s, "for-carol", Joiner::Existing(&mallory)).await,
         None
     );
     assert_eq!(
-        s.accept_invitation("for-carol", Joiner::New(&person("eve@x.io")), now())
-            .await
-            .unwrap(),
+        accept(s, "for-carol", Joiner::New(&person("eve@x.io"))).await,
         None
     );
     assert_eq!(
@@ -378,9 +372,7 @@ async fn an_invitation_opens_only_for_its_email_while_its_maker_owns(backend: Ba
         vec![("Default team".to_string(), Role::Operator)]
     );
     assert_eq!(
-        s.accept_invitation("for-carol", Joiner::Existing(&carol), now())
-            .await
-            .unwrap(),
+        accept(s, "for-carol", Joiner::Existing(&carol)).await,
         None,
         "once"
     );
@@ -425,21 +417,12 @@ async fn an_invitation_opens_only_for_its_email_while_its_maker_owns(backend: Ba
         .await
         .unwrap());
     // Its maker demoted: voided at once (and it would be refused at use anyway).
-    s.set_member(team, "ada@x.io", Role::Operator, "zoe@x.io", None)
-        .await
-        .unwrap();
+    member(s, team, "ada@x.io", Role::Operator, "zoe@x.io").await;
     assert!(s.open_invitations(team, now()).await.unwrap().is_empty());
     let dave = s.create_account(&person("dave@x.io")).await.unwrap();
-    assert_eq!(
-        s.accept_invitation("third", Joiner::Existing(&dave), now())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(accept(s, "third", Joiner::Existing(&dave)).await, None);
     // Made back an owner, the maker's old links stay void.
-    s.set_member(team, "ada@x.io", Role::Owner, "zoe@x.io", None)
-        .await
-        .unwrap();
+    member(s, team, "ada@x.io", Role::Owner, "zoe@x.io").await;
     assert!(s
         .open_link("third", LinkPurpose::Invitation, now())
         .await
@@ -453,16 +436,12 @@ async fn an_invitation_is_checked_against_its_maker_at_use(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     let team = TeamId::BUILT_IN;
-    s.set_member(team, "ada@x.io", Role::Owner, "ada@x.io", None)
-        .await
-        .unwrap();
-    s.save_link(&link(
-        "h",
-        LinkPurpose::Invitation,
-        now() + Duration::days(1),
-    ))
-    .await
-    .unwrap();
+    member(s, team, "ada@x.io", Role::Owner, "ada@x.io").await;
+    save_link(
+        s,
+        &link("h", LinkPurpose::Invitation, now() + Duration::days(1)),
+    )
+    .await;
     t.execute("UPDATE team_members SET role = 'viewer' WHERE email = 'ada@x.io'")
         .await;
     assert!(s
@@ -471,12 +450,7 @@ async fn an_invitation_is_checked_against_its_maker_at_use(backend: Backend) {
         .unwrap()
         .is_none());
     let carol = s.create_account(&person("carol@x.io")).await.unwrap();
-    assert_eq!(
-        s.accept_invitation("h", Joiner::Existing(&carol), now())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(accept(s, "h", Joiner::Existing(&carol)).await, None);
 }
 
 async fn sign_in_attempts_are_reserved_and_counted_in_their_window(backend: Backend) {

@@ -3,6 +3,7 @@
 //! wins every time, a declined request never has a run, and the trail agrees with the winner.
 
 use super::test_db::{on_both_databases, Backend, TestDb};
+use super::tests::{job_of, preview_record};
 use super::*;
 use crate::engine::ItemState;
 use chrono::{Duration as Hours, TimeZone};
@@ -22,18 +23,17 @@ fn now() -> DateTime<Utc> {
 }
 
 /// Preview `id`, asked for approval by Ada at `now()` and claimed, as an approver's start
+/// The preview's request for approval, which must exist.
+async fn request_of(s: &dyn Storage, preview_id: &str) -> ApprovalRecord {
+    let found = s.approval(TEAM, &PreviewId::new(preview_id)).await;
+    found.unwrap().expect("the request exists")
+}
+
 /// claims it once the site is listed: what `create_job` and a decline then race for.
 async fn awaiting_and_claimed(s: &dyn Storage, id: &str) {
     let preview = PreviewRecord {
-        id: PreviewId::new(id),
         created_at: now(),
-        action: Action::Delete,
-        source_id: "s".to_string(),
-        summary_json: "{}".to_string(),
-        total_rows: 1,
-        phrase: "DELETE 1 USER".to_string(),
-        claimed: false,
-        replaced_by: None,
+        ..preview_record(id, Action::Delete)
     };
     s.save_preview(TEAM, &preview, &[]).await.unwrap();
     assert!(s
@@ -109,11 +109,7 @@ async fn decline(s: &dyn Storage, id: &str, at: DateTime<Utc>) -> bool {
 /// record: the request's state, the run (or its absence) and the trail.
 async fn winner(t: &TestDb, id: &str, job_id: &str) -> Decision {
     let s = t.storage();
-    let request = s
-        .approval(TEAM, &PreviewId::new(id))
-        .await
-        .unwrap()
-        .unwrap();
+    let request = request_of(s, id).await;
     let decision = request.decision.expect("the request was decided");
     let job = s.job(TEAM, &JobId::new(job_id)).await.unwrap();
     let trail = |action: AuditAction, target: &str| {
@@ -261,11 +257,7 @@ async fn an_approval_turns_into_a_run_only_while_the_request_awaits(backend: Bac
             .await,
         0
     );
-    let request = s
-        .approval(TEAM, &PreviewId::new("late"))
-        .await
-        .unwrap()
-        .unwrap();
+    let request = request_of(s, "late").await;
     assert_eq!(request.decision, None);
 
     awaiting_and_claimed(s, "on-time").await;
@@ -273,22 +265,14 @@ async fn an_approval_turns_into_a_run_only_while_the_request_awaits(backend: Bac
     s.create_job(&approved_run("job-on-time", "on-time", at))
         .await
         .unwrap();
-    let job = s
-        .job(TEAM, &JobId::new("job-on-time"))
-        .await
-        .unwrap()
-        .unwrap();
+    let job = job_of(s, "job-on-time").await;
     assert_eq!(job.created_by, REQUESTER);
     assert_eq!(job.approved_by.as_deref(), Some(APPROVER));
     assert_eq!(job.approved_at, Some(at));
     let listed = s.list_jobs(TEAM, 10).await.unwrap();
     assert_eq!(listed[0].approved_by.as_deref(), Some(APPROVER));
     // Approved once: the same request cannot turn into a second run, nor be declined now.
-    let request = s
-        .approval(TEAM, &PreviewId::new("on-time"))
-        .await
-        .unwrap()
-        .unwrap();
+    let request = request_of(s, "on-time").await;
     assert_eq!(request.decision, Some(Decision::Approved));
     assert_eq!(request.decided_at, Some(at));
     assert!(!decline(s, "on-time", at).await);
@@ -312,18 +296,14 @@ async fn a_request_whose_preview_has_a_run_is_never_declined(backend: Backend) {
     job.approval = None;
     s.create_job(&job).await.unwrap();
     assert!(!decline(s, "ran", now()).await);
-    let request = s
-        .approval(TEAM, &PreviewId::new("ran"))
-        .await
-        .unwrap()
-        .unwrap();
+    let request = request_of(s, "ran").await;
     assert_eq!(request.decision, None);
     assert_eq!(
         t.count("SELECT count(*) FROM audit_entries WHERE action = 'approval_declined'")
             .await,
         0
     );
-    let job = s.job(TEAM, &JobId::new("job-ran")).await.unwrap().unwrap();
+    let job = job_of(s, "job-ran").await;
     assert_eq!(job.approved_by, None);
 }
 
@@ -358,15 +338,8 @@ async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
 
     for id in ["p1", "p2"] {
         let record = PreviewRecord {
-            id: PreviewId::new(id),
             created_at: now(),
-            action: model::deletion::Action::Delete,
-            source_id: "s".to_string(),
-            summary_json: "{}".to_string(),
-            total_rows: 0,
-            phrase: "DELETE 1 USERS".to_string(),
-            claimed: false,
-            replaced_by: None,
+            ..preview_record(id, Action::Delete)
         };
         s.save_preview(team, &record, &[]).await.unwrap();
     }

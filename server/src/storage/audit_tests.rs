@@ -65,15 +65,22 @@ fn everything(limit: u32) -> AuditQuery {
     }
 }
 
+/// One team's entries, oldest first: numbered 1, 2, 3…, the first chained to the start of
+/// the trail and each later one to the entry before it.
+fn assert_chain(entries: &[&AuditEntry]) {
+    let mut prev_hash = audit::GENESIS.to_string();
+    for (seq, entry) in (1..).zip(entries) {
+        assert_eq!((entry.seq, &entry.prev_hash), (seq, &prev_hash));
+        prev_hash = entry.hash.clone();
+    }
+}
+
 async fn entries_are_numbered_chained_and_read_newest_first(backend: Backend) {
     let t = TestDb::new(backend, stamp_time()).await;
     let first = t.append(TEAM, AuditAction::PreviewMade, 1).await;
     let second = t.append(TEAM, AuditAction::RunConfirmed, 2).await;
     let third = t.append(TEAM, AuditAction::RunEnded, 3).await;
-    assert_eq!((first.seq, second.seq, third.seq), (1, 2, 3));
-    assert_eq!(first.prev_hash, audit::GENESIS);
-    assert_eq!(second.prev_hash, first.hash);
-    assert_eq!(third.prev_hash, second.hash);
+    assert_chain(&[&first, &second, &third]);
     assert_eq!(third.details, r#"{"n":3}"#);
     assert_eq!(third.target.as_deref(), Some("job-3"));
 
@@ -167,9 +174,8 @@ async fn each_team_has_its_own_chain_and_sees_only_its_entries(backend: Backend)
     let a1 = t.append(TEAM, AuditAction::PreviewMade, 1).await;
     let b1 = t.append(OTHER_TEAM, AuditAction::ConnectionSaved, 2).await;
     let a2 = t.append(TEAM, AuditAction::RunConfirmed, 3).await;
-    assert_eq!((a1.seq, b1.seq, a2.seq), (1, 1, 2));
-    assert_eq!(b1.prev_hash, audit::GENESIS);
-    assert_eq!(a2.prev_hash, a1.hash);
+    assert_chain(&[&a1, &a2]);
+    assert_chain(&[&b1]);
 
     let mine = t
         .storage()

@@ -123,8 +123,8 @@ impl<DB: Dialect> ConnectionStorage for Store<DB> {
                  WHERE team_id = $2 AND token_ciphertext = $3",
             )
             .bind(r.new_ciphertext.expose())
-            .bind(r.team_id)
-            .bind(r.old_ciphertext.expose())
+            .bind(r.saved.team_id)
+            .bind(r.saved.ciphertext.expose())
             .execute(DB::on(&mut *tx))
             .await?
             .rows_affected();
@@ -132,7 +132,7 @@ impl<DB: Dialect> ConnectionStorage for Store<DB> {
                 // Dropping the transaction rolls back every replacement made so far.
                 return Err(StorageError::Damaged(format!(
                     "team {}'s saved token changed while it was being re-encrypted",
-                    r.team_id
+                    r.saved.team_id
                 )));
             }
             for table in ["jobs", "preview_sources"] {
@@ -141,7 +141,7 @@ impl<DB: Dialect> ConnectionStorage for Store<DB> {
                      WHERE team_id = $2 AND token_fingerprint = $3"
                 ))
                 .bind(&r.new_fingerprint)
-                .bind(r.team_id)
+                .bind(r.saved.team_id)
                 .bind(&r.old_fingerprint)
                 .execute(DB::on(&mut *tx))
                 .await?;

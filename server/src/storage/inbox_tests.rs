@@ -3,7 +3,7 @@
 
 use super::column::Stamp;
 use super::test_db::{on_both_databases, Backend, TestDb};
-use super::tests::{confirmed_preview, jid, new_job, now, queued_job, run};
+use super::tests::{confirmed_preview, jobs_in, new_job, now, run, set_state};
 use super::*;
 
 const OTHER_TEAM: TeamId = TeamId::new(2);
@@ -11,19 +11,18 @@ const OTHER_TEAM: TeamId = TeamId::new(2);
 async fn paused_runs_and_runs_ended_in_the_window_are_read(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
-    for (job_id, state) in [
-        ("j-paused", Some(JobState::Paused)),
-        ("j-running", Some(JobState::Running)),
-        ("j-queued", None),
-        ("j-ended-now", Some(JobState::Finished)),
-        ("j-ended-at-the-edge", Some(JobState::Stopped)),
-        ("j-ended-before", Some(JobState::Failed)),
-    ] {
-        queued_job(s, job_id).await;
-        if let Some(state) = state {
-            s.set_job_state(&jid(job_id), state, None).await.unwrap();
-        }
-    }
+    jobs_in(
+        s,
+        &[
+            ("j-paused", Some(JobState::Paused)),
+            ("j-running", Some(JobState::Running)),
+            ("j-queued", None),
+            ("j-ended-now", Some(JobState::Finished)),
+            ("j-ended-at-the-edge", Some(JobState::Stopped)),
+            ("j-ended-before", Some(JobState::Failed)),
+        ],
+    )
+    .await;
     let since = now() - chrono::Duration::days(7);
     let stamp = |time| Stamp::text(time);
     t.execute(&format!(
@@ -40,9 +39,7 @@ async fn paused_runs_and_runs_ended_in_the_window_are_read(backend: Backend) {
     s.create_job(&new_job("j-team-2", OTHER_TEAM, "p-2", vec![run("b1")]))
         .await
         .unwrap();
-    s.set_job_state(&jid("j-team-2"), JobState::Paused, None)
-        .await
-        .unwrap();
+    set_state(s, "j-team-2", JobState::Paused).await;
 
     let mut ids: Vec<String> = s
         .runs_to_look_at(TeamId::BUILT_IN, since)

@@ -1,5 +1,6 @@
-//! Runs: creating one from a confirmed preview, its state, its users' results and the log
-//! watchers follow ([`JobStorage`]), written once for both databases.
+//! Runs: creating one from a confirmed preview, reading it back, its users' results and the
+//! log watchers follow ([`JobStorage`]), written once for both databases. The runner's writes
+//! (state changes, sends, results) are [`LeaseStorage`]'s, in leases.rs.
 
 use super::column::{to_i64, to_u64, Stamp};
 use super::store::{Affected, Dialect, Store};
@@ -11,8 +12,8 @@ use crate::engine::ItemState;
 mod writes;
 
 /// Runs and their logs. Methods taking a `team_id` only ever see that team's runs; the
-/// runner's writes (`set_job_state`, `record_not_attempted`, and the fenced ones of
-/// [`LeaseStorage`]) take a job id the server got from `create_job` or `claim_jobs`.
+/// runner's writes ([`LeaseStorage`]) take a job id the server got from `create_job` or
+/// `claim_jobs`.
 #[async_trait]
 pub trait JobStorage: Send + Sync {
     /// Keeps the site's user list taken when the run started (the "all users" report; the
@@ -32,22 +33,12 @@ pub trait JobStorage: Send + Sync {
     ) -> Result<Vec<EarlierResult>>;
     /// Creates the job (queued), its users and their first events in one transaction.
     async fn create_job(&self, job: &NewJob) -> Result<()>;
-    /// Changes the job's state (a final state is never left) and logs the change.
-    async fn set_job_state(
-        &self,
-        job_id: &JobId,
-        state: JobState,
-        reason: Option<String>,
-    ) -> Result<JobEvent>;
     async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>>;
     /// The team's jobs, newest first.
     async fn list_jobs(&self, team_id: TeamId, limit: u32) -> Result<Vec<JobRecord>>;
     /// The users still without a result, in input order; one left `Sending` by a crash comes
     /// back as [`ItemState::Sending`] so it is checked before anything is re-sent.
     async fn job_targets(&self, job_id: &JobId) -> Result<Vec<RunTarget>>;
-    /// Gives every user still pending (never sent) the outcome `NotAttempted`, e.g. after a
-    /// cancel. Users left `Sending` are untouched: their outcome is unknown until checked.
-    async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>>;
     /// The job's events after `after_seq` (0 = from the start), oldest first.
     async fn events_since(
         &self,
@@ -72,16 +63,6 @@ pub trait JobStorage: Send + Sync {
     /// The runs whose events other console processes store, as they are stored (PostgreSQL:
     /// `LISTEN offboard_job_events`); None where one process writes everything (SQLite).
     async fn job_event_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>>;
-
-    /// Persists "a request is about to be sent for this user". Refused unless the job is
-    /// running and the user has no result yet. The runner uses the fenced form
-    /// ([`LeaseStorage::mark_sending_fenced`]); this one is for tests.
-    #[cfg(test)]
-    async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()>;
-    /// Stores the user's final result and logs it, in one transaction. A second result for
-    /// the same user is refused with [`StorageError::ItemFinished`]. For tests, as above.
-    #[cfg(test)]
-    async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent>;
 }
 
 pub(super) const JOB_COLUMNS: &str =
@@ -310,15 +291,6 @@ impl<DB: Dialect> JobStorage for Store<DB> {
         Ok(())
     }
 
-    async fn set_job_state(
-        &self,
-        job_id: &JobId,
-        state: JobState,
-        reason: Option<String>,
-    ) -> Result<JobEvent> {
-        self.set_state(None, job_id, state, reason).await
-    }
-
     async fn job(&self, team_id: TeamId, job_id: &JobId) -> Result<Option<JobRecord>> {
         let rows = sqlx::query_as(&format!("{JOB_COLUMNS} team_id = $1 AND id = $2"))
             .bind(team_id)
@@ -356,10 +328,6 @@ impl<DB: Dialect> JobStorage for Store<DB> {
                 state,
             })
             .collect())
-    }
-
-    async fn record_not_attempted(&self, job_id: &JobId, message: &str) -> Result<Vec<JobEvent>> {
-        self.record_not_attempted_in(None, job_id, message).await
     }
 
     async fn events_since(
@@ -429,15 +397,5 @@ impl<DB: Dialect> JobStorage for Store<DB> {
 
     async fn job_event_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<JobId>> {
         DB::job_event_notices(self).await
-    }
-
-    #[cfg(test)]
-    async fn mark_sending(&self, job_id: &JobId, account_id: &str) -> Result<()> {
-        self.mark_sending_in(None, job_id, account_id).await
-    }
-
-    #[cfg(test)]
-    async fn record_result(&self, job_id: &JobId, result: &ItemResult) -> Result<JobEvent> {
-        self.record_result_in(None, job_id, result).await
     }
 }

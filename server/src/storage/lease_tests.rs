@@ -3,6 +3,7 @@
 //! starting runs on one PostgreSQL database.
 
 use super::test_db::{on_both_databases, Backend, TestDb};
+use super::tests::set_state;
 use super::*;
 use crate::engine::ItemState;
 use chrono::TimeZone;
@@ -88,6 +89,23 @@ fn job_ids(claims: &[(JobRecord, JobLease)]) -> Vec<&str> {
 
 const LONG: Duration = Duration::from_secs(60);
 
+/// What `holder` claims, for leases of [`LONG`], leaving out the jobs it is `driving`.
+async fn claim(
+    s: &dyn Storage,
+    holder: &str,
+    driving: &[JobId],
+    only: Option<&JobId>,
+) -> Vec<(JobRecord, JobLease)> {
+    let lease = LONG;
+    let claim = Claim {
+        holder,
+        lease,
+        driving,
+        only,
+    };
+    s.claim_jobs(&claim).await.expect("claim")
+}
+
 /// A stale holder (its lease expired and another replica claimed the job) can write nothing
 /// for the job: not a sending mark, a result, a settlement or a state.
 async fn a_stale_holder_is_refused_every_write(backend: Backend) {
@@ -96,10 +114,7 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
     queued_job(s, "job-1").await;
     // A long lease, expired below on purpose: a short one could run out on a loaded machine
     // before the checks that need it still held.
-    let a = s
-        .claim_jobs("replica-a", LONG, &[], None)
-        .await
-        .expect("a claims");
+    let a = claim(s, "replica-a", &[], None).await;
     assert_eq!(job_ids(&a), ["job-1"]);
     let (job, lease_a) = &a[0];
     assert_eq!(
@@ -108,17 +123,17 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
         "the claim returns the job as it is"
     );
     assert_eq!(lease_a.fence, 1);
-    s.set_job_state_fenced(lease_a, JobState::Running, None)
+    s.set_job_state(&lease_a.job_id, Some(lease_a), JobState::Running, None)
         .await
         .expect("a starts it");
-    s.mark_sending_fenced(lease_a, "a1")
+    s.mark_sending(&lease_a.job_id, Some(lease_a), "a1")
         .await
         .expect("a sends a1");
     assert!(s.renew_lease(lease_a, LONG).await.expect("renew"));
 
     if backend == Backend::Postgres {
         // Held and not expired: another replica gets nothing until it expires.
-        let early = s.claim_jobs("replica-b", LONG, &[], None).await.expect("b");
+        let early = claim(s, "replica-b", &[], None).await;
         assert!(
             early.is_empty(),
             "a live lease is not taken: {:?}",
@@ -131,10 +146,7 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
         .await;
     }
     // Expired on PostgreSQL; on SQLite (one process) any lease not driving is taken at once.
-    let b = s
-        .claim_jobs("replica-b", LONG, &[], None)
-        .await
-        .expect("b claims");
+    let b = claim(s, "replica-b", &[], None).await;
     assert_eq!(job_ids(&b), ["job-1"]);
     let lease_b = &b[0].1;
     assert_eq!(lease_b.fence, 2, "the fence goes up at every claim");
@@ -142,17 +154,21 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
 
     let lost =
         |r: Result<()>| matches!(r, Err(StorageError::LeaseLost(ref id)) if *id == jid("job-1"));
-    assert!(lost(s.mark_sending_fenced(lease_a, "a2").await));
     assert!(lost(
-        s.record_result_fenced(lease_a, &deleted("a1"))
+        s.mark_sending(&lease_a.job_id, Some(lease_a), "a2").await
+    ));
+    assert!(lost(
+        s.record_result(&lease_a.job_id, Some(lease_a), &deleted("a1"))
             .await
             .map(drop)
     ));
     assert!(lost(
-        s.record_not_attempted_fenced(lease_a, "x").await.map(drop)
+        s.record_not_attempted(&lease_a.job_id, Some(lease_a), "x")
+            .await
+            .map(drop)
     ));
     assert!(lost(
-        s.set_job_state_fenced(lease_a, JobState::Finished, None)
+        s.set_job_state(&lease_a.job_id, Some(lease_a), JobState::Finished, None)
             .await
             .map(drop)
     ));
@@ -182,10 +198,10 @@ async fn a_stale_holder_is_refused_every_write(backend: Backend) {
     assert_eq!((job.state, job.done), (JobState::Running, 0));
 
     // The new holder's writes go through.
-    s.record_result_fenced(lease_b, &deleted("a1"))
+    s.record_result(&lease_b.job_id, Some(lease_b), &deleted("a1"))
         .await
         .expect("b settles a1");
-    s.mark_sending_fenced(lease_b, "a2")
+    s.mark_sending(&lease_b.job_id, Some(lease_b), "a2")
         .await
         .expect("b sends a2");
     let job = s
@@ -204,46 +220,31 @@ async fn claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once(back
     for id in ["job-1", "job-2", "job-3"] {
         queued_job(s, id).await;
     }
-    s.set_job_state(&jid("job-2"), JobState::Paused, None)
-        .await
-        .expect("pause");
-    s.set_job_state(&jid("job-3"), JobState::Stopped, None)
-        .await
-        .expect("stop");
-    let a = s
-        .claim_jobs("replica-a", LONG, &[jid("job-1")], None)
-        .await
-        .expect("a");
+    set_state(s, "job-2", JobState::Paused).await;
+    set_state(s, "job-3", JobState::Stopped).await;
+    let a = claim(s, "replica-a", &[jid("job-1")], None).await;
     assert!(
         a.is_empty(),
         "job-1 is being driven, job-2 paused, job-3 ended: {:?}",
         job_ids(&a)
     );
-    let a = s.claim_jobs("replica-a", LONG, &[], None).await.expect("a");
+    let a = claim(s, "replica-a", &[], None).await;
     assert_eq!(job_ids(&a), ["job-1"]);
     // A paused job is claimed only by name (its admin resumes it).
-    let paused = s
-        .claim_jobs("replica-a", LONG, &[], Some(&jid("job-2")))
-        .await
-        .expect("paused one");
+    let paused = claim(s, "replica-a", &[], Some(&jid("job-2"))).await;
     assert_eq!(job_ids(&paused), ["job-2"]);
-    let ended = s
-        .claim_jobs("replica-a", LONG, &[], Some(&jid("job-3")))
-        .await
-        .expect("ended one");
+    let ended = claim(s, "replica-a", &[], Some(&jid("job-3"))).await;
     assert!(ended.is_empty(), "an ended job is never claimed");
 
     // Handed back (the replica is stopping): another claims both at once, no expiry waited.
     assert_eq!(s.release_leases("replica-a").await.expect("release"), 2);
-    s.set_job_state(&jid("job-2"), JobState::Running, None)
-        .await
-        .expect("resume");
-    let b = s.claim_jobs("replica-b", LONG, &[], None).await.expect("b");
+    set_state(s, "job-2", JobState::Running).await;
+    let b = claim(s, "replica-b", &[], None).await;
     assert_eq!(job_ids(&b), ["job-1", "job-2"]);
     assert!(b.iter().all(|(_, lease)| lease.fence == 2));
     // One lease released (its job ended there): the fence stays, the next claim goes past it.
     s.release_lease(&b[0].1).await.expect("release one");
-    let c = s.claim_jobs("replica-c", LONG, &[], None).await.expect("c");
+    let c = claim(s, "replica-c", &[], None).await;
     // job-2 is still b's on PostgreSQL; SQLite (one process) takes every lease not driving.
     let expected: &[&str] = match backend {
         Backend::Postgres => &["job-1"],
@@ -251,7 +252,9 @@ async fn claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once(back
     };
     assert_eq!(job_ids(&c), expected);
     assert_eq!(c[0].1.fence, 3);
-    assert!(lost_lease(s.mark_sending_fenced(&b[0].1, "a1").await));
+    assert!(lost_lease(
+        s.mark_sending(&b[0].1.job_id, Some(&b[0].1), "a1").await
+    ));
 }
 
 fn lost_lease(r: Result<()>) -> bool {
@@ -306,17 +309,11 @@ async fn a_site_takes_no_more_unfinished_runs_than_allowed(backend: Backend) {
         .expect("claim"));
 
     // Ended runs make room (a stopped one too); a paused or cancelling one does not.
-    s.set_job_state(&jid("job-4"), JobState::Running, None)
-        .await
-        .expect("run");
-    s.set_job_state(&jid("job-4"), JobState::Finished, None)
-        .await
-        .expect("end");
+    set_state(s, "job-4", JobState::Running).await;
+    set_state(s, "job-4", JobState::Finished).await;
     assert_eq!(s.runs_on_site(ACME).await.expect("count"), 1);
     for state in [JobState::Running, JobState::Paused, JobState::Cancelling] {
-        s.set_job_state(&jid("job-1"), state, None)
-            .await
-            .expect("state");
+        set_state(s, "job-1", state).await;
         assert!(
             matches!(
                 start_job(s, &format!("job-{state:?}"), ACME, 1).await,
@@ -325,15 +322,40 @@ async fn a_site_takes_no_more_unfinished_runs_than_allowed(backend: Backend) {
             "a {state:?} run holds its site"
         );
     }
-    s.set_job_state(&jid("job-1"), JobState::Stopped, None)
-        .await
-        .expect("end");
+    set_state(s, "job-1", JobState::Stopped).await;
     assert_eq!(s.runs_on_site(ACME).await.expect("count"), 0);
     start_job(s, "job-7", ACME, 1).await.expect("room again");
 }
 
+/// A lease holds its own job only: a write to another job under it is refused, and nothing
+/// of it lands, even while the lease still holds its job.
+async fn a_lease_is_refused_for_another_job(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    queued_job(s, "job-1").await;
+    queued_job(s, "job-2").await;
+    let claimed = claim(s, "replica-a", &[], None).await;
+    assert_eq!(job_ids(&claimed), ["job-1", "job-2"]);
+    let lease_1 = &claimed[0].1;
+    let refused = s
+        .set_job_state(&jid("job-2"), Some(lease_1), JobState::Running, None)
+        .await;
+    assert!(
+        matches!(refused, Err(StorageError::LeaseLost(ref id)) if *id == jid("job-2")),
+        "{refused:?}"
+    );
+    let job_2 = s.job(TeamId::BUILT_IN, &jid("job-2")).await.expect("read");
+    assert_eq!(job_2.expect("job-2").state, JobState::Queued);
+    let own = s
+        .set_job_state(&jid("job-1"), Some(lease_1), JobState::Running, None)
+        .await
+        .expect("its own job");
+    assert_eq!(own.state_change, Some(JobState::Running));
+}
+
 on_both_databases!(
     a_stale_holder_is_refused_every_write,
+    a_lease_is_refused_for_another_job,
     claims_skip_driven_ended_and_paused_jobs_and_release_frees_at_once,
     a_site_takes_no_more_unfinished_runs_than_allowed
 );
@@ -343,8 +365,7 @@ on_both_databases!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_consoles_starting_runs_on_one_site_at_once_write_no_more_than_allowed() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = t.second_console().await;
-    let consoles = [t.db.storage.clone(), other.storage.clone()];
+    let (consoles, other) = t.two_consoles().await;
     let starts = futures::future::join_all((0..8).map(|i| {
         let storage = consoles[i % 2].clone();
         async move {
@@ -377,19 +398,16 @@ async fn two_consoles_starting_runs_on_one_site_at_once_write_no_more_than_allow
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = t.second_console().await;
+    let (consoles, other) = t.two_consoles().await;
     let ids: Vec<String> = (0..20).map(|i| format!("job-{i:02}")).collect();
     for id in &ids {
         queued_job(t.storage(), id).await;
     }
-    let consoles = [t.db.storage.clone(), other.storage.clone()];
     let claims = futures::future::join_all((0..8).map(|i| {
         let storage = consoles[i % 2].clone();
         async move {
-            storage
-                .claim_jobs(&format!("replica-{i}"), LONG, &[], None)
+            claim(&*storage, &format!("replica-{i}"), &[], None)
                 .await
-                .expect("claim")
                 .into_iter()
                 .map(|(job, lease)| (i % 2, job.id.to_string(), lease.fence))
                 .collect::<Vec<_>>()
@@ -408,7 +426,7 @@ async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
             fence: *fence,
         };
         consoles[*replica]
-            .set_job_state_fenced(&lease, JobState::Running, None)
+            .set_job_state(&lease.job_id, Some(&lease), JobState::Running, None)
             .await
             .expect("the holder writes");
         let stale = JobLease {
@@ -417,7 +435,7 @@ async fn two_consoles_on_one_postgres_database_claim_each_job_once() {
         };
         assert!(matches!(
             consoles[1 - replica]
-                .set_job_state_fenced(&stale, JobState::Paused, None)
+                .set_job_state(&stale.job_id, Some(&stale), JobState::Paused, None)
                 .await,
             Err(StorageError::LeaseLost(_))
         ));
@@ -446,7 +464,7 @@ async fn events_stored_by_one_console_are_announced_to_the_others() {
     assert_eq!(announced, JobId::new("job-announced"));
     // A state change is announced too.
     t.storage()
-        .set_job_state(&JobId::new("job-announced"), JobState::Running, None)
+        .set_job_state(&JobId::new("job-announced"), None, JobState::Running, None)
         .await
         .expect("state");
     let again = tokio::time::timeout(Duration::from_secs(30), notices.recv())

@@ -43,7 +43,7 @@ pub use outbox::{
 };
 pub use previews::{PreviewRowChange, PreviewStorage};
 pub use sessions::SessionTable;
-pub use store::{PostgresStorage, SqliteStorage};
+pub use store::{Claim, PostgresStorage, SqliteStorage};
 
 use crate::engine::{Clock, ItemState, RunTarget, SystemClock};
 use crate::secret::AuditKey;
@@ -127,8 +127,9 @@ pub struct SavedToken {
 /// One saved token re-encrypted under a new key: what replaces what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenReplacement {
-    pub team_id: TeamId,
-    pub old_ciphertext: Hidden<String>,
+    /// The token as it was read ([`ConnectionStorage::saved_tokens`]): replaced only if it is
+    /// still the one saved.
+    pub saved: SavedToken,
     pub new_ciphertext: Hidden<String>,
     /// The fingerprints depend on the key, so previews and runs recorded under the old one are
     /// moved to the new one (a paused run still resumes only with the same token).

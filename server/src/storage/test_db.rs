@@ -87,6 +87,12 @@ impl TestDb {
             .expect("second console")
     }
 
+    /// This console's storage and a [`TestDb::second_console`]'s, and that console (to close).
+    pub async fn two_consoles(&self) -> ([Arc<dyn Storage>; 2], Database) {
+        let other = self.second_console().await;
+        ([self.db.storage.clone(), other.storage.clone()], other)
+    }
+
     pub async fn try_execute(&self, sql: &str) -> std::result::Result<(), sqlx::Error> {
         match &self.db.pool {
             Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),

@@ -35,7 +35,7 @@ pub(super) fn now() -> DateTime<Utc> {
     at(30)
 }
 
-fn preview_record(id: &str, action: Action) -> PreviewRecord {
+pub(super) fn preview_record(id: &str, action: Action) -> PreviewRecord {
     PreviewRecord {
         id: pid(id),
         created_at: at(1),
@@ -49,11 +49,14 @@ fn preview_record(id: &str, action: Action) -> PreviewRecord {
     }
 }
 
+/// Saves the team's preview `id` (no rows), not confirmed.
+async fn unconfirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str, action: Action) {
+    let record = preview_record(id, action);
+    ok(storage.save_preview(team_id, &record, &[])).await;
+}
+
 pub(super) async fn confirmed_preview(storage: &dyn Storage, team_id: TeamId, id: &str) {
-    storage
-        .save_preview(team_id, &preview_record(id, Action::Delete), &[])
-        .await
-        .expect("save preview");
+    unconfirmed_preview(storage, team_id, id, Action::Delete).await;
     assert!(storage
         .claim_preview(team_id, &pid(id))
         .await
@@ -137,14 +140,76 @@ pub(super) async fn queued_job(storage: &dyn Storage, job_id: &str) {
 
 async fn running_job(storage: &dyn Storage, job_id: &str) {
     queued_job(storage, job_id).await;
-    storage
-        .set_job_state(&jid(job_id), JobState::Running, None)
+    set_state(storage, job_id, JobState::Running).await;
+}
+
+/// Moves the job to `state` as the service does (without a lease), and returns the logged change.
+pub(super) async fn set_state(s: &dyn Storage, job_id: &str, state: JobState) -> JobEvent {
+    let changed = s.set_job_state(&jid(job_id), None, state, None).await;
+    changed.expect("change the job's state")
+}
+
+/// A queued job (see [`queued_job`]) for each id, then moved to its state (None: left queued).
+pub(super) async fn jobs_in(s: &dyn Storage, jobs: &[(&str, Option<JobState>)]) {
+    for (job_id, state) in jobs {
+        queued_job(s, job_id).await;
+        if let Some(state) = state {
+            set_state(s, job_id, *state).await;
+        }
+    }
+}
+
+/// The default team's job, as the console lists it.
+pub(super) async fn job_of(s: &dyn Storage, job_id: &str) -> JobRecord {
+    let found = s
+        .job(DEFAULT_TEAM, &jid(job_id))
         .await
-        .expect("start");
+        .expect("read the job");
+    found.expect("the job exists")
+}
+
+/// The default team's preview, which must exist.
+async fn preview_of(s: &dyn Storage, id: &str) -> PreviewRecord {
+    let found = s.preview(DEFAULT_TEAM, &pid(id)).await;
+    found
+        .expect("read the preview")
+        .expect("the preview exists")
+}
+
+/// What a storage call that must succeed returns.
+async fn ok<T>(call: impl std::future::Future<Output = Result<T>>) -> T {
+    call.await.expect("the storage call succeeds")
+}
+
+/// The error a write or read that must be refused returns.
+fn refused<T: fmt::Debug>(result: Result<T>) -> StorageError {
+    result.expect_err("refused")
+}
+
+/// Nothing of a job was kept: no job, user, event or audit entry.
+async fn assert_no_job_written(t: &TestDb) {
+    for table in ["jobs", "job_items", "job_events", "audit_entries"] {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        assert_eq!(t.count(&sql).await, 0, "{table}");
+    }
+}
+
+/// A fresh database (see [`TestDb::new`]) with a running job, "job-1" (see [`queued_job`]).
+async fn with_running_job(backend: Backend) -> TestDb {
+    let t = TestDb::new(backend, now()).await;
+    running_job(t.storage(), "job-1").await;
+    t
 }
 
 fn account_ids(targets: &[RunTarget]) -> Vec<&str> {
     targets.iter().map(|t| t.account_id.as_str()).collect()
+}
+
+/// Opening `url` again neither re-runs nor fails on the `migrations` applied already.
+async fn assert_reopens(url: &str, migrations: i64) {
+    let again = open(url).await.expect("reopen");
+    let health = again.storage.health(DEFAULT_TEAM).await.expect("health");
+    assert_eq!(health.migrations, migrations);
 }
 
 #[tokio::test]
@@ -162,10 +227,7 @@ async fn opens_a_real_file_applies_migrations_and_reopens() {
     assert!(path.exists(), "the SQLite file is created");
     db.pool.close().await;
 
-    // Opening again must not re-run (or fail on) applied migrations.
-    let again = open(&url).await.expect("reopen");
-    let health2 = again.storage.health(DEFAULT_TEAM).await.expect("health");
-    assert_eq!(health2.migrations, health.migrations);
+    assert_reopens(&url, health.migrations).await;
 }
 
 #[tokio::test]
@@ -179,9 +241,7 @@ async fn postgres_applies_its_migrations_once_and_reopens() {
         sqlx::migrate!("./migrations-postgres").migrations.len() as i64
     );
     db.pool.close().await;
-    let again = open(&url).await.expect("reopen");
-    let health2 = again.storage.health(DEFAULT_TEAM).await.expect("health");
-    assert_eq!(health2.migrations, health.migrations);
+    assert_reopens(&url, health.migrations).await;
 }
 
 #[tokio::test]
@@ -326,36 +386,19 @@ async fn preview_is_kept_per_team_and_claimed_once(backend: Backend) {
         .await
         .expect("save");
     assert_eq!(
-        s.preview(DEFAULT_TEAM, &"p-1".into()).await.expect("read"),
+        ok(s.preview(DEFAULT_TEAM, &pid("p-1"))).await,
         Some(record.clone())
     );
-    assert_eq!(
-        s.preview(OTHER_TEAM, &"p-1".into()).await.expect("read"),
-        None
-    );
-    assert_eq!(
-        s.preview(DEFAULT_TEAM, &"p-2".into()).await.expect("read"),
-        None
-    );
+    assert_eq!(ok(s.preview(OTHER_TEAM, &pid("p-1"))).await, None);
+    assert_eq!(ok(s.preview(DEFAULT_TEAM, &pid("p-2"))).await, None);
 
     assert!(
-        !s.claim_preview(OTHER_TEAM, &"p-1".into())
-            .await
-            .expect("claim"),
+        !ok(s.claim_preview(OTHER_TEAM, &pid("p-1"))).await,
         "other team"
     );
-    assert!(!s
-        .claim_preview(DEFAULT_TEAM, &"nope".into())
-        .await
-        .expect("claim"));
-    assert!(s
-        .claim_preview(DEFAULT_TEAM, &"p-1".into())
-        .await
-        .expect("claim"));
-    assert!(!s
-        .claim_preview(DEFAULT_TEAM, &"p-1".into())
-        .await
-        .expect("replay"));
+    assert!(!ok(s.claim_preview(DEFAULT_TEAM, &pid("nope"))).await);
+    assert!(ok(s.claim_preview(DEFAULT_TEAM, &pid("p-1"))).await);
+    assert!(!ok(s.claim_preview(DEFAULT_TEAM, &pid("p-1"))).await);
     assert!(
         s.save_preview(DEFAULT_TEAM, &record, &[]).await.is_err(),
         "an id is never reused"
@@ -435,50 +478,24 @@ async fn preview_rows_are_paged_and_filtered_by_sql_per_team(backend: Backend) {
         .await
         .expect("save");
     assert_eq!(
-        s.preview(DEFAULT_TEAM, &"p-rows".into())
-            .await
-            .expect("read"),
+        ok(s.preview(DEFAULT_TEAM, &pid("p-rows"))).await,
         Some(record)
     );
 
-    let (page, matching) = s
-        .preview_rows(DEFAULT_TEAM, &"p-rows".into(), None, 500, 3)
-        .await
-        .expect("page");
+    let (page, matching) = ok(s.preview_rows(DEFAULT_TEAM, &pid("p-rows"), None, 500, 3)).await;
     assert_eq!(matching, 1203);
     assert_eq!(page, rows[500..503].to_vec());
-    let (page, matching) = s
-        .preview_rows(
-            DEFAULT_TEAM,
-            &"p-rows".into(),
-            Some(PreviewOutcome::NotFound),
-            2,
-            2,
-        )
-        .await
-        .expect("filtered page");
+    let only = Some(PreviewOutcome::NotFound);
+    let (page, matching) = ok(s.preview_rows(DEFAULT_TEAM, &pid("p-rows"), only, 2, 2)).await;
     assert_eq!(matching, 401);
     assert_eq!(page, vec![rows[6].clone(), rows[9].clone()]);
-    let (page, matching) = s
-        .preview_rows(
-            DEFAULT_TEAM,
-            &"p-rows".into(),
-            Some(PreviewOutcome::Ambiguous),
-            0,
-            10,
-        )
-        .await
-        .expect("empty filter");
+    let only = Some(PreviewOutcome::Ambiguous);
+    let (page, matching) = ok(s.preview_rows(DEFAULT_TEAM, &pid("p-rows"), only, 0, 10)).await;
     assert_eq!((page.len(), matching), (0, 0));
-    let (page, _) = s
-        .preview_rows(DEFAULT_TEAM, &"p-rows".into(), None, 5000, 10)
-        .await
-        .expect("past the end");
+    let (page, _) = ok(s.preview_rows(DEFAULT_TEAM, &pid("p-rows"), None, 5000, 10)).await;
     assert!(page.is_empty());
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, &"p-rows".into())
-            .await
-            .expect("all"),
+        ok(s.all_preview_rows(DEFAULT_TEAM, &pid("p-rows"))).await,
         rows
     );
     // Another team sees nothing of it.
@@ -487,10 +504,8 @@ async fn preview_rows_are_paged_and_filtered_by_sql_per_team(backend: Backend) {
         .await
         .expect("other team");
     assert_eq!((page.len(), matching), (0, 0));
-    assert!(s
-        .all_preview_rows(OTHER_TEAM, &"p-rows".into())
+    assert!(ok(s.all_preview_rows(OTHER_TEAM, &pid("p-rows")))
         .await
-        .expect("other team")
         .is_empty());
 }
 
@@ -518,19 +533,13 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one(ba
         .await
         .expect("revise");
     }
-    let first = s
-        .preview(DEFAULT_TEAM, &"first".into())
-        .await
-        .expect("read")
-        .expect("kept");
+    let first = preview_of(s, "first").await;
     assert_eq!(
         first.replaced_by.as_ref().map(PreviewId::as_str),
         Some("second")
     );
-    assert!(s
-        .all_preview_rows(DEFAULT_TEAM, &"first".into())
+    assert!(ok(s.all_preview_rows(DEFAULT_TEAM, &pid("first")))
         .await
-        .expect("rows")
         .is_empty());
     assert_eq!(
         t.count("SELECT COUNT(*) FROM preview_rows").await,
@@ -539,10 +548,7 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one(ba
     );
 
     // A confirmed preview is left whole: its run cites it.
-    assert!(s
-        .claim_preview(DEFAULT_TEAM, &"third".into())
-        .await
-        .expect("claim"));
+    assert!(ok(s.claim_preview(DEFAULT_TEAM, &pid("third"))).await);
     s.replace_preview(
         DEFAULT_TEAM,
         &"third".into(),
@@ -551,16 +557,9 @@ async fn a_revision_replaces_an_unconfirmed_preview_and_keeps_a_confirmed_one(ba
     )
     .await
     .expect("revise");
-    let third = s
-        .preview(DEFAULT_TEAM, &"third".into())
-        .await
-        .expect("read")
-        .expect("kept");
-    assert_eq!(third.replaced_by, None);
+    assert_eq!(preview_of(s, "third").await.replaced_by, None);
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, &"third".into())
-            .await
-            .expect("rows"),
+        ok(s.all_preview_rows(DEFAULT_TEAM, &pid("third"))).await,
         rows
     );
 }
@@ -589,10 +588,7 @@ async fn unconfirmed_previews_and_unused_sources_expire(backend: Backend) {
             .await
             .expect("save");
     }
-    assert!(s
-        .claim_preview(DEFAULT_TEAM, &"confirmed".into())
-        .await
-        .expect("claim"));
+    assert!(ok(s.claim_preview(DEFAULT_TEAM, &pid("confirmed"))).await);
 
     // The young revision still uses the source: only the old preview goes.
     let gone = s.expire_previews(at(10)).await.expect("sweep");
@@ -603,20 +599,11 @@ async fn unconfirmed_previews_and_unused_sources_expire(backend: Backend) {
             sources: 0
         }
     );
-    assert_eq!(
-        s.preview(DEFAULT_TEAM, &"old".into()).await.expect("read"),
-        None
-    );
-    assert!(s
-        .all_preview_rows(DEFAULT_TEAM, &"old".into())
+    assert_eq!(ok(s.preview(DEFAULT_TEAM, &pid("old"))).await, None);
+    assert!(ok(s.all_preview_rows(DEFAULT_TEAM, &pid("old")))
         .await
-        .expect("rows")
         .is_empty());
-    assert!(s
-        .preview(DEFAULT_TEAM, &"young".into())
-        .await
-        .expect("read")
-        .is_some());
+    assert!(ok(s.preview(DEFAULT_TEAM, &pid("young"))).await.is_some());
     assert!(s
         .preview_source(DEFAULT_TEAM, "source-1")
         .await
@@ -639,15 +626,11 @@ async fn unconfirmed_previews_and_unused_sources_expire(backend: Backend) {
             .expect("read"),
         None
     );
-    assert!(s
-        .preview(DEFAULT_TEAM, &"confirmed".into())
+    assert!(ok(s.preview(DEFAULT_TEAM, &pid("confirmed")))
         .await
-        .expect("read")
         .is_some());
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, &"confirmed".into())
-            .await
-            .expect("rows"),
+        ok(s.all_preview_rows(DEFAULT_TEAM, &pid("confirmed"))).await,
         rows
     );
     assert_eq!(t.count("SELECT COUNT(*) FROM preview_rows").await, 1);
@@ -657,11 +640,7 @@ async fn a_job_keeps_the_connection_it_was_confirmed_on(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(
         job.connection,
         Some(JobConnection {
@@ -719,11 +698,7 @@ async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() 
         .await
         .expect("upgrade");
     let s = db.storage.as_ref();
-    let record = s
-        .preview(DEFAULT_TEAM, &"legacy".into())
-        .await
-        .expect("read")
-        .expect("kept");
+    let record = preview_of(s, "legacy").await;
     assert_eq!(record.total_rows, 2);
     assert_eq!(record.phrase, "DELETE 1 USER");
     let summary: serde_json::Value = serde_json::from_str(&record.summary_json).expect("summary");
@@ -731,21 +706,11 @@ async fn previews_stored_whole_by_earlier_versions_are_split_by_the_migration() 
     assert_eq!(summary["counts"]["selected"], serde_json::json!(1));
     assert_eq!(summary["source"], serde_json::json!("Picked"));
     assert_eq!(
-        s.all_preview_rows(DEFAULT_TEAM, &"legacy".into())
-            .await
-            .expect("rows"),
+        ok(s.all_preview_rows(DEFAULT_TEAM, &pid("legacy"))).await,
         rows
     );
-    let (page, matching) = s
-        .preview_rows(
-            DEFAULT_TEAM,
-            &"legacy".into(),
-            Some(PreviewOutcome::NotFound),
-            0,
-            10,
-        )
-        .await
-        .expect("page");
+    let only = Some(PreviewOutcome::NotFound);
+    let (page, matching) = ok(s.preview_rows(DEFAULT_TEAM, &pid("legacy"), only, 0, 10)).await;
     assert_eq!((page, matching), (vec![rows[1].clone()], 1));
     let source = s
         .preview_source(DEFAULT_TEAM, &record.source_id)
@@ -855,11 +820,7 @@ async fn a_new_job_is_queued_with_its_users_and_first_events(backend: Backend) {
     let s = t.storage();
     queued_job(s, "job-1").await;
 
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(job.state, JobState::Queued);
     assert_eq!(job.total, 4);
     assert_eq!(job.done, 1);
@@ -912,25 +873,10 @@ async fn a_new_job_is_queued_with_its_users_and_first_events(backend: Backend) {
 async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
-    s.save_preview(
-        DEFAULT_TEAM,
-        &preview_record("unclaimed", Action::Delete),
-        &[],
-    )
-    .await
-    .expect("save");
+    unconfirmed_preview(s, DEFAULT_TEAM, "unclaimed", Action::Delete).await;
     confirmed_preview(s, OTHER_TEAM, "other-team").await;
-    s.save_preview(
-        DEFAULT_TEAM,
-        &preview_record("deactivate", Action::Deactivate),
-        &[],
-    )
-    .await
-    .expect("save");
-    assert!(s
-        .claim_preview(DEFAULT_TEAM, &"deactivate".into())
-        .await
-        .expect("claim"));
+    unconfirmed_preview(s, DEFAULT_TEAM, "deactivate", Action::Deactivate).await;
+    assert!(ok(s.claim_preview(DEFAULT_TEAM, &pid("deactivate"))).await);
 
     for preview_id in ["unclaimed", "other-team", "deactivate", "missing"] {
         let err = s
@@ -942,10 +888,7 @@ async fn a_job_starts_only_from_this_teams_confirmed_preview_of_the_same_action(
             "{preview_id}: {err:?}"
         );
     }
-    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM job_items").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM audit_entries").await, 0);
+    assert_no_job_written(&t).await;
 }
 
 async fn a_preview_starts_at_most_one_job(backend: Backend) {
@@ -969,28 +912,28 @@ async fn a_job_refuses_duplicate_users_and_settled_successes(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     confirmed_preview(s, DEFAULT_TEAM, "p").await;
-    let err = s
-        .create_job(&new_job(
+    let err = refused(
+        s.create_job(&new_job(
             "j",
             DEFAULT_TEAM,
             "p",
             vec![run("a1"), changed("a1")],
         ))
-        .await
-        .expect_err("duplicate");
+        .await,
+    );
     assert!(
         matches!(err, StorageError::DuplicateAccount(ref a) if a == "a1"),
         "{err:?}"
     );
-    let err = s
-        .create_job(&new_job(
+    let err = refused(
+        s.create_job(&new_job(
             "j",
             DEFAULT_TEAM,
             "p",
             vec![PlannedItem::Settled(result("a1", ItemOutcome::Deleted))],
         ))
-        .await
-        .expect_err("success before sending");
+        .await,
+    );
     assert!(matches!(err, StorageError::SettledAsSuccess(_)), "{err:?}");
     assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
 }
@@ -1008,10 +951,7 @@ async fn creating_a_job_is_all_or_nothing(backend: Backend) {
         vec![run("a1"), changed("a2"), run("boom")],
     );
     assert!(s.create_job(&job).await.is_err());
-    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM job_items").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM job_events").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM audit_entries").await, 0);
+    assert_no_job_written(&t).await;
 }
 
 async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: Backend) {
@@ -1019,61 +959,45 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
     let s = t.storage();
     queued_job(s, "job-1").await;
 
-    let started = s
-        .set_job_state(&jid("job-1"), JobState::Running, None)
-        .await
-        .expect("start");
+    let started = set_state(s, "job-1", JobState::Running).await;
     assert_eq!(started.seq, 3);
     assert_eq!(started.state_change, Some(JobState::Running));
     let why = "Deletion is not enabled for this site".to_string();
     let paused = s
-        .set_job_state(&jid("job-1"), JobState::Paused, Some(why.clone()))
+        .set_job_state(&jid("job-1"), None, JobState::Paused, Some(why.clone()))
         .await
         .expect("pause");
     assert_eq!(paused.reason.as_deref(), Some(why.as_str()));
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(job.state, JobState::Paused);
     assert_eq!(job.reason, Some(why));
     assert_eq!(job.started_at, Some(now()));
     assert_eq!(job.finished_at, None);
 
-    s.set_job_state(&jid("job-1"), JobState::Running, None)
-        .await
-        .expect("resume");
+    set_state(s, "job-1", JobState::Running).await;
     assert_eq!(
-        s.job(DEFAULT_TEAM, &"job-1".into())
-            .await
-            .expect("read")
-            .expect("job")
-            .reason,
+        job_of(s, "job-1").await.reason,
         None,
         "resuming clears the pause reason"
     );
     let stopped = s
         .set_job_state(
             &jid("job-1"),
+            None,
             JobState::Stopped,
             Some("cancelled".to_string()),
         )
         .await
         .expect("stop");
     assert_eq!(stopped.seq, 6);
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(job.state, JobState::Stopped);
     assert_eq!(job.finished_at, Some(now()));
 
-    let err = s
-        .set_job_state(&jid("job-1"), JobState::Running, None)
-        .await
-        .expect_err("ended");
+    let err = refused(
+        s.set_job_state(&jid("job-1"), None, JobState::Running, None)
+            .await,
+    );
     assert!(
         matches!(
             err,
@@ -1084,10 +1008,10 @@ async fn state_changes_are_stamped_logged_and_final_states_stay_final(backend: B
         ),
         "{err:?}"
     );
-    let err = s
-        .set_job_state(&jid("nope"), JobState::Running, None)
-        .await
-        .expect_err("missing");
+    let err = refused(
+        s.set_job_state(&jid("nope"), None, JobState::Running, None)
+            .await,
+    );
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 
     let changes: Vec<_> = s
@@ -1105,10 +1029,7 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished(backe
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
     queued_job(s, "job-1").await;
-    let err = s
-        .mark_sending(&jid("job-1"), "a1")
-        .await
-        .expect_err("queued");
+    let err = refused(s.mark_sending(&jid("job-1"), None, "a1").await);
     assert!(
         matches!(
             err,
@@ -1120,49 +1041,30 @@ async fn sending_is_refused_unless_the_job_runs_and_the_user_is_unfinished(backe
         "{err:?}"
     );
 
-    s.set_job_state(&jid("job-1"), JobState::Running, None)
-        .await
-        .expect("start");
-    s.mark_sending(&jid("job-1"), "a1").await.expect("send");
-    s.mark_sending(&jid("job-1"), "a1")
-        .await
-        .expect("again after a retry");
-    let err = s
-        .mark_sending(&jid("job-1"), "zz")
-        .await
-        .expect_err("unknown");
+    set_state(s, "job-1", JobState::Running).await;
+    ok(s.mark_sending(&jid("job-1"), None, "a1")).await;
+    ok(s.mark_sending(&jid("job-1"), None, "a1")).await;
+    let err = refused(s.mark_sending(&jid("job-1"), None, "zz").await);
     assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
-    let err = s
-        .mark_sending(&jid("job-1"), "a2")
-        .await
-        .expect_err("settled");
+    let err = refused(s.mark_sending(&jid("job-1"), None, "a2").await);
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
 
-    s.set_job_state(&jid("job-1"), JobState::Cancelling, None)
-        .await
-        .expect("cancel");
-    let err = s
-        .mark_sending(&jid("job-1"), "a3")
-        .await
-        .expect_err("cancelling");
+    set_state(s, "job-1", JobState::Cancelling).await;
+    let err = refused(s.mark_sending(&jid("job-1"), None, "a3").await);
     assert!(matches!(err, StorageError::JobNotRunning { .. }), "{err:?}");
     let targets = s.job_targets(&jid("job-1")).await.expect("targets");
     assert_eq!(targets[1].state, ItemState::Pending, "a3 was never marked");
-    let err = s
-        .mark_sending(&jid("nope"), "a1")
-        .await
-        .expect_err("no job");
+    let err = refused(s.mark_sending(&jid("nope"), None, "a1").await);
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 }
 
 async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
-    s.mark_sending(&jid("job-1"), "a1").await.expect("send");
+    ok(s.mark_sending(&jid("job-1"), None, "a1")).await;
     let first = result("a1", ItemOutcome::Deleted);
     let event = s
-        .record_result(&jid("job-1"), &first)
+        .record_result(&jid("job-1"), None, &first)
         .await
         .expect("record");
     assert_eq!(event.seq, 4);
@@ -1170,37 +1072,27 @@ async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
     assert_eq!(event.result.as_ref(), Some(&first));
 
     let second = result("a1", ItemOutcome::Failed);
-    let err = s
-        .record_result(&jid("job-1"), &second)
-        .await
-        .expect_err("twice");
+    let err = refused(s.record_result(&jid("job-1"), None, &second).await);
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
-    let err = s
-        .record_result(&jid("job-1"), &result("a2", ItemOutcome::Deleted))
-        .await
-        .expect_err("settled at creation");
+    let err = refused(
+        s.record_result(&jid("job-1"), None, &result("a2", ItemOutcome::Deleted))
+            .await,
+    );
     assert!(matches!(err, StorageError::ItemFinished { .. }), "{err:?}");
-    let err = s
-        .record_result(&jid("job-1"), &result("zz", ItemOutcome::Deleted))
-        .await
-        .expect_err("unknown");
+    let err = refused(
+        s.record_result(&jid("job-1"), None, &result("zz", ItemOutcome::Deleted))
+            .await,
+    );
     assert!(matches!(err, StorageError::UnknownItem { .. }), "{err:?}");
 
-    let results = s
-        .job_results(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("results");
+    let results = ok(s.job_results(DEFAULT_TEAM, &jid("job-1"))).await;
     assert_eq!(results[0], first, "the first result stands");
     let events = s
         .events_since(DEFAULT_TEAM, &"job-1".into(), 3, 100)
         .await
         .expect("events");
     assert_eq!(events.len(), 1, "refused results leave no event");
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!((job.done, job.total), (2, 4));
     assert_eq!(job.count(ItemOutcome::Deleted), 1);
     assert_eq!(job.count(ItemOutcome::Failed), 0);
@@ -1211,13 +1103,12 @@ async fn a_result_is_recorded_once_with_its_event(backend: Backend) {
 }
 
 async fn a_result_and_its_event_are_written_together_or_not_at_all(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
     t.fail_inserts("fail_event", "job_events", "NEW.result_json IS NOT NULL")
         .await;
     assert!(s
-        .record_result(&jid("job-1"), &result("a1", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), None, &result("a1", ItemOutcome::Deleted))
         .await
         .is_err());
     let targets = s.job_targets(&jid("job-1")).await.expect("targets");
@@ -1226,11 +1117,7 @@ async fn a_result_and_its_event_are_written_together_or_not_at_all(backend: Back
         vec!["a1", "a3", "a4"],
         "a1 still unfinished"
     );
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!(job.done, 1);
     assert_eq!(
         t.count("SELECT last_seq FROM jobs").await,
@@ -1243,11 +1130,11 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending(backend
     let mut t = TestDb::new(backend, now()).await;
     running_job(t.storage(), "job-1").await;
     let s = t.storage();
-    s.mark_sending(&jid("job-1"), "a1").await.expect("send a1");
-    s.record_result(&jid("job-1"), &result("a1", ItemOutcome::Deleted))
+    ok(s.mark_sending(&jid("job-1"), None, "a1")).await;
+    s.record_result(&jid("job-1"), None, &result("a1", ItemOutcome::Deleted))
         .await
         .expect("a1 done");
-    s.mark_sending(&jid("job-1"), "a3").await.expect("send a3");
+    ok(s.mark_sending(&jid("job-1"), None, "a3")).await;
     // The process dies here, mid-request for a3.
     t.restart().await;
 
@@ -1274,7 +1161,7 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending(backend
     );
     // The log continues where it stopped.
     let event = s
-        .record_result(&jid("job-1"), &result("a3", ItemOutcome::AlreadyGone))
+        .record_result(&jid("job-1"), None, &result("a3", ItemOutcome::AlreadyGone))
         .await
         .expect("settle a3");
     assert_eq!(event.seq, 5);
@@ -1282,7 +1169,14 @@ async fn a_restart_resumes_unfinished_users_and_flags_those_left_sending(backend
 
 /// What a console starting up claims to drive: every run not paused or ended, all teams.
 async fn claim_all(s: &dyn Storage) -> Vec<JobRecord> {
-    let claimed = s.claim_jobs("starting", Duration::from_secs(60), &[], None);
+    let lease = Duration::from_secs(60);
+    let claim = Claim {
+        holder: "starting",
+        lease,
+        driving: &[],
+        only: None,
+    };
+    let claimed = s.claim_jobs(&claim);
     let claimed = claimed.await.expect("claim");
     claimed.into_iter().map(|(job, _)| job).collect()
 }
@@ -1290,22 +1184,19 @@ async fn claim_all(s: &dyn Storage) -> Vec<JobRecord> {
 async fn only_queued_running_and_cancelling_jobs_resume_at_start(backend: Backend) {
     let t = TestDb::new(backend, now()).await;
     let s = t.storage();
-    for (job_id, state) in [
-        ("j-queued", None),
-        ("j-running", Some(JobState::Running)),
-        ("j-paused", Some(JobState::Paused)),
-        ("j-cancelling", Some(JobState::Cancelling)),
-        ("j-finished", Some(JobState::Finished)),
-        ("j-stopped", Some(JobState::Stopped)),
-        ("j-failed", Some(JobState::Failed)),
-    ] {
-        queued_job(s, job_id).await;
-        if let Some(state) = state {
-            s.set_job_state(&jid(job_id), state, None)
-                .await
-                .expect("state");
-        }
-    }
+    jobs_in(
+        s,
+        &[
+            ("j-queued", None),
+            ("j-running", Some(JobState::Running)),
+            ("j-paused", Some(JobState::Paused)),
+            ("j-cancelling", Some(JobState::Cancelling)),
+            ("j-finished", Some(JobState::Finished)),
+            ("j-stopped", Some(JobState::Stopped)),
+            ("j-failed", Some(JobState::Failed)),
+        ],
+    )
+    .await;
     confirmed_preview(s, OTHER_TEAM, "p-2").await;
     s.create_job(&new_job("j-team-2", OTHER_TEAM, "p-2", vec![run("b1")]))
         .await
@@ -1320,12 +1211,15 @@ async fn only_queued_running_and_cancelling_jobs_resume_at_start(backend: Backen
 }
 
 async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
-    s.mark_sending(&jid("job-1"), "a3").await.expect("send");
+    ok(s.mark_sending(&jid("job-1"), None, "a3")).await;
     let events = s
-        .record_not_attempted(&jid("job-1"), "The run was cancelled before this user.")
+        .record_not_attempted(
+            &jid("job-1"),
+            None,
+            "The run was cancelled before this user.",
+        )
         .await
         .expect("not attempted");
     let settled: Vec<_> = events
@@ -1347,46 +1241,40 @@ async fn cancelling_gives_pending_users_not_attempted_and_leaves_sending_ones(ba
     assert_eq!(targets[0].state, ItemState::Sending);
 
     assert!(s
-        .record_not_attempted(&jid("job-1"), "again")
+        .record_not_attempted(&jid("job-1"), None, "again")
         .await
         .expect("nothing left")
         .is_empty());
     let next = s
-        .record_result(&jid("job-1"), &result("a3", ItemOutcome::Deleted))
+        .record_result(&jid("job-1"), None, &result("a3", ItemOutcome::Deleted))
         .await
         .expect("a3");
     assert_eq!(next.seq, 6, "no gap in the log");
-    let job = s
-        .job(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("read")
-        .expect("job");
+    let job = job_of(s, "job-1").await;
     assert_eq!((job.done, job.total), (4, 4));
     assert_eq!(job.count(ItemOutcome::NotAttempted), 2);
-    let err = s
-        .record_not_attempted(&jid("nope"), "cancelled")
-        .await
-        .expect_err("no such job");
+    let err = refused(
+        s.record_not_attempted(&jid("nope"), None, "cancelled")
+            .await,
+    );
     assert!(matches!(err, StorageError::JobNotFound(_)), "{err:?}");
 }
 
 async fn results_come_back_in_input_order_with_settled_rows(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
-    for (account, outcome) in [
+    // Recorded out of input order, as concurrent workers finish.
+    let finished = [
         ("a4", ItemOutcome::Failed),
         ("a1", ItemOutcome::Deleted),
         ("a3", ItemOutcome::CommunityCreator),
-    ] {
-        s.record_result(&jid("job-1"), &result(account, outcome))
+    ];
+    for (account, outcome) in finished {
+        s.record_result(&jid("job-1"), None, &result(account, outcome))
             .await
             .expect("record");
     }
-    let results = s
-        .job_results(DEFAULT_TEAM, &"job-1".into())
-        .await
-        .expect("results");
+    let results = ok(s.job_results(DEFAULT_TEAM, &jid("job-1"))).await;
     let order: Vec<_> = results
         .iter()
         .map(|r| (r.account_id.as_str(), r.outcome))
@@ -1409,17 +1297,14 @@ async fn results_come_back_in_input_order_with_settled_rows(backend: Backend) {
 }
 
 async fn watchers_resume_from_the_last_event_they_saw(backend: Backend) {
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
     for account in ["a1", "a3", "a4"] {
-        s.record_result(&jid("job-1"), &result(account, ItemOutcome::Deleted))
+        s.record_result(&jid("job-1"), None, &result(account, ItemOutcome::Deleted))
             .await
             .expect("record");
     }
-    s.set_job_state(&jid("job-1"), JobState::Finished, None)
-        .await
-        .expect("finish");
+    set_state(s, "job-1", JobState::Finished).await;
     let all = s
         .events_since(DEFAULT_TEAM, &"job-1".into(), 0, 100)
         .await
@@ -1456,10 +1341,7 @@ async fn running_job_of_40(storage: &dyn Storage, preview_id: &str) -> Vec<Strin
         ))
         .await
         .expect("create");
-    storage
-        .set_job_state(&jid("job-1"), JobState::Running, None)
-        .await
-        .expect("start");
+    set_state(storage, "job-1", JobState::Running).await;
     accounts
 }
 
@@ -1469,7 +1351,7 @@ async fn concurrent_writers_get_distinct_consecutive_event_numbers(backend: Back
     let writes = accounts.iter().map(|account| {
         let storage = t.db.storage.clone();
         let item = result(account, ItemOutcome::Deleted);
-        tokio::spawn(async move { storage.record_result(&jid("job-1"), &item).await })
+        tokio::spawn(async move { storage.record_result(&jid("job-1"), None, &item).await })
     });
     let mut seqs: Vec<i64> = futures::future::join_all(writes)
         .await
@@ -1518,21 +1400,14 @@ async fn jobs_are_listed_newest_first_and_only_to_their_team(backend: Backend) {
         .await
         .expect("events")
         .is_empty());
-    assert!(s
-        .job_results(OTHER_TEAM, &"newest".into())
+    assert!(ok(s.job_results(OTHER_TEAM, &jid("newest")))
         .await
-        .expect("results")
         .is_empty());
-    assert_eq!(
-        s.preview(OTHER_TEAM, &"p-newest".into())
-            .await
-            .expect("read"),
-        None
+    assert_eq!(ok(s.preview(OTHER_TEAM, &pid("p-newest"))).await, None);
+    let err = refused(
+        s.create_job(&new_job("stolen", OTHER_TEAM, "p-newest", vec![run("a1")]))
+            .await,
     );
-    let err = s
-        .create_job(&new_job("stolen", OTHER_TEAM, "p-newest", vec![run("a1")]))
-        .await
-        .expect_err("another team's preview");
     assert!(
         matches!(err, StorageError::PreviewNotConfirmed(_)),
         "{err:?}"
@@ -1546,49 +1421,32 @@ async fn team_usage_is_counted_per_team_and_kind_and_forgotten_after(backend: Ba
     let s = t.storage();
     let other = s.create_team("Support").await.expect("team").id;
     for minute in [1, 2, 3] {
-        s.record_usage(DEFAULT_TEAM, "run", at(minute), at(0))
-            .await
-            .expect("record");
+        ok(s.record_usage(DEFAULT_TEAM, "run", at(minute), at(0))).await;
     }
-    s.record_usage(DEFAULT_TEAM, "preview", at(4), at(0))
-        .await
-        .expect("record");
-    s.record_usage(other, "run", at(4), at(0))
-        .await
-        .expect("record");
+    ok(s.record_usage(DEFAULT_TEAM, "preview", at(4), at(0))).await;
+    ok(s.record_usage(other, "run", at(4), at(0))).await;
     assert_eq!(
-        s.usage_since(DEFAULT_TEAM, "run", at(0))
-            .await
-            .expect("count"),
+        ok(s.usage_since(DEFAULT_TEAM, "run", at(0))).await,
         (3, Some(at(1)))
     );
     assert_eq!(
-        s.usage_since(DEFAULT_TEAM, "run", at(1))
-            .await
-            .expect("count"),
+        ok(s.usage_since(DEFAULT_TEAM, "run", at(1))).await,
         (2, Some(at(2))),
         "after the moment, not at it"
     );
     assert_eq!(
-        s.usage_since(other, "run", at(0)).await.expect("count"),
+        ok(s.usage_since(other, "run", at(0))).await,
         (1, Some(at(4)))
     );
-    assert_eq!(
-        s.usage_since(other, "preview", at(0)).await.expect("count"),
-        (0, None)
-    );
+    assert_eq!(ok(s.usage_since(other, "preview", at(0))).await, (0, None));
     // Writing at minute 5 with everything up to minute 2 forgotten: the team's 1 and 2 go.
-    s.record_usage(DEFAULT_TEAM, "run", at(5), at(2))
-        .await
-        .expect("record");
+    ok(s.record_usage(DEFAULT_TEAM, "run", at(5), at(2))).await;
     assert_eq!(
-        s.usage_since(DEFAULT_TEAM, "run", at(0))
-            .await
-            .expect("count"),
+        ok(s.usage_since(DEFAULT_TEAM, "run", at(0))).await,
         (2, Some(at(3)))
     );
     assert_eq!(
-        s.usage_since(other, "run", at(0)).await.expect("count").0,
+        ok(s.usage_since(other, "run", at(0))).await.0,
         1,
         "another team's records stay"
     );
@@ -1626,15 +1484,14 @@ async fn listing_is_kept_with_its_run_for_its_team_only(backend: Backend) {
 /// with the run's id, author and time; never another team's, another site's or a pending one.
 async fn earlier_results_are_the_teams_finished_ones_on_the_site(backend: Backend) {
     use crate::engine::earlier::CITED_OUTCOMES;
-    let t = TestDb::new(backend, now()).await;
+    let t = with_running_job(backend).await;
     let s = t.storage();
-    running_job(s, "job-1").await;
     for (id, outcome) in [
         ("a1", ItemOutcome::Deleted),
         ("a3", ItemOutcome::CommunityCreator),
     ] {
-        s.mark_sending(&jid("job-1"), id).await.expect("send");
-        s.record_result(&jid("job-1"), &result(id, outcome))
+        ok(s.mark_sending(&jid("job-1"), None, id)).await;
+        s.record_result(&jid("job-1"), None, &result(id, outcome))
             .await
             .expect("record");
     }
@@ -1731,8 +1588,7 @@ on_both_databases!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
     let t = TestDb::new(Backend::Postgres, now()).await;
-    let other = t.second_console().await;
-    let consoles = [t.db.storage.clone(), other.storage.clone()];
+    let (consoles, other) = t.two_consoles().await;
 
     t.storage()
         .save_preview(DEFAULT_TEAM, &preview_record("p-1", Action::Delete), &[])
@@ -1754,16 +1610,16 @@ async fn two_consoles_on_one_postgres_database_keep_the_same_rules() {
     let results = accounts.iter().enumerate().map(|(i, account)| {
         let storage = consoles[i % 2].clone();
         let item = result(account, ItemOutcome::Deleted);
-        tokio::spawn(async move { storage.record_result(&jid("job-1"), &item).await })
+        tokio::spawn(async move { storage.record_result(&jid("job-1"), None, &item).await })
     });
     let canceller = consoles[1].clone();
     let cancel = tokio::spawn(async move {
         canceller
-            .set_job_state(&jid("job-1"), JobState::Cancelling, None)
+            .set_job_state(&jid("job-1"), None, JobState::Cancelling, None)
             .await
             .expect("cancel");
         canceller
-            .record_not_attempted(&jid("job-1"), "cancelled")
+            .record_not_attempted(&jid("job-1"), None, "cancelled")
             .await
             .expect("not attempted")
     });

@@ -14,16 +14,8 @@ impl JobSupervisor {
         reason: Option<String>,
     ) -> Result<JobEvent, StorageError> {
         let feed = self.feeds.feed(job_id);
-        match lease {
-            Some(lease) => {
-                feed.write(self.storage.set_job_state_fenced(lease, state, reason))
-                    .await
-            }
-            None => {
-                feed.write(self.storage.set_job_state(job_id, state, reason))
-                    .await
-            }
-        }
+        feed.write(self.storage.set_job_state(job_id, lease, state, reason))
+            .await
     }
 
     /// Settles the job's pending users as not attempted, and pushes their results. With a
@@ -35,16 +27,8 @@ impl JobSupervisor {
         message: &str,
     ) -> Result<Vec<JobEvent>, StorageError> {
         let feed = self.feeds.feed(job_id);
-        match lease {
-            Some(lease) => {
-                feed.write(self.storage.record_not_attempted_fenced(lease, message))
-                    .await
-            }
-            None => {
-                feed.write(self.storage.record_not_attempted(job_id, message))
-                    .await
-            }
-        }
+        feed.write(self.storage.record_not_attempted(job_id, lease, message))
+            .await
     }
 }
 
@@ -79,7 +63,10 @@ impl RunJournal for DbJournal {
     async fn sending(&self, account_id: &str) -> Result<(), JournalError> {
         let storage = &self.supervisor.storage;
         loop {
-            match storage.mark_sending_fenced(&self.lease, account_id).await {
+            match storage
+                .mark_sending(&self.job_id, Some(&self.lease), account_id)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 // Paused between the runner's check and this request: wait for the admin.
                 Err(StorageError::JobNotRunning {
@@ -109,7 +96,7 @@ impl RunJournal for DbJournal {
             .write(
                 self.supervisor
                     .storage
-                    .record_result_fenced(&self.lease, result),
+                    .record_result(&self.job_id, Some(&self.lease), result),
             )
             .await;
         recorded

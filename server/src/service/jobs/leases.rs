@@ -4,6 +4,7 @@
 
 use super::journal::DbJournal;
 use super::*;
+use crate::storage::Claim;
 
 impl JobSupervisor {
     /// Claims the jobs nobody drives (or just `only`), leaving out those this process drives.
@@ -16,9 +17,13 @@ impl JobSupervisor {
             .filter(|(_, r)| !r.task.is_finished())
             .map(|(id, _)| id.clone())
             .collect();
-        self.storage
-            .claim_jobs(&self.replica, self.lease, &driving, only)
-            .await
+        let claim = Claim {
+            holder: &self.replica,
+            lease: self.lease,
+            driving: &driving,
+            only,
+        };
+        self.storage.claim_jobs(&claim).await
     }
 
     /// How often leases are renewed and free jobs looked for: a third of the lease (two

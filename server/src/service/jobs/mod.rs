@@ -2,12 +2,12 @@
 //! every step in storage, obeys pause/resume/cancel, and picks unfinished jobs up again after a
 //! restart. A run keeps going when the browser closes.
 //!
-//! Several console replicas may share one PostgreSQL database: a replica drives a job only
-//! while it holds the job's lease ([`Storage::claim_jobs`]), renews it from a heartbeat, and
-//! makes every runner write with it (the `_fenced` writes), so a replica that lost the lease
-//! cannot write, hence cannot send, for that job any more. Replicas claim jobs nobody holds at
-//! start and every few seconds after; a job whose replica died is taken over once its lease
-//! expires, through the same path as a restart (users left "sending" are checked first).
+//! Several console replicas may share one PostgreSQL database: a replica drives a job only while it
+//! holds the job's lease ([`Storage::claim_jobs`]), renews it from a heartbeat, and makes every
+//! runner write with it (each write is given the lease), so a replica that lost the lease cannot
+//! write, hence cannot send, for that job any more. Replicas claim jobs nobody holds at start and
+//! every few seconds after; a job whose replica died is taken over once its lease expires, through
+//! the same path as a restart (users left "sending" are checked first).
 //!
 //! Decision: when the site says SCIM deletion is not enabled, the job ends as `stopped` with
 //! the runner's explanation (the users it had not reached are recorded "not attempted"); after
