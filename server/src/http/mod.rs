@@ -3,6 +3,7 @@
 //! (`caller.rs`), call the service for the caller's team, and map its answer. `router()` is
 //! separate from `serve()` so tests drive it without a socket.
 
+mod account_email;
 mod accounts;
 mod assets;
 pub mod caller;
@@ -368,6 +369,7 @@ fn plain_route_set() -> GatedRoutes {
         .merge(events::routes())
         .merge(downloads::routes())
         .merge(accounts::routes())
+        .merge(account_email::routes())
         .merge(team_forms::routes())
         .merge(webhook_forms::routes())
         .merge(sign_on::routes())

@@ -2,14 +2,13 @@
 //! and not opted out; nobody outside the team; nobody at all while the console has no mail
 //! server.
 
-use super::outbox_tests::{claim, entry};
+use super::outbox_tests::{claim, entry, request_of};
 use super::test_db::{on_both_databases, Backend, TestDb};
 use super::tests::{confirmed_preview, new_job, now, run};
 use super::*;
-use chrono::Duration;
 use model::audit::AuditAction;
-use model::ids::PreviewId;
 use model::team::Role;
+use serde_json::json;
 
 #[test]
 fn the_email_in_a_name_is_read_from_its_last_brackets() {
@@ -100,52 +99,21 @@ async fn each_event_emails_the_members_it_concerns(backend: Backend) {
     let s = t.storage();
     let team = team_of_five(&t).await;
     confirmed_preview(s, team, "p-1").await;
-    let request = ApprovalRecord {
-        preview_id: PreviewId::new("p-1"),
-        requested_by: "Carol <carol@x.io>".into(),
-        requester_email: "carol@x.io".into(),
-        requested_at: now(),
-        expires_at: now() + Duration::hours(24),
-        decision: None,
-        decided_by: None,
-        decided_at: None,
-        reason: None,
-    };
     let asked = by(
         "Carol <carol@x.io>",
         AuditAction::ApprovalRequested,
         "p-1",
-        serde_json::json!({}),
+        json!({}),
     );
+    let request = request_of("p-1", "Carol <carol@x.io>");
     assert!(s.request_approval(team, &request, &asked).await.unwrap());
     // The other operators and owners: not Carol who asked, not the viewer, not Pat (no
     // account yet, so nobody has proven that address here).
     assert_eq!(
-        emailed(s, "1").await,
+        emailed(s, "asked").await,
         pairs("approval_requested", &["olive", "otto"])
     );
-
-    let declined = by(
-        "Olive <olive@x.io>",
-        AuditAction::ApprovalDeclined,
-        "p-1",
-        serde_json::json!({"reason": "no"}),
-    );
-    s.append_audit(team, &declined).await.unwrap();
-    assert_eq!(
-        emailed(s, "2").await,
-        pairs("approval_declined", &["carol"])
-    );
-
-    let given = by(
-        "Olive <olive@x.io>",
-        AuditAction::ApprovalGiven,
-        "job-1",
-        serde_json::json!({"preview": "p-1"}),
-    );
-    s.append_audit(team, &given).await.unwrap();
-    assert_eq!(emailed(s, "3").await, pairs("approval_given", &["carol"]));
-
+    // The run Carol asked for, approved by Olive.
     let mut job = new_job("job-1", team, "p-1", vec![run("a1")]);
     job.created_by = "Carol <carol@x.io>".into();
     job.approval = Some(RunApproval {
@@ -154,45 +122,51 @@ async fn each_event_emails_the_members_it_concerns(backend: Backend) {
     });
     job.audit = Vec::new();
     s.create_job(&job).await.unwrap();
-    let ended = by(
-        "Offboard",
-        AuditAction::RunEnded,
-        "job-1",
-        serde_json::json!({"state": "finished"}),
-    );
-    s.append_audit(team, &ended).await.unwrap();
-    assert_eq!(
-        emailed(s, "4").await,
-        pairs("run_ended", &["carol", "olive"])
-    );
-
-    let joined = by(
-        "Vera <vera@x.io>",
-        AuditAction::InvitationAccepted,
-        "",
-        serde_json::json!({"invited_by": "Olive <olive@x.io>"}),
-    );
-    s.append_audit(team, &joined).await.unwrap();
-    assert_eq!(
-        emailed(s, "5").await,
-        pairs("invitation_accepted", &["olive"])
-    );
-
-    // Someone named in an entry who is not a member of the team is never emailed.
-    let outsider = by(
-        "Vera <vera@x.io>",
-        AuditAction::InvitationAccepted,
-        "",
-        serde_json::json!({"invited_by": "Mallory <mallory@evil.io>"}),
-    );
-    s.append_audit(team, &outsider).await.unwrap();
-    assert_eq!(emailed(s, "6").await, vec![]);
-    // Events that notify nobody by email stay out (a sign-in; a test message is the webhook's).
-    s.append_audit(team, &entry(AuditAction::SignIn))
-        .await
-        .unwrap();
+    let olive = "Olive <olive@x.io>";
+    let vera = "Vera <vera@x.io>";
+    let mallory = json!({"invited_by": "Mallory <mallory@evil.io>"});
+    let steps = [
+        (
+            by(olive, AuditAction::ApprovalDeclined, "p-1", json!({})),
+            pairs("approval_declined", &["carol"]),
+        ),
+        (
+            by(
+                olive,
+                AuditAction::ApprovalGiven,
+                "job-1",
+                json!({"preview": "p-1"}),
+            ),
+            pairs("approval_given", &["carol"]),
+        ),
+        (
+            by("Offboard", AuditAction::RunEnded, "job-1", json!({})),
+            pairs("run_ended", &["carol", "olive"]),
+        ),
+        (
+            by(
+                vera,
+                AuditAction::InvitationAccepted,
+                "",
+                json!({"invited_by": olive}),
+            ),
+            pairs("invitation_accepted", &["olive"]),
+        ),
+        // Someone named in an entry who is not a member of the team is never emailed.
+        (
+            by(vera, AuditAction::InvitationAccepted, "", mallory),
+            vec![],
+        ),
+        // A sign-in notifies nobody.
+        (entry(AuditAction::SignIn), vec![]),
+    ];
+    for (step, (event, want)) in steps.into_iter().enumerate() {
+        s.append_audit(team, &event).await.unwrap();
+        assert_eq!(emailed(s, &step.to_string()).await, want, "{event:?}");
+    }
+    // A test message is the webhook's, never an email.
     s.queue_test_message(team, "Olive").await.unwrap();
-    assert_eq!(emailed(s, "7").await, vec![]);
+    assert_eq!(emailed(s, "test").await, vec![]);
 }
 
 async fn a_person_who_opts_out_is_not_emailed_and_email_off_emails_nobody(backend: Backend) {
@@ -212,7 +186,7 @@ async fn a_person_who_opts_out_is_not_emailed_and_email_off_emails_nobody(backen
         "Carol <carol@x.io>",
         AuditAction::ApprovalRequested,
         "p-9",
-        serde_json::json!({}),
+        json!({}),
     );
     s.append_audit(team, &asked).await.unwrap();
     assert_eq!(

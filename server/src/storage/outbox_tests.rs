@@ -40,6 +40,21 @@ async fn with_webhook(t: &TestDb, team: TeamId) {
         .unwrap();
 }
 
+/// A request for approval of preview `preview` by `by` (carol@x.io), waiting for a day.
+pub(super) fn request_of(preview: &str, by: &str) -> ApprovalRecord {
+    ApprovalRecord {
+        preview_id: PreviewId::new(preview),
+        requested_by: by.into(),
+        requester_email: "carol@x.io".into(),
+        requested_at: now(),
+        expires_at: now() + Duration::hours(24),
+        decision: None,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+    }
+}
+
 pub(super) async fn claim(
     s: &dyn Storage,
     holder: &str,
@@ -125,17 +140,7 @@ async fn a_request_its_entry_and_its_notification_are_one_write(backend: Backend
     let team = TeamId::BUILT_IN;
     with_webhook(&t, team).await;
     confirmed_preview(s, team, "p-1").await;
-    let request = ApprovalRecord {
-        preview_id: PreviewId::new("p-1"),
-        requested_by: "Carol".into(),
-        requester_email: "carol@x.io".into(),
-        requested_at: now(),
-        expires_at: now() + Duration::hours(24),
-        decision: None,
-        decided_by: None,
-        decided_at: None,
-        reason: None,
-    };
+    let request = request_of("p-1", "Carol");
     // The outbox refuses the write: the request and its trail entry are not kept either.
     t.fail_inserts("no_outbox", "notifications", "1 = 1").await;
     assert!(s

@@ -252,13 +252,15 @@ mod tests {
     #[test]
     fn a_mail_has_both_parts_and_a_message_id_made_of_the_delivery_id() {
         let from: Mailbox = "Offboard <offboard@example.com>".parse().unwrap();
-        let mail = compose(
-            mail_text(&words(None), &notification_footer(None)),
-            &from,
-            "olive@example.com",
-            "d-1",
-        )
-        .unwrap();
+        let mail_to = |to: &str| {
+            compose(
+                mail_text(&words(None), &notification_footer(None)),
+                &from,
+                to,
+                "d-1",
+            )
+        };
+        let mail = mail_to("olive@example.com").unwrap();
         let raw = String::from_utf8(mail.formatted()).unwrap();
         for header in [
             "Subject: Offboard: Approval requested",
@@ -271,13 +273,7 @@ mod tests {
         ] {
             assert!(raw.contains(header), "{header} in {raw}");
         }
-        let e = compose(
-            mail_text(&words(None), &notification_footer(None)),
-            &from,
-            "not an address",
-            "d",
-        )
-        .unwrap_err();
+        let e = mail_to("not an address").unwrap_err();
         assert_eq!(e.0, "The recipient's address is not an email address.");
     }
 }
