@@ -73,10 +73,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         .await,
     );
     checks.push(single_sign_on(&args).await);
-    checks.push(Check::new(
-        "email (SMTP)",
-        Verdict::Skip("this version sends no email, so there is no SMTP setting to check".into()),
-    ));
+    checks.push(email(&args).await);
     let failed = checks.iter().filter(|c| c.failed()).count();
     for check in &checks {
         println!("{}", check.line());
@@ -447,6 +444,24 @@ async fn single_sign_on(args: &ServeArgs) -> Check {
         }
     };
     Check::new("single sign-on", verdict)
+}
+
+async fn email(args: &ServeArgs) -> Check {
+    let verdict = match args.mail_settings() {
+        Ok(None) => Verdict::Skip("not configured (--smtp-url is not set)".into()),
+        Err(why) => Verdict::Fail(why),
+        Ok(Some(settings)) => {
+            let place = format!("{}:{}", settings.host, settings.port);
+            match crate::service::notify::mail::Smtp::new(&settings) {
+                Err(why) => Verdict::Fail(why),
+                Ok(server) => match server.check().await {
+                    Ok(()) => Verdict::Ok(format!("the mail server at {place} answers")),
+                    Err(problem) => Verdict::Fail(format!("{place}: {}", problem.0)),
+                },
+            }
+        }
+    };
+    Check::new("email (SMTP)", verdict)
 }
 
 #[cfg(test)]

@@ -91,6 +91,39 @@ fn assert_no_secret(out: &str) {
     }
 }
 
+/// The mail server is checked as a send would reach it (a real one: PyPI aiosmtpd), and one
+/// that is not there fails the check in words.
+#[tokio::test]
+async fn check_config_says_whether_the_mail_server_answers() {
+    let setup = setup();
+    let mail = support::smtp_sink::SmtpSink::start_on(free_port());
+    let check = |url: &str, env: &[(&str, &str)]| {
+        let flags = [
+            "--public-url",
+            "https://offboard.example.com",
+            "--smtp-from",
+            "offboard@example.com",
+            "--smtp-url",
+            url,
+        ];
+        let output = setup.check(&flags, env);
+        (output.status.success(), text(&output))
+    };
+    let (ok, out) = check(&format!("smtp://127.0.0.1:{}", mail.port), &[]);
+    assert!(ok, "{out}");
+    let answers = format!(
+        "ok    email (SMTP): the mail server at 127.0.0.1:{} answers",
+        mail.port
+    );
+    assert!(out.contains(&answers), "{out}");
+    let nobody = format!("smtp://relay@127.0.0.1:{}", free_port());
+    let (ok, out) = check(&nobody, &[("OFFBOARD_SMTP_PASSWORD", "pw-very-secret")]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("FAIL  email (SMTP): 127.0.0.1:"), "{out}");
+    assert!(out.contains("Could not reach the mail server."), "{out}");
+    assert_no_secret(&out);
+}
+
 #[test]
 fn a_good_configuration_passes_every_check() {
     let setup = setup();
@@ -116,7 +149,7 @@ fn a_good_configuration_passes_every_check() {
         "ok    audit key: given, 32 bytes",
         "ok    trusted proxies: 10.0.0.0/8",
         "skip  single sign-on:",
-        "skip  email (SMTP):",
+        "skip  email (SMTP): not configured",
         "All ",
     ] {
         assert!(out.contains(line), "{line} missing:\n{out}");

@@ -67,6 +67,20 @@ impl Smtp {
     }
 }
 
+impl Smtp {
+    /// Connects, greets and authenticates (as a send would), and sends nothing: for
+    /// `offboard check-config`.
+    pub async fn check(&self) -> Result<(), MailProblem> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MailProblem(
+                "The mail server did not accept the connection.".into(),
+            )),
+            Err(e) => Err(MailProblem(problem_words(&e))),
+        }
+    }
+}
+
 #[async_trait]
 impl MailServer for Smtp {
     async fn send(&self, mail: lettre::Message) -> Result<(), MailProblem> {
