@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The console itself, for what no person did (a run ending, runs picked up at start).
-pub const OFFBOARD: &str = "Offboard";
+pub const OFFBOARD: &str = crate::storage::OFFBOARD_ACTOR;
 
 /// Entries one page may ask for.
 const MAX_ENTRIES_PER_PAGE: u32 = 500;
@@ -103,49 +103,6 @@ pub(super) fn run_start_entries(
         });
     }
     entries
-}
-
-/// What a run's end says: its state, why, and how many users ended each way.
-fn run_end_details(job: &JobRecord) -> Value {
-    let counts: serde_json::Map<String, Value> = job
-        .counts
-        .iter()
-        .map(|(outcome, n)| {
-            let name = serde_json::to_value(outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| format!("{outcome:?}"));
-            (name, json!(n))
-        })
-        .collect();
-    json!({
-        "state": job.state,
-        "reason": job.reason,
-        "users": job.total,
-        "done": job.done,
-        "counts": counts,
-    })
-}
-
-/// Records that run `job_id` ended (its state and counts as stored now), by the console.
-pub(super) async fn record_run_end(storage: &dyn Storage, team: TeamId, job_id: &JobId) {
-    match storage.job(team, job_id).await {
-        Ok(Some(job)) => {
-            append(
-                storage,
-                team,
-                NewAuditEntry {
-                    actor: OFFBOARD.to_string(),
-                    action: AuditAction::RunEnded,
-                    target: Some(job_id.to_string()),
-                    details: run_end_details(&job),
-                },
-            )
-            .await
-        }
-        Ok(None) => tracing::error!(job_id = %job_id, "the ended run is gone: no audit entry"),
-        Err(e) => tracing::error!(job_id = %job_id, error = %e, "could not read the ended run"),
-    }
 }
 
 /// Records something the console did by itself to run `job_id` (picked up at start, or

@@ -2,7 +2,6 @@
 //! starting a run from a confirmed preview, approvals, pause, resume and cancel (an
 //! operator's). The runs themselves are driven by `jobs/`.
 
-use super::audit;
 use super::desks::{OperatorDesk, ViewerDesk};
 use super::job_feed;
 use super::limits::{self, Counted};
@@ -196,9 +195,8 @@ impl OperatorDesk<'_> {
         command: JobCommand,
     ) -> Result<JobView, ConsoleError> {
         let job = self.viewer().team_job(&job_id).await?;
-        // A run nobody is running (paused before a restart) ends right here when cancelled;
-        // a live one ends in its runner, which records the end itself.
-        let was_live = self.console.jobs.is_live(&job.id);
+        // A run nobody is running (paused before a restart) ends right here when cancelled,
+        // a live one in its runner; either way the write that ends it records the end.
         let by = self.actor_short_name().await;
         let job = self
             .console
@@ -206,9 +204,6 @@ impl OperatorDesk<'_> {
             .control(&self.permit, &job, command, &by)
             .await?;
         self.record_run_command(command, &job).await;
-        if !was_live && job.state.has_ended() {
-            audit::record_run_end(self.console.storage.as_ref(), self.team, &job.id).await;
-        }
         self.job_view_of(&job).await
     }
 }

@@ -6,6 +6,11 @@ use super::jobs::{changeable, claimable, claimable_states, placeholders, JOB_COL
 use super::store::{Affected, Claim, Dialect, Store};
 use super::*;
 use crate::engine::ItemState;
+use model::audit::AuditAction;
+use model::deletion::ItemOutcome;
+
+/// How the trail names the console itself (a run's end, a run it picked up or paused).
+pub const OFFBOARD_ACTOR: &str = "Offboard";
 
 /// The right to drive runs. Every write the runner makes for a job carries its lease and is
 /// refused ([`StorageError::LeaseLost`]) once another replica has claimed the job since.
@@ -209,6 +214,12 @@ impl<DB: Dialect> LeaseStorage for Store<DB> {
             .bind(&reason)
             .execute(DB::on(&mut *conn))
             .await?;
+            if state.has_ended() {
+                // The run's end and its trail entry (which notifies the team) are one write:
+                // a crash can lose neither alone.
+                let (team, entry) = run_end_entry::<DB>(conn, job_id, state, &reason).await?;
+                Self::append_audit_in(conn, self, team, at, &entry).await?;
+            }
             Ok(JobEvent {
                 seq,
                 at,
@@ -366,4 +377,50 @@ impl<DB: Dialect> LeaseStorage for Store<DB> {
         })
         .await
     }
+}
+
+/// The trail entry of a run's end, by "Offboard": its final state, why, and how many users
+/// ended each way, read inside the write that ends it.
+async fn run_end_entry<DB: Dialect>(
+    conn: &mut DB::Connection,
+    job_id: &JobId,
+    state: JobState,
+    reason: &Option<String>,
+) -> Result<(TeamId, NewAuditEntry)> {
+    let team: TeamId = sqlx::query_scalar("SELECT team_id FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_one(DB::on(&mut *conn))
+        .await?;
+    let tallies: Vec<(ItemState, Option<ItemOutcome>, i64)> = sqlx::query_as(
+        "SELECT state, outcome, COUNT(*) FROM job_items WHERE job_id = $1 GROUP BY state, outcome",
+    )
+    .bind(job_id)
+    .fetch_all(DB::on(&mut *conn))
+    .await?;
+    let (mut users, mut done) = (0, 0);
+    let mut counts = std::collections::BTreeMap::<String, i64>::new();
+    for (item, outcome, n) in tallies {
+        users += n;
+        if let (ItemState::Done, Some(outcome)) = (item, outcome) {
+            done += n;
+            let name = serde_json::to_value(outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{outcome:?}"));
+            *counts.entry(name).or_insert(0) += n;
+        }
+    }
+    let entry = NewAuditEntry {
+        actor: OFFBOARD_ACTOR.to_string(),
+        action: AuditAction::RunEnded,
+        target: Some(job_id.to_string()),
+        details: serde_json::json!({
+            "state": state,
+            "reason": reason,
+            "users": users,
+            "done": done,
+            "counts": counts,
+        }),
+    };
+    Ok((team, entry))
 }

@@ -36,7 +36,7 @@ pub use column::Stamp;
 pub use connection::{ConnectionStorage, UsageStorage};
 pub use inbox::InboxStorage;
 pub use jobs::JobStorage;
-pub use leases::LeaseStorage;
+pub use leases::{LeaseStorage, OFFBOARD_ACTOR};
 pub use outbox::{
     email_in, Concerned, DeliveryClaim, DeliveryRecord, DueDelivery, FailedAttempt, OutboxStorage,
     StoredWebhook, NOTIFYING, TEST_EVENT,

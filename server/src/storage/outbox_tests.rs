@@ -338,7 +338,59 @@ async fn a_removed_or_replaced_webhook_gets_nothing_more(backend: Backend) {
                 )));
 }
 
+/// The end of a run and its `run_ended` entry (and so its notification) are one write: when
+/// the trail refuses the entry, the run has not ended either; a run ends, and is recorded, once.
+async fn the_end_of_a_run_and_its_trail_entry_are_one_write(backend: Backend) {
+    let t = TestDb::new(backend, now()).await;
+    let s = t.storage();
+    super::tests::queued_job(s, "job-1").await;
+    let job = super::tests::jid("job-1");
+    s.set_job_state(&job, None, JobState::Running, None)
+        .await
+        .unwrap();
+    let ended = |action: AuditAction| AuditQuery {
+        action: Some(action),
+        from_day: None,
+        to_day: None,
+        before: None,
+        limit: 10,
+    };
+    t.fail_inserts("no_trail", "audit_entries", "1 = 1").await;
+    let refused = s.set_job_state(&job, None, JobState::Finished, None).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let still = s.job(TeamId::BUILT_IN, &job).await.unwrap().unwrap();
+    assert_eq!(
+        still.state,
+        JobState::Running,
+        "not ended without its entry"
+    );
+    t.drop_trigger("no_trail", "audit_entries").await;
+    let why = Some("Stopped by the test".to_string());
+    s.set_job_state(&job, None, JobState::Stopped, why)
+        .await
+        .unwrap();
+    let again = s.set_job_state(&job, None, JobState::Finished, None).await;
+    assert!(
+        matches!(again, Err(StorageError::JobEnded { .. })),
+        "{again:?}"
+    );
+    let entries = s
+        .audit_entries(TeamId::BUILT_IN, &ended(AuditAction::RunEnded))
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].actor, "Offboard");
+    assert_eq!(entries[0].target.as_deref(), Some("job-1"));
+    let details: serde_json::Value = serde_json::from_str(&entries[0].details).unwrap();
+    assert_eq!(
+        details,
+        // a2 was settled as changed since the preview when the run was written.
+        serde_json::json!({"state": "stopped", "reason": "Stopped by the test", "users": 4, "done": 1, "counts": {"ChangedSincePreview": 1}})
+    );
+}
+
 on_both_databases!(
+    the_end_of_a_run_and_its_trail_entry_are_one_write,
     a_notifying_entry_queues_one_delivery_per_receiver,
     a_request_its_entry_and_its_notification_are_one_write,
     a_claim_is_one_holders_until_it_lapses,

@@ -259,7 +259,6 @@ impl JobSupervisor {
             }
             Ok(_) => {}
         }
-        audit::record_run_end(self.storage.as_ref(), team_id, &job_id).await;
         tracing::info!(job_id = %job_id, state = %ending.0, "job ended");
         crate::metrics::run_ended(ending.0);
         if let Err(e) = self.storage.release_lease(&lease).await {
