@@ -55,10 +55,13 @@ pub enum AuditAction {
     ApprovalGiven,
     ApprovalDeclined,
     TeamSettingsChanged,
+    /// The team's retention policy prepared a deletion: a preview waits for a person (it
+    /// deletes nobody by itself).
+    DeletionPrepared,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 29] = [
         AuditAction::ConnectionSaved,
         AuditAction::TokenForgotten,
         AuditAction::PreviewMade,
@@ -87,6 +90,7 @@ impl AuditAction {
         AuditAction::ApprovalGiven,
         AuditAction::ApprovalDeclined,
         AuditAction::TeamSettingsChanged,
+        AuditAction::DeletionPrepared,
     ];
 
     /// What the admin reads.
@@ -120,6 +124,7 @@ impl AuditAction {
             AuditAction::ApprovalGiven => "Approved and started",
             AuditAction::ApprovalDeclined => "Approval declined",
             AuditAction::TeamSettingsChanged => "Team settings changed",
+            AuditAction::DeletionPrepared => "Deletion prepared",
         }
     }
 }

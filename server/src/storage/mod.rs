@@ -19,6 +19,7 @@ mod leases;
 mod outbox;
 mod postgres;
 mod previews;
+mod retention;
 mod sessions;
 mod sqlite;
 mod store;
@@ -42,6 +43,10 @@ pub use outbox::{
     NOTIFYING, TEST_EVENT,
 };
 pub use previews::{PreviewRowChange, PreviewStorage};
+pub use retention::{
+    Deactivated, PreparedDeletion, RetentionPolicyRecord, RetentionStorage, Sighting,
+    SightingChanges,
+};
 pub use sessions::SessionTable;
 pub use store::{PostgresStorage, SqliteStorage};
 
@@ -395,6 +400,7 @@ pub trait Storage:
     + ApprovalStorage
     + InboxStorage
     + OutboxStorage
+    + RetentionStorage
     + Send
     + Sync
 {
@@ -548,6 +554,8 @@ mod outbox_tests;
 #[cfg(test)]
 #[path = "../../tests/support/pg_cluster.rs"]
 mod pg_cluster;
+#[cfg(test)]
+mod retention_tests;
 #[cfg(test)]
 mod test_db;
 #[cfg(test)]

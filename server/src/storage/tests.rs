@@ -35,7 +35,7 @@ pub(super) fn now() -> DateTime<Utc> {
     at(30)
 }
 
-fn preview_record(id: &str, action: Action) -> PreviewRecord {
+pub(super) fn preview_record(id: &str, action: Action) -> PreviewRecord {
     PreviewRecord {
         id: pid(id),
         created_at: at(1),
