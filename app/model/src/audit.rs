@@ -251,6 +251,7 @@ mod tests {
             "approval_given",
             "approval_declined",
             "team_settings_changed",
+            "deletion_prepared",
         ]);
         assert_eq!(
             AuditAction::ALL.as_slice(),
