@@ -152,12 +152,20 @@ pub struct WaitingForYou {
     /// The team's runs that ended in the last days with users not done: failed, or stopped
     /// by something other than a person's cancel.
     pub with_failures: Vec<JobView>,
+    /// Deletions the team's retention policy prepared, no run started from them yet
+    /// (operators and owners only: the way on is to confirm one).
+    #[serde(default)]
+    pub prepared: Vec<crate::team::PreparedDeletionView>,
 }
 
 impl WaitingForYou {
     /// How many things wait: the header's count.
     pub fn count(&self) -> usize {
-        self.to_approve.len() + self.yours.len() + self.to_decide.len() + self.with_failures.len()
+        self.to_approve.len()
+            + self.yours.len()
+            + self.to_decide.len()
+            + self.with_failures.len()
+            + self.prepared.len()
     }
 }
 

@@ -71,15 +71,7 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
 
 /// The English name the Team page shows.
 pub fn weekday_name(day: Weekday) -> &'static str {
-    match day {
-        Weekday::Mon => "Monday",
-        Weekday::Tue => "Tuesday",
-        Weekday::Wed => "Wednesday",
-        Weekday::Thu => "Thursday",
-        Weekday::Fri => "Friday",
-        Weekday::Sat => "Saturday",
-        Weekday::Sun => "Sunday",
-    }
+    model::team::WEEKDAY_NAMES[day.num_days_from_monday() as usize]
 }
 
 /// Minutes after midnight, as stored.

@@ -201,6 +201,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     spawn_preview_sweep(console.clone(), args.preview_hours);
     // Every process delivers notifications; each delivery is claimed by one at a time.
     service::notify::worker::spawn(console.clone());
+    // Every process looks for due retention listings and deletions; one claims each.
+    service::retention::spawn(console.clone());
     service::audit::log_heads_every(
         db.storage.clone(),
         Duration::from_secs(args.audit_head_log_seconds),
