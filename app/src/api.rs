@@ -141,6 +141,15 @@ pub async fn webhook_page() -> Result<Option<crate::team::WebhookPage>, ServerFn
         .map_err(plain)
 }
 
+/// The Team page's retention section (owners only): the team's time zone and policy.
+#[server(endpoint = "retention_page", output = JsonAnswer)]
+pub async fn retention_page() -> Result<Option<crate::team::RetentionPage>, ServerFnError> {
+    crate::backend::accounts_backend()?
+        .retention_page()
+        .await
+        .map_err(plain)
+}
+
 /// The console owner's Teams page: every team, and a reset link just made (shown once).
 #[server(endpoint = "console_teams", output = JsonAnswer)]
 pub async fn console_teams(

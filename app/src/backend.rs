@@ -429,6 +429,8 @@ mod server_side {
             &self,
             new_secret: Option<String>,
         ) -> Result<Option<crate::team::WebhookPage>, ConsoleError>;
+        /// The Team page's retention section; None for members who are not owners.
+        async fn retention_page(&self) -> Result<Option<crate::team::RetentionPage>, ConsoleError>;
         /// Every team (console owners only).
         async fn console_teams(&self) -> Result<Vec<crate::team::TeamSummary>, ConsoleError>;
         /// What a setup, invitation or reset link is, if it still works.

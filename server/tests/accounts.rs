@@ -719,6 +719,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
     ("console_teams", Need::ConsoleOwner, &[]),
     ("team_page", Need::Member, &[]),
     ("webhook_page", Need::Member, &[]),
+    ("retention_page", Need::Member, &[]),
     ("choose_problem", Need::Member, &[("code", "no-file")]),
     ("choose_pasted", Need::Member, &[]),
     ("connection", Need::View, &[]),
@@ -922,6 +923,12 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
     ),
     ("POST", "/team/webhook/test", Need::Own, &[]),
     ("POST", "/team/webhook/remove", Need::Own, &[]),
+    (
+        "POST",
+        "/team/retention",
+        Need::Own,
+        &[("time_zone", "Mars/Olympus")],
+    ),
 ];
 
 /// Routes the matrix does not send as signed-in people, with why: they end the sender's
@@ -1104,6 +1111,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("/team/invitations/revoke", 303),
     ("/team/members", 303),
     ("/team/members/remove", 303),
+    ("/team/retention", 303),
     ("/team/settings", 303),
     ("/team/webhook", 303),
     ("/team/webhook/remove", 303),
@@ -1134,6 +1142,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("preview_rows", 404),
     ("preview_text", 200),
     ("request_approval", 404),
+    ("retention_page", 200),
     ("revise_preview", 404),
     ("save_connection", 200),
     ("sign_in_options", 200),
@@ -1503,6 +1512,7 @@ async fn passwords_hashes_and_tokens_never_reach_a_page_an_answer_or_the_log() {
             ("whoami", vec![]),
             ("team_page", vec![]),
             ("webhook_page", vec![]),
+            ("retention_page", vec![]),
             ("console_teams", vec![]),
             ("connection", vec![]),
             ("jobs", vec![]),

@@ -14,6 +14,7 @@ mod forms;
 pub mod front_door;
 pub mod guard;
 mod readiness;
+mod retention_forms;
 pub mod shutdown;
 mod sign_on;
 mod state;
@@ -365,6 +366,7 @@ fn plain_route_set() -> GatedRoutes {
         .merge(accounts::routes())
         .merge(team_forms::routes())
         .merge(webhook_forms::routes())
+        .merge(retention_forms::routes())
         .merge(sign_on::routes())
 }
 

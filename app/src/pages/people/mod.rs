@@ -9,6 +9,7 @@
 
 mod account;
 mod notifications;
+mod retention;
 mod team;
 mod teams;
 mod ways_in;
