@@ -269,6 +269,15 @@ pub async fn preview_text(
         .map_err(plain)
 }
 
+/// When the retention policy's daily listings first saw each user deactivated.
+#[server(endpoint = "deactivated_since", output = JsonAnswer)]
+pub async fn deactivated_since() -> Result<crate::team::DeactivatedSince, ServerFnError> {
+    crate::backend::backend()?
+        .deactivated_since()
+        .await
+        .map_err(plain)
+}
+
 #[server(endpoint = "deactivated_users", output = JsonAnswer)]
 pub async fn deactivated_users() -> Result<Vec<SiteUser>, ServerFnError> {
     crate::backend::backend()?

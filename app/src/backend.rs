@@ -314,6 +314,8 @@ mod server_side {
             demote_privileged: bool,
         ) -> Result<PreviewSummary, ConsoleError>;
         async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError>;
+        /// When the daily listings first saw each deactivated user (the Choose page's list).
+        async fn deactivated_since(&self) -> Result<crate::team::DeactivatedSince, ConsoleError>;
         async fn preview_picked(
             &self,
             account_ids: Vec<String>,

@@ -754,6 +754,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
         &[("action", ""), ("from", ""), ("to", ""), ("before", "0")],
     ),
     ("check_connection", Need::Operate, &[]),
+    ("deactivated_since", Need::Operate, &[]),
     ("deactivated_users", Need::Operate, &[]),
     (
         "preview_text",
@@ -1127,6 +1128,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("connection", 200),
     ("console_teams", 200),
     ("control_job", 404),
+    ("deactivated_since", 200),
     ("deactivated_users", 200),
     ("decline_approval", 404),
     ("forget_token", 200),

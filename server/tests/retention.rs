@@ -214,6 +214,18 @@ async fn a_policy_fires_once_after_a_clock_jump(database_url: Option<&str>) {
     let page = console.call("retention_page", &[]).await.expect("page");
     assert_eq!(page["seen_deactivated"], json!(3), "{page}");
     assert_eq!(page["long_enough"], json!(2), "{page}");
+    // The Choose page's list: since when, and who is deactivated long enough.
+    let since = console.call("deactivated_since", &[]).await.expect("since");
+    assert_eq!(since["min_days"], json!(30), "{since}");
+    let mut long: Vec<&str> = since["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["long_enough"] == json!(true))
+        .filter_map(|u| u["account_id"].as_str())
+        .collect();
+    long.sort();
+    assert_eq!(long, expected, "{since}");
 
     // The team is told once, and only once, however many Mondays were missed.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -397,3 +397,22 @@ pub struct PreparedDeletionView {
     /// RFC 3339.
     pub made_at: String,
 }
+
+/// When the daily listings first saw each deactivated user of the site (the Choose page's
+/// "Deactivated since"), and the retention policy's days when it is on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeactivatedSince {
+    /// The policy's "at least N days", None when it is off.
+    pub min_days: Option<i64>,
+    pub users: Vec<DeactivatedSinceView>,
+}
+
+/// One user the daily listings saw deactivated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeactivatedSinceView {
+    pub account_id: String,
+    /// RFC 3339: the first listing that saw them deactivated.
+    pub since: String,
+    /// Deactivated for at least the policy's days (false when it is off).
+    pub long_enough: bool,
+}

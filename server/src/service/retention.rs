@@ -20,7 +20,7 @@ use crate::storage::{NewAuditEntry, PreparedDeletion, RetentionPolicyRecord, Sig
 use app::backend::ConsoleError;
 use app::ids::TeamId;
 use app::model::Action;
-use app::team::{PreparedDeletionView, RetentionPage};
+use app::team::{DeactivatedSince, DeactivatedSinceView, PreparedDeletionView, RetentionPage};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use model::audit::AuditAction;
@@ -182,15 +182,24 @@ impl ViewerDesk<'_> {
             .collect())
     }
 
-    /// When the daily listings first saw each user of the site deactivated: (account id,
-    /// RFC 3339), for the Choose page's "Deactivated since".
-    pub async fn deactivated_since(&self) -> Result<Vec<(String, String)>, ConsoleError> {
-        Ok(self
+    /// When the daily listings first saw each user of the site deactivated, and whether for
+    /// at least the policy's days (the Choose page's "Deactivated since").
+    pub async fn deactivated_since(&self) -> Result<DeactivatedSince, ConsoleError> {
+        let policy = self.console.storage.retention_policy(self.team).await?;
+        let min_days = policy.filter(|p| p.enabled).map(|p| p.min_days);
+        let now = self.console.clock.now();
+        let users = self
             .sightings_here()
             .await?
             .into_iter()
-            .map(|s| (s.account_id, s.first_seen_at.to_rfc3339()))
-            .collect())
+            .map(|s| DeactivatedSinceView {
+                long_enough: min_days
+                    .is_some_and(|days| deactivated_long_enough(s.first_seen_at, now, days)),
+                account_id: s.account_id,
+                since: s.first_seen_at.to_rfc3339(),
+            })
+            .collect();
+        Ok(DeactivatedSince { min_days, users })
     }
 }
 
