@@ -9,9 +9,8 @@
 
 use super::desks::{OwnerDesk, ViewerDesk};
 use super::people::Actor;
-use super::sites::{list_site, open_site};
+use super::sites::{list_deactivated, open_site};
 use super::Console;
-use crate::engine::resolve::is_system_account;
 use crate::engine::retention::{
     deactivated_long_enough, minute_of_day, parse_time, parse_weekday, parse_zone, time_of_minute,
     Schedule, MIN_DAYS, WEEKDAYS,
@@ -287,11 +286,10 @@ async fn list_and_record(console: &Console, team: TeamId, now: DateTime<Utc>) {
             team,
         )
         .await?;
-        let users = list_site(site.provider.as_ref()).await?;
-        // Only the deactivated users' ids and emails are kept past this point.
-        let deactivated: Vec<(String, Vec<String>)> = users
+        // Only the deactivated users are held, and only their ids and emails past this point.
+        let deactivated: Vec<(String, Vec<String>)> = list_deactivated(site.provider.as_ref())
+            .await?
             .into_iter()
-            .filter(|u| !u.active && !is_system_account(u))
             .map(|u| (u.id, u.emails))
             .collect();
         let users_url = site.endpoint.users_url().to_string();
