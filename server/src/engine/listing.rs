@@ -867,6 +867,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn holds_only_the_kept_users_of_a_listing_checked_whole() {
+        let site = FakeSite::new(250, 100);
+        let inactive = |u: &SiteUser| !u.active;
+        let kept = list_users_where(&site, &fast(100), &no_progress(), &inactive)
+            .await
+            .unwrap();
+        let all = list(&site, &fast(100)).await.unwrap();
+        let expected: Vec<SiteUser> = all.into_iter().filter(|u| !u.active).collect();
+        assert!(!expected.is_empty() && expected.len() < 250);
+        assert_eq!(kept, expected);
+        // A site that serves the first page for every page repeats accounts, none of them
+        // kept: still refused.
+        let broken = FakeSite::new(250, 100).always(101, Fault::IgnoreStart);
+        let refused = list_users_where(&broken, &fast(100), &no_progress(), &|_| false).await;
+        assert!(
+            matches!(refused, Err(ListingError::Inconsistent(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn retries_throttling_gateway_errors_and_timeouts() {
         let site = FakeSite::new(300, 100)
             .fault(1, Fault::Status(429, Some("0")))
