@@ -114,20 +114,8 @@ async fn a_policy_fires_once_after_a_clock_jump(database_url: Option<&str>) {
     let flags: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let mut console = ConsoleProcess::start_with_only(&data, &flags).await;
-    let site = format!("http://127.0.0.1:{}", server.port());
-    let answer = console
-        .call(
-            "save_connection",
-            &[
-                ("site_url", site.as_str()),
-                ("scim_base_url", server.base_url().as_str()),
-                ("token", TOKEN),
-                ("operator_email", ""),
-            ],
-        )
-        .await
-        .expect("save_connection");
-    assert_eq!(answer[1]["ok"], json!(true), "{answer}");
+    let diagnosis = console.connect_scim2(&server).await;
+    assert_eq!(diagnosis["ok"], json!(true), "{diagnosis}");
     let saved = console
         .post_form(
             &console.http,

@@ -15,7 +15,7 @@ use crate::engine::retention::{
     deactivated_long_enough, minute_of_day, parse_time, parse_weekday, parse_zone, time_of_minute,
     Schedule, MIN_DAYS, WEEKDAYS,
 };
-use crate::storage::{NewAuditEntry, PreparedDeletion, RetentionPolicyRecord, Sighting};
+use crate::storage::{DueTime, NewAuditEntry, PreparedDeletion, RetentionPolicyRecord, Sighting};
 use app::backend::ConsoleError;
 use app::ids::TeamId;
 use app::model::Action;
@@ -257,7 +257,7 @@ pub async fn act_on_due(console: &Arc<Console>) -> Acted {
             let next = now + Duration::hours(LISTING_EVERY_HOURS);
             match console
                 .storage
-                .claim_listing(team, policy.next_listing_at, now, next)
+                .claim_due(team, DueTime::Listing, policy.next_listing_at, now, next)
                 .await
             {
                 Ok(true) => {
@@ -327,7 +327,7 @@ async fn fire(
     let next = schedule.next_after(now);
     match console
         .storage
-        .claim_firing(team, policy.next_fire_at, now, next)
+        .claim_due(team, DueTime::Firing, policy.next_fire_at, now, next)
         .await
     {
         Ok(true) => {}

@@ -44,7 +44,7 @@ pub use outbox::{
 };
 pub use previews::{PreviewRowChange, PreviewStorage};
 pub use retention::{
-    Deactivated, PreparedDeletion, RetentionPolicyRecord, RetentionStorage, Sighting,
+    Deactivated, DueTime, PreparedDeletion, RetentionPolicyRecord, RetentionStorage, Sighting,
     SightingChanges,
 };
 pub use sessions::SessionTable;

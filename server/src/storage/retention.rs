@@ -67,6 +67,15 @@ pub struct PreparedDeletion {
 /// What one listing of a site found deactivated: (account id, its emails).
 pub type Deactivated = [(String, Vec<String>)];
 
+/// Which of a policy's two due times a claim moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DueTime {
+    /// The daily listing of the site (`next_listing_at`).
+    Listing,
+    /// The preparation of a deletion (`next_fire_at`).
+    Firing,
+}
+
 /// How many rows a listing changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SightingChanges {
@@ -90,20 +99,13 @@ pub trait RetentionStorage: Send + Sync {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(TeamId, RetentionPolicyRecord)>>;
-    /// Moves the team's next listing from `due` to `next` if it is still `due` and due at
-    /// `now`: true for the one process that did, which then lists the site.
-    async fn claim_listing(
+    /// Moves the team's `which` due time from `due` to `next` if it is still `due` and due at
+    /// `now`: true for the one process that did, which then lists the site or prepares the
+    /// deletion.
+    async fn claim_due(
         &self,
         team_id: TeamId,
-        due: DateTime<Utc>,
-        now: DateTime<Utc>,
-        next: DateTime<Utc>,
-    ) -> Result<bool>;
-    /// [`RetentionStorage::claim_listing`] for the policy's due time: true for the one
-    /// process that prepares the deletion.
-    async fn claim_firing(
-        &self,
-        team_id: TeamId,
+        which: DueTime,
         due: DateTime<Utc>,
         now: DateTime<Utc>,
         next: DateTime<Utc>,
@@ -202,26 +204,30 @@ impl<DB: Dialect> RetentionStorage for Store<DB> {
         Ok(rows.into_iter().map(|r| (r.team_id, r.policy)).collect())
     }
 
-    async fn claim_listing(
+    async fn claim_due(
         &self,
         team_id: TeamId,
+        which: DueTime,
         due: DateTime<Utc>,
         now: DateTime<Utc>,
         next: DateTime<Utc>,
     ) -> Result<bool> {
-        self.move_due_time("next_listing_at", team_id, due, now, next)
-            .await
-    }
-
-    async fn claim_firing(
-        &self,
-        team_id: TeamId,
-        due: DateTime<Utc>,
-        now: DateTime<Utc>,
-        next: DateTime<Utc>,
-    ) -> Result<bool> {
-        self.move_due_time("next_fire_at", team_id, due, now, next)
-            .await
+        let column = match which {
+            DueTime::Listing => "next_listing_at",
+            DueTime::Firing => "next_fire_at",
+        };
+        let moved = sqlx::query(&format!(
+            "UPDATE retention_policies SET {column} = $1 \
+             WHERE team_id = $2 AND enabled = $3 AND {column} = $4 AND {column} <= $5"
+        ))
+        .bind(Stamp(next))
+        .bind(team_id)
+        .bind(true)
+        .bind(Stamp(due))
+        .bind(Stamp(now))
+        .execute(self.write())
+        .await?;
+        Ok(moved.rows_affected() == 1)
     }
 
     async fn record_sightings(
@@ -321,31 +327,5 @@ impl<DB: Dialect> RetentionStorage for Store<DB> {
         .bind(team_id)
         .fetch_all(self.read())
         .await?)
-    }
-}
-
-impl<DB: Dialect> Store<DB> {
-    /// The conditional update both claims are: `column` goes from `due` to `next` only while
-    /// it still holds `due` and `due` is not after `now`.
-    async fn move_due_time(
-        &self,
-        column: &str,
-        team_id: TeamId,
-        due: DateTime<Utc>,
-        now: DateTime<Utc>,
-        next: DateTime<Utc>,
-    ) -> Result<bool> {
-        let moved = sqlx::query(&format!(
-            "UPDATE retention_policies SET {column} = $1 \
-             WHERE team_id = $2 AND enabled = $3 AND {column} = $4 AND {column} <= $5"
-        ))
-        .bind(Stamp(next))
-        .bind(team_id)
-        .bind(true)
-        .bind(Stamp(due))
-        .bind(Stamp(now))
-        .execute(self.write())
-        .await?;
-        Ok(moved.rows_affected() == 1)
     }
 }

@@ -74,7 +74,10 @@ async fn a_policy_is_saved_read_and_due_only_when_on(backend: Backend) {
         .unwrap();
     assert!(s.due_retention(now()).await.unwrap().is_empty());
     let next = now() + Duration::days(1);
-    assert!(!s.claim_listing(TEAM, now(), now(), next).await.unwrap());
+    assert!(!s
+        .claim_due(TEAM, DueTime::Listing, now(), now(), next)
+        .await
+        .unwrap());
     let trail = "SELECT COUNT(*) FROM audit_entries WHERE action = 'team_settings_changed'";
     assert_eq!(t.count(trail).await, 2);
 }
@@ -96,8 +99,10 @@ async fn two_consoles_racing_for_one_due_time_act_once(backend: Backend) {
         let at = due + Duration::minutes(1);
         let next = schedule().next_after(at);
         let (a, b) = tokio::join!(
-            s.claim_firing(TEAM, due, at, next),
-            other.storage.claim_firing(TEAM, due, at, next)
+            s.claim_due(TEAM, DueTime::Firing, due, at, next),
+            other
+                .storage
+                .claim_due(TEAM, DueTime::Firing, due, at, next)
         );
         assert_eq!(
             [a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(),
@@ -106,10 +111,10 @@ async fn two_consoles_racing_for_one_due_time_act_once(backend: Backend) {
         );
         let next_listing = at + Duration::days(1);
         let (a, b) = tokio::join!(
-            s.claim_listing(TEAM, listing_due, at, next_listing),
+            s.claim_due(TEAM, DueTime::Listing, listing_due, at, next_listing),
             other
                 .storage
-                .claim_listing(TEAM, listing_due, at, next_listing)
+                .claim_due(TEAM, DueTime::Listing, listing_due, at, next_listing)
         );
         assert_eq!(
             [a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(),
@@ -129,9 +134,15 @@ async fn fire_what_is_due(s: &dyn Storage, at: DateTime<Utc>) -> usize {
     let mut fired = 0;
     for (team, due) in s.due_retention(at).await.unwrap() {
         if due.next_fire_at <= at
-            && s.claim_firing(team, due.next_fire_at, at, schedule().next_after(at))
-                .await
-                .unwrap()
+            && s.claim_due(
+                team,
+                DueTime::Firing,
+                due.next_fire_at,
+                at,
+                schedule().next_after(at),
+            )
+            .await
+            .unwrap()
         {
             fired += 1;
         }
