@@ -150,6 +150,15 @@ pub async fn email_choices() -> Result<Option<crate::team::EmailChoices>, Server
         .map_err(plain)
 }
 
+/// The Team page's retention section (owners only): the team's time zone and policy.
+#[server(endpoint = "retention_page", output = JsonAnswer)]
+pub async fn retention_page() -> Result<Option<crate::team::RetentionPage>, ServerFnError> {
+    crate::backend::accounts_backend()?
+        .retention_page()
+        .await
+        .map_err(plain)
+}
+
 /// The console owner's Teams page: every team, and a reset link just made (shown once).
 #[server(endpoint = "console_teams", output = JsonAnswer)]
 pub async fn console_teams(
@@ -265,6 +274,15 @@ pub async fn preview_text(
     let action = action_arg(&action)?;
     crate::backend::backend()?
         .preview_file(file_name, text.into_bytes(), column, action, demote)
+        .await
+        .map_err(plain)
+}
+
+/// When the retention policy's daily listings first saw each user deactivated.
+#[server(endpoint = "deactivated_since", output = JsonAnswer)]
+pub async fn deactivated_since() -> Result<crate::team::DeactivatedSince, ServerFnError> {
+    crate::backend::backend()?
+        .deactivated_since()
         .await
         .map_err(plain)
 }

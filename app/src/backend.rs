@@ -152,12 +152,20 @@ pub struct WaitingForYou {
     /// The team's runs that ended in the last days with users not done: failed, or stopped
     /// by something other than a person's cancel.
     pub with_failures: Vec<JobView>,
+    /// Deletions the team's retention policy prepared, no run started from them yet
+    /// (operators and owners only: the way on is to confirm one).
+    #[serde(default)]
+    pub prepared: Vec<crate::team::PreparedDeletionView>,
 }
 
 impl WaitingForYou {
     /// How many things wait: the header's count.
     pub fn count(&self) -> usize {
-        self.to_approve.len() + self.yours.len() + self.to_decide.len() + self.with_failures.len()
+        self.to_approve.len()
+            + self.yours.len()
+            + self.to_decide.len()
+            + self.with_failures.len()
+            + self.prepared.len()
     }
 }
 
@@ -306,6 +314,8 @@ mod server_side {
             demote_privileged: bool,
         ) -> Result<PreviewSummary, ConsoleError>;
         async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError>;
+        /// When the daily listings first saw each deactivated user (the Choose page's list).
+        async fn deactivated_since(&self) -> Result<crate::team::DeactivatedSince, ConsoleError>;
         async fn preview_picked(
             &self,
             account_ids: Vec<String>,
@@ -423,6 +433,8 @@ mod server_side {
         ) -> Result<Option<crate::team::WebhookPage>, ConsoleError>;
         /// The Account page's email choices; None for a visitor who is not signed in.
         async fn email_choices(&self) -> Result<Option<crate::team::EmailChoices>, ConsoleError>;
+        /// The Team page's retention section; None for members who are not owners.
+        async fn retention_page(&self) -> Result<Option<crate::team::RetentionPage>, ConsoleError>;
         /// Every team (console owners only).
         async fn console_teams(&self) -> Result<Vec<crate::team::TeamSummary>, ConsoleError>;
         /// What a setup, invitation or reset link is, if it still works.

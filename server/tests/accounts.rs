@@ -720,6 +720,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
     ("console_teams", Need::ConsoleOwner, &[]),
     ("team_page", Need::Member, &[]),
     ("webhook_page", Need::Member, &[]),
+    ("retention_page", Need::Member, &[]),
     ("choose_problem", Need::Member, &[("code", "no-file")]),
     ("choose_pasted", Need::Member, &[]),
     ("connection", Need::View, &[]),
@@ -754,6 +755,7 @@ const SERVER_FUNCTIONS: &[(&str, Need, Fields)] = &[
         &[("action", ""), ("from", ""), ("to", ""), ("before", "0")],
     ),
     ("check_connection", Need::Operate, &[]),
+    ("deactivated_since", Need::Operate, &[]),
     ("deactivated_users", Need::Operate, &[]),
     (
         "preview_text",
@@ -936,6 +938,12 @@ const ROUTES: &[(&str, &str, Need, Fields)] = &[
     ),
     ("POST", "/team/webhook/test", Need::Own, &[]),
     ("POST", "/team/webhook/remove", Need::Own, &[]),
+    (
+        "POST",
+        "/team/retention",
+        Need::Own,
+        &[("time_zone", "Mars/Olympus")],
+    ),
 ];
 
 /// Routes the matrix does not send as signed-in people, with why: they end the sender's
@@ -1121,6 +1129,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("/team/invitations/revoke", 303),
     ("/team/members", 303),
     ("/team/members/remove", 303),
+    ("/team/retention", 303),
     ("/team/settings", 303),
     ("/team/webhook", 303),
     ("/team/webhook/remove", 303),
@@ -1136,6 +1145,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("connection", 200),
     ("console_teams", 200),
     ("control_job", 404),
+    ("deactivated_since", 200),
     ("deactivated_users", 200),
     ("decline_approval", 404),
     ("forget_token", 200),
@@ -1151,6 +1161,7 @@ const ALLOWED: &[(&str, u16)] = &[
     ("preview_rows", 404),
     ("preview_text", 200),
     ("request_approval", 404),
+    ("retention_page", 200),
     ("revise_preview", 404),
     ("save_connection", 200),
     ("sign_in_options", 200),
@@ -1521,6 +1532,7 @@ async fn passwords_hashes_and_tokens_never_reach_a_page_an_answer_or_the_log() {
             ("whoami", vec![]),
             ("team_page", vec![]),
             ("webhook_page", vec![]),
+            ("retention_page", vec![]),
             ("console_teams", vec![]),
             ("connection", vec![]),
             ("jobs", vec![]),

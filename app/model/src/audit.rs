@@ -57,10 +57,13 @@ pub enum AuditAction {
     ApprovalGiven,
     ApprovalDeclined,
     TeamSettingsChanged,
+    /// The team's retention policy prepared a deletion: a preview waits for a person (it
+    /// deletes nobody by itself).
+    DeletionPrepared,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 29] = [
+    pub const ALL: [AuditAction; 30] = [
         AuditAction::ConnectionSaved,
         AuditAction::TokenForgotten,
         AuditAction::PreviewMade,
@@ -90,6 +93,7 @@ impl AuditAction {
         AuditAction::ApprovalGiven,
         AuditAction::ApprovalDeclined,
         AuditAction::TeamSettingsChanged,
+        AuditAction::DeletionPrepared,
     ];
 
     /// What the admin reads.
@@ -124,6 +128,7 @@ impl AuditAction {
             AuditAction::ApprovalGiven => "Approved and started",
             AuditAction::ApprovalDeclined => "Approval declined",
             AuditAction::TeamSettingsChanged => "Team settings changed",
+            AuditAction::DeletionPrepared => "Deletion prepared",
         }
     }
 }
@@ -250,6 +255,7 @@ mod tests {
             "approval_given",
             "approval_declined",
             "team_settings_changed",
+            "deletion_prepared",
         ]);
         assert_eq!(
             AuditAction::ALL.as_slice(),

@@ -376,3 +376,84 @@ pub struct DeliveryView {
     pub detail: String,
     pub sent_at: Option<String>,
 }
+
+/// The Team page's retention section (owners only; docs/retention.md): the team's time zone
+/// and its policy, as saved or as the form starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionPage {
+    /// An IANA name ("Europe/Berlin"); "UTC" until an owner chooses.
+    pub time_zone: String,
+    pub enabled: bool,
+    /// Deactivated for at least this many days.
+    pub min_days: i64,
+    /// Stored number: 0 = Monday … 6 = Sunday.
+    pub weekday: i64,
+    /// "HH:MM", in the team's zone.
+    pub at: String,
+    /// When it next prepares a deletion, in the team's zone and named ("Monday 14 Dec 2026,
+    /// 09:00 Europe/Berlin"); None when off.
+    pub next_time: Option<String>,
+    /// Who saved it, and when (RFC 3339); None when never saved.
+    pub saved_by: Option<String>,
+    pub saved_at: Option<String>,
+    /// Users the daily listings saw deactivated at the site, and how many of them for at least
+    /// `min_days`.
+    pub seen_deactivated: u64,
+    pub long_enough: u64,
+}
+
+impl Default for RetentionPage {
+    fn default() -> RetentionPage {
+        RetentionPage {
+            time_zone: "UTC".to_string(),
+            enabled: false,
+            min_days: 30,
+            weekday: 0,
+            at: "09:00".to_string(),
+            next_time: None,
+            saved_by: None,
+            saved_at: None,
+            seen_deactivated: 0,
+            long_enough: 0,
+        }
+    }
+}
+
+/// The weekdays in the order the Team page lists them (index = stored number).
+pub const WEEKDAY_NAMES: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// A deletion the retention policy prepared, waiting for a person to confirm it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedDeletionView {
+    pub preview_id: crate::ids::PreviewId,
+    pub users: u64,
+    /// RFC 3339.
+    pub made_at: String,
+}
+
+/// When the daily listings first saw each deactivated user of the site (the Choose page's
+/// "Deactivated since"), and the retention policy's days when it is on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeactivatedSince {
+    /// The policy's "at least N days", None when it is off.
+    pub min_days: Option<i64>,
+    pub users: Vec<DeactivatedSinceView>,
+}
+
+/// One user the daily listings saw deactivated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeactivatedSinceView {
+    pub account_id: String,
+    /// RFC 3339: the first listing that saw them deactivated.
+    pub since: String,
+    /// Deactivated for at least the policy's days (false when it is off).
+    pub long_enough: bool,
+}

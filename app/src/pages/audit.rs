@@ -157,7 +157,7 @@ fn about_address(action: AuditAction, target: &str) -> Option<String> {
     let page = match action {
         RunConfirmed | RunPaused | RunResumed | RunCancelled | RunEnded | ApprovalGiven => "run",
         PreviewMade | PreviewRevised | AccountChosen | ChoiceUndone | ApprovalRequested
-        | ApprovalDeclined => "preview",
+        | ApprovalDeclined | DeletionPrepared => "preview",
         _ => return None,
     };
     (!target.is_empty()).then(|| format!("/{page}?id={}", encode(target)))

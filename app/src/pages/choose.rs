@@ -1,8 +1,11 @@
 //! The Choose screen: upload or paste a list (a plain form that works before the page's
 //! script loads), or tick users in the site's list of deactivated users.
 
+use super::deactivated_dates::{created_date, LongEnoughFilter, Sightings};
 use super::parts::{error_text, thousands, ErrorBox};
-use crate::api::{choose_pasted, choose_problem, deactivated_users, preview_picked};
+use crate::api::{
+    choose_pasted, choose_problem, deactivated_since, deactivated_users, preview_picked,
+};
 use crate::model::SiteUser;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
@@ -304,11 +307,19 @@ fn DeactivatedList() -> impl IntoView {
         }
     });
     let users = move || load.value().get().and_then(|r| r.ok()).unwrap_or_default();
+    // When the daily listings first saw each user deactivated (nothing when they never did).
+    let seen = Action::new(|_: &()| deactivated_since());
+    let sightings = Signal::derive(move || {
+        let got = seen.value().get().and_then(|r| r.ok());
+        got.map(Sightings::from).unwrap_or_default()
+    });
+    let only_long = RwSignal::new(false);
     let matching = Memo::new(move |_| {
         let s = search.get();
+        let (only, seen) = (only_long.get(), sightings.get());
         users()
             .into_iter()
-            .filter(|u| user_matches(u, &s))
+            .filter(|u| user_matches(u, &s) && seen.kept(&u.id, only))
             .collect::<Vec<_>>()
     });
     view! {
@@ -322,6 +333,7 @@ fn DeactivatedList() -> impl IntoView {
                 class="button"
                 on:click=move |_| {
                     load.dispatch(());
+                    seen.dispatch(());
                 }
                 disabled=move || load.pending().get()
             >
@@ -378,7 +390,8 @@ fn DeactivatedList() -> impl IntoView {
                         )
                     }}
                 </p>
-                <UserTable matching picked page />
+                <LongEnoughFilter sightings only=only_long />
+                <UserTable matching picked page sightings />
                 <ActionChoice
                     name="picked-action"
                     already_deactivated=true
@@ -430,6 +443,7 @@ fn UserTable(
     matching: Memo<Vec<SiteUser>>,
     picked: RwSignal<HashSet<String>>,
     page: RwSignal<usize>,
+    sightings: Signal<Sightings>,
 ) -> impl IntoView {
     let pages = move || matching.with(|m| m.len().div_ceil(LIST_PAGE).max(1));
     let shown = move || {
@@ -458,6 +472,7 @@ fn UserTable(
                         <th scope="col">"Account ID"</th>
                         <th scope="col">"Role"</th>
                         <th scope="col">"Created"</th>
+                        <th scope="col">"Deactivated since"</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -491,6 +506,7 @@ fn UserTable(
                                     <td data-label="Account ID" class="mono">{user.id.clone()}</td>
                                     <td data-label="Role">{user.role.to_string()}</td>
                                     <td data-label="Created">{created_date(user.created.as_deref())}</td>
+                                    <td data-label="Deactivated since">{sightings.with(|s| s.since(&user.id))}</td>
                                 </tr>
                             }
                         }
@@ -538,15 +554,6 @@ fn in_id_order(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
-/// The day an account was created, from SCIM `meta.created` (RFC 3339); "—" when unknown.
-fn created_date(created: Option<&str>) -> String {
-    match created.map(str::trim) {
-        Some(text) if text.len() >= 10 && text.is_char_boundary(10) => text[..10].to_string(),
-        Some(text) if !text.is_empty() => text.to_string(),
-        _ => "—".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,16 +583,6 @@ mod tests {
         );
         assert_eq!(in_id_order(ids(&["", "1"])), ids(&["1", ""]));
         assert_eq!(in_id_order(ids(&["007", "7"])), ids(&["007", "7"]));
-    }
-
-    #[test]
-    fn created_dates_show_the_day_or_a_dash() {
-        assert_eq!(created_date(Some("2024-03-05T10:20:30Z")), "2024-03-05");
-        assert_eq!(created_date(Some(" 2024-03-05 ")), "2024-03-05");
-        assert_eq!(created_date(Some("yesterday")), "yesterday");
-        assert_eq!(created_date(Some("2024-03-0é5T")), "2024-03-0é5T");
-        assert_eq!(created_date(Some("")), "—");
-        assert_eq!(created_date(None), "—");
     }
 
     fn user() -> SiteUser {

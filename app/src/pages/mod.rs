@@ -5,6 +5,7 @@
 mod audit;
 mod choose;
 mod connect;
+mod deactivated_dates;
 #[cfg(feature = "ssr")]
 mod history;
 #[cfg(feature = "hydrate")]

@@ -8,7 +8,7 @@ use super::times::{sentence, When};
 use crate::api::waiting_for_you;
 use crate::backend::{ApprovalRequestView, JobView, WaitingForYou};
 use crate::model::ItemOutcome;
-use crate::team::ApprovalState;
+use crate::team::{ApprovalState, PreparedDeletionView};
 use leptos::prelude::*;
 
 /// The card's id: the header's count links to it.
@@ -45,8 +45,15 @@ fn Lists(waiting: WaitingForYou) -> impl IntoView {
         yours,
         to_decide,
         with_failures,
+        prepared,
     } = waiting;
     view! {
+        {(!prepared.is_empty()).then(|| view! {
+            <h3>"Deletions prepared by the retention policy"</h3>
+            <ul class="requests" data-testid="prepared-deletions">
+                {prepared.into_iter().map(|p| view! { <Prepared deletion=p /> }).collect_view()}
+            </ul>
+        })}
         {(!to_approve.is_empty()).then(|| view! {
             <h3>"To approve"</h3>
             <ul class="requests">
@@ -124,6 +131,23 @@ fn Yours(request: ApprovalRequestView) -> impl IntoView {
             </p>
             <p>{sentence(words)}</p>
             {again}
+        </li>
+    }
+}
+
+/// A deletion the team's retention policy prepared: nobody is deleted until a person types
+/// its phrase on the preview.
+#[component]
+fn Prepared(deletion: PreparedDeletionView) -> impl IntoView {
+    let href = format!("/preview?id={}", encode(deletion.preview_id.as_str()));
+    view! {
+        <li>
+            <p>
+                <strong>{format!("Delete {}: ", users(deletion.users))}</strong>
+                "prepared by the retention policy at "<When at=deletion.made_at />
+                ". Nobody is deleted until you confirm it."
+            </p>
+            <p><a class="button primary" href=href>"Review the deletion"</a></p>
         </li>
     }
 }

@@ -150,10 +150,23 @@ pub async fn list_all_users(
     opts: &ListingOptions,
     progress: &(dyn Fn(usize, usize) + Send + Sync),
 ) -> Result<Vec<SiteUser>, ListingError> {
-    match list_once(provider, opts, progress).await {
+    list_users_where(provider, opts, progress, &|_| true).await
+}
+
+/// [`list_all_users`], holding only the users `keep` accepts: the listing is checked whole
+/// (each account once, the reported total), but a caller that needs a few of a big site's
+/// users (the retention policy's daily listing keeps the deactivated ones) does not hold
+/// them all.
+pub async fn list_users_where(
+    provider: &dyn ScimProvider,
+    opts: &ListingOptions,
+    progress: &(dyn Fn(usize, usize) + Send + Sync),
+    keep: &(dyn Fn(&SiteUser) -> bool + Send + Sync),
+) -> Result<Vec<SiteUser>, ListingError> {
+    match list_once(provider, opts, progress, keep).await {
         Err(ListingError::Inconsistent(why)) => {
             tracing::warn!(reason = %why, "user listing was inconsistent; taking it again");
-            list_once(provider, opts, progress).await
+            list_once(provider, opts, progress, keep).await
         }
         other => other,
     }
@@ -163,12 +176,13 @@ async fn list_once(
     provider: &dyn ScimProvider,
     opts: &ListingOptions,
     progress: &(dyn Fn(usize, usize) + Send + Sync),
+    keep: &(dyn Fn(&SiteUser) -> bool + Send + Sync),
 ) -> Result<Vec<SiteUser>, ListingError> {
     let first = fetch_page(provider, 1, opts.page_size.max(1), opts).await?;
     let total = first.total_results;
     // The server's real page size: it may cap below what was asked.
     let step = first.users.len();
-    let mut taken = Taken::new(total, progress);
+    let mut taken = Taken::new(total, progress, keep);
     taken.add(1, first.users)?;
     if step < total {
         if step == 0 {
@@ -218,15 +232,22 @@ struct Taken<'p> {
     pages: Vec<(usize, Vec<SiteUser>)>,
     ids: HashSet<String>,
     progress: &'p (dyn Fn(usize, usize) + Send + Sync),
+    /// Which users are held past their page's checks.
+    keep: &'p (dyn Fn(&SiteUser) -> bool + Send + Sync),
 }
 
 impl<'p> Taken<'p> {
-    fn new(total: usize, progress: &'p (dyn Fn(usize, usize) + Send + Sync)) -> Taken<'p> {
+    fn new(
+        total: usize,
+        progress: &'p (dyn Fn(usize, usize) + Send + Sync),
+        keep: &'p (dyn Fn(&SiteUser) -> bool + Send + Sync),
+    ) -> Taken<'p> {
         Taken {
             total,
             pages: Vec::new(),
             ids: HashSet::new(),
             progress,
+            keep,
         }
     }
 
@@ -249,6 +270,8 @@ impl<'p> Taken<'p> {
             )));
         }
         (self.progress)(self.ids.len(), total);
+        let mut users = users;
+        users.retain(|u| (self.keep)(u));
         self.pages.push((start, users));
         Ok(())
     }
@@ -265,7 +288,7 @@ impl<'p> Taken<'p> {
         self.pages.sort_by_key(|(start, _)| *start);
         // Sized once: a flat_map collect grows by doubling (a 50,000-user listing would
         // reserve room for 65,536 and copy on the way).
-        let mut users = Vec::with_capacity(self.total);
+        let mut users = Vec::with_capacity(self.pages.iter().map(|(_, p)| p.len()).sum());
         for (_, page) in self.pages {
             users.extend(page);
         }
@@ -841,6 +864,27 @@ mod tests {
         let calls = site.calls();
         // The gap 141..=200 is filled in order: 141 (25 served), then 166 for the rest.
         assert!(calls.ends_with(&[(141, 60), (166, 35)]), "{calls:?}");
+    }
+
+    #[tokio::test]
+    async fn holds_only_the_kept_users_of_a_listing_checked_whole() {
+        let site = FakeSite::new(250, 100);
+        let inactive = |u: &SiteUser| !u.active;
+        let kept = list_users_where(&site, &fast(100), &no_progress(), &inactive)
+            .await
+            .unwrap();
+        let all = list(&site, &fast(100)).await.unwrap();
+        let expected: Vec<SiteUser> = all.into_iter().filter(|u| !u.active).collect();
+        assert!(!expected.is_empty() && expected.len() < 250);
+        assert_eq!(kept, expected);
+        // A site that serves the first page for every page repeats accounts, none of them
+        // kept: still refused.
+        let broken = FakeSite::new(250, 100).always(101, Fault::IgnoreStart);
+        let refused = list_users_where(&broken, &fast(100), &no_progress(), &|_| false).await;
+        assert!(
+            matches!(refused, Err(ListingError::Inconsistent(_))),
+            "{refused:?}"
+        );
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ pub mod job_state;
 pub mod listing;
 pub mod report;
 pub mod resolve;
+pub mod retention;
 pub mod runner;
 
 use chrono::{DateTime, Utc};

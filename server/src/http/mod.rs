@@ -15,6 +15,7 @@ mod forms;
 pub mod front_door;
 pub mod guard;
 mod readiness;
+mod retention_forms;
 pub mod shutdown;
 mod sign_on;
 mod state;
@@ -209,6 +210,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     spawn_preview_sweep(console.clone(), args.preview_hours);
     // Every process delivers notifications; each delivery is claimed by one at a time.
     service::notify::worker::spawn(console.clone());
+    // Every process looks for due retention listings and deletions; one claims each.
+    service::retention::spawn(console.clone());
     service::audit::log_heads_every(
         db.storage.clone(),
         Duration::from_secs(args.audit_head_log_seconds),
@@ -372,6 +375,7 @@ fn plain_route_set() -> GatedRoutes {
         .merge(account_email::routes())
         .merge(team_forms::routes())
         .merge(webhook_forms::routes())
+        .merge(retention_forms::routes())
         .merge(sign_on::routes())
 }
 

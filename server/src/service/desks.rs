@@ -178,6 +178,10 @@ impl ConsoleBackend for TeamConsole {
         self.as_operator()?.deactivated_users().await
     }
 
+    async fn deactivated_since(&self) -> Result<app::team::DeactivatedSince, ConsoleError> {
+        self.as_operator()?.viewer().deactivated_since().await
+    }
+
     async fn preview_picked(
         &self,
         account_ids: Vec<String>,

@@ -32,7 +32,9 @@ impl ViewerDesk<'_> {
                 views.push((need, self.job_view_of(&run).await?));
             }
         }
-        Ok(sorted(requests, views, self.role))
+        let mut waiting = sorted(requests, views, self.role);
+        waiting.prepared = self.prepared_deletions().await?;
+        Ok(waiting)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod people;
 pub mod permits;
 mod previews;
 pub mod reports;
+pub mod retention;
 mod runs;
 mod sites;
 pub mod views;

@@ -8,6 +8,9 @@ use app::ids::AccountId;
 /// The name of someone using the console when nothing better is known.
 pub const CONSOLE_ADMIN: &str = "console admin";
 
+/// How the trail and a preview name what the team's retention policy did by itself.
+pub const RETENTION_POLICY: &str = "Offboard (retention policy)";
+
 /// Who is acting, as the request's caller knows it (see `http::caller`); everything that
 /// names a person asks [`Actor::name`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +20,8 @@ pub enum Actor {
     /// Someone acting without a console account: the service driven directly (tests, tools).
     /// Named by the email saved on Connect, else [`CONSOLE_ADMIN`].
     ConsoleAdmin,
+    /// The team's retention policy, preparing a deletion at its due time (docs/retention.md).
+    RetentionPolicy,
 }
 
 impl Actor {
@@ -30,6 +35,7 @@ impl Actor {
                 .filter(|e| !e.is_empty())
                 .unwrap_or(CONSOLE_ADMIN)
                 .to_string(),
+            Actor::RetentionPolicy => RETENTION_POLICY.to_string(),
         }
     }
 
@@ -39,7 +45,7 @@ impl Actor {
         match self {
             Actor::Person { name, email } if name.trim().is_empty() => email.clone(),
             Actor::Person { name, .. } => name.trim().to_string(),
-            Actor::ConsoleAdmin => self.name(operator_email),
+            Actor::ConsoleAdmin | Actor::RetentionPolicy => self.name(operator_email),
         }
     }
 
@@ -47,7 +53,7 @@ impl Actor {
     pub fn email(&self) -> Option<&str> {
         match self {
             Actor::Person { email, .. } => Some(email),
-            Actor::ConsoleAdmin => None,
+            Actor::ConsoleAdmin | Actor::RetentionPolicy => None,
         }
     }
 }

@@ -2,14 +2,13 @@
 //! the site, stored with its rows, revised, and loaded again for a run or a report.
 
 use super::desks::{OperatorDesk, ViewerDesk};
-use super::sites::{connection_endpoint, list_site, not_connected, policy_for};
+use super::sites::{connection_endpoint, list_deactivated, list_site, not_connected, policy_for};
 use super::views::stamp;
 use super::{TeamConsole, MAX_ROWS_PER_PAGE};
 use crate::engine::earlier::{cite_earlier_runs, CITED_OUTCOMES};
 use crate::engine::file_input::read_admin_file;
 use crate::engine::resolve::{
-    choose_candidate, is_system_account, resolve_file, row_name, select_picked, undo_choice,
-    ChoiceRefused, Policy,
+    choose_candidate, resolve_file, row_name, select_picked, undo_choice, ChoiceRefused, Policy,
 };
 use crate::storage::{
     ConnectionRecord, PreviewRecord, PreviewRowChange, PreviewSourceRecord, Storage,
@@ -477,11 +476,7 @@ impl OperatorDesk<'_> {
 
     pub async fn deactivated_users(&self) -> Result<Vec<SiteUser>, ConsoleError> {
         let site = self.site().await?;
-        let users = list_site(site.provider.as_ref()).await?;
-        Ok(users
-            .into_iter()
-            .filter(|u| !u.active && !is_system_account(u))
-            .collect())
+        list_deactivated(site.provider.as_ref()).await
     }
 
     pub async fn preview_picked(

@@ -2,7 +2,8 @@
 //! it, a fresh listing of its users, and the connection check the Connect page shows.
 
 use crate::engine::connection::ConnectionDiagnosis;
-use crate::engine::listing::{list_all_users, ListingOptions};
+use crate::engine::listing::{list_users_where, ListingOptions};
+use crate::engine::resolve::is_system_account;
 use crate::engine::resolve::Policy;
 use crate::scim::http::{HttpOptions, HttpScim};
 use crate::scim::{ScimEndpoint, ScimProvider, ScimToken};
@@ -106,7 +107,19 @@ pub(super) fn not_connected() -> ConsoleError {
 
 /// Lists every user of the site, with the listing's own plain-words errors.
 pub async fn list_site(provider: &dyn ScimProvider) -> Result<Vec<SiteUser>, ConsoleError> {
-    list_all_users(provider, &ListingOptions::default(), &|_, _| {})
+    list_site_where(provider, &|_| true).await
+}
+
+/// The site's deactivated users (system accounts left out), holding no others while listing.
+pub async fn list_deactivated(provider: &dyn ScimProvider) -> Result<Vec<SiteUser>, ConsoleError> {
+    list_site_where(provider, &|u| !u.active && !is_system_account(u)).await
+}
+
+async fn list_site_where(
+    provider: &dyn ScimProvider,
+    keep: &(dyn Fn(&SiteUser) -> bool + Send + Sync),
+) -> Result<Vec<SiteUser>, ConsoleError> {
+    list_users_where(provider, &ListingOptions::default(), &|_, _| {}, keep)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "listing the site's users failed");

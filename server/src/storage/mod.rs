@@ -19,6 +19,7 @@ mod leases;
 mod outbox;
 mod postgres;
 mod previews;
+mod retention;
 mod sessions;
 mod sqlite;
 mod store;
@@ -42,6 +43,10 @@ pub use outbox::{
     StoredWebhook, NOTIFYING, TEST_EVENT,
 };
 pub use previews::{PreviewRowChange, PreviewStorage};
+pub use retention::{
+    Deactivated, DueTime, PreparedDeletion, RetentionPolicyRecord, RetentionStorage, Sighting,
+    SightingChanges,
+};
 pub use sessions::SessionTable;
 pub use store::{Claim, PostgresStorage, SqliteStorage};
 
@@ -396,6 +401,7 @@ pub trait Storage:
     + ApprovalStorage
     + InboxStorage
     + OutboxStorage
+    + RetentionStorage
     + Send
     + Sync
 {
@@ -551,6 +557,8 @@ mod outbox_tests;
 #[cfg(test)]
 #[path = "../../tests/support/pg_cluster.rs"]
 mod pg_cluster;
+#[cfg(test)]
+mod retention_tests;
 #[cfg(test)]
 mod test_db;
 #[cfg(test)]

@@ -292,6 +292,27 @@ impl ConsoleProcess {
         diagnosis
     }
 
+    /// Saves `server` (the real scim2-server) as the team's site, through the Advanced SCIM
+    /// base URL, with its token; the connection check's diagnosis.
+    pub async fn connect_scim2(&self, server: &super::Scim2Server) -> Value {
+        let site = format!("http://127.0.0.1:{}", server.port());
+        let answer = self
+            .call(
+                "save_connection",
+                &[
+                    ("site_url", site.as_str()),
+                    ("scim_base_url", server.base_url().as_str()),
+                    ("token", server.token()),
+                    ("operator_email", ""),
+                ],
+            )
+            .await
+            .expect("save_connection");
+        let (_view, diagnosis) =
+            serde_json::from_value::<(Value, Value)>(answer).expect("view and diagnosis");
+        diagnosis
+    }
+
     /// A preview of a pasted list (`text`, with its header line) through the server
     /// function; the preview's summary (`id`, `phrase`, `counts`, …).
     pub async fn preview_text(&self, text: &str, action: &str) -> Value {

@@ -10,6 +10,7 @@
 mod account;
 mod email_choices;
 mod notifications;
+mod retention;
 mod team;
 mod teams;
 mod ways_in;

@@ -41,6 +41,7 @@ pub fn Team() -> impl IntoView {
                 }}
             </Suspense>
         </section>
+        <super::retention::TeamRetention />
         <super::notifications::TeamNotifications />
     }
 }

@@ -109,6 +109,17 @@ impl AccountsBackend for VisitorConsole {
         }
     }
 
+    async fn retention_page(&self) -> Result<Option<app::team::RetentionPage>, ConsoleError> {
+        let Some(member) = self.member.as_ref() else {
+            return Ok(None);
+        };
+        let team = self.console.for_member(member);
+        match team.as_owner() {
+            Ok(owner) => owner.retention_page().await.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     async fn console_teams(&self) -> Result<Vec<TeamSummary>, ConsoleError> {
         self.console
             .as_console_owner(self.person()?)?

@@ -72,6 +72,15 @@ pub fn message(
             ),
             public_url.map(|base| format!("{base}/team")),
         ),
+        Some(AuditAction::DeletionPrepared) => (
+            "Deletion prepared",
+            format!(
+                "The retention policy of team \"{team}\" prepared a preview to {} deactivated for at least {} days. Nobody is deleted until a person confirms it.",
+                users_phrase("delete", number("users")),
+                number("min_days").unwrap_or(0)
+            ),
+            page("/preview?id="),
+        ),
         _ => (
             "Test message",
             format!("A test message from Offboard for team \"{team}\": this webhook works."),
@@ -221,6 +230,13 @@ mod tests {
                 "Invitation accepted",
                 "Carol <carol@x.io> accepted an invitation and joined team \"Alpha\" as operator.",
                 Some("https://offboard.example.com/team"),
+            ),
+            (
+                "deletion_prepared",
+                json!({"users": 12, "min_days": 30}),
+                "Deletion prepared",
+                "The retention policy of team \"Alpha\" prepared a preview to delete 12 users deactivated for at least 30 days. Nobody is deleted until a person confirms it.",
+                Some("https://offboard.example.com/preview?id=p-1"),
             ),
             (
                 "test",

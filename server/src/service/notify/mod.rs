@@ -235,6 +235,7 @@ fn delivery_view(d: DeliveryRecord) -> DeliveryView {
         Some(AuditAction::ApprovalDeclined) => "Approval declined",
         Some(AuditAction::RunEnded) => "Run ended",
         Some(AuditAction::InvitationAccepted) => "Invitation accepted",
+        Some(AuditAction::DeletionPrepared) => "Deletion prepared",
         _ => "Test message",
     };
     let tries = |n: i64| {
