@@ -114,6 +114,9 @@ pub struct PreviewSummary {
     pub counts: crate::model::PreviewCounts,
     pub total_rows: usize,
     pub demote_privileged: bool,
+    /// "Deactivate now, delete after N days": the date (`YYYY-MM-DD`, UTC) of the deletion.
+    #[serde(default)]
+    pub delete_on: Option<String>,
     /// What the admin must type to start the run, e.g. `DELETE 37 USERS`.
     pub phrase: String,
     /// True once a job was started from it (a preview runs at most once).

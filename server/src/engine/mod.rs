@@ -11,6 +11,7 @@ pub mod listing;
 pub mod report;
 pub mod resolve;
 pub mod runner;
+pub mod undo;
 
 use chrono::{DateTime, Utc};
 use std::sync::{Mutex, MutexGuard};

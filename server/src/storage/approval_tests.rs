@@ -352,6 +352,8 @@ async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
     let strict = TeamSettings {
         approval: ApprovalPolicy::Always,
         approve_deactivations: true,
+        days_before_deletion: 90,
+        ask_again_at_date: true,
     };
     s.save_team_settings(team, &strict).await.unwrap();
     assert_eq!(s.team_settings(team).await.unwrap(), strict);
