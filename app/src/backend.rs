@@ -193,6 +193,42 @@ pub struct JobView {
     /// The second operator who approved it, when the team needs approval.
     #[serde(default)]
     pub approved_by: Option<String>,
+    /// "Deactivate now, delete after N days": its undo window (read on the Run page only).
+    #[serde(default)]
+    pub undo: Option<UndoWindowView>,
+}
+
+/// A run's undo window as its page shows it (docs/undo-window.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoWindowView {
+    /// `YYYY-MM-DD` (UTC): the date the phrase named.
+    pub delete_on: String,
+    /// Until the date: users may be restored and the deletion cancelled.
+    pub open: bool,
+    /// What became of it, in words ("Deactivated — deletion on 2027-01-06", "Deletion
+    /// cancelled: everyone restored", …).
+    pub status: String,
+    /// Who typed the phrase.
+    pub confirmed_by: String,
+    /// The run that deleted at the date, or the preview waiting for a person.
+    pub delete_job: Option<crate::ids::JobId>,
+    pub waiting_preview: Option<crate::ids::PreviewId>,
+    /// What an owner types for "Delete now".
+    pub phrase: String,
+    pub users: Vec<UndoUserView>,
+}
+
+/// One user of an undo window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoUserView {
+    pub account_id: String,
+    pub name: String,
+    pub email: String,
+    /// "restored by Ana on …", "restored — not deleted", "changed since — not deleted",
+    /// "deleted at the date" or "" while nothing happened to them.
+    pub outcome: String,
+    /// Still to be deleted at the date, so "Restore" is offered.
+    pub restorable: bool,
 }
 
 /// One entry of a run's live log; watchers resume after the last `seq` they saw.

@@ -101,9 +101,18 @@ mod tests {
             "DEACTIVATE 1 USER, DELETE ON 2027-01-06"
         );
         let phrase = undo_window_phrase(12, "2027-01-06");
-        assert!(phrase_matches(&phrase, "  DEACTIVATE 12 USERS,  DELETE ON 2027-01-06 "));
-        assert!(!phrase_matches(&phrase, "DEACTIVATE 12 USERS"), "the date is part of it");
-        assert!(!phrase_matches(&phrase, "DEACTIVATE 12 USERS, DELETE ON 2027-01-07"));
+        assert!(phrase_matches(
+            &phrase,
+            "  DEACTIVATE 12 USERS,  DELETE ON 2027-01-06 "
+        ));
+        assert!(
+            !phrase_matches(&phrase, "DEACTIVATE 12 USERS"),
+            "the date is part of it"
+        );
+        assert!(!phrase_matches(
+            &phrase,
+            "DEACTIVATE 12 USERS, DELETE ON 2027-01-07"
+        ));
         assert_eq!(
             phrase_problem(&phrase, "DEACTIVATE 11 USERS, DELETE ON 2027-01-06", true).as_deref(),
             Some("The count is 12, not 11. Type DEACTIVATE 12 USERS, DELETE ON 2027-01-06.")

@@ -55,10 +55,19 @@ pub enum AuditAction {
     ApprovalGiven,
     ApprovalDeclined,
     TeamSettingsChanged,
+    /// Undo window: one user reactivated at the site and taken out of the deletion.
+    UserRestored,
+    /// Undo window: everyone restored, the deletion cancelled.
+    DeletionCancelled,
+    /// Undo window: the deletion is 3 days (then 1 day) away.
+    DeletionReminder,
+    /// Undo window: the date came (or an owner chose "Delete now"): the users still
+    /// deactivated and unchanged were handed to a deletion run, or a preview waits.
+    DeletionDue,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 32] = [
         AuditAction::ConnectionSaved,
         AuditAction::TokenForgotten,
         AuditAction::PreviewMade,
@@ -87,6 +96,10 @@ impl AuditAction {
         AuditAction::ApprovalGiven,
         AuditAction::ApprovalDeclined,
         AuditAction::TeamSettingsChanged,
+        AuditAction::UserRestored,
+        AuditAction::DeletionCancelled,
+        AuditAction::DeletionReminder,
+        AuditAction::DeletionDue,
     ];
 
     /// What the admin reads.
@@ -120,6 +133,10 @@ impl AuditAction {
             AuditAction::ApprovalGiven => "Approved and started",
             AuditAction::ApprovalDeclined => "Approval declined",
             AuditAction::TeamSettingsChanged => "Team settings changed",
+            AuditAction::UserRestored => "User restored",
+            AuditAction::DeletionCancelled => "Deletion cancelled",
+            AuditAction::DeletionReminder => "Deletion coming",
+            AuditAction::DeletionDue => "Deletion date reached",
         }
     }
 }

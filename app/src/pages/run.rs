@@ -927,6 +927,7 @@ mod tests {
             total,
             done: total,
             approved_by: None,
+            undo: None,
             counts,
         }
     }

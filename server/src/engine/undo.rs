@@ -132,7 +132,10 @@ mod tests {
     fn the_date_is_the_days_after_today_in_utc() {
         assert_eq!(deletion_date(at(7, 23), 30), "2027-01-06");
         assert_eq!(deletion_date(at(7, 0), 1), "2026-12-08");
-        assert_eq!(due_at("2027-01-06"), Some(Utc.with_ymd_and_hms(2027, 1, 6, 0, 0, 0).unwrap()));
+        assert_eq!(
+            due_at("2027-01-06"),
+            Some(Utc.with_ymd_and_hms(2027, 1, 6, 0, 0, 0).unwrap())
+        );
         assert_eq!(due_at("6 January"), None);
     }
 
@@ -149,7 +152,11 @@ mod tests {
             Some(1),
             "a console down on the third day sends only the nearest"
         );
-        assert_eq!(reminder_due(at(20, 0), due, None), None, "the date itself deletes");
+        assert_eq!(
+            reminder_due(at(20, 0), due, None),
+            None,
+            "the date itself deletes"
+        );
     }
 
     #[test]
@@ -159,15 +166,30 @@ mod tests {
             emails: vec!["Ana@Example.com".into(), "ana@old.example".into()],
             restored: false,
         };
-        let same = site_user(false, Role::Registered, &["ana@old.example", "ana@example.com "]);
+        let same = site_user(
+            false,
+            Role::Registered,
+            &["ana@old.example", "ana@example.com "],
+        );
         assert_eq!(verdict(&kept, Some(&same)), Verdict::Deleted);
-        let restored = KeptUser { restored: true, ..kept.clone() };
+        let restored = KeptUser {
+            restored: true,
+            ..kept.clone()
+        };
         assert_eq!(verdict(&restored, Some(&same)), Verdict::Restored);
-        let active = site_user(true, Role::Registered, &["ana@example.com", "ana@old.example"]);
+        let active = site_user(
+            true,
+            Role::Registered,
+            &["ana@example.com", "ana@old.example"],
+        );
         assert_eq!(verdict(&kept, Some(&active)), Verdict::Restored);
         let moved = site_user(false, Role::Registered, &["ana@example.com"]);
         assert_eq!(verdict(&kept, Some(&moved)), Verdict::Changed);
-        let promoted = site_user(false, Role::Moderator, &["ana@example.com", "ana@old.example"]);
+        let promoted = site_user(
+            false,
+            Role::Moderator,
+            &["ana@example.com", "ana@old.example"],
+        );
         assert_eq!(verdict(&kept, Some(&promoted)), Verdict::Changed);
         assert_eq!(verdict(&kept, None), Verdict::Gone);
         assert_eq!(Verdict::Changed.words(), "changed since — not deleted");

@@ -18,6 +18,7 @@ pub mod shutdown;
 mod sign_on;
 mod state;
 mod team_forms;
+mod undo_forms;
 mod webhook_forms;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
@@ -201,6 +202,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     spawn_preview_sweep(console.clone(), args.preview_hours);
     // Every process delivers notifications; each delivery is claimed by one at a time.
     service::notify::worker::spawn(console.clone());
+    // Every process runs the undo windows' clock; each date is claimed by one at a time.
+    service::undo::spawn(console.clone());
     service::audit::log_heads_every(
         db.storage.clone(),
         Duration::from_secs(args.audit_head_log_seconds),
@@ -363,6 +366,7 @@ fn plain_route_set() -> GatedRoutes {
         .merge(accounts::routes())
         .merge(team_forms::routes())
         .merge(webhook_forms::routes())
+        .merge(undo_forms::routes())
         .merge(sign_on::routes())
 }
 

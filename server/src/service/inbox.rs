@@ -137,6 +137,7 @@ mod tests {
             done: counts.iter().map(|(_, n)| n).sum(),
             counts: counts.iter().copied().collect::<BTreeMap<_, _>>(),
             approved_by: None,
+            undo: None,
             approved_at: None,
         }
     }

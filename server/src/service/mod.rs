@@ -26,6 +26,7 @@ mod previews;
 pub mod reports;
 mod runs;
 mod sites;
+pub mod undo;
 pub mod views;
 
 pub use accounts::{Member, Person};

@@ -17,6 +17,9 @@ pub enum Actor {
     /// Someone acting without a console account: the service driven directly (tests, tools).
     /// Named by the email saved on Connect, else [`CONSOLE_ADMIN`].
     ConsoleAdmin,
+    /// Offboard itself, carrying out what a person confirmed earlier (an undo window's
+    /// deletion at its date): named "Offboard, on behalf of <who confirmed>".
+    OnBehalf { of: String },
 }
 
 impl Actor {
@@ -30,6 +33,7 @@ impl Actor {
                 .filter(|e| !e.is_empty())
                 .unwrap_or(CONSOLE_ADMIN)
                 .to_string(),
+            Actor::OnBehalf { of } => format!("Offboard, on behalf of {of}"),
         }
     }
 
@@ -39,7 +43,7 @@ impl Actor {
         match self {
             Actor::Person { name, email } if name.trim().is_empty() => email.clone(),
             Actor::Person { name, .. } => name.trim().to_string(),
-            Actor::ConsoleAdmin => self.name(operator_email),
+            Actor::ConsoleAdmin | Actor::OnBehalf { .. } => self.name(operator_email),
         }
     }
 
@@ -47,7 +51,7 @@ impl Actor {
     pub fn email(&self) -> Option<&str> {
         match self {
             Actor::Person { email, .. } => Some(email),
-            Actor::ConsoleAdmin => None,
+            Actor::ConsoleAdmin | Actor::OnBehalf { .. } => None,
         }
     }
 }

@@ -82,6 +82,7 @@ fn approved_run(job_id: &str, preview_id: &str, at: DateTime<Utc>) -> NewJob {
             by: APPROVER.to_string(),
             at,
         }),
+        undo: None,
     }
 }
 

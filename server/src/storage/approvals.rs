@@ -95,14 +95,16 @@ impl<DB: Dialect> ApprovalStorage for Store<DB> {
         .bind(team_id)
         .fetch_optional(self.read())
         .await?;
-        Ok(row.map_or_else(TeamSettings::default, |(approval, approve, days, ask)| {
-            TeamSettings {
-                approval,
-                approve_deactivations: approve,
-                days_before_deletion: u16::try_from(days).unwrap_or(DEFAULT_DELETION_DAYS),
-                ask_again_at_date: ask,
-            }
-        }))
+        Ok(
+            row.map_or_else(TeamSettings::default, |(approval, approve, days, ask)| {
+                TeamSettings {
+                    approval,
+                    approve_deactivations: approve,
+                    days_before_deletion: u16::try_from(days).unwrap_or(DEFAULT_DELETION_DAYS),
+                    ask_again_at_date: ask,
+                }
+            }),
+        )
     }
 
     async fn save_team_settings(&self, team_id: TeamId, settings: &TeamSettings) -> Result<()> {

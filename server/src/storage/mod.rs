@@ -22,6 +22,7 @@ mod previews;
 mod sessions;
 mod sqlite;
 mod store;
+mod undo;
 
 pub use accounts::{
     AccountRecord, AccountStorage, Joiner, LinkPurpose, LinkRecord, MemberChange, MemberRecord,
@@ -44,6 +45,10 @@ pub use outbox::{
 pub use previews::{PreviewRowChange, PreviewStorage};
 pub use sessions::SessionTable;
 pub use store::{PostgresStorage, SqliteStorage};
+pub use undo::{
+    undo_states, NewUndoWindow, UndoClaim, UndoClosing, UndoStorage, UndoUser, UndoUserRecord,
+    UndoWindowRecord,
+};
 
 use crate::engine::{Clock, ItemState, RunTarget, SystemClock};
 use crate::secret::AuditKey;
@@ -292,6 +297,9 @@ pub struct NewJob {
     /// awaits, nothing is written ([`StorageError::ApprovalNotAwaiting`]). The job keeps it
     /// ([`JobRecord::approved_by`]).
     pub approval: Option<RunApproval>,
+    /// "Deactivate now, delete after N days": the window opened with the run, in the same
+    /// transaction (so a run of that action always has its window).
+    pub undo: Option<NewUndoWindow>,
 }
 
 /// A job as the console lists it. Read from its row (`jobs::JobRow`); the connection and the
@@ -395,6 +403,7 @@ pub trait Storage:
     + ApprovalStorage
     + InboxStorage
     + OutboxStorage
+    + UndoStorage
     + Send
     + Sync
 {

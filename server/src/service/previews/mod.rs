@@ -9,18 +9,13 @@ use super::{TeamConsole, MAX_ROWS_PER_PAGE};
 mod choose;
 use crate::engine::earlier::{cite_earlier_runs, CITED_OUTCOMES};
 use crate::engine::file_input::read_admin_file;
-use crate::engine::resolve::{
-    is_system_account, resolve_file, select_picked, Policy,
-};
-use crate::storage::{
-    ConnectionRecord, PreviewRecord, PreviewSourceRecord, Storage,
-};
+use crate::engine::resolve::{is_system_account, resolve_file, select_picked, Policy};
+use crate::storage::{ConnectionRecord, PreviewRecord, PreviewSourceRecord, Storage};
 use app::backend::{ConsoleError, PreviewRowsPage, PreviewSummary};
 use app::confirm::{confirmation_phrase, undo_window_phrase};
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::{
-    Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser,
-    UnreadLines,
+    Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser, UnreadLines,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -28,7 +23,6 @@ use serde::{Deserialize, Serialize};
 
 /// How many revisions an old preview address is followed through to the newest.
 const MAX_REVISIONS_FOLLOWED: usize = 1000;
-
 
 /// What the admin asked of an ambiguous row on the Preview page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -594,7 +588,6 @@ impl OperatorDesk<'_> {
         .await
     }
 }
-
 
 /// The account IDs a run did not remove, each once, in the run's order: those whose result
 /// says the user is still there (`ItemOutcome::not_yet_removed`) and those with no result.
