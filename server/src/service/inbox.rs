@@ -137,7 +137,6 @@ mod tests {
             done: counts.iter().map(|(_, n)| n).sum(),
             counts: counts.iter().copied().collect::<BTreeMap<_, _>>(),
             approved_by: None,
-            undo: None,
             approved_at: None,
         }
     }

@@ -561,3 +561,5 @@ mod pg_cluster;
 mod test_db;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod undo_tests;
