@@ -155,12 +155,33 @@ pub struct WaitingForYou {
     /// The team's runs that ended in the last days with users not done: failed, or stopped
     /// by something other than a person's cancel.
     pub with_failures: Vec<JobView>,
+    /// Undo windows whose deletion comes within 7 days, soonest first, and those whose date
+    /// came with a preview waiting for a person to confirm it ("Ask again at the date").
+    #[serde(default)]
+    pub deletions_due: Vec<DeletionDueView>,
+}
+
+/// An undo window's coming deletion, as "Waiting for you" lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionDueView {
+    /// The run that deactivated the users (its page restores them).
+    pub job_id: crate::ids::JobId,
+    /// `YYYY-MM-DD` (UTC).
+    pub delete_on: String,
+    /// Users still to be deleted at the date.
+    pub users: u64,
+    /// The date came and this preview waits for a person to confirm it.
+    pub waiting_preview: Option<crate::ids::PreviewId>,
 }
 
 impl WaitingForYou {
     /// How many things wait: the header's count.
     pub fn count(&self) -> usize {
-        self.to_approve.len() + self.yours.len() + self.to_decide.len() + self.with_failures.len()
+        self.to_approve.len()
+            + self.yours.len()
+            + self.to_decide.len()
+            + self.with_failures.len()
+            + self.deletions_due.len()
     }
 }
 

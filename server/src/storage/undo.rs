@@ -117,7 +117,8 @@ pub trait UndoStorage: Send + Sync {
     ) -> Result<Option<UndoWindowRecord>>;
     /// The window's users, by name.
     async fn undo_users(&self, job_id: &JobId) -> Result<Vec<UndoUserRecord>>;
-    /// The team's open windows due before `before`, soonest first: "Waiting for you".
+    /// The team's open windows due before `before`, and those whose date came with a
+    /// preview waiting for a person, soonest first: "Waiting for you".
     async fn undo_windows_due(
         &self,
         team_id: TeamId,
@@ -239,11 +240,13 @@ impl<DB: Dialect> UndoStorage for Store<DB> {
         before: DateTime<Utc>,
     ) -> Result<Vec<UndoWindowRecord>> {
         Ok(sqlx::query_as(&format!(
-            "{WINDOW_COLUMNS} team_id = $1 AND state = $2 AND due_at < $3 ORDER BY due_at, job_id"
+            "{WINDOW_COLUMNS} team_id = $1 AND ((state = $2 AND due_at < $3) OR state = $4) \
+             ORDER BY due_at, job_id"
         ))
         .bind(team_id)
         .bind(OPEN)
         .bind(Stamp(before))
+        .bind(undo_states::ASKED)
         .fetch_all(self.read())
         .await?)
     }
