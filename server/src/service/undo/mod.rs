@@ -149,9 +149,15 @@ impl TeamConsole {
         }))
     }
 
-    /// The team's open window of run `job_id`, refused in words when there is none or it
-    /// closed.
-    async fn open_window(&self, job_id: &JobId) -> Result<UndoWindowRecord, ConsoleError> {
+    /// The team's open window of run `job`, refused in words when there is none, it closed,
+    /// or the run still deactivates (a user restored now could be deactivated after).
+    async fn open_window(&self, job: &JobRecord) -> Result<UndoWindowRecord, ConsoleError> {
+        if !job.state.has_ended() {
+            return Err(ConsoleError::new(
+                "The run is still deactivating its users: restore them once it has ended.",
+            ));
+        }
+        let job_id = &job.id;
         let window = self
             .console
             .storage
@@ -224,7 +230,7 @@ impl OperatorDesk<'_> {
     /// them out of the deletion.
     pub async fn restore_user(&self, job_id: JobId, account_id: &str) -> Result<(), ConsoleError> {
         let job = self.viewer().team_job(&job_id).await?;
-        let window = self.open_window(&job.id).await?;
+        let window = self.open_window(&job).await?;
         let users = self.console.storage.undo_users(&job.id).await?;
         let user = users
             .iter()
@@ -259,7 +265,7 @@ impl OperatorDesk<'_> {
     /// reactivated before are marked restored one by one, so the page shows what is true.
     pub async fn restore_everyone(&self, job_id: JobId) -> Result<usize, ConsoleError> {
         let job = self.viewer().team_job(&job_id).await?;
-        let window = self.open_window(&job.id).await?;
+        let window = self.open_window(&job).await?;
         let storage = self.console.storage.as_ref();
         let users = storage.undo_users(&job.id).await?;
         let waiting: Vec<&UndoUserRecord> =
@@ -318,7 +324,7 @@ impl OwnerDesk<'_> {
         typed: &str,
     ) -> Result<Option<JobId>, ConsoleError> {
         let job = self.viewer().team_job(&job_id).await?;
-        let window = self.open_window(&job.id).await?;
+        let window = self.open_window(&job).await?;
         let left = self
             .console
             .storage
