@@ -263,6 +263,10 @@ mod tests {
             "approval_given",
             "approval_declined",
             "team_settings_changed",
+            "user_restored",
+            "deletion_cancelled",
+            "deletion_reminder",
+            "deletion_due",
         ]);
         assert_eq!(
             AuditAction::ALL.as_slice(),
