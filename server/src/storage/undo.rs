@@ -171,6 +171,23 @@ const WINDOW_COLUMNS: &str = "SELECT job_id, team_id, delete_on, due_at, confirm
     ask_again, state, reminded_days, delete_job_id, preview_id FROM undo_windows WHERE ";
 
 impl<DB: Dialect> Store<DB> {
+    /// Appends `audit` when `changed` (the guarded update took) and commits: the trail holds
+    /// the entry exactly when the change was made. Returns `changed`.
+    async fn commit_if(
+        &self,
+        mut tx: sqlx::Transaction<'static, DB>,
+        changed: bool,
+        team_id: TeamId,
+        at: DateTime<Utc>,
+        audit: &NewAuditEntry,
+    ) -> Result<bool> {
+        if changed {
+            Self::append_audit_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     /// Opens `window` for the job being created, inside `create_job`'s transaction: the
     /// window exists exactly when its run does.
     pub(in crate::storage) async fn open_undo_window_in(
@@ -286,12 +303,8 @@ impl<DB: Dialect> UndoStorage for Store<DB> {
         .bind(Stamp(at))
         .execute(DB::on(&mut *tx))
         .await?;
-        let restored = done.rows_affected() == 1;
-        if restored {
-            Self::append_audit_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
-        }
-        tx.commit().await?;
-        Ok(restored)
+        self.commit_if(tx, done.rows_affected() == 1, team_id, at, audit)
+            .await
     }
 
     async fn cancel_undo_window(
@@ -326,10 +339,8 @@ impl<DB: Dialect> UndoStorage for Store<DB> {
             .bind(job_id)
             .execute(DB::on(&mut *tx))
             .await?;
-            Self::append_audit_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
         }
-        tx.commit().await?;
-        Ok(cancelled)
+        self.commit_if(tx, cancelled, team_id, at, audit).await
     }
 
     async fn record_undo_reminder(
@@ -352,12 +363,8 @@ impl<DB: Dialect> UndoStorage for Store<DB> {
         .bind(days)
         .execute(DB::on(&mut *tx))
         .await?;
-        let recorded = done.rows_affected() == 1;
-        if recorded {
-            Self::append_audit_in(&mut tx, &self.audit_key, team_id, at, audit).await?;
-        }
-        tx.commit().await?;
-        Ok(recorded)
+        self.commit_if(tx, done.rows_affected() == 1, team_id, at, audit)
+            .await
     }
 
     async fn claim_undo(&self, claim: &UndoClaim<'_>) -> Result<Vec<UndoWindowRecord>> {
@@ -430,11 +437,9 @@ impl<DB: Dialect> UndoStorage for Store<DB> {
                 .execute(DB::on(&mut *tx))
                 .await?;
             }
-            Self::append_audit_in(&mut tx, &self.audit_key, team_id, closing.at, closing.audit)
-                .await?;
         }
-        tx.commit().await?;
-        Ok(closed)
+        self.commit_if(tx, closed, team_id, closing.at, closing.audit)
+            .await
     }
 
     async fn release_undo(&self, job_id: &JobId, holder: &str) -> Result<()> {
