@@ -683,5 +683,10 @@ mod tests {
             run_button_text(UserAction::Delete, 12000),
             "Delete 12,000 users"
         );
+        // The undo window deactivates now: its button says what happens now.
+        assert_eq!(
+            run_button_text(UserAction::DeactivateThenDelete, 4),
+            "Deactivate 4 users"
+        );
     }
 }
