@@ -132,10 +132,10 @@ deps-test: deps-build
 		echo "==> Installing nginx from Debian (for the reverse-proxy end-to-end test; once)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
 		if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || true; fi; }
-	@# The retention test (server/tests/retention.rs) jumps the console's clock with Debian's
-	@# libfaketime, preloaded into the process: only the library is needed.
+	@# The retention test and undo-window tests (server/tests/retention.rs, undo_window.rs)
+	@# jump the console's clock with Debian's libfaketime, preloaded: only the library is needed.
 	@[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || { \
-		echo "==> Installing faketime from Debian (for the retention test's clock jump; once)"; \
+		echo "==> Installing faketime from Debian (for the retention and undo-window tests' clock jumps; once)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
 	@[ -x $(SCIM2_SERVER_BIN) ] || { \
 		echo "==> Installing the reference SCIM server (PyPI scim2-server==$(SCIM2_SERVER_VERSION)) into $(VENV)"; \

@@ -114,6 +114,9 @@ pub struct PreviewSummary {
     pub counts: crate::model::PreviewCounts,
     pub total_rows: usize,
     pub demote_privileged: bool,
+    /// "Deactivate now, delete after N days": the date (`YYYY-MM-DD`, UTC) of the deletion.
+    #[serde(default)]
+    pub delete_on: Option<String>,
     /// What the admin must type to start the run, e.g. `DELETE 37 USERS`.
     pub phrase: String,
     /// True once a job was started from it (a preview runs at most once).
@@ -156,6 +159,23 @@ pub struct WaitingForYou {
     /// (operators and owners only: the way on is to confirm one).
     #[serde(default)]
     pub prepared: Vec<crate::team::PreparedDeletionView>,
+    /// Undo windows whose deletion comes within 7 days, soonest first, and those whose date
+    /// came with a preview waiting for a person to confirm it ("Ask again at the date").
+    #[serde(default)]
+    pub deletions_due: Vec<DeletionDueView>,
+}
+
+/// An undo window's coming deletion, as "Waiting for you" lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionDueView {
+    /// The run that deactivated the users (its page restores them).
+    pub job_id: crate::ids::JobId,
+    /// `YYYY-MM-DD` (UTC).
+    pub delete_on: String,
+    /// Users still to be deleted at the date.
+    pub users: u64,
+    /// The date came and this preview waits for a person to confirm it.
+    pub waiting_preview: Option<crate::ids::PreviewId>,
 }
 
 impl WaitingForYou {
@@ -166,6 +186,7 @@ impl WaitingForYou {
             + self.to_decide.len()
             + self.with_failures.len()
             + self.prepared.len()
+            + self.deletions_due.len()
     }
 }
 
@@ -198,6 +219,42 @@ pub struct JobView {
     /// The second operator who approved it, when the team needs approval.
     #[serde(default)]
     pub approved_by: Option<String>,
+    /// "Deactivate now, delete after N days": its undo window (read on the Run page only).
+    #[serde(default)]
+    pub undo: Option<UndoWindowView>,
+}
+
+/// A run's undo window as its page shows it (docs/undo-window.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoWindowView {
+    /// `YYYY-MM-DD` (UTC): the date the phrase named.
+    pub delete_on: String,
+    /// Until the date: users may be restored and the deletion cancelled.
+    pub open: bool,
+    /// What became of it, in words ("Deactivated — deletion on 2027-01-06", "Deletion
+    /// cancelled: everyone restored", …).
+    pub status: String,
+    /// Who typed the phrase.
+    pub confirmed_by: String,
+    /// The run that deleted at the date, or the preview waiting for a person.
+    pub delete_job: Option<crate::ids::JobId>,
+    pub waiting_preview: Option<crate::ids::PreviewId>,
+    /// What an owner types for "Delete now".
+    pub phrase: String,
+    pub users: Vec<UndoUserView>,
+}
+
+/// One user of an undo window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoUserView {
+    pub account_id: String,
+    pub name: String,
+    pub email: String,
+    /// "restored by Ana on …", "restored — not deleted", "changed since — not deleted",
+    /// "deleted at the date" or "" while nothing happened to them.
+    pub outcome: String,
+    /// Still to be deleted at the date, so "Restore" is offered.
+    pub restorable: bool,
 }
 
 /// One entry of a run's live log; watchers resume after the last `seq` they saw.

@@ -9,6 +9,15 @@ pub fn confirmation_phrase(action: Action, count: usize) -> String {
     format!("{} {count} {noun}", action.verb())
 }
 
+/// The phrase of a "Deactivate now, delete after N days" run, naming both acts and the date:
+/// `DEACTIVATE 12 USERS, DELETE ON 2027-01-06`.
+pub fn undo_window_phrase(count: usize, delete_on: &str) -> String {
+    format!(
+        "{}, DELETE ON {delete_on}",
+        confirmation_phrase(Action::DeactivateThenDelete, count)
+    )
+}
+
 /// The words of a phrase, with surrounding space and runs of spaces dropped.
 fn words(text: &str) -> Vec<&str> {
     text.split_whitespace().collect()
@@ -83,6 +92,31 @@ mod tests {
             "DEACTIVATE 2 USERS"
         );
         assert_eq!(confirmation_phrase(Action::Delete, 0), "DELETE 0 USERS");
+        assert_eq!(
+            undo_window_phrase(12, "2027-01-06"),
+            "DEACTIVATE 12 USERS, DELETE ON 2027-01-06"
+        );
+        assert_eq!(
+            undo_window_phrase(1, "2027-01-06"),
+            "DEACTIVATE 1 USER, DELETE ON 2027-01-06"
+        );
+        let phrase = undo_window_phrase(12, "2027-01-06");
+        assert!(phrase_matches(
+            &phrase,
+            "  DEACTIVATE 12 USERS,  DELETE ON 2027-01-06 "
+        ));
+        assert!(
+            !phrase_matches(&phrase, "DEACTIVATE 12 USERS"),
+            "the date is part of it"
+        );
+        assert!(!phrase_matches(
+            &phrase,
+            "DEACTIVATE 12 USERS, DELETE ON 2027-01-07"
+        ));
+        assert_eq!(
+            phrase_problem(&phrase, "DEACTIVATE 11 USERS, DELETE ON 2027-01-06", true).as_deref(),
+            Some("The count is 12, not 11. Type DEACTIVATE 12 USERS, DELETE ON 2027-01-06.")
+        );
     }
 
     #[test]

@@ -156,13 +156,20 @@ pub fn settings_words(settings: TeamSettings) -> String {
     } else {
         "deactivations start without a second operator"
     };
+    let at_the_date = if settings.ask_again_at_date {
+        "waits for a person to confirm it again"
+    } else {
+        "starts by itself"
+    };
     format!(
-        "Settings saved: a delete run needs a second operator's approval {}; {deactivations}.",
+        "Settings saved: a delete run needs a second operator's approval {}; {deactivations}; \
+         an undo window lasts {} days, and its deletion {at_the_date}.",
         match settings.approval {
             ApprovalPolicy::Auto => "when the team has two or more operators",
             ApprovalPolicy::Always => "always",
             ApprovalPolicy::Never => "never",
-        }
+        },
+        settings.days_before_deletion
     )
 }
 
@@ -200,11 +207,14 @@ mod tests {
         let words = settings_words(TeamSettings {
             approval: ApprovalPolicy::Always,
             approve_deactivations: true,
+            days_before_deletion: 14,
+            ask_again_at_date: true,
         });
         assert_eq!(
             words,
             "Settings saved: a delete run needs a second operator's approval always; \
-             deactivations need approval too."
+             deactivations need approval too; an undo window lasts 14 days, and its deletion \
+             waits for a person to confirm it again."
         );
         let words = settings_words(TeamSettings::default());
         assert!(
@@ -217,7 +227,8 @@ mod tests {
         );
         assert!(settings_words(TeamSettings {
             approval: ApprovalPolicy::Never,
-            approve_deactivations: false
+            approve_deactivations: false,
+            ..TeamSettings::default()
         })
         .contains("approval never"));
         assert_eq!(

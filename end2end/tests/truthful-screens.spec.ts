@@ -208,7 +208,7 @@ test('the Team page asks before removing someone and every form says what it did
   await expect(
     page.getByRole('status').filter({
       hasText:
-        "Settings saved: a delete run needs a second operator's approval always; deactivations start without a second operator.",
+        "Settings saved: a delete run needs a second operator's approval always; deactivations start without a second operator; an undo window lasts 30 days, and its deletion starts by itself.",
     }),
   ).toBeVisible();
   await checkPage(page, '58-team-settings-saved');

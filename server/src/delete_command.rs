@@ -233,9 +233,9 @@ async fn delete(args: DeleteArgs) -> Result<u8, Stop> {
     eprintln!(
         "Done: {done} of {} selected users {}; {} requests in {:.1} s.",
         results.len(),
-        match action {
+        match action.now() {
             Action::Delete => "deleted",
-            Action::Deactivate => "deactivated",
+            _ => "deactivated",
         },
         summary.requests,
         elapsed.as_secs_f64()
@@ -392,7 +392,10 @@ fn confirm(args: &DeleteArgs, action: Action, count: usize) -> Result<bool, Stop
         Action::Delete => eprintln!(
             "\nThis permanently deletes up to {count} users from the site (the site may refuse some, such as community creators). Their content is re-attributed to a generic user. This cannot be undone."
         ),
-        Action::Deactivate => eprintln!("\nThis deactivates up to {count} users (reversible)."),
+        // The command line has no undo window (it keeps no records to delete them from later).
+        Action::Deactivate | Action::DeactivateThenDelete => {
+            eprintln!("\nThis deactivates up to {count} users (reversible).")
+        }
     }
     eprint!("Type {phrase} to continue: ");
     let _ = std::io::stderr().flush();

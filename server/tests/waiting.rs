@@ -118,7 +118,7 @@ impl Team {
 }
 
 fn empty() -> Value {
-    json!({"to_approve": [], "yours": [], "to_decide": [], "with_failures": [], "prepared": []})
+    json!({"to_approve": [], "yours": [], "to_decide": [], "with_failures": [], "prepared": [], "deletions_due": []})
 }
 
 async fn everything_waits_for_whom_it_concerns(t: &Team) {

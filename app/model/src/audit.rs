@@ -60,10 +60,19 @@ pub enum AuditAction {
     /// The team's retention policy prepared a deletion: a preview waits for a person (it
     /// deletes nobody by itself).
     DeletionPrepared,
+    /// Undo window: one user reactivated at the site and taken out of the deletion.
+    UserRestored,
+    /// Undo window: everyone restored, the deletion cancelled.
+    DeletionCancelled,
+    /// Undo window: the deletion is 3 days (then 1 day) away.
+    DeletionReminder,
+    /// Undo window: the date came (or an owner chose "Delete now"): the users still
+    /// deactivated and unchanged were handed to a deletion run, or a preview waits.
+    DeletionDue,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 30] = [
+    pub const ALL: [AuditAction; 34] = [
         AuditAction::ConnectionSaved,
         AuditAction::TokenForgotten,
         AuditAction::PreviewMade,
@@ -94,6 +103,10 @@ impl AuditAction {
         AuditAction::ApprovalDeclined,
         AuditAction::TeamSettingsChanged,
         AuditAction::DeletionPrepared,
+        AuditAction::UserRestored,
+        AuditAction::DeletionCancelled,
+        AuditAction::DeletionReminder,
+        AuditAction::DeletionDue,
     ];
 
     /// What the admin reads.
@@ -129,6 +142,10 @@ impl AuditAction {
             AuditAction::ApprovalDeclined => "Approval declined",
             AuditAction::TeamSettingsChanged => "Team settings changed",
             AuditAction::DeletionPrepared => "Deletion prepared",
+            AuditAction::UserRestored => "User restored",
+            AuditAction::DeletionCancelled => "Deletion cancelled",
+            AuditAction::DeletionReminder => "Deletion coming",
+            AuditAction::DeletionDue => "Deletion date reached",
         }
     }
 }
@@ -256,6 +273,10 @@ mod tests {
             "approval_declined",
             "team_settings_changed",
             "deletion_prepared",
+            "user_restored",
+            "deletion_cancelled",
+            "deletion_reminder",
+            "deletion_due",
         ]);
         assert_eq!(
             AuditAction::ALL.as_slice(),

@@ -105,13 +105,32 @@ pub enum Action {
     Delete,
     /// Reversible: SCIM `active` is set to false.
     Deactivate,
+    /// "Deactivate now, delete after N days": deactivated now (reversible), and the users still
+    /// deactivated and unchanged are deleted at the date the phrase named (the undo window).
+    #[strum(serialize = "deactivate_then_delete")]
+    DeactivateThenDelete,
 }
 
 impl Action {
+    /// The first word of the confirmation phrase: what the run does to the users now.
     pub fn verb(self) -> &'static str {
         match self {
             Action::Delete => "DELETE",
-            Action::Deactivate => "DEACTIVATE",
+            Action::Deactivate | Action::DeactivateThenDelete => "DEACTIVATE",
+        }
+    }
+
+    /// True when the run leads to a deletion (now or at the end of an undo window): the
+    /// team's approval rule treats it as a delete.
+    pub fn deletes(self) -> bool {
+        matches!(self, Action::Delete | Action::DeactivateThenDelete)
+    }
+
+    /// What the runner sends each user now: a deletion or a deactivation.
+    pub fn now(self) -> Action {
+        match self {
+            Action::Delete => Action::Delete,
+            Action::Deactivate | Action::DeactivateThenDelete => Action::Deactivate,
         }
     }
 }
@@ -178,6 +197,9 @@ impl PreviewOutcome {
         match (self, action) {
             (PreviewOutcome::Selected, Action::Delete) => "will be deleted",
             (PreviewOutcome::Selected, Action::Deactivate) => "will be deactivated",
+            (PreviewOutcome::Selected, Action::DeactivateThenDelete) => {
+                "will be deactivated, then deleted"
+            }
             (other, _) => other.label(),
         }
     }
@@ -670,7 +692,7 @@ mod tests {
 
     #[test]
     fn action_names_are_pinned_and_read_in_any_case() {
-        assert_names::<Action>(&["delete", "deactivate"]);
+        assert_names::<Action>(&["delete", "deactivate", "deactivate_then_delete"]);
         assert_eq!(Action::from_key(" DEACTIVATE "), Some(Action::Deactivate));
         assert_eq!(Action::from_key("del"), None);
         assert_eq!(Action::from_key("Delete;drop"), None);

@@ -178,11 +178,31 @@ impl ApprovalPolicy {
 }
 
 /// A team's settings (owners change them on the Team page).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamSettings {
     pub approval: ApprovalPolicy,
     /// Deactivations (reversible) need approval too; by default they do not.
     pub approve_deactivations: bool,
+    /// "Days before deletion": how long an undo window lasts ([`DELETION_DAYS`]).
+    pub days_before_deletion: u16,
+    /// "Ask again at the date": an undo window's deletion waits for a person to confirm it
+    /// again instead of starting by itself.
+    pub ask_again_at_date: bool,
+}
+
+/// The allowed "Days before deletion", and the default.
+pub const DELETION_DAYS: std::ops::RangeInclusive<u16> = 1..=90;
+pub const DEFAULT_DELETION_DAYS: u16 = 30;
+
+impl Default for TeamSettings {
+    fn default() -> TeamSettings {
+        TeamSettings {
+            approval: ApprovalPolicy::default(),
+            approve_deactivations: false,
+            days_before_deletion: DEFAULT_DELETION_DAYS,
+            ask_again_at_date: false,
+        }
+    }
 }
 
 /// Whether a run of `action` needs a second operator, for a team with `operators` members
@@ -197,7 +217,7 @@ pub fn needs_approval(
         ApprovalPolicy::Always => true,
         ApprovalPolicy::Never => false,
     };
-    by_policy && (action == crate::deletion::Action::Delete || settings.approve_deactivations)
+    by_policy && (action.deletes() || settings.approve_deactivations)
 }
 
 /// Where a request for approval stands.
@@ -265,18 +285,24 @@ mod tests {
         );
         assert!(needs_approval(auto, 2, Delete));
         assert!(
+            needs_approval(auto, 2, crate::deletion::Action::DeactivateThenDelete),
+            "an undo window ends in a deletion: approved as a delete"
+        );
+        assert!(
             !needs_approval(auto, 2, Deactivate),
             "deactivations skip it by default"
         );
         let strict = TeamSettings {
             approval: ApprovalPolicy::Always,
             approve_deactivations: true,
+            ..TeamSettings::default()
         };
         assert!(needs_approval(strict, 1, Delete));
         assert!(needs_approval(strict, 1, Deactivate));
         let never = TeamSettings {
             approval: ApprovalPolicy::Never,
             approve_deactivations: true,
+            ..TeamSettings::default()
         };
         assert!(!needs_approval(never, 5, Delete));
         for p in ApprovalPolicy::ALL {

@@ -190,6 +190,9 @@ fn UploadForm(failed: Signal<bool>) -> impl IntoView {
 pub fn ActionChoice(
     name: &'static str,
     #[prop(optional)] deactivate: bool,
+    /// "Deactivate now, delete after N days" is the current choice.
+    #[prop(optional)]
+    undo_window: bool,
     // Users already deactivated (the site's deactivated list): only Delete is left to do, so
     // no choice is offered.
     #[prop(optional)] already_deactivated: bool,
@@ -220,7 +223,7 @@ pub fn ActionChoice(
                     id=format!("{name}-delete")
                     name=name
                     value="delete"
-                    checked=!deactivate
+                    checked=!deactivate && !undo_window
                     on:change=move |_| pick("delete")
                 />
                 <label for=format!("{name}-delete")>"Delete (irreversible)"</label>
@@ -236,8 +239,21 @@ pub fn ActionChoice(
                 />
                 <label for=format!("{name}-deactivate")>"Deactivate (reversible)"</label>
             </div>
+            <div>
+                <input
+                    type="radio"
+                    id=format!("{name}-deactivate_then_delete")
+                    name=name
+                    value="deactivate_then_delete"
+                    checked=undo_window
+                    on:change=move |_| pick("deactivate_then_delete")
+                />
+                <label for=format!("{name}-deactivate_then_delete")>
+                    "Deactivate now, delete after the team's days before deletion"
+                </label>
+            </div>
             <p class="hint">
-                "Delete removes the account for good and credits its posts to a generic user. Deactivate only blocks sign-in; you can reactivate the account later."
+                "Delete removes the account for good and credits its posts to a generic user. Deactivate only blocks sign-in; you can reactivate the account later. Deactivate now, delete later: the run's page can restore anyone until the date, then Offboard deletes those still deactivated and unchanged."
             </p>
         </fieldset>
     }

@@ -219,6 +219,7 @@ mod tests {
             done: 1,
             counts: vec![],
             approved_by: None,
+            undo: None,
         }
     }
 

@@ -161,7 +161,7 @@ impl OutcomeGroup {
     pub fn words(self, action: UserAction) -> &'static str {
         match (self, action) {
             (OutcomeGroup::Done, UserAction::Delete) => "deleted",
-            (OutcomeGroup::Done, UserAction::Deactivate) => "deactivated",
+            (OutcomeGroup::Done, _) => "deactivated",
             (OutcomeGroup::Failed, _) => "failed",
             (OutcomeGroup::Skipped, _) => "skipped",
             (OutcomeGroup::NotAttempted, _) => "not attempted",
@@ -347,6 +347,7 @@ pub fn action_words(action: UserAction) -> &'static str {
     match action {
         UserAction::Delete => "Delete",
         UserAction::Deactivate => "Deactivate",
+        UserAction::DeactivateThenDelete => "Deactivate now, delete later",
     }
 }
 

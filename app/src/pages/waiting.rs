@@ -46,6 +46,7 @@ fn Lists(waiting: WaitingForYou) -> impl IntoView {
         to_decide,
         with_failures,
         prepared,
+        deletions_due,
     } = waiting;
     view! {
         {(!prepared.is_empty()).then(|| view! {
@@ -76,6 +77,12 @@ fn Lists(waiting: WaitingForYou) -> impl IntoView {
             <h3>"Runs that ended with failures"</h3>
             <ul class="requests">
                 {with_failures.into_iter().map(|j| view! { <RunItem job=j /> }).collect_view()}
+            </ul>
+        })}
+        {(!deletions_due.is_empty()).then(|| view! {
+            <h3>"Deletions coming"</h3>
+            <ul class="requests" data-testid="deletions-due">
+                {deletions_due.into_iter().map(|d| view! { <DeletionDue due=d /> }).collect_view()}
             </ul>
         })}
     }
@@ -181,6 +188,38 @@ fn RunItem(job: JobView) -> impl IntoView {
             <p><strong>{title}<When at=started /></strong></p>
             <p>{counts} {job.reason.map(|r| format!(" {r}"))}</p>
             <p><a href=href>"Open the run of "<When at=started_again /></a></p>
+        </li>
+    }
+}
+
+/// An undo window's coming deletion: the date, how many, and where to restore them (or the
+/// preview that waits for a person at the date).
+#[component]
+fn DeletionDue(due: crate::backend::DeletionDueView) -> impl IntoView {
+    let (text, href, link) = match &due.waiting_preview {
+        Some(preview) => (
+            format!(
+                "The deletion date {} came: {} to confirm again.",
+                due.delete_on,
+                users(due.users)
+            ),
+            format!("/preview?id={}", encode(preview.as_str())),
+            "Open the preview",
+        ),
+        None => (
+            format!(
+                "{} will be deleted on {} unless restored.",
+                users(due.users),
+                due.delete_on
+            ),
+            format!("/run?id={}#undo-window", encode(due.job_id.as_str())),
+            "Open the run to restore anyone",
+        ),
+    };
+    view! {
+        <li>
+            <p><strong>{text}</strong></p>
+            <p><a href=href>{link}</a></p>
         </li>
     }
 }

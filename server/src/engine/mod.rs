@@ -12,6 +12,7 @@ pub mod report;
 pub mod resolve;
 pub mod retention;
 pub mod runner;
+pub mod undo;
 
 use chrono::{DateTime, Utc};
 use std::sync::{Mutex, MutexGuard};

@@ -162,9 +162,9 @@ const BLANK_LINES_LISTED_ONE_BY_ONE: usize = 100;
 
 /// "not deleted" / "not deactivated": a user the run did not remove as asked.
 fn not_done(action: Action) -> &'static str {
-    match action {
+    match action.now() {
         Action::Delete => "not deleted",
-        Action::Deactivate => "not deactivated",
+        _ => "not deactivated",
     }
 }
 

@@ -20,6 +20,7 @@ pub mod shutdown;
 mod sign_on;
 mod state;
 mod team_forms;
+mod undo_forms;
 mod webhook_forms;
 
 pub use assets::{bundle_files, cache_policy, leptos_options};
@@ -212,6 +213,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     service::notify::worker::spawn(console.clone());
     // Every process looks for due retention listings and deletions; one claims each.
     service::retention::spawn(console.clone());
+    // Every process runs the undo windows' clock; each date is claimed by one at a time.
+    service::undo::spawn(console.clone());
     service::audit::log_heads_every(
         db.storage.clone(),
         Duration::from_secs(args.audit_head_log_seconds),
@@ -376,6 +379,7 @@ fn plain_route_set() -> GatedRoutes {
         .merge(team_forms::routes())
         .merge(webhook_forms::routes())
         .merge(retention_forms::routes())
+        .merge(undo_forms::routes())
         .merge(sign_on::routes())
 }
 

@@ -151,6 +151,9 @@ struct SettingsForm {
     approval: String,
     /// A checkbox: present ("on") when ticked.
     approve_deactivations: Option<String>,
+    /// "Days before deletion" (absent from older forms: the default).
+    days_before_deletion: Option<String>,
+    ask_again_at_date: Option<String>,
 }
 
 /// `POST /team/settings`: an owner changes when runs need a second operator.
@@ -160,9 +163,19 @@ async fn save_settings(post: TeamPost, Form(form): Form<SettingsForm>) -> Respon
         let owner = team.as_owner()?;
         let approval = ApprovalPolicy::from_key(&form.approval)
             .ok_or_else(|| ConsoleError::new("Choose when runs need a second operator."))?;
+        let days = match form.days_before_deletion.as_deref().map(str::trim) {
+            None | Some("") => app::team::DEFAULT_DELETION_DAYS,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|d| app::team::DELETION_DAYS.contains(d))
+                .ok_or_else(|| ConsoleError::new("Days before deletion: a number from 1 to 90."))?,
+        };
         let settings = TeamSettings {
             approval,
             approve_deactivations: form.approve_deactivations.is_some(),
+            days_before_deletion: days,
+            ask_again_at_date: form.ask_again_at_date.is_some(),
         };
         owner.save_settings(settings).await.map(|()| settings)
     }

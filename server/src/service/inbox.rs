@@ -5,8 +5,10 @@
 //! handled.
 
 use super::desks::ViewerDesk;
+use crate::engine::undo::SHOWN_DAYS_AHEAD;
 use crate::storage::{JobRecord, JobState};
-use app::backend::{ApprovalRequestView, ConsoleError, JobView, WaitingForYou};
+use app::backend::{ApprovalRequestView, ConsoleError, DeletionDueView, JobView, WaitingForYou};
+use app::ids::PreviewId;
 use app::model::ItemOutcome;
 use app::team::{ApprovalState, Role};
 use chrono::Duration;
@@ -34,7 +36,33 @@ impl ViewerDesk<'_> {
         }
         let mut waiting = sorted(requests, views, self.role);
         waiting.prepared = self.prepared_deletions().await?;
+        waiting.deletions_due = self.deletions_due().await?;
         Ok(waiting)
+    }
+
+    /// The team's undo windows whose deletion comes within 7 days, and the previews waiting
+    /// at their date for a person (until one starts a run from it).
+    async fn deletions_due(&self) -> Result<Vec<DeletionDueView>, ConsoleError> {
+        let storage = self.console.storage.as_ref();
+        let ahead = self.console.clock.now() + Duration::days(SHOWN_DAYS_AHEAD);
+        let mut due = Vec::new();
+        for window in storage.undo_windows_due(self.team, ahead).await? {
+            let waiting_preview = window.preview_id.map(PreviewId::new);
+            if let Some(preview) = &waiting_preview {
+                let used = storage.preview(self.team, preview).await?;
+                if used.is_none_or(|p| p.claimed || p.replaced_by.is_some()) {
+                    continue;
+                }
+            }
+            let users = storage.undo_users(&window.job_id).await?;
+            due.push(DeletionDueView {
+                job_id: window.job_id,
+                delete_on: window.delete_on,
+                users: users.iter().filter(|u| u.restored_at.is_none()).count() as u64,
+                waiting_preview,
+            });
+        }
+        Ok(due)
     }
 }
 

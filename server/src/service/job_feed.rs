@@ -475,6 +475,7 @@ mod tests {
             runs_per_site: 1,
             audit: Vec::new(),
             approval: None,
+            undo: None,
         };
         storage.create_job(&new_job).await.unwrap();
         storage

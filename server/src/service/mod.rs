@@ -27,6 +27,7 @@ pub mod reports;
 pub mod retention;
 mod runs;
 mod sites;
+pub mod undo;
 pub mod views;
 
 pub use accounts::{Member, Person};

@@ -22,6 +22,9 @@ pub enum Actor {
     ConsoleAdmin,
     /// The team's retention policy, preparing a deletion at its due time (docs/retention.md).
     RetentionPolicy,
+    /// Offboard itself, carrying out what a person confirmed earlier (an undo window's
+    /// deletion at its date): named "Offboard, on behalf of <who confirmed>".
+    OnBehalf { of: String },
 }
 
 impl Actor {
@@ -36,6 +39,7 @@ impl Actor {
                 .unwrap_or(CONSOLE_ADMIN)
                 .to_string(),
             Actor::RetentionPolicy => RETENTION_POLICY.to_string(),
+            Actor::OnBehalf { of } => format!("Offboard, on behalf of {of}"),
         }
     }
 
@@ -45,7 +49,9 @@ impl Actor {
         match self {
             Actor::Person { name, email } if name.trim().is_empty() => email.clone(),
             Actor::Person { name, .. } => name.trim().to_string(),
-            Actor::ConsoleAdmin | Actor::RetentionPolicy => self.name(operator_email),
+            Actor::ConsoleAdmin | Actor::RetentionPolicy | Actor::OnBehalf { .. } => {
+                self.name(operator_email)
+            }
         }
     }
 
@@ -53,7 +59,7 @@ impl Actor {
     pub fn email(&self) -> Option<&str> {
         match self {
             Actor::Person { email, .. } => Some(email),
-            Actor::ConsoleAdmin | Actor::RetentionPolicy => None,
+            Actor::ConsoleAdmin | Actor::RetentionPolicy | Actor::OnBehalf { .. } => None,
         }
     }
 }

@@ -62,8 +62,12 @@ impl ViewerDesk<'_> {
         self.console.jobs.watch(self.team, &job.id, after_seq)
     }
 
+    /// The run, with its undo window when it has one (the Run page).
     pub async fn job(&self, job_id: JobId) -> Result<JobView, ConsoleError> {
-        self.job_view_of(&self.team_job(&job_id).await?).await
+        let job = self.team_job(&job_id).await?;
+        let mut view = self.job_view_of(&job).await?;
+        view.undo = self.undo_view(&job).await?;
+        Ok(view)
     }
 
     pub async fn jobs(&self) -> Result<Vec<JobView>, ConsoleError> {

@@ -23,6 +23,7 @@ pub fn job_view(job: &JobRecord) -> JobView {
         done: job.done,
         counts: job.counts.iter().map(|(o, n)| (*o, *n)).collect(),
         approved_by: job.approved_by.clone(),
+        undo: None,
     }
 }
 

@@ -82,6 +82,7 @@ fn approved_run(job_id: &str, preview_id: &str, at: DateTime<Utc>) -> NewJob {
             by: APPROVER.to_string(),
             at,
         }),
+        undo: None,
     }
 }
 
@@ -332,6 +333,8 @@ async fn an_approval_is_asked_once_and_decided_once_in_time(backend: Backend) {
     let strict = TeamSettings {
         approval: ApprovalPolicy::Always,
         approve_deactivations: true,
+        days_before_deletion: 90,
+        ask_again_at_date: true,
     };
     s.save_team_settings(team, &strict).await.unwrap();
     assert_eq!(s.team_settings(team).await.unwrap(), strict);

@@ -13,7 +13,7 @@ use super::{NewAuditEntry, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use model::ids::{PreviewId, TeamId};
-use model::team::{ApprovalPolicy, TeamSettings};
+use model::team::{ApprovalPolicy, TeamSettings, DEFAULT_DELETION_DAYS};
 
 pub use super::kinds::Decision;
 
@@ -88,30 +88,39 @@ const APPROVAL_COLUMNS: &str = "SELECT preview_id, requested_by, requester_email
 #[async_trait]
 impl<DB: Dialect> ApprovalStorage for Store<DB> {
     async fn team_settings(&self, team_id: TeamId) -> Result<TeamSettings> {
-        let row: Option<(ApprovalPolicy, bool)> = sqlx::query_as(
-            "SELECT approval, approve_deactivations FROM team_settings WHERE team_id = $1",
+        let row: Option<(ApprovalPolicy, bool, i64, bool)> = sqlx::query_as(
+            "SELECT approval, approve_deactivations, days_before_deletion, ask_again_at_date \
+             FROM team_settings WHERE team_id = $1",
         )
         .bind(team_id)
         .fetch_optional(self.read())
         .await?;
-        Ok(row.map_or_else(
-            TeamSettings::default,
-            |(approval, approve_deactivations)| TeamSettings {
-                approval,
-                approve_deactivations,
-            },
-        ))
+        Ok(
+            row.map_or_else(TeamSettings::default, |(approval, approve, days, ask)| {
+                TeamSettings {
+                    approval,
+                    approve_deactivations: approve,
+                    days_before_deletion: u16::try_from(days).unwrap_or(DEFAULT_DELETION_DAYS),
+                    ask_again_at_date: ask,
+                }
+            }),
+        )
     }
 
     async fn save_team_settings(&self, team_id: TeamId, settings: &TeamSettings) -> Result<()> {
         sqlx::query(
-            "INSERT INTO team_settings (team_id, approval, approve_deactivations) VALUES ($1, $2, $3) \
+            "INSERT INTO team_settings (team_id, approval, approve_deactivations, \
+             days_before_deletion, ask_again_at_date) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (team_id) DO UPDATE SET approval = excluded.approval, \
-             approve_deactivations = excluded.approve_deactivations",
+             approve_deactivations = excluded.approve_deactivations, \
+             days_before_deletion = excluded.days_before_deletion, \
+             ask_again_at_date = excluded.ask_again_at_date",
         )
         .bind(team_id)
         .bind(settings.approval)
         .bind(settings.approve_deactivations)
+        .bind(i64::from(settings.days_before_deletion))
+        .bind(settings.ask_again_at_date)
         .execute(self.write())
         .await?;
         Ok(())

@@ -287,6 +287,9 @@ impl<DB: Dialect> JobStorage for Store<DB> {
             let now = self.clock.now();
             Self::append_audit_in(&mut tx, self, job.team_id, now, entry).await?;
         }
+        if let Some(window) = &job.undo {
+            Self::open_undo_window_in(&mut tx, job.team_id, &job.id, window).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -79,6 +79,7 @@ async fn start_job(
             runs_per_site,
             audit: Vec::new(),
             approval: None,
+            undo: None,
         })
         .await
 }

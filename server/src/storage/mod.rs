@@ -23,6 +23,7 @@ mod retention;
 mod sessions;
 mod sqlite;
 mod store;
+mod undo;
 
 pub use accounts::{
     AccountRecord, AccountStorage, Joiner, LinkPurpose, LinkRecord, MemberChange, MemberRecord,
@@ -49,6 +50,10 @@ pub use retention::{
 };
 pub use sessions::SessionTable;
 pub use store::{Claim, PostgresStorage, SqliteStorage};
+pub use undo::{
+    undo_states, NewUndoWindow, UndoClaim, UndoClosing, UndoStorage, UndoUser, UndoUserRecord,
+    UndoWindowRecord,
+};
 
 use crate::engine::{Clock, ItemState, RunTarget, SystemClock};
 use crate::secret::AuditKey;
@@ -298,6 +303,9 @@ pub struct NewJob {
     /// awaits, nothing is written ([`StorageError::ApprovalNotAwaiting`]). The job keeps it
     /// ([`JobRecord::approved_by`]).
     pub approval: Option<RunApproval>,
+    /// "Deactivate now, delete after N days": the window opened with the run, in the same
+    /// transaction (so a run of that action always has its window).
+    pub undo: Option<NewUndoWindow>,
 }
 
 /// A job as the console lists it. Read from its row (`jobs::JobRow`); the connection and the
@@ -402,6 +410,7 @@ pub trait Storage:
     + InboxStorage
     + OutboxStorage
     + RetentionStorage
+    + UndoStorage
     + Send
     + Sync
 {
@@ -563,3 +572,5 @@ mod retention_tests;
 mod test_db;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod undo_tests;

@@ -18,13 +18,16 @@ use std::sync::atomic::Ordering;
 
 /// The audit actions that notify the team (the rest stay in the trail only): a request for
 /// approval and its answer, and the end of a run.
-pub const NOTIFYING: [AuditAction; 6] = [
+pub const NOTIFYING: [AuditAction; 9] = [
     AuditAction::ApprovalRequested,
     AuditAction::ApprovalGiven,
     AuditAction::ApprovalDeclined,
     AuditAction::RunEnded,
     AuditAction::InvitationAccepted,
     AuditAction::DeletionPrepared,
+    AuditAction::DeletionCancelled,
+    AuditAction::DeletionReminder,
+    AuditAction::DeletionDue,
 ];
 
 /// What a test message's notification is called (no audit action: it records nothing).

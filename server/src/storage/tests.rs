@@ -120,6 +120,7 @@ pub(super) fn new_job(
             details: serde_json::json!({ "users": 1 }),
         }],
         approval: None,
+        undo: None,
     }
 }
 

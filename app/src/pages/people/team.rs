@@ -275,6 +275,9 @@ fn settings_view(settings: crate::team::TeamSettings, owner: bool) -> impl IntoV
             <p data-testid="approval-setting">
                 {format!("Delete runs need a second operator: {}. {deactivations}", settings.approval.words().to_lowercase())}
             </p>
+            <p data-testid="undo-setting">
+                {format!("Undo window: deletion after {} days.", settings.days_before_deletion)}
+            </p>
         }
         .into_any();
     }
@@ -299,6 +302,15 @@ fn settings_view(settings: crate::team::TeamSettings, owner: bool) -> impl IntoV
                     checked=settings.approve_deactivations
                 />
                 <label for="approve_deactivations">"Deactivations need approval too"</label>
+            </div>
+            <div class="field">
+                <label for="days_before_deletion">"Days before deletion (\"Deactivate now, delete after N days\")"</label>
+                <input id="days_before_deletion" name="days_before_deletion" type="number" min="1" max="90"
+                    value=settings.days_before_deletion.to_string() />
+            </div>
+            <div class="field checkbox">
+                <input id="ask_again_at_date" name="ask_again_at_date" type="checkbox" checked=settings.ask_again_at_date />
+                <label for="ask_again_at_date">"Ask again at the date (the deletion waits for a person to confirm it)"</label>
             </div>
             <button type="submit" class="button">"Save settings"</button>
         </form>

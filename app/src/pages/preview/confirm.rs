@@ -79,6 +79,11 @@ pub(super) fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
             "Deactivating up to {} blocks their sign-in; you can reactivate them later from the site's admin settings.",
             users(count as u64)
         ),
+        UserAction::DeactivateThenDelete => format!(
+            "Deactivating up to {} blocks their sign-in now. On {} Offboard deletes those still deactivated and unchanged, for good; until then the run's page restores anyone you choose.",
+            users(count as u64),
+            summary.delete_on.as_deref().unwrap_or("the date in the phrase")
+        ),
     };
     // "Up to": the site may still refuse some users when the run reaches them (a community
     // creator, a user changed since the preview), and only then says so.
@@ -161,7 +166,7 @@ pub(super) fn ConfirmCard(summary: PreviewSummary) -> impl IntoView {
                 <button
                     type="submit"
                     class=match summary.action {
-                        UserAction::Delete => "button danger",
+                        UserAction::Delete | UserAction::DeactivateThenDelete => "button danger",
                         UserAction::Deactivate => "button primary",
                     }
                     aria-disabled=move || (!can_start()).to_string()

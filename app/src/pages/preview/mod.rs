@@ -49,9 +49,9 @@ pub fn encode(text: impl AsRef<str>) -> String {
 
 /// The confirm button's words: "Delete 37 users" / "Deactivate 1 user".
 pub fn run_button_text(action: UserAction, count: usize) -> String {
-    let verb = match action {
+    let verb = match action.now() {
         UserAction::Delete => "Delete",
-        UserAction::Deactivate => "Deactivate",
+        _ => "Deactivate",
     };
     format!("{verb} {}", users(count as u64))
 }
@@ -330,9 +330,9 @@ fn RowsTable(
 
 /// What the note under the counts says when the site may refuse some selected rows.
 pub fn refused_words(may_be_refused: usize, selected: usize, action: UserAction) -> String {
-    let verb = match action {
+    let verb = match action.now() {
         UserAction::Delete => "deleted",
-        UserAction::Deactivate => "deactivated",
+        _ => "deactivated",
     };
     format!(
         "Up to {selected} will be {verb}: {may_be_refused} may be refused by Stack, as an earlier run found (the rows marked “may be refused” say why). Offboard still tries them."
@@ -488,9 +488,9 @@ fn PreviewRowLine(
 /// (`POST /preview/choose`), so it works before the page's script has loaded.
 #[component]
 fn ChooseForm(preview: String, line: usize, account: String, action: UserAction) -> impl IntoView {
-    let verb = match action {
+    let verb = match action.now() {
         UserAction::Delete => "Delete this account",
-        UserAction::Deactivate => "Deactivate this account",
+        _ => "Deactivate this account",
     };
     view! {
         <form class="form inline choose" method="post" action="/preview/choose">
@@ -614,11 +614,15 @@ fn OptionsCard(summary: PreviewSummary) -> impl IntoView {
             <ActionChoice
                 name="preview-action"
                 deactivate=summary.action == UserAction::Deactivate
+                undo_window=summary.action == UserAction::DeactivateThenDelete
                 already_deactivated=summary.action == UserAction::Delete
                     && !matches!(summary.source, PreviewSource::File { .. })
                 on_pick=Callback::new(move |a: String| {
-                    let deactivate = UserAction::from_key(&a) == Some(UserAction::Deactivate);
-                    mark(if deactivate { "preview-action-deactivate" } else { "preview-action-delete" });
+                    mark(match UserAction::from_key(&a) {
+                        Some(UserAction::Deactivate) => "preview-action-deactivate",
+                        Some(UserAction::DeactivateThenDelete) => "preview-action-deactivate_then_delete",
+                        _ => "preview-action-delete",
+                    });
                     action.set(a);
                     revise.dispatch(());
                 })
@@ -678,6 +682,11 @@ mod tests {
         assert_eq!(
             run_button_text(UserAction::Delete, 12000),
             "Delete 12,000 users"
+        );
+        // The undo window deactivates now: its button says what happens now.
+        assert_eq!(
+            run_button_text(UserAction::DeactivateThenDelete, 4),
+            "Deactivate 4 users"
         );
     }
 }

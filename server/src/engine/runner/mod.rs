@@ -468,7 +468,7 @@ impl Run {
             };
             let finish = match self.opts.action {
                 Action::Delete => item.delete().await,
-                Action::Deactivate => item.deactivate().await,
+                Action::Deactivate | Action::DeactivateThenDelete => item.deactivate().await,
             };
             let result = ItemResult {
                 account_id: target.account_id.clone(),

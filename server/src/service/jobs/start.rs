@@ -105,6 +105,7 @@ impl JobSupervisor {
         };
         let checks = target_checks(&stored.preview, options.demote_privileged);
         let (action, confirmed) = (record.action, record.id.clone());
+        let delete_on = crate::service::previews::headline(record)?.delete_on;
         drop(stored);
         let created_at = chrono::Utc::now();
         let approver = actor.name(site.record.operator_email.as_deref());
@@ -128,7 +129,17 @@ impl JobSupervisor {
                 by: approver.clone(),
                 at: created_at,
             }),
+            undo: None,
         };
+        if action == app::model::Action::DeactivateThenDelete {
+            let settings = self.storage.team_settings(team_id).await?;
+            job.undo = Some(crate::service::undo::window_for(
+                &job,
+                delete_on.as_deref(),
+                settings.ask_again_at_date,
+                &fresh,
+            )?);
+        }
         job.audit = audit::run_start_entries(&job, approval.map(|request| (request, approver)));
         match self.storage.create_job(&job).await {
             Ok(()) => {}

@@ -81,6 +81,40 @@ pub fn message(
             ),
             page("/preview?id="),
         ),
+        Some(AuditAction::DeletionReminder) => (
+            "Deletion coming",
+            format!(
+                "In {} (on {}) Offboard deletes {} deactivated by a run in team \"{team}\", unless they are restored on the run's page.",
+                plural(number("days").unwrap_or(0), "day"),
+                non_empty(text_of("delete_on"), "the date"),
+                plural(number("users").unwrap_or(0), "user")
+            ),
+            page("/run?id="),
+        ),
+        Some(AuditAction::DeletionCancelled) => (
+            "Deletion cancelled",
+            format!(
+                "{actor} restored everyone and cancelled the deletion of {} in team \"{team}\".",
+                non_empty(text_of("delete_on"), "a run's users")
+            ),
+            page("/run?id="),
+        ),
+        Some(AuditAction::DeletionDue) => (
+            "Deletion date reached",
+            format!(
+                "The deletion of {} in team \"{team}\": {} {}; {} restored — not deleted; {} changed since — not deleted.",
+                non_empty(text_of("delete_on"), "a run's users"),
+                plural(number("deleted").unwrap_or(0), "user"),
+                if details.get("asked").and_then(Value::as_bool) == Some(true) {
+                    "wait in a preview for a person to confirm"
+                } else {
+                    "handed to a deletion run"
+                },
+                number("restored").unwrap_or(0),
+                number("changed").unwrap_or(0)
+            ),
+            page("/run?id="),
+        ),
         _ => (
             "Test message",
             format!("A test message from Offboard for team \"{team}\": this webhook works."),
@@ -94,12 +128,23 @@ pub fn message(
     }
 }
 
+/// "1 day", "3 days".
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// "delete 12 users", "deactivate 1 user".
 fn users_phrase(action: &str, users: Option<u64>) -> String {
-    let verb = if action.is_empty() {
-        "delete".to_string()
-    } else {
-        action.to_lowercase()
+    let verb = match action.to_lowercase().as_str() {
+        "" => "delete".to_string(),
+        "deactivate_then_delete" | "deactivatethendelete" => {
+            "deactivate now and later delete".to_string()
+        }
+        other => other.to_string(),
     };
     match users {
         Some(1) => format!("{verb} 1 user"),
@@ -237,6 +282,27 @@ mod tests {
                 "Deletion prepared",
                 "The retention policy of team \"Alpha\" prepared a preview to delete 12 users deactivated for at least 30 days. Nobody is deleted until a person confirms it.",
                 Some("https://offboard.example.com/preview?id=p-1"),
+            ),
+            (
+                "deletion_reminder",
+                json!({"days": 3, "users": 2, "delete_on": "2027-01-06"}),
+                "Deletion coming",
+                "In 3 days (on 2027-01-06) Offboard deletes 2 users deactivated by a run in team \"Alpha\", unless they are restored on the run's page.",
+                Some("https://offboard.example.com/run?id=p-1"),
+            ),
+            (
+                "deletion_cancelled",
+                json!({"delete_on": "2027-01-06", "users": 2}),
+                "Deletion cancelled",
+                "Carol <carol@x.io> restored everyone and cancelled the deletion of 2027-01-06 in team \"Alpha\".",
+                Some("https://offboard.example.com/run?id=p-1"),
+            ),
+            (
+                "deletion_due",
+                json!({"delete_on": "2027-01-06", "deleted": 1, "restored": 1, "changed": 0}),
+                "Deletion date reached",
+                "The deletion of 2027-01-06 in team \"Alpha\": 1 user handed to a deletion run; 1 restored — not deleted; 0 changed since — not deleted.",
+                Some("https://offboard.example.com/run?id=p-1"),
             ),
             (
                 "test",

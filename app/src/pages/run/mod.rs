@@ -3,18 +3,24 @@
 //! reconnected after a lost connection), pause/resume/cancel, and the reports.
 
 use super::parts::{
-    action_words, count_words, error_text, state_words, thousands, users, ErrorBox, OutcomeBar,
+    action_words, count_words, error_text, state_words, thousands, ErrorBox, OutcomeBar,
     OutcomeGroup, PlainMessage,
 };
 use super::preview::encode;
 use super::times::When;
-use crate::api::{control_job, list_jobs, load_job, load_results_page, preview_picked};
+use crate::api::{control_job, list_jobs, load_job, load_results_page};
 use crate::backend::{JobCommand, JobEventView, JobResultsPage, JobView, ReportKind};
 use crate::model::{ItemOutcome, ItemResult, JobState};
 use crate::Named;
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::hooks::use_query_map;
+
+mod cards;
+mod undo;
+
+use cards::{NotRemovedCard, RunAgainCard};
 use std::collections::VecDeque;
+use undo::UndoWindowCard;
 
 /// Live rows kept on the page: enough to watch, never thousands of DOM rows.
 pub const LIVE_ROWS: usize = 200;
@@ -412,6 +418,7 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
             {move || control.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=error_text(&e) /> })}
             {move || job.with(stopped_for_deletion_not_enabled).then(|| view! { <RunAgainCard job=job.get() /> })}
             {move || job.with(offers_not_removed).then(|| view! { <NotRemovedCard job=job.get() /> })}
+            {move || job.with(|j| j.undo.clone()).map(|window| view! { <UndoWindowCard job=job.get().id.to_string() window /> })}
             <Show when=ended>
                 <Downloads id=id.clone() />
             </Show>
@@ -466,107 +473,6 @@ fn RunView(job: JobView, page: JobResultsPage) -> impl IntoView {
         </section>
     }
     .into_any()
-}
-
-/// What to do after a run stopped because SCIM deletion is not enabled: a stopped run cannot
-/// be resumed, so the way on is a new preview of the users it did not delete, one click away.
-#[component]
-fn RunAgainCard(job: JobView) -> impl IntoView {
-    let left = still_to_delete(&job);
-    let navigate = use_navigate();
-    let id = job.id.to_string();
-    let action = job.action;
-    let again = Action::new(move |_: &()| {
-        let id = id.clone();
-        async move {
-            let ids = remaining_account_ids(&id).await?;
-            if ids.is_empty() {
-                return Err(ServerFnError::new(
-                    "This run has no user left to delete: every one was deleted or settled.",
-                ));
-            }
-            preview_picked(ids.join("\n"), action.key().to_string(), false).await
-        }
-    });
-    Effect::new(move |_| {
-        if let Some(Ok(summary)) = again.value().get() {
-            navigate(
-                &format!("/preview?id={}", encode(&summary.id)),
-                Default::default(),
-            );
-        }
-    });
-    view! {
-        <div class="next-steps" aria-labelledby="again-heading">
-            <h2 id="again-heading">"What to do now"</h2>
-            <ol>
-                <li>"Ask Stack support to enable SCIM user deletion for your site (or turn it on in the site's SCIM admin settings, if your site shows that option)."</li>
-                <li>{format!("Once it is on, make a new preview of the {} this run did not delete, check it, and confirm it. A stopped run cannot be resumed; the new run picks up where this one stopped.", users(left))}</li>
-            </ol>
-            <button
-                type="button"
-                class="button primary"
-                disabled=move || again.pending().get()
-                on:click=move |_| {
-                    again.dispatch(());
-                }
-            >
-                {format!("Preview the {} again", users(left))}
-            </button>
-            <div aria-live="polite">
-                {move || again.pending().get().then(|| view! { <p role="status">"Listing the site's users and making a new preview…"</p> })}
-                {move || again.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=error_text(&e) /> })}
-            </div>
-        </div>
-    }
-    .into_any()
-}
-
-/// The way on after a cancelled, stopped or failed run: a new preview of exactly the users it
-/// did not remove, as a plain form (`POST /run/not-removed`) that leads to that preview.
-#[component]
-fn NotRemovedCard(job: JobView) -> impl IntoView {
-    let left = not_yet_removed(&job);
-    let label = format!("Preview the {} not yet removed", users(left));
-    view! {
-        <div class="next-steps" aria-labelledby="not-removed-heading">
-            <h2 id="not-removed-heading">"What to do now"</h2>
-            <p>
-                {format!("{} of this run {} not removed. A new preview lists them against the site as it is now, shows what will happen to each, and starts nothing until you confirm it.", users(left), if left == 1 { "was" } else { "were" })}
-            </p>
-            <form class="form inline" method="post" action="/run/not-removed">
-                <input type="hidden" name="job" value=job.id.to_string() />
-                <button type="submit" class="button primary">{label}</button>
-            </form>
-        </div>
-    }
-}
-
-/// The account IDs a new run must take over: refused because deletion was not enabled, or
-/// never reached. Read page by page from the run's log, oldest last.
-async fn remaining_account_ids(job_id: &str) -> Result<Vec<String>, ServerFnError> {
-    let mut ids = Vec::new();
-    let mut before = 0;
-    loop {
-        let page = load_results_page(job_id.to_string(), before, 1000).await?;
-        for event in &page.results {
-            if let Some(r) = &event.result {
-                if matches!(
-                    r.outcome,
-                    ItemOutcome::DeletionNotEnabled | ItemOutcome::NotAttempted
-                ) {
-                    ids.push(r.account_id.clone());
-                }
-            }
-        }
-        match page.results.last() {
-            Some(last) if page.more => before = last.seq,
-            _ => break,
-        }
-    }
-    ids.reverse();
-    ids.dedup();
-    Ok(ids)
 }
 
 /// The job's reports.
@@ -927,6 +833,7 @@ mod tests {
             total,
             done: total,
             approved_by: None,
+            undo: None,
             counts,
         }
     }

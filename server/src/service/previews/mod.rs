@@ -5,20 +5,17 @@ use super::desks::{OperatorDesk, ViewerDesk};
 use super::sites::{connection_endpoint, list_deactivated, list_site, not_connected, policy_for};
 use super::views::stamp;
 use super::{TeamConsole, MAX_ROWS_PER_PAGE};
+
+mod choose;
 use crate::engine::earlier::{cite_earlier_runs, CITED_OUTCOMES};
 use crate::engine::file_input::read_admin_file;
-use crate::engine::resolve::{
-    choose_candidate, resolve_file, row_name, select_picked, undo_choice, ChoiceRefused, Policy,
-};
-use crate::storage::{
-    ConnectionRecord, PreviewRecord, PreviewRowChange, PreviewSourceRecord, Storage,
-};
+use crate::engine::resolve::{resolve_file, select_picked, Policy};
+use crate::storage::{ConnectionRecord, PreviewRecord, PreviewSourceRecord, Storage};
 use app::backend::{ConsoleError, PreviewRowsPage, PreviewSummary};
-use app::confirm::confirmation_phrase;
+use app::confirm::{confirmation_phrase, undo_window_phrase};
 use app::ids::{JobId, PreviewId, TeamId};
 use app::model::{
-    Action, Choice, Preview, PreviewCounts, PreviewOutcome, PreviewRow, PreviewSource, SiteUser,
-    UnreadLines,
+    Action, Preview, PreviewCounts, PreviewOutcome, PreviewSource, SiteUser, UnreadLines,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -26,10 +23,6 @@ use serde::{Deserialize, Serialize};
 
 /// How many revisions an old preview address is followed through to the newest.
 const MAX_REVISIONS_FOLLOWED: usize = 1000;
-
-/// How many times a row change is tried again after another change to the same preview
-/// landed between reading the preview and writing it.
-const ROW_CHANGE_TRIES: usize = 5;
 
 /// What the admin asked of an ambiguous row on the Preview page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +65,21 @@ pub(super) struct PreviewHeadline {
     /// the same again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(super) changes: u64,
+    /// "Deactivate now, delete after N days": the date (`YYYY-MM-DD`, UTC) the phrase names,
+    /// fixed when the preview is made so the phrase typed is the date kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) delete_on: Option<String>,
+}
+
+/// The phrase the admin types to start a preview's run: the count, and for an undo window
+/// its date too.
+pub(super) fn phrase_of(action: Action, headline: &PreviewHeadline) -> String {
+    match &headline.delete_on {
+        Some(date) if action == Action::DeactivateThenDelete => {
+            undo_window_phrase(headline.counts.selected, date)
+        }
+        _ => confirmation_phrase(action, headline.counts.selected),
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -192,6 +200,7 @@ pub(super) fn summary(record: &PreviewRecord) -> Result<PreviewSummary, ConsoleE
         counts: headline.counts,
         total_rows: record.total_rows,
         demote_privileged: headline.demote_privileged,
+        delete_on: headline.delete_on,
         phrase: record.phrase.clone(),
         used: record.claimed,
         needs_approval: false,
@@ -329,19 +338,32 @@ impl TeamConsole {
             .earlier_results(self.team, &site_url, &CITED_OUTCOMES)
             .await?;
         cite_earlier_runs(&mut preview, &earlier);
-        let phrase = confirmation_phrase(action, preview.counts.selected);
+        let created_at = self.console.clock.now();
+        let delete_on = match action {
+            Action::DeactivateThenDelete => {
+                let settings = self.console.storage.team_settings(self.team).await?;
+                Some(crate::engine::undo::deletion_date(
+                    created_at,
+                    settings.days_before_deletion,
+                ))
+            }
+            _ => None,
+        };
+        let headline = PreviewHeadline {
+            source: preview.source.clone(),
+            counts: preview.counts.clone(),
+            demote_privileged: preview.demote_privileged,
+            unread_lines: preview.unread_lines.clone(),
+            changes: 0,
+            delete_on,
+        };
+        let phrase = phrase_of(action, &headline);
         let preview_record = PreviewRecord {
             id: PreviewId::new(uuid::Uuid::new_v4().to_string()),
-            created_at: self.console.clock.now(),
+            created_at,
             action,
             source_id: source_id.to_string(),
-            summary_json: encode_for_storage(&PreviewHeadline {
-                source: preview.source.clone(),
-                counts: preview.counts.clone(),
-                demote_privileged: preview.demote_privileged,
-                unread_lines: preview.unread_lines.clone(),
-                changes: 0,
-            })?,
+            summary_json: encode_for_storage(&headline)?,
             total_rows: preview.rows.len(),
             phrase,
             claimed: false,
@@ -561,138 +583,6 @@ impl OperatorDesk<'_> {
         )
         .await
     }
-}
-
-impl OperatorDesk<'_> {
-    /// Chooses one of the accounts an ambiguous row on `line` could mean (or undoes that
-    /// choice): the row, the counts and the phrase change together, and the trail records
-    /// it. Refused once the preview was used, replaced or sent for approval (the run must be
-    /// the preview that was confirmed or asked about), for an account that is not one of the
-    /// row's candidates, and under the rules every row follows. Of two choices at once for
-    /// one row, one is recorded and the other is refused as "already chosen".
-    pub async fn choose_account(
-        &self,
-        preview_id: PreviewId,
-        line: usize,
-        choice: RowChoice,
-    ) -> Result<PreviewSummary, ConsoleError> {
-        for _ in 0..ROW_CHANGE_TRIES {
-            let record = self.exact_preview(&preview_id).await?;
-            self.rows_may_change(&record).await?;
-            let storage = self.console.storage.as_ref();
-            let mut rows = storage.all_preview_rows(self.team, &record.id).await?;
-            let position = rows
-                .iter()
-                .position(|r| r.line == Some(line))
-                .ok_or_else(|| {
-                    ConsoleError::not_found(format!("This preview has no line {line}."))
-                })?;
-            let mut headline = headline(&record)?;
-            let changed = match &choice {
-                RowChoice::Choose(account_id) => {
-                    let connection = storage
-                        .connection(self.team)
-                        .await?
-                        .ok_or_else(not_connected)?;
-                    let policy =
-                        policy_for(&connection, headline.demote_privileged, self.actor.email());
-                    let by = Choice {
-                        account_id: String::new(),
-                        by: self.actor_short_name().await,
-                        at: stamp(self.console.clock.now()),
-                    };
-                    let elsewhere = |id: &str| selected_by_another(&rows, position, id);
-                    choose_candidate(&rows[position], account_id, elsewhere, &policy, by)
-                }
-                RowChoice::Undo => undo_choice(&rows[position]),
-            }
-            .map_err(|ChoiceRefused(words)| ConsoleError::new(words))?;
-            let before = std::mem::replace(&mut rows[position], changed);
-            headline.counts = PreviewCounts::from_rows(&rows);
-            headline.changes += 1;
-            let phrase = confirmation_phrase(record.action, headline.counts.selected);
-            let summary_json = encode_for_storage(&headline)?;
-            let change = PreviewRowChange {
-                preview_id: &record.id,
-                expected_summary: &record.summary_json,
-                summary: &summary_json,
-                phrase: &phrase,
-                position,
-                row: &rows[position],
-            };
-            if storage.change_preview_row(self.team, &change).await? {
-                self.record_choice(&record.id, &before, &rows[position])
-                    .await;
-                return self.viewer().preview(record.id).await;
-            }
-            // Another change landed first: read the preview again, and the row as it is now
-            // decides (a choice made meanwhile refuses this one).
-        }
-        Err(ConsoleError::new(
-            "This preview kept changing while your choice was saved; reload the page and try \
-             again.",
-        ))
-    }
-
-    /// Refuses a change to the rows of a preview a run was started from, that was replaced,
-    /// or whose run a second operator was asked to approve.
-    async fn rows_may_change(&self, record: &PreviewRecord) -> Result<(), ConsoleError> {
-        if record.replaced_by.is_some() {
-            return Err(ConsoleError::new(
-                "This preview was replaced by a newer one with other options: choose on the \
-                 newest preview.",
-            ));
-        }
-        if record.claimed {
-            return Err(ConsoleError::new(
-                "A run was already started from this preview, so its rows can no longer \
-                 change. Make a new preview to choose again.",
-            ));
-        }
-        if self
-            .console
-            .storage
-            .approval(self.team, &record.id)
-            .await?
-            .is_some()
-        {
-            return Err(ConsoleError::new(
-                "A second operator was already asked to approve this preview, so its rows can \
-                 no longer change: the run must be the preview they were asked about. To choose \
-                 another account, use Preview again for a new preview.",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Writes the choice (or its undoing) to the trail, in the trail's words.
-    async fn record_choice(&self, preview_id: &PreviewId, before: &PreviewRow, after: &PreviewRow) {
-        use app::audit::AuditAction::{AccountChosen, ChoiceUndone};
-        let (action, what, choice) = match (&after.chosen, &before.chosen) {
-            (Some(made), _) => (AccountChosen, "Chose account", made),
-            (None, Some(undone)) => (ChoiceUndone, "Undid the choice of account", undone),
-            (None, None) => return,
-        };
-        let details = serde_json::json!({
-            "choice": format!("{what} {} for {}", choice.account_id, row_name(after)),
-            "line": after.line,
-            "account_id": choice.account_id,
-        });
-        self.record(action, Some(preview_id.to_string()), details)
-            .await
-    }
-}
-
-/// The line (or None) of a row other than `position` that already selects account `id`.
-fn selected_by_another(rows: &[PreviewRow], position: usize, id: &str) -> Option<Option<usize>> {
-    rows.iter()
-        .enumerate()
-        .find(|(i, r)| {
-            *i != position
-                && r.outcome == PreviewOutcome::Selected
-                && r.account_id.as_deref().map(str::trim) == Some(id.trim())
-        })
-        .map(|(_, r)| r.line)
 }
 
 /// The account IDs a run did not remove, each once, in the run's order: those whose result
