@@ -114,7 +114,7 @@ pub struct PreviewSummary {
     pub counts: crate::model::PreviewCounts,
     pub total_rows: usize,
     pub demote_privileged: bool,
-    /// "Deactivate now, delete after N days": the date (`YYYY-MM-DD`, UTC) of the deletion.
+    /// "Deactivate now, delete after N days": the date (`YYYY-MM-DD`, in the team's time zone) of the deletion.
     #[serde(default)]
     pub delete_on: Option<String>,
     /// What the admin must type to start the run, e.g. `DELETE 37 USERS`.
@@ -227,7 +227,7 @@ pub struct JobView {
 /// A run's undo window as its page shows it (docs/undo-window.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UndoWindowView {
-    /// `YYYY-MM-DD` (UTC): the date the phrase named.
+    /// `YYYY-MM-DD` (the team's time zone): the date the phrase named.
     pub delete_on: String,
     /// Until the date: users may be restored and the deletion cancelled.
     pub open: bool,

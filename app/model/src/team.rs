@@ -324,7 +324,7 @@ mod tests {
 
 /// The events a person can be emailed about, with the Account page's words for each: every
 /// one is on until the person turns it off (docs/notifications.md, "Who gets an email").
-pub const EMAIL_EVENTS: [(crate::audit::AuditAction, &str); 5] = {
+pub const EMAIL_EVENTS: [(crate::audit::AuditAction, &str); 9] = {
     use crate::audit::AuditAction::*;
     [
         (
@@ -338,6 +338,19 @@ pub const EMAIL_EVENTS: [(crate::audit::AuditAction, &str); 5] = {
         (ApprovalDeclined, "My request for approval was declined"),
         (RunEnded, "A run I started or approved ended"),
         (InvitationAccepted, "Someone accepted an invitation I made"),
+        (
+            DeletionPrepared,
+            "The team's retention policy prepared a deletion (operators and owners)",
+        ),
+        (
+            DeletionReminder,
+            "An undo window's deletion is 3 days, then 1 day, away (operators and owners)",
+        ),
+        (DeletionDue, "An undo window's deletion date came (operators and owners)"),
+        (
+            DeletionCancelled,
+            "Someone restored everyone and cancelled an undo window's deletion (operators and owners)",
+        ),
     ]
 };
 

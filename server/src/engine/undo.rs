@@ -2,7 +2,8 @@
 //! names, when a reminder is due, and, at the date, which user is deleted and why each other
 //! one is not (docs/undo-window.md).
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 use model::deletion::SiteUser;
 
 /// Days before the date the team is reminded, furthest first.
@@ -11,20 +12,25 @@ pub const REMINDER_DAYS: [i64; 2] = [3, 1];
 /// How far ahead "Waiting for you" shows a coming deletion.
 pub const SHOWN_DAYS_AHEAD: i64 = 7;
 
-/// The date (`YYYY-MM-DD`, UTC) `days` days after `now`'s day: what the phrase names.
-pub fn deletion_date(now: DateTime<Utc>, days: u16) -> String {
-    let day = now.date_naive();
+/// The date (`YYYY-MM-DD`) `days` days after `now`'s day in the team's time zone `zone`:
+/// what the phrase names.
+pub fn deletion_date(now: DateTime<Utc>, days: u16, zone: Tz) -> String {
+    let day = now.with_timezone(&zone).date_naive();
     day.checked_add_days(Days::new(u64::from(days)))
         .unwrap_or(day)
         .format("%Y-%m-%d")
         .to_string()
 }
 
-/// The instant a date's deletion is due: the first moment of that day in UTC. None for text
+/// The instant a date's deletion is due: the first moment of that day in the team's time zone
+/// `zone` (where a clock change skips midnight, the first moment that exists). None for text
 /// that is not a date.
-pub fn due_at(delete_on: &str) -> Option<DateTime<Utc>> {
+pub fn due_at(delete_on: &str, zone: Tz) -> Option<DateTime<Utc>> {
     let day = NaiveDate::parse_from_str(delete_on, "%Y-%m-%d").ok()?;
-    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+    let first = (0..=3)
+        .filter_map(|hour| day.and_hms_opt(hour, 0, 0))
+        .find_map(|local| zone.from_local_datetime(&local).earliest())?;
+    Some(first.with_timezone(&Utc))
 }
 
 /// The reminder due at `now` for a deletion due at `due`, given the smallest number of days
@@ -129,14 +135,36 @@ mod tests {
     }
 
     #[test]
-    fn the_date_is_the_days_after_today_in_utc() {
-        assert_eq!(deletion_date(at(7, 23), 30), "2027-01-06");
-        assert_eq!(deletion_date(at(7, 0), 1), "2026-12-08");
+    fn the_date_is_the_days_after_today_in_the_team_s_zone() {
+        let utc = Tz::UTC;
+        assert_eq!(deletion_date(at(7, 23), 30, utc), "2027-01-06");
+        assert_eq!(deletion_date(at(7, 0), 1, utc), "2026-12-08");
         assert_eq!(
-            due_at("2027-01-06"),
+            due_at("2027-01-06", utc),
             Some(Utc.with_ymd_and_hms(2027, 1, 6, 0, 0, 0).unwrap())
         );
-        assert_eq!(due_at("6 January"), None);
+        assert_eq!(due_at("6 January", utc), None);
+        // 23:00 UTC on the 7th is already the 8th in Berlin, still the 7th in Los Angeles.
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let angeles: Tz = "America/Los_Angeles".parse().unwrap();
+        assert_eq!(deletion_date(at(7, 23), 30, berlin), "2027-01-07");
+        assert_eq!(deletion_date(at(7, 23), 30, angeles), "2027-01-06");
+        // Due at the start of the day where the team is: 23:00 UTC the day before in Berlin
+        // (winter), 08:00 UTC in Los Angeles.
+        assert_eq!(
+            due_at("2027-01-06", berlin),
+            Some(Utc.with_ymd_and_hms(2027, 1, 5, 23, 0, 0).unwrap())
+        );
+        assert_eq!(
+            due_at("2027-01-06", angeles),
+            Some(Utc.with_ymd_and_hms(2027, 1, 6, 8, 0, 0).unwrap())
+        );
+        // Where the clock skips midnight (Santiago, 2026-09-06), the first hour that exists.
+        let santiago: Tz = "America/Santiago".parse().unwrap();
+        assert_eq!(
+            due_at("2026-09-06", santiago),
+            Some(Utc.with_ymd_and_hms(2026, 9, 6, 4, 0, 0).unwrap())
+        );
     }
 
     #[test]

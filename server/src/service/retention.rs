@@ -395,3 +395,15 @@ async fn prepare(
         .await?;
     Ok(Some(users))
 }
+
+/// The team's time zone (set with its retention policy; UTC when none is set): where an undo
+/// window's date begins.
+pub(crate) async fn team_zone(
+    storage: &dyn crate::storage::Storage,
+    team: app::ids::TeamId,
+) -> Result<chrono_tz::Tz, crate::storage::StorageError> {
+    let policy = storage.retention_policy(team).await?;
+    Ok(policy
+        .and_then(|p| crate::engine::retention::parse_zone(&p.time_zone).ok())
+        .unwrap_or(chrono_tz::Tz::UTC))
+}

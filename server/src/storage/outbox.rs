@@ -258,9 +258,14 @@ async fn concerned<DB: Dialect>(
             .unwrap_or("")
     };
     Ok(match AuditAction::from_key(event) {
-        Some(AuditAction::ApprovalRequested) => {
-            Concerned::OperatorsBut(email_in(&entry.actor).unwrap_or_default())
-        }
+        // What the team's operators and owners must act on (not whoever caused it).
+        Some(
+            AuditAction::ApprovalRequested
+            | AuditAction::DeletionPrepared
+            | AuditAction::DeletionReminder
+            | AuditAction::DeletionDue
+            | AuditAction::DeletionCancelled,
+        ) => Concerned::OperatorsBut(email_in(&entry.actor).unwrap_or_default()),
         Some(AuditAction::ApprovalDeclined) => requester::<DB>(conn, &target).await?,
         Some(AuditAction::ApprovalGiven) => requester::<DB>(conn, detail("preview")).await?,
         Some(AuditAction::RunEnded) => {

@@ -157,6 +157,21 @@ async fn each_event_emails_the_members_it_concerns(backend: Backend) {
             by(vera, AuditAction::InvitationAccepted, "", mallory),
             vec![],
         ),
+        // The undo window's reminder, by Offboard: every operator and owner.
+        (
+            by(
+                "Offboard",
+                AuditAction::DeletionReminder,
+                "job-1",
+                json!({}),
+            ),
+            pairs("deletion_reminder", &["carol", "olive", "otto"]),
+        ),
+        // Olive cancels a deletion: the other operators hear of it, not she.
+        (
+            by(olive, AuditAction::DeletionCancelled, "job-1", json!({})),
+            pairs("deletion_cancelled", &["carol", "otto"]),
+        ),
         // A sign-in notifies nobody.
         (entry(AuditAction::SignIn), vec![]),
     ];

@@ -133,9 +133,10 @@ impl JobSupervisor {
         };
         if action == app::model::Action::DeactivateThenDelete {
             let settings = self.storage.team_settings(team_id).await?;
+            let zone = crate::service::retention::team_zone(self.storage.as_ref(), team_id).await?;
             job.undo = Some(crate::service::undo::window_for(
                 &job,
-                delete_on.as_deref(),
+                (delete_on.as_deref(), zone),
                 settings.ask_again_at_date,
                 &fresh,
             )?);

@@ -341,10 +341,13 @@ impl TeamConsole {
         let created_at = self.console.clock.now();
         let delete_on = match action {
             Action::DeactivateThenDelete => {
-                let settings = self.console.storage.team_settings(self.team).await?;
+                let storage = self.console.storage.as_ref();
+                let settings = storage.team_settings(self.team).await?;
+                let zone = crate::service::retention::team_zone(storage, self.team).await?;
                 Some(crate::engine::undo::deletion_date(
                     created_at,
                     settings.days_before_deletion,
+                    zone,
                 ))
             }
             _ => None,

@@ -27,16 +27,17 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 /// The window a run of `job` opens: every user it is to deactivate, as the fresh `listing`
-/// shows them now (their emails are what the date compares), and the date the phrase named.
+/// shows them now (their emails are what the date compares), and the date the phrase named,
+/// due when that day begins in the team's time zone `zone`.
 pub(super) fn window_for(
     job: &NewJob,
-    delete_on: Option<&str>,
+    (delete_on, zone): (Option<&str>, chrono_tz::Tz),
     ask_again: bool,
     listing: &[SiteUser],
 ) -> Result<NewUndoWindow, ConsoleError> {
     let no_date = || ConsoleError::new("This preview names no deletion date; make a new preview.");
     let delete_on = delete_on.ok_or_else(no_date)?;
-    let due_at = due_at(delete_on).ok_or_else(no_date)?;
+    let due_at = due_at(delete_on, zone).ok_or_else(no_date)?;
     let by_id: HashMap<&str, &SiteUser> = listing.iter().map(|u| (u.id.as_str(), u)).collect();
     let users = job
         .items
