@@ -269,6 +269,9 @@ mod tests {
             "unavailable",
             "current-password-wrong",
             "password-changed",
+            "email-choices-saved",
+            "confirmation-sent",
+            "email-confirmed",
         ]);
         for p in <AccountProblem as strum::VariantArray>::VARIANTS {
             assert_eq!(AccountProblem::from_key(p.key()), Some(*p));

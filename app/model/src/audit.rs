@@ -268,6 +268,7 @@ mod tests {
             "invitation_accepted",
             "invitation_revoked",
             "sign_on_linked",
+            "email_confirmed",
             "approval_requested",
             "approval_given",
             "approval_declined",
