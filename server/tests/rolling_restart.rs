@@ -122,7 +122,7 @@ async fn a_replica_told_to_stop_ends_its_streams_hands_its_runs_over_and_exits_c
         "--job-lease-seconds",
         "3600",
     ];
-    let mut a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
+    let a = ConsoleProcess::start_with(&dir.path().join("replica-a"), &args).await;
     let b = ConsoleProcess::start_with(&dir.path().join("replica-b"), &args).await;
     let site = FaultServer::start(&["--users", "180", "--latency-ms", "300"]);
     let diagnosis = a.save_connection(&site.base, "", "").await;
@@ -136,6 +136,25 @@ async fn a_replica_told_to_stop_ends_its_streams_hands_its_runs_over_and_exits_c
     let preview = a.preview_text(&pasted(&chosen), "delete").await;
     assert_eq!(preview["counts"]["selected"], json!(chosen.len()));
     let job_id = a.start_run(&preview).await;
+    // The replica that starts a run claims it right after writing it; the other one's
+    // periodic claim can take it in that gap (JobSupervisor::start allows it). From here on,
+    // "A" is whichever replica drives the run, the one told to stop.
+    let holder: String = {
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&url)
+            .await
+            .expect("the database");
+        sqlx::query_scalar("SELECT holder FROM job_leases WHERE job_id = $1")
+            .bind(&job_id)
+            .fetch_one(&mut db)
+            .await
+            .expect("the run's lease")
+    };
+    let (mut a, b) = if holder.starts_with(&format!("{}-", b.pid())) {
+        (b, a)
+    } else {
+        (a, b)
+    };
 
     // A browser follows the run on A; some users are done.
     let mut on_a = Stream::open(&a, &job_id, None).await;
