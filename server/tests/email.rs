@@ -31,15 +31,6 @@ const VERA: &str = "vera@offboard.test";
 /// Longer than the first retry (30 s) and the second (60 s) after a failed try.
 const RETRIED: Duration = Duration::from_secs(150);
 
-async fn json_of(
-    console: &ConsoleProcess,
-    who: &Client,
-    name: &str,
-    fields: &[(&str, &str)],
-) -> Value {
-    console.json_as(who, name, fields).await
-}
-
 /// The delivery log's line about `what` to `to`, once its detail contains `words` (failing
 /// after `limit`).
 async fn logged(
@@ -52,7 +43,7 @@ async fn logged(
 ) -> Value {
     let deadline = Instant::now() + limit;
     loop {
-        let page = json_of(console, owner, "webhook_page", &[]).await;
+        let page = console.json_as(owner, "webhook_page", &[]).await;
         let line = page["deliveries"].as_array().and_then(|lines| {
             lines
                 .iter()
@@ -120,13 +111,13 @@ async fn email_reaches_the_people_concerned(database_url: Option<&str>) {
     let preview = console.preview_text_as(&carol, &text).await;
     let preview_id = preview["id"].as_str().unwrap().to_string();
     let phrase = preview["phrase"].as_str().unwrap().to_string();
-    json_of(
-        &console,
-        &carol,
-        "request_approval",
-        &[("preview_id", &preview_id), ("typed", &phrase)],
-    )
-    .await;
+    console
+        .json_as(
+            &carol,
+            "request_approval",
+            &[("preview_id", &preview_id), ("typed", &phrase)],
+        )
+        .await;
     let refused = logged(
         &console,
         &olive,
@@ -175,7 +166,7 @@ async fn email_reaches_the_people_concerned(database_url: Option<&str>) {
     assert_eq!(delivered["state"], json!("Delivered"), "{delivered}");
 
     // Olive turns off mail about runs ending, on her Account page.
-    let choices = json_of(&console, &olive, "email_choices", &[]).await;
+    let choices = console.json_as(&olive, "email_choices", &[]).await;
     assert_eq!(choices["mail_on"], json!(true), "{choices}");
     assert_eq!(choices["email"], json!(OLIVE));
     assert!(
@@ -199,7 +190,7 @@ async fn email_reaches_the_people_concerned(database_url: Option<&str>) {
         )
         .await;
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
-    let choices = json_of(&console, &olive, "email_choices", &[]).await;
+    let choices = console.json_as(&olive, "email_choices", &[]).await;
     let run_ended = choices["choices"]
         .as_array()
         .unwrap()
@@ -211,13 +202,13 @@ async fn email_reaches_the_people_concerned(database_url: Option<&str>) {
 
     // Olive approves: Carol hears it started, then that it finished; Olive (the approver) does
     // not, as she chose.
-    let job = json_of(
-        &console,
-        &olive,
-        "start_job",
-        &[("preview_id", &preview_id), ("typed", &phrase)],
-    )
-    .await;
+    let job = console
+        .json_as(
+            &olive,
+            "start_job",
+            &[("preview_id", &preview_id), ("typed", &phrase)],
+        )
+        .await;
     let job_id = job["id"].as_str().unwrap().to_string();
     let started = mail
         .until(CAROL, "Approved and started", 1, Duration::from_secs(30))
@@ -285,7 +276,7 @@ fn location(reply: &reqwest::Response) -> String {
 
 /// The team names `who` belongs to, sorted.
 async fn teams_of(console: &ConsoleProcess, who: &Client) -> Vec<String> {
-    let me = json_of(console, who, "whoami", &[]).await;
+    let me = console.json_as(who, "whoami", &[]).await;
     let mut names: Vec<String> = me["teams"]
         .as_array()
         .unwrap()
@@ -326,7 +317,7 @@ async fn a_local_account_confirms_its_address(database_url: Option<&str>) {
         .post_form(&olive, "/teams", &[("name", "Team B")])
         .await;
     assert!(location(&made).contains("problem=done"), "{made:?}");
-    let teams = json_of(&console, &olive, "console_teams", &[]).await;
+    let teams = console.json_as(&olive, "console_teams", &[]).await;
     let team_b = teams[0]
         .as_array()
         .unwrap()
@@ -351,7 +342,7 @@ async fn a_local_account_confirms_its_address(database_url: Option<&str>) {
     console
         .post_form(&olive, "/account/team", &[("team", "1")])
         .await;
-    let first = json_of(&console, &olive, "whoami", &[]).await["team"]["name"]
+    let first = console.json_as(&olive, "whoami", &[]).await["team"]["name"]
         .as_str()
         .unwrap()
         .to_string();
@@ -364,7 +355,7 @@ async fn a_local_account_confirms_its_address(database_url: Option<&str>) {
         .await;
     assert_eq!(granted.status(), StatusCode::SEE_OTHER);
     assert_eq!(teams_of(&console, &pat).await, vec!["Team B (viewer)"]);
-    let choices = json_of(&console, &pat, "email_choices", &[]).await;
+    let choices = console.json_as(&pat, "email_choices", &[]).await;
     assert_eq!(
         (choices["mail_on"].clone(), choices["confirmed"].clone()),
         (json!(true), json!(false))
@@ -414,7 +405,7 @@ async fn a_local_account_confirms_its_address(database_url: Option<&str>) {
         teams_of(&console, &pat).await,
         vec![format!("{first} (operator)"), "Team B (viewer)".to_string()]
     );
-    let choices = json_of(&console, &pat, "email_choices", &[]).await;
+    let choices = console.json_as(&pat, "email_choices", &[]).await;
     assert_eq!(choices["confirmed"], json!(true), "{choices}");
     // Once: the same link again, or a new one for a proven address, is refused.
     let again = console

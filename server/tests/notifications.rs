@@ -171,15 +171,6 @@ async fn stage(data: &std::path::Path, database_url: Option<&str>) -> Stage {
     }
 }
 
-async fn json_of(
-    console: &ConsoleProcess,
-    who: &Client,
-    name: &str,
-    fields: &[(&str, &str)],
-) -> Value {
-    console.json_as(who, name, fields).await
-}
-
 /// The delivery log's newest line once its state is `state` (failing after `seconds`).
 async fn newest_delivery_once(
     console: &ConsoleProcess,
@@ -189,7 +180,7 @@ async fn newest_delivery_once(
 ) -> Value {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
-        let page = json_of(console, owner, "webhook_page", &[]).await;
+        let page = console.json_as(owner, "webhook_page", &[]).await;
         let line = page["deliveries"][0].clone();
         if line["state"] == json!(state) {
             return line;
@@ -207,13 +198,13 @@ async fn save_webhook(console: &ConsoleProcess, olive: &Client, address: &str) -
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
     let back = saved.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(back, "/team?problem=done#notifications");
-    let page = json_of(console, olive, "webhook_page", &[]).await;
+    let page = console.json_as(olive, "webhook_page", &[]).await;
     let secret = page["new_secret"]
         .as_str()
         .expect("the secret, once")
         .to_string();
     assert!(secret.starts_with("whsec_"), "{page}");
-    let again = json_of(console, olive, "webhook_page", &[]).await;
+    let again = console.json_as(olive, "webhook_page", &[]).await;
     assert_eq!(again["new_secret"], Value::Null, "shown once: {again}");
     assert_eq!(
         again["webhook"]["address"],
@@ -258,10 +249,7 @@ async fn webhooks_reach_the_team_signed(database_url: Option<&str>) {
                 .await;
             assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{path}");
         }
-        assert_eq!(
-            json_of(console, who, "webhook_page", &[]).await,
-            Value::Null
-        );
+        assert_eq!(console.json_as(who, "webhook_page", &[]).await, Value::Null);
     }
     // An internal address is refused when a hosted console (no loopback allowance) checks
     // it: here loopback is allowed for the test, so a non-https, non-loopback one is tried.
@@ -273,7 +261,7 @@ async fn webhooks_reach_the_team_signed(database_url: Option<&str>) {
         )
         .await;
     assert_eq!(refused.status(), StatusCode::SEE_OTHER);
-    let page = json_of(console, &olive, "webhook_page", &[]).await;
+    let page = console.json_as(&olive, "webhook_page", &[]).await;
     assert_eq!(page["new_secret"], Value::Null, "nothing was saved: {page}");
 
     // Carol asks for approval of deleting three users.
@@ -286,13 +274,13 @@ async fn webhooks_reach_the_team_signed(database_url: Option<&str>) {
     let preview = console.preview_text_as(&carol, &text).await;
     let preview_id = preview["id"].as_str().unwrap().to_string();
     let phrase = preview["phrase"].as_str().unwrap().to_string();
-    json_of(
-        console,
-        &carol,
-        "request_approval",
-        &[("preview_id", &preview_id), ("typed", &phrase)],
-    )
-    .await;
+    console
+        .json_as(
+            &carol,
+            "request_approval",
+            &[("preview_id", &preview_id), ("typed", &phrase)],
+        )
+        .await;
     let asked = receiver
         .until("approval_requested", 1, Duration::from_secs(30))
         .await;
@@ -324,13 +312,13 @@ async fn webhooks_reach_the_team_signed(database_url: Option<&str>) {
         );
     }
     // Olive declines it, with a reason.
-    json_of(
-        console,
-        &olive,
-        "decline_approval",
-        &[("preview_id", &preview_id), ("reason", "Wrong list")],
-    )
-    .await;
+    console
+        .json_as(
+            &olive,
+            "decline_approval",
+            &[("preview_id", &preview_id), ("reason", "Wrong list")],
+        )
+        .await;
     let declined = receiver
         .until("approval_declined", 1, Duration::from_secs(30))
         .await;
@@ -344,20 +332,20 @@ async fn webhooks_reach_the_team_signed(database_url: Option<&str>) {
     let preview = console.preview_text_as(&carol, &text).await;
     let again_id = preview["id"].as_str().unwrap().to_string();
     let phrase = preview["phrase"].as_str().unwrap().to_string();
-    json_of(
-        console,
-        &carol,
-        "request_approval",
-        &[("preview_id", &again_id), ("typed", &phrase)],
-    )
-    .await;
-    let job = json_of(
-        console,
-        &olive,
-        "start_job",
-        &[("preview_id", &again_id), ("typed", &phrase)],
-    )
-    .await;
+    console
+        .json_as(
+            &carol,
+            "request_approval",
+            &[("preview_id", &again_id), ("typed", &phrase)],
+        )
+        .await;
+    let job = console
+        .json_as(
+            &olive,
+            "start_job",
+            &[("preview_id", &again_id), ("typed", &phrase)],
+        )
+        .await;
     let job_id = job["id"].as_str().unwrap().to_string();
     let given = receiver
         .until("approval_given", 1, Duration::from_secs(30))
