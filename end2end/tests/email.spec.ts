@@ -5,10 +5,10 @@
 // emails she gets. SCIM side: the project's Stack-shaped fault server (a FAKE Stack site, a test
 // double); console: the real release binary.
 import { test, expect, BrowserContext } from '@playwright/test';
-import { Console, FIRST_OWNER, freePort, sessionCookie } from './support/servers';
+import { Console, FIRST_OWNER, freePort } from './support/servers';
 import { FaultServer, TOKEN, askForApproval, checkScreen, connect, open, phraseOf, runState } from './support/flow';
 import { MailSink } from './support/mail';
-import { browserOf, invitation } from './support/people';
+import { browserOf, joined } from './support/people';
 
 const CAROL = { name: 'Carol', email: 'user3@example.com', password: 'another long password' };
 
@@ -32,14 +32,7 @@ test('Olive is emailed the request, follows its link and approves; Carol is emai
   let carolBrowser: BrowserContext | undefined;
   try {
     await connect(page, server.baseURL, fault, TOKEN);
-    const link = await invitation(server, server.cookie, 'operator', CAROL.email);
-    const joined = await server.post('/join', {
-      code: new URL(link).searchParams.get('code')!,
-      ...CAROL,
-      again: CAROL.password,
-    });
-    const carolCookie = sessionCookie(joined)!;
-    expect(carolCookie).toBeTruthy();
+    const carolCookie = await joined(server, 'operator', CAROL);
     // Olive made the invitation: she hears that Carol accepted it.
     const accepted = await mail.to(FIRST_OWNER.email, 'Invitation accepted');
     expect(accepted.text).toContain(`${CAROL.name} <${CAROL.email}> accepted an invitation`);

@@ -4,9 +4,9 @@
 // lists. Pages read clearly at 1280 and 390 px and pass axe-core. SCIM side: the project's
 // Stack-shaped fault server (a FAKE Stack site, a test double); console: the real release binary.
 import { test, expect, BrowserContext, Page } from '@playwright/test';
-import { Console, sessionCookie } from './support/servers';
+import { Console } from './support/servers';
 import { FaultServer, TOKEN, askForApproval, checkScreen, connect, open, phraseOf, runState } from './support/flow';
-import { browserOf, invitation } from './support/people';
+import { browserOf, joined } from './support/people';
 
 const CAROL = { name: 'Carol', email: 'user3@example.com', password: 'another long password' };
 
@@ -23,14 +23,7 @@ test('Carol asks, Olive sees it waiting for her and approves from its link', asy
   let carolBrowser: BrowserContext | undefined;
   try {
     await connect(page, server.baseURL, fault, TOKEN);
-    const link = await invitation(server, server.cookie, 'operator', CAROL.email);
-    const joined = await server.post('/join', {
-      code: new URL(link).searchParams.get('code')!,
-      ...CAROL,
-      again: CAROL.password,
-    });
-    const carolCookie = sessionCookie(joined)!;
-    expect(carolCookie).toBeTruthy();
+    const carolCookie = await joined(server, 'operator', CAROL);
 
     // Nothing waits for Olive yet.
     await open(page, server.baseURL, '/');

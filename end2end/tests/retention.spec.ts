@@ -7,9 +7,9 @@
 // once after a clock jump, prepares the right preview and deletes nobody is
 // server/tests/retention.rs (the real binary under libfaketime, both databases).
 import { test, expect, BrowserContext, Page } from '@playwright/test';
-import { Console, sessionCookie } from './support/servers';
+import { Console } from './support/servers';
 import { FaultServer, TOKEN, checkScreen, connect, open } from './support/flow';
-import { browserOf, invitation } from './support/people';
+import { browserOf, joined } from './support/people';
 
 const policy = (page: Page) => page.getByRole('region', { name: 'Retention policy' });
 
@@ -48,20 +48,12 @@ test("an owner sets the retention policy and the team's time zone; an operator s
     await checkScreen(page, '93-retention-policy');
 
     // An operator of the team is not shown the section at all.
-    const link = await invitation(server, server.cookie, 'operator', 'user3@example.com');
-    const password = 'another long password';
-    const joined = await server.post('/join', {
-      code: new URL(link).searchParams.get('code')!,
-      name: 'Carol',
-      email: 'user3@example.com',
-      password,
-      again: password,
-    });
-    operatorBrowser = await browserOf(browser, server, sessionCookie(joined)!);
-    const carol = await operatorBrowser.newPage();
-    await open(carol, server.baseURL, '/team');
-    await expect(carol.getByRole('heading', { name: 'Members' }).or(carol.getByRole('heading').first())).toBeVisible();
-    await expect(policy(carol)).toHaveCount(0);
+    const carol = { name: 'Carol', email: 'user3@example.com', password: 'another long password' };
+    operatorBrowser = await browserOf(browser, server, await joined(server, 'operator', carol));
+    const carolPage = await operatorBrowser.newPage();
+    await open(carolPage, server.baseURL, '/team');
+    await expect(carolPage.getByRole('heading', { name: 'Members' }).or(carolPage.getByRole('heading').first())).toBeVisible();
+    await expect(policy(carolPage)).toHaveCount(0);
   } finally {
     await operatorBrowser?.close();
     await server.stop();
